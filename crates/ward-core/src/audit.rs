@@ -1,0 +1,285 @@
+//! Audit events and the arithmetic that chains them.
+//!
+//! An event's `hash` is the RFC 6962 leaf hash of its canonical bytes,
+//! `SHA-256(0x00 ‖ canonical_json(event without hash))`, and the canonical bytes include
+//! `prev_hash`: the hash of the event before it. So one hash per event is both the Merkle leaf
+//! and the link of the chain. The canonical form is JSON with lexicographically sorted keys, no
+//! insignificant white space and integers only (the subset of RFC 8785 that ward's events use).
+
+use std::fmt;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// `prev_hash` of the first event.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "request.created")]
+    RequestCreated,
+    #[serde(rename = "request.cancelled")]
+    RequestCancelled,
+    #[serde(rename = "request.lapsed")]
+    RequestLapsed,
+    #[serde(rename = "approval.granted")]
+    ApprovalGranted,
+    #[serde(rename = "approval.denied")]
+    ApprovalDenied,
+    #[serde(rename = "grant.scheduled")]
+    GrantScheduled,
+    #[serde(rename = "grant.activated")]
+    GrantActivated,
+    #[serde(rename = "grant.released")]
+    GrantReleased,
+    #[serde(rename = "grant.revoked")]
+    GrantRevoked,
+    #[serde(rename = "grant.expired")]
+    GrantExpired,
+    #[serde(rename = "access.used")]
+    AccessUsed,
+    #[serde(rename = "access.denied")]
+    AccessDenied,
+    #[serde(rename = "policy.changed")]
+    PolicyChanged,
+    #[serde(rename = "config.changed")]
+    ConfigChanged,
+    #[serde(rename = "audit.checkpoint")]
+    AuditCheckpoint,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 15] = [
+        Self::RequestCreated,
+        Self::RequestCancelled,
+        Self::RequestLapsed,
+        Self::ApprovalGranted,
+        Self::ApprovalDenied,
+        Self::GrantScheduled,
+        Self::GrantActivated,
+        Self::GrantReleased,
+        Self::GrantRevoked,
+        Self::GrantExpired,
+        Self::AccessUsed,
+        Self::AccessDenied,
+        Self::PolicyChanged,
+        Self::ConfigChanged,
+        Self::AuditCheckpoint,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RequestCreated => "request.created",
+            Self::RequestCancelled => "request.cancelled",
+            Self::RequestLapsed => "request.lapsed",
+            Self::ApprovalGranted => "approval.granted",
+            Self::ApprovalDenied => "approval.denied",
+            Self::GrantScheduled => "grant.scheduled",
+            Self::GrantActivated => "grant.activated",
+            Self::GrantReleased => "grant.released",
+            Self::GrantRevoked => "grant.revoked",
+            Self::GrantExpired => "grant.expired",
+            Self::AccessUsed => "access.used",
+            Self::AccessDenied => "access.denied",
+            Self::PolicyChanged => "policy.changed",
+            Self::ConfigChanged => "config.changed",
+            Self::AuditCheckpoint => "audit.checkpoint",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event as the service produces it; the store gives it `seq`, `recorded_at` and its hashes
+/// when it appends it, in the same transaction as the change it records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewEvent {
+    pub id: String,
+    pub event_type: EventType,
+    /// When the thing happened (for expiry: `expires_at`, even if processed late).
+    pub occurred_at: Timestamp,
+    pub actor: String,
+    pub subject: Option<String>,
+    pub resource: Option<String>,
+    pub request_id: Option<String>,
+    pub grant_id: Option<String>,
+    pub reason: Option<String>,
+    pub details: Value,
+}
+
+/// An event as stored: appended, numbered and chained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub occurred_at: Timestamp,
+    pub recorded_at: Timestamp,
+    pub actor: String,
+    pub subject: Option<String>,
+    pub resource: Option<String>,
+    pub request_id: Option<String>,
+    pub grant_id: Option<String>,
+    pub reason: Option<String>,
+    pub details: Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl AuditEvent {
+    /// Appends `event` after the event whose hash is `prev_hash`, as number `seq`.
+    pub fn chain(event: NewEvent, seq: i64, recorded_at: Timestamp, prev_hash: String) -> Self {
+        let mut chained = Self {
+            seq,
+            id: event.id,
+            event_type: event.event_type,
+            occurred_at: event.occurred_at,
+            recorded_at,
+            actor: event.actor,
+            subject: event.subject,
+            resource: event.resource,
+            request_id: event.request_id,
+            grant_id: event.grant_id,
+            reason: event.reason,
+            details: event.details,
+            prev_hash,
+            hash: String::new(),
+        };
+        chained.hash = chained.compute_hash();
+        chained
+    }
+
+    /// The bytes that are hashed: every field but `hash`, canonical JSON.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let value = json!({
+            "seq": self.seq,
+            "id": self.id,
+            "type": self.event_type.as_str(),
+            "occurred_at": self.occurred_at.to_string(),
+            "recorded_at": self.recorded_at.to_string(),
+            "actor": self.actor,
+            "subject": self.subject,
+            "resource": self.resource,
+            "request_id": self.request_id,
+            "grant_id": self.grant_id,
+            "reason": self.reason,
+            "details": self.details,
+            "prev_hash": self.prev_hash,
+        });
+        canonical_json(&value).into_bytes()
+    }
+
+    /// RFC 6962 leaf hash of the canonical bytes, lowercase hex.
+    pub fn compute_hash(&self) -> String {
+        leaf_hash(&self.canonical_bytes())
+    }
+}
+
+/// Serialises `value` with object keys sorted at every depth and no white space. (serde_json's
+/// own key order depends on whether some crate in the build enabled `preserve_order`.)
+pub fn canonical_json(value: &Value) -> String {
+    let mut out = String::new();
+    write_canonical(value, &mut out);
+    out
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(item, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// `SHA-256(0x00 ‖ bytes)`, lowercase hex.
+pub fn leaf_hash(bytes: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update([0u8]);
+    hasher.update(bytes);
+    hex::encode(hasher.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str) -> NewEvent {
+        NewEvent {
+            id: id.to_owned(),
+            event_type: EventType::RequestCreated,
+            occurred_at: Timestamp::from_millisecond(1_700_000_000_000).unwrap(),
+            actor: "alice".into(),
+            subject: Some("alice".into()),
+            resource: Some("logs:payments-api".into()),
+            request_id: Some("req_1".into()),
+            grant_id: None,
+            reason: Some("INC-1".into()),
+            details: json!({"role": "read", "duration_seconds": 1800}),
+        }
+    }
+
+    #[test]
+    fn every_event_type_round_trips_through_its_name() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(json, format!("\"{}\"", t.as_str()));
+        }
+    }
+
+    #[test]
+    fn chained_events_link_and_detect_edits() {
+        let at = Timestamp::from_millisecond(1_700_000_000_500).unwrap();
+        let first = AuditEvent::chain(event("e1"), 1, at, GENESIS_HASH.into());
+        let second = AuditEvent::chain(event("e2"), 2, at, first.hash.clone());
+        assert_eq!(second.prev_hash, first.hash);
+        assert_eq!(first.hash.len(), 64);
+        assert_ne!(first.hash, second.hash);
+
+        let mut edited = second.clone();
+        edited.reason = Some("INC-2".into());
+        assert_ne!(edited.compute_hash(), second.hash);
+    }
+
+    #[test]
+    fn canonical_bytes_sort_keys_and_have_no_white_space() {
+        let at = Timestamp::from_millisecond(1_700_000_000_500).unwrap();
+        let bytes = AuditEvent::chain(event("e1"), 1, at, GENESIS_HASH.into()).canonical_bytes();
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(text.starts_with("{\"actor\":\"alice\",\"details\":{\"duration_seconds\":1800,\"role\":\"read\"}"));
+        assert!(!text.contains(": "));
+    }
+}

@@ -1,0 +1,454 @@
+//! The request → approval → grant state machine, as pure functions.
+//!
+//! Each transition takes the current records, the actor and `now`, checks the move is legal,
+//! and returns the new records together with the audit events that describe the move. The
+//! caller commits records and events in one transaction (no audit, no access).
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+
+use crate::audit::{EventType, NewEvent};
+use crate::model::{
+    AccessRequest, Approval, Decision, Grant, GrantId, GrantState, RequestId, RequestState,
+    SYSTEM_ACTOR,
+};
+use crate::policy::RequestTerms;
+
+/// Where fresh identifiers come from (random in production, sequential in tests).
+pub trait IdSource {
+    fn request_id(&mut self) -> RequestId;
+    fn grant_id(&mut self) -> GrantId;
+    fn event_id(&mut self) -> String;
+}
+
+/// A legal move: the records as they are after it, and the events that record it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Transition {
+    pub request: Option<AccessRequest>,
+    pub grant: Option<Grant>,
+    pub events: Vec<NewEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("request {id} is {state}, not pending; it can no longer be decided or cancelled")]
+    NotPending { id: RequestId, state: RequestState },
+    #[error("{0} cannot approve or deny their own request")]
+    SelfDecision(String),
+    #[error("{approver} is not an eligible approver for `{role}` on `{resource}`")]
+    NotEligible { approver: String, resource: String, role: String },
+    #[error("{0} has already approved this request; approvals must come from distinct approvers")]
+    AlreadyApproved(String),
+    #[error("only {requester}, who filed request {id}, can cancel it")]
+    NotRequester { id: RequestId, requester: String },
+    #[error("only {principal}, who holds grant {id}, can release it")]
+    NotHolder { id: GrantId, principal: String },
+    #[error("grant {id} is already {state}")]
+    GrantEnded { id: GrantId, state: GrantState },
+    #[error("a comment is required")]
+    CommentRequired,
+    #[error("a reason is required")]
+    ReasonRequired,
+}
+
+/// What a requester asks for, validated for shape by the caller.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub requester: String,
+    pub resource: String,
+    pub role: String,
+    pub duration_seconds: u64,
+    pub reason: String,
+    pub ticket: Option<String>,
+    pub start_at: Option<Timestamp>,
+}
+
+fn add_seconds(at: Timestamp, seconds: u64) -> Timestamp {
+    let secs = i64::try_from(seconds).unwrap_or(i64::MAX);
+    at.saturating_add(SignedDuration::from_secs(secs)).unwrap_or(Timestamp::MAX)
+}
+
+fn event(ids: &mut dyn IdSource, event_type: EventType, at: Timestamp, actor: &str) -> NewEvent {
+    NewEvent {
+        id: ids.event_id(),
+        event_type,
+        occurred_at: at,
+        actor: actor.to_owned(),
+        subject: None,
+        resource: None,
+        request_id: None,
+        grant_id: None,
+        reason: None,
+        details: json!({}),
+    }
+}
+
+fn request_event(
+    ids: &mut dyn IdSource,
+    event_type: EventType,
+    at: Timestamp,
+    actor: &str,
+    request: &AccessRequest,
+) -> NewEvent {
+    NewEvent {
+        subject: Some(request.requester.clone()),
+        resource: Some(request.resource.clone()),
+        request_id: Some(request.id.to_string()),
+        ..event(ids, event_type, at, actor)
+    }
+}
+
+fn grant_event(
+    ids: &mut dyn IdSource,
+    event_type: EventType,
+    at: Timestamp,
+    actor: &str,
+    grant: &Grant,
+) -> NewEvent {
+    NewEvent {
+        subject: Some(grant.principal.clone()),
+        resource: Some(grant.resource.clone()),
+        request_id: Some(grant.request_id.to_string()),
+        grant_id: Some(grant.id.to_string()),
+        details: json!({
+            "role": grant.role,
+            "starts_at": grant.starts_at.to_string(),
+            "expires_at": grant.expires_at.to_string(),
+        }),
+        ..event(ids, event_type, at, actor)
+    }
+}
+
+/// Files a request under the terms the policy set; approves it at once if a rule says so.
+pub fn file_request(
+    ids: &mut dyn IdSource,
+    new: NewRequest,
+    terms: &RequestTerms,
+    policy_hash: &str,
+    pending_ttl_seconds: u64,
+    now: Timestamp,
+) -> Transition {
+    let mut request = AccessRequest {
+        id: ids.request_id(),
+        requester: new.requester,
+        resource: new.resource,
+        role: new.role,
+        duration_seconds: new.duration_seconds,
+        reason: new.reason,
+        ticket: new.ticket,
+        start_at: new.start_at,
+        state: RequestState::Pending,
+        created_at: now,
+        decided_at: None,
+        lapses_at: add_seconds(now, pending_ttl_seconds),
+        approvals: Vec::new(),
+        approvals_required: terms.approvals_required,
+        grant_id: None,
+        policy_ids: terms.policy_ids.clone(),
+        version: 1,
+    };
+    let mut created = request_event(ids, EventType::RequestCreated, now, &request.requester.clone(), &request);
+    created.reason = Some(request.reason.clone());
+    created.details = json!({
+        "role": request.role,
+        "duration_seconds": request.duration_seconds,
+        "ticket": request.ticket,
+        "start_at": request.start_at.map(|t| t.to_string()),
+        "approvals_required": request.approvals_required,
+        "policy_ids": request.policy_ids,
+        "policy_hash": policy_hash,
+    });
+    let mut events = vec![created];
+
+    let Some(rules) = &terms.auto_approved_by else {
+        return Transition { request: Some(request), grant: None, events };
+    };
+    request.approvals.push(Approval {
+        approver: SYSTEM_ACTOR.to_owned(),
+        decision: Decision::Approve,
+        comment: Some(format!("approved automatically by {}", rules.join(", "))),
+        at: now,
+    });
+    let mut approved = request_event(ids, EventType::ApprovalGranted, now, SYSTEM_ACTOR, &request);
+    approved.details = json!({ "automatic": true, "policy_ids": rules });
+    events.push(approved);
+    let (grant, grant_events) = approve_into_grant(ids, &mut request, SYSTEM_ACTOR, now);
+    events.extend(grant_events);
+    Transition { request: Some(request), grant: Some(grant), events }
+}
+
+/// Marks `request` approved and creates its grant: active now, or scheduled for `start_at`.
+fn approve_into_grant(
+    ids: &mut dyn IdSource,
+    request: &mut AccessRequest,
+    actor: &str,
+    now: Timestamp,
+) -> (Grant, Vec<NewEvent>) {
+    let starts_at = match request.start_at {
+        Some(start) if start > now => start,
+        _ => now,
+    };
+    let grant = Grant {
+        id: ids.grant_id(),
+        request_id: request.id.clone(),
+        principal: request.requester.clone(),
+        resource: request.resource.clone(),
+        role: request.role.clone(),
+        starts_at,
+        expires_at: add_seconds(starts_at, request.duration_seconds),
+        state: if starts_at > now { GrantState::Scheduled } else { GrantState::Active },
+        ended_at: None,
+        ended_by: None,
+        end_reason: None,
+        first_used_at: None,
+        version: 1,
+    };
+    request.state = RequestState::Approved;
+    request.decided_at = Some(now);
+    request.grant_id = Some(grant.id.clone());
+    let event_type = match grant.state {
+        GrantState::Scheduled => EventType::GrantScheduled,
+        _ => EventType::GrantActivated,
+    };
+    let mut activated = grant_event(ids, event_type, now, actor, &grant);
+    activated.reason = Some(request.reason.clone());
+    (grant, vec![activated])
+}
+
+fn ensure_pending(request: &AccessRequest) -> Result<(), LifecycleError> {
+    if request.state == RequestState::Pending {
+        Ok(())
+    } else {
+        Err(LifecycleError::NotPending { id: request.id.clone(), state: request.state })
+    }
+}
+
+fn ensure_may_decide(request: &AccessRequest, approver: &str, eligible: bool) -> Result<(), LifecycleError> {
+    ensure_pending(request)?;
+    if approver == request.requester {
+        return Err(LifecycleError::SelfDecision(approver.to_owned()));
+    }
+    if !eligible {
+        return Err(LifecycleError::NotEligible {
+            approver: approver.to_owned(),
+            resource: request.resource.clone(),
+            role: request.role.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Records an approval; once enough distinct approvers agree, the grant is created.
+/// `eligible` is the policy's answer for this approver.
+pub fn approve(
+    ids: &mut dyn IdSource,
+    mut request: AccessRequest,
+    approver: &str,
+    eligible: bool,
+    comment: Option<String>,
+    now: Timestamp,
+) -> Result<Transition, LifecycleError> {
+    ensure_may_decide(&request, approver, eligible)?;
+    if request.approvers().any(|a| a == approver) {
+        return Err(LifecycleError::AlreadyApproved(approver.to_owned()));
+    }
+    request.approvals.push(Approval {
+        approver: approver.to_owned(),
+        decision: Decision::Approve,
+        comment: comment.clone(),
+        at: now,
+    });
+    request.version += 1;
+    let distinct = request.approvers().collect::<std::collections::BTreeSet<_>>().len();
+    let mut approved = request_event(ids, EventType::ApprovalGranted, now, approver, &request);
+    approved.reason = comment;
+    approved.details = json!({
+        "approvals": distinct,
+        "approvals_required": request.approvals_required,
+    });
+    let mut events = vec![approved];
+    let mut grant = None;
+    if distinct >= request.approvals_required as usize {
+        let (new_grant, grant_events) = approve_into_grant(ids, &mut request, approver, now);
+        events.extend(grant_events);
+        grant = Some(new_grant);
+    }
+    Ok(Transition { request: Some(request), grant, events })
+}
+
+/// An eligible approver turns the request down; one denial ends it.
+pub fn deny(
+    ids: &mut dyn IdSource,
+    mut request: AccessRequest,
+    approver: &str,
+    eligible: bool,
+    comment: String,
+    now: Timestamp,
+) -> Result<Transition, LifecycleError> {
+    ensure_may_decide(&request, approver, eligible)?;
+    if comment.trim().is_empty() {
+        return Err(LifecycleError::CommentRequired);
+    }
+    request.approvals.push(Approval {
+        approver: approver.to_owned(),
+        decision: Decision::Deny,
+        comment: Some(comment.clone()),
+        at: now,
+    });
+    request.state = RequestState::Denied;
+    request.decided_at = Some(now);
+    request.version += 1;
+    let mut denied = request_event(ids, EventType::ApprovalDenied, now, approver, &request);
+    denied.reason = Some(comment);
+    Ok(Transition { request: Some(request), grant: None, events: vec![denied] })
+}
+
+/// The requester withdraws a pending request.
+pub fn cancel(
+    ids: &mut dyn IdSource,
+    mut request: AccessRequest,
+    by: &str,
+    now: Timestamp,
+) -> Result<Transition, LifecycleError> {
+    if by != request.requester {
+        return Err(LifecycleError::NotRequester { id: request.id.clone(), requester: request.requester.clone() });
+    }
+    ensure_pending(&request)?;
+    request.state = RequestState::Cancelled;
+    request.decided_at = Some(now);
+    request.version += 1;
+    let cancelled = request_event(ids, EventType::RequestCancelled, now, by, &request);
+    Ok(Transition { request: Some(request), grant: None, events: vec![cancelled] })
+}
+
+/// Nobody decided in time. `occurred_at` is the lapse time even when processed late.
+pub fn lapse(ids: &mut dyn IdSource, mut request: AccessRequest, now: Timestamp) -> Result<Transition, LifecycleError> {
+    ensure_pending(&request)?;
+    let due = request.lapses_at;
+    request.state = RequestState::Lapsed;
+    request.decided_at = Some(due);
+    request.version += 1;
+    let mut lapsed = request_event(ids, EventType::RequestLapsed, due, SYSTEM_ACTOR, &request);
+    lapsed.details = lateness(due, now);
+    Ok(Transition { request: Some(request), grant: None, events: vec![lapsed] })
+}
+
+fn lateness(due: Timestamp, now: Timestamp) -> serde_json::Value {
+    let lag_ms = now.as_millisecond().saturating_sub(due.as_millisecond()).max(0);
+    json!({ "due_at": due.to_string(), "processed_at": now.to_string(), "lag_ms": lag_ms })
+}
+
+fn ensure_live(grant: &Grant) -> Result<(), LifecycleError> {
+    if grant.state.is_live() {
+        Ok(())
+    } else {
+        Err(LifecycleError::GrantEnded { id: grant.id.clone(), state: grant.state })
+    }
+}
+
+/// A scheduled grant's window has opened.
+pub fn activate(ids: &mut dyn IdSource, mut grant: Grant, now: Timestamp) -> Result<Transition, LifecycleError> {
+    if grant.state != GrantState::Scheduled {
+        return Err(LifecycleError::GrantEnded { id: grant.id.clone(), state: grant.state });
+    }
+    grant.state = GrantState::Active;
+    grant.version += 1;
+    let mut activated = grant_event(ids, EventType::GrantActivated, grant.starts_at, SYSTEM_ACTOR, &grant);
+    merge(&mut activated.details, lateness(grant.starts_at, now));
+    Ok(Transition { request: None, grant: Some(grant), events: vec![activated] })
+}
+
+/// The window has closed. `occurred_at` and `ended_at` are `expires_at`, however late this runs.
+pub fn expire(ids: &mut dyn IdSource, mut grant: Grant, now: Timestamp) -> Result<Transition, LifecycleError> {
+    ensure_live(&grant)?;
+    let mut events = Vec::new();
+    if grant.state == GrantState::Scheduled {
+        // Its whole window passed while nobody was processing: record both edges.
+        events.extend(activate(ids, grant.clone(), now)?.events);
+    }
+    let due = grant.expires_at;
+    grant.state = GrantState::Expired;
+    grant.ended_at = Some(due);
+    grant.ended_by = Some(SYSTEM_ACTOR.to_owned());
+    grant.version += 1;
+    let mut expired = grant_event(ids, EventType::GrantExpired, due, SYSTEM_ACTOR, &grant);
+    merge(&mut expired.details, lateness(due, now));
+    events.push(expired);
+    Ok(Transition { request: None, grant: Some(grant), events })
+}
+
+/// The holder is done early.
+pub fn release(ids: &mut dyn IdSource, mut grant: Grant, by: &str, now: Timestamp) -> Result<Transition, LifecycleError> {
+    if by != grant.principal {
+        return Err(LifecycleError::NotHolder { id: grant.id.clone(), principal: grant.principal.clone() });
+    }
+    end(ids, &mut grant, GrantState::Released, by, None, now)?;
+    let released = grant_event(ids, EventType::GrantReleased, now, by, &grant);
+    Ok(Transition { request: None, grant: Some(grant), events: vec![released] })
+}
+
+/// An approver or admin ends someone's access. `authorized` is the caller's check of `by`.
+pub fn revoke(
+    ids: &mut dyn IdSource,
+    mut grant: Grant,
+    by: &str,
+    reason: String,
+    now: Timestamp,
+) -> Result<Transition, LifecycleError> {
+    if reason.trim().is_empty() {
+        return Err(LifecycleError::ReasonRequired);
+    }
+    end(ids, &mut grant, GrantState::Revoked, by, Some(reason.clone()), now)?;
+    let mut revoked = grant_event(ids, EventType::GrantRevoked, now, by, &grant);
+    revoked.reason = Some(reason);
+    Ok(Transition { request: None, grant: Some(grant), events: vec![revoked] })
+}
+
+fn end(
+    _ids: &mut dyn IdSource,
+    grant: &mut Grant,
+    to: GrantState,
+    by: &str,
+    reason: Option<String>,
+    now: Timestamp,
+) -> Result<(), LifecycleError> {
+    ensure_live(grant)?;
+    // Past its window the grant has in truth already expired; the scheduler will say so.
+    if now >= grant.expires_at {
+        return Err(LifecycleError::GrantEnded { id: grant.id.clone(), state: GrantState::Expired });
+    }
+    grant.state = to;
+    grant.ended_at = Some(now);
+    grant.ended_by = Some(by.to_owned());
+    grant.end_reason = reason;
+    grant.version += 1;
+    Ok(())
+}
+
+fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    if let (Some(into), serde_json::Value::Object(from)) = (into.as_object_mut(), from) {
+        into.extend(from);
+    }
+}
+
+/// A refused attempt, recorded as `access.denied`.
+pub fn refusal_event(
+    ids: &mut dyn IdSource,
+    actor: &str,
+    action: &str,
+    resource: Option<&str>,
+    request_id: Option<&RequestId>,
+    why: &str,
+    now: Timestamp,
+) -> NewEvent {
+    NewEvent {
+        resource: resource.map(str::to_owned),
+        request_id: request_id.map(ToString::to_string),
+        reason: Some(why.to_owned()),
+        details: json!({ "action": action }),
+        ..event(ids, EventType::AccessDenied, now, actor)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,536 @@
+//! The policy facade: ward's questions asked of Cedar.
+//!
+//! Four Cedar actions carry ward's decisions:
+//! - `Ward::Action::"request"`: may this user ask for this role on this resource? The permit
+//!   policies that allow it say, in annotations, how many distinct approvals the request needs
+//!   (`@approvals("2")`, default 1) and how long access may last (`@max_duration("4h")`, default
+//!   [`DEFAULT_MAX_DURATION_SECONDS`]).
+//! - `Ward::Action::"auto_approve"`: is the request approved without a person (on-call with an
+//!   incident ticket)? Forbid policies win, as everywhere in Cedar.
+//! - `Ward::Action::"approve"`: may this user decide this request? Self-approval is refused by
+//!   the engine before Cedar is asked, whatever a policy says.
+//! - `Ward::Action::"access"`: does a holder of an active grant get through right now? ward adds
+//!   one built-in permit for "holds a grant"; a team's forbid policies can narrow it.
+//!
+//! Grants are never modelled as policies (that would make every check linear in grants): the
+//! caller looks the grant up and passes `has_grant` in the context.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::str::FromStr;
+
+use cedar_policy::{
+    ActionConstraint, Authorizer, Context, Decision, Effect, Entities, Entity, EntityId,
+    EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Request, RestrictedExpression, Schema,
+    ValidationMode, Validator,
+};
+use regex::Regex;
+use sha2::{Digest, Sha256};
+
+use crate::directory::Directory;
+use crate::duration::{format_duration, parse_duration};
+use crate::model::AccessRequest;
+
+/// ward's Cedar schema: the entity types, actions and contexts policies are validated against.
+pub const SCHEMA: &str = include_str!("ward.cedarschema");
+
+/// The longest access a permit policy allows when it carries no `@max_duration`.
+pub const DEFAULT_MAX_DURATION_SECONDS: u64 = 3600;
+/// The most approvals a policy may demand; more is a typo, not a workflow.
+pub const MAX_APPROVALS: u32 = 10;
+const GRANT_HOLDER_POLICY_ID: &str = "ward.grant-holder";
+const GRANT_HOLDER_POLICY: &str = r#"permit (principal, action == Ward::Action::"access", resource) when { context.has_grant };"#;
+
+/// One file of Cedar policies.
+#[derive(Debug, Clone)]
+pub struct PolicySource {
+    /// Shown in errors and used to name policies without an `@id`.
+    pub name: String,
+    pub text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("ward's built-in Cedar schema does not load: {0}")]
+    Schema(String),
+    #[error("{file}: the policies do not parse: {message}")]
+    Parse { file: String, message: String },
+    #[error("policy id `{0}` is used twice; give each policy a distinct @id")]
+    DuplicateId(String),
+    #[error("policy `{policy}`: {message}")]
+    Annotation { policy: String, message: String },
+    #[error("the policies do not validate against ward's schema:\n{0}")]
+    Validation(String),
+    #[error("ticket pattern `{name}` is not a valid regex: {message}")]
+    TicketPattern { name: String, message: String },
+    #[error("the directory cannot be turned into Cedar entities: {0}")]
+    Entities(String),
+}
+
+/// What the request action decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestVerdict {
+    Allowed(RequestTerms),
+    Refused(Refusal),
+}
+
+/// The terms under which a request may proceed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestTerms {
+    pub approvals_required: u32,
+    pub max_duration_seconds: u64,
+    /// The permit policies that allowed the request.
+    pub policy_ids: Vec<String>,
+    /// `Some(policies)` when an `auto_approve` rule approved it.
+    pub auto_approved_by: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("unknown user `{0}`")]
+    UnknownUser(String),
+    #[error("unknown resource `{name}`; known resources: {}", known.join(", "))]
+    UnknownResource { name: String, known: Vec<String> },
+    #[error("resource `{resource}` has no role `{role}`; its roles: {}", roles.join(", "))]
+    UnknownRole { resource: String, role: String, roles: Vec<String> },
+    #[error("no policy allows {principal} to request `{role}` on `{resource}`{}", forbidden_suffix(by))]
+    NotPermitted { principal: String, resource: String, role: String, by: Vec<String> },
+    #[error("{requested} is longer than the maximum of {} for `{role}` on `{resource}`", format_duration(*max_seconds))]
+    TooLong { resource: String, role: String, requested: String, max_seconds: u64 },
+}
+
+fn forbidden_suffix(by: &[String]) -> String {
+    if by.is_empty() {
+        String::new()
+    } else {
+        format!(" (forbidden by {})", by.join(", "))
+    }
+}
+
+/// What a user asks for, as the policy sees it.
+#[derive(Debug, Clone)]
+pub struct RequestAsk<'a> {
+    pub requester: &'a str,
+    pub resource: &'a str,
+    pub role: &'a str,
+    pub duration_seconds: u64,
+    pub reason: &'a str,
+    pub ticket: Option<&'a str>,
+}
+
+/// Annotations a permit policy can carry, read once at load.
+#[derive(Debug, Clone, Copy)]
+struct PermitTerms {
+    approvals: u32,
+    max_duration_seconds: u64,
+}
+
+/// A loaded, validated policy set over a directory. Immutable: reloading builds a new one.
+pub struct PolicyEngine {
+    schema: Schema,
+    names: Names,
+    policies: PolicySet,
+    entities: Entities,
+    directory: Directory,
+    terms: HashMap<PolicyId, PermitTerms>,
+    ticket_kinds: Vec<(String, Regex)>,
+    authorizer: Authorizer,
+    hash: String,
+}
+
+fn type_name(name: &str) -> Result<EntityTypeName, PolicyError> {
+    EntityTypeName::from_str(name).map_err(|e| PolicyError::Schema(e.to_string()))
+}
+
+/// Entity types and actions, parsed once so that building a Cedar request cannot fail.
+#[derive(Clone)]
+struct Names {
+    user: EntityTypeName,
+    group: EntityTypeName,
+    resource: EntityTypeName,
+    action: EntityTypeName,
+}
+
+impl Names {
+    fn new() -> Result<Self, PolicyError> {
+        Ok(Self {
+            user: type_name("Ward::User")?,
+            group: type_name("Ward::Group")?,
+            resource: type_name("Ward::Resource")?,
+            action: type_name("Ward::Action")?,
+        })
+    }
+
+    fn user(&self, name: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(self.user.clone(), EntityId::new(name))
+    }
+
+    fn group(&self, name: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(self.group.clone(), EntityId::new(name))
+    }
+
+    fn resource(&self, name: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(self.resource.clone(), EntityId::new(name))
+    }
+
+    fn action(&self, name: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(self.action.clone(), EntityId::new(name))
+    }
+}
+
+fn read_terms(policy: &Policy) -> Result<PermitTerms, PolicyError> {
+    let annotation_error = |message: String| PolicyError::Annotation {
+        policy: policy.id().to_string(),
+        message,
+    };
+    let approvals = match policy.annotation("approvals") {
+        None => 1,
+        Some(text) => {
+            let n: u32 = text.trim().parse().map_err(|_| {
+                annotation_error(format!("@approvals(\"{text}\") is not a whole number"))
+            })?;
+            if n == 0 {
+                return Err(annotation_error(
+                    "@approvals(\"0\") would let requests through unapproved; write an \
+                     auto_approve policy for automatic approval instead"
+                        .into(),
+                ));
+            }
+            if n > MAX_APPROVALS {
+                return Err(annotation_error(format!(
+                    "@approvals(\"{n}\") is more than the maximum of {MAX_APPROVALS}"
+                )));
+            }
+            n
+        }
+    };
+    let max_duration_seconds = match policy.annotation("max_duration") {
+        None => DEFAULT_MAX_DURATION_SECONDS,
+        Some(text) => parse_duration(text)
+            .map_err(|e| annotation_error(format!("@max_duration: {e}")))?,
+    };
+    Ok(PermitTerms { approvals, max_duration_seconds })
+}
+
+fn may_permit_request(policy: &Policy, request: &EntityUid) -> bool {
+    if policy.effect() != Effect::Permit {
+        return false;
+    }
+    match policy.action_constraint() {
+        ActionConstraint::Any => true,
+        ActionConstraint::Eq(action) => &action == request,
+        ActionConstraint::In(actions) => actions.contains(request),
+    }
+}
+
+impl PolicyEngine {
+    pub fn new(
+        directory: Directory,
+        sources: &[PolicySource],
+        ticket_patterns: &BTreeMap<String, String>,
+    ) -> Result<Self, PolicyError> {
+        let (schema, _warnings) =
+            Schema::from_cedarschema_str(SCHEMA).map_err(|e| PolicyError::Schema(e.to_string()))?;
+
+        let names = Names::new()?;
+        let mut policies = PolicySet::new();
+        let mut terms = HashMap::new();
+        for source in sources {
+            let parsed = PolicySet::from_str(&source.text).map_err(|e| PolicyError::Parse {
+                file: source.name.clone(),
+                message: describe_parse_errors(&e),
+            })?;
+            // PolicySet::from_str numbers policies `policy0…` in source order; keep that order.
+            let mut in_file: Vec<&Policy> = parsed.policies().collect();
+            in_file.sort_by_key(|p| {
+                p.id().to_string().trim_start_matches("policy").parse::<usize>().unwrap_or(0)
+            });
+            for (index, policy) in in_file.into_iter().enumerate() {
+                let id = match policy.annotation("id") {
+                    Some(id) => id.to_owned(),
+                    None => format!("{}#{}", source.name, index + 1),
+                };
+                let policy = policy.new_id(PolicyId::new(&id));
+                if may_permit_request(&policy, &names.action("request")) {
+                    terms.insert(policy.id().clone(), read_terms(&policy)?);
+                }
+                policies
+                    .add(policy)
+                    .map_err(|_| PolicyError::DuplicateId(id.clone()))?;
+            }
+        }
+
+        let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
+        if !validation.validation_passed() {
+            let messages: Vec<String> = validation
+                .validation_errors()
+                .map(|e| format!("  - {e}"))
+                .collect();
+            return Err(PolicyError::Validation(messages.join("\n")));
+        }
+
+        let hash = policy_set_hash(&policies);
+        let builtin = Policy::parse(Some(PolicyId::new(GRANT_HOLDER_POLICY_ID)), GRANT_HOLDER_POLICY)
+            .map_err(|e| PolicyError::Schema(e.to_string()))?;
+        policies
+            .add(builtin)
+            .map_err(|_| PolicyError::DuplicateId(GRANT_HOLDER_POLICY_ID.to_owned()))?;
+
+        let entities = build_entities(&names, &directory, &schema)?;
+        let ticket_kinds = ticket_patterns
+            .iter()
+            .map(|(name, pattern)| {
+                Regex::new(pattern)
+                    .map(|re| (name.clone(), re))
+                    .map_err(|e| PolicyError::TicketPattern { name: name.clone(), message: e.to_string() })
+            })
+            .collect::<Result<_, _>>()?;
+
+        Ok(Self {
+            schema,
+            names,
+            policies,
+            entities,
+            directory,
+            terms,
+            ticket_kinds,
+            authorizer: Authorizer::new(),
+            hash,
+        })
+    }
+
+    pub fn directory(&self) -> &Directory {
+        &self.directory
+    }
+
+    /// SHA-256 over the loaded policies (ids and text), to record which policy set decided.
+    pub fn hash(&self) -> &str {
+        &self.hash
+    }
+
+    /// The user-written policies, for inspection and benchmarks (without the built-in one).
+    pub fn policy_set(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    pub fn entities(&self) -> &Entities {
+        &self.entities
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Names of the ticket patterns `ticket` matches (`incident`, …).
+    pub fn ticket_kinds(&self, ticket: Option<&str>) -> Vec<String> {
+        let Some(ticket) = ticket else { return Vec::new() };
+        self.ticket_kinds
+            .iter()
+            .filter(|(_, re)| re.is_match(ticket))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Checks that the user, resource and role exist.
+    pub fn check_names(&self, user: &str, resource: &str, role: &str) -> Result<(), Refusal> {
+        if self.directory.user(user).is_none() {
+            return Err(Refusal::UnknownUser(user.to_owned()));
+        }
+        let Some(entry) = self.directory.resource(resource) else {
+            return Err(Refusal::UnknownResource {
+                name: resource.to_owned(),
+                known: self.directory.resources().keys().cloned().collect(),
+            });
+        };
+        if !entry.roles.iter().any(|r| r == role) {
+            return Err(Refusal::UnknownRole {
+                resource: resource.to_owned(),
+                role: role.to_owned(),
+                roles: entry.roles.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn ask_context(&self, ask: &RequestAsk<'_>) -> Vec<(String, RestrictedExpression)> {
+        let kinds = self.ticket_kinds(ask.ticket);
+        vec![
+            ("role".into(), RestrictedExpression::new_string(ask.role.to_owned())),
+            (
+                "duration_seconds".into(),
+                RestrictedExpression::new_long(i64::try_from(ask.duration_seconds).unwrap_or(i64::MAX)),
+            ),
+            ("reason".into(), RestrictedExpression::new_string(ask.reason.to_owned())),
+            ("has_ticket".into(), RestrictedExpression::new_bool(ask.ticket.is_some())),
+            (
+                "ticket".into(),
+                RestrictedExpression::new_string(ask.ticket.unwrap_or_default().to_owned()),
+            ),
+            (
+                "ticket_kinds".into(),
+                RestrictedExpression::new_set(kinds.into_iter().map(RestrictedExpression::new_string)),
+            ),
+        ]
+    }
+
+    fn authorize(
+        &self,
+        principal: &str,
+        action: &str,
+        resource: &str,
+        context: Vec<(String, RestrictedExpression)>,
+    ) -> (Decision, Vec<String>) {
+        let request = Context::from_pairs(context).ok().and_then(|context| {
+            Request::new(
+                self.names.user(principal),
+                self.names.action(action),
+                self.names.resource(resource),
+                context,
+                Some(&self.schema),
+            )
+            .ok()
+        });
+        // A request the schema rejects can only come from a bug; deny rather than guess.
+        let Some(request) = request else {
+            return (Decision::Deny, Vec::new());
+        };
+        let response = self.authorizer.is_authorized(&request, &self.policies, &self.entities);
+        let reasons = response.diagnostics().reason().map(ToString::to_string).collect();
+        (response.decision(), reasons)
+    }
+
+    /// Decides whether `ask` may be filed, and on what terms.
+    pub fn decide_request(&self, ask: &RequestAsk<'_>) -> RequestVerdict {
+        if let Err(refusal) = self.check_names(ask.requester, ask.resource, ask.role) {
+            return RequestVerdict::Refused(refusal);
+        }
+        let context = self.ask_context(ask);
+        let (decision, reasons) = self.authorize(ask.requester, "request", ask.resource, context.clone());
+        if decision == Decision::Deny {
+            return RequestVerdict::Refused(Refusal::NotPermitted {
+                principal: ask.requester.to_owned(),
+                resource: ask.resource.to_owned(),
+                role: ask.role.to_owned(),
+                by: reasons,
+            });
+        }
+        let permitting: Vec<(String, PermitTerms)> = reasons
+            .into_iter()
+            .map(|id| {
+                let terms = self.terms.get(&PolicyId::new(&id)).copied().unwrap_or(PermitTerms {
+                    approvals: 1,
+                    max_duration_seconds: DEFAULT_MAX_DURATION_SECONDS,
+                });
+                (id, terms)
+            })
+            .collect();
+        let longest = permitting.iter().map(|(_, t)| t.max_duration_seconds).max().unwrap_or(0);
+        let fitting: Vec<&(String, PermitTerms)> = permitting
+            .iter()
+            .filter(|(_, t)| t.max_duration_seconds >= ask.duration_seconds)
+            .collect();
+        if fitting.is_empty() {
+            return RequestVerdict::Refused(Refusal::TooLong {
+                resource: ask.resource.to_owned(),
+                role: ask.role.to_owned(),
+                requested: format_duration(ask.duration_seconds),
+                max_seconds: longest,
+            });
+        }
+        // Any one permit suffices, so the request gets the lightest terms among those that fit.
+        let approvals_required = fitting.iter().map(|(_, t)| t.approvals).min().unwrap_or(1);
+        let (auto_decision, auto_reasons) = self.authorize(ask.requester, "auto_approve", ask.resource, context);
+        RequestVerdict::Allowed(RequestTerms {
+            approvals_required,
+            max_duration_seconds: longest,
+            policy_ids: fitting.iter().map(|(id, _)| id.clone()).collect(),
+            auto_approved_by: (auto_decision == Decision::Allow).then_some(auto_reasons),
+        })
+    }
+
+    /// Whether `approver` may decide `request`. Never true for the requester themself.
+    pub fn may_approve(&self, approver: &str, request: &AccessRequest) -> bool {
+        if approver == request.requester || self.directory.user(approver).is_none() {
+            return false;
+        }
+        let ask = RequestAsk {
+            requester: &request.requester,
+            resource: &request.resource,
+            role: &request.role,
+            duration_seconds: request.duration_seconds,
+            reason: &request.reason,
+            ticket: request.ticket.as_deref(),
+        };
+        let mut context = self.ask_context(&ask);
+        context.push(("requester".into(), RestrictedExpression::new_entity_uid(self.names.user(&request.requester))));
+        self.authorize(approver, "approve", &request.resource, context).0 == Decision::Allow
+    }
+
+    /// Whether a holder of a grant for `role` on `resource` gets through; `has_grant` is the
+    /// caller's lookup. Returns the forbid policies that stopped it, if any.
+    pub fn permits_access(&self, principal: &str, resource: &str, role: &str, has_grant: bool) -> Result<(), Vec<String>> {
+        let context = vec![
+            ("role".into(), RestrictedExpression::new_string(role.to_owned())),
+            ("has_grant".into(), RestrictedExpression::new_bool(has_grant)),
+        ];
+        let (decision, reasons) = self.authorize(principal, "access", resource, context);
+        match decision {
+            Decision::Allow => Ok(()),
+            Decision::Deny => Err(reasons),
+        }
+    }
+}
+
+fn describe_parse_errors(errors: &cedar_policy::ParseErrors) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+fn policy_set_hash(policies: &PolicySet) -> String {
+    let mut texts: Vec<(String, String)> = policies
+        .policies()
+        .map(|p| (p.id().to_string(), p.to_string()))
+        .collect();
+    texts.sort();
+    let mut hasher = Sha256::new();
+    for (id, text) in texts {
+        hasher.update(id.as_bytes());
+        hasher.update([0]);
+        hasher.update(text.as_bytes());
+        hasher.update([0]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+fn build_entities(names: &Names, directory: &Directory, schema: &Schema) -> Result<Entities, PolicyError> {
+    let groups = |list: &[String]| -> HashSet<EntityUid> { list.iter().map(|g| names.group(g)).collect() };
+    let mut entities = Vec::new();
+    for (name, group) in directory.groups() {
+        entities.push(Entity::new_no_attrs(names.group(name), groups(&group.parents)));
+    }
+    for (name, user) in directory.users() {
+        entities.push(Entity::new_no_attrs(names.user(name), groups(&user.groups)));
+    }
+    for (name, resource) in directory.resources() {
+        let attrs = HashMap::from([
+            ("kind".to_owned(), RestrictedExpression::new_string(resource.kind.clone())),
+            (
+                "roles".to_owned(),
+                RestrictedExpression::new_set(resource.roles.iter().cloned().map(RestrictedExpression::new_string)),
+            ),
+        ]);
+        let entity = Entity::new(names.resource(name), attrs, HashSet::new())
+            .map_err(|e| PolicyError::Entities(e.to_string()))?;
+        entities.push(entity);
+    }
+    Entities::from_entities(entities, Some(schema)).map_err(|e| PolicyError::Entities(e.to_string()))
+}
+
+/// The roles (actions) a resource offers, for listings and errors.
+pub fn known_roles(directory: &Directory, resource: &str) -> BTreeSet<String> {
+    directory
+        .resource(resource)
+        .map(|r| r.roles.iter().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

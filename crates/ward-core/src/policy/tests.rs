@@ -1,0 +1,188 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::directory::{ResourceEntry, UserEntry};
+use crate::model::{RequestId, RequestState};
+
+/// The quickstart world, parsed the way the service parses it (users, resources, tickets).
+pub(crate) fn quickstart() -> PolicyEngine {
+    let user = |groups: &[&str]| UserEntry { groups: groups.iter().map(|g| g.to_string()).collect() };
+    let users = BTreeMap::from([
+        ("alice".to_owned(), user(&["engineering", "payments"])),
+        ("bob".to_owned(), user(&["engineering", "payments-leads"])),
+        ("erin".to_owned(), user(&["engineering", "payments-leads"])),
+        ("dave".to_owned(), user(&["engineering", "oncall"])),
+        ("carol".to_owned(), user(&["auditors"])),
+        ("admin".to_owned(), user(&["ward-admins"])),
+    ]);
+    let resource = |roles: &[&str]| ResourceEntry {
+        kind: "logs".into(),
+        description: String::new(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+    };
+    let resources = BTreeMap::from([
+        ("logs:payments-api".to_owned(), resource(&["read", "read-unmasked"])),
+        ("logs:checkout-web".to_owned(), resource(&["read"])),
+    ]);
+    let directory = Directory::new(users, BTreeMap::new(), resources).unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/policies");
+    let sources: Vec<PolicySource> = ["payments-api.cedar", "checkout-web.cedar", "org.cedar"]
+        .iter()
+        .map(|f| PolicySource {
+            name: f.to_string(),
+            text: std::fs::read_to_string(format!("{dir}/{f}")).unwrap(),
+        })
+        .collect();
+    let tickets = BTreeMap::from([("incident".to_owned(), "^INC-[0-9]+$".to_owned())]);
+    PolicyEngine::new(directory, &sources, &tickets).unwrap()
+}
+
+fn ask<'a>(who: &'a str, resource: &'a str, role: &'a str, secs: u64, ticket: Option<&'a str>) -> RequestAsk<'a> {
+    RequestAsk { requester: who, resource, role, duration_seconds: secs, reason: "INC-4312 checkout 500s", ticket }
+}
+
+fn terms(verdict: RequestVerdict) -> RequestTerms {
+    match verdict {
+        RequestVerdict::Allowed(terms) => terms,
+        RequestVerdict::Refused(r) => panic!("refused: {r}"),
+    }
+}
+
+fn request_for(requester: &str, resource: &str, role: &str) -> AccessRequest {
+    let at = jiff::Timestamp::UNIX_EPOCH;
+    AccessRequest {
+        id: RequestId::from("req_1"),
+        requester: requester.into(),
+        resource: resource.into(),
+        role: role.into(),
+        duration_seconds: 1800,
+        reason: "because".into(),
+        ticket: None,
+        start_at: None,
+        state: RequestState::Pending,
+        created_at: at,
+        decided_at: None,
+        lapses_at: at,
+        approvals: vec![],
+        approvals_required: 1,
+        grant_id: None,
+        policy_ids: vec![],
+        version: 1,
+    }
+}
+
+#[test]
+fn quickstart_terms_follow_the_contract() {
+    let engine = quickstart();
+    let read = terms(engine.decide_request(&ask("alice", "logs:payments-api", "read", 1800, None)));
+    assert_eq!(read.approvals_required, 1);
+    assert_eq!(read.max_duration_seconds, 4 * 3600);
+    assert_eq!(read.auto_approved_by, None);
+    assert_eq!(read.policy_ids, vec!["payments-api.read".to_owned()]);
+
+    let unmasked = terms(engine.decide_request(&ask("alice", "logs:payments-api", "read-unmasked", 1800, None)));
+    assert_eq!(unmasked.approvals_required, 2);
+    assert_eq!(unmasked.max_duration_seconds, 3600);
+}
+
+#[test]
+fn over_the_maximum_names_the_maximum() {
+    let engine = quickstart();
+    let verdict = engine.decide_request(&ask("alice", "logs:payments-api", "read-unmasked", 7200, None));
+    let RequestVerdict::Refused(refusal) = verdict else { panic!("allowed") };
+    assert!(matches!(refusal, Refusal::TooLong { max_seconds: 3600, .. }));
+    assert!(refusal.to_string().contains("maximum of 1h"), "{refusal}");
+}
+
+#[test]
+fn unknown_names_list_what_exists() {
+    let engine = quickstart();
+    let RequestVerdict::Refused(refusal) = engine.decide_request(&ask("alice", "logs:nope", "read", 60, None)) else {
+        panic!("allowed")
+    };
+    assert_eq!(refusal.to_string(), "unknown resource `logs:nope`; known resources: logs:checkout-web, logs:payments-api");
+    let RequestVerdict::Refused(refusal) = engine.decide_request(&ask("alice", "logs:checkout-web", "write", 60, None)) else {
+        panic!("allowed")
+    };
+    assert!(refusal.to_string().contains("its roles: read"), "{refusal}");
+}
+
+#[test]
+fn auditors_are_forbidden_to_request() {
+    let engine = quickstart();
+    let RequestVerdict::Refused(Refusal::NotPermitted { by, .. }) =
+        engine.decide_request(&ask("carol", "logs:payments-api", "read", 60, None))
+    else {
+        panic!("carol was allowed to request")
+    };
+    assert_eq!(by, vec!["org.auditors-request-nothing".to_owned()]);
+}
+
+#[test]
+fn oncall_with_incident_ticket_is_auto_approved_and_nobody_else() {
+    let engine = quickstart();
+    let auto = terms(engine.decide_request(&ask("dave", "logs:checkout-web", "read", 600, Some("INC-77"))));
+    assert_eq!(auto.auto_approved_by, Some(vec!["checkout-web.oncall-incident".to_owned()]));
+    let other_ticket = terms(engine.decide_request(&ask("dave", "logs:checkout-web", "read", 600, Some("JIRA-77"))));
+    assert_eq!(other_ticket.auto_approved_by, None);
+    let not_oncall = terms(engine.decide_request(&ask("alice", "logs:checkout-web", "read", 600, Some("INC-77"))));
+    assert_eq!(not_oncall.auto_approved_by, None);
+}
+
+#[test]
+fn approvers_follow_the_groups_and_never_the_requester() {
+    let engine = quickstart();
+    let payments = request_for("alice", "logs:payments-api", "read");
+    assert!(engine.may_approve("bob", &payments));
+    assert!(engine.may_approve("erin", &payments));
+    assert!(!engine.may_approve("dave", &payments), "outside payments-leads");
+    assert!(!engine.may_approve("admin", &payments));
+    assert!(!engine.may_approve("carol", &payments));
+    assert!(!engine.may_approve("nobody", &payments));
+
+    let own = request_for("bob", "logs:payments-api", "read");
+    assert!(!engine.may_approve("bob", &own), "self-approval");
+
+    let checkout = request_for("alice", "logs:checkout-web", "read");
+    assert!(engine.may_approve("dave", &checkout));
+    assert!(!engine.may_approve("alice", &checkout));
+}
+
+#[test]
+fn access_needs_a_grant() {
+    let engine = quickstart();
+    assert!(engine.permits_access("alice", "logs:payments-api", "read", true).is_ok());
+    assert!(engine.permits_access("alice", "logs:payments-api", "read", false).is_err());
+}
+
+#[test]
+fn bad_policies_are_refused_with_the_reason() {
+    let directory = quickstart().directory().clone();
+    let load = |text: &str| {
+        PolicyEngine::new(directory.clone(), &[PolicySource { name: "t.cedar".into(), text: text.into() }], &BTreeMap::new())
+    };
+    assert!(matches!(load("permit (principal, action, resource"), Err(PolicyError::Parse { .. })));
+    let unknown_attr = r#"permit (principal, action == Ward::Action::"request", resource) when { context.nope == 1 };"#;
+    assert!(matches!(load(unknown_attr), Err(PolicyError::Validation(_))));
+    let zero = r#"@approvals("0") permit (principal, action == Ward::Action::"request", resource);"#;
+    assert!(matches!(load(zero), Err(PolicyError::Annotation { .. })));
+    let bad_max = r#"@max_duration("forever") permit (principal, action == Ward::Action::"request", resource);"#;
+    assert!(matches!(load(bad_max), Err(PolicyError::Annotation { .. })));
+    let twice = r#"@id("x") permit (principal, action, resource); @id("x") forbid (principal, action, resource);"#;
+    assert!(matches!(load(twice), Err(PolicyError::DuplicateId(_))));
+}
+
+#[test]
+fn the_hash_changes_with_the_policies() {
+    let directory = quickstart().directory().clone();
+    let load = |text: &str| {
+        PolicyEngine::new(directory.clone(), &[PolicySource { name: "t.cedar".into(), text: text.into() }], &BTreeMap::new())
+            .unwrap()
+            .hash()
+            .to_owned()
+    };
+    let a = load(r#"permit (principal, action == Ward::Action::"request", resource);"#);
+    let b = load(r#"forbid (principal, action == Ward::Action::"request", resource);"#);
+    assert_ne!(a, b);
+    assert_eq!(a, load(r#"permit (principal, action == Ward::Action::"request", resource);"#));
+}
