@@ -1,14 +1,134 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The storage boundary.
+//!
+//! The service reads records, computes a [`Change`] with the pure core, and hands it to
+//! [`Store::commit`], which writes the new records *and* appends their audit events in one
+//! transaction, or writes nothing. Records carry a version: a change made from a stale read
+//! fails with [`StoreError::Conflict`] instead of overwriting a concurrent decision.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use ward_core::audit::{AuditEvent, EventType, NewEvent};
+use ward_core::{AccessRequest, Grant, GrantState, RequestState};
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A record changed since it was read (or a new record's id already exists).
+    #[error("the record changed concurrently; read it again and retry")]
+    Conflict,
+    /// The store cannot be reached or refused the operation.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Data in the store does not decode: a bug or tampering.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Everything one transaction writes. A record whose `version` is 1 is inserted; any other
+/// record replaces the stored one whose version is one less.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    pub requests: Vec<AccessRequest>,
+    pub grants: Vec<Grant>,
+    pub events: Vec<NewEvent>,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+impl Change {
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty() && self.grants.is_empty() && self.events.is_empty()
     }
+
+    pub fn absorb(&mut self, transition: ward_core::lifecycle::Transition) {
+        self.requests.extend(transition.request);
+        self.grants.extend(transition.grant);
+        self.events.extend(transition.events);
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RequestFilter {
+    pub state: Option<RequestState>,
+    pub requester: Option<String>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GrantFilter {
+    /// Only grants in one of these states (all when empty).
+    pub states: Vec<GrantState>,
+    pub principal: Option<String>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub actor: Option<String>,
+    pub subject: Option<String>,
+    /// Events where this user is the actor *or* the subject.
+    pub involving: Option<String>,
+    pub resource: Option<String>,
+    pub event_type: Option<EventType>,
+    pub request_id: Option<String>,
+    pub grant_id: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Only events with a larger `seq` (for paging).
+    pub after_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// Work the scheduler owes at some moment.
+#[derive(Debug, Clone, Default)]
+pub struct Due {
+    /// Scheduled grants whose window has opened (and not yet closed).
+    pub activate: Vec<Grant>,
+    /// Live grants whose window has closed.
+    pub expire: Vec<Grant>,
+    /// Pending requests past their lapse time.
+    pub lapse: Vec<AccessRequest>,
+}
+
+impl Due {
+    pub fn is_empty(&self) -> bool {
+        self.activate.is_empty() && self.expire.is_empty() && self.lapse.is_empty()
+    }
+}
+
+/// An API token as stored: only its SHA-256, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub hash: String,
+    pub principal: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Writes `change` atomically, appending its events to the audit chain with
+    /// `recorded_at`. Returns the events as appended.
+    async fn commit(&self, change: Change, recorded_at: Timestamp) -> Result<Vec<AuditEvent>, StoreError>;
+
+    async fn request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError>;
+    /// Newest first.
+    async fn requests(&self, filter: &RequestFilter) -> Result<Vec<AccessRequest>, StoreError>;
+    async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
+    /// Newest first.
+    async fn grants(&self, filter: &GrantFilter) -> Result<Vec<Grant>, StoreError>;
+
+    /// What is due at `now`, at most `limit` items of each kind, oldest first.
+    async fn due(&self, now: Timestamp, limit: u32) -> Result<Due, StoreError>;
+    /// The earliest time anything will be due, if anything is pending.
+    async fn next_due_at(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Oldest first (ascending `seq`).
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<AuditEvent>, StoreError>;
+
+    async fn insert_token(&self, token: &ApiToken) -> Result<(), StoreError>;
+    async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError>;
+
+    /// Succeeds when the store answers and the audit log can be written.
+    async fn ready(&self) -> Result<(), StoreError>;
 }

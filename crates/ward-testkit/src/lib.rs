@@ -1,0 +1,156 @@
+//! Helpers for ward's tests and benchmarks.
+//!
+//! [`postgres()`] starts one private PostgreSQL cluster per test process from the system's
+//! binaries (`initdb`, `postgres`), on a free loopback port, and hands out fresh databases.
+//! A watchdog shell stops the cluster and deletes its files when the test process exits.
+//! Without PostgreSQL binaries the tests that need it are skipped, unless `CI` is set: then
+//! a missing PostgreSQL is a failure.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test support: failing loudly is the point
+
+use std::net::TcpListener;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub struct TempPostgres {
+    bin: PathBuf,
+    port: u16,
+    run_as_postgres: bool,
+}
+
+static CLUSTER: OnceLock<Option<TempPostgres>> = OnceLock::new();
+static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+
+/// The process-wide throwaway cluster, or `None` (with a note on stderr) when PostgreSQL is not
+/// installed and `CI` is not set.
+pub fn postgres() -> Option<&'static TempPostgres> {
+    CLUSTER
+        .get_or_init(|| match find_bin() {
+            Some(bin) => Some(TempPostgres::start(bin)),
+            None if std::env::var_os("CI").is_some() => {
+                panic!("CI is set but no PostgreSQL binaries (initdb) were found; install postgresql")
+            }
+            None => {
+                eprintln!("note: PostgreSQL binaries not found; skipping PostgreSQL tests");
+                None
+            }
+        })
+        .as_ref()
+}
+
+fn find_bin() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("WARD_PG_BIN") {
+        return Some(PathBuf::from(dir));
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    versions.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    versions.pop()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl TempPostgres {
+    fn start(bin: PathBuf) -> Self {
+        // initdb refuses to run as root; run the cluster as the `postgres` user then.
+        let run_as_postgres = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+        let dir = std::env::temp_dir().join(format!("ward-pg-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        if run_as_postgres {
+            run(Command::new("chown").arg("postgres:").arg(&dir), "chown");
+        }
+        let data = dir.join("data");
+        let mut initdb = command(run_as_postgres, &bin.join("initdb"));
+        initdb.args(["-A", "trust", "-U", "ward", "-E", "UTF8", "--no-sync", "-D"]).arg(&data);
+        run(&mut initdb, "initdb");
+
+        let port = free_port();
+        // The watchdog: start postgres, poll for the test process, stop and clean up after it.
+        let script = r#"
+            "$1/postgres" -D "$2/data" -p "$3" -k "$2" -c listen_addresses=127.0.0.1 \
+                -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+                -c max_connections=200 >"$2/log" 2>&1 &
+            pg=$!
+            while [ -d "/proc/$4" ] && kill -0 "$pg" 2>/dev/null; do sleep 0.5; done
+            kill -INT "$pg" 2>/dev/null; wait "$pg"
+            rm -rf "$2"
+        "#;
+        let mut watchdog = command(run_as_postgres, Path::new("sh"));
+        watchdog
+            .arg("-c")
+            .arg(script)
+            .arg("ward-pg-watchdog")
+            .arg(&bin)
+            .arg(&dir)
+            .arg(port.to_string())
+            .arg(std::process::id().to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        watchdog.spawn().expect("start the PostgreSQL watchdog");
+
+        let cluster = Self { bin, port, run_as_postgres };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = Command::new(cluster.bin.join("pg_isready"))
+                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ready {
+                break;
+            }
+            assert!(Instant::now() < deadline, "PostgreSQL did not start; see {}/log", dir.display());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Creates a fresh, empty database and returns its URL.
+    pub fn fresh_database(&self) -> String {
+        let name = format!("ward_test_{}", NEXT_DB.fetch_add(1, Ordering::Relaxed));
+        let mut createdb = command(self.run_as_postgres, &self.bin.join("createdb"));
+        createdb.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "ward", &name]);
+        run(&mut createdb, "createdb");
+        format!("postgres://ward@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+fn command(as_postgres: bool, program: &Path) -> Command {
+    if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(command: &mut Command, what: &str) {
+    let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
