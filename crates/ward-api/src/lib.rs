@@ -1,14 +1,175 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! The JSON of ward's HTTP API (`/v1`), shared by the server and the CLI so both speak exactly
+//! the same shapes. The OpenAPI document is generated from these types.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// An access request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RequestView {
+    pub id: String,
+    pub requester: String,
+    pub resource: String,
+    pub role: String,
+    pub duration_seconds: u64,
+    pub reason: String,
+    pub ticket: Option<String>,
+    /// When the grant should start (absent: as soon as approved).
+    pub start_at: Option<Timestamp>,
+    /// `pending`, `approved`, `denied`, `cancelled` or `lapsed`.
+    pub state: String,
+    pub created_at: Timestamp,
+    pub decided_at: Option<Timestamp>,
+    /// When the request lapses if nobody decides it.
+    pub lapses_at: Timestamp,
+    pub approvals: Vec<ApprovalView>,
+    /// Distinct approvals needed.
+    pub approvals_required: u32,
+    pub grant_id: Option<String>,
+    /// The policies that allowed the request.
+    pub policy_ids: Vec<String>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// One approver's decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalView {
+    pub approver: String,
+    /// `approve` or `deny`.
+    pub decision: String,
+    pub comment: Option<String>,
+    pub at: Timestamp,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
+/// Time-limited access.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GrantView {
+    pub id: String,
+    pub request_id: String,
+    pub principal: String,
+    pub resource: String,
+    pub role: String,
+    pub starts_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// `scheduled`, `active`, `released`, `revoked` or `expired`.
+    pub state: String,
+    pub ended_at: Option<Timestamp>,
+    pub ended_by: Option<String>,
+    pub end_reason: Option<String>,
+    pub first_used_at: Option<Timestamp>,
+}
+
+/// `POST /v1/requests`. Give the duration as `duration_seconds` or as `duration` (`30m`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    pub resource: String,
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<Timestamp>,
+}
+
+/// `POST /v1/requests/{id}/approve`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// `POST /v1/requests/{id}/deny`: a comment is required.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DenyBody {
+    pub comment: String,
+}
+
+/// `POST /v1/grants/{id}/revoke`: a reason is required.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeBody {
+    pub reason: String,
+}
+
+/// `POST /v1/check`: does `principal` hold role `action` on `resource` right now?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckBody {
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CheckResult {
+    pub allowed: bool,
+    /// The grant that allows it.
+    pub grant_id: Option<String>,
+    pub expires_at: Option<Timestamp>,
+    /// Why (not) allowed.
+    pub reason: String,
+}
+
+/// One audit event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EventView {
+    /// Position in the log, from 1, without gaps.
+    pub seq: i64,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub occurred_at: Timestamp,
+    pub recorded_at: Timestamp,
+    pub actor: String,
+    pub subject: Option<String>,
+    pub resource: Option<String>,
+    pub request_id: Option<String>,
+    pub grant_id: Option<String>,
+    pub reason: Option<String>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// A resource access can be asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ResourceView {
+    pub name: String,
+    pub kind: String,
+    pub description: String,
+    pub roles: Vec<String>,
+}
+
+/// Who the token belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct WhoAmI {
+    pub name: String,
+    pub groups: Vec<String>,
+    pub admin: bool,
+    pub auditor: bool,
+    pub service: bool,
+}
+
+/// RFC 9457 problem details.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+/// `/healthz` and `/readyz`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
 }

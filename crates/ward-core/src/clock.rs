@@ -38,17 +38,26 @@ impl ManualClock {
     }
 
     pub fn set(&self, to: Timestamp) {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = to_millis(to);
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = to_millis(to);
     }
 
     pub fn advance(&self, by: SignedDuration) {
-        let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut now = self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *now = to_millis(now.saturating_add(by).unwrap_or(*now));
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

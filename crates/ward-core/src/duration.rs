@@ -63,12 +63,30 @@ mod tests {
 
     #[test]
     fn refuses_zero_negative_fractional_and_garbage() {
-        assert!(matches!(parse_duration("0s"), Err(DurationError::NotPositive(_))));
-        assert!(matches!(parse_duration("-5m"), Err(DurationError::NotPositive(_))));
-        assert!(matches!(parse_duration("1.5s"), Err(DurationError::Fractional(_))));
-        assert!(matches!(parse_duration("soon"), Err(DurationError::Malformed(_))));
-        assert!(matches!(parse_duration(""), Err(DurationError::Malformed(_))));
-        assert!(matches!(parse_duration("30"), Err(DurationError::Malformed(_))));
+        assert!(matches!(
+            parse_duration("0s"),
+            Err(DurationError::NotPositive(_))
+        ));
+        assert!(matches!(
+            parse_duration("-5m"),
+            Err(DurationError::NotPositive(_))
+        ));
+        assert!(matches!(
+            parse_duration("1.5s"),
+            Err(DurationError::Fractional(_))
+        ));
+        assert!(matches!(
+            parse_duration("soon"),
+            Err(DurationError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_duration(""),
+            Err(DurationError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_duration("30"),
+            Err(DurationError::Malformed(_))
+        ));
     }
 
     #[test]

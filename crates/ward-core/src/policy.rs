@@ -38,7 +38,8 @@ pub const DEFAULT_MAX_DURATION_SECONDS: u64 = 3600;
 /// The most approvals a policy may demand; more is a typo, not a workflow.
 pub const MAX_APPROVALS: u32 = 10;
 const GRANT_HOLDER_POLICY_ID: &str = "ward.grant-holder";
-const GRANT_HOLDER_POLICY: &str = r#"permit (principal, action == Ward::Action::"access", resource) when { context.has_grant };"#;
+const GRANT_HOLDER_POLICY: &str =
+    r#"permit (principal, action == Ward::Action::"access", resource) when { context.has_grant };"#;
 
 /// One file of Cedar policies.
 #[derive(Debug, Clone)]
@@ -91,11 +92,28 @@ pub enum Refusal {
     #[error("unknown resource `{name}`; known resources: {}", known.join(", "))]
     UnknownResource { name: String, known: Vec<String> },
     #[error("resource `{resource}` has no role `{role}`; its roles: {}", roles.join(", "))]
-    UnknownRole { resource: String, role: String, roles: Vec<String> },
-    #[error("no policy allows {principal} to request `{role}` on `{resource}`{}", forbidden_suffix(by))]
-    NotPermitted { principal: String, resource: String, role: String, by: Vec<String> },
+    UnknownRole {
+        resource: String,
+        role: String,
+        roles: Vec<String>,
+    },
+    #[error(
+        "no policy allows {principal} to request `{role}` on `{resource}`{}",
+        forbidden_suffix(by)
+    )]
+    NotPermitted {
+        principal: String,
+        resource: String,
+        role: String,
+        by: Vec<String>,
+    },
     #[error("{requested} is longer than the maximum of {} for `{role}` on `{resource}`", format_duration(*max_seconds))]
-    TooLong { resource: String, role: String, requested: String, max_seconds: u64 },
+    TooLong {
+        resource: String,
+        role: String,
+        requested: String,
+        max_seconds: u64,
+    },
 }
 
 fn forbidden_suffix(by: &[String]) -> String {
@@ -205,10 +223,14 @@ fn read_terms(policy: &Policy) -> Result<PermitTerms, PolicyError> {
     };
     let max_duration_seconds = match policy.annotation("max_duration") {
         None => DEFAULT_MAX_DURATION_SECONDS,
-        Some(text) => parse_duration(text)
-            .map_err(|e| annotation_error(format!("@max_duration: {e}")))?,
+        Some(text) => {
+            parse_duration(text).map_err(|e| annotation_error(format!("@max_duration: {e}")))?
+        }
     };
-    Ok(PermitTerms { approvals, max_duration_seconds })
+    Ok(PermitTerms {
+        approvals,
+        max_duration_seconds,
+    })
 }
 
 fn may_permit_request(policy: &Policy, request: &EntityUid) -> bool {
@@ -242,7 +264,11 @@ impl PolicyEngine {
             // PolicySet::from_str numbers policies `policy0…` in source order; keep that order.
             let mut in_file: Vec<&Policy> = parsed.policies().collect();
             in_file.sort_by_key(|p| {
-                p.id().to_string().trim_start_matches("policy").parse::<usize>().unwrap_or(0)
+                p.id()
+                    .to_string()
+                    .trim_start_matches("policy")
+                    .parse::<usize>()
+                    .unwrap_or(0)
             });
             for (index, policy) in in_file.into_iter().enumerate() {
                 let id = match policy.annotation("id") {
@@ -269,8 +295,11 @@ impl PolicyEngine {
         }
 
         let hash = policy_set_hash(&policies);
-        let builtin = Policy::parse(Some(PolicyId::new(GRANT_HOLDER_POLICY_ID)), GRANT_HOLDER_POLICY)
-            .map_err(|e| PolicyError::Schema(e.to_string()))?;
+        let builtin = Policy::parse(
+            Some(PolicyId::new(GRANT_HOLDER_POLICY_ID)),
+            GRANT_HOLDER_POLICY,
+        )
+        .map_err(|e| PolicyError::Schema(e.to_string()))?;
         policies
             .add(builtin)
             .map_err(|_| PolicyError::DuplicateId(GRANT_HOLDER_POLICY_ID.to_owned()))?;
@@ -281,7 +310,10 @@ impl PolicyEngine {
             .map(|(name, pattern)| {
                 Regex::new(pattern)
                     .map(|re| (name.clone(), re))
-                    .map_err(|e| PolicyError::TicketPattern { name: name.clone(), message: e.to_string() })
+                    .map_err(|e| PolicyError::TicketPattern {
+                        name: name.clone(),
+                        message: e.to_string(),
+                    })
             })
             .collect::<Result<_, _>>()?;
 
@@ -322,7 +354,9 @@ impl PolicyEngine {
 
     /// Names of the ticket patterns `ticket` matches (`incident`, …).
     pub fn ticket_kinds(&self, ticket: Option<&str>) -> Vec<String> {
-        let Some(ticket) = ticket else { return Vec::new() };
+        let Some(ticket) = ticket else {
+            return Vec::new();
+        };
         self.ticket_kinds
             .iter()
             .filter(|(_, re)| re.is_match(ticket))
@@ -354,20 +388,33 @@ impl PolicyEngine {
     fn ask_context(&self, ask: &RequestAsk<'_>) -> Vec<(String, RestrictedExpression)> {
         let kinds = self.ticket_kinds(ask.ticket);
         vec![
-            ("role".into(), RestrictedExpression::new_string(ask.role.to_owned())),
+            (
+                "role".into(),
+                RestrictedExpression::new_string(ask.role.to_owned()),
+            ),
             (
                 "duration_seconds".into(),
-                RestrictedExpression::new_long(i64::try_from(ask.duration_seconds).unwrap_or(i64::MAX)),
+                RestrictedExpression::new_long(
+                    i64::try_from(ask.duration_seconds).unwrap_or(i64::MAX),
+                ),
             ),
-            ("reason".into(), RestrictedExpression::new_string(ask.reason.to_owned())),
-            ("has_ticket".into(), RestrictedExpression::new_bool(ask.ticket.is_some())),
+            (
+                "reason".into(),
+                RestrictedExpression::new_string(ask.reason.to_owned()),
+            ),
+            (
+                "has_ticket".into(),
+                RestrictedExpression::new_bool(ask.ticket.is_some()),
+            ),
             (
                 "ticket".into(),
                 RestrictedExpression::new_string(ask.ticket.unwrap_or_default().to_owned()),
             ),
             (
                 "ticket_kinds".into(),
-                RestrictedExpression::new_set(kinds.into_iter().map(RestrictedExpression::new_string)),
+                RestrictedExpression::new_set(
+                    kinds.into_iter().map(RestrictedExpression::new_string),
+                ),
             ),
         ]
     }
@@ -393,8 +440,14 @@ impl PolicyEngine {
         let Some(request) = request else {
             return (Decision::Deny, Vec::new());
         };
-        let response = self.authorizer.is_authorized(&request, &self.policies, &self.entities);
-        let reasons = response.diagnostics().reason().map(ToString::to_string).collect();
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.policies, &self.entities);
+        let reasons = response
+            .diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect();
         (response.decision(), reasons)
     }
 
@@ -404,7 +457,8 @@ impl PolicyEngine {
             return RequestVerdict::Refused(refusal);
         }
         let context = self.ask_context(ask);
-        let (decision, reasons) = self.authorize(ask.requester, "request", ask.resource, context.clone());
+        let (decision, reasons) =
+            self.authorize(ask.requester, "request", ask.resource, context.clone());
         if decision == Decision::Deny {
             return RequestVerdict::Refused(Refusal::NotPermitted {
                 principal: ask.requester.to_owned(),
@@ -416,14 +470,22 @@ impl PolicyEngine {
         let permitting: Vec<(String, PermitTerms)> = reasons
             .into_iter()
             .map(|id| {
-                let terms = self.terms.get(&PolicyId::new(&id)).copied().unwrap_or(PermitTerms {
-                    approvals: 1,
-                    max_duration_seconds: DEFAULT_MAX_DURATION_SECONDS,
-                });
+                let terms = self
+                    .terms
+                    .get(&PolicyId::new(&id))
+                    .copied()
+                    .unwrap_or(PermitTerms {
+                        approvals: 1,
+                        max_duration_seconds: DEFAULT_MAX_DURATION_SECONDS,
+                    });
                 (id, terms)
             })
             .collect();
-        let longest = permitting.iter().map(|(_, t)| t.max_duration_seconds).max().unwrap_or(0);
+        let longest = permitting
+            .iter()
+            .map(|(_, t)| t.max_duration_seconds)
+            .max()
+            .unwrap_or(0);
         let fitting: Vec<&(String, PermitTerms)> = permitting
             .iter()
             .filter(|(_, t)| t.max_duration_seconds >= ask.duration_seconds)
@@ -438,7 +500,8 @@ impl PolicyEngine {
         }
         // Any one permit suffices, so the request gets the lightest terms among those that fit.
         let approvals_required = fitting.iter().map(|(_, t)| t.approvals).min().unwrap_or(1);
-        let (auto_decision, auto_reasons) = self.authorize(ask.requester, "auto_approve", ask.resource, context);
+        let (auto_decision, auto_reasons) =
+            self.authorize(ask.requester, "auto_approve", ask.resource, context);
         RequestVerdict::Allowed(RequestTerms {
             approvals_required,
             max_duration_seconds: longest,
@@ -461,16 +524,33 @@ impl PolicyEngine {
             ticket: request.ticket.as_deref(),
         };
         let mut context = self.ask_context(&ask);
-        context.push(("requester".into(), RestrictedExpression::new_entity_uid(self.names.user(&request.requester))));
-        self.authorize(approver, "approve", &request.resource, context).0 == Decision::Allow
+        context.push((
+            "requester".into(),
+            RestrictedExpression::new_entity_uid(self.names.user(&request.requester)),
+        ));
+        self.authorize(approver, "approve", &request.resource, context)
+            .0
+            == Decision::Allow
     }
 
     /// Whether a holder of a grant for `role` on `resource` gets through; `has_grant` is the
     /// caller's lookup. Returns the forbid policies that stopped it, if any.
-    pub fn permits_access(&self, principal: &str, resource: &str, role: &str, has_grant: bool) -> Result<(), Vec<String>> {
+    pub fn permits_access(
+        &self,
+        principal: &str,
+        resource: &str,
+        role: &str,
+        has_grant: bool,
+    ) -> Result<(), Vec<String>> {
         let context = vec![
-            ("role".into(), RestrictedExpression::new_string(role.to_owned())),
-            ("has_grant".into(), RestrictedExpression::new_bool(has_grant)),
+            (
+                "role".into(),
+                RestrictedExpression::new_string(role.to_owned()),
+            ),
+            (
+                "has_grant".into(),
+                RestrictedExpression::new_bool(has_grant),
+            ),
         ];
         let (decision, reasons) = self.authorize(principal, "access", resource, context);
         match decision {
@@ -481,7 +561,11 @@ impl PolicyEngine {
 }
 
 fn describe_parse_errors(errors: &cedar_policy::ParseErrors) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn policy_set_hash(policies: &PolicySet) -> String {
@@ -500,28 +584,46 @@ fn policy_set_hash(policies: &PolicySet) -> String {
     hex::encode(hasher.finalize())
 }
 
-fn build_entities(names: &Names, directory: &Directory, schema: &Schema) -> Result<Entities, PolicyError> {
-    let groups = |list: &[String]| -> HashSet<EntityUid> { list.iter().map(|g| names.group(g)).collect() };
+fn build_entities(
+    names: &Names,
+    directory: &Directory,
+    schema: &Schema,
+) -> Result<Entities, PolicyError> {
+    let groups =
+        |list: &[String]| -> HashSet<EntityUid> { list.iter().map(|g| names.group(g)).collect() };
     let mut entities = Vec::new();
     for (name, group) in directory.groups() {
-        entities.push(Entity::new_no_attrs(names.group(name), groups(&group.parents)));
+        entities.push(Entity::new_no_attrs(
+            names.group(name),
+            groups(&group.parents),
+        ));
     }
     for (name, user) in directory.users() {
         entities.push(Entity::new_no_attrs(names.user(name), groups(&user.groups)));
     }
     for (name, resource) in directory.resources() {
         let attrs = HashMap::from([
-            ("kind".to_owned(), RestrictedExpression::new_string(resource.kind.clone())),
+            (
+                "kind".to_owned(),
+                RestrictedExpression::new_string(resource.kind.clone()),
+            ),
             (
                 "roles".to_owned(),
-                RestrictedExpression::new_set(resource.roles.iter().cloned().map(RestrictedExpression::new_string)),
+                RestrictedExpression::new_set(
+                    resource
+                        .roles
+                        .iter()
+                        .cloned()
+                        .map(RestrictedExpression::new_string),
+                ),
             ),
         ]);
         let entity = Entity::new(names.resource(name), attrs, HashSet::new())
             .map_err(|e| PolicyError::Entities(e.to_string()))?;
         entities.push(entity);
     }
-    Entities::from_entities(entities, Some(schema)).map_err(|e| PolicyError::Entities(e.to_string()))
+    Entities::from_entities(entities, Some(schema))
+        .map_err(|e| PolicyError::Entities(e.to_string()))
 }
 
 /// The roles (actions) a resource offers, for listings and errors.

@@ -1,14 +1,229 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! ward's HTTP layer. Thin on purpose: it authenticates, validates input at the edge, calls the
+//! broker and turns answers into JSON and errors into RFC 9457 problems. Only this crate speaks
+//! HTTP.
+
+mod auth;
+mod handlers;
+mod problem;
+mod views;
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use ward_api::Health;
+use ward_service::{Broker, scheduler};
+
+pub use problem::ApiError;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ward", description = "Just-in-time access broker: time-limited, approved, audited access."),
+    paths(
+        handlers::create_request, handlers::list_requests, handlers::get_request, handlers::approve,
+        handlers::deny, handlers::cancel, handlers::list_grants, handlers::get_grant, handlers::release,
+        handlers::revoke, handlers::check, handlers::events, handlers::resources, handlers::whoami,
+        healthz, readyz
+    ),
+    modifiers(&BearerAuth),
+    tags((name = "requests"), (name = "grants"), (name = "access"), (name = "audit"), (name = "operations"))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// How the HTTP layer is set up.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
     }
+}
+
+fn prometheus() -> Option<&'static PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                tracing::warn!(%error, "metrics recorder not installed");
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// The whole HTTP surface.
+pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
+    let metrics_handle = prometheus();
+    let v1 = Router::new()
+        .route(
+            "/requests",
+            post(handlers::create_request).get(handlers::list_requests),
+        )
+        .route("/requests/{id}", get(handlers::get_request))
+        .route("/requests/{id}/approve", post(handlers::approve))
+        .route("/requests/{id}/deny", post(handlers::deny))
+        .route("/requests/{id}/cancel", post(handlers::cancel))
+        .route("/grants", get(handlers::list_grants))
+        .route("/grants/{id}", get(handlers::get_grant))
+        .route("/grants/{id}/release", post(handlers::release))
+        .route("/grants/{id}/revoke", post(handlers::revoke))
+        .route("/check", post(handlers::check))
+        .route("/audit/events", get(handlers::events))
+        .route("/resources", get(handlers::resources))
+        .route("/whoami", get(handlers::whoami));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route(
+            "/metrics",
+            get(move || async move {
+                metrics_handle
+                    .map(PrometheusHandle::render)
+                    .unwrap_or_default()
+            }),
+        )
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "no such endpoint; see /openapi.json",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "method not allowed on this endpoint",
+            )
+        })
+        .layer(middleware::from_fn(record_metrics))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(broker)
+}
+
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("ward_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("ward_http_requests_total", "route" => route, "method" => method, "status" => status).increment(1);
+    response
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = ward_api::Problem, description = "the store or the audit log cannot be written")))]
+async fn readyz(State(broker): State<Arc<Broker>>) -> Response {
+    match broker.store().ready().await {
+        Ok(()) => Json(Health {
+            status: "ready".into(),
+        })
+        .into_response(),
+        Err(error) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("not ready: the store or the audit log cannot be written: {error}"),
+        )
+        .into_response(),
+    }
+}
+
+/// Serves until `shutdown` resolves, with the scheduler running beside; on shutdown, stops
+/// taking connections, lets in-flight requests finish, and writes pending usage summaries.
+pub async fn serve(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    settings: HttpSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stopped) = watch::channel(false);
+    let scheduler = tokio::spawn(scheduler::run(broker.clone(), stopped));
+    let app = router(broker, &settings);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop.send(true);
+    if let Err(error) = scheduler.await {
+        tracing::error!(%error, "the scheduler stopped abnormally");
+    }
+    served
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
 }

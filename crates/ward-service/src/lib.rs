@@ -1,14 +1,56 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! ward's application layer: configuration, the broker that drives the pure core and the store,
+//! and the scheduler that makes time pass for requests and grants.
+
+pub mod broker;
+pub mod config;
+pub mod ids;
+pub mod index;
+pub mod scheduler;
+pub mod usage;
+
+use std::sync::Arc;
+
+pub use broker::{Broker, BrokerError, Caller, CheckOutcome, DueReport, RequestInput, Settings};
+pub use config::{Config, ConfigError};
+use ward_core::Clock;
+use ward_store::{Store, StoreError};
+use ward_store_sql::SqlStore;
+
+/// Opens the configured store (creating the data directory for SQLite) and migrates it.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot create the data directory {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+    }
+    Ok(Arc::new(SqlStore::connect(&config.store_url()).await?))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// What can stop ward from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
+/// Builds a broker for `config` on `store`.
+pub async fn broker_for(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<Broker>, StartError> {
+    let policy = config.policy_engine()?;
+    let settings = Settings {
+        pending_ttl_seconds: config.pending_ttl_seconds,
+        usage_summary_seconds: config.usage_summary_seconds,
+        authorization: config.authorization.clone(),
+    };
+    Ok(Broker::new(store, clock, policy, settings).await?)
 }

@@ -108,12 +108,16 @@ impl SqlStore {
             }),
             Dialect::Postgres => pool_options,
         };
-        let pool = pool_options.connect_with(options).await.map_err(unavailable)?;
+        let pool = pool_options
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
         let migrated = match dialect {
             Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await,
             Dialect::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await,
         };
-        migrated.map_err(|e| StoreError::Unavailable(format!("migrating the database failed: {e}")))?;
+        migrated
+            .map_err(|e| StoreError::Unavailable(format!("migrating the database failed: {e}")))?;
         Ok(Self { pool, dialect })
     }
 
@@ -179,7 +183,10 @@ async fn write_request(
     }
 }
 
-async fn write_grant(tx: &mut sqlx::Transaction<'static, sqlx::Any>, g: &Grant) -> Result<(), StoreError> {
+async fn write_grant(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    g: &Grant,
+) -> Result<(), StoreError> {
     let result = if g.version == 1 {
         sqlx::query(
             "INSERT INTO grants (id, request_id, principal, resource, role, starts_at, expires_at, state, \
@@ -223,7 +230,10 @@ async fn write_grant(tx: &mut sqlx::Transaction<'static, sqlx::Any>, g: &Grant) 
     }
 }
 
-async fn append_event(tx: &mut sqlx::Transaction<'static, sqlx::Any>, e: &AuditEvent) -> Result<(), StoreError> {
+async fn append_event(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    e: &AuditEvent,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO audit_events (seq, id, type, occurred_at, recorded_at, actor, subject, resource, request_id, \
          grant_id, reason, details, prev_hash, hash) \
@@ -251,8 +261,16 @@ async fn append_event(tx: &mut sqlx::Transaction<'static, sqlx::Any>, e: &AuditE
 
 #[async_trait]
 impl Store for SqlStore {
-    async fn commit(&self, change: Change, recorded_at: Timestamp) -> Result<Vec<AuditEvent>, StoreError> {
-        let mut tx = self.pool.begin_with(self.dialect.begin()).await.map_err(unavailable)?;
+    async fn commit(
+        &self,
+        change: Change,
+        recorded_at: Timestamp,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with(self.dialect.begin())
+            .await
+            .map_err(unavailable)?;
         // The head first: every writer takes the same lock in the same order (no deadlocks),
         // and the chain gets exactly one successor per event.
         let head = sqlx::query(self.dialect.head_for_update())
@@ -329,7 +347,11 @@ impl Store for SqlStore {
         let states = if filter.states.is_empty() {
             "1 = 1".to_owned()
         } else {
-            let list: Vec<String> = filter.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+            let list: Vec<String> = filter
+                .states
+                .iter()
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect();
             format!("state IN ({})", list.join(", "))
         };
         let sql = format!(
@@ -348,7 +370,9 @@ impl Store for SqlStore {
     async fn due(&self, now: Timestamp, max: u32) -> Result<Due, StoreError> {
         let now = millis(now);
         let fetch_grants = |condition: &str, order: &str| {
-            format!("SELECT {GRANT_COLUMNS} FROM grants WHERE {condition} ORDER BY {order} LIMIT $2")
+            format!(
+                "SELECT {GRANT_COLUMNS} FROM grants WHERE {condition} ORDER BY {order} LIMIT $2"
+            )
         };
         let activate = sqlx::query(sqlx::AssertSqlSafe(fetch_grants(
             "state = 'scheduled' AND starts_at <= $1 AND expires_at > $1",
@@ -379,9 +403,18 @@ impl Store for SqlStore {
             .await
             .map_err(unavailable)?;
         Ok(Due {
-            activate: activate.iter().map(grant_from_row).collect::<Result<_, _>>()?,
-            expire: expire.iter().map(grant_from_row).collect::<Result<_, _>>()?,
-            lapse: lapse.iter().map(request_from_row).collect::<Result<_, _>>()?,
+            activate: activate
+                .iter()
+                .map(grant_from_row)
+                .collect::<Result<_, _>>()?,
+            expire: expire
+                .iter()
+                .map(grant_from_row)
+                .collect::<Result<_, _>>()?,
+            lapse: lapse
+                .iter()
+                .map(request_from_row)
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -441,17 +474,23 @@ impl Store for SqlStore {
     }
 
     async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
-        let row = sqlx::query("SELECT hash, principal, created_at, expires_at FROM api_tokens WHERE hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        let row = sqlx::query(
+            "SELECT hash, principal, created_at, expires_at FROM api_tokens WHERE hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
         row.as_ref().map(rows::token_from_row).transpose()
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
         // Take the write lock the way a commit does, then roll back: proves the log is writable.
-        let mut tx = self.pool.begin_with(self.dialect.begin()).await.map_err(unavailable)?;
+        let mut tx = self
+            .pool
+            .begin_with(self.dialect.begin())
+            .await
+            .map_err(unavailable)?;
         sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
             .execute(&mut *tx)
             .await

@@ -1,3 +1,341 @@
-fn main() {
-    println!("Hello, world!");
+//! `ward`: the server and its client in one binary.
+
+mod cli;
+mod client;
+mod local;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+use ward_api::{
+    ApproveBody, CheckBody, CheckResult, CreateRequest, DenyBody, EventView, GrantView,
+    RequestView, ResourceView, RevokeBody, WhoAmI,
+};
+use ward_core::duration::parse_duration;
+
+use crate::cli::{AdminCommand, AuditCommand, Cli, Command, Output, TokenCommand};
+use crate::client::{CliError, Client, typed};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ward: cannot start: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("ward: {error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+/// RFC 3339, or a duration meaning "that long ago".
+fn parse_time(flag: &str, text: &str) -> Result<Timestamp, CliError> {
+    if let Ok(at) = text.parse::<Timestamp>() {
+        return Ok(at);
+    }
+    parse_duration(text)
+        .map(|secs| Timestamp::now() - SignedDuration::from_secs(i64::try_from(secs).unwrap_or(i64::MAX)))
+        .map_err(|_| CliError::Usage(format!("{flag} `{text}` is neither an RFC 3339 time (2026-01-31T09:00:00Z) nor a duration ago (1h)")))
+}
+
+fn print_json(value: &Value) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Usage(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    let global = cli.global;
+    let json = global.output == Output::Json;
+    let client = || Client::new(&global.url, global.token.clone());
+    match cli.command {
+        Command::Serve { config } => local::serve(config.as_deref())
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Quickstart => local::quickstart().await.map(|()| ExitCode::SUCCESS),
+        Command::Admin {
+            command:
+                AdminCommand::Token {
+                    command: TokenCommand::Create { user, ttl, config },
+                },
+        } => local::create_token(&user, &ttl, config.as_deref())
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Request {
+            resource,
+            role,
+            duration,
+            reason,
+            ticket,
+            start_at,
+            wait,
+        } => {
+            let duration_seconds =
+                parse_duration(&duration).map_err(|e| CliError::Usage(format!("--for: {e}")))?;
+            let start_at = start_at.map(|s| parse_time("--start-at", &s)).transpose()?;
+            let body = CreateRequest {
+                resource,
+                role,
+                duration_seconds: Some(duration_seconds),
+                duration: None,
+                reason,
+                ticket,
+                start_at,
+            };
+            let client = client()?;
+            let mut value = client.post("/v1/requests", &body).await?;
+            let mut request: RequestView = typed(&value)?;
+            if wait {
+                while request.state == "pending" {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    value = client
+                        .get(&format!("/v1/requests/{}", request.id), &[])
+                        .await?;
+                    request = typed(&value)?;
+                }
+            }
+            if json {
+                print_json(&value)?;
+            } else {
+                output::request(&request);
+            }
+            Ok(match (wait, request.state.as_str()) {
+                (true, "approved") | (false, _) => ExitCode::SUCCESS,
+                _ => ExitCode::from(1),
+            })
+        }
+        Command::Requests { state, mine, limit } => {
+            let mut query = vec![];
+            query.extend(state.map(|s| ("state", s)));
+            if mine {
+                query.push(("mine", "true".to_owned()));
+            }
+            query.extend(limit.map(|l| ("limit", l.to_string())));
+            let value = client()?.get("/v1/requests", &query).await?;
+            if json {
+                print_json(&value)?
+            } else {
+                output::requests(&typed::<Vec<RequestView>>(&value)?)
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { id } => {
+            let client = client()?;
+            if id.starts_with("grt_") {
+                let value = client.get(&format!("/v1/grants/{id}"), &[]).await?;
+                if json {
+                    print_json(&value)?
+                } else {
+                    output::grant(&typed::<GrantView>(&value)?, Timestamp::now())
+                }
+            } else {
+                let value = client.get(&format!("/v1/requests/{id}"), &[]).await?;
+                if json {
+                    print_json(&value)?
+                } else {
+                    output::request(&typed::<RequestView>(&value)?)
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Approve { id, comment } => {
+            let value = client()?
+                .post(
+                    &format!("/v1/requests/{id}/approve"),
+                    &ApproveBody { comment },
+                )
+                .await?;
+            if json {
+                print_json(&value)?
+            } else {
+                output::request(&typed::<RequestView>(&value)?)
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deny { id, comment } => {
+            let value = client()?
+                .post(&format!("/v1/requests/{id}/deny"), &DenyBody { comment })
+                .await?;
+            if json {
+                print_json(&value)?
+            } else {
+                output::request(&typed::<RequestView>(&value)?)
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cancel { id } => {
+            let value = client()?
+                .post(&format!("/v1/requests/{id}/cancel"), &serde_json::json!({}))
+                .await?;
+            if json {
+                print_json(&value)?
+            } else {
+                output::request(&typed::<RequestView>(&value)?)
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Grants {
+            active,
+            mine,
+            limit,
+        } => {
+            let mut query = vec![];
+            if active {
+                query.push(("active", "true".to_owned()));
+            }
+            if mine {
+                query.push(("mine", "true".to_owned()));
+            }
+            query.extend(limit.map(|l| ("limit", l.to_string())));
+            let value = client()?.get("/v1/grants", &query).await?;
+            if json {
+                print_json(&value)?
+            } else {
+                output::grants(&typed::<Vec<GrantView>>(&value)?, Timestamp::now())
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Release { id } => {
+            let value = client()?
+                .post(&format!("/v1/grants/{id}/release"), &serde_json::json!({}))
+                .await?;
+            if json {
+                print_json(&value)?
+            } else {
+                output::grant(&typed::<GrantView>(&value)?, Timestamp::now())
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Revoke { id, reason } => {
+            let value = client()?
+                .post(&format!("/v1/grants/{id}/revoke"), &RevokeBody { reason })
+                .await?;
+            if json {
+                print_json(&value)?
+            } else {
+                output::grant(&typed::<GrantView>(&value)?, Timestamp::now())
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check {
+            principal,
+            action,
+            resource,
+        } => {
+            let value = client()?
+                .post(
+                    "/v1/check",
+                    &CheckBody {
+                        principal,
+                        action,
+                        resource,
+                    },
+                )
+                .await?;
+            let result: CheckResult = typed(&value)?;
+            if json {
+                print_json(&value)?
+            } else {
+                output::check(&result)
+            }
+            Ok(if result.allowed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Events {
+                    actor,
+                    subject,
+                    resource,
+                    event_type,
+                    request,
+                    grant,
+                    since,
+                    until,
+                    after_seq,
+                    limit,
+                },
+        } => {
+            let mut query: Vec<(&str, String)> = vec![];
+            query.extend(actor.map(|v| ("actor", v)));
+            query.extend(subject.map(|v| ("subject", v)));
+            query.extend(resource.map(|v| ("resource", v)));
+            query.extend(event_type.map(|v| ("type", v)));
+            query.extend(request.map(|v| ("request", v)));
+            query.extend(grant.map(|v| ("grant", v)));
+            if let Some(since) = since {
+                query.push(("since", parse_time("--since", &since)?.to_string()));
+            }
+            if let Some(until) = until {
+                query.push(("until", parse_time("--until", &until)?.to_string()));
+            }
+            query.extend(after_seq.map(|v| ("after_seq", v.to_string())));
+            query.extend(limit.map(|v| ("limit", v.to_string())));
+            let value = client()?.get("/v1/audit/events", &query).await?;
+            if json {
+                print_json(&value)?
+            } else {
+                output::events(&typed::<Vec<EventView>>(&value)?)
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Resources => {
+            let value = client()?.get("/v1/resources", &[]).await?;
+            if json {
+                print_json(&value)?;
+            } else {
+                let list: Vec<ResourceView> = typed(&value)?;
+                let rows = list
+                    .into_iter()
+                    .map(|r| vec![r.name, r.kind, r.roles.join(", "), r.description])
+                    .collect();
+                output::table(&["RESOURCE", "KIND", "ROLES", "DESCRIPTION"], rows);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Whoami => {
+            let value = client()?.get("/v1/whoami", &[]).await?;
+            if json {
+                print_json(&value)?;
+            } else {
+                let me: WhoAmI = typed(&value)?;
+                let mut roles = vec![];
+                for (held, role) in [
+                    (me.admin, "admin"),
+                    (me.auditor, "auditor"),
+                    (me.service, "service"),
+                ] {
+                    if held {
+                        roles.push(role);
+                    }
+                }
+                println!(
+                    "{} (groups: {}{})",
+                    me.name,
+                    me.groups.join(", "),
+                    if roles.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; ward roles: {}", roles.join(", "))
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

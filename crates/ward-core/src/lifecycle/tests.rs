@@ -44,12 +44,17 @@ fn file(ids: &mut Counter, approvals: u32, start_at: Option<Timestamp>) -> Acces
         ticket: None,
         start_at,
     };
-    file_request(ids, new, &terms(approvals, false), "hash", 86400, t0()).request.unwrap()
+    file_request(ids, new, &terms(approvals, false), "hash", 86400, t0())
+        .request
+        .unwrap()
 }
 
 fn active_grant(ids: &mut Counter) -> Grant {
     let request = file(ids, 1, None);
-    approve(ids, request, "bob", true, None, t0()).unwrap().grant.unwrap()
+    approve(ids, request, "bob", true, None, t0())
+        .unwrap()
+        .grant
+        .unwrap()
 }
 
 fn types(events: &[NewEvent]) -> Vec<&'static str> {
@@ -105,13 +110,22 @@ fn two_approvals_must_come_from_distinct_approvers() {
 fn decisions_on_a_decided_request_are_refused() {
     let mut ids = Counter::default();
     let request = file(&mut ids, 1, None);
-    let denied = deny(&mut ids, request, "bob", true, "no ticket".into(), t0()).unwrap().request.unwrap();
+    let denied = deny(&mut ids, request, "bob", true, "no ticket".into(), t0())
+        .unwrap()
+        .request
+        .unwrap();
     assert_eq!(denied.state, RequestState::Denied);
     assert!(matches!(
         approve(&mut ids, denied.clone(), "erin", true, None, t0()),
-        Err(LifecycleError::NotPending { state: RequestState::Denied, .. })
+        Err(LifecycleError::NotPending {
+            state: RequestState::Denied,
+            ..
+        })
     ));
-    assert!(matches!(cancel(&mut ids, denied, "alice", t0()), Err(LifecycleError::NotPending { .. })));
+    assert!(matches!(
+        cancel(&mut ids, denied, "alice", t0()),
+        Err(LifecycleError::NotPending { .. })
+    ));
 }
 
 #[test]
@@ -122,14 +136,20 @@ fn ineligible_approver_and_empty_denial_comment_are_refused() {
         approve(&mut ids, request.clone(), "dave", false, None, t0()),
         Err(LifecycleError::NotEligible { .. })
     ));
-    assert_eq!(deny(&mut ids, request, "bob", true, " ".into(), t0()), Err(LifecycleError::CommentRequired));
+    assert_eq!(
+        deny(&mut ids, request, "bob", true, " ".into(), t0()),
+        Err(LifecycleError::CommentRequired)
+    );
 }
 
 #[test]
 fn only_the_requester_cancels() {
     let mut ids = Counter::default();
     let request = file(&mut ids, 1, None);
-    assert!(matches!(cancel(&mut ids, request.clone(), "bob", t0()), Err(LifecycleError::NotRequester { .. })));
+    assert!(matches!(
+        cancel(&mut ids, request.clone(), "bob", t0()),
+        Err(LifecycleError::NotRequester { .. })
+    ));
     let cancelled = cancel(&mut ids, request, "alice", t0()).unwrap();
     assert_eq!(cancelled.request.unwrap().state, RequestState::Cancelled);
     assert_eq!(types(&cancelled.events), ["request.cancelled"]);
@@ -160,7 +180,10 @@ fn auto_approval_creates_the_grant_at_filing() {
         start_at: None,
     };
     let filed = file_request(&mut ids, new, &terms(1, true), "hash", 86400, t0());
-    assert_eq!(types(&filed.events), ["request.created", "approval.granted", "grant.activated"]);
+    assert_eq!(
+        types(&filed.events),
+        ["request.created", "approval.granted", "grant.activated"]
+    );
     assert_eq!(filed.events[1].actor, SYSTEM_ACTOR);
     assert_eq!(filed.request.unwrap().state, RequestState::Approved);
     assert_eq!(filed.grant.unwrap().state, GrantState::Active);
@@ -174,7 +197,10 @@ fn a_start_time_schedules_the_grant_and_expiry_records_both_edges() {
     let approved = approve(&mut ids, request, "bob", true, None, t0()).unwrap();
     let grant = approved.grant.unwrap();
     assert_eq!(grant.state, GrantState::Scheduled);
-    assert_eq!(types(&approved.events), ["approval.granted", "grant.scheduled"]);
+    assert_eq!(
+        types(&approved.events),
+        ["approval.granted", "grant.scheduled"]
+    );
     assert!(!grant.is_usable_at(t0()));
     assert!(grant.is_usable_at(start));
 
@@ -200,14 +226,29 @@ fn the_window_is_half_open_to_the_millisecond() {
 fn release_and_revoke_end_a_grant_once() {
     let mut ids = Counter::default();
     let grant = active_grant(&mut ids);
-    assert!(matches!(release(&mut ids, grant.clone(), "bob", t0()), Err(LifecycleError::NotHolder { .. })));
-    let released = release(&mut ids, grant.clone(), "alice", t0()).unwrap().grant.unwrap();
-    assert_eq!((released.state, released.ended_by.as_deref()), (GrantState::Released, Some("alice")));
+    assert!(matches!(
+        release(&mut ids, grant.clone(), "bob", t0()),
+        Err(LifecycleError::NotHolder { .. })
+    ));
+    let released = release(&mut ids, grant.clone(), "alice", t0())
+        .unwrap()
+        .grant
+        .unwrap();
+    assert_eq!(
+        (released.state, released.ended_by.as_deref()),
+        (GrantState::Released, Some("alice"))
+    );
     assert!(matches!(
         revoke(&mut ids, released, "admin", "x".into(), t0()),
-        Err(LifecycleError::GrantEnded { state: GrantState::Released, .. })
+        Err(LifecycleError::GrantEnded {
+            state: GrantState::Released,
+            ..
+        })
     ));
-    assert_eq!(revoke(&mut ids, grant.clone(), "admin", "".into(), t0()), Err(LifecycleError::ReasonRequired));
+    assert_eq!(
+        revoke(&mut ids, grant.clone(), "admin", "".into(), t0()),
+        Err(LifecycleError::ReasonRequired)
+    );
     let revoked = revoke(&mut ids, grant, "admin", "left the team".into(), t0()).unwrap();
     assert_eq!(revoked.events[0].reason.as_deref(), Some("left the team"));
 }
@@ -218,7 +259,10 @@ fn a_grant_past_its_window_cannot_be_released_only_expired() {
     let grant = active_grant(&mut ids);
     assert!(matches!(
         release(&mut ids, grant.clone(), "alice", grant.expires_at),
-        Err(LifecycleError::GrantEnded { state: GrantState::Expired, .. })
+        Err(LifecycleError::GrantEnded {
+            state: GrantState::Expired,
+            ..
+        })
     ));
 }
 

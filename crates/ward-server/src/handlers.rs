@@ -1,0 +1,356 @@
+//! The `/v1` handlers: parse and validate at the edge, call the broker, shape the answer.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use ward_api::{
+    ApproveBody, CheckBody, CheckResult, CreateRequest, DenyBody, EventView, GrantView,
+    RequestView, ResourceView, RevokeBody, WhoAmI,
+};
+use ward_core::RequestState;
+use ward_core::audit::EventType;
+use ward_core::duration::parse_duration;
+use ward_service::{Broker, RequestInput};
+use ward_store::EventFilter;
+
+use crate::auth::Authed;
+use crate::problem::ApiError;
+use crate::views;
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+type Body<T> = Result<Json<T>, JsonRejection>;
+
+const MAX_LIST: u32 = 1000;
+const MAX_EVENTS: u32 = 10_000;
+
+fn invalid(detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail)
+}
+
+fn list_limit(limit: Option<u32>, max: u32) -> Result<u32, ApiError> {
+    match limit {
+        None => Ok(max.min(500)),
+        Some(0) => Err(invalid("limit must be at least 1")),
+        Some(n) if n > max => Err(invalid(format!("limit must be at most {max}"))),
+        Some(n) => Ok(n),
+    }
+}
+
+#[utoipa::path(post, path = "/v1/requests", request_body = CreateRequest, tag = "requests",
+    security(("bearer" = [])),
+    responses((status = 201, body = RequestView, description = "filed (state `approved` if an automatic rule approved it)"),
+        (status = 400, body = ward_api::Problem), (status = 401, body = ward_api::Problem),
+        (status = 403, body = ward_api::Problem, description = "no policy allows it"),
+        (status = 422, body = ward_api::Problem, description = "unknown resource or role, bad duration, empty reason"),
+        (status = 503, body = ward_api::Problem, description = "the audit log cannot be written")))]
+pub async fn create_request(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    body: Body<CreateRequest>,
+) -> Result<(StatusCode, Json<RequestView>), ApiError> {
+    let Json(body) = body?;
+    let duration_seconds = match (body.duration_seconds, body.duration.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "give either duration_seconds or duration, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                "a duration is required: duration_seconds (e.g. 1800) or duration (e.g. \"30m\")",
+            ));
+        }
+        (Some(seconds), None) => seconds,
+        (None, Some(text)) => parse_duration(text).map_err(|e| invalid(e.to_string()))?,
+    };
+    let input = RequestInput {
+        resource: body.resource,
+        role: body.role,
+        duration_seconds,
+        reason: body.reason,
+        ticket: body.ticket.filter(|t| !t.is_empty()),
+        start_at: body.start_at,
+    };
+    let request = broker.create_request(&caller, input).await?;
+    Ok((StatusCode::CREATED, Json(views::request(request))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsQuery {
+    /// `pending`, `approved`, `denied`, `cancelled` or `lapsed`.
+    state: Option<String>,
+    /// Only the caller's own requests.
+    mine: Option<bool>,
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/v1/requests", params(RequestsQuery), tag = "requests", security(("bearer" = [])),
+    responses((status = 200, body = [RequestView], description = "newest first; the caller's own, those they may decide, or all for admins and auditors")))]
+pub async fn list_requests(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    query: Result<Query<RequestsQuery>, QueryRejection>,
+) -> ApiResult<Vec<RequestView>> {
+    let Query(query) = query?;
+    let state = match query.state.as_deref() {
+        None => None,
+        Some(text) => Some(RequestState::parse(text).ok_or_else(|| {
+            invalid(format!(
+                "unknown state `{text}`; states: pending, approved, denied, cancelled, lapsed"
+            ))
+        })?),
+    };
+    let limit = list_limit(query.limit, MAX_LIST)?;
+    let requests = broker
+        .list_requests(&caller, state, query.mine.unwrap_or(false), limit)
+        .await?;
+    Ok(Json(requests.into_iter().map(views::request).collect()))
+}
+
+#[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", security(("bearer" = [])),
+    responses((status = 200, body = RequestView), (status = 404, body = ward_api::Problem)))]
+pub async fn get_request(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<RequestView> {
+    Ok(Json(views::request(
+        broker.get_request(&caller, &id).await?,
+    )))
+}
+
+#[utoipa::path(post, path = "/v1/requests/{id}/approve", request_body = ApproveBody, tag = "requests",
+    security(("bearer" = [])),
+    responses((status = 200, body = RequestView, description = "`approved` with `grant_id` once enough distinct approvers agreed"),
+        (status = 403, body = ward_api::Problem, description = "own request, or not an eligible approver"),
+        (status = 409, body = ward_api::Problem, description = "no longer pending, or already approved by the caller")))]
+pub async fn approve(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    body: Body<ApproveBody>,
+) -> ApiResult<RequestView> {
+    let Json(body) = body?;
+    let comment = body.comment.filter(|c| !c.trim().is_empty());
+    Ok(Json(views::request(
+        broker.approve(&caller, &id, comment).await?,
+    )))
+}
+
+#[utoipa::path(post, path = "/v1/requests/{id}/deny", request_body = DenyBody, tag = "requests",
+    security(("bearer" = [])),
+    responses((status = 200, body = RequestView), (status = 403, body = ward_api::Problem), (status = 409, body = ward_api::Problem)))]
+pub async fn deny(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    body: Body<DenyBody>,
+) -> ApiResult<RequestView> {
+    let Json(body) = body?;
+    Ok(Json(views::request(
+        broker.deny(&caller, &id, body.comment).await?,
+    )))
+}
+
+#[utoipa::path(post, path = "/v1/requests/{id}/cancel", tag = "requests", security(("bearer" = [])),
+    responses((status = 200, body = RequestView), (status = 403, body = ward_api::Problem), (status = 409, body = ward_api::Problem)))]
+pub async fn cancel(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<RequestView> {
+    Ok(Json(views::request(broker.cancel(&caller, &id).await?)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsQuery {
+    /// Only grants that are active now.
+    active: Option<bool>,
+    /// Only the caller's own grants.
+    mine: Option<bool>,
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/v1/grants", params(GrantsQuery), tag = "grants", security(("bearer" = [])),
+    responses((status = 200, body = [GrantView], description = "newest first")))]
+pub async fn list_grants(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    query: Result<Query<GrantsQuery>, QueryRejection>,
+) -> ApiResult<Vec<GrantView>> {
+    let Query(query) = query?;
+    let limit = list_limit(query.limit, MAX_LIST)?;
+    let grants = broker
+        .list_grants(
+            &caller,
+            query.active.unwrap_or(false),
+            query.mine.unwrap_or(false),
+            limit,
+        )
+        .await?;
+    Ok(Json(grants.into_iter().map(views::grant).collect()))
+}
+
+#[utoipa::path(get, path = "/v1/grants/{id}", tag = "grants", security(("bearer" = [])),
+    responses((status = 200, body = GrantView), (status = 404, body = ward_api::Problem)))]
+pub async fn get_grant(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<GrantView> {
+    Ok(Json(views::grant(broker.get_grant(&caller, &id).await?)))
+}
+
+#[utoipa::path(post, path = "/v1/grants/{id}/release", tag = "grants", security(("bearer" = [])),
+    responses((status = 200, body = GrantView, description = "released: access ends now"),
+        (status = 403, body = ward_api::Problem, description = "not the holder"),
+        (status = 409, body = ward_api::Problem, description = "already ended")))]
+pub async fn release(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<GrantView> {
+    Ok(Json(views::grant(broker.release(&caller, &id).await?)))
+}
+
+#[utoipa::path(post, path = "/v1/grants/{id}/revoke", request_body = RevokeBody, tag = "grants",
+    security(("bearer" = [])),
+    responses((status = 200, body = GrantView, description = "revoked: access ends now"),
+        (status = 403, body = ward_api::Problem, description = "neither an admin nor an approver for it"),
+        (status = 409, body = ward_api::Problem, description = "already ended")))]
+pub async fn revoke(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    body: Body<RevokeBody>,
+) -> ApiResult<GrantView> {
+    let Json(body) = body?;
+    Ok(Json(views::grant(
+        broker.revoke(&caller, &id, body.reason).await?,
+    )))
+}
+
+#[utoipa::path(post, path = "/v1/check", request_body = CheckBody, tag = "access", security(("bearer" = [])),
+    responses((status = 200, body = CheckResult),
+        (status = 403, body = ward_api::Problem, description = "checking someone else without being a service or admin"),
+        (status = 422, body = ward_api::Problem, description = "unknown resource or role"),
+        (status = 503, body = ward_api::Problem, description = "the use could not be recorded, so it is not allowed")))]
+pub async fn check(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    body: Body<CheckBody>,
+) -> ApiResult<CheckResult> {
+    let Json(body) = body?;
+    let outcome = broker
+        .check(&caller, &body.principal, &body.action, &body.resource)
+        .await?;
+    Ok(Json(views::check(outcome)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    actor: Option<String>,
+    subject: Option<String>,
+    resource: Option<String>,
+    /// An event type such as `grant.revoked`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    event_type: Option<String>,
+    request: Option<String>,
+    grant: Option<String>,
+    /// RFC 3339; events that occurred at or after.
+    #[param(value_type = Option<String>)]
+    since: Option<Timestamp>,
+    /// RFC 3339; events that occurred before.
+    #[param(value_type = Option<String>)]
+    until: Option<Timestamp>,
+    /// Only events after this sequence number (paging).
+    after_seq: Option<i64>,
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/v1/audit/events", params(EventsQuery), tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = [EventView], description = "oldest first; everyone's for auditors and admins, otherwise the caller's own")))]
+pub async fn events(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+) -> ApiResult<Vec<EventView>> {
+    let Query(query) = query?;
+    let event_type = match query.event_type.as_deref() {
+        None => None,
+        Some(text) => Some(EventType::parse(text).ok_or_else(|| {
+            let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+            invalid(format!(
+                "unknown event type `{text}`; types: {}",
+                known.join(", ")
+            ))
+        })?),
+    };
+    let filter = EventFilter {
+        actor: query.actor,
+        subject: query.subject,
+        involving: None,
+        resource: query.resource,
+        event_type,
+        request_id: query.request,
+        grant_id: query.grant,
+        since: query.since,
+        until: query.until,
+        after_seq: query.after_seq,
+        limit: list_limit(query.limit, MAX_EVENTS)?,
+    };
+    let events = broker.events(&caller, filter).await?;
+    Ok(Json(events.into_iter().map(views::event).collect()))
+}
+
+#[utoipa::path(get, path = "/v1/resources", tag = "access", security(("bearer" = [])),
+    responses((status = 200, body = [ResourceView])))]
+pub async fn resources(
+    State(broker): State<Arc<Broker>>,
+    Authed(_caller): Authed,
+) -> ApiResult<Vec<ResourceView>> {
+    let policy = broker.policy();
+    let list = policy
+        .directory()
+        .resources()
+        .iter()
+        .map(|(name, r)| ResourceView {
+            name: name.clone(),
+            kind: r.kind.clone(),
+            description: r.description.clone(),
+            roles: r.roles.clone(),
+        })
+        .collect();
+    Ok(Json(list))
+}
+
+#[utoipa::path(get, path = "/v1/whoami", tag = "access", security(("bearer" = [])),
+    responses((status = 200, body = WhoAmI)))]
+pub async fn whoami(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+) -> ApiResult<WhoAmI> {
+    let groups = broker
+        .policy()
+        .directory()
+        .groups_of(&caller.name)
+        .into_iter()
+        .collect();
+    Ok(Json(WhoAmI {
+        name: caller.name,
+        groups,
+        admin: caller.admin,
+        auditor: caller.auditor,
+        service: caller.service,
+    }))
+}

@@ -1,0 +1,85 @@
+//! Domain records to API shapes.
+
+use ward_api::{ApprovalView, CheckResult, EventView, GrantView, RequestView};
+use ward_core::audit::AuditEvent;
+use ward_core::{AccessRequest, Decision, Grant};
+use ward_service::CheckOutcome;
+
+pub fn request(r: AccessRequest) -> RequestView {
+    RequestView {
+        id: r.id.0,
+        requester: r.requester,
+        resource: r.resource,
+        role: r.role,
+        duration_seconds: r.duration_seconds,
+        reason: r.reason,
+        ticket: r.ticket,
+        start_at: r.start_at,
+        state: r.state.as_str().to_owned(),
+        created_at: r.created_at,
+        decided_at: r.decided_at,
+        lapses_at: r.lapses_at,
+        approvals: r
+            .approvals
+            .into_iter()
+            .map(|a| ApprovalView {
+                approver: a.approver,
+                decision: match a.decision {
+                    Decision::Approve => "approve",
+                    Decision::Deny => "deny",
+                }
+                .to_owned(),
+                comment: a.comment,
+                at: a.at,
+            })
+            .collect(),
+        approvals_required: r.approvals_required,
+        grant_id: r.grant_id.map(|g| g.0),
+        policy_ids: r.policy_ids,
+    }
+}
+
+pub fn grant(g: Grant) -> GrantView {
+    GrantView {
+        id: g.id.0,
+        request_id: g.request_id.0,
+        principal: g.principal,
+        resource: g.resource,
+        role: g.role,
+        starts_at: g.starts_at,
+        expires_at: g.expires_at,
+        state: g.state.as_str().to_owned(),
+        ended_at: g.ended_at,
+        ended_by: g.ended_by,
+        end_reason: g.end_reason,
+        first_used_at: g.first_used_at,
+    }
+}
+
+pub fn event(e: AuditEvent) -> EventView {
+    EventView {
+        seq: e.seq,
+        id: e.id,
+        event_type: e.event_type.as_str().to_owned(),
+        occurred_at: e.occurred_at,
+        recorded_at: e.recorded_at,
+        actor: e.actor,
+        subject: e.subject,
+        resource: e.resource,
+        request_id: e.request_id,
+        grant_id: e.grant_id,
+        reason: e.reason,
+        details: e.details,
+        prev_hash: e.prev_hash,
+        hash: e.hash,
+    }
+}
+
+pub fn check(outcome: CheckOutcome) -> CheckResult {
+    CheckResult {
+        allowed: outcome.allowed,
+        grant_id: outcome.grant_id.map(|g| g.0),
+        expires_at: outcome.expires_at,
+        reason: outcome.reason,
+    }
+}

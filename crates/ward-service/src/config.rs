@@ -1,0 +1,334 @@
+//! ward.toml: one file, every top-level setting overridable by `WARD_<NAME>`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use ward_core::directory::{Directory, GroupEntry, ResourceEntry, UserEntry};
+use ward_core::duration::parse_duration;
+use ward_core::policy::{PolicyEngine, PolicySource};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the configuration {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("setting `{setting}` is not valid: {message}")]
+    Setting { setting: String, message: String },
+    #[error("cannot read policies from {path}: {message}")]
+    Policies { path: PathBuf, message: String },
+    #[error("the policies in {path} do not load: {message}")]
+    Policy { path: PathBuf, message: String },
+    #[error(
+        "no configuration found: pass --config FILE or set WARD_CONFIG \
+         (looked for ./ward.toml and ./examples/quickstart/ward.toml)"
+    )]
+    NotFound,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    #[serde(default)]
+    policies: Vec<PathBuf>,
+    pending_ttl: Option<String>,
+    usage_summary_interval: Option<String>,
+    max_body_bytes: Option<u64>,
+    #[serde(default)]
+    authorization: Authorization,
+    #[serde(default)]
+    tickets: BTreeMap<String, String>,
+    #[serde(default)]
+    users: BTreeMap<String, UserEntry>,
+    #[serde(default)]
+    groups: BTreeMap<String, GroupEntry>,
+    #[serde(default)]
+    resources: BTreeMap<String, ResourceEntry>,
+}
+
+/// Which groups hold ward's own roles.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    /// May revoke any grant and read everything.
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
+    /// May read every request, grant and audit event.
+    #[serde(default)]
+    pub auditor_groups: Vec<String>,
+    /// May check anyone's access.
+    #[serde(default)]
+    pub service_groups: Vec<String>,
+}
+
+/// The configuration, validated, with paths made absolute.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    pub policy_paths: Vec<PathBuf>,
+    pub pending_ttl_seconds: u64,
+    pub usage_summary_seconds: u64,
+    pub max_body_bytes: usize,
+    pub authorization: Authorization,
+    pub tickets: BTreeMap<String, String>,
+    pub directory: Directory,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
+
+/// Where to look for the configuration when none is named.
+pub fn find_config(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    if let Some(path) = explicit {
+        return Ok(path.to_owned());
+    }
+    if let Some(path) = std::env::var_os("WARD_CONFIG") {
+        return Ok(PathBuf::from(path));
+    }
+    ["ward.toml", "examples/quickstart/ward.toml"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or(ConfigError::NotFound)
+}
+
+fn setting_error(setting: &str, message: impl ToString) -> ConfigError {
+    ConfigError::Setting {
+        setting: setting.to_owned(),
+        message: message.to_string(),
+    }
+}
+
+impl Config {
+    /// Loads `path`, applying `WARD_*` overrides from `env`.
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: File = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let relative_to_file = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+        let relative_to_cwd = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+
+        let listen_text = env("WARD_LISTEN")
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text.parse().map_err(|_| {
+            setting_error(
+                "listen",
+                format!("`{listen_text}` is not an address:port like 127.0.0.1:8470"),
+            )
+        })?;
+        let data_dir = match env("WARD_DATA_DIR") {
+            Some(dir) => relative_to_cwd(PathBuf::from(dir)),
+            None => relative_to_file(file.data_dir.unwrap_or_else(|| PathBuf::from("data"))),
+        };
+        let database_url = env("WARD_DATABASE_URL")
+            .or(file.database_url)
+            .filter(|u| !u.is_empty());
+        if let Some(url) = &database_url
+            && !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:"))
+        {
+            return Err(setting_error(
+                "database_url",
+                "use a postgres:// URL (or leave it out for the embedded SQLite store)",
+            ));
+        }
+        let policy_paths = match env("WARD_POLICIES") {
+            Some(list) => list
+                .split(',')
+                .map(|p| relative_to_cwd(PathBuf::from(p.trim())))
+                .collect(),
+            None => file.policies.into_iter().map(relative_to_file).collect(),
+        };
+        let duration =
+            |name: &str, env_name: &str, value: Option<String>, default: u64| match env(env_name)
+                .or(value)
+            {
+                None => Ok(default),
+                Some(text) => parse_duration(&text).map_err(|e| setting_error(name, e)),
+            };
+        let pending_ttl_seconds = duration(
+            "pending_ttl",
+            "WARD_PENDING_TTL",
+            file.pending_ttl,
+            24 * 3600,
+        )?;
+        let usage_summary_seconds = duration(
+            "usage_summary_interval",
+            "WARD_USAGE_SUMMARY_INTERVAL",
+            file.usage_summary_interval,
+            60,
+        )?;
+        let max_body_bytes = match env("WARD_MAX_BODY_BYTES") {
+            Some(text) => text
+                .parse()
+                .map_err(|_| setting_error("max_body_bytes", "not a number of bytes"))?,
+            None => file.max_body_bytes.unwrap_or(64 * 1024),
+        };
+        let max_body_bytes = usize::try_from(max_body_bytes)
+            .map_err(|_| setting_error("max_body_bytes", "too large"))?;
+        let directory = Directory::new(file.users, file.groups, file.resources).map_err(|e| {
+            ConfigError::Parse {
+                path: path.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        Ok(Self {
+            path,
+            listen,
+            data_dir,
+            database_url,
+            policy_paths,
+            pending_ttl_seconds,
+            usage_summary_seconds,
+            max_body_bytes,
+            authorization: file.authorization,
+            tickets: file.tickets,
+            directory,
+        })
+    }
+
+    /// Loads from the process environment.
+    pub fn load_from_env(path: &Path) -> Result<Self, ConfigError> {
+        Self::load(path, &|name| std::env::var(name).ok())
+    }
+
+    /// The store URL: PostgreSQL if configured, else SQLite in the data directory.
+    pub fn store_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("ward.db").display()
+            ),
+        }
+    }
+
+    /// Reads the policy files (folders: every `*.cedar` in them, sorted).
+    pub fn read_policies(&self) -> Result<Vec<PolicySource>, ConfigError> {
+        let mut sources = Vec::new();
+        for path in &self.policy_paths {
+            let error = |message: String| ConfigError::Policies {
+                path: path.clone(),
+                message,
+            };
+            let files = if path.is_dir() {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                    .map_err(|e| error(e.to_string()))?
+                    .filter_map(|entry| entry.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "cedar"))
+                    .collect();
+                files.sort();
+                files
+            } else {
+                vec![path.clone()]
+            };
+            for file in files {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| error(format!("{}: {e}", file.display())))?;
+                let name = file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                sources.push(PolicySource { name, text });
+            }
+        }
+        if sources.is_empty() {
+            return Err(ConfigError::Policies {
+                path: self.path.clone(),
+                message:
+                    "no policies are configured; list .cedar files or folders under `policies`"
+                        .into(),
+            });
+        }
+        Ok(sources)
+    }
+
+    /// Reads and compiles the policies over the configured directory.
+    pub fn policy_engine(&self) -> Result<PolicyEngine, ConfigError> {
+        let sources = self.read_policies()?;
+        PolicyEngine::new(self.directory.clone(), &sources, &self.tickets).map_err(|e| {
+            ConfigError::Policy {
+                path: self.path.clone(),
+                message: e.to_string(),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quickstart() -> PathBuf {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/quickstart/ward.toml"
+        ))
+    }
+
+    #[test]
+    fn the_quickstart_loads_with_paths_relative_to_its_folder() {
+        let config = Config::load(&quickstart(), &|_| None).unwrap();
+        assert!(config.data_dir.ends_with("examples/quickstart/data"));
+        assert!(config.policy_paths[0].ends_with("examples/quickstart/policies"));
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8470");
+        assert_eq!(config.pending_ttl_seconds, 86400);
+        assert!(config.store_url().starts_with("sqlite://"));
+        assert!(config.policy_engine().is_ok());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = |name: &str| match name {
+            "WARD_LISTEN" => Some("127.0.0.1:9999".to_owned()),
+            "WARD_DATA_DIR" => Some("/tmp/ward-x".to_owned()),
+            "WARD_DATABASE_URL" => Some("postgres://u@h/db".to_owned()),
+            "WARD_PENDING_TTL" => Some("90s".to_owned()),
+            _ => None,
+        };
+        let config = Config::load(&quickstart(), &env).unwrap();
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/ward-x"));
+        assert_eq!(config.store_url(), "postgres://u@h/db");
+        assert_eq!(config.pending_ttl_seconds, 90);
+    }
+
+    #[test]
+    fn bad_settings_say_which_and_why() {
+        let env = |name: &str| (name == "WARD_LISTEN").then(|| "nowhere".to_owned());
+        let error = Config::load(&quickstart(), &env).unwrap_err().to_string();
+        assert!(
+            error.contains("listen") && error.contains("nowhere"),
+            "{error}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ward.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1\"\nbogus = 1\n").unwrap();
+        let error = Config::load(&file, &|_| None).unwrap_err().to_string();
+        assert!(error.contains("bogus"), "{error}");
+        let error = Config::load(&dir.path().join("missing.toml"), &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("missing.toml"), "{error}");
+    }
+}

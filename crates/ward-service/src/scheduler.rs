@@ -1,0 +1,86 @@
+//! Makes time pass: activates scheduled grants, expires grants, lapses requests, and writes
+//! usage summaries.
+//!
+//! The store is the truth about what is due, so the scheduler keeps no state of its own: after
+//! a restart its first pass processes everything that came due while ward was down (each event
+//! says how late it was processed). Checks never wait for it: they compare `now` with the
+//! grant's window themselves.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+
+/// The longest the scheduler sleeps without looking at the store (it is woken earlier by every
+/// change that may move the schedule).
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// How long it waits before retrying when the store fails.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Runs until `shutdown` turns true, then writes the pending usage summaries and returns.
+pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let summary_every = Duration::from_secs(broker.settings().usage_summary_seconds.max(1));
+    let mut last_summary = tokio::time::Instant::now();
+    let mut first_pass = true;
+    loop {
+        let now = broker.now();
+        let sleep_for = match pass(&broker, now, first_pass).await {
+            Ok(next) => {
+                first_pass = false;
+                next.map(|at| until(now, at))
+                    .unwrap_or(MAX_SLEEP)
+                    .min(MAX_SLEEP)
+            }
+            Err(error) => {
+                tracing::error!(%error, "scheduler pass failed; retrying");
+                RETRY_AFTER
+            }
+        };
+        if last_summary.elapsed() >= summary_every {
+            flush(&broker).await;
+            last_summary = tokio::time::Instant::now();
+        }
+        let to_summary = summary_every.saturating_sub(last_summary.elapsed());
+        tokio::select! {
+            _ = tokio::time::sleep(sleep_for.min(to_summary)) => {}
+            _ = broker.schedule_changed() => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
+    flush(&broker).await;
+}
+
+async fn pass(
+    broker: &Broker,
+    now: Timestamp,
+    first: bool,
+) -> Result<Option<Timestamp>, crate::BrokerError> {
+    let report = broker.run_due(now).await?;
+    if report.activated + report.expired + report.lapsed > 0 {
+        if first {
+            tracing::info!(
+                activated = report.activated,
+                expired = report.expired,
+                lapsed = report.lapsed,
+                "caught up with what came due while ward was down"
+            );
+        } else {
+            tracing::debug!(?report, "scheduler pass");
+        }
+    }
+    broker.next_due_at().await
+}
+
+async fn flush(broker: &Broker) {
+    if let Err(error) = broker.flush_usage().await {
+        tracing::error!(%error, "could not write usage summaries; keeping them for the next attempt");
+    }
+}
+
+fn until(now: Timestamp, at: Timestamp) -> Duration {
+    let ms = at.as_millisecond().saturating_sub(now.as_millisecond());
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}

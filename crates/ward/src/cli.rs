@@ -1,0 +1,201 @@
+//! The command line, as the contract describes it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ward",
+    version,
+    about = "Just-in-time access: time-limited, approved, audited."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// ward's URL.
+    #[arg(
+        long,
+        global = true,
+        env = "WARD_URL",
+        default_value = "http://127.0.0.1:8470"
+    )]
+    pub url: String,
+    /// API token (from `ward admin token create USER`).
+    #[arg(long, global = true, env = "WARD_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        /// Configuration file (default: $WARD_CONFIG, ./ward.toml, ./examples/quickstart/ward.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run the server on the bundled demo world (examples/quickstart/).
+    Quickstart,
+    /// Local, privileged administration (reads the configuration and the store directly).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// File an access request.
+    Request {
+        /// The resource, e.g. logs:payments-api.
+        resource: String,
+        /// The role to hold, e.g. read.
+        #[arg(long)]
+        role: String,
+        /// How long, e.g. 30m, 4h, 1h30m.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why you need it.
+        #[arg(long)]
+        reason: String,
+        /// Incident or change ticket, e.g. INC-4312.
+        #[arg(long)]
+        ticket: Option<String>,
+        /// Start later (RFC 3339).
+        #[arg(long)]
+        start_at: Option<String>,
+        /// Wait until the request is decided.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List requests.
+    Requests {
+        /// pending, approved, denied, cancelled or lapsed.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only your own.
+        #[arg(long)]
+        mine: bool,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Show one request (req_…) or grant (grt_…).
+    Show { id: String },
+    /// Approve a request.
+    Approve {
+        id: String,
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Deny a request.
+    Deny {
+        id: String,
+        #[arg(long)]
+        comment: String,
+    },
+    /// Withdraw your pending request.
+    Cancel { id: String },
+    /// List grants.
+    Grants {
+        /// Only active grants.
+        #[arg(long)]
+        active: bool,
+        /// Only your own.
+        #[arg(long)]
+        mine: bool,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// End your own access early ("task done").
+    Release { id: String },
+    /// End someone's access (approvers and admins).
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Does PRINCIPAL hold ROLE on RESOURCE right now? Exit 0 if allowed, 1 if not.
+    Check {
+        #[arg(long)]
+        principal: String,
+        /// The role, e.g. read.
+        #[arg(long)]
+        action: String,
+        #[arg(long)]
+        resource: String,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// The resources you can ask for.
+    Resources,
+    /// Who your token belongs to.
+    Whoami,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint a token for a configured user; prints only the token.
+    Create {
+        user: String,
+        /// Lifetime, e.g. 8h (default 12h, at most 90 days).
+        #[arg(long, default_value = "12h")]
+        ttl: String,
+        /// Configuration file (default: $WARD_CONFIG, ./ward.toml, ./examples/quickstart/ward.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Who accessed what, when and why.
+    Events {
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        subject: Option<String>,
+        #[arg(long)]
+        resource: Option<String>,
+        /// Event type, e.g. grant.revoked.
+        #[arg(long = "type")]
+        event_type: Option<String>,
+        #[arg(long)]
+        request: Option<String>,
+        #[arg(long)]
+        grant: Option<String>,
+        /// RFC 3339, or a duration ago (e.g. 1h).
+        #[arg(long)]
+        since: Option<String>,
+        /// RFC 3339, or a duration ago.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only events after this sequence number.
+        #[arg(long)]
+        after_seq: Option<i64>,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+}

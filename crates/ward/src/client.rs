@@ -1,0 +1,120 @@
+//! The HTTP client side: ward's API, with errors turned into the contract's exit codes.
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use ward_api::Problem;
+
+/// A failure, with the exit status it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Exit 1: refused, not found, denied, or a problem found.
+    #[error("{0}")]
+    Refused(String),
+    /// Exit 2: usage or configuration error, or the server unreachable.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Refused(_) => 1,
+            Self::Usage(_) => 2,
+        }
+    }
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(base: &str, token: Option<String>) -> Result<Self, CliError> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()
+            .map_err(|e| CliError::Usage(format!("cannot set up HTTP: {e}")))?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+        })
+    }
+
+    /// Sends a request and returns the JSON answer; errors carry the server's problem detail.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&impl Serialize>,
+    ) -> Result<Value, CliError> {
+        let token = self.token.as_deref().filter(|t| !t.is_empty()).ok_or_else(|| {
+            CliError::Usage(
+                "no token: set WARD_TOKEN or pass --token (an admin creates one with `ward admin token create USER`)".into(),
+            )
+        })?;
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .http
+            .request(method, &url)
+            .bearer_auth(token)
+            .query(query);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| {
+            CliError::Usage(format!(
+                "cannot reach ward at {}: {} (is `ward serve` running? set WARD_URL or --url)",
+                self.base,
+                root_cause(&e)
+            ))
+        })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| CliError::Usage(format!("reading the answer failed: {e}")))?;
+        if status.is_success() {
+            return serde_json::from_str(&text).map_err(|e| {
+                CliError::Usage(format!(
+                    "the server's answer is not JSON ({e}); is {} a ward server?",
+                    self.base
+                ))
+            });
+        }
+        let detail = serde_json::from_str::<Problem>(&text)
+            .map(|p| p.detail)
+            .unwrap_or_else(|_| format!("{status}: {}", text.trim()));
+        Err(match status {
+            StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED => CliError::Usage(detail),
+            _ => CliError::Refused(detail),
+        })
+    }
+
+    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, CliError> {
+        self.call(Method::GET, path, query, None::<&()>).await
+    }
+
+    pub async fn post(&self, path: &str, body: &impl Serialize) -> Result<Value, CliError> {
+        self.call(Method::POST, path, &[], Some(body)).await
+    }
+}
+
+/// Turns a JSON answer into the typed view the table printer needs.
+pub fn typed<T: DeserializeOwned>(value: &Value) -> Result<T, CliError> {
+    serde_json::from_value(value.clone())
+        .map_err(|e| CliError::Usage(format!("unexpected answer from the server: {e}")))
+}
+
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}

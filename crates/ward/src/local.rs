@@ -1,0 +1,162 @@
+//! Commands that run in this process against the configuration and the store: `serve`,
+//! `quickstart` and `admin token create`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ward_core::SystemClock;
+use ward_core::duration::parse_duration;
+use ward_server::HttpSettings;
+use ward_service::{Config, open_store};
+
+use crate::client::CliError;
+
+fn config_error(error: impl std::fmt::Display) -> CliError {
+    CliError::Usage(error.to_string())
+}
+
+fn load(explicit: Option<&Path>) -> Result<Config, CliError> {
+    let path = ward_service::config::find_config(explicit).map_err(config_error)?;
+    Config::load_from_env(&path).map_err(config_error)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("WARD_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn serve(explicit: Option<&Path>) -> Result<(), CliError> {
+    init_logging();
+    let config = load(explicit)?;
+    run(config, None).await
+}
+
+/// The quickstart world: `examples/quickstart/` when run from a checkout, else a copy of it
+/// written out from the binary into `./ward-quickstart/`.
+pub async fn quickstart() -> Result<(), CliError> {
+    init_logging();
+    let path = quickstart_config()?;
+    let config = Config::load_from_env(&path).map_err(config_error)?;
+    run(config, Some(path)).await
+}
+
+const QUICKSTART_FILES: [(&str, &str); 4] = [
+    (
+        "ward.toml",
+        include_str!("../../../examples/quickstart/ward.toml"),
+    ),
+    (
+        "policies/payments-api.cedar",
+        include_str!("../../../examples/quickstart/policies/payments-api.cedar"),
+    ),
+    (
+        "policies/checkout-web.cedar",
+        include_str!("../../../examples/quickstart/policies/checkout-web.cedar"),
+    ),
+    (
+        "policies/org.cedar",
+        include_str!("../../../examples/quickstart/policies/org.cedar"),
+    ),
+];
+
+fn quickstart_config() -> Result<PathBuf, CliError> {
+    let in_checkout = PathBuf::from("examples/quickstart/ward.toml");
+    if in_checkout.is_file() {
+        return Ok(in_checkout);
+    }
+    let dir = PathBuf::from("ward-quickstart");
+    for (name, text) in QUICKSTART_FILES {
+        let file = dir.join(name);
+        if !file.exists() {
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    CliError::Usage(format!("cannot create {}: {e}", parent.display()))
+                })?;
+            }
+            std::fs::write(&file, text)
+                .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", file.display())))?;
+        }
+    }
+    Ok(dir.join("ward.toml"))
+}
+
+async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError> {
+    let store = open_store(&config).await.map_err(config_error)?;
+    let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock))
+        .await
+        .map_err(config_error)?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| {
+            CliError::Usage(format!(
+                "cannot listen on {}: {e} (set WARD_LISTEN to another address:port)",
+                config.listen
+            ))
+        })?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let store_name = match &config.database_url {
+        Some(_) => "PostgreSQL (WARD_DATABASE_URL)".to_owned(),
+        None => format!("SQLite at {}", config.data_dir.join("ward.db").display()),
+    };
+    tracing::info!(%address, store = %store_name, grants = broker.indexed_grants(), "ward is serving");
+    if let Some(path) = quickstart {
+        print_quickstart_banner(&path, &address.to_string(), &store_name);
+    }
+    let settings = HttpSettings {
+        max_body_bytes: config.max_body_bytes,
+        ..HttpSettings::default()
+    };
+    ward_server::serve(listener, broker, settings, ward_server::shutdown_signal())
+        .await
+        .map_err(|e| CliError::Usage(format!("the server failed: {e}")))
+}
+
+fn print_quickstart_banner(config: &Path, address: &str, store: &str) {
+    let url = format!("http://{address}");
+    let export_url = if address == ward_service::config::DEFAULT_LISTEN {
+        String::new()
+    } else {
+        format!("export WARD_URL={url}\n  ")
+    };
+    println!(
+        "\nward quickstart is running at {url}\n\
+         \n  world:  {config} (users alice, bob, erin, dave, carol, admin)\
+         \n  store:  {store}\
+         \n  API:    {url}/openapi.json\n\
+         \nIn another terminal, get a token and ask for access:\n\
+         \n  {export_url}export WARD_TOKEN=$(ward admin token create alice)\
+         \n  ward request logs:payments-api --role read --for 30m --reason \"INC-4312 checkout 500s\"\n\
+         \n(`ward` is target/release/ward; or prefix each command with `cargo run --release --`.)\
+         \nStop with Ctrl-C.\n",
+        config = config.display(),
+    );
+}
+
+/// Mints a token straight into the store; prints only the token.
+pub async fn create_token(user: &str, ttl: &str, explicit: Option<&Path>) -> Result<(), CliError> {
+    let ttl_seconds = parse_duration(ttl).map_err(|e| CliError::Usage(format!("--ttl: {e}")))?;
+    let config = load(explicit)?;
+    let store = open_store(&config).await.map_err(config_error)?;
+    let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock))
+        .await
+        .map_err(config_error)?;
+    let (token, _record) = broker
+        .mint_token(user, ttl_seconds)
+        .await
+        .map_err(|e| match e {
+            ward_service::BrokerError::NotFound(why) => CliError::Refused(why),
+            other => CliError::Usage(other.to_string()),
+        })?;
+    println!("{token}");
+    Ok(())
+}

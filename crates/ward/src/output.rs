@@ -1,0 +1,224 @@
+//! Readable tables for people; `-o json` prints the API's JSON unchanged.
+
+use jiff::Timestamp;
+use ward_api::{CheckResult, EventView, GrantView, RequestView};
+use ward_core::duration::format_duration;
+
+/// Prints rows as left-aligned columns under a header.
+pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row);
+    }
+}
+
+fn when(at: Timestamp) -> String {
+    at.strftime("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// "in 29m", "3m ago".
+pub fn relative(at: Timestamp, now: Timestamp) -> String {
+    let seconds = at.as_second() - now.as_second();
+    let span = format_duration(seconds.unsigned_abs());
+    if seconds >= 0 {
+        format!("in {span}")
+    } else {
+        format!("{span} ago")
+    }
+}
+
+fn or_dash(value: Option<&str>) -> String {
+    value.unwrap_or("-").to_owned()
+}
+
+pub fn requests(list: &[RequestView]) {
+    let rows = list
+        .iter()
+        .map(|r| {
+            let approvals = r
+                .approvals
+                .iter()
+                .filter(|a| a.decision == "approve")
+                .count();
+            vec![
+                r.id.clone(),
+                r.state.clone(),
+                r.requester.clone(),
+                r.resource.clone(),
+                r.role.clone(),
+                format_duration(r.duration_seconds),
+                format!("{approvals}/{}", r.approvals_required),
+                when(r.created_at),
+                r.reason.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "STATE",
+            "REQUESTER",
+            "RESOURCE",
+            "ROLE",
+            "FOR",
+            "APPROVALS",
+            "CREATED (UTC)",
+            "REASON",
+        ],
+        rows,
+    );
+}
+
+pub fn request(r: &RequestView) {
+    println!("request   {}", r.id);
+    println!("state     {}", r.state);
+    println!("requester {}", r.requester);
+    println!("resource  {} (role {})", r.resource, r.role);
+    println!("for       {}", format_duration(r.duration_seconds));
+    println!("reason    {}", r.reason);
+    println!("ticket    {}", or_dash(r.ticket.as_deref()));
+    if let Some(start) = r.start_at {
+        println!("starts    {}", start);
+    }
+    println!("created   {}", r.created_at);
+    let approved = r
+        .approvals
+        .iter()
+        .filter(|a| a.decision == "approve")
+        .count();
+    println!("approvals {approved} of {} needed", r.approvals_required);
+    for a in &r.approvals {
+        println!(
+            "          {} {} at {}{}",
+            a.approver,
+            a.decision,
+            a.at,
+            a.comment
+                .as_ref()
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default()
+        );
+    }
+    match (&r.grant_id, r.state.as_str()) {
+        (Some(grant), _) => println!("grant     {grant}"),
+        (None, "pending") => println!("lapses    {}", r.lapses_at),
+        _ => {}
+    }
+}
+
+pub fn grants(list: &[GrantView], now: Timestamp) {
+    let rows = list
+        .iter()
+        .map(|g| {
+            let ends = match g.ended_at {
+                Some(ended) => format!("ended {}", relative(ended, now)),
+                None => format!("expires {}", relative(g.expires_at, now)),
+            };
+            vec![
+                g.id.clone(),
+                g.state.clone(),
+                g.principal.clone(),
+                g.resource.clone(),
+                g.role.clone(),
+                when(g.starts_at),
+                when(g.expires_at),
+                ends,
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "STATE",
+            "PRINCIPAL",
+            "RESOURCE",
+            "ROLE",
+            "STARTS (UTC)",
+            "EXPIRES (UTC)",
+            "",
+        ],
+        rows,
+    );
+}
+
+pub fn grant(g: &GrantView, now: Timestamp) {
+    println!("grant     {}", g.id);
+    println!("state     {}", g.state);
+    println!("principal {}", g.principal);
+    println!("resource  {} (role {})", g.resource, g.role);
+    println!("request   {}", g.request_id);
+    println!("starts    {}", g.starts_at);
+    println!(
+        "expires   {} ({})",
+        g.expires_at,
+        relative(g.expires_at, now)
+    );
+    if let Some(ended) = g.ended_at {
+        println!(
+            "ended     {} by {}{}",
+            ended,
+            or_dash(g.ended_by.as_deref()),
+            g.end_reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+pub fn check(c: &CheckResult) {
+    if c.allowed {
+        println!(
+            "allowed: {} ({})",
+            c.grant_id.as_deref().unwrap_or("-"),
+            c.reason
+        );
+    } else {
+        println!("not allowed: {}", c.reason);
+    }
+}
+
+pub fn events(list: &[EventView]) {
+    let rows = list
+        .iter()
+        .map(|e| {
+            vec![
+                e.seq.to_string(),
+                when(e.occurred_at),
+                e.event_type.clone(),
+                e.actor.clone(),
+                or_dash(e.subject.as_deref()),
+                or_dash(e.resource.as_deref()),
+                or_dash(e.grant_id.as_deref().or(e.request_id.as_deref())),
+                or_dash(e.reason.as_deref()),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SEQ",
+            "OCCURRED (UTC)",
+            "TYPE",
+            "ACTOR",
+            "SUBJECT",
+            "RESOURCE",
+            "REQUEST/GRANT",
+            "REASON",
+        ],
+        rows,
+    );
+}
