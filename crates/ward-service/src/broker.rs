@@ -598,6 +598,11 @@ impl Broker {
     ) -> Result<Grant, BrokerError> {
         validate_text("the reason", &reason, true)?;
         let grant = self.load_grant(id).await?;
+        if grant.state == GrantState::Revoked {
+            // Revoking twice is not an error: the access is gone either way, and nothing new
+            // happened to record.
+            return Ok(grant);
+        }
         if !caller.admin {
             let request = self.load_request(grant.request_id.as_str()).await?;
             if !self.policy().may_approve(&caller.name, &request) {

@@ -113,6 +113,8 @@ impl TempPostgres {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // Never waited for: the watchdog outlives the test process by design.
+        #[allow(clippy::zombie_processes)]
         watchdog.spawn().expect("start the PostgreSQL watchdog");
 
         let cluster = Self {
