@@ -1,0 +1,387 @@
+//! The `ward` binary as users and the acceptance checks drive it: `ward serve` on a copy of the
+//! quickstart, the client commands with `-o json`, the contract's exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const WARD: &str = env!("CARGO_BIN_EXE_ward");
+
+struct Server {
+    child: Child,
+    url: String,
+    config: PathBuf,
+    env: Vec<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "data" {
+                copy_dir(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+impl Server {
+    fn start(database_url: Option<String>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let world = dir.path().join("quickstart");
+        copy_dir(
+            &PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../examples/quickstart"
+            )),
+            &world,
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut env = vec![
+            ("WARD_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+            (
+                "WARD_DATA_DIR".to_owned(),
+                dir.path().join("data").display().to_string(),
+            ),
+        ];
+        env.extend(database_url.map(|url| ("WARD_DATABASE_URL".to_owned(), url)));
+        let config = world.join("ward.toml");
+        let child = Command::new(WARD)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .envs(env.iter().cloned())
+            .env("WARD_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            config,
+            env,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "ward serve did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn token(&self, user: &str) -> String {
+        let out = Command::new(WARD)
+            .args(["admin", "token", "create", user, "--config"])
+            .arg(&self.config)
+            .envs(self.env.iter().cloned())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        assert!(
+            token.starts_with("ward_") && !token.contains('\n'),
+            "only the token is printed"
+        );
+        token
+    }
+
+    fn ward(&self, token: &str, args: &[&str]) -> Output {
+        Command::new(WARD)
+            .args(args)
+            .env("WARD_URL", &self.url)
+            .env("WARD_TOKEN", token)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a command with `-o json`; returns exit code and parsed JSON (Null when none).
+    fn json(&self, token: &str, args: &[&str]) -> (i32, Value) {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        let out = self.ward(token, &all);
+        let value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.code().unwrap(), value)
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn walkthrough(server: &Server) {
+    let (alice, bob, admin, carol) = (
+        server.token("alice"),
+        server.token("bob"),
+        server.token("admin"),
+        server.token("carol"),
+    );
+    let (code, request) = server.json(
+        &alice,
+        &[
+            "request",
+            "logs:payments-api",
+            "--role",
+            "read",
+            "--for",
+            "30m",
+            "--reason",
+            "INC-4312 checkout 500s",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(request["state"], "pending");
+    let id = request["id"].as_str().unwrap().to_owned();
+
+    let (_, pending) = server.json(&bob, &["requests", "--state", "pending"]);
+    assert_eq!(pending[0]["id"], id.as_str());
+
+    let own = server.ward(&alice, &["approve", &id, "--comment", "ok"]);
+    assert_eq!(own.status.code(), Some(1));
+    assert!(stderr(&own).contains("own request"), "{}", stderr(&own));
+    let not_lead = server.ward(&admin, &["approve", &id]);
+    assert_eq!(not_lead.status.code(), Some(1));
+
+    let (code, approved) = server.json(&bob, &["approve", &id, "--comment", "ok"]);
+    assert_eq!(code, 0);
+    let grant_id = approved["grant_id"].as_str().unwrap().to_owned();
+    let (_, grant) = server.json(&alice, &["show", &grant_id]);
+    assert_eq!(grant["state"], "active");
+
+    let check = [
+        "check",
+        "--principal",
+        "alice",
+        "--action",
+        "read",
+        "--resource",
+        "logs:payments-api",
+    ];
+    let (code, allowed) = server.json(&alice, &check);
+    assert_eq!((code, allowed["allowed"].as_bool()), (0, Some(true)));
+    assert_eq!(allowed["grant_id"], grant_id.as_str());
+
+    let (code, revoked) = server.json(
+        &admin,
+        &["revoke", &grant_id, "--reason", "incident closed"],
+    );
+    assert_eq!((code, revoked["state"].as_str()), (0, Some("revoked")));
+    let (code, denied) = server.json(&alice, &check);
+    assert_eq!((code, denied["allowed"].as_bool()), (1, Some(false)));
+    assert!(
+        denied["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no active grant")
+    );
+
+    // Friendly errors and exit codes.
+    let unknown = server.ward(
+        &alice,
+        &[
+            "request",
+            "logs:nope",
+            "--role",
+            "read",
+            "--for",
+            "30m",
+            "--reason",
+            "x",
+        ],
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        stderr(&unknown).contains("logs:checkout-web, logs:payments-api"),
+        "{}",
+        stderr(&unknown)
+    );
+    let too_long = server.ward(
+        &alice,
+        &[
+            "request",
+            "logs:payments-api",
+            "--role",
+            "read-unmasked",
+            "--for",
+            "2h",
+            "--reason",
+            "x",
+        ],
+    );
+    assert_eq!(too_long.status.code(), Some(1));
+    assert!(
+        stderr(&too_long).contains("maximum of 1h"),
+        "{}",
+        stderr(&too_long)
+    );
+    let usage = server.ward(
+        &alice,
+        &[
+            "request",
+            "logs:payments-api",
+            "--role",
+            "read",
+            "--for",
+            "soon",
+            "--reason",
+            "x",
+        ],
+    );
+    assert_eq!(usage.status.code(), Some(2));
+    let no_token = server.ward("", &["requests"]);
+    assert_eq!(no_token.status.code(), Some(2));
+    assert!(
+        stderr(&no_token).contains("WARD_TOKEN"),
+        "{}",
+        stderr(&no_token)
+    );
+
+    // A short grant ends by itself: the scheduler expires it without anyone acting.
+    let (_, short) = server.json(
+        &alice,
+        &[
+            "request",
+            "logs:payments-api",
+            "--role",
+            "read",
+            "--for",
+            "1s",
+            "--reason",
+            "quick look",
+        ],
+    );
+    let (_, approved) = server.json(&bob, &["approve", short["id"].as_str().unwrap()]);
+    let short_grant = approved["grant_id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, grant) = server.json(&alice, &["show", &short_grant]);
+        if grant["state"] == "expired" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the grant did not expire by itself: {grant}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Auto-approval for on-call with an incident ticket.
+    let dave = server.token("dave");
+    let (_, auto) = server.json(
+        &dave,
+        &[
+            "request",
+            "logs:checkout-web",
+            "--role",
+            "read",
+            "--for",
+            "10m",
+            "--reason",
+            "INC-7 outage",
+            "--ticket",
+            "INC-7",
+        ],
+    );
+    assert_eq!(auto["state"], "approved");
+
+    let (code, events) = server.json(&carol, &["audit", "events"]);
+    assert_eq!(code, 0);
+    let types: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "request.created",
+        "approval.granted",
+        "grant.activated",
+        "access.used",
+        "grant.revoked",
+        "grant.expired",
+        "access.denied",
+    ] {
+        assert!(types.contains(&expected), "no {expected} in {types:?}");
+    }
+    let (_, revocations) = server.json(&carol, &["audit", "events", "--type", "grant.revoked"]);
+    assert_eq!(revocations[0]["actor"], "admin");
+    assert_eq!(revocations[0]["reason"], "incident closed");
+}
+
+#[test]
+fn walkthrough_on_sqlite() {
+    walkthrough(&Server::start(None));
+}
+
+#[test]
+fn walkthrough_on_postgres() {
+    if let Some(cluster) = ward_testkit::postgres() {
+        walkthrough(&Server::start(Some(cluster.fresh_database())));
+    }
+}
+
+#[test]
+fn unreachable_server_and_bad_config_exit_2() {
+    let out = Command::new(WARD)
+        .args(["requests"])
+        .env("WARD_URL", "http://127.0.0.1:1")
+        .env("WARD_TOKEN", "ward_x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot reach ward"),
+        "{}",
+        stderr(&out)
+    );
+    let out = Command::new(WARD)
+        .args(["serve", "--config", "/nonexistent/ward.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/ward.toml"),
+        "{}",
+        stderr(&out)
+    );
+    let out = Command::new(WARD)
+        .args(["admin", "token", "create", "mallory", "--config"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/quickstart/ward.toml"
+        ))
+        .env("WARD_DATA_DIR", tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("configured users: admin, alice, bob, carol, dave, erin"),
+        "{}",
+        stderr(&out)
+    );
+}
