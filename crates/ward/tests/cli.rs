@@ -385,3 +385,56 @@ fn unreachable_server_and_bad_config_exit_2() {
         stderr(&out)
     );
 }
+
+/// `ward quickstart` outside a checkout writes the demo world out of the binary and serves it.
+#[test]
+fn quickstart_serves_the_demo_world_from_anywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(WARD)
+        .arg("quickstart")
+        .current_dir(dir.path())
+        .env("WARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WARD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "ward quickstart did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let config = dir.path().join("ward-quickstart/ward.toml");
+    assert!(config.is_file());
+    assert!(dir.path().join("ward-quickstart/data/ward.db").is_file());
+    // From that folder, `ward admin token create` finds the world by itself via WARD_CONFIG.
+    let out = Command::new(WARD)
+        .args(["admin", "token", "create", "alice"])
+        .env("WARD_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let out = Command::new(WARD)
+        .args(["whoami", "-o", "json"])
+        .env("WARD_URL", format!("http://127.0.0.1:{port}"))
+        .env("WARD_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let me: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(me["name"], "alice");
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let banner = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        banner.contains(&format!("http://127.0.0.1:{port}")),
+        "{banner}"
+    );
+    assert!(banner.contains("ward admin token create alice"), "{banner}");
+}
