@@ -151,6 +151,8 @@ pub struct PolicyEngine {
     directory: Directory,
     terms: HashMap<PolicyId, PermitTerms>,
     ticket_kinds: Vec<(String, Regex)>,
+    /// The `access` context of a grant holder, per role.
+    access_contexts: HashMap<String, Context>,
     authorizer: Authorizer,
     hash: String,
 }
@@ -305,6 +307,12 @@ impl PolicyEngine {
             .map_err(|_| PolicyError::DuplicateId(GRANT_HOLDER_POLICY_ID.to_owned()))?;
 
         let entities = build_entities(&names, &directory, &schema)?;
+        let mut access_contexts = HashMap::new();
+        for role in directory.resources().values().flat_map(|r| r.roles.iter()) {
+            let context =
+                access_context(role, true).map_err(|e| PolicyError::Schema(e.to_string()))?;
+            access_contexts.insert(role.clone(), context);
+        }
         let ticket_kinds = ticket_patterns
             .iter()
             .map(|(name, pattern)| {
@@ -325,6 +333,7 @@ impl PolicyEngine {
             directory,
             terms,
             ticket_kinds,
+            access_contexts,
             authorizer: Authorizer::new(),
             hash,
         })
@@ -339,7 +348,7 @@ impl PolicyEngine {
         &self.hash
     }
 
-    /// The user-written policies, for inspection and benchmarks (without the built-in one).
+    /// The loaded policies (with the built-in grant-holder permit), for inspection and benchmarks.
     pub fn policy_set(&self) -> &PolicySet {
         &self.policies
     }
@@ -426,18 +435,31 @@ impl PolicyEngine {
         resource: &str,
         context: Vec<(String, RestrictedExpression)>,
     ) -> (Decision, Vec<String>) {
-        let request = Context::from_pairs(context).ok().and_then(|context| {
-            Request::new(
-                self.names.user(principal),
-                self.names.action(action),
-                self.names.resource(resource),
-                context,
-                Some(&self.schema),
-            )
-            .ok()
-        });
-        // A request the schema rejects can only come from a bug; deny rather than guess.
-        let Some(request) = request else {
+        match Context::from_pairs(context) {
+            Ok(context) => self.decide(principal, action, resource, context, Some(&self.schema)),
+            // A context the schema rejects can only come from a bug; deny rather than guess.
+            Err(_) => (Decision::Deny, Vec::new()),
+        }
+    }
+
+    /// `schema` validates the request's shape; callers whose context shape is fixed in code
+    /// (and covered by a test that does validate) may skip it on hot paths.
+    fn decide(
+        &self,
+        principal: &str,
+        action: &str,
+        resource: &str,
+        context: Context,
+        schema: Option<&Schema>,
+    ) -> (Decision, Vec<String>) {
+        let request = Request::new(
+            self.names.user(principal),
+            self.names.action(action),
+            self.names.resource(resource),
+            context,
+            schema,
+        );
+        let Ok(request) = request else {
             return (Decision::Deny, Vec::new());
         };
         let response = self
@@ -542,17 +564,16 @@ impl PolicyEngine {
         role: &str,
         has_grant: bool,
     ) -> Result<(), Vec<String>> {
-        let context = vec![
-            (
-                "role".into(),
-                RestrictedExpression::new_string(role.to_owned()),
-            ),
-            (
-                "has_grant".into(),
-                RestrictedExpression::new_bool(has_grant),
-            ),
-        ];
-        let (decision, reasons) = self.authorize(principal, "access", resource, context);
+        // Every check of a role carries the same context: built once per load, validated by
+        // `access_context_matches_the_schema`, so the per-check validation is skipped.
+        let context = match self.access_contexts.get(role) {
+            Some(context) if has_grant => context.clone(),
+            _ => match access_context(role, has_grant) {
+                Ok(context) => context,
+                Err(_) => return Err(Vec::new()),
+            },
+        };
+        let (decision, reasons) = self.decide(principal, "access", resource, context, None);
         match decision {
             Decision::Allow => Ok(()),
             Decision::Deny => Err(reasons),
@@ -566,6 +587,22 @@ fn describe_parse_errors(errors: &cedar_policy::ParseErrors) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+fn access_context(
+    role: &str,
+    has_grant: bool,
+) -> Result<Context, cedar_policy::ContextCreationError> {
+    Context::from_pairs([
+        (
+            "role".to_owned(),
+            RestrictedExpression::new_string(role.to_owned()),
+        ),
+        (
+            "has_grant".to_owned(),
+            RestrictedExpression::new_bool(has_grant),
+        ),
+    ])
 }
 
 fn policy_set_hash(policies: &PolicySet) -> String {

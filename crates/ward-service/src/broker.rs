@@ -16,7 +16,7 @@ use ward_store::{ApiToken, Change, EventFilter, GrantFilter, RequestFilter, Stor
 use crate::config::Authorization;
 use crate::ids::RandomIds;
 use crate::index::GrantIndex;
-use crate::usage::{Tally, UsageKey, UsageLog};
+use crate::usage::{Tally, UsageKey, UsageLog, Use};
 
 /// How often a decision is retried when a concurrent change got there first.
 const MAX_ATTEMPTS: usize = 5;
@@ -666,23 +666,23 @@ impl Broker {
             },
             Some(slot) => match policy.permits_access(principal, resource, role, true) {
                 Ok(()) => {
-                    if slot.used {
-                        let key = UsageKey::Used {
-                            grant_id: slot.id.to_string(),
-                            principal: principal.to_owned(),
-                            resource: resource.to_owned(),
-                            role: role.to_owned(),
-                        };
-                        self.usage.count(key, now, &caller.name);
-                    } else {
+                    if !slot.used {
                         return self.first_use(caller, &slot.id, now).await;
                     }
-                    CheckOutcome {
+                    let used = Use {
+                        grant_id: slot.id.as_str(),
+                        principal,
+                        resource,
+                        role,
+                    };
+                    self.usage.count_use(used, now, &caller.name);
+                    metrics::counter!("ward_checks_total", "allowed" => "true").increment(1);
+                    return Ok(CheckOutcome {
                         allowed: true,
+                        reason: holds_grant(&slot.id),
                         grant_id: Some(slot.id),
                         expires_at: Some(slot.expires_at),
-                        reason: format!("active grant until {}", slot.expires_at),
-                    }
+                    });
                 }
                 Err(by) => CheckOutcome {
                     allowed: false,
@@ -708,8 +708,7 @@ impl Broker {
             )
             .await;
         }
-        metrics::counter!("ward_checks_total", "allowed" => outcome.allowed.to_string())
-            .increment(1);
+        metrics::counter!("ward_checks_total", "allowed" => "false").increment(1);
         Ok(outcome)
     }
 
@@ -723,7 +722,7 @@ impl Broker {
     ) {
         let now = self.now();
         if !self.usage.first_denial(&key) {
-            self.usage.count(key, now, actor);
+            self.usage.count_denial(key, now, actor);
             return;
         }
         let event = NewEvent {
@@ -746,7 +745,7 @@ impl Broker {
             .await
         {
             tracing::error!(%error, "could not record a refused check");
-            self.usage.count(key, now, actor);
+            self.usage.count_denial(key, now, actor);
         }
     }
 
@@ -772,7 +771,7 @@ impl Broker {
                 allowed: true,
                 grant_id: Some(grant.id.clone()),
                 expires_at: Some(grant.expires_at),
-                reason: format!("active grant until {}", grant.expires_at),
+                reason: holds_grant(&grant.id),
             };
             if grant.first_used_at.is_some() {
                 self.index
@@ -1027,12 +1026,19 @@ impl Broker {
     }
 }
 
+fn holds_grant(id: &GrantId) -> String {
+    let mut reason = String::with_capacity(12 + id.as_str().len());
+    reason.push_str("holds grant ");
+    reason.push_str(id.as_str());
+    reason
+}
+
 fn summary_event(key: &UsageKey, tally: &Tally, now: Timestamp) -> NewEvent {
     let base = NewEvent {
         id: RandomIds.event_id(),
         event_type: EventType::AccessUsed,
         occurred_at: tally.last_at,
-        actor: tally.last_reason.clone(),
+        actor: tally.last_caller.clone(),
         subject: None,
         resource: None,
         request_id: None,

@@ -24,13 +24,45 @@ pub enum UsageKey {
     },
 }
 
+/// A use of a grant, by reference, so that counting a grant already tallied allocates nothing.
+pub struct Use<'a> {
+    pub grant_id: &'a str,
+    pub principal: &'a str,
+    pub resource: &'a str,
+    pub role: &'a str,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tally {
     pub count: u64,
     pub first_at: Timestamp,
     pub last_at: Timestamp,
-    /// The check's caller when it was not the principal (a service asking for someone).
-    pub last_reason: String,
+    /// Who asked last (the principal, or a service asking for them).
+    pub last_caller: String,
+}
+
+impl Tally {
+    fn new(at: Timestamp, caller: &str) -> Self {
+        Self {
+            count: 0,
+            first_at: at,
+            last_at: at,
+            last_caller: caller.to_owned(),
+        }
+    }
+
+    fn add(&mut self, at: Timestamp, caller: &str) {
+        self.count += 1;
+        self.last_at = self.last_at.max(at);
+        if self.last_caller != caller {
+            caller.clone_into(&mut self.last_caller);
+        }
+    }
+
+    fn merge(&mut self, older: &Tally) {
+        self.count += older.count;
+        self.first_at = self.first_at.min(older.first_at);
+    }
 }
 
 #[derive(Default)]
@@ -40,7 +72,9 @@ pub struct UsageLog {
 
 #[derive(Default)]
 struct Inner {
-    tallies: HashMap<UsageKey, Tally>,
+    /// Uses by grant id: the hot path is one lookup by `&str`.
+    uses: HashMap<String, (UsageKey, Tally)>,
+    denials: HashMap<UsageKey, Tally>,
     /// Denials already written as an event this period.
     denials_reported: HashSet<UsageKey>,
 }
@@ -52,19 +86,31 @@ impl UsageLog {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn count(&self, key: UsageKey, at: Timestamp, reason: &str) {
+    /// Counts a use of a grant whose first use is already recorded.
+    pub fn count_use(&self, used: Use<'_>, at: Timestamp, caller: &str) {
         let mut inner = self.lock();
-        let tally = inner.tallies.entry(key).or_insert_with(|| Tally {
-            count: 0,
-            first_at: at,
-            last_at: at,
-            last_reason: String::new(),
-        });
-        tally.count += 1;
-        tally.last_at = at;
-        if tally.last_reason != reason {
-            tally.last_reason = reason.to_owned();
+        if let Some((_, tally)) = inner.uses.get_mut(used.grant_id) {
+            tally.add(at, caller);
+            return;
         }
+        let key = UsageKey::Used {
+            grant_id: used.grant_id.to_owned(),
+            principal: used.principal.to_owned(),
+            resource: used.resource.to_owned(),
+            role: used.role.to_owned(),
+        };
+        let mut tally = Tally::new(at, caller);
+        tally.add(at, caller);
+        inner.uses.insert(used.grant_id.to_owned(), (key, tally));
+    }
+
+    /// Counts a refusal that is not written as an event of its own.
+    pub fn count_denial(&self, key: UsageKey, at: Timestamp, caller: &str) {
+        self.lock()
+            .denials
+            .entry(key)
+            .or_insert_with(|| Tally::new(at, caller))
+            .add(at, caller);
     }
 
     /// True when this denial should be written at once (the first this period).
@@ -81,21 +127,111 @@ impl UsageLog {
     pub fn drain(&self) -> Vec<(UsageKey, Tally)> {
         let mut inner = self.lock();
         inner.denials_reported.clear();
-        inner.tallies.drain().collect()
+        let uses: Vec<(UsageKey, Tally)> = inner.uses.drain().map(|(_, entry)| entry).collect();
+        uses.into_iter().chain(inner.denials.drain()).collect()
     }
 
     /// Puts back tallies whose summary could not be written, so none is lost.
     pub fn restore(&self, tallies: Vec<(UsageKey, Tally)>) {
         let mut inner = self.lock();
-        for (key, old) in tallies {
-            inner
-                .tallies
-                .entry(key)
-                .and_modify(|t| {
-                    t.count += old.count;
-                    t.first_at = t.first_at.min(old.first_at);
-                })
-                .or_insert(old);
+        for (key, older) in tallies {
+            match &key {
+                UsageKey::Used { grant_id, .. } => {
+                    let grant_id = grant_id.clone();
+                    inner
+                        .uses
+                        .entry(grant_id)
+                        .or_insert_with(|| {
+                            (
+                                key,
+                                Tally {
+                                    count: 0,
+                                    ..older.clone()
+                                },
+                            )
+                        })
+                        .1
+                        .merge(&older);
+                }
+                UsageKey::Denied { .. } => {
+                    inner
+                        .denials
+                        .entry(key)
+                        .or_insert_with(|| Tally {
+                            count: 0,
+                            ..older.clone()
+                        })
+                        .merge(&older);
+                }
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millisecond(ms).unwrap()
+    }
+
+    fn use_of(grant: &str) -> Use<'_> {
+        Use {
+            grant_id: grant,
+            principal: "alice",
+            resource: "logs:x",
+            role: "read",
+        }
+    }
+
+    #[test]
+    fn tallies_count_and_restore_loses_nothing() {
+        let log = UsageLog::default();
+        log.count_use(use_of("g1"), at(1), "alice");
+        log.count_use(use_of("g1"), at(5), "svc");
+        let denied = UsageKey::Denied {
+            principal: "bob".into(),
+            action: "read".into(),
+            resource: "logs:x".into(),
+        };
+        assert!(log.first_denial(&denied));
+        assert!(!log.first_denial(&denied));
+        log.count_denial(denied.clone(), at(2), "bob");
+
+        let drained = log.drain();
+        assert_eq!(drained.len(), 2);
+        let used = drained
+            .iter()
+            .find(|(k, _)| matches!(k, UsageKey::Used { .. }))
+            .unwrap();
+        assert_eq!(
+            (used.1.count, used.1.first_at, used.1.last_at),
+            (2, at(1), at(5))
+        );
+        assert_eq!(used.1.last_caller, "svc");
+        assert!(
+            log.first_denial(&denied),
+            "a new period reports the first denial again"
+        );
+
+        // The summary could not be written; meanwhile one more use came in.
+        log.count_use(use_of("g1"), at(9), "alice");
+        log.restore(drained);
+        let again = log.drain();
+        let used = again
+            .iter()
+            .find(|(k, _)| matches!(k, UsageKey::Used { .. }))
+            .unwrap();
+        assert_eq!(
+            (used.1.count, used.1.first_at, used.1.last_at),
+            (3, at(1), at(9))
+        );
+        let denials = again
+            .iter()
+            .find(|(k, _)| matches!(k, UsageKey::Denied { .. }))
+            .unwrap();
+        assert_eq!(denials.1.count, 1);
+        assert!(log.drain().is_empty());
     }
 }

@@ -221,6 +221,28 @@ fn approvers_follow_the_groups_and_never_the_requester() {
 }
 
 #[test]
+fn access_context_matches_the_schema() {
+    let engine = quickstart();
+    for (role, has_grant) in [("read", true), ("read-unmasked", true), ("read", false)] {
+        let context = access_context(role, has_grant).unwrap();
+        let validated = engine.decide(
+            "alice",
+            "access",
+            "logs:payments-api",
+            context,
+            Some(engine.schema()),
+        );
+        assert_eq!(validated.0 == Decision::Allow, has_grant, "{role}");
+        assert_eq!(
+            engine
+                .permits_access("alice", "logs:payments-api", role, has_grant)
+                .is_ok(),
+            has_grant
+        );
+    }
+}
+
+#[test]
 fn access_needs_a_grant() {
     let engine = quickstart();
     assert!(
