@@ -309,8 +309,9 @@ impl PolicyEngine {
         let entities = build_entities(&names, &directory, &schema)?;
         let mut access_contexts = HashMap::new();
         for role in directory.resources().values().flat_map(|r| r.roles.iter()) {
-            let context =
-                access_context(role, true).map_err(|e| PolicyError::Schema(e.to_string()))?;
+            let context = access_context(role, true).ok_or_else(|| {
+                PolicyError::Schema(format!("no access context for role `{role}`"))
+            })?;
             access_contexts.insert(role.clone(), context);
         }
         let ticket_kinds = ticket_patterns
@@ -569,8 +570,8 @@ impl PolicyEngine {
         let context = match self.access_contexts.get(role) {
             Some(context) if has_grant => context.clone(),
             _ => match access_context(role, has_grant) {
-                Ok(context) => context,
-                Err(_) => return Err(Vec::new()),
+                Some(context) => context,
+                None => return Err(Vec::new()),
             },
         };
         let (decision, reasons) = self.decide(principal, "access", resource, context, None);
