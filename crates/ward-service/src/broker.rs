@@ -16,6 +16,7 @@ use ward_store::{ApiToken, Change, EventFilter, GrantFilter, RequestFilter, Stor
 use crate::config::Authorization;
 use crate::ids::RandomIds;
 use crate::index::GrantIndex;
+use crate::tokens::TokenCache;
 use crate::usage::{Tally, UsageKey, UsageLog, Use};
 
 /// How often a decision is retried when a concurrent change got there first.
@@ -115,6 +116,7 @@ pub struct Broker {
     settings: Settings,
     index: GrantIndex,
     usage: UsageLog,
+    tokens: TokenCache,
     wake: Notify,
 }
 
@@ -157,6 +159,7 @@ impl Broker {
             settings,
             index: GrantIndex::default(),
             usage: UsageLog::default(),
+            tokens: TokenCache::default(),
             wake: Notify::new(),
         };
         let live = broker
@@ -253,11 +256,18 @@ impl Broker {
                 "the token is not a ward token".into(),
             ));
         }
-        let record = self
-            .store
-            .token(&hash_token(token))
-            .await?
-            .ok_or_else(|| BrokerError::Unauthenticated("the token is not known".into()))?;
+        let hash = hash_token(token);
+        let record = match self.tokens.get(&hash) {
+            Some(record) => record,
+            None => {
+                let record =
+                    self.store.token(&hash).await?.ok_or_else(|| {
+                        BrokerError::Unauthenticated("the token is not known".into())
+                    })?;
+                self.tokens.put(record.clone());
+                record
+            }
+        };
         if self.now() >= record.expires_at {
             return Err(BrokerError::Unauthenticated(format!(
                 "the token expired at {}; create a new one with `ward admin token create`",

@@ -6,6 +6,7 @@ pub mod config;
 pub mod ids;
 pub mod index;
 pub mod scheduler;
+pub mod tokens;
 pub mod usage;
 
 use std::sync::Arc;

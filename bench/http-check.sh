@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# HTTP `POST /v1/check` on loopback, next to a static-200 nginx on the same machine, same load.
+#   bench/http-check.sh [DURATION] [CONNECTIONS]
+# Needs wrk and nginx (apt-get install wrk nginx-light). Prints requests/s and latency
+# percentiles for both, and the ratio.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-15s}
+connections=${2:-32}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$nginx_bin" ] || { echo "nginx is missing: apt-get install nginx-light" >&2; exit 2; }
+
+cargo build --release --quiet
+ward=target/release/ward
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; "$nginx_bin" -p "$work/nginx" -c nginx.conf -s stop 2>/dev/null || true; rm -rf "$work"' EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ward_port=$(free_port)
+nginx_port=$(free_port)
+
+cp -r examples/quickstart "$work/world"
+rm -rf "$work/world/data"
+export WARD_LISTEN=127.0.0.1:$ward_port WARD_URL=http://127.0.0.1:$ward_port WARD_DATA_DIR=$work/data WARD_LOG=warn
+"$ward" serve --config "$work/world/ward.toml" 2>"$work/ward.log" &
+until curl -sf "$WARD_URL/healthz" >/dev/null; do sleep 0.1; done
+alice=$("$ward" admin token create alice --config "$work/world/ward.toml")
+bob=$("$ward" admin token create bob --config "$work/world/ward.toml")
+req=$(WARD_TOKEN=$alice "$ward" request logs:payments-api --role read --for 4h --reason "bench" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+WARD_TOKEN=$bob "$ward" approve "$req" -o json >/dev/null
+WARD_TOKEN=$alice "$ward" check --principal alice --action read --resource logs:payments-api >/dev/null
+
+cat > "$work/check.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"principal":"alice","action":"read","resource":"logs:payments-api"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $alice"
+LUA
+
+mkdir -p "$work/nginx/logs"
+cat > "$work/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    server {
+        listen 127.0.0.1:$nginx_port;
+        location / { default_type application/json; return 200 '{"allowed":true}'; }
+    }
+}
+NGINX
+"$nginx_bin" -p "$work/nginx" -c nginx.conf
+
+run() { wrk -t1 -c"$connections" -d"$duration" --latency "$@"; }
+echo "== ward POST /v1/check (allowed, token auth, audit tally) =="
+run -s "$work/check.lua" "$WARD_URL/v1/check" | tee "$work/ward.txt"
+echo "== nginx static 200 =="
+run "http://127.0.0.1:$nginx_port/" | tee "$work/nginx.txt"
+
+rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
+p50() { awk '$1 == "50%" {print $2}' "$1"; }
+python3 - "$(rps "$work/ward.txt")" "$(rps "$work/nginx.txt")" "$(p50 "$work/ward.txt")" "$(p50 "$work/nginx.txt")" <<'PY'
+import sys
+ward, nginx, ward_p50, nginx_p50 = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+print(f"\nward   {ward:10.0f} req/s  p50 {ward_p50}")
+print(f"nginx  {nginx:10.0f} req/s  p50 {nginx_p50}")
+print(f"ratio  {ward / nginx:.2f}x nginx throughput")
+PY
+errors=$(grep -c "Non-2xx" "$work/ward.txt" || true)
+[ "$errors" = 0 ] || { echo "ward answered non-2xx responses" >&2; exit 1; }
