@@ -25,6 +25,8 @@ const MAX_ATTEMPTS: usize = 5;
 pub const DUE_BATCH: u32 = 1000;
 /// The longest reason, ticket or comment accepted.
 pub const MAX_TEXT: usize = 2000;
+/// How far ahead a request may schedule its start.
+pub const MAX_START_AHEAD_SECONDS: u64 = 30 * 24 * 3600;
 /// The longest token lifetime `ward admin token create` accepts.
 pub const MAX_TOKEN_TTL_SECONDS: u64 = 90 * 24 * 3600;
 
@@ -344,12 +346,21 @@ impl Broker {
                 "the duration must be at least 1s".into(),
             ));
         }
-        if let Some(start) = input.start_at
-            && start < self.now() - SignedDuration::from_secs(60)
-        {
-            return Err(BrokerError::Invalid(format!(
-                "--start-at {start} is in the past"
-            )));
+        if let Some(start) = input.start_at {
+            if start < self.now() - SignedDuration::from_secs(60) {
+                return Err(BrokerError::Invalid(format!(
+                    "--start-at {start} is in the past"
+                )));
+            }
+            let horizon = SignedDuration::from_secs(
+                i64::try_from(MAX_START_AHEAD_SECONDS).unwrap_or(i64::MAX),
+            );
+            if start > self.now() + horizon {
+                return Err(BrokerError::Invalid(format!(
+                    "--start-at {start} is more than {} ahead",
+                    ward_core::duration::format_duration(MAX_START_AHEAD_SECONDS)
+                )));
+            }
         }
         Ok(())
     }

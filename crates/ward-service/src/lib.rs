@@ -20,7 +20,7 @@ use ward_store_sql::SqlStore;
 /// Opens the configured store (creating the data directory for SQLite) and migrates it.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        create_private_dir(&config.data_dir).map_err(|e| {
             StoreError::Unavailable(format!(
                 "cannot create the data directory {}: {e}",
                 config.data_dir.display()
@@ -28,6 +28,19 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
         })?;
     }
     Ok(Arc::new(SqlStore::connect(&config.store_url()).await?))
+}
+
+/// Creates `dir` readable by its owner only (it holds the audit log and token hashes); an
+/// existing directory is left as the operator set it.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// What can stop ward from starting.

@@ -507,6 +507,20 @@ async fn scheduled_grants_open_at_their_start(store: Arc<dyn Store>) {
         w.broker.create_request(&w.who("alice"), past).await,
         Err(BrokerError::Invalid(_))
     ));
+    let far = RequestInput {
+        start_at: Some(t0() + SignedDuration::from_hours(24 * 31)),
+        ..ask("logs:payments-api", "read", 600)
+    };
+    let refused = w
+        .broker
+        .create_request(&w.who("alice"), far)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("more than 30d") || refused.contains("ahead"),
+        "{refused}"
+    );
 }
 
 async fn repeated_checks_are_summarised_not_lost(store: Arc<dyn Store>) {

@@ -43,15 +43,46 @@ fn copy_dir(from: &Path, to: &Path) {
 
 impl Server {
     fn start(database_url: Option<String>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let world = dir.path().join("quickstart");
-        copy_dir(
-            &PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../examples/quickstart"
-            )),
-            &world,
+        Self::start_in(tempfile::tempdir().unwrap(), database_url)
+    }
+
+    /// Stops with SIGTERM, as a service manager would, and returns the exit code.
+    fn terminate(&mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
         );
+        self.child.wait().unwrap().code()
+    }
+
+    /// The same world and data directory, served again.
+    fn restart(mut self) -> Self {
+        assert_eq!(self.terminate(), Some(0), "ward exits cleanly on SIGTERM");
+        let dir = tempfile::TempDir::new().unwrap();
+        let old = std::mem::replace(&mut self._dir, dir);
+        let database_url = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "WARD_DATABASE_URL")
+            .map(|(_, v)| v.clone());
+        Self::start_in(old, database_url)
+    }
+
+    fn start_in(dir: tempfile::TempDir, database_url: Option<String>) -> Self {
+        let world = dir.path().join("quickstart");
+        if !world.exists() {
+            copy_dir(
+                &PathBuf::from(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../examples/quickstart"
+                )),
+                &world,
+            );
+        }
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -437,4 +468,59 @@ fn quickstart_serves_the_demo_world_from_anywhere() {
         "{banner}"
     );
     assert!(banner.contains("ward admin token create alice"), "{banner}");
+}
+
+/// SIGTERM lets in-flight work finish and writes the tallied checks before exiting: nothing is
+/// lost across a restart.
+#[test]
+fn graceful_shutdown_keeps_the_usage_tally() {
+    let server = Server::start(None);
+    let (alice, bob) = (server.token("alice"), server.token("bob"));
+    let (_, request) = server.json(
+        &alice,
+        &[
+            "request",
+            "logs:checkout-web",
+            "--role",
+            "read",
+            "--for",
+            "1h",
+            "--reason",
+            "r",
+        ],
+    );
+    let (_, approved) = server.json(&bob, &["approve", request["id"].as_str().unwrap()]);
+    let grant = approved["grant_id"].as_str().unwrap().to_owned();
+    let check = [
+        "check",
+        "--principal",
+        "alice",
+        "--action",
+        "read",
+        "--resource",
+        "logs:checkout-web",
+    ];
+    for _ in 0..3 {
+        assert_eq!(server.json(&alice, &check).0, 0);
+    }
+    let server = server.restart();
+    let carol = server.token("carol");
+    let (_, uses) = server.json(
+        &carol,
+        &[
+            "audit",
+            "events",
+            "--type",
+            "access.used",
+            "--grant",
+            &grant,
+        ],
+    );
+    let uses = uses.as_array().unwrap();
+    assert_eq!(uses.len(), 2, "the first use, then a summary: {uses:?}");
+    assert_eq!(uses[0]["details"]["first_use"], true);
+    assert_eq!(uses[1]["details"]["summary"], true);
+    assert_eq!(uses[1]["details"]["count"], 2);
+    // The grant survived the restart: the index was rebuilt from the store.
+    assert_eq!(server.json(&alice, &check).0, 0);
 }
