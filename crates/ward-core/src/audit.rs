@@ -279,9 +279,11 @@ mod tests {
         let at = Timestamp::from_millisecond(1_700_000_000_500).unwrap();
         let bytes = AuditEvent::chain(event("e1"), 1, at, GENESIS_HASH.into()).canonical_bytes();
         let text = String::from_utf8(bytes).unwrap();
-        assert!(text.starts_with(
-            "{\"actor\":\"alice\",\"details\":{\"duration_seconds\":1800,\"role\":\"read\"}"
-        ));
+        assert!(
+            text.starts_with(
+                "{\"actor\":\"alice\",\"details\":{\"duration_seconds\":1800,\"role\":\"read\"}"
+            )
+        );
         assert!(!text.contains(": "));
     }
 }

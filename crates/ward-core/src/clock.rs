@@ -32,32 +32,21 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: Timestamp) -> Self {
-        Self {
-            now: Mutex::new(to_millis(start)),
-        }
+        Self { now: Mutex::new(to_millis(start)) }
     }
 
     pub fn set(&self, to: Timestamp) {
-        *self
-            .now
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = to_millis(to);
+        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = to_millis(to);
     }
 
     pub fn advance(&self, by: SignedDuration) {
-        let mut now = self
-            .now
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         *now = to_millis(now.saturating_add(by).unwrap_or(*now));
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        *self
-            .now
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -52,9 +52,7 @@ pub struct Directory {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c))
 }
 
 impl Directory {
@@ -75,44 +73,28 @@ impl Directory {
         }
         for name in users.keys() {
             if !valid_name(name) {
-                return Err(DirectoryError::BadName {
-                    what: "user",
-                    name: name.clone(),
-                });
+                return Err(DirectoryError::BadName { what: "user", name: name.clone() });
             }
         }
         for name in groups.keys() {
             if !valid_name(name) {
-                return Err(DirectoryError::BadName {
-                    what: "group",
-                    name: name.clone(),
-                });
+                return Err(DirectoryError::BadName { what: "group", name: name.clone() });
             }
         }
         for (name, resource) in &resources {
             if !valid_name(name) {
-                return Err(DirectoryError::BadName {
-                    what: "resource",
-                    name: name.clone(),
-                });
+                return Err(DirectoryError::BadName { what: "resource", name: name.clone() });
             }
             if resource.roles.is_empty() {
                 return Err(DirectoryError::NoRoles(name.clone()));
             }
             for role in &resource.roles {
                 if !valid_name(role) {
-                    return Err(DirectoryError::BadName {
-                        what: "role",
-                        name: role.clone(),
-                    });
+                    return Err(DirectoryError::BadName { what: "role", name: role.clone() });
                 }
             }
         }
-        let directory = Self {
-            users,
-            groups,
-            resources,
-        };
+        let directory = Self { users, groups, resources };
         for group in directory.groups.keys() {
             if directory.ancestors_of_group(group).contains(group.as_str()) {
                 return Err(DirectoryError::GroupCycle(group.clone()));
@@ -164,11 +146,7 @@ impl Directory {
         if let Some(entry) = self.users.get(user) {
             for group in &entry.groups {
                 all.insert(group.clone());
-                all.extend(
-                    self.ancestors_of_group(group)
-                        .into_iter()
-                        .map(str::to_owned),
-                );
+                all.extend(self.ancestors_of_group(group).into_iter().map(str::to_owned));
             }
         }
         all
@@ -186,40 +164,18 @@ mod tests {
 
     #[test]
     fn nested_groups_are_followed_and_cycles_refused() {
-        let users = BTreeMap::from([(
-            "bob".to_owned(),
-            UserEntry {
-                groups: vec!["payments-leads".into()],
-            },
-        )]);
-        let groups = BTreeMap::from([(
-            "payments-leads".to_owned(),
-            GroupEntry {
-                parents: vec!["payments".into()],
-            },
-        )]);
+        let users = BTreeMap::from([("bob".to_owned(), UserEntry { groups: vec!["payments-leads".into()] })]);
+        let groups =
+            BTreeMap::from([("payments-leads".to_owned(), GroupEntry { parents: vec!["payments".into()] })]);
         let dir = Directory::new(users.clone(), groups, BTreeMap::new()).unwrap();
         assert!(dir.is_member("bob", &["payments".into()]));
         assert!(!dir.is_member("bob", &["auditors".into()]));
 
         let cyclic = BTreeMap::from([
-            (
-                "a".to_owned(),
-                GroupEntry {
-                    parents: vec!["b".into()],
-                },
-            ),
-            (
-                "b".to_owned(),
-                GroupEntry {
-                    parents: vec!["a".into()],
-                },
-            ),
+            ("a".to_owned(), GroupEntry { parents: vec!["b".into()] }),
+            ("b".to_owned(), GroupEntry { parents: vec!["a".into()] }),
         ]);
-        assert!(matches!(
-            Directory::new(users, cyclic, BTreeMap::new()),
-            Err(DirectoryError::GroupCycle(_))
-        ));
+        assert!(matches!(Directory::new(users, cyclic, BTreeMap::new()), Err(DirectoryError::GroupCycle(_))));
     }
 
     #[test]
@@ -228,11 +184,7 @@ mod tests {
         assert!(Directory::new(users, BTreeMap::new(), BTreeMap::new()).is_err());
         let resources = BTreeMap::from([(
             "logs:x".to_owned(),
-            ResourceEntry {
-                kind: "logs".into(),
-                description: String::new(),
-                roles: vec![],
-            },
+            ResourceEntry { kind: "logs".into(), description: String::new(), roles: vec![] },
         )]);
         assert_eq!(
             Directory::new(BTreeMap::new(), BTreeMap::new(), resources),

@@ -16,9 +16,7 @@ pub enum DurationError {
 pub fn parse_duration(text: &str) -> Result<u64, DurationError> {
     let trimmed = text.trim();
     // jiff's "friendly" format also reads ISO 8601 (`PT30M`) and long units (`30 minutes`).
-    let parsed: SignedDuration = trimmed
-        .parse()
-        .map_err(|_| DurationError::Malformed(text.to_owned()))?;
+    let parsed: SignedDuration = trimmed.parse().map_err(|_| DurationError::Malformed(text.to_owned()))?;
     if parsed.subsec_nanos() != 0 {
         return Err(DurationError::Fractional(text.to_owned()));
     }
@@ -63,30 +61,12 @@ mod tests {
 
     #[test]
     fn refuses_zero_negative_fractional_and_garbage() {
-        assert!(matches!(
-            parse_duration("0s"),
-            Err(DurationError::NotPositive(_))
-        ));
-        assert!(matches!(
-            parse_duration("-5m"),
-            Err(DurationError::NotPositive(_))
-        ));
-        assert!(matches!(
-            parse_duration("1.5s"),
-            Err(DurationError::Fractional(_))
-        ));
-        assert!(matches!(
-            parse_duration("soon"),
-            Err(DurationError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse_duration(""),
-            Err(DurationError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse_duration("30"),
-            Err(DurationError::Malformed(_))
-        ));
+        assert!(matches!(parse_duration("0s"), Err(DurationError::NotPositive(_))));
+        assert!(matches!(parse_duration("-5m"), Err(DurationError::NotPositive(_))));
+        assert!(matches!(parse_duration("1.5s"), Err(DurationError::Fractional(_))));
+        assert!(matches!(parse_duration("soon"), Err(DurationError::Malformed(_))));
+        assert!(matches!(parse_duration(""), Err(DurationError::Malformed(_))));
+        assert!(matches!(parse_duration("30"), Err(DurationError::Malformed(_))));
     }
 
     #[test]

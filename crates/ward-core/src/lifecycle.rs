@@ -9,8 +9,7 @@ use serde_json::json;
 
 use crate::audit::{EventType, NewEvent};
 use crate::model::{
-    AccessRequest, Approval, Decision, Grant, GrantId, GrantState, RequestId, RequestState,
-    SYSTEM_ACTOR,
+    AccessRequest, Approval, Decision, Grant, GrantId, GrantState, RequestId, RequestState, SYSTEM_ACTOR,
 };
 use crate::policy::RequestTerms;
 
@@ -19,6 +18,38 @@ pub trait IdSource {
     fn request_id(&mut self) -> RequestId;
     fn grant_id(&mut self) -> GrantId;
     fn event_id(&mut self) -> String;
+}
+
+/// Deterministic ids (`req_<prefix>_1`, `grt_<prefix>_2`, …) for tests, benches and simulations.
+#[derive(Debug, Clone)]
+pub struct SequentialIds {
+    prefix: String,
+    next: u64,
+}
+
+impl SequentialIds {
+    pub fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.to_owned(), next: 0 }
+    }
+
+    fn fresh(&mut self, kind: &str) -> String {
+        self.next += 1;
+        format!("{kind}_{}_{}", self.prefix, self.next)
+    }
+}
+
+impl IdSource for SequentialIds {
+    fn request_id(&mut self) -> RequestId {
+        RequestId(self.fresh("req"))
+    }
+
+    fn grant_id(&mut self) -> GrantId {
+        GrantId(self.fresh("grt"))
+    }
+
+    fn event_id(&mut self) -> String {
+        self.fresh("evt")
+    }
 }
 
 /// A legal move: the records as they are after it, and the events that record it.
@@ -36,11 +67,7 @@ pub enum LifecycleError {
     #[error("{0} cannot approve or deny their own request")]
     SelfDecision(String),
     #[error("{approver} is not an eligible approver for `{role}` on `{resource}`")]
-    NotEligible {
-        approver: String,
-        resource: String,
-        role: String,
-    },
+    NotEligible { approver: String, resource: String, role: String },
     #[error("{0} has already approved this request; approvals must come from distinct approvers")]
     AlreadyApproved(String),
     #[error("only {requester}, who filed request {id}, can cancel it")]
@@ -69,8 +96,7 @@ pub struct NewRequest {
 
 fn add_seconds(at: Timestamp, seconds: u64) -> Timestamp {
     let secs = i64::try_from(seconds).unwrap_or(i64::MAX);
-    at.saturating_add(SignedDuration::from_secs(secs))
-        .unwrap_or(Timestamp::MAX)
+    at.saturating_add(SignedDuration::from_secs(secs)).unwrap_or(Timestamp::MAX)
 }
 
 fn event(ids: &mut dyn IdSource, event_type: EventType, at: Timestamp, actor: &str) -> NewEvent {
@@ -152,13 +178,8 @@ pub fn file_request(
         policy_ids: terms.policy_ids.clone(),
         version: 1,
     };
-    let mut created = request_event(
-        ids,
-        EventType::RequestCreated,
-        now,
-        &request.requester.clone(),
-        &request,
-    );
+    let mut created =
+        request_event(ids, EventType::RequestCreated, now, &request.requester.clone(), &request);
     created.reason = Some(request.reason.clone());
     created.details = json!({
         "role": request.role,
@@ -172,11 +193,7 @@ pub fn file_request(
     let mut events = vec![created];
 
     let Some(rules) = &terms.auto_approved_by else {
-        return Transition {
-            request: Some(request),
-            grant: None,
-            events,
-        };
+        return Transition { request: Some(request), grant: None, events };
     };
     request.approvals.push(Approval {
         approver: SYSTEM_ACTOR.to_owned(),
@@ -189,11 +206,7 @@ pub fn file_request(
     events.push(approved);
     let (grant, grant_events) = approve_into_grant(ids, &mut request, SYSTEM_ACTOR, now);
     events.extend(grant_events);
-    Transition {
-        request: Some(request),
-        grant: Some(grant),
-        events,
-    }
+    Transition { request: Some(request), grant: Some(grant), events }
 }
 
 /// Marks `request` approved and creates its grant: active now, or scheduled for `start_at`.
@@ -215,11 +228,7 @@ fn approve_into_grant(
         role: request.role.clone(),
         starts_at,
         expires_at: add_seconds(starts_at, request.duration_seconds),
-        state: if starts_at > now {
-            GrantState::Scheduled
-        } else {
-            GrantState::Active
-        },
+        state: if starts_at > now { GrantState::Scheduled } else { GrantState::Active },
         ended_at: None,
         ended_by: None,
         end_reason: None,
@@ -242,18 +251,11 @@ fn ensure_pending(request: &AccessRequest) -> Result<(), LifecycleError> {
     if request.state == RequestState::Pending {
         Ok(())
     } else {
-        Err(LifecycleError::NotPending {
-            id: request.id.clone(),
-            state: request.state,
-        })
+        Err(LifecycleError::NotPending { id: request.id.clone(), state: request.state })
     }
 }
 
-fn ensure_may_decide(
-    request: &AccessRequest,
-    approver: &str,
-    eligible: bool,
-) -> Result<(), LifecycleError> {
+fn ensure_may_decide(request: &AccessRequest, approver: &str, eligible: bool) -> Result<(), LifecycleError> {
     ensure_pending(request)?;
     if approver == request.requester {
         return Err(LifecycleError::SelfDecision(approver.to_owned()));
@@ -289,10 +291,7 @@ pub fn approve(
         at: now,
     });
     request.version += 1;
-    let distinct = request
-        .approvers()
-        .collect::<std::collections::BTreeSet<_>>()
-        .len();
+    let distinct = request.approvers().collect::<std::collections::BTreeSet<_>>().len();
     let mut approved = request_event(ids, EventType::ApprovalGranted, now, approver, &request);
     approved.reason = comment;
     approved.details = json!({
@@ -306,11 +305,7 @@ pub fn approve(
         events.extend(grant_events);
         grant = Some(new_grant);
     }
-    Ok(Transition {
-        request: Some(request),
-        grant,
-        events,
-    })
+    Ok(Transition { request: Some(request), grant, events })
 }
 
 /// An eligible approver turns the request down; one denial ends it.
@@ -337,11 +332,7 @@ pub fn deny(
     request.version += 1;
     let mut denied = request_event(ids, EventType::ApprovalDenied, now, approver, &request);
     denied.reason = Some(comment);
-    Ok(Transition {
-        request: Some(request),
-        grant: None,
-        events: vec![denied],
-    })
+    Ok(Transition { request: Some(request), grant: None, events: vec![denied] })
 }
 
 /// The requester withdraws a pending request.
@@ -362,11 +353,7 @@ pub fn cancel(
     request.decided_at = Some(now);
     request.version += 1;
     let cancelled = request_event(ids, EventType::RequestCancelled, now, by, &request);
-    Ok(Transition {
-        request: Some(request),
-        grant: None,
-        events: vec![cancelled],
-    })
+    Ok(Transition { request: Some(request), grant: None, events: vec![cancelled] })
 }
 
 /// Nobody decided in time. `occurred_at` is the lapse time even when processed late.
@@ -382,18 +369,11 @@ pub fn lapse(
     request.version += 1;
     let mut lapsed = request_event(ids, EventType::RequestLapsed, due, SYSTEM_ACTOR, &request);
     lapsed.details = lateness(due, now);
-    Ok(Transition {
-        request: Some(request),
-        grant: None,
-        events: vec![lapsed],
-    })
+    Ok(Transition { request: Some(request), grant: None, events: vec![lapsed] })
 }
 
 fn lateness(due: Timestamp, now: Timestamp) -> serde_json::Value {
-    let lag_ms = now
-        .as_millisecond()
-        .saturating_sub(due.as_millisecond())
-        .max(0);
+    let lag_ms = now.as_millisecond().saturating_sub(due.as_millisecond()).max(0);
     json!({ "due_at": due.to_string(), "processed_at": now.to_string(), "lag_ms": lag_ms })
 }
 
@@ -401,10 +381,7 @@ fn ensure_live(grant: &Grant) -> Result<(), LifecycleError> {
     if grant.state.is_live() {
         Ok(())
     } else {
-        Err(LifecycleError::GrantEnded {
-            id: grant.id.clone(),
-            state: grant.state,
-        })
+        Err(LifecycleError::GrantEnded { id: grant.id.clone(), state: grant.state })
     }
 }
 
@@ -415,26 +392,13 @@ pub fn activate(
     now: Timestamp,
 ) -> Result<Transition, LifecycleError> {
     if grant.state != GrantState::Scheduled {
-        return Err(LifecycleError::GrantEnded {
-            id: grant.id.clone(),
-            state: grant.state,
-        });
+        return Err(LifecycleError::GrantEnded { id: grant.id.clone(), state: grant.state });
     }
     grant.state = GrantState::Active;
     grant.version += 1;
-    let mut activated = grant_event(
-        ids,
-        EventType::GrantActivated,
-        grant.starts_at,
-        SYSTEM_ACTOR,
-        &grant,
-    );
+    let mut activated = grant_event(ids, EventType::GrantActivated, grant.starts_at, SYSTEM_ACTOR, &grant);
     merge(&mut activated.details, lateness(grant.starts_at, now));
-    Ok(Transition {
-        request: None,
-        grant: Some(grant),
-        events: vec![activated],
-    })
+    Ok(Transition { request: None, grant: Some(grant), events: vec![activated] })
 }
 
 /// The window has closed. `occurred_at` and `ended_at` are `expires_at`, however late this runs.
@@ -457,11 +421,7 @@ pub fn expire(
     let mut expired = grant_event(ids, EventType::GrantExpired, due, SYSTEM_ACTOR, &grant);
     merge(&mut expired.details, lateness(due, now));
     events.push(expired);
-    Ok(Transition {
-        request: None,
-        grant: Some(grant),
-        events,
-    })
+    Ok(Transition { request: None, grant: Some(grant), events })
 }
 
 /// The holder is done early.
@@ -472,18 +432,11 @@ pub fn release(
     now: Timestamp,
 ) -> Result<Transition, LifecycleError> {
     if by != grant.principal {
-        return Err(LifecycleError::NotHolder {
-            id: grant.id.clone(),
-            principal: grant.principal.clone(),
-        });
+        return Err(LifecycleError::NotHolder { id: grant.id.clone(), principal: grant.principal.clone() });
     }
     end(ids, &mut grant, GrantState::Released, by, None, now)?;
     let released = grant_event(ids, EventType::GrantReleased, now, by, &grant);
-    Ok(Transition {
-        request: None,
-        grant: Some(grant),
-        events: vec![released],
-    })
+    Ok(Transition { request: None, grant: Some(grant), events: vec![released] })
 }
 
 /// An approver or admin ends someone's access. `authorized` is the caller's check of `by`.
@@ -497,21 +450,10 @@ pub fn revoke(
     if reason.trim().is_empty() {
         return Err(LifecycleError::ReasonRequired);
     }
-    end(
-        ids,
-        &mut grant,
-        GrantState::Revoked,
-        by,
-        Some(reason.clone()),
-        now,
-    )?;
+    end(ids, &mut grant, GrantState::Revoked, by, Some(reason.clone()), now)?;
     let mut revoked = grant_event(ids, EventType::GrantRevoked, now, by, &grant);
     revoked.reason = Some(reason);
-    Ok(Transition {
-        request: None,
-        grant: Some(grant),
-        events: vec![revoked],
-    })
+    Ok(Transition { request: None, grant: Some(grant), events: vec![revoked] })
 }
 
 fn end(
@@ -525,10 +467,7 @@ fn end(
     ensure_live(grant)?;
     // Past its window the grant has in truth already expired; the scheduler will say so.
     if now >= grant.expires_at {
-        return Err(LifecycleError::GrantEnded {
-            id: grant.id.clone(),
-            state: GrantState::Expired,
-        });
+        return Err(LifecycleError::GrantEnded { id: grant.id.clone(), state: GrantState::Expired });
     }
     grant.state = to;
     grant.ended_at = Some(now);

@@ -55,13 +55,8 @@ pub enum RequestState {
 }
 
 impl RequestState {
-    pub const ALL: [RequestState; 5] = [
-        Self::Pending,
-        Self::Approved,
-        Self::Denied,
-        Self::Cancelled,
-        Self::Lapsed,
-    ];
+    pub const ALL: [RequestState; 5] =
+        [Self::Pending, Self::Approved, Self::Denied, Self::Cancelled, Self::Lapsed];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -95,13 +90,8 @@ pub enum GrantState {
 }
 
 impl GrantState {
-    pub const ALL: [GrantState; 5] = [
-        Self::Scheduled,
-        Self::Active,
-        Self::Released,
-        Self::Revoked,
-        Self::Expired,
-    ];
+    pub const ALL: [GrantState; 5] =
+        [Self::Scheduled, Self::Active, Self::Released, Self::Revoked, Self::Expired];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -174,10 +164,7 @@ pub struct AccessRequest {
 impl AccessRequest {
     /// The distinct approvers that have approved so far.
     pub fn approvers(&self) -> impl Iterator<Item = &str> {
-        self.approvals
-            .iter()
-            .filter(|a| a.decision == Decision::Approve)
-            .map(|a| a.approver.as_str())
+        self.approvals.iter().filter(|a| a.decision == Decision::Approve).map(|a| a.approver.as_str())
     }
 }
 

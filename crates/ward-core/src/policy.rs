@@ -19,9 +19,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::str::FromStr;
 
 use cedar_policy::{
-    ActionConstraint, Authorizer, Context, Decision, Effect, Entities, Entity, EntityId,
-    EntityTypeName, EntityUid, Policy, PolicyId, PolicySet, Request, RestrictedExpression, Schema,
-    ValidationMode, Validator,
+    ActionConstraint, Authorizer, Context, Decision, Effect, Entities, Entity, EntityId, EntityTypeName,
+    EntityUid, Policy, PolicyId, PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use regex::Regex;
 use sha2::{Digest, Sha256};
@@ -92,36 +91,15 @@ pub enum Refusal {
     #[error("unknown resource `{name}`; known resources: {}", known.join(", "))]
     UnknownResource { name: String, known: Vec<String> },
     #[error("resource `{resource}` has no role `{role}`; its roles: {}", roles.join(", "))]
-    UnknownRole {
-        resource: String,
-        role: String,
-        roles: Vec<String>,
-    },
-    #[error(
-        "no policy allows {principal} to request `{role}` on `{resource}`{}",
-        forbidden_suffix(by)
-    )]
-    NotPermitted {
-        principal: String,
-        resource: String,
-        role: String,
-        by: Vec<String>,
-    },
+    UnknownRole { resource: String, role: String, roles: Vec<String> },
+    #[error("no policy allows {principal} to request `{role}` on `{resource}`{}", forbidden_suffix(by))]
+    NotPermitted { principal: String, resource: String, role: String, by: Vec<String> },
     #[error("{requested} is longer than the maximum of {} for `{role}` on `{resource}`", format_duration(*max_seconds))]
-    TooLong {
-        resource: String,
-        role: String,
-        requested: String,
-        max_seconds: u64,
-    },
+    TooLong { resource: String, role: String, requested: String, max_seconds: u64 },
 }
 
 fn forbidden_suffix(by: &[String]) -> String {
-    if by.is_empty() {
-        String::new()
-    } else {
-        format!(" (forbidden by {})", by.join(", "))
-    }
+    if by.is_empty() { String::new() } else { format!(" (forbidden by {})", by.join(", ")) }
 }
 
 /// What a user asks for, as the policy sees it.
@@ -198,16 +176,15 @@ impl Names {
 }
 
 fn read_terms(policy: &Policy) -> Result<PermitTerms, PolicyError> {
-    let annotation_error = |message: String| PolicyError::Annotation {
-        policy: policy.id().to_string(),
-        message,
-    };
+    let annotation_error =
+        |message: String| PolicyError::Annotation { policy: policy.id().to_string(), message };
     let approvals = match policy.annotation("approvals") {
         None => 1,
         Some(text) => {
-            let n: u32 = text.trim().parse().map_err(|_| {
-                annotation_error(format!("@approvals(\"{text}\") is not a whole number"))
-            })?;
+            let n: u32 = text
+                .trim()
+                .parse()
+                .map_err(|_| annotation_error(format!("@approvals(\"{text}\") is not a whole number")))?;
             if n == 0 {
                 return Err(annotation_error(
                     "@approvals(\"0\") would let requests through unapproved; write an \
@@ -225,14 +202,9 @@ fn read_terms(policy: &Policy) -> Result<PermitTerms, PolicyError> {
     };
     let max_duration_seconds = match policy.annotation("max_duration") {
         None => DEFAULT_MAX_DURATION_SECONDS,
-        Some(text) => {
-            parse_duration(text).map_err(|e| annotation_error(format!("@max_duration: {e}")))?
-        }
+        Some(text) => parse_duration(text).map_err(|e| annotation_error(format!("@max_duration: {e}")))?,
     };
-    Ok(PermitTerms {
-        approvals,
-        max_duration_seconds,
-    })
+    Ok(PermitTerms { approvals, max_duration_seconds })
 }
 
 fn may_permit_request(policy: &Policy, request: &EntityUid) -> bool {
@@ -266,11 +238,7 @@ impl PolicyEngine {
             // PolicySet::from_str numbers policies `policy0…` in source order; keep that order.
             let mut in_file: Vec<&Policy> = parsed.policies().collect();
             in_file.sort_by_key(|p| {
-                p.id()
-                    .to_string()
-                    .trim_start_matches("policy")
-                    .parse::<usize>()
-                    .unwrap_or(0)
+                p.id().to_string().trim_start_matches("policy").parse::<usize>().unwrap_or(0)
             });
             for (index, policy) in in_file.into_iter().enumerate() {
                 let id = match policy.annotation("id") {
@@ -281,37 +249,26 @@ impl PolicyEngine {
                 if may_permit_request(&policy, &names.action("request")) {
                     terms.insert(policy.id().clone(), read_terms(&policy)?);
                 }
-                policies
-                    .add(policy)
-                    .map_err(|_| PolicyError::DuplicateId(id.clone()))?;
+                policies.add(policy).map_err(|_| PolicyError::DuplicateId(id.clone()))?;
             }
         }
 
         let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
         if !validation.validation_passed() {
-            let messages: Vec<String> = validation
-                .validation_errors()
-                .map(|e| format!("  - {e}"))
-                .collect();
+            let messages: Vec<String> = validation.validation_errors().map(|e| format!("  - {e}")).collect();
             return Err(PolicyError::Validation(messages.join("\n")));
         }
 
         let hash = policy_set_hash(&policies);
-        let builtin = Policy::parse(
-            Some(PolicyId::new(GRANT_HOLDER_POLICY_ID)),
-            GRANT_HOLDER_POLICY,
-        )
-        .map_err(|e| PolicyError::Schema(e.to_string()))?;
-        policies
-            .add(builtin)
-            .map_err(|_| PolicyError::DuplicateId(GRANT_HOLDER_POLICY_ID.to_owned()))?;
+        let builtin = Policy::parse(Some(PolicyId::new(GRANT_HOLDER_POLICY_ID)), GRANT_HOLDER_POLICY)
+            .map_err(|e| PolicyError::Schema(e.to_string()))?;
+        policies.add(builtin).map_err(|_| PolicyError::DuplicateId(GRANT_HOLDER_POLICY_ID.to_owned()))?;
 
         let entities = build_entities(&names, &directory, &schema)?;
         let mut access_contexts = HashMap::new();
         for role in directory.resources().values().flat_map(|r| r.roles.iter()) {
-            let context = access_context(role, true).ok_or_else(|| {
-                PolicyError::Schema(format!("no access context for role `{role}`"))
-            })?;
+            let context = access_context(role, true)
+                .ok_or_else(|| PolicyError::Schema(format!("no access context for role `{role}`")))?;
             access_contexts.insert(role.clone(), context);
         }
         let ticket_kinds = ticket_patterns
@@ -319,10 +276,7 @@ impl PolicyEngine {
             .map(|(name, pattern)| {
                 Regex::new(pattern)
                     .map(|re| (name.clone(), re))
-                    .map_err(|e| PolicyError::TicketPattern {
-                        name: name.clone(),
-                        message: e.to_string(),
-                    })
+                    .map_err(|e| PolicyError::TicketPattern { name: name.clone(), message: e.to_string() })
             })
             .collect::<Result<_, _>>()?;
 
@@ -367,11 +321,7 @@ impl PolicyEngine {
         let Some(ticket) = ticket else {
             return Vec::new();
         };
-        self.ticket_kinds
-            .iter()
-            .filter(|(_, re)| re.is_match(ticket))
-            .map(|(name, _)| name.clone())
-            .collect()
+        self.ticket_kinds.iter().filter(|(_, re)| re.is_match(ticket)).map(|(name, _)| name.clone()).collect()
     }
 
     /// Checks that the user, resource and role exist.
@@ -398,33 +348,17 @@ impl PolicyEngine {
     fn ask_context(&self, ask: &RequestAsk<'_>) -> Vec<(String, RestrictedExpression)> {
         let kinds = self.ticket_kinds(ask.ticket);
         vec![
-            (
-                "role".into(),
-                RestrictedExpression::new_string(ask.role.to_owned()),
-            ),
+            ("role".into(), RestrictedExpression::new_string(ask.role.to_owned())),
             (
                 "duration_seconds".into(),
-                RestrictedExpression::new_long(
-                    i64::try_from(ask.duration_seconds).unwrap_or(i64::MAX),
-                ),
+                RestrictedExpression::new_long(i64::try_from(ask.duration_seconds).unwrap_or(i64::MAX)),
             ),
-            (
-                "reason".into(),
-                RestrictedExpression::new_string(ask.reason.to_owned()),
-            ),
-            (
-                "has_ticket".into(),
-                RestrictedExpression::new_bool(ask.ticket.is_some()),
-            ),
-            (
-                "ticket".into(),
-                RestrictedExpression::new_string(ask.ticket.unwrap_or_default().to_owned()),
-            ),
+            ("reason".into(), RestrictedExpression::new_string(ask.reason.to_owned())),
+            ("has_ticket".into(), RestrictedExpression::new_bool(ask.ticket.is_some())),
+            ("ticket".into(), RestrictedExpression::new_string(ask.ticket.unwrap_or_default().to_owned())),
             (
                 "ticket_kinds".into(),
-                RestrictedExpression::new_set(
-                    kinds.into_iter().map(RestrictedExpression::new_string),
-                ),
+                RestrictedExpression::new_set(kinds.into_iter().map(RestrictedExpression::new_string)),
             ),
         ]
     }
@@ -463,14 +397,8 @@ impl PolicyEngine {
         let Ok(request) = request else {
             return (Decision::Deny, Vec::new());
         };
-        let response = self
-            .authorizer
-            .is_authorized(&request, &self.policies, &self.entities);
-        let reasons = response
-            .diagnostics()
-            .reason()
-            .map(ToString::to_string)
-            .collect();
+        let response = self.authorizer.is_authorized(&request, &self.policies, &self.entities);
+        let reasons = response.diagnostics().reason().map(ToString::to_string).collect();
         (response.decision(), reasons)
     }
 
@@ -480,8 +408,7 @@ impl PolicyEngine {
             return RequestVerdict::Refused(refusal);
         }
         let context = self.ask_context(ask);
-        let (decision, reasons) =
-            self.authorize(ask.requester, "request", ask.resource, context.clone());
+        let (decision, reasons) = self.authorize(ask.requester, "request", ask.resource, context.clone());
         if decision == Decision::Deny {
             return RequestVerdict::Refused(Refusal::NotPermitted {
                 principal: ask.requester.to_owned(),
@@ -493,26 +420,16 @@ impl PolicyEngine {
         let permitting: Vec<(String, PermitTerms)> = reasons
             .into_iter()
             .map(|id| {
-                let terms = self
-                    .terms
-                    .get(&PolicyId::new(&id))
-                    .copied()
-                    .unwrap_or(PermitTerms {
-                        approvals: 1,
-                        max_duration_seconds: DEFAULT_MAX_DURATION_SECONDS,
-                    });
+                let terms = self.terms.get(&PolicyId::new(&id)).copied().unwrap_or(PermitTerms {
+                    approvals: 1,
+                    max_duration_seconds: DEFAULT_MAX_DURATION_SECONDS,
+                });
                 (id, terms)
             })
             .collect();
-        let longest = permitting
-            .iter()
-            .map(|(_, t)| t.max_duration_seconds)
-            .max()
-            .unwrap_or(0);
-        let fitting: Vec<&(String, PermitTerms)> = permitting
-            .iter()
-            .filter(|(_, t)| t.max_duration_seconds >= ask.duration_seconds)
-            .collect();
+        let longest = permitting.iter().map(|(_, t)| t.max_duration_seconds).max().unwrap_or(0);
+        let fitting: Vec<&(String, PermitTerms)> =
+            permitting.iter().filter(|(_, t)| t.max_duration_seconds >= ask.duration_seconds).collect();
         if fitting.is_empty() {
             return RequestVerdict::Refused(Refusal::TooLong {
                 resource: ask.resource.to_owned(),
@@ -551,9 +468,7 @@ impl PolicyEngine {
             "requester".into(),
             RestrictedExpression::new_entity_uid(self.names.user(&request.requester)),
         ));
-        self.authorize(approver, "approve", &request.resource, context)
-            .0
-            == Decision::Allow
+        self.authorize(approver, "approve", &request.resource, context).0 == Decision::Allow
     }
 
     /// Whether a holder of a grant for `role` on `resource` gets through; `has_grant` is the
@@ -583,33 +498,21 @@ impl PolicyEngine {
 }
 
 fn describe_parse_errors(errors: &cedar_policy::ParseErrors) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 /// The `access` context; `None` only if Cedar refused a two-field record (a bug).
 fn access_context(role: &str, has_grant: bool) -> Option<Context> {
     Context::from_pairs([
-        (
-            "role".to_owned(),
-            RestrictedExpression::new_string(role.to_owned()),
-        ),
-        (
-            "has_grant".to_owned(),
-            RestrictedExpression::new_bool(has_grant),
-        ),
+        ("role".to_owned(), RestrictedExpression::new_string(role.to_owned())),
+        ("has_grant".to_owned(), RestrictedExpression::new_bool(has_grant)),
     ])
     .ok()
 }
 
 fn policy_set_hash(policies: &PolicySet) -> String {
-    let mut texts: Vec<(String, String)> = policies
-        .policies()
-        .map(|p| (p.id().to_string(), p.to_string()))
-        .collect();
+    let mut texts: Vec<(String, String)> =
+        policies.policies().map(|p| (p.id().to_string(), p.to_string())).collect();
     texts.sort();
     let mut hasher = Sha256::new();
     for (id, text) in texts {
@@ -621,37 +524,22 @@ fn policy_set_hash(policies: &PolicySet) -> String {
     hex::encode(hasher.finalize())
 }
 
-fn build_entities(
-    names: &Names,
-    directory: &Directory,
-    schema: &Schema,
-) -> Result<Entities, PolicyError> {
-    let groups =
-        |list: &[String]| -> HashSet<EntityUid> { list.iter().map(|g| names.group(g)).collect() };
+fn build_entities(names: &Names, directory: &Directory, schema: &Schema) -> Result<Entities, PolicyError> {
+    let groups = |list: &[String]| -> HashSet<EntityUid> { list.iter().map(|g| names.group(g)).collect() };
     let mut entities = Vec::new();
     for (name, group) in directory.groups() {
-        entities.push(Entity::new_no_attrs(
-            names.group(name),
-            groups(&group.parents),
-        ));
+        entities.push(Entity::new_no_attrs(names.group(name), groups(&group.parents)));
     }
     for (name, user) in directory.users() {
         entities.push(Entity::new_no_attrs(names.user(name), groups(&user.groups)));
     }
     for (name, resource) in directory.resources() {
         let attrs = HashMap::from([
-            (
-                "kind".to_owned(),
-                RestrictedExpression::new_string(resource.kind.clone()),
-            ),
+            ("kind".to_owned(), RestrictedExpression::new_string(resource.kind.clone())),
             (
                 "roles".to_owned(),
                 RestrictedExpression::new_set(
-                    resource
-                        .roles
-                        .iter()
-                        .cloned()
-                        .map(RestrictedExpression::new_string),
+                    resource.roles.iter().cloned().map(RestrictedExpression::new_string),
                 ),
             ),
         ]);
@@ -659,16 +547,12 @@ fn build_entities(
             .map_err(|e| PolicyError::Entities(e.to_string()))?;
         entities.push(entity);
     }
-    Entities::from_entities(entities, Some(schema))
-        .map_err(|e| PolicyError::Entities(e.to_string()))
+    Entities::from_entities(entities, Some(schema)).map_err(|e| PolicyError::Entities(e.to_string()))
 }
 
 /// The roles (actions) a resource offers, for listings and errors.
 pub fn known_roles(directory: &Directory, resource: &str) -> BTreeSet<String> {
-    directory
-        .resource(resource)
-        .map(|r| r.roles.iter().cloned().collect())
-        .unwrap_or_default()
+    directory.resource(resource).map(|r| r.roles.iter().cloned().collect()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -15,25 +15,16 @@ pub struct Authed(pub Caller);
 impl FromRequestParts<Arc<Broker>> for Authed {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        broker: &Arc<Broker>,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, broker: &Arc<Broker>) -> Result<Self, Self::Rejection> {
         let path = parts.uri.path().to_owned();
         let Some(header) = parts.headers.get(AUTHORIZATION) else {
-            broker
-                .record_unauthenticated("no Authorization header", &path)
-                .await;
+            broker.record_unauthenticated("no Authorization header", &path).await;
             return Err(ApiError::unauthenticated(
                 "no token: send `Authorization: Bearer TOKEN` (create one with `ward admin token create USER`)",
             ));
         };
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .unwrap_or_default();
+        let token =
+            header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).unwrap_or_default();
         match broker.authenticate(token).await {
             Ok(caller) => Ok(Self(caller)),
             Err(BrokerError::Unauthenticated(why)) => {

@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use ward_api::{
-    ApproveBody, CheckBody, CheckResult, CreateRequest, DenyBody, EventView, GrantView,
-    RequestView, ResourceView, RevokeBody, WhoAmI,
+    ApproveBody, CheckBody, CheckResult, CreateRequest, DenyBody, EventView, GrantView, RequestView,
+    ResourceView, RevokeBody, WhoAmI,
 };
 use ward_core::RequestState;
 use ward_core::audit::EventType;
@@ -57,9 +57,7 @@ pub async fn create_request(
     let Json(body) = body?;
     let duration_seconds = match (body.duration_seconds, body.duration.as_deref()) {
         (Some(_), Some(_)) => {
-            return Err(invalid(
-                "give either duration_seconds or duration, not both",
-            ));
+            return Err(invalid("give either duration_seconds or duration, not both"));
         }
         (None, None) => {
             return Err(invalid(
@@ -102,15 +100,11 @@ pub async fn list_requests(
     let state = match query.state.as_deref() {
         None => None,
         Some(text) => Some(RequestState::parse(text).ok_or_else(|| {
-            invalid(format!(
-                "unknown state `{text}`; states: pending, approved, denied, cancelled, lapsed"
-            ))
+            invalid(format!("unknown state `{text}`; states: pending, approved, denied, cancelled, lapsed"))
         })?),
     };
     let limit = list_limit(query.limit, MAX_LIST)?;
-    let requests = broker
-        .list_requests(&caller, state, query.mine.unwrap_or(false), limit)
-        .await?;
+    let requests = broker.list_requests(&caller, state, query.mine.unwrap_or(false), limit).await?;
     Ok(Json(requests.into_iter().map(views::request).collect()))
 }
 
@@ -121,9 +115,7 @@ pub async fn get_request(
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> ApiResult<RequestView> {
-    Ok(Json(views::request(
-        broker.get_request(&caller, &id).await?,
-    )))
+    Ok(Json(views::request(broker.get_request(&caller, &id).await?)))
 }
 
 #[utoipa::path(post, path = "/v1/requests/{id}/approve", request_body = ApproveBody, tag = "requests",
@@ -139,9 +131,7 @@ pub async fn approve(
 ) -> ApiResult<RequestView> {
     let Json(body) = body?;
     let comment = body.comment.filter(|c| !c.trim().is_empty());
-    Ok(Json(views::request(
-        broker.approve(&caller, &id, comment).await?,
-    )))
+    Ok(Json(views::request(broker.approve(&caller, &id, comment).await?)))
 }
 
 #[utoipa::path(post, path = "/v1/requests/{id}/deny", request_body = DenyBody, tag = "requests",
@@ -154,9 +144,7 @@ pub async fn deny(
     body: Body<DenyBody>,
 ) -> ApiResult<RequestView> {
     let Json(body) = body?;
-    Ok(Json(views::request(
-        broker.deny(&caller, &id, body.comment).await?,
-    )))
+    Ok(Json(views::request(broker.deny(&caller, &id, body.comment).await?)))
 }
 
 #[utoipa::path(post, path = "/v1/requests/{id}/cancel", tag = "requests", security(("bearer" = [])),
@@ -189,12 +177,7 @@ pub async fn list_grants(
     let Query(query) = query?;
     let limit = list_limit(query.limit, MAX_LIST)?;
     let grants = broker
-        .list_grants(
-            &caller,
-            query.active.unwrap_or(false),
-            query.mine.unwrap_or(false),
-            limit,
-        )
+        .list_grants(&caller, query.active.unwrap_or(false), query.mine.unwrap_or(false), limit)
         .await?;
     Ok(Json(grants.into_iter().map(views::grant).collect()))
 }
@@ -233,9 +216,7 @@ pub async fn revoke(
     body: Body<RevokeBody>,
 ) -> ApiResult<GrantView> {
     let Json(body) = body?;
-    Ok(Json(views::grant(
-        broker.revoke(&caller, &id, body.reason).await?,
-    )))
+    Ok(Json(views::grant(broker.revoke(&caller, &id, body.reason).await?)))
 }
 
 #[utoipa::path(post, path = "/v1/check", request_body = CheckBody, tag = "access", security(("bearer" = [])),
@@ -249,9 +230,7 @@ pub async fn check(
     body: Body<CheckBody>,
 ) -> ApiResult<CheckResult> {
     let Json(body) = body?;
-    let outcome = broker
-        .check(&caller, &body.principal, &body.action, &body.resource)
-        .await?;
+    let outcome = broker.check(&caller, &body.principal, &body.action, &body.resource).await?;
     Ok(Json(views::check(outcome)))
 }
 
@@ -290,10 +269,7 @@ pub async fn events(
         None => None,
         Some(text) => Some(EventType::parse(text).ok_or_else(|| {
             let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-            invalid(format!(
-                "unknown event type `{text}`; types: {}",
-                known.join(", ")
-            ))
+            invalid(format!("unknown event type `{text}`; types: {}", known.join(", ")))
         })?),
     };
     let filter = EventFilter {
@@ -336,16 +312,8 @@ pub async fn resources(
 
 #[utoipa::path(get, path = "/v1/whoami", tag = "access", security(("bearer" = [])),
     responses((status = 200, body = WhoAmI)))]
-pub async fn whoami(
-    State(broker): State<Arc<Broker>>,
-    Authed(caller): Authed,
-) -> ApiResult<WhoAmI> {
-    let groups = broker
-        .policy()
-        .directory()
-        .groups_of(&caller.name)
-        .into_iter()
-        .collect();
+pub async fn whoami(State(broker): State<Arc<Broker>>, Authed(caller): Authed) -> ApiResult<WhoAmI> {
+    let groups = broker.policy().directory().groups_of(&caller.name).into_iter().collect();
     Ok(Json(WhoAmI {
         name: caller.name,
         groups,

@@ -64,10 +64,7 @@ pub struct HttpSettings {
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 64 * 1024,
-            request_timeout: Duration::from_secs(30),
-        }
+        Self { max_body_bytes: 64 * 1024, request_timeout: Duration::from_secs(30) }
     }
 }
 
@@ -88,10 +85,7 @@ fn prometheus() -> Option<&'static PrometheusHandle> {
 pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
     let metrics_handle = prometheus();
     let v1 = Router::new()
-        .route(
-            "/requests",
-            post(handlers::create_request).get(handlers::list_requests),
-        )
+        .route("/requests", post(handlers::create_request).get(handlers::list_requests))
         .route("/requests/{id}", get(handlers::get_request))
         .route("/requests/{id}/approve", post(handlers::approve))
         .route("/requests/{id}/deny", post(handlers::deny))
@@ -111,18 +105,10 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route(
             "/metrics",
-            get(move || async move {
-                metrics_handle
-                    .map(PrometheusHandle::render)
-                    .unwrap_or_default()
-            }),
+            get(move || async move { metrics_handle.map(PrometheusHandle::render).unwrap_or_default() }),
         )
         .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                "no such endpoint; see /openapi.json",
-            )
+            ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint; see /openapi.json")
         })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -133,10 +119,7 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         })
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            settings.request_timeout,
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout))
         .layer(TraceLayer::new_for_http())
         .with_state(broker)
 }
@@ -153,25 +136,21 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     let status = response.status().as_u16().to_string();
     metrics::histogram!("ward_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
         .record(started.elapsed().as_secs_f64());
-    metrics::counter!("ward_http_requests_total", "route" => route, "method" => method, "status" => status).increment(1);
+    metrics::counter!("ward_http_requests_total", "route" => route, "method" => method, "status" => status)
+        .increment(1);
     response
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 async fn healthz() -> Json<Health> {
-    Json(Health {
-        status: "ok".into(),
-    })
+    Json(Health { status: "ok".into() })
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = ward_api::Problem, description = "the store or the audit log cannot be written")))]
 async fn readyz(State(broker): State<Arc<Broker>>) -> Response {
     match broker.store().ready().await {
-        Ok(()) => Json(Health {
-            status: "ready".into(),
-        })
-        .into_response(),
+        Ok(()) => Json(Health { status: "ready".into() }).into_response(),
         Err(error) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -192,9 +171,7 @@ pub async fn serve(
     let (stop, stopped) = watch::channel(false);
     let scheduler = tokio::spawn(scheduler::run(broker.clone(), stopped));
     let app = router(broker, &settings);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     let _ = stop.send(true);
     if let Err(error) = scheduler.await {
         tracing::error!(%error, "the scheduler stopped abnormally");

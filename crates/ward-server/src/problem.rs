@@ -19,11 +19,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            slug,
-            detail: detail.into(),
-        }
+        Self { status, slug, detail: detail.into() }
     }
 
     pub fn unauthenticated(detail: impl Into<String>) -> Self {
@@ -40,15 +36,13 @@ impl IntoResponse for ApiError {
             detail: self.detail,
         };
         let mut response = (self.status, Json(problem)).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"ward\""),
-            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"ward\""));
         }
         response
     }
@@ -68,9 +62,7 @@ impl From<BrokerError> for ApiError {
                 Refusal::NotPermitted { .. } | Refusal::UnknownUser(_) => {
                     (StatusCode::FORBIDDEN, "not-permitted")
                 }
-                Refusal::UnknownResource { .. } => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, "unknown-resource")
-                }
+                Refusal::UnknownResource { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown-resource"),
                 Refusal::UnknownRole { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown-role"),
                 Refusal::TooLong { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "duration-too-long"),
             },

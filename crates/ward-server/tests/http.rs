@@ -28,42 +28,20 @@ struct Answer {
 
 impl Api {
     async fn new() -> Self {
-        let path = PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../examples/quickstart/ward.toml"
-        ));
+        let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
         let config = Config::load(&path, &|_| None).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(
-            SqlStore::open_sqlite(&dir.path().join("ward.db"))
-                .await
-                .unwrap(),
-        );
-        let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock))
-            .await
-            .unwrap();
-        let settings = HttpSettings {
-            max_body_bytes: 4096,
-            ..HttpSettings::default()
-        };
-        Self {
-            app: router(broker.clone(), &settings),
-            broker,
-            _dir: dir,
-        }
+        let store = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
+        let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.unwrap();
+        let settings = HttpSettings { max_body_bytes: 4096, ..HttpSettings::default() };
+        Self { app: router(broker.clone(), &settings), broker, _dir: dir }
     }
 
     async fn token(&self, user: &str) -> String {
         self.broker.mint_token(user, 3600).await.unwrap().0
     }
 
-    async fn send(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<String>,
-    ) -> Answer {
+    async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<String>) -> Answer {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -75,33 +53,21 @@ impl Api {
             }
             None => Body::empty(),
         };
-        let response = self
-            .app
-            .clone()
-            .oneshot(request.body(body).unwrap())
-            .await
-            .unwrap();
+        let response = self.app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
         let status = response.status();
         let content_type = response
             .headers()
             .get(header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
-        Answer {
-            status,
-            content_type,
-            body,
-        }
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let body =
+            serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+        Answer { status, content_type, body }
     }
 
     async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
-        self.send("POST", path, Some(token), Some(body.to_string()))
-            .await
+        self.send("POST", path, Some(token), Some(body.to_string())).await
     }
 
     async fn get(&self, path: &str, token: &str) -> Answer {
@@ -112,18 +78,9 @@ impl Api {
 fn assert_problem(answer: &Answer, status: StatusCode, slug: &str) {
     assert_eq!(answer.status, status, "{}", answer.body);
     assert_eq!(answer.content_type, "application/problem+json");
-    assert_eq!(
-        answer.body["type"],
-        format!("urn:ward:problem:{slug}"),
-        "{}",
-        answer.body
-    );
+    assert_eq!(answer.body["type"], format!("urn:ward:problem:{slug}"), "{}", answer.body);
     assert_eq!(answer.body["status"], status.as_u16());
-    assert!(
-        answer.body["detail"]
-            .as_str()
-            .is_some_and(|d| !d.is_empty())
-    );
+    assert!(answer.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
 }
 
 fn ask(resource: &str, role: &str, duration: &str) -> Value {
@@ -134,13 +91,7 @@ fn ask(resource: &str, role: &str, duration: &str) -> Value {
 async fn the_lifecycle_over_http() {
     let api = Api::new().await;
     let (alice, bob) = (api.token("alice").await, api.token("bob").await);
-    let created = api
-        .post(
-            "/v1/requests",
-            &alice,
-            ask("logs:payments-api", "read", "30m"),
-        )
-        .await;
+    let created = api.post("/v1/requests", &alice, ask("logs:payments-api", "read", "30m")).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     assert_eq!(created.body["state"], "pending");
     assert_eq!(created.body["duration_seconds"], 1800);
@@ -149,29 +100,15 @@ async fn the_lifecycle_over_http() {
     let pending = api.get("/v1/requests?state=pending", &bob).await;
     assert_eq!(pending.body.as_array().unwrap().len(), 1);
 
-    let own = api
-        .post(
-            &format!("/v1/requests/{id}/approve"),
-            &alice,
-            json!({"comment": "mine"}),
-        )
-        .await;
+    let own = api.post(&format!("/v1/requests/{id}/approve"), &alice, json!({"comment": "mine"})).await;
     assert_problem(&own, StatusCode::FORBIDDEN, "self-approval");
-    let approved = api
-        .post(
-            &format!("/v1/requests/{id}/approve"),
-            &bob,
-            json!({"comment": "ok"}),
-        )
-        .await;
+    let approved = api.post(&format!("/v1/requests/{id}/approve"), &bob, json!({"comment": "ok"})).await;
     assert_eq!(approved.status, StatusCode::OK);
     assert_eq!(approved.body["state"], "approved");
     assert_eq!(approved.body["approvals"][0]["approver"], "bob");
     assert_eq!(approved.body["approvals"][0]["comment"], "ok");
     let grant_id = approved.body["grant_id"].as_str().unwrap().to_owned();
-    let again = api
-        .post(&format!("/v1/requests/{id}/approve"), &bob, json!({}))
-        .await;
+    let again = api.post(&format!("/v1/requests/{id}/approve"), &bob, json!({})).await;
     assert_problem(&again, StatusCode::CONFLICT, "not-pending");
 
     let check = json!({"principal": "alice", "action": "read", "resource": "logs:payments-api"});
@@ -181,27 +118,15 @@ async fn the_lifecycle_over_http() {
 
     let grant = api.get(&format!("/v1/grants/{grant_id}"), &alice).await;
     assert_eq!(grant.body["state"], "active");
-    let released = api
-        .post(&format!("/v1/grants/{grant_id}/release"), &alice, json!({}))
-        .await;
+    let released = api.post(&format!("/v1/grants/{grant_id}/release"), &alice, json!({})).await;
     assert_eq!(released.body["state"], "released");
     let denied = api.post("/v1/check", &alice, check).await;
     assert_eq!(denied.body["allowed"], false);
-    assert!(
-        denied.body["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no active grant")
-    );
+    assert!(denied.body["reason"].as_str().unwrap().contains("no active grant"));
 
     let events = api.get("/v1/audit/events", &alice).await;
-    let types: Vec<&str> = events
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let types: Vec<&str> =
+        events.body.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(
         types,
         [
@@ -244,17 +169,10 @@ async fn credentials_are_required_and_checked() {
     assert_problem(&none, StatusCode::UNAUTHORIZED, "unauthenticated");
     let wrong = api.get("/v1/requests", "ward_0000").await;
     assert_problem(&wrong, StatusCode::UNAUTHORIZED, "unauthenticated");
-    let unknown = api
-        .get("/v1/requests", &format!("ward_{}", "0".repeat(64)))
-        .await;
+    let unknown = api.get("/v1/requests", &format!("ward_{}", "0".repeat(64))).await;
     assert_problem(&unknown, StatusCode::UNAUTHORIZED, "unauthenticated");
     // Unauthenticated attempts are recorded (once per period, then counted).
-    let events = api
-        .get(
-            "/v1/audit/events?type=access.denied",
-            &api.token("carol").await,
-        )
-        .await;
+    let events = api.get("/v1/audit/events?type=access.denied", &api.token("carol").await).await;
     assert_eq!(events.body.as_array().unwrap().len(), 1);
     assert_eq!(events.body[0]["details"]["action"], "authenticate");
 }
@@ -264,16 +182,8 @@ async fn bad_input_gets_a_precise_4xx_and_changes_nothing() {
     let api = Api::new().await;
     let alice = api.token("alice").await;
     let post = |body: &str| api.send("POST", "/v1/requests", Some(&alice), Some(body.to_owned()));
-    assert_problem(
-        &post("{\"resource\": ").await,
-        StatusCode::BAD_REQUEST,
-        "malformed",
-    );
-    assert_problem(
-        &post("[]").await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid",
-    );
+    assert_problem(&post("{\"resource\": ").await, StatusCode::BAD_REQUEST, "malformed");
+    assert_problem(&post("[]").await, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
     let mut unknown_field = ask("logs:payments-api", "read", "30m");
     unknown_field["bogus"] = json!(1);
     assert_problem(
@@ -282,56 +192,23 @@ async fn bad_input_gets_a_precise_4xx_and_changes_nothing() {
         "invalid",
     );
     for duration in ["0s", "-5m", "soon", "1.5s"] {
-        let answer = api
-            .post(
-                "/v1/requests",
-                &alice,
-                ask("logs:payments-api", "read", duration),
-            )
-            .await;
+        let answer = api.post("/v1/requests", &alice, ask("logs:payments-api", "read", duration)).await;
         assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
     }
-    let negative = json!({"resource": "logs:payments-api", "role": "read", "duration_seconds": -1, "reason": "x"});
+    let negative =
+        json!({"resource": "logs:payments-api", "role": "read", "duration_seconds": -1, "reason": "x"});
     assert_problem(
         &api.post("/v1/requests", &alice, negative).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid",
     );
-    let huge = api
-        .post(
-            "/v1/requests",
-            &alice,
-            ask("logs:payments-api", "read", "100000h"),
-        )
-        .await;
+    let huge = api.post("/v1/requests", &alice, ask("logs:payments-api", "read", "100000h")).await;
     assert_problem(&huge, StatusCode::UNPROCESSABLE_ENTITY, "duration-too-long");
-    assert!(
-        huge.body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("maximum of 4h")
-    );
-    let unknown = api
-        .post("/v1/requests", &alice, ask("logs:nope", "read", "30m"))
-        .await;
-    assert_problem(
-        &unknown,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unknown-resource",
-    );
-    assert!(
-        unknown.body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("logs:checkout-web, logs:payments-api")
-    );
-    let role = api
-        .post(
-            "/v1/requests",
-            &alice,
-            ask("logs:checkout-web", "write", "30m"),
-        )
-        .await;
+    assert!(huge.body["detail"].as_str().unwrap().contains("maximum of 4h"));
+    let unknown = api.post("/v1/requests", &alice, ask("logs:nope", "read", "30m")).await;
+    assert_problem(&unknown, StatusCode::UNPROCESSABLE_ENTITY, "unknown-resource");
+    assert!(unknown.body["detail"].as_str().unwrap().contains("logs:checkout-web, logs:payments-api"));
+    let role = api.post("/v1/requests", &alice, ask("logs:checkout-web", "write", "30m")).await;
     assert_problem(&role, StatusCode::UNPROCESSABLE_ENTITY, "unknown-role");
     let mut empty = ask("logs:payments-api", "read", "30m");
     empty["reason"] = json!("");
@@ -341,50 +218,25 @@ async fn bad_input_gets_a_precise_4xx_and_changes_nothing() {
         "invalid",
     );
     let big = json!({"resource": "logs:payments-api", "role": "read", "duration": "30m", "reason": "x".repeat(10_000)});
-    assert_problem(
-        &api.post("/v1/requests", &alice, big).await,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "too-large",
-    );
+    assert_problem(&api.post("/v1/requests", &alice, big).await, StatusCode::PAYLOAD_TOO_LARGE, "too-large");
     let text = api.send("POST", "/v1/check", Some(&alice), None).await;
-    assert_problem(
-        &text,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported-media-type",
-    );
-    let carol = api
-        .post(
-            "/v1/requests",
-            &api.token("carol").await,
-            ask("logs:payments-api", "read", "30m"),
-        )
-        .await;
+    assert_problem(&text, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type");
+    let carol =
+        api.post("/v1/requests", &api.token("carol").await, ask("logs:payments-api", "read", "30m")).await;
     assert_problem(&carol, StatusCode::FORBIDDEN, "not-permitted");
     assert_problem(
         &api.get("/v1/requests?state=bogus", &alice).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid",
     );
-    assert_problem(
-        &api.get("/v1/requests?colour=red", &alice).await,
-        StatusCode::BAD_REQUEST,
-        "malformed",
-    );
+    assert_problem(&api.get("/v1/requests?colour=red", &alice).await, StatusCode::BAD_REQUEST, "malformed");
     assert_problem(
         &api.get("/v1/audit/events?since=yesterday", &alice).await,
         StatusCode::BAD_REQUEST,
         "malformed",
     );
-    assert_problem(
-        &api.get("/v1/requests/req_nope", &alice).await,
-        StatusCode::NOT_FOUND,
-        "not-found",
-    );
-    assert_problem(
-        &api.get("/v1/nope", &alice).await,
-        StatusCode::NOT_FOUND,
-        "not-found",
-    );
+    assert_problem(&api.get("/v1/requests/req_nope", &alice).await, StatusCode::NOT_FOUND, "not-found");
+    assert_problem(&api.get("/v1/nope", &alice).await, StatusCode::NOT_FOUND, "not-found");
     assert_problem(
         &api.send("DELETE", "/v1/check", Some(&alice), None).await,
         StatusCode::METHOD_NOT_ALLOWED,
@@ -392,46 +244,28 @@ async fn bad_input_gets_a_precise_4xx_and_changes_nothing() {
     );
 
     let listed = api.get("/v1/requests", &api.token("admin").await).await;
-    assert_eq!(
-        listed.body.as_array().unwrap().len(),
-        0,
-        "nothing was written"
-    );
+    assert_eq!(listed.body.as_array().unwrap().len(), 0, "nothing was written");
 }
 
 #[tokio::test]
 async fn checks_of_others_are_for_services_and_admins() {
     let api = Api::new().await;
     let body = json!({"principal": "bob", "action": "read", "resource": "logs:payments-api"});
-    let alice = api
-        .post("/v1/check", &api.token("alice").await, body.clone())
-        .await;
+    let alice = api.post("/v1/check", &api.token("alice").await, body.clone()).await;
     assert_problem(&alice, StatusCode::FORBIDDEN, "forbidden");
     let admin = api.post("/v1/check", &api.token("admin").await, body).await;
     assert_eq!(admin.status, StatusCode::OK);
     assert_eq!(admin.body["allowed"], false);
     let unknown = json!({"principal": "alice", "action": "read", "resource": "logs:nope"});
-    let answer = api
-        .post("/v1/check", &api.token("alice").await, unknown)
-        .await;
-    assert_problem(
-        &answer,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "unknown-resource",
-    );
+    let answer = api.post("/v1/check", &api.token("alice").await, unknown).await;
+    assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "unknown-resource");
 }
 
 #[tokio::test]
 async fn operations_endpoints_answer_without_a_token() {
     let api = Api::new().await;
-    assert_eq!(
-        api.send("GET", "/healthz", None, None).await.body["status"],
-        "ok"
-    );
-    assert_eq!(
-        api.send("GET", "/readyz", None, None).await.body["status"],
-        "ready"
-    );
+    assert_eq!(api.send("GET", "/healthz", None, None).await.body["status"], "ok");
+    assert_eq!(api.send("GET", "/readyz", None, None).await.body["status"], "ready");
     let doc = api.send("GET", "/openapi.json", None, None).await.body;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     for path in [

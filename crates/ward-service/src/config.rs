@@ -12,10 +12,7 @@ use ward_core::policy::{PolicyEngine, PolicySource};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the configuration {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("the configuration {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("setting `{setting}` is not valid: {message}")]
@@ -103,44 +100,30 @@ pub fn find_config(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
 }
 
 fn setting_error(setting: &str, message: impl ToString) -> ConfigError {
-    ConfigError::Setting {
-        setting: setting.to_owned(),
-        message: message.to_string(),
-    }
+    ConfigError::Setting { setting: setting.to_owned(), message: message.to_string() }
 }
 
 impl Config {
     /// Loads `path`, applying `WARD_*` overrides from `env`.
     pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let file: File = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let file: File = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
         let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let relative_to_file = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
         let relative_to_cwd = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
 
-        let listen_text = env("WARD_LISTEN")
-            .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen_text = env("WARD_LISTEN").or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen = listen_text.parse().map_err(|_| {
-            setting_error(
-                "listen",
-                format!("`{listen_text}` is not an address:port like 127.0.0.1:8470"),
-            )
+            setting_error("listen", format!("`{listen_text}` is not an address:port like 127.0.0.1:8470"))
         })?;
         let data_dir = match env("WARD_DATA_DIR") {
             Some(dir) => relative_to_cwd(PathBuf::from(dir)),
             None => relative_to_file(file.data_dir.unwrap_or_else(|| PathBuf::from("data"))),
         };
-        let database_url = env("WARD_DATABASE_URL")
-            .or(file.database_url)
-            .filter(|u| !u.is_empty());
+        let database_url = env("WARD_DATABASE_URL").or(file.database_url).filter(|u| !u.is_empty());
         if let Some(url) = &database_url
             && !(url.starts_with("postgres://")
                 || url.starts_with("postgresql://")
@@ -152,25 +135,15 @@ impl Config {
             ));
         }
         let policy_paths = match env("WARD_POLICIES") {
-            Some(list) => list
-                .split(',')
-                .map(|p| relative_to_cwd(PathBuf::from(p.trim())))
-                .collect(),
+            Some(list) => list.split(',').map(|p| relative_to_cwd(PathBuf::from(p.trim()))).collect(),
             None => file.policies.into_iter().map(relative_to_file).collect(),
         };
         let duration =
-            |name: &str, env_name: &str, value: Option<String>, default: u64| match env(env_name)
-                .or(value)
-            {
+            |name: &str, env_name: &str, value: Option<String>, default: u64| match env(env_name).or(value) {
                 None => Ok(default),
                 Some(text) => parse_duration(&text).map_err(|e| setting_error(name, e)),
             };
-        let pending_ttl_seconds = duration(
-            "pending_ttl",
-            "WARD_PENDING_TTL",
-            file.pending_ttl,
-            24 * 3600,
-        )?;
+        let pending_ttl_seconds = duration("pending_ttl", "WARD_PENDING_TTL", file.pending_ttl, 24 * 3600)?;
         let usage_summary_seconds = duration(
             "usage_summary_interval",
             "WARD_USAGE_SUMMARY_INTERVAL",
@@ -178,19 +151,15 @@ impl Config {
             60,
         )?;
         let max_body_bytes = match env("WARD_MAX_BODY_BYTES") {
-            Some(text) => text
-                .parse()
-                .map_err(|_| setting_error("max_body_bytes", "not a number of bytes"))?,
+            Some(text) => {
+                text.parse().map_err(|_| setting_error("max_body_bytes", "not a number of bytes"))?
+            }
             None => file.max_body_bytes.unwrap_or(64 * 1024),
         };
-        let max_body_bytes = usize::try_from(max_body_bytes)
-            .map_err(|_| setting_error("max_body_bytes", "too large"))?;
-        let directory = Directory::new(file.users, file.groups, file.resources).map_err(|e| {
-            ConfigError::Parse {
-                path: path.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let max_body_bytes =
+            usize::try_from(max_body_bytes).map_err(|_| setting_error("max_body_bytes", "too large"))?;
+        let directory = Directory::new(file.users, file.groups, file.resources)
+            .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
         Ok(Self {
             path,
             listen,
@@ -215,10 +184,7 @@ impl Config {
     pub fn store_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),
-            None => format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("ward.db").display()
-            ),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("ward.db").display()),
         }
     }
 
@@ -226,10 +192,7 @@ impl Config {
     pub fn read_policies(&self) -> Result<Vec<PolicySource>, ConfigError> {
         let mut sources = Vec::new();
         for path in &self.policy_paths {
-            let error = |message: String| ConfigError::Policies {
-                path: path.clone(),
-                message,
-            };
+            let error = |message: String| ConfigError::Policies { path: path.clone(), message };
             let files = if path.is_dir() {
                 let mut files: Vec<PathBuf> = std::fs::read_dir(path)
                     .map_err(|e| error(e.to_string()))?
@@ -242,21 +205,16 @@ impl Config {
                 vec![path.clone()]
             };
             for file in files {
-                let text = std::fs::read_to_string(&file)
-                    .map_err(|e| error(format!("{}: {e}", file.display())))?;
-                let name = file
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let text =
+                    std::fs::read_to_string(&file).map_err(|e| error(format!("{}: {e}", file.display())))?;
+                let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 sources.push(PolicySource { name, text });
             }
         }
         if sources.is_empty() {
             return Err(ConfigError::Policies {
                 path: self.path.clone(),
-                message:
-                    "no policies are configured; list .cedar files or folders under `policies`"
-                        .into(),
+                message: "no policies are configured; list .cedar files or folders under `policies`".into(),
             });
         }
         Ok(sources)
@@ -265,12 +223,8 @@ impl Config {
     /// Reads and compiles the policies over the configured directory.
     pub fn policy_engine(&self) -> Result<PolicyEngine, ConfigError> {
         let sources = self.read_policies()?;
-        PolicyEngine::new(self.directory.clone(), &sources, &self.tickets).map_err(|e| {
-            ConfigError::Policy {
-                path: self.path.clone(),
-                message: e.to_string(),
-            }
-        })
+        PolicyEngine::new(self.directory.clone(), &sources, &self.tickets)
+            .map_err(|e| ConfigError::Policy { path: self.path.clone(), message: e.to_string() })
     }
 }
 
@@ -279,10 +233,7 @@ mod tests {
     use super::*;
 
     fn quickstart() -> PathBuf {
-        PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../examples/quickstart/ward.toml"
-        ))
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"))
     }
 
     #[test]
@@ -316,19 +267,14 @@ mod tests {
     fn bad_settings_say_which_and_why() {
         let env = |name: &str| (name == "WARD_LISTEN").then(|| "nowhere".to_owned());
         let error = Config::load(&quickstart(), &env).unwrap_err().to_string();
-        assert!(
-            error.contains("listen") && error.contains("nowhere"),
-            "{error}"
-        );
+        assert!(error.contains("listen") && error.contains("nowhere"), "{error}");
 
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("ward.toml");
         std::fs::write(&file, "listen = \"127.0.0.1:1\"\nbogus = 1\n").unwrap();
         let error = Config::load(&file, &|_| None).unwrap_err().to_string();
         assert!(error.contains("bogus"), "{error}");
-        let error = Config::load(&dir.path().join("missing.toml"), &|_| None)
-            .unwrap_err()
-            .to_string();
+        let error = Config::load(&dir.path().join("missing.toml"), &|_| None).unwrap_err().to_string();
         assert!(error.contains("missing.toml"), "{error}");
     }
 }

@@ -37,9 +37,7 @@ fn key(principal: &str, resource: &str, role: &str) -> String {
 
 impl GrantIndex {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Vec<Slot>>> {
-        self.slots
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.slots.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Adds (or refreshes) a live grant; ignores grants that are over.
@@ -54,9 +52,7 @@ impl GrantIndex {
             used: grant.first_used_at.is_some(),
         };
         let mut slots = self.write();
-        let list = slots
-            .entry(key(&grant.principal, &grant.resource, &grant.role))
-            .or_default();
+        let list = slots.entry(key(&grant.principal, &grant.resource, &grant.role)).or_default();
         list.retain(|s| s.id != grant.id);
         list.push(slot);
     }
@@ -74,17 +70,8 @@ impl GrantIndex {
 
     /// The grant that gives `principal` `role` on `resource` at `now`, if any (the one that
     /// lasts longest when several do).
-    pub fn usable(
-        &self,
-        principal: &str,
-        resource: &str,
-        role: &str,
-        now: Timestamp,
-    ) -> Option<Slot> {
-        let slots = self
-            .slots
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    pub fn usable(&self, principal: &str, resource: &str, role: &str, now: Timestamp) -> Option<Slot> {
+        let slots = self.slots.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         slots
             .get(&key(principal, resource, role))?
             .iter()
@@ -104,12 +91,7 @@ impl GrantIndex {
     }
 
     pub fn len(&self) -> usize {
-        self.slots
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .values()
-            .map(Vec::len)
-            .sum()
+        self.slots.read().unwrap_or_else(|poisoned| poisoned.into_inner()).values().map(Vec::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -30,9 +30,7 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
         let sleep_for = match pass(&broker, now, first_pass).await {
             Ok(next) => {
                 first_pass = false;
-                next.map(|at| until(now, at))
-                    .unwrap_or(MAX_SLEEP)
-                    .min(MAX_SLEEP)
+                next.map(|at| until(now, at)).unwrap_or(MAX_SLEEP).min(MAX_SLEEP)
             }
             Err(error) => {
                 tracing::error!(%error, "scheduler pass failed; retrying");
@@ -53,11 +51,7 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     flush(&broker).await;
 }
 
-async fn pass(
-    broker: &Broker,
-    now: Timestamp,
-    first: bool,
-) -> Result<Option<Timestamp>, crate::BrokerError> {
+async fn pass(broker: &Broker, now: Timestamp, first: bool) -> Result<Option<Timestamp>, crate::BrokerError> {
     let report = broker.run_due(now).await?;
     if report.activated + report.expired + report.lapsed > 0 {
         if first {

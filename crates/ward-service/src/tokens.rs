@@ -21,21 +21,12 @@ pub struct TokenCache {
 
 impl TokenCache {
     pub fn get(&self, hash: &str) -> Option<ApiToken> {
-        let entries = self
-            .entries
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries
-            .get(hash)
-            .filter(|(_, cached_at)| cached_at.elapsed() < TTL)
-            .map(|(token, _)| token.clone())
+        let entries = self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        entries.get(hash).filter(|(_, cached_at)| cached_at.elapsed() < TTL).map(|(token, _)| token.clone())
     }
 
     pub fn put(&self, token: ApiToken) {
-        let mut entries = self
-            .entries
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         if entries.len() >= MAX_ENTRIES {
             entries.retain(|_, (_, cached_at)| cached_at.elapsed() < TTL);
             if entries.len() >= MAX_ENTRIES {

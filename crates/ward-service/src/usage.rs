@@ -11,17 +11,8 @@ use jiff::Timestamp;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum UsageKey {
-    Used {
-        grant_id: String,
-        principal: String,
-        resource: String,
-        role: String,
-    },
-    Denied {
-        principal: String,
-        action: String,
-        resource: String,
-    },
+    Used { grant_id: String, principal: String, resource: String, role: String },
+    Denied { principal: String, action: String, resource: String },
 }
 
 /// A use of a grant, by reference, so that counting a grant already tallied allocates nothing.
@@ -43,12 +34,7 @@ pub struct Tally {
 
 impl Tally {
     fn new(at: Timestamp, caller: &str) -> Self {
-        Self {
-            count: 0,
-            first_at: at,
-            last_at: at,
-            last_caller: caller.to_owned(),
-        }
+        Self { count: 0, first_at: at, last_at: at, last_caller: caller.to_owned() }
     }
 
     fn add(&mut self, at: Timestamp, caller: &str) {
@@ -81,9 +67,7 @@ struct Inner {
 
 impl UsageLog {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Counts a use of a grant whose first use is already recorded.
@@ -106,11 +90,7 @@ impl UsageLog {
 
     /// Counts a refusal that is not written as an event of its own.
     pub fn count_denial(&self, key: UsageKey, at: Timestamp, caller: &str) {
-        self.lock()
-            .denials
-            .entry(key)
-            .or_insert_with(|| Tally::new(at, caller))
-            .add(at, caller);
+        self.lock().denials.entry(key).or_insert_with(|| Tally::new(at, caller)).add(at, caller);
     }
 
     /// True when this denial should be written at once (the first this period).
@@ -141,15 +121,7 @@ impl UsageLog {
                     inner
                         .uses
                         .entry(grant_id)
-                        .or_insert_with(|| {
-                            (
-                                key,
-                                Tally {
-                                    count: 0,
-                                    ..older.clone()
-                                },
-                            )
-                        })
+                        .or_insert_with(|| (key, Tally { count: 0, ..older.clone() }))
                         .1
                         .merge(&older);
                 }
@@ -157,10 +129,7 @@ impl UsageLog {
                     inner
                         .denials
                         .entry(key)
-                        .or_insert_with(|| Tally {
-                            count: 0,
-                            ..older.clone()
-                        })
+                        .or_insert_with(|| Tally { count: 0, ..older.clone() })
                         .merge(&older);
                 }
             }
@@ -177,12 +146,7 @@ mod tests {
     }
 
     fn use_of(grant: &str) -> Use<'_> {
-        Use {
-            grant_id: grant,
-            principal: "alice",
-            resource: "logs:x",
-            role: "read",
-        }
+        Use { grant_id: grant, principal: "alice", resource: "logs:x", role: "read" }
     }
 
     #[test]
@@ -190,47 +154,26 @@ mod tests {
         let log = UsageLog::default();
         log.count_use(use_of("g1"), at(1), "alice");
         log.count_use(use_of("g1"), at(5), "svc");
-        let denied = UsageKey::Denied {
-            principal: "bob".into(),
-            action: "read".into(),
-            resource: "logs:x".into(),
-        };
+        let denied =
+            UsageKey::Denied { principal: "bob".into(), action: "read".into(), resource: "logs:x".into() };
         assert!(log.first_denial(&denied));
         assert!(!log.first_denial(&denied));
         log.count_denial(denied.clone(), at(2), "bob");
 
         let drained = log.drain();
         assert_eq!(drained.len(), 2);
-        let used = drained
-            .iter()
-            .find(|(k, _)| matches!(k, UsageKey::Used { .. }))
-            .unwrap();
-        assert_eq!(
-            (used.1.count, used.1.first_at, used.1.last_at),
-            (2, at(1), at(5))
-        );
+        let used = drained.iter().find(|(k, _)| matches!(k, UsageKey::Used { .. })).unwrap();
+        assert_eq!((used.1.count, used.1.first_at, used.1.last_at), (2, at(1), at(5)));
         assert_eq!(used.1.last_caller, "svc");
-        assert!(
-            log.first_denial(&denied),
-            "a new period reports the first denial again"
-        );
+        assert!(log.first_denial(&denied), "a new period reports the first denial again");
 
         // The summary could not be written; meanwhile one more use came in.
         log.count_use(use_of("g1"), at(9), "alice");
         log.restore(drained);
         let again = log.drain();
-        let used = again
-            .iter()
-            .find(|(k, _)| matches!(k, UsageKey::Used { .. }))
-            .unwrap();
-        assert_eq!(
-            (used.1.count, used.1.first_at, used.1.last_at),
-            (3, at(1), at(9))
-        );
-        let denials = again
-            .iter()
-            .find(|(k, _)| matches!(k, UsageKey::Denied { .. }))
-            .unwrap();
+        let used = again.iter().find(|(k, _)| matches!(k, UsageKey::Used { .. })).unwrap();
+        assert_eq!((used.1.count, used.1.first_at, used.1.last_at), (3, at(1), at(9)));
+        let denials = again.iter().find(|(k, _)| matches!(k, UsageKey::Denied { .. })).unwrap();
         assert_eq!(denials.1.count, 1);
         assert!(log.drain().is_empty());
     }

@@ -12,16 +12,11 @@ use ward_core::lifecycle::LifecycleError;
 use ward_core::policy::Refusal;
 use ward_core::{AccessRequest, Clock, Grant, GrantState, ManualClock, RequestState};
 use ward_service::{Broker, BrokerError, Caller, Config, RequestInput};
-use ward_store::{
-    ApiToken, Change, Due, EventFilter, GrantFilter, RequestFilter, Store, StoreError,
-};
+use ward_store::{ApiToken, Change, Due, EventFilter, GrantFilter, RequestFilter, Store, StoreError};
 use ward_store_sql::SqlStore;
 
 fn config() -> Config {
-    let path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/quickstart/ward.toml"
-    ));
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
     Config::load(&path, &|_| None).unwrap()
 }
 
@@ -31,16 +26,12 @@ fn t0() -> Timestamp {
 
 async fn sqlite() -> Option<Arc<dyn Store>> {
     let dir = tempfile::tempdir().unwrap().keep();
-    Some(Arc::new(
-        SqlStore::open_sqlite(&dir.join("ward.db")).await.unwrap(),
-    ))
+    Some(Arc::new(SqlStore::open_sqlite(&dir.join("ward.db")).await.unwrap()))
 }
 
 async fn postgres() -> Option<Arc<dyn Store>> {
     let cluster = ward_testkit::postgres()?;
-    Some(Arc::new(
-        SqlStore::connect(&cluster.fresh_database()).await.unwrap(),
-    ))
+    Some(Arc::new(SqlStore::connect(&cluster.fresh_database()).await.unwrap()))
 }
 
 struct World {
@@ -55,14 +46,8 @@ impl World {
     }
 
     async fn with_clock(store: Arc<dyn Store>, clock: Arc<ManualClock>) -> Self {
-        let broker = ward_service::broker_for(&config(), store.clone(), clock.clone())
-            .await
-            .unwrap();
-        Self {
-            broker,
-            clock,
-            store,
-        }
+        let broker = ward_service::broker_for(&config(), store.clone(), clock.clone()).await.unwrap();
+        Self { broker, clock, store }
     }
 
     fn who(&self, name: &str) -> Caller {
@@ -70,54 +55,28 @@ impl World {
     }
 
     async fn request(&self, who: &str, resource: &str, role: &str, seconds: u64) -> AccessRequest {
-        self.broker
-            .create_request(&self.who(who), ask(resource, role, seconds))
-            .await
-            .unwrap()
+        self.broker.create_request(&self.who(who), ask(resource, role, seconds)).await.unwrap()
     }
 
     /// alice asks for 30m of `read` on payments-api and bob approves.
     async fn granted(&self) -> Grant {
-        let request = self
-            .request("alice", "logs:payments-api", "read", 1800)
-            .await;
-        let approved = self
-            .broker
-            .approve(&self.who("bob"), request.id.as_str(), Some("ok".into()))
-            .await
-            .unwrap();
+        let request = self.request("alice", "logs:payments-api", "read", 1800).await;
+        let approved =
+            self.broker.approve(&self.who("bob"), request.id.as_str(), Some("ok".into())).await.unwrap();
         assert_eq!(approved.state, RequestState::Approved);
-        self.store
-            .grant(approved.grant_id.unwrap().as_str())
-            .await
-            .unwrap()
-            .unwrap()
+        self.store.grant(approved.grant_id.unwrap().as_str()).await.unwrap().unwrap()
     }
 
     async fn allowed(&self, who: &str) -> bool {
-        self.broker
-            .check(&self.who(who), who, "read", "logs:payments-api")
-            .await
-            .unwrap()
-            .allowed
+        self.broker.check(&self.who(who), who, "read", "logs:payments-api").await.unwrap().allowed
     }
 
     async fn events(&self) -> Vec<AuditEvent> {
-        self.store
-            .events(&EventFilter {
-                limit: 10_000,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
+        self.store.events(&EventFilter { limit: 10_000, ..Default::default() }).await.unwrap()
     }
 
     async fn types(&self) -> Vec<&'static str> {
-        self.events()
-            .await
-            .iter()
-            .map(|e| e.event_type.as_str())
-            .collect()
+        self.events().await.iter().map(|e| e.event_type.as_str()).collect()
     }
 }
 
@@ -157,35 +116,19 @@ async fn access_is_exactly_the_window_and_expires_by_itself(store: Arc<dyn Store
     assert!(!w.allowed("alice").await, "no grant yet");
     let grant = w.granted().await;
     assert_eq!(grant.state, GrantState::Active);
-    assert_eq!(
-        grant.expires_at,
-        grant.starts_at + SignedDuration::from_mins(30)
-    );
-    let outcome = w
-        .broker
-        .check(&w.who("alice"), "alice", "read", "logs:payments-api")
-        .await
-        .unwrap();
+    assert_eq!(grant.expires_at, grant.starts_at + SignedDuration::from_mins(30));
+    let outcome = w.broker.check(&w.who("alice"), "alice", "read", "logs:payments-api").await.unwrap();
     assert!(outcome.allowed);
     assert_eq!(outcome.grant_id.as_ref(), Some(&grant.id));
     assert!(!w.allowed("erin").await, "a grant is the holder's only");
 
     // The scheduler has not run: the check alone denies at expires_at, to the millisecond.
-    w.clock
-        .set(grant.expires_at - SignedDuration::from_millis(1));
+    w.clock.set(grant.expires_at - SignedDuration::from_millis(1));
     assert!(w.allowed("alice").await);
     w.clock.set(grant.expires_at);
-    let outcome = w
-        .broker
-        .check(&w.who("alice"), "alice", "read", "logs:payments-api")
-        .await
-        .unwrap();
+    let outcome = w.broker.check(&w.who("alice"), "alice", "read", "logs:payments-api").await.unwrap();
     assert!(!outcome.allowed);
-    assert!(
-        outcome.reason.contains("no active grant"),
-        "{}",
-        outcome.reason
-    );
+    assert!(outcome.reason.contains("no active grant"), "{}", outcome.reason);
 
     let report = w.broker.run_due(w.clock.now()).await.unwrap();
     assert_eq!(report.expired, 1);
@@ -193,10 +136,7 @@ async fn access_is_exactly_the_window_and_expires_by_itself(store: Arc<dyn Store
     assert_eq!(expired.state, GrantState::Expired);
     assert_eq!(expired.ended_at, Some(grant.expires_at));
     let events = w.events().await;
-    let expiry = events
-        .iter()
-        .find(|e| e.event_type == EventType::GrantExpired)
-        .unwrap();
+    let expiry = events.iter().find(|e| e.event_type == EventType::GrantExpired).unwrap();
     assert_eq!(expiry.occurred_at, grant.expires_at);
     assert_eq!(expiry.actor, "ward");
 }
@@ -221,84 +161,39 @@ async fn approval_rules_and_refusals_are_enforced_and_recorded(store: Arc<dyn St
         refused(w.broker.approve(&w.who("admin"), id, None).await),
         LifecycleError::NotEligible { .. }
     ));
-    assert!(matches!(
-        refused(w.broker.cancel(&w.who("bob"), id).await),
-        LifecycleError::NotRequester { .. }
-    ));
+    assert!(matches!(refused(w.broker.cancel(&w.who("bob"), id).await), LifecycleError::NotRequester { .. }));
 
     // Admins may ask, but never decide their own request.
     let own = w.request("admin", "logs:checkout-web", "read", 600).await;
     assert!(matches!(
-        refused(
-            w.broker
-                .approve(&w.who("admin"), own.id.as_str(), None)
-                .await
-        ),
+        refused(w.broker.approve(&w.who("admin"), own.id.as_str(), None).await),
         LifecycleError::SelfDecision(_)
     ));
 
     // Two distinct payments leads for unmasked reading.
-    let unmasked = w
-        .request("alice", "logs:payments-api", "read-unmasked", 1800)
-        .await;
+    let unmasked = w.request("alice", "logs:payments-api", "read-unmasked", 1800).await;
     assert_eq!(unmasked.approvals_required, 2);
-    let once = w
-        .broker
-        .approve(&w.who("bob"), unmasked.id.as_str(), None)
-        .await
-        .unwrap();
+    let once = w.broker.approve(&w.who("bob"), unmasked.id.as_str(), None).await.unwrap();
     assert_eq!(once.state, RequestState::Pending);
     assert!(matches!(
-        refused(
-            w.broker
-                .approve(&w.who("bob"), unmasked.id.as_str(), None)
-                .await
-        ),
+        refused(w.broker.approve(&w.who("bob"), unmasked.id.as_str(), None).await),
         LifecycleError::AlreadyApproved(_)
     ));
-    let twice = w
-        .broker
-        .approve(&w.who("erin"), unmasked.id.as_str(), None)
-        .await
-        .unwrap();
+    let twice = w.broker.approve(&w.who("erin"), unmasked.id.as_str(), None).await.unwrap();
     assert_eq!(twice.state, RequestState::Approved);
 
     // Policy refusals at filing.
-    let carol = w
-        .broker
-        .create_request(&w.who("carol"), ask("logs:payments-api", "read", 60))
-        .await;
-    assert!(matches!(
-        carol,
-        Err(BrokerError::Refused(Refusal::NotPermitted { .. }))
-    ));
-    let too_long = w
-        .broker
-        .create_request(
-            &w.who("alice"),
-            ask("logs:payments-api", "read-unmasked", 7200),
-        )
-        .await;
-    assert!(matches!(
-        too_long,
-        Err(BrokerError::Refused(Refusal::TooLong {
-            max_seconds: 3600,
-            ..
-        }))
-    ));
+    let carol = w.broker.create_request(&w.who("carol"), ask("logs:payments-api", "read", 60)).await;
+    assert!(matches!(carol, Err(BrokerError::Refused(Refusal::NotPermitted { .. }))));
+    let too_long =
+        w.broker.create_request(&w.who("alice"), ask("logs:payments-api", "read-unmasked", 7200)).await;
+    assert!(matches!(too_long, Err(BrokerError::Refused(Refusal::TooLong { max_seconds: 3600, .. }))));
     let mut empty = ask("logs:payments-api", "read", 60);
     empty.reason = " ".into();
-    assert!(matches!(
-        w.broker.create_request(&w.who("alice"), empty).await,
-        Err(BrokerError::Invalid(_))
-    ));
+    assert!(matches!(w.broker.create_request(&w.who("alice"), empty).await, Err(BrokerError::Invalid(_))));
 
     // A decision on a decided request.
-    let denied = w
-        .broker
-        .deny(&w.who("bob"), id, "no ticket".into())
-        .await
-        .unwrap();
+    let denied = w.broker.deny(&w.who("bob"), id, "no ticket".into()).await.unwrap();
     assert_eq!(denied.state, RequestState::Denied);
     assert!(matches!(
         refused(w.broker.approve(&w.who("erin"), id, None).await),
@@ -306,24 +201,11 @@ async fn approval_rules_and_refusals_are_enforced_and_recorded(store: Arc<dyn St
     ));
 
     // Every refusal is in the log, attributed.
-    let denials: Vec<AuditEvent> = w
-        .events()
-        .await
-        .into_iter()
-        .filter(|e| e.event_type == EventType::AccessDenied)
-        .collect();
+    let denials: Vec<AuditEvent> =
+        w.events().await.into_iter().filter(|e| e.event_type == EventType::AccessDenied).collect();
     let actors: Vec<&str> = denials.iter().map(|e| e.actor.as_str()).collect();
-    assert_eq!(
-        actors,
-        [
-            "alice", "dave", "admin", "bob", "admin", "bob", "carol", "alice", "alice", "erin"
-        ]
-    );
-    assert!(
-        denials
-            .iter()
-            .all(|e| e.reason.as_deref().is_some_and(|r| !r.is_empty()))
-    );
+    assert_eq!(actors, ["alice", "dave", "admin", "bob", "admin", "bob", "carol", "alice", "alice", "erin"]);
+    assert!(denials.iter().all(|e| e.reason.as_deref().is_some_and(|r| !r.is_empty())));
     assert_eq!(denials[0].details["action"], "approve");
 }
 
@@ -332,91 +214,45 @@ async fn release_and_revoke_end_access_at_once(store: Arc<dyn Store>) {
     let grant = w.granted().await;
     assert!(w.allowed("alice").await);
     let refused = w.broker.release(&w.who("bob"), grant.id.as_str()).await;
-    assert!(matches!(
-        refused,
-        Err(BrokerError::Lifecycle(LifecycleError::NotHolder { .. }))
-    ));
-    let released = w
-        .broker
-        .release(&w.who("alice"), grant.id.as_str())
-        .await
-        .unwrap();
+    assert!(matches!(refused, Err(BrokerError::Lifecycle(LifecycleError::NotHolder { .. }))));
+    let released = w.broker.release(&w.who("alice"), grant.id.as_str()).await.unwrap();
     assert_eq!(released.state, GrantState::Released);
     assert!(!w.allowed("alice").await, "released access ends at once");
 
     let second = w.granted().await;
-    let forbidden = w
-        .broker
-        .revoke(&w.who("dave"), second.id.as_str(), "why not".into())
-        .await;
+    let forbidden = w.broker.revoke(&w.who("dave"), second.id.as_str(), "why not".into()).await;
     assert!(matches!(forbidden, Err(BrokerError::Forbidden(_))));
     assert!(w.allowed("alice").await);
     // An approver for the resource may revoke; so may an admin; twice is harmless.
-    let revoked = w
-        .broker
-        .revoke(&w.who("bob"), second.id.as_str(), "incident closed".into())
-        .await
-        .unwrap();
-    assert_eq!(
-        (revoked.state, revoked.ended_by.as_deref()),
-        (GrantState::Revoked, Some("bob"))
-    );
+    let revoked = w.broker.revoke(&w.who("bob"), second.id.as_str(), "incident closed".into()).await.unwrap();
+    assert_eq!((revoked.state, revoked.ended_by.as_deref()), (GrantState::Revoked, Some("bob")));
     assert!(!w.allowed("alice").await, "revoked access ends at once");
-    let again = w
-        .broker
-        .revoke(&w.who("admin"), second.id.as_str(), "again".into())
-        .await
-        .unwrap();
+    let again = w.broker.revoke(&w.who("admin"), second.id.as_str(), "again".into()).await.unwrap();
     assert_eq!(again.ended_by.as_deref(), Some("bob"));
-    let revocations = w
-        .types()
-        .await
-        .iter()
-        .filter(|t| **t == "grant.revoked")
-        .count();
+    let revocations = w.types().await.iter().filter(|t| **t == "grant.revoked").count();
     assert_eq!(revocations, 1);
 
     let third = w.granted().await;
-    let by_admin = w
-        .broker
-        .revoke(&w.who("admin"), third.id.as_str(), "offboarding".into())
-        .await
-        .unwrap();
+    let by_admin = w.broker.revoke(&w.who("admin"), third.id.as_str(), "offboarding".into()).await.unwrap();
     assert_eq!(by_admin.state, GrantState::Revoked);
     // Ended grants cannot be released.
     let late = w.broker.release(&w.who("alice"), third.id.as_str()).await;
-    assert!(matches!(
-        late,
-        Err(BrokerError::Lifecycle(LifecycleError::GrantEnded { .. }))
-    ));
+    assert!(matches!(late, Err(BrokerError::Lifecycle(LifecycleError::GrantEnded { .. }))));
 }
 
 async fn unanswered_requests_lapse(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let request = w.request("alice", "logs:payments-api", "read", 1800).await;
     assert_eq!(request.lapses_at, t0() + SignedDuration::from_hours(24));
-    w.clock
-        .set(request.lapses_at - SignedDuration::from_millis(1));
+    w.clock.set(request.lapses_at - SignedDuration::from_millis(1));
     assert_eq!(w.broker.run_due(w.clock.now()).await.unwrap().lapsed, 0);
-    w.clock
-        .set(request.lapses_at + SignedDuration::from_secs(2));
+    w.clock.set(request.lapses_at + SignedDuration::from_secs(2));
     assert_eq!(w.broker.run_due(w.clock.now()).await.unwrap().lapsed, 1);
     let lapsed = w.store.request(request.id.as_str()).await.unwrap().unwrap();
     assert_eq!(lapsed.state, RequestState::Lapsed);
-    let late = w
-        .broker
-        .approve(&w.who("bob"), request.id.as_str(), None)
-        .await;
-    assert!(matches!(
-        late,
-        Err(BrokerError::Lifecycle(LifecycleError::NotPending { .. }))
-    ));
-    let event = w
-        .events()
-        .await
-        .into_iter()
-        .find(|e| e.event_type == EventType::RequestLapsed)
-        .unwrap();
+    let late = w.broker.approve(&w.who("bob"), request.id.as_str(), None).await;
+    assert!(matches!(late, Err(BrokerError::Lifecycle(LifecycleError::NotPending { .. }))));
+    let event = w.events().await.into_iter().find(|e| e.event_type == EventType::RequestLapsed).unwrap();
     assert_eq!(event.occurred_at, request.lapses_at);
     assert_eq!(event.details["lag_ms"], 2000);
 }
@@ -430,23 +266,12 @@ async fn a_restart_catches_up_without_double_processing(store: Arc<dyn Store>) {
     // ward was down for an hour; a new process starts on the same store.
     clock.advance(SignedDuration::from_hours(1));
     let after = World::with_clock(store, clock.clone()).await;
-    assert!(
-        !after.allowed("alice").await,
-        "expired while down: denied before the scheduler runs"
-    );
+    assert!(!after.allowed("alice").await, "expired while down: denied before the scheduler runs");
     let first = after.broker.run_due(clock.now()).await.unwrap();
     assert_eq!(first.expired, 1);
-    assert_eq!(
-        after.broker.run_due(clock.now()).await.unwrap().expired,
-        0,
-        "no double processing"
-    );
-    let expiry: Vec<AuditEvent> = after
-        .events()
-        .await
-        .into_iter()
-        .filter(|e| e.event_type == EventType::GrantExpired)
-        .collect();
+    assert_eq!(after.broker.run_due(clock.now()).await.unwrap().expired, 0, "no double processing");
+    let expiry: Vec<AuditEvent> =
+        after.events().await.into_iter().filter(|e| e.event_type == EventType::GrantExpired).collect();
     assert_eq!(expiry.len(), 1);
     assert_eq!(expiry[0].occurred_at, grant.expires_at);
     assert_eq!(expiry[0].recorded_at, clock.now());
@@ -456,71 +281,30 @@ async fn a_restart_catches_up_without_double_processing(store: Arc<dyn Store>) {
 async fn scheduled_grants_open_at_their_start(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let start = t0() + SignedDuration::from_mins(10);
-    let input = RequestInput {
-        start_at: Some(start),
-        ..ask("logs:payments-api", "read", 600)
-    };
-    let request = w
-        .broker
-        .create_request(&w.who("alice"), input)
-        .await
-        .unwrap();
-    let approved = w
-        .broker
-        .approve(&w.who("erin"), request.id.as_str(), None)
-        .await
-        .unwrap();
-    let grant = w
-        .store
-        .grant(approved.grant_id.unwrap().as_str())
-        .await
-        .unwrap()
-        .unwrap();
+    let input = RequestInput { start_at: Some(start), ..ask("logs:payments-api", "read", 600) };
+    let request = w.broker.create_request(&w.who("alice"), input).await.unwrap();
+    let approved = w.broker.approve(&w.who("erin"), request.id.as_str(), None).await.unwrap();
+    let grant = w.store.grant(approved.grant_id.unwrap().as_str()).await.unwrap().unwrap();
     assert_eq!(grant.state, GrantState::Scheduled);
     assert_eq!(w.broker.next_due_at().await.unwrap(), Some(start));
     assert!(!w.allowed("alice").await);
     w.clock.set(start);
-    assert!(
-        w.allowed("alice").await,
-        "the window decides, even before the scheduler runs"
-    );
+    assert!(w.allowed("alice").await, "the window decides, even before the scheduler runs");
     assert_eq!(w.broker.run_due(start).await.unwrap().activated, 1);
-    assert_eq!(
-        w.store
-            .grant(grant.id.as_str())
-            .await
-            .unwrap()
-            .unwrap()
-            .state,
-        GrantState::Active
-    );
-    assert_eq!(
-        w.broker.next_due_at().await.unwrap(),
-        Some(start + SignedDuration::from_mins(10))
-    );
+    assert_eq!(w.store.grant(grant.id.as_str()).await.unwrap().unwrap().state, GrantState::Active);
+    assert_eq!(w.broker.next_due_at().await.unwrap(), Some(start + SignedDuration::from_mins(10)));
 
     let past = RequestInput {
         start_at: Some(t0() - SignedDuration::from_hours(1)),
         ..ask("logs:payments-api", "read", 600)
     };
-    assert!(matches!(
-        w.broker.create_request(&w.who("alice"), past).await,
-        Err(BrokerError::Invalid(_))
-    ));
+    assert!(matches!(w.broker.create_request(&w.who("alice"), past).await, Err(BrokerError::Invalid(_))));
     let far = RequestInput {
         start_at: Some(t0() + SignedDuration::from_hours(24 * 31)),
         ..ask("logs:payments-api", "read", 600)
     };
-    let refused = w
-        .broker
-        .create_request(&w.who("alice"), far)
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        refused.contains("more than 30d") || refused.contains("ahead"),
-        "{refused}"
-    );
+    let refused = w.broker.create_request(&w.who("alice"), far).await.unwrap_err().to_string();
+    assert!(refused.contains("more than 30d") || refused.contains("ahead"), "{refused}");
 }
 
 async fn repeated_checks_are_summarised_not_lost(store: Arc<dyn Store>) {
@@ -533,60 +317,28 @@ async fn repeated_checks_are_summarised_not_lost(store: Arc<dyn Store>) {
         assert!(!w.allowed("erin").await);
     }
     let uses = |events: &[AuditEvent], t: EventType| {
-        events
-            .iter()
-            .filter(|e| e.event_type == t)
-            .cloned()
-            .collect::<Vec<_>>()
+        events.iter().filter(|e| e.event_type == t).cloned().collect::<Vec<_>>()
     };
     let events = w.events().await;
     let used = uses(&events, EventType::AccessUsed);
     assert_eq!(used.len(), 1, "only the first use is an event at once");
     assert_eq!(used[0].grant_id.as_deref(), Some(grant.id.as_str()));
     assert_eq!(used[0].details["first_use"], true);
-    assert_eq!(
-        uses(&events, EventType::AccessDenied).len(),
-        1,
-        "only the first refusal is an event at once"
-    );
-    assert_eq!(
-        w.store
-            .grant(grant.id.as_str())
-            .await
-            .unwrap()
-            .unwrap()
-            .first_used_at,
-        Some(t0())
-    );
+    assert_eq!(uses(&events, EventType::AccessDenied).len(), 1, "only the first refusal is an event at once");
+    assert_eq!(w.store.grant(grant.id.as_str()).await.unwrap().unwrap().first_used_at, Some(t0()));
 
     assert_eq!(w.broker.flush_usage().await.unwrap(), 2);
     let events = w.events().await;
-    let summaries: Vec<AuditEvent> = events
-        .into_iter()
-        .filter(|e| e.details["summary"] == true)
-        .collect();
-    let count = |t: EventType| {
-        summaries
-            .iter()
-            .find(|e| e.event_type == t)
-            .unwrap()
-            .details["count"]
-            .clone()
-    };
+    let summaries: Vec<AuditEvent> = events.into_iter().filter(|e| e.details["summary"] == true).collect();
+    let count = |t: EventType| summaries.iter().find(|e| e.event_type == t).unwrap().details["count"].clone();
     assert_eq!(count(EventType::AccessUsed), 2);
     assert_eq!(count(EventType::AccessDenied), 3);
-    assert_eq!(
-        w.broker.flush_usage().await.unwrap(),
-        0,
-        "nothing counted twice"
-    );
+    assert_eq!(w.broker.flush_usage().await.unwrap(), 0, "nothing counted twice");
 }
 
 async fn concurrent_approvers_both_count(store: Arc<dyn Store>) {
     let w = World::new(store).await;
-    let request = w
-        .request("alice", "logs:payments-api", "read-unmasked", 600)
-        .await;
+    let request = w.request("alice", "logs:payments-api", "read-unmasked", 600).await;
     let (bob, erin) = (w.who("bob"), w.who("erin"));
     let (a, b) = tokio::join!(
         w.broker.approve(&bob, request.id.as_str(), None),
@@ -597,10 +349,7 @@ async fn concurrent_approvers_both_count(store: Arc<dyn Store>) {
     let done = w.store.request(request.id.as_str()).await.unwrap().unwrap();
     assert_eq!(done.state, RequestState::Approved);
     assert_eq!(done.approvals.len(), 2);
-    assert_eq!(
-        w.store.grants(&GrantFilter::default()).await.unwrap().len(),
-        1
-    );
+    assert_eq!(w.store.grants(&GrantFilter::default()).await.unwrap().len(), 1);
 }
 
 async fn tokens_authenticate_until_they_expire(store: Arc<dyn Store>) {
@@ -610,10 +359,7 @@ async fn tokens_authenticate_until_they_expire(store: Arc<dyn Store>) {
     assert_ne!(record.hash, token, "only the hash is kept");
     assert_eq!(w.broker.authenticate(&token).await.unwrap().name, "bob");
     assert!(w.broker.authenticate("ward_nope").await.is_err());
-    assert!(matches!(
-        w.broker.mint_token("mallory", 60).await,
-        Err(BrokerError::NotFound(_))
-    ));
+    assert!(matches!(w.broker.mint_token("mallory", 60).await, Err(BrokerError::NotFound(_))));
     let admin = w.broker.caller("admin").unwrap();
     assert!(admin.admin && !admin.auditor);
     assert!(w.broker.caller("carol").unwrap().auditor);
@@ -626,71 +372,24 @@ async fn the_audit_trail_tells_the_whole_story(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let grant = w.granted().await;
     assert!(w.allowed("alice").await);
-    w.broker
-        .release(&w.who("alice"), grant.id.as_str())
-        .await
-        .unwrap();
+    w.broker.release(&w.who("alice"), grant.id.as_str()).await.unwrap();
     assert_eq!(
         w.types().await,
-        [
-            "request.created",
-            "approval.granted",
-            "grant.activated",
-            "access.used",
-            "grant.released"
-        ]
+        ["request.created", "approval.granted", "grant.activated", "access.used", "grant.released"]
     );
     // Visibility: alice sees her own story, carol (auditor) everything, dave nothing of it.
-    let mine = w
-        .broker
-        .events(
-            &w.who("alice"),
-            EventFilter {
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let mine =
+        w.broker.events(&w.who("alice"), EventFilter { limit: 100, ..Default::default() }).await.unwrap();
     assert_eq!(mine.len(), 5);
-    let dave = w
-        .broker
-        .events(
-            &w.who("dave"),
-            EventFilter {
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let dave =
+        w.broker.events(&w.who("dave"), EventFilter { limit: 100, ..Default::default() }).await.unwrap();
     assert!(dave.is_empty());
-    let carol = w
-        .broker
-        .events(
-            &w.who("carol"),
-            EventFilter {
-                limit: 100,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let carol =
+        w.broker.events(&w.who("carol"), EventFilter { limit: 100, ..Default::default() }).await.unwrap();
     assert_eq!(carol.len(), 5);
-    let dave_requests = w
-        .broker
-        .list_requests(&w.who("dave"), None, false, 100)
-        .await
-        .unwrap();
-    assert!(
-        dave_requests.is_empty(),
-        "dave can neither approve nor owns it"
-    );
-    let bob_requests = w
-        .broker
-        .list_requests(&w.who("bob"), None, false, 100)
-        .await
-        .unwrap();
+    let dave_requests = w.broker.list_requests(&w.who("dave"), None, false, 100).await.unwrap();
+    assert!(dave_requests.is_empty(), "dave can neither approve nor owns it");
+    let bob_requests = w.broker.list_requests(&w.who("bob"), None, false, 100).await.unwrap();
     assert_eq!(bob_requests.len(), 1, "bob may decide it, so he sees it");
     assert!(matches!(
         w.broker.get_grant(&w.who("dave"), grant.id.as_str()).await,
@@ -755,10 +454,7 @@ impl Store for Failing {
 
 #[tokio::test]
 async fn no_audit_no_access() {
-    let failing = Arc::new(Failing {
-        inner: sqlite().await.unwrap(),
-        broken: AtomicBool::new(false),
-    });
+    let failing = Arc::new(Failing { inner: sqlite().await.unwrap(), broken: AtomicBool::new(false) });
     let w = World::new(failing.clone()).await;
     let grant = w.granted().await;
     let revoke_me = w.granted().await;
@@ -766,51 +462,17 @@ async fn no_audit_no_access() {
 
     assert!(failing.ready().await.is_err());
     // The first use cannot be recorded: not allowed, but an error the caller sees.
-    let check = w
-        .broker
-        .check(&w.who("alice"), "alice", "read", "logs:payments-api")
-        .await;
-    assert!(
-        matches!(check, Err(BrokerError::Unavailable(_))),
-        "{check:?}"
-    );
-    let filed = w
-        .broker
-        .create_request(&w.who("alice"), ask("logs:payments-api", "read", 60))
-        .await;
+    let check = w.broker.check(&w.who("alice"), "alice", "read", "logs:payments-api").await;
+    assert!(matches!(check, Err(BrokerError::Unavailable(_))), "{check:?}");
+    let filed = w.broker.create_request(&w.who("alice"), ask("logs:payments-api", "read", 60)).await;
     assert!(matches!(filed, Err(BrokerError::Unavailable(_))));
-    assert_eq!(
-        w.store
-            .requests(&RequestFilter::default())
-            .await
-            .unwrap()
-            .len(),
-        2,
-        "nothing half-written"
-    );
+    assert_eq!(w.store.requests(&RequestFilter::default()).await.unwrap().len(), 2, "nothing half-written");
     // A revocation that cannot be recorded has not happened in the store; the index stays right.
-    assert!(
-        w.broker
-            .revoke(&w.who("admin"), revoke_me.id.as_str(), "x".into())
-            .await
-            .is_err()
-    );
-    assert_eq!(
-        w.store
-            .grant(revoke_me.id.as_str())
-            .await
-            .unwrap()
-            .unwrap()
-            .state,
-        GrantState::Active
-    );
+    assert!(w.broker.revoke(&w.who("admin"), revoke_me.id.as_str(), "x".into()).await.is_err());
+    assert_eq!(w.store.grant(revoke_me.id.as_str()).await.unwrap().unwrap().state, GrantState::Active);
 
     failing.broken.store(false, Ordering::SeqCst);
     assert!(w.allowed("alice").await);
-    let revoked = w
-        .broker
-        .revoke(&w.who("admin"), grant.id.as_str(), "x".into())
-        .await
-        .unwrap();
+    let revoked = w.broker.revoke(&w.who("admin"), grant.id.as_str(), "x".into()).await.unwrap();
     assert_eq!(revoked.state, GrantState::Revoked);
 }

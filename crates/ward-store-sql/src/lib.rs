@@ -19,9 +19,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 use ward_core::audit::AuditEvent;
 use ward_core::{AccessRequest, Grant};
-use ward_store::{
-    ApiToken, Change, Due, EventFilter, GrantFilter, RequestFilter, Store, StoreError,
-};
+use ward_store::{ApiToken, Change, Due, EventFilter, GrantFilter, RequestFilter, Store, StoreError};
 
 use crate::rows::{event_from_row, grant_from_row, millis, request_from_row, to_json};
 
@@ -108,16 +106,12 @@ impl SqlStore {
             }),
             Dialect::Postgres => pool_options,
         };
-        let pool = pool_options
-            .connect_with(options)
-            .await
-            .map_err(unavailable)?;
+        let pool = pool_options.connect_with(options).await.map_err(unavailable)?;
         let migrated = match dialect {
             Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await,
             Dialect::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await,
         };
-        migrated
-            .map_err(|e| StoreError::Unavailable(format!("migrating the database failed: {e}")))?;
+        migrated.map_err(|e| StoreError::Unavailable(format!("migrating the database failed: {e}")))?;
         Ok(Self { pool, dialect })
     }
 
@@ -183,10 +177,7 @@ async fn write_request(
     }
 }
 
-async fn write_grant(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    g: &Grant,
-) -> Result<(), StoreError> {
+async fn write_grant(tx: &mut sqlx::Transaction<'static, sqlx::Any>, g: &Grant) -> Result<(), StoreError> {
     let result = if g.version == 1 {
         sqlx::query(
             "INSERT INTO grants (id, request_id, principal, resource, role, starts_at, expires_at, state, \
@@ -261,22 +252,12 @@ async fn append_event(
 
 #[async_trait]
 impl Store for SqlStore {
-    async fn commit(
-        &self,
-        change: Change,
-        recorded_at: Timestamp,
-    ) -> Result<Vec<AuditEvent>, StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with(self.dialect.begin())
-            .await
-            .map_err(unavailable)?;
+    async fn commit(&self, change: Change, recorded_at: Timestamp) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut tx = self.pool.begin_with(self.dialect.begin()).await.map_err(unavailable)?;
         // The head first: every writer takes the same lock in the same order (no deadlocks),
         // and the chain gets exactly one successor per event.
-        let head = sqlx::query(self.dialect.head_for_update())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+        let head =
+            sqlx::query(self.dialect.head_for_update()).fetch_one(&mut *tx).await.map_err(unavailable)?;
         let mut seq: i64 = head.try_get("seq").map_err(unavailable)?;
         let mut prev_hash: String = head.try_get("hash").map_err(unavailable)?;
 
@@ -347,11 +328,7 @@ impl Store for SqlStore {
         let states = if filter.states.is_empty() {
             "1 = 1".to_owned()
         } else {
-            let list: Vec<String> = filter
-                .states
-                .iter()
-                .map(|s| format!("'{}'", s.as_str()))
-                .collect();
+            let list: Vec<String> = filter.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
             format!("state IN ({})", list.join(", "))
         };
         let sql = format!(
@@ -370,9 +347,7 @@ impl Store for SqlStore {
     async fn due(&self, now: Timestamp, max: u32) -> Result<Due, StoreError> {
         let now = millis(now);
         let fetch_grants = |condition: &str, order: &str| {
-            format!(
-                "SELECT {GRANT_COLUMNS} FROM grants WHERE {condition} ORDER BY {order} LIMIT $2"
-            )
+            format!("SELECT {GRANT_COLUMNS} FROM grants WHERE {condition} ORDER BY {order} LIMIT $2")
         };
         let activate = sqlx::query(sqlx::AssertSqlSafe(fetch_grants(
             "state = 'scheduled' AND starts_at <= $1 AND expires_at > $1",
@@ -403,18 +378,9 @@ impl Store for SqlStore {
             .await
             .map_err(unavailable)?;
         Ok(Due {
-            activate: activate
-                .iter()
-                .map(grant_from_row)
-                .collect::<Result<_, _>>()?,
-            expire: expire
-                .iter()
-                .map(grant_from_row)
-                .collect::<Result<_, _>>()?,
-            lapse: lapse
-                .iter()
-                .map(request_from_row)
-                .collect::<Result<_, _>>()?,
+            activate: activate.iter().map(grant_from_row).collect::<Result<_, _>>()?,
+            expire: expire.iter().map(grant_from_row).collect::<Result<_, _>>()?,
+            lapse: lapse.iter().map(request_from_row).collect::<Result<_, _>>()?,
         })
     }
 
@@ -462,35 +428,32 @@ impl Store for SqlStore {
     }
 
     async fn insert_token(&self, token: &ApiToken) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO api_tokens (hash, principal, created_at, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(&token.hash)
-            .bind(&token.principal)
-            .bind(millis(token.created_at))
-            .bind(millis(token.expires_at))
-            .execute(&self.pool)
-            .await
-            .map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO api_tokens (hash, principal, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&token.hash)
+        .bind(&token.principal)
+        .bind(millis(token.created_at))
+        .bind(millis(token.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
         Ok(())
     }
 
     async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
-        let row = sqlx::query(
-            "SELECT hash, principal, created_at, expires_at FROM api_tokens WHERE hash = $1",
-        )
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        let row =
+            sqlx::query("SELECT hash, principal, created_at, expires_at FROM api_tokens WHERE hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(unavailable)?;
         row.as_ref().map(rows::token_from_row).transpose()
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
         // Take the write lock the way a commit does, then roll back: proves the log is writable.
-        let mut tx = self
-            .pool
-            .begin_with(self.dialect.begin())
-            .await
-            .map_err(unavailable)?;
+        let mut tx = self.pool.begin_with(self.dialect.begin()).await.map_err(unavailable)?;
         sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
             .execute(&mut *tx)
             .await

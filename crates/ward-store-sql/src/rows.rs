@@ -54,14 +54,12 @@ pub(crate) fn request_from_row(row: &AnyRow) -> Result<AccessRequest, StoreError
         reason: get(row, "reason")?,
         ticket: get(row, "ticket")?,
         start_at: optional_time(row, "start_at")?,
-        state: RequestState::parse(&state)
-            .ok_or_else(|| corrupt(format!("request state `{state}`")))?,
+        state: RequestState::parse(&state).ok_or_else(|| corrupt(format!("request state `{state}`")))?,
         created_at: time(row, "created_at")?,
         decided_at: optional_time(row, "decided_at")?,
         lapses_at: time(row, "lapses_at")?,
         approvals: json(row, "approvals")?,
-        approvals_required: u32::try_from(get::<i64>(row, "approvals_required")?)
-            .map_err(corrupt)?,
+        approvals_required: u32::try_from(get::<i64>(row, "approvals_required")?).map_err(corrupt)?,
         grant_id: get::<Option<String>>(row, "grant_id")?.map(GrantId),
         policy_ids: json(row, "policy_ids")?,
         version: get(row, "version")?,
@@ -78,8 +76,7 @@ pub(crate) fn grant_from_row(row: &AnyRow) -> Result<Grant, StoreError> {
         role: get(row, "role")?,
         starts_at: time(row, "starts_at")?,
         expires_at: time(row, "expires_at")?,
-        state: GrantState::parse(&state)
-            .ok_or_else(|| corrupt(format!("grant state `{state}`")))?,
+        state: GrantState::parse(&state).ok_or_else(|| corrupt(format!("grant state `{state}`")))?,
         ended_at: optional_time(row, "ended_at")?,
         ended_by: get(row, "ended_by")?,
         end_reason: get(row, "end_reason")?,

@@ -9,16 +9,12 @@ use ward_store_sql::SqlStore;
 async fn sqlite() -> Option<Arc<dyn Store>> {
     // Kept alive for the test process; the OS temp dir is cleaned by the TempDir on drop otherwise.
     let dir = tempfile::tempdir().unwrap().keep();
-    Some(Arc::new(
-        SqlStore::open_sqlite(&dir.join("ward.db")).await.unwrap(),
-    ))
+    Some(Arc::new(SqlStore::open_sqlite(&dir.join("ward.db")).await.unwrap()))
 }
 
 async fn postgres() -> Option<Arc<dyn Store>> {
     let cluster = ward_testkit::postgres()?;
-    Some(Arc::new(
-        SqlStore::connect(&cluster.fresh_database()).await.unwrap(),
-    ))
+    Some(Arc::new(SqlStore::connect(&cluster.fresh_database()).await.unwrap()))
 }
 
 mod on_sqlite {
@@ -45,16 +41,10 @@ async fn raw_update_is_refused(url: &str) {
         reason: None,
         details: serde_json::json!({}),
     });
-    store
-        .commit(change, jiff::Timestamp::UNIX_EPOCH)
-        .await
-        .unwrap();
+    store.commit(change, jiff::Timestamp::UNIX_EPOCH).await.unwrap();
     store.close().await;
     let pool = sqlx::AnyPool::connect(url).await.unwrap();
-    for sql in [
-        "UPDATE audit_events SET actor = 'mallory'",
-        "DELETE FROM audit_events",
-    ] {
+    for sql in ["UPDATE audit_events SET actor = 'mallory'", "DELETE FROM audit_events"] {
         let result = sqlx::query(sql).execute(&pool).await;
         let error = result.expect_err(sql).to_string();
         assert!(error.contains("append-only"), "{sql}: {error}");
@@ -64,11 +54,7 @@ async fn raw_update_is_refused(url: &str) {
 #[tokio::test]
 async fn sqlite_audit_events_are_append_only() {
     let dir = tempfile::tempdir().unwrap();
-    raw_update_is_refused(&format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("w.db").display()
-    ))
-    .await;
+    raw_update_is_refused(&format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display())).await;
 }
 
 #[tokio::test]
@@ -80,10 +66,6 @@ async fn postgres_audit_events_are_append_only() {
 
 #[tokio::test]
 async fn a_bad_url_is_a_clear_error() {
-    let error = SqlStore::connect("mysql://x")
-        .await
-        .err()
-        .unwrap()
-        .to_string();
+    let error = SqlStore::connect("mysql://x").await.err().unwrap().to_string();
     assert!(error.contains("postgres://"), "{error}");
 }

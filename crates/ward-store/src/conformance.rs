@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use ward_core::audit::{EventType, GENESIS_HASH, NewEvent};
-use ward_core::lifecycle::{self, IdSource, NewRequest, Transition};
+use ward_core::lifecycle::{self, NewRequest, SequentialIds, Transition};
 use ward_core::policy::RequestTerms;
-use ward_core::{AccessRequest, Grant, GrantId, GrantState, RequestId, RequestState};
+use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 
 use crate::{ApiToken, Change, EventFilter, GrantFilter, RequestFilter, Store, StoreError};
 
@@ -42,23 +42,6 @@ macro_rules! conformance_tests {
     };
 }
 
-struct Ids(&'static str, u64);
-
-impl IdSource for Ids {
-    fn request_id(&mut self) -> RequestId {
-        self.1 += 1;
-        RequestId(format!("req_{}_{}", self.0, self.1))
-    }
-    fn grant_id(&mut self) -> GrantId {
-        self.1 += 1;
-        GrantId(format!("grt_{}_{}", self.0, self.1))
-    }
-    fn event_id(&mut self) -> String {
-        self.1 += 1;
-        format!("evt_{}_{}", self.0, self.1)
-    }
-}
-
 fn t0() -> Timestamp {
     Timestamp::from_millisecond(1_800_000_000_123).unwrap()
 }
@@ -72,7 +55,7 @@ fn terms(approvals: u32) -> RequestTerms {
     }
 }
 
-fn filed(ids: &mut Ids, requester: &str, at: Timestamp, start_at: Option<Timestamp>) -> Transition {
+fn filed(ids: &mut SequentialIds, requester: &str, at: Timestamp, start_at: Option<Timestamp>) -> Transition {
     let new = NewRequest {
         requester: requester.into(),
         resource: "logs:payments-api".into(),
@@ -96,26 +79,19 @@ fn change(transitions: impl IntoIterator<Item = Transition>) -> Change {
 /// Files a request and approves it: returns the approved request and its active grant.
 async fn granted(
     store: &dyn Store,
-    ids: &mut Ids,
+    ids: &mut SequentialIds,
     requester: &str,
     at: Timestamp,
 ) -> (AccessRequest, Grant) {
     let request = filed(ids, requester, at, None);
     store.commit(change([request.clone()]), at).await.unwrap();
-    let approved =
-        lifecycle::approve(ids, request.request.unwrap(), "bob", true, None, at).unwrap();
+    let approved = lifecycle::approve(ids, request.request.unwrap(), "bob", true, None, at).unwrap();
     store.commit(change([approved.clone()]), at).await.unwrap();
     (approved.request.unwrap(), approved.grant.unwrap())
 }
 
 async fn all_events(store: &dyn Store) -> Vec<ward_core::audit::AuditEvent> {
-    store
-        .events(&EventFilter {
-            limit: 100_000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
+    store.events(&EventFilter { limit: 100_000, ..Default::default() }).await.unwrap()
 }
 
 fn assert_one_chain(events: &[ward_core::audit::AuditEvent]) {
@@ -123,39 +99,21 @@ fn assert_one_chain(events: &[ward_core::audit::AuditEvent]) {
     for (i, event) in events.iter().enumerate() {
         assert_eq!(event.seq, i as i64 + 1, "seq has a gap or a duplicate");
         assert_eq!(event.prev_hash, prev, "chain broken at seq {}", event.seq);
-        assert_eq!(
-            event.compute_hash(),
-            event.hash,
-            "hash of seq {} does not verify",
-            event.seq
-        );
+        assert_eq!(event.compute_hash(), event.hash, "hash of seq {} does not verify", event.seq);
         prev = event.hash.clone();
     }
 }
 
 pub async fn commit_writes_records_and_chains_events(store: Arc<dyn Store>) {
-    let mut ids = Ids("a", 0);
+    let mut ids = SequentialIds::new("a");
     let (request, grant) = granted(&*store, &mut ids, "alice", t0()).await;
-    assert_eq!(
-        store.request(request.id.as_str()).await.unwrap(),
-        Some(request.clone())
-    );
-    assert_eq!(
-        store.grant(grant.id.as_str()).await.unwrap(),
-        Some(grant.clone())
-    );
+    assert_eq!(store.request(request.id.as_str()).await.unwrap(), Some(request.clone()));
+    assert_eq!(store.grant(grant.id.as_str()).await.unwrap(), Some(grant.clone()));
     assert_eq!(store.request("req_missing").await.unwrap(), None);
 
     let events = all_events(&*store).await;
     let types: Vec<_> = events.iter().map(|e| e.event_type).collect();
-    assert_eq!(
-        types,
-        [
-            EventType::RequestCreated,
-            EventType::ApprovalGranted,
-            EventType::GrantActivated
-        ]
-    );
+    assert_eq!(types, [EventType::RequestCreated, EventType::ApprovalGranted, EventType::GrantActivated]);
     assert_one_chain(&events);
     let created = &events[0];
     assert_eq!(created.actor, "alice");
@@ -168,14 +126,11 @@ pub async fn commit_writes_records_and_chains_events(store: Arc<dyn Store>) {
 }
 
 pub async fn stale_versions_conflict_and_write_nothing(store: Arc<dyn Store>) {
-    let mut ids = Ids("b", 0);
+    let mut ids = SequentialIds::new("b");
     let first = filed(&mut ids, "alice", t0(), None);
     store.commit(change([first.clone()]), t0()).await.unwrap();
     // The same insert again: the id exists.
-    assert!(matches!(
-        store.commit(change([first.clone()]), t0()).await,
-        Err(StoreError::Conflict)
-    ));
+    assert!(matches!(store.commit(change([first.clone()]), t0()).await, Err(StoreError::Conflict)));
 
     let pending = first.request.unwrap();
     let approved = lifecycle::approve(&mut ids, pending.clone(), "bob", true, None, t0()).unwrap();
@@ -183,33 +138,15 @@ pub async fn stale_versions_conflict_and_write_nothing(store: Arc<dyn Store>) {
     store.commit(change([approved]), t0()).await.unwrap();
     let before = all_events(&*store).await.len();
     // Cancelling from the stale read must not overwrite the approval.
-    assert!(matches!(
-        store.commit(change([cancelled]), t0()).await,
-        Err(StoreError::Conflict)
-    ));
-    assert_eq!(
-        store
-            .request(pending.id.as_str())
-            .await
-            .unwrap()
-            .unwrap()
-            .state,
-        RequestState::Approved
-    );
-    assert_eq!(
-        all_events(&*store).await.len(),
-        before,
-        "a refused change appended events"
-    );
+    assert!(matches!(store.commit(change([cancelled]), t0()).await, Err(StoreError::Conflict)));
+    assert_eq!(store.request(pending.id.as_str()).await.unwrap().unwrap().state, RequestState::Approved);
+    assert_eq!(all_events(&*store).await.len(), before, "a refused change appended events");
 }
 
 pub async fn a_failing_change_leaves_no_trace(store: Arc<dyn Store>) {
-    let mut ids = Ids("c", 0);
+    let mut ids = SequentialIds::new("c");
     let existing = filed(&mut ids, "alice", t0(), None);
-    store
-        .commit(change([existing.clone()]), t0())
-        .await
-        .unwrap();
+    store.commit(change([existing.clone()]), t0()).await.unwrap();
     // A new request plus a conflicting duplicate in one change: neither lands.
     let fresh = filed(&mut ids, "erin", t0(), None);
     let fresh_id = fresh.request.as_ref().unwrap().id.clone();
@@ -221,37 +158,21 @@ pub async fn a_failing_change_leaves_no_trace(store: Arc<dyn Store>) {
 }
 
 pub async fn due_work_and_next_due_time(store: Arc<dyn Store>) {
-    let mut ids = Ids("d", 0);
+    let mut ids = SequentialIds::new("d");
     assert_eq!(store.next_due_at().await.unwrap(), None);
     let (_, active) = granted(&*store, &mut ids, "alice", t0()).await;
     // A scheduled grant starting in 10 minutes.
     let start = t0() + SignedDuration::from_mins(10);
     let scheduled_request = filed(&mut ids, "erin", t0(), Some(start));
-    store
-        .commit(change([scheduled_request.clone()]), t0())
-        .await
-        .unwrap();
-    let approved = lifecycle::approve(
-        &mut ids,
-        scheduled_request.request.unwrap(),
-        "bob",
-        true,
-        None,
-        t0(),
-    )
-    .unwrap();
+    store.commit(change([scheduled_request.clone()]), t0()).await.unwrap();
+    let approved =
+        lifecycle::approve(&mut ids, scheduled_request.request.unwrap(), "bob", true, None, t0()).unwrap();
     let scheduled = approved.grant.clone().unwrap();
     store.commit(change([approved]), t0()).await.unwrap();
     // A pending request that lapses after an hour.
     let pending = filed(&mut ids, "dave", t0(), None).request.unwrap();
     store
-        .commit(
-            change([Transition {
-                request: Some(pending.clone()),
-                ..Default::default()
-            }]),
-            t0(),
-        )
+        .commit(change([Transition { request: Some(pending.clone()), ..Default::default() }]), t0())
         .await
         .unwrap();
 
@@ -260,55 +181,24 @@ pub async fn due_work_and_next_due_time(store: Arc<dyn Store>) {
     assert!(store.due(t0(), 100).await.unwrap().is_empty());
 
     let at_start = store.due(start, 100).await.unwrap();
-    assert_eq!(
-        at_start.activate.iter().map(|g| &g.id).collect::<Vec<_>>(),
-        [&scheduled.id]
-    );
+    assert_eq!(at_start.activate.iter().map(|g| &g.id).collect::<Vec<_>>(), [&scheduled.id]);
     assert!(at_start.expire.is_empty() && at_start.lapse.is_empty());
 
     let at_expiry = store.due(active.expires_at, 100).await.unwrap();
-    assert_eq!(
-        at_expiry.expire.iter().map(|g| &g.id).collect::<Vec<_>>(),
-        [&active.id]
-    );
+    assert_eq!(at_expiry.expire.iter().map(|g| &g.id).collect::<Vec<_>>(), [&active.id]);
     let at_lapse = store.due(pending.lapses_at, 100).await.unwrap();
-    assert_eq!(
-        at_lapse.lapse.iter().map(|r| &r.id).collect::<Vec<_>>(),
-        [&pending.id]
-    );
-    assert_eq!(
-        store.due(pending.lapses_at, 1).await.unwrap().expire.len(),
-        1,
-        "limit applies"
-    );
+    assert_eq!(at_lapse.lapse.iter().map(|r| &r.id).collect::<Vec<_>>(), [&pending.id]);
+    assert_eq!(store.due(pending.lapses_at, 1).await.unwrap().expire.len(), 1, "limit applies");
 
     // Once expired, a grant is no longer due.
     let expired = lifecycle::expire(&mut ids, active.clone(), active.expires_at).unwrap();
-    store
-        .commit(change([expired]), active.expires_at)
-        .await
-        .unwrap();
-    assert!(
-        store
-            .due(active.expires_at, 100)
-            .await
-            .unwrap()
-            .expire
-            .is_empty()
-    );
-    assert_eq!(
-        store
-            .grant(active.id.as_str())
-            .await
-            .unwrap()
-            .unwrap()
-            .state,
-        GrantState::Expired
-    );
+    store.commit(change([expired]), active.expires_at).await.unwrap();
+    assert!(store.due(active.expires_at, 100).await.unwrap().expire.is_empty());
+    assert_eq!(store.grant(active.id.as_str()).await.unwrap().unwrap().state, GrantState::Expired);
 }
 
 pub async fn listings_filter_and_order(store: Arc<dyn Store>) {
-    let mut ids = Ids("e", 0);
+    let mut ids = SequentialIds::new("e");
     let (_, alice_grant) = granted(&*store, &mut ids, "alice", t0()).await;
     let later = t0() + SignedDuration::from_secs(1);
     let pending = filed(&mut ids, "erin", later, None);
@@ -321,65 +211,35 @@ pub async fn listings_filter_and_order(store: Arc<dyn Store>) {
         "newest first"
     );
     let pending_only = store
-        .requests(&RequestFilter {
-            state: Some(RequestState::Pending),
-            ..Default::default()
-        })
+        .requests(&RequestFilter { state: Some(RequestState::Pending), ..Default::default() })
         .await
         .unwrap();
     assert_eq!(pending_only.len(), 1);
     let alices = store
-        .requests(&RequestFilter {
-            requester: Some("alice".into()),
-            ..Default::default()
-        })
+        .requests(&RequestFilter { requester: Some("alice".into()), ..Default::default() })
         .await
         .unwrap();
     assert_eq!(alices.len(), 1);
-    assert_eq!(
-        store
-            .requests(&RequestFilter {
-                limit: 1,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(store.requests(&RequestFilter { limit: 1, ..Default::default() }).await.unwrap().len(), 1);
 
-    let active = store
-        .grants(&GrantFilter {
-            states: vec![GrantState::Active],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let active =
+        store.grants(&GrantFilter { states: vec![GrantState::Active], ..Default::default() }).await.unwrap();
     assert_eq!(active, vec![alice_grant.clone()]);
-    let none = store
-        .grants(&GrantFilter {
-            principal: Some("erin".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let none =
+        store.grants(&GrantFilter { principal: Some("erin".into()), ..Default::default() }).await.unwrap();
     assert!(none.is_empty());
     let expired = store
-        .grants(&GrantFilter {
-            states: vec![GrantState::Expired, GrantState::Revoked],
-            ..Default::default()
-        })
+        .grants(&GrantFilter { states: vec![GrantState::Expired, GrantState::Revoked], ..Default::default() })
         .await
         .unwrap();
     assert!(expired.is_empty());
 }
 
 pub async fn event_filters(store: Arc<dyn Store>) {
-    let mut ids = Ids("f", 0);
+    let mut ids = SequentialIds::new("f");
     let (request, grant) = granted(&*store, &mut ids, "alice", t0()).await;
     let later = t0() + SignedDuration::from_mins(5);
-    let revoked =
-        lifecycle::revoke(&mut ids, grant.clone(), "admin", "done".into(), later).unwrap();
+    let revoked = lifecycle::revoke(&mut ids, grant.clone(), "admin", "done".into(), later).unwrap();
     store.commit(change([revoked]), later).await.unwrap();
     let mut refused = Change::default();
     refused.events.push(NewEvent {
@@ -390,122 +250,35 @@ pub async fn event_filters(store: Arc<dyn Store>) {
 
     let query = |f: EventFilter| {
         let store = store.clone();
-        async move {
-            store
-                .events(&EventFilter { limit: 100, ..f })
-                .await
-                .unwrap()
-        }
+        async move { store.events(&EventFilter { limit: 100, ..f }).await.unwrap() }
     };
-    assert_eq!(
-        query(EventFilter {
-            actor: Some("bob".into()),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        2
-    );
-    assert_eq!(
-        query(EventFilter {
-            actor: Some("alice".into()),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        1
-    );
+    assert_eq!(query(EventFilter { actor: Some("bob".into()), ..Default::default() }).await.len(), 2);
+    assert_eq!(query(EventFilter { actor: Some("alice".into()), ..Default::default() }).await.len(), 1);
     // alice is the subject of the approval, the activation and the revocation too.
-    assert_eq!(
-        query(EventFilter {
-            involving: Some("alice".into()),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        4
-    );
-    assert_eq!(
-        query(EventFilter {
-            subject: Some("alice".into()),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        4
-    );
-    let by_type = query(EventFilter {
-        event_type: Some(EventType::GrantRevoked),
-        ..Default::default()
-    })
-    .await;
+    assert_eq!(query(EventFilter { involving: Some("alice".into()), ..Default::default() }).await.len(), 4);
+    assert_eq!(query(EventFilter { subject: Some("alice".into()), ..Default::default() }).await.len(), 4);
+    let by_type =
+        query(EventFilter { event_type: Some(EventType::GrantRevoked), ..Default::default() }).await;
     assert_eq!(by_type.len(), 1);
     assert_eq!(by_type[0].reason.as_deref(), Some("done"));
     assert_eq!(
-        query(EventFilter {
-            resource: Some("logs:checkout-web".into()),
-            ..Default::default()
-        })
-        .await
-        .len(),
+        query(EventFilter { resource: Some("logs:checkout-web".into()), ..Default::default() }).await.len(),
         1
     );
     assert_eq!(
-        query(EventFilter {
-            request_id: Some(request.id.0.clone()),
-            ..Default::default()
-        })
-        .await
-        .len(),
+        query(EventFilter { request_id: Some(request.id.0.clone()), ..Default::default() }).await.len(),
         4
     );
     assert_eq!(
-        query(EventFilter {
-            grant_id: Some(grant.id.0.clone()),
-            ..Default::default()
-        })
-        .await
-        .len(),
+        query(EventFilter { grant_id: Some(grant.id.0.clone()), ..Default::default() }).await.len(),
         2
     );
-    assert_eq!(
-        query(EventFilter {
-            since: Some(later),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        2
-    );
-    assert_eq!(
-        query(EventFilter {
-            until: Some(later),
-            ..Default::default()
-        })
-        .await
-        .len(),
-        3
-    );
-    let page = store
-        .events(&EventFilter {
-            after_seq: Some(2),
-            limit: 2,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    assert_eq!(query(EventFilter { since: Some(later), ..Default::default() }).await.len(), 2);
+    assert_eq!(query(EventFilter { until: Some(later), ..Default::default() }).await.len(), 3);
+    let page =
+        store.events(&EventFilter { after_seq: Some(2), limit: 2, ..Default::default() }).await.unwrap();
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
-    assert_eq!(
-        store
-            .events(&EventFilter {
-                limit: 2,
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(store.events(&EventFilter { limit: 2, ..Default::default() }).await.unwrap().len(), 2);
 }
 
 pub async fn tokens_are_kept_by_hash(store: Arc<dyn Store>) {
@@ -518,10 +291,7 @@ pub async fn tokens_are_kept_by_hash(store: Arc<dyn Store>) {
     store.insert_token(&token).await.unwrap();
     assert_eq!(store.token(&token.hash).await.unwrap(), Some(token.clone()));
     assert_eq!(store.token(&"cd".repeat(32)).await.unwrap(), None);
-    assert!(
-        store.insert_token(&token).await.is_err(),
-        "a token hash is unique"
-    );
+    assert!(store.insert_token(&token).await.is_err(), "a token hash is unique");
 }
 
 pub async fn concurrent_appends_form_one_chain(store: Arc<dyn Store>) {
@@ -531,7 +301,7 @@ pub async fn concurrent_appends_form_one_chain(store: Arc<dyn Store>) {
     for w in 0..writers {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            let mut ids = Ids(["g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7"][w], 0);
+            let mut ids = SequentialIds::new(["g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7"][w]);
             for _ in 0..per_writer {
                 let request = filed(&mut ids, "alice", t0(), None);
                 store.commit(change([request]), t0()).await.unwrap();
@@ -547,19 +317,16 @@ pub async fn concurrent_appends_form_one_chain(store: Arc<dyn Store>) {
 }
 
 pub async fn concurrent_decisions_on_one_record_let_one_win(store: Arc<dyn Store>) {
-    let mut ids = Ids("h", 0);
+    let mut ids = SequentialIds::new("h");
     let request = filed(&mut ids, "alice", t0(), None);
     store.commit(change([request.clone()]), t0()).await.unwrap();
     let pending = request.request.unwrap();
     let mut tasks = Vec::new();
     for approver in ["bob", "erin", "dave", "frank"] {
         let store = store.clone();
-        let mut ids = Ids(approver, 0);
-        let approved =
-            lifecycle::approve(&mut ids, pending.clone(), approver, true, None, t0()).unwrap();
-        tasks.push(tokio::spawn(async move {
-            store.commit(change([approved]), t0()).await
-        }));
+        let mut ids = SequentialIds::new(approver);
+        let approved = lifecycle::approve(&mut ids, pending.clone(), approver, true, None, t0()).unwrap();
+        tasks.push(tokio::spawn(async move { store.commit(change([approved]), t0()).await }));
     }
     let mut wins = 0;
     for task in tasks {

@@ -109,11 +109,7 @@ pub struct ApiToken {
 pub trait Store: Send + Sync + 'static {
     /// Writes `change` atomically, appending its events to the audit chain with
     /// `recorded_at`. Returns the events as appended.
-    async fn commit(
-        &self,
-        change: Change,
-        recorded_at: Timestamp,
-    ) -> Result<Vec<AuditEvent>, StoreError>;
+    async fn commit(&self, change: Change, recorded_at: Timestamp) -> Result<Vec<AuditEvent>, StoreError>;
 
     async fn request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError>;
     /// Newest first.

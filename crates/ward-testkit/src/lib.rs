@@ -31,9 +31,7 @@ pub fn postgres() -> Option<&'static TempPostgres> {
         .get_or_init(|| match find_bin() {
             Some(bin) => Some(TempPostgres::start(bin)),
             None if std::env::var_os("CI").is_some() => {
-                panic!(
-                    "CI is set but no PostgreSQL binaries (initdb) were found; install postgresql"
-                )
+                panic!("CI is set but no PostgreSQL binaries (initdb) were found; install postgresql")
             }
             None => {
                 eprintln!("note: PostgreSQL binaries not found; skipping PostgreSQL tests");
@@ -63,21 +61,14 @@ fn find_bin() -> Option<PathBuf> {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl TempPostgres {
     fn start(bin: PathBuf) -> Self {
         // initdb refuses to run as root; run the cluster as the `postgres` user then.
-        let run_as_postgres = std::fs::metadata("/proc/self")
-            .map(|m| m.uid() == 0)
-            .unwrap_or(false);
-        let dir =
-            std::env::temp_dir().join(format!("ward-pg-{}-{}", std::process::id(), free_port()));
+        let run_as_postgres = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+        let dir = std::env::temp_dir().join(format!("ward-pg-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         if run_as_postgres {
@@ -85,9 +76,7 @@ impl TempPostgres {
         }
         let data = dir.join("data");
         let mut initdb = command(run_as_postgres, &bin.join("initdb"));
-        initdb
-            .args(["-A", "trust", "-U", "ward", "-E", "UTF8", "--no-sync", "-D"])
-            .arg(&data);
+        initdb.args(["-A", "trust", "-U", "ward", "-E", "UTF8", "--no-sync", "-D"]).arg(&data);
         run(&mut initdb, "initdb");
 
         let port = free_port();
@@ -117,11 +106,7 @@ impl TempPostgres {
         #[allow(clippy::zombie_processes)]
         watchdog.spawn().expect("start the PostgreSQL watchdog");
 
-        let cluster = Self {
-            bin,
-            port,
-            run_as_postgres,
-        };
+        let cluster = Self { bin, port, run_as_postgres };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let ready = Command::new(cluster.bin.join("pg_isready"))
@@ -132,11 +117,7 @@ impl TempPostgres {
             if ready {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "PostgreSQL did not start; see {}/log",
-                dir.display()
-            );
+            assert!(Instant::now() < deadline, "PostgreSQL did not start; see {}/log", dir.display());
             std::thread::sleep(Duration::from_millis(100));
         }
         cluster
@@ -150,15 +131,7 @@ impl TempPostgres {
     pub fn fresh_database(&self) -> String {
         let name = format!("ward_test_{}", NEXT_DB.fetch_add(1, Ordering::Relaxed));
         let mut createdb = command(self.run_as_postgres, &self.bin.join("createdb"));
-        createdb.args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-U",
-            "ward",
-            &name,
-        ]);
+        createdb.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "ward", &name]);
         run(&mut createdb, "createdb");
         format!("postgres://ward@127.0.0.1:{}/{name}", self.port)
     }

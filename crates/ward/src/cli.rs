@@ -5,11 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "ward",
-    version,
-    about = "Just-in-time access: time-limited, approved, audited."
-)]
+#[command(name = "ward", version, about = "Just-in-time access: time-limited, approved, audited.")]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -20,12 +16,7 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct Global {
     /// ward's URL.
-    #[arg(
-        long,
-        global = true,
-        env = "WARD_URL",
-        default_value = "http://127.0.0.1:8470"
-    )]
+    #[arg(long, global = true, env = "WARD_URL", default_value = "http://127.0.0.1:8470")]
     pub url: String,
     /// API token (from `ward admin token create USER`).
     #[arg(long, global = true, env = "WARD_TOKEN", hide_env_values = true)]

@@ -38,11 +38,7 @@ impl Client {
             .timeout(std::time::Duration::from_secs(60))
             .build()
             .map_err(|e| CliError::Usage(format!("cannot set up HTTP: {e}")))?;
-        Ok(Self {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
-            token,
-        })
+        Ok(Self { http, base: base.trim_end_matches('/').to_owned(), token })
     }
 
     /// Sends a request and returns the JSON answer; errors carry the server's problem detail.
@@ -59,11 +55,7 @@ impl Client {
             )
         })?;
         let url = format!("{}{path}", self.base);
-        let mut request = self
-            .http
-            .request(method, &url)
-            .bearer_auth(token)
-            .query(query);
+        let mut request = self.http.request(method, &url).bearer_auth(token).query(query);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -75,10 +67,8 @@ impl Client {
             ))
         })?;
         let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| CliError::Usage(format!("reading the answer failed: {e}")))?;
+        let text =
+            response.text().await.map_err(|e| CliError::Usage(format!("reading the answer failed: {e}")))?;
         if status.is_success() {
             return serde_json::from_str(&text).map_err(|e| {
                 CliError::Usage(format!(

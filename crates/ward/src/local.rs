@@ -23,9 +23,7 @@ fn load(explicit: Option<&Path>) -> Result<Config, CliError> {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if std::env::var("WARD_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();
     } else {
@@ -49,22 +47,10 @@ pub async fn quickstart() -> Result<(), CliError> {
 }
 
 const QUICKSTART_FILES: [(&str, &str); 4] = [
-    (
-        "ward.toml",
-        include_str!("../../../examples/quickstart/ward.toml"),
-    ),
-    (
-        "policies/payments-api.cedar",
-        include_str!("../../../examples/quickstart/policies/payments-api.cedar"),
-    ),
-    (
-        "policies/checkout-web.cedar",
-        include_str!("../../../examples/quickstart/policies/checkout-web.cedar"),
-    ),
-    (
-        "policies/org.cedar",
-        include_str!("../../../examples/quickstart/policies/org.cedar"),
-    ),
+    ("ward.toml", include_str!("../../../examples/quickstart/ward.toml")),
+    ("policies/payments-api.cedar", include_str!("../../../examples/quickstart/policies/payments-api.cedar")),
+    ("policies/checkout-web.cedar", include_str!("../../../examples/quickstart/policies/checkout-web.cedar")),
+    ("policies/org.cedar", include_str!("../../../examples/quickstart/policies/org.cedar")),
 ];
 
 fn quickstart_config() -> Result<PathBuf, CliError> {
@@ -77,9 +63,8 @@ fn quickstart_config() -> Result<PathBuf, CliError> {
         let file = dir.join(name);
         if !file.exists() {
             if let Some(parent) = file.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| {
-                    CliError::Usage(format!("cannot create {}: {e}", parent.display()))
-                })?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| CliError::Usage(format!("cannot create {}: {e}", parent.display())))?;
             }
             std::fs::write(&file, text)
                 .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", file.display())))?;
@@ -90,20 +75,15 @@ fn quickstart_config() -> Result<PathBuf, CliError> {
 
 async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError> {
     let store = open_store(&config).await.map_err(config_error)?;
-    let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock))
-        .await
-        .map_err(config_error)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| {
-            CliError::Usage(format!(
-                "cannot listen on {}: {e} (set WARD_LISTEN to another address:port)",
-                config.listen
-            ))
-        })?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let broker =
+        ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.map_err(config_error)?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
+        CliError::Usage(format!(
+            "cannot listen on {}: {e} (set WARD_LISTEN to another address:port)",
+            config.listen
+        ))
+    })?;
+    let address = listener.local_addr().map_err(|e| CliError::Usage(e.to_string()))?;
     let store_name = match &config.database_url {
         Some(_) => "PostgreSQL (WARD_DATABASE_URL)".to_owned(),
         None => format!("SQLite at {}", config.data_dir.join("ward.db").display()),
@@ -112,10 +92,7 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
     if let Some(path) = quickstart {
         print_quickstart_banner(&path, &address.to_string(), &store_name);
     }
-    let settings = HttpSettings {
-        max_body_bytes: config.max_body_bytes,
-        ..HttpSettings::default()
-    };
+    let settings = HttpSettings { max_body_bytes: config.max_body_bytes, ..HttpSettings::default() };
     ward_server::serve(listener, broker, settings, ward_server::shutdown_signal())
         .await
         .map_err(|e| CliError::Usage(format!("the server failed: {e}")))
@@ -147,16 +124,12 @@ pub async fn create_token(user: &str, ttl: &str, explicit: Option<&Path>) -> Res
     let ttl_seconds = parse_duration(ttl).map_err(|e| CliError::Usage(format!("--ttl: {e}")))?;
     let config = load(explicit)?;
     let store = open_store(&config).await.map_err(config_error)?;
-    let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock))
-        .await
-        .map_err(config_error)?;
-    let (token, _record) = broker
-        .mint_token(user, ttl_seconds)
-        .await
-        .map_err(|e| match e {
-            ward_service::BrokerError::NotFound(why) => CliError::Refused(why),
-            other => CliError::Usage(other.to_string()),
-        })?;
+    let broker =
+        ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.map_err(config_error)?;
+    let (token, _record) = broker.mint_token(user, ttl_seconds).await.map_err(|e| match e {
+        ward_service::BrokerError::NotFound(why) => CliError::Refused(why),
+        other => CliError::Usage(other.to_string()),
+    })?;
     println!("{token}");
     Ok(())
 }

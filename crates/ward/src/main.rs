@@ -9,10 +9,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use jiff::{SignedDuration, Timestamp};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use ward_api::{
-    ApproveBody, CheckBody, CheckResult, CreateRequest, DenyBody, EventView, GrantView,
-    RequestView, ResourceView, RevokeBody, WhoAmI,
+    ApproveBody, CheckBody, CheckResult, CreateRequest, DenyBody, EventView, GrantView, RequestView,
+    ResourceView, RevokeBody, WhoAmI,
 };
 use ward_core::duration::parse_duration;
 
@@ -21,10 +22,7 @@ use crate::client::{CliError, Client, typed};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("ward: cannot start: {error}");
@@ -47,7 +45,25 @@ fn parse_time(flag: &str, text: &str) -> Result<Timestamp, CliError> {
     }
     parse_duration(text)
         .map(|secs| Timestamp::now() - SignedDuration::from_secs(i64::try_from(secs).unwrap_or(i64::MAX)))
-        .map_err(|_| CliError::Usage(format!("{flag} `{text}` is neither an RFC 3339 time (2026-01-31T09:00:00Z) nor a duration ago (1h)")))
+        .map_err(|_| {
+            CliError::Usage(format!(
+                "{flag} `{text}` is neither an RFC 3339 time (2026-01-31T09:00:00Z) nor a duration ago (1h)"
+            ))
+        })
+}
+
+/// Prints the API's JSON with `-o json`, else the readable form `show` draws.
+fn render<T: DeserializeOwned>(
+    json: bool,
+    value: &Value,
+    show: impl FnOnce(&T),
+) -> Result<ExitCode, CliError> {
+    if json {
+        print_json(value)?;
+    } else {
+        show(&typed::<T>(value)?);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_json(value: &Value) -> Result<(), CliError> {
@@ -61,27 +77,12 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let json = global.output == Output::Json;
     let client = || Client::new(&global.url, global.token.clone());
     match cli.command {
-        Command::Serve { config } => local::serve(config.as_deref())
-            .await
-            .map(|()| ExitCode::SUCCESS),
+        Command::Serve { config } => local::serve(config.as_deref()).await.map(|()| ExitCode::SUCCESS),
         Command::Quickstart => local::quickstart().await.map(|()| ExitCode::SUCCESS),
         Command::Admin {
-            command:
-                AdminCommand::Token {
-                    command: TokenCommand::Create { user, ttl, config },
-                },
-        } => local::create_token(&user, &ttl, config.as_deref())
-            .await
-            .map(|()| ExitCode::SUCCESS),
-        Command::Request {
-            resource,
-            role,
-            duration,
-            reason,
-            ticket,
-            start_at,
-            wait,
-        } => {
+            command: AdminCommand::Token { command: TokenCommand::Create { user, ttl, config } },
+        } => local::create_token(&user, &ttl, config.as_deref()).await.map(|()| ExitCode::SUCCESS),
+        Command::Request { resource, role, duration, reason, ticket, start_at, wait } => {
             let duration_seconds =
                 parse_duration(&duration).map_err(|e| CliError::Usage(format!("--for: {e}")))?;
             let start_at = start_at.map(|s| parse_time("--start-at", &s)).transpose()?;
@@ -100,9 +101,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             if wait {
                 while request.state == "pending" {
                     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    value = client
-                        .get(&format!("/v1/requests/{}", request.id), &[])
-                        .await?;
+                    value = client.get(&format!("/v1/requests/{}", request.id), &[]).await?;
                     request = typed(&value)?;
                 }
             }
@@ -124,73 +123,32 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             query.extend(limit.map(|l| ("limit", l.to_string())));
             let value = client()?.get("/v1/requests", &query).await?;
-            if json {
-                print_json(&value)?
-            } else {
-                output::requests(&typed::<Vec<RequestView>>(&value)?)
-            }
-            Ok(ExitCode::SUCCESS)
+            render(json, &value, |shown: &Vec<RequestView>| output::requests(shown))
         }
         Command::Show { id } => {
             let client = client()?;
             if id.starts_with("grt_") {
                 let value = client.get(&format!("/v1/grants/{id}"), &[]).await?;
-                if json {
-                    print_json(&value)?
-                } else {
-                    output::grant(&typed::<GrantView>(&value)?, Timestamp::now())
-                }
+                render(json, &value, |shown: &GrantView| output::grant(shown, Timestamp::now()))
             } else {
                 let value = client.get(&format!("/v1/requests/{id}"), &[]).await?;
-                if json {
-                    print_json(&value)?
-                } else {
-                    output::request(&typed::<RequestView>(&value)?)
-                }
+                render(json, &value, |shown: &RequestView| output::request(shown))
             }
-            Ok(ExitCode::SUCCESS)
         }
         Command::Approve { id, comment } => {
-            let value = client()?
-                .post(
-                    &format!("/v1/requests/{id}/approve"),
-                    &ApproveBody { comment },
-                )
-                .await?;
-            if json {
-                print_json(&value)?
-            } else {
-                output::request(&typed::<RequestView>(&value)?)
-            }
-            Ok(ExitCode::SUCCESS)
+            let value =
+                client()?.post(&format!("/v1/requests/{id}/approve"), &ApproveBody { comment }).await?;
+            render(json, &value, |shown: &RequestView| output::request(shown))
         }
         Command::Deny { id, comment } => {
-            let value = client()?
-                .post(&format!("/v1/requests/{id}/deny"), &DenyBody { comment })
-                .await?;
-            if json {
-                print_json(&value)?
-            } else {
-                output::request(&typed::<RequestView>(&value)?)
-            }
-            Ok(ExitCode::SUCCESS)
+            let value = client()?.post(&format!("/v1/requests/{id}/deny"), &DenyBody { comment }).await?;
+            render(json, &value, |shown: &RequestView| output::request(shown))
         }
         Command::Cancel { id } => {
-            let value = client()?
-                .post(&format!("/v1/requests/{id}/cancel"), &serde_json::json!({}))
-                .await?;
-            if json {
-                print_json(&value)?
-            } else {
-                output::request(&typed::<RequestView>(&value)?)
-            }
-            Ok(ExitCode::SUCCESS)
+            let value = client()?.post(&format!("/v1/requests/{id}/cancel"), &serde_json::json!({})).await?;
+            render(json, &value, |shown: &RequestView| output::request(shown))
         }
-        Command::Grants {
-            active,
-            mine,
-            limit,
-        } => {
+        Command::Grants { active, mine, limit } => {
             let mut query = vec![];
             if active {
                 query.push(("active", "true".to_owned()));
@@ -200,61 +158,25 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             query.extend(limit.map(|l| ("limit", l.to_string())));
             let value = client()?.get("/v1/grants", &query).await?;
-            if json {
-                print_json(&value)?
-            } else {
-                output::grants(&typed::<Vec<GrantView>>(&value)?, Timestamp::now())
-            }
-            Ok(ExitCode::SUCCESS)
+            render(json, &value, |shown: &Vec<GrantView>| output::grants(shown, Timestamp::now()))
         }
         Command::Release { id } => {
-            let value = client()?
-                .post(&format!("/v1/grants/{id}/release"), &serde_json::json!({}))
-                .await?;
-            if json {
-                print_json(&value)?
-            } else {
-                output::grant(&typed::<GrantView>(&value)?, Timestamp::now())
-            }
-            Ok(ExitCode::SUCCESS)
+            let value = client()?.post(&format!("/v1/grants/{id}/release"), &serde_json::json!({})).await?;
+            render(json, &value, |shown: &GrantView| output::grant(shown, Timestamp::now()))
         }
         Command::Revoke { id, reason } => {
-            let value = client()?
-                .post(&format!("/v1/grants/{id}/revoke"), &RevokeBody { reason })
-                .await?;
-            if json {
-                print_json(&value)?
-            } else {
-                output::grant(&typed::<GrantView>(&value)?, Timestamp::now())
-            }
-            Ok(ExitCode::SUCCESS)
+            let value = client()?.post(&format!("/v1/grants/{id}/revoke"), &RevokeBody { reason }).await?;
+            render(json, &value, |shown: &GrantView| output::grant(shown, Timestamp::now()))
         }
-        Command::Check {
-            principal,
-            action,
-            resource,
-        } => {
-            let value = client()?
-                .post(
-                    "/v1/check",
-                    &CheckBody {
-                        principal,
-                        action,
-                        resource,
-                    },
-                )
-                .await?;
+        Command::Check { principal, action, resource } => {
+            let value = client()?.post("/v1/check", &CheckBody { principal, action, resource }).await?;
             let result: CheckResult = typed(&value)?;
             if json {
                 print_json(&value)?
             } else {
                 output::check(&result)
             }
-            Ok(if result.allowed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(if result.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Audit {
             command:
@@ -287,12 +209,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             query.extend(after_seq.map(|v| ("after_seq", v.to_string())));
             query.extend(limit.map(|v| ("limit", v.to_string())));
             let value = client()?.get("/v1/audit/events", &query).await?;
-            if json {
-                print_json(&value)?
-            } else {
-                output::events(&typed::<Vec<EventView>>(&value)?)
-            }
-            Ok(ExitCode::SUCCESS)
+            render(json, &value, |shown: &Vec<EventView>| output::events(shown))
         }
         Command::Resources => {
             let value = client()?.get("/v1/resources", &[]).await?;
@@ -315,11 +232,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             } else {
                 let me: WhoAmI = typed(&value)?;
                 let mut roles = vec![];
-                for (held, role) in [
-                    (me.admin, "admin"),
-                    (me.auditor, "auditor"),
-                    (me.service, "service"),
-                ] {
+                for (held, role) in [(me.admin, "admin"), (me.auditor, "auditor"), (me.service, "service")] {
                     if held {
                         roles.push(role);
                     }

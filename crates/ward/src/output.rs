@@ -13,11 +13,8 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
         }
     }
     let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
+        let padded: Vec<String> =
+            cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(header.iter().map(|h| h.to_string()).collect());
@@ -34,11 +31,7 @@ fn when(at: Timestamp) -> String {
 pub fn relative(at: Timestamp, now: Timestamp) -> String {
     let seconds = at.as_second() - now.as_second();
     let span = format_duration(seconds.unsigned_abs());
-    if seconds >= 0 {
-        format!("in {span}")
-    } else {
-        format!("{span} ago")
-    }
+    if seconds >= 0 { format!("in {span}") } else { format!("{span} ago") }
 }
 
 fn or_dash(value: Option<&str>) -> String {
@@ -49,11 +42,7 @@ pub fn requests(list: &[RequestView]) {
     let rows = list
         .iter()
         .map(|r| {
-            let approvals = r
-                .approvals
-                .iter()
-                .filter(|a| a.decision == "approve")
-                .count();
+            let approvals = r.approvals.iter().filter(|a| a.decision == "approve").count();
             vec![
                 r.id.clone(),
                 r.state.clone(),
@@ -68,17 +57,7 @@ pub fn requests(list: &[RequestView]) {
         })
         .collect();
     table(
-        &[
-            "ID",
-            "STATE",
-            "REQUESTER",
-            "RESOURCE",
-            "ROLE",
-            "FOR",
-            "APPROVALS",
-            "CREATED (UTC)",
-            "REASON",
-        ],
+        &["ID", "STATE", "REQUESTER", "RESOURCE", "ROLE", "FOR", "APPROVALS", "CREATED (UTC)", "REASON"],
         rows,
     );
 }
@@ -95,11 +74,7 @@ pub fn request(r: &RequestView) {
         println!("starts    {}", start);
     }
     println!("created   {}", r.created_at);
-    let approved = r
-        .approvals
-        .iter()
-        .filter(|a| a.decision == "approve")
-        .count();
+    let approved = r.approvals.iter().filter(|a| a.decision == "approve").count();
     println!("approvals {approved} of {} needed", r.approvals_required);
     for a in &r.approvals {
         println!(
@@ -107,10 +82,7 @@ pub fn request(r: &RequestView) {
             a.approver,
             a.decision,
             a.at,
-            a.comment
-                .as_ref()
-                .map(|c| format!(": {c}"))
-                .unwrap_or_default()
+            a.comment.as_ref().map(|c| format!(": {c}")).unwrap_or_default()
         );
     }
     match (&r.grant_id, r.state.as_str()) {
@@ -140,19 +112,7 @@ pub fn grants(list: &[GrantView], now: Timestamp) {
             ]
         })
         .collect();
-    table(
-        &[
-            "ID",
-            "STATE",
-            "PRINCIPAL",
-            "RESOURCE",
-            "ROLE",
-            "STARTS (UTC)",
-            "EXPIRES (UTC)",
-            "",
-        ],
-        rows,
-    );
+    table(&["ID", "STATE", "PRINCIPAL", "RESOURCE", "ROLE", "STARTS (UTC)", "EXPIRES (UTC)", ""], rows);
 }
 
 pub fn grant(g: &GrantView, now: Timestamp) {
@@ -162,31 +122,20 @@ pub fn grant(g: &GrantView, now: Timestamp) {
     println!("resource  {} (role {})", g.resource, g.role);
     println!("request   {}", g.request_id);
     println!("starts    {}", g.starts_at);
-    println!(
-        "expires   {} ({})",
-        g.expires_at,
-        relative(g.expires_at, now)
-    );
+    println!("expires   {} ({})", g.expires_at, relative(g.expires_at, now));
     if let Some(ended) = g.ended_at {
         println!(
             "ended     {} by {}{}",
             ended,
             or_dash(g.ended_by.as_deref()),
-            g.end_reason
-                .as_ref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
+            g.end_reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
         );
     }
 }
 
 pub fn check(c: &CheckResult) {
     if c.allowed {
-        println!(
-            "allowed: {} ({})",
-            c.grant_id.as_deref().unwrap_or("-"),
-            c.reason
-        );
+        println!("allowed: {} ({})", c.grant_id.as_deref().unwrap_or("-"), c.reason);
     } else {
         println!("not allowed: {}", c.reason);
     }
@@ -209,16 +158,7 @@ pub fn events(list: &[EventView]) {
         })
         .collect();
     table(
-        &[
-            "SEQ",
-            "OCCURRED (UTC)",
-            "TYPE",
-            "ACTOR",
-            "SUBJECT",
-            "RESOURCE",
-            "REQUEST/GRANT",
-            "REASON",
-        ],
+        &["SEQ", "OCCURRED (UTC)", "TYPE", "ACTOR", "SUBJECT", "RESOURCE", "REQUEST/GRANT", "REASON"],
         rows,
     );
 }

@@ -49,13 +49,7 @@ impl Server {
     /// Stops with SIGTERM, as a service manager would, and returns the exit code.
     fn terminate(&mut self) -> Option<i32> {
         let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
         self.child.wait().unwrap().code()
     }
 
@@ -64,11 +58,7 @@ impl Server {
         assert_eq!(self.terminate(), Some(0), "ward exits cleanly on SIGTERM");
         let dir = tempfile::TempDir::new().unwrap();
         let old = std::mem::replace(&mut self._dir, dir);
-        let database_url = self
-            .env
-            .iter()
-            .find(|(k, _)| k == "WARD_DATABASE_URL")
-            .map(|(_, v)| v.clone());
+        let database_url = self.env.iter().find(|(k, _)| k == "WARD_DATABASE_URL").map(|(_, v)| v.clone());
         Self::start_in(old, database_url)
     }
 
@@ -76,24 +66,14 @@ impl Server {
         let world = dir.path().join("quickstart");
         if !world.exists() {
             copy_dir(
-                &PathBuf::from(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/../../examples/quickstart"
-                )),
+                &PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart")),
                 &world,
             );
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut env = vec![
             ("WARD_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
-            (
-                "WARD_DATA_DIR".to_owned(),
-                dir.path().join("data").display().to_string(),
-            ),
+            ("WARD_DATA_DIR".to_owned(), dir.path().join("data").display().to_string()),
         ];
         env.extend(database_url.map(|url| ("WARD_DATABASE_URL".to_owned(), url)));
         let config = world.join("ward.toml");
@@ -107,13 +87,7 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let server = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            config,
-            env,
-            _dir: dir,
-        };
+        let server = Self { child, url: format!("http://127.0.0.1:{port}"), config, env, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "ward serve did not start");
@@ -129,26 +103,14 @@ impl Server {
             .envs(self.env.iter().cloned())
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        assert!(
-            token.starts_with("ward_") && !token.contains('\n'),
-            "only the token is printed"
-        );
+        assert!(token.starts_with("ward_") && !token.contains('\n'), "only the token is printed");
         token
     }
 
     fn ward(&self, token: &str, args: &[&str]) -> Output {
-        Command::new(WARD)
-            .args(args)
-            .env("WARD_URL", &self.url)
-            .env("WARD_TOKEN", token)
-            .output()
-            .unwrap()
+        Command::new(WARD).args(args).env("WARD_URL", &self.url).env("WARD_TOKEN", token).output().unwrap()
     }
 
     /// Runs a command with `-o json`; returns exit code and parsed JSON (Null when none).
@@ -166,12 +128,8 @@ fn stderr(out: &Output) -> String {
 }
 
 fn walkthrough(server: &Server) {
-    let (alice, bob, admin, carol) = (
-        server.token("alice"),
-        server.token("bob"),
-        server.token("admin"),
-        server.token("carol"),
-    );
+    let (alice, bob, admin, carol) =
+        (server.token("alice"), server.token("bob"), server.token("admin"), server.token("carol"));
     let (code, request) = server.json(
         &alice,
         &[
@@ -204,107 +162,39 @@ fn walkthrough(server: &Server) {
     let (_, grant) = server.json(&alice, &["show", &grant_id]);
     assert_eq!(grant["state"], "active");
 
-    let check = [
-        "check",
-        "--principal",
-        "alice",
-        "--action",
-        "read",
-        "--resource",
-        "logs:payments-api",
-    ];
+    let check = ["check", "--principal", "alice", "--action", "read", "--resource", "logs:payments-api"];
     let (code, allowed) = server.json(&alice, &check);
     assert_eq!((code, allowed["allowed"].as_bool()), (0, Some(true)));
     assert_eq!(allowed["grant_id"], grant_id.as_str());
 
-    let (code, revoked) = server.json(
-        &admin,
-        &["revoke", &grant_id, "--reason", "incident closed"],
-    );
+    let (code, revoked) = server.json(&admin, &["revoke", &grant_id, "--reason", "incident closed"]);
     assert_eq!((code, revoked["state"].as_str()), (0, Some("revoked")));
     let (code, denied) = server.json(&alice, &check);
     assert_eq!((code, denied["allowed"].as_bool()), (1, Some(false)));
-    assert!(
-        denied["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no active grant")
-    );
+    assert!(denied["reason"].as_str().unwrap().contains("no active grant"));
 
     // Friendly errors and exit codes.
-    let unknown = server.ward(
-        &alice,
-        &[
-            "request",
-            "logs:nope",
-            "--role",
-            "read",
-            "--for",
-            "30m",
-            "--reason",
-            "x",
-        ],
-    );
+    let unknown =
+        server.ward(&alice, &["request", "logs:nope", "--role", "read", "--for", "30m", "--reason", "x"]);
     assert_eq!(unknown.status.code(), Some(1));
-    assert!(
-        stderr(&unknown).contains("logs:checkout-web, logs:payments-api"),
-        "{}",
-        stderr(&unknown)
-    );
+    assert!(stderr(&unknown).contains("logs:checkout-web, logs:payments-api"), "{}", stderr(&unknown));
     let too_long = server.ward(
         &alice,
-        &[
-            "request",
-            "logs:payments-api",
-            "--role",
-            "read-unmasked",
-            "--for",
-            "2h",
-            "--reason",
-            "x",
-        ],
+        &["request", "logs:payments-api", "--role", "read-unmasked", "--for", "2h", "--reason", "x"],
     );
     assert_eq!(too_long.status.code(), Some(1));
-    assert!(
-        stderr(&too_long).contains("maximum of 1h"),
-        "{}",
-        stderr(&too_long)
-    );
-    let usage = server.ward(
-        &alice,
-        &[
-            "request",
-            "logs:payments-api",
-            "--role",
-            "read",
-            "--for",
-            "soon",
-            "--reason",
-            "x",
-        ],
-    );
+    assert!(stderr(&too_long).contains("maximum of 1h"), "{}", stderr(&too_long));
+    let usage = server
+        .ward(&alice, &["request", "logs:payments-api", "--role", "read", "--for", "soon", "--reason", "x"]);
     assert_eq!(usage.status.code(), Some(2));
     let no_token = server.ward("", &["requests"]);
     assert_eq!(no_token.status.code(), Some(2));
-    assert!(
-        stderr(&no_token).contains("WARD_TOKEN"),
-        "{}",
-        stderr(&no_token)
-    );
+    assert!(stderr(&no_token).contains("WARD_TOKEN"), "{}", stderr(&no_token));
 
     // A short grant ends by itself: the scheduler expires it without anyone acting.
     let (_, short) = server.json(
         &alice,
-        &[
-            "request",
-            "logs:payments-api",
-            "--role",
-            "read",
-            "--for",
-            "1s",
-            "--reason",
-            "quick look",
-        ],
+        &["request", "logs:payments-api", "--role", "read", "--for", "1s", "--reason", "quick look"],
     );
     let (_, approved) = server.json(&bob, &["approve", short["id"].as_str().unwrap()]);
     let short_grant = approved["grant_id"].as_str().unwrap().to_owned();
@@ -314,10 +204,7 @@ fn walkthrough(server: &Server) {
         if grant["state"] == "expired" {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the grant did not expire by itself: {grant}"
-        );
+        assert!(Instant::now() < deadline, "the grant did not expire by itself: {grant}");
         std::thread::sleep(Duration::from_millis(200));
     }
 
@@ -342,12 +229,7 @@ fn walkthrough(server: &Server) {
 
     let (code, events) = server.json(&carol, &["audit", "events"]);
     assert_eq!(code, 0);
-    let types: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let types: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
     for expected in [
         "request.created",
         "approval.granted",
@@ -385,27 +267,13 @@ fn unreachable_server_and_bad_config_exit_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("cannot reach ward"),
-        "{}",
-        stderr(&out)
-    );
-    let out = Command::new(WARD)
-        .args(["serve", "--config", "/nonexistent/ward.toml"])
-        .output()
-        .unwrap();
+    assert!(stderr(&out).contains("cannot reach ward"), "{}", stderr(&out));
+    let out = Command::new(WARD).args(["serve", "--config", "/nonexistent/ward.toml"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("/nonexistent/ward.toml"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("/nonexistent/ward.toml"), "{}", stderr(&out));
     let out = Command::new(WARD)
         .args(["admin", "token", "create", "mallory", "--config"])
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../examples/quickstart/ward.toml"
-        ))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"))
         .env("WARD_DATA_DIR", tempfile::tempdir().unwrap().path())
         .output()
         .unwrap();
@@ -421,11 +289,7 @@ fn unreachable_server_and_bad_config_exit_2() {
 #[test]
 fn quickstart_serves_the_demo_world_from_anywhere() {
     let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(WARD)
         .arg("quickstart")
         .current_dir(dir.path())
@@ -463,10 +327,7 @@ fn quickstart_serves_the_demo_world_from_anywhere() {
     child.kill().unwrap();
     let output = child.wait_with_output().unwrap();
     let banner = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        banner.contains(&format!("http://127.0.0.1:{port}")),
-        "{banner}"
-    );
+    assert!(banner.contains(&format!("http://127.0.0.1:{port}")), "{banner}");
     assert!(banner.contains("ward admin token create alice"), "{banner}");
 }
 
@@ -476,46 +337,17 @@ fn quickstart_serves_the_demo_world_from_anywhere() {
 fn graceful_shutdown_keeps_the_usage_tally() {
     let server = Server::start(None);
     let (alice, bob) = (server.token("alice"), server.token("bob"));
-    let (_, request) = server.json(
-        &alice,
-        &[
-            "request",
-            "logs:checkout-web",
-            "--role",
-            "read",
-            "--for",
-            "1h",
-            "--reason",
-            "r",
-        ],
-    );
+    let (_, request) = server
+        .json(&alice, &["request", "logs:checkout-web", "--role", "read", "--for", "1h", "--reason", "r"]);
     let (_, approved) = server.json(&bob, &["approve", request["id"].as_str().unwrap()]);
     let grant = approved["grant_id"].as_str().unwrap().to_owned();
-    let check = [
-        "check",
-        "--principal",
-        "alice",
-        "--action",
-        "read",
-        "--resource",
-        "logs:checkout-web",
-    ];
+    let check = ["check", "--principal", "alice", "--action", "read", "--resource", "logs:checkout-web"];
     for _ in 0..3 {
         assert_eq!(server.json(&alice, &check).0, 0);
     }
     let server = server.restart();
     let carol = server.token("carol");
-    let (_, uses) = server.json(
-        &carol,
-        &[
-            "audit",
-            "events",
-            "--type",
-            "access.used",
-            "--grant",
-            &grant,
-        ],
-    );
+    let (_, uses) = server.json(&carol, &["audit", "events", "--type", "access.used", "--grant", &grant]);
     let uses = uses.as_array().unwrap();
     assert_eq!(uses.len(), 2, "the first use, then a summary: {uses:?}");
     assert_eq!(uses[0]["details"]["first_use"], true);

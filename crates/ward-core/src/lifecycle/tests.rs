@@ -3,24 +3,6 @@ use proptest::prelude::*;
 
 use super::*;
 
-#[derive(Default)]
-struct Counter(u64);
-
-impl IdSource for Counter {
-    fn request_id(&mut self) -> RequestId {
-        self.0 += 1;
-        RequestId(format!("req_{}", self.0))
-    }
-    fn grant_id(&mut self) -> GrantId {
-        self.0 += 1;
-        GrantId(format!("grt_{}", self.0))
-    }
-    fn event_id(&mut self) -> String {
-        self.0 += 1;
-        format!("evt_{}", self.0)
-    }
-}
-
 fn t0() -> Timestamp {
     Timestamp::from_second(1_800_000_000).unwrap()
 }
@@ -34,7 +16,7 @@ fn terms(approvals: u32, auto: bool) -> RequestTerms {
     }
 }
 
-fn file(ids: &mut Counter, approvals: u32, start_at: Option<Timestamp>) -> AccessRequest {
+fn file(ids: &mut SequentialIds, approvals: u32, start_at: Option<Timestamp>) -> AccessRequest {
     let new = NewRequest {
         requester: "alice".into(),
         resource: "logs:payments-api".into(),
@@ -44,17 +26,12 @@ fn file(ids: &mut Counter, approvals: u32, start_at: Option<Timestamp>) -> Acces
         ticket: None,
         start_at,
     };
-    file_request(ids, new, &terms(approvals, false), "hash", 86400, t0())
-        .request
-        .unwrap()
+    file_request(ids, new, &terms(approvals, false), "hash", 86400, t0()).request.unwrap()
 }
 
-fn active_grant(ids: &mut Counter) -> Grant {
+fn active_grant(ids: &mut SequentialIds) -> Grant {
     let request = file(ids, 1, None);
-    approve(ids, request, "bob", true, None, t0())
-        .unwrap()
-        .grant
-        .unwrap()
+    approve(ids, request, "bob", true, None, t0()).unwrap().grant.unwrap()
 }
 
 fn types(events: &[NewEvent]) -> Vec<&'static str> {
@@ -63,7 +40,7 @@ fn types(events: &[NewEvent]) -> Vec<&'static str> {
 
 #[test]
 fn one_approval_activates_a_grant_for_the_requested_window() {
-    let mut ids = Counter::default();
+    let mut ids = SequentialIds::new("t");
     let request = file(&mut ids, 1, None);
     assert_eq!(request.state, RequestState::Pending);
     assert_eq!(request.lapses_at, t0() + SignedDuration::from_hours(24));
@@ -81,7 +58,7 @@ fn one_approval_activates_a_grant_for_the_requested_window() {
 
 #[test]
 fn self_approval_is_refused_even_when_policy_says_eligible() {
-    let mut ids = Counter::default();
+    let mut ids = SequentialIds::new("t");
     let request = file(&mut ids, 1, None);
     assert_eq!(
         approve(&mut ids, request, "alice", true, None, t0()),
@@ -91,7 +68,7 @@ fn self_approval_is_refused_even_when_policy_says_eligible() {
 
 #[test]
 fn two_approvals_must_come_from_distinct_approvers() {
-    let mut ids = Counter::default();
+    let mut ids = SequentialIds::new("t");
     let request = file(&mut ids, 2, None);
     let first = approve(&mut ids, request, "bob", true, None, t0()).unwrap();
     let request = first.request.unwrap();
@@ -108,43 +85,31 @@ fn two_approvals_must_come_from_distinct_approvers() {
 
 #[test]
 fn decisions_on_a_decided_request_are_refused() {
-    let mut ids = Counter::default();
+    let mut ids = SequentialIds::new("t");
     let request = file(&mut ids, 1, None);
-    let denied = deny(&mut ids, request, "bob", true, "no ticket".into(), t0())
-        .unwrap()
-        .request
-        .unwrap();
+    let denied = deny(&mut ids, request, "bob", true, "no ticket".into(), t0()).unwrap().request.unwrap();
     assert_eq!(denied.state, RequestState::Denied);
     assert!(matches!(
         approve(&mut ids, denied.clone(), "erin", true, None, t0()),
-        Err(LifecycleError::NotPending {
-            state: RequestState::Denied,
-            ..
-        })
+        Err(LifecycleError::NotPending { state: RequestState::Denied, .. })
     ));
-    assert!(matches!(
-        cancel(&mut ids, denied, "alice", t0()),
-        Err(LifecycleError::NotPending { .. })
-    ));
+    assert!(matches!(cancel(&mut ids, denied, "alice", t0()), Err(LifecycleError::NotPending { .. })));
 }
 
 #[test]
 fn ineligible_approver_and_empty_denial_comment_are_refused() {
-    let mut ids = Counter::default();
+    let mut ids = SequentialIds::new("t");
     let request = file(&mut ids, 1, None);
     assert!(matches!(
         approve(&mut ids, request.clone(), "dave", false, None, t0()),
         Err(LifecycleError::NotEligible { .. })
     ));
-    assert_eq!(
-        deny(&mut ids, request, "bob", true, " ".into(), t0()),
-        Err(LifecycleError::CommentRequired)
-    );
+    assert_eq!(deny(&mut ids, request, "bob", true, " ".into(), t0()), Err(LifecycleError::CommentRequired));
 }
 
 #[test]
 fn only_the_requester_cancels() {
-    let mut ids = Counter::default();
+    let mut ids = SequentialIds::new("t");
     let request = file(&mut ids, 1, None);
     assert!(matches!(
         cancel(&mut ids, request.clone(), "bob", t0()),
@@ -157,7 +122,7 @@ fn only_the_requester_cancels() {
 
 #[test]
 fn lapse_is_recorded_at_the_lapse_time_with_its_lag() {
-    let mut ids = Counter::default();
+    let mut ids = SequentialIds::new("t");
     let request = file(&mut ids, 1, None);
     let late = request.lapses_at + SignedDuration::from_secs(5);
     let lapsed = lapse(&mut ids, request.clone(), late).unwrap();
@@ -169,7 +134,7 @@ fn lapse_is_recorded_at_the_lapse_time_with_its_lag() {
 
 #[test]
 fn auto_approval_creates_the_grant_at_filing() {
-    let mut ids = Counter::default();
+    let mut ids = SequentialIds::new("t");
     let new = NewRequest {
         requester: "dave".into(),
         resource: "logs:checkout-web".into(),
@@ -180,10 +145,7 @@ fn auto_approval_creates_the_grant_at_filing() {
         start_at: None,
     };
     let filed = file_request(&mut ids, new, &terms(1, true), "hash", 86400, t0());
-    assert_eq!(
-        types(&filed.events),
-        ["request.created", "approval.granted", "grant.activated"]
-    );
+    assert_eq!(types(&filed.events), ["request.created", "approval.granted", "grant.activated"]);
     assert_eq!(filed.events[1].actor, SYSTEM_ACTOR);
     assert_eq!(filed.request.unwrap().state, RequestState::Approved);
     assert_eq!(filed.grant.unwrap().state, GrantState::Active);
@@ -191,16 +153,13 @@ fn auto_approval_creates_the_grant_at_filing() {
 
 #[test]
 fn a_start_time_schedules_the_grant_and_expiry_records_both_edges() {
-    let mut ids = Counter::default();
+    let mut ids = SequentialIds::new("t");
     let start = t0() + SignedDuration::from_hours(1);
     let request = file(&mut ids, 1, Some(start));
     let approved = approve(&mut ids, request, "bob", true, None, t0()).unwrap();
     let grant = approved.grant.unwrap();
     assert_eq!(grant.state, GrantState::Scheduled);
-    assert_eq!(
-        types(&approved.events),
-        ["approval.granted", "grant.scheduled"]
-    );
+    assert_eq!(types(&approved.events), ["approval.granted", "grant.scheduled"]);
     assert!(!grant.is_usable_at(t0()));
     assert!(grant.is_usable_at(start));
 
@@ -216,7 +175,7 @@ fn a_start_time_schedules_the_grant_and_expiry_records_both_edges() {
 
 #[test]
 fn the_window_is_half_open_to_the_millisecond() {
-    let mut ids = Counter::default();
+    let mut ids = SequentialIds::new("t");
     let grant = active_grant(&mut ids);
     assert!(grant.is_usable_at(grant.expires_at - SignedDuration::from_millis(1)));
     assert!(!grant.is_usable_at(grant.expires_at));
@@ -224,26 +183,14 @@ fn the_window_is_half_open_to_the_millisecond() {
 
 #[test]
 fn release_and_revoke_end_a_grant_once() {
-    let mut ids = Counter::default();
+    let mut ids = SequentialIds::new("t");
     let grant = active_grant(&mut ids);
-    assert!(matches!(
-        release(&mut ids, grant.clone(), "bob", t0()),
-        Err(LifecycleError::NotHolder { .. })
-    ));
-    let released = release(&mut ids, grant.clone(), "alice", t0())
-        .unwrap()
-        .grant
-        .unwrap();
-    assert_eq!(
-        (released.state, released.ended_by.as_deref()),
-        (GrantState::Released, Some("alice"))
-    );
+    assert!(matches!(release(&mut ids, grant.clone(), "bob", t0()), Err(LifecycleError::NotHolder { .. })));
+    let released = release(&mut ids, grant.clone(), "alice", t0()).unwrap().grant.unwrap();
+    assert_eq!((released.state, released.ended_by.as_deref()), (GrantState::Released, Some("alice")));
     assert!(matches!(
         revoke(&mut ids, released, "admin", "x".into(), t0()),
-        Err(LifecycleError::GrantEnded {
-            state: GrantState::Released,
-            ..
-        })
+        Err(LifecycleError::GrantEnded { state: GrantState::Released, .. })
     ));
     assert_eq!(
         revoke(&mut ids, grant.clone(), "admin", "".into(), t0()),
@@ -255,14 +202,11 @@ fn release_and_revoke_end_a_grant_once() {
 
 #[test]
 fn a_grant_past_its_window_cannot_be_released_only_expired() {
-    let mut ids = Counter::default();
+    let mut ids = SequentialIds::new("t");
     let grant = active_grant(&mut ids);
     assert!(matches!(
         release(&mut ids, grant.clone(), "alice", grant.expires_at),
-        Err(LifecycleError::GrantEnded {
-            state: GrantState::Expired,
-            ..
-        })
+        Err(LifecycleError::GrantEnded { state: GrantState::Expired, .. })
     ));
 }
 
@@ -275,7 +219,7 @@ proptest! {
         attempts in proptest::collection::vec(0usize..5, 0..12),
     ) {
         let people = ["alice", "bob", "erin", "dave", "frank"];
-        let mut ids = Counter::default();
+        let mut ids = SequentialIds::new("t");
         let mut request = file(&mut ids, required, None);
         let mut distinct = std::collections::BTreeSet::new();
         for who in attempts.into_iter().map(|i| people[i]) {

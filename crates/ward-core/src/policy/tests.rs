@@ -6,9 +6,7 @@ use crate::model::{RequestId, RequestState};
 
 /// The quickstart world, parsed the way the service parses it (users, resources, tickets).
 pub(crate) fn quickstart() -> PolicyEngine {
-    let user = |groups: &[&str]| UserEntry {
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-    };
+    let user = |groups: &[&str]| UserEntry { groups: groups.iter().map(|g| g.to_string()).collect() };
     let users = BTreeMap::from([
         ("alice".to_owned(), user(&["engineering", "payments"])),
         ("bob".to_owned(), user(&["engineering", "payments-leads"])),
@@ -23,17 +21,11 @@ pub(crate) fn quickstart() -> PolicyEngine {
         roles: roles.iter().map(|r| r.to_string()).collect(),
     };
     let resources = BTreeMap::from([
-        (
-            "logs:payments-api".to_owned(),
-            resource(&["read", "read-unmasked"]),
-        ),
+        ("logs:payments-api".to_owned(), resource(&["read", "read-unmasked"])),
         ("logs:checkout-web".to_owned(), resource(&["read"])),
     ]);
     let directory = Directory::new(users, BTreeMap::new(), resources).unwrap();
-    let dir = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/quickstart/policies"
-    );
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/policies");
     let sources: Vec<PolicySource> = ["payments-api.cedar", "checkout-web.cedar", "org.cedar"]
         .iter()
         .map(|f| PolicySource {
@@ -101,13 +93,8 @@ fn quickstart_terms_follow_the_contract() {
     assert_eq!(read.auto_approved_by, None);
     assert_eq!(read.policy_ids, vec!["payments-api.read".to_owned()]);
 
-    let unmasked = terms(engine.decide_request(&ask(
-        "alice",
-        "logs:payments-api",
-        "read-unmasked",
-        1800,
-        None,
-    )));
+    let unmasked =
+        terms(engine.decide_request(&ask("alice", "logs:payments-api", "read-unmasked", 1800, None)));
     assert_eq!(unmasked.approvals_required, 2);
     assert_eq!(unmasked.max_duration_seconds, 3600);
 }
@@ -115,23 +102,9 @@ fn quickstart_terms_follow_the_contract() {
 #[test]
 fn over_the_maximum_names_the_maximum() {
     let engine = quickstart();
-    let verdict = engine.decide_request(&ask(
-        "alice",
-        "logs:payments-api",
-        "read-unmasked",
-        7200,
-        None,
-    ));
-    let RequestVerdict::Refused(refusal) = verdict else {
-        panic!("allowed")
-    };
-    assert!(matches!(
-        refusal,
-        Refusal::TooLong {
-            max_seconds: 3600,
-            ..
-        }
-    ));
+    let verdict = engine.decide_request(&ask("alice", "logs:payments-api", "read-unmasked", 7200, None));
+    let RequestVerdict::Refused(refusal) = verdict else { panic!("allowed") };
+    assert!(matches!(refusal, Refusal::TooLong { max_seconds: 3600, .. }));
     assert!(refusal.to_string().contains("maximum of 1h"), "{refusal}");
 }
 
@@ -169,32 +142,13 @@ fn auditors_are_forbidden_to_request() {
 #[test]
 fn oncall_with_incident_ticket_is_auto_approved_and_nobody_else() {
     let engine = quickstart();
-    let auto = terms(engine.decide_request(&ask(
-        "dave",
-        "logs:checkout-web",
-        "read",
-        600,
-        Some("INC-77"),
-    )));
-    assert_eq!(
-        auto.auto_approved_by,
-        Some(vec!["checkout-web.oncall-incident".to_owned()])
-    );
-    let other_ticket = terms(engine.decide_request(&ask(
-        "dave",
-        "logs:checkout-web",
-        "read",
-        600,
-        Some("JIRA-77"),
-    )));
+    let auto = terms(engine.decide_request(&ask("dave", "logs:checkout-web", "read", 600, Some("INC-77"))));
+    assert_eq!(auto.auto_approved_by, Some(vec!["checkout-web.oncall-incident".to_owned()]));
+    let other_ticket =
+        terms(engine.decide_request(&ask("dave", "logs:checkout-web", "read", 600, Some("JIRA-77"))));
     assert_eq!(other_ticket.auto_approved_by, None);
-    let not_oncall = terms(engine.decide_request(&ask(
-        "alice",
-        "logs:checkout-web",
-        "read",
-        600,
-        Some("INC-77"),
-    )));
+    let not_oncall =
+        terms(engine.decide_request(&ask("alice", "logs:checkout-web", "read", 600, Some("INC-77"))));
     assert_eq!(not_oncall.auto_approved_by, None);
 }
 
@@ -204,10 +158,7 @@ fn approvers_follow_the_groups_and_never_the_requester() {
     let payments = request_for("alice", "logs:payments-api", "read");
     assert!(engine.may_approve("bob", &payments));
     assert!(engine.may_approve("erin", &payments));
-    assert!(
-        !engine.may_approve("dave", &payments),
-        "outside payments-leads"
-    );
+    assert!(!engine.may_approve("dave", &payments), "outside payments-leads");
     assert!(!engine.may_approve("admin", &payments));
     assert!(!engine.may_approve("carol", &payments));
     assert!(!engine.may_approve("nobody", &payments));
@@ -225,36 +176,17 @@ fn access_context_matches_the_schema() {
     let engine = quickstart();
     for (role, has_grant) in [("read", true), ("read-unmasked", true), ("read", false)] {
         let context = access_context(role, has_grant).unwrap();
-        let validated = engine.decide(
-            "alice",
-            "access",
-            "logs:payments-api",
-            context,
-            Some(engine.schema()),
-        );
+        let validated = engine.decide("alice", "access", "logs:payments-api", context, Some(engine.schema()));
         assert_eq!(validated.0 == Decision::Allow, has_grant, "{role}");
-        assert_eq!(
-            engine
-                .permits_access("alice", "logs:payments-api", role, has_grant)
-                .is_ok(),
-            has_grant
-        );
+        assert_eq!(engine.permits_access("alice", "logs:payments-api", role, has_grant).is_ok(), has_grant);
     }
 }
 
 #[test]
 fn access_needs_a_grant() {
     let engine = quickstart();
-    assert!(
-        engine
-            .permits_access("alice", "logs:payments-api", "read", true)
-            .is_ok()
-    );
-    assert!(
-        engine
-            .permits_access("alice", "logs:payments-api", "read", false)
-            .is_err()
-    );
+    assert!(engine.permits_access("alice", "logs:payments-api", "read", true).is_ok());
+    assert!(engine.permits_access("alice", "logs:payments-api", "read", false).is_err());
 }
 
 #[test]
@@ -263,28 +195,21 @@ fn bad_policies_are_refused_with_the_reason() {
     let load = |text: &str| {
         PolicyEngine::new(
             directory.clone(),
-            &[PolicySource {
-                name: "t.cedar".into(),
-                text: text.into(),
-            }],
+            &[PolicySource { name: "t.cedar".into(), text: text.into() }],
             &BTreeMap::new(),
         )
     };
-    assert!(matches!(
-        load("permit (principal, action, resource"),
-        Err(PolicyError::Parse { .. })
-    ));
-    let unknown_attr = r#"permit (principal, action == Ward::Action::"request", resource) when { context.nope == 1 };"#;
-    assert!(matches!(
-        load(unknown_attr),
-        Err(PolicyError::Validation(_))
-    ));
-    let zero =
-        r#"@approvals("0") permit (principal, action == Ward::Action::"request", resource);"#;
+    assert!(matches!(load("permit (principal, action, resource"), Err(PolicyError::Parse { .. })));
+    let unknown_attr =
+        r#"permit (principal, action == Ward::Action::"request", resource) when { context.nope == 1 };"#;
+    assert!(matches!(load(unknown_attr), Err(PolicyError::Validation(_))));
+    let zero = r#"@approvals("0") permit (principal, action == Ward::Action::"request", resource);"#;
     assert!(matches!(load(zero), Err(PolicyError::Annotation { .. })));
-    let bad_max = r#"@max_duration("forever") permit (principal, action == Ward::Action::"request", resource);"#;
+    let bad_max =
+        r#"@max_duration("forever") permit (principal, action == Ward::Action::"request", resource);"#;
     assert!(matches!(load(bad_max), Err(PolicyError::Annotation { .. })));
-    let twice = r#"@id("x") permit (principal, action, resource); @id("x") forbid (principal, action, resource);"#;
+    let twice =
+        r#"@id("x") permit (principal, action, resource); @id("x") forbid (principal, action, resource);"#;
     assert!(matches!(load(twice), Err(PolicyError::DuplicateId(_))));
 }
 
@@ -294,10 +219,7 @@ fn the_hash_changes_with_the_policies() {
     let load = |text: &str| {
         PolicyEngine::new(
             directory.clone(),
-            &[PolicySource {
-                name: "t.cedar".into(),
-                text: text.into(),
-            }],
+            &[PolicySource { name: "t.cedar".into(), text: text.into() }],
             &BTreeMap::new(),
         )
         .unwrap()
@@ -307,8 +229,5 @@ fn the_hash_changes_with_the_policies() {
     let a = load(r#"permit (principal, action == Ward::Action::"request", resource);"#);
     let b = load(r#"forbid (principal, action == Ward::Action::"request", resource);"#);
     assert_ne!(a, b);
-    assert_eq!(
-        a,
-        load(r#"permit (principal, action == Ward::Action::"request", resource);"#)
-    );
+    assert_eq!(a, load(r#"permit (principal, action == Ward::Action::"request", resource);"#));
 }

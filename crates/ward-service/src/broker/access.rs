@@ -1,0 +1,237 @@
+//! `check`: the hot path, its audit of first uses and refusals, and usage summaries.
+
+use super::*;
+
+impl Broker {
+    /// Does `principal` hold `role` on `resource` right now? Allowed checks fail closed: if the
+    /// first use cannot be recorded, the answer is an error, not "allowed".
+    pub async fn check(
+        &self,
+        caller: &Caller,
+        principal: &str,
+        role: &str,
+        resource: &str,
+    ) -> Result<CheckOutcome, BrokerError> {
+        if caller.name != principal && !(caller.admin || caller.service) {
+            return Err(BrokerError::Forbidden(format!(
+                "{} may only check their own access; services and admins may check anyone's",
+                caller.name
+            )));
+        }
+        let policy = self.policy();
+        match policy.check_names(principal, resource, role) {
+            Ok(()) => {}
+            Err(Refusal::UnknownUser(_)) => {
+                return Ok(CheckOutcome {
+                    allowed: false,
+                    grant_id: None,
+                    expires_at: None,
+                    reason: format!("unknown user `{principal}`"),
+                });
+            }
+            Err(other) => return Err(BrokerError::Refused(other)),
+        }
+        let now = self.now();
+        let outcome = match self.index.usable(principal, resource, role, now) {
+            None => CheckOutcome {
+                allowed: false,
+                grant_id: None,
+                expires_at: None,
+                reason: format!("{principal} holds no active grant for `{role}` on `{resource}`"),
+            },
+            Some(slot) => match policy.permits_access(principal, resource, role, true) {
+                Ok(()) => {
+                    if !slot.used {
+                        return self.first_use(caller, &slot.id, now).await;
+                    }
+                    let used = Use { grant_id: slot.id.as_str(), principal, resource, role };
+                    self.usage.count_use(used, now, &caller.name);
+                    metrics::counter!("ward_checks_total", "allowed" => "true").increment(1);
+                    return Ok(CheckOutcome {
+                        allowed: true,
+                        reason: holds_grant(&slot.id),
+                        grant_id: Some(slot.id),
+                        expires_at: Some(slot.expires_at),
+                    });
+                }
+                Err(by) => CheckOutcome {
+                    allowed: false,
+                    grant_id: None,
+                    expires_at: None,
+                    reason: format!("forbidden by policy {}", by.join(", ")),
+                },
+            },
+        };
+        if !outcome.allowed {
+            let key = UsageKey::Denied {
+                principal: principal.to_owned(),
+                action: role.to_owned(),
+                resource: resource.to_owned(),
+            };
+            let details = json!({ "action": role, "check": true });
+            self.count_denial(key, &caller.name, Some((principal, resource)), &outcome.reason, details).await;
+        }
+        metrics::counter!("ward_checks_total", "allowed" => "false").increment(1);
+        Ok(outcome)
+    }
+
+    pub(super) async fn count_denial(
+        &self,
+        key: UsageKey,
+        actor: &str,
+        target: Option<(&str, &str)>,
+        why: &str,
+        details: serde_json::Value,
+    ) {
+        let now = self.now();
+        if !self.usage.first_denial(&key) {
+            self.usage.count_denial(key, now, actor);
+            return;
+        }
+        let event = NewEvent {
+            id: RandomIds.event_id(),
+            event_type: EventType::AccessDenied,
+            occurred_at: now,
+            actor: actor.to_owned(),
+            subject: target.map(|(p, _)| p.to_owned()),
+            resource: target.map(|(_, r)| r.to_owned()),
+            request_id: None,
+            grant_id: None,
+            reason: Some(why.to_owned()),
+            details,
+        };
+        if let Err(error) = self.commit(Change { events: vec![event], ..Change::default() }).await {
+            tracing::error!(%error, "could not record a refused check");
+            self.usage.count_denial(key, now, actor);
+        }
+    }
+
+    /// Records the first use of a grant, then answers the check from the stored grant.
+    async fn first_use(
+        &self,
+        caller: &Caller,
+        id: &GrantId,
+        now: Timestamp,
+    ) -> Result<CheckOutcome, BrokerError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let mut grant = self.load_grant(id.as_str()).await?;
+            if !grant.is_usable_at(now) {
+                self.index.remove(&grant);
+                return Ok(CheckOutcome {
+                    allowed: false,
+                    grant_id: None,
+                    expires_at: None,
+                    reason: format!("grant {id} is {}", grant.state),
+                });
+            }
+            let allowed = CheckOutcome {
+                allowed: true,
+                grant_id: Some(grant.id.clone()),
+                expires_at: Some(grant.expires_at),
+                reason: holds_grant(&grant.id),
+            };
+            if grant.first_used_at.is_some() {
+                self.index.mark_used(&grant.principal, &grant.resource, &grant.role, &grant.id);
+                return Ok(allowed);
+            }
+            grant.first_used_at = Some(now);
+            grant.version += 1;
+            let event = NewEvent {
+                id: RandomIds.event_id(),
+                event_type: EventType::AccessUsed,
+                occurred_at: now,
+                actor: caller.name.clone(),
+                subject: Some(grant.principal.clone()),
+                resource: Some(grant.resource.clone()),
+                request_id: Some(grant.request_id.to_string()),
+                grant_id: Some(grant.id.to_string()),
+                reason: None,
+                details: json!({ "role": grant.role, "first_use": true, "via": "check" }),
+            };
+            let change = Change { grants: vec![grant.clone()], events: vec![event], ..Change::default() };
+            match self.commit(change).await {
+                Ok(_) => {
+                    self.index.mark_used(&grant.principal, &grant.resource, &grant.role, &grant.id);
+                    metrics::counter!("ward_checks_total", "allowed" => "true").increment(1);
+                    return Ok(allowed);
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(BrokerError::Conflict(format!("grant {id} kept changing; try again")))
+    }
+
+    /// Writes the tallied uses and refusals as summary events. Tallies that cannot be written
+    /// are kept for the next attempt.
+    pub async fn flush_usage(&self) -> Result<usize, BrokerError> {
+        let tallies = self.usage.drain();
+        if tallies.is_empty() {
+            return Ok(0);
+        }
+        let now = self.now();
+        let events: Vec<NewEvent> =
+            tallies.iter().map(|(key, tally)| summary_event(key, tally, now)).collect();
+        let count = events.len();
+        match self.commit(Change { events, ..Change::default() }).await {
+            Ok(_) => Ok(count),
+            Err(error) => {
+                self.usage.restore(tallies);
+                Err(error.into())
+            }
+        }
+    }
+}
+
+fn holds_grant(id: &GrantId) -> String {
+    let mut reason = String::with_capacity(12 + id.as_str().len());
+    reason.push_str("holds grant ");
+    reason.push_str(id.as_str());
+    reason
+}
+
+fn summary_event(key: &UsageKey, tally: &Tally, now: Timestamp) -> NewEvent {
+    let base = NewEvent {
+        id: RandomIds.event_id(),
+        event_type: EventType::AccessUsed,
+        occurred_at: tally.last_at,
+        actor: tally.last_caller.clone(),
+        subject: None,
+        resource: None,
+        request_id: None,
+        grant_id: None,
+        reason: None,
+        details: json!({}),
+    };
+    let counts = json!({
+        "summary": true,
+        "count": tally.count,
+        "first_at": tally.first_at.to_string(),
+        "last_at": tally.last_at.to_string(),
+        "written_at": now.to_string(),
+    });
+    match key {
+        UsageKey::Used { grant_id, principal, resource, role } => {
+            let mut details = counts;
+            details["role"] = json!(role);
+            NewEvent {
+                subject: Some(principal.clone()),
+                resource: Some(resource.clone()),
+                grant_id: Some(grant_id.clone()),
+                details,
+                ..base
+            }
+        }
+        UsageKey::Denied { principal, action, resource } => {
+            let mut details = counts;
+            details["action"] = json!(action);
+            NewEvent {
+                event_type: EventType::AccessDenied,
+                subject: Some(principal.clone()),
+                resource: (!resource.is_empty()).then(|| resource.clone()),
+                details,
+                ..base
+            }
+        }
+    }
+}

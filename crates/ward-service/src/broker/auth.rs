@@ -1,0 +1,74 @@
+//! API tokens: minting and authenticating, and counting failed attempts.
+
+use super::*;
+
+impl Broker {
+    /// Mints an API token for a configured user; returns the token (shown once) and its record.
+    pub async fn mint_token(&self, user: &str, ttl_seconds: u64) -> Result<(String, ApiToken), BrokerError> {
+        if self.caller(user).is_none() {
+            let known: Vec<String> = self.policy().directory().users().keys().cloned().collect();
+            return Err(BrokerError::NotFound(format!(
+                "unknown user `{user}`; configured users: {}",
+                known.join(", ")
+            )));
+        }
+        if ttl_seconds == 0 || ttl_seconds > MAX_TOKEN_TTL_SECONDS {
+            return Err(BrokerError::Invalid(format!(
+                "a token lives between 1s and {}",
+                ward_core::duration::format_duration(MAX_TOKEN_TTL_SECONDS)
+            )));
+        }
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| BrokerError::Unavailable(format!("no randomness: {e}")))?;
+        let token = format!("ward_{}", hex::encode(secret));
+        let now = self.now();
+        let record = ApiToken {
+            hash: hash_token(&token),
+            principal: user.to_owned(),
+            created_at: now,
+            expires_at: now + SignedDuration::from_secs(i64::try_from(ttl_seconds).unwrap_or(i64::MAX)),
+        };
+        self.store.insert_token(&record).await?;
+        Ok((token, record))
+    }
+
+    /// Resolves a bearer token to its caller.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, BrokerError> {
+        if !token.starts_with("ward_") || token.len() != 69 {
+            return Err(BrokerError::Unauthenticated("the token is not a ward token".into()));
+        }
+        let hash = hash_token(token);
+        let record = match self.tokens.get(&hash) {
+            Some(record) => record,
+            None => {
+                let record = self
+                    .store
+                    .token(&hash)
+                    .await?
+                    .ok_or_else(|| BrokerError::Unauthenticated("the token is not known".into()))?;
+                self.tokens.put(record.clone());
+                record
+            }
+        };
+        if self.now() >= record.expires_at {
+            return Err(BrokerError::Unauthenticated(format!(
+                "the token expired at {}; create a new one with `ward admin token create`",
+                record.expires_at
+            )));
+        }
+        self.caller(&record.principal).ok_or_else(|| {
+            BrokerError::Unauthenticated(format!("user `{}` is no longer configured", record.principal))
+        })
+    }
+
+    /// Counts an unauthenticated attempt (the first one per period is an event at once).
+    pub async fn record_unauthenticated(&self, why: &str, path: &str) {
+        let key = UsageKey::Denied {
+            principal: "anonymous".into(),
+            action: "authenticate".into(),
+            resource: String::new(),
+        };
+        self.count_denial(key, "anonymous", None, why, json!({ "action": "authenticate", "path": path }))
+            .await;
+    }
+}

@@ -1,0 +1,71 @@
+//! Ending grants early: release by the holder, revocation by an approver or admin.
+
+use super::*;
+
+impl Broker {
+    /// Ends a grant, retrying from a fresh read when a concurrent change wins.
+    async fn end_grant<F>(
+        &self,
+        caller: &Caller,
+        id: &str,
+        action: &str,
+        end: F,
+    ) -> Result<Grant, BrokerError>
+    where
+        F: Fn(&mut dyn IdSource, Grant, Timestamp) -> Result<Transition, LifecycleError>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            let grant = self.load_grant(id).await?;
+            match end(&mut RandomIds, grant.clone(), self.now()) {
+                Err(error) => {
+                    self.record_refusal(caller, action, Some(&grant.resource), None, &error.to_string())
+                        .await;
+                    return Err(BrokerError::Lifecycle(error));
+                }
+                Ok(transition) => {
+                    let updated = transition.grant.clone().unwrap_or(grant);
+                    match self.apply(transition).await {
+                        Ok(()) => return Ok(updated),
+                        Err(BrokerError::Conflict(_)) => continue,
+                        Err(other) => return Err(other),
+                    }
+                }
+            }
+        }
+        Err(BrokerError::Conflict(format!("grant {id} kept changing; try again")))
+    }
+
+    /// The holder ends their own access early.
+    pub async fn release(&self, caller: &Caller, id: &str) -> Result<Grant, BrokerError> {
+        let name = caller.name.clone();
+        self.end_grant(caller, id, "release", |ids, grant, now| lifecycle::release(ids, grant, &name, now))
+            .await
+    }
+
+    /// An admin, or someone who may approve such access, ends someone's grant.
+    pub async fn revoke(&self, caller: &Caller, id: &str, reason: String) -> Result<Grant, BrokerError> {
+        validate_text("the reason", &reason, true)?;
+        let grant = self.load_grant(id).await?;
+        if grant.state == GrantState::Revoked {
+            // Revoking twice is not an error: the access is gone either way, and nothing new
+            // happened to record.
+            return Ok(grant);
+        }
+        if !caller.admin {
+            let request = self.load_request(grant.request_id.as_str()).await?;
+            if !self.policy().may_approve(&caller.name, &request) {
+                let why = format!(
+                    "{} may not revoke grant {id}: only admins and approvers of `{}` on `{}` can",
+                    caller.name, grant.role, grant.resource
+                );
+                self.record_refusal(caller, "revoke", Some(&grant.resource), Some(&request), &why).await;
+                return Err(BrokerError::Forbidden(why));
+            }
+        }
+        let name = caller.name.clone();
+        self.end_grant(caller, id, "revoke", |ids, grant, now| {
+            lifecycle::revoke(ids, grant, &name, reason.clone(), now)
+        })
+        .await
+    }
+}

@@ -1,0 +1,86 @@
+//! What the scheduler drives: activations, expiries, lapses.
+
+use super::*;
+
+impl Broker {
+    /// Processes everything due at `now`: activations, expiries, lapses.
+    pub async fn run_due(&self, now: Timestamp) -> Result<DueReport, BrokerError> {
+        let mut report = DueReport::default();
+        loop {
+            let due = self.store.due(now, DUE_BATCH).await?;
+            if due.is_empty() {
+                return Ok(report);
+            }
+            let full = [due.activate.len(), due.expire.len(), due.lapse.len()]
+                .into_iter()
+                .any(|n| n as u32 >= DUE_BATCH);
+            let mut transitions = Vec::new();
+            for grant in due.activate {
+                transitions.extend(lifecycle::activate(&mut RandomIds, grant, now).ok());
+            }
+            for grant in due.expire {
+                transitions.extend(lifecycle::expire(&mut RandomIds, grant, now).ok());
+            }
+            for request in due.lapse {
+                transitions.extend(lifecycle::lapse(&mut RandomIds, request, now).ok());
+            }
+            let before = report;
+            let mut batch = Change::default();
+            for t in &transitions {
+                batch.absorb(t.clone());
+            }
+            match self.commit(batch).await {
+                Ok(_) => {
+                    for t in &transitions {
+                        self.account(&mut report, t);
+                    }
+                }
+                // Something in the batch changed meanwhile (a release racing an expiry, another
+                // replica): do the rest one by one.
+                Err(StoreError::Conflict) => {
+                    for t in transitions {
+                        let mut single = Change::default();
+                        single.absorb(t.clone());
+                        match self.commit(single).await {
+                            Ok(_) => self.account(&mut report, &t),
+                            Err(StoreError::Conflict) => {}
+                            Err(error) => return Err(error.into()),
+                        }
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+            if report == before || !full {
+                return Ok(report);
+            }
+        }
+    }
+
+    fn account(&self, report: &mut DueReport, transition: &Transition) {
+        if let Some(grant) = &transition.grant {
+            match grant.state {
+                GrantState::Active => {
+                    report.activated += 1;
+                    self.index.insert(grant);
+                }
+                _ => {
+                    report.expired += 1;
+                    self.index.remove(grant);
+                    metrics::counter!("ward_grants_expired_total").increment(1);
+                }
+            }
+        }
+        if transition.request.as_ref().is_some_and(|r| r.state == RequestState::Lapsed) {
+            report.lapsed += 1;
+        }
+    }
+
+    pub async fn next_due_at(&self) -> Result<Option<Timestamp>, BrokerError> {
+        Ok(self.store.next_due_at().await?)
+    }
+
+    /// Resolves when something was committed that may change the schedule.
+    pub async fn schedule_changed(&self) {
+        self.wake.notified().await;
+    }
+}
