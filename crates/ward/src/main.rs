@@ -174,7 +174,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             if json {
                 print_json(&value)?
             } else {
-                output::check(&result)
+                output::check(&result, Timestamp::now())
             }
             Ok(if result.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }

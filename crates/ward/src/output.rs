@@ -133,11 +133,13 @@ pub fn grant(g: &GrantView, now: Timestamp) {
     }
 }
 
-pub fn check(c: &CheckResult) {
-    if c.allowed {
-        println!("allowed: {} ({})", c.grant_id.as_deref().unwrap_or("-"), c.reason);
-    } else {
-        println!("not allowed: {}", c.reason);
+pub fn check(c: &CheckResult, now: Timestamp) {
+    match (c.allowed, c.expires_at) {
+        (true, Some(expires)) => {
+            println!("allowed: {} until {expires} ({})", c.reason, relative(expires, now))
+        }
+        (true, None) => println!("allowed: {}", c.reason),
+        (false, _) => println!("not allowed: {}", c.reason),
     }
 }
 

@@ -356,3 +356,50 @@ fn graceful_shutdown_keeps_the_usage_tally() {
     // The grant survived the restart: the index was rebuilt from the store.
     assert_eq!(server.json(&alice, &check).0, 0);
 }
+
+/// `--wait` blocks until the request is decided, and exits 0 only if it was approved.
+#[test]
+fn request_wait_returns_the_decision() {
+    let server = Server::start(None);
+    let (alice, bob) = (server.token("alice"), server.token("bob"));
+    let waiting = Command::new(WARD)
+        .args([
+            "request",
+            "logs:payments-api",
+            "--role",
+            "read",
+            "--for",
+            "5m",
+            "--reason",
+            "r",
+            "--wait",
+            "-o",
+            "json",
+        ])
+        .env("WARD_URL", &server.url)
+        .env("WARD_TOKEN", &alice)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let id = loop {
+        let (_, pending) = server.json(&bob, &["requests", "--state", "pending"]);
+        if let Some(id) = pending[0]["id"].as_str() {
+            break id.to_owned();
+        }
+        assert!(Instant::now() < deadline, "the request never appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(server.json(&bob, &["approve", &id]).0, 0);
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let decided: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(decided["state"], "approved");
+
+    let (_, second) = server
+        .json(&alice, &["request", "logs:payments-api", "--role", "read", "--for", "5m", "--reason", "r"]);
+    let denier = server.json(&bob, &["deny", second["id"].as_str().unwrap(), "--comment", "no ticket"]);
+    assert_eq!(denier.0, 0);
+    let denied = server.ward(&alice, &["show", second["id"].as_str().unwrap(), "-o", "json"]);
+    assert_eq!(serde_json::from_slice::<Value>(&denied.stdout).unwrap()["state"], "denied");
+}
