@@ -303,6 +303,18 @@ impl PolicyEngine {
         &self.hash
     }
 
+    /// The ids of the loaded policies, sorted (without ward's built-in one).
+    pub fn policy_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .policies
+            .policies()
+            .map(|p| p.id().to_string())
+            .filter(|id| id != GRANT_HOLDER_POLICY_ID)
+            .collect();
+        ids.sort();
+        ids
+    }
+
     /// The loaded policies (with the built-in grant-holder permit), for inspection and benchmarks.
     pub fn policy_set(&self) -> &PolicySet {
         &self.policies

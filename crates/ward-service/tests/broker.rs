@@ -109,7 +109,32 @@ on_both_backends!(
     concurrent_approvers_both_count,
     tokens_authenticate_until_they_expire,
     the_audit_trail_tells_the_whole_story,
+    the_policy_set_in_force_is_on_record,
 );
+
+async fn the_policy_set_in_force_is_on_record(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    assert!(w.broker.record_policies_in_force().await.unwrap());
+    assert!(!w.broker.record_policies_in_force().await.unwrap(), "unchanged: nothing new to record");
+    let events = w.events().await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, EventType::PolicyChanged);
+    assert_eq!(events[0].details["hash"], w.broker.policy().hash());
+    assert!(events[0].details["policy_ids"].as_array().unwrap().iter().any(|id| id == "payments-api.read"));
+
+    // Restarted with other policies: recorded again, naming the previous set.
+    let mut config = config();
+    config.policy_paths.truncate(0);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("only.cedar");
+    std::fs::write(&file, "@id(\"nobody\") forbid (principal, action, resource);").unwrap();
+    config.policy_paths.push(file);
+    let other = ward_service::broker_for(&config, store, w.clock.clone()).await.unwrap();
+    assert!(other.record_policies_in_force().await.unwrap());
+    let events = w.events().await;
+    assert_eq!(events[1].details["previous_hash"], events[0].details["hash"]);
+    assert_eq!(events[1].details["policy_ids"], serde_json::json!(["nobody"]));
+}
 
 async fn access_is_exactly_the_window_and_expires_by_itself(store: Arc<dyn Store>) {
     let w = World::new(store).await;

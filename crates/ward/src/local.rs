@@ -77,6 +77,7 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
     let store = open_store(&config).await.map_err(config_error)?;
     let broker =
         ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.map_err(config_error)?;
+    broker.record_policies_in_force().await.map_err(config_error)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
         CliError::Usage(format!(
             "cannot listen on {}: {e} (set WARD_LISTEN to another address:port)",

@@ -1,4 +1,4 @@
-//! API tokens: minting and authenticating, and counting failed attempts.
+//! API tokens: minting and authenticating, and counting failed attempts; the policy set on record.
 
 use super::*;
 
@@ -70,5 +70,39 @@ impl Broker {
         };
         self.count_denial(key, "anonymous", None, why, json!({ "action": "authenticate", "path": path }))
             .await;
+    }
+
+    /// Records the policy set in force as `policy.changed` when it differs from the last one
+    /// recorded, so the audit log says which policies decided. Returns whether it recorded.
+    pub async fn record_policies_in_force(&self) -> Result<bool, BrokerError> {
+        let policy = self.policy();
+        let filter = EventFilter {
+            event_type: Some(EventType::PolicyChanged),
+            limit: u32::MAX,
+            ..EventFilter::default()
+        };
+        let previous = self.store.events(&filter).await?;
+        let last_hash = previous.last().and_then(|e| e.details["hash"].as_str().map(str::to_owned));
+        if last_hash.as_deref() == Some(policy.hash()) {
+            return Ok(false);
+        }
+        let event = NewEvent {
+            id: RandomIds.event_id(),
+            event_type: EventType::PolicyChanged,
+            occurred_at: self.now(),
+            actor: ward_core::SYSTEM_ACTOR.to_owned(),
+            subject: None,
+            resource: None,
+            request_id: None,
+            grant_id: None,
+            reason: Some("policies loaded at start".to_owned()),
+            details: json!({
+                "hash": policy.hash(),
+                "previous_hash": last_hash,
+                "policy_ids": policy.policy_ids(),
+            }),
+        };
+        self.commit(Change { events: vec![event], ..Change::default() }).await?;
+        Ok(true)
     }
 }
