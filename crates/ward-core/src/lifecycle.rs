@@ -434,7 +434,7 @@ pub fn release(
     if by != grant.principal {
         return Err(LifecycleError::NotHolder { id: grant.id.clone(), principal: grant.principal.clone() });
     }
-    end(ids, &mut grant, GrantState::Released, by, None, now)?;
+    end(&mut grant, GrantState::Released, by, None, now)?;
     let released = grant_event(ids, EventType::GrantReleased, now, by, &grant);
     Ok(Transition { request: None, grant: Some(grant), events: vec![released] })
 }
@@ -450,14 +450,13 @@ pub fn revoke(
     if reason.trim().is_empty() {
         return Err(LifecycleError::ReasonRequired);
     }
-    end(ids, &mut grant, GrantState::Revoked, by, Some(reason.clone()), now)?;
+    end(&mut grant, GrantState::Revoked, by, Some(reason.clone()), now)?;
     let mut revoked = grant_event(ids, EventType::GrantRevoked, now, by, &grant);
     revoked.reason = Some(reason);
     Ok(Transition { request: None, grant: Some(grant), events: vec![revoked] })
 }
 
 fn end(
-    _ids: &mut dyn IdSource,
     grant: &mut Grant,
     to: GrantState,
     by: &str,

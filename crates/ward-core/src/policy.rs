@@ -15,7 +15,7 @@
 //! Grants are never modelled as policies (that would make every check linear in grants): the
 //! caller looks the grant up and passes `has_grant` in the context.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 
 use cedar_policy::{
@@ -560,11 +560,6 @@ fn build_entities(names: &Names, directory: &Directory, schema: &Schema) -> Resu
         entities.push(entity);
     }
     Entities::from_entities(entities, Some(schema)).map_err(|e| PolicyError::Entities(e.to_string()))
-}
-
-/// The roles (actions) a resource offers, for listings and errors.
-pub fn known_roles(directory: &Directory, resource: &str) -> BTreeSet<String> {
-    directory.resource(resource).map(|r| r.roles.iter().cloned().collect()).unwrap_or_default()
 }
 
 #[cfg(test)]

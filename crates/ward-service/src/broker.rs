@@ -194,7 +194,7 @@ impl Broker {
 
     /// Live grants held in the check index.
     pub fn indexed_grants(&self) -> usize {
-        self.index.len()
+        self.index.count()
     }
 
     /// Resolves a configured user into a caller with ward's roles.

@@ -90,11 +90,8 @@ impl GrantIndex {
         }
     }
 
-    pub fn len(&self) -> usize {
+    /// How many live grants are indexed.
+    pub fn count(&self) -> usize {
         self.slots.read().unwrap_or_else(|poisoned| poisoned.into_inner()).values().map(Vec::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
