@@ -108,6 +108,12 @@ pub struct CheckOutcome {
     pub reason: String,
 }
 
+impl CheckOutcome {
+    pub fn denied(reason: String) -> Self {
+        Self { allowed: false, grant_id: None, expires_at: None, reason }
+    }
+}
+
 /// What one scheduler pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DueReport {

@@ -22,28 +22,16 @@ impl Broker {
         match policy.check_names(principal, resource, role) {
             Ok(()) => {}
             Err(Refusal::UnknownUser(_)) => {
-                return Ok(CheckOutcome {
-                    allowed: false,
-                    grant_id: None,
-                    expires_at: None,
-                    reason: format!("unknown user `{principal}`"),
-                });
+                return Ok(CheckOutcome::denied(format!("unknown user `{principal}`")));
             }
             Err(other) => return Err(BrokerError::Refused(other)),
         }
         let now = self.now();
-        let outcome = match self.index.usable(principal, resource, role, now) {
-            None => CheckOutcome {
-                allowed: false,
-                grant_id: None,
-                expires_at: None,
-                reason: format!("{principal} holds no active grant for `{role}` on `{resource}`"),
-            },
+        let refusal = match self.index.usable(principal, resource, role, now) {
+            None => format!("{principal} holds no active grant for `{role}` on `{resource}`"),
             Some(slot) => match policy.permits_access(principal, resource, role, true) {
+                Ok(()) if !slot.used => return self.first_use(caller, &slot.id, now).await,
                 Ok(()) => {
-                    if !slot.used {
-                        return self.first_use(caller, &slot.id, now).await;
-                    }
                     let used = Use { grant_id: slot.id.as_str(), principal, resource, role };
                     self.usage.count_use(used, now, &caller.name);
                     metrics::counter!("ward_checks_total", "allowed" => "true").increment(1);
@@ -54,25 +42,18 @@ impl Broker {
                         expires_at: Some(slot.expires_at),
                     });
                 }
-                Err(by) => CheckOutcome {
-                    allowed: false,
-                    grant_id: None,
-                    expires_at: None,
-                    reason: format!("forbidden by policy {}", by.join(", ")),
-                },
+                Err(by) => format!("forbidden by policy {}", by.join(", ")),
             },
         };
-        if !outcome.allowed {
-            let key = UsageKey::Denied {
-                principal: principal.to_owned(),
-                action: role.to_owned(),
-                resource: resource.to_owned(),
-            };
-            let details = json!({ "action": role, "check": true });
-            self.count_denial(key, &caller.name, Some((principal, resource)), &outcome.reason, details).await;
-        }
+        let key = UsageKey::Denied {
+            principal: principal.to_owned(),
+            action: role.to_owned(),
+            resource: resource.to_owned(),
+        };
+        let details = json!({ "action": role, "check": true });
+        self.count_denial(key, &caller.name, Some((principal, resource)), &refusal, details).await;
         metrics::counter!("ward_checks_total", "allowed" => "false").increment(1);
-        Ok(outcome)
+        Ok(CheckOutcome::denied(refusal))
     }
 
     pub(super) async fn count_denial(
@@ -117,12 +98,7 @@ impl Broker {
             let mut grant = self.load_grant(id.as_str()).await?;
             if !grant.is_usable_at(now) {
                 self.index.remove(&grant);
-                return Ok(CheckOutcome {
-                    allowed: false,
-                    grant_id: None,
-                    expires_at: None,
-                    reason: format!("grant {id} is {}", grant.state),
-                });
+                return Ok(CheckOutcome::denied(format!("grant {id} is {}", grant.state)));
             }
             let allowed = CheckOutcome {
                 allowed: true,
