@@ -90,7 +90,8 @@ pub struct RequestsQuery {
 }
 
 #[utoipa::path(get, path = "/v1/requests", params(RequestsQuery), tag = "requests", security(("bearer" = [])),
-    responses((status = 200, body = [RequestView], description = "newest first; the caller's own, those they may decide, or all for admins and auditors")))]
+    responses((status = 200, body = [RequestView], description = "newest first; the caller's own, those they may decide, or all for admins and auditors"),
+        (status = 422, body = ward_api::Problem, description = "unknown state, or a limit out of range")))]
 pub async fn list_requests(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,
@@ -168,7 +169,8 @@ pub struct GrantsQuery {
 }
 
 #[utoipa::path(get, path = "/v1/grants", params(GrantsQuery), tag = "grants", security(("bearer" = [])),
-    responses((status = 200, body = [GrantView], description = "newest first")))]
+    responses((status = 200, body = [GrantView], description = "newest first"),
+        (status = 422, body = ward_api::Problem, description = "a limit out of range")))]
 pub async fn list_grants(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,
@@ -258,7 +260,8 @@ pub struct EventsQuery {
 }
 
 #[utoipa::path(get, path = "/v1/audit/events", params(EventsQuery), tag = "audit", security(("bearer" = [])),
-    responses((status = 200, body = [EventView], description = "oldest first; everyone's for auditors and admins, otherwise the caller's own")))]
+    responses((status = 200, body = [EventView], description = "oldest first; everyone's for auditors and admins, otherwise the caller's own"),
+        (status = 422, body = ward_api::Problem, description = "unknown event type, or a limit out of range")))]
 pub async fn events(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,

@@ -24,6 +24,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use ward_api::Health;
 use ward_service::{Broker, scheduler};
 
@@ -52,6 +53,35 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // Answers every authenticated endpoint can give, documented once here.
+        let common = [
+            ("400", "malformed request: bad JSON syntax or query"),
+            ("401", "no token, or an unknown or expired one"),
+            ("503", "the store or the audit log cannot be written, so nothing was done"),
+        ];
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                let with_body = [
+                    ("413", "the body is larger than max_body_bytes"),
+                    ("415", "the body is not application/json"),
+                    ("422", "valid JSON, invalid values (unknown field, wrong type, bad value)"),
+                ];
+                let extra: &[(&str, &str)] = if operation.request_body.is_some() { &with_body } else { &[] };
+                for &(status, description) in common.iter().chain(extra) {
+                    operation.responses.responses.entry(status.to_owned()).or_insert_with(|| {
+                        let problem =
+                            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+                        ResponseBuilder::new()
+                            .description(description)
+                            .content("application/problem+json", problem)
+                            .into()
+                    });
+                }
+            }
+        }
     }
 }
 

@@ -283,3 +283,22 @@ async fn operations_endpoints_answer_without_a_token() {
     let text = metrics.body.as_str().unwrap();
     assert!(text.contains("ward_http_requests_total"), "{text}");
 }
+
+/// The API surface as a reviewed snapshot: a route or method that appears, disappears or
+/// changes shows up in review instead of reaching users unnoticed.
+#[tokio::test]
+async fn the_api_surface_is_stable() {
+    let api = Api::new().await;
+    let doc = api.send("GET", "/openapi.json", None, None).await.body;
+    let mut lines = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let mut statuses: Vec<&String> = operation["responses"].as_object().unwrap().keys().collect();
+            statuses.sort();
+            let statuses: Vec<&str> = statuses.into_iter().map(String::as_str).collect();
+            lines.push(format!("{:6} {path}  -> {}", method.to_uppercase(), statuses.join(" ")));
+        }
+    }
+    lines.sort();
+    insta::assert_snapshot!(lines.join("\n"));
+}
