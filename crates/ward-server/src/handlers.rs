@@ -109,7 +109,7 @@ pub async fn list_requests(
     Ok(Json(requests.into_iter().map(views::request).collect()))
 }
 
-#[utoipa::path(get, path = "/v1/requests/{id}", tag = "requests", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/requests/{id}", params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "requests", security(("bearer" = [])),
     responses((status = 200, body = RequestView), (status = 404, body = ward_api::Problem)))]
 pub async fn get_request(
     State(broker): State<Arc<Broker>>,
@@ -119,7 +119,7 @@ pub async fn get_request(
     Ok(Json(views::request(broker.get_request(&caller, &id).await?)))
 }
 
-#[utoipa::path(post, path = "/v1/requests/{id}/approve", request_body = ApproveBody, tag = "requests",
+#[utoipa::path(post, path = "/v1/requests/{id}/approve", request_body = ApproveBody, params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "requests",
     security(("bearer" = [])),
     responses((status = 200, body = RequestView, description = "`approved` with `grant_id` once enough distinct approvers agreed"),
         (status = 403, body = ward_api::Problem, description = "own request, or not an eligible approver"),
@@ -135,7 +135,7 @@ pub async fn approve(
     Ok(Json(views::request(broker.approve(&caller, &id, comment).await?)))
 }
 
-#[utoipa::path(post, path = "/v1/requests/{id}/deny", request_body = DenyBody, tag = "requests",
+#[utoipa::path(post, path = "/v1/requests/{id}/deny", request_body = DenyBody, params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "requests",
     security(("bearer" = [])),
     responses((status = 200, body = RequestView), (status = 403, body = ward_api::Problem), (status = 409, body = ward_api::Problem)))]
 pub async fn deny(
@@ -148,7 +148,7 @@ pub async fn deny(
     Ok(Json(views::request(broker.deny(&caller, &id, body.comment).await?)))
 }
 
-#[utoipa::path(post, path = "/v1/requests/{id}/cancel", tag = "requests", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/requests/{id}/cancel", params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "requests", security(("bearer" = [])),
     responses((status = 200, body = RequestView), (status = 403, body = ward_api::Problem), (status = 409, body = ward_api::Problem)))]
 pub async fn cancel(
     State(broker): State<Arc<Broker>>,
@@ -184,7 +184,7 @@ pub async fn list_grants(
     Ok(Json(grants.into_iter().map(views::grant).collect()))
 }
 
-#[utoipa::path(get, path = "/v1/grants/{id}", tag = "grants", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/grants/{id}", params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "grants", security(("bearer" = [])),
     responses((status = 200, body = GrantView), (status = 404, body = ward_api::Problem)))]
 pub async fn get_grant(
     State(broker): State<Arc<Broker>>,
@@ -194,7 +194,7 @@ pub async fn get_grant(
     Ok(Json(views::grant(broker.get_grant(&caller, &id).await?)))
 }
 
-#[utoipa::path(post, path = "/v1/grants/{id}/release", tag = "grants", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/grants/{id}/release", params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "grants", security(("bearer" = [])),
     responses((status = 200, body = GrantView, description = "released: access ends now"),
         (status = 403, body = ward_api::Problem, description = "not the holder"),
         (status = 409, body = ward_api::Problem, description = "already ended")))]
@@ -206,7 +206,7 @@ pub async fn release(
     Ok(Json(views::grant(broker.release(&caller, &id).await?)))
 }
 
-#[utoipa::path(post, path = "/v1/grants/{id}/revoke", request_body = RevokeBody, tag = "grants",
+#[utoipa::path(post, path = "/v1/grants/{id}/revoke", request_body = RevokeBody, params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "grants",
     security(("bearer" = [])),
     responses((status = 200, body = GrantView, description = "revoked: access ends now"),
         (status = 403, body = ward_api::Problem, description = "neither an admin nor an approver for it"),

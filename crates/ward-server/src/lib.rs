@@ -24,7 +24,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use ward_api::Health;
 use ward_service::{Broker, scheduler};
 
@@ -60,9 +60,20 @@ impl utoipa::Modify for BearerAuth {
             ("503", "the store or the audit log cannot be written, so nothing was done"),
         ];
         for (path, item) in openapi.paths.paths.iter_mut() {
+            // Errors are problem documents, whatever the annotation said.
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    if let (false, RefOr::T(response)) = (status.starts_with('2'), response)
+                        && let Some(content) = response.content.shift_remove("application/json")
+                    {
+                        response.content.insert("application/problem+json".to_owned(), content);
+                    }
+                }
+            }
             if !path.starts_with("/v1/") {
                 continue;
             }
+            let unknown_id = path.contains("{id}").then_some(("404", "no such request or grant"));
             for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
                 let with_body = [
                     ("413", "the body is larger than max_body_bytes"),
@@ -70,7 +81,7 @@ impl utoipa::Modify for BearerAuth {
                     ("422", "valid JSON, invalid values (unknown field, wrong type, bad value)"),
                 ];
                 let extra: &[(&str, &str)] = if operation.request_body.is_some() { &with_body } else { &[] };
-                for &(status, description) in common.iter().chain(extra) {
+                for &(status, description) in common.iter().chain(extra).chain(unknown_id.iter()) {
                     operation.responses.responses.entry(status.to_owned()).or_insert_with(|| {
                         let problem =
                             ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
