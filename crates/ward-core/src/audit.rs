@@ -11,7 +11,6 @@ use std::fmt;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 /// `prev_hash` of the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -224,12 +223,9 @@ fn write_canonical(value: &Value, out: &mut String) {
     }
 }
 
-/// `SHA-256(0x00 ‖ bytes)`, lowercase hex.
+/// The RFC 6962 leaf hash `SHA-256(0x00 ‖ bytes)`, lowercase hex.
 pub fn leaf_hash(bytes: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update([0u8]);
-    hasher.update(bytes);
-    hex::encode(hasher.finalize())
+    hex::encode(crate::merkle::leaf_hash(bytes))
 }
 
 #[cfg(test)]

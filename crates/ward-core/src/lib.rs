@@ -10,6 +10,7 @@ pub mod clock;
 pub mod directory;
 pub mod duration;
 pub mod lifecycle;
+pub mod merkle;
 pub mod model;
 pub mod policy;
 

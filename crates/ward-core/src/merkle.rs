@@ -1,0 +1,238 @@
+//! RFC 6962 / RFC 9162 Merkle tree arithmetic over the audit log's leaf hashes: tree heads,
+//! inclusion and consistency proofs, and their verification.
+//!
+//! Leaves are hashed `SHA-256(0x00 ‖ data)` and inner nodes `SHA-256(0x01 ‖ left ‖ right)`, so a
+//! leaf can never pass for a node. Proof *generation* here works over a slice of leaf hashes;
+//! verification takes byte slices, because a proof handed in from outside may be malformed.
+
+use sha2::{Digest, Sha256};
+
+pub type Hash = [u8; 32];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    #[error("leaf index {index} is outside a tree of size {size}")]
+    IndexOutOfRange { index: u64, size: u64 },
+    #[error("tree size {size2} is smaller than {size1}: a log cannot shrink")]
+    Shrunk { size1: u64, size2: u64 },
+    #[error("consistency with an empty tree proves nothing")]
+    EmptyTree,
+    #[error("the proof has the wrong number of hashes ({0}) for these tree sizes")]
+    WrongLength(usize),
+    #[error("the proof does not lead to the expected root")]
+    RootMismatch,
+    #[error("{what} is {len} bytes long, not a 32-byte SHA-256 hash")]
+    NotAHash { what: &'static str, len: usize },
+}
+
+/// `SHA-256(0x00 ‖ data)`.
+pub fn leaf_hash(data: &[u8]) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update([0u8]);
+    hasher.update(data);
+    hasher.finalize().into()
+}
+
+/// `SHA-256(0x01 ‖ left ‖ right)`.
+pub fn node_hash(left: &[u8], right: &[u8]) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update([1u8]);
+    hasher.update(left);
+    hasher.update(right);
+    hasher.finalize().into()
+}
+
+/// The root of an empty tree: `SHA-256("")`.
+pub fn empty_root() -> Hash {
+    Sha256::digest([]).into()
+}
+
+/// The largest power of two strictly smaller than `n` (`n >= 2`).
+fn split(n: usize) -> usize {
+    1 << (usize::BITS - 1 - (n - 1).leading_zeros())
+}
+
+/// The Merkle tree hash (RFC 6962 §2.1) of leaves given by their leaf hashes.
+pub fn root(leaves: &[Hash]) -> Hash {
+    match leaves.len() {
+        0 => empty_root(),
+        1 => leaves[0],
+        n => {
+            let k = split(n);
+            node_hash(&root(&leaves[..k]), &root(&leaves[k..]))
+        }
+    }
+}
+
+/// The audit path for leaf `index` (RFC 6962 §2.1.1), or `None` if `index` is out of range.
+pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
+    if index >= leaves.len() {
+        return None;
+    }
+    let mut proof = Vec::new();
+    path(index, leaves, &mut proof);
+    Some(proof)
+}
+
+fn path(m: usize, leaves: &[Hash], proof: &mut Vec<Hash>) {
+    let n = leaves.len();
+    if n <= 1 {
+        return;
+    }
+    let k = split(n);
+    if m < k {
+        path(m, &leaves[..k], proof);
+        proof.push(root(&leaves[k..]));
+    } else {
+        path(m - k, &leaves[k..], proof);
+        proof.push(root(&leaves[..k]));
+    }
+}
+
+/// The consistency proof between the first `size1` leaves and all of them (RFC 6962 §2.1.2),
+/// or `None` unless `0 < size1 <= leaves.len()`.
+pub fn consistency_proof(leaves: &[Hash], size1: usize) -> Option<Vec<Hash>> {
+    if size1 == 0 || size1 > leaves.len() {
+        return None;
+    }
+    let mut proof = Vec::new();
+    subproof(size1, leaves, true, &mut proof);
+    Some(proof)
+}
+
+fn subproof(m: usize, leaves: &[Hash], complete: bool, proof: &mut Vec<Hash>) {
+    let n = leaves.len();
+    if m == n {
+        if !complete {
+            proof.push(root(leaves));
+        }
+        return;
+    }
+    let k = split(n);
+    if m <= k {
+        subproof(m, &leaves[..k], complete, proof);
+        proof.push(root(&leaves[k..]));
+    } else {
+        subproof(m - k, &leaves[k..], false, proof);
+        proof.push(root(&leaves[..k]));
+    }
+}
+
+/// Verifies that `leaf` is at `index` in the tree of `size` leaves with `root` (RFC 9162
+/// §2.1.3.2).
+pub fn verify_inclusion<P: AsRef<[u8]>>(
+    index: u64,
+    size: u64,
+    leaf: &[u8],
+    proof: &[P],
+    root: &[u8],
+) -> Result<(), ProofError> {
+    if index >= size {
+        return Err(ProofError::IndexOutOfRange { index, size });
+    }
+    for (what, value) in [("the leaf hash", leaf), ("the root", root)] {
+        if value.len() != 32 {
+            return Err(ProofError::NotAHash { what, len: value.len() });
+        }
+    }
+    if let Some(bad) = proof.iter().find(|p| p.as_ref().len() != 32) {
+        return Err(ProofError::NotAHash { what: "a proof hash", len: bad.as_ref().len() });
+    }
+    let (mut fnode, mut snode) = (index, size - 1);
+    let mut hash: Vec<u8> = leaf.to_vec();
+    for sibling in proof {
+        if snode == 0 {
+            return Err(ProofError::WrongLength(proof.len()));
+        }
+        if fnode & 1 == 1 || fnode == snode {
+            hash = node_hash(sibling.as_ref(), &hash).to_vec();
+            if fnode & 1 == 0 {
+                while fnode & 1 == 0 && fnode != 0 {
+                    fnode >>= 1;
+                    snode >>= 1;
+                }
+            }
+        } else {
+            hash = node_hash(&hash, sibling.as_ref()).to_vec();
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    if snode != 0 {
+        return Err(ProofError::WrongLength(proof.len()));
+    }
+    if hash != root {
+        return Err(ProofError::RootMismatch);
+    }
+    Ok(())
+}
+
+/// Verifies that the tree of `size2` leaves with `root2` extends the tree of `size1` leaves with
+/// `root1` (RFC 9162 §2.1.4.2).
+pub fn verify_consistency<P: AsRef<[u8]>>(
+    size1: u64,
+    size2: u64,
+    root1: &[u8],
+    root2: &[u8],
+    proof: &[P],
+) -> Result<(), ProofError> {
+    if size2 < size1 {
+        return Err(ProofError::Shrunk { size1, size2 });
+    }
+    if size1 == 0 {
+        return Err(ProofError::EmptyTree);
+    }
+    if size1 == size2 {
+        if !proof.is_empty() {
+            return Err(ProofError::WrongLength(proof.len()));
+        }
+        return if root1 == root2 { Ok(()) } else { Err(ProofError::RootMismatch) };
+    }
+    if proof.is_empty() {
+        return Err(ProofError::WrongLength(proof.len()));
+    }
+    if let Some(bad) = proof.iter().find(|p| p.as_ref().len() != 32) {
+        return Err(ProofError::NotAHash { what: "a proof hash", len: bad.as_ref().len() });
+    }
+    // When size1 is a power of two, its root is the first node of the path; the proof omits it.
+    let mut path: Vec<&[u8]> = Vec::with_capacity(proof.len() + 1);
+    if size1.is_power_of_two() {
+        path.push(root1);
+    }
+    path.extend(proof.iter().map(AsRef::as_ref));
+
+    let (mut fnode, mut snode) = (size1 - 1, size2 - 1);
+    while fnode & 1 == 1 {
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    let mut first = path[0].to_vec();
+    let mut second = path[0].to_vec();
+    for node in &path[1..] {
+        if snode == 0 {
+            return Err(ProofError::WrongLength(proof.len()));
+        }
+        if fnode & 1 == 1 || fnode == snode {
+            first = node_hash(node, &first).to_vec();
+            second = node_hash(node, &second).to_vec();
+            while fnode & 1 == 0 && fnode != 0 {
+                fnode >>= 1;
+                snode >>= 1;
+            }
+        } else {
+            second = node_hash(&second, node).to_vec();
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    if snode != 0 {
+        return Err(ProofError::WrongLength(proof.len()));
+    }
+    if first != root1 || second != root2 {
+        return Err(ProofError::RootMismatch);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
