@@ -6,6 +6,7 @@
 //! the audit hashing testable in isolation and identical on every store backend.
 
 pub mod audit;
+pub mod checkpoint;
 pub mod clock;
 pub mod directory;
 pub mod duration;
