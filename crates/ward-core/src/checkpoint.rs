@@ -255,7 +255,7 @@ mod tests {
             &good.replacen("1234", "01234", 1),
             &good.replacen("1234", "-5", 1),
             &good.replacen("\u{2014}", "-", 1),
-            &good.trim_end().to_owned(),
+            good.trim_end(),
         ] {
             assert!(verify(bad, "ward", &verifying).is_err(), "accepted: {bad:?}");
         }
