@@ -64,6 +64,50 @@ pub fn root(leaves: &[Hash]) -> Hash {
     }
 }
 
+/// The right edge of a growing tree: the roots of its perfect subtrees, largest first (one per
+/// set bit of the size). Appending a leaf and computing the root are O(log n), so the log's head
+/// can be kept current as events are appended, without rereading the leaves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    nodes: Vec<Hash>,
+}
+
+impl Frontier {
+    /// Rebuilds a frontier from its stored parts; `None` if they do not fit together.
+    pub fn from_parts(size: u64, nodes: Vec<Hash>) -> Option<Self> {
+        (size.count_ones() as usize == nodes.len()).then_some(Self { size, nodes })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn nodes(&self) -> &[Hash] {
+        &self.nodes
+    }
+
+    pub fn push(&mut self, leaf: Hash) {
+        let mut hash = leaf;
+        let mut size = self.size;
+        while size & 1 == 1 {
+            // The lowest subtree has as many leaves as the new one: merge them.
+            let left = self.nodes.pop().unwrap_or(hash);
+            hash = node_hash(&left, &hash);
+            size >>= 1;
+        }
+        self.nodes.push(hash);
+        self.size += 1;
+    }
+
+    /// The Merkle tree hash of all leaves pushed so far.
+    pub fn root(&self) -> Hash {
+        let mut nodes = self.nodes.iter().rev();
+        let Some(&last) = nodes.next() else { return empty_root() };
+        nodes.fold(last, |right, left| node_hash(left, &right))
+    }
+}
+
 /// The audit path for leaf `index` (RFC 6962 §2.1.1), or `None` if `index` is out of range.
 pub fn inclusion_proof(leaves: &[Hash], index: usize) -> Option<Vec<Hash>> {
     if index >= leaves.len() {

@@ -135,7 +135,35 @@ fn leaves(n: usize) -> Vec<Hash> {
     (0..n).map(|i| leaf_hash(&(i as u64).to_be_bytes())).collect()
 }
 
+#[test]
+fn the_frontier_of_the_reference_tree_has_its_root() {
+    let mut frontier = Frontier::default();
+    assert_eq!(frontier.root(), empty_root());
+    for leaf in reference_leaves() {
+        frontier.push(leaf);
+    }
+    assert_eq!(frontier.root(), root(&reference_leaves()));
+    assert_eq!(frontier.nodes().len(), 1, "8 leaves: one perfect subtree");
+    assert_eq!(Frontier::from_parts(8, frontier.nodes().to_vec()), Some(frontier.clone()));
+    assert_eq!(Frontier::from_parts(7, frontier.nodes().to_vec()), None);
+}
+
 proptest! {
+    // Each case builds whole trees; 48 cases keep the suite quick and still cover odd shapes.
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn the_frontier_root_is_the_tree_root(n in 0usize..300) {
+        let leaves = leaves(n);
+        let mut frontier = Frontier::default();
+        for (i, leaf) in leaves.iter().enumerate() {
+            prop_assert_eq!(frontier.root(), root(&leaves[..i]));
+            frontier.push(*leaf);
+        }
+        prop_assert_eq!(frontier.root(), root(&leaves));
+        prop_assert_eq!(frontier.size(), n as u64);
+    }
+
     #[test]
     fn every_leaf_is_provably_included(n in 1usize..130, pick in any::<prop::sample::Index>(), flip in any::<prop::sample::Index>()) {
         let leaves = leaves(n);
