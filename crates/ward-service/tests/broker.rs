@@ -12,7 +12,9 @@ use ward_core::lifecycle::LifecycleError;
 use ward_core::policy::Refusal;
 use ward_core::{AccessRequest, Clock, Grant, GrantState, ManualClock, RequestState};
 use ward_service::{Broker, BrokerError, Caller, Config, RequestInput};
-use ward_store::{ApiToken, Change, Due, EventFilter, GrantFilter, RequestFilter, Store, StoreError};
+use ward_store::{
+    ApiToken, Change, Due, EventFilter, GrantFilter, LogHead, RequestFilter, Store, StoreError,
+};
 use ward_store_sql::SqlStore;
 
 fn config() -> Config {
@@ -464,6 +466,9 @@ impl Store for Failing {
     }
     async fn events(&self, f: &EventFilter) -> Result<Vec<AuditEvent>, StoreError> {
         self.inner.events(f).await
+    }
+    async fn head(&self) -> Result<LogHead, StoreError> {
+        self.inner.head().await
     }
     async fn insert_token(&self, t: &ApiToken) -> Result<(), StoreError> {
         self.inner.insert_token(t).await

@@ -19,7 +19,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
 use ward_core::audit::AuditEvent;
 use ward_core::{AccessRequest, Grant};
-use ward_store::{ApiToken, Change, Due, EventFilter, GrantFilter, RequestFilter, Store, StoreError};
+use ward_store::{
+    ApiToken, Change, Due, EventFilter, GrantFilter, LogHead, RequestFilter, Store, StoreError,
+};
 
 use crate::rows::{event_from_row, grant_from_row, millis, request_from_row, to_json};
 
@@ -39,8 +41,8 @@ impl Dialect {
 
     fn head_for_update(self) -> &'static str {
         match self {
-            Self::Sqlite => "SELECT seq, hash FROM audit_head WHERE id = 1",
-            Self::Postgres => "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+            Self::Sqlite => "SELECT seq, hash, frontier FROM audit_head WHERE id = 1",
+            Self::Postgres => "SELECT seq, hash, frontier FROM audit_head WHERE id = 1 FOR UPDATE",
         }
     }
 }
@@ -260,6 +262,7 @@ impl Store for SqlStore {
             sqlx::query(self.dialect.head_for_update()).fetch_one(&mut *tx).await.map_err(unavailable)?;
         let mut seq: i64 = head.try_get("seq").map_err(unavailable)?;
         let mut prev_hash: String = head.try_get("hash").map_err(unavailable)?;
+        let mut frontier = rows::frontier(seq, &head.try_get::<String, _>("frontier").map_err(unavailable)?)?;
 
         for request in &change.requests {
             write_request(&mut tx, request).await?;
@@ -272,13 +275,15 @@ impl Store for SqlStore {
             seq += 1;
             let chained = AuditEvent::chain(event, seq, recorded_at, prev_hash);
             append_event(&mut tx, &chained).await?;
+            frontier.push(rows::hash_bytes(&chained.hash)?);
             prev_hash = chained.hash.clone();
             appended.push(chained);
         }
         if !appended.is_empty() {
-            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+            sqlx::query("UPDATE audit_head SET seq = $1, hash = $2, frontier = $3 WHERE id = 1")
                 .bind(seq)
                 .bind(&prev_hash)
+                .bind(rows::frontier_text(&frontier)?)
                 .execute(&mut *tx)
                 .await
                 .map_err(unavailable)?;
@@ -425,6 +430,20 @@ impl Store for SqlStore {
             .await
             .map_err(unavailable)?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    async fn head(&self) -> Result<LogHead, StoreError> {
+        let row = sqlx::query("SELECT seq, hash, frontier FROM audit_head WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let seq: i64 = row.try_get("seq").map_err(unavailable)?;
+        let frontier = rows::frontier(seq, &row.try_get::<String, _>("frontier").map_err(unavailable)?)?;
+        Ok(LogHead {
+            size: frontier.size(),
+            root: hex::encode(frontier.root()),
+            last_hash: row.try_get("hash").map_err(unavailable)?,
+        })
     }
 
     async fn insert_token(&self, token: &ApiToken) -> Result<(), StoreError> {

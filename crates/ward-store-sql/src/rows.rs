@@ -114,3 +114,23 @@ pub(crate) fn token_from_row(row: &AnyRow) -> Result<ApiToken, StoreError> {
         expires_at: time(row, "expires_at")?,
     })
 }
+
+/// A hash as stored (lowercase hex) back to bytes.
+pub(crate) fn hash_bytes(hex_text: &str) -> Result<ward_core::merkle::Hash, StoreError> {
+    let bytes = hex::decode(hex_text).map_err(|_| corrupt(format!("`{hex_text}` is not a hex hash")))?;
+    bytes.try_into().map_err(|_| corrupt(format!("`{hex_text}` is not 32 bytes")))
+}
+
+/// The stored frontier (JSON list of hex hashes) of a log with `size` events.
+pub(crate) fn frontier(size: i64, text: &str) -> Result<ward_core::merkle::Frontier, StoreError> {
+    let nodes: Vec<String> = serde_json::from_str(text).map_err(corrupt)?;
+    let nodes = nodes.iter().map(|n| hash_bytes(n)).collect::<Result<Vec<_>, _>>()?;
+    let size = u64::try_from(size).map_err(corrupt)?;
+    ward_core::merkle::Frontier::from_parts(size, nodes)
+        .ok_or_else(|| corrupt("the audit head's Merkle frontier does not match its size"))
+}
+
+pub(crate) fn frontier_text(frontier: &ward_core::merkle::Frontier) -> Result<String, StoreError> {
+    let nodes: Vec<String> = frontier.nodes().iter().map(hex::encode).collect();
+    to_json(&nodes)
+}

@@ -28,6 +28,7 @@ macro_rules! conformance_tests {
             concurrent_appends_form_one_chain,
             concurrent_decisions_on_one_record_let_one_win,
             ready_when_writable,
+            the_head_is_the_merkle_root_of_the_log,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -346,4 +347,22 @@ pub async fn ready_when_writable(store: Arc<dyn Store>) {
     store.ready().await.unwrap();
     // Probing readiness leaves no trace in the log.
     assert!(all_events(&*store).await.is_empty());
+}
+
+pub async fn the_head_is_the_merkle_root_of_the_log(store: Arc<dyn Store>) {
+    let empty = store.head().await.unwrap();
+    assert_eq!((empty.size, empty.root.as_str()), (0, hex::encode(ward_core::merkle::empty_root()).as_str()));
+    let mut ids = SequentialIds::new("m");
+    for i in 0..7 {
+        // Changes of different sizes, so the frontier is carried across commits.
+        let changes: Vec<Transition> = (0..=i % 3).map(|_| filed(&mut ids, "alice", t0(), None)).collect();
+        store.commit(change(changes), t0()).await.unwrap();
+        let events = all_events(&*store).await;
+        let leaves: Vec<ward_core::merkle::Hash> =
+            events.iter().map(|e| hex::decode(&e.hash).unwrap().try_into().unwrap()).collect();
+        let head = store.head().await.unwrap();
+        assert_eq!(head.size, events.len() as u64);
+        assert_eq!(head.root, hex::encode(ward_core::merkle::root(&leaves)));
+        assert_eq!(head.last_hash, events.last().unwrap().hash);
+    }
 }

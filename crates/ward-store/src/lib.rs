@@ -96,6 +96,16 @@ impl Due {
     }
 }
 
+/// The head of the audit log: how many events it holds and the Merkle tree hash over them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogHead {
+    pub size: u64,
+    /// RFC 6962 tree hash over the events' hashes, lowercase hex.
+    pub root: String,
+    /// The hash of the last event (the chain's tip), lowercase hex.
+    pub last_hash: String,
+}
+
 /// An API token as stored: only its SHA-256, never the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
@@ -125,6 +135,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Oldest first (ascending `seq`).
     async fn events(&self, filter: &EventFilter) -> Result<Vec<AuditEvent>, StoreError>;
+    /// The log's size, Merkle root and chain tip, as of the last commit.
+    async fn head(&self) -> Result<LogHead, StoreError>;
 
     async fn insert_token(&self, token: &ApiToken) -> Result<(), StoreError>;
     async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError>;

@@ -78,14 +78,16 @@ FOR EACH ROW EXECUTE FUNCTION ward_audit_append_only();
 CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
 FOR EACH STATEMENT EXECUTE FUNCTION ward_audit_append_only();
 
--- The head of the chain: one row, updated in the transaction that appends.
+-- The head of the chain: one row, updated in the transaction that appends. `frontier` holds the
+-- roots of the Merkle tree's perfect subtrees (JSON list of hex), so the tree head is always known.
 CREATE TABLE audit_head (
-    id   INTEGER PRIMARY KEY CHECK (id = 1),
-    seq  BIGINT NOT NULL,
-    hash TEXT NOT NULL
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    seq      BIGINT NOT NULL,
+    hash     TEXT NOT NULL,
+    frontier TEXT NOT NULL
 );
-INSERT INTO audit_head (id, seq, hash)
-VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+INSERT INTO audit_head (id, seq, hash, frontier)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', '[]');
 
 -- API tokens: only their SHA-256 is kept.
 CREATE TABLE api_tokens (
