@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod merkle;
 pub mod model;
 pub mod policy;
+pub mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use model::*;

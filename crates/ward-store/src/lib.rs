@@ -12,6 +12,9 @@ use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod verify;
+
+pub use verify::verify_log;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -160,8 +160,25 @@ pub enum TokenCommand {
     },
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
+    /// Verify the audit log offline, straight from the configured store (no server needed):
+    /// every hash, the chain, the sequence and the Merkle tree head. Exit 0 valid, 1 any
+    /// integrity failure, 2 usage or I/O error.
+    Verify {
+        /// Configuration file (default: $WARD_CONFIG, ./ward.toml, ./examples/quickstart/ward.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Output format (`-o json` works too).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Who accessed what, when and why.
     Events {
         #[arg(long)]

@@ -4,10 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::process::ExitCode;
 use ward_core::SystemClock;
 use ward_core::duration::parse_duration;
 use ward_server::HttpSettings;
+
 use ward_service::{Config, open_store};
+use ward_store::StoreError;
 
 use crate::client::CliError;
 
@@ -133,4 +136,60 @@ pub async fn create_token(user: &str, ttl: &str, explicit: Option<&Path>) -> Res
     })?;
     println!("{token}");
     Ok(())
+}
+
+/// `ward audit verify`: reads the configured store directly and checks the whole log.
+pub async fn verify(explicit: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
+    let config = load(explicit)?;
+    let store = open_store(&config).await.map_err(config_error)?;
+    let report = match ward_store::verify_log(&*store).await {
+        Ok(report) => report,
+        // A row that does not even decode is an integrity failure, not an I/O error.
+        Err(StoreError::Corrupt(why)) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "valid": false, "problems": [{ "problem": "unreadable", "message": why }] })
+                );
+            } else {
+                println!("INVALID: unreadable event: {why}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+        Err(other) => return Err(config_error(other)),
+    };
+    if json {
+        let problems: Vec<serde_json::Value> = report
+            .problems
+            .iter()
+            .map(|p| {
+                let mut value = serde_json::to_value(p).unwrap_or_default();
+                value["message"] = p.to_string().into();
+                value
+            })
+            .collect();
+        let out = serde_json::json!({
+            "valid": report.is_valid(),
+            "events": report.events,
+            "size": report.size,
+            "root": hex::encode(report.root),
+            "problems": problems,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| CliError::Usage(e.to_string()))?);
+    } else {
+        for problem in &report.problems {
+            println!("{problem}");
+        }
+        if report.is_valid() {
+            println!(
+                "valid: {} events; every hash, the chain and the tree head verify (size {}, root {})",
+                report.events,
+                report.size,
+                hex::encode(report.root)
+            );
+        } else {
+            println!("INVALID: {} problem(s) in {} events", report.problems.len(), report.events);
+        }
+    }
+    Ok(if report.is_valid() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -17,7 +17,7 @@ use ward_api::{
 };
 use ward_core::duration::parse_duration;
 
-use crate::cli::{AdminCommand, AuditCommand, Cli, Command, Output, TokenCommand};
+use crate::cli::{AdminCommand, AuditCommand, Cli, Command, Format, Output, TokenCommand};
 use crate::client::{CliError, Client, typed};
 
 fn main() -> ExitCode {
@@ -177,6 +177,9 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 output::check(&result, Timestamp::now())
             }
             Ok(if result.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Audit { command: AuditCommand::Verify { config, format } } => {
+            local::verify(config.as_deref(), json || format == Format::Json).await
         }
         Command::Audit {
             command:

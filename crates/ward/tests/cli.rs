@@ -109,6 +109,17 @@ impl Server {
         token
     }
 
+    /// A local command (reads the configuration and the store directly).
+    fn local(&self, args: &[&str]) -> Output {
+        Command::new(WARD)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .envs(self.env.iter().cloned())
+            .output()
+            .unwrap()
+    }
+
     fn ward(&self, token: &str, args: &[&str]) -> Output {
         Command::new(WARD).args(args).env("WARD_URL", &self.url).env("WARD_TOKEN", token).output().unwrap()
     }
@@ -244,6 +255,21 @@ fn walkthrough(server: &Server) {
     let (_, revocations) = server.json(&carol, &["audit", "events", "--type", "grant.revoked"]);
     assert_eq!(revocations[0]["actor"], "admin");
     assert_eq!(revocations[0]["reason"], "incident closed");
+
+    // The log verifies offline, straight from the store, while the server runs.
+    let out = server.local(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("valid: ") && text.contains("every hash, the chain and the tree head verify"),
+        "{text}"
+    );
+    let out = server.local(&["audit", "verify", "--format", "json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["events"], report["size"]);
+    assert!(report["size"].as_u64().unwrap() >= events.as_array().unwrap().len() as u64);
+    assert_eq!(report["root"].as_str().unwrap().len(), 64);
 }
 
 #[test]
