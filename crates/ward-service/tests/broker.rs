@@ -13,7 +13,8 @@ use ward_core::policy::Refusal;
 use ward_core::{AccessRequest, Clock, Grant, GrantState, ManualClock, RequestState};
 use ward_service::{Broker, BrokerError, Caller, Config, RequestInput};
 use ward_store::{
-    ApiToken, Change, Due, EventFilter, GrantFilter, LogHead, RequestFilter, Store, StoreError,
+    ApiToken, Change, CheckpointRecord, Due, EventFilter, GrantFilter, LogHead, RequestFilter, Store,
+    StoreError,
 };
 use ward_store_sql::SqlStore;
 
@@ -469,6 +470,12 @@ impl Store for Failing {
     }
     async fn head(&self) -> Result<LogHead, StoreError> {
         self.inner.head().await
+    }
+    async fn checkpoints(&self, after: Option<u64>, limit: u32) -> Result<Vec<CheckpointRecord>, StoreError> {
+        self.inner.checkpoints(after, limit).await
+    }
+    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, StoreError> {
+        self.inner.latest_checkpoint().await
     }
     async fn insert_token(&self, t: &ApiToken) -> Result<(), StoreError> {
         self.inner.insert_token(t).await

@@ -20,7 +20,8 @@ use sqlx::{AnyPool, Executor, Row};
 use ward_core::audit::AuditEvent;
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
-    ApiToken, Change, Due, EventFilter, GrantFilter, LogHead, RequestFilter, Store, StoreError,
+    ApiToken, Change, CheckpointRecord, Due, EventFilter, GrantFilter, LogHead, RequestFilter, Store,
+    StoreError,
 };
 
 use crate::rows::{event_from_row, grant_from_row, millis, request_from_row, to_json};
@@ -264,6 +265,23 @@ impl Store for SqlStore {
         let mut prev_hash: String = head.try_get("hash").map_err(unavailable)?;
         let mut frontier = rows::frontier(seq, &head.try_get::<String, _>("frontier").map_err(unavailable)?)?;
 
+        if let Some(checkpoint) = &change.checkpoint {
+            // It must sign exactly the head this transaction holds; anything else is stale.
+            let size = u64::try_from(seq).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if checkpoint.size != size || checkpoint.root != hex::encode(frontier.root()) {
+                return Err(StoreError::Conflict);
+            }
+            sqlx::query(
+                "INSERT INTO audit_checkpoints (size, root, note, signed_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(seq)
+            .bind(&checkpoint.root)
+            .bind(&checkpoint.note)
+            .bind(millis(checkpoint.signed_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
         for request in &change.requests {
             write_request(&mut tx, request).await?;
         }
@@ -444,6 +462,33 @@ impl Store for SqlStore {
             root: hex::encode(frontier.root()),
             last_hash: row.try_get("hash").map_err(unavailable)?,
         })
+    }
+
+    async fn checkpoints(
+        &self,
+        after_size: Option<u64>,
+        max: u32,
+    ) -> Result<Vec<CheckpointRecord>, StoreError> {
+        let after = after_size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)).unwrap_or(-1);
+        let rows = sqlx::query(
+            "SELECT size, root, note, signed_at FROM audit_checkpoints WHERE size > $1 ORDER BY size LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(rows::checkpoint_from_row).collect()
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT size, root, note, signed_at FROM audit_checkpoints ORDER BY size DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        row.as_ref().map(rows::checkpoint_from_row).transpose()
     }
 
     async fn insert_token(&self, token: &ApiToken) -> Result<(), StoreError> {

@@ -6,7 +6,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use ward_core::audit::{AuditEvent, EventType};
 use ward_core::{AccessRequest, Grant, GrantId, GrantState, RequestId, RequestState};
-use ward_store::{ApiToken, StoreError};
+use ward_store::{ApiToken, CheckpointRecord, StoreError};
 
 pub(crate) fn millis(ts: Timestamp) -> i64 {
     ts.as_millisecond()
@@ -133,4 +133,13 @@ pub(crate) fn frontier(size: i64, text: &str) -> Result<ward_core::merkle::Front
 pub(crate) fn frontier_text(frontier: &ward_core::merkle::Frontier) -> Result<String, StoreError> {
     let nodes: Vec<String> = frontier.nodes().iter().map(hex::encode).collect();
     to_json(&nodes)
+}
+
+pub(crate) fn checkpoint_from_row(row: &AnyRow) -> Result<CheckpointRecord, StoreError> {
+    Ok(CheckpointRecord {
+        size: u64::try_from(get::<i64>(row, "size")?).map_err(corrupt)?,
+        root: get(row, "root")?,
+        note: get(row, "note")?,
+        signed_at: time(row, "signed_at")?,
+    })
 }

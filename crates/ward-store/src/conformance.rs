@@ -29,6 +29,7 @@ macro_rules! conformance_tests {
             concurrent_decisions_on_one_record_let_one_win,
             ready_when_writable,
             the_head_is_the_merkle_root_of_the_log,
+            checkpoints_sign_exactly_the_head,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -365,4 +366,48 @@ pub async fn the_head_is_the_merkle_root_of_the_log(store: Arc<dyn Store>) {
         assert_eq!(head.root, hex::encode(ward_core::merkle::root(&leaves)));
         assert_eq!(head.last_hash, events.last().unwrap().hash);
     }
+}
+
+pub async fn checkpoints_sign_exactly_the_head(store: Arc<dyn Store>) {
+    let mut ids = SequentialIds::new("k");
+    assert_eq!(store.latest_checkpoint().await.unwrap(), None);
+    store.commit(change([filed(&mut ids, "alice", t0(), None)]), t0()).await.unwrap();
+    let head = store.head().await.unwrap();
+    let record = |size: u64, root: &str| crate::CheckpointRecord {
+        size,
+        root: root.to_owned(),
+        note: format!("note for {size}\n"),
+        signed_at: t0(),
+    };
+    let with_event = |checkpoint: crate::CheckpointRecord| {
+        let mut change = Change::default();
+        let mut ids = SequentialIds::new(&format!("e{}", checkpoint.size));
+        change.events.push(lifecycle::refusal_event(&mut ids, "ward", "checkpoint", None, None, "x", t0()));
+        change.checkpoint = Some(checkpoint);
+        change
+    };
+    // A checkpoint of a stale or wrong head is refused, and nothing of its change is written.
+    let wrong_root = "00".repeat(32);
+    assert!(matches!(
+        store.commit(with_event(record(head.size, &wrong_root)), t0()).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        store.commit(with_event(record(head.size - 1, &head.root)), t0()).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.head().await.unwrap(), head);
+    assert_eq!(store.latest_checkpoint().await.unwrap(), None);
+
+    store.commit(with_event(record(head.size, &head.root)), t0()).await.unwrap();
+    assert_eq!(store.latest_checkpoint().await.unwrap(), Some(record(head.size, &head.root)));
+    assert_eq!(store.head().await.unwrap().size, head.size + 1, "the checkpoint's own event follows it");
+
+    store.commit(change([filed(&mut ids, "alice", t0(), None)]), t0()).await.unwrap();
+    let later = store.head().await.unwrap();
+    store.commit(with_event(record(later.size, &later.root)), t0()).await.unwrap();
+    let all = store.checkpoints(None, 10).await.unwrap();
+    assert_eq!(all.iter().map(|c| c.size).collect::<Vec<_>>(), [head.size, later.size]);
+    assert_eq!(store.checkpoints(Some(head.size), 10).await.unwrap().len(), 1);
+    assert_eq!(store.latest_checkpoint().await.unwrap().map(|c| c.size), Some(later.size));
 }

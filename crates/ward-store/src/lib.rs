@@ -36,11 +36,17 @@ pub struct Change {
     pub requests: Vec<AccessRequest>,
     pub grants: Vec<Grant>,
     pub events: Vec<NewEvent>,
+    /// A checkpoint of the log *before* this change's events; the commit fails with `Conflict`
+    /// unless it signs exactly the head at that moment.
+    pub checkpoint: Option<CheckpointRecord>,
 }
 
 impl Change {
     pub fn is_empty(&self) -> bool {
-        self.requests.is_empty() && self.grants.is_empty() && self.events.is_empty()
+        self.requests.is_empty()
+            && self.grants.is_empty()
+            && self.events.is_empty()
+            && self.checkpoint.is_none()
     }
 
     pub fn absorb(&mut self, transition: ward_core::lifecycle::Transition) {
@@ -109,6 +115,17 @@ pub struct LogHead {
     pub last_hash: String,
 }
 
+/// A signed checkpoint as stored: the signed note and what it states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    pub size: u64,
+    /// Lowercase hex.
+    pub root: String,
+    /// The C2SP signed note, as signed.
+    pub note: String,
+    pub signed_at: Timestamp,
+}
+
 /// An API token as stored: only its SHA-256, never the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
@@ -140,6 +157,13 @@ pub trait Store: Send + Sync + 'static {
     async fn events(&self, filter: &EventFilter) -> Result<Vec<AuditEvent>, StoreError>;
     /// The log's size, Merkle root and chain tip, as of the last commit.
     async fn head(&self) -> Result<LogHead, StoreError>;
+    /// Checkpoints with a size above `after_size`, smallest first.
+    async fn checkpoints(
+        &self,
+        after_size: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<CheckpointRecord>, StoreError>;
+    async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, StoreError>;
 
     async fn insert_token(&self, token: &ApiToken) -> Result<(), StoreError>;
     async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError>;
