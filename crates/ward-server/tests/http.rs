@@ -29,8 +29,9 @@ struct Answer {
 impl Api {
     async fn new() -> Self {
         let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
-        let config = Config::load(&path, &|_| None).unwrap();
         let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().display().to_string();
+        let config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
         let store = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
         let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.unwrap();
         let settings = HttpSettings { max_body_bytes: 4096, ..HttpSettings::default() };

@@ -16,11 +16,13 @@ use ward_store::{ApiToken, Change, EventFilter, GrantFilter, RequestFilter, Stor
 use crate::config::Authorization;
 use crate::ids::RandomIds;
 use crate::index::GrantIndex;
+use crate::signing::AuditSigner;
 use crate::tokens::TokenCache;
 use crate::usage::{Tally, UsageKey, UsageLog, Use};
 
 mod access;
 mod auth;
+mod checkpoints;
 mod grants;
 mod requests;
 mod schedule;
@@ -42,6 +44,8 @@ pub struct Settings {
     pub pending_ttl_seconds: u64,
     pub usage_summary_seconds: u64,
     pub authorization: Authorization,
+    pub checkpoint_interval_seconds: u64,
+    pub checkpoint_dir: Option<std::path::PathBuf>,
 }
 
 /// Who is calling, with ward's own roles resolved from their groups.
@@ -130,6 +134,7 @@ pub struct Broker {
     index: GrantIndex,
     usage: UsageLog,
     tokens: TokenCache,
+    signer: AuditSigner,
     wake: Notify,
 }
 
@@ -157,6 +162,7 @@ impl Broker {
         clock: Arc<dyn Clock>,
         policy: PolicyEngine,
         settings: Settings,
+        signer: AuditSigner,
     ) -> Result<Arc<Self>, BrokerError> {
         let broker = Self {
             store,
@@ -166,6 +172,7 @@ impl Broker {
             index: GrantIndex::default(),
             usage: UsageLog::default(),
             tokens: TokenCache::default(),
+            signer,
             wake: Notify::new(),
         };
         let live = broker

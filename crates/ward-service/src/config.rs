@@ -42,6 +42,8 @@ struct File {
     #[serde(default)]
     authorization: Authorization,
     #[serde(default)]
+    audit: AuditFile,
+    #[serde(default)]
     tickets: BTreeMap<String, String>,
     #[serde(default)]
     users: BTreeMap<String, UserEntry>,
@@ -50,6 +52,31 @@ struct File {
     #[serde(default)]
     resources: BTreeMap<String, ResourceEntry>,
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditFile {
+    origin: Option<String>,
+    signing_key: Option<PathBuf>,
+    checkpoint_interval: Option<String>,
+    checkpoint_dir: Option<PathBuf>,
+}
+
+/// How the audit log is checkpointed.
+#[derive(Debug, Clone)]
+pub struct AuditSettings {
+    /// The log's name in its checkpoints, and the name of the key that signs them.
+    pub origin: String,
+    /// The Ed25519 signing key file.
+    pub signing_key: PathBuf,
+    /// Whether the key was configured (never invented) or is ward's own (created on first start).
+    pub signing_key_configured: bool,
+    pub checkpoint_interval_seconds: u64,
+    /// A directory every checkpoint is also written to (e.g. a mounted object-lock bucket).
+    pub checkpoint_dir: Option<PathBuf>,
+}
+
+pub const DEFAULT_ORIGIN: &str = "ward/audit";
 
 /// Which groups hold ward's own roles.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -78,6 +105,7 @@ pub struct Config {
     pub usage_summary_seconds: u64,
     pub max_body_bytes: usize,
     pub authorization: Authorization,
+    pub audit: AuditSettings,
     pub tickets: BTreeMap<String, String>,
     pub directory: Directory,
 }
@@ -158,6 +186,35 @@ impl Config {
         };
         let max_body_bytes =
             usize::try_from(max_body_bytes).map_err(|_| setting_error("max_body_bytes", "too large"))?;
+        let checkpoint_interval_seconds = duration(
+            "audit.checkpoint_interval",
+            "WARD_CHECKPOINT_INTERVAL",
+            file.audit.checkpoint_interval,
+            60,
+        )?;
+        let origin =
+            env("WARD_AUDIT_ORIGIN").or(file.audit.origin).unwrap_or_else(|| DEFAULT_ORIGIN.to_owned());
+        if origin.is_empty() || origin.chars().any(|c| c.is_whitespace() || c == '+') {
+            return Err(setting_error(
+                "audit.origin",
+                format!("`{origin}` must be non-empty, without spaces or `+`"),
+            ));
+        }
+        let configured_key = match env("WARD_AUDIT_SIGNING_KEY") {
+            Some(path) => Some(relative_to_cwd(PathBuf::from(path))),
+            None => file.audit.signing_key.map(relative_to_file),
+        };
+        let checkpoint_dir = match env("WARD_CHECKPOINT_DIR") {
+            Some(path) => Some(relative_to_cwd(PathBuf::from(path))),
+            None => file.audit.checkpoint_dir.map(relative_to_file),
+        };
+        let audit = AuditSettings {
+            origin,
+            signing_key_configured: configured_key.is_some(),
+            signing_key: configured_key.unwrap_or_else(|| data_dir.join("audit-signing.key")),
+            checkpoint_interval_seconds,
+            checkpoint_dir,
+        };
         let directory = Directory::new(file.users, file.groups, file.resources)
             .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
         Ok(Self {
@@ -170,6 +227,7 @@ impl Config {
             usage_summary_seconds,
             max_body_bytes,
             authorization: file.authorization,
+            audit,
             tickets: file.tickets,
             directory,
         })

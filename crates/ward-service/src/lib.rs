@@ -6,6 +6,7 @@ pub mod config;
 pub mod ids;
 pub mod index;
 pub mod scheduler;
+pub mod signing;
 pub mod tokens;
 pub mod usage;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 pub use broker::{Broker, BrokerError, Caller, CheckOutcome, DueReport, RequestInput, Settings};
 pub use config::{Config, ConfigError};
+use signing::{AuditSigner, SigningError};
 use ward_core::Clock;
 use ward_store::{Store, StoreError};
 use ward_store_sql::SqlStore;
@@ -49,9 +51,12 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    #[error(transparent)]
+    Signing(#[from] SigningError),
 }
 
-/// Builds a broker for `config` on `store`.
+/// Builds a broker for `config` on `store`, loading (or on first start creating) the audit
+/// signing key.
 pub async fn broker_for(
     config: &Config,
     store: Arc<dyn Store>,
@@ -62,6 +67,16 @@ pub async fn broker_for(
         pending_ttl_seconds: config.pending_ttl_seconds,
         usage_summary_seconds: config.usage_summary_seconds,
         authorization: config.authorization.clone(),
+        checkpoint_interval_seconds: config.audit.checkpoint_interval_seconds,
+        checkpoint_dir: config.audit.checkpoint_dir.clone(),
     };
-    Ok(Broker::new(store, clock, policy, settings).await?)
+    let audit = &config.audit;
+    if !audit.signing_key_configured
+        && let Some(dir) = audit.signing_key.parent()
+    {
+        create_private_dir(dir).map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+    }
+    let signer =
+        AuditSigner::load_or_create(&audit.origin, &audit.signing_key, !audit.signing_key_configured)?;
+    Ok(Broker::new(store, clock, policy, settings, signer).await?)
 }

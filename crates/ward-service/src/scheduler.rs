@@ -1,5 +1,5 @@
-//! Makes time pass: activates scheduled grants, expires grants, lapses requests, and writes
-//! usage summaries.
+//! Makes time pass: activates scheduled grants, expires grants, lapses requests, writes usage
+//! summaries and signs audit checkpoints when the log has grown.
 //!
 //! The store is the truth about what is due, so the scheduler keeps no state of its own: after
 //! a restart its first pass processes everything that came due while ward was down (each event
@@ -23,7 +23,9 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Runs until `shutdown` turns true, then writes the pending usage summaries and returns.
 pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let summary_every = Duration::from_secs(broker.settings().usage_summary_seconds.max(1));
+    let checkpoint_every = Duration::from_secs(broker.settings().checkpoint_interval_seconds.max(1));
     let mut last_summary = tokio::time::Instant::now();
+    let mut last_checkpoint = tokio::time::Instant::now();
     let mut first_pass = true;
     loop {
         let now = broker.now();
@@ -41,14 +43,29 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             flush(&broker).await;
             last_summary = tokio::time::Instant::now();
         }
+        if last_checkpoint.elapsed() >= checkpoint_every {
+            checkpoint(&broker).await;
+            last_checkpoint = tokio::time::Instant::now();
+        }
         let to_summary = summary_every.saturating_sub(last_summary.elapsed());
+        let to_checkpoint = checkpoint_every.saturating_sub(last_checkpoint.elapsed());
         tokio::select! {
-            _ = tokio::time::sleep(sleep_for.min(to_summary)) => {}
+            _ = tokio::time::sleep(sleep_for.min(to_summary).min(to_checkpoint)) => {}
             _ = broker.schedule_changed() => {}
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
     }
     flush(&broker).await;
+    // The last word before stopping: a checkpoint of everything, summaries included.
+    checkpoint(&broker).await;
+}
+
+async fn checkpoint(broker: &Broker) {
+    match broker.sign_checkpoint(false).await {
+        Ok(Some(record)) => tracing::debug!(size = record.size, "signed an audit checkpoint"),
+        Ok(None) => {}
+        Err(error) => tracing::error!(%error, "could not sign an audit checkpoint"),
+    }
 }
 
 async fn pass(broker: &Broker, now: Timestamp, first: bool) -> Result<Option<Timestamp>, crate::BrokerError> {

@@ -18,9 +18,12 @@ use ward_store::{
 };
 use ward_store_sql::SqlStore;
 
+/// The quickstart world, with its data directory (and audit signing key) in a temporary folder.
 fn config() -> Config {
+    static DATA: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let data = DATA.get_or_init(|| tempfile::tempdir().unwrap()).path().display().to_string();
     let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
-    Config::load(&path, &|_| None).unwrap()
+    Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap()
 }
 
 fn t0() -> Timestamp {
@@ -113,7 +116,49 @@ on_both_backends!(
     tokens_authenticate_until_they_expire,
     the_audit_trail_tells_the_whole_story,
     the_policy_set_in_force_is_on_record,
+    checkpoints_sign_the_head_when_the_log_grew,
 );
+
+async fn checkpoints_sign_the_head_when_the_log_grew(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    assert_eq!(w.broker.sign_checkpoint(false).await.unwrap(), None, "nothing to sign in an empty log");
+    w.granted().await;
+    let head = store.head().await.unwrap();
+    let first = w.broker.sign_checkpoint(false).await.unwrap().unwrap();
+    assert_eq!((first.size, first.root.as_str()), (head.size, head.root.as_str()));
+    let note = ward_core::checkpoint::verify(&first.note, w.broker.audit_origin(), &w.broker.verifying_key())
+        .unwrap();
+    assert_eq!(note.size, head.size);
+    assert_eq!(hex::encode(note.root), head.root);
+    let events = w.events().await;
+    let recorded = events.last().unwrap();
+    assert_eq!(recorded.event_type, EventType::AuditCheckpoint);
+    assert_eq!(recorded.details["size"], head.size);
+    assert_eq!(recorded.details["note"], first.note.as_str());
+
+    // Only its own event since: nothing new to sign, unless asked.
+    assert_eq!(w.broker.sign_checkpoint(false).await.unwrap(), None);
+    let forced = w.broker.sign_checkpoint(true).await.unwrap().unwrap();
+    assert_eq!(forced.size, head.size + 1);
+    assert_eq!(w.broker.latest_checkpoint().await.unwrap(), Some(forced));
+    assert!(w.broker.verifier_key().starts_with("ward/audit+"));
+}
+
+#[tokio::test]
+async fn checkpoints_are_copied_to_the_directory_sink() {
+    let store = sqlite().await.unwrap();
+    let sink = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.audit.checkpoint_dir = Some(sink.path().join("checkpoints"));
+    let broker = ward_service::broker_for(&config, store, Arc::new(ManualClock::new(t0()))).await.unwrap();
+    let alice = broker.caller("alice").unwrap();
+    broker.create_request(&alice, ask("logs:payments-api", "read", 60)).await.unwrap();
+    let record = broker.sign_checkpoint(false).await.unwrap().unwrap();
+    let latest = std::fs::read_to_string(sink.path().join("checkpoints/latest.checkpoint")).unwrap();
+    assert_eq!(latest, record.note);
+    let numbered = sink.path().join(format!("checkpoints/{:020}.checkpoint", record.size));
+    assert_eq!(std::fs::read_to_string(numbered).unwrap(), record.note);
+}
 
 async fn the_policy_set_in_force_is_on_record(store: Arc<dyn Store>) {
     let w = World::new(store.clone()).await;

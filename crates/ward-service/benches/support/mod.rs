@@ -11,9 +11,11 @@ use ward_service::Config;
 use ward_store::{Change, Store};
 use ward_store_sql::SqlStore;
 
+/// The quickstart world with a temporary data directory (for the audit signing key).
 pub fn quickstart_config() -> Config {
+    let data = tempfile::tempdir().unwrap().keep().display().to_string();
     let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
-    Config::load(&path, &|_| None).unwrap()
+    Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap()
 }
 
 pub async fn sqlite_store(dir: &tempfile::TempDir) -> Arc<dyn Store> {

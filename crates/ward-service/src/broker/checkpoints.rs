@@ -1,0 +1,106 @@
+//! Signed checkpoints: the log's size and Merkle root, signed, stored with an `audit.checkpoint`
+//! event in the same transaction, and copied to the sinks outside the store.
+
+use std::path::Path;
+
+use ward_core::checkpoint::Checkpoint;
+use ward_store::CheckpointRecord;
+
+use super::*;
+
+impl Broker {
+    /// The verifier key (`origin+keyid+key`) checkpoints are signed with.
+    pub fn verifier_key(&self) -> String {
+        self.signer.verifier_key()
+    }
+
+    pub fn audit_origin(&self) -> &str {
+        self.signer.origin()
+    }
+
+    pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.signer.verifying_key()
+    }
+
+    /// Signs the current head. Without `force`, only when the log grew by more than the last
+    /// checkpoint's own event; with it, always. (A checkpoint signs the log before its own
+    /// `audit.checkpoint` event, so a checkpoint never covers itself.)
+    pub async fn sign_checkpoint(&self, force: bool) -> Result<Option<CheckpointRecord>, BrokerError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let head = self.store.head().await?;
+            let latest = self.store.latest_checkpoint().await?;
+            match &latest {
+                Some(latest) if !force && head.size <= latest.size + 1 => return Ok(None),
+                None if !force && head.size == 0 => return Ok(None),
+                _ => {}
+            }
+            let root = hex::decode(&head.root)
+                .ok()
+                .and_then(|bytes| bytes.try_into().ok())
+                .ok_or_else(|| BrokerError::Unavailable("the recorded Merkle root is not a hash".into()))?;
+            let checkpoint = Checkpoint {
+                origin: self.signer.origin().to_owned(),
+                size: head.size,
+                root,
+                extensions: vec![],
+            };
+            let note = self.signer.sign(&checkpoint).map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+            let now = self.now();
+            let record = CheckpointRecord {
+                size: head.size,
+                root: head.root.clone(),
+                note: note.clone(),
+                signed_at: now,
+            };
+            let event = NewEvent {
+                id: RandomIds.event_id(),
+                event_type: EventType::AuditCheckpoint,
+                occurred_at: now,
+                actor: ward_core::SYSTEM_ACTOR.to_owned(),
+                subject: None,
+                resource: None,
+                request_id: None,
+                grant_id: None,
+                reason: None,
+                details: json!({ "origin": self.signer.origin(), "size": head.size, "root": head.root, "note": note }),
+            };
+            let change =
+                Change { events: vec![event], checkpoint: Some(record.clone()), ..Change::default() };
+            match self.commit(change).await {
+                Ok(_) => {
+                    metrics::counter!("ward_audit_checkpoints_total").increment(1);
+                    if let Some(dir) = &self.settings.checkpoint_dir {
+                        write_to_directory(dir, &record).await;
+                    }
+                    return Ok(Some(record));
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(BrokerError::Conflict("the log kept growing while signing; try again".into()))
+    }
+
+    pub async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, BrokerError> {
+        Ok(self.store.latest_checkpoint().await?)
+    }
+}
+
+/// Writes `<size>.checkpoint` and `latest.checkpoint` into `dir`, each through a temporary file
+/// and a rename, so a reader never sees half a note. A sink that fails is logged and counted;
+/// the checkpoint is already stored.
+async fn write_to_directory(dir: &Path, record: &CheckpointRecord) {
+    let write = async {
+        tokio::fs::create_dir_all(dir).await?;
+        for name in [format!("{:020}.checkpoint", record.size), "latest.checkpoint".to_owned()] {
+            let temporary = dir.join(format!(".{name}.tmp"));
+            tokio::fs::write(&temporary, &record.note).await?;
+            tokio::fs::rename(&temporary, dir.join(&name)).await?;
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    if let Err(error) = write.await {
+        metrics::counter!("ward_audit_checkpoint_sink_failures_total", "sink" => "directory").increment(1);
+        tracing::error!(%error, dir = %dir.display(), "could not write the checkpoint to its directory sink");
+    }
+}
