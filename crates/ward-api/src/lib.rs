@@ -173,3 +173,24 @@ pub struct Problem {
 pub struct Health {
     pub status: String,
 }
+
+/// The key that signs the audit log's checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AuditKey {
+    /// The log's name in its checkpoints (the signer's name).
+    pub origin: String,
+    /// `origin+keyid+base64(0x01 ‖ Ed25519 public key)`, the C2SP signed-note verifier key.
+    pub verifier_key: String,
+}
+
+/// A signed checkpoint of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointView {
+    /// How many events it covers.
+    pub size: u64,
+    /// RFC 6962 Merkle root over their hashes, hex.
+    pub root: String,
+    /// The C2SP `tlog-checkpoint` signed note, exactly as signed.
+    pub note: String,
+    pub signed_at: Timestamp,
+}

@@ -24,8 +24,13 @@ pub enum Problem {
     Duplicate { seq: i64 },
     /// The log ends before the size on record: events were cut off the tail.
     Truncated { recorded: u64, found: u64 },
-    /// The Merkle root over the events is not the root on record.
+    /// The Merkle root over the first `size` events is not the root on record (the head or a
+    /// stored checkpoint).
     RootMismatch { size: u64 },
+    /// A stored checkpoint's signature does not verify, or it does not state what was stored.
+    Signature { size: u64 },
+    /// A checkpoint kept outside the store signs a different history of the first `size` events.
+    Fork { size: u64 },
 }
 
 impl fmt::Display for Problem {
@@ -40,15 +45,21 @@ impl fmt::Display for Problem {
                 write!(f, "TRUNCATED: the log on record had {recorded} events, {found} are left")
             }
             Self::RootMismatch { size } => write!(f, "size={size} INVALID: root mismatch"),
+            Self::Signature { size } => write!(f, "size={size} INVALID: signature"),
+            Self::Fork { size } => write!(f, "FORK: the checkpoint at size {size} signs another history"),
         }
     }
 }
 
-/// What the log claims about itself, to check the events against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedHead {
-    pub size: u64,
-    pub root: Hash,
+/// Where an expected tree head comes from; it decides how a difference is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The head the store keeps beside the log.
+    Head,
+    /// A checkpoint stored with the log.
+    Checkpoint,
+    /// A checkpoint kept elsewhere (`--checkpoint FILE`).
+    External,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -79,6 +90,11 @@ pub struct Verifier {
     frontier: Frontier,
     events: u64,
     problems: Vec<Problem>,
+    /// Tree heads to compare with, and the roots computed at their sizes.
+    expected: Vec<(Source, u64, Hash)>,
+    roots: std::collections::BTreeMap<u64, Hash>,
+    /// Whether events were missing or repeated: then roots at later sizes are not comparable.
+    gapped: bool,
 }
 
 impl Default for Verifier {
@@ -89,6 +105,9 @@ impl Default for Verifier {
             frontier: Frontier::default(),
             events: 0,
             problems: Vec::new(),
+            expected: Vec::new(),
+            roots: std::collections::BTreeMap::from([(0, crate::merkle::empty_root())]),
+            gapped: false,
         }
     }
 }
@@ -98,15 +117,28 @@ fn stored_hash(hex_text: &str) -> Option<Hash> {
 }
 
 impl Verifier {
+    /// Compares the tree of the first `size` events with `root` when verification finishes.
+    /// Call before pushing events.
+    pub fn expect(&mut self, source: Source, size: u64, root: Hash) {
+        self.expected.push((source, size, root));
+    }
+
+    /// Records a problem found outside the event stream (a checkpoint's signature).
+    pub fn report(&mut self, problem: Problem) {
+        self.problems.push(problem);
+    }
+
     pub fn push(&mut self, event: &AuditEvent) {
         self.events += 1;
         if event.seq < self.next_seq {
             self.problems.push(Problem::Duplicate { seq: event.seq });
+            self.gapped = true;
             return;
         }
         let after_gap = event.seq > self.next_seq;
         if after_gap {
             self.problems.push(Problem::Missing { from: self.next_seq, to: event.seq - 1 });
+            self.gapped = true;
         }
         if event.compute_hash() != event.hash {
             self.problems.push(Problem::HashMismatch { seq: event.seq });
@@ -119,6 +151,10 @@ impl Verifier {
         let leaf =
             stored_hash(&event.hash).unwrap_or_else(|| crate::merkle::leaf_hash(event.hash.as_bytes()));
         self.frontier.push(leaf);
+        let size = self.frontier.size();
+        if !self.gapped && self.expected.iter().any(|(_, wanted, _)| *wanted == size) {
+            self.roots.insert(size, self.frontier.root());
+        }
         self.prev_hash = event.hash.clone();
         self.next_seq = event.seq + 1;
     }
@@ -128,16 +164,22 @@ impl Verifier {
         (self.frontier.size(), self.frontier.root())
     }
 
-    /// Finishes, comparing with the head on record when there is one.
-    pub fn finish(mut self, recorded: Option<&RecordedHead>) -> Report {
+    /// Finishes, comparing the tree with every expected head.
+    pub fn finish(mut self) -> Report {
         let (size, root) = self.tree();
         let last_seq = u64::try_from(self.next_seq - 1).unwrap_or(0);
-        if let Some(head) = recorded {
-            if head.size > last_seq {
-                self.problems.push(Problem::Truncated { recorded: head.size, found: last_seq });
-            } else if head.size == size && head.root != root {
-                // Sizes that differ are explained by the missing or duplicate events reported.
-                self.problems.push(Problem::RootMismatch { size });
+        for (source, wanted, expected_root) in std::mem::take(&mut self.expected) {
+            if wanted > last_seq {
+                self.problems.push(Problem::Truncated { recorded: wanted, found: last_seq });
+                continue;
+            }
+            // After missing or repeated events the sizes no longer line up; those are reported.
+            let Some(computed) = self.roots.get(&wanted) else { continue };
+            if *computed != expected_root {
+                self.problems.push(match source {
+                    Source::External => Problem::Fork { size: wanted },
+                    Source::Head | Source::Checkpoint => Problem::RootMismatch { size: wanted },
+                });
             }
         }
         Report { events: self.events, problems: self.problems, size, root }
@@ -180,26 +222,35 @@ mod tests {
             .collect()
     }
 
-    fn run(events: &[AuditEvent], head: Option<&RecordedHead>) -> Vec<String> {
+    fn run(events: &[AuditEvent], expected: &[(Source, (u64, Hash))]) -> Vec<String> {
         let mut verifier = Verifier::default();
+        for (source, (size, root)) in expected {
+            verifier.expect(*source, *size, *root);
+        }
         events.iter().for_each(|e| verifier.push(e));
-        verifier.finish(head).problems.iter().map(ToString::to_string).collect()
+        verifier.finish().problems.iter().map(ToString::to_string).collect()
     }
 
-    fn head_of(events: &[AuditEvent]) -> RecordedHead {
+    fn head_of(events: &[AuditEvent]) -> (u64, Hash) {
         let mut verifier = Verifier::default();
         events.iter().for_each(|e| verifier.push(e));
-        let (size, root) = verifier.tree();
-        RecordedHead { size, root }
+        verifier.tree()
     }
 
     #[test]
     fn an_intact_log_verifies_and_its_root_is_the_merkle_root() {
         let events = log(10);
         let head = head_of(&events);
-        assert!(run(&events, Some(&head)).is_empty());
+        let checkpoint = head_of(&events[..4]);
+        assert!(
+            run(
+                &events,
+                &[(Source::Head, head), (Source::Checkpoint, checkpoint), (Source::External, checkpoint)]
+            )
+            .is_empty()
+        );
         let leaves: Vec<Hash> = events.iter().map(|e| stored_hash(&e.hash).unwrap()).collect();
-        assert_eq!(head.root, crate::merkle::root(&leaves));
+        assert_eq!(head.1, crate::merkle::root(&leaves));
     }
 
     #[test]
@@ -210,32 +261,55 @@ mod tests {
         let mut edited = events.clone();
         edited[2].reason = Some("INC-2".into());
         // The tree is over the hashes as stored, so only the edited event itself is flagged.
-        assert_eq!(run(&edited, Some(&head)), ["seq=3 INVALID: hash mismatch"]);
+        assert_eq!(run(&edited, &[(Source::Head, head)]), ["seq=3 INVALID: hash mismatch"]);
 
         let mut rehashed = events.clone();
         rehashed[4].actor = "mallory".into();
         rehashed[4].hash = rehashed[4].compute_hash();
         assert_eq!(
-            run(&rehashed, Some(&head)),
+            run(&rehashed, &[(Source::Head, head)]),
             ["seq=6 INVALID: chain break", "size=10 INVALID: root mismatch"].map(String::from)
         );
 
         let mut deleted = events.clone();
         deleted.remove(3);
-        assert_eq!(run(&deleted, None), ["seq=4 INVALID: missing"]);
+        assert_eq!(run(&deleted, &[]), ["seq=4 INVALID: missing"]);
 
         let mut swapped = events.clone();
         swapped.swap(5, 6);
         assert_eq!(
-            run(&swapped, None),
+            run(&swapped, &[]),
             ["seq=6 INVALID: missing", "seq=6 INVALID: duplicate (or out of order)"]
         );
 
         let cut = &events[..7];
-        assert_eq!(run(cut, Some(&head)), ["TRUNCATED: the log on record had 10 events, 7 are left"]);
+        assert_eq!(
+            run(cut, &[(Source::Head, head)]),
+            ["TRUNCATED: the log on record had 10 events, 7 are left"]
+        );
+
+        // A checkpoint kept elsewhere catches a rewritten history even when the store was made
+        // consistent again (chain, hashes and head all recomputed by the attacker).
+        let mut rewritten = log(10);
+        rewritten[1].reason = Some("rewritten".into());
+        let mut prev = GENESIS_HASH.to_owned();
+        for event in &mut rewritten {
+            event.prev_hash = prev.clone();
+            event.hash = event.compute_hash();
+            prev = event.hash.clone();
+        }
+        let kept = head_of(&events[..5]);
+        assert_eq!(
+            run(&rewritten, &[(Source::Head, head_of(&rewritten)), (Source::External, kept)]),
+            ["FORK: the checkpoint at size 5 signs another history"]
+        );
+        assert_eq!(
+            run(&events[..3], &[(Source::External, kept)]),
+            ["TRUNCATED: the log on record had 5 events, 3 are left"]
+        );
 
         let mut twice = events.clone();
         twice.insert(4, events[3].clone());
-        assert_eq!(run(&twice, None), ["seq=4 INVALID: duplicate (or out of order)"]);
+        assert_eq!(run(&twice, &[]), ["seq=4 INVALID: duplicate (or out of order)"]);
     }
 }

@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use ward_api::{
-    ApproveBody, CheckBody, CheckResult, CreateRequest, DenyBody, EventView, GrantView, RequestView,
-    ResourceView, RevokeBody, WhoAmI,
+    ApproveBody, AuditKey, CheckBody, CheckResult, CheckpointView, CreateRequest, DenyBody, EventView,
+    GrantView, RequestView, ResourceView, RevokeBody, WhoAmI,
 };
 use ward_core::RequestState;
 use ward_core::audit::EventType;
@@ -324,4 +324,48 @@ pub async fn whoami(State(broker): State<Arc<Broker>>, Authed(caller): Authed) -
         auditor: caller.auditor,
         service: caller.service,
     }))
+}
+
+#[utoipa::path(get, path = "/v1/audit/key", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = AuditKey)))]
+pub async fn audit_key(State(broker): State<Arc<Broker>>, Authed(_caller): Authed) -> ApiResult<AuditKey> {
+    Ok(Json(AuditKey { origin: broker.audit_origin().to_owned(), verifier_key: broker.verifier_key() }))
+}
+
+fn checkpoint_view(record: ward_store::CheckpointRecord) -> CheckpointView {
+    CheckpointView { size: record.size, root: record.root, note: record.note, signed_at: record.signed_at }
+}
+
+#[utoipa::path(get, path = "/v1/audit/checkpoint", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = CheckpointView, description = "the latest signed checkpoint"),
+        (status = 404, body = ward_api::Problem, description = "none signed yet")))]
+pub async fn latest_checkpoint(
+    State(broker): State<Arc<Broker>>,
+    Authed(_caller): Authed,
+) -> ApiResult<CheckpointView> {
+    let latest = broker.latest_checkpoint().await?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "not-found", "no checkpoint has been signed yet; an admin or auditor can sign one with `ward audit checkpoint --now`")
+    })?;
+    Ok(Json(checkpoint_view(latest)))
+}
+
+#[utoipa::path(post, path = "/v1/audit/checkpoints", tag = "audit", security(("bearer" = [])),
+    responses((status = 201, body = CheckpointView, description = "signed now"),
+        (status = 403, body = ward_api::Problem, description = "only admins and auditors")))]
+pub async fn sign_checkpoint(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+) -> Result<(StatusCode, Json<CheckpointView>), ApiError> {
+    if !(caller.admin || caller.auditor) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only admins and auditors can sign a checkpoint on demand",
+        ));
+    }
+    let record = broker
+        .sign_checkpoint(true)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "conflict", "nothing was signed; try again"))?;
+    Ok((StatusCode::CREATED, Json(checkpoint_view(record))))
 }

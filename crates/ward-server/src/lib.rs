@@ -36,7 +36,8 @@ pub use problem::ApiError;
     paths(
         handlers::create_request, handlers::list_requests, handlers::get_request, handlers::approve,
         handlers::deny, handlers::cancel, handlers::list_grants, handlers::get_grant, handlers::release,
-        handlers::revoke, handlers::check, handlers::events, handlers::resources, handlers::whoami,
+        handlers::revoke, handlers::check, handlers::events, handlers::audit_key, handlers::latest_checkpoint,
+        handlers::sign_checkpoint, handlers::resources, handlers::whoami,
         healthz, readyz
     ),
     modifiers(&BearerAuth),
@@ -137,6 +138,9 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/grants/{id}/revoke", post(handlers::revoke))
         .route("/check", post(handlers::check))
         .route("/audit/events", get(handlers::events))
+        .route("/audit/key", get(handlers::audit_key))
+        .route("/audit/checkpoint", get(handlers::latest_checkpoint))
+        .route("/audit/checkpoints", post(handlers::sign_checkpoint))
         .route("/resources", get(handlers::resources))
         .route("/whoami", get(handlers::whoami));
     Router::new()

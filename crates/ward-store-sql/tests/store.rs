@@ -103,15 +103,21 @@ async fn ten_events(url: &str) -> (SqlStore, sqlx::AnyPool) {
     (store, pool)
 }
 
+fn options() -> ward_store::VerifyOptions<'static> {
+    static KEY: std::sync::OnceLock<ed25519_dalek::VerifyingKey> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key());
+    ward_store::VerifyOptions { origin: "ward/audit", key, external: None }
+}
+
 async fn problems(store: &SqlStore) -> Vec<String> {
-    let report = ward_store::verify_log(store).await.unwrap();
+    let report = ward_store::verify_log(store, &options()).await.unwrap();
     report.problems.iter().map(ToString::to_string).collect()
 }
 
 async fn tamper_matrix(url: impl Fn() -> String) {
     sqlx::any::install_default_drivers();
     let (store, _) = ten_events(&url()).await;
-    let report = ward_store::verify_log(&store).await.unwrap();
+    let report = ward_store::verify_log(&store, &options()).await.unwrap();
     assert!(report.is_valid(), "{:?}", report.problems);
     assert_eq!((report.events, report.size), (10, 10));
 
@@ -167,5 +173,122 @@ async fn sqlite_tampering_is_detected() {
 async fn postgres_tampering_is_detected() {
     if let Some(cluster) = ward_testkit::postgres() {
         tamper_matrix(|| cluster.fresh_database()).await;
+    }
+}
+
+/// The signed note an auditor kept elsewhere: the head of the ten-event log.
+async fn kept_checkpoint(store: &SqlStore) -> String {
+    let head = ward_store::Store::head(store).await.unwrap();
+    let checkpoint = ward_core::checkpoint::Checkpoint {
+        origin: "ward/audit".into(),
+        size: head.size,
+        root: hex::decode(&head.root).unwrap().try_into().unwrap(),
+        extensions: vec![],
+    };
+    ward_core::checkpoint::sign(&checkpoint, "ward/audit", &ed25519_dalek::SigningKey::from_bytes(&[7; 32]))
+        .unwrap()
+}
+
+/// The attacker makes the store consistent again: recomputes the chain from `from_seq` on and
+/// rewrites the head, so only a checkpoint kept elsewhere can tell.
+async fn cover_up(store: &SqlStore, pool: &sqlx::AnyPool, from_seq: i64) {
+    let filter = ward_store::EventFilter { limit: 1000, ..Default::default() };
+    let mut events = ward_store::Store::events(store, &filter).await.unwrap();
+    let mut prev = ward_core::audit::GENESIS_HASH.to_owned();
+    let mut frontier = ward_core::merkle::Frontier::default();
+    for event in &mut events {
+        if event.seq >= from_seq {
+            event.prev_hash = prev.clone();
+            event.hash = event.compute_hash();
+            sqlx::query("UPDATE audit_events SET prev_hash = $1, hash = $2, reason = $3 WHERE seq = $4")
+                .bind(&event.prev_hash)
+                .bind(&event.hash)
+                .bind(event.reason.as_deref())
+                .bind(event.seq)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        frontier.push(hex::decode(&event.hash).unwrap().try_into().unwrap());
+        prev = event.hash.clone();
+    }
+    let nodes: Vec<String> = frontier.nodes().iter().map(hex::encode).collect();
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2, frontier = $3 WHERE id = 1")
+        .bind(events.len() as i64)
+        .bind(&prev)
+        .bind(serde_json::to_string(&nodes).unwrap())
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+async fn covered_up_tampering(url: impl Fn() -> String) {
+    sqlx::any::install_default_drivers();
+    // Cut the tail, then fix the head: the store alone looks fine; the kept checkpoint does not.
+    let (store, pool) = ten_events(&url()).await;
+    let kept = kept_checkpoint(&store).await;
+    sqlx::query("DELETE FROM audit_events WHERE seq > 8").execute(&pool).await.unwrap();
+    cover_up(&store, &pool, 9).await;
+    assert!(problems(&store).await.is_empty(), "consistent without the kept checkpoint");
+    let with_kept = ward_store::VerifyOptions { external: Some(&kept), ..options() };
+    let report = ward_store::verify_log(&store, &with_kept).await.unwrap();
+    let found: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(found, ["TRUNCATED: the log on record had 10 events, 8 are left"]);
+
+    // Rewrite an early event and everything after it: a fork of history.
+    let (store, pool) = ten_events(&url()).await;
+    let kept = kept_checkpoint(&store).await;
+    sqlx::query("UPDATE audit_events SET reason = 'nothing happened' WHERE seq = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Its own hash is recomputed by the cover-up, together with every later link.
+    cover_up(&store, &pool, 2).await;
+    assert!(problems(&store).await.is_empty(), "consistent without the kept checkpoint");
+    let with_kept = ward_store::VerifyOptions { external: Some(&kept), ..options() };
+    let report = ward_store::verify_log(&store, &with_kept).await.unwrap();
+    let found: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(found, ["FORK: the checkpoint at size 10 signs another history"]);
+
+    // A kept checkpoint that was altered after signing is reported as such.
+    let altered = kept.replacen("\n10\n", "\n11\n", 1);
+    let with_altered = ward_store::VerifyOptions { external: Some(&altered), ..options() };
+    let report = ward_store::verify_log(&store, &with_altered).await.unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.to_string() == "size=11 INVALID: signature"),
+        "{:?}",
+        report.problems
+    );
+
+    // A kept checkpoint signed by another key cannot be used at all.
+    let other = ward_core::checkpoint::sign(
+        &ward_core::checkpoint::Checkpoint::parse_body(&format!("{}\n", kept.split("\n\n").next().unwrap()))
+            .unwrap(),
+        "ward/audit",
+        &ed25519_dalek::SigningKey::from_bytes(&[8; 32]),
+    )
+    .unwrap();
+    let forged = ward_store::VerifyOptions { external: Some(&other), ..options() };
+    assert!(
+        ward_store::verify_log(&store, &forged).await.is_err(),
+        "a note without our signature is unusable"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_covered_up_tampering_is_detected_with_a_kept_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = std::sync::atomic::AtomicU32::new(0);
+    covered_up_tampering(|| {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("sqlite://{}?mode=rwc", dir.path().join(format!("c{n}.db")).display())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_covered_up_tampering_is_detected_with_a_kept_checkpoint() {
+    if let Some(cluster) = ward_testkit::postgres() {
+        covered_up_tampering(|| cluster.fresh_database()).await;
     }
 }

@@ -1,33 +1,85 @@
 //! Verifying the audit log straight from a store, page by page.
 
-use ward_core::verify::{RecordedHead, Report, Verifier};
+use ed25519_dalek::VerifyingKey;
+use ward_core::checkpoint::{self, CheckpointError};
+use ward_core::merkle::Hash;
+use ward_core::verify::{Problem, Report, Source, Verifier};
 
 use crate::{EventFilter, Store, StoreError};
 
-/// Events read per query.
+/// Events (and checkpoints) read per query.
 const PAGE: u32 = 10_000;
 
-/// Reads every event in `seq` order and verifies hashes, chain, sequence and the Merkle head
-/// against the head on record.
-pub async fn verify_log(store: &dyn Store) -> Result<Report, StoreError> {
-    let head = store.head().await?;
-    let root = hex::decode(&head.root)
-        .ok()
-        .and_then(|bytes| bytes.try_into().ok())
-        .ok_or_else(|| StoreError::Corrupt("the recorded Merkle root is not a hash".into()))?;
-    let recorded = RecordedHead { size: head.size, root };
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the checkpoint to compare with is not a signed checkpoint: {0}")]
+    External(CheckpointError),
+}
+
+/// Who signs the log's checkpoints, and optionally a checkpoint kept elsewhere to hold it to.
+pub struct VerifyOptions<'a> {
+    pub origin: &'a str,
+    pub key: &'a VerifyingKey,
+    /// A signed note kept outside the store (detects truncation and forks the store hides).
+    pub external: Option<&'a str>,
+}
+
+fn decode(hex_text: &str) -> Option<Hash> {
+    hex::decode(hex_text).ok()?.try_into().ok()
+}
+
+/// Reads every event in `seq` order and verifies hashes, chain, sequence, the Merkle head on
+/// record, every stored checkpoint (signature and root) and the external checkpoint if given.
+pub async fn verify_log(store: &dyn Store, options: &VerifyOptions<'_>) -> Result<Report, VerifyError> {
     let mut verifier = Verifier::default();
+    if let Some(note) = options.external {
+        match checkpoint::verify(note, options.origin, options.key) {
+            Ok(kept) => verifier.expect(Source::External, kept.size, kept.root),
+            Err(CheckpointError::BadSignature(_)) => {
+                let size = note
+                    .split_once("\n\n")
+                    .and_then(|(body, _)| checkpoint::Checkpoint::parse_body(&format!("{body}\n")).ok())
+                    .map_or(0, |c| c.size);
+                verifier.report(Problem::Signature { size });
+            }
+            Err(other) => return Err(VerifyError::External(other)),
+        }
+    }
+    let head = store.head().await?;
+    let root = decode(&head.root)
+        .ok_or_else(|| StoreError::Corrupt("the recorded Merkle root is not a hash".into()))?;
+    verifier.expect(Source::Head, head.size, root);
+
+    let mut after_size = None;
+    loop {
+        let page = store.checkpoints(after_size, PAGE).await?;
+        for stored in &page {
+            let signed = checkpoint::verify(&stored.note, options.origin, options.key);
+            match (signed, decode(&stored.root)) {
+                (Ok(signed), Some(root)) if signed.size == stored.size && signed.root == root => {
+                    verifier.expect(Source::Checkpoint, stored.size, root);
+                }
+                _ => verifier.report(Problem::Signature { size: stored.size }),
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => after_size = Some(last.size),
+            _ => break,
+        }
+    }
+
     let mut after_seq = None;
     loop {
         let page = store.events(&EventFilter { after_seq, limit: PAGE, ..EventFilter::default() }).await?;
-        let Some(last) = page.last() else { break };
-        after_seq = Some(last.seq);
         for event in &page {
             verifier.push(event);
         }
-        if page.len() < PAGE as usize {
-            break;
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => after_seq = Some(last.seq),
+            _ => break,
         }
     }
-    Ok(verifier.finish(Some(&recorded)))
+    Ok(verifier.finish())
 }

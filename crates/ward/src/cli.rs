@@ -178,6 +178,22 @@ pub enum AuditCommand {
         /// Output format (`-o json` works too).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// A signed checkpoint kept elsewhere (from `ward audit checkpoint`): also detects a
+        /// log cut short (TRUNCATED) or rewritten (FORK) with the store made consistent again.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// The verifier key (`ward audit key`) to check signatures with; default: the
+        /// configured signing key's.
+        #[arg(long, value_name = "VERIFIER_KEY")]
+        key: Option<String>,
+    },
+    /// Print the public key that signs checkpoints (`origin+keyid+key`).
+    Key,
+    /// Print the latest signed checkpoint; keep it elsewhere to verify against later.
+    Checkpoint {
+        /// Sign a fresh one first (admins and auditors).
+        #[arg(long)]
+        now: bool,
     },
     /// Who accessed what, when and why.
     Events {

@@ -9,8 +9,9 @@ use ward_core::SystemClock;
 use ward_core::duration::parse_duration;
 use ward_server::HttpSettings;
 
+use ward_service::signing::AuditSigner;
 use ward_service::{Config, open_store};
-use ward_store::StoreError;
+use ward_store::{StoreError, VerifyError, VerifyOptions};
 
 use crate::client::CliError;
 
@@ -139,13 +140,32 @@ pub async fn create_token(user: &str, ttl: &str, explicit: Option<&Path>) -> Res
 }
 
 /// `ward audit verify`: reads the configured store directly and checks the whole log.
-pub async fn verify(explicit: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
+pub async fn verify(
+    explicit: Option<&Path>,
+    json: bool,
+    kept: Option<&Path>,
+    verifier: Option<&str>,
+) -> Result<ExitCode, CliError> {
     let config = load(explicit)?;
+    let (origin, key) = match verifier {
+        Some(text) => ward_core::checkpoint::parse_verifier_key(text)
+            .map_err(|e| CliError::Usage(format!("--key: {e}")))?,
+        None => {
+            let signer = AuditSigner::load_or_create(&config.audit.origin, &config.audit.signing_key, false)
+                .map_err(|e| CliError::Usage(format!("{e} (pass the verifier key with --key)")))?;
+            (signer.origin().to_owned(), signer.verifying_key())
+        }
+    };
+    let external = match kept {
+        Some(path) => Some(read_small(path)?),
+        None => None,
+    };
     let store = open_store(&config).await.map_err(config_error)?;
-    let report = match ward_store::verify_log(&*store).await {
+    let options = VerifyOptions { origin: &origin, key: &key, external: external.as_deref() };
+    let report = match ward_store::verify_log(&*store, &options).await {
         Ok(report) => report,
         // A row that does not even decode is an integrity failure, not an I/O error.
-        Err(StoreError::Corrupt(why)) => {
+        Err(VerifyError::Store(StoreError::Corrupt(why))) => {
             if json {
                 println!(
                     "{}",
@@ -182,7 +202,7 @@ pub async fn verify(explicit: Option<&Path>, json: bool) -> Result<ExitCode, Cli
         }
         if report.is_valid() {
             println!(
-                "valid: {} events; every hash, the chain and the tree head verify (size {}, root {})",
+                "valid: {} events; every hash, the chain, the tree head and the checkpoints verify (size {}, root {})",
                 report.events,
                 report.size,
                 hex::encode(report.root)
@@ -192,4 +212,14 @@ pub async fn verify(explicit: Option<&Path>, json: bool) -> Result<ExitCode, Cli
         }
     }
     Ok(if report.is_valid() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Reads a checkpoint file, refusing anything larger than a checkpoint can be.
+fn read_small(path: &Path) -> Result<String, CliError> {
+    let error = |e: &dyn std::fmt::Display| CliError::Usage(format!("cannot read {}: {e}", path.display()));
+    let size = std::fs::metadata(path).map_err(|e| error(&e))?.len();
+    if size > ward_core::checkpoint::MAX_NOTE_BYTES as u64 {
+        return Err(CliError::Usage(format!("{} is too large to be a checkpoint", path.display())));
+    }
+    std::fs::read_to_string(path).map_err(|e| error(&e))
 }

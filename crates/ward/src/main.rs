@@ -12,8 +12,8 @@ use jiff::{SignedDuration, Timestamp};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use ward_api::{
-    ApproveBody, CheckBody, CheckResult, CreateRequest, DenyBody, EventView, GrantView, RequestView,
-    ResourceView, RevokeBody, WhoAmI,
+    ApproveBody, AuditKey, CheckBody, CheckResult, CheckpointView, CreateRequest, DenyBody, EventView,
+    GrantView, RequestView, ResourceView, RevokeBody, WhoAmI,
 };
 use ward_core::duration::parse_duration;
 
@@ -178,8 +178,23 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(if result.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Audit { command: AuditCommand::Verify { config, format } } => {
-            local::verify(config.as_deref(), json || format == Format::Json).await
+        Command::Audit { command: AuditCommand::Verify { config, format, checkpoint, key } } => {
+            let json = json || format == Format::Json;
+            local::verify(config.as_deref(), json, checkpoint.as_deref(), key.as_deref()).await
+        }
+        Command::Audit { command: AuditCommand::Key } => {
+            let value = client()?.get("/v1/audit/key", &[]).await?;
+            render(json, &value, |key: &AuditKey| println!("{}", key.verifier_key))
+        }
+        Command::Audit { command: AuditCommand::Checkpoint { now } } => {
+            let client = client()?;
+            let value = if now {
+                client.post("/v1/audit/checkpoints", &serde_json::json!({})).await?
+            } else {
+                client.get("/v1/audit/checkpoint", &[]).await?
+            };
+            // The note exactly as signed, so `> checkpoint.txt` keeps a verifiable copy.
+            render(json, &value, |checkpoint: &CheckpointView| print!("{}", checkpoint.note))
         }
         Command::Audit {
             command:

@@ -261,7 +261,7 @@ fn walkthrough(server: &Server) {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.starts_with("valid: ") && text.contains("every hash, the chain and the tree head verify"),
+        text.starts_with("valid: ") && text.contains("every hash, the chain, the tree head and the checkpoints verify"),
         "{text}"
     );
     let out = server.local(&["audit", "verify", "--format", "json"]);
@@ -270,6 +270,26 @@ fn walkthrough(server: &Server) {
     assert_eq!(report["events"], report["size"]);
     assert!(report["size"].as_u64().unwrap() >= events.as_array().unwrap().len() as u64);
     assert_eq!(report["root"].as_str().unwrap().len(), 64);
+
+    // An auditor signs a checkpoint and keeps it elsewhere; the log verifies against it.
+    let signed = server.ward(&carol, &["audit", "checkpoint", "--now"]);
+    assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
+    let note = String::from_utf8(signed.stdout).unwrap();
+    assert!(note.starts_with("ward/audit\n"), "{note}");
+    let kept = server._dir.path().join("kept.checkpoint");
+    std::fs::write(&kept, &note).unwrap();
+    let latest = server.ward(&alice, &["audit", "checkpoint"]);
+    assert_eq!(String::from_utf8(latest.stdout).unwrap(), note, "anyone can read the latest");
+    let out = server.local(&["audit", "verify", "--checkpoint", kept.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    let key = String::from_utf8(server.ward(&carol, &["audit", "key"]).stdout).unwrap();
+    assert!(key.starts_with("ward/audit+"), "{key}");
+    let out = server.local(&["audit", "verify", "--key", key.trim(), "--checkpoint", kept.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let forbidden = server.ward(&alice, &["audit", "checkpoint", "--now"]);
+    assert_eq!(forbidden.status.code(), Some(1));
+    let usage = server.local(&["audit", "verify", "--checkpoint", "/nonexistent"]);
+    assert_eq!(usage.status.code(), Some(2));
 }
 
 #[test]
