@@ -194,3 +194,30 @@ pub struct CheckpointView {
     pub note: String,
     pub signed_at: Timestamp,
 }
+
+/// An RFC 6962 inclusion proof of one event in a signed tree head. Hashes are lowercase hex.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct InclusionProof {
+    pub seq: i64,
+    /// `seq - 1`.
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    /// The event's `hash`.
+    pub leaf_hash: String,
+    pub root: String,
+    pub proof: Vec<String>,
+    /// The signed checkpoint of `tree_size` and `root`.
+    pub checkpoint: String,
+}
+
+/// An RFC 6962 consistency proof: the tree of `size2` events extends the tree of `size1`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConsistencyProof {
+    pub size1: u64,
+    pub size2: u64,
+    pub root1: String,
+    pub root2: String,
+    pub proof: Vec<String>,
+    /// Signed checkpoints of either size, where ward has them.
+    pub checkpoints: Vec<String>,
+}

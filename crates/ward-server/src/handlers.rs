@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use ward_api::{
-    ApproveBody, AuditKey, CheckBody, CheckResult, CheckpointView, CreateRequest, DenyBody, EventView,
-    GrantView, RequestView, ResourceView, RevokeBody, WhoAmI,
+    ApproveBody, AuditKey, CheckBody, CheckResult, CheckpointView, ConsistencyProof, CreateRequest, DenyBody,
+    EventView, GrantView, InclusionProof, RequestView, ResourceView, RevokeBody, WhoAmI,
 };
 use ward_core::RequestState;
 use ward_core::audit::EventType;
@@ -368,4 +368,44 @@ pub async fn sign_checkpoint(
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "conflict", "nothing was signed; try again"))?;
     Ok((StatusCode::CREATED, Json(checkpoint_view(record))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionQuery {
+    /// The event's sequence number.
+    seq: i64,
+}
+
+#[utoipa::path(get, path = "/v1/audit/proofs/inclusion", params(InclusionQuery), tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = InclusionProof, description = "against the latest signed checkpoint"),
+        (status = 404, body = ward_api::Problem, description = "no such event (or not one the caller may see)"),
+        (status = 409, body = ward_api::Problem, description = "the event is newer than the latest checkpoint")))]
+pub async fn inclusion_proof(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    query: Result<Query<InclusionQuery>, QueryRejection>,
+) -> ApiResult<InclusionProof> {
+    let Query(query) = query?;
+    Ok(Json(broker.inclusion_proof(&caller, query.seq).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    /// The smaller tree size.
+    from: u64,
+    /// The larger tree size.
+    to: u64,
+}
+
+#[utoipa::path(get, path = "/v1/audit/proofs/consistency", params(ConsistencyQuery), tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = ConsistencyProof), (status = 422, body = ward_api::Problem, description = "sizes out of range")))]
+pub async fn consistency_proof(
+    State(broker): State<Arc<Broker>>,
+    Authed(_caller): Authed,
+    query: Result<Query<ConsistencyQuery>, QueryRejection>,
+) -> ApiResult<ConsistencyProof> {
+    let Query(query) = query?;
+    Ok(Json(broker.consistency_proof(query.from, query.to).await?))
 }

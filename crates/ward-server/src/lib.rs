@@ -37,7 +37,8 @@ pub use problem::ApiError;
         handlers::create_request, handlers::list_requests, handlers::get_request, handlers::approve,
         handlers::deny, handlers::cancel, handlers::list_grants, handlers::get_grant, handlers::release,
         handlers::revoke, handlers::check, handlers::events, handlers::audit_key, handlers::latest_checkpoint,
-        handlers::sign_checkpoint, handlers::resources, handlers::whoami,
+        handlers::sign_checkpoint, handlers::inclusion_proof, handlers::consistency_proof, handlers::resources,
+        handlers::whoami,
         healthz, readyz
     ),
     modifiers(&BearerAuth),
@@ -141,6 +142,8 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/audit/key", get(handlers::audit_key))
         .route("/audit/checkpoint", get(handlers::latest_checkpoint))
         .route("/audit/checkpoints", post(handlers::sign_checkpoint))
+        .route("/audit/proofs/inclusion", get(handlers::inclusion_proof))
+        .route("/audit/proofs/consistency", get(handlers::consistency_proof))
         .route("/resources", get(handlers::resources))
         .route("/whoami", get(handlers::whoami));
     Router::new()

@@ -24,6 +24,7 @@ mod access;
 mod auth;
 mod checkpoints;
 mod grants;
+mod proofs;
 mod requests;
 mod schedule;
 mod visibility;

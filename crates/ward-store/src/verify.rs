@@ -83,3 +83,24 @@ pub async fn verify_log(store: &dyn Store, options: &VerifyOptions<'_>) -> Resul
     }
     Ok(verifier.finish())
 }
+
+/// The leaf hashes (event hashes) of the first `size` events, for proofs.
+pub async fn leaf_hashes(store: &dyn Store, size: u64) -> Result<Vec<Hash>, StoreError> {
+    let mut leaves = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let mut after_seq = None;
+    while (leaves.len() as u64) < size {
+        let page = store.events(&EventFilter { after_seq, limit: PAGE, ..EventFilter::default() }).await?;
+        let Some(last) = page.last() else { break };
+        after_seq = Some(last.seq);
+        for event in page.iter().take(usize::try_from(size).unwrap_or(usize::MAX) - leaves.len()) {
+            leaves.push(
+                decode(&event.hash)
+                    .ok_or_else(|| StoreError::Corrupt(format!("seq {} has no valid hash", event.seq)))?,
+            );
+        }
+    }
+    if (leaves.len() as u64) < size {
+        return Err(StoreError::Corrupt(format!("the log has {} events, fewer than {size}", leaves.len())));
+    }
+    Ok(leaves)
+}

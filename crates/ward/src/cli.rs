@@ -189,6 +189,22 @@ pub enum AuditCommand {
     },
     /// Print the public key that signs checkpoints (`origin+keyid+key`).
     Key,
+    /// Inclusion proof of an event (`--seq N`) against the latest checkpoint, consistency proof
+    /// between two tree sizes (`--from A --to B`), or check a saved proof offline (`--check FILE`).
+    Prove {
+        #[arg(long, conflicts_with_all = ["from", "to", "check"])]
+        seq: Option<i64>,
+        #[arg(long, requires = "to", conflicts_with = "check")]
+        from: Option<u64>,
+        #[arg(long, requires = "from", conflicts_with = "check")]
+        to: Option<u64>,
+        /// A proof saved from `ward audit prove` (JSON); verified without ward or its store.
+        #[arg(long, value_name = "FILE")]
+        check: Option<PathBuf>,
+        /// With --check: the verifier key (`ward audit key`) the proof's checkpoint must be signed by.
+        #[arg(long, value_name = "VERIFIER_KEY", requires = "check")]
+        key: Option<String>,
+    },
     /// Print the latest signed checkpoint; keep it elsewhere to verify against later.
     Checkpoint {
         /// Sign a fresh one first (admins and auditors).

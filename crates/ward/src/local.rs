@@ -223,3 +223,89 @@ fn read_small(path: &Path) -> Result<String, CliError> {
     }
     std::fs::read_to_string(path).map_err(|e| error(&e))
 }
+
+/// `ward audit prove --check FILE`: verifies a saved proof with nothing but the file (and the
+/// verifier key for its checkpoint's signature).
+pub fn check_proof(path: &Path, key: Option<&str>) -> Result<ExitCode, CliError> {
+    let text = read_small(path)?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("{} is not JSON: {e}", path.display())))?;
+    let bad = |why: String| CliError::Usage(format!("{} is not a ward proof: {why}", path.display()));
+    let key = key
+        .map(ward_core::checkpoint::parse_verifier_key)
+        .transpose()
+        .map_err(|e| CliError::Usage(format!("--key: {e}")))?;
+    let hash = |text: &str| hex::decode(text).map_err(|e| bad(e.to_string()));
+    let hashes = |list: &[String]| list.iter().map(|h| hash(h)).collect::<Result<Vec<_>, _>>();
+    // Checks a signed checkpoint of `size`/`root` when a key was given; says what was not checked.
+    let signed = |note: &str, size: u64, root: &[u8]| -> Result<String, String> {
+        let Some((name, key)) = &key else {
+            return Ok("checkpoint signature not checked (no --key)".into());
+        };
+        let checkpoint = ward_core::checkpoint::verify(note, name, key).map_err(|e| e.to_string())?;
+        if checkpoint.size != size || checkpoint.root.as_slice() != root {
+            return Err("the checkpoint signs another tree than the proof".into());
+        }
+        Ok(format!("checkpoint signed by {name}"))
+    };
+    let outcome: Result<String, String> = if value.get("leaf_hash").is_some() {
+        let proof: ward_api::InclusionProof =
+            serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+        let root = hash(&proof.root)?;
+        ward_core::merkle::verify_inclusion(
+            proof.leaf_index,
+            proof.tree_size,
+            &hash(&proof.leaf_hash)?,
+            &hashes(&proof.proof)?,
+            &root,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|()| signed(&proof.checkpoint, proof.tree_size, &root))
+        .map(|how| {
+            format!(
+                "valid: seq={} is in the tree of size {} with root {} ({how})",
+                proof.seq, proof.tree_size, proof.root
+            )
+        })
+    } else if value.get("size1").is_some() {
+        let proof: ward_api::ConsistencyProof =
+            serde_json::from_value(value).map_err(|e| bad(e.to_string()))?;
+        let (root1, root2) = (hash(&proof.root1)?, hash(&proof.root2)?);
+        ward_core::merkle::verify_consistency(
+            proof.size1,
+            proof.size2,
+            &root1,
+            &root2,
+            &hashes(&proof.proof)?,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            let mut how = Vec::new();
+            for note in &proof.checkpoints {
+                let size =
+                    if note.contains(&format!("\n{}\n", proof.size1)) { proof.size1 } else { proof.size2 };
+                let root = if size == proof.size1 { &root1 } else { &root2 };
+                how.push(signed(note, size, root)?);
+            }
+            Ok(how.join("; "))
+        })
+        .map(|how| {
+            format!(
+                "valid: the tree of size {} extends the tree of size {} ({how})",
+                proof.size2, proof.size1
+            )
+        })
+    } else {
+        return Err(bad("neither an inclusion nor a consistency proof".into()));
+    };
+    match outcome {
+        Ok(message) => {
+            println!("{message}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(why) => {
+            println!("INVALID: {why}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -182,6 +182,23 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let json = json || format == Format::Json;
             local::verify(config.as_deref(), json, checkpoint.as_deref(), key.as_deref()).await
         }
+        Command::Audit { command: AuditCommand::Prove { seq, from, to, check, key } } => {
+            match (seq, from, to, check) {
+                (_, _, _, Some(file)) => local::check_proof(&file, key.as_deref()),
+                (Some(seq), _, _, None) => {
+                    print_json(
+                        &client()?.get("/v1/audit/proofs/inclusion", &[("seq", seq.to_string())]).await?,
+                    )?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                (None, Some(from), Some(to), None) => {
+                    let query = [("from", from.to_string()), ("to", to.to_string())];
+                    print_json(&client()?.get("/v1/audit/proofs/consistency", &query).await?)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                _ => Err(CliError::Usage("give --seq N, --from A --to B, or --check FILE".into())),
+            }
+        }
         Command::Audit { command: AuditCommand::Key } => {
             let value = client()?.get("/v1/audit/key", &[]).await?;
             render(json, &value, |key: &AuditKey| println!("{}", key.verifier_key))

@@ -261,7 +261,8 @@ fn walkthrough(server: &Server) {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.starts_with("valid: ") && text.contains("every hash, the chain, the tree head and the checkpoints verify"),
+        text.starts_with("valid: ")
+            && text.contains("every hash, the chain, the tree head and the checkpoints verify"),
         "{text}"
     );
     let out = server.local(&["audit", "verify", "--format", "json"]);
@@ -275,7 +276,7 @@ fn walkthrough(server: &Server) {
     let signed = server.ward(&carol, &["audit", "checkpoint", "--now"]);
     assert_eq!(signed.status.code(), Some(0), "{}", stderr(&signed));
     let note = String::from_utf8(signed.stdout).unwrap();
-    assert!(note.starts_with("ward/audit\n"), "{note}");
+    assert!(note.starts_with("ward.quickstart/audit\n"), "{note}");
     let kept = server._dir.path().join("kept.checkpoint");
     std::fs::write(&kept, &note).unwrap();
     let latest = server.ward(&alice, &["audit", "checkpoint"]);
@@ -283,9 +284,32 @@ fn walkthrough(server: &Server) {
     let out = server.local(&["audit", "verify", "--checkpoint", kept.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     let key = String::from_utf8(server.ward(&carol, &["audit", "key"]).stdout).unwrap();
-    assert!(key.starts_with("ward/audit+"), "{key}");
+    assert!(key.starts_with("ward.quickstart/audit+"), "{key}");
     let out = server.local(&["audit", "verify", "--key", key.trim(), "--checkpoint", kept.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    // Proofs, saved and checked offline with nothing but the file and the key.
+    let proof = server.ward(&carol, &["audit", "prove", "--seq", "1"]);
+    assert_eq!(proof.status.code(), Some(0), "{}", stderr(&proof));
+    let saved = server._dir.path().join("proof.json");
+    std::fs::write(&saved, &proof.stdout).unwrap();
+    let check = Command::new(WARD)
+        .args(["audit", "prove", "--check", saved.to_str().unwrap(), "--key", key.trim()])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stdout));
+    assert!(String::from_utf8_lossy(&check.stdout).starts_with("valid: seq=1 is in the tree"));
+    let mut forged: Value = serde_json::from_slice(&proof.stdout).unwrap();
+    forged["leaf_hash"] = Value::String("00".repeat(32));
+    std::fs::write(&saved, forged.to_string()).unwrap();
+    let check =
+        Command::new(WARD).args(["audit", "prove", "--check", saved.to_str().unwrap()]).output().unwrap();
+    assert_eq!(check.status.code(), Some(1), "a forged proof fails");
+    let consistency = server.ward(&carol, &["audit", "prove", "--from", "2", "--to", "5"]);
+    std::fs::write(&saved, &consistency.stdout).unwrap();
+    let check =
+        Command::new(WARD).args(["audit", "prove", "--check", saved.to_str().unwrap()]).output().unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stdout));
+
     let forbidden = server.ward(&alice, &["audit", "checkpoint", "--now"]);
     assert_eq!(forbidden.status.code(), Some(1));
     let usage = server.local(&["audit", "verify", "--checkpoint", "/nonexistent"]);
