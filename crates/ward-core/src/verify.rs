@@ -31,6 +31,8 @@ pub enum Problem {
     Signature { size: u64 },
     /// A checkpoint kept outside the store signs a different history of the first `size` events.
     Fork { size: u64 },
+    /// A line of an export that is not an event.
+    Unreadable { line: u64 },
 }
 
 impl fmt::Display for Problem {
@@ -47,6 +49,7 @@ impl fmt::Display for Problem {
             Self::RootMismatch { size } => write!(f, "size={size} INVALID: root mismatch"),
             Self::Signature { size } => write!(f, "size={size} INVALID: signature"),
             Self::Fork { size } => write!(f, "FORK: the checkpoint at size {size} signs another history"),
+            Self::Unreadable { line } => write!(f, "line={line} INVALID: not an audit event"),
         }
     }
 }
@@ -117,6 +120,15 @@ fn stored_hash(hex_text: &str) -> Option<Hash> {
 }
 
 impl Verifier {
+    /// Continues a log whose events before `seq` are not at hand (an export of a time range):
+    /// the chain is followed from `prev_hash`, but no tree head can be recomputed.
+    pub fn resume_at(&mut self, seq: i64, prev_hash: &str) {
+        self.next_seq = seq;
+        self.prev_hash = prev_hash.to_owned();
+        self.gapped = true;
+        self.roots.clear();
+    }
+
     /// Compares the tree of the first `size` events with `root` when verification finishes.
     /// Call before pushing events.
     pub fn expect(&mut self, source: Source, size: u64, root: Hash) {

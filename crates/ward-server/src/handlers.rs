@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -16,6 +17,7 @@ use ward_api::{
 use ward_core::RequestState;
 use ward_core::audit::EventType;
 use ward_core::duration::parse_duration;
+use ward_service::export::ExportFormat;
 use ward_service::{Broker, RequestInput};
 use ward_store::EventFilter;
 
@@ -408,4 +410,87 @@ pub async fn consistency_proof(
 ) -> ApiResult<ConsistencyProof> {
     let Query(query) = query?;
     Ok(Json(broker.consistency_proof(query.from, query.to).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// `jsonl` (every field, verifiable with `ward audit verify --file`) or `csv`.
+    format: String,
+    /// RFC 3339; events that occurred at or after.
+    #[param(value_type = Option<String>)]
+    since: Option<Timestamp>,
+    /// RFC 3339; events that occurred before.
+    #[param(value_type = Option<String>)]
+    until: Option<Timestamp>,
+}
+
+/// Events read from the store per chunk of the stream.
+const EXPORT_PAGE: u32 = 5_000;
+
+#[utoipa::path(get, path = "/v1/audit/export", params(ExportQuery), tag = "audit", security(("bearer" = [])),
+    responses((status = 200, description = "the events, oldest first, streamed as application/x-ndjson or text/csv", body = String, content_type = "application/x-ndjson"),
+        (status = 403, body = ward_api::Problem, description = "only auditors and admins"),
+        (status = 422, body = ward_api::Problem, description = "unknown format")))]
+pub async fn export(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    query: Result<Query<ExportQuery>, QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    let Query(query) = query?;
+    if !(caller.admin || caller.auditor) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only auditors and admins can export the audit log",
+        ));
+    }
+    let format = ExportFormat::parse(&query.format)
+        .ok_or_else(|| invalid(format!("unknown export format `{}`; formats: jsonl, csv", query.format)))?;
+    struct Cursor {
+        after_seq: Option<i64>,
+        started: bool,
+        done: bool,
+    }
+    let start = Cursor { after_seq: None, started: false, done: false };
+    let stream = futures_util::stream::unfold(start, move |mut cursor| {
+        let broker = broker.clone();
+        let caller = caller.clone();
+        async move {
+            if cursor.done {
+                return None;
+            }
+            let filter = EventFilter {
+                since: query.since,
+                until: query.until,
+                after_seq: cursor.after_seq,
+                limit: EXPORT_PAGE,
+                ..EventFilter::default()
+            };
+            let mut chunk = if cursor.started { Vec::new() } else { format.header() };
+            cursor.started = true;
+            let page = match broker.events(&caller, filter).await {
+                Ok(page) => page,
+                Err(error) => {
+                    // Mid-stream the status is sent already: end the body with an error, so the
+                    // client sees a broken transfer, never a silently short export.
+                    cursor.done = true;
+                    return Some((Err(std::io::Error::other(error.to_string())), cursor));
+                }
+            };
+            cursor.done = page.len() < EXPORT_PAGE as usize;
+            cursor.after_seq = page.last().map(|e| e.seq).or(cursor.after_seq);
+            if let Err(error) = format.encode(&page, &mut chunk) {
+                cursor.done = true;
+                return Some((Err(std::io::Error::other(error)), cursor));
+            }
+            Some((Ok(axum::body::Bytes::from(chunk)), cursor))
+        }
+    });
+    let mut response = axum::body::Body::from_stream(stream).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(format.content_type()),
+    );
+    Ok(response)
 }

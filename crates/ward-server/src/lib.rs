@@ -36,7 +36,7 @@ pub use problem::ApiError;
     paths(
         handlers::create_request, handlers::list_requests, handlers::get_request, handlers::approve,
         handlers::deny, handlers::cancel, handlers::list_grants, handlers::get_grant, handlers::release,
-        handlers::revoke, handlers::check, handlers::events, handlers::audit_key, handlers::latest_checkpoint,
+        handlers::revoke, handlers::check, handlers::events, handlers::export, handlers::audit_key, handlers::latest_checkpoint,
         handlers::sign_checkpoint, handlers::inclusion_proof, handlers::consistency_proof, handlers::resources,
         handlers::whoami,
         healthz, readyz
@@ -140,6 +140,7 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/check", post(handlers::check))
         .route("/audit/events", get(handlers::events))
         .route("/audit/key", get(handlers::audit_key))
+        .route("/audit/export", get(handlers::export))
         .route("/audit/checkpoint", get(handlers::latest_checkpoint))
         .route("/audit/checkpoints", post(handlers::sign_checkpoint))
         .route("/audit/proofs/inclusion", get(handlers::inclusion_proof))

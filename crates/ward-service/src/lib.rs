@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod export;
 pub mod ids;
 pub mod index;
 pub mod scheduler;

@@ -14,7 +14,7 @@ use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 pub mod conformance;
 mod verify;
 
-pub use verify::{VerifyError, VerifyOptions, leaf_hashes, verify_log};
+pub use verify::{VerifyError, VerifyOptions, leaf_hashes, verify_export, verify_log};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

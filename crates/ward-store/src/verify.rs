@@ -34,19 +34,7 @@ fn decode(hex_text: &str) -> Option<Hash> {
 /// record, every stored checkpoint (signature and root) and the external checkpoint if given.
 pub async fn verify_log(store: &dyn Store, options: &VerifyOptions<'_>) -> Result<Report, VerifyError> {
     let mut verifier = Verifier::default();
-    if let Some(note) = options.external {
-        match checkpoint::verify(note, options.origin, options.key) {
-            Ok(kept) => verifier.expect(Source::External, kept.size, kept.root),
-            Err(CheckpointError::BadSignature(_)) => {
-                let size = note
-                    .split_once("\n\n")
-                    .and_then(|(body, _)| checkpoint::Checkpoint::parse_body(&format!("{body}\n")).ok())
-                    .map_or(0, |c| c.size);
-                verifier.report(Problem::Signature { size });
-            }
-            Err(other) => return Err(VerifyError::External(other)),
-        }
-    }
+    verify_external(&mut verifier, options)?;
     let head = store.head().await?;
     let root = decode(&head.root)
         .ok_or_else(|| StoreError::Corrupt("the recorded Merkle root is not a hash".into()))?;
@@ -56,13 +44,7 @@ pub async fn verify_log(store: &dyn Store, options: &VerifyOptions<'_>) -> Resul
     loop {
         let page = store.checkpoints(after_size, PAGE).await?;
         for stored in &page {
-            let signed = checkpoint::verify(&stored.note, options.origin, options.key);
-            match (signed, decode(&stored.root)) {
-                (Ok(signed), Some(root)) if signed.size == stored.size && signed.root == root => {
-                    verifier.expect(Source::Checkpoint, stored.size, root);
-                }
-                _ => verifier.report(Problem::Signature { size: stored.size }),
-            }
+            expect_signed(&mut verifier, options, &stored.note, stored.size, &stored.root);
         }
         match page.last() {
             Some(last) if page.len() == PAGE as usize => after_size = Some(last.size),
@@ -103,4 +85,79 @@ pub async fn leaf_hashes(store: &dyn Store, size: u64) -> Result<Vec<Hash>, Stor
         return Err(StoreError::Corrupt(format!("the log has {} events, fewer than {size}", leaves.len())));
     }
     Ok(leaves)
+}
+
+/// Holds the log to a checkpoint kept elsewhere, if one was given.
+fn verify_external(verifier: &mut Verifier, options: &VerifyOptions<'_>) -> Result<(), VerifyError> {
+    let Some(note) = options.external else { return Ok(()) };
+    match checkpoint::verify(note, options.origin, options.key) {
+        Ok(kept) => verifier.expect(Source::External, kept.size, kept.root),
+        Err(CheckpointError::BadSignature(_)) => {
+            let size = note
+                .split_once("\n\n")
+                .and_then(|(body, _)| checkpoint::Checkpoint::parse_body(&format!("{body}\n")).ok())
+                .map_or(0, |c| c.size);
+            verifier.report(Problem::Signature { size });
+        }
+        Err(other) => return Err(VerifyError::External(other)),
+    }
+    Ok(())
+}
+
+/// A checkpoint recorded with the log: its signature must verify and state `size` and `root`.
+fn expect_signed(
+    verifier: &mut Verifier,
+    options: &VerifyOptions<'_>,
+    note: &str,
+    size: u64,
+    root_hex: &str,
+) {
+    let signed = checkpoint::verify(note, options.origin, options.key);
+    match (signed, decode(root_hex)) {
+        (Ok(signed), Some(root)) if signed.size == size && signed.root == root => {
+            verifier.expect(Source::Checkpoint, size, root);
+        }
+        _ => verifier.report(Problem::Signature { size }),
+    }
+}
+
+/// Verifies a JSON Lines export. `open` is called twice: once to find the checkpoints the export
+/// records (`audit.checkpoint` events), once to verify the events against them.
+pub fn verify_export<R: std::io::BufRead>(
+    open: impl Fn() -> std::io::Result<R>,
+    options: &VerifyOptions<'_>,
+) -> Result<Report, VerifyError> {
+    let io = |e: std::io::Error| VerifyError::Store(StoreError::Unavailable(e.to_string()));
+    let events = |reader: R| {
+        reader.lines().enumerate().filter(|(_, line)| !matches!(line, Ok(l) if l.trim().is_empty())).map(
+            |(n, line)| {
+                (n as u64 + 1, line.map(|l| serde_json::from_str::<ward_core::audit::AuditEvent>(&l).ok()))
+            },
+        )
+    };
+    let mut verifier = Verifier::default();
+    verify_external(&mut verifier, options)?;
+    let mut first = None;
+    for (_, event) in events(open().map_err(io)?) {
+        let Some(event) = event.map_err(io)? else { continue };
+        first.get_or_insert_with(|| (event.seq, event.prev_hash.clone()));
+        if event.event_type == ward_core::audit::EventType::AuditCheckpoint {
+            let details = &event.details;
+            if let (Some(size), Some(root), Some(note)) =
+                (details["size"].as_u64(), details["root"].as_str(), details["note"].as_str())
+            {
+                expect_signed(&mut verifier, options, note, size, root);
+            }
+        }
+    }
+    if let Some((seq, prev_hash)) = first.filter(|(seq, _)| *seq > 1) {
+        verifier.resume_at(seq, &prev_hash);
+    }
+    for (line, event) in events(open().map_err(io)?) {
+        match event.map_err(io)? {
+            Some(event) => verifier.push(&event),
+            None => verifier.report(Problem::Unreadable { line }),
+        }
+    }
+    Ok(verifier.finish())
 }

@@ -186,6 +186,21 @@ pub enum AuditCommand {
         /// configured signing key's.
         #[arg(long, value_name = "VERIFIER_KEY")]
         key: Option<String>,
+        /// Verify a JSON Lines export (`ward audit export --format jsonl`) instead of the store.
+        #[arg(long, value_name = "EXPORT")]
+        file: Option<PathBuf>,
+    },
+    /// Stream events to stdout: `jsonl` keeps every field and verifies offline with
+    /// `ward audit verify --file`; `csv` is for spreadsheets. Auditors and admins.
+    Export {
+        #[arg(long, value_parser = ["jsonl", "csv"])]
+        format: String,
+        /// RFC 3339, or a duration ago (e.g. 24h).
+        #[arg(long)]
+        since: Option<String>,
+        /// RFC 3339, or a duration ago.
+        #[arg(long)]
+        until: Option<String>,
     },
     /// Print the public key that signs checkpoints (`origin+keyid+key`).
     Key,

@@ -86,6 +86,45 @@ impl Client {
         })
     }
 
+    /// Streams a GET's body to `out` as it arrives (exports can be large).
+    pub async fn stream(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        out: &mut impl std::io::Write,
+    ) -> Result<(), CliError> {
+        let token = self
+            .token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| CliError::Usage("no token: set WARD_TOKEN or pass --token".into()))?;
+        let mut response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .query(query)
+            .timeout(std::time::Duration::from_secs(3600))
+            .send()
+            .await
+            .map_err(|e| {
+                CliError::Usage(format!("cannot reach ward at {}: {}", self.base, root_cause(&e)))
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            let detail = serde_json::from_str::<Problem>(&text).map(|p| p.detail).unwrap_or(text);
+            return Err(match status {
+                StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED => CliError::Usage(detail),
+                _ => CliError::Refused(detail),
+            });
+        }
+        let broken = |e: &dyn std::fmt::Display| CliError::Refused(format!("the export broke off: {e}"));
+        while let Some(chunk) = response.chunk().await.map_err(|e| broken(&root_cause(&e)))? {
+            out.write_all(&chunk).map_err(|e| CliError::Usage(format!("cannot write the export: {e}")))?;
+        }
+        out.flush().map_err(|e| CliError::Usage(format!("cannot write the export: {e}")))
+    }
+
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, CliError> {
         self.call(Method::GET, path, query, None::<&()>).await
     }

@@ -145,24 +145,37 @@ pub async fn verify(
     json: bool,
     kept: Option<&Path>,
     verifier: Option<&str>,
+    file: Option<&Path>,
 ) -> Result<ExitCode, CliError> {
-    let config = load(explicit)?;
-    let (origin, key) = match verifier {
-        Some(text) => ward_core::checkpoint::parse_verifier_key(text)
+    // The configuration is needed for the store, and for the key when none is given.
+    let config = if file.is_none() || verifier.is_none() { Some(load(explicit)?) } else { None };
+    let (origin, key) = match (verifier, &config) {
+        (Some(text), _) => ward_core::checkpoint::parse_verifier_key(text)
             .map_err(|e| CliError::Usage(format!("--key: {e}")))?,
-        None => {
+        (None, Some(config)) => {
             let signer = AuditSigner::load_or_create(&config.audit.origin, &config.audit.signing_key, false)
                 .map_err(|e| CliError::Usage(format!("{e} (pass the verifier key with --key)")))?;
             (signer.origin().to_owned(), signer.verifying_key())
         }
+        (None, None) => return Err(CliError::Usage("no key to check signatures with; pass --key".into())),
     };
     let external = match kept {
         Some(path) => Some(read_small(path)?),
         None => None,
     };
-    let store = open_store(&config).await.map_err(config_error)?;
     let options = VerifyOptions { origin: &origin, key: &key, external: external.as_deref() };
-    let report = match ward_store::verify_log(&*store, &options).await {
+    let verified = match (file, &config) {
+        (Some(path), _) => {
+            let open = || std::fs::File::open(path).map(std::io::BufReader::new);
+            ward_store::verify_export(open, &options)
+        }
+        (None, Some(config)) => {
+            let store = open_store(config).await.map_err(config_error)?;
+            ward_store::verify_log(&*store, &options).await
+        }
+        (None, None) => return Err(CliError::Usage("nothing to verify".into())),
+    };
+    let report = match verified {
         Ok(report) => report,
         // A row that does not even decode is an integrity failure, not an I/O error.
         Err(VerifyError::Store(StoreError::Corrupt(why))) => {

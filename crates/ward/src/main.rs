@@ -178,9 +178,21 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(if result.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Audit { command: AuditCommand::Verify { config, format, checkpoint, key } } => {
+        Command::Audit { command: AuditCommand::Verify { config, format, checkpoint, key, file } } => {
             let json = json || format == Format::Json;
-            local::verify(config.as_deref(), json, checkpoint.as_deref(), key.as_deref()).await
+            local::verify(config.as_deref(), json, checkpoint.as_deref(), key.as_deref(), file.as_deref())
+                .await
+        }
+        Command::Audit { command: AuditCommand::Export { format, since, until } } => {
+            let mut query = vec![("format", format)];
+            if let Some(since) = since {
+                query.push(("since", parse_time("--since", &since)?.to_string()));
+            }
+            if let Some(until) = until {
+                query.push(("until", parse_time("--until", &until)?.to_string()));
+            }
+            client()?.stream("/v1/audit/export", &query, &mut std::io::stdout().lock()).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Audit { command: AuditCommand::Prove { seq, from, to, check, key } } => {
             match (seq, from, to, check) {

@@ -310,6 +310,50 @@ fn walkthrough(server: &Server) {
         Command::new(WARD).args(["audit", "prove", "--check", saved.to_str().unwrap()]).output().unwrap();
     assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stdout));
 
+    // Exports: JSON Lines verify offline with the key alone; edits show; CSV has every event.
+    let export = server.ward(&carol, &["audit", "export", "--format", "jsonl"]);
+    assert_eq!(export.status.code(), Some(0), "{}", stderr(&export));
+    let lines = String::from_utf8(export.stdout).unwrap();
+    let exported = server._dir.path().join("export.jsonl");
+    std::fs::write(&exported, &lines).unwrap();
+    let verify_file = |path: &std::path::Path| {
+        Command::new(WARD)
+            .args(["audit", "verify", "--key", key.trim(), "--file", path.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let out = verify_file(&exported);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let mut edited: Vec<String> = lines.lines().map(str::to_owned).collect();
+    edited[2] = edited[2].replacen("\"actor\":\"", "\"actor\":\"x", 1);
+    std::fs::write(&exported, edited.join("\n")).unwrap();
+    let out = verify_file(&exported);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("seq=3 INVALID: hash mismatch"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let csv = server.ward(&carol, &["audit", "export", "--format", "csv"]);
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    assert!(csv.starts_with("seq,id,type,occurred_at"));
+    assert_eq!(csv.lines().count(), lines.lines().count() + 1);
+    let middle: Value = serde_json::from_str(lines.lines().nth(lines.lines().count() / 2).unwrap()).unwrap();
+    let since = middle["occurred_at"].as_str().unwrap();
+    let recent = server.ward(&carol, &["audit", "export", "--format", "jsonl", "--since", since]);
+    let first: Value =
+        serde_json::from_str(String::from_utf8_lossy(&recent.stdout).lines().next().unwrap()).unwrap();
+    assert!(first["seq"].as_i64().unwrap() > 1, "a partial export");
+    std::fs::write(&exported, &recent.stdout).unwrap();
+    let out = verify_file(&exported);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a partial export's chain verifies: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(server.ward(&alice, &["audit", "export", "--format", "jsonl"]).status.code(), Some(1));
+
     let forbidden = server.ward(&alice, &["audit", "checkpoint", "--now"]);
     assert_eq!(forbidden.status.code(), Some(1));
     let usage = server.local(&["audit", "verify", "--checkpoint", "/nonexistent"]);
