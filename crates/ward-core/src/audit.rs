@@ -270,6 +270,16 @@ mod tests {
         assert_ne!(edited.compute_hash(), second.hash);
     }
 
+    /// docs/audit-log.md specifies how times appear in the hashed bytes; this pins it.
+    #[test]
+    fn times_are_rfc3339_utc_with_only_the_digits_needed() {
+        let at = |ms: i64| Timestamp::from_millisecond(ms).unwrap().to_string();
+        assert_eq!(at(1_700_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(at(1_700_000_000_500), "2023-11-14T22:13:20.5Z");
+        assert_eq!(at(1_700_000_000_372), "2023-11-14T22:13:20.372Z");
+        assert_eq!(at(1_700_000_000_020), "2023-11-14T22:13:20.02Z");
+    }
+
     #[test]
     fn canonical_bytes_sort_keys_and_have_no_white_space() {
         let at = Timestamp::from_millisecond(1_700_000_000_500).unwrap();
