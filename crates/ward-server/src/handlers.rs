@@ -415,7 +415,8 @@ pub async fn consistency_proof(
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
-    /// `jsonl` (every field, verifiable with `ward audit verify --file`) or `csv`.
+    /// `jsonl` (every field, verifiable with `ward audit verify --file`), `csv`, or `ocsf`
+    /// (OCSF 1.8.0 events, one per line).
     format: String,
     /// RFC 3339; events that occurred at or after.
     #[param(value_type = Option<String>)]
@@ -445,8 +446,9 @@ pub async fn export(
             "only auditors and admins can export the audit log",
         ));
     }
-    let format = ExportFormat::parse(&query.format)
-        .ok_or_else(|| invalid(format!("unknown export format `{}`; formats: jsonl, csv", query.format)))?;
+    let format = ExportFormat::parse(&query.format).ok_or_else(|| {
+        invalid(format!("unknown export format `{}`; formats: jsonl, csv, ocsf", query.format))
+    })?;
     struct Cursor {
         after_seq: Option<i64>,
         started: bool,

@@ -1,12 +1,15 @@
 //! Audit export formats. JSON Lines keeps every field, hashes included, so an export can be
 //! verified offline (`ward audit verify --file`); CSV is for spreadsheets.
 
-use ward_core::audit::AuditEvent;
+use serde_json::{Value, json};
+use ward_core::audit::{AuditEvent, EventType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
     Jsonl,
     Csv,
+    /// OCSF 1.8.0 events, one per line.
+    Ocsf,
 }
 
 impl ExportFormat {
@@ -14,13 +17,14 @@ impl ExportFormat {
         match text {
             "jsonl" => Some(Self::Jsonl),
             "csv" => Some(Self::Csv),
+            "ocsf" => Some(Self::Ocsf),
             _ => None,
         }
     }
 
     pub fn content_type(self) -> &'static str {
         match self {
-            Self::Jsonl => "application/x-ndjson",
+            Self::Jsonl | Self::Ocsf => "application/x-ndjson",
             Self::Csv => "text/csv; charset=utf-8",
         }
     }
@@ -28,7 +32,7 @@ impl ExportFormat {
     /// What comes before the first event.
     pub fn header(self) -> Vec<u8> {
         match self {
-            Self::Jsonl => Vec::new(),
+            Self::Jsonl | Self::Ocsf => Vec::new(),
             Self::Csv => CSV_COLUMNS.join(",").into_bytes().into_iter().chain(*b"\r\n").collect(),
         }
     }
@@ -43,6 +47,13 @@ impl ExportFormat {
                 }
                 Ok(())
             }
+            Self::Ocsf => {
+                for event in events {
+                    serde_json::to_writer(&mut *out, &ocsf(event)).map_err(|e| e.to_string())?;
+                    out.push(b'\n');
+                }
+                Ok(())
+            }
             Self::Csv => {
                 let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out);
                 for event in events {
@@ -52,6 +63,89 @@ impl ExportFormat {
             }
         }
     }
+}
+
+/// The OCSF schema version the export follows.
+pub const OCSF_VERSION: &str = "1.8.0";
+const IDENTITY_AND_ACCESS: u32 = 3;
+const ENTITY_MANAGEMENT: u32 = 3004;
+const USER_ACCESS: u32 = 3005;
+const AUTHORIZE_SESSION: u32 = 3003;
+const OTHER: u32 = 99;
+
+/// OCSF class and activity for each event type: requests and decisions are Entity Management,
+/// grants User Access Management (assign / revoke privileges), uses and refusals Authorize
+/// Session (success / failure).
+fn classify(event_type: EventType) -> (u32, u32, &'static str) {
+    use EventType::*;
+    match event_type {
+        RequestCreated => (ENTITY_MANAGEMENT, 1, "Create"),
+        ApprovalGranted => (ENTITY_MANAGEMENT, 3, "Approve"),
+        ApprovalDenied => (ENTITY_MANAGEMENT, 3, "Deny"),
+        RequestCancelled => (ENTITY_MANAGEMENT, 4, "Cancel"),
+        RequestLapsed => (ENTITY_MANAGEMENT, OTHER, "Lapse"),
+        PolicyChanged | ConfigChanged => (ENTITY_MANAGEMENT, 3, "Update"),
+        AuditCheckpoint => (ENTITY_MANAGEMENT, 1, "Checkpoint"),
+        GrantScheduled => (USER_ACCESS, OTHER, "Schedule"),
+        GrantActivated => (USER_ACCESS, 1, "Assign Privileges"),
+        GrantReleased | GrantRevoked | GrantExpired => (USER_ACCESS, 2, "Revoke Privileges"),
+        AccessUsed => (AUTHORIZE_SESSION, OTHER, "Use"),
+        AccessDenied => (AUTHORIZE_SESSION, OTHER, "Refuse"),
+    }
+}
+
+/// The event as an OCSF 1.8.0 object; ward's own fields (chain included) stay under `unmapped`.
+pub fn ocsf(event: &AuditEvent) -> Value {
+    let (class_uid, activity_id, activity_name) = classify(event.event_type);
+    let failed = event.event_type == EventType::AccessDenied;
+    let role = event.details.get("role").or_else(|| event.details.get("action")).and_then(Value::as_str);
+    let privilege = match (role, &event.resource) {
+        (Some(role), Some(resource)) => format!("{role}:{resource}"),
+        (None, Some(resource)) => resource.clone(),
+        _ => event.event_type.as_str().to_owned(),
+    };
+    let subject = event.subject.clone().unwrap_or_else(|| event.actor.clone());
+    let mut object = json!({
+        "category_uid": IDENTITY_AND_ACCESS,
+        "class_uid": class_uid,
+        "activity_id": activity_id,
+        "activity_name": activity_name,
+        "type_uid": u64::from(class_uid) * 100 + u64::from(activity_id),
+        "severity_id": if failed { 3 } else { 1 },
+        "status_id": if failed { 2 } else { 1 },
+        "time": event.occurred_at.as_millisecond(),
+        "message": event.reason.clone().unwrap_or_else(|| event.event_type.as_str().to_owned()),
+        "actor": { "user": { "name": event.actor } },
+        "metadata": {
+            "version": OCSF_VERSION,
+            "uid": event.id,
+            "sequence": event.seq,
+            "logged_time": event.recorded_at.as_millisecond(),
+            "event_code": event.event_type.as_str(),
+            "product": { "name": "ward", "vendor_name": "ward", "version": env!("CARGO_PKG_VERSION") },
+        },
+        "unmapped": {
+            "type": event.event_type.as_str(),
+            "seq": event.seq,
+            "prev_hash": event.prev_hash,
+            "hash": event.hash,
+            "resource": event.resource,
+            "request_id": event.request_id,
+            "grant_id": event.grant_id,
+            "details": event.details,
+        },
+    });
+    match class_uid {
+        ENTITY_MANAGEMENT => {
+            let uid = event.request_id.clone().unwrap_or_else(|| event.id.clone());
+            object["entity"] = json!({ "type": "access_request", "uid": uid, "name": privilege });
+        }
+        _ => {
+            object["user"] = json!({ "name": subject });
+            object["privileges"] = json!([privilege]);
+        }
+    }
+    object
 }
 
 const CSV_COLUMNS: [&str; 14] = [
@@ -95,7 +189,7 @@ fn csv_record(e: &AuditEvent) -> [String; 14] {
 mod tests {
     use jiff::Timestamp;
     use serde_json::json;
-    use ward_core::audit::{EventType, GENESIS_HASH, NewEvent};
+    use ward_core::audit::{GENESIS_HASH, NewEvent};
 
     use super::*;
 
@@ -124,6 +218,24 @@ mod tests {
         let back: AuditEvent = serde_json::from_str(text.trim_end()).unwrap();
         assert_eq!(back, event());
         assert_eq!(back.compute_hash(), back.hash);
+    }
+
+    #[test]
+    fn every_event_type_maps_to_an_ocsf_class_with_a_consistent_type_uid() {
+        for event_type in EventType::ALL {
+            let mut e = event();
+            e.event_type = event_type;
+            let object = ocsf(&e);
+            let (class, activity) =
+                (object["class_uid"].as_u64().unwrap(), object["activity_id"].as_u64().unwrap());
+            assert!([3003, 3004, 3005].contains(&class), "{event_type}");
+            assert_eq!(object["type_uid"].as_u64().unwrap(), class * 100 + activity, "{event_type}");
+            assert_eq!(object["unmapped"]["hash"], e.hash.as_str());
+            assert_eq!(object["metadata"]["version"], "1.8.0");
+        }
+        let mut denied = event();
+        denied.event_type = EventType::AccessDenied;
+        assert_eq!(ocsf(&denied)["status_id"], 2);
     }
 
     #[test]

@@ -191,9 +191,10 @@ pub enum AuditCommand {
         file: Option<PathBuf>,
     },
     /// Stream events to stdout: `jsonl` keeps every field and verifies offline with
-    /// `ward audit verify --file`; `csv` is for spreadsheets. Auditors and admins.
+    /// `ward audit verify --file`; `csv` is for spreadsheets; `ocsf` is OCSF 1.8.0 for SIEMs.
+    /// Auditors and admins.
     Export {
-        #[arg(long, value_parser = ["jsonl", "csv"])]
+        #[arg(long, value_parser = ["jsonl", "csv", "ocsf"])]
         format: String,
         /// RFC 3339, or a duration ago (e.g. 24h).
         #[arg(long)]
