@@ -137,14 +137,15 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    /// Appends `event` after the event whose hash is `prev_hash`, as number `seq`.
+    /// Appends `event` after the event whose hash is `prev_hash`, as number `seq`. Times are
+    /// cut to milliseconds first: that is what is stored, so it must be what is hashed.
     pub fn chain(event: NewEvent, seq: i64, recorded_at: Timestamp, prev_hash: String) -> Self {
         let mut chained = Self {
             seq,
             id: event.id,
             event_type: event.event_type,
-            occurred_at: event.occurred_at,
-            recorded_at,
+            occurred_at: crate::clock::to_millis(event.occurred_at),
+            recorded_at: crate::clock::to_millis(recorded_at),
             actor: event.actor,
             subject: event.subject,
             resource: event.resource,

@@ -30,6 +30,7 @@ macro_rules! conformance_tests {
             ready_when_writable,
             the_head_is_the_merkle_root_of_the_log,
             checkpoints_sign_exactly_the_head,
+            sub_millisecond_times_still_verify,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -410,4 +411,16 @@ pub async fn checkpoints_sign_exactly_the_head(store: Arc<dyn Store>) {
     assert_eq!(all.iter().map(|c| c.size).collect::<Vec<_>>(), [head.size, later.size]);
     assert_eq!(store.checkpoints(Some(head.size), 10).await.unwrap().len(), 1);
     assert_eq!(store.latest_checkpoint().await.unwrap().map(|c| c.size), Some(later.size));
+}
+
+pub async fn sub_millisecond_times_still_verify(store: Arc<dyn Store>) {
+    let precise = Timestamp::from_nanosecond(1_800_000_000_123_456_789).unwrap();
+    let mut ids = SequentialIds::new("ns");
+    let mut event = lifecycle::refusal_event(&mut ids, "alice", "request", None, None, "why", precise);
+    event.occurred_at = precise;
+    let appended = store.commit(Change { events: vec![event], ..Change::default() }, precise).await.unwrap();
+    let stored = all_events(&*store).await;
+    assert_eq!(stored, appended, "what was hashed is what was stored");
+    assert_eq!(stored[0].compute_hash(), stored[0].hash);
+    assert_eq!(stored[0].recorded_at, Timestamp::from_millisecond(1_800_000_000_123).unwrap());
 }
