@@ -218,12 +218,32 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop, stopped) = watch::channel(false);
+    let forwarders: Vec<_> = broker
+        .settings()
+        .forward
+        .iter()
+        .map(|sink| {
+            let run = ward_service::forward::run(
+                broker.store().clone(),
+                broker.clock(),
+                sink.clone(),
+                broker.subscribe_appended(),
+                stopped.clone(),
+            );
+            tokio::spawn(run)
+        })
+        .collect();
     let scheduler = tokio::spawn(scheduler::run(broker.clone(), stopped));
     let app = router(broker, &settings);
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     let _ = stop.send(true);
     if let Err(error) = scheduler.await {
         tracing::error!(%error, "the scheduler stopped abnormally");
+    }
+    for forwarder in forwarders {
+        if let Err(error) = forwarder.await {
+            tracing::error!(%error, "a forwarder stopped abnormally");
+        }
     }
     served
 }

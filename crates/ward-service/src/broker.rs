@@ -47,6 +47,7 @@ pub struct Settings {
     pub authorization: Authorization,
     pub checkpoint_interval_seconds: u64,
     pub checkpoint_dir: Option<std::path::PathBuf>,
+    pub forward: Vec<crate::forward::SinkConfig>,
 }
 
 /// Who is calling, with ward's own roles resolved from their groups.
@@ -137,6 +138,8 @@ pub struct Broker {
     tokens: TokenCache,
     signer: AuditSigner,
     wake: Notify,
+    /// The last `seq` appended, for the forwarders to wake on.
+    appended: tokio::sync::watch::Sender<i64>,
 }
 
 fn hash_token(token: &str) -> String {
@@ -174,6 +177,7 @@ impl Broker {
             usage: UsageLog::default(),
             tokens: TokenCache::default(),
             signer,
+            appended: tokio::sync::watch::Sender::new(0),
             wake: Notify::new(),
         };
         let live = broker
@@ -196,6 +200,15 @@ impl Broker {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Resolves whenever events were appended (the value is the last `seq`).
+    pub fn subscribe_appended(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.appended.subscribe()
+    }
+
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
     }
 
     pub fn now(&self) -> Timestamp {
@@ -228,6 +241,9 @@ impl Broker {
     async fn commit(&self, change: Change) -> Result<Vec<AuditEvent>, StoreError> {
         let appended = self.store.commit(change, self.now()).await?;
         metrics::counter!("ward_audit_events_total").increment(appended.len() as u64);
+        if let Some(last) = appended.last() {
+            self.appended.send_replace(last.seq);
+        }
         Ok(appended)
     }
 

@@ -60,6 +60,8 @@ struct AuditFile {
     signing_key: Option<PathBuf>,
     checkpoint_interval: Option<String>,
     checkpoint_dir: Option<PathBuf>,
+    #[serde(default)]
+    forward: Vec<crate::forward::SinkConfig>,
 }
 
 /// How the audit log is checkpointed.
@@ -74,6 +76,8 @@ pub struct AuditSettings {
     pub checkpoint_interval_seconds: u64,
     /// A directory every checkpoint is also written to (e.g. a mounted object-lock bucket).
     pub checkpoint_dir: Option<PathBuf>,
+    /// Where events are forwarded as they are written.
+    pub forward: Vec<crate::forward::SinkConfig>,
 }
 
 pub const DEFAULT_ORIGIN: &str = "ward/audit";
@@ -208,12 +212,20 @@ impl Config {
             Some(path) => Some(relative_to_cwd(PathBuf::from(path))),
             None => file.audit.checkpoint_dir.map(relative_to_file),
         };
+        let mut names = std::collections::BTreeSet::new();
+        for sink in &file.audit.forward {
+            sink.validate().map_err(|e| setting_error("audit.forward", e))?;
+            if !names.insert(sink.name().to_owned()) {
+                return Err(setting_error("audit.forward", format!("two sinks are named `{}`", sink.name())));
+            }
+        }
         let audit = AuditSettings {
             origin,
             signing_key_configured: configured_key.is_some(),
             signing_key: configured_key.unwrap_or_else(|| data_dir.join("audit-signing.key")),
             checkpoint_interval_seconds,
             checkpoint_dir,
+            forward: file.audit.forward,
         };
         let directory = Directory::new(file.users, file.groups, file.resources)
             .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;

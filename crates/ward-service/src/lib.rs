@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod config;
 pub mod export;
+pub mod forward;
 pub mod ids;
 pub mod index;
 pub mod scheduler;
@@ -70,6 +71,7 @@ pub async fn broker_for(
         authorization: config.authorization.clone(),
         checkpoint_interval_seconds: config.audit.checkpoint_interval_seconds,
         checkpoint_dir: config.audit.checkpoint_dir.clone(),
+        forward: config.audit.forward.clone(),
     };
     let audit = &config.audit;
     if !audit.signing_key_configured

@@ -575,6 +575,12 @@ impl Store for Failing {
     async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, StoreError> {
         self.inner.latest_checkpoint().await
     }
+    async fn forward_cursor(&self, sink: &str) -> Result<i64, StoreError> {
+        self.inner.forward_cursor(sink).await
+    }
+    async fn set_forward_cursor(&self, sink: &str, seq: i64, at: Timestamp) -> Result<(), StoreError> {
+        self.inner.set_forward_cursor(sink, seq, at).await
+    }
     async fn insert_token(&self, t: &ApiToken) -> Result<(), StoreError> {
         self.inner.insert_token(t).await
     }
@@ -610,4 +616,173 @@ async fn no_audit_no_access() {
     assert!(w.allowed("alice").await);
     let revoked = w.broker.revoke(&w.who("admin"), grant.id.as_str(), "x".into()).await.unwrap();
     assert_eq!(revoked.state, GrantState::Revoked);
+}
+
+/// A syslog receiver: parses octet-counted frames into messages until aborted.
+async fn syslog_receiver(listener: tokio::net::TcpListener, got: Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else { return };
+        let got = got.clone();
+        tokio::spawn(async move {
+            let mut buffer = Vec::new();
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = stream.read(&mut chunk).await {
+                if n == 0 {
+                    return;
+                }
+                buffer.extend_from_slice(&chunk[..n]);
+                // Take every complete `LENGTH SP MESSAGE` frame.
+                while let Some(space) = buffer.iter().position(|b| *b == b' ') {
+                    let length: usize = std::str::from_utf8(&buffer[..space]).unwrap().parse().unwrap();
+                    if buffer.len() < space + 1 + length {
+                        break;
+                    }
+                    let message = String::from_utf8(buffer[space + 1..space + 1 + length].to_vec()).unwrap();
+                    got.lock().unwrap().push(message);
+                    buffer.drain(..space + 1 + length);
+                }
+            }
+        });
+    }
+}
+
+fn seqs(messages: &[String]) -> Vec<i64> {
+    messages
+        .iter()
+        .map(|m| {
+            let start = m.find("seq=\"").unwrap() + 5;
+            m[start..start + m[start..].find('"').unwrap()].parse().unwrap()
+        })
+        .collect()
+}
+
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_to_syslog_survives_an_outage_without_losing_events() {
+    let store = sqlite().await.unwrap();
+    let w = World::new(store.clone()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let receiver = tokio::spawn(syslog_receiver(listener, got.clone()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sink =
+        ward_service::forward::SinkConfig::Syslog { name: "siem".into(), address: address.to_string() };
+    let forwarder = tokio::spawn(ward_service::forward::run(
+        store.clone(),
+        w.clock.clone(),
+        sink,
+        w.broker.subscribe_appended(),
+        stopped,
+    ));
+
+    w.granted().await;
+    let written = w.events().await.len() as i64;
+    eventually("the first events", || got.lock().unwrap().len() as i64 == written).await;
+    assert_eq!(seqs(&got.lock().unwrap()), (1..=written).collect::<Vec<_>>());
+    assert!(got.lock().unwrap()[0].starts_with("<110>1 "), "facility 13, informational");
+
+    // The receiver goes away; events keep being written; it comes back on the same port.
+    receiver.abort();
+    let _ = receiver.await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for _ in 0..3 {
+        w.granted().await;
+    }
+    let total = w.events().await.len() as i64;
+    let listener = tokio::net::TcpListener::bind(address).await.unwrap();
+    let receiver = tokio::spawn(syslog_receiver(listener, got.clone()));
+    eventually("the catch-up", || seqs(&got.lock().unwrap()).contains(&total)).await;
+    let mut delivered = seqs(&got.lock().unwrap());
+    delivered.sort_unstable();
+    delivered.dedup();
+    assert_eq!(delivered, (1..=total).collect::<Vec<_>>(), "nothing lost (at-least-once)");
+    // The cursor moves once the batch is sent, just after the receiver has it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.forward_cursor("siem").await.unwrap() != total {
+        assert!(std::time::Instant::now() < deadline, "the cursor did not reach {total}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    forwarder.await.unwrap();
+    receiver.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_over_http_retries_until_accepted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let store = sqlite().await.unwrap();
+    let w = World::new(store.clone()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/ingest", listener.local_addr().unwrap());
+    let received = Arc::new(std::sync::Mutex::new(Vec::<i64>::new()));
+    let attempts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (received_in, attempts_in) = (received.clone(), attempts.clone());
+    // Refuses the first two batches with 503, then accepts.
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 65536];
+            let body = loop {
+                let n = stream.read(&mut chunk).await.unwrap();
+                request.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length: usize = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length: ")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break request[end + 4..end + 4 + length].to_vec();
+                    }
+                }
+                if n == 0 {
+                    break Vec::new();
+                }
+            };
+            let attempt = attempts_in.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let status = if attempt < 2 { "503 Service Unavailable" } else { "200 OK" };
+            if attempt >= 2 {
+                let events: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+                received_in.lock().unwrap().extend(events.iter().map(|e| e["seq"].as_i64().unwrap()));
+            }
+            let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            stream.write_all(reply.as_bytes()).await.unwrap();
+        }
+    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sink = ward_service::forward::SinkConfig::Http { name: "hook".into(), url };
+    let forwarder = tokio::spawn(ward_service::forward::run(
+        store.clone(),
+        w.clock.clone(),
+        sink,
+        w.broker.subscribe_appended(),
+        stopped,
+    ));
+    w.granted().await;
+    let total = w.events().await.len() as i64;
+    eventually("delivery after the refusals", || received.lock().unwrap().last() == Some(&total)).await;
+    assert_eq!(*received.lock().unwrap(), (1..=total).collect::<Vec<_>>());
+    assert!(attempts.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.forward_cursor("hook").await.unwrap() != total {
+        assert!(std::time::Instant::now() < deadline, "the cursor did not reach {total}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    forwarder.await.unwrap();
+    server.abort();
 }

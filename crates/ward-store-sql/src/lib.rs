@@ -491,6 +491,31 @@ impl Store for SqlStore {
         row.as_ref().map(rows::checkpoint_from_row).transpose()
     }
 
+    async fn forward_cursor(&self, sink: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT seq FROM audit_forward_cursors WHERE sink = $1")
+            .bind(sink)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| r.try_get::<i64, _>("seq").map_err(unavailable))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    async fn set_forward_cursor(&self, sink: &str, seq: i64, at: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_forward_cursors (sink, seq, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
+        )
+        .bind(sink)
+        .bind(seq)
+        .bind(millis(at))
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn insert_token(&self, token: &ApiToken) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO api_tokens (hash, principal, created_at, expires_at) VALUES ($1, $2, $3, $4)",

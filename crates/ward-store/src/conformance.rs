@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
             the_head_is_the_merkle_root_of_the_log,
             checkpoints_sign_exactly_the_head,
             sub_millisecond_times_still_verify,
+            forward_cursors_are_kept_per_sink,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -423,4 +424,13 @@ pub async fn sub_millisecond_times_still_verify(store: Arc<dyn Store>) {
     assert_eq!(stored, appended, "what was hashed is what was stored");
     assert_eq!(stored[0].compute_hash(), stored[0].hash);
     assert_eq!(stored[0].recorded_at, Timestamp::from_millisecond(1_800_000_000_123).unwrap());
+}
+
+pub async fn forward_cursors_are_kept_per_sink(store: Arc<dyn Store>) {
+    assert_eq!(store.forward_cursor("siem").await.unwrap(), 0);
+    store.set_forward_cursor("siem", 41, t0()).await.unwrap();
+    store.set_forward_cursor("siem", 42, t0()).await.unwrap();
+    store.set_forward_cursor("webhook", 7, t0()).await.unwrap();
+    assert_eq!(store.forward_cursor("siem").await.unwrap(), 42);
+    assert_eq!(store.forward_cursor("webhook").await.unwrap(), 7);
 }

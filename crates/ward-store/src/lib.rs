@@ -164,6 +164,9 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<CheckpointRecord>, StoreError>;
     async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, StoreError>;
+    /// The last `seq` the forwarding sink `sink` has delivered (0 when none).
+    async fn forward_cursor(&self, sink: &str) -> Result<i64, StoreError>;
+    async fn set_forward_cursor(&self, sink: &str, seq: i64, at: Timestamp) -> Result<(), StoreError>;
 
     async fn insert_token(&self, token: &ApiToken) -> Result<(), StoreError>;
     async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError>;
