@@ -16,6 +16,7 @@ use ward_store::{ApiToken, Change, EventFilter, GrantFilter, RequestFilter, Stor
 use crate::config::Authorization;
 use crate::ids::RandomIds;
 use crate::index::GrantIndex;
+use crate::sensitive::Redactor;
 use crate::signing::AuditSigner;
 use crate::tokens::TokenCache;
 use crate::usage::{Tally, UsageKey, UsageLog, Use};
@@ -137,6 +138,8 @@ pub struct Broker {
     usage: UsageLog,
     tokens: TokenCache,
     signer: AuditSigner,
+    /// Records configured sensitive fields as HMACs.
+    redactor: Option<Redactor>,
     wake: Notify,
     /// The last `seq` appended, for the forwarders to wake on.
     appended: tokio::sync::watch::Sender<i64>,
@@ -167,6 +170,7 @@ impl Broker {
         policy: PolicyEngine,
         settings: Settings,
         signer: AuditSigner,
+        redactor: Option<Redactor>,
     ) -> Result<Arc<Self>, BrokerError> {
         let broker = Self {
             store,
@@ -177,6 +181,7 @@ impl Broker {
             usage: UsageLog::default(),
             tokens: TokenCache::default(),
             signer,
+            redactor,
             appended: tokio::sync::watch::Sender::new(0),
             wake: Notify::new(),
         };
@@ -238,7 +243,10 @@ impl Broker {
         })
     }
 
-    async fn commit(&self, change: Change) -> Result<Vec<AuditEvent>, StoreError> {
+    async fn commit(&self, mut change: Change) -> Result<Vec<AuditEvent>, StoreError> {
+        if let Some(redactor) = &self.redactor {
+            change.events.iter_mut().for_each(|event| redactor.apply(event));
+        }
         let appended = self.store.commit(change, self.now()).await?;
         metrics::counter!("ward_audit_events_total").increment(appended.len() as u64);
         if let Some(last) = appended.last() {

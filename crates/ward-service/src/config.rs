@@ -62,6 +62,9 @@ struct AuditFile {
     checkpoint_dir: Option<PathBuf>,
     #[serde(default)]
     forward: Vec<crate::forward::SinkConfig>,
+    #[serde(default)]
+    hmac_fields: Vec<String>,
+    hmac_key: Option<PathBuf>,
 }
 
 /// How the audit log is checkpointed.
@@ -78,6 +81,11 @@ pub struct AuditSettings {
     pub checkpoint_dir: Option<PathBuf>,
     /// Where events are forwarded as they are written.
     pub forward: Vec<crate::forward::SinkConfig>,
+    /// Fields recorded in the log as keyed HMACs instead of plain text.
+    pub hmac_fields: Vec<crate::sensitive::SensitiveField>,
+    /// The HMAC key file; like the signing key, created on first start unless configured.
+    pub hmac_key: PathBuf,
+    pub hmac_key_configured: bool,
 }
 
 pub const DEFAULT_ORIGIN: &str = "ward/audit";
@@ -219,6 +227,20 @@ impl Config {
                 return Err(setting_error("audit.forward", format!("two sinks are named `{}`", sink.name())));
             }
         }
+        let hmac_fields = file
+            .audit
+            .hmac_fields
+            .iter()
+            .map(|name| {
+                crate::sensitive::SensitiveField::parse(name).ok_or_else(|| {
+                    setting_error(
+                        "audit.hmac_fields",
+                        format!("`{name}` cannot be recorded as an HMAC; fields: reason, ticket"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let configured_hmac_key = file.audit.hmac_key.map(relative_to_file);
         let audit = AuditSettings {
             origin,
             signing_key_configured: configured_key.is_some(),
@@ -226,6 +248,9 @@ impl Config {
             checkpoint_interval_seconds,
             checkpoint_dir,
             forward: file.audit.forward,
+            hmac_fields,
+            hmac_key_configured: configured_hmac_key.is_some(),
+            hmac_key: configured_hmac_key.unwrap_or_else(|| data_dir.join("audit-hmac.key")),
         };
         let directory = Directory::new(file.users, file.groups, file.resources)
             .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;

@@ -8,6 +8,7 @@ pub mod forward;
 pub mod ids;
 pub mod index;
 pub mod scheduler;
+pub mod sensitive;
 pub mod signing;
 pub mod tokens;
 pub mod usage;
@@ -81,5 +82,11 @@ pub async fn broker_for(
     }
     let signer =
         AuditSigner::load_or_create(&audit.origin, &audit.signing_key, !audit.signing_key_configured)?;
-    Ok(Broker::new(store, clock, policy, settings, signer).await?)
+    let redactor = if audit.hmac_fields.is_empty() {
+        None
+    } else {
+        let key = signing::load_or_create_secret(&audit.hmac_key, !audit.hmac_key_configured)?;
+        Some(sensitive::Redactor::new(audit.hmac_fields.clone(), key))
+    };
+    Ok(Broker::new(store, clock, policy, settings, signer, redactor).await?)
 }

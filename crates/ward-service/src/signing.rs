@@ -10,11 +10,11 @@ use ward_core::checkpoint::{self, Checkpoint, CheckpointError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SigningError {
-    #[error("the audit signing key {path} cannot be read: {message}")]
+    #[error("the key file {path} cannot be read: {message}")]
     Read { path: PathBuf, message: String },
-    #[error("the audit signing key {path} cannot be created: {message}")]
+    #[error("the key file {path} cannot be created: {message}")]
     Create { path: PathBuf, message: String },
-    #[error("the audit signing key {path} is readable by others (mode {mode:o}); run `chmod 600 {path}`")]
+    #[error("the key file {path} is readable by others (mode {mode:o}); run `chmod 600 {path}`")]
     Exposed { path: PathBuf, mode: u32 },
     #[error(transparent)]
     Note(#[from] CheckpointError),
@@ -36,22 +36,8 @@ impl AuditSigner {
 
     /// Loads the key at `path`; creates it (mode 0600) when it is missing and `create` is set.
     pub fn load_or_create(origin: &str, path: &Path, create: bool) -> Result<Self, SigningError> {
-        if create && !path.exists() {
-            create_key_file(path)?;
-        }
-        let read_error = |message: String| SigningError::Read { path: path.to_owned(), message };
-        let mode = std::fs::metadata(path).map_err(|e| read_error(e.to_string()))?.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(SigningError::Exposed { path: path.to_owned(), mode: mode & 0o777 });
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?;
-        let seed: [u8; 32] = hex::decode(text.trim())
-            .ok()
-            .and_then(|bytes| bytes.try_into().ok())
-            .ok_or_else(|| read_error("expected 64 hex digits (an Ed25519 seed)".into()))?;
-        Self::from_seed(origin, seed)
+        Self::from_seed(origin, load_or_create_secret(path, create)?)
     }
-
     pub fn origin(&self) -> &str {
         &self.origin
     }
@@ -68,6 +54,25 @@ impl AuditSigner {
     pub fn sign(&self, checkpoint: &Checkpoint) -> Result<String, SigningError> {
         Ok(checkpoint::sign(checkpoint, &self.origin, &self.key)?)
     }
+}
+
+/// Loads a 32-byte secret kept as hex in `path` (readable by its owner only); creates it when it
+/// is missing and `create` is set.
+pub fn load_or_create_secret(path: &Path, create: bool) -> Result<[u8; 32], SigningError> {
+    if create && !path.exists() {
+        create_key_file(path)?;
+    }
+    let read_error = |message: String| SigningError::Read { path: path.to_owned(), message };
+    let mode = std::fs::metadata(path).map_err(|e| read_error(e.to_string()))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        return Err(SigningError::Exposed { path: path.to_owned(), mode: mode & 0o777 });
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?;
+    let seed: [u8; 32] = hex::decode(text.trim())
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| read_error("expected 64 hex digits (a 32-byte key)".into()))?;
+    Ok(seed)
 }
 
 /// Writes a fresh seed to a private temporary file, then links it into place: the link is
@@ -92,7 +97,7 @@ fn create_key_file(path: &Path) -> Result<(), SigningError> {
     let _ = std::fs::remove_file(&temporary);
     match linked {
         Ok(()) => {
-            tracing::info!(path = %path.display(), "created the audit signing key");
+            tracing::info!(path = %path.display(), "created a key file");
             Ok(())
         }
         // Another ward process created it first: use theirs.

@@ -786,3 +786,34 @@ async fn forwarding_over_http_retries_until_accepted() {
     forwarder.await.unwrap();
     server.abort();
 }
+
+#[tokio::test]
+async fn sensitive_fields_are_recorded_as_hmacs() {
+    let store = sqlite().await.unwrap();
+    let mut config = config();
+    config.audit.hmac_fields = vec![
+        ward_service::sensitive::SensitiveField::Reason,
+        ward_service::sensitive::SensitiveField::Ticket,
+    ];
+    let broker =
+        ward_service::broker_for(&config, store.clone(), Arc::new(ManualClock::new(t0()))).await.unwrap();
+    let alice = broker.caller("alice").unwrap();
+    let input = RequestInput {
+        reason: "customer jane@example.com cannot pay".into(),
+        ticket: Some("INC-42".into()),
+        ..ask("logs:payments-api", "read", 60)
+    };
+    let request = broker.create_request(&alice, input.clone()).await.unwrap();
+    let again = broker.create_request(&alice, input).await.unwrap();
+    let events = store.events(&EventFilter { limit: 100, ..Default::default() }).await.unwrap();
+    let created: Vec<&AuditEvent> =
+        events.iter().filter(|e| e.event_type == EventType::RequestCreated).collect();
+    let reason = created[0].reason.as_deref().unwrap();
+    assert!(reason.starts_with("hmac-sha256:") && !reason.contains("jane"), "{reason}");
+    assert!(created[0].details["ticket"].as_str().unwrap().starts_with("hmac-sha256:"));
+    assert_eq!(created[0].reason, created[1].reason, "equal values stay comparable");
+    // The log still verifies, and the request keeps the text for its approvers.
+    assert!(events.iter().all(|e| e.compute_hash() == e.hash));
+    assert_eq!(store.request(request.id.as_str()).await.unwrap().unwrap().ticket.as_deref(), Some("INC-42"));
+    assert_ne!(request.id, again.id);
+}
