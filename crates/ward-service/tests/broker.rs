@@ -647,6 +647,15 @@ async fn syslog_receiver(listener: tokio::net::TcpListener, got: Arc<std::sync::
     }
 }
 
+/// The cursor moves once a batch is sent, just after the receiver has it: wait for it.
+async fn cursor_reaches(store: &dyn Store, sink: &str, total: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.forward_cursor(sink).await.unwrap() != total {
+        assert!(std::time::Instant::now() < deadline, "the cursor of {sink} did not reach {total}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 fn seqs(messages: &[String]) -> Vec<i64> {
     messages
         .iter()
@@ -705,12 +714,7 @@ async fn forwarding_to_syslog_survives_an_outage_without_losing_events() {
     delivered.sort_unstable();
     delivered.dedup();
     assert_eq!(delivered, (1..=total).collect::<Vec<_>>(), "nothing lost (at-least-once)");
-    // The cursor moves once the batch is sent, just after the receiver has it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while store.forward_cursor("siem").await.unwrap() != total {
-        assert!(std::time::Instant::now() < deadline, "the cursor did not reach {total}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    cursor_reaches(&*store, "siem", total).await;
     stop.send(true).unwrap();
     forwarder.await.unwrap();
     receiver.abort();
@@ -777,11 +781,7 @@ async fn forwarding_over_http_retries_until_accepted() {
     eventually("delivery after the refusals", || received.lock().unwrap().last() == Some(&total)).await;
     assert_eq!(*received.lock().unwrap(), (1..=total).collect::<Vec<_>>());
     assert!(attempts.load(std::sync::atomic::Ordering::SeqCst) >= 3);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while store.forward_cursor("hook").await.unwrap() != total {
-        assert!(std::time::Instant::now() < deadline, "the cursor did not reach {total}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    cursor_reaches(&*store, "hook", total).await;
     stop.send(true).unwrap();
     forwarder.await.unwrap();
     server.abort();
