@@ -74,6 +74,19 @@ async fn main() {
     }
     println!("bulk append (10k per transaction): {:.0} events/s", rate(events - singles, started));
 
+    // Reading alone (rows decoded into events), to split the export's cost.
+    let started = Instant::now();
+    let mut after_seq = None;
+    let mut read = 0u64;
+    loop {
+        let page =
+            store.events(&EventFilter { after_seq, limit: 10_000, ..EventFilter::default() }).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after_seq = Some(last.seq);
+        read += page.len() as u64;
+    }
+    println!("read from the store only: {:.0} events/s", rate(read, started));
+
     // Export to JSON Lines.
     let export_path = dir.path().join("export.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&export_path).unwrap());
