@@ -25,6 +25,11 @@ pub enum ProofError {
     NotAHash { what: &'static str, len: usize },
 }
 
+/// A hash as ward writes it (64 lowercase hex digits) back to bytes.
+pub fn hash_from_hex(text: &str) -> Option<Hash> {
+    hex::decode(text).ok()?.try_into().ok()
+}
+
 /// `SHA-256(0x00 ‖ data)`.
 pub fn leaf_hash(data: &[u8]) -> Hash {
     let mut hasher = Sha256::new();

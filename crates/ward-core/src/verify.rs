@@ -115,10 +115,6 @@ impl Default for Verifier {
     }
 }
 
-fn stored_hash(hex_text: &str) -> Option<Hash> {
-    hex::decode(hex_text).ok()?.try_into().ok()
-}
-
 impl Verifier {
     /// Continues a log whose events before `seq` are not at hand (an export of a time range):
     /// the chain is followed from `prev_hash`, but no tree head can be recomputed.
@@ -160,8 +156,8 @@ impl Verifier {
             self.problems.push(Problem::ChainBreak { seq: event.seq });
         }
         // The tree is built from the hashes as stored, which is what checkpoints signed.
-        let leaf =
-            stored_hash(&event.hash).unwrap_or_else(|| crate::merkle::leaf_hash(event.hash.as_bytes()));
+        let leaf = crate::merkle::hash_from_hex(&event.hash)
+            .unwrap_or_else(|| crate::merkle::leaf_hash(event.hash.as_bytes()));
         self.frontier.push(leaf);
         let size = self.frontier.size();
         if !self.gapped && self.expected.iter().any(|(_, wanted, _)| *wanted == size) {
@@ -261,7 +257,8 @@ mod tests {
             )
             .is_empty()
         );
-        let leaves: Vec<Hash> = events.iter().map(|e| stored_hash(&e.hash).unwrap()).collect();
+        let leaves: Vec<Hash> =
+            events.iter().map(|e| crate::merkle::hash_from_hex(&e.hash).unwrap()).collect();
         assert_eq!(head.1, crate::merkle::root(&leaves));
     }
 

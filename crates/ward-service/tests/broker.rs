@@ -647,6 +647,22 @@ async fn syslog_receiver(listener: tokio::net::TcpListener, got: Arc<std::sync::
     }
 }
 
+/// Runs a forwarder for `sink` on the world's store; send `true` to stop it.
+fn spawn_forwarder(
+    w: &World,
+    sink: ward_service::forward::SinkConfig,
+) -> (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let run = ward_service::forward::run(
+        w.store.clone(),
+        w.clock.clone(),
+        sink,
+        w.broker.subscribe_appended(),
+        stopped,
+    );
+    (stop, tokio::spawn(run))
+}
+
 /// The cursor moves once a batch is sent, just after the receiver has it: wait for it.
 async fn cursor_reaches(store: &dyn Store, sink: &str, total: i64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -682,16 +698,9 @@ async fn forwarding_to_syslog_survives_an_outage_without_losing_events() {
     let address = listener.local_addr().unwrap();
     let got = Arc::new(std::sync::Mutex::new(Vec::new()));
     let receiver = tokio::spawn(syslog_receiver(listener, got.clone()));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
     let sink =
         ward_service::forward::SinkConfig::Syslog { name: "siem".into(), address: address.to_string() };
-    let forwarder = tokio::spawn(ward_service::forward::run(
-        store.clone(),
-        w.clock.clone(),
-        sink,
-        w.broker.subscribe_appended(),
-        stopped,
-    ));
+    let (stop, forwarder) = spawn_forwarder(&w, sink);
 
     w.granted().await;
     let written = w.events().await.len() as i64;
@@ -767,15 +776,8 @@ async fn forwarding_over_http_retries_until_accepted() {
             stream.write_all(reply.as_bytes()).await.unwrap();
         }
     });
-    let (stop, stopped) = tokio::sync::watch::channel(false);
     let sink = ward_service::forward::SinkConfig::Http { name: "hook".into(), url };
-    let forwarder = tokio::spawn(ward_service::forward::run(
-        store.clone(),
-        w.clock.clone(),
-        sink,
-        w.broker.subscribe_appended(),
-        stopped,
-    ));
+    let (stop, forwarder) = spawn_forwarder(&w, sink);
     w.granted().await;
     let total = w.events().await.len() as i64;
     eventually("delivery after the refusals", || received.lock().unwrap().last() == Some(&total)).await;

@@ -117,8 +117,8 @@ pub(crate) fn token_from_row(row: &AnyRow) -> Result<ApiToken, StoreError> {
 
 /// A hash as stored (lowercase hex) back to bytes.
 pub(crate) fn hash_bytes(hex_text: &str) -> Result<ward_core::merkle::Hash, StoreError> {
-    let bytes = hex::decode(hex_text).map_err(|_| corrupt(format!("`{hex_text}` is not a hex hash")))?;
-    bytes.try_into().map_err(|_| corrupt(format!("`{hex_text}` is not 32 bytes")))
+    ward_core::merkle::hash_from_hex(hex_text)
+        .ok_or_else(|| corrupt(format!("`{hex_text}` is not a hex hash")))
 }
 
 /// The stored frontier (JSON list of hex hashes) of a log with `size` events.

@@ -2,7 +2,7 @@
 
 use ed25519_dalek::VerifyingKey;
 use ward_core::checkpoint::{self, CheckpointError};
-use ward_core::merkle::Hash;
+use ward_core::merkle::{Hash, hash_from_hex};
 use ward_core::verify::{Problem, Report, Source, Verifier};
 
 use crate::{EventFilter, Store, StoreError};
@@ -26,17 +26,13 @@ pub struct VerifyOptions<'a> {
     pub external: Option<&'a str>,
 }
 
-fn decode(hex_text: &str) -> Option<Hash> {
-    hex::decode(hex_text).ok()?.try_into().ok()
-}
-
 /// Reads every event in `seq` order and verifies hashes, chain, sequence, the Merkle head on
 /// record, every stored checkpoint (signature and root) and the external checkpoint if given.
 pub async fn verify_log(store: &dyn Store, options: &VerifyOptions<'_>) -> Result<Report, VerifyError> {
     let mut verifier = Verifier::default();
     verify_external(&mut verifier, options)?;
     let head = store.head().await?;
-    let root = decode(&head.root)
+    let root = hash_from_hex(&head.root)
         .ok_or_else(|| StoreError::Corrupt("the recorded Merkle root is not a hash".into()))?;
     verifier.expect(Source::Head, head.size, root);
 
@@ -76,7 +72,7 @@ pub async fn leaf_hashes(store: &dyn Store, size: u64) -> Result<Vec<Hash>, Stor
         after_seq = Some(last.seq);
         for event in page.iter().take(usize::try_from(size).unwrap_or(usize::MAX) - leaves.len()) {
             leaves.push(
-                decode(&event.hash)
+                hash_from_hex(&event.hash)
                     .ok_or_else(|| StoreError::Corrupt(format!("seq {} has no valid hash", event.seq)))?,
             );
         }
@@ -113,7 +109,7 @@ fn expect_signed(
     root_hex: &str,
 ) {
     let signed = checkpoint::verify(note, options.origin, options.key);
-    match (signed, decode(root_hex)) {
+    match (signed, hash_from_hex(root_hex)) {
         (Ok(signed), Some(root)) if signed.size == size && signed.root == root => {
             verifier.expect(Source::Checkpoint, size, root);
         }

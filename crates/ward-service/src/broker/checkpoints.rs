@@ -34,9 +34,7 @@ impl Broker {
                 None if !force && head.size == 0 => return Ok(None),
                 _ => {}
             }
-            let root = hex::decode(&head.root)
-                .ok()
-                .and_then(|bytes| bytes.try_into().ok())
+            let root = ward_core::merkle::hash_from_hex(&head.root)
                 .ok_or_else(|| BrokerError::Unavailable("the recorded Merkle root is not a hash".into()))?;
             let checkpoint = Checkpoint {
                 origin: self.signer.origin().to_owned(),
