@@ -3,7 +3,8 @@
 use jiff::Timestamp;
 use serde::Serialize;
 use sqlx::Row;
-use sqlx::any::AnyRow;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
 use ward_core::audit::{AuditEvent, EventType};
 use ward_core::{AccessRequest, Grant, GrantId, GrantState, RequestId, RequestState};
 use ward_store::{ApiToken, CheckpointRecord, StoreError};
@@ -24,92 +25,115 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-fn get<T>(row: &AnyRow, column: &str) -> Result<T, StoreError>
-where
-    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
-{
-    row.try_get(column).map_err(corrupt)
+/// A row of either backend, read by column name. ward stores only integers and text.
+pub(crate) trait Columns {
+    fn text(&self, column: &str) -> Result<String, StoreError>;
+    fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, column: &str) -> Result<i64, StoreError>;
+    fn optional_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
 }
 
-fn time(row: &AnyRow, column: &str) -> Result<Timestamp, StoreError> {
-    timestamp(get(row, column)?)
+macro_rules! columns_for {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn text(&self, column: &str) -> Result<String, StoreError> {
+                self.try_get(column).map_err(corrupt)
+            }
+            fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+                self.try_get(column).map_err(corrupt)
+            }
+            fn int(&self, column: &str) -> Result<i64, StoreError> {
+                self.try_get(column).map_err(corrupt)
+            }
+            fn optional_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+                self.try_get(column).map_err(corrupt)
+            }
+        }
+    };
 }
 
-fn optional_time(row: &AnyRow, column: &str) -> Result<Option<Timestamp>, StoreError> {
-    get::<Option<i64>>(row, column)?.map(timestamp).transpose()
+columns_for!(SqliteRow);
+columns_for!(PgRow);
+
+fn time(row: &impl Columns, column: &str) -> Result<Timestamp, StoreError> {
+    timestamp(row.int(column)?)
 }
 
-fn json<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T, StoreError> {
-    serde_json::from_str(&get::<String>(row, column)?).map_err(corrupt)
+fn optional_time(row: &impl Columns, column: &str) -> Result<Option<Timestamp>, StoreError> {
+    row.optional_int(column)?.map(timestamp).transpose()
 }
 
-pub(crate) fn request_from_row(row: &AnyRow) -> Result<AccessRequest, StoreError> {
-    let state: String = get(row, "state")?;
+fn json<T: serde::de::DeserializeOwned>(row: &impl Columns, column: &str) -> Result<T, StoreError> {
+    serde_json::from_str(&row.text(column)?).map_err(corrupt)
+}
+
+pub(crate) fn request_from_row(row: &impl Columns) -> Result<AccessRequest, StoreError> {
+    let state: String = row.text("state")?;
     Ok(AccessRequest {
-        id: RequestId(get(row, "id")?),
-        requester: get(row, "requester")?,
-        resource: get(row, "resource")?,
-        role: get(row, "role")?,
-        duration_seconds: u64::try_from(get::<i64>(row, "duration_seconds")?).map_err(corrupt)?,
-        reason: get(row, "reason")?,
-        ticket: get(row, "ticket")?,
+        id: RequestId(row.text("id")?),
+        requester: row.text("requester")?,
+        resource: row.text("resource")?,
+        role: row.text("role")?,
+        duration_seconds: u64::try_from(row.int("duration_seconds")?).map_err(corrupt)?,
+        reason: row.text("reason")?,
+        ticket: row.optional_text("ticket")?,
         start_at: optional_time(row, "start_at")?,
         state: RequestState::parse(&state).ok_or_else(|| corrupt(format!("request state `{state}`")))?,
         created_at: time(row, "created_at")?,
         decided_at: optional_time(row, "decided_at")?,
         lapses_at: time(row, "lapses_at")?,
         approvals: json(row, "approvals")?,
-        approvals_required: u32::try_from(get::<i64>(row, "approvals_required")?).map_err(corrupt)?,
-        grant_id: get::<Option<String>>(row, "grant_id")?.map(GrantId),
+        approvals_required: u32::try_from(row.int("approvals_required")?).map_err(corrupt)?,
+        grant_id: row.optional_text("grant_id")?.map(GrantId),
         policy_ids: json(row, "policy_ids")?,
-        version: get(row, "version")?,
+        version: row.int("version")?,
     })
 }
 
-pub(crate) fn grant_from_row(row: &AnyRow) -> Result<Grant, StoreError> {
-    let state: String = get(row, "state")?;
+pub(crate) fn grant_from_row(row: &impl Columns) -> Result<Grant, StoreError> {
+    let state: String = row.text("state")?;
     Ok(Grant {
-        id: GrantId(get(row, "id")?),
-        request_id: RequestId(get(row, "request_id")?),
-        principal: get(row, "principal")?,
-        resource: get(row, "resource")?,
-        role: get(row, "role")?,
+        id: GrantId(row.text("id")?),
+        request_id: RequestId(row.text("request_id")?),
+        principal: row.text("principal")?,
+        resource: row.text("resource")?,
+        role: row.text("role")?,
         starts_at: time(row, "starts_at")?,
         expires_at: time(row, "expires_at")?,
         state: GrantState::parse(&state).ok_or_else(|| corrupt(format!("grant state `{state}`")))?,
         ended_at: optional_time(row, "ended_at")?,
-        ended_by: get(row, "ended_by")?,
-        end_reason: get(row, "end_reason")?,
+        ended_by: row.optional_text("ended_by")?,
+        end_reason: row.optional_text("end_reason")?,
         first_used_at: optional_time(row, "first_used_at")?,
-        version: get(row, "version")?,
+        version: row.int("version")?,
     })
 }
 
-pub(crate) fn event_from_row(row: &AnyRow) -> Result<AuditEvent, StoreError> {
-    let event_type: String = get(row, "type")?;
+pub(crate) fn event_from_row(row: &impl Columns) -> Result<AuditEvent, StoreError> {
+    let event_type: String = row.text("type")?;
     Ok(AuditEvent {
-        seq: get(row, "seq")?,
-        id: get(row, "id")?,
+        seq: row.int("seq")?,
+        id: row.text("id")?,
         event_type: EventType::parse(&event_type)
             .ok_or_else(|| corrupt(format!("event type `{event_type}`")))?,
         occurred_at: time(row, "occurred_at")?,
         recorded_at: time(row, "recorded_at")?,
-        actor: get(row, "actor")?,
-        subject: get(row, "subject")?,
-        resource: get(row, "resource")?,
-        request_id: get(row, "request_id")?,
-        grant_id: get(row, "grant_id")?,
-        reason: get(row, "reason")?,
+        actor: row.text("actor")?,
+        subject: row.optional_text("subject")?,
+        resource: row.optional_text("resource")?,
+        request_id: row.optional_text("request_id")?,
+        grant_id: row.optional_text("grant_id")?,
+        reason: row.optional_text("reason")?,
         details: json(row, "details")?,
-        prev_hash: get(row, "prev_hash")?,
-        hash: get(row, "hash")?,
+        prev_hash: row.text("prev_hash")?,
+        hash: row.text("hash")?,
     })
 }
 
-pub(crate) fn token_from_row(row: &AnyRow) -> Result<ApiToken, StoreError> {
+pub(crate) fn token_from_row(row: &impl Columns) -> Result<ApiToken, StoreError> {
     Ok(ApiToken {
-        hash: get(row, "hash")?,
-        principal: get(row, "principal")?,
+        hash: row.text("hash")?,
+        principal: row.text("principal")?,
         created_at: time(row, "created_at")?,
         expires_at: time(row, "expires_at")?,
     })
@@ -121,8 +145,14 @@ pub(crate) fn hash_bytes(hex_text: &str) -> Result<ward_core::merkle::Hash, Stor
         .ok_or_else(|| corrupt(format!("`{hex_text}` is not a hex hash")))
 }
 
+/// The chain's head row (`seq, hash, frontier`).
+pub(crate) fn head(row: &impl Columns) -> Result<crate::plan::Head, StoreError> {
+    let seq = row.int("seq")?;
+    Ok(crate::plan::Head { seq, hash: row.text("hash")?, frontier: frontier(seq, &row.text("frontier")?)? })
+}
+
 /// The stored frontier (JSON list of hex hashes) of a log with `size` events.
-pub(crate) fn frontier(size: i64, text: &str) -> Result<ward_core::merkle::Frontier, StoreError> {
+fn frontier(size: i64, text: &str) -> Result<ward_core::merkle::Frontier, StoreError> {
     let nodes: Vec<String> = serde_json::from_str(text).map_err(corrupt)?;
     let nodes = nodes.iter().map(|n| hash_bytes(n)).collect::<Result<Vec<_>, _>>()?;
     let size = u64::try_from(size).map_err(corrupt)?;
@@ -130,16 +160,11 @@ pub(crate) fn frontier(size: i64, text: &str) -> Result<ward_core::merkle::Front
         .ok_or_else(|| corrupt("the audit head's Merkle frontier does not match its size"))
 }
 
-pub(crate) fn frontier_text(frontier: &ward_core::merkle::Frontier) -> Result<String, StoreError> {
-    let nodes: Vec<String> = frontier.nodes().iter().map(hex::encode).collect();
-    to_json(&nodes)
-}
-
-pub(crate) fn checkpoint_from_row(row: &AnyRow) -> Result<CheckpointRecord, StoreError> {
+pub(crate) fn checkpoint_from_row(row: &impl Columns) -> Result<CheckpointRecord, StoreError> {
     Ok(CheckpointRecord {
-        size: u64::try_from(get::<i64>(row, "size")?).map_err(corrupt)?,
-        root: get(row, "root")?,
-        note: get(row, "note")?,
+        size: u64::try_from(row.int("size")?).map_err(corrupt)?,
+        root: row.text("root")?,
+        note: row.text("note")?,
         signed_at: time(row, "signed_at")?,
     })
 }

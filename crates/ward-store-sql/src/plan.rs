@@ -1,0 +1,260 @@
+//! What a commit writes, as plain data: the statements for a batch of changes, worked out from
+//! the chain's head without touching the database. Group commit plans many changes at once; the
+//! backends only bind and run the statements.
+
+use std::borrow::Cow;
+
+use jiff::Timestamp;
+use ward_core::audit::AuditEvent;
+use ward_core::merkle::Frontier;
+use ward_core::{AccessRequest, Grant};
+use ward_store::{Change, StoreError};
+
+use crate::rows::{hash_bytes, millis, to_json};
+
+/// A bound value: ward stores only integers and text.
+pub(crate) enum Param {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl From<i64> for Param {
+    fn from(value: i64) -> Self {
+        Self::Int(Some(value))
+    }
+}
+
+impl From<Option<i64>> for Param {
+    fn from(value: Option<i64>) -> Self {
+        Self::Int(value)
+    }
+}
+
+impl From<&str> for Param {
+    fn from(value: &str) -> Self {
+        Self::Text(Some(value.to_owned()))
+    }
+}
+
+impl From<Option<&str>> for Param {
+    fn from(value: Option<&str>) -> Self {
+        Self::Text(value.map(str::to_owned))
+    }
+}
+
+impl From<String> for Param {
+    fn from(value: String) -> Self {
+        Self::Text(Some(value))
+    }
+}
+
+pub(crate) struct Statement {
+    pub sql: Cow<'static, str>,
+    pub params: Vec<Param>,
+    /// An optimistic update: it must change exactly one row, or someone else got there first.
+    pub must_change_one_row: bool,
+}
+
+impl Statement {
+    fn new(sql: impl Into<Cow<'static, str>>, params: Vec<Param>) -> Self {
+        Self { sql: sql.into(), params, must_change_one_row: false }
+    }
+
+    fn checked(sql: &'static str, params: Vec<Param>) -> Self {
+        Self { sql: sql.into(), params, must_change_one_row: true }
+    }
+}
+
+/// The chain's head as the transaction found it.
+pub(crate) struct Head {
+    pub seq: i64,
+    pub hash: String,
+    pub frontier: Frontier,
+}
+
+/// A batch worked out: the statements to run, and per change either its chained events or why
+/// it was refused before reaching the database.
+pub(crate) struct Plan {
+    pub statements: Vec<Statement>,
+    pub outcomes: Vec<Result<Vec<AuditEvent>, StoreError>>,
+}
+
+/// Events per INSERT: 14 parameters each stays far below both backends' parameter limits.
+const EVENTS_PER_INSERT: usize = 500;
+const EVENT_COLUMNS: usize = 14;
+
+/// Plans `changes` in order on top of `head`, chaining their events one after another.
+pub(crate) fn plan(mut head: Head, changes: &[(&Change, Timestamp)]) -> Result<Plan, StoreError> {
+    let mut statements = Vec::new();
+    let mut outcomes = Vec::with_capacity(changes.len());
+    let mut appended_all = Vec::new();
+    for (change, recorded_at) in changes {
+        if let Some(checkpoint) = &change.checkpoint {
+            // It must sign exactly the head this change lands on; anything else is stale.
+            let size = u64::try_from(head.seq).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if checkpoint.size != size || checkpoint.root != hex::encode(head.frontier.root()) {
+                outcomes.push(Err(StoreError::Conflict));
+                continue;
+            }
+            statements.push(Statement::new(
+                "INSERT INTO audit_checkpoints (size, root, note, signed_at) VALUES ($1, $2, $3, $4)",
+                vec![
+                    head.seq.into(),
+                    checkpoint.root.as_str().into(),
+                    checkpoint.note.as_str().into(),
+                    millis(checkpoint.signed_at).into(),
+                ],
+            ));
+        }
+        for request in &change.requests {
+            statements.push(request_statement(request)?);
+        }
+        for grant in &change.grants {
+            statements.push(grant_statement(grant));
+        }
+        let mut appended = Vec::with_capacity(change.events.len());
+        for event in &change.events {
+            head.seq += 1;
+            let chained = AuditEvent::chain(event.clone(), head.seq, *recorded_at, head.hash.clone());
+            head.frontier.push(hash_bytes(&chained.hash)?);
+            head.hash.clone_from(&chained.hash);
+            appended.push(chained);
+        }
+        appended_all.extend(appended.iter().cloned());
+        outcomes.push(Ok(appended));
+    }
+    for chunk in appended_all.chunks(EVENTS_PER_INSERT) {
+        statements.push(events_insert(chunk)?);
+    }
+    if !appended_all.is_empty() {
+        statements.push(Statement::new(
+            "UPDATE audit_head SET seq = $1, hash = $2, frontier = $3 WHERE id = 1",
+            vec![head.seq.into(), head.hash.into(), frontier_text(&head.frontier)?.into()],
+        ));
+    }
+    Ok(Plan { statements, outcomes })
+}
+
+fn request_statement(r: &AccessRequest) -> Result<Statement, StoreError> {
+    let approvals = to_json(&r.approvals)?;
+    if r.version == 1 {
+        return Ok(Statement::new(
+            "INSERT INTO requests (id, requester, resource, role, duration_seconds, reason, ticket, start_at, \
+             state, created_at, decided_at, lapses_at, approvals, approvals_required, grant_id, policy_ids, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            vec![
+                r.id.as_str().into(),
+                r.requester.as_str().into(),
+                r.resource.as_str().into(),
+                r.role.as_str().into(),
+                i64::try_from(r.duration_seconds).unwrap_or(i64::MAX).into(),
+                r.reason.as_str().into(),
+                r.ticket.as_deref().into(),
+                r.start_at.map(millis).into(),
+                r.state.as_str().into(),
+                millis(r.created_at).into(),
+                r.decided_at.map(millis).into(),
+                millis(r.lapses_at).into(),
+                approvals.into(),
+                i64::from(r.approvals_required).into(),
+                r.grant_id.as_ref().map(|g| g.as_str()).into(),
+                to_json(&r.policy_ids)?.into(),
+                r.version.into(),
+            ],
+        ));
+    }
+    // Only what a transition can change; the asking itself is immutable.
+    Ok(Statement::checked(
+        "UPDATE requests SET state = $1, decided_at = $2, approvals = $3, grant_id = $4, version = $5 \
+         WHERE id = $6 AND version = $7",
+        vec![
+            r.state.as_str().into(),
+            r.decided_at.map(millis).into(),
+            approvals.into(),
+            r.grant_id.as_ref().map(|g| g.as_str()).into(),
+            r.version.into(),
+            r.id.as_str().into(),
+            (r.version - 1).into(),
+        ],
+    ))
+}
+
+fn grant_statement(g: &Grant) -> Statement {
+    if g.version == 1 {
+        return Statement::new(
+            "INSERT INTO grants (id, request_id, principal, resource, role, starts_at, expires_at, state, \
+             ended_at, ended_by, end_reason, first_used_at, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            vec![
+                g.id.as_str().into(),
+                g.request_id.as_str().into(),
+                g.principal.as_str().into(),
+                g.resource.as_str().into(),
+                g.role.as_str().into(),
+                millis(g.starts_at).into(),
+                millis(g.expires_at).into(),
+                g.state.as_str().into(),
+                g.ended_at.map(millis).into(),
+                g.ended_by.as_deref().into(),
+                g.end_reason.as_deref().into(),
+                g.first_used_at.map(millis).into(),
+                g.version.into(),
+            ],
+        );
+    }
+    Statement::checked(
+        "UPDATE grants SET state = $1, ended_at = $2, ended_by = $3, end_reason = $4, first_used_at = $5, \
+         version = $6 WHERE id = $7 AND version = $8",
+        vec![
+            g.state.as_str().into(),
+            g.ended_at.map(millis).into(),
+            g.ended_by.as_deref().into(),
+            g.end_reason.as_deref().into(),
+            g.first_used_at.map(millis).into(),
+            g.version.into(),
+            g.id.as_str().into(),
+            (g.version - 1).into(),
+        ],
+    )
+}
+
+/// One multi-row INSERT: a round trip per batch of events, not per event.
+fn events_insert(events: &[AuditEvent]) -> Result<Statement, StoreError> {
+    let mut sql = String::from(
+        "INSERT INTO audit_events (seq, id, type, occurred_at, recorded_at, actor, subject, resource, \
+         request_id, grant_id, reason, details, prev_hash, hash) VALUES ",
+    );
+    let mut params = Vec::with_capacity(events.len() * EVENT_COLUMNS);
+    for (row, e) in events.iter().enumerate() {
+        let first = row * EVENT_COLUMNS;
+        let placeholders: Vec<String> = (1..=EVENT_COLUMNS).map(|i| format!("${}", first + i)).collect();
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        sql.push_str(&placeholders.join(", "));
+        sql.push(')');
+        params.extend([
+            e.seq.into(),
+            e.id.as_str().into(),
+            e.event_type.as_str().into(),
+            millis(e.occurred_at).into(),
+            millis(e.recorded_at).into(),
+            e.actor.as_str().into(),
+            e.subject.as_deref().into(),
+            e.resource.as_deref().into(),
+            e.request_id.as_deref().into(),
+            e.grant_id.as_deref().into(),
+            e.reason.as_deref().into(),
+            e.details.to_string().into(),
+            e.prev_hash.as_str().into(),
+            e.hash.as_str().into(),
+        ]);
+    }
+    Ok(Statement::new(sql, params))
+}
+
+pub(crate) fn frontier_text(frontier: &Frontier) -> Result<String, StoreError> {
+    let nodes: Vec<String> = frontier.nodes().iter().map(hex::encode).collect();
+    to_json(&nodes)
+}
