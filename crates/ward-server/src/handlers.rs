@@ -449,46 +449,25 @@ pub async fn export(
     let format = ExportFormat::parse(&query.format).ok_or_else(|| {
         invalid(format!("unknown export format `{}`; formats: jsonl, csv, ocsf", query.format))
     })?;
-    struct Cursor {
-        after_seq: Option<i64>,
-        started: bool,
-        done: bool,
-    }
-    let start = Cursor { after_seq: None, started: false, done: false };
-    let stream = futures_util::stream::unfold(start, move |mut cursor| {
-        let broker = broker.clone();
-        let caller = caller.clone();
-        async move {
-            if cursor.done {
-                return None;
-            }
-            let filter = EventFilter {
-                since: query.since,
-                until: query.until,
-                after_seq: cursor.after_seq,
-                limit: EXPORT_PAGE,
-                ..EventFilter::default()
-            };
-            let mut chunk = if cursor.started { Vec::new() } else { format.header() };
-            cursor.started = true;
-            let page = match broker.events(&caller, filter).await {
+    let filter = EventFilter { since: query.since, until: query.until, ..EventFilter::default() };
+    let pages = broker.event_pages(&caller, filter, EXPORT_PAGE);
+    // After an error the stream ends: `None` in place of the pages.
+    let stream =
+        futures_util::stream::unfold((Some(pages), format.header()), move |(pages, header)| async move {
+            let mut pages = pages?;
+            let failed = |error: String| Some((Err(std::io::Error::other(error)), (None, Vec::new())));
+            // Mid-stream the status is sent already: an error ends the body early, so the client
+            // sees a broken transfer, never a silently short export.
+            let page = match pages.recv().await? {
                 Ok(page) => page,
-                Err(error) => {
-                    // Mid-stream the status is sent already: end the body with an error, so the
-                    // client sees a broken transfer, never a silently short export.
-                    cursor.done = true;
-                    return Some((Err(std::io::Error::other(error.to_string())), cursor));
-                }
+                Err(error) => return failed(error.to_string()),
             };
-            cursor.done = page.len() < EXPORT_PAGE as usize;
-            cursor.after_seq = page.last().map(|e| e.seq).or(cursor.after_seq);
+            let mut chunk = header;
             if let Err(error) = format.encode(&page, &mut chunk) {
-                cursor.done = true;
-                return Some((Err(std::io::Error::other(error)), cursor));
+                return failed(error);
             }
-            Some((Ok(axum::body::Bytes::from(chunk)), cursor))
-        }
-    });
+            Some((Ok(axum::body::Bytes::from(chunk)), (Some(pages), Vec::new())))
+        });
     let mut response = axum::body::Body::from_stream(stream).into_response();
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,

@@ -7,6 +7,10 @@
 //! cargo bench -p ward-service --bench audit_bulk [-- EVENTS]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The allocator the `ward` binary uses, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::time::Instant;
 
@@ -40,7 +44,7 @@ fn rate(count: u64, started: Instant) -> f64 {
 async fn main() {
     let events: u64 = std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(1_000_000);
     let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
-    let store = SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap();
+    let store = std::sync::Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
 
     // Durable append, one writer, one event per transaction, next to raw write + fdatasync.
     let singles = 2_000u64;
@@ -91,13 +95,15 @@ async fn main() {
     let export_path = dir.path().join("export.jsonl");
     let mut file = std::io::BufWriter::new(std::fs::File::create(&export_path).unwrap());
     let started = Instant::now();
-    let mut after_seq = None;
     let mut exported = 0u64;
-    loop {
-        let page =
-            store.events(&EventFilter { after_seq, limit: 10_000, ..EventFilter::default() }).await.unwrap();
-        let Some(last) = page.last() else { break };
-        after_seq = Some(last.seq);
+    // As the server's export does: the next page is read while this one is encoded.
+    let reader = store.clone();
+    let mut pages = ward_service::export::read_ahead(10_000, move |after_seq| {
+        let store = reader.clone();
+        async move { store.events(&EventFilter { after_seq, limit: 10_000, ..EventFilter::default() }).await }
+    });
+    while let Some(page) = pages.recv().await {
+        let page = page.unwrap();
         let mut chunk = Vec::with_capacity(page.len() * 600);
         ExportFormat::Jsonl.encode(&page, &mut chunk).unwrap();
         file.write_all(&chunk).unwrap();
@@ -112,7 +118,7 @@ async fn main() {
     let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
     let options = ward_store::VerifyOptions { origin: "ward/audit", key: &key, external: None };
     let started = Instant::now();
-    let report = ward_store::verify_log(&store, &options).await.unwrap();
+    let report = ward_store::verify_log(store.as_ref(), &options).await.unwrap();
     let verify_rate = rate(report.events, started);
     assert!(report.is_valid(), "{:?}", &report.problems[..report.problems.len().min(5)]);
     let started = Instant::now();

@@ -1,8 +1,42 @@
 //! Audit export formats. JSON Lines keeps every field, hashes included, so an export can be
 //! verified offline (`ward audit verify --file`); CSV is for spreadsheets.
 
+use std::future::Future;
+
 use serde_json::{Value, json};
+use tokio::sync::mpsc;
 use ward_core::audit::{AuditEvent, EventType};
+
+/// Pages read ahead of the one being encoded.
+const READ_AHEAD: usize = 2;
+
+/// Reads pages of events with `fetch_after(after_seq)` until one comes back shorter than
+/// `page_size`, in a task of its own, so reading the next page overlaps encoding this one.
+/// Pages arrive in order; after an error nothing more is read.
+pub fn read_ahead<F, Fut, E>(page_size: u32, mut fetch_after: F) -> mpsc::Receiver<Result<Vec<AuditEvent>, E>>
+where
+    F: FnMut(Option<i64>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Vec<AuditEvent>, E>> + Send,
+    E: Send + 'static,
+{
+    let (pages, receiver) = mpsc::channel(READ_AHEAD);
+    tokio::spawn(async move {
+        let mut after_seq = None;
+        loop {
+            let page = fetch_after(after_seq).await;
+            let last = match &page {
+                Ok(events) if events.len() == page_size as usize => events.last().map(|e| e.seq),
+                _ => None,
+            };
+            // A receiver that is gone (the client hung up) ends the reading.
+            if pages.send(page).await.is_err() || last.is_none() {
+                break;
+            }
+            after_seq = last;
+        }
+    });
+    receiver
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {

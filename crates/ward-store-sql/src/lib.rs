@@ -20,6 +20,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::TryStreamExt;
 use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -92,6 +93,7 @@ const REQUEST_COLUMNS: &str = "id, requester, resource, role, duration_seconds, 
      created_at, decided_at, lapses_at, approvals, approvals_required, grant_id, policy_ids, version";
 const GRANT_COLUMNS: &str = "id, request_id, principal, resource, role, starts_at, expires_at, state, ended_at, \
      ended_by, end_reason, first_used_at, version";
+/// In the order `rows::event_from_row` reads them.
 const EVENT_COLUMNS: &str = "seq, id, type, occurred_at, recorded_at, actor, subject, resource, request_id, \
      grant_id, reason, details, prev_hash, hash";
 
@@ -127,7 +129,8 @@ impl SqlStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                .row_buffer_size(1024);
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
                 .acquire_timeout(Duration::from_secs(10))
@@ -274,32 +277,47 @@ impl Store for SqlStore {
     }
 
     async fn events(&self, filter: &EventFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        // Only the filters given go into the SQL (column names are constants, values are bound),
+        // so the planner can pick the index that fits; `$n IS NULL OR …` would defeat it.
+        let mut conditions = Vec::new();
+        let mut params: Vec<plan::Param> = Vec::new();
+        let mut condition = |template: &str, value: plan::Param| {
+            params.push(value);
+            conditions.push(template.replace('?', &format!("${}", params.len())));
+        };
+        let text = |value: &Option<String>| value.as_deref().map(plan::Param::from);
+        for (template, value) in [
+            ("actor = ?", text(&filter.actor)),
+            ("subject = ?", text(&filter.subject)),
+            ("resource = ?", text(&filter.resource)),
+            ("type = ?", filter.event_type.map(|t| t.as_str().into())),
+            ("request_id = ?", text(&filter.request_id)),
+            ("grant_id = ?", text(&filter.grant_id)),
+            ("occurred_at >= ?", filter.since.map(|t| millis(t).into())),
+            ("occurred_at < ?", filter.until.map(|t| millis(t).into())),
+            ("seq > ?", filter.after_seq.map(plan::Param::from)),
+        ] {
+            if let Some(value) = value {
+                condition(template, value);
+            }
+        }
+        if let Some(name) = &filter.involving {
+            condition("(actor = ? OR subject = ?)", name.as_str().into());
+        }
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM audit_events WHERE \
-             ($1 IS NULL OR actor = $1) AND ($2 IS NULL OR subject = $2) \
-             AND ($3 IS NULL OR actor = $3 OR subject = $3) AND ($4 IS NULL OR resource = $4) \
-             AND ($5 IS NULL OR type = $5) AND ($6 IS NULL OR request_id = $6) AND ($7 IS NULL OR grant_id = $7) \
-             AND ($8 IS NULL OR occurred_at >= $8) AND ($9 IS NULL OR occurred_at < $9) \
-             AND ($10 IS NULL OR seq > $10) \
-             ORDER BY seq LIMIT $11"
+            "SELECT {EVENT_COLUMNS} FROM audit_events {} {} ORDER BY seq LIMIT {}",
+            if conditions.is_empty() { "" } else { "WHERE" },
+            conditions.join(" AND "),
+            limit(filter.limit)
         );
         dispatch!(&self.pool, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(filter.actor.as_deref())
-                .bind(filter.subject.as_deref())
-                .bind(filter.involving.as_deref())
-                .bind(filter.resource.as_deref())
-                .bind(filter.event_type.map(|t| t.as_str()))
-                .bind(filter.request_id.as_deref())
-                .bind(filter.grant_id.as_deref())
-                .bind(filter.since.map(millis))
-                .bind(filter.until.map(millis))
-                .bind(filter.after_seq)
-                .bind(limit(filter.limit))
-                .fetch_all(pool)
-                .await
-                .map_err(unavailable)?;
-            rows.iter().map(event_from_row).collect()
+            // Each row is decoded as it arrives, while the driver fetches the next.
+            let mut rows = plan::bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params).fetch(pool);
+            let mut events = Vec::new();
+            while let Some(row) = rows.try_next().await.map_err(unavailable)? {
+                events.push(event_from_row(&row)?);
+            }
+            Ok(events)
         })
     }
 

@@ -48,6 +48,25 @@ impl From<String> for Param {
     }
 }
 
+/// Binds `params` to `query`, in order, for either backend.
+pub(crate) fn bind<'q, DB>(
+    mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>,
+    params: Vec<Param>,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments>
+where
+    DB: sqlx::Database,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for param in params {
+        query = match param {
+            Param::Int(value) => query.bind(value),
+            Param::Text(value) => query.bind(value),
+        };
+    }
+    query
+}
+
 pub(crate) struct Statement {
     pub sql: Cow<'static, str>,
     pub params: Vec<Param>,
@@ -80,7 +99,7 @@ pub(crate) struct Plan {
 }
 
 /// Events per INSERT: 14 parameters each stays far below both backends' parameter limits.
-const EVENTS_PER_INSERT: usize = 500;
+const EVENTS_PER_INSERT: usize = 32;
 const EVENT_COLUMNS: usize = 14;
 
 /// Plans `changes` in order on top of `head`, chaining their events one after another.

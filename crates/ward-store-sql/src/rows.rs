@@ -25,27 +25,37 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-/// A row of either backend, read by column name. ward stores only integers and text.
+/// A column, by name or by position in the `SELECT`.
+pub(crate) trait Column: sqlx::ColumnIndex<SqliteRow> + sqlx::ColumnIndex<PgRow> + Copy {}
+impl Column for &str {}
+impl Column for usize {}
+
+/// A row of either backend. ward stores only integers and text.
 pub(crate) trait Columns {
-    fn text(&self, column: &str) -> Result<String, StoreError>;
-    fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError>;
-    fn int(&self, column: &str) -> Result<i64, StoreError>;
-    fn optional_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    fn text(&self, column: impl Column) -> Result<String, StoreError>;
+    /// Text borrowed from the row, for what is parsed rather than kept.
+    fn borrowed_text(&self, column: impl Column) -> Result<&str, StoreError>;
+    fn optional_text(&self, column: impl Column) -> Result<Option<String>, StoreError>;
+    fn int(&self, column: impl Column) -> Result<i64, StoreError>;
+    fn optional_int(&self, column: impl Column) -> Result<Option<i64>, StoreError>;
 }
 
 macro_rules! columns_for {
     ($row:ty) => {
         impl Columns for $row {
-            fn text(&self, column: &str) -> Result<String, StoreError> {
+            fn text(&self, column: impl Column) -> Result<String, StoreError> {
                 self.try_get(column).map_err(corrupt)
             }
-            fn optional_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+            fn borrowed_text(&self, column: impl Column) -> Result<&str, StoreError> {
                 self.try_get(column).map_err(corrupt)
             }
-            fn int(&self, column: &str) -> Result<i64, StoreError> {
+            fn optional_text(&self, column: impl Column) -> Result<Option<String>, StoreError> {
                 self.try_get(column).map_err(corrupt)
             }
-            fn optional_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+            fn int(&self, column: impl Column) -> Result<i64, StoreError> {
+                self.try_get(column).map_err(corrupt)
+            }
+            fn optional_int(&self, column: impl Column) -> Result<Option<i64>, StoreError> {
                 self.try_get(column).map_err(corrupt)
             }
         }
@@ -55,16 +65,16 @@ macro_rules! columns_for {
 columns_for!(SqliteRow);
 columns_for!(PgRow);
 
-fn time(row: &impl Columns, column: &str) -> Result<Timestamp, StoreError> {
+fn time(row: &impl Columns, column: impl Column) -> Result<Timestamp, StoreError> {
     timestamp(row.int(column)?)
 }
 
-fn optional_time(row: &impl Columns, column: &str) -> Result<Option<Timestamp>, StoreError> {
+fn optional_time(row: &impl Columns, column: impl Column) -> Result<Option<Timestamp>, StoreError> {
     row.optional_int(column)?.map(timestamp).transpose()
 }
 
-fn json<T: serde::de::DeserializeOwned>(row: &impl Columns, column: &str) -> Result<T, StoreError> {
-    serde_json::from_str(&row.text(column)?).map_err(corrupt)
+fn json<T: serde::de::DeserializeOwned>(row: &impl Columns, column: impl Column) -> Result<T, StoreError> {
+    serde_json::from_str(row.borrowed_text(column)?).map_err(corrupt)
 }
 
 pub(crate) fn request_from_row(row: &impl Columns) -> Result<AccessRequest, StoreError> {
@@ -109,24 +119,25 @@ pub(crate) fn grant_from_row(row: &impl Columns) -> Result<Grant, StoreError> {
     })
 }
 
+/// An event from a row of `EVENT_COLUMNS`, read by position: the export's hot path.
 pub(crate) fn event_from_row(row: &impl Columns) -> Result<AuditEvent, StoreError> {
-    let event_type: String = row.text("type")?;
+    let event_type = row.borrowed_text(2)?;
     Ok(AuditEvent {
-        seq: row.int("seq")?,
-        id: row.text("id")?,
-        event_type: EventType::parse(&event_type)
+        seq: row.int(0)?,
+        id: row.text(1)?,
+        event_type: EventType::parse(event_type)
             .ok_or_else(|| corrupt(format!("event type `{event_type}`")))?,
-        occurred_at: time(row, "occurred_at")?,
-        recorded_at: time(row, "recorded_at")?,
-        actor: row.text("actor")?,
-        subject: row.optional_text("subject")?,
-        resource: row.optional_text("resource")?,
-        request_id: row.optional_text("request_id")?,
-        grant_id: row.optional_text("grant_id")?,
-        reason: row.optional_text("reason")?,
-        details: json(row, "details")?,
-        prev_hash: row.text("prev_hash")?,
-        hash: row.text("hash")?,
+        occurred_at: time(row, 3)?,
+        recorded_at: time(row, 4)?,
+        actor: row.text(5)?,
+        subject: row.optional_text(6)?,
+        resource: row.optional_text(7)?,
+        request_id: row.optional_text(8)?,
+        grant_id: row.optional_text(9)?,
+        reason: row.optional_text(10)?,
+        details: json(row, 11)?,
+        prev_hash: row.text(12)?,
+        hash: row.text(13)?,
     })
 }
 

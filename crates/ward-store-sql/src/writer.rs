@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use ward_core::audit::AuditEvent;
 use ward_store::{Change, StoreError};
 
-use crate::plan::{self, Param};
+use crate::plan;
 use crate::{Dialect, Pool, dispatch, rows, unavailable};
 
 /// Changes per transaction, at most: bounds the latency one group adds to its first caller.
@@ -79,13 +79,7 @@ async fn commit(
         let head = sqlx::query(dialect.head_for_update()).fetch_one(&mut *tx).await.map_err(unavailable)?;
         let plan = plan::plan(rows::head(&head)?, changes)?;
         for statement in plan.statements {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.sql));
-            for param in statement.params {
-                query = match param {
-                    Param::Int(value) => query.bind(value),
-                    Param::Text(value) => query.bind(value),
-                };
-            }
+            let query = plan::bind(sqlx::query(sqlx::AssertSqlSafe(statement.sql)), statement.params);
             let changed = query.execute(&mut *tx).await.map_err(unavailable)?.rows_affected();
             if statement.must_change_one_row && changed != 1 {
                 // Dropping the transaction rolls it back.

@@ -77,4 +77,22 @@ impl Broker {
         }
         Ok(self.store.events(&filter).await?)
     }
+
+    /// Every event matching `filter` that the caller may see, oldest first, in pages of
+    /// `page_size` read ahead of the consumer (see [`crate::export::read_ahead`]).
+    pub fn event_pages(
+        self: &Arc<Self>,
+        caller: &Caller,
+        filter: EventFilter,
+        page_size: u32,
+    ) -> tokio::sync::mpsc::Receiver<Result<Vec<AuditEvent>, BrokerError>> {
+        let broker = self.clone();
+        let caller = caller.clone();
+        crate::export::read_ahead(page_size, move |after_seq| {
+            let broker = broker.clone();
+            let caller = caller.clone();
+            let filter = EventFilter { after_seq, limit: page_size, ..filter.clone() };
+            async move { broker.events(&caller, filter).await }
+        })
+    }
 }
