@@ -84,7 +84,8 @@ impl Statement {
     }
 }
 
-/// The chain's head as the transaction found it.
+/// The chain's head: as the transaction found it, or as the writer's last commit left it.
+#[derive(Clone)]
 pub(crate) struct Head {
     pub seq: i64,
     pub hash: String,
@@ -95,6 +96,8 @@ pub(crate) struct Head {
 /// it was refused before reaching the database.
 pub(crate) struct Plan {
     pub statements: Vec<Statement>,
+    /// The head once the statements have run.
+    pub head: Head,
     pub outcomes: Vec<Result<Vec<AuditEvent>, StoreError>>,
 }
 
@@ -104,6 +107,7 @@ const EVENT_COLUMNS: usize = 14;
 
 /// Plans `changes` in order on top of `head`, chaining their events one after another.
 pub(crate) fn plan(mut head: Head, changes: &[(&Change, Timestamp)]) -> Result<Plan, StoreError> {
+    let first_seq = head.seq;
     let mut statements = Vec::new();
     let mut outcomes = Vec::with_capacity(changes.len());
     let mut appended_all = Vec::new();
@@ -146,12 +150,19 @@ pub(crate) fn plan(mut head: Head, changes: &[(&Change, Timestamp)]) -> Result<P
         statements.push(events_insert(chunk)?);
     }
     if !appended_all.is_empty() {
-        statements.push(Statement::new(
-            "UPDATE audit_head SET seq = $1, hash = $2, frontier = $3 WHERE id = 1",
-            vec![head.seq.into(), head.hash.into(), frontier_text(&head.frontier)?.into()],
+        // Guarded: if the head moved under a head known from before this transaction (another
+        // process appended), nothing is written (and the event INSERT has failed already).
+        statements.push(Statement::checked(
+            "UPDATE audit_head SET seq = $1, hash = $2, frontier = $3 WHERE id = 1 AND seq = $4",
+            vec![
+                head.seq.into(),
+                head.hash.as_str().into(),
+                frontier_text(&head.frontier)?.into(),
+                first_seq.into(),
+            ],
         ));
     }
-    Ok(Plan { statements, outcomes })
+    Ok(Plan { statements, head, outcomes })
 }
 
 fn request_statement(r: &AccessRequest) -> Result<Statement, StoreError> {

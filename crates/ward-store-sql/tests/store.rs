@@ -70,23 +70,26 @@ async fn a_bad_url_is_a_clear_error() {
     assert!(error.contains("postgres://"), "{error}");
 }
 
+fn numbered_event(n: i64) -> ward_core::audit::NewEvent {
+    ward_core::audit::NewEvent {
+        id: format!("evt_{n}"),
+        event_type: ward_core::audit::EventType::ConfigChanged,
+        occurred_at: jiff::Timestamp::from_second(1_800_000_000 + n).unwrap(),
+        actor: "admin".into(),
+        subject: None,
+        resource: Some("logs:payments-api".into()),
+        request_id: None,
+        grant_id: None,
+        reason: Some(format!("change {n}")),
+        details: serde_json::json!({ "n": n }),
+    }
+}
+
 /// A store with ten events, each in its own commit, and a raw connection to tamper with.
 async fn ten_events(url: &str) -> (SqlStore, sqlx::AnyPool) {
     let store = SqlStore::connect(url).await.unwrap();
     for n in 1..=10 {
-        let mut change = ward_store::Change::default();
-        change.events.push(ward_core::audit::NewEvent {
-            id: format!("evt_{n}"),
-            event_type: ward_core::audit::EventType::ConfigChanged,
-            occurred_at: jiff::Timestamp::from_second(1_800_000_000 + n).unwrap(),
-            actor: "admin".into(),
-            subject: None,
-            resource: Some("logs:payments-api".into()),
-            request_id: None,
-            grant_id: None,
-            reason: Some(format!("change {n}")),
-            details: serde_json::json!({ "n": n }),
-        });
+        let change = ward_store::Change { events: vec![numbered_event(n)], ..Default::default() };
         store.commit(change, jiff::Timestamp::from_second(1_800_000_000 + n).unwrap()).await.unwrap();
     }
     let pool = sqlx::AnyPool::connect(url).await.unwrap();
@@ -290,5 +293,34 @@ async fn sqlite_covered_up_tampering_is_detected_with_a_kept_checkpoint() {
 async fn postgres_covered_up_tampering_is_detected_with_a_kept_checkpoint() {
     if let Some(cluster) = ward_testkit::postgres() {
         covered_up_tampering(|| cluster.fresh_database()).await;
+    }
+}
+
+/// Two stores on one database, as two ward processes would be: each writer remembers the head
+/// its last commit left, and must notice the other's appends rather than fork the chain.
+async fn two_stores_share_one_chain(url: &str) {
+    let first = SqlStore::connect(url).await.unwrap();
+    let second = SqlStore::connect(url).await.unwrap();
+    for n in 1..=12 {
+        let store = if n % 3 == 0 { &second } else { &first };
+        let change = ward_store::Change { events: vec![numbered_event(n)], ..Default::default() };
+        let appended = store.commit(change, jiff::Timestamp::UNIX_EPOCH).await.unwrap();
+        assert_eq!(appended[0].seq, n, "event {n} got the next number");
+    }
+    let report = ward_store::verify_log(&first, &options()).await.unwrap();
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!((report.events, report.size), (12, 12));
+}
+
+#[tokio::test]
+async fn sqlite_two_stores_share_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    two_stores_share_one_chain(&format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display())).await;
+}
+
+#[tokio::test]
+async fn postgres_two_stores_share_one_chain() {
+    if let Some(cluster) = ward_testkit::postgres() {
+        two_stores_share_one_chain(&cluster.fresh_database()).await;
     }
 }

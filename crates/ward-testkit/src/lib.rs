@@ -29,7 +29,7 @@ static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 pub fn postgres() -> Option<&'static TempPostgres> {
     CLUSTER
         .get_or_init(|| match find_bin() {
-            Some(bin) => Some(TempPostgres::start(bin)),
+            Some(bin) => Some(TempPostgres::start(bin, FAST_AND_LOOSE)),
             None if std::env::var_os("CI").is_some() => {
                 panic!("CI is set but no PostgreSQL binaries (initdb) were found; install postgresql")
             }
@@ -39,6 +39,16 @@ pub fn postgres() -> Option<&'static TempPostgres> {
             }
         })
         .as_ref()
+}
+
+/// Tests need no durability: a crash loses the throwaway cluster anyway.
+const FAST_AND_LOOSE: &str = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off";
+
+/// A cluster of its own with PostgreSQL's durable defaults (fsync, synchronous_commit and
+/// full_page_writes on), for benchmarks that compare commit rates; `None` without PostgreSQL.
+/// It stops when the process ends.
+pub fn durable_postgres() -> Option<TempPostgres> {
+    find_bin().map(|bin| TempPostgres::start(bin, ""))
 }
 
 fn find_bin() -> Option<PathBuf> {
@@ -65,7 +75,7 @@ fn free_port() -> u16 {
 }
 
 impl TempPostgres {
-    fn start(bin: PathBuf) -> Self {
+    fn start(bin: PathBuf, settings: &str) -> Self {
         // initdb refuses to run as root; run the cluster as the `postgres` user then.
         let run_as_postgres = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
         let dir = std::env::temp_dir().join(format!("ward-pg-{}-{}", std::process::id(), free_port()));
@@ -83,8 +93,7 @@ impl TempPostgres {
         // The watchdog: start postgres, poll for the test process, stop and clean up after it.
         let script = r#"
             "$1/postgres" -D "$2/data" -p "$3" -k "$2" -c listen_addresses=127.0.0.1 \
-                -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-                -c max_connections=200 >"$2/log" 2>&1 &
+                $5 -c max_connections=200 >"$2/log" 2>&1 &
             pg=$!
             while [ -d "/proc/$4" ] && kill -0 "$pg" 2>/dev/null; do sleep 0.5; done
             kill -INT "$pg" 2>/dev/null; wait "$pg"
@@ -99,6 +108,7 @@ impl TempPostgres {
             .arg(&dir)
             .arg(port.to_string())
             .arg(std::process::id().to_string())
+            .arg(settings)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -121,6 +131,11 @@ impl TempPostgres {
             std::thread::sleep(Duration::from_millis(100));
         }
         cluster
+    }
+
+    /// The directory of the PostgreSQL binaries (`pgbench` and friends).
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 
     pub fn port(&self) -> u16 {

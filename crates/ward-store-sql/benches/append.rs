@@ -1,0 +1,205 @@
+//! Durable appends to the audit log, side by side in one run (the machines are noisy: read the
+//! ratios):
+//! - one writer, one event per transaction, on SQLite (`synchronous = FULL`), next to the
+//!   machine's raw `write` + `fdatasync` rate on the same disk;
+//! - the same rows inserted without the chain (no hashing, no Merkle frontier, no head row),
+//!   straight through sqlx: what chaining adds;
+//! - 16 concurrent writers (group commit), on SQLite and on PostgreSQL, next to PostgreSQL's
+//!   own 16-client single-row insert rate (`pgbench`) on a cluster with durable defaults.
+//!
+//! cargo bench -p ward-store-sql --bench append [-- EVENTS_PER_FIGURE]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use jiff::Timestamp;
+use serde_json::json;
+use sqlx::Connection;
+use ward_core::audit::{AuditEvent, EventType, NewEvent};
+use ward_store::{Change, Store};
+use ward_store_sql::SqlStore;
+
+/// The allocator the `ward` binary uses, so the figures are the product's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const WRITERS: u64 = 16;
+
+fn event(n: u64) -> NewEvent {
+    NewEvent {
+        id: format!("evt_{n:032}"),
+        event_type: EventType::AccessUsed,
+        occurred_at: Timestamp::from_second(1_800_000_000 + n as i64).unwrap(),
+        actor: format!("user{}", n % 500),
+        subject: Some(format!("user{}", n % 500)),
+        resource: Some("logs:payments-api".into()),
+        request_id: Some(format!("req_{n:032}")),
+        grant_id: Some(format!("grt_{n:032}")),
+        reason: Some("INC-4312 checkout 500s for EU customers".into()),
+        details: json!({ "role": "read", "action": "search" }),
+    }
+}
+
+fn per_second(count: u64, started: Instant) -> f64 {
+    count as f64 / started.elapsed().as_secs_f64()
+}
+
+fn raw_fdatasync(dir: &std::path::Path, count: u64) -> f64 {
+    let mut raw = std::fs::File::create(dir.join("raw.log")).unwrap();
+    let line = [b'x'; 400];
+    let started = Instant::now();
+    for _ in 0..count {
+        raw.write_all(&line).unwrap();
+        raw.sync_data().unwrap();
+    }
+    per_second(count, started)
+}
+
+async fn one_writer(store: &SqlStore, from: u64, count: u64) -> f64 {
+    let started = Instant::now();
+    for n in from..from + count {
+        store.commit(Change { events: vec![event(n)], ..Change::default() }, Timestamp::now()).await.unwrap();
+    }
+    per_second(count, started)
+}
+
+async fn concurrent_writers(store: Arc<SqlStore>, from: u64, count: u64) -> f64 {
+    let started = Instant::now();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for n in (from + w..from + count).step_by(WRITERS as usize) {
+                    let change = Change { events: vec![event(n)], ..Change::default() };
+                    store.commit(change, Timestamp::now()).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    per_second(count, started)
+}
+
+/// The same rows, one per transaction, with no chain: constant hashes, no head row.
+async fn unchained(path: &std::path::Path, from: u64, count: u64) -> f64 {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+    let started = Instant::now();
+    for n in from..from + count {
+        let e = event(n);
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        sqlx::query(
+            "INSERT INTO audit_events (seq, id, type, occurred_at, recorded_at, actor, subject, resource, \
+             request_id, grant_id, reason, details, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(n as i64 + 1)
+        .bind(e.id)
+        .bind(e.event_type.as_str())
+        .bind(e.occurred_at.as_millisecond())
+        .bind(Timestamp::now().as_millisecond())
+        .bind(e.actor)
+        .bind(e.subject)
+        .bind(e.resource)
+        .bind(e.request_id)
+        .bind(e.grant_id)
+        .bind(e.reason)
+        .bind(e.details.to_string())
+        .bind(ward_core::audit::GENESIS_HASH)
+        .bind(ward_core::audit::GENESIS_HASH)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+    per_second(count, started)
+}
+
+/// PostgreSQL's own rate: `pgbench`, 16 clients, one single-row INSERT per transaction.
+fn pgbench(cluster: &ward_testkit::TempPostgres, url: &str, seconds: u32) -> f64 {
+    let database = url.rsplit('/').next().unwrap();
+    let port = cluster.port().to_string();
+    let connection = ["-h", "127.0.0.1", "-p", &port, "-U", "ward", "-d", database];
+    let created = Command::new(cluster.bin().join("psql"))
+        .args(connection)
+        .args(["-q", "-c", "CREATE TABLE pgbench_audit (id BIGSERIAL PRIMARY KEY, event TEXT NOT NULL)"])
+        .status()
+        .unwrap();
+    assert!(created.success());
+    // A row as wide as an audit event in JSON.
+    let event = serde_json::to_string(&AuditEvent::chain(
+        event(0),
+        1,
+        Timestamp::now(),
+        ward_core::audit::GENESIS_HASH.into(),
+    ))
+    .unwrap();
+    let script = std::env::temp_dir().join(format!("ward-pgbench-{}.sql", std::process::id()));
+    std::fs::write(&script, format!("INSERT INTO pgbench_audit (event) VALUES ('{event}');\n")).unwrap();
+    let output = Command::new(cluster.bin().join("pgbench"))
+        .args(connection)
+        .args(["-n", "-c", "16", "-j", "2", "-T", &seconds.to_string(), "-f"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&script).ok();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "pgbench failed: {report}{}", String::from_utf8_lossy(&output.stderr));
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix("tps = ")?.split_whitespace().next()?.parse().ok())
+        .expect("pgbench printed its tps")
+}
+
+#[tokio::main]
+async fn main() {
+    let count: u64 = std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(4_000);
+    let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
+
+    let raw = raw_fdatasync(dir.path(), count);
+    let store = SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap();
+    let single = one_writer(&store, 0, count).await;
+    println!(
+        "SQLite, 1 writer: {single:.0} events/s; raw write+fdatasync: {raw:.0}/s; ratio {:.2}",
+        single / raw
+    );
+
+    let plain_path = dir.path().join("plain.db");
+    SqlStore::open_sqlite(&plain_path).await.unwrap().close().await;
+    let plain = unchained(&plain_path, 0, count).await;
+    println!(
+        "SQLite, 1 writer, same rows unchained: {plain:.0} events/s; chaining costs {:.0}% per append",
+        (plain / single - 1.0) * 100.0
+    );
+
+    let store = Arc::new(store);
+    let grouped = concurrent_writers(store.clone(), count, count * 4).await;
+    println!("SQLite, {WRITERS} writers (group commit): {grouped:.0} events/s");
+
+    let Some(cluster) = ward_testkit::durable_postgres() else {
+        println!("PostgreSQL not installed: no PostgreSQL figures");
+        return;
+    };
+    let pg = Arc::new(SqlStore::connect(&cluster.fresh_database()).await.unwrap());
+    let pg_single = one_writer(&pg, 0, count).await;
+    let pg_grouped = concurrent_writers(pg.clone(), count, count * 4).await;
+    let seconds = 10;
+    let pgbench_rate = pgbench(&cluster, &cluster.fresh_database(), seconds);
+    println!(
+        "PostgreSQL, 1 writer: {pg_single:.0} events/s; raw write+fdatasync: {raw:.0}/s; ratio {:.2}",
+        pg_single / raw
+    );
+    println!(
+        "PostgreSQL, {WRITERS} writers (group commit): {pg_grouped:.0} events/s; pgbench, 16 clients, single-row INSERT: {pgbench_rate:.0}/s; ratio {:.2}",
+        pg_grouped / pgbench_rate
+    );
+    println!("SQLite, {WRITERS} writers against pgbench: ratio {:.2}", grouped / pgbench_rate);
+}
