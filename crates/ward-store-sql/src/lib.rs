@@ -69,17 +69,16 @@ pub(crate) enum Pool {
 macro_rules! dispatch {
     ($pool_enum:expr, $pool:ident => $body:expr) => {
         match $pool_enum {
-            $crate::Pool::Sqlite($pool) => $body,
-            $crate::Pool::Postgres($pool) => $body,
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
         }
     };
 }
-pub(crate) use dispatch;
 
 pub struct SqlStore {
     pool: Pool,
     dialect: Dialect,
-    writer: mpsc::Sender<writer::Pending>,
+    writer: mpsc::Sender<writer::Message>,
 }
 
 pub(crate) fn unavailable(error: sqlx::Error) -> StoreError {
@@ -133,6 +132,8 @@ impl SqlStore {
                 .row_buffer_size(1024);
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
+                // A local file does not drop a connection: no ping before each use.
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await
@@ -152,7 +153,12 @@ impl SqlStore {
         self.dialect
     }
 
+    /// Closes the pool once the writer has given its connection back.
     pub async fn close(&self) {
+        let (done, released) = oneshot::channel();
+        if self.writer.send(writer::Message::Release(done)).await.is_ok() {
+            let _ = released.await;
+        }
         dispatch!(&self.pool, pool => pool.close().await);
     }
 }
@@ -166,7 +172,7 @@ impl Store for SqlStore {
     async fn commit(&self, change: Change, recorded_at: Timestamp) -> Result<Vec<AuditEvent>, StoreError> {
         let (reply, outcome) = oneshot::channel();
         self.writer
-            .send(writer::Pending { change, recorded_at, reply })
+            .send(writer::Message::Commit(writer::Pending { change, recorded_at, reply }))
             .await
             .map_err(|_| StoreError::Unavailable("the store's writer has stopped".into()))?;
         outcome.await.map_err(|_| StoreError::Unavailable("the store's writer has stopped".into()))?

@@ -10,6 +10,7 @@ use ward_core::merkle::Frontier;
 use ward_core::{AccessRequest, Grant};
 use ward_store::{Change, StoreError};
 
+use crate::Dialect;
 use crate::rows::{hash_bytes, millis, to_json};
 
 /// A bound value: ward stores only integers and text.
@@ -70,17 +71,17 @@ where
 pub(crate) struct Statement {
     pub sql: Cow<'static, str>,
     pub params: Vec<Param>,
-    /// An optimistic update: it must change exactly one row, or someone else got there first.
-    pub must_change_one_row: bool,
+    /// For optimistic writes: the rows it must change, or someone else got there first.
+    pub expected_rows: Option<u64>,
 }
 
 impl Statement {
     fn new(sql: impl Into<Cow<'static, str>>, params: Vec<Param>) -> Self {
-        Self { sql: sql.into(), params, must_change_one_row: false }
+        Self { sql: sql.into(), params, expected_rows: None }
     }
 
     fn checked(sql: &'static str, params: Vec<Param>) -> Self {
-        Self { sql: sql.into(), params, must_change_one_row: true }
+        Self { sql: sql.into(), params, expected_rows: Some(1) }
     }
 }
 
@@ -106,7 +107,11 @@ const EVENTS_PER_INSERT: usize = 32;
 const EVENT_COLUMNS: usize = 14;
 
 /// Plans `changes` in order on top of `head`, chaining their events one after another.
-pub(crate) fn plan(mut head: Head, changes: &[(&Change, Timestamp)]) -> Result<Plan, StoreError> {
+pub(crate) fn plan(
+    mut head: Head,
+    changes: &[(&Change, Timestamp)],
+    dialect: Dialect,
+) -> Result<Plan, StoreError> {
     let first_seq = head.seq;
     let mut statements = Vec::new();
     let mut outcomes = Vec::with_capacity(changes.len());
@@ -146,21 +151,10 @@ pub(crate) fn plan(mut head: Head, changes: &[(&Change, Timestamp)]) -> Result<P
         appended_all.extend(appended.iter().cloned());
         outcomes.push(Ok(appended));
     }
-    for chunk in appended_all.chunks(EVENTS_PER_INSERT) {
-        statements.push(events_insert(chunk)?);
-    }
-    if !appended_all.is_empty() {
-        // Guarded: if the head moved under a head known from before this transaction (another
-        // process appended), nothing is written (and the event INSERT has failed already).
-        statements.push(Statement::checked(
-            "UPDATE audit_head SET seq = $1, hash = $2, frontier = $3 WHERE id = 1 AND seq = $4",
-            vec![
-                head.seq.into(),
-                head.hash.as_str().into(),
-                frontier_text(&head.frontier)?.into(),
-                first_seq.into(),
-            ],
-        ));
+    let chunks: Vec<&[AuditEvent]> = appended_all.chunks(EVENTS_PER_INSERT).collect();
+    if let Some((last, before)) = chunks.split_last() {
+        statements.extend(before.iter().map(|chunk| events_insert(chunk)));
+        statements.push(append_and_move_head(events_insert(last), last.len(), &head, first_seq, dialect)?);
     }
     Ok(Plan { statements, head, outcomes })
 }
@@ -248,8 +242,42 @@ fn grant_statement(g: &Grant) -> Statement {
     )
 }
 
+/// The last events' INSERT and the head's UPDATE as one statement: one round trip fewer per
+/// commit. The UPDATE is guarded: if the head moved under a head known from before this
+/// transaction (another process appended), it changes nothing and the commit is refused.
+fn append_and_move_head(
+    insert: Statement,
+    inserted: usize,
+    head: &Head,
+    first_seq: i64,
+    dialect: Dialect,
+) -> Result<Statement, StoreError> {
+    let n = insert.params.len();
+    let update = format!(
+        "UPDATE audit_head SET seq = ${}, hash = ${}, frontier = ${} WHERE id = 1 AND seq = ${}",
+        n + 1,
+        n + 2,
+        n + 3,
+        n + 4
+    );
+    let mut params = insert.params;
+    params.extend([
+        head.seq.into(),
+        head.hash.as_str().into(),
+        frontier_text(&head.frontier)?.into(),
+        first_seq.into(),
+    ]);
+    let (sql, expected_rows) = match dialect {
+        // Two statements in one call; SQLite reports the rows both changed.
+        Dialect::Sqlite => (format!("{}; {update}", insert.sql), inserted as u64 + 1),
+        // A data-modifying WITH always runs to completion; the rows reported are the UPDATE's.
+        Dialect::Postgres => (format!("WITH appended AS ({} RETURNING seq) {update}", insert.sql), 1),
+    };
+    Ok(Statement { sql: sql.into(), params, expected_rows: Some(expected_rows) })
+}
+
 /// One multi-row INSERT: a round trip per batch of events, not per event.
-fn events_insert(events: &[AuditEvent]) -> Result<Statement, StoreError> {
+fn events_insert(events: &[AuditEvent]) -> Statement {
     let mut sql = String::from(
         "INSERT INTO audit_events (seq, id, type, occurred_at, recorded_at, actor, subject, resource, \
          request_id, grant_id, reason, details, prev_hash, hash) VALUES ",
@@ -281,7 +309,7 @@ fn events_insert(events: &[AuditEvent]) -> Result<Statement, StoreError> {
             e.hash.as_str().into(),
         ]);
     }
-    Ok(Statement::new(sql, params))
+    Statement::new(sql, params)
 }
 
 pub(crate) fn frontier_text(frontier: &Frontier) -> Result<String, StoreError> {

@@ -11,11 +11,20 @@ use ward_core::audit::AuditEvent;
 use ward_store::{Change, StoreError};
 
 use crate::plan::{self, Head};
-use crate::{Dialect, Pool, dispatch, rows, unavailable};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection as _, Postgres, Sqlite};
+
+use crate::{Dialect, Pool, rows, unavailable};
 
 /// Changes per transaction, at most: bounds the latency one group adds to its first caller.
 const MAX_GROUP: usize = 64;
 const QUEUE: usize = 1024;
+
+pub(crate) enum Message {
+    Commit(Pending),
+    /// Give the kept connection back to the pool (so the pool can close), then acknowledge.
+    Release(oneshot::Sender<()>),
+}
 
 pub(crate) struct Pending {
     pub change: Change,
@@ -31,16 +40,30 @@ struct Writer {
     /// (its `seq` is taken) and the guarded head UPDATE, and the change is then retried on a
     /// head read fresh.
     head: Option<Head>,
+    connection: Option<Connection>,
 }
 
 /// Starts the writer; it ends when the store (the queue's sender) is dropped.
-pub(crate) fn start(pool: Pool, dialect: Dialect) -> mpsc::Sender<Pending> {
+pub(crate) fn start(pool: Pool, dialect: Dialect) -> mpsc::Sender<Message> {
     let (sender, mut queue) = mpsc::channel(QUEUE);
-    let mut writer = Writer { pool, dialect, head: None };
+    let mut writer = Writer { pool, dialect, head: None, connection: None };
     tokio::spawn(async move {
-        let mut group = Vec::with_capacity(MAX_GROUP);
-        while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
-            writer.commit_group(std::mem::take(&mut group)).await;
+        let mut messages = Vec::with_capacity(MAX_GROUP);
+        while queue.recv_many(&mut messages, MAX_GROUP).await > 0 {
+            let mut group = Vec::with_capacity(messages.len());
+            for message in messages.drain(..) {
+                match message {
+                    Message::Commit(pending) => group.push(pending),
+                    Message::Release(done) => {
+                        // What was queued before the release is committed first.
+                        writer.commit_group(std::mem::take(&mut group)).await;
+                        writer.connection = None;
+                        writer.head = None;
+                        let _ = done.send(());
+                    }
+                }
+            }
+            writer.commit_group(group).await;
         }
     });
     sender
@@ -48,6 +71,9 @@ pub(crate) fn start(pool: Pool, dialect: Dialect) -> mpsc::Sender<Pending> {
 
 impl Writer {
     async fn commit_group(&mut self, group: Vec<Pending>) {
+        if group.is_empty() {
+            return;
+        }
         let changes: Vec<(&Change, Timestamp)> = group.iter().map(|p| (&p.change, p.recorded_at)).collect();
         let result = self.commit(&changes).await;
         drop(changes);
@@ -99,30 +125,73 @@ impl Writer {
         changes: &[(&Change, Timestamp)],
         known: Option<Head>,
     ) -> Result<Vec<Result<Vec<AuditEvent>, StoreError>>, StoreError> {
-        let dialect = self.dialect;
-        let (outcomes, head) = dispatch!(&self.pool, pool => {
-            let mut tx = pool.begin_with(dialect.begin()).await.map_err(unavailable)?;
+        let mut connection = match self.connection.take() {
+            Some(connection) => connection,
+            None => Connection::acquire(&self.pool).await?,
+        };
+        let (outcomes, head) = transaction(&mut connection, self.dialect, changes, known).await?;
+        // Kept only after a success: after a failure it goes back to the pool, which tests a
+        // connection before handing it out again.
+        self.connection = Some(connection);
+        self.head = Some(head);
+        Ok(outcomes)
+    }
+}
+
+/// The writer's own connection, kept between commits: each one taken from the pool costs a
+/// round trip (the pool pings it first).
+enum Connection {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Connection {
+    async fn acquire(pool: &Pool) -> Result<Self, StoreError> {
+        Ok(match pool {
+            Pool::Sqlite(pool) => Self::Sqlite(pool.acquire().await.map_err(unavailable)?),
+            Pool::Postgres(pool) => Self::Postgres(pool.acquire().await.map_err(unavailable)?),
+        })
+    }
+}
+
+type Outcomes = Vec<Result<Vec<AuditEvent>, StoreError>>;
+
+/// One transaction: plan `changes` on the head, run the statements, commit.
+async fn transaction(
+    connection: &mut Connection,
+    dialect: Dialect,
+    changes: &[(&Change, Timestamp)],
+    known: Option<Head>,
+) -> Result<(Outcomes, Head), StoreError> {
+    macro_rules! run {
+        ($connection:expr) => {{
+            let mut tx = $connection.begin_with(dialect.begin()).await.map_err(unavailable)?;
             let head = match known {
                 Some(head) => head,
                 // Read first: every writer takes the same lock in the same order.
                 None => {
-                    let row = sqlx::query(dialect.head_for_update()).fetch_one(&mut *tx).await.map_err(unavailable)?;
+                    let row = sqlx::query(dialect.head_for_update())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(unavailable)?;
                     rows::head(&row)?
                 }
             };
-            let plan = plan::plan(head, changes)?;
+            let plan = plan::plan(head, changes, dialect)?;
             for statement in plan.statements {
                 let query = plan::bind(sqlx::query(sqlx::AssertSqlSafe(statement.sql)), statement.params);
                 let changed = query.execute(&mut *tx).await.map_err(unavailable)?.rows_affected();
-                if statement.must_change_one_row && changed != 1 {
+                if statement.expected_rows.is_some_and(|expected| changed != expected) {
                     // Dropping the transaction rolls it back.
                     return Err(StoreError::Conflict);
                 }
             }
             tx.commit().await.map_err(unavailable)?;
-            (plan.outcomes, plan.head)
-        });
-        self.head = Some(head);
-        Ok(outcomes)
+            Ok((plan.outcomes, plan.head))
+        }};
+    }
+    match connection {
+        Connection::Sqlite(connection) => run!(connection),
+        Connection::Postgres(connection) => run!(connection),
     }
 }
