@@ -50,6 +50,14 @@ pub(crate) fn start(pool: Pool, dialect: Dialect) -> mpsc::Sender<Message> {
     tokio::spawn(async move {
         let mut messages = Vec::with_capacity(MAX_GROUP);
         while queue.recv_many(&mut messages, MAX_GROUP).await > 0 {
+            // Callers just answered are likely about to send again: let them, so they join
+            // this group rather than wait a whole sync for the next.
+            tokio::task::yield_now().await;
+            while messages.len() < MAX_GROUP
+                && let Ok(message) = queue.try_recv()
+            {
+                messages.push(message);
+            }
             let mut group = Vec::with_capacity(messages.len());
             for message in messages.drain(..) {
                 match message {
