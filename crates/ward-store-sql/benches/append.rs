@@ -5,7 +5,8 @@
 //! - the same rows inserted without the chain (no hashing, no Merkle frontier, no head row),
 //!   straight through sqlx: what chaining adds;
 //! - 16 concurrent writers (group commit), on SQLite and on PostgreSQL, next to PostgreSQL's
-//!   own 16-client single-row insert rate (`pgbench`) on a cluster with durable defaults.
+//!   own 16-client single-row insert rate (`pgbench`) on a cluster with durable defaults;
+//! - one writer on PostgreSQL, next to raw `fdatasync` and to `pgbench` with one client.
 //!
 //! cargo bench -p ward-store-sql --bench append [-- EVENTS_PER_FIGURE]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -123,8 +124,8 @@ async fn unchained(path: &std::path::Path, from: u64, count: u64) -> f64 {
     per_second(count, started)
 }
 
-/// PostgreSQL's own rate: `pgbench`, 16 clients, one single-row INSERT per transaction.
-fn pgbench(cluster: &ward_testkit::TempPostgres, url: &str, seconds: u32) -> f64 {
+/// PostgreSQL's own rate: `pgbench` with `clients`, one single-row INSERT per transaction.
+fn pgbench(cluster: &ward_testkit::TempPostgres, url: &str, clients: u32, seconds: u32) -> f64 {
     let database = url.rsplit('/').next().unwrap();
     let port = cluster.port().to_string();
     let connection = ["-h", "127.0.0.1", "-p", &port, "-U", "ward", "-d", database];
@@ -146,7 +147,7 @@ fn pgbench(cluster: &ward_testkit::TempPostgres, url: &str, seconds: u32) -> f64
     std::fs::write(&script, format!("INSERT INTO pgbench_audit (event) VALUES ('{event}');\n")).unwrap();
     let output = Command::new(cluster.bin().join("pgbench"))
         .args(connection)
-        .args(["-n", "-c", "16", "-j", "2", "-T", &seconds.to_string(), "-f"])
+        .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
         .arg(&script)
         .output()
         .unwrap();
@@ -192,7 +193,8 @@ async fn main() {
     let pg_single = one_writer(&pg, 0, count).await;
     let pg_grouped = concurrent_writers(pg.clone(), count, count * 4).await;
     let seconds = 10;
-    let pgbench_rate = pgbench(&cluster, &cluster.fresh_database(), seconds);
+    let pgbench_rate = pgbench(&cluster, &cluster.fresh_database(), 16, seconds);
+    let pgbench_single = pgbench(&cluster, &cluster.fresh_database(), 1, seconds);
     println!(
         "PostgreSQL, 1 writer: {pg_single:.0} events/s; raw write+fdatasync: {raw:.0}/s; ratio {:.2}",
         pg_single / raw
@@ -200,6 +202,11 @@ async fn main() {
     println!(
         "PostgreSQL, {WRITERS} writers (group commit): {pg_grouped:.0} events/s; pgbench, 16 clients, single-row INSERT: {pgbench_rate:.0}/s; ratio {:.2}",
         pg_grouped / pgbench_rate
+    );
+    println!(
+        "pgbench, 1 client, single-row INSERT: {pgbench_single:.0}/s; {:.2}x raw write+fdatasync; ward on PostgreSQL, 1 writer: {:.2}x pgbench",
+        pgbench_single / raw,
+        pg_single / pgbench_single
     );
     println!("SQLite, {WRITERS} writers against pgbench: ratio {:.2}", grouped / pgbench_rate);
 }
