@@ -14,7 +14,7 @@
 use std::io::Write;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use serde_json::json;
@@ -28,6 +28,8 @@ use ward_store_sql::SqlStore;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const WRITERS: u64 = 16;
+/// Rounds the one-writer figures alternate in.
+const ROUNDS: u64 = 8;
 
 fn event(n: u64) -> NewEvent {
     NewEvent {
@@ -48,23 +50,24 @@ fn per_second(count: u64, started: Instant) -> f64 {
     count as f64 / started.elapsed().as_secs_f64()
 }
 
-fn raw_fdatasync(dir: &std::path::Path, count: u64) -> f64 {
-    let mut raw = std::fs::File::create(dir.join("raw.log")).unwrap();
+/// Time spent on `count` raw appends of 400 bytes, each made durable.
+fn raw_fdatasync(raw: &mut std::fs::File, count: u64) -> Duration {
     let line = [b'x'; 400];
     let started = Instant::now();
     for _ in 0..count {
         raw.write_all(&line).unwrap();
         raw.sync_data().unwrap();
     }
-    per_second(count, started)
+    started.elapsed()
 }
 
-async fn one_writer(store: &SqlStore, from: u64, count: u64) -> f64 {
+/// Time spent on events `from..from + count`, one commit each.
+async fn one_writer(store: &SqlStore, from: u64, count: u64) -> Duration {
     let started = Instant::now();
     for n in from..from + count {
         store.commit(Change { events: vec![event(n)], ..Change::default() }, Timestamp::now()).await.unwrap();
     }
-    per_second(count, started)
+    started.elapsed()
 }
 
 async fn concurrent_writers(store: Arc<SqlStore>, from: u64, count: u64) -> f64 {
@@ -87,12 +90,7 @@ async fn concurrent_writers(store: Arc<SqlStore>, from: u64, count: u64) -> f64 
 }
 
 /// The same rows, one per transaction, with no chain: constant hashes, no head row.
-async fn unchained(path: &std::path::Path, from: u64, count: u64) -> f64 {
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(path)
-        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-        .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
-    let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+async fn unchained(conn: &mut sqlx::SqliteConnection, from: u64, count: u64) -> Duration {
     let started = Instant::now();
     for n in from..from + count {
         let e = event(n);
@@ -121,7 +119,7 @@ async fn unchained(path: &std::path::Path, from: u64, count: u64) -> f64 {
         .unwrap();
         tx.commit().await.unwrap();
     }
-    per_second(count, started)
+    started.elapsed()
 }
 
 /// PostgreSQL's own rate: `pgbench` with `clients`, one single-row INSERT per transaction.
@@ -165,17 +163,30 @@ async fn main() {
     let count: u64 = std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(4_000);
     let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
 
-    let raw = raw_fdatasync(dir.path(), count);
+    // The one-writer figures in alternating rounds, so a disk that speeds up or slows down in
+    // the meantime (shared machines do) weighs on all of them alike.
+    let mut raw_log = std::fs::File::create(dir.path().join("raw.log")).unwrap();
     let store = SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap();
-    let single = one_writer(&store, 0, count).await;
+    let plain_path = dir.path().join("plain.db");
+    SqlStore::open_sqlite(&plain_path).await.unwrap().close().await;
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&plain_path)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
+    let mut plain = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+    let (mut raw_time, mut ward_time, mut plain_time) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let round = (count / ROUNDS).max(1);
+    for r in 0..ROUNDS {
+        raw_time += raw_fdatasync(&mut raw_log, round);
+        ward_time += one_writer(&store, r * round, round).await;
+        plain_time += unchained(&mut plain, r * round, round).await;
+    }
+    let rate = |time: Duration| (round * ROUNDS) as f64 / time.as_secs_f64();
+    let (raw, single, plain) = (rate(raw_time), rate(ward_time), rate(plain_time));
     println!(
         "SQLite, 1 writer: {single:.0} events/s; raw write+fdatasync: {raw:.0}/s; ratio {:.2}",
         single / raw
     );
-
-    let plain_path = dir.path().join("plain.db");
-    SqlStore::open_sqlite(&plain_path).await.unwrap().close().await;
-    let plain = unchained(&plain_path, 0, count).await;
     println!(
         "SQLite, 1 writer, same rows unchained: {plain:.0} events/s; chaining costs {:.0}% per append",
         (plain / single - 1.0) * 100.0
@@ -190,7 +201,12 @@ async fn main() {
         return;
     };
     let pg = Arc::new(SqlStore::connect(&cluster.fresh_database()).await.unwrap());
-    let pg_single = one_writer(&pg, 0, count).await;
+    let (mut raw_time, mut pg_time) = (Duration::ZERO, Duration::ZERO);
+    for r in 0..ROUNDS {
+        raw_time += raw_fdatasync(&mut raw_log, round);
+        pg_time += one_writer(&pg, r * round, round).await;
+    }
+    let (raw, pg_single) = (rate(raw_time), rate(pg_time));
     let pg_grouped = concurrent_writers(pg.clone(), count, count * 4).await;
     let seconds = 10;
     let pgbench_rate = pgbench(&cluster, &cluster.fresh_database(), 16, seconds);
