@@ -243,6 +243,47 @@ mod tests {
         AuditEvent::chain(new, 1, Timestamp::from_second(1_800_000_000).unwrap(), GENESIS_HASH.into())
     }
 
+    /// A log of `size` events, served `page` at a time, with an error at `fail_after` if set.
+    fn pages_of(
+        size: i64,
+        page: u32,
+        fail_after: Option<i64>,
+    ) -> mpsc::Receiver<Result<Vec<AuditEvent>, String>> {
+        read_ahead(page, move |after_seq| {
+            let from = after_seq.unwrap_or(0);
+            async move {
+                if fail_after == Some(from) {
+                    return Err(format!("store down after {from}"));
+                }
+                let seqs = (from + 1)..=(from + i64::from(page)).min(size);
+                Ok(seqs.map(|seq| AuditEvent { seq, ..event() }).collect())
+            }
+        })
+    }
+
+    async fn drain(
+        mut pages: mpsc::Receiver<Result<Vec<AuditEvent>, String>>,
+    ) -> Vec<Result<Vec<i64>, String>> {
+        let mut seen = Vec::new();
+        while let Some(page) = pages.recv().await {
+            seen.push(page.map(|events| events.iter().map(|e| e.seq).collect()));
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn read_ahead_reads_every_page_in_order_and_stops_at_a_short_one() {
+        assert_eq!(drain(pages_of(5, 2, None)).await, [Ok(vec![1, 2]), Ok(vec![3, 4]), Ok(vec![5])]);
+        // A log that ends on a page boundary still ends, with an empty page.
+        assert_eq!(drain(pages_of(4, 2, None)).await, [Ok(vec![1, 2]), Ok(vec![3, 4]), Ok(vec![])]);
+    }
+
+    #[tokio::test]
+    async fn read_ahead_stops_after_an_error() {
+        let seen = drain(pages_of(10, 2, Some(4))).await;
+        assert_eq!(seen, [Ok(vec![1, 2]), Ok(vec![3, 4]), Err("store down after 4".to_owned())]);
+    }
+
     #[test]
     fn jsonl_round_trips_and_still_verifies() {
         let mut out = Vec::new();

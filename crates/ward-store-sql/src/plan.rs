@@ -316,3 +316,69 @@ pub(crate) fn frontier_text(frontier: &Frontier) -> Result<String, StoreError> {
     let nodes: Vec<String> = frontier.nodes().iter().map(hex::encode).collect();
     to_json(&nodes)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+    use ward_core::audit::{EventType, GENESIS_HASH, NewEvent};
+    use ward_store::CheckpointRecord;
+
+    use super::*;
+
+    fn one_event(id: &str) -> Change {
+        let event = NewEvent {
+            id: id.into(),
+            event_type: EventType::ConfigChanged,
+            occurred_at: Timestamp::UNIX_EPOCH,
+            actor: "admin".into(),
+            subject: None,
+            resource: None,
+            request_id: None,
+            grant_id: None,
+            reason: None,
+            details: json!({}),
+        };
+        Change { events: vec![event], ..Change::default() }
+    }
+
+    fn empty_head() -> Head {
+        Head { seq: 0, hash: GENESIS_HASH.into(), frontier: Frontier::default() }
+    }
+
+    #[test]
+    fn a_group_chains_its_changes_in_order() {
+        let (first, second) = (one_event("evt_a"), one_event("evt_b"));
+        let at = Timestamp::UNIX_EPOCH;
+        let plan = plan(empty_head(), &[(&first, at), (&second, at)], Dialect::Sqlite).unwrap();
+        let events: Vec<AuditEvent> = plan.outcomes.into_iter().flat_map(Result::unwrap).collect();
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(events[1].prev_hash, events[0].hash);
+        assert_eq!((plan.head.seq, plan.head.hash.as_str()), (2, events[1].hash.as_str()));
+        // Both events and the head move in one statement, which must change three rows.
+        assert_eq!(plan.statements.len(), 1);
+        assert_eq!(plan.statements[0].expected_rows, Some(3));
+    }
+
+    #[test]
+    fn a_stale_checkpoint_is_refused_alone() {
+        let stale = Change {
+            checkpoint: Some(CheckpointRecord {
+                size: 5,
+                root: "00".repeat(32),
+                note: String::new(),
+                signed_at: Timestamp::UNIX_EPOCH,
+            }),
+            ..one_event("evt_checkpoint")
+        };
+        let other = one_event("evt_other");
+        let at = Timestamp::UNIX_EPOCH;
+        let plan = plan(empty_head(), &[(&stale, at), (&other, at)], Dialect::Postgres).unwrap();
+        assert!(matches!(plan.outcomes[0], Err(StoreError::Conflict)));
+        let events = plan.outcomes[1].as_ref().unwrap();
+        assert_eq!((events[0].id.as_str(), events[0].seq), ("evt_other", 1));
+        assert!(plan.statements[0].sql.starts_with("WITH appended AS (INSERT INTO audit_events"));
+        assert_eq!(plan.statements[0].expected_rows, Some(1));
+    }
+}

@@ -326,11 +326,22 @@ pub async fn concurrent_decisions_on_one_record_let_one_win(store: Arc<dyn Store
     store.commit(change([request.clone()]), t0()).await.unwrap();
     let pending = request.request.unwrap();
     let mut tasks = Vec::new();
+    // Bystanders committing at the same moment (so possibly in the same group commit) must
+    // not share the losers' fate.
+    let mut bystanders = Vec::new();
+    for requester in ["carol", "heidi", "ivan", "judy"] {
+        let store = store.clone();
+        let filing = filed(&mut SequentialIds::new(requester), requester, t0(), None);
+        bystanders.push(tokio::spawn(async move { store.commit(change([filing]), t0()).await }));
+    }
     for approver in ["bob", "erin", "dave", "frank"] {
         let store = store.clone();
         let mut ids = SequentialIds::new(approver);
         let approved = lifecycle::approve(&mut ids, pending.clone(), approver, true, None, t0()).unwrap();
         tasks.push(tokio::spawn(async move { store.commit(change([approved]), t0()).await }));
+    }
+    for bystander in bystanders {
+        bystander.await.unwrap().unwrap();
     }
     let mut wins = 0;
     for task in tasks {
