@@ -6,14 +6,13 @@
 //! one order. A caller hears back only after its transaction committed (or failed).
 
 use jiff::Timestamp;
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection as _, Postgres, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 use ward_core::audit::AuditEvent;
 use ward_store::{Change, StoreError};
 
 use crate::plan::{self, Head};
-use sqlx::pool::PoolConnection;
-use sqlx::{Connection as _, Postgres, Sqlite};
-
 use crate::{Dialect, Pool, rows, unavailable};
 
 /// Changes per transaction, at most: bounds the latency one group adds to its first caller.
@@ -25,6 +24,9 @@ pub(crate) enum Message {
     /// Give the kept connection back to the pool (so the pool can close), then acknowledge.
     Release(oneshot::Sender<()>),
 }
+
+/// Each change's outcome: its chained events, or why it alone was refused.
+type Outcomes = Vec<Result<Vec<AuditEvent>, StoreError>>;
 
 pub(crate) struct Pending {
     pub change: Change,
@@ -113,10 +115,7 @@ impl Writer {
 
     /// Commits `changes` in one transaction. `Err` means nothing was written; otherwise each
     /// change has its outcome (a stale checkpoint is refused on its own, without the others).
-    async fn commit(
-        &mut self,
-        changes: &[(&Change, Timestamp)],
-    ) -> Result<Vec<Result<Vec<AuditEvent>, StoreError>>, StoreError> {
+    async fn commit(&mut self, changes: &[(&Change, Timestamp)]) -> Result<Outcomes, StoreError> {
         // A checkpoint is checked against the head in the database, never a remembered one.
         let known = self.head.take().filter(|_| changes.iter().all(|(c, _)| c.checkpoint.is_none()));
         if known.is_some()
@@ -132,14 +131,14 @@ impl Writer {
         &mut self,
         changes: &[(&Change, Timestamp)],
         known: Option<Head>,
-    ) -> Result<Vec<Result<Vec<AuditEvent>, StoreError>>, StoreError> {
+    ) -> Result<Outcomes, StoreError> {
         let mut connection = match self.connection.take() {
             Some(connection) => connection,
             None => Connection::acquire(&self.pool).await?,
         };
         let (outcomes, head) = transaction(&mut connection, self.dialect, changes, known).await?;
-        // Kept only after a success: after a failure it goes back to the pool, which tests a
-        // connection before handing it out again.
+        // Kept only after a success: after a failure (perhaps a broken connection) it goes back
+        // to the pool, and the next commit takes one afresh.
         self.connection = Some(connection);
         self.head = Some(head);
         Ok(outcomes)
@@ -161,8 +160,6 @@ impl Connection {
         })
     }
 }
-
-type Outcomes = Vec<Result<Vec<AuditEvent>, StoreError>>;
 
 /// One transaction: plan `changes` on the head, run the statements, commit.
 async fn transaction(
