@@ -324,3 +324,70 @@ async fn postgres_two_stores_share_one_chain() {
         two_stores_share_one_chain(&cluster.fresh_database()).await;
     }
 }
+
+/// Migration 0004 rebuilds SQLite's event table: a log written before it must come through
+/// whole (every hash, the chain, the head) and go on growing after it.
+#[tokio::test]
+async fn sqlite_migration_0004_keeps_an_existing_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let earlier = dir.path().join("migrations");
+    std::fs::create_dir(&earlier).unwrap();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_str().unwrap() < "0004" {
+            std::fs::copy(&path, earlier.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(earlier).await.unwrap().run(&pool).await.unwrap();
+
+    // Ten events, chained and stored as the store wrote them before 0004.
+    let mut prev_hash = ward_core::audit::GENESIS_HASH.to_owned();
+    let mut frontier = ward_core::merkle::Frontier::default();
+    for n in 1..=10 {
+        let at = jiff::Timestamp::from_second(1_800_000_000 + n).unwrap();
+        let e = ward_core::audit::AuditEvent::chain(numbered_event(n), n, at, prev_hash);
+        sqlx::query(
+            "INSERT INTO audit_events (seq, id, type, occurred_at, recorded_at, actor, subject, resource, \
+             request_id, grant_id, reason, details, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(e.seq)
+        .bind(&e.id)
+        .bind(e.event_type.as_str())
+        .bind(e.occurred_at.as_millisecond())
+        .bind(e.recorded_at.as_millisecond())
+        .bind(&e.actor)
+        .bind(&e.subject)
+        .bind(&e.resource)
+        .bind(&e.request_id)
+        .bind(&e.grant_id)
+        .bind(&e.reason)
+        .bind(e.details.to_string())
+        .bind(&e.prev_hash)
+        .bind(&e.hash)
+        .execute(&pool)
+        .await
+        .unwrap();
+        frontier.push(ward_core::merkle::hash_from_hex(&e.hash).unwrap());
+        prev_hash = e.hash;
+    }
+    let nodes: Vec<String> = frontier.nodes().iter().map(hex::encode).collect();
+    sqlx::query("UPDATE audit_head SET seq = 10, hash = $1, frontier = $2 WHERE id = 1")
+        .bind(&prev_hash)
+        .bind(serde_json::to_string(&nodes).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = SqlStore::connect(&url).await.unwrap();
+    let report = ward_store::verify_log(&store, &options()).await.unwrap();
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!((report.events, report.size), (10, 10));
+    let change = ward_store::Change { events: vec![numbered_event(11)], ..Default::default() };
+    let appended = store.commit(change, jiff::Timestamp::from_second(1_800_000_011).unwrap()).await.unwrap();
+    assert_eq!((appended[0].seq, appended[0].prev_hash.as_str()), (11, prev_hash.as_str()));
+    assert!(problems(&store).await.is_empty());
+}
