@@ -2,13 +2,13 @@
 //!
 //! One implementation serves both with sqlx's native drivers: ward stores only integers (times
 //! as Unix milliseconds) and text (JSON as text), and its SQL uses `$N` placeholders, which both
-//! accept, so each query is written once and [`dispatch!`] runs it on whichever pool is open.
-//! The dialects differ in three places only, all in [`Dialect`]: the migrations, how a write
-//! transaction starts, and how it takes the audit chain's head (SQLite's `BEGIN IMMEDIATE`
-//! already serialises writers; PostgreSQL locks the head row with `FOR UPDATE`, first thing in
-//! every write, so writers queue in one order).
+//! accept, so each query is written once and `dispatch!` runs it on whichever pool is open.
+//! The dialects differ in a few places, all in [`Dialect`] and the migrations: how a write
+//! transaction starts and takes the audit chain's head (SQLite's `BEGIN IMMEDIATE` already
+//! serialises writers; PostgreSQL locks the head row with `FOR UPDATE`), and how the last
+//! events' INSERT and the head's UPDATE share one statement (see `plan`).
 //!
-//! Commits go through one writer task ([`writer`]), which commits whatever has queued up while
+//! Commits go through one writer task (`writer`), which commits whatever has queued up while
 //! the previous transaction was syncing as one transaction: group commit.
 
 mod plan;
