@@ -52,12 +52,14 @@ pub struct PolicySource {
 pub enum PolicyError {
     #[error("ward's built-in Cedar schema does not load: {0}")]
     Schema(String),
-    #[error("{file}: the policies do not parse: {message}")]
+    /// `message` has one line per error, each `FILE:LINE:COLUMN: what`.
+    #[error("the policies do not parse:\n{message}")]
     Parse { file: String, message: String },
     #[error("policy id `{0}` is used twice; give each policy a distinct @id")]
     DuplicateId(String),
     #[error("policy `{policy}`: {message}")]
     Annotation { policy: String, message: String },
+    /// One line per error, each `FILE:LINE:COLUMN: what` (Cedar names the policy).
     #[error("the policies do not validate against ward's schema:\n{0}")]
     Validation(String),
     #[error("ticket pattern `{name}` is not a valid regex: {message}")]
@@ -230,10 +232,16 @@ impl PolicyEngine {
         let names = Names::new()?;
         let mut policies = PolicySet::new();
         let mut terms = HashMap::new();
+        // Which source each policy came from, to say where a validation error is.
+        let mut origin: HashMap<PolicyId, &PolicySource> = HashMap::new();
         for source in sources {
             let parsed = PolicySet::from_str(&source.text).map_err(|e| PolicyError::Parse {
                 file: source.name.clone(),
-                message: describe_parse_errors(&e),
+                message: e
+                    .iter()
+                    .map(|error| located(source, error, &error.to_string()))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
             })?;
             // PolicySet::from_str numbers policies `policy0…` in source order; keep that order.
             let mut in_file: Vec<&Policy> = parsed.policies().collect();
@@ -249,13 +257,20 @@ impl PolicyEngine {
                 if may_permit_request(&policy, &names.action("request")) {
                     terms.insert(policy.id().clone(), read_terms(&policy)?);
                 }
+                origin.insert(policy.id().clone(), source);
                 policies.add(policy).map_err(|_| PolicyError::DuplicateId(id.clone()))?;
             }
         }
 
         let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
         if !validation.validation_passed() {
-            let messages: Vec<String> = validation.validation_errors().map(|e| format!("  - {e}")).collect();
+            let messages: Vec<String> = validation
+                .validation_errors()
+                .map(|e| match origin.get(e.policy_id()) {
+                    Some(source) => located(source, e, &e.to_string()),
+                    None => e.to_string(),
+                })
+                .collect();
             return Err(PolicyError::Validation(messages.join("\n")));
         }
 
@@ -509,8 +524,20 @@ impl PolicyEngine {
     }
 }
 
-fn describe_parse_errors(errors: &cedar_policy::ParseErrors) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+/// `FILE:LINE:COLUMN: message`, from where Cedar's diagnostic points in the source (or
+/// `FILE: message` when it points nowhere).
+fn located(source: &PolicySource, diagnostic: &dyn miette::Diagnostic, message: &str) -> String {
+    let help = diagnostic.help().map(|help| format!(" ({help})")).unwrap_or_default();
+    let offset = diagnostic.labels().and_then(|mut labels| labels.next()).map(|label| label.offset());
+    match offset.filter(|&o| o <= source.text.len()) {
+        Some(offset) => {
+            let before = source.text.get(..offset).unwrap_or_default();
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("{}:{line}:{column}: {message}{help}", source.name)
+        }
+        None => format!("{}: {message}{help}", source.name),
+    }
 }
 
 /// The `access` context; `None` only if Cedar refused a two-field record (a bug).

@@ -131,6 +131,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The policies (local: reads the configuration).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// The resources you can ask for.
     Resources,
     /// Who your token belongs to.
@@ -143,6 +148,18 @@ pub enum AdminCommand {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Validate the configured policies against ward's Cedar schema and the configured users,
+    /// groups and resources, as the server would load them; errors say FILE:LINE:COLUMN.
+    /// Exit 0 valid, 1 they do not load, 2 no usable configuration.
+    Check {
+        /// Configuration file (default: $WARD_CONFIG, ./ward.toml, ./examples/quickstart/ward.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 

@@ -1,5 +1,5 @@
 //! Commands that run in this process against the configuration and the store: `serve`,
-//! `quickstart` and `admin token create`.
+//! `quickstart`, `admin token create`, `audit verify` and `policy check`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,6 +33,36 @@ fn init_logging() {
     } else {
         builder.init();
     }
+}
+
+/// `ward policy check`: the configured policies, compiled as the server would compile them.
+pub fn check_policies(explicit: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
+    let config = load(explicit)?;
+    let (valid, report) = match config.policy_engine() {
+        Ok(engine) => {
+            let ids = engine.policy_ids();
+            let text = format!(
+                "the policies are valid: {} policies, policy set sha256 {}",
+                ids.len(),
+                engine.hash()
+            );
+            (true, (serde_json::json!({ "valid": true, "policies": ids, "hash": engine.hash() }), text))
+        }
+        Err(ward_service::ConfigError::Policy { message, .. }) => {
+            // A heading line over one line per error, or a single error.
+            let lines: Vec<&str> = message.lines().map(str::trim).collect();
+            let errors = if lines.len() > 1 { &lines[1..] } else { &lines[..] };
+            (false, (serde_json::json!({ "valid": false, "error": message, "errors": errors }), message))
+        }
+        Err(other) => return Err(config_error(other)),
+    };
+    let (value, text) = report;
+    match (json, valid) {
+        (true, _) => println!("{}", serde_json::to_string_pretty(&value).map_err(config_error)?),
+        (false, true) => println!("{text}"),
+        (false, false) => eprintln!("ward: {text}"),
+    }
+    Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 pub async fn serve(explicit: Option<&Path>) -> Result<(), CliError> {

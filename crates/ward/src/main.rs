@@ -17,7 +17,7 @@ use ward_api::{
 };
 use ward_core::duration::parse_duration;
 
-use crate::cli::{AdminCommand, AuditCommand, Cli, Command, Format, Output, TokenCommand};
+use crate::cli::{AdminCommand, AuditCommand, Cli, Command, Format, Output, PolicyCommand, TokenCommand};
 use crate::client::{CliError, Client, typed};
 
 /// mimalloc rather than the system allocator: the store's driver allocates rows on its own
@@ -183,6 +183,9 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 output::check(&result, Timestamp::now())
             }
             Ok(if result.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Policy { command: PolicyCommand::Check { config } } => {
+            local::check_policies(config.as_deref(), json)
         }
         Command::Audit { command: AuditCommand::Verify { config, format, checkpoint, key, file } } => {
             let json = json || format == Format::Json;

@@ -404,6 +404,51 @@ fn unreachable_server_and_bad_config_exit_2() {
     );
 }
 
+/// `ward policy check` compiles the configured policies as the server would, and points at the
+/// line and column of what is wrong.
+#[test]
+fn policy_check_says_where_a_policy_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart")), dir.path());
+    let config = dir.path().join("ward.toml");
+    let check = |json: bool| {
+        let mut command = Command::new(WARD);
+        command.args(["policy", "check", "--config"]).arg(&config);
+        if json {
+            command.args(["-o", "json"]);
+        }
+        command.output().unwrap()
+    };
+    let out = check(true);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], true);
+    assert!(report["policies"].as_array().unwrap().len() > 3, "{report}");
+
+    let team = dir.path().join("policies/team.cedar");
+    let broken = "// the team's own rule\n@id(\"team\")\npermit (principal, action == Ward::Action::\"request\", resource)\n  when { context.tiket == \"INC-1\" };\n";
+    std::fs::write(&team, broken).unwrap();
+    let out = check(false);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("team.cedar:4:10: for policy `team`, attribute `tiket`"),
+        "{}",
+        stderr(&out)
+    );
+    let report: Value = serde_json::from_slice(&check(true).stdout).unwrap();
+    assert_eq!(report["valid"], false);
+    assert!(report["errors"][0].as_str().unwrap().starts_with("team.cedar:4:10: "), "{report}");
+
+    std::fs::write(&team, "permit (principal, action resource);\n").unwrap();
+    let out = check(false);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("team.cedar:1:27: unexpected token `resource`"), "{}", stderr(&out));
+
+    let out =
+        Command::new(WARD).args(["policy", "check", "--config", "/nonexistent/ward.toml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
 /// `ward quickstart` outside a checkout writes the demo world out of the binary and serves it.
 #[test]
 fn quickstart_serves_the_demo_world_from_anywhere() {

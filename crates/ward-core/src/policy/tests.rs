@@ -214,6 +214,28 @@ fn bad_policies_are_refused_with_the_reason() {
 }
 
 #[test]
+fn errors_say_file_line_and_column() {
+    let directory = quickstart().directory().clone();
+    let load = |text: &str| {
+        let sources = [
+            PolicySource {
+                name: "fine.cedar".into(),
+                text: "permit (principal, action, resource);\n".into(),
+            },
+            PolicySource { name: "team.cedar".into(), text: text.into() },
+        ];
+        PolicyEngine::new(directory.clone(), &sources, &BTreeMap::new()).err().unwrap().to_string()
+    };
+    let unparsable =
+        "// payments\npermit (principal, action, resource);\n\npermit (principal action, resource);\n";
+    let error = load(unparsable);
+    assert!(error.contains("\nteam.cedar:4:"), "{error}");
+    let invalid = "// payments\n@id(\"payments\")\npermit (principal, action == Ward::Action::\"request\", resource)\n  when { context.nope == 1 };\n";
+    let error = load(invalid);
+    assert!(error.contains("\nteam.cedar:4:10: for policy `payments`, attribute `nope`"), "{error}");
+}
+
+#[test]
 fn the_hash_changes_with_the_policies() {
     let directory = quickstart().directory().clone();
     let load = |text: &str| {
