@@ -479,9 +479,6 @@ impl PolicyEngine {
 
     /// Whether `approver` may decide `request`. Never true for the requester themself.
     pub fn may_approve(&self, approver: &str, request: &AccessRequest) -> bool {
-        if approver == request.requester || self.directory.user(approver).is_none() {
-            return false;
-        }
         let ask = RequestAsk {
             requester: &request.requester,
             resource: &request.resource,
@@ -490,12 +487,18 @@ impl PolicyEngine {
             reason: &request.reason,
             ticket: request.ticket.as_deref(),
         };
-        let mut context = self.ask_context(&ask);
-        context.push((
-            "requester".into(),
-            RestrictedExpression::new_entity_uid(self.names.user(&request.requester)),
-        ));
-        self.authorize(approver, "approve", &request.resource, context).0 == Decision::Allow
+        self.may_decide(approver, &ask)
+    }
+
+    /// Whether `approver` may decide a request for `ask`. Never true for the requester themself.
+    pub fn may_decide(&self, approver: &str, ask: &RequestAsk<'_>) -> bool {
+        if approver == ask.requester || self.directory.user(approver).is_none() {
+            return false;
+        }
+        let mut context = self.ask_context(ask);
+        context
+            .push(("requester".into(), RestrictedExpression::new_entity_uid(self.names.user(ask.requester))));
+        self.authorize(approver, "approve", ask.resource, context).0 == Decision::Allow
     }
 
     /// Whether a holder of a grant for `role` on `resource` gets through; `has_grant` is the

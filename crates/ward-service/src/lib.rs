@@ -7,6 +7,7 @@ pub mod export;
 pub mod forward;
 pub mod ids;
 pub mod index;
+pub mod policy_cases;
 pub mod scheduler;
 pub mod sensitive;
 pub mod signing;

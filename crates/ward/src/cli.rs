@@ -161,6 +161,17 @@ pub enum PolicyCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Run a file of policy cases (TOML, one [[case]] each: action request|approve|access,
+    /// principal, resource, role, ... and the expected decision) against the configured
+    /// policies, decided as the server decides. Exit 0 all pass, 1 any fails, 2 bad file or
+    /// configuration.
+    Test {
+        /// The case file, e.g. examples/quickstart/policy-tests.toml.
+        file: PathBuf,
+        /// Configuration file (default: $WARD_CONFIG, ./ward.toml, ./examples/quickstart/ward.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,5 @@
 //! Commands that run in this process against the configuration and the store: `serve`,
-//! `quickstart`, `admin token create`, `audit verify` and `policy check`.
+//! `quickstart`, `admin token create`, `audit verify`, `policy check` and `policy test`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,6 +63,39 @@ pub fn check_policies(explicit: Option<&Path>, json: bool) -> Result<ExitCode, C
         (false, false) => eprintln!("ward: {text}"),
     }
     Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `ward policy test FILE`: the file's cases, decided by the configured policies.
+pub fn test_policies(file: &Path, explicit: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+    let cases = ward_service::policy_cases::parse(&text)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+    let engine = load(explicit)?.policy_engine().map_err(config_error)?;
+    let results = ward_service::policy_cases::run(&engine, &cases);
+    let failed = results.iter().filter(|r| !r.passed).count();
+    if json {
+        let report =
+            serde_json::json!({ "passed": results.len() - failed, "failed": failed, "cases": results });
+        println!("{}", serde_json::to_string_pretty(&report).map_err(config_error)?);
+    } else {
+        let name = |outcome| serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_owned));
+        for result in &results {
+            if result.passed {
+                println!("ok    {}", result.name);
+            } else {
+                println!(
+                    "FAIL  {}: expected {}, got {} ({})",
+                    result.name,
+                    name(result.expected).unwrap_or_default(),
+                    name(result.got).unwrap_or_default(),
+                    result.detail
+                );
+            }
+        }
+        println!("{} cases: {} passed, {failed} failed", results.len(), results.len() - failed);
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 pub async fn serve(explicit: Option<&Path>) -> Result<(), CliError> {

@@ -187,6 +187,9 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Policy { command: PolicyCommand::Check { config } } => {
             local::check_policies(config.as_deref(), json)
         }
+        Command::Policy { command: PolicyCommand::Test { file, config } } => {
+            local::test_policies(&file, config.as_deref(), json)
+        }
         Command::Audit { command: AuditCommand::Verify { config, format, checkpoint, key, file } } => {
             let json = json || format == Format::Json;
             local::verify(config.as_deref(), json, checkpoint.as_deref(), key.as_deref(), file.as_deref())

@@ -449,6 +449,45 @@ fn policy_check_says_where_a_policy_is_wrong() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `ward policy test` decides a team's cases as the server would: the quickstart's own case file
+/// passes, a wrong expectation fails with the reason, and a malformed file is a usage error.
+#[test]
+fn policy_test_runs_a_case_file() {
+    let quickstart = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart");
+    let run = |file: &Path| {
+        Command::new(WARD)
+            .args(["policy", "test"])
+            .arg(file)
+            .args(["--config", &format!("{quickstart}/ward.toml"), "-o", "json"])
+            .output()
+            .unwrap()
+    };
+    let out = run(&Path::new(quickstart).join("policy-tests.toml"));
+    assert_eq!(out.status.code(), Some(0), "{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["failed"], 0);
+    assert!(report["passed"].as_u64().unwrap() >= 12, "{report}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong.toml");
+    std::fs::write(
+        &wrong,
+        "[[case]]\nname = \"alice approves herself\"\naction = \"approve\"\nprincipal = \"alice\"\n\
+         requester = \"alice\"\nresource = \"logs:payments-api\"\nrole = \"read\"\nexpect = \"allow\"\n",
+    )
+    .unwrap();
+    let out = run(&wrong);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["cases"][0]["got"], "deny");
+    assert_eq!(report["cases"][0]["detail"], "nobody decides their own request");
+
+    std::fs::write(&wrong, "[[case]]\nname = \"typo\"\nactoin = \"request\"\n").unwrap();
+    let out = run(&wrong);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
+}
+
 /// `ward quickstart` outside a checkout writes the demo world out of the binary and serves it.
 #[test]
 fn quickstart_serves_the_demo_world_from_anywhere() {
