@@ -98,6 +98,9 @@ pub enum Refusal {
     NotPermitted { principal: String, resource: String, role: String, by: Vec<String> },
     #[error("{requested} is longer than the maximum of {} for `{role}` on `{resource}`", format_duration(*max_seconds))]
     TooLong { resource: String, role: String, requested: String, max_seconds: u64 },
+    /// A requirement of the permitting policy (reason, ticket) is not met; `why` says which.
+    #[error("{why}")]
+    Unmet { resource: String, role: String, why: String },
 }
 
 fn forbidden_suffix(by: &[String]) -> String {
@@ -116,11 +119,20 @@ pub struct RequestAsk<'a> {
 }
 
 /// Annotations a permit policy can carry, read once at load.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 struct PermitTerms {
     approvals: u32,
     max_duration_seconds: u64,
+    /// `@reason_min_length("N")`: characters, after trimming.
+    reason_min_chars: usize,
+    /// `@reason_refuses("debug, test, n/a")`: reasons that say nothing, lowercase.
+    refused_reasons: Vec<String>,
+    /// `@ticket("KIND")`: a ticket matching the `[tickets]` pattern KIND is required.
+    ticket_kind: Option<String>,
 }
+
+/// The longest `@reason_min_length` accepted: a reason is a sentence, not an essay.
+const MAX_REASON_MIN_CHARS: usize = 500;
 
 /// A loaded, validated policy set over a directory. Immutable: reloading builds a new one.
 pub struct PolicyEngine {
@@ -206,7 +218,59 @@ fn read_terms(policy: &Policy) -> Result<PermitTerms, PolicyError> {
         None => DEFAULT_MAX_DURATION_SECONDS,
         Some(text) => parse_duration(text).map_err(|e| annotation_error(format!("@max_duration: {e}")))?,
     };
-    Ok(PermitTerms { approvals, max_duration_seconds })
+    let reason_min_chars = match policy.annotation("reason_min_length") {
+        None => 0,
+        Some(text) => match text.trim().parse::<usize>() {
+            Ok(n) if n <= MAX_REASON_MIN_CHARS => n,
+            _ => {
+                return Err(annotation_error(format!(
+                    "@reason_min_length(\"{text}\") is not a whole number from 0 to {MAX_REASON_MIN_CHARS}"
+                )));
+            }
+        },
+    };
+    let refused_reasons = policy
+        .annotation("reason_refuses")
+        .map(|list| {
+            list.split(',').map(|p| p.trim().to_lowercase()).filter(|p| !p.is_empty()).collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let ticket_kind = match policy.annotation("ticket") {
+        Some(kind) if kind.trim().is_empty() => {
+            return Err(annotation_error("@ticket needs the name of a [tickets] pattern".into()));
+        }
+        kind => kind.map(|k| k.trim().to_owned()),
+    };
+    Ok(PermitTerms { approvals, max_duration_seconds, reason_min_chars, refused_reasons, ticket_kind })
+}
+
+/// Why `ask` does not meet `terms`' requirements, or `None` if it does.
+fn unmet(terms: &PermitTerms, ask: &RequestAsk<'_>, ticket_kinds: &[String]) -> Option<String> {
+    let target = format!("`{}` on `{}`", ask.role, ask.resource);
+    let reason = ask.reason.trim();
+    let length = reason.chars().count();
+    if length < terms.reason_min_chars {
+        return Some(format!(
+            "a request for {target} needs a reason of at least {} characters (this one has {length}): say what \
+             is broken and why you need the access",
+            terms.reason_min_chars
+        ));
+    }
+    let plain = reason.trim_end_matches(['.', '!']).to_lowercase();
+    if terms.refused_reasons.contains(&plain) {
+        return Some(format!(
+            "`{reason}` is not a reason for {target}: say what is broken and why you need the access"
+        ));
+    }
+    match (&terms.ticket_kind, ask.ticket) {
+        (Some(kind), None) => {
+            Some(format!("a request for {target} needs a ticket of kind `{kind}` (--ticket)"))
+        }
+        (Some(kind), Some(ticket)) if !ticket_kinds.contains(kind) => {
+            Some(format!("`{ticket}` is not a ticket of kind `{kind}`, which a request for {target} needs"))
+        }
+        _ => None,
+    }
 }
 
 fn may_permit_request(policy: &Policy, request: &EntityUid) -> bool {
@@ -294,6 +358,21 @@ impl PolicyEngine {
                     .map_err(|e| PolicyError::TicketPattern { name: name.clone(), message: e.to_string() })
             })
             .collect::<Result<_, _>>()?;
+        // A @ticket must name a configured pattern, or no request could ever meet it.
+        for (id, permit) in &terms {
+            if let Some(kind) = &permit.ticket_kind
+                && !ticket_patterns.contains_key(kind)
+            {
+                let known: Vec<&str> = ticket_patterns.keys().map(String::as_str).collect();
+                return Err(PolicyError::Annotation {
+                    policy: id.to_string(),
+                    message: format!(
+                        "@ticket(\"{kind}\") names no [tickets] pattern; configured: {}",
+                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    ),
+                });
+            }
+        }
 
         Ok(Self {
             schema,
@@ -447,9 +526,10 @@ impl PolicyEngine {
         let permitting: Vec<(String, PermitTerms)> = reasons
             .into_iter()
             .map(|id| {
-                let terms = self.terms.get(&PolicyId::new(&id)).copied().unwrap_or(PermitTerms {
+                let terms = self.terms.get(&PolicyId::new(&id)).cloned().unwrap_or(PermitTerms {
                     approvals: 1,
                     max_duration_seconds: DEFAULT_MAX_DURATION_SECONDS,
+                    ..PermitTerms::default()
                 });
                 (id, terms)
             })
@@ -465,7 +545,20 @@ impl PolicyEngine {
                 max_seconds: longest,
             });
         }
-        // Any one permit suffices, so the request gets the lightest terms among those that fit.
+        // Any one permit suffices: its requirements must be met, and the request gets the
+        // lightest terms among the permits whose requirements it meets.
+        let ticket_kinds = self.ticket_kinds(ask.ticket);
+        let unmet_by: Vec<Option<String>> =
+            fitting.iter().map(|(_, t)| unmet(t, ask, &ticket_kinds)).collect();
+        let fitting: Vec<&(String, PermitTerms)> =
+            fitting.into_iter().zip(&unmet_by).filter(|(_, why)| why.is_none()).map(|(p, _)| p).collect();
+        if fitting.is_empty() {
+            return RequestVerdict::Refused(Refusal::Unmet {
+                resource: ask.resource.to_owned(),
+                role: ask.role.to_owned(),
+                why: unmet_by.into_iter().flatten().next().unwrap_or_default(),
+            });
+        }
         let approvals_required = fitting.iter().map(|(_, t)| t.approvals).min().unwrap_or(1);
         let (auto_decision, auto_reasons) =
             self.authorize(ask.requester, "auto_approve", ask.resource, context);

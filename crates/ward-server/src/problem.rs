@@ -65,6 +65,7 @@ impl From<BrokerError> for ApiError {
                 Refusal::UnknownResource { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown-resource"),
                 Refusal::UnknownRole { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unknown-role"),
                 Refusal::TooLong { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "duration-too-long"),
+                Refusal::Unmet { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "requirement-unmet"),
             },
             BrokerError::Lifecycle(lifecycle) => match lifecycle {
                 LifecycleError::NotPending { .. } => (StatusCode::CONFLICT, "not-pending"),

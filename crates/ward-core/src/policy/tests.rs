@@ -253,3 +253,81 @@ fn the_hash_changes_with_the_policies() {
     assert_ne!(a, b);
     assert_eq!(a, load(r#"permit (principal, action == Ward::Action::"request", resource);"#));
 }
+
+fn with_policies(text: &str) -> Result<PolicyEngine, PolicyError> {
+    let tickets = BTreeMap::from([
+        ("incident".to_owned(), "^INC-[0-9]+$".to_owned()),
+        ("change".to_owned(), "^CHG-[0-9]+$".to_owned()),
+    ]);
+    let sources = [PolicySource { name: "t.cedar".into(), text: text.into() }];
+    PolicyEngine::new(quickstart().directory().clone(), &sources, &tickets)
+}
+
+const STRICT_AND_SLOW: &str = r#"
+@id("strict") @approvals("1") @reason_min_length("20") @reason_refuses("debug, Test, n/a") @ticket("incident")
+permit (principal, action == Ward::Action::"request", resource == Ward::Resource::"logs:payments-api")
+when { context.role == "read" };
+"#;
+
+fn refusal(engine: &PolicyEngine, reason: &str, ticket: Option<&str>) -> String {
+    let ask = RequestAsk { reason, ..ask("alice", "logs:payments-api", "read", 1800, ticket) };
+    match engine.decide_request(&ask) {
+        RequestVerdict::Refused(refusal @ Refusal::Unmet { .. }) => refusal.to_string(),
+        other => panic!("expected an unmet requirement, got {other:?}"),
+    }
+}
+
+#[test]
+fn requirements_on_reason_and_ticket_refuse_with_what_is_missing() {
+    let engine = with_policies(STRICT_AND_SLOW).unwrap();
+    let error = refusal(&engine, "checkout is down", Some("INC-1"));
+    assert!(error.contains("needs a reason of at least 20 characters (this one has 16)"), "{error}");
+    let error = refusal(&engine, "  TEST.   ", Some("INC-1"));
+    assert!(error.contains("needs a reason of at least 20"), "{error}");
+    let long_but_empty = "n/a";
+    let engine_lenient = with_policies(&STRICT_AND_SLOW.replace("@reason_min_length(\"20\")", "")).unwrap();
+    let error = refusal(&engine_lenient, long_but_empty, Some("INC-1"));
+    assert!(error.starts_with("`n/a` is not a reason for `read` on `logs:payments-api`"), "{error}");
+    let error = refusal(&engine_lenient, "Debug!", Some("INC-1"));
+    assert!(error.contains("is not a reason"), "{error}");
+    let error = refusal(&engine, "checkout 500s for every EU customer", None);
+    assert!(error.contains("needs a ticket of kind `incident` (--ticket)"), "{error}");
+    let error = refusal(&engine, "checkout 500s for every EU customer", Some("CHG-7"));
+    assert!(error.contains("`CHG-7` is not a ticket of kind `incident`"), "{error}");
+    let ok = RequestAsk {
+        reason: "checkout 500s for every EU customer",
+        ..ask("alice", "logs:payments-api", "read", 1800, Some("INC-7"))
+    };
+    assert_eq!(terms(engine.decide_request(&ok)).policy_ids, ["strict"]);
+}
+
+#[test]
+fn a_permit_whose_requirements_are_unmet_does_not_count() {
+    // Without an incident ticket the strict permit does not apply; the other one does, with its
+    // heavier terms.
+    let text = format!(
+        "{STRICT_AND_SLOW}\n@id(\"two-leads\") @approvals(\"2\")\n\
+         permit (principal, action == Ward::Action::\"request\", resource == Ward::Resource::\"logs:payments-api\");"
+    );
+    let engine = with_policies(&text).unwrap();
+    let without = terms(engine.decide_request(&ask("alice", "logs:payments-api", "read", 1800, None)));
+    assert_eq!((without.approvals_required, without.policy_ids), (2, vec!["two-leads".to_owned()]));
+    let with = RequestAsk {
+        reason: "checkout 500s for every EU customer",
+        ..ask("alice", "logs:payments-api", "read", 1800, Some("INC-7"))
+    };
+    assert_eq!(terms(engine.decide_request(&with)).approvals_required, 1);
+}
+
+#[test]
+fn requirement_annotations_are_checked_at_load() {
+    let unknown_kind = STRICT_AND_SLOW.replace("@ticket(\"incident\")", "@ticket(\"jira\")");
+    let error = with_policies(&unknown_kind).err().unwrap().to_string();
+    assert!(
+        error.contains("@ticket(\"jira\") names no [tickets] pattern; configured: change, incident"),
+        "{error}"
+    );
+    let too_long = STRICT_AND_SLOW.replace("@reason_min_length(\"20\")", "@reason_min_length(\"5000\")");
+    let error = with_policies(&too_long).err().unwrap().to_string();
+    assert!(error.contains("is not a whole number from 0 to 500"), "{error}");
+}
