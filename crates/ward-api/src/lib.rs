@@ -139,6 +139,29 @@ pub struct EventView {
     pub hash: String,
 }
 
+/// `GET /v1/policy/explain`: what would happen to a request, and why, without filing it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Explanation {
+    /// Who would ask.
+    pub principal: String,
+    pub resource: String,
+    pub role: String,
+    pub duration_seconds: u64,
+    /// `denied`, `pending` (waits for approvals) or `auto_approved`.
+    pub decision: String,
+    /// Why, in one sentence.
+    pub why: String,
+    /// Approvals it would need (`pending`), else 0.
+    pub approvals_required: u32,
+    /// The permit policies that would allow it.
+    pub policies: Vec<String>,
+    /// The automatic rules that would approve it.
+    pub auto_approved_by: Vec<String>,
+    /// Who could approve it (`pending`): every user an approve policy lets decide it, never the
+    /// requester.
+    pub approvers: Vec<String>,
+}
+
 /// A resource access can be asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ResourceView {

@@ -583,6 +583,11 @@ impl PolicyEngine {
         self.may_decide(approver, &ask)
     }
 
+    /// Everyone who may decide a request for `ask`, by name.
+    pub fn approvers(&self, ask: &RequestAsk<'_>) -> Vec<String> {
+        self.directory.users().keys().filter(|user| self.may_decide(user, ask)).cloned().collect()
+    }
+
     /// Whether `approver` may decide a request for `ask`. Never true for the requester themself.
     pub fn may_decide(&self, approver: &str, ask: &RequestAsk<'_>) -> bool {
         if approver == ask.requester || self.directory.user(approver).is_none() {

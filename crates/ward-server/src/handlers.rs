@@ -12,7 +12,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use ward_api::{
     ApproveBody, AuditKey, CheckBody, CheckResult, CheckpointView, ConsistencyProof, CreateRequest, DenyBody,
-    EventView, GrantView, InclusionProof, RequestView, ResourceView, RevokeBody, WhoAmI,
+    EventView, Explanation, GrantView, InclusionProof, RequestView, ResourceView, RevokeBody, WhoAmI,
 };
 use ward_core::RequestState;
 use ward_core::audit::EventType;
@@ -313,6 +313,44 @@ pub async fn resources(
         })
         .collect();
     Ok(Json(list))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainQuery {
+    resource: String,
+    role: String,
+    /// How long, e.g. `30m` (default 30m).
+    duration: Option<String>,
+    reason: String,
+    ticket: Option<String>,
+    /// Who would ask (default: the caller; someone else: admins and auditors only).
+    principal: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/policy/explain", params(ExplainQuery), tag = "requests", security(("bearer" = [])),
+    responses((status = 200, body = Explanation, description = "what would happen, and why; nothing is filed"),
+        (status = 403, body = ward_api::Problem, description = "asking about someone else without being admin or auditor"),
+        (status = 422, body = ward_api::Problem, description = "bad duration, or a reason or ticket that is not text")))]
+pub async fn explain(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    query: Result<Query<ExplainQuery>, QueryRejection>,
+) -> ApiResult<Explanation> {
+    let Query(query) = query?;
+    let duration_seconds = match query.duration.as_deref() {
+        Some(text) => parse_duration(text).map_err(|e| invalid(e.to_string()))?,
+        None => 30 * 60,
+    };
+    let input = RequestInput {
+        resource: query.resource,
+        role: query.role,
+        duration_seconds,
+        reason: query.reason,
+        ticket: query.ticket.filter(|t| !t.is_empty()),
+        start_at: None,
+    };
+    Ok(Json(broker.explain(&caller, query.principal.as_deref(), &input)?))
 }
 
 #[utoipa::path(get, path = "/v1/whoami", tag = "access", security(("bearer" = [])),

@@ -38,7 +38,7 @@ pub use problem::ApiError;
         handlers::deny, handlers::cancel, handlers::list_grants, handlers::get_grant, handlers::release,
         handlers::revoke, handlers::check, handlers::events, handlers::export, handlers::audit_key, handlers::latest_checkpoint,
         handlers::sign_checkpoint, handlers::inclusion_proof, handlers::consistency_proof, handlers::resources,
-        handlers::whoami,
+        handlers::whoami, handlers::explain,
         healthz, readyz
     ),
     modifiers(&BearerAuth),
@@ -146,7 +146,8 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/audit/proofs/inclusion", get(handlers::inclusion_proof))
         .route("/audit/proofs/consistency", get(handlers::consistency_proof))
         .route("/resources", get(handlers::resources))
-        .route("/whoami", get(handlers::whoami));
+        .route("/whoami", get(handlers::whoami))
+        .route("/policy/explain", get(handlers::explain));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(healthz))

@@ -24,6 +24,7 @@ use crate::usage::{Tally, UsageKey, UsageLog, Use};
 mod access;
 mod auth;
 mod checkpoints;
+mod explain;
 mod grants;
 mod proofs;
 mod requests;

@@ -118,7 +118,38 @@ on_both_backends!(
     the_policy_set_in_force_is_on_record,
     checkpoints_sign_the_head_when_the_log_grew,
     proofs_verify_against_the_signed_head,
+    explain_says_what_would_happen_and_files_nothing,
 );
+
+async fn explain_says_what_would_happen_and_files_nothing(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let alice = w.who("alice");
+    let pending = w.broker.explain(&alice, None, &ask("logs:payments-api", "read", 1800)).unwrap();
+    assert_eq!((pending.decision.as_str(), pending.approvals_required), ("pending", 1));
+    assert_eq!(pending.policies, ["payments-api.read"]);
+    assert_eq!(pending.approvers, ["bob", "erin"], "the payments leads, never the requester");
+    assert!(pending.why.contains("needs 1 approval from: bob, erin"), "{}", pending.why);
+
+    let unmasked = w.broker.explain(&alice, None, &ask("logs:payments-api", "read-unmasked", 1800)).unwrap();
+    assert_eq!(unmasked.approvals_required, 2);
+    let on_call = RequestInput { ticket: Some("INC-9".into()), ..ask("logs:checkout-web", "read", 1800) };
+    let dave = w.broker.explain(&w.who("dave"), None, &on_call).unwrap();
+    assert_eq!(dave.decision, "auto_approved");
+    assert_eq!(dave.auto_approved_by, ["checkout-web.oncall-incident"]);
+
+    let auditor = w.who("carol");
+    let refused = w.broker.explain(&auditor, None, &ask("logs:payments-api", "read", 1800)).unwrap();
+    assert_eq!(refused.decision, "denied");
+    assert!(refused.why.contains("org.auditors-request-nothing"), "{}", refused.why);
+    // Auditors may ask on someone's behalf; others may not.
+    let for_bob = w.broker.explain(&auditor, Some("bob"), &ask("logs:payments-api", "read", 1800)).unwrap();
+    assert_eq!(for_bob.approvers, ["erin"], "bob asking: erin is the only other lead");
+    let error = w.broker.explain(&alice, Some("bob"), &ask("logs:payments-api", "read", 1800)).unwrap_err();
+    assert!(matches!(error, BrokerError::Forbidden(_)), "{error}");
+
+    assert!(w.store.requests(&Default::default()).await.unwrap().is_empty(), "nothing was filed");
+    assert!(w.events().await.is_empty(), "nothing was recorded");
+}
 
 async fn proofs_verify_against_the_signed_head(store: Arc<dyn Store>) {
     let w = World::new(store.clone()).await;

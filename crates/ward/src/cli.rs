@@ -69,6 +69,10 @@ pub enum Command {
         /// Wait until the request is decided.
         #[arg(long)]
         wait: bool,
+        /// File nothing: say what would happen and why (which policies, how many approvals,
+        /// from whom). Exit 1 if it would be refused.
+        #[arg(long, conflicts_with_all = ["wait", "start_at"])]
+        dry_run: bool,
     },
     /// List requests.
     Requests {

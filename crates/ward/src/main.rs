@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use ward_api::{
     ApproveBody, AuditKey, CheckBody, CheckResult, CheckpointView, CreateRequest, DenyBody, EventView,
-    GrantView, RequestView, ResourceView, RevokeBody, WhoAmI,
+    Explanation, GrantView, RequestView, ResourceView, RevokeBody, WhoAmI,
 };
 use ward_core::duration::parse_duration;
 
@@ -88,7 +88,21 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Admin {
             command: AdminCommand::Token { command: TokenCommand::Create { user, ttl, config } },
         } => local::create_token(&user, &ttl, config.as_deref()).await.map(|()| ExitCode::SUCCESS),
-        Command::Request { resource, role, duration, reason, ticket, start_at, wait } => {
+        Command::Request { resource, role, duration, reason, ticket, dry_run: true, .. } => {
+            parse_duration(&duration).map_err(|e| CliError::Usage(format!("--for: {e}")))?;
+            let mut query =
+                vec![("resource", resource), ("role", role), ("duration", duration), ("reason", reason)];
+            query.extend(ticket.map(|t| ("ticket", t)));
+            let value = client()?.get("/v1/policy/explain", &query).await?;
+            let explanation: Explanation = typed(&value)?;
+            if json {
+                print_json(&value)?;
+            } else {
+                println!("{}: {}", explanation.decision, explanation.why);
+            }
+            Ok(if explanation.decision == "denied" { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Request { resource, role, duration, reason, ticket, start_at, wait, dry_run: false } => {
             let duration_seconds =
                 parse_duration(&duration).map_err(|e| CliError::Usage(format!("--for: {e}")))?;
             let start_at = start_at.map(|s| parse_time("--start-at", &s)).transpose()?;

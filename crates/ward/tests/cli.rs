@@ -141,6 +141,18 @@ fn stderr(out: &Output) -> String {
 fn walkthrough(server: &Server) {
     let (alice, bob, admin, carol) =
         (server.token("alice"), server.token("bob"), server.token("admin"), server.token("carol"));
+    // A dry run says what would happen and files nothing.
+    let ask = ["request", "logs:payments-api", "--role", "read", "--for", "30m", "--reason", "INC-4312"];
+    let (code, explained) = server.json(&alice, &[&ask[..], &["--dry-run"]].concat());
+    assert_eq!(code, 0);
+    assert_eq!(
+        (explained["decision"].as_str(), explained["approvers"][0].as_str()),
+        (Some("pending"), Some("bob"))
+    );
+    let (code, explained) = server.json(&carol, &[&ask[..], &["--dry-run"]].concat());
+    assert_eq!((code, explained["decision"].as_str()), (1, Some("denied")));
+    let (_, none) = server.json(&alice, &["requests", "--mine"]);
+    assert_eq!(none, serde_json::json!([]), "a dry run files nothing");
     let (code, request) = server.json(
         &alice,
         &[

@@ -3,7 +3,7 @@
 use super::*;
 
 impl Broker {
-    fn check_input(&self, input: &RequestInput) -> Result<(), BrokerError> {
+    pub(super) fn check_input(&self, input: &RequestInput) -> Result<(), BrokerError> {
         validate_text("the reason", &input.reason, true)?;
         if let Some(ticket) = &input.ticket {
             validate_text("the ticket", ticket, true)?;
