@@ -162,6 +162,17 @@ pub struct Explanation {
     pub approvers: Vec<String>,
 }
 
+/// `POST /v1/policy/reload`: what the reload did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyReloadView {
+    /// False when the files hold the set already in force (nothing recorded).
+    pub changed: bool,
+    /// SHA-256 of the policy set now in force.
+    pub hash: String,
+    pub previous_hash: String,
+    pub policy_ids: Vec<String>,
+}
+
 /// A resource access can be asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ResourceView {

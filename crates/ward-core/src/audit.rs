@@ -43,6 +43,9 @@ pub enum EventType {
     AccessDenied,
     #[serde(rename = "policy.changed")]
     PolicyChanged,
+    /// A policy reload that did not load; the previous policies stay in force.
+    #[serde(rename = "policy.rejected")]
+    PolicyRejected,
     #[serde(rename = "config.changed")]
     ConfigChanged,
     #[serde(rename = "audit.checkpoint")]
@@ -50,7 +53,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 15] = [
+    pub const ALL: [EventType; 16] = [
         Self::RequestCreated,
         Self::RequestCancelled,
         Self::RequestLapsed,
@@ -64,6 +67,7 @@ impl EventType {
         Self::AccessUsed,
         Self::AccessDenied,
         Self::PolicyChanged,
+        Self::PolicyRejected,
         Self::ConfigChanged,
         Self::AuditCheckpoint,
     ];
@@ -83,6 +87,7 @@ impl EventType {
             Self::AccessUsed => "access.used",
             Self::AccessDenied => "access.denied",
             Self::PolicyChanged => "policy.changed",
+            Self::PolicyRejected => "policy.rejected",
             Self::ConfigChanged => "config.changed",
             Self::AuditCheckpoint => "audit.checkpoint",
         }

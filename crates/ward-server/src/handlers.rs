@@ -12,7 +12,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use ward_api::{
     ApproveBody, AuditKey, CheckBody, CheckResult, CheckpointView, ConsistencyProof, CreateRequest, DenyBody,
-    EventView, Explanation, GrantView, InclusionProof, RequestView, ResourceView, RevokeBody, WhoAmI,
+    EventView, Explanation, GrantView, InclusionProof, PolicyReloadView, RequestView, ResourceView,
+    RevokeBody, WhoAmI,
 };
 use ward_core::RequestState;
 use ward_core::audit::EventType;
@@ -351,6 +352,26 @@ pub async fn explain(
         start_at: None,
     };
     Ok(Json(broker.explain(&caller, query.principal.as_deref(), &input)?))
+}
+
+#[utoipa::path(post, path = "/v1/policy/reload", tag = "operations", security(("bearer" = [])),
+    responses((status = 200, body = PolicyReloadView, description = "reloaded (recorded as `policy.changed`), or unchanged"),
+        (status = 403, body = ward_api::Problem, description = "admins only"),
+        (status = 422, body = ward_api::Problem, description = "the policies do not load; the previous ones stay in force (recorded as `policy.rejected`)")))]
+pub async fn reload_policies(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+) -> ApiResult<PolicyReloadView> {
+    if !caller.admin {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only admins can reload the policies"));
+    }
+    let reload = broker.reload_policies(&caller.name).await?;
+    Ok(Json(PolicyReloadView {
+        changed: reload.changed,
+        hash: reload.hash,
+        previous_hash: reload.previous_hash,
+        policy_ids: reload.policy_ids,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/whoami", tag = "access", security(("bearer" = [])),

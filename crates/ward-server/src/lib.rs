@@ -38,7 +38,7 @@ pub use problem::ApiError;
         handlers::deny, handlers::cancel, handlers::list_grants, handlers::get_grant, handlers::release,
         handlers::revoke, handlers::check, handlers::events, handlers::export, handlers::audit_key, handlers::latest_checkpoint,
         handlers::sign_checkpoint, handlers::inclusion_proof, handlers::consistency_proof, handlers::resources,
-        handlers::whoami, handlers::explain,
+        handlers::whoami, handlers::explain, handlers::reload_policies,
         healthz, readyz
     ),
     modifiers(&BearerAuth),
@@ -147,7 +147,8 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/audit/proofs/consistency", get(handlers::consistency_proof))
         .route("/resources", get(handlers::resources))
         .route("/whoami", get(handlers::whoami))
-        .route("/policy/explain", get(handlers::explain));
+        .route("/policy/explain", get(handlers::explain))
+        .route("/policy/reload", post(handlers::reload_policies));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(healthz))
@@ -235,9 +236,11 @@ pub async fn serve(
         })
         .collect();
     let scheduler = tokio::spawn(scheduler::run(broker.clone(), stopped));
+    let reloader = tokio::spawn(reload_on_sighup(broker.clone()));
     let app = router(broker, &settings);
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     let _ = stop.send(true);
+    reloader.abort();
     if let Err(error) = scheduler.await {
         tracing::error!(%error, "the scheduler stopped abnormally");
     }
@@ -247,6 +250,26 @@ pub async fn serve(
         }
     }
     served
+}
+
+/// Reloads the policies on every SIGHUP, as `ward policy reload` does.
+async fn reload_on_sighup(broker: Arc<Broker>) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hangups) => hangups,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGHUP; policies reload only through the API");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        match broker.reload_policies(ward_core::SYSTEM_ACTOR).await {
+            Ok(reload) if reload.changed => {
+                tracing::info!(hash = %reload.hash, "policies reloaded on SIGHUP")
+            }
+            Ok(_) => tracing::info!("SIGHUP: the policies are unchanged"),
+            Err(error) => tracing::error!(%error, "SIGHUP: the policies were not reloaded"),
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -31,6 +31,8 @@ mod requests;
 mod schedule;
 mod visibility;
 
+pub use auth::PolicyReload;
+
 /// How often a decision is retried when a concurrent change got there first.
 const MAX_ATTEMPTS: usize = 5;
 /// How many due items the scheduler commits per transaction.
@@ -130,10 +132,17 @@ pub struct DueReport {
     pub lapsed: usize,
 }
 
+/// Reads the policies afresh from where they are configured, for reloads.
+pub type PolicyLoader = Box<dyn Fn() -> Result<PolicyEngine, String> + Send + Sync>;
+
 pub struct Broker {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policy: RwLock<Arc<PolicyEngine>>,
+    /// Set once by whoever knows where the policies come from; without it there is no reload.
+    policy_loader: std::sync::OnceLock<PolicyLoader>,
+    /// One reload at a time, so each records the set it replaced.
+    reloading: tokio::sync::Mutex<()>,
     settings: Settings,
     index: GrantIndex,
     usage: UsageLog,
@@ -177,6 +186,8 @@ impl Broker {
             store,
             clock,
             policy: RwLock::new(Arc::new(policy)),
+            policy_loader: std::sync::OnceLock::new(),
+            reloading: tokio::sync::Mutex::new(()),
             settings,
             index: GrantIndex::default(),
             usage: UsageLog::default(),

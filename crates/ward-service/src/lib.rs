@@ -16,7 +16,9 @@ pub mod usage;
 
 use std::sync::Arc;
 
-pub use broker::{Broker, BrokerError, Caller, CheckOutcome, DueReport, RequestInput, Settings};
+pub use broker::{
+    Broker, BrokerError, Caller, CheckOutcome, DueReport, PolicyLoader, PolicyReload, RequestInput, Settings,
+};
 pub use config::{Config, ConfigError};
 use signing::{AuditSigner, SigningError};
 use ward_core::Clock;
@@ -89,5 +91,8 @@ pub async fn broker_for(
         let key = signing::load_or_create_secret(&audit.hmac_key, !audit.hmac_key_configured)?;
         Some(sensitive::Redactor::new(audit.hmac_fields.clone(), key))
     };
-    Ok(Broker::new(store, clock, policy, settings, signer, redactor).await?)
+    let broker = Broker::new(store, clock, policy, settings, signer, redactor).await?;
+    let config = config.clone();
+    broker.set_policy_loader(Box::new(move || config.policy_engine().map_err(|e| e.to_string())));
+    Ok(broker)
 }

@@ -119,7 +119,52 @@ on_both_backends!(
     checkpoints_sign_the_head_when_the_log_grew,
     proofs_verify_against_the_signed_head,
     explain_says_what_would_happen_and_files_nothing,
+    policies_reload_and_a_set_that_does_not_load_changes_nothing,
 );
+
+async fn policies_reload_and_a_set_that_does_not_load_changes_nothing(store: Arc<dyn Store>) {
+    let policies = tempfile::tempdir().unwrap();
+    let quickstart =
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/policies"));
+    for entry in std::fs::read_dir(&quickstart).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, policies.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let mut config = config();
+    config.policy_paths = vec![policies.path().to_owned()];
+    let clock = Arc::new(ManualClock::new(t0()));
+    let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+    let w = World { broker, clock, store };
+    let alice = w.who("alice");
+    let read = || ask("logs:payments-api", "read", 1800);
+
+    let same = w.broker.reload_policies("admin").await.unwrap();
+    assert!(!same.changed, "the files hold the set in force: nothing to do");
+    assert!(w.events().await.is_empty());
+
+    let freeze = "@id(\"freeze\") forbid (principal, action == Ward::Action::\"request\", resource);\n";
+    std::fs::write(policies.path().join("freeze.cedar"), freeze).unwrap();
+    let reload = w.broker.reload_policies("admin").await.unwrap();
+    assert!(reload.changed && reload.policy_ids.contains(&"freeze".to_owned()), "{reload:?}");
+    assert_eq!(w.broker.explain(&alice, None, &read()).unwrap().decision, "denied", "the new set decides");
+    let events = w.events().await;
+    assert_eq!((events[0].event_type, events[0].actor.as_str()), (EventType::PolicyChanged, "admin"));
+    assert_eq!(events[0].details["previous_hash"], reload.previous_hash.as_str());
+
+    std::fs::write(policies.path().join("freeze.cedar"), "forbid (principal, action resource);\n").unwrap();
+    let error = w.broker.reload_policies("admin").await.unwrap_err().to_string();
+    assert!(
+        error.contains("the previous ones stay in force") && error.contains("freeze.cedar:1:27:"),
+        "{error}"
+    );
+    assert_eq!(w.broker.policy().hash(), reload.hash, "a set that does not load changes nothing");
+    let events = w.events().await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        (events[1].event_type, events[1].details["hash_in_force"].as_str()),
+        (EventType::PolicyRejected, Some(reload.hash.as_str()))
+    );
+}
 
 async fn explain_says_what_would_happen_and_files_nothing(store: Arc<dyn Store>) {
     let w = World::new(store.clone()).await;

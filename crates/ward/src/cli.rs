@@ -165,6 +165,10 @@ pub enum PolicyCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Ask the server to reload its policies from their files (admins). The new set decides
+    /// from then on (recorded as policy.changed); a set that does not load changes nothing
+    /// (recorded as policy.rejected; exit 1). SIGHUP to the server does the same.
+    Reload,
     /// Run a file of policy cases (TOML, one [[case]] each: action request|approve|access,
     /// principal, resource, role, ... and the expected decision) against the configured
     /// policies, decided as the server decides. Exit 0 all pass, 1 any fails, 2 bad file or

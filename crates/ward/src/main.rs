@@ -201,6 +201,23 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Policy { command: PolicyCommand::Check { config } } => {
             local::check_policies(config.as_deref(), json)
         }
+        Command::Policy { command: PolicyCommand::Reload } => {
+            let value = client()?.post("/v1/policy/reload", &serde_json::json!({})).await?;
+            let reload: ward_api::PolicyReloadView = typed(&value)?;
+            if json {
+                print_json(&value)?;
+            } else if reload.changed {
+                println!(
+                    "policies reloaded: {} policies, policy set sha256 {} (was {})",
+                    reload.policy_ids.len(),
+                    reload.hash,
+                    reload.previous_hash
+                );
+            } else {
+                println!("the policies are unchanged (policy set sha256 {})", reload.hash);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Policy { command: PolicyCommand::Test { file, config } } => {
             local::test_policies(&file, config.as_deref(), json)
         }

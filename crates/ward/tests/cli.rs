@@ -500,6 +500,46 @@ fn policy_test_runs_a_case_file() {
     assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
 }
 
+/// `ward policy reload` and SIGHUP swap the running server's policies; a set that does not load
+/// changes nothing; both are on record.
+#[test]
+fn policies_reload_on_request_and_on_sighup() {
+    let server = Server::start(None);
+    let (admin, alice) = (server.token("admin"), server.token("alice"));
+    let policies = server.config.parent().unwrap().join("policies");
+    let ask =
+        ["request", "logs:payments-api", "--role", "read", "--for", "30m", "--reason", "INC-1", "--dry-run"];
+
+    std::fs::write(policies.join("freeze.cedar"), "@id(\"freeze\") forbid (principal, action, resource);\n")
+        .unwrap();
+    let (code, reload) = server.json(&admin, &["policy", "reload"]);
+    assert_eq!((code, &reload["changed"]), (0, &Value::Bool(true)), "{reload}");
+    assert_eq!(server.json(&alice, &ask).1["decision"], "denied", "the frozen set decides");
+    let not_admin = server.ward(&alice, &["policy", "reload"]);
+    assert_eq!(not_admin.status.code(), Some(1));
+
+    std::fs::write(policies.join("freeze.cedar"), "forbid (principal, action resource);\n").unwrap();
+    let broken = server.ward(&admin, &["policy", "reload"]);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(stderr(&broken).contains("freeze.cedar:1:27"), "{}", stderr(&broken));
+    assert_eq!(server.json(&alice, &ask).1["decision"], "denied", "the previous set stays in force");
+
+    std::fs::remove_file(policies.join("freeze.cedar")).unwrap();
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.json(&alice, &ask).1["decision"] != "pending" {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload the policies");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, changed) = server.json(&admin, &["audit", "events", "--type", "policy.changed"]);
+    let actors: Vec<&str> =
+        changed.as_array().unwrap().iter().map(|e| e["actor"].as_str().unwrap()).collect();
+    assert_eq!(actors, ["ward", "admin", "ward"], "at start, by admin, on SIGHUP");
+    let (_, rejected) = server.json(&admin, &["audit", "events", "--type", "policy.rejected"]);
+    assert_eq!(rejected.as_array().unwrap().len(), 1);
+}
+
 /// `ward quickstart` outside a checkout writes the demo world out of the binary and serves it.
 #[test]
 fn quickstart_serves_the_demo_world_from_anywhere() {

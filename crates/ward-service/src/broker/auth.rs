@@ -105,4 +105,74 @@ impl Broker {
         self.commit(Change { events: vec![event], ..Change::default() }).await?;
         Ok(true)
     }
+
+    /// Where reloads read the policies from (once; later calls change nothing).
+    pub fn set_policy_loader(&self, loader: PolicyLoader) {
+        let _ = self.policy_loader.set(loader);
+    }
+
+    /// Reloads the policies (SIGHUP, `ward policy reload`). The new set decides everything
+    /// from then on; requests filed before keep the terms they were filed with. The change is
+    /// recorded as `policy.changed` with `author` first: if that cannot be written, nothing
+    /// changes. A set that does not load changes nothing, is recorded as `policy.rejected`,
+    /// and its errors are returned.
+    pub async fn reload_policies(&self, author: &str) -> Result<PolicyReload, BrokerError> {
+        let Some(loader) = self.policy_loader.get() else {
+            return Err(BrokerError::Invalid("this server was not started from policy files".into()));
+        };
+        let _one_at_a_time = self.reloading.lock().await;
+        let previous = self.policy();
+        let event = |event_type, reason: String, details| NewEvent {
+            id: RandomIds.event_id(),
+            event_type,
+            occurred_at: self.now(),
+            actor: author.to_owned(),
+            subject: None,
+            resource: None,
+            request_id: None,
+            grant_id: None,
+            reason: Some(reason),
+            details,
+        };
+        let engine = match loader() {
+            Ok(engine) => engine,
+            Err(error) => {
+                let rejected = event(
+                    EventType::PolicyRejected,
+                    "the policies did not load; the previous ones stay in force".into(),
+                    json!({ "error": error, "hash_in_force": previous.hash() }),
+                );
+                self.commit(Change { events: vec![rejected], ..Change::default() }).await?;
+                return Err(BrokerError::Invalid(format!(
+                    "the policies were not reloaded; the previous ones stay in force. {error}"
+                )));
+            }
+        };
+        let reload = PolicyReload {
+            changed: engine.hash() != previous.hash(),
+            hash: engine.hash().to_owned(),
+            previous_hash: previous.hash().to_owned(),
+            policy_ids: engine.policy_ids(),
+        };
+        if reload.changed {
+            let changed = event(
+                EventType::PolicyChanged,
+                format!("policies reloaded by {author}"),
+                json!({ "hash": reload.hash, "previous_hash": reload.previous_hash, "policy_ids": reload.policy_ids }),
+            );
+            self.commit(Change { events: vec![changed], ..Change::default() }).await?;
+            *self.policy.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(engine);
+        }
+        Ok(reload)
+    }
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyReload {
+    /// False when the files hold the set already in force (nothing recorded).
+    pub changed: bool,
+    pub hash: String,
+    pub previous_hash: String,
+    pub policy_ids: Vec<String>,
 }
