@@ -331,3 +331,48 @@ fn requirement_annotations_are_checked_at_load() {
     let error = with_policies(&too_long).err().unwrap().to_string();
     assert!(error.contains("is not a whole number from 0 to 500"), "{error}");
 }
+
+const GROUPS: [&str; 6] = ["engineering", "payments", "payments-leads", "oncall", "auditors", "ward-admins"];
+const USERS: [&str; 6] = ["alice", "bob", "erin", "dave", "carol", "admin"];
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Whatever mix of permits and forbids, a request is allowed exactly when some permit
+    /// matches and no forbid does: deny always wins. Approvals likewise: a forbid on `approve`
+    /// stops every approver it matches, whatever permits say.
+    #[test]
+    fn deny_always_wins(
+        permits in proptest::collection::vec(0..GROUPS.len(), 0..4),
+        forbids in proptest::collection::vec(0..GROUPS.len(), 0..3),
+        user in 0..USERS.len(),
+        approver in 0..USERS.len(),
+    ) {
+        let mut text = String::new();
+        for (n, g) in permits.iter().enumerate() {
+            text.push_str(&format!(
+                "@id(\"p{n}\") permit (principal in Ward::Group::\"{}\", \
+                 action in [Ward::Action::\"request\", Ward::Action::\"approve\"], resource);\n",
+                GROUPS[*g]
+            ));
+        }
+        for (n, g) in forbids.iter().enumerate() {
+            text.push_str(&format!(
+                "@id(\"f{n}\") forbid (principal in Ward::Group::\"{}\", \
+                 action in [Ward::Action::\"request\", Ward::Action::\"approve\"], resource);\n",
+                GROUPS[*g]
+            ));
+        }
+        let engine = with_policies(&text).unwrap();
+        let member = |who: &str, groups: &[usize]| {
+            let of = engine.directory().groups_of(who);
+            groups.iter().any(|g| of.contains(GROUPS[*g]))
+        };
+        let asked = ask(USERS[user], "logs:payments-api", "read", 1800, None);
+        let allowed = matches!(engine.decide_request(&asked), RequestVerdict::Allowed(_));
+        proptest::prop_assert_eq!(allowed, member(USERS[user], &permits) && !member(USERS[user], &forbids));
+        let may_approve = engine.may_decide(USERS[approver], &asked);
+        let expected = approver != user && member(USERS[approver], &permits) && !member(USERS[approver], &forbids);
+        proptest::prop_assert_eq!(may_approve, expected);
+    }
+}
