@@ -129,6 +129,8 @@ struct PermitTerms {
     refused_reasons: Vec<String>,
     /// `@ticket("KIND")`: a ticket matching the `[tickets]` pattern KIND is required.
     ticket_kind: Option<String>,
+    /// `@pending_ttl("2h")`: how long a request may wait for its approvals before it lapses.
+    pending_ttl_seconds: Option<u64>,
 }
 
 /// The longest `@reason_min_length` accepted: a reason is a sentence, not an essay.
@@ -241,7 +243,18 @@ fn read_terms(policy: &Policy) -> Result<PermitTerms, PolicyError> {
         }
         kind => kind.map(|k| k.trim().to_owned()),
     };
-    Ok(PermitTerms { approvals, max_duration_seconds, reason_min_chars, refused_reasons, ticket_kind })
+    let pending_ttl_seconds = policy
+        .annotation("pending_ttl")
+        .map(|text| parse_duration(text).map_err(|e| annotation_error(format!("@pending_ttl: {e}"))))
+        .transpose()?;
+    Ok(PermitTerms {
+        approvals,
+        max_duration_seconds,
+        reason_min_chars,
+        refused_reasons,
+        ticket_kind,
+        pending_ttl_seconds,
+    })
 }
 
 /// Why `ask` does not meet `terms`' requirements, or `None` if it does.
@@ -581,6 +594,22 @@ impl PolicyEngine {
             ticket: request.ticket.as_deref(),
         };
         self.may_decide(approver, &ask)
+    }
+
+    /// How long a request allowed by `policy_ids` (its terms' permits) may wait for approvals:
+    /// any one permit suffices, so the longest of theirs, a permit without `@pending_ttl`
+    /// counting as `default_seconds`.
+    pub fn pending_ttl_seconds(&self, policy_ids: &[String], default_seconds: u64) -> u64 {
+        policy_ids
+            .iter()
+            .map(|id| {
+                self.terms
+                    .get(&PolicyId::new(id))
+                    .and_then(|t| t.pending_ttl_seconds)
+                    .unwrap_or(default_seconds)
+            })
+            .max()
+            .unwrap_or(default_seconds)
     }
 
     /// Everyone who may decide a request for `ask`, by name.

@@ -445,7 +445,7 @@ async fn release_and_revoke_end_access_at_once(store: Arc<dyn Store>) {
 async fn unanswered_requests_lapse(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let request = w.request("alice", "logs:payments-api", "read", 1800).await;
-    assert_eq!(request.lapses_at, t0() + SignedDuration::from_hours(24));
+    assert_eq!(request.lapses_at, t0() + SignedDuration::from_hours(24), "pending_ttl from ward.toml");
     w.clock.set(request.lapses_at - SignedDuration::from_millis(1));
     assert_eq!(w.broker.run_due(w.clock.now()).await.unwrap().lapsed, 0);
     w.clock.set(request.lapses_at + SignedDuration::from_secs(2));
@@ -457,6 +457,13 @@ async fn unanswered_requests_lapse(store: Arc<dyn Store>) {
     let event = w.events().await.into_iter().find(|e| e.event_type == EventType::RequestLapsed).unwrap();
     assert_eq!(event.occurred_at, request.lapses_at);
     assert_eq!(event.details["lag_ms"], 2000);
+
+    let checkout = w.request("alice", "logs:checkout-web", "read", 1800).await;
+    assert_eq!(
+        checkout.lapses_at,
+        w.clock.now() + SignedDuration::from_hours(4),
+        "its permit's @pending_ttl"
+    );
 }
 
 async fn a_restart_catches_up_without_double_processing(store: Arc<dyn Store>) {

@@ -376,3 +376,28 @@ proptest::proptest! {
         proptest::prop_assert_eq!(may_approve, expected);
     }
 }
+
+#[test]
+fn a_request_waits_as_long_as_its_most_lenient_permit_allows() {
+    let text = r#"
+@id("quick") @pending_ttl("2h")
+permit (principal, action == Ward::Action::"request", resource == Ward::Resource::"logs:payments-api")
+when { context.role == "read" };
+@id("slow") @pending_ttl("24h")
+permit (principal, action == Ward::Action::"request", resource == Ward::Resource::"logs:payments-api")
+when { context.role == "read-unmasked" };
+@id("plain")
+permit (principal, action == Ward::Action::"request", resource == Ward::Resource::"logs:checkout-web");
+"#;
+    let engine = with_policies(text).unwrap();
+    let ttl = |ids: &[&str]| {
+        let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        engine.pending_ttl_seconds(&ids, 3600)
+    };
+    assert_eq!(ttl(&["quick"]), 7200);
+    assert_eq!(ttl(&["plain"]), 3600, "no @pending_ttl: the configured default");
+    assert_eq!(ttl(&["quick", "slow"]), 86400);
+    assert_eq!(ttl(&["quick", "plain"]), 7200);
+    let bad = with_policies(&text.replace("\"2h\"", "\"soon\"")).err().unwrap().to_string();
+    assert!(bad.contains("@pending_ttl"), "{bad}");
+}

@@ -68,7 +68,7 @@ impl Broker {
             new,
             &terms,
             policy.hash(),
-            self.settings.pending_ttl_seconds,
+            policy.pending_ttl_seconds(&terms.policy_ids, self.settings.pending_ttl_seconds),
             self.now(),
         );
         let request = transition.request.clone();
