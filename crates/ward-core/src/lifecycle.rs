@@ -60,6 +60,23 @@ pub struct Transition {
     pub events: Vec<NewEvent>,
 }
 
+impl Transition {
+    /// Records on the event that creates a grant (if this transition creates one) the hash of
+    /// the policy set that allowed it, so every grant names the policies behind it.
+    pub fn with_policy_hash(mut self, policy_hash: &str) -> Self {
+        if self.grant.as_ref().is_some_and(|g| g.version == 1) {
+            for event in &mut self.events {
+                if matches!(event.event_type, EventType::GrantScheduled | EventType::GrantActivated)
+                    && let Some(details) = event.details.as_object_mut()
+                {
+                    details.insert("policy_hash".into(), policy_hash.into());
+                }
+            }
+        }
+        self
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LifecycleError {
     #[error("request {id} is {state}, not pending; it can no longer be decided or cancelled")]
@@ -206,7 +223,7 @@ pub fn file_request(
     events.push(approved);
     let (grant, grant_events) = approve_into_grant(ids, &mut request, SYSTEM_ACTOR, now);
     events.extend(grant_events);
-    Transition { request: Some(request), grant: Some(grant), events }
+    Transition { request: Some(request), grant: Some(grant), events }.with_policy_hash(policy_hash)
 }
 
 /// Marks `request` approved and creates its grant: active now, or scheduled for `start_at`.

@@ -120,7 +120,24 @@ on_both_backends!(
     proofs_verify_against_the_signed_head,
     explain_says_what_would_happen_and_files_nothing,
     policies_reload_and_a_set_that_does_not_load_changes_nothing,
+    every_grant_names_the_policy_set_that_allowed_it,
 );
+
+async fn every_grant_names_the_policy_set_that_allowed_it(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let approved = w.granted().await;
+    let on_call = RequestInput { ticket: Some("INC-9".into()), ..ask("logs:checkout-web", "read", 1800) };
+    let automatic = w.broker.create_request(&w.who("dave"), on_call).await.unwrap();
+    let hash = w.broker.policy().hash().to_owned();
+    for grant_id in [approved.id.to_string(), automatic.grant_id.unwrap().to_string()] {
+        let events = w.events().await;
+        let created = events
+            .iter()
+            .find(|e| e.event_type == EventType::GrantActivated && e.grant_id.as_deref() == Some(&grant_id))
+            .unwrap();
+        assert_eq!(created.details["policy_hash"], hash.as_str(), "{grant_id}");
+    }
+}
 
 async fn policies_reload_and_a_set_that_does_not_load_changes_nothing(store: Arc<dyn Store>) {
     let policies = tempfile::tempdir().unwrap();

@@ -134,6 +134,7 @@ impl Broker {
         self.decide(caller, id, "approve", |ids, request, policy, now| {
             let eligible = policy.may_approve(&name, &request);
             lifecycle::approve(ids, request, &name, eligible, comment.clone(), now)
+                .map(|transition| transition.with_policy_hash(policy.hash()))
         })
         .await
     }
