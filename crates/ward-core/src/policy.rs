@@ -118,6 +118,16 @@ pub struct RequestAsk<'a> {
     pub ticket: Option<&'a str>,
 }
 
+/// What the policies would do with a request, and why, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestExplanation {
+    pub verdict: RequestVerdict,
+    /// Who could approve it, when it would wait for approvals (never the requester).
+    pub approvers: Vec<String>,
+    /// One sentence.
+    pub why: String,
+}
+
 /// Annotations a permit policy can carry, read once at load.
 #[derive(Debug, Clone, Default)]
 struct PermitTerms {
@@ -610,6 +620,34 @@ impl PolicyEngine {
             })
             .max()
             .unwrap_or(default_seconds)
+    }
+
+    /// Decides `ask` as [`Self::decide_request`] does and says why; for a request that would
+    /// wait, also who could approve it.
+    pub fn explain_request(&self, ask: &RequestAsk<'_>) -> RequestExplanation {
+        let verdict = self.decide_request(ask);
+        let (approvers, why) = match &verdict {
+            RequestVerdict::Refused(refusal) => (Vec::new(), refusal.to_string()),
+            RequestVerdict::Allowed(RequestTerms { auto_approved_by: Some(rules), .. }) => {
+                (Vec::new(), format!("approved at once by {}", rules.join(", ")))
+            }
+            RequestVerdict::Allowed(terms) => {
+                let approvers = self.approvers(ask);
+                let why = format!(
+                    "allowed by {}; needs {} approval{} from: {}",
+                    terms.policy_ids.join(", "),
+                    terms.approvals_required,
+                    if terms.approvals_required == 1 { "" } else { "s" },
+                    if approvers.is_empty() {
+                        "nobody (no approve policy lets anyone decide it)".to_owned()
+                    } else {
+                        approvers.join(", ")
+                    }
+                );
+                (approvers, why)
+            }
+        };
+        RequestExplanation { verdict, approvers, why }
     }
 
     /// Everyone who may decide a request for `ask`, by name.

@@ -341,7 +341,7 @@ pub async fn explain(
     let Query(query) = query?;
     let duration_seconds = match query.duration.as_deref() {
         Some(text) => parse_duration(text).map_err(|e| invalid(e.to_string()))?,
-        None => 30 * 60,
+        None => ward_service::broker::DEFAULT_WHAT_IF_DURATION_SECONDS,
     };
     let input = RequestInput {
         resource: query.resource,

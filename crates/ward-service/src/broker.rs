@@ -32,6 +32,7 @@ mod schedule;
 mod visibility;
 
 pub use auth::PolicyReload;
+pub use explain::DEFAULT_WHAT_IF_DURATION_SECONDS;
 
 /// How often a decision is retried when a concurrent change got there first.
 const MAX_ATTEMPTS: usize = 5;

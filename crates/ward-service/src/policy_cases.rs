@@ -151,11 +151,12 @@ pub fn run(engine: &PolicyEngine, file: &CaseFile) -> Vec<CaseResult> {
     file.cases.iter().map(|case| decide(engine, case)).collect()
 }
 
-const DEFAULT_DURATION_SECONDS: u64 = 30 * 60;
-
 fn decide(engine: &PolicyEngine, case: &Case) -> CaseResult {
-    let duration_seconds =
-        case.duration.as_deref().and_then(|d| parse_duration(d).ok()).unwrap_or(DEFAULT_DURATION_SECONDS);
+    let duration_seconds = case
+        .duration
+        .as_deref()
+        .and_then(|d| parse_duration(d).ok())
+        .unwrap_or(crate::broker::DEFAULT_WHAT_IF_DURATION_SECONDS);
     let ask = |requester| RequestAsk {
         requester,
         resource: &case.resource,
@@ -165,32 +166,29 @@ fn decide(engine: &PolicyEngine, case: &Case) -> CaseResult {
         ticket: case.ticket.as_deref(),
     };
     let (got, detail, passed) = match case.action {
-        Action::Request => match engine.decide_request(&ask(&case.principal)) {
-            RequestVerdict::Refused(refusal) => {
-                (Outcome::Denied, refusal.to_string(), case.expect == Outcome::Denied)
+        Action::Request => {
+            let explained = engine.explain_request(&ask(&case.principal));
+            let detail = explained.why;
+            match explained.verdict {
+                RequestVerdict::Refused(_) => (Outcome::Denied, detail, case.expect == Outcome::Denied),
+                RequestVerdict::Allowed(terms) => {
+                    let got = if terms.auto_approved_by.is_some() {
+                        Outcome::AutoApproved
+                    } else {
+                        Outcome::Pending
+                    };
+                    let passed = match case.expect {
+                        Outcome::Allowed => true,
+                        Outcome::Pending => {
+                            got == Outcome::Pending
+                                && case.approvals.is_none_or(|n| n == terms.approvals_required)
+                        }
+                        expected => expected == got,
+                    };
+                    (got, detail, passed)
+                }
             }
-            RequestVerdict::Allowed(terms) => {
-                let got =
-                    if terms.auto_approved_by.is_some() { Outcome::AutoApproved } else { Outcome::Pending };
-                let detail = match &terms.auto_approved_by {
-                    Some(rules) => format!("approved automatically by {}", rules.join(", ")),
-                    None => format!(
-                        "{} approval(s) required, allowed by {}",
-                        terms.approvals_required,
-                        terms.policy_ids.join(", ")
-                    ),
-                };
-                let passed = match case.expect {
-                    Outcome::Allowed => true,
-                    Outcome::Pending => {
-                        got == Outcome::Pending
-                            && case.approvals.is_none_or(|n| n == terms.approvals_required)
-                    }
-                    expected => expected == got,
-                };
-                (got, detail, passed)
-            }
-        },
+        }
         Action::Approve => {
             let requester = case.requester.as_deref().unwrap_or_default();
             let allowed = engine.may_decide(&case.principal, &ask(requester));

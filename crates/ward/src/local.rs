@@ -38,7 +38,7 @@ fn init_logging() {
 /// `ward policy check`: the configured policies, compiled as the server would compile them.
 pub fn check_policies(explicit: Option<&Path>, json: bool) -> Result<ExitCode, CliError> {
     let config = load(explicit)?;
-    let (valid, report) = match config.policy_engine() {
+    let (valid, value, text) = match config.policy_engine() {
         Ok(engine) => {
             let ids = engine.policy_ids();
             let text = format!(
@@ -46,21 +46,22 @@ pub fn check_policies(explicit: Option<&Path>, json: bool) -> Result<ExitCode, C
                 ids.len(),
                 engine.hash()
             );
-            (true, (serde_json::json!({ "valid": true, "policies": ids, "hash": engine.hash() }), text))
+            (true, serde_json::json!({ "valid": true, "policies": ids, "hash": engine.hash() }), text)
         }
         Err(ward_service::ConfigError::Policy { message, .. }) => {
             // A heading line over one line per error, or a single error.
             let lines: Vec<&str> = message.lines().map(str::trim).collect();
             let errors = if lines.len() > 1 { &lines[1..] } else { &lines[..] };
-            (false, (serde_json::json!({ "valid": false, "error": message, "errors": errors }), message))
+            (false, serde_json::json!({ "valid": false, "error": message, "errors": errors }), message)
         }
         Err(other) => return Err(config_error(other)),
     };
-    let (value, text) = report;
-    match (json, valid) {
-        (true, _) => println!("{}", serde_json::to_string_pretty(&value).map_err(config_error)?),
-        (false, true) => println!("{text}"),
-        (false, false) => eprintln!("ward: {text}"),
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value).map_err(config_error)?);
+    } else if valid {
+        println!("{text}");
+    } else {
+        eprintln!("ward: {text}");
     }
     Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

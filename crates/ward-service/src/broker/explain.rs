@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// The duration a "what if" question assumes when it names none (dry runs, policy cases).
+pub const DEFAULT_WHAT_IF_DURATION_SECONDS: u64 = 30 * 60;
+
 impl Broker {
     /// Decides `input` as `create_request` would for `principal` (the caller unless given; only
     /// admins and auditors may ask about someone else), and says who could approve it. Nothing
@@ -19,7 +22,6 @@ impl Broker {
             ));
         }
         self.check_input(input)?;
-        let policy = self.policy();
         let ask = RequestAsk {
             requester: principal,
             resource: &input.resource,
@@ -28,47 +30,26 @@ impl Broker {
             reason: &input.reason,
             ticket: input.ticket.as_deref(),
         };
-        let mut explanation = ward_api::Explanation {
+        let explained = self.policy().explain_request(&ask);
+        let (decision, terms) = match explained.verdict {
+            RequestVerdict::Refused(_) => ("denied", None),
+            RequestVerdict::Allowed(terms) if terms.auto_approved_by.is_some() => {
+                ("auto_approved", Some(terms))
+            }
+            RequestVerdict::Allowed(terms) => ("pending", Some(terms)),
+        };
+        let pending = decision == "pending";
+        Ok(ward_api::Explanation {
             principal: principal.to_owned(),
             resource: input.resource.clone(),
             role: input.role.clone(),
             duration_seconds: input.duration_seconds,
-            decision: String::new(),
-            why: String::new(),
-            approvals_required: 0,
-            policies: Vec::new(),
-            auto_approved_by: Vec::new(),
-            approvers: Vec::new(),
-        };
-        match policy.decide_request(&ask) {
-            RequestVerdict::Refused(refusal) => {
-                explanation.decision = "denied".into();
-                explanation.why = refusal.to_string();
-            }
-            RequestVerdict::Allowed(terms) => {
-                explanation.policies = terms.policy_ids;
-                if let Some(rules) = terms.auto_approved_by {
-                    explanation.decision = "auto_approved".into();
-                    explanation.why = format!("approved at once by {}", rules.join(", "));
-                    explanation.auto_approved_by = rules;
-                } else {
-                    explanation.decision = "pending".into();
-                    explanation.approvals_required = terms.approvals_required;
-                    explanation.approvers = policy.approvers(&ask);
-                    explanation.why = format!(
-                        "allowed by {}; needs {} approval{} from: {}",
-                        explanation.policies.join(", "),
-                        terms.approvals_required,
-                        if terms.approvals_required == 1 { "" } else { "s" },
-                        if explanation.approvers.is_empty() {
-                            "nobody (no approve policy lets anyone decide it)".to_owned()
-                        } else {
-                            explanation.approvers.join(", ")
-                        }
-                    );
-                }
-            }
-        }
-        Ok(explanation)
+            decision: decision.to_owned(),
+            why: explained.why,
+            approvals_required: terms.as_ref().filter(|_| pending).map_or(0, |t| t.approvals_required),
+            auto_approved_by: terms.as_ref().and_then(|t| t.auto_approved_by.clone()).unwrap_or_default(),
+            policies: terms.map(|t| t.policy_ids).unwrap_or_default(),
+            approvers: explained.approvers,
+        })
     }
 }
