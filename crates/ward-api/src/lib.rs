@@ -29,6 +29,27 @@ pub struct RequestView {
     pub grant_id: Option<String>,
     /// The policies that allowed the request.
     pub policy_ids: Vec<String>,
+    /// Approval stages that must each be met (`approvals` per stage).
+    #[serde(default)]
+    pub stages: Vec<StageView>,
+    /// What each stage still needs.
+    #[serde(default)]
+    pub stages_unmet: Vec<StageView>,
+    /// How many may hold this role on this resource at once, if the policy limits it.
+    #[serde(default)]
+    pub max_holders: Option<u32>,
+    /// For an extension: the grant it extends.
+    #[serde(default)]
+    pub extends_grant: Option<String>,
+    /// A break-glass request: granted at once, reviewed afterwards.
+    #[serde(default)]
+    pub breakglass: bool,
+    /// The on-call schedules the requester was on when asking.
+    #[serde(default)]
+    pub on_call_schedules: Vec<String>,
+    /// Whether it was asked within business hours.
+    #[serde(default)]
+    pub business_hours: bool,
 }
 
 /// One approver's decision.
@@ -39,6 +60,9 @@ pub struct ApprovalView {
     pub decision: String,
     pub comment: Option<String>,
     pub at: Timestamp,
+    /// The approval stages the approver counted for.
+    #[serde(default)]
+    pub stages: Vec<String>,
 }
 
 /// Time-limited access.
@@ -57,6 +81,34 @@ pub struct GrantView {
     pub ended_by: Option<String>,
     pub end_reason: Option<String>,
     pub first_used_at: Option<Timestamp>,
+    /// Each approved extension, oldest first.
+    #[serde(default)]
+    pub extensions: Vec<ExtensionView>,
+    /// For a break-glass grant: the review it owes.
+    #[serde(default)]
+    pub review: Option<ReviewView>,
+}
+
+/// An approved extension of a grant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ExtensionView {
+    /// The extension request.
+    pub request_id: String,
+    pub added_seconds: u64,
+    pub previous_expires_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub at: Timestamp,
+}
+
+/// The post-hoc review of a break-glass grant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReviewView {
+    pub due_at: Timestamp,
+    /// `pending`, `overdue` (not reviewed by `due_at`) or `done`.
+    pub state: String,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<Timestamp>,
+    pub comment: Option<String>,
 }
 
 /// `POST /v1/requests`. Give the duration as `duration_seconds` or as `duration` (`30m`).
@@ -74,6 +126,30 @@ pub struct CreateRequest {
     pub ticket: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_at: Option<Timestamp>,
+    /// Break the glass: access at once under a break-glass rule, reviewed afterwards.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub breakglass: bool,
+}
+
+/// `POST /v1/grants/{id}/extend`: more time on the caller's own grant, through the policy.
+/// Give the added time as `duration_seconds` or as `duration` (`30m`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+}
+
+/// `POST /v1/grants/{id}/review`: an approver's review of a break-glass grant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    pub comment: String,
 }
 
 /// `POST /v1/requests/{id}/approve`.
@@ -147,7 +223,8 @@ pub struct Explanation {
     pub resource: String,
     pub role: String,
     pub duration_seconds: u64,
-    /// `denied`, `pending` (waits for approvals) or `auto_approved`.
+    /// `denied` (refused), `pending` (waits for approvals), `auto_approved`, `auto_denied`
+    /// (filed and denied at once by a rule) or `breakglass` (granted at once, reviewed after).
     pub decision: String,
     /// Why, in one sentence.
     pub why: String,
@@ -159,6 +236,29 @@ pub struct Explanation {
     pub auto_approved_by: Vec<String>,
     /// Who could approve it (`pending`): every user an approve policy lets decide it, never the
     /// requester.
+    pub approvers: Vec<String>,
+    /// The automatic rules that would deny it.
+    #[serde(default)]
+    pub auto_denied_by: Vec<String>,
+    /// The approval stages it would need (`pending`), each with who could fill it.
+    #[serde(default)]
+    pub stages: Vec<StageView>,
+    /// The on-call schedules the principal is on now, as the policy sees them.
+    #[serde(default)]
+    pub on_call_schedules: Vec<String>,
+    /// Whether it is business hours now, as the policy sees it.
+    #[serde(default)]
+    pub business_hours: bool,
+}
+
+/// One approval stage of a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StageView {
+    pub name: String,
+    /// Approvals the stage needs (in a request: still needs).
+    pub approvals: u32,
+    /// Who could fill it.
+    #[serde(default)]
     pub approvers: Vec<String>,
 }
 

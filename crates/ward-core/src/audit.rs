@@ -37,6 +37,17 @@ pub enum EventType {
     GrantRevoked,
     #[serde(rename = "grant.expired")]
     GrantExpired,
+    /// An approved extension moved a grant's expiry later.
+    #[serde(rename = "grant.extended")]
+    GrantExtended,
+    /// A break-glass grant was created: access at once, review owed.
+    #[serde(rename = "breakglass.used")]
+    BreakglassUsed,
+    #[serde(rename = "breakglass.reviewed")]
+    BreakglassReviewed,
+    /// A break-glass grant was not reviewed by its deadline.
+    #[serde(rename = "breakglass.overdue")]
+    BreakglassOverdue,
     #[serde(rename = "access.used")]
     AccessUsed,
     #[serde(rename = "access.denied")]
@@ -48,12 +59,15 @@ pub enum EventType {
     PolicyRejected,
     #[serde(rename = "config.changed")]
     ConfigChanged,
+    /// The on-call schedule or lookup could not be read; `details` say what was decided instead.
+    #[serde(rename = "oncall.unavailable")]
+    OncallUnavailable,
     #[serde(rename = "audit.checkpoint")]
     AuditCheckpoint,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 21] = [
         Self::RequestCreated,
         Self::RequestCancelled,
         Self::RequestLapsed,
@@ -64,11 +78,16 @@ impl EventType {
         Self::GrantReleased,
         Self::GrantRevoked,
         Self::GrantExpired,
+        Self::GrantExtended,
+        Self::BreakglassUsed,
+        Self::BreakglassReviewed,
+        Self::BreakglassOverdue,
         Self::AccessUsed,
         Self::AccessDenied,
         Self::PolicyChanged,
         Self::PolicyRejected,
         Self::ConfigChanged,
+        Self::OncallUnavailable,
         Self::AuditCheckpoint,
     ];
 
@@ -84,11 +103,16 @@ impl EventType {
             Self::GrantReleased => "grant.released",
             Self::GrantRevoked => "grant.revoked",
             Self::GrantExpired => "grant.expired",
+            Self::GrantExtended => "grant.extended",
+            Self::BreakglassUsed => "breakglass.used",
+            Self::BreakglassReviewed => "breakglass.reviewed",
+            Self::BreakglassOverdue => "breakglass.overdue",
             Self::AccessUsed => "access.used",
             Self::AccessDenied => "access.denied",
             Self::PolicyChanged => "policy.changed",
             Self::PolicyRejected => "policy.rejected",
             Self::ConfigChanged => "config.changed",
+            Self::OncallUnavailable => "oncall.unavailable",
             Self::AuditCheckpoint => "audit.checkpoint",
         }
     }

@@ -16,7 +16,16 @@ pub enum DurationError {
 pub fn parse_duration(text: &str) -> Result<u64, DurationError> {
     let trimmed = text.trim();
     // jiff's "friendly" format also reads ISO 8601 (`PT30M`) and long units (`30 minutes`).
-    let parsed: SignedDuration = trimmed.parse().map_err(|_| DurationError::Malformed(text.to_owned()))?;
+    // Days (`7d`) are read as 24 hours: ward's durations are spans of time, not calendar dates.
+    let parsed: SignedDuration = match trimmed.parse() {
+        Ok(duration) => duration,
+        Err(_) => trimmed
+            .parse::<jiff::Span>()
+            .ok()
+            .filter(|span| span.get_years() == 0 && span.get_months() == 0 && span.get_weeks() == 0)
+            .and_then(|span| span.to_duration(jiff::SpanRelativeTo::days_are_24_hours()).ok())
+            .ok_or_else(|| DurationError::Malformed(text.to_owned()))?,
+    };
     if parsed.subsec_nanos() != 0 {
         return Err(DurationError::Fractional(text.to_owned()));
     }
@@ -57,6 +66,8 @@ mod tests {
         assert_eq!(parse_duration("4h"), Ok(14400));
         assert_eq!(parse_duration("1h30m"), Ok(5400));
         assert_eq!(parse_duration("1s"), Ok(1));
+        assert_eq!(parse_duration("7d"), Ok(7 * 86400));
+        assert_eq!(parse_duration("1d12h"), Ok(36 * 3600));
     }
 
     #[test]
@@ -67,6 +78,7 @@ mod tests {
         assert!(matches!(parse_duration("soon"), Err(DurationError::Malformed(_))));
         assert!(matches!(parse_duration(""), Err(DurationError::Malformed(_))));
         assert!(matches!(parse_duration("30"), Err(DurationError::Malformed(_))));
+        assert!(matches!(parse_duration("1mo"), Err(DurationError::Malformed(_))));
     }
 
     #[test]

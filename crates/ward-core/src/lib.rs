@@ -6,6 +6,7 @@
 //! the audit hashing testable in isolation and identical on every store backend.
 
 pub mod audit;
+pub mod calendar;
 pub mod checkpoint;
 pub mod clock;
 pub mod directory;

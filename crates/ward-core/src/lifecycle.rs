@@ -8,8 +8,10 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::json;
 
 use crate::audit::{EventType, NewEvent};
+use crate::duration::format_duration;
 use crate::model::{
-    AccessRequest, Approval, Decision, Grant, GrantId, GrantState, RequestId, RequestState, SYSTEM_ACTOR,
+    AccessRequest, Approval, Decision, Extension, Grant, GrantId, GrantState, RequestId, RequestState,
+    Review, ReviewState, SYSTEM_ACTOR,
 };
 use crate::policy::RequestTerms;
 
@@ -66,8 +68,10 @@ impl Transition {
     pub fn with_policy_hash(mut self, policy_hash: &str) -> Self {
         if self.grant.as_ref().is_some_and(|g| g.version == 1) {
             for event in &mut self.events {
-                if matches!(event.event_type, EventType::GrantScheduled | EventType::GrantActivated)
-                    && let Some(details) = event.details.as_object_mut()
+                if matches!(
+                    event.event_type,
+                    EventType::GrantScheduled | EventType::GrantActivated | EventType::BreakglassUsed
+                ) && let Some(details) = event.details.as_object_mut()
                 {
                     details.insert("policy_hash".into(), policy_hash.into());
                 }
@@ -97,10 +101,25 @@ pub enum LifecycleError {
     CommentRequired,
     #[error("a reason is required")]
     ReasonRequired,
+    #[error(
+        "{requester} approved a request of {approver}'s within the last {window}; the policy for this \
+         access does not let {approver} approve {requester}'s request in return"
+    )]
+    Reciprocal { approver: String, requester: String, window: String },
+    #[error(
+        "`{role}` on `{resource}` already has {max} holder{}, the most its policy allows; try again when \
+         someone's access ends",
+        if *max == 1 { "" } else { "s" }
+    )]
+    TooManyHolders { resource: String, role: String, max: u32 },
+    #[error("grant {0} is not a break-glass grant; there is nothing to review")]
+    NotBreakglass(GrantId),
+    #[error("break-glass grant {id} was already reviewed by {by}")]
+    AlreadyReviewed { id: GrantId, by: String },
 }
 
 /// What a requester asks for, validated for shape by the caller.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewRequest {
     pub requester: String,
     pub resource: String,
@@ -109,6 +128,29 @@ pub struct NewRequest {
     pub reason: String,
     pub ticket: Option<String>,
     pub start_at: Option<Timestamp>,
+    /// The on-call schedules the requester is on, as the policy saw them.
+    pub on_call_schedules: Vec<String>,
+    pub business_hours: bool,
+}
+
+/// What the store says at the moment a grant would be created or extended.
+#[derive(Debug, Clone, Default)]
+pub struct GrantContext {
+    /// People other than the requester holding the role on the resource in an overlapping window.
+    pub holders: u32,
+    /// For an extension: the grant to extend, as stored now.
+    pub extends: Option<Grant>,
+}
+
+/// An approver as the policy and the store see them.
+#[derive(Debug, Clone)]
+pub struct Approver<'a> {
+    pub name: &'a str,
+    /// `None`: not eligible; otherwise the approval stages they count for.
+    pub stages: Option<Vec<String>>,
+    /// The last time the requester approved a request of this approver's (when the request's
+    /// policy forbids approving in return).
+    pub last_approved_by_requester: Option<Timestamp>,
 }
 
 fn add_seconds(at: Timestamp, seconds: u64) -> Timestamp {
@@ -167,15 +209,23 @@ fn grant_event(
     }
 }
 
-/// Files a request under the terms the policy set; approves it at once if a rule says so.
+/// Files a request under the terms the policy set: denies it at once if a rule says so, grants
+/// a break-glass request at once, approves it at once if a rule says so, or leaves it pending.
+/// For an extension, `context.extends` is the holder's grant (checked by [`check_extendable`]).
 pub fn file_request(
     ids: &mut dyn IdSource,
     new: NewRequest,
     terms: &RequestTerms,
     policy_hash: &str,
     pending_ttl_seconds: u64,
+    context: &GrantContext,
     now: Timestamp,
-) -> Transition {
+) -> Result<Transition, LifecycleError> {
+    let mut lapses_at = add_seconds(now, pending_ttl_seconds);
+    if let Some(grant) = &context.extends {
+        // An extension nobody approved before the grant ends has nothing left to extend.
+        lapses_at = lapses_at.min(grant.expires_at);
+    }
     let mut request = AccessRequest {
         id: ids.request_id(),
         requester: new.requester,
@@ -188,11 +238,19 @@ pub fn file_request(
         state: RequestState::Pending,
         created_at: now,
         decided_at: None,
-        lapses_at: add_seconds(now, pending_ttl_seconds),
+        lapses_at,
         approvals: Vec::new(),
         approvals_required: terms.approvals_required,
         grant_id: None,
         policy_ids: terms.policy_ids.clone(),
+        stages: terms.stages.clone(),
+        max_holders: terms.max_holders,
+        reciprocal_seconds: terms.reciprocal_seconds,
+        on_call_schedules: new.on_call_schedules,
+        business_hours: new.business_hours,
+        extends_grant: context.extends.as_ref().map(|g| g.id.clone()),
+        breakglass: terms.review_within_seconds.is_some(),
+        review_within_seconds: terms.review_within_seconds,
         version: 1,
     };
     let mut created =
@@ -204,35 +262,107 @@ pub fn file_request(
         "ticket": request.ticket,
         "start_at": request.start_at.map(|t| t.to_string()),
         "approvals_required": request.approvals_required,
+        "stages": request.stages,
         "policy_ids": request.policy_ids,
         "policy_hash": policy_hash,
+        "on_call_schedules": request.on_call_schedules,
+        "business_hours": request.business_hours,
+        "extends_grant": request.extends_grant,
+        "breakglass": request.breakglass,
     });
     let mut events = vec![created];
 
+    if let Some(rules) = &terms.auto_denied_by {
+        let comment = format!("denied automatically by {}", rules.join(", "));
+        request.approvals.push(Approval {
+            approver: SYSTEM_ACTOR.to_owned(),
+            decision: Decision::Deny,
+            comment: Some(comment.clone()),
+            at: now,
+            stages: Vec::new(),
+        });
+        request.state = RequestState::Denied;
+        request.decided_at = Some(now);
+        let mut denied = request_event(ids, EventType::ApprovalDenied, now, SYSTEM_ACTOR, &request);
+        denied.reason = Some(comment);
+        denied.details = json!({ "automatic": true, "policy_ids": rules });
+        events.push(denied);
+        return Ok(Transition { request: Some(request), grant: None, events });
+    }
+    if let Some(review_within) = terms.review_within_seconds {
+        let requester = request.requester.clone();
+        let (mut grant, grant_events) = approve_into_grant(ids, &mut request, context, &requester, now)?;
+        let due_at = add_seconds(now, review_within);
+        grant.review = Some(Review {
+            due_at,
+            state: ReviewState::Pending,
+            reviewed_by: None,
+            reviewed_at: None,
+            comment: None,
+        });
+        let mut used = grant_event(ids, EventType::BreakglassUsed, now, &requester, &grant);
+        used.reason = Some(request.reason.clone());
+        merge(
+            &mut used.details,
+            json!({ "policy_ids": request.policy_ids, "review_due_at": due_at.to_string() }),
+        );
+        events.push(used);
+        events.extend(grant_events);
+        return Ok(
+            Transition { request: Some(request), grant: Some(grant), events }.with_policy_hash(policy_hash)
+        );
+    }
     let Some(rules) = &terms.auto_approved_by else {
-        return Transition { request: Some(request), grant: None, events };
+        return Ok(Transition { request: Some(request), grant: None, events });
     };
     request.approvals.push(Approval {
         approver: SYSTEM_ACTOR.to_owned(),
         decision: Decision::Approve,
         comment: Some(format!("approved automatically by {}", rules.join(", "))),
         at: now,
+        stages: Vec::new(),
     });
     let mut approved = request_event(ids, EventType::ApprovalGranted, now, SYSTEM_ACTOR, &request);
     approved.details = json!({ "automatic": true, "policy_ids": rules });
     events.push(approved);
-    let (grant, grant_events) = approve_into_grant(ids, &mut request, SYSTEM_ACTOR, now);
+    let (grant, grant_events) = approve_into_grant(ids, &mut request, context, SYSTEM_ACTOR, now)?;
     events.extend(grant_events);
-    Transition { request: Some(request), grant: Some(grant), events }.with_policy_hash(policy_hash)
+    Ok(Transition { request: Some(request), grant: Some(grant), events }.with_policy_hash(policy_hash))
 }
 
-/// Marks `request` approved and creates its grant: active now, or scheduled for `start_at`.
+/// Whether `by` may ask to extend `grant`: their own, still live and inside its window.
+pub fn check_extendable(grant: &Grant, by: &str, now: Timestamp) -> Result<(), LifecycleError> {
+    if by != grant.principal {
+        return Err(LifecycleError::NotHolder { id: grant.id.clone(), principal: grant.principal.clone() });
+    }
+    ensure_live(grant)?;
+    if now >= grant.expires_at {
+        return Err(LifecycleError::GrantEnded { id: grant.id.clone(), state: GrantState::Expired });
+    }
+    Ok(())
+}
+
+/// Marks `request` approved and creates its grant (active now, or scheduled for `start_at`),
+/// or, for an extension, moves the extended grant's expiry.
 fn approve_into_grant(
     ids: &mut dyn IdSource,
     request: &mut AccessRequest,
+    context: &GrantContext,
     actor: &str,
     now: Timestamp,
-) -> (Grant, Vec<NewEvent>) {
+) -> Result<(Grant, Vec<NewEvent>), LifecycleError> {
+    if let Some(grant) = &context.extends {
+        return extend_grant(ids, request, grant.clone(), actor, now);
+    }
+    if let Some(max) = request.max_holders
+        && context.holders >= max
+    {
+        return Err(LifecycleError::TooManyHolders {
+            resource: request.resource.clone(),
+            role: request.role.clone(),
+            max,
+        });
+    }
     let starts_at = match request.start_at {
         Some(start) if start > now => start,
         _ => now,
@@ -250,6 +380,8 @@ fn approve_into_grant(
         ended_by: None,
         end_reason: None,
         first_used_at: None,
+        extensions: Vec::new(),
+        review: None,
         version: 1,
     };
     request.state = RequestState::Approved;
@@ -261,7 +393,41 @@ fn approve_into_grant(
     };
     let mut activated = grant_event(ids, event_type, now, actor, &grant);
     activated.reason = Some(request.reason.clone());
-    (grant, vec![activated])
+    Ok((grant, vec![activated]))
+}
+
+fn extend_grant(
+    ids: &mut dyn IdSource,
+    request: &mut AccessRequest,
+    mut grant: Grant,
+    actor: &str,
+    now: Timestamp,
+) -> Result<(Grant, Vec<NewEvent>), LifecycleError> {
+    check_extendable(&grant, &request.requester, now)?;
+    let previous = grant.expires_at;
+    grant.expires_at = add_seconds(previous, request.duration_seconds);
+    grant.extensions.push(Extension {
+        request_id: request.id.clone(),
+        added_seconds: request.duration_seconds,
+        previous_expires_at: previous,
+        expires_at: grant.expires_at,
+        at: now,
+    });
+    grant.version += 1;
+    request.state = RequestState::Approved;
+    request.decided_at = Some(now);
+    request.grant_id = Some(grant.id.clone());
+    let mut extended = grant_event(ids, EventType::GrantExtended, now, actor, &grant);
+    extended.reason = Some(request.reason.clone());
+    merge(
+        &mut extended.details,
+        json!({
+            "extension_request_id": request.id,
+            "added_seconds": request.duration_seconds,
+            "previous_expires_at": previous.to_string(),
+        }),
+    );
+    Ok((grant, vec![extended]))
 }
 
 fn ensure_pending(request: &AccessRequest) -> Result<(), LifecycleError> {
@@ -272,14 +438,14 @@ fn ensure_pending(request: &AccessRequest) -> Result<(), LifecycleError> {
     }
 }
 
-fn ensure_may_decide(request: &AccessRequest, approver: &str, eligible: bool) -> Result<(), LifecycleError> {
+fn ensure_may_decide(request: &AccessRequest, approver: &Approver<'_>) -> Result<(), LifecycleError> {
     ensure_pending(request)?;
-    if approver == request.requester {
-        return Err(LifecycleError::SelfDecision(approver.to_owned()));
+    if approver.name == request.requester {
+        return Err(LifecycleError::SelfDecision(approver.name.to_owned()));
     }
-    if !eligible {
+    if approver.stages.is_none() {
         return Err(LifecycleError::NotEligible {
-            approver: approver.to_owned(),
+            approver: approver.name.to_owned(),
             resource: request.resource.clone(),
             role: request.role.clone(),
         });
@@ -287,38 +453,50 @@ fn ensure_may_decide(request: &AccessRequest, approver: &str, eligible: bool) ->
     Ok(())
 }
 
-/// Records an approval; once enough distinct approvers agree, the grant is created.
-/// `eligible` is the policy's answer for this approver.
+/// Records an approval; once enough distinct approvers agree and every stage is met, the
+/// grant is created (or, for an extension, extended).
 pub fn approve(
     ids: &mut dyn IdSource,
     mut request: AccessRequest,
-    approver: &str,
-    eligible: bool,
+    approver: &Approver<'_>,
     comment: Option<String>,
+    context: &GrantContext,
     now: Timestamp,
 ) -> Result<Transition, LifecycleError> {
-    ensure_may_decide(&request, approver, eligible)?;
-    if request.approvers().any(|a| a == approver) {
-        return Err(LifecycleError::AlreadyApproved(approver.to_owned()));
+    ensure_may_decide(&request, approver)?;
+    if request.approvers().any(|a| a == approver.name) {
+        return Err(LifecycleError::AlreadyApproved(approver.name.to_owned()));
+    }
+    if let (Some(window), Some(at)) = (request.reciprocal_seconds, approver.last_approved_by_requester)
+        && at > now - SignedDuration::from_secs(i64::try_from(window).unwrap_or(i64::MAX))
+    {
+        return Err(LifecycleError::Reciprocal {
+            approver: approver.name.to_owned(),
+            requester: request.requester.clone(),
+            window: format_duration(window),
+        });
     }
     request.approvals.push(Approval {
-        approver: approver.to_owned(),
+        approver: approver.name.to_owned(),
         decision: Decision::Approve,
         comment: comment.clone(),
         at: now,
+        stages: approver.stages.clone().unwrap_or_default(),
     });
     request.version += 1;
     let distinct = request.approvers().collect::<std::collections::BTreeSet<_>>().len();
-    let mut approved = request_event(ids, EventType::ApprovalGranted, now, approver, &request);
+    let mut approved = request_event(ids, EventType::ApprovalGranted, now, approver.name, &request);
     approved.reason = comment;
     approved.details = json!({
         "approvals": distinct,
         "approvals_required": request.approvals_required,
+        "stages": approver.stages,
+        "stages_unmet": request.unmet_stages(),
     });
     let mut events = vec![approved];
     let mut grant = None;
-    if distinct >= request.approvals_required as usize {
-        let (new_grant, grant_events) = approve_into_grant(ids, &mut request, approver, now);
+    if request.is_fully_approved() {
+        let (new_grant, grant_events) = approve_into_grant(ids, &mut request, context, approver.name, now)?;
         events.extend(grant_events);
         grant = Some(new_grant);
     }
@@ -329,12 +507,12 @@ pub fn approve(
 pub fn deny(
     ids: &mut dyn IdSource,
     mut request: AccessRequest,
-    approver: &str,
-    eligible: bool,
+    approver: &Approver<'_>,
     comment: String,
     now: Timestamp,
 ) -> Result<Transition, LifecycleError> {
-    ensure_may_decide(&request, approver, eligible)?;
+    ensure_may_decide(&request, approver)?;
+    let approver = approver.name;
     if comment.trim().is_empty() {
         return Err(LifecycleError::CommentRequired);
     }
@@ -343,6 +521,7 @@ pub fn deny(
         decision: Decision::Deny,
         comment: Some(comment.clone()),
         at: now,
+        stages: Vec::new(),
     });
     request.state = RequestState::Denied;
     request.decided_at = Some(now);
@@ -471,6 +650,74 @@ pub fn revoke(
     let mut revoked = grant_event(ids, EventType::GrantRevoked, now, by, &grant);
     revoked.reason = Some(reason);
     Ok(Transition { request: None, grant: Some(grant), events: vec![revoked] })
+}
+
+/// An approver reviews a break-glass grant after the fact (in or after its window).
+/// `eligible` is the policy's answer: may `by` approve such access?
+pub fn review(
+    ids: &mut dyn IdSource,
+    mut grant: Grant,
+    by: &str,
+    eligible: bool,
+    comment: String,
+    now: Timestamp,
+) -> Result<Transition, LifecycleError> {
+    let Some(review) = grant.review.as_mut() else {
+        return Err(LifecycleError::NotBreakglass(grant.id.clone()));
+    };
+    if review.state == ReviewState::Done {
+        return Err(LifecycleError::AlreadyReviewed {
+            id: grant.id.clone(),
+            by: review.reviewed_by.clone().unwrap_or_default(),
+        });
+    }
+    if by == grant.principal {
+        return Err(LifecycleError::SelfDecision(by.to_owned()));
+    }
+    if !eligible {
+        return Err(LifecycleError::NotEligible {
+            approver: by.to_owned(),
+            resource: grant.resource.clone(),
+            role: grant.role.clone(),
+        });
+    }
+    if comment.trim().is_empty() {
+        return Err(LifecycleError::CommentRequired);
+    }
+    let late = review.state == ReviewState::Overdue || now >= review.due_at;
+    review.state = ReviewState::Done;
+    review.reviewed_by = Some(by.to_owned());
+    review.reviewed_at = Some(now);
+    review.comment = Some(comment.clone());
+    let due_at = review.due_at;
+    grant.version += 1;
+    let mut reviewed = grant_event(ids, EventType::BreakglassReviewed, now, by, &grant);
+    reviewed.reason = Some(comment);
+    merge(&mut reviewed.details, json!({ "review_due_at": due_at.to_string(), "late": late }));
+    Ok(Transition { request: None, grant: Some(grant), events: vec![reviewed] })
+}
+
+/// Nobody reviewed a break-glass grant by its deadline. `occurred_at` is the deadline.
+pub fn review_overdue(
+    ids: &mut dyn IdSource,
+    mut grant: Grant,
+    now: Timestamp,
+) -> Result<Transition, LifecycleError> {
+    let Some(review) = grant.review.as_mut() else {
+        return Err(LifecycleError::NotBreakglass(grant.id.clone()));
+    };
+    if review.state != ReviewState::Pending {
+        return Err(LifecycleError::AlreadyReviewed {
+            id: grant.id.clone(),
+            by: review.reviewed_by.clone().unwrap_or_default(),
+        });
+    }
+    review.state = ReviewState::Overdue;
+    let due = review.due_at;
+    grant.version += 1;
+    let mut overdue = grant_event(ids, EventType::BreakglassOverdue, due, SYSTEM_ACTOR, &grant);
+    merge(&mut overdue.details, lateness(due, now));
+    Ok(Transition { request: None, grant: Some(grant), events: vec![overdue] })
 }
 
 fn end(

@@ -133,6 +133,16 @@ pub struct Approval {
     pub decision: Decision,
     pub comment: Option<String>,
     pub at: Timestamp,
+    /// The request's approval stages this approver was eligible for when approving.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<String>,
+}
+
+/// One stage of approval a request must pass: `approvals` distinct approvers eligible for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stage {
+    pub name: String,
+    pub approvals: u32,
 }
 
 /// What an engineer asked for, and where the asking stands.
@@ -157,6 +167,23 @@ pub struct AccessRequest {
     pub grant_id: Option<GrantId>,
     /// Policies that allowed the request (Cedar policy ids).
     pub policy_ids: Vec<String>,
+    /// Stages that must each be met, on top of `approvals_required` in all (none: any approvers).
+    pub stages: Vec<Stage>,
+    /// How many may hold this role on this resource at once, when the policy limits it.
+    pub max_holders: Option<u32>,
+    /// An approver whose own request the requester approved within this many seconds may not
+    /// approve this one (no trading approvals), when the policy says so.
+    pub reciprocal_seconds: Option<u64>,
+    /// The on-call schedules the requester was on when asking.
+    pub on_call_schedules: Vec<String>,
+    /// Whether it was asked within the configured business hours.
+    pub business_hours: bool,
+    /// For an extension: the grant it extends (the requester's own).
+    pub extends_grant: Option<GrantId>,
+    /// A break-glass request: granted at once, reviewed by an approver afterwards.
+    pub breakglass: bool,
+    /// For break-glass: how long approvers have to review the grant.
+    pub review_within_seconds: Option<u64>,
     /// Optimistic-concurrency version: every stored change increments it.
     pub version: i64,
 }
@@ -166,6 +193,68 @@ impl AccessRequest {
     pub fn approvers(&self) -> impl Iterator<Item = &str> {
         self.approvals.iter().filter(|a| a.decision == Decision::Approve).map(|a| a.approver.as_str())
     }
+
+    /// The approvals each stage still needs, after the best assignment of the approvers so far
+    /// (each approver fills at most one stage slot, and only of a stage they are eligible for).
+    pub fn unmet_stages(&self) -> Vec<Stage> {
+        let slots: Vec<&str> = self
+            .stages
+            .iter()
+            .flat_map(|s| std::iter::repeat_n(s.name.as_str(), s.approvals as usize))
+            .collect();
+        let approvals: Vec<&Approval> =
+            self.approvals.iter().filter(|a| a.decision == Decision::Approve).collect();
+        // For each approver, the slots they may fill.
+        let fits: Vec<Vec<usize>> = approvals
+            .iter()
+            .map(|a| (0..slots.len()).filter(|&i| a.stages.iter().any(|s| s == slots[i])).collect())
+            .collect();
+        let mut filled_by: Vec<Option<usize>> = vec![None; slots.len()];
+        for approver in 0..approvals.len() {
+            let mut seen = vec![false; slots.len()];
+            assign(approver, &fits, &mut filled_by, &mut seen);
+        }
+        self.stages
+            .iter()
+            .filter_map(|stage| {
+                let filled = slots
+                    .iter()
+                    .zip(&filled_by)
+                    .filter(|(name, by)| **name == stage.name && by.is_some())
+                    .count();
+                let missing = (stage.approvals as usize).saturating_sub(filled);
+                (missing > 0).then(|| Stage {
+                    name: stage.name.clone(),
+                    approvals: u32::try_from(missing).unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
+    }
+
+    /// Enough distinct approvers, and every stage met.
+    pub fn is_fully_approved(&self) -> bool {
+        let distinct = self.approvers().collect::<std::collections::BTreeSet<_>>().len();
+        distinct >= self.approvals_required as usize && self.unmet_stages().is_empty()
+    }
+}
+
+/// Kuhn's augmenting path: gives `approver` a slot, moving earlier approvers if that helps.
+fn assign(approver: usize, fits: &[Vec<usize>], filled_by: &mut [Option<usize>], seen: &mut [bool]) -> bool {
+    for &slot in &fits[approver] {
+        if seen[slot] {
+            continue;
+        }
+        seen[slot] = true;
+        let free = match filled_by[slot] {
+            None => true,
+            Some(other) => assign(other, fits, filled_by, seen),
+        };
+        if free {
+            filled_by[slot] = Some(approver);
+            return true;
+        }
+    }
+    false
 }
 
 /// Time-limited access that an approved request produced.
@@ -183,7 +272,65 @@ pub struct Grant {
     pub ended_by: Option<String>,
     pub end_reason: Option<String>,
     pub first_used_at: Option<Timestamp>,
+    /// Each extension, oldest first.
+    pub extensions: Vec<Extension>,
+    /// For a break-glass grant: its post-hoc review.
+    pub review: Option<Review>,
     pub version: i64,
+}
+
+/// An approved extension of a grant's window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extension {
+    /// The request that asked for it.
+    pub request_id: RequestId,
+    pub added_seconds: u64,
+    pub previous_expires_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewState {
+    /// Not reviewed yet, and the deadline has not passed.
+    Pending,
+    /// Not reviewed by the deadline (`breakglass.overdue` recorded); stays so until reviewed.
+    Overdue,
+    Done,
+}
+
+impl ReviewState {
+    pub const ALL: [ReviewState; 3] = [Self::Pending, Self::Overdue, Self::Done];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Overdue => "overdue",
+            Self::Done => "done",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// The review every break-glass grant owes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub due_at: Timestamp,
+    pub state: ReviewState,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<Timestamp>,
+    pub comment: Option<String>,
+}
+
+impl Review {
+    /// Unreviewed past its deadline, whether or not the scheduler has recorded it yet.
+    pub fn is_overdue_at(&self, now: Timestamp) -> bool {
+        self.state == ReviewState::Overdue || (self.state == ReviewState::Pending && now >= self.due_at)
+    }
 }
 
 impl Grant {

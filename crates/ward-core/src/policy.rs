@@ -7,6 +7,8 @@
 //!   [`DEFAULT_MAX_DURATION_SECONDS`]).
 //! - `Ward::Action::"auto_approve"`: is the request approved without a person (on-call with an
 //!   incident ticket)? Forbid policies win, as everywhere in Cedar.
+//! - `Ward::Action::"auto_deny"`: is the request turned down without a person (outside business
+//!   hours, too long)? An automatic denial wins over an automatic approval.
 //! - `Ward::Action::"approve"`: may this user decide this request? Self-approval is refused by
 //!   the engine before Cedar is asked, whatever a policy says.
 //! - `Ward::Action::"access"`: does a holder of an active grant get through right now? ward adds
@@ -26,8 +28,11 @@ use regex::Regex;
 use sha2::{Digest, Sha256};
 
 use crate::directory::Directory;
-use crate::duration::{format_duration, parse_duration};
-use crate::model::AccessRequest;
+use crate::duration::format_duration;
+use crate::model::{AccessRequest, Stage};
+use slices::Slices;
+pub use terms::DEFAULT_REVIEW_WITHIN_SECONDS;
+use terms::{PermitTerms, approver_stage, read_terms, unmet};
 
 /// ward's Cedar schema: the entity types, actions and contexts policies are validated against.
 pub const SCHEMA: &str = include_str!("ward.cedarschema");
@@ -76,7 +81,7 @@ pub enum RequestVerdict {
 }
 
 /// The terms under which a request may proceed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestTerms {
     pub approvals_required: u32,
     pub max_duration_seconds: u64,
@@ -84,6 +89,51 @@ pub struct RequestTerms {
     pub policy_ids: Vec<String>,
     /// `Some(policies)` when an `auto_approve` rule approved it.
     pub auto_approved_by: Option<Vec<String>>,
+    /// `Some(policies)` when an `auto_deny` rule turned it down (deny wins over auto-approval).
+    pub auto_denied_by: Option<Vec<String>>,
+    /// Stages that must each be met by their own approvers.
+    pub stages: Vec<Stage>,
+    pub max_holders: Option<u32>,
+    pub reciprocal_seconds: Option<u64>,
+    /// `Some(deadline)` for a break-glass request: granted at once, reviewed within the deadline.
+    pub review_within_seconds: Option<u64>,
+}
+
+/// What filing a request allowed on some terms does at once. Deny wins, then break-glass, then
+/// automatic approval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filing {
+    /// Waits for approvals.
+    Pending,
+    AutoApproved,
+    AutoDenied,
+    /// Granted at once under a break-glass rule, reviewed afterwards.
+    Breakglass,
+}
+
+impl Filing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::AutoApproved => "auto_approved",
+            Self::AutoDenied => "auto_denied",
+            Self::Breakglass => "breakglass",
+        }
+    }
+}
+
+impl RequestTerms {
+    pub fn filing(&self) -> Filing {
+        if self.auto_denied_by.is_some() {
+            Filing::AutoDenied
+        } else if self.review_within_seconds.is_some() {
+            Filing::Breakglass
+        } else if self.auto_approved_by.is_some() {
+            Filing::AutoApproved
+        } else {
+            Filing::Pending
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,8 +144,12 @@ pub enum Refusal {
     UnknownResource { name: String, known: Vec<String> },
     #[error("resource `{resource}` has no role `{role}`; its roles: {}", roles.join(", "))]
     UnknownRole { resource: String, role: String, roles: Vec<String> },
-    #[error("no policy allows {principal} to request `{role}` on `{resource}`{}", forbidden_suffix(by))]
-    NotPermitted { principal: String, resource: String, role: String, by: Vec<String> },
+    #[error(
+        "no {}policy allows {principal} to request `{role}` on `{resource}`{}",
+        if *breakglass { "break-glass " } else { "" },
+        forbidden_suffix(by)
+    )]
+    NotPermitted { principal: String, resource: String, role: String, by: Vec<String>, breakglass: bool },
     #[error("{requested} is longer than the maximum of {} for `{role}` on `{resource}`", format_duration(*max_seconds))]
     TooLong { resource: String, role: String, requested: String, max_seconds: u64 },
     /// A requirement of the permitting policy (reason, ticket) is not met; `why` says which.
@@ -107,8 +161,8 @@ fn forbidden_suffix(by: &[String]) -> String {
     if by.is_empty() { String::new() } else { format!(" (forbidden by {})", by.join(", ")) }
 }
 
-/// What a user asks for, as the policy sees it.
-#[derive(Debug, Clone)]
+/// What a user asks for, as the policy sees it, with what ward knows about the moment.
+#[derive(Debug, Clone, Default)]
 pub struct RequestAsk<'a> {
     pub requester: &'a str,
     pub resource: &'a str,
@@ -116,6 +170,32 @@ pub struct RequestAsk<'a> {
     pub duration_seconds: u64,
     pub reason: &'a str,
     pub ticket: Option<&'a str>,
+    /// The on-call schedules the requester is on at the time of asking.
+    pub on_call_schedules: &'a [String],
+    /// Whether the asking falls within the configured business hours.
+    pub business_hours: bool,
+    /// An extension of a grant the requester holds.
+    pub extension: bool,
+    /// A break-glass request.
+    pub breakglass: bool,
+}
+
+impl<'a> RequestAsk<'a> {
+    /// The ask a stored request was filed with.
+    pub fn of(request: &'a AccessRequest) -> Self {
+        Self {
+            requester: &request.requester,
+            resource: &request.resource,
+            role: &request.role,
+            duration_seconds: request.duration_seconds,
+            reason: &request.reason,
+            ticket: request.ticket.as_deref(),
+            on_call_schedules: &request.on_call_schedules,
+            business_hours: request.business_hours,
+            extension: request.extends_grant.is_some(),
+            breakglass: request.breakglass,
+        }
+    }
 }
 
 /// What the policies would do with a request, and why, in words.
@@ -124,36 +204,23 @@ pub struct RequestExplanation {
     pub verdict: RequestVerdict,
     /// Who could approve it, when it would wait for approvals (never the requester).
     pub approvers: Vec<String>,
+    /// For each stage it would need: the stage, and who could fill it.
+    pub stages: Vec<(Stage, Vec<String>)>,
     /// One sentence.
     pub why: String,
 }
-
-/// Annotations a permit policy can carry, read once at load.
-#[derive(Debug, Clone, Default)]
-struct PermitTerms {
-    approvals: u32,
-    max_duration_seconds: u64,
-    /// `@reason_min_length("N")`: characters, after trimming.
-    reason_min_chars: usize,
-    /// `@reason_refuses("debug, test, n/a")`: reasons that say nothing, lowercase.
-    refused_reasons: Vec<String>,
-    /// `@ticket("KIND")`: a ticket matching the `[tickets]` pattern KIND is required.
-    ticket_kind: Option<String>,
-    /// `@pending_ttl("2h")`: how long a request may wait for its approvals before it lapses.
-    pending_ttl_seconds: Option<u64>,
-}
-
-/// The longest `@reason_min_length` accepted: a reason is a sentence, not an essay.
-const MAX_REASON_MIN_CHARS: usize = 500;
 
 /// A loaded, validated policy set over a directory. Immutable: reloading builds a new one.
 pub struct PolicyEngine {
     schema: Schema,
     names: Names,
     policies: PolicySet,
+    slices: Slices,
     entities: Entities,
     directory: Directory,
     terms: HashMap<PolicyId, PermitTerms>,
+    /// The stage each approve permit's approvers count for (`@stage`).
+    stage_of: HashMap<PolicyId, String>,
     ticket_kinds: Vec<(String, Regex)>,
     /// The `access` context of a grant holder, per role.
     access_contexts: HashMap<String, Context>,
@@ -201,102 +268,7 @@ impl Names {
     }
 }
 
-fn read_terms(policy: &Policy) -> Result<PermitTerms, PolicyError> {
-    let annotation_error =
-        |message: String| PolicyError::Annotation { policy: policy.id().to_string(), message };
-    let approvals = match policy.annotation("approvals") {
-        None => 1,
-        Some(text) => {
-            let n: u32 = text
-                .trim()
-                .parse()
-                .map_err(|_| annotation_error(format!("@approvals(\"{text}\") is not a whole number")))?;
-            if n == 0 {
-                return Err(annotation_error(
-                    "@approvals(\"0\") would let requests through unapproved; write an \
-                     auto_approve policy for automatic approval instead"
-                        .into(),
-                ));
-            }
-            if n > MAX_APPROVALS {
-                return Err(annotation_error(format!(
-                    "@approvals(\"{n}\") is more than the maximum of {MAX_APPROVALS}"
-                )));
-            }
-            n
-        }
-    };
-    let max_duration_seconds = match policy.annotation("max_duration") {
-        None => DEFAULT_MAX_DURATION_SECONDS,
-        Some(text) => parse_duration(text).map_err(|e| annotation_error(format!("@max_duration: {e}")))?,
-    };
-    let reason_min_chars = match policy.annotation("reason_min_length") {
-        None => 0,
-        Some(text) => match text.trim().parse::<usize>() {
-            Ok(n) if n <= MAX_REASON_MIN_CHARS => n,
-            _ => {
-                return Err(annotation_error(format!(
-                    "@reason_min_length(\"{text}\") is not a whole number from 0 to {MAX_REASON_MIN_CHARS}"
-                )));
-            }
-        },
-    };
-    let refused_reasons = policy
-        .annotation("reason_refuses")
-        .map(|list| {
-            list.split(',').map(|p| p.trim().to_lowercase()).filter(|p| !p.is_empty()).collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    let ticket_kind = match policy.annotation("ticket") {
-        Some(kind) if kind.trim().is_empty() => {
-            return Err(annotation_error("@ticket needs the name of a [tickets] pattern".into()));
-        }
-        kind => kind.map(|k| k.trim().to_owned()),
-    };
-    let pending_ttl_seconds = policy
-        .annotation("pending_ttl")
-        .map(|text| parse_duration(text).map_err(|e| annotation_error(format!("@pending_ttl: {e}"))))
-        .transpose()?;
-    Ok(PermitTerms {
-        approvals,
-        max_duration_seconds,
-        reason_min_chars,
-        refused_reasons,
-        ticket_kind,
-        pending_ttl_seconds,
-    })
-}
-
-/// Why `ask` does not meet `terms`' requirements, or `None` if it does.
-fn unmet(terms: &PermitTerms, ask: &RequestAsk<'_>, ticket_kinds: &[String]) -> Option<String> {
-    let target = format!("`{}` on `{}`", ask.role, ask.resource);
-    let reason = ask.reason.trim();
-    let length = reason.chars().count();
-    if length < terms.reason_min_chars {
-        return Some(format!(
-            "a request for {target} needs a reason of at least {} characters (this one has {length}): say what \
-             is broken and why you need the access",
-            terms.reason_min_chars
-        ));
-    }
-    let plain = reason.trim_end_matches(['.', '!']).to_lowercase();
-    if terms.refused_reasons.contains(&plain) {
-        return Some(format!(
-            "`{reason}` is not a reason for {target}: say what is broken and why you need the access"
-        ));
-    }
-    match (&terms.ticket_kind, ask.ticket) {
-        (Some(kind), None) => {
-            Some(format!("a request for {target} needs a ticket of kind `{kind}` (--ticket)"))
-        }
-        (Some(kind), Some(ticket)) if !ticket_kinds.contains(kind) => {
-            Some(format!("`{ticket}` is not a ticket of kind `{kind}`, which a request for {target} needs"))
-        }
-        _ => None,
-    }
-}
-
-fn may_permit_request(policy: &Policy, request: &EntityUid) -> bool {
+fn may_permit(policy: &Policy, request: &EntityUid) -> bool {
     if policy.effect() != Effect::Permit {
         return false;
     }
@@ -319,6 +291,7 @@ impl PolicyEngine {
         let names = Names::new()?;
         let mut policies = PolicySet::new();
         let mut terms = HashMap::new();
+        let mut stage_of = HashMap::new();
         // Which source each policy came from, to say where a validation error is.
         let mut origin: HashMap<PolicyId, &PolicySource> = HashMap::new();
         for source in sources {
@@ -341,8 +314,13 @@ impl PolicyEngine {
                     None => format!("{}#{}", source.name, index + 1),
                 };
                 let policy = policy.new_id(PolicyId::new(&id));
-                if may_permit_request(&policy, &names.action("request")) {
+                if may_permit(&policy, &names.action("request")) {
                     terms.insert(policy.id().clone(), read_terms(&policy)?);
+                }
+                if may_permit(&policy, &names.action("approve"))
+                    && let Some(stage) = approver_stage(&policy)?
+                {
+                    stage_of.insert(policy.id().clone(), stage);
                 }
                 origin.insert(policy.id().clone(), source);
                 policies.add(policy).map_err(|_| PolicyError::DuplicateId(id.clone()))?;
@@ -381,6 +359,19 @@ impl PolicyEngine {
                     .map_err(|e| PolicyError::TicketPattern { name: name.clone(), message: e.to_string() })
             })
             .collect::<Result<_, _>>()?;
+        // A stage no approve permit fills would leave its requests waiting forever.
+        for (id, permit) in &terms {
+            if let Some(stage) = permit.stages.iter().find(|s| !stage_of.values().any(|v| v == &s.name)) {
+                return Err(PolicyError::Annotation {
+                    policy: id.to_string(),
+                    message: format!(
+                        "@stages names `{}`, but no approve policy has @stage(\"{}\"), so nobody could \
+                         approve that stage",
+                        stage.name, stage.name
+                    ),
+                });
+            }
+        }
         // A @ticket must name a configured pattern, or no request could ever meet it.
         for (id, permit) in &terms {
             if let Some(kind) = &permit.ticket_kind
@@ -397,13 +388,16 @@ impl PolicyEngine {
             }
         }
 
+        let slices = Slices::new(&policies, &names.resource)?;
         Ok(Self {
             schema,
             names,
             policies,
+            slices,
             entities,
             directory,
             terms,
+            stage_of,
             ticket_kinds,
             access_contexts,
             authorizer: Authorizer::new(),
@@ -489,6 +483,16 @@ impl PolicyEngine {
                 "ticket_kinds".into(),
                 RestrictedExpression::new_set(kinds.into_iter().map(RestrictedExpression::new_string)),
             ),
+            ("on_call".into(), RestrictedExpression::new_bool(!ask.on_call_schedules.is_empty())),
+            (
+                "on_call_schedules".into(),
+                RestrictedExpression::new_set(
+                    ask.on_call_schedules.iter().cloned().map(RestrictedExpression::new_string),
+                ),
+            ),
+            ("business_hours".into(), RestrictedExpression::new_bool(ask.business_hours)),
+            ("extension".into(), RestrictedExpression::new_bool(ask.extension)),
+            ("breakglass".into(), RestrictedExpression::new_bool(ask.breakglass)),
         ]
     }
 
@@ -526,7 +530,8 @@ impl PolicyEngine {
         let Ok(request) = request else {
             return (Decision::Deny, Vec::new());
         };
-        let response = self.authorizer.is_authorized(&request, &self.policies, &self.entities);
+        let response =
+            self.authorizer.is_authorized(&request, self.slices.for_resource(resource), &self.entities);
         let reasons = response.diagnostics().reason().map(ToString::to_string).collect();
         (response.decision(), reasons)
     }
@@ -544,22 +549,27 @@ impl PolicyEngine {
                 resource: ask.resource.to_owned(),
                 role: ask.role.to_owned(),
                 by: reasons,
+                breakglass: ask.breakglass,
             });
         }
+        // Break-glass asks use only break-glass rules, and other asks only the others.
         let permitting: Vec<(String, PermitTerms)> = reasons
             .into_iter()
-            .map(|id| {
-                let terms = self.terms.get(&PolicyId::new(&id)).cloned().unwrap_or(PermitTerms {
-                    approvals: 1,
-                    max_duration_seconds: DEFAULT_MAX_DURATION_SECONDS,
-                    ..PermitTerms::default()
-                });
-                (id, terms)
-            })
+            .filter_map(|id| self.terms.get(&PolicyId::new(&id)).map(|t| (id, t.clone())))
+            .filter(|(_, t)| t.breakglass_cap_seconds.is_some() == ask.breakglass)
             .collect();
-        let longest = permitting.iter().map(|(_, t)| t.max_duration_seconds).max().unwrap_or(0);
+        if permitting.is_empty() {
+            return RequestVerdict::Refused(Refusal::NotPermitted {
+                principal: ask.requester.to_owned(),
+                resource: ask.resource.to_owned(),
+                role: ask.role.to_owned(),
+                by: Vec::new(),
+                breakglass: ask.breakglass,
+            });
+        }
+        let longest = permitting.iter().map(|(_, t)| t.longest_seconds()).max().unwrap_or(0);
         let fitting: Vec<&(String, PermitTerms)> =
-            permitting.iter().filter(|(_, t)| t.max_duration_seconds >= ask.duration_seconds).collect();
+            permitting.iter().filter(|(_, t)| t.longest_seconds() >= ask.duration_seconds).collect();
         if fitting.is_empty() {
             return RequestVerdict::Refused(Refusal::TooLong {
                 resource: ask.resource.to_owned(),
@@ -575,35 +585,42 @@ impl PolicyEngine {
             fitting.iter().map(|(_, t)| unmet(t, ask, &ticket_kinds)).collect();
         let fitting: Vec<&(String, PermitTerms)> =
             fitting.into_iter().zip(&unmet_by).filter(|(_, why)| why.is_none()).map(|(p, _)| p).collect();
-        if fitting.is_empty() {
+        let Some((_, chosen)) = fitting.iter().min_by_key(|(_, t)| (t.total_approvals(), t.stages.len()))
+        else {
             return RequestVerdict::Refused(Refusal::Unmet {
                 resource: ask.resource.to_owned(),
                 role: ask.role.to_owned(),
                 why: unmet_by.into_iter().flatten().next().unwrap_or_default(),
             });
-        }
-        let approvals_required = fitting.iter().map(|(_, t)| t.approvals).min().unwrap_or(1);
-        let (auto_decision, auto_reasons) =
-            self.authorize(ask.requester, "auto_approve", ask.resource, context);
+        };
+        // Deny wins: an automatic denial is looked for first, and an approval only without one.
+        let (deny_decision, deny_reasons) =
+            self.authorize(ask.requester, "auto_deny", ask.resource, context.clone());
+        let auto_denied_by = (deny_decision == Decision::Allow).then_some(deny_reasons);
+        let auto_approved_by = match auto_denied_by {
+            Some(_) => None,
+            None => {
+                let (decision, reasons) =
+                    self.authorize(ask.requester, "auto_approve", ask.resource, context);
+                (decision == Decision::Allow).then_some(reasons)
+            }
+        };
         RequestVerdict::Allowed(RequestTerms {
-            approvals_required,
+            approvals_required: chosen.total_approvals(),
+            stages: chosen.stages.clone(),
+            max_holders: chosen.max_holders,
+            reciprocal_seconds: chosen.reciprocal_seconds,
+            review_within_seconds: chosen.breakglass_cap_seconds.map(|_| chosen.review_within_seconds),
             max_duration_seconds: longest,
             policy_ids: fitting.iter().map(|(id, _)| id.clone()).collect(),
-            auto_approved_by: (auto_decision == Decision::Allow).then_some(auto_reasons),
+            auto_approved_by,
+            auto_denied_by,
         })
     }
 
     /// Whether `approver` may decide `request`. Never true for the requester themself.
     pub fn may_approve(&self, approver: &str, request: &AccessRequest) -> bool {
-        let ask = RequestAsk {
-            requester: &request.requester,
-            resource: &request.resource,
-            role: &request.role,
-            duration_seconds: request.duration_seconds,
-            reason: &request.reason,
-            ticket: request.ticket.as_deref(),
-        };
-        self.may_decide(approver, &ask)
+        self.may_decide(approver, &RequestAsk::of(request))
     }
 
     /// How long a request allowed by `policy_ids` (its terms' permits) may wait for approvals:
@@ -623,47 +640,104 @@ impl PolicyEngine {
     }
 
     /// Decides `ask` as [`Self::decide_request`] does and says why; for a request that would
-    /// wait, also who could approve it.
+    /// wait, also who could approve it (per stage, when it has stages).
     pub fn explain_request(&self, ask: &RequestAsk<'_>) -> RequestExplanation {
         let verdict = self.decide_request(ask);
-        let (approvers, why) = match &verdict {
-            RequestVerdict::Refused(refusal) => (Vec::new(), refusal.to_string()),
-            RequestVerdict::Allowed(RequestTerms { auto_approved_by: Some(rules), .. }) => {
-                (Vec::new(), format!("approved at once by {}", rules.join(", ")))
+        let terms = match &verdict {
+            RequestVerdict::Refused(refusal) => {
+                let why = refusal.to_string();
+                return RequestExplanation { verdict, approvers: Vec::new(), stages: Vec::new(), why };
             }
-            RequestVerdict::Allowed(terms) => {
-                let approvers = self.approvers(ask);
-                let why = format!(
-                    "allowed by {}; needs {} approval{} from: {}",
-                    terms.policy_ids.join(", "),
-                    terms.approvals_required,
-                    if terms.approvals_required == 1 { "" } else { "s" },
-                    if approvers.is_empty() {
-                        "nobody (no approve policy lets anyone decide it)".to_owned()
-                    } else {
-                        approvers.join(", ")
-                    }
-                );
-                (approvers, why)
+            RequestVerdict::Allowed(terms) => terms,
+        };
+        let why = match terms.filing() {
+            Filing::AutoDenied => format!(
+                "denied at once by {}",
+                terms.auto_denied_by.as_deref().unwrap_or_default().join(", ")
+            ),
+            Filing::Breakglass => format!(
+                "break-glass: granted at once by {} for at most {}, to be reviewed within {}",
+                terms.policy_ids.join(", "),
+                format_duration(terms.max_duration_seconds),
+                format_duration(terms.review_within_seconds.unwrap_or_default())
+            ),
+            Filing::AutoApproved => format!(
+                "approved at once by {}",
+                terms.auto_approved_by.as_deref().unwrap_or_default().join(", ")
+            ),
+            Filing::Pending => String::new(),
+        };
+        if !why.is_empty() {
+            return RequestExplanation { approvers: Vec::new(), stages: Vec::new(), why, verdict };
+        }
+        let eligible: Vec<(String, Vec<String>)> = self
+            .directory
+            .users()
+            .keys()
+            .filter_map(|user| self.approval_stages(user, ask).map(|stages| (user.clone(), stages)))
+            .collect();
+        let approvers: Vec<String> = eligible.iter().map(|(user, _)| user.clone()).collect();
+        let stages: Vec<(Stage, Vec<String>)> = terms
+            .stages
+            .iter()
+            .map(|stage| {
+                let who = eligible
+                    .iter()
+                    .filter(|(_, stages)| stages.contains(&stage.name))
+                    .map(|(user, _)| user.clone())
+                    .collect();
+                (stage.clone(), who)
+            })
+            .collect();
+        let names = |list: &[String]| {
+            if list.is_empty() {
+                "nobody (no approve policy lets anyone decide it)".to_owned()
+            } else {
+                list.join(", ")
             }
         };
-        RequestExplanation { verdict, approvers, why }
-    }
-
-    /// Everyone who may decide a request for `ask`, by name.
-    pub fn approvers(&self, ask: &RequestAsk<'_>) -> Vec<String> {
-        self.directory.users().keys().filter(|user| self.may_decide(user, ask)).cloned().collect()
+        let plural = |n: u32| if n == 1 { "" } else { "s" };
+        let mut why = format!(
+            "allowed by {}; needs {} approval{}",
+            terms.policy_ids.join(", "),
+            terms.approvals_required,
+            plural(terms.approvals_required)
+        );
+        if stages.is_empty() {
+            why.push_str(&format!(" from: {}", names(&approvers)));
+        } else {
+            let parts: Vec<String> = stages
+                .iter()
+                .map(|(stage, who)| format!("{} from stage {} ({})", stage.approvals, stage.name, names(who)))
+                .collect();
+            why.push_str(&format!(", including {}", parts.join(" and ")));
+        }
+        RequestExplanation { verdict, approvers, stages, why }
     }
 
     /// Whether `approver` may decide a request for `ask`. Never true for the requester themself.
     pub fn may_decide(&self, approver: &str, ask: &RequestAsk<'_>) -> bool {
+        self.approval_stages(approver, ask).is_some()
+    }
+
+    /// `None` when `approver` may not decide a request for `ask` (never the requester);
+    /// otherwise the approval stages they count for (`@stage` of the permits that let them).
+    pub fn approval_stages(&self, approver: &str, ask: &RequestAsk<'_>) -> Option<Vec<String>> {
         if approver == ask.requester || self.directory.user(approver).is_none() {
-            return false;
+            return None;
         }
         let mut context = self.ask_context(ask);
         context
             .push(("requester".into(), RestrictedExpression::new_entity_uid(self.names.user(ask.requester))));
-        self.authorize(approver, "approve", ask.resource, context).0 == Decision::Allow
+        let (decision, reasons) = self.authorize(approver, "approve", ask.resource, context);
+        if decision != Decision::Allow {
+            return None;
+        }
+        let mut stages: Vec<String> =
+            reasons.iter().filter_map(|id| self.stage_of.get(&PolicyId::new(id)).cloned()).collect();
+        stages.sort();
+        stages.dedup();
+        Some(stages)
     }
 
     /// Whether a holder of a grant for `role` on `resource` gets through; `has_grant` is the
@@ -757,5 +831,7 @@ fn build_entities(names: &Names, directory: &Directory, schema: &Schema) -> Resu
     Entities::from_entities(entities, Some(schema)).map_err(|e| PolicyError::Entities(e.to_string()))
 }
 
+mod slices;
+mod terms;
 #[cfg(test)]
 mod tests;

@@ -12,14 +12,14 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use ward_api::{
     ApproveBody, AuditKey, CheckBody, CheckResult, CheckpointView, ConsistencyProof, CreateRequest, DenyBody,
-    EventView, Explanation, GrantView, InclusionProof, PolicyReloadView, RequestView, ResourceView,
-    RevokeBody, WhoAmI,
+    EventView, Explanation, ExtendBody, GrantView, InclusionProof, PolicyReloadView, RequestView,
+    ResourceView, ReviewBody, RevokeBody, WhoAmI,
 };
 use ward_core::RequestState;
 use ward_core::audit::EventType;
 use ward_core::duration::parse_duration;
 use ward_service::export::ExportFormat;
-use ward_service::{Broker, RequestInput};
+use ward_service::{Broker, ExtendInput, RequestInput};
 use ward_store::EventFilter;
 
 use crate::auth::Authed;
@@ -58,28 +58,29 @@ pub async fn create_request(
     body: Body<CreateRequest>,
 ) -> Result<(StatusCode, Json<RequestView>), ApiError> {
     let Json(body) = body?;
-    let duration_seconds = match (body.duration_seconds, body.duration.as_deref()) {
-        (Some(_), Some(_)) => {
-            return Err(invalid("give either duration_seconds or duration, not both"));
-        }
-        (None, None) => {
-            return Err(invalid(
-                "a duration is required: duration_seconds (e.g. 1800) or duration (e.g. \"30m\")",
-            ));
-        }
-        (Some(seconds), None) => seconds,
-        (None, Some(text)) => parse_duration(text).map_err(|e| invalid(e.to_string()))?,
-    };
     let input = RequestInput {
+        duration_seconds: duration_seconds(body.duration_seconds, body.duration.as_deref())?,
         resource: body.resource,
         role: body.role,
-        duration_seconds,
         reason: body.reason,
         ticket: body.ticket.filter(|t| !t.is_empty()),
         start_at: body.start_at,
+        breakglass: body.breakglass,
     };
     let request = broker.create_request(&caller, input).await?;
     Ok((StatusCode::CREATED, Json(views::request(request))))
+}
+
+/// A duration given as seconds or as text (`30m`), exactly one of them.
+fn duration_seconds(seconds: Option<u64>, text: Option<&str>) -> Result<u64, ApiError> {
+    match (seconds, text) {
+        (Some(_), Some(_)) => Err(invalid("give either duration_seconds or duration, not both")),
+        (None, None) => {
+            Err(invalid("a duration is required: duration_seconds (e.g. 1800) or duration (e.g. \"30m\")"))
+        }
+        (Some(seconds), None) => Ok(seconds),
+        (None, Some(text)) => parse_duration(text).map_err(|e| invalid(e.to_string())),
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -168,6 +169,8 @@ pub struct GrantsQuery {
     active: Option<bool>,
     /// Only the caller's own grants.
     mine: Option<bool>,
+    /// Only break-glass grants whose review is pending or overdue.
+    unreviewed: Option<bool>,
     limit: Option<u32>,
 }
 
@@ -182,7 +185,13 @@ pub async fn list_grants(
     let Query(query) = query?;
     let limit = list_limit(query.limit, MAX_LIST)?;
     let grants = broker
-        .list_grants(&caller, query.active.unwrap_or(false), query.mine.unwrap_or(false), limit)
+        .list_grants(
+            &caller,
+            query.active.unwrap_or(false),
+            query.mine.unwrap_or(false),
+            query.unreviewed.unwrap_or(false),
+            limit,
+        )
         .await?;
     Ok(Json(grants.into_iter().map(views::grant).collect()))
 }
@@ -222,6 +231,43 @@ pub async fn revoke(
 ) -> ApiResult<GrantView> {
     let Json(body) = body?;
     Ok(Json(views::grant(broker.revoke(&caller, &id, body.reason).await?)))
+}
+
+#[utoipa::path(post, path = "/v1/grants/{id}/extend", request_body = ExtendBody, params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "grants",
+    security(("bearer" = [])),
+    responses((status = 201, body = RequestView, description = "the extension request: pending, or approved with the grant extended at once, or denied by a rule"),
+        (status = 403, body = ward_api::Problem, description = "not the holder, or no policy allows it"),
+        (status = 409, body = ward_api::Problem, description = "the grant has ended"),
+        (status = 422, body = ward_api::Problem, description = "bad duration, a requirement unmet, longer than the policy allows")))]
+pub async fn extend(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    body: Body<ExtendBody>,
+) -> Result<(StatusCode, Json<RequestView>), ApiError> {
+    let Json(body) = body?;
+    let input = ExtendInput {
+        duration_seconds: duration_seconds(body.duration_seconds, body.duration.as_deref())?,
+        reason: body.reason,
+        ticket: body.ticket.filter(|t| !t.is_empty()),
+    };
+    let request = broker.extend(&caller, &id, input).await?;
+    Ok((StatusCode::CREATED, Json(views::request(request))))
+}
+
+#[utoipa::path(post, path = "/v1/grants/{id}/review", request_body = ReviewBody, params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "grants",
+    security(("bearer" = [])),
+    responses((status = 200, body = GrantView, description = "reviewed (recorded as `breakglass.reviewed`)"),
+        (status = 403, body = ward_api::Problem, description = "the holder, or not an approver for it"),
+        (status = 409, body = ward_api::Problem, description = "not a break-glass grant, or already reviewed")))]
+pub async fn review(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    body: Body<ReviewBody>,
+) -> ApiResult<GrantView> {
+    let Json(body) = body?;
+    Ok(Json(views::grant(broker.review(&caller, &id, body.comment).await?)))
 }
 
 #[utoipa::path(post, path = "/v1/check", request_body = CheckBody, tag = "access", security(("bearer" = [])),
@@ -327,6 +373,8 @@ pub struct ExplainQuery {
     ticket: Option<String>,
     /// Who would ask (default: the caller; someone else: admins and auditors only).
     principal: Option<String>,
+    /// A break-glass request.
+    breakglass: Option<bool>,
 }
 
 #[utoipa::path(get, path = "/v1/policy/explain", params(ExplainQuery), tag = "requests", security(("bearer" = [])),
@@ -350,8 +398,9 @@ pub async fn explain(
         reason: query.reason,
         ticket: query.ticket.filter(|t| !t.is_empty()),
         start_at: None,
+        breakglass: query.breakglass.unwrap_or(false),
     };
-    Ok(Json(broker.explain(&caller, query.principal.as_deref(), &input)?))
+    Ok(Json(broker.explain(&caller, query.principal.as_deref(), &input).await?))
 }
 
 #[utoipa::path(post, path = "/v1/policy/reload", tag = "operations", security(("bearer" = [])),

@@ -36,7 +36,7 @@ pub use problem::ApiError;
     paths(
         handlers::create_request, handlers::list_requests, handlers::get_request, handlers::approve,
         handlers::deny, handlers::cancel, handlers::list_grants, handlers::get_grant, handlers::release,
-        handlers::revoke, handlers::check, handlers::events, handlers::export, handlers::audit_key, handlers::latest_checkpoint,
+        handlers::revoke, handlers::extend, handlers::review, handlers::check, handlers::events, handlers::export, handlers::audit_key, handlers::latest_checkpoint,
         handlers::sign_checkpoint, handlers::inclusion_proof, handlers::consistency_proof, handlers::resources,
         handlers::whoami, handlers::explain, handlers::reload_policies,
         healthz, readyz
@@ -137,6 +137,8 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/grants/{id}", get(handlers::get_grant))
         .route("/grants/{id}/release", post(handlers::release))
         .route("/grants/{id}/revoke", post(handlers::revoke))
+        .route("/grants/{id}/extend", post(handlers::extend))
+        .route("/grants/{id}/review", post(handlers::review))
         .route("/check", post(handlers::check))
         .route("/audit/events", get(handlers::events))
         .route("/audit/key", get(handlers::audit_key))

@@ -79,6 +79,10 @@ impl From<BrokerError> for ApiError {
                 LifecycleError::CommentRequired | LifecycleError::ReasonRequired => {
                     (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
                 }
+                LifecycleError::Reciprocal { .. } => (StatusCode::FORBIDDEN, "reciprocal-approval"),
+                LifecycleError::TooManyHolders { .. } => (StatusCode::CONFLICT, "too-many-holders"),
+                LifecycleError::NotBreakglass(_) => (StatusCode::CONFLICT, "not-breakglass"),
+                LifecycleError::AlreadyReviewed { .. } => (StatusCode::CONFLICT, "already-reviewed"),
             },
         };
         if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -1,11 +1,14 @@
 //! Domain records to API shapes.
 
-use ward_api::{ApprovalView, CheckResult, EventView, GrantView, RequestView};
+use ward_api::{
+    ApprovalView, CheckResult, EventView, ExtensionView, GrantView, RequestView, ReviewView, StageView,
+};
 use ward_core::audit::AuditEvent;
-use ward_core::{AccessRequest, Decision, Grant};
+use ward_core::{AccessRequest, Decision, Grant, Stage};
 use ward_service::CheckOutcome;
 
 pub fn request(r: AccessRequest) -> RequestView {
+    let unmet = r.unmet_stages().into_iter().map(stage).collect();
     RequestView {
         id: r.id.0,
         requester: r.requester,
@@ -31,12 +34,24 @@ pub fn request(r: AccessRequest) -> RequestView {
                 .to_owned(),
                 comment: a.comment,
                 at: a.at,
+                stages: a.stages,
             })
             .collect(),
         approvals_required: r.approvals_required,
         grant_id: r.grant_id.map(|g| g.0),
         policy_ids: r.policy_ids,
+        stages: r.stages.into_iter().map(stage).collect(),
+        stages_unmet: unmet,
+        max_holders: r.max_holders,
+        extends_grant: r.extends_grant.map(|g| g.0),
+        breakglass: r.breakglass,
+        on_call_schedules: r.on_call_schedules,
+        business_hours: r.business_hours,
     }
+}
+
+fn stage(s: Stage) -> StageView {
+    StageView { name: s.name, approvals: s.approvals, approvers: Vec::new() }
 }
 
 pub fn grant(g: Grant) -> GrantView {
@@ -53,6 +68,24 @@ pub fn grant(g: Grant) -> GrantView {
         ended_by: g.ended_by,
         end_reason: g.end_reason,
         first_used_at: g.first_used_at,
+        extensions: g
+            .extensions
+            .into_iter()
+            .map(|e| ExtensionView {
+                request_id: e.request_id.0,
+                added_seconds: e.added_seconds,
+                previous_expires_at: e.previous_expires_at,
+                expires_at: e.expires_at,
+                at: e.at,
+            })
+            .collect(),
+        review: g.review.map(|r| ReviewView {
+            due_at: r.due_at,
+            state: r.state.as_str().to_owned(),
+            reviewed_by: r.reviewed_by,
+            reviewed_at: r.reviewed_at,
+            comment: r.comment,
+        }),
     }
 }
 

@@ -46,7 +46,7 @@ async fn run(spread_over_ms: i64) {
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let live = store
-            .grants(&GrantFilter { states: vec![GrantState::Active], principal: None, limit: 1 })
+            .grants(&GrantFilter { states: vec![GrantState::Active], limit: 1, ..GrantFilter::default() })
             .await
             .unwrap();
         if live.is_empty() && SystemClock.now() > first_expiry {

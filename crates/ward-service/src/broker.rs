@@ -10,16 +10,18 @@ use tokio::sync::Notify;
 use ward_core::audit::{AuditEvent, EventType, NewEvent};
 use ward_core::lifecycle::{self, IdSource, LifecycleError, NewRequest, Transition};
 use ward_core::policy::{PolicyEngine, Refusal, RequestAsk, RequestVerdict};
-use ward_core::{AccessRequest, Clock, Grant, GrantId, GrantState, RequestState};
+use ward_core::{AccessRequest, Clock, Grant, GrantId, GrantState, RequestState, ReviewState};
 use ward_store::{ApiToken, Change, EventFilter, GrantFilter, RequestFilter, Store, StoreError};
 
 use crate::config::Authorization;
 use crate::ids::RandomIds;
 use crate::index::GrantIndex;
+use crate::oncall::{Oncall, OncallSettings};
 use crate::sensitive::Redactor;
 use crate::signing::AuditSigner;
 use crate::tokens::TokenCache;
 use crate::usage::{Tally, UsageKey, UsageLog, Use};
+use ward_core::calendar::BusinessHours;
 
 mod access;
 mod auth;
@@ -33,6 +35,7 @@ mod visibility;
 
 pub use auth::PolicyReload;
 pub use explain::DEFAULT_WHAT_IF_DURATION_SECONDS;
+pub use requests::DecisionFacts;
 
 /// How often a decision is retried when a concurrent change got there first.
 const MAX_ATTEMPTS: usize = 5;
@@ -53,6 +56,8 @@ pub struct Settings {
     pub checkpoint_interval_seconds: u64,
     pub checkpoint_dir: Option<std::path::PathBuf>,
     pub forward: Vec<crate::forward::SinkConfig>,
+    pub oncall: OncallSettings,
+    pub business_hours: Option<BusinessHours>,
 }
 
 /// Who is calling, with ward's own roles resolved from their groups.
@@ -108,6 +113,16 @@ pub struct RequestInput {
     pub reason: String,
     pub ticket: Option<String>,
     pub start_at: Option<Timestamp>,
+    /// Break the glass: access at once under a break-glass rule, reviewed afterwards.
+    pub breakglass: bool,
+}
+
+/// What a holder submits to extend their grant.
+#[derive(Debug, Clone)]
+pub struct ExtendInput {
+    pub duration_seconds: u64,
+    pub reason: String,
+    pub ticket: Option<String>,
 }
 
 /// The answer to "does P hold ROLE on R right now?".
@@ -131,6 +146,8 @@ pub struct DueReport {
     pub activated: usize,
     pub expired: usize,
     pub lapsed: usize,
+    /// Break-glass grants recorded as overdue for review.
+    pub reviews_overdue: usize,
 }
 
 /// Reads the policies afresh from where they are configured, for reloads.
@@ -151,6 +168,7 @@ pub struct Broker {
     signer: AuditSigner,
     /// Records configured sensitive fields as HMACs.
     redactor: Option<Redactor>,
+    oncall: Oncall,
     wake: Notify,
     /// The last `seq` appended, for the forwarders to wake on.
     appended: tokio::sync::watch::Sender<i64>,
@@ -183,7 +201,9 @@ impl Broker {
         signer: AuditSigner,
         redactor: Option<Redactor>,
     ) -> Result<Arc<Self>, BrokerError> {
+        let oncall = Oncall::new(settings.oncall.clone(), policy.directory().clone());
         let broker = Self {
+            oncall,
             store,
             clock,
             policy: RwLock::new(Arc::new(policy)),
@@ -202,8 +222,8 @@ impl Broker {
             .store
             .grants(&GrantFilter {
                 states: vec![GrantState::Scheduled, GrantState::Active],
-                principal: None,
                 limit: u32::MAX,
+                ..GrantFilter::default()
             })
             .await?;
         for grant in &live {
@@ -323,6 +343,36 @@ impl Broker {
                 Err(error.into())
             }
         }
+    }
+
+    /// What ward knows about `user` at `now` beyond what they typed: the on-call schedules they
+    /// are on, and whether it is business hours. A source that fails is recorded
+    /// (`oncall.unavailable`) and counts as "not on call".
+    async fn circumstances(&self, user: &str, now: Timestamp) -> (Vec<String>, bool) {
+        let business_hours = self.settings.business_hours.as_ref().is_some_and(|hours| hours.contains(now));
+        if !self.oncall.is_configured() {
+            return (Vec::new(), business_hours);
+        }
+        let answer = self.oncall.lookup(user, now).await;
+        for problem in &answer.problems {
+            tracing::warn!(source = problem.source, error = %problem.error, "on-call source unavailable");
+            let event = NewEvent {
+                id: RandomIds.event_id(),
+                event_type: EventType::OncallUnavailable,
+                occurred_at: now,
+                actor: ward_core::SYSTEM_ACTOR.to_owned(),
+                subject: Some(user.to_owned()),
+                resource: None,
+                request_id: None,
+                grant_id: None,
+                reason: Some(problem.error.clone()),
+                details: json!({ "source": problem.source, "fallback": problem.fallback }),
+            };
+            if let Err(error) = self.commit(Change { events: vec![event], ..Change::default() }).await {
+                tracing::error!(%error, "could not record an on-call problem");
+            }
+        }
+        (answer.schedules, business_hours)
     }
 
     async fn load_request(&self, id: &str) -> Result<AccessRequest, BrokerError> {

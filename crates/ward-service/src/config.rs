@@ -5,9 +5,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use ward_core::calendar::BusinessHours;
 use ward_core::directory::{Directory, GroupEntry, ResourceEntry, UserEntry};
 use ward_core::duration::parse_duration;
 use ward_core::policy::{PolicyEngine, PolicySource};
+
+use crate::oncall::{OncallFile, OncallSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -46,6 +49,9 @@ struct File {
     #[serde(default)]
     tickets: BTreeMap<String, String>,
     #[serde(default)]
+    oncall: OncallFile,
+    business_hours: Option<BusinessHoursFile>,
+    #[serde(default)]
     users: BTreeMap<String, UserEntry>,
     #[serde(default)]
     groups: BTreeMap<String, GroupEntry>,
@@ -65,6 +71,18 @@ struct AuditFile {
     #[serde(default)]
     hmac_fields: Vec<String>,
     hmac_key: Option<PathBuf>,
+}
+
+/// `[business_hours]`: when `context.business_hours` is true.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BusinessHoursFile {
+    /// An IANA time zone, e.g. `Europe/Berlin`.
+    zone: String,
+    /// E.g. `mon-fri`.
+    days: String,
+    /// E.g. `09:00-18:00`.
+    hours: String,
 }
 
 /// How the audit log is checkpointed.
@@ -120,6 +138,8 @@ pub struct Config {
     pub audit: AuditSettings,
     pub tickets: BTreeMap<String, String>,
     pub directory: Directory,
+    pub oncall: OncallSettings,
+    pub business_hours: Option<BusinessHours>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
@@ -254,6 +274,21 @@ impl Config {
         };
         let directory = Directory::new(file.users, file.groups, file.resources)
             .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
+        let oncall =
+            OncallSettings::load(file.oncall, &base, &directory).map_err(|e| setting_error("oncall", e))?;
+        let business_hours = file
+            .business_hours
+            .map(|hours| {
+                let zone = jiff::tz::TimeZone::get(&hours.zone).map_err(|e| {
+                    setting_error(
+                        "business_hours.zone",
+                        format!("`{}` is not a known time zone: {e}", hours.zone),
+                    )
+                })?;
+                BusinessHours::new(zone, &hours.days, &hours.hours)
+                    .map_err(|e| setting_error("business_hours", e))
+            })
+            .transpose()?;
         Ok(Self {
             path,
             listen,
@@ -267,6 +302,8 @@ impl Config {
             audit,
             tickets: file.tickets,
             directory,
+            oncall,
+            business_hours,
         })
     }
 

@@ -119,10 +119,13 @@ fn classify(event_type: EventType) -> (u32, u32, &'static str) {
         RequestCancelled => (ENTITY_MANAGEMENT, 4, "Cancel"),
         RequestLapsed => (ENTITY_MANAGEMENT, OTHER, "Lapse"),
         PolicyChanged | ConfigChanged => (ENTITY_MANAGEMENT, 3, "Update"),
-        PolicyRejected => (ENTITY_MANAGEMENT, 3, "Update"),
+        PolicyRejected | OncallUnavailable => (ENTITY_MANAGEMENT, 3, "Update"),
+        BreakglassReviewed => (ENTITY_MANAGEMENT, 3, "Review"),
+        BreakglassOverdue => (ENTITY_MANAGEMENT, OTHER, "Review Overdue"),
         AuditCheckpoint => (ENTITY_MANAGEMENT, 1, "Checkpoint"),
         GrantScheduled => (USER_ACCESS, OTHER, "Schedule"),
-        GrantActivated => (USER_ACCESS, 1, "Assign Privileges"),
+        GrantActivated | BreakglassUsed => (USER_ACCESS, 1, "Assign Privileges"),
+        GrantExtended => (USER_ACCESS, 1, "Extend Privileges"),
         GrantReleased | GrantRevoked | GrantExpired => (USER_ACCESS, 2, "Revoke Privileges"),
         AccessUsed => (AUTHORIZE_SESSION, OTHER, "Use"),
         AccessDenied => (AUTHORIZE_SESSION, OTHER, "Refuse"),
@@ -132,7 +135,13 @@ fn classify(event_type: EventType) -> (u32, u32, &'static str) {
 /// The event as an OCSF 1.8.0 object; ward's own fields (chain included) stay under `unmapped`.
 pub fn ocsf(event: &AuditEvent) -> Value {
     let (class_uid, activity_id, activity_name) = classify(event.event_type);
-    let failed = matches!(event.event_type, EventType::AccessDenied | EventType::PolicyRejected);
+    let failed = matches!(
+        event.event_type,
+        EventType::AccessDenied
+            | EventType::PolicyRejected
+            | EventType::OncallUnavailable
+            | EventType::BreakglassOverdue
+    );
     let role = event.details.get("role").or_else(|| event.details.get("action")).and_then(Value::as_str);
     let privilege = match (role, &event.resource) {
         (Some(role), Some(resource)) => format!("{role}:{resource}"),

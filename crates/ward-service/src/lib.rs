@@ -7,6 +7,7 @@ pub mod export;
 pub mod forward;
 pub mod ids;
 pub mod index;
+pub mod oncall;
 pub mod policy_cases;
 pub mod scheduler;
 pub mod sensitive;
@@ -17,7 +18,8 @@ pub mod usage;
 use std::sync::Arc;
 
 pub use broker::{
-    Broker, BrokerError, Caller, CheckOutcome, DueReport, PolicyLoader, PolicyReload, RequestInput, Settings,
+    Broker, BrokerError, Caller, CheckOutcome, DueReport, ExtendInput, PolicyLoader, PolicyReload,
+    RequestInput, Settings,
 };
 pub use config::{Config, ConfigError};
 use signing::{AuditSigner, SigningError};
@@ -76,6 +78,8 @@ pub async fn broker_for(
         checkpoint_interval_seconds: config.audit.checkpoint_interval_seconds,
         checkpoint_dir: config.audit.checkpoint_dir.clone(),
         forward: config.audit.forward.clone(),
+        oncall: config.oncall.clone(),
+        business_hours: config.business_hours.clone(),
     };
     let audit = &config.audit;
     if !audit.signing_key_configured

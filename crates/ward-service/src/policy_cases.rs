@@ -13,8 +13,14 @@
 //! duration = "30m"            # request, approve (default 30m)
 //! reason = "INC-4312 checkout 500s"
 //! ticket = "INC-4312"         # optional
-//! expect = "pending"          # request: denied | pending | auto_approved | allowed
+//! expect = "pending"          # request: denied | pending | auto_approved | auto_denied |
+//!                             #          breakglass | allowed
 //! approvals = 1               # optional, with pending: the approvals required
+//! # What ward would know at the time (defaults: not on call, outside business hours):
+//! on_call = ["ledger-primary"]  # on-call schedules the principal is on
+//! business_hours = true
+//! extension = false           # an extension of a grant the principal holds
+//! breakglass = false          # a break-glass request (`ward request --breakglass`)
 //!
 //! [[case]]
 //! name = "nobody approves their own request"
@@ -24,6 +30,7 @@
 //! resource = "logs:payments-api"
 //! role = "read"
 //! expect = "deny"             # approve, access: allow | deny
+//! stages = ["security"]       # optional, approve with allow: the stages they count for
 //! ```
 //!
 //! `access` cases may say `has_grant = false` (default true) to check that nobody gets in
@@ -31,7 +38,7 @@
 
 use serde::{Deserialize, Serialize};
 use ward_core::duration::parse_duration;
-use ward_core::policy::{PolicyEngine, RequestAsk, RequestVerdict};
+use ward_core::policy::{Filing, PolicyEngine, RequestAsk, RequestVerdict};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +64,10 @@ pub enum Outcome {
     Pending,
     /// request: allowed and approved by an automatic rule.
     AutoApproved,
+    /// request: filed, and denied at once by an automatic rule.
+    AutoDenied,
+    /// request: granted at once under a break-glass rule.
+    Breakglass,
     /// request: allowed, either way.
     Allowed,
     /// approve, access.
@@ -81,6 +92,15 @@ pub struct Case {
     pub has_grant: Option<bool>,
     pub expect: Outcome,
     pub approvals: Option<u32>,
+    #[serde(default)]
+    pub on_call: Vec<String>,
+    #[serde(default)]
+    pub business_hours: bool,
+    #[serde(default)]
+    pub extension: bool,
+    #[serde(default)]
+    pub breakglass: bool,
+    pub stages: Option<Vec<String>>,
 }
 
 /// How one case went.
@@ -119,7 +139,9 @@ pub fn parse(text: &str) -> Result<CaseFile, String> {
                     && case.ticket.is_none()
             }
         };
-        if !fits || (case.approvals.is_some() && case.expect != Outcome::Pending) {
+        let stages_fit =
+            case.stages.is_none() || (case.action == Action::Approve && case.expect == Outcome::Allow);
+        if !fits || !stages_fit || (case.approvals.is_some() && case.expect != Outcome::Pending) {
             return Err(format!(
                 "case `{}`: action `{}` expects {}{}",
                 case.name,
@@ -129,12 +151,12 @@ pub fn parse(text: &str) -> Result<CaseFile, String> {
                     Action::Access => "access",
                 },
                 match case.action {
-                    Action::Request => "denied, pending, auto_approved or allowed",
+                    Action::Request => "denied, pending, auto_approved, auto_denied, breakglass or allowed",
                     Action::Approve | Action::Access => "allow or deny",
                 },
                 match case.action {
                     Action::Request => "; `approvals` goes with pending only",
-                    Action::Approve => ", and names the `requester`",
+                    Action::Approve => ", and names the `requester` (`stages` only with allow)",
                     Action::Access => ", and takes only `has_grant` besides who, what and which role",
                 }
             ));
@@ -164,6 +186,10 @@ fn decide(engine: &PolicyEngine, case: &Case) -> CaseResult {
         duration_seconds,
         reason: &case.reason,
         ticket: case.ticket.as_deref(),
+        on_call_schedules: &case.on_call,
+        business_hours: case.business_hours,
+        extension: case.extension,
+        breakglass: case.breakglass,
     };
     let (got, detail, passed) = match case.action {
         Action::Request => {
@@ -172,10 +198,11 @@ fn decide(engine: &PolicyEngine, case: &Case) -> CaseResult {
             match explained.verdict {
                 RequestVerdict::Refused(_) => (Outcome::Denied, detail, case.expect == Outcome::Denied),
                 RequestVerdict::Allowed(terms) => {
-                    let got = if terms.auto_approved_by.is_some() {
-                        Outcome::AutoApproved
-                    } else {
-                        Outcome::Pending
+                    let got = match terms.filing() {
+                        Filing::Pending => Outcome::Pending,
+                        Filing::AutoApproved => Outcome::AutoApproved,
+                        Filing::AutoDenied => Outcome::AutoDenied,
+                        Filing::Breakglass => Outcome::Breakglass,
                     };
                     let passed = match case.expect {
                         Outcome::Allowed => true,
@@ -191,15 +218,23 @@ fn decide(engine: &PolicyEngine, case: &Case) -> CaseResult {
         }
         Action::Approve => {
             let requester = case.requester.as_deref().unwrap_or_default();
-            let allowed = engine.may_decide(&case.principal, &ask(requester));
-            let detail = if case.principal == requester {
-                "nobody decides their own request".to_owned()
-            } else if allowed {
-                "an approve policy permits it".to_owned()
-            } else {
-                "no approve policy permits it, or a forbid stops it".to_owned()
+            let stages = engine.approval_stages(&case.principal, &ask(requester));
+            let detail = match &stages {
+                _ if case.principal == requester => "nobody decides their own request".to_owned(),
+                Some(stages) if stages.is_empty() => "an approve policy permits it".to_owned(),
+                Some(stages) => format!("an approve policy permits it, for stage {}", stages.join(", ")),
+                None => "no approve policy permits it, or a forbid stops it".to_owned(),
             };
-            verdict(allowed, detail, case.expect)
+            let (got, detail, passed) = verdict(stages.is_some(), detail, case.expect);
+            let stages_match = match (&case.stages, &stages) {
+                (Some(expected), Some(got)) => {
+                    let mut expected = expected.clone();
+                    expected.sort();
+                    &expected == got
+                }
+                _ => true,
+            };
+            (got, detail, passed && stages_match)
         }
         Action::Access => {
             let holds = case.has_grant.unwrap_or(true);

@@ -94,6 +94,7 @@ fn ask(resource: &str, role: &str, seconds: u64) -> RequestInput {
         reason: "INC-4312 checkout 500s".into(),
         ticket: None,
         start_at: None,
+        breakglass: false,
     }
 }
 
@@ -163,7 +164,11 @@ async fn policies_reload_and_a_set_that_does_not_load_changes_nothing(store: Arc
     std::fs::write(policies.path().join("freeze.cedar"), freeze).unwrap();
     let reload = w.broker.reload_policies("admin").await.unwrap();
     assert!(reload.changed && reload.policy_ids.contains(&"freeze".to_owned()), "{reload:?}");
-    assert_eq!(w.broker.explain(&alice, None, &read()).unwrap().decision, "denied", "the new set decides");
+    assert_eq!(
+        w.broker.explain(&alice, None, &read()).await.unwrap().decision,
+        "denied",
+        "the new set decides"
+    );
     let events = w.events().await;
     assert_eq!((events[0].event_type, events[0].actor.as_str()), (EventType::PolicyChanged, "admin"));
     assert_eq!(events[0].details["previous_hash"], reload.previous_hash.as_str());
@@ -186,27 +191,30 @@ async fn policies_reload_and_a_set_that_does_not_load_changes_nothing(store: Arc
 async fn explain_says_what_would_happen_and_files_nothing(store: Arc<dyn Store>) {
     let w = World::new(store.clone()).await;
     let alice = w.who("alice");
-    let pending = w.broker.explain(&alice, None, &ask("logs:payments-api", "read", 1800)).unwrap();
+    let pending = w.broker.explain(&alice, None, &ask("logs:payments-api", "read", 1800)).await.unwrap();
     assert_eq!((pending.decision.as_str(), pending.approvals_required), ("pending", 1));
     assert_eq!(pending.policies, ["payments-api.read"]);
     assert_eq!(pending.approvers, ["bob", "erin"], "the payments leads, never the requester");
     assert!(pending.why.contains("needs 1 approval from: bob, erin"), "{}", pending.why);
 
-    let unmasked = w.broker.explain(&alice, None, &ask("logs:payments-api", "read-unmasked", 1800)).unwrap();
+    let unmasked =
+        w.broker.explain(&alice, None, &ask("logs:payments-api", "read-unmasked", 1800)).await.unwrap();
     assert_eq!(unmasked.approvals_required, 2);
     let on_call = RequestInput { ticket: Some("INC-9".into()), ..ask("logs:checkout-web", "read", 1800) };
-    let dave = w.broker.explain(&w.who("dave"), None, &on_call).unwrap();
+    let dave = w.broker.explain(&w.who("dave"), None, &on_call).await.unwrap();
     assert_eq!(dave.decision, "auto_approved");
     assert_eq!(dave.auto_approved_by, ["checkout-web.oncall-incident"]);
 
     let auditor = w.who("carol");
-    let refused = w.broker.explain(&auditor, None, &ask("logs:payments-api", "read", 1800)).unwrap();
+    let refused = w.broker.explain(&auditor, None, &ask("logs:payments-api", "read", 1800)).await.unwrap();
     assert_eq!(refused.decision, "denied");
     assert!(refused.why.contains("org.auditors-request-nothing"), "{}", refused.why);
     // Auditors may ask on someone's behalf; others may not.
-    let for_bob = w.broker.explain(&auditor, Some("bob"), &ask("logs:payments-api", "read", 1800)).unwrap();
+    let for_bob =
+        w.broker.explain(&auditor, Some("bob"), &ask("logs:payments-api", "read", 1800)).await.unwrap();
     assert_eq!(for_bob.approvers, ["erin"], "bob asking: erin is the only other lead");
-    let error = w.broker.explain(&alice, Some("bob"), &ask("logs:payments-api", "read", 1800)).unwrap_err();
+    let error =
+        w.broker.explain(&alice, Some("bob"), &ask("logs:payments-api", "read", 1800)).await.unwrap_err();
     assert!(matches!(error, BrokerError::Forbidden(_)), "{error}");
 
     assert!(w.store.requests(&Default::default()).await.unwrap().is_empty(), "nothing was filed");
@@ -656,6 +664,16 @@ impl Store for Failing {
     }
     async fn grants(&self, f: &GrantFilter) -> Result<Vec<Grant>, StoreError> {
         self.inner.grants(f).await
+    }
+    async fn live_holders(
+        &self,
+        resource: &str,
+        role: &str,
+        other_than: &str,
+        starts_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<u32, StoreError> {
+        self.inner.live_holders(resource, role, other_than, starts_at, expires_at).await
     }
     async fn due(&self, now: Timestamp, limit: u32) -> Result<Due, StoreError> {
         self.inner.due(now, limit).await

@@ -89,9 +89,9 @@ pub(crate) fn unavailable(error: sqlx::Error) -> StoreError {
 }
 
 const REQUEST_COLUMNS: &str = "id, requester, resource, role, duration_seconds, reason, ticket, start_at, state, \
-     created_at, decided_at, lapses_at, approvals, approvals_required, grant_id, policy_ids, version";
+     created_at, decided_at, lapses_at, approvals, approvals_required, grant_id, policy_ids, terms, version";
 const GRANT_COLUMNS: &str = "id, request_id, principal, resource, role, starts_at, expires_at, state, ended_at, \
-     ended_by, end_reason, first_used_at, version";
+     ended_by, end_reason, first_used_at, extensions, review, version";
 /// In the order `rows::event_from_row` reads them.
 const EVENT_COLUMNS: &str = "seq, id, type, occurred_at, recorded_at, actor, subject, resource, request_id, \
      grant_id, reason, details, prev_hash, hash";
@@ -228,8 +228,15 @@ impl Store for SqlStore {
             let list: Vec<String> = filter.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
             format!("state IN ({})", list.join(", "))
         };
+        let reviews = if filter.review_states.is_empty() {
+            "1 = 1".to_owned()
+        } else {
+            let list: Vec<String> =
+                filter.review_states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+            format!("review_state IN ({})", list.join(", "))
+        };
         let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM grants WHERE {states} AND ($1 IS NULL OR principal = $1) \
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE {states} AND {reviews} AND ($1 IS NULL OR principal = $1) \
              ORDER BY starts_at DESC, id DESC LIMIT $2"
         );
         dispatch!(&self.pool, pool => {
@@ -243,6 +250,33 @@ impl Store for SqlStore {
         })
     }
 
+    async fn live_holders(
+        &self,
+        resource: &str,
+        role: &str,
+        other_than: &str,
+        starts_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<u32, StoreError> {
+        // The same count the holder-limit guard makes inside a commit (plan.rs).
+        let sql = "SELECT COUNT(DISTINCT principal) AS holders FROM grants \
+             WHERE resource = $1 AND role = $2 AND principal <> $3 AND state IN ('scheduled', 'active') \
+               AND starts_at < $4 AND expires_at > $5";
+        let holders = dispatch!(&self.pool, pool => {
+            sqlx::query(sql)
+                .bind(resource)
+                .bind(role)
+                .bind(other_than)
+                .bind(millis(expires_at))
+                .bind(millis(starts_at))
+                .fetch_one(pool)
+                .await
+                .map_err(unavailable)?
+                .int("holders")?
+        });
+        u32::try_from(holders).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
     async fn due(&self, now: Timestamp, max: u32) -> Result<Due, StoreError> {
         let now = millis(now);
         let grants_sql = |condition: &str, order: &str| {
@@ -251,6 +285,7 @@ impl Store for SqlStore {
         let activate_sql =
             grants_sql("state = 'scheduled' AND starts_at <= $1 AND expires_at > $1", "starts_at");
         let expire_sql = grants_sql("state IN ('scheduled', 'active') AND expires_at <= $1", "expires_at");
+        let review_sql = grants_sql("review_state = 'pending' AND review_due_at <= $1", "review_due_at");
         let lapse_sql = format!(
             "SELECT {REQUEST_COLUMNS} FROM requests WHERE state = 'pending' AND lapses_at <= $1 \
              ORDER BY lapses_at LIMIT $2"
@@ -262,10 +297,12 @@ impl Store for SqlStore {
             let activate = fetch(activate_sql).await.map_err(unavailable)?;
             let expire = fetch(expire_sql).await.map_err(unavailable)?;
             let lapse = fetch(lapse_sql).await.map_err(unavailable)?;
+            let review_overdue = fetch(review_sql).await.map_err(unavailable)?;
             Ok(Due {
                 activate: activate.iter().map(grant_from_row).collect::<Result<_, _>>()?,
                 expire: expire.iter().map(grant_from_row).collect::<Result<_, _>>()?,
                 lapse: lapse.iter().map(request_from_row).collect::<Result<_, _>>()?,
+                review_overdue: review_overdue.iter().map(grant_from_row).collect::<Result<_, _>>()?,
             })
         })
     }
@@ -275,6 +312,7 @@ impl Store for SqlStore {
                SELECT MIN(starts_at) AS t FROM grants WHERE state = 'scheduled' \
                UNION ALL SELECT MIN(expires_at) AS t FROM grants WHERE state IN ('scheduled', 'active') \
                UNION ALL SELECT MIN(lapses_at) AS t FROM requests WHERE state = 'pending' \
+               UNION ALL SELECT MIN(review_due_at) AS t FROM grants WHERE review_state = 'pending' \
              ) AS due";
         let next = dispatch!(&self.pool, pool => {
             sqlx::query(sql).fetch_one(pool).await.map_err(unavailable)?.optional_int("next")?

@@ -8,10 +8,10 @@ use jiff::Timestamp;
 use ward_core::audit::AuditEvent;
 use ward_core::merkle::Frontier;
 use ward_core::{AccessRequest, Grant};
-use ward_store::{Change, StoreError};
+use ward_store::{Change, HolderLimit, StoreError};
 
 use crate::Dialect;
-use crate::rows::{hash_bytes, millis, to_json};
+use crate::rows::{RequestTerms, hash_bytes, millis, to_json};
 
 /// A bound value: ward stores only integers and text.
 pub(crate) enum Param {
@@ -138,7 +138,10 @@ pub(crate) fn plan(
             statements.push(request_statement(request)?);
         }
         for grant in &change.grants {
-            statements.push(grant_statement(grant));
+            statements.push(grant_statement(grant)?);
+        }
+        for limit in &change.holder_limits {
+            statements.extend(holder_limit_statements(limit, dialect));
         }
         let mut appended = Vec::with_capacity(change.events.len());
         for event in &change.events {
@@ -164,8 +167,9 @@ fn request_statement(r: &AccessRequest) -> Result<Statement, StoreError> {
     if r.version == 1 {
         return Ok(Statement::new(
             "INSERT INTO requests (id, requester, resource, role, duration_seconds, reason, ticket, start_at, \
-             state, created_at, decided_at, lapses_at, approvals, approvals_required, grant_id, policy_ids, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             state, created_at, decided_at, lapses_at, approvals, approvals_required, grant_id, policy_ids, \
+             terms, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
             vec![
                 r.id.as_str().into(),
                 r.requester.as_str().into(),
@@ -183,6 +187,7 @@ fn request_statement(r: &AccessRequest) -> Result<Statement, StoreError> {
                 i64::from(r.approvals_required).into(),
                 r.grant_id.as_ref().map(|g| g.as_str()).into(),
                 to_json(&r.policy_ids)?.into(),
+                to_json(&RequestTerms::of(r))?.into(),
                 r.version.into(),
             ],
         ));
@@ -203,12 +208,17 @@ fn request_statement(r: &AccessRequest) -> Result<Statement, StoreError> {
     ))
 }
 
-fn grant_statement(g: &Grant) -> Statement {
+fn grant_statement(g: &Grant) -> Result<Statement, StoreError> {
+    let extensions = to_json(&g.extensions)?;
+    let review = g.review.as_ref().map(to_json).transpose()?;
+    let review_state = g.review.as_ref().map(|r| r.state.as_str());
+    let review_due_at = g.review.as_ref().map(|r| millis(r.due_at));
     if g.version == 1 {
-        return Statement::new(
+        return Ok(Statement::new(
             "INSERT INTO grants (id, request_id, principal, resource, role, starts_at, expires_at, state, \
-             ended_at, ended_by, end_reason, first_used_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             ended_at, ended_by, end_reason, first_used_at, extensions, review, review_state, review_due_at, \
+             version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             vec![
                 g.id.as_str().into(),
                 g.request_id.as_str().into(),
@@ -222,24 +232,65 @@ fn grant_statement(g: &Grant) -> Statement {
                 g.ended_by.as_deref().into(),
                 g.end_reason.as_deref().into(),
                 g.first_used_at.map(millis).into(),
+                extensions.into(),
+                review.as_deref().into(),
+                review_state.into(),
+                review_due_at.into(),
                 g.version.into(),
             ],
-        );
+        ));
     }
-    Statement::checked(
+    Ok(Statement::checked(
         "UPDATE grants SET state = $1, ended_at = $2, ended_by = $3, end_reason = $4, first_used_at = $5, \
-         version = $6 WHERE id = $7 AND version = $8",
+         expires_at = $6, extensions = $7, review = $8, review_state = $9, review_due_at = $10, version = $11 \
+         WHERE id = $12 AND version = $13",
         vec![
             g.state.as_str().into(),
             g.ended_at.map(millis).into(),
             g.ended_by.as_deref().into(),
             g.end_reason.as_deref().into(),
             g.first_used_at.map(millis).into(),
+            millis(g.expires_at).into(),
+            extensions.into(),
+            review.as_deref().into(),
+            review_state.into(),
+            review_due_at.into(),
             g.version.into(),
             g.id.as_str().into(),
             (g.version - 1).into(),
         ],
-    )
+    ))
+}
+
+/// Checks a new grant against its holder limit inside the transaction that inserts it: the
+/// no-op UPDATE of the new row matches only while the others holding the role number fewer
+/// than the limit. On PostgreSQL a transaction-scoped advisory lock on the resource and role
+/// first makes concurrent writers (other ward processes) take their turn.
+fn holder_limit_statements(limit: &HolderLimit, dialect: Dialect) -> Vec<Statement> {
+    let mut statements = Vec::with_capacity(2);
+    if dialect == Dialect::Postgres {
+        statements.push(Statement::new(
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            vec![format!("holders:{}:{}", limit.resource, limit.role).into()],
+        ));
+    }
+    statements.push(Statement::checked(
+        "UPDATE grants SET version = version WHERE id = $1 AND ( \
+           SELECT COUNT(DISTINCT principal) FROM grants \
+           WHERE resource = $2 AND role = $3 AND principal <> $4 AND state IN ('scheduled', 'active') \
+             AND starts_at < $5 AND expires_at > $6 \
+         ) < $7",
+        vec![
+            limit.grant.as_str().into(),
+            limit.resource.as_str().into(),
+            limit.role.as_str().into(),
+            limit.principal.as_str().into(),
+            millis(limit.expires_at).into(),
+            millis(limit.starts_at).into(),
+            i64::from(limit.max).into(),
+        ],
+    ));
+    statements
 }
 
 /// The last events' INSERT and the head's UPDATE as one statement: one round trip fewer per

@@ -79,6 +79,7 @@ fn json<T: serde::de::DeserializeOwned>(row: &impl Columns, column: impl Column)
 
 pub(crate) fn request_from_row(row: &impl Columns) -> Result<AccessRequest, StoreError> {
     let state: String = row.text("state")?;
+    let terms: RequestTerms = json(row, "terms")?;
     Ok(AccessRequest {
         id: RequestId(row.text("id")?),
         requester: row.text("requester")?,
@@ -97,7 +98,45 @@ pub(crate) fn request_from_row(row: &impl Columns) -> Result<AccessRequest, Stor
         grant_id: row.optional_text("grant_id")?.map(GrantId),
         policy_ids: json(row, "policy_ids")?,
         version: row.int("version")?,
+        stages: terms.stages,
+        max_holders: terms.max_holders,
+        reciprocal_seconds: terms.reciprocal_seconds,
+        on_call_schedules: terms.on_call_schedules,
+        business_hours: terms.business_hours,
+        extends_grant: terms.extends_grant,
+        breakglass: terms.breakglass,
+        review_within_seconds: terms.review_within_seconds,
     })
+}
+
+/// A request's terms beyond the basics, stored as one JSON column (`terms`). Fields missing
+/// from rows written before they existed read as their defaults.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct RequestTerms {
+    stages: Vec<ward_core::Stage>,
+    max_holders: Option<u32>,
+    reciprocal_seconds: Option<u64>,
+    on_call_schedules: Vec<String>,
+    business_hours: bool,
+    extends_grant: Option<GrantId>,
+    breakglass: bool,
+    review_within_seconds: Option<u64>,
+}
+
+impl RequestTerms {
+    pub(crate) fn of(r: &AccessRequest) -> Self {
+        Self {
+            stages: r.stages.clone(),
+            max_holders: r.max_holders,
+            reciprocal_seconds: r.reciprocal_seconds,
+            on_call_schedules: r.on_call_schedules.clone(),
+            business_hours: r.business_hours,
+            extends_grant: r.extends_grant.clone(),
+            breakglass: r.breakglass,
+            review_within_seconds: r.review_within_seconds,
+        }
+    }
 }
 
 pub(crate) fn grant_from_row(row: &impl Columns) -> Result<Grant, StoreError> {
@@ -115,6 +154,12 @@ pub(crate) fn grant_from_row(row: &impl Columns) -> Result<Grant, StoreError> {
         ended_by: row.optional_text("ended_by")?,
         end_reason: row.optional_text("end_reason")?,
         first_used_at: optional_time(row, "first_used_at")?,
+        extensions: json(row, "extensions")?,
+        review: row
+            .optional_text("review")?
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(corrupt)?,
         version: row.int("version")?,
     })
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use ward_core::audit::{EventType, GENESIS_HASH, NewEvent};
-use ward_core::lifecycle::{self, NewRequest, SequentialIds, Transition};
+use ward_core::lifecycle::{self, Approver, GrantContext, NewRequest, SequentialIds, Transition};
 use ward_core::policy::RequestTerms;
 use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 
@@ -32,6 +32,10 @@ macro_rules! conformance_tests {
             checkpoints_sign_exactly_the_head,
             sub_millisecond_times_still_verify,
             forward_cursors_are_kept_per_sink,
+            workflow_terms_round_trip,
+            the_holder_limit_holds_inside_the_commit,
+            extensions_move_expiry,
+            breakglass_reviews_fall_due_and_filter,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -56,7 +60,27 @@ fn terms(approvals: u32) -> RequestTerms {
         max_duration_seconds: 14400,
         policy_ids: vec!["payments-api.read".into()],
         auto_approved_by: None,
+        auto_denied_by: None,
+        stages: Vec::new(),
+        max_holders: None,
+        reciprocal_seconds: None,
+        review_within_seconds: None,
     }
+}
+
+fn approve_as(ids: &mut SequentialIds, request: AccessRequest, who: &str, at: Timestamp) -> Transition {
+    approve_with(ids, request, who, &GrantContext::default(), at).unwrap()
+}
+
+fn approve_with(
+    ids: &mut SequentialIds,
+    request: AccessRequest,
+    who: &str,
+    context: &GrantContext,
+    at: Timestamp,
+) -> Result<Transition, lifecycle::LifecycleError> {
+    let approver = Approver { name: who, stages: Some(Vec::new()), last_approved_by_requester: None };
+    lifecycle::approve(ids, request, &approver, None, context, at)
 }
 
 fn filed(ids: &mut SequentialIds, requester: &str, at: Timestamp, start_at: Option<Timestamp>) -> Transition {
@@ -68,8 +92,10 @@ fn filed(ids: &mut SequentialIds, requester: &str, at: Timestamp, start_at: Opti
         reason: "INC-4312 checkout 500s".into(),
         ticket: Some("INC-4312".into()),
         start_at,
+        on_call_schedules: vec!["payments-primary".into()],
+        business_hours: true,
     };
-    lifecycle::file_request(ids, new, &terms(1), "policyhash", 3600, at)
+    lifecycle::file_request(ids, new, &terms(1), "policyhash", 3600, &GrantContext::default(), at).unwrap()
 }
 
 fn change(transitions: impl IntoIterator<Item = Transition>) -> Change {
@@ -89,7 +115,7 @@ async fn granted(
 ) -> (AccessRequest, Grant) {
     let request = filed(ids, requester, at, None);
     store.commit(change([request.clone()]), at).await.unwrap();
-    let approved = lifecycle::approve(ids, request.request.unwrap(), "bob", true, None, at).unwrap();
+    let approved = approve_as(ids, request.request.unwrap(), "bob", at);
     store.commit(change([approved.clone()]), at).await.unwrap();
     (approved.request.unwrap(), approved.grant.unwrap())
 }
@@ -137,7 +163,7 @@ pub async fn stale_versions_conflict_and_write_nothing(store: Arc<dyn Store>) {
     assert!(matches!(store.commit(change([first.clone()]), t0()).await, Err(StoreError::Conflict)));
 
     let pending = first.request.unwrap();
-    let approved = lifecycle::approve(&mut ids, pending.clone(), "bob", true, None, t0()).unwrap();
+    let approved = approve_as(&mut ids, pending.clone(), "bob", t0());
     let cancelled = lifecycle::cancel(&mut ids, pending.clone(), "alice", t0()).unwrap();
     store.commit(change([approved]), t0()).await.unwrap();
     let before = all_events(&*store).await.len();
@@ -169,8 +195,7 @@ pub async fn due_work_and_next_due_time(store: Arc<dyn Store>) {
     let start = t0() + SignedDuration::from_mins(10);
     let scheduled_request = filed(&mut ids, "erin", t0(), Some(start));
     store.commit(change([scheduled_request.clone()]), t0()).await.unwrap();
-    let approved =
-        lifecycle::approve(&mut ids, scheduled_request.request.unwrap(), "bob", true, None, t0()).unwrap();
+    let approved = approve_as(&mut ids, scheduled_request.request.unwrap(), "bob", t0());
     let scheduled = approved.grant.clone().unwrap();
     store.commit(change([approved]), t0()).await.unwrap();
     // A pending request that lapses after an hour.
@@ -337,7 +362,7 @@ pub async fn concurrent_decisions_on_one_record_let_one_win(store: Arc<dyn Store
     for approver in ["bob", "erin", "dave", "frank"] {
         let store = store.clone();
         let mut ids = SequentialIds::new(approver);
-        let approved = lifecycle::approve(&mut ids, pending.clone(), approver, true, None, t0()).unwrap();
+        let approved = approve_as(&mut ids, pending.clone(), approver, t0());
         tasks.push(tokio::spawn(async move { store.commit(change([approved]), t0()).await }));
     }
     for bystander in bystanders {
@@ -444,4 +469,154 @@ pub async fn forward_cursors_are_kept_per_sink(store: Arc<dyn Store>) {
     store.set_forward_cursor("webhook", 7, t0()).await.unwrap();
     assert_eq!(store.forward_cursor("siem").await.unwrap(), 42);
     assert_eq!(store.forward_cursor("webhook").await.unwrap(), 7);
+}
+
+pub async fn workflow_terms_round_trip(store: Arc<dyn Store>) {
+    let mut ids = SequentialIds::new("w");
+    let staged = RequestTerms {
+        approvals_required: 2,
+        stages: vec![
+            ward_core::Stage { name: "leads".into(), approvals: 1 },
+            ward_core::Stage { name: "security".into(), approvals: 1 },
+        ],
+        max_holders: Some(3),
+        reciprocal_seconds: Some(3600),
+        ..terms(2)
+    };
+    let new = NewRequest {
+        requester: "alice".into(),
+        resource: "logs:payments-api".into(),
+        role: "read".into(),
+        duration_seconds: 600,
+        reason: "INC-1 staged".into(),
+        on_call_schedules: vec!["primary".into()],
+        business_hours: true,
+        ..NewRequest::default()
+    };
+    let filed =
+        lifecycle::file_request(&mut ids, new, &staged, "h", 3600, &GrantContext::default(), t0()).unwrap();
+    store.commit(change([filed.clone()]), t0()).await.unwrap();
+    let request = filed.request.unwrap();
+    assert_eq!(store.request(request.id.as_str()).await.unwrap().as_ref(), Some(&request));
+    // An approval remembers the stages its approver counted for.
+    let approver =
+        Approver { name: "sam", stages: Some(vec!["security".into()]), last_approved_by_requester: None };
+    let approved =
+        lifecycle::approve(&mut ids, request, &approver, None, &GrantContext::default(), t0()).unwrap();
+    store.commit(change([approved.clone()]), t0()).await.unwrap();
+    let stored = store.request(approved.request.as_ref().unwrap().id.as_str()).await.unwrap().unwrap();
+    assert_eq!(stored.approvals[0].stages, vec!["security".to_owned()]);
+    assert_eq!(stored.unmet_stages().len(), 1);
+}
+
+pub async fn the_holder_limit_holds_inside_the_commit(store: Arc<dyn Store>) {
+    let mut ids = SequentialIds::new("h");
+    let limited = RequestTerms { max_holders: Some(1), ..terms(1) };
+    let file = |ids: &mut SequentialIds, who: &str| {
+        let new = NewRequest {
+            requester: who.into(),
+            resource: "logs:payments-api".into(),
+            role: "read".into(),
+            duration_seconds: 600,
+            reason: "INC-2".into(),
+            ..NewRequest::default()
+        };
+        lifecycle::file_request(ids, new, &limited, "h", 3600, &GrantContext::default(), t0()).unwrap()
+    };
+    let first = file(&mut ids, "alice");
+    let second = file(&mut ids, "erin");
+    store.commit(change([first.clone(), second.clone()]), t0()).await.unwrap();
+    // Both approvals are decided from the same (empty) count, as two racing approvers would.
+    let empty = GrantContext::default();
+    let alice = approve_with(&mut ids, first.request.unwrap(), "bob", &empty, t0()).unwrap();
+    let erin = approve_with(&mut ids, second.request.unwrap(), "bob", &empty, t0()).unwrap();
+    store.commit(change([alice.clone()]), t0()).await.unwrap();
+    let before = all_events(&*store).await.len();
+    assert!(matches!(store.commit(change([erin.clone()]), t0()).await, Err(StoreError::Conflict)));
+    assert_eq!(all_events(&*store).await.len(), before, "the refused grant left events");
+    assert_eq!(store.grant(erin.grant.as_ref().unwrap().id.as_str()).await.unwrap(), None);
+
+    let window = (t0(), t0() + SignedDuration::from_mins(10));
+    let count = |who: &'static str| {
+        let store = store.clone();
+        async move { store.live_holders("logs:payments-api", "read", who, window.0, window.1).await.unwrap() }
+    };
+    assert_eq!(count("erin").await, 1);
+    assert_eq!(count("alice").await, 0, "the holder does not count against themself");
+    // A window that ends before the grant starts does not overlap.
+    let before_it = store
+        .live_holders("logs:payments-api", "read", "erin", t0() - SignedDuration::from_hours(2), t0())
+        .await
+        .unwrap();
+    assert_eq!(before_it, 0);
+    // Once alice releases, erin's grant fits.
+    let grant = alice.grant.unwrap();
+    store.commit(change([lifecycle::release(&mut ids, grant, "alice", t0()).unwrap()]), t0()).await.unwrap();
+    assert_eq!(count("erin").await, 0);
+}
+
+pub async fn extensions_move_expiry(store: Arc<dyn Store>) {
+    let mut ids = SequentialIds::new("x");
+    let (_, grant) = granted(&*store, &mut ids, "alice", t0()).await;
+    let context = GrantContext { holders: 0, extends: Some(grant.clone()) };
+    let new = NewRequest {
+        requester: "alice".into(),
+        resource: grant.resource.clone(),
+        role: grant.role.clone(),
+        duration_seconds: 900,
+        reason: "INC-4312 not done yet".into(),
+        ..NewRequest::default()
+    };
+    let filed = lifecycle::file_request(&mut ids, new, &terms(1), "h", 3600, &context, t0()).unwrap();
+    store.commit(change([filed.clone()]), t0()).await.unwrap();
+    let extended = approve_with(&mut ids, filed.request.unwrap(), "bob", &context, t0()).unwrap();
+    store.commit(change([extended.clone()]), t0()).await.unwrap();
+    let stored = store.grant(grant.id.as_str()).await.unwrap().unwrap();
+    assert_eq!(Some(&stored), extended.grant.as_ref());
+    assert_eq!(stored.expires_at, grant.expires_at + SignedDuration::from_mins(15));
+    assert_eq!(stored.extensions.len(), 1);
+    // Expiry follows the new end, not the old one.
+    let due = store.due(grant.expires_at, 100).await.unwrap();
+    assert!(due.expire.is_empty());
+    assert_eq!(store.due(stored.expires_at, 100).await.unwrap().expire.len(), 1);
+}
+
+pub async fn breakglass_reviews_fall_due_and_filter(store: Arc<dyn Store>) {
+    let mut ids = SequentialIds::new("g");
+    let glass = RequestTerms { review_within_seconds: Some(3600), ..terms(1) };
+    let new = NewRequest {
+        requester: "dave".into(),
+        resource: "logs:payments-api".into(),
+        role: "read".into(),
+        duration_seconds: 600,
+        reason: "INC-9 payments down".into(),
+        ..NewRequest::default()
+    };
+    let filed =
+        lifecycle::file_request(&mut ids, new, &glass, "h", 3600, &GrantContext::default(), t0()).unwrap();
+    store.commit(change([filed.clone()]), t0()).await.unwrap();
+    let grant = filed.grant.unwrap();
+    let due_at = grant.review.as_ref().unwrap().due_at;
+    assert_eq!(store.grant(grant.id.as_str()).await.unwrap().as_ref(), Some(&grant));
+    // The grant's own expiry (10 minutes) comes before the review deadline (an hour).
+    assert_eq!(store.next_due_at().await.unwrap(), Some(grant.expires_at));
+    assert!(store.due(due_at - SignedDuration::from_millis(1), 100).await.unwrap().review_overdue.is_empty());
+    let due = store.due(due_at, 100).await.unwrap();
+    assert_eq!(due.review_overdue, vec![grant.clone()]);
+
+    let unreviewed = GrantFilter {
+        review_states: vec![ward_core::ReviewState::Pending, ward_core::ReviewState::Overdue],
+        ..Default::default()
+    };
+    assert_eq!(store.grants(&unreviewed).await.unwrap().len(), 1);
+    let overdue = lifecycle::review_overdue(&mut ids, grant, due_at).unwrap();
+    store.commit(change([overdue.clone()]), due_at).await.unwrap();
+    assert!(store.due(due_at, 100).await.unwrap().review_overdue.is_empty(), "recorded once");
+    let reviewed =
+        lifecycle::review(&mut ids, overdue.grant.unwrap(), "bob", true, "checked INC-9".into(), due_at)
+            .unwrap();
+    store.commit(change([reviewed]), due_at).await.unwrap();
+    assert!(store.grants(&unreviewed).await.unwrap().is_empty());
+    let done = GrantFilter { review_states: vec![ward_core::ReviewState::Done], ..Default::default() };
+    assert_eq!(store.grants(&done).await.unwrap().len(), 1);
 }

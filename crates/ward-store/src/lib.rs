@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 use ward_core::audit::{AuditEvent, EventType, NewEvent};
-use ward_core::{AccessRequest, Grant, GrantState, RequestState};
+use ward_core::{AccessRequest, Grant, GrantState, RequestState, ReviewState};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -39,6 +39,22 @@ pub struct Change {
     /// A checkpoint of the log *before* this change's events; the commit fails with `Conflict`
     /// unless it signs exactly the head at that moment.
     pub checkpoint: Option<CheckpointRecord>,
+    /// Limits the new grants must respect as the transaction sees the store; the commit fails
+    /// with `Conflict` when one is exceeded (someone got the last place first).
+    pub holder_limits: Vec<HolderLimit>,
+}
+
+/// "At most `max` people other than this grant's holder hold its role on its resource in an
+/// overlapping window."
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HolderLimit {
+    pub grant: ward_core::GrantId,
+    pub resource: String,
+    pub role: String,
+    pub principal: String,
+    pub starts_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub max: u32,
 }
 
 impl Change {
@@ -47,9 +63,24 @@ impl Change {
             && self.grants.is_empty()
             && self.events.is_empty()
             && self.checkpoint.is_none()
+            && self.holder_limits.is_empty()
     }
 
     pub fn absorb(&mut self, transition: ward_core::lifecycle::Transition) {
+        if let (Some(request), Some(grant)) = (&transition.request, &transition.grant)
+            && let Some(max) = request.max_holders
+            && grant.version == 1
+        {
+            self.holder_limits.push(HolderLimit {
+                grant: grant.id.clone(),
+                resource: grant.resource.clone(),
+                role: grant.role.clone(),
+                principal: grant.principal.clone(),
+                starts_at: grant.starts_at,
+                expires_at: grant.expires_at,
+                max,
+            });
+        }
         self.requests.extend(transition.request);
         self.grants.extend(transition.grant);
         self.events.extend(transition.events);
@@ -68,6 +99,8 @@ pub struct GrantFilter {
     /// Only grants in one of these states (all when empty).
     pub states: Vec<GrantState>,
     pub principal: Option<String>,
+    /// Only break-glass grants whose review is in one of these states (all grants when empty).
+    pub review_states: Vec<ReviewState>,
     pub limit: u32,
 }
 
@@ -97,11 +130,16 @@ pub struct Due {
     pub expire: Vec<Grant>,
     /// Pending requests past their lapse time.
     pub lapse: Vec<AccessRequest>,
+    /// Break-glass grants whose review is pending past its deadline.
+    pub review_overdue: Vec<Grant>,
 }
 
 impl Due {
     pub fn is_empty(&self) -> bool {
-        self.activate.is_empty() && self.expire.is_empty() && self.lapse.is_empty()
+        self.activate.is_empty()
+            && self.expire.is_empty()
+            && self.lapse.is_empty()
+            && self.review_overdue.is_empty()
     }
 }
 
@@ -147,6 +185,17 @@ pub trait Store: Send + Sync + 'static {
     async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
     /// Newest first.
     async fn grants(&self, filter: &GrantFilter) -> Result<Vec<Grant>, StoreError>;
+
+    /// How many people other than `other_than` hold (or will hold) `role` on `resource` in a
+    /// window overlapping `[starts_at, expires_at)`.
+    async fn live_holders(
+        &self,
+        resource: &str,
+        role: &str,
+        other_than: &str,
+        starts_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<u32, StoreError>;
 
     /// What is due at `now`, at most `limit` items of each kind, oldest first.
     async fn due(&self, now: Timestamp, limit: u32) -> Result<Due, StoreError>;

@@ -69,10 +69,38 @@ pub enum Command {
         /// Wait until the request is decided.
         #[arg(long)]
         wait: bool,
+        /// Break the glass: access at once under a break-glass rule, for at most the rule's
+        /// short cap, recorded as breakglass.used and reviewed by an approver afterwards.
+        #[arg(long, conflicts_with = "start_at")]
+        breakglass: bool,
         /// File nothing: say what would happen and why (which policies, how many approvals,
         /// from whom). Exit 1 if it would be refused.
         #[arg(long, conflicts_with_all = ["wait", "start_at"])]
         dry_run: bool,
+    },
+    /// Ask for more time on your own active grant; it goes through the same policy as a request.
+    Extend {
+        /// The grant (grt_…).
+        id: String,
+        /// How much longer, e.g. 30m.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why you need more time.
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        ticket: Option<String>,
+        /// Wait until the extension is decided.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Review a break-glass grant after the fact (approvers of that access; not its holder).
+    Review {
+        /// The grant (grt_…).
+        id: String,
+        /// What you checked, e.g. "INC-4312: reads matched the incident".
+        #[arg(long)]
+        comment: String,
     },
     /// List requests.
     Requests {
@@ -109,6 +137,9 @@ pub enum Command {
         /// Only your own.
         #[arg(long)]
         mine: bool,
+        /// Only break-glass grants not yet reviewed (pending or overdue).
+        #[arg(long)]
+        unreviewed: bool,
         #[arg(long)]
         limit: Option<u32>,
     },

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use ward_api::{
     ApproveBody, AuditKey, CheckBody, CheckResult, CheckpointView, CreateRequest, DenyBody, EventView,
-    Explanation, GrantView, RequestView, ResourceView, RevokeBody, WhoAmI,
+    Explanation, ExtendBody, GrantView, RequestView, ResourceView, ReviewBody, RevokeBody, WhoAmI,
 };
 use ward_core::duration::parse_duration;
 
@@ -78,6 +78,29 @@ fn print_json(value: &Value) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Prints a filed request (or extension), waiting for its decision with `wait`. Exit 1 when it
+/// was denied at once by a rule, or, waiting, when it ended other than approved.
+async fn filed(client: &Client, mut value: Value, wait: bool, json: bool) -> Result<ExitCode, CliError> {
+    let mut request: RequestView = typed(&value)?;
+    if wait {
+        while request.state == "pending" {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            value = client.get(&format!("/v1/requests/{}", request.id), &[]).await?;
+            request = typed(&value)?;
+        }
+    }
+    if json {
+        print_json(&value)?;
+    } else {
+        output::request(&request);
+    }
+    Ok(match (wait, request.state.as_str()) {
+        (_, "denied") => ExitCode::from(1),
+        (true, "approved") | (false, _) => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    })
+}
+
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let global = cli.global;
     let json = global.output == Output::Json;
@@ -88,11 +111,14 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Admin {
             command: AdminCommand::Token { command: TokenCommand::Create { user, ttl, config } },
         } => local::create_token(&user, &ttl, config.as_deref()).await.map(|()| ExitCode::SUCCESS),
-        Command::Request { resource, role, duration, reason, ticket, dry_run: true, .. } => {
+        Command::Request { resource, role, duration, reason, ticket, breakglass, dry_run: true, .. } => {
             parse_duration(&duration).map_err(|e| CliError::Usage(format!("--for: {e}")))?;
             let mut query =
                 vec![("resource", resource), ("role", role), ("duration", duration), ("reason", reason)];
             query.extend(ticket.map(|t| ("ticket", t)));
+            if breakglass {
+                query.push(("breakglass", "true".to_owned()));
+            }
             let value = client()?.get("/v1/policy/explain", &query).await?;
             let explanation: Explanation = typed(&value)?;
             if json {
@@ -102,7 +128,17 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(if explanation.decision == "denied" { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        Command::Request { resource, role, duration, reason, ticket, start_at, wait, dry_run: false } => {
+        Command::Request {
+            resource,
+            role,
+            duration,
+            reason,
+            ticket,
+            start_at,
+            wait,
+            breakglass,
+            dry_run: false,
+        } => {
             let duration_seconds =
                 parse_duration(&duration).map_err(|e| CliError::Usage(format!("--for: {e}")))?;
             let start_at = start_at.map(|s| parse_time("--start-at", &s)).transpose()?;
@@ -114,26 +150,24 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 reason,
                 ticket,
                 start_at,
+                breakglass,
             };
             let client = client()?;
-            let mut value = client.post("/v1/requests", &body).await?;
-            let mut request: RequestView = typed(&value)?;
-            if wait {
-                while request.state == "pending" {
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    value = client.get(&format!("/v1/requests/{}", request.id), &[]).await?;
-                    request = typed(&value)?;
-                }
-            }
-            if json {
-                print_json(&value)?;
-            } else {
-                output::request(&request);
-            }
-            Ok(match (wait, request.state.as_str()) {
-                (true, "approved") | (false, _) => ExitCode::SUCCESS,
-                _ => ExitCode::from(1),
-            })
+            let value = client.post("/v1/requests", &body).await?;
+            filed(&client, value, wait, json).await
+        }
+        Command::Extend { id, duration, reason, ticket, wait } => {
+            let duration_seconds =
+                parse_duration(&duration).map_err(|e| CliError::Usage(format!("--for: {e}")))?;
+            let body =
+                ExtendBody { duration_seconds: Some(duration_seconds), duration: None, reason, ticket };
+            let client = client()?;
+            let value = client.post(&format!("/v1/grants/{id}/extend"), &body).await?;
+            filed(&client, value, wait, json).await
+        }
+        Command::Review { id, comment } => {
+            let value = client()?.post(&format!("/v1/grants/{id}/review"), &ReviewBody { comment }).await?;
+            render(json, &value, |shown: &GrantView| output::grant(shown, Timestamp::now()))
         }
         Command::Requests { state, mine, limit } => {
             let mut query = vec![];
@@ -168,10 +202,13 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let value = client()?.post(&format!("/v1/requests/{id}/cancel"), &serde_json::json!({})).await?;
             render(json, &value, |shown: &RequestView| output::request(shown))
         }
-        Command::Grants { active, mine, limit } => {
+        Command::Grants { active, mine, unreviewed, limit } => {
             let mut query = vec![];
             if active {
                 query.push(("active", "true".to_owned()));
+            }
+            if unreviewed {
+                query.push(("unreviewed", "true".to_owned()));
             }
             if mine {
                 query.push(("mine", "true".to_owned()));

@@ -74,14 +74,25 @@ pub fn request(r: &RequestView) {
         println!("starts    {}", start);
     }
     println!("created   {}", r.created_at);
+    if let Some(grant) = &r.extends_grant {
+        println!("extends   {grant}");
+    }
+    if r.breakglass {
+        println!("break-glass: granted at once; an approver must review it");
+    }
     let approved = r.approvals.iter().filter(|a| a.decision == "approve").count();
     println!("approvals {approved} of {} needed", r.approvals_required);
+    for stage in &r.stages {
+        let missing = r.stages_unmet.iter().find(|s| s.name == stage.name).map_or(0, |s| s.approvals);
+        println!("  stage   {}: {} of {} met", stage.name, stage.approvals - missing, stage.approvals);
+    }
     for a in &r.approvals {
         println!(
-            "          {} {} at {}{}",
+            "          {} {} at {}{}{}",
             a.approver,
             a.decision,
             a.at,
+            if a.stages.is_empty() { String::new() } else { format!(" (stage {})", a.stages.join(", ")) },
             a.comment.as_ref().map(|c| format!(": {c}")).unwrap_or_default()
         );
     }
@@ -96,10 +107,13 @@ pub fn grants(list: &[GrantView], now: Timestamp) {
     let rows = list
         .iter()
         .map(|g| {
-            let ends = match g.ended_at {
+            let mut ends = match g.ended_at {
                 Some(ended) => format!("ended {}", relative(ended, now)),
                 None => format!("expires {}", relative(g.expires_at, now)),
             };
+            if let Some(review) = &g.review {
+                ends.push_str(&format!("; break-glass review {}", review.state));
+            }
             vec![
                 g.id.clone(),
                 g.state.clone(),
@@ -130,6 +144,30 @@ pub fn grant(g: &GrantView, now: Timestamp) {
             or_dash(g.ended_by.as_deref()),
             g.end_reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
         );
+    }
+    for e in &g.extensions {
+        println!(
+            "extended  +{} at {} (request {}): {} -> {}",
+            format_duration(e.added_seconds),
+            e.at,
+            e.request_id,
+            e.previous_expires_at,
+            e.expires_at
+        );
+    }
+    if let Some(review) = &g.review {
+        match (&review.reviewed_by, review.reviewed_at) {
+            (Some(by), Some(at)) => println!(
+                "review    done by {by} at {at}{}",
+                review.comment.as_ref().map(|c| format!(": {c}")).unwrap_or_default()
+            ),
+            _ => println!(
+                "review    {} (due {}, {})",
+                review.state,
+                review.due_at,
+                relative(review.due_at, now)
+            ),
+        }
     }
 }
 

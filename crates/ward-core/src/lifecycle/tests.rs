@@ -2,6 +2,7 @@ use jiff::{SignedDuration, Timestamp};
 use proptest::prelude::*;
 
 use super::*;
+use crate::model::Stage;
 
 fn t0() -> Timestamp {
     Timestamp::from_second(1_800_000_000).unwrap()
@@ -13,7 +14,45 @@ fn terms(approvals: u32, auto: bool) -> RequestTerms {
         max_duration_seconds: 14400,
         policy_ids: vec!["p".into()],
         auto_approved_by: auto.then(|| vec!["auto".into()]),
+        auto_denied_by: None,
+        stages: Vec::new(),
+        max_holders: None,
+        reciprocal_seconds: None,
+        review_within_seconds: None,
     }
+}
+
+/// An approver the policy lets decide, counting for `stages`.
+fn eligible<'a>(name: &'a str, stages: &[&str]) -> Approver<'a> {
+    Approver {
+        name,
+        stages: Some(stages.iter().map(|s| s.to_string()).collect()),
+        last_approved_by_requester: None,
+    }
+}
+
+fn ok(name: &str) -> Approver<'_> {
+    eligible(name, &[])
+}
+
+fn ineligible(name: &str) -> Approver<'_> {
+    Approver { name, stages: None, last_approved_by_requester: None }
+}
+
+fn no_context() -> GrantContext {
+    GrantContext::default()
+}
+
+fn file_with(ids: &mut SequentialIds, terms: &RequestTerms, context: &GrantContext) -> Transition {
+    let new = NewRequest {
+        requester: "alice".into(),
+        resource: "logs:payments-api".into(),
+        role: "read".into(),
+        duration_seconds: 1800,
+        reason: "INC-1".into(),
+        ..NewRequest::default()
+    };
+    file_request(ids, new, terms, "hash", 86400, context, t0()).unwrap()
 }
 
 fn file(ids: &mut SequentialIds, approvals: u32, start_at: Option<Timestamp>) -> AccessRequest {
@@ -25,13 +64,17 @@ fn file(ids: &mut SequentialIds, approvals: u32, start_at: Option<Timestamp>) ->
         reason: "INC-1".into(),
         ticket: None,
         start_at,
+        ..NewRequest::default()
     };
-    file_request(ids, new, &terms(approvals, false), "hash", 86400, t0()).request.unwrap()
+    file_request(ids, new, &terms(approvals, false), "hash", 86400, &no_context(), t0())
+        .unwrap()
+        .request
+        .unwrap()
 }
 
 fn active_grant(ids: &mut SequentialIds) -> Grant {
     let request = file(ids, 1, None);
-    approve(ids, request, "bob", true, None, t0()).unwrap().grant.unwrap()
+    approve(ids, request, &ok("bob"), None, &no_context(), t0()).unwrap().grant.unwrap()
 }
 
 fn types(events: &[NewEvent]) -> Vec<&'static str> {
@@ -46,7 +89,7 @@ fn one_approval_activates_a_grant_for_the_requested_window() {
     assert_eq!(request.lapses_at, t0() + SignedDuration::from_hours(24));
 
     let now = t0() + SignedDuration::from_secs(60);
-    let done = approve(&mut ids, request, "bob", true, Some("ok".into()), now).unwrap();
+    let done = approve(&mut ids, request, &ok("bob"), Some("ok".into()), &no_context(), now).unwrap();
     let (request, grant) = (done.request.unwrap(), done.grant.unwrap());
     assert_eq!(request.state, RequestState::Approved);
     assert_eq!(request.grant_id.as_ref(), Some(&grant.id));
@@ -61,7 +104,7 @@ fn self_approval_is_refused_even_when_policy_says_eligible() {
     let mut ids = SequentialIds::new("t");
     let request = file(&mut ids, 1, None);
     assert_eq!(
-        approve(&mut ids, request, "alice", true, None, t0()),
+        approve(&mut ids, request, &ok("alice"), None, &no_context(), t0()),
         Err(LifecycleError::SelfDecision("alice".into()))
     );
 }
@@ -70,15 +113,15 @@ fn self_approval_is_refused_even_when_policy_says_eligible() {
 fn two_approvals_must_come_from_distinct_approvers() {
     let mut ids = SequentialIds::new("t");
     let request = file(&mut ids, 2, None);
-    let first = approve(&mut ids, request, "bob", true, None, t0()).unwrap();
+    let first = approve(&mut ids, request, &ok("bob"), None, &no_context(), t0()).unwrap();
     let request = first.request.unwrap();
     assert_eq!(request.state, RequestState::Pending);
     assert!(first.grant.is_none());
     assert_eq!(
-        approve(&mut ids, request.clone(), "bob", true, None, t0()),
+        approve(&mut ids, request.clone(), &ok("bob"), None, &no_context(), t0()),
         Err(LifecycleError::AlreadyApproved("bob".into()))
     );
-    let second = approve(&mut ids, request, "erin", true, None, t0()).unwrap();
+    let second = approve(&mut ids, request, &ok("erin"), None, &no_context(), t0()).unwrap();
     assert_eq!(second.request.unwrap().state, RequestState::Approved);
     assert!(second.grant.is_some());
 }
@@ -87,10 +130,10 @@ fn two_approvals_must_come_from_distinct_approvers() {
 fn decisions_on_a_decided_request_are_refused() {
     let mut ids = SequentialIds::new("t");
     let request = file(&mut ids, 1, None);
-    let denied = deny(&mut ids, request, "bob", true, "no ticket".into(), t0()).unwrap().request.unwrap();
+    let denied = deny(&mut ids, request, &ok("bob"), "no ticket".into(), t0()).unwrap().request.unwrap();
     assert_eq!(denied.state, RequestState::Denied);
     assert!(matches!(
-        approve(&mut ids, denied.clone(), "erin", true, None, t0()),
+        approve(&mut ids, denied.clone(), &ok("erin"), None, &no_context(), t0()),
         Err(LifecycleError::NotPending { state: RequestState::Denied, .. })
     ));
     assert!(matches!(cancel(&mut ids, denied, "alice", t0()), Err(LifecycleError::NotPending { .. })));
@@ -101,10 +144,10 @@ fn ineligible_approver_and_empty_denial_comment_are_refused() {
     let mut ids = SequentialIds::new("t");
     let request = file(&mut ids, 1, None);
     assert!(matches!(
-        approve(&mut ids, request.clone(), "dave", false, None, t0()),
+        approve(&mut ids, request.clone(), &ineligible("dave"), None, &no_context(), t0()),
         Err(LifecycleError::NotEligible { .. })
     ));
-    assert_eq!(deny(&mut ids, request, "bob", true, " ".into(), t0()), Err(LifecycleError::CommentRequired));
+    assert_eq!(deny(&mut ids, request, &ok("bob"), " ".into(), t0()), Err(LifecycleError::CommentRequired));
 }
 
 #[test]
@@ -142,9 +185,9 @@ fn auto_approval_creates_the_grant_at_filing() {
         duration_seconds: 600,
         reason: "INC-9 outage".into(),
         ticket: Some("INC-9".into()),
-        start_at: None,
+        ..NewRequest::default()
     };
-    let filed = file_request(&mut ids, new, &terms(1, true), "hash", 86400, t0());
+    let filed = file_request(&mut ids, new, &terms(1, true), "hash", 86400, &no_context(), t0()).unwrap();
     assert_eq!(types(&filed.events), ["request.created", "approval.granted", "grant.activated"]);
     assert_eq!(filed.events[1].actor, SYSTEM_ACTOR);
     assert_eq!(filed.request.unwrap().state, RequestState::Approved);
@@ -156,7 +199,7 @@ fn a_start_time_schedules_the_grant_and_expiry_records_both_edges() {
     let mut ids = SequentialIds::new("t");
     let start = t0() + SignedDuration::from_hours(1);
     let request = file(&mut ids, 1, Some(start));
-    let approved = approve(&mut ids, request, "bob", true, None, t0()).unwrap();
+    let approved = approve(&mut ids, request, &ok("bob"), None, &no_context(), t0()).unwrap();
     let grant = approved.grant.unwrap();
     assert_eq!(grant.state, GrantState::Scheduled);
     assert_eq!(types(&approved.events), ["approval.granted", "grant.scheduled"]);
@@ -210,6 +253,162 @@ fn a_grant_past_its_window_cannot_be_released_only_expired() {
     ));
 }
 
+#[test]
+fn an_automatic_denial_wins_and_is_recorded_as_a_decision() {
+    let mut ids = SequentialIds::new("t");
+    let denying = RequestTerms { auto_denied_by: Some(vec!["night".into()]), ..terms(1, true) };
+    let filed = file_with(&mut ids, &denying, &no_context());
+    assert_eq!(types(&filed.events), ["request.created", "approval.denied"]);
+    assert_eq!(filed.events[1].actor, SYSTEM_ACTOR);
+    assert_eq!(filed.events[1].details["policy_ids"][0], "night");
+    assert_eq!(filed.request.unwrap().state, RequestState::Denied);
+    assert!(filed.grant.is_none());
+}
+
+#[test]
+fn stages_must_each_be_met_by_their_own_approvers() {
+    let mut ids = SequentialIds::new("t");
+    let staged = RequestTerms {
+        approvals_required: 2,
+        stages: vec![
+            Stage { name: "leads".into(), approvals: 1 },
+            Stage { name: "security".into(), approvals: 1 },
+        ],
+        ..terms(2, false)
+    };
+    let request = file_with(&mut ids, &staged, &no_context()).request.unwrap();
+    // Two leads are two approvals, but not the security stage.
+    let step = approve(&mut ids, request, &eligible("bob", &["leads"]), None, &no_context(), t0()).unwrap();
+    let step =
+        approve(&mut ids, step.request.unwrap(), &eligible("erin", &["leads"]), None, &no_context(), t0())
+            .unwrap();
+    assert!(step.grant.is_none());
+    let request = step.request.unwrap();
+    assert_eq!(request.unmet_stages(), vec![Stage { name: "security".into(), approvals: 1 }]);
+    // Someone eligible for both fills whichever stage is still open.
+    let done =
+        approve(&mut ids, request, &eligible("sam", &["leads", "security"]), None, &no_context(), t0())
+            .unwrap();
+    assert!(done.grant.is_some());
+    assert!(done.request.unwrap().unmet_stages().is_empty());
+}
+
+#[test]
+fn one_approver_never_fills_two_stages() {
+    let mut ids = SequentialIds::new("t");
+    let staged = RequestTerms {
+        stages: vec![Stage { name: "a".into(), approvals: 1 }, Stage { name: "b".into(), approvals: 1 }],
+        ..terms(1, false)
+    };
+    let request = file_with(&mut ids, &staged, &no_context()).request.unwrap();
+    assert_eq!(request.approvals_required, 1, "terms carry the total; the stages still bind");
+    let step = approve(&mut ids, request, &eligible("sam", &["a", "b"]), None, &no_context(), t0()).unwrap();
+    assert!(step.grant.is_none());
+    assert_eq!(step.request.unwrap().unmet_stages().len(), 1);
+}
+
+#[test]
+fn approving_in_return_within_the_window_is_refused() {
+    let mut ids = SequentialIds::new("t");
+    let guarded = RequestTerms { reciprocal_seconds: Some(3600), ..terms(1, false) };
+    let request = file_with(&mut ids, &guarded, &no_context()).request.unwrap();
+    let recent =
+        Approver { last_approved_by_requester: Some(t0() - SignedDuration::from_mins(59)), ..ok("bob") };
+    assert!(matches!(
+        approve(&mut ids, request.clone(), &recent, None, &no_context(), t0()),
+        Err(LifecycleError::Reciprocal { .. })
+    ));
+    let long_ago =
+        Approver { last_approved_by_requester: Some(t0() - SignedDuration::from_mins(61)), ..ok("bob") };
+    assert!(approve(&mut ids, request, &long_ago, None, &no_context(), t0()).unwrap().grant.is_some());
+}
+
+#[test]
+fn the_holder_limit_refuses_the_grant_not_the_approval_record() {
+    let mut ids = SequentialIds::new("t");
+    let limited = RequestTerms { max_holders: Some(2), ..terms(1, false) };
+    let request = file_with(&mut ids, &limited, &no_context()).request.unwrap();
+    let full = GrantContext { holders: 2, extends: None };
+    assert!(matches!(
+        approve(&mut ids, request.clone(), &ok("bob"), None, &full, t0()),
+        Err(LifecycleError::TooManyHolders { max: 2, .. })
+    ));
+    let room = GrantContext { holders: 1, extends: None };
+    assert!(approve(&mut ids, request, &ok("bob"), None, &room, t0()).unwrap().grant.is_some());
+    // An automatic approval at the limit refuses the filing itself.
+    let auto = RequestTerms { max_holders: Some(1), ..terms(1, true) };
+    let new = NewRequest { requester: "dave".into(), duration_seconds: 60, ..NewRequest::default() };
+    assert!(matches!(
+        file_request(&mut ids, new, &auto, "h", 60, &GrantContext { holders: 1, extends: None }, t0()),
+        Err(LifecycleError::TooManyHolders { .. })
+    ));
+}
+
+#[test]
+fn an_approved_extension_moves_the_expiry_and_keeps_its_history() {
+    let mut ids = SequentialIds::new("t");
+    let grant = active_grant(&mut ids);
+    let context = GrantContext { holders: 0, extends: Some(grant.clone()) };
+    let filed = file_with(&mut ids, &terms(1, false), &context);
+    let request = filed.request.unwrap();
+    assert_eq!(request.extends_grant.as_ref(), Some(&grant.id));
+    assert_eq!(request.lapses_at, grant.expires_at, "an extension cannot wait past the grant's end");
+    let later = t0() + SignedDuration::from_mins(10);
+    let done = approve(&mut ids, request, &ok("bob"), None, &context, later).unwrap();
+    assert_eq!(types(&done.events), ["approval.granted", "grant.extended"]);
+    let extended = done.grant.unwrap();
+    assert_eq!(extended.id, grant.id);
+    assert_eq!(extended.expires_at, grant.expires_at + SignedDuration::from_mins(30));
+    assert_eq!(extended.extensions.len(), 1);
+    assert_eq!(extended.extensions[0].previous_expires_at, grant.expires_at);
+    assert_eq!(extended.version, grant.version + 1);
+    // Someone else's grant, or one that has ended, cannot be extended.
+    assert!(matches!(check_extendable(&grant, "bob", t0()), Err(LifecycleError::NotHolder { .. })));
+    assert!(matches!(
+        check_extendable(&grant, "alice", grant.expires_at),
+        Err(LifecycleError::GrantEnded { .. })
+    ));
+}
+
+#[test]
+fn break_glass_grants_at_once_and_owes_a_review() {
+    let mut ids = SequentialIds::new("t");
+    let glass = RequestTerms { review_within_seconds: Some(3600), ..terms(1, false) };
+    let filed = file_with(&mut ids, &glass, &no_context());
+    assert_eq!(types(&filed.events), ["request.created", "breakglass.used", "grant.activated"]);
+    assert_eq!(filed.events[1].actor, "alice");
+    assert!(filed.events[1].details["policy_hash"].is_string());
+    let grant = filed.grant.unwrap();
+    let owed = grant.review.clone().unwrap();
+    assert_eq!((owed.state, owed.due_at), (ReviewState::Pending, t0() + SignedDuration::from_hours(1)));
+    assert!(filed.request.unwrap().breakglass);
+
+    // The holder cannot review their own use; an ineligible user cannot either.
+    assert!(matches!(
+        review(&mut ids, grant.clone(), "alice", true, "fine".into(), t0()),
+        Err(LifecycleError::SelfDecision(_))
+    ));
+    assert!(matches!(
+        review(&mut ids, grant.clone(), "dave", false, "fine".into(), t0()),
+        Err(LifecycleError::NotEligible { .. })
+    ));
+    // Past the deadline: recorded overdue at the deadline, and still reviewable (late).
+    let late = owed.due_at + SignedDuration::from_secs(5);
+    assert!(owed.is_overdue_at(late));
+    let overdue = review_overdue(&mut ids, grant, late).unwrap();
+    assert_eq!(overdue.events[0].occurred_at, owed.due_at);
+    let grant = overdue.grant.unwrap();
+    assert_eq!(grant.review.as_ref().unwrap().state, ReviewState::Overdue);
+    let reviewed = review(&mut ids, grant, "bob", true, "INC-1 checked".into(), late).unwrap();
+    assert_eq!(reviewed.events[0].details["late"], true);
+    let grant = reviewed.grant.unwrap();
+    assert_eq!(grant.review.as_ref().unwrap().state, ReviewState::Done);
+    assert!(matches!(
+        review(&mut ids, grant, "erin", true, "again".into(), late),
+        Err(LifecycleError::AlreadyReviewed { .. })
+    ));
+}
+
 proptest! {
     /// Whatever order approvers (the requester among them, some repeating) try in, a request is
     /// approved exactly when the required number of distinct non-requester approvals is reached.
@@ -223,7 +422,7 @@ proptest! {
         let mut request = file(&mut ids, required, None);
         let mut distinct = std::collections::BTreeSet::new();
         for who in attempts.into_iter().map(|i| people[i]) {
-            match approve(&mut ids, request.clone(), who, true, None, t0()) {
+            match approve(&mut ids, request.clone(), &ok(who), None, &no_context(), t0()) {
                 Ok(step) => {
                     prop_assert_ne!(who, "alice");
                     prop_assert!(distinct.insert(who), "{} counted twice", who);

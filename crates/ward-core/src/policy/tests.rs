@@ -51,6 +51,7 @@ fn ask<'a>(
         duration_seconds: secs,
         reason: "INC-4312 checkout 500s",
         ticket,
+        ..RequestAsk::default()
     }
 }
 
@@ -80,6 +81,14 @@ fn request_for(requester: &str, resource: &str, role: &str) -> AccessRequest {
         approvals_required: 1,
         grant_id: None,
         policy_ids: vec![],
+        stages: vec![],
+        max_holders: None,
+        reciprocal_seconds: None,
+        on_call_schedules: vec![],
+        business_hours: false,
+        extends_grant: None,
+        breakglass: false,
+        review_within_seconds: None,
         version: 1,
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use ward_core::lifecycle::{self, NewRequest, SequentialIds};
+use ward_core::lifecycle::{self, Approver, GrantContext, NewRequest, SequentialIds};
 use ward_core::policy::RequestTerms;
 use ward_service::Config;
 use ward_store::{Change, Store};
@@ -35,7 +35,7 @@ pub async fn populate(
         approvals_required: 1,
         max_duration_seconds: 14400,
         policy_ids: vec!["payments-api.read".into()],
-        auto_approved_by: None,
+        ..RequestTerms::default()
     };
     let mut ids = SequentialIds::new("bench");
     let mut change = Change::default();
@@ -46,11 +46,12 @@ pub async fn populate(
             role: "read".into(),
             duration_seconds: 3600,
             reason: "bench".into(),
-            ticket: None,
-            start_at: None,
+            ..NewRequest::default()
         };
-        let filed = lifecycle::file_request(&mut ids, new, &terms, "hash", 86400, now);
-        let approved = lifecycle::approve(&mut ids, filed.request.unwrap(), "bob", true, None, now).unwrap();
+        let none = GrantContext::default();
+        let filed = lifecycle::file_request(&mut ids, new, &terms, "hash", 86400, &none, now).unwrap();
+        let bob = Approver { name: "bob", stages: Some(Vec::new()), last_approved_by_requester: None };
+        let approved = lifecycle::approve(&mut ids, filed.request.unwrap(), &bob, None, &none, now).unwrap();
         // Written in one go, so the approved request is inserted as new.
         let mut request = approved.request.unwrap();
         request.version = 1;

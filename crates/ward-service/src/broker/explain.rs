@@ -9,7 +9,7 @@ impl Broker {
     /// Decides `input` as `create_request` would for `principal` (the caller unless given; only
     /// admins and auditors may ask about someone else), and says who could approve it. Nothing
     /// is filed or recorded.
-    pub fn explain(
+    pub async fn explain(
         &self,
         caller: &Caller,
         principal: Option<&str>,
@@ -22,6 +22,7 @@ impl Broker {
             ));
         }
         self.check_input(input)?;
+        let (on_call_schedules, business_hours) = self.circumstances(principal, self.now()).await;
         let ask = RequestAsk {
             requester: principal,
             resource: &input.resource,
@@ -29,14 +30,15 @@ impl Broker {
             duration_seconds: input.duration_seconds,
             reason: &input.reason,
             ticket: input.ticket.as_deref(),
+            on_call_schedules: &on_call_schedules,
+            business_hours,
+            extension: false,
+            breakglass: input.breakglass,
         };
         let explained = self.policy().explain_request(&ask);
         let (decision, terms) = match explained.verdict {
             RequestVerdict::Refused(_) => ("denied", None),
-            RequestVerdict::Allowed(terms) if terms.auto_approved_by.is_some() => {
-                ("auto_approved", Some(terms))
-            }
-            RequestVerdict::Allowed(terms) => ("pending", Some(terms)),
+            RequestVerdict::Allowed(terms) => (terms.filing().as_str(), Some(terms)),
         };
         let pending = decision == "pending";
         Ok(ward_api::Explanation {
@@ -48,8 +50,20 @@ impl Broker {
             why: explained.why,
             approvals_required: terms.as_ref().filter(|_| pending).map_or(0, |t| t.approvals_required),
             auto_approved_by: terms.as_ref().and_then(|t| t.auto_approved_by.clone()).unwrap_or_default(),
+            auto_denied_by: terms.as_ref().and_then(|t| t.auto_denied_by.clone()).unwrap_or_default(),
             policies: terms.map(|t| t.policy_ids).unwrap_or_default(),
             approvers: explained.approvers,
+            stages: explained
+                .stages
+                .into_iter()
+                .map(|(stage, approvers)| ward_api::StageView {
+                    name: stage.name,
+                    approvals: stage.approvals,
+                    approvers,
+                })
+                .collect(),
+            on_call_schedules,
+            business_hours,
         })
     }
 }

@@ -1,10 +1,11 @@
-//! Ending grants early: release by the holder, revocation by an approver or admin.
+//! Changing grants: release by the holder, revocation by an approver or admin, the review of a
+//! break-glass grant.
 
 use super::*;
 
 impl Broker {
-    /// Ends a grant, retrying from a fresh read when a concurrent change wins.
-    async fn end_grant<F>(
+    /// Changes a grant, retrying from a fresh read when a concurrent change wins.
+    async fn change_grant<F>(
         &self,
         caller: &Caller,
         id: &str,
@@ -38,7 +39,7 @@ impl Broker {
     /// The holder ends their own access early.
     pub async fn release(&self, caller: &Caller, id: &str) -> Result<Grant, BrokerError> {
         let name = caller.name.clone();
-        self.end_grant(caller, id, "release", |ids, grant, now| lifecycle::release(ids, grant, &name, now))
+        self.change_grant(caller, id, "release", |ids, grant, now| lifecycle::release(ids, grant, &name, now))
             .await
     }
 
@@ -63,8 +64,22 @@ impl Broker {
             }
         }
         let name = caller.name.clone();
-        self.end_grant(caller, id, "revoke", |ids, grant, now| {
+        self.change_grant(caller, id, "revoke", |ids, grant, now| {
             lifecycle::revoke(ids, grant, &name, reason.clone(), now)
+        })
+        .await
+    }
+
+    /// An approver reviews a break-glass grant after the fact. Anyone who may approve such
+    /// access may review it, except its holder.
+    pub async fn review(&self, caller: &Caller, id: &str, comment: String) -> Result<Grant, BrokerError> {
+        validate_text("the comment", &comment, true)?;
+        let grant = self.load_grant(id).await?;
+        let request = self.load_request(grant.request_id.as_str()).await?;
+        let eligible = self.policy().may_approve(&caller.name, &request);
+        let name = caller.name.clone();
+        self.change_grant(caller, id, "review", |ids, grant, now| {
+            lifecycle::review(ids, grant, &name, eligible, comment.clone(), now)
         })
         .await
     }

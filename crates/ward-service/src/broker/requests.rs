@@ -1,10 +1,17 @@
 //! Filing requests and deciding them.
 
+use ward_core::lifecycle::{Approver, GrantContext};
+
 use super::*;
 
 impl Broker {
     pub(super) fn check_input(&self, input: &RequestInput) -> Result<(), BrokerError> {
         validate_text("the reason", &input.reason, true)?;
+        if input.breakglass && input.start_at.is_some() {
+            return Err(BrokerError::Invalid(
+                "break-glass access starts at once; it cannot be scheduled with --start-at".into(),
+            ));
+        }
         if let Some(ticket) = &input.ticket {
             validate_text("the ticket", ticket, true)?;
         }
@@ -27,54 +34,186 @@ impl Broker {
         Ok(())
     }
 
-    /// Files an access request; approves it at once when an automatic rule says so.
+    /// Files an access request; denies, grants (break-glass) or approves it at once when a
+    /// rule says so.
     pub async fn create_request(
         &self,
         caller: &Caller,
         input: RequestInput,
     ) -> Result<AccessRequest, BrokerError> {
-        let policy = self.policy();
         if let Err(error) = self.check_input(&input) {
             self.record_refusal(caller, "request", Some(&input.resource), None, &error.to_string()).await;
             return Err(error);
         }
-        let ask = RequestAsk {
-            requester: &caller.name,
-            resource: &input.resource,
-            role: &input.role,
-            duration_seconds: input.duration_seconds,
-            reason: &input.reason,
-            ticket: input.ticket.as_deref(),
-        };
-        let terms = match policy.decide_request(&ask) {
-            RequestVerdict::Allowed(terms) => terms,
-            RequestVerdict::Refused(refusal) => {
-                let resource = policy.directory().resource(&input.resource).map(|_| input.resource.as_str());
-                self.record_refusal(caller, "request", resource, None, &refusal.to_string()).await;
-                return Err(BrokerError::Refused(refusal));
-            }
-        };
         let new = NewRequest {
             requester: caller.name.clone(),
-            resource: input.resource,
-            role: input.role,
+            resource: input.resource.clone(),
+            role: input.role.clone(),
+            duration_seconds: input.duration_seconds,
+            reason: input.reason.clone(),
+            ticket: input.ticket.clone(),
+            start_at: input.start_at,
+            ..NewRequest::default()
+        };
+        self.file(caller, new, input.breakglass, None).await
+    }
+
+    /// The holder asks for more time on an active grant. The extension goes through the same
+    /// policy as a new request (with `context.extension`); once approved, the grant's expiry
+    /// moves and its history shows the extension.
+    pub async fn extend(
+        &self,
+        caller: &Caller,
+        grant_id: &str,
+        input: ExtendInput,
+    ) -> Result<AccessRequest, BrokerError> {
+        let grant = self.load_grant(grant_id).await?;
+        let as_request = RequestInput {
+            resource: grant.resource.clone(),
+            role: grant.role.clone(),
+            duration_seconds: input.duration_seconds,
+            reason: input.reason.clone(),
+            ticket: input.ticket.clone(),
+            start_at: None,
+            breakglass: false,
+        };
+        let checked = self.check_input(&as_request).and_then(|()| {
+            lifecycle::check_extendable(&grant, &caller.name, self.now()).map_err(BrokerError::Lifecycle)
+        });
+        if let Err(error) = checked {
+            self.record_refusal(caller, "extend", Some(&grant.resource), None, &error.to_string()).await;
+            return Err(error);
+        }
+        let new = NewRequest {
+            requester: caller.name.clone(),
+            resource: grant.resource,
+            role: grant.role,
             duration_seconds: input.duration_seconds,
             reason: input.reason,
             ticket: input.ticket,
-            start_at: input.start_at,
+            ..NewRequest::default()
         };
-        let transition = lifecycle::file_request(
-            &mut RandomIds,
-            new,
-            &terms,
-            policy.hash(),
-            policy.pending_ttl_seconds(&terms.policy_ids, self.settings.pending_ttl_seconds),
-            self.now(),
-        );
-        let request = transition.request.clone();
-        self.apply(transition).await?;
-        metrics::counter!("ward_requests_total").increment(1);
-        request.ok_or_else(|| BrokerError::Unavailable("filing produced no request".into()))
+        self.file(caller, new, false, Some(grant.id)).await
+    }
+
+    /// Decides and files `new`, retrying from fresh reads when a concurrent change wins (the
+    /// last place under a holder limit, the grant being extended).
+    async fn file(
+        &self,
+        caller: &Caller,
+        mut new: NewRequest,
+        breakglass: bool,
+        extends: Option<GrantId>,
+    ) -> Result<AccessRequest, BrokerError> {
+        let action = if extends.is_some() { "extend" } else { "request" };
+        let now = self.now();
+        let (on_call, business_hours) = self.circumstances(&caller.name, now).await;
+        new.on_call_schedules = on_call;
+        new.business_hours = business_hours;
+        for _ in 0..MAX_ATTEMPTS {
+            let policy = self.policy();
+            let ask = RequestAsk {
+                requester: &new.requester,
+                resource: &new.resource,
+                role: &new.role,
+                duration_seconds: new.duration_seconds,
+                reason: &new.reason,
+                ticket: new.ticket.as_deref(),
+                on_call_schedules: &new.on_call_schedules,
+                business_hours: new.business_hours,
+                extension: extends.is_some(),
+                breakglass,
+            };
+            let terms = match policy.decide_request(&ask) {
+                RequestVerdict::Allowed(terms) => terms,
+                RequestVerdict::Refused(refusal) => {
+                    let resource = policy.directory().resource(&new.resource).map(|_| new.resource.as_str());
+                    self.record_refusal(caller, action, resource, None, &refusal.to_string()).await;
+                    return Err(BrokerError::Refused(refusal));
+                }
+            };
+            let mut context = GrantContext::default();
+            if let Some(id) = &extends {
+                context.extends = Some(self.load_grant(id.as_str()).await?);
+            } else if terms.max_holders.is_some() {
+                let starts_at = new.start_at.filter(|s| *s > now).unwrap_or(now);
+                let expires_at = starts_at
+                    + SignedDuration::from_secs(i64::try_from(new.duration_seconds).unwrap_or(i64::MAX));
+                context.holders = self
+                    .store
+                    .live_holders(&new.resource, &new.role, &new.requester, starts_at, expires_at)
+                    .await?;
+            }
+            let pending_ttl =
+                policy.pending_ttl_seconds(&terms.policy_ids, self.settings.pending_ttl_seconds);
+            let filed = lifecycle::file_request(
+                &mut RandomIds,
+                new.clone(),
+                &terms,
+                policy.hash(),
+                pending_ttl,
+                &context,
+                now,
+            );
+            let transition = match filed {
+                Ok(transition) => transition,
+                Err(error) => {
+                    self.record_refusal(caller, action, Some(&new.resource), None, &error.to_string()).await;
+                    return Err(BrokerError::Lifecycle(error));
+                }
+            };
+            let request = transition.request.clone();
+            match self.apply(transition).await {
+                Ok(()) => {
+                    metrics::counter!("ward_requests_total").increment(1);
+                    if request.as_ref().is_some_and(|r| r.breakglass) {
+                        metrics::counter!("ward_breakglass_total").increment(1);
+                    }
+                    return request
+                        .ok_or_else(|| BrokerError::Unavailable("filing produced no request".into()));
+                }
+                Err(BrokerError::Conflict(_)) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(BrokerError::Conflict("the access kept changing while this request was filed; try again".into()))
+    }
+
+    /// What a decision on `request` by `approver` depends on, read from the policy and store.
+    async fn decision_facts(
+        &self,
+        request: &AccessRequest,
+        approver: &str,
+        policy: &PolicyEngine,
+    ) -> Result<DecisionFacts, BrokerError> {
+        let stages = policy.approval_stages(approver, &RequestAsk::of(request));
+        let mut last_approved_by_requester = None;
+        if let Some(window) = request.reciprocal_seconds {
+            let since = self.now() - SignedDuration::from_secs(i64::try_from(window).unwrap_or(i64::MAX));
+            let filter = EventFilter {
+                actor: Some(request.requester.clone()),
+                subject: Some(approver.to_owned()),
+                event_type: Some(EventType::ApprovalGranted),
+                since: Some(since),
+                limit: 1000,
+                ..EventFilter::default()
+            };
+            last_approved_by_requester = self.store.events(&filter).await?.last().map(|e| e.occurred_at);
+        }
+        let mut context = GrantContext::default();
+        if let Some(id) = &request.extends_grant {
+            context.extends = Some(self.load_grant(id.as_str()).await?);
+        } else if request.max_holders.is_some() {
+            let now = self.now();
+            let starts_at = request.start_at.filter(|s| *s > now).unwrap_or(now);
+            let expires_at = starts_at
+                + SignedDuration::from_secs(i64::try_from(request.duration_seconds).unwrap_or(i64::MAX));
+            context.holders = self
+                .store
+                .live_holders(&request.resource, &request.role, &request.requester, starts_at, expires_at)
+                .await?;
+        }
+        Ok(DecisionFacts { stages, last_approved_by_requester, context })
     }
 
     /// Runs a decision on a request, retrying from a fresh read when a concurrent change wins.
@@ -90,13 +229,15 @@ impl Broker {
             &mut dyn IdSource,
             AccessRequest,
             &PolicyEngine,
+            &DecisionFacts,
             Timestamp,
         ) -> Result<Transition, LifecycleError>,
     {
         for _ in 0..MAX_ATTEMPTS {
             let request = self.load_request(id).await?;
             let policy = self.policy();
-            match decide(&mut RandomIds, request.clone(), &policy, self.now()) {
+            let facts = self.decision_facts(&request, &caller.name, &policy).await?;
+            match decide(&mut RandomIds, request.clone(), &policy, &facts, self.now()) {
                 Err(error) => {
                     self.record_refusal(
                         caller,
@@ -131,9 +272,9 @@ impl Broker {
             validate_text("the comment", comment, false)?;
         }
         let name = caller.name.clone();
-        self.decide(caller, id, "approve", |ids, request, policy, now| {
-            let eligible = policy.may_approve(&name, &request);
-            lifecycle::approve(ids, request, &name, eligible, comment.clone(), now)
+        self.decide(caller, id, "approve", |ids, request, policy, facts, now| {
+            let approver = facts.approver(&name);
+            lifecycle::approve(ids, request, &approver, comment.clone(), &facts.context, now)
                 .map(|transition| transition.with_policy_hash(policy.hash()))
         })
         .await
@@ -147,18 +288,36 @@ impl Broker {
     ) -> Result<AccessRequest, BrokerError> {
         validate_text("the comment", &comment, true)?;
         let name = caller.name.clone();
-        self.decide(caller, id, "deny", |ids, request, policy, now| {
-            let eligible = policy.may_approve(&name, &request);
-            lifecycle::deny(ids, request, &name, eligible, comment.clone(), now)
+        self.decide(caller, id, "deny", |ids, request, _policy, facts, now| {
+            lifecycle::deny(ids, request, &facts.approver(&name), comment.clone(), now)
         })
         .await
     }
 
     pub async fn cancel(&self, caller: &Caller, id: &str) -> Result<AccessRequest, BrokerError> {
         let name = caller.name.clone();
-        self.decide(caller, id, "cancel", |ids, request, _policy, now| {
+        self.decide(caller, id, "cancel", |ids, request, _policy, _facts, now| {
             lifecycle::cancel(ids, request, &name, now)
         })
         .await
+    }
+}
+
+/// What a decision on a request depends on beyond the request itself.
+#[derive(Debug, Clone)]
+pub struct DecisionFacts {
+    /// The deciding user's approval stages; `None` when the policy does not let them decide.
+    pub stages: Option<Vec<String>>,
+    pub last_approved_by_requester: Option<Timestamp>,
+    pub context: GrantContext,
+}
+
+impl DecisionFacts {
+    fn approver<'a>(&self, name: &'a str) -> Approver<'a> {
+        Approver {
+            name,
+            stages: self.stages.clone(),
+            last_approved_by_requester: self.last_approved_by_requester,
+        }
     }
 }

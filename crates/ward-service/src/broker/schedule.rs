@@ -1,9 +1,9 @@
-//! What the scheduler drives: activations, expiries, lapses.
+//! What the scheduler drives: activations, expiries, lapses, overdue break-glass reviews.
 
 use super::*;
 
 impl Broker {
-    /// Processes everything due at `now`: activations, expiries, lapses.
+    /// Processes everything due at `now`: activations, expiries, lapses, overdue reviews.
     pub async fn run_due(&self, now: Timestamp) -> Result<DueReport, BrokerError> {
         let mut report = DueReport::default();
         loop {
@@ -11,7 +11,7 @@ impl Broker {
             if due.is_empty() {
                 return Ok(report);
             }
-            let full = [due.activate.len(), due.expire.len(), due.lapse.len()]
+            let full = [due.activate.len(), due.expire.len(), due.lapse.len(), due.review_overdue.len()]
                 .into_iter()
                 .any(|n| n as u32 >= DUE_BATCH);
             let mut transitions = Vec::new();
@@ -23,6 +23,9 @@ impl Broker {
             }
             for request in due.lapse {
                 transitions.extend(lifecycle::lapse(&mut RandomIds, request, now).ok());
+            }
+            for grant in due.review_overdue {
+                transitions.extend(lifecycle::review_overdue(&mut RandomIds, grant, now).ok());
             }
             let before = report;
             let mut batch = Change::default();
@@ -57,6 +60,11 @@ impl Broker {
     }
 
     fn account(&self, report: &mut DueReport, transition: &Transition) {
+        if transition.events.iter().any(|e| e.event_type == EventType::BreakglassOverdue) {
+            report.reviews_overdue += 1;
+            metrics::counter!("ward_breakglass_reviews_overdue_total").increment(1);
+            return;
+        }
         if let Some(grant) = &transition.grant {
             match grant.state {
                 GrantState::Active => {

@@ -44,10 +44,14 @@ impl Broker {
         caller: &Caller,
         active_only: bool,
         mine: bool,
+        unreviewed: bool,
         limit: u32,
     ) -> Result<Vec<Grant>, BrokerError> {
         let states = if active_only { vec![GrantState::Active] } else { Vec::new() };
-        let filter = GrantFilter { states, principal: mine.then(|| caller.name.clone()), limit };
+        let review_states =
+            if unreviewed { vec![ReviewState::Pending, ReviewState::Overdue] } else { Vec::new() };
+        let filter =
+            GrantFilter { states, principal: mine.then(|| caller.name.clone()), review_states, limit };
         let mut visible = Vec::new();
         for grant in self.store.grants(&filter).await? {
             if self.may_see_grant(caller, &grant).await? {
