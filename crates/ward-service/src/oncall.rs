@@ -268,8 +268,8 @@ impl Oncall {
         let mut answer = OncallAnswer::default();
         let mut schedules = BTreeSet::new();
         if self.settings.schedule_path.is_some() {
-            let (schedule, problem) = self.current_schedule();
-            schedules.extend(schedule.on_call(user, now));
+            let (on_call, problem) = self.on_schedule(user, now);
+            schedules.extend(on_call);
             answer.problems.extend(problem);
         }
         if let Some(url) = &self.settings.url {
@@ -286,18 +286,19 @@ impl Oncall {
         answer
     }
 
-    /// The schedule in force: re-read when the file changed; a file that no longer parses
-    /// leaves the previous schedule in force and is reported once per change.
-    fn current_schedule(&self) -> (Schedule, Option<OncallProblem>) {
+    /// The schedules `user` is on at `now` by the schedule in force: the file is re-read when
+    /// it changed; a file that no longer parses leaves the previous schedule in force and is
+    /// reported once per change.
+    fn on_schedule(&self, user: &str, now: Timestamp) -> (BTreeSet<String>, Option<OncallProblem>) {
         let Ok(mut loaded) = self.loaded.lock() else {
-            return (Schedule::default(), None);
+            return (BTreeSet::new(), None);
         };
         let Some(path) = &self.settings.schedule_path else {
-            return (loaded.schedule.clone(), None);
+            return (loaded.schedule.on_call(user, now), None);
         };
         let stamp = file_stamp(path);
         if stamp.is_some() && stamp == loaded.seen {
-            return (loaded.schedule.clone(), None);
+            return (loaded.schedule.on_call(user, now), None);
         }
         let problem = match read_schedule(path, &self.directory) {
             Ok(schedule) => {
@@ -312,7 +313,7 @@ impl Oncall {
             }),
         };
         loaded.seen = stamp;
-        (loaded.schedule.clone(), problem)
+        (loaded.schedule.on_call(user, now), problem)
     }
 
     async fn ask(&self, url: &str, user: &str) -> Result<Vec<String>, String> {
