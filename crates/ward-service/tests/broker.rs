@@ -124,6 +124,9 @@ on_both_backends!(
     every_grant_names_the_policy_set_that_allowed_it,
 );
 
+#[path = "broker/workflows.rs"]
+mod workflows;
+
 async fn every_grant_names_the_policy_set_that_allowed_it(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let approved = w.granted().await;

@@ -114,8 +114,10 @@ pub async fn quickstart() -> Result<(), CliError> {
     run(config, Some(path)).await
 }
 
-const QUICKSTART_FILES: [(&str, &str); 4] = [
+const QUICKSTART_FILES: [(&str, &str); 6] = [
     ("ward.toml", include_str!("../../../examples/quickstart/ward.toml")),
+    ("oncall.toml", include_str!("../../../examples/quickstart/oncall.toml")),
+    ("policies/ledger.cedar", include_str!("../../../examples/quickstart/policies/ledger.cedar")),
     ("policies/payments-api.cedar", include_str!("../../../examples/quickstart/policies/payments-api.cedar")),
     ("policies/checkout-web.cedar", include_str!("../../../examples/quickstart/policies/checkout-web.cedar")),
     ("policies/org.cedar", include_str!("../../../examples/quickstart/policies/org.cedar")),

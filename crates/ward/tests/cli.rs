@@ -659,6 +659,64 @@ fn request_wait_returns_the_decision() {
     assert_eq!(serde_json::from_slice::<Value>(&denied.stdout).unwrap()["state"], "denied");
 }
 
+/// Extensions and break-glass from the command line: `ward extend`, `ward request --breakglass`,
+/// `ward grants --unreviewed`, `ward review`.
+#[test]
+fn extend_and_break_glass_from_the_command_line() {
+    let server = Server::start(None);
+    let (alice, bob, dave, sam) =
+        (server.token("alice"), server.token("bob"), server.token("dave"), server.token("sam"));
+    let ask = ["request", "logs:payments-api", "--role", "read", "--for", "10m", "--reason", "INC-1 500s"];
+    let (_, request) = server.json(&alice, &ask);
+    let (_, approved) = server.json(&bob, &["approve", request["id"].as_str().unwrap()]);
+    let grant_id = approved["grant_id"].as_str().unwrap().to_owned();
+    let extend = ["extend", &grant_id, "--for", "15m", "--reason", "INC-1 still digging"];
+    let (code, extension) = server.json(&alice, &extend);
+    assert_eq!((code, extension["state"].as_str()), (0, Some("pending")), "{extension}");
+    assert_eq!(extension["extends_grant"], grant_id.as_str());
+    let not_mine = server.ward(&bob, &extend);
+    assert_eq!(not_mine.status.code(), Some(1));
+    assert!(stderr(&not_mine).contains("who holds grant"), "{}", stderr(&not_mine));
+    server.json(&bob, &["approve", extension["id"].as_str().unwrap()]);
+    let (_, grant) = server.json(&alice, &["show", &grant_id]);
+    assert_eq!(grant["extensions"].as_array().unwrap().len(), 1, "{grant}");
+    assert_eq!(grant["extensions"][0]["added_seconds"], 900);
+    let shown = server.ward(&alice, &["show", &grant_id]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("extended  +15m"));
+
+    let glass = [
+        "request",
+        "logs:ledger",
+        "--role",
+        "read",
+        "--for",
+        "15m",
+        "--reason",
+        "ledger down",
+        "--ticket",
+        "INC-2",
+        "--breakglass",
+    ];
+    let refused = server.ward(&alice, &glass);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("no break-glass policy allows alice"), "{}", stderr(&refused));
+    let (code, broken) = server.json(&dave, &glass);
+    assert_eq!(
+        (code, broken["state"].as_str(), broken["breakglass"].as_bool()),
+        (0, Some("approved"), Some(true))
+    );
+    let glass_grant = broken["grant_id"].as_str().unwrap().to_owned();
+    let (_, unreviewed) = server.json(&bob, &["grants", "--unreviewed"]);
+    assert_eq!(unreviewed[0]["id"], glass_grant.as_str());
+    assert_eq!(unreviewed[0]["review"]["state"], "pending");
+    let own = server.ward(&dave, &["review", &glass_grant, "--comment", "fine"]);
+    assert_eq!(own.status.code(), Some(1));
+    let (code, reviewed) = server.json(&sam, &["review", &glass_grant, "--comment", "INC-2: reads matched"]);
+    assert_eq!((code, reviewed["review"]["state"].as_str()), (0, Some("done")), "{reviewed}");
+    let (_, none) = server.json(&bob, &["grants", "--unreviewed"]);
+    assert_eq!(none, serde_json::json!([]));
+}
+
 /// Runs the OCSF 1.8.0 schema validation (Python: ocsf-json-schema + jsonschema, which we did not
 /// write). Skipped when they are not installed, unless CI is set.
 fn validate_ocsf(file: &std::path::Path) {

@@ -341,6 +341,108 @@ fn requirement_annotations_are_checked_at_load() {
     assert!(error.contains("is not a whole number from 0 to 500"), "{error}");
 }
 
+const WORKFLOW: &str = r#"
+@id("staged") @stages("leads, security") @max_holders("2") @no_reciprocal_within("1h")
+permit (principal, action == Ward::Action::"request", resource == Ward::Resource::"logs:payments-api")
+when { context.role == "read" && !context.breakglass };
+
+@id("leads") @stage("leads")
+permit (principal in Ward::Group::"payments-leads", action == Ward::Action::"approve", resource == Ward::Resource::"logs:payments-api");
+
+@id("security") @stage("security")
+permit (principal == Ward::User::"dave", action == Ward::Action::"approve", resource == Ward::Resource::"logs:payments-api");
+
+@id("glass") @breakglass("15m") @review_within("2h")
+permit (principal, action == Ward::Action::"request", resource == Ward::Resource::"logs:payments-api")
+when { context.on_call };
+
+@id("oncall") permit (principal, action == Ward::Action::"auto_approve", resource) when { context.on_call };
+@id("night") permit (principal, action == Ward::Action::"auto_deny", resource) when { !context.business_hours };
+"#;
+
+#[test]
+fn workflow_terms_come_from_the_chosen_permit() {
+    let engine = with_policies(WORKFLOW).unwrap();
+    let day = RequestAsk { business_hours: true, ..ask("alice", "logs:payments-api", "read", 1800, None) };
+    let staged = terms(engine.decide_request(&day));
+    assert_eq!(staged.approvals_required, 2, "one per stage");
+    assert_eq!(staged.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["leads", "security"]);
+    assert_eq!((staged.max_holders, staged.reciprocal_seconds), (Some(2), Some(3600)));
+    assert_eq!(staged.filing(), Filing::Pending);
+    // Who fills which stage.
+    assert_eq!(engine.approval_stages("bob", &day), Some(vec!["leads".to_owned()]));
+    assert_eq!(engine.approval_stages("dave", &day), Some(vec!["security".to_owned()]));
+    assert_eq!(engine.approval_stages("alice", &day), None, "never the requester");
+    let explained = engine.explain_request(&day);
+    assert!(
+        explained.why.contains("1 from stage leads (bob, erin) and 1 from stage security (dave)"),
+        "{}",
+        explained.why
+    );
+
+    // Deny wins over automatic approval.
+    let night_on_call = RequestAsk {
+        on_call_schedules: &["primary".to_owned()],
+        ..ask("alice", "logs:payments-api", "read", 1800, None)
+    };
+    assert_eq!(terms(engine.decide_request(&night_on_call)).filing(), Filing::AutoDenied);
+    let day_on_call = RequestAsk { business_hours: true, ..night_on_call.clone() };
+    assert_eq!(terms(engine.decide_request(&day_on_call)).filing(), Filing::AutoApproved);
+
+    // Break-glass rules serve break-glass asks only, capped at their own limit.
+    let glass = RequestAsk { breakglass: true, duration_seconds: 900, ..day_on_call.clone() };
+    let granted = terms(engine.decide_request(&glass));
+    assert_eq!((granted.filing(), granted.review_within_seconds), (Filing::Breakglass, Some(7200)));
+    assert_eq!(granted.policy_ids, ["glass"]);
+    let too_long = RequestAsk { duration_seconds: 1800, ..glass.clone() };
+    assert!(matches!(
+        engine.decide_request(&too_long),
+        RequestVerdict::Refused(Refusal::TooLong { max_seconds: 900, .. })
+    ));
+    let not_on_call = RequestAsk { on_call_schedules: &[], ..glass };
+    let RequestVerdict::Refused(refusal) = engine.decide_request(&not_on_call) else { panic!("allowed") };
+    assert!(refusal.to_string().starts_with("no break-glass policy allows alice"), "{refusal}");
+}
+
+#[test]
+fn workflow_annotations_are_checked_at_load() {
+    let error = |text: &str| with_policies(text).err().map(|e| e.to_string()).unwrap_or_default();
+    let orphan = WORKFLOW.replace("@stage(\"security\")", "");
+    assert!(error(&orphan).contains("no approve policy has @stage(\"security\")"), "{}", error(&orphan));
+    for (bad, says) in [
+        ("@stages(\"leads, security\")", "@stages(\"leads:0, security\")"),
+        ("@max_holders(\"2\")", "@max_holders(\"0\")"),
+        ("@no_reciprocal_within(\"1h\")", "@no_reciprocal_within(\"soon\")"),
+        ("@breakglass(\"15m\") @review_within(\"2h\")", "@review_within(\"2h\")"),
+        ("@stage(\"leads\")", "@stage(\"le ads\")"),
+        ("@stages(\"leads, security\")", "@stages(\"leads, leads\")"),
+    ] {
+        let text = WORKFLOW.replace(bad, says);
+        assert!(
+            matches!(with_policies(&text), Err(PolicyError::Annotation { .. })),
+            "{says}: {}",
+            error(&text)
+        );
+    }
+}
+
+#[test]
+fn cedar_sees_only_the_slice_for_the_resource() {
+    let text = r#"
+        @id("read") permit (principal, action == Ward::Action::"request", resource);
+        @id("freeze-checkout") forbid (principal, action, resource == Ward::Resource::"logs:checkout-web");
+    "#;
+    let engine = with_policies(text).unwrap();
+    let payments = ask("alice", "logs:payments-api", "read", 1800, None);
+    assert_eq!(terms(engine.decide_request(&payments)).policy_ids, ["read"]);
+    let checkout = ask("alice", "logs:checkout-web", "read", 1800, None);
+    let RequestVerdict::Refused(Refusal::NotPermitted { by, .. }) = engine.decide_request(&checkout) else {
+        panic!("allowed")
+    };
+    assert_eq!(by, ["freeze-checkout"]);
+    assert_eq!(engine.policy_ids(), ["freeze-checkout", "read"], "the whole set is on record");
+}
+
 const GROUPS: [&str; 6] = ["engineering", "payments", "payments-leads", "oncall", "auditors", "ward-admins"];
 const USERS: [&str; 6] = ["alice", "bob", "erin", "dave", "carol", "admin"];
 

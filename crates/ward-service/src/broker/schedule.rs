@@ -25,7 +25,22 @@ impl Broker {
                 transitions.extend(lifecycle::lapse(&mut RandomIds, request, now).ok());
             }
             for grant in due.review_overdue {
-                transitions.extend(lifecycle::review_overdue(&mut RandomIds, grant, now).ok());
+                // A grant can expire and fall overdue in one pass: both moves go in one transition,
+                // the second applied to the grant as the first leaves it.
+                let earlier =
+                    transitions.iter_mut().find(|t| t.grant.as_ref().is_some_and(|g| g.id == grant.id));
+                match earlier {
+                    Some(earlier) => {
+                        let Some(current) = earlier.grant.clone() else { continue };
+                        let version = current.version;
+                        if let Ok(overdue) = lifecycle::review_overdue(&mut RandomIds, current, now) {
+                            // One stored change: one version step.
+                            earlier.grant = overdue.grant.map(|g| Grant { version, ..g });
+                            earlier.events.extend(overdue.events);
+                        }
+                    }
+                    None => transitions.extend(lifecycle::review_overdue(&mut RandomIds, grant, now).ok()),
+                }
             }
             let before = report;
             let mut batch = Change::default();
@@ -60,12 +75,14 @@ impl Broker {
     }
 
     fn account(&self, report: &mut DueReport, transition: &Transition) {
-        if transition.events.iter().any(|e| e.event_type == EventType::BreakglassOverdue) {
+        let is = |event_type| transition.events.iter().any(|e| e.event_type == event_type);
+        if is(EventType::BreakglassOverdue) {
             report.reviews_overdue += 1;
             metrics::counter!("ward_breakglass_reviews_overdue_total").increment(1);
-            return;
         }
-        if let Some(grant) = &transition.grant {
+        // A transition that only records an overdue review leaves the grant's access as it was.
+        let access_moved = is(EventType::GrantActivated) || is(EventType::GrantExpired);
+        if let Some(grant) = transition.grant.as_ref().filter(|_| access_moved) {
             match grant.state {
                 GrantState::Active => {
                     report.activated += 1;
