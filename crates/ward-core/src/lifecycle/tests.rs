@@ -437,4 +437,50 @@ proptest! {
         }
         prop_assert_eq!(request.state == RequestState::Approved, distinct.len() >= required as usize);
     }
+
+    /// Whatever stages a request needs and whoever approves in whatever order, the grant comes
+    /// exactly when the approvers so far can fill every stage slot, each approver one slot of a
+    /// stage they are eligible for (checked against a brute-force search).
+    #[test]
+    fn stages_are_met_exactly_when_an_assignment_exists(
+        needs in proptest::collection::vec(1u32..3, 1..3),
+        approvers in proptest::collection::vec(proptest::collection::vec(any::<bool>(), 2), 1..6),
+    ) {
+        let names = ["a", "b"];
+        let stages: Vec<Stage> = needs.iter().enumerate().map(|(i, &n)| Stage { name: names[i].into(), approvals: n }).collect();
+        let total: u32 = needs.iter().sum();
+        let staged = RequestTerms { approvals_required: total, stages: stages.clone(), ..terms(total, false) };
+        let mut ids = SequentialIds::new("s");
+        let mut request = file_with(&mut ids, &staged, &no_context()).request.unwrap();
+        let people = ["p0", "p1", "p2", "p3", "p4", "p5"];
+        let mut so_far: Vec<Vec<&str>> = Vec::new();
+        for (i, eligible) in approvers.iter().enumerate() {
+            let their: Vec<&str> = names.iter().zip(eligible).filter(|(_, e)| **e).map(|(n, _)| *n).collect();
+            let step = approve(&mut ids, request.clone(), &eligible(people[i], &their), None, &no_context(), t0());
+            let Ok(step) = step else {
+                prop_assert!(request.state != RequestState::Pending);
+                break;
+            };
+            so_far.push(their);
+            let slots: Vec<&str> = stages.iter().flat_map(|s| std::iter::repeat_n(s.name.as_str(), s.approvals as usize)).collect();
+            prop_assert_eq!(step.grant.is_some(), fillable(&slots, &so_far, &mut vec![false; so_far.len()]));
+            request = step.request.unwrap();
+        }
+    }
+}
+
+/// Brute force: can each slot get a distinct unused approver eligible for its stage?
+fn fillable(slots: &[&str], approvers: &[Vec<&str>], used: &mut Vec<bool>) -> bool {
+    let Some((first, rest)) = slots.split_first() else { return true };
+    for i in 0..approvers.len() {
+        if !used[i] && approvers[i].contains(first) {
+            used[i] = true;
+            let ok = fillable(rest, approvers, used);
+            used[i] = false;
+            if ok {
+                return true;
+            }
+        }
+    }
+    false
 }
