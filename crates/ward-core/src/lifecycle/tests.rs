@@ -454,8 +454,8 @@ proptest! {
         let mut request = file_with(&mut ids, &staged, &no_context()).request.unwrap();
         let people = ["p0", "p1", "p2", "p3", "p4", "p5"];
         let mut so_far: Vec<Vec<&str>> = Vec::new();
-        for (i, eligible) in approvers.iter().enumerate() {
-            let their: Vec<&str> = names.iter().zip(eligible).filter(|(_, e)| **e).map(|(n, _)| *n).collect();
+        for (i, flags) in approvers.iter().enumerate() {
+            let their: Vec<&str> = names.iter().zip(flags).filter(|(_, e)| **e).map(|(n, _)| *n).collect();
             let step = approve(&mut ids, request.clone(), &eligible(people[i], &their), None, &no_context(), t0());
             let Ok(step) = step else {
                 prop_assert!(request.state != RequestState::Pending);
