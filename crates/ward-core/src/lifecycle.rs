@@ -330,6 +330,17 @@ pub fn file_request(
     Ok(Transition { request: Some(request), grant: Some(grant), events }.with_policy_hash(policy_hash))
 }
 
+/// The window a grant approved at `now` gets: from the requested start (or now, if that has
+/// passed) for the requested duration.
+pub fn grant_window(
+    start_at: Option<Timestamp>,
+    duration_seconds: u64,
+    now: Timestamp,
+) -> (Timestamp, Timestamp) {
+    let starts_at = start_at.filter(|start| *start > now).unwrap_or(now);
+    (starts_at, add_seconds(starts_at, duration_seconds))
+}
+
 /// Whether `by` may ask to extend `grant`: their own, still live and inside its window.
 pub fn check_extendable(grant: &Grant, by: &str, now: Timestamp) -> Result<(), LifecycleError> {
     if by != grant.principal {
@@ -363,10 +374,7 @@ fn approve_into_grant(
             max,
         });
     }
-    let starts_at = match request.start_at {
-        Some(start) if start > now => start,
-        _ => now,
-    };
+    let (starts_at, expires_at) = grant_window(request.start_at, request.duration_seconds, now);
     let grant = Grant {
         id: ids.grant_id(),
         request_id: request.id.clone(),
@@ -374,7 +382,7 @@ fn approve_into_grant(
         resource: request.resource.clone(),
         role: request.role.clone(),
         starts_at,
-        expires_at: add_seconds(starts_at, request.duration_seconds),
+        expires_at,
         state: if starts_at > now { GrantState::Scheduled } else { GrantState::Active },
         ended_at: None,
         ended_by: None,

@@ -132,18 +132,17 @@ impl Broker {
                     return Err(BrokerError::Refused(refusal));
                 }
             };
-            let mut context = GrantContext::default();
-            if let Some(id) = &extends {
-                context.extends = Some(self.load_grant(id.as_str()).await?);
-            } else if terms.max_holders.is_some() {
-                let starts_at = new.start_at.filter(|s| *s > now).unwrap_or(now);
-                let expires_at = starts_at
-                    + SignedDuration::from_secs(i64::try_from(new.duration_seconds).unwrap_or(i64::MAX));
-                context.holders = self
-                    .store
-                    .live_holders(&new.resource, &new.role, &new.requester, starts_at, expires_at)
-                    .await?;
-            }
+            let context = self
+                .grant_context(Prospect {
+                    requester: &new.requester,
+                    resource: &new.resource,
+                    role: &new.role,
+                    start_at: new.start_at,
+                    duration_seconds: new.duration_seconds,
+                    extends: extends.as_ref(),
+                    limited: terms.max_holders.is_some(),
+                })
+                .await?;
             let pending_ttl =
                 policy.pending_ttl_seconds(&terms.policy_ids, self.settings.pending_ttl_seconds);
             let filed = lifecycle::file_request(
@@ -200,20 +199,35 @@ impl Broker {
             };
             last_approved_by_requester = self.store.events(&filter).await?.last().map(|e| e.occurred_at);
         }
+        let context = self
+            .grant_context(Prospect {
+                requester: &request.requester,
+                resource: &request.resource,
+                role: &request.role,
+                start_at: request.start_at,
+                duration_seconds: request.duration_seconds,
+                extends: request.extends_grant.as_ref(),
+                limited: request.max_holders.is_some(),
+            })
+            .await?;
+        Ok(DecisionFacts { stages, last_approved_by_requester, context })
+    }
+
+    /// What the store says about the grant a request would create (how many others hold the
+    /// role in its window, when a limit applies) or extend (the grant, as stored now).
+    async fn grant_context(&self, prospect: Prospect<'_>) -> Result<GrantContext, BrokerError> {
         let mut context = GrantContext::default();
-        if let Some(id) = &request.extends_grant {
+        if let Some(id) = prospect.extends {
             context.extends = Some(self.load_grant(id.as_str()).await?);
-        } else if request.max_holders.is_some() {
-            let now = self.now();
-            let starts_at = request.start_at.filter(|s| *s > now).unwrap_or(now);
-            let expires_at = starts_at
-                + SignedDuration::from_secs(i64::try_from(request.duration_seconds).unwrap_or(i64::MAX));
+        } else if prospect.limited {
+            let (starts_at, expires_at) =
+                lifecycle::grant_window(prospect.start_at, prospect.duration_seconds, self.now());
             context.holders = self
                 .store
-                .live_holders(&request.resource, &request.role, &request.requester, starts_at, expires_at)
+                .live_holders(prospect.resource, prospect.role, prospect.requester, starts_at, expires_at)
                 .await?;
         }
-        Ok(DecisionFacts { stages, last_approved_by_requester, context })
+        Ok(context)
     }
 
     /// Runs a decision on a request, retrying from a fresh read when a concurrent change wins.
@@ -301,6 +315,18 @@ impl Broker {
         })
         .await
     }
+}
+
+/// A grant a request would create or extend.
+struct Prospect<'a> {
+    requester: &'a str,
+    resource: &'a str,
+    role: &'a str,
+    start_at: Option<Timestamp>,
+    duration_seconds: u64,
+    extends: Option<&'a GrantId>,
+    /// Whether a holder limit applies.
+    limited: bool,
 }
 
 /// What a decision on a request depends on beyond the request itself.
