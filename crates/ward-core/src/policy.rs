@@ -541,8 +541,19 @@ impl PolicyEngine {
         if let Err(refusal) = self.check_names(ask.requester, ask.resource, ask.role) {
             return RequestVerdict::Refused(refusal);
         }
-        let context = self.ask_context(ask);
-        let (decision, reasons) = self.authorize(ask.requester, "request", ask.resource, context.clone());
+        // The three questions share one context: built once, checked against the schema once
+        // (with the `request` question), then reused as it is.
+        let Ok(context) = Context::from_pairs(self.ask_context(ask)) else {
+            return RequestVerdict::Refused(Refusal::NotPermitted {
+                principal: ask.requester.to_owned(),
+                resource: ask.resource.to_owned(),
+                role: ask.role.to_owned(),
+                by: Vec::new(),
+                breakglass: ask.breakglass,
+            });
+        };
+        let (decision, reasons) =
+            self.decide(ask.requester, "request", ask.resource, context.clone(), Some(&self.schema));
         if decision == Decision::Deny {
             return RequestVerdict::Refused(Refusal::NotPermitted {
                 principal: ask.requester.to_owned(),
@@ -595,13 +606,13 @@ impl PolicyEngine {
         };
         // Deny wins: an automatic denial is looked for first, and an approval only without one.
         let (deny_decision, deny_reasons) =
-            self.authorize(ask.requester, "auto_deny", ask.resource, context.clone());
+            self.decide(ask.requester, "auto_deny", ask.resource, context.clone(), None);
         let auto_denied_by = (deny_decision == Decision::Allow).then_some(deny_reasons);
         let auto_approved_by = match auto_denied_by {
             Some(_) => None,
             None => {
                 let (decision, reasons) =
-                    self.authorize(ask.requester, "auto_approve", ask.resource, context);
+                    self.decide(ask.requester, "auto_approve", ask.resource, context, None);
                 (decision == Decision::Allow).then_some(reasons)
             }
         };

@@ -208,7 +208,12 @@ async fn bad_input_gets_a_precise_4xx_and_changes_nothing() {
     assert!(huge.body["detail"].as_str().unwrap().contains("maximum of 4h"));
     let unknown = api.post("/v1/requests", &alice, ask("logs:nope", "read", "30m")).await;
     assert_problem(&unknown, StatusCode::UNPROCESSABLE_ENTITY, "unknown-resource");
-    assert!(unknown.body["detail"].as_str().unwrap().contains("logs:checkout-web, logs:ledger, logs:payments-api"));
+    assert!(
+        unknown.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("logs:checkout-web, logs:ledger, logs:payments-api")
+    );
     let role = api.post("/v1/requests", &alice, ask("logs:checkout-web", "write", "30m")).await;
     assert_problem(&role, StatusCode::UNPROCESSABLE_ENTITY, "unknown-role");
     let mut empty = ask("logs:payments-api", "read", "30m");

@@ -200,7 +200,11 @@ fn walkthrough(server: &Server) {
     let unknown =
         server.ward(&alice, &["request", "logs:nope", "--role", "read", "--for", "30m", "--reason", "x"]);
     assert_eq!(unknown.status.code(), Some(1));
-    assert!(stderr(&unknown).contains("logs:checkout-web, logs:ledger, logs:payments-api"), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("logs:checkout-web, logs:ledger, logs:payments-api"),
+        "{}",
+        stderr(&unknown)
+    );
     let too_long = server.ward(
         &alice,
         &["request", "logs:payments-api", "--role", "read-unmasked", "--for", "2h", "--reason", "x"],
