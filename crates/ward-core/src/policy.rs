@@ -617,7 +617,12 @@ impl PolicyEngine {
             }
         };
         RequestVerdict::Allowed(RequestTerms {
-            approvals_required: chosen.total_approvals(),
+            // Break-glass needs no approvals: a review afterwards instead.
+            approvals_required: if chosen.breakglass_cap_seconds.is_some() {
+                0
+            } else {
+                chosen.total_approvals()
+            },
             stages: chosen.stages.clone(),
             max_holders: chosen.max_holders,
             reciprocal_seconds: chosen.reciprocal_seconds,

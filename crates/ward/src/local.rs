@@ -161,7 +161,8 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
     };
     tracing::info!(%address, store = %store_name, grants = broker.indexed_grants(), "ward is serving");
     if let Some(path) = quickstart {
-        print_quickstart_banner(&path, &address.to_string(), &store_name);
+        let users: Vec<&str> = config.directory.users().keys().map(String::as_str).collect();
+        print_quickstart_banner(&path, &address.to_string(), &store_name, &users.join(", "));
     }
     let settings = HttpSettings { max_body_bytes: config.max_body_bytes, ..HttpSettings::default() };
     ward_server::serve(listener, broker, settings, ward_server::shutdown_signal())
@@ -169,7 +170,7 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
         .map_err(|e| CliError::Usage(format!("the server failed: {e}")))
 }
 
-fn print_quickstart_banner(config: &Path, address: &str, store: &str) {
+fn print_quickstart_banner(config: &Path, address: &str, store: &str, users: &str) {
     let url = format!("http://{address}");
     let export_url = if address == ward_service::config::DEFAULT_LISTEN {
         String::new()
@@ -178,7 +179,7 @@ fn print_quickstart_banner(config: &Path, address: &str, store: &str) {
     };
     println!(
         "\nward quickstart is running at {url}\n\
-         \n  world:  {config} (users alice, bob, erin, dave, carol, admin)\
+         \n  world:  {config} (users {users})\
          \n  store:  {store}\
          \n  API:    {url}/openapi.json\n\
          \nIn another terminal, get a token and ask for access:\n\

@@ -81,7 +81,9 @@ pub fn request(r: &RequestView) {
         println!("break-glass: granted at once; an approver must review it");
     }
     let approved = r.approvals.iter().filter(|a| a.decision == "approve").count();
-    println!("approvals {approved} of {} needed", r.approvals_required);
+    if !r.breakglass {
+        println!("approvals {approved} of {} needed", r.approvals_required);
+    }
     for stage in &r.stages {
         let missing = r.stages_unmet.iter().find(|s| s.name == stage.name).map_or(0, |s| s.approvals);
         println!("  stage   {}: {} of {} met", stage.name, stage.approvals - missing, stage.approvals);

@@ -393,6 +393,7 @@ fn workflow_terms_come_from_the_chosen_permit() {
     let glass = RequestAsk { breakglass: true, duration_seconds: 900, ..day_on_call.clone() };
     let granted = terms(engine.decide_request(&glass));
     assert_eq!((granted.filing(), granted.review_within_seconds), (Filing::Breakglass, Some(7200)));
+    assert_eq!(granted.approvals_required, 0, "a review afterwards, no approvals before");
     assert_eq!(granted.policy_ids, ["glass"]);
     let too_long = RequestAsk { duration_seconds: 1800, ..glass.clone() };
     assert!(matches!(
