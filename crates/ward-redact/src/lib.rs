@@ -1,0 +1,403 @@
+//! Redaction: secrets and personal data in log text become typed pseudonyms before any byte
+//! leaves ward.
+//!
+//! A [`RuleSet`] is compiled once from rules (ward's built-ins, the gitleaks rule set loaded as
+//! data, a team's own). Redacting a chunk of lines:
+//! 1. a keyword prefilter (one Aho-Corasick automaton over every rule's keywords) says which
+//!    rules can match at all; rules without keywords always run;
+//! 2. each candidate rule's regex runs over the chunk; a match is kept when its checks pass
+//!    (Luhn for cards, mod-97 for IBANs, a minimum entropy, the rule's allowlists);
+//! 3. overlapping matches merge, and each span is replaced by what a [`Replace`] says: a keyed
+//!    pseudonym (`<email:7f3a9c>`, the same for the same value under one key) or a fixed
+//!    placeholder.
+//!
+//! Pure: no files, no clock. [`stream`] redacts a reader into a writer in bounded memory.
+
+mod builtin;
+mod checks;
+pub mod gitleaks;
+mod pseudonym;
+pub mod stream;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::bytes::Regex;
+
+pub use builtin::builtin_rules;
+pub use pseudonym::{Placeholder, Pseudonyms, Replace};
+
+/// The longest regex ward compiles (bytes of its compiled program), so that a rule cannot make
+/// the engine slow or large.
+const REGEX_SIZE_LIMIT: usize = 4 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedactError {
+    #[error("rule `{id}`: the regex does not compile: {message}")]
+    Regex { id: String, message: String },
+    #[error("rule `{id}`: {message}")]
+    Rule { id: String, message: String },
+    #[error("the rules do not load: {0}")]
+    Load(String),
+}
+
+/// A check a match must pass besides its regex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    None,
+    /// Payment card numbers: the Luhn checksum.
+    Luhn,
+    /// IBANs: the ISO 13616 mod-97 checksum.
+    Iban,
+}
+
+/// Where an allowlist regex looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllowTarget {
+    /// The value that would be redacted.
+    Secret,
+    /// The whole match.
+    Match,
+    /// The line the match is on.
+    Line,
+}
+
+/// Matches of a rule that are not secrets after all (gitleaks' allowlists).
+#[derive(Debug, Clone)]
+pub struct Allow {
+    pub target: AllowTarget,
+    pub regexes: Vec<Regex>,
+    /// Lowercase words: a secret containing one is allowed.
+    pub stopwords: Vec<String>,
+}
+
+/// One redaction rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique: `email`, `gitleaks.aws-access-token`, …
+    pub id: String,
+    /// The pseudonym's type: `<KIND:…>`.
+    pub kind: String,
+    /// Lowercase; the rule runs only where one occurs (none: always).
+    pub keywords: Vec<String>,
+    pub regex: Regex,
+    /// The capture group holding the value to redact; `None`: the first group that matched, or
+    /// the whole match.
+    pub group: Option<usize>,
+    pub check: Check,
+    /// Minimum Shannon entropy (bits per byte) of the value.
+    pub min_entropy: Option<f32>,
+    pub allow: Vec<Allow>,
+    /// A match may span lines (a PEM block); other rules match within one line.
+    pub multiline: bool,
+}
+
+impl Rule {
+    /// A rule from a pattern, compiled with ward's size limit.
+    pub fn new(id: &str, kind: &str, keywords: &[&str], pattern: &str) -> Result<Self, RedactError> {
+        Ok(Self {
+            id: id.to_owned(),
+            kind: kind.to_owned(),
+            keywords: keywords.iter().map(|k| k.to_lowercase()).collect(),
+            regex: compile(id, pattern)?,
+            group: None,
+            check: Check::None,
+            min_entropy: None,
+            allow: Vec::new(),
+            multiline: false,
+        })
+    }
+
+    pub fn multiline(mut self) -> Self {
+        self.multiline = true;
+        self
+    }
+
+    pub fn group(mut self, group: usize) -> Self {
+        self.group = Some(group);
+        self
+    }
+
+    pub fn check(mut self, check: Check) -> Self {
+        self.check = check;
+        self
+    }
+
+    /// The span to redact in a match, or `None` when the match is not a secret.
+    fn secret_span(&self, caps: &regex::bytes::Captures<'_>, text: &[u8]) -> Option<(usize, usize)> {
+        let whole = caps.get(0)?;
+        let value = match self.group {
+            Some(group) => caps.get(group)?,
+            None => (1..caps.len()).find_map(|i| caps.get(i).filter(|m| !m.is_empty())).unwrap_or(whole),
+        };
+        if value.is_empty() {
+            return None;
+        }
+        let bytes = value.as_bytes();
+        let passes = match self.check {
+            Check::None => true,
+            Check::Luhn => checks::luhn(bytes),
+            Check::Iban => checks::iban(bytes),
+        };
+        if !passes || self.min_entropy.is_some_and(|min| checks::entropy(bytes) < min) {
+            return None;
+        }
+        if inside_pseudonym(text, value.start(), value.end()) {
+            return None;
+        }
+        let line = line_around(text, whole.start(), whole.end());
+        let allowed = self.allow.iter().any(|allow| {
+            let target = match allow.target {
+                AllowTarget::Secret => bytes,
+                AllowTarget::Match => whole.as_bytes(),
+                AllowTarget::Line => line,
+            };
+            allow.regexes.iter().any(|re| re.is_match(target))
+                || (!allow.stopwords.is_empty() && {
+                    let lower = bytes.to_ascii_lowercase();
+                    allow.stopwords.iter().any(|w| contains(&lower, w.as_bytes()))
+                })
+        });
+        (!allowed).then(|| (value.start(), value.end()))
+    }
+}
+
+pub(crate) fn compile(id: &str, pattern: &str) -> Result<Regex, RedactError> {
+    regex::bytes::RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| RedactError::Regex { id: id.to_owned(), message: e.to_string() })
+}
+
+/// Whether `start..end` lies inside a pseudonym (`<kind:7f3a9c>`) ward wrote: what was redacted
+/// once is never redacted again, whatever a rule thinks of `kind:7f3a9c`.
+fn inside_pseudonym(text: &[u8], start: usize, end: usize) -> bool {
+    let Some(open) = text[start.saturating_sub(64)..start].iter().rposition(|&b| b == b'<') else {
+        return false;
+    };
+    let open = start.saturating_sub(64) + open;
+    let Some(close) = text[end..text.len().min(end + 8)].iter().position(|&b| b == b'>') else {
+        return false;
+    };
+    let token = &text[open + 1..end + close];
+    let Some(colon) = token.iter().rposition(|&b| b == b':') else { return false };
+    let (kind, digest) = (&token[..colon], &token[colon + 1..]);
+    !kind.is_empty()
+        && kind.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+        && digest.len() == 6
+        && digest.iter().all(u8::is_ascii_hexdigit)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The line (without its newline) that holds `start..end`.
+fn line_around(text: &[u8], start: usize, end: usize) -> &[u8] {
+    let from = text[..start].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let to = text[end..].iter().position(|&b| b == b'\n').map_or(text.len(), |i| end + i);
+    &text[from..to]
+}
+
+/// How many values each rule redacted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    per_rule: Vec<u64>,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.per_rule.iter().sum()
+    }
+
+    fn add(&mut self, rule: usize) {
+        if self.per_rule.len() <= rule {
+            self.per_rule.resize(rule + 1, 0);
+        }
+        self.per_rule[rule] += 1;
+    }
+
+    pub fn merge(&mut self, other: &Counts) {
+        for (rule, n) in other.per_rule.iter().enumerate() {
+            if *n > 0 {
+                if self.per_rule.len() <= rule {
+                    self.per_rule.resize(rule + 1, 0);
+                }
+                self.per_rule[rule] += n;
+            }
+        }
+    }
+}
+
+/// Rules compiled together, with the keyword prefilter in front of them.
+#[derive(Debug)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    prefilter: Option<AhoCorasick>,
+    /// For each prefilter pattern, the rules it wakes.
+    woken_by: Vec<Vec<usize>>,
+    /// Rules without keywords.
+    always: Vec<usize>,
+}
+
+/// A match that will be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finding {
+    pub start: usize,
+    pub end: usize,
+    pub rule: usize,
+}
+
+impl RuleSet {
+    pub fn new(rules: Vec<Rule>) -> Result<Self, RedactError> {
+        let mut seen = std::collections::HashSet::new();
+        for rule in &rules {
+            if !seen.insert(rule.id.as_str()) {
+                return Err(RedactError::Rule {
+                    id: rule.id.clone(),
+                    message: "the id is used twice".into(),
+                });
+            }
+        }
+        let mut patterns: Vec<String> = Vec::new();
+        let mut woken_by: Vec<Vec<usize>> = Vec::new();
+        let mut always = Vec::new();
+        for (index, rule) in rules.iter().enumerate() {
+            if rule.keywords.is_empty() {
+                always.push(index);
+            }
+            for keyword in &rule.keywords {
+                match patterns.iter().position(|p| p == keyword) {
+                    Some(at) => woken_by[at].push(index),
+                    None => {
+                        patterns.push(keyword.clone());
+                        woken_by.push(vec![index]);
+                    }
+                }
+            }
+        }
+        let prefilter = if patterns.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&patterns)
+                    .map_err(|e| RedactError::Load(e.to_string()))?,
+            )
+        };
+        Ok(Self { rules, prefilter, woken_by, always })
+    }
+
+    /// ward's built-in rules.
+    pub fn builtin() -> Result<Self, RedactError> {
+        Self::new(builtin_rules()?)
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// `(rule id, count)` for every rule that redacted something.
+    pub fn summary(&self, counts: &Counts) -> Vec<(String, u64)> {
+        counts
+            .per_rule
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .filter_map(|(i, n)| self.rules.get(i).map(|r| (r.id.clone(), *n)))
+            .collect()
+    }
+
+    /// The rules whose keywords occur in `text`, plus those without keywords, in rule order.
+    fn candidates(&self, text: &[u8]) -> Vec<usize> {
+        let mut woken = vec![false; self.rules.len()];
+        for &i in &self.always {
+            woken[i] = true;
+        }
+        if let Some(prefilter) = &self.prefilter {
+            let mut seen_pattern = vec![false; self.woken_by.len()];
+            for found in prefilter.find_overlapping_iter(text) {
+                let pattern = found.pattern().as_usize();
+                if !seen_pattern[pattern] {
+                    seen_pattern[pattern] = true;
+                    for &rule in &self.woken_by[pattern] {
+                        woken[rule] = true;
+                    }
+                }
+            }
+        }
+        woken.iter().enumerate().filter(|(_, w)| **w).map(|(i, _)| i).collect()
+    }
+
+    /// The spans to replace in `text` (whole lines), sorted, overlaps merged. A match never
+    /// spans lines: one that would is looked for again line by line.
+    pub fn find(&self, text: &[u8]) -> Vec<Finding> {
+        let mut found = Vec::new();
+        for rule_index in self.candidates(text) {
+            let rule = &self.rules[rule_index];
+            for caps in rule.regex.captures_iter(text) {
+                let Some(whole) = caps.get(0) else { continue };
+                if !rule.multiline && whole.as_bytes().contains(&b'\n') {
+                    self.find_in_lines(rule_index, text, whole.start(), whole.end(), &mut found);
+                    continue;
+                }
+                if let Some((start, end)) = rule.secret_span(&caps, text) {
+                    found.push(Finding { start, end, rule: rule_index });
+                }
+            }
+        }
+        merge(found)
+    }
+
+    /// Runs one rule on each line that `start..end` touches.
+    fn find_in_lines(
+        &self,
+        rule_index: usize,
+        text: &[u8],
+        start: usize,
+        end: usize,
+        found: &mut Vec<Finding>,
+    ) {
+        let rule = &self.rules[rule_index];
+        let first = text[..start].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let last = text[end..].iter().position(|&b| b == b'\n').map_or(text.len(), |i| end + i);
+        let mut offset = first;
+        for line in text[first..last].split(|&b| b == b'\n') {
+            for caps in rule.regex.captures_iter(line) {
+                if let Some((s, e)) = rule.secret_span(&caps, line) {
+                    found.push(Finding { start: offset + s, end: offset + e, rule: rule_index });
+                }
+            }
+            offset += line.len() + 1;
+        }
+    }
+
+    /// Redacts `text` (whole lines) into `out`, counting per rule.
+    pub fn redact(&self, text: &[u8], replace: &dyn Replace, out: &mut Vec<u8>, counts: &mut Counts) {
+        let mut at = 0;
+        for finding in self.find(text) {
+            out.extend_from_slice(&text[at..finding.start]);
+            let rule = &self.rules[finding.rule];
+            replace.replace(&rule.kind, &text[finding.start..finding.end], out);
+            counts.add(finding.rule);
+            at = finding.end;
+        }
+        out.extend_from_slice(&text[at..]);
+    }
+}
+
+/// Sorts findings and merges overlapping ones into the earliest (then longest) one's rule.
+fn merge(mut found: Vec<Finding>) -> Vec<Finding> {
+    found.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    let mut merged: Vec<Finding> = Vec::with_capacity(found.len());
+    for f in found {
+        match merged.last_mut() {
+            Some(last) if f.start < last.end => last.end = last.end.max(f.end),
+            _ => merged.push(f),
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests;

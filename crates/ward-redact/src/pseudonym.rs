@@ -1,0 +1,59 @@
+//! What a redacted value becomes.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Writes the replacement for a value of type `kind`.
+pub trait Replace {
+    fn replace(&self, kind: &str, value: &[u8], out: &mut Vec<u8>);
+}
+
+/// `<kind:7f3a9c>`: the first 24 bits of HMAC-SHA256(key, kind ‖ 0 ‖ value). The same value
+/// gives the same pseudonym under one key (one grant), so an engineer can follow one customer
+/// through the logs; under another key it is unlinkable.
+pub struct Pseudonyms {
+    mac: Hmac<Sha256>,
+}
+
+impl Pseudonyms {
+    pub fn new(key: &[u8; 32]) -> Self {
+        // HMAC pads a key shorter than its block with zeros: the same key, as a full block.
+        let mut block = hmac::digest::Key::<Hmac<Sha256>>::default();
+        block[..key.len()].copy_from_slice(key);
+        Self { mac: <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block) }
+    }
+}
+
+impl Replace for Pseudonyms {
+    fn replace(&self, kind: &str, value: &[u8], out: &mut Vec<u8>) {
+        let mut mac = self.mac.clone();
+        mac.update(kind.as_bytes());
+        mac.update(&[0]);
+        mac.update(value);
+        let digest = mac.finalize().into_bytes();
+        out.push(b'<');
+        out.extend_from_slice(kind.as_bytes());
+        out.push(b':');
+        out.extend_from_slice(hex::encode(&digest[..3]).as_bytes());
+        out.push(b'>');
+    }
+}
+
+/// A fixed text per kind (`<email>`), or one text for all: for comparisons with tools that
+/// replace with a constant.
+pub struct Placeholder {
+    pub fixed: Option<Vec<u8>>,
+}
+
+impl Replace for Placeholder {
+    fn replace(&self, kind: &str, _value: &[u8], out: &mut Vec<u8>) {
+        match &self.fixed {
+            Some(fixed) => out.extend_from_slice(fixed),
+            None => {
+                out.push(b'<');
+                out.extend_from_slice(kind.as_bytes());
+                out.push(b'>');
+            }
+        }
+    }
+}

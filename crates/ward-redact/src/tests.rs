@@ -1,0 +1,279 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn builtin() -> RuleSet {
+    RuleSet::builtin().unwrap()
+}
+
+fn redact_with(rules: &RuleSet, text: &str) -> String {
+    let mut out = Vec::new();
+    rules.redact(text.as_bytes(), &Placeholder { fixed: None }, &mut out, &mut Counts::default());
+    String::from_utf8(out).unwrap()
+}
+
+/// For each built-in rule: texts in which it must redact exactly `value`, and texts it must leave
+/// alone.
+/// `(rule, [(text, redacted)], [text left alone])`.
+type Cases = (&'static str, &'static [(&'static str, &'static str)], &'static [&'static str]);
+
+const CORPUS: &[Cases] = &[
+    (
+        "email",
+        &[
+            ("user jane.doe+shop@example.co.uk logged in", "user <email> logged in"),
+            ("to=<ops@pay.example.com>", "to=<<email>>"),
+        ],
+        &["no at-sign here", "user@localhost", "@mention in chat", "a @ b.com"],
+    ),
+    (
+        "card",
+        &[
+            ("card=4111 1111 1111 1111 ok", "card=<card> ok"),
+            ("pan 5500-0000-0000-0004", "pan <card>"),
+            ("amex 378282246310005.", "amex <card>."),
+        ],
+        &["card=4111 1111 1111 1112", "order 1234567890123", "ts=1700000000000"],
+    ),
+    (
+        "iban",
+        &[
+            ("iban DE89 3704 0044 0532 0130 00 paid", "iban <iban> paid"),
+            ("GB82WEST12345698765432", "<iban>"),
+        ],
+        &["DE89 3704 0044 0532 0130 01", "ABCD 1234"],
+    ),
+    (
+        "phone",
+        &[
+            ("call +49 30 1234567 now", "call <phone> now"),
+            ("tel (415) 555-0100", "tel <phone>"),
+            ("+1-415-555-0100", "<phone>"),
+        ],
+        &["version 1.2.3", "took 1234 ms", "+ 1"],
+    ),
+    (
+        "jwt",
+        &[(
+            "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U x",
+            "token <jwt> x",
+        )],
+        &["eyJ alone", "eyJabc.def"],
+    ),
+    (
+        "bearer",
+        &[
+            ("Authorization: Bearer abcdef0123456789xyz", "Authorization: Bearer <credential>"),
+            ("auth=Basic dXNlcjpwYXNzd29yZA==", "auth=Basic <credential>"),
+        ],
+        &["bearer of bad news", "basic auth disabled"],
+    ),
+    (
+        "private-key",
+        &[(
+            "key -----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nabc\n-----END RSA PRIVATE KEY----- done",
+            "key <private-key> done",
+        )],
+        &["-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----", "private key rotation scheduled"],
+    ),
+    (
+        "url-password",
+        &[(
+            "db=postgres://app:s3cr3t-Pw@db.internal:5432/pay",
+            "db=postgres://app:<password>@db.internal:5432/pay",
+        )],
+        &["https://example.com/path@v2", "see https://user@example.com"],
+    ),
+    (
+        "secret-pair",
+        &[
+            ("password=hunter22 user=x", "password=<secret> user=x"),
+            (r#"{"client_secret":"abc123xyz"}"#, r#"{"client_secret":"<secret>"}"#),
+            ("api_key: k-12345", "api_key: <secret>"),
+        ],
+        &["password reset requested", "token expired", "secret=<secret:abc123>"],
+    ),
+    (
+        "aws-access-key",
+        &[("key AKIAIOSFODNN7EXAMPLE used", "key <aws-key> used")],
+        &["AKIA too short", "AKIAIOSFODNN7EXAMPLEXYZ"],
+    ),
+    (
+        "aws-secret-key",
+        &[(
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "aws_secret_access_key = <aws-secret>",
+        )],
+        &["aws region eu-west-1"],
+    ),
+    ("gcp-api-key", &[("k=AIzaSyA1234567890abcdefghijklmnopqrstuv", "k=<gcp-key>")], &["AIza short"]),
+    (
+        "github-token",
+        &[("ghp_0123456789abcdefghijABCDEFGHIJ012345 leaked", "<github-token> leaked")],
+        &["ghp_short"],
+    ),
+    ("slack-token", &[("xoxb-1234567890-abcdefghij", "<slack-token>")], &["xoxo hugs"]),
+    ("stripe-key", &[("sk_live_4eC39HqLyjWDarjtT1zdp7dc", "<stripe-key>")], &["sk_live_short"]),
+    (
+        "ipv4",
+        &[("from 10.1.2.3:443", "from <ipv4>:443"), ("ip=192.168.0.255", "ip=<ipv4>")],
+        &["256.1.1.1", "1.2.3", "10.0.0.256"],
+    ),
+];
+
+#[test]
+fn every_builtin_rule_has_a_corpus_and_passes_it() {
+    let rules = builtin();
+    for rule in rules.rules() {
+        assert!(CORPUS.iter().any(|(id, _, _)| *id == rule.id), "no corpus for `{}`", rule.id);
+    }
+    for (id, positives, negatives) in CORPUS {
+        let only = RuleSet::new(rules.rules().iter().filter(|r| r.id == *id).cloned().collect()).unwrap();
+        for (text, expected) in *positives {
+            assert_eq!(redact_with(&only, text), *expected, "rule `{id}` on {text:?}");
+        }
+        for text in *negatives {
+            assert_eq!(redact_with(&only, text), *text, "rule `{id}` must leave {text:?} alone");
+        }
+    }
+}
+
+#[test]
+fn pseudonyms_are_stable_under_one_key_and_differ_under_another() {
+    let rules = builtin();
+    let text = b"jane@example.com paid, then jane@example.com refunded, bob@example.com watched\n";
+    let run = |key: [u8; 32]| {
+        let mut out = Vec::new();
+        let mut counts = Counts::default();
+        rules.redact(text, &Pseudonyms::new(&key), &mut out, &mut counts);
+        (String::from_utf8(out).unwrap(), counts)
+    };
+    let (a, counts) = run([1; 32]);
+    let words: Vec<&str> = a.split_whitespace().collect();
+    assert!(words[0].starts_with("<email:") && words[0].len() == "<email:123456>".len(), "{a}");
+    assert_eq!(words[0], words[3], "one customer keeps one pseudonym");
+    assert_ne!(words[0], words[5]);
+    assert_eq!(rules.summary(&counts), [("email".to_owned(), 3)]);
+    let (b, _) = run([2; 32]);
+    assert_ne!(a, b, "unlinkable under another grant's key");
+}
+
+#[test]
+fn overlapping_matches_merge_and_nothing_is_left_half_redacted() {
+    let rules = builtin();
+    let text =
+        "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_X";
+    let out = redact_with(&rules, text);
+    assert_eq!(out.matches('<').count(), 1, "{out}");
+    assert!(!out.contains("eyJ"));
+}
+
+#[test]
+fn a_match_never_spans_lines_unless_the_rule_says_so() {
+    let rules = builtin();
+    // `secret-pair` allows spaces before the value, and a newline must not count as one.
+    let out = redact_with(&rules, "password=\nhunter22\npassword=hunter22\n");
+    assert_eq!(out, "password=\nhunter22\npassword=<secret>\n");
+}
+
+/// Lines built of realistic log text with secrets of every built-in kind spliced in.
+fn log_line() -> impl Strategy<Value = String> {
+    let pieces = prop::sample::select(vec![
+        "user=jane.doe@example.com",
+        "card 4111 1111 1111 1111",
+        "iban DE89 3704 0044 0532 0130 00",
+        "call +49 30 1234567",
+        "Authorization: Bearer abcdef0123456789xyz",
+        "token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_X",
+        "postgres://app:s3cr3t@db:5432/x",
+        "password=hunter22",
+        "AKIAIOSFODNN7EXAMPLE",
+        "ip 10.0.0.1",
+        "GET /api/v1/orders 200",
+        "took 12ms",
+        "<email:abc123>",
+        "level=debug",
+        "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+    ]);
+    prop::collection::vec((pieces, "[ ,;=:\"'()\\[\\]]{1,2}"), 1..8)
+        .prop_map(|parts| parts.into_iter().map(|(p, sep)| format!("{p}{sep}")).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Redacting twice changes nothing, and no rule matches anything left in the output.
+    #[test]
+    fn redaction_is_idempotent_and_leaves_no_match(lines in prop::collection::vec(log_line(), 1..6)) {
+        let rules = builtin();
+        let text = lines.join("\n");
+        let mut once = Vec::new();
+        rules.redact(text.as_bytes(), &Pseudonyms::new(&[7; 32]), &mut once, &mut Counts::default());
+        let mut twice = Vec::new();
+        rules.redact(&once, &Pseudonyms::new(&[7; 32]), &mut twice, &mut Counts::default());
+        prop_assert_eq!(&once, &twice);
+        prop_assert!(rules.find(&once).is_empty(), "left: {:?}", String::from_utf8_lossy(&once));
+    }
+
+    /// Arbitrary bytes never panic, and the output is the input outside the replaced spans.
+    #[test]
+    fn arbitrary_bytes_are_handled(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let rules = builtin();
+        let mut out = Vec::new();
+        rules.redact(&bytes, &Placeholder { fixed: Some(b"#".to_vec()) }, &mut out, &mut Counts::default());
+        let findings = rules.find(&bytes);
+        let removed: usize = findings.iter().map(|f| f.end - f.start).sum();
+        prop_assert_eq!(out.len(), bytes.len() - removed + findings.len());
+    }
+}
+
+mod streaming {
+    use super::*;
+    use crate::stream::{self, CUT_MARK, Limits};
+
+    fn run(input: &[u8], limits: Limits) -> (Vec<u8>, Counts) {
+        let rules = builtin();
+        let mut out = Vec::new();
+        let counts = stream::redact(&rules, &Placeholder { fixed: None }, input, &mut out, limits).unwrap();
+        (out, counts)
+    }
+
+    #[test]
+    fn the_stream_matches_the_whole_text_whatever_the_chunk_size() {
+        let text: String =
+            (0..500).map(|i| format!("{i} user{i}@example.com card 4111 1111 1111 1111\n")).collect();
+        let whole = redact_with(&builtin(), &text);
+        for chunk_bytes in [1, 7, 100, 4096, 1 << 20] {
+            let (out, counts) = run(text.as_bytes(), Limits { chunk_bytes, max_line_bytes: 1 << 20 });
+            assert_eq!(String::from_utf8(out).unwrap(), whole, "chunk {chunk_bytes}");
+            assert_eq!(counts.total(), 1000);
+        }
+    }
+
+    #[test]
+    fn an_overlong_line_is_cut_and_marked() {
+        let mut text = vec![b'a'; 100];
+        text.extend_from_slice(b" jane@example.com\nnext jane@example.com\n");
+        let (out, _) = run(&text, Limits { chunk_bytes: 16, max_line_bytes: 50 });
+        let mut expected = vec![b'a'; 50];
+        expected.extend_from_slice(CUT_MARK);
+        expected.extend_from_slice(b"\nnext <email>\n");
+        assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(expected).unwrap());
+    }
+
+    #[test]
+    fn a_key_block_is_never_split_and_an_endless_one_fails_closed() {
+        let block = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n";
+        let text = format!("before\n{block}after\n");
+        let (out, _) = run(text.as_bytes(), Limits { chunk_bytes: 8, max_line_bytes: 1 << 20 });
+        assert_eq!(String::from_utf8(out).unwrap(), "before\n<private-key>\nafter\n");
+        // A block that never ends within the limit: everything from BEGIN on is withheld.
+        let endless =
+            format!("before\n-----BEGIN PRIVATE KEY-----\n{}", "QUJDREVGR0hJSktMTU5PUA==\n".repeat(40));
+        let (out, counts) = run(endless.as_bytes(), Limits { chunk_bytes: 8, max_line_bytes: 200 });
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.starts_with("before\n<private-key>\n"), "{out}");
+        assert!(!out.contains("QUJD"), "{out}");
+        assert!(counts.total() >= 1);
+    }
+}
