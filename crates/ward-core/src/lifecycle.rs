@@ -153,6 +153,12 @@ pub struct Approver<'a> {
     pub last_approved_by_requester: Option<Timestamp>,
 }
 
+/// `at` minus `seconds`, saturating at the earliest time.
+pub fn subtract_seconds(at: Timestamp, seconds: u64) -> Timestamp {
+    let secs = i64::try_from(seconds).unwrap_or(i64::MAX);
+    at.saturating_sub(SignedDuration::from_secs(secs)).unwrap_or(Timestamp::MIN)
+}
+
 fn add_seconds(at: Timestamp, seconds: u64) -> Timestamp {
     let secs = i64::try_from(seconds).unwrap_or(i64::MAX);
     at.saturating_add(SignedDuration::from_secs(secs)).unwrap_or(Timestamp::MAX)
@@ -250,7 +256,6 @@ pub fn file_request(
         business_hours: new.business_hours,
         extends_grant: context.extends.as_ref().map(|g| g.id.clone()),
         breakglass: terms.review_within_seconds.is_some(),
-        review_within_seconds: terms.review_within_seconds,
         version: 1,
     };
     let mut created =
@@ -362,9 +367,7 @@ fn approve_into_grant(
     actor: &str,
     now: Timestamp,
 ) -> Result<(Grant, Vec<NewEvent>), LifecycleError> {
-    if let Some(grant) = &context.extends {
-        return extend_grant(ids, request, grant.clone(), actor, now);
-    }
+    // For an extension, `holders` counts those holding it in the added time.
     if let Some(max) = request.max_holders
         && context.holders >= max
     {
@@ -373,6 +376,9 @@ fn approve_into_grant(
             role: request.role.clone(),
             max,
         });
+    }
+    if let Some(grant) = &context.extends {
+        return extend_grant(ids, request, grant.clone(), actor, now);
     }
     let (starts_at, expires_at) = grant_window(request.start_at, request.duration_seconds, now);
     let grant = Grant {
@@ -476,7 +482,7 @@ pub fn approve(
         return Err(LifecycleError::AlreadyApproved(approver.name.to_owned()));
     }
     if let (Some(window), Some(at)) = (request.reciprocal_seconds, approver.last_approved_by_requester)
-        && at > now - SignedDuration::from_secs(i64::try_from(window).unwrap_or(i64::MAX))
+        && at > subtract_seconds(now, window)
     {
         return Err(LifecycleError::Reciprocal {
             approver: approver.name.to_owned(),

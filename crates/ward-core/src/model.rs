@@ -182,8 +182,6 @@ pub struct AccessRequest {
     pub extends_grant: Option<GrantId>,
     /// A break-glass request: granted at once, reviewed by an approver afterwards.
     pub breakglass: bool,
-    /// For break-glass: how long approvers have to review the grant.
-    pub review_within_seconds: Option<u64>,
     /// Optimistic-concurrency version: every stored change increments it.
     pub version: i64,
 }
@@ -324,13 +322,6 @@ pub struct Review {
     pub reviewed_by: Option<String>,
     pub reviewed_at: Option<Timestamp>,
     pub comment: Option<String>,
-}
-
-impl Review {
-    /// Unreviewed past its deadline, whether or not the scheduler has recorded it yet.
-    pub fn is_overdue_at(&self, now: Timestamp) -> bool {
-        self.state == ReviewState::Overdue || (self.state == ReviewState::Pending && now >= self.due_at)
-    }
 }
 
 impl Grant {

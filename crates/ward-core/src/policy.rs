@@ -224,6 +224,8 @@ pub struct PolicyEngine {
     ticket_kinds: Vec<(String, Regex)>,
     /// The `access` context of a grant holder, per role.
     access_contexts: HashMap<String, Context>,
+    /// Whether any policy mentions `on_call` (else ward need not look anyone up).
+    reads_on_call: bool,
     authorizer: Authorizer,
     hash: String,
 }
@@ -389,6 +391,7 @@ impl PolicyEngine {
         }
 
         let slices = Slices::new(&policies, &names.resource)?;
+        let reads_on_call = policies.policies().any(|p| p.to_string().contains("on_call"));
         Ok(Self {
             schema,
             names,
@@ -400,6 +403,7 @@ impl PolicyEngine {
             stage_of,
             ticket_kinds,
             access_contexts,
+            reads_on_call,
             authorizer: Authorizer::new(),
             hash,
         })
@@ -407,6 +411,11 @@ impl PolicyEngine {
 
     pub fn directory(&self) -> &Directory {
         &self.directory
+    }
+
+    /// Whether any loaded policy mentions `on_call` (`context.on_call`, `on_call_schedules`).
+    pub fn reads_on_call(&self) -> bool {
+        self.reads_on_call
     }
 
     /// SHA-256 over the loaded policies (ids and text), to record which policy set decided.
@@ -564,11 +573,13 @@ impl PolicyEngine {
             });
         }
         // Break-glass asks use only break-glass rules, and other asks only the others.
-        let permitting: Vec<(String, PermitTerms)> = reasons
+        let mut permitting: Vec<(String, PermitTerms)> = reasons
             .into_iter()
             .filter_map(|id| self.terms.get(&PolicyId::new(&id)).map(|t| (id, t.clone())))
             .filter(|(_, t)| t.breakglass_cap_seconds.is_some() == ask.breakglass)
             .collect();
+        // Cedar reports the permits as a set: sort them, so that ties go the same way every time.
+        permitting.sort_by(|a, b| a.0.cmp(&b.0));
         if permitting.is_empty() {
             return RequestVerdict::Refused(Refusal::NotPermitted {
                 principal: ask.requester.to_owned(),
@@ -597,6 +608,7 @@ impl PolicyEngine {
         let fitting: Vec<&(String, PermitTerms)> =
             fitting.into_iter().zip(&unmet_by).filter(|(_, why)| why.is_none()).map(|(p, _)| p).collect();
         let Some((_, chosen)) = fitting.iter().min_by_key(|(_, t)| (t.total_approvals(), t.stages.len()))
+        // (`min_by_key` keeps the first of equals: the permit whose id sorts first.)
         else {
             return RequestVerdict::Refused(Refusal::Unmet {
                 resource: ask.resource.to_owned(),

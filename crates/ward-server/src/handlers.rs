@@ -233,7 +233,7 @@ pub async fn revoke(
     Ok(Json(views::grant(broker.revoke(&caller, &id, body.reason).await?)))
 }
 
-#[utoipa::path(post, path = "/v1/grants/{id}/extend", request_body = ExtendBody, params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "grants",
+#[utoipa::path(post, path = "/v1/grants/{id}/extend", request_body = ExtendBody, params(("id" = String, Path, description = "the grant (`grt_…`)")), tag = "grants",
     security(("bearer" = [])),
     responses((status = 201, body = RequestView, description = "the extension request: pending, or approved with the grant extended at once, or denied by a rule"),
         (status = 403, body = ward_api::Problem, description = "not the holder, or no policy allows it"),
@@ -255,7 +255,7 @@ pub async fn extend(
     Ok((StatusCode::CREATED, Json(views::request(request))))
 }
 
-#[utoipa::path(post, path = "/v1/grants/{id}/review", request_body = ReviewBody, params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "grants",
+#[utoipa::path(post, path = "/v1/grants/{id}/review", request_body = ReviewBody, params(("id" = String, Path, description = "the grant (`grt_…`)")), tag = "grants",
     security(("bearer" = [])),
     responses((status = 200, body = GrantView, description = "reviewed (recorded as `breakglass.reviewed`)"),
         (status = 403, body = ward_api::Problem, description = "the holder, or not an approver for it"),

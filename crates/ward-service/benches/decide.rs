@@ -173,7 +173,7 @@ fn world(policies: usize, schedule: &Path) -> World {
     assert_eq!(engine.policy_set().policies().count(), policies + 1, "with the grant-holder permit");
     let file = OncallFile { schedule: Some(schedule.to_path_buf()), url: None, timeout: None };
     let settings = OncallSettings::load(file, schedule.parent().unwrap(), &directory).unwrap();
-    let oncall = Oncall::new(settings, directory);
+    let oncall = Oncall::new(settings, directory).unwrap();
     World { policies, resource: format!("logs:svc-{}", resources / 2), engine, oncall }
 }
 

@@ -169,6 +169,8 @@ pub struct Broker {
     /// Records configured sensitive fields as HMACs.
     redactor: Option<Redactor>,
     oncall: Oncall,
+    /// When an on-call problem was last recorded, per source.
+    oncall_reported: std::sync::Mutex<std::collections::HashMap<&'static str, Timestamp>>,
     wake: Notify,
     /// The last `seq` appended, for the forwarders to wake on.
     appended: tokio::sync::watch::Sender<i64>,
@@ -201,9 +203,11 @@ impl Broker {
         signer: AuditSigner,
         redactor: Option<Redactor>,
     ) -> Result<Arc<Self>, BrokerError> {
-        let oncall = Oncall::new(settings.oncall.clone(), policy.directory().clone());
+        let oncall = Oncall::new(settings.oncall.clone(), policy.directory().clone())
+            .map_err(BrokerError::Unavailable)?;
         let broker = Self {
             oncall,
+            oncall_reported: Default::default(),
             store,
             clock,
             policy: RwLock::new(Arc::new(policy)),
@@ -319,7 +323,7 @@ impl Broker {
         let ending = transition.grant.as_ref().filter(|g| !g.state.is_live()).cloned();
         // Narrow first: from here on no check succeeds on a grant this change ends.
         if let Some(grant) = &ending {
-            self.index.remove(grant);
+            self.index.remove(grant, self.now());
         }
         let grant = transition.grant.clone();
         let mut change = Change::default();
@@ -337,7 +341,7 @@ impl Broker {
                 if let Some(grant) = &ending {
                     // Still live in the store: restore it as it was stored.
                     if let Ok(Some(stored)) = self.store.grant(grant.id.as_str()).await {
-                        self.index.insert(&stored);
+                        self.index.restore(&stored);
                     }
                 }
                 Err(error.into())
@@ -350,12 +354,16 @@ impl Broker {
     /// (`oncall.unavailable`) and counts as "not on call".
     async fn circumstances(&self, user: &str, now: Timestamp) -> (Vec<String>, bool) {
         let business_hours = self.settings.business_hours.as_ref().is_some_and(|hours| hours.contains(now));
-        if !self.oncall.is_configured() {
+        // No lookups (and no outbound calls) when no policy could use the answer.
+        if !self.oncall.is_configured() || !self.policy().reads_on_call() {
             return (Vec::new(), business_hours);
         }
         let answer = self.oncall.lookup(user, now).await;
         for problem in &answer.problems {
             tracing::warn!(source = problem.source, error = %problem.error, "on-call source unavailable");
+            if !self.oncall_problem_is_news(problem.source, now) {
+                continue;
+            }
             let event = NewEvent {
                 id: RandomIds.event_id(),
                 event_type: EventType::OncallUnavailable,
@@ -373,6 +381,18 @@ impl Broker {
             }
         }
         (answer.schedules, business_hours)
+    }
+
+    /// Whether a problem with `source` should be recorded: at most once a minute per source,
+    /// so an outage is on record without flooding the log.
+    fn oncall_problem_is_news(&self, source: &'static str, now: Timestamp) -> bool {
+        let mut reported = self.oncall_reported.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let news =
+            reported.get(source).is_none_or(|at| now.duration_since(*at) >= SignedDuration::from_mins(1));
+        if news {
+            reported.insert(source, now);
+        }
+        news
     }
 
     async fn load_request(&self, id: &str) -> Result<AccessRequest, BrokerError> {

@@ -2,8 +2,10 @@
 //!
 //! The index only ever *narrows* what the store allows: a grant is added after the commit that
 //! makes it live, and removed before the commit that ends it (and put back if that commit
-//! fails). A check also compares `now` with the grant's window itself, so a late scheduler can
-//! never stretch access past `expires_at`.
+//! fails). A grant that was removed is never added again by a change that committed before the
+//! one that ended it (an extension racing a revocation), and an older version of a live grant
+//! never replaces a newer one. A check also compares `now` with the grant's window itself, so a
+//! late scheduler can never stretch access past `expires_at`.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -14,6 +16,7 @@ use ward_core::{Grant, GrantId};
 #[derive(Debug, Clone)]
 pub struct Slot {
     pub id: GrantId,
+    pub version: i64,
     pub starts_at: Timestamp,
     pub expires_at: Timestamp,
     /// Whether the first use has been recorded in the audit log.
@@ -22,7 +25,15 @@ pub struct Slot {
 
 #[derive(Default)]
 pub struct GrantIndex {
-    slots: RwLock<HashMap<String, Vec<Slot>>>,
+    slots: RwLock<Slots>,
+}
+
+#[derive(Default)]
+struct Slots {
+    live: HashMap<String, Vec<Slot>>,
+    /// Grants removed because they ended, until their window is over anyway (then nothing
+    /// could use them): a late insert of one of them is ignored.
+    ended: HashMap<GrantId, Timestamp>,
 }
 
 fn key(principal: &str, resource: &str, role: &str) -> String {
@@ -36,43 +47,69 @@ fn key(principal: &str, resource: &str, role: &str) -> String {
 }
 
 impl GrantIndex {
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Vec<Slot>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Slots> {
         self.slots.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Adds (or refreshes) a live grant; ignores grants that are over.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Slots> {
+        self.slots.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds (or refreshes) a live grant; ignores grants that are over, that ended meanwhile, or
+    /// an older version than the one indexed.
     pub fn insert(&self, grant: &Grant) {
         if !grant.state.is_live() {
             return;
         }
-        let slot = Slot {
+        let mut slots = self.write();
+        if slots.ended.contains_key(&grant.id) {
+            return;
+        }
+        let list = slots.live.entry(key(&grant.principal, &grant.resource, &grant.role)).or_default();
+        if list.iter().any(|s| s.id == grant.id && s.version > grant.version) {
+            return;
+        }
+        list.retain(|s| s.id != grant.id);
+        list.push(Slot {
             id: grant.id.clone(),
+            version: grant.version,
             starts_at: grant.starts_at,
             expires_at: grant.expires_at,
             used: grant.first_used_at.is_some(),
-        };
-        let mut slots = self.write();
-        let list = slots.entry(key(&grant.principal, &grant.resource, &grant.role)).or_default();
-        list.retain(|s| s.id != grant.id);
-        list.push(slot);
+        });
     }
 
-    pub fn remove(&self, grant: &Grant) {
+    /// Removes a grant that is ending; it will not come back, unless [`Self::restore`]d.
+    pub fn remove(&self, grant: &Grant, now: Timestamp) {
         let mut slots = self.write();
         let k = key(&grant.principal, &grant.resource, &grant.role);
-        if let Some(list) = slots.get_mut(&k) {
+        let mut latest_end = grant.expires_at;
+        if let Some(list) = slots.live.get_mut(&k) {
+            latest_end = list
+                .iter()
+                .filter(|s| s.id == grant.id)
+                .map(|s| s.expires_at)
+                .fold(latest_end, Timestamp::max);
             list.retain(|s| s.id != grant.id);
             if list.is_empty() {
-                slots.remove(&k);
+                slots.live.remove(&k);
             }
         }
+        slots.ended.retain(|_, expires_at| *expires_at > now);
+        slots.ended.insert(grant.id.clone(), latest_end);
+    }
+
+    /// Puts back a grant whose ending did not commit (as it is stored).
+    pub fn restore(&self, grant: &Grant) {
+        self.write().ended.remove(&grant.id);
+        self.insert(grant);
     }
 
     /// The grant that gives `principal` `role` on `resource` at `now`, if any (the one that
     /// lasts longest when several do).
     pub fn usable(&self, principal: &str, resource: &str, role: &str, now: Timestamp) -> Option<Slot> {
-        let slots = self.slots.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        slots
+        self.read()
+            .live
             .get(&key(principal, resource, role))?
             .iter()
             .filter(|s| s.starts_at <= now && now < s.expires_at)
@@ -83,6 +120,7 @@ impl GrantIndex {
     pub fn mark_used(&self, principal: &str, resource: &str, role: &str, id: &GrantId) {
         let mut slots = self.write();
         if let Some(slot) = slots
+            .live
             .get_mut(&key(principal, resource, role))
             .and_then(|list| list.iter_mut().find(|s| &s.id == id))
         {
@@ -92,6 +130,61 @@ impl GrantIndex {
 
     /// How many live grants are indexed.
     pub fn count(&self) -> usize {
-        self.slots.read().unwrap_or_else(|poisoned| poisoned.into_inner()).values().map(Vec::len).sum()
+        self.read().live.values().map(Vec::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+    use ward_core::{GrantState, RequestId};
+
+    use super::*;
+
+    fn grant(version: i64, minutes: i64) -> Grant {
+        let at: Timestamp = "2027-01-15T08:00:00Z".parse().unwrap_or(Timestamp::UNIX_EPOCH);
+        Grant {
+            id: GrantId::from("grt_1"),
+            request_id: RequestId::from("req_1"),
+            principal: "alice".into(),
+            resource: "logs:x".into(),
+            role: "read".into(),
+            starts_at: at,
+            expires_at: at + SignedDuration::from_mins(minutes),
+            state: GrantState::Active,
+            ended_at: None,
+            ended_by: None,
+            end_reason: None,
+            first_used_at: None,
+            extensions: Vec::new(),
+            review: None,
+            version,
+        }
+    }
+
+    #[test]
+    fn an_ended_grant_is_not_brought_back_by_a_late_insert() {
+        let index = GrantIndex::default();
+        let v1 = grant(1, 30);
+        let now = v1.starts_at + SignedDuration::from_mins(1);
+        index.insert(&v1);
+        // An extension (v2) commits, then a revocation (v3) removes the grant before the
+        // extension's caller gets to update the index.
+        index.remove(&grant(3, 60), now);
+        index.insert(&grant(2, 60));
+        assert!(index.usable("alice", "logs:x", "read", now).is_none());
+        // A revocation that did not commit puts it back.
+        index.restore(&grant(2, 60));
+        assert_eq!(index.usable("alice", "logs:x", "read", now).map(|s| s.version), Some(2));
+    }
+
+    #[test]
+    fn an_older_version_never_replaces_a_newer_one() {
+        let index = GrantIndex::default();
+        let now = grant(1, 30).starts_at;
+        index.insert(&grant(2, 60));
+        index.insert(&grant(1, 30));
+        let slot = index.usable("alice", "logs:x", "read", now).unwrap_or_else(|| panic!("not indexed"));
+        assert_eq!((slot.version, slot.expires_at), (2, grant(2, 60).expires_at));
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Policies see the result as `context.on_call` and `context.on_call_schedules`. A source that
 //! cannot be read never makes anyone on call (fail closed: the request waits for a person); the
-//! broker records the problem as `oncall.unavailable`. A schedule file that stops parsing keeps
-//! the last valid schedule in force.
+//! broker records the problem as `oncall.unavailable`. A schedule file that is there but stops
+//! parsing keeps the last valid schedule in force (an edit in progress must not take everyone
+//! off call); a schedule file that cannot be read at all makes nobody on call by it.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -41,13 +42,29 @@ pub struct OncallSettings {
     pub timeout: Duration,
 }
 
+/// Why a schedule file gave no schedule.
+enum ScheduleError {
+    /// It cannot be read (missing, unreadable): nobody is on call by it.
+    Read(String),
+    /// It is there but does not parse: the last valid one stays in force.
+    Invalid(String),
+}
+
+impl ScheduleError {
+    fn message(self) -> String {
+        match self {
+            Self::Read(message) | Self::Invalid(message) => message,
+        }
+    }
+}
+
 impl OncallSettings {
     /// Validates `[oncall]`; `base` is ward.toml's folder. The schedule file must parse now:
     /// ward does not start on a schedule it cannot read.
     pub fn load(file: OncallFile, base: &Path, directory: &Directory) -> Result<Self, String> {
         let schedule_path = file.schedule.map(|p| if p.is_absolute() { p } else { base.join(p) });
         let schedule = match &schedule_path {
-            Some(path) => read_schedule(path, directory)?,
+            Some(path) => read_schedule(path, directory).map_err(ScheduleError::message)?,
             None => Schedule::default(),
         };
         if let Some(url) = &file.url {
@@ -120,9 +137,10 @@ pub struct Schedule {
     shifts: Vec<Shift>,
 }
 
-fn read_schedule(path: &Path, directory: &Directory) -> Result<Schedule, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Schedule::parse(&text, directory).map_err(|e| format!("{}: {e}", path.display()))
+fn read_schedule(path: &Path, directory: &Directory) -> Result<Schedule, ScheduleError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ScheduleError::Read(format!("cannot read {}: {e}", path.display())))?;
+    Schedule::parse(&text, directory).map_err(|e| ScheduleError::Invalid(format!("{}: {e}", path.display())))
 }
 
 fn is_schedule_name(name: &str) -> bool {
@@ -247,7 +265,9 @@ pub struct Oncall {
 }
 
 impl Oncall {
-    pub fn new(settings: OncallSettings, directory: Directory) -> Self {
+    /// Fails only when no HTTP client can be built (a broken TLS setup): ward then does not
+    /// start, rather than look up without a timeout.
+    pub fn new(settings: OncallSettings, directory: Directory) -> Result<Self, String> {
         let seen = settings.schedule_path.as_deref().and_then(file_stamp);
         let loaded = Mutex::new(Loaded { schedule: settings.schedule.clone(), seen });
         let http = reqwest::Client::builder()
@@ -255,8 +275,8 @@ impl Oncall {
             .connect_timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .unwrap_or_default();
-        Self { settings, directory, loaded, http }
+            .map_err(|e| format!("cannot set up the on-call lookup's HTTP client: {e}"))?;
+        Ok(Self { settings, directory, loaded, http })
     }
 
     pub fn is_configured(&self) -> bool {
@@ -300,20 +320,30 @@ impl Oncall {
         if stamp.is_some() && stamp == loaded.seen {
             return (loaded.schedule.on_call(user, now), None);
         }
-        let problem = match read_schedule(path, &self.directory) {
+        loaded.seen = stamp;
+        match read_schedule(path, &self.directory) {
             Ok(schedule) => {
                 loaded.schedule = schedule;
-                None
+                (loaded.schedule.on_call(user, now), None)
             }
-            // A missing file is reported on every lookup: it has no stamp to remember.
-            Err(error) => Some(OncallProblem {
-                source: "schedule",
-                error,
-                fallback: "the last valid schedule stays in force",
-            }),
-        };
-        loaded.seen = stamp;
-        (loaded.schedule.on_call(user, now), problem)
+            Err(ScheduleError::Invalid(error)) => {
+                let problem = OncallProblem {
+                    source: "schedule",
+                    error,
+                    fallback: "the last valid schedule stays in force",
+                };
+                (loaded.schedule.on_call(user, now), Some(problem))
+            }
+            // Read again at the next lookup (it has no stamp to remember).
+            Err(ScheduleError::Read(error)) => {
+                let problem = OncallProblem {
+                    source: "schedule",
+                    error,
+                    fallback: "nobody is on call by the schedule",
+                };
+                (BTreeSet::new(), Some(problem))
+            }
+        }
     }
 
     async fn ask(&self, url: &str, user: &str) -> Result<Vec<String>, String> {

@@ -68,7 +68,7 @@ pub enum Outcome {
     AutoDenied,
     /// request: granted at once under a break-glass rule.
     Breakglass,
-    /// request: allowed, either way.
+    /// request: allowed: pending, approved at once or break-glass (not denied at once).
     Allowed,
     /// approve, access.
     Allow,
@@ -205,7 +205,7 @@ fn decide(engine: &PolicyEngine, case: &Case) -> CaseResult {
                         Filing::Breakglass => Outcome::Breakglass,
                     };
                     let passed = match case.expect {
-                        Outcome::Allowed => true,
+                        Outcome::Allowed => got != Outcome::AutoDenied,
                         Outcome::Pending => {
                             got == Outcome::Pending
                                 && case.approvals.is_none_or(|n| n == terms.approvals_required)

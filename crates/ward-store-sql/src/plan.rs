@@ -11,7 +11,7 @@ use ward_core::{AccessRequest, Grant};
 use ward_store::{Change, HolderLimit, StoreError};
 
 use crate::Dialect;
-use crate::rows::{RequestTerms, hash_bytes, millis, to_json};
+use crate::rows::{StoredTerms, hash_bytes, millis, to_json};
 
 /// A bound value: ward stores only integers and text.
 pub(crate) enum Param {
@@ -187,7 +187,7 @@ fn request_statement(r: &AccessRequest) -> Result<Statement, StoreError> {
                 i64::from(r.approvals_required).into(),
                 r.grant_id.as_ref().map(|g| g.as_str()).into(),
                 to_json(&r.policy_ids)?.into(),
-                to_json(&RequestTerms::of(r))?.into(),
+                to_json(&StoredTerms::of(r))?.into(),
                 r.version.into(),
             ],
         ));

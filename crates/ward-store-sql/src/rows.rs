@@ -79,7 +79,7 @@ fn json<T: serde::de::DeserializeOwned>(row: &impl Columns, column: impl Column)
 
 pub(crate) fn request_from_row(row: &impl Columns) -> Result<AccessRequest, StoreError> {
     let state: String = row.text("state")?;
-    let terms: RequestTerms = json(row, "terms")?;
+    let terms: StoredTerms = json(row, "terms")?;
     Ok(AccessRequest {
         id: RequestId(row.text("id")?),
         requester: row.text("requester")?,
@@ -105,7 +105,6 @@ pub(crate) fn request_from_row(row: &impl Columns) -> Result<AccessRequest, Stor
         business_hours: terms.business_hours,
         extends_grant: terms.extends_grant,
         breakglass: terms.breakglass,
-        review_within_seconds: terms.review_within_seconds,
     })
 }
 
@@ -113,7 +112,7 @@ pub(crate) fn request_from_row(row: &impl Columns) -> Result<AccessRequest, Stor
 /// from rows written before they existed read as their defaults.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
-pub(crate) struct RequestTerms {
+pub(crate) struct StoredTerms {
     stages: Vec<ward_core::Stage>,
     max_holders: Option<u32>,
     reciprocal_seconds: Option<u64>,
@@ -121,10 +120,9 @@ pub(crate) struct RequestTerms {
     business_hours: bool,
     extends_grant: Option<GrantId>,
     breakglass: bool,
-    review_within_seconds: Option<u64>,
 }
 
-impl RequestTerms {
+impl StoredTerms {
     pub(crate) fn of(r: &AccessRequest) -> Self {
         Self {
             stages: r.stages.clone(),
@@ -134,7 +132,6 @@ impl RequestTerms {
             business_hours: r.business_hours,
             extends_grant: r.extends_grant.clone(),
             breakglass: r.breakglass,
-            review_within_seconds: r.review_within_seconds,
         }
     }
 }

@@ -549,10 +549,39 @@ pub async fn the_holder_limit_holds_inside_the_commit(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(before_it, 0);
-    // Once alice releases, erin's grant fits.
+    // An extension decided from a stale count is refused by the commit too: erin, holding a
+    // short grant of her own (made when there was room), cannot extend into alice's window.
     let grant = alice.grant.unwrap();
-    store.commit(change([lifecycle::release(&mut ids, grant, "alice", t0()).unwrap()]), t0()).await.unwrap();
+    store
+        .commit(change([lifecycle::release(&mut ids, grant.clone(), "alice", t0()).unwrap()]), t0())
+        .await
+        .unwrap();
     assert_eq!(count("erin").await, 0);
+    let erins = file(&mut ids, "erin");
+    store.commit(change([erins.clone()]), t0()).await.unwrap();
+    let erins = approve_with(&mut ids, erins.request.unwrap(), "bob", &empty, t0()).unwrap();
+    store.commit(change([erins.clone()]), t0()).await.unwrap();
+    let alices = file(&mut ids, "alice");
+    store.commit(change([alices.clone()]), t0()).await.unwrap();
+    let later = t0() + SignedDuration::from_mins(10);
+    let alices = approve_with(&mut ids, alices.request.unwrap(), "bob", &empty, later).unwrap();
+    // alice's grant starts when erin's ends: no overlap, both fit.
+    store.commit(change([alices]), later).await.unwrap();
+    let erin_grant = erins.grant.unwrap();
+    let stale = GrantContext { holders: 0, extends: Some(erin_grant.clone()) };
+    let new = NewRequest {
+        requester: "erin".into(),
+        resource: erin_grant.resource.clone(),
+        role: erin_grant.role.clone(),
+        duration_seconds: 600,
+        reason: "INC-2 more".into(),
+        ..NewRequest::default()
+    };
+    let extension = lifecycle::file_request(&mut ids, new, &limited, "h", 3600, &stale, t0()).unwrap();
+    store.commit(change([extension.clone()]), t0()).await.unwrap();
+    let extended = approve_with(&mut ids, extension.request.unwrap(), "bob", &stale, t0()).unwrap();
+    assert!(matches!(store.commit(change([extended]), t0()).await, Err(StoreError::Conflict)));
+    assert_eq!(store.grant(erin_grant.id.as_str()).await.unwrap().unwrap().expires_at, erin_grant.expires_at);
 }
 
 pub async fn extensions_move_expiry(store: Arc<dyn Store>) {

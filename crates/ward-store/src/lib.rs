@@ -67,19 +67,24 @@ impl Change {
     }
 
     pub fn absorb(&mut self, transition: ward_core::lifecycle::Transition) {
+        // A grant this transition creates, or the time an extension adds to one, must respect
+        // the request's holder limit as the commit finds the store.
         if let (Some(request), Some(grant)) = (&transition.request, &transition.grant)
             && let Some(max) = request.max_holders
-            && grant.version == 1
         {
-            self.holder_limits.push(HolderLimit {
-                grant: grant.id.clone(),
-                resource: grant.resource.clone(),
-                role: grant.role.clone(),
-                principal: grant.principal.clone(),
-                starts_at: grant.starts_at,
-                expires_at: grant.expires_at,
-                max,
-            });
+            let extended = request.extends_grant.as_ref() == Some(&grant.id);
+            let added_from = grant.extensions.last().filter(|_| extended).map(|e| e.previous_expires_at);
+            if grant.version == 1 || added_from.is_some() {
+                self.holder_limits.push(HolderLimit {
+                    grant: grant.id.clone(),
+                    resource: grant.resource.clone(),
+                    role: grant.role.clone(),
+                    principal: grant.principal.clone(),
+                    starts_at: added_from.unwrap_or(grant.starts_at),
+                    expires_at: grant.expires_at,
+                    max,
+                });
+            }
         }
         self.requests.extend(transition.request);
         self.grants.extend(transition.grant);

@@ -9,6 +9,8 @@ use crate::model::Stage;
 
 /// The longest `@reason_min_length` accepted: a reason is a sentence, not an essay.
 const MAX_REASON_MIN_CHARS: usize = 500;
+/// The longest duration an annotation may give: a year and a day.
+const MAX_ANNOTATION_SECONDS: u64 = 366 * 24 * 3600;
 /// How long approvers have to review a break-glass grant when the policy does not say.
 pub const DEFAULT_REVIEW_WITHIN_SECONDS: u64 = 24 * 3600;
 
@@ -78,7 +80,11 @@ pub(super) fn read_terms(policy: &Policy) -> Result<PermitTerms, PolicyError> {
     let duration = |name: &str| {
         policy
             .annotation(name)
-            .map(|text| parse_duration(text).map_err(|e| annotation_error(format!("@{name}: {e}"))))
+            .map(|text| match parse_duration(text) {
+                Ok(seconds) if seconds <= MAX_ANNOTATION_SECONDS => Ok(seconds),
+                Ok(_) => Err(annotation_error(format!("@{name}(\"{text}\") is longer than 366d"))),
+                Err(e) => Err(annotation_error(format!("@{name}: {e}"))),
+            })
             .transpose()
     };
     let defaults = PermitTerms::default();

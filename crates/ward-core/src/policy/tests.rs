@@ -88,7 +88,6 @@ fn request_for(requester: &str, resource: &str, role: &str) -> AccessRequest {
         business_hours: false,
         extends_grant: None,
         breakglass: false,
-        review_within_seconds: None,
         version: 1,
     }
 }

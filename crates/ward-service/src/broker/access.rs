@@ -97,7 +97,7 @@ impl Broker {
         for _ in 0..MAX_ATTEMPTS {
             let mut grant = self.load_grant(id.as_str()).await?;
             if !grant.is_usable_at(now) {
-                self.index.remove(&grant);
+                self.index.remove(&grant, now);
                 return Ok(CheckOutcome::denied(format!("grant {id} is {}", grant.state)));
             }
             let allowed = CheckOutcome {

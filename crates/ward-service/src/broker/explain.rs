@@ -8,7 +8,7 @@ pub const DEFAULT_WHAT_IF_DURATION_SECONDS: u64 = 30 * 60;
 impl Broker {
     /// Decides `input` as `create_request` would for `principal` (the caller unless given; only
     /// admins and auditors may ask about someone else), and says who could approve it. Nothing
-    /// is filed or recorded.
+    /// is filed; only a failing on-call source is recorded (`oncall.unavailable`).
     pub async fn explain(
         &self,
         caller: &Caller,

@@ -178,28 +178,37 @@ impl Broker {
         Err(BrokerError::Conflict("the access kept changing while this request was filed; try again".into()))
     }
 
-    /// What a decision on `request` by `approver` depends on, read from the policy and store.
+    /// What a decision on `request` by `approver` depends on, read from the policy and store:
+    /// for a denial only whether they may decide it, for an approval also what a grant needs.
     async fn decision_facts(
         &self,
         request: &AccessRequest,
         approver: &str,
         policy: &PolicyEngine,
+        needs: Needs,
     ) -> Result<DecisionFacts, BrokerError> {
-        let stages = policy.approval_stages(approver, &RequestAsk::of(request));
-        let mut last_approved_by_requester = None;
+        let mut facts = DecisionFacts::default();
+        if needs == Needs::Nothing {
+            return Ok(facts);
+        }
+        facts.stages = policy.approval_stages(approver, &RequestAsk::of(request));
+        if needs == Needs::Eligibility {
+            return Ok(facts);
+        }
         if let Some(window) = request.reciprocal_seconds {
-            let since = self.now() - SignedDuration::from_secs(i64::try_from(window).unwrap_or(i64::MAX));
+            // Any approval in the window will do: the filter's `since` is the window.
             let filter = EventFilter {
                 actor: Some(request.requester.clone()),
                 subject: Some(approver.to_owned()),
                 event_type: Some(EventType::ApprovalGranted),
-                since: Some(since),
-                limit: 1000,
+                since: Some(lifecycle::subtract_seconds(self.now(), window)),
+                limit: 1,
                 ..EventFilter::default()
             };
-            last_approved_by_requester = self.store.events(&filter).await?.last().map(|e| e.occurred_at);
+            facts.last_approved_by_requester =
+                self.store.events(&filter).await?.first().map(|e| e.occurred_at);
         }
-        let context = self
+        facts.context = self
             .grant_context(Prospect {
                 requester: &request.requester,
                 resource: &request.resource,
@@ -210,21 +219,31 @@ impl Broker {
                 limited: request.max_holders.is_some(),
             })
             .await?;
-        Ok(DecisionFacts { stages, last_approved_by_requester, context })
+        Ok(facts)
     }
 
-    /// What the store says about the grant a request would create (how many others hold the
-    /// role in its window, when a limit applies) or extend (the grant, as stored now).
+    /// What the store says about the grant a request would create or extend (the grant, as
+    /// stored now): when a holder limit applies, how many others hold the role in the window
+    /// it would add.
     async fn grant_context(&self, prospect: Prospect<'_>) -> Result<GrantContext, BrokerError> {
         let mut context = GrantContext::default();
-        if let Some(id) = prospect.extends {
-            context.extends = Some(self.load_grant(id.as_str()).await?);
-        } else if prospect.limited {
-            let (starts_at, expires_at) =
-                lifecycle::grant_window(prospect.start_at, prospect.duration_seconds, self.now());
+        let window = match prospect.extends {
+            Some(id) => {
+                let grant = self.load_grant(id.as_str()).await?;
+                let window = lifecycle::grant_window(
+                    Some(grant.expires_at),
+                    prospect.duration_seconds,
+                    grant.expires_at,
+                );
+                context.extends = Some(grant);
+                window
+            }
+            None => lifecycle::grant_window(prospect.start_at, prospect.duration_seconds, self.now()),
+        };
+        if prospect.limited {
             context.holders = self
                 .store
-                .live_holders(prospect.resource, prospect.role, prospect.requester, starts_at, expires_at)
+                .live_holders(prospect.resource, prospect.role, prospect.requester, window.0, window.1)
                 .await?;
         }
         Ok(context)
@@ -236,6 +255,7 @@ impl Broker {
         caller: &Caller,
         id: &str,
         action: &str,
+        needs: Needs,
         decide: F,
     ) -> Result<AccessRequest, BrokerError>
     where
@@ -250,7 +270,7 @@ impl Broker {
         for _ in 0..MAX_ATTEMPTS {
             let request = self.load_request(id).await?;
             let policy = self.policy();
-            let facts = self.decision_facts(&request, &caller.name, &policy).await?;
+            let facts = self.decision_facts(&request, &caller.name, &policy, needs).await?;
             match decide(&mut RandomIds, request.clone(), &policy, &facts, self.now()) {
                 Err(error) => {
                     self.record_refusal(
@@ -286,7 +306,7 @@ impl Broker {
             validate_text("the comment", comment, false)?;
         }
         let name = caller.name.clone();
-        self.decide(caller, id, "approve", |ids, request, policy, facts, now| {
+        self.decide(caller, id, "approve", Needs::Everything, |ids, request, policy, facts, now| {
             let approver = facts.approver(&name);
             lifecycle::approve(ids, request, &approver, comment.clone(), &facts.context, now)
                 .map(|transition| transition.with_policy_hash(policy.hash()))
@@ -302,7 +322,7 @@ impl Broker {
     ) -> Result<AccessRequest, BrokerError> {
         validate_text("the comment", &comment, true)?;
         let name = caller.name.clone();
-        self.decide(caller, id, "deny", |ids, request, _policy, facts, now| {
+        self.decide(caller, id, "deny", Needs::Eligibility, |ids, request, _policy, facts, now| {
             lifecycle::deny(ids, request, &facts.approver(&name), comment.clone(), now)
         })
         .await
@@ -310,7 +330,7 @@ impl Broker {
 
     pub async fn cancel(&self, caller: &Caller, id: &str) -> Result<AccessRequest, BrokerError> {
         let name = caller.name.clone();
-        self.decide(caller, id, "cancel", |ids, request, _policy, _facts, now| {
+        self.decide(caller, id, "cancel", Needs::Nothing, |ids, request, _policy, _facts, now| {
             lifecycle::cancel(ids, request, &name, now)
         })
         .await
@@ -329,8 +349,19 @@ struct Prospect<'a> {
     limited: bool,
 }
 
+/// How much a decision needs to know beyond the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// Cancelling: only who asks.
+    Nothing,
+    /// Denying: whether the decider may decide it.
+    Eligibility,
+    /// Approving: also what the grant needs (approvals in return, holders, the extended grant).
+    Everything,
+}
+
 /// What a decision on a request depends on beyond the request itself.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DecisionFacts {
     /// The deciding user's approval stages; `None` when the policy does not let them decide.
     pub stages: Option<Vec<String>>,

@@ -90,7 +90,7 @@ impl Broker {
                 }
                 _ => {
                     report.expired += 1;
-                    self.index.remove(grant);
+                    self.index.remove(grant, self.now());
                     metrics::counter!("ward_grants_expired_total").increment(1);
                 }
             }

@@ -18,6 +18,7 @@ on_both_backends!(
     automatic_denial_wins_and_is_on_record,
     on_call_comes_from_the_lookup_and_fails_closed,
     a_broken_schedule_keeps_the_last_good_one,
+    an_extension_respects_the_holder_limit,
 );
 
 fn refused<T: std::fmt::Debug>(result: Result<T, BrokerError>) -> LifecycleError {
@@ -302,4 +303,35 @@ async fn a_broken_schedule_keeps_the_last_good_one(store: Arc<dyn Store>) {
     assert_eq!(problems.len(), 1, "reported once per change of the file");
     assert!(problems[0].reason.as_deref().unwrap().contains("oncall.toml"), "{:?}", problems[0]);
     assert_eq!(problems[0].details["source"], "schedule");
+
+    // A schedule that cannot be read at all makes nobody on call by it.
+    w.clock.advance(SignedDuration::from_mins(2));
+    std::fs::remove_file(&schedule).unwrap();
+    let fourth = w.broker.create_request(&w.who("dave"), dave()).await.unwrap();
+    assert_eq!((fourth.state, fourth.on_call_schedules.len()), (RequestState::Pending, 0));
+    let last = w.events().await.into_iter().rfind(|e| e.event_type == EventType::OncallUnavailable).unwrap();
+    assert_eq!(last.details["fallback"], "nobody is on call by the schedule");
+}
+
+async fn an_extension_respects_the_holder_limit(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    // dave holds the ledger for 30m, alice for 1h, and erin from 45m on: two at any moment.
+    let dave = w.broker.create_request(&w.who("dave"), incident(ledger(1800))).await.unwrap();
+    w.ledger_grant("alice").await.unwrap();
+    let later = RequestInput { start_at: Some(t0() + SignedDuration::from_mins(45)), ..ledger(3600) };
+    let erin = w.broker.create_request(&w.who("erin"), later).await.unwrap();
+    w.broker.approve(&w.who("bob"), erin.id.as_str(), None).await.unwrap();
+    assert_eq!(
+        w.broker.approve(&w.who("sam"), erin.id.as_str(), None).await.unwrap().state,
+        RequestState::Approved
+    );
+    // dave's extension into [30m, 60m) would make three: refused, though his on-call rule would
+    // approve it at once.
+    let more = ExtendInput {
+        duration_seconds: 1800,
+        reason: "INC-5120 still digging".into(),
+        ticket: Some("INC-5120".into()),
+    };
+    let error = refused(w.broker.extend(&w.who("dave"), dave.grant_id.unwrap().as_str(), more).await);
+    assert!(matches!(error, LifecycleError::TooManyHolders { max: 2, .. }), "{error}");
 }
