@@ -57,9 +57,9 @@ pub fn check_policies(explicit: Option<&Path>, json: bool) -> Result<ExitCode, C
         Err(other) => return Err(config_error(other)),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&value).map_err(config_error)?);
+        say!("{}", serde_json::to_string_pretty(&value).map_err(config_error)?);
     } else if valid {
-        println!("{text}");
+        say!("{text}");
     } else {
         eprintln!("ward: {text}");
     }
@@ -78,14 +78,14 @@ pub fn test_policies(file: &Path, explicit: Option<&Path>, json: bool) -> Result
     if json {
         let report =
             serde_json::json!({ "passed": results.len() - failed, "failed": failed, "cases": results });
-        println!("{}", serde_json::to_string_pretty(&report).map_err(config_error)?);
+        say!("{}", serde_json::to_string_pretty(&report).map_err(config_error)?);
     } else {
         let name = |outcome| serde_json::to_value(outcome).ok().and_then(|v| v.as_str().map(str::to_owned));
         for result in &results {
             if result.passed {
-                println!("ok    {}", result.name);
+                say!("ok    {}", result.name);
             } else {
-                println!(
+                say!(
                     "FAIL  {}: expected {}, got {} ({})",
                     result.name,
                     name(result.expected).unwrap_or_default(),
@@ -94,7 +94,7 @@ pub fn test_policies(file: &Path, explicit: Option<&Path>, json: bool) -> Result
                 );
             }
         }
-        println!("{} cases: {} passed, {failed} failed", results.len(), results.len() - failed);
+        say!("{} cases: {} passed, {failed} failed", results.len(), results.len() - failed);
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -177,7 +177,7 @@ fn print_quickstart_banner(config: &Path, address: &str, store: &str, users: &st
     } else {
         format!("export WARD_URL={url}\n  ")
     };
-    println!(
+    say!(
         "\nward quickstart is running at {url}\n\
          \n  world:  {config} (users {users})\
          \n  store:  {store}\
@@ -202,7 +202,7 @@ pub async fn create_token(user: &str, ttl: &str, explicit: Option<&Path>) -> Res
         ward_service::BrokerError::NotFound(why) => CliError::Refused(why),
         other => CliError::Usage(other.to_string()),
     })?;
-    println!("{token}");
+    say!("{token}");
     Ok(())
 }
 
@@ -247,12 +247,12 @@ pub async fn verify(
         // A row that does not even decode is an integrity failure, not an I/O error.
         Err(VerifyError::Store(StoreError::Corrupt(why))) => {
             if json {
-                println!(
+                say!(
                     "{}",
                     serde_json::json!({ "valid": false, "problems": [{ "problem": "unreadable", "message": why }] })
                 );
             } else {
-                println!("INVALID: unreadable event: {why}");
+                say!("INVALID: unreadable event: {why}");
             }
             return Ok(ExitCode::from(1));
         }
@@ -275,20 +275,20 @@ pub async fn verify(
             "root": hex::encode(report.root),
             "problems": problems,
         });
-        println!("{}", serde_json::to_string_pretty(&out).map_err(|e| CliError::Usage(e.to_string()))?);
+        say!("{}", serde_json::to_string_pretty(&out).map_err(|e| CliError::Usage(e.to_string()))?);
     } else {
         for problem in &report.problems {
-            println!("{problem}");
+            say!("{problem}");
         }
         if report.is_valid() {
-            println!(
+            say!(
                 "valid: {} events; every hash, the chain, the tree head and the checkpoints verify (size {}, root {})",
                 report.events,
                 report.size,
                 hex::encode(report.root)
             );
         } else {
-            println!("INVALID: {} problem(s) in {} events", report.problems.len(), report.events);
+            say!("INVALID: {} problem(s) in {} events", report.problems.len(), report.events);
         }
     }
     Ok(if report.is_valid() { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -380,11 +380,11 @@ pub fn check_proof(path: &Path, key: Option<&str>) -> Result<ExitCode, CliError>
     };
     match outcome {
         Ok(message) => {
-            println!("{message}");
+            say!("{message}");
             Ok(ExitCode::SUCCESS)
         }
         Err(why) => {
-            println!("INVALID: {why}");
+            say!("INVALID: {why}");
             Ok(ExitCode::from(1))
         }
     }

@@ -1,5 +1,11 @@
 //! `ward`: the server and its client in one binary.
 
+/// `println!` that ends the process quietly when stdout is closed (`ward … | head`).
+macro_rules! say {
+    () => { $crate::say(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::say(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 mod cli;
 mod client;
 mod local;
@@ -25,6 +31,16 @@ use crate::client::{CliError, Client, typed};
 /// verify run about a fifth faster; docs/PERFORMANCE.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Writes to stdout; a reader that went away (a closed pipe) ends ward quietly, as `grep` does.
+fn say(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(error) = std::io::stdout().lock().write_fmt(text)
+        && error.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -74,7 +90,7 @@ fn render<T: DeserializeOwned>(
 
 fn print_json(value: &Value) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Usage(e.to_string()))?;
-    println!("{text}");
+    say!("{text}");
     Ok(())
 }
 
@@ -124,7 +140,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             if json {
                 print_json(&value)?;
             } else {
-                println!("{}: {}", explanation.decision, explanation.why);
+                say!("{}: {}", explanation.decision, explanation.why);
             }
             Ok(if explanation.decision == "denied" { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
@@ -244,14 +260,14 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             if json {
                 print_json(&value)?;
             } else if reload.changed {
-                println!(
+                say!(
                     "policies reloaded: {} policies, policy set sha256 {} (was {})",
                     reload.policy_ids.len(),
                     reload.hash,
                     reload.previous_hash
                 );
             } else {
-                println!("the policies are unchanged (policy set sha256 {})", reload.hash);
+                say!("the policies are unchanged (policy set sha256 {})", reload.hash);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -293,7 +309,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Audit { command: AuditCommand::Key } => {
             let value = client()?.get("/v1/audit/key", &[]).await?;
-            render(json, &value, |key: &AuditKey| println!("{}", key.verifier_key))
+            render(json, &value, |key: &AuditKey| say!("{}", key.verifier_key))
         }
         Command::Audit { command: AuditCommand::Checkpoint { now } } => {
             let client = client()?;
@@ -303,7 +319,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 client.get("/v1/audit/checkpoint", &[]).await?
             };
             // The note exactly as signed, so `> checkpoint.txt` keeps a verifiable copy.
-            render(json, &value, |checkpoint: &CheckpointView| print!("{}", checkpoint.note))
+            render(json, &value, |checkpoint: &CheckpointView| say(format_args!("{}", checkpoint.note)))
         }
         Command::Audit {
             command:
@@ -364,7 +380,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                         roles.push(role);
                     }
                 }
-                println!(
+                say!(
                     "{} (groups: {}{})",
                     me.name,
                     me.groups.join(", "),

@@ -15,7 +15,7 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
     let line = |cells: Vec<String>| {
         let padded: Vec<String> =
             cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
-        println!("{}", padded.join("  ").trim_end());
+        say!("{}", padded.join("  ").trim_end());
     };
     line(header.iter().map(|h| h.to_string()).collect());
     for row in rows {
@@ -63,33 +63,33 @@ pub fn requests(list: &[RequestView]) {
 }
 
 pub fn request(r: &RequestView) {
-    println!("request   {}", r.id);
-    println!("state     {}", r.state);
-    println!("requester {}", r.requester);
-    println!("resource  {} (role {})", r.resource, r.role);
-    println!("for       {}", format_duration(r.duration_seconds));
-    println!("reason    {}", r.reason);
-    println!("ticket    {}", or_dash(r.ticket.as_deref()));
+    say!("request   {}", r.id);
+    say!("state     {}", r.state);
+    say!("requester {}", r.requester);
+    say!("resource  {} (role {})", r.resource, r.role);
+    say!("for       {}", format_duration(r.duration_seconds));
+    say!("reason    {}", r.reason);
+    say!("ticket    {}", or_dash(r.ticket.as_deref()));
     if let Some(start) = r.start_at {
-        println!("starts    {}", start);
+        say!("starts    {}", start);
     }
-    println!("created   {}", r.created_at);
+    say!("created   {}", r.created_at);
     if let Some(grant) = &r.extends_grant {
-        println!("extends   {grant}");
+        say!("extends   {grant}");
     }
     if r.breakglass {
-        println!("break-glass: granted at once; an approver must review it");
+        say!("break-glass: granted at once; an approver must review it");
     }
     let approved = r.approvals.iter().filter(|a| a.decision == "approve").count();
     if !r.breakglass {
-        println!("approvals {approved} of {} needed", r.approvals_required);
+        say!("approvals {approved} of {} needed", r.approvals_required);
     }
     for stage in &r.stages {
         let missing = r.stages_unmet.iter().find(|s| s.name == stage.name).map_or(0, |s| s.approvals);
-        println!("  stage   {}: {} of {} met", stage.name, stage.approvals - missing, stage.approvals);
+        say!("  stage   {}: {} of {} met", stage.name, stage.approvals - missing, stage.approvals);
     }
     for a in &r.approvals {
-        println!(
+        say!(
             "          {} {} at {}{}{}",
             a.approver,
             a.decision,
@@ -99,8 +99,8 @@ pub fn request(r: &RequestView) {
         );
     }
     match (&r.grant_id, r.state.as_str()) {
-        (Some(grant), _) => println!("grant     {grant}"),
-        (None, "pending") => println!("lapses    {}", r.lapses_at),
+        (Some(grant), _) => say!("grant     {grant}"),
+        (None, "pending") => say!("lapses    {}", r.lapses_at),
         _ => {}
     }
 }
@@ -132,15 +132,15 @@ pub fn grants(list: &[GrantView], now: Timestamp) {
 }
 
 pub fn grant(g: &GrantView, now: Timestamp) {
-    println!("grant     {}", g.id);
-    println!("state     {}", g.state);
-    println!("principal {}", g.principal);
-    println!("resource  {} (role {})", g.resource, g.role);
-    println!("request   {}", g.request_id);
-    println!("starts    {}", g.starts_at);
-    println!("expires   {} ({})", g.expires_at, relative(g.expires_at, now));
+    say!("grant     {}", g.id);
+    say!("state     {}", g.state);
+    say!("principal {}", g.principal);
+    say!("resource  {} (role {})", g.resource, g.role);
+    say!("request   {}", g.request_id);
+    say!("starts    {}", g.starts_at);
+    say!("expires   {} ({})", g.expires_at, relative(g.expires_at, now));
     if let Some(ended) = g.ended_at {
-        println!(
+        say!(
             "ended     {} by {}{}",
             ended,
             or_dash(g.ended_by.as_deref()),
@@ -148,7 +148,7 @@ pub fn grant(g: &GrantView, now: Timestamp) {
         );
     }
     for e in &g.extensions {
-        println!(
+        say!(
             "extended  +{} at {} (request {}): {} -> {}",
             format_duration(e.added_seconds),
             e.at,
@@ -159,16 +159,11 @@ pub fn grant(g: &GrantView, now: Timestamp) {
     }
     if let Some(review) = &g.review {
         match (&review.reviewed_by, review.reviewed_at) {
-            (Some(by), Some(at)) => println!(
+            (Some(by), Some(at)) => say!(
                 "review    done by {by} at {at}{}",
                 review.comment.as_ref().map(|c| format!(": {c}")).unwrap_or_default()
             ),
-            _ => println!(
-                "review    {} (due {}, {})",
-                review.state,
-                review.due_at,
-                relative(review.due_at, now)
-            ),
+            _ => say!("review    {} (due {}, {})", review.state, review.due_at, relative(review.due_at, now)),
         }
     }
 }
@@ -176,10 +171,10 @@ pub fn grant(g: &GrantView, now: Timestamp) {
 pub fn check(c: &CheckResult, now: Timestamp) {
     match (c.allowed, c.expires_at) {
         (true, Some(expires)) => {
-            println!("allowed: {} until {expires} ({})", c.reason, relative(expires, now))
+            say!("allowed: {} until {expires} ({})", c.reason, relative(expires, now))
         }
-        (true, None) => println!("allowed: {}", c.reason),
-        (false, _) => println!("not allowed: {}", c.reason),
+        (true, None) => say!("allowed: {}", c.reason),
+        (false, _) => say!("not allowed: {}", c.reason),
     }
 }
 

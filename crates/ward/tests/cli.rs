@@ -719,6 +719,20 @@ fn extend_and_break_glass_from_the_command_line() {
     assert_eq!((code, reviewed["review"]["state"].as_str()), (0, Some("done")), "{reviewed}");
     let (_, none) = server.json(&bob, &["grants", "--unreviewed"]);
     assert_eq!(none, serde_json::json!([]));
+
+    // A reader that goes away (`ward grants | head -1`) ends ward quietly.
+    let mut child = Command::new(WARD)
+        .args(["grants", "-o", "json"])
+        .env("WARD_URL", &server.url)
+        .env("WARD_TOKEN", &bob)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
 
 /// Runs the OCSF 1.8.0 schema validation (Python: ocsf-json-schema + jsonschema, which we did not
