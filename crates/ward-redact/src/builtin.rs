@@ -76,6 +76,10 @@ const RULES: &[(&str, &str, &[&str], &str)] = &[
     ),
 ];
 
+/// Values of `password=`-style pairs that are not secrets: references to one (`$DB_PASSWORD`,
+/// `%PASSWORD%`, `{{ .pass }}`, `env.X`, `process.env.X`), masks and placeholders.
+const PLACEHOLDER_VALUES: &str = r"(?i)^(?:[$%{(#]|env\.|process\.env|\*+$|x{3,}$|null$|none$|nil$|true$|false$|undefined$|password$|secret$|changeme$|redacted$|hidden$)";
+
 /// The built-in rules, compiled.
 pub fn builtin_rules() -> Result<Vec<Rule>, RedactError> {
     RULES
@@ -86,6 +90,7 @@ pub fn builtin_rules() -> Result<Vec<Rule>, RedactError> {
                 "card" => rule.check(Check::Luhn),
                 "iban" => rule.check(Check::Iban),
                 "private-key" => rule.multiline(),
+                "secret-pair" => rule.allowing(PLACEHOLDER_VALUES)?,
                 _ => rule,
             })
         })

@@ -59,7 +59,7 @@ pub fn load(text: &str) -> Result<Loaded, RedactError> {
             skipped.push((id, "matches file paths only".to_owned()));
             continue;
         };
-        let regex = match compile(&id, pattern) {
+        let regex = match compile(&id, &from_go(pattern)) {
             Ok(regex) => regex,
             Err(error) => {
                 skipped.push((id, error.to_string()));
@@ -79,7 +79,9 @@ pub fn load(text: &str) -> Result<Loaded, RedactError> {
             check: crate::Check::None,
             min_entropy: rule.entropy,
             allow: allows,
-            multiline: false,
+            // gitleaks reads whole files; its patterns may span lines.
+            multiline: true,
+            all_groups: false,
             id,
         });
     }
@@ -100,7 +102,86 @@ fn allow(id: &str, list: &AllowlistFile) -> Result<Allow, RedactError> {
     };
     Ok(Allow {
         target,
-        regexes: list.regexes.iter().map(|r| compile(id, r)).collect::<Result<_, _>>()?,
+        // An allowlist entry that does not compile is left out: the rule then redacts more,
+        // never less.
+        regexes: list.regexes.iter().filter_map(|r| compile(id, &from_go(r)).ok()).collect(),
         stopwords: list.stopwords.iter().map(|w| w.to_lowercase()).collect(),
     })
+}
+
+/// Go's RE2 reads a `{` or `}` that does not make a repetition (`{2}`, `{2,}`, `{2,5}`) as a
+/// literal brace; the `regex` crate refuses it. Escape those, outside character classes.
+fn from_go(pattern: &str) -> String {
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut in_class = false;
+    let mut repetition_open = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '\\' => {
+                out.push(c);
+                if let Some(&next) = chars.get(i + 1) {
+                    out.push(next);
+                    i += 1;
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+                // A `]` right after `[` or `[^` is a literal member.
+                if chars.get(i + 1) == Some(&'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                if chars.get(i + 1) == Some(&']') {
+                    out.push(']');
+                    i += 1;
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            '{' if !in_class => {
+                let rest: String = chars[i + 1..].iter().take_while(|&&c| c != '}').collect();
+                let closes = chars.len() > i + 1 + rest.len();
+                let counts = !rest.is_empty()
+                    && rest.chars().all(|c| c.is_ascii_digit() || c == ',')
+                    && rest.chars().next().is_some_and(|c| c.is_ascii_digit())
+                    && rest.matches(',').count() <= 1;
+                if closes && counts {
+                    repetition_open = true;
+                    out.push(c);
+                } else {
+                    out.push_str("\\{");
+                }
+            }
+            '}' if !in_class => {
+                if repetition_open {
+                    repetition_open = false;
+                    out.push(c);
+                } else {
+                    out.push_str("\\}");
+                }
+            }
+            _ => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::from_go;
+
+    #[test]
+    fn literal_braces_are_escaped_and_repetitions_kept() {
+        assert_eq!(from_go(r"^\$(?:\d+|{\d+})$"), r"^\$(?:\d+|\{\d+\})$");
+        assert_eq!(from_go(r"a{2}b{1,}c{3,4}"), r"a{2}b{1,}c{3,4}");
+        assert_eq!(from_go(r"^\{\{[ \t]*[\w ().|]+[ \t]*}}$"), r"^\{\{[ \t]*[\w ().|]+[ \t]*\}\}$");
+        assert_eq!(from_go(r"[{}]x{2}"), r"[{}]x{2}");
+    }
 }

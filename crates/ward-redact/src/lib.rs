@@ -16,6 +16,8 @@
 mod builtin;
 mod checks;
 pub mod gitleaks;
+mod keywords;
+pub mod noseyparker;
 mod pseudonym;
 pub mod stream;
 
@@ -24,6 +26,11 @@ use regex::bytes::Regex;
 
 pub use builtin::builtin_rules;
 pub use pseudonym::{Placeholder, Pseudonyms, Replace};
+
+/// gitleaks' default rules (MIT; `rules/gitleaks/`).
+pub const GITLEAKS_RULES: &str = include_str!("../rules/gitleaks/gitleaks.toml");
+/// Nosey Parker's rules (Apache-2.0; `rules/noseyparker/`).
+pub const NOSEYPARKER_RULES: &str = include_str!("../rules/noseyparker/rules.toml");
 
 /// The longest regex ward compiles (bytes of its compiled program), so that a rule cannot make
 /// the engine slow or large.
@@ -88,6 +95,8 @@ pub struct Rule {
     pub allow: Vec<Allow>,
     /// A match may span lines (a PEM block); other rules match within one line.
     pub multiline: bool,
+    /// Redact every capture group that matched (a user name and its password), not one.
+    pub all_groups: bool,
 }
 
 impl Rule {
@@ -103,7 +112,15 @@ impl Rule {
             min_entropy: None,
             allow: Vec::new(),
             multiline: false,
+            all_groups: false,
         })
+    }
+
+    /// Values matching `pattern` are not secrets.
+    pub fn allowing(mut self, pattern: &str) -> Result<Self, RedactError> {
+        let regex = compile(&self.id, pattern)?;
+        self.allow.push(Allow { target: AllowTarget::Secret, regexes: vec![regex], stopwords: Vec::new() });
+        Ok(self)
     }
 
     pub fn multiline(mut self) -> Self {
@@ -121,16 +138,25 @@ impl Rule {
         self
     }
 
-    /// The span to redact in a match, or `None` when the match is not a secret.
-    fn secret_span(&self, caps: &regex::bytes::Captures<'_>, text: &[u8]) -> Option<(usize, usize)> {
-        let whole = caps.get(0)?;
-        let value = match self.group {
-            Some(group) => caps.get(group)?,
-            None => (1..caps.len()).find_map(|i| caps.get(i).filter(|m| !m.is_empty())).unwrap_or(whole),
+    /// The spans to redact in a match: the secret group (or every group, or the whole match)
+    /// that passes the rule's checks.
+    fn secret_spans(&self, caps: &regex::bytes::Captures<'_>, text: &[u8], spans: &mut Vec<(usize, usize)>) {
+        let Some(whole) = caps.get(0) else { return };
+        let groups = || (1..caps.len()).filter_map(|i| caps.get(i)).filter(|m| !m.is_empty());
+        let candidates: Vec<regex::bytes::Match<'_>> = match self.group {
+            Some(group) => caps.get(group).into_iter().collect(),
+            None if self.all_groups => groups().collect(),
+            None => groups().next().into_iter().collect(),
         };
-        if value.is_empty() {
-            return None;
+        let candidates = if candidates.is_empty() && self.group.is_none() { vec![whole] } else { candidates };
+        for value in candidates {
+            if !value.is_empty() && self.is_secret(value, whole, text) {
+                spans.push((value.start(), value.end()));
+            }
         }
+    }
+
+    fn is_secret(&self, value: regex::bytes::Match<'_>, whole: regex::bytes::Match<'_>, text: &[u8]) -> bool {
         let bytes = value.as_bytes();
         let passes = match self.check {
             Check::None => true,
@@ -138,13 +164,13 @@ impl Rule {
             Check::Iban => checks::iban(bytes),
         };
         if !passes || self.min_entropy.is_some_and(|min| checks::entropy(bytes) < min) {
-            return None;
+            return false;
         }
         if inside_pseudonym(text, value.start(), value.end()) {
-            return None;
+            return false;
         }
         let line = line_around(text, whole.start(), whole.end());
-        let allowed = self.allow.iter().any(|allow| {
+        !self.allow.iter().any(|allow| {
             let target = match allow.target {
                 AllowTarget::Secret => bytes,
                 AllowTarget::Match => whole.as_bytes(),
@@ -155,15 +181,16 @@ impl Rule {
                     let lower = bytes.to_ascii_lowercase();
                     allow.stopwords.iter().any(|w| contains(&lower, w.as_bytes()))
                 })
-        });
-        (!allowed).then(|| (value.start(), value.end()))
+        })
     }
 }
 
 pub(crate) fn compile(id: &str, pattern: &str) -> Result<Regex, RedactError> {
-    regex::bytes::RegexBuilder::new(pattern)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
+    let build = |unicode: bool| {
+        regex::bytes::RegexBuilder::new(pattern).unicode(unicode).size_limit(REGEX_SIZE_LIMIT).build()
+    };
+    build(false)
+        .or_else(|_| build(true))
         .map_err(|e| RedactError::Regex { id: id.to_owned(), message: e.to_string() })
 }
 
@@ -257,18 +284,25 @@ impl RuleSet {
                 });
             }
         }
-        let mut patterns: Vec<String> = Vec::new();
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
         let mut woken_by: Vec<Vec<usize>> = Vec::new();
         let mut always = Vec::new();
         for (index, rule) in rules.iter().enumerate() {
-            if rule.keywords.is_empty() {
+            // A rule without keywords gets the literals every match of it starts with, when its
+            // regex has a short list of them (most vendor tokens do: `ghp_`, `xoxb-`, …).
+            let keywords: Vec<Vec<u8>> = if rule.keywords.is_empty() {
+                keywords::prefixes(rule.regex.as_str()).unwrap_or_default()
+            } else {
+                rule.keywords.iter().map(|k| k.as_bytes().to_vec()).collect()
+            };
+            if keywords.is_empty() {
                 always.push(index);
             }
-            for keyword in &rule.keywords {
-                match patterns.iter().position(|p| p == keyword) {
+            for keyword in keywords {
+                match patterns.iter().position(|p| *p == keyword) {
                     Some(at) => woken_by[at].push(index),
                     None => {
-                        patterns.push(keyword.clone());
+                        patterns.push(keyword);
                         woken_by.push(vec![index]);
                     }
                 }
@@ -291,6 +325,19 @@ impl RuleSet {
     /// ward's built-in rules.
     pub fn builtin() -> Result<Self, RedactError> {
         Self::new(builtin_rules()?)
+    }
+
+    /// ward's built-in rules, the vendored gitleaks rule set (ids `gitleaks.*`) and Nosey
+    /// Parker's rules (ids `np.*`), with the rules ward cannot use left out and listed.
+    pub fn standard() -> Result<(Self, Vec<(String, String)>), RedactError> {
+        let gitleaks = gitleaks::load(GITLEAKS_RULES)?;
+        let noseyparker = noseyparker::load(NOSEYPARKER_RULES)?;
+        let mut rules = builtin_rules()?;
+        rules.extend(gitleaks.rules);
+        rules.extend(noseyparker.rules);
+        let mut skipped = gitleaks.skipped;
+        skipped.extend(noseyparker.skipped);
+        Ok((Self::new(rules)?, skipped))
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -335,15 +382,16 @@ impl RuleSet {
         let mut found = Vec::new();
         for rule_index in self.candidates(text) {
             let rule = &self.rules[rule_index];
+            let mut spans = Vec::new();
             for caps in rule.regex.captures_iter(text) {
                 let Some(whole) = caps.get(0) else { continue };
                 if !rule.multiline && whole.as_bytes().contains(&b'\n') {
                     self.find_in_lines(rule_index, text, whole.start(), whole.end(), &mut found);
                     continue;
                 }
-                if let Some((start, end)) = rule.secret_span(&caps, text) {
-                    found.push(Finding { start, end, rule: rule_index });
-                }
+                spans.clear();
+                rule.secret_spans(&caps, text, &mut spans);
+                found.extend(spans.iter().map(|&(start, end)| Finding { start, end, rule: rule_index }));
             }
         }
         merge(found)
@@ -362,12 +410,16 @@ impl RuleSet {
         let first = text[..start].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let last = text[end..].iter().position(|&b| b == b'\n').map_or(text.len(), |i| end + i);
         let mut offset = first;
+        let mut spans = Vec::new();
         for line in text[first..last].split(|&b| b == b'\n') {
             for caps in rule.regex.captures_iter(line) {
-                if let Some((s, e)) = rule.secret_span(&caps, line) {
-                    found.push(Finding { start: offset + s, end: offset + e, rule: rule_index });
-                }
+                rule.secret_spans(&caps, line, &mut spans);
             }
+            found.extend(spans.drain(..).map(|(s, e)| Finding {
+                start: offset + s,
+                end: offset + e,
+                rule: rule_index,
+            }));
             offset += line.len() + 1;
         }
     }

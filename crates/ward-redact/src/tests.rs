@@ -91,7 +91,14 @@ const CORPUS: &[Cases] = &[
             (r#"{"client_secret":"abc123xyz"}"#, r#"{"client_secret":"<secret>"}"#),
             ("api_key: k-12345", "api_key: <secret>"),
         ],
-        &["password reset requested", "token expired", "secret=<secret:abc123>"],
+        &[
+            "password reset requested",
+            "token expired",
+            "secret=<secret:abc123>",
+            "password=$DB_PASSWORD",
+            "pwd=*****",
+            "token: null",
+        ],
     ),
     (
         "aws-access-key",
