@@ -66,6 +66,8 @@ fn every_nosey_parker_example_comes_out_redacted() {
     let np = np_rules();
     let (mut examples, mut missed) = (0, Vec::new());
     let (mut negatives, mut flagged) = (0, Vec::new());
+    // `(?# … )` comments are Hyperscan syntax the regex crate does not read: drop them.
+    let comment = regex::Regex::new(r"\(\?#[^)]*\)").unwrap();
     for rule in &np {
         let pattern = comment.replace_all(&rule.pattern, "");
         let own = regex::bytes::Regex::new(&pattern).unwrap_or_else(|e| panic!("{}: {e}", rule.id));
