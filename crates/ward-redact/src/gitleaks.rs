@@ -105,7 +105,7 @@ fn allow(id: &str, list: &AllowlistFile) -> Result<Allow, RedactError> {
         // An allowlist entry that does not compile is left out: the rule then redacts more,
         // never less.
         regexes: list.regexes.iter().filter_map(|r| compile(id, &from_go(r)).ok()).collect(),
-        stopwords: list.stopwords.iter().map(|w| w.to_lowercase()).collect(),
+        stopwords: Allow::stopwords(&list.stopwords)?,
     })
 }
 

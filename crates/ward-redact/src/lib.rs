@@ -35,6 +35,11 @@ pub const NOSEYPARKER_RULES: &str = include_str!("../rules/noseyparker/rules.tom
 /// The longest regex ward compiles (bytes of its compiled program), so that a rule cannot make
 /// the engine slow or large.
 const REGEX_SIZE_LIMIT: usize = 4 << 20;
+/// Past this many separate regions of a chunk, a rule scans the whole chunk instead.
+const MAX_REGIONS: usize = 16;
+/// The lazy DFA's cache per regex: big enough that secret rules with large case-insensitive
+/// classes do not rebuild their states over and over; it fills only as far as the text needs.
+const DFA_CACHE_LIMIT: usize = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedactError {
@@ -72,8 +77,23 @@ pub enum AllowTarget {
 pub struct Allow {
     pub target: AllowTarget,
     pub regexes: Vec<Regex>,
-    /// Lowercase words: a secret containing one is allowed.
-    pub stopwords: Vec<String>,
+    /// Words (any case): a secret containing one is allowed.
+    pub stopwords: Option<AhoCorasick>,
+}
+
+impl Allow {
+    /// One automaton over all the words, so a secret is checked in one pass however many there
+    /// are (gitleaks' generic rule has over a thousand).
+    pub fn stopwords(words: &[String]) -> Result<Option<AhoCorasick>, RedactError> {
+        if words.is_empty() {
+            return Ok(None);
+        }
+        AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .build(words)
+            .map(Some)
+            .map_err(|e| RedactError::Load(e.to_string()))
+    }
 }
 
 /// One redaction rule.
@@ -119,7 +139,7 @@ impl Rule {
     /// Values matching `pattern` are not secrets.
     pub fn allowing(mut self, pattern: &str) -> Result<Self, RedactError> {
         let regex = compile(&self.id, pattern)?;
-        self.allow.push(Allow { target: AllowTarget::Secret, regexes: vec![regex], stopwords: Vec::new() });
+        self.allow.push(Allow { target: AllowTarget::Secret, regexes: vec![regex], stopwords: None });
         Ok(self)
     }
 
@@ -177,17 +197,18 @@ impl Rule {
                 AllowTarget::Line => line,
             };
             allow.regexes.iter().any(|re| re.is_match(target))
-                || (!allow.stopwords.is_empty() && {
-                    let lower = bytes.to_ascii_lowercase();
-                    allow.stopwords.iter().any(|w| contains(&lower, w.as_bytes()))
-                })
+                || allow.stopwords.as_ref().is_some_and(|words| words.is_match(bytes))
         })
     }
 }
 
 pub(crate) fn compile(id: &str, pattern: &str) -> Result<Regex, RedactError> {
     let build = |unicode: bool| {
-        regex::bytes::RegexBuilder::new(pattern).unicode(unicode).size_limit(REGEX_SIZE_LIMIT).build()
+        regex::bytes::RegexBuilder::new(pattern)
+            .unicode(unicode)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .dfa_size_limit(DFA_CACHE_LIMIT)
+            .build()
     };
     build(false)
         .or_else(|_| build(true))
@@ -211,10 +232,6 @@ fn inside_pseudonym(text: &[u8], start: usize, end: usize) -> bool {
         && kind.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
         && digest.len() == 6
         && digest.iter().all(u8::is_ascii_hexdigit)
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The line (without its newline) that holds `start..end`.
@@ -355,43 +372,83 @@ impl RuleSet {
             .collect()
     }
 
-    /// The rules whose keywords occur in `text`, plus those without keywords, in rule order.
-    fn candidates(&self, text: &[u8]) -> Vec<usize> {
-        let mut woken = vec![false; self.rules.len()];
-        for &i in &self.always {
-            woken[i] = true;
-        }
-        if let Some(prefilter) = &self.prefilter {
-            let mut seen_pattern = vec![false; self.woken_by.len()];
-            for found in prefilter.find_overlapping_iter(text) {
-                let pattern = found.pattern().as_usize();
-                if !seen_pattern[pattern] {
-                    seen_pattern[pattern] = true;
-                    for &rule in &self.woken_by[pattern] {
-                        woken[rule] = true;
-                    }
-                }
+    /// What each rule must scan: rules without keywords the whole text, the others only the
+    /// lines where one of their keywords occurs (with lines around them for rules whose matches
+    /// may span lines). A keyword somewhere in a 64 KB chunk says little; on a line it
+    /// says a lot.
+    fn regions(&self, text: &[u8]) -> Vec<(usize, Vec<(usize, usize)>)> {
+        let mut regions: Vec<(usize, Vec<(usize, usize)>)> =
+            self.always.iter().map(|&rule| (rule, vec![(0, text.len())])).collect();
+        let Some(prefilter) = &self.prefilter else { return regions };
+        let newlines: Vec<usize> =
+            text.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i).collect();
+        let line_count = newlines.len() + 1;
+        let mut hits: Vec<(usize, usize)> = Vec::new();
+        for found in prefilter.find_overlapping_iter(text) {
+            let line = newlines.partition_point(|&n| n < found.start());
+            for &rule in &self.woken_by[found.pattern().as_usize()] {
+                hits.push((rule, line));
             }
         }
-        woken.iter().enumerate().filter(|(_, w)| **w).map(|(i, _)| i).collect()
+        hits.sort_unstable();
+        hits.dedup();
+        let line_start = |line: usize| if line == 0 { 0 } else { newlines[line - 1] + 1 };
+        let line_end = |line: usize| newlines.get(line).copied().unwrap_or(text.len());
+        for group in hits.chunk_by(|a, b| a.0 == b.0) {
+            let rule = group[0].0;
+            // A match that may span lines starts at most a little before its keyword and may run
+            // on for a while after it (a config block, a multi-line command).
+            let (before, after) = if self.rules[rule].multiline { (2, 16) } else { (0, 0) };
+            let mut ranges: Vec<(usize, usize)> = Vec::new();
+            for &(_, line) in group {
+                let (first, last) = (line.saturating_sub(before), (line + after).min(line_count - 1));
+                match ranges.last_mut() {
+                    // Adjacent or overlapping lines scan as one region.
+                    Some(range) if range.1 + 1 >= first => range.1 = range.1.max(last),
+                    _ => ranges.push((first, last)),
+                }
+            }
+            // Many small regions cost more in calls than one pass over the chunk.
+            let scan = if ranges.len() > MAX_REGIONS {
+                vec![(0, text.len())]
+            } else {
+                ranges.into_iter().map(|(first, last)| (line_start(first), line_end(last))).collect()
+            };
+            regions.push((rule, scan));
+        }
+        regions.sort_by_key(|(rule, _)| *rule);
+        regions
     }
 
-    /// The spans to replace in `text` (whole lines), sorted, overlaps merged. A match never
-    /// spans lines: one that would is looked for again line by line.
+    /// The spans to replace in `text` (whole lines), sorted, overlaps merged. A match spans
+    /// lines only if its rule says so; one that would otherwise is looked for line by line.
     pub fn find(&self, text: &[u8]) -> Vec<Finding> {
         let mut found = Vec::new();
-        for rule_index in self.candidates(text) {
+        let mut spans = Vec::new();
+        for (rule_index, regions) in self.regions(text) {
             let rule = &self.rules[rule_index];
-            let mut spans = Vec::new();
-            for caps in rule.regex.captures_iter(text) {
-                let Some(whole) = caps.get(0) else { continue };
-                if !rule.multiline && whole.as_bytes().contains(&b'\n') {
-                    self.find_in_lines(rule_index, text, whole.start(), whole.end(), &mut found);
-                    continue;
+            for (from, to) in regions {
+                let region = &text[from..to];
+                for caps in rule.regex.captures_iter(region) {
+                    let Some(whole) = caps.get(0) else { continue };
+                    if !rule.multiline && whole.as_bytes().contains(&b'\n') {
+                        self.find_in_lines(
+                            rule_index,
+                            text,
+                            from + whole.start(),
+                            from + whole.end(),
+                            &mut found,
+                        );
+                        continue;
+                    }
+                    spans.clear();
+                    rule.secret_spans(&caps, region, &mut spans);
+                    found.extend(spans.iter().map(|&(start, end)| Finding {
+                        start: from + start,
+                        end: from + end,
+                        rule: rule_index,
+                    }));
                 }
-                spans.clear();
-                rule.secret_spans(&caps, text, &mut spans);
-                found.extend(spans.iter().map(|&(start, end)| Finding { start, end, rule: rule_index }));
             }
         }
         merge(found)
