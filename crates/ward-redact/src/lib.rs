@@ -35,6 +35,8 @@ pub const NOSEYPARKER_RULES: &str = include_str!("../rules/noseyparker/rules.tom
 /// The longest regex ward compiles (bytes of its compiled program), so that a rule cannot make
 /// the engine slow or large.
 const REGEX_SIZE_LIMIT: usize = 4 << 20;
+/// Up to this many rules, each scans the whole chunk and no keyword prefilter runs.
+const SMALL_RULE_SET: usize = 16;
 /// Past this many separate regions of a chunk, a rule scans the whole chunk instead.
 const MAX_REGIONS: usize = 16;
 /// The lazy DFA's cache per regex: big enough that secret rules with large case-insensitive
@@ -304,10 +306,15 @@ impl RuleSet {
         let mut patterns: Vec<Vec<u8>> = Vec::new();
         let mut woken_by: Vec<Vec<usize>> = Vec::new();
         let mut always = Vec::new();
+        // A few rules each run faster over the whole chunk, on their own regex's literal
+        // prefilter, than behind a shared keyword pass; many rules need the keyword pass.
+        let prefiltered = rules.len() > SMALL_RULE_SET;
         for (index, rule) in rules.iter().enumerate() {
             // A rule without keywords gets the literals every match of it starts with, when its
             // regex has a short list of them (most vendor tokens do: `ghp_`, `xoxb-`, …).
-            let keywords: Vec<Vec<u8>> = if rule.keywords.is_empty() {
+            let keywords: Vec<Vec<u8>> = if !prefiltered {
+                Vec::new()
+            } else if rule.keywords.is_empty() {
                 keywords::prefixes(rule.regex.as_str()).unwrap_or_default()
             } else {
                 rule.keywords.iter().map(|k| k.as_bytes().to_vec()).collect()
