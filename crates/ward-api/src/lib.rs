@@ -1,6 +1,8 @@
 //! The JSON of ward's HTTP API (`/v1`), shared by the server and the CLI so both speak exactly
 //! the same shapes. The OpenAPI document is generated from these types.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -354,4 +356,41 @@ pub struct ConsistencyProof {
     pub proof: Vec<String>,
     /// Signed checkpoints of either size, where ward has them.
     pub checkpoints: Vec<String>,
+}
+
+/// One line of a resource's logs, as its reader gets it (redacted unless read unmasked).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LogLineView {
+    /// The line's time, or the last one before it in its file.
+    pub time: Option<Timestamp>,
+    /// The file's name.
+    pub source: String,
+    pub line: String,
+}
+
+/// What a log read returned (the `access.used` event records the same).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LogSummaryView {
+    /// The grant the read went through.
+    pub grant_id: String,
+    pub files: usize,
+    pub lines: u64,
+    pub bytes: u64,
+    /// Whether the limit cut the answer short.
+    pub truncated: bool,
+    /// Values redacted in the lines returned, per kind (`email`, `card`, …).
+    pub redactions: BTreeMap<String, u64>,
+}
+
+/// One item of `GET /v1/logs/{resource}/search` and `/tail` (JSON lines, one item each).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LogItemView {
+    Line(LogLineView),
+    /// Last item of a search.
+    Summary(LogSummaryView),
+    /// Last item of a followed tail: why it ended (expiry, release, revocation).
+    End {
+        reason: String,
+    },
 }

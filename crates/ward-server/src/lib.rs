@@ -4,6 +4,7 @@
 
 mod auth;
 mod handlers;
+mod logs;
 mod problem;
 mod views;
 
@@ -38,11 +39,11 @@ pub use problem::ApiError;
         handlers::deny, handlers::cancel, handlers::list_grants, handlers::get_grant, handlers::release,
         handlers::revoke, handlers::extend, handlers::review, handlers::check, handlers::events, handlers::export, handlers::audit_key, handlers::latest_checkpoint,
         handlers::sign_checkpoint, handlers::inclusion_proof, handlers::consistency_proof, handlers::resources,
-        handlers::whoami, handlers::explain, handlers::reload_policies,
+        handlers::whoami, handlers::explain, handlers::reload_policies, logs::search, logs::tail,
         healthz, readyz
     ),
     modifiers(&BearerAuth),
-    tags((name = "requests"), (name = "grants"), (name = "access"), (name = "audit"), (name = "operations"))
+    tags((name = "requests"), (name = "grants"), (name = "access"), (name = "logs"), (name = "audit"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -150,7 +151,9 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/resources", get(handlers::resources))
         .route("/whoami", get(handlers::whoami))
         .route("/policy/explain", get(handlers::explain))
-        .route("/policy/reload", post(handlers::reload_policies));
+        .route("/policy/reload", post(handlers::reload_policies))
+        .route("/logs/{resource}/search", get(logs::search))
+        .route("/logs/{resource}/tail", get(logs::tail));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(healthz))

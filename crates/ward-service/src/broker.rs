@@ -28,6 +28,7 @@ mod auth;
 mod checkpoints;
 mod explain;
 mod grants;
+mod logs;
 mod proofs;
 mod requests;
 mod schedule;
@@ -35,6 +36,7 @@ mod visibility;
 
 pub use auth::PolicyReload;
 pub use explain::DEFAULT_WHAT_IF_DURATION_SECONDS;
+pub use logs::{DEFAULT_LOG_LIMIT, LogItem, LogQuery, LogResult};
 pub use requests::DecisionFacts;
 
 /// How often a decision is retried when a concurrent change got there first.
@@ -169,6 +171,8 @@ pub struct Broker {
     /// Records configured sensitive fields as HMACs.
     redactor: Option<Redactor>,
     oncall: Oncall,
+    /// The debug-log gateway (set once at start).
+    gateway: std::sync::OnceLock<crate::gateway::Gateway>,
     /// When an on-call problem was last recorded, per source.
     oncall_reported: std::sync::Mutex<std::collections::HashMap<&'static str, Timestamp>>,
     wake: Notify,
@@ -208,6 +212,7 @@ impl Broker {
         let broker = Self {
             oncall,
             oncall_reported: Default::default(),
+            gateway: std::sync::OnceLock::new(),
             store,
             clock,
             policy: RwLock::new(Arc::new(policy)),

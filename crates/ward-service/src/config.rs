@@ -56,7 +56,60 @@ struct File {
     #[serde(default)]
     groups: BTreeMap<String, GroupEntry>,
     #[serde(default)]
-    resources: BTreeMap<String, ResourceEntry>,
+    resources: BTreeMap<String, ResourceFile>,
+    #[serde(default)]
+    redaction: RedactionFile,
+}
+
+/// A resource in ward.toml: its directory entry, and for `logs` resources where the logs are.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResourceFile {
+    kind: String,
+    #[serde(default)]
+    description: String,
+    roles: Vec<String>,
+    /// Log files (globs, relative to ward.toml): `logs/payments-api/*.log*`.
+    #[serde(default)]
+    sources: Vec<PathBuf>,
+}
+
+/// `[redaction]`: what the debug-log gateway redacts.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RedactionFile {
+    /// `standard` (ward's built-in rules, gitleaks' and Nosey Parker's; the default) or
+    /// `builtin` (ward's own only).
+    rules: Option<String>,
+    /// The key pseudonyms are derived from (per grant); created 0600 on first start if absent.
+    key: Option<PathBuf>,
+    /// A team's own rules.
+    #[serde(default)]
+    custom: Vec<CustomRule>,
+}
+
+/// A rule of a team's own: `{ id = "customer-id", kind = "customer", pattern = "CUST-[0-9]{8}",
+/// keywords = ["cust-"] }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomRule {
+    pub id: String,
+    pub kind: String,
+    pub pattern: String,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+}
+
+/// The gateway's settings, validated.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// Each `logs` resource's configured files.
+    pub sources: BTreeMap<String, ward_logs::Source>,
+    /// `standard` or `builtin`.
+    pub rules: String,
+    pub custom: Vec<CustomRule>,
+    pub key: PathBuf,
+    pub key_configured: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +193,7 @@ pub struct Config {
     pub directory: Directory,
     pub oncall: OncallSettings,
     pub business_hours: Option<BusinessHours>,
+    pub logs: LogSettings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
@@ -272,7 +326,43 @@ impl Config {
             hmac_key_configured: configured_hmac_key.is_some(),
             hmac_key: configured_hmac_key.unwrap_or_else(|| data_dir.join("audit-hmac.key")),
         };
-        let directory = Directory::new(file.users, file.groups, file.resources)
+        let mut sources = BTreeMap::new();
+        let mut resources = BTreeMap::new();
+        for (name, resource) in file.resources {
+            if !resource.sources.is_empty() {
+                if resource.kind != "logs" {
+                    return Err(setting_error(
+                        &format!("resources.\"{name}\".sources"),
+                        "only resources of kind `logs` have log sources",
+                    ));
+                }
+                let patterns = resource.sources.into_iter().map(relative_to_file).collect();
+                let source = ward_logs::Source::new(patterns)
+                    .map_err(|e| setting_error(&format!("resources.\"{name}\".sources"), e))?;
+                sources.insert(name.clone(), source);
+            }
+            resources.insert(
+                name,
+                ResourceEntry {
+                    kind: resource.kind,
+                    description: resource.description,
+                    roles: resource.roles,
+                },
+            );
+        }
+        let rules = file.redaction.rules.unwrap_or_else(|| "standard".to_owned());
+        if !matches!(rules.as_str(), "standard" | "builtin") {
+            return Err(setting_error("redaction.rules", format!("`{rules}`: use `standard` or `builtin`")));
+        }
+        let configured_redaction_key = file.redaction.key.map(relative_to_file);
+        let logs = LogSettings {
+            sources,
+            rules,
+            custom: file.redaction.custom,
+            key_configured: configured_redaction_key.is_some(),
+            key: configured_redaction_key.unwrap_or_else(|| data_dir.join("redaction.key")),
+        };
+        let directory = Directory::new(file.users, file.groups, resources)
             .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
         let oncall =
             OncallSettings::load(file.oncall, &base, &directory).map_err(|e| setting_error("oncall", e))?;
@@ -304,6 +394,7 @@ impl Config {
             directory,
             oncall,
             business_hours,
+            logs,
         })
     }
 

@@ -5,6 +5,7 @@ pub mod broker;
 pub mod config;
 pub mod export;
 pub mod forward;
+pub mod gateway;
 pub mod ids;
 pub mod index;
 pub mod oncall;
@@ -96,6 +97,16 @@ pub async fn broker_for(
         Some(sensitive::Redactor::new(audit.hmac_fields.clone(), key))
     };
     let broker = Broker::new(store, clock, policy, settings, signer, redactor).await?;
+    let logs = &config.logs;
+    if !logs.key_configured
+        && let Some(dir) = logs.key.parent()
+    {
+        create_private_dir(dir).map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+    }
+    let key = signing::load_or_create_secret(&logs.key, !logs.key_configured)?;
+    let gateway = gateway::Gateway::new(logs, key)
+        .map_err(|e| ConfigError::Parse { path: config.path.clone(), message: e })?;
+    broker.set_gateway(gateway);
     let config = config.clone();
     broker.set_policy_loader(Box::new(move || config.policy_engine().map_err(|e| e.to_string())));
     Ok(broker)

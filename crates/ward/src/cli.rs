@@ -151,6 +151,11 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Read a resource's debug logs through your active grant (redacted unless --unmasked).
+    Logs {
+        #[command(subcommand)]
+        command: LogsCommand,
+    },
     /// Does PRINCIPAL hold ROLE on RESOURCE right now? Exit 0 if allowed, 1 if not.
     Check {
         #[arg(long)]
@@ -320,5 +325,39 @@ pub enum AuditCommand {
         after_seq: Option<i64>,
         #[arg(long)]
         limit: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogsCommand {
+    /// Search: lines in the time range that match PATTERN (a regex, matched against the lines as
+    /// you see them: redacted unless --unmasked). Prints how many values were redacted on stderr.
+    Search {
+        /// The resource, e.g. logs:payments-api.
+        resource: String,
+        pattern: Option<String>,
+        /// RFC 3339, or a duration ago (e.g. 1h).
+        #[arg(long)]
+        since: Option<String>,
+        /// RFC 3339, or a duration ago.
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many lines (default 1000).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Raw text; needs an active read-unmasked grant.
+        #[arg(long)]
+        unmasked: bool,
+    },
+    /// The last lines; with --follow, new lines as they are written until your grant ends.
+    Tail {
+        resource: String,
+        /// How many of the last lines (default 100).
+        #[arg(long)]
+        lines: Option<usize>,
+        #[arg(long)]
+        follow: bool,
+        #[arg(long)]
+        unmasked: bool,
     },
 }

@@ -86,7 +86,7 @@ impl Client {
         })
     }
 
-    /// Streams a GET's body to `out` as it arrives (exports can be large).
+    /// Streams a GET's body to `out` as it arrives (exports can be large; tails go on).
     pub async fn stream(
         &self,
         path: &str,
@@ -118,11 +118,11 @@ impl Client {
                 _ => CliError::Refused(detail),
             });
         }
-        let broken = |e: &dyn std::fmt::Display| CliError::Refused(format!("the export broke off: {e}"));
+        let broken = |e: &dyn std::fmt::Display| CliError::Refused(format!("the transfer broke off: {e}"));
         while let Some(chunk) = response.chunk().await.map_err(|e| broken(&root_cause(&e)))? {
-            out.write_all(&chunk).map_err(|e| CliError::Usage(format!("cannot write the export: {e}")))?;
+            out.write_all(&chunk).map_err(|e| CliError::Usage(format!("cannot write the output: {e}")))?;
         }
-        out.flush().map_err(|e| CliError::Usage(format!("cannot write the export: {e}")))
+        out.flush().map_err(|e| CliError::Usage(format!("cannot write the output: {e}")))
     }
 
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, CliError> {

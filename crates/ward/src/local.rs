@@ -114,7 +114,21 @@ pub async fn quickstart() -> Result<(), CliError> {
     run(config, Some(path)).await
 }
 
-const QUICKSTART_FILES: [(&str, &str); 6] = [
+const QUICKSTART_FILES: [(&str, &str); 11] = [
+    (
+        "logs/payments-api/payments-api.log",
+        include_str!("../../../examples/quickstart/logs/payments-api/payments-api.log"),
+    ),
+    (
+        "logs/payments-api/payments-api.log.1",
+        include_str!("../../../examples/quickstart/logs/payments-api/payments-api.log.1"),
+    ),
+    (
+        "logs/checkout-web/checkout-web.log",
+        include_str!("../../../examples/quickstart/logs/checkout-web/checkout-web.log"),
+    ),
+    ("logs/ledger/ledger.log", include_str!("../../../examples/quickstart/logs/ledger/ledger.log")),
+    ("policy-tests.toml", include_str!("../../../examples/quickstart/policy-tests.toml")),
     ("ward.toml", include_str!("../../../examples/quickstart/ward.toml")),
     ("oncall.toml", include_str!("../../../examples/quickstart/oncall.toml")),
     ("policies/ledger.cedar", include_str!("../../../examples/quickstart/policies/ledger.cedar")),

@@ -23,7 +23,9 @@ use ward_api::{
 };
 use ward_core::duration::parse_duration;
 
-use crate::cli::{AdminCommand, AuditCommand, Cli, Command, Format, Output, PolicyCommand, TokenCommand};
+use crate::cli::{
+    AdminCommand, AuditCommand, Cli, Command, Format, LogsCommand, Output, PolicyCommand, TokenCommand,
+};
 use crate::client::{CliError, Client, typed};
 
 /// mimalloc rather than the system allocator: the store's driver allocates rows on its own
@@ -278,6 +280,38 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let json = json || format == Format::Json;
             local::verify(config.as_deref(), json, checkpoint.as_deref(), key.as_deref(), file.as_deref())
                 .await
+        }
+        Command::Logs {
+            command: LogsCommand::Search { resource, pattern, since, until, limit, unmasked },
+        } => {
+            let mut query = Vec::new();
+            query.extend(pattern.map(|p| ("pattern", p)));
+            if let Some(since) = since {
+                query.push(("since", parse_time("--since", &since)?.to_string()));
+            }
+            if let Some(until) = until {
+                query.push(("until", parse_time("--until", &until)?.to_string()));
+            }
+            query.extend(limit.map(|l| ("limit", l.to_string())));
+            if unmasked {
+                query.push(("unmasked", "true".to_owned()));
+            }
+            let mut printer = output::LogPrinter::new(json);
+            client()?.stream(&format!("/v1/logs/{resource}/search"), &query, &mut printer).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Logs { command: LogsCommand::Tail { resource, lines, follow, unmasked } } => {
+            let mut query = Vec::new();
+            query.extend(lines.map(|l| ("lines", l.to_string())));
+            if follow {
+                query.push(("follow", "true".to_owned()));
+            }
+            if unmasked {
+                query.push(("unmasked", "true".to_owned()));
+            }
+            let mut printer = output::LogPrinter::new(json);
+            client()?.stream(&format!("/v1/logs/{resource}/tail"), &query, &mut printer).await?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Audit { command: AuditCommand::Export { format, since, until } } => {
             let mut query = vec![("format", format)];

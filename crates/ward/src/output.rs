@@ -199,3 +199,60 @@ pub fn events(list: &[EventView]) {
         rows,
     );
 }
+
+/// Prints a log stream (JSON lines of `LogItemView`) as it arrives: each line's text (or, with
+/// `-o json`, the JSON line itself) on stdout; the summary or why a tail ended on stderr.
+pub struct LogPrinter {
+    json: bool,
+    partial: Vec<u8>,
+}
+
+impl LogPrinter {
+    pub fn new(json: bool) -> Self {
+        Self { json, partial: Vec::new() }
+    }
+
+    fn item(&self, raw: &[u8]) {
+        let Ok(item) = serde_json::from_slice::<ward_api::LogItemView>(raw) else {
+            eprintln!("ward: a line of the answer is not a log item");
+            return;
+        };
+        if self.json {
+            say!("{}", String::from_utf8_lossy(raw));
+        }
+        match item {
+            ward_api::LogItemView::Line(line) if !self.json => say!("{}", line.line),
+            ward_api::LogItemView::Line(_) => {}
+            ward_api::LogItemView::Summary(summary) => {
+                let redacted: u64 = summary.redactions.values().sum();
+                let kinds: Vec<String> = summary.redactions.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                eprintln!(
+                    "{} line{}{} from {} file{}; {redacted} value{} redacted{}",
+                    summary.lines,
+                    if summary.lines == 1 { "" } else { "s" },
+                    if summary.truncated { " (the limit cut it short)" } else { "" },
+                    summary.files,
+                    if summary.files == 1 { "" } else { "s" },
+                    if redacted == 1 { "" } else { "s" },
+                    if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) },
+                );
+            }
+            ward_api::LogItemView::End { reason } => eprintln!("ward: the stream ended: {reason}"),
+        }
+    }
+}
+
+impl std::io::Write for LogPrinter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.partial.extend_from_slice(buf);
+        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            self.item(&line[..line.len() - 1]);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

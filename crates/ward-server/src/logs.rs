@@ -1,0 +1,128 @@
+//! The debug-log gateway over HTTP: search and tail as JSON lines, streamed.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::IntoResponse;
+use jiff::Timestamp;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use ward_api::{LogItemView, LogLineView, LogSummaryView};
+use ward_service::Broker;
+use ward_service::broker::{LogItem, LogQuery};
+
+use crate::auth::Authed;
+use crate::problem::ApiError;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// A regex (linear-time), matched against each line as you may see it: redacted, unless
+    /// `unmasked`.
+    pattern: Option<String>,
+    /// RFC 3339; lines written at or after.
+    #[param(value_type = Option<String>)]
+    since: Option<Timestamp>,
+    /// RFC 3339; lines written before.
+    #[param(value_type = Option<String>)]
+    until: Option<Timestamp>,
+    /// At most this many lines (default 1000, at most 100000).
+    limit: Option<usize>,
+    /// Raw text: needs an active `read-unmasked` grant.
+    unmasked: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TailQuery {
+    /// How many of the last lines (default 100).
+    lines: Option<usize>,
+    /// Keep the stream open for new lines until the grant ends.
+    follow: Option<bool>,
+    unmasked: Option<bool>,
+}
+
+fn line(line: ward_logs::Line) -> LogItemView {
+    LogItemView::Line(LogLineView { time: line.time, source: line.source, line: line.text })
+}
+
+fn json_line(item: &LogItemView) -> axum::body::Bytes {
+    let mut bytes = serde_json::to_vec(item).unwrap_or_default();
+    bytes.push(b'\n');
+    axum::body::Bytes::from(bytes)
+}
+
+fn ndjson(body: axum::body::Body) -> axum::response::Response {
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/x-ndjson"),
+    );
+    response
+}
+
+#[utoipa::path(get, path = "/v1/logs/{resource}/search", params(("resource" = String, Path, description = "a `logs` resource, e.g. `logs:payments-api`"), SearchQuery), tag = "logs",
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "application/x-ndjson", body = LogItemView, description = "JSON lines: `{\"line\": …}` per line, then `{\"summary\": …}`; recorded as `access.used`"),
+        (status = 403, body = ward_api::Problem, description = "no active grant for `read` (or `read-unmasked`) on it; recorded as `access.denied`"),
+        (status = 404, body = ward_api::Problem, description = "the resource has no log sources"),
+        (status = 422, body = ward_api::Problem, description = "an invalid pattern, time range or limit")))]
+pub async fn search(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    Path(resource): Path<String>,
+    query: Result<Query<SearchQuery>, QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    let Query(query) = query?;
+    let asked = LogQuery {
+        pattern: query.pattern.filter(|p| !p.is_empty()),
+        since: query.since,
+        until: query.until,
+        limit: query.limit,
+        unmasked: query.unmasked.unwrap_or(false),
+    };
+    let result = broker.search_logs(&caller, &resource, asked).await?;
+    let summary = LogItemView::Summary(LogSummaryView {
+        grant_id: result.grant_id.to_string(),
+        files: result.summary.files,
+        lines: result.summary.lines,
+        bytes: result.summary.bytes,
+        truncated: result.summary.truncated,
+        redactions: result.summary.redactions,
+    });
+    let items = result.lines.into_iter().map(line).chain(std::iter::once(summary));
+    let stream = futures_util::stream::iter(items.map(|item| Ok::<_, std::io::Error>(json_line(&item))));
+    Ok(ndjson(axum::body::Body::from_stream(stream)))
+}
+
+#[utoipa::path(get, path = "/v1/logs/{resource}/tail", params(("resource" = String, Path, description = "a `logs` resource"), TailQuery), tag = "logs",
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "application/x-ndjson", body = LogItemView, description = "JSON lines: the last lines, then (with `follow`) new ones as they are written, and `{\"end\": …}` when the grant ends"),
+        (status = 403, body = ward_api::Problem, description = "no active grant on it"),
+        (status = 404, body = ward_api::Problem, description = "the resource has no log sources")))]
+pub async fn tail(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    Path(resource): Path<String>,
+    query: Result<Query<TailQuery>, QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    let Query(query) = query?;
+    let receiver = broker
+        .tail_logs(
+            &caller,
+            &resource,
+            query.lines.unwrap_or(100),
+            query.follow.unwrap_or(false),
+            query.unmasked.unwrap_or(false),
+        )
+        .await?;
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let item = match receiver.recv().await? {
+            LogItem::Line(l) => line(l),
+            LogItem::End(reason) => LogItemView::End { reason },
+        };
+        Some((Ok::<_, std::io::Error>(json_line(&item)), receiver))
+    });
+    Ok(ndjson(axum::body::Body::from_stream(stream)))
+}

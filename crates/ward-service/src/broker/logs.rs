@@ -1,0 +1,336 @@
+//! The debug-log gateway: reading a resource's logs through an active grant, redacted unless
+//! the grant is `read-unmasked` and raw text is asked for. Every read is an `access.used` event;
+//! a read without a grant is refused and recorded.
+
+use std::time::Duration;
+
+use ward_logs::{Line, Masking, Query, Summary};
+
+use super::*;
+
+/// Lines a search returns when it names no limit.
+pub const DEFAULT_LOG_LIMIT: usize = 1000;
+/// How often a followed log is polled for new lines.
+const FOLLOW_POLL: Duration = Duration::from_millis(500);
+/// The most bytes one poll of a followed log reads.
+const FOLLOW_READ_BYTES: usize = 4 << 20;
+/// The longest search pattern accepted (compiled size, bytes): patterns are linear-time regexes.
+const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+/// What a reader asks of a resource's logs.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub pattern: Option<String>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub limit: Option<usize>,
+    /// Raw text: needs an active `read-unmasked` grant.
+    pub unmasked: bool,
+}
+
+/// A search's answer.
+#[derive(Debug, Clone)]
+pub struct LogResult {
+    pub grant_id: GrantId,
+    pub lines: Vec<Line>,
+    pub summary: Summary,
+}
+
+/// One item of a followed log.
+#[derive(Debug, Clone)]
+pub enum LogItem {
+    Line(Line),
+    /// The stream ends, and why (expiry, release, revocation).
+    End(String),
+}
+
+/// The grant a read goes through, and how its lines leave ward.
+struct Reading {
+    grant_id: GrantId,
+    expires_at: Timestamp,
+    role: &'static str,
+    source: ward_logs::Source,
+    rules: Arc<ward_redact::RuleSet>,
+    /// Under the grant's own key.
+    pseudonyms: Arc<ward_redact::Pseudonyms>,
+    /// Raw text (a `read-unmasked` grant, asked for).
+    raw: bool,
+}
+
+impl Broker {
+    pub fn set_gateway(&self, gateway: crate::gateway::Gateway) {
+        let _ = self.gateway.set(gateway);
+    }
+
+    /// Checks the caller may read `resource`'s logs now, or records the refusal.
+    async fn reading(
+        &self,
+        caller: &Caller,
+        resource: &str,
+        unmasked: bool,
+        action: &str,
+    ) -> Result<Reading, BrokerError> {
+        let role = if unmasked { "read-unmasked" } else { "read" };
+        let policy = self.policy();
+        policy.check_names(&caller.name, resource, role).map_err(BrokerError::Refused)?;
+        let Some((gateway, source)) = self.gateway.get().and_then(|g| g.source(resource).map(|s| (g, s)))
+        else {
+            return Err(BrokerError::NotFound(format!("`{resource}` has no log sources configured")));
+        };
+        let now = self.now();
+        let refusal = match self.index.usable(&caller.name, resource, role, now) {
+            None => format!(
+                "{} holds no active grant for `{role}` on `{resource}`; ask for one with `ward request {resource} --role {role} …`",
+                caller.name
+            ),
+            Some(slot) => match policy.permits_access(&caller.name, resource, role, true) {
+                Ok(()) => {
+                    return Ok(Reading {
+                        pseudonyms: Arc::new(gateway.pseudonyms(&slot.id)),
+                        grant_id: slot.id,
+                        expires_at: slot.expires_at,
+                        role,
+                        source: source.clone(),
+                        rules: gateway.rules(),
+                        raw: unmasked,
+                    });
+                }
+                Err(by) => format!("forbidden by policy {}", by.join(", ")),
+            },
+        };
+        self.record_refusal(caller, action, Some(resource), None, &refusal).await;
+        Err(BrokerError::Forbidden(refusal))
+    }
+
+    fn compile_query(&self, query: &LogQuery) -> Result<Query, BrokerError> {
+        let limit = query.limit.unwrap_or(DEFAULT_LOG_LIMIT);
+        if !(1..=ward_logs::MAX_LIMIT).contains(&limit) {
+            return Err(BrokerError::Invalid(format!(
+                "the limit must be from 1 to {}",
+                ward_logs::MAX_LIMIT
+            )));
+        }
+        if let (Some(since), Some(until)) = (query.since, query.until)
+            && since >= until
+        {
+            return Err(BrokerError::Invalid(format!("--since {since} is not before --until {until}")));
+        }
+        let pattern = match &query.pattern {
+            None => None,
+            Some(text) => {
+                validate_text("the pattern", text, true)?;
+                Some(
+                    regex::bytes::RegexBuilder::new(text).size_limit(PATTERN_SIZE_LIMIT).build().map_err(
+                        |e| BrokerError::Invalid(format!("the pattern is not a valid regex: {e}")),
+                    )?,
+                )
+            }
+        };
+        Ok(Query { pattern, since: query.since, until: query.until, limit })
+    }
+
+    /// Records a read as `access.used`; without the record there is no read (503).
+    async fn record_read(
+        &self,
+        caller: &Caller,
+        resource: &str,
+        reading: &Reading,
+        details: serde_json::Value,
+    ) -> Result<(), BrokerError> {
+        let event = NewEvent {
+            id: RandomIds.event_id(),
+            event_type: EventType::AccessUsed,
+            occurred_at: self.now(),
+            actor: caller.name.clone(),
+            subject: Some(caller.name.clone()),
+            resource: Some(resource.to_owned()),
+            request_id: None,
+            grant_id: Some(reading.grant_id.to_string()),
+            reason: None,
+            details,
+        };
+        self.commit(Change { events: vec![event], ..Change::default() }).await?;
+        Ok(())
+    }
+
+    /// Searches a resource's logs through the caller's active grant. Stops at the grant's
+    /// expiry; a grant that ends while the search runs returns nothing.
+    pub async fn search_logs(
+        &self,
+        caller: &Caller,
+        resource: &str,
+        query: LogQuery,
+    ) -> Result<LogResult, BrokerError> {
+        let compiled = match self.compile_query(&query) {
+            Ok(compiled) => compiled,
+            Err(error) => {
+                self.record_refusal(caller, "logs.search", Some(resource), None, &error.to_string()).await;
+                return Err(error);
+            }
+        };
+        let reading = self.reading(caller, resource, query.unmasked, "logs.search").await?;
+        let clock = self.clock.clone();
+        let (expires_at, source) = (reading.expires_at, reading.source.clone());
+        let (rules, pseudonyms, raw) = (reading.rules.clone(), reading.pseudonyms.clone(), reading.raw);
+        let searched = tokio::task::spawn_blocking(move || {
+            let mut lines = Vec::new();
+            let masking = if raw {
+                Masking::Raw
+            } else {
+                Masking::Redacted { rules: &rules, replace: pseudonyms.as_ref() }
+            };
+            let mut expired = false;
+            let summary = ward_logs::search(&source, &compiled, &masking, &mut |line| {
+                // Nothing outlives the window: a long search stops at the grant's end.
+                if lines.len() % 256 == 0 && clock.now() >= expires_at {
+                    expired = true;
+                    return false;
+                }
+                lines.push(line);
+                true
+            });
+            summary.map(|s| (lines, s, expired))
+        })
+        .await
+        .map_err(|e| BrokerError::Unavailable(format!("the log search failed: {e}")))?;
+        let (lines, mut summary, expired) = searched.map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        if expired || self.index.usable(&caller.name, resource, reading.role, self.now()).is_none() {
+            let why = format!("grant {} ended while the logs were read", reading.grant_id);
+            self.record_refusal(caller, "logs.search", Some(resource), None, &why).await;
+            return Err(BrokerError::Forbidden(why));
+        }
+        summary.truncated |= lines.len() < summary.lines as usize;
+        let details = json!({
+            "action": "logs.search",
+            "role": reading.role,
+            "pattern": query.pattern,
+            "since": query.since.map(|t| t.to_string()),
+            "until": query.until.map(|t| t.to_string()),
+            "lines": summary.lines,
+            "bytes": summary.bytes,
+            "truncated": summary.truncated,
+            "files": summary.files,
+            "redactions": summary.redactions,
+        });
+        self.record_read(caller, resource, &reading, details).await?;
+        metrics::counter!("ward_log_reads_total", "action" => "search").increment(1);
+        Ok(LogResult { grant_id: reading.grant_id, lines, summary })
+    }
+
+    /// The last `lines` lines of a resource's logs and, with `follow`, every line appended after
+    /// them until the grant ends (expiry, release, revocation: the last item says which).
+    pub async fn tail_logs(
+        self: &Arc<Self>,
+        caller: &Caller,
+        resource: &str,
+        lines: usize,
+        follow: bool,
+        unmasked: bool,
+    ) -> Result<tokio::sync::mpsc::Receiver<LogItem>, BrokerError> {
+        if !(1..=ward_logs::MAX_LIMIT).contains(&lines) {
+            return Err(BrokerError::Invalid(format!("--lines must be from 1 to {}", ward_logs::MAX_LIMIT)));
+        }
+        let reading = self.reading(caller, resource, unmasked, "logs.tail").await?;
+        let last = tokio::task::spawn_blocking({
+            let (rules, pseudonyms, raw) = (reading.rules.clone(), reading.pseudonyms.clone(), reading.raw);
+            let source = reading.source.clone();
+            move || {
+                let mut ring = std::collections::VecDeque::with_capacity(lines);
+                let masking = if raw {
+                    Masking::Raw
+                } else {
+                    Masking::Redacted { rules: &rules, replace: pseudonyms.as_ref() }
+                };
+                let query = Query { limit: usize::MAX, ..Query::default() };
+                let summary = ward_logs::search(&source, &query, &masking, &mut |line| {
+                    if ring.len() == lines {
+                        ring.pop_front();
+                    }
+                    ring.push_back(line);
+                    true
+                });
+                summary.map(|_| (ring, ward_logs::follow_start(&source)))
+            }
+        })
+        .await
+        .map_err(|e| BrokerError::Unavailable(format!("reading the logs failed: {e}")))?
+        .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        let (ring, start) = last;
+        let details = json!({
+            "action": "logs.tail",
+            "role": reading.role,
+            "follow": follow,
+            "lines": ring.len(),
+            "bytes": ring.iter().map(|l| l.text.len() as u64 + 1).sum::<u64>(),
+        });
+        self.record_read(caller, resource, &reading, details).await?;
+        metrics::counter!("ward_log_reads_total", "action" => "tail").increment(1);
+
+        let (sender, receiver) = tokio::sync::mpsc::channel(256);
+        let broker = self.clone();
+        let caller = caller.clone();
+        let resource = resource.to_owned();
+        tokio::spawn(async move {
+            for line in ring {
+                if sender.send(LogItem::Line(line)).await.is_err() {
+                    return;
+                }
+            }
+            if !follow {
+                return;
+            }
+            let mut position = start;
+            let (mut sent_lines, mut sent_bytes) = (0u64, 0u64);
+            let end = loop {
+                let now = broker.now();
+                if now >= reading.expires_at {
+                    break format!("grant {} expired at {}", reading.grant_id, reading.expires_at);
+                }
+                if broker.index.usable(&caller.name, &resource, reading.role, now).is_none() {
+                    break format!("grant {} ended (released or revoked)", reading.grant_id);
+                }
+                if let Some(at) = position.clone()
+                    && let Ok((appended, next)) = ward_logs::read_appended(&at, FOLLOW_READ_BYTES)
+                {
+                    position = Some(next);
+                    let mut out = Vec::with_capacity(appended.len());
+                    if reading.raw {
+                        out = appended;
+                    } else {
+                        let counts = &mut ward_redact::Counts::default();
+                        reading.rules.redact(&appended, reading.pseudonyms.as_ref(), &mut out, counts);
+                    }
+                    for text in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                        sent_lines += 1;
+                        sent_bytes += text.len() as u64 + 1;
+                        let line = Line {
+                            source: at
+                                .path
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default(),
+                            time: ward_logs::line_time(text),
+                            text: String::from_utf8_lossy(text).into_owned(),
+                        };
+                        if sender.send(LogItem::Line(line)).await.is_err() {
+                            return;
+                        }
+                    }
+                } else if position.is_none() {
+                    position = ward_logs::follow_start(&reading.source);
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(FOLLOW_POLL) => {}
+                    () = sender.closed() => return,
+                }
+            };
+            let details =
+                json!({ "action": "logs.follow", "lines": sent_lines, "bytes": sent_bytes, "ended": end });
+            if let Err(error) = broker.record_read(&caller, &resource, &reading, details).await {
+                tracing::error!(%error, "could not record the end of a followed log");
+            }
+            let _ = sender.send(LogItem::End(end)).await;
+        });
+        Ok(receiver)
+    }
+}
