@@ -663,6 +663,101 @@ fn request_wait_returns_the_decision() {
     assert_eq!(serde_json::from_slice::<Value>(&denied.stdout).unwrap()["state"], "denied");
 }
 
+/// The debug-log gateway from the command line: only through an active grant, redacted, with
+/// every read on record; a followed tail ends when the grant does.
+#[test]
+fn logs_are_read_through_a_grant_and_come_out_redacted() {
+    let server = Server::start(None);
+    let (alice, bob, carol) = (server.token("alice"), server.token("bob"), server.token("carol"));
+    let search = ["logs", "search", "logs:payments-api"];
+    let refused = server.ward(&alice, &search);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("holds no active grant for `read`"), "{}", stderr(&refused));
+
+    let ask = ["request", "logs:payments-api", "--role", "read", "--for", "10m", "--reason", "INC-4312 500s"];
+    let (_, request) = server.json(&alice, &ask);
+    let (_, approved) = server.json(&bob, &["approve", request["id"].as_str().unwrap()]);
+    let grant_id = approved["grant_id"].as_str().unwrap().to_owned();
+
+    let out = server.ward(&alice, &search);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 13, "{text}");
+    for secret in [
+        "jane.doe@example.com",
+        "4111 1111 1111 1111",
+        "sk_live_",
+        "AKIAIOSFODNN7EXAMPLE",
+        "Wint3r-Is-C0ming",
+        "hunter2-prod",
+        "ghp_",
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked:\n{text}");
+    }
+    assert!(text.contains("customer=<email:"), "{text}");
+    assert!(
+        stderr(&out).contains("13 lines from 2 files;") && stderr(&out).contains("values redacted"),
+        "{}",
+        stderr(&out)
+    );
+
+    // The pattern sees what the reader sees: the redacted text.
+    let oracle = server.ward(&alice, &["logs", "search", "logs:payments-api", "jane\\.doe"]);
+    assert_eq!(String::from_utf8(oracle.stdout).unwrap(), "");
+    let (code, items) = {
+        let out = server.ward(&alice, &["logs", "search", "logs:payments-api", "checkout 500", "-o", "json"]);
+        let items: Vec<Value> = out
+            .stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        (out.status.code(), items)
+    };
+    assert_eq!(code, Some(0));
+    assert_eq!(items.len(), 3, "two lines and the summary: {items:?}");
+    assert_eq!(items[2]["summary"]["grant_id"], grant_id.as_str());
+    assert!(items[2]["summary"]["redactions"]["email"].as_u64().unwrap() >= 2);
+    let bad = server.ward(&alice, &["logs", "search", "logs:payments-api", "(unclosed"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("not a valid regex"), "{}", stderr(&bad));
+    let unmasked = server.ward(&alice, &["logs", "search", "logs:payments-api", "--unmasked"]);
+    assert!(stderr(&unmasked).contains("no active grant for `read-unmasked`"), "{}", stderr(&unmasked));
+
+    // Every read is on record, with what it returned.
+    let (_, reads) = server.json(&carol, &["audit", "events", "--type", "access.used", "--grant", &grant_id]);
+    let searches: Vec<&Value> =
+        reads.as_array().unwrap().iter().filter(|e| e["details"]["action"] == "logs.search").collect();
+    assert_eq!(searches.len(), 3, "{reads}");
+    assert_eq!(searches[0]["details"]["lines"], 13);
+    let (_, refusals) =
+        server.json(&carol, &["audit", "events", "--type", "access.denied", "--actor", "alice"]);
+    assert!(
+        refusals.as_array().unwrap().iter().any(|e| e["details"]["action"] == "logs.search"),
+        "{refusals}"
+    );
+
+    // A followed tail ends, with the reason, when the holder releases the grant.
+    let follower = Command::new(WARD)
+        .args(["logs", "tail", "logs:payments-api", "--lines", "1", "--follow"])
+        .env("WARD_URL", &server.url)
+        .env("WARD_TOKEN", &alice)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(server.json(&alice, &["release", &grant_id]).0, 0);
+    let out = follower.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(String::from_utf8(out.stdout.clone()).unwrap().lines().count(), 1);
+    assert!(
+        stderr(&out).contains("the stream ended: grant") && stderr(&out).contains("released or revoked"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// Extensions and break-glass from the command line: `ward extend`, `ward request --breakglass`,
 /// `ward grants --unreviewed`, `ward review`.
 #[test]
