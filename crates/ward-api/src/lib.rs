@@ -394,3 +394,9 @@ pub enum LogItemView {
         reason: String,
     },
 }
+
+/// `POST /v1/logs/{resource}`: what was stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PushedView {
+    pub lines: usize,
+}

@@ -9,6 +9,7 @@
 //! see raw text), and hands out the lines in the time range that match the pattern — matched
 //! against the *redacted* text, so a pattern is never an oracle for a secret.
 
+pub mod push;
 mod time;
 
 use std::collections::BTreeMap;

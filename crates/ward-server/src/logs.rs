@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::IntoParams;
-use ward_api::{LogItemView, LogLineView, LogSummaryView};
+use ward_api::{LogItemView, LogLineView, LogSummaryView, PushedView};
 use ward_service::Broker;
 use ward_service::broker::{LogItem, LogQuery};
 
@@ -125,4 +125,41 @@ pub async fn tail(
         Some((Ok::<_, std::io::Error>(json_line(&item)), receiver))
     });
     Ok(ndjson(axum::body::Body::from_stream(stream)))
+}
+
+/// The largest batch of pushed logs accepted.
+pub const PUSH_BODY_LIMIT: usize = 8 << 20;
+
+#[utoipa::path(post, path = "/v1/logs/{resource}", params(("resource" = String, Path, description = "a `logs` resource with `push = true`")), tag = "logs",
+    request_body(content = String, content_type = "application/x-ndjson", description = "JSON lines, one JSON object each"),
+    security(("bearer" = [])),
+    responses((status = 202, body = PushedView, description = "stored, whole"),
+        (status = 403, body = ward_api::Problem, description = "only services and admins push logs"),
+        (status = 404, body = ward_api::Problem, description = "the resource does not take pushed logs"),
+        (status = 413, body = ward_api::Problem, description = "larger than 8 MiB"),
+        (status = 422, body = ward_api::Problem, description = "a line that is not a JSON object (named); nothing was stored")))]
+pub async fn push(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    Path(resource): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(axum::http::StatusCode, axum::Json<PushedView>), ApiError> {
+    let lines = broker.push_logs(&caller, &resource, body.to_vec(), false).await?;
+    Ok((axum::http::StatusCode::ACCEPTED, axum::Json(PushedView { lines })))
+}
+
+#[utoipa::path(post, path = "/v1/logs/{resource}/otlp", params(("resource" = String, Path, description = "a `logs` resource with `push = true`")), tag = "logs",
+    request_body(content = String, content_type = "application/json", description = "an OTLP/HTTP JSON logs request (`resourceLogs`)"),
+    security(("bearer" = [])),
+    responses((status = 202, body = PushedView, description = "stored, one JSON line per log record"),
+        (status = 403, body = ward_api::Problem), (status = 404, body = ward_api::Problem), (status = 413, body = ward_api::Problem),
+        (status = 422, body = ward_api::Problem, description = "not an OTLP/JSON logs request; nothing was stored")))]
+pub async fn push_otlp(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    Path(resource): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(axum::http::StatusCode, axum::Json<PushedView>), ApiError> {
+    let lines = broker.push_logs(&caller, &resource, body.to_vec(), true).await?;
+    Ok((axum::http::StatusCode::ACCEPTED, axum::Json(PushedView { lines })))
 }

@@ -308,3 +308,50 @@ async fn the_api_surface_is_stable() {
     lines.sort();
     insta::assert_snapshot!(lines.join("\n"));
 }
+
+/// Logs pushed to ward are checked whole, kept, and read back through a grant, redacted.
+#[tokio::test]
+async fn pushed_logs_are_checked_whole_and_read_back_redacted() {
+    let api = Api::new().await;
+    let (admin, alice, dave) = (api.token("admin").await, api.token("alice").await, api.token("dave").await);
+    let push = |token: &str, body: String| {
+        let token = token.to_owned();
+        let api = &api;
+        async move { api.send("POST", "/v1/logs/logs:checkout-web", Some(&token), Some(body)).await }
+    };
+    // Larger than the API's usual body limit (4 KB in this test), well within the push limit.
+    let line = |i: usize| {
+        format!(
+            "{{\"ts\":\"2026-11-21T10:00:{:02}Z\",\"msg\":\"checkout failed for jane{i}@example.com\"}}\n",
+            i % 60
+        )
+    };
+    let batch: String = (0..100).map(line).collect();
+    assert!(batch.len() > 4096);
+    let stored = push(&admin, batch).await;
+    assert_eq!(
+        (stored.status, stored.body["lines"].as_u64()),
+        (StatusCode::ACCEPTED, Some(100)),
+        "{}",
+        stored.body
+    );
+    let bad = push(&admin, format!("{}not json\n", line(1))).await;
+    assert_problem(&bad, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    assert!(bad.body["detail"].as_str().unwrap().contains("line 2"), "{}", bad.body);
+    let huge = push(&admin, "x".repeat(9 << 20)).await;
+    assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_problem(&push(&alice, line(1)).await, StatusCode::FORBIDDEN, "forbidden");
+    let elsewhere = api.send("POST", "/v1/logs/logs:payments-api", Some(&admin), Some(line(1))).await;
+    assert_problem(&elsewhere, StatusCode::NOT_FOUND, "not-found");
+
+    // dave, on call with an incident ticket, gets checkout logs at once and reads the pushed lines.
+    let asked = json!({"resource": "logs:checkout-web", "role": "read", "duration": "10m", "reason": "pager", "ticket": "INC-1"});
+    assert_eq!(api.post("/v1/requests", &dave, asked).await.body["state"], "approved");
+    let found = api.get("/v1/logs/logs:checkout-web/search?pattern=checkout%20failed&limit=500", &dave).await;
+    assert_eq!(found.status, StatusCode::OK);
+    let text = found.body.as_str().unwrap().to_owned();
+    let items: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(items.len(), 101, "100 pushed lines and the summary");
+    assert!(!text.contains("@example.com"), "{text}");
+    assert_eq!(items[100]["summary"]["redactions"]["email"], 100);
+}

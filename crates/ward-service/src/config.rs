@@ -72,6 +72,11 @@ struct ResourceFile {
     /// Log files (globs, relative to ward.toml): `logs/payments-api/*.log*`.
     #[serde(default)]
     sources: Vec<PathBuf>,
+    /// Accept logs pushed to ward (`POST /v1/logs/{resource}`, JSON lines or OTLP/JSON).
+    #[serde(default)]
+    push: bool,
+    /// How long pushed logs are kept (whole days; default 7d).
+    retention: Option<String>,
 }
 
 /// `[redaction]`: what the debug-log gateway redacts.
@@ -103,8 +108,12 @@ pub struct CustomRule {
 /// The gateway's settings, validated.
 #[derive(Debug, Clone)]
 pub struct LogSettings {
-    /// Each `logs` resource's configured files.
+    /// Each `logs` resource's configured files (and its pushed logs, if it takes pushes).
     pub sources: BTreeMap<String, ward_logs::Source>,
+    /// Resources that take pushed logs, with how many days they are kept.
+    pub push_retention_days: BTreeMap<String, i64>,
+    /// Where pushed logs are kept: `<data_dir>/logs`.
+    pub push_dir: PathBuf,
     /// `standard` or `builtin`.
     pub rules: String,
     pub custom: Vec<CustomRule>,
@@ -328,15 +337,29 @@ impl Config {
         };
         let mut sources = BTreeMap::new();
         let mut resources = BTreeMap::new();
+        let mut push_retention_days = BTreeMap::new();
+        let push_dir = data_dir.join("logs");
         for (name, resource) in file.resources {
-            if !resource.sources.is_empty() {
+            if !resource.sources.is_empty() || resource.push {
                 if resource.kind != "logs" {
                     return Err(setting_error(
                         &format!("resources.\"{name}\".sources"),
-                        "only resources of kind `logs` have log sources",
+                        "only resources of kind `logs` have log sources or take pushed logs",
                     ));
                 }
-                let patterns = resource.sources.into_iter().map(relative_to_file).collect();
+                let mut patterns: Vec<PathBuf> = resource.sources.into_iter().map(relative_to_file).collect();
+                if resource.push {
+                    let days = match &resource.retention {
+                        None => 7,
+                        Some(text) => {
+                            let seconds = parse_duration(text)
+                                .map_err(|e| setting_error(&format!("resources.\"{name}\".retention"), e))?;
+                            i64::try_from(seconds.div_ceil(86_400)).unwrap_or(i64::MAX)
+                        }
+                    };
+                    push_retention_days.insert(name.clone(), days);
+                    patterns.push(ward_logs::push::resource_dir(&push_dir, &name).join("*.jsonl"));
+                }
                 let source = ward_logs::Source::new(patterns)
                     .map_err(|e| setting_error(&format!("resources.\"{name}\".sources"), e))?;
                 sources.insert(name.clone(), source);
@@ -357,6 +380,8 @@ impl Config {
         let configured_redaction_key = file.redaction.key.map(relative_to_file);
         let logs = LogSettings {
             sources,
+            push_retention_days,
+            push_dir,
             rules,
             custom: file.redaction.custom,
             key_configured: configured_redaction_key.is_some(),

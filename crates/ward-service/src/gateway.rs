@@ -14,6 +14,8 @@ use crate::config::LogSettings;
 
 pub struct Gateway {
     sources: BTreeMap<String, Source>,
+    push_retention_days: BTreeMap<String, i64>,
+    push_dir: std::path::PathBuf,
     rules: Arc<RuleSet>,
     key: [u8; 32],
 }
@@ -35,11 +37,22 @@ impl Gateway {
             rules.push(rule);
         }
         let rules = RuleSet::new(rules).map_err(|e| format!("redaction: {e}"))?;
-        Ok(Self { sources: settings.sources.clone(), rules: Arc::new(rules), key })
+        Ok(Self {
+            sources: settings.sources.clone(),
+            push_retention_days: settings.push_retention_days.clone(),
+            push_dir: settings.push_dir.clone(),
+            rules: Arc::new(rules),
+            key,
+        })
     }
 
     pub fn source(&self, resource: &str) -> Option<&Source> {
         self.sources.get(resource)
+    }
+
+    /// Where `resource`'s pushed logs go and how many days they are kept, if it takes pushes.
+    pub fn push_target(&self, resource: &str) -> Option<(&std::path::Path, i64)> {
+        self.push_retention_days.get(resource).map(|days| (self.push_dir.as_path(), *days))
     }
 
     pub fn rules(&self) -> Arc<RuleSet> {

@@ -333,4 +333,39 @@ impl Broker {
         });
         Ok(receiver)
     }
+
+    /// Stores a batch of logs pushed for `resource` (services and admins): JSON lines, or an
+    /// OTLP/JSON logs request. The batch is checked whole first: a bad line refuses all of it.
+    /// Returns the lines stored.
+    pub async fn push_logs(
+        &self,
+        caller: &Caller,
+        resource: &str,
+        body: Vec<u8>,
+        otlp: bool,
+    ) -> Result<usize, BrokerError> {
+        if !(caller.service || caller.admin) {
+            let why = format!("{} may not push logs: only services and admins can", caller.name);
+            self.record_refusal(caller, "logs.push", Some(resource), None, &why).await;
+            return Err(BrokerError::Forbidden(why));
+        }
+        let Some((dir, keep_days)) = self.gateway.get().and_then(|g| g.push_target(resource)) else {
+            return Err(BrokerError::NotFound(format!(
+                "`{resource}` does not take pushed logs (set `push = true` on it)"
+            )));
+        };
+        let lines = if otlp { ward_logs::push::otlp(&body) } else { ward_logs::push::json_lines(&body) }
+            .map_err(|e| BrokerError::Invalid(e.to_string()))?;
+        let count = lines.iter().filter(|&&b| b == b'\n').count();
+        let (dir, resource_name, now) = (dir.to_owned(), resource.to_owned(), self.now());
+        tokio::task::spawn_blocking(move || {
+            ward_logs::push::append(&dir, &resource_name, &lines, now)?;
+            ward_logs::push::expire(&dir, &resource_name, keep_days, now)
+        })
+        .await
+        .map_err(|e| BrokerError::Unavailable(e.to_string()))?
+        .map_err(|e| BrokerError::Unavailable(format!("cannot store the pushed logs: {e}")))?;
+        metrics::counter!("ward_log_lines_pushed_total").increment(count as u64);
+        Ok(count)
+    }
 }
