@@ -104,9 +104,22 @@ fn allow(id: &str, list: &AllowlistFile) -> Result<Allow, RedactError> {
         target,
         // An allowlist entry that does not compile is left out: the rule then redacts more,
         // never less.
-        regexes: list.regexes.iter().filter_map(|r| compile(id, &from_go(r)).ok()).collect(),
+        regexes: combined(id, &list.regexes),
         stopwords: Allow::stopwords(&list.stopwords)?,
     })
+}
+
+/// An allowlist's regexes as one alternation (one search per match instead of one per regex);
+/// if they do not compile together, each one that compiles on its own.
+fn combined(id: &str, regexes: &[String]) -> Vec<regex::bytes::Regex> {
+    let translated: Vec<String> = regexes.iter().map(|r| from_go(r)).collect();
+    if translated.len() > 1 {
+        let alternation = translated.iter().map(|r| format!("(?:{r})")).collect::<Vec<_>>().join("|");
+        if let Ok(one) = compile(id, &alternation) {
+            return vec![one];
+        }
+    }
+    translated.iter().filter_map(|r| compile(id, r).ok()).collect()
 }
 
 /// Go's RE2 reads a `{` or `}` that does not make a repetition (`{2}`, `{2,}`, `{2,5}`) as a

@@ -39,9 +39,11 @@ const REGEX_SIZE_LIMIT: usize = 4 << 20;
 const SMALL_RULE_SET: usize = 16;
 /// Past this many separate regions of a chunk, a rule scans the whole chunk instead.
 const MAX_REGIONS: usize = 16;
-/// The lazy DFA's cache per regex: big enough that secret rules with large case-insensitive
-/// classes do not rebuild their states over and over; it fills only as far as the text needs.
-const DFA_CACHE_LIMIT: usize = 8 << 20;
+/// The lazy DFA's cache per regex, above regex's 2 MB default so that secret rules with large
+/// case-insensitive classes rebuild their states less often. It fills only as far as the text
+/// needs, but it is the worst case per rule and thread: kept small enough that hundreds of
+/// rules cannot add up to an outage.
+const DFA_CACHE_LIMIT: usize = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RedactError {
@@ -191,12 +193,11 @@ impl Rule {
         if inside_pseudonym(text, value.start(), value.end()) {
             return false;
         }
-        let line = line_around(text, whole.start(), whole.end());
         !self.allow.iter().any(|allow| {
             let target = match allow.target {
                 AllowTarget::Secret => bytes,
                 AllowTarget::Match => whole.as_bytes(),
-                AllowTarget::Line => line,
+                AllowTarget::Line => line_around(text, whole.start(), whole.end()),
             };
             allow.regexes.iter().any(|re| re.is_match(target))
                 || allow.stopwords.as_ref().is_some_and(|words| words.is_match(bytes))
@@ -339,6 +340,9 @@ impl RuleSet {
                 AhoCorasickBuilder::new()
                     .ascii_case_insensitive(true)
                     .match_kind(MatchKind::Standard)
+                    // A full DFA: the keyword pass runs on every chunk, overlapping, and the DFA
+                    // is the fastest at that (a few hundred keywords make a small one).
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                     .build(&patterns)
                     .map_err(|e| RedactError::Load(e.to_string()))?,
             )
