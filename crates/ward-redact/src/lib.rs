@@ -372,6 +372,11 @@ impl RuleSet {
         &self.rules
     }
 
+    /// The rules that run on every chunk: no keyword (named or derived) wakes them.
+    pub fn unprefiltered(&self) -> Vec<&str> {
+        self.always.iter().map(|&i| self.rules[i].id.as_str()).collect()
+    }
+
     /// `(rule id, count)` for every rule that redacted something.
     pub fn summary(&self, counts: &Counts) -> Vec<(String, u64)> {
         counts
