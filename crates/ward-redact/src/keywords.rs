@@ -26,7 +26,10 @@ fn starts(hir: &Hir) -> Option<Vec<Vec<u8>>> {
     extractor.kind(ExtractKind::Prefix);
     let seq = extractor.extract(hir);
     let literals = seq.literals()?;
-    if literals.is_empty() || literals.len() > MAX_COUNT || literals.iter().any(|l| l.as_bytes().len() < MIN_LEN) {
+    if literals.is_empty()
+        || literals.len() > MAX_COUNT
+        || literals.iter().any(|l| l.as_bytes().len() < MIN_LEN)
+    {
         return None;
     }
     Some(literals.iter().map(|l| l.as_bytes().to_ascii_lowercase()).collect())
@@ -44,7 +47,9 @@ fn required(hir: &Hir) -> Option<Vec<Vec<u8>>> {
             .iter()
             .filter_map(|part| starts(part).or_else(|| required(part)))
             // The fewest, longest literals make the sharpest prefilter.
-            .min_by_key(|literals| (literals.len(), usize::MAX - literals.iter().map(Vec::len).min().unwrap_or(0))),
+            .min_by_key(|literals| {
+                (literals.len(), usize::MAX - literals.iter().map(Vec::len).min().unwrap_or(0))
+            }),
         HirKind::Alternation(branches) => {
             let mut all = Vec::new();
             for branch in branches {
