@@ -25,6 +25,8 @@ pub use time::line_time;
 
 /// The most lines one search returns.
 pub const MAX_LIMIT: usize = 100_000;
+/// The most bytes one search returns (it is truncated there, whatever its line limit).
+pub const MAX_RESULT_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -58,10 +60,16 @@ impl Source {
     pub fn files(&self) -> Vec<PathBuf> {
         let mut files: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
         for pattern in &self.patterns {
+            // Anything whose real path leaves the directory the pattern names before its first
+            // wildcard (reached through a symbolic link to a directory) is skipped.
+            let Some(base) = literal_base(pattern).and_then(|b| std::fs::canonicalize(b).ok()) else {
+                continue;
+            };
             let Ok(paths) = glob::glob(&pattern.to_string_lossy()) else { continue };
             for path in paths.flatten() {
                 let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
-                if meta.file_type().is_file() && !files.iter().any(|(_, p)| p == &path) {
+                let inside = std::fs::canonicalize(&path).is_ok_and(|real| real.starts_with(&base));
+                if meta.file_type().is_file() && inside && !files.iter().any(|(_, p)| p == &path) {
                     files.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), path));
                 }
             }
@@ -130,8 +138,14 @@ pub fn search(
     };
     for path in &files {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let reader = match open(path) {
+            Ok(reader) => reader,
+            // Rotated away since the listing: its lines are in the next file.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(LogError::Read { path: PathBuf::from(&name), source }),
+        };
         let mut sink = LineSink {
-            name,
+            name: name.clone(),
             query,
             summary: &mut summary,
             emit,
@@ -139,12 +153,12 @@ pub fn search(
             last_time: None,
             stop: false,
         };
-        let reader = open(path).map_err(|source| LogError::Read { path: path.clone(), source })?;
         match stream::redact(rules, replace, reader, &mut sink, Limits::default()) {
             Ok(_) => sink.finish(),
             // The sink stops the stream with an error of its own once it has enough.
             Err(_) if sink.stop => {}
-            Err(source) => return Err(LogError::Read { path: path.clone(), source }),
+            // Only the file's name: its path is the operator's business.
+            Err(source) => return Err(LogError::Read { path: PathBuf::from(&name), source }),
         }
         if sink.stop {
             break;
@@ -153,9 +167,27 @@ pub fn search(
     Ok(summary)
 }
 
+/// The directory a glob pattern names before its first wildcard.
+fn literal_base(pattern: &Path) -> Option<PathBuf> {
+    let mut base = PathBuf::new();
+    for part in pattern.components() {
+        if part.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
+            return Some(base);
+        }
+        base.push(part);
+    }
+    base.parent().map(Path::to_path_buf)
+}
+
+/// Opens a file without following a symbolic link (one swapped in after the listing).
+fn open_file(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(path)
+}
+
 /// Opens a log file, decompressing `.gz` ones (several members, as `gzip` appends them).
 fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
-    let file = File::open(path)?;
+    let file = open_file(path)?;
     if path.extension().is_some_and(|e| e == "gz") {
         Ok(Box::new(BufReader::with_capacity(1 << 16, flate2::read::MultiGzDecoder::new(file))))
     } else {
@@ -186,7 +218,7 @@ impl LineSink<'_, '_> {
         if !in_range || self.query.pattern.as_ref().is_some_and(|p| !p.is_match(line)) {
             return true;
         }
-        if self.summary.lines as usize >= self.query.limit {
+        if self.summary.lines as usize >= self.query.limit || self.summary.bytes >= MAX_RESULT_BYTES {
             self.summary.truncated = true;
             return false;
         }
@@ -255,33 +287,121 @@ fn count_pseudonyms(line: &[u8], counts: &mut BTreeMap<String, u64>) {
     }
 }
 
-/// Where a followed file stands: its identity and how far it has been read.
+/// Where a followed file stands: which file and how far it has been read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
     pub path: PathBuf,
     pub offset: u64,
+    /// The rest of an overlong line is being dropped, up to its newline.
+    pub skipping_line: bool,
 }
 
 /// The newest plain file of `source` and its current end: where following starts.
 pub fn follow_start(source: &Source) -> Option<Position> {
     let path = source.files().into_iter().rev().find(|p| p.extension().is_none_or(|e| e != "gz"))?;
-    let offset = std::fs::metadata(&path).ok()?.len();
-    Some(Position { path, offset })
+    let offset = open_file(&path).and_then(|f| f.metadata()).ok()?.len();
+    Some(Position { path, offset, skipping_line: false })
 }
 
-/// The complete lines appended to the followed file since `position`, at most `max` bytes, and
-/// where they end. A file that shrank (rotated or truncated) is read again from its start.
-pub fn read_appended(position: &Position, max: usize) -> io::Result<(Vec<u8>, Position)> {
-    let mut file = File::open(&position.path)?;
+/// What one poll of a followed file gives.
+pub struct Appended {
+    /// Complete lines (each ending in a newline), raw.
+    pub bytes: Vec<u8>,
+    pub position: Position,
+}
+
+/// The complete lines appended to the followed file since `position`, at most `max` bytes. A
+/// file that shrank (rotated or truncated) is read again from its start. A line longer than
+/// `max` is withheld (a marker takes its place) and the rest of it dropped up to its newline.
+pub fn read_appended(position: &Position, max: usize) -> io::Result<Appended> {
+    let mut file = open_file(&position.path)?;
     let len = file.metadata()?.len();
-    let from = if len < position.offset { 0 } else { position.offset };
+    let (from, mut skipping) =
+        if len < position.offset { (0, false) } else { (position.offset, position.skipping_line) };
     file.seek(SeekFrom::Start(from))?;
     let mut buf = Vec::new();
     file.take(max as u64).read_to_end(&mut buf)?;
-    let complete = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    buf.truncate(complete);
-    let offset = from + complete as u64;
-    Ok((buf, Position { path: position.path.clone(), offset }))
+    let mut consumed = 0;
+    if skipping {
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(newline) => {
+                consumed = newline + 1;
+                skipping = false;
+            }
+            None => {
+                let offset = from + buf.len() as u64;
+                let position = Position { path: position.path.clone(), offset, skipping_line: true };
+                return Ok(Appended { bytes: Vec::new(), position });
+            }
+        }
+    }
+    let rest = &buf[consumed..];
+    let (bytes, used) = match rest.iter().rposition(|&b| b == b'\n') {
+        Some(last) => (rest[..=last].to_vec(), last + 1),
+        // A whole read without a newline: a line too long to hand out.
+        None if buf.len() == max && !rest.is_empty() => {
+            skipping = true;
+            (format!("[ward: a line longer than {max} bytes withheld]\n").into_bytes(), rest.len())
+        }
+        None => (Vec::new(), 0),
+    };
+    let offset = from + (consumed + used) as u64;
+    Ok(Appended {
+        bytes,
+        position: Position { path: position.path.clone(), offset, skipping_line: skipping },
+    })
+}
+
+/// Holds back an unfinished private key block until it ends, so a block is never handed out in
+/// parts; one that grows past `max` bytes is replaced whole, and its remaining lines dropped up
+/// to its END line (fail closed).
+#[derive(Debug, Default)]
+pub struct KeyGuard {
+    skipping: bool,
+}
+
+/// What [`KeyGuard::take`] lets out of a poll.
+pub struct Taken {
+    /// Lines that may be redacted and handed out now.
+    pub lines: Vec<u8>,
+    /// How many bytes of the poll that accounts for (the rest is read again next time).
+    pub used: usize,
+    /// A key block too long to wait for was withheld here: write one pseudonym for it.
+    pub withheld: bool,
+}
+
+impl KeyGuard {
+    pub fn take(&mut self, appended: &[u8], max: usize) -> Taken {
+        let mut start = 0;
+        if self.skipping {
+            // Drop lines up to and including the block's END line.
+            for line in appended.split_inclusive(|&b| b == b'\n') {
+                start += line.len();
+                if contains(line, b"-----END") && contains(line, b"PRIVATE KEY") {
+                    self.skipping = false;
+                    break;
+                }
+            }
+            if self.skipping {
+                return Taken { lines: Vec::new(), used: appended.len(), withheld: false };
+            }
+        }
+        let rest = &appended[start..];
+        match stream::open_key_block(rest) {
+            None => Taken { lines: rest.to_vec(), used: appended.len(), withheld: false },
+            Some(begin) if rest.len() - begin <= max => {
+                Taken { lines: rest[..begin].to_vec(), used: start + begin, withheld: false }
+            }
+            Some(begin) => {
+                self.skipping = true;
+                Taken { lines: rest[..begin].to_vec(), used: appended.len(), withheld: true }
+            }
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]

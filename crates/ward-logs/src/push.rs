@@ -26,8 +26,8 @@ pub enum PushError {
 pub fn json_lines(body: &[u8]) -> Result<Vec<u8>, PushError> {
     let mut out = Vec::with_capacity(body.len() + 1);
     for (index, line) in body.split(|&b| b == b'\n').enumerate() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
+        let line = line.trim_ascii();
+        if line.is_empty() {
             continue;
         }
         match serde_json::from_slice::<Value>(line) {
@@ -55,11 +55,21 @@ pub fn otlp(body: &[u8]) -> Result<Vec<u8>, PushError> {
         let resource = attributes(resource_log.pointer("/resource/attributes"));
         for scope in resource_log.get("scopeLogs").and_then(Value::as_array).into_iter().flatten() {
             for record in scope.get("logRecords").and_then(Value::as_array).into_iter().flatten() {
-                let nanos =
-                    record.get("timeUnixNano").or_else(|| record.get("observedTimeUnixNano")).and_then(|v| {
+                if !record.is_object() {
+                    return Err(PushError::Otlp("a log record is not an object".into()));
+                }
+                let nanos_of = |field: &str| {
+                    record.get(field).and_then(|v| {
                         v.as_str().and_then(|s| s.parse::<i128>().ok()).or_else(|| v.as_i64().map(i128::from))
-                    });
-                let time = nanos.and_then(|n| Timestamp::from_nanosecond(n).ok()).map(|t| t.to_string());
+                    })
+                };
+                // 0 means "not set" in OTLP: then the time the collector observed it.
+                let nanos =
+                    nanos_of("timeUnixNano").filter(|n| *n > 0).or_else(|| nanos_of("observedTimeUnixNano"));
+                let time = nanos
+                    .filter(|n| *n > 0)
+                    .and_then(|n| Timestamp::from_nanosecond(n).ok())
+                    .map(|t| t.to_string());
                 let line = serde_json::json!({
                     "time": time,
                     "severity": record.get("severityText").cloned().unwrap_or(Value::Null),

@@ -126,15 +126,61 @@ fn following_reads_only_complete_appended_lines() {
     assert_eq!(start.offset, 4);
     let mut file = File::options().append(true).open(&path).unwrap();
     file.write_all(b"two\nthr").unwrap();
-    let (lines, position) = read_appended(&start, 1 << 20).unwrap();
-    assert_eq!((lines.as_slice(), position.offset), (&b"two\n"[..], 8));
+    let got = read_appended(&start, 1 << 20).unwrap();
+    assert_eq!((got.bytes.as_slice(), got.position.offset), (&b"two\n"[..], 8));
     file.write_all(b"ee\n").unwrap();
-    let (lines, position) = read_appended(&position, 1 << 20).unwrap();
-    assert_eq!((lines.as_slice(), position.offset), (&b"three\n"[..], 14));
+    let got = read_appended(&got.position, 1 << 20).unwrap();
+    assert_eq!((got.bytes.as_slice(), got.position.offset), (&b"three\n"[..], 14));
     // Rotated away and started afresh: read from the start.
     write(&path, "new\n");
-    let (lines, _) = read_appended(&position, 1 << 20).unwrap();
-    assert_eq!(lines, b"new\n");
+    assert_eq!(read_appended(&got.position, 1 << 20).unwrap().bytes, b"new\n");
+}
+
+#[test]
+fn an_endless_line_is_withheld_and_following_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    write(&path, "");
+    let start = Position { path: path.clone(), offset: 0, skipping_line: false };
+    write(&path, &format!("{}\nafter\n", "x".repeat(100)));
+    let got = read_appended(&start, 16).unwrap();
+    assert_eq!(got.bytes, b"[ward: a line longer than 16 bytes withheld]\n");
+    let mut position = got.position;
+    let mut out = Vec::new();
+    for _ in 0..10 {
+        let got = read_appended(&position, 16).unwrap();
+        out.extend(got.bytes);
+        position = got.position;
+    }
+    assert_eq!(out, b"after\n", "the rest of the long line is dropped, the next line comes");
+}
+
+#[test]
+fn a_key_block_is_held_back_until_it_ends_or_withheld_whole() {
+    let mut guard = KeyGuard::default();
+    let poll = b"a\n-----BEGIN PRIVATE KEY-----\nMIIE\n";
+    let taken = guard.take(poll, 1 << 20);
+    assert_eq!((taken.lines.as_slice(), taken.used, taken.withheld), (&b"a\n"[..], 2, false));
+    // Too long to wait for: withheld whole, and its lines dropped up to END.
+    let mut guard = KeyGuard::default();
+    let taken = guard.take(poll, 8);
+    assert_eq!((taken.lines.as_slice(), taken.used, taken.withheld), (&b"a\n"[..], poll.len(), true));
+    let taken = guard.take(b"QUJD\n-----END PRIVATE KEY-----\nb\n", 8);
+    assert_eq!(taken.lines, b"b\n");
+}
+
+#[test]
+fn a_symlinked_directory_is_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    write(&secrets.join("key.log"), "2026-11-21T10:00:00Z not a log\n");
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::os::unix::fs::symlink(&secrets, logs.join("linked")).unwrap();
+    write(&logs.join("app.log"), "2026-11-21T10:00:00Z a log\n");
+    let source = Source::new(vec![logs.join("*").join("*.log"), logs.join("*.log")]).unwrap();
+    assert_eq!(source.files(), vec![logs.join("app.log")]);
 }
 
 #[test]

@@ -413,8 +413,9 @@ impl RuleSet {
         for group in hits.chunk_by(|a, b| a.0 == b.0) {
             let rule = group[0].0;
             // A match that may span lines starts at most a little before its keyword and may run
-            // on for a while after it (a config block, a multi-line command).
-            let (before, after) = if self.rules[rule].multiline { (2, 16) } else { (0, 0) };
+            // on to the end of the chunk (a private key block is dozens of lines; the stream never
+            // splits one between chunks).
+            let (before, after) = if self.rules[rule].multiline { (2, line_count) } else { (0, 0) };
             let mut ranges: Vec<(usize, usize)> = Vec::new();
             for &(_, line) in group {
                 let (first, last) = (line.saturating_sub(before), (line + after).min(line_count - 1));

@@ -120,7 +120,7 @@ fn fail_closed<W: Write>(
 }
 
 /// Where the last private key block that has not ended yet begins, if any.
-fn open_key_block(chunk: &[u8]) -> Option<usize> {
+pub fn open_key_block(chunk: &[u8]) -> Option<usize> {
     let begin = rfind(chunk, b"-----BEGIN")?;
     let header_end = chunk[begin..].iter().position(|&b| b == b'\n').map_or(chunk.len(), |i| begin + i);
     let private = contains(&chunk[begin..header_end], b"PRIVATE KEY");

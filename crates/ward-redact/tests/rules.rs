@@ -122,3 +122,23 @@ fn every_nosey_parker_example_comes_out_redacted() {
     }
     assert!(missed.is_empty(), "{} examples not redacted:\n{}", missed.len(), missed.join("\n"));
 }
+
+/// A real-sized private key (an RSA-2048 PEM is about 27 lines) comes out whole, under the
+/// standard rule set (keyword pass on) and streamed in small chunks.
+#[test]
+fn a_long_private_key_is_redacted_whole() {
+    let (rules, _) = RuleSet::standard().unwrap();
+    let body: String =
+        (0..40).map(|i| format!("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC{i:02}\n")).collect();
+    let text =
+        format!("before\n-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----\nafter\n");
+    let whole = redact(&rules, &text);
+    assert!(!whole.contains("MIIEvQ"), "{whole}");
+    let mut streamed = Vec::new();
+    let limits = ward_redact::stream::Limits { chunk_bytes: 100, max_line_bytes: 1 << 20 };
+    ward_redact::stream::redact(&rules, &Placeholder { fixed: None }, text.as_bytes(), &mut streamed, limits)
+        .unwrap();
+    let streamed = String::from_utf8(streamed).unwrap();
+    assert!(!streamed.contains("MIIEvQ"), "{streamed}");
+    assert!(streamed.starts_with("before\n") && streamed.ends_with("after\n"), "{streamed}");
+}

@@ -358,7 +358,10 @@ impl Config {
                         }
                     };
                     push_retention_days.insert(name.clone(), days);
-                    patterns.push(ward_logs::push::resource_dir(&push_dir, &name).join("*.jsonl"));
+                    // The directory is a literal part of the glob: escape `[`, `*` and `?` in it.
+                    let dir = ward_logs::push::resource_dir(&push_dir, &name);
+                    patterns
+                        .push(PathBuf::from(glob::Pattern::escape(&dir.to_string_lossy())).join("*.jsonl"));
                 }
                 let source = ward_logs::Source::new(patterns)
                     .map_err(|e| setting_error(&format!("resources.\"{name}\".sources"), e))?;

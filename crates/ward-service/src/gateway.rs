@@ -31,6 +31,17 @@ impl Gateway {
             }
         };
         for custom in &settings.custom {
+            let valid_kind = !custom.kind.is_empty()
+                && custom
+                    .kind
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c));
+            if !valid_kind {
+                return Err(format!(
+                    "redaction.custom `{}`: kind `{}` must be lowercase letters, digits, `.`, `_` or `-`",
+                    custom.id, custom.kind
+                ));
+            }
             let keywords: Vec<&str> = custom.keywords.iter().map(String::as_str).collect();
             let rule = Rule::new(&custom.id, &custom.kind, &keywords, &custom.pattern)
                 .map_err(|e| format!("redaction.custom: {e}"))?;

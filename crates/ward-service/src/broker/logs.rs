@@ -161,14 +161,16 @@ impl Broker {
         resource: &str,
         query: LogQuery,
     ) -> Result<LogResult, BrokerError> {
+        let reading = self.reading(caller, resource, query.unmasked, "logs.search").await?;
         let compiled = match self.compile_query(&query) {
             Ok(compiled) => compiled,
             Err(error) => {
-                self.record_refusal(caller, "logs.search", Some(resource), None, &error.to_string()).await;
+                // Not the error's text: it quotes the pattern, which may hold what it looks for.
+                let why = "the search was not valid (a pattern, time range or limit)";
+                self.record_refusal(caller, "logs.search", Some(resource), None, why).await;
                 return Err(error);
             }
         };
-        let reading = self.reading(caller, resource, query.unmasked, "logs.search").await?;
         let clock = self.clock.clone();
         let (expires_at, source) = (reading.expires_at, reading.source.clone());
         let (rules, pseudonyms, raw) = (reading.rules.clone(), reading.pseudonyms.clone(), reading.raw);
@@ -193,17 +195,17 @@ impl Broker {
         })
         .await
         .map_err(|e| BrokerError::Unavailable(format!("the log search failed: {e}")))?;
-        let (lines, mut summary, expired) = searched.map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        let (lines, summary, expired) = searched.map_err(|e| BrokerError::Unavailable(e.to_string()))?;
         if expired || self.index.usable(&caller.name, resource, reading.role, self.now()).is_none() {
             let why = format!("grant {} ended while the logs were read", reading.grant_id);
             self.record_refusal(caller, "logs.search", Some(resource), None, &why).await;
             return Err(BrokerError::Forbidden(why));
         }
-        summary.truncated |= lines.len() < summary.lines as usize;
         let details = json!({
             "action": "logs.search",
             "role": reading.role,
-            "pattern": query.pattern,
+            // Redacted like the logs: someone may have typed a secret into the pattern.
+            "pattern": query.pattern.as_deref().map(|p| redacted_text(&reading, p)),
             "since": query.since.map(|t| t.to_string()),
             "until": query.until.map(|t| t.to_string()),
             "lines": summary.lines,
@@ -256,6 +258,11 @@ impl Broker {
         .map_err(|e| BrokerError::Unavailable(format!("reading the logs failed: {e}")))?
         .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
         let (ring, start) = last;
+        if !self.still_reading(&caller.name, resource, &reading) {
+            let why = format!("grant {} ended while the logs were read", reading.grant_id);
+            self.record_refusal(caller, "logs.tail", Some(resource), None, &why).await;
+            return Err(BrokerError::Forbidden(why));
+        }
         let details = json!({
             "action": "logs.tail",
             "role": reading.role,
@@ -276,62 +283,121 @@ impl Broker {
                     return;
                 }
             }
-            if !follow {
-                return;
+            if follow {
+                broker.follow(&caller, &resource, &reading, start, &sender).await;
             }
-            let mut position = start;
-            let (mut sent_lines, mut sent_bytes) = (0u64, 0u64);
-            let end = loop {
-                let now = broker.now();
-                if now >= reading.expires_at {
-                    break format!("grant {} expired at {}", reading.grant_id, reading.expires_at);
-                }
-                if broker.index.usable(&caller.name, &resource, reading.role, now).is_none() {
-                    break format!("grant {} ended (released or revoked)", reading.grant_id);
-                }
-                if let Some(at) = position.clone()
-                    && let Ok((appended, next)) = ward_logs::read_appended(&at, FOLLOW_READ_BYTES)
-                {
-                    position = Some(next);
-                    let mut out = Vec::with_capacity(appended.len());
-                    if reading.raw {
-                        out = appended;
-                    } else {
-                        let counts = &mut ward_redact::Counts::default();
-                        reading.rules.redact(&appended, reading.pseudonyms.as_ref(), &mut out, counts);
-                    }
-                    for text in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                        sent_lines += 1;
-                        sent_bytes += text.len() as u64 + 1;
-                        let line = Line {
-                            source: at
-                                .path
-                                .file_name()
-                                .map(|n| n.to_string_lossy().into_owned())
-                                .unwrap_or_default(),
-                            time: ward_logs::line_time(text),
-                            text: String::from_utf8_lossy(text).into_owned(),
-                        };
-                        if sender.send(LogItem::Line(line)).await.is_err() {
-                            return;
-                        }
-                    }
-                } else if position.is_none() {
-                    position = ward_logs::follow_start(&reading.source);
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(FOLLOW_POLL) => {}
-                    () = sender.closed() => return,
-                }
-            };
-            let details =
-                json!({ "action": "logs.follow", "lines": sent_lines, "bytes": sent_bytes, "ended": end });
-            if let Err(error) = broker.record_read(&caller, &resource, &reading, details).await {
-                tracing::error!(%error, "could not record the end of a followed log");
-            }
-            let _ = sender.send(LogItem::End(end)).await;
         });
         Ok(receiver)
+    }
+
+    /// Whether `reading`'s own grant still gives access now.
+    fn still_reading(&self, principal: &str, resource: &str, reading: &Reading) -> bool {
+        let now = self.now();
+        now < reading.expires_at
+            && self
+                .index
+                .usable(principal, resource, reading.role, now)
+                .is_some_and(|slot| slot.id == reading.grant_id)
+    }
+
+    /// Sends the lines appended to the newest file until the grant ends or the reader goes;
+    /// records what was sent either way.
+    async fn follow(
+        &self,
+        caller: &Caller,
+        resource: &str,
+        reading: &Reading,
+        start: Option<ward_logs::Position>,
+        sender: &tokio::sync::mpsc::Sender<LogItem>,
+    ) {
+        let mut position = start;
+        let mut guard = ward_logs::KeyGuard::default();
+        let mut counts = ward_redact::Counts::default();
+        let (mut sent_lines, mut sent_bytes) = (0u64, 0u64);
+        let end = 'following: loop {
+            if !self.still_reading(&caller.name, resource, reading) {
+                break if self.now() >= reading.expires_at {
+                    format!("grant {} expired at {}", reading.grant_id, reading.expires_at)
+                } else {
+                    format!("grant {} ended (released or revoked)", reading.grant_id)
+                };
+            }
+            match position.clone() {
+                None => position = ward_logs::follow_start(&reading.source),
+                Some(at) => match ward_logs::read_appended(&at, FOLLOW_READ_BYTES) {
+                    Err(error) => {
+                        tracing::warn!(%error, resource, "cannot read the followed log; looking for it again");
+                        position = ward_logs::follow_start(&reading.source);
+                    }
+                    Ok(appended) => {
+                        let taken = guard.take(&appended.bytes, stream_key_limit());
+                        // What the guard holds back (an unfinished key block) is read again next time.
+                        let held = (appended.bytes.len() - taken.used) as u64;
+                        let mut next = appended.position;
+                        next.offset -= held;
+                        position = Some(next);
+                        let mut out = Vec::with_capacity(taken.lines.len());
+                        if reading.raw {
+                            out = taken.lines;
+                        } else {
+                            reading.rules.redact(
+                                &taken.lines,
+                                reading.pseudonyms.as_ref(),
+                                &mut out,
+                                &mut counts,
+                            );
+                            if taken.withheld {
+                                ward_redact::Replace::replace(
+                                    reading.pseudonyms.as_ref(),
+                                    "private-key",
+                                    b"withheld",
+                                    &mut out,
+                                );
+                                out.push(b'\n');
+                            }
+                        }
+                        let source =
+                            at.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                        for text in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                            // Nothing goes out after the grant's end, however slow the reader.
+                            if !self.still_reading(&caller.name, resource, reading) {
+                                continue 'following;
+                            }
+                            let line = Line {
+                                source: source.clone(),
+                                time: ward_logs::line_time(text),
+                                text: String::from_utf8_lossy(text).into_owned(),
+                            };
+                            let send = sender.send(LogItem::Line(line));
+                            match tokio::time::timeout(FOLLOW_POLL * 4, send).await {
+                                Ok(Ok(())) => {
+                                    sent_lines += 1;
+                                    sent_bytes += text.len() as u64 + 1;
+                                }
+                                Ok(Err(_)) => break 'following "the reader went away".to_owned(),
+                                // A reader that does not keep up is checked against the grant again.
+                                Err(_) => continue 'following,
+                            }
+                        }
+                    }
+                },
+            }
+            tokio::select! {
+                () = tokio::time::sleep(FOLLOW_POLL) => {}
+                () = sender.closed() => break "the reader went away".to_owned(),
+            }
+        };
+        let details = json!({
+            "action": "logs.follow",
+            "lines": sent_lines,
+            "bytes": sent_bytes,
+            "ended": end,
+            "redactions": self.gateway.get().map(|g| g.rules().summary(&counts)).unwrap_or_default(),
+        });
+        if let Err(error) = self.record_read(caller, resource, reading, details).await {
+            tracing::error!(%error, "could not record the end of a followed log");
+        }
+        let _ = sender.send(LogItem::End(end)).await;
     }
 
     /// Stores a batch of logs pushed for `resource` (services and admins): JSON lines, or an
@@ -360,7 +426,11 @@ impl Broker {
         let (dir, resource_name, now) = (dir.to_owned(), resource.to_owned(), self.now());
         tokio::task::spawn_blocking(move || {
             ward_logs::push::append(&dir, &resource_name, &lines, now)?;
-            ward_logs::push::expire(&dir, &resource_name, keep_days, now)
+            // The batch is stored: a failed clean-up must not make the sender push it again.
+            if let Err(error) = ward_logs::push::expire(&dir, &resource_name, keep_days, now) {
+                tracing::warn!(%error, resource = resource_name, "cannot remove expired pushed logs");
+            }
+            Ok::<_, std::io::Error>(())
         })
         .await
         .map_err(|e| BrokerError::Unavailable(e.to_string()))?
@@ -368,4 +438,24 @@ impl Broker {
         metrics::counter!("ward_log_lines_pushed_total").increment(count as u64);
         Ok(count)
     }
+}
+
+/// `text` as the reader of `reading` would see it (for recording what they typed).
+fn redacted_text(reading: &Reading, text: &str) -> String {
+    if reading.raw {
+        return text.to_owned();
+    }
+    let mut out = Vec::new();
+    reading.rules.redact(
+        text.as_bytes(),
+        reading.pseudonyms.as_ref(),
+        &mut out,
+        &mut ward_redact::Counts::default(),
+    );
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// How big an unfinished private key block may grow before it is withheld whole.
+fn stream_key_limit() -> usize {
+    ward_redact::stream::Limits::default().max_line_bytes
 }
