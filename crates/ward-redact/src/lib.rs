@@ -190,9 +190,6 @@ impl Rule {
         if !passes || self.min_entropy.is_some_and(|min| checks::entropy(bytes) < min) {
             return false;
         }
-        if inside_pseudonym(text, value.start(), value.end()) {
-            return false;
-        }
         !self.allow.iter().any(|allow| {
             let target = match allow.target {
                 AllowTarget::Secret => bytes,
@@ -218,23 +215,19 @@ pub(crate) fn compile(id: &str, pattern: &str) -> Result<Regex, RedactError> {
         .map_err(|e| RedactError::Regex { id: id.to_owned(), message: e.to_string() })
 }
 
-/// Whether `start..end` lies inside a pseudonym (`<kind:7f3a9c>`) ward wrote: what was redacted
-/// once is never redacted again, whatever a rule thinks of `kind:7f3a9c`.
-fn inside_pseudonym(text: &[u8], start: usize, end: usize) -> bool {
-    let Some(open) = text[start.saturating_sub(64)..start].iter().rposition(|&b| b == b'<') else {
-        return false;
-    };
-    let open = start.saturating_sub(64) + open;
-    let Some(close) = text[end..text.len().min(end + 8)].iter().position(|&b| b == b'>') else {
-        return false;
-    };
+/// Whether `start..end` lies inside a `<kind:7f3a9c>`-shaped token, and its kind.
+fn pseudonym_kind(text: &[u8], start: usize, end: usize) -> Option<&[u8]> {
+    let from = start.saturating_sub(64);
+    let open = from + text[from..start].iter().rposition(|&b| b == b'<')?;
+    let close = text[end..text.len().min(end + 8)].iter().position(|&b| b == b'>')?;
     let token = &text[open + 1..end + close];
-    let Some(colon) = token.iter().rposition(|&b| b == b':') else { return false };
+    let colon = token.iter().rposition(|&b| b == b':')?;
     let (kind, digest) = (&token[..colon], &token[colon + 1..]);
-    !kind.is_empty()
+    (!kind.is_empty()
         && kind.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
         && digest.len() == 6
-        && digest.iter().all(u8::is_ascii_hexdigit)
+        && digest.iter().all(u8::is_ascii_hexdigit))
+    .then_some(kind)
 }
 
 /// The line (without its newline) that holds `start..end`.
@@ -377,6 +370,14 @@ impl RuleSet {
         self.always.iter().map(|&i| self.rules[i].id.as_str()).collect()
     }
 
+    /// Whether `start..end` lies inside a pseudonym this rule set writes (`<email:7f3a9c>`, a
+    /// kind of one of its rules): what was redacted once is never redacted again. Only ward's
+    /// own kinds count, so that a log cannot shield a secret by dressing it up as one.
+    fn inside_own_pseudonym(&self, text: &[u8], start: usize, end: usize) -> bool {
+        pseudonym_kind(text, start, end)
+            .is_some_and(|kind| self.rules.iter().any(|r| r.kind.as_bytes() == kind))
+    }
+
     /// `(rule id, count)` for every rule that redacted something.
     pub fn summary(&self, counts: &Counts) -> Vec<(String, u64)> {
         counts
@@ -460,11 +461,16 @@ impl RuleSet {
                     }
                     spans.clear();
                     rule.secret_spans(&caps, region, &mut spans);
-                    found.extend(spans.iter().map(|&(start, end)| Finding {
-                        start: from + start,
-                        end: from + end,
-                        rule: rule_index,
-                    }));
+                    found.extend(
+                        spans
+                            .iter()
+                            .filter(|&&(start, end)| !self.inside_own_pseudonym(region, start, end))
+                            .map(|&(start, end)| Finding {
+                                start: from + start,
+                                end: from + end,
+                                rule: rule_index,
+                            }),
+                    );
                 }
             }
         }
@@ -489,11 +495,12 @@ impl RuleSet {
             for caps in rule.regex.captures_iter(line) {
                 rule.secret_spans(&caps, line, &mut spans);
             }
-            found.extend(spans.drain(..).map(|(s, e)| Finding {
-                start: offset + s,
-                end: offset + e,
-                rule: rule_index,
-            }));
+            found.extend(
+                spans
+                    .drain(..)
+                    .filter(|&(s, e)| !self.inside_own_pseudonym(line, s, e))
+                    .map(|(s, e)| Finding { start: offset + s, end: offset + e, rule: rule_index }),
+            );
             offset += line.len() + 1;
         }
     }

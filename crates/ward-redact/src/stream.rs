@@ -42,6 +42,9 @@ pub fn redact<R: BufRead, W: Write>(
     let mut chunk = Vec::with_capacity(limits.chunk_bytes * 2);
     let mut out = Vec::with_capacity(limits.chunk_bytes * 2);
     let mut skipping_key = false;
+    // Where an unfinished key block begins in `chunk`, once known: looked for once, not again
+    // for every line it grows by (that would be quadratic in the block's length).
+    let mut open_at: Option<usize> = None;
     loop {
         let start = chunk.len();
         let Some(cut) = read_line(&mut input, &mut chunk, limits.max_line_bytes)? else { break };
@@ -59,6 +62,23 @@ pub fn redact<R: BufRead, W: Write>(
             chunk.extend_from_slice(CUT_MARK);
             chunk.push(b'\n');
         }
+        if open_at.is_some() {
+            let line = &chunk[start..];
+            if contains(line, b"-----END") && contains(line, b"PRIVATE KEY") {
+                open_at = None;
+            } else {
+                // Still open: only the growth matters.
+                if let Some(begin) = open_at
+                    && chunk.len() - begin > limits.max_line_bytes
+                {
+                    let rule = key_rule.unwrap_or_default();
+                    fail_closed(rules, replace, rule, begin, &mut chunk, &mut out, &mut output, &mut counts)?;
+                    skipping_key = true;
+                    open_at = None;
+                }
+                continue;
+            }
+        }
         if chunk.len() < limits.chunk_bytes {
             continue;
         }
@@ -69,7 +89,7 @@ pub fn redact<R: BufRead, W: Write>(
                 fail_closed(rules, replace, rule, begin, &mut chunk, &mut out, &mut output, &mut counts)?;
                 skipping_key = true;
             }
-            Some(_) => {}
+            Some(begin) => open_at = Some(begin),
         }
     }
     match key_rule.and_then(|rule| open_key_block(&chunk).map(|begin| (rule, begin))) {

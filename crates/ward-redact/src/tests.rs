@@ -176,6 +176,16 @@ fn overlapping_matches_merge_and_nothing_is_left_half_redacted() {
 }
 
 #[test]
+fn a_secret_dressed_up_as_a_pseudonym_is_still_redacted() {
+    // Only ward's own kinds are left alone; `token` is not one of them.
+    let rules = builtin();
+    let out = redact_with(&rules, "seen <token:abc123> and <email:abc123>");
+    assert_eq!(out, "seen <token:<secret>> and <email:abc123>", "`token` is no kind of ward's");
+    let shielded = redact_with(&rules, "key <ghp_0123456789abcdefghijABCDEFGHIJ012345:abcdef>");
+    assert!(!shielded.contains("ghp_0123"), "{shielded}");
+}
+
+#[test]
 fn a_match_never_spans_lines_unless_the_rule_says_so() {
     let rules = builtin();
     // `secret-pair` allows spaces before the value, and a newline must not count as one.
@@ -255,6 +265,14 @@ mod streaming {
             assert_eq!(String::from_utf8(out).unwrap(), whole, "chunk {chunk_bytes}");
             assert_eq!(counts.total(), 1000);
         }
+    }
+
+    #[test]
+    fn a_key_block_of_many_short_lines_is_withheld_in_one_pass() {
+        // 60,000 lines of an unterminated block: looked for once, not once per line.
+        let text = format!("before\n-----BEGIN PRIVATE KEY-----\n{}", "QUJDREVG\n".repeat(60_000));
+        let (out, _) = run(text.as_bytes(), Limits { chunk_bytes: 4096, max_line_bytes: 64 * 1024 });
+        assert_eq!(String::from_utf8(out).unwrap(), "before\n<private-key>\n");
     }
 
     #[test]
