@@ -16,20 +16,20 @@ pub struct Gateway {
     sources: BTreeMap<String, Source>,
     push_retention_days: BTreeMap<String, i64>,
     push_dir: std::path::PathBuf,
-    rules: Arc<RuleSet>,
+    /// `standard` or `builtin`.
+    rule_set: String,
+    /// A team's own rules, compiled (and so checked) at start.
+    custom: Vec<Rule>,
+    /// Compiled on the first read: the standard set is hundreds of regexes, and a server that
+    /// serves no logs need not pay for them.
+    rules: std::sync::OnceLock<Result<Arc<RuleSet>, String>>,
     key: [u8; 32],
 }
 
 impl Gateway {
-    /// Compiles the rules once; a team's rule that does not compile stops the start.
+    /// Checks a team's own rules; one that does not compile stops the start.
     pub fn new(settings: &LogSettings, key: [u8; 32]) -> Result<Self, String> {
-        let mut rules = match settings.rules.as_str() {
-            "builtin" => ward_redact::builtin_rules().map_err(|e| e.to_string())?,
-            _ => {
-                let (standard, _skipped) = RuleSet::standard().map_err(|e| e.to_string())?;
-                standard.rules().to_vec()
-            }
-        };
+        let mut rules = Vec::new();
         for custom in &settings.custom {
             let valid_kind = !custom.kind.is_empty()
                 && custom
@@ -47,12 +47,21 @@ impl Gateway {
                 .map_err(|e| format!("redaction.custom: {e}"))?;
             rules.push(rule);
         }
-        let rules = RuleSet::new(rules).map_err(|e| format!("redaction: {e}"))?;
+        // Ids must be unique among themselves and apart from ward's own and the vendored sets'.
+        RuleSet::new(rules.clone()).map_err(|e| format!("redaction: {e}"))?;
+        let builtin = ward_redact::builtin_rules().map_err(|e| e.to_string())?;
+        if let Some(clash) = rules.iter().find(|r| {
+            r.id.starts_with("gitleaks.") || r.id.starts_with("np.") || builtin.iter().any(|b| b.id == r.id)
+        }) {
+            return Err(format!("redaction.custom: the id `{}` is taken by ward's own rules", clash.id));
+        }
         Ok(Self {
             sources: settings.sources.clone(),
             push_retention_days: settings.push_retention_days.clone(),
             push_dir: settings.push_dir.clone(),
-            rules: Arc::new(rules),
+            rule_set: settings.rules.clone(),
+            custom: rules,
+            rules: std::sync::OnceLock::new(),
             key,
         })
     }
@@ -66,8 +75,21 @@ impl Gateway {
         self.push_retention_days.get(resource).map(|days| (self.push_dir.as_path(), *days))
     }
 
-    pub fn rules(&self) -> Arc<RuleSet> {
-        self.rules.clone()
+    /// The rules, compiled on first use. If they do not load (a bug the tests would show), no
+    /// log leaves ward: the error is the answer to every read.
+    pub fn rules(&self) -> Result<Arc<RuleSet>, String> {
+        self.rules
+            .get_or_init(|| {
+                let mut rules = match self.rule_set.as_str() {
+                    "builtin" => ward_redact::builtin_rules().map_err(|e| e.to_string())?,
+                    _ => {
+                        RuleSet::standard().map(|(set, _)| set.rules().to_vec()).map_err(|e| e.to_string())?
+                    }
+                };
+                rules.extend(self.custom.iter().cloned());
+                RuleSet::new(rules).map(Arc::new).map_err(|e| e.to_string())
+            })
+            .clone()
     }
 
     /// Pseudonyms under the grant's own key, HMAC(key, grant id): stable within one grant,
@@ -79,5 +101,53 @@ impl Gateway {
             grant_key.copy_from_slice(&mac.finalize().into_bytes());
         }
         Pseudonyms::new(&grant_key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CustomRule;
+
+    fn settings(custom: Vec<CustomRule>) -> LogSettings {
+        LogSettings {
+            sources: BTreeMap::new(),
+            push_retention_days: BTreeMap::new(),
+            push_dir: std::path::PathBuf::from("/nonexistent"),
+            rules: "builtin".into(),
+            custom,
+            key: std::path::PathBuf::from("/nonexistent/key"),
+            key_configured: true,
+        }
+    }
+
+    fn rule(id: &str, kind: &str, pattern: &str) -> CustomRule {
+        CustomRule {
+            id: id.into(),
+            kind: kind.into(),
+            pattern: pattern.into(),
+            keywords: vec!["cust-".into()],
+        }
+    }
+
+    #[test]
+    fn a_teams_rules_are_checked_at_start_and_used() {
+        let error = |custom| Gateway::new(&settings(custom), [0; 32]).err().unwrap_or_default();
+        assert!(error(vec![rule("customer", "customer", "CUST-(")]).contains("does not compile"));
+        assert!(error(vec![rule("customer", "Customer!", "CUST-[0-9]{8}")]).contains("must be lowercase"));
+        assert!(error(vec![rule("email", "customer", "CUST-[0-9]{8}")]).contains("is taken"));
+        assert!(error(vec![rule("gitleaks.x", "customer", "CUST-[0-9]{8}")]).contains("is taken"));
+        let gateway = Gateway::new(&settings(vec![rule("customer", "customer", "CUST-[0-9]{8}")]), [0; 32])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rules = gateway.rules().unwrap_or_else(|e| panic!("{e}"));
+        let mut out = Vec::new();
+        let placeholder = ward_redact::Placeholder { fixed: None };
+        rules.redact(
+            b"order for CUST-12345678 by jane@example.com",
+            &placeholder,
+            &mut out,
+            &mut Default::default(),
+        );
+        assert_eq!(out, b"order for <customer> by <email>");
     }
 }

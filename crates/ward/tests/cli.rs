@@ -695,6 +695,8 @@ fn logs_are_read_through_a_grant_and_come_out_redacted() {
         assert!(!text.contains(secret), "{secret} leaked:\n{text}");
     }
     assert!(text.contains("customer=<email:"), "{text}");
+    let (_, grant) = server.json(&alice, &["show", &grant_id]);
+    assert!(grant["first_used_at"].is_string(), "a log read is the grant's first use: {grant}");
     assert!(
         stderr(&out).contains("13 lines from 2 files;") && stderr(&out).contains("values redacted"),
         "{}",

@@ -30,7 +30,7 @@ impl Broker {
         let refusal = match self.index.usable(principal, resource, role, now) {
             None => format!("{principal} holds no active grant for `{role}` on `{resource}`"),
             Some(slot) => match policy.permits_access(principal, resource, role, true) {
-                Ok(()) if !slot.used => return self.first_use(caller, &slot.id, now).await,
+                Ok(()) if !slot.used => return self.first_use(caller, &slot.id, now, "check").await,
                 Ok(()) => {
                     let used = Use { grant_id: slot.id.as_str(), principal, resource, role };
                     self.usage.count_use(used, now, &caller.name);
@@ -88,11 +88,12 @@ impl Broker {
     }
 
     /// Records the first use of a grant, then answers the check from the stored grant.
-    async fn first_use(
+    pub(super) async fn first_use(
         &self,
         caller: &Caller,
         id: &GrantId,
         now: Timestamp,
+        via: &str,
     ) -> Result<CheckOutcome, BrokerError> {
         for _ in 0..MAX_ATTEMPTS {
             let mut grant = self.load_grant(id.as_str()).await?;
@@ -122,7 +123,7 @@ impl Broker {
                 request_id: Some(grant.request_id.to_string()),
                 grant_id: Some(grant.id.to_string()),
                 reason: None,
-                details: json!({ "role": grant.role, "first_use": true, "via": "check" }),
+                details: json!({ "role": grant.role, "first_use": true, "via": via }),
             };
             let change = Change { grants: vec![grant.clone()], events: vec![event], ..Change::default() };
             match self.commit(change).await {

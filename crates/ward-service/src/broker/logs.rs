@@ -84,6 +84,10 @@ impl Broker {
                 caller.name
             ),
             Some(slot) => match policy.permits_access(&caller.name, resource, role, true) {
+                // The grant's first use is on record, as for a check.
+                Ok(()) if !slot.used && !self.first_use(caller, &slot.id, now, "logs").await?.allowed => {
+                    format!("grant {} is no longer active", slot.id)
+                }
                 Ok(()) => {
                     return Ok(Reading {
                         pseudonyms: Arc::new(gateway.pseudonyms(&slot.id)),
@@ -91,7 +95,11 @@ impl Broker {
                         expires_at: slot.expires_at,
                         role,
                         source: source.clone(),
-                        rules: gateway.rules(),
+                        rules: gateway.rules().map_err(|e| {
+                            BrokerError::Unavailable(format!(
+                                "the redaction rules do not load, so no log is read: {e}"
+                            ))
+                        })?,
                         raw: unmasked,
                     });
                 }
@@ -392,7 +400,7 @@ impl Broker {
             "lines": sent_lines,
             "bytes": sent_bytes,
             "ended": end,
-            "redactions": self.gateway.get().map(|g| g.rules().summary(&counts)).unwrap_or_default(),
+            "redactions": reading.rules.summary(&counts),
         });
         if let Err(error) = self.record_read(caller, resource, reading, details).await {
             tracing::error!(%error, "could not record the end of a followed log");
