@@ -152,6 +152,7 @@ pub fn search(
             partial: Vec::new(),
             last_time: None,
             stop: false,
+            count_redactions: matches!(masking, Masking::Redacted { .. }),
         };
         match stream::redact(rules, replace, reader, &mut sink, Limits::default()) {
             Ok(_) => sink.finish(),
@@ -204,6 +205,8 @@ struct LineSink<'a, 'e> {
     partial: Vec<u8>,
     last_time: Option<Timestamp>,
     stop: bool,
+    /// Count pseudonyms (redacted text only: raw text holds none of ward's).
+    count_redactions: bool,
 }
 
 impl LineSink<'_, '_> {
@@ -222,7 +225,9 @@ impl LineSink<'_, '_> {
             self.summary.truncated = true;
             return false;
         }
-        count_pseudonyms(line, &mut self.summary.redactions);
+        if self.count_redactions {
+            count_pseudonyms(line, &mut self.summary.redactions);
+        }
         self.summary.lines += 1;
         self.summary.bytes += line.len() as u64 + 1;
         (self.emit)(Line {
@@ -267,7 +272,7 @@ impl Write for LineSink<'_, '_> {
 }
 
 /// Counts `<kind:7f3a9c>` pseudonyms per kind.
-fn count_pseudonyms(line: &[u8], counts: &mut BTreeMap<String, u64>) {
+pub fn count_pseudonyms(line: &[u8], counts: &mut BTreeMap<String, u64>) {
     let mut rest = line;
     while let Some(open) = rest.iter().position(|&b| b == b'<') {
         rest = &rest[open + 1..];

@@ -753,6 +753,11 @@ fn logs_are_read_through_a_grant_and_come_out_redacted() {
     let out = follower.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(String::from_utf8(out.stdout.clone()).unwrap().lines().count(), 1);
+    let (_, reads) = server.json(&carol, &["audit", "events", "--type", "access.used", "--grant", &grant_id]);
+    let tail = reads.as_array().unwrap().iter().find(|e| e["details"]["action"] == "logs.tail").unwrap();
+    assert_eq!(tail["details"]["redactions"]["email"], 1, "{tail}");
+    let follow = reads.as_array().unwrap().iter().find(|e| e["details"]["action"] == "logs.follow").unwrap();
+    assert!(follow["details"]["ended"].as_str().unwrap().contains("released or revoked"), "{follow}");
     assert!(
         stderr(&out).contains("the stream ended: grant") && stderr(&out).contains("released or revoked"),
         "{}",

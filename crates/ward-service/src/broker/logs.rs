@@ -271,12 +271,19 @@ impl Broker {
             self.record_refusal(caller, "logs.tail", Some(resource), None, &why).await;
             return Err(BrokerError::Forbidden(why));
         }
+        let mut redactions = std::collections::BTreeMap::new();
+        if !reading.raw {
+            for line in &ring {
+                ward_logs::count_pseudonyms(line.text.as_bytes(), &mut redactions);
+            }
+        }
         let details = json!({
             "action": "logs.tail",
             "role": reading.role,
             "follow": follow,
             "lines": ring.len(),
             "bytes": ring.iter().map(|l| l.text.len() as u64 + 1).sum::<u64>(),
+            "redactions": redactions,
         });
         self.record_read(caller, resource, &reading, details).await?;
         metrics::counter!("ward_log_reads_total", "action" => "tail").increment(1);
