@@ -550,27 +550,24 @@ impl PolicyEngine {
         if let Err(refusal) = self.check_names(ask.requester, ask.resource, ask.role) {
             return RequestVerdict::Refused(refusal);
         }
-        // The three questions share one context: built once, checked against the schema once
-        // (with the `request` question), then reused as it is.
-        let Ok(context) = Context::from_pairs(self.ask_context(ask)) else {
-            return RequestVerdict::Refused(Refusal::NotPermitted {
+        let not_permitted = |by: Vec<String>| {
+            RequestVerdict::Refused(Refusal::NotPermitted {
                 principal: ask.requester.to_owned(),
                 resource: ask.resource.to_owned(),
                 role: ask.role.to_owned(),
-                by: Vec::new(),
+                by,
                 breakglass: ask.breakglass,
-            });
+            })
+        };
+        // The three questions share one context: built once, checked against the schema once
+        // (with the `request` question), then reused as it is.
+        let Ok(context) = Context::from_pairs(self.ask_context(ask)) else {
+            return not_permitted(Vec::new());
         };
         let (decision, reasons) =
             self.decide(ask.requester, "request", ask.resource, context.clone(), Some(&self.schema));
         if decision == Decision::Deny {
-            return RequestVerdict::Refused(Refusal::NotPermitted {
-                principal: ask.requester.to_owned(),
-                resource: ask.resource.to_owned(),
-                role: ask.role.to_owned(),
-                by: reasons,
-                breakglass: ask.breakglass,
-            });
+            return not_permitted(reasons);
         }
         // Break-glass asks use only break-glass rules, and other asks only the others.
         let mut permitting: Vec<(String, PermitTerms)> = reasons
@@ -581,13 +578,7 @@ impl PolicyEngine {
         // Cedar reports the permits as a set: sort them, so that ties go the same way every time.
         permitting.sort_by(|a, b| a.0.cmp(&b.0));
         if permitting.is_empty() {
-            return RequestVerdict::Refused(Refusal::NotPermitted {
-                principal: ask.requester.to_owned(),
-                resource: ask.resource.to_owned(),
-                role: ask.role.to_owned(),
-                by: Vec::new(),
-                breakglass: ask.breakglass,
-            });
+            return not_permitted(Vec::new());
         }
         let longest = permitting.iter().map(|(_, t)| t.longest_seconds()).max().unwrap_or(0);
         let fitting: Vec<&(String, PermitTerms)> =
