@@ -279,15 +279,7 @@ pub fn file_request(
 
     if let Some(rules) = &terms.auto_denied_by {
         let comment = format!("denied automatically by {}", rules.join(", "));
-        request.approvals.push(Approval {
-            approver: SYSTEM_ACTOR.to_owned(),
-            decision: Decision::Deny,
-            comment: Some(comment.clone()),
-            at: now,
-            stages: Vec::new(),
-        });
-        request.state = RequestState::Denied;
-        request.decided_at = Some(now);
+        mark_denied(&mut request, SYSTEM_ACTOR, &comment, now);
         let mut denied = request_event(ids, EventType::ApprovalDenied, now, SYSTEM_ACTOR, &request);
         denied.reason = Some(comment);
         denied.details = json!({ "automatic": true, "policy_ids": rules });
@@ -517,6 +509,19 @@ pub fn approve(
     Ok(Transition { request: Some(request), grant, events })
 }
 
+/// Records `by`'s denial on `request`, which ends it.
+fn mark_denied(request: &mut AccessRequest, by: &str, comment: &str, now: Timestamp) {
+    request.approvals.push(Approval {
+        approver: by.to_owned(),
+        decision: Decision::Deny,
+        comment: Some(comment.to_owned()),
+        at: now,
+        stages: Vec::new(),
+    });
+    request.state = RequestState::Denied;
+    request.decided_at = Some(now);
+}
+
 /// An eligible approver turns the request down; one denial ends it.
 pub fn deny(
     ids: &mut dyn IdSource,
@@ -530,15 +535,7 @@ pub fn deny(
     if comment.trim().is_empty() {
         return Err(LifecycleError::CommentRequired);
     }
-    request.approvals.push(Approval {
-        approver: approver.to_owned(),
-        decision: Decision::Deny,
-        comment: Some(comment.clone()),
-        at: now,
-        stages: Vec::new(),
-    });
-    request.state = RequestState::Denied;
-    request.decided_at = Some(now);
+    mark_denied(&mut request, approver, &comment, now);
     request.version += 1;
     let mut denied = request_event(ids, EventType::ApprovalDenied, now, approver, &request);
     denied.reason = Some(comment);
