@@ -226,7 +226,7 @@ impl LineSink<'_, '_> {
             return false;
         }
         if self.count_redactions {
-            count_pseudonyms(line, &mut self.summary.redactions);
+            ward_redact::count_pseudonyms(line, &mut self.summary.redactions);
         }
         self.summary.lines += 1;
         self.summary.bytes += line.len() as u64 + 1;
@@ -268,27 +268,6 @@ impl Write for LineSink<'_, '_> {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-/// Counts `<kind:7f3a9c>` pseudonyms per kind.
-pub fn count_pseudonyms(line: &[u8], counts: &mut BTreeMap<String, u64>) {
-    let mut rest = line;
-    while let Some(open) = rest.iter().position(|&b| b == b'<') {
-        rest = &rest[open + 1..];
-        let Some(close) = rest.iter().take(120).position(|&b| b == b'>') else { continue };
-        let token = &rest[..close];
-        if let Some(colon) = token.iter().rposition(|&b| b == b':') {
-            let (kind, digest) = (&token[..colon], &token[colon + 1..]);
-            if !kind.is_empty()
-                && digest.len() == 6
-                && digest.iter().all(u8::is_ascii_hexdigit)
-                && kind.iter().all(|&b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-            {
-                *counts.entry(String::from_utf8_lossy(kind).into_owned()).or_default() += 1;
-                rest = &rest[close + 1..];
-            }
-        }
     }
 }
 
@@ -355,58 +334,6 @@ pub fn read_appended(position: &Position, max: usize) -> io::Result<Appended> {
         bytes,
         position: Position { path: position.path.clone(), offset, skipping_line: skipping },
     })
-}
-
-/// Holds back an unfinished private key block until it ends, so a block is never handed out in
-/// parts; one that grows past `max` bytes is replaced whole, and its remaining lines dropped up
-/// to its END line (fail closed).
-#[derive(Debug, Default)]
-pub struct KeyGuard {
-    skipping: bool,
-}
-
-/// What [`KeyGuard::take`] lets out of a poll.
-pub struct Taken {
-    /// Lines that may be redacted and handed out now.
-    pub lines: Vec<u8>,
-    /// How many bytes of the poll that accounts for (the rest is read again next time).
-    pub used: usize,
-    /// A key block too long to wait for was withheld here: write one pseudonym for it.
-    pub withheld: bool,
-}
-
-impl KeyGuard {
-    pub fn take(&mut self, appended: &[u8], max: usize) -> Taken {
-        let mut start = 0;
-        if self.skipping {
-            // Drop lines up to and including the block's END line.
-            for line in appended.split_inclusive(|&b| b == b'\n') {
-                start += line.len();
-                if contains(line, b"-----END") && contains(line, b"PRIVATE KEY") {
-                    self.skipping = false;
-                    break;
-                }
-            }
-            if self.skipping {
-                return Taken { lines: Vec::new(), used: appended.len(), withheld: false };
-            }
-        }
-        let rest = &appended[start..];
-        match stream::open_key_block(rest) {
-            None => Taken { lines: rest.to_vec(), used: appended.len(), withheld: false },
-            Some(begin) if rest.len() - begin <= max => {
-                Taken { lines: rest[..begin].to_vec(), used: start + begin, withheld: false }
-            }
-            Some(begin) => {
-                self.skipping = true;
-                Taken { lines: rest[..begin].to_vec(), used: appended.len(), withheld: true }
-            }
-        }
-    }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]

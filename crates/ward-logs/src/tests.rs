@@ -156,20 +156,6 @@ fn an_endless_line_is_withheld_and_following_goes_on() {
 }
 
 #[test]
-fn a_key_block_is_held_back_until_it_ends_or_withheld_whole() {
-    let mut guard = KeyGuard::default();
-    let poll = b"a\n-----BEGIN PRIVATE KEY-----\nMIIE\n";
-    let taken = guard.take(poll, 1 << 20);
-    assert_eq!((taken.lines.as_slice(), taken.used, taken.withheld), (&b"a\n"[..], 2, false));
-    // Too long to wait for: withheld whole, and its lines dropped up to END.
-    let mut guard = KeyGuard::default();
-    let taken = guard.take(poll, 8);
-    assert_eq!((taken.lines.as_slice(), taken.used, taken.withheld), (&b"a\n"[..], poll.len(), true));
-    let taken = guard.take(b"QUJD\n-----END PRIVATE KEY-----\nb\n", 8);
-    assert_eq!(taken.lines, b"b\n");
-}
-
-#[test]
 fn a_symlinked_directory_is_not_followed() {
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("secrets");

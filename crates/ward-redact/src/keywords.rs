@@ -12,7 +12,7 @@ const MAX_COUNT: usize = 64;
 
 /// Lowercase literals one of which every match of `pattern` contains, if there is a short list
 /// of them, each at least three bytes; `None` when no such list can be read from the pattern.
-pub(crate) fn prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
+pub(crate) fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
     let hir = regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(pattern).ok()?;
     let mut keywords = starts(&hir).or_else(|| required(&hir))?;
     keywords.sort();
@@ -63,7 +63,7 @@ fn required(hir: &Hir) -> Option<Vec<Vec<u8>>> {
 
 #[cfg(test)]
 mod tests {
-    use super::prefixes;
+    use super::required_literals as prefixes;
 
     #[test]
     fn literal_starts_become_keywords_and_open_starts_do_not() {

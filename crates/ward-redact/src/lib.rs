@@ -215,12 +215,8 @@ pub(crate) fn compile(id: &str, pattern: &str) -> Result<Regex, RedactError> {
         .map_err(|e| RedactError::Regex { id: id.to_owned(), message: e.to_string() })
 }
 
-/// Whether `start..end` lies inside a `<kind:7f3a9c>`-shaped token, and its kind.
-fn pseudonym_kind(text: &[u8], start: usize, end: usize) -> Option<&[u8]> {
-    let from = start.saturating_sub(64);
-    let open = from + text[from..start].iter().rposition(|&b| b == b'<')?;
-    let close = text[end..text.len().min(end + 8)].iter().position(|&b| b == b'>')?;
-    let token = &text[open + 1..end + close];
+/// The kind of a pseudonym token's inside (`email:7f3a9c`), if it has that shape.
+fn token_kind(token: &[u8]) -> Option<&[u8]> {
     let colon = token.iter().rposition(|&b| b == b':')?;
     let (kind, digest) = (&token[..colon], &token[colon + 1..]);
     (!kind.is_empty()
@@ -228,6 +224,27 @@ fn pseudonym_kind(text: &[u8], start: usize, end: usize) -> Option<&[u8]> {
         && digest.len() == 6
         && digest.iter().all(u8::is_ascii_hexdigit))
     .then_some(kind)
+}
+
+/// Whether `start..end` lies inside a `<kind:7f3a9c>`-shaped token, and its kind.
+fn pseudonym_kind(text: &[u8], start: usize, end: usize) -> Option<&[u8]> {
+    let from = start.saturating_sub(64);
+    let open = from + text[from..start].iter().rposition(|&b| b == b'<')?;
+    let close = text[end..text.len().min(end + 8)].iter().position(|&b| b == b'>')?;
+    token_kind(&text[open + 1..end + close])
+}
+
+/// Counts the pseudonyms (`<email:7f3a9c>`) in `text`, per kind.
+pub fn count_pseudonyms(text: &[u8], counts: &mut std::collections::BTreeMap<String, u64>) {
+    let mut rest = text;
+    while let Some(open) = rest.iter().position(|&b| b == b'<') {
+        rest = &rest[open + 1..];
+        let Some(close) = rest.iter().take(120).position(|&b| b == b'>') else { continue };
+        if let Some(kind) = token_kind(&rest[..close]) {
+            *counts.entry(String::from_utf8_lossy(kind).into_owned()).or_default() += 1;
+            rest = &rest[close + 1..];
+        }
+    }
 }
 
 /// The line (without its newline) that holds `start..end`.
@@ -309,7 +326,7 @@ impl RuleSet {
             let keywords: Vec<Vec<u8>> = if !prefiltered {
                 Vec::new()
             } else if rule.keywords.is_empty() {
-                keywords::prefixes(rule.regex.as_str()).unwrap_or_default()
+                keywords::required_literals(rule.regex.as_str()).unwrap_or_default()
             } else {
                 rule.keywords.iter().map(|k| k.as_bytes().to_vec()).collect()
             };

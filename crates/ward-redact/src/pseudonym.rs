@@ -15,12 +15,27 @@ pub struct Pseudonyms {
     mac: Hmac<Sha256>,
 }
 
+/// HMAC-SHA256 keyed with `key`. HMAC pads a key shorter than its block with zeros: the same
+/// key, as a full block, so this cannot fail.
+fn keyed(key: &[u8; 32]) -> Hmac<Sha256> {
+    let mut block = hmac::digest::Key::<Hmac<Sha256>>::default();
+    block[..key.len()].copy_from_slice(key);
+    <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block)
+}
+
 impl Pseudonyms {
     pub fn new(key: &[u8; 32]) -> Self {
-        // HMAC pads a key shorter than its block with zeros: the same key, as a full block.
-        let mut block = hmac::digest::Key::<Hmac<Sha256>>::default();
-        block[..key.len()].copy_from_slice(key);
-        Self { mac: <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block) }
+        Self { mac: keyed(key) }
+    }
+
+    /// Pseudonyms under a key of their own for `scope` (a grant): HMAC(key, scope). Stable
+    /// within one scope, unlinkable across scopes.
+    pub fn scoped(key: &[u8; 32], scope: &[u8]) -> Self {
+        let mut mac = keyed(key);
+        mac.update(scope);
+        let mut scoped = [0u8; 32];
+        scoped.copy_from_slice(&mac.finalize().into_bytes());
+        Self::new(&scoped)
     }
 }
 

@@ -51,7 +51,7 @@ pub fn redact<R: BufRead, W: Write>(
         if skipping_key {
             // The rest of a key block already replaced: drop lines up to its END line.
             let line = chunk.split_off(start);
-            skipping_key = !(contains(&line, b"-----END") && contains(&line, b"PRIVATE KEY"));
+            skipping_key = !closes_key_block(&line);
             continue;
         }
         if cut {
@@ -64,7 +64,7 @@ pub fn redact<R: BufRead, W: Write>(
         }
         if open_at.is_some() {
             let line = &chunk[start..];
-            if contains(line, b"-----END") && contains(line, b"PRIVATE KEY") {
+            if closes_key_block(line) {
                 open_at = None;
             } else {
                 // Still open: only the growth matters.
@@ -137,6 +137,59 @@ fn fail_closed<W: Write>(
     out.push(b'\n');
     counts.add(rule);
     output.write_all(out)
+}
+
+/// Whether `line` ends a private key block.
+fn closes_key_block(line: &[u8]) -> bool {
+    contains(line, b"-----END") && contains(line, b"PRIVATE KEY")
+}
+
+/// Holds back an unfinished private key block until it ends, so a block is never handed out in
+/// parts; one that grows past `max` bytes is replaced whole, and its remaining lines dropped up
+/// to its END line (fail closed).
+#[derive(Debug, Default)]
+pub struct KeyGuard {
+    skipping: bool,
+}
+
+/// What [`KeyGuard::take`] lets out of a poll.
+pub struct Taken {
+    /// Lines that may be redacted and handed out now.
+    pub lines: Vec<u8>,
+    /// How many bytes of the poll that accounts for (the rest is read again next time).
+    pub used: usize,
+    /// A key block too long to wait for was withheld here: write one pseudonym for it.
+    pub withheld: bool,
+}
+
+impl KeyGuard {
+    pub fn take(&mut self, appended: &[u8], max: usize) -> Taken {
+        let mut start = 0;
+        if self.skipping {
+            // Drop lines up to and including the block's END line.
+            for line in appended.split_inclusive(|&b| b == b'\n') {
+                start += line.len();
+                if closes_key_block(line) {
+                    self.skipping = false;
+                    break;
+                }
+            }
+            if self.skipping {
+                return Taken { lines: Vec::new(), used: appended.len(), withheld: false };
+            }
+        }
+        let rest = &appended[start..];
+        match open_key_block(rest) {
+            None => Taken { lines: rest.to_vec(), used: appended.len(), withheld: false },
+            Some(begin) if rest.len() - begin <= max => {
+                Taken { lines: rest[..begin].to_vec(), used: start + begin, withheld: false }
+            }
+            Some(begin) => {
+                self.skipping = true;
+                Taken { lines: rest[..begin].to_vec(), used: appended.len(), withheld: true }
+            }
+        }
+    }
 }
 
 /// Where the last private key block that has not ended yet begins, if any.

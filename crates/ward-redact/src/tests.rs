@@ -276,6 +276,20 @@ mod streaming {
     }
 
     #[test]
+    fn a_key_block_is_held_back_until_it_ends_or_withheld_whole() {
+        let mut guard = stream::KeyGuard::default();
+        let poll = b"a\n-----BEGIN PRIVATE KEY-----\nMIIE\n";
+        let taken = guard.take(poll, 1 << 20);
+        assert_eq!((taken.lines.as_slice(), taken.used, taken.withheld), (&b"a\n"[..], 2, false));
+        // Too long to wait for: withheld whole, and its lines dropped up to END.
+        let mut guard = stream::KeyGuard::default();
+        let taken = guard.take(poll, 8);
+        assert_eq!((taken.lines.as_slice(), taken.used, taken.withheld), (&b"a\n"[..], poll.len(), true));
+        let taken = guard.take(b"QUJD\n-----END PRIVATE KEY-----\nb\n", 8);
+        assert_eq!(taken.lines, b"b\n");
+    }
+
+    #[test]
     fn an_overlong_line_is_cut_and_marked() {
         let mut text = vec![b'a'; 100];
         text.extend_from_slice(b" jane@example.com\nnext jane@example.com\n");

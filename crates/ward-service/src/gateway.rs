@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use ward_core::GrantId;
 use ward_logs::Source;
 use ward_redact::{Pseudonyms, Rule, RuleSet};
@@ -95,12 +93,7 @@ impl Gateway {
     /// Pseudonyms under the grant's own key, HMAC(key, grant id): stable within one grant,
     /// unlinkable across grants.
     pub fn pseudonyms(&self, grant: &GrantId) -> Pseudonyms {
-        let mut grant_key = [0u8; 32];
-        if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.key) {
-            mac.update(grant.as_str().as_bytes());
-            grant_key.copy_from_slice(&mac.finalize().into_bytes());
-        }
-        Pseudonyms::new(&grant_key)
+        Pseudonyms::scoped(&self.key, grant.as_str().as_bytes())
     }
 }
 

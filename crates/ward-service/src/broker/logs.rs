@@ -274,7 +274,7 @@ impl Broker {
         let mut redactions = std::collections::BTreeMap::new();
         if !reading.raw {
             for line in &ring {
-                ward_logs::count_pseudonyms(line.text.as_bytes(), &mut redactions);
+                ward_redact::count_pseudonyms(line.text.as_bytes(), &mut redactions);
             }
         }
         let details = json!({
@@ -326,7 +326,7 @@ impl Broker {
         sender: &tokio::sync::mpsc::Sender<LogItem>,
     ) {
         let mut position = start;
-        let mut guard = ward_logs::KeyGuard::default();
+        let mut guard = ward_redact::stream::KeyGuard::default();
         let mut counts = ward_redact::Counts::default();
         let (mut sent_lines, mut sent_bytes) = (0u64, 0u64);
         let end = 'following: loop {
