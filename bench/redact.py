@@ -11,7 +11,8 @@ Needs: cargo, rg (apt-get install ripgrep), GNU sed.
    - sed -E with one s/…/[REDACTED]/g per rule (the order keeps them from interacting)
    and checks the three outputs are byte-identical.
 3. Runs ward with gitleaks' whole rule set (and with ward's standard set: built-in + gitleaks +
-   Nosey Parker) and keyed pseudonyms, for MB/s.
+   Nosey Parker) and keyed pseudonyms, for MB/s: on one core, and on every core of the machine
+   (`--threads N`: chunks redacted side by side, the output in order).
 Prints medians and ratios.
 """
 import hashlib
@@ -115,10 +116,15 @@ def main():
     print(f"  ward / rg throughput:  {statistics.median(times['rg']) / ward:.2f}x")
     print(f"  ward / sed throughput: {statistics.median(times['sed']) / ward:.2f}x")
     print(f"  outputs byte-identical: {len(set(digests.values())) == 1} {digests}")
+    cores = os.cpu_count() or 1
     for rules in ["gitleaks", "standard"]:
-        runs = [run(["taskset", "-c", "0", WARD, "--rules", rules], log, os.path.join(work, f"out-{rules}")) for _ in range(rounds)]
-        median = statistics.median(runs)
-        print(f"  ward --rules {rules}: median {median:.3f}s  {size / median:.1f} MB/s  runs {[round(t, 3) for t in runs]}")
+        one = [run(["taskset", "-c", "0", WARD, "--rules", rules], log, os.path.join(work, f"out-{rules}-1")) for _ in range(rounds)]
+        every = [run([WARD, "--rules", rules, "--threads", str(cores)], log, os.path.join(work, f"out-{rules}-n")) for _ in range(rounds)]
+        same = sha256(os.path.join(work, f"out-{rules}-1")) == sha256(os.path.join(work, f"out-{rules}-n"))
+        for label, runs in [("1 core", one), (f"{cores} cores", every)]:
+            median = statistics.median(runs)
+            print(f"  ward --rules {rules} ({label}): median {median:.3f}s  {size / median:.1f} MB/s  runs {[round(t, 3) for t in runs]}")
+        print(f"  ward --rules {rules}: same output on 1 and {cores} threads: {same}")
 
 
 if __name__ == "__main__":

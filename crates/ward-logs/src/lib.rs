@@ -154,7 +154,7 @@ pub fn search(
             stop: false,
             count_redactions: matches!(masking, Masking::Redacted { .. }),
         };
-        match stream::redact(rules, replace, reader, &mut sink, Limits::default()) {
+        match stream::redact(rules, replace, reader, &mut sink, Limits::parallel()) {
             Ok(_) => sink.finish(),
             // The sink stops the stream with an error of its own once it has enough.
             Err(_) if sink.stop => {}

@@ -1,11 +1,12 @@
 //! Redacts standard input to standard output with ward's engine, as the gateway does; for
 //! benchmarks (`bench/redact.py`) and for trying rules out.
 //!
-//! `redact [--rules builtin|standard|gitleaks|FILE] [--fixed TEXT] < in > out`
+//! `redact [--rules builtin|standard|gitleaks|FILE] [--fixed TEXT] [--threads N] < in > out`
 //! - `builtin`: ward's built-in rules; `standard`: with gitleaks' and Nosey Parker's; `gitleaks`:
 //!   gitleaks' rules alone; `FILE`: one
 //!   regex per line, each redacting its whole match (the same file `rg -f` and `sed` can use);
-//! - `--fixed TEXT`: replace every value with TEXT (default: keyed pseudonyms `<kind:…>`).
+//! - `--fixed TEXT`: replace every value with TEXT (default: keyed pseudonyms `<kind:…>`);
+//! - `--threads N`: redact chunks on N threads side by side (default 1).
 //!
 //! Prints the counts per rule and the throughput on standard error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -45,7 +46,9 @@ fn main() {
     let started = Instant::now();
     let input = BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let mut output = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let counts = stream::redact(&rules, replace.as_ref(), input, &mut output, Limits::default()).unwrap();
+    let threads = value("--threads").map_or(1, |n| n.parse().expect("--threads takes a number"));
+    let limits = Limits { threads, ..Limits::default() };
+    let counts = stream::redact(&rules, replace.as_ref(), input, &mut output, limits).unwrap();
     output.flush().unwrap();
     let seconds = started.elapsed().as_secs_f64();
     eprintln!("{} values redacted in {seconds:.3}s", counts.total());

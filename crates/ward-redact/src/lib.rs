@@ -17,12 +17,19 @@ mod builtin;
 mod checks;
 pub mod gitleaks;
 mod keywords;
+mod lead;
 pub mod noseyparker;
 mod pseudonym;
+mod reach;
 pub mod stream;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::Regex;
+
+use std::ops::Range;
+
+use lead::Lead;
+use reach::Reach;
 
 pub use builtin::builtin_rules;
 pub use pseudonym::{Placeholder, Pseudonyms, Replace};
@@ -94,6 +101,9 @@ impl Allow {
         }
         AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
+            // Secrets are short: a prefilter costs more to start than it saves on them.
+            .prefilter(false)
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
             .build(words)
             .map(Some)
             .map_err(|e| RedactError::Load(e.to_string()))
@@ -162,26 +172,39 @@ impl Rule {
         self
     }
 
-    /// The spans to redact in a match: the secret group (or every group, or the whole match)
-    /// that passes the rule's checks.
-    fn secret_spans(&self, caps: &regex::bytes::Captures<'_>, text: &[u8], spans: &mut Vec<(usize, usize)>) {
-        let Some(whole) = caps.get(0) else { return };
-        let groups = || (1..caps.len()).filter_map(|i| caps.get(i)).filter(|m| !m.is_empty());
-        let candidates: Vec<regex::bytes::Match<'_>> = match self.group {
-            Some(group) => caps.get(group).into_iter().collect(),
-            None if self.all_groups => groups().collect(),
-            None => groups().next().into_iter().collect(),
+    /// The spans to redact in a match, handed to `keep`: the secret group (or every group, or
+    /// the whole match) that passes the rule's checks.
+    fn secret_spans(
+        &self,
+        caps: &regex::bytes::Captures<'_>,
+        whole: Range<usize>,
+        text: &[u8],
+        mut keep: impl FnMut(usize, usize),
+    ) {
+        let mut check = |value: Range<usize>| {
+            if !value.is_empty() && self.is_secret(&text[value.clone()], &whole, text) {
+                keep(value.start, value.end);
+            }
         };
-        let candidates = if candidates.is_empty() && self.group.is_none() { vec![whole] } else { candidates };
-        for value in candidates {
-            if !value.is_empty() && self.is_secret(value, whole, text) {
-                spans.push((value.start(), value.end()));
+        match self.group {
+            Some(group) => caps.get(group).into_iter().for_each(|m| check(m.range())),
+            None => {
+                let mut groups =
+                    (1..caps.len()).filter_map(|i| caps.get(i)).filter(|m| !m.is_empty()).map(|m| m.range());
+                match groups.next() {
+                    None => check(whole.clone()),
+                    Some(first) => {
+                        check(first);
+                        if self.all_groups {
+                            groups.for_each(check);
+                        }
+                    }
+                }
             }
         }
     }
 
-    fn is_secret(&self, value: regex::bytes::Match<'_>, whole: regex::bytes::Match<'_>, text: &[u8]) -> bool {
-        let bytes = value.as_bytes();
+    fn is_secret(&self, bytes: &[u8], whole: &Range<usize>, text: &[u8]) -> bool {
         let passes = match self.check {
             Check::None => true,
             Check::Luhn => checks::luhn(bytes),
@@ -193,8 +216,8 @@ impl Rule {
         !self.allow.iter().any(|allow| {
             let target = match allow.target {
                 AllowTarget::Secret => bytes,
-                AllowTarget::Match => whole.as_bytes(),
-                AllowTarget::Line => line_around(text, whole.start(), whole.end()),
+                AllowTarget::Match => &text[whole.clone()],
+                AllowTarget::Line => line_around(text, whole.start, whole.end),
             };
             allow.regexes.iter().any(|re| re.is_match(target))
                 || allow.stopwords.as_ref().is_some_and(|words| words.is_match(bytes))
@@ -293,6 +316,30 @@ pub struct RuleSet {
     woken_by: Vec<Vec<usize>>,
     /// Rules without keywords.
     always: Vec<usize>,
+    /// For each rule, how its matches are searched for.
+    searches: Vec<Search>,
+}
+
+/// How a rule's matches are searched for.
+#[derive(Debug)]
+struct Search {
+    /// The rule's regex, or what is left of it once a lead is split off.
+    regex: Regex,
+    lead: Option<Lead>,
+    /// How many lines from its keyword's a match can reach.
+    reach: Reach,
+}
+
+impl Search {
+    fn new(rule: &Rule) -> Self {
+        let reach = if rule.multiline { Reach::of(rule.regex.as_str()) } else { Reach::Line };
+        match Lead::split(rule.regex.as_str())
+            .and_then(|(lead, rest)| Some((lead, compile(&rule.id, &rest).ok()?)))
+        {
+            Some((lead, regex)) => Self { regex, lead: Some(lead), reach },
+            None => Self { regex: rule.regex.clone(), lead: None, reach },
+        }
+    }
 }
 
 /// A match that will be replaced.
@@ -357,7 +404,8 @@ impl RuleSet {
                     .map_err(|e| RedactError::Load(e.to_string()))?,
             )
         };
-        Ok(Self { rules, prefilter, woken_by, always })
+        let searches = rules.iter().map(Search::new).collect();
+        Ok(Self { rules, prefilter, woken_by, always, searches })
     }
 
     /// ward's built-in rules.
@@ -407,21 +455,32 @@ impl RuleSet {
     }
 
     /// What each rule must scan: rules without keywords the whole text, the others only the
-    /// lines where one of their keywords occurs (with lines around them for rules whose matches
-    /// may span lines). A keyword somewhere in a 64 KB chunk says little; on a line it
-    /// says a lot.
+    /// lines where one of their keywords occurs and the lines a match can reach from there. A
+    /// keyword somewhere in a 64 KB chunk says little; on a line it says a lot.
     fn regions(&self, text: &[u8]) -> Vec<(usize, Vec<(usize, usize)>)> {
         let mut regions: Vec<(usize, Vec<(usize, usize)>)> =
             self.always.iter().map(|&rule| (rule, vec![(0, text.len())])).collect();
         let Some(prefilter) = &self.prefilter else { return regions };
         let newlines: Vec<usize> =
             text.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i).collect();
-        let line_count = newlines.len() + 1;
+        let last_line = newlines.len();
         let mut hits: Vec<(usize, usize)> = Vec::new();
+        // The last line each rule was woken on: a keyword found again on it adds nothing.
+        let mut woken_on = vec![usize::MAX; self.rules.len()];
+        let mut line = 0;
         for found in prefilter.find_overlapping_iter(text) {
-            let line = newlines.partition_point(|&n| n < found.start());
+            // Keywords come in the text's order, so the line mostly moves forward.
+            if line > 0 && newlines[line - 1] >= found.start() {
+                line = newlines.partition_point(|&n| n < found.start());
+            }
+            while newlines.get(line).is_some_and(|&n| n < found.start()) {
+                line += 1;
+            }
             for &rule in &self.woken_by[found.pattern().as_usize()] {
-                hits.push((rule, line));
+                if woken_on[rule] != line {
+                    woken_on[rule] = line;
+                    hits.push((rule, line));
+                }
             }
         }
         hits.sort_unstable();
@@ -430,13 +489,17 @@ impl RuleSet {
         let line_end = |line: usize| newlines.get(line).copied().unwrap_or(text.len());
         for group in hits.chunk_by(|a, b| a.0 == b.0) {
             let rule = group[0].0;
-            // A match that may span lines starts at most a little before its keyword and may run
-            // on to the end of the chunk (a private key block is dozens of lines; the stream never
-            // splits one between chunks).
-            let (before, after) = if self.rules[rule].multiline { (2, line_count) } else { (0, 0) };
+            let (before, after) = match self.searches[rule].reach {
+                Reach::Line => (0, 0),
+                Reach::Lines(n) => (n, n),
+                // A match that may hold any number of line breaks starts at most a little before
+                // its keyword and may run on to the end of the chunk (a private key block is
+                // dozens of lines; the stream never splits one between chunks).
+                Reach::Unbounded => (2, last_line),
+            };
             let mut ranges: Vec<(usize, usize)> = Vec::new();
             for &(_, line) in group {
-                let (first, last) = (line.saturating_sub(before), (line + after).min(line_count - 1));
+                let (first, last) = (line.saturating_sub(before), line.saturating_add(after).min(last_line));
                 match ranges.last_mut() {
                     // Adjacent or overlapping lines scan as one region.
                     Some(range) if range.1 + 1 >= first => range.1 = range.1.max(last),
@@ -459,65 +522,65 @@ impl RuleSet {
     /// lines only if its rule says so; one that would otherwise is looked for line by line.
     pub fn find(&self, text: &[u8]) -> Vec<Finding> {
         let mut found = Vec::new();
-        let mut spans = Vec::new();
-        for (rule_index, regions) in self.regions(text) {
-            let rule = &self.rules[rule_index];
+        for (rule, regions) in self.regions(text) {
             for (from, to) in regions {
                 let region = &text[from..to];
-                for caps in rule.regex.captures_iter(region) {
-                    let Some(whole) = caps.get(0) else { continue };
-                    if !rule.multiline && whole.as_bytes().contains(&b'\n') {
-                        self.find_in_lines(
-                            rule_index,
-                            text,
-                            from + whole.start(),
-                            from + whole.end(),
-                            &mut found,
-                        );
-                        continue;
+                for (caps, whole) in self.matches(rule, region) {
+                    if !self.rules[rule].multiline && region[whole.clone()].contains(&b'\n') {
+                        self.find_in_lines(rule, text, from + whole.start, from + whole.end, &mut found);
+                    } else {
+                        self.keep(rule, &caps, whole, region, from, &mut found);
                     }
-                    spans.clear();
-                    rule.secret_spans(&caps, region, &mut spans);
-                    found.extend(
-                        spans
-                            .iter()
-                            .filter(|&&(start, end)| !self.inside_own_pseudonym(region, start, end))
-                            .map(|&(start, end)| Finding {
-                                start: from + start,
-                                end: from + end,
-                                rule: rule_index,
-                            }),
-                    );
                 }
             }
         }
         merge(found)
     }
 
-    /// Runs one rule on each line that `start..end` touches.
-    fn find_in_lines(
+    /// Each match of `rule` in `haystack`, with the span of the whole match (which starts before
+    /// what the regex searched for when a lead was split off it).
+    fn matches<'h>(
+        &'h self,
+        rule: usize,
+        haystack: &'h [u8],
+    ) -> impl Iterator<Item = (regex::bytes::Captures<'h>, Range<usize>)> + 'h {
+        let search = &self.searches[rule];
+        let mut floor = 0;
+        search.regex.captures_iter(haystack).filter_map(move |caps| {
+            let found = caps.get(0)?;
+            let start =
+                search.lead.as_ref().map_or(found.start(), |lead| lead.start(haystack, found.start(), floor));
+            floor = found.end();
+            Some((caps, start..found.end()))
+        })
+    }
+
+    /// Records the values a match of `rule` in `region` (at `offset` in the chunk) redacts.
+    fn keep(
         &self,
-        rule_index: usize,
-        text: &[u8],
-        start: usize,
-        end: usize,
+        rule: usize,
+        caps: &regex::bytes::Captures<'_>,
+        whole: Range<usize>,
+        region: &[u8],
+        offset: usize,
         found: &mut Vec<Finding>,
     ) {
-        let rule = &self.rules[rule_index];
+        self.rules[rule].secret_spans(caps, whole, region, |start, end| {
+            if !self.inside_own_pseudonym(region, start, end) {
+                found.push(Finding { start: offset + start, end: offset + end, rule });
+            }
+        });
+    }
+
+    /// Runs one rule on each line that `start..end` touches.
+    fn find_in_lines(&self, rule: usize, text: &[u8], start: usize, end: usize, found: &mut Vec<Finding>) {
         let first = text[..start].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let last = text[end..].iter().position(|&b| b == b'\n').map_or(text.len(), |i| end + i);
         let mut offset = first;
-        let mut spans = Vec::new();
         for line in text[first..last].split(|&b| b == b'\n') {
-            for caps in rule.regex.captures_iter(line) {
-                rule.secret_spans(&caps, line, &mut spans);
+            for (caps, whole) in self.matches(rule, line) {
+                self.keep(rule, &caps, whole, line, offset, found);
             }
-            found.extend(
-                spans
-                    .drain(..)
-                    .filter(|&(s, e)| !self.inside_own_pseudonym(line, s, e))
-                    .map(|(s, e)| Finding { start: offset + s, end: offset + e, rule: rule_index }),
-            );
             offset += line.len() + 1;
         }
     }

@@ -3,8 +3,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// Writes the replacement for a value of type `kind`.
-pub trait Replace {
+/// Writes the replacement for a value of type `kind`. Shared by the threads redacting one stream.
+pub trait Replace: Sync {
     fn replace(&self, kind: &str, value: &[u8], out: &mut Vec<u8>);
 }
 

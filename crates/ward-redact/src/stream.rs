@@ -8,7 +8,9 @@
 //!   a block that does not end within [`Limits::max_line_bytes`] is redacted whole to the end of
 //!   the chunk, and its remaining lines are dropped up to its END line (fail closed).
 
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
+use std::sync::{Mutex, mpsc};
 
 use crate::{Counts, Replace, RuleSet};
 
@@ -21,11 +23,22 @@ const PRIVATE_KEY_RULE: &str = "private-key";
 pub struct Limits {
     pub chunk_bytes: usize,
     pub max_line_bytes: usize,
+    /// Threads redacting chunks side by side (the output keeps the input's order); 1: the
+    /// caller's thread alone.
+    pub threads: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { chunk_bytes: 64 * 1024, max_line_bytes: 1024 * 1024 }
+        Self { chunk_bytes: 64 * 1024, max_line_bytes: 1024 * 1024, threads: 1 }
+    }
+}
+
+impl Limits {
+    /// One thread per core, at most eight.
+    pub fn parallel() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Self { threads: cores.min(8), ..Self::default() }
     }
 }
 
@@ -33,18 +46,156 @@ impl Default for Limits {
 pub fn redact<R: BufRead, W: Write>(
     rules: &RuleSet,
     replace: &dyn Replace,
-    mut input: R,
-    mut output: W,
+    input: R,
+    output: W,
     limits: Limits,
 ) -> io::Result<Counts> {
+    if limits.threads <= 1 {
+        let mut sink = Inline { rules, replace, out: Vec::new(), output, counts: Counts::default() };
+        chunks(rules, replace, input, &mut sink, limits)?;
+        sink.output.flush()?;
+        return Ok(sink.counts);
+    }
+    let (jobs, queue) = mpsc::sync_channel::<(u64, Vec<u8>)>(limits.threads);
+    let queue = Mutex::new(queue);
+    let (done, results) = mpsc::channel();
+    std::thread::scope(|scope| {
+        for _ in 0..limits.threads {
+            let (queue, done) = (&queue, done.clone());
+            scope.spawn(move || {
+                let next = || queue.lock().map_or(None, |queue| queue.recv().ok());
+                while let Some((seq, chunk)) = next() {
+                    let mut counts = Counts::default();
+                    let mut out = Vec::with_capacity(chunk.len() + chunk.len() / 8);
+                    rules.redact(&chunk, replace, &mut out, &mut counts);
+                    if done.send((seq, out, counts)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done);
+        let mut sink = Parallel {
+            jobs: Some(jobs),
+            results,
+            in_flight_max: limits.threads * 2,
+            sent: 0,
+            written: 0,
+            waiting: BTreeMap::new(),
+            output,
+            counts: Counts::default(),
+        };
+        let outcome = chunks(rules, replace, input, &mut sink, limits).and_then(|()| sink.finish());
+        // The workers stop once the queue closes, also when the output failed midway.
+        sink.jobs = None;
+        outcome.map(|()| sink.counts)
+    })
+}
+
+/// Where the chunks of a stream go: redacted and written, in order.
+trait Chunks {
+    /// Redacts and writes `chunk` (whole lines).
+    fn redact(&mut self, chunk: Vec<u8>) -> io::Result<()>;
+    /// Writes text already redacted.
+    fn write_redacted(&mut self, text: Vec<u8>, counts: Counts) -> io::Result<()>;
+}
+
+/// Redacts on the caller's thread.
+struct Inline<'r, W> {
+    rules: &'r RuleSet,
+    replace: &'r dyn Replace,
+    out: Vec<u8>,
+    output: W,
+    counts: Counts,
+}
+
+impl<W: Write> Chunks for Inline<'_, W> {
+    fn redact(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        self.out.clear();
+        self.rules.redact(&chunk, self.replace, &mut self.out, &mut self.counts);
+        self.output.write_all(&self.out)
+    }
+
+    fn write_redacted(&mut self, text: Vec<u8>, counts: Counts) -> io::Result<()> {
+        self.counts.merge(&counts);
+        self.output.write_all(&text)
+    }
+}
+
+/// Hands chunks to worker threads and writes what they return in the input's order, with a
+/// bounded number of chunks in flight (memory stays bounded however far ahead the reading is).
+struct Parallel<W> {
+    jobs: Option<mpsc::SyncSender<(u64, Vec<u8>)>>,
+    results: mpsc::Receiver<(u64, Vec<u8>, Counts)>,
+    in_flight_max: usize,
+    sent: u64,
+    written: u64,
+    /// Redacted chunks that came back before one ahead of them.
+    waiting: BTreeMap<u64, (Vec<u8>, Counts)>,
+    output: W,
+    counts: Counts,
+}
+
+impl<W: Write> Parallel<W> {
+    /// Writes what has come back in order; waits for results while more than `in_flight`
+    /// chunks are out.
+    fn drain(&mut self, in_flight: usize) -> io::Result<()> {
+        loop {
+            while let Some((text, counts)) = self.waiting.remove(&self.written) {
+                self.counts.merge(&counts);
+                self.output.write_all(&text)?;
+                self.written += 1;
+            }
+            if self.sent - self.written <= in_flight as u64 {
+                return Ok(());
+            }
+            let (seq, text, counts) =
+                self.results.recv().map_err(|_| io::Error::other("a redaction thread stopped"))?;
+            self.waiting.insert(seq, (text, counts));
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.drain(0)?;
+        self.output.flush()
+    }
+}
+
+impl<W: Write> Chunks for Parallel<W> {
+    fn redact(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+        self.drain(self.in_flight_max)?;
+        let jobs = self.jobs.as_ref().ok_or_else(|| io::Error::other("the redaction threads stopped"))?;
+        jobs.send((self.sent, chunk)).map_err(|_| io::Error::other("the redaction threads stopped"))?;
+        self.sent += 1;
+        while let Ok((seq, text, counts)) = self.results.try_recv() {
+            self.waiting.insert(seq, (text, counts));
+        }
+        self.drain(self.in_flight_max)
+    }
+
+    fn write_redacted(&mut self, text: Vec<u8>, counts: Counts) -> io::Result<()> {
+        self.waiting.insert(self.sent, (text, counts));
+        self.sent += 1;
+        self.drain(self.in_flight_max)
+    }
+}
+
+/// Cuts `input` into chunks of whole lines for `sink`, keeping private key blocks whole.
+fn chunks<R: BufRead>(
+    rules: &RuleSet,
+    replace: &dyn Replace,
+    mut input: R,
+    sink: &mut dyn Chunks,
+    limits: Limits,
+) -> io::Result<()> {
     let key_rule = rules.rules().iter().position(|r| r.id == PRIVATE_KEY_RULE);
-    let mut counts = Counts::default();
     let mut chunk = Vec::with_capacity(limits.chunk_bytes * 2);
-    let mut out = Vec::with_capacity(limits.chunk_bytes * 2);
     let mut skipping_key = false;
     // Where an unfinished key block begins in `chunk`, once known: looked for once, not again
     // for every line it grows by (that would be quadratic in the block's length).
     let mut open_at: Option<usize> = None;
+    let next_chunk =
+        |chunk: &mut Vec<u8>| std::mem::replace(chunk, Vec::with_capacity(limits.chunk_bytes * 2));
     loop {
         let start = chunk.len();
         let Some(cut) = read_line(&mut input, &mut chunk, limits.max_line_bytes)? else { break };
@@ -71,8 +222,14 @@ pub fn redact<R: BufRead, W: Write>(
                 if let Some(begin) = open_at
                     && chunk.len() - begin > limits.max_line_bytes
                 {
-                    let rule = key_rule.unwrap_or_default();
-                    fail_closed(rules, replace, rule, begin, &mut chunk, &mut out, &mut output, &mut counts)?;
+                    fail_closed(
+                        rules,
+                        replace,
+                        key_rule.unwrap_or_default(),
+                        begin,
+                        next_chunk(&mut chunk),
+                        sink,
+                    )?;
                     skipping_key = true;
                     open_at = None;
                 }
@@ -83,60 +240,47 @@ pub fn redact<R: BufRead, W: Write>(
             continue;
         }
         match key_rule.and_then(|_| open_key_block(&chunk)) {
-            None => flush(rules, replace, &mut chunk, &mut out, &mut output, &mut counts)?,
+            None => sink.redact(next_chunk(&mut chunk))?,
             Some(begin) if chunk.len() - begin > limits.max_line_bytes => {
-                let rule = key_rule.unwrap_or_default();
-                fail_closed(rules, replace, rule, begin, &mut chunk, &mut out, &mut output, &mut counts)?;
+                fail_closed(
+                    rules,
+                    replace,
+                    key_rule.unwrap_or_default(),
+                    begin,
+                    next_chunk(&mut chunk),
+                    sink,
+                )?;
                 skipping_key = true;
             }
             Some(begin) => open_at = Some(begin),
         }
     }
     match key_rule.and_then(|rule| open_key_block(&chunk).map(|begin| (rule, begin))) {
-        Some((rule, begin)) => {
-            fail_closed(rules, replace, rule, begin, &mut chunk, &mut out, &mut output, &mut counts)?
-        }
-        None => flush(rules, replace, &mut chunk, &mut out, &mut output, &mut counts)?,
+        Some((rule, begin)) => fail_closed(rules, replace, rule, begin, chunk, sink),
+        None if chunk.is_empty() => Ok(()),
+        None => sink.redact(chunk),
     }
-    output.flush()?;
-    Ok(counts)
-}
-
-fn flush<W: Write>(
-    rules: &RuleSet,
-    replace: &dyn Replace,
-    chunk: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-    output: &mut W,
-    counts: &mut Counts,
-) -> io::Result<()> {
-    out.clear();
-    rules.redact(chunk, replace, out, counts);
-    chunk.clear();
-    output.write_all(out)
 }
 
 /// Redacts the chunk up to an unterminated key block, and the block to the chunk's end as one
 /// value.
-#[allow(clippy::too_many_arguments)]
-fn fail_closed<W: Write>(
+fn fail_closed(
     rules: &RuleSet,
     replace: &dyn Replace,
     rule: usize,
     begin: usize,
-    chunk: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-    output: &mut W,
-    counts: &mut Counts,
+    mut chunk: Vec<u8>,
+    sink: &mut dyn Chunks,
 ) -> io::Result<()> {
     let block = chunk.split_off(begin);
-    flush(rules, replace, chunk, out, output, counts)?;
-    out.clear();
+    sink.redact(chunk)?;
+    let mut out = Vec::new();
     let kind = rules.rules().get(rule).map_or("private-key", |r| r.kind.as_str());
-    replace.replace(kind, &block, out);
+    replace.replace(kind, &block, &mut out);
     out.push(b'\n');
+    let mut counts = Counts::default();
     counts.add(rule);
-    output.write_all(out)
+    sink.write_redacted(out, counts)
 }
 
 /// Whether `line` ends a private key block.

@@ -248,11 +248,57 @@ mod streaming {
     use super::*;
     use crate::stream::{self, CUT_MARK, Limits};
 
+    /// Redacts on the caller's thread and on three side by side: the same output either way.
     fn run(input: &[u8], limits: Limits) -> (Vec<u8>, Counts) {
         let rules = builtin();
-        let mut out = Vec::new();
-        let counts = stream::redact(&rules, &Placeholder { fixed: None }, input, &mut out, limits).unwrap();
-        (out, counts)
+        let redact = |threads: usize| {
+            let mut out = Vec::new();
+            let limits = Limits { threads, ..limits };
+            let counts =
+                stream::redact(&rules, &Placeholder { fixed: None }, input, &mut out, limits).unwrap();
+            (out, counts)
+        };
+        let inline = redact(1);
+        let parallel = redact(3);
+        assert_eq!(String::from_utf8_lossy(&parallel.0), String::from_utf8_lossy(&inline.0));
+        assert_eq!(parallel.1, inline.1);
+        inline
+    }
+
+    /// Takes `room` bytes, then fails.
+    struct Full {
+        room: usize,
+    }
+
+    impl std::io::Write for Full {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.room == 0 {
+                return Err(std::io::Error::other("full"));
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_output_that_fails_midway_stops_the_stream_on_any_number_of_threads() {
+        let text = "jane@example.com said hello\n".repeat(10_000);
+        for threads in [1, 2, 4] {
+            let limits = Limits { chunk_bytes: 256, threads, ..Limits::default() };
+            let result = stream::redact(
+                &builtin(),
+                &Placeholder { fixed: None },
+                text.as_bytes(),
+                Full { room: 5000 },
+                limits,
+            );
+            assert!(result.is_err(), "threads {threads}");
+        }
     }
 
     #[test]
@@ -261,7 +307,8 @@ mod streaming {
             (0..500).map(|i| format!("{i} user{i}@example.com card 4111 1111 1111 1111\n")).collect();
         let whole = redact_with(&builtin(), &text);
         for chunk_bytes in [1, 7, 100, 4096, 1 << 20] {
-            let (out, counts) = run(text.as_bytes(), Limits { chunk_bytes, max_line_bytes: 1 << 20 });
+            let (out, counts) =
+                run(text.as_bytes(), Limits { chunk_bytes, max_line_bytes: 1 << 20, ..Limits::default() });
             assert_eq!(String::from_utf8(out).unwrap(), whole, "chunk {chunk_bytes}");
             assert_eq!(counts.total(), 1000);
         }
@@ -271,7 +318,10 @@ mod streaming {
     fn a_key_block_of_many_short_lines_is_withheld_in_one_pass() {
         // 60,000 lines of an unterminated block: looked for once, not once per line.
         let text = format!("before\n-----BEGIN PRIVATE KEY-----\n{}", "QUJDREVG\n".repeat(60_000));
-        let (out, _) = run(text.as_bytes(), Limits { chunk_bytes: 4096, max_line_bytes: 64 * 1024 });
+        let (out, _) = run(
+            text.as_bytes(),
+            Limits { chunk_bytes: 4096, max_line_bytes: 64 * 1024, ..Limits::default() },
+        );
         assert_eq!(String::from_utf8(out).unwrap(), "before\n<private-key>\n");
     }
 
@@ -293,7 +343,7 @@ mod streaming {
     fn an_overlong_line_is_cut_and_marked() {
         let mut text = vec![b'a'; 100];
         text.extend_from_slice(b" jane@example.com\nnext jane@example.com\n");
-        let (out, _) = run(&text, Limits { chunk_bytes: 16, max_line_bytes: 50 });
+        let (out, _) = run(&text, Limits { chunk_bytes: 16, max_line_bytes: 50, ..Limits::default() });
         let mut expected = vec![b'a'; 50];
         expected.extend_from_slice(CUT_MARK);
         expected.extend_from_slice(b"\nnext <email>\n");
@@ -304,12 +354,14 @@ mod streaming {
     fn a_key_block_is_never_split_and_an_endless_one_fails_closed() {
         let block = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nBKcwggSjAgEAAoIBAQC7\n-----END PRIVATE KEY-----\n";
         let text = format!("before\n{block}after\n");
-        let (out, _) = run(text.as_bytes(), Limits { chunk_bytes: 8, max_line_bytes: 1 << 20 });
+        let (out, _) =
+            run(text.as_bytes(), Limits { chunk_bytes: 8, max_line_bytes: 1 << 20, ..Limits::default() });
         assert_eq!(String::from_utf8(out).unwrap(), "before\n<private-key>\nafter\n");
         // A block that never ends within the limit: everything from BEGIN on is withheld.
         let endless =
             format!("before\n-----BEGIN PRIVATE KEY-----\n{}", "QUJDREVGR0hJSktMTU5PUA==\n".repeat(40));
-        let (out, counts) = run(endless.as_bytes(), Limits { chunk_bytes: 8, max_line_bytes: 200 });
+        let (out, counts) =
+            run(endless.as_bytes(), Limits { chunk_bytes: 8, max_line_bytes: 200, ..Limits::default() });
         let out = String::from_utf8(out).unwrap();
         assert!(out.starts_with("before\n<private-key>\n"), "{out}");
         assert!(!out.contains("QUJD"), "{out}");
