@@ -56,7 +56,7 @@ pub fn redact<R: BufRead, W: Write>(
         sink.output.flush()?;
         return Ok(sink.counts);
     }
-    let (jobs, queue) = mpsc::sync_channel::<(u64, Vec<u8>)>(limits.threads);
+    let (jobs, queue) = mpsc::sync_channel::<Job>(limits.threads);
     let queue = Mutex::new(queue);
     let (done, results) = mpsc::channel();
     std::thread::scope(|scope| {
@@ -64,11 +64,11 @@ pub fn redact<R: BufRead, W: Write>(
             let (queue, done) = (&queue, done.clone());
             scope.spawn(move || {
                 let next = || queue.lock().map_or(None, |queue| queue.recv().ok());
-                while let Some((seq, chunk)) = next() {
+                while let Some(Job { seq, chunk, mut out }) = next() {
                     let mut counts = Counts::default();
-                    let mut out = Vec::with_capacity(chunk.len() + chunk.len() / 8);
+                    out.clear();
                     rules.redact(&chunk, replace, &mut out, &mut counts);
-                    if done.send((seq, out, counts)).is_err() {
+                    if done.send(Done { seq, out, counts, chunk }).is_err() {
                         break;
                     }
                 }
@@ -82,6 +82,7 @@ pub fn redact<R: BufRead, W: Write>(
             sent: 0,
             written: 0,
             waiting: BTreeMap::new(),
+            spare: Vec::new(),
             output,
             counts: Counts::default(),
         };
@@ -94,8 +95,8 @@ pub fn redact<R: BufRead, W: Write>(
 
 /// Where the chunks of a stream go: redacted and written, in order.
 trait Chunks {
-    /// Redacts and writes `chunk` (whole lines).
-    fn redact(&mut self, chunk: Vec<u8>) -> io::Result<()>;
+    /// Redacts and writes `chunk` (whole lines), leaving it empty to be filled again.
+    fn redact(&mut self, chunk: &mut Vec<u8>) -> io::Result<()>;
     /// Writes text already redacted.
     fn write_redacted(&mut self, text: Vec<u8>, counts: Counts) -> io::Result<()>;
 }
@@ -110,9 +111,10 @@ struct Inline<'r, W> {
 }
 
 impl<W: Write> Chunks for Inline<'_, W> {
-    fn redact(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+    fn redact(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
         self.out.clear();
-        self.rules.redact(&chunk, self.replace, &mut self.out, &mut self.counts);
+        self.rules.redact(chunk, self.replace, &mut self.out, &mut self.counts);
+        chunk.clear();
         self.output.write_all(&self.out)
     }
 
@@ -122,16 +124,34 @@ impl<W: Write> Chunks for Inline<'_, W> {
     }
 }
 
+/// A chunk for a worker, with a buffer for what it becomes.
+struct Job {
+    seq: u64,
+    chunk: Vec<u8>,
+    out: Vec<u8>,
+}
+
+/// A redacted chunk, with the chunk's buffer to use again.
+struct Done {
+    seq: u64,
+    out: Vec<u8>,
+    counts: Counts,
+    chunk: Vec<u8>,
+}
+
 /// Hands chunks to worker threads and writes what they return in the input's order, with a
 /// bounded number of chunks in flight (memory stays bounded however far ahead the reading is).
+/// Buffers go round: allocating two per chunk costs more than it seems.
 struct Parallel<W> {
-    jobs: Option<mpsc::SyncSender<(u64, Vec<u8>)>>,
-    results: mpsc::Receiver<(u64, Vec<u8>, Counts)>,
+    jobs: Option<mpsc::SyncSender<Job>>,
+    results: mpsc::Receiver<Done>,
     in_flight_max: usize,
     sent: u64,
     written: u64,
     /// Redacted chunks that came back before one ahead of them.
     waiting: BTreeMap<u64, (Vec<u8>, Counts)>,
+    /// Buffers to use again.
+    spare: Vec<Vec<u8>>,
     output: W,
     counts: Counts,
 }
@@ -145,14 +165,27 @@ impl<W: Write> Parallel<W> {
                 self.counts.merge(&counts);
                 self.output.write_all(&text)?;
                 self.written += 1;
+                self.spare.push(text);
             }
             if self.sent - self.written <= in_flight as u64 {
                 return Ok(());
             }
-            let (seq, text, counts) =
-                self.results.recv().map_err(|_| io::Error::other("a redaction thread stopped"))?;
-            self.waiting.insert(seq, (text, counts));
+            let done = self.results.recv().map_err(|_| io::Error::other("a redaction thread stopped"))?;
+            self.came_back(done);
         }
+    }
+
+    fn came_back(&mut self, Done { seq, out, counts, mut chunk }: Done) {
+        self.waiting.insert(seq, (out, counts));
+        chunk.clear();
+        self.spare.push(chunk);
+    }
+
+    fn buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().map_or_else(Vec::new, |mut buffer| {
+            buffer.clear();
+            buffer
+        })
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -162,13 +195,15 @@ impl<W: Write> Parallel<W> {
 }
 
 impl<W: Write> Chunks for Parallel<W> {
-    fn redact(&mut self, chunk: Vec<u8>) -> io::Result<()> {
+    fn redact(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
         self.drain(self.in_flight_max)?;
+        let fresh = self.buffer();
+        let job = Job { seq: self.sent, chunk: std::mem::replace(chunk, fresh), out: self.buffer() };
         let jobs = self.jobs.as_ref().ok_or_else(|| io::Error::other("the redaction threads stopped"))?;
-        jobs.send((self.sent, chunk)).map_err(|_| io::Error::other("the redaction threads stopped"))?;
+        jobs.send(job).map_err(|_| io::Error::other("the redaction threads stopped"))?;
         self.sent += 1;
-        while let Ok((seq, text, counts)) = self.results.try_recv() {
-            self.waiting.insert(seq, (text, counts));
+        while let Ok(done) = self.results.try_recv() {
+            self.came_back(done);
         }
         self.drain(self.in_flight_max)
     }
@@ -194,8 +229,6 @@ fn chunks<R: BufRead>(
     // Where an unfinished key block begins in `chunk`, once known: looked for once, not again
     // for every line it grows by (that would be quadratic in the block's length).
     let mut open_at: Option<usize> = None;
-    let next_chunk =
-        |chunk: &mut Vec<u8>| std::mem::replace(chunk, Vec::with_capacity(limits.chunk_bytes * 2));
     loop {
         let start = chunk.len();
         let Some(cut) = read_line(&mut input, &mut chunk, limits.max_line_bytes)? else { break };
@@ -222,14 +255,7 @@ fn chunks<R: BufRead>(
                 if let Some(begin) = open_at
                     && chunk.len() - begin > limits.max_line_bytes
                 {
-                    fail_closed(
-                        rules,
-                        replace,
-                        key_rule.unwrap_or_default(),
-                        begin,
-                        next_chunk(&mut chunk),
-                        sink,
-                    )?;
+                    fail_closed(rules, replace, key_rule.unwrap_or_default(), begin, &mut chunk, sink)?;
                     skipping_key = true;
                     open_at = None;
                 }
@@ -240,25 +266,18 @@ fn chunks<R: BufRead>(
             continue;
         }
         match key_rule.and_then(|_| open_key_block(&chunk)) {
-            None => sink.redact(next_chunk(&mut chunk))?,
+            None => sink.redact(&mut chunk)?,
             Some(begin) if chunk.len() - begin > limits.max_line_bytes => {
-                fail_closed(
-                    rules,
-                    replace,
-                    key_rule.unwrap_or_default(),
-                    begin,
-                    next_chunk(&mut chunk),
-                    sink,
-                )?;
+                fail_closed(rules, replace, key_rule.unwrap_or_default(), begin, &mut chunk, sink)?;
                 skipping_key = true;
             }
             Some(begin) => open_at = Some(begin),
         }
     }
     match key_rule.and_then(|rule| open_key_block(&chunk).map(|begin| (rule, begin))) {
-        Some((rule, begin)) => fail_closed(rules, replace, rule, begin, chunk, sink),
+        Some((rule, begin)) => fail_closed(rules, replace, rule, begin, &mut chunk, sink),
         None if chunk.is_empty() => Ok(()),
-        None => sink.redact(chunk),
+        None => sink.redact(&mut chunk),
     }
 }
 
@@ -269,7 +288,7 @@ fn fail_closed(
     replace: &dyn Replace,
     rule: usize,
     begin: usize,
-    mut chunk: Vec<u8>,
+    chunk: &mut Vec<u8>,
     sink: &mut dyn Chunks,
 ) -> io::Result<()> {
     let block = chunk.split_off(begin);
