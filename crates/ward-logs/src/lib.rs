@@ -9,18 +9,20 @@
 //! see raw text), and hands out the lines in the time range that match the pattern — matched
 //! against the *redacted* text, so a pattern is never an oracle for a secret.
 
+mod follow;
 pub mod push;
 mod time;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use ward_redact::stream::{self, Limits};
 use ward_redact::{Replace, RuleSet};
 
+pub use follow::{Appended, Follow, Polled};
 pub use time::line_time;
 
 /// The most lines one search returns.
@@ -269,71 +271,6 @@ impl Write for LineSink<'_, '_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// Where a followed file stands: which file and how far it has been read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Position {
-    pub path: PathBuf,
-    pub offset: u64,
-    /// The rest of an overlong line is being dropped, up to its newline.
-    pub skipping_line: bool,
-}
-
-/// The newest plain file of `source` and its current end: where following starts.
-pub fn follow_start(source: &Source) -> Option<Position> {
-    let path = source.files().into_iter().rev().find(|p| p.extension().is_none_or(|e| e != "gz"))?;
-    let offset = open_file(&path).and_then(|f| f.metadata()).ok()?.len();
-    Some(Position { path, offset, skipping_line: false })
-}
-
-/// What one poll of a followed file gives.
-pub struct Appended {
-    /// Complete lines (each ending in a newline), raw.
-    pub bytes: Vec<u8>,
-    pub position: Position,
-}
-
-/// The complete lines appended to the followed file since `position`, at most `max` bytes. A
-/// file that shrank (rotated or truncated) is read again from its start. A line longer than
-/// `max` is withheld (a marker takes its place) and the rest of it dropped up to its newline.
-pub fn read_appended(position: &Position, max: usize) -> io::Result<Appended> {
-    let mut file = open_file(&position.path)?;
-    let len = file.metadata()?.len();
-    let (from, mut skipping) =
-        if len < position.offset { (0, false) } else { (position.offset, position.skipping_line) };
-    file.seek(SeekFrom::Start(from))?;
-    let mut buf = Vec::new();
-    file.take(max as u64).read_to_end(&mut buf)?;
-    let mut consumed = 0;
-    if skipping {
-        match buf.iter().position(|&b| b == b'\n') {
-            Some(newline) => {
-                consumed = newline + 1;
-                skipping = false;
-            }
-            None => {
-                let offset = from + buf.len() as u64;
-                let position = Position { path: position.path.clone(), offset, skipping_line: true };
-                return Ok(Appended { bytes: Vec::new(), position });
-            }
-        }
-    }
-    let rest = &buf[consumed..];
-    let (bytes, used) = match rest.iter().rposition(|&b| b == b'\n') {
-        Some(last) => (rest[..=last].to_vec(), last + 1),
-        // A whole read without a newline: a line too long to hand out.
-        None if buf.len() == max && !rest.is_empty() => {
-            skipping = true;
-            (format!("[ward: a line longer than {max} bytes withheld]\n").into_bytes(), rest.len())
-        }
-        None => (Vec::new(), 0),
-    };
-    let offset = from + (consumed + used) as u64;
-    Ok(Appended {
-        bytes,
-        position: Position { path: position.path.clone(), offset, skipping_line: skipping },
-    })
 }
 
 #[cfg(test)]

@@ -116,24 +116,102 @@ fn times_are_read_from_text_and_json_lines() {
     assert_eq!(line_time(b"2026-13-45T99:00:00Z bad"), None);
 }
 
+/// Each poll's lines, as `file: text` strings.
+fn poll(follow: &mut Follow, max: usize) -> Vec<String> {
+    let polled = follow.poll(max, 1 << 20);
+    assert!(polled.failed.is_empty(), "{:?}", polled.failed);
+    polled
+        .appended
+        .iter()
+        .flat_map(|a| {
+            String::from_utf8_lossy(&a.lines)
+                .lines()
+                .map(|l| format!("{}: {l}", a.source))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn append(path: &Path, text: &str) {
+    File::options().append(true).create(true).open(path).unwrap().write_all(text.as_bytes()).unwrap();
+}
+
 #[test]
 fn following_reads_only_complete_appended_lines() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
     write(&path, "one\n");
-    let source = Source::new(vec![dir.path().join("*.log")]).unwrap();
-    let start = follow_start(&source).unwrap();
-    assert_eq!(start.offset, 4);
-    let mut file = File::options().append(true).open(&path).unwrap();
-    file.write_all(b"two\nthr").unwrap();
-    let got = read_appended(&start, 1 << 20).unwrap();
-    assert_eq!((got.bytes.as_slice(), got.position.offset), (&b"two\n"[..], 8));
-    file.write_all(b"ee\n").unwrap();
-    let got = read_appended(&got.position, 1 << 20).unwrap();
-    assert_eq!((got.bytes.as_slice(), got.position.offset), (&b"three\n"[..], 14));
-    // Rotated away and started afresh: read from the start.
-    write(&path, "new\n");
-    assert_eq!(read_appended(&got.position, 1 << 20).unwrap().bytes, b"new\n");
+    let mut follow = Follow::start(&Source::new(vec![dir.path().join("*.log")]).unwrap());
+    assert!(poll(&mut follow, 1 << 20).is_empty(), "what was there at the start is not followed");
+    append(&path, "two\nthr");
+    assert_eq!(poll(&mut follow, 1 << 20), ["app.log: two"]);
+    append(&path, "ee\n");
+    assert_eq!(poll(&mut follow, 1 << 20), ["app.log: three"]);
+}
+
+#[test]
+fn a_file_rotated_by_renaming_is_read_to_its_end_then_its_successor_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    write(&path, "old\n");
+    let mut follow = Follow::start(&Source::new(vec![dir.path().join("app.log*")]).unwrap());
+    append(&path, "before rotation\n");
+    std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+    // The writer has not reopened yet: its last lines go to the renamed file.
+    append(&dir.path().join("app.log.1"), "after rename\n");
+    append(&path, "new file\n");
+    assert_eq!(
+        poll(&mut follow, 1 << 20),
+        ["app.log.1: before rotation", "app.log.1: after rename", "app.log: new file"]
+    );
+    append(&path, "more\n");
+    assert_eq!(poll(&mut follow, 1 << 20), ["app.log: more"]);
+}
+
+#[test]
+fn a_file_renamed_out_of_the_pattern_or_deleted_is_drained_then_let_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    write(&path, "");
+    let mut follow = Follow::start(&Source::new(vec![dir.path().join("*.log")]).unwrap());
+    append(&path, "last words\n");
+    std::fs::rename(&path, dir.path().join("app.old")).unwrap();
+    assert_eq!(poll(&mut follow, 1 << 20), ["app.log: last words"]);
+    assert!(poll(&mut follow, 1 << 20).is_empty());
+    assert_eq!(follow.files(), 0, "nothing more came: let go");
+}
+
+#[test]
+fn a_new_file_is_read_from_its_start_and_a_truncated_one_again() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("2026-11-20.jsonl"), "{\"msg\":\"yesterday\"}\n");
+    let mut follow = Follow::start(&Source::new(vec![dir.path().join("*.jsonl")]).unwrap());
+    // Past midnight, pushed lines go to the next day's file.
+    append(&dir.path().join("2026-11-21.jsonl"), "{\"msg\":\"today\"}\n");
+    assert_eq!(poll(&mut follow, 1 << 20), [r#"2026-11-21.jsonl: {"msg":"today"}"#]);
+    // Truncated in place (copytruncate) and written again.
+    write(&dir.path().join("2026-11-21.jsonl"), "{\"x\":1}\n");
+    assert_eq!(poll(&mut follow, 1 << 20), [r#"2026-11-21.jsonl: {"x":1}"#]);
+}
+
+#[test]
+fn a_key_block_is_handed_out_whole_across_polls() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    write(&path, "");
+    let mut follow = Follow::start(&Source::new(vec![dir.path().join("*.log")]).unwrap());
+    append(&path, "a\n-----BEGIN PRIVATE KEY-----\nMIIE\n");
+    assert_eq!(poll(&mut follow, 1 << 20), ["app.log: a"]);
+    append(&path, "-----END PRIVATE KEY-----\nb\n");
+    assert_eq!(
+        poll(&mut follow, 1 << 20),
+        [
+            "app.log: -----BEGIN PRIVATE KEY-----",
+            "app.log: MIIE",
+            "app.log: -----END PRIVATE KEY-----",
+            "app.log: b"
+        ]
+    );
 }
 
 #[test]
@@ -141,18 +219,14 @@ fn an_endless_line_is_withheld_and_following_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
     write(&path, "");
-    let start = Position { path: path.clone(), offset: 0, skipping_line: false };
-    write(&path, &format!("{}\nafter\n", "x".repeat(100)));
-    let got = read_appended(&start, 16).unwrap();
-    assert_eq!(got.bytes, b"[ward: a line longer than 16 bytes withheld]\n");
-    let mut position = got.position;
+    let mut follow = Follow::start(&Source::new(vec![dir.path().join("*.log")]).unwrap());
+    append(&path, &format!("{}\nafter\n", "x".repeat(100)));
+    assert_eq!(poll(&mut follow, 16), ["app.log: [ward: a line longer than 16 bytes withheld]"]);
     let mut out = Vec::new();
     for _ in 0..10 {
-        let got = read_appended(&position, 16).unwrap();
-        out.extend(got.bytes);
-        position = got.position;
+        out.extend(poll(&mut follow, 16));
     }
-    assert_eq!(out, b"after\n", "the rest of the long line is dropped, the next line comes");
+    assert_eq!(out, ["app.log: after"], "the rest of the long line is dropped, the next line comes");
 }
 
 #[test]

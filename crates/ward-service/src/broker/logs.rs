@@ -259,7 +259,7 @@ impl Broker {
                     ring.push_back(line);
                     true
                 });
-                summary.map(|_| (ring, ward_logs::follow_start(&source)))
+                summary.map(|_| (ring, ward_logs::Follow::start(&source)))
             }
         })
         .await
@@ -315,18 +315,18 @@ impl Broker {
                 .is_some_and(|slot| slot.id == reading.grant_id)
     }
 
-    /// Sends the lines appended to the newest file until the grant ends or the reader goes;
-    /// records what was sent either way.
+    /// Sends the lines appended to the resource's files (a file rotated away read to its end,
+    /// a new one from its start) until the grant ends or the reader goes; records what was sent
+    /// either way.
     async fn follow(
         &self,
         caller: &Caller,
         resource: &str,
         reading: &Reading,
-        start: Option<ward_logs::Position>,
+        start: ward_logs::Follow,
         sender: &tokio::sync::mpsc::Sender<LogItem>,
     ) {
-        let mut position = start;
-        let mut guard = ward_redact::stream::KeyGuard::default();
+        let mut follow = start;
         let mut counts = ward_redact::Counts::default();
         let (mut sent_lines, mut sent_bytes) = (0u64, 0u64);
         let end = 'following: loop {
@@ -337,65 +337,47 @@ impl Broker {
                     format!("grant {} ended (released or revoked)", reading.grant_id)
                 };
             }
-            match position.clone() {
-                None => position = ward_logs::follow_start(&reading.source),
-                Some(at) => match ward_logs::read_appended(&at, FOLLOW_READ_BYTES) {
-                    Err(error) => {
-                        tracing::warn!(%error, resource, "cannot read the followed log; looking for it again");
-                        position = ward_logs::follow_start(&reading.source);
+            let polled = follow.poll(FOLLOW_READ_BYTES, stream_key_limit());
+            for (file, error) in &polled.failed {
+                tracing::warn!(%error, resource, file, "cannot read a followed log; no longer following it");
+            }
+            for appended in polled.appended {
+                let mut out = Vec::with_capacity(appended.lines.len());
+                if reading.raw {
+                    out = appended.lines;
+                } else {
+                    reading.rules.redact(&appended.lines, reading.pseudonyms.as_ref(), &mut out, &mut counts);
+                }
+                if appended.withheld {
+                    ward_redact::Replace::replace(
+                        reading.pseudonyms.as_ref(),
+                        "private-key",
+                        b"withheld",
+                        &mut out,
+                    );
+                    out.push(b'\n');
+                }
+                for text in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    // Nothing goes out after the grant's end, however slow the reader.
+                    if !self.still_reading(&caller.name, resource, reading) {
+                        continue 'following;
                     }
-                    Ok(appended) => {
-                        let taken = guard.take(&appended.bytes, stream_key_limit());
-                        // What the guard holds back (an unfinished key block) is read again next time.
-                        let held = (appended.bytes.len() - taken.used) as u64;
-                        let mut next = appended.position;
-                        next.offset -= held;
-                        position = Some(next);
-                        let mut out = Vec::with_capacity(taken.lines.len());
-                        if reading.raw {
-                            out = taken.lines;
-                        } else {
-                            reading.rules.redact(
-                                &taken.lines,
-                                reading.pseudonyms.as_ref(),
-                                &mut out,
-                                &mut counts,
-                            );
-                            if taken.withheld {
-                                ward_redact::Replace::replace(
-                                    reading.pseudonyms.as_ref(),
-                                    "private-key",
-                                    b"withheld",
-                                    &mut out,
-                                );
-                                out.push(b'\n');
-                            }
+                    let line = Line {
+                        source: appended.source.clone(),
+                        time: ward_logs::line_time(text),
+                        text: String::from_utf8_lossy(text).into_owned(),
+                    };
+                    let send = sender.send(LogItem::Line(line));
+                    match tokio::time::timeout(FOLLOW_POLL * 4, send).await {
+                        Ok(Ok(())) => {
+                            sent_lines += 1;
+                            sent_bytes += text.len() as u64 + 1;
                         }
-                        let source =
-                            at.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                        for text in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                            // Nothing goes out after the grant's end, however slow the reader.
-                            if !self.still_reading(&caller.name, resource, reading) {
-                                continue 'following;
-                            }
-                            let line = Line {
-                                source: source.clone(),
-                                time: ward_logs::line_time(text),
-                                text: String::from_utf8_lossy(text).into_owned(),
-                            };
-                            let send = sender.send(LogItem::Line(line));
-                            match tokio::time::timeout(FOLLOW_POLL * 4, send).await {
-                                Ok(Ok(())) => {
-                                    sent_lines += 1;
-                                    sent_bytes += text.len() as u64 + 1;
-                                }
-                                Ok(Err(_)) => break 'following "the reader went away".to_owned(),
-                                // A reader that does not keep up is checked against the grant again.
-                                Err(_) => continue 'following,
-                            }
-                        }
+                        Ok(Err(_)) => break 'following "the reader went away".to_owned(),
+                        // A reader that does not keep up is checked against the grant again.
+                        Err(_) => continue 'following,
                     }
-                },
+                }
             }
             tokio::select! {
                 () = tokio::time::sleep(FOLLOW_POLL) => {}
