@@ -341,6 +341,12 @@ async fn pushed_logs_are_checked_whole_and_read_back_redacted() {
     let huge = push(&admin, "x".repeat(9 << 20)).await;
     assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_problem(&push(&alice, line(1)).await, StatusCode::FORBIDDEN, "forbidden");
+    // Services push only where `push_from` names them.
+    let (shipper, other_service) = (api.token("log-shipper").await, api.token("payments-service").await);
+    assert_eq!(push(&shipper, line(1)).await.status, StatusCode::ACCEPTED);
+    let refused = push(&other_service, line(1)).await;
+    assert_problem(&refused, StatusCode::FORBIDDEN, "forbidden");
+    assert!(refused.body["detail"].as_str().unwrap().contains("push_from"), "{}", refused.body);
     let elsewhere = api.send("POST", "/v1/logs/logs:payments-api", Some(&admin), Some(line(1))).await;
     assert_problem(&elsewhere, StatusCode::NOT_FOUND, "not-found");
 
@@ -351,7 +357,7 @@ async fn pushed_logs_are_checked_whole_and_read_back_redacted() {
     assert_eq!(found.status, StatusCode::OK);
     let text = found.body.as_str().unwrap().to_owned();
     let items: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(items.len(), 101, "100 pushed lines and the summary");
+    assert_eq!(items.len(), 102, "101 pushed lines (admin's and the shipper's) and the summary");
     assert!(!text.contains("@example.com"), "{text}");
-    assert_eq!(items[100]["summary"]["redactions"]["email"], 100);
+    assert_eq!(items[101]["summary"]["redactions"]["email"], 101);
 }

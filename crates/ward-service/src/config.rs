@@ -75,6 +75,8 @@ struct ResourceFile {
     /// Accept logs pushed to ward (`POST /v1/logs/{resource}`, JSON lines or OTLP/JSON).
     #[serde(default)]
     push: bool,
+    /// The services that may push them (by name; admins always may). Unset: any service.
+    push_from: Option<Vec<String>>,
     /// How long pushed logs are kept (whole days; default 7d).
     retention: Option<String>,
 }
@@ -105,13 +107,22 @@ pub struct CustomRule {
     pub keywords: Vec<String>,
 }
 
+/// A resource that takes pushed logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSettings {
+    /// Whole days pushed logs are kept.
+    pub retention_days: i64,
+    /// The services that may push (admins always may); `None`: any service.
+    pub from: Option<std::collections::BTreeSet<String>>,
+}
+
 /// The gateway's settings, validated.
 #[derive(Debug, Clone)]
 pub struct LogSettings {
     /// Each `logs` resource's configured files (and its pushed logs, if it takes pushes).
     pub sources: BTreeMap<String, ward_logs::Source>,
-    /// Resources that take pushed logs, with how many days they are kept.
-    pub push_retention_days: BTreeMap<String, i64>,
+    /// Resources that take pushed logs: how long they are kept, who may push.
+    pub push: BTreeMap<String, PushSettings>,
     /// Where pushed logs are kept: `<data_dir>/logs`.
     pub push_dir: PathBuf,
     /// `standard` or `builtin`.
@@ -337,9 +348,15 @@ impl Config {
         };
         let mut sources = BTreeMap::new();
         let mut resources = BTreeMap::new();
-        let mut push_retention_days = BTreeMap::new();
+        let mut push = BTreeMap::new();
         let push_dir = data_dir.join("logs");
         for (name, resource) in file.resources {
+            if resource.push_from.is_some() && !resource.push {
+                return Err(setting_error(
+                    &format!("resources.\"{name}\".push_from"),
+                    "names who may push logs, but the resource does not take pushed logs (`push = true`)",
+                ));
+            }
             if !resource.sources.is_empty() || resource.push {
                 if resource.kind != "logs" {
                     return Err(setting_error(
@@ -357,7 +374,16 @@ impl Config {
                             i64::try_from(seconds.div_ceil(86_400)).unwrap_or(i64::MAX)
                         }
                     };
-                    push_retention_days.insert(name.clone(), days);
+                    let from = match resource.push_from {
+                        Some(names) if names.is_empty() || names.iter().any(|n| n.trim().is_empty()) => {
+                            return Err(setting_error(
+                                &format!("resources.\"{name}\".push_from"),
+                                "name at least one service, and no empty names (leave it out for any service)",
+                            ));
+                        }
+                        names => names.map(|names| names.into_iter().collect()),
+                    };
+                    push.insert(name.clone(), PushSettings { retention_days: days, from });
                     // The directory is a literal part of the glob: escape `[`, `*` and `?` in it.
                     let dir = ward_logs::push::resource_dir(&push_dir, &name);
                     patterns
@@ -383,7 +409,7 @@ impl Config {
         let configured_redaction_key = file.redaction.key.map(relative_to_file);
         let logs = LogSettings {
             sources,
-            push_retention_days,
+            push,
             push_dir,
             rules,
             custom: file.redaction.custom,
@@ -527,5 +553,30 @@ mod tests {
         assert!(error.contains("bogus"), "{error}");
         let error = Config::load(&dir.path().join("missing.toml"), &|_| None).unwrap_err().to_string();
         assert!(error.contains("missing.toml"), "{error}");
+    }
+
+    #[test]
+    fn who_may_push_logs_is_checked_at_load() {
+        let config = Config::load(&quickstart(), &|_| None).unwrap();
+        let checkout = &config.logs.push["logs:checkout-web"];
+        assert_eq!(checkout.retention_days, 7);
+        assert_eq!(checkout.from, Some(["log-shipper".to_owned()].into()));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ward.toml");
+        let resource =
+            |extra: &str| format!("[resources.\"logs:x\"]\nkind = \"logs\"\nroles = [\"read\"]\n{extra}\n");
+        for (extra, says) in [
+            ("push_from = [\"shipper\"]", "does not take pushed logs"),
+            ("push = true\npush_from = []", "at least one service"),
+            ("push = true\npush_from = [\" \"]", "no empty names"),
+        ] {
+            std::fs::write(&file, resource(extra)).unwrap();
+            let error = Config::load(&file, &|_| None).unwrap_err().to_string();
+            assert!(error.contains("push_from") && error.contains(says), "{extra}: {error}");
+        }
+        std::fs::write(&file, resource("push = true")).unwrap();
+        let config = Config::load(&file, &|_| None).unwrap();
+        assert_eq!(config.logs.push["logs:x"].from, None, "unset: any service");
     }
 }

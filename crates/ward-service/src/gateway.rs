@@ -8,11 +8,11 @@ use ward_core::GrantId;
 use ward_logs::Source;
 use ward_redact::{Pseudonyms, Rule, RuleSet};
 
-use crate::config::LogSettings;
+use crate::config::{LogSettings, PushSettings};
 
 pub struct Gateway {
     sources: BTreeMap<String, Source>,
-    push_retention_days: BTreeMap<String, i64>,
+    push: BTreeMap<String, PushSettings>,
     push_dir: std::path::PathBuf,
     /// `standard` or `builtin`.
     rule_set: String,
@@ -55,7 +55,7 @@ impl Gateway {
         }
         Ok(Self {
             sources: settings.sources.clone(),
-            push_retention_days: settings.push_retention_days.clone(),
+            push: settings.push.clone(),
             push_dir: settings.push_dir.clone(),
             rule_set: settings.rules.clone(),
             custom: rules,
@@ -68,9 +68,10 @@ impl Gateway {
         self.sources.get(resource)
     }
 
-    /// Where `resource`'s pushed logs go and how many days they are kept, if it takes pushes.
-    pub fn push_target(&self, resource: &str) -> Option<(&std::path::Path, i64)> {
-        self.push_retention_days.get(resource).map(|days| (self.push_dir.as_path(), *days))
+    /// Where `resource`'s pushed logs go, how long they are kept and who may push, if it takes
+    /// pushes.
+    pub fn push_target(&self, resource: &str) -> Option<(&std::path::Path, &PushSettings)> {
+        self.push.get(resource).map(|settings| (self.push_dir.as_path(), settings))
     }
 
     /// The rules, compiled on first use. If they do not load (a bug the tests would show), no
@@ -105,7 +106,7 @@ mod tests {
     fn settings(custom: Vec<CustomRule>) -> LogSettings {
         LogSettings {
             sources: BTreeMap::new(),
-            push_retention_days: BTreeMap::new(),
+            push: BTreeMap::new(),
             push_dir: std::path::PathBuf::from("/nonexistent"),
             rules: "builtin".into(),
             custom,

@@ -412,11 +412,18 @@ impl Broker {
             self.record_refusal(caller, "logs.push", Some(resource), None, &why).await;
             return Err(BrokerError::Forbidden(why));
         }
-        let Some((dir, keep_days)) = self.gateway.get().and_then(|g| g.push_target(resource)) else {
+        let Some((dir, push)) = self.gateway.get().and_then(|g| g.push_target(resource)) else {
             return Err(BrokerError::NotFound(format!(
                 "`{resource}` does not take pushed logs (set `push = true` on it)"
             )));
         };
+        if !caller.admin && push.from.as_ref().is_some_and(|from| !from.contains(&caller.name)) {
+            let why =
+                format!("{} may not push logs to {resource}: its `push_from` does not name it", caller.name);
+            self.record_refusal(caller, "logs.push", Some(resource), None, &why).await;
+            return Err(BrokerError::Forbidden(why));
+        }
+        let keep_days = push.retention_days;
         let lines = if otlp { ward_logs::push::otlp(&body) } else { ward_logs::push::json_lines(&body) }
             .map_err(|e| BrokerError::Invalid(e.to_string()))?;
         let count = lines.iter().filter(|&&b| b == b'\n').count();
