@@ -19,7 +19,7 @@ use std::os::unix::fs::MetadataExt;
 
 use ward_redact::stream::KeyGuard;
 
-use crate::{Source, open_file};
+use crate::{Source, file_name, open_file};
 
 /// The most files followed from the start (the newest); files that appear later are added.
 const MAX_AT_START: usize = 8;
@@ -88,13 +88,10 @@ impl Follow {
     /// The plain (not `.gz`) files the source lists now, oldest first, with their identities.
     fn list(&self) -> Vec<((u64, u64), std::path::PathBuf)> {
         self.source
-            .files()
+            .listing()
             .into_iter()
-            .filter(|path| path.extension().is_none_or(|e| e != "gz"))
-            .filter_map(|path| {
-                let meta = std::fs::symlink_metadata(&path).ok()?;
-                Some(((meta.dev(), meta.ino()), path))
-            })
+            .filter(|(path, _)| path.extension().is_none_or(|e| e != "gz"))
+            .map(|(path, meta)| ((meta.dev(), meta.ino()), path))
             .collect()
     }
 
@@ -136,10 +133,6 @@ impl Follow {
         });
         polled
     }
-}
-
-fn file_name(path: &std::path::Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 impl Followed {

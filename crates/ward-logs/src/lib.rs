@@ -60,7 +60,12 @@ impl Source {
     /// The regular files the patterns match now, oldest (by modification time) first; symbolic
     /// links and anything else are skipped.
     pub fn files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+        self.listing().into_iter().map(|(path, _)| path).collect()
+    }
+
+    /// [`Source::files`], each with the metadata it was listed by.
+    fn listing(&self) -> Vec<(PathBuf, std::fs::Metadata)> {
+        let mut files: Vec<(std::time::SystemTime, PathBuf, std::fs::Metadata)> = Vec::new();
         for pattern in &self.patterns {
             // Anything whose real path leaves the directory the pattern names before its first
             // wildcard (reached through a symbolic link to a directory) is skipped.
@@ -71,13 +76,13 @@ impl Source {
             for path in paths.flatten() {
                 let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
                 let inside = std::fs::canonicalize(&path).is_ok_and(|real| real.starts_with(&base));
-                if meta.file_type().is_file() && inside && !files.iter().any(|(_, p)| p == &path) {
-                    files.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), path));
+                if meta.file_type().is_file() && inside && !files.iter().any(|(_, p, _)| p == &path) {
+                    files.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), path, meta));
                 }
             }
         }
-        files.sort();
-        files.into_iter().map(|(_, path)| path).collect()
+        files.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        files.into_iter().map(|(_, path, meta)| (path, meta)).collect()
     }
 }
 
@@ -139,7 +144,7 @@ pub fn search(
         Masking::Raw => (&raw, &placeholder),
     };
     for path in &files {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = file_name(path);
         let reader = match open(path) {
             Ok(reader) => reader,
             // Rotated away since the listing: its lines are in the next file.
@@ -168,6 +173,11 @@ pub fn search(
         }
     }
     Ok(summary)
+}
+
+/// A file's name (not its path: where the logs lie is the operator's business).
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// The directory a glob pattern names before its first wildcard.

@@ -10,11 +10,10 @@ const MIN_LEN: usize = 3;
 /// More literals than this make the prefilter no cheaper than the regex.
 const MAX_COUNT: usize = 64;
 
-/// Lowercase literals one of which every match of `pattern` contains, if there is a short list
-/// of them, each at least three bytes; `None` when no such list can be read from the pattern.
-pub(crate) fn required_literals(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(pattern).ok()?;
-    let mut keywords = starts(&hir).or_else(|| required(&hir))?;
+/// Lowercase literals one of which every match of `hir` contains, if there is a short list of
+/// them, each at least three bytes; `None` when no such list can be read from the pattern.
+pub(crate) fn required_literals(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    let mut keywords = starts(hir).or_else(|| required(hir))?;
     keywords.sort();
     keywords.dedup();
     Some(keywords)
@@ -63,7 +62,9 @@ fn required(hir: &Hir) -> Option<Vec<Vec<u8>>> {
 
 #[cfg(test)]
 mod tests {
-    use super::required_literals as prefixes;
+    fn prefixes(pattern: &str) -> Option<Vec<Vec<u8>>> {
+        super::required_literals(&crate::parse(pattern).expect("a pattern that parses"))
+    }
 
     #[test]
     fn literal_starts_become_keywords_and_open_starts_do_not() {

@@ -24,11 +24,10 @@ pub(crate) struct Lead {
 }
 
 impl Lead {
-    /// Takes a leading `C{0,n}?` (a class of bytes, lazy, from nothing) off `pattern`; the rest
-    /// of it as a pattern, if it cannot match the empty text.
-    pub(crate) fn split(pattern: &str) -> Option<(Lead, String)> {
-        let hir =
-            regex_syntax::ParserBuilder::new().unicode(false).utf8(false).build().parse(pattern).ok()?;
+    /// Takes a leading `C{0,n}?` (a class of bytes, lazy, from nothing) off a pattern (`hir`,
+    /// parsed by [`crate::parse`]); the rest of it as a pattern, if it cannot match the empty
+    /// text.
+    pub(crate) fn split(hir: &Hir) -> Option<(Lead, String)> {
         let HirKind::Concat(parts) = hir.kind() else { return None };
         let (first, rest) = parts.split_first()?;
         let HirKind::Repetition(repetition) = first.kind() else { return None };
@@ -66,12 +65,16 @@ impl Lead {
 mod tests {
     use super::*;
 
+    fn split(pattern: &str) -> Option<(Lead, String)> {
+        Lead::split(&crate::parse(pattern)?)
+    }
+
     /// A match's start and end, and its first group's.
     type Found = (usize, usize, Option<(usize, usize)>);
 
     fn matches_both_ways(pattern: &str, text: &str) {
         let whole = crate::compile("whole", pattern).expect("pattern");
-        let (lead, rest) = Lead::split(pattern).expect("a lead to split off");
+        let (lead, rest) = split(pattern).expect("a lead to split off");
         let rest = crate::compile("rest", &rest).expect("rest");
         let mut floor = 0;
         let split: Vec<Found> = rest
@@ -95,12 +98,12 @@ mod tests {
 
     #[test]
     fn only_a_lazy_class_run_from_nothing_is_split_off() {
-        assert!(Lead::split(r"[\w.-]{0,50}?(?:key|token)=(\w+)").is_some());
-        assert!(Lead::split(r"[\w.-]{0,50}(?:key|token)=(\w+)").is_none(), "greedy");
-        assert!(Lead::split(r"[\w.-]{1,50}?key").is_none(), "from one");
-        assert!(Lead::split(r"[\w.-]*?key").is_none(), "unbounded");
-        assert!(Lead::split(r"key=\w+").is_none(), "no prefix");
-        assert!(Lead::split(r"\w{0,5}?x?").is_none(), "the rest can match nothing");
+        assert!(split(r"[\w.-]{0,50}?(?:key|token)=(\w+)").is_some());
+        assert!(split(r"[\w.-]{0,50}(?:key|token)=(\w+)").is_none(), "greedy");
+        assert!(split(r"[\w.-]{1,50}?key").is_none(), "from one");
+        assert!(split(r"[\w.-]*?key").is_none(), "unbounded");
+        assert!(split(r"key=\w+").is_none(), "no prefix");
+        assert!(split(r"\w{0,5}?x?").is_none(), "the rest can match nothing");
     }
 
     #[test]
@@ -131,9 +134,9 @@ mod tests {
         ]
         .join("\n");
         let rules = crate::gitleaks::load(crate::GITLEAKS_RULES).expect("gitleaks rules").rules;
-        let split = rules.iter().filter(|r| Lead::split(r.regex.as_str()).is_some()).count();
-        assert!(split >= 100, "a hundred of gitleaks' rules start with a lead ({split})");
-        for rule in rules.iter().filter(|r| Lead::split(r.regex.as_str()).is_some()) {
+        let with_lead = rules.iter().filter(|r| split(r.regex.as_str()).is_some()).count();
+        assert!(with_lead >= 100, "a hundred of gitleaks' rules start with a lead ({with_lead})");
+        for rule in rules.iter().filter(|r| split(r.regex.as_str()).is_some()) {
             matches_both_ways(rule.regex.as_str(), &corpus);
         }
     }

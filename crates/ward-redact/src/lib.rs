@@ -225,6 +225,15 @@ impl Rule {
     }
 }
 
+/// `pattern` as the regex engine reads it when [`compile`] builds it (bytes, Unicode only if
+/// it must), for what ward reads from a pattern itself: keywords, reach, a lead.
+pub(crate) fn parse(pattern: &str) -> Option<regex_syntax::hir::Hir> {
+    let parse = |unicode: bool| {
+        regex_syntax::ParserBuilder::new().unicode(unicode).utf8(false).build().parse(pattern).ok()
+    };
+    parse(false).or_else(|| parse(true))
+}
+
 pub(crate) fn compile(id: &str, pattern: &str) -> Result<Regex, RedactError> {
     let build = |unicode: bool| {
         regex::bytes::RegexBuilder::new(pattern)
@@ -331,9 +340,11 @@ struct Search {
 }
 
 impl Search {
-    fn new(rule: &Rule) -> Self {
-        let reach = if rule.multiline { Reach::of(rule.regex.as_str()) } else { Reach::Line };
-        match Lead::split(rule.regex.as_str())
+    /// `parsed`: the rule's pattern, if it parses.
+    fn new(rule: &Rule, parsed: Option<&regex_syntax::hir::Hir>) -> Self {
+        let reach = if rule.multiline { Reach::of(parsed) } else { Reach::Line };
+        match parsed
+            .and_then(Lead::split)
             .and_then(|(lead, rest)| Some((lead, compile(&rule.id, &rest).ok()?)))
         {
             Some((lead, regex)) => Self { regex, lead: Some(lead), reach },
@@ -367,13 +378,15 @@ impl RuleSet {
         // A few rules each run faster over the whole chunk, on their own regex's literal
         // prefilter, than behind a shared keyword pass; many rules need the keyword pass.
         let prefiltered = rules.len() > SMALL_RULE_SET;
+        let parsed: Vec<Option<regex_syntax::hir::Hir>> =
+            rules.iter().map(|r| parse(r.regex.as_str())).collect();
         for (index, rule) in rules.iter().enumerate() {
             // A rule without keywords gets the literals every match of it starts with, when its
             // regex has a short list of them (most vendor tokens do: `ghp_`, `xoxb-`, …).
             let keywords: Vec<Vec<u8>> = if !prefiltered {
                 Vec::new()
             } else if rule.keywords.is_empty() {
-                keywords::required_literals(rule.regex.as_str()).unwrap_or_default()
+                parsed[index].as_ref().and_then(keywords::required_literals).unwrap_or_default()
             } else {
                 rule.keywords.iter().map(|k| k.as_bytes().to_vec()).collect()
             };
@@ -404,7 +417,7 @@ impl RuleSet {
                     .map_err(|e| RedactError::Load(e.to_string()))?,
             )
         };
-        let searches = rules.iter().map(Search::new).collect();
+        let searches = rules.iter().zip(&parsed).map(|(rule, hir)| Search::new(rule, hir.as_ref())).collect();
         Ok(Self { rules, prefilter, woken_by, always, searches })
     }
 
@@ -467,15 +480,8 @@ impl RuleSet {
         let mut hits: Vec<(usize, usize)> = Vec::new();
         // The last line each rule was woken on: a keyword found again on it adds nothing.
         let mut woken_on = vec![usize::MAX; self.rules.len()];
-        let mut line = 0;
         for found in prefilter.find_overlapping_iter(text) {
-            // Keywords come in the text's order, so the line mostly moves forward.
-            if line > 0 && newlines[line - 1] >= found.start() {
-                line = newlines.partition_point(|&n| n < found.start());
-            }
-            while newlines.get(line).is_some_and(|&n| n < found.start()) {
-                line += 1;
-            }
+            let line = newlines.partition_point(|&n| n < found.start());
             for &rule in &self.woken_by[found.pattern().as_usize()] {
                 if woken_on[rule] != line {
                     woken_on[rule] = line;

@@ -21,13 +21,10 @@ pub(crate) enum Reach {
 }
 
 impl Reach {
-    /// The reach of `pattern`'s matches, parsed as [`crate::compile`] compiles it. A pattern
-    /// that does not parse here reaches without bound: the rule then reads more, never less.
-    pub(crate) fn of(pattern: &str) -> Self {
-        let parse = |unicode: bool| {
-            regex_syntax::ParserBuilder::new().unicode(unicode).utf8(false).build().parse(pattern).ok()
-        };
-        match parse(false).or_else(|| parse(true)).map(|hir| max_line_breaks(&hir)) {
+    /// The reach of a pattern's matches (`hir`, parsed by [`crate::parse`]). A pattern that does
+    /// not parse reaches without bound: the rule then reads more, never less.
+    pub(crate) fn of(hir: Option<&Hir>) -> Self {
+        match hir.map(max_line_breaks) {
             Some(Some(0)) => Self::Line,
             Some(Some(n)) => Self::Lines(n),
             _ => Self::Unbounded,
@@ -64,35 +61,39 @@ fn matches_line_break(class: &Class) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::Reach;
+
+    fn reach(pattern: &str) -> Reach {
+        Reach::of(crate::parse(pattern).as_ref())
+    }
 
     #[test]
     fn a_pattern_that_cannot_match_a_line_break_stays_on_its_line() {
-        assert_eq!(Reach::of(r"AKIA[A-Z2-7]{16}"), Reach::Line);
-        assert_eq!(Reach::of(r"[^@\s]+@[a-z.]+"), Reach::Line);
-        assert_eq!(Reach::of(r"(?i)token[ \t]*=[ \t]*\w{10,}"), Reach::Line);
-        assert_eq!(Reach::of(r"a.*b"), Reach::Line, "`.` stops at a line break");
+        assert_eq!(reach(r"AKIA[A-Z2-7]{16}"), Reach::Line);
+        assert_eq!(reach(r"[^@\s]+@[a-z.]+"), Reach::Line);
+        assert_eq!(reach(r"(?i)token[ \t]*=[ \t]*\w{10,}"), Reach::Line);
+        assert_eq!(reach(r"a.*b"), Reach::Line, "`.` stops at a line break");
     }
 
     #[test]
     fn bounded_line_breaks_are_counted() {
-        assert_eq!(Reach::of(r"key\s?=\s{0,3}\w+"), Reach::Lines(4));
-        assert_eq!(Reach::of("a\nb"), Reach::Lines(1));
-        assert_eq!(Reach::of(r"x(?:\s|\n\n)y"), Reach::Lines(2), "the widest branch counts");
-        assert_eq!(Reach::of(r"(?:a\s){3}"), Reach::Lines(3));
+        assert_eq!(reach(r"key\s?=\s{0,3}\w+"), Reach::Lines(4));
+        assert_eq!(reach("a\nb"), Reach::Lines(1));
+        assert_eq!(reach(r"x(?:\s|\n\n)y"), Reach::Lines(2), "the widest branch counts");
+        assert_eq!(reach(r"(?:a\s){3}"), Reach::Lines(3));
     }
 
     #[test]
     fn unbounded_line_breaks_reach_on() {
-        assert_eq!(Reach::of(r"-----BEGIN[\s\S]*?-----END"), Reach::Unbounded);
-        assert_eq!(Reach::of(r"(?s)a.+b"), Reach::Unbounded);
-        assert_eq!(Reach::of(r"key\s*=\s*\w+"), Reach::Unbounded);
-        assert_eq!(Reach::of(r"(unclosed"), Reach::Unbounded, "unreadable: read more, not less");
+        assert_eq!(reach(r"-----BEGIN[\s\S]*?-----END"), Reach::Unbounded);
+        assert_eq!(reach(r"(?s)a.+b"), Reach::Unbounded);
+        assert_eq!(reach(r"key\s*=\s*\w+"), Reach::Unbounded);
+        assert_eq!(reach(r"(unclosed"), Reach::Unbounded, "unreadable: read more, not less");
     }
 
     #[test]
     fn gitleaks_generic_rule_reaches_a_few_lines() {
         let generic = r#"(?i)[\w.-]{0,50}?(?:access|auth|(?-i:[Aa]pi|API)|credential|creds|key|passw(?:or)?d|secret|token)(?:[ \t\w.-]{0,20})[\s'"]{0,3}(?:=|>|:{1,3}=|\|\||:|=>|\?=|,)[\x60'"\s=]{0,5}([\w.=-]{10,150}|[a-z0-9][a-z0-9+/]{11,}={0,3})(?:[\x60'"\s;]|\\[nr]|$)"#;
-        assert_eq!(Reach::of(generic), Reach::Lines(9));
+        assert_eq!(reach(generic), Reach::Lines(9));
     }
 }

@@ -66,7 +66,6 @@ pub fn redact<R: BufRead, W: Write>(
                 let next = || queue.lock().map_or(None, |queue| queue.recv().ok());
                 while let Some(Job { seq, chunk, mut out }) = next() {
                     let mut counts = Counts::default();
-                    out.clear();
                     rules.redact(&chunk, replace, &mut out, &mut counts);
                     if done.send(Done { seq, out, counts, chunk }).is_err() {
                         break;
@@ -175,9 +174,8 @@ impl<W: Write> Parallel<W> {
         }
     }
 
-    fn came_back(&mut self, Done { seq, out, counts, mut chunk }: Done) {
+    fn came_back(&mut self, Done { seq, out, counts, chunk }: Done) {
         self.waiting.insert(seq, (out, counts));
-        chunk.clear();
         self.spare.push(chunk);
     }
 
