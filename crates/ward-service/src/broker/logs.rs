@@ -323,10 +323,9 @@ impl Broker {
         caller: &Caller,
         resource: &str,
         reading: &Reading,
-        start: ward_logs::Follow,
+        mut follow: ward_logs::Follow,
         sender: &tokio::sync::mpsc::Sender<LogItem>,
     ) {
-        let mut follow = start;
         let mut counts = ward_redact::Counts::default();
         let (mut sent_lines, mut sent_bytes) = (0u64, 0u64);
         let end = 'following: loop {
@@ -342,12 +341,13 @@ impl Broker {
                 tracing::warn!(%error, resource, file, "cannot read a followed log; no longer following it");
             }
             for appended in polled.appended {
-                let mut out = Vec::with_capacity(appended.lines.len());
-                if reading.raw {
-                    out = appended.lines;
+                let mut out = if reading.raw {
+                    appended.lines
                 } else {
+                    let mut out = Vec::with_capacity(appended.lines.len());
                     reading.rules.redact(&appended.lines, reading.pseudonyms.as_ref(), &mut out, &mut counts);
-                }
+                    out
+                };
                 if appended.withheld {
                     ward_redact::Replace::replace(
                         reading.pseudonyms.as_ref(),
