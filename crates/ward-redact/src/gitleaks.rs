@@ -1,10 +1,15 @@
 //! The gitleaks rule set, loaded as data (`gitleaks.toml`, MIT; ward vendors a pinned copy).
 //!
 //! What ward reads of a rule: `id`, `regex`, `secretGroup`, `entropy`, `keywords` and its
-//! `[[rules.allowlists]]` (`regexes` with `regexTarget`, `stopwords`), plus the global
+//! `[[rules.allowlists]]` (`regexes` with `regexTarget`, `stopwords`, `condition`), plus the global
 //! `[allowlist]` (`regexes`, `stopwords`) applied to every rule. Path-only rules (no `regex`) and
-//! allowlist `paths` do not apply to log lines. The redacted value is the secret group (the
-//! first group that matched, when the rule names none), as gitleaks reports it.
+//! allowlist `paths` do not apply to log lines: an allowlist whose `condition = "AND"` needs a
+//! path is never met. The redacted value is the secret group (the first group that matched,
+//! when the rule names none), as gitleaks reports it.
+//!
+//! A match is allowed when any allowlist allows it, so a rule's allowlists (its own and the
+//! global one) are merged: one regex per target and one automaton for every stopword, that is
+//! a few searches per candidate secret however many lists there are.
 
 use serde::Deserialize;
 
@@ -31,7 +36,7 @@ struct RuleFile {
     allowlists: Vec<AllowlistFile>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct AllowlistFile {
     #[serde(default)]
@@ -39,6 +44,10 @@ struct AllowlistFile {
     regex_target: Option<String>,
     #[serde(default)]
     stopwords: Vec<String>,
+    #[serde(default)]
+    paths: Vec<String>,
+    /// `OR` (the default): any of the list's criteria allows; `AND`: all of them must.
+    condition: Option<String>,
 }
 
 /// The rules gitleaks' file defines, as ward rules (ids prefixed `gitleaks.`), and the ids of
@@ -50,7 +59,8 @@ pub struct Loaded {
 
 pub fn load(text: &str) -> Result<Loaded, RedactError> {
     let file: File = toml::from_str(text).map_err(|e| RedactError::Load(e.to_string()))?;
-    let global = file.allowlist.map(|a| allow("gitleaks.allowlist", &a)).transpose()?;
+    let global = file.allowlist.unwrap_or_default();
+    let global_allows = allows("gitleaks.allowlist", [&global])?;
     let mut rules = Vec::new();
     let mut skipped = Vec::new();
     for rule in file.rules {
@@ -66,11 +76,11 @@ pub fn load(text: &str) -> Result<Loaded, RedactError> {
                 continue;
             }
         };
-        let mut allows = Vec::new();
-        for list in &rule.allowlists {
-            allows.push(allow(&id, list)?);
-        }
-        allows.extend(global.clone());
+        let allow = if rule.allowlists.is_empty() {
+            global_allows.clone()
+        } else {
+            allows(&id, rule.allowlists.iter().chain([&global]))?
+        };
         rules.push(Rule {
             kind: rule.id.clone(),
             keywords: rule.keywords.iter().map(|k| k.to_lowercase()).collect(),
@@ -78,7 +88,7 @@ pub fn load(text: &str) -> Result<Loaded, RedactError> {
             group: rule.secret_group.filter(|g| *g > 0),
             check: crate::Check::None,
             min_entropy: rule.entropy,
-            allow: allows,
+            allow,
             // gitleaks reads whole files; its patterns may span lines.
             multiline: true,
             all_groups: false,
@@ -88,25 +98,58 @@ pub fn load(text: &str) -> Result<Loaded, RedactError> {
     Ok(Loaded { rules, skipped })
 }
 
-fn allow(id: &str, list: &AllowlistFile) -> Result<Allow, RedactError> {
-    let target = match list.regex_target.as_deref() {
-        None | Some("secret") => AllowTarget::Secret,
-        Some("match") => AllowTarget::Match,
-        Some("line") => AllowTarget::Line,
-        Some(other) => {
-            return Err(RedactError::Rule {
-                id: id.to_owned(),
-                message: format!("unknown regexTarget `{other}`"),
-            });
+/// A rule's allowlists as ward checks them: the `OR` lists merged (one regex per target, one
+/// automaton for all their stopwords), each `AND` list on its own.
+fn allows<'a>(
+    id: &str,
+    lists: impl IntoIterator<Item = &'a AllowlistFile>,
+) -> Result<Vec<Allow>, RedactError> {
+    const TARGETS: [AllowTarget; 3] = [AllowTarget::Secret, AllowTarget::Match, AllowTarget::Line];
+    let error = |message: String| RedactError::Rule { id: id.to_owned(), message };
+    let mut patterns: [Vec<String>; 3] = Default::default();
+    let mut words = Vec::new();
+    let mut out = Vec::new();
+    for list in lists {
+        let target = match list.regex_target.as_deref() {
+            None | Some("secret") => AllowTarget::Secret,
+            Some("match") => AllowTarget::Match,
+            Some("line") => AllowTarget::Line,
+            Some(other) => return Err(error(format!("unknown regexTarget `{other}`"))),
+        };
+        match list.condition.as_deref() {
+            None | Some("OR") => {
+                let at = TARGETS.iter().position(|t| *t == target).unwrap_or_default();
+                patterns[at].extend(list.regexes.iter().cloned());
+                words.extend(list.stopwords.iter().cloned());
+            }
+            // A log line has no path, so a list that needs one never allows.
+            Some("AND") if !list.paths.is_empty() => {}
+            Some("AND") if list.regexes.is_empty() && list.stopwords.is_empty() => {}
+            Some("AND") => out.push(Allow {
+                target,
+                regexes: combined(id, &list.regexes),
+                stopwords: Allow::stopwords(&list.stopwords)?,
+                all: true,
+            }),
+            Some(other) => return Err(error(format!("unknown condition `{other}`"))),
         }
-    };
-    Ok(Allow {
-        target,
-        // An allowlist entry that does not compile is left out: the rule then redacts more,
-        // never less.
-        regexes: combined(id, &list.regexes),
-        stopwords: Allow::stopwords(&list.stopwords)?,
-    })
+    }
+    if !words.is_empty() {
+        out.push(Allow {
+            target: AllowTarget::Secret,
+            regexes: Vec::new(),
+            stopwords: Allow::stopwords(&words)?,
+            all: false,
+        });
+    }
+    for (target, patterns) in TARGETS.into_iter().zip(patterns) {
+        if !patterns.is_empty() {
+            // An allowlist entry that does not compile is left out: the rule then redacts more,
+            // never less.
+            out.push(Allow { target, regexes: combined(id, &patterns), stopwords: None, all: false });
+        }
+    }
+    Ok(out)
 }
 
 /// An allowlist's regexes as one alternation (one search per match instead of one per regex);
@@ -188,7 +231,59 @@ fn from_go(pattern: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::from_go;
+    use super::{from_go, load};
+    use crate::{Placeholder, RuleSet};
+
+    /// What `rules` (a gitleaks file) leaves of `text`, with `[X]` for each redacted value.
+    fn redacted(rules: &str, text: &str) -> String {
+        let rules = RuleSet::new(load(rules).expect("rules load").rules).expect("rule set");
+        let mut out = Vec::new();
+        let fixed = Placeholder { fixed: Some(b"[X]".to_vec()) };
+        rules.redact(text.as_bytes(), &fixed, &mut out, &mut Default::default());
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    const RULE: &str = r#"
+[allowlist]
+stopwords = ["example"]
+
+[[rules]]
+id = "pw"
+regex = '''pw=(\w+)'''
+keywords = ["pw="]
+[[rules.allowlists]]
+regexes = ['''^test''']
+[[rules.allowlists]]
+regexTarget = "line"
+regexes = ['''DRY RUN''']
+"#;
+
+    #[test]
+    fn any_allowlist_of_a_rule_or_the_global_one_allows() {
+        assert_eq!(redacted(RULE, "pw=hunter2\n"), "pw=[X]\n");
+        assert_eq!(redacted(RULE, "pw=testing1\n"), "pw=testing1\n");
+        assert_eq!(redacted(RULE, "pw=myexample1\n"), "pw=myexample1\n");
+        assert_eq!(redacted(RULE, "DRY RUN pw=hunter2\n"), "DRY RUN pw=hunter2\n");
+        assert_eq!(redacted(RULE, "pw=hunter2\nDRY RUN\n"), "pw=[X]\nDRY RUN\n");
+    }
+
+    #[test]
+    fn an_and_list_allows_only_when_all_its_criteria_are_met_and_never_on_a_path() {
+        let and = |extra: &str| {
+            format!(
+                "[[rules]]\nid = \"pw\"\nregex = '''pw=(\\w+)'''\n[[rules.allowlists]]\ncondition = \"AND\"\n{extra}"
+            )
+        };
+        // A log line has no path: a list that needs one never allows.
+        let with_path = and("paths = ['''\\.bb$''']\nregexTarget = \"line\"\nregexes = ['''LICENSE''']\n");
+        assert_eq!(redacted(&with_path, "LICENSE pw=hunter2\n"), "LICENSE pw=[X]\n");
+        let both = and("regexTarget = \"line\"\nregexes = ['''LICENSE''']\nstopwords = [\"hunt\"]\n");
+        assert_eq!(redacted(&both, "LICENSE pw=hunter2\n"), "LICENSE pw=hunter2\n");
+        assert_eq!(redacted(&both, "LICENSE pw=s3cret99\n"), "LICENSE pw=[X]\n");
+        assert_eq!(redacted(&both, "pw=hunter2\n"), "pw=[X]\n");
+        let unknown = and("regexes = ['''x''']\n").replace("AND", "XOR");
+        assert!(load(&unknown).is_err_and(|e| e.to_string().contains("unknown condition `XOR`")));
+    }
 
     #[test]
     fn literal_braces_are_escaped_and_repetitions_kept() {

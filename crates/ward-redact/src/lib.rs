@@ -90,9 +90,30 @@ pub struct Allow {
     pub regexes: Vec<Regex>,
     /// Words (any case): a secret containing one is allowed.
     pub stopwords: Option<AhoCorasick>,
+    /// Allowed only when every criterion given is met (a regex matches *and* a stopword occurs),
+    /// not any one of them.
+    pub all: bool,
 }
 
 impl Allow {
+    /// Whether this list allows `secret`, found as `whole` in `text`.
+    fn allows(&self, secret: &[u8], whole: &Range<usize>, text: &[u8]) -> bool {
+        let regex = || {
+            let target = match self.target {
+                AllowTarget::Secret => secret,
+                AllowTarget::Match => &text[whole.clone()],
+                AllowTarget::Line => line_around(text, whole.start, whole.end),
+            };
+            self.regexes.iter().any(|re| re.is_match(target))
+        };
+        let word = || self.stopwords.as_ref().map(|words| words.is_match(secret));
+        if self.all {
+            (self.regexes.is_empty() || regex()) && word().unwrap_or(true)
+        } else {
+            word().unwrap_or(false) || regex()
+        }
+    }
+
     /// One automaton over all the words, so a secret is checked in one pass however many there
     /// are (gitleaks' generic rule has over a thousand).
     pub fn stopwords(words: &[String]) -> Result<Option<AhoCorasick>, RedactError> {
@@ -153,7 +174,12 @@ impl Rule {
     /// Values matching `pattern` are not secrets.
     pub fn allowing(mut self, pattern: &str) -> Result<Self, RedactError> {
         let regex = compile(&self.id, pattern)?;
-        self.allow.push(Allow { target: AllowTarget::Secret, regexes: vec![regex], stopwords: None });
+        self.allow.push(Allow {
+            target: AllowTarget::Secret,
+            regexes: vec![regex],
+            stopwords: None,
+            all: false,
+        });
         Ok(self)
     }
 
@@ -213,15 +239,7 @@ impl Rule {
         if !passes || self.min_entropy.is_some_and(|min| checks::entropy(bytes) < min) {
             return false;
         }
-        !self.allow.iter().any(|allow| {
-            let target = match allow.target {
-                AllowTarget::Secret => bytes,
-                AllowTarget::Match => &text[whole.clone()],
-                AllowTarget::Line => line_around(text, whole.start, whole.end),
-            };
-            allow.regexes.iter().any(|re| re.is_match(target))
-                || allow.stopwords.as_ref().is_some_and(|words| words.is_match(bytes))
-        })
+        !self.allow.iter().any(|allow| allow.allows(bytes, whole, text))
     }
 }
 
@@ -261,8 +279,8 @@ fn token_kind(token: &[u8]) -> Option<&[u8]> {
 /// Whether `start..end` lies inside a `<kind:7f3a9c>`-shaped token, and its kind.
 fn pseudonym_kind(text: &[u8], start: usize, end: usize) -> Option<&[u8]> {
     let from = start.saturating_sub(64);
-    let open = from + text[from..start].iter().rposition(|&b| b == b'<')?;
-    let close = text[end..text.len().min(end + 8)].iter().position(|&b| b == b'>')?;
+    let open = from + memchr::memrchr(b'<', &text[from..start])?;
+    let close = memchr::memchr(b'>', &text[end..text.len().min(end + 8)])?;
     token_kind(&text[open + 1..end + close])
 }
 
@@ -281,9 +299,14 @@ pub fn count_pseudonyms(text: &[u8], counts: &mut std::collections::BTreeMap<Str
 
 /// The line (without its newline) that holds `start..end`.
 fn line_around(text: &[u8], start: usize, end: usize) -> &[u8] {
-    let from = text[..start].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    let to = text[end..].iter().position(|&b| b == b'\n').map_or(text.len(), |i| end + i);
-    &text[from..to]
+    &text[line_bounds(text, start, end)]
+}
+
+/// Where the lines (without the last newline) that `start..end` touches begin and end.
+fn line_bounds(text: &[u8], start: usize, end: usize) -> Range<usize> {
+    let from = memchr::memrchr(b'\n', &text[..start]).map_or(0, |i| i + 1);
+    let to = memchr::memchr(b'\n', &text[end..]).map_or(text.len(), |i| end + i);
+    from..to
 }
 
 /// How many values each rule redacted.
@@ -474,14 +497,21 @@ impl RuleSet {
         let mut regions: Vec<(usize, Vec<(usize, usize)>)> =
             self.always.iter().map(|&rule| (rule, vec![(0, text.len())])).collect();
         let Some(prefilter) = &self.prefilter else { return regions };
-        let newlines: Vec<usize> =
-            text.iter().enumerate().filter(|(_, b)| **b == b'\n').map(|(i, _)| i).collect();
+        let newlines: Vec<usize> = memchr::memchr_iter(b'\n', text).collect();
         let last_line = newlines.len();
         let mut hits: Vec<(usize, usize)> = Vec::new();
         // The last line each rule was woken on: a keyword found again on it adds nothing.
         let mut woken_on = vec![usize::MAX; self.rules.len()];
+        // Keywords come roughly in the order of the text: the line is found by stepping from the
+        // last one's.
+        let mut line = 0;
         for found in prefilter.find_overlapping_iter(text) {
-            let line = newlines.partition_point(|&n| n < found.start());
+            while line > 0 && newlines[line - 1] >= found.start() {
+                line -= 1;
+            }
+            while line < last_line && newlines[line] < found.start() {
+                line += 1;
+            }
             for &rule in &self.woken_by[found.pattern().as_usize()] {
                 if woken_on[rule] != line {
                     woken_on[rule] = line;
@@ -580,10 +610,9 @@ impl RuleSet {
 
     /// Runs one rule on each line that `start..end` touches.
     fn find_in_lines(&self, rule: usize, text: &[u8], start: usize, end: usize, found: &mut Vec<Finding>) {
-        let first = text[..start].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let last = text[end..].iter().position(|&b| b == b'\n').map_or(text.len(), |i| end + i);
-        let mut offset = first;
-        for line in text[first..last].split(|&b| b == b'\n') {
+        let lines = line_bounds(text, start, end);
+        let mut offset = lines.start;
+        for line in text[lines].split(|&b| b == b'\n') {
             for (caps, whole) in self.matches(rule, line) {
                 self.keep(rule, &caps, whole, line, offset, found);
             }
