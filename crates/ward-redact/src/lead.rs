@@ -25,9 +25,8 @@ pub(crate) struct Lead {
 
 impl Lead {
     /// Takes a leading `C{0,n}?` (a class of bytes, lazy, from nothing) off a pattern (`hir`,
-    /// parsed by [`crate::parse`]); the rest of it as a pattern, if it cannot match the empty
-    /// text.
-    pub(crate) fn split(hir: &Hir) -> Option<(Lead, String)> {
+    /// parsed by [`crate::parse`]); the rest of it, if it cannot match the empty text.
+    pub(crate) fn split(hir: &Hir) -> Option<(Lead, Hir)> {
         let HirKind::Concat(parts) = hir.kind() else { return None };
         let (first, rest) = parts.split_first()?;
         let HirKind::Repetition(repetition) = first.kind() else { return None };
@@ -46,7 +45,7 @@ impl Lead {
                 class[usize::from(b)] = true;
             }
         }
-        Some((Lead { class, max }, rest.to_string()))
+        Some((Lead { class, max }, rest))
     }
 
     /// Where a match whose rest starts at `at` starts: up to `max` bytes of the class back,
@@ -66,7 +65,7 @@ mod tests {
     use super::*;
 
     fn split(pattern: &str) -> Option<(Lead, String)> {
-        Lead::split(&crate::parse(pattern)?)
+        Lead::split(&crate::parse(pattern)?).map(|(lead, rest)| (lead, rest.to_string()))
     }
 
     /// A match's start and end, and its first group's.

@@ -16,6 +16,7 @@
 mod builtin;
 mod checks;
 pub mod gitleaks;
+mod groups;
 mod keywords;
 mod lead;
 pub mod noseyparker;
@@ -28,6 +29,7 @@ use regex::bytes::Regex;
 
 use std::ops::Range;
 
+use groups::GroupFinder;
 use lead::Lead;
 use reach::Reach;
 
@@ -202,7 +204,7 @@ impl Rule {
     /// the whole match) that passes the rule's checks.
     fn secret_spans(
         &self,
-        caps: &regex::bytes::Captures<'_>,
+        groups: &Groups<'_>,
         whole: Range<usize>,
         text: &[u8],
         mut keep: impl FnMut(usize, usize),
@@ -213,10 +215,9 @@ impl Rule {
             }
         };
         match self.group {
-            Some(group) => caps.get(group).into_iter().for_each(|m| check(m.range())),
+            Some(group) => groups.get(group).into_iter().for_each(check),
             None => {
-                let mut groups =
-                    (1..caps.len()).filter_map(|i| caps.get(i)).filter(|m| !m.is_empty()).map(|m| m.range());
+                let mut groups = (1..groups.len()).filter_map(|i| groups.get(i)).filter(|g| !g.is_empty());
                 match groups.next() {
                     None => check(whole.clone()),
                     Some(first) => {
@@ -360,18 +361,48 @@ struct Search {
     lead: Option<Lead>,
     /// How many lines from its keyword's a match can reach.
     reach: Reach,
+    /// Places the secret group of a match without the regex's capture engine, when the
+    /// pattern has the shape for it.
+    groups: Option<GroupFinder>,
 }
 
 impl Search {
     /// `parsed`: the rule's pattern, if it parses.
     fn new(rule: &Rule, parsed: Option<&regex_syntax::hir::Hir>) -> Self {
         let reach = if rule.multiline { Reach::of(parsed) } else { Reach::Line };
-        match parsed
+        let split = parsed
             .and_then(Lead::split)
-            .and_then(|(lead, rest)| Some((lead, compile(&rule.id, &rest).ok()?)))
-        {
-            Some((lead, regex)) => Self { regex, lead: Some(lead), reach },
-            None => Self { regex: rule.regex.clone(), lead: None, reach },
+            .and_then(|(lead, rest)| Some((lead, compile(&rule.id, &rest.to_string()).ok()?, rest)));
+        let (regex, lead, searched) = match split {
+            Some((lead, regex, rest)) => (regex, Some(lead), Some(rest)),
+            None => (rule.regex.clone(), None, parsed.cloned()),
+        };
+        let one_group = matches!(rule.group, None | Some(1)) && !rule.all_groups;
+        let groups = searched.filter(|_| one_group).and_then(|hir| GroupFinder::new(&hir));
+        Self { regex, lead, reach, groups }
+    }
+}
+
+/// The capture groups of a match: from the regex, or its one group as the DFAs placed it.
+enum Groups<'h> {
+    Captured(regex::bytes::Captures<'h>),
+    One(Range<usize>),
+}
+
+impl Groups<'_> {
+    /// Where group `index` (from 1) matched, if it took part.
+    fn get(&self, index: usize) -> Option<Range<usize>> {
+        match self {
+            Self::Captured(caps) => caps.get(index).map(|m| m.range()),
+            Self::One(group) => (index == 1).then(|| group.clone()),
+        }
+    }
+
+    /// The number of groups, the whole match's included.
+    fn len(&self) -> usize {
+        match self {
+            Self::Captured(caps) => caps.len(),
+            Self::One(_) => 2,
         }
     }
 }
@@ -561,11 +592,11 @@ impl RuleSet {
         for (rule, regions) in self.regions(text) {
             for (from, to) in regions {
                 let region = &text[from..to];
-                for (caps, whole) in self.matches(rule, region) {
+                for (groups, whole) in self.matches(rule, region) {
                     if !self.rules[rule].multiline && region[whole.clone()].contains(&b'\n') {
                         self.find_in_lines(rule, text, from + whole.start, from + whole.end, &mut found);
                     } else {
-                        self.keep(rule, &caps, whole, region, from, &mut found);
+                        self.keep(rule, &groups, whole, region, from, &mut found);
                     }
                 }
             }
@@ -579,29 +610,46 @@ impl RuleSet {
         &'h self,
         rule: usize,
         haystack: &'h [u8],
-    ) -> impl Iterator<Item = (regex::bytes::Captures<'h>, Range<usize>)> + 'h {
+    ) -> Box<dyn Iterator<Item = (Groups<'h>, Range<usize>)> + 'h> {
         let search = &self.searches[rule];
         let mut floor = 0;
-        search.regex.captures_iter(haystack).filter_map(move |caps| {
-            let found = caps.get(0)?;
+        let mut whole = move |found: regex::bytes::Match<'_>| {
             let start =
                 search.lead.as_ref().map_or(found.start(), |lead| lead.start(haystack, found.start(), floor));
             floor = found.end();
-            Some((caps, start..found.end()))
-        })
+            start..found.end()
+        };
+        match &search.groups {
+            // The regex's capture engine only where the DFAs cannot tell (the same match, found
+            // again from its start).
+            Some(finder) => Box::new(search.regex.find_iter(haystack).filter_map(move |found| {
+                let groups = match finder.find(haystack, found.range()) {
+                    Some(group) => Groups::One(group),
+                    None => Groups::Captured(search.regex.captures_at(haystack, found.start())?),
+                };
+                Some((groups, whole(found)))
+            })),
+            None => Box::new(
+                search
+                    .regex
+                    .captures_iter(haystack)
+                    .filter_map(move |caps| Some((whole(caps.get(0)?), caps)))
+                    .map(|(whole, caps)| (Groups::Captured(caps), whole)),
+            ),
+        }
     }
 
     /// Records the values a match of `rule` in `region` (at `offset` in the chunk) redacts.
     fn keep(
         &self,
         rule: usize,
-        caps: &regex::bytes::Captures<'_>,
+        groups: &Groups<'_>,
         whole: Range<usize>,
         region: &[u8],
         offset: usize,
         found: &mut Vec<Finding>,
     ) {
-        self.rules[rule].secret_spans(caps, whole, region, |start, end| {
+        self.rules[rule].secret_spans(groups, whole, region, |start, end| {
             if !self.inside_own_pseudonym(region, start, end) {
                 found.push(Finding { start: offset + start, end: offset + end, rule });
             }
@@ -613,8 +661,8 @@ impl RuleSet {
         let lines = line_bounds(text, start, end);
         let mut offset = lines.start;
         for line in text[lines].split(|&b| b == b'\n') {
-            for (caps, whole) in self.matches(rule, line) {
-                self.keep(rule, &caps, whole, line, offset, found);
+            for (groups, whole) in self.matches(rule, line) {
+                self.keep(rule, &groups, whole, line, offset, found);
             }
             offset += line.len() + 1;
         }
