@@ -240,7 +240,7 @@ mod tests {
         let (rules, _) = crate::RuleSet::standard().expect("rules");
         let (mut finders, mut matched, mut answered, mut matches) = (0, 0, 0, 0);
         for search in &rules.searches {
-            let Some(finder) = &search.groups else { continue };
+            let Some(finder) = search.groups() else { continue };
             finders += 1;
             matched += usize::from(search.regex.is_match(&text));
             for caps in search.regex.captures_iter(&text) {

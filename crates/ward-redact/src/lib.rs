@@ -362,8 +362,11 @@ struct Search {
     /// How many lines from its keyword's a match can reach.
     reach: Reach,
     /// Places the secret group of a match without the regex's capture engine, when the
-    /// pattern has the shape for it.
-    groups: Option<GroupFinder>,
+    /// pattern has the shape for it: built for the rules that match something (most never do
+    /// in a given log, and the start stays quick).
+    groups: std::sync::OnceLock<Option<GroupFinder>>,
+    /// The pattern searched, for `groups`, if its secret is one group.
+    one_group: Option<regex_syntax::hir::Hir>,
 }
 
 impl Search {
@@ -377,9 +380,12 @@ impl Search {
             Some((lead, regex, rest)) => (regex, Some(lead), Some(rest)),
             None => (rule.regex.clone(), None, parsed.cloned()),
         };
-        let one_group = matches!(rule.group, None | Some(1)) && !rule.all_groups;
-        let groups = searched.filter(|_| one_group).and_then(|hir| GroupFinder::new(&hir));
-        Self { regex, lead, reach, groups }
+        let one_group = searched.filter(|_| matches!(rule.group, None | Some(1)) && !rule.all_groups);
+        Self { regex, lead, reach, groups: std::sync::OnceLock::new(), one_group }
+    }
+
+    fn groups(&self) -> Option<&GroupFinder> {
+        self.groups.get_or_init(|| self.one_group.as_ref().and_then(GroupFinder::new)).as_ref()
     }
 }
 
@@ -619,7 +625,7 @@ impl RuleSet {
             floor = found.end();
             start..found.end()
         };
-        match &search.groups {
+        match search.groups() {
             // The regex's capture engine only where the DFAs cannot tell (the same match, found
             // again from its start).
             Some(finder) => Box::new(search.regex.find_iter(haystack).filter_map(move |found| {

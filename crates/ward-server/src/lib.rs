@@ -222,7 +222,8 @@ async fn readyz(State(broker): State<Arc<Broker>>) -> Response {
 }
 
 /// Serves until `shutdown` resolves, with the scheduler running beside; on shutdown, stops
-/// taking connections, lets in-flight requests finish, and writes pending usage summaries.
+/// taking connections, ends open log streams (each says why), lets in-flight requests finish,
+/// and writes pending usage summaries.
 pub async fn serve(
     listener: TcpListener,
     broker: Arc<Broker>,
@@ -247,6 +248,11 @@ pub async fn serve(
         .collect();
     let scheduler = tokio::spawn(scheduler::run(broker.clone(), stopped));
     let reloader = tokio::spawn(reload_on_sighup(broker.clone()));
+    let streams = broker.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams.stop_streams();
+    };
     let app = router(broker, &settings);
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     let _ = stop.send(true);

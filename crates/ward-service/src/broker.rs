@@ -178,6 +178,8 @@ pub struct Broker {
     wake: Notify,
     /// The last `seq` appended, for the forwarders to wake on.
     appended: tokio::sync::watch::Sender<i64>,
+    /// Set when the server stops: open log streams end, saying so.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 fn hash_token(token: &str) -> String {
@@ -225,6 +227,7 @@ impl Broker {
             signer,
             redactor,
             appended: tokio::sync::watch::Sender::new(0),
+            stopping: tokio::sync::watch::Sender::new(false),
             wake: Notify::new(),
         };
         let live = broker
@@ -247,6 +250,13 @@ impl Broker {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Ends every open log stream (each with a last line saying so and its use recorded), for
+    /// a server that stops: a graceful shutdown waits for open requests, and a followed log
+    /// would otherwise hold it until its grant ends.
+    pub fn stop_streams(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// Resolves whenever events were appended (the value is the last `seq`).

@@ -616,6 +616,39 @@ fn graceful_shutdown_keeps_the_usage_tally() {
     assert_eq!(server.json(&alice, &check).0, 0);
 }
 
+/// A followed tail does not hold a stopping server until its grant ends: it ends at once,
+/// saying why, and what it sent is on record.
+#[test]
+fn a_followed_tail_ends_when_ward_stops() {
+    let server = Server::start(None);
+    let (alice, bob) = (server.token("alice"), server.token("bob"));
+    let (_, request) = server
+        .json(&alice, &["request", "logs:payments-api", "--role", "read", "--for", "1h", "--reason", "r"]);
+    let (_, approved) = server.json(&bob, &["approve", request["id"].as_str().unwrap()]);
+    let grant = approved["grant_id"].as_str().unwrap().to_owned();
+    let follower = Command::new(WARD)
+        .args(["logs", "tail", "logs:payments-api", "--lines", "2", "--follow"])
+        .env("WARD_URL", &server.url)
+        .env("WARD_TOKEN", &alice)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let server = server.restart();
+    let out = follower.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8(out.stdout.clone()).unwrap().lines().count(), 2);
+    assert!(stderr(&out).contains("the stream ended: ward is shutting down"), "{}", stderr(&out));
+    let carol = server.token("carol");
+    let (_, reads) = server.json(&carol, &["audit", "events", "--type", "access.used", "--grant", &grant]);
+    let follow = reads.as_array().unwrap().iter().find(|e| e["details"]["action"] == "logs.follow");
+    assert_eq!(
+        follow.map(|f| f["details"]["ended"].clone()),
+        Some(Value::from("ward is shutting down")),
+        "{reads}"
+    );
+}
+
 /// `--wait` blocks until the request is decided, and exits 0 only if it was approved.
 #[test]
 fn request_wait_returns_the_decision() {

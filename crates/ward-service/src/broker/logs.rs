@@ -328,7 +328,11 @@ impl Broker {
     ) {
         let mut counts = ward_redact::Counts::default();
         let (mut sent_lines, mut sent_bytes) = (0u64, 0u64);
+        let mut stopping = self.stopping.subscribe();
         let end = 'following: loop {
+            if *stopping.borrow_and_update() {
+                break "ward is shutting down".to_owned();
+            }
             if !self.still_reading(&caller.name, resource, reading) {
                 break if self.now() >= reading.expires_at {
                     format!("grant {} expired at {}", reading.grant_id, reading.expires_at)
@@ -382,6 +386,7 @@ impl Broker {
             tokio::select! {
                 () = tokio::time::sleep(FOLLOW_POLL) => {}
                 () = sender.closed() => break "the reader went away".to_owned(),
+                _ = stopping.changed() => {}
             }
         };
         let details = json!({
