@@ -134,6 +134,28 @@ pub fn append(dir: &Path, resource: &str, lines: &[u8], now: Timestamp) -> std::
     Ok(path)
 }
 
+/// The bytes of pushed logs kept for `resource` (its day files).
+pub fn stored_bytes(dir: &Path, resource: &str) -> std::io::Result<u64> {
+    let entries = match std::fs::read_dir(resource_dir(dir, resource)) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(error) => return Err(error),
+    };
+    let mut total = 0;
+    for entry in entries {
+        let entry = entry?;
+        if day_of(&entry.file_name().to_string_lossy()).is_some() {
+            total += entry.metadata()?.len();
+        }
+    }
+    Ok(total)
+}
+
+/// The day a file of pushed logs holds, from its name (`2026-11-21.jsonl`).
+fn day_of(name: &str) -> Option<jiff::civil::Date> {
+    name.strip_suffix(".jsonl")?.parse().ok()
+}
+
 /// Deletes the day files older than `keep_days` days before `now`; returns how many.
 pub fn expire(dir: &Path, resource: &str, keep_days: i64, now: Timestamp) -> std::io::Result<usize> {
     let target = resource_dir(dir, resource);
@@ -141,10 +163,7 @@ pub fn expire(dir: &Path, resource: &str, keep_days: i64, now: Timestamp) -> std
     let today = now.to_zoned(jiff::tz::TimeZone::UTC).date();
     let mut removed = 0;
     for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(day) = name.strip_suffix(".jsonl").and_then(|d| d.parse::<jiff::civil::Date>().ok()) else {
-            continue;
-        };
+        let Some(day) = day_of(&entry.file_name().to_string_lossy()) else { continue };
         if let Ok(age) = day.until(today)
             && i64::from(age.get_days()) > keep_days
         {
@@ -194,7 +213,10 @@ mod tests {
         append(dir.path(), "logs:x", b"{\"a\":3}\n", day("2026-11-20")).unwrap();
         let today = resource_dir(dir.path(), "logs:x").join("2026-11-20.jsonl");
         assert_eq!(std::fs::read(&today).unwrap(), b"{\"a\":2}\n{\"a\":3}\n");
+        assert_eq!(stored_bytes(dir.path(), "logs:x").unwrap(), 24);
         assert_eq!(expire(dir.path(), "logs:x", 7, day("2026-11-21")).unwrap(), 1);
         assert!(today.exists());
+        assert_eq!(stored_bytes(dir.path(), "logs:x").unwrap(), 16);
+        assert_eq!(stored_bytes(dir.path(), "logs:never-pushed").unwrap(), 0);
     }
 }

@@ -137,7 +137,8 @@ pub const PUSH_BODY_LIMIT: usize = 8 << 20;
         (status = 403, body = ward_api::Problem, description = "only services and admins push logs"),
         (status = 404, body = ward_api::Problem, description = "the resource does not take pushed logs"),
         (status = 413, body = ward_api::Problem, description = "larger than 8 MiB"),
-        (status = 422, body = ward_api::Problem, description = "a line that is not a JSON object (named); nothing was stored")))]
+        (status = 422, body = ward_api::Problem, description = "a line that is not a JSON object (named); nothing was stored"),
+        (status = 507, body = ward_api::Problem, description = "the resource's push_quota is reached; nothing was stored")))]
 pub async fn push(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,
@@ -153,7 +154,8 @@ pub async fn push(
     security(("bearer" = [])),
     responses((status = 202, body = PushedView, description = "stored, one JSON line per log record"),
         (status = 403, body = ward_api::Problem), (status = 404, body = ward_api::Problem), (status = 413, body = ward_api::Problem),
-        (status = 422, body = ward_api::Problem, description = "not an OTLP/JSON logs request; nothing was stored")))]
+        (status = 422, body = ward_api::Problem, description = "not an OTLP/JSON logs request; nothing was stored"),
+        (status = 507, body = ward_api::Problem, description = "the resource's push_quota is reached; nothing was stored")))]
 pub async fn push_otlp(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,

@@ -58,6 +58,7 @@ impl From<BrokerError> for ApiError {
             BrokerError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             BrokerError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             BrokerError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            BrokerError::Full(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota-reached"),
             BrokerError::Refused(refusal) => match refusal {
                 Refusal::NotPermitted { .. } | Refusal::UnknownUser(_) => {
                     (StatusCode::FORBIDDEN, "not-permitted")

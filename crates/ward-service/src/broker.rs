@@ -95,6 +95,9 @@ pub enum BrokerError {
     Lifecycle(LifecycleError),
     #[error("the audit log or the store cannot be written, so nothing was done: {0}")]
     Unavailable(String),
+    /// A limit on what ward keeps is reached (pushed logs past their resource's quota).
+    #[error("{0}")]
+    Full(String),
 }
 
 impl From<StoreError> for BrokerError {

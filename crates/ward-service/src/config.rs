@@ -79,6 +79,10 @@ struct ResourceFile {
     push_from: Option<Vec<String>>,
     /// How long pushed logs are kept (whole days; default 7d).
     retention: Option<String>,
+    /// The most pushed logs kept for the resource (`512MiB`, `2GB`; default 1GiB): past it a
+    /// push is refused (507) until old days expire, so that logs cannot fill the disk the audit
+    /// log is on.
+    push_quota: Option<String>,
 }
 
 /// `[redaction]`: what the debug-log gateway redacts.
@@ -114,6 +118,40 @@ pub struct PushSettings {
     pub retention_days: i64,
     /// The services that may push (admins always may); `None`: any service.
     pub from: Option<std::collections::BTreeSet<String>>,
+    /// The most bytes of pushed logs kept.
+    pub quota_bytes: u64,
+}
+
+/// Pushed logs kept per resource unless `push_quota` says otherwise.
+pub const DEFAULT_PUSH_QUOTA: u64 = 1 << 30;
+
+/// A size as people write it: `512MiB`, `2 GB`, `100kB`, `4096` (bytes).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| format!("`{text}` is not a size like `512MiB` or `2GB`"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        "tb" => 1_000_000_000_000,
+        "tib" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            ));
+        }
+    };
+    match number.checked_mul(scale) {
+        Some(0) => Err(format!("`{text}` is no room at all")),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("`{text}` is too large")),
+    }
 }
 
 /// The gateway's settings, validated.
@@ -383,7 +421,12 @@ impl Config {
                         }
                         names => names.map(|names| names.into_iter().collect()),
                     };
-                    push.insert(name.clone(), PushSettings { retention_days: days, from });
+                    let quota_bytes = match &resource.push_quota {
+                        None => DEFAULT_PUSH_QUOTA,
+                        Some(text) => parse_size(text)
+                            .map_err(|e| setting_error(&format!("resources.\"{name}\".push_quota"), e))?,
+                    };
+                    push.insert(name.clone(), PushSettings { retention_days: days, from, quota_bytes });
                     // The directory is a literal part of the glob: escape `[`, `*` and `?` in it.
                     let dir = ward_logs::push::resource_dir(&push_dir, &name);
                     patterns
@@ -560,23 +603,32 @@ mod tests {
         let config = Config::load(&quickstart(), &|_| None).unwrap();
         let checkout = &config.logs.push["logs:checkout-web"];
         assert_eq!(checkout.retention_days, 7);
+        assert_eq!(checkout.quota_bytes, 512 << 20);
         assert_eq!(checkout.from, Some(["log-shipper".to_owned()].into()));
 
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("ward.toml");
         let resource =
             |extra: &str| format!("[resources.\"logs:x\"]\nkind = \"logs\"\nroles = [\"read\"]\n{extra}\n");
-        for (extra, says) in [
-            ("push_from = [\"shipper\"]", "does not take pushed logs"),
-            ("push = true\npush_from = []", "at least one service"),
-            ("push = true\npush_from = [\" \"]", "no empty names"),
+        for (extra, setting, says) in [
+            ("push_from = [\"shipper\"]", "push_from", "does not take pushed logs"),
+            ("push = true\npush_from = []", "push_from", "at least one service"),
+            ("push = true\npush_from = [\" \"]", "push_from", "no empty names"),
+            ("push = true\npush_quota = \"lots\"", "push_quota", "not a size"),
+            ("push = true\npush_quota = \"5 parsecs\"", "push_quota", "unknown unit `parsecs`"),
+            ("push = true\npush_quota = \"0MB\"", "push_quota", "no room"),
         ] {
             std::fs::write(&file, resource(extra)).unwrap();
             let error = Config::load(&file, &|_| None).unwrap_err().to_string();
-            assert!(error.contains("push_from") && error.contains(says), "{extra}: {error}");
+            assert!(error.contains(setting) && error.contains(says), "{extra}: {error}");
         }
         std::fs::write(&file, resource("push = true")).unwrap();
         let config = Config::load(&file, &|_| None).unwrap();
         assert_eq!(config.logs.push["logs:x"].from, None, "unset: any service");
+        assert_eq!(config.logs.push["logs:x"].quota_bytes, DEFAULT_PUSH_QUOTA);
+        assert_eq!(parse_size("2 GB"), Ok(2_000_000_000));
+        assert_eq!(parse_size("100kB"), Ok(100_000));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("99999999999TiB").is_err());
     }
 }

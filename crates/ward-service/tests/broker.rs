@@ -317,6 +317,40 @@ async fn checkpoints_are_copied_to_the_directory_sink() {
     assert_eq!(std::fs::read_to_string(numbered).unwrap(), record.note);
 }
 
+/// Pushed logs past their resource's quota are refused whole and on record; expired days make
+/// room again.
+#[tokio::test]
+async fn pushed_logs_stop_at_their_quota_until_old_days_expire() {
+    let store = sqlite().await.unwrap();
+    let pushed = tempfile::tempdir().unwrap();
+    let mut config = config();
+    config.logs.push_dir = pushed.path().to_owned();
+    config.logs.push.get_mut("logs:checkout-web").unwrap().quota_bytes = 300;
+    let clock = Arc::new(ManualClock::new(t0()));
+    let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+    let shipper = broker.caller("log-shipper").unwrap();
+    let batch = "{\"msg\":\"checkout failed\"}\n".repeat(8).into_bytes();
+    assert_eq!(batch.len(), 208);
+    assert_eq!(broker.push_logs(&shipper, "logs:checkout-web", batch.clone(), false).await.unwrap(), 8);
+    let held = || ward_logs::push::stored_bytes(pushed.path(), "logs:checkout-web").unwrap();
+    assert_eq!(held(), 208);
+
+    let full = broker.push_logs(&shipper, "logs:checkout-web", batch.clone(), false).await.unwrap_err();
+    assert!(matches!(&full, BrokerError::Full(why) if why.contains("push_quota is 300")), "{full}");
+    assert_eq!(held(), 208, "nothing of the refused batch was stored");
+    let refusals = store
+        .events(&EventFilter { event_type: Some(EventType::AccessDenied), limit: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals[0].details["action"], "logs.push");
+
+    // Past the retention (7 days), the old day is removed before the quota is checked.
+    clock.advance(SignedDuration::from_hours(8 * 24));
+    assert_eq!(broker.push_logs(&shipper, "logs:checkout-web", batch, false).await.unwrap(), 8);
+    assert_eq!(held(), 208);
+}
+
 async fn the_policy_set_in_force_is_on_record(store: Arc<dyn Store>) {
     let w = World::new(store.clone()).await;
     assert!(w.broker.record_policies_in_force().await.unwrap());

@@ -428,22 +428,36 @@ impl Broker {
             self.record_refusal(caller, "logs.push", Some(resource), None, &why).await;
             return Err(BrokerError::Forbidden(why));
         }
-        let keep_days = push.retention_days;
+        let (keep_days, quota) = (push.retention_days, push.quota_bytes);
         let lines = if otlp { ward_logs::push::otlp(&body) } else { ward_logs::push::json_lines(&body) }
             .map_err(|e| BrokerError::Invalid(e.to_string()))?;
         let count = lines.iter().filter(|&&b| b == b'\n').count();
         let (dir, resource_name, now) = (dir.to_owned(), resource.to_owned(), self.now());
-        tokio::task::spawn_blocking(move || {
-            ward_logs::push::append(&dir, &resource_name, &lines, now)?;
-            // The batch is stored: a failed clean-up must not make the sender push it again.
+        // Expired days go first, so that they make room. Two pushes side by side may both
+        // pass the check: the quota is exceeded by at most the batches in flight.
+        let stored = tokio::task::spawn_blocking(move || {
             if let Err(error) = ward_logs::push::expire(&dir, &resource_name, keep_days, now) {
                 tracing::warn!(%error, resource = resource_name, "cannot remove expired pushed logs");
             }
-            Ok::<_, std::io::Error>(())
+            let held = ward_logs::push::stored_bytes(&dir, &resource_name)?;
+            if held.saturating_add(lines.len() as u64) > quota {
+                return Ok(Some(held));
+            }
+            ward_logs::push::append(&dir, &resource_name, &lines, now)?;
+            Ok::<_, std::io::Error>(None)
         })
         .await
         .map_err(|e| BrokerError::Unavailable(e.to_string()))?
         .map_err(|e| BrokerError::Unavailable(format!("cannot store the pushed logs: {e}")))?;
+        if let Some(held) = stored {
+            let why = format!(
+                "{resource} keeps {held} bytes of pushed logs and its push_quota is {quota}: nothing was \
+                 stored; pushes are taken again as old days expire (retention {keep_days}d)"
+            );
+            self.record_refusal(caller, "logs.push", Some(resource), None, &why).await;
+            metrics::counter!("ward_log_pushes_refused_total", "reason" => "quota").increment(1);
+            return Err(BrokerError::Full(why));
+        }
         metrics::counter!("ward_log_lines_pushed_total").increment(count as u64);
         Ok(count)
     }
