@@ -53,6 +53,21 @@ impl Server {
         self.child.wait().unwrap().code()
     }
 
+    /// `ward logs tail RESOURCE --lines N --follow` as `token`'s holder, given time to start
+    /// following.
+    fn follow(&self, token: &str, resource: &str, lines: usize) -> Child {
+        let follower = Command::new(WARD)
+            .args(["logs", "tail", resource, "--lines", &lines.to_string(), "--follow"])
+            .env("WARD_URL", &self.url)
+            .env("WARD_TOKEN", token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        follower
+    }
+
     /// The same world and data directory, served again.
     fn restart(mut self) -> Self {
         assert_eq!(self.terminate(), Some(0), "ward exits cleanly on SIGTERM");
@@ -626,15 +641,7 @@ fn a_followed_tail_ends_when_ward_stops() {
         .json(&alice, &["request", "logs:payments-api", "--role", "read", "--for", "1h", "--reason", "r"]);
     let (_, approved) = server.json(&bob, &["approve", request["id"].as_str().unwrap()]);
     let grant = approved["grant_id"].as_str().unwrap().to_owned();
-    let follower = Command::new(WARD)
-        .args(["logs", "tail", "logs:payments-api", "--lines", "2", "--follow"])
-        .env("WARD_URL", &server.url)
-        .env("WARD_TOKEN", &alice)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    let follower = server.follow(&alice, "logs:payments-api", 2);
     let server = server.restart();
     let out = follower.wait_with_output().unwrap();
     assert_eq!(String::from_utf8(out.stdout.clone()).unwrap().lines().count(), 2);
@@ -773,15 +780,7 @@ fn logs_are_read_through_a_grant_and_come_out_redacted() {
     );
 
     // A followed tail ends, with the reason, when the holder releases the grant.
-    let follower = Command::new(WARD)
-        .args(["logs", "tail", "logs:payments-api", "--lines", "1", "--follow"])
-        .env("WARD_URL", &server.url)
-        .env("WARD_TOKEN", &alice)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    let follower = server.follow(&alice, "logs:payments-api", 1);
     assert_eq!(server.json(&alice, &["release", &grant_id]).0, 0);
     let out = follower.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
