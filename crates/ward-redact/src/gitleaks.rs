@@ -61,39 +61,43 @@ pub fn load(text: &str) -> Result<Loaded, RedactError> {
     let file: File = toml::from_str(text).map_err(|e| RedactError::Load(e.to_string()))?;
     let global = file.allowlist.unwrap_or_default();
     let global_allows = allows("gitleaks.allowlist", [&global])?;
+    // Compiling the patterns is most of the time a rule set takes to start: on every core.
+    let built =
+        crate::map_on_cores(&file.rules, |rule| -> Result<Result<Rule, (String, String)>, RedactError> {
+            let id = format!("gitleaks.{}", rule.id);
+            let Some(pattern) = rule.regex.as_deref() else {
+                return Ok(Err((id, "matches file paths only".to_owned())));
+            };
+            let regex = match compile(&id, &from_go(pattern)) {
+                Ok(regex) => regex,
+                Err(error) => return Ok(Err((id, error.to_string()))),
+            };
+            let allow = if rule.allowlists.is_empty() {
+                global_allows.clone()
+            } else {
+                allows(&id, rule.allowlists.iter().chain([&global]))?
+            };
+            Ok(Ok(Rule {
+                kind: rule.id.clone(),
+                keywords: rule.keywords.iter().map(|k| k.to_lowercase()).collect(),
+                regex,
+                group: rule.secret_group.filter(|g| *g > 0),
+                check: crate::Check::None,
+                min_entropy: rule.entropy,
+                allow,
+                // gitleaks reads whole files; its patterns may span lines.
+                multiline: true,
+                all_groups: false,
+                id,
+            }))
+        });
     let mut rules = Vec::new();
     let mut skipped = Vec::new();
-    for rule in file.rules {
-        let id = format!("gitleaks.{}", rule.id);
-        let Some(pattern) = rule.regex.as_deref() else {
-            skipped.push((id, "matches file paths only".to_owned()));
-            continue;
-        };
-        let regex = match compile(&id, &from_go(pattern)) {
-            Ok(regex) => regex,
-            Err(error) => {
-                skipped.push((id, error.to_string()));
-                continue;
-            }
-        };
-        let allow = if rule.allowlists.is_empty() {
-            global_allows.clone()
-        } else {
-            allows(&id, rule.allowlists.iter().chain([&global]))?
-        };
-        rules.push(Rule {
-            kind: rule.id.clone(),
-            keywords: rule.keywords.iter().map(|k| k.to_lowercase()).collect(),
-            regex,
-            group: rule.secret_group.filter(|g| *g > 0),
-            check: crate::Check::None,
-            min_entropy: rule.entropy,
-            allow,
-            // gitleaks reads whole files; its patterns may span lines.
-            multiline: true,
-            all_groups: false,
-            id,
-        });
+    for rule in built {
+        match rule? {
+            Ok(rule) => rules.push(rule),
+            Err(left_out) => skipped.push(left_out),
+        }
     }
     Ok(Loaded { rules, skipped })
 }

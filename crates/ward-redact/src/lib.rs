@@ -244,6 +244,43 @@ impl Rule {
     }
 }
 
+/// `f` of each item, in order, computed on every core (at most eight, as many as the process
+/// may use): compiling hundreds of patterns is most of the time a rule set takes to start.
+pub(crate) fn map_on_cores<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> U + Sync) -> Vec<U> {
+    /// Items handed to a thread at a time: patterns differ a lot in cost, so threads take small
+    /// batches as they finish rather than one equal share each.
+    const BATCH: usize = 8;
+    let threads = stream::Limits::parallel().threads.min(items.len().div_ceil(BATCH));
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, Vec<U>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let batch = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let start = batch * BATCH;
+                        if start >= items.len() {
+                            return done;
+                        }
+                        let chunk = &items[start..items.len().min(start + BATCH)];
+                        done.push((batch, chunk.iter().map(&f).collect()));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    done.sort_unstable_by_key(|(batch, _)| *batch);
+    done.into_iter().flat_map(|(_, results)| results).collect()
+}
+
 /// `pattern` as the regex engine reads it when [`compile`] builds it (bytes, Unicode only if
 /// it must), for what ward reads from a pattern itself: keywords, reach, a lead.
 pub(crate) fn parse(pattern: &str) -> Option<regex_syntax::hir::Hir> {
@@ -438,8 +475,7 @@ impl RuleSet {
         // A few rules each run faster over the whole chunk, on their own regex's literal
         // prefilter, than behind a shared keyword pass; many rules need the keyword pass.
         let prefiltered = rules.len() > SMALL_RULE_SET;
-        let parsed: Vec<Option<regex_syntax::hir::Hir>> =
-            rules.iter().map(|r| parse(r.regex.as_str())).collect();
+        let parsed: Vec<Option<regex_syntax::hir::Hir>> = map_on_cores(&rules, |r| parse(r.regex.as_str()));
         for (index, rule) in rules.iter().enumerate() {
             // A rule without keywords gets the literals every match of it starts with, when its
             // regex has a short list of them (most vendor tokens do: `ghp_`, `xoxb-`, …).
@@ -477,7 +513,9 @@ impl RuleSet {
                     .map_err(|e| RedactError::Load(e.to_string()))?,
             )
         };
-        let searches = rules.iter().zip(&parsed).map(|(rule, hir)| Search::new(rule, hir.as_ref())).collect();
+        let pairs: Vec<(&Rule, Option<&regex_syntax::hir::Hir>)> =
+            rules.iter().zip(parsed.iter().map(Option::as_ref)).collect();
+        let searches = map_on_cores(&pairs, |(rule, hir)| Search::new(rule, *hir));
         Ok(Self { rules, prefilter, woken_by, always, searches })
     }
 

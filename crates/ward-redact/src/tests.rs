@@ -129,6 +129,13 @@ const CORPUS: &[Cases] = &[
 ];
 
 #[test]
+fn work_spread_over_the_cores_comes_back_in_order() {
+    let items: Vec<usize> = (0..1001).collect();
+    assert_eq!(crate::map_on_cores(&items, |i| i * 3), items.iter().map(|i| i * 3).collect::<Vec<_>>());
+    assert!(crate::map_on_cores(&[] as &[usize], |i| *i).is_empty());
+}
+
+#[test]
 fn every_builtin_rule_has_a_corpus_and_passes_it() {
     let rules = builtin();
     for rule in rules.rules() {
