@@ -260,7 +260,7 @@ impl LineSink<'_, '_> {
 impl Write for LineSink<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut rest = buf;
-        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(end) = memchr::memchr(b'\n', rest) {
             let keep_going = if self.partial.is_empty() {
                 self.line(&rest[..end])
             } else {

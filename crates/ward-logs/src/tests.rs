@@ -132,6 +132,11 @@ fn poll(follow: &mut Follow, max: usize) -> Vec<String> {
         .collect()
 }
 
+/// Following the files `pattern` matches in `dir`.
+fn follow(dir: &Path, pattern: &str) -> Follow {
+    Follow::start(&Source::new(vec![dir.join(pattern)]).unwrap())
+}
+
 fn append(path: &Path, text: &str) {
     File::options().append(true).create(true).open(path).unwrap().write_all(text.as_bytes()).unwrap();
 }
@@ -141,7 +146,7 @@ fn following_reads_only_complete_appended_lines() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
     write(&path, "one\n");
-    let mut follow = Follow::start(&Source::new(vec![dir.path().join("*.log")]).unwrap());
+    let mut follow = follow(dir.path(), "*.log");
     assert!(poll(&mut follow, 1 << 20).is_empty(), "what was there at the start is not followed");
     append(&path, "two\nthr");
     assert_eq!(poll(&mut follow, 1 << 20), ["app.log: two"]);
@@ -154,7 +159,7 @@ fn a_file_rotated_by_renaming_is_read_to_its_end_then_its_successor_from_its_sta
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
     write(&path, "old\n");
-    let mut follow = Follow::start(&Source::new(vec![dir.path().join("app.log*")]).unwrap());
+    let mut follow = follow(dir.path(), "app.log*");
     append(&path, "before rotation\n");
     std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
     // The writer has not reopened yet: its last lines go to the renamed file.
@@ -173,7 +178,7 @@ fn a_file_renamed_out_of_the_pattern_or_deleted_is_drained_then_let_go() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
     write(&path, "");
-    let mut follow = Follow::start(&Source::new(vec![dir.path().join("*.log")]).unwrap());
+    let mut follow = follow(dir.path(), "*.log");
     append(&path, "last words\n");
     std::fs::rename(&path, dir.path().join("app.old")).unwrap();
     assert_eq!(poll(&mut follow, 1 << 20), ["app.log: last words"]);
@@ -185,7 +190,7 @@ fn a_file_renamed_out_of_the_pattern_or_deleted_is_drained_then_let_go() {
 fn a_new_file_is_read_from_its_start_and_a_truncated_one_again() {
     let dir = tempfile::tempdir().unwrap();
     write(&dir.path().join("2026-11-20.jsonl"), "{\"msg\":\"yesterday\"}\n");
-    let mut follow = Follow::start(&Source::new(vec![dir.path().join("*.jsonl")]).unwrap());
+    let mut follow = follow(dir.path(), "*.jsonl");
     // Past midnight, pushed lines go to the next day's file.
     append(&dir.path().join("2026-11-21.jsonl"), "{\"msg\":\"today\"}\n");
     assert_eq!(poll(&mut follow, 1 << 20), [r#"2026-11-21.jsonl: {"msg":"today"}"#]);
@@ -199,7 +204,7 @@ fn a_key_block_is_handed_out_whole_across_polls() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
     write(&path, "");
-    let mut follow = Follow::start(&Source::new(vec![dir.path().join("*.log")]).unwrap());
+    let mut follow = follow(dir.path(), "*.log");
     append(&path, "a\n-----BEGIN PRIVATE KEY-----\nMIIE\n");
     assert_eq!(poll(&mut follow, 1 << 20), ["app.log: a"]);
     append(&path, "-----END PRIVATE KEY-----\nb\n");
@@ -219,7 +224,7 @@ fn an_endless_line_is_withheld_and_following_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
     write(&path, "");
-    let mut follow = Follow::start(&Source::new(vec![dir.path().join("*.log")]).unwrap());
+    let mut follow = follow(dir.path(), "*.log");
     append(&path, &format!("{}\nafter\n", "x".repeat(100)));
     assert_eq!(poll(&mut follow, 16), ["app.log: [ward: a line longer than 16 bytes withheld]"]);
     let mut out = Vec::new();

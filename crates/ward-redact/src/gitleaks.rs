@@ -50,8 +50,9 @@ struct AllowlistFile {
     condition: Option<String>,
 }
 
-/// The rules gitleaks' file defines, as ward rules (ids prefixed `gitleaks.`), and the ids of
-/// those left out with why (a path-only rule, or a regex the `regex` crate does not accept).
+/// The rules a rule file defines, as ward rules (gitleaks': ids prefixed `gitleaks.`), and the
+/// ids of those left out with why (a path-only rule, or a regex the `regex` crate does not
+/// accept).
 pub struct Loaded {
     pub rules: Vec<Rule>,
     pub skipped: Vec<(String, String)>,
@@ -122,8 +123,8 @@ fn allows<'a>(
         };
         match list.condition.as_deref() {
             None | Some("OR") => {
-                let at = TARGETS.iter().position(|t| *t == target).unwrap_or_default();
-                patterns[at].extend(list.regexes.iter().cloned());
+                // `TARGETS` lists the targets in their declared order.
+                patterns[target as usize].extend(list.regexes.iter().cloned());
                 words.extend(list.stopwords.iter().cloned());
             }
             // A log line has no path, so a list that needs one never allows.

@@ -450,6 +450,19 @@ impl Groups<'_> {
     }
 }
 
+/// ward's built-in rules, the vendored gitleaks rule set (ids `gitleaks.*`) and Nosey Parker's
+/// rules (ids `np.*`), with the rules ward cannot use left out and listed.
+pub fn standard_rules() -> Result<gitleaks::Loaded, RedactError> {
+    let gitleaks = gitleaks::load(GITLEAKS_RULES)?;
+    let noseyparker = noseyparker::load(NOSEYPARKER_RULES)?;
+    let mut rules = builtin_rules()?;
+    rules.extend(gitleaks.rules);
+    rules.extend(noseyparker.rules);
+    let mut skipped = gitleaks.skipped;
+    skipped.extend(noseyparker.skipped);
+    Ok(gitleaks::Loaded { rules, skipped })
+}
+
 /// A match that will be replaced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Finding {
@@ -524,17 +537,10 @@ impl RuleSet {
         Self::new(builtin_rules()?)
     }
 
-    /// ward's built-in rules, the vendored gitleaks rule set (ids `gitleaks.*`) and Nosey
-    /// Parker's rules (ids `np.*`), with the rules ward cannot use left out and listed.
+    /// [`standard_rules`] compiled together.
     pub fn standard() -> Result<(Self, Vec<(String, String)>), RedactError> {
-        let gitleaks = gitleaks::load(GITLEAKS_RULES)?;
-        let noseyparker = noseyparker::load(NOSEYPARKER_RULES)?;
-        let mut rules = builtin_rules()?;
-        rules.extend(gitleaks.rules);
-        rules.extend(noseyparker.rules);
-        let mut skipped = gitleaks.skipped;
-        skipped.extend(noseyparker.skipped);
-        Ok((Self::new(rules)?, skipped))
+        let standard = standard_rules()?;
+        Ok((Self::new(standard.rules)?, standard.skipped))
     }
 
     pub fn rules(&self) -> &[Rule] {

@@ -46,7 +46,10 @@ impl Gateway {
             rules.push(rule);
         }
         // Ids must be unique among themselves and apart from ward's own and the vendored sets'.
-        RuleSet::new(rules.clone()).map_err(|e| format!("redaction: {e}"))?;
+        let mut ids = std::collections::HashSet::new();
+        if let Some(twice) = rules.iter().find(|r| !ids.insert(r.id.as_str())) {
+            return Err(format!("redaction: rule `{}`: the id is used twice", twice.id));
+        }
         let builtin = ward_redact::builtin_rules().map_err(|e| e.to_string())?;
         if let Some(clash) = rules.iter().find(|r| {
             r.id.starts_with("gitleaks.") || r.id.starts_with("np.") || builtin.iter().any(|b| b.id == r.id)
@@ -81,9 +84,7 @@ impl Gateway {
             .get_or_init(|| {
                 let mut rules = match self.rule_set.as_str() {
                     "builtin" => ward_redact::builtin_rules().map_err(|e| e.to_string())?,
-                    _ => {
-                        RuleSet::standard().map(|(set, _)| set.rules().to_vec()).map_err(|e| e.to_string())?
-                    }
+                    _ => ward_redact::standard_rules().map(|set| set.rules).map_err(|e| e.to_string())?,
                 };
                 rules.extend(self.custom.iter().cloned());
                 RuleSet::new(rules).map(Arc::new).map_err(|e| e.to_string())
@@ -131,6 +132,9 @@ mod tests {
         assert!(error(vec![rule("customer", "Customer!", "CUST-[0-9]{8}")]).contains("must be lowercase"));
         assert!(error(vec![rule("email", "customer", "CUST-[0-9]{8}")]).contains("is taken"));
         assert!(error(vec![rule("gitleaks.x", "customer", "CUST-[0-9]{8}")]).contains("is taken"));
+        let twice =
+            vec![rule("customer", "customer", "CUST-[0-9]{8}"), rule("customer", "customer", "C-[0-9]{8}")];
+        assert!(error(twice).contains("rule `customer`: the id is used twice"));
         let gateway = Gateway::new(&settings(vec![rule("customer", "customer", "CUST-[0-9]{8}")]), [0; 32])
             .unwrap_or_else(|e| panic!("{e}"));
         let rules = gateway.rules().unwrap_or_else(|e| panic!("{e}"));
