@@ -159,6 +159,8 @@ pub struct DueReport {
 pub type PolicyLoader = Box<dyn Fn() -> Result<PolicyEngine, String> + Send + Sync>;
 
 pub struct Broker {
+    /// The broker itself, for work that must finish even when its caller goes away.
+    this: std::sync::Weak<Broker>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policy: RwLock<Arc<PolicyEngine>>,
@@ -214,7 +216,8 @@ impl Broker {
     ) -> Result<Arc<Self>, BrokerError> {
         let oncall = Oncall::new(settings.oncall.clone(), policy.directory().clone())
             .map_err(BrokerError::Unavailable)?;
-        let broker = Self {
+        let broker = Arc::new_cyclic(|this| Self {
+            this: this.clone(),
             oncall,
             oncall_reported: Default::default(),
             gateway: std::sync::OnceLock::new(),
@@ -232,7 +235,7 @@ impl Broker {
             appended: tokio::sync::watch::Sender::new(0),
             stopping: tokio::sync::watch::Sender::new(false),
             wake: Notify::new(),
-        };
+        });
         let live = broker
             .store
             .grants(&GrantFilter {
@@ -244,7 +247,7 @@ impl Broker {
         for grant in &live {
             broker.index.insert(grant);
         }
-        Ok(Arc::new(broker))
+        Ok(broker)
     }
 
     pub fn policy(&self) -> Arc<PolicyEngine> {
@@ -337,7 +340,21 @@ impl Broker {
     }
 
     /// Commits a transition and brings the check index up to date with it.
+    ///
+    /// Both run in a task of their own: a caller that goes away (a client that disconnects, a
+    /// request that times out) drops this future, and that must not leave a committed grant
+    /// out of the index (refused by every check until a restart) or an ending one out of it
+    /// although its end did not commit.
     async fn apply(&self, transition: Transition) -> Result<(), BrokerError> {
+        let Some(broker) = self.this.upgrade() else {
+            return self.commit_and_index(transition).await;
+        };
+        tokio::spawn(async move { broker.commit_and_index(transition).await })
+            .await
+            .map_err(|error| BrokerError::Unavailable(format!("the commit did not finish: {error}")))?
+    }
+
+    async fn commit_and_index(&self, transition: Transition) -> Result<(), BrokerError> {
         let ending = transition.grant.as_ref().filter(|g| !g.state.is_live()).cloned();
         // Narrow first: from here on no check succeeds on a grant this change ends.
         if let Some(grant) = &ending {
@@ -350,7 +367,6 @@ impl Broker {
             Ok(_) => {
                 if let Some(grant) = grant.filter(|g| g.state.is_live()) {
                     self.index.insert(&grant);
-                    self.wake.notify_one();
                 }
                 self.wake.notify_one();
                 Ok(())

@@ -668,13 +668,26 @@ async fn the_audit_trail_tells_the_whole_story(store: Arc<dyn Store>) {
     ));
 }
 
-/// A store that can be made to fail, to prove ward fails closed.
+/// A store that can be made to fail, to prove ward fails closed, or to hold commits back.
 struct Failing {
     inner: Arc<dyn Store>,
     broken: AtomicBool,
+    /// Commits wait while a test holds this for writing.
+    held: Arc<tokio::sync::RwLock<()>>,
+    /// Notified when a commit reaches the store while commits are held.
+    entered: tokio::sync::Notify,
 }
 
 impl Failing {
+    async fn over_sqlite() -> Arc<Self> {
+        Arc::new(Self {
+            inner: sqlite().await.unwrap(),
+            broken: AtomicBool::new(false),
+            held: Default::default(),
+            entered: Default::default(),
+        })
+    }
+
     fn check(&self) -> Result<(), StoreError> {
         if self.broken.load(Ordering::SeqCst) {
             Err(StoreError::Unavailable("disk full".into()))
@@ -687,8 +700,18 @@ impl Failing {
 #[async_trait]
 impl Store for Failing {
     async fn commit(&self, change: Change, at: Timestamp) -> Result<Vec<AuditEvent>, StoreError> {
+        if self.held.try_read().is_err() {
+            self.entered.notify_one();
+        }
         self.check()?;
-        self.inner.commit(change, at).await
+        // Like the SQL store's writer task, the commit goes on whether or not its caller waits.
+        let (held, inner) = (self.held.clone(), self.inner.clone());
+        tokio::spawn(async move {
+            let _held = held.read().await;
+            inner.commit(change, at).await
+        })
+        .await
+        .unwrap()
     }
     async fn request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError> {
         self.inner.request(id).await
@@ -750,7 +773,7 @@ impl Store for Failing {
 
 #[tokio::test]
 async fn no_audit_no_access() {
-    let failing = Arc::new(Failing { inner: sqlite().await.unwrap(), broken: AtomicBool::new(false) });
+    let failing = Failing::over_sqlite().await;
     let w = World::new(failing.clone()).await;
     let grant = w.granted().await;
     let revoke_me = w.granted().await;
@@ -771,6 +794,31 @@ async fn no_audit_no_access() {
     assert!(w.allowed("alice").await);
     let revoked = w.broker.revoke(&w.who("admin"), grant.id.as_str(), "x".into()).await.unwrap();
     assert_eq!(revoked.state, GrantState::Revoked);
+}
+
+/// An approval whose caller goes away while it commits (a client that disconnects, a request
+/// that times out) still puts the grant it committed into the check index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_caller_leaves_no_committed_grant_out_of_the_index() {
+    let failing = Failing::over_sqlite().await;
+    let w = World::new(failing.clone()).await;
+    let request = w.request("alice", "logs:payments-api", "read", 1800).await;
+    let bob = w.who("bob");
+    let held = failing.held.write().await;
+    let approve = w.broker.approve(&bob, request.id.as_str(), None);
+    tokio::select! {
+        _ = approve => panic!("the commit was held back"),
+        () = failing.entered.notified() => {}
+    }
+    // The approval's future is gone; its commit goes on.
+    drop(held);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while w.broker.indexed_grants() == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let stored = w.store.requests(&RequestFilter::default()).await.unwrap();
+    assert_eq!(stored[0].state, RequestState::Approved, "the approval committed");
+    assert!(w.allowed("alice").await, "the committed grant is in the check index");
 }
 
 /// A syslog receiver: parses octet-counted frames into messages until aborted.
