@@ -267,12 +267,45 @@ pub struct StageView {
 /// `POST /v1/policy/reload`: what the reload did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyReloadView {
-    /// False when the files hold the set already in force (nothing recorded).
+    /// False when the files hold the set already in force.
     pub changed: bool,
     /// SHA-256 of the policy set now in force.
     pub hash: String,
     pub previous_hash: String,
     pub policy_ids: Vec<String>,
+    /// Who joined or left ward and its groups (recorded as `directory.reloaded` when any).
+    #[serde(default)]
+    pub directory: DirectoryChangesView,
+}
+
+/// What a reload changed about people.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DirectoryChangesView {
+    pub users_added: Vec<String>,
+    pub users_removed: Vec<String>,
+    /// Per group: who now belongs to it (directly or through nested groups), who no longer.
+    pub groups: std::collections::BTreeMap<String, MembershipChangeView>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MembershipChangeView {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// An API token as listed: never the secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TokenView {
+    /// `tok_…`: what `ward admin token revoke` takes.
+    pub id: String,
+    pub user: String,
+    /// `active`, `expired` or `revoked`.
+    pub state: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+    pub revoked_by: Option<String>,
 }
 
 /// A resource access can be asked for.

@@ -64,10 +64,18 @@ pub enum EventType {
     OncallUnavailable,
     #[serde(rename = "audit.checkpoint")]
     AuditCheckpoint,
+    /// An API token was minted (never the token itself: its id, owner and expiry).
+    #[serde(rename = "token.created")]
+    TokenCreated,
+    #[serde(rename = "token.revoked")]
+    TokenRevoked,
+    /// Users and groups were reloaded from the configuration; `details` say what changed.
+    #[serde(rename = "directory.reloaded")]
+    DirectoryReloaded,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 21] = [
+    pub const ALL: [EventType; 24] = [
         Self::RequestCreated,
         Self::RequestCancelled,
         Self::RequestLapsed,
@@ -89,6 +97,9 @@ impl EventType {
         Self::ConfigChanged,
         Self::OncallUnavailable,
         Self::AuditCheckpoint,
+        Self::TokenCreated,
+        Self::TokenRevoked,
+        Self::DirectoryReloaded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -114,6 +125,9 @@ impl EventType {
             Self::ConfigChanged => "config.changed",
             Self::OncallUnavailable => "oncall.unavailable",
             Self::AuditCheckpoint => "audit.checkpoint",
+            Self::TokenCreated => "token.created",
+            Self::TokenRevoked => "token.revoked",
+            Self::DirectoryReloaded => "directory.reloaded",
         }
     }
 

@@ -39,6 +39,39 @@ pub enum DirectoryError {
     NoRoles(String),
     #[error("group `{0}` is its own ancestor")]
     GroupCycle(String),
+    #[error(
+        "user name `{0}` is reserved: ward records its own actions and anonymous calls under it; choose another"
+    )]
+    ReservedUser(String),
+}
+
+/// Whether `name` is one of the actors ward records under itself (the system, anonymous callers,
+/// local operators): a user of that name would see, and be taken for, those events.
+pub fn is_reserved_user_name(name: &str) -> bool {
+    name == crate::SYSTEM_ACTOR
+        || name == crate::ANONYMOUS_ACTOR
+        || name.starts_with(crate::LOCAL_ACTOR_PREFIX)
+}
+
+/// What a new directory changes about people, for the record (`directory.reloaded`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DirectoryChanges {
+    pub users_added: Vec<String>,
+    pub users_removed: Vec<String>,
+    /// Per group: who now belongs to it (directly or through nested groups) and who no longer.
+    pub groups: BTreeMap<String, MembershipChange>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MembershipChange {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl DirectoryChanges {
+    pub fn is_empty(&self) -> bool {
+        self.users_added.is_empty() && self.users_removed.is_empty() && self.groups.is_empty()
+    }
 }
 
 /// Users, groups and resources, validated.
@@ -74,6 +107,9 @@ impl Directory {
         for name in users.keys() {
             if !valid_name(name) {
                 return Err(DirectoryError::BadName { what: "user", name: name.clone() });
+            }
+            if is_reserved_user_name(name) {
+                return Err(DirectoryError::ReservedUser(name.clone()));
             }
         }
         for name in groups.keys() {
@@ -156,6 +192,54 @@ impl Directory {
         let groups = self.groups_of(user);
         any_of.iter().any(|g| groups.contains(g))
     }
+
+    /// The same directory with other users and groups (resources stay as they are).
+    pub fn with_people(
+        &self,
+        users: BTreeMap<String, UserEntry>,
+        groups: BTreeMap<String, GroupEntry>,
+    ) -> Result<Self, DirectoryError> {
+        Self::new(users, groups, self.resources.clone())
+    }
+
+    /// Who belongs to each group, directly or through nested groups.
+    fn members(&self) -> BTreeMap<&str, BTreeSet<&str>> {
+        let mut members: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for user in self.users.keys() {
+            for group in self.groups_of(user) {
+                if let Some((name, _)) = self.groups.get_key_value(group.as_str()) {
+                    members.entry(name.as_str()).or_default().insert(user.as_str());
+                }
+            }
+        }
+        members
+    }
+
+    /// What changes about people going from `before` to `self`.
+    pub fn changes_since(&self, before: &Directory) -> DirectoryChanges {
+        let names = |d: &Directory| d.users.keys().cloned().collect::<BTreeSet<_>>();
+        let (now, then) = (names(self), names(before));
+        let (members_now, members_then) = (self.members(), before.members());
+        let mut groups = BTreeMap::new();
+        let every_group: BTreeSet<&str> = members_now.keys().chain(members_then.keys()).copied().collect();
+        let empty = BTreeSet::new();
+        for group in every_group {
+            let now = members_now.get(group).unwrap_or(&empty);
+            let then = members_then.get(group).unwrap_or(&empty);
+            let change = MembershipChange {
+                added: now.difference(then).map(|u| (*u).to_owned()).collect(),
+                removed: then.difference(now).map(|u| (*u).to_owned()).collect(),
+            };
+            if !change.added.is_empty() || !change.removed.is_empty() {
+                groups.insert(group.to_owned(), change);
+            }
+        }
+        DirectoryChanges {
+            users_added: now.difference(&then).cloned().collect(),
+            users_removed: then.difference(&now).cloned().collect(),
+            groups,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -176,6 +260,48 @@ mod tests {
             ("b".to_owned(), GroupEntry { parents: vec!["a".into()] }),
         ]);
         assert!(matches!(Directory::new(users, cyclic, BTreeMap::new()), Err(DirectoryError::GroupCycle(_))));
+    }
+
+    #[test]
+    fn the_names_ward_records_itself_under_are_no_users_names() {
+        for name in ["ward", "anonymous", "local:root"] {
+            let users = BTreeMap::from([(name.to_owned(), UserEntry::default())]);
+            assert_eq!(
+                Directory::new(users, BTreeMap::new(), BTreeMap::new()),
+                Err(DirectoryError::ReservedUser(name.into()))
+            );
+        }
+    }
+
+    #[test]
+    fn changes_name_people_and_memberships_through_nested_groups() {
+        let user = |groups: &[&str]| UserEntry { groups: groups.iter().map(|g| (*g).to_owned()).collect() };
+        let groups =
+            BTreeMap::from([("payments-leads".to_owned(), GroupEntry { parents: vec!["payments".into()] })]);
+        let before = Directory::new(
+            BTreeMap::from([("bob".to_owned(), user(&["payments-leads"])), ("al".to_owned(), user(&[]))]),
+            groups.clone(),
+            BTreeMap::new(),
+        )
+        .unwrap();
+        let after = before
+            .with_people(
+                BTreeMap::from([("bob".to_owned(), user(&[])), ("cy".to_owned(), user(&["payments"]))]),
+                groups,
+            )
+            .unwrap();
+        let changes = after.changes_since(&before);
+        assert_eq!(changes.users_added, ["cy"]);
+        assert_eq!(changes.users_removed, ["al"]);
+        assert_eq!(
+            changes.groups["payments-leads"],
+            MembershipChange { added: vec![], removed: vec!["bob".into()] }
+        );
+        assert_eq!(
+            changes.groups["payments"],
+            MembershipChange { added: vec!["cy".into()], removed: vec!["bob".into()] }
+        );
+        assert!(before.changes_since(&before).is_empty());
     }
 
     #[test]

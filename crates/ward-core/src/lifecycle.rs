@@ -116,6 +116,12 @@ pub enum LifecycleError {
     NotBreakglass(GrantId),
     #[error("break-glass grant {id} was already reviewed by {by}")]
     AlreadyReviewed { id: GrantId, by: String },
+    #[error(
+        "{requester} already broke the glass on `{resource}` and {unreviewed} of those grants still \
+         await review; the policy allows no new break-glass access until they are reviewed (`ward grants \
+         --unreviewed`); ask for access the usual way meanwhile"
+    )]
+    BreakglassUnreviewed { requester: String, resource: String, unreviewed: u32 },
 }
 
 /// What a requester asks for, validated for shape by the caller.
@@ -140,6 +146,9 @@ pub struct GrantContext {
     pub holders: u32,
     /// For an extension: the grant to extend, as stored now.
     pub extends: Option<Grant>,
+    /// For a break-glass request: the requester's break-glass grants on the resource whose
+    /// review is pending or overdue.
+    pub unreviewed_breakglass: u32,
 }
 
 /// An approver as the policy and the store see them.
@@ -287,6 +296,13 @@ pub fn file_request(
         return Ok(Transition { request: Some(request), grant: None, events });
     }
     if let Some(review_within) = terms.review_within_seconds {
+        if context.unreviewed_breakglass > terms.max_unreviewed {
+            return Err(LifecycleError::BreakglassUnreviewed {
+                requester: request.requester,
+                resource: request.resource,
+                unreviewed: context.unreviewed_breakglass,
+            });
+        }
         let requester = request.requester.clone();
         let (mut grant, grant_events) = approve_into_grant(ids, &mut request, context, &requester, now)?;
         let due_at = add_seconds(now, review_within);

@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 
 /// The actor recorded for what ward does by itself (expiry, lapse, automatic approval).
 pub const SYSTEM_ACTOR: &str = "ward";
+/// The actor of calls that presented no valid credentials.
+pub const ANONYMOUS_ACTOR: &str = "anonymous";
+/// The prefix of actors that are local operators (`ward admin …` on the server's machine),
+/// `local:<os user>`: never a configured user's name.
+pub const LOCAL_ACTOR_PREFIX: &str = "local:";
 
 macro_rules! string_id {
     ($(#[$meta:meta])* $name:ident) => {

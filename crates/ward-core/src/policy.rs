@@ -32,7 +32,8 @@ use crate::duration::format_duration;
 use crate::model::{AccessRequest, Stage};
 use slices::Slices;
 pub use terms::DEFAULT_REVIEW_WITHIN_SECONDS;
-use terms::{PermitTerms, approver_stage, read_terms, unmet};
+pub use terms::TEAM_ANNOTATION_PREFIX;
+use terms::{PermitTerms, approver_stage, misplaced_annotation, read_terms, unmet};
 
 /// ward's Cedar schema: the entity types, actions and contexts policies are validated against.
 pub const SCHEMA: &str = include_str!("ward.cedarschema");
@@ -64,6 +65,9 @@ pub enum PolicyError {
     DuplicateId(String),
     #[error("policy `{policy}`: {message}")]
     Annotation { policy: String, message: String },
+    /// An annotation that would not do what it says, at `FILE:LINE:COLUMN`.
+    #[error("{place}: policy `{policy}`: {message}")]
+    MisplacedAnnotation { place: String, policy: String, message: String },
     /// One line per error, each `FILE:LINE:COLUMN: what` (Cedar names the policy).
     #[error("the policies do not validate against ward's schema:\n{0}")]
     Validation(String),
@@ -97,6 +101,9 @@ pub struct RequestTerms {
     pub reciprocal_seconds: Option<u64>,
     /// `Some(deadline)` for a break-glass request: granted at once, reviewed within the deadline.
     pub review_within_seconds: Option<u64>,
+    /// For a break-glass request: how many of the requester's earlier break-glass grants on the
+    /// resource may still await review.
+    pub max_unreviewed: u32,
 }
 
 /// What filing a request allowed on some terms does at once. Deny wins, then break-glass, then
@@ -316,12 +323,18 @@ impl PolicyEngine {
                     None => format!("{}#{}", source.name, index + 1),
                 };
                 let policy = policy.new_id(PolicyId::new(&id));
-                if may_permit(&policy, &names.action("request")) {
+                let permits_request = may_permit(&policy, &names.action("request"));
+                let permits_approve = may_permit(&policy, &names.action("approve"));
+                for (name, _) in policy.annotations() {
+                    if let Some(message) = misplaced_annotation(name, permits_request, permits_approve) {
+                        let place = annotation_place(source, name);
+                        return Err(PolicyError::MisplacedAnnotation { place, policy: id, message });
+                    }
+                }
+                if permits_request {
                     terms.insert(policy.id().clone(), read_terms(&policy)?);
                 }
-                if may_permit(&policy, &names.action("approve"))
-                    && let Some(stage) = approver_stage(&policy)?
-                {
+                if permits_approve && let Some(stage) = approver_stage(&policy)? {
                     stage_of.insert(policy.id().clone(), stage);
                 }
                 origin.insert(policy.id().clone(), source);
@@ -630,6 +643,7 @@ impl PolicyEngine {
             max_holders: chosen.max_holders,
             reciprocal_seconds: chosen.reciprocal_seconds,
             review_within_seconds: chosen.breakglass_cap_seconds.map(|_| chosen.review_within_seconds),
+            max_unreviewed: chosen.max_unreviewed,
             max_duration_seconds: longest,
             policy_ids: fitting.iter().map(|(id, _)| id.clone()).collect(),
             auto_approved_by,
@@ -787,6 +801,25 @@ impl PolicyEngine {
 
 /// `FILE:LINE:COLUMN: message`, from where Cedar's diagnostic points in the source (or
 /// `FILE: message` when it points nowhere).
+/// `FILE:LINE:COLUMN` of the first `@name` in `source`, for an error about that annotation.
+fn annotation_place(source: &PolicySource, name: &str) -> String {
+    let text = &source.text;
+    let needle = format!("@{name}");
+    let found = text.match_indices(&needle).map(|(at, _)| at).find(|&at| {
+        // `@approvals` is not `@approvals_x`.
+        !text[at + needle.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+    });
+    match found {
+        Some(offset) => {
+            let before = &text[..offset];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("{}:{line}:{column}", source.name)
+        }
+        None => source.name.clone(),
+    }
+}
+
 fn located(source: &PolicySource, diagnostic: &dyn miette::Diagnostic, message: &str) -> String {
     let help = diagnostic.help().map(|help| format!(" ({help})")).unwrap_or_default();
     let offset = diagnostic.labels().and_then(|mut labels| labels.next()).map(|label| label.offset());

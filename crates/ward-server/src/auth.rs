@@ -25,7 +25,7 @@ impl FromRequestParts<Arc<Broker>> for Authed {
         };
         let token =
             header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).unwrap_or_default();
-        match broker.authenticate(token).await {
+        match broker.tokens().authenticate(token).await {
             Ok(caller) => Ok(Self(caller)),
             Err(BrokerError::Unauthenticated(why)) => {
                 broker.record_unauthenticated(&why, &path).await;

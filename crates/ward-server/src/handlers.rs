@@ -12,14 +12,15 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use ward_api::{
     ApproveBody, AuditKey, CheckBody, CheckResult, CheckpointView, ConsistencyProof, CreateRequest, DenyBody,
-    EventView, Explanation, ExtendBody, GrantView, InclusionProof, PolicyReloadView, RequestView,
-    ResourceView, ReviewBody, RevokeBody, WhoAmI,
+    DirectoryChangesView, EventView, Explanation, ExtendBody, GrantView, InclusionProof,
+    MembershipChangeView, PolicyReloadView, RequestView, ResourceView, ReviewBody, RevokeBody, TokenView,
+    WhoAmI,
 };
 use ward_core::RequestState;
 use ward_core::audit::EventType;
 use ward_core::duration::parse_duration;
 use ward_service::export::ExportFormat;
-use ward_service::{Broker, ExtendInput, RequestInput};
+use ward_service::{Broker, ExtendInput, RequestInput, token_view};
 use ward_store::EventFilter;
 
 use crate::auth::Authed;
@@ -415,12 +416,58 @@ pub async fn reload_policies(
         return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only admins can reload the policies"));
     }
     let reload = broker.reload_policies(&caller.name).await?;
+    let directory = reload.directory;
     Ok(Json(PolicyReloadView {
         changed: reload.changed,
         hash: reload.hash,
         previous_hash: reload.previous_hash,
         policy_ids: reload.policy_ids,
+        directory: DirectoryChangesView {
+            users_added: directory.users_added,
+            users_removed: directory.users_removed,
+            groups: directory
+                .groups
+                .into_iter()
+                .map(|(group, m)| (group, MembershipChangeView { added: m.added, removed: m.removed }))
+                .collect(),
+        },
     }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct TokensQuery {
+    /// Only this user's tokens (admins; others see only their own).
+    #[param(min_length = 1, max_length = 128)]
+    user: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/tokens", params(TokensQuery), tag = "operations", security(("bearer" = [])),
+    responses((status = 200, body = [TokenView], description = "newest first; never the secret"),
+        (status = 403, body = ward_api::Problem, description = "another user's tokens, and not an admin")))]
+pub async fn list_tokens(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    query: Result<Query<TokensQuery>, QueryRejection>,
+) -> ApiResult<Vec<TokenView>> {
+    let Query(query) = query?;
+    let tokens = broker.tokens().list(&caller, query.user.as_deref()).await?;
+    let now = broker.now();
+    Ok(Json(tokens.into_iter().map(|t| token_view(t, now)).collect()))
+}
+
+#[utoipa::path(post, path = "/v1/tokens/{id}/revoke", params(("id" = String, Path, description = "the token (`tok_…`)")), tag = "operations",
+    security(("bearer" = [])),
+    responses((status = 200, body = TokenView, description = "revoked (recorded as `token.revoked`): refused from the next request on; revoking again changes nothing"),
+        (status = 404, body = ward_api::Problem, description = "no such token, or another user's and not an admin")))]
+pub async fn revoke_token(
+    State(broker): State<Arc<Broker>>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> ApiResult<TokenView> {
+    let token = broker.tokens().revoke(&caller, &id).await?;
+    Ok(Json(token_view(token, broker.now())))
 }
 
 #[utoipa::path(get, path = "/v1/whoami", tag = "access", security(("bearer" = [])),

@@ -39,7 +39,7 @@ pub use problem::ApiError;
         handlers::deny, handlers::cancel, handlers::list_grants, handlers::get_grant, handlers::release,
         handlers::revoke, handlers::extend, handlers::review, handlers::check, handlers::events, handlers::export, handlers::audit_key, handlers::latest_checkpoint,
         handlers::sign_checkpoint, handlers::inclusion_proof, handlers::consistency_proof, handlers::resources,
-        handlers::whoami, handlers::explain, handlers::reload_policies, logs::search, logs::tail, logs::push, logs::push_otlp,
+        handlers::whoami, handlers::explain, handlers::reload_policies, handlers::list_tokens, handlers::revoke_token, logs::search, logs::tail, logs::push, logs::push_otlp,
         healthz, readyz
     ),
     modifiers(&BearerAuth),
@@ -152,6 +152,8 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/whoami", get(handlers::whoami))
         .route("/policy/explain", get(handlers::explain))
         .route("/policy/reload", post(handlers::reload_policies))
+        .route("/tokens", get(handlers::list_tokens))
+        .route("/tokens/{id}/revoke", post(handlers::revoke_token))
         .route("/logs/{resource}/search", get(logs::search))
         .route("/logs/{resource}/tail", get(logs::tail))
         .route("/logs/{resource}", post(logs::push).layer(DefaultBodyLimit::max(logs::PUSH_BODY_LIMIT)))

@@ -84,6 +84,9 @@ impl From<BrokerError> for ApiError {
                 LifecycleError::TooManyHolders { .. } => (StatusCode::CONFLICT, "too-many-holders"),
                 LifecycleError::NotBreakglass(_) => (StatusCode::CONFLICT, "not-breakglass"),
                 LifecycleError::AlreadyReviewed { .. } => (StatusCode::CONFLICT, "already-reviewed"),
+                LifecycleError::BreakglassUnreviewed { .. } => {
+                    (StatusCode::CONFLICT, "breakglass-unreviewed")
+                }
             },
         };
         if status == StatusCode::SERVICE_UNAVAILABLE {

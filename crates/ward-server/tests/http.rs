@@ -39,7 +39,7 @@ impl Api {
     }
 
     async fn token(&self, user: &str) -> String {
-        self.broker.mint_token(user, 3600).await.unwrap().0
+        self.broker.tokens().mint(&Broker::local_operator("test"), user, 3600).await.unwrap().0
     }
 
     async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<String>) -> Answer {
@@ -131,6 +131,7 @@ async fn the_lifecycle_over_http() {
     assert_eq!(
         types,
         [
+            "token.created",
             "request.created",
             "access.denied",
             "approval.granted",
@@ -176,6 +177,33 @@ async fn credentials_are_required_and_checked() {
     let events = api.get("/v1/audit/events?type=access.denied", &api.token("carol").await).await;
     assert_eq!(events.body.as_array().unwrap().len(), 1);
     assert_eq!(events.body[0]["details"]["action"], "authenticate");
+}
+
+#[tokio::test]
+async fn users_list_and_revoke_their_own_tokens_admins_anyones() {
+    let api = Api::new().await;
+    let (alice, bob, admin) = (api.token("alice").await, api.token("bob").await, api.token("admin").await);
+    let mine = api.get("/v1/tokens", &alice).await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    let mine = mine.body.as_array().unwrap().clone();
+    assert_eq!(mine.len(), 1);
+    assert_eq!((mine[0]["user"].as_str(), mine[0]["state"].as_str()), (Some("alice"), Some("active")));
+    assert!(mine[0].get("hash").is_none() && !mine[0].to_string().contains(&alice), "never the secret");
+    assert_problem(&api.get("/v1/tokens?user=bob", &alice).await, StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(api.get("/v1/tokens", &admin).await.body.as_array().unwrap().len(), 3);
+    let bobs = api.get("/v1/tokens?user=bob", &admin).await.body[0]["id"].as_str().unwrap().to_owned();
+
+    let not_hers = api.post(&format!("/v1/tokens/{bobs}/revoke"), &alice, json!({})).await;
+    assert_problem(&not_hers, StatusCode::NOT_FOUND, "not-found");
+    assert_eq!(api.get("/v1/whoami", &bob).await.status, StatusCode::OK);
+    let revoked = api.post(&format!("/v1/tokens/{bobs}/revoke"), &admin, json!({})).await;
+    assert_eq!((revoked.status, revoked.body["state"].as_str()), (StatusCode::OK, Some("revoked")));
+    assert_eq!(revoked.body["revoked_by"], "admin");
+    assert_problem(&api.get("/v1/whoami", &bob).await, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let own = mine[0]["id"].as_str().unwrap();
+    let released = api.post(&format!("/v1/tokens/{own}/revoke"), &alice, json!({})).await;
+    assert_eq!(released.status, StatusCode::OK, "{}", released.body);
+    assert_problem(&api.get("/v1/whoami", &alice).await, StatusCode::UNAUTHORIZED, "unauthenticated");
 }
 
 #[tokio::test]

@@ -32,12 +32,14 @@ mod logs;
 mod proofs;
 mod requests;
 mod schedule;
+mod tokens;
 mod visibility;
 
 pub use auth::PolicyReload;
 pub use explain::DEFAULT_WHAT_IF_DURATION_SECONDS;
 pub use logs::{DEFAULT_LOG_LIMIT, LogItem, LogQuery, LogResult};
 pub use requests::DecisionFacts;
+pub use tokens::{MAX_TOKENS_LISTED, Tokens, token_view};
 
 /// How often a decision is retried when a concurrent change got there first.
 const MAX_ATTEMPTS: usize = 5;
@@ -171,7 +173,7 @@ pub struct Broker {
     settings: Settings,
     index: GrantIndex,
     usage: UsageLog,
-    tokens: TokenCache,
+    token_cache: TokenCache,
     signer: AuditSigner,
     /// Records configured sensitive fields as HMACs.
     redactor: Option<Redactor>,
@@ -229,7 +231,7 @@ impl Broker {
             settings,
             index: GrantIndex::default(),
             usage: UsageLog::default(),
-            tokens: TokenCache::default(),
+            token_cache: TokenCache::default(),
             signer,
             redactor,
             appended: tokio::sync::watch::Sender::new(0),

@@ -61,6 +61,15 @@ struct File {
     redaction: RedactionFile,
 }
 
+/// The people in ward.toml, read again on a reload (the rest of the file needs a restart).
+#[derive(Debug, Default, Deserialize)]
+struct People {
+    #[serde(default)]
+    users: BTreeMap<String, UserEntry>,
+    #[serde(default)]
+    groups: BTreeMap<String, GroupEntry>,
+}
+
 /// A resource in ward.toml: its directory entry, and for `logs` resources where the logs are.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -542,9 +551,27 @@ impl Config {
 
     /// Reads and compiles the policies over the configured directory.
     pub fn policy_engine(&self) -> Result<PolicyEngine, ConfigError> {
+        self.policy_engine_over(self.directory.clone())
+    }
+
+    fn policy_engine_over(&self, directory: Directory) -> Result<PolicyEngine, ConfigError> {
         let sources = self.read_policies()?;
-        PolicyEngine::new(self.directory.clone(), &sources, &self.tickets)
+        PolicyEngine::new(directory, &sources, &self.tickets)
             .map_err(|e| ConfigError::Policy { path: self.path.clone(), message: e.to_string() })
+    }
+
+    /// For a reload: reads the users and groups from the file again, and compiles the policies
+    /// over them. Resources and every other setting stay as they were at start.
+    pub fn reload_policy_engine(&self) -> Result<PolicyEngine, ConfigError> {
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|source| ConfigError::Read { path: self.path.clone(), source })?;
+        let people: People = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: self.path.clone(), message: e.to_string() })?;
+        let directory = self
+            .directory
+            .with_people(people.users, people.groups)
+            .map_err(|e| ConfigError::Parse { path: self.path.clone(), message: e.to_string() })?;
+        self.policy_engine_over(directory)
     }
 }
 

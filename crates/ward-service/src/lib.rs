@@ -19,8 +19,8 @@ pub mod usage;
 use std::sync::Arc;
 
 pub use broker::{
-    Broker, BrokerError, Caller, CheckOutcome, DueReport, ExtendInput, PolicyLoader, PolicyReload,
-    RequestInput, Settings,
+    Broker, BrokerError, Caller, CheckOutcome, DueReport, ExtendInput, MAX_TOKENS_LISTED, PolicyLoader,
+    PolicyReload, RequestInput, Settings, Tokens, token_view,
 };
 pub use config::{Config, ConfigError};
 use signing::{AuditSigner, SigningError};
@@ -108,6 +108,6 @@ pub async fn broker_for(
         .map_err(|e| ConfigError::Parse { path: config.path.clone(), message: e })?;
     broker.set_gateway(gateway);
     let config = config.clone();
-    broker.set_policy_loader(Box::new(move || config.policy_engine().map_err(|e| e.to_string())));
+    broker.set_policy_loader(Box::new(move || config.reload_policy_engine().map_err(|e| e.to_string())));
     Ok(broker)
 }

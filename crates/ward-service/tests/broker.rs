@@ -14,7 +14,7 @@ use ward_core::{AccessRequest, Clock, Grant, GrantState, ManualClock, RequestSta
 use ward_service::{Broker, BrokerError, Caller, Config, RequestInput};
 use ward_store::{
     ApiToken, Change, CheckpointRecord, Due, EventFilter, GrantFilter, LogHead, RequestFilter, Store,
-    StoreError,
+    StoreError, TokenFilter,
 };
 use ward_store_sql::SqlStore;
 
@@ -115,6 +115,8 @@ on_both_backends!(
     repeated_checks_are_summarised_not_lost,
     concurrent_approvers_both_count,
     tokens_authenticate_until_they_expire,
+    tokens_are_recorded_listed_and_revoked_at_once,
+    people_reload_with_the_policies,
     the_audit_trail_tells_the_whole_story,
     the_policy_set_in_force_is_on_record,
     checkpoints_sign_the_head_when_the_log_grew,
@@ -625,18 +627,130 @@ async fn concurrent_approvers_both_count(store: Arc<dyn Store>) {
 
 async fn tokens_authenticate_until_they_expire(store: Arc<dyn Store>) {
     let w = World::new(store).await;
-    let (token, record) = w.broker.mint_token("bob", 3600).await.unwrap();
-    assert!(token.starts_with("ward_"));
+    let operator = Broker::local_operator("root");
+    let (token, record) = w.broker.tokens().mint(&operator, "bob", 3600).await.unwrap();
+    assert!(token.starts_with("ward_") && record.id.starts_with("tok_"));
     assert_ne!(record.hash, token, "only the hash is kept");
-    assert_eq!(w.broker.authenticate(&token).await.unwrap().name, "bob");
-    assert!(w.broker.authenticate("ward_nope").await.is_err());
-    assert!(matches!(w.broker.mint_token("mallory", 60).await, Err(BrokerError::NotFound(_))));
+    assert_eq!(w.broker.tokens().authenticate(&token).await.unwrap().name, "bob");
+    assert!(w.broker.tokens().authenticate("ward_nope").await.is_err());
+    let unknown = w.broker.tokens().mint(&operator, "mallory", 60).await;
+    assert!(matches!(unknown, Err(BrokerError::NotFound(_))));
     let admin = w.broker.caller("admin").unwrap();
     assert!(admin.admin && !admin.auditor);
     assert!(w.broker.caller("carol").unwrap().auditor);
     w.clock.advance(SignedDuration::from_hours(1));
-    let expired = w.broker.authenticate(&token).await.unwrap_err().to_string();
+    let expired = w.broker.tokens().authenticate(&token).await.unwrap_err().to_string();
     assert!(expired.contains("expired"), "{expired}");
+}
+
+async fn tokens_are_recorded_listed_and_revoked_at_once(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    // `ward admin token …` runs in another process: a broker of its own on the same store.
+    let local = ward_service::broker_for(&config(), store, w.clock.clone()).await.unwrap();
+    let operator = Broker::local_operator("root");
+    let (bobs, bob_record) = local.tokens().mint(&operator, "bob", 3600).await.unwrap();
+    let (alices, _) = local.tokens().mint(&operator, "alice", 3600).await.unwrap();
+    let created = w.events().await;
+    assert_eq!(
+        (created[0].event_type, created[0].actor.as_str(), created[0].subject.as_deref()),
+        (EventType::TokenCreated, "local:root", Some("bob"))
+    );
+    assert_eq!(created[0].details["token_id"], bob_record.id.as_str());
+    assert!(!created[0].details.to_string().contains(&bobs), "never the secret");
+
+    // The server has both cached when the revocation happens elsewhere.
+    let bob = w.broker.tokens().authenticate(&bobs).await.unwrap();
+    w.broker.tokens().authenticate(&bobs).await.unwrap();
+    w.broker.tokens().authenticate(&alices).await.unwrap();
+    let revoked = local.tokens().revoke(&operator, &bob_record.id).await.unwrap();
+    assert_eq!(revoked.revoked_by.as_deref(), Some("local:root"));
+    let refused = w.broker.tokens().authenticate(&bobs).await.unwrap_err();
+    assert!(
+        matches!(&refused, BrokerError::Unauthenticated(why) if why.contains("revoked")),
+        "refused on the next request: {refused}"
+    );
+    w.broker.tokens().authenticate(&alices).await.unwrap();
+    let again = local.tokens().revoke(&operator, &bob_record.id).await.unwrap();
+    assert_eq!(again.revoked_at, revoked.revoked_at, "revoking twice changes nothing");
+    let types = w.types().await;
+    assert_eq!(types.iter().filter(|t| **t == "token.revoked").count(), 1);
+
+    // Users see and revoke only their own; admins anyone's.
+    let alice = w.who("alice");
+    let mine = w.broker.tokens().list(&alice, None).await.unwrap();
+    assert_eq!(mine.iter().map(|t| t.principal.as_str()).collect::<Vec<_>>(), ["alice"]);
+    assert!(matches!(w.broker.tokens().list(&alice, Some("bob")).await, Err(BrokerError::Forbidden(_))));
+    assert_eq!(w.broker.tokens().list(&w.who("admin"), None).await.unwrap().len(), 2);
+    let alice_id = mine[0].id.clone();
+    let not_hers = w.broker.tokens().revoke(&bob, &alice_id).await;
+    assert!(matches!(not_hers, Err(BrokerError::NotFound(_))), "{not_hers:?}");
+    w.broker.tokens().authenticate(&alices).await.unwrap();
+    let own = w.broker.tokens().revoke(&alice, &alice_id).await.unwrap();
+    assert!(own.revoked_at.is_some());
+    assert!(w.broker.tokens().authenticate(&alices).await.is_err());
+    let last = w.events().await.pop().unwrap();
+    assert_eq!((last.event_type, last.actor.as_str()), (EventType::TokenRevoked, "alice"));
+}
+
+async fn people_reload_with_the_policies(store: Arc<dyn Store>) {
+    let world = tempfile::tempdir().unwrap();
+    let quickstart = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart"));
+    copy_dir(&quickstart, world.path());
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().display().to_string();
+    let path = world.path().join("ward.toml");
+    let config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data_dir.clone())).unwrap();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+    let w = World { broker, clock, store };
+    let first = w.request("alice", "logs:payments-api", "read", 1800).await;
+    let second = w.request("alice", "logs:payments-api", "read", 1800).await;
+    w.broker.approve(&w.who("bob"), first.id.as_str(), None).await.unwrap();
+
+    // bob leaves the payments leads; frank joins ward.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace(
+        "bob = { groups = [\"engineering\", \"payments-leads\"] }",
+        "bob = { groups = [\"engineering\"] }\nfrank = { groups = [\"engineering\"] }",
+    );
+    std::fs::write(&path, text).unwrap();
+    let bob = w.who("bob");
+    let reload = w.broker.reload_policies("admin").await.unwrap();
+    assert!(!reload.changed, "the same policies");
+    assert_eq!(reload.directory.users_added, ["frank"]);
+    assert_eq!(reload.directory.groups["payments-leads"].removed, ["bob"]);
+    let refused = w.broker.approve(&w.who("bob"), second.id.as_str(), None).await;
+    assert!(refused.is_err(), "no longer an approver, at once: {refused:?}");
+    assert!(w.broker.caller("frank").is_some());
+    let reloaded =
+        w.events().await.into_iter().find(|e| e.event_type == EventType::DirectoryReloaded).unwrap();
+    assert_eq!(reloaded.actor, "admin");
+    assert_eq!(reloaded.details["groups"]["payments-leads"]["removed"][0], "bob");
+    assert_eq!(reloaded.details["users_added"][0], "frank");
+    // A caller resolved before the reload keeps no stale rights either.
+    let stale = w.broker.approve(&bob, second.id.as_str(), None).await;
+    assert!(stale.is_err(), "{stale:?}");
+
+    // A file whose people do not load changes nothing.
+    std::fs::write(&path, "[users]\nward = {}\n").unwrap();
+    let error = w.broker.reload_policies("admin").await.unwrap_err().to_string();
+    assert!(error.contains("reserved"), "{error}");
+    assert!(w.broker.caller("frank").is_some());
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            if entry.file_name() != "data" {
+                std::fs::create_dir_all(&target).unwrap();
+                copy_dir(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
 }
 
 async fn the_audit_trail_tells_the_whole_story(store: Arc<dyn Store>) {
@@ -759,11 +873,20 @@ impl Store for Failing {
     async fn set_forward_cursor(&self, sink: &str, seq: i64, at: Timestamp) -> Result<(), StoreError> {
         self.inner.set_forward_cursor(sink, seq, at).await
     }
-    async fn insert_token(&self, t: &ApiToken) -> Result<(), StoreError> {
-        self.inner.insert_token(t).await
-    }
     async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
         self.inner.token(hash).await
+    }
+    async fn token_by_id(&self, id: &str) -> Result<Option<ApiToken>, StoreError> {
+        self.inner.token_by_id(id).await
+    }
+    async fn tokens(&self, f: &TokenFilter) -> Result<Vec<ApiToken>, StoreError> {
+        self.inner.tokens(f).await
+    }
+    async fn touch_token(&self, hash: &str, at: Timestamp) -> Result<(), StoreError> {
+        self.inner.touch_token(hash, at).await
+    }
+    async fn token_epoch(&self) -> Result<i64, StoreError> {
+        self.inner.token_epoch().await
     }
     async fn ready(&self) -> Result<(), StoreError> {
         self.check()?;

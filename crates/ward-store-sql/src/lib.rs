@@ -30,7 +30,7 @@ use ward_core::audit::AuditEvent;
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
     ApiToken, Change, CheckpointRecord, Due, EventFilter, GrantFilter, LogHead, RequestFilter, Store,
-    StoreError,
+    StoreError, TokenFilter,
 };
 
 use crate::rows::{Columns, event_from_row, grant_from_row, millis, request_from_row};
@@ -93,6 +93,9 @@ const REQUEST_COLUMNS: &str = "id, requester, resource, role, duration_seconds, 
 const GRANT_COLUMNS: &str = "id, request_id, principal, resource, role, starts_at, expires_at, state, ended_at, \
      ended_by, end_reason, first_used_at, extensions, review, version";
 /// In the order `rows::event_from_row` reads them.
+const TOKEN_COLUMNS: &str =
+    "id, hash, principal, created_at, expires_at, revoked_at, revoked_by, last_used_at";
+/// In the order `rows::event_from_row` reads them.
 const EVENT_COLUMNS: &str = "seq, id, type, occurred_at, recorded_at, actor, subject, resource, request_id, \
      grant_id, reason, details, prev_hash, hash";
 
@@ -101,6 +104,19 @@ fn limit(n: u32) -> i64 {
 }
 
 impl SqlStore {
+    /// The token whose `column` (`hash` or `id`, both unique) is `value`.
+    async fn one_token(&self, column: &'static str, value: &str) -> Result<Option<ApiToken>, StoreError> {
+        dispatch!(&self.pool, pool => {
+            let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE {column} = $1");
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(value)
+                .fetch_optional(pool)
+                .await
+                .map_err(unavailable)?;
+            row.as_ref().map(rows::token_from_row).transpose()
+        })
+    }
+
     /// Opens (creating if needed) the SQLite database at `path` and migrates it.
     pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
         let url = format!("sqlite://{}?mode=rwc", path.display());
@@ -172,7 +188,7 @@ impl Store for SqlStore {
     async fn commit(&self, change: Change, recorded_at: Timestamp) -> Result<Vec<AuditEvent>, StoreError> {
         let (reply, outcome) = oneshot::channel();
         self.writer
-            .send(writer::Message::Commit(writer::Pending { change, recorded_at, reply }))
+            .send(writer::Message::Commit(Box::new(writer::Pending { change, recorded_at, reply })))
             .await
             .map_err(|_| StoreError::Unavailable("the store's writer has stopped".into()))?;
         outcome.await.map_err(|_| StoreError::Unavailable("the store's writer has stopped".into()))?
@@ -237,12 +253,13 @@ impl Store for SqlStore {
         };
         let sql = format!(
             "SELECT {GRANT_COLUMNS} FROM grants WHERE {states} AND {reviews} AND ($1 IS NULL OR principal = $1) \
-             ORDER BY starts_at DESC, id DESC LIMIT $2"
+             AND ($3 IS NULL OR resource = $3) ORDER BY starts_at DESC, id DESC LIMIT $2"
         );
         dispatch!(&self.pool, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(filter.principal.as_deref())
                 .bind(limit(filter.limit))
+                .bind(filter.resource.as_deref())
                 .fetch_all(pool)
                 .await
                 .map_err(unavailable)?;
@@ -438,15 +455,38 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn insert_token(&self, token: &ApiToken) -> Result<(), StoreError> {
+    async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
+        self.one_token("hash", hash).await
+    }
+
+    async fn token_by_id(&self, id: &str) -> Result<Option<ApiToken>, StoreError> {
+        self.one_token("id", id).await
+    }
+
+    async fn tokens(&self, filter: &TokenFilter) -> Result<Vec<ApiToken>, StoreError> {
+        dispatch!(&self.pool, pool => {
+            let sql = format!(
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE ($1 IS NULL OR principal = $1) \
+                 ORDER BY created_at DESC, id DESC LIMIT $2"
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(filter.principal.as_deref())
+            .bind(limit(filter.limit))
+            .fetch_all(pool)
+            .await
+            .map_err(unavailable)?;
+            rows.iter().map(rows::token_from_row).collect()
+        })
+    }
+
+    async fn touch_token(&self, hash: &str, at: Timestamp) -> Result<(), StoreError> {
         dispatch!(&self.pool, pool => {
             sqlx::query(
-                "INSERT INTO api_tokens (hash, principal, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                "UPDATE api_tokens SET last_used_at = $1 \
+                 WHERE hash = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
             )
-            .bind(&token.hash)
-            .bind(&token.principal)
-            .bind(millis(token.created_at))
-            .bind(millis(token.expires_at))
+            .bind(millis(at))
+            .bind(hash)
             .execute(pool)
             .await
             .map_err(unavailable)?;
@@ -454,16 +494,13 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
+    async fn token_epoch(&self) -> Result<i64, StoreError> {
         dispatch!(&self.pool, pool => {
-            let row = sqlx::query(
-                "SELECT hash, principal, created_at, expires_at FROM api_tokens WHERE hash = $1",
-            )
-            .bind(hash)
-            .fetch_optional(pool)
-            .await
-            .map_err(unavailable)?;
-            row.as_ref().map(rows::token_from_row).transpose()
+            let row = sqlx::query("SELECT value FROM store_epochs WHERE name = 'tokens'")
+                .fetch_one(pool)
+                .await
+                .map_err(unavailable)?;
+            row.int("value")
         })
     }
 

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use ward_core::audit::AuditEvent;
 use ward_core::merkle::Frontier;
 use ward_core::{AccessRequest, Grant};
-use ward_store::{Change, HolderLimit, StoreError};
+use ward_store::{Change, HolderLimit, StoreError, TokenWrite};
 
 use crate::Dialect;
 use crate::rows::{StoredTerms, hash_bytes, millis, to_json};
@@ -143,6 +143,9 @@ pub(crate) fn plan(
         for limit in &change.holder_limits {
             statements.extend(holder_limit_statements(limit, dialect));
         }
+        for write in &change.tokens {
+            statements.extend(token_statements(write));
+        }
         let mut appended = Vec::with_capacity(change.events.len());
         for event in &change.events {
             head.seq += 1;
@@ -160,6 +163,29 @@ pub(crate) fn plan(
         statements.push(append_and_move_head(events_insert(last), last.len(), &head, first_seq, dialect)?);
     }
     Ok(Plan { statements, head, outcomes })
+}
+
+fn token_statements(write: &TokenWrite) -> Vec<Statement> {
+    match write {
+        TokenWrite::Create(t) => vec![Statement::new(
+            "INSERT INTO api_tokens (id, hash, principal, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            vec![
+                t.id.as_str().into(),
+                t.hash.as_str().into(),
+                t.principal.as_str().into(),
+                millis(t.created_at).into(),
+                millis(t.expires_at).into(),
+            ],
+        )],
+        TokenWrite::Revoke { id, at, by } => vec![
+            Statement::checked(
+                "UPDATE api_tokens SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL",
+                vec![millis(*at).into(), by.as_str().into(), id.as_str().into()],
+            ),
+            // Every process's token cache reads this before it trusts itself.
+            Statement::new("UPDATE store_epochs SET value = value + 1 WHERE name = 'tokens'", vec![]),
+        ],
+    }
 }
 
 fn request_statement(r: &AccessRequest) -> Result<Statement, StoreError> {

@@ -185,10 +185,14 @@ pub(crate) fn event_from_row(row: &impl Columns) -> Result<AuditEvent, StoreErro
 
 pub(crate) fn token_from_row(row: &impl Columns) -> Result<ApiToken, StoreError> {
     Ok(ApiToken {
+        id: row.text("id")?,
         hash: row.text("hash")?,
         principal: row.text("principal")?,
         created_at: time(row, "created_at")?,
         expires_at: time(row, "expires_at")?,
+        revoked_at: optional_time(row, "revoked_at")?,
+        revoked_by: row.optional_text("revoked_by")?,
+        last_used_at: optional_time(row, "last_used_at")?,
     })
 }
 

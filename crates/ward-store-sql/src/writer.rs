@@ -20,7 +20,7 @@ const MAX_GROUP: usize = 64;
 const QUEUE: usize = 1024;
 
 pub(crate) enum Message {
-    Commit(Pending),
+    Commit(Box<Pending>),
     /// Give the kept connection back to the pool (so the pool can close), then acknowledge.
     Release(oneshot::Sender<()>),
 }
@@ -63,7 +63,7 @@ pub(crate) fn start(pool: Pool, dialect: Dialect) -> mpsc::Sender<Message> {
             let mut group = Vec::with_capacity(messages.len());
             for message in messages.drain(..) {
                 match message {
-                    Message::Commit(pending) => group.push(pending),
+                    Message::Commit(pending) => group.push(*pending),
                     Message::Release(done) => {
                         // What was queued before the release is committed first.
                         writer.commit_group(std::mem::take(&mut group)).await;

@@ -10,7 +10,9 @@ use ward_core::lifecycle::{self, Approver, GrantContext, NewRequest, SequentialI
 use ward_core::policy::RequestTerms;
 use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 
-use crate::{ApiToken, Change, EventFilter, GrantFilter, RequestFilter, Store, StoreError};
+use crate::{
+    ApiToken, Change, EventFilter, GrantFilter, RequestFilter, Store, StoreError, TokenFilter, TokenWrite,
+};
 
 /// Generates one `#[tokio::test]` per conformance check, each on a store from `$make` (an async
 /// function returning `Option<Arc<dyn Store>>`; `None` skips).
@@ -65,6 +67,7 @@ fn terms(approvals: u32) -> RequestTerms {
         max_holders: None,
         reciprocal_seconds: None,
         review_within_seconds: None,
+        max_unreviewed: 0,
     }
 }
 
@@ -311,16 +314,54 @@ pub async fn event_filters(store: Arc<dyn Store>) {
 }
 
 pub async fn tokens_are_kept_by_hash(store: Arc<dyn Store>) {
-    let token = ApiToken {
-        hash: "ab".repeat(32),
-        principal: "alice".into(),
-        created_at: t0(),
+    let mut ids = SequentialIds::new("tok");
+    let token = |id: &str, hash: &str, principal: &str, minutes: i64| ApiToken {
+        id: id.into(),
+        hash: hash.repeat(32),
+        principal: principal.into(),
+        created_at: t0() + SignedDuration::from_mins(minutes),
         expires_at: t0() + SignedDuration::from_hours(12),
+        revoked_at: None,
+        revoked_by: None,
+        last_used_at: None,
     };
-    store.insert_token(&token).await.unwrap();
-    assert_eq!(store.token(&token.hash).await.unwrap(), Some(token.clone()));
-    assert_eq!(store.token(&"cd".repeat(32)).await.unwrap(), None);
-    assert!(store.insert_token(&token).await.is_err(), "a token hash is unique");
+    let mut recorded = |write: TokenWrite| Change {
+        tokens: vec![write],
+        events: vec![lifecycle::refusal_event(&mut ids, "admin", "token", None, None, "recorded", t0())],
+        ..Change::default()
+    };
+    let alice = token("tok_a", "ab", "alice", 0);
+    let bob = token("tok_b", "cd", "bob", 1);
+    store.commit(recorded(TokenWrite::Create(alice.clone())), t0()).await.unwrap();
+    store.commit(recorded(TokenWrite::Create(bob.clone())), t0()).await.unwrap();
+    assert_eq!(store.token(&alice.hash).await.unwrap(), Some(alice.clone()));
+    assert_eq!(store.token_by_id("tok_b").await.unwrap(), Some(bob.clone()));
+    assert_eq!(store.token(&"ef".repeat(32)).await.unwrap(), None);
+    let again = store.commit(recorded(TokenWrite::Create(alice.clone())), t0()).await;
+    assert!(matches!(again, Err(StoreError::Conflict)), "a token hash is unique: {again:?}");
+    assert_eq!(store.head().await.unwrap().size, 2, "a refused token write records nothing");
+
+    let all = store.tokens(&TokenFilter::default()).await.unwrap();
+    assert_eq!(all.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["tok_b", "tok_a"], "newest first");
+    let mine = store.tokens(&TokenFilter { principal: Some("alice".into()), limit: 10 }).await.unwrap();
+    assert_eq!(mine, std::slice::from_ref(&alice));
+
+    let used = t0() + SignedDuration::from_mins(3);
+    store.touch_token(&alice.hash, used).await.unwrap();
+    store.touch_token(&alice.hash, t0()).await.unwrap();
+    assert_eq!(store.token(&alice.hash).await.unwrap().unwrap().last_used_at, Some(used), "never moves back");
+
+    let epoch = store.token_epoch().await.unwrap();
+    let revoke = || TokenWrite::Revoke { id: "tok_a".into(), at: used, by: "admin".into() };
+    store.commit(recorded(revoke()), used).await.unwrap();
+    let revoked = store.token(&alice.hash).await.unwrap().unwrap();
+    assert_eq!((revoked.revoked_at, revoked.revoked_by.as_deref()), (Some(used), Some("admin")));
+    assert!(store.token_epoch().await.unwrap() > epoch, "a revocation moves the epoch");
+    let twice = store.commit(recorded(revoke()), used).await;
+    assert!(matches!(twice, Err(StoreError::Conflict)), "revoked once: {twice:?}");
+    let unknown = TokenWrite::Revoke { id: "tok_x".into(), at: used, by: "admin".into() };
+    assert!(matches!(store.commit(recorded(unknown), used).await, Err(StoreError::Conflict)));
+    assert_eq!(store.head().await.unwrap().size, 3);
 }
 
 pub async fn concurrent_appends_form_one_chain(store: Arc<dyn Store>) {
@@ -568,7 +609,7 @@ pub async fn the_holder_limit_holds_inside_the_commit(store: Arc<dyn Store>) {
     // alice's grant starts when erin's ends: no overlap, both fit.
     store.commit(change([alices]), later).await.unwrap();
     let erin_grant = erins.grant.unwrap();
-    let stale = GrantContext { holders: 0, extends: Some(erin_grant.clone()) };
+    let stale = GrantContext { extends: Some(erin_grant.clone()), ..GrantContext::default() };
     let new = NewRequest {
         requester: "erin".into(),
         resource: erin_grant.resource.clone(),
@@ -587,7 +628,7 @@ pub async fn the_holder_limit_holds_inside_the_commit(store: Arc<dyn Store>) {
 pub async fn extensions_move_expiry(store: Arc<dyn Store>) {
     let mut ids = SequentialIds::new("x");
     let (_, grant) = granted(&*store, &mut ids, "alice", t0()).await;
-    let context = GrantContext { holders: 0, extends: Some(grant.clone()) };
+    let context = GrantContext { extends: Some(grant.clone()), ..GrantContext::default() };
     let new = NewRequest {
         requester: "alice".into(),
         resource: grant.resource.clone(),

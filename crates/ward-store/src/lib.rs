@@ -42,6 +42,21 @@ pub struct Change {
     /// Limits the new grants must respect as the transaction sees the store; the commit fails
     /// with `Conflict` when one is exceeded (someone got the last place first).
     pub holder_limits: Vec<HolderLimit>,
+    /// API tokens minted or revoked.
+    pub tokens: Vec<TokenWrite>,
+}
+
+/// A change to the API tokens, committed with the event that records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenWrite {
+    Create(ApiToken),
+    /// Fails the commit with `Conflict` unless the token exists and is not revoked yet.
+    /// Moves [`Store::token_epoch`].
+    Revoke {
+        id: String,
+        at: Timestamp,
+        by: String,
+    },
 }
 
 /// "At most `max` people other than this grant's holder hold its role on its resource in an
@@ -64,6 +79,7 @@ impl Change {
             && self.events.is_empty()
             && self.checkpoint.is_none()
             && self.holder_limits.is_empty()
+            && self.tokens.is_empty()
     }
 
     pub fn absorb(&mut self, transition: ward_core::lifecycle::Transition) {
@@ -104,6 +120,7 @@ pub struct GrantFilter {
     /// Only grants in one of these states (all when empty).
     pub states: Vec<GrantState>,
     pub principal: Option<String>,
+    pub resource: Option<String>,
     /// Only break-glass grants whose review is in one of these states (all grants when empty).
     pub review_states: Vec<ReviewState>,
     pub limit: u32,
@@ -172,10 +189,22 @@ pub struct CheckpointRecord {
 /// An API token as stored: only its SHA-256, never the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
+    /// The token's public name (`tok_…`), for listing and revoking it.
+    pub id: String,
     pub hash: String,
     pub principal: String,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub revoked_by: Option<String>,
+    /// When it last authenticated a call (kept to the minute or so, not per call).
+    pub last_used_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TokenFilter {
+    pub principal: Option<String>,
+    pub limit: u32,
 }
 
 #[async_trait]
@@ -222,8 +251,16 @@ pub trait Store: Send + Sync + 'static {
     async fn forward_cursor(&self, sink: &str) -> Result<i64, StoreError>;
     async fn set_forward_cursor(&self, sink: &str, seq: i64, at: Timestamp) -> Result<(), StoreError>;
 
-    async fn insert_token(&self, token: &ApiToken) -> Result<(), StoreError>;
+    /// The token with this SHA-256.
     async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError>;
+    async fn token_by_id(&self, id: &str) -> Result<Option<ApiToken>, StoreError>;
+    /// Newest first.
+    async fn tokens(&self, filter: &TokenFilter) -> Result<Vec<ApiToken>, StoreError>;
+    /// Notes that the token authenticated a call at `at` (never moves `last_used_at` back).
+    async fn touch_token(&self, hash: &str, at: Timestamp) -> Result<(), StoreError>;
+    /// A number that moves whenever any token is revoked, by any process: a cache of tokens
+    /// that saw the same number has missed no revocation.
+    async fn token_epoch(&self) -> Result<i64, StoreError>;
 
     /// Succeeds when the store answers and the audit log can be written.
     async fn ready(&self) -> Result<(), StoreError>;

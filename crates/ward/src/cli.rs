@@ -230,6 +230,22 @@ pub enum TokenCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// List tokens (id, user, state, created, expires, last used; never the secret).
+    List {
+        /// Only this user's tokens.
+        #[arg(long)]
+        user: Option<String>,
+        /// Configuration file (default: $WARD_CONFIG, ./ward.toml, ./examples/quickstart/ward.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Revoke a token (`tok_…`, from `ward admin token list`): refused from the next request on.
+    Revoke {
+        id: String,
+        /// Configuration file (default: $WARD_CONFIG, ./ward.toml, ./examples/quickstart/ward.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

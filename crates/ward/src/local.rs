@@ -1,10 +1,11 @@
 //! Commands that run in this process against the configuration and the store: `serve`,
-//! `quickstart`, `admin token create`, `audit verify`, `policy check` and `policy test`.
+//! `quickstart`, `admin token create|list|revoke`, `audit verify`, `policy check` and `policy test`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use std::process::ExitCode;
+use ward_api::TokenView;
 use ward_core::SystemClock;
 use ward_core::duration::parse_duration;
 use ward_server::HttpSettings;
@@ -205,19 +206,53 @@ fn print_quickstart_banner(config: &Path, address: &str, store: &str, users: &st
     );
 }
 
-/// Mints a token straight into the store; prints only the token.
-pub async fn create_token(user: &str, ttl: &str, explicit: Option<&Path>) -> Result<(), CliError> {
-    let ttl_seconds = parse_duration(ttl).map_err(|e| CliError::Usage(format!("--ttl: {e}")))?;
+/// The broker over the configured store, for the local `admin` commands.
+async fn local_broker(explicit: Option<&Path>) -> Result<Arc<ward_service::Broker>, CliError> {
     let config = load(explicit)?;
     let store = open_store(&config).await.map_err(config_error)?;
-    let broker =
-        ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.map_err(config_error)?;
-    let (token, _record) = broker.mint_token(user, ttl_seconds).await.map_err(|e| match e {
+    ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.map_err(config_error)
+}
+
+/// Who runs a local command, as the audit log records them: `local:<os user>`.
+fn operator() -> ward_service::Caller {
+    use std::os::unix::fs::MetadataExt;
+    let name = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| {
+        std::fs::metadata("/proc/self").map(|m| format!("uid-{}", m.uid())).unwrap_or_default()
+    });
+    ward_service::Broker::local_operator(&name)
+}
+
+fn refused_or_usage(error: ward_service::BrokerError) -> CliError {
+    match error {
         ward_service::BrokerError::NotFound(why) => CliError::Refused(why),
         other => CliError::Usage(other.to_string()),
-    })?;
+    }
+}
+
+/// Mints a token straight into the store (recorded as `token.created`); prints only the token.
+pub async fn create_token(user: &str, ttl: &str, explicit: Option<&Path>) -> Result<(), CliError> {
+    let ttl_seconds = parse_duration(ttl).map_err(|e| CliError::Usage(format!("--ttl: {e}")))?;
+    let broker = local_broker(explicit).await?;
+    let (token, _record) =
+        broker.tokens().mint(&operator(), user, ttl_seconds).await.map_err(refused_or_usage)?;
     say!("{token}");
     Ok(())
+}
+
+/// Lists tokens straight from the store.
+pub async fn list_tokens(user: Option<&str>, explicit: Option<&Path>) -> Result<Vec<TokenView>, CliError> {
+    let broker = local_broker(explicit).await?;
+    let tokens = broker.tokens().list(&operator(), user).await.map_err(refused_or_usage)?;
+    let now = broker.now();
+    Ok(tokens.into_iter().map(|t| ward_service::token_view(t, now)).collect())
+}
+
+/// Revokes a token in the store (recorded as `token.revoked`); a running server refuses it
+/// from its next request on.
+pub async fn revoke_token(id: &str, explicit: Option<&Path>) -> Result<TokenView, CliError> {
+    let broker = local_broker(explicit).await?;
+    let token = broker.tokens().revoke(&operator(), id).await.map_err(refused_or_usage)?;
+    Ok(ward_service::token_view(token, broker.now()))
 }
 
 /// `ward audit verify`: reads the configured store directly and checks the whole log.

@@ -129,6 +129,29 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Admin {
             command: AdminCommand::Token { command: TokenCommand::Create { user, ttl, config } },
         } => local::create_token(&user, &ttl, config.as_deref()).await.map(|()| ExitCode::SUCCESS),
+        Command::Admin { command: AdminCommand::Token { command: TokenCommand::List { user, config } } } => {
+            let tokens = local::list_tokens(user.as_deref(), config.as_deref()).await?;
+            if json {
+                print_json(&serde_json::to_value(&tokens).map_err(|e| CliError::Usage(e.to_string()))?)?;
+            } else {
+                output::tokens(&tokens);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin { command: AdminCommand::Token { command: TokenCommand::Revoke { id, config } } } => {
+            let token = local::revoke_token(&id, config.as_deref()).await?;
+            if json {
+                print_json(&serde_json::to_value(&token).map_err(|e| CliError::Usage(e.to_string()))?)?;
+            } else {
+                say!(
+                    "{} ({}) is revoked since {}",
+                    token.id,
+                    token.user,
+                    token.revoked_at.map(|t| t.to_string()).unwrap_or_default()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Request { resource, role, duration, reason, ticket, breakglass, dry_run: true, .. } => {
             parse_duration(&duration).map_err(|e| CliError::Usage(format!("--for: {e}")))?;
             let mut query =

@@ -1,7 +1,7 @@
 //! Readable tables for people; `-o json` prints the API's JSON unchanged.
 
 use jiff::Timestamp;
-use ward_api::{CheckResult, EventView, GrantView, RequestView};
+use ward_api::{CheckResult, EventView, GrantView, RequestView, TokenView};
 use ward_core::duration::format_duration;
 
 /// Prints rows as left-aligned columns under a header.
@@ -129,6 +129,23 @@ pub fn grants(list: &[GrantView], now: Timestamp) {
         })
         .collect();
     table(&["ID", "STATE", "PRINCIPAL", "RESOURCE", "ROLE", "STARTS (UTC)", "EXPIRES (UTC)", ""], rows);
+}
+
+pub fn tokens(list: &[TokenView]) {
+    let rows = list
+        .iter()
+        .map(|t| {
+            vec![
+                t.id.clone(),
+                t.user.clone(),
+                t.state.clone(),
+                when(t.created_at),
+                when(t.expires_at),
+                t.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+            ]
+        })
+        .collect();
+    table(&["ID", "USER", "STATE", "CREATED (UTC)", "EXPIRES (UTC)", "LAST USED (UTC)"], rows);
 }
 
 pub fn grant(g: &GrantView, now: Timestamp) {

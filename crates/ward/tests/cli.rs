@@ -559,6 +559,39 @@ fn policies_reload_on_request_and_on_sighup() {
     assert_eq!(rejected.as_array().unwrap().len(), 1);
 }
 
+/// `ward admin token list` and `revoke` are local, like `create`; a running server refuses a
+/// revoked token on its very next request.
+#[test]
+fn tokens_are_listed_and_revoked_at_once() {
+    let server = Server::start(None);
+    let (alice, admin) = (server.token("alice"), server.token("admin"));
+    assert_eq!(server.json(&alice, &["whoami"]).0, 0, "the server knows (and caches) the token");
+
+    let listed = server.local(&["admin", "token", "list", "--user", "alice", "-o", "json"]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let tokens: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let mine = tokens.as_array().unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!((mine[0]["user"].as_str(), mine[0]["state"].as_str()), (Some("alice"), Some("active")));
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains(&alice), "never the secret");
+    let id = mine[0]["id"].as_str().unwrap().to_owned();
+
+    let revoked = server.local(&["admin", "token", "revoke", &id]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let refused = server.ward(&alice, &["whoami"]);
+    assert_eq!(refused.status.code(), Some(2), "refused at once (401): {}", stderr(&refused));
+    assert!(stderr(&refused).contains("revoked"), "{}", stderr(&refused));
+    assert_eq!(server.json(&admin, &["whoami"]).0, 0, "other tokens still work");
+    let unknown = server.local(&["admin", "token", "revoke", "tok_nope"]);
+    assert_eq!(unknown.status.code(), Some(1), "{}", stderr(&unknown));
+
+    let (_, events) = server.json(&admin, &["audit", "events", "--subject", "alice"]);
+    let types: Vec<&str> = events.as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(types.contains(&"token.created") && types.contains(&"token.revoked"), "{types:?}");
+    let (_, all) = server.json(&admin, &["audit", "events", "--type", "token.revoked"]);
+    assert!(all[0]["actor"].as_str().unwrap().starts_with("local:"), "{all}");
+}
+
 /// `ward quickstart` outside a checkout writes the demo world out of the binary and serves it.
 #[test]
 fn quickstart_serves_the_demo_world_from_anywhere() {

@@ -19,6 +19,7 @@ fn terms(approvals: u32, auto: bool) -> RequestTerms {
         max_holders: None,
         reciprocal_seconds: None,
         review_within_seconds: None,
+        max_unreviewed: 0,
     }
 }
 
@@ -43,15 +44,19 @@ fn no_context() -> GrantContext {
     GrantContext::default()
 }
 
-fn file_with(ids: &mut SequentialIds, terms: &RequestTerms, context: &GrantContext) -> Transition {
-    let new = NewRequest {
+fn new_request() -> NewRequest {
+    NewRequest {
         requester: "alice".into(),
         resource: "logs:payments-api".into(),
         role: "read".into(),
         duration_seconds: 1800,
         reason: "INC-1".into(),
         ..NewRequest::default()
-    };
+    }
+}
+
+fn file_with(ids: &mut SequentialIds, terms: &RequestTerms, context: &GrantContext) -> Transition {
+    let new = new_request();
     file_request(ids, new, terms, "hash", 86400, context, t0()).unwrap()
 }
 
@@ -328,18 +333,26 @@ fn the_holder_limit_refuses_the_grant_not_the_approval_record() {
     let mut ids = SequentialIds::new("t");
     let limited = RequestTerms { max_holders: Some(2), ..terms(1, false) };
     let request = file_with(&mut ids, &limited, &no_context()).request.unwrap();
-    let full = GrantContext { holders: 2, extends: None };
+    let full = GrantContext { holders: 2, ..GrantContext::default() };
     assert!(matches!(
         approve(&mut ids, request.clone(), &ok("bob"), None, &full, t0()),
         Err(LifecycleError::TooManyHolders { max: 2, .. })
     ));
-    let room = GrantContext { holders: 1, extends: None };
+    let room = GrantContext { holders: 1, ..GrantContext::default() };
     assert!(approve(&mut ids, request, &ok("bob"), None, &room, t0()).unwrap().grant.is_some());
     // An automatic approval at the limit refuses the filing itself.
     let auto = RequestTerms { max_holders: Some(1), ..terms(1, true) };
     let new = NewRequest { requester: "dave".into(), duration_seconds: 60, ..NewRequest::default() };
     assert!(matches!(
-        file_request(&mut ids, new, &auto, "h", 60, &GrantContext { holders: 1, extends: None }, t0()),
+        file_request(
+            &mut ids,
+            new,
+            &auto,
+            "h",
+            60,
+            &GrantContext { holders: 1, ..GrantContext::default() },
+            t0()
+        ),
         Err(LifecycleError::TooManyHolders { .. })
     ));
 }
@@ -348,7 +361,7 @@ fn the_holder_limit_refuses_the_grant_not_the_approval_record() {
 fn an_approved_extension_moves_the_expiry_and_keeps_its_history() {
     let mut ids = SequentialIds::new("t");
     let grant = active_grant(&mut ids);
-    let context = GrantContext { holders: 0, extends: Some(grant.clone()) };
+    let context = GrantContext { extends: Some(grant.clone()), ..GrantContext::default() };
     let filed = file_with(&mut ids, &terms(1, false), &context);
     let request = filed.request.unwrap();
     assert_eq!(request.extends_grant.as_ref(), Some(&grant.id));
@@ -368,6 +381,24 @@ fn an_approved_extension_moves_the_expiry_and_keeps_its_history() {
         check_extendable(&grant, "alice", grant.expires_at),
         Err(LifecycleError::GrantEnded { .. })
     ));
+}
+
+#[test]
+fn break_glass_waits_for_the_reviews_still_owed() {
+    let mut ids = SequentialIds::new("t");
+    let glass = RequestTerms { review_within_seconds: Some(3600), ..terms(1, false) };
+    let owing = GrantContext { unreviewed_breakglass: 1, ..GrantContext::default() };
+    let refused = file_request(&mut ids, new_request(), &glass, "h", 60, &owing, t0());
+    assert!(
+        matches!(refused, Err(LifecycleError::BreakglassUnreviewed { unreviewed: 1, .. })),
+        "{refused:?}"
+    );
+    let tolerant = RequestTerms { max_unreviewed: 1, ..glass.clone() };
+    assert!(file_request(&mut ids, new_request(), &tolerant, "h", 60, &owing, t0()).is_ok());
+    let twice = GrantContext { unreviewed_breakglass: 2, ..GrantContext::default() };
+    assert!(file_request(&mut ids, new_request(), &tolerant, "h", 60, &twice, t0()).is_err());
+    // Only break-glass is held back: a plain request goes on as usual.
+    assert!(file_request(&mut ids, new_request(), &terms(1, false), "h", 60, &twice, t0()).is_ok());
 }
 
 #[test]

@@ -14,6 +14,68 @@ const MAX_ANNOTATION_SECONDS: u64 = 366 * 24 * 3600;
 /// How long approvers have to review a break-glass grant when the policy does not say.
 pub const DEFAULT_REVIEW_WITHIN_SECONDS: u64 = 24 * 3600;
 
+/// Annotations a permit for `Ward::Action::"request"` reads.
+const REQUEST_ANNOTATIONS: &[&str] = &[
+    "approvals",
+    "stages",
+    "max_duration",
+    "reason_min_length",
+    "reason_refuses",
+    "ticket",
+    "pending_ttl",
+    "max_holders",
+    "no_reciprocal_within",
+    "breakglass",
+    "review_within",
+    "max_unreviewed",
+];
+/// Annotations a permit for `Ward::Action::"approve"` reads.
+const APPROVE_ANNOTATIONS: &[&str] = &["stage"];
+/// Annotations any policy may carry.
+const ANY_ANNOTATIONS: &[&str] = &["id"];
+/// Annotations a team keeps for itself (`@x_owner("payments")`): ward never reads them.
+pub const TEAM_ANNOTATION_PREFIX: &str = "x_";
+
+/// Why an annotation on a policy would not do what it says, if it would not: a name ward does
+/// not know (a misspelt `@aprovals` would leave the default of one approval in force) or one
+/// that means nothing on this kind of policy.
+pub(super) fn misplaced_annotation(
+    name: &str,
+    permits_request: bool,
+    permits_approve: bool,
+) -> Option<String> {
+    if ANY_ANNOTATIONS.contains(&name) || name.starts_with(TEAM_ANNOTATION_PREFIX) {
+        return None;
+    }
+    let for_request = REQUEST_ANNOTATIONS.contains(&name);
+    let for_approve = APPROVE_ANNOTATIONS.contains(&name);
+    if (for_request && permits_request) || (for_approve && permits_approve) {
+        return None;
+    }
+    if for_request {
+        return Some(format!(
+            "@{name} applies only to permit policies for Ward::Action::\"request\"; here it would change nothing"
+        ));
+    }
+    if for_approve {
+        return Some(format!(
+            "@{name} applies only to permit policies for Ward::Action::\"approve\"; here it would change nothing"
+        ));
+    }
+    let known = ANY_ANNOTATIONS.iter().chain(REQUEST_ANNOTATIONS).chain(APPROVE_ANNOTATIONS);
+    let closest = known
+        .map(|known| (strsim::damerau_levenshtein(name, known), *known))
+        .min()
+        .filter(|(distance, known)| *distance <= 2.max(known.len() / 3))
+        .map(|(_, known)| format!(" (did you mean @{known}?)"))
+        .unwrap_or_default();
+    Some(format!(
+        "unknown annotation @{name}{closest}; ward refuses annotations it does not know, since a misspelt \
+         one would silently leave a weaker default in force (a team's own annotations start with \
+         `@{TEAM_ANNOTATION_PREFIX}`)"
+    ))
+}
+
 /// Annotations a request permit can carry.
 #[derive(Debug, Clone)]
 pub(super) struct PermitTerms {
@@ -38,6 +100,10 @@ pub(super) struct PermitTerms {
     pub breakglass_cap_seconds: Option<u64>,
     /// `@review_within("24h")`: the deadline for a break-glass grant's review.
     pub review_within_seconds: u64,
+    /// `@max_unreviewed("N")`: how many of the requester's break-glass grants on the resource may
+    /// still await review when they break the glass again (default 0: each one must be reviewed
+    /// before the next).
+    pub max_unreviewed: u32,
 }
 
 impl Default for PermitTerms {
@@ -54,6 +120,7 @@ impl Default for PermitTerms {
             reciprocal_seconds: None,
             breakglass_cap_seconds: None,
             review_within_seconds: DEFAULT_REVIEW_WITHIN_SECONDS,
+            max_unreviewed: 0,
         }
     }
 }
@@ -139,6 +206,12 @@ pub(super) fn read_terms(policy: &Policy) -> Result<PermitTerms, PolicyError> {
             })?)
         }
     };
+    let max_unreviewed = match policy.annotation("max_unreviewed") {
+        None => defaults.max_unreviewed,
+        Some(text) => whole_number(text, 0..=100).and_then(|n| u32::try_from(n).ok()).ok_or_else(|| {
+            annotation_error(format!("@max_unreviewed(\"{text}\") is not a whole number from 0 to 100"))
+        })?,
+    };
     let terms = PermitTerms {
         approvals,
         stages,
@@ -151,6 +224,7 @@ pub(super) fn read_terms(policy: &Policy) -> Result<PermitTerms, PolicyError> {
         reciprocal_seconds: duration("no_reciprocal_within")?,
         breakglass_cap_seconds: duration("breakglass")?,
         review_within_seconds: duration("review_within")?.unwrap_or(defaults.review_within_seconds),
+        max_unreviewed,
     };
     if terms.total_approvals() > MAX_APPROVALS {
         return Err(annotation_error(format!(
@@ -158,8 +232,10 @@ pub(super) fn read_terms(policy: &Policy) -> Result<PermitTerms, PolicyError> {
             terms.total_approvals()
         )));
     }
-    if terms.breakglass_cap_seconds.is_none() && policy.annotation("review_within").is_some() {
-        return Err(annotation_error("@review_within applies only to a @breakglass rule".into()));
+    for name in ["review_within", "max_unreviewed"] {
+        if terms.breakglass_cap_seconds.is_none() && policy.annotation(name).is_some() {
+            return Err(annotation_error(format!("@{name} applies only to a @breakglass rule")));
+        }
     }
     Ok(terms)
 }

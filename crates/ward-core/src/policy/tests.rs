@@ -414,6 +414,8 @@ fn workflow_annotations_are_checked_at_load() {
         ("@max_holders(\"2\")", "@max_holders(\"0\")"),
         ("@no_reciprocal_within(\"1h\")", "@no_reciprocal_within(\"soon\")"),
         ("@breakglass(\"15m\") @review_within(\"2h\")", "@review_within(\"2h\")"),
+        ("@breakglass(\"15m\")", "@breakglass(\"15m\") @max_unreviewed(\"many\")"),
+        ("@breakglass(\"15m\") @review_within(\"2h\")", "@max_unreviewed(\"1\")"),
         ("@stage(\"leads\")", "@stage(\"le ads\")"),
         ("@stages(\"leads, security\")", "@stages(\"leads, leads\")"),
     ] {
@@ -424,6 +426,37 @@ fn workflow_annotations_are_checked_at_load() {
             error(&text)
         );
     }
+}
+
+#[test]
+fn a_misspelt_or_misplaced_annotation_stops_the_load_where_it_is() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/policies");
+    let text = std::fs::read_to_string(format!("{dir}/payments-api.cedar")).unwrap();
+    // The quickstart's read-unmasked permit with its approvals misspelt: it would need one.
+    let misspelt = text.replace("@approvals(\"2\")", "@aprovals(\"2\")");
+    let error = with_policies(&misspelt).err().unwrap().to_string();
+    assert!(
+        error.starts_with("t.cedar:20:1: policy `payments-api.read-unmasked`: unknown annotation @aprovals")
+            && error.contains("did you mean @approvals?"),
+        "{error}"
+    );
+    let on_approvers = text
+        .replace("@id(\"payments-api.approvers\")", "@id(\"payments-api.approvers\") @max_duration(\"1h\")");
+    let error = with_policies(&on_approvers).err().unwrap().to_string();
+    assert!(
+        error.contains("@max_duration applies only to permit policies for Ward::Action::\"request\""),
+        "{error}"
+    );
+    let on_forbid =
+        "@id(\"f\") @approvals(\"3\") forbid (principal, action == Ward::Action::\"request\", resource);\n";
+    assert!(matches!(with_policies(on_forbid), Err(PolicyError::MisplacedAnnotation { .. })));
+    let unknown = text.replace("@max_duration(\"4h\")", "@max_duration(\"4h\") @frobnicate(\"1\")");
+    let error = with_policies(&unknown).err().unwrap().to_string();
+    assert!(error.contains("unknown annotation @frobnicate;"), "no suggestion for a far name: {error}");
+    // A team's own annotations, under the documented prefix, are theirs.
+    let own = text.replace("@max_duration(\"4h\")", "@max_duration(\"4h\") @x_owner(\"payments\")");
+    assert!(with_policies(&own).is_ok());
+    assert!(with_policies(&text).is_ok());
 }
 
 #[test]

@@ -141,6 +141,7 @@ impl Broker {
                     duration_seconds: new.duration_seconds,
                     extends: extends.as_ref(),
                     limited: terms.max_holders.is_some(),
+                    breakglass: terms.review_within_seconds.is_some(),
                 })
                 .await?;
             let pending_ttl =
@@ -217,6 +218,8 @@ impl Broker {
                 duration_seconds: request.duration_seconds,
                 extends: request.extends_grant.as_ref(),
                 limited: request.max_holders.is_some(),
+                // Approving is never breaking the glass.
+                breakglass: false,
             })
             .await?;
         Ok(facts)
@@ -245,6 +248,17 @@ impl Broker {
                 .store
                 .live_holders(prospect.resource, prospect.role, prospect.requester, window.0, window.1)
                 .await?;
+        }
+        if prospect.breakglass {
+            let owed = GrantFilter {
+                principal: Some(prospect.requester.to_owned()),
+                resource: Some(prospect.resource.to_owned()),
+                review_states: vec![ReviewState::Pending, ReviewState::Overdue],
+                limit: 1000,
+                ..GrantFilter::default()
+            };
+            context.unreviewed_breakglass =
+                u32::try_from(self.store.grants(&owed).await?.len()).unwrap_or(u32::MAX);
         }
         Ok(context)
     }
@@ -347,6 +361,8 @@ struct Prospect<'a> {
     extends: Option<&'a GrantId>,
     /// Whether a holder limit applies.
     limited: bool,
+    /// Whether it is break-glass access (limited by the reviews still owed).
+    breakglass: bool,
 }
 
 /// How much a decision needs to know beyond the request.

@@ -50,8 +50,13 @@ impl Broker {
         let states = if active_only { vec![GrantState::Active] } else { Vec::new() };
         let review_states =
             if unreviewed { vec![ReviewState::Pending, ReviewState::Overdue] } else { Vec::new() };
-        let filter =
-            GrantFilter { states, principal: mine.then(|| caller.name.clone()), review_states, limit };
+        let filter = GrantFilter {
+            states,
+            principal: mine.then(|| caller.name.clone()),
+            review_states,
+            limit,
+            ..GrantFilter::default()
+        };
         let mut visible = Vec::new();
         for grant in self.store.grants(&filter).await? {
             if self.may_see_grant(caller, &grant).await? {

@@ -166,6 +166,20 @@ async fn break_glass_grants_at_once_and_is_reviewed(store: Arc<dyn Store>) {
     let types = w.types().await;
     assert!(types.ends_with(&["request.created", "breakglass.used", "grant.activated"]), "{types:?}");
     assert!(w.broker.check(&w.who("dave"), "dave", "read", "logs:ledger").await.unwrap().allowed);
+    // Breaking it again while the first awaits review is refused, and on record.
+    w.clock.advance(SignedDuration::from_mins(20));
+    let again = w.broker.create_request(&w.who("dave"), glass(ledger(900))).await;
+    assert!(
+        matches!(
+            &again,
+            Err(BrokerError::Lifecycle(LifecycleError::BreakglassUnreviewed { unreviewed: 1, .. }))
+        ),
+        "{again:?}"
+    );
+    let refusal = w.events().await.into_iter().last().unwrap();
+    assert_eq!((refusal.event_type, refusal.actor.as_str()), (EventType::AccessDenied, "dave"));
+    assert!(refusal.reason.unwrap().contains("await review"));
+    w.clock.advance(SignedDuration::from_mins(-20));
 
     let unreviewed = |who: &'static str| {
         let w = &w;
@@ -201,6 +215,9 @@ async fn break_glass_grants_at_once_and_is_reviewed(store: Arc<dyn Store>) {
         (last.event_type, last.details["late"].as_bool()),
         (EventType::BreakglassReviewed, Some(true))
     );
+    // Reviewed: the glass can be broken again.
+    let next = w.broker.create_request(&w.who("dave"), glass(ledger(900))).await.unwrap();
+    assert_eq!(next.state, RequestState::Approved);
 }
 
 async fn automatic_denial_wins_and_is_on_record(store: Arc<dyn Store>) {

@@ -1,0 +1,212 @@
+//! API tokens: minting, listing, revoking and authenticating. Minting and revoking commit with
+//! their events (`token.created`, `token.revoked`); a revocation moves the store's token epoch,
+//! which every process's cache reads before it trusts itself (see `crate::tokens`).
+
+use std::time::Instant;
+
+use ward_store::{TokenFilter, TokenWrite};
+
+use super::*;
+
+/// The longest listing of tokens.
+pub const MAX_TOKENS_LISTED: u32 = 1000;
+
+/// The token use cases, over the broker's store and commit path.
+pub struct Tokens<'a> {
+    broker: &'a Broker,
+}
+
+impl Broker {
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens { broker: self }
+    }
+
+    /// A local operator (`ward admin …` on the server's machine, with the configuration and the
+    /// store at hand): an admin recorded as `local:<os user>`, never a configured user.
+    pub fn local_operator(os_user: &str) -> Caller {
+        let name: String =
+            os_user.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).take(64).collect();
+        let name = if name.is_empty() { "unknown".to_owned() } else { name };
+        Caller {
+            name: format!("{}{name}", ward_core::LOCAL_ACTOR_PREFIX),
+            admin: true,
+            auditor: true,
+            service: false,
+        }
+    }
+}
+
+/// A token as the API lists it, at `now`.
+pub fn token_view(token: ApiToken, now: Timestamp) -> ward_api::TokenView {
+    let state = match (token.revoked_at, now >= token.expires_at) {
+        (Some(_), _) => "revoked",
+        (None, true) => "expired",
+        (None, false) => "active",
+    };
+    ward_api::TokenView {
+        id: token.id,
+        user: token.principal,
+        state: state.to_owned(),
+        created_at: token.created_at,
+        expires_at: token.expires_at,
+        last_used_at: token.last_used_at,
+        revoked_at: token.revoked_at,
+        revoked_by: token.revoked_by,
+    }
+}
+
+fn token_event(event_type: EventType, actor: &Caller, token: &ApiToken, now: Timestamp) -> NewEvent {
+    NewEvent {
+        id: RandomIds.event_id(),
+        event_type,
+        occurred_at: now,
+        actor: actor.name.clone(),
+        subject: Some(token.principal.clone()),
+        resource: None,
+        request_id: None,
+        grant_id: None,
+        reason: None,
+        details: json!({ "token_id": token.id, "expires_at": token.expires_at }),
+    }
+}
+
+impl Tokens<'_> {
+    /// Mints an API token for a configured user, recorded as `token.created` by `actor`;
+    /// returns the token (shown once) and its record.
+    pub async fn mint(
+        &self,
+        actor: &Caller,
+        user: &str,
+        ttl_seconds: u64,
+    ) -> Result<(String, ApiToken), BrokerError> {
+        let broker = self.broker;
+        if broker.caller(user).is_none() {
+            let known: Vec<String> = broker.policy().directory().users().keys().cloned().collect();
+            return Err(BrokerError::NotFound(format!(
+                "unknown user `{user}`; configured users: {}",
+                known.join(", ")
+            )));
+        }
+        if ttl_seconds == 0 || ttl_seconds > MAX_TOKEN_TTL_SECONDS {
+            return Err(BrokerError::Invalid(format!(
+                "a token lives between 1s and {}",
+                ward_core::duration::format_duration(MAX_TOKEN_TTL_SECONDS)
+            )));
+        }
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| BrokerError::Unavailable(format!("no randomness: {e}")))?;
+        let token = format!("ward_{}", hex::encode(secret));
+        let now = broker.now();
+        let record = ApiToken {
+            id: format!("tok_{}", uuid::Uuid::now_v7().simple()),
+            hash: hash_token(&token),
+            principal: user.to_owned(),
+            created_at: now,
+            expires_at: now + SignedDuration::from_secs(i64::try_from(ttl_seconds).unwrap_or(i64::MAX)),
+            revoked_at: None,
+            revoked_by: None,
+            last_used_at: None,
+        };
+        let event = token_event(EventType::TokenCreated, actor, &record, now);
+        let change = Change {
+            tokens: vec![TokenWrite::Create(record.clone())],
+            events: vec![event],
+            ..Change::default()
+        };
+        broker.commit(change).await?;
+        Ok((token, record))
+    }
+
+    /// Tokens, newest first: admins see anyone's (`user` narrows), others only their own.
+    pub async fn list(&self, caller: &Caller, user: Option<&str>) -> Result<Vec<ApiToken>, BrokerError> {
+        let principal = match user {
+            Some(user) if user != caller.name && !caller.admin => {
+                let why = "only admins can list other people's tokens";
+                self.broker.record_refusal(caller, "token.list", None, None, why).await;
+                return Err(BrokerError::Forbidden(why.into()));
+            }
+            Some(user) => Some(user.to_owned()),
+            None if caller.admin => None,
+            None => Some(caller.name.clone()),
+        };
+        let filter = TokenFilter { principal, limit: MAX_TOKENS_LISTED };
+        Ok(self.broker.store.tokens(&filter).await?)
+    }
+
+    /// Revokes a token (admins: anyone's; others: their own), recorded as `token.revoked`. A
+    /// revoked token is refused from the next request on, by every process sharing the store.
+    /// Revoking it again changes nothing.
+    pub async fn revoke(&self, caller: &Caller, id: &str) -> Result<ApiToken, BrokerError> {
+        let broker = self.broker;
+        let not_found = || BrokerError::NotFound(format!("no token `{id}`"));
+        let token = broker.store.token_by_id(id).await?.ok_or_else(not_found)?;
+        if token.principal != caller.name && !caller.admin {
+            // Whose tokens exist is not for others to learn.
+            broker.record_refusal(caller, "token.revoke", None, None, "not their token").await;
+            return Err(not_found());
+        }
+        if token.revoked_at.is_some() {
+            return Ok(token);
+        }
+        let now = broker.now();
+        let event = token_event(EventType::TokenRevoked, caller, &token, now);
+        let write = TokenWrite::Revoke { id: token.id.clone(), at: now, by: caller.name.clone() };
+        match broker.commit(Change { tokens: vec![write], events: vec![event], ..Change::default() }).await {
+            Ok(_) | Err(StoreError::Conflict) => {}
+            Err(error) => return Err(error.into()),
+        }
+        broker.token_cache.forget(&token.hash);
+        // Revoked now, by this call or by one that got there first.
+        broker.store.token_by_id(id).await?.ok_or_else(not_found)
+    }
+
+    /// Resolves a bearer token to its caller.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller, BrokerError> {
+        let broker = self.broker;
+        let arrived = Instant::now();
+        if !token.starts_with("ward_") || token.len() != 69 {
+            return Err(BrokerError::Unauthenticated("the token is not a ward token".into()));
+        }
+        let hash = hash_token(token);
+        let cache = &broker.token_cache;
+        let record = match cache.get(&hash, arrived, || broker.store.token_epoch()).await? {
+            Some(record) => record,
+            None => {
+                let epoch = cache.epoch();
+                let record = broker
+                    .store
+                    .token(&hash)
+                    .await?
+                    .ok_or_else(|| BrokerError::Unauthenticated("the token is not known".into()))?;
+                cache.put(record.clone(), epoch);
+                record
+            }
+        };
+        if let Some(revoked_at) = record.revoked_at {
+            return Err(BrokerError::Unauthenticated(format!(
+                "the token {} was revoked at {revoked_at}; create a new one with `ward admin token create`",
+                record.id
+            )));
+        }
+        let now = broker.now();
+        if now >= record.expires_at {
+            return Err(BrokerError::Unauthenticated(format!(
+                "the token expired at {}; create a new one with `ward admin token create`",
+                record.expires_at
+            )));
+        }
+        let caller = broker.caller(&record.principal).ok_or_else(|| {
+            BrokerError::Unauthenticated(format!("user `{}` is no longer configured", record.principal))
+        })?;
+        if cache.should_touch(&hash) {
+            // When it was last used is for `ward admin token list`: not worth a caller's wait.
+            let store = broker.store.clone();
+            tokio::spawn(async move {
+                if let Err(error) = store.touch_token(&hash, now).await {
+                    tracing::warn!(%error, "could not note a token's use");
+                }
+            });
+        }
+        Ok(caller)
+    }
+}
