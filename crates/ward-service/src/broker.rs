@@ -324,6 +324,34 @@ impl Broker {
         request: Option<&AccessRequest>,
         why: &str,
     ) {
+        let event = self.refusal(caller, action, resource, request, why);
+        self.commit_refusal(event, action).await;
+    }
+
+    /// Records a refused request or extension with what was asked: the refusal may quote its
+    /// reason or ticket, and with them in `details` the configured `hmac_fields` cover it.
+    async fn record_refused_ask(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: Option<&str>,
+        why: &str,
+        asked: &NewRequest,
+    ) {
+        let mut event = self.refusal(caller, action, resource, None, why);
+        event.details["reason"] = json!(asked.reason);
+        event.details["ticket"] = json!(asked.ticket);
+        self.commit_refusal(event, action).await;
+    }
+
+    fn refusal(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: Option<&str>,
+        request: Option<&AccessRequest>,
+        why: &str,
+    ) -> NewEvent {
         let mut event = lifecycle::refusal_event(
             &mut RandomIds,
             &caller.name,
@@ -335,6 +363,10 @@ impl Broker {
         );
         // Without a request, the one refused is the caller themself (their own request).
         event.subject = Some(request.map_or_else(|| caller.name.clone(), |r| r.requester.clone()));
+        event
+    }
+
+    async fn commit_refusal(&self, event: NewEvent, action: &str) {
         let change = Change { events: vec![event], ..Change::default() };
         if let Err(error) = self.commit(change).await {
             tracing::error!(%error, action, "could not record a refused attempt");

@@ -4,6 +4,7 @@
 //! the log, its exports or its forwarded copies. The requests themselves keep the text, which
 //! approvers need to decide.
 
+use aho_corasick::{AhoCorasick, MatchKind};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use ward_core::audit::{EventType, NewEvent};
@@ -32,17 +33,18 @@ pub struct Redactor {
     key: [u8; 32],
 }
 
-/// Event types whose `reason` is text a person wrote (the others are ward's own explanations).
+/// Event types whose `reason` is text a person wrote (a request's reason, an approver's or
+/// reviewer's comment, a revocation's reason); in the others it is ward's own explanation,
+/// which may still quote what a person wrote (a refusal naming the ticket it refused).
 fn reason_is_user_text(event_type: EventType) -> bool {
-    matches!(
-        event_type,
-        EventType::RequestCreated
-            | EventType::ApprovalGranted
-            | EventType::ApprovalDenied
-            | EventType::GrantScheduled
-            | EventType::GrantActivated
-            | EventType::GrantRevoked
-    )
+    use EventType::*;
+    match event_type {
+        RequestCreated | ApprovalGranted | ApprovalDenied | GrantScheduled | GrantActivated
+        | GrantExtended | GrantRevoked | BreakglassUsed | BreakglassReviewed => true,
+        RequestCancelled | RequestLapsed | GrantReleased | GrantExpired | BreakglassOverdue | AccessUsed
+        | AccessDenied | PolicyChanged | PolicyRejected | ConfigChanged | OncallUnavailable
+        | AuditCheckpoint | TokenCreated | TokenRevoked | DirectoryReloaded => false,
+    }
 }
 
 impl Redactor {
@@ -58,22 +60,56 @@ impl Redactor {
         format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
     }
 
+    /// Records the configured fields of `event` as HMACs: where the event holds them (its
+    /// `reason` when a person wrote it, `details.reason`, `details.ticket`), and wherever else
+    /// in the event ward's own text quotes them.
     pub fn apply(&self, event: &mut NewEvent) {
+        let mut values = Vec::new();
         for field in &self.fields {
-            match field {
-                SensitiveField::Reason if reason_is_user_text(event.event_type) => {
-                    event.reason = event.reason.take().map(|text| self.mac(&text));
-                }
-                SensitiveField::Ticket => {
-                    if let Some(ticket) = event.details.get_mut("ticket")
-                        && let Some(text) = ticket.as_str()
-                    {
-                        *ticket = serde_json::Value::String(self.mac(text));
-                    }
-                }
-                SensitiveField::Reason => {}
+            let key = match field {
+                SensitiveField::Reason => "reason",
+                SensitiveField::Ticket => "ticket",
+            };
+            if let Some(slot) = event.details.get_mut(key)
+                && let Some(text) = slot.as_str().filter(|t| !t.is_empty())
+            {
+                values.push(text.to_owned());
+                *slot = serde_json::Value::String(self.mac(text));
+            }
+            if *field == SensitiveField::Reason
+                && reason_is_user_text(event.event_type)
+                && let Some(text) = event.reason.take()
+            {
+                event.reason = Some(self.mac(&text));
+                values.push(text);
             }
         }
+        if values.is_empty() {
+            return;
+        }
+        let macs: Vec<String> = values.iter().map(|v| self.mac(v)).collect();
+        // One pass, longest value first where several match: replaced text is never read again.
+        let Ok(finder) = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&values) else {
+            return;
+        };
+        let scrub = |text: &mut String| {
+            if !macs.contains(text) && finder.is_match(text.as_str()) {
+                *text = finder.replace_all(text, &macs);
+            }
+        };
+        if let Some(reason) = event.reason.as_mut() {
+            scrub(reason);
+        }
+        scrub_strings(&mut event.details, &scrub);
+    }
+}
+
+fn scrub_strings(value: &mut serde_json::Value, scrub: &dyn Fn(&mut String)) {
+    match value {
+        serde_json::Value::String(text) => scrub(text),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|item| scrub_strings(item, scrub)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|item| scrub_strings(item, scrub)),
+        _ => {}
     }
 }
 
@@ -117,7 +153,21 @@ mod tests {
 
         let mut refusal = created("no grant", "x");
         refusal.event_type = EventType::AccessDenied;
+        refusal.details = json!({ "action": "request" });
         redactor.apply(&mut refusal);
         assert_eq!(refusal.reason.as_deref(), Some("no grant"), "ward's own explanations stay readable");
+    }
+
+    #[test]
+    fn ward_quoting_a_configured_value_quotes_its_hmac() {
+        let redactor = Redactor::new(vec![SensitiveField::Ticket], [7; 32]);
+        let mut refusal = created("`CHG-7` is not a ticket of kind `incident`", "CHG-7");
+        refusal.event_type = EventType::AccessDenied;
+        refusal.details["note"] = json!(["see CHG-7"]);
+        redactor.apply(&mut refusal);
+        let mac = redactor.mac("CHG-7");
+        assert_eq!(refusal.reason.unwrap(), format!("`{mac}` is not a ticket of kind `incident`"));
+        assert_eq!(refusal.details["ticket"], mac.as_str());
+        assert_eq!(refusal.details["note"][0], format!("see {mac}"));
     }
 }

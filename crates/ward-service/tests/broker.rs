@@ -11,7 +11,8 @@ use ward_core::audit::{AuditEvent, EventType};
 use ward_core::lifecycle::LifecycleError;
 use ward_core::policy::Refusal;
 use ward_core::{AccessRequest, Clock, Grant, GrantState, ManualClock, RequestState};
-use ward_service::{Broker, BrokerError, Caller, Config, RequestInput};
+use ward_service::sensitive::SensitiveField;
+use ward_service::{Broker, BrokerError, Caller, Config, ExtendInput, RequestInput};
 use ward_store::{
     ApiToken, Change, CheckpointRecord, Due, EventFilter, GrantFilter, LogHead, RequestFilter, Store,
     StoreError, TokenFilter,
@@ -736,6 +737,108 @@ async fn people_reload_with_the_policies(store: Arc<dyn Store>) {
     let error = w.broker.reload_policies("admin").await.unwrap_err().to_string();
     assert!(error.contains("reserved"), "{error}");
     assert!(w.broker.caller("frank").is_some());
+}
+
+/// With `hmac_fields = ["reason", "ticket"]`, no text a person wrote, nor a refusal quoting it,
+/// reaches the log in the clear: every event type ward writes is produced with marked text in
+/// every input it takes, and no marker is found in any event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_fields_are_hmacs_in_every_event_type() {
+    let world = tempfile::tempdir().unwrap();
+    let quickstart = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart"));
+    copy_dir(&quickstart, world.path());
+    // Refusals that quote a reason and a ticket: a service asks for checkout logs under this permit.
+    let quoting = "@id(\"ticketed\") @ticket(\"incident\") @reason_refuses(\"secret-r11\")\n\
+        permit (principal in Ward::Group::\"services\", action == Ward::Action::\"request\", \
+        resource == Ward::Resource::\"logs:checkout-web\") when { context.role == \"read\" };\n";
+    std::fs::write(world.path().join("policies/quoting.cedar"), quoting).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().display().to_string();
+    let path = world.path().join("ward.toml");
+    let mut config =
+        Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data_dir.clone())).unwrap();
+    config.audit.hmac_fields = vec![SensitiveField::Reason, SensitiveField::Ticket];
+    let clock = Arc::new(ManualClock::new(t0()));
+    let store = sqlite().await.unwrap();
+    let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+    let w = World { broker, clock, store };
+    w.broker.record_policies_in_force().await.unwrap();
+    let b = &w.broker;
+    let (alice, bob, erin, admin) = (w.who("alice"), w.who("bob"), w.who("erin"), w.who("admin"));
+    let asked = |reason: &str, ticket: &str| RequestInput {
+        reason: reason.into(),
+        ticket: Some(ticket.into()),
+        ..ask("logs:payments-api", "read", 1800)
+    };
+
+    let first = b.create_request(&alice, asked("SECRET-R1 checkout", "SECRET-T1")).await.unwrap();
+    let first = b.approve(&bob, first.id.as_str(), Some("SECRET-C1".into())).await.unwrap();
+    let grant = first.grant_id.unwrap();
+    assert!(w.allowed("alice").await);
+    let more =
+        ExtendInput { duration_seconds: 600, reason: "SECRET-R2".into(), ticket: Some("SECRET-T2".into()) };
+    let extension = b.extend(&alice, grant.as_str(), more).await.unwrap();
+    b.approve(&bob, extension.id.as_str(), Some("SECRET-C2".into())).await.unwrap();
+    b.revoke(&admin, grant.as_str(), "SECRET-R3".into()).await.unwrap();
+    let later = RequestInput {
+        start_at: Some(t0() + SignedDuration::from_hours(1)),
+        ..asked("SECRET-R4", "SECRET-T4")
+    };
+    let scheduled = b.create_request(&alice, later).await.unwrap();
+    b.approve(&erin, scheduled.id.as_str(), Some("SECRET-C4".into())).await.unwrap();
+    let released = b.create_request(&alice, asked("SECRET-R5", "SECRET-T5")).await.unwrap();
+    let released = b.approve(&erin, released.id.as_str(), Some("SECRET-C5".into())).await.unwrap();
+    b.release(&alice, released.grant_id.unwrap().as_str()).await.unwrap();
+    let denied = b.create_request(&alice, asked("SECRET-R6", "SECRET-T6")).await.unwrap();
+    b.deny(&erin, denied.id.as_str(), "SECRET-C6".into()).await.unwrap();
+    let cancelled = b.create_request(&alice, asked("SECRET-R7", "SECRET-T7")).await.unwrap();
+    b.cancel(&alice, cancelled.id.as_str()).await.unwrap();
+    b.create_request(&alice, asked("SECRET-R8", "SECRET-T8")).await.unwrap();
+    let glass = RequestInput {
+        breakglass: true,
+        reason: "SECRET-R9".into(),
+        ticket: Some("INC-90817".into()),
+        ..ask("logs:ledger", "read", 900)
+    };
+    let glass = b.create_request(&w.who("dave"), glass).await.unwrap();
+    let checkout = |reason: &str, ticket: &str| RequestInput {
+        reason: reason.into(),
+        ticket: Some(ticket.into()),
+        ..ask("logs:checkout-web", "read", 600)
+    };
+    let service = w.who("log-shipper");
+    let quoted = b.create_request(&service, checkout("SECRET-R11", "INC-1")).await.unwrap_err();
+    assert!(quoted.to_string().contains("SECRET-R11"), "the caller is told: {quoted}");
+    let quoted = b.create_request(&service, checkout("ticket please", "SECRET-T10")).await.unwrap_err();
+    assert!(quoted.to_string().contains("SECRET-T10"), "the caller is told: {quoted}");
+
+    w.clock.advance(SignedDuration::from_hours(25));
+    b.run_due(w.clock.now()).await.unwrap();
+    b.review(&w.who("sam"), glass.grant_id.unwrap().as_str(), "SECRET-C9".into()).await.unwrap();
+    b.sign_checkpoint(true).await.unwrap();
+    let operator = Broker::local_operator("root");
+    let (_, token) = b.tokens().mint(&operator, "alice", 60).await.unwrap();
+    b.tokens().revoke(&operator, &token.id).await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap().replace("[users]\n", "[users]\nfrank = {}\n");
+    std::fs::write(&path, text).unwrap();
+    b.reload_policies("admin").await.unwrap();
+    std::fs::write(world.path().join("policies/broken.cedar"), "permit (").unwrap();
+    assert!(b.reload_policies("admin").await.is_err());
+    std::fs::remove_file(world.path().join("oncall.toml")).unwrap();
+    let _ = b.create_request(&w.who("dave"), ask("logs:ledger", "read", 900)).await;
+
+    let events = w.events().await;
+    let written: std::collections::BTreeSet<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let never_written = [EventType::ConfigChanged];
+    for event_type in EventType::ALL.into_iter().filter(|t| !never_written.contains(t)) {
+        assert!(written.contains(event_type.as_str()), "the walk does not produce {event_type}");
+    }
+    for event in &events {
+        let text = serde_json::to_string(event).unwrap();
+        for marker in ["SECRET-", "secret-r11", "INC-90817"] {
+            assert!(!text.contains(marker), "{} carries `{marker}` in the clear: {text}", event.event_type);
+        }
+    }
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

@@ -128,7 +128,7 @@ impl Broker {
                 RequestVerdict::Allowed(terms) => terms,
                 RequestVerdict::Refused(refusal) => {
                     let resource = policy.directory().resource(&new.resource).map(|_| new.resource.as_str());
-                    self.record_refusal(caller, action, resource, None, &refusal.to_string()).await;
+                    self.record_refused_ask(caller, action, resource, &refusal.to_string(), &new).await;
                     return Err(BrokerError::Refused(refusal));
                 }
             };
@@ -158,7 +158,8 @@ impl Broker {
             let transition = match filed {
                 Ok(transition) => transition,
                 Err(error) => {
-                    self.record_refusal(caller, action, Some(&new.resource), None, &error.to_string()).await;
+                    self.record_refused_ask(caller, action, Some(&new.resource), &error.to_string(), &new)
+                        .await;
                     return Err(BrokerError::Lifecycle(error));
                 }
             };
