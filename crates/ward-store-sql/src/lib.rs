@@ -24,7 +24,7 @@ use futures_util::TryStreamExt;
 use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{Connection as _, PgPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use ward_core::audit::AuditEvent;
 use ward_core::{AccessRequest, Grant};
@@ -79,12 +79,64 @@ pub struct SqlStore {
     pool: Pool,
     dialect: Dialect,
     writer: mpsc::Sender<writer::Message>,
+    /// Set by the writer when the disk refused a commit (full, read-only, I/O error): about how
+    /// many bytes it tried to write. Readiness returns once a write that large commits.
+    refused: Refused,
 }
+
+/// The size of the last commit a full or read-only disk refused, until one gets through.
+pub(crate) type Refused = std::sync::Arc<std::sync::Mutex<Option<usize>>>;
 
 pub(crate) fn unavailable(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-        _ => StoreError::Unavailable(error.to_string()),
+        _ => match write_blocked(&error) {
+            Some(why) => StoreError::Unavailable(format!(
+                "{why}; nothing was written, and ward resumes by itself once the store can be written ({error})"
+            )),
+            None => StoreError::Unavailable(error.to_string()),
+        },
+    }
+}
+
+const FULL: &str = "the disk is full";
+const READ_ONLY: &str = "the database is read-only";
+const IO: &str = "the database hit an I/O error";
+
+/// Whether `error` is the disk refusing writes (as opposed to a conflict or a lost connection).
+pub(crate) fn is_write_blocked(error: &StoreError) -> bool {
+    matches!(error, StoreError::Unavailable(why) if [FULL, READ_ONLY, IO].iter().any(|w| why.starts_with(w)))
+}
+
+/// Names the conditions under which the store takes no write at all (a full disk, a read-only
+/// database or file system, an I/O error), so that the refusal and `/readyz` say why.
+fn write_blocked(error: &sqlx::Error) -> Option<&'static str> {
+    match error {
+        sqlx::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::StorageFull => Some(FULL),
+            std::io::ErrorKind::ReadOnlyFilesystem => Some(READ_ONLY),
+            _ => None,
+        },
+        sqlx::Error::Database(db) => {
+            let code = db.code()?;
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // Extended result codes keep the primary code in the low byte.
+                match code.parse::<i32>().ok()? & 0xff {
+                    13 => Some(FULL),     // SQLITE_FULL
+                    8 => Some(READ_ONLY), // SQLITE_READONLY
+                    10 => Some(IO),       // SQLITE_IOERR
+                    _ => None,
+                }
+            } else {
+                match code.as_ref() {
+                    "53100" => Some(FULL),      // disk_full
+                    "25006" => Some(READ_ONLY), // read_only_sql_transaction
+                    "58030" => Some(IO),        // io_error
+                    _ => None,
+                }
+            }
+        }
+        _ => None,
     }
 }
 
@@ -145,8 +197,9 @@ impl SqlStore {
                 "the database URL must start with postgres:// or sqlite:".into(),
             ));
         };
-        let writer = writer::start(pool.clone(), dialect);
-        Ok(Self { pool, dialect, writer })
+        let refused = Refused::default();
+        let writer = writer::start(pool.clone(), dialect, refused.clone());
+        Ok(Self { pool, dialect, writer, refused })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -468,15 +521,54 @@ impl Store for SqlStore {
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
-        // Take the write lock the way a commit does, then roll back: proves the log is writable.
+        // Take the write lock the way a commit does and commit a write: a write rolled back
+        // never reaches the disk, so it could not tell a full or read-only disk from a healthy
+        // one. After the disk refused a commit, the probe writes (and deletes, in the same
+        // transaction) about twice as much as that commit: a few bytes may fit where the
+        // refused commit did not.
+        let refused = *self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let filler = refused.map(probe_filler);
+        // A connection whose probe failed may still be inside its transaction: it is closed,
+        // never handed back to the pool.
         dispatch!(&self.pool, pool => {
-            let mut tx = pool.begin_with(self.dialect.begin()).await.map_err(unavailable)?;
-            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            tx.rollback().await.map_err(unavailable)?;
+            let mut connection = pool.acquire().await.map_err(unavailable)?;
+            let probe = async {
+                let mut tx = connection.begin_with(self.dialect.begin()).await?;
+                sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1").execute(&mut *tx).await?;
+                if let Some(filler) = &filler {
+                    sqlx::query("INSERT INTO store_probe (id, filler) VALUES (1, $1)")
+                        .bind(filler)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM store_probe").execute(&mut *tx).await?;
+                }
+                tx.commit().await
+            }
+            .await;
+            if let Err(error) = probe {
+                let _ = connection.close().await;
+                return Err(unavailable(error));
+            }
         });
+        if refused.is_some() {
+            *self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        }
         Ok(())
     }
+}
+
+/// Text that does not compress (PostgreSQL compresses large values), about twice `refused`
+/// bytes, between 64 KiB and 16 MiB.
+fn probe_filler(refused: usize) -> String {
+    let length = refused.saturating_mul(2).clamp(64 << 10, 16 << 20);
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut filler = String::with_capacity(length + 16);
+    while filler.len() < length {
+        // xorshift64: cheap, and no run repeats within the filler.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        filler.push_str(&format!("{state:016x}"));
+    }
+    filler
 }

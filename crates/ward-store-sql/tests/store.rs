@@ -391,3 +391,79 @@ async fn sqlite_migration_0004_keeps_an_existing_log() {
     assert_eq!((appended[0].seq, appended[0].prev_hash.as_str()), (11, prev_hash.as_str()));
     assert!(problems(&store).await.is_empty());
 }
+
+/// A tmpfs mounted for one test, unmounted (lazily: the store may still hold files) on drop.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    /// `None` where this process may not mount (not root, or in a container that forbids it).
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(Self(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+/// Fills the file system holding `dir` until it refuses another byte.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let block = vec![0u8; 4096];
+    while file.write_all(&block).and_then(|()| file.sync_all()).is_ok() {}
+    path
+}
+
+/// On a real full disk every commit is refused whole and says why, readiness says why, and
+/// once space returns the very same store (its writer task) commits again, no restart.
+#[tokio::test]
+async fn sqlite_on_a_full_disk_fails_closed_and_recovers() {
+    let Some(tmpfs) = Tmpfs::mount("2m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (the injected-error tests cover the rest)");
+        return;
+    };
+    let store = SqlStore::open_sqlite(&tmpfs.0.path().join("ward.db")).await.unwrap();
+    let at = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let batch = |from: i64| ward_store::Change {
+        events: (from..from + 16)
+            .map(|n| ward_core::audit::NewEvent { reason: Some("x".repeat(2000)), ..numbered_event(n) })
+            .collect(),
+        ..Default::default()
+    };
+    store.commit(batch(1), at).await.unwrap();
+    store.ready().await.unwrap();
+    let filler = fill(tmpfs.0.path());
+
+    let mut next = 17;
+    let refused = loop {
+        match store.commit(batch(next), at).await {
+            Ok(_) => next += 16,
+            Err(error) => break error.to_string(),
+        }
+        assert!(next < 10_000, "a full disk never refused a commit");
+    };
+    assert!(refused.contains("the disk is full"), "{refused}");
+    let not_ready = store.ready().await.expect_err("ready on a full disk").to_string();
+    assert!(not_ready.contains("the disk is full") || not_ready.contains("I/O error"), "{not_ready}");
+    let head = store.head().await.unwrap();
+    assert_eq!(head.size, u64::try_from(next - 1).unwrap(), "nothing half-written");
+
+    std::fs::remove_file(filler).unwrap();
+    store.ready().await.unwrap();
+    store.commit(batch(next), at).await.expect("the writer recovers once space returns");
+    let report = ward_store::verify_log(&store, &options()).await.unwrap();
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!(report.events, u64::try_from(next + 15).unwrap());
+    store.close().await;
+}
