@@ -15,6 +15,7 @@ mod plan;
 mod rows;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection as _, PgPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use ward_core::audit::AuditEvent;
+use ward_core::merkle::{Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
     ApiToken, Change, CheckpointRecord, Due, EventFilter, GrantFilter, LogHead, RequestFilter, Store,
@@ -197,6 +199,7 @@ impl SqlStore {
                 "the database URL must start with postgres:// or sqlite:".into(),
             ));
         };
+        fill_in_nodes(&pool).await?;
         let refused = Refused::default();
         let writer = writer::start(pool.clone(), dialect, refused.clone());
         Ok(Self { pool, dialect, writer, refused })
@@ -214,6 +217,64 @@ impl SqlStore {
         }
         dispatch!(&self.pool, pool => pool.close().await);
     }
+}
+
+/// Keeps the nodes of a log written before they were kept (or whose filling in was cut short):
+/// once, when the store opens, from the events. Proofs stay correct without them (a missing node
+/// is hashed from its events), only slower.
+async fn fill_in_nodes(pool: &Pool) -> Result<(), StoreError> {
+    const PAGE: i64 = 10_000;
+    let (kept, size) = dispatch!(pool, pool => {
+        // One statement: the count and the size from one snapshot.
+        let row = sqlx::query("SELECT (SELECT COUNT(*) FROM audit_nodes) AS kept, seq FROM audit_head WHERE id = 1")
+            .fetch_one(pool)
+            .await
+            .map_err(unavailable)?;
+        (row.int("kept")?, row.int("seq")?)
+    });
+    let expected: i64 = (plan::KEPT_FROM_LEVEL..63).map(|level| size >> level).sum();
+    if kept >= expected {
+        return Ok(());
+    }
+    let mut frontier = ward_core::merkle::Frontier::default();
+    let mut after = 0;
+    while after < size {
+        let rows = dispatch!(pool, pool => {
+            let rows = sqlx::query("SELECT seq, hash FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3")
+                .bind(after)
+                .bind(size)
+                .bind(PAGE)
+                .fetch_all(pool)
+                .await
+                .map_err(unavailable)?;
+            rows.iter().map(|r| Ok((r.int("seq")?, r.text("hash")?))).collect::<Result<Vec<_>, StoreError>>()?
+        });
+        if rows.is_empty() {
+            break;
+        }
+        let mut nodes = Vec::new();
+        for (seq, hash) in rows {
+            if seq != after + 1 {
+                return Err(StoreError::Corrupt(format!("the audit log has no event {}", after + 1)));
+            }
+            frontier.push_with(rows::hash_bytes(&hash)?, |node, hash| {
+                if node.level >= plan::KEPT_FROM_LEVEL {
+                    nodes.push((node, *hash));
+                }
+            });
+            after = seq;
+        }
+        for chunk in nodes.chunks(100) {
+            let statement = plan::nodes_insert(chunk);
+            dispatch!(pool, pool => {
+                plan::bind(sqlx::query(sqlx::AssertSqlSafe(statement.sql)), statement.params)
+                    .execute(pool)
+                    .await
+                    .map_err(unavailable)?;
+            });
+        }
+    }
+    Ok(())
 }
 
 fn migration_failed(error: sqlx::migrate::MigrateError) -> StoreError {
@@ -518,6 +579,76 @@ impl Store for SqlStore {
             .map_err(unavailable)?;
             row.as_ref().map(rows::token_from_row).transpose()
         })
+    }
+
+    async fn tree_nodes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        let mut found: HashMap<NodeId, Hash> = HashMap::with_capacity(nodes.len());
+        let kept: Vec<NodeId> = nodes.iter().filter(|n| n.level >= plan::KEPT_FROM_LEVEL).copied().collect();
+        if !kept.is_empty() {
+            let wanted: Vec<String> = (0..kept.len())
+                .map(|i| format!("(level = ${} AND idx = ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = format!("SELECT level, idx, hash FROM audit_nodes WHERE {}", wanted.join(" OR "));
+            let params = kept
+                .iter()
+                .flat_map(|n| [i64::from(n.level).into(), i64::try_from(n.index).unwrap_or(i64::MAX).into()])
+                .collect();
+            let rows = dispatch!(&self.pool, pool => {
+                let rows = plan::bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(unavailable)?;
+                rows.iter()
+                    .map(|r| Ok((r.int("level")?, r.int("idx")?, rows::hash_bytes(&r.text("hash")?)?)))
+                    .collect::<Result<Vec<_>, StoreError>>()?
+            });
+            for (level, index, hash) in rows {
+                let level = u32::try_from(level).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let index = u64::try_from(index).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                found.insert(NodeId { level, index }, hash);
+            }
+        }
+        // The rest (small subtrees, and any node not kept) from their events, in one query.
+        let rest: Vec<NodeId> = nodes.iter().filter(|n| !found.contains_key(n)).copied().collect();
+        if !rest.is_empty() {
+            let ranges: Vec<String> = (0..rest.len())
+                .map(|i| format!("(seq > ${} AND seq <= ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql =
+                format!("SELECT seq, hash FROM audit_events WHERE {} ORDER BY seq", ranges.join(" OR "));
+            let params = rest
+                .iter()
+                .flat_map(|n| {
+                    let leaves = n.leaves();
+                    [leaves.start, leaves.end].map(|at| i64::try_from(at).unwrap_or(i64::MAX).into())
+                })
+                .collect();
+            let leaves: HashMap<i64, Hash> = dispatch!(&self.pool, pool => {
+                let rows = plan::bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(unavailable)?;
+                rows.iter().map(|r| Ok((r.int("seq")?, rows::hash_bytes(&r.text("hash")?)?))).collect::<Result<_, StoreError>>()?
+            });
+            for node in rest {
+                let hashes =
+                    node.leaves()
+                        .map(|leaf| {
+                            let seq = i64::try_from(leaf + 1).unwrap_or(i64::MAX);
+                            leaves.get(&seq).copied().ok_or_else(|| {
+                                StoreError::Corrupt(format!("the audit log has no event {seq}"))
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                found.insert(node, ward_core::merkle::root(&hashes));
+            }
+        }
+        nodes
+            .iter()
+            .map(|n| {
+                found.get(n).copied().ok_or_else(|| StoreError::Corrupt(format!("no Merkle node {n:?}")))
+            })
+            .collect()
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

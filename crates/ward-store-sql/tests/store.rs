@@ -467,3 +467,64 @@ async fn sqlite_on_a_full_disk_fails_closed_and_recovers() {
     assert_eq!(report.events, u64::try_from(next + 15).unwrap());
     store.close().await;
 }
+
+/// Commits keep the tree's nodes of 16 leaves and up, proofs read them (not the leaves), and a
+/// log from before they were kept gets them filled in when the store opens.
+async fn tree_nodes_are_kept_and_filled_in(url: &str) {
+    use ward_core::merkle::NodeId;
+    sqlx::any::install_default_drivers();
+    let store = SqlStore::connect(url).await.unwrap();
+    for first in (1..=100).step_by(10) {
+        let change = ward_store::Change {
+            events: (first..first + 10).map(numbered_event).collect(),
+            ..Default::default()
+        };
+        store.commit(change, jiff::Timestamp::from_second(1_800_000_000).unwrap()).await.unwrap();
+    }
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let count = |pool: sqlx::AnyPool| async move {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_nodes").fetch_one(&pool).await.unwrap()
+    };
+    // 100 leaves: 6 subtrees of 16, 3 of 32, 1 of 64.
+    assert_eq!(count(pool.clone()).await, 10);
+    let node = NodeId { level: 5, index: 2 };
+    let kept = store.tree_nodes(&[node]).await.unwrap();
+
+    // As a store from before: no nodes. Opening it again fills them in.
+    let drops: &[&str] = match store.dialect() {
+        ward_store_sql::Dialect::Sqlite => {
+            &["DROP TRIGGER audit_nodes_no_update", "DROP TRIGGER audit_nodes_no_delete"]
+        }
+        ward_store_sql::Dialect::Postgres => &["DROP TRIGGER audit_nodes_no_change ON audit_nodes"],
+    };
+    for sql in drops.iter().chain(&["DELETE FROM audit_nodes"]) {
+        sqlx::query(sqlx::AssertSqlSafe(*sql)).execute(&pool).await.unwrap();
+    }
+    store.close().await;
+    let store = SqlStore::connect(url).await.unwrap();
+    assert_eq!(count(pool.clone()).await, 10);
+    assert_eq!(store.tree_nodes(&[node]).await.unwrap(), kept);
+
+    // The proof reads the kept row: an altered row shows in it (and the proof then fails
+    // against the signed root, which is what a verifier checks).
+    sqlx::query("UPDATE audit_nodes SET hash = $1 WHERE level = 5 AND idx = 2")
+        .bind("00".repeat(32))
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(store.tree_nodes(&[node]).await.unwrap(), [[0u8; 32]]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_tree_nodes_are_kept_and_filled_in() {
+    let dir = tempfile::tempdir().unwrap();
+    tree_nodes_are_kept_and_filled_in(&format!("sqlite://{}?mode=rwc", dir.path().join("ward.db").display()))
+        .await;
+}
+
+#[tokio::test]
+async fn postgres_tree_nodes_are_kept_and_filled_in() {
+    let Some(cluster) = ward_testkit::postgres() else { return };
+    tree_nodes_are_kept_and_filled_in(&cluster.fresh_database()).await;
+}

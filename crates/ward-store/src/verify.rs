@@ -62,15 +62,22 @@ pub async fn verify_log(store: &dyn Store, options: &VerifyOptions<'_>) -> Resul
     Ok(verifier.finish())
 }
 
-/// The leaf hashes (event hashes) of the first `size` events, for proofs.
+/// The leaf hashes (event hashes) of the first `size` events.
 pub async fn leaf_hashes(store: &dyn Store, size: u64) -> Result<Vec<Hash>, StoreError> {
-    let mut leaves = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    let mut after_seq = None;
+    leaf_range(store, 0, size).await
+}
+
+/// The leaf hashes of leaves `start..end` (events `start + 1 ..= end`).
+pub async fn leaf_range<S: Store + ?Sized>(store: &S, start: u64, end: u64) -> Result<Vec<Hash>, StoreError> {
+    let size = end.saturating_sub(start);
+    let mut leaves = Vec::with_capacity(usize::try_from(size).unwrap_or(0).min(PAGE as usize));
+    let mut after_seq = Some(i64::try_from(start).map_err(|e| StoreError::Corrupt(e.to_string()))?);
     while (leaves.len() as u64) < size {
-        let page = store.events(&EventFilter { after_seq, limit: PAGE, ..EventFilter::default() }).await?;
+        let limit = u32::try_from(size - leaves.len() as u64).unwrap_or(PAGE).min(PAGE);
+        let page = store.events(&EventFilter { after_seq, limit, ..EventFilter::default() }).await?;
         let Some(last) = page.last() else { break };
         after_seq = Some(last.seq);
-        for event in page.iter().take(usize::try_from(size).unwrap_or(usize::MAX) - leaves.len()) {
+        for event in &page {
             leaves.push(
                 hash_from_hex(&event.hash)
                     .ok_or_else(|| StoreError::Corrupt(format!("seq {} has no valid hash", event.seq)))?,
@@ -78,7 +85,10 @@ pub async fn leaf_hashes(store: &dyn Store, size: u64) -> Result<Vec<Hash>, Stor
         }
     }
     if (leaves.len() as u64) < size {
-        return Err(StoreError::Corrupt(format!("the log has {} events, fewer than {size}", leaves.len())));
+        return Err(StoreError::Corrupt(format!(
+            "the log has no events {}..={end}",
+            start + leaves.len() as u64 + 1
+        )));
     }
     Ok(leaves)
 }
