@@ -64,10 +64,14 @@ pub enum EventType {
     OncallUnavailable,
     #[serde(rename = "audit.checkpoint")]
     AuditCheckpoint,
+    /// Checkpoints are signed by another key from here on (the previous one was lost or
+    /// replaced); `details` name both, so verification can follow the change.
+    #[serde(rename = "audit.key_changed")]
+    AuditKeyChanged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 21] = [
+    pub const ALL: [EventType; 22] = [
         Self::RequestCreated,
         Self::RequestCancelled,
         Self::RequestLapsed,
@@ -89,6 +93,7 @@ impl EventType {
         Self::ConfigChanged,
         Self::OncallUnavailable,
         Self::AuditCheckpoint,
+        Self::AuditKeyChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -114,6 +119,7 @@ impl EventType {
             Self::ConfigChanged => "config.changed",
             Self::OncallUnavailable => "oncall.unavailable",
             Self::AuditCheckpoint => "audit.checkpoint",
+            Self::AuditKeyChanged => "audit.key_changed",
         }
     }
 

@@ -33,6 +33,11 @@ pub enum Problem {
     Fork { size: u64 },
     /// A line of an export that is not an event.
     Unreadable { line: u64 },
+    /// An `audit.key_changed` event that does not continue the keys before it, or the last one
+    /// names a key other than the one verifying: a forged key change.
+    KeyChange { seq: i64 },
+    /// No checkpoint signed by the new key covers this key change yet.
+    KeyChangeUnsigned { seq: i64 },
     /// A checkpoint kept elsewhere that this log cannot be held to: the events before
     /// `first_seq` are not at hand (an export of a time range), so no tree can be rebuilt.
     NotCheckable { size: u64, first_seq: i64 },
@@ -53,6 +58,14 @@ impl fmt::Display for Problem {
             Self::Signature { size } => write!(f, "size={size} INVALID: signature"),
             Self::Fork { size } => write!(f, "FORK: the checkpoint at size {size} signs another history"),
             Self::Unreadable { line } => write!(f, "line={line} INVALID: not an audit event"),
+            Self::KeyChange { seq } => write!(
+                f,
+                "seq={seq} INVALID: key change does not follow from the key before it, or names a key \
+                 other than the one verifying"
+            ),
+            Self::KeyChangeUnsigned { seq } => {
+                write!(f, "seq={seq} INVALID: key change not yet signed by a checkpoint under the new key")
+            }
             Self::NotCheckable { size, first_seq } => write!(
                 f,
                 "size={size} NOT CHECKED: the kept checkpoint cannot be compared with events that start at \

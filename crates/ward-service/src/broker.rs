@@ -35,6 +35,7 @@ mod schedule;
 mod visibility;
 
 pub use auth::PolicyReload;
+pub use checkpoints::note_key_id;
 pub use explain::DEFAULT_WHAT_IF_DURATION_SECONDS;
 pub use logs::{DEFAULT_LOG_LIMIT, LogItem, LogQuery, LogResult};
 pub use requests::DecisionFacts;

@@ -123,6 +123,7 @@ fn classify(event_type: EventType) -> (u32, u32, &'static str) {
         BreakglassReviewed => (ENTITY_MANAGEMENT, 3, "Review"),
         BreakglassOverdue => (ENTITY_MANAGEMENT, OTHER, "Review Overdue"),
         AuditCheckpoint => (ENTITY_MANAGEMENT, 1, "Checkpoint"),
+        AuditKeyChanged => (ENTITY_MANAGEMENT, 3, "Key Change"),
         GrantScheduled => (USER_ACCESS, OTHER, "Schedule"),
         GrantActivated | BreakglassUsed => (USER_ACCESS, 1, "Assign Privileges"),
         GrantExtended => (USER_ACCESS, 1, "Extend Privileges"),

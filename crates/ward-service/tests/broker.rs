@@ -974,3 +974,76 @@ async fn sensitive_fields_are_recorded_as_hmacs() {
     assert_eq!(store.request(request.id.as_str()).await.unwrap().unwrap().ticket.as_deref(), Some("INC-42"));
     assert_ne!(request.id, again.id);
 }
+
+/// A lost signing key is never replaced silently: ward refuses to start until told to make a new
+/// one, then records `audit.key_changed` naming both keys and signs at once with the new key;
+/// verification follows the change (old checkpoints with the old key, new ones with the new).
+#[tokio::test]
+async fn a_lost_signing_key_is_replaced_only_when_told_and_on_record() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().display().to_string();
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
+    let mut config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| dir.clone())).unwrap();
+    let store = sqlite().await.unwrap();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+    broker.sign_checkpoint(true).await.unwrap();
+    broker.sign_checkpoint(true).await.unwrap();
+    let old_key = broker.verifier_key();
+    drop(broker);
+
+    std::fs::remove_file(&config.audit.signing_key).unwrap();
+    let refused =
+        ward_service::broker_for(&config, store.clone(), clock.clone()).await.err().unwrap().to_string();
+    assert!(refused.contains("--new-signing-key") && refused.contains("missing"), "{refused}");
+    assert!(!config.audit.signing_key.exists(), "no key is made without being told");
+
+    config.audit.new_signing_key = true;
+    let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+    let new_key = broker.verifier_key();
+    assert_ne!(new_key, old_key);
+    let changes = store
+        .events(&EventFilter {
+            event_type: Some(EventType::AuditKeyChanged),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 1);
+    let details = &changes[0].details;
+    assert_eq!(
+        (details["previous_key"].as_str(), details["key"].as_str()),
+        (Some(old_key.as_str()), Some(new_key.as_str()))
+    );
+    assert_eq!(details["previous_key_id"].as_str(), old_key.split('+').nth(1));
+    let latest = store.latest_checkpoint().await.unwrap().unwrap();
+    assert!(latest.size >= u64::try_from(changes[0].seq).unwrap(), "the new key signs the change at once");
+
+    let (origin, key) = ward_core::checkpoint::parse_verifier_key(&new_key).unwrap();
+    let options = ward_store::VerifyOptions { origin: &origin, key: &key, external: None };
+    let report = ward_store::verify_log(&*store, &options).await.unwrap();
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!(report.checkpoints_compared, 3, "both old checkpoints, with the old key, and the new one");
+    // The old key is not the one in force: a log that claims it still is was tampered with.
+    let (_, old) = ward_core::checkpoint::parse_verifier_key(&old_key).unwrap();
+    let options = ward_store::VerifyOptions { origin: &origin, key: &old, external: None };
+    let report = ward_store::verify_log(&*store, &options).await.unwrap();
+    assert!(report.problems.iter().any(|p| p.to_string().contains("key change")), "{:?}", report.problems);
+    drop(broker);
+
+    // Told once is enough: the next start finds the new key signed the latest checkpoint.
+    config.audit.new_signing_key = false;
+    ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+    // Another key in the file is refused like a missing one.
+    std::fs::remove_file(&config.audit.signing_key).unwrap();
+    ward_service::signing::AuditSigner::load_or_create(
+        "ward.quickstart/audit",
+        &config.audit.signing_key,
+        true,
+    )
+    .unwrap();
+    let refused =
+        ward_service::broker_for(&config, store.clone(), clock.clone()).await.err().unwrap().to_string();
+    assert!(refused.contains("did not sign"), "{refused}");
+}

@@ -99,9 +99,10 @@ pub fn test_policies(file: &Path, explicit: Option<&Path>, json: bool) -> Result
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-pub async fn serve(explicit: Option<&Path>) -> Result<(), CliError> {
+pub async fn serve(explicit: Option<&Path>, new_signing_key: bool) -> Result<(), CliError> {
     init_logging();
-    let config = load(explicit)?;
+    let mut config = load(explicit)?;
+    config.audit.new_signing_key |= new_signing_key;
     run(config, None).await
 }
 
