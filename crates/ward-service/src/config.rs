@@ -387,7 +387,15 @@ impl Config {
             signing_key: configured_key.unwrap_or_else(|| data_dir.join("audit-signing.key")),
             checkpoint_interval_seconds,
             checkpoint_dir,
-            forward: file.audit.forward,
+            forward: file
+                .audit
+                .forward
+                .into_iter()
+                .map(|mut sink| {
+                    sink.resolve_paths(&base);
+                    sink
+                })
+                .collect(),
             hmac_fields,
             hmac_key_configured: configured_hmac_key.is_some(),
             hmac_key: configured_hmac_key.unwrap_or_else(|| data_dir.join("audit-hmac.key")),
