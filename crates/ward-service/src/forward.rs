@@ -393,7 +393,7 @@ mod tests {
         let message = syslog_message(&event, "host1");
         let expected_head =
             "<108>1 2027-01-15T08:00:00.25Z host1 ward - access.denied [meta sequenceId=\"7\"] {";
-        assert!(message.starts_with(&expected_head), "{message}");
+        assert!(message.starts_with(expected_head), "{message}");
         let framed = frame(&message);
         let (length, rest) = framed.split_once(' ').unwrap();
         assert_eq!(length.parse::<usize>().unwrap(), rest.len());

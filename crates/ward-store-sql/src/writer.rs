@@ -162,10 +162,7 @@ impl Writer {
     fn set_refused(&self, bytes: Option<usize>) {
         let mut refused = self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Refused again: the largest refused write is what readiness must fit.
-        *refused = match bytes {
-            Some(bytes) => Some(bytes.max(refused.unwrap_or(0))),
-            None => None,
-        };
+        *refused = bytes.map(|bytes| bytes.max(refused.unwrap_or(0)));
     }
 }
 
