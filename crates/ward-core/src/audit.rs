@@ -72,10 +72,14 @@ pub enum EventType {
     /// Users and groups were reloaded from the configuration; `details` say what changed.
     #[serde(rename = "directory.reloaded")]
     DirectoryReloaded,
+    /// Checkpoints are signed by another key from here on (the previous one was lost or
+    /// replaced); `details` name both, so verification can follow the change.
+    #[serde(rename = "audit.key_changed")]
+    AuditKeyChanged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 24] = [
+    pub const ALL: [EventType; 25] = [
         Self::RequestCreated,
         Self::RequestCancelled,
         Self::RequestLapsed,
@@ -100,6 +104,7 @@ impl EventType {
         Self::TokenCreated,
         Self::TokenRevoked,
         Self::DirectoryReloaded,
+        Self::AuditKeyChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -128,6 +133,7 @@ impl EventType {
             Self::TokenCreated => "token.created",
             Self::TokenRevoked => "token.revoked",
             Self::DirectoryReloaded => "directory.reloaded",
+            Self::AuditKeyChanged => "audit.key_changed",
         }
     }
 

@@ -93,13 +93,22 @@ impl Frontier {
     }
 
     pub fn push(&mut self, leaf: Hash) {
+        self.push_with(leaf, |_, _| {});
+    }
+
+    /// Pushes `leaf` and hands `completed` each subtree (level 1 and up) it completes, lowest
+    /// first: the nodes a store keeps so that proofs need not reread the leaves.
+    pub fn push_with(&mut self, leaf: Hash, mut completed: impl FnMut(NodeId, &Hash)) {
         let mut hash = leaf;
         let mut size = self.size;
+        let mut level = 0;
         while size & 1 == 1 {
             // The lowest subtree has as many leaves as the new one: merge them.
             let left = self.nodes.pop().unwrap_or(hash);
             hash = node_hash(&left, &hash);
             size >>= 1;
+            level += 1;
+            completed(NodeId { level, index: ((self.size + 1) >> level) - 1 }, &hash);
         }
         self.nodes.push(hash);
         self.size += 1;
@@ -110,6 +119,100 @@ impl Frontier {
         let mut nodes = self.nodes.iter().rev();
         let Some(&last) = nodes.next() else { return empty_root() };
         nodes.fold(last, |right, left| node_hash(left, &right))
+    }
+}
+
+/// A complete subtree of the log's tree: leaves `index * 2^level .. (index + 1) * 2^level`
+/// (level 0 is a leaf).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId {
+    pub level: u32,
+    pub index: u64,
+}
+
+impl NodeId {
+    /// The leaves it covers, `start..end`.
+    pub fn leaves(self) -> std::ops::Range<u64> {
+        (self.index << self.level)..((self.index + 1) << self.level)
+    }
+}
+
+/// The complete subtrees, largest (leftmost) first, whose hashes [`fold`] into the tree hash of
+/// leaves `start..end`, for the ranges RFC 6962's proofs use (`start` a multiple of the power
+/// of two at or above `end - start`, or any range whose pieces align the same way).
+pub fn range_nodes(start: u64, end: u64) -> Vec<NodeId> {
+    let mut nodes = Vec::new();
+    let mut at = start;
+    while at < end {
+        // The largest subtree that starts at `at` and fits before `end`.
+        let fits = u64::BITS - 1 - (end - at).leading_zeros();
+        let aligned = if at == 0 { fits } else { at.trailing_zeros().min(fits) };
+        nodes.push(NodeId { level: aligned, index: at >> aligned });
+        at += 1 << aligned;
+    }
+    nodes
+}
+
+/// The tree hash of consecutive complete subtrees, largest first (as [`range_nodes`] lists them).
+pub fn fold(hashes: &[Hash]) -> Hash {
+    let mut nodes = hashes.iter().rev();
+    let Some(&last) = nodes.next() else { return empty_root() };
+    nodes.fold(last, |right, left| node_hash(left, &right))
+}
+
+/// What the inclusion proof of leaf `index` in a tree of `size` leaves is made of: for each of
+/// its hashes, in order, the complete subtrees that fold into it (O(log n) in all). `None` if
+/// `index` is out of range.
+pub fn inclusion_plan(index: u64, size: u64) -> Option<Vec<Vec<NodeId>>> {
+    if index >= size {
+        return None;
+    }
+    let mut ranges = Vec::new();
+    path_ranges(index, 0, size, &mut ranges);
+    Some(ranges.into_iter().map(|(start, end)| range_nodes(start, end)).collect())
+}
+
+fn path_ranges(m: u64, start: u64, end: u64, out: &mut Vec<(u64, u64)>) {
+    let n = end - start;
+    if n <= 1 {
+        return;
+    }
+    let k = 1 << (u64::BITS - 1 - (n - 1).leading_zeros());
+    if m < k {
+        path_ranges(m, start, start + k, out);
+        out.push((start + k, end));
+    } else {
+        path_ranges(m - k, start + k, end, out);
+        out.push((start, start + k));
+    }
+}
+
+/// What the consistency proof between trees of `size1` and `size2` leaves is made of, like
+/// [`inclusion_plan`]. `None` unless `0 < size1 <= size2`.
+pub fn consistency_plan(size1: u64, size2: u64) -> Option<Vec<Vec<NodeId>>> {
+    if size1 == 0 || size1 > size2 {
+        return None;
+    }
+    let mut ranges = Vec::new();
+    subproof_ranges(size1, 0, size2, true, &mut ranges);
+    Some(ranges.into_iter().map(|(start, end)| range_nodes(start, end)).collect())
+}
+
+fn subproof_ranges(m: u64, start: u64, end: u64, complete: bool, out: &mut Vec<(u64, u64)>) {
+    let n = end - start;
+    if m == n {
+        if !complete {
+            out.push((start, end));
+        }
+        return;
+    }
+    let k = 1 << (u64::BITS - 1 - (n - 1).leading_zeros());
+    if m <= k {
+        subproof_ranges(m, start, start + k, complete, out);
+        out.push((start + k, end));
+    } else {
+        subproof_ranges(m - k, start + k, end, false, out);
+        out.push((start, start + k));
     }
 }
 

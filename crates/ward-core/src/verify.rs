@@ -33,6 +33,14 @@ pub enum Problem {
     Fork { size: u64 },
     /// A line of an export that is not an event.
     Unreadable { line: u64 },
+    /// An `audit.key_changed` event that does not continue the keys before it, or the last one
+    /// names a key other than the one verifying: a forged key change.
+    KeyChange { seq: i64 },
+    /// No checkpoint signed by the new key covers this key change yet.
+    KeyChangeUnsigned { seq: i64 },
+    /// A checkpoint kept elsewhere that this log cannot be held to: the events before
+    /// `first_seq` are not at hand (an export of a time range), so no tree can be rebuilt.
+    NotCheckable { size: u64, first_seq: i64 },
 }
 
 impl fmt::Display for Problem {
@@ -50,6 +58,19 @@ impl fmt::Display for Problem {
             Self::Signature { size } => write!(f, "size={size} INVALID: signature"),
             Self::Fork { size } => write!(f, "FORK: the checkpoint at size {size} signs another history"),
             Self::Unreadable { line } => write!(f, "line={line} INVALID: not an audit event"),
+            Self::KeyChange { seq } => write!(
+                f,
+                "seq={seq} INVALID: key change does not follow from the key before it, or names a key \
+                 other than the one verifying"
+            ),
+            Self::KeyChangeUnsigned { seq } => {
+                write!(f, "seq={seq} INVALID: key change not yet signed by a checkpoint under the new key")
+            }
+            Self::NotCheckable { size, first_seq } => write!(
+                f,
+                "size={size} NOT CHECKED: the kept checkpoint cannot be compared with events that start at \
+                 seq={first_seq}; verify an export from the first event"
+            ),
         }
     }
 }
@@ -74,6 +95,14 @@ pub struct Report {
     pub size: u64,
     #[serde(serialize_with = "hex_hash")]
     pub root: Hash,
+    /// The first `seq` read (1 unless an export of a time range).
+    pub first_seq: i64,
+    /// Whether the tree head on record was compared with the tree rebuilt from the events.
+    pub head_compared: bool,
+    /// Checkpoints (stored, in the export, or kept elsewhere) whose tree was compared.
+    pub checkpoints_compared: u64,
+    /// Checkpoints whose signature was checked but whose tree could not be rebuilt.
+    pub checkpoints_not_compared: u64,
 }
 
 fn hex_hash<S: serde::Serializer>(hash: &Hash, serializer: S) -> Result<S::Ok, S::Error> {
@@ -98,6 +127,8 @@ pub struct Verifier {
     roots: std::collections::BTreeMap<u64, Hash>,
     /// Whether events were missing or repeated: then roots at later sizes are not comparable.
     gapped: bool,
+    /// Set when the events before it are not at hand (`resume_at`).
+    first_seq: i64,
 }
 
 impl Default for Verifier {
@@ -111,6 +142,7 @@ impl Default for Verifier {
             expected: Vec::new(),
             roots: std::collections::BTreeMap::from([(0, crate::merkle::empty_root())]),
             gapped: false,
+            first_seq: 1,
         }
     }
 }
@@ -123,6 +155,7 @@ impl Verifier {
         self.prev_hash = prev_hash.to_owned();
         self.gapped = true;
         self.roots.clear();
+        self.first_seq = seq;
     }
 
     /// Compares the tree of the first `size` events with `root` when verification finishes.
@@ -176,13 +209,30 @@ impl Verifier {
     pub fn finish(mut self) -> Report {
         let (size, root) = self.tree();
         let last_seq = u64::try_from(self.next_seq - 1).unwrap_or(0);
+        let (mut head_compared, mut compared, mut not_compared) = (false, 0, 0);
         for (source, wanted, expected_root) in std::mem::take(&mut self.expected) {
             if wanted > last_seq {
                 self.problems.push(Problem::Truncated { recorded: wanted, found: last_seq });
                 continue;
             }
             // After missing or repeated events the sizes no longer line up; those are reported.
-            let Some(computed) = self.roots.get(&wanted) else { continue };
+            // Without the first events (a partial export) no tree can be rebuilt: a stored
+            // checkpoint is counted as not compared, and one kept elsewhere, which the caller
+            // asked to be held to, is a problem rather than a silent pass.
+            let Some(computed) = self.roots.get(&wanted) else {
+                match source {
+                    Source::External if self.first_seq > 1 => {
+                        self.problems.push(Problem::NotCheckable { size: wanted, first_seq: self.first_seq })
+                    }
+                    Source::Head => {}
+                    Source::External | Source::Checkpoint => not_compared += 1,
+                }
+                continue;
+            };
+            match source {
+                Source::Head => head_compared = true,
+                Source::External | Source::Checkpoint => compared += 1,
+            }
             if *computed != expected_root {
                 self.problems.push(match source {
                     Source::External => Problem::Fork { size: wanted },
@@ -190,7 +240,16 @@ impl Verifier {
                 });
             }
         }
-        Report { events: self.events, problems: self.problems, size, root }
+        Report {
+            events: self.events,
+            problems: self.problems,
+            size,
+            root,
+            first_seq: self.first_seq,
+            head_compared,
+            checkpoints_compared: compared,
+            checkpoints_not_compared: not_compared,
+        }
     }
 }
 
@@ -320,5 +379,32 @@ mod tests {
         let mut twice = events.clone();
         twice.insert(4, events[3].clone());
         assert_eq!(run(&twice, &[]), ["seq=4 INVALID: duplicate (or out of order)"]);
+    }
+
+    #[test]
+    fn a_partial_log_says_which_checkpoints_it_could_not_compare() {
+        let events = log(10);
+        let stored = head_of(&events[..6]);
+
+        let mut whole = Verifier::default();
+        whole.expect(Source::Checkpoint, stored.0, stored.1);
+        whole.expect(Source::External, stored.0, stored.1);
+        events.iter().for_each(|e| whole.push(e));
+        let report = whole.finish();
+        assert!(report.is_valid());
+        assert_eq!((report.checkpoints_compared, report.checkpoints_not_compared), (2, 0));
+
+        // From seq 4 on, neither tree can be rebuilt: the stored checkpoint is counted as not
+        // compared, and the one kept elsewhere is not passed silently.
+        let mut partial = Verifier::default();
+        partial.expect(Source::Checkpoint, stored.0, stored.1);
+        partial.expect(Source::External, stored.0, stored.1);
+        partial.resume_at(4, &events[2].hash);
+        events[3..].iter().for_each(|e| partial.push(e));
+        let report = partial.finish();
+        assert_eq!((report.checkpoints_compared, report.checkpoints_not_compared), (0, 1));
+        assert_eq!(report.first_seq, 4);
+        assert_eq!(report.problems, [Problem::NotCheckable { size: 6, first_seq: 4 }]);
+        assert!(report.problems[0].to_string().starts_with("size=6 NOT CHECKED"));
     }
 }

@@ -36,6 +36,7 @@ mod tokens;
 mod visibility;
 
 pub use auth::PolicyReload;
+pub use checkpoints::note_key_id;
 pub use explain::DEFAULT_WHAT_IF_DURATION_SECONDS;
 pub use logs::{DEFAULT_LOG_LIMIT, LogItem, LogQuery, LogResult};
 pub use requests::DecisionFacts;

@@ -191,6 +191,7 @@ struct AuditFile {
     #[serde(default)]
     hmac_fields: Vec<String>,
     hmac_key: Option<PathBuf>,
+    new_signing_key: Option<bool>,
 }
 
 /// `[business_hours]`: when `context.business_hours` is true.
@@ -224,6 +225,9 @@ pub struct AuditSettings {
     /// The HMAC key file; like the signing key, created on first start unless configured.
     pub hmac_key: PathBuf,
     pub hmac_key_configured: bool,
+    /// Sign with a new key when the one that signed the stored checkpoints is missing or
+    /// another (recording `audit.key_changed`); without it ward refuses to start then.
+    pub new_signing_key: bool,
 }
 
 pub const DEFAULT_ORIGIN: &str = "ward/audit";
@@ -382,16 +386,29 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let configured_hmac_key = file.audit.hmac_key.map(relative_to_file);
+        let new_signing_key = match env("WARD_AUDIT_NEW_SIGNING_KEY") {
+            Some(flag) => matches!(flag.as_str(), "1" | "true" | "yes"),
+            None => file.audit.new_signing_key.unwrap_or(false),
+        };
         let audit = AuditSettings {
             origin,
             signing_key_configured: configured_key.is_some(),
             signing_key: configured_key.unwrap_or_else(|| data_dir.join("audit-signing.key")),
             checkpoint_interval_seconds,
             checkpoint_dir,
-            forward: file.audit.forward,
+            forward: file
+                .audit
+                .forward
+                .into_iter()
+                .map(|mut sink| {
+                    sink.resolve_paths(&base);
+                    sink
+                })
+                .collect(),
             hmac_fields,
             hmac_key_configured: configured_hmac_key.is_some(),
             hmac_key: configured_hmac_key.unwrap_or_else(|| data_dir.join("audit-hmac.key")),
+            new_signing_key,
         };
         let mut sources = BTreeMap::new();
         let mut resources = BTreeMap::new();

@@ -126,6 +126,7 @@ fn classify(event_type: EventType) -> (u32, u32, &'static str) {
         TokenCreated => (ENTITY_MANAGEMENT, 1, "Create Token"),
         TokenRevoked => (ENTITY_MANAGEMENT, 4, "Revoke Token"),
         DirectoryReloaded => (ENTITY_MANAGEMENT, 3, "Update"),
+        AuditKeyChanged => (ENTITY_MANAGEMENT, 3, "Key Change"),
         GrantScheduled => (USER_ACCESS, OTHER, "Schedule"),
         GrantActivated | BreakglassUsed => (USER_ACCESS, 1, "Assign Privileges"),
         GrantExtended => (USER_ACCESS, 1, "Extend Privileges"),

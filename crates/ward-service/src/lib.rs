@@ -62,6 +62,18 @@ pub enum StartError {
     Broker(#[from] BrokerError),
     #[error(transparent)]
     Signing(#[from] SigningError),
+    #[error(
+        "the audit log holds checkpoints (the latest of size {size}), but their signing key {path} is missing; \
+         restore it, or start with `ward serve --new-signing-key` (or `[audit] new_signing_key = true`) to sign \
+         with a new key and record the change as `audit.key_changed`"
+    )]
+    KeyLost { path: std::path::PathBuf, size: u64 },
+    #[error(
+        "the signing key {path} did not sign the audit log's checkpoints (the latest, of size {size}, is signed \
+         by key {key_id}); restore that key, or start with `ward serve --new-signing-key` (or `[audit] \
+         new_signing_key = true`) to record the change as `audit.key_changed`"
+    )]
+    KeyChanged { path: std::path::PathBuf, size: u64, key_id: String },
 }
 
 /// Builds a broker for `config` on `store`, loading (or on first start creating) the audit
@@ -88,8 +100,34 @@ pub async fn broker_for(
     {
         create_private_dir(dir).map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
     }
-    let signer =
-        AuditSigner::load_or_create(&audit.origin, &audit.signing_key, !audit.signing_key_configured)?;
+    // The key must be the one that signed the stored checkpoints, unless told otherwise: a
+    // lost key silently replaced would make every later checkpoint look like another log's.
+    let latest = store.latest_checkpoint().await?;
+    let told = audit.new_signing_key;
+    let key_existed = audit.signing_key.exists();
+    if let Some(latest) = &latest
+        && !told
+        && !key_existed
+    {
+        return Err(StartError::KeyLost { path: audit.signing_key.clone(), size: latest.size });
+    }
+    let signer = AuditSigner::load_or_create(
+        &audit.origin,
+        &audit.signing_key,
+        !audit.signing_key_configured || told,
+    )?;
+    let changed = latest.filter(|latest| {
+        ward_core::checkpoint::verify(&latest.note, &audit.origin, &signer.verifying_key()).is_err()
+    });
+    if let Some(latest) = &changed
+        && !told
+    {
+        return Err(StartError::KeyChanged {
+            path: audit.signing_key.clone(),
+            size: latest.size,
+            key_id: broker::note_key_id(&latest.note).unwrap_or_default(),
+        });
+    }
     let redactor = if audit.hmac_fields.is_empty() {
         None
     } else {
@@ -97,6 +135,10 @@ pub async fn broker_for(
         Some(sensitive::Redactor::new(audit.hmac_fields.clone(), key))
     };
     let broker = Broker::new(store, clock, policy, settings, signer, redactor).await?;
+    if let Some(latest) = &changed {
+        let why = if key_existed { "the signing key was replaced" } else { "the signing key was lost" };
+        broker.record_key_change(latest, why).await?;
+    }
     let logs = &config.logs;
     if !logs.key_configured
         && let Some(dir) = logs.key.parent()

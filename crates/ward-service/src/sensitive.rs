@@ -43,7 +43,7 @@ fn reason_is_user_text(event_type: EventType) -> bool {
         | GrantExtended | GrantRevoked | BreakglassUsed | BreakglassReviewed => true,
         RequestCancelled | RequestLapsed | GrantReleased | GrantExpired | BreakglassOverdue | AccessUsed
         | AccessDenied | PolicyChanged | PolicyRejected | ConfigChanged | OncallUnavailable
-        | AuditCheckpoint | TokenCreated | TokenRevoked | DirectoryReloaded => false,
+        | AuditCheckpoint | AuditKeyChanged | TokenCreated | TokenRevoked | DirectoryReloaded => false,
     }
 }
 

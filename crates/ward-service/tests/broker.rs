@@ -829,7 +829,9 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
 
     let events = w.events().await;
     let written: std::collections::BTreeSet<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let never_written = [EventType::ConfigChanged];
+    // Not in this walk: `config.changed` (ward does not write it yet) and `audit.key_changed`
+    // (written only at a start with a new signing key; it carries no text a person wrote).
+    let never_written = [EventType::ConfigChanged, EventType::AuditKeyChanged];
     for event_type in EventType::ALL.into_iter().filter(|t| !never_written.contains(t)) {
         assert!(written.contains(event_type.as_str()), "the walk does not produce {event_type}");
     }
@@ -1049,11 +1051,33 @@ async fn a_dropped_caller_leaves_no_committed_grant_out_of_the_index() {
 
 /// A syslog receiver: parses octet-counted frames into messages until aborted.
 async fn syslog_receiver(listener: tokio::net::TcpListener, got: Arc<std::sync::Mutex<Vec<String>>>) {
-    use tokio::io::AsyncReadExt;
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { return };
-        let got = got.clone();
+        let Ok((stream, _)) = listener.accept().await else { return };
+        tokio::spawn(read_frames(stream, got.clone()));
+    }
+}
+
+/// The same over TLS (RFC 5425), with `acceptor`'s certificate (and client verification).
+async fn tls_syslog_receiver(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    got: Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { return };
+        let (acceptor, got) = (acceptor.clone(), got.clone());
         tokio::spawn(async move {
+            if let Ok(stream) = acceptor.accept(stream).await {
+                read_frames(stream, got).await;
+            }
+        });
+    }
+}
+
+async fn read_frames(mut stream: impl tokio::io::AsyncRead + Unpin, got: Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::AsyncReadExt;
+    {
+        {
             let mut buffer = Vec::new();
             let mut chunk = [0u8; 8192];
             while let Ok(n) = stream.read(&mut chunk).await {
@@ -1072,7 +1096,7 @@ async fn syslog_receiver(listener: tokio::net::TcpListener, got: Arc<std::sync::
                     buffer.drain(..space + 1 + length);
                 }
             }
-        });
+        }
     }
 }
 
@@ -1105,7 +1129,7 @@ fn seqs(messages: &[String]) -> Vec<i64> {
     messages
         .iter()
         .map(|m| {
-            let start = m.find("seq=\"").unwrap() + 5;
+            let start = m.find("sequenceId=\"").unwrap() + 12;
             m[start..start + m[start..].find('"').unwrap()].parse().unwrap()
         })
         .collect()
@@ -1127,8 +1151,14 @@ async fn forwarding_to_syslog_survives_an_outage_without_losing_events() {
     let address = listener.local_addr().unwrap();
     let got = Arc::new(std::sync::Mutex::new(Vec::new()));
     let receiver = tokio::spawn(syslog_receiver(listener, got.clone()));
-    let sink =
-        ward_service::forward::SinkConfig::Syslog { name: "siem".into(), address: address.to_string() };
+    let sink = ward_service::forward::SinkConfig::Syslog {
+        name: "siem".into(),
+        address: address.to_string(),
+        tls: false,
+        ca_file: None,
+        client_cert: None,
+        client_key: None,
+    };
     let (stop, forwarder) = spawn_forwarder(&w, sink);
 
     w.granted().await;
@@ -1247,4 +1277,170 @@ async fn sensitive_fields_are_recorded_as_hmacs() {
     assert!(events.iter().all(|e| e.compute_hash() == e.hash));
     assert_eq!(store.request(request.id.as_str()).await.unwrap().unwrap().ticket.as_deref(), Some("INC-42"));
     assert_ne!(request.id, again.id);
+}
+
+/// A lost signing key is never replaced silently: ward refuses to start until told to make a new
+/// one, then records `audit.key_changed` naming both keys and signs at once with the new key;
+/// verification follows the change (old checkpoints with the old key, new ones with the new).
+#[tokio::test]
+async fn a_lost_signing_key_is_replaced_only_when_told_and_on_record() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().display().to_string();
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
+    let mut config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| dir.clone())).unwrap();
+    let store = sqlite().await.unwrap();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+    broker.sign_checkpoint(true).await.unwrap();
+    broker.sign_checkpoint(true).await.unwrap();
+    let old_key = broker.verifier_key();
+    drop(broker);
+
+    std::fs::remove_file(&config.audit.signing_key).unwrap();
+    let refused =
+        ward_service::broker_for(&config, store.clone(), clock.clone()).await.err().unwrap().to_string();
+    assert!(refused.contains("--new-signing-key") && refused.contains("missing"), "{refused}");
+    assert!(!config.audit.signing_key.exists(), "no key is made without being told");
+
+    config.audit.new_signing_key = true;
+    let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+    let new_key = broker.verifier_key();
+    assert_ne!(new_key, old_key);
+    let changes = store
+        .events(&EventFilter {
+            event_type: Some(EventType::AuditKeyChanged),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(changes.len(), 1);
+    let details = &changes[0].details;
+    assert_eq!(
+        (details["previous_key"].as_str(), details["key"].as_str()),
+        (Some(old_key.as_str()), Some(new_key.as_str()))
+    );
+    assert_eq!(details["previous_key_id"].as_str(), old_key.split('+').nth(1));
+    let latest = store.latest_checkpoint().await.unwrap().unwrap();
+    assert!(latest.size >= u64::try_from(changes[0].seq).unwrap(), "the new key signs the change at once");
+
+    let (origin, key) = ward_core::checkpoint::parse_verifier_key(&new_key).unwrap();
+    let options = ward_store::VerifyOptions { origin: &origin, key: &key, external: None };
+    let report = ward_store::verify_log(&*store, &options).await.unwrap();
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!(report.checkpoints_compared, 3, "both old checkpoints, with the old key, and the new one");
+    // The old key is not the one in force: a log that claims it still is was tampered with.
+    let (_, old) = ward_core::checkpoint::parse_verifier_key(&old_key).unwrap();
+    let options = ward_store::VerifyOptions { origin: &origin, key: &old, external: None };
+    let report = ward_store::verify_log(&*store, &options).await.unwrap();
+    assert!(report.problems.iter().any(|p| p.to_string().contains("key change")), "{:?}", report.problems);
+    drop(broker);
+
+    // Told once is enough: the next start finds the new key signed the latest checkpoint.
+    config.audit.new_signing_key = false;
+    ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+    // Another key in the file is refused like a missing one.
+    std::fs::remove_file(&config.audit.signing_key).unwrap();
+    ward_service::signing::AuditSigner::load_or_create(
+        "ward.quickstart/audit",
+        &config.audit.signing_key,
+        true,
+    )
+    .unwrap();
+    let refused =
+        ward_service::broker_for(&config, store.clone(), clock.clone()).await.err().unwrap().to_string();
+    assert!(refused.contains("did not sign"), "{refused}");
+}
+
+/// A test CA and a certificate it signed for `name`, as PEM (certificate, key).
+fn issued(ca: &rcgen::Issuer<'_, rcgen::KeyPair>, name: &str) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let certificate =
+        rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap().signed_by(&key, ca).unwrap();
+    (certificate.pem(), key.serialize_pem())
+}
+
+fn test_ca() -> (rcgen::Issuer<'static, rcgen::KeyPair>, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let pem = params.self_signed(&key).unwrap().pem();
+    (rcgen::Issuer::new(params, key), pem)
+}
+
+/// RFC 5425: the sink checks the receiver's certificate against `ca_file`, presents its client
+/// certificate, and the messages carry the host name and only registered structured data. A
+/// receiver the CA did not certify gets nothing, and the cursor does not move.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_to_syslog_over_tls() {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let store = sqlite().await.unwrap();
+    let w = World::new(store.clone()).await;
+    let files = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = files.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (ca, ca_pem) = test_ca();
+    let (server_cert, server_key) = issued(&ca, "localhost");
+    let (client_cert, client_key) = issued(&ca, "ward");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap()).unwrap();
+    let clients =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(clients)
+        .with_single_cert(
+            vec![CertificateDer::from_pem_slice(server_cert.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(server_key.as_bytes()).unwrap(),
+        )
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let receiver = tokio::spawn(tls_syslog_receiver(listener, acceptor, got.clone()));
+
+    let sink = |name: &str, ca_file: std::path::PathBuf| ward_service::forward::SinkConfig::Syslog {
+        name: name.into(),
+        address: format!("localhost:{port}"),
+        tls: true,
+        ca_file: Some(ca_file),
+        client_cert: Some(write("client.pem", &client_cert)),
+        client_key: Some(write("client.key", &client_key)),
+    };
+    let (stop, forwarder) = spawn_forwarder(&w, sink("siem", write("ca.pem", &ca_pem)));
+    let (_, other_ca_pem) = test_ca();
+    let (stop_other, other) =
+        spawn_forwarder(&w, sink("impostor-check", write("other-ca.pem", &other_ca_pem)));
+
+    w.granted().await;
+    let written = w.events().await.len() as i64;
+    eventually("the events over TLS", || got.lock().unwrap().len() as i64 == written).await;
+    let messages = got.lock().unwrap().clone();
+    assert_eq!(seqs(&messages), (1..=written).collect::<Vec<_>>());
+    let hostname = ward_service::forward::hostname();
+    assert_ne!(hostname, "-");
+    for message in &messages {
+        let fields: Vec<&str> = message.splitn(7, ' ').collect();
+        assert_eq!(fields[2], hostname, "HOSTNAME is the machine's name: {message}");
+        assert!(fields[6].starts_with("[meta sequenceId=\""), "only registered SD-IDs: {message}");
+        assert!(!message.contains('@'), "no made-up enterprise number: {message}");
+    }
+    cursor_reaches(&*store, "siem", written).await;
+    // The sink that does not trust the receiver's CA delivered nothing and says so by its cursor.
+    assert_eq!(store.forward_cursor("impostor-check").await.unwrap(), 0);
+    assert_eq!(got.lock().unwrap().len() as i64, written);
+    for (stop, task) in [(stop, forwarder), (stop_other, other)] {
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    }
+    receiver.abort();
 }

@@ -15,6 +15,7 @@ mod plan;
 mod rows;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -24,9 +25,10 @@ use futures_util::TryStreamExt;
 use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
+use sqlx::{Connection as _, PgPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 use ward_core::audit::AuditEvent;
+use ward_core::merkle::{Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
     ApiToken, Change, CheckpointRecord, Due, EventFilter, GrantFilter, LogHead, RequestFilter, Store,
@@ -79,12 +81,64 @@ pub struct SqlStore {
     pool: Pool,
     dialect: Dialect,
     writer: mpsc::Sender<writer::Message>,
+    /// Set by the writer when the disk refused a commit (full, read-only, I/O error): about how
+    /// many bytes it tried to write. Readiness returns once a write that large commits.
+    refused: Refused,
 }
+
+/// The size of the last commit a full or read-only disk refused, until one gets through.
+pub(crate) type Refused = std::sync::Arc<std::sync::Mutex<Option<usize>>>;
 
 pub(crate) fn unavailable(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
-        _ => StoreError::Unavailable(error.to_string()),
+        _ => match write_blocked(&error) {
+            Some(why) => StoreError::Unavailable(format!(
+                "{why}; nothing was written, and ward resumes by itself once the store can be written ({error})"
+            )),
+            None => StoreError::Unavailable(error.to_string()),
+        },
+    }
+}
+
+const FULL: &str = "the disk is full";
+const READ_ONLY: &str = "the database is read-only";
+const IO: &str = "the database hit an I/O error";
+
+/// Whether `error` is the disk refusing writes (as opposed to a conflict or a lost connection).
+pub(crate) fn is_write_blocked(error: &StoreError) -> bool {
+    matches!(error, StoreError::Unavailable(why) if [FULL, READ_ONLY, IO].iter().any(|w| why.starts_with(w)))
+}
+
+/// Names the conditions under which the store takes no write at all (a full disk, a read-only
+/// database or file system, an I/O error), so that the refusal and `/readyz` say why.
+fn write_blocked(error: &sqlx::Error) -> Option<&'static str> {
+    match error {
+        sqlx::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::StorageFull => Some(FULL),
+            std::io::ErrorKind::ReadOnlyFilesystem => Some(READ_ONLY),
+            _ => None,
+        },
+        sqlx::Error::Database(db) => {
+            let code = db.code()?;
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // Extended result codes keep the primary code in the low byte.
+                match code.parse::<i32>().ok()? & 0xff {
+                    13 => Some(FULL),     // SQLITE_FULL
+                    8 => Some(READ_ONLY), // SQLITE_READONLY
+                    10 => Some(IO),       // SQLITE_IOERR
+                    _ => None,
+                }
+            } else {
+                match code.as_ref() {
+                    "53100" => Some(FULL),      // disk_full
+                    "25006" => Some(READ_ONLY), // read_only_sql_transaction
+                    "58030" => Some(IO),        // io_error
+                    _ => None,
+                }
+            }
+        }
+        _ => None,
     }
 }
 
@@ -161,8 +215,10 @@ impl SqlStore {
                 "the database URL must start with postgres:// or sqlite:".into(),
             ));
         };
-        let writer = writer::start(pool.clone(), dialect);
-        Ok(Self { pool, dialect, writer })
+        fill_in_nodes(&pool).await?;
+        let refused = Refused::default();
+        let writer = writer::start(pool.clone(), dialect, refused.clone());
+        Ok(Self { pool, dialect, writer, refused })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -177,6 +233,64 @@ impl SqlStore {
         }
         dispatch!(&self.pool, pool => pool.close().await);
     }
+}
+
+/// Keeps the nodes of a log written before they were kept (or whose filling in was cut short):
+/// once, when the store opens, from the events. Proofs stay correct without them (a missing node
+/// is hashed from its events), only slower.
+async fn fill_in_nodes(pool: &Pool) -> Result<(), StoreError> {
+    const PAGE: i64 = 10_000;
+    let (kept, size) = dispatch!(pool, pool => {
+        // One statement: the count and the size from one snapshot.
+        let row = sqlx::query("SELECT (SELECT COUNT(*) FROM audit_nodes) AS kept, seq FROM audit_head WHERE id = 1")
+            .fetch_one(pool)
+            .await
+            .map_err(unavailable)?;
+        (row.int("kept")?, row.int("seq")?)
+    });
+    let expected: i64 = (plan::KEPT_FROM_LEVEL..63).map(|level| size >> level).sum();
+    if kept >= expected {
+        return Ok(());
+    }
+    let mut frontier = ward_core::merkle::Frontier::default();
+    let mut after = 0;
+    while after < size {
+        let rows = dispatch!(pool, pool => {
+            let rows = sqlx::query("SELECT seq, hash FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3")
+                .bind(after)
+                .bind(size)
+                .bind(PAGE)
+                .fetch_all(pool)
+                .await
+                .map_err(unavailable)?;
+            rows.iter().map(|r| Ok((r.int("seq")?, r.text("hash")?))).collect::<Result<Vec<_>, StoreError>>()?
+        });
+        if rows.is_empty() {
+            break;
+        }
+        let mut nodes = Vec::new();
+        for (seq, hash) in rows {
+            if seq != after + 1 {
+                return Err(StoreError::Corrupt(format!("the audit log has no event {}", after + 1)));
+            }
+            frontier.push_with(rows::hash_bytes(&hash)?, |node, hash| {
+                if node.level >= plan::KEPT_FROM_LEVEL {
+                    nodes.push((node, *hash));
+                }
+            });
+            after = seq;
+        }
+        for chunk in nodes.chunks(100) {
+            let statement = plan::nodes_insert(chunk);
+            dispatch!(pool, pool => {
+                plan::bind(sqlx::query(sqlx::AssertSqlSafe(statement.sql)), statement.params)
+                    .execute(pool)
+                    .await
+                    .map_err(unavailable)?;
+            });
+        }
+    }
+    Ok(())
 }
 
 fn migration_failed(error: sqlx::migrate::MigrateError) -> StoreError {
@@ -504,16 +618,125 @@ impl Store for SqlStore {
         })
     }
 
+    async fn tree_nodes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        let mut found: HashMap<NodeId, Hash> = HashMap::with_capacity(nodes.len());
+        let kept: Vec<NodeId> = nodes.iter().filter(|n| n.level >= plan::KEPT_FROM_LEVEL).copied().collect();
+        if !kept.is_empty() {
+            let wanted: Vec<String> = (0..kept.len())
+                .map(|i| format!("(level = ${} AND idx = ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql = format!("SELECT level, idx, hash FROM audit_nodes WHERE {}", wanted.join(" OR "));
+            let params = kept
+                .iter()
+                .flat_map(|n| [i64::from(n.level).into(), i64::try_from(n.index).unwrap_or(i64::MAX).into()])
+                .collect();
+            let rows = dispatch!(&self.pool, pool => {
+                let rows = plan::bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(unavailable)?;
+                rows.iter()
+                    .map(|r| Ok((r.int("level")?, r.int("idx")?, rows::hash_bytes(&r.text("hash")?)?)))
+                    .collect::<Result<Vec<_>, StoreError>>()?
+            });
+            for (level, index, hash) in rows {
+                let level = u32::try_from(level).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let index = u64::try_from(index).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                found.insert(NodeId { level, index }, hash);
+            }
+        }
+        // The rest (small subtrees, and any node not kept) from their events, in one query.
+        let rest: Vec<NodeId> = nodes.iter().filter(|n| !found.contains_key(n)).copied().collect();
+        if !rest.is_empty() {
+            let ranges: Vec<String> = (0..rest.len())
+                .map(|i| format!("(seq > ${} AND seq <= ${})", 2 * i + 1, 2 * i + 2))
+                .collect();
+            let sql =
+                format!("SELECT seq, hash FROM audit_events WHERE {} ORDER BY seq", ranges.join(" OR "));
+            let params = rest
+                .iter()
+                .flat_map(|n| {
+                    let leaves = n.leaves();
+                    [leaves.start, leaves.end].map(|at| i64::try_from(at).unwrap_or(i64::MAX).into())
+                })
+                .collect();
+            let leaves: HashMap<i64, Hash> = dispatch!(&self.pool, pool => {
+                let rows = plan::bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(unavailable)?;
+                rows.iter().map(|r| Ok((r.int("seq")?, rows::hash_bytes(&r.text("hash")?)?))).collect::<Result<_, StoreError>>()?
+            });
+            for node in rest {
+                let hashes =
+                    node.leaves()
+                        .map(|leaf| {
+                            let seq = i64::try_from(leaf + 1).unwrap_or(i64::MAX);
+                            leaves.get(&seq).copied().ok_or_else(|| {
+                                StoreError::Corrupt(format!("the audit log has no event {seq}"))
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                found.insert(node, ward_core::merkle::root(&hashes));
+            }
+        }
+        nodes
+            .iter()
+            .map(|n| {
+                found.get(n).copied().ok_or_else(|| StoreError::Corrupt(format!("no Merkle node {n:?}")))
+            })
+            .collect()
+    }
+
     async fn ready(&self) -> Result<(), StoreError> {
-        // Take the write lock the way a commit does, then roll back: proves the log is writable.
+        // Take the write lock the way a commit does and commit a write: a write rolled back
+        // never reaches the disk, so it could not tell a full or read-only disk from a healthy
+        // one. After the disk refused a commit, the probe writes (and deletes, in the same
+        // transaction) about twice as much as that commit: a few bytes may fit where the
+        // refused commit did not.
+        let refused = *self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let filler = refused.map(probe_filler);
+        // A connection whose probe failed may still be inside its transaction: it is closed,
+        // never handed back to the pool.
         dispatch!(&self.pool, pool => {
-            let mut tx = pool.begin_with(self.dialect.begin()).await.map_err(unavailable)?;
-            sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-                .execute(&mut *tx)
-                .await
-                .map_err(unavailable)?;
-            tx.rollback().await.map_err(unavailable)?;
+            let mut connection = pool.acquire().await.map_err(unavailable)?;
+            let probe = async {
+                let mut tx = connection.begin_with(self.dialect.begin()).await?;
+                sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1").execute(&mut *tx).await?;
+                if let Some(filler) = &filler {
+                    sqlx::query("INSERT INTO store_probe (id, filler) VALUES (1, $1)")
+                        .bind(filler)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM store_probe").execute(&mut *tx).await?;
+                }
+                tx.commit().await
+            }
+            .await;
+            if let Err(error) = probe {
+                let _ = connection.close().await;
+                return Err(unavailable(error));
+            }
         });
+        if refused.is_some() {
+            *self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        }
         Ok(())
     }
+}
+
+/// Text that does not compress (PostgreSQL compresses large values), about twice `refused`
+/// bytes, between 64 KiB and 16 MiB.
+fn probe_filler(refused: usize) -> String {
+    let length = refused.saturating_mul(2).clamp(64 << 10, 16 << 20);
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut filler = String::with_capacity(length + 16);
+    while filler.len() < length {
+        // xorshift64: cheap, and no run repeats within the filler.
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        filler.push_str(&format!("{state:016x}"));
+    }
+    filler
 }

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use jiff::Timestamp;
 use ward_core::audit::AuditEvent;
-use ward_core::merkle::Frontier;
+use ward_core::merkle::{Frontier, Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{Change, HolderLimit, StoreError, TokenWrite};
 
@@ -102,6 +102,12 @@ pub(crate) struct Plan {
     pub outcomes: Vec<Result<Vec<AuditEvent>, StoreError>>,
 }
 
+/// The Merkle tree's complete subtrees of `2^KEPT_FROM_LEVEL` leaves and more are kept (in
+/// `audit_nodes`), one row per 8 events on average; a smaller one is hashed from its events
+/// when a proof needs it (at most 8 reads).
+pub(crate) const KEPT_FROM_LEVEL: u32 = 4;
+const NODES_PER_INSERT: usize = 100;
+
 /// Events per INSERT: 14 parameters each stays far below both backends' parameter limits.
 const EVENTS_PER_INSERT: usize = 32;
 const EVENT_COLUMNS: usize = 14;
@@ -116,6 +122,7 @@ pub(crate) fn plan(
     let mut statements = Vec::new();
     let mut outcomes = Vec::with_capacity(changes.len());
     let mut appended_all = Vec::new();
+    let mut nodes = Vec::new();
     for (change, recorded_at) in changes {
         if let Some(checkpoint) = &change.checkpoint {
             // It must sign exactly the head this change lands on; anything else is stale.
@@ -150,7 +157,11 @@ pub(crate) fn plan(
         for event in &change.events {
             head.seq += 1;
             let chained = AuditEvent::chain(event.clone(), head.seq, *recorded_at, head.hash.clone());
-            head.frontier.push(hash_bytes(&chained.hash)?);
+            head.frontier.push_with(hash_bytes(&chained.hash)?, |node, hash| {
+                if node.level >= KEPT_FROM_LEVEL {
+                    nodes.push((node, *hash));
+                }
+            });
             head.hash.clone_from(&chained.hash);
             appended.push(chained);
         }
@@ -160,6 +171,7 @@ pub(crate) fn plan(
     let chunks: Vec<&[AuditEvent]> = appended_all.chunks(EVENTS_PER_INSERT).collect();
     if let Some((last, before)) = chunks.split_last() {
         statements.extend(before.iter().map(|chunk| events_insert(chunk)));
+        statements.extend(nodes.chunks(NODES_PER_INSERT).map(nodes_insert));
         statements.push(append_and_move_head(events_insert(last), last.len(), &head, first_seq, dialect)?);
     }
     Ok(Plan { statements, head, outcomes })
@@ -351,6 +363,26 @@ fn append_and_move_head(
         Dialect::Postgres => (format!("WITH appended AS ({} RETURNING seq) {update}", insert.sql), 1),
     };
     Ok(Statement { sql: sql.into(), params, expected_rows: Some(expected_rows) })
+}
+
+/// Kept subtree hashes, one multi-row INSERT. `ON CONFLICT DO NOTHING`: filling in the nodes of
+/// a log from before they were kept may meet the same node (the same hash) written by a commit.
+pub(crate) fn nodes_insert(nodes: &[(NodeId, Hash)]) -> Statement {
+    let mut sql = String::from("INSERT INTO audit_nodes (level, idx, hash) VALUES ");
+    let mut params = Vec::with_capacity(nodes.len() * 3);
+    for (row, (node, hash)) in nodes.iter().enumerate() {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(${}, ${}, ${})", row * 3 + 1, row * 3 + 2, row * 3 + 3));
+        params.extend([
+            i64::from(node.level).into(),
+            i64::try_from(node.index).unwrap_or(i64::MAX).into(),
+            hex::encode(hash).into(),
+        ]);
+    }
+    sql.push_str(" ON CONFLICT (level, idx) DO NOTHING");
+    Statement::new(sql, params)
 }
 
 /// One multi-row INSERT: a round trip per batch of events, not per event.

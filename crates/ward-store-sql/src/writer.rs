@@ -13,7 +13,7 @@ use ward_core::audit::AuditEvent;
 use ward_store::{Change, StoreError};
 
 use crate::plan::{self, Head};
-use crate::{Dialect, Pool, rows, unavailable};
+use crate::{Dialect, Pool, Refused, is_write_blocked, rows, unavailable};
 
 /// Changes per transaction, at most: bounds the latency one group adds to its first caller.
 const MAX_GROUP: usize = 64;
@@ -43,12 +43,13 @@ struct Writer {
     /// head read fresh.
     head: Option<Head>,
     connection: Option<Connection>,
+    refused: Refused,
 }
 
 /// Starts the writer; it ends when the store (the queue's sender) is dropped.
-pub(crate) fn start(pool: Pool, dialect: Dialect) -> mpsc::Sender<Message> {
+pub(crate) fn start(pool: Pool, dialect: Dialect, refused: Refused) -> mpsc::Sender<Message> {
     let (sender, mut queue) = mpsc::channel(QUEUE);
-    let mut writer = Writer { pool, dialect, head: None, connection: None };
+    let mut writer = Writer { pool, dialect, head: None, connection: None, refused };
     tokio::spawn(async move {
         let mut messages = Vec::with_capacity(MAX_GROUP);
         while queue.recv_many(&mut messages, MAX_GROUP).await > 0 {
@@ -136,13 +137,45 @@ impl Writer {
             Some(connection) => connection,
             None => Connection::acquire(&self.pool).await?,
         };
-        let (outcomes, head) = transaction(&mut connection, self.dialect, changes, known).await?;
-        // Kept only after a success: after a failure (perhaps a broken connection) it goes back
-        // to the pool, and the next commit takes one afresh.
+        let (outcomes, head) = match transaction(&mut connection, self.dialect, changes, known).await {
+            Ok(done) => done,
+            Err(error) => {
+                // Kept only after a success. After a failure (a broken connection, a COMMIT the
+                // disk refused) the connection may still be inside its transaction, so it is
+                // closed rather than handed back to the pool, and the next commit opens one
+                // afresh: a full disk that frees up finds the writer working again.
+                connection.close().await;
+                if is_write_blocked(&error) {
+                    self.set_refused(Some(estimated_bytes(changes)));
+                }
+                return Err(error);
+            }
+        };
+        self.set_refused(None);
         self.connection = Some(connection);
         self.head = Some(head);
         Ok(outcomes)
     }
+}
+
+impl Writer {
+    fn set_refused(&self, bytes: Option<usize>) {
+        let mut refused = self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Refused again: the largest refused write is what readiness must fit.
+        *refused = bytes.map(|bytes| bytes.max(refused.unwrap_or(0)));
+    }
+}
+
+/// About how many bytes committing `changes` writes: what the readiness probe must fit.
+fn estimated_bytes(changes: &[(&Change, Timestamp)]) -> usize {
+    let records = |c: &Change| (c.requests.len() + c.grants.len()) * 1024;
+    let events = |c: &Change| -> usize {
+        c.events
+            .iter()
+            .map(|e| 512 + e.details.to_string().len() + e.reason.as_ref().map_or(0, String::len))
+            .sum()
+    };
+    changes.iter().map(|(c, _)| records(c) + events(c)).sum()
 }
 
 /// The writer's own connection, kept between commits: each one taken from the pool costs a
@@ -153,6 +186,14 @@ enum Connection {
 }
 
 impl Connection {
+    async fn close(self) {
+        // Closing a broken connection may fail too; either way it is gone from the pool.
+        let _ = match self {
+            Self::Sqlite(connection) => connection.close().await,
+            Self::Postgres(connection) => connection.close().await,
+        };
+    }
+
     async fn acquire(pool: &Pool) -> Result<Self, StoreError> {
         Ok(match pool {
             Pool::Sqlite(pool) => Self::Sqlite(pool.acquire().await.map_err(unavailable)?),

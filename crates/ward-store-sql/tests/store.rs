@@ -391,3 +391,140 @@ async fn sqlite_migration_0004_keeps_an_existing_log() {
     assert_eq!((appended[0].seq, appended[0].prev_hash.as_str()), (11, prev_hash.as_str()));
     assert!(problems(&store).await.is_empty());
 }
+
+/// A tmpfs mounted for one test, unmounted (lazily: the store may still hold files) on drop.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    /// `None` where this process may not mount (not root, or in a container that forbids it).
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(Self(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+/// Fills the file system holding `dir` until it refuses another byte.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let block = vec![0u8; 4096];
+    while file.write_all(&block).and_then(|()| file.sync_all()).is_ok() {}
+    path
+}
+
+/// On a real full disk every commit is refused whole and says why, readiness says why, and
+/// once space returns the very same store (its writer task) commits again, no restart.
+#[tokio::test]
+async fn sqlite_on_a_full_disk_fails_closed_and_recovers() {
+    let Some(tmpfs) = Tmpfs::mount("2m") else {
+        eprintln!("skipped: cannot mount a tmpfs here (the injected-error tests cover the rest)");
+        return;
+    };
+    let store = SqlStore::open_sqlite(&tmpfs.0.path().join("ward.db")).await.unwrap();
+    let at = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let batch = |from: i64| ward_store::Change {
+        events: (from..from + 16)
+            .map(|n| ward_core::audit::NewEvent { reason: Some("x".repeat(2000)), ..numbered_event(n) })
+            .collect(),
+        ..Default::default()
+    };
+    store.commit(batch(1), at).await.unwrap();
+    store.ready().await.unwrap();
+    let filler = fill(tmpfs.0.path());
+
+    let mut next = 17;
+    let refused = loop {
+        match store.commit(batch(next), at).await {
+            Ok(_) => next += 16,
+            Err(error) => break error.to_string(),
+        }
+        assert!(next < 10_000, "a full disk never refused a commit");
+    };
+    assert!(refused.contains("the disk is full"), "{refused}");
+    let not_ready = store.ready().await.expect_err("ready on a full disk").to_string();
+    assert!(not_ready.contains("the disk is full") || not_ready.contains("I/O error"), "{not_ready}");
+    let head = store.head().await.unwrap();
+    assert_eq!(head.size, u64::try_from(next - 1).unwrap(), "nothing half-written");
+
+    std::fs::remove_file(filler).unwrap();
+    store.ready().await.unwrap();
+    store.commit(batch(next), at).await.expect("the writer recovers once space returns");
+    let report = ward_store::verify_log(&store, &options()).await.unwrap();
+    assert!(report.is_valid(), "{:?}", report.problems);
+    assert_eq!(report.events, u64::try_from(next + 15).unwrap());
+    store.close().await;
+}
+
+/// Commits keep the tree's nodes of 16 leaves and up, proofs read them (not the leaves), and a
+/// log from before they were kept gets them filled in when the store opens.
+async fn tree_nodes_are_kept_and_filled_in(url: &str) {
+    use ward_core::merkle::NodeId;
+    sqlx::any::install_default_drivers();
+    let store = SqlStore::connect(url).await.unwrap();
+    for first in (1..=100).step_by(10) {
+        let change = ward_store::Change {
+            events: (first..first + 10).map(numbered_event).collect(),
+            ..Default::default()
+        };
+        store.commit(change, jiff::Timestamp::from_second(1_800_000_000).unwrap()).await.unwrap();
+    }
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let count = |pool: sqlx::AnyPool| async move {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_nodes").fetch_one(&pool).await.unwrap()
+    };
+    // 100 leaves: 6 subtrees of 16, 3 of 32, 1 of 64.
+    assert_eq!(count(pool.clone()).await, 10);
+    let node = NodeId { level: 5, index: 2 };
+    let kept = store.tree_nodes(&[node]).await.unwrap();
+
+    // As a store from before: no nodes. Opening it again fills them in.
+    let drops: &[&str] = match store.dialect() {
+        ward_store_sql::Dialect::Sqlite => {
+            &["DROP TRIGGER audit_nodes_no_update", "DROP TRIGGER audit_nodes_no_delete"]
+        }
+        ward_store_sql::Dialect::Postgres => &["DROP TRIGGER audit_nodes_no_change ON audit_nodes"],
+    };
+    for sql in drops.iter().chain(&["DELETE FROM audit_nodes"]) {
+        sqlx::query(sqlx::AssertSqlSafe(*sql)).execute(&pool).await.unwrap();
+    }
+    store.close().await;
+    let store = SqlStore::connect(url).await.unwrap();
+    assert_eq!(count(pool.clone()).await, 10);
+    assert_eq!(store.tree_nodes(&[node]).await.unwrap(), kept);
+
+    // The proof reads the kept row: an altered row shows in it (and the proof then fails
+    // against the signed root, which is what a verifier checks).
+    sqlx::query("UPDATE audit_nodes SET hash = $1 WHERE level = 5 AND idx = 2")
+        .bind("00".repeat(32))
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(store.tree_nodes(&[node]).await.unwrap(), [[0u8; 32]]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_tree_nodes_are_kept_and_filled_in() {
+    let dir = tempfile::tempdir().unwrap();
+    tree_nodes_are_kept_and_filled_in(&format!("sqlite://{}?mode=rwc", dir.path().join("ward.db").display()))
+        .await;
+}
+
+#[tokio::test]
+async fn postgres_tree_nodes_are_kept_and_filled_in() {
+    let Some(cluster) = ward_testkit::postgres() else { return };
+    tree_nodes_are_kept_and_filled_in(&cluster.fresh_database()).await;
+}

@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
             concurrent_decisions_on_one_record_let_one_win,
             ready_when_writable,
             the_head_is_the_merkle_root_of_the_log,
+            the_trees_nodes_give_the_proofs_of_its_leaves,
             checkpoints_sign_exactly_the_head,
             sub_millisecond_times_still_verify,
             forward_cursors_are_kept_per_sink,
@@ -444,6 +445,45 @@ pub async fn the_head_is_the_merkle_root_of_the_log(store: Arc<dyn Store>) {
         assert_eq!(head.size, events.len() as u64);
         assert_eq!(head.root, hex::encode(ward_core::merkle::root(&leaves)));
         assert_eq!(head.last_hash, events.last().unwrap().hash);
+    }
+}
+
+/// Proofs built from the nodes the store keeps (`tree_nodes`) are the proofs RFC 6962 builds
+/// from all the leaves, for every leaf and every pair of sizes, across commits of every size.
+pub async fn the_trees_nodes_give_the_proofs_of_its_leaves(store: Arc<dyn Store>) {
+    use ward_core::merkle::{self, Hash, NodeId};
+    let mut ids = SequentialIds::new("n");
+    let mut batch = 1;
+    while store.head().await.unwrap().size < 140 {
+        // Commits of 1, 2, 4 ... 32 events, then again: nodes completed inside one commit and
+        // across commits.
+        let changes: Vec<Transition> = (0..batch).map(|_| filed(&mut ids, "alice", t0(), None)).collect();
+        store.commit(change(changes), t0()).await.unwrap();
+        batch = if batch == 32 { 1 } else { batch * 2 };
+    }
+    let leaves: Vec<Hash> =
+        all_events(&*store).await.iter().map(|e| hex::decode(&e.hash).unwrap().try_into().unwrap()).collect();
+    let folded = |store: Arc<dyn Store>, plan: Vec<Vec<NodeId>>| async move {
+        let ids: Vec<NodeId> = plan.iter().flatten().copied().collect();
+        let mut hashes = store.tree_nodes(&ids).await.unwrap().into_iter();
+        plan.iter()
+            .map(|part| merkle::fold(&hashes.by_ref().take(part.len()).collect::<Vec<_>>()))
+            .collect::<Vec<_>>()
+    };
+    for size in [1usize, 15, 16, 17, 31, 32, 33, 64, 100, 127, 128, leaves.len()] {
+        let tree = &leaves[..size];
+        let root = folded(store.clone(), vec![merkle::range_nodes(0, size as u64)]).await;
+        assert_eq!(root, [merkle::root(tree)], "root of {size}");
+        for index in 0..size {
+            let plan = merkle::inclusion_plan(index as u64, size as u64).unwrap();
+            let proof = folded(store.clone(), plan).await;
+            assert_eq!(proof, merkle::inclusion_proof(tree, index).unwrap(), "{index} in {size}");
+        }
+        for size1 in 1..=size {
+            let plan = merkle::consistency_plan(size1 as u64, size as u64).unwrap();
+            let proof = folded(store.clone(), plan).await;
+            assert_eq!(proof, merkle::consistency_proof(tree, size1).unwrap(), "{size1} to {size}");
+        }
     }
 }
 

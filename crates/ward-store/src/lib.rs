@@ -8,13 +8,14 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 use ward_core::audit::{AuditEvent, EventType, NewEvent};
+use ward_core::merkle::{Hash, NodeId};
 use ward_core::{AccessRequest, Grant, GrantState, RequestState, ReviewState};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod verify;
 
-pub use verify::{VerifyError, VerifyOptions, leaf_hashes, verify_export, verify_log};
+pub use verify::{VerifyError, VerifyOptions, leaf_hashes, leaf_range, verify_export, verify_log};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -264,4 +265,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Succeeds when the store answers and the audit log can be written.
     async fn ready(&self) -> Result<(), StoreError>;
+
+    /// The hashes of complete subtrees of the log's Merkle tree, in the order asked (level 0 is
+    /// an event's hash). Every node must lie within the log. This default rereads each node's
+    /// leaves; a store that keeps the tree's nodes answers in O(1) reads per node.
+    async fn tree_nodes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        let mut hashes = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            let range = node.leaves();
+            let leaves = verify::leaf_range(self, range.start, range.end).await?;
+            hashes.push(ward_core::merkle::root(&leaves));
+        }
+        Ok(hashes)
+    }
 }

@@ -39,6 +39,10 @@ pub enum Command {
         /// Configuration file (default: $WARD_CONFIG, ./ward.toml, ./examples/quickstart/ward.toml).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The checkpoint signing key was lost or replaced: sign with a new one (created if
+        /// missing) and record `audit.key_changed`. Without it, ward refuses to start then.
+        #[arg(long)]
+        new_signing_key: bool,
     },
     /// Run the server on the bundled demo world (examples/quickstart/).
     Quickstart,

@@ -100,9 +100,10 @@ pub fn test_policies(file: &Path, explicit: Option<&Path>, json: bool) -> Result
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-pub async fn serve(explicit: Option<&Path>) -> Result<(), CliError> {
+pub async fn serve(explicit: Option<&Path>, new_signing_key: bool) -> Result<(), CliError> {
     init_logging();
-    let config = load(explicit)?;
+    let mut config = load(explicit)?;
+    config.audit.new_signing_key |= new_signing_key;
     run(config, None).await
 }
 
@@ -320,8 +321,12 @@ pub async fn verify(
         let out = serde_json::json!({
             "valid": report.is_valid(),
             "events": report.events,
+            "first_seq": report.first_seq,
             "size": report.size,
             "root": hex::encode(report.root),
+            "head_compared": report.head_compared,
+            "checkpoints_compared": report.checkpoints_compared,
+            "checkpoints_not_compared": report.checkpoints_not_compared,
             "problems": problems,
         });
         say!("{}", serde_json::to_string_pretty(&out).map_err(|e| CliError::Usage(e.to_string()))?);
@@ -330,17 +335,44 @@ pub async fn verify(
             say!("{problem}");
         }
         if report.is_valid() {
-            say!(
-                "valid: {} events; every hash, the chain, the tree head and the checkpoints verify (size {}, root {})",
-                report.events,
-                report.size,
-                hex::encode(report.root)
-            );
+            say!("{}", valid_summary(&report));
         } else {
             say!("INVALID: {} problem(s) in {} events", report.problems.len(), report.events);
         }
     }
     Ok(if report.is_valid() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// What a valid log was checked against, said exactly: a checkpoint that could not be compared
+/// is never counted as verified.
+fn valid_summary(report: &ward_core::verify::Report) -> String {
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    let mut checked = vec!["every hash", "the chain"];
+    if report.head_compared {
+        checked.push("the tree head");
+    }
+    let compared =
+        format!("{} checkpoint{}", report.checkpoints_compared, plural(report.checkpoints_compared));
+    checked.push(&compared);
+    let (last, rest) = checked.split_last().unwrap_or((&"", &[]));
+    let from = if report.first_seq > 1 { format!(" from seq {}", report.first_seq) } else { String::new() };
+    let mut line = format!(
+        "valid: {} events{from}; {} and {last} verify (size {}, root {})",
+        report.events,
+        rest.join(", "),
+        report.size,
+        hex::encode(report.root)
+    );
+    if report.checkpoints_not_compared > 0 {
+        let n = report.checkpoints_not_compared;
+        line.push_str(&format!(
+            "; {n} checkpoint{} not compared (signature checked): the events before seq {} are not in the \
+             export, so their tree cannot be rebuilt",
+            plural(n),
+            report.first_seq
+        ));
+    }
+    line
 }
 
 /// Reads a checkpoint file, refusing anything larger than a checkpoint can be.

@@ -124,7 +124,9 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let json = global.output == Output::Json;
     let client = || Client::new(&global.url, global.token.clone());
     match cli.command {
-        Command::Serve { config } => local::serve(config.as_deref()).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve { config, new_signing_key } => {
+            local::serve(config.as_deref(), new_signing_key).await.map(|()| ExitCode::SUCCESS)
+        }
         Command::Quickstart => local::quickstart().await.map(|()| ExitCode::SUCCESS),
         Command::Admin {
             command: AdminCommand::Token { command: TokenCommand::Create { user, ttl, config } },

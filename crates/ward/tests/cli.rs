@@ -293,7 +293,8 @@ fn walkthrough(server: &Server) {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.starts_with("valid: ")
-            && text.contains("every hash, the chain, the tree head and the checkpoints verify"),
+            && text.contains("every hash, the chain, the tree head and")
+            && text.contains("checkpoint"),
         "{text}"
     );
     let out = server.local(&["audit", "verify", "--format", "json"]);
@@ -383,6 +384,19 @@ fn walkthrough(server: &Server) {
         "a partial export's chain verifies: {}",
         String::from_utf8_lossy(&out.stdout)
     );
+    // ... but it says how many checkpoints it compared (none: no tree without the first events),
+    // and a kept checkpoint it cannot be held to is never passed silently.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("verify") && text.contains(" 0 checkpoints verify"), "{text}");
+    assert!(!text.contains("the tree head"), "{text}");
+    let out = Command::new(WARD)
+        .args(["audit", "verify", "--key", key.trim(), "--file", exported.to_str().unwrap()])
+        .args(["--checkpoint", kept.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("NOT CHECKED"), "{text}");
     assert_eq!(server.ward(&alice, &["audit", "export", "--format", "jsonl"]).status.code(), Some(1));
     let ocsf = server.ward(&carol, &["audit", "export", "--format", "ocsf"]);
     let ocsf_file = server._dir.path().join("export.ocsf.jsonl");

@@ -200,3 +200,61 @@ proptest! {
         prop_assert!(verify_consistency(size1 as u64, n as u64, &root1, &root(&forked), &path).is_err());
     }
 }
+
+/// Every hash of the tree over `leaves`, by node: what a store keeps.
+fn all_nodes(leaves: &[Hash]) -> std::collections::HashMap<NodeId, Hash> {
+    let mut nodes = std::collections::HashMap::new();
+    let mut frontier = Frontier::default();
+    for (index, leaf) in leaves.iter().enumerate() {
+        nodes.insert(NodeId { level: 0, index: index as u64 }, *leaf);
+        frontier.push_with(*leaf, |id, hash| {
+            nodes.insert(id, *hash);
+        });
+    }
+    nodes
+}
+
+fn from_plan(plan: &[Vec<NodeId>], nodes: &std::collections::HashMap<NodeId, Hash>) -> Vec<Hash> {
+    plan.iter().map(|ids| fold(&ids.iter().map(|id| nodes[id]).collect::<Vec<_>>())).collect()
+}
+
+#[test]
+fn proofs_from_kept_nodes_equal_proofs_from_leaves() {
+    let leaves: Vec<Hash> = (0..70u32).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+    let nodes = all_nodes(&leaves);
+    for id in nodes.keys() {
+        let range = id.leaves();
+        let covered = &leaves[range.start as usize..range.end as usize];
+        assert_eq!(nodes[id], root(covered), "{id:?} is the root of its leaves");
+    }
+    for size in 1..=leaves.len() {
+        let tree = &leaves[..size];
+        let whole = range_nodes(0, size as u64);
+        assert_eq!(whole.len(), size.count_ones() as usize);
+        assert_eq!(from_plan(&[whole], &nodes), [root(tree)]);
+        for index in 0..size {
+            let plan = inclusion_plan(index as u64, size as u64).unwrap();
+            assert!(plan.iter().map(Vec::len).sum::<usize>() <= 2 * (usize::BITS as usize));
+            assert_eq!(from_plan(&plan, &nodes), inclusion_proof(tree, index).unwrap(), "{index} in {size}");
+        }
+        for size1 in 1..=size {
+            let plan = consistency_plan(size1 as u64, size as u64).unwrap();
+            assert_eq!(
+                from_plan(&plan, &nodes),
+                consistency_proof(tree, size1).unwrap(),
+                "{size1} to {size}"
+            );
+        }
+    }
+    assert!(inclusion_plan(5, 5).is_none());
+    assert!(consistency_plan(0, 5).is_none() && consistency_plan(6, 5).is_none());
+}
+
+#[test]
+fn a_proof_on_a_large_tree_needs_few_nodes() {
+    let size = 1 << 40;
+    let plan = inclusion_plan(size / 3, size + 12345).unwrap();
+    assert!(plan.iter().map(Vec::len).sum::<usize>() <= 64, "{plan:?}");
+    let plan = consistency_plan(size / 7, size + 12345).unwrap();
+    assert!(plan.iter().map(Vec::len).sum::<usize>() <= 128, "{plan:?}");
+}

@@ -60,7 +60,15 @@ impl Broker {
                 request_id: None,
                 grant_id: None,
                 reason: None,
-                details: json!({ "origin": self.signer.origin(), "size": head.size, "root": head.root, "note": note }),
+                // The public key too: if the key is ever lost, verification can still check this
+                // checkpoint with the key recorded here (see `audit.key_changed`).
+                details: json!({
+                    "origin": self.signer.origin(),
+                    "size": head.size,
+                    "root": head.root,
+                    "note": note,
+                    "key": self.signer.verifier_key(),
+                }),
             };
             let change =
                 Change { events: vec![event], checkpoint: Some(record.clone()), ..Change::default() };
@@ -77,6 +85,47 @@ impl Broker {
             }
         }
         Err(BrokerError::Conflict("the log kept growing while signing; try again".into()))
+    }
+
+    /// Records that checkpoints are signed by this broker's key from now on, after `previous`
+    /// (the latest checkpoint, signed by another key), then signs a checkpoint with the new key
+    /// at once: it covers the change, which is what makes the change verifiable.
+    pub async fn record_key_change(&self, previous: &CheckpointRecord, why: &str) -> Result<(), BrokerError> {
+        // The checkpoint's own event, appended right after it, recorded its public key.
+        let after = i64::try_from(previous.size).unwrap_or(i64::MAX);
+        let recorded = self
+            .store
+            .events(&EventFilter { after_seq: Some(after), limit: 1, ..EventFilter::default() })
+            .await?;
+        let previous_key = recorded
+            .iter()
+            .find(|e| {
+                e.event_type == EventType::AuditCheckpoint && e.details["note"] == previous.note.as_str()
+            })
+            .and_then(|e| e.details["key"].as_str().map(str::to_owned));
+        let now = self.now();
+        let event = NewEvent {
+            id: RandomIds.event_id(),
+            event_type: EventType::AuditKeyChanged,
+            occurred_at: now,
+            actor: ward_core::SYSTEM_ACTOR.to_owned(),
+            subject: None,
+            resource: None,
+            request_id: None,
+            grant_id: None,
+            reason: Some(why.to_owned()),
+            details: json!({
+                "previous_key": previous_key,
+                "previous_key_id": note_key_id(&previous.note),
+                "previous_checkpoint_size": previous.size,
+                "key": self.signer.verifier_key(),
+                "key_id": self.signer.verifier_key().rsplit('+').nth(1),
+            }),
+        };
+        self.commit(Change { events: vec![event], ..Change::default() }).await?;
+        tracing::warn!(previous_key_id = ?note_key_id(&previous.note), key = %self.signer.verifier_key(), "recorded audit.key_changed: checkpoints are signed by a new key from now on");
+        self.sign_checkpoint(true).await?;
+        Ok(())
     }
 
     pub async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, BrokerError> {
@@ -101,4 +150,12 @@ async fn write_to_directory(dir: &Path, record: &CheckpointRecord) {
         metrics::counter!("ward_audit_checkpoint_sink_failures_total", "sink" => "directory").increment(1);
         tracing::error!(%error, dir = %dir.display(), "could not write the checkpoint to its directory sink");
     }
+}
+
+/// The key id (hex) of a signed note's signature line: the fingerprint of the key that signed it.
+pub fn note_key_id(note: &str) -> Option<String> {
+    use base64::Engine;
+    let line = note.lines().rev().find(|l| l.starts_with("\u{2014} "))?;
+    let signature = base64::engine::general_purpose::STANDARD.decode(line.rsplit(' ').next()?).ok()?;
+    signature.get(..4).map(hex::encode)
 }

@@ -10,6 +10,17 @@ fn hexes(hashes: &[merkle::Hash]) -> Vec<String> {
 }
 
 impl Broker {
+    /// Each hash a proof plan names, folded from the tree's kept nodes: O(log n) reads.
+    async fn proof_hashes(&self, plan: &[Vec<merkle::NodeId>]) -> Result<Vec<merkle::Hash>, BrokerError> {
+        let ids: Vec<merkle::NodeId> = plan.iter().flatten().copied().collect();
+        let nodes = self.store.tree_nodes(&ids).await?;
+        let mut nodes = nodes.into_iter();
+        Ok(plan
+            .iter()
+            .map(|part| merkle::fold(&nodes.by_ref().take(part.len()).collect::<Vec<_>>()))
+            .collect())
+    }
+
     /// Proves that event `seq` is in the tree the latest checkpoint signed. Callers see proofs of
     /// the events they may see.
     pub async fn inclusion_proof(&self, caller: &Caller, seq: i64) -> Result<InclusionProof, BrokerError> {
@@ -35,17 +46,19 @@ impl Broker {
                 "seq {seq} is after the latest checkpoint (size {size}); sign a new one with `ward audit checkpoint --now`"
             )));
         }
-        let leaves = ward_store::leaf_hashes(&*self.store, size).await?;
-        let index = usize::try_from(seq - 1).map_err(|_| BrokerError::Invalid("seq starts at 1".into()))?;
-        let path = merkle::inclusion_proof(&leaves, index)
+        let index = u64::try_from(seq - 1).map_err(|_| BrokerError::Invalid("seq starts at 1".into()))?;
+        let plan = merkle::inclusion_plan(index, size)
             .ok_or_else(|| BrokerError::Invalid(format!("seq {seq} is outside the tree")))?;
+        let whole = merkle::range_nodes(0, size);
+        let mut hashes = self.proof_hashes(&[plan, vec![whole]].concat()).await?;
+        let root = hashes.pop().unwrap_or_else(merkle::empty_root);
         Ok(InclusionProof {
             seq,
-            leaf_index: index as u64,
+            leaf_index: index,
             tree_size: size,
             leaf_hash: event.hash,
-            root: hex::encode(merkle::root(&leaves)),
-            proof: hexes(&path),
+            root: hex::encode(root),
+            proof: hexes(&hashes),
             checkpoint: checkpoint.note,
         })
     }
@@ -59,11 +72,12 @@ impl Broker {
                 head.size
             )));
         }
-        let leaves = ward_store::leaf_hashes(&*self.store, size2).await?;
-        let (small, large) =
-            (usize::try_from(size1).unwrap_or(usize::MAX), usize::try_from(size2).unwrap_or(usize::MAX));
-        let path = merkle::consistency_proof(&leaves[..large], small)
+        let plan = merkle::consistency_plan(size1, size2)
             .ok_or_else(|| BrokerError::Invalid("no proof for these sizes".into()))?;
+        let roots = vec![merkle::range_nodes(0, size1), merkle::range_nodes(0, size2)];
+        let mut hashes = self.proof_hashes(&[plan, roots].concat()).await?;
+        let root2 = hashes.pop().unwrap_or_else(merkle::empty_root);
+        let root1 = hashes.pop().unwrap_or_else(merkle::empty_root);
         let mut checkpoints = Vec::new();
         for size in [size1, size2] {
             let found = self.store.checkpoints(Some(size - 1), 1).await?;
@@ -74,9 +88,9 @@ impl Broker {
         Ok(ConsistencyProof {
             size1,
             size2,
-            root1: hex::encode(merkle::root(&leaves[..small])),
-            root2: hex::encode(merkle::root(&leaves[..large])),
-            proof: hexes(&path),
+            root1: hex::encode(root1),
+            root2: hex::encode(root2),
+            proof: hexes(&hashes),
             checkpoints,
         })
     }
