@@ -213,7 +213,19 @@ const CSV_COLUMNS: [&str; 14] = [
     "hash",
 ];
 
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a tab or carriage
+/// return before one) gets a leading `'`, as OWASP advises for CSV injection: a reason like
+/// `=HYPERLINK(…)` is shown as text, never evaluated. The JSON Lines export keeps every value
+/// as recorded.
+fn neutralise(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell }
+}
+
 fn csv_record(e: &AuditEvent) -> [String; 14] {
+    csv_cells(e).map(neutralise)
+}
+
+fn csv_cells(e: &AuditEvent) -> [String; 14] {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     [
         e.seq.to_string(),
@@ -338,5 +350,22 @@ mod tests {
         assert_eq!(&row[10], "INC-1, \"checkout\" 500s\nsecond line");
         assert_eq!(&row[11], r#"{"role":"read"}"#);
         assert_eq!(&row[13], event().hash);
+    }
+
+    #[test]
+    fn csv_cells_never_start_a_formula() {
+        let mut out = ExportFormat::Csv.header();
+        for (reason, actor) in [("=HYPERLINK(\"http://x\")", "+alice"), ("-2+3", "@bob"), ("\t=1", "carol")] {
+            let mut e = event();
+            e.reason = Some(reason.into());
+            e.actor = actor.into();
+            ExportFormat::Csv.encode(&[e], &mut out).unwrap();
+        }
+        let mut reader = csv::Reader::from_reader(out.as_slice());
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!((&rows[0][10], &rows[0][5]), ("'=HYPERLINK(\"http://x\")", "'+alice"));
+        assert_eq!((&rows[1][10], &rows[1][5]), ("'-2+3", "'@bob"));
+        assert_eq!((&rows[2][10], &rows[2][5]), ("'\t=1", "carol"));
+        assert_eq!(&rows[0][2], "request.created", "plain cells are as they were");
     }
 }

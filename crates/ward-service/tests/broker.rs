@@ -487,8 +487,10 @@ async fn release_and_revoke_end_access_at_once(store: Arc<dyn Store>) {
     assert!(!w.allowed("alice").await, "released access ends at once");
 
     let second = w.granted().await;
-    let forbidden = w.broker.revoke(&w.who("dave"), second.id.as_str(), "why not".into()).await;
-    assert!(matches!(forbidden, Err(BrokerError::Forbidden(_))));
+    let unseen = w.broker.revoke(&w.who("dave"), second.id.as_str(), "why not".into()).await;
+    assert!(matches!(unseen, Err(BrokerError::NotFound(_))), "dave may not even see it: {unseen:?}");
+    let forbidden = w.broker.revoke(&w.who("alice"), second.id.as_str(), "why not".into()).await;
+    assert!(matches!(forbidden, Err(BrokerError::Forbidden(_))), "the holder releases, not revokes");
     assert!(w.allowed("alice").await);
     // An approver for the resource may revoke; so may an admin; twice is harmless.
     let revoked = w.broker.revoke(&w.who("bob"), second.id.as_str(), "incident closed".into()).await.unwrap();
@@ -496,6 +498,9 @@ async fn release_and_revoke_end_access_at_once(store: Arc<dyn Store>) {
     assert!(!w.allowed("alice").await, "revoked access ends at once");
     let again = w.broker.revoke(&w.who("admin"), second.id.as_str(), "again".into()).await.unwrap();
     assert_eq!(again.ended_by.as_deref(), Some("bob"));
+    // Revoked or not, a grant is no one else's business.
+    let nosy = w.broker.revoke(&w.who("dave"), second.id.as_str(), "again".into()).await;
+    assert!(matches!(nosy, Err(BrokerError::NotFound(_))), "{nosy:?}");
     let revocations = w.types().await.iter().filter(|t| **t == "grant.revoked").count();
     assert_eq!(revocations, 1);
 

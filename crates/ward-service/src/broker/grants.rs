@@ -47,11 +47,8 @@ impl Broker {
     pub async fn revoke(&self, caller: &Caller, id: &str, reason: String) -> Result<Grant, BrokerError> {
         validate_text("the reason", &reason, true)?;
         let grant = self.load_grant(id).await?;
-        if grant.state == GrantState::Revoked {
-            // Revoking twice is not an error: the access is gone either way, and nothing new
-            // happened to record.
-            return Ok(grant);
-        }
+        // Who may revoke is decided first: whatever state the grant is in, nobody else learns
+        // anything about it here.
         if !caller.admin {
             let request = self.load_request(grant.request_id.as_str()).await?;
             if !self.policy().may_approve(&caller.name, &request) {
@@ -60,8 +57,16 @@ impl Broker {
                     caller.name, grant.role, grant.resource
                 );
                 self.record_refusal(caller, "revoke", Some(&grant.resource), Some(&request), &why).await;
+                if !self.may_see_grant(caller, &grant).await? {
+                    return Err(BrokerError::NotFound(format!("no grant `{id}`")));
+                }
                 return Err(BrokerError::Forbidden(why));
             }
+        }
+        if grant.state == GrantState::Revoked {
+            // Revoking twice is not an error: the access is gone either way, and nothing new
+            // happened to record.
+            return Ok(grant);
         }
         let name = caller.name.clone();
         self.change_grant(caller, id, "revoke", |ids, grant, now| {

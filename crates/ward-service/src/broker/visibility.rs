@@ -31,7 +31,7 @@ impl Broker {
         }
     }
 
-    async fn may_see_grant(&self, caller: &Caller, grant: &Grant) -> Result<bool, BrokerError> {
+    pub(super) async fn may_see_grant(&self, caller: &Caller, grant: &Grant) -> Result<bool, BrokerError> {
         if caller.sees_everything() || grant.principal == caller.name {
             return Ok(true);
         }
