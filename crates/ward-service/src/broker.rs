@@ -56,6 +56,7 @@ pub const MAX_TOKEN_TTL_SECONDS: u64 = 90 * 24 * 3600;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub pending_ttl_seconds: u64,
+    pub max_pending_requests: u32,
     pub usage_summary_seconds: u64,
     pub authorization: Authorization,
     pub checkpoint_interval_seconds: u64,
@@ -367,10 +368,31 @@ impl Broker {
         event
     }
 
-    async fn commit_refusal(&self, event: NewEvent, action: &str) {
+    /// Writes a refusal like a refused check: the first per caller, action and resource in each
+    /// summary period at once, the rest counted into the period's `access.denied` summary, so
+    /// that a client refused in a loop cannot fill the disk with events.
+    async fn commit_refusal(&self, mut event: NewEvent, action: &str) {
+        // Only a configured resource names a refusal: a name the caller made up is neither
+        // recorded nor a counter of its own.
+        let known =
+            event.resource.as_deref().is_some_and(|r| self.policy().directory().resource(r).is_some());
+        if !known {
+            event.resource = None;
+        }
+        let key = UsageKey::Denied {
+            principal: event.actor.clone(),
+            action: action.to_owned(),
+            resource: event.resource.clone().unwrap_or_default(),
+        };
+        if !self.usage.first_denial(&key) {
+            self.usage.count_denial(key, event.occurred_at, &event.actor);
+            return;
+        }
+        let (at, actor) = (event.occurred_at, event.actor.clone());
         let change = Change { events: vec![event], ..Change::default() };
         if let Err(error) = self.commit(change).await {
             tracing::error!(%error, action, "could not record a refused attempt");
+            self.usage.count_denial(key, at, &actor);
         }
     }
 

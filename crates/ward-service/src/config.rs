@@ -40,6 +40,7 @@ struct File {
     #[serde(default)]
     policies: Vec<PathBuf>,
     pending_ttl: Option<String>,
+    max_pending_requests: Option<u32>,
     usage_summary_interval: Option<String>,
     max_body_bytes: Option<u64>,
     #[serde(default)]
@@ -256,6 +257,8 @@ pub struct Config {
     pub database_url: Option<String>,
     pub policy_paths: Vec<PathBuf>,
     pub pending_ttl_seconds: u64,
+    /// The most requests one requester may have pending at once.
+    pub max_pending_requests: u32,
     pub usage_summary_seconds: u64,
     pub max_body_bytes: usize,
     pub authorization: Authorization,
@@ -268,6 +271,8 @@ pub struct Config {
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
+/// Enough for anyone waiting on decisions; a client filing in a loop stops here.
+pub const DEFAULT_MAX_PENDING_REQUESTS: u32 = 20;
 
 /// Where to look for the configuration when none is named.
 pub fn find_config(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
@@ -335,6 +340,15 @@ impl Config {
             file.usage_summary_interval,
             60,
         )?;
+        let max_pending_requests = match env("WARD_MAX_PENDING_REQUESTS") {
+            Some(text) => {
+                text.parse().map_err(|_| setting_error("max_pending_requests", "not a whole number"))?
+            }
+            None => file.max_pending_requests.unwrap_or(DEFAULT_MAX_PENDING_REQUESTS),
+        };
+        if !(1..=10_000).contains(&max_pending_requests) {
+            return Err(setting_error("max_pending_requests", "use a whole number from 1 to 10000"));
+        }
         let max_body_bytes = match env("WARD_MAX_BODY_BYTES") {
             Some(text) => {
                 text.parse().map_err(|_| setting_error("max_body_bytes", "not a number of bytes"))?
@@ -509,6 +523,7 @@ impl Config {
             database_url,
             policy_paths,
             pending_ttl_seconds,
+            max_pending_requests,
             usage_summary_seconds,
             max_body_bytes,
             authorization: file.authorization,

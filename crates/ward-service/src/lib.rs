@@ -86,6 +86,7 @@ pub async fn broker_for(
     let policy = config.policy_engine()?;
     let settings = Settings {
         pending_ttl_seconds: config.pending_ttl_seconds,
+        max_pending_requests: config.max_pending_requests,
         usage_summary_seconds: config.usage_summary_seconds,
         authorization: config.authorization.clone(),
         checkpoint_interval_seconds: config.audit.checkpoint_interval_seconds,

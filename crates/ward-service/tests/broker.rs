@@ -111,6 +111,7 @@ on_both_backends!(
     approval_rules_and_refusals_are_enforced_and_recorded,
     release_and_revoke_end_access_at_once,
     unanswered_requests_lapse,
+    refusals_are_summarised_and_pending_requests_capped,
     a_restart_catches_up_without_double_processing,
     scheduled_grants_open_at_their_start,
     repeated_checks_are_summarised_not_lost,
@@ -467,13 +468,24 @@ async fn approval_rules_and_refusals_are_enforced_and_recorded(store: Arc<dyn St
         LifecycleError::NotPending { .. }
     ));
 
-    // Every refusal is in the log, attributed.
+    // Every refusal is in the log, attributed: the first per caller, action and resource at
+    // once, a repeat in the same period in the period's summary.
+    w.broker.flush_usage().await.unwrap();
     let denials: Vec<AuditEvent> =
         w.events().await.into_iter().filter(|e| e.event_type == EventType::AccessDenied).collect();
     let actors: Vec<&str> = denials.iter().map(|e| e.actor.as_str()).collect();
-    assert_eq!(actors, ["alice", "dave", "admin", "bob", "admin", "bob", "carol", "alice", "alice", "erin"]);
-    assert!(denials.iter().all(|e| e.reason.as_deref().is_some_and(|r| !r.is_empty())));
+    assert_eq!(actors, ["alice", "dave", "admin", "bob", "admin", "bob", "carol", "alice", "erin", "alice"]);
+    assert!(
+        denials
+            .iter()
+            .all(|e| e.reason.as_deref().is_some_and(|r| !r.is_empty()) || e.details["summary"] == true)
+    );
     assert_eq!(denials[0].details["action"], "approve");
+    let summary = denials.last().unwrap();
+    assert_eq!(
+        (summary.details["action"].as_str(), summary.details["count"].as_u64()),
+        (Some("request"), Some(1))
+    );
 }
 
 async fn release_and_revoke_end_access_at_once(store: Arc<dyn Store>) {
@@ -510,6 +522,46 @@ async fn release_and_revoke_end_access_at_once(store: Arc<dyn Store>) {
     // Ended grants cannot be released.
     let late = w.broker.release(&w.who("alice"), third.id.as_str()).await;
     assert!(matches!(late, Err(BrokerError::Lifecycle(LifecycleError::GrantEnded { .. }))));
+}
+
+async fn refusals_are_summarised_and_pending_requests_capped(store: Arc<dyn Store>) {
+    let mut config = config();
+    config.max_pending_requests = 3;
+    let clock = Arc::new(ManualClock::new(t0()));
+    let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+    let w = World { broker, clock, store };
+    let request = w.request("alice", "logs:payments-api", "read", 1800).await;
+    let alice = w.who("alice");
+    for _ in 0..30 {
+        assert!(w.broker.approve(&alice, request.id.as_str(), None).await.is_err());
+    }
+    let denied = |events: Vec<AuditEvent>| -> Vec<AuditEvent> {
+        events.into_iter().filter(|e| e.event_type == EventType::AccessDenied).collect()
+    };
+    assert_eq!(denied(w.events().await).len(), 1, "the first refusal at once, the rest counted");
+    w.broker.flush_usage().await.unwrap();
+    let refusals = denied(w.events().await);
+    assert_eq!(refusals.len(), 2);
+    assert_eq!(
+        (refusals[1].details["summary"].as_bool(), refusals[1].details["count"].as_u64()),
+        (Some(true), Some(29))
+    );
+    assert_eq!(refusals[1].details["action"], "approve");
+
+    // Three pending at most: the fourth is refused, on record, until one is decided.
+    w.request("alice", "logs:payments-api", "read", 1800).await;
+    w.request("alice", "logs:checkout-web", "read", 1800).await;
+    let fourth = w.broker.create_request(&alice, ask("logs:payments-api", "read", 600)).await;
+    assert!(
+        matches!(&fourth, Err(BrokerError::Conflict(why)) if why.contains("max_pending_requests")),
+        "{fourth:?}"
+    );
+    let last = denied(w.events().await).pop().unwrap();
+    assert_eq!((last.details["action"].as_str(), last.actor.as_str()), (Some("request"), "alice"));
+    w.broker.cancel(&alice, request.id.as_str()).await.unwrap();
+    w.broker.create_request(&alice, ask("logs:payments-api", "read", 600)).await.unwrap();
+    // Others are not held back by alice's requests.
+    w.request("dave", "logs:payments-api", "read", 600).await;
 }
 
 async fn unanswered_requests_lapse(store: Arc<dyn Store>) {

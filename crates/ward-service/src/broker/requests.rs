@@ -106,6 +106,21 @@ impl Broker {
         extends: Option<GrantId>,
     ) -> Result<AccessRequest, BrokerError> {
         let action = if extends.is_some() { "extend" } else { "request" };
+        let max = self.settings.max_pending_requests;
+        let pending = RequestFilter {
+            state: Some(RequestState::Pending),
+            requester: Some(new.requester.clone()),
+            limit: max,
+        };
+        if self.store.requests(&pending).await?.len() >= max as usize {
+            let why = format!(
+                "{} already has {max} requests pending, the most ward allows (max_pending_requests); \
+                 cancel one or wait for decisions",
+                new.requester
+            );
+            self.record_refusal(caller, action, Some(&new.resource), None, &why).await;
+            return Err(BrokerError::Conflict(why));
+        }
         let now = self.now();
         let (on_call, business_hours) = self.circumstances(&caller.name, now).await;
         new.on_call_schedules = on_call;

@@ -166,7 +166,9 @@ async fn break_glass_grants_at_once_and_is_reviewed(store: Arc<dyn Store>) {
     let types = w.types().await;
     assert!(types.ends_with(&["request.created", "breakglass.used", "grant.activated"]), "{types:?}");
     assert!(w.broker.check(&w.who("dave"), "dave", "read", "logs:ledger").await.unwrap().allowed);
-    // Breaking it again while the first awaits review is refused, and on record.
+    // Breaking it again while the first awaits review is refused, and on record (in a new
+    // summary period: the refusal for too long a duration is this period's first).
+    w.broker.flush_usage().await.unwrap();
     w.clock.advance(SignedDuration::from_mins(20));
     let again = w.broker.create_request(&w.who("dave"), glass(ledger(900))).await;
     assert!(
