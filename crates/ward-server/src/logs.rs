@@ -153,7 +153,8 @@ pub async fn push(
     request_body(content = String, content_type = "application/json", description = "an OTLP/HTTP JSON logs request (`resourceLogs`)"),
     security(("bearer" = [])),
     responses((status = 202, body = PushedView, description = "stored, one JSON line per log record"),
-        (status = 403, body = ward_api::Problem), (status = 404, body = ward_api::Problem), (status = 413, body = ward_api::Problem),
+        (status = 403, body = ward_api::Problem), (status = 404, body = ward_api::Problem),
+        (status = 413, body = ward_api::Problem, description = "larger than 8 MiB, or holding more than 100,000 log records, or converting to more than 32 MiB of lines (each record's line carries its resource's attributes); nothing was stored; recorded as `access.denied`"),
         (status = 422, body = ward_api::Problem, description = "not an OTLP/JSON logs request; nothing was stored"),
         (status = 507, body = ward_api::Problem, description = "the resource's push_quota is reached; nothing was stored")))]
 pub async fn push_otlp(

@@ -59,6 +59,7 @@ impl From<BrokerError> for ApiError {
             BrokerError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             BrokerError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             BrokerError::Full(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota-reached"),
+            BrokerError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
             BrokerError::Refused(refusal) => match refusal {
                 Refusal::NotPermitted { .. } | Refusal::UnknownUser(_) => {
                     (StatusCode::FORBIDDEN, "not-permitted")

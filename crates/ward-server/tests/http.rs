@@ -361,3 +361,43 @@ async fn pushed_logs_are_checked_whole_and_read_back_redacted() {
     assert!(!text.contains("@example.com"), "{text}");
     assert_eq!(items[101]["summary"]["redactions"]["email"], 101);
 }
+
+/// An OTLP batch within the body limit whose records would each carry a large resource
+/// attribute is refused whole (413), on record, and nothing of it is stored.
+#[tokio::test]
+async fn an_otlp_batch_that_would_convert_to_gigabytes_is_refused_on_record() {
+    let api = Api::new().await;
+    let admin = api.token("admin").await;
+    let mut crafted = format!(
+        r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"k","value":{{"stringValue":"{}"}}}}]}},"scopeLogs":[{{"logRecords":["#,
+        "x".repeat(5 << 20)
+    );
+    crafted.push_str(&"{},".repeat(1_000_000));
+    crafted.pop();
+    crafted.push_str("]}]}]}");
+    assert!(crafted.len() <= 8 << 20);
+    let refused = api.send("POST", "/v1/logs/logs:checkout-web/otlp", Some(&admin), Some(crafted)).await;
+    assert_problem(&refused, StatusCode::PAYLOAD_TOO_LARGE, "too-large");
+    assert!(
+        refused.body["detail"].as_str().unwrap().contains("more than 100000 log records"),
+        "{}",
+        refused.body
+    );
+    // Fewer records, each a copy of 5 MiB of attributes: past the bytes the batch may become.
+    let mut fewer = format!(
+        r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"k","value":{{"stringValue":"{}"}}}}]}},"scopeLogs":[{{"logRecords":["#,
+        "x".repeat(5 << 20)
+    );
+    fewer.push_str(&"{},".repeat(10));
+    fewer.pop();
+    fewer.push_str("]}]}]}");
+    let refused = api.send("POST", "/v1/logs/logs:checkout-web/otlp", Some(&admin), Some(fewer)).await;
+    assert_problem(&refused, StatusCode::PAYLOAD_TOO_LARGE, "too-large");
+
+    let denied = api.get("/v1/audit/events?type=access.denied", &api.token("carol").await).await;
+    let pushes: Vec<&Value> =
+        denied.body.as_array().unwrap().iter().filter(|e| e["details"]["action"] == "logs.push").collect();
+    assert_eq!(pushes.len(), 2, "{}", denied.body);
+    let pushed = api._dir.path().join("logs");
+    assert_eq!(ward_logs::push::stored_bytes(&pushed, "logs:checkout-web").unwrap(), 0, "nothing was stored");
+}

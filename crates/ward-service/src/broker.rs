@@ -98,6 +98,9 @@ pub enum BrokerError {
     /// A limit on what ward keeps is reached (pushed logs past their resource's quota).
     #[error("{0}")]
     Full(String),
+    /// What was sent is larger than ward takes (a pushed batch past its conversion's bounds).
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl From<StoreError> for BrokerError {

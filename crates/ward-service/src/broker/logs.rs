@@ -429,38 +429,65 @@ impl Broker {
             return Err(BrokerError::Forbidden(why));
         }
         let (keep_days, quota) = (push.retention_days, push.quota_bytes);
-        let lines = if otlp { ward_logs::push::otlp(&body) } else { ward_logs::push::json_lines(&body) }
-            .map_err(|e| BrokerError::Invalid(e.to_string()))?;
-        let count = lines.iter().filter(|&&b| b == b'\n').count();
         let (dir, resource_name, now) = (dir.to_owned(), resource.to_owned(), self.now());
-        // Expired days go first, so that they make room. Two pushes side by side may both
-        // pass the check: the quota is exceeded by at most the batches in flight.
+        // Converting and storing read and write megabytes: off the async runtime. Expired days
+        // go first, so that they make room. Two pushes side by side may both pass the quota
+        // check: it is exceeded by at most the batches in flight.
         let stored = tokio::task::spawn_blocking(move || {
+            let lines = if otlp {
+                ward_logs::push::otlp(&body, ward_logs::push::Bounds::default())
+            } else {
+                ward_logs::push::json_lines(&body)
+            };
+            let lines = match lines {
+                Ok(lines) => lines,
+                Err(refused) => return Ok(Pushed::Refused(refused)),
+            };
             if let Err(error) = ward_logs::push::expire(&dir, &resource_name, keep_days, now) {
                 tracing::warn!(%error, resource = resource_name, "cannot remove expired pushed logs");
             }
             let held = ward_logs::push::stored_bytes(&dir, &resource_name)?;
             if held.saturating_add(lines.len() as u64) > quota {
-                return Ok(Some(held));
+                return Ok(Pushed::Full(held));
             }
             ward_logs::push::append(&dir, &resource_name, &lines, now)?;
-            Ok::<_, std::io::Error>(None)
+            Ok::<_, std::io::Error>(Pushed::Stored(lines.iter().filter(|&&b| b == b'\n').count()))
         })
         .await
         .map_err(|e| BrokerError::Unavailable(e.to_string()))?
         .map_err(|e| BrokerError::Unavailable(format!("cannot store the pushed logs: {e}")))?;
-        if let Some(held) = stored {
-            let why = format!(
-                "{resource} keeps {held} bytes of pushed logs and its push_quota is {quota}: nothing was \
-                 stored; pushes are taken again as old days expire (retention {keep_days}d)"
-            );
-            self.record_refusal(caller, "logs.push", Some(resource), None, &why).await;
-            metrics::counter!("ward_log_pushes_refused_total", "reason" => "quota").increment(1);
-            return Err(BrokerError::Full(why));
-        }
+        let count = match stored {
+            Pushed::Stored(count) => count,
+            Pushed::Refused(refused) if refused.is_too_large() => {
+                let why = format!("nothing was stored: {refused}");
+                self.record_refusal(caller, "logs.push", Some(resource), None, &why).await;
+                metrics::counter!("ward_log_pushes_refused_total", "reason" => "too_large").increment(1);
+                return Err(BrokerError::TooLarge(why));
+            }
+            Pushed::Refused(refused) => return Err(BrokerError::Invalid(refused.to_string())),
+            Pushed::Full(held) => {
+                let why = format!(
+                    "{resource} keeps {held} bytes of pushed logs and its push_quota is {quota}: nothing was \
+                     stored; pushes are taken again as old days expire (retention {keep_days}d)"
+                );
+                self.record_refusal(caller, "logs.push", Some(resource), None, &why).await;
+                metrics::counter!("ward_log_pushes_refused_total", "reason" => "quota").increment(1);
+                return Err(BrokerError::Full(why));
+            }
+        };
         metrics::counter!("ward_log_lines_pushed_total").increment(count as u64);
         Ok(count)
     }
+}
+
+/// What became of a pushed batch.
+enum Pushed {
+    /// Stored: this many lines.
+    Stored(usize),
+    /// Not a valid batch, or one past the conversion's bounds.
+    Refused(ward_logs::push::PushError),
+    /// Past the resource's quota, which holds this many bytes.
+    Full(u64),
 }
 
 /// `text` as the reader of `reading` would see it (for recording what they typed).
