@@ -22,7 +22,12 @@ pub struct Gateway {
     /// serves no logs need not pay for them.
     rules: std::sync::OnceLock<Result<Arc<RuleSet>, String>>,
     key: [u8; 32],
+    /// Under the audit log's own key.
+    on_record: Pseudonyms,
 }
+
+/// The scope of the audit log's own pseudonym key: no grant id can be it (ids never hold a NUL).
+const ON_RECORD_SCOPE: &[u8] = b"\0ward audit log";
 
 impl Gateway {
     /// Checks a team's own rules; one that does not compile stops the start.
@@ -64,6 +69,7 @@ impl Gateway {
             custom: rules,
             rules: std::sync::OnceLock::new(),
             key,
+            on_record: Pseudonyms::scoped(&key, ON_RECORD_SCOPE),
         })
     }
 
@@ -96,6 +102,14 @@ impl Gateway {
     /// unlinkable across grants.
     pub fn pseudonyms(&self, grant: &GrantId) -> Pseudonyms {
         Pseudonyms::scoped(&self.key, grant.as_str().as_bytes())
+    }
+
+    /// Pseudonyms for what a reader typed (a search pattern) as the audit log records it:
+    /// under a key of the audit log's own, never a grant's. Under the grant's key, a pattern's
+    /// author reading their own event would see each value they guessed next to the pseudonym
+    /// it has in the lines.
+    pub fn on_record(&self) -> &Pseudonyms {
+        &self.on_record
     }
 }
 

@@ -137,6 +137,16 @@ impl Broker {
         Ok(Query { pattern, since: query.since, until: query.until, limit })
     }
 
+    /// A search pattern as the audit log records it: redacted (raw reads too: someone may have
+    /// typed a secret into it), with pseudonyms under the audit log's own key, so that its
+    /// author cannot match them with those of the lines.
+    fn pattern_on_record(&self, reading: &Reading, pattern: &str) -> String {
+        let Some(gateway) = self.gateway.get() else { return String::new() };
+        let mut out = Vec::new();
+        reading.rules.redact(pattern.as_bytes(), gateway.on_record(), &mut out, &mut Default::default());
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// Records a read as `access.used`; without the record there is no read (503).
     async fn record_read(
         &self,
@@ -212,8 +222,7 @@ impl Broker {
         let details = json!({
             "action": "logs.search",
             "role": reading.role,
-            // Redacted like the logs: someone may have typed a secret into the pattern.
-            "pattern": query.pattern.as_deref().map(|p| redacted_text(&reading, p)),
+            "pattern": query.pattern.as_deref().map(|p| self.pattern_on_record(&reading, p)),
             "since": query.since.map(|t| t.to_string()),
             "until": query.until.map(|t| t.to_string()),
             "lines": summary.lines,
@@ -488,21 +497,6 @@ enum Pushed {
     Refused(ward_logs::push::PushError),
     /// Past the resource's quota, which holds this many bytes.
     Full(u64),
-}
-
-/// `text` as the reader of `reading` would see it (for recording what they typed).
-fn redacted_text(reading: &Reading, text: &str) -> String {
-    if reading.raw {
-        return text.to_owned();
-    }
-    let mut out = Vec::new();
-    reading.rules.redact(
-        text.as_bytes(),
-        reading.pseudonyms.as_ref(),
-        &mut out,
-        &mut ward_redact::Counts::default(),
-    );
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// How big an unfinished private key block may grow before it is withheld whole.
