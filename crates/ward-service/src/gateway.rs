@@ -24,6 +24,8 @@ pub struct Gateway {
     key: [u8; 32],
     /// Under the audit log's own key.
     on_record: Pseudonyms,
+    limits: crate::read_limits::ReadLimits,
+    search_timeout: std::time::Duration,
 }
 
 /// The scope of the audit log's own pseudonym key: no grant id can be it (ids never hold a NUL).
@@ -70,6 +72,8 @@ impl Gateway {
             rules: std::sync::OnceLock::new(),
             key,
             on_record: Pseudonyms::scoped(&key, ON_RECORD_SCOPE),
+            limits: crate::read_limits::ReadLimits::new(&settings.limits),
+            search_timeout: std::time::Duration::from_secs(settings.limits.search_timeout_seconds),
         })
     }
 
@@ -111,6 +115,16 @@ impl Gateway {
     pub fn on_record(&self) -> &Pseudonyms {
         &self.on_record
     }
+
+    /// How many reads may run at once.
+    pub fn limits(&self) -> &crate::read_limits::ReadLimits {
+        &self.limits
+    }
+
+    /// How long a search may run.
+    pub fn search_timeout(&self) -> std::time::Duration {
+        self.search_timeout
+    }
 }
 
 #[cfg(test)]
@@ -127,6 +141,7 @@ mod tests {
             custom,
             key: std::path::PathBuf::from("/nonexistent/key"),
             key_configured: true,
+            limits: Default::default(),
         }
     }
 

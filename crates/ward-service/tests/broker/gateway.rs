@@ -38,3 +38,187 @@ async fn a_search_pattern_on_record_links_no_value_to_its_pseudonym() {
     assert!(on_record.is_disjoint(&in_lines), "{recorded} names pseudonyms of the lines: {in_lines:?}");
     assert!(!recorded.contains("jane.doe"), "{recorded}");
 }
+
+/// A clock that, once armed, moves on by `step` each time it is read: a search that looks at
+/// it as it reads sees time pass.
+struct Ticking {
+    clock: ManualClock,
+    step: std::sync::Mutex<Option<SignedDuration>>,
+}
+
+impl Ticking {
+    fn new() -> Arc<Self> {
+        Arc::new(Self { clock: ManualClock::new(t0()), step: std::sync::Mutex::new(None) })
+    }
+
+    fn arm(&self, step: SignedDuration) {
+        *self.step.lock().unwrap() = Some(step);
+    }
+}
+
+impl Clock for Ticking {
+    fn now(&self) -> Timestamp {
+        let now = self.clock.now();
+        if let Some(step) = *self.step.lock().unwrap() {
+            self.clock.advance(step);
+        }
+        now
+    }
+}
+
+/// The quickstart, with `logs:payments-api`'s files in `dir` (`x.log*`), on SQLite.
+async fn world_with_logs(
+    dir: &std::path::Path,
+    clock: Arc<dyn Clock>,
+    tweak: impl FnOnce(&mut Config),
+) -> (Arc<Broker>, Arc<dyn Store>) {
+    let mut config = config();
+    let source = ward_logs::Source::new(vec![dir.join("x.log*")]).unwrap();
+    config.logs.sources.insert("logs:payments-api".into(), source);
+    tweak(&mut config);
+    let store = sqlite().await.unwrap();
+    let broker = ward_service::broker_for(&config, store.clone(), clock).await.unwrap();
+    (broker, store)
+}
+
+/// alice's approved `read` grant on payments-api (30 minutes).
+async fn grant_alice(broker: &Broker) {
+    let request = broker
+        .create_request(&broker.caller("alice").unwrap(), ask("logs:payments-api", "read", 1800))
+        .await
+        .unwrap();
+    let approved = broker.approve(&broker.caller("bob").unwrap(), request.id.as_str(), None).await.unwrap();
+    assert_eq!(approved.state, RequestState::Approved);
+}
+
+async fn access_used(store: &Arc<dyn Store>) -> Vec<AuditEvent> {
+    let filter = EventFilter { event_type: Some(EventType::AccessUsed), limit: 100, ..Default::default() };
+    store.events(&filter).await.unwrap()
+}
+
+/// A search for what is not there stops at its deadline (20 s by default), as it reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_stops_at_its_deadline_even_when_nothing_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = "2026-11-21T10:00:00Z INFO payments-api nothing to see here\n";
+    std::fs::write(dir.path().join("x.log"), line.repeat(100_000)).unwrap();
+    let clock = Ticking::new();
+    let (broker, store) = world_with_logs(dir.path(), clock.clone(), |_| {}).await;
+    grant_alice(&broker).await;
+    // Each look at the clock is a second later: 20 looks pass the deadline, and the grant has
+    // 30 minutes.
+    clock.arm(SignedDuration::from_secs(1));
+    let query = LogQuery { pattern: Some("absent".into()), ..LogQuery::default() };
+    let found =
+        broker.search_logs(&broker.caller("alice").unwrap(), "logs:payments-api", query).await.unwrap();
+    assert!(found.lines.is_empty());
+    let read = access_used(&store).await;
+    let search = read.iter().find(|e| e.details["action"] == "logs.search").unwrap();
+    assert_eq!(search.details["timed_out"], true, "{}", search.details);
+    let size = std::fs::metadata(dir.path().join("x.log")).unwrap().len();
+    assert!(search.details["scanned"].as_u64().unwrap() < size / 2, "{}", search.details);
+}
+
+/// Past the grant's end a search stops and returns nothing, matching lines or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_stops_at_its_grants_end_even_when_nothing_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = "2026-11-21T10:00:00Z INFO payments-api nothing to see here\n";
+    std::fs::write(dir.path().join("x.log"), line.repeat(100_000)).unwrap();
+    let clock = Ticking::new();
+    let (broker, store) =
+        world_with_logs(dir.path(), clock.clone(), |c| c.logs.limits.search_timeout_seconds = 24 * 3600)
+            .await;
+    grant_alice(&broker).await;
+    clock.arm(SignedDuration::from_mins(1));
+    let query = LogQuery { pattern: Some("absent".into()), ..LogQuery::default() };
+    let refused =
+        broker.search_logs(&broker.caller("alice").unwrap(), "logs:payments-api", query).await.unwrap_err();
+    assert!(
+        matches!(&refused, BrokerError::Forbidden(why) if why.contains("ended while the logs were read")),
+        "{refused}"
+    );
+    assert!(access_used(&store).await.iter().all(|e| e.details["action"] != "logs.search"));
+}
+
+/// The quickstart's bug: `x.log.1` modified after `x.log` (copied, checked out) must not pass
+/// for the newest file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_shows_the_newest_lines_of_the_live_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.log"), "2026-11-21T10:00:00Z new one\n2026-11-21T10:00:01Z new two\n")
+        .unwrap();
+    std::fs::write(
+        dir.path().join("x.log.1"),
+        "2026-11-20T10:00:00Z old one\n2026-11-20T10:00:01Z old two\n",
+    )
+    .unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.path().join("x.log"))
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let (broker, store) = world_with_logs(dir.path(), Arc::new(ManualClock::new(t0())), |_| {}).await;
+    grant_alice(&broker).await;
+    let mut tail = broker
+        .tail_logs(&broker.caller("alice").unwrap(), "logs:payments-api", 2, false, false)
+        .await
+        .unwrap();
+    let mut items = Vec::new();
+    while let Some(item) = tail.recv().await {
+        items.push(item);
+    }
+    let lines: Vec<String> = items
+        .iter()
+        .filter_map(|i| match i {
+            ward_service::broker::LogItem::Line(l) => Some(format!("{}: {}", l.source, l.text)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines, ["x.log: 2026-11-21T10:00:00Z new one", "x.log: 2026-11-21T10:00:01Z new two"]);
+    let read = access_used(&store).await;
+    let tail = read.iter().find(|e| e.details["action"] == "logs.tail").unwrap();
+    assert_eq!(
+        (tail.details["lines"].as_u64(), tail.details["files"].as_u64()),
+        (Some(2), Some(1)),
+        "{}",
+        tail.details
+    );
+}
+
+/// Followed tails are limited per user (and in all): past the limit 429 with a time to retry,
+/// and the slot comes back when a follow ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followed_tails_are_limited_per_user() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.log"), "2026-11-21T10:00:00Z one\n").unwrap();
+    let (broker, _) = world_with_logs(dir.path(), Arc::new(ManualClock::new(t0())), |c| {
+        c.logs.limits.max_follows_per_user = 1
+    })
+    .await;
+    grant_alice(&broker).await;
+    let alice = broker.caller("alice").unwrap();
+    let first = broker.tail_logs(&alice, "logs:payments-api", 1, true, false).await.unwrap();
+    let busy = broker.tail_logs(&alice, "logs:payments-api", 1, true, false).await.unwrap_err();
+    assert!(
+        matches!(&busy, BrokerError::Busy { retry_after_seconds: 30, message } if message.contains("followed tails")),
+        "{busy}"
+    );
+    // A tail that is not followed is counted apart.
+    assert!(broker.tail_logs(&alice, "logs:payments-api", 1, false, false).await.is_ok());
+    drop(first);
+    let again = async {
+        loop {
+            match broker.tail_logs(&alice, "logs:payments-api", 1, true, false).await {
+                Ok(receiver) => return receiver,
+                Err(BrokerError::Busy { .. }) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), again).await.expect("the slot came back");
+}
