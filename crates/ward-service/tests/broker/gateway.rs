@@ -222,3 +222,36 @@ async fn followed_tails_are_limited_per_user() {
     };
     tokio::time::timeout(std::time::Duration::from_secs(10), again).await.expect("the slot came back");
 }
+
+/// A followed tail reads and redacts off the async runtime: while it works through megabytes
+/// of new lines, `check` (here on a runtime of one thread) still answers at once.
+#[tokio::test]
+async fn a_followed_tail_does_not_stall_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.log");
+    std::fs::write(&path, "2026-11-21T10:00:00Z start\n").unwrap();
+    let (broker, _) = world_with_logs(dir.path(), Arc::new(ManualClock::new(t0())), |_| {}).await;
+    grant_alice(&broker).await;
+    let alice = broker.caller("alice").unwrap();
+    let mut tail = broker.tail_logs(&alice, "logs:payments-api", 1, true, false).await.unwrap();
+    let reader = tokio::spawn(async move { while tail.recv().await.is_some() {} });
+    assert!(broker.check(&alice, "alice", "read", "logs:payments-api").await.unwrap().allowed);
+    // A megabyte of secrets at once: one poll reads and redacts it all (seconds, unoptimised).
+    let line = "2026-11-21T10:00:01Z ERROR checkout for jane.doe@example.com card=4111 1111 1111 1111 token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlc2lnbmF0dXJl password=hunter2\n";
+    std::io::Write::write_all(
+        &mut std::fs::OpenOptions::new().append(true).open(&path).unwrap(),
+        line.repeat((1 << 20) / line.len()).as_bytes(),
+    )
+    .unwrap();
+    // A stalled runtime shows as a round (a check, then a short sleep) that takes long.
+    let mut slowest = std::time::Duration::ZERO;
+    let watching = std::time::Instant::now();
+    while watching.elapsed() < std::time::Duration::from_secs(4) {
+        let round = std::time::Instant::now();
+        assert!(broker.check(&alice, "alice", "read", "logs:payments-api").await.unwrap().allowed);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        slowest = slowest.max(round.elapsed());
+    }
+    assert!(slowest < std::time::Duration::from_millis(750), "a round of check took {slowest:?}");
+    reader.abort();
+}
