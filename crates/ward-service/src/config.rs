@@ -732,4 +732,29 @@ mod tests {
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("99999999999TiB").is_err());
     }
+
+    #[test]
+    fn read_limits_have_safe_defaults_and_are_checked_at_load() {
+        let config = Config::load(&quickstart(), &|_| None).unwrap();
+        assert_eq!(config.logs.limits, ReadLimitSettings::default());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ward.toml");
+        for (gateway, says) in [
+            ("max_reads = 0", "gateway.max_reads`"),
+            ("max_follows_per_user = 0", "at least 1"),
+            ("max_reads = 4\nmax_reads_per_user = 5", "more than the limit for everyone"),
+            ("search_timeout = \"1m\"", "from 1s to 25s"),
+            ("search_timeout = \"soon\"", "gateway.search_timeout"),
+            ("max_searches = 3", "unknown field"),
+        ] {
+            std::fs::write(&file, format!("[gateway]\n{gateway}\n")).unwrap();
+            let error = Config::load(&file, &|_| None).unwrap_err().to_string();
+            assert!(error.contains(says), "{gateway}: {error}");
+        }
+        std::fs::write(&file, "[gateway]\nmax_reads = 3\nmax_reads_per_user = 1\nsearch_timeout = \"5s\"\n")
+            .unwrap();
+        let limits = Config::load(&file, &|_| None).unwrap().logs.limits;
+        assert_eq!((limits.max_reads, limits.max_reads_per_user, limits.search_timeout_seconds), (3, 1, 5));
+        assert_eq!(limits.max_follows, ReadLimitSettings::default().max_follows);
+    }
 }
