@@ -6,7 +6,7 @@
 //! files the same time, or a newer one, than the live file.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::SystemTime;
 
@@ -57,10 +57,11 @@ fn rotation(name: &str) -> (String, Age) {
 /// rotation; the logs of one resource side by side (all live files, then all first rotations,
 /// …), the newest modification first among equals.
 pub(crate) fn newest_first<T>(files: &mut Vec<(PathBuf, SystemTime, T)>) {
-    let mut logs: HashMap<(Option<&Path>, String), Vec<(Age, usize)>> = HashMap::new();
+    // Each log, known by its directory and base name: its files, by age.
+    let mut logs: HashMap<PathBuf, Vec<(Age, usize)>> = HashMap::new();
     for (index, (path, _, _)) in files.iter().enumerate() {
         let (base, age) = rotation(&path.file_name().unwrap_or_default().to_string_lossy());
-        logs.entry((path.parent(), base)).or_default().push((age, index));
+        logs.entry(path.with_file_name(base)).or_default().push((age, index));
     }
     // A file's rank: its place among its own log's files, newest first.
     let mut ranks = vec![0; files.len()];
