@@ -132,7 +132,7 @@ pub struct Summary {
     pub truncated: bool,
     /// Whether the caller's `keep_going` stopped it before its end (a deadline, a grant's end).
     pub stopped: bool,
-    /// Bytes read from the files (compressed ones as stored).
+    /// Bytes of log text read from the files (after decompression), lines handed out or not.
     pub scanned: u64,
     /// Values redacted in the lines returned, per kind (`email`, `card`, …).
     pub redactions: BTreeMap<String, u64>,
