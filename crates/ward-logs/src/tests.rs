@@ -451,3 +451,24 @@ fn a_search_stops_when_told_even_when_nothing_matches() {
     let whole = search(&source, &query, &Masking::Raw, &|| true, &mut |_| true).unwrap();
     assert_eq!((whole.stopped, whole.scanned), (false, size));
 }
+
+/// Following that starts while a private key block is being written begins at its BEGIN line,
+/// so the block reaches redaction whole (from its middle, no rule could recognise its rest).
+#[test]
+fn following_from_inside_an_unfinished_key_block_hands_it_out_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.log");
+    write(&path, "a\n-----BEGIN PRIVATE KEY-----\nMIIE\n");
+    let mut follow = follow(dir.path(), "x.log*");
+    append(&path, "c2VjcmV0\n-----END PRIVATE KEY-----\nb\n");
+    assert_eq!(
+        poll(&mut follow, 1 << 20),
+        [
+            "x.log: -----BEGIN PRIVATE KEY-----",
+            "x.log: MIIE",
+            "x.log: c2VjcmV0",
+            "x.log: -----END PRIVATE KEY-----",
+            "x.log: b"
+        ]
+    );
+}
