@@ -472,3 +472,14 @@ fn following_from_inside_an_unfinished_key_block_hands_it_out_whole() {
         ]
     );
 }
+
+/// A line being written when following starts is handed out whole once it ends, not cut.
+#[test]
+fn following_starts_after_the_last_complete_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.log");
+    write(&path, "one\ntwo\nthr");
+    let mut follow = follow(dir.path(), "x.log*");
+    append(&path, "ee\nfour\n");
+    assert_eq!(poll(&mut follow, 1 << 20), ["x.log: three", "x.log: four"]);
+}
