@@ -53,23 +53,22 @@ pub fn tail(source: &Source, want: usize, masking: &Masking<'_>) -> Result<Tail,
             break;
         }
         let name = file_name(path);
-        let failed = |source| LogError::Read { path: name.clone().into(), source };
-        let lines = match follow.end_of((meta.dev(), meta.ino())) {
+        let read_file = match follow.end_of((meta.dev(), meta.ino())) {
             Some((file, end)) => plain(file, end, want - have, masking, &name, &mut summary),
-            None => match crate::open_file(path) {
-                // Rotated away since the listing: its lines are in the next file.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(failed(e)),
-                Ok(_) if path.extension().is_some_and(|e| e == "gz") => {
-                    whole(path, want - have, masking, &name, &mut summary)
-                }
-                Ok(file) => {
-                    let end = file.metadata().map_err(failed)?.len();
-                    plain(&file, end, want - have, masking, &name, &mut summary)
-                }
-            },
-        }
-        .map_err(failed)?;
+            None if path.extension().is_some_and(|e| e == "gz") => {
+                whole(path, want - have, masking, &name, &mut summary)
+            }
+            None => crate::open_file(path).and_then(|file| {
+                let end = file.metadata()?.len();
+                plain(&file, end, want - have, masking, &name, &mut summary)
+            }),
+        };
+        let lines = match read_file {
+            Ok(lines) => lines,
+            // Rotated away since the listing: its lines are in the next file.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(LogError::Read { path: name.into(), source }),
+        };
         summary.files += 1;
         have += lines.len();
         read.push(lines);
