@@ -411,6 +411,10 @@ pub struct LogSummaryView {
     pub bytes: u64,
     /// Whether the limit cut the answer short.
     pub truncated: bool,
+    /// Whether the search deadline (`[gateway] search_timeout`) stopped it: the lines are what
+    /// it found until then.
+    #[serde(default)]
+    pub timed_out: bool,
     /// Values redacted in the lines returned, per kind (`email`, `card`, …).
     pub redactions: BTreeMap<String, u64>,
 }
@@ -420,7 +424,7 @@ pub struct LogSummaryView {
 #[serde(rename_all = "snake_case")]
 pub enum LogItemView {
     Line(LogLineView),
-    /// Last item of a search.
+    /// Last item of a search; for a tail, after its last lines (before any followed ones).
     Summary(LogSummaryView),
     /// Last item of a followed tail: why it ended (expiry, release, revocation).
     End {

@@ -15,7 +15,8 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::PathBuf;
 
 use ward_redact::stream::KeyGuard;
 
@@ -65,19 +66,31 @@ struct Followed {
 impl Follow {
     /// Starts at the current end of the source's newest plain files.
     pub fn start(source: &Source) -> Self {
+        Self::start_listed(source, &source.listing())
+    }
+
+    /// Starts at the end of the newest plain files of `listing` (newest first): after each
+    /// one's last complete line (a line being written is read once it ends), or before a
+    /// private key block that has not ended yet (it is handed out whole once it does).
+    pub(crate) fn start_listed(source: &Source, listing: &[(PathBuf, std::fs::Metadata)]) -> Self {
         let mut follow = Self { source: source.clone(), files: Vec::new(), seen: HashSet::new() };
-        let listed = follow.list();
-        let newest = listed.len().saturating_sub(MAX_AT_START);
-        for (index, (id, path)) in listed.into_iter().enumerate() {
+        let plain = Self::plain(listing);
+        let newest = plain.len().saturating_sub(MAX_AT_START);
+        for (index, (id, path)) in plain.into_iter().enumerate() {
             follow.seen.insert(id);
             if index >= newest
                 && let Some(mut followed) = Followed::open(&path, id)
+                && followed.start_at_end().is_ok()
             {
-                followed.offset = followed.file.metadata().map_or(0, |m| m.len());
                 follow.files.push(followed);
             }
         }
         follow
+    }
+
+    /// Where a file followed from the start (known by its identity) is followed from.
+    pub(crate) fn end_of(&self, id: (u64, u64)) -> Option<(&File, u64)> {
+        self.files.iter().find(|f| f.id == id && !f.skipping_line).map(|f| (&f.file, f.offset))
     }
 
     /// How many files are followed now.
@@ -86,12 +99,17 @@ impl Follow {
     }
 
     /// The plain (not `.gz`) files the source lists now, oldest first, with their identities.
-    fn list(&self) -> Vec<((u64, u64), std::path::PathBuf)> {
-        self.source
-            .listing()
-            .into_iter()
+    fn list(&self) -> Vec<((u64, u64), PathBuf)> {
+        Self::plain(&self.source.listing())
+    }
+
+    /// The plain files of `listing` (newest first), oldest first, with their identities.
+    fn plain(listing: &[(PathBuf, std::fs::Metadata)]) -> Vec<((u64, u64), PathBuf)> {
+        listing
+            .iter()
+            .rev()
             .filter(|(path, _)| path.extension().is_none_or(|e| e != "gz"))
-            .map(|(path, meta)| ((meta.dev(), meta.ino()), path))
+            .map(|(path, meta)| ((meta.dev(), meta.ino()), path.clone()))
             .collect()
     }
 
@@ -149,6 +167,29 @@ impl Followed {
             guard: KeyGuard::default(),
             listed: true,
         })
+    }
+
+    /// Moves to the end of the last complete line, or to the start of a private key block that
+    /// has not ended there. A last line longer than can be looked back over is skipped to its
+    /// end.
+    fn start_at_end(&mut self) -> io::Result<()> {
+        let len = self.file.metadata()?.len();
+        let from = len.saturating_sub(crate::tail::KEY_LOOKBACK);
+        let mut last = vec![0; (len - from) as usize];
+        self.file.read_exact_at(&mut last, from)?;
+        self.offset = match memchr::memrchr(b'\n', &last) {
+            Some(newline) => from + newline as u64 + 1,
+            None if from == 0 => 0,
+            None => {
+                self.skipping_line = true;
+                len
+            }
+        };
+        let mut read = 0;
+        if let Some(begin) = crate::tail::open_key_block_before(&self.file, self.offset, &mut read)? {
+            self.offset = begin;
+        }
+        Ok(())
     }
 
     fn read(&mut self, max: usize, key_max: usize) -> io::Result<Appended> {

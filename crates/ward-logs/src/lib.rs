@@ -11,18 +11,22 @@
 
 mod follow;
 pub mod push;
+mod rotation;
+mod tail;
 mod time;
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use jiff::Timestamp;
 use ward_redact::stream::{self, Limits};
 use ward_redact::{Replace, RuleSet};
 
 pub use follow::{Appended, Follow, Polled};
+pub use tail::{Tail, tail};
 pub use time::line_time;
 
 /// The most lines one search returns.
@@ -57,15 +61,18 @@ impl Source {
         Ok(Self { patterns })
     }
 
-    /// The regular files the patterns match now, oldest (by modification time) first; symbolic
-    /// links and anything else are skipped.
+    /// The regular files the patterns match now, oldest first as log rotation names them
+    /// (`app.log.2.gz`, `app.log.1`, `app.log`; see `rotation.rs`); symbolic links and anything
+    /// else are skipped.
     pub fn files(&self) -> Vec<PathBuf> {
-        self.listing().into_iter().map(|(path, _)| path).collect()
+        let mut files: Vec<PathBuf> = self.listing().into_iter().map(|(path, _)| path).collect();
+        files.reverse();
+        files
     }
 
-    /// [`Source::files`], each with the metadata it was listed by.
+    /// The files, newest first, each with the metadata it was listed by.
     fn listing(&self) -> Vec<(PathBuf, std::fs::Metadata)> {
-        let mut files: Vec<(std::time::SystemTime, PathBuf, std::fs::Metadata)> = Vec::new();
+        let mut files: Vec<(PathBuf, std::time::SystemTime, std::fs::Metadata)> = Vec::new();
         for pattern in &self.patterns {
             // Anything whose real path leaves the directory the pattern names before its first
             // wildcard (reached through a symbolic link to a directory) is skipped.
@@ -76,13 +83,13 @@ impl Source {
             for path in paths.flatten() {
                 let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
                 let inside = std::fs::canonicalize(&path).is_ok_and(|real| real.starts_with(&base));
-                if meta.file_type().is_file() && inside && !files.iter().any(|(_, p, _)| p == &path) {
-                    files.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), path, meta));
+                if meta.file_type().is_file() && inside && !files.iter().any(|(p, _, _)| p == &path) {
+                    files.push((path, meta.modified().unwrap_or(std::time::UNIX_EPOCH), meta));
                 }
             }
         }
-        files.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        files.into_iter().map(|(_, path, meta)| (path, meta)).collect()
+        rotation::newest_first(&mut files);
+        files.into_iter().map(|(path, _, meta)| (path, meta)).collect()
     }
 }
 
@@ -121,29 +128,34 @@ pub struct Summary {
     pub files: usize,
     pub lines: u64,
     pub bytes: u64,
-    /// Whether the limit stopped it.
+    /// Whether the limit (lines, or bytes) cut the answer short.
     pub truncated: bool,
+    /// Whether the caller's `keep_going` stopped it before its end (a deadline, a grant's end).
+    pub stopped: bool,
+    /// Bytes of log text read from the files (after decompression), lines handed out or not.
+    pub scanned: u64,
     /// Values redacted in the lines returned, per kind (`email`, `card`, …).
     pub redactions: BTreeMap<String, u64>,
 }
 
-/// Reads `source` for `query`, handing each line out to `emit` (which returns false to stop).
+/// Reads `source` for `query`, oldest file first, handing each line out to `emit` (which
+/// returns false to stop). `keep_going` is asked before each file and each chunk of lines
+/// (64 KB), matching or not: once it says no, the search ends there ([`Summary::stopped`]).
 pub fn search(
     source: &Source,
     query: &Query,
     masking: &Masking<'_>,
+    keep_going: &dyn Fn() -> bool,
     emit: &mut dyn FnMut(Line) -> bool,
 ) -> Result<Summary, LogError> {
     let files = source.files();
     let mut summary = Summary { files: files.len(), ..Summary::default() };
-    let raw = RuleSet::new(Vec::new())
-        .map_err(|e| LogError::Read { path: PathBuf::new(), source: io::Error::other(e) })?;
-    let placeholder = ward_redact::Placeholder { fixed: None };
-    let (rules, replace): (&RuleSet, &dyn Replace) = match masking {
-        Masking::Redacted { rules, replace } => (rules, *replace),
-        Masking::Raw => (&raw, &placeholder),
-    };
+    let (rules, replace) = masking.redaction()?;
     for path in &files {
+        if !keep_going() {
+            summary.stopped = true;
+            break;
+        }
         let name = file_name(path);
         let reader = match open(path) {
             Ok(reader) => reader,
@@ -151,28 +163,30 @@ pub fn search(
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(source) => return Err(LogError::Read { path: PathBuf::from(&name), source }),
         };
-        let mut sink = LineSink {
-            name: name.clone(),
-            query,
-            summary: &mut summary,
-            emit,
-            partial: Vec::new(),
-            last_time: None,
-            stop: false,
-            count_redactions: matches!(masking, Masking::Redacted { .. }),
-        };
-        match stream::redact(rules, replace, reader, &mut sink, Limits::parallel()) {
-            Ok(_) => sink.finish(),
-            // The sink stops the stream with an error of its own once it has enough.
-            Err(_) if sink.stop => {}
-            // Only the file's name: its path is the operator's business.
-            Err(source) => return Err(LogError::Read { path: PathBuf::from(&name), source }),
-        }
-        if sink.stop {
+        let (reader, scanned) = Counted::new(reader);
+        let mut sink = LineSink::new(name, query, &mut summary, keep_going, emit, masking);
+        let read = stream::redact(rules, replace, reader, &mut sink, Limits::parallel());
+        if sink.finish(read, scanned.get())? {
             break;
         }
     }
     Ok(summary)
+}
+
+impl Masking<'_> {
+    /// The rules and replacement lines go through (none, for raw text).
+    fn redaction(&self) -> Result<(&RuleSet, &dyn Replace), LogError> {
+        static NO_RULES: LazyLock<Result<RuleSet, String>> =
+            LazyLock::new(|| RuleSet::new(Vec::new()).map_err(|e| e.to_string()));
+        static UNUSED: ward_redact::Placeholder = ward_redact::Placeholder { fixed: None };
+        match self {
+            Masking::Redacted { rules, replace } => Ok((rules, *replace)),
+            Masking::Raw => match NO_RULES.as_ref() {
+                Ok(none) => Ok((none, &UNUSED)),
+                Err(e) => Err(LogError::Read { path: PathBuf::new(), source: io::Error::other(e.clone()) }),
+            },
+        }
+    }
 }
 
 /// A file's name (not its path: where the logs lie is the operator's business).
@@ -208,11 +222,45 @@ fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
     }
 }
 
+/// A reader that counts what is read through it, for [`Summary::scanned`].
+struct Counted<R> {
+    inner: R,
+    read: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R> Counted<R> {
+    /// The reader, and the count it keeps.
+    fn new(inner: R) -> (Self, std::rc::Rc<std::cell::Cell<u64>>) {
+        let read = std::rc::Rc::default();
+        (Self { inner, read: std::rc::Rc::clone(&read) }, read)
+    }
+}
+
+impl<R: io::Read> io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n as u64);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Counted<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.read.set(self.read.get() + amount as u64);
+        self.inner.consume(amount);
+    }
+}
+
 /// Takes redacted text, splits it into lines and hands out those the query wants.
 struct LineSink<'a, 'e> {
     name: String,
     query: &'a Query,
     summary: &'a mut Summary,
+    keep_going: &'e dyn Fn() -> bool,
     emit: &'e mut dyn FnMut(Line) -> bool,
     partial: Vec<u8>,
     last_time: Option<Timestamp>,
@@ -221,7 +269,28 @@ struct LineSink<'a, 'e> {
     count_redactions: bool,
 }
 
-impl LineSink<'_, '_> {
+impl<'a, 'e> LineSink<'a, 'e> {
+    fn new(
+        name: String,
+        query: &'a Query,
+        summary: &'a mut Summary,
+        keep_going: &'e dyn Fn() -> bool,
+        emit: &'e mut dyn FnMut(Line) -> bool,
+        masking: &Masking<'_>,
+    ) -> Self {
+        Self {
+            name,
+            query,
+            summary,
+            keep_going,
+            emit,
+            partial: Vec::new(),
+            last_time: None,
+            stop: false,
+            count_redactions: matches!(masking, Masking::Redacted { .. }),
+        }
+    }
+
     fn line(&mut self, line: &[u8]) -> bool {
         let time = line_time(line).or(self.last_time);
         self.last_time = time;
@@ -249,16 +318,33 @@ impl LineSink<'_, '_> {
         })
     }
 
-    fn finish(&mut self) {
-        if !self.partial.is_empty() && !self.stop {
-            let line = std::mem::take(&mut self.partial);
-            self.stop = !self.line(&line);
+    /// Ends a file read through the sink: hands out a last line without a newline, adds up
+    /// what was read, and says whether the search stops here.
+    fn finish<R>(mut self, read: io::Result<R>, scanned: u64) -> Result<bool, LogError> {
+        self.summary.scanned += scanned;
+        match read {
+            Ok(_) => {
+                if !self.partial.is_empty() && !self.stop {
+                    let line = std::mem::take(&mut self.partial);
+                    self.stop = !self.line(&line);
+                }
+            }
+            // The sink stops the stream with an error of its own once it has enough.
+            Err(_) if self.stop => {}
+            // Only the file's name: its path is the operator's business.
+            Err(source) => return Err(LogError::Read { path: PathBuf::from(&self.name), source }),
         }
+        Ok(self.stop)
     }
 }
 
 impl Write for LineSink<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !(self.keep_going)() {
+            self.summary.stopped = true;
+            self.stop = true;
+            return Err(io::Error::other("stopped"));
+        }
         let mut rest = buf;
         while let Some(end) = memchr::memchr(b'\n', rest) {
             let keep_going = if self.partial.is_empty() {

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
+use serde::de::DeserializeSeed;
 use serde_json::{Map, Value};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -19,6 +20,20 @@ pub enum PushError {
     Otlp(String),
     #[error("the batch is empty")]
     Empty,
+    #[error("the batch holds more than {max} log records: send smaller batches")]
+    TooManyRecords { max: usize },
+    #[error(
+        "the batch converts to more than {max} bytes of log lines (each record's line carries its \
+         resource's attributes): send smaller batches or smaller resource attributes"
+    )]
+    TooLarge { max: usize },
+}
+
+impl PushError {
+    /// The batch was refused for its size, not its form.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, Self::TooManyRecords { .. } | Self::TooLarge { .. })
+    }
 }
 
 /// Checks a batch of JSON lines: every non-empty line a JSON object. Returns the lines, each
@@ -42,47 +57,275 @@ pub fn json_lines(body: &[u8]) -> Result<Vec<u8>, PushError> {
     if out.is_empty() { Err(PushError::Empty) } else { Ok(out) }
 }
 
+/// How far an OTLP batch may grow as it is converted. Each record's line carries its
+/// resource's attributes, so a small batch (one large attribute, a million empty records) would
+/// otherwise convert to gigabytes: past either bound the batch is refused whole, before more is
+/// held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// The most log records in one batch.
+    pub max_records: usize,
+    /// The most bytes of JSON lines one batch converts to.
+    pub max_bytes: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Self { max_records: 100_000, max_bytes: 32 << 20 }
+    }
+}
+
 /// An OTLP/HTTP JSON logs request (`resourceLogs[].scopeLogs[].logRecords[]`) as JSON lines:
-/// `{"time", "severity", "body", "attributes", "resource"}` per record.
-pub fn otlp(body: &[u8]) -> Result<Vec<u8>, PushError> {
-    let request: Value = serde_json::from_slice(body).map_err(|e| PushError::Otlp(e.to_string()))?;
-    let resource_logs = request
-        .get("resourceLogs")
-        .and_then(Value::as_array)
-        .ok_or_else(|| PushError::Otlp("no `resourceLogs` list".into()))?;
+/// `{"time", "severity", "body", "attributes", "resource"}` per record, within `bounds`.
+pub fn otlp(body: &[u8], bounds: Bounds) -> Result<Vec<u8>, PushError> {
+    let mut budget = Budget { left: bounds.max_records, exceeded: false };
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let parsed = otlp::Request(&mut budget).deserialize(&mut deserializer).and_then(|logs| {
+        deserializer.end()?;
+        Ok(logs)
+    });
+    let resource_logs = match parsed {
+        Ok(logs) => logs,
+        Err(_) if budget.exceeded => return Err(PushError::TooManyRecords { max: bounds.max_records }),
+        Err(e) => return Err(PushError::Otlp(e.to_string())),
+    };
+    let too_large = || PushError::TooLarge { max: bounds.max_bytes };
     let mut out = Vec::new();
+    let mut line = Vec::new();
     for resource_log in resource_logs {
-        let resource = attributes(resource_log.pointer("/resource/attributes"));
-        for scope in resource_log.get("scopeLogs").and_then(Value::as_array).into_iter().flatten() {
-            for record in scope.get("logRecords").and_then(Value::as_array).into_iter().flatten() {
-                if !record.is_object() {
-                    return Err(PushError::Otlp("a log record is not an object".into()));
-                }
-                let nanos_of = |field: &str| {
-                    record.get(field).and_then(|v| {
-                        v.as_str().and_then(|s| s.parse::<i128>().ok()).or_else(|| v.as_i64().map(i128::from))
-                    })
-                };
-                // 0 means "not set" in OTLP: then the time the collector observed it.
-                let nanos =
-                    nanos_of("timeUnixNano").filter(|n| *n > 0).or_else(|| nanos_of("observedTimeUnixNano"));
-                let time = nanos
-                    .filter(|n| *n > 0)
-                    .and_then(|n| Timestamp::from_nanosecond(n).ok())
-                    .map(|t| t.to_string());
-                let line = serde_json::json!({
-                    "time": time,
-                    "severity": record.get("severityText").cloned().unwrap_or(Value::Null),
-                    "body": any_value(record.get("body")),
-                    "attributes": attributes(record.get("attributes")),
-                    "resource": resource,
-                });
-                out.extend_from_slice(line.to_string().as_bytes());
-                out.push(b'\n');
+        // Written once, copied into each of its records' lines.
+        let resource =
+            serde_json::to_vec(&resource_log.resource).map_err(|e| PushError::Otlp(e.to_string()))?;
+        for record in &resource_log.records {
+            line.clear();
+            record_line(record, &mut line).map_err(|e| PushError::Otlp(e.to_string()))?;
+            // The whole line is measured before any of it is kept.
+            if out.len() + line.len() + resource.len() + 2 > bounds.max_bytes {
+                return Err(too_large());
             }
+            out.extend_from_slice(&line);
+            out.extend_from_slice(&resource);
+            out.extend_from_slice(b"}\n");
         }
     }
     if out.is_empty() { Err(PushError::Empty) } else { Ok(out) }
+}
+
+/// A record's line up to its `"resource":` (the caller appends the resource and the closing
+/// brace).
+fn record_line(record: &Value, line: &mut Vec<u8>) -> serde_json::Result<()> {
+    let nanos_of = |field: &str| {
+        record.get(field).and_then(|v| {
+            v.as_str().and_then(|s| s.parse::<i128>().ok()).or_else(|| v.as_i64().map(i128::from))
+        })
+    };
+    // 0 means "not set" in OTLP: then the time the collector observed it.
+    let nanos = nanos_of("timeUnixNano").filter(|n| *n > 0).or_else(|| nanos_of("observedTimeUnixNano"));
+    let time =
+        nanos.filter(|n| *n > 0).and_then(|n| Timestamp::from_nanosecond(n).ok()).map(|t| t.to_string());
+    line.extend_from_slice(b"{\"time\":");
+    serde_json::to_writer(&mut *line, &time)?;
+    line.extend_from_slice(b",\"severity\":");
+    serde_json::to_writer(&mut *line, record.get("severityText").unwrap_or(&Value::Null))?;
+    line.extend_from_slice(b",\"body\":");
+    serde_json::to_writer(&mut *line, &any_value(record.get("body")))?;
+    line.extend_from_slice(b",\"attributes\":");
+    serde_json::to_writer(&mut *line, &attributes(record.get("attributes")))?;
+    line.extend_from_slice(b",\"resource\":");
+    Ok(())
+}
+
+/// Records still allowed in a batch being parsed.
+struct Budget {
+    left: usize,
+    /// The batch held more records than allowed.
+    exceeded: bool,
+}
+
+/// One `resourceLogs` entry: its resource's attributes and its records, in order.
+struct ResourceLog {
+    resource: Map<String, Value>,
+    records: Vec<Value>,
+}
+
+/// The OTLP request parsed as a stream: records are counted as they are read, so a batch with
+/// too many is refused before they are all held.
+mod otlp {
+    use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde_json::Value;
+
+    use super::{Budget, ResourceLog, attributes};
+
+    /// `{"resourceLogs": [...]}`.
+    pub(super) struct Request<'b>(pub(super) &'b mut Budget);
+    /// `[{"resource": …, "scopeLogs": […]}, …]`.
+    struct ResourceLogs<'b>(&'b mut Budget);
+    /// `{"resource": …, "scopeLogs": […]}`.
+    struct OneResource<'b>(&'b mut Budget);
+    /// `[{"logRecords": […]}, …]`, into one resource's records.
+    struct Scopes<'b, 'r>(&'b mut Budget, &'r mut Vec<Value>);
+    /// `{"logRecords": […]}`.
+    struct OneScope<'b, 'r>(&'b mut Budget, &'r mut Vec<Value>);
+    /// `[{…}, …]`.
+    struct Records<'b, 'r>(&'b mut Budget, &'r mut Vec<Value>);
+
+    /// Reads a map's entries, handing `wanted`'s value to `read` and skipping the others.
+    fn fields<'de, A: MapAccess<'de>>(
+        mut map: A,
+        mut read: impl FnMut(&str, &mut A) -> Result<bool, A::Error>,
+    ) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if !read(&key, &mut map)? {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+
+    impl<'de> DeserializeSeed<'de> for Request<'_> {
+        type Value = Vec<ResourceLog>;
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Request<'_> {
+        type Value = Vec<ResourceLog>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an OTLP/JSON logs request")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            let mut logs = None;
+            fields(map, |key, map| {
+                if key != "resourceLogs" {
+                    return Ok(false);
+                }
+                logs = Some(map.next_value_seed(ResourceLogs(&mut *self.0))?);
+                Ok(true)
+            })?;
+            logs.ok_or_else(|| de::Error::custom("no `resourceLogs` list"))
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for ResourceLogs<'_> {
+        type Value = Vec<ResourceLog>;
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for ResourceLogs<'_> {
+        type Value = Vec<ResourceLog>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a `resourceLogs` list")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut logs = Vec::new();
+            while let Some(log) = seq.next_element_seed(OneResource(&mut *self.0))? {
+                logs.push(log);
+            }
+            Ok(logs)
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for OneResource<'_> {
+        type Value = ResourceLog;
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for OneResource<'_> {
+        type Value = ResourceLog;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a `resourceLogs` entry (an object)")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            let mut log = ResourceLog { resource: serde_json::Map::new(), records: Vec::new() };
+            fields(map, |key, map| match key {
+                "resource" => {
+                    let resource: Value = map.next_value()?;
+                    log.resource = attributes(resource.get("attributes"));
+                    Ok(true)
+                }
+                "scopeLogs" => map.next_value_seed(Scopes(&mut *self.0, &mut log.records)).map(|()| true),
+                _ => Ok(false),
+            })?;
+            Ok(log)
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Scopes<'_, '_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Scopes<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a `scopeLogs` list")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while seq.next_element_seed(OneScope(&mut *self.0, &mut *self.1))?.is_some() {}
+            Ok(())
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for OneScope<'_, '_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for OneScope<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a `scopeLogs` entry (an object)")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+            fields(map, |key, map| match key {
+                "logRecords" => map.next_value_seed(Records(&mut *self.0, &mut *self.1)).map(|()| true),
+                _ => Ok(false),
+            })
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Records<'_, '_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Records<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a `logRecords` list")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            loop {
+                if self.0.left == 0 {
+                    // One more record would pass the bound: refuse before reading it.
+                    if seq.next_element::<IgnoredAny>()?.is_some() {
+                        self.0.exceeded = true;
+                        return Err(de::Error::custom("too many log records"));
+                    }
+                    return Ok(());
+                }
+                match seq.next_element::<Value>()? {
+                    Some(record @ Value::Object(_)) => {
+                        self.0.left -= 1;
+                        self.1.push(record);
+                    }
+                    Some(_) => return Err(de::Error::custom("a log record is not an object")),
+                    None => return Ok(()),
+                }
+            }
+        }
+    }
 }
 
 /// OTLP's `AnyValue` as plain JSON.
@@ -192,14 +435,58 @@ mod tests {
             "scopeLogs":[{"logRecords":[{"timeUnixNano":"1763719200000000000","severityText":"ERROR",
             "body":{"stringValue":"checkout 500 for jane@example.com"},
             "attributes":[{"key":"http.status","value":{"intValue":"500"}}]}]}]}]}"#;
-        let lines = otlp(request).unwrap();
+        let lines = otlp(request, Bounds::default()).unwrap();
         let line: Value = serde_json::from_slice(lines.strip_suffix(b"\n").unwrap()).unwrap();
         assert_eq!(line["time"], "2025-11-21T10:00:00Z");
         assert_eq!(line["body"], "checkout 500 for jane@example.com");
         assert_eq!(line["attributes"]["http.status"], 500);
         assert_eq!(line["resource"]["service.name"], "payments-api");
-        assert!(otlp(b"{}").is_err());
-        assert!(otlp(b"not json").is_err());
+        assert!(otlp(b"{}", Bounds::default()).is_err());
+        assert!(otlp(b"not json", Bounds::default()).is_err());
+    }
+
+    /// `records` records under one resource whose one attribute is `attribute_bytes` long.
+    fn batch(attribute_bytes: usize, records: usize) -> Vec<u8> {
+        let mut body = format!(
+            r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"big","value":{{"stringValue":"{}"}}}}]}},"scopeLogs":[{{"logRecords":["#,
+            "x".repeat(attribute_bytes)
+        )
+        .into_bytes();
+        for i in 0..records {
+            body.extend_from_slice(if i == 0 { b"{}" } else { b",{}" });
+        }
+        body.extend_from_slice(b"]}]}]}");
+        body
+    }
+
+    #[test]
+    fn an_otlp_batch_past_its_bounds_is_refused_whole() {
+        let bounds = Bounds { max_records: 4, max_bytes: 10_000 };
+        assert_eq!(otlp(&batch(10, 4), bounds).unwrap().iter().filter(|&&b| b == b'\n').count(), 4);
+        assert_eq!(otlp(&batch(10, 5), bounds), Err(PushError::TooManyRecords { max: 4 }));
+        // Each line carries the resource: 4 × 3,000 bytes is past 10,000.
+        assert_eq!(otlp(&batch(3_000, 4), bounds).err(), Some(PushError::TooLarge { max: 10_000 }));
+        assert!(otlp(&batch(3_000, 3), bounds).unwrap().len() <= 10_000);
+        assert!(PushError::TooLarge { max: 1 }.is_too_large());
+        // Records are counted across scopes and resources.
+        let spread = br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{},{}]},{"logRecords":[{},{}]}]},
+            {"scopeLogs":[{"logRecords":[{}]}]}]}"#;
+        assert_eq!(otlp(spread, bounds), Err(PushError::TooManyRecords { max: 4 }));
+        assert!(
+            matches!(otlp(br#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[1]}]}]}"#, bounds), Err(PushError::Otlp(m)) if m.contains("not an object"))
+        );
+        assert!(matches!(otlp(br#"{"resourceLogs":[]} trailing"#, bounds), Err(PushError::Otlp(_))));
+        assert_eq!(otlp(br#"{"resourceLogs":[]}"#, bounds), Err(PushError::Empty));
+    }
+
+    /// The issue's batch: 8 MiB with a large resource attribute and a million empty records.
+    #[test]
+    fn the_crafted_batch_is_refused_while_it_is_read() {
+        let crafted = batch(5 << 20, 1_000_000);
+        assert!(crafted.len() < 8 << 20);
+        assert_eq!(otlp(&crafted, Bounds::default()).err(), Some(PushError::TooManyRecords { max: 100_000 }));
+        let fewer = batch(5 << 20, 10);
+        assert_eq!(otlp(&fewer, Bounds::default()).err(), Some(PushError::TooLarge { max: 32 << 20 }));
     }
 
     #[test]

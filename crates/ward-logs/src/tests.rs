@@ -21,7 +21,7 @@ const LOG: &str = "\
 
 fn run(source: &Source, query: &Query, masking: &Masking<'_>) -> (Vec<Line>, Summary) {
     let mut lines = Vec::new();
-    let summary = search(source, query, masking, &mut |line| {
+    let summary = search(source, query, masking, &|| true, &mut |line| {
         lines.push(line);
         true
     })
@@ -251,4 +251,235 @@ fn a_symlinked_directory_is_not_followed() {
 #[test]
 fn a_bad_pattern_is_refused_when_configured() {
     assert!(Source::new(vec![PathBuf::from("/var/log/[")]).is_err());
+}
+
+/// Writes `name` in `dir` with `text` (gzipped for `.gz`), modified `age_hours` ago.
+fn file(dir: &Path, name: &str, text: &str, age_hours: u64) {
+    let path = dir.join(name);
+    if name.ends_with(".gz") {
+        let mut gz = flate2::write::GzEncoder::new(File::create(&path).unwrap(), flate2::Compression::fast());
+        gz.write_all(text.as_bytes()).unwrap();
+        gz.finish().unwrap();
+    } else {
+        write(&path, text);
+    }
+    let modified = std::time::SystemTime::now() - std::time::Duration::from_secs(age_hours * 3600);
+    File::options().write(true).open(&path).unwrap().set_modified(modified).unwrap();
+}
+
+fn names(files: &[PathBuf]) -> Vec<String> {
+    files.iter().map(|p| file_name(p)).collect()
+}
+
+/// Rotated files are older than their names say when they were copied, restored or checked
+/// out: the order is the rotation's, not the modification times'.
+#[test]
+fn files_are_ordered_as_log_rotation_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for (age, name) in ["x.log", "x.log.1", "x.log.2.gz", "x.log.10", "x.log-20261101"].iter().enumerate() {
+        // The live file is the oldest by its modification time.
+        file(dir.path(), name, "line\n", 10 - age as u64);
+    }
+    let source = Source::new(vec![dir.path().join("x.log*")]).unwrap();
+    assert_eq!(names(&source.files()), ["x.log-20261101", "x.log.10", "x.log.2.gz", "x.log.1", "x.log"]);
+
+    let dated = tempfile::tempdir().unwrap();
+    for (age, name) in
+        ["app.log", "app.log-20261120.gz", "app.log-20261121", "app.log-20261119"].iter().enumerate()
+    {
+        file(dated.path(), name, "line\n", age as u64);
+    }
+    let source = Source::new(vec![dated.path().join("app.log*")]).unwrap();
+    assert_eq!(
+        names(&source.files()),
+        ["app.log-20261119", "app.log-20261120.gz", "app.log-20261121", "app.log"]
+    );
+
+    // Pushed logs: one file per day.
+    let pushed = tempfile::tempdir().unwrap();
+    for name in ["2026-11-21.jsonl", "2026-11-19.jsonl", "2026-11-20.jsonl"] {
+        file(pushed.path(), name, "{}\n", 1);
+    }
+    let source = Source::new(vec![pushed.path().join("*.jsonl")]).unwrap();
+    assert_eq!(names(&source.files()), ["2026-11-19.jsonl", "2026-11-20.jsonl", "2026-11-21.jsonl"]);
+}
+
+fn texts(lines: &[Line]) -> Vec<String> {
+    lines.iter().map(|l| format!("{}: {}", l.source, l.text)).collect()
+}
+
+/// `x.log`, `x.log.1`, `x.log.2.gz` and a dated one, the rotated ones modified last.
+fn rotated() -> (tempfile::TempDir, Source) {
+    let dir = tempfile::tempdir().unwrap();
+    file(dir.path(), "x.log", "new 1\nnew 2\nnew 3\nnew 4\nnew 5\n", 4);
+    file(dir.path(), "x.log.1", "old 1\nold 2\nold 3\n", 3);
+    file(dir.path(), "x.log.2.gz", "older 1\nolder 2\n", 2);
+    file(dir.path(), "x.log-20261101", "oldest\n", 1);
+    let source = Source::new(vec![dir.path().join("x.log*")]).unwrap();
+    (dir, source)
+}
+
+#[test]
+fn the_tail_is_the_newest_lines_of_the_newest_files() {
+    let (_dir, source) = rotated();
+    let tail = super::tail(&source, 3, &Masking::Raw).unwrap();
+    assert_eq!(texts(&tail.lines), ["x.log: new 3", "x.log: new 4", "x.log: new 5"]);
+    assert_eq!((tail.summary.files, tail.summary.lines, tail.summary.truncated), (1, 3, false));
+    let tail = super::tail(&source, 7, &Masking::Raw).unwrap();
+    assert_eq!(texts(&tail.lines)[..3], ["x.log.1: old 2", "x.log.1: old 3", "x.log: new 1"]);
+    assert_eq!(tail.summary.files, 2);
+    let tail = super::tail(&source, 100, &Masking::Raw).unwrap();
+    assert_eq!(
+        texts(&tail.lines)[..4],
+        ["x.log-20261101: oldest", "x.log.2.gz: older 1", "x.log.2.gz: older 2", "x.log.1: old 1"]
+    );
+    assert_eq!((tail.summary.files, tail.summary.lines), (4, 11));
+    // Redacted as a search would be.
+    let rules = RuleSet::builtin().unwrap();
+    let replace = Pseudonyms::new(&[3; 32]);
+    write(&source.files()[3], "2026-11-21T10:00:00Z paid by jane@example.com\n");
+    let tail = super::tail(&source, 1, &Masking::Redacted { rules: &rules, replace: &replace }).unwrap();
+    assert!(tail.lines[0].text.starts_with("2026-11-21T10:00:00Z paid by <email:"), "{:?}", tail.lines);
+    assert_eq!(tail.lines[0].time, Some(at("2026-11-21T10:00:00Z")));
+    assert_eq!(tail.summary.redactions.get("email"), Some(&1));
+}
+
+/// A tail reads from the end of the newest file: what older files hold, or how much the newest
+/// one holds, does not change its cost.
+#[test]
+fn a_tail_reads_only_the_end_of_the_newest_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = "2026-11-21T10:00:00Z INFO a line of a busy log, nothing to see\n";
+    file(dir.path(), "x.log", &line.repeat(200_000), 2);
+    file(dir.path(), "x.log.1", &line.repeat(1_000), 1);
+    // Not gzip at all: reading it would fail.
+    std::fs::write(dir.path().join("x.log.2.gz"), b"not gzip").unwrap();
+    let source = Source::new(vec![dir.path().join("x.log*")]).unwrap();
+    let tail = super::tail(&source, 5, &Masking::Raw).unwrap();
+    assert_eq!(tail.lines.len(), 5);
+    assert_eq!(tail.summary.files, 1, "the older files were not read");
+    let size = std::fs::metadata(dir.path().join("x.log")).unwrap().len();
+    assert!(size > 12 << 20);
+    // The last lines and the look-back for a key block's start.
+    assert!(tail.summary.scanned <= (64 << 10) + (1 << 20), "{} of {size} bytes read", tail.summary.scanned);
+}
+
+#[test]
+fn a_tail_never_starts_inside_a_private_key_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let body: String = (0..40).map(|i| format!("MIIEowIBAAKCAQEA{i:02}base64base64base64\n")).collect();
+    let key = format!("-----BEGIN RSA PRIVATE KEY-----\n{body}-----END RSA PRIVATE KEY-----\n");
+    file(dir.path(), "x.log", &format!("a\n{key}b\nc\n"), 1);
+    let source = Source::new(vec![dir.path().join("x.log")]).unwrap();
+    let rules = RuleSet::builtin().unwrap();
+    let replace = Pseudonyms::new(&[3; 32]);
+    let redacted = Masking::Redacted { rules: &rules, replace: &replace };
+    for want in [1, 2, 3, 4, 5, 30] {
+        let lines = super::tail(&source, want, &redacted).unwrap().lines;
+        let all = texts(&lines).join("\n");
+        assert!(!all.contains("MIIE") && !all.contains("-----"), "tail {want}: {all}");
+        assert_eq!(lines.len(), want.min(4), "tail {want}: {all}");
+        if want >= 3 {
+            assert!(lines[lines.len() - 3].text.starts_with("<private-key:"), "tail {want}: {all}");
+        }
+    }
+    // Raw text: the tail starts after the block rather than inside it.
+    for want in [2, 3, 10, 41] {
+        let lines = super::tail(&source, want, &Masking::Raw).unwrap().lines;
+        assert_eq!(texts(&lines), ["x.log: b", "x.log: c"], "tail {want}");
+    }
+    let lines = super::tail(&source, 44, &Masking::Raw).unwrap().lines;
+    assert_eq!(lines[0].text, "-----BEGIN RSA PRIVATE KEY-----");
+
+    // Rotated in the middle of a block: the newer file begins with its rest.
+    let dir = tempfile::tempdir().unwrap();
+    file(dir.path(), "y.log.1", &format!("z\n-----BEGIN PRIVATE KEY-----\n{}", &body[..200]), 2);
+    file(dir.path(), "y.log", &format!("{}-----END PRIVATE KEY-----\nd\n", &body[200..]), 1);
+    let source = Source::new(vec![dir.path().join("y.log*")]).unwrap();
+    for masking in [&redacted, &Masking::Raw] {
+        let lines = super::tail(&source, 100, masking).unwrap().lines;
+        let all = texts(&lines).join("\n");
+        assert!(!all.contains("MIIE"), "{all}");
+        assert_eq!(texts(&lines).last().unwrap(), "y.log: d");
+    }
+}
+
+/// The tail ends where following starts: a line being written, or a key block not ended yet,
+/// comes whole through the follow, and nothing written after the tail is lost.
+#[test]
+fn no_line_is_lost_or_cut_between_the_tail_and_following() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.log");
+    write(&path, "one\ntwo\nthr");
+    let source = Source::new(vec![dir.path().join("x.log*")]).unwrap();
+    let super::Tail { lines, mut follow, .. } = super::tail(&source, 10, &Masking::Raw).unwrap();
+    assert_eq!(texts(&lines), ["x.log: one", "x.log: two"]);
+    append(&path, "ee\nfour\n");
+    assert_eq!(poll(&mut follow, 1 << 20), ["x.log: three", "x.log: four"]);
+
+    append(&path, "a\n-----BEGIN PRIVATE KEY-----\nMIIE\n");
+    let super::Tail { lines, mut follow, .. } = super::tail(&source, 2, &Masking::Raw).unwrap();
+    assert_eq!(texts(&lines), ["x.log: four", "x.log: a"]);
+    append(&path, "-----END PRIVATE KEY-----\nb\n");
+    assert_eq!(
+        poll(&mut follow, 1 << 20),
+        ["x.log: -----BEGIN PRIVATE KEY-----", "x.log: MIIE", "x.log: -----END PRIVATE KEY-----", "x.log: b"]
+    );
+}
+
+/// `keep_going` is asked as the search reads, not only when a line matches: a search for
+/// something that is not there stops all the same.
+#[test]
+fn a_search_stops_when_told_even_when_nothing_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = "2026-11-21T10:00:00Z INFO nothing to see here\n";
+    write(&dir.path().join("x.log"), &line.repeat(100_000));
+    write(&dir.path().join("x.log.1"), &line.repeat(100_000));
+    let source = Source::new(vec![dir.path().join("x.log*")]).unwrap();
+    let query =
+        Query { pattern: Some(regex::bytes::Regex::new("absent").unwrap()), limit: 10, ..Query::default() };
+    let asked = std::cell::Cell::new(0);
+    let keep_going = || {
+        asked.set(asked.get() + 1);
+        asked.get() <= 3
+    };
+    let summary = search(&source, &query, &Masking::Raw, &keep_going, &mut |_| true).unwrap();
+    assert!(summary.stopped);
+    assert_eq!(summary.lines, 0);
+    let size = 2 * line.len() as u64 * 100_000;
+    assert!(summary.scanned < size / 4, "{} of {size} bytes read", summary.scanned);
+    let whole = search(&source, &query, &Masking::Raw, &|| true, &mut |_| true).unwrap();
+    assert_eq!((whole.stopped, whole.scanned), (false, size));
+}
+
+/// Following that starts while a private key block is being written begins at its BEGIN line,
+/// so the block reaches redaction whole (from its middle, no rule could recognise its rest).
+#[test]
+fn following_from_inside_an_unfinished_key_block_hands_it_out_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.log");
+    write(&path, "a\n-----BEGIN PRIVATE KEY-----\nMIIE\n");
+    let mut follow = follow(dir.path(), "x.log*");
+    append(&path, "c2VjcmV0\n-----END PRIVATE KEY-----\nb\n");
+    assert_eq!(
+        poll(&mut follow, 1 << 20),
+        [
+            "x.log: -----BEGIN PRIVATE KEY-----",
+            "x.log: MIIE",
+            "x.log: c2VjcmV0",
+            "x.log: -----END PRIVATE KEY-----",
+            "x.log: b"
+        ]
+    );
+}
+
+/// A line being written when following starts is handed out whole once it ends, not cut.
+#[test]
+fn following_starts_after_the_last_complete_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.log");
+    write(&path, "one\ntwo\nthr");
+    let mut follow = follow(dir.path(), "x.log*");
+    append(&path, "ee\nfour\n");
+    assert_eq!(poll(&mut follow, 1 << 20), ["x.log: three", "x.log: four"]);
 }

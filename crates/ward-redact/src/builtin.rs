@@ -1,8 +1,11 @@
 //! ward's built-in rules: personal data and the credentials debug logs leak most.
 //!
-//! Values never include `<` or `>`, so a pseudonym (`<email:7f3a9c>`) is never redacted again.
+//! Values never begin with `<` (unquoted ones never hold `<` or `>`), so a pseudonym
+//! (`<email:7f3a9c0d12e4>`) is never redacted again.
 
 use crate::{Check, RedactError, Rule};
+
+const SECRET_KEYWORDS: &[&str] = &["pass", "pwd", "secret", "token", "api_key", "apikey", "api-key"];
 
 /// `(id, kind, keywords, pattern)`; the value is the first group that matched, else the match.
 const RULES: &[(&str, &str, &[&str], &str)] = &[
@@ -36,12 +39,8 @@ const RULES: &[(&str, &str, &[&str], &str)] = &[
         &["://"],
         r"(?i)\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@<>]{1,128}:([^\s@/<>]{1,256})@",
     ),
-    (
-        "secret-pair",
-        "secret",
-        &["pass", "pwd", "secret", "token", "api_key", "apikey", "api-key"],
-        r#"(?i)\b(?:password|passwd|pwd|pass|secret|client_secret|api[_-]?key|access_token|refresh_token|auth_token|token)["']?[ \t]*[:=][ \t]*["']?([^\s"'&,;<>]{3,256})"#,
-    ),
+    ("secret-pair", "secret", SECRET_KEYWORDS, SECRET_PAIR),
+    ("secret-pair-quoted", "secret", SECRET_KEYWORDS, QUOTED_SECRET_PAIR),
     (
         "aws-access-key",
         "aws-key",
@@ -52,7 +51,7 @@ const RULES: &[(&str, &str, &[&str], &str)] = &[
         "aws-secret-key",
         "aws-secret",
         &["aws"],
-        r#"(?i)\baws_?(?:secret)?_?(?:access)?_?key["']?[ \t]*(?::|=>|=)[ \t]*["']?([A-Za-z0-9/+=]{40})(?:[^A-Za-z0-9/+=]|$)"#,
+        r#"(?i)\baws_?(?:secret)?_?(?:access)?_?key(?:\\?["'])?[ \t]*(?::|=>|=)[ \t]*(?:\\?["'])?([A-Za-z0-9/+=]{40})(?:[^A-Za-z0-9/+=]|$)"#,
     ),
     ("gcp-api-key", "gcp-key", &["aiza"], r"\b(AIza[0-9A-Za-z_-]{35})\b"),
     (
@@ -76,6 +75,30 @@ const RULES: &[(&str, &str, &[&str], &str)] = &[
     ),
 ];
 
+/// The key of a `password=…`-style pair: it may end a longer name (`db_password`,
+/// `newPassword`, `X-Api-Key`) and be quoted, also with escaped quotes (JSON inside a JSON
+/// string: `{\"password\": \"…\"}`, `password=\"…\"`).
+macro_rules! secret_key {
+    () => {
+        r#"(?i)(?:pass(?:word|wd)?|pwd|secret|api[_-]?key|token)(?:\\?["'])?[ \t]*[:=][ \t]*"#
+    };
+}
+
+/// An unquoted value runs to the first space or separator, never swallowing the backslash of an
+/// escaped closing quote.
+const SECRET_PAIR: &str = concat!(secret_key!(), r#"((?:[^\s"'&,;<>\\]|\\[^\s"'<>]){3,256})"#);
+
+/// A quoted value runs to its closing quote, spaces, commas and escaped quotes included (a value
+/// cut short would leak its rest). Three openings: `\"` (the value ends at the next `\"`), `"`
+/// (a JSON string, escapes included) and `'`. Apart from [`SECRET_PAIR`] because one capture
+/// group per pattern keeps that one off the regex's backtracker (`groups.rs`).
+const QUOTED_SECRET_PAIR: &str = concat!(
+    secret_key!(),
+    r#"(?:\\"((?:[^\\"\r\n<]|\\[^"\r\n])(?:[^\\"\r\n]|\\[^"\r\n]){0,255})"#,
+    r#"|"((?:[^"\\\r\n<]|\\[^\r\n])(?:[^"\\\r\n]|\\[^\r\n]){0,255})"#,
+    r#"|'([^'\r\n<][^'\r\n]{0,255}))"#,
+);
+
 /// Values of `password=`-style pairs that are not secrets: references to one (`$DB_PASSWORD`,
 /// `%PASSWORD%`, `{{ .pass }}`, `env.X`, `process.env.X`), masks and placeholders.
 const PLACEHOLDER_VALUES: &str = r"(?i)^(?:[$%{(#]|env\.|process\.env|\*+$|x{3,}$|null$|none$|nil$|true$|false$|undefined$|password$|secret$|changeme$|redacted$|hidden$)";
@@ -90,7 +113,7 @@ pub fn builtin_rules() -> Result<Vec<Rule>, RedactError> {
                 "card" => rule.check(Check::Luhn),
                 "iban" => rule.check(Check::Iban),
                 "private-key" => rule.multiline(),
-                "secret-pair" => rule.allowing(PLACEHOLDER_VALUES)?,
+                "secret-pair" | "secret-pair-quoted" => rule.allowing(PLACEHOLDER_VALUES)?,
                 _ => rule,
             })
         })

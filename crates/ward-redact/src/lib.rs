@@ -8,7 +8,7 @@
 //! 2. each candidate rule's regex runs over the chunk; a match is kept when its checks pass
 //!    (Luhn for cards, mod-97 for IBANs, a minimum entropy, the rule's allowlists);
 //! 3. overlapping matches merge, and each span is replaced by what a [`Replace`] says: a keyed
-//!    pseudonym (`<email:7f3a9c>`, the same for the same value under one key) or a fixed
+//!    pseudonym (`<email:7f3a9c0d12e4>`, the same for the same value under one key) or a fixed
 //!    placeholder.
 //!
 //! Pure: no files, no clock. [`stream`] redacts a reader into a writer in bounded memory.
@@ -303,26 +303,26 @@ pub(crate) fn compile(id: &str, pattern: &str) -> Result<Regex, RedactError> {
         .map_err(|e| RedactError::Regex { id: id.to_owned(), message: e.to_string() })
 }
 
-/// The kind of a pseudonym token's inside (`email:7f3a9c`), if it has that shape.
+/// The kind of a pseudonym token's inside (`email:7f3a9c0d12e4`), if it has that shape.
 fn token_kind(token: &[u8]) -> Option<&[u8]> {
     let colon = token.iter().rposition(|&b| b == b':')?;
     let (kind, digest) = (&token[..colon], &token[colon + 1..]);
     (!kind.is_empty()
         && kind.iter().all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
-        && digest.len() == 6
+        && digest.len() == 2 * pseudonym::PSEUDONYM_BYTES
         && digest.iter().all(u8::is_ascii_hexdigit))
     .then_some(kind)
 }
 
-/// Whether `start..end` lies inside a `<kind:7f3a9c>`-shaped token, and its kind.
+/// Whether `start..end` lies inside a `<kind:7f3a9c0d12e4>`-shaped token, and its kind.
 fn pseudonym_kind(text: &[u8], start: usize, end: usize) -> Option<&[u8]> {
     let from = start.saturating_sub(64);
     let open = from + memchr::memrchr(b'<', &text[from..start])?;
-    let close = memchr::memchr(b'>', &text[end..text.len().min(end + 8)])?;
+    let close = memchr::memchr(b'>', &text[end..text.len().min(end + 2 * pseudonym::PSEUDONYM_BYTES + 2)])?;
     token_kind(&text[open + 1..end + close])
 }
 
-/// Counts the pseudonyms (`<email:7f3a9c>`) in `text`, per kind.
+/// Counts the pseudonyms (`<email:7f3a9c0d12e4>`) in `text`, per kind.
 pub fn count_pseudonyms(text: &[u8], counts: &mut std::collections::BTreeMap<String, u64>) {
     let mut rest = text;
     while let Some(open) = rest.iter().position(|&b| b == b'<') {
@@ -552,7 +552,7 @@ impl RuleSet {
         self.always.iter().map(|&i| self.rules[i].id.as_str()).collect()
     }
 
-    /// Whether `start..end` lies inside a pseudonym this rule set writes (`<email:7f3a9c>`, a
+    /// Whether `start..end` lies inside a pseudonym this rule set writes (`<email:7f3a9c0d12e4>`, a
     /// kind of one of its rules): what was redacted once is never redacted again. Only ward's
     /// own kinds count, so that a log cannot shield a secret by dressing it up as one.
     fn inside_own_pseudonym(&self, text: &[u8], start: usize, end: usize) -> bool {

@@ -3,14 +3,19 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+/// The bytes of the HMAC a pseudonym shows (hex: twice as many digits).
+pub(crate) const PSEUDONYM_BYTES: usize = 6;
+
 /// Writes the replacement for a value of type `kind`. Shared by the threads redacting one stream.
 pub trait Replace: Sync {
     fn replace(&self, kind: &str, value: &[u8], out: &mut Vec<u8>);
 }
 
-/// `<kind:7f3a9c>`: the first 24 bits of HMAC-SHA256(key, kind ‖ 0 ‖ value). The same value
-/// gives the same pseudonym under one key (one grant), so an engineer can follow one customer
-/// through the logs; under another key it is unlinkable.
+/// `<kind:7f3a9c0d12e4>`: the first 48 bits of HMAC-SHA256(key, kind ‖ 0 ‖ value). The same
+/// value gives the same pseudonym under one key (one grant), so an engineer can follow one
+/// customer through the logs; under another key it is unlinkable. 48 bits, so that two values
+/// of one grant share a pseudonym only past some ten million values (24 bits collide past a
+/// few thousand, and a collision would merge two customers).
 pub struct Pseudonyms {
     mac: Hmac<Sha256>,
 }
@@ -49,7 +54,7 @@ impl Replace for Pseudonyms {
         out.push(b'<');
         out.extend_from_slice(kind.as_bytes());
         out.push(b':');
-        out.extend_from_slice(hex::encode(&digest[..3]).as_bytes());
+        out.extend_from_slice(hex::encode(&digest[..PSEUDONYM_BYTES]).as_bytes());
         out.push(b'>');
     }
 }

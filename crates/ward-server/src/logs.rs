@@ -47,6 +47,18 @@ fn line(line: ward_logs::Line) -> LogItemView {
     LogItemView::Line(LogLineView { time: line.time, source: line.source, line: line.text })
 }
 
+fn summary(grant_id: &ward_core::GrantId, summary: ward_logs::Summary, timed_out: bool) -> LogItemView {
+    LogItemView::Summary(LogSummaryView {
+        grant_id: grant_id.to_string(),
+        files: summary.files,
+        lines: summary.lines,
+        bytes: summary.bytes,
+        truncated: summary.truncated,
+        timed_out,
+        redactions: summary.redactions,
+    })
+}
+
 fn json_line(item: &LogItemView) -> axum::body::Bytes {
     let mut bytes = serde_json::to_vec(item).unwrap_or_default();
     bytes.push(b'\n');
@@ -67,7 +79,8 @@ fn ndjson(body: axum::body::Body) -> axum::response::Response {
     responses((status = 200, content_type = "application/x-ndjson", body = LogItemView, description = "JSON lines: `{\"line\": …}` per line, then `{\"summary\": …}`; recorded as `access.used`"),
         (status = 403, body = ward_api::Problem, description = "no active grant for `read` (or `read-unmasked`) on it; recorded as `access.denied`"),
         (status = 404, body = ward_api::Problem, description = "the resource has no log sources"),
-        (status = 422, body = ward_api::Problem, description = "an invalid pattern, time range or limit")))]
+        (status = 422, body = ward_api::Problem, description = "an invalid pattern, time range or limit"),
+        (status = 429, body = ward_api::Problem, headers(("Retry-After" = u64, description = "seconds")), description = "too many searches and tails running, yours or in all (`[gateway]`)")))]
 pub async fn search(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,
@@ -83,14 +96,7 @@ pub async fn search(
         unmasked: query.unmasked.unwrap_or(false),
     };
     let result = broker.search_logs(&caller, &resource, asked).await?;
-    let summary = LogItemView::Summary(LogSummaryView {
-        grant_id: result.grant_id.to_string(),
-        files: result.summary.files,
-        lines: result.summary.lines,
-        bytes: result.summary.bytes,
-        truncated: result.summary.truncated,
-        redactions: result.summary.redactions,
-    });
+    let summary = summary(&result.grant_id, result.summary, result.timed_out);
     let items = result.lines.into_iter().map(line).chain(std::iter::once(summary));
     let stream = futures_util::stream::iter(items.map(|item| Ok::<_, std::io::Error>(json_line(&item))));
     Ok(ndjson(axum::body::Body::from_stream(stream)))
@@ -98,9 +104,11 @@ pub async fn search(
 
 #[utoipa::path(get, path = "/v1/logs/{resource}/tail", params(("resource" = String, Path, description = "a `logs` resource"), TailQuery), tag = "logs",
     security(("bearer" = [])),
-    responses((status = 200, content_type = "application/x-ndjson", body = LogItemView, description = "JSON lines: the last lines, then (with `follow`) new ones as they are written, and `{\"end\": …}` when the grant ends"),
+    responses((status = 200, content_type = "application/x-ndjson", body = LogItemView, description = "JSON lines: the last lines (read from the end of the newest files), `{\"summary\": …}`, then (with `follow`) new ones as they are written, and `{\"end\": …}` when the grant ends"),
         (status = 403, body = ward_api::Problem, description = "no active grant on it"),
-        (status = 404, body = ward_api::Problem, description = "the resource has no log sources")))]
+        (status = 404, body = ward_api::Problem, description = "the resource has no log sources"),
+        (status = 422, body = ward_api::Problem, description = "`lines` out of range"),
+        (status = 429, body = ward_api::Problem, headers(("Retry-After" = u64, description = "seconds")), description = "too many tails running (followed ones counted apart), yours or in all (`[gateway]`)")))]
 pub async fn tail(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,
@@ -120,6 +128,7 @@ pub async fn tail(
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
         let item = match receiver.recv().await? {
             LogItem::Line(l) => line(l),
+            LogItem::Summary { grant_id, summary: read } => summary(&grant_id, read, false),
             LogItem::End(reason) => LogItemView::End { reason },
         };
         Some((Ok::<_, std::io::Error>(json_line(&item)), receiver))
@@ -153,7 +162,8 @@ pub async fn push(
     request_body(content = String, content_type = "application/json", description = "an OTLP/HTTP JSON logs request (`resourceLogs`)"),
     security(("bearer" = [])),
     responses((status = 202, body = PushedView, description = "stored, one JSON line per log record"),
-        (status = 403, body = ward_api::Problem), (status = 404, body = ward_api::Problem), (status = 413, body = ward_api::Problem),
+        (status = 403, body = ward_api::Problem), (status = 404, body = ward_api::Problem),
+        (status = 413, body = ward_api::Problem, description = "larger than 8 MiB, or holding more than 100,000 log records, or converting to more than 32 MiB of lines (each record's line carries its resource's attributes); nothing was stored; recorded as `access.denied`"),
         (status = 422, body = ward_api::Problem, description = "not an OTLP/JSON logs request; nothing was stored"),
         (status = 507, body = ward_api::Problem, description = "the resource's push_quota is reached; nothing was stored")))]
 pub async fn push_otlp(

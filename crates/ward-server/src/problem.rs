@@ -15,11 +15,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub slug: &'static str,
     pub detail: String,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, slug, detail: detail.into() }
+        Self { status, slug, detail: detail.into(), retry_after: None }
     }
 
     pub fn unauthenticated(detail: impl Into<String>) -> Self {
@@ -39,6 +41,9 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -59,6 +64,12 @@ impl From<BrokerError> for ApiError {
             BrokerError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             BrokerError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             BrokerError::Full(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota-reached"),
+            BrokerError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),
+            BrokerError::Busy { retry_after_seconds, .. } => {
+                let mut busy = Self::new(StatusCode::TOO_MANY_REQUESTS, "too-many-requests", detail);
+                busy.retry_after = Some(*retry_after_seconds);
+                return busy;
+            }
             BrokerError::Refused(refusal) => match refusal {
                 Refusal::NotPermitted { .. } | Refusal::UnknownUser(_) => {
                     (StatusCode::FORBIDDEN, "not-permitted")

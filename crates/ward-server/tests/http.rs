@@ -28,10 +28,17 @@ struct Answer {
 
 impl Api {
     async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// On the quickstart, changed by `tweak`.
+    async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
         let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().display().to_string();
-        let config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
+        let mut config =
+            Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
+        tweak(&mut config);
         let store = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
         let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.unwrap();
         let settings = HttpSettings { max_body_bytes: 4096, ..HttpSettings::default() };
@@ -388,4 +395,85 @@ async fn pushed_logs_are_checked_whole_and_read_back_redacted() {
     assert_eq!(items.len(), 102, "101 pushed lines (admin's and the shipper's) and the summary");
     assert!(!text.contains("@example.com"), "{text}");
     assert_eq!(items[101]["summary"]["redactions"]["email"], 101);
+}
+
+/// An OTLP batch within the body limit whose records would each carry a large resource
+/// attribute is refused whole (413), on record, and nothing of it is stored.
+#[tokio::test]
+async fn an_otlp_batch_that_would_convert_to_gigabytes_is_refused_on_record() {
+    let api = Api::new().await;
+    let admin = api.token("admin").await;
+    let mut crafted = format!(
+        r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"k","value":{{"stringValue":"{}"}}}}]}},"scopeLogs":[{{"logRecords":["#,
+        "x".repeat(5 << 20)
+    );
+    crafted.push_str(&"{},".repeat(1_000_000));
+    crafted.pop();
+    crafted.push_str("]}]}]}");
+    assert!(crafted.len() <= 8 << 20);
+    let refused = api.send("POST", "/v1/logs/logs:checkout-web/otlp", Some(&admin), Some(crafted)).await;
+    assert_problem(&refused, StatusCode::PAYLOAD_TOO_LARGE, "too-large");
+    assert!(
+        refused.body["detail"].as_str().unwrap().contains("more than 100000 log records"),
+        "{}",
+        refused.body
+    );
+    // Fewer records, each a copy of 5 MiB of attributes: past the bytes the batch may become.
+    let mut fewer = format!(
+        r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"k","value":{{"stringValue":"{}"}}}}]}},"scopeLogs":[{{"logRecords":["#,
+        "x".repeat(5 << 20)
+    );
+    fewer.push_str(&"{},".repeat(10));
+    fewer.pop();
+    fewer.push_str("]}]}]}");
+    let refused = api.send("POST", "/v1/logs/logs:checkout-web/otlp", Some(&admin), Some(fewer)).await;
+    assert_problem(&refused, StatusCode::PAYLOAD_TOO_LARGE, "too-large");
+
+    let denied = api.get("/v1/audit/events?type=access.denied", &api.token("carol").await).await;
+    let pushes: Vec<&Value> =
+        denied.body.as_array().unwrap().iter().filter(|e| e["details"]["action"] == "logs.push").collect();
+    assert_eq!(pushes.len(), 2, "{}", denied.body);
+    let pushed = api._dir.path().join("logs");
+    assert_eq!(ward_logs::push::stored_bytes(&pushed, "logs:checkout-web").unwrap(), 0, "nothing was stored");
+}
+
+/// Reads past the gateway's limits are refused with 429 and a time to retry after; a tail
+/// answers its lines and then its summary.
+#[tokio::test]
+async fn too_many_reads_at_once_get_429_with_retry_after() {
+    let api = Api::with(|config| config.logs.limits.max_follows_per_user = 1).await;
+    let alice = api.token("alice").await;
+    let created = api.post("/v1/requests", &alice, ask("logs:payments-api", "read", "30m")).await;
+    let approve = format!("/v1/requests/{}/approve", created.body["id"].as_str().unwrap());
+    assert_eq!(api.post(&approve, &api.token("bob").await, json!({})).await.status, StatusCode::OK);
+
+    let tail = api.get("/v1/logs/logs:payments-api/tail?lines=3", &alice).await;
+    assert_eq!(tail.status, StatusCode::OK, "{}", tail.body);
+    let items: Vec<Value> =
+        tail.body.as_str().unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(items.len(), 4, "three lines and the summary: {items:?}");
+    assert_eq!(items[3]["summary"]["lines"], 3);
+    assert_eq!(items[2]["line"]["source"], "payments-api.log", "the newest file's last line");
+
+    // A followed tail holds its slot as long as its answer is open.
+    let follow = Request::builder()
+        .uri("/v1/logs/logs:payments-api/tail?lines=1&follow=true")
+        .header(header::AUTHORIZATION, format!("Bearer {alice}"))
+        .body(Body::empty())
+        .unwrap();
+    let open = api.app.clone().oneshot(follow).await.unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    let request = Request::builder()
+        .uri("/v1/logs/logs:payments-api/tail?lines=1&follow=true")
+        .header(header::AUTHORIZATION, format!("Bearer {alice}"))
+        .body(Body::empty())
+        .unwrap();
+    let refused = api.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()[header::RETRY_AFTER], "30");
+    let body: Value =
+        serde_json::from_slice(&axum::body::to_bytes(refused.into_body(), usize::MAX).await.unwrap())
+            .unwrap();
+    assert_eq!(body["type"], "urn:ward:problem:too-many-requests");
+    drop(open);
 }

@@ -102,6 +102,18 @@ pub enum BrokerError {
     /// A limit on what ward keeps is reached (pushed logs past their resource's quota).
     #[error("{0}")]
     Full(String),
+    /// What was sent is larger than ward takes (a pushed batch past its conversion's bounds).
+    #[error("{0}")]
+    TooLarge(String),
+    /// Too many reads run at once (per user or in all); try again after a while.
+    #[error("{message}")]
+    Busy { message: String, retry_after_seconds: u64 },
+}
+
+impl From<crate::read_limits::Busy> for BrokerError {
+    fn from(busy: crate::read_limits::Busy) -> Self {
+        Self::Busy { message: busy.message, retry_after_seconds: busy.retry_after_seconds }
+    }
 }
 
 impl From<StoreError> for BrokerError {

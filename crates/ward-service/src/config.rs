@@ -60,6 +60,24 @@ struct File {
     resources: BTreeMap<String, ResourceFile>,
     #[serde(default)]
     redaction: RedactionFile,
+    #[serde(default)]
+    gateway: GatewayFile,
+}
+
+/// `[gateway]`: how much log reading runs at once, and how long a search may run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewayFile {
+    /// Searches and tails (not followed) running at once, in all.
+    max_reads: Option<usize>,
+    /// … and per user.
+    max_reads_per_user: Option<usize>,
+    /// Followed tails open at once, in all.
+    max_follows: Option<usize>,
+    /// … and per user.
+    max_follows_per_user: Option<usize>,
+    /// A search stops here and returns what it found (under the 30 s an HTTP request may take).
+    search_timeout: Option<String>,
 }
 
 /// The people in ward.toml, read again on a reload (the rest of the file needs a restart).
@@ -178,6 +196,88 @@ pub struct LogSettings {
     pub custom: Vec<CustomRule>,
     pub key: PathBuf,
     pub key_configured: bool,
+    pub limits: ReadLimitSettings,
+}
+
+/// How much log reading runs at once (past it: 429 with `Retry-After`), and how long a search
+/// may run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadLimitSettings {
+    pub max_reads: usize,
+    pub max_reads_per_user: usize,
+    pub max_follows: usize,
+    pub max_follows_per_user: usize,
+    pub search_timeout_seconds: u64,
+}
+
+impl Default for ReadLimitSettings {
+    /// A search keeps every core busy: a few at once; a followed tail mostly waits.
+    fn default() -> Self {
+        Self {
+            max_reads: 8,
+            max_reads_per_user: 2,
+            max_follows: 64,
+            max_follows_per_user: 4,
+            search_timeout_seconds: 20,
+        }
+    }
+}
+
+/// The longest search: an HTTP request may take 30 s, and the answer must still be recorded
+/// and sent.
+const MAX_SEARCH_TIMEOUT_SECONDS: u64 = 25;
+
+impl GatewayFile {
+    fn limits(self) -> Result<ReadLimitSettings, ConfigError> {
+        let defaults = ReadLimitSettings::default();
+        let count = |name: &str, value: Option<usize>, default: usize| match value {
+            Some(0) => Err(setting_error(&format!("gateway.{name}"), "must be at least 1")),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let limits = ReadLimitSettings {
+            max_reads: count("max_reads", self.max_reads, defaults.max_reads)?,
+            max_reads_per_user: count(
+                "max_reads_per_user",
+                self.max_reads_per_user,
+                defaults.max_reads_per_user,
+            )?,
+            max_follows: count("max_follows", self.max_follows, defaults.max_follows)?,
+            max_follows_per_user: count(
+                "max_follows_per_user",
+                self.max_follows_per_user,
+                defaults.max_follows_per_user,
+            )?,
+            search_timeout_seconds: match self.search_timeout {
+                None => defaults.search_timeout_seconds,
+                Some(text) => {
+                    match parse_duration(&text).map_err(|e| setting_error("gateway.search_timeout", e))? {
+                        seconds @ 1..=MAX_SEARCH_TIMEOUT_SECONDS => seconds,
+                        _ => {
+                            return Err(setting_error(
+                                "gateway.search_timeout",
+                                format!(
+                                    "must be from 1s to {MAX_SEARCH_TIMEOUT_SECONDS}s (an HTTP request may take 30s)"
+                                ),
+                            ));
+                        }
+                    }
+                }
+            },
+        };
+        for (each, per_user, names) in [
+            (limits.max_reads, limits.max_reads_per_user, "max_reads_per_user"),
+            (limits.max_follows, limits.max_follows_per_user, "max_follows_per_user"),
+        ] {
+            if per_user > each {
+                return Err(setting_error(
+                    &format!("gateway.{names}"),
+                    "is more than the limit for everyone",
+                ));
+            }
+        }
+        Ok(limits)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -498,6 +598,7 @@ impl Config {
             custom: file.redaction.custom,
             key_configured: configured_redaction_key.is_some(),
             key: configured_redaction_key.unwrap_or_else(|| data_dir.join("redaction.key")),
+            limits: file.gateway.limits()?,
         };
         let directory = Directory::new(file.users, file.groups, resources)
             .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
@@ -689,5 +790,30 @@ mod tests {
         assert_eq!(parse_size("100kB"), Ok(100_000));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("99999999999TiB").is_err());
+    }
+
+    #[test]
+    fn read_limits_have_safe_defaults_and_are_checked_at_load() {
+        let config = Config::load(&quickstart(), &|_| None).unwrap();
+        assert_eq!(config.logs.limits, ReadLimitSettings::default());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ward.toml");
+        for (gateway, says) in [
+            ("max_reads = 0", "gateway.max_reads`"),
+            ("max_follows_per_user = 0", "at least 1"),
+            ("max_reads = 4\nmax_reads_per_user = 5", "more than the limit for everyone"),
+            ("search_timeout = \"1m\"", "from 1s to 25s"),
+            ("search_timeout = \"soon\"", "gateway.search_timeout"),
+            ("max_searches = 3", "unknown field"),
+        ] {
+            std::fs::write(&file, format!("[gateway]\n{gateway}\n")).unwrap();
+            let error = Config::load(&file, &|_| None).unwrap_err().to_string();
+            assert!(error.contains(says), "{gateway}: {error}");
+        }
+        std::fs::write(&file, "[gateway]\nmax_reads = 3\nmax_reads_per_user = 1\nsearch_timeout = \"5s\"\n")
+            .unwrap();
+        let limits = Config::load(&file, &|_| None).unwrap().logs.limits;
+        assert_eq!((limits.max_reads, limits.max_reads_per_user, limits.search_timeout_seconds), (3, 1, 5));
+        assert_eq!(limits.max_follows, ReadLimitSettings::default().max_follows);
     }
 }

@@ -22,7 +22,14 @@ pub struct Gateway {
     /// serves no logs need not pay for them.
     rules: std::sync::OnceLock<Result<Arc<RuleSet>, String>>,
     key: [u8; 32],
+    /// Under the audit log's own key.
+    on_record: Pseudonyms,
+    limits: crate::read_limits::ReadLimits,
+    search_timeout: std::time::Duration,
 }
+
+/// The scope of the audit log's own pseudonym key: no grant id can be it (ids never hold a NUL).
+const ON_RECORD_SCOPE: &[u8] = b"\0ward audit log";
 
 impl Gateway {
     /// Checks a team's own rules; one that does not compile stops the start.
@@ -64,6 +71,9 @@ impl Gateway {
             custom: rules,
             rules: std::sync::OnceLock::new(),
             key,
+            on_record: Pseudonyms::scoped(&key, ON_RECORD_SCOPE),
+            limits: crate::read_limits::ReadLimits::new(&settings.limits),
+            search_timeout: std::time::Duration::from_secs(settings.limits.search_timeout_seconds),
         })
     }
 
@@ -97,6 +107,24 @@ impl Gateway {
     pub fn pseudonyms(&self, grant: &GrantId) -> Pseudonyms {
         Pseudonyms::scoped(&self.key, grant.as_str().as_bytes())
     }
+
+    /// Pseudonyms for what a reader typed (a search pattern) as the audit log records it:
+    /// under a key of the audit log's own, never a grant's. Under the grant's key, a pattern's
+    /// author reading their own event would see each value they guessed next to the pseudonym
+    /// it has in the lines.
+    pub fn on_record(&self) -> &Pseudonyms {
+        &self.on_record
+    }
+
+    /// How many reads may run at once.
+    pub fn limits(&self) -> &crate::read_limits::ReadLimits {
+        &self.limits
+    }
+
+    /// How long a search may run.
+    pub fn search_timeout(&self) -> std::time::Duration {
+        self.search_timeout
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +141,7 @@ mod tests {
             custom,
             key: std::path::PathBuf::from("/nonexistent/key"),
             key_configured: true,
+            limits: Default::default(),
         }
     }
 

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod index;
 pub mod oncall;
 pub mod policy_cases;
+pub mod read_limits;
 pub mod scheduler;
 pub mod sensitive;
 pub mod signing;

@@ -128,6 +128,8 @@ on_both_backends!(
     every_grant_names_the_policy_set_that_allowed_it,
 );
 
+#[path = "broker/gateway.rs"]
+mod gateway;
 #[path = "broker/workflows.rs"]
 mod workflows;
 

@@ -247,7 +247,13 @@ impl LogPrinter {
                     "{} line{}{} from {} file{}; {redacted} value{} redacted{}",
                     summary.lines,
                     if summary.lines == 1 { "" } else { "s" },
-                    if summary.truncated { " (the limit cut it short)" } else { "" },
+                    if summary.timed_out {
+                        " (the search stopped at its deadline: narrow it with --since, --until or a pattern)"
+                    } else if summary.truncated {
+                        " (the limit cut it short)"
+                    } else {
+                        ""
+                    },
                     summary.files,
                     if summary.files == 1 { "" } else { "s" },
                     if redacted == 1 { "" } else { "s" },

@@ -813,6 +813,25 @@ fn logs_are_read_through_a_grant_and_come_out_redacted() {
     let unmasked = server.ward(&alice, &["logs", "search", "logs:payments-api", "--unmasked"]);
     assert!(stderr(&unmasked).contains("no active grant for `read-unmasked`"), "{}", stderr(&unmasked));
 
+    // `logs tail` shows the newest lines: the live file's, even when the rotated one was
+    // modified later (copied, checked out).
+    let logs = server.config.parent().unwrap().join("logs/payments-api");
+    let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(logs.join("payments-api.log"))
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let tail = server.ward(&alice, &["logs", "tail", "logs:payments-api", "--lines", "5"]);
+    assert_eq!(tail.status.code(), Some(0), "{}", stderr(&tail));
+    let text = String::from_utf8(tail.stdout.clone()).unwrap();
+    let live = std::fs::read_to_string(logs.join("payments-api.log")).unwrap();
+    let newest: Vec<&str> = live.lines().rev().take(5).map(|l| &l[..24]).collect();
+    let shown: Vec<&str> = text.lines().rev().map(|l| &l[..24]).collect();
+    assert_eq!(shown, newest, "{text}");
+    assert!(stderr(&tail).contains("5 lines from 1 file;"), "{}", stderr(&tail));
+
     // Every read is on record, with what it returned.
     let (_, reads) = server.json(&carol, &["audit", "events", "--type", "access.used", "--grant", &grant_id]);
     let searches: Vec<&Value> =
@@ -833,7 +852,12 @@ fn logs_are_read_through_a_grant_and_come_out_redacted() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(String::from_utf8(out.stdout.clone()).unwrap().lines().count(), 1);
     let (_, reads) = server.json(&carol, &["audit", "events", "--type", "access.used", "--grant", &grant_id]);
-    let tail = reads.as_array().unwrap().iter().find(|e| e["details"]["action"] == "logs.tail").unwrap();
+    let tail = reads
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["details"]["action"] == "logs.tail" && e["details"]["follow"] == true)
+        .unwrap();
     assert_eq!(tail["details"]["redactions"]["email"], 1, "{tail}");
     let follow = reads.as_array().unwrap().iter().find(|e| e["details"]["action"] == "logs.follow").unwrap();
     assert!(follow["details"]["ended"].as_str().unwrap().contains("released or revoked"), "{follow}");

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use jiff::SignedDuration;
 use ward_logs::{Line, Masking, Query, Summary};
 
 use super::*;
@@ -34,12 +35,19 @@ pub struct LogResult {
     pub grant_id: GrantId,
     pub lines: Vec<Line>,
     pub summary: Summary,
+    /// The search deadline stopped it: `lines` are what it found until then.
+    pub timed_out: bool,
 }
 
-/// One item of a followed log.
+/// One item of a tail.
 #[derive(Debug, Clone)]
 pub enum LogItem {
     Line(Line),
+    /// After the last lines, before the followed ones.
+    Summary {
+        grant_id: GrantId,
+        summary: Summary,
+    },
     /// The stream ends, and why (expiry, release, revocation).
     End(String),
 }
@@ -137,6 +145,16 @@ impl Broker {
         Ok(Query { pattern, since: query.since, until: query.until, limit })
     }
 
+    /// A search pattern as the audit log records it: redacted (raw reads too: someone may have
+    /// typed a secret into it), with pseudonyms under the audit log's own key, so that its
+    /// author cannot match them with those of the lines.
+    fn pattern_on_record(&self, reading: &Reading, pattern: &str) -> String {
+        let Some(gateway) = self.gateway.get() else { return String::new() };
+        let mut out = Vec::new();
+        reading.rules.redact(pattern.as_bytes(), gateway.on_record(), &mut out, &mut Default::default());
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// Records a read as `access.used`; without the record there is no read (503).
     async fn record_read(
         &self,
@@ -161,14 +179,32 @@ impl Broker {
         Ok(())
     }
 
+    /// The gateway's limit on reads running at once: a slot for this read, or 429.
+    fn read_slot(
+        &self,
+        caller: &Caller,
+        follow: bool,
+    ) -> Result<Option<crate::read_limits::Slot>, BrokerError> {
+        let Some(gateway) = self.gateway.get() else { return Ok(None) };
+        let slot =
+            if follow { gateway.limits().follow(&caller.name) } else { gateway.limits().read(&caller.name) };
+        slot.map(Some).map_err(|busy| {
+            metrics::counter!("ward_log_reads_refused_total", "reason" => "busy").increment(1);
+            BrokerError::from(busy)
+        })
+    }
+
     /// Searches a resource's logs through the caller's active grant. Stops at the grant's
-    /// expiry; a grant that ends while the search runs returns nothing.
+    /// expiry (a grant that ends while the search runs returns nothing) and at the search
+    /// deadline (what was found so far is returned, marked), matching lines or not; stops too
+    /// when the caller goes away.
     pub async fn search_logs(
         &self,
         caller: &Caller,
         resource: &str,
         query: LogQuery,
     ) -> Result<LogResult, BrokerError> {
+        let _slot = self.read_slot(caller, false)?;
         let reading = self.reading(caller, resource, query.unmasked, "logs.search").await?;
         let compiled = match self.compile_query(&query) {
             Ok(compiled) => compiled,
@@ -180,8 +216,14 @@ impl Broker {
             }
         };
         let clock = self.clock.clone();
+        let timeout = self.gateway.get().map_or(Duration::ZERO, crate::gateway::Gateway::search_timeout);
+        let deadline = self.now() + SignedDuration::try_from(timeout).unwrap_or(SignedDuration::ZERO);
         let (expires_at, source) = (reading.expires_at, reading.source.clone());
         let (rules, pseudonyms, raw) = (reading.rules.clone(), reading.pseudonyms.clone(), reading.raw);
+        // Dropped with this future (the caller went away, the request timed out): the search
+        // stops rather than run on for no one.
+        let abandoned = Abandoned::default();
+        let gone = abandoned.flag();
         let searched = tokio::task::spawn_blocking(move || {
             let mut lines = Vec::new();
             let masking = if raw {
@@ -189,46 +231,60 @@ impl Broker {
             } else {
                 Masking::Redacted { rules: &rules, replace: pseudonyms.as_ref() }
             };
-            let mut expired = false;
-            let summary = ward_logs::search(&source, &compiled, &masking, &mut |line| {
+            let stop = std::cell::Cell::new(None);
+            let keep_going = || {
+                let now = clock.now();
                 // Nothing outlives the window: a long search stops at the grant's end.
-                if lines.len() % 256 == 0 && clock.now() >= expires_at {
-                    expired = true;
-                    return false;
-                }
+                let why = if now >= expires_at {
+                    Some(Stop::GrantEnded)
+                } else if now >= deadline {
+                    Some(Stop::Deadline)
+                } else if gone.load(std::sync::atomic::Ordering::Relaxed) {
+                    Some(Stop::Abandoned)
+                } else {
+                    None
+                };
+                stop.set(why);
+                why.is_none()
+            };
+            let summary = ward_logs::search(&source, &compiled, &masking, &keep_going, &mut |line| {
                 lines.push(line);
                 true
             });
-            summary.map(|s| (lines, s, expired))
+            summary.map(|s| (lines, s, stop.get()))
         })
         .await
         .map_err(|e| BrokerError::Unavailable(format!("the log search failed: {e}")))?;
-        let (lines, summary, expired) = searched.map_err(|e| BrokerError::Unavailable(e.to_string()))?;
-        if expired || self.index.usable(&caller.name, resource, reading.role, self.now()).is_none() {
+        drop(abandoned);
+        let (lines, summary, stop) = searched.map_err(|e| BrokerError::Unavailable(e.to_string()))?;
+        if stop == Some(Stop::GrantEnded) || !self.still_reading(&caller.name, resource, &reading) {
             let why = format!("grant {} ended while the logs were read", reading.grant_id);
             self.record_refusal(caller, "logs.search", Some(resource), None, &why).await;
             return Err(BrokerError::Forbidden(why));
         }
+        let timed_out = stop == Some(Stop::Deadline);
         let details = json!({
             "action": "logs.search",
             "role": reading.role,
-            // Redacted like the logs: someone may have typed a secret into the pattern.
-            "pattern": query.pattern.as_deref().map(|p| redacted_text(&reading, p)),
+            "pattern": query.pattern.as_deref().map(|p| self.pattern_on_record(&reading, p)),
             "since": query.since.map(|t| t.to_string()),
             "until": query.until.map(|t| t.to_string()),
             "lines": summary.lines,
             "bytes": summary.bytes,
             "truncated": summary.truncated,
+            "timed_out": timed_out,
             "files": summary.files,
+            "scanned": summary.scanned,
             "redactions": summary.redactions,
         });
         self.record_read(caller, resource, &reading, details).await?;
         metrics::counter!("ward_log_reads_total", "action" => "search").increment(1);
-        Ok(LogResult { grant_id: reading.grant_id, lines, summary })
+        Ok(LogResult { grant_id: reading.grant_id, lines, summary, timed_out })
     }
 
-    /// The last `lines` lines of a resource's logs and, with `follow`, every line appended after
-    /// them until the grant ends (expiry, release, revocation: the last item says which).
+    /// The last `lines` lines of a resource's logs (read from the end of its newest files), a
+    /// summary, and, with `follow`, every line written after them until the grant ends
+    /// (expiry, release, revocation: the last item says which).
     pub async fn tail_logs(
         self: &Arc<Self>,
         caller: &Caller,
@@ -240,61 +296,54 @@ impl Broker {
         if !(1..=ward_logs::MAX_LIMIT).contains(&lines) {
             return Err(BrokerError::Invalid(format!("--lines must be from 1 to {}", ward_logs::MAX_LIMIT)));
         }
+        let slot = self.read_slot(caller, follow)?;
         let reading = self.reading(caller, resource, unmasked, "logs.tail").await?;
-        let last = tokio::task::spawn_blocking({
+        let tailed = tokio::task::spawn_blocking({
             let (rules, pseudonyms, raw) = (reading.rules.clone(), reading.pseudonyms.clone(), reading.raw);
             let source = reading.source.clone();
             move || {
-                let mut ring = std::collections::VecDeque::with_capacity(lines);
                 let masking = if raw {
                     Masking::Raw
                 } else {
                     Masking::Redacted { rules: &rules, replace: pseudonyms.as_ref() }
                 };
-                let query = Query { limit: usize::MAX, ..Query::default() };
-                let summary = ward_logs::search(&source, &query, &masking, &mut |line| {
-                    if ring.len() == lines {
-                        ring.pop_front();
-                    }
-                    ring.push_back(line);
-                    true
-                });
-                summary.map(|_| (ring, ward_logs::Follow::start(&source)))
+                ward_logs::tail(&source, lines, &masking)
             }
         })
         .await
         .map_err(|e| BrokerError::Unavailable(format!("reading the logs failed: {e}")))?
         .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
-        let (ring, start) = last;
+        let ward_logs::Tail { lines, summary, follow: start } = tailed;
         if !self.still_reading(&caller.name, resource, &reading) {
             let why = format!("grant {} ended while the logs were read", reading.grant_id);
             self.record_refusal(caller, "logs.tail", Some(resource), None, &why).await;
             return Err(BrokerError::Forbidden(why));
         }
-        let mut redactions = std::collections::BTreeMap::new();
-        if !reading.raw {
-            for line in &ring {
-                ward_redact::count_pseudonyms(line.text.as_bytes(), &mut redactions);
-            }
-        }
         let details = json!({
             "action": "logs.tail",
             "role": reading.role,
             "follow": follow,
-            "lines": ring.len(),
-            "bytes": ring.iter().map(|l| l.text.len() as u64 + 1).sum::<u64>(),
-            "redactions": redactions,
+            "lines": summary.lines,
+            "bytes": summary.bytes,
+            "truncated": summary.truncated,
+            "files": summary.files,
+            "scanned": summary.scanned,
+            "redactions": summary.redactions,
         });
         self.record_read(caller, resource, &reading, details).await?;
         metrics::counter!("ward_log_reads_total", "action" => "tail").increment(1);
+        // A tail that is not followed has done its reading.
+        let slot = if follow { slot } else { None };
 
         let (sender, receiver) = tokio::sync::mpsc::channel(256);
         let broker = self.clone();
         let caller = caller.clone();
         let resource = resource.to_owned();
         tokio::spawn(async move {
-            for line in ring {
-                if sender.send(LogItem::Line(line)).await.is_err() {
+            let _slot = slot;
+            let summary = LogItem::Summary { grant_id: reading.grant_id.clone(), summary };
+            for item in lines.into_iter().map(LogItem::Line).chain(std::iter::once(summary)) {
+                if sender.send(item).await.is_err() {
                     return;
                 }
             }
@@ -307,25 +356,34 @@ impl Broker {
 
     /// Whether `reading`'s own grant still gives access now.
     fn still_reading(&self, principal: &str, resource: &str, reading: &Reading) -> bool {
+        self.reading_ended(principal, resource, reading).is_none()
+    }
+
+    /// Why `reading`'s grant no longer gives access, if it does not.
+    fn reading_ended(&self, principal: &str, resource: &str, reading: &Reading) -> Option<String> {
         let now = self.now();
-        now < reading.expires_at
-            && self
-                .index
-                .usable(principal, resource, reading.role, now)
-                .is_some_and(|slot| slot.id == reading.grant_id)
+        if now >= reading.expires_at {
+            return Some(format!("grant {} expired at {}", reading.grant_id, reading.expires_at));
+        }
+        let live = self
+            .index
+            .usable(principal, resource, reading.role, now)
+            .is_some_and(|s| s.id == reading.grant_id);
+        (!live).then(|| format!("grant {} ended (released or revoked)", reading.grant_id))
     }
 
     /// Sends the lines appended to the resource's files (a file rotated away read to its end,
     /// a new one from its start) until the grant ends or the reader goes; records what was sent
-    /// either way.
+    /// either way. Files are read and redacted off the async runtime.
     async fn follow(
         &self,
         caller: &Caller,
         resource: &str,
         reading: &Reading,
-        mut follow: ward_logs::Follow,
+        follow: ward_logs::Follow,
         sender: &tokio::sync::mpsc::Sender<LogItem>,
     ) {
+        let mut follow = Some(follow);
         let mut counts = ward_redact::Counts::default();
         let (mut sent_lines, mut sent_bytes) = (0u64, 0u64);
         let mut stopping = self.stopping.subscribe();
@@ -333,55 +391,43 @@ impl Broker {
             if *stopping.borrow_and_update() {
                 break "ward is shutting down".to_owned();
             }
-            if !self.still_reading(&caller.name, resource, reading) {
-                break if self.now() >= reading.expires_at {
-                    format!("grant {} expired at {}", reading.grant_id, reading.expires_at)
-                } else {
-                    format!("grant {} ended (released or revoked)", reading.grant_id)
-                };
+            if let Some(ended) = self.reading_ended(&caller.name, resource, reading) {
+                break ended;
             }
-            let polled = follow.poll(FOLLOW_READ_BYTES, stream_key_limit());
+            let Some(mut following) = follow.take() else { break "reading the logs failed".to_owned() };
+            let (rules, pseudonyms, raw) = (reading.rules.clone(), reading.pseudonyms.clone(), reading.raw);
+            let polled = tokio::task::spawn_blocking(move || {
+                let polled = following.poll(FOLLOW_READ_BYTES, stream_key_limit());
+                let redacted = redact_appended(polled, &rules, pseudonyms.as_ref(), raw);
+                (following, redacted)
+            })
+            .await;
+            let Ok((following, polled)) = polled else {
+                tracing::error!(resource, "reading a followed log failed");
+                break "reading the logs failed".to_owned();
+            };
+            follow = Some(following);
+            counts.merge(&polled.counts);
             for (file, error) in &polled.failed {
                 tracing::warn!(%error, resource, file, "cannot read a followed log; no longer following it");
             }
-            for appended in polled.appended {
-                let mut out = if reading.raw {
-                    appended.lines
-                } else {
-                    let mut out = Vec::with_capacity(appended.lines.len());
-                    reading.rules.redact(&appended.lines, reading.pseudonyms.as_ref(), &mut out, &mut counts);
-                    out
-                };
-                if appended.withheld {
-                    ward_redact::Replace::replace(
-                        reading.pseudonyms.as_ref(),
-                        "private-key",
-                        b"withheld",
-                        &mut out,
-                    );
-                    out.push(b'\n');
-                }
-                for text in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                    // Nothing goes out after the grant's end, however slow the reader.
-                    if !self.still_reading(&caller.name, resource, reading) {
-                        continue 'following;
+            for line in polled.lines {
+                let bytes = line.text.len() as u64 + 1;
+                // Nothing goes out after the grant's end, however slow the reader; a reader that
+                // does not keep up is checked against the grant again, and loses no line.
+                let permit = loop {
+                    if let Some(ended) = self.reading_ended(&caller.name, resource, reading) {
+                        break 'following ended;
                     }
-                    let line = Line {
-                        source: appended.source.clone(),
-                        time: ward_logs::line_time(text),
-                        text: String::from_utf8_lossy(text).into_owned(),
-                    };
-                    let send = sender.send(LogItem::Line(line));
-                    match tokio::time::timeout(FOLLOW_POLL * 4, send).await {
-                        Ok(Ok(())) => {
-                            sent_lines += 1;
-                            sent_bytes += text.len() as u64 + 1;
-                        }
+                    match tokio::time::timeout(FOLLOW_POLL * 4, sender.reserve()).await {
+                        Ok(Ok(permit)) => break permit,
                         Ok(Err(_)) => break 'following "the reader went away".to_owned(),
-                        // A reader that does not keep up is checked against the grant again.
-                        Err(_) => continue 'following,
+                        Err(_) => {}
                     }
-                }
+                };
+                permit.send(LogItem::Line(line));
+                sent_lines += 1;
+                sent_bytes += bytes;
             }
             tokio::select! {
                 () = tokio::time::sleep(FOLLOW_POLL) => {}
@@ -429,53 +475,128 @@ impl Broker {
             return Err(BrokerError::Forbidden(why));
         }
         let (keep_days, quota) = (push.retention_days, push.quota_bytes);
-        let lines = if otlp { ward_logs::push::otlp(&body) } else { ward_logs::push::json_lines(&body) }
-            .map_err(|e| BrokerError::Invalid(e.to_string()))?;
-        let count = lines.iter().filter(|&&b| b == b'\n').count();
         let (dir, resource_name, now) = (dir.to_owned(), resource.to_owned(), self.now());
-        // Expired days go first, so that they make room. Two pushes side by side may both
-        // pass the check: the quota is exceeded by at most the batches in flight.
+        // Converting and storing read and write megabytes: off the async runtime. Expired days
+        // go first, so that they make room. Two pushes side by side may both pass the quota
+        // check: it is exceeded by at most the batches in flight.
         let stored = tokio::task::spawn_blocking(move || {
+            let lines = if otlp {
+                ward_logs::push::otlp(&body, ward_logs::push::Bounds::default())
+            } else {
+                ward_logs::push::json_lines(&body)
+            };
+            let lines = match lines {
+                Ok(lines) => lines,
+                Err(refused) => return Ok(Pushed::Refused(refused)),
+            };
             if let Err(error) = ward_logs::push::expire(&dir, &resource_name, keep_days, now) {
                 tracing::warn!(%error, resource = resource_name, "cannot remove expired pushed logs");
             }
             let held = ward_logs::push::stored_bytes(&dir, &resource_name)?;
             if held.saturating_add(lines.len() as u64) > quota {
-                return Ok(Some(held));
+                return Ok(Pushed::Full(held));
             }
             ward_logs::push::append(&dir, &resource_name, &lines, now)?;
-            Ok::<_, std::io::Error>(None)
+            Ok::<_, std::io::Error>(Pushed::Stored(lines.iter().filter(|&&b| b == b'\n').count()))
         })
         .await
         .map_err(|e| BrokerError::Unavailable(e.to_string()))?
         .map_err(|e| BrokerError::Unavailable(format!("cannot store the pushed logs: {e}")))?;
-        if let Some(held) = stored {
-            let why = format!(
-                "{resource} keeps {held} bytes of pushed logs and its push_quota is {quota}: nothing was \
-                 stored; pushes are taken again as old days expire (retention {keep_days}d)"
-            );
-            self.record_refusal(caller, "logs.push", Some(resource), None, &why).await;
-            metrics::counter!("ward_log_pushes_refused_total", "reason" => "quota").increment(1);
-            return Err(BrokerError::Full(why));
-        }
+        let count = match stored {
+            Pushed::Stored(count) => count,
+            Pushed::Refused(refused) if refused.is_too_large() => {
+                let why = format!("nothing was stored: {refused}");
+                self.record_refusal(caller, "logs.push", Some(resource), None, &why).await;
+                metrics::counter!("ward_log_pushes_refused_total", "reason" => "too_large").increment(1);
+                return Err(BrokerError::TooLarge(why));
+            }
+            Pushed::Refused(refused) => return Err(BrokerError::Invalid(refused.to_string())),
+            Pushed::Full(held) => {
+                let why = format!(
+                    "{resource} keeps {held} bytes of pushed logs and its push_quota is {quota}: nothing was \
+                     stored; pushes are taken again as old days expire (retention {keep_days}d)"
+                );
+                self.record_refusal(caller, "logs.push", Some(resource), None, &why).await;
+                metrics::counter!("ward_log_pushes_refused_total", "reason" => "quota").increment(1);
+                return Err(BrokerError::Full(why));
+            }
+        };
         metrics::counter!("ward_log_lines_pushed_total").increment(count as u64);
         Ok(count)
     }
 }
 
-/// `text` as the reader of `reading` would see it (for recording what they typed).
-fn redacted_text(reading: &Reading, text: &str) -> String {
-    if reading.raw {
-        return text.to_owned();
+/// What became of a pushed batch.
+enum Pushed {
+    /// Stored: this many lines.
+    Stored(usize),
+    /// Not a valid batch, or one past the conversion's bounds.
+    Refused(ward_logs::push::PushError),
+    /// Past the resource's quota, which holds this many bytes.
+    Full(u64),
+}
+
+/// Why a search stopped before its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    GrantEnded,
+    Deadline,
+    Abandoned,
+}
+
+/// Raised when dropped: a search running off the runtime sees that no one awaits it any more.
+#[derive(Default)]
+struct Abandoned(Arc<std::sync::atomic::AtomicBool>);
+
+impl Abandoned {
+    fn flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        self.0.clone()
     }
-    let mut out = Vec::new();
-    reading.rules.redact(
-        text.as_bytes(),
-        reading.pseudonyms.as_ref(),
-        &mut out,
-        &mut ward_redact::Counts::default(),
-    );
-    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// One poll of a followed log, redacted.
+struct PolledLines {
+    lines: Vec<Line>,
+    counts: ward_redact::Counts,
+    failed: Vec<(String, std::io::Error)>,
+}
+
+/// The lines of a poll as the reader may see them.
+fn redact_appended(
+    polled: ward_logs::Polled,
+    rules: &ward_redact::RuleSet,
+    pseudonyms: &ward_redact::Pseudonyms,
+    raw: bool,
+) -> PolledLines {
+    let mut counts = ward_redact::Counts::default();
+    let mut lines = Vec::new();
+    for appended in polled.appended {
+        let mut out = if raw {
+            appended.lines
+        } else {
+            let mut out = Vec::with_capacity(appended.lines.len());
+            rules.redact(&appended.lines, pseudonyms, &mut out, &mut counts);
+            out
+        };
+        if appended.withheld {
+            ward_redact::Replace::replace(pseudonyms, "private-key", b"withheld", &mut out);
+            out.push(b'\n');
+        }
+        for text in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            lines.push(Line {
+                source: appended.source.clone(),
+                time: ward_logs::line_time(text),
+                text: String::from_utf8_lossy(text).into_owned(),
+            });
+        }
+    }
+    PolledLines { lines, counts, failed: polled.failed }
 }
 
 /// How big an unfinished private key block may grow before it is withheld whole.

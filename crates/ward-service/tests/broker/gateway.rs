@@ -1,0 +1,257 @@
+//! The debug-log gateway through the broker: what a read puts on record, how long it may run,
+//! how many run at once. The quickstart's log files are read (the backend does not matter: on
+//! SQLite).
+
+use std::collections::BTreeSet;
+
+use ward_service::broker::LogQuery;
+
+use super::*;
+
+/// The `<email:…>` pseudonyms in `text`.
+fn emails(text: &str) -> BTreeSet<String> {
+    let pseudonym = regex::Regex::new(r"<email:[0-9a-f]+>").unwrap();
+    pseudonym.find_iter(text).map(|m| m.as_str().to_owned()).collect()
+}
+
+/// Searching `a@x.com|b@y.com|…` and reading one's own `access.used` event must not map each
+/// guessed value to the pseudonym it has in the lines: the pattern is recorded under a key of
+/// the audit log's own, not the grant's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_pattern_on_record_links_no_value_to_its_pseudonym() {
+    let w = World::new(sqlite().await.unwrap()).await;
+    w.granted().await;
+    let alice = w.who("alice");
+    let guesses = "jane.doe@example.com|omar.haddad@example.org|nobody@example.net";
+    let query = LogQuery { pattern: Some(guesses.into()), ..LogQuery::default() };
+    w.broker.search_logs(&alice, "logs:payments-api", query).await.unwrap();
+    let everything = w.broker.search_logs(&alice, "logs:payments-api", LogQuery::default()).await.unwrap();
+    let text: Vec<&str> = everything.lines.iter().map(|l| l.text.as_str()).collect();
+    let in_lines = emails(&text.join("\n"));
+    assert!(in_lines.len() >= 2, "jane's and omar's: {in_lines:?}");
+
+    let filter = EventFilter { event_type: Some(EventType::AccessUsed), limit: 100, ..Default::default() };
+    let own = w.broker.events(&alice, filter).await.unwrap();
+    let recorded = own.iter().find_map(|e| e.details["pattern"].as_str()).expect("the pattern is on record");
+    let on_record = emails(recorded);
+    assert_eq!(on_record.len(), 3, "every guessed value is redacted on record: {recorded}");
+    assert!(on_record.is_disjoint(&in_lines), "{recorded} names pseudonyms of the lines: {in_lines:?}");
+    assert!(!recorded.contains("jane.doe"), "{recorded}");
+}
+
+/// A clock that, once armed, moves on by `step` each time it is read: a search that looks at
+/// it as it reads sees time pass.
+struct Ticking {
+    clock: ManualClock,
+    step: std::sync::Mutex<Option<SignedDuration>>,
+}
+
+impl Ticking {
+    fn new() -> Arc<Self> {
+        Arc::new(Self { clock: ManualClock::new(t0()), step: std::sync::Mutex::new(None) })
+    }
+
+    fn arm(&self, step: SignedDuration) {
+        *self.step.lock().unwrap() = Some(step);
+    }
+}
+
+impl Clock for Ticking {
+    fn now(&self) -> Timestamp {
+        let now = self.clock.now();
+        if let Some(step) = *self.step.lock().unwrap() {
+            self.clock.advance(step);
+        }
+        now
+    }
+}
+
+/// The quickstart, with `logs:payments-api`'s files in `dir` (`x.log*`), on SQLite.
+async fn world_with_logs(
+    dir: &std::path::Path,
+    clock: Arc<dyn Clock>,
+    tweak: impl FnOnce(&mut Config),
+) -> (Arc<Broker>, Arc<dyn Store>) {
+    let mut config = config();
+    let source = ward_logs::Source::new(vec![dir.join("x.log*")]).unwrap();
+    config.logs.sources.insert("logs:payments-api".into(), source);
+    tweak(&mut config);
+    let store = sqlite().await.unwrap();
+    let broker = ward_service::broker_for(&config, store.clone(), clock).await.unwrap();
+    (broker, store)
+}
+
+/// alice's approved `read` grant on payments-api (30 minutes).
+async fn grant_alice(broker: &Broker) {
+    let request = broker
+        .create_request(&broker.caller("alice").unwrap(), ask("logs:payments-api", "read", 1800))
+        .await
+        .unwrap();
+    let approved = broker.approve(&broker.caller("bob").unwrap(), request.id.as_str(), None).await.unwrap();
+    assert_eq!(approved.state, RequestState::Approved);
+}
+
+async fn access_used(store: &Arc<dyn Store>) -> Vec<AuditEvent> {
+    let filter = EventFilter { event_type: Some(EventType::AccessUsed), limit: 100, ..Default::default() };
+    store.events(&filter).await.unwrap()
+}
+
+/// A search for what is not there stops at its deadline (20 s by default), as it reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_stops_at_its_deadline_even_when_nothing_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = "2026-11-21T10:00:00Z INFO payments-api nothing to see here\n";
+    std::fs::write(dir.path().join("x.log"), line.repeat(100_000)).unwrap();
+    let clock = Ticking::new();
+    let (broker, store) = world_with_logs(dir.path(), clock.clone(), |_| {}).await;
+    grant_alice(&broker).await;
+    // Each look at the clock is a second later: 20 looks pass the deadline, and the grant has
+    // 30 minutes.
+    clock.arm(SignedDuration::from_secs(1));
+    let query = LogQuery { pattern: Some("absent".into()), ..LogQuery::default() };
+    let found =
+        broker.search_logs(&broker.caller("alice").unwrap(), "logs:payments-api", query).await.unwrap();
+    assert!(found.lines.is_empty());
+    let read = access_used(&store).await;
+    let search = read.iter().find(|e| e.details["action"] == "logs.search").unwrap();
+    assert_eq!(search.details["timed_out"], true, "{}", search.details);
+    let size = std::fs::metadata(dir.path().join("x.log")).unwrap().len();
+    assert!(search.details["scanned"].as_u64().unwrap() < size / 2, "{}", search.details);
+}
+
+/// Past the grant's end a search stops and returns nothing, matching lines or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_stops_at_its_grants_end_even_when_nothing_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = "2026-11-21T10:00:00Z INFO payments-api nothing to see here\n";
+    std::fs::write(dir.path().join("x.log"), line.repeat(100_000)).unwrap();
+    let clock = Ticking::new();
+    let (broker, store) =
+        world_with_logs(dir.path(), clock.clone(), |c| c.logs.limits.search_timeout_seconds = 24 * 3600)
+            .await;
+    grant_alice(&broker).await;
+    clock.arm(SignedDuration::from_mins(1));
+    let query = LogQuery { pattern: Some("absent".into()), ..LogQuery::default() };
+    let refused =
+        broker.search_logs(&broker.caller("alice").unwrap(), "logs:payments-api", query).await.unwrap_err();
+    assert!(
+        matches!(&refused, BrokerError::Forbidden(why) if why.contains("ended while the logs were read")),
+        "{refused}"
+    );
+    assert!(access_used(&store).await.iter().all(|e| e.details["action"] != "logs.search"));
+}
+
+/// The quickstart's bug: `x.log.1` modified after `x.log` (copied, checked out) must not pass
+/// for the newest file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_shows_the_newest_lines_of_the_live_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.log"), "2026-11-21T10:00:00Z new one\n2026-11-21T10:00:01Z new two\n")
+        .unwrap();
+    std::fs::write(
+        dir.path().join("x.log.1"),
+        "2026-11-20T10:00:00Z old one\n2026-11-20T10:00:01Z old two\n",
+    )
+    .unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(dir.path().join("x.log"))
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
+    let (broker, store) = world_with_logs(dir.path(), Arc::new(ManualClock::new(t0())), |_| {}).await;
+    grant_alice(&broker).await;
+    let mut tail = broker
+        .tail_logs(&broker.caller("alice").unwrap(), "logs:payments-api", 2, false, false)
+        .await
+        .unwrap();
+    let mut items = Vec::new();
+    while let Some(item) = tail.recv().await {
+        items.push(item);
+    }
+    let lines: Vec<String> = items
+        .iter()
+        .filter_map(|i| match i {
+            ward_service::broker::LogItem::Line(l) => Some(format!("{}: {}", l.source, l.text)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines, ["x.log: 2026-11-21T10:00:00Z new one", "x.log: 2026-11-21T10:00:01Z new two"]);
+    let read = access_used(&store).await;
+    let tail = read.iter().find(|e| e.details["action"] == "logs.tail").unwrap();
+    assert_eq!(
+        (tail.details["lines"].as_u64(), tail.details["files"].as_u64()),
+        (Some(2), Some(1)),
+        "{}",
+        tail.details
+    );
+}
+
+/// Followed tails are limited per user (and in all): past the limit 429 with a time to retry,
+/// and the slot comes back when a follow ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followed_tails_are_limited_per_user() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.log"), "2026-11-21T10:00:00Z one\n").unwrap();
+    let (broker, _) = world_with_logs(dir.path(), Arc::new(ManualClock::new(t0())), |c| {
+        c.logs.limits.max_follows_per_user = 1
+    })
+    .await;
+    grant_alice(&broker).await;
+    let alice = broker.caller("alice").unwrap();
+    let first = broker.tail_logs(&alice, "logs:payments-api", 1, true, false).await.unwrap();
+    let busy = broker.tail_logs(&alice, "logs:payments-api", 1, true, false).await.unwrap_err();
+    assert!(
+        matches!(&busy, BrokerError::Busy { retry_after_seconds: 30, message } if message.contains("followed tails")),
+        "{busy}"
+    );
+    // A tail that is not followed is counted apart.
+    assert!(broker.tail_logs(&alice, "logs:payments-api", 1, false, false).await.is_ok());
+    drop(first);
+    let again = async {
+        loop {
+            match broker.tail_logs(&alice, "logs:payments-api", 1, true, false).await {
+                Ok(receiver) => return receiver,
+                Err(BrokerError::Busy { .. }) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                }
+                Err(other) => panic!("{other}"),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), again).await.expect("the slot came back");
+}
+
+/// A followed tail reads and redacts off the async runtime: while it works through megabytes
+/// of new lines, `check` (here on a runtime of one thread) still answers at once.
+#[tokio::test]
+async fn a_followed_tail_does_not_stall_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.log");
+    std::fs::write(&path, "2026-11-21T10:00:00Z start\n").unwrap();
+    let (broker, _) = world_with_logs(dir.path(), Arc::new(ManualClock::new(t0())), |_| {}).await;
+    grant_alice(&broker).await;
+    let alice = broker.caller("alice").unwrap();
+    let mut tail = broker.tail_logs(&alice, "logs:payments-api", 1, true, false).await.unwrap();
+    let reader = tokio::spawn(async move { while tail.recv().await.is_some() {} });
+    assert!(broker.check(&alice, "alice", "read", "logs:payments-api").await.unwrap().allowed);
+    // A megabyte of secrets at once: one poll reads and redacts it all (seconds, unoptimised).
+    let line = "2026-11-21T10:00:01Z ERROR checkout for jane.doe@example.com card=4111 1111 1111 1111 token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJlc2lnbmF0dXJl password=hunter2\n";
+    std::io::Write::write_all(
+        &mut std::fs::OpenOptions::new().append(true).open(&path).unwrap(),
+        line.repeat((1 << 20) / line.len()).as_bytes(),
+    )
+    .unwrap();
+    // A stalled runtime shows as a round (a check, then a short sleep) that takes long.
+    let mut slowest = std::time::Duration::ZERO;
+    let watching = std::time::Instant::now();
+    while watching.elapsed() < std::time::Duration::from_secs(4) {
+        let round = std::time::Instant::now();
+        assert!(broker.check(&alice, "alice", "read", "logs:payments-api").await.unwrap().allowed);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        slowest = slowest.max(round.elapsed());
+    }
+    assert!(slowest < std::time::Duration::from_millis(750), "a round of check took {slowest:?}");
+    reader.abort();
+}
