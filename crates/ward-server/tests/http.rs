@@ -429,10 +429,16 @@ async fn an_otlp_batch_that_would_convert_to_gigabytes_is_refused_on_record() {
     let refused = api.send("POST", "/v1/logs/logs:checkout-web/otlp", Some(&admin), Some(fewer)).await;
     assert_problem(&refused, StatusCode::PAYLOAD_TOO_LARGE, "too-large");
 
+    // Both on record: the first at once, the repeat in the period's summary of refusals.
+    api.broker.flush_usage().await.unwrap();
     let denied = api.get("/v1/audit/events?type=access.denied", &api.token("carol").await).await;
     let pushes: Vec<&Value> =
         denied.body.as_array().unwrap().iter().filter(|e| e["details"]["action"] == "logs.push").collect();
     assert_eq!(pushes.len(), 2, "{}", denied.body);
+    assert_eq!(
+        (pushes[1]["details"]["summary"].as_bool(), pushes[1]["details"]["count"].as_u64()),
+        (Some(true), Some(1))
+    );
     let pushed = api._dir.path().join("logs");
     assert_eq!(ward_logs::push::stored_bytes(&pushed, "logs:checkout-web").unwrap(), 0, "nothing was stored");
 }
