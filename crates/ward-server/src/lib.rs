@@ -5,6 +5,7 @@
 mod auth;
 mod handlers;
 mod logs;
+mod openapi;
 mod problem;
 mod views;
 
@@ -83,7 +84,20 @@ impl utoipa::Modify for BearerAuth {
                     ("415", "the body is not application/json"),
                     ("422", "valid JSON, invalid values (unknown field, wrong type, bad value)"),
                 ];
-                let extra: &[(&str, &str)] = if operation.request_body.is_some() { &with_body } else { &[] };
+                let with_query =
+                    [("422", "valid syntax, invalid values (out of range, unknown, contradicting)")];
+                let with_query_parameters = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query));
+                let extra: &[(&str, &str)] = if operation.request_body.is_some() {
+                    &with_body
+                } else if with_query_parameters {
+                    &with_query
+                } else {
+                    &[]
+                };
                 for &(status, description) in common.iter().chain(extra).chain(unknown_id.iter()) {
                     operation.responses.responses.entry(status.to_owned()).or_insert_with(|| {
                         let problem =
@@ -163,7 +177,7 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .nest("/v1", v1)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .route(
             "/metrics",
             get(move || async move { metrics_handle.map(PrometheusHandle::render).unwrap_or_default() }),

@@ -302,11 +302,167 @@ async fn the_api_surface_is_stable() {
             let mut statuses: Vec<&String> = operation["responses"].as_object().unwrap().keys().collect();
             statuses.sort();
             let statuses: Vec<&str> = statuses.into_iter().map(String::as_str).collect();
-            lines.push(format!("{:6} {path}  -> {}", method.to_uppercase(), statuses.join(" ")));
+            // Query parameters, `!` when required.
+            let query: Vec<String> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .map(|p| {
+                    format!("{}{}", p["name"].as_str().unwrap(), if p["required"] == true { "!" } else { "" })
+                })
+                .collect();
+            let query = if query.is_empty() { String::new() } else { format!(" ?{}", query.join("&")) };
+            lines.push(format!("{:6} {path}{query}  -> {}", method.to_uppercase(), statuses.join(" ")));
         }
     }
     lines.sort();
     insta::assert_snapshot!(lines.join("\n"));
+}
+
+/// The document is one a validator and a client generator accept: every parameter where its
+/// operation says (path parameters in the path's template, the rest in the query), every
+/// reference resolvable, timestamps as RFC 3339 date-times, links named as OpenAPI names them.
+/// (CI also runs openapi-spec-validator and schemathesis over it: scripts/api-fuzz.sh.)
+#[tokio::test]
+async fn the_openapi_document_is_well_formed() {
+    let api = Api::new().await;
+    let doc = api.send("GET", "/openapi.json", None, None).await.body;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let templated: Vec<&str> =
+            path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')).collect();
+        for (method, operation) in item.as_object().unwrap() {
+            let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+            let in_path: Vec<&str> = parameters
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(in_path, templated, "{method} {path}: path parameters");
+            for parameter in &parameters {
+                assert!(["path", "query"].contains(&parameter["in"].as_str().unwrap()), "{parameter}");
+            }
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                for link in response["links"].as_object().into_iter().flatten().map(|(_, l)| l) {
+                    let target = link["operationId"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{method} {path} {status}: {link}"));
+                    let exists = doc["paths"]
+                        .as_object()
+                        .unwrap()
+                        .values()
+                        .flat_map(|i| i.as_object().unwrap().values())
+                        .any(|o| o["operationId"] == target);
+                    assert!(exists, "{method} {path} {status}: a link to unknown operation `{target}`");
+                }
+            }
+        }
+    }
+    let text = doc.to_string();
+    for reference in text.split("\"$ref\":\"").skip(1).map(|rest| &rest[..rest.find('"').unwrap()]) {
+        let pointer = reference.strip_prefix('#').unwrap();
+        assert!(doc.pointer(pointer).is_some(), "unresolvable reference {reference}");
+    }
+    let created_at = &doc["components"]["schemas"]["RequestView"]["properties"]["created_at"];
+    assert_eq!(created_at["format"], "date-time", "{created_at}");
+    let decided_at = &doc["components"]["schemas"]["RequestView"]["properties"]["decided_at"];
+    assert!(decided_at.to_string().contains("date-time"), "{decided_at}");
+}
+
+/// What the document says about free text is what the server does with it: a reason matches
+/// the documented pattern and length exactly when the server takes it.
+#[tokio::test]
+async fn free_text_is_accepted_exactly_as_documented() {
+    let api = Api::new().await;
+    let alice = api.token("alice").await;
+    let doc = api.send("GET", "/openapi.json", None, None).await.body;
+    let reason = &doc["components"]["schemas"]["RevokeBody"]["properties"]["reason"];
+    let pattern = regex::Regex::new(reason["pattern"].as_str().unwrap()).unwrap();
+    let max = reason["maxLength"].as_u64().unwrap() as usize;
+    let samples = [
+        "INC-4312",
+        " ",
+        "\t\n",
+        "",
+        "a\u{0}b",
+        "a\rb",
+        "line one\nline two\ttabbed",
+        "\u{a0}",
+        "\u{2003}\u{3000}",
+        "\u{feff}",
+        "\u{85}x",
+        "x\u{9f}",
+        "caf\u{e9} \u{1f600}",
+        &"x".repeat(max),
+        &"x".repeat(max + 1),
+        &"\u{e9}".repeat(max),
+    ];
+    for sample in samples {
+        let documented = pattern.is_match(sample) && sample.chars().count() <= max;
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("resource", "logs:payments-api"), ("role", "read"), ("reason", sample)])
+            .finish();
+        let answer = api.get(&format!("/v1/policy/explain?{query}"), &alice).await;
+        assert_eq!(answer.status == StatusCode::OK, documented, "{sample:?}: {}", answer.body);
+        if !documented {
+            assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+        }
+    }
+}
+
+/// Values the document allows are never refused as malformed, and values it forbids are refused
+/// (each of these disagreed with the document before).
+#[tokio::test]
+async fn the_server_takes_what_the_document_allows_and_nothing_else() {
+    let api = Api::new().await;
+    let (alice, admin) = (api.token("alice").await, api.token("admin").await);
+    // A JSON integer may be written 1800.0.
+    let whole = json!({"resource": "logs:payments-api", "role": "read", "duration_seconds": 1800.0, "reason": "INC-1 checkout"});
+    let filed = api.post("/v1/requests", &alice, whole).await;
+    assert_eq!(
+        (filed.status, filed.body["duration_seconds"].as_u64()),
+        (StatusCode::CREATED, Some(1800)),
+        "{}",
+        filed.body
+    );
+    let fraction = json!({"resource": "logs:payments-api", "role": "read", "duration_seconds": 1800.5, "reason": "INC-1"});
+    assert_problem(
+        &api.post("/v1/requests", &alice, fraction).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+    );
+    // Durations: the documented syntax only.
+    for text in ["PT30M", "30 minutes", " 30m", "30m1h", "1h1h", "0s", "0d0h", "m", "30"] {
+        let answer = api.post("/v1/requests", &alice, ask("logs:payments-api", "read", text)).await;
+        assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    }
+    for text in ["1h30m", "90s", "0h10m", "1d"] {
+        let answer = api
+            .get(
+                &format!("/v1/policy/explain?resource=logs:payments-api&role=read&reason=x&duration={text}"),
+                &alice,
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{text}: {}", answer.body);
+    }
+    // Sequence numbers and tree sizes start at 1; the smallest i64 is refused, not a crash.
+    for seq in ["0", "-1", &i64::MIN.to_string()] {
+        let answer = api.get(&format!("/v1/audit/proofs/inclusion?seq={seq}"), &admin).await;
+        assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    }
+    let sizes = api.get("/v1/audit/proofs/consistency?from=0&to=1", &admin).await;
+    assert_problem(&sizes, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    // Well-formed values that ward cannot act on are told apart from malformed ones.
+    let beyond = api.get("/v1/audit/proofs/consistency?from=1&to=999999", &admin).await;
+    assert_problem(&beyond, StatusCode::UNPROCESSABLE_ENTITY, "unacceptable");
+    let past = json!({"resource": "logs:payments-api", "role": "read", "duration": "30m", "reason": "INC-1", "start_at": "2001-01-01T00:00:00Z"});
+    assert_problem(
+        &api.post("/v1/requests", &alice, past).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unacceptable",
+    );
+    let limit = api.get("/v1/requests?limit=0", &alice).await;
+    assert_problem(&limit, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
 }
 
 /// Logs pushed to ward are checked whole, kept, and read back through a grant, redacted.

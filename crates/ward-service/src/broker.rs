@@ -87,8 +87,13 @@ pub enum BrokerError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The input breaks what the API documents (a missing, empty or malformed value).
     #[error("{0}")]
     Invalid(String),
+    /// Well-formed input that ward cannot act on: values that contradict each other or ward's
+    /// state (a start in the past, sizes beyond the log), or a pattern the regex engine refuses.
+    #[error("{0}")]
+    Unacceptable(String),
     #[error("{0}")]
     Refused(Refusal),
     #[error("{0}")]

@@ -272,7 +272,10 @@ async fn proofs_verify_against_the_signed_head(store: Arc<dyn Store>) {
     assert_eq!(to_checkpoint.checkpoints.len(), 1, "the signed head is included");
     assert_eq!(to_checkpoint.checkpoints[0], checkpoint.note);
     for (a, b) in [(0, 1), (3, 2), (1, head.size + 1)] {
-        assert!(matches!(w.broker.consistency_proof(a, b).await, Err(BrokerError::Invalid(_))), "{a}..{b}");
+        assert!(
+            matches!(w.broker.consistency_proof(a, b).await, Err(BrokerError::Unacceptable(_))),
+            "{a}..{b}"
+        );
     }
 }
 
@@ -569,7 +572,10 @@ async fn scheduled_grants_open_at_their_start(store: Arc<dyn Store>) {
         start_at: Some(t0() - SignedDuration::from_hours(1)),
         ..ask("logs:payments-api", "read", 600)
     };
-    assert!(matches!(w.broker.create_request(&w.who("alice"), past).await, Err(BrokerError::Invalid(_))));
+    assert!(matches!(
+        w.broker.create_request(&w.who("alice"), past).await,
+        Err(BrokerError::Unacceptable(_))
+    ));
     let far = RequestInput {
         start_at: Some(t0() + SignedDuration::from_hours(24 * 31)),
         ..ask("logs:payments-api", "read", 600)
