@@ -5,6 +5,7 @@
 # stateful scenarios that follow the document's links with real ids (file a request, approve it,
 # release or revoke the grant). Fails on any finding, and on any ERROR or panic in the server's log.
 #   scripts/api-fuzz.sh [--release] [-- MORE SCHEMATHESIS OPTIONS, e.g. --phases stateful]
+#   (schemathesis runs in a scratch directory: give report paths as absolute paths)
 #   env: API_FUZZ_EXAMPLES (cases per operation and phase, default 30), API_FUZZ_SEED (default
 #   fixed, so a failure reproduces; `random` for a new one each run)
 set -euo pipefail
@@ -22,7 +23,7 @@ seed_flag=(--seed "${API_FUZZ_SEED:-20261212}")
 [ "${API_FUZZ_SEED:-}" = random ] && seed_flag=()
 
 # Pinned tools in a private environment, so that they cannot clash with other Python packages.
-venv=target/api-fuzz-venv
+venv=$PWD/target/api-fuzz-venv
 if ! cmp -s scripts/api-fuzz-requirements.txt "$venv/requirements.txt"; then
     rm -rf "$venv"
     python3 -m venv "$venv"
@@ -63,10 +64,12 @@ export WARD_FUZZ_ADMIN WARD_FUZZ_REQUESTER WARD_FUZZ_APPROVER
 curl -sf "http://$WARD_LISTEN/openapi.json" >"$work/openapi.json"
 "$venv/bin/openapi-spec-validator" "$work/openapi.json"
 
+# Run from the scratch directory, so that nothing the tools write lands in the checkout.
 status=0
-PYTHONPATH=scripts SCHEMATHESIS_HOOKS=api_fuzz_hooks "$venv/bin/schemathesis" \
-    --config-file scripts/schemathesis.toml run "http://$WARD_LISTEN/openapi.json" \
-    --checks all --max-examples "$examples" "${seed_flag[@]}" --no-color "$@" || status=$?
+scripts=$PWD/scripts
+(cd "$work" && PYTHONPATH=$scripts SCHEMATHESIS_HOOKS=api_fuzz_hooks "$venv/bin/schemathesis" \
+    --config-file "$scripts/schemathesis.toml" run "http://$WARD_LISTEN/openapi.json" \
+    --checks all --max-examples "$examples" "${seed_flag[@]}" --no-color "$@") || status=$?
 if grep -qE "ERROR|panicked" "$work/ward.log"; then
     echo "the server logged errors:" >&2
     cat "$work/ward.log" >&2

@@ -24,6 +24,11 @@ pub struct Global {
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Configuration file of the local commands (serve, admin, policy check/test, audit verify),
+    /// here or after the command (default: $WARD_CONFIG, ./ward.toml,
+    /// ./examples/quickstart/ward.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

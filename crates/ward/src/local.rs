@@ -184,25 +184,57 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
         .map_err(|e| CliError::Usage(format!("the server failed: {e}")))
 }
 
+/// What the quickstart tells a first-time user to run. Every command works as printed from the
+/// directory ward was started in, in another terminal: the configuration (and any data
+/// directory given by environment) is named explicitly, and `ward` is spelled as it was invoked.
 fn print_quickstart_banner(config: &Path, address: &str, store: &str, users: &str) {
     let url = format!("http://{address}");
-    let export_url = if address == ward_service::config::DEFAULT_LISTEN {
-        String::new()
-    } else {
-        format!("export WARD_URL={url}\n  ")
-    };
+    let config = std::path::absolute(config).unwrap_or_else(|_| config.to_owned());
+    let mut setup = Vec::new();
+    if address != ward_service::config::DEFAULT_LISTEN {
+        setup.push(format!("export WARD_URL={url}"));
+    }
+    setup.push(format!("export WARD_CONFIG={}", shell_word(&config.display().to_string())));
+    if let Some(dir) = std::env::var_os("WARD_DATA_DIR") {
+        let dir = std::path::absolute(PathBuf::from(&dir)).unwrap_or_else(|_| PathBuf::from(dir));
+        setup.push(format!("export WARD_DATA_DIR={}", shell_word(&dir.display().to_string())));
+    }
+    if std::env::var_os("WARD_DATABASE_URL").is_some() {
+        setup.push("# and WARD_DATABASE_URL, as set for this server".to_owned());
+    }
+    let ward = invoked_as();
     say!(
         "\nward quickstart is running at {url}\n\
          \n  world:  {config} (users {users})\
          \n  store:  {store}\
          \n  API:    {url}/openapi.json\n\
-         \nIn another terminal, get a token and ask for access:\n\
-         \n  {export_url}export WARD_TOKEN=$(ward admin token create alice)\
-         \n  ward request logs:payments-api --role read --for 30m --reason \"INC-4312 checkout 500s\"\n\
-         \n(`ward` is target/release/ward; or prefix each command with `cargo run --release --`.)\
+         \nIn another terminal, from this directory, get a token and ask for access:\n\
+         \n  {setup}\
+         \n  export WARD_TOKEN=$({ward} admin token create alice)\
+         \n  {ward} request logs:payments-api --role read --for 30m --reason \"INC-4312 checkout 500s\"\n\
          \nStop with Ctrl-C.\n",
         config = config.display(),
+        setup = setup.join("\n  "),
     );
+}
+
+/// `ward` as the user invoked it: the path they typed (`target/release/ward`), or `ward` when it
+/// was found on the PATH.
+fn invoked_as() -> String {
+    match std::env::args().next() {
+        Some(path) if path.contains('/') => shell_word(&path),
+        _ => "ward".to_owned(),
+    }
+}
+
+/// `text` as one shell word.
+fn shell_word(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./:@%+=,-".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// Mints a token straight into the store; prints only the token.

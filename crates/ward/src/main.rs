@@ -11,6 +11,7 @@ mod client;
 mod local;
 mod output;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -119,16 +120,52 @@ async fn filed(client: &Client, mut value: Value, wait: bool, json: bool) -> Res
     })
 }
 
+/// `--config` may come before the command (`ward --config FILE admin …`) or after it.
+fn one_config(before: Option<PathBuf>, after: Option<PathBuf>) -> Result<Option<PathBuf>, CliError> {
+    match (before, after) {
+        (Some(before), Some(after)) if before != after => Err(CliError::Usage(format!(
+            "--config is given twice, as {} and as {}; give it once",
+            before.display(),
+            after.display()
+        ))),
+        (before, after) => Ok(after.or(before)),
+    }
+}
+
+/// Whether the command reads a configuration file (the others talk to a server).
+fn reads_config(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Serve { .. }
+            | Command::Admin { .. }
+            | Command::Policy { command: PolicyCommand::Check { .. } | PolicyCommand::Test { .. } }
+            | Command::Audit { command: AuditCommand::Verify { .. } }
+    )
+}
+
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let global = cli.global;
     let json = global.output == Output::Json;
     let client = || Client::new(&global.url, global.token.clone());
+    if global.config.is_some() && !reads_config(&cli.command) {
+        return Err(CliError::Usage(if matches!(cli.command, Command::Quickstart) {
+            "quickstart serves its own demo world; serve a configuration with `ward serve --config FILE`"
+                .into()
+        } else {
+            "--config is for the local commands (serve, admin, policy check, policy test, audit verify); \
+             this one talks to the server at WARD_URL (or --url)"
+                .into()
+        }));
+    }
+    let config = |after: Option<PathBuf>| one_config(global.config.clone(), after);
     match cli.command {
-        Command::Serve { config } => local::serve(config.as_deref()).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve { config: file } => {
+            local::serve(config(file)?.as_deref()).await.map(|()| ExitCode::SUCCESS)
+        }
         Command::Quickstart => local::quickstart().await.map(|()| ExitCode::SUCCESS),
         Command::Admin {
-            command: AdminCommand::Token { command: TokenCommand::Create { user, ttl, config } },
-        } => local::create_token(&user, &ttl, config.as_deref()).await.map(|()| ExitCode::SUCCESS),
+            command: AdminCommand::Token { command: TokenCommand::Create { user, ttl, config: file } },
+        } => local::create_token(&user, &ttl, config(file)?.as_deref()).await.map(|()| ExitCode::SUCCESS),
         Command::Request { resource, role, duration, reason, ticket, breakglass, dry_run: true, .. } => {
             parse_duration(&duration).map_err(|e| CliError::Usage(format!("--for: {e}")))?;
             let mut query =
@@ -253,8 +290,8 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(if result.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Policy { command: PolicyCommand::Check { config } } => {
-            local::check_policies(config.as_deref(), json)
+        Command::Policy { command: PolicyCommand::Check { config: file } } => {
+            local::check_policies(config(file)?.as_deref(), json)
         }
         Command::Policy { command: PolicyCommand::Reload } => {
             let value = client()?.post("/v1/policy/reload", &serde_json::json!({})).await?;
@@ -273,11 +310,14 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Policy { command: PolicyCommand::Test { file, config } } => {
-            local::test_policies(&file, config.as_deref(), json)
+        Command::Policy { command: PolicyCommand::Test { file, config: config_file } } => {
+            local::test_policies(&file, config(config_file)?.as_deref(), json)
         }
-        Command::Audit { command: AuditCommand::Verify { config, format, checkpoint, key, file } } => {
+        Command::Audit {
+            command: AuditCommand::Verify { config: config_file, format, checkpoint, key, file },
+        } => {
             let json = json || format == Format::Json;
+            let config = config(config_file)?;
             local::verify(config.as_deref(), json, checkpoint.as_deref(), key.as_deref(), file.as_deref())
                 .await
         }

@@ -559,9 +559,11 @@ fn policies_reload_on_request_and_on_sighup() {
     assert_eq!(rejected.as_array().unwrap().len(), 1);
 }
 
-/// `ward quickstart` outside a checkout writes the demo world out of the binary and serves it.
+/// `ward quickstart` outside a checkout writes the demo world out of the binary and serves it,
+/// and every command it prints works as printed, from the directory it was started in.
 #[test]
 fn quickstart_serves_the_demo_world_from_anywhere() {
+    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(WARD)
@@ -573,36 +575,61 @@ fn quickstart_serves_the_demo_world_from_anywhere() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "ward quickstart did not start");
-        std::thread::sleep(Duration::from_millis(50));
+    let mut banner = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("Stop with Ctrl-C");
+        banner.push(line);
+        if done {
+            break;
+        }
     }
-    let config = dir.path().join("ward-quickstart/ward.toml");
-    assert!(config.is_file());
+    assert!(dir.path().join("ward-quickstart/ward.toml").is_file());
     assert!(dir.path().join("ward-quickstart/data/ward.db").is_file());
-    // From that folder, `ward admin token create` finds the world by itself via WARD_CONFIG.
-    let out = Command::new(WARD)
-        .args(["admin", "token", "create", "alice"])
-        .env("WARD_CONFIG", &config)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let out = Command::new(WARD)
-        .args(["whoami", "-o", "json"])
-        .env("WARD_URL", format!("http://127.0.0.1:{port}"))
-        .env("WARD_TOKEN", token)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let me: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(me["name"], "alice");
-    child.kill().unwrap();
-    let output = child.wait_with_output().unwrap();
-    let banner = String::from_utf8_lossy(&output.stdout);
+    let banner = banner.join("\n");
     assert!(banner.contains(&format!("http://127.0.0.1:{port}")), "{banner}");
-    assert!(banner.contains("ward admin token create alice"), "{banner}");
+    // The indented lines after "In another terminal", run as a user would paste them.
+    let (_, commands) = banner.split_once("In another terminal").unwrap();
+    let script: Vec<&str> = commands.lines().filter_map(|l| l.strip_prefix("  ")).collect();
+    assert!(script.iter().any(|l| l.contains("admin token create alice")), "{banner}");
+    let mut shell = Command::new("sh");
+    shell.arg("-ec").arg(script.join("\n")).current_dir(dir.path());
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("WARD_")) {
+        shell.env_remove(name);
+    }
+    let out = shell.output().unwrap();
+    assert!(out.status.success(), "{}\n{}", script.join("\n"), stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("state     pending"), "{stdout}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// `--config` is taken before the command as well as after it, and refused where no
+/// configuration is read.
+#[test]
+fn config_is_taken_before_or_after_the_command() {
+    let server = Server::start(None);
+    let config = server.config.display().to_string();
+    for args in [
+        vec!["--config", &config, "admin", "token", "create", "alice"],
+        vec!["admin", "token", "create", "alice", "--config", &config],
+    ] {
+        let out = Command::new(WARD).args(&args).envs(server.env.iter().cloned()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("ward_"));
+    }
+    let policy = Command::new(WARD).args(["--config", &config, "policy", "check"]).output().unwrap();
+    assert!(policy.status.success(), "{}", stderr(&policy));
+    let twice = Command::new(WARD)
+        .args(["--config", &config, "admin", "token", "create", "alice", "--config", "/elsewhere/ward.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(twice.status.code(), Some(2), "{}", stderr(&twice));
+    assert!(stderr(&twice).contains("given twice"), "{}", stderr(&twice));
+    let client = Command::new(WARD).args(["--config", &config, "requests"]).output().unwrap();
+    assert_eq!(client.status.code(), Some(2), "{}", stderr(&client));
+    assert!(stderr(&client).contains("local commands"), "{}", stderr(&client));
 }
 
 /// SIGTERM lets in-flight work finish and writes the tallied checks before exiting: nothing is
