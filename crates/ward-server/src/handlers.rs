@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -17,13 +17,14 @@ use ward_api::{
 };
 use ward_core::RequestState;
 use ward_core::audit::EventType;
+use ward_service::broker::{GrantListing, RequestListing};
 use ward_service::export::ExportFormat;
 use ward_service::{Broker, ExtendInput, RequestInput};
 use ward_store::EventFilter;
 
 use crate::auth::Authed;
 use crate::problem::ApiError;
-use crate::views;
+use crate::{paging, views};
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 type Body<T> = Result<Json<T>, JsonRejection>;
@@ -127,17 +128,21 @@ pub struct RequestsQuery {
     state: Option<String>,
     /// Only the caller's own requests.
     mine: Option<bool>,
+    /// Continue after this request: the cursor in the previous page's `Link` header.
+    after: Option<String>,
     limit: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/v1/requests", params(RequestsQuery), tag = "requests", security(("bearer" = [])),
-    responses((status = 200, body = [RequestView], description = "newest first; the caller's own, those they may decide, or all for admins and auditors"),
-        (status = 422, body = ward_api::Problem, description = "unknown state, or a limit out of range")))]
+    responses((status = 200, body = [RequestView], description = "newest first; the caller's own, those they may decide, or all for admins and auditors",
+            headers(("Link" = String, description = "`<URL>; rel=\"next\"` when more may follow: the same listing, continued after this page"))),
+        (status = 422, body = ward_api::Problem, description = "unknown state, a limit out of range, or an unknown `after`")))]
 pub async fn list_requests(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,
+    uri: Uri,
     query: Result<Query<RequestsQuery>, QueryRejection>,
-) -> ApiResult<Vec<RequestView>> {
+) -> Result<Response, ApiError> {
     let Query(query) = query?;
     let state = match query.state.as_deref() {
         None => None,
@@ -145,9 +150,20 @@ pub async fn list_requests(
             invalid(format!("unknown state `{text}`; states: pending, approved, denied, cancelled, lapsed"))
         })?),
     };
-    let limit = list_limit(query.limit, MAX_LIST)?;
-    let requests = broker.list_requests(&caller, state, query.mine.unwrap_or(false), limit).await?;
-    Ok(Json(requests.into_iter().map(views::request).collect()))
+    let listing = RequestListing {
+        state,
+        mine: query.mine.unwrap_or(false),
+        after: query.after,
+        limit: list_limit(query.limit, MAX_LIST)?,
+    };
+    let page = broker.list_requests(&caller, listing).await?;
+    Ok(paging::page(
+        "/v1/requests",
+        &uri,
+        "after",
+        page.next,
+        page.items.into_iter().map(views::request).collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/requests/{id}", params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "requests", security(("bearer" = [])),
@@ -216,29 +232,37 @@ pub struct GrantsQuery {
     mine: Option<bool>,
     /// Only break-glass grants whose review is pending or overdue.
     unreviewed: Option<bool>,
+    /// Continue after this grant: the cursor in the previous page's `Link` header.
+    after: Option<String>,
     limit: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/v1/grants", params(GrantsQuery), tag = "grants", security(("bearer" = [])),
-    responses((status = 200, body = [GrantView], description = "newest first"),
-        (status = 422, body = ward_api::Problem, description = "a limit out of range")))]
+    responses((status = 200, body = [GrantView], description = "newest first",
+            headers(("Link" = String, description = "`<URL>; rel=\"next\"` when more may follow: the same listing, continued after this page"))),
+        (status = 422, body = ward_api::Problem, description = "a limit out of range, or an unknown `after`")))]
 pub async fn list_grants(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,
+    uri: Uri,
     query: Result<Query<GrantsQuery>, QueryRejection>,
-) -> ApiResult<Vec<GrantView>> {
+) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let limit = list_limit(query.limit, MAX_LIST)?;
-    let grants = broker
-        .list_grants(
-            &caller,
-            query.active.unwrap_or(false),
-            query.mine.unwrap_or(false),
-            query.unreviewed.unwrap_or(false),
-            limit,
-        )
-        .await?;
-    Ok(Json(grants.into_iter().map(views::grant).collect()))
+    let listing = GrantListing {
+        active: query.active.unwrap_or(false),
+        mine: query.mine.unwrap_or(false),
+        unreviewed: query.unreviewed.unwrap_or(false),
+        after: query.after,
+        limit: list_limit(query.limit, MAX_LIST)?,
+    };
+    let page = broker.list_grants(&caller, listing).await?;
+    Ok(paging::page(
+        "/v1/grants",
+        &uri,
+        "after",
+        page.next,
+        page.items.into_iter().map(views::grant).collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/grants/{id}", params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "grants", security(("bearer" = [])),
@@ -356,13 +380,15 @@ pub struct EventsQuery {
 }
 
 #[utoipa::path(get, path = "/v1/audit/events", params(EventsQuery), tag = "audit", security(("bearer" = [])),
-    responses((status = 200, body = [EventView], description = "oldest first; everyone's for auditors and admins, otherwise the caller's own"),
+    responses((status = 200, body = [EventView], description = "oldest first; everyone's for auditors and admins, otherwise the caller's own",
+            headers(("Link" = String, description = "`<URL>; rel=\"next\"` when the page is full: the same listing, continued after its last event (`after_seq`)"))),
         (status = 422, body = ward_api::Problem, description = "unknown event type, or a limit out of range")))]
 pub async fn events(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,
+    uri: Uri,
     query: Result<Query<EventsQuery>, QueryRejection>,
-) -> ApiResult<Vec<EventView>> {
+) -> Result<Response, ApiError> {
     let Query(query) = query?;
     let event_type = match query.event_type.as_deref() {
         None => None,
@@ -384,8 +410,17 @@ pub async fn events(
         after_seq: query.after_seq,
         limit: list_limit(query.limit, MAX_EVENTS)?,
     };
+    let limit = filter.limit as usize;
     let events = broker.events(&caller, filter).await?;
-    Ok(Json(events.into_iter().map(views::event).collect()))
+    // A full page: more may follow.
+    let next = events.last().filter(|_| events.len() == limit).map(|last| last.seq.to_string());
+    Ok(paging::page(
+        "/v1/audit/events",
+        &uri,
+        "after_seq",
+        next,
+        events.into_iter().map(views::event).collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/resources", tag = "access", security(("bearer" = [])),

@@ -6,6 +6,7 @@ mod auth;
 mod handlers;
 mod logs;
 mod openapi;
+mod paging;
 mod problem;
 mod views;
 

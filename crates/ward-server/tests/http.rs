@@ -24,6 +24,8 @@ struct Answer {
     status: StatusCode,
     content_type: String,
     body: Value,
+    /// The `Link` header's target, for paged listings.
+    next: Option<String>,
 }
 
 impl Api {
@@ -61,10 +63,15 @@ impl Api {
             .get(header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
+        let next = response.headers().get(header::LINK).map(|link| {
+            let link = link.to_str().unwrap();
+            assert!(link.ends_with(">; rel=\"next\""), "{link}");
+            link[1..link.find('>').unwrap()].to_owned()
+        });
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         let body =
             serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
-        Answer { status, content_type, body }
+        Answer { status, content_type, body, next }
     }
 
     async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
@@ -463,6 +470,53 @@ async fn the_server_takes_what_the_document_allows_and_nothing_else() {
     );
     let limit = api.get("/v1/requests?limit=0", &alice).await;
     assert_problem(&limit, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+}
+
+/// A listing fills its page with what the caller may see, however many requests they may not
+/// see come first, and pages on with a `Link` to the next page: each request once, in order.
+#[tokio::test]
+async fn listings_fill_pages_past_hidden_rows_and_page_by_cursor() {
+    let api = Api::new().await;
+    let (alice, bob, dave, admin) =
+        (api.token("alice").await, api.token("bob").await, api.token("dave").await, api.token("admin").await);
+    // dave (engineering) may decide alice's checkout-web request, not bob's payments-api ones,
+    // which are newer and more than a page.
+    let visible = api.post("/v1/requests", &alice, ask("logs:checkout-web", "read", "30m")).await;
+    for _ in 0..6 {
+        let hidden = api.post("/v1/requests", &bob, ask("logs:payments-api", "read", "30m")).await;
+        assert_eq!(hidden.status, StatusCode::CREATED);
+    }
+    let pending = api.get("/v1/requests?state=pending&limit=5", &dave).await;
+    let ids: Vec<&str> = pending.body.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [visible.body["id"].as_str().unwrap()], "{}", pending.body);
+    assert_eq!(pending.next, None, "nothing more to see");
+
+    let everything = api.get("/v1/requests", &admin).await.body;
+    let mut paged = Vec::new();
+    let mut next = Some("/v1/requests?state=pending&limit=2".to_owned());
+    while let Some(page) = next {
+        let answer = api.get(&page, &admin).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert!(answer.body.as_array().unwrap().len() <= 2);
+        paged.extend(answer.body.as_array().unwrap().iter().map(|r| r["id"].clone()));
+        next = answer.next;
+    }
+    let all: Vec<Value> = everything.as_array().unwrap().iter().map(|r| r["id"].clone()).collect();
+    assert_eq!((paged.len(), paged), (7, all), "each once, newest first");
+
+    let unknown = api.get("/v1/requests?after=req_nope", &admin).await;
+    assert_problem(&unknown, StatusCode::UNPROCESSABLE_ENTITY, "unacceptable");
+    let grants = api.get("/v1/grants?after=grt_nope", &admin).await;
+    assert_problem(&grants, StatusCode::UNPROCESSABLE_ENTITY, "unacceptable");
+
+    // Events page by sequence number.
+    let events = api.get("/v1/audit/events?type=request.created&limit=3", &admin).await;
+    assert_eq!(events.body.as_array().unwrap().len(), 3);
+    let next = events.next.unwrap();
+    assert!(next.starts_with("/v1/audit/events?") && next.contains("type=request.created"), "{next}");
+    let rest = api.get(&next, &admin).await;
+    assert_eq!(rest.body.as_array().unwrap().len(), 3);
+    assert!(rest.body[0]["seq"].as_i64() > events.body[2]["seq"].as_i64());
 }
 
 /// Logs pushed to ward are checked whole, kept, and read back through a grant, redacted.

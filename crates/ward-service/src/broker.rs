@@ -38,6 +38,7 @@ pub use auth::PolicyReload;
 pub use explain::DEFAULT_WHAT_IF_DURATION_SECONDS;
 pub use logs::{DEFAULT_LOG_LIMIT, LogItem, LogQuery, LogResult};
 pub use requests::DecisionFacts;
+pub use visibility::{GrantListing, Page, RequestListing};
 
 /// How often a decision is retried when a concurrent change got there first.
 const MAX_ATTEMPTS: usize = 5;

@@ -11,6 +11,7 @@ use ward_core::audit::{AuditEvent, EventType};
 use ward_core::lifecycle::LifecycleError;
 use ward_core::policy::Refusal;
 use ward_core::{AccessRequest, Clock, Grant, GrantState, ManualClock, RequestState};
+use ward_service::broker::{GrantListing, RequestListing};
 use ward_service::{Broker, BrokerError, Caller, Config, RequestInput};
 use ward_store::{
     ApiToken, Change, CheckpointRecord, Due, EventFilter, GrantFilter, LogHead, RequestFilter, Store,
@@ -664,9 +665,10 @@ async fn the_audit_trail_tells_the_whole_story(store: Arc<dyn Store>) {
     let carol =
         w.broker.events(&w.who("carol"), EventFilter { limit: 100, ..Default::default() }).await.unwrap();
     assert_eq!(carol.len(), 5);
-    let dave_requests = w.broker.list_requests(&w.who("dave"), None, false, 100).await.unwrap();
+    let listing = RequestListing { limit: 100, ..RequestListing::default() };
+    let dave_requests = w.broker.list_requests(&w.who("dave"), listing.clone()).await.unwrap().items;
     assert!(dave_requests.is_empty(), "dave can neither approve nor owns it");
-    let bob_requests = w.broker.list_requests(&w.who("bob"), None, false, 100).await.unwrap();
+    let bob_requests = w.broker.list_requests(&w.who("bob"), listing).await.unwrap().items;
     assert_eq!(bob_requests.len(), 1, "bob may decide it, so he sees it");
     assert!(matches!(
         w.broker.get_grant(&w.who("dave"), grant.id.as_str()).await,

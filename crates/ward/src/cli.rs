@@ -115,6 +115,9 @@ pub enum Command {
         /// Only your own.
         #[arg(long)]
         mine: bool,
+        /// Continue after this request (the cursor printed when more follow).
+        #[arg(long, value_name = "REQ_ID")]
+        after: Option<String>,
         #[arg(long)]
         limit: Option<u32>,
     },
@@ -145,6 +148,9 @@ pub enum Command {
         /// Only break-glass grants not yet reviewed (pending or overdue).
         #[arg(long)]
         unreviewed: bool,
+        /// Continue after this grant (the cursor printed when more follow).
+        #[arg(long, value_name = "GRANT_ID")]
+        after: Option<String>,
         #[arg(long)]
         limit: Option<u32>,
     },

@@ -49,6 +49,25 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&impl Serialize>,
     ) -> Result<Value, CliError> {
+        self.call_paged(method, path, query, body).await.map(|(value, _)| value)
+    }
+
+    /// A page of a listing, and the target of its `Link: <…>; rel="next"` when more may follow.
+    pub async fn get_page(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<(Value, Option<String>), CliError> {
+        self.call_paged(Method::GET, path, query, None::<&()>).await
+    }
+
+    async fn call_paged(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&impl Serialize>,
+    ) -> Result<(Value, Option<String>), CliError> {
         let token = self.token.as_deref().filter(|t| !t.is_empty()).ok_or_else(|| {
             CliError::Usage(
                 "no token: set WARD_TOKEN or pass --token (an admin creates one with `ward admin token create USER`)".into(),
@@ -67,15 +86,23 @@ impl Client {
             ))
         })?;
         let status = response.status();
+        let next = response
+            .headers()
+            .get(reqwest::header::LINK)
+            .and_then(|link| link.to_str().ok())
+            .and_then(|link| link.strip_suffix(">; rel=\"next\""))
+            .and_then(|link| link.strip_prefix('<'))
+            .map(str::to_owned);
         let text =
             response.text().await.map_err(|e| CliError::Usage(format!("reading the answer failed: {e}")))?;
         if status.is_success() {
-            return serde_json::from_str(&text).map_err(|e| {
+            let value = serde_json::from_str(&text).map_err(|e| {
                 CliError::Usage(format!(
                     "the server's answer is not JSON ({e}); is {} a ward server?",
                     self.base
                 ))
-            });
+            })?;
+            return Ok((value, next));
         }
         let detail = serde_json::from_str::<Problem>(&text)
             .map(|p| p.detail)
@@ -132,6 +159,12 @@ impl Client {
     pub async fn post(&self, path: &str, body: &impl Serialize) -> Result<Value, CliError> {
         self.call(Method::POST, path, &[], Some(body)).await
     }
+}
+
+/// The value of `name` in the query of a link target (`/v1/requests?…&after=req_…`).
+pub fn query_value(target: &str, name: &str) -> Option<String> {
+    let url = reqwest::Url::parse("http://ward.invalid/").ok()?.join(target).ok()?;
+    url.query_pairs().find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
 }
 
 /// Turns a JSON answer into the typed view the table printer needs.

@@ -91,6 +91,14 @@ fn render<T: DeserializeOwned>(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Says on stderr that more follow and how to see them; stdout keeps the table, or with `-o
+/// json` the API's JSON array unchanged.
+fn more_follow(next: Option<&str>, cursor: &str, flag: &str) {
+    if let Some(value) = next.and_then(|target| client::query_value(target, cursor)) {
+        eprintln!("more follow: run the same command with {flag} {value}");
+    }
+}
+
 fn print_json(value: &Value) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Usage(e.to_string()))?;
     say!("{text}");
@@ -224,15 +232,18 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let value = client()?.post(&format!("/v1/grants/{id}/review"), &ReviewBody { comment }).await?;
             render(json, &value, |shown: &GrantView| output::grant(shown, Timestamp::now()))
         }
-        Command::Requests { state, mine, limit } => {
+        Command::Requests { state, mine, after, limit } => {
             let mut query = vec![];
             query.extend(state.map(|s| ("state", s)));
             if mine {
                 query.push(("mine", "true".to_owned()));
             }
+            query.extend(after.map(|a| ("after", a)));
             query.extend(limit.map(|l| ("limit", l.to_string())));
-            let value = client()?.get("/v1/requests", &query).await?;
-            render(json, &value, |shown: &Vec<RequestView>| output::requests(shown))
+            let (value, next) = client()?.get_page("/v1/requests", &query).await?;
+            let code = render(json, &value, |shown: &Vec<RequestView>| output::requests(shown))?;
+            more_follow(next.as_deref(), "after", "--after");
+            Ok(code)
         }
         Command::Show { id } => {
             let client = client()?;
@@ -257,7 +268,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let value = client()?.post(&format!("/v1/requests/{id}/cancel"), &serde_json::json!({})).await?;
             render(json, &value, |shown: &RequestView| output::request(shown))
         }
-        Command::Grants { active, mine, unreviewed, limit } => {
+        Command::Grants { active, mine, unreviewed, after, limit } => {
             let mut query = vec![];
             if active {
                 query.push(("active", "true".to_owned()));
@@ -268,9 +279,13 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             if mine {
                 query.push(("mine", "true".to_owned()));
             }
+            query.extend(after.map(|a| ("after", a)));
             query.extend(limit.map(|l| ("limit", l.to_string())));
-            let value = client()?.get("/v1/grants", &query).await?;
-            render(json, &value, |shown: &Vec<GrantView>| output::grants(shown, Timestamp::now()))
+            let (value, next) = client()?.get_page("/v1/grants", &query).await?;
+            let code =
+                render(json, &value, |shown: &Vec<GrantView>| output::grants(shown, Timestamp::now()))?;
+            more_follow(next.as_deref(), "after", "--after");
+            Ok(code)
         }
         Command::Release { id } => {
             let value = client()?.post(&format!("/v1/grants/{id}/release"), &serde_json::json!({})).await?;
@@ -425,8 +440,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             query.extend(after_seq.map(|v| ("after_seq", v.to_string())));
             query.extend(limit.map(|v| ("limit", v.to_string())));
-            let value = client()?.get("/v1/audit/events", &query).await?;
-            render(json, &value, |shown: &Vec<EventView>| output::events(shown))
+            let (value, next) = client()?.get_page("/v1/audit/events", &query).await?;
+            let code = render(json, &value, |shown: &Vec<EventView>| output::events(shown))?;
+            more_follow(next.as_deref(), "after_seq", "--after-seq");
+            Ok(code)
         }
         Command::Resources => {
             let value = client()?.get("/v1/resources", &[]).await?;

@@ -632,6 +632,34 @@ fn config_is_taken_before_or_after_the_command() {
     assert!(stderr(&client).contains("local commands"), "{}", stderr(&client));
 }
 
+/// Listings say on stderr when more follow and how to go on (`--after`); `-o json` still prints
+/// the API's array alone on stdout.
+#[test]
+fn listings_page_on_with_after() {
+    let server = Server::start(None);
+    let (bob, admin) = (server.token("bob"), server.token("admin"));
+    for _ in 0..3 {
+        let out = server
+            .ward(&bob, &["request", "logs:payments-api", "--role", "read", "--for", "1h", "--reason", "r"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let first = server.ward(&admin, &["requests", "--limit", "2"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let hint = stderr(&first);
+    let after = hint
+        .trim()
+        .strip_prefix("more follow: run the same command with --after ")
+        .unwrap_or_else(|| panic!("{hint}"));
+    assert!(after.starts_with("req_"), "{hint}");
+    let (code, json) = server.json(&admin, &["requests", "--limit", "2"]);
+    assert_eq!((code, json.as_array().unwrap().len()), (0, 2));
+    assert_eq!(json[1]["id"], after);
+    let (code, rest) = server.json(&admin, &["requests", "--limit", "2", "--after", after]);
+    assert_eq!((code, rest.as_array().unwrap().len()), (0, 1));
+    let last = server.ward(&admin, &["requests", "--limit", "2", "--after", after]);
+    assert!(stderr(&last).is_empty(), "no more: {}", stderr(&last));
+}
+
 /// SIGTERM lets in-flight work finish and writes the tallied checks before exiting: nothing is
 /// lost across a restart.
 #[test]
