@@ -10,7 +10,7 @@ use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use ward_core::SystemClock;
-use ward_server::{HttpSettings, router};
+use ward_server::{HttpSettings, MetricsToken, router};
 use ward_service::{Broker, Config};
 use ward_store_sql::SqlStore;
 
@@ -30,13 +30,16 @@ struct Answer {
 
 impl Api {
     async fn new() -> Self {
+        Self::with(HttpSettings { max_body_bytes: 4096, ..HttpSettings::default() }).await
+    }
+
+    async fn with(settings: HttpSettings) -> Self {
         let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().display().to_string();
         let config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
         let store = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
         let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.unwrap();
-        let settings = HttpSettings { max_body_bytes: 4096, ..HttpSettings::default() };
         Self { app: router(broker.clone(), &settings), broker, _dir: dir }
     }
 
@@ -517,6 +520,116 @@ async fn listings_fill_pages_past_hidden_rows_and_page_by_cursor() {
     let rest = api.get(&next, &admin).await;
     assert_eq!(rest.body.as_array().unwrap().len(), 3);
     assert!(rest.body[0]["seq"].as_i64() > events.body[2]["seq"].as_i64());
+}
+
+/// With `[server] metrics_token_file`, `/metrics` wants that bearer token; the file must be the
+/// owner's alone and hold a real token.
+#[tokio::test]
+async fn metrics_can_require_a_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("metrics.token");
+    std::fs::write(&file, "prometheus-scrape-0123456789\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = MetricsToken::read(&file).unwrap_err();
+    assert!(refused.contains("chmod 600"), "{refused}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let token = MetricsToken::read(&file).unwrap();
+    std::fs::write(&file, "short").unwrap();
+    assert!(MetricsToken::read(&file).unwrap_err().contains("at least 16"));
+
+    let api = Api::with(HttpSettings { metrics_token: Some(token), ..HttpSettings::default() }).await;
+    assert_problem(
+        &api.send("GET", "/metrics", None, None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
+    let wrong = api.send("GET", "/metrics", Some("prometheus-scrape-0123456780"), None).await;
+    assert_problem(&wrong, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let right = api.send("GET", "/metrics", Some("prometheus-scrape-0123456789"), None).await;
+    assert_eq!(right.status, StatusCode::OK);
+    assert!(right.body.as_str().unwrap().contains("ward_http_requests_total"));
+    // The rest of the API does not take it as a token.
+    let api_call = api.send("GET", "/v1/whoami", Some("prometheus-scrape-0123456789"), None).await;
+    assert_problem(&api_call, StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
+/// A private CA and a server certificate for `localhost`, written as PEM files (the key 0600).
+struct TestPki {
+    dir: tempfile::TempDir,
+    ca: reqwest::Certificate,
+}
+
+impl TestPki {
+    fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+        use std::os::unix::fs::PermissionsExt;
+        let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let server =
+            CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &issuer).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cert.pem"), server.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        std::fs::set_permissions(dir.path().join("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        Self { dir, ca: reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap() }
+    }
+}
+
+/// With a certificate and key, ward speaks HTTPS itself: a client trusting the CA gets answers,
+/// one that does not (or speaks plain HTTP) gets nothing.
+#[tokio::test]
+async fn https_with_the_configured_certificate() {
+    use std::os::unix::fs::PermissionsExt;
+    let pki = TestPki::new();
+    let (cert, key) = (pki.dir.path().join("cert.pem"), pki.dir.path().join("key.pem"));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let open_key = ward_server::tls::server_config(&cert, &key).unwrap_err().to_string();
+    assert!(open_key.contains("chmod 600"), "{open_key}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let wrong = ward_server::tls::server_config(&key, &key).unwrap_err().to_string();
+    assert!(wrong.contains("certificate"), "{wrong}");
+    let tls = ward_server::tls::server_config(&cert, &key).unwrap();
+
+    let api = Api::new().await;
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(ward_server::serve(
+        ward_server::tls::TlsListener::new(tcp, tls),
+        api.broker.clone(),
+        HttpSettings::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    // A client that stalls its handshake holds up nobody.
+    let _stalled = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let url = format!("https://localhost:{port}/healthz");
+    let trusting = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(pki.ca.clone())
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+    let answer = trusting.get(&url).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<Value>().await.unwrap()["status"], "ok");
+    let untrusting = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+    assert!(untrusting.get(&url).send().await.is_err(), "an unknown CA is refused");
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success(), "no plain HTTP on the TLS port");
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
 }
 
 /// Logs pushed to ward are checked whole, kept, and read back through a grant, redacted.

@@ -18,6 +18,10 @@ pub struct Global {
     /// ward's URL.
     #[arg(long, global = true, env = "WARD_URL", default_value = "http://127.0.0.1:8470")]
     pub url: String,
+    /// The CA certificates (PEM) that sign ward's HTTPS certificate, for a private CA; given,
+    /// only they are trusted.
+    #[arg(long, global = true, env = "WARD_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// API token (from `ward admin token create USER`).
     #[arg(long, global = true, env = "WARD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,

@@ -154,7 +154,7 @@ fn reads_config(command: &Command) -> bool {
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let global = cli.global;
     let json = global.output == Output::Json;
-    let client = || Client::new(&global.url, global.token.clone());
+    let client = || Client::new(&global.url, global.token.clone(), global.ca_file.as_deref());
     if global.config.is_some() && !reads_config(&cli.command) {
         return Err(CliError::Usage(if matches!(cli.command, Command::Quickstart) {
             "quickstart serves its own demo world; serve a configuration with `ward serve --config FILE`"

@@ -660,6 +660,90 @@ fn listings_page_on_with_after() {
     assert!(stderr(&last).is_empty(), "no more: {}", stderr(&last));
 }
 
+/// `[server] tls_cert`/`tls_key` (here by environment) make ward serve HTTPS; the CLI talks to it
+/// trusting a private CA given with --ca-file or WARD_CA_FILE, and says what to do without one.
+#[test]
+fn https_with_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert =
+        CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &issuer).unwrap();
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(path("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(path("key.pem"), key.serialize_pem()).unwrap();
+    std::fs::set_permissions(path("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    copy_dir(
+        &PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart")),
+        &path("world"),
+    );
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let env = [
+        ("WARD_LISTEN", format!("127.0.0.1:{port}")),
+        ("WARD_DATA_DIR", path("data").display().to_string()),
+        ("WARD_TLS_CERT", path("cert.pem").display().to_string()),
+        ("WARD_TLS_KEY", path("key.pem").display().to_string()),
+    ];
+    let config = path("world/ward.toml");
+    let mut child = Command::new(WARD)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .envs(env.iter().cloned())
+        .env("WARD_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "ward serve did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let token = Command::new(WARD)
+        .args(["admin", "token", "create", "alice", "--config"])
+        .arg(&config)
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap();
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let ward = |args: &[&str]| {
+        Command::new(WARD)
+            .args(args)
+            .env("WARD_URL", format!("https://localhost:{port}"))
+            .env("WARD_TOKEN", &token)
+            .env_remove("WARD_CA_FILE")
+            .output()
+            .unwrap()
+    };
+    let ca_file = path("ca.pem").display().to_string();
+    let me = ward(&["--ca-file", &ca_file, "whoami", "-o", "json"]);
+    assert!(me.status.success(), "{}", stderr(&me));
+    assert_eq!(serde_json::from_slice::<Value>(&me.stdout).unwrap()["name"], "alice");
+    let by_env = Command::new(WARD)
+        .args(["whoami"])
+        .env("WARD_URL", format!("https://localhost:{port}"))
+        .env("WARD_TOKEN", &token)
+        .env("WARD_CA_FILE", &ca_file)
+        .output()
+        .unwrap();
+    assert!(by_env.status.success(), "{}", stderr(&by_env));
+    let unknown_ca = ward(&["whoami"]);
+    assert_eq!(unknown_ca.status.code(), Some(2));
+    assert!(stderr(&unknown_ca).contains("--ca-file"), "{}", stderr(&unknown_ca));
+    let not_pem = ward(&["--ca-file", &config.display().to_string(), "whoami"]);
+    assert_eq!(not_pem.status.code(), Some(2), "{}", stderr(&not_pem));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// SIGTERM lets in-flight work finish and writes the tallied checks before exiting: nothing is
 /// lost across a restart.
 #[test]
