@@ -1,28 +1,82 @@
 #!/usr/bin/env bash
-# Property-based fuzzing of the HTTP API against its own OpenAPI document (schemathesis):
-# no 5xx, every status code, content type and body as documented. Randomized, so it is a
-# developer check, not part of CI.
-#   scripts/api-fuzz.sh [USER] [MAX_EXAMPLES]      (needs: pip install schemathesis)
+# Holds the HTTP API to its own OpenAPI document (CI runs this): builds ward, serves a fresh copy
+# of the quickstart on a free port, validates /openapi.json with openapi-spec-validator, then
+# runs schemathesis with every check over every operation: examples, coverage, fuzzing, and
+# stateful scenarios that follow the document's links with real ids (file a request, approve it,
+# release or revoke the grant). Fails on any finding, and on any ERROR or panic in the server's log.
+#   scripts/api-fuzz.sh [--release] [-- MORE SCHEMATHESIS OPTIONS, e.g. --phases stateful]
+#   (schemathesis runs in a scratch directory: give report paths as absolute paths)
+#   env: API_FUZZ_SEED (default fixed, so that a failure reproduces; `random` for a new one)
+#   How many cases each phase generates is set in scripts/schemathesis.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-user=${1:-admin}
-examples=${2:-100}
-command -v schemathesis >/dev/null || { echo "schemathesis is missing: pip install schemathesis" >&2; exit 2; }
-cargo build --release --quiet
+profile=debug
+cargo_flags=()
+if [ "${1:-}" = --release ]; then
+    profile=release
+    cargo_flags=(--release)
+    shift
+fi
+[ "${1:-}" = -- ] && shift
+# With the fixed seed the stateful phase must reach approving, releasing and revoking.
+seed_flag=(--seed "${API_FUZZ_SEED:-20261212}")
+export WARD_FUZZ_REQUIRE_LIFECYCLE=1
+if [ -n "${API_FUZZ_SEED:-}" ]; then
+    WARD_FUZZ_REQUIRE_LIFECYCLE=0
+    [ "$API_FUZZ_SEED" = random ] && seed_flag=()
+fi
+
+# Pinned tools in a private environment, so that they cannot clash with other Python packages.
+venv=$PWD/target/api-fuzz-venv
+if ! cmp -s scripts/api-fuzz-requirements.txt "$venv/requirements.txt"; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r scripts/api-fuzz-requirements.txt
+    cp scripts/api-fuzz-requirements.txt "$venv/requirements.txt"
+fi
+
+cargo build --locked --quiet -p ward "${cargo_flags[@]}"
+ward=target/$profile/ward
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+server=
+stop() {
+    if [ -n "$server" ]; then
+        kill "$server" 2>/dev/null || true
+        wait "$server" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap stop EXIT
+
 cp -r examples/quickstart "$work/world"
 rm -rf "$work/world/data"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export WARD_LISTEN=127.0.0.1:$port WARD_DATA_DIR=$work/data WARD_LOG=warn
-target/release/ward serve --config "$work/world/ward.toml" 2>"$work/ward.log" &
-until curl -sf "http://$WARD_LISTEN/healthz" >/dev/null; do sleep 0.1; done
-token=$(target/release/ward admin token create "$user" --config "$work/world/ward.toml")
-schemathesis run "http://$WARD_LISTEN/openapi.json" -H "Authorization: Bearer $token" \
-    --max-examples "$examples" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
+"$ward" serve --config "$work/world/ward.toml" 2>"$work/ward.log" &
+server=$!
+for _ in $(seq 300); do
+    curl -sf "http://$WARD_LISTEN/healthz" >/dev/null && break
+    kill -0 "$server" 2>/dev/null || { cat "$work/ward.log" >&2; exit 1; }
+    sleep 0.1
+done
+token() { "$ward" admin token create "$1" --config "$work/world/ward.toml"; }
+WARD_FUZZ_ADMIN=$(token admin)
+WARD_FUZZ_REQUESTER=$(token alice)
+WARD_FUZZ_APPROVER=$(token bob)
+export WARD_FUZZ_ADMIN WARD_FUZZ_REQUESTER WARD_FUZZ_APPROVER
+
+curl -sf "http://$WARD_LISTEN/openapi.json" >"$work/openapi.json"
+"$venv/bin/openapi-spec-validator" "$work/openapi.json"
+
+# Run from the scratch directory, so that nothing the tools write lands in the checkout.
+status=0
+scripts=$PWD/scripts
+(cd "$work" && PYTHONPATH=$scripts SCHEMATHESIS_HOOKS=api_fuzz_hooks "$venv/bin/schemathesis" \
+    --config-file "$scripts/schemathesis.toml" run "http://$WARD_LISTEN/openapi.json" \
+    --checks all "${seed_flag[@]}" --no-color "$@") || status=$?
 if grep -qE "ERROR|panicked" "$work/ward.log"; then
     echo "the server logged errors:" >&2
     cat "$work/ward.log" >&2
-    exit 1
+    status=1
 fi
+exit "$status"

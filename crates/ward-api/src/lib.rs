@@ -119,7 +119,7 @@ pub struct ReviewView {
 pub struct CreateRequest {
     pub resource: String,
     pub role: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "whole_number")]
     pub duration_seconds: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,
@@ -133,12 +133,28 @@ pub struct CreateRequest {
     pub breakglass: bool,
 }
 
+/// A JSON integer, as JSON Schema counts them: `1800` and `1800.0` alike. One past `u64`
+/// saturates (no policy allows that long, so it is refused as too long, not as malformed).
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else { return Ok(None) };
+    if let Some(whole) = number.as_u64() {
+        return Ok(Some(whole));
+    }
+    match number.as_f64() {
+        Some(float) if float.fract() == 0.0 && float >= 0.0 => {
+            Ok(Some(if float >= u64::MAX as f64 { u64::MAX } else { float as u64 }))
+        }
+        _ => Err(D::Error::custom(format!("invalid value: {number}, expected a whole number of seconds"))),
+    }
+}
+
 /// `POST /v1/grants/{id}/extend`: more time on the caller's own grant, through the policy.
 /// Give the added time as `duration_seconds` or as `duration` (`30m`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendBody {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "whole_number")]
     pub duration_seconds: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<String>,

@@ -883,6 +883,7 @@ fn build_entities(names: &Names, directory: &Directory, schema: &Schema) -> Resu
     Entities::from_entities(entities, Some(schema)).map_err(|e| PolicyError::Entities(e.to_string()))
 }
 
+mod approvers;
 mod slices;
 mod terms;
 #[cfg(test)]

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -18,20 +18,20 @@ use ward_api::{
 };
 use ward_core::RequestState;
 use ward_core::audit::EventType;
-use ward_core::duration::parse_duration;
+use ward_service::broker::{GrantListing, RequestListing};
 use ward_service::export::ExportFormat;
 use ward_service::{Broker, ExtendInput, RequestInput, token_view};
 use ward_store::EventFilter;
 
 use crate::auth::Authed;
 use crate::problem::ApiError;
-use crate::views;
+use crate::{paging, views};
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 type Body<T> = Result<Json<T>, JsonRejection>;
 
-const MAX_LIST: u32 = 1000;
-const MAX_EVENTS: u32 = 10_000;
+pub(crate) const MAX_LIST: u32 = 1000;
+pub(crate) const MAX_EVENTS: u32 = 10_000;
 
 fn invalid(detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail)
@@ -48,7 +48,13 @@ fn list_limit(limit: Option<u32>, max: u32) -> Result<u32, ApiError> {
 
 #[utoipa::path(post, path = "/v1/requests", request_body = CreateRequest, tag = "requests",
     security(("bearer" = [])),
-    responses((status = 201, body = RequestView, description = "filed (state `approved` if an automatic rule approved it)"),
+    responses((status = 201, body = RequestView, description = "filed (state `approved` if an automatic rule approved it)",
+            links(
+                ("get" = (operation_id = "get_request", parameters(("id" = "$response.body#/id")))),
+                ("approve" = (operation_id = "approve", parameters(("id" = "$response.body#/id")))),
+                ("deny" = (operation_id = "deny", parameters(("id" = "$response.body#/id")))),
+                ("cancel" = (operation_id = "cancel", parameters(("id" = "$response.body#/id")))),
+            )),
         (status = 400, body = ward_api::Problem), (status = 401, body = ward_api::Problem),
         (status = 403, body = ward_api::Problem, description = "no policy allows it"),
         (status = 422, body = ward_api::Problem, description = "unknown resource or role, bad duration, empty reason"),
@@ -80,28 +86,64 @@ fn duration_seconds(seconds: Option<u64>, text: Option<&str>) -> Result<u64, Api
             Err(invalid("a duration is required: duration_seconds (e.g. 1800) or duration (e.g. \"30m\")"))
         }
         (Some(seconds), None) => Ok(seconds),
-        (None, Some(text)) => parse_duration(text).map_err(|e| invalid(e.to_string())),
+        (None, Some(text)) => api_duration(text),
     }
 }
 
+/// A duration as the API documents it (`openapi::DURATION_PATTERN`): whole days, hours, minutes
+/// and seconds, in that order, each at most once, not all zero. Past `u64` it saturates: the
+/// policy's maximum refuses it then.
+fn api_duration(text: &str) -> Result<u64, ApiError> {
+    let malformed =
+        || invalid(format!("`{text}` is not a duration; write it like 90s, 30m, 4h, 1h30m or 7d"));
+    const UNITS: [(u8, u64); 4] = [(b'd', 86_400), (b'h', 3_600), (b'm', 60), (b's', 1)];
+    let (mut seconds, mut next_unit, mut digits, mut nonzero) = (0u64, 0, 0u64, false);
+    let mut any_digit = false;
+    for byte in text.bytes() {
+        match byte {
+            b'0'..=b'9' => {
+                digits = digits.saturating_mul(10).saturating_add(u64::from(byte - b'0'));
+                nonzero |= byte != b'0';
+                any_digit = true;
+            }
+            _ => {
+                let offset = UNITS[next_unit..].iter().position(|(unit, _)| *unit == byte);
+                let (Some(offset), true) = (offset, any_digit) else { return Err(malformed()) };
+                next_unit += offset;
+                seconds = seconds.saturating_add(digits.saturating_mul(UNITS[next_unit].1));
+                (next_unit, digits, any_digit) = (next_unit + 1, 0, false);
+            }
+        }
+    }
+    if any_digit || next_unit == 0 || !nonzero {
+        return Err(malformed());
+    }
+    Ok(seconds)
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RequestsQuery {
     /// `pending`, `approved`, `denied`, `cancelled` or `lapsed`.
     state: Option<String>,
     /// Only the caller's own requests.
     mine: Option<bool>,
+    /// Continue after this request: the cursor in the previous page's `Link` header.
+    after: Option<String>,
     limit: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/v1/requests", params(RequestsQuery), tag = "requests", security(("bearer" = [])),
-    responses((status = 200, body = [RequestView], description = "newest first; the caller's own, those they may decide, or all for admins and auditors"),
-        (status = 422, body = ward_api::Problem, description = "unknown state, or a limit out of range")))]
+    responses((status = 200, body = [RequestView], description = "newest first; the caller's own, those they may decide, or all for admins and auditors",
+            headers(("Link" = String, description = "`<URL>; rel=\"next\"` when more may follow: the same listing, continued after this page"))),
+        (status = 422, body = ward_api::Problem, description = "unknown state, a limit out of range, or an unknown `after`")))]
 pub async fn list_requests(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,
+    uri: Uri,
     query: Result<Query<RequestsQuery>, QueryRejection>,
-) -> ApiResult<Vec<RequestView>> {
+) -> Result<Response, ApiError> {
     let Query(query) = query?;
     let state = match query.state.as_deref() {
         None => None,
@@ -109,9 +151,20 @@ pub async fn list_requests(
             invalid(format!("unknown state `{text}`; states: pending, approved, denied, cancelled, lapsed"))
         })?),
     };
-    let limit = list_limit(query.limit, MAX_LIST)?;
-    let requests = broker.list_requests(&caller, state, query.mine.unwrap_or(false), limit).await?;
-    Ok(Json(requests.into_iter().map(views::request).collect()))
+    let listing = RequestListing {
+        state,
+        mine: query.mine.unwrap_or(false),
+        after: query.after,
+        limit: list_limit(query.limit, MAX_LIST)?,
+    };
+    let page = broker.list_requests(&caller, listing).await?;
+    Ok(paging::page(
+        "/v1/requests",
+        &uri,
+        "after",
+        page.next,
+        page.items.into_iter().map(views::request).collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/requests/{id}", params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "requests", security(("bearer" = [])),
@@ -126,7 +179,14 @@ pub async fn get_request(
 
 #[utoipa::path(post, path = "/v1/requests/{id}/approve", request_body = ApproveBody, params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "requests",
     security(("bearer" = [])),
-    responses((status = 200, body = RequestView, description = "`approved` with `grant_id` once enough distinct approvers agreed"),
+    responses((status = 200, body = RequestView, description = "`approved` with `grant_id` once enough distinct approvers agreed",
+            links(
+                ("grant" = (operation_id = "get_grant", parameters(("id" = "$response.body#/grant_id")))),
+                ("release" = (operation_id = "release", parameters(("id" = "$response.body#/grant_id")))),
+                ("revoke" = (operation_id = "revoke", parameters(("id" = "$response.body#/grant_id")))),
+                ("extend" = (operation_id = "extend", parameters(("id" = "$response.body#/grant_id")))),
+                ("review" = (operation_id = "review", parameters(("id" = "$response.body#/grant_id")))),
+            )),
         (status = 403, body = ward_api::Problem, description = "own request, or not an eligible approver"),
         (status = 409, body = ward_api::Problem, description = "no longer pending, or already approved by the caller")))]
 pub async fn approve(
@@ -164,6 +224,7 @@ pub async fn cancel(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct GrantsQuery {
     /// Only grants that are active now.
@@ -172,29 +233,37 @@ pub struct GrantsQuery {
     mine: Option<bool>,
     /// Only break-glass grants whose review is pending or overdue.
     unreviewed: Option<bool>,
+    /// Continue after this grant: the cursor in the previous page's `Link` header.
+    after: Option<String>,
     limit: Option<u32>,
 }
 
 #[utoipa::path(get, path = "/v1/grants", params(GrantsQuery), tag = "grants", security(("bearer" = [])),
-    responses((status = 200, body = [GrantView], description = "newest first"),
-        (status = 422, body = ward_api::Problem, description = "a limit out of range")))]
+    responses((status = 200, body = [GrantView], description = "newest first",
+            headers(("Link" = String, description = "`<URL>; rel=\"next\"` when more may follow: the same listing, continued after this page"))),
+        (status = 422, body = ward_api::Problem, description = "a limit out of range, or an unknown `after`")))]
 pub async fn list_grants(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,
+    uri: Uri,
     query: Result<Query<GrantsQuery>, QueryRejection>,
-) -> ApiResult<Vec<GrantView>> {
+) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let limit = list_limit(query.limit, MAX_LIST)?;
-    let grants = broker
-        .list_grants(
-            &caller,
-            query.active.unwrap_or(false),
-            query.mine.unwrap_or(false),
-            query.unreviewed.unwrap_or(false),
-            limit,
-        )
-        .await?;
-    Ok(Json(grants.into_iter().map(views::grant).collect()))
+    let listing = GrantListing {
+        active: query.active.unwrap_or(false),
+        mine: query.mine.unwrap_or(false),
+        unreviewed: query.unreviewed.unwrap_or(false),
+        after: query.after,
+        limit: list_limit(query.limit, MAX_LIST)?,
+    };
+    let page = broker.list_grants(&caller, listing).await?;
+    Ok(paging::page(
+        "/v1/grants",
+        &uri,
+        "after",
+        page.next,
+        page.items.into_iter().map(views::grant).collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/grants/{id}", params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "grants", security(("bearer" = [])),
@@ -236,7 +305,8 @@ pub async fn revoke(
 
 #[utoipa::path(post, path = "/v1/grants/{id}/extend", request_body = ExtendBody, params(("id" = String, Path, description = "the grant (`grt_…`)")), tag = "grants",
     security(("bearer" = [])),
-    responses((status = 201, body = RequestView, description = "the extension request: pending, or approved with the grant extended at once, or denied by a rule"),
+    responses((status = 201, body = RequestView, description = "the extension request: pending, or approved with the grant extended at once, or denied by a rule",
+            links(("approve" = (operation_id = "approve", parameters(("id" = "$response.body#/id")))))),
         (status = 403, body = ward_api::Problem, description = "not the holder, or no policy allows it"),
         (status = 409, body = ward_api::Problem, description = "the grant has ended"),
         (status = 422, body = ward_api::Problem, description = "bad duration, a requirement unmet, longer than the policy allows")))]
@@ -287,6 +357,7 @@ pub async fn check(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     actor: Option<String>,
@@ -310,13 +381,15 @@ pub struct EventsQuery {
 }
 
 #[utoipa::path(get, path = "/v1/audit/events", params(EventsQuery), tag = "audit", security(("bearer" = [])),
-    responses((status = 200, body = [EventView], description = "oldest first; everyone's for auditors and admins, otherwise the caller's own"),
+    responses((status = 200, body = [EventView], description = "oldest first; everyone's for auditors and admins, otherwise the caller's own",
+            headers(("Link" = String, description = "`<URL>; rel=\"next\"` when the page is full: the same listing, continued after its last event (`after_seq`)"))),
         (status = 422, body = ward_api::Problem, description = "unknown event type, or a limit out of range")))]
 pub async fn events(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,
+    uri: Uri,
     query: Result<Query<EventsQuery>, QueryRejection>,
-) -> ApiResult<Vec<EventView>> {
+) -> Result<Response, ApiError> {
     let Query(query) = query?;
     let event_type = match query.event_type.as_deref() {
         None => None,
@@ -338,8 +411,17 @@ pub async fn events(
         after_seq: query.after_seq,
         limit: list_limit(query.limit, MAX_EVENTS)?,
     };
+    let limit = filter.limit as usize;
     let events = broker.events(&caller, filter).await?;
-    Ok(Json(events.into_iter().map(views::event).collect()))
+    // A full page: more may follow.
+    let next = events.last().filter(|_| events.len() == limit).map(|last| last.seq.to_string());
+    Ok(paging::page(
+        "/v1/audit/events",
+        &uri,
+        "after_seq",
+        next,
+        events.into_iter().map(views::event).collect(),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/resources", tag = "access", security(("bearer" = [])),
@@ -364,6 +446,7 @@ pub async fn resources(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExplainQuery {
     resource: String,
@@ -389,7 +472,7 @@ pub async fn explain(
 ) -> ApiResult<Explanation> {
     let Query(query) = query?;
     let duration_seconds = match query.duration.as_deref() {
-        Some(text) => parse_duration(text).map_err(|e| invalid(e.to_string()))?,
+        Some(text) => api_duration(text)?,
         None => ward_service::broker::DEFAULT_WHAT_IF_DURATION_SECONDS,
     };
     let input = RequestInput {
@@ -528,6 +611,7 @@ pub async fn sign_checkpoint(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionQuery {
     /// The event's sequence number.
@@ -544,10 +628,14 @@ pub async fn inclusion_proof(
     query: Result<Query<InclusionQuery>, QueryRejection>,
 ) -> ApiResult<InclusionProof> {
     let Query(query) = query?;
+    if query.seq < 1 {
+        return Err(invalid("seq starts at 1"));
+    }
     Ok(Json(broker.inclusion_proof(&caller, query.seq).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyQuery {
     /// The smaller tree size.
@@ -564,10 +652,14 @@ pub async fn consistency_proof(
     query: Result<Query<ConsistencyQuery>, QueryRejection>,
 ) -> ApiResult<ConsistencyProof> {
     let Query(query) = query?;
+    if query.from < 1 || query.to < 1 {
+        return Err(invalid("tree sizes start at 1"));
+    }
     Ok(Json(broker.consistency_proof(query.from, query.to).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     /// `jsonl` (every field, verifiable with `ward audit verify --file`), `csv`, or `ocsf`
@@ -629,4 +721,32 @@ pub async fn export(
         axum::http::HeaderValue::from_static(format.content_type()),
     );
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::api_duration;
+    use crate::openapi::DURATION_PATTERN;
+
+    /// The handler takes exactly the durations the document's pattern describes: every string
+    /// of up to five characters over the characters that matter, tried both ways.
+    #[test]
+    fn durations_are_taken_exactly_as_documented() {
+        let pattern = regex::Regex::new(DURATION_PATTERN).unwrap();
+        let alphabet = ['0', '1', '9', 'd', 'h', 'm', 's', ' '];
+        let mut texts = vec![String::new()];
+        let mut shorter = texts.clone();
+        for _ in 0..5 {
+            shorter = shorter.iter().flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}"))).collect();
+            texts.extend(shorter.iter().cloned());
+        }
+        for text in &texts {
+            assert_eq!(api_duration(text).is_ok(), pattern.is_match(text), "{text:?}");
+        }
+        assert_eq!(api_duration("1h30m").unwrap(), 5400);
+        assert_eq!(api_duration("7d").unwrap(), 7 * 86_400);
+        assert_eq!(api_duration("99999999999999999999999d").unwrap(), u64::MAX);
+    }
 }

@@ -5,7 +5,11 @@
 mod auth;
 mod handlers;
 mod logs;
+mod openapi;
+mod paging;
 mod problem;
+mod secret_file;
+pub mod tls;
 mod views;
 
 use std::future::Future;
@@ -19,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tokio::net::TcpListener;
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -83,7 +87,20 @@ impl utoipa::Modify for BearerAuth {
                     ("415", "the body is not application/json"),
                     ("422", "valid JSON, invalid values (unknown field, wrong type, bad value)"),
                 ];
-                let extra: &[(&str, &str)] = if operation.request_body.is_some() { &with_body } else { &[] };
+                let with_query =
+                    [("422", "valid syntax, invalid values (out of range, unknown, contradicting)")];
+                let with_query_parameters = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|p| matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query));
+                let extra: &[(&str, &str)] = if operation.request_body.is_some() {
+                    &with_body
+                } else if with_query_parameters {
+                    &with_query
+                } else {
+                    &[]
+                };
                 for &(status, description) in common.iter().chain(extra).chain(unknown_id.iter()) {
                     operation.responses.responses.entry(status.to_owned()).or_insert_with(|| {
                         let problem =
@@ -104,11 +121,53 @@ impl utoipa::Modify for BearerAuth {
 pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// The token `/metrics` requires as a bearer token, when set ([`MetricsToken::read`]).
+    pub metrics_token: Option<MetricsToken>,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { max_body_bytes: 64 * 1024, request_timeout: Duration::from_secs(30) }
+        Self { max_body_bytes: 64 * 1024, request_timeout: Duration::from_secs(30), metrics_token: None }
+    }
+}
+
+/// The token that opens `/metrics`, kept as its SHA-256 only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MetricsToken([u8; 32]);
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(..)")
+    }
+}
+
+impl MetricsToken {
+    /// Reads `[server] metrics_token_file`: the token on one line, at least 16 characters, in a
+    /// file only its owner may read.
+    pub fn read(path: &std::path::Path) -> Result<Self, String> {
+        let text = secret_file::read(path, "the metrics token file")?;
+        let token = text.trim();
+        if token.chars().count() < 16 || token.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "the metrics token in {} must be one word of at least 16 characters",
+                path.display()
+            ));
+        }
+        Ok(Self::new(token))
+    }
+
+    pub fn new(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Whether the request's `Authorization: Bearer …` carries the token. Digests are compared,
+    /// so the time taken says nothing about the token.
+    fn admits(&self, headers: &axum::http::HeaderMap) -> bool {
+        headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .is_some_and(|token| Self::new(token.trim()) == *self)
     }
 }
 
@@ -128,6 +187,7 @@ fn prometheus() -> Option<&'static PrometheusHandle> {
 /// The whole HTTP surface.
 pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
     let metrics_handle = prometheus();
+    let metrics_token = settings.metrics_token.clone();
     let v1 = Router::new()
         .route("/requests", post(handlers::create_request).get(handlers::list_requests))
         .route("/requests/{id}", get(handlers::get_request))
@@ -165,10 +225,20 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .nest("/v1", v1)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .route(
             "/metrics",
-            get(move || async move { metrics_handle.map(PrometheusHandle::render).unwrap_or_default() }),
+            get(move |headers: axum::http::HeaderMap| async move {
+                if let Some(token) = &metrics_token
+                    && !token.admits(&headers)
+                {
+                    return ApiError::unauthenticated(
+                        "/metrics needs the bearer token in [server] metrics_token_file",
+                    )
+                    .into_response();
+                }
+                metrics_handle.map(PrometheusHandle::render).unwrap_or_default().into_response()
+            }),
         )
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint; see /openapi.json")
@@ -223,15 +293,19 @@ async fn readyz(State(broker): State<Arc<Broker>>) -> Response {
     }
 }
 
-/// Serves until `shutdown` resolves, with the scheduler running beside; on shutdown, stops
-/// taking connections, ends open log streams (each says why), lets in-flight requests finish,
-/// and writes pending usage summaries.
-pub async fn serve(
-    listener: TcpListener,
+/// Serves on `listener` (TCP, or [`tls::TlsListener`]) until `shutdown` resolves, with the
+/// scheduler running beside; on shutdown, stops taking connections, ends open log streams (each
+/// says why), lets in-flight requests finish, and writes pending usage summaries.
+pub async fn serve<L>(
+    listener: L,
     broker: Arc<Broker>,
     settings: HttpSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let (stop, stopped) = watch::channel(false);
     let forwarders: Vec<_> = broker
         .settings()

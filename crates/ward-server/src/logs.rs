@@ -16,6 +16,7 @@ use crate::auth::Authed;
 use crate::problem::ApiError;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// A regex (linear-time), matched against each line as you may see it: redacted, unless
@@ -34,6 +35,7 @@ pub struct SearchQuery {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TailQuery {
     /// How many of the last lines (default 100).

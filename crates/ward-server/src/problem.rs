@@ -62,6 +62,7 @@ impl From<BrokerError> for ApiError {
             BrokerError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found"),
             BrokerError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             BrokerError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            BrokerError::Unacceptable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unacceptable"),
             BrokerError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             BrokerError::Full(_) => (StatusCode::INSUFFICIENT_STORAGE, "quota-reached"),
             BrokerError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too-large"),

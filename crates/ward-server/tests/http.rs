@@ -10,7 +10,7 @@ use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use ward_core::SystemClock;
-use ward_server::{HttpSettings, router};
+use ward_server::{HttpSettings, MetricsToken, router};
 use ward_service::{Broker, Config};
 use ward_store_sql::SqlStore;
 
@@ -24,6 +24,8 @@ struct Answer {
     status: StatusCode,
     content_type: String,
     body: Value,
+    /// The `Link` header's target, for paged listings.
+    next: Option<String>,
 }
 
 impl Api {
@@ -33,6 +35,14 @@ impl Api {
 
     /// On the quickstart, changed by `tweak`.
     async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::build(tweak, HttpSettings { max_body_bytes: 4096, ..HttpSettings::default() }).await
+    }
+
+    async fn with_settings(settings: HttpSettings) -> Self {
+        Self::build(|_| {}, settings).await
+    }
+
+    async fn build(tweak: impl FnOnce(&mut Config), settings: HttpSettings) -> Self {
         let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().display().to_string();
@@ -41,7 +51,6 @@ impl Api {
         tweak(&mut config);
         let store = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
         let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.unwrap();
-        let settings = HttpSettings { max_body_bytes: 4096, ..HttpSettings::default() };
         Self { app: router(broker.clone(), &settings), broker, _dir: dir }
     }
 
@@ -68,10 +77,15 @@ impl Api {
             .get(header::CONTENT_TYPE)
             .map(|v| v.to_str().unwrap().to_owned())
             .unwrap_or_default();
+        let next = response.headers().get(header::LINK).map(|link| {
+            let link = link.to_str().unwrap();
+            assert!(link.ends_with(">; rel=\"next\""), "{link}");
+            link[1..link.find('>').unwrap()].to_owned()
+        });
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
         let body =
             serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
-        Answer { status, content_type, body }
+        Answer { status, content_type, body, next }
     }
 
     async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
@@ -337,11 +351,325 @@ async fn the_api_surface_is_stable() {
             let mut statuses: Vec<&String> = operation["responses"].as_object().unwrap().keys().collect();
             statuses.sort();
             let statuses: Vec<&str> = statuses.into_iter().map(String::as_str).collect();
-            lines.push(format!("{:6} {path}  -> {}", method.to_uppercase(), statuses.join(" ")));
+            // Query parameters, `!` when required.
+            let query: Vec<String> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .map(|p| {
+                    format!("{}{}", p["name"].as_str().unwrap(), if p["required"] == true { "!" } else { "" })
+                })
+                .collect();
+            let query = if query.is_empty() { String::new() } else { format!(" ?{}", query.join("&")) };
+            lines.push(format!("{:6} {path}{query}  -> {}", method.to_uppercase(), statuses.join(" ")));
         }
     }
     lines.sort();
     insta::assert_snapshot!(lines.join("\n"));
+}
+
+/// The document is one a validator and a client generator accept: every parameter where its
+/// operation says (path parameters in the path's template, the rest in the query), every
+/// reference resolvable, timestamps as RFC 3339 date-times, links named as OpenAPI names them.
+/// (CI also runs openapi-spec-validator and schemathesis over it: scripts/api-fuzz.sh.)
+#[tokio::test]
+async fn the_openapi_document_is_well_formed() {
+    let api = Api::new().await;
+    let doc = api.send("GET", "/openapi.json", None, None).await.body;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let templated: Vec<&str> =
+            path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')).collect();
+        for (method, operation) in item.as_object().unwrap() {
+            let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+            let in_path: Vec<&str> = parameters
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .map(|p| p["name"].as_str().unwrap())
+                .collect();
+            assert_eq!(in_path, templated, "{method} {path}: path parameters");
+            for parameter in &parameters {
+                assert!(["path", "query"].contains(&parameter["in"].as_str().unwrap()), "{parameter}");
+            }
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                for link in response["links"].as_object().into_iter().flatten().map(|(_, l)| l) {
+                    let target = link["operationId"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{method} {path} {status}: {link}"));
+                    let exists = doc["paths"]
+                        .as_object()
+                        .unwrap()
+                        .values()
+                        .flat_map(|i| i.as_object().unwrap().values())
+                        .any(|o| o["operationId"] == target);
+                    assert!(exists, "{method} {path} {status}: a link to unknown operation `{target}`");
+                }
+            }
+        }
+    }
+    let text = doc.to_string();
+    for reference in text.split("\"$ref\":\"").skip(1).map(|rest| &rest[..rest.find('"').unwrap()]) {
+        let pointer = reference.strip_prefix('#').unwrap();
+        assert!(doc.pointer(pointer).is_some(), "unresolvable reference {reference}");
+    }
+    let created_at = &doc["components"]["schemas"]["RequestView"]["properties"]["created_at"];
+    assert_eq!(created_at["format"], "date-time", "{created_at}");
+    let decided_at = &doc["components"]["schemas"]["RequestView"]["properties"]["decided_at"];
+    assert!(decided_at.to_string().contains("date-time"), "{decided_at}");
+}
+
+/// What the document says about free text is what the server does with it: a reason matches
+/// the documented pattern and length exactly when the server takes it.
+#[tokio::test]
+async fn free_text_is_accepted_exactly_as_documented() {
+    let api = Api::new().await;
+    let alice = api.token("alice").await;
+    let doc = api.send("GET", "/openapi.json", None, None).await.body;
+    let reason = &doc["components"]["schemas"]["RevokeBody"]["properties"]["reason"];
+    let pattern = regex::Regex::new(reason["pattern"].as_str().unwrap()).unwrap();
+    let max = reason["maxLength"].as_u64().unwrap() as usize;
+    let samples = [
+        "INC-4312",
+        " ",
+        "\t\n",
+        "",
+        "a\u{0}b",
+        "a\rb",
+        "line one\nline two\ttabbed",
+        "\u{a0}",
+        "\u{2003}\u{3000}",
+        "\u{feff}",
+        "\u{85}x",
+        "x\u{9f}",
+        "caf\u{e9} \u{1f600}",
+        &"x".repeat(max),
+        &"x".repeat(max + 1),
+        &"\u{e9}".repeat(max),
+    ];
+    for sample in samples {
+        let documented = pattern.is_match(sample) && sample.chars().count() <= max;
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("resource", "logs:payments-api"), ("role", "read"), ("reason", sample)])
+            .finish();
+        let answer = api.get(&format!("/v1/policy/explain?{query}"), &alice).await;
+        assert_eq!(answer.status == StatusCode::OK, documented, "{sample:?}: {}", answer.body);
+        if !documented {
+            assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+        }
+    }
+}
+
+/// Values the document allows are never refused as malformed, and values it forbids are refused
+/// (each of these disagreed with the document before).
+#[tokio::test]
+async fn the_server_takes_what_the_document_allows_and_nothing_else() {
+    let api = Api::new().await;
+    let (alice, admin) = (api.token("alice").await, api.token("admin").await);
+    // A JSON integer may be written 1800.0.
+    let whole = json!({"resource": "logs:payments-api", "role": "read", "duration_seconds": 1800.0, "reason": "INC-1 checkout"});
+    let filed = api.post("/v1/requests", &alice, whole).await;
+    assert_eq!(
+        (filed.status, filed.body["duration_seconds"].as_u64()),
+        (StatusCode::CREATED, Some(1800)),
+        "{}",
+        filed.body
+    );
+    let fraction = json!({"resource": "logs:payments-api", "role": "read", "duration_seconds": 1800.5, "reason": "INC-1"});
+    assert_problem(
+        &api.post("/v1/requests", &alice, fraction).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+    );
+    // Durations: the documented syntax only.
+    for text in ["PT30M", "30 minutes", " 30m", "30m1h", "1h1h", "0s", "0d0h", "m", "30"] {
+        let answer = api.post("/v1/requests", &alice, ask("logs:payments-api", "read", text)).await;
+        assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    }
+    for text in ["1h30m", "90s", "0h10m", "1d"] {
+        let answer = api
+            .get(
+                &format!("/v1/policy/explain?resource=logs:payments-api&role=read&reason=x&duration={text}"),
+                &alice,
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{text}: {}", answer.body);
+    }
+    // Sequence numbers and tree sizes start at 1; the smallest i64 is refused, not a crash.
+    for seq in ["0", "-1", &i64::MIN.to_string()] {
+        let answer = api.get(&format!("/v1/audit/proofs/inclusion?seq={seq}"), &admin).await;
+        assert_problem(&answer, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    }
+    let sizes = api.get("/v1/audit/proofs/consistency?from=0&to=1", &admin).await;
+    assert_problem(&sizes, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    // Well-formed values that ward cannot act on are told apart from malformed ones.
+    let beyond = api.get("/v1/audit/proofs/consistency?from=1&to=999999", &admin).await;
+    assert_problem(&beyond, StatusCode::UNPROCESSABLE_ENTITY, "unacceptable");
+    let past = json!({"resource": "logs:payments-api", "role": "read", "duration": "30m", "reason": "INC-1", "start_at": "2001-01-01T00:00:00Z"});
+    assert_problem(
+        &api.post("/v1/requests", &alice, past).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unacceptable",
+    );
+    let limit = api.get("/v1/requests?limit=0", &alice).await;
+    assert_problem(&limit, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+}
+
+/// A listing fills its page with what the caller may see, however many requests they may not
+/// see come first, and pages on with a `Link` to the next page: each request once, in order.
+#[tokio::test]
+async fn listings_fill_pages_past_hidden_rows_and_page_by_cursor() {
+    let api = Api::new().await;
+    let (alice, bob, dave, admin) =
+        (api.token("alice").await, api.token("bob").await, api.token("dave").await, api.token("admin").await);
+    // dave (engineering) may decide alice's checkout-web request, not bob's payments-api ones,
+    // which are newer and more than a page.
+    let visible = api.post("/v1/requests", &alice, ask("logs:checkout-web", "read", "30m")).await;
+    for _ in 0..6 {
+        let hidden = api.post("/v1/requests", &bob, ask("logs:payments-api", "read", "30m")).await;
+        assert_eq!(hidden.status, StatusCode::CREATED);
+    }
+    let pending = api.get("/v1/requests?state=pending&limit=5", &dave).await;
+    let ids: Vec<&str> = pending.body.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [visible.body["id"].as_str().unwrap()], "{}", pending.body);
+    assert_eq!(pending.next, None, "nothing more to see");
+
+    let everything = api.get("/v1/requests", &admin).await.body;
+    let mut paged = Vec::new();
+    let mut next = Some("/v1/requests?state=pending&limit=2".to_owned());
+    while let Some(page) = next {
+        let answer = api.get(&page, &admin).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        assert!(answer.body.as_array().unwrap().len() <= 2);
+        paged.extend(answer.body.as_array().unwrap().iter().map(|r| r["id"].clone()));
+        next = answer.next;
+    }
+    let all: Vec<Value> = everything.as_array().unwrap().iter().map(|r| r["id"].clone()).collect();
+    assert_eq!((paged.len(), paged), (7, all), "each once, newest first");
+
+    let unknown = api.get("/v1/requests?after=req_nope", &admin).await;
+    assert_problem(&unknown, StatusCode::UNPROCESSABLE_ENTITY, "unacceptable");
+    let grants = api.get("/v1/grants?after=grt_nope", &admin).await;
+    assert_problem(&grants, StatusCode::UNPROCESSABLE_ENTITY, "unacceptable");
+
+    // Events page by sequence number.
+    let events = api.get("/v1/audit/events?type=request.created&limit=3", &admin).await;
+    assert_eq!(events.body.as_array().unwrap().len(), 3);
+    let next = events.next.unwrap();
+    assert!(next.starts_with("/v1/audit/events?") && next.contains("type=request.created"), "{next}");
+    let rest = api.get(&next, &admin).await;
+    assert_eq!(rest.body.as_array().unwrap().len(), 3);
+    assert!(rest.body[0]["seq"].as_i64() > events.body[2]["seq"].as_i64());
+}
+
+/// With `[server] metrics_token_file`, `/metrics` wants that bearer token; the file must be the
+/// owner's alone and hold a real token.
+#[tokio::test]
+async fn metrics_can_require_a_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("metrics.token");
+    std::fs::write(&file, "prometheus-scrape-0123456789\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = MetricsToken::read(&file).unwrap_err();
+    assert!(refused.contains("chmod 600"), "{refused}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let token = MetricsToken::read(&file).unwrap();
+    std::fs::write(&file, "short").unwrap();
+    assert!(MetricsToken::read(&file).unwrap_err().contains("at least 16"));
+
+    let api =
+        Api::with_settings(HttpSettings { metrics_token: Some(token), ..HttpSettings::default() }).await;
+    assert_problem(
+        &api.send("GET", "/metrics", None, None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
+    let wrong = api.send("GET", "/metrics", Some("prometheus-scrape-0123456780"), None).await;
+    assert_problem(&wrong, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let right = api.send("GET", "/metrics", Some("prometheus-scrape-0123456789"), None).await;
+    assert_eq!(right.status, StatusCode::OK);
+    assert!(right.body.as_str().unwrap().contains("ward_http_requests_total"));
+    // The rest of the API does not take it as a token.
+    let api_call = api.send("GET", "/v1/whoami", Some("prometheus-scrape-0123456789"), None).await;
+    assert_problem(&api_call, StatusCode::UNAUTHORIZED, "unauthenticated");
+}
+
+/// A private CA and a server certificate for `localhost`, written as PEM files (the key 0600).
+struct TestPki {
+    dir: tempfile::TempDir,
+    ca: reqwest::Certificate,
+}
+
+impl TestPki {
+    fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+        use std::os::unix::fs::PermissionsExt;
+        let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let server =
+            CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &issuer).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cert.pem"), server.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        std::fs::set_permissions(dir.path().join("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        Self { dir, ca: reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap() }
+    }
+}
+
+/// With a certificate and key, ward speaks HTTPS itself: a client trusting the CA gets answers,
+/// one that does not (or speaks plain HTTP) gets nothing.
+#[tokio::test]
+async fn https_with_the_configured_certificate() {
+    use std::os::unix::fs::PermissionsExt;
+    let pki = TestPki::new();
+    let (cert, key) = (pki.dir.path().join("cert.pem"), pki.dir.path().join("key.pem"));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let open_key = ward_server::tls::server_config(&cert, &key).unwrap_err().to_string();
+    assert!(open_key.contains("chmod 600"), "{open_key}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let wrong = ward_server::tls::server_config(&key, &key).unwrap_err().to_string();
+    assert!(wrong.contains("certificate"), "{wrong}");
+    let tls = ward_server::tls::server_config(&cert, &key).unwrap();
+
+    let api = Api::new().await;
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(ward_server::serve(
+        ward_server::tls::TlsListener::new(tcp, tls),
+        api.broker.clone(),
+        HttpSettings::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    // A client that stalls its handshake holds up nobody.
+    let _stalled = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let url = format!("https://localhost:{port}/healthz");
+    let trusting = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(pki.ca.clone())
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+    let answer = trusting.get(&url).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.json::<Value>().await.unwrap()["status"], "ok");
+    let untrusting = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+    assert!(untrusting.get(&url).send().await.is_err(), "an unknown CA is refused");
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success(), "no plain HTTP on the TLS port");
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
 }
 
 /// Logs pushed to ward are checked whole, kept, and read back through a grant, redacted.

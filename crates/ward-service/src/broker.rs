@@ -41,6 +41,7 @@ pub use explain::DEFAULT_WHAT_IF_DURATION_SECONDS;
 pub use logs::{DEFAULT_LOG_LIMIT, LogItem, LogQuery, LogResult};
 pub use requests::DecisionFacts;
 pub use tokens::{MAX_TOKENS_LISTED, Tokens, token_view};
+pub use visibility::{GrantListing, Page, RequestListing};
 
 /// How often a decision is retried when a concurrent change got there first.
 const MAX_ATTEMPTS: usize = 5;
@@ -91,8 +92,13 @@ pub enum BrokerError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The input breaks what the API documents (a missing, empty or malformed value).
     #[error("{0}")]
     Invalid(String),
+    /// Well-formed input that ward cannot act on: values that contradict each other or ward's
+    /// state (a start in the past, sizes beyond the log), or a pattern the regex engine refuses.
+    #[error("{0}")]
+    Unacceptable(String),
     #[error("{0}")]
     Refused(Refusal),
     #[error("{0}")]

@@ -62,6 +62,8 @@ struct File {
     redaction: RedactionFile,
     #[serde(default)]
     gateway: GatewayFile,
+    #[serde(default)]
+    server: ServerFile,
 }
 
 /// `[gateway]`: how much log reading runs at once, and how long a search may run.
@@ -87,6 +89,27 @@ struct People {
     users: BTreeMap<String, UserEntry>,
     #[serde(default)]
     groups: BTreeMap<String, GroupEntry>,
+}
+
+/// `[server]`: how ward serves HTTP.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerFile {
+    /// PEM certificate chain: with `tls_key`, ward speaks HTTPS itself.
+    tls_cert: Option<PathBuf>,
+    /// PEM private key (readable by its owner only).
+    tls_key: Option<PathBuf>,
+    /// A file holding the token `/metrics` requires as a bearer token (readable by its owner
+    /// only); without it `/metrics` is open.
+    metrics_token_file: Option<PathBuf>,
+}
+
+/// How ward serves HTTP, from `[server]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Certificate chain and private key, both PEM: HTTPS instead of HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub metrics_token_file: Option<PathBuf>,
 }
 
 /// A resource in ward.toml: its directory entry, and for `logs` resources where the logs are.
@@ -368,6 +391,7 @@ pub struct Config {
     pub oncall: OncallSettings,
     pub business_hours: Option<BusinessHours>,
     pub logs: LogSettings,
+    pub server: ServerSettings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
@@ -617,6 +641,28 @@ impl Config {
                     .map_err(|e| setting_error("business_hours", e))
             })
             .transpose()?;
+        // An empty environment override turns a setting from the file off.
+        let server_path = |env_name: &str, value: Option<PathBuf>| match env(env_name) {
+            Some(text) if !text.is_empty() => Some(relative_to_cwd(PathBuf::from(text))),
+            Some(_) => None,
+            None => value.map(relative_to_file),
+        };
+        let server = ServerSettings {
+            tls: match (
+                server_path("WARD_TLS_CERT", file.server.tls_cert),
+                server_path("WARD_TLS_KEY", file.server.tls_key),
+            ) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => {
+                    return Err(setting_error(
+                        "server.tls_cert",
+                        "give both tls_cert and tls_key (PEM files), or neither for plain HTTP",
+                    ));
+                }
+            },
+            metrics_token_file: server_path("WARD_METRICS_TOKEN_FILE", file.server.metrics_token_file),
+        };
         Ok(Self {
             path,
             listen,
@@ -634,6 +680,7 @@ impl Config {
             oncall,
             business_hours,
             logs,
+            server,
         })
     }
 

@@ -11,6 +11,7 @@ use ward_core::audit::{AuditEvent, EventType};
 use ward_core::lifecycle::LifecycleError;
 use ward_core::policy::Refusal;
 use ward_core::{AccessRequest, Clock, Grant, GrantState, ManualClock, RequestState};
+use ward_service::broker::{GrantListing, RequestListing};
 use ward_service::sensitive::SensitiveField;
 use ward_service::{Broker, BrokerError, Caller, Config, ExtendInput, RequestInput};
 use ward_store::{
@@ -278,7 +279,10 @@ async fn proofs_verify_against_the_signed_head(store: Arc<dyn Store>) {
     assert_eq!(to_checkpoint.checkpoints.len(), 1, "the signed head is included");
     assert_eq!(to_checkpoint.checkpoints[0], checkpoint.note);
     for (a, b) in [(0, 1), (3, 2), (1, head.size + 1)] {
-        assert!(matches!(w.broker.consistency_proof(a, b).await, Err(BrokerError::Invalid(_))), "{a}..{b}");
+        assert!(
+            matches!(w.broker.consistency_proof(a, b).await, Err(BrokerError::Unacceptable(_))),
+            "{a}..{b}"
+        );
     }
 }
 
@@ -631,7 +635,10 @@ async fn scheduled_grants_open_at_their_start(store: Arc<dyn Store>) {
         start_at: Some(t0() - SignedDuration::from_hours(1)),
         ..ask("logs:payments-api", "read", 600)
     };
-    assert!(matches!(w.broker.create_request(&w.who("alice"), past).await, Err(BrokerError::Invalid(_))));
+    assert!(matches!(
+        w.broker.create_request(&w.who("alice"), past).await,
+        Err(BrokerError::Unacceptable(_))
+    ));
     let far = RequestInput {
         start_at: Some(t0() + SignedDuration::from_hours(24 * 31)),
         ..ask("logs:payments-api", "read", 600)
@@ -936,9 +943,10 @@ async fn the_audit_trail_tells_the_whole_story(store: Arc<dyn Store>) {
     let carol =
         w.broker.events(&w.who("carol"), EventFilter { limit: 100, ..Default::default() }).await.unwrap();
     assert_eq!(carol.len(), 5);
-    let dave_requests = w.broker.list_requests(&w.who("dave"), None, false, 100).await.unwrap();
+    let listing = RequestListing { limit: 100, ..RequestListing::default() };
+    let dave_requests = w.broker.list_requests(&w.who("dave"), listing.clone()).await.unwrap().items;
     assert!(dave_requests.is_empty(), "dave can neither approve nor owns it");
-    let bob_requests = w.broker.list_requests(&w.who("bob"), None, false, 100).await.unwrap();
+    let bob_requests = w.broker.list_requests(&w.who("bob"), listing).await.unwrap().items;
     assert_eq!(bob_requests.len(), 1, "bob may decide it, so he sees it");
     assert!(matches!(
         w.broker.get_grant(&w.who("dave"), grant.id.as_str()).await,

@@ -157,6 +157,53 @@ fn limit(n: u32) -> i64 {
     i64::from(if n == 0 { 1000 } else { n })
 }
 
+/// The WHERE clause of a listing: only the filters given go into the SQL (column names are
+/// constants, values are bound), so the planner can pick the index that fits.
+#[derive(Default)]
+struct Conditions {
+    conditions: Vec<String>,
+    params: Vec<plan::Param>,
+}
+
+impl Conditions {
+    /// Adds `template`, its `?`s standing for `values` in order.
+    fn push(&mut self, template: &str, values: impl IntoIterator<Item = plan::Param>) {
+        let mut condition = String::new();
+        let mut values = values.into_iter();
+        for (i, part) in template.split('?').enumerate() {
+            if i > 0 {
+                if let Some(value) = values.next() {
+                    self.params.push(value);
+                }
+                condition.push_str(&format!("${}", self.params.len()));
+            }
+            condition.push_str(part);
+        }
+        self.conditions.push(condition);
+    }
+
+    /// The user's own rows (`owner` names them) or those on the resources they might decide.
+    fn visible_to(&mut self, owner: &str, visible: &ward_store::Visibility) {
+        let mut template = format!("({owner} = ?");
+        if !visible.resources.is_empty() {
+            template
+                .push_str(&format!(" OR resource IN ({})", vec!["?"; visible.resources.len()].join(", ")));
+        }
+        template.push(')');
+        let mut values = vec![plan::Param::from(visible.user.as_str())];
+        values.extend(visible.resources.iter().map(|r| plan::Param::from(r.as_str())));
+        self.push(&template, values);
+    }
+
+    fn clause(&self) -> String {
+        if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.conditions.join(" AND "))
+        }
+    }
+}
+
 impl SqlStore {
     /// The token whose `column` (`hash` or `id`, both unique) is `value`.
     async fn one_token(&self, column: &'static str, value: &str) -> Result<Option<ApiToken>, StoreError> {
@@ -321,16 +368,29 @@ impl Store for SqlStore {
     }
 
     async fn requests(&self, filter: &RequestFilter) -> Result<Vec<AccessRequest>, StoreError> {
+        let mut query = Conditions::default();
+        if let Some(state) = filter.state {
+            query.push("state = ?", [state.as_str().into()]);
+        }
+        if let Some(requester) = &filter.requester {
+            query.push("requester = ?", [requester.as_str().into()]);
+        }
+        if let Some(visible) = &filter.visible_to {
+            query.visible_to("requester", visible);
+        }
+        if let Some((at, id)) = &filter.after {
+            query.push(
+                "(created_at < ? OR (created_at = ? AND id < ?))",
+                [millis(*at).into(), millis(*at).into(), id.as_str().into()],
+            );
+        }
         let sql = format!(
-            "SELECT {REQUEST_COLUMNS} FROM requests \
-             WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR requester = $2) \
-             ORDER BY created_at DESC, id DESC LIMIT $3"
+            "SELECT {REQUEST_COLUMNS} FROM requests {} ORDER BY created_at DESC, id DESC LIMIT {}",
+            query.clause(),
+            limit(filter.limit)
         );
         dispatch!(&self.pool, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(filter.state.map(|s| s.as_str()))
-                .bind(filter.requester.as_deref())
-                .bind(limit(filter.limit))
+            let rows = plan::bind(sqlx::query(sqlx::AssertSqlSafe(sql)), query.params)
                 .fetch_all(pool)
                 .await
                 .map_err(unavailable)?;
@@ -351,29 +411,40 @@ impl Store for SqlStore {
     }
 
     async fn grants(&self, filter: &GrantFilter) -> Result<Vec<Grant>, StoreError> {
+        let mut query = Conditions::default();
         // States are a closed set of constants, so they can be inlined safely.
-        let states = if filter.states.is_empty() {
-            "1 = 1".to_owned()
-        } else {
-            let list: Vec<String> = filter.states.iter().map(|s| format!("'{}'", s.as_str())).collect();
-            format!("state IN ({})", list.join(", "))
-        };
-        let reviews = if filter.review_states.is_empty() {
-            "1 = 1".to_owned()
-        } else {
-            let list: Vec<String> =
-                filter.review_states.iter().map(|s| format!("'{}'", s.as_str())).collect();
-            format!("review_state IN ({})", list.join(", "))
-        };
+        let quoted =
+            |states: Vec<&str>| states.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ");
+        if !filter.states.is_empty() {
+            let states = quoted(filter.states.iter().map(|s| s.as_str()).collect());
+            query.push(&format!("state IN ({states})"), []);
+        }
+        if !filter.review_states.is_empty() {
+            let states = quoted(filter.review_states.iter().map(|s| s.as_str()).collect());
+            query.push(&format!("review_state IN ({states})"), []);
+        }
+        if let Some(principal) = &filter.principal {
+            query.push("principal = ?", [principal.as_str().into()]);
+        }
+        if let Some(resource) = &filter.resource {
+            query.push("resource = ?", [resource.as_str().into()]);
+        }
+        if let Some(visible) = &filter.visible_to {
+            query.visible_to("principal", visible);
+        }
+        if let Some((at, id)) = &filter.after {
+            query.push(
+                "(starts_at < ? OR (starts_at = ? AND id < ?))",
+                [millis(*at).into(), millis(*at).into(), id.as_str().into()],
+            );
+        }
         let sql = format!(
-            "SELECT {GRANT_COLUMNS} FROM grants WHERE {states} AND {reviews} AND ($1 IS NULL OR principal = $1) \
-             AND ($3 IS NULL OR resource = $3) ORDER BY starts_at DESC, id DESC LIMIT $2"
+            "SELECT {GRANT_COLUMNS} FROM grants {} ORDER BY starts_at DESC, id DESC LIMIT {}",
+            query.clause(),
+            limit(filter.limit)
         );
         dispatch!(&self.pool, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(filter.principal.as_deref())
-                .bind(limit(filter.limit))
-                .bind(filter.resource.as_deref())
+            let rows = plan::bind(sqlx::query(sqlx::AssertSqlSafe(sql)), query.params)
                 .fetch_all(pool)
                 .await
                 .map_err(unavailable)?;

@@ -12,6 +12,7 @@ use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 
 use crate::{
     ApiToken, Change, EventFilter, GrantFilter, RequestFilter, Store, StoreError, TokenFilter, TokenWrite,
+    Visibility,
 };
 
 /// Generates one `#[tokio::test]` per conformance check, each on a store from `$make` (an async
@@ -25,6 +26,7 @@ macro_rules! conformance_tests {
             a_failing_change_leaves_no_trace,
             due_work_and_next_due_time,
             listings_filter_and_order,
+            listings_page_by_cursor_and_narrow_by_visibility,
             event_filters,
             tokens_are_kept_by_hash,
             concurrent_appends_form_one_chain,
@@ -266,6 +268,95 @@ pub async fn listings_filter_and_order(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(expired.is_empty());
+}
+
+/// Listings narrow to what a user may see in the query, and page by a cursor (the last row's
+/// time and id), so that every row comes exactly once, in order, rows with the same time included.
+pub async fn listings_page_by_cursor_and_narrow_by_visibility(store: Arc<dyn Store>) {
+    let mut ids = SequentialIds::new("p");
+    let mut requests = Vec::new();
+    for (i, (requester, resource)) in [
+        ("alice", "logs:payments-api"),
+        ("dave", "logs:ledger"),
+        ("erin", "logs:checkout-web"),
+        ("alice", "logs:ledger"),
+        ("dave", "logs:payments-api"),
+        ("sam", "logs:ledger"),
+        ("erin", "logs:ledger"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // Pairs share a creation time: the id breaks the tie.
+        let at = t0() + SignedDuration::from_secs(i as i64 / 2);
+        let mut filing = filed(&mut ids, requester, at, None);
+        if let Some(request) = filing.request.as_mut() {
+            request.resource = resource.to_owned();
+        }
+        store.commit(change([filing.clone()]), at).await.unwrap();
+        requests.push(filing.request.unwrap());
+    }
+    let newest_first = |mut list: Vec<AccessRequest>| {
+        list.sort_by(|a, b| (b.created_at, &b.id.0).cmp(&(a.created_at, &a.id.0)));
+        list.into_iter().map(|r| r.id.0).collect::<Vec<_>>()
+    };
+
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .requests(&RequestFilter { after: after.clone(), limit: 2, ..Default::default() })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((last.created_at, last.id.0.clone()));
+        paged.extend(page.into_iter().map(|r| r.id.0));
+    }
+    assert_eq!(paged, newest_first(requests.clone()), "each request once, newest first");
+
+    // dave sees his own, and those on the resources he might approve.
+    let visible = Visibility { user: "dave".into(), resources: vec!["logs:checkout-web".into()] };
+    let filter = RequestFilter { visible_to: Some(visible.clone()), ..Default::default() };
+    let expected: Vec<AccessRequest> = requests
+        .iter()
+        .filter(|r| r.requester == "dave" || r.resource == "logs:checkout-web")
+        .cloned()
+        .collect();
+    assert_eq!(
+        store.requests(&filter).await.unwrap().into_iter().map(|r| r.id.0).collect::<Vec<_>>(),
+        newest_first(expected)
+    );
+    let only_own = RequestFilter {
+        visible_to: Some(Visibility { user: "sam".into(), resources: vec![] }),
+        ..Default::default()
+    };
+    assert_eq!(store.requests(&only_own).await.unwrap().len(), 1);
+
+    // Grants likewise, by holder and start.
+    let mut grants = Vec::new();
+    for (i, request) in requests.iter().enumerate() {
+        let at = t0() + SignedDuration::from_secs(10 + i as i64 / 2);
+        let approved = approve_as(&mut ids, request.clone(), "bob", at);
+        store.commit(change([approved.clone()]), at).await.unwrap();
+        grants.push(approved.grant.unwrap());
+    }
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .grants(&GrantFilter { after: after.clone(), limit: 3, ..Default::default() })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some((last.starts_at, last.id.0.clone()));
+        paged.extend(page.into_iter().map(|g| g.id.0));
+    }
+    grants.sort_by(|a, b| (b.starts_at, &b.id.0).cmp(&(a.starts_at, &a.id.0)));
+    assert_eq!(paged, grants.iter().map(|g| g.id.0.clone()).collect::<Vec<_>>());
+    let visible = GrantFilter { visible_to: Some(visible), ..Default::default() };
+    let seen = store.grants(&visible).await.unwrap();
+    assert!(seen.iter().all(|g| g.principal == "dave" || g.resource == "logs:checkout-web"));
+    assert_eq!(seen.len(), 3);
 }
 
 pub async fn event_filters(store: Arc<dyn Store>) {

@@ -113,6 +113,11 @@ impl Change {
 pub struct RequestFilter {
     pub state: Option<RequestState>,
     pub requester: Option<String>,
+    /// Only requests `user` filed or might decide.
+    pub visible_to: Option<Visibility>,
+    /// Only requests after this one in the listing's order (newest first): its creation time
+    /// and id, for paging.
+    pub after: Option<(Timestamp, String)>,
     pub limit: u32,
 }
 
@@ -124,7 +129,20 @@ pub struct GrantFilter {
     pub resource: Option<String>,
     /// Only break-glass grants whose review is in one of these states (all grants when empty).
     pub review_states: Vec<ReviewState>,
+    /// Only grants `user` holds or might have approved.
+    pub visible_to: Option<Visibility>,
+    /// Only grants after this one in the listing's order (newest first): its start and id, for
+    /// paging.
+    pub after: Option<(Timestamp, String)>,
     pub limit: u32,
+}
+
+/// The rows a user may be shown, as far as a query can tell: their own (as requester or
+/// holder), and those on the resources they might approve for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Visibility {
+    pub user: String,
+    pub resources: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]

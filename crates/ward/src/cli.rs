@@ -18,12 +18,21 @@ pub struct Global {
     /// ward's URL.
     #[arg(long, global = true, env = "WARD_URL", default_value = "http://127.0.0.1:8470")]
     pub url: String,
+    /// The CA certificates (PEM) that sign ward's HTTPS certificate, for a private CA; given,
+    /// only they are trusted.
+    #[arg(long, global = true, env = "WARD_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// API token (from `ward admin token create USER`).
     #[arg(long, global = true, env = "WARD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
+    /// Configuration file of the local commands (serve, admin, policy check/test, audit verify),
+    /// here or after the command (default: $WARD_CONFIG, ./ward.toml,
+    /// ./examples/quickstart/ward.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -114,6 +123,9 @@ pub enum Command {
         /// Only your own.
         #[arg(long)]
         mine: bool,
+        /// Continue after this request (the cursor printed when more follow).
+        #[arg(long, value_name = "REQ_ID")]
+        after: Option<String>,
         #[arg(long)]
         limit: Option<u32>,
     },
@@ -144,6 +156,9 @@ pub enum Command {
         /// Only break-glass grants not yet reviewed (pending or overdue).
         #[arg(long)]
         unreviewed: bool,
+        /// Continue after this grant (the cursor printed when more follow).
+        #[arg(long, value_name = "GRANT_ID")]
+        after: Option<String>,
         #[arg(long)]
         limit: Option<u32>,
     },

@@ -1,5 +1,7 @@
 //! The HTTP client side: ward's API, with errors turned into the contract's exit codes.
 
+use std::path::Path;
+
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -33,11 +35,28 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(base: &str, token: Option<String>) -> Result<Self, CliError> {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .map_err(|e| CliError::Usage(format!("cannot set up HTTP: {e}")))?;
+    /// A client of ward at `base`; over HTTPS trusting only the CAs in `ca_file` when given,
+    /// else the usual public roots.
+    pub fn new(base: &str, token: Option<String>, ca_file: Option<&Path>) -> Result<Self, CliError> {
+        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
+        if let Some(path) = ca_file {
+            let unreadable = |e: &dyn std::fmt::Display| {
+                CliError::Usage(format!(
+                    "--ca-file {}: {e} (give the PEM certificates of ward's CA)",
+                    path.display()
+                ))
+            };
+            let pem = std::fs::read(path).map_err(|e| unreadable(&e))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| unreadable(&e))?;
+            if certificates.is_empty() {
+                return Err(unreadable(&"no CERTIFICATE in it"));
+            }
+            builder = builder.tls_built_in_root_certs(false);
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder.build().map_err(|e| CliError::Usage(format!("cannot set up HTTP: {e}")))?;
         Ok(Self { http, base: base.trim_end_matches('/').to_owned(), token })
     }
 
@@ -49,6 +68,25 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&impl Serialize>,
     ) -> Result<Value, CliError> {
+        self.call_paged(method, path, query, body).await.map(|(value, _)| value)
+    }
+
+    /// A page of a listing, and the target of its `Link: <…>; rel="next"` when more may follow.
+    pub async fn get_page(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<(Value, Option<String>), CliError> {
+        self.call_paged(Method::GET, path, query, None::<&()>).await
+    }
+
+    async fn call_paged(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&impl Serialize>,
+    ) -> Result<(Value, Option<String>), CliError> {
         let token = self.token.as_deref().filter(|t| !t.is_empty()).ok_or_else(|| {
             CliError::Usage(
                 "no token: set WARD_TOKEN or pass --token (an admin creates one with `ward admin token create USER`)".into(),
@@ -59,23 +97,25 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| {
-            CliError::Usage(format!(
-                "cannot reach ward at {}: {} (is `ward serve` running? set WARD_URL or --url)",
-                self.base,
-                root_cause(&e)
-            ))
-        })?;
+        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
         let status = response.status();
+        let next = response
+            .headers()
+            .get(reqwest::header::LINK)
+            .and_then(|link| link.to_str().ok())
+            .and_then(|link| link.strip_suffix(">; rel=\"next\""))
+            .and_then(|link| link.strip_prefix('<'))
+            .map(str::to_owned);
         let text =
             response.text().await.map_err(|e| CliError::Usage(format!("reading the answer failed: {e}")))?;
         if status.is_success() {
-            return serde_json::from_str(&text).map_err(|e| {
+            let value = serde_json::from_str(&text).map_err(|e| {
                 CliError::Usage(format!(
                     "the server's answer is not JSON ({e}); is {} a ward server?",
                     self.base
                 ))
-            });
+            })?;
+            return Ok((value, next));
         }
         let detail = serde_json::from_str::<Problem>(&text)
             .map(|p| p.detail)
@@ -106,9 +146,7 @@ impl Client {
             .timeout(std::time::Duration::from_secs(3600))
             .send()
             .await
-            .map_err(|e| {
-                CliError::Usage(format!("cannot reach ward at {}: {}", self.base, root_cause(&e)))
-            })?;
+            .map_err(|e| self.unreachable(&e))?;
         let status = response.status();
         if !status.is_success() {
             let text = response.text().await.unwrap_or_default();
@@ -125,6 +163,17 @@ impl Client {
         out.flush().map_err(|e| CliError::Usage(format!("cannot write the output: {e}")))
     }
 
+    /// Why ward could not be reached, and what may help.
+    fn unreachable(&self, error: &reqwest::Error) -> CliError {
+        let cause = root_cause(error);
+        let hint = if cause.to_lowercase().contains("certificate") {
+            "for a private CA, pass --ca-file or set WARD_CA_FILE"
+        } else {
+            "is `ward serve` running? set WARD_URL or --url"
+        };
+        CliError::Usage(format!("cannot reach ward at {}: {cause} ({hint})", self.base))
+    }
+
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, CliError> {
         self.call(Method::GET, path, query, None::<&()>).await
     }
@@ -132,6 +181,12 @@ impl Client {
     pub async fn post(&self, path: &str, body: &impl Serialize) -> Result<Value, CliError> {
         self.call(Method::POST, path, &[], Some(body)).await
     }
+}
+
+/// The value of `name` in the query of a link target (`/v1/requests?…&after=req_…`).
+pub fn query_value(target: &str, name: &str) -> Option<String> {
+    let url = reqwest::Url::parse("http://ward.invalid/").ok()?.join(target).ok()?;
+    url.query_pairs().find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
 }
 
 /// Turns a JSON answer into the typed view the table printer needs.

@@ -164,6 +164,15 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
     let broker =
         ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.map_err(config_error)?;
     broker.record_policies_in_force().await.map_err(config_error)?;
+    // Secrets and certificates are read before anything listens: a bad one stops the start.
+    let tls = match &config.server.tls {
+        Some((cert, key)) => Some(ward_server::tls::server_config(cert, key).map_err(config_error)?),
+        None => None,
+    };
+    let metrics_token = match &config.server.metrics_token_file {
+        Some(path) => Some(ward_server::MetricsToken::read(path).map_err(CliError::Usage)?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
         CliError::Usage(format!(
             "cannot listen on {}: {e} (set WARD_LISTEN to another address:port)",
@@ -175,36 +184,76 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
         Some(_) => "PostgreSQL (WARD_DATABASE_URL)".to_owned(),
         None => format!("SQLite at {}", config.data_dir.join("ward.db").display()),
     };
-    tracing::info!(%address, store = %store_name, grants = broker.indexed_grants(), "ward is serving");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%address, scheme, store = %store_name, grants = broker.indexed_grants(), "ward is serving");
     if let Some(path) = quickstart {
         let users: Vec<&str> = config.directory.users().keys().map(String::as_str).collect();
-        print_quickstart_banner(&path, &address.to_string(), &store_name, &users.join(", "));
+        print_quickstart_banner(&path, scheme, &address.to_string(), &store_name, &users.join(", "));
     }
-    let settings = HttpSettings { max_body_bytes: config.max_body_bytes, ..HttpSettings::default() };
-    ward_server::serve(listener, broker, settings, ward_server::shutdown_signal())
-        .await
-        .map_err(|e| CliError::Usage(format!("the server failed: {e}")))
+    let settings =
+        HttpSettings { max_body_bytes: config.max_body_bytes, metrics_token, ..HttpSettings::default() };
+    let shutdown = ward_server::shutdown_signal();
+    match tls {
+        Some(tls) => {
+            let listener = ward_server::tls::TlsListener::new(listener, tls);
+            ward_server::serve(listener, broker, settings, shutdown).await
+        }
+        None => ward_server::serve(listener, broker, settings, shutdown).await,
+    }
+    .map_err(|e| CliError::Usage(format!("the server failed: {e}")))
 }
 
-fn print_quickstart_banner(config: &Path, address: &str, store: &str, users: &str) {
-    let url = format!("http://{address}");
-    let export_url = if address == ward_service::config::DEFAULT_LISTEN {
-        String::new()
-    } else {
-        format!("export WARD_URL={url}\n  ")
-    };
+/// What the quickstart tells a first-time user to run. Every command works as printed from the
+/// directory ward was started in, in another terminal: the configuration (and any data
+/// directory given by environment) is named explicitly, and `ward` is spelled as it was invoked.
+fn print_quickstart_banner(config: &Path, scheme: &str, address: &str, store: &str, users: &str) {
+    let url = format!("{scheme}://{address}");
+    let config = std::path::absolute(config).unwrap_or_else(|_| config.to_owned());
+    let mut setup = Vec::new();
+    if address != ward_service::config::DEFAULT_LISTEN || scheme != "http" {
+        setup.push(format!("export WARD_URL={url}"));
+    }
+    setup.push(format!("export WARD_CONFIG={}", shell_word(&config.display().to_string())));
+    if let Some(dir) = std::env::var_os("WARD_DATA_DIR") {
+        let dir = std::path::absolute(PathBuf::from(&dir)).unwrap_or_else(|_| PathBuf::from(dir));
+        setup.push(format!("export WARD_DATA_DIR={}", shell_word(&dir.display().to_string())));
+    }
+    if std::env::var_os("WARD_DATABASE_URL").is_some() {
+        setup.push("# and WARD_DATABASE_URL, as set for this server".to_owned());
+    }
+    let ward = invoked_as();
     say!(
         "\nward quickstart is running at {url}\n\
          \n  world:  {config} (users {users})\
          \n  store:  {store}\
          \n  API:    {url}/openapi.json\n\
-         \nIn another terminal, get a token and ask for access:\n\
-         \n  {export_url}export WARD_TOKEN=$(ward admin token create alice)\
-         \n  ward request logs:payments-api --role read --for 30m --reason \"INC-4312 checkout 500s\"\n\
-         \n(`ward` is target/release/ward; or prefix each command with `cargo run --release --`.)\
+         \nIn another terminal, from this directory, get a token and ask for access:\n\
+         \n  {setup}\
+         \n  export WARD_TOKEN=$({ward} admin token create alice)\
+         \n  {ward} request logs:payments-api --role read --for 30m --reason \"INC-4312 checkout 500s\"\n\
          \nStop with Ctrl-C.\n",
         config = config.display(),
+        setup = setup.join("\n  "),
     );
+}
+
+/// `ward` as the user invoked it: the path they typed (`target/release/ward`), or `ward` when it
+/// was found on the PATH.
+fn invoked_as() -> String {
+    match std::env::args().next() {
+        Some(path) if path.contains('/') => shell_word(&path),
+        _ => "ward".to_owned(),
+    }
+}
+
+/// `text` as one shell word.
+fn shell_word(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./:@%+=,-".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 /// The broker over the configured store, for the local `admin` commands.

@@ -11,6 +11,7 @@ mod client;
 mod local;
 mod output;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -90,6 +91,14 @@ fn render<T: DeserializeOwned>(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Says on stderr that more follow and how to see them; stdout keeps the table, or with `-o
+/// json` the API's JSON array unchanged.
+fn more_follow(next: Option<&str>, cursor: &str, flag: &str) {
+    if let Some(value) = next.and_then(|target| client::query_value(target, cursor)) {
+        eprintln!("more follow: run the same command with {flag} {value}");
+    }
+}
+
 fn print_json(value: &Value) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Usage(e.to_string()))?;
     say!("{text}");
@@ -119,20 +128,56 @@ async fn filed(client: &Client, mut value: Value, wait: bool, json: bool) -> Res
     })
 }
 
+/// `--config` may come before the command (`ward --config FILE admin …`) or after it.
+fn one_config(before: Option<PathBuf>, after: Option<PathBuf>) -> Result<Option<PathBuf>, CliError> {
+    match (before, after) {
+        (Some(before), Some(after)) if before != after => Err(CliError::Usage(format!(
+            "--config is given twice, as {} and as {}; give it once",
+            before.display(),
+            after.display()
+        ))),
+        (before, after) => Ok(after.or(before)),
+    }
+}
+
+/// Whether the command reads a configuration file (the others talk to a server).
+fn reads_config(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Serve { .. }
+            | Command::Admin { .. }
+            | Command::Policy { command: PolicyCommand::Check { .. } | PolicyCommand::Test { .. } }
+            | Command::Audit { command: AuditCommand::Verify { .. } }
+    )
+}
+
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let global = cli.global;
     let json = global.output == Output::Json;
-    let client = || Client::new(&global.url, global.token.clone());
+    let client = || Client::new(&global.url, global.token.clone(), global.ca_file.as_deref());
+    if global.config.is_some() && !reads_config(&cli.command) {
+        return Err(CliError::Usage(if matches!(cli.command, Command::Quickstart) {
+            "quickstart serves its own demo world; serve a configuration with `ward serve --config FILE`"
+                .into()
+        } else {
+            "--config is for the local commands (serve, admin, policy check, policy test, audit verify); \
+             this one talks to the server at WARD_URL (or --url)"
+                .into()
+        }));
+    }
+    let config = |after: Option<PathBuf>| one_config(global.config.clone(), after);
     match cli.command {
-        Command::Serve { config, new_signing_key } => {
-            local::serve(config.as_deref(), new_signing_key).await.map(|()| ExitCode::SUCCESS)
+        Command::Serve { config: file, new_signing_key } => {
+            local::serve(config(file)?.as_deref(), new_signing_key).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Quickstart => local::quickstart().await.map(|()| ExitCode::SUCCESS),
         Command::Admin {
-            command: AdminCommand::Token { command: TokenCommand::Create { user, ttl, config } },
-        } => local::create_token(&user, &ttl, config.as_deref()).await.map(|()| ExitCode::SUCCESS),
-        Command::Admin { command: AdminCommand::Token { command: TokenCommand::List { user, config } } } => {
-            let tokens = local::list_tokens(user.as_deref(), config.as_deref()).await?;
+            command: AdminCommand::Token { command: TokenCommand::Create { user, ttl, config: file } },
+        } => local::create_token(&user, &ttl, config(file)?.as_deref()).await.map(|()| ExitCode::SUCCESS),
+        Command::Admin {
+            command: AdminCommand::Token { command: TokenCommand::List { user, config: file } },
+        } => {
+            let tokens = local::list_tokens(user.as_deref(), config(file)?.as_deref()).await?;
             if json {
                 print_json(&serde_json::to_value(&tokens).map_err(|e| CliError::Usage(e.to_string()))?)?;
             } else {
@@ -140,8 +185,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Admin { command: AdminCommand::Token { command: TokenCommand::Revoke { id, config } } } => {
-            let token = local::revoke_token(&id, config.as_deref()).await?;
+        Command::Admin {
+            command: AdminCommand::Token { command: TokenCommand::Revoke { id, config: file } },
+        } => {
+            let token = local::revoke_token(&id, config(file)?.as_deref()).await?;
             if json {
                 print_json(&serde_json::to_value(&token).map_err(|e| CliError::Usage(e.to_string()))?)?;
             } else {
@@ -212,15 +259,18 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let value = client()?.post(&format!("/v1/grants/{id}/review"), &ReviewBody { comment }).await?;
             render(json, &value, |shown: &GrantView| output::grant(shown, Timestamp::now()))
         }
-        Command::Requests { state, mine, limit } => {
+        Command::Requests { state, mine, after, limit } => {
             let mut query = vec![];
             query.extend(state.map(|s| ("state", s)));
             if mine {
                 query.push(("mine", "true".to_owned()));
             }
+            query.extend(after.map(|a| ("after", a)));
             query.extend(limit.map(|l| ("limit", l.to_string())));
-            let value = client()?.get("/v1/requests", &query).await?;
-            render(json, &value, |shown: &Vec<RequestView>| output::requests(shown))
+            let (value, next) = client()?.get_page("/v1/requests", &query).await?;
+            let code = render(json, &value, |shown: &Vec<RequestView>| output::requests(shown))?;
+            more_follow(next.as_deref(), "after", "--after");
+            Ok(code)
         }
         Command::Show { id } => {
             let client = client()?;
@@ -245,7 +295,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let value = client()?.post(&format!("/v1/requests/{id}/cancel"), &serde_json::json!({})).await?;
             render(json, &value, |shown: &RequestView| output::request(shown))
         }
-        Command::Grants { active, mine, unreviewed, limit } => {
+        Command::Grants { active, mine, unreviewed, after, limit } => {
             let mut query = vec![];
             if active {
                 query.push(("active", "true".to_owned()));
@@ -256,9 +306,13 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             if mine {
                 query.push(("mine", "true".to_owned()));
             }
+            query.extend(after.map(|a| ("after", a)));
             query.extend(limit.map(|l| ("limit", l.to_string())));
-            let value = client()?.get("/v1/grants", &query).await?;
-            render(json, &value, |shown: &Vec<GrantView>| output::grants(shown, Timestamp::now()))
+            let (value, next) = client()?.get_page("/v1/grants", &query).await?;
+            let code =
+                render(json, &value, |shown: &Vec<GrantView>| output::grants(shown, Timestamp::now()))?;
+            more_follow(next.as_deref(), "after", "--after");
+            Ok(code)
         }
         Command::Release { id } => {
             let value = client()?.post(&format!("/v1/grants/{id}/release"), &serde_json::json!({})).await?;
@@ -278,8 +332,8 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(if result.allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
-        Command::Policy { command: PolicyCommand::Check { config } } => {
-            local::check_policies(config.as_deref(), json)
+        Command::Policy { command: PolicyCommand::Check { config: file } } => {
+            local::check_policies(config(file)?.as_deref(), json)
         }
         Command::Policy { command: PolicyCommand::Reload } => {
             let value = client()?.post("/v1/policy/reload", &serde_json::json!({})).await?;
@@ -298,11 +352,14 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Policy { command: PolicyCommand::Test { file, config } } => {
-            local::test_policies(&file, config.as_deref(), json)
+        Command::Policy { command: PolicyCommand::Test { file, config: config_file } } => {
+            local::test_policies(&file, config(config_file)?.as_deref(), json)
         }
-        Command::Audit { command: AuditCommand::Verify { config, format, checkpoint, key, file } } => {
+        Command::Audit {
+            command: AuditCommand::Verify { config: config_file, format, checkpoint, key, file },
+        } => {
             let json = json || format == Format::Json;
+            let config = config(config_file)?;
             local::verify(config.as_deref(), json, checkpoint.as_deref(), key.as_deref(), file.as_deref())
                 .await
         }
@@ -410,8 +467,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             query.extend(after_seq.map(|v| ("after_seq", v.to_string())));
             query.extend(limit.map(|v| ("limit", v.to_string())));
-            let value = client()?.get("/v1/audit/events", &query).await?;
-            render(json, &value, |shown: &Vec<EventView>| output::events(shown))
+            let (value, next) = client()?.get_page("/v1/audit/events", &query).await?;
+            let code = render(json, &value, |shown: &Vec<EventView>| output::events(shown))?;
+            more_follow(next.as_deref(), "after_seq", "--after-seq");
+            Ok(code)
         }
         Command::Resources => {
             let value = client()?.get("/v1/resources", &[]).await?;

@@ -606,9 +606,11 @@ fn tokens_are_listed_and_revoked_at_once() {
     assert!(all[0]["actor"].as_str().unwrap().starts_with("local:"), "{all}");
 }
 
-/// `ward quickstart` outside a checkout writes the demo world out of the binary and serves it.
+/// `ward quickstart` outside a checkout writes the demo world out of the binary and serves it,
+/// and every command it prints works as printed, from the directory it was started in.
 #[test]
 fn quickstart_serves_the_demo_world_from_anywhere() {
+    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut child = Command::new(WARD)
@@ -620,36 +622,173 @@ fn quickstart_serves_the_demo_world_from_anywhere() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut banner = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("Stop with Ctrl-C");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    assert!(dir.path().join("ward-quickstart/ward.toml").is_file());
+    assert!(dir.path().join("ward-quickstart/data/ward.db").is_file());
+    let banner = banner.join("\n");
+    assert!(banner.contains(&format!("http://127.0.0.1:{port}")), "{banner}");
+    // The indented lines after "In another terminal", run as a user would paste them.
+    let (_, commands) = banner.split_once("In another terminal").unwrap();
+    let script: Vec<&str> = commands.lines().filter_map(|l| l.strip_prefix("  ")).collect();
+    assert!(script.iter().any(|l| l.contains("admin token create alice")), "{banner}");
+    let mut shell = Command::new("sh");
+    shell.arg("-ec").arg(script.join("\n")).current_dir(dir.path());
+    for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("WARD_")) {
+        shell.env_remove(name);
+    }
+    let out = shell.output().unwrap();
+    assert!(out.status.success(), "{}\n{}", script.join("\n"), stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("state     pending"), "{stdout}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// `--config` is taken before the command as well as after it, and refused where no
+/// configuration is read.
+#[test]
+fn config_is_taken_before_or_after_the_command() {
+    let server = Server::start(None);
+    let config = server.config.display().to_string();
+    for args in [
+        vec!["--config", &config, "admin", "token", "create", "alice"],
+        vec!["admin", "token", "create", "alice", "--config", &config],
+    ] {
+        let out = Command::new(WARD).args(&args).envs(server.env.iter().cloned()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("ward_"));
+    }
+    let policy = Command::new(WARD).args(["--config", &config, "policy", "check"]).output().unwrap();
+    assert!(policy.status.success(), "{}", stderr(&policy));
+    let twice = Command::new(WARD)
+        .args(["--config", &config, "admin", "token", "create", "alice", "--config", "/elsewhere/ward.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(twice.status.code(), Some(2), "{}", stderr(&twice));
+    assert!(stderr(&twice).contains("given twice"), "{}", stderr(&twice));
+    let client = Command::new(WARD).args(["--config", &config, "requests"]).output().unwrap();
+    assert_eq!(client.status.code(), Some(2), "{}", stderr(&client));
+    assert!(stderr(&client).contains("local commands"), "{}", stderr(&client));
+}
+
+/// Listings say on stderr when more follow and how to go on (`--after`); `-o json` still prints
+/// the API's array alone on stdout.
+#[test]
+fn listings_page_on_with_after() {
+    let server = Server::start(None);
+    let (bob, admin) = (server.token("bob"), server.token("admin"));
+    for _ in 0..3 {
+        let out = server
+            .ward(&bob, &["request", "logs:payments-api", "--role", "read", "--for", "1h", "--reason", "r"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let first = server.ward(&admin, &["requests", "--limit", "2"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let hint = stderr(&first);
+    let after = hint
+        .trim()
+        .strip_prefix("more follow: run the same command with --after ")
+        .unwrap_or_else(|| panic!("{hint}"));
+    assert!(after.starts_with("req_"), "{hint}");
+    let (code, json) = server.json(&admin, &["requests", "--limit", "2"]);
+    assert_eq!((code, json.as_array().unwrap().len()), (0, 2));
+    assert_eq!(json[1]["id"], after);
+    let (code, rest) = server.json(&admin, &["requests", "--limit", "2", "--after", after]);
+    assert_eq!((code, rest.as_array().unwrap().len()), (0, 1));
+    let last = server.ward(&admin, &["requests", "--limit", "2", "--after", after]);
+    assert!(stderr(&last).is_empty(), "no more: {}", stderr(&last));
+}
+
+/// `[server] tls_cert`/`tls_key` (here by environment) make ward serve HTTPS; the CLI talks to it
+/// trusting a private CA given with --ca-file or WARD_CA_FILE, and says what to do without one.
+#[test]
+fn https_with_a_private_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert =
+        CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &issuer).unwrap();
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(path("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(path("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(path("key.pem"), key.serialize_pem()).unwrap();
+    std::fs::set_permissions(path("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    copy_dir(
+        &PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart")),
+        &path("world"),
+    );
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let env = [
+        ("WARD_LISTEN", format!("127.0.0.1:{port}")),
+        ("WARD_DATA_DIR", path("data").display().to_string()),
+        ("WARD_TLS_CERT", path("cert.pem").display().to_string()),
+        ("WARD_TLS_KEY", path("key.pem").display().to_string()),
+    ];
+    let config = path("world/ward.toml");
+    let mut child = Command::new(WARD)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .envs(env.iter().cloned())
+        .env("WARD_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "ward quickstart did not start");
+        assert!(Instant::now() < deadline, "ward serve did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let config = dir.path().join("ward-quickstart/ward.toml");
-    assert!(config.is_file());
-    assert!(dir.path().join("ward-quickstart/data/ward.db").is_file());
-    // From that folder, `ward admin token create` finds the world by itself via WARD_CONFIG.
-    let out = Command::new(WARD)
-        .args(["admin", "token", "create", "alice"])
-        .env("WARD_CONFIG", &config)
+    let token = Command::new(WARD)
+        .args(["admin", "token", "create", "alice", "--config"])
+        .arg(&config)
+        .envs(env.iter().cloned())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let out = Command::new(WARD)
-        .args(["whoami", "-o", "json"])
-        .env("WARD_URL", format!("http://127.0.0.1:{port}"))
-        .env("WARD_TOKEN", token)
+    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let ward = |args: &[&str]| {
+        Command::new(WARD)
+            .args(args)
+            .env("WARD_URL", format!("https://localhost:{port}"))
+            .env("WARD_TOKEN", &token)
+            .env_remove("WARD_CA_FILE")
+            .output()
+            .unwrap()
+    };
+    let ca_file = path("ca.pem").display().to_string();
+    let me = ward(&["--ca-file", &ca_file, "whoami", "-o", "json"]);
+    assert!(me.status.success(), "{}", stderr(&me));
+    assert_eq!(serde_json::from_slice::<Value>(&me.stdout).unwrap()["name"], "alice");
+    let by_env = Command::new(WARD)
+        .args(["whoami"])
+        .env("WARD_URL", format!("https://localhost:{port}"))
+        .env("WARD_TOKEN", &token)
+        .env("WARD_CA_FILE", &ca_file)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let me: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(me["name"], "alice");
+    assert!(by_env.status.success(), "{}", stderr(&by_env));
+    let unknown_ca = ward(&["whoami"]);
+    assert_eq!(unknown_ca.status.code(), Some(2));
+    assert!(stderr(&unknown_ca).contains("--ca-file"), "{}", stderr(&unknown_ca));
+    let not_pem = ward(&["--ca-file", &config.display().to_string(), "whoami"]);
+    assert_eq!(not_pem.status.code(), Some(2), "{}", stderr(&not_pem));
     child.kill().unwrap();
-    let output = child.wait_with_output().unwrap();
-    let banner = String::from_utf8_lossy(&output.stdout);
-    assert!(banner.contains(&format!("http://127.0.0.1:{port}")), "{banner}");
-    assert!(banner.contains("ward admin token create alice"), "{banner}");
+    child.wait().unwrap();
 }
 
 /// SIGTERM lets in-flight work finish and writes the tallied checks before exiting: nothing is

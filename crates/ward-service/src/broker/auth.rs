@@ -67,7 +67,7 @@ impl Broker {
     /// and its errors are returned.
     pub async fn reload_policies(&self, author: &str) -> Result<PolicyReload, BrokerError> {
         let Some(loader) = self.policy_loader.get() else {
-            return Err(BrokerError::Invalid("this server was not started from policy files".into()));
+            return Err(BrokerError::Unacceptable("this server was not started from policy files".into()));
         };
         let _one_at_a_time = self.reloading.lock().await;
         let previous = self.policy();
@@ -92,7 +92,7 @@ impl Broker {
                     json!({ "error": error, "hash_in_force": previous.hash() }),
                 );
                 self.commit(Change { events: vec![rejected], ..Change::default() }).await?;
-                return Err(BrokerError::Invalid(format!(
+                return Err(BrokerError::Unacceptable(format!(
                     "the policies were not reloaded; the previous ones stay in force. {error}"
                 )));
             }

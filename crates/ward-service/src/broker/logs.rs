@@ -129,17 +129,15 @@ impl Broker {
         if let (Some(since), Some(until)) = (query.since, query.until)
             && since >= until
         {
-            return Err(BrokerError::Invalid(format!("--since {since} is not before --until {until}")));
+            return Err(BrokerError::Unacceptable(format!("--since {since} is not before --until {until}")));
         }
         let pattern = match &query.pattern {
             None => None,
             Some(text) => {
                 validate_text("the pattern", text, true)?;
-                Some(
-                    regex::bytes::RegexBuilder::new(text).size_limit(PATTERN_SIZE_LIMIT).build().map_err(
-                        |e| BrokerError::Invalid(format!("the pattern is not a valid regex: {e}")),
-                    )?,
-                )
+                Some(regex::bytes::RegexBuilder::new(text).size_limit(PATTERN_SIZE_LIMIT).build().map_err(
+                    |e| BrokerError::Unacceptable(format!("the pattern is not a valid regex: {e}")),
+                )?)
             }
         };
         Ok(Query { pattern, since: query.since, until: query.until, limit })

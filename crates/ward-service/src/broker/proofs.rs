@@ -26,7 +26,11 @@ impl Broker {
     pub async fn inclusion_proof(&self, caller: &Caller, seq: i64) -> Result<InclusionProof, BrokerError> {
         let event = self
             .store
-            .events(&EventFilter { after_seq: Some(seq - 1), limit: 1, ..EventFilter::default() })
+            .events(&EventFilter {
+                after_seq: Some(seq.saturating_sub(1)),
+                limit: 1,
+                ..EventFilter::default()
+            })
             .await?
             .into_iter()
             .find(|e| e.seq == seq)
@@ -67,7 +71,7 @@ impl Broker {
     pub async fn consistency_proof(&self, size1: u64, size2: u64) -> Result<ConsistencyProof, BrokerError> {
         let head = self.store.head().await?;
         if size1 == 0 || size1 > size2 || size2 > head.size {
-            return Err(BrokerError::Invalid(format!(
+            return Err(BrokerError::Unacceptable(format!(
                 "need 0 < from <= to <= {} (the log's size); got from {size1}, to {size2}",
                 head.size
             )));

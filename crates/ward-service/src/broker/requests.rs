@@ -20,12 +20,12 @@ impl Broker {
         }
         if let Some(start) = input.start_at {
             if start < self.now() - SignedDuration::from_secs(60) {
-                return Err(BrokerError::Invalid(format!("--start-at {start} is in the past")));
+                return Err(BrokerError::Unacceptable(format!("--start-at {start} is in the past")));
             }
             let horizon =
                 SignedDuration::from_secs(i64::try_from(MAX_START_AHEAD_SECONDS).unwrap_or(i64::MAX));
             if start > self.now() + horizon {
-                return Err(BrokerError::Invalid(format!(
+                return Err(BrokerError::Unacceptable(format!(
                     "--start-at {start} is more than {} ahead",
                     ward_core::duration::format_duration(MAX_START_AHEAD_SECONDS)
                 )));
@@ -111,6 +111,7 @@ impl Broker {
             state: Some(RequestState::Pending),
             requester: Some(new.requester.clone()),
             limit: max,
+            ..RequestFilter::default()
         };
         if self.store.requests(&pending).await?.len() >= max as usize {
             let why = format!(

@@ -105,7 +105,8 @@ async fn the_holder_limit_refuses_one_too_many(store: Arc<dyn Store>) {
     // Two hold it; the policy allows two. erin's last approval is refused, and nothing changes.
     let error = refused(w.ledger_grant("erin").await);
     assert!(matches!(error, LifecycleError::TooManyHolders { max: 2, .. }), "{error}");
-    let erins = w.broker.list_requests(&w.who("erin"), None, true, 10).await.unwrap();
+    let listing = RequestListing { mine: true, limit: 10, ..RequestListing::default() };
+    let erins = w.broker.list_requests(&w.who("erin"), listing).await.unwrap().items;
     assert_eq!(erins[0].state, RequestState::Pending);
     // alice is done; now erin fits.
     w.broker.release(&w.who("alice"), alices.grant_id.unwrap().as_str()).await.unwrap();
@@ -185,7 +186,8 @@ async fn break_glass_grants_at_once_and_is_reviewed(store: Arc<dyn Store>) {
 
     let unreviewed = |who: &'static str| {
         let w = &w;
-        async move { w.broker.list_grants(&w.who(who), false, false, true, 10).await.unwrap() }
+        let listing = GrantListing { unreviewed: true, limit: 10, ..GrantListing::default() };
+        async move { w.broker.list_grants(&w.who(who), listing).await.unwrap().items }
     };
     assert_eq!(unreviewed("bob").await.len(), 1, "approvers see what they must review");
     // A day later, nobody has reviewed it: the scheduler records it overdue, once.
