@@ -962,6 +962,9 @@ struct Failing {
     held: Arc<tokio::sync::RwLock<()>>,
     /// Notified when a commit reaches the store while commits are held.
     entered: tokio::sync::Notify,
+    /// Requests read one by one, and in batches.
+    single_reads: std::sync::atomic::AtomicUsize,
+    batch_reads: std::sync::atomic::AtomicUsize,
 }
 
 impl Failing {
@@ -971,6 +974,8 @@ impl Failing {
             broken: AtomicBool::new(false),
             held: Default::default(),
             entered: Default::default(),
+            single_reads: Default::default(),
+            batch_reads: Default::default(),
         })
     }
 
@@ -1000,7 +1005,12 @@ impl Store for Failing {
         .unwrap()
     }
     async fn request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError> {
+        self.single_reads.fetch_add(1, Ordering::SeqCst);
         self.inner.request(id).await
+    }
+    async fn requests_by_id(&self, ids: &[String]) -> Result<Vec<AccessRequest>, StoreError> {
+        self.batch_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.requests_by_id(ids).await
     }
     async fn requests(&self, f: &RequestFilter) -> Result<Vec<AccessRequest>, StoreError> {
         self.inner.requests(f).await
@@ -1114,6 +1124,35 @@ async fn a_dropped_caller_leaves_no_committed_grant_out_of_the_index() {
     let stored = w.store.requests(&RequestFilter::default()).await.unwrap();
     assert_eq!(stored[0].state, RequestState::Approved, "the approval committed");
     assert!(w.allowed("alice").await, "the committed grant is in the check index");
+}
+
+/// An approver's listing of others' grants reads their requests in one query per batch, not one
+/// per grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_grants_reads_their_requests_at_once() {
+    let failing = Failing::over_sqlite().await;
+    let w = World::new(failing.clone()).await;
+    for _ in 0..12 {
+        w.granted().await;
+        let last = w.store.grants(&GrantFilter { limit: 1, ..GrantFilter::default() }).await.unwrap();
+        w.broker.release(&w.who("alice"), last[0].id.as_str()).await.unwrap();
+    }
+    let (single, batch) =
+        (failing.single_reads.load(Ordering::SeqCst), failing.batch_reads.load(Ordering::SeqCst));
+    let page = w
+        .broker
+        .list_grants(&w.who("bob"), GrantListing { limit: 50, ..GrantListing::default() })
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 12, "bob approves payments reads: he sees them all");
+    assert_eq!(failing.single_reads.load(Ordering::SeqCst), single, "no request read one by one");
+    assert_eq!(failing.batch_reads.load(Ordering::SeqCst), batch + 1, "one read for the batch");
+    let none = w
+        .broker
+        .list_grants(&w.who("dave"), GrantListing { limit: 50, ..GrantListing::default() })
+        .await
+        .unwrap();
+    assert!(none.items.is_empty(), "dave may approve none of them");
 }
 
 /// A syslog receiver: parses octet-counted frames into messages until aborted.

@@ -367,6 +367,27 @@ impl Store for SqlStore {
         })
     }
 
+    async fn requests_by_id(&self, ids: &[String]) -> Result<Vec<AccessRequest>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        // Well under either backend's limit on bound parameters.
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let sql =
+                format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id IN ({})", placeholders.join(", "));
+            let params = chunk.iter().map(|id| plan::Param::from(id.as_str())).collect();
+            dispatch!(&self.pool, pool => {
+                let rows = plan::bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(unavailable)?;
+                for row in &rows {
+                    found.push(request_from_row(row)?);
+                }
+            });
+        }
+        Ok(found)
+    }
+
     async fn requests(&self, filter: &RequestFilter) -> Result<Vec<AccessRequest>, StoreError> {
         let mut query = Conditions::default();
         if let Some(state) = filter.state {

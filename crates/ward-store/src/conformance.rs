@@ -29,6 +29,7 @@ macro_rules! conformance_tests {
             listings_page_by_cursor_and_narrow_by_visibility,
             event_filters,
             tokens_are_kept_by_hash,
+            requests_are_read_by_id_in_one_go,
             concurrent_appends_form_one_chain,
             concurrent_decisions_on_one_record_let_one_win,
             ready_when_writable,
@@ -454,6 +455,20 @@ pub async fn tokens_are_kept_by_hash(store: Arc<dyn Store>) {
     let unknown = TokenWrite::Revoke { id: "tok_x".into(), at: used, by: "admin".into() };
     assert!(matches!(store.commit(recorded(unknown), used).await, Err(StoreError::Conflict)));
     assert_eq!(store.head().await.unwrap().size, 3);
+}
+
+pub async fn requests_are_read_by_id_in_one_go(store: Arc<dyn Store>) {
+    let mut ids = SequentialIds::new("rid");
+    let (first, _) = granted(&*store, &mut ids, "alice", t0()).await;
+    let (second, _) = granted(&*store, &mut ids, "carol", t0()).await;
+    let wanted = vec![second.id.to_string(), "req_missing".to_owned(), first.id.to_string()];
+    let mut found = store.requests_by_id(&wanted).await.unwrap();
+    found.sort_by(|a, b| a.requester.cmp(&b.requester));
+    assert_eq!(found.iter().map(|r| r.requester.as_str()).collect::<Vec<_>>(), ["alice", "carol"]);
+    assert_eq!(found[0], store.request(first.id.as_str()).await.unwrap().unwrap());
+    assert!(store.requests_by_id(&[]).await.unwrap().is_empty());
+    let many: Vec<String> = (0..1200).map(|n| format!("req_{n}")).chain([first.id.to_string()]).collect();
+    assert_eq!(store.requests_by_id(&many).await.unwrap().len(), 1, "past one statement's worth of ids");
 }
 
 pub async fn concurrent_appends_form_one_chain(store: Arc<dyn Store>) {

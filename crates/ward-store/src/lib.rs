@@ -233,6 +233,9 @@ pub trait Store: Send + Sync + 'static {
     async fn commit(&self, change: Change, recorded_at: Timestamp) -> Result<Vec<AuditEvent>, StoreError>;
 
     async fn request(&self, id: &str) -> Result<Option<AccessRequest>, StoreError>;
+    /// The requests with these ids that exist, in any order: one read for a page of rows that
+    /// each need their request (a listing of grants).
+    async fn requests_by_id(&self, ids: &[String]) -> Result<Vec<AccessRequest>, StoreError>;
     /// Newest first.
     async fn requests(&self, filter: &RequestFilter) -> Result<Vec<AccessRequest>, StoreError>;
     async fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;

@@ -6,6 +6,8 @@
 //! a page is filled with visible rows however many hidden ones come first; and it says where to
 //! continue rather than stopping short in silence.
 
+use std::collections::HashMap;
+
 use ward_store::Visibility;
 
 use super::*;
@@ -211,12 +213,30 @@ impl Broker {
             ..GrantFilter::default()
         };
         let mut pager = Pager::new(listing.limit, after, |g: &Grant| (g.starts_at, g.id.0.clone()));
+        let policy = self.policy();
         loop {
             let batch = GrantFilter { after: pager.cursor(), limit: pager.batch, ..filter.clone() };
             let rows = self.store.grants(&batch).await?;
             let read = rows.len();
+            // Whether the caller may approve such access decides for others' grants: their
+            // requests are read at once, not one query per grant.
+            let others: Vec<String> = rows
+                .iter()
+                .filter(|g| !caller.sees_everything() && g.principal != caller.name)
+                .map(|g| g.request_id.to_string())
+                .collect();
+            let requests: HashMap<String, AccessRequest> = if others.is_empty() {
+                HashMap::new()
+            } else {
+                let found = self.store.requests_by_id(&others).await?;
+                found.into_iter().map(|r| (r.id.to_string(), r)).collect()
+            };
             for grant in rows {
-                let visible = self.may_see_grant(caller, &grant).await?;
+                let visible = caller.sees_everything()
+                    || grant.principal == caller.name
+                    || requests
+                        .get(grant.request_id.as_str())
+                        .is_some_and(|request| policy.may_approve(&caller.name, request));
                 if let Some(page) = pager.offer(grant, visible) {
                     return Ok(page);
                 }
