@@ -61,8 +61,10 @@ impl Redactor {
     }
 
     /// Records the configured fields of `event` as HMACs: where the event holds them (its
-    /// `reason` when a person wrote it, `details.reason`, `details.ticket`), and wherever else
-    /// in the event ward's own text quotes them.
+    /// `reason` when a person wrote it, `details.reason`, `details.ticket`), and where ward's own
+    /// explanation quotes them (a refusal saying "`INC-1` is not a ticket of kind …"). Only the
+    /// quoted value is replaced, never text that merely contains it: a reason of `a` must not
+    /// garble the policy hash or the times ward recorded.
     pub fn apply(&self, event: &mut NewEvent) {
         let mut values = Vec::new();
         for field in &self.fields {
@@ -84,32 +86,21 @@ impl Redactor {
                 values.push(text);
             }
         }
-        if values.is_empty() {
+        if values.is_empty() || reason_is_user_text(event.event_type) {
             return;
         }
-        let macs: Vec<String> = values.iter().map(|v| self.mac(v)).collect();
-        // One pass, longest value first where several match: replaced text is never read again.
-        let Ok(finder) = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&values) else {
+        // ward quotes what a person wrote in backticks; one pass, so replaced text is never
+        // read again, and the longest quote wins where several match.
+        let quoted: Vec<String> = values.iter().map(|v| format!("`{v}`")).collect();
+        let macs: Vec<String> = values.iter().map(|v| format!("`{}`", self.mac(v))).collect();
+        let Ok(finder) = AhoCorasick::builder().match_kind(MatchKind::LeftmostLongest).build(&quoted) else {
             return;
         };
-        let scrub = |text: &mut String| {
-            if !macs.contains(text) && finder.is_match(text.as_str()) {
-                *text = finder.replace_all(text, &macs);
-            }
-        };
-        if let Some(reason) = event.reason.as_mut() {
-            scrub(reason);
+        if let Some(reason) = event.reason.as_mut()
+            && finder.is_match(reason.as_str())
+        {
+            *reason = finder.replace_all(reason, &macs);
         }
-        scrub_strings(&mut event.details, &scrub);
-    }
-}
-
-fn scrub_strings(value: &mut serde_json::Value, scrub: &dyn Fn(&mut String)) {
-    match value {
-        serde_json::Value::String(text) => scrub(text),
-        serde_json::Value::Array(items) => items.iter_mut().for_each(|item| scrub_strings(item, scrub)),
-        serde_json::Value::Object(map) => map.values_mut().for_each(|item| scrub_strings(item, scrub)),
-        _ => {}
     }
 }
 
@@ -163,11 +154,28 @@ mod tests {
         let redactor = Redactor::new(vec![SensitiveField::Ticket], [7; 32]);
         let mut refusal = created("`CHG-7` is not a ticket of kind `incident`", "CHG-7");
         refusal.event_type = EventType::AccessDenied;
-        refusal.details["note"] = json!(["see CHG-7"]);
+        refusal.details["note"] = json!("see CHG-7");
         redactor.apply(&mut refusal);
         let mac = redactor.mac("CHG-7");
         assert_eq!(refusal.reason.unwrap(), format!("`{mac}` is not a ticket of kind `incident`"));
         assert_eq!(refusal.details["ticket"], mac.as_str());
-        assert_eq!(refusal.details["note"][0], format!("see {mac}"));
+        assert_eq!(refusal.details["note"], "see CHG-7", "ward's own fields are not rewritten");
+    }
+
+    #[test]
+    fn a_short_value_garbles_nothing_ward_recorded() {
+        let redactor = Redactor::new(vec![SensitiveField::Reason, SensitiveField::Ticket], [7; 32]);
+        let mut event = created("a", "1");
+        event.details["policy_hash"] = json!("a1b2c3");
+        event.details["expires_at"] = json!("2027-01-15T08:30:00Z");
+        redactor.apply(&mut event);
+        assert_eq!(event.details["policy_hash"], "a1b2c3");
+        assert_eq!(event.details["expires_at"], "2027-01-15T08:30:00Z");
+        let mut refusal = created("a reason of `a` says nothing", "1");
+        refusal.event_type = EventType::AccessDenied;
+        refusal.details = json!({ "reason": "a", "action": "request" });
+        redactor.apply(&mut refusal);
+        assert_eq!(refusal.reason.unwrap(), format!("a reason of `{}` says nothing", redactor.mac("a")));
+        assert_eq!(refusal.details["action"], "request");
     }
 }
