@@ -427,10 +427,9 @@ async fn approval_rules_and_refusals_are_enforced_and_recorded(store: Arc<dyn St
         refused(w.broker.approve(&w.who("alice"), id, None).await),
         LifecycleError::SelfDecision(_)
     ));
-    assert!(matches!(
-        refused(w.broker.approve(&w.who("dave"), id, None).await),
-        LifecycleError::NotEligible { .. }
-    ));
+    // dave may not decide it, so he may not see it either: he learns nothing of it.
+    let hidden = w.broker.approve(&w.who("dave"), id, None).await;
+    assert!(matches!(hidden, Err(BrokerError::NotFound(_))), "{hidden:?}");
     assert!(matches!(
         refused(w.broker.approve(&w.who("admin"), id, None).await),
         LifecycleError::NotEligible { .. }
@@ -1124,6 +1123,52 @@ async fn a_dropped_caller_leaves_no_committed_grant_out_of_the_index() {
     let stored = w.store.requests(&RequestFilter::default()).await.unwrap();
     assert_eq!(stored[0].state, RequestState::Approved, "the approval committed");
     assert!(w.allowed("alice").await, "the committed grant is in the check index");
+}
+
+/// Operations on a grant or request one may not see tell nothing about it: 404 as for an id that
+/// does not exist, and nothing of it in one's own events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_may_not_see_one_learns_nothing_of() {
+    let w = World::new(sqlite().await.unwrap()).await;
+    let grant = w.granted().await;
+    let pending = w.request("alice", "logs:payments-api", "read", 600).await;
+    let dave = w.who("dave");
+    let more = || ExtendInput { duration_seconds: 60, reason: "more".into(), ticket: None };
+    for id in [grant.id.as_str(), "grt_missing"] {
+        let answers = [
+            w.broker.revoke(&dave, id, "why not".into()).await.err(),
+            w.broker.release(&dave, id).await.err(),
+            w.broker.review(&dave, id, "fine".into()).await.err(),
+            w.broker.extend(&dave, id, more()).await.err(),
+        ];
+        for answer in answers {
+            assert!(
+                matches!(&answer, Some(BrokerError::NotFound(why)) if why == &format!("no grant `{id}`")),
+                "{answer:?}"
+            );
+        }
+    }
+    for id in [pending.id.as_str(), "req_missing"] {
+        let answers = [
+            w.broker.approve(&dave, id, None).await.err(),
+            w.broker.deny(&dave, id, "no".into()).await.err(),
+            w.broker.cancel(&dave, id).await.err(),
+        ];
+        for answer in answers {
+            assert!(
+                matches!(&answer, Some(BrokerError::NotFound(why)) if why == &format!("no request `{id}`")),
+                "{answer:?}"
+            );
+        }
+    }
+    w.broker.flush_usage().await.unwrap();
+    let seen = w.broker.events(&dave, EventFilter { limit: 1000, ..Default::default() }).await.unwrap();
+    assert!(!seen.is_empty(), "the attempts are on record");
+    let text = serde_json::to_string(&seen).unwrap();
+    // The ids dave typed are his own; what they name is not.
+    for secret in ["alice", "logs:payments-api", "read", grant.request_id.as_str()] {
+        assert!(!text.contains(secret), "dave's events mention `{secret}`: {text}");
+    }
 }
 
 /// An approver's listing of others' grants reads their requests in one query per batch, not one

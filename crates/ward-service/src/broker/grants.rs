@@ -4,6 +4,26 @@
 use super::*;
 
 impl Broker {
+    /// The grant `id` for an operation by `caller`. One who may not see it learns nothing from
+    /// the attempt, not even whether it exists: 404 either way, and the refusal is recorded
+    /// with nothing of the grant in it (no resource, request or holder), the same for both.
+    pub(super) async fn grant_for(
+        &self,
+        caller: &Caller,
+        id: &str,
+        action: &str,
+    ) -> Result<Grant, BrokerError> {
+        let grant = self.store.grant(id).await?;
+        if let Some(grant) = grant
+            && self.may_see_grant(caller, &grant).await?
+        {
+            return Ok(grant);
+        }
+        let why = format!("no grant `{id}` that {} may see", caller.name);
+        self.record_refusal(caller, action, None, None, &why).await;
+        Err(BrokerError::NotFound(format!("no grant `{id}`")))
+    }
+
     /// Changes a grant, retrying from a fresh read when a concurrent change wins.
     async fn change_grant<F>(
         &self,
@@ -38,6 +58,7 @@ impl Broker {
 
     /// The holder ends their own access early.
     pub async fn release(&self, caller: &Caller, id: &str) -> Result<Grant, BrokerError> {
+        self.grant_for(caller, id, "release").await?;
         let name = caller.name.clone();
         self.change_grant(caller, id, "release", |ids, grant, now| lifecycle::release(ids, grant, &name, now))
             .await
@@ -46,9 +67,8 @@ impl Broker {
     /// An admin, or someone who may approve such access, ends someone's grant.
     pub async fn revoke(&self, caller: &Caller, id: &str, reason: String) -> Result<Grant, BrokerError> {
         validate_text("the reason", &reason, true)?;
-        let grant = self.load_grant(id).await?;
-        // Who may revoke is decided first: whatever state the grant is in, nobody else learns
-        // anything about it here.
+        let grant = self.grant_for(caller, id, "revoke").await?;
+        // Who may revoke is decided before anything else: whatever state the grant is in.
         if !caller.admin {
             let request = self.load_request(grant.request_id.as_str()).await?;
             if !self.policy().may_approve(&caller.name, &request) {
@@ -57,9 +77,6 @@ impl Broker {
                     caller.name, grant.role, grant.resource
                 );
                 self.record_refusal(caller, "revoke", Some(&grant.resource), Some(&request), &why).await;
-                if !self.may_see_grant(caller, &grant).await? {
-                    return Err(BrokerError::NotFound(format!("no grant `{id}`")));
-                }
                 return Err(BrokerError::Forbidden(why));
             }
         }
@@ -80,7 +97,7 @@ impl Broker {
     /// policy without approvers), but never its holder.
     pub async fn review(&self, caller: &Caller, id: &str, comment: String) -> Result<Grant, BrokerError> {
         validate_text("the comment", &comment, true)?;
-        let grant = self.load_grant(id).await?;
+        let grant = self.grant_for(caller, id, "review").await?;
         let request = self.load_request(grant.request_id.as_str()).await?;
         let eligible = caller.admin || self.policy().may_approve(&caller.name, &request);
         let name = caller.name.clone();

@@ -67,7 +67,7 @@ impl Broker {
         grant_id: &str,
         input: ExtendInput,
     ) -> Result<AccessRequest, BrokerError> {
-        let grant = self.load_grant(grant_id).await?;
+        let grant = self.grant_for(caller, grant_id, "extend").await?;
         let as_request = RequestInput {
             resource: grant.resource.clone(),
             role: grant.role.clone(),
@@ -298,6 +298,17 @@ impl Broker {
             Timestamp,
         ) -> Result<Transition, LifecycleError>,
     {
+        // One who may not see the request learns nothing from deciding it, not even whether it
+        // exists (as for grants: see `grant_for`).
+        let visible = match self.store.request(id).await? {
+            Some(request) => self.may_see_request(caller, &request, &self.policy()),
+            None => false,
+        };
+        if !visible {
+            let why = format!("no request `{id}` that {} may see", caller.name);
+            self.record_refusal(caller, action, None, None, &why).await;
+            return Err(BrokerError::NotFound(format!("no request `{id}`")));
+        }
         for _ in 0..MAX_ATTEMPTS {
             let request = self.load_request(id).await?;
             let policy = self.policy();

@@ -112,7 +112,12 @@ impl<T> Pager<T> {
 }
 
 impl Broker {
-    fn may_see_request(&self, caller: &Caller, request: &AccessRequest, policy: &PolicyEngine) -> bool {
+    pub(super) fn may_see_request(
+        &self,
+        caller: &Caller,
+        request: &AccessRequest,
+        policy: &PolicyEngine,
+    ) -> bool {
         caller.sees_everything()
             || request.requester == caller.name
             || policy.may_approve(&caller.name, request)
