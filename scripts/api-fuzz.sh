@@ -52,6 +52,9 @@ cp -r examples/quickstart "$work/world"
 rm -rf "$work/world/data"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export WARD_LISTEN=127.0.0.1:$port WARD_DATA_DIR=$work/data WARD_LOG=warn
+# Thousands of requests are filed and most stay pending: past the usual cap every scenario after
+# the first few would end at 409, never reaching a decision.
+export WARD_MAX_PENDING_REQUESTS=10000
 "$ward" serve --config "$work/world/ward.toml" 2>"$work/ward.log" &
 server=$!
 for _ in $(seq 300); do
@@ -64,6 +67,12 @@ WARD_FUZZ_ADMIN=$(token admin)
 WARD_FUZZ_REQUESTER=$(token alice)
 WARD_FUZZ_APPROVER=$(token bob)
 export WARD_FUZZ_ADMIN WARD_FUZZ_REQUESTER WARD_FUZZ_APPROVER
+# The tokens above are what the run stands on: revoking one would turn the rest of the run into
+# 401s. api_fuzz_hooks.py sends a revocation of one of them to a spare token instead.
+WARD_FUZZ_OWN_TOKENS=$("$ward" admin token list -o json --config "$work/world/ward.toml" |
+    python3 -c 'import json, sys; print(" ".join(t["id"] for t in json.load(sys.stdin)))')
+for spare in erin carol sam; do token "$spare" >/dev/null; done
+export WARD_FUZZ_OWN_TOKENS
 
 curl -sf "http://$WARD_LISTEN/openapi.json" >"$work/openapi.json"
 "$venv/bin/openapi-spec-validator" "$work/openapi.json"

@@ -57,6 +57,7 @@ fn list_limit(limit: Option<u32>, max: u32) -> Result<u32, ApiError> {
             )),
         (status = 400, body = ward_api::Problem), (status = 401, body = ward_api::Problem),
         (status = 403, body = ward_api::Problem, description = "no policy allows it"),
+        (status = 409, body = ward_api::Problem, description = "the requester already has `max_pending_requests` requests pending"),
         (status = 422, body = ward_api::Problem, description = "unknown resource or role, bad duration, empty reason"),
         (status = 503, body = ward_api::Problem, description = "the audit log cannot be written")))]
 pub async fn create_request(
@@ -535,6 +536,11 @@ pub async fn list_tokens(
     query: Result<Query<TokensQuery>, QueryRejection>,
 ) -> ApiResult<Vec<TokenView>> {
     let Query(query) = query?;
+    if let Some(user) = &query.user
+        && !(1..=128).contains(&user.chars().count())
+    {
+        return Err(invalid("user must be 1 to 128 characters"));
+    }
     let tokens = broker.tokens().list(&caller, query.user.as_deref()).await?;
     let now = broker.now();
     Ok(Json(tokens.into_iter().map(|t| token_view(t, now)).collect()))

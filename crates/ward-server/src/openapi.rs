@@ -195,7 +195,8 @@ pub fn build() -> Result<Value, String> {
 }
 
 /// What the OTLP/HTTP JSON endpoint takes: a `resourceLogs` list holding at least one log
-/// record somewhere (`resourceLogs[].scopeLogs[].logRecords[]`, records being objects).
+/// record somewhere (`resourceLogs[].scopeLogs[].logRecords[]`), every entry of each list an
+/// object and each list a list wherever it appears.
 fn otlp_logs_request() -> Value {
     let scope = json!({
         "type": "object",
@@ -215,9 +216,14 @@ fn otlp_logs_request() -> Value {
             "resourceLogs": {
                 "type": "array",
                 "contains": resource,
-                "items": { "properties": { "scopeLogs": { "items": { "properties": {
-                    "logRecords": { "items": { "type": "object" } },
-                } } } } },
+                // Every entry as the server reads it, not only the one holding records.
+                "items": { "type": "object", "properties": { "scopeLogs": {
+                    "type": "array",
+                    "items": { "type": "object", "properties": { "logRecords": {
+                        "type": "array",
+                        "items": { "type": "object" },
+                    } } },
+                } } },
             },
         },
     })

@@ -512,6 +512,9 @@ async fn the_server_takes_what_the_document_allows_and_nothing_else() {
     );
     let limit = api.get("/v1/requests?limit=0", &alice).await;
     assert_problem(&limit, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    // No user is named by an empty name (it listed nothing, as if answered).
+    let nobody = api.get("/v1/tokens?user=", &admin).await;
+    assert_problem(&nobody, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
 }
 
 /// A listing fills its page with what the caller may see, however many requests they may not
