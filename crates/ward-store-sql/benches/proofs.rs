@@ -1,9 +1,14 @@
-//! Inclusion and consistency proofs on a large log (SQLite), side by side in one run:
-//! - from every leaf: read the first `size` event hashes, build the proof over them (how ward
-//!   built proofs before it kept the tree's nodes);
-//! - from the kept nodes: the O(log n) subtree hashes the proof needs (`Store::tree_nodes`).
+//! Inclusion and consistency proofs on a large log (SQLite), side by side in one run, each
+//! computing what the broker answers (the proof and the root(s) it is checked against):
+//! - from every leaf: read the first `size` event hashes, build the proof and the roots over them
+//!   (what `Broker::inclusion_proof` / `consistency_proof` did before the tree's nodes were kept);
+//! - from the kept nodes: the O(log n) subtree hashes the proof and the roots need
+//!   (`Store::tree_nodes`, as the broker does now).
 //!
-//! cargo bench -p ward-store-sql --bench proofs [-- EVENTS]   (default 200,000)
+//! The two sides alternate proof by proof and must give the same hashes.
+//!
+//! cargo bench -p ward-store-sql --bench proofs [-- EVENTS]   (default 200,000; the log is
+//! written under $TMPDIR)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
@@ -66,20 +71,25 @@ async fn main() {
         let index = (size / PROOFS) * i + 7;
         let started = Instant::now();
         let leaves = ward_store::leaf_hashes(&store, size).await.unwrap();
-        let old = merkle::inclusion_proof(&leaves, index as usize).unwrap();
+        let mut old = merkle::inclusion_proof(&leaves, index as usize).unwrap();
+        old.push(merkle::root(&leaves));
         leaves_inclusion.push(started.elapsed());
         let started = Instant::now();
-        let new = from_nodes(&store, &merkle::inclusion_plan(index, size).unwrap()).await;
+        let plan = merkle::inclusion_plan(index, size).unwrap();
+        let new = from_nodes(&store, &[plan, vec![merkle::range_nodes(0, size)]].concat()).await;
         nodes_inclusion.push(started.elapsed());
         assert_eq!(old, new);
 
         let size1 = index + 1;
         let started = Instant::now();
         let leaves = ward_store::leaf_hashes(&store, size).await.unwrap();
-        let old = merkle::consistency_proof(&leaves, size1 as usize).unwrap();
+        let mut old = merkle::consistency_proof(&leaves, size1 as usize).unwrap();
+        old.extend([merkle::root(&leaves[..size1 as usize]), merkle::root(&leaves)]);
         leaves_consistency.push(started.elapsed());
         let started = Instant::now();
-        let new = from_nodes(&store, &merkle::consistency_plan(size1, size).unwrap()).await;
+        let plan = merkle::consistency_plan(size1, size).unwrap();
+        let roots = vec![merkle::range_nodes(0, size1), merkle::range_nodes(0, size)];
+        let new = from_nodes(&store, &[plan, roots].concat()).await;
         nodes_consistency.push(started.elapsed());
         assert_eq!(old, new);
     }
