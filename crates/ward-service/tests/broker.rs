@@ -130,6 +130,9 @@ on_both_backends!(
 #[path = "broker/workflows.rs"]
 mod workflows;
 
+#[path = "broker/rsyslog.rs"]
+mod rsyslog;
+
 async fn every_grant_names_the_policy_set_that_allowed_it(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let approved = w.granted().await;
