@@ -281,7 +281,7 @@ async fn fill_in_nodes(pool: &Pool) -> Result<(), StoreError> {
             after = seq;
         }
         for chunk in nodes.chunks(100) {
-            let statement = plan::nodes_insert(chunk);
+            let statement = plan::nodes_insert(chunk, 0);
             dispatch!(pool, pool => {
                 plan::bind(sqlx::query(sqlx::AssertSqlSafe(statement.sql)), statement.params)
                     .execute(pool)
