@@ -134,6 +134,9 @@ mod gateway;
 #[path = "broker/workflows.rs"]
 mod workflows;
 
+#[path = "broker/rsyslog.rs"]
+mod rsyslog;
+
 async fn every_grant_names_the_policy_set_that_allowed_it(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let approved = w.granted().await;

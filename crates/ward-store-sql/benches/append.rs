@@ -3,7 +3,8 @@
 //! - one writer, one event per transaction, on SQLite (`synchronous = FULL`), next to the
 //!   machine's raw `write` + `fdatasync` rate on the same disk;
 //! - the same rows inserted without the chain (no hashing, no Merkle frontier, no head row),
-//!   straight through sqlx: what chaining adds;
+//!   straight through sqlx: what chaining adds; and those rows with the Merkle subtrees ward
+//!   keeps (`audit_nodes`, written with the event that completes them): what keeping them adds;
 //! - 16 concurrent writers (group commit), on SQLite and on PostgreSQL, next to PostgreSQL's
 //!   own 16-client single-row insert rate (`pgbench`) on a cluster with durable defaults;
 //! - one writer on PostgreSQL, next to raw `fdatasync` and to `pgbench` with one client.
@@ -89,8 +90,10 @@ async fn concurrent_writers(store: Arc<SqlStore>, from: u64, count: u64) -> f64 
     per_second(count, started)
 }
 
-/// The same rows, one per transaction, with no chain: constant hashes, no head row.
-async fn unchained(conn: &mut sqlx::SqliteConnection, from: u64, count: u64) -> Duration {
+/// The same rows, one per transaction, with no chain: constant hashes, no head row. With
+/// `kept_nodes`, each transaction also writes the subtrees of 16+ leaves its event completes,
+/// in one statement, as ward's writer does.
+async fn unchained(conn: &mut sqlx::SqliteConnection, from: u64, count: u64, kept_nodes: bool) -> Duration {
     let started = Instant::now();
     for n in from..from + count {
         let e = event(n);
@@ -117,20 +120,42 @@ async fn unchained(conn: &mut sqlx::SqliteConnection, from: u64, count: u64) -> 
         .execute(&mut *tx)
         .await
         .unwrap();
+        let size = n + 1;
+        let completed: Vec<u32> = (4..64).take_while(|level| size % (1 << level) == 0).collect();
+        if kept_nodes && !completed.is_empty() {
+            let rows = vec!["(?, ?, ?)"; completed.len()].join(", ");
+            let mut insert = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO audit_nodes (level, idx, hash) VALUES {rows} ON CONFLICT (level, idx) DO NOTHING"
+            )));
+            for level in completed {
+                insert = insert
+                    .bind(i64::from(level))
+                    .bind((size >> level) as i64 - 1)
+                    .bind(ward_core::audit::GENESIS_HASH);
+            }
+            insert.execute(&mut *tx).await.unwrap();
+        }
         tx.commit().await.unwrap();
     }
     started.elapsed()
 }
 
 /// CPU time of chaining and Merkle bookkeeping for `count` events: each event's canonical bytes
-/// hashed over its predecessor, the frontier advanced, and the head's frontier text written.
+/// hashed over its predecessor, the frontier advanced (the subtrees to keep collected), and the
+/// head's frontier text written.
 fn chaining_cpu(count: u64) -> Duration {
     let mut frontier = ward_core::merkle::Frontier::default();
     let mut prev_hash = ward_core::audit::GENESIS_HASH.to_owned();
     let started = Instant::now();
     for n in 0..count {
         let chained = AuditEvent::chain(event(n), n as i64 + 1, Timestamp::now(), prev_hash);
-        frontier.push(ward_core::merkle::hash_from_hex(&chained.hash).unwrap());
+        let mut kept = Vec::new();
+        frontier.push_with(ward_core::merkle::hash_from_hex(&chained.hash).unwrap(), |node, hash| {
+            if node.level >= 4 {
+                kept.push((node, *hash));
+            }
+        });
+        std::hint::black_box(kept);
         let head_text = serde_json::to_string(&frontier.nodes().iter().map(hex::encode).collect::<Vec<_>>());
         std::hint::black_box(head_text.unwrap());
         prev_hash = chained.hash;
@@ -183,22 +208,33 @@ async fn main() {
     // the meantime (shared machines do) weighs on all of them alike.
     let mut raw_log = std::fs::File::create(dir.path().join("raw.log")).unwrap();
     let store = SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap();
-    let plain_path = dir.path().join("plain.db");
-    SqlStore::open_sqlite(&plain_path).await.unwrap().close().await;
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&plain_path)
-        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-        .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
-    let mut plain = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
-    let (mut raw_time, mut ward_time, mut plain_time) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let connect = |path: std::path::PathBuf| async move {
+        SqlStore::open_sqlite(&path).await.unwrap().close().await;
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Full);
+        sqlx::SqliteConnection::connect_with(&options).await.unwrap()
+    };
+    let mut plain = connect(dir.path().join("plain.db")).await;
+    let mut plain_nodes = connect(dir.path().join("plain-nodes.db")).await;
+    let (mut raw_time, mut ward_time) = (Duration::ZERO, Duration::ZERO);
+    let (mut plain_time, mut nodes_time) = (Duration::ZERO, Duration::ZERO);
     let round = (count / ROUNDS).max(1);
     for r in 0..ROUNDS {
         raw_time += raw_fdatasync(&mut raw_log, round);
         ward_time += one_writer(&store, r * round, round).await;
-        plain_time += unchained(&mut plain, r * round, round).await;
+        // Which of the two goes first alternates, so neither always follows ward's own round.
+        if r % 2 == 0 {
+            plain_time += unchained(&mut plain, r * round, round, false).await;
+            nodes_time += unchained(&mut plain_nodes, r * round, round, true).await;
+        } else {
+            nodes_time += unchained(&mut plain_nodes, r * round, round, true).await;
+            plain_time += unchained(&mut plain, r * round, round, false).await;
+        }
     }
     let rate = |time: Duration| (round * ROUNDS) as f64 / time.as_secs_f64();
-    let (raw, single, plain) = (rate(raw_time), rate(ward_time), rate(plain_time));
+    let (raw, single, plain, nodes) = (rate(raw_time), rate(ward_time), rate(plain_time), rate(nodes_time));
     println!(
         "SQLite, 1 writer: {single:.0} events/s; raw write+fdatasync: {raw:.0}/s; ratio {:.2}",
         single / raw
@@ -206,6 +242,10 @@ async fn main() {
     println!(
         "SQLite, 1 writer, same rows unchained, straight through sqlx: {plain:.0} events/s; ward's commit path takes {:.0}% longer",
         (plain / single - 1.0) * 100.0
+    );
+    println!(
+        "the same with the Merkle subtrees ward keeps: {nodes:.0} events/s; keeping them takes {:.1}% longer",
+        (plain / nodes - 1.0) * 100.0
     );
     let cpu = chaining_cpu(count).as_secs_f64() / count as f64;
     println!(

@@ -171,8 +171,21 @@ pub(crate) fn plan(
     let chunks: Vec<&[AuditEvent]> = appended_all.chunks(EVENTS_PER_INSERT).collect();
     if let Some((last, before)) = chunks.split_last() {
         statements.extend(before.iter().map(|chunk| events_insert(chunk)));
-        statements.extend(nodes.chunks(NODES_PER_INSERT).map(nodes_insert));
-        statements.push(append_and_move_head(events_insert(last), last.len(), &head, first_seq, dialect)?);
+        // The last (often the only) batch of nodes joins the last events and the head move.
+        let node_chunks: Vec<&[(NodeId, Hash)]> = nodes.chunks(NODES_PER_INSERT).collect();
+        let (last_nodes, earlier_nodes) = match node_chunks.split_last() {
+            Some((last, earlier)) => (*last, earlier),
+            None => (&[][..], &[][..]),
+        };
+        statements.extend(earlier_nodes.iter().map(|chunk| nodes_insert(chunk, 0)));
+        statements.push(append_and_move_head(
+            events_insert(last),
+            last.len(),
+            last_nodes,
+            &head,
+            first_seq,
+            dialect,
+        )?);
     }
     Ok(Plan { statements, head, outcomes })
 }
@@ -331,17 +344,25 @@ fn holder_limit_statements(limit: &HolderLimit, dialect: Dialect) -> Vec<Stateme
     statements
 }
 
-/// The last events' INSERT and the head's UPDATE as one statement: one round trip fewer per
-/// commit. The UPDATE is guarded: if the head moved under a head known from before this
-/// transaction (another process appended), it changes nothing and the commit is refused.
+/// The last events' INSERT, the nodes they complete and the head's UPDATE as one statement: one
+/// round trip per commit, nodes or not. The UPDATE is guarded: if the head moved under a head
+/// known from before this transaction (another process appended), it changes nothing and the
+/// commit is refused.
 fn append_and_move_head(
     insert: Statement,
     inserted: usize,
+    nodes: &[(NodeId, Hash)],
     head: &Head,
     first_seq: i64,
     dialect: Dialect,
 ) -> Result<Statement, StoreError> {
-    let n = insert.params.len();
+    let mut params = insert.params;
+    let kept = (!nodes.is_empty()).then(|| {
+        let kept = nodes_insert(nodes, params.len());
+        params.extend(kept.params);
+        kept.sql
+    });
+    let n = params.len();
     let update = format!(
         "UPDATE audit_head SET seq = ${}, hash = ${}, frontier = ${} WHERE id = 1 AND seq = ${}",
         n + 1,
@@ -349,32 +370,44 @@ fn append_and_move_head(
         n + 3,
         n + 4
     );
-    let mut params = insert.params;
     params.extend([
         head.seq.into(),
         head.hash.as_str().into(),
         frontier_text(&head.frontier)?.into(),
         first_seq.into(),
     ]);
-    let (sql, expected_rows) = match dialect {
-        // Two statements in one call; SQLite reports the rows both changed.
-        Dialect::Sqlite => (format!("{}; {update}", insert.sql), inserted as u64 + 1),
+    let (sql, expected_rows) = match (dialect, kept) {
+        // Statements in one call; SQLite reports the rows all of them changed. A node is new
+        // with the event that completes it, so each one is inserted.
+        (Dialect::Sqlite, None) => (format!("{}; {update}", insert.sql), inserted as u64 + 1),
+        (Dialect::Sqlite, Some(kept)) => {
+            (format!("{}; {kept}; {update}", insert.sql), (inserted + nodes.len()) as u64 + 1)
+        }
         // A data-modifying WITH always runs to completion; the rows reported are the UPDATE's.
-        Dialect::Postgres => (format!("WITH appended AS ({} RETURNING seq) {update}", insert.sql), 1),
+        (Dialect::Postgres, None) => (format!("WITH appended AS ({} RETURNING seq) {update}", insert.sql), 1),
+        (Dialect::Postgres, Some(kept)) => (
+            format!(
+                "WITH appended AS ({} RETURNING seq), kept AS ({kept} RETURNING idx) {update}",
+                insert.sql
+            ),
+            1,
+        ),
     };
     Ok(Statement { sql: sql.into(), params, expected_rows: Some(expected_rows) })
 }
 
-/// Kept subtree hashes, one multi-row INSERT. `ON CONFLICT DO NOTHING`: filling in the nodes of
-/// a log from before they were kept may meet the same node (the same hash) written by a commit.
-pub(crate) fn nodes_insert(nodes: &[(NodeId, Hash)]) -> Statement {
+/// Kept subtree hashes, one multi-row INSERT, its parameters numbered from `after + 1`.
+/// `ON CONFLICT DO NOTHING`: filling in the nodes of a log from before they were kept may meet
+/// the same node (the same hash) written by a commit.
+pub(crate) fn nodes_insert(nodes: &[(NodeId, Hash)], after: usize) -> Statement {
     let mut sql = String::from("INSERT INTO audit_nodes (level, idx, hash) VALUES ");
     let mut params = Vec::with_capacity(nodes.len() * 3);
     for (row, (node, hash)) in nodes.iter().enumerate() {
         if row > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&format!("(${}, ${}, ${})", row * 3 + 1, row * 3 + 2, row * 3 + 3));
+        let first = after + row * 3;
+        sql.push_str(&format!("(${}, ${}, ${})", first + 1, first + 2, first + 3));
         params.extend([
             i64::from(node.level).into(),
             i64::try_from(node.index).unwrap_or(i64::MAX).into(),
@@ -468,6 +501,25 @@ mod tests {
         // Both events and the head move in one statement, which must change three rows.
         assert_eq!(plan.statements.len(), 1);
         assert_eq!(plan.statements[0].expected_rows, Some(3));
+    }
+
+    /// Keeping the Merkle tree's nodes adds no round trip: the nodes a group completes go in the
+    /// statement that appends its last events and moves the head.
+    #[test]
+    fn the_nodes_a_group_completes_share_the_statement_that_moves_the_head() {
+        let changes: Vec<Change> = (0..16).map(|i| one_event(&format!("evt_{i}"))).collect();
+        let at = Timestamp::UNIX_EPOCH;
+        let group: Vec<(&Change, Timestamp)> = changes.iter().map(|c| (c, at)).collect();
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            let plan = plan(empty_head(), &group, dialect).unwrap();
+            assert_eq!(plan.statements.len(), 1, "{dialect:?}");
+            let statement = &plan.statements[0];
+            assert!(statement.sql.contains("INSERT INTO audit_nodes"), "{}", statement.sql);
+            // 16 events, the one node of 16 leaves, the head.
+            let expected = if dialect == Dialect::Sqlite { 16 + 1 + 1 } else { 1 };
+            assert_eq!(statement.expected_rows, Some(expected));
+            assert_eq!(statement.params.len(), 16 * EVENT_COLUMNS + 3 + 4);
+        }
     }
 
     #[test]
