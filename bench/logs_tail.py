@@ -23,6 +23,7 @@ Prints medians and the ratios big/small (and old/new).
 """
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -38,6 +39,7 @@ WARD = os.path.join(ROOT, "target", "release", "ward")
 DATA = "/tmp/ward-tail-bench"
 MB = 1024 * 1024
 TODAY = b"2026-11-21"
+STAMP = re.compile(rb"^\S*?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)", re.M)
 
 
 def free_port():
@@ -145,15 +147,16 @@ class World:
         return subprocess.run([self.binary] + args, env=env, capture_output=True, check=True).stdout
 
     def tail(self):
-        """The time of one tail, and why it failed (None when it printed its 50 lines)."""
+        """The time of one tail, why it failed (None when it printed its 50 lines), and the
+        timestamps of the lines it printed."""
         started = time.perf_counter()
         done = subprocess.run([self.binary, "logs", "tail", "logs:payments-api", "--lines", "50"],
                               env=dict(self.env, WARD_TOKEN=self.alice), capture_output=True)
         elapsed = time.perf_counter() - started
         lines = done.stdout.count(b"\n")
         if done.returncode != 0 or lines != 50:
-            return elapsed, f"exit {done.returncode}, {lines} lines: {done.stderr.decode(errors='replace').strip()[:200]}"
-        return elapsed, None
+            return elapsed, f"exit {done.returncode}, {lines} lines: {done.stderr.decode(errors='replace').strip()[:200]}", None
+        return elapsed, None, STAMP.findall(done.stdout)
 
     def stop(self):
         self.server.terminate()
@@ -180,17 +183,22 @@ def main():
         for version, (binary, commit) in binaries.items():
             for size in ["small", "big"]:
                 worlds[(version, size)] = World(work, f"{version}-{size}", binary, commit, os.path.join(DATA, size))
+        # The newest 50 lines are x.log's last 50 (the same file in both sets).
+        with open(os.path.join(DATA, "small", "x.log"), "rb") as f:
+            newest = STAMP.findall(f.read())[-50:]
         times = {key: [] for key in worlds}
         failures = {key: [] for key in worlds}
         for world in worlds.values():
             world.tail()  # warm-up: page cache, connections, first redaction of the rule set
         for _ in range(rounds):
             for key, world in worlds.items():
-                elapsed, failure = world.tail()
+                elapsed, failure, stamps = world.tail()
                 if failure:
                     failures[key].append(f"after {elapsed:.1f}s: {failure}")
-                else:
-                    times[key].append(elapsed)
+                    continue
+                times[key].append(elapsed)
+                if stamps != newest:
+                    failures[key].append(f"printed 50 lines, not the newest: from {stamps[0].decode()} to {stamps[-1].decode()}")
     finally:
         for world in worlds.values():
             world.stop()
@@ -202,10 +210,12 @@ def main():
         median = f"median {medians[(version, size)]:.3f}s" if values else "no run succeeded"
         print(f"  {version:3} {size:5} {median}  runs {[round(t, 3) for t in values]}")
         for failure in failures[(version, size)]:
-            print(f"      failed {failure}")
+            print(f"      {failure}")
     ratio = lambda a, b: f"{medians[a] / medians[b]:.2f}x" if a in medians and b in medians else "n/a"
     for version in binaries:
-        print(f"  {version}: big / small {ratio((version, 'big'), (version, 'small'))}")
+        pairs = [b / s for b, s in zip(times[(version, "big")], times[(version, "small")])]
+        paired = f"; median of the rounds' ratios {statistics.median(pairs):.2f}x" if pairs else ""
+        print(f"  {version}: big / small {ratio((version, 'big'), (version, 'small'))}{paired}")
     if old:
         for size in ["small", "big"]:
             print(f"  {size}: old / new {ratio(('old', size), ('new', size))}")
