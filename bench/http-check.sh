@@ -3,6 +3,8 @@
 #   bench/http-check.sh [DURATION] [CONNECTIONS]
 # Needs wrk and nginx (apt-get install wrk nginx-light). Prints requests/s and latency
 # percentiles for both, and the ratio.
+# To measure an earlier version: WARD_BIN=path/to/its/ward WARD_REV=the-commit-it-was-built-from
+# (the quickstart is then taken from that commit, as that binary knows it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-15s}
@@ -11,16 +13,26 @@ command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; e
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$nginx_bin" ] || { echo "nginx is missing: apt-get install nginx-light" >&2; exit 2; }
 
-cargo build --release --quiet
-ward=target/release/ward
+if [ -n "${WARD_BIN:-}" ]; then
+  ward=$WARD_BIN
+else
+  cargo build --release --quiet -p ward
+  ward=target/release/ward
+fi
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; "$nginx_bin" -p "$work/nginx" -c nginx.conf -s stop 2>/dev/null || true; rm -rf "$work"' EXIT
+# Waits for the server to stop (it writes a last checkpoint) before removing its files.
+trap 'kill $(jobs -p) 2>/dev/null || true; wait || true; "$nginx_bin" -p "$work/nginx" -c nginx.conf -s stop 2>/dev/null || true; rm -rf "$work"' EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ward_port=$(free_port)
 nginx_port=$(free_port)
 
-cp -r examples/quickstart "$work/world"
+if [ -n "${WARD_REV:-}" ]; then
+  mkdir "$work/world"
+  git archive "$WARD_REV" examples/quickstart | tar -x --strip-components=2 -C "$work/world"
+else
+  cp -r examples/quickstart "$work/world"
+fi
 rm -rf "$work/world/data"
 export WARD_LISTEN=127.0.0.1:$ward_port WARD_URL=http://127.0.0.1:$ward_port WARD_DATA_DIR=$work/data WARD_LOG=warn
 "$ward" serve --config "$work/world/ward.toml" 2>"$work/ward.log" &
@@ -61,12 +73,13 @@ echo "== nginx static 200 =="
 run "http://127.0.0.1:$nginx_port/" | tee "$work/nginx.txt"
 
 rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
-p50() { awk '$1 == "50%" {print $2}' "$1"; }
-python3 - "$(rps "$work/ward.txt")" "$(rps "$work/nginx.txt")" "$(p50 "$work/ward.txt")" "$(p50 "$work/nginx.txt")" <<'PY'
+pct() { awk -v p="$2" '$1 == p {print $2}' "$1"; }
+python3 - "$(rps "$work/ward.txt")" "$(rps "$work/nginx.txt")" "$(pct "$work/ward.txt" 50%)" "$(pct "$work/nginx.txt" 50%)" \
+  "$(pct "$work/ward.txt" 99%)" "$(pct "$work/nginx.txt" 99%)" <<'PY'
 import sys
-ward, nginx, ward_p50, nginx_p50 = float(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
-print(f"\nward   {ward:10.0f} req/s  p50 {ward_p50}")
-print(f"nginx  {nginx:10.0f} req/s  p50 {nginx_p50}")
+ward, nginx, ward_p50, nginx_p50, ward_p99, nginx_p99 = float(sys.argv[1]), float(sys.argv[2]), *sys.argv[3:]
+print(f"\nward   {ward:10.0f} req/s  p50 {ward_p50}  p99 {ward_p99}")
+print(f"nginx  {nginx:10.0f} req/s  p50 {nginx_p50}  p99 {nginx_p99}")
 print(f"ratio  {ward / nginx:.2f}x nginx throughput")
 PY
 errors=$(grep -c "Non-2xx" "$work/ward.txt" || true)
