@@ -376,6 +376,8 @@ pub async fn verify(
             "head_compared": report.head_compared,
             "checkpoints_compared": report.checkpoints_compared,
             "checkpoints_not_compared": report.checkpoints_not_compared,
+            // Whether a signed checkpoint vouches for the events, not only their own hashes.
+            "authenticated": report.checkpoints_compared > 0,
             "problems": problems,
         });
         say!("{}", serde_json::to_string_pretty(&out).map_err(|e| CliError::Usage(e.to_string()))?);
@@ -412,6 +414,12 @@ fn valid_summary(report: &ward_core::verify::Report) -> String {
         report.size,
         hex::encode(report.root)
     );
+    if report.checkpoints_compared == 0 {
+        line.push_str(
+            "; NOT AUTHENTICATED: no signed checkpoint was compared, so nothing shows these are the \
+             events ward wrote (pass a checkpoint kept elsewhere with --checkpoint)",
+        );
+    }
     if report.checkpoints_not_compared > 0 {
         let n = report.checkpoints_not_compared;
         line.push_str(&format!(
@@ -447,16 +455,17 @@ pub fn check_proof(path: &Path, key: Option<&str>) -> Result<ExitCode, CliError>
         .map_err(|e| CliError::Usage(format!("--key: {e}")))?;
     let hash = |text: &str| hex::decode(text).map_err(|e| bad(e.to_string()));
     let hashes = |list: &[String]| list.iter().map(|h| hash(h)).collect::<Result<Vec<_>, _>>();
-    // Checks a signed checkpoint of `size`/`root` when a key was given; says what was not checked.
-    let signed = |note: &str, size: u64, root: &[u8]| -> Result<String, String> {
+    // Checks a signed checkpoint of one of the proof's trees (`size`, `root`) when a key was
+    // given; says what was not checked.
+    let signed = |note: &str, trees: &[(u64, &[u8])]| -> Result<String, String> {
         let Some((name, key)) = &key else {
             return Ok("checkpoint signature not checked (no --key)".into());
         };
         let checkpoint = ward_core::checkpoint::verify(note, name, key).map_err(|e| e.to_string())?;
-        if checkpoint.size != size || checkpoint.root.as_slice() != root {
+        if !trees.iter().any(|(size, root)| checkpoint.size == *size && checkpoint.root.as_slice() == *root) {
             return Err("the checkpoint signs another tree than the proof".into());
         }
-        Ok(format!("checkpoint signed by {name}"))
+        Ok(format!("checkpoint of size {} signed by {name}", checkpoint.size))
     };
     let outcome: Result<String, String> = if value.get("leaf_hash").is_some() {
         let proof: ward_api::InclusionProof =
@@ -470,7 +479,7 @@ pub fn check_proof(path: &Path, key: Option<&str>) -> Result<ExitCode, CliError>
             &root,
         )
         .map_err(|e| e.to_string())
-        .and_then(|()| signed(&proof.checkpoint, proof.tree_size, &root))
+        .and_then(|()| signed(&proof.checkpoint, &[(proof.tree_size, &root)]))
         .map(|how| {
             format!(
                 "valid: seq={} is in the tree of size {} with root {} ({how})",
@@ -490,13 +499,16 @@ pub fn check_proof(path: &Path, key: Option<&str>) -> Result<ExitCode, CliError>
         )
         .map_err(|e| e.to_string())
         .and_then(|()| {
-            let mut how = Vec::new();
-            for note in &proof.checkpoints {
-                let size =
-                    if note.contains(&format!("\n{}\n", proof.size1)) { proof.size1 } else { proof.size2 };
-                let root = if size == proof.size1 { &root1 } else { &root2 };
-                how.push(signed(note, size, root)?);
+            if proof.checkpoints.is_empty() {
+                // The two roots come from the file itself: consistent, but nothing says they
+                // are ward's.
+                return Ok("NOT AUTHENTICATED: no checkpoint in the proof signs either tree; compare \
+                           the roots with checkpoints you kept"
+                    .into());
             }
+            let trees = [(proof.size1, root1.as_slice()), (proof.size2, root2.as_slice())];
+            let how =
+                proof.checkpoints.iter().map(|note| signed(note, &trees)).collect::<Result<Vec<_>, _>>()?;
             Ok(how.join("; "))
         })
         .map(|how| {

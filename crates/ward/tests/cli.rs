@@ -341,6 +341,18 @@ fn walkthrough(server: &Server) {
     let check =
         Command::new(WARD).args(["audit", "prove", "--check", saved.to_str().unwrap()]).output().unwrap();
     assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stdout));
+    // Without a checkpoint the roots are only the file's word: never passed off as authenticated.
+    let mut unsigned: Value = serde_json::from_slice(&consistency.stdout).unwrap();
+    unsigned["checkpoints"] = Value::Array(Vec::new());
+    std::fs::write(&saved, unsigned.to_string()).unwrap();
+    let check = Command::new(WARD)
+        .args(["audit", "prove", "--check", saved.to_str().unwrap(), "--key", key.trim()])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(said.contains("NOT AUTHENTICATED: no checkpoint in the proof signs either tree"), "{said}");
+    let out = server.local(&["audit", "verify", "--format", "json", "--checkpoint", kept.to_str().unwrap()]);
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["authenticated"], true);
 
     // Exports: JSON Lines verify offline with the key alone; edits show; CSV has every event.
     let export = server.ward(&carol, &["audit", "export", "--format", "jsonl"]);
@@ -388,6 +400,7 @@ fn walkthrough(server: &Server) {
     // and a kept checkpoint it cannot be held to is never passed silently.
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("verify") && text.contains(" 0 checkpoints verify"), "{text}");
+    assert!(text.contains("NOT AUTHENTICATED: no signed checkpoint was compared"), "{text}");
     assert!(!text.contains("the tree head"), "{text}");
     let out = Command::new(WARD)
         .args(["audit", "verify", "--key", key.trim(), "--file", exported.to_str().unwrap()])
