@@ -264,12 +264,28 @@ async fn local_broker(explicit: Option<&Path>) -> Result<Arc<ward_service::Broke
 }
 
 /// Who runs a local command, as the audit log records them: `local:<os user>`.
+/// The person at this terminal, as the system knows them: the name of the process's user id in
+/// the password database, not `$USER`, which anyone can set to someone else's name.
 fn operator() -> ward_service::Caller {
     use std::os::unix::fs::MetadataExt;
-    let name = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| {
-        std::fs::metadata("/proc/self").map(|m| format!("uid-{}", m.uid())).unwrap_or_default()
-    });
+    let name = match std::fs::metadata("/proc/self").map(|m| m.uid()) {
+        Ok(uid) => std::fs::read_to_string("/etc/passwd")
+            .ok()
+            .and_then(|passwd| user_of(&passwd, uid))
+            .unwrap_or_else(|| format!("uid-{uid}")),
+        Err(_) => "unknown".to_owned(),
+    };
     ward_service::Broker::local_operator(&name)
+}
+
+/// The name of `uid` in a passwd(5) file (`name:password:uid:gid:…`).
+fn user_of(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id = fields.nth(1)?.parse::<u32>().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_owned())
+    })
 }
 
 fn refused_or_usage(error: ward_service::BrokerError) -> CliError {
@@ -529,5 +545,19 @@ pub fn check_proof(path: &Path, key: Option<&str>) -> Result<ExitCode, CliError>
             say!("INVALID: {why}");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::user_of;
+
+    #[test]
+    fn a_user_id_is_named_by_the_password_database() {
+        let passwd =
+            "root:x:0:0:root:/root:/bin/bash\n# a comment\nbroken\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+        assert_eq!(user_of(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(user_of(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(user_of(passwd, 1001), None);
     }
 }
