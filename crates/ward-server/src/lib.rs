@@ -8,7 +8,6 @@ mod logs;
 mod openapi;
 mod paging;
 mod problem;
-mod secret_file;
 pub mod tls;
 mod views;
 
@@ -31,6 +30,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use ward_api::Health;
+use ward_service::secret_file;
 use ward_service::{Broker, scheduler};
 
 pub use problem::ApiError;

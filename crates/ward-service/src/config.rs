@@ -540,9 +540,10 @@ impl Config {
                 .into_iter()
                 .map(|mut sink| {
                     sink.resolve_paths(&base);
-                    sink
+                    sink.check_secret_files().map_err(|e| setting_error("audit.forward", e))?;
+                    Ok(sink)
                 })
-                .collect(),
+                .collect::<Result<_, _>>()?,
             hmac_fields,
             hmac_key_configured: configured_hmac_key.is_some(),
             hmac_key: configured_hmac_key.unwrap_or_else(|| data_dir.join("audit-hmac.key")),
@@ -862,5 +863,24 @@ mod tests {
         let limits = Config::load(&file, &|_| None).unwrap().logs.limits;
         assert_eq!((limits.max_reads, limits.max_reads_per_user, limits.search_timeout_seconds), (3, 1, 5));
         assert_eq!(limits.max_follows, ReadLimitSettings::default().max_follows);
+    }
+
+    #[test]
+    fn a_syslog_client_key_others_may_read_stops_the_load() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (file, key) = (dir.path().join("ward.toml"), dir.path().join("client.key"));
+        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(
+            &file,
+            "[[audit.forward]]\nkind = \"syslog\"\nname = \"siem\"\naddress = \"siem:6514\"\ntls = true\n\
+             client_cert = \"client.pem\"\nclient_key = \"client.key\"\n",
+        )
+        .unwrap();
+        let error = Config::load(&file, &|_| None).unwrap_err().to_string();
+        assert!(error.contains("client_key") && error.contains("chmod 600"), "{error}");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Config::load(&file, &|_| None).is_ok());
     }
 }

@@ -62,6 +62,16 @@ impl SinkConfig {
         }
     }
 
+    /// Refuses a client key others may read: it is what the receiver trusts as ward.
+    pub fn check_secret_files(&self) -> Result<(), String> {
+        match self {
+            Self::Syslog { client_key: Some(key), .. } => {
+                crate::secret_file::check(key, &format!("sink `{}`: client_key", self.name()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.name().is_empty() || self.name().chars().any(char::is_whitespace) {
             return Err(format!("forward sink name `{}` must be non-empty, without spaces", self.name()));
@@ -156,7 +166,8 @@ fn tls_connector(
                 .map_err(|e| format!("client_cert {}: {e}", cert.display()))?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("client_cert {}: {e}", cert.display()))?;
-            let key = PrivateKeyDer::from_pem_file(key)
+            let pem = crate::secret_file::read(key, "client_key")?;
+            let key = PrivateKeyDer::from_pem_slice(pem.as_bytes())
                 .map_err(|e| format!("client_key {}: {e}", key.display()))?;
             builder.with_client_auth_cert(chain, key).map_err(|e| format!("client certificate: {e}"))?
         }

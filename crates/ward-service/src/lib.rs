@@ -12,6 +12,7 @@ pub mod oncall;
 pub mod policy_cases;
 pub mod read_limits;
 pub mod scheduler;
+pub mod secret_file;
 pub mod sensitive;
 pub mod signing;
 pub mod tokens;

@@ -1507,6 +1507,13 @@ async fn a_lost_signing_key_is_replaced_only_when_told_and_on_record() {
 }
 
 /// A test CA and a certificate it signed for `name`, as PEM (certificate, key).
+/// A key file as ward wants it: readable by its owner only.
+fn private(path: std::path::PathBuf) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
 fn issued(ca: &rcgen::Issuer<'_, rcgen::KeyPair>, name: &str) -> (String, String) {
     let key = rcgen::KeyPair::generate().unwrap();
     let certificate =
@@ -1568,7 +1575,7 @@ async fn forwarding_to_syslog_over_tls() {
         tls: true,
         ca_file: Some(ca_file),
         client_cert: Some(write("client.pem", &client_cert)),
-        client_key: Some(write("client.key", &client_key)),
+        client_key: Some(private(write("client.key", &client_key))),
     };
     let (stop, forwarder) = spawn_forwarder(&w, sink("siem", write("ca.pem", &ca_pem)));
     let (_, other_ca_pem) = test_ca();

@@ -135,7 +135,7 @@ async fn forwarding_over_tls_into_rsyslog() {
         tls: true,
         ca_file: Some(write("ca.pem", &ca_pem)),
         client_cert: Some(write("client.pem", &client_cert)),
-        client_key: Some(write("client.key", &client_key)),
+        client_key: Some(private(write("client.key", &client_key))),
     };
     let rsyslogd = Rsyslogd::start(&binary, dir.path(), port);
     let (stop, forwarder) = spawn_forwarder(&w, sink);
