@@ -11,7 +11,7 @@ use ward_core::audit::{AuditEvent, EventType, NewEvent};
 use ward_core::lifecycle::{self, IdSource, LifecycleError, NewRequest, Transition};
 use ward_core::policy::{PolicyEngine, Refusal, RequestAsk, RequestVerdict};
 use ward_core::{AccessRequest, Clock, Grant, GrantId, GrantState, RequestState, ReviewState};
-use ward_store::{ApiToken, Change, EventFilter, GrantFilter, RequestFilter, Store, StoreError};
+use ward_store::{ApiToken, Change, CountLimit, EventFilter, GrantFilter, RequestFilter, Store, StoreError};
 
 use crate::config::Authorization;
 use crate::ids::RandomIds;
@@ -421,22 +421,31 @@ impl Broker {
     /// out of the index (refused by every check until a restart) or an ending one out of it
     /// although its end did not commit.
     async fn apply(&self, transition: Transition) -> Result<(), BrokerError> {
+        self.apply_within(transition, Vec::new()).await
+    }
+
+    /// [`Self::apply`], the commit failing with `Conflict` past any of `limits`.
+    async fn apply_within(&self, transition: Transition, limits: Vec<CountLimit>) -> Result<(), BrokerError> {
         let Some(broker) = self.this.upgrade() else {
-            return self.commit_and_index(transition).await;
+            return self.commit_and_index(transition, limits).await;
         };
-        tokio::spawn(async move { broker.commit_and_index(transition).await })
+        tokio::spawn(async move { broker.commit_and_index(transition, limits).await })
             .await
             .map_err(|error| BrokerError::Unavailable(format!("the commit did not finish: {error}")))?
     }
 
-    async fn commit_and_index(&self, transition: Transition) -> Result<(), BrokerError> {
+    async fn commit_and_index(
+        &self,
+        transition: Transition,
+        limits: Vec<CountLimit>,
+    ) -> Result<(), BrokerError> {
         let ending = transition.grant.as_ref().filter(|g| !g.state.is_live()).cloned();
         // Narrow first: from here on no check succeeds on a grant this change ends.
         if let Some(grant) = &ending {
             self.index.remove(grant, self.now());
         }
         let grant = transition.grant.clone();
-        let mut change = Change::default();
+        let mut change = Change { count_limits: limits, ..Change::default() };
         change.absorb(transition);
         match self.commit(change).await {
             Ok(_) => {

@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use ward_core::audit::AuditEvent;
 use ward_core::merkle::{Frontier, Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
-use ward_store::{Change, HolderLimit, StoreError, TokenWrite};
+use ward_store::{Change, CountLimit, HolderLimit, StoreError, TokenWrite};
 
 use crate::Dialect;
 use crate::rows::{StoredTerms, hash_bytes, millis, to_json};
@@ -149,6 +149,9 @@ pub(crate) fn plan(
         }
         for limit in &change.holder_limits {
             statements.extend(holder_limit_statements(limit, dialect));
+        }
+        for limit in &change.count_limits {
+            statements.extend(count_limit_statements(limit, dialect));
         }
         for write in &change.tokens {
             statements.extend(token_statements(write));
@@ -311,6 +314,44 @@ fn grant_statement(g: &Grant) -> Result<Statement, StoreError> {
             (g.version - 1).into(),
         ],
     ))
+}
+
+/// Checks a count inside the transaction that changes it, as [`holder_limit_statements`] does:
+/// a no-op UPDATE of the new row that matches only while the count is within bounds, after an
+/// advisory lock on PostgreSQL (SQLite has one writer).
+fn count_limit_statements(limit: &CountLimit, dialect: Dialect) -> Vec<Statement> {
+    let (lock, check) = match limit {
+        CountLimit::PendingRequests { request, requester, max } => (
+            format!("pending:{requester}"),
+            Statement::checked(
+                "UPDATE requests SET version = version WHERE id = $1 AND ( \
+                   SELECT COUNT(*) FROM requests WHERE requester = $2 AND state = 'pending' \
+                 ) <= $3",
+                vec![request.as_str().into(), requester.as_str().into(), i64::from(*max).into()],
+            ),
+        ),
+        CountLimit::UnreviewedBreakglass { grant, principal, resource, max } => (
+            format!("unreviewed:{principal}:{resource}"),
+            Statement::checked(
+                "UPDATE grants SET version = version WHERE id = $1 AND ( \
+                   SELECT COUNT(*) FROM grants WHERE principal = $2 AND resource = $3 AND id <> $1 \
+                     AND review_state IN ('pending', 'overdue') \
+                 ) <= $4",
+                vec![
+                    grant.as_str().into(),
+                    principal.as_str().into(),
+                    resource.as_str().into(),
+                    i64::from(*max).into(),
+                ],
+            ),
+        ),
+    };
+    let mut statements = Vec::with_capacity(2);
+    if dialect == Dialect::Postgres {
+        statements.push(Statement::new("SELECT pg_advisory_xact_lock(hashtext($1))", vec![lock.into()]));
+    }
+    statements.push(check);
+    statements
 }
 
 /// Checks a new grant against its holder limit inside the transaction that inserts it: the

@@ -40,6 +40,7 @@ macro_rules! conformance_tests {
             forward_cursors_are_kept_per_sink,
             workflow_terms_round_trip,
             the_holder_limit_holds_inside_the_commit,
+            counts_are_limited_inside_the_commit,
             extensions_move_expiry,
             breakglass_reviews_fall_due_and_filter,
         );
@@ -835,4 +836,62 @@ pub async fn breakglass_reviews_fall_due_and_filter(store: Arc<dyn Store>) {
     assert!(store.grants(&unreviewed).await.unwrap().is_empty());
     let done = GrantFilter { review_states: vec![ward_core::ReviewState::Done], ..Default::default() };
     assert_eq!(store.grants(&done).await.unwrap().len(), 1);
+}
+
+pub async fn counts_are_limited_inside_the_commit(store: Arc<dyn Store>) {
+    let mut ids = SequentialIds::new("c");
+    // Two requests decided from the same count (none pending), as two racing filings would be.
+    let pending = |transition: &Transition, max: u32| {
+        let request = transition.request.as_ref().unwrap();
+        crate::CountLimit::PendingRequests {
+            request: request.id.clone(),
+            requester: request.requester.clone(),
+            max,
+        }
+    };
+    let first = filed(&mut ids, "alice", t0(), None);
+    let second = filed(&mut ids, "alice", t0(), None);
+    let within = Change { count_limits: vec![pending(&first, 1)], ..change([first.clone()]) };
+    store.commit(within, t0()).await.unwrap();
+    let before = all_events(&*store).await.len();
+    let past = Change { count_limits: vec![pending(&second, 1)], ..change([second.clone()]) };
+    assert!(matches!(store.commit(past, t0()).await, Err(StoreError::Conflict)));
+    assert_eq!(all_events(&*store).await.len(), before, "the refused request left events");
+    assert_eq!(store.request(second.request.as_ref().unwrap().id.as_str()).await.unwrap(), None);
+    let room = Change { count_limits: vec![pending(&second, 2)], ..change([second.clone()]) };
+    store.commit(room, t0()).await.unwrap();
+
+    // Break-glass: no second one while the first awaits review (max 0), one more with max 1.
+    let glass = RequestTerms { review_within_seconds: Some(3600), ..terms(1) };
+    let breaks = |ids: &mut SequentialIds| {
+        let new = NewRequest {
+            requester: "dave".into(),
+            resource: "logs:payments-api".into(),
+            role: "read".into(),
+            duration_seconds: 600,
+            reason: "INC-9 payments down".into(),
+            ..NewRequest::default()
+        };
+        lifecycle::file_request(ids, new, &glass, "h", 3600, &GrantContext::default(), t0()).unwrap()
+    };
+    let unreviewed = |transition: &Transition, max: u32| {
+        let grant = transition.grant.as_ref().unwrap();
+        crate::CountLimit::UnreviewedBreakglass {
+            grant: grant.id.clone(),
+            principal: grant.principal.clone(),
+            resource: grant.resource.clone(),
+            max,
+        }
+    };
+    let once = breaks(&mut ids);
+    store
+        .commit(Change { count_limits: vec![unreviewed(&once, 0)], ..change([once.clone()]) }, t0())
+        .await
+        .unwrap();
+    let again = breaks(&mut ids);
+    let refused = Change { count_limits: vec![unreviewed(&again, 0)], ..change([again.clone()]) };
+    assert!(matches!(store.commit(refused, t0()).await, Err(StoreError::Conflict)));
+    assert_eq!(store.grant(again.grant.as_ref().unwrap().id.as_str()).await.unwrap(), None);
+    let allowed = Change { count_limits: vec![unreviewed(&again, 1)], ..change([again.clone()]) };
+    store.commit(allowed, t0()).await.unwrap();
 }

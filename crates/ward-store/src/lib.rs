@@ -43,6 +43,8 @@ pub struct Change {
     /// Limits the new grants must respect as the transaction sees the store; the commit fails
     /// with `Conflict` when one is exceeded (someone got the last place first).
     pub holder_limits: Vec<HolderLimit>,
+    /// Counts the commit must find within bounds, likewise.
+    pub count_limits: Vec<CountLimit>,
     /// API tokens minted or revoked.
     pub tokens: Vec<TokenWrite>,
 }
@@ -73,6 +75,18 @@ pub struct HolderLimit {
     pub max: u32,
 }
 
+/// A count the commit checks as the transaction sees the store, since the count a decision was
+/// made from may be stale by then (another request, another ward process); exceeded, the commit
+/// fails with `Conflict` and writes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CountLimit {
+    /// `requester` has at most `max` requests pending, `request` (filed by this change) included.
+    PendingRequests { request: ward_core::RequestId, requester: String, max: u32 },
+    /// Besides `grant` (made by this change), at most `max` of `principal`'s break-glass grants on
+    /// `resource` await review.
+    UnreviewedBreakglass { grant: ward_core::GrantId, principal: String, resource: String, max: u32 },
+}
+
 impl Change {
     pub fn is_empty(&self) -> bool {
         self.requests.is_empty()
@@ -80,6 +94,7 @@ impl Change {
             && self.events.is_empty()
             && self.checkpoint.is_none()
             && self.holder_limits.is_empty()
+            && self.count_limits.is_empty()
             && self.tokens.is_empty()
     }
 

@@ -97,7 +97,7 @@ impl Broker {
     }
 
     /// Decides and files `new`, retrying from fresh reads when a concurrent change wins (the
-    /// last place under a holder limit, the grant being extended).
+    /// last place under a holder limit or a count limit, the grant being extended).
     async fn file(
         &self,
         caller: &Caller,
@@ -107,26 +107,28 @@ impl Broker {
     ) -> Result<AccessRequest, BrokerError> {
         let action = if extends.is_some() { "extend" } else { "request" };
         let max = self.settings.max_pending_requests;
-        let pending = RequestFilter {
-            state: Some(RequestState::Pending),
-            requester: Some(new.requester.clone()),
-            limit: max,
-            ..RequestFilter::default()
-        };
-        if self.store.requests(&pending).await?.len() >= max as usize {
-            let why = format!(
-                "{} already has {max} requests pending, the most ward allows (max_pending_requests); \
-                 cancel one or wait for decisions",
-                new.requester
-            );
-            self.record_refusal(caller, action, Some(&new.resource), None, &why).await;
-            return Err(BrokerError::Conflict(why));
-        }
         let now = self.now();
         let (on_call, business_hours) = self.circumstances(&caller.name, now).await;
         new.on_call_schedules = on_call;
         new.business_hours = business_hours;
         for _ in 0..MAX_ATTEMPTS {
+            // Counted again on each attempt; the commit checks it once more (another request may
+            // land in between).
+            let pending = RequestFilter {
+                state: Some(RequestState::Pending),
+                requester: Some(new.requester.clone()),
+                limit: max,
+                ..RequestFilter::default()
+            };
+            if self.store.requests(&pending).await?.len() >= max as usize {
+                let why = format!(
+                    "{} already has {max} requests pending, the most ward allows (max_pending_requests); \
+                     cancel one or wait for decisions",
+                    new.requester
+                );
+                self.record_refusal(caller, action, Some(&new.resource), None, &why).await;
+                return Err(BrokerError::Conflict(why));
+            }
             let policy = self.policy();
             let ask = RequestAsk {
                 requester: &new.requester,
@@ -180,7 +182,8 @@ impl Broker {
                 }
             };
             let request = transition.request.clone();
-            match self.apply(transition).await {
+            let limits = count_limits(&transition, max, terms.max_unreviewed);
+            match self.apply_within(transition, limits).await {
                 Ok(()) => {
                     metrics::counter!("ward_requests_total").increment(1);
                     if request.as_ref().is_some_and(|r| r.breakglass) {
@@ -420,5 +423,86 @@ impl DecisionFacts {
             stages: self.stages.clone(),
             last_approved_by_requester: self.last_approved_by_requester,
         }
+    }
+}
+
+/// What the commit of a filing must still find true: the requester's pending requests within
+/// `max_pending` if it files one, and their unreviewed break-glass grants on the resource within
+/// `max_unreviewed` if it breaks the glass.
+fn count_limits(transition: &Transition, max_pending: u32, max_unreviewed: u32) -> Vec<CountLimit> {
+    let mut limits = Vec::new();
+    if let Some(request) = transition.request.as_ref().filter(|r| r.state == RequestState::Pending) {
+        limits.push(CountLimit::PendingRequests {
+            request: request.id.clone(),
+            requester: request.requester.clone(),
+            max: max_pending,
+        });
+    }
+    if let Some(grant) = transition.grant.as_ref().filter(|g| g.review.is_some() && g.version == 1) {
+        limits.push(CountLimit::UnreviewedBreakglass {
+            grant: grant.id.clone(),
+            principal: grant.principal.clone(),
+            resource: grant.resource.clone(),
+            max: max_unreviewed,
+        });
+    }
+    limits
+}
+
+#[cfg(test)]
+mod tests {
+    use ward_core::lifecycle::{self, GrantContext, NewRequest, SequentialIds};
+    use ward_core::policy::RequestTerms;
+
+    use super::*;
+
+    fn filing(review_within_seconds: Option<u64>) -> Transition {
+        let terms = RequestTerms {
+            approvals_required: 1,
+            max_duration_seconds: 3600,
+            review_within_seconds,
+            ..RequestTerms::default()
+        };
+        let new = NewRequest {
+            requester: "dave".into(),
+            resource: "logs:payments-api".into(),
+            role: "read".into(),
+            duration_seconds: 600,
+            reason: "INC-9".into(),
+            ..NewRequest::default()
+        };
+        let at = jiff::Timestamp::UNIX_EPOCH;
+        lifecycle::file_request(
+            &mut SequentialIds::new("t"),
+            new,
+            &terms,
+            "h",
+            3600,
+            &GrantContext::default(),
+            at,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_filing_is_committed_within_the_caps_it_was_counted_against() {
+        let pending = filing(None);
+        let request = pending.request.as_ref().unwrap();
+        assert_eq!(
+            count_limits(&pending, 20, 0),
+            [CountLimit::PendingRequests { request: request.id.clone(), requester: "dave".into(), max: 20 }]
+        );
+        let glass = filing(Some(3600));
+        let grant = glass.grant.as_ref().unwrap();
+        assert_eq!(
+            count_limits(&glass, 20, 1),
+            [CountLimit::UnreviewedBreakglass {
+                grant: grant.id.clone(),
+                principal: "dave".into(),
+                resource: "logs:payments-api".into(),
+                max: 1,
+            }],
+            "granted at once: nothing pending"
+        );
     }
 }
