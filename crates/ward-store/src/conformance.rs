@@ -798,8 +798,8 @@ pub async fn extensions_move_expiry(store: Arc<dyn Store>) {
     assert_eq!(store.due(stored.expires_at, 100).await.unwrap().expire.len(), 1);
 }
 
-pub async fn breakglass_reviews_fall_due_and_filter(store: Arc<dyn Store>) {
-    let mut ids = SequentialIds::new("g");
+/// dave breaks the glass on payments-api at `t0`: a 10-minute grant, to be reviewed within an hour.
+fn broke_glass(ids: &mut SequentialIds) -> Transition {
     let glass = RequestTerms { review_within_seconds: Some(3600), ..terms(1) };
     let new = NewRequest {
         requester: "dave".into(),
@@ -809,8 +809,12 @@ pub async fn breakglass_reviews_fall_due_and_filter(store: Arc<dyn Store>) {
         reason: "INC-9 payments down".into(),
         ..NewRequest::default()
     };
-    let filed =
-        lifecycle::file_request(&mut ids, new, &glass, "h", 3600, &GrantContext::default(), t0()).unwrap();
+    lifecycle::file_request(ids, new, &glass, "h", 3600, &GrantContext::default(), t0()).unwrap()
+}
+
+pub async fn breakglass_reviews_fall_due_and_filter(store: Arc<dyn Store>) {
+    let mut ids = SequentialIds::new("g");
+    let filed = broke_glass(&mut ids);
     store.commit(change([filed.clone()]), t0()).await.unwrap();
     let grant = filed.grant.unwrap();
     let due_at = grant.review.as_ref().unwrap().due_at;
@@ -862,18 +866,6 @@ pub async fn counts_are_limited_inside_the_commit(store: Arc<dyn Store>) {
     store.commit(room, t0()).await.unwrap();
 
     // Break-glass: no second one while the first awaits review (max 0), one more with max 1.
-    let glass = RequestTerms { review_within_seconds: Some(3600), ..terms(1) };
-    let breaks = |ids: &mut SequentialIds| {
-        let new = NewRequest {
-            requester: "dave".into(),
-            resource: "logs:payments-api".into(),
-            role: "read".into(),
-            duration_seconds: 600,
-            reason: "INC-9 payments down".into(),
-            ..NewRequest::default()
-        };
-        lifecycle::file_request(ids, new, &glass, "h", 3600, &GrantContext::default(), t0()).unwrap()
-    };
     let unreviewed = |transition: &Transition, max: u32| {
         let grant = transition.grant.as_ref().unwrap();
         crate::CountLimit::UnreviewedBreakglass {
@@ -883,12 +875,12 @@ pub async fn counts_are_limited_inside_the_commit(store: Arc<dyn Store>) {
             max,
         }
     };
-    let once = breaks(&mut ids);
+    let once = broke_glass(&mut ids);
     store
         .commit(Change { count_limits: vec![unreviewed(&once, 0)], ..change([once.clone()]) }, t0())
         .await
         .unwrap();
-    let again = breaks(&mut ids);
+    let again = broke_glass(&mut ids);
     let refused = Change { count_limits: vec![unreviewed(&again, 0)], ..change([again.clone()]) };
     assert!(matches!(store.commit(refused, t0()).await, Err(StoreError::Conflict)));
     assert_eq!(store.grant(again.grant.as_ref().unwrap().id.as_str()).await.unwrap(), None);
