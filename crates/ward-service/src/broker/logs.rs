@@ -370,9 +370,37 @@ impl Broker {
         (!live).then(|| format!("grant {} ended (released or revoked)", reading.grant_id))
     }
 
+    /// Why the caller may no longer read through `reading`, if they may not: everything the
+    /// read was first allowed on, checked again, since a followed tail outlives its request.
+    /// The grant (expiry, release, revocation), the user (still in the directory), the policy
+    /// in force (a forbid loaded since), and the API token the request came with (revoked or
+    /// expired since; a token that cannot be checked ends the read: fail closed). All but the
+    /// token are in memory; the token costs one read of the store's token epoch, shared by the
+    /// reads that wait on it, and of the token itself only when the epoch moved.
+    async fn access_ended(&self, caller: &Caller, resource: &str, reading: &Reading) -> Option<String> {
+        if let Some(ended) = self.reading_ended(&caller.name, resource, reading) {
+            return Some(ended);
+        }
+        let policy = self.policy();
+        if let Err(refusal) = policy.check_names(&caller.name, resource, reading.role) {
+            return Some(format!("no longer allowed: {refusal}"));
+        }
+        if let Err(by) = policy.permits_access(&caller.name, resource, reading.role, true) {
+            return Some(format!("forbidden by policy {}", by.join(", ")));
+        }
+        let token = caller.token.as_ref()?;
+        match self.tokens().still_valid(token).await {
+            Ok(()) => None,
+            Err(BrokerError::Unauthenticated(why)) => Some(why),
+            Err(error) => Some(format!("the token {} could not be checked: {error}", token.id)),
+        }
+    }
+
     /// Sends the lines appended to the resource's files (a file rotated away read to its end,
-    /// a new one from its start) until the grant ends or the reader goes; records what was sent
-    /// either way. Files are read and redacted off the async runtime.
+    /// a new one from its start) until the access ends (see [`Self::access_ended`]) or the
+    /// reader goes; records what was sent and why it ended either way. Files are read and
+    /// redacted off the async runtime; each poll's lines go out only after a check that began
+    /// after they were read.
     async fn follow(
         &self,
         caller: &Caller,
@@ -388,9 +416,6 @@ impl Broker {
         let end = 'following: loop {
             if *stopping.borrow_and_update() {
                 break "ward is shutting down".to_owned();
-            }
-            if let Some(ended) = self.reading_ended(&caller.name, resource, reading) {
-                break ended;
             }
             let Some(mut following) = follow.take() else { break "reading the logs failed".to_owned() };
             let (rules, pseudonyms, raw) = (reading.rules.clone(), reading.pseudonyms.clone(), reading.raw);
@@ -409,6 +434,9 @@ impl Broker {
             for (file, error) in &polled.failed {
                 tracing::warn!(%error, resource, file, "cannot read a followed log; no longer following it");
             }
+            if let Some(ended) = self.access_ended(caller, resource, reading).await {
+                break ended;
+            }
             for line in polled.lines {
                 let bytes = line.text.len() as u64 + 1;
                 // Nothing goes out after the grant's end, however slow the reader; a reader that
@@ -420,7 +448,12 @@ impl Broker {
                     match tokio::time::timeout(FOLLOW_POLL * 4, sender.reserve()).await {
                         Ok(Ok(permit)) => break permit,
                         Ok(Err(_)) => break 'following "the reader went away".to_owned(),
-                        Err(_) => {}
+                        // A slow reader: everything is checked again before it gets more.
+                        Err(_) => {
+                            if let Some(ended) = self.access_ended(caller, resource, reading).await {
+                                break 'following ended;
+                            }
+                        }
                     }
                 };
                 permit.send(LogItem::Line(line));
