@@ -213,10 +213,7 @@ impl Broker {
                 return Err(error);
             }
         };
-        let clock = self.clock.clone();
-        let timeout = self.gateway.get().map_or(Duration::ZERO, crate::gateway::Gateway::search_timeout);
-        let deadline = self.now() + SignedDuration::try_from(timeout).unwrap_or(SignedDuration::ZERO);
-        let (expires_at, source) = (reading.expires_at, reading.source.clone());
+        let (source, limit) = (reading.source.clone(), self.read_limit(&reading));
         let (rules, pseudonyms, raw) = (reading.rules.clone(), reading.pseudonyms.clone(), reading.raw);
         // Dropped with this future (the caller went away, the request timed out): the search
         // stops rather than run on for no one.
@@ -230,21 +227,7 @@ impl Broker {
                 Masking::Redacted { rules: &rules, replace: pseudonyms.as_ref() }
             };
             let stop = std::cell::Cell::new(None);
-            let keep_going = || {
-                let now = clock.now();
-                // Nothing outlives the window: a long search stops at the grant's end.
-                let why = if now >= expires_at {
-                    Some(Stop::GrantEnded)
-                } else if now >= deadline {
-                    Some(Stop::Deadline)
-                } else if gone.load(std::sync::atomic::Ordering::Relaxed) {
-                    Some(Stop::Abandoned)
-                } else {
-                    None
-                };
-                stop.set(why);
-                why.is_none()
-            };
+            let keep_going = || limit.keep_going(&gone, &stop);
             let summary = ward_logs::search(&source, &compiled, &masking, &keep_going, &mut |line| {
                 lines.push(line);
                 true
@@ -296,23 +279,29 @@ impl Broker {
         }
         let slot = self.read_slot(caller, follow)?;
         let reading = self.reading(caller, resource, unmasked, "logs.tail").await?;
+        // As a search: the tail stops at the grant's end, at the search deadline (a large
+        // compressed file is read whole) and when the caller goes away.
+        let abandoned = Abandoned::default();
         let tailed = tokio::task::spawn_blocking({
             let (rules, pseudonyms, raw) = (reading.rules.clone(), reading.pseudonyms.clone(), reading.raw);
-            let source = reading.source.clone();
+            let (source, limit, gone) = (reading.source.clone(), self.read_limit(&reading), abandoned.flag());
             move || {
                 let masking = if raw {
                     Masking::Raw
                 } else {
                     Masking::Redacted { rules: &rules, replace: pseudonyms.as_ref() }
                 };
-                ward_logs::tail(&source, lines, &masking)
+                let stop = std::cell::Cell::new(None);
+                let keep_going = || limit.keep_going(&gone, &stop);
+                ward_logs::tail_until(&source, lines, &masking, &keep_going).map(|tail| (tail, stop.get()))
             }
         })
         .await
         .map_err(|e| BrokerError::Unavailable(format!("reading the logs failed: {e}")))?
         .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
-        let ward_logs::Tail { lines, summary, follow: start } = tailed;
-        if !self.still_reading(&caller.name, resource, &reading) {
+        drop(abandoned);
+        let (ward_logs::Tail { lines, summary, follow: start }, stop) = tailed;
+        if stop == Some(Stop::GrantEnded) || !self.still_reading(&caller.name, resource, &reading) {
             let why = format!("grant {} ended while the logs were read", reading.grant_id);
             self.record_refusal(caller, "logs.tail", Some(resource), None, &why).await;
             return Err(BrokerError::Forbidden(why));
@@ -324,6 +313,7 @@ impl Broker {
             "lines": summary.lines,
             "bytes": summary.bytes,
             "truncated": summary.truncated,
+            "timed_out": stop == Some(Stop::Deadline),
             "files": summary.files,
             "scanned": summary.scanned,
             "redactions": summary.redactions,
@@ -573,6 +563,41 @@ enum Stop {
     GrantEnded,
     Deadline,
     Abandoned,
+}
+
+/// Where a search or a tail stops: the grant's end and the search deadline, on ward's clock.
+struct ReadLimit {
+    clock: Arc<dyn Clock>,
+    expires_at: Timestamp,
+    deadline: Timestamp,
+}
+
+impl ReadLimit {
+    /// Whether the read goes on; notes in `stop` why not.
+    fn keep_going(&self, gone: &std::sync::atomic::AtomicBool, stop: &std::cell::Cell<Option<Stop>>) -> bool {
+        let now = self.clock.now();
+        // Nothing outlives the window: a long read stops at the grant's end.
+        let why = if now >= self.expires_at {
+            Some(Stop::GrantEnded)
+        } else if now >= self.deadline {
+            Some(Stop::Deadline)
+        } else if gone.load(std::sync::atomic::Ordering::Relaxed) {
+            Some(Stop::Abandoned)
+        } else {
+            None
+        };
+        stop.set(why);
+        why.is_none()
+    }
+}
+
+impl Broker {
+    /// Where a read through `reading` starting now stops.
+    fn read_limit(&self, reading: &Reading) -> ReadLimit {
+        let timeout = self.gateway.get().map_or(Duration::ZERO, crate::gateway::Gateway::search_timeout);
+        let deadline = self.now() + SignedDuration::try_from(timeout).unwrap_or(SignedDuration::ZERO);
+        ReadLimit { clock: self.clock.clone(), expires_at: reading.expires_at, deadline }
+    }
 }
 
 /// Raised when dropped: a search running off the runtime sees that no one awaits it any more.

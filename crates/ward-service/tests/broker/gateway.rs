@@ -400,3 +400,41 @@ async fn a_followed_tail_ends_when_a_new_policy_forbids_it() {
     assert!(why.contains("payments-logs-frozen"), "{why}");
     assert_eq!(follow_ended(&store).await, why);
 }
+
+/// A tail of a large compressed file (read whole: it cannot be read from its end) stops at the
+/// search deadline, as a search does, and says so on record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_stops_at_the_search_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = "2026-11-21T10:00:00Z INFO payments-api nothing to see here\n";
+    let text = line.repeat(200_000);
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(dir.path().join("x.log.1.gz")).unwrap(),
+        flate2::Compression::fast(),
+    );
+    std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+    gz.finish().unwrap();
+    std::fs::write(dir.path().join("x.log"), "2026-11-21T10:00:01Z newest\n").unwrap();
+    let clock = Ticking::new();
+    let (broker, store) = world_with_logs(dir.path(), clock.clone(), |_| {}).await;
+    grant_alice(&broker).await;
+    // Each look at the clock is a second later: 20 looks pass the deadline.
+    clock.arm(SignedDuration::from_secs(1));
+    let mut tail = broker
+        .tail_logs(&broker.caller("alice").unwrap(), "logs:payments-api", 1000, false, false)
+        .await
+        .unwrap();
+    let mut lines = Vec::new();
+    while let Some(item) = tail.recv().await {
+        match item {
+            LogItem::Line(line) => lines.push(line.text),
+            LogItem::Summary { summary, .. } => assert!(summary.stopped),
+            LogItem::End(why) => panic!("{why}"),
+        }
+    }
+    assert_eq!(lines, ["2026-11-21T10:00:01Z newest"], "the newest file, read whole by then");
+    let read = access_used(&store).await;
+    let tailed = read.iter().find(|e| e.details["action"] == "logs.tail").unwrap();
+    assert_eq!(tailed.details["timed_out"], true, "{}", tailed.details);
+    assert!(tailed.details["scanned"].as_u64().unwrap() < text.len() as u64 / 2, "{}", tailed.details);
+}
