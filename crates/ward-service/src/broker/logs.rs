@@ -636,8 +636,10 @@ fn redact_appended(
         let mut out = if raw {
             appended.lines
         } else {
+            // After the file's lines handed out before: a match may begin in them.
             let mut out = Vec::with_capacity(appended.lines.len());
-            rules.redact(&appended.lines, pseudonyms, &mut out, &mut counts);
+            let text = [&appended.context[..], &appended.lines[..]].concat();
+            rules.redact_after(&text, appended.context.len(), pseudonyms, &mut out, &mut counts);
             out
         };
         if appended.withheld {

@@ -438,3 +438,53 @@ async fn a_tail_stops_at_the_search_deadline() {
     assert_eq!(tailed.details["timed_out"], true, "{}", tailed.details);
     assert!(tailed.details["scanned"].as_u64().unwrap() < text.len() as u64 / 2, "{}", tailed.details);
 }
+
+/// A private key block written in two halves, each read by a different poll of a followed
+/// tail, is redacted whole: no line of its body is ever sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_block_split_across_polls_of_a_follow_is_redacted_whole() {
+    let (world, broker, _) = reloadable_world_with_logs().await;
+    let log = world.path().join("x.log");
+    let mut tail = following(&broker, &broker.caller("alice").unwrap(), &log).await;
+    let body = [
+        "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7",
+        "Vt7pbc2Tq1XkM3H1yZ9fQw2y8sV0aL4kzR7uT6oNqPbW3eEfHj",
+    ];
+    append(&log, &format!("2026-11-21T10:00:02Z loaded key\n-----BEGIN PRIVATE KEY-----\n{}\n", body[0]));
+    // Past a poll (every 500 ms) before the block ends.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    append(&log, &format!("{}\n-----END PRIVATE KEY-----\n2026-11-21T10:00:03Z after the key\n", body[1]));
+    let mut sent = Vec::new();
+    while !sent.iter().any(|l: &String| l.contains("after the key")) {
+        match next_item(&mut tail).await {
+            Some(LogItem::Line(line)) => sent.push(line.text),
+            other => panic!("{other:?}"),
+        }
+    }
+    let text = sent.join("\n");
+    assert!(!text.contains(body[0]) && !text.contains(body[1]), "{text}");
+    assert!(text.contains("<private-key:"), "{text}");
+}
+
+/// A value whose key ends one poll's lines and whose value begins the next's (a rule that
+/// reaches across lines, gitleaks' generic one) is still redacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_split_across_polls_of_a_follow_is_redacted() {
+    let (world, broker, _) = reloadable_world_with_logs().await;
+    let log = world.path().join("x.log");
+    let mut tail = following(&broker, &broker.caller("alice").unwrap(), &log).await;
+    let whole = "2026-11-21T10:00:02Z config dump: client_secret =\n  'Zq8vN3rT5wY7uI9oP1aS2dF4gH6jK8lX'\n2026-11-21T10:00:03Z done\n";
+    let (first, second) = whole.split_at(whole.find("  '").unwrap());
+    append(&log, first);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    append(&log, second);
+    let mut sent = Vec::new();
+    while !sent.iter().any(|l: &String| l.contains("done")) {
+        match next_item(&mut tail).await {
+            Some(LogItem::Line(line)) => sent.push(line.text),
+            other => panic!("{other:?}"),
+        }
+    }
+    let text = sent.join("\n");
+    assert!(!text.contains("Zq8vN3rT5wY7uI9oP1aS2dF4gH6jK8lX"), "{text}");
+}
