@@ -24,6 +24,11 @@ use crate::{Source, file_name, open_file};
 
 /// The most files followed from the start (the newest); files that appear later are added.
 const MAX_AT_START: usize = 8;
+/// Lines kept before each poll's as redaction context: at least as many as a multi-line
+/// rule's match reaches (gitleaks' generic rule: 9).
+pub const CONTEXT_LINES: usize = 16;
+/// The most bytes of context kept.
+pub const CONTEXT_BYTES: usize = 64 << 10;
 
 /// What was appended to one file since the last poll.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,6 +37,10 @@ pub struct Appended {
     pub source: String,
     /// Complete lines, each ending in a newline, raw.
     pub lines: Vec<u8>,
+    /// The file's last lines before `lines` (raw, handed out already: at most
+    /// [`CONTEXT_LINES`] lines and [`CONTEXT_BYTES`]), to redact `lines` after, so that a match
+    /// spanning lines (a key on one, its value on the next) is found across polls.
+    pub context: Vec<u8>,
     /// A private key block too long to wait for was withheld after these lines.
     pub withheld: bool,
 }
@@ -61,6 +70,8 @@ struct Followed {
     skipping_line: bool,
     guard: KeyGuard,
     listed: bool,
+    /// The last lines handed out (see [`Appended::context`]).
+    context: Vec<u8>,
 }
 
 impl Follow {
@@ -166,6 +177,7 @@ impl Followed {
             skipping_line: false,
             guard: KeyGuard::default(),
             listed: true,
+            context: Vec::new(),
         })
     }
 
@@ -188,6 +200,10 @@ impl Followed {
         let mut read = 0;
         if let Some(begin) = crate::tail::open_key_block_before(&self.file, self.offset, &mut read)? {
             self.offset = begin;
+        }
+        // The lines before the start (the tail's last ones) are the first poll's context.
+        if self.offset >= from {
+            self.context = last_lines(&last[..(self.offset - from) as usize]).to_vec();
         }
         Ok(())
     }
@@ -224,6 +240,7 @@ impl Followed {
                 self.skipping_line = true;
                 self.offset += read as u64;
                 let marker = format!("[ward: a line longer than {max} bytes withheld]\n").into_bytes();
+                self.context.clear();
                 return Ok(self.appended(marker, false));
             }
             None => (&rest[..0], start),
@@ -232,10 +249,36 @@ impl Followed {
         // What the guard holds back (an unfinished key block) is read again next time.
         let held = complete.len() - taken.used;
         self.offset += (used - held) as u64;
-        Ok(self.appended(taken.lines, taken.withheld))
+        let appended = self.appended(taken.lines, taken.withheld);
+        if taken.withheld {
+            self.context.clear();
+        } else if !appended.lines.is_empty() {
+            let context = [&self.context[..], &appended.lines[..]].concat();
+            self.context = last_lines(&context).to_vec();
+        }
+        Ok(appended)
     }
 
     fn appended(&self, lines: Vec<u8>, withheld: bool) -> Appended {
-        Appended { source: self.name.clone(), lines, withheld }
+        Appended { source: self.name.clone(), lines, context: self.context.clone(), withheld }
+    }
+}
+
+/// The last [`CONTEXT_LINES`] whole lines of `text` (whole lines, each ending in a newline),
+/// within its last [`CONTEXT_BYTES`].
+fn last_lines(text: &[u8]) -> &[u8] {
+    let from = text.len().saturating_sub(CONTEXT_BYTES);
+    let tail = &text[from..];
+    // From a line's start: the first newline within the bytes kept, unless they begin one.
+    let start = if from == 0 || text[from - 1] == b'\n' {
+        0
+    } else {
+        memchr::memchr(b'\n', tail).map_or(tail.len(), |i| i + 1)
+    };
+    let tail = &tail[start..];
+    let body = tail.strip_suffix(b"\n").unwrap_or(tail);
+    match memchr::memrchr_iter(b'\n', body).nth(CONTEXT_LINES - 1) {
+        Some(newline) => &tail[newline + 1..],
+        None => tail,
     }
 }

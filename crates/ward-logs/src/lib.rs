@@ -26,7 +26,7 @@ use ward_redact::stream::{self, Limits};
 use ward_redact::{Replace, RuleSet};
 
 pub use follow::{Appended, Follow, Polled};
-pub use tail::{Tail, tail};
+pub use tail::{Tail, tail, tail_until};
 pub use time::line_time;
 
 /// The most lines one search returns.

@@ -42,6 +42,19 @@ const FIRST_READ: u64 = 64 << 10;
 /// The newest `want` lines of `source`, as `masking` lets them out, and a [`Follow`] that
 /// starts where they end.
 pub fn tail(source: &Source, want: usize, masking: &Masking<'_>) -> Result<Tail, LogError> {
+    tail_until(source, want, masking, &|| true)
+}
+
+/// [`tail`], asking `keep_going` before each file, each read back and each chunk of lines
+/// redacted (64 KB): once it says no, the tail ends with the newest files read whole so far,
+/// and [`Summary::stopped`] (a file it stopped inside gives no line: they would not be the
+/// newest).
+pub fn tail_until(
+    source: &Source,
+    want: usize,
+    masking: &Masking<'_>,
+    keep_going: &dyn Fn() -> bool,
+) -> Result<Tail, LogError> {
     let listing = source.listing();
     let follow = Follow::start_listed(source, &listing);
     let mut summary = Summary::default();
@@ -52,19 +65,26 @@ pub fn tail(source: &Source, want: usize, masking: &Masking<'_>) -> Result<Tail,
         if have >= want || summary.truncated {
             break;
         }
+        if !keep_going() {
+            summary.stopped = true;
+            break;
+        }
         let name = file_name(path);
+        let reading = Reading { want: want - have, masking, name: &name, keep_going };
         let read_file = match follow.end_of((meta.dev(), meta.ino())) {
-            Some((file, end)) => plain(file, end, want - have, masking, &name, &mut summary),
-            None if path.extension().is_some_and(|e| e == "gz") => {
-                whole(path, want - have, masking, &name, &mut summary)
-            }
+            Some((file, end)) => plain(file, end, &reading, &mut summary),
+            None if path.extension().is_some_and(|e| e == "gz") => whole(path, &reading, &mut summary),
             None => crate::open_file(path).and_then(|file| {
                 let end = file.metadata()?.len();
-                plain(&file, end, want - have, masking, &name, &mut summary)
+                plain(&file, end, &reading, &mut summary)
             }),
         };
         let lines = match read_file {
-            Ok(lines) => lines,
+            Ok(Some(lines)) => lines,
+            Ok(None) => {
+                summary.stopped = true;
+                break;
+            }
             // Rotated away since the listing: its lines are in the next file.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(source) => return Err(LogError::Read { path: name.into(), source }),
@@ -92,72 +112,156 @@ pub fn tail(source: &Source, want: usize, masking: &Masking<'_>) -> Result<Tail,
     Ok(Tail { lines, summary, follow })
 }
 
-/// The last `want` lines of `file` before `end`.
+/// What one file's read is for.
+pub(crate) struct Reading<'a> {
+    /// Lines.
+    pub(crate) want: usize,
+    pub(crate) masking: &'a Masking<'a>,
+    /// The file's name.
+    pub(crate) name: &'a str,
+    pub(crate) keep_going: &'a dyn Fn() -> bool,
+}
+
+/// The last `want` lines of `file` before `end`; `None`: `keep_going` stopped the read.
 fn plain(
     file: &File,
     end: u64,
-    want: usize,
-    masking: &Masking<'_>,
-    name: &str,
+    reading: &Reading<'_>,
     summary: &mut Summary,
-) -> io::Result<Vec<Line>> {
-    let mut back = Backwards { file, end, start: end, bytes: Vec::new(), read: 0 };
+) -> io::Result<Option<Vec<Line>>> {
+    let want = reading.want;
+    let mut back =
+        Backwards { file, end, start: end, bytes: Vec::new(), read: 0, keep_going: reading.keep_going };
     let mut span = want + CONTEXT_LINES;
     let lines = loop {
-        let (start, cut) = back.last_lines(span)?;
+        let Some((start, cut)) = back.last_lines(span)? else {
+            summary.scanned += back.read;
+            return Ok(None);
+        };
         // A start inside a key block moves back to the block's BEGIN line.
         let start = match open_key_block_before(file, start, &mut back.read)? {
             Some(begin) => begin.min(start),
             None => start,
         };
-        let region = back.from(start)?;
-        let lines = redacted_lines(Cursor::new(region), want, masking, name, region.len())?;
+        let Some(region) = back.from(start)? else {
+            summary.scanned += back.read;
+            return Ok(None);
+        };
+        let size = region.len();
+        let Some(last) = redacted_lines(Cursor::new(region), LastLines::new(want), reading, size)? else {
+            summary.scanned += back.read;
+            return Ok(None);
+        };
+        summary.truncated |= last.cut;
+        let lines: Vec<Line> = last.lines.into();
         // Fewer lines than asked: a key block became one line; read further back.
         if lines.len() >= want || start == 0 || cut {
             summary.truncated |= cut && lines.len() < want;
+            if cut && lines.is_empty() {
+                // One line longer than a tail reads back: its start (where a cut line would
+                // begin) is out of reach, so it is withheld, as a follow withholds one.
+                let text = format!("[ward: a line longer than {MAX_TAIL_BYTES} bytes withheld]");
+                break vec![Line { source: reading.name.to_owned(), time: None, text }];
+            }
             break lines;
         }
         span *= 2;
     };
     summary.scanned += back.read;
-    Ok(without_stray_key_end(lines))
+    Ok(Some(without_stray_key_end(lines)))
 }
 
-/// The last `want` lines of a compressed file, read whole.
+/// The last `want` lines of a compressed file: decompressed as a stream (it cannot be read
+/// from its end), holding only the lines the tail may return ([`LastLines`]).
 fn whole(
     path: &std::path::Path,
-    want: usize,
-    masking: &Masking<'_>,
-    name: &str,
+    reading: &Reading<'_>,
     summary: &mut Summary,
-) -> io::Result<Vec<Line>> {
+) -> io::Result<Option<Vec<Line>>> {
     let (reader, scanned) = Counted::new(open(path)?);
-    let lines = redacted_lines(reader, want, masking, name, usize::MAX);
+    let last = redacted_lines(reader, LastLines::new(reading.want), reading, usize::MAX);
     summary.scanned += scanned.get();
-    lines.map(without_stray_key_end)
+    let Some(last) = last? else { return Ok(None) };
+    summary.truncated |= last.cut;
+    Ok(Some(without_stray_key_end(last.lines.into())))
 }
 
-/// The last `want` lines of `input` as `masking` lets them out.
-fn redacted_lines(
+/// The last lines of a read, bounded in number and in bytes ([`MAX_RESULT_BYTES`], what a tail
+/// returns at most): however long the file read through, only these are held.
+pub(crate) struct LastLines {
+    lines: VecDeque<Line>,
+    bytes: usize,
+    max_lines: usize,
+    max_bytes: usize,
+    /// The most bytes held at once.
+    pub(crate) peak_bytes: usize,
+    /// Lines were let go for the bytes bound, not the number.
+    cut: bool,
+}
+
+impl LastLines {
+    fn new(max_lines: usize) -> Self {
+        Self::bounded(max_lines, MAX_RESULT_BYTES as usize)
+    }
+
+    pub(crate) fn bounded(max_lines: usize, max_bytes: usize) -> Self {
+        let lines = VecDeque::with_capacity(max_lines.min(4096));
+        Self { lines, bytes: 0, max_lines, max_bytes, peak_bytes: 0, cut: false }
+    }
+
+    fn push(&mut self, line: Line) {
+        self.bytes += line.text.len() + 1;
+        self.lines.push_back(line);
+        if self.lines.len() > self.max_lines {
+            self.pop();
+        }
+        while self.bytes > self.max_bytes && self.pop() {
+            self.cut = true;
+        }
+        self.peak_bytes = self.peak_bytes.max(self.bytes);
+    }
+
+    fn pop(&mut self) -> bool {
+        let Some(line) = self.lines.pop_front() else { return false };
+        self.bytes -= line.text.len() + 1;
+        true
+    }
+
+    #[cfg(test)]
+    pub(crate) fn lines(&self) -> impl Iterator<Item = &Line> {
+        self.lines.iter()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_cut(&self) -> bool {
+        self.cut
+    }
+}
+
+/// The last lines of `input` as the reading's masking lets them out, kept in `last`; `None`:
+/// `keep_going` stopped it. Lines longer than the stream's limit are cut there and marked
+/// ([`stream::CUT_MARK`]), as a search cuts them.
+pub(crate) fn redacted_lines(
     input: impl io::BufRead,
-    want: usize,
-    masking: &Masking<'_>,
-    name: &str,
+    mut last: LastLines,
+    reading: &Reading<'_>,
     size: usize,
-) -> io::Result<Vec<Line>> {
-    let (rules, replace) = masking.redaction().map_err(io::Error::other)?;
-    let mut ring = VecDeque::with_capacity(want.min(4096));
+) -> io::Result<Option<LastLines>> {
+    let (rules, replace) = reading.masking.redaction().map_err(io::Error::other)?;
     let query = Query { limit: usize::MAX, ..Query::default() };
     let mut scratch = Summary::default();
-    let keep_going = || true;
     let mut keep = |line: Line| {
-        if ring.len() == want {
-            ring.pop_front();
-        }
-        ring.push_back(line);
+        last.push(line);
         true
     };
-    let mut sink = LineSink::new(name.to_owned(), &query, &mut scratch, &keep_going, &mut keep, masking);
+    let mut sink = LineSink::new(
+        reading.name.to_owned(),
+        &query,
+        &mut scratch,
+        reading.keep_going,
+        &mut keep,
+        reading.masking,
+    );
     // Threads pay off only on a long read.
     let limits = if size > 1 << 20 { Limits::parallel() } else { Limits::default() };
     let redacted = stream::redact(rules, replace, input, &mut sink, limits);
@@ -165,7 +269,7 @@ fn redacted_lines(
         LogError::Read { source, .. } => source,
         other => io::Error::other(other.to_string()),
     })?;
-    Ok(ring.into())
+    Ok((!scratch.stopped).then_some(last))
 }
 
 /// `lines` from after a private key block's END line, when one comes before any BEGIN line: the
@@ -218,24 +322,30 @@ struct Backwards<'f> {
     start: u64,
     bytes: Vec<u8>,
     read: u64,
+    /// Asked before each read back.
+    keep_going: &'f dyn Fn() -> bool,
 }
 
 impl Backwards<'_> {
     /// Where the last `n` lines before `end` begin, reading back as far as they need (at most
-    /// [`MAX_TAIL_BYTES`]: then from the first whole line within them, and `true`).
-    fn last_lines(&mut self, n: usize) -> io::Result<(u64, bool)> {
+    /// [`MAX_TAIL_BYTES`]: then from the first whole line within them, and `true`); `None`:
+    /// `keep_going` stopped it.
+    fn last_lines(&mut self, n: usize) -> io::Result<Option<(u64, bool)>> {
         loop {
             let body = self.bytes.strip_suffix(b"\n").unwrap_or(&self.bytes);
             if let Some(newline) = memchr::memrchr_iter(b'\n', body).nth(n - 1) {
-                return Ok((self.start + newline as u64 + 1, false));
+                return Ok(Some((self.start + newline as u64 + 1, false)));
             }
             if self.start == 0 {
-                return Ok((0, false));
+                return Ok(Some((0, false)));
             }
             if self.end - self.start >= MAX_TAIL_BYTES {
                 let first =
                     memchr::memchr(b'\n', &self.bytes).map_or(self.end, |i| self.start + i as u64 + 1);
-                return Ok((first, true));
+                return Ok(Some((first, true)));
+            }
+            if !(self.keep_going)() {
+                return Ok(None);
             }
             self.extend()?;
         }
@@ -254,11 +364,15 @@ impl Backwards<'_> {
         Ok(())
     }
 
-    /// The bytes from `pos` to the end, reading back to `pos` if need be.
-    fn from(&mut self, pos: u64) -> io::Result<&[u8]> {
+    /// The bytes from `pos` to the end, reading back to `pos` if need be; `None`: `keep_going`
+    /// stopped it.
+    fn from(&mut self, pos: u64) -> io::Result<Option<&[u8]>> {
         while self.start > pos {
+            if !(self.keep_going)() {
+                return Ok(None);
+            }
             self.extend()?;
         }
-        Ok(&self.bytes[(pos - self.start) as usize..])
+        Ok(Some(&self.bytes[(pos - self.start) as usize..]))
     }
 }

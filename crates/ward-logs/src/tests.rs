@@ -483,3 +483,78 @@ fn following_starts_after_the_last_complete_line() {
     append(&path, "ee\nfour\n");
     assert_eq!(poll(&mut follow, 1 << 20), ["x.log: three", "x.log: four"]);
 }
+
+/// A compressed file is decompressed as a stream, and only the lines a tail may return are
+/// held, bounded in bytes too: a file of long lines cannot make a tail hold it whole.
+#[test]
+fn a_compressed_file_is_tailed_holding_only_what_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = |i: usize| format!("2026-11-21T10:00:00Z line {i:06} {}\n", "x".repeat(1000));
+    let text: String = (0..20_000).map(line).collect();
+    file(dir.path(), "x.log.1.gz", &text, 1);
+    let source = Source::new(vec![dir.path().join("x.log*")]).unwrap();
+    let tail = super::tail(&source, 3, &Masking::Raw).unwrap();
+    let numbers: Vec<&str> = tail.lines.iter().map(|l| &l.text[26..32]).collect();
+    assert_eq!(numbers, ["019997", "019998", "019999"]);
+    assert_eq!(tail.summary.scanned, text.len() as u64, "read through as a stream");
+
+    // 5,000 lines asked, 64 KB may be held: the ring never holds more, and says it cut.
+    let gz = flate2::read::MultiGzDecoder::new(File::open(dir.path().join("x.log.1.gz")).unwrap());
+    let reading =
+        super::tail::Reading { want: 5000, masking: &Masking::Raw, name: "x.log.1.gz", keep_going: &|| true };
+    let last = super::tail::LastLines::bounded(5000, 64 << 10);
+    let last = super::tail::redacted_lines(BufReader::new(gz), last, &reading, usize::MAX).unwrap().unwrap();
+    assert!(last.peak_bytes <= 64 << 10, "held {} bytes", last.peak_bytes);
+    assert!(last.is_cut());
+    let held: Vec<&Line> = last.lines().collect();
+    assert_eq!(held.len(), (64 << 10) / line(0).len());
+    assert!(held.last().unwrap().text.contains("line 019999"));
+}
+
+/// A 50 MB line without a newline: the tail answers at once with the line cut at the stream's
+/// limit and marked, as a search cuts it; one longer than a tail reads back is withheld.
+#[test]
+fn a_tail_of_a_huge_line_is_cut_and_marked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.log");
+    write(&path, &"a".repeat(50 << 20));
+    let source = Source::new(vec![dir.path().join("x.log*")]).unwrap();
+    let started = std::time::Instant::now();
+    let tail = super::tail(&source, 5, &Masking::Raw).unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    assert_eq!(tail.lines.len(), 1);
+    let text = &tail.lines[0].text;
+    assert!(text.len() <= (1 << 20) + 64, "{} bytes", text.len());
+    assert!(
+        text.ends_with(std::str::from_utf8(ward_redact::stream::CUT_MARK).unwrap()),
+        "{}",
+        &text[text.len() - 40..]
+    );
+
+    // Past what a tail reads back (64 MB), its start is out of reach: withheld, said so.
+    std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(&b"a".repeat(20 << 20)).unwrap();
+    let tail = super::tail(&source, 5, &Masking::Raw).unwrap();
+    assert_eq!(texts(&tail.lines), ["x.log: [ward: a line longer than 67108864 bytes withheld]"]);
+    assert!(tail.summary.truncated);
+}
+
+/// A tail asks `keep_going` as it reads: once it says no, the work stops there (a file it
+/// stopped in gives no line) and the summary says so.
+#[test]
+fn a_tail_stops_when_told_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let text: String = (0..200_000).map(|i| format!("2026-11-21T10:00:00Z line {i}\n")).collect();
+    file(dir.path(), "x.log.1.gz", &text, 1);
+    file(dir.path(), "x.log", "newest\n", 0);
+    let source = Source::new(vec![dir.path().join("x.log*")]).unwrap();
+    let asked = std::cell::Cell::new(0);
+    let keep_going = || {
+        asked.set(asked.get() + 1);
+        asked.get() <= 3
+    };
+    let tail = super::tail_until(&source, 100, &Masking::Raw, &keep_going).unwrap();
+    assert!(tail.summary.stopped);
+    assert_eq!(texts(&tail.lines), ["x.log: newest"], "only the newest file, read whole");
+    assert!(tail.summary.scanned < text.len() as u64 / 4, "{} of {}", tail.summary.scanned, text.len());
+    assert!(asked.get() <= 5, "asked {} times after saying no", asked.get());
+}

@@ -730,6 +730,30 @@ impl RuleSet {
         }
         out.extend_from_slice(&text[at..]);
     }
+
+    /// Redacts `text[from..]` (whole lines) into `out`, with `text[..from]` as context: lines
+    /// before them, already handed out. A match that begins in the context and reaches past
+    /// `from` (a rule whose matches span lines: a key on one line, its value on the next) is
+    /// replaced from `from` on, by the pseudonym of its whole value; matches within the context
+    /// alone were handed out already and are left out.
+    pub fn redact_after(
+        &self,
+        text: &[u8],
+        from: usize,
+        replace: &dyn Replace,
+        out: &mut Vec<u8>,
+        counts: &mut Counts,
+    ) {
+        let mut at = from;
+        for finding in self.find(text).into_iter().filter(|f| f.end > from) {
+            out.extend_from_slice(&text[at..finding.start.max(from)]);
+            let rule = &self.rules[finding.rule];
+            replace.replace(&rule.kind, &text[finding.start..finding.end], out);
+            counts.add(finding.rule);
+            at = finding.end;
+        }
+        out.extend_from_slice(&text[at.max(from)..]);
+    }
 }
 
 /// Sorts findings and merges overlapping ones into the earliest (then longest) one's rule.

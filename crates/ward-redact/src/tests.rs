@@ -428,3 +428,25 @@ mod streaming {
         assert!(counts.total() >= 1);
     }
 }
+
+/// With the lines before as context, a value whose key is on a line handed out already is
+/// still found; nothing of the context is written again.
+#[test]
+fn redacting_after_context_finds_matches_that_begin_in_it() {
+    let (rules, _) = RuleSet::standard().unwrap();
+    let replace = crate::Pseudonyms::new(&[1; 32]);
+    let context = b"2026-11-21T10:00:02Z config dump: client_secret =\n";
+    let text = [&context[..], b"  'Zq8vN3rT5wY7uI9oP1aS2dF4gH6jK8lX'\nlast jane@example.com\n"].concat();
+    let (mut alone, mut after) = (Vec::new(), Vec::new());
+    rules.redact(&text[context.len()..], &replace, &mut alone, &mut Default::default());
+    assert!(
+        String::from_utf8_lossy(&alone).contains("Zq8vN3rT5wY7uI9oP1aS2dF4gH6jK8lX"),
+        "the line alone is not enough"
+    );
+    let mut counts = Default::default();
+    rules.redact_after(&text, context.len(), &replace, &mut after, &mut counts);
+    let after = String::from_utf8(after).unwrap();
+    assert!(after.starts_with("  '<") && !after.contains("Zq8vN3") && !after.contains("jane@"), "{after}");
+    assert!(!after.contains("config dump"), "{after}");
+    assert_eq!(counts.total(), 2);
+}

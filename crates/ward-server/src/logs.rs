@@ -106,7 +106,7 @@ pub async fn search(
 
 #[utoipa::path(get, path = "/v1/logs/{resource}/tail", params(("resource" = String, Path, description = "a `logs` resource"), TailQuery), tag = "logs",
     security(("bearer" = [])),
-    responses((status = 200, content_type = "application/x-ndjson", body = LogItemView, description = "JSON lines: the last lines (read from the end of the newest files), `{\"summary\": …}`, then (with `follow`) new ones as they are written, and `{\"end\": …}` when the grant ends"),
+    responses((status = 200, content_type = "application/x-ndjson", body = LogItemView, description = "JSON lines: the last lines (read from the end of the newest files), `{\"summary\": …}` (`timed_out` when `[gateway] search_timeout` stopped the reading: then the lines are those of the newest files read by then), then (with `follow`) new ones as they are written, and `{\"end\": …}` when the grant ends, or the token, user or policy no longer allows the read"),
         (status = 403, body = ward_api::Problem, description = "no active grant on it"),
         (status = 404, body = ward_api::Problem, description = "the resource has no log sources"),
         (status = 422, body = ward_api::Problem, description = "`lines` out of range"),
@@ -130,7 +130,11 @@ pub async fn tail(
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
         let item = match receiver.recv().await? {
             LogItem::Line(l) => line(l),
-            LogItem::Summary { grant_id, summary: read } => summary(&grant_id, read, false),
+            LogItem::Summary { grant_id, summary: read } => {
+                // A tail stops early only at the search deadline (or for a reader gone).
+                let timed_out = read.stopped;
+                summary(&grant_id, read, timed_out)
+            }
             LogItem::End(reason) => LogItemView::End { reason },
         };
         Some((Ok::<_, std::io::Error>(json_line(&item)), receiver))

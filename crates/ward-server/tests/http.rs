@@ -819,3 +819,58 @@ async fn too_many_reads_at_once_get_429_with_retry_after() {
     assert_eq!(body["type"], "urn:ward:problem:too-many-requests");
     drop(open);
 }
+
+/// A followed tail ends when the token it was opened with is revoked over the API: its last
+/// item says why, and nothing written after the revocation is sent.
+#[tokio::test]
+async fn a_followed_tail_ends_when_its_token_is_revoked() {
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("x.log");
+    std::fs::write(&log, "2026-11-21T10:00:00Z before\n").unwrap();
+    let source = ward_logs::Source::new(vec![logs.path().join("x.log*")]).unwrap();
+    let api = Api::with(|config| {
+        config.logs.sources.insert("logs:payments-api".into(), source);
+    })
+    .await;
+    let alice = api.token("alice").await;
+    let created = api.post("/v1/requests", &alice, ask("logs:payments-api", "read", "30m")).await;
+    let approve = format!("/v1/requests/{}/approve", created.body["id"].as_str().unwrap());
+    assert_eq!(api.post(&approve, &api.token("bob").await, json!({})).await.status, StatusCode::OK);
+
+    let follow = Request::builder()
+        .uri("/v1/logs/logs:payments-api/tail?lines=1&follow=true")
+        .header(header::AUTHORIZATION, format!("Bearer {alice}"))
+        .body(Body::empty())
+        .unwrap();
+    let open = api.app.clone().oneshot(follow).await.unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    let mut body = open.into_body().into_data_stream();
+    let mut text = String::new();
+    let mut next_chunk = async || {
+        let chunk = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            futures_util::StreamExt::next(&mut body),
+        )
+        .await
+        .expect("more of the stream within 10 s");
+        chunk.map(|bytes| String::from_utf8(bytes.unwrap().to_vec()).unwrap())
+    };
+    while !text.contains("\"summary\"") {
+        text.push_str(&next_chunk().await.expect("the summary"));
+    }
+    let own = api.get("/v1/tokens", &alice).await.body[0]["id"].as_str().unwrap().to_owned();
+    let revoked = api.post(&format!("/v1/tokens/{own}/revoke"), &alice, json!({})).await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    std::io::Write::write_all(
+        &mut std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
+        b"2026-11-21T10:00:01Z written after the revocation\n",
+    )
+    .unwrap();
+    while let Some(chunk) = next_chunk().await {
+        text.push_str(&chunk);
+    }
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    let reason = last["end"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(&own) && reason.contains("revoked"), "{text}");
+    assert!(!text.contains("after the revocation"), "{text}");
+}

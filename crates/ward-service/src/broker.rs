@@ -74,6 +74,22 @@ pub struct Caller {
     pub admin: bool,
     pub auditor: bool,
     pub service: bool,
+    /// The API token the request came with (none for a local operator): a read that outlives
+    /// its request (a followed tail) checks it is still good as it runs.
+    pub token: Option<TokenRef>,
+}
+
+/// An API token a caller authenticated with, by its hash (never the token); shown by its id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TokenRef {
+    pub id: String,
+    hash: String,
+}
+
+impl std::fmt::Debug for TokenRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("TokenRef").field(&self.id).finish()
+    }
 }
 
 impl Caller {
@@ -320,6 +336,7 @@ impl Broker {
             admin: directory.is_member(name, &auth.admin_groups),
             auditor: directory.is_member(name, &auth.auditor_groups),
             service: directory.is_member(name, &auth.service_groups),
+            token: None,
         })
     }
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 pub use broker::{
     Broker, BrokerError, Caller, CheckOutcome, DueReport, ExtendInput, MAX_TOKENS_LISTED, PolicyLoader,
-    PolicyReload, RequestInput, Settings, Tokens, token_view,
+    PolicyReload, RequestInput, Settings, TokenRef, Tokens, token_view,
 };
 pub use config::{Config, ConfigError};
 use signing::{AuditSigner, SigningError};

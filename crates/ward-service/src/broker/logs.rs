@@ -213,10 +213,7 @@ impl Broker {
                 return Err(error);
             }
         };
-        let clock = self.clock.clone();
-        let timeout = self.gateway.get().map_or(Duration::ZERO, crate::gateway::Gateway::search_timeout);
-        let deadline = self.now() + SignedDuration::try_from(timeout).unwrap_or(SignedDuration::ZERO);
-        let (expires_at, source) = (reading.expires_at, reading.source.clone());
+        let (source, limit) = (reading.source.clone(), self.read_limit(&reading));
         let (rules, pseudonyms, raw) = (reading.rules.clone(), reading.pseudonyms.clone(), reading.raw);
         // Dropped with this future (the caller went away, the request timed out): the search
         // stops rather than run on for no one.
@@ -230,21 +227,7 @@ impl Broker {
                 Masking::Redacted { rules: &rules, replace: pseudonyms.as_ref() }
             };
             let stop = std::cell::Cell::new(None);
-            let keep_going = || {
-                let now = clock.now();
-                // Nothing outlives the window: a long search stops at the grant's end.
-                let why = if now >= expires_at {
-                    Some(Stop::GrantEnded)
-                } else if now >= deadline {
-                    Some(Stop::Deadline)
-                } else if gone.load(std::sync::atomic::Ordering::Relaxed) {
-                    Some(Stop::Abandoned)
-                } else {
-                    None
-                };
-                stop.set(why);
-                why.is_none()
-            };
+            let keep_going = || limit.keep_going(&gone, &stop);
             let summary = ward_logs::search(&source, &compiled, &masking, &keep_going, &mut |line| {
                 lines.push(line);
                 true
@@ -296,23 +279,29 @@ impl Broker {
         }
         let slot = self.read_slot(caller, follow)?;
         let reading = self.reading(caller, resource, unmasked, "logs.tail").await?;
+        // As a search: the tail stops at the grant's end, at the search deadline (a large
+        // compressed file is read whole) and when the caller goes away.
+        let abandoned = Abandoned::default();
         let tailed = tokio::task::spawn_blocking({
             let (rules, pseudonyms, raw) = (reading.rules.clone(), reading.pseudonyms.clone(), reading.raw);
-            let source = reading.source.clone();
+            let (source, limit, gone) = (reading.source.clone(), self.read_limit(&reading), abandoned.flag());
             move || {
                 let masking = if raw {
                     Masking::Raw
                 } else {
                     Masking::Redacted { rules: &rules, replace: pseudonyms.as_ref() }
                 };
-                ward_logs::tail(&source, lines, &masking)
+                let stop = std::cell::Cell::new(None);
+                let keep_going = || limit.keep_going(&gone, &stop);
+                ward_logs::tail_until(&source, lines, &masking, &keep_going).map(|tail| (tail, stop.get()))
             }
         })
         .await
         .map_err(|e| BrokerError::Unavailable(format!("reading the logs failed: {e}")))?
         .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
-        let ward_logs::Tail { lines, summary, follow: start } = tailed;
-        if !self.still_reading(&caller.name, resource, &reading) {
+        drop(abandoned);
+        let (ward_logs::Tail { lines, summary, follow: start }, stop) = tailed;
+        if stop == Some(Stop::GrantEnded) || !self.still_reading(&caller.name, resource, &reading) {
             let why = format!("grant {} ended while the logs were read", reading.grant_id);
             self.record_refusal(caller, "logs.tail", Some(resource), None, &why).await;
             return Err(BrokerError::Forbidden(why));
@@ -324,6 +313,7 @@ impl Broker {
             "lines": summary.lines,
             "bytes": summary.bytes,
             "truncated": summary.truncated,
+            "timed_out": stop == Some(Stop::Deadline),
             "files": summary.files,
             "scanned": summary.scanned,
             "redactions": summary.redactions,
@@ -370,9 +360,37 @@ impl Broker {
         (!live).then(|| format!("grant {} ended (released or revoked)", reading.grant_id))
     }
 
+    /// Why the caller may no longer read through `reading`, if they may not: everything the
+    /// read was first allowed on, checked again, since a followed tail outlives its request.
+    /// The grant (expiry, release, revocation), the user (still in the directory), the policy
+    /// in force (a forbid loaded since), and the API token the request came with (revoked or
+    /// expired since; a token that cannot be checked ends the read: fail closed). All but the
+    /// token are in memory; the token costs one read of the store's token epoch, shared by the
+    /// reads that wait on it, and of the token itself only when the epoch moved.
+    async fn access_ended(&self, caller: &Caller, resource: &str, reading: &Reading) -> Option<String> {
+        if let Some(ended) = self.reading_ended(&caller.name, resource, reading) {
+            return Some(ended);
+        }
+        let policy = self.policy();
+        if let Err(refusal) = policy.check_names(&caller.name, resource, reading.role) {
+            return Some(format!("no longer allowed: {refusal}"));
+        }
+        if let Err(by) = policy.permits_access(&caller.name, resource, reading.role, true) {
+            return Some(format!("forbidden by policy {}", by.join(", ")));
+        }
+        let token = caller.token.as_ref()?;
+        match self.tokens().still_valid(token).await {
+            Ok(()) => None,
+            Err(BrokerError::Unauthenticated(why)) => Some(why),
+            Err(error) => Some(format!("the token {} could not be checked: {error}", token.id)),
+        }
+    }
+
     /// Sends the lines appended to the resource's files (a file rotated away read to its end,
-    /// a new one from its start) until the grant ends or the reader goes; records what was sent
-    /// either way. Files are read and redacted off the async runtime.
+    /// a new one from its start) until the access ends (see [`Self::access_ended`]) or the
+    /// reader goes; records what was sent and why it ended either way. Files are read and
+    /// redacted off the async runtime; each poll's lines go out only after a check that began
+    /// after they were read.
     async fn follow(
         &self,
         caller: &Caller,
@@ -388,9 +406,6 @@ impl Broker {
         let end = 'following: loop {
             if *stopping.borrow_and_update() {
                 break "ward is shutting down".to_owned();
-            }
-            if let Some(ended) = self.reading_ended(&caller.name, resource, reading) {
-                break ended;
             }
             let Some(mut following) = follow.take() else { break "reading the logs failed".to_owned() };
             let (rules, pseudonyms, raw) = (reading.rules.clone(), reading.pseudonyms.clone(), reading.raw);
@@ -409,6 +424,9 @@ impl Broker {
             for (file, error) in &polled.failed {
                 tracing::warn!(%error, resource, file, "cannot read a followed log; no longer following it");
             }
+            if let Some(ended) = self.access_ended(caller, resource, reading).await {
+                break ended;
+            }
             for line in polled.lines {
                 let bytes = line.text.len() as u64 + 1;
                 // Nothing goes out after the grant's end, however slow the reader; a reader that
@@ -420,7 +438,12 @@ impl Broker {
                     match tokio::time::timeout(FOLLOW_POLL * 4, sender.reserve()).await {
                         Ok(Ok(permit)) => break permit,
                         Ok(Err(_)) => break 'following "the reader went away".to_owned(),
-                        Err(_) => {}
+                        // A slow reader: everything is checked again before it gets more.
+                        Err(_) => {
+                            if let Some(ended) = self.access_ended(caller, resource, reading).await {
+                                break 'following ended;
+                            }
+                        }
                     }
                 };
                 permit.send(LogItem::Line(line));
@@ -542,6 +565,41 @@ enum Stop {
     Abandoned,
 }
 
+/// Where a search or a tail stops: the grant's end and the search deadline, on ward's clock.
+struct ReadLimit {
+    clock: Arc<dyn Clock>,
+    expires_at: Timestamp,
+    deadline: Timestamp,
+}
+
+impl ReadLimit {
+    /// Whether the read goes on; notes in `stop` why not.
+    fn keep_going(&self, gone: &std::sync::atomic::AtomicBool, stop: &std::cell::Cell<Option<Stop>>) -> bool {
+        let now = self.clock.now();
+        // Nothing outlives the window: a long read stops at the grant's end.
+        let why = if now >= self.expires_at {
+            Some(Stop::GrantEnded)
+        } else if now >= self.deadline {
+            Some(Stop::Deadline)
+        } else if gone.load(std::sync::atomic::Ordering::Relaxed) {
+            Some(Stop::Abandoned)
+        } else {
+            None
+        };
+        stop.set(why);
+        why.is_none()
+    }
+}
+
+impl Broker {
+    /// Where a read through `reading` starting now stops.
+    fn read_limit(&self, reading: &Reading) -> ReadLimit {
+        let timeout = self.gateway.get().map_or(Duration::ZERO, crate::gateway::Gateway::search_timeout);
+        let deadline = self.now() + SignedDuration::try_from(timeout).unwrap_or(SignedDuration::ZERO);
+        ReadLimit { clock: self.clock.clone(), expires_at: reading.expires_at, deadline }
+    }
+}
+
 /// Raised when dropped: a search running off the runtime sees that no one awaits it any more.
 #[derive(Default)]
 struct Abandoned(Arc<std::sync::atomic::AtomicBool>);
@@ -578,8 +636,10 @@ fn redact_appended(
         let mut out = if raw {
             appended.lines
         } else {
+            // After the file's lines handed out before: a match may begin in them.
             let mut out = Vec::with_capacity(appended.lines.len());
-            rules.redact(&appended.lines, pseudonyms, &mut out, &mut counts);
+            let text = [&appended.context[..], &appended.lines[..]].concat();
+            rules.redact_after(&text, appended.context.len(), pseudonyms, &mut out, &mut counts);
             out
         };
         if appended.withheld {

@@ -32,6 +32,7 @@ impl Broker {
             admin: true,
             auditor: true,
             service: false,
+            token: None,
         }
     }
 }
@@ -162,20 +163,44 @@ impl Tokens<'_> {
 
     /// Resolves a bearer token to its caller.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, BrokerError> {
-        let broker = self.broker;
-        let arrived = Instant::now();
         if !token.starts_with("ward_") || token.len() != 69 {
             return Err(BrokerError::Unauthenticated("the token is not a ward token".into()));
         }
         let hash = hash_token(token);
+        let (record, caller) = self.valid(&hash).await?;
+        let broker = self.broker;
+        if broker.token_cache.should_touch(&hash) {
+            // When it was last used is for `ward admin token list`: not worth a caller's wait.
+            let (store, now, hash) = (broker.store.clone(), broker.now(), hash.clone());
+            tokio::spawn(async move {
+                if let Err(error) = store.touch_token(&hash, now).await {
+                    tracing::warn!(%error, "could not note a token's use");
+                }
+            });
+        }
+        Ok(Caller { token: Some(TokenRef { id: record.id, hash }), ..caller })
+    }
+
+    /// Checks that a token a caller authenticated with is still good now, as a request with it
+    /// would be: not revoked (by any process sharing the store: the cache reads the store's
+    /// token epoch first), not expired, its user still configured. `Unauthenticated` says why
+    /// not; other errors: it could not be checked.
+    pub async fn still_valid(&self, token: &TokenRef) -> Result<(), BrokerError> {
+        self.valid(&token.hash).await.map(|_| ())
+    }
+
+    /// The token whose hash is `hash`, and its caller, if it is good now.
+    async fn valid(&self, hash: &str) -> Result<(ApiToken, Caller), BrokerError> {
+        let broker = self.broker;
+        let arrived = Instant::now();
         let cache = &broker.token_cache;
-        let record = match cache.get(&hash, arrived, || broker.store.token_epoch()).await? {
+        let record = match cache.get(hash, arrived, || broker.store.token_epoch()).await? {
             Some(record) => record,
             None => {
                 let epoch = cache.epoch();
                 let record = broker
                     .store
-                    .token(&hash)
+                    .token(hash)
                     .await?
                     .ok_or_else(|| BrokerError::Unauthenticated("the token is not known".into()))?;
                 cache.put(record.clone(), epoch);
@@ -198,15 +223,6 @@ impl Tokens<'_> {
         let caller = broker.caller(&record.principal).ok_or_else(|| {
             BrokerError::Unauthenticated(format!("user `{}` is no longer configured", record.principal))
         })?;
-        if cache.should_touch(&hash) {
-            // When it was last used is for `ward admin token list`: not worth a caller's wait.
-            let store = broker.store.clone();
-            tokio::spawn(async move {
-                if let Err(error) = store.touch_token(&hash, now).await {
-                    tracing::warn!(%error, "could not note a token's use");
-                }
-            });
-        }
-        Ok(caller)
+        Ok((record, caller))
     }
 }

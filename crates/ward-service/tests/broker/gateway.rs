@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use ward_service::broker::LogQuery;
+use ward_service::broker::{LogItem, LogQuery};
 
 use super::*;
 
@@ -254,4 +254,237 @@ async fn a_followed_tail_does_not_stall_the_runtime() {
     }
     assert!(slowest < std::time::Duration::from_millis(750), "a round of check took {slowest:?}");
     reader.abort();
+}
+
+/// The quickstart copied into a folder of its own, so that its people and policies can be
+/// changed and reloaded, with `logs:payments-api`'s live file `x.log` in it.
+async fn reloadable_world_with_logs() -> (tempfile::TempDir, Arc<Broker>, Arc<dyn Store>) {
+    let world = tempfile::tempdir().unwrap();
+    let quickstart = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart"));
+    copy_dir(&quickstart, world.path());
+    std::fs::create_dir_all(world.path().join("data")).unwrap();
+    let data_dir = world.path().join("data").display().to_string();
+    let path = world.path().join("ward.toml");
+    let mut config =
+        Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data_dir.clone())).unwrap();
+    std::fs::write(world.path().join("x.log"), "2026-11-21T10:00:00Z before\n").unwrap();
+    let source = ward_logs::Source::new(vec![world.path().join("x.log*")]).unwrap();
+    config.logs.sources.insert("logs:payments-api".into(), source);
+    let store = sqlite().await.unwrap();
+    let broker =
+        ward_service::broker_for(&config, store.clone(), Arc::new(ManualClock::new(t0()))).await.unwrap();
+    grant_alice(&broker).await;
+    (world, broker, store)
+}
+
+fn append(path: &std::path::Path, text: &str) {
+    std::io::Write::write_all(
+        &mut std::fs::OpenOptions::new().append(true).open(path).unwrap(),
+        text.as_bytes(),
+    )
+    .unwrap();
+}
+
+/// The next item of a followed tail (at most 10 s away).
+async fn next_item(tail: &mut tokio::sync::mpsc::Receiver<LogItem>) -> Option<LogItem> {
+    tokio::time::timeout(std::time::Duration::from_secs(10), tail.recv()).await.expect("an item within 10 s")
+}
+
+/// Follows `logs:payments-api` as `caller` and waits until a line written now comes through:
+/// the follow is running.
+async fn following(
+    broker: &Arc<Broker>,
+    caller: &Caller,
+    log: &std::path::Path,
+) -> tokio::sync::mpsc::Receiver<LogItem> {
+    let mut tail = broker.tail_logs(caller, "logs:payments-api", 1, true, false).await.unwrap();
+    append(log, "2026-11-21T10:00:01Z live\n");
+    loop {
+        match next_item(&mut tail).await {
+            Some(LogItem::Line(line)) if line.text.ends_with("live") => return tail,
+            Some(LogItem::End(why)) => panic!("ended at once: {why}"),
+            Some(_) => {}
+            None => panic!("closed at once"),
+        }
+    }
+}
+
+/// Waits for a followed tail to end; returns the lines that came before the end, and why it ended.
+async fn end_of(tail: &mut tokio::sync::mpsc::Receiver<LogItem>) -> (Vec<String>, String) {
+    let mut lines = Vec::new();
+    loop {
+        match next_item(tail).await {
+            Some(LogItem::Line(line)) => lines.push(line.text),
+            Some(LogItem::End(why)) => return (lines, why),
+            Some(LogItem::Summary { .. }) => {}
+            None => panic!("closed without an end"),
+        }
+    }
+}
+
+/// The `ended` of the `logs.follow` event.
+async fn follow_ended(store: &Arc<dyn Store>) -> String {
+    let read = access_used(store).await;
+    let follow = read.iter().find(|e| e.details["action"] == "logs.follow").expect("the follow is on record");
+    follow.details["ended"].as_str().unwrap().to_owned()
+}
+
+/// A followed tail ends when the API token it was opened with is revoked: the next line
+/// written is not sent, and the end is on record with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_tail_ends_when_its_token_is_revoked() {
+    let (world, broker, store) = reloadable_world_with_logs().await;
+    let operator = Broker::local_operator("test");
+    let (token, record) = broker.tokens().mint(&operator, "alice", 3600).await.unwrap();
+    let alice = broker.tokens().authenticate(&token).await.unwrap();
+    let log = world.path().join("x.log");
+    let mut tail = following(&broker, &alice, &log).await;
+    broker.tokens().revoke(&operator, &record.id).await.unwrap();
+    append(&log, "2026-11-21T10:00:02Z written after the revocation\n");
+    let (lines, why) = end_of(&mut tail).await;
+    assert!(lines.is_empty(), "{lines:?}");
+    assert!(why.contains(&record.id) && why.contains("revoked"), "{why}");
+    assert_eq!(follow_ended(&store).await, why);
+}
+
+/// A followed tail ends when its token expires (the store's `expires_at`, on ward's clock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_tail_ends_when_its_token_expires() {
+    let world = tempfile::tempdir().unwrap();
+    std::fs::write(world.path().join("x.log"), "2026-11-21T10:00:00Z before\n").unwrap();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let (broker, _) = world_with_logs(world.path(), clock.clone(), |_| {}).await;
+    grant_alice(&broker).await;
+    // The token lives 10 minutes, the grant 30.
+    let (token, _) = broker.tokens().mint(&Broker::local_operator("test"), "alice", 600).await.unwrap();
+    let alice = broker.tokens().authenticate(&token).await.unwrap();
+    let log = world.path().join("x.log");
+    let mut tail = following(&broker, &alice, &log).await;
+    clock.advance(SignedDuration::from_mins(11));
+    let (_, why) = end_of(&mut tail).await;
+    assert!(why.contains("expired"), "{why}");
+}
+
+/// A followed tail ends when its user leaves the directory (people reloaded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_tail_ends_when_its_user_is_removed() {
+    let (world, broker, store) = reloadable_world_with_logs().await;
+    let log = world.path().join("x.log");
+    let mut tail = following(&broker, &broker.caller("alice").unwrap(), &log).await;
+    let path = world.path().join("ward.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let without = text.lines().filter(|l| !l.starts_with("alice = ")).collect::<Vec<_>>().join("\n");
+    assert_ne!(text.lines().count(), without.lines().count(), "alice is in the quickstart");
+    std::fs::write(&path, without).unwrap();
+    let reload = broker.reload_policies("admin").await.unwrap();
+    assert_eq!(reload.directory.users_removed, ["alice"], "{reload:?}");
+    append(&log, "2026-11-21T10:00:02Z written after alice left\n");
+    let (lines, why) = end_of(&mut tail).await;
+    assert!(lines.is_empty(), "{lines:?}");
+    assert!(why.contains("alice"), "{why}");
+    assert_eq!(follow_ended(&store).await, why);
+}
+
+/// A followed tail ends when a forbid policy loaded since stops its reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_tail_ends_when_a_new_policy_forbids_it() {
+    let (world, broker, store) = reloadable_world_with_logs().await;
+    let log = world.path().join("x.log");
+    let mut tail = following(&broker, &broker.caller("alice").unwrap(), &log).await;
+    let forbid = "@id(\"payments-logs-frozen\")\nforbid (principal, action == Ward::Action::\"access\", resource == Ward::Resource::\"logs:payments-api\");\n";
+    std::fs::write(world.path().join("policies/frozen.cedar"), forbid).unwrap();
+    assert!(broker.reload_policies("admin").await.unwrap().changed);
+    append(&log, "2026-11-21T10:00:02Z written after the forbid\n");
+    let (lines, why) = end_of(&mut tail).await;
+    assert!(lines.is_empty(), "{lines:?}");
+    assert!(why.contains("payments-logs-frozen"), "{why}");
+    assert_eq!(follow_ended(&store).await, why);
+}
+
+/// A tail of a large compressed file (read whole: it cannot be read from its end) stops at the
+/// search deadline, as a search does, and says so on record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_stops_at_the_search_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = "2026-11-21T10:00:00Z INFO payments-api nothing to see here\n";
+    let text = line.repeat(200_000);
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(dir.path().join("x.log.1.gz")).unwrap(),
+        flate2::Compression::fast(),
+    );
+    std::io::Write::write_all(&mut gz, text.as_bytes()).unwrap();
+    gz.finish().unwrap();
+    std::fs::write(dir.path().join("x.log"), "2026-11-21T10:00:01Z newest\n").unwrap();
+    let clock = Ticking::new();
+    let (broker, store) = world_with_logs(dir.path(), clock.clone(), |_| {}).await;
+    grant_alice(&broker).await;
+    // Each look at the clock is a second later: 20 looks pass the deadline.
+    clock.arm(SignedDuration::from_secs(1));
+    let mut tail = broker
+        .tail_logs(&broker.caller("alice").unwrap(), "logs:payments-api", 1000, false, false)
+        .await
+        .unwrap();
+    let mut lines = Vec::new();
+    while let Some(item) = tail.recv().await {
+        match item {
+            LogItem::Line(line) => lines.push(line.text),
+            LogItem::Summary { summary, .. } => assert!(summary.stopped),
+            LogItem::End(why) => panic!("{why}"),
+        }
+    }
+    assert_eq!(lines, ["2026-11-21T10:00:01Z newest"], "the newest file, read whole by then");
+    let read = access_used(&store).await;
+    let tailed = read.iter().find(|e| e.details["action"] == "logs.tail").unwrap();
+    assert_eq!(tailed.details["timed_out"], true, "{}", tailed.details);
+    assert!(tailed.details["scanned"].as_u64().unwrap() < text.len() as u64 / 2, "{}", tailed.details);
+}
+
+/// A private key block written in two halves, each read by a different poll of a followed
+/// tail, is redacted whole: no line of its body is ever sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_block_split_across_polls_of_a_follow_is_redacted_whole() {
+    let (world, broker, _) = reloadable_world_with_logs().await;
+    let log = world.path().join("x.log");
+    let mut tail = following(&broker, &broker.caller("alice").unwrap(), &log).await;
+    let body = [
+        "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7",
+        "Vt7pbc2Tq1XkM3H1yZ9fQw2y8sV0aL4kzR7uT6oNqPbW3eEfHj",
+    ];
+    append(&log, &format!("2026-11-21T10:00:02Z loaded key\n-----BEGIN PRIVATE KEY-----\n{}\n", body[0]));
+    // Past a poll (every 500 ms) before the block ends.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    append(&log, &format!("{}\n-----END PRIVATE KEY-----\n2026-11-21T10:00:03Z after the key\n", body[1]));
+    let mut sent = Vec::new();
+    while !sent.iter().any(|l: &String| l.contains("after the key")) {
+        match next_item(&mut tail).await {
+            Some(LogItem::Line(line)) => sent.push(line.text),
+            other => panic!("{other:?}"),
+        }
+    }
+    let text = sent.join("\n");
+    assert!(!text.contains(body[0]) && !text.contains(body[1]), "{text}");
+    assert!(text.contains("<private-key:"), "{text}");
+}
+
+/// A value whose key ends one poll's lines and whose value begins the next's (a rule that
+/// reaches across lines, gitleaks' generic one) is still redacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_split_across_polls_of_a_follow_is_redacted() {
+    let (world, broker, _) = reloadable_world_with_logs().await;
+    let log = world.path().join("x.log");
+    let mut tail = following(&broker, &broker.caller("alice").unwrap(), &log).await;
+    let whole = "2026-11-21T10:00:02Z config dump: client_secret =\n  'Zq8vN3rT5wY7uI9oP1aS2dF4gH6jK8lX'\n2026-11-21T10:00:03Z done\n";
+    let (first, second) = whole.split_at(whole.find("  '").unwrap());
+    append(&log, first);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    append(&log, second);
+    let mut sent = Vec::new();
+    while !sent.iter().any(|l: &String| l.contains("done")) {
+        match next_item(&mut tail).await {
+            Some(LogItem::Line(line)) => sent.push(line.text),
+            other => panic!("{other:?}"),
+        }
+    }
+    let text = sent.join("\n");
+    assert!(!text.contains("Zq8vN3rT5wY7uI9oP1aS2dF4gH6jK8lX"), "{text}");
 }
