@@ -206,10 +206,16 @@ fn literal_base(pattern: &Path) -> Option<PathBuf> {
     base.parent().map(Path::to_path_buf)
 }
 
-/// Opens a file without following a symbolic link (one swapped in after the listing).
+/// Opens a regular file without following a symbolic link, and without blocking on anything
+/// else (a FIFO or a device swapped in after the listing would hang the reader): `O_NONBLOCK`
+/// changes nothing for a regular file, and what was opened is checked to be one.
 fn open_file(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    File::options().read(true).custom_flags(libc::O_NOFOLLOW).open(path)
+    let file = File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    if !file.metadata()?.file_type().is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    Ok(file)
 }
 
 /// Opens a log file, decompressing `.gz` ones (several members, as `gzip` appends them).

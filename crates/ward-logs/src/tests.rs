@@ -104,6 +104,19 @@ fn symbolic_links_are_not_followed() {
     assert!(source.files().is_empty());
 }
 
+/// A FIFO put where a log was listed is refused at once, not waited on for a writer forever.
+#[test]
+fn a_fifo_in_place_of_a_log_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("app.log");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let (sent, opened) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sent.send(open_file(&fifo).map(|_| ()).map_err(|e| e.kind())));
+    let answer = opened.recv_timeout(std::time::Duration::from_secs(10)).expect("opening a FIFO blocked");
+    assert_eq!(answer, Err(io::ErrorKind::InvalidInput));
+}
+
 #[test]
 fn times_are_read_from_text_and_json_lines() {
     assert_eq!(line_time(b"2026-11-21T10:00:00.5+01:00 x"), Some(at("2026-11-21T09:00:00.5Z")));
