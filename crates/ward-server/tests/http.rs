@@ -716,6 +716,71 @@ async fn https_with_the_configured_certificate() {
     served.await.unwrap().unwrap();
 }
 
+/// One address that opens more idle connections than its share of the handshake slots holds
+/// only its share, its other connections are closed at once, a client from another address is
+/// served meanwhile, and the idle connections are dropped at the handshake deadline.
+#[tokio::test]
+async fn idle_connections_from_one_address_lock_nobody_else_out() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncReadExt;
+    use ward_server::tls::{HandshakeLimits, TlsListener};
+    let pki = TestPki::new();
+    let tls =
+        ward_server::tls::server_config(&pki.dir.path().join("cert.pem"), &pki.dir.path().join("key.pem"))
+            .unwrap();
+    let api = Api::new().await;
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let deadline = Duration::from_secs(3);
+    let limits = HandshakeLimits { total: 4, per_peer: 2, timeout: deadline };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(ward_server::serve(
+        TlsListener::with_limits(tcp, tls, limits),
+        api.broker.clone(),
+        HttpSettings::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    // More idle connections from 127.0.0.1 than there are slots in all.
+    let opened = Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..10 {
+        idle.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    // A client from 127.0.0.2 is served well before the idle ones' deadline.
+    let other = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(pki.ca.clone())
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let answer = other.get(format!("https://localhost:{port}/healthz")).send().await;
+    assert_eq!(answer.expect("served while 127.0.0.1 holds its slots").status(), 200);
+
+    // Whether the server closed `stream` within `wait`.
+    async fn closed_within(stream: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(tokio::time::timeout(wait, stream.read(&mut byte)).await, Ok(Ok(0) | Err(_)))
+    }
+    let closed = futures_util::future::join_all(
+        idle.iter_mut().map(|stream| closed_within(stream, Duration::from_millis(300))),
+    )
+    .await;
+    assert_eq!(closed.iter().filter(|&&c| c).count(), 8, "past the peer's 2 slots, closed at once");
+    assert!(opened.elapsed() < deadline);
+    let mut holding: Vec<_> = idle.into_iter().zip(closed).filter(|(_, c)| !c).map(|(s, _)| s).collect();
+    for stream in &mut holding {
+        assert!(closed_within(stream, deadline + Duration::from_secs(2)).await, "dropped at the deadline");
+    }
+    assert!(opened.elapsed() >= deadline, "not before it");
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+}
+
 /// Logs pushed to ward are checked whole, kept, and read back through a grant, redacted.
 #[tokio::test]
 async fn pushed_logs_are_checked_whole_and_read_back_redacted() {
