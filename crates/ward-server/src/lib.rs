@@ -8,6 +8,7 @@ mod logs;
 mod openapi;
 mod paging;
 mod problem;
+mod readiness;
 pub mod tls;
 mod views;
 
@@ -15,7 +16,7 @@ use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -187,6 +188,7 @@ fn prometheus() -> Option<&'static PrometheusHandle> {
 /// The whole HTTP surface.
 pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
     let metrics_handle = prometheus();
+    let readiness = Arc::new(readiness::Readiness::new(broker.clock()));
     let metrics_token = settings.metrics_token.clone();
     let v1 = Router::new()
         .route("/requests", post(handlers::create_request).get(handlers::list_requests))
@@ -224,7 +226,7 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route("/readyz", get(readyz).layer(Extension(readiness)))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .route(
             "/metrics",
@@ -299,13 +301,16 @@ async fn healthz() -> Json<Health> {
 
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = ward_api::Problem, description = "the store or the audit log cannot be written")))]
-async fn readyz(State(broker): State<Arc<Broker>>) -> Response {
-    match broker.store().ready().await {
+async fn readyz(
+    State(broker): State<Arc<Broker>>,
+    Extension(readiness): Extension<Arc<readiness::Readiness>>,
+) -> Response {
+    match readiness.answer(|| broker.store().ready()).await {
         Ok(()) => Json(Health { status: "ready".into() }).into_response(),
-        Err(error) => ApiError::new(
+        Err(why) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            format!("not ready: the store or the audit log cannot be written: {error}"),
+            format!("not ready: the store or the audit log cannot be written: {why}"),
         )
         .into_response(),
     }

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use ward_core::SystemClock;
+use ward_core::{Clock, ManualClock, SystemClock};
 use ward_server::{HttpSettings, MetricsToken, router};
 use ward_service::{Broker, Config};
 use ward_store_sql::SqlStore;
@@ -35,14 +35,19 @@ impl Api {
 
     /// On the quickstart, changed by `tweak`.
     async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
-        Self::build(tweak, HttpSettings { max_body_bytes: 4096, ..HttpSettings::default() }).await
+        Self::build(
+            tweak,
+            HttpSettings { max_body_bytes: 4096, ..HttpSettings::default() },
+            Arc::new(SystemClock),
+        )
+        .await
     }
 
     async fn with_settings(settings: HttpSettings) -> Self {
-        Self::build(|_| {}, settings).await
+        Self::build(|_| {}, settings, Arc::new(SystemClock)).await
     }
 
-    async fn build(tweak: impl FnOnce(&mut Config), settings: HttpSettings) -> Self {
+    async fn build(tweak: impl FnOnce(&mut Config), settings: HttpSettings, clock: Arc<dyn Clock>) -> Self {
         let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().display().to_string();
@@ -50,7 +55,7 @@ impl Api {
             Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
         tweak(&mut config);
         let store = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
-        let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.unwrap();
+        let broker = ward_service::broker_for(&config, store, clock).await.unwrap();
         Self { app: router(broker.clone(), &settings), broker, _dir: dir }
     }
 
@@ -300,6 +305,42 @@ async fn bad_input_gets_a_precise_4xx_and_changes_nothing() {
 
     let listed = api.get("/v1/requests", &api.token("admin").await).await;
     assert_eq!(listed.body.as_array().unwrap().len(), 0, "nothing was written");
+}
+
+/// `/readyz` answers anyone, without a token: however many calls arrive, the store is checked
+/// once a second, and that check commits a write of its own only when no commit of ward's
+/// showed, since the last check, that the store takes writes.
+#[tokio::test]
+async fn readiness_is_checked_once_a_second_and_writes_only_when_no_commit_did() {
+    use sqlx::Connection;
+    let clock = Arc::new(ManualClock::new(jiff::Timestamp::now()));
+    let api = Api::build(|_| {}, HttpSettings::default(), clock.clone()).await;
+    let url = format!("sqlite://{}", api._dir.path().join("ward.db").display());
+    // Changes whenever another connection commits a write.
+    let mut observer = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut written =
+        async || -> i64 { sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut observer).await.unwrap() };
+    let ready = async || api.send("GET", "/readyz", None, None).await.body["status"] == "ready";
+
+    let concurrent = futures_util::future::join_all((0..20).map(|_| ready())).await;
+    assert!(concurrent.into_iter().all(|ready| ready));
+    let after_first_check = written().await;
+    for _ in 0..20 {
+        assert!(ready().await);
+        assert_eq!(written().await, after_first_check, "within the second, no check and no write");
+    }
+
+    clock.advance(jiff::SignedDuration::from_secs(1));
+    assert!(ready().await);
+    let probed = written().await;
+    assert_ne!(probed, after_first_check, "nothing committed since the last check: a probe write");
+
+    api.token("alice").await;
+    let committed = written().await;
+    assert_ne!(committed, probed, "minting a token commits its event");
+    clock.advance(jiff::SignedDuration::from_secs(1));
+    assert!(ready().await);
+    assert_eq!(written().await, committed, "that commit showed the store writable: no probe write");
 }
 
 #[tokio::test]
@@ -676,6 +717,71 @@ async fn https_with_the_configured_certificate() {
     assert!(untrusting.get(&url).send().await.is_err(), "an unknown CA is refused");
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success(), "no plain HTTP on the TLS port");
+    stop.send(()).unwrap();
+    served.await.unwrap().unwrap();
+}
+
+/// One address that opens more idle connections than its share of the handshake slots holds
+/// only its share, its other connections are closed at once, a client from another address is
+/// served meanwhile, and the idle connections are dropped at the handshake deadline.
+#[tokio::test]
+async fn idle_connections_from_one_address_lock_nobody_else_out() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncReadExt;
+    use ward_server::tls::{HandshakeLimits, TlsListener};
+    let pki = TestPki::new();
+    let tls =
+        ward_server::tls::server_config(&pki.dir.path().join("cert.pem"), &pki.dir.path().join("key.pem"))
+            .unwrap();
+    let api = Api::new().await;
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let deadline = Duration::from_secs(3);
+    let limits = HandshakeLimits { total: 4, per_peer: 2, timeout: deadline };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(ward_server::serve(
+        TlsListener::with_limits(tcp, tls, limits),
+        api.broker.clone(),
+        HttpSettings::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    // More idle connections from 127.0.0.1 than there are slots in all.
+    let opened = Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..10 {
+        idle.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    // A client from 127.0.0.2 is served well before the idle ones' deadline.
+    let other = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(pki.ca.clone())
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let answer = other.get(format!("https://localhost:{port}/healthz")).send().await;
+    assert_eq!(answer.expect("served while 127.0.0.1 holds its slots").status(), 200);
+
+    // Whether the server closed `stream` within `wait`.
+    async fn closed_within(stream: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+        let mut byte = [0u8; 1];
+        matches!(tokio::time::timeout(wait, stream.read(&mut byte)).await, Ok(Ok(0) | Err(_)))
+    }
+    let closed = futures_util::future::join_all(
+        idle.iter_mut().map(|stream| closed_within(stream, Duration::from_millis(300))),
+    )
+    .await;
+    assert_eq!(closed.iter().filter(|&&c| c).count(), 8, "past the peer's 2 slots, closed at once");
+    assert!(opened.elapsed() < deadline);
+    let mut holding: Vec<_> = idle.into_iter().zip(closed).filter(|(_, c)| !c).map(|(s, _)| s).collect();
+    for stream in &mut holding {
+        assert!(closed_within(stream, deadline + Duration::from_secs(2)).await, "dropped at the deadline");
+    }
+    assert!(opened.elapsed() >= deadline, "not before it");
     stop.send(()).unwrap();
     served.await.unwrap().unwrap();
 }

@@ -28,6 +28,7 @@ mod auth;
 mod checkpoints;
 mod explain;
 mod grants;
+pub(crate) mod key_change;
 mod logs;
 mod proofs;
 mod requests;

@@ -315,7 +315,8 @@ struct AuditFile {
     #[serde(default)]
     hmac_fields: Vec<String>,
     hmac_key: Option<PathBuf>,
-    new_signing_key: Option<bool>,
+    /// Refused with a clear error (it was a setting once): see `AuditSettings::new_signing_key`.
+    new_signing_key: Option<toml::Value>,
 }
 
 /// `[business_hours]`: when `context.business_hours` is true.
@@ -349,8 +350,9 @@ pub struct AuditSettings {
     /// The HMAC key file; like the signing key, created on first start unless configured.
     pub hmac_key: PathBuf,
     pub hmac_key_configured: bool,
-    /// Sign with a new key when the one that signed the stored checkpoints is missing or
-    /// another (recording `audit.key_changed`); without it ward refuses to start then.
+    /// Sign with a new key when the one the log names is missing or another (recording
+    /// `audit.key_changed`); without it ward refuses to start then. Set only by `ward serve
+    /// --new-signing-key`, for that one start: the file and the environment may not set it.
     pub new_signing_key: bool,
 }
 
@@ -524,10 +526,17 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let configured_hmac_key = file.audit.hmac_key.map(relative_to_file);
-        let new_signing_key = match env("WARD_AUDIT_NEW_SIGNING_KEY") {
-            Some(flag) => matches!(flag.as_str(), "1" | "true" | "yes"),
-            None => file.audit.new_signing_key.unwrap_or(false),
-        };
+        // Replacing the signing key is a decision for one start, not a standing setting: left in
+        // the file (or a service's environment) it would replace the key silently after every
+        // later loss. So only `ward serve --new-signing-key` says it.
+        let one_start_only = "replacing the signing key is decided for one start: remove it, and start once with \
+                              `ward serve --new-signing-key`";
+        if file.audit.new_signing_key.is_some() {
+            return Err(setting_error("audit.new_signing_key", one_start_only));
+        }
+        if env("WARD_AUDIT_NEW_SIGNING_KEY").is_some() {
+            return Err(setting_error("WARD_AUDIT_NEW_SIGNING_KEY", one_start_only));
+        }
         let audit = AuditSettings {
             origin,
             signing_key_configured: configured_key.is_some(),
@@ -547,7 +556,7 @@ impl Config {
             hmac_fields,
             hmac_key_configured: configured_hmac_key.is_some(),
             hmac_key: configured_hmac_key.unwrap_or_else(|| data_dir.join("audit-hmac.key")),
-            new_signing_key,
+            new_signing_key: false,
         };
         let mut sources = BTreeMap::new();
         let mut resources = BTreeMap::new();
@@ -804,6 +813,26 @@ mod tests {
         assert!(error.contains("bogus"), "{error}");
         let error = Config::load(&dir.path().join("missing.toml"), &|_| None).unwrap_err().to_string();
         assert!(error.contains("missing.toml"), "{error}");
+    }
+
+    #[test]
+    fn a_new_signing_key_is_asked_for_one_start_never_in_the_file_or_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ward.toml");
+        std::fs::write(&file, "[audit]\nnew_signing_key = true\n").unwrap();
+        let error = Config::load(&file, &|_| None).unwrap_err().to_string();
+        assert!(
+            error.contains("audit.new_signing_key") && error.contains("ward serve --new-signing-key"),
+            "{error}"
+        );
+        std::fs::write(&file, "").unwrap();
+        let env = |name: &str| (name == "WARD_AUDIT_NEW_SIGNING_KEY").then(|| "true".to_owned());
+        let error = Config::load(&file, &env).unwrap_err().to_string();
+        assert!(
+            error.contains("WARD_AUDIT_NEW_SIGNING_KEY") && error.contains("--new-signing-key"),
+            "{error}"
+        );
+        assert!(!Config::load(&file, &|_| None).unwrap().audit.new_signing_key);
     }
 
     #[test]

@@ -20,12 +20,13 @@ pub mod usage;
 
 use std::sync::Arc;
 
+pub use broker::key_change::KeyChangeStep;
 pub use broker::{
     Broker, BrokerError, Caller, CheckOutcome, DueReport, ExtendInput, MAX_TOKENS_LISTED, PolicyLoader,
     PolicyReload, RequestInput, Settings, TokenRef, Tokens, token_view,
 };
 pub use config::{Config, ConfigError};
-use signing::{AuditSigner, SigningError};
+use signing::SigningError;
 use ward_core::Clock;
 use ward_store::{Store, StoreError};
 use ward_store_sql::SqlStore;
@@ -65,17 +66,19 @@ pub enum StartError {
     #[error(transparent)]
     Signing(#[from] SigningError),
     #[error(
-        "the audit log holds checkpoints (the latest of size {size}), but their signing key {path} is missing; \
-         restore it, or start with `ward serve --new-signing-key` (or `[audit] new_signing_key = true`) to sign \
-         with a new key and record the change as `audit.key_changed`"
+        "the signing key {path} is missing, but the audit log holds {record}; restore the key, or start once \
+         with `ward serve --new-signing-key` to sign with a new key and record the change as `audit.key_changed`"
     )]
-    KeyLost { path: std::path::PathBuf, size: u64 },
+    KeyLost { path: std::path::PathBuf, record: String },
     #[error(
-        "the signing key {path} did not sign the audit log's checkpoints (the latest, of size {size}, is signed \
-         by key {key_id}); restore that key, or start with `ward serve --new-signing-key` (or `[audit] \
-         new_signing_key = true`) to record the change as `audit.key_changed`"
+        "the signing key {path} did not sign what the audit log holds, {record}, and is not the key it names; \
+         restore that key, or start once with `ward serve --new-signing-key` to record the change to this key \
+         as `audit.key_changed`"
     )]
-    KeyChanged { path: std::path::PathBuf, size: u64, key_id: String },
+    KeyChanged { path: std::path::PathBuf, record: String },
+    /// Only from [`broker_stopping_at`]: the start stopped after this step, as a crash would.
+    #[error("the start stopped after the signing key change step {0:?}")]
+    Stopped(KeyChangeStep),
 }
 
 /// Builds a broker for `config` on `store`, loading (or on first start creating) the audit
@@ -84,6 +87,27 @@ pub async fn broker_for(
     config: &Config,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+) -> Result<Arc<Broker>, StartError> {
+    start(config, store, clock, None).await
+}
+
+/// [`broker_for`], stopped right after `step` of a signing key change as a crash there would
+/// stop it: for the tests that show a later start finishes the change.
+#[doc(hidden)]
+pub async fn broker_stopping_at(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    step: KeyChangeStep,
+) -> Result<Arc<Broker>, StartError> {
+    start(config, store, clock, Some(step)).await
+}
+
+async fn start(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    stop_after: Option<KeyChangeStep>,
 ) -> Result<Arc<Broker>, StartError> {
     let policy = config.policy_engine()?;
     let settings = Settings {
@@ -103,34 +127,9 @@ pub async fn broker_for(
     {
         create_private_dir(dir).map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
     }
-    // The key must be the one that signed the stored checkpoints, unless told otherwise: a
-    // lost key silently replaced would make every later checkpoint look like another log's.
-    let latest = store.latest_checkpoint().await?;
-    let told = audit.new_signing_key;
-    let key_existed = audit.signing_key.exists();
-    if let Some(latest) = &latest
-        && !told
-        && !key_existed
-    {
-        return Err(StartError::KeyLost { path: audit.signing_key.clone(), size: latest.size });
-    }
-    let signer = AuditSigner::load_or_create(
-        &audit.origin,
-        &audit.signing_key,
-        !audit.signing_key_configured || told,
-    )?;
-    let changed = latest.filter(|latest| {
-        ward_core::checkpoint::verify(&latest.note, &audit.origin, &signer.verifying_key()).is_err()
-    });
-    if let Some(latest) = &changed
-        && !told
-    {
-        return Err(StartError::KeyChanged {
-            path: audit.signing_key.clone(),
-            size: latest.size,
-            key_id: broker::note_key_id(&latest.note).unwrap_or_default(),
-        });
-    }
+    // The key must be the one the log names, unless told otherwise: a lost key silently replaced
+    // would make every later checkpoint look like another log's.
+    let (signer, remaining) = broker::key_change::plan(audit, &*store, audit.new_signing_key).await?;
     let redactor = if audit.hmac_fields.is_empty() {
         None
     } else {
@@ -138,10 +137,7 @@ pub async fn broker_for(
         Some(sensitive::Redactor::new(audit.hmac_fields.clone(), key))
     };
     let broker = Broker::new(store, clock, policy, settings, signer, redactor).await?;
-    if let Some(latest) = &changed {
-        let why = if key_existed { "the signing key was replaced" } else { "the signing key was lost" };
-        broker.record_key_change(latest, why).await?;
-    }
+    broker::key_change::finish(&broker, audit, remaining, stop_after).await?;
     let logs = &config.logs;
     if !logs.key_configured
         && let Some(dir) = logs.key.parent()

@@ -106,6 +106,56 @@ fn create_key_file(path: &Path) -> Result<(), SigningError> {
     }
 }
 
+/// Where a new signing key waits, next to the key file, between its making and the record of the
+/// change to it (see `broker/key_change.rs`).
+pub fn staged_key_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    name.push(".new");
+    path.with_file_name(name)
+}
+
+/// Makes a new signing key and keeps it, durably, at [`staged_key_path`]: written to a private
+/// temporary file, synced, renamed into place, and the directory synced. Replaces a staged key
+/// left there before (one never recorded).
+pub fn stage_new_key(origin: &str, path: &Path) -> Result<AuditSigner, SigningError> {
+    let staged = staged_key_path(path);
+    let error = |e: std::io::Error| SigningError::Create { path: staged.clone(), message: e.to_string() };
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| error(std::io::Error::other(e.to_string())))?;
+    let signer = AuditSigner::from_seed(origin, seed)?;
+    let temporary = staged.with_extension("tmp");
+    let _ = std::fs::remove_file(&temporary);
+    let written = (|| {
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
+        writeln!(file, "{}", hex::encode(seed))?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, &staged)?;
+        sync_parent(&staged)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written.map_err(error)?;
+    Ok(signer)
+}
+
+/// Moves the staged key to `path`, which must not exist (a key file is never overwritten), and
+/// syncs the directory: once this returns, the key survives a crash.
+pub fn install_staged_key(path: &Path) -> Result<(), SigningError> {
+    let error = |e: std::io::Error| SigningError::Create { path: path.to_owned(), message: e.to_string() };
+    let staged = staged_key_path(path);
+    std::fs::hard_link(&staged, path).map_err(error)?;
+    std::fs::remove_file(&staged).map_err(error)?;
+    sync_parent(path).map_err(error)
+}
+
+/// Makes a rename or link in `path`'s directory durable.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(parent)?.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

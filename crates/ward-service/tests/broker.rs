@@ -960,6 +960,8 @@ async fn the_audit_trail_tells_the_whole_story(store: Arc<dyn Store>) {
 struct Failing {
     inner: Arc<dyn Store>,
     broken: AtomicBool,
+    /// Commits that carry a checkpoint fail (as a crash before signing would stop them).
+    refuse_checkpoints: AtomicBool,
     /// Commits wait while a test holds this for writing.
     held: Arc<tokio::sync::RwLock<()>>,
     /// Notified when a commit reaches the store while commits are held.
@@ -974,6 +976,7 @@ impl Failing {
         Arc::new(Self {
             inner: sqlite().await.unwrap(),
             broken: AtomicBool::new(false),
+            refuse_checkpoints: AtomicBool::new(false),
             held: Default::default(),
             entered: Default::default(),
             single_reads: Default::default(),
@@ -997,6 +1000,9 @@ impl Store for Failing {
             self.entered.notify_one();
         }
         self.check()?;
+        if change.checkpoint.is_some() && self.refuse_checkpoints.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("disk full".into()));
+        }
         // Like the SQL store's writer task, the commit goes on whether or not its caller waits.
         let (held, inner) = (self.held.clone(), self.inner.clone());
         tokio::spawn(async move {
@@ -1504,6 +1510,109 @@ async fn a_lost_signing_key_is_replaced_only_when_told_and_on_record() {
     let refused =
         ward_service::broker_for(&config, store.clone(), clock.clone()).await.err().unwrap().to_string();
     assert!(refused.contains("did not sign"), "{refused}");
+}
+
+/// The quickstart configuration with its data in `data`.
+fn quickstart_in(data: &tempfile::TempDir) -> Config {
+    let dir = data.path().display().to_string();
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
+    Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| dir.clone())).unwrap()
+}
+
+/// Verifies the whole log with the key in the key file, as `ward audit verify` does.
+async fn verify_with_the_key_file(config: &Config, store: &dyn Store) -> ward_core::verify::Report {
+    let signer = ward_service::signing::AuditSigner::load_or_create(
+        &config.audit.origin,
+        &config.audit.signing_key,
+        false,
+    )
+    .unwrap();
+    let key = signer.verifying_key();
+    let options = ward_store::VerifyOptions { origin: &config.audit.origin, key: &key, external: None };
+    ward_store::verify_log(store, &options).await.unwrap()
+}
+
+async fn key_changes(store: &dyn Store) -> Vec<AuditEvent> {
+    let filter =
+        EventFilter { event_type: Some(EventType::AuditKeyChanged), limit: 10, ..Default::default() };
+    store.events(&filter).await.unwrap()
+}
+
+/// A key change cut off after `audit.key_changed` committed and before the new key signed a
+/// checkpoint (the disk refused it, or the process died) is finished by the next start, once:
+/// the operator running the same command again does not record a second change that would make
+/// the log unverifiable for good.
+#[tokio::test]
+async fn a_key_change_cut_off_before_its_checkpoint_is_finished_by_the_next_start() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = quickstart_in(&data);
+    let failing = Failing::over_sqlite().await;
+    let store: Arc<dyn Store> = failing.clone();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+    broker.sign_checkpoint(true).await.unwrap();
+    drop(broker);
+    std::fs::remove_file(&config.audit.signing_key).unwrap();
+
+    config.audit.new_signing_key = true;
+    failing.refuse_checkpoints.store(true, Ordering::SeqCst);
+    assert!(ward_service::broker_for(&config, store.clone(), clock.clone()).await.is_err());
+    failing.refuse_checkpoints.store(false, Ordering::SeqCst);
+    assert_eq!(key_changes(&*store).await.len(), 1, "the change was recorded before the cut");
+
+    // The same command again; and then a start without it.
+    let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+    assert_eq!(key_changes(&*store).await.len(), 1, "finished, not recorded twice");
+    let report = verify_with_the_key_file(&config, &*store).await;
+    assert!(report.is_valid(), "{:?}", report.problems);
+    drop(broker);
+    config.audit.new_signing_key = false;
+    ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+}
+
+/// A start replacing a lost key can stop after any of its steps, as a crash would stop it; the
+/// next start, not told again, finishes what the log recorded, and the log verifies with the key
+/// file. Stopped before the change was recorded, the staged key is discarded (nothing names it)
+/// and a lost key needs telling again.
+#[tokio::test]
+async fn a_key_change_stopped_at_any_step_leaves_a_log_that_verifies_after_the_next_start() {
+    use ward_service::{KeyChangeStep, StartError};
+    for step in [KeyChangeStep::Staged, KeyChangeStep::Recorded, KeyChangeStep::Installed] {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = quickstart_in(&data);
+        let store = sqlite().await.unwrap();
+        let clock = Arc::new(ManualClock::new(t0()));
+        let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+        broker.sign_checkpoint(true).await.unwrap();
+        let old_key = broker.verifier_key();
+        drop(broker);
+        std::fs::remove_file(&config.audit.signing_key).unwrap();
+        let staged = ward_service::signing::staged_key_path(&config.audit.signing_key);
+
+        config.audit.new_signing_key = true;
+        let stopped = ward_service::broker_stopping_at(&config, store.clone(), clock.clone(), step).await;
+        assert!(matches!(stopped, Err(StartError::Stopped(at)) if at == step), "{step:?}");
+        config.audit.new_signing_key = false;
+        let restarted = ward_service::broker_for(&config, store.clone(), clock.clone()).await;
+        let broker = if step == KeyChangeStep::Staged {
+            let refused = restarted.err().unwrap().to_string();
+            assert!(refused.contains("missing") && refused.contains("--new-signing-key"), "{refused}");
+            assert!(!staged.exists(), "a staged key no change names is discarded");
+            assert!(key_changes(&*store).await.is_empty());
+            config.audit.new_signing_key = true;
+            ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap()
+        } else {
+            restarted.unwrap_or_else(|e| panic!("{step:?}: {e}"))
+        };
+        assert!(!staged.exists() && config.audit.signing_key.exists(), "{step:?}");
+        let changes = key_changes(&*store).await;
+        assert_eq!(changes.len(), 1, "{step:?}");
+        assert_eq!(changes[0].details["previous_key"].as_str(), Some(old_key.as_str()));
+        assert_eq!(changes[0].details["key"].as_str(), Some(broker.verifier_key().as_str()));
+        let report = verify_with_the_key_file(&config, &*store).await;
+        assert!(report.is_valid(), "{step:?}: {:?}", report.problems);
+        assert!(report.checkpoints_compared >= 2, "{step:?}: the old key's and the new key's");
+    }
 }
 
 /// A test CA and a certificate it signed for `name`, as PEM (certificate, key).

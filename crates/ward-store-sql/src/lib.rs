@@ -81,13 +81,28 @@ pub struct SqlStore {
     pool: Pool,
     dialect: Dialect,
     writer: mpsc::Sender<writer::Message>,
-    /// Set by the writer when the disk refused a commit (full, read-only, I/O error): about how
-    /// many bytes it tried to write. Readiness returns once a write that large commits.
-    refused: Refused,
+    /// What the writer's commits say about whether the store takes writes, for readiness.
+    health: SharedWriteHealth,
 }
 
-/// The size of the last commit a full or read-only disk refused, until one gets through.
-pub(crate) type Refused = std::sync::Arc<std::sync::Mutex<Option<usize>>>;
+/// What the writer's last commits say about whether the disk takes writes. Readiness is asked
+/// by anyone, unauthenticated: it commits a write of its own only when no commit of the
+/// writer's has shown, since readiness last looked, that the store takes writes.
+#[derive(Debug, Default)]
+pub(crate) struct WriteHealth {
+    /// Set when the disk refused a commit (full, read-only, I/O error): about how many bytes
+    /// it tried to write, the largest such since a commit got through. Readiness returns once a
+    /// write that large commits.
+    pub refused: Option<usize>,
+    /// Whether the writer's last commit got through, and did so since readiness last looked.
+    pub committed_since_check: bool,
+}
+
+pub(crate) type SharedWriteHealth = std::sync::Arc<std::sync::Mutex<WriteHealth>>;
+
+pub(crate) fn lock_health(health: &SharedWriteHealth) -> std::sync::MutexGuard<'_, WriteHealth> {
+    health.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 pub(crate) fn unavailable(error: sqlx::Error) -> StoreError {
     match &error {
@@ -263,9 +278,9 @@ impl SqlStore {
             ));
         };
         fill_in_nodes(&pool).await?;
-        let refused = Refused::default();
-        let writer = writer::start(pool.clone(), dialect, refused.clone());
-        Ok(Self { pool, dialect, writer, refused })
+        let health = SharedWriteHealth::default();
+        let writer = writer::start(pool.clone(), dialect, health.clone());
+        Ok(Self { pool, dialect, writer, health })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -774,13 +789,28 @@ impl Store for SqlStore {
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
-        // Take the write lock the way a commit does and commit a write: a write rolled back
-        // never reaches the disk, so it could not tell a full or read-only disk from a healthy
-        // one. After the disk refused a commit, the probe writes (and deletes, in the same
-        // transaction) about twice as much as that commit: a few bytes may fit where the
-        // refused commit did not.
-        let refused = *self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let filler = refused.map(probe_filler);
+        let (proven, refused) = {
+            let mut health = lock_health(&self.health);
+            (std::mem::take(&mut health.committed_since_check), health.refused)
+        };
+        if proven {
+            // A commit of the writer's got through since the last look: the disk takes writes,
+            // and a read shows the database still answers. No write of our own.
+            dispatch!(&self.pool, pool => {
+                sqlx::query("SELECT seq FROM audit_head WHERE id = 1")
+                    .fetch_optional(pool)
+                    .await
+                    .map_err(unavailable)?;
+            });
+            return Ok(());
+        }
+        // Nothing shows the disk takes writes: take the write lock the way a commit does and
+        // commit a write. A write rolled back never reaches the disk, so it could not tell a
+        // full or read-only disk from a healthy one; nor can an UPDATE that changes nothing
+        // (SQLite writes no page for it). So the probe writes a row and deletes it, in the same
+        // transaction. After the disk refused a commit, the row is about twice as large as that
+        // commit: a few bytes may fit where the refused commit did not.
+        let filler = refused.map_or_else(|| "probe".to_owned(), probe_filler);
         // A connection whose probe failed may still be inside its transaction: it is closed,
         // never handed back to the pool.
         dispatch!(&self.pool, pool => {
@@ -788,13 +818,11 @@ impl Store for SqlStore {
             let probe = async {
                 let mut tx = connection.begin_with(self.dialect.begin()).await?;
                 sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1").execute(&mut *tx).await?;
-                if let Some(filler) = &filler {
-                    sqlx::query("INSERT INTO store_probe (id, filler) VALUES (1, $1)")
-                        .bind(filler)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("DELETE FROM store_probe").execute(&mut *tx).await?;
-                }
+                sqlx::query("INSERT INTO store_probe (id, filler) VALUES (1, $1)")
+                    .bind(&filler)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM store_probe").execute(&mut *tx).await?;
                 tx.commit().await
             }
             .await;
@@ -804,7 +832,7 @@ impl Store for SqlStore {
             }
         });
         if refused.is_some() {
-            *self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+            lock_health(&self.health).refused = None;
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use ward_core::audit::AuditEvent;
 use ward_store::{Change, StoreError};
 
 use crate::plan::{self, Head};
-use crate::{Dialect, Pool, Refused, is_write_blocked, rows, unavailable};
+use crate::{Dialect, Pool, SharedWriteHealth, is_write_blocked, lock_health, rows, unavailable};
 
 /// Changes per transaction, at most: bounds the latency one group adds to its first caller.
 const MAX_GROUP: usize = 64;
@@ -43,13 +43,13 @@ struct Writer {
     /// head read fresh.
     head: Option<Head>,
     connection: Option<Connection>,
-    refused: Refused,
+    health: SharedWriteHealth,
 }
 
 /// Starts the writer; it ends when the store (the queue's sender) is dropped.
-pub(crate) fn start(pool: Pool, dialect: Dialect, refused: Refused) -> mpsc::Sender<Message> {
+pub(crate) fn start(pool: Pool, dialect: Dialect, health: SharedWriteHealth) -> mpsc::Sender<Message> {
     let (sender, mut queue) = mpsc::channel(QUEUE);
-    let mut writer = Writer { pool, dialect, head: None, connection: None, refused };
+    let mut writer = Writer { pool, dialect, head: None, connection: None, health };
     tokio::spawn(async move {
         let mut messages = Vec::with_capacity(MAX_GROUP);
         while queue.recv_many(&mut messages, MAX_GROUP).await > 0 {
@@ -145,13 +145,12 @@ impl Writer {
                 // closed rather than handed back to the pool, and the next commit opens one
                 // afresh: a full disk that frees up finds the writer working again.
                 connection.close().await;
-                if is_write_blocked(&error) {
-                    self.set_refused(Some(estimated_bytes(changes)));
-                }
+                let refused = is_write_blocked(&error).then(|| estimated_bytes(changes));
+                self.note_outcome(refused.map_or(Outcome::Failed, Outcome::Refused));
                 return Err(error);
             }
         };
-        self.set_refused(None);
+        self.note_outcome(Outcome::Committed);
         self.connection = Some(connection);
         self.head = Some(head);
         Ok(outcomes)
@@ -159,11 +158,26 @@ impl Writer {
 }
 
 impl Writer {
-    fn set_refused(&self, bytes: Option<usize>) {
-        let mut refused = self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Refused again: the largest refused write is what readiness must fit.
-        *refused = bytes.map(|bytes| bytes.max(refused.unwrap_or(0)));
+    /// Tells readiness how the last commit went.
+    fn note_outcome(&self, outcome: Outcome) {
+        let mut health = lock_health(&self.health);
+        health.committed_since_check = matches!(outcome, Outcome::Committed);
+        match outcome {
+            Outcome::Committed => health.refused = None,
+            // Refused again: the largest refused write is what readiness must fit.
+            Outcome::Refused(bytes) => health.refused = Some(bytes.max(health.refused.unwrap_or(0))),
+            Outcome::Failed => {}
+        }
     }
+}
+
+/// How a commit went, as far as readiness cares.
+enum Outcome {
+    Committed,
+    /// The disk refused it (full, read-only, I/O error): about this many bytes.
+    Refused(usize),
+    /// Anything else (a lost race, a lost connection): readiness must check for itself.
+    Failed,
 }
 
 /// About how many bytes committing `changes` writes: what the readiness probe must fit.

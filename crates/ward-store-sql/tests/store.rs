@@ -528,3 +528,55 @@ async fn postgres_tree_nodes_are_kept_and_filled_in() {
     let Some(cluster) = ward_testkit::postgres() else { return };
     tree_nodes_are_kept_and_filled_in(&cluster.fresh_database()).await;
 }
+
+/// What the store's commits look like from another connection: a value that changes whenever a
+/// transaction writes (SQLite's `data_version`; on PostgreSQL the head row's `xmin`, which every
+/// commit and every readiness probe writes).
+async fn write_mark(observer: &mut sqlx::AnyConnection, url: &str) -> String {
+    let sql = if url.starts_with("sqlite:") {
+        "SELECT CAST(data_version AS TEXT) FROM pragma_data_version"
+    } else {
+        "SELECT CAST(xmin AS TEXT) FROM audit_head WHERE id = 1"
+    };
+    sqlx::query_scalar::<_, String>(sql).fetch_one(observer).await.unwrap()
+}
+
+/// `/readyz` answers anyone: the store commits a write of its own for readiness only when no
+/// commit of the writer's showed, since readiness last looked, that the store takes writes.
+async fn readiness_writes_only_when_no_commit_showed_the_store_writable(url: &str) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let store = SqlStore::connect(url).await.unwrap();
+    let mut observer = sqlx::AnyConnection::connect(url).await.unwrap();
+    let before = write_mark(&mut observer, url).await;
+    store.ready().await.unwrap();
+    let probed = write_mark(&mut observer, url).await;
+    assert_ne!(before, probed, "nothing showed the store writable: readiness commits a probe");
+
+    let at = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    store
+        .commit(ward_store::Change { events: vec![numbered_event(1)], ..Default::default() }, at)
+        .await
+        .unwrap();
+    let committed = write_mark(&mut observer, url).await;
+    assert_ne!(probed, committed, "the observer sees commits");
+    store.ready().await.unwrap();
+    assert_eq!(write_mark(&mut observer, url).await, committed, "a commit just showed the store writable");
+
+    store.ready().await.unwrap();
+    assert_ne!(write_mark(&mut observer, url).await, committed, "nothing new since the last look: a probe");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_readiness_writes_only_when_no_commit_showed_the_store_writable() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("ward.db").display());
+    readiness_writes_only_when_no_commit_showed_the_store_writable(&url).await;
+}
+
+#[tokio::test]
+async fn postgres_readiness_writes_only_when_no_commit_showed_the_store_writable() {
+    let Some(cluster) = ward_testkit::postgres() else { return };
+    readiness_writes_only_when_no_commit_showed_the_store_writable(&cluster.fresh_database()).await;
+}

@@ -48,8 +48,9 @@ pub enum Command {
         /// Configuration file (default: $WARD_CONFIG, ./ward.toml, ./examples/quickstart/ward.toml).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// The checkpoint signing key was lost or replaced: sign with a new one (created if
-        /// missing) and record `audit.key_changed`. Without it, ward refuses to start then.
+        /// For this start only: the checkpoint signing key was lost or replaced, so sign with a
+        /// new one (created if missing) and record `audit.key_changed`. Without it, ward refuses
+        /// to start then. Not a setting: keep it out of service definitions.
         #[arg(long)]
         new_signing_key: bool,
     },

@@ -103,7 +103,7 @@ pub fn test_policies(file: &Path, explicit: Option<&Path>, json: bool) -> Result
 pub async fn serve(explicit: Option<&Path>, new_signing_key: bool) -> Result<(), CliError> {
     init_logging();
     let mut config = load(explicit)?;
-    config.audit.new_signing_key |= new_signing_key;
+    config.audit.new_signing_key = new_signing_key;
     run(config, None).await
 }
 

@@ -87,47 +87,6 @@ impl Broker {
         Err(BrokerError::Conflict("the log kept growing while signing; try again".into()))
     }
 
-    /// Records that checkpoints are signed by this broker's key from now on, after `previous`
-    /// (the latest checkpoint, signed by another key), then signs a checkpoint with the new key
-    /// at once: it covers the change, which is what makes the change verifiable.
-    pub async fn record_key_change(&self, previous: &CheckpointRecord, why: &str) -> Result<(), BrokerError> {
-        // The checkpoint's own event, appended right after it, recorded its public key.
-        let after = i64::try_from(previous.size).unwrap_or(i64::MAX);
-        let recorded = self
-            .store
-            .events(&EventFilter { after_seq: Some(after), limit: 1, ..EventFilter::default() })
-            .await?;
-        let previous_key = recorded
-            .iter()
-            .find(|e| {
-                e.event_type == EventType::AuditCheckpoint && e.details["note"] == previous.note.as_str()
-            })
-            .and_then(|e| e.details["key"].as_str().map(str::to_owned));
-        let now = self.now();
-        let event = NewEvent {
-            id: RandomIds.event_id(),
-            event_type: EventType::AuditKeyChanged,
-            occurred_at: now,
-            actor: ward_core::SYSTEM_ACTOR.to_owned(),
-            subject: None,
-            resource: None,
-            request_id: None,
-            grant_id: None,
-            reason: Some(why.to_owned()),
-            details: json!({
-                "previous_key": previous_key,
-                "previous_key_id": note_key_id(&previous.note),
-                "previous_checkpoint_size": previous.size,
-                "key": self.signer.verifier_key(),
-                "key_id": self.signer.verifier_key().rsplit('+').nth(1),
-            }),
-        };
-        self.commit(Change { events: vec![event], ..Change::default() }).await?;
-        tracing::warn!(previous_key_id = ?note_key_id(&previous.note), key = %self.signer.verifier_key(), "recorded audit.key_changed: checkpoints are signed by a new key from now on");
-        self.sign_checkpoint(true).await?;
-        Ok(())
-    }
-
     pub async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, BrokerError> {
         Ok(self.store.latest_checkpoint().await?)
     }
