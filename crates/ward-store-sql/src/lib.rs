@@ -198,16 +198,29 @@ impl Conditions {
     }
 
     /// The user's own rows (`owner` names them) or those on the resources they might decide.
-    fn visible_to(&mut self, owner: &str, visible: &ward_store::Visibility) {
-        let mut template = format!("({owner} = ?");
-        if !visible.resources.is_empty() {
-            template
-                .push_str(&format!(" OR resource IN ({})", vec!["?"; visible.resources.len()].join(", ")));
+    /// The resources go as one JSON array, not a parameter each: however many a policy gives
+    /// someone, the query stays within the backends' limits on bound parameters.
+    fn visible_to(
+        &mut self,
+        owner: &str,
+        visible: &ward_store::Visibility,
+        dialect: Dialect,
+    ) -> Result<(), StoreError> {
+        if visible.resources.is_empty() {
+            self.push(&format!("{owner} = ?"), [visible.user.as_str().into()]);
+            return Ok(());
         }
-        template.push(')');
-        let mut values = vec![plan::Param::from(visible.user.as_str())];
-        values.extend(visible.resources.iter().map(|r| plan::Param::from(r.as_str())));
-        self.push(&template, values);
+        let listed = match dialect {
+            Dialect::Sqlite => "SELECT value FROM json_each(?)",
+            Dialect::Postgres => "SELECT jsonb_array_elements_text(CAST(? AS jsonb))",
+        };
+        let resources =
+            serde_json::to_string(&visible.resources).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.push(
+            &format!("({owner} = ? OR resource IN ({listed}))"),
+            [visible.user.as_str().into(), resources.into()],
+        );
+        Ok(())
     }
 
     fn clause(&self) -> String {
@@ -412,7 +425,7 @@ impl Store for SqlStore {
             query.push("requester = ?", [requester.as_str().into()]);
         }
         if let Some(visible) = &filter.visible_to {
-            query.visible_to("requester", visible);
+            query.visible_to("requester", visible, self.dialect)?;
         }
         if let Some((at, id)) = &filter.after {
             query.push(
@@ -466,7 +479,7 @@ impl Store for SqlStore {
             query.push("resource = ?", [resource.as_str().into()]);
         }
         if let Some(visible) = &filter.visible_to {
-            query.visible_to("principal", visible);
+            query.visible_to("principal", visible, self.dialect)?;
         }
         if let Some((at, id)) = &filter.after {
             query.push(

@@ -328,6 +328,14 @@ pub async fn listings_page_by_cursor_and_narrow_by_visibility(store: Arc<dyn Sto
         store.requests(&filter).await.unwrap().into_iter().map(|r| r.id.0).collect::<Vec<_>>(),
         newest_first(expected)
     );
+    // However many resources someone might decide (more than either backend binds parameters).
+    let mut many: Vec<String> = (0..70_000).map(|i| format!("logs:service-{i}")).collect();
+    many.push("logs:checkout-web".into());
+    let wide = RequestFilter {
+        visible_to: Some(Visibility { user: "dave".into(), resources: many }),
+        ..Default::default()
+    };
+    assert_eq!(store.requests(&wide).await.unwrap(), store.requests(&filter).await.unwrap());
     let only_own = RequestFilter {
         visible_to: Some(Visibility { user: "sam".into(), resources: vec![] }),
         ..Default::default()
