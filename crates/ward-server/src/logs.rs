@@ -153,6 +153,7 @@ pub const PUSH_BODY_LIMIT: usize = 8 << 20;
         (status = 404, body = ward_api::Problem, description = "the resource does not take pushed logs"),
         (status = 413, body = ward_api::Problem, description = "larger than 8 MiB"),
         (status = 422, body = ward_api::Problem, description = "a line that is not a JSON object (named); nothing was stored"),
+        (status = 429, body = ward_api::Problem, headers(("Retry-After" = u64, description = "seconds")), description = "too many batches being stored at once (4 in all, 2 per pusher)"),
         (status = 507, body = ward_api::Problem, description = "the resource's push_quota is reached; nothing was stored")))]
 pub async fn push(
     State(broker): State<Arc<Broker>>,
@@ -171,6 +172,7 @@ pub async fn push(
         (status = 403, body = ward_api::Problem), (status = 404, body = ward_api::Problem),
         (status = 413, body = ward_api::Problem, description = "larger than 8 MiB, or holding more than 100,000 log records, or converting to more than 32 MiB of lines (each record's line carries its resource's attributes); nothing was stored; recorded as `access.denied`"),
         (status = 422, body = ward_api::Problem, description = "not an OTLP/JSON logs request; nothing was stored"),
+        (status = 429, body = ward_api::Problem, headers(("Retry-After" = u64, description = "seconds")), description = "too many batches being stored at once (4 in all, 2 per pusher)"),
         (status = 507, body = ward_api::Problem, description = "the resource's push_quota is reached; nothing was stored")))]
 pub async fn push_otlp(
     State(broker): State<Arc<Broker>>,

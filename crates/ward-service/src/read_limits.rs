@@ -1,7 +1,8 @@
-//! How many log reads run at once, per user and in all: a search keeps every core busy and a
-//! followed tail holds files open, so without a bound a few readers could slow ward for
-//! everyone. Past a bound the read is refused with a time to retry after (429); the slot a read
-//! holds is given back when it ends, however it ends (the guard is dropped).
+//! How many log reads and pushes run at once, per user and in all: a search keeps every core
+//! busy, a followed tail holds files open, and converting a pushed batch holds up to about 20
+//! times its body in memory, so without a bound a few clients could slow ward for everyone or
+//! exhaust its memory. Past a bound the request is refused with a time to retry after (429); the
+//! slot it holds is given back when it ends, however it ends (the guard is dropped).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,10 +16,18 @@ pub struct Busy {
     pub retry_after_seconds: u64,
 }
 
-/// The two kinds of read: short ones (searches, tails) and followed tails.
+/// Pushed batches converted and stored at once, in all and per service. Each holds at most
+/// about 130 MiB (an 8 MiB body converting to its 32 MiB bound, measured in
+/// docs/PERFORMANCE.md): four bound that to about half a GiB; a refused pusher retries (OTLP
+/// exporters honour 429 and `Retry-After`).
+const MAX_PUSHES: usize = 4;
+const MAX_PUSHES_PER_USER: usize = 2;
+
+/// The two kinds of read, short ones (searches, tails) and followed tails, and pushes.
 pub struct ReadLimits {
     reads: Arc<Pool>,
     follows: Arc<Pool>,
+    pushes: Arc<Pool>,
 }
 
 impl ReadLimits {
@@ -26,7 +35,13 @@ impl ReadLimits {
         Self {
             reads: Pool::new("searches and tails", settings.max_reads, settings.max_reads_per_user, 5),
             follows: Pool::new("followed tails", settings.max_follows, settings.max_follows_per_user, 30),
+            pushes: Pool::new("pushed batches", MAX_PUSHES, MAX_PUSHES_PER_USER, 1),
         }
+    }
+
+    /// A slot for converting and storing a pushed batch.
+    pub fn push(&self, user: &str) -> Result<Slot, Busy> {
+        self.pushes.take(user)
     }
 
     /// A slot for a search or a tail that is not followed.
@@ -126,5 +141,14 @@ mod tests {
         assert_eq!(limits.follow("bob").err().unwrap().retry_after_seconds, 30);
         drop(follow);
         assert!(limits.follow("bob").is_ok());
+        // Pushes likewise, apart from reads.
+        let pushes: Vec<Slot> =
+            ["shipper", "shipper", "agent", "agent"].map(|u| limits.push(u).unwrap()).into();
+        assert!(
+            limits.push("shipper").err().unwrap().message.contains("shipper has 2 pushed batches running")
+        );
+        assert!(limits.push("other").err().unwrap().message.contains("ward runs 4 pushed batches already"));
+        drop(pushes);
+        assert!(limits.push("other").is_ok());
     }
 }

@@ -192,6 +192,14 @@ impl Broker {
         })
     }
 
+    fn push_slot(&self, caller: &Caller) -> Result<Option<crate::read_limits::Slot>, BrokerError> {
+        let Some(gateway) = self.gateway.get() else { return Ok(None) };
+        gateway.limits().push(&caller.name).map(Some).map_err(|busy| {
+            metrics::counter!("ward_log_pushes_refused_total", "reason" => "busy").increment(1);
+            BrokerError::from(busy)
+        })
+    }
+
     /// Searches a resource's logs through the caller's active grant. Stops at the grant's
     /// expiry (a grant that ends while the search runs returns nothing) and at the search
     /// deadline (what was found so far is returned, marked), matching lines or not; stops too
@@ -497,6 +505,9 @@ impl Broker {
         }
         let (keep_days, quota) = (push.retention_days, push.quota_bytes);
         let (dir, resource_name, now) = (dir.to_owned(), resource.to_owned(), self.now());
+        // Held until the batch is stored or refused: conversions at once are bounded, and with
+        // them the memory they take.
+        let _slot = self.push_slot(caller)?;
         // Converting and storing read and write megabytes: off the async runtime. Expired days
         // go first, so that they make room. Two pushes side by side may both pass the quota
         // check: it is exceeded by at most the batches in flight.
