@@ -845,13 +845,18 @@ async fn pushed_logs_are_checked_whole_and_read_back_redacted() {
 async fn an_otlp_batch_that_would_convert_to_gigabytes_is_refused_on_record() {
     let api = Api::new().await;
     let admin = api.token("admin").await;
-    let mut crafted = format!(
-        r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"k","value":{{"stringValue":"{}"}}}}]}},"scopeLogs":[{{"logRecords":["#,
-        "x".repeat(5 << 20)
-    );
-    crafted.push_str(&"{},".repeat(1_000_000));
-    crafted.pop();
-    crafted.push_str("]}]}]}");
+    // One resource with 5 MiB of attributes, then `records` empty log records.
+    let batch = |records: usize| {
+        let mut batch = format!(
+            r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"k","value":{{"stringValue":"{}"}}}}]}},"scopeLogs":[{{"logRecords":["#,
+            "x".repeat(5 << 20)
+        );
+        batch.push_str(&"{},".repeat(records));
+        batch.pop();
+        batch.push_str("]}]}]}");
+        batch
+    };
+    let crafted = batch(1_000_000);
     assert!(crafted.len() <= 8 << 20);
     let refused = api.send("POST", "/v1/logs/logs:checkout-web/otlp", Some(&admin), Some(crafted)).await;
     assert_problem(&refused, StatusCode::PAYLOAD_TOO_LARGE, "too-large");
@@ -861,14 +866,7 @@ async fn an_otlp_batch_that_would_convert_to_gigabytes_is_refused_on_record() {
         refused.body
     );
     // Fewer records, each a copy of 5 MiB of attributes: past the bytes the batch may become.
-    let mut fewer = format!(
-        r#"{{"resourceLogs":[{{"resource":{{"attributes":[{{"key":"k","value":{{"stringValue":"{}"}}}}]}},"scopeLogs":[{{"logRecords":["#,
-        "x".repeat(5 << 20)
-    );
-    fewer.push_str(&"{},".repeat(10));
-    fewer.pop();
-    fewer.push_str("]}]}]}");
-    let refused = api.send("POST", "/v1/logs/logs:checkout-web/otlp", Some(&admin), Some(fewer)).await;
+    let refused = api.send("POST", "/v1/logs/logs:checkout-web/otlp", Some(&admin), Some(batch(10))).await;
     assert_problem(&refused, StatusCode::PAYLOAD_TOO_LARGE, "too-large");
 
     // Both on record: the first at once, the repeat in the period's summary of refusals.
