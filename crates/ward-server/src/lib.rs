@@ -335,14 +335,12 @@ where
         .forward
         .iter()
         .map(|sink| {
-            let run = ward_service::forward::run(
-                broker.store().clone(),
-                broker.clock(),
-                sink.clone(),
-                broker.subscribe_appended(),
-                stopped.clone(),
-            );
-            tokio::spawn(run)
+            let (store, clock, sink) = (broker.store().clone(), broker.clock(), sink.clone());
+            let (appended, stopped) = (broker.subscribe_appended(), stopped.clone());
+            tokio::spawn(async move {
+                let holder = ward_service::consumer::this_process();
+                ward_service::forward::run(store, clock, sink, holder, appended, stopped).await;
+            })
         })
         .collect();
     let scheduler = tokio::spawn(scheduler::run(broker.clone(), stopped));

@@ -18,6 +18,8 @@ use tokio::sync::watch;
 use ward_core::audit::{AuditEvent, EventType};
 use ward_store::{EventFilter, Store};
 
+use crate::consumer::ConsumerLease;
+
 /// Events per batch.
 const BATCH: u32 = 500;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -310,23 +312,36 @@ impl Sink {
     }
 }
 
-/// Forwards to one sink until `shutdown` turns true. `appended` wakes it when events are written.
+/// Forwards to one sink until `shutdown` turns true, while this process (`holder`) holds the
+/// sink's lease (`forward:<sink>`): of several processes sharing the store, one forwards each
+/// sink. `appended` wakes it when events are written.
 pub async fn run(
     store: Arc<dyn Store>,
     clock: Arc<dyn ward_core::Clock>,
     config: SinkConfig,
+    holder: &str,
     mut appended: watch::Receiver<i64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = config.name().to_owned();
+    let lease = ConsumerLease::new(&format!("forward:{name}"), holder);
     let mut sink = Sink::new(config);
     let mut backoff = Duration::from_millis(250);
     loop {
         if *shutdown.borrow() {
             break;
         }
+        if !lease.renew(&*store, clock.now()).await {
+            // Another process forwards this sink; take over if it stops renewing.
+            tokio::select! {
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
         let batch = match store.forward_cursor(&name).await {
             Ok(cursor) => {
+                lease.report_lag(&store, cursor).await;
                 store
                     .events(&EventFilter { after_seq: Some(cursor), limit: BATCH, ..EventFilter::default() })
                     .await
@@ -345,8 +360,10 @@ pub async fn run(
             Ok(events) => match sink.send(&events).await {
                 Ok(()) => {
                     let last = events.last().map_or(0, |e| e.seq);
+                    // Refused if the lease lapsed meanwhile and another process took the sink
+                    // over: it resends from the cursor it finds (delivery is at least once).
                     store
-                        .set_forward_cursor(&name, last, clock.now())
+                        .set_forward_cursor(&name, last, lease.lease(), clock.now())
                         .await
                         .map(|()| events.len())
                         .map_err(|e| e.to_string())
@@ -372,6 +389,7 @@ pub async fn run(
             }
         }
     }
+    lease.give_up(&*store).await;
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod consumer;
 pub mod export;
 pub mod forward;
 pub mod gateway;

@@ -1060,8 +1060,25 @@ impl Store for Failing {
     async fn forward_cursor(&self, sink: &str) -> Result<i64, StoreError> {
         self.inner.forward_cursor(sink).await
     }
-    async fn set_forward_cursor(&self, sink: &str, seq: i64, at: Timestamp) -> Result<(), StoreError> {
-        self.inner.set_forward_cursor(sink, seq, at).await
+    async fn set_forward_cursor(
+        &self,
+        sink: &str,
+        seq: i64,
+        lease: &ward_store::Lease,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.set_forward_cursor(sink, seq, lease, at).await
+    }
+    async fn take_lease(
+        &self,
+        lease: &ward_store::Lease,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.take_lease(lease, now, until).await
+    }
+    async fn give_up_lease(&self, lease: &ward_store::Lease) -> Result<(), StoreError> {
+        self.inner.give_up_lease(lease).await
     }
     async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError> {
         self.inner.token(hash).await
@@ -1265,14 +1282,18 @@ fn spawn_forwarder(
     w: &World,
     sink: ward_service::forward::SinkConfig,
 ) -> (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    spawn_forwarder_as(w, sink, "this-process")
+}
+
+/// [`spawn_forwarder`] as the process `holder` (several processes share one store).
+fn spawn_forwarder_as(
+    w: &World,
+    sink: ward_service::forward::SinkConfig,
+    holder: &'static str,
+) -> (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let run = ward_service::forward::run(
-        w.store.clone(),
-        w.clock.clone(),
-        sink,
-        w.broker.subscribe_appended(),
-        stopped,
-    );
+    let (store, clock, appended) = (w.store.clone(), w.clock.clone(), w.broker.subscribe_appended());
+    let run = async move { ward_service::forward::run(store, clock, sink, holder, appended, stopped).await };
     (stop, tokio::spawn(run))
 }
 
@@ -1345,6 +1366,48 @@ async fn forwarding_to_syslog_survives_an_outage_without_losing_events() {
     cursor_reaches(&*store, "siem", total).await;
     stop.send(true).unwrap();
     forwarder.await.unwrap();
+    receiver.abort();
+}
+
+/// Two ward processes on one store forward a sink once between them: one holds the sink's
+/// lease, and the other takes over when it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_is_forwarded_by_one_process_of_several() {
+    let store = sqlite().await.unwrap();
+    let w = World::new(store.clone()).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let got = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let receiver = tokio::spawn(syslog_receiver(listener, got.clone()));
+    let sink = ward_service::forward::SinkConfig::Syslog {
+        name: "siem".into(),
+        address,
+        tls: false,
+        ca_file: None,
+        client_cert: None,
+        client_key: None,
+    };
+    let (stop_first, first) = spawn_forwarder_as(&w, sink.clone(), "process-1");
+    w.granted().await;
+    let written = w.events().await.len() as i64;
+    eventually("the first events", || got.lock().unwrap().len() as i64 == written).await;
+    let (stop_second, second) = spawn_forwarder_as(&w, sink, "process-2");
+    for _ in 0..3 {
+        w.granted().await;
+    }
+    let total = w.events().await.len() as i64;
+    cursor_reaches(&*store, "siem", total).await;
+    assert_eq!(seqs(&got.lock().unwrap()), (1..=total).collect::<Vec<_>>(), "each event once");
+
+    // The first stops (and gives its lease up): the second goes on from the cursor.
+    stop_first.send(true).unwrap();
+    first.await.unwrap();
+    w.granted().await;
+    let total = w.events().await.len() as i64;
+    cursor_reaches(&*store, "siem", total).await;
+    assert_eq!(seqs(&got.lock().unwrap()), (1..=total).collect::<Vec<_>>(), "each event once");
+    stop_second.send(true).unwrap();
+    second.await.unwrap();
     receiver.abort();
 }
 

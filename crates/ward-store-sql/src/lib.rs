@@ -31,7 +31,7 @@ use ward_core::audit::AuditEvent;
 use ward_core::merkle::{Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
-    ApiToken, Change, CheckpointRecord, Due, EventFilter, GrantFilter, LogHead, RequestFilter, Store,
+    ApiToken, Change, CheckpointRecord, Due, EventFilter, GrantFilter, Lease, LogHead, RequestFilter, Store,
     StoreError, TokenFilter,
 };
 
@@ -673,18 +673,60 @@ impl Store for SqlStore {
         })
     }
 
-    async fn set_forward_cursor(&self, sink: &str, seq: i64, at: Timestamp) -> Result<(), StoreError> {
-        dispatch!(&self.pool, pool => {
+    async fn set_forward_cursor(
+        &self,
+        sink: &str,
+        seq: i64,
+        lease: &Lease,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let moved = dispatch!(&self.pool, pool => {
             sqlx::query(
-                "INSERT INTO audit_forward_cursors (sink, seq, updated_at) VALUES ($1, $2, $3) \
+                "INSERT INTO audit_forward_cursors (sink, seq, updated_at) \
+                 SELECT $1, $2, $3 WHERE EXISTS ( \
+                   SELECT 1 FROM consumer_leases WHERE consumer = $4 AND holder = $5 AND expires_at > $3) \
                  ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
             )
             .bind(sink)
             .bind(seq)
             .bind(millis(at))
+            .bind(&lease.consumer)
+            .bind(&lease.holder)
             .execute(pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(unavailable)?
+            .rows_affected()
+        });
+        if moved == 0 { Err(StoreError::Conflict) } else { Ok(()) }
+    }
+
+    async fn take_lease(&self, lease: &Lease, now: Timestamp, until: Timestamp) -> Result<bool, StoreError> {
+        let taken = dispatch!(&self.pool, pool => {
+            sqlx::query(
+                "INSERT INTO consumer_leases (consumer, holder, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (consumer) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \
+                 WHERE consumer_leases.holder = excluded.holder OR consumer_leases.expires_at <= $4",
+            )
+            .bind(&lease.consumer)
+            .bind(&lease.holder)
+            .bind(millis(until))
+            .bind(millis(now))
+            .execute(pool)
+            .await
+            .map_err(unavailable)?
+            .rows_affected()
+        });
+        Ok(taken == 1)
+    }
+
+    async fn give_up_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        dispatch!(&self.pool, pool => {
+            sqlx::query("DELETE FROM consumer_leases WHERE consumer = $1 AND holder = $2")
+                .bind(&lease.consumer)
+                .bind(&lease.holder)
+                .execute(pool)
+                .await
+                .map_err(unavailable)?;
         });
         Ok(())
     }

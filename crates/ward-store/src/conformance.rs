@@ -11,8 +11,8 @@ use ward_core::policy::RequestTerms;
 use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 
 use crate::{
-    ApiToken, Change, EventFilter, GrantFilter, RequestFilter, Store, StoreError, TokenFilter, TokenWrite,
-    Visibility,
+    ApiToken, Change, EventFilter, GrantFilter, Lease, RequestFilter, Store, StoreError, TokenFilter,
+    TokenWrite, Visibility,
 };
 
 /// Generates one `#[tokio::test]` per conformance check, each on a store from `$make` (an async
@@ -38,6 +38,7 @@ macro_rules! conformance_tests {
             checkpoints_sign_exactly_the_head,
             sub_millisecond_times_still_verify,
             forward_cursors_are_kept_per_sink,
+            a_consumer_has_one_holder_at_a_time,
             workflow_terms_round_trip,
             the_holder_limit_holds_inside_the_commit,
             counts_are_limited_inside_the_commit,
@@ -659,12 +660,45 @@ pub async fn sub_millisecond_times_still_verify(store: Arc<dyn Store>) {
 }
 
 pub async fn forward_cursors_are_kept_per_sink(store: Arc<dyn Store>) {
+    let lease = |consumer: &str, holder: &str| Lease { consumer: consumer.into(), holder: holder.into() };
+    let (siem, webhook) = (lease("forward:siem", "p1"), lease("forward:webhook", "p1"));
+    let later = t0() + SignedDuration::from_secs(30);
+    assert!(store.take_lease(&siem, t0(), later).await.unwrap());
+    assert!(store.take_lease(&webhook, t0(), later).await.unwrap());
     assert_eq!(store.forward_cursor("siem").await.unwrap(), 0);
-    store.set_forward_cursor("siem", 41, t0()).await.unwrap();
-    store.set_forward_cursor("siem", 42, t0()).await.unwrap();
-    store.set_forward_cursor("webhook", 7, t0()).await.unwrap();
+    store.set_forward_cursor("siem", 41, &siem, t0()).await.unwrap();
+    store.set_forward_cursor("siem", 42, &siem, t0()).await.unwrap();
+    store.set_forward_cursor("webhook", 7, &webhook, t0()).await.unwrap();
     assert_eq!(store.forward_cursor("siem").await.unwrap(), 42);
     assert_eq!(store.forward_cursor("webhook").await.unwrap(), 7);
+}
+
+pub async fn a_consumer_has_one_holder_at_a_time(store: Arc<dyn Store>) {
+    let (mine, theirs) = (
+        Lease { consumer: "forward:siem".into(), holder: "p1".into() },
+        Lease { consumer: "forward:siem".into(), holder: "p2".into() },
+    );
+    let secs = |n: i64| t0() + SignedDuration::from_secs(n);
+    assert!(store.take_lease(&mine, t0(), secs(30)).await.unwrap());
+    assert!(!store.take_lease(&theirs, secs(1), secs(31)).await.unwrap(), "held and live");
+    assert!(store.take_lease(&mine, secs(10), secs(40)).await.unwrap(), "renewed by its holder");
+    // Only the holder moves the cursor, and only while the lease is live.
+    assert!(matches!(
+        store.set_forward_cursor("siem", 5, &theirs, secs(11)).await,
+        Err(StoreError::Conflict)
+    ));
+    store.set_forward_cursor("siem", 5, &mine, secs(11)).await.unwrap();
+    assert!(matches!(store.set_forward_cursor("siem", 6, &mine, secs(40)).await, Err(StoreError::Conflict)));
+    // An expired lease is taken over; the old holder has lost it.
+    assert!(store.take_lease(&theirs, secs(40), secs(70)).await.unwrap());
+    assert!(matches!(store.set_forward_cursor("siem", 6, &mine, secs(41)).await, Err(StoreError::Conflict)));
+    store.set_forward_cursor("siem", 6, &theirs, secs(41)).await.unwrap();
+    assert_eq!(store.forward_cursor("siem").await.unwrap(), 6);
+    // Given up at a clean shutdown: free at once for the next process.
+    store.give_up_lease(&mine).await.unwrap();
+    assert!(!store.take_lease(&mine, secs(42), secs(72)).await.unwrap(), "not mine to give up");
+    store.give_up_lease(&theirs).await.unwrap();
+    assert!(store.take_lease(&mine, secs(42), secs(72)).await.unwrap());
 }
 
 pub async fn workflow_terms_round_trip(store: Arc<dyn Store>) {

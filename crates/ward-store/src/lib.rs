@@ -62,6 +62,13 @@ pub enum TokenWrite {
     },
 }
 
+/// Who runs a consumer of the audit log: one `holder` (a ward process) at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub consumer: String,
+    pub holder: String,
+}
+
 /// "At most `max` people other than this grant's holder hold its role on its resource in an
 /// overlapping window."
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,7 +293,20 @@ pub trait Store: Send + Sync + 'static {
     async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, StoreError>;
     /// The last `seq` the forwarding sink `sink` has delivered (0 when none).
     async fn forward_cursor(&self, sink: &str) -> Result<i64, StoreError>;
-    async fn set_forward_cursor(&self, sink: &str, seq: i64, at: Timestamp) -> Result<(), StoreError>;
+    /// Moves `sink`'s cursor to `seq`, only while `holder` holds the live lease on `consumer`
+    /// (else `Conflict`: another process took the consumer over, and its cursor is its own).
+    async fn set_forward_cursor(
+        &self,
+        sink: &str,
+        seq: i64,
+        lease: &Lease,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Takes or renews the lease on `lease.consumer` for `lease.holder` until `until`: when it is
+    /// free, expired at `now`, or already theirs. Whether they hold it afterwards.
+    async fn take_lease(&self, lease: &Lease, now: Timestamp, until: Timestamp) -> Result<bool, StoreError>;
+    /// Gives the lease up at once (a clean shutdown), if `lease.holder` holds it.
+    async fn give_up_lease(&self, lease: &Lease) -> Result<(), StoreError>;
 
     /// The token with this SHA-256.
     async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError>;
