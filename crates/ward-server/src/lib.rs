@@ -24,15 +24,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sha2::{Digest, Sha256};
-use tokio::sync::watch;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use ward_api::Health;
+use ward_service::Broker;
 use ward_service::secret_file;
-use ward_service::{Broker, scheduler};
 
 pub use problem::ApiError;
 
@@ -316,9 +315,10 @@ async fn readyz(
     }
 }
 
-/// Serves on `listener` (TCP, or [`tls::TlsListener`]) until `shutdown` resolves, with the
-/// scheduler running beside; on shutdown, stops taking connections, ends open log streams (each
-/// says why), lets in-flight requests finish, and writes pending usage summaries.
+/// Serves on `listener` (TCP, or [`tls::TlsListener`]) until `shutdown` resolves; then stops
+/// taking connections, ends open log streams (each says why) and lets in-flight requests finish.
+/// What runs beside it (the scheduler, the forwarders) is the serving process's to start:
+/// [`ward_service::background::Background`].
 pub async fn serve<L>(
     listener: L,
     broker: Arc<Broker>,
@@ -329,60 +329,13 @@ where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    let (stop, stopped) = watch::channel(false);
-    let forwarders: Vec<_> = broker
-        .settings()
-        .forward
-        .iter()
-        .map(|sink| {
-            let (store, clock, sink) = (broker.store().clone(), broker.clock(), sink.clone());
-            let (appended, stopped) = (broker.subscribe_appended(), stopped.clone());
-            tokio::spawn(async move {
-                let holder = ward_service::consumer::this_process();
-                ward_service::forward::run(store, clock, sink, holder, appended, stopped).await;
-            })
-        })
-        .collect();
-    let scheduler = tokio::spawn(scheduler::run(broker.clone(), stopped));
-    let reloader = tokio::spawn(reload_on_sighup(broker.clone()));
     let streams = broker.clone();
     let shutdown = async move {
         shutdown.await;
         streams.stop_streams();
     };
     let app = router(broker, &settings);
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
-    let _ = stop.send(true);
-    reloader.abort();
-    if let Err(error) = scheduler.await {
-        tracing::error!(%error, "the scheduler stopped abnormally");
-    }
-    for forwarder in forwarders {
-        if let Err(error) = forwarder.await {
-            tracing::error!(%error, "a forwarder stopped abnormally");
-        }
-    }
-    served
-}
-
-/// Reloads the policies on every SIGHUP, as `ward policy reload` does.
-async fn reload_on_sighup(broker: Arc<Broker>) {
-    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(hangups) => hangups,
-        Err(error) => {
-            tracing::error!(%error, "cannot listen for SIGHUP; policies reload only through the API");
-            return;
-        }
-    };
-    while hangups.recv().await.is_some() {
-        match broker.reload_policies(ward_core::SYSTEM_ACTOR).await {
-            Ok(reload) if reload.changed => {
-                tracing::info!(hash = %reload.hash, "policies reloaded on SIGHUP")
-            }
-            Ok(_) => tracing::info!("SIGHUP: the policies are unchanged"),
-            Err(error) => tracing::error!(%error, "SIGHUP: the policies were not reloaded"),
-        }
-    }
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -1,6 +1,7 @@
 //! ward's application layer: configuration, the broker that drives the pure core and the store,
 //! and the scheduler that makes time pass for requests and grants.
 
+pub mod background;
 pub mod broker;
 pub mod config;
 pub mod consumer;

@@ -193,14 +193,16 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
     let settings =
         HttpSettings { max_body_bytes: config.max_body_bytes, metrics_token, ..HttpSettings::default() };
     let shutdown = ward_server::shutdown_signal();
-    match tls {
+    let background = ward_service::background::Background::start(&broker);
+    let served = match tls {
         Some(tls) => {
             let listener = ward_server::tls::TlsListener::new(listener, tls);
             ward_server::serve(listener, broker, settings, shutdown).await
         }
         None => ward_server::serve(listener, broker, settings, shutdown).await,
-    }
-    .map_err(|e| CliError::Usage(format!("the server failed: {e}")))
+    };
+    background.stop().await;
+    served.map_err(|e| CliError::Usage(format!("the server failed: {e}")))
 }
 
 /// What the quickstart tells a first-time user to run. Every command works as printed from the
