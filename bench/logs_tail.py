@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,18 +33,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from redact import ROOT, synthetic_log  # noqa: E402
+from serving import free_port, wait_until_listening  # noqa: E402
 
 WARD = os.path.join(ROOT, "target", "release", "ward")
 DATA = "/tmp/ward-tail-bench"
 MB = 1024 * 1024
 TODAY = b"2026-11-21"
 STAMP = re.compile(rb"^\S*?(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)", re.M)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_set(directory, base, sizes):
@@ -128,15 +122,7 @@ class World:
         port = free_port()
         self.env = dict(os.environ, WARD_CONFIG=config, WARD_LISTEN=f"127.0.0.1:{port}", WARD_URL=f"http://127.0.0.1:{port}")
         self.server = subprocess.Popen([binary, "serve"], env=self.env, stdout=subprocess.DEVNULL, stderr=open(os.path.join(root, "serve.log"), "w"))
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline or self.server.poll() is not None:
-                    raise RuntimeError(f"{binary} serve did not start (see {root}/serve.log)")
-                time.sleep(0.1)
+        wait_until_listening(port, self.server, lambda: f"{binary} serve did not start (see {root}/serve.log)")
         token = lambda user: self.run_ok(["admin", "token", "create", user]).decode().strip()
         self.alice, bob = token("alice"), token("bob")
         filed = self.run_ok(["request", "logs:payments-api", "--role", "read", "--for", "4h", "--reason", "bench", "-o", "json"], self.alice)

@@ -17,20 +17,16 @@ the server ended), the time, and VmHWM before and at its highest.
 import http.client
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serving import free_port, wait_until_listening  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def vm_hwm_kib(pid):
@@ -79,15 +75,7 @@ def main():
         # prlimit execs the server: the pid is the server's.
         server = subprocess.Popen(["prlimit", f"--as={cap}", "--", binary, "serve"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=log)
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"{binary} serve did not start: {open(log.name).read()}")
-                time.sleep(0.1)
+        wait_until_listening(port, server, lambda: f"{binary} serve did not start: {open(log.name).read()}")
         token = subprocess.run([binary, "admin", "token", "create", "log-shipper"], env=env,
                                capture_output=True, text=True, check=True).stdout.strip()
         before = vm_hwm_kib(server.pid)

@@ -114,6 +114,15 @@ fn ask(resource: &str, role: &str, duration: &str) -> Value {
     json!({"resource": resource, "role": role, "duration": duration, "reason": "INC-4312 checkout 500s"})
 }
 
+/// `GET` of payments-api's last line, followed, as the holder of `token`.
+fn followed_tail(token: &str) -> Request<Body> {
+    Request::builder()
+        .uri("/v1/logs/logs:payments-api/tail?lines=1&follow=true")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_lifecycle_over_http() {
     let api = Api::new().await;
@@ -902,19 +911,9 @@ async fn too_many_reads_at_once_get_429_with_retry_after() {
     assert_eq!(items[2]["line"]["source"], "payments-api.log", "the newest file's last line");
 
     // A followed tail holds its slot as long as its answer is open.
-    let follow = Request::builder()
-        .uri("/v1/logs/logs:payments-api/tail?lines=1&follow=true")
-        .header(header::AUTHORIZATION, format!("Bearer {alice}"))
-        .body(Body::empty())
-        .unwrap();
-    let open = api.app.clone().oneshot(follow).await.unwrap();
+    let open = api.app.clone().oneshot(followed_tail(&alice)).await.unwrap();
     assert_eq!(open.status(), StatusCode::OK);
-    let request = Request::builder()
-        .uri("/v1/logs/logs:payments-api/tail?lines=1&follow=true")
-        .header(header::AUTHORIZATION, format!("Bearer {alice}"))
-        .body(Body::empty())
-        .unwrap();
-    let refused = api.app.clone().oneshot(request).await.unwrap();
+    let refused = api.app.clone().oneshot(followed_tail(&alice)).await.unwrap();
     assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(refused.headers()[header::RETRY_AFTER], "30");
     let body: Value =
@@ -941,12 +940,7 @@ async fn a_followed_tail_ends_when_its_token_is_revoked() {
     let approve = format!("/v1/requests/{}/approve", created.body["id"].as_str().unwrap());
     assert_eq!(api.post(&approve, &api.token("bob").await, json!({})).await.status, StatusCode::OK);
 
-    let follow = Request::builder()
-        .uri("/v1/logs/logs:payments-api/tail?lines=1&follow=true")
-        .header(header::AUTHORIZATION, format!("Bearer {alice}"))
-        .body(Body::empty())
-        .unwrap();
-    let open = api.app.clone().oneshot(follow).await.unwrap();
+    let open = api.app.clone().oneshot(followed_tail(&alice)).await.unwrap();
     assert_eq!(open.status(), StatusCode::OK);
     let mut body = open.into_body().into_data_stream();
     let mut text = String::new();
