@@ -19,6 +19,11 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
+/// The environment that points ward at a PostgreSQL database, if one is given.
+fn database_env(database_url: Option<String>) -> Vec<(String, String)> {
+    database_url.map(|url| ("WARD_DATABASE_URL".to_owned(), url)).into_iter().collect()
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -43,7 +48,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 impl Server {
     fn start(database_url: Option<String>) -> Self {
-        Self::start_in(tempfile::tempdir().unwrap(), database_url)
+        Self::start_in(tempfile::tempdir().unwrap(), database_env(database_url))
     }
 
     /// Stops with SIGTERM, as a service manager would, and returns the exit code.
@@ -74,10 +79,11 @@ impl Server {
         let dir = tempfile::TempDir::new().unwrap();
         let old = std::mem::replace(&mut self._dir, dir);
         let database_url = self.env.iter().find(|(k, _)| k == "WARD_DATABASE_URL").map(|(_, v)| v.clone());
-        Self::start_in(old, database_url)
+        Self::start_in(old, database_env(database_url))
     }
 
-    fn start_in(dir: tempfile::TempDir, database_url: Option<String>) -> Self {
+    /// Serves a copy of the quickstart kept in `dir`, with `extra` settings from the environment.
+    fn start_in(dir: tempfile::TempDir, extra: Vec<(String, String)>) -> Self {
         let world = dir.path().join("quickstart");
         if !world.exists() {
             copy_dir(
@@ -90,7 +96,7 @@ impl Server {
             ("WARD_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
             ("WARD_DATA_DIR".to_owned(), dir.path().join("data").display().to_string()),
         ];
-        env.extend(database_url.map(|url| ("WARD_DATABASE_URL".to_owned(), url)));
+        env.extend(extra);
         let config = world.join("ward.toml");
         let child = Command::new(WARD)
             .arg("serve")
@@ -741,55 +747,31 @@ fn https_with_a_private_ca() {
     std::fs::write(path("key.pem"), key.serialize_pem()).unwrap();
     std::fs::set_permissions(path("key.pem"), std::fs::Permissions::from_mode(0o600)).unwrap();
 
-    copy_dir(
-        &PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart")),
-        &path("world"),
+    let (ca_file, tls) = (
+        path("ca.pem").display().to_string(),
+        [
+            ("WARD_TLS_CERT".to_owned(), path("cert.pem").display().to_string()),
+            ("WARD_TLS_KEY".to_owned(), path("key.pem").display().to_string()),
+        ],
     );
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let env = [
-        ("WARD_LISTEN", format!("127.0.0.1:{port}")),
-        ("WARD_DATA_DIR", path("data").display().to_string()),
-        ("WARD_TLS_CERT", path("cert.pem").display().to_string()),
-        ("WARD_TLS_KEY", path("key.pem").display().to_string()),
-    ];
-    let config = path("world/ward.toml");
-    let mut child = Command::new(WARD)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .envs(env.iter().cloned())
-        .env("WARD_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "ward serve did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let token = Command::new(WARD)
-        .args(["admin", "token", "create", "alice", "--config"])
-        .arg(&config)
-        .envs(env.iter().cloned())
-        .output()
-        .unwrap();
-    let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
+    let server = Server::start_in(dir, tls.into());
+    let url = server.url.replace("http://127.0.0.1", "https://localhost");
+    let token = server.token("alice");
     let ward = |args: &[&str]| {
         Command::new(WARD)
             .args(args)
-            .env("WARD_URL", format!("https://localhost:{port}"))
+            .env("WARD_URL", &url)
             .env("WARD_TOKEN", &token)
             .env_remove("WARD_CA_FILE")
             .output()
             .unwrap()
     };
-    let ca_file = path("ca.pem").display().to_string();
     let me = ward(&["--ca-file", &ca_file, "whoami", "-o", "json"]);
     assert!(me.status.success(), "{}", stderr(&me));
     assert_eq!(serde_json::from_slice::<Value>(&me.stdout).unwrap()["name"], "alice");
     let by_env = Command::new(WARD)
         .args(["whoami"])
-        .env("WARD_URL", format!("https://localhost:{port}"))
+        .env("WARD_URL", &url)
         .env("WARD_TOKEN", &token)
         .env("WARD_CA_FILE", &ca_file)
         .output()
@@ -798,10 +780,8 @@ fn https_with_a_private_ca() {
     let unknown_ca = ward(&["whoami"]);
     assert_eq!(unknown_ca.status.code(), Some(2));
     assert!(stderr(&unknown_ca).contains("--ca-file"), "{}", stderr(&unknown_ca));
-    let not_pem = ward(&["--ca-file", &config.display().to_string(), "whoami"]);
+    let not_pem = ward(&["--ca-file", &server.config.display().to_string(), "whoami"]);
     assert_eq!(not_pem.status.code(), Some(2), "{}", stderr(&not_pem));
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 /// SIGTERM lets in-flight work finish and writes the tallied checks before exiting: nothing is
