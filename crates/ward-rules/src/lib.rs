@@ -1,0 +1,14 @@
+//! ward's audit rules: a pure fold over the audit log. Events go in (in `seq` order), findings
+//! come out; time-driven rules are asked with a `now` the caller passes. No I/O, no clock, no
+//! randomness, so the same events give the same findings whether they arrive one by one as they
+//! commit (the rules consumer) or all at once over a period (`ward rules run`).
+
+mod config;
+mod engine;
+mod finding;
+mod rule_id;
+
+pub use config::{ConfigError, RuleSettings, RulesConfig, Threshold, defaults};
+pub use engine::{Engine, Facts};
+pub use finding::{Finding, Severity};
+pub use rule_id::RuleId;
