@@ -76,10 +76,30 @@ pub enum EventType {
     /// replaced); `details` name both, so verification can follow the change.
     #[serde(rename = "audit.key_changed")]
     AuditKeyChanged,
+    /// A rule saw a condition no open finding covers; `details` carry the finding.
+    #[serde(rename = "finding.opened")]
+    FindingOpened,
+    /// The same condition on the same subject was seen again: the open finding grew.
+    #[serde(rename = "finding.updated")]
+    FindingUpdated,
+    #[serde(rename = "finding.acknowledged")]
+    FindingAcknowledged,
+    #[serde(rename = "finding.resolved")]
+    FindingResolved,
+    /// Closed as a false positive.
+    #[serde(rename = "finding.dismissed")]
+    FindingDismissed,
+    /// A grant's three audit checkpoints (justified, used as intended, revoked promptly), recorded
+    /// when it ends and again if later events change a verdict.
+    #[serde(rename = "grant.audited")]
+    GrantAudited,
+    /// A notification sink did not take a delivery after its retries; it is still owed.
+    #[serde(rename = "notification.failed")]
+    NotificationFailed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 25] = [
+    pub const ALL: [EventType; 32] = [
         Self::RequestCreated,
         Self::RequestCancelled,
         Self::RequestLapsed,
@@ -105,6 +125,13 @@ impl EventType {
         Self::TokenRevoked,
         Self::DirectoryReloaded,
         Self::AuditKeyChanged,
+        Self::FindingOpened,
+        Self::FindingUpdated,
+        Self::FindingAcknowledged,
+        Self::FindingResolved,
+        Self::FindingDismissed,
+        Self::GrantAudited,
+        Self::NotificationFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -134,6 +161,13 @@ impl EventType {
             Self::TokenRevoked => "token.revoked",
             Self::DirectoryReloaded => "directory.reloaded",
             Self::AuditKeyChanged => "audit.key_changed",
+            Self::FindingOpened => "finding.opened",
+            Self::FindingUpdated => "finding.updated",
+            Self::FindingAcknowledged => "finding.acknowledged",
+            Self::FindingResolved => "finding.resolved",
+            Self::FindingDismissed => "finding.dismissed",
+            Self::GrantAudited => "grant.audited",
+            Self::NotificationFailed => "notification.failed",
         }
     }
 

@@ -40,10 +40,12 @@ fn reason_is_user_text(event_type: EventType) -> bool {
     use EventType::*;
     match event_type {
         RequestCreated | ApprovalGranted | ApprovalDenied | GrantScheduled | GrantActivated
-        | GrantExtended | GrantRevoked | BreakglassUsed | BreakglassReviewed => true,
+        | GrantExtended | GrantRevoked | BreakglassUsed | BreakglassReviewed | FindingAcknowledged
+        | FindingResolved | FindingDismissed => true,
         RequestCancelled | RequestLapsed | GrantReleased | GrantExpired | BreakglassOverdue | AccessUsed
         | AccessDenied | PolicyChanged | PolicyRejected | ConfigChanged | OncallUnavailable
-        | AuditCheckpoint | AuditKeyChanged | TokenCreated | TokenRevoked | DirectoryReloaded => false,
+        | AuditCheckpoint | AuditKeyChanged | TokenCreated | TokenRevoked | DirectoryReloaded
+        | FindingOpened | FindingUpdated | GrantAudited | NotificationFailed => false,
     }
 }
 
