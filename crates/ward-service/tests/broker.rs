@@ -100,11 +100,39 @@ fn ask(resource: &str, role: &str, seconds: u64) -> RequestInput {
     }
 }
 
+/// Runs each test on both backends; after it, every event it wrote must read as its type.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
-        mod on_sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(s) = super::sqlite().await { super::$name(s).await } } )* }
-        mod on_postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(s) = super::postgres().await { super::$name(s).await } } )* }
+        mod on_sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(s) = super::sqlite().await { super::$name(s.clone()).await; super::every_event_reads_as_its_type(&s).await } } )* }
+        mod on_postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(s) = super::postgres().await { super::$name(s.clone()).await; super::every_event_reads_as_its_type(&s).await } } )* }
     };
+}
+
+/// Every event in `store` reads as its type's payload, and that payload writes back exactly the
+/// stored details: the types say all that ward records.
+async fn every_event_reads_as_its_type(store: &Arc<dyn Store>) {
+    let mut after = None;
+    loop {
+        let page =
+            store.events(&EventFilter { after_seq: after, limit: 1000, ..Default::default() }).await.unwrap();
+        let Some(last) = page.last() else { return };
+        after = Some(last.seq);
+        events_read_as_their_types(&page);
+    }
+}
+
+fn events_read_as_their_types(events: &[AuditEvent]) {
+    for event in events {
+        let payload = ward_core::audit::Payload::parse(event.event_type, &event.details)
+            .unwrap_or_else(|error| panic!("event {}: {error}: {}", event.seq, event.details));
+        assert_eq!(
+            payload.to_value(),
+            event.details,
+            "event {} ({}) written back",
+            event.seq,
+            event.event_type
+        );
+    }
 }
 
 on_both_backends!(
@@ -920,6 +948,7 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
             assert!(!text.contains(marker), "{} carries `{marker}` in the clear: {text}", event.event_type);
         }
     }
+    events_read_as_their_types(&events);
     // The walk's details, as they have always been recorded.
     let expected = [
         r#"policy.changed {"hash":"<sha256>","policy_ids":["checkout-web.approvers","checkout-web.oncall-incident","checkout-web.read","ledger.breakglass","ledger.leads","ledger.no-long-nights","ledger.oncall","ledger.read","ledger.security","org.auditors-request-nothing","payments-api.approvers","payments-api.read","payments-api.read-unmasked","ticketed"],"previous_hash":null}"#,
