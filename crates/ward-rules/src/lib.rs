@@ -5,10 +5,14 @@
 
 mod config;
 mod engine;
+mod facts;
 mod finding;
+pub mod justification;
 mod rule_id;
+mod window;
 
 pub use config::{ConfigError, RuleSettings, RulesConfig, Threshold, defaults};
-pub use engine::{Engine, Facts};
+pub use engine::Engine;
+pub use facts::{ChainLink, Eligibility, Facts};
 pub use finding::{Finding, Severity};
 pub use rule_id::RuleId;
