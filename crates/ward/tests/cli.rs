@@ -468,6 +468,30 @@ fn unreachable_server_and_bad_config_exit_2() {
     );
 }
 
+/// A `[rules.ID]` setting ward cannot read stops the start, naming the key (exit 2): a typo must
+/// not switch a rule off in silence.
+#[test]
+fn a_bad_rule_setting_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("quickstart");
+    copy_dir(&PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart")), &world);
+    let config = world.join("ward.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[rules.too-frequent]\ncount = 0\n");
+    std::fs::write(&config, text).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = Command::new(WARD)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("WARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WARD_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("`rules.too-frequent.count`"), "{}", stderr(&out));
+}
+
 /// `ward policy check` compiles the configured policies as the server would, and points at the
 /// line and column of what is wrong.
 #[test]
