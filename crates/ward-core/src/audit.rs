@@ -12,6 +12,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+pub mod payload;
+
+pub use payload::{Payload, PayloadError};
+
 /// `prev_hash` of the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -197,6 +201,25 @@ pub struct NewEvent {
     pub grant_id: Option<String>,
     pub reason: Option<String>,
     pub details: Value,
+}
+
+impl NewEvent {
+    /// An event recording `payload`, of the payload's type, about nobody in particular: set
+    /// `subject`, `resource`, … with struct update syntax.
+    pub fn new(id: String, occurred_at: Timestamp, actor: &str, payload: Payload) -> Self {
+        Self {
+            id,
+            event_type: payload.event_type(),
+            occurred_at,
+            actor: actor.to_owned(),
+            subject: None,
+            resource: None,
+            request_id: None,
+            grant_id: None,
+            reason: None,
+            details: payload.to_value(),
+        }
+    }
 }
 
 /// An event as stored: appended, numbered and chained.

@@ -54,7 +54,7 @@ pub fn is_reserved_user_name(name: &str) -> bool {
 }
 
 /// What a new directory changes about people, for the record (`directory.reloaded`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryChanges {
     pub users_added: Vec<String>,
     pub users_removed: Vec<String>,
@@ -62,7 +62,7 @@ pub struct DirectoryChanges {
     pub groups: BTreeMap<String, MembershipChange>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MembershipChange {
     pub added: Vec<String>,
     pub removed: Vec<String>,

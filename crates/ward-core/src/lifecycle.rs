@@ -5,9 +5,13 @@
 //! caller commits records and events in one transaction (no audit, no access).
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::json;
 
-use crate::audit::{EventType, NewEvent};
+use crate::audit::payload::{
+    AccessDenied, ApprovalDenied, ApprovalGranted, ApproverVote, AutomaticDecision, BreakglassReviewed,
+    BreakglassUsed, GrantDeadline, GrantExtended, GrantStarted, GrantWindow, Lateness, NoDetails, Refusal,
+    RequestCreated, True,
+};
+use crate::audit::{EventType, NewEvent, Payload};
 use crate::duration::format_duration;
 use crate::model::{
     AccessRequest, Approval, Decision, Extension, Grant, GrantId, GrantState, RequestId, RequestState,
@@ -64,7 +68,8 @@ pub struct Transition {
 
 impl Transition {
     /// Records on the event that creates a grant (if this transition creates one) the hash of
-    /// the policy set that allowed it, so every grant names the policies behind it.
+    /// the policy set that allowed it, so every grant names the policies behind it (the
+    /// `policy_hash` of [`GrantStarted`] and [`BreakglassUsed`], left out until this sets it).
     pub fn with_policy_hash(mut self, policy_hash: &str) -> Self {
         if self.grant.as_ref().is_some_and(|g| g.version == 1) {
             for event in &mut self.events {
@@ -173,24 +178,9 @@ fn add_seconds(at: Timestamp, seconds: u64) -> Timestamp {
     at.saturating_add(SignedDuration::from_secs(secs)).unwrap_or(Timestamp::MAX)
 }
 
-fn event(ids: &mut dyn IdSource, event_type: EventType, at: Timestamp, actor: &str) -> NewEvent {
-    NewEvent {
-        id: ids.event_id(),
-        event_type,
-        occurred_at: at,
-        actor: actor.to_owned(),
-        subject: None,
-        resource: None,
-        request_id: None,
-        grant_id: None,
-        reason: None,
-        details: json!({}),
-    }
-}
-
 fn request_event(
     ids: &mut dyn IdSource,
-    event_type: EventType,
+    payload: Payload,
     at: Timestamp,
     actor: &str,
     request: &AccessRequest,
@@ -199,13 +189,13 @@ fn request_event(
         subject: Some(request.requester.clone()),
         resource: Some(request.resource.clone()),
         request_id: Some(request.id.to_string()),
-        ..event(ids, event_type, at, actor)
+        ..NewEvent::new(ids.event_id(), at, actor, payload)
     }
 }
 
 fn grant_event(
     ids: &mut dyn IdSource,
-    event_type: EventType,
+    payload: Payload,
     at: Timestamp,
     actor: &str,
     grant: &Grant,
@@ -215,12 +205,38 @@ fn grant_event(
         resource: Some(grant.resource.clone()),
         request_id: Some(grant.request_id.to_string()),
         grant_id: Some(grant.id.to_string()),
-        details: json!({
-            "role": grant.role,
-            "starts_at": grant.starts_at.to_string(),
-            "expires_at": grant.expires_at.to_string(),
-        }),
-        ..event(ids, event_type, at, actor)
+        ..NewEvent::new(ids.event_id(), at, actor, payload)
+    }
+}
+
+fn window(grant: &Grant) -> GrantWindow {
+    GrantWindow { role: grant.role.clone(), starts_at: grant.starts_at, expires_at: grant.expires_at }
+}
+
+/// A grant's edge processed by the scheduler at `now`, due at `due`.
+fn deadline(grant: &Grant, due: Timestamp, now: Timestamp) -> GrantDeadline {
+    let Lateness { due_at, processed_at, lag_ms } = lateness(due, now);
+    GrantDeadline {
+        role: grant.role.clone(),
+        starts_at: grant.starts_at,
+        expires_at: grant.expires_at,
+        due_at,
+        processed_at,
+        lag_ms,
+    }
+}
+
+/// A grant's start: created now (the caller adds the policy hash, [`Transition::with_policy_hash`])
+/// or, with `lateness`, opened by the scheduler.
+fn started(grant: &Grant, lateness: Option<Lateness>) -> GrantStarted {
+    GrantStarted {
+        role: grant.role.clone(),
+        starts_at: grant.starts_at,
+        expires_at: grant.expires_at,
+        policy_hash: None,
+        due_at: lateness.as_ref().map(|l| l.due_at),
+        processed_at: lateness.as_ref().map(|l| l.processed_at),
+        lag_ms: lateness.map(|l| l.lag_ms),
     }
 }
 
@@ -267,31 +283,31 @@ pub fn file_request(
         breakglass: terms.review_within_seconds.is_some(),
         version: 1,
     };
-    let mut created =
-        request_event(ids, EventType::RequestCreated, now, &request.requester.clone(), &request);
-    created.reason = Some(request.reason.clone());
-    created.details = json!({
-        "role": request.role,
-        "duration_seconds": request.duration_seconds,
-        "ticket": request.ticket,
-        "start_at": request.start_at.map(|t| t.to_string()),
-        "approvals_required": request.approvals_required,
-        "stages": request.stages,
-        "policy_ids": request.policy_ids,
-        "policy_hash": policy_hash,
-        "on_call_schedules": request.on_call_schedules,
-        "business_hours": request.business_hours,
-        "extends_grant": request.extends_grant,
-        "breakglass": request.breakglass,
+    let payload = Payload::RequestCreated(RequestCreated {
+        role: request.role.clone(),
+        duration_seconds: request.duration_seconds,
+        ticket: request.ticket.clone(),
+        start_at: request.start_at,
+        approvals_required: request.approvals_required,
+        stages: request.stages.clone(),
+        policy_ids: request.policy_ids.clone(),
+        policy_hash: policy_hash.to_owned(),
+        on_call_schedules: request.on_call_schedules.clone(),
+        business_hours: request.business_hours,
+        extends_grant: request.extends_grant.as_ref().map(ToString::to_string),
+        breakglass: request.breakglass,
     });
+    let mut created = request_event(ids, payload, now, &request.requester.clone(), &request);
+    created.reason = Some(request.reason.clone());
     let mut events = vec![created];
 
     if let Some(rules) = &terms.auto_denied_by {
         let comment = format!("denied automatically by {}", rules.join(", "));
         mark_denied(&mut request, SYSTEM_ACTOR, &comment, now);
-        let mut denied = request_event(ids, EventType::ApprovalDenied, now, SYSTEM_ACTOR, &request);
+        let decision = AutomaticDecision { automatic: True, policy_ids: rules.clone() };
+        let payload = Payload::ApprovalDenied(ApprovalDenied::Automatic(decision));
+        let mut denied = request_event(ids, payload, now, SYSTEM_ACTOR, &request);
         denied.reason = Some(comment);
-        denied.details = json!({ "automatic": true, "policy_ids": rules });
         events.push(denied);
         return Ok(Transition { request: Some(request), grant: None, events });
     }
@@ -313,12 +329,16 @@ pub fn file_request(
             reviewed_at: None,
             comment: None,
         });
-        let mut used = grant_event(ids, EventType::BreakglassUsed, now, &requester, &grant);
+        let payload = Payload::BreakglassUsed(BreakglassUsed {
+            role: grant.role.clone(),
+            starts_at: grant.starts_at,
+            expires_at: grant.expires_at,
+            policy_ids: request.policy_ids.clone(),
+            review_due_at: due_at,
+            policy_hash: None,
+        });
+        let mut used = grant_event(ids, payload, now, &requester, &grant);
         used.reason = Some(request.reason.clone());
-        merge(
-            &mut used.details,
-            json!({ "policy_ids": request.policy_ids, "review_due_at": due_at.to_string() }),
-        );
         events.push(used);
         events.extend(grant_events);
         return Ok(
@@ -335,8 +355,9 @@ pub fn file_request(
         at: now,
         stages: Vec::new(),
     });
-    let mut approved = request_event(ids, EventType::ApprovalGranted, now, SYSTEM_ACTOR, &request);
-    approved.details = json!({ "automatic": true, "policy_ids": rules });
+    let decision = AutomaticDecision { automatic: True, policy_ids: rules.clone() };
+    let payload = Payload::ApprovalGranted(ApprovalGranted::Automatic(decision));
+    let approved = request_event(ids, payload, now, SYSTEM_ACTOR, &request);
     events.push(approved);
     let (grant, grant_events) = approve_into_grant(ids, &mut request, context, SYSTEM_ACTOR, now)?;
     events.extend(grant_events);
@@ -409,11 +430,11 @@ fn approve_into_grant(
     request.state = RequestState::Approved;
     request.decided_at = Some(now);
     request.grant_id = Some(grant.id.clone());
-    let event_type = match grant.state {
-        GrantState::Scheduled => EventType::GrantScheduled,
-        _ => EventType::GrantActivated,
+    let payload = match grant.state {
+        GrantState::Scheduled => Payload::GrantScheduled(started(&grant, None)),
+        _ => Payload::GrantActivated(started(&grant, None)),
     };
-    let mut activated = grant_event(ids, event_type, now, actor, &grant);
+    let mut activated = grant_event(ids, payload, now, actor, &grant);
     activated.reason = Some(request.reason.clone());
     Ok((grant, vec![activated]))
 }
@@ -439,16 +460,16 @@ fn extend_grant(
     request.state = RequestState::Approved;
     request.decided_at = Some(now);
     request.grant_id = Some(grant.id.clone());
-    let mut extended = grant_event(ids, EventType::GrantExtended, now, actor, &grant);
+    let payload = Payload::GrantExtended(GrantExtended {
+        role: grant.role.clone(),
+        starts_at: grant.starts_at,
+        expires_at: grant.expires_at,
+        extension_request_id: request.id.to_string(),
+        added_seconds: request.duration_seconds,
+        previous_expires_at: previous,
+    });
+    let mut extended = grant_event(ids, payload, now, actor, &grant);
     extended.reason = Some(request.reason.clone());
-    merge(
-        &mut extended.details,
-        json!({
-            "extension_request_id": request.id,
-            "added_seconds": request.duration_seconds,
-            "previous_expires_at": previous.to_string(),
-        }),
-    );
     Ok((grant, vec![extended]))
 }
 
@@ -507,14 +528,15 @@ pub fn approve(
     });
     request.version += 1;
     let distinct = request.approvers().collect::<std::collections::BTreeSet<_>>().len();
-    let mut approved = request_event(ids, EventType::ApprovalGranted, now, approver.name, &request);
+    let vote = ApproverVote {
+        approvals: u32::try_from(distinct).unwrap_or(u32::MAX),
+        approvals_required: request.approvals_required,
+        stages: approver.stages.clone(),
+        stages_unmet: request.unmet_stages(),
+    };
+    let payload = Payload::ApprovalGranted(ApprovalGranted::ByApprover(vote));
+    let mut approved = request_event(ids, payload, now, approver.name, &request);
     approved.reason = comment;
-    approved.details = json!({
-        "approvals": distinct,
-        "approvals_required": request.approvals_required,
-        "stages": approver.stages,
-        "stages_unmet": request.unmet_stages(),
-    });
     let mut events = vec![approved];
     let mut grant = None;
     if request.is_fully_approved() {
@@ -553,7 +575,8 @@ pub fn deny(
     }
     mark_denied(&mut request, approver, &comment, now);
     request.version += 1;
-    let mut denied = request_event(ids, EventType::ApprovalDenied, now, approver, &request);
+    let payload = Payload::ApprovalDenied(ApprovalDenied::ByApprover(NoDetails {}));
+    let mut denied = request_event(ids, payload, now, approver, &request);
     denied.reason = Some(comment);
     Ok(Transition { request: Some(request), grant: None, events: vec![denied] })
 }
@@ -575,7 +598,7 @@ pub fn cancel(
     request.state = RequestState::Cancelled;
     request.decided_at = Some(now);
     request.version += 1;
-    let cancelled = request_event(ids, EventType::RequestCancelled, now, by, &request);
+    let cancelled = request_event(ids, Payload::RequestCancelled(NoDetails {}), now, by, &request);
     Ok(Transition { request: Some(request), grant: None, events: vec![cancelled] })
 }
 
@@ -590,14 +613,13 @@ pub fn lapse(
     request.state = RequestState::Lapsed;
     request.decided_at = Some(due);
     request.version += 1;
-    let mut lapsed = request_event(ids, EventType::RequestLapsed, due, SYSTEM_ACTOR, &request);
-    lapsed.details = lateness(due, now);
+    let lapsed = request_event(ids, Payload::RequestLapsed(lateness(due, now)), due, SYSTEM_ACTOR, &request);
     Ok(Transition { request: Some(request), grant: None, events: vec![lapsed] })
 }
 
-fn lateness(due: Timestamp, now: Timestamp) -> serde_json::Value {
+fn lateness(due: Timestamp, now: Timestamp) -> Lateness {
     let lag_ms = now.as_millisecond().saturating_sub(due.as_millisecond()).max(0);
-    json!({ "due_at": due.to_string(), "processed_at": now.to_string(), "lag_ms": lag_ms })
+    Lateness { due_at: due, processed_at: now, lag_ms }
 }
 
 fn ensure_live(grant: &Grant) -> Result<(), LifecycleError> {
@@ -619,8 +641,8 @@ pub fn activate(
     }
     grant.state = GrantState::Active;
     grant.version += 1;
-    let mut activated = grant_event(ids, EventType::GrantActivated, grant.starts_at, SYSTEM_ACTOR, &grant);
-    merge(&mut activated.details, lateness(grant.starts_at, now));
+    let payload = Payload::GrantActivated(started(&grant, Some(lateness(grant.starts_at, now))));
+    let activated = grant_event(ids, payload, grant.starts_at, SYSTEM_ACTOR, &grant);
     Ok(Transition { request: None, grant: Some(grant), events: vec![activated] })
 }
 
@@ -641,8 +663,8 @@ pub fn expire(
     grant.ended_at = Some(due);
     grant.ended_by = Some(SYSTEM_ACTOR.to_owned());
     grant.version += 1;
-    let mut expired = grant_event(ids, EventType::GrantExpired, due, SYSTEM_ACTOR, &grant);
-    merge(&mut expired.details, lateness(due, now));
+    let expired =
+        grant_event(ids, Payload::GrantExpired(deadline(&grant, due, now)), due, SYSTEM_ACTOR, &grant);
     events.push(expired);
     Ok(Transition { request: None, grant: Some(grant), events })
 }
@@ -658,7 +680,7 @@ pub fn release(
         return Err(LifecycleError::NotHolder { id: grant.id.clone(), principal: grant.principal.clone() });
     }
     end(&mut grant, GrantState::Released, by, None, now)?;
-    let released = grant_event(ids, EventType::GrantReleased, now, by, &grant);
+    let released = grant_event(ids, Payload::GrantReleased(window(&grant)), now, by, &grant);
     Ok(Transition { request: None, grant: Some(grant), events: vec![released] })
 }
 
@@ -674,7 +696,7 @@ pub fn revoke(
         return Err(LifecycleError::ReasonRequired);
     }
     end(&mut grant, GrantState::Revoked, by, Some(reason.clone()), now)?;
-    let mut revoked = grant_event(ids, EventType::GrantRevoked, now, by, &grant);
+    let mut revoked = grant_event(ids, Payload::GrantRevoked(window(&grant)), now, by, &grant);
     revoked.reason = Some(reason);
     Ok(Transition { request: None, grant: Some(grant), events: vec![revoked] })
 }
@@ -718,9 +740,15 @@ pub fn review(
     review.comment = Some(comment.clone());
     let due_at = review.due_at;
     grant.version += 1;
-    let mut reviewed = grant_event(ids, EventType::BreakglassReviewed, now, by, &grant);
+    let payload = Payload::BreakglassReviewed(BreakglassReviewed {
+        role: grant.role.clone(),
+        starts_at: grant.starts_at,
+        expires_at: grant.expires_at,
+        review_due_at: due_at,
+        late,
+    });
+    let mut reviewed = grant_event(ids, payload, now, by, &grant);
     reviewed.reason = Some(comment);
-    merge(&mut reviewed.details, json!({ "review_due_at": due_at.to_string(), "late": late }));
     Ok(Transition { request: None, grant: Some(grant), events: vec![reviewed] })
 }
 
@@ -742,8 +770,8 @@ pub fn review_overdue(
     review.state = ReviewState::Overdue;
     let due = review.due_at;
     grant.version += 1;
-    let mut overdue = grant_event(ids, EventType::BreakglassOverdue, due, SYSTEM_ACTOR, &grant);
-    merge(&mut overdue.details, lateness(due, now));
+    let overdue =
+        grant_event(ids, Payload::BreakglassOverdue(deadline(&grant, due, now)), due, SYSTEM_ACTOR, &grant);
     Ok(Transition { request: None, grant: Some(grant), events: vec![overdue] })
 }
 
@@ -767,12 +795,6 @@ fn end(
     Ok(())
 }
 
-fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
-    if let (Some(into), serde_json::Value::Object(from)) = (into.as_object_mut(), from) {
-        into.extend(from);
-    }
-}
-
 /// A refused attempt, recorded as `access.denied`.
 pub fn refusal_event(
     ids: &mut dyn IdSource,
@@ -783,12 +805,12 @@ pub fn refusal_event(
     why: &str,
     now: Timestamp,
 ) -> NewEvent {
+    let payload = Payload::AccessDenied(AccessDenied::Refused(Refusal { action: action.to_owned() }));
     NewEvent {
         resource: resource.map(str::to_owned),
         request_id: request_id.map(ToString::to_string),
         reason: Some(why.to_owned()),
-        details: json!({ "action": action }),
-        ..event(ids, EventType::AccessDenied, now, actor)
+        ..NewEvent::new(ids.event_id(), now, actor, payload)
     }
 }
 

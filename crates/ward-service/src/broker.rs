@@ -4,10 +4,10 @@
 use std::sync::{Arc, RwLock};
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
-use ward_core::audit::{AuditEvent, EventType, NewEvent};
+use ward_core::audit::payload::{self, AccessDenied, AccessUsed};
+use ward_core::audit::{AuditEvent, EventType, NewEvent, Payload};
 use ward_core::lifecycle::{self, IdSource, LifecycleError, NewRequest, Transition};
 use ward_core::policy::{PolicyEngine, Refusal, RequestAsk, RequestVerdict};
 use ward_core::{AccessRequest, Clock, Grant, GrantId, GrantState, RequestState, ReviewState};
@@ -390,8 +390,12 @@ impl Broker {
         asked: &NewRequest,
     ) {
         let mut event = self.refusal(caller, action, resource, None, why);
-        event.details["reason"] = json!(asked.reason);
-        event.details["ticket"] = json!(asked.ticket);
+        let ask = payload::RefusedAsk {
+            action: action.to_owned(),
+            reason: asked.reason.clone(),
+            ticket: asked.ticket.clone(),
+        };
+        event.details = Payload::AccessDenied(AccessDenied::Ask(ask)).to_value();
         self.commit_refusal(event, action).await;
     }
 
@@ -513,17 +517,14 @@ impl Broker {
             if !self.oncall_problem_is_news(problem.source, now) {
                 continue;
             }
+            let payload = Payload::OncallUnavailable(payload::OncallUnavailable {
+                source: problem.source.to_owned(),
+                fallback: problem.fallback.to_owned(),
+            });
             let event = NewEvent {
-                id: RandomIds.event_id(),
-                event_type: EventType::OncallUnavailable,
-                occurred_at: now,
-                actor: ward_core::SYSTEM_ACTOR.to_owned(),
                 subject: Some(user.to_owned()),
-                resource: None,
-                request_id: None,
-                grant_id: None,
                 reason: Some(problem.error.clone()),
-                details: json!({ "source": problem.source, "fallback": problem.fallback }),
+                ..NewEvent::new(RandomIds.event_id(), now, ward_core::SYSTEM_ACTOR, payload)
             };
             if let Err(error) = self.commit(Change { events: vec![event], ..Change::default() }).await {
                 tracing::error!(%error, "could not record an on-call problem");

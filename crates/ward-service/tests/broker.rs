@@ -100,11 +100,39 @@ fn ask(resource: &str, role: &str, seconds: u64) -> RequestInput {
     }
 }
 
+/// Runs each test on both backends; after it, every event it wrote must read as its type.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
-        mod on_sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(s) = super::sqlite().await { super::$name(s).await } } )* }
-        mod on_postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(s) = super::postgres().await { super::$name(s).await } } )* }
+        mod on_sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(s) = super::sqlite().await { super::$name(s.clone()).await; super::every_event_reads_as_its_type(&s).await } } )* }
+        mod on_postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() { if let Some(s) = super::postgres().await { super::$name(s.clone()).await; super::every_event_reads_as_its_type(&s).await } } )* }
     };
+}
+
+/// Every event in `store` reads as its type's payload, and that payload writes back exactly the
+/// stored details: the types say all that ward records.
+async fn every_event_reads_as_its_type(store: &Arc<dyn Store>) {
+    let mut after = None;
+    loop {
+        let page =
+            store.events(&EventFilter { after_seq: after, limit: 1000, ..Default::default() }).await.unwrap();
+        let Some(last) = page.last() else { return };
+        after = Some(last.seq);
+        events_read_as_their_types(&page);
+    }
+}
+
+fn events_read_as_their_types(events: &[AuditEvent]) {
+    for event in events {
+        let payload = ward_core::audit::Payload::parse(event.event_type, &event.details)
+            .unwrap_or_else(|error| panic!("event {}: {error}: {}", event.seq, event.details));
+        assert_eq!(
+            payload.to_value(),
+            event.details,
+            "event {} ({}) written back",
+            event.seq,
+            event.event_type
+        );
+    }
 }
 
 on_both_backends!(
@@ -897,9 +925,20 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
 
     let events = w.events().await;
     let written: std::collections::BTreeSet<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    // Not in this walk: `config.changed` (ward does not write it yet) and `audit.key_changed`
-    // (written only at a start with a new signing key; it carries no text a person wrote).
-    let never_written = [EventType::ConfigChanged, EventType::AuditKeyChanged];
+    // Not in this walk: `config.changed` (ward does not write it yet), `audit.key_changed`
+    // (written only at a start with a new signing key; it carries no text a person wrote) and
+    // what the audit log's consumers write (findings, grant audits, failed notifications).
+    let never_written = [
+        EventType::ConfigChanged,
+        EventType::AuditKeyChanged,
+        EventType::FindingOpened,
+        EventType::FindingUpdated,
+        EventType::FindingAcknowledged,
+        EventType::FindingResolved,
+        EventType::FindingDismissed,
+        EventType::GrantAudited,
+        EventType::NotificationFailed,
+    ];
     for event_type in EventType::ALL.into_iter().filter(|t| !never_written.contains(t)) {
         assert!(written.contains(event_type.as_str()), "the walk does not produce {event_type}");
     }
@@ -909,6 +948,91 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
             assert!(!text.contains(marker), "{} carries `{marker}` in the clear: {text}", event.event_type);
         }
     }
+    events_read_as_their_types(&events);
+    // The walk's details, as they have always been recorded.
+    let expected = [
+        r#"policy.changed {"hash":"<sha256>","policy_ids":["checkout-web.approvers","checkout-web.oncall-incident","checkout-web.read","ledger.breakglass","ledger.leads","ledger.no-long-nights","ledger.oncall","ledger.read","ledger.security","org.auditors-request-nothing","payments-api.approvers","payments-api.read","payments-api.read-unmasked","ticketed"],"previous_hash":null}"#,
+        r#"request.created {"approvals_required":1,"breakglass":false,"business_hours":true,"duration_seconds":1800,"extends_grant":null,"on_call_schedules":[],"policy_hash":"<sha256>","policy_ids":["payments-api.read"],"role":"read","stages":[],"start_at":null,"ticket":"hmac-sha256:<varies>"}"#,
+        r#"approval.granted {"approvals":1,"approvals_required":1,"stages":[],"stages_unmet":[]}"#,
+        r#"grant.activated {"expires_at":"2027-01-15T08:30:00Z","policy_hash":"<sha256>","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"access.used {"first_use":true,"role":"read","via":"check"}"#,
+        r#"request.created {"approvals_required":1,"breakglass":false,"business_hours":true,"duration_seconds":600,"extends_grant":"grt_<varies>","on_call_schedules":[],"policy_hash":"<sha256>","policy_ids":["payments-api.read"],"role":"read","stages":[],"start_at":null,"ticket":"hmac-sha256:<varies>"}"#,
+        r#"approval.granted {"approvals":1,"approvals_required":1,"stages":[],"stages_unmet":[]}"#,
+        r#"grant.extended {"added_seconds":600,"expires_at":"2027-01-15T08:40:00Z","extension_request_id":"req_<varies>","previous_expires_at":"2027-01-15T08:30:00Z","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"grant.revoked {"expires_at":"2027-01-15T08:40:00Z","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"request.created {"approvals_required":1,"breakglass":false,"business_hours":true,"duration_seconds":1800,"extends_grant":null,"on_call_schedules":[],"policy_hash":"<sha256>","policy_ids":["payments-api.read"],"role":"read","stages":[],"start_at":"2027-01-15T09:00:00Z","ticket":"hmac-sha256:<varies>"}"#,
+        r#"approval.granted {"approvals":1,"approvals_required":1,"stages":[],"stages_unmet":[]}"#,
+        r#"grant.scheduled {"expires_at":"2027-01-15T09:30:00Z","policy_hash":"<sha256>","role":"read","starts_at":"2027-01-15T09:00:00Z"}"#,
+        r#"request.created {"approvals_required":1,"breakglass":false,"business_hours":true,"duration_seconds":1800,"extends_grant":null,"on_call_schedules":[],"policy_hash":"<sha256>","policy_ids":["payments-api.read"],"role":"read","stages":[],"start_at":null,"ticket":"hmac-sha256:<varies>"}"#,
+        r#"approval.granted {"approvals":1,"approvals_required":1,"stages":[],"stages_unmet":[]}"#,
+        r#"grant.activated {"expires_at":"2027-01-15T08:30:00Z","policy_hash":"<sha256>","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"grant.released {"expires_at":"2027-01-15T08:30:00Z","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"request.created {"approvals_required":1,"breakglass":false,"business_hours":true,"duration_seconds":1800,"extends_grant":null,"on_call_schedules":[],"policy_hash":"<sha256>","policy_ids":["payments-api.read"],"role":"read","stages":[],"start_at":null,"ticket":"hmac-sha256:<varies>"}"#,
+        r#"approval.denied {}"#,
+        r#"request.created {"approvals_required":1,"breakglass":false,"business_hours":true,"duration_seconds":1800,"extends_grant":null,"on_call_schedules":[],"policy_hash":"<sha256>","policy_ids":["payments-api.read"],"role":"read","stages":[],"start_at":null,"ticket":"hmac-sha256:<varies>"}"#,
+        r#"request.cancelled {}"#,
+        r#"request.created {"approvals_required":1,"breakglass":false,"business_hours":true,"duration_seconds":1800,"extends_grant":null,"on_call_schedules":[],"policy_hash":"<sha256>","policy_ids":["payments-api.read"],"role":"read","stages":[],"start_at":null,"ticket":"hmac-sha256:<varies>"}"#,
+        r#"request.created {"approvals_required":0,"breakglass":true,"business_hours":true,"duration_seconds":900,"extends_grant":null,"on_call_schedules":["ledger-primary"],"policy_hash":"<sha256>","policy_ids":["ledger.breakglass"],"role":"read","stages":[],"start_at":null,"ticket":"hmac-sha256:<varies>"}"#,
+        r#"breakglass.used {"expires_at":"2027-01-15T08:15:00Z","policy_hash":"<sha256>","policy_ids":["ledger.breakglass"],"review_due_at":"2027-01-16T08:00:00Z","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"grant.activated {"expires_at":"2027-01-15T08:15:00Z","policy_hash":"<sha256>","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"access.denied {"action":"request","reason":"hmac-sha256:<varies>","ticket":"hmac-sha256:<varies>"}"#,
+        r#"grant.expired {"due_at":"2027-01-15T08:15:00Z","expires_at":"2027-01-15T08:15:00Z","lag_ms":89100000,"processed_at":"2027-01-16T09:00:00Z","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"breakglass.overdue {"due_at":"2027-01-16T08:00:00Z","expires_at":"2027-01-15T08:15:00Z","lag_ms":3600000,"processed_at":"2027-01-16T09:00:00Z","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"grant.activated {"due_at":"2027-01-15T09:00:00Z","expires_at":"2027-01-15T09:30:00Z","lag_ms":86400000,"processed_at":"2027-01-16T09:00:00Z","role":"read","starts_at":"2027-01-15T09:00:00Z"}"#,
+        r#"grant.expired {"due_at":"2027-01-15T09:30:00Z","expires_at":"2027-01-15T09:30:00Z","lag_ms":84600000,"processed_at":"2027-01-16T09:00:00Z","role":"read","starts_at":"2027-01-15T09:00:00Z"}"#,
+        r#"request.lapsed {"due_at":"2027-01-16T08:00:00Z","lag_ms":3600000,"processed_at":"2027-01-16T09:00:00Z"}"#,
+        r#"breakglass.reviewed {"expires_at":"2027-01-15T08:15:00Z","late":true,"review_due_at":"2027-01-16T08:00:00Z","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"audit.checkpoint {"key":"<varies>","note":"<varies>","origin":"ward.quickstart/audit","root":"<varies>","size":31}"#,
+        r#"token.created {"expires_at":"2027-01-16T09:01:00Z","token_id":"<varies>"}"#,
+        r#"token.revoked {"expires_at":"2027-01-16T09:01:00Z","token_id":"<varies>"}"#,
+        r#"directory.reloaded {"groups":{},"users_added":["frank"],"users_removed":[]}"#,
+        r#"policy.rejected {"error":"the policies in <tmp>/ward.toml do not load: the policies do not parse:\nbroken.cedar:1:9: unexpected end of input","hash_in_force":"<sha256>"}"#,
+        r#"oncall.unavailable {"fallback":"nobody is on call by the schedule","source":"schedule"}"#,
+        r#"request.created {"approvals_required":2,"breakglass":false,"business_hours":false,"duration_seconds":900,"extends_grant":null,"on_call_schedules":[],"policy_hash":"<sha256>","policy_ids":["ledger.read"],"role":"read","stages":[{"approvals":1,"name":"payments-leads"},{"approvals":1,"name":"security"}],"start_at":null,"ticket":null}"#,
+    ];
+    assert_eq!(recorded_details(&events), expected);
+}
+
+/// Each event's `details` as canonical JSON (`type {…}`), with what differs from run to run
+/// (random ids, keys, signatures, HMACs under a fresh key, temporary folders) and the hashes
+/// of policy sets replaced by a marker: the recorded
+/// form, compared against a golden copy so that a change to it is seen.
+fn recorded_details(events: &[AuditEvent]) -> Vec<String> {
+    fn steady(value: &mut serde_json::Value) {
+        const VARYING: [&str; 7] =
+            ["token_id", "root", "note", "key", "previous_key", "previous_key_id", "key_id"];
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, item) in map.iter_mut() {
+                    if VARYING.contains(&key.as_str()) && item.is_string() {
+                        *item = "<varies>".into();
+                    } else {
+                        steady(item);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(steady),
+            serde_json::Value::String(text) => {
+                let ids = regex::Regex::new(r"\b(req|grt|tok|evt)_[0-9a-f]{32}\b").unwrap();
+                let macs = regex::Regex::new(r"hmac-sha256:[0-9a-f]{64}").unwrap();
+                let hashes = regex::Regex::new(r"\b[0-9a-f]{64}\b").unwrap();
+                let temporary = regex::Regex::new(r"/tmp/\.tmp[A-Za-z0-9]+").unwrap();
+                let steady = ids.replace_all(text, "${1}_<varies>");
+                let steady = macs.replace_all(&steady, "hmac-sha256:<varies>");
+                let steady = hashes.replace_all(&steady, "<sha256>");
+                *text = temporary.replace_all(&steady, "<tmp>").into_owned();
+            }
+            _ => {}
+        }
+    }
+    events
+        .iter()
+        .map(|event| {
+            let mut details = event.details.clone();
+            steady(&mut details);
+            format!("{} {}", event.event_type, ward_core::audit::canonical_json(&details))
+        })
+        .collect()
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
@@ -1559,6 +1683,10 @@ async fn a_lost_signing_key_is_replaced_only_when_told_and_on_record() {
         (Some(old_key.as_str()), Some(new_key.as_str()))
     );
     assert_eq!(details["previous_key_id"].as_str(), old_key.split('+').nth(1));
+    let expected = [
+        r#"audit.key_changed {"key":"<varies>","key_id":"<varies>","previous_checkpoint_size":1,"previous_key":"<varies>","previous_key_id":"<varies>"}"#,
+    ];
+    assert_eq!(recorded_details(&changes), expected);
     let latest = store.latest_checkpoint().await.unwrap().unwrap();
     assert!(latest.size >= u64::try_from(changes[0].seq).unwrap(), "the new key signs the change at once");
 

@@ -55,7 +55,13 @@ pub enum Command {
         new_signing_key: bool,
     },
     /// Run the server on the bundled demo world (examples/quickstart/).
-    Quickstart,
+    Quickstart {
+        /// First play this much of a team's activity (e.g. `30d`, at most 90d) through the
+        /// broker on a clock moved back, so findings, insights and audit checkpoints have
+        /// something to show. Played only into a store that holds no requests yet.
+        #[arg(long, value_name = "DURATION")]
+        history: Option<String>,
+    },
     /// Local, privileged administration (reads the configuration and the store directly).
     Admin {
         #[command(subcommand)]

@@ -109,11 +109,33 @@ pub async fn serve(explicit: Option<&Path>, new_signing_key: bool) -> Result<(),
 
 /// The quickstart world: `examples/quickstart/` when run from a checkout, else a copy of it
 /// written out from the binary into `./ward-quickstart/`.
-pub async fn quickstart() -> Result<(), CliError> {
+pub async fn quickstart(history: Option<&str>) -> Result<(), CliError> {
+    // Read before anything is written: a bad duration is a usage error, not half a history.
+    let history_days = history.map(history_days).transpose()?;
     init_logging();
     let path = quickstart_config()?;
     let config = Config::load_from_env(&path).map_err(config_error)?;
+    if let Some(days) = history_days {
+        let store = open_store(&config).await.map_err(config_error)?;
+        match crate::history::play(&config, store, days).await? {
+            Some(played) => say!("played {} days of history: {} audit events", played.days, played.events),
+            None => say!("the store already holds requests: no history played"),
+        }
+    }
     run(config, Some(path)).await
+}
+
+/// `--history`: whole days, 1 to 90.
+fn history_days(text: &str) -> Result<i64, CliError> {
+    const DAY: u64 = 24 * 3600;
+    match parse_duration(text) {
+        Ok(seconds) if seconds % DAY == 0 && (1..=90).contains(&(seconds / DAY)) => {
+            Ok((seconds / DAY) as i64)
+        }
+        _ => Err(CliError::Usage(format!(
+            "--history must be whole days from 1d to 90d, such as `30d` (got `{text}`)"
+        ))),
+    }
 }
 
 const QUICKSTART_FILES: [(&str, &str); 11] = [
@@ -556,7 +578,7 @@ pub fn check_proof(path: &Path, key: Option<&str>) -> Result<ExitCode, CliError>
 
 #[cfg(test)]
 mod tests {
-    use super::user_of;
+    use super::{history_days, user_of};
 
     #[test]
     fn a_user_id_is_named_by_the_password_database() {
@@ -565,5 +587,14 @@ mod tests {
         assert_eq!(user_of(passwd, 1000).as_deref(), Some("alice"));
         assert_eq!(user_of(passwd, 0).as_deref(), Some("root"));
         assert_eq!(user_of(passwd, 1001), None);
+    }
+
+    #[test]
+    fn history_is_whole_days_up_to_ninety() {
+        assert_eq!(history_days("30d").ok(), Some(30));
+        assert_eq!(history_days("48h").ok(), Some(2));
+        for bad in ["0d", "91d", "36h", "soon", "-3d"] {
+            assert!(history_days(bad).is_err(), "{bad}");
+        }
     }
 }

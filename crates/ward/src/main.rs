@@ -8,6 +8,7 @@ macro_rules! say {
 
 mod cli;
 mod client;
+mod history;
 mod local;
 mod output;
 
@@ -170,7 +171,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let json = global.output == Output::Json;
     let client = || Client::new(&global.url, global.token.clone(), global.ca_file.as_deref());
     if global.config.is_some() && !reads_config(&cli.command) {
-        return Err(CliError::Usage(if matches!(cli.command, Command::Quickstart) {
+        return Err(CliError::Usage(if matches!(cli.command, Command::Quickstart { .. }) {
             "quickstart serves its own demo world; serve a configuration with `ward serve --config FILE`"
                 .into()
         } else {
@@ -184,7 +185,9 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Serve { config: file, new_signing_key } => {
             local::serve(config(file)?.as_deref(), new_signing_key).await.map(|()| ExitCode::SUCCESS)
         }
-        Command::Quickstart => local::quickstart().await.map(|()| ExitCode::SUCCESS),
+        Command::Quickstart { history } => {
+            local::quickstart(history.as_deref()).await.map(|()| ExitCode::SUCCESS)
+        }
         Command::Admin {
             command: AdminCommand::Token { command: TokenCommand::Create { user, ttl, config: file } },
         } => local::create_token(&user, &ttl, config(file)?.as_deref()).await.map(|()| ExitCode::SUCCESS),

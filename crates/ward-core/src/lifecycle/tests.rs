@@ -514,3 +514,140 @@ fn fillable(slots: &[&str], approvers: &[Vec<&str>], used: &mut Vec<bool>) -> bo
     }
     false
 }
+
+/// Every transition's `details`, as canonical JSON: the recorded form that logs already hold
+/// and that their hashes cover. Typed payloads must produce exactly these bytes.
+#[test]
+fn every_transition_records_the_details_it_always_has() {
+    let mut ids = SequentialIds::new("g");
+    let mut recorded: Vec<String> = Vec::new();
+    let mut record = |events: &[NewEvent]| {
+        for event in events {
+            recorded.push(format!("{} {}", event.event_type, crate::audit::canonical_json(&event.details)));
+        }
+    };
+    let later = |secs: i64| t0() + SignedDuration::from_secs(secs);
+
+    // A staged request with a ticket, approved by one approver of each stage.
+    let staged = RequestTerms {
+        stages: vec![Stage { name: "lead".into(), approvals: 1 }, Stage { name: "sec".into(), approvals: 1 }],
+        approvals_required: 2,
+        ..terms(2, false)
+    };
+    let new = NewRequest {
+        ticket: Some("INC-7".into()),
+        on_call_schedules: vec!["primary".into()],
+        business_hours: true,
+        ..new_request()
+    };
+    let filed = file_request(&mut ids, new, &staged, "h1", 86400, &no_context(), t0()).unwrap();
+    record(&filed.events);
+    let first =
+        approve(&mut ids, filed.request.unwrap(), &eligible("bob", &["lead"]), None, &no_context(), later(5))
+            .unwrap();
+    record(&first.events);
+    let second = approve(
+        &mut ids,
+        first.request.unwrap(),
+        &eligible("erin", &["sec"]),
+        Some("ok".into()),
+        &no_context(),
+        later(9),
+    )
+    .unwrap()
+    .with_policy_hash("h1");
+    record(&second.events);
+    let grant = second.grant.unwrap();
+    record(&release(&mut ids, grant.clone(), "alice", later(60)).unwrap().events);
+    record(&revoke(&mut ids, grant.clone(), "admin", "left".into(), later(61)).unwrap().events);
+
+    // Scheduled, opened late, expired late; and one whose whole window passed unprocessed.
+    let new = NewRequest { start_at: Some(later(3600)), ..new_request() };
+    let filed = file_request(&mut ids, new, &terms(1, false), "h2", 86400, &no_context(), t0()).unwrap();
+    record(&filed.events);
+    let request = filed.request.unwrap();
+    let scheduled =
+        approve(&mut ids, request, &ok("bob"), None, &no_context(), t0()).unwrap().with_policy_hash("h2");
+    record(&scheduled.events);
+    let grant = scheduled.grant.unwrap();
+    let opened = activate(&mut ids, grant.clone(), later(3602)).unwrap();
+    record(&opened.events);
+    record(
+        &expire(&mut ids, opened.grant.unwrap(), later(5400) + SignedDuration::from_millis(250))
+            .unwrap()
+            .events,
+    );
+    record(&expire(&mut ids, grant, later(9000)).unwrap().events);
+
+    // Automatic approval and denial, a denial by an approver, a cancellation, a lapse.
+    record(&file_with(&mut ids, &terms(1, true), &no_context()).events);
+    let denying = RequestTerms { auto_denied_by: Some(vec!["night".into()]), ..terms(1, true) };
+    record(&file_with(&mut ids, &denying, &no_context()).events);
+    let request = file(&mut ids, 1, None);
+    record(&deny(&mut ids, request, &ok("bob"), "no".into(), later(1)).unwrap().events);
+    let request = file(&mut ids, 1, None);
+    record(&cancel(&mut ids, request, "alice", later(1)).unwrap().events);
+    let request = file(&mut ids, 1, None);
+    record(&lapse(&mut ids, request, later(86400 + 7)).unwrap().events);
+
+    // An extension.
+    let grant = active_grant(&mut ids);
+    let context = GrantContext { extends: Some(grant.clone()), ..GrantContext::default() };
+    let filed = file_with(&mut ids, &terms(1, false), &context);
+    record(&filed.events);
+    record(
+        &approve(&mut ids, filed.request.unwrap(), &ok("bob"), None, &context, later(600)).unwrap().events,
+    );
+
+    // Break-glass: used, overdue, reviewed late; and reviewed in time.
+    let glass = RequestTerms { review_within_seconds: Some(3600), ..terms(1, false) };
+    let filed = file_with(&mut ids, &glass, &no_context());
+    record(&filed.events);
+    let grant = filed.grant.unwrap();
+    let overdue = review_overdue(&mut ids, grant.clone(), later(3605)).unwrap();
+    record(&overdue.events);
+    record(
+        &review(&mut ids, overdue.grant.unwrap(), "bob", true, "fine".into(), later(3700)).unwrap().events,
+    );
+    record(&review(&mut ids, grant, "bob", true, "fine".into(), later(100)).unwrap().events);
+
+    let request = file(&mut ids, 1, None);
+    record(&[refusal_event(&mut ids, "bob", "approve", Some("logs:x"), Some(&request.id), "why", t0())]);
+    record(&[refusal_event(&mut ids, "bob", "request", None, None, "why", t0())]);
+
+    let expected = [
+        r#"request.created {"approvals_required":2,"breakglass":false,"business_hours":true,"duration_seconds":1800,"extends_grant":null,"on_call_schedules":["primary"],"policy_hash":"h1","policy_ids":["p"],"role":"read","stages":[{"approvals":1,"name":"lead"},{"approvals":1,"name":"sec"}],"start_at":null,"ticket":"INC-7"}"#,
+        r#"approval.granted {"approvals":1,"approvals_required":2,"stages":["lead"],"stages_unmet":[{"approvals":1,"name":"sec"}]}"#,
+        r#"approval.granted {"approvals":2,"approvals_required":2,"stages":["sec"],"stages_unmet":[]}"#,
+        r#"grant.activated {"expires_at":"2027-01-15T08:30:09Z","policy_hash":"h1","role":"read","starts_at":"2027-01-15T08:00:09Z"}"#,
+        r#"grant.released {"expires_at":"2027-01-15T08:30:09Z","role":"read","starts_at":"2027-01-15T08:00:09Z"}"#,
+        r#"grant.revoked {"expires_at":"2027-01-15T08:30:09Z","role":"read","starts_at":"2027-01-15T08:00:09Z"}"#,
+        r#"request.created {"approvals_required":1,"breakglass":false,"business_hours":false,"duration_seconds":1800,"extends_grant":null,"on_call_schedules":[],"policy_hash":"h2","policy_ids":["p"],"role":"read","stages":[],"start_at":"2027-01-15T09:00:00Z","ticket":null}"#,
+        r#"approval.granted {"approvals":1,"approvals_required":1,"stages":[],"stages_unmet":[]}"#,
+        r#"grant.scheduled {"expires_at":"2027-01-15T09:30:00Z","policy_hash":"h2","role":"read","starts_at":"2027-01-15T09:00:00Z"}"#,
+        r#"grant.activated {"due_at":"2027-01-15T09:00:00Z","expires_at":"2027-01-15T09:30:00Z","lag_ms":2000,"processed_at":"2027-01-15T09:00:02Z","role":"read","starts_at":"2027-01-15T09:00:00Z"}"#,
+        r#"grant.expired {"due_at":"2027-01-15T09:30:00Z","expires_at":"2027-01-15T09:30:00Z","lag_ms":250,"processed_at":"2027-01-15T09:30:00.25Z","role":"read","starts_at":"2027-01-15T09:00:00Z"}"#,
+        r#"grant.activated {"due_at":"2027-01-15T09:00:00Z","expires_at":"2027-01-15T09:30:00Z","lag_ms":5400000,"processed_at":"2027-01-15T10:30:00Z","role":"read","starts_at":"2027-01-15T09:00:00Z"}"#,
+        r#"grant.expired {"due_at":"2027-01-15T09:30:00Z","expires_at":"2027-01-15T09:30:00Z","lag_ms":3600000,"processed_at":"2027-01-15T10:30:00Z","role":"read","starts_at":"2027-01-15T09:00:00Z"}"#,
+        r#"request.created {"approvals_required":1,"breakglass":false,"business_hours":false,"duration_seconds":1800,"extends_grant":null,"on_call_schedules":[],"policy_hash":"hash","policy_ids":["p"],"role":"read","stages":[],"start_at":null,"ticket":null}"#,
+        r#"approval.granted {"automatic":true,"policy_ids":["auto"]}"#,
+        r#"grant.activated {"expires_at":"2027-01-15T08:30:00Z","policy_hash":"hash","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"request.created {"approvals_required":1,"breakglass":false,"business_hours":false,"duration_seconds":1800,"extends_grant":null,"on_call_schedules":[],"policy_hash":"hash","policy_ids":["p"],"role":"read","stages":[],"start_at":null,"ticket":null}"#,
+        r#"approval.denied {"automatic":true,"policy_ids":["night"]}"#,
+        r#"approval.denied {}"#,
+        r#"request.cancelled {}"#,
+        r#"request.lapsed {"due_at":"2027-01-16T08:00:00Z","lag_ms":7000,"processed_at":"2027-01-16T08:00:07Z"}"#,
+        r#"request.created {"approvals_required":1,"breakglass":false,"business_hours":false,"duration_seconds":1800,"extends_grant":"grt_g_38","on_call_schedules":[],"policy_hash":"hash","policy_ids":["p"],"role":"read","stages":[],"start_at":null,"ticket":null}"#,
+        r#"approval.granted {"approvals":1,"approvals_required":1,"stages":[],"stages_unmet":[]}"#,
+        r#"grant.extended {"added_seconds":1800,"expires_at":"2027-01-15T09:00:00Z","extension_request_id":"req_g_40","previous_expires_at":"2027-01-15T08:30:00Z","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"request.created {"approvals_required":1,"breakglass":true,"business_hours":false,"duration_seconds":1800,"extends_grant":null,"on_call_schedules":[],"policy_hash":"hash","policy_ids":["p"],"role":"read","stages":[],"start_at":null,"ticket":null}"#,
+        r#"breakglass.used {"expires_at":"2027-01-15T08:30:00Z","policy_hash":"hash","policy_ids":["p"],"review_due_at":"2027-01-15T09:00:00Z","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"grant.activated {"expires_at":"2027-01-15T08:30:00Z","policy_hash":"hash","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"breakglass.overdue {"due_at":"2027-01-15T09:00:00Z","expires_at":"2027-01-15T08:30:00Z","lag_ms":5000,"processed_at":"2027-01-15T09:00:05Z","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"breakglass.reviewed {"expires_at":"2027-01-15T08:30:00Z","late":true,"review_due_at":"2027-01-15T09:00:00Z","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"breakglass.reviewed {"expires_at":"2027-01-15T08:30:00Z","late":false,"review_due_at":"2027-01-15T09:00:00Z","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
+        r#"access.denied {"action":"approve"}"#,
+        r#"access.denied {"action":"request"}"#,
+    ];
+    assert_eq!(recorded, expected);
+}

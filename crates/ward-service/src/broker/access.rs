@@ -50,8 +50,9 @@ impl Broker {
             action: role.to_owned(),
             resource: resource.to_owned(),
         };
-        let details = json!({ "action": role, "check": true });
-        self.count_denial(key, &caller.name, Some((principal, resource)), &refusal, details).await;
+        let refused =
+            AccessDenied::Check(payload::CheckRefused { action: role.to_owned(), check: payload::True });
+        self.count_denial(key, &caller.name, Some((principal, resource)), &refusal, refused).await;
         metrics::counter!("ward_checks_total", "allowed" => "false").increment(1);
         Ok(CheckOutcome::denied(refusal))
     }
@@ -62,7 +63,7 @@ impl Broker {
         actor: &str,
         target: Option<(&str, &str)>,
         why: &str,
-        details: serde_json::Value,
+        refused: AccessDenied,
     ) {
         let now = self.now();
         if !self.usage.first_denial(&key) {
@@ -70,16 +71,10 @@ impl Broker {
             return;
         }
         let event = NewEvent {
-            id: RandomIds.event_id(),
-            event_type: EventType::AccessDenied,
-            occurred_at: now,
-            actor: actor.to_owned(),
             subject: target.map(|(p, _)| p.to_owned()),
             resource: target.map(|(_, r)| r.to_owned()),
-            request_id: None,
-            grant_id: None,
             reason: Some(why.to_owned()),
-            details,
+            ..NewEvent::new(RandomIds.event_id(), now, actor, Payload::AccessDenied(refused))
         };
         if let Err(error) = self.commit(Change { events: vec![event], ..Change::default() }).await {
             tracing::error!(%error, "could not record a refused check");
@@ -113,17 +108,19 @@ impl Broker {
             }
             grant.first_used_at = Some(now);
             grant.version += 1;
+            let used =
+                payload::FirstUse { role: grant.role.clone(), first_use: payload::True, via: via.to_owned() };
             let event = NewEvent {
-                id: RandomIds.event_id(),
-                event_type: EventType::AccessUsed,
-                occurred_at: now,
-                actor: caller.name.clone(),
                 subject: Some(grant.principal.clone()),
                 resource: Some(grant.resource.clone()),
                 request_id: Some(grant.request_id.to_string()),
                 grant_id: Some(grant.id.to_string()),
-                reason: None,
-                details: json!({ "role": grant.role, "first_use": true, "via": via }),
+                ..NewEvent::new(
+                    RandomIds.event_id(),
+                    now,
+                    &caller.name,
+                    Payload::AccessUsed(AccessUsed::FirstUse(used)),
+                )
             };
             let change = Change { grants: vec![grant.clone()], events: vec![event], ..Change::default() };
             match self.commit(change).await {
@@ -168,46 +165,37 @@ fn holds_grant(id: &GrantId) -> String {
 }
 
 fn summary_event(key: &UsageKey, tally: &Tally, now: Timestamp) -> NewEvent {
-    let base = NewEvent {
-        id: RandomIds.event_id(),
-        event_type: EventType::AccessUsed,
-        occurred_at: tally.last_at,
-        actor: tally.last_caller.clone(),
-        subject: None,
-        resource: None,
-        request_id: None,
-        grant_id: None,
-        reason: None,
-        details: json!({}),
-    };
-    let counts = json!({
-        "summary": true,
-        "count": tally.count,
-        "first_at": tally.first_at.to_string(),
-        "last_at": tally.last_at.to_string(),
-        "written_at": now.to_string(),
-    });
+    let event = |payload| NewEvent::new(RandomIds.event_id(), tally.last_at, &tally.last_caller, payload);
     match key {
         UsageKey::Used { grant_id, principal, resource, role } => {
-            let mut details = counts;
-            details["role"] = json!(role);
+            let summary = payload::UseSummary {
+                summary: payload::True,
+                role: role.clone(),
+                count: tally.count,
+                first_at: tally.first_at,
+                last_at: tally.last_at,
+                written_at: now,
+            };
             NewEvent {
                 subject: Some(principal.clone()),
                 resource: Some(resource.clone()),
                 grant_id: Some(grant_id.clone()),
-                details,
-                ..base
+                ..event(Payload::AccessUsed(AccessUsed::Summary(summary)))
             }
         }
         UsageKey::Denied { principal, action, resource } => {
-            let mut details = counts;
-            details["action"] = json!(action);
+            let summary = payload::DenialSummary {
+                summary: payload::True,
+                action: action.clone(),
+                count: tally.count,
+                first_at: tally.first_at,
+                last_at: tally.last_at,
+                written_at: now,
+            };
             NewEvent {
-                event_type: EventType::AccessDenied,
                 subject: Some(principal.clone()),
                 resource: (!resource.is_empty()).then(|| resource.clone()),
-                details,
-                ..base
+                ..event(Payload::AccessDenied(AccessDenied::Summary(summary)))
             }
         }
     }

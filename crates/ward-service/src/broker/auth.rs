@@ -10,14 +10,11 @@ impl Broker {
             action: "authenticate".into(),
             resource: String::new(),
         };
-        self.count_denial(
-            key,
-            ward_core::ANONYMOUS_ACTOR,
-            None,
-            why,
-            json!({ "action": "authenticate", "path": path }),
-        )
-        .await;
+        let refused = AccessDenied::Authentication(payload::AuthenticationRefused {
+            action: AccessDenied::AUTHENTICATE.into(),
+            path: path.to_owned(),
+        });
+        self.count_denial(key, ward_core::ANONYMOUS_ACTOR, None, why, refused).await;
     }
 
     /// Records the policy set in force as `policy.changed` when it differs from the last one
@@ -30,25 +27,21 @@ impl Broker {
             ..EventFilter::default()
         };
         let previous = self.store.events(&filter).await?;
-        let last_hash = previous.last().and_then(|e| e.details["hash"].as_str().map(str::to_owned));
+        let last_hash = previous.last().and_then(|e| match Payload::parse(e.event_type, &e.details) {
+            Ok(Payload::PolicyChanged(changed)) => Some(changed.hash),
+            _ => None,
+        });
         if last_hash.as_deref() == Some(policy.hash()) {
             return Ok(false);
         }
+        let payload = Payload::PolicyChanged(payload::PolicyChanged {
+            hash: policy.hash().to_owned(),
+            previous_hash: last_hash,
+            policy_ids: policy.policy_ids(),
+        });
         let event = NewEvent {
-            id: RandomIds.event_id(),
-            event_type: EventType::PolicyChanged,
-            occurred_at: self.now(),
-            actor: ward_core::SYSTEM_ACTOR.to_owned(),
-            subject: None,
-            resource: None,
-            request_id: None,
-            grant_id: None,
             reason: Some("policies loaded at start".to_owned()),
-            details: json!({
-                "hash": policy.hash(),
-                "previous_hash": last_hash,
-                "policy_ids": policy.policy_ids(),
-            }),
+            ..NewEvent::new(RandomIds.event_id(), self.now(), ward_core::SYSTEM_ACTOR, payload)
         };
         self.commit(Change { events: vec![event], ..Change::default() }).await?;
         Ok(true)
@@ -71,25 +64,19 @@ impl Broker {
         };
         let _one_at_a_time = self.reloading.lock().await;
         let previous = self.policy();
-        let event = |event_type, reason: String, details| NewEvent {
-            id: RandomIds.event_id(),
-            event_type,
-            occurred_at: self.now(),
-            actor: author.to_owned(),
-            subject: None,
-            resource: None,
-            request_id: None,
-            grant_id: None,
+        let event = |payload, reason: String| NewEvent {
             reason: Some(reason),
-            details,
+            ..NewEvent::new(RandomIds.event_id(), self.now(), author, payload)
         };
         let engine = match loader() {
             Ok(engine) => engine,
             Err(error) => {
                 let rejected = event(
-                    EventType::PolicyRejected,
+                    Payload::PolicyRejected(payload::PolicyRejected {
+                        error: error.clone(),
+                        hash_in_force: previous.hash().to_owned(),
+                    }),
                     "the policies did not load; the previous ones stay in force".into(),
-                    json!({ "error": error, "hash_in_force": previous.hash() }),
                 );
                 self.commit(Change { events: vec![rejected], ..Change::default() }).await?;
                 return Err(BrokerError::Unacceptable(format!(
@@ -107,17 +94,17 @@ impl Broker {
         };
         let mut events = Vec::new();
         if reload.changed {
-            events.push(event(
-                EventType::PolicyChanged,
-                format!("policies reloaded by {author}"),
-                json!({ "hash": reload.hash, "previous_hash": reload.previous_hash, "policy_ids": reload.policy_ids }),
-            ));
+            let changed = payload::PolicyChanged {
+                hash: reload.hash.clone(),
+                previous_hash: Some(reload.previous_hash.clone()),
+                policy_ids: reload.policy_ids.clone(),
+            };
+            events.push(event(Payload::PolicyChanged(changed), format!("policies reloaded by {author}")));
         }
         if !reload.directory.is_empty() {
             events.push(event(
-                EventType::DirectoryReloaded,
+                Payload::DirectoryReloaded(reload.directory.clone()),
                 format!("users and groups reloaded by {author}"),
-                json!(reload.directory),
             ));
         }
         if !events.is_empty() {

@@ -50,26 +50,16 @@ impl Broker {
                 note: note.clone(),
                 signed_at: now,
             };
-            let event = NewEvent {
-                id: RandomIds.event_id(),
-                event_type: EventType::AuditCheckpoint,
-                occurred_at: now,
-                actor: ward_core::SYSTEM_ACTOR.to_owned(),
-                subject: None,
-                resource: None,
-                request_id: None,
-                grant_id: None,
-                reason: None,
-                // The public key too: if the key is ever lost, verification can still check this
-                // checkpoint with the key recorded here (see `audit.key_changed`).
-                details: json!({
-                    "origin": self.signer.origin(),
-                    "size": head.size,
-                    "root": head.root,
-                    "note": note,
-                    "key": self.signer.verifier_key(),
-                }),
-            };
+            // The public key too: if the key is ever lost, verification can still check this
+            // checkpoint with the key recorded here (see `audit.key_changed`).
+            let payload = Payload::AuditCheckpoint(payload::AuditCheckpoint {
+                origin: self.signer.origin().to_owned(),
+                size: head.size,
+                root: head.root.clone(),
+                note: note.clone(),
+                key: Some(self.signer.verifier_key()),
+            });
+            let event = NewEvent::new(RandomIds.event_id(), now, ward_core::SYSTEM_ACTOR, payload);
             let change =
                 Change { events: vec![event], checkpoint: Some(record.clone()), ..Change::default() };
             match self.commit(change).await {

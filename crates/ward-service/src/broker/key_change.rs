@@ -59,11 +59,15 @@ impl OnRecord {
         };
         let unsigned = store.events(&filter).await?;
         Ok(match (unsigned.last(), latest) {
-            (Some(change), after) => Self::UnsignedChange {
-                key: change.details["key"].as_str().unwrap_or_default().to_owned(),
-                key_id: change.details["key_id"].as_str().map(str::to_owned),
-                after,
-            },
+            (Some(change), after) => {
+                // A change whose details do not read names no key: the key in force is then
+                // refused as not the one on record.
+                let (key, key_id) = match Payload::parse(change.event_type, &change.details) {
+                    Ok(Payload::AuditKeyChanged(change)) => (change.key, change.key_id),
+                    _ => (String::new(), None),
+                };
+                Self::UnsignedChange { key, key_id, after }
+            }
             (None, Some(latest)) => Self::Checkpoint(latest),
             (None, None) => Self::Nothing,
         })
@@ -241,23 +245,16 @@ async fn record(broker: &Broker, on_record: &OnRecord, why: &str) -> Result<(), 
         }
     };
     let key = broker.signer.verifier_key();
+    let payload = Payload::AuditKeyChanged(payload::AuditKeyChanged {
+        previous_key,
+        previous_key_id: previous_key_id.clone(),
+        previous_checkpoint_size: previous_checkpoint.map(|c| c.size),
+        key_id: key.rsplit('+').nth(1).map(str::to_owned),
+        key: key.clone(),
+    });
     let event = NewEvent {
-        id: RandomIds.event_id(),
-        event_type: EventType::AuditKeyChanged,
-        occurred_at: broker.now(),
-        actor: ward_core::SYSTEM_ACTOR.to_owned(),
-        subject: None,
-        resource: None,
-        request_id: None,
-        grant_id: None,
         reason: Some(why.to_owned()),
-        details: json!({
-            "previous_key": previous_key,
-            "previous_key_id": previous_key_id,
-            "previous_checkpoint_size": previous_checkpoint.map(|c| c.size),
-            "key": key,
-            "key_id": key.rsplit('+').nth(1),
-        }),
+        ..NewEvent::new(RandomIds.event_id(), broker.now(), ward_core::SYSTEM_ACTOR, payload)
     };
     broker.commit(Change { events: vec![event], ..Change::default() }).await?;
     tracing::warn!(previous_key_id = ?previous_key_id, %key, "recorded audit.key_changed: checkpoints are signed by a new key from now on");
@@ -272,8 +269,8 @@ async fn checkpoint_key(broker: &Broker, latest: &CheckpointRecord) -> Result<Op
         .store
         .events(&EventFilter { after_seq: Some(after), limit: 1, ..EventFilter::default() })
         .await?;
-    Ok(recorded
-        .iter()
-        .find(|e| e.event_type == EventType::AuditCheckpoint && e.details["note"] == latest.note.as_str())
-        .and_then(|e| e.details["key"].as_str().map(str::to_owned)))
+    Ok(recorded.iter().find_map(|e| match Payload::parse(e.event_type, &e.details) {
+        Ok(Payload::AuditCheckpoint(checkpoint)) if checkpoint.note == latest.note => checkpoint.key,
+        _ => None,
+    }))
 }

@@ -159,19 +159,13 @@ impl Broker {
         caller: &Caller,
         resource: &str,
         reading: &Reading,
-        details: serde_json::Value,
+        read: AccessUsed,
     ) -> Result<(), BrokerError> {
         let event = NewEvent {
-            id: RandomIds.event_id(),
-            event_type: EventType::AccessUsed,
-            occurred_at: self.now(),
-            actor: caller.name.clone(),
             subject: Some(caller.name.clone()),
             resource: Some(resource.to_owned()),
-            request_id: None,
             grant_id: Some(reading.grant_id.to_string()),
-            reason: None,
-            details,
+            ..NewEvent::new(RandomIds.event_id(), self.now(), &caller.name, Payload::AccessUsed(read))
         };
         self.commit(Change { events: vec![event], ..Change::default() }).await?;
         Ok(())
@@ -252,21 +246,21 @@ impl Broker {
             return Err(BrokerError::Forbidden(why));
         }
         let timed_out = stop == Some(Stop::Deadline);
-        let details = json!({
-            "action": "logs.search",
-            "role": reading.role,
-            "pattern": query.pattern.as_deref().map(|p| self.pattern_on_record(&reading, p)),
-            "since": query.since.map(|t| t.to_string()),
-            "until": query.until.map(|t| t.to_string()),
-            "lines": summary.lines,
-            "bytes": summary.bytes,
-            "truncated": summary.truncated,
-            "timed_out": timed_out,
-            "files": summary.files,
-            "scanned": summary.scanned,
-            "redactions": summary.redactions,
-        });
-        self.record_read(caller, resource, &reading, details).await?;
+        let search = payload::LogSearch {
+            action: AccessUsed::SEARCH.into(),
+            role: reading.role.to_owned(),
+            pattern: query.pattern.as_deref().map(|p| self.pattern_on_record(&reading, p)),
+            since: query.since,
+            until: query.until,
+            lines: summary.lines,
+            bytes: summary.bytes,
+            truncated: summary.truncated,
+            timed_out: Some(timed_out),
+            files: summary.files as u64,
+            scanned: Some(summary.scanned),
+            redactions: summary.redactions.clone(),
+        };
+        self.record_read(caller, resource, &reading, AccessUsed::Search(search)).await?;
         metrics::counter!("ward_log_reads_total", "action" => "search").increment(1);
         Ok(LogResult { grant_id: reading.grant_id, lines, summary, timed_out })
     }
@@ -314,19 +308,19 @@ impl Broker {
             self.record_refusal(caller, "logs.tail", Some(resource), None, &why).await;
             return Err(BrokerError::Forbidden(why));
         }
-        let details = json!({
-            "action": "logs.tail",
-            "role": reading.role,
-            "follow": follow,
-            "lines": summary.lines,
-            "bytes": summary.bytes,
-            "truncated": summary.truncated,
-            "timed_out": stop == Some(Stop::Deadline),
-            "files": summary.files,
-            "scanned": summary.scanned,
-            "redactions": summary.redactions,
-        });
-        self.record_read(caller, resource, &reading, details).await?;
+        let tail = payload::LogTail {
+            action: AccessUsed::TAIL.into(),
+            role: reading.role.to_owned(),
+            follow,
+            lines: summary.lines,
+            bytes: summary.bytes,
+            truncated: Some(summary.truncated),
+            timed_out: Some(stop == Some(Stop::Deadline)),
+            files: Some(summary.files as u64),
+            scanned: Some(summary.scanned),
+            redactions: Some(summary.redactions.clone()),
+        };
+        self.record_read(caller, resource, &reading, AccessUsed::Tail(tail)).await?;
         metrics::counter!("ward_log_reads_total", "action" => "tail").increment(1);
         // A tail that is not followed has done its reading.
         let slot = if follow { slot } else { None };
@@ -464,14 +458,14 @@ impl Broker {
                 _ = stopping.changed() => {}
             }
         };
-        let details = json!({
-            "action": "logs.follow",
-            "lines": sent_lines,
-            "bytes": sent_bytes,
-            "ended": end,
-            "redactions": reading.rules.summary(&counts),
-        });
-        if let Err(error) = self.record_read(caller, resource, reading, details).await {
+        let follow = payload::LogFollow {
+            action: AccessUsed::FOLLOW.into(),
+            lines: sent_lines,
+            bytes: sent_bytes,
+            ended: end.clone(),
+            redactions: Some(reading.rules.summary(&counts)),
+        };
+        if let Err(error) = self.record_read(caller, resource, reading, AccessUsed::Follow(follow)).await {
             tracing::error!(%error, "could not record the end of a followed log");
         }
         let _ = sender.send(LogItem::End(end)).await;

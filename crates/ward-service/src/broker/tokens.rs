@@ -56,18 +56,13 @@ pub fn token_view(token: ApiToken, now: Timestamp) -> ward_api::TokenView {
     }
 }
 
-fn token_event(event_type: EventType, actor: &Caller, token: &ApiToken, now: Timestamp) -> NewEvent {
+/// `token.created` (`revoked` false) or `token.revoked`.
+fn token_event(revoked: bool, actor: &Caller, token: &ApiToken, now: Timestamp) -> NewEvent {
+    let recorded = payload::TokenRecorded { token_id: token.id.clone(), expires_at: token.expires_at };
+    let payload = if revoked { Payload::TokenRevoked(recorded) } else { Payload::TokenCreated(recorded) };
     NewEvent {
-        id: RandomIds.event_id(),
-        event_type,
-        occurred_at: now,
-        actor: actor.name.clone(),
         subject: Some(token.principal.clone()),
-        resource: None,
-        request_id: None,
-        grant_id: None,
-        reason: None,
-        details: json!({ "token_id": token.id, "expires_at": token.expires_at }),
+        ..NewEvent::new(RandomIds.event_id(), now, &actor.name, payload)
     }
 }
 
@@ -108,7 +103,7 @@ impl Tokens<'_> {
             revoked_by: None,
             last_used_at: None,
         };
-        let event = token_event(EventType::TokenCreated, actor, &record, now);
+        let event = token_event(false, actor, &record, now);
         let change = Change {
             tokens: vec![TokenWrite::Create(record.clone())],
             events: vec![event],
@@ -150,7 +145,7 @@ impl Tokens<'_> {
             return Ok(token);
         }
         let now = broker.now();
-        let event = token_event(EventType::TokenRevoked, caller, &token, now);
+        let event = token_event(true, caller, &token, now);
         let write = TokenWrite::Revoke { id: token.id.clone(), at: now, by: caller.name.clone() };
         match broker.commit(Change { tokens: vec![write], events: vec![event], ..Change::default() }).await {
             Ok(_) | Err(StoreError::Conflict) => {}

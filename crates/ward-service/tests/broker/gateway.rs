@@ -93,7 +93,9 @@ async fn grant_alice(broker: &Broker) {
 
 async fn access_used(store: &Arc<dyn Store>) -> Vec<AuditEvent> {
     let filter = EventFilter { event_type: Some(EventType::AccessUsed), limit: 100, ..Default::default() };
-    store.events(&filter).await.unwrap()
+    let events = store.events(&filter).await.unwrap();
+    events_read_as_their_types(&events);
+    events
 }
 
 /// A search for what is not there stops at its deadline (20 s by default), as it reads.
@@ -487,4 +489,69 @@ async fn a_secret_split_across_polls_of_a_follow_is_redacted() {
     }
     let text = sent.join("\n");
     assert!(!text.contains("Zq8vN3rT5wY7uI9oP1aS2dF4gH6jK8lX"), "{text}");
+}
+
+/// What a search, a tail and a followed tail put on record, as it has always been recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_recorded_as_they_always_were() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("x.log");
+    std::fs::write(&log, "2026-11-21T10:00:00Z paid by jane.doe@example.com\n2026-11-21T10:00:01Z done\n")
+        .unwrap();
+    let (broker, store) = world_with_logs(dir.path(), Arc::new(ManualClock::new(t0())), |_| {}).await;
+    grant_alice(&broker).await;
+    let alice = broker.caller("alice").unwrap();
+    let query = LogQuery {
+        pattern: Some("paid".into()),
+        since: Some("2026-11-21T09:00:00Z".parse().unwrap()),
+        ..LogQuery::default()
+    };
+    broker.search_logs(&alice, "logs:payments-api", query).await.unwrap();
+    broker.search_logs(&alice, "logs:payments-api", LogQuery::default()).await.unwrap();
+    let mut tail = broker.tail_logs(&alice, "logs:payments-api", 5, false, false).await.unwrap();
+    while tail.recv().await.is_some() {}
+    // Checks and refusals: the first of each at once, the rest in the period's summaries.
+    let erin = broker.caller("erin").unwrap();
+    for _ in 0..2 {
+        assert!(broker.check(&alice, "alice", "read", "logs:payments-api").await.unwrap().allowed);
+        assert!(!broker.check(&erin, "erin", "read", "logs:payments-api").await.unwrap().allowed);
+        broker.record_unauthenticated("no token", "/v1/requests").await;
+    }
+    broker.flush_usage().await.unwrap();
+    let mut tail = broker.tail_logs(&alice, "logs:payments-api", 1, true, false).await.unwrap();
+    append(&log, "2026-11-21T10:00:02Z live jane.doe@example.com\n");
+    loop {
+        match next_item(&mut tail).await {
+            Some(LogItem::Line(line)) if line.text.contains("live") => break,
+            Some(LogItem::End(why)) => panic!("ended at once: {why}"),
+            Some(_) => {}
+            None => panic!("closed at once"),
+        }
+    }
+    let grant = store.grants(&GrantFilter::default()).await.unwrap().remove(0);
+    broker.release(&alice, grant.id.as_str()).await.unwrap();
+    end_of(&mut tail).await;
+    let events = store.events(&EventFilter { limit: 100, ..Default::default() }).await.unwrap();
+    let reads: Vec<AuditEvent> = events
+        .into_iter()
+        .filter(|e| matches!(e.event_type, EventType::AccessUsed | EventType::AccessDenied))
+        .collect();
+    every_event_reads_as_its_type(&store).await;
+    // Summaries are written in no particular order.
+    let mut recorded = recorded_details(&reads);
+    recorded.sort();
+    let expected = [
+        r#"access.denied {"action":"authenticate","count":1,"first_at":"2027-01-15T08:00:00Z","last_at":"2027-01-15T08:00:00Z","summary":true,"written_at":"2027-01-15T08:00:00Z"}"#,
+        r#"access.denied {"action":"authenticate","path":"/v1/requests"}"#,
+        r#"access.denied {"action":"read","check":true}"#,
+        r#"access.denied {"action":"read","count":1,"first_at":"2027-01-15T08:00:00Z","last_at":"2027-01-15T08:00:00Z","summary":true,"written_at":"2027-01-15T08:00:00Z"}"#,
+        r#"access.used {"action":"logs.follow","bytes":47,"ended":"grant grt_<varies> ended (released or revoked)","lines":1,"redactions":[["email",1]]}"#,
+        r#"access.used {"action":"logs.search","bytes":50,"files":1,"lines":1,"pattern":"paid","redactions":{"email":1},"role":"read","scanned":76,"since":"2026-11-21T09:00:00Z","timed_out":false,"truncated":false,"until":null}"#,
+        r#"access.used {"action":"logs.search","bytes":76,"files":1,"lines":2,"pattern":null,"redactions":{"email":1},"role":"read","scanned":76,"since":null,"timed_out":false,"truncated":false,"until":null}"#,
+        r#"access.used {"action":"logs.tail","bytes":26,"files":1,"follow":true,"lines":1,"redactions":{},"role":"read","scanned":76,"timed_out":false,"truncated":false}"#,
+        r#"access.used {"action":"logs.tail","bytes":76,"files":1,"follow":false,"lines":2,"redactions":{"email":1},"role":"read","scanned":76,"timed_out":false,"truncated":false}"#,
+        r#"access.used {"count":2,"first_at":"2027-01-15T08:00:00Z","last_at":"2027-01-15T08:00:00Z","role":"read","summary":true,"written_at":"2027-01-15T08:00:00Z"}"#,
+        r#"access.used {"first_use":true,"role":"read","via":"logs"}"#,
+    ];
+    assert_eq!(recorded, expected);
 }
