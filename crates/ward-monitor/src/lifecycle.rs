@@ -2,7 +2,6 @@
 //! and `open` straight to either end. Closed findings stay closed: the same condition seen again
 //! later opens a new one.
 
-use ward_core::audit::EventType;
 use ward_store::FindingState;
 
 /// A move a person makes on a finding, with a comment.
@@ -22,14 +21,6 @@ impl Step {
             Self::Acknowledge => FindingState::Acknowledged,
             Self::Resolve => FindingState::Resolved,
             Self::Dismiss => FindingState::Dismissed,
-        }
-    }
-
-    pub fn event_type(self) -> EventType {
-        match self {
-            Self::Acknowledge => EventType::FindingAcknowledged,
-            Self::Resolve => EventType::FindingResolved,
-            Self::Dismiss => EventType::FindingDismissed,
         }
     }
 

@@ -489,6 +489,11 @@ async fn findings_move_through_their_lifecycle_with_events(store: Arc<dyn Store>
         })
     );
     assert_eq!(moves[1].subject.as_deref(), Some("bob"));
+    // Every finding event reads as the core's type for it, and writes back as recorded.
+    for event in w.events().await.iter().filter(|e| e.event_type.as_str().starts_with("finding.")) {
+        let payload = ward_core::audit::payload::Payload::parse(event.event_type, &event.details).unwrap();
+        assert_eq!(payload.to_value(), event.details, "{}", event.event_type.as_str());
+    }
     // A closed finding is closed: the same condition with new events opens a new one.
     let mut consumer = w.consumer("process-1");
     consumer.step().await.unwrap();
