@@ -29,6 +29,8 @@ pub const BATCH: u32 = 1000;
 /// often, and an idle consumer renews its lease.
 pub const TICK: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often a replay renews the lease (a third of its life).
+const RENEW_WHILE_REPLAYING: SignedDuration = SignedDuration::from_secs(10);
 /// Plans of one batch tried against fresh reads, when a finding was written meanwhile (a
 /// `rules run`), before the consumer starts over from its cursor.
 const PLAN_ATTEMPTS: usize = 3;
@@ -154,7 +156,16 @@ impl RulesConsumer {
         let reach = rules::reach_seconds(&settings.rules, settings.pending_ttl_seconds);
         let mut after = replay_start(&**store, cursor, reach).await?;
         let start = after;
+        let mut renewed = self.broker.now();
         while after < cursor {
+            // A long replay keeps the lease: lapsing, it would hand the consumer to another
+            // process, which would replay too.
+            if self.broker.now().duration_since(renewed) >= RENEW_WHILE_REPLAYING {
+                renewed = self.broker.now();
+                if !self.lease.renew(&**store, renewed).await {
+                    return Err(StoreError::Conflict);
+                }
+            }
             let limit = u32::try_from(cursor - after).unwrap_or(BATCH).min(BATCH);
             let filter = EventFilter { after_seq: Some(after), limit, ..EventFilter::default() };
             let events = store.events(&filter).await?;

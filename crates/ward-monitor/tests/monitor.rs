@@ -53,6 +53,7 @@ on_both_backends!(
     findings_survive_a_restart_and_a_rerun,
     a_lease_lost_before_the_commit_writes_nothing_and_the_next_holder_writes_once,
     a_failed_commit_is_recorded_once_afterwards,
+    a_long_replay_keeps_the_lease,
     findings_are_seen_by_auditors_and_their_subject,
     findings_move_through_their_lifecycle_with_events,
     a_run_is_for_auditors_over_a_past_period,
@@ -570,4 +571,41 @@ async fn the_rules_run_in_one_process_of_several() {
     assert_eq!(opened, 2, "each condition opened once");
     // bob's grew once; erin's once or not at all (her approvals may fall in one batch or two).
     assert!((1..=2).contains(&updated), "{updated}");
+}
+
+/// A replay longer than the lease lasts renews it as it goes: lapsing, it would hand the rules
+/// to another process (which would replay too) and its own commit would be refused.
+async fn a_long_replay_keeps_the_lease(store: Arc<dyn Store>) {
+    let interposed = Interposed::over(store);
+    let w = World::new(interposed.clone()).await;
+    // Enough of a log for the replay to read it in several pages.
+    let filler = (0..2500)
+        .map(|n| ward_core::audit::NewEvent {
+            id: format!("evt_filler_{n}"),
+            event_type: EventType::ConfigChanged,
+            occurred_at: t0(),
+            actor: "admin".into(),
+            subject: None,
+            resource: None,
+            request_id: None,
+            grant_id: None,
+            reason: None,
+            details: serde_json::json!({}),
+        })
+        .collect();
+    w.broker.commit_change(ward_store::Change { events: filler, ..Default::default() }).await.unwrap();
+    let mut first = w.consumer("process-1");
+    while first.step().await.unwrap().read > 0 {}
+    assert_eq!(w.store.consumer_cursor(CONSUMER).await.unwrap(), w.head().await);
+    // process-1 stops; bob approves twice; process-2 starts, each read taking 11 s.
+    let lease = ward_store::Lease { consumer: CONSUMER.into(), holder: "process-1".into() };
+    w.store.give_up_lease(&lease).await.unwrap();
+    w.approved("alice", "bob").await;
+    w.approved("erin", "bob").await;
+    let clock = w.clock.clone();
+    interposed.on_every_read(Arc::new(move || clock.advance(SignedDuration::from_secs(11))));
+    let mut second = w.consumer("process-2");
+    let step = second.step().await.unwrap();
+    assert!(step.replayed >= 2500, "{step:?}");
+    assert_eq!(step.tally, tally(1, 0, 0), "committed under a lease kept alive");
 }

@@ -19,17 +19,24 @@ type Hook = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
 pub struct Interposed {
     pub inner: Arc<dyn Store>,
     hook: Mutex<Option<Hook>>,
+    /// Runs at every read of events (time passing while a consumer reads).
+    on_read: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
 }
 
 impl Interposed {
     pub fn over(inner: Arc<dyn Store>) -> Arc<Self> {
-        Arc::new(Self { inner, hook: Mutex::new(None) })
+        Arc::new(Self { inner, hook: Mutex::new(None), on_read: Mutex::new(None) })
     }
 
     /// Runs `hook` before the next commit; an error from it is that commit's, and nothing of
     /// the commit is written.
     pub fn before_next_commit(&self, hook: Hook) {
         *self.hook.lock().unwrap() = Some(hook);
+    }
+
+    /// Runs `hook` at every read of events from now on.
+    pub fn on_every_read(&self, hook: Arc<dyn Fn() + Send + Sync>) {
+        *self.on_read.lock().unwrap() = Some(hook);
     }
 }
 
@@ -74,6 +81,10 @@ impl Store for Interposed {
         self.inner.next_due_at().await
     }
     async fn events(&self, f: &EventFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        let hook = self.on_read.lock().unwrap().clone();
+        if let Some(hook) = hook {
+            hook();
+        }
         self.inner.events(f).await
     }
     async fn head(&self) -> Result<LogHead, StoreError> {
