@@ -453,3 +453,87 @@ pub enum LogItemView {
 pub struct PushedView {
     pub lines: usize,
 }
+
+/// What a rule saw in the audit log, and what people made of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct FindingView {
+    pub id: String,
+    /// The rule that saw it, e.g. `rubber-stamp`.
+    pub rule: String,
+    /// `info`, `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// The condition it is about (rule, subject, what): one open or acknowledged finding per key.
+    pub key: String,
+    /// `open`, `acknowledged`, `resolved` or `dismissed` (a false positive).
+    pub state: String,
+    /// Who it is about.
+    pub subject: Option<String>,
+    pub resource: Option<String>,
+    pub grant_id: Option<String>,
+    pub request_id: Option<String>,
+    /// The audit events behind it (the latest, when there are many): `ward audit prove --seq N`
+    /// proves each is in the log.
+    pub seqs: Vec<i64>,
+    pub summary: String,
+    /// How many times the condition was seen with new events.
+    pub occurrences: u64,
+    pub first_seen_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// Who acknowledged, resolved or dismissed it last, and why.
+    pub moved_by: Option<String>,
+    pub comment: Option<String>,
+}
+
+/// `POST /v1/findings/{id}/acknowledge`, `…/resolve`, `…/dismiss`: a comment is required.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FindingMoveBody {
+    pub comment: String,
+}
+
+/// A rule in force, as `[rules.ID]` leaves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RuleView {
+    pub id: String,
+    pub enabled: bool,
+    /// The severity of its findings.
+    pub severity: String,
+    pub thresholds: Vec<ThresholdView>,
+}
+
+/// One of a rule's thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ThresholdView {
+    /// As `[rules.ID]` names it, e.g. `window`.
+    pub name: String,
+    /// `count` or `duration`.
+    pub kind: String,
+    /// A count, or a duration in seconds.
+    pub value: i64,
+}
+
+/// `POST /v1/rules/run`: the rules over the events that occurred in `[since, until)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RulesRunBody {
+    pub since: Timestamp,
+    /// Default: now; not in the future.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+}
+
+/// What a run of the rules over a period did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RulesRunView {
+    pub since: Timestamp,
+    pub until: Timestamp,
+    /// Events read.
+    pub events: u64,
+    /// Findings opened.
+    pub opened: u64,
+    /// Open or acknowledged findings that gained events.
+    pub updated: u64,
+    /// Conditions already recorded as they were: nothing written.
+    pub unchanged: u64,
+}

@@ -28,16 +28,16 @@ use crate::problem::ApiError;
 use crate::{paging, views};
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
-type Body<T> = Result<Json<T>, JsonRejection>;
+pub(crate) type Body<T> = Result<Json<T>, JsonRejection>;
 
 pub(crate) const MAX_LIST: u32 = 1000;
 pub(crate) const MAX_EVENTS: u32 = 10_000;
 
-fn invalid(detail: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail)
 }
 
-fn list_limit(limit: Option<u32>, max: u32) -> Result<u32, ApiError> {
+pub(crate) fn list_limit(limit: Option<u32>, max: u32) -> Result<u32, ApiError> {
     match limit {
         None => Ok(max.min(500)),
         Some(0) => Err(invalid("limit must be at least 1")),

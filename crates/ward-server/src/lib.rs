@@ -3,6 +3,7 @@
 //! HTTP.
 
 mod auth;
+mod findings;
 mod handlers;
 mod logs;
 mod openapi;
@@ -44,10 +45,12 @@ pub use problem::ApiError;
         handlers::revoke, handlers::extend, handlers::review, handlers::check, handlers::events, handlers::export, handlers::audit_key, handlers::latest_checkpoint,
         handlers::sign_checkpoint, handlers::inclusion_proof, handlers::consistency_proof, handlers::resources,
         handlers::whoami, handlers::explain, handlers::reload_policies, handlers::list_tokens, handlers::revoke_token, logs::search, logs::tail, logs::push, logs::push_otlp,
+        findings::list_findings, findings::get_finding, findings::acknowledge, findings::resolve, findings::dismiss,
+        findings::list_rules, findings::run_rules,
         healthz, readyz
     ),
     modifiers(&BearerAuth),
-    tags((name = "requests"), (name = "grants"), (name = "access"), (name = "logs"), (name = "audit"), (name = "operations"))
+    tags((name = "requests"), (name = "grants"), (name = "access"), (name = "logs"), (name = "audit"), (name = "findings"), (name = "operations"))
 )]
 pub struct ApiDoc;
 
@@ -221,7 +224,15 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route(
             "/logs/{resource}/otlp",
             post(logs::push_otlp).layer(DefaultBodyLimit::max(logs::PUSH_BODY_LIMIT)),
-        );
+        )
+        .route("/findings", get(findings::list_findings))
+        .route("/findings/{id}", get(findings::get_finding))
+        .route("/findings/{id}/acknowledge", post(findings::acknowledge))
+        .route("/findings/{id}/resolve", post(findings::resolve))
+        .route("/findings/{id}/dismiss", post(findings::dismiss))
+        .route("/rules", get(findings::list_rules))
+        .route("/rules/run", post(findings::run_rules))
+        .layer(Extension(ward_monitor::Findings::new(broker.clone())));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(healthz))

@@ -10,7 +10,9 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 use ward_core::audit::EventType;
 use ward_core::{GrantState, RequestState, ReviewState};
+use ward_rules::{RuleId, Severity};
 use ward_service::broker::MAX_TEXT;
+use ward_store::FindingState;
 
 use crate::ApiDoc;
 
@@ -127,6 +129,7 @@ pub fn build() -> Result<Value, String> {
     refine.property("DenyBody", "comment", required_text())?;
     refine.property("ReviewBody", "comment", required_text())?;
     refine.property("RevokeBody", "reason", required_text())?;
+    refine.property("FindingMoveBody", "comment", required_text())?;
 
     // Answers: the value sets the core defines.
     refine.property("RequestView", "state", one_of(RequestState::ALL.map(RequestState::as_str)))?;
@@ -139,12 +142,27 @@ pub fn build() -> Result<Value, String> {
         one_of(["denied", "pending", "auto_approved", "auto_denied", "breakglass"]),
     )?;
     refine.property("EventView", "type", one_of(EventType::ALL.map(EventType::as_str)))?;
+    let (rules, severities, finding_states) = (
+        || one_of(RuleId::ALL.map(RuleId::as_str)),
+        || one_of(Severity::ALL.map(Severity::as_str)),
+        || one_of(FindingState::ALL.map(FindingState::as_str)),
+    );
+    refine.property("FindingView", "rule", rules())?;
+    refine.property("FindingView", "severity", severities())?;
+    refine.property("FindingView", "state", finding_states())?;
+    refine.property("RuleView", "id", rules())?;
+    refine.property("RuleView", "severity", severities())?;
+    refine.property("ThresholdView", "kind", one_of(["count", "duration"]))?;
 
     // Query parameters.
     let list = bounded(1, u64::from(crate::handlers::MAX_LIST));
     refine.parameter("/v1/requests", "get", "state", one_of(RequestState::ALL.map(RequestState::as_str)))?;
     refine.parameter("/v1/requests", "get", "limit", list.clone())?;
-    refine.parameter("/v1/grants", "get", "limit", list)?;
+    refine.parameter("/v1/grants", "get", "limit", list.clone())?;
+    refine.parameter("/v1/findings", "get", "limit", list)?;
+    refine.parameter("/v1/findings", "get", "state", finding_states())?;
+    refine.parameter("/v1/findings", "get", "rule", rules())?;
+    refine.parameter("/v1/findings", "get", "severity", severities())?;
     refine.parameter("/v1/audit/events", "get", "type", one_of(EventType::ALL.map(EventType::as_str)))?;
     refine.parameter(
         "/v1/audit/events",
@@ -160,6 +178,7 @@ pub fn build() -> Result<Value, String> {
         ("/v1/audit/export", "until"),
         ("/v1/logs/{resource}/search", "since"),
         ("/v1/logs/{resource}/search", "until"),
+        ("/v1/findings", "since"),
     ] {
         refine.parameter(path, "get", time, date_time())?;
     }

@@ -116,3 +116,47 @@ pub fn check(outcome: CheckOutcome) -> CheckResult {
         reason: outcome.reason,
     }
 }
+
+pub fn finding(f: ward_store::FindingRecord) -> ward_api::FindingView {
+    ward_api::FindingView {
+        id: f.id,
+        rule: f.rule.as_str().to_owned(),
+        severity: f.severity.as_str().to_owned(),
+        key: f.key,
+        state: f.state.as_str().to_owned(),
+        subject: f.subject,
+        resource: f.resource,
+        grant_id: f.grant_id,
+        request_id: f.request_id,
+        seqs: f.seqs,
+        summary: f.summary,
+        occurrences: u64::try_from(f.occurrences).unwrap_or(0),
+        first_seen_at: f.first_seen_at,
+        last_seen_at: f.last_seen_at,
+        updated_at: f.updated_at,
+        moved_by: f.moved_by,
+        comment: f.comment,
+    }
+}
+
+pub fn rule(id: ward_rules::RuleId, settings: &ward_rules::RuleSettings) -> ward_api::RuleView {
+    let (_, kinds) = ward_rules::defaults(id);
+    let thresholds = kinds
+        .into_iter()
+        .map(|(name, kind)| ward_api::ThresholdView {
+            name: name.to_owned(),
+            kind: match kind {
+                ward_rules::Threshold::Count(_) => "count",
+                ward_rules::Threshold::Duration(_) => "duration",
+            }
+            .to_owned(),
+            value: settings.threshold(name),
+        })
+        .collect();
+    ward_api::RuleView {
+        id: id.as_str().to_owned(),
+        enabled: settings.enabled,
+        severity: settings.severity.as_str().to_owned(),
+        thresholds,
+    }
+}

@@ -972,3 +972,174 @@ async fn a_followed_tail_ends_when_its_token_is_revoked() {
     assert!(reason.contains(&own) && reason.contains("revoked"), "{text}");
     assert!(!text.contains("after the revocation"), "{text}");
 }
+
+/// Findings as the contract shows them: listed by who may see them, paged, shown, moved with a
+/// comment (every wrong move a precise 4xx), the rules in force, runs for auditors and admins.
+#[tokio::test]
+async fn findings_over_http() {
+    let api = Api::new().await;
+    let (carol, admin, alice, bob) = (
+        api.token("carol").await,
+        api.token("admin").await,
+        api.token("alice").await,
+        api.token("bob").await,
+    );
+    // Findings as the rules' consumer writes them, with their events.
+    let at = jiff::Timestamp::now();
+    let finding = |id: &str, subject: &str, rule: ward_rules::RuleId, severity: ward_rules::Severity| {
+        ward_store::FindingRecord {
+            id: id.into(),
+            rule,
+            severity,
+            key: format!("{rule}:{subject}"),
+            state: ward_store::FindingState::Open,
+            subject: Some(subject.into()),
+            resource: Some("logs:payments-api".into()),
+            grant_id: None,
+            request_id: None,
+            seqs: vec![1],
+            summary: format!("{subject} did something"),
+            occurrences: 1,
+            first_seen_at: at,
+            last_seen_at: at,
+            updated_at: at,
+            moved_by: None,
+            comment: None,
+            version: 1,
+        }
+    };
+    let records = vec![
+        finding("fnd_1", "bob", ward_rules::RuleId::RubberStamp, ward_rules::Severity::Medium),
+        finding("fnd_2", "alice", ward_rules::RuleId::ExcessiveDuration, ward_rules::Severity::Low),
+        finding("fnd_3", "admin", ward_rules::RuleId::RevocationOverdue, ward_rules::Severity::High),
+    ];
+    let events =
+        records.iter().map(|f| ward_monitor::payload::seen_event(format!("evt_{}", f.id), f, at)).collect();
+    api.broker
+        .commit_change(ward_store::Change { findings: records, events, ..Default::default() })
+        .await
+        .unwrap();
+
+    let ids = |answer: &Answer| -> Vec<String> {
+        answer.body.as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let all = api.get("/v1/findings", &carol).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert_eq!(ids(&all), ["fnd_3", "fnd_2", "fnd_1"]);
+    assert_eq!(all.body[2]["rule"], "rubber-stamp");
+    assert_eq!(all.body[2]["state"], "open");
+    assert_eq!(ids(&api.get("/v1/findings", &bob).await), ["fnd_1"], "bob sees what is about him");
+    assert_eq!(ids(&api.get("/v1/findings?severity=medium", &admin).await), ["fnd_3", "fnd_1"]);
+    assert_eq!(ids(&api.get("/v1/findings?rule=excessive-duration", &carol).await), ["fnd_2"]);
+    let page = api.get("/v1/findings?limit=2", &carol).await;
+    assert_eq!(ids(&page), ["fnd_3", "fnd_2"]);
+    let next = page.next.unwrap();
+    assert!(next.starts_with("/v1/findings?limit=2&after=fnd_2"), "{next}");
+    assert_eq!(ids(&api.get(&next, &carol).await), ["fnd_1"]);
+    for (query, slug) in [
+        ("state=closed", "invalid"),
+        ("rule=nope", "invalid"),
+        ("severity=urgent", "invalid"),
+        ("limit=0", "invalid"),
+        ("after=fnd_missing", "unacceptable"),
+        ("bogus=1", "malformed"),
+    ] {
+        let status =
+            if slug == "malformed" { StatusCode::BAD_REQUEST } else { StatusCode::UNPROCESSABLE_ENTITY };
+        assert_problem(&api.get(&format!("/v1/findings?{query}"), &carol).await, status, slug);
+    }
+    assert_eq!(api.get("/v1/findings/fnd_1", &bob).await.body["summary"], "bob did something");
+    assert_problem(&api.get("/v1/findings/fnd_1", &alice).await, StatusCode::NOT_FOUND, "not-found");
+
+    // Moves: auditors and admins, never on a finding about themselves, in the lifecycle's order.
+    let comment = json!({"comment": "asked bob's lead"});
+    assert_problem(
+        &api.post("/v1/findings/fnd_1/acknowledge", &bob, comment.clone()).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_problem(
+        &api.post("/v1/findings/fnd_3/dismiss", &admin, comment.clone()).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_problem(
+        &api.post("/v1/findings/fnd_1/acknowledge", &carol, json!({"comment": " "})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+    );
+    assert_problem(
+        &api.post("/v1/findings/fnd_1/acknowledge", &carol, json!({})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+    );
+    let acknowledged = api.post("/v1/findings/fnd_1/acknowledge", &carol, comment.clone()).await;
+    assert_eq!(acknowledged.status, StatusCode::OK, "{}", acknowledged.body);
+    assert_eq!(
+        (acknowledged.body["state"].as_str(), acknowledged.body["moved_by"].as_str()),
+        (Some("acknowledged"), Some("carol"))
+    );
+    assert_problem(
+        &api.post("/v1/findings/fnd_1/acknowledge", &admin, comment.clone()).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    assert_eq!(
+        api.post("/v1/findings/fnd_1/resolve", &admin, comment.clone()).await.body["state"],
+        "resolved"
+    );
+    assert_problem(
+        &api.post("/v1/findings/fnd_1/dismiss", &carol, comment.clone()).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    assert_eq!(
+        api.post("/v1/findings/fnd_2/dismiss", &carol, comment.clone()).await.body["state"],
+        "dismissed"
+    );
+    assert_problem(
+        &api.post("/v1/findings/fnd_missing/resolve", &carol, comment).await,
+        StatusCode::NOT_FOUND,
+        "not-found",
+    );
+    let moves = api.get("/v1/audit/events?type=finding.resolved", &carol).await;
+    assert_eq!(moves.body[0]["actor"], "admin");
+    assert_eq!(moves.body[0]["details"]["from"], "acknowledged");
+
+    // The rules in force.
+    let rules = api.get("/v1/rules", &alice).await;
+    assert_eq!(rules.status, StatusCode::OK);
+    assert_eq!(rules.body.as_array().unwrap().len(), ward_rules::RuleId::ALL.len());
+    let frequent = rules.body.as_array().unwrap().iter().find(|r| r["id"] == "too-frequent").unwrap();
+    assert_eq!(frequent["enabled"], true);
+    assert_eq!(
+        frequent["thresholds"],
+        json!([
+            {"name": "count", "kind": "count", "value": 5},
+            {"name": "window", "kind": "duration", "value": 86_400},
+        ])
+    );
+
+    // Runs: auditors and admins, over a past period.
+    let since = (at - jiff::SignedDuration::from_hours(1)).to_string();
+    assert_problem(
+        &api.post("/v1/rules/run", &alice, json!({"since": since})).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let run = api.post("/v1/rules/run", &carol, json!({"since": since})).await;
+    assert_eq!(run.status, StatusCode::OK, "{}", run.body);
+    assert!(run.body["events"].as_u64().unwrap() > 0);
+    assert_eq!((run.body["opened"].as_u64(), run.body["unchanged"].as_u64()), (Some(0), Some(0)));
+    let future = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(1)).to_string();
+    assert_problem(
+        &api.post("/v1/rules/run", &carol, json!({"since": since, "until": future})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unacceptable",
+    );
+    assert_problem(
+        &api.post("/v1/rules/run", &carol, json!({"since": "yesterday"})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid",
+    );
+}

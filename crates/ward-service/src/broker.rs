@@ -66,6 +66,8 @@ pub struct Settings {
     pub forward: Vec<crate::forward::SinkConfig>,
     pub oncall: OncallSettings,
     pub business_hours: Option<BusinessHours>,
+    /// The audit rules in force (`[rules.ID]`), for the rules' consumer and `ward rules`.
+    pub rules: ward_rules::RulesConfig,
 }
 
 /// Who is calling, with ward's own roles resolved from their groups.
@@ -94,7 +96,9 @@ impl std::fmt::Debug for TokenRef {
 }
 
 impl Caller {
-    fn sees_everything(&self) -> bool {
+    /// Admins and auditors read everything (the whole audit log, every request, grant and
+    /// finding); others their own and what they may decide.
+    pub fn sees_everything(&self) -> bool {
         self.admin || self.auditor
     }
 }
@@ -230,7 +234,9 @@ fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn validate_text(what: &str, text: &str, required: bool) -> Result<(), BrokerError> {
+/// Checks text a person typed (a reason, a comment): at most `MAX_TEXT` characters, no control
+/// characters but newline and tab, and not blank when `required`.
+pub fn validate_text(what: &str, text: &str, required: bool) -> Result<(), BrokerError> {
     if required && text.trim().is_empty() {
         return Err(BrokerError::Invalid(format!("{what} must not be empty")));
     }
@@ -339,6 +345,13 @@ impl Broker {
             service: directory.is_member(name, &auth.service_groups),
             token: None,
         })
+    }
+
+    /// Commits `change` through the broker's one commit path (configured fields recorded as
+    /// HMACs, the forwarders and other consumers woken): for use cases kept in types of their own
+    /// (findings). `Conflict` is the caller's to retry from fresh reads.
+    pub async fn commit_change(&self, change: Change) -> Result<Vec<AuditEvent>, StoreError> {
+        self.commit(change).await
     }
 
     async fn commit(&self, mut change: Change) -> Result<Vec<AuditEvent>, StoreError> {

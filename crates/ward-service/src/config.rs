@@ -64,6 +64,9 @@ struct File {
     gateway: GatewayFile,
     #[serde(default)]
     server: ServerFile,
+    /// `[rules.ID]`: each audit rule's switch, severity and thresholds.
+    #[serde(default)]
+    rules: toml::Table,
 }
 
 /// `[gateway]`: how much log reading runs at once, and how long a search may run.
@@ -394,6 +397,8 @@ pub struct Config {
     pub business_hours: Option<BusinessHours>,
     pub logs: LogSettings,
     pub server: ServerSettings,
+    /// The audit rules in force: defaults, tuned or switched off by `[rules.ID]`.
+    pub rules: ward_rules::RulesConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
@@ -634,6 +639,10 @@ impl Config {
             key: configured_redaction_key.unwrap_or_else(|| data_dir.join("redaction.key")),
             limits: file.gateway.limits()?,
         };
+        // A rule setting ward cannot read stops the start, named: a typo must never switch a
+        // rule off (or leave it at a threshold nobody chose) in silence.
+        let audit_rules = ward_rules::RulesConfig::from_table(&file.rules)
+            .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
         let directory = Directory::new(file.users, file.groups, resources)
             .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
         let oncall =
@@ -691,6 +700,7 @@ impl Config {
             business_hours,
             logs,
             server,
+            rules: audit_rules,
         })
     }
 
@@ -813,6 +823,33 @@ mod tests {
         assert!(error.contains("bogus"), "{error}");
         let error = Config::load(&dir.path().join("missing.toml"), &|_| None).unwrap_err().to_string();
         assert!(error.contains("missing.toml"), "{error}");
+    }
+
+    #[test]
+    fn rules_are_tuned_in_their_tables_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ward.toml");
+        std::fs::write(
+            &file,
+            "[rules.too-frequent]\ncount = 3\nwindow = \"2h\"\n[rules.off-hours]\nenabled = false\n",
+        )
+        .unwrap();
+        let config = Config::load(&file, &|_| None).unwrap();
+        let frequent = config.rules.settings(ward_rules::RuleId::TooFrequent);
+        assert_eq!((frequent.threshold("count"), frequent.threshold("window")), (3, 7200));
+        assert!(!config.rules.settings(ward_rules::RuleId::OffHours).enabled);
+        assert_eq!(Config::load(&quickstart(), &|_| None).unwrap().rules, ward_rules::RulesConfig::default());
+
+        for (text, named) in [
+            ("[rules.too-frequent]\ncount = 0\n", "rules.too-frequent.count"),
+            ("[rules.too-often]\ncount = 3\n", "rules.too-often"),
+            ("[rules.off-hours]\nenable = false\n", "rules.off-hours.enable"),
+            ("rules = 5\n", "rules"),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let error = Config::load(&file, &|_| None).unwrap_err().to_string();
+            assert!(error.contains(named) && error.contains("ward.toml"), "{text}: {error}");
+        }
     }
 
     #[test]

@@ -122,6 +122,7 @@ async fn start(
         forward: config.audit.forward.clone(),
         oncall: config.oncall.clone(),
         business_hours: config.business_hours.clone(),
+        rules: config.rules.clone(),
     };
     let audit = &config.audit;
     if !audit.signing_key_configured

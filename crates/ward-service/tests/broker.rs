@@ -1193,6 +1193,21 @@ impl Store for Failing {
     ) -> Result<(), StoreError> {
         self.inner.set_forward_cursor(sink, seq, lease, at).await
     }
+    async fn consumer_cursor(&self, consumer: &str) -> Result<i64, StoreError> {
+        self.inner.consumer_cursor(consumer).await
+    }
+    async fn finding(&self, id: &str) -> Result<Option<ward_store::FindingRecord>, StoreError> {
+        self.inner.finding(id).await
+    }
+    async fn findings(
+        &self,
+        f: &ward_store::FindingFilter,
+    ) -> Result<Vec<ward_store::FindingRecord>, StoreError> {
+        self.inner.findings(f).await
+    }
+    async fn latest_findings(&self, keys: &[String]) -> Result<Vec<ward_store::FindingRecord>, StoreError> {
+        self.inner.latest_findings(keys).await
+    }
     async fn take_lease(
         &self,
         lease: &ward_store::Lease,

@@ -31,8 +31,8 @@ use ward_core::audit::AuditEvent;
 use ward_core::merkle::{Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
-    ApiToken, Change, CheckpointRecord, Due, EventFilter, GrantFilter, Lease, LogHead, RequestFilter, Store,
-    StoreError, TokenFilter,
+    ApiToken, Change, CheckpointRecord, Due, EventFilter, FindingFilter, FindingRecord, GrantFilter, Lease,
+    LogHead, RequestFilter, Store, StoreError, TokenFilter,
 };
 
 use crate::rows::{Columns, event_from_row, grant_from_row, millis, request_from_row};
@@ -164,6 +164,8 @@ const GRANT_COLUMNS: &str = "id, request_id, principal, resource, role, starts_a
 /// In the order `rows::event_from_row` reads them.
 const TOKEN_COLUMNS: &str =
     "id, hash, principal, created_at, expires_at, revoked_at, revoked_by, last_used_at";
+const FINDING_COLUMNS: &str = "id, rule, severity, key, state, subject, resource, grant_id, request_id, seqs, \
+     summary, occurrences, first_seen_at, last_seen_at, updated_at, moved_by, comment, version";
 /// In the order `rows::event_from_row` reads them.
 const EVENT_COLUMNS: &str = "seq, id, type, occurred_at, recorded_at, actor, subject, resource, request_id, \
      grant_id, reason, details, prev_hash, hash";
@@ -663,14 +665,7 @@ impl Store for SqlStore {
     }
 
     async fn forward_cursor(&self, sink: &str) -> Result<i64, StoreError> {
-        dispatch!(&self.pool, pool => {
-            let row = sqlx::query("SELECT seq FROM audit_forward_cursors WHERE sink = $1")
-                .bind(sink)
-                .fetch_optional(pool)
-                .await
-                .map_err(unavailable)?;
-            row.map(|r| r.int("seq")).transpose().map(Option::unwrap_or_default)
-        })
+        self.consumer_cursor(&format!("forward:{sink}")).await
     }
 
     async fn set_forward_cursor(
@@ -682,12 +677,12 @@ impl Store for SqlStore {
     ) -> Result<(), StoreError> {
         let moved = dispatch!(&self.pool, pool => {
             sqlx::query(
-                "INSERT INTO audit_forward_cursors (sink, seq, updated_at) \
+                "INSERT INTO consumer_cursors (consumer, seq, updated_at) \
                  SELECT $1, $2, $3 WHERE EXISTS ( \
                    SELECT 1 FROM consumer_leases WHERE consumer = $4 AND holder = $5 AND expires_at > $3) \
-                 ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
+                 ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
             )
-            .bind(sink)
+            .bind(format!("forward:{sink}"))
             .bind(seq)
             .bind(millis(at))
             .bind(&lease.consumer)
@@ -698,6 +693,98 @@ impl Store for SqlStore {
             .rows_affected()
         });
         if moved == 0 { Err(StoreError::Conflict) } else { Ok(()) }
+    }
+
+    async fn consumer_cursor(&self, consumer: &str) -> Result<i64, StoreError> {
+        dispatch!(&self.pool, pool => {
+            let row = sqlx::query("SELECT seq FROM consumer_cursors WHERE consumer = $1")
+                .bind(consumer)
+                .fetch_optional(pool)
+                .await
+                .map_err(unavailable)?;
+            row.map(|r| r.int("seq")).transpose().map(Option::unwrap_or_default)
+        })
+    }
+
+    async fn finding(&self, id: &str) -> Result<Option<FindingRecord>, StoreError> {
+        let sql = format!("SELECT {FINDING_COLUMNS} FROM findings WHERE id = $1");
+        dispatch!(&self.pool, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(unavailable)?;
+            row.as_ref().map(rows::finding_from_row).transpose()
+        })
+    }
+
+    async fn findings(&self, filter: &FindingFilter) -> Result<Vec<FindingRecord>, StoreError> {
+        let mut query = Conditions::default();
+        if let Some(state) = filter.state {
+            query.push("state = ?", [state.as_str().into()]);
+        }
+        if let Some(rule) = filter.rule {
+            query.push("rule = ?", [rule.as_str().into()]);
+        }
+        if let Some(least) = filter.min_severity {
+            // Severities are a closed set of constants, so they can be inlined safely.
+            let severities: Vec<String> = ward_rules::Severity::ALL
+                .into_iter()
+                .filter(|s| *s >= least)
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect();
+            query.push(&format!("severity IN ({})", severities.join(", ")), []);
+        }
+        if let Some(subject) = &filter.subject {
+            query.push("subject = ?", [subject.as_str().into()]);
+        }
+        if let Some(since) = filter.since {
+            query.push("last_seen_at >= ?", [millis(since).into()]);
+        }
+        if let Some((at, id)) = &filter.after {
+            query.push(
+                "(first_seen_at < ? OR (first_seen_at = ? AND id < ?))",
+                [millis(*at).into(), millis(*at).into(), id.as_str().into()],
+            );
+        }
+        let sql = format!(
+            "SELECT {FINDING_COLUMNS} FROM findings {} ORDER BY first_seen_at DESC, id DESC LIMIT {}",
+            query.clause(),
+            limit(filter.limit)
+        );
+        dispatch!(&self.pool, pool => {
+            let rows = plan::bind(sqlx::query(sqlx::AssertSqlSafe(sql)), query.params)
+                .fetch_all(pool)
+                .await
+                .map_err(unavailable)?;
+            rows.iter().map(rows::finding_from_row).collect()
+        })
+    }
+
+    async fn latest_findings(&self, keys: &[String]) -> Result<Vec<FindingRecord>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        // Well under either backend's limit on bound parameters.
+        for chunk in keys.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "SELECT {FINDING_COLUMNS} FROM ( \
+                   SELECT {FINDING_COLUMNS}, ROW_NUMBER() OVER ( \
+                     PARTITION BY key ORDER BY first_seen_at DESC, id DESC) AS latest \
+                   FROM findings WHERE key IN ({})) AS keyed WHERE latest = 1",
+                placeholders.join(", ")
+            );
+            let params = chunk.iter().map(|key| plan::Param::from(key.as_str())).collect();
+            dispatch!(&self.pool, pool => {
+                let rows = plan::bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(unavailable)?;
+                for row in &rows {
+                    found.push(rows::finding_from_row(row)?);
+                }
+            });
+        }
+        Ok(found)
     }
 
     async fn take_lease(&self, lease: &Lease, now: Timestamp, until: Timestamp) -> Result<bool, StoreError> {

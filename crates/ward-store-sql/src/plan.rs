@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use ward_core::audit::AuditEvent;
 use ward_core::merkle::{Frontier, Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
-use ward_store::{Change, CountLimit, HolderLimit, StoreError, TokenWrite};
+use ward_store::{Change, CountLimit, CursorMove, FindingRecord, HolderLimit, StoreError, TokenWrite};
 
 use crate::Dialect;
 use crate::rows::{StoredTerms, hash_bytes, millis, to_json};
@@ -141,6 +141,14 @@ pub(crate) fn plan(
                 ],
             ));
         }
+        if let Some(cursor) = &change.cursor {
+            // Only over events that exist before this change's own, and never backwards.
+            if cursor.to < cursor.from || cursor.to > head.seq {
+                outcomes.push(Err(StoreError::Conflict));
+                continue;
+            }
+            statements.push(cursor_statement(cursor, *recorded_at));
+        }
         for request in &change.requests {
             statements.push(request_statement(request)?);
         }
@@ -155,6 +163,9 @@ pub(crate) fn plan(
         }
         for write in &change.tokens {
             statements.extend(token_statements(write));
+        }
+        for finding in &change.findings {
+            statements.push(finding_statement(finding)?);
         }
         let mut appended = Vec::with_capacity(change.events.len());
         for event in &change.events {
@@ -191,6 +202,80 @@ pub(crate) fn plan(
         )?);
     }
     Ok(Plan { statements, head, outcomes })
+}
+
+/// Moves a consumer's cursor from `from` to `to`, only under the holder's live lease: one row
+/// changed, or the change is refused. A consumer without a stored cursor is at 0.
+fn cursor_statement(cursor: &CursorMove, recorded_at: Timestamp) -> Statement {
+    Statement::checked(
+        "INSERT INTO consumer_cursors (consumer, seq, updated_at) SELECT $1, $2, $3 \
+         WHERE EXISTS (SELECT 1 FROM consumer_leases WHERE consumer = $1 AND holder = $4 AND expires_at > $3) \
+           AND ($5 = 0 OR EXISTS (SELECT 1 FROM consumer_cursors WHERE consumer = $1)) \
+         ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at \
+         WHERE consumer_cursors.seq = $5",
+        vec![
+            cursor.lease.consumer.as_str().into(),
+            cursor.to.into(),
+            millis(recorded_at).into(),
+            cursor.lease.holder.as_str().into(),
+            cursor.from.into(),
+        ],
+    )
+}
+
+fn finding_statement(f: &FindingRecord) -> Result<Statement, StoreError> {
+    let seqs = to_json(&f.seqs)?;
+    if f.version == 1 {
+        return Ok(Statement::new(
+            "INSERT INTO findings (id, rule, severity, key, state, subject, resource, grant_id, request_id, \
+             seqs, summary, occurrences, first_seen_at, last_seen_at, updated_at, moved_by, comment, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+            vec![
+                f.id.as_str().into(),
+                f.rule.as_str().into(),
+                f.severity.as_str().into(),
+                f.key.as_str().into(),
+                f.state.as_str().into(),
+                f.subject.as_deref().into(),
+                f.resource.as_deref().into(),
+                f.grant_id.as_deref().into(),
+                f.request_id.as_deref().into(),
+                seqs.into(),
+                f.summary.as_str().into(),
+                f.occurrences.into(),
+                millis(f.first_seen_at).into(),
+                millis(f.last_seen_at).into(),
+                millis(f.updated_at).into(),
+                f.moved_by.as_deref().into(),
+                f.comment.as_deref().into(),
+                f.version.into(),
+            ],
+        ));
+    }
+    // The rule and the key name the finding and never change; the rest may.
+    Ok(Statement::checked(
+        "UPDATE findings SET severity = $1, state = $2, subject = $3, resource = $4, grant_id = $5, \
+         request_id = $6, seqs = $7, summary = $8, occurrences = $9, last_seen_at = $10, updated_at = $11, \
+         moved_by = $12, comment = $13, version = $14 WHERE id = $15 AND version = $16",
+        vec![
+            f.severity.as_str().into(),
+            f.state.as_str().into(),
+            f.subject.as_deref().into(),
+            f.resource.as_deref().into(),
+            f.grant_id.as_deref().into(),
+            f.request_id.as_deref().into(),
+            seqs.into(),
+            f.summary.as_str().into(),
+            f.occurrences.into(),
+            millis(f.last_seen_at).into(),
+            millis(f.updated_at).into(),
+            f.moved_by.as_deref().into(),
+            f.comment.as_deref().into(),
+            f.version.into(),
+            f.id.as_str().into(),
+            (f.version - 1).into(),
+        ],
+    ))
 }
 
 fn token_statements(write: &TokenWrite) -> Vec<Statement> {

@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use ward_core::audit::{AuditEvent, EventType};
 use ward_core::{AccessRequest, Grant, GrantId, GrantState, RequestId, RequestState};
-use ward_store::{ApiToken, CheckpointRecord, StoreError};
+use ward_store::{ApiToken, CheckpointRecord, FindingRecord, FindingState, StoreError};
 
 pub(crate) fn millis(ts: Timestamp) -> i64 {
     ts.as_millisecond()
@@ -223,5 +223,32 @@ pub(crate) fn checkpoint_from_row(row: &impl Columns) -> Result<CheckpointRecord
         root: row.text("root")?,
         note: row.text("note")?,
         signed_at: time(row, "signed_at")?,
+    })
+}
+
+pub(crate) fn finding_from_row(row: &impl Columns) -> Result<FindingRecord, StoreError> {
+    let rule = row.borrowed_text("rule")?;
+    let severity = row.borrowed_text("severity")?;
+    let state = row.borrowed_text("state")?;
+    Ok(FindingRecord {
+        id: row.text("id")?,
+        rule: ward_rules::RuleId::parse(rule).ok_or_else(|| corrupt(format!("rule `{rule}`")))?,
+        severity: ward_rules::Severity::parse(severity)
+            .ok_or_else(|| corrupt(format!("severity `{severity}`")))?,
+        key: row.text("key")?,
+        state: FindingState::parse(state).ok_or_else(|| corrupt(format!("finding state `{state}`")))?,
+        subject: row.optional_text("subject")?,
+        resource: row.optional_text("resource")?,
+        grant_id: row.optional_text("grant_id")?,
+        request_id: row.optional_text("request_id")?,
+        seqs: json(row, "seqs")?,
+        summary: row.text("summary")?,
+        occurrences: row.int("occurrences")?,
+        first_seen_at: time(row, "first_seen_at")?,
+        last_seen_at: time(row, "last_seen_at")?,
+        updated_at: time(row, "updated_at")?,
+        moved_by: row.optional_text("moved_by")?,
+        comment: row.optional_text("comment")?,
+        version: row.int("version")?,
     })
 }

@@ -117,8 +117,12 @@ impl Writer {
     /// Commits `changes` in one transaction. `Err` means nothing was written; otherwise each
     /// change has its outcome (a stale checkpoint is refused on its own, without the others).
     async fn commit(&mut self, changes: &[(&Change, Timestamp)]) -> Result<Outcomes, StoreError> {
-        // A checkpoint is checked against the head in the database, never a remembered one.
-        let known = self.head.take().filter(|_| changes.iter().all(|(c, _)| c.checkpoint.is_none()));
+        // A checkpoint, or a cursor bounded by the log's size, is checked against the head in the
+        // database, never a remembered one (another process may have appended since).
+        let known = self
+            .head
+            .take()
+            .filter(|_| changes.iter().all(|(c, _)| c.checkpoint.is_none() && c.cursor.is_none()));
         if known.is_some()
             && let Ok(outcomes) = self.commit_on(changes, known).await
         {

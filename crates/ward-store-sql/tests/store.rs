@@ -580,3 +580,47 @@ async fn postgres_readiness_writes_only_when_no_commit_showed_the_store_writable
     let Some(cluster) = ward_testkit::postgres() else { return };
     readiness_writes_only_when_no_commit_showed_the_store_writable(&cluster.fresh_database()).await;
 }
+
+/// The migration that gives every consumer one cursor table keeps where each forwarding sink had
+/// got to: a sink resumes from its cursor, not from the start (which would resend the log).
+async fn forward_cursors_survive_the_consumer_cursor_migration(url: &str, dialect: &str, before: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(format!("{}/migrations/{dialect}", env!("CARGO_MANIFEST_DIR"))).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_str().unwrap() < before {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    sqlx::migrate::Migrator::new(dir.path()).await.unwrap().run(&pool).await.unwrap();
+    for (sink, seq) in [("siem", 42_i64), ("webhook", 7)] {
+        sqlx::query("INSERT INTO audit_forward_cursors (sink, seq, updated_at) VALUES ($1, $2, 0)")
+            .bind(sink)
+            .bind(seq)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    let store = SqlStore::connect(url).await.unwrap();
+    assert_eq!(store.forward_cursor("siem").await.unwrap(), 42);
+    assert_eq!(store.forward_cursor("webhook").await.unwrap(), 7);
+    assert_eq!(store.consumer_cursor("forward:siem").await.unwrap(), 42);
+    assert_eq!(store.consumer_cursor("rules").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn sqlite_forward_cursors_survive_the_consumer_cursor_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+    forward_cursors_survive_the_consumer_cursor_migration(&url, "sqlite", "0009").await;
+}
+
+#[tokio::test]
+async fn postgres_forward_cursors_survive_the_consumer_cursor_migration() {
+    if let Some(cluster) = ward_testkit::postgres() {
+        forward_cursors_survive_the_consumer_cursor_migration(&cluster.fresh_database(), "postgres", "0008")
+            .await;
+    }
+}

@@ -11,9 +11,10 @@ use ward_core::policy::RequestTerms;
 use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 
 use crate::{
-    ApiToken, Change, EventFilter, GrantFilter, Lease, RequestFilter, Store, StoreError, TokenFilter,
-    TokenWrite, Visibility,
+    ApiToken, Change, CursorMove, EventFilter, FindingFilter, FindingRecord, FindingState, GrantFilter,
+    Lease, RequestFilter, Store, StoreError, TokenFilter, TokenWrite, Visibility,
 };
+use ward_rules::{RuleId, Severity};
 
 /// Generates one `#[tokio::test]` per conformance check, each on a store from `$make` (an async
 /// function returning `Option<Arc<dyn Store>>`; `None` skips).
@@ -44,6 +45,10 @@ macro_rules! conformance_tests {
             counts_are_limited_inside_the_commit,
             extensions_move_expiry,
             breakglass_reviews_fall_due_and_filter,
+            findings_are_kept_and_listed,
+            one_live_finding_per_key,
+            a_cursor_moves_with_its_effects_or_not_at_all,
+            a_stale_lease_moves_no_cursor,
         );
     };
     (@each $make:path; $($name:ident),* $(,)?) => {
@@ -671,6 +676,8 @@ pub async fn forward_cursors_are_kept_per_sink(store: Arc<dyn Store>) {
     store.set_forward_cursor("webhook", 7, &webhook, t0()).await.unwrap();
     assert_eq!(store.forward_cursor("siem").await.unwrap(), 42);
     assert_eq!(store.forward_cursor("webhook").await.unwrap(), 7);
+    // A sink is the consumer its lease names.
+    assert_eq!(store.consumer_cursor("forward:siem").await.unwrap(), 42);
 }
 
 pub async fn a_consumer_has_one_holder_at_a_time(store: Arc<dyn Store>) {
@@ -928,4 +935,233 @@ pub async fn counts_are_limited_inside_the_commit(store: Arc<dyn Store>) {
     assert_eq!(store.grant(again.grant.as_ref().unwrap().id.as_str()).await.unwrap(), None);
     let allowed = Change { count_limits: vec![unreviewed(&again, 1)], ..change([again.clone()]) };
     store.commit(allowed, t0()).await.unwrap();
+}
+
+fn finding(id: &str, key: &str, rule: RuleId, severity: Severity, at: Timestamp) -> FindingRecord {
+    FindingRecord {
+        id: id.into(),
+        rule,
+        severity,
+        key: key.into(),
+        state: FindingState::Open,
+        subject: Some("alice".into()),
+        resource: Some("logs:payments-api".into()),
+        grant_id: Some("grt_1".into()),
+        request_id: Some("req_1".into()),
+        seqs: vec![1, 2],
+        summary: "alice approved her own request".into(),
+        occurrences: 1,
+        first_seen_at: at,
+        last_seen_at: at,
+        updated_at: at,
+        moved_by: None,
+        comment: None,
+        version: 1,
+    }
+}
+
+fn finding_event(id: &str, at: Timestamp) -> ward_core::audit::NewEvent {
+    NewEvent {
+        id: id.into(),
+        event_type: EventType::FindingOpened,
+        occurred_at: at,
+        actor: "ward".into(),
+        subject: Some("alice".into()),
+        resource: None,
+        request_id: None,
+        grant_id: None,
+        reason: None,
+        details: serde_json::json!({}),
+    }
+}
+
+fn opened(finding: FindingRecord, event: &str) -> Change {
+    let at = finding.first_seen_at;
+    Change { findings: vec![finding], events: vec![finding_event(event, at)], ..Change::default() }
+}
+
+pub async fn findings_are_kept_and_listed(store: Arc<dyn Store>) {
+    let secs = |n: i64| t0() + SignedDuration::from_secs(n);
+    let mut bob = finding("fnd_b", "rubber-stamp:bob", RuleId::RubberStamp, Severity::Medium, secs(2));
+    bob.subject = Some("bob".into());
+    let records = [
+        finding("fnd_a", "self-approval:alice:req_1", RuleId::SelfApproval, Severity::High, secs(1)),
+        bob,
+        finding("fnd_c", "off-hours:alice:grt_2", RuleId::OffHours, Severity::Low, secs(3)),
+    ];
+    for (n, record) in records.iter().enumerate() {
+        store.commit(opened(record.clone(), &format!("evt_f{n}")), record.first_seen_at).await.unwrap();
+    }
+    assert_eq!(store.finding("fnd_a").await.unwrap().as_ref(), Some(&records[0]));
+    assert_eq!(store.finding("fnd_missing").await.unwrap(), None);
+    let ids = |found: Vec<FindingRecord>| found.into_iter().map(|f| f.id).collect::<Vec<_>>();
+    let list = |filter: FindingFilter| {
+        let store = store.clone();
+        async move { ids(store.findings(&FindingFilter { limit: 100, ..filter }).await.unwrap()) }
+    };
+    assert_eq!(list(FindingFilter::default()).await, ["fnd_c", "fnd_b", "fnd_a"], "newest first");
+    assert_eq!(
+        list(FindingFilter { rule: Some(RuleId::RubberStamp), ..Default::default() }).await,
+        ["fnd_b"]
+    );
+    assert_eq!(
+        list(FindingFilter { min_severity: Some(Severity::Medium), ..Default::default() }).await,
+        ["fnd_b", "fnd_a"],
+        "medium and above"
+    );
+    assert_eq!(
+        list(FindingFilter { subject: Some("alice".into()), ..Default::default() }).await,
+        ["fnd_c", "fnd_a"]
+    );
+    assert_eq!(list(FindingFilter { since: Some(secs(2)), ..Default::default() }).await, ["fnd_c", "fnd_b"]);
+    assert_eq!(
+        list(FindingFilter { after: Some((secs(2), "fnd_b".into())), ..Default::default() }).await,
+        ["fnd_a"],
+        "paged after a row"
+    );
+    let first = store.findings(&FindingFilter { limit: 1, ..Default::default() }).await.unwrap();
+    assert_eq!(ids(first), ["fnd_c"]);
+
+    // A move: the next version replaces the stored one; a stale version is refused.
+    let mut acknowledged = records[0].clone();
+    acknowledged.state = FindingState::Acknowledged;
+    acknowledged.moved_by = Some("carol".into());
+    acknowledged.comment = Some("looking into it".into());
+    acknowledged.updated_at = secs(10);
+    acknowledged.version = 2;
+    store.commit(opened(acknowledged.clone(), "evt_ack"), secs(10)).await.unwrap();
+    assert_eq!(store.finding("fnd_a").await.unwrap(), Some(acknowledged.clone()));
+    let before = all_events(&*store).await.len();
+    assert!(matches!(
+        store.commit(opened(acknowledged, "evt_ack2"), secs(11)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(all_events(&*store).await.len(), before, "a refused move appended its event");
+    assert_eq!(
+        list(FindingFilter { state: Some(FindingState::Acknowledged), ..Default::default() }).await,
+        ["fnd_a"]
+    );
+}
+
+pub async fn one_live_finding_per_key(store: Arc<dyn Store>) {
+    let secs = |n: i64| t0() + SignedDuration::from_secs(n);
+    let key = "too-frequent:alice:logs:payments-api";
+    let first = finding("fnd_1", key, RuleId::TooFrequent, Severity::Medium, secs(1));
+    store.commit(opened(first.clone(), "evt_1"), secs(1)).await.unwrap();
+    // A second live finding for the same key is refused whole, its event included.
+    let second = finding("fnd_2", key, RuleId::TooFrequent, Severity::Medium, secs(2));
+    assert!(matches!(
+        store.commit(opened(second.clone(), "evt_2"), secs(2)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.finding("fnd_2").await.unwrap(), None);
+    assert_eq!(all_events(&*store).await.len(), 1);
+    // Acknowledged is still live.
+    let acknowledged = FindingRecord { state: FindingState::Acknowledged, version: 2, ..first.clone() };
+    store.commit(opened(acknowledged.clone(), "evt_3"), secs(3)).await.unwrap();
+    assert!(matches!(
+        store.commit(opened(second.clone(), "evt_4"), secs(4)).await,
+        Err(StoreError::Conflict)
+    ));
+    // Once resolved, the condition seen again is a new finding.
+    let resolved = FindingRecord { state: FindingState::Resolved, version: 3, ..acknowledged };
+    store.commit(opened(resolved.clone(), "evt_5"), secs(5)).await.unwrap();
+    let third = finding("fnd_3", key, RuleId::TooFrequent, Severity::Medium, secs(6));
+    store.commit(opened(third.clone(), "evt_6"), secs(6)).await.unwrap();
+    // The latest finding of each key, closed or not; keys without one are left out.
+    let other = finding("fnd_9", "off-hours:bob:grt_9", RuleId::OffHours, Severity::Low, secs(7));
+    store.commit(opened(other.clone(), "evt_7"), secs(7)).await.unwrap();
+    let mut latest =
+        store.latest_findings(&[key.into(), "off-hours:bob:grt_9".into(), "nothing".into()]).await.unwrap();
+    latest.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(latest, [third, other]);
+    assert_eq!(store.finding("fnd_1").await.unwrap(), Some(resolved));
+}
+
+fn cursor_change(lease: &Lease, from: i64, to: i64, finding_id: &str, event: &str) -> Change {
+    let key = format!("self-approval:alice:{finding_id}");
+    let record = finding(finding_id, &key, RuleId::SelfApproval, Severity::High, t0());
+    Change { cursor: Some(CursorMove { lease: lease.clone(), from, to }), ..opened(record, event) }
+}
+
+pub async fn a_cursor_moves_with_its_effects_or_not_at_all(store: Arc<dyn Store>) {
+    let secs = |n: i64| t0() + SignedDuration::from_secs(n);
+    let lease = Lease { consumer: "rules".into(), holder: "p1".into() };
+    assert!(store.take_lease(&lease, t0(), secs(30)).await.unwrap());
+    let mut ids = SequentialIds::new("cur");
+    granted(&*store, &mut ids, "alice", t0()).await;
+    assert_eq!(store.consumer_cursor("rules").await.unwrap(), 0);
+
+    store.commit(cursor_change(&lease, 0, 3, "fnd_1", "evt_c1"), secs(1)).await.unwrap();
+    assert_eq!(store.consumer_cursor("rules").await.unwrap(), 3);
+    assert!(store.finding("fnd_1").await.unwrap().is_some());
+    let written = all_events(&*store).await.len();
+
+    // From a cursor that has moved since (another batch, another holder): nothing lands.
+    let stale = cursor_change(&lease, 0, 4, "fnd_2", "evt_c2");
+    assert!(matches!(store.commit(stale, secs(2)).await, Err(StoreError::Conflict)));
+    // Past the log's end, or backwards: refused too.
+    let past_end = cursor_change(&lease, 3, 99, "fnd_3", "evt_c3");
+    assert!(matches!(store.commit(past_end, secs(2)).await, Err(StoreError::Conflict)));
+    let backwards = cursor_change(&lease, 3, 2, "fnd_4", "evt_c4");
+    assert!(matches!(store.commit(backwards, secs(2)).await, Err(StoreError::Conflict)));
+    // Effects that cannot be written keep the cursor where it was: a second live finding for
+    // the same key as fnd_1, with a good cursor move.
+    let duplicate = Change {
+        cursor: Some(CursorMove { lease: lease.clone(), from: 3, to: 4 }),
+        ..opened(
+            finding("fnd_5", "self-approval:alice:fnd_1", RuleId::SelfApproval, Severity::High, t0()),
+            "evt_c5",
+        )
+    };
+    assert!(matches!(store.commit(duplicate, secs(2)).await, Err(StoreError::Conflict)));
+    assert_eq!(store.consumer_cursor("rules").await.unwrap(), 3);
+    for id in ["fnd_2", "fnd_3", "fnd_4", "fnd_5"] {
+        assert_eq!(store.finding(id).await.unwrap(), None, "{id} was written");
+    }
+    assert_eq!(all_events(&*store).await.len(), written, "a refused change appended events");
+
+    // Staying put (effects of time passing, no new events) still needs the live lease.
+    store.commit(cursor_change(&lease, 3, 3, "fnd_6", "evt_c6"), secs(3)).await.unwrap();
+    store.commit(cursor_change(&lease, 3, 5, "fnd_7", "evt_c7"), secs(4)).await.unwrap();
+    assert_eq!(store.consumer_cursor("rules").await.unwrap(), 5);
+    // Each consumer has its own cursor.
+    assert_eq!(store.consumer_cursor("notify").await.unwrap(), 0);
+}
+
+pub async fn a_stale_lease_moves_no_cursor(store: Arc<dyn Store>) {
+    let secs = |n: i64| t0() + SignedDuration::from_secs(n);
+    let (mine, theirs) = (
+        Lease { consumer: "rules".into(), holder: "p1".into() },
+        Lease { consumer: "rules".into(), holder: "p2".into() },
+    );
+    let mut ids = SequentialIds::new("lease");
+    granted(&*store, &mut ids, "alice", t0()).await;
+    // No lease at all.
+    assert!(matches!(
+        store.commit(cursor_change(&mine, 0, 1, "fnd_1", "evt_l1"), secs(1)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(store.take_lease(&mine, t0(), secs(30)).await.unwrap());
+    // Someone else's live lease.
+    assert!(matches!(
+        store.commit(cursor_change(&theirs, 0, 1, "fnd_2", "evt_l2"), secs(1)).await,
+        Err(StoreError::Conflict)
+    ));
+    // My lease, expired by the time the change commits (its `recorded_at`).
+    assert!(matches!(
+        store.commit(cursor_change(&mine, 0, 1, "fnd_3", "evt_l3"), secs(30)).await,
+        Err(StoreError::Conflict)
+    ));
+    // Taken over: the old holder is refused, the new one moves on.
+    assert!(store.take_lease(&theirs, secs(31), secs(61)).await.unwrap());
+    assert!(matches!(
+        store.commit(cursor_change(&mine, 0, 1, "fnd_4", "evt_l4"), secs(32)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.consumer_cursor("rules").await.unwrap(), 0);
+    assert_eq!(all_events(&*store).await.len(), 3, "only the grant's events");
+    store.commit(cursor_change(&theirs, 0, 3, "fnd_5", "evt_l5"), secs(32)).await.unwrap();
+    assert_eq!(store.consumer_cursor("rules").await.unwrap(), 3);
+    assert!(store.finding("fnd_5").await.unwrap().is_some());
 }

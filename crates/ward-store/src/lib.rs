@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use ward_core::audit::{AuditEvent, EventType, NewEvent};
 use ward_core::merkle::{Hash, NodeId};
 use ward_core::{AccessRequest, Grant, GrantState, RequestState, ReviewState};
+use ward_rules::{RuleId, Severity};
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -47,6 +48,23 @@ pub struct Change {
     pub count_limits: Vec<CountLimit>,
     /// API tokens minted or revoked.
     pub tokens: Vec<TokenWrite>,
+    /// Findings opened (version 1) or moved on (any other version, replacing the one before).
+    pub findings: Vec<FindingRecord>,
+    /// A consumer of the log moving its cursor in the same transaction as its effects (the
+    /// findings and events of this change), so an effect is applied exactly once.
+    pub cursor: Option<CursorMove>,
+}
+
+/// "`lease.consumer` has consumed the log up to `to`": committed only while `lease.holder` holds
+/// the live lease (at the commit's `recorded_at`) and the stored cursor is still `from` (0 when
+/// none is stored), with `from <= to <= ` the log's size before this change; else `Conflict`
+/// and nothing of the change is written. `to == from` keeps the cursor where it is but still
+/// writes the change only under the live lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorMove {
+    pub lease: Lease,
+    pub from: i64,
+    pub to: i64,
 }
 
 /// A change to the API tokens, committed with the event that records it.
@@ -103,6 +121,8 @@ impl Change {
             && self.holder_limits.is_empty()
             && self.count_limits.is_empty()
             && self.tokens.is_empty()
+            && self.findings.is_empty()
+            && self.cursor.is_none()
     }
 
     pub fn absorb(&mut self, transition: ward_core::lifecycle::Transition) {
@@ -242,6 +262,84 @@ pub struct ApiToken {
     pub last_used_at: Option<Timestamp>,
 }
 
+/// Where a finding stands: `open` → `acknowledged` → `resolved` or `dismissed` (a false
+/// positive); `open` may also go straight to either end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FindingState {
+    Open,
+    Acknowledged,
+    Resolved,
+    Dismissed,
+}
+
+impl FindingState {
+    pub const ALL: [FindingState; 4] = [Self::Open, Self::Acknowledged, Self::Resolved, Self::Dismissed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Acknowledged => "acknowledged",
+            Self::Resolved => "resolved",
+            Self::Dismissed => "dismissed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Open or acknowledged: the condition is still being looked at, and the same condition
+    /// seen again updates this finding rather than opening another (one per key).
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Open | Self::Acknowledged)
+    }
+}
+
+/// A finding as stored: what a rule saw, with its lifecycle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingRecord {
+    /// `fnd_…`.
+    pub id: String,
+    pub rule: RuleId,
+    pub severity: Severity,
+    /// The condition (rule, subject, what it is about): at most one live finding per key.
+    pub key: String,
+    pub state: FindingState,
+    pub subject: Option<String>,
+    pub resource: Option<String>,
+    pub grant_id: Option<String>,
+    pub request_id: Option<String>,
+    /// The events behind it, ascending (the latest ones when there are many).
+    pub seqs: Vec<i64>,
+    pub summary: String,
+    /// How many times the condition was seen with new events (1 when opened).
+    pub occurrences: i64,
+    pub first_seen_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    /// When it last changed (seen again, or moved).
+    pub updated_at: Timestamp,
+    /// Who made the last lifecycle move, and their comment.
+    pub moved_by: Option<String>,
+    pub comment: Option<String>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FindingFilter {
+    pub state: Option<FindingState>,
+    pub rule: Option<RuleId>,
+    /// Only findings of at least this severity.
+    pub min_severity: Option<Severity>,
+    /// Only findings about this person.
+    pub subject: Option<String>,
+    /// Only findings seen (opened or seen again) at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only findings after this one in the listing's order (newest first): its first sighting
+    /// and id, for paging.
+    pub after: Option<(Timestamp, String)>,
+    pub limit: u32,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct TokenFilter {
     pub principal: Option<String>,
@@ -291,7 +389,8 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<CheckpointRecord>, StoreError>;
     async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, StoreError>;
-    /// The last `seq` the forwarding sink `sink` has delivered (0 when none).
+    /// The last `seq` the forwarding sink `sink` has delivered (0 when none): the cursor of the
+    /// consumer `forward:<sink>`.
     async fn forward_cursor(&self, sink: &str) -> Result<i64, StoreError>;
     /// Moves `sink`'s cursor to `seq`, only while `holder` holds the live lease on `consumer`
     /// (else `Conflict`: another process took the consumer over, and its cursor is its own).
@@ -307,6 +406,16 @@ pub trait Store: Send + Sync + 'static {
     async fn take_lease(&self, lease: &Lease, now: Timestamp, until: Timestamp) -> Result<bool, StoreError>;
     /// Gives the lease up at once (a clean shutdown), if `lease.holder` holds it.
     async fn give_up_lease(&self, lease: &Lease) -> Result<(), StoreError>;
+
+    /// The last `seq` the consumer `consumer` has consumed (0 when none), as moved by
+    /// [`CursorMove`]s and [`Store::set_forward_cursor`].
+    async fn consumer_cursor(&self, consumer: &str) -> Result<i64, StoreError>;
+
+    async fn finding(&self, id: &str) -> Result<Option<FindingRecord>, StoreError>;
+    /// Newest first (by first sighting).
+    async fn findings(&self, filter: &FindingFilter) -> Result<Vec<FindingRecord>, StoreError>;
+    /// For each of `keys` that has any, its latest finding (live or closed), in any order.
+    async fn latest_findings(&self, keys: &[String]) -> Result<Vec<FindingRecord>, StoreError>;
 
     /// The token with this SHA-256.
     async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError>;

@@ -202,10 +202,80 @@ pub enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// What the audit rules found: open, acknowledged, resolved and dismissed findings (every
+    /// finding for auditors and admins, otherwise those about you). Newest first.
+    Findings {
+        #[arg(long, value_parser = ["open", "acknowledged", "resolved", "dismissed"])]
+        state: Option<String>,
+        /// A rule id, e.g. rubber-stamp (`ward rules` lists them).
+        #[arg(long)]
+        rule: Option<String>,
+        /// At least this severity.
+        #[arg(long, value_parser = ["info", "low", "medium", "high", "critical"])]
+        severity: Option<String>,
+        /// Seen (opened or seen again) since: RFC 3339, or a duration ago (e.g. 7d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Continue after this finding (the cursor printed when more follow).
+        #[arg(long, value_name = "FINDING_ID")]
+        after: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+    /// Show or move one finding (auditors and admins move them, each move recorded with its
+    /// comment).
+    Finding {
+        #[command(subcommand)]
+        command: FindingCommand,
+    },
+    /// The audit rules in force (`[rules.ID]` in ward.toml), or run them over a period.
+    Rules {
+        #[command(subcommand)]
+        command: Option<RulesCommand>,
+    },
     /// The resources you can ask for.
     Resources,
     /// Who your token belongs to.
     Whoami,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FindingCommand {
+    /// Show one finding (fnd_…).
+    Show { id: String },
+    /// Acknowledge an open finding: someone is looking into it.
+    #[command(alias = "acknowledge")]
+    Ack {
+        id: String,
+        #[arg(long)]
+        comment: String,
+    },
+    /// Resolve an open or acknowledged finding: dealt with.
+    Resolve {
+        id: String,
+        #[arg(long)]
+        comment: String,
+    },
+    /// Dismiss an open or acknowledged finding as a false positive.
+    Dismiss {
+        id: String,
+        #[arg(long)]
+        comment: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Run the rules over the events of a period (auditors and admins). A condition already
+    /// recorded is not opened again, so a run can be repeated.
+    Run {
+        /// RFC 3339, or a duration ago (e.g. 30d).
+        #[arg(long)]
+        since: String,
+        /// RFC 3339, or a duration ago (default: now).
+        #[arg(long)]
+        until: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

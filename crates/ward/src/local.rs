@@ -216,6 +216,9 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
         HttpSettings { max_body_bytes: config.max_body_bytes, metrics_token, ..HttpSettings::default() };
     let shutdown = ward_server::shutdown_signal();
     let background = ward_service::background::Background::start(&broker);
+    // The rules read the log beside the API, supervised here like the rest of the background.
+    let holder = ward_service::consumer::this_process();
+    let rules = ward_monitor::RulesTask::start(ward_monitor::RulesConsumer::new(broker.clone(), holder));
     let served = match tls {
         Some(tls) => {
             let listener = ward_server::tls::TlsListener::new(listener, tls);
@@ -223,6 +226,7 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
         }
         None => ward_server::serve(listener, broker, settings, shutdown).await,
     };
+    rules.stop().await;
     background.stop().await;
     served.map_err(|e| CliError::Usage(format!("the server failed: {e}")))
 }

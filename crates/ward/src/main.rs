@@ -21,12 +21,14 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use ward_api::{
     ApproveBody, AuditKey, CheckBody, CheckResult, CheckpointView, CreateRequest, DenyBody, EventView,
-    Explanation, ExtendBody, GrantView, RequestView, ResourceView, ReviewBody, RevokeBody, WhoAmI,
+    Explanation, ExtendBody, FindingMoveBody, FindingView, GrantView, RequestView, ResourceView, ReviewBody,
+    RevokeBody, RuleView, RulesRunBody, RulesRunView, WhoAmI,
 };
 use ward_core::duration::parse_duration;
 
 use crate::cli::{
-    AdminCommand, AuditCommand, Cli, Command, Format, LogsCommand, Output, PolicyCommand, TokenCommand,
+    AdminCommand, AuditCommand, Cli, Command, FindingCommand, Format, LogsCommand, Output, PolicyCommand,
+    RulesCommand, TokenCommand,
 };
 use crate::client::{CliError, Client, typed};
 
@@ -127,6 +129,18 @@ async fn filed(client: &Client, mut value: Value, wait: bool, json: bool) -> Res
         (true, "approved") | (false, _) => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     })
+}
+
+/// `ward finding ack|resolve|dismiss ID --comment TEXT`.
+async fn move_finding(
+    client: &Client,
+    id: &str,
+    step: &str,
+    comment: String,
+    json: bool,
+) -> Result<ExitCode, CliError> {
+    let value = client.post(&format!("/v1/findings/{id}/{step}"), &FindingMoveBody { comment }).await?;
+    render(json, &value, |shown: &FindingView| output::finding(shown))
 }
 
 /// `--config` may come before the command (`ward --config FILE admin …`) or after it.
@@ -316,6 +330,56 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 render(json, &value, |shown: &Vec<GrantView>| output::grants(shown, Timestamp::now()))?;
             more_follow(next.as_deref(), "after", "--after");
             Ok(code)
+        }
+        Command::Findings { state, rule, severity, since, after, limit } => {
+            let mut query = vec![];
+            query.extend(state.map(|s| ("state", s)));
+            query.extend(rule.map(|r| ("rule", r)));
+            query.extend(severity.map(|s| ("severity", s)));
+            if let Some(since) = since {
+                query.push(("since", parse_time("--since", &since)?.to_string()));
+            }
+            query.extend(after.map(|a| ("after", a)));
+            query.extend(limit.map(|l| ("limit", l.to_string())));
+            let (value, next) = client()?.get_page("/v1/findings", &query).await?;
+            let code = render(json, &value, |shown: &Vec<FindingView>| output::findings(shown))?;
+            more_follow(next.as_deref(), "after", "--after");
+            Ok(code)
+        }
+        Command::Finding { command: FindingCommand::Show { id } } => {
+            let value = client()?.get(&format!("/v1/findings/{id}"), &[]).await?;
+            render(json, &value, |shown: &FindingView| output::finding(shown))
+        }
+        Command::Finding { command: FindingCommand::Ack { id, comment } } => {
+            move_finding(&client()?, &id, "acknowledge", comment, json).await
+        }
+        Command::Finding { command: FindingCommand::Resolve { id, comment } } => {
+            move_finding(&client()?, &id, "resolve", comment, json).await
+        }
+        Command::Finding { command: FindingCommand::Dismiss { id, comment } } => {
+            move_finding(&client()?, &id, "dismiss", comment, json).await
+        }
+        Command::Rules { command: None } => {
+            let value = client()?.get("/v1/rules", &[]).await?;
+            render(json, &value, |shown: &Vec<RuleView>| output::rules(shown))
+        }
+        Command::Rules { command: Some(RulesCommand::Run { since, until }) } => {
+            let body = RulesRunBody {
+                since: parse_time("--since", &since)?,
+                until: until.map(|u| parse_time("--until", &u)).transpose()?,
+            };
+            let value = client()?.post("/v1/rules/run", &body).await?;
+            render(json, &value, |run: &RulesRunView| {
+                say!(
+                    "{} events from {} to {}: {} findings opened, {} updated, {} already recorded",
+                    run.events,
+                    run.since,
+                    run.until,
+                    run.opened,
+                    run.updated,
+                    run.unchanged
+                )
+            })
         }
         Command::Release { id } => {
             let value = client()?.post(&format!("/v1/grants/{id}/release"), &serde_json::json!({})).await?;

@@ -1,7 +1,7 @@
 //! Readable tables for people; `-o json` prints the API's JSON unchanged.
 
 use jiff::Timestamp;
-use ward_api::{CheckResult, EventView, GrantView, RequestView, TokenView};
+use ward_api::{CheckResult, EventView, FindingView, GrantView, RequestView, RuleView, TokenView};
 use ward_core::duration::format_duration;
 
 /// Prints rows as left-aligned columns under a header.
@@ -278,4 +278,66 @@ impl std::io::Write for LogPrinter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+pub fn findings(list: &[FindingView]) {
+    let rows = list
+        .iter()
+        .map(|f| {
+            vec![
+                f.id.clone(),
+                f.state.clone(),
+                f.severity.clone(),
+                f.rule.clone(),
+                or_dash(f.subject.as_deref()),
+                when(f.last_seen_at),
+                f.summary.clone(),
+            ]
+        })
+        .collect();
+    table(&["ID", "STATE", "SEVERITY", "RULE", "SUBJECT", "LAST SEEN (UTC)", "SUMMARY"], rows);
+}
+
+pub fn finding(f: &FindingView) {
+    say!("finding     {}", f.id);
+    say!("rule        {} ({})", f.rule, f.severity);
+    say!("state       {}", f.state);
+    say!("summary     {}", f.summary);
+    say!("subject     {}", or_dash(f.subject.as_deref()));
+    say!("resource    {}", or_dash(f.resource.as_deref()));
+    if let Some(grant) = &f.grant_id {
+        say!("grant       {grant}");
+    }
+    if let Some(request) = &f.request_id {
+        say!("request     {request}");
+    }
+    say!("seen        {} times, first {}, last {}", f.occurrences, f.first_seen_at, f.last_seen_at);
+    let seqs: Vec<String> = f.seqs.iter().map(i64::to_string).collect();
+    say!("events      {} (prove one with `ward audit prove --seq N`)", seqs.join(", "));
+    if let Some(by) = &f.moved_by {
+        say!("{:<11} by {by} at {}: {}", f.state, f.updated_at, or_dash(f.comment.as_deref()));
+    }
+}
+
+pub fn rules(list: &[RuleView]) {
+    let rows = list
+        .iter()
+        .map(|r| {
+            let thresholds: Vec<String> = r
+                .thresholds
+                .iter()
+                .map(|t| match t.kind.as_str() {
+                    "duration" => format!("{} = {}", t.name, format_duration(t.value.unsigned_abs())),
+                    _ => format!("{} = {}", t.name, t.value),
+                })
+                .collect();
+            vec![
+                r.id.clone(),
+                if r.enabled { "on" } else { "off" }.to_owned(),
+                r.severity.clone(),
+                thresholds.join(", "),
+            ]
+        })
+        .collect();
+    table(&["RULE", "ENABLED", "SEVERITY", "THRESHOLDS"], rows);
 }

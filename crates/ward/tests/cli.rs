@@ -468,6 +468,173 @@ fn unreachable_server_and_bad_config_exit_2() {
     );
 }
 
+/// A `[rules.ID]` setting ward cannot read stops the start, naming the key (exit 2): a typo must
+/// not switch a rule off in silence.
+#[test]
+fn a_bad_rule_setting_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("quickstart");
+    copy_dir(&PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart")), &world);
+    let config = world.join("ward.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[rules.too-frequent]\ncount = 0\n");
+    std::fs::write(&config, text).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = Command::new(WARD)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("WARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WARD_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("`rules.too-frequent.count`"), "{}", stderr(&out));
+}
+
+/// Writes findings into the served store as the rules' consumer would (the rules themselves are
+/// `ward-rules`' to test): one about bob (medium), one about alice (high).
+fn seed_findings(server: &Server) -> (String, String) {
+    let url = match server.env.iter().find(|(k, _)| k == "WARD_DATABASE_URL") {
+        Some((_, url)) => url.clone(),
+        None => {
+            let data = &server.env.iter().find(|(k, _)| k == "WARD_DATA_DIR").unwrap().1;
+            format!("sqlite://{data}/ward.db?mode=rwc")
+        }
+    };
+    let at = jiff::Timestamp::now();
+    let finding = |id: &str, subject: &str, rule: ward_rules::RuleId, severity: ward_rules::Severity| {
+        ward_store::FindingRecord {
+            id: id.into(),
+            rule,
+            severity,
+            key: format!("{rule}:{subject}"),
+            state: ward_store::FindingState::Open,
+            subject: Some(subject.into()),
+            resource: Some("logs:payments-api".into()),
+            grant_id: None,
+            request_id: None,
+            seqs: vec![1, 2],
+            summary: format!("{subject}: {rule}"),
+            occurrences: 1,
+            first_seen_at: at,
+            last_seen_at: at,
+            updated_at: at,
+            moved_by: None,
+            comment: None,
+            version: 1,
+        }
+    };
+    let records = vec![
+        finding("fnd_bob", "bob", ward_rules::RuleId::RubberStamp, ward_rules::Severity::Medium),
+        finding("fnd_alice", "alice", ward_rules::RuleId::RevocationOverdue, ward_rules::Severity::High),
+    ];
+    let events =
+        records.iter().map(|f| ward_monitor::payload::seen_event(format!("evt_{}", f.id), f, at)).collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use ward_store::Store;
+        let store = ward_store_sql::SqlStore::connect(&url).await.unwrap();
+        store
+            .commit(ward_store::Change { findings: records, events, ..Default::default() }, at)
+            .await
+            .unwrap();
+        store.close().await;
+    });
+    ("fnd_bob".into(), "fnd_alice".into())
+}
+
+fn findings_from_the_cli(server: &Server) {
+    let (carol, admin, alice, bob) =
+        (server.token("carol"), server.token("admin"), server.token("alice"), server.token("bob"));
+    let (about_bob, about_alice) = seed_findings(server);
+    let ids = |value: &Value| -> Vec<String> {
+        value.as_array().unwrap().iter().map(|f| f["id"].as_str().unwrap().to_owned()).collect()
+    };
+
+    let table = server.ward(&carol, &["findings"]);
+    assert!(table.status.success(), "{}", stderr(&table));
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(table.starts_with("ID") && table.contains("SEVERITY"), "{table}");
+    assert!(table.contains(&about_bob) && table.contains("rubber-stamp"), "{table}");
+    let (code, all) = server.json(&carol, &["findings"]);
+    assert_eq!((code, ids(&all).len()), (0, 2));
+    assert_eq!(ids(&server.json(&bob, &["findings"]).1), [about_bob.as_str()], "about themselves");
+    assert_eq!(ids(&server.json(&admin, &["findings", "--severity", "high"]).1), [about_alice.as_str()]);
+    assert_eq!(
+        ids(&server.json(&admin, &["findings", "--rule", "rubber-stamp", "--since", "1h"]).1).len(),
+        1
+    );
+    let (_, paged) = server.json(&admin, &["findings", "--limit", "1"]);
+    assert_eq!(ids(&paged).len(), 1);
+    let more = server.ward(&admin, &["findings", "--limit", "1"]);
+    assert!(stderr(&more).contains("more follow: run the same command with --after"), "{}", stderr(&more));
+    assert_eq!(server.ward(&admin, &["findings", "--state", "closed"]).status.code(), Some(2));
+    let unknown = server.ward(&admin, &["findings", "--rule", "nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("unknown rule `nope`"), "{}", stderr(&unknown));
+
+    let shown = server.ward(&bob, &["finding", "show", &about_bob]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("bob: rubber-stamp"));
+    let hidden = server.ward(&alice, &["finding", "show", &about_bob]);
+    assert_eq!(hidden.status.code(), Some(1));
+    assert!(stderr(&hidden).contains("no finding"), "{}", stderr(&hidden));
+
+    let own = server.ward(&bob, &["finding", "dismiss", &about_bob, "--comment", "fine"]);
+    assert_eq!(own.status.code(), Some(1), "nobody closes a finding about themselves");
+    assert_eq!(server.ward(&carol, &["finding", "ack", &about_bob]).status.code(), Some(2), "--comment");
+    let (code, acked) = server.json(&carol, &["finding", "ack", &about_bob, "--comment", "asking his lead"]);
+    assert_eq!((code, acked["state"].as_str()), (0, Some("acknowledged")));
+    let again = server.ward(&admin, &["finding", "acknowledge", &about_bob, "--comment", "me too"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("is acknowledged"), "{}", stderr(&again));
+    let (code, resolved) = server.json(&admin, &["finding", "resolve", &about_bob, "--comment", "talked"]);
+    assert_eq!((code, resolved["state"].as_str()), (0, Some("resolved")));
+    let (code, dismissed) =
+        server.json(&carol, &["finding", "dismiss", &about_alice, "--comment", "upgrade"]);
+    assert_eq!((code, dismissed["state"].as_str()), (0, Some("dismissed")));
+    let (_, moves) = server.json(&carol, &["audit", "events", "--type", "finding.acknowledged"]);
+    assert_eq!(
+        (moves[0]["actor"].as_str(), moves[0]["reason"].as_str()),
+        (Some("carol"), Some("asking his lead"))
+    );
+
+    let rules = server.ward(&alice, &["rules"]);
+    assert!(rules.status.success(), "{}", stderr(&rules));
+    let rules = String::from_utf8(rules.stdout).unwrap();
+    assert!(rules.contains("too-frequent") && rules.contains("count = 5, window = 24h"), "{rules}");
+    let (code, listed) = server.json(&alice, &["rules"]);
+    assert_eq!((code, listed.as_array().unwrap().len()), (0, 17));
+
+    let run = server.ward(&carol, &["rules", "run", "--since", "1h"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        String::from_utf8_lossy(&run.stdout).contains("findings opened"),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+    let until = jiff::Timestamp::now().to_string();
+    let (code, report) = server.json(&admin, &["rules", "run", "--since", "1h", "--until", &until]);
+    assert_eq!(code, 0);
+    assert!(report["events"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(server.ward(&alice, &["rules", "run", "--since", "1h"]).status.code(), Some(1));
+    assert_eq!(server.ward(&carol, &["rules", "run", "--since", "soon"]).status.code(), Some(2));
+    assert_eq!(server.ward(&carol, &["rules", "run"]).status.code(), Some(2), "--since is required");
+}
+
+#[test]
+fn findings_from_the_cli_on_sqlite() {
+    findings_from_the_cli(&Server::start(None));
+}
+
+#[test]
+fn findings_from_the_cli_on_postgres() {
+    if let Some(cluster) = ward_testkit::postgres() {
+        findings_from_the_cli(&Server::start(Some(cluster.fresh_database())));
+    }
+}
+
 /// `ward policy check` compiles the configured policies as the server would, and points at the
 /// line and column of what is wrong.
 #[test]
