@@ -168,6 +168,13 @@ impl GrantTrack {
     fn end(&self) -> i64 {
         self.ended_at.unwrap_or(self.expires_at)
     }
+
+    /// Whether a use at `at` is one the grant allowed. A window is `[starts_at, expires_at)`
+    /// (a check at `expires_at` is refused); a release or revocation at `ended_at` comes after
+    /// every use the broker let through, so a use in that same millisecond was still inside.
+    fn allows_use_at(&self, at: i64) -> bool {
+        self.starts_at <= at && at < self.expires_at && self.ended_at.is_none_or(|ended| at <= ended)
+    }
 }
 
 /// An eligibility and the last time its holder asked.

@@ -274,6 +274,18 @@ fn use_outside_window_stays_quiet_for_uses_just_inside() {
     none(&run(&sim, HOUR), RuleId::UseOutsideWindow);
 }
 
+#[test]
+fn use_outside_window_stays_quiet_for_a_use_in_the_millisecond_of_a_release() {
+    // Checked, then released at once: the summary flushed with the release says the last use
+    // was at the release's own time.
+    let mut sim = Sim::new();
+    let grant = sim.granted(0, "alice", 1800);
+    sim.first_use(10, &grant);
+    sim.release(600, &grant);
+    sim.summary(600, &grant, 300, 600, 2);
+    none(&run(&sim, HOUR), RuleId::UseOutsideWindow);
+}
+
 // --- too-frequent ---------------------------------------------------------------------------
 
 #[test]

@@ -32,8 +32,7 @@ impl Engine {
             if track.last_use.is_none_or(|(last, _)| at >= last) {
                 track.last_use = Some((at, event.seq));
             }
-            let in_window = track.starts_at <= at && at < track.end();
-            if !in_window {
+            if !track.allows_use_at(at) {
                 outside.push(at);
             }
         }
