@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use ward_core::audit::AuditEvent;
-use ward_rules::{Engine, Facts, Finding, RulesConfig, Threshold};
+use ward_core::policy::{PolicyEngine, Refusal, RequestAsk, RequestVerdict};
+use ward_rules::{Eligibility, Engine, Facts, Finding, RulesConfig, Threshold};
 use ward_service::Broker;
 
 /// What the consumer and a run ask of the rules: events in `seq` order, and the time-driven
@@ -33,9 +34,52 @@ pub fn in_force() -> RulesFactory {
     Arc::new(|broker| Box::new(Engine::new(broker.settings().rules.clone(), facts(broker))))
 }
 
-/// What the rules need to know beyond the log, as ward knows it now.
-pub fn facts(_broker: &Broker) -> Facts {
-    Facts::default()
+/// What the rules need to know beyond the log, as ward knows it now: the business hours, and who
+/// may ask for what under the policies in force.
+pub fn facts(broker: &Broker) -> Facts {
+    Facts {
+        eligible: eligibility(&broker.policy()),
+        business_hours: broker.settings().business_hours.clone(),
+        ..Facts::default()
+    }
+}
+
+/// Every (user, resource, role) some policy lets the user ask for. A request the policy permits
+/// but whose terms this probe does not meet (a reason too short, a ticket missing, a duration too
+/// long) still counts: the person may ask. One that only on call may file does not: being on
+/// call comes and goes, and `unused-eligibility` is about standing eligibility.
+fn eligibility(policy: &PolicyEngine) -> Vec<Eligibility> {
+    let directory = policy.directory();
+    let mut eligible = Vec::new();
+    for user in directory.users().keys() {
+        for (resource, entry) in directory.resources() {
+            for role in &entry.roles {
+                let ask = RequestAsk {
+                    requester: user,
+                    resource,
+                    role,
+                    duration_seconds: 60,
+                    reason: "probing standing eligibility",
+                    business_hours: true,
+                    ..RequestAsk::default()
+                };
+                let may_ask = match policy.decide_request(&ask) {
+                    RequestVerdict::Allowed(_) => true,
+                    RequestVerdict::Refused(refusal) => {
+                        matches!(refusal, Refusal::Unmet { .. } | Refusal::TooLong { .. })
+                    }
+                };
+                if may_ask {
+                    eligible.push(Eligibility {
+                        user: user.clone(),
+                        resource: resource.clone(),
+                        role: role.clone(),
+                    });
+                }
+            }
+        }
+    }
+    eligible
 }
 
 /// How far back (seconds) the rules' state reaches: the longest window of a rule in force, plus
@@ -63,6 +107,25 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn eligibility_is_what_the_quickstart_policies_let_people_ask_for() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml");
+        let config = ward_service::Config::load(std::path::Path::new(path), &|_| None).unwrap();
+        let eligible = eligibility(&config.policy_engine().unwrap());
+        let may = |user: &str, resource: &str, role: &str| {
+            eligible
+                .iter()
+                .any(|e| (e.user.as_str(), e.resource.as_str(), e.role.as_str()) == (user, resource, role))
+        };
+        assert!(may("alice", "logs:payments-api", "read"));
+        // Needs a reason of 15 characters and two approvals: still someone who may ask.
+        assert!(may("alice", "logs:payments-api", "read-unmasked"));
+        assert!(may("erin", "logs:ledger", "read"));
+        assert!(!may("carol", "logs:payments-api", "read"), "auditors request nothing");
+        assert!(may("dave", "logs:payments-api", "read"), "any engineer may ask");
+        assert!(!may("payments-service", "logs:payments-api", "read"));
+    }
 
     #[test]
     fn the_reach_is_the_longest_window_in_force() {
