@@ -1,0 +1,261 @@
+//! What the rules cost, side by side in one run (the machines are noisy: read the ratios):
+//! - `ward rules run` over a log of N events against `ward audit export --format jsonl` of the
+//!   same events (reading dominates; the rules must not): target ≤ 1.5×;
+//! - 16 concurrent writers committing events, with and without the rules' consumer following
+//!   them in the same process: target < 5% fewer commits per second.
+//!
+//! The log is real ward traffic: one cycle of a team's work (a request, a lead's approval, the
+//! grant, its first use and a usage summary, a refused check, the expiry) is played through the
+//! broker on the quickstart world, then repeated with fresh ids, rotating people and moved times.
+//!
+//! cargo bench -p ward-monitor --bench rules [-- EVENTS]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::Value;
+use ward_core::audit::{AuditEvent, EventType, NewEvent};
+use ward_core::{Clock, ManualClock};
+use ward_monitor::{Findings, RulesConsumer, RulesTask};
+use ward_service::export::ExportFormat;
+use ward_service::{Broker, Config, RequestInput};
+use ward_store::{Change, EventFilter, Store};
+use ward_store_sql::SqlStore;
+
+const CYCLE_MINUTES: i64 = 20;
+const WRITERS: usize = 16;
+const ROUNDS: usize = 3;
+
+fn config(data: &std::path::Path) -> Config {
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
+    let data = data.display().to_string();
+    Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap()
+}
+
+fn t0() -> Timestamp {
+    Timestamp::from_second(1_800_000_000).unwrap()
+}
+
+/// One cycle of real events, played through the broker.
+async fn template() -> Vec<AuditEvent> {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
+    let clock = Arc::new(ManualClock::new(t0()));
+    let broker = ward_service::broker_for(&config(dir.path()), store.clone(), clock.clone()).await.unwrap();
+    let before = store.head().await.unwrap().size as i64;
+    let (alice, bob, dave) =
+        (broker.caller("alice").unwrap(), broker.caller("bob").unwrap(), broker.caller("dave").unwrap());
+    let input = RequestInput {
+        resource: "logs:payments-api".into(),
+        role: "read".into(),
+        duration_seconds: 600,
+        reason: "INC-4312 failed card captures in the EU".into(),
+        ticket: Some("INC-4312".into()),
+        start_at: None,
+        breakglass: false,
+    };
+    let request = broker.create_request(&alice, input).await.unwrap();
+    clock.advance(SignedDuration::from_mins(3));
+    broker.approve(&bob, request.id.as_str(), None).await.unwrap();
+    clock.advance(SignedDuration::from_mins(1));
+    for _ in 0..3 {
+        broker.check(&alice, "alice", "read", "logs:payments-api").await.unwrap();
+        clock.advance(SignedDuration::from_secs(40));
+    }
+    broker.check(&dave, "dave", "read", "logs:payments-api").await.unwrap();
+    broker.flush_usage().await.unwrap();
+    clock.advance(SignedDuration::from_mins(10));
+    broker.run_due(clock.now()).await.unwrap();
+    let all = store.events(&EventFilter { after_seq: Some(before), limit: 1000, ..Default::default() }).await.unwrap();
+    all.into_iter().filter(|e| e.event_type != EventType::AuditCheckpoint).collect()
+}
+
+/// Cycle `k` of the template: fresh ids, other people, times moved by `k` cycles.
+fn cycle(template: &[AuditEvent], k: i64) -> Vec<NewEvent> {
+    let shift = SignedDuration::from_mins(CYCLE_MINUTES * k);
+    let people = [("alice", format!("eng{}", k % 40)), ("bob", format!("lead{}", k % 6)), ("dave", format!("eng{}", (k + 7) % 40))];
+    let ids: Vec<String> = template
+        .iter()
+        .flat_map(|e| [e.request_id.clone(), e.grant_id.clone()])
+        .flatten()
+        .collect();
+    let text = |s: &str| -> String {
+        if let Some((_, to)) = people.iter().find(|(from, _)| *from == s) {
+            return to.clone();
+        }
+        if ids.iter().any(|id| id == s) {
+            return format!("{s}{k:x}");
+        }
+        match s.parse::<Timestamp>() {
+            Ok(at) => (at + shift).to_string(),
+            Err(_) => s.to_owned(),
+        }
+    };
+    fn walk(value: &mut Value, text: &dyn Fn(&str) -> String) {
+        match value {
+            Value::String(s) => *s = text(s),
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, text)),
+            Value::Object(map) => map.values_mut().for_each(|v| walk(v, text)),
+            _ => {}
+        }
+    }
+    template
+        .iter()
+        .map(|e| {
+            let mut details = e.details.clone();
+            walk(&mut details, &text);
+            NewEvent {
+                id: format!("{}{k:x}", e.id),
+                event_type: e.event_type,
+                occurred_at: e.occurred_at + shift,
+                actor: text(&e.actor),
+                subject: e.subject.as_deref().map(text),
+                resource: e.resource.clone(),
+                request_id: e.request_id.as_deref().map(text),
+                grant_id: e.grant_id.as_deref().map(text),
+                reason: e.reason.clone(),
+                details,
+            }
+        })
+        .collect()
+}
+
+async fn load(store: &Arc<dyn Store>, template: &[AuditEvent], events: u64) -> u64 {
+    let mut written = 0u64;
+    let mut k = 0i64;
+    while written < events {
+        let mut batch = Vec::new();
+        while batch.len() < 10_000 && written + (batch.len() as u64) < events {
+            batch.extend(cycle(template, k));
+            k += 1;
+        }
+        written += batch.len() as u64;
+        let at = t0() + SignedDuration::from_mins(CYCLE_MINUTES * k);
+        store.commit(Change { events: batch, ..Change::default() }, at).await.unwrap();
+    }
+    written
+}
+
+async fn export(store: &Arc<dyn Store>, dir: &std::path::Path) -> Duration {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join("export.jsonl")).unwrap());
+    let started = Instant::now();
+    let reader = store.clone();
+    let mut pages = ward_service::export::read_ahead(10_000, move |after_seq| {
+        let store = reader.clone();
+        async move { store.events(&EventFilter { after_seq, limit: 10_000, ..EventFilter::default() }).await }
+    });
+    while let Some(page) = pages.recv().await {
+        let page = page.unwrap();
+        let mut chunk = Vec::with_capacity(page.len() * 600);
+        ExportFormat::Jsonl.encode(&page, &mut chunk).unwrap();
+        file.write_all(&chunk).unwrap();
+    }
+    file.flush().unwrap();
+    started.elapsed()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// 16 writers, each committing `per_writer` one-event changes through the broker; commits per
+/// second.
+async fn commits(broker: &Arc<Broker>, template: &[AuditEvent], base: i64, per_writer: usize) -> f64 {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let broker = broker.clone();
+        let events: Vec<NewEvent> = (0..)
+            .flat_map(|k| cycle(template, base + (w * 100_000) as i64 + k))
+            .take(per_writer)
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            // Through the broker, as ward's own commits go: it wakes the consumers.
+            for event in events {
+                broker.commit_change(Change { events: vec![event], ..Change::default() }).await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (WRITERS * per_writer) as f64 / started.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let events: u64 = std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(1_000_000);
+    let template = template().await;
+    println!("one cycle: {} events ({})", template.len(), template.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>().join(", "));
+
+    // --- rules run vs export --------------------------------------------------------------------
+    let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
+    let started = Instant::now();
+    let written = load(&store, &template, events).await;
+    println!("loaded {written} events in {:.1} s", started.elapsed().as_secs_f64());
+    let end = t0() + SignedDuration::from_mins(CYCLE_MINUTES * (written as i64 / template.len() as i64 + 10));
+    let clock = Arc::new(ManualClock::new(end));
+    let broker = ward_service::broker_for(&config(dir.path()), store.clone(), clock.clone()).await.unwrap();
+    let findings = Findings::new(broker.clone());
+    let carol = broker.caller("carol").unwrap();
+    let (mut exports, mut runs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let exported = export(&store, dir.path()).await.as_secs_f64();
+        let started = Instant::now();
+        let report = findings.run(&carol, t0() - SignedDuration::from_hours(1), Some(end)).await.unwrap();
+        let ran = started.elapsed().as_secs_f64();
+        println!(
+            "round {round}: export {exported:.2} s ({:.0} events/s), rules run {ran:.2} s ({:.0} events/s, {} events, {:?}), ratio {:.2}",
+            written as f64 / exported,
+            report.events as f64 / ran,
+            report.events,
+            report.tally,
+            ran / exported
+        );
+        exports.push(exported);
+        runs.push(ran);
+        ratios.push(ran / exported);
+    }
+    println!(
+        "rules run over {written} events: median {:.2} s vs export {:.2} s: ratio {:.2} (target <= 1.5)",
+        median(runs),
+        median(exports),
+        median(ratios)
+    );
+    drop(findings);
+    drop(broker);
+
+    // --- 16 writers with and without the consumer ----------------------------------------------
+    let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
+    let clock = Arc::new(ManualClock::new(t0()));
+    let broker = ward_service::broker_for(&config(dir.path()), store.clone(), clock.clone()).await.unwrap();
+    let per_writer = 1000;
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    let mut base = 0;
+    for round in 0..ROUNDS * 2 {
+        let following = round % 2 == 1;
+        let task = following.then(|| RulesTask::start(RulesConsumer::new(broker.clone(), "bench")));
+        let rate = commits(&broker, &template, base, per_writer).await;
+        base += 10_000_000;
+        if let Some(task) = task {
+            task.stop().await;
+        }
+        println!("round {round}: 16 writers {} the rules' consumer: {rate:.0} commits/s", if following { "with" } else { "without" });
+        if following { with.push(rate) } else { without.push(rate) }
+    }
+    let (with, without) = (median(with), median(without));
+    println!(
+        "16 writers: {without:.0} commits/s without the consumer, {with:.0} with: {:+.1}% (target > -5%)",
+        (with / without - 1.0) * 100.0
+    );
+}
