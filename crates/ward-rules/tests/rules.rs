@@ -2,6 +2,8 @@
 //! the same findings incrementally and over a period; its memory stays bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "rules/replay.rs"]
+mod replay;
 #[path = "support/sim.rs"]
 mod sim;
 
@@ -703,4 +705,45 @@ fn the_kinds_of_events_the_rules_read_are_the_ones_ward_writes() {
     }
     assert!(sim.events.iter().any(|e| e.event_type == EventType::AccessUsed));
     let _ = mins(0, 1);
+}
+
+/// A month of steady activity: what the engine holds stays what a day or so of it needs
+/// (windows, grants within their late-event tail), not what the month had.
+#[test]
+fn memory_stays_bounded_as_time_passes() {
+    let mut sim = Sim::new();
+    let people = ["alice", "erin", "dave", "frank", "gus", "hana"];
+    for i in 0..(30 * 24 * 6) {
+        let t = i * 600;
+        let who = people[(i % 6) as usize];
+        let grant = sim.granted(t, who, 1800);
+        sim.first_use(t + 5, &grant);
+        sim.search(t + 60, &grant, 10);
+        sim.summary(t + 120, &grant, t + 6, t + 100, 3);
+        if i % 3 == 0 {
+            sim.release(t + 300, &grant);
+        } else {
+            sim.expire_on_time(&grant);
+        }
+        sim.refused_check(t + 7, "mallory", "logs:payments-api");
+        if i % 50 == 0 {
+            let glass = sim.breakglass(t + 8, "dave", "logs:ledger", 900, 3600);
+            sim.review(t + 400, "bob", &glass);
+        }
+    }
+    let mut engine = Engine::new(RulesConfig::default(), Facts::default());
+    let mut held_by_day = Vec::new();
+    let mut day = 0;
+    for event in &sim.events {
+        engine.observe(event);
+        let today = (event.recorded_at.as_second() - sim::T0) / DAY;
+        if today > day {
+            held_by_day.push(engine.held());
+            day = today;
+        }
+    }
+    let (first_week, last_week) =
+        (held_by_day[3..7].iter().max().unwrap(), held_by_day[25..].iter().max().unwrap());
+    assert!(*last_week <= first_week + first_week / 10, "grows with the log: {held_by_day:?}");
+    assert!(*last_week < 1500, "about a day of grants and an hour of refusals: {held_by_day:?}");
 }
