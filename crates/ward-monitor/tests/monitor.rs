@@ -54,6 +54,7 @@ on_both_backends!(
     a_lease_lost_before_the_commit_writes_nothing_and_the_next_holder_writes_once,
     a_failed_commit_is_recorded_once_afterwards,
     a_long_replay_keeps_the_lease,
+    the_rules_in_force_fire_through_the_consumer,
     findings_are_seen_by_auditors_and_their_subject,
     findings_move_through_their_lifecycle_with_events,
     a_run_is_for_auditors_over_a_past_period,
@@ -608,4 +609,69 @@ async fn a_long_replay_keeps_the_lease(store: Arc<dyn Store>) {
     let step = second.step().await.unwrap();
     assert!(step.replayed >= 2500, "{step:?}");
     assert_eq!(step.tally, tally(1, 0, 0), "committed under a lease kept alive");
+}
+
+/// ward's own rules, end to end: a weak reason (`weak-justification`, from an event), a grant
+/// nobody ended on time (`revocation-overdue`, time-driven at first, then grown by its late
+/// `grant.expired`), recorded once through restarts and re-runs.
+async fn the_rules_in_force_fire_through_the_consumer(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let mut consumer = RulesConsumer::new(w.broker.clone(), "process-1");
+    consumer.step().await.unwrap();
+    let ask = RequestInput {
+        resource: "logs:payments-api".into(),
+        role: "read".into(),
+        duration_seconds: 1800,
+        reason: "fix".into(),
+        ticket: None,
+        start_at: None,
+        breakglass: false,
+    };
+    let request = w.broker.create_request(&w.who("alice"), ask).await.unwrap();
+    let approved = w.broker.approve(&w.who("bob"), request.id.as_str(), None).await.unwrap();
+    let grant = approved.grant_id.unwrap().0;
+    assert!(consumer.step().await.unwrap().tally.opened >= 1);
+    let weak = w.finding(&format!("weak-justification/{}", request.id.as_str())).await;
+    assert_eq!((weak.rule, weak.subject.as_deref()), (RuleId::WeakJustification, Some("alice")));
+    let created = w.of_type(EventType::RequestCreated).await[0].seq;
+    assert_eq!(weak.seqs, [created]);
+
+    // The window closes and nobody ends the grant (no scheduler here): overdue past the minute.
+    w.clock.advance(SignedDuration::from_mins(30) + SignedDuration::from_secs(59));
+    consumer.step().await.unwrap();
+    let key = format!("revocation-overdue/{grant}");
+    assert!(
+        w.store.latest_findings(std::slice::from_ref(&key)).await.unwrap().is_empty(),
+        "within tolerance"
+    );
+    w.clock.advance(SignedDuration::from_secs(2));
+    assert_eq!(consumer.step().await.unwrap().tally.opened, 1);
+    let overdue = w.finding(&key).await;
+    assert_eq!(
+        (overdue.rule, overdue.grant_id.as_deref()),
+        (RuleId::RevocationOverdue, Some(grant.as_str()))
+    );
+    // The expiry, recorded late, is the same condition: the finding grows, none is opened.
+    w.broker.run_due(w.clock.now()).await.unwrap();
+    let step = consumer.step().await.unwrap();
+    assert_eq!((step.tally.opened, step.tally.updated), (0, 1), "{step:?}");
+    let grown = w.finding(&key).await;
+    let expired = w.of_type(EventType::GrantExpired).await[0].seq;
+    assert_eq!((grown.id.as_str(), grown.occurrences), (overdue.id.as_str(), 2));
+    assert!(grown.seqs.contains(&expired), "{:?}", grown.seqs);
+
+    // A restart replays and records nothing again; neither does a run over the whole period.
+    let recorded = w.all_findings().await;
+    let w = w.restarted().await;
+    w.clock.advance(SignedDuration::from_secs(31));
+    let mut again = RulesConsumer::new(w.broker.clone(), "process-2");
+    let resumed = again.step().await.unwrap();
+    assert!(resumed.replayed > 0 && resumed.tally.opened + resumed.tally.updated == 0, "{resumed:?}");
+    let run = Findings::new(w.broker.clone())
+        .run(&w.who("carol"), t0() - SignedDuration::from_hours(1), None)
+        .await
+        .unwrap();
+    assert_eq!((run.tally.opened, run.tally.updated), (0, 0), "{run:?}");
+    assert_eq!(run.tally.unchanged as usize, recorded.len());
+    assert_eq!(w.all_findings().await, recorded);
 }
