@@ -64,6 +64,12 @@ struct File {
     gateway: GatewayFile,
     #[serde(default)]
     server: ServerFile,
+    #[serde(default)]
+    notify: Vec<crate::notify_settings::SinkFile>,
+    #[serde(default)]
+    notifications: crate::notify_settings::NotificationsFile,
+    #[serde(default)]
+    integrations: crate::notify_settings::IntegrationsFile,
 }
 
 /// `[gateway]`: how much log reading runs at once, and how long a search may run.
@@ -394,6 +400,8 @@ pub struct Config {
     pub business_hours: Option<BusinessHours>,
     pub logs: LogSettings,
     pub server: ServerSettings,
+    /// `[[notify]]` sinks, `[notifications]`, `[integrations.slack]`.
+    pub notify: crate::notify_settings::NotifySettings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
@@ -638,6 +646,14 @@ impl Config {
             .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
         let oncall =
             OncallSettings::load(file.oncall, &base, &directory).map_err(|e| setting_error("oncall", e))?;
+        let notify = crate::notify_settings::load(
+            file.notify,
+            file.notifications,
+            file.integrations,
+            &directory,
+            &base,
+            env,
+        )?;
         let business_hours = file
             .business_hours
             .map(|hours| {
@@ -691,6 +707,7 @@ impl Config {
             business_hours,
             logs,
             server,
+            notify,
         })
     }
 
