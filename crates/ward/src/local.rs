@@ -193,6 +193,9 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
     let settings =
         HttpSettings { max_body_bytes: config.max_body_bytes, metrics_token, ..HttpSettings::default() };
     let shutdown = ward_server::shutdown_signal();
+    let holder = ward_service::consumer::this_process();
+    let notifier = ward_notify::Notifier::start(&broker, &config.notify, holder, ward_notify::Retry::default())
+        .map_err(CliError::Usage)?;
     let background = ward_service::background::Background::start(&broker);
     let served = match tls {
         Some(tls) => {
@@ -202,6 +205,7 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
         None => ward_server::serve(listener, broker, settings, shutdown).await,
     };
     background.stop().await;
+    notifier.stop().await;
     served.map_err(|e| CliError::Usage(format!("the server failed: {e}")))
 }
 
