@@ -180,29 +180,9 @@ impl SlackActions {
         self.broker.caller(self.settings.ward_user(slack_user)?)
     }
 
-    /// Checks Slack's signature and the replay window; the reason when it fails.
     fn verify(&self, timestamp: Option<&str>, signature: Option<&str>, body: &[u8]) -> Result<(), String> {
-        let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
-            return Err("a Slack action without X-Slack-Request-Timestamp and X-Slack-Signature".into());
-        };
-        let sent: i64 =
-            timestamp.trim().parse().map_err(|_| "a Slack action with a malformed timestamp".to_owned())?;
         let now = self.broker.now().as_second();
-        if now.abs_diff(sent) > REPLAY_WINDOW_SECONDS.unsigned_abs() {
-            return Err(format!(
-                "a Slack action timestamped {}s from now, outside the {REPLAY_WINDOW_SECONDS}s window (replayed?)",
-                sent - now
-            ));
-        }
-        let signature = signature
-            .strip_prefix("v0=")
-            .and_then(|hex_text| hex::decode(hex_text).ok())
-            .ok_or_else(|| "a Slack action with a malformed signature".to_owned())?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.settings.signing_secret.bytes())
-            .map_err(|_| "the Slack signing secret is unusable".to_owned())?;
-        mac.update(format!("v0:{timestamp}:").as_bytes());
-        mac.update(body);
-        mac.verify_slice(&signature).map_err(|_| "a Slack action with a bad signature".to_owned())
+        verify_signature(self.settings.signing_secret.bytes(), timestamp, signature, body, now)
     }
 
     /// Posts `text` to the clicking user through the payload's `response_url` (seen only by
@@ -229,6 +209,37 @@ impl SlackActions {
     }
 }
 
+/// Checks a call's Slack signature (`v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{body}`, in
+/// constant time) and that its timestamp is within the replay window of `now` (Unix seconds);
+/// the reason when it fails.
+pub fn verify_signature(
+    secret: &[u8],
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now: i64,
+) -> Result<(), String> {
+    let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
+        return Err("a Slack action without X-Slack-Request-Timestamp and X-Slack-Signature".into());
+    };
+    let sent: i64 = timestamp.parse().map_err(|_| "a Slack action with a malformed timestamp".to_owned())?;
+    if now.abs_diff(sent) > REPLAY_WINDOW_SECONDS.unsigned_abs() {
+        return Err(format!(
+            "a Slack action timestamped {}s from now, outside the {REPLAY_WINDOW_SECONDS}s window (replayed?)",
+            sent.saturating_sub(now)
+        ));
+    }
+    let signature = signature
+        .strip_prefix("v0=")
+        .and_then(|hex_text| hex::decode(hex_text).ok())
+        .ok_or_else(|| "a Slack action with a malformed signature".to_owned())?;
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .map_err(|_| "the Slack signing secret is unusable".to_owned())?;
+    mac.update(format!("v0:{timestamp}:").as_bytes());
+    mac.update(body);
+    mac.verify_slice(&signature).map_err(|_| "a Slack action with a bad signature".to_owned())
+}
+
 /// The `payload` field of the form body, as JSON.
 fn read_payload(body: &[u8]) -> Result<Payload, ActionError> {
     let payload = form_urlencoded::parse(body)
@@ -241,6 +252,32 @@ fn read_payload(body: &[u8]) -> Result<Payload, ActionError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Slack's worked example (docs.slack.dev, "Verifying requests from Slack"): a vector
+    /// published by Slack, not computed by ward.
+    #[test]
+    fn signatures_verify_as_slacks_worked_example_says() {
+        let secret = b"8f742231b10e8888abcd99yyyzzz85a5";
+        let body = "token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&\
+                    channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&\
+                    response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&\
+                    trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c";
+        let signature = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503";
+        let sent = 1531420618;
+        let check = |secret: &[u8], timestamp: &str, signature: &str, body: &str, now: i64| {
+            verify_signature(secret, Some(timestamp), Some(signature), body.as_bytes(), now)
+        };
+        assert_eq!(check(secret, "1531420618", signature, body, sent + 60), Ok(()));
+        assert_eq!(check(secret, "1531420618", signature, body, sent - 300), Ok(()), "the window's edge");
+        let too_late = check(secret, "1531420618", signature, body, sent + 301).unwrap_err();
+        assert!(too_late.contains("window"), "{too_late}");
+        assert!(check(secret, "1531420619", signature, body, sent).unwrap_err().contains("bad signature"));
+        assert!(check(secret, "1531420618", signature, &body.replace("foobar", "foobaz"), sent).is_err());
+        assert!(check(b"another-secret-entirely", "1531420618", signature, body, sent).is_err());
+        assert!(check(secret, "1531420618", &signature[3..], body, sent).unwrap_err().contains("malformed"));
+        assert!(check(secret, "soon", signature, body, sent).unwrap_err().contains("malformed timestamp"));
+        assert!(verify_signature(secret, None, Some(signature), body.as_bytes(), sent).is_err());
+    }
 
     #[test]
     fn payloads_are_read_from_the_form() {

@@ -265,3 +265,46 @@ impl Composer<'_> {
 fn plain(mrkdwn: &str) -> String {
     mrkdwn.lines().next().unwrap_or_default().replace(['*', '`'], "")
 }
+
+#[cfg(test)]
+mod tests {
+    use ward_core::audit::{GENESIS_HASH, NewEvent};
+    use ward_service::notify_settings::SinkUrl;
+
+    use super::*;
+
+    fn event(event_type: EventType, details: Value) -> AuditEvent {
+        let at = Timestamp::from_millisecond(1_800_000_000_000).unwrap();
+        let new = NewEvent {
+            id: "evt_1".into(),
+            event_type,
+            occurred_at: at,
+            actor: "ward".into(),
+            subject: None,
+            resource: None,
+            request_id: None,
+            grant_id: None,
+            reason: None,
+            details,
+        };
+        AuditEvent::chain(new, 1, at, GENESIS_HASH.into())
+    }
+
+    #[test]
+    fn findings_below_the_minimum_severity_are_not_sent() {
+        let sink = NotifySink {
+            name: "alerts".into(),
+            kind: SinkKind::Slack,
+            url: SinkUrl::new("https://hooks.slack.com/services/x"),
+            notices: [Notice::Event(EventType::FindingOpened), Notice::Event(EventType::RequestCreated)].into(),
+            min_severity: Some(Severity::High),
+        };
+        let finding = |severity: Value| event(EventType::FindingOpened, json!({ "severity": severity }));
+        assert!(wanted(&sink, &finding(json!("high"))));
+        assert!(wanted(&sink, &finding(json!("critical"))));
+        assert!(!wanted(&sink, &finding(json!("medium"))));
+        assert!(wanted(&sink, &finding(json!("unheard-of"))), "an alert is not dropped for its format");
+        assert!(wanted(&sink, &event(EventType::RequestCreated, json!({}))), "not a finding: no minimum");
+        assert!(!wanted(&sink, &event(EventType::FindingResolved, json!({ "severity": "critical" }))));
+    }
+}

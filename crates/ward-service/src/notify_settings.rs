@@ -91,6 +91,11 @@ impl std::fmt::Debug for Secret {
 pub struct SinkUrl(String);
 
 impl SinkUrl {
+    /// A URL as given (the configuration checks it is `http(s)://` with a host).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -338,7 +343,7 @@ fn load_sink(sink: SinkFile, relative: &dyn Fn(PathBuf) -> PathBuf) -> Result<No
             Some(severity)
         }
     };
-    Ok(NotifySink { name, kind, url: SinkUrl(url), notices, min_severity })
+    Ok(NotifySink { name, kind, url: SinkUrl::new(url), notices, min_severity })
 }
 
 /// A Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 random bytes (the
