@@ -268,6 +268,7 @@ fn plain(mrkdwn: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use jiff::Timestamp;
     use ward_core::audit::{GENESIS_HASH, NewEvent};
     use ward_service::notify_settings::SinkUrl;
 
