@@ -97,6 +97,12 @@ pub struct SlackActions {
     response_prefix: String,
 }
 
+impl std::fmt::Debug for SlackActions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackActions").field("users", &self.settings.users.len()).finish_non_exhaustive()
+    }
+}
+
 impl SlackActions {
     pub fn new(broker: Arc<Broker>, settings: SlackSettings) -> Result<Self, String> {
         let http = reqwest::Client::builder()
@@ -129,7 +135,10 @@ impl SlackActions {
         }
         let payload = read_payload(body)?;
         if payload.kind != "block_actions" {
-            return Err(ActionError::Unsupported(format!("ward takes button clicks, not `{}`", payload.kind)));
+            return Err(ActionError::Unsupported(format!(
+                "ward takes button clicks, not `{}`",
+                payload.kind
+            )));
         }
         let response_url = payload.response_url.as_deref();
         let Some(action) = payload.actions.first() else {
@@ -168,7 +177,11 @@ impl SlackActions {
             Err(error) => {
                 self.answer(
                     response_url,
-                    &format!("ward refused to {decision} request `{}`: {}", escape(request_id), escape(&error.to_string())),
+                    &format!(
+                        "ward refused to {decision} request `{}`: {}",
+                        escape(request_id),
+                        escape(&error.to_string())
+                    ),
                 );
                 Err(ActionError::Refused(error))
             }
@@ -246,7 +259,8 @@ fn read_payload(body: &[u8]) -> Result<Payload, ActionError> {
         .find(|(key, _)| key == "payload")
         .map(|(_, value)| value.into_owned())
         .ok_or_else(|| ActionError::Malformed("the body is not a form with a `payload` field".into()))?;
-    serde_json::from_str(&payload).map_err(|e| ActionError::Malformed(format!("the payload is not a Slack action: {e}")))
+    serde_json::from_str(&payload)
+        .map_err(|e| ActionError::Malformed(format!("the payload is not a Slack action: {e}")))
 }
 
 #[cfg(test)]
@@ -282,7 +296,8 @@ mod tests {
     #[test]
     fn payloads_are_read_from_the_form() {
         let json = r#"{"type":"block_actions","user":{"id":"U1","name":"bob"},"actions":[{"action_id":"ward_approve","value":"req_1","type":"button"}],"response_url":"https://hooks.slack.com/actions/T/1/x","team":{"id":"T"}}"#;
-        let body: String = form_urlencoded::Serializer::new(String::new()).append_pair("payload", json).finish();
+        let body: String =
+            form_urlencoded::Serializer::new(String::new()).append_pair("payload", json).finish();
         let payload = read_payload(body.as_bytes()).unwrap();
         assert_eq!((payload.kind.as_str(), payload.user.id.as_str()), ("block_actions", "U1"));
         assert_eq!(payload.actions[0].value, "req_1");

@@ -151,13 +151,13 @@ impl Composer<'_> {
             (EventType::RequestCreated, Some(request)) => return self.slack_request(request),
             (EventType::ApprovalGranted | EventType::ApprovalDenied, _) => {
                 let verb = if event.event_type == EventType::ApprovalGranted { "approved" } else { "denied" };
-                let mut text = format!(
-                    "{actor} {verb} {}'s request for `{role}` on `{resource}`",
-                    people.name(subject)
-                );
+                let mut text =
+                    format!("{actor} {verb} {}'s request for `{role}` on `{resource}`", people.name(subject));
                 match request {
                     Some(r) if r.state == RequestState::Approved => text.push_str(": access is granted."),
-                    Some(r) if r.state == RequestState::Pending => text.push_str(": more approvals are needed."),
+                    Some(r) if r.state == RequestState::Pending => {
+                        text.push_str(": more approvals are needed.")
+                    }
                     _ => text.push('.'),
                 }
                 text.push_str(&quoted(event.reason.as_deref()).unwrap_or_default());
@@ -166,8 +166,12 @@ impl Composer<'_> {
             (EventType::GrantExpired | EventType::GrantReleased | EventType::GrantRevoked, _) => {
                 let holder = people.name(subject);
                 let mut text = match event.event_type {
-                    EventType::GrantExpired => format!("{holder}'s `{role}` access to `{resource}` has ended (expired)."),
-                    EventType::GrantReleased => format!("{holder} released their `{role}` access to `{resource}`."),
+                    EventType::GrantExpired => {
+                        format!("{holder}'s `{role}` access to `{resource}` has ended (expired).")
+                    }
+                    EventType::GrantReleased => {
+                        format!("{holder} released their `{role}` access to `{resource}`.")
+                    }
                     _ => format!("{holder}'s `{role}` access to `{resource}` was revoked by {actor}."),
                 };
                 text.push_str(&quoted(event.reason.as_deref()).unwrap_or_default());
@@ -187,7 +191,10 @@ impl Composer<'_> {
                     text.push_str(&quoted(event.reason.as_deref()).unwrap_or_default());
                 }
                 let id = event.details.get("finding_id").and_then(Value::as_str);
-                let about = [reference("Finding", id), event.subject.as_deref().map(|s| format!("subject {}", escape(s)))];
+                let about = [
+                    reference("Finding", id),
+                    event.subject.as_deref().map(|s| format!("subject {}", escape(s))),
+                ];
                 (text, about.into())
             }
             (EventType::NotificationFailed, _) => {
@@ -297,7 +304,8 @@ mod tests {
             name: "alerts".into(),
             kind: SinkKind::Slack,
             url: SinkUrl::new("https://hooks.slack.com/services/x"),
-            notices: [Notice::Event(EventType::FindingOpened), Notice::Event(EventType::RequestCreated)].into(),
+            notices: [Notice::Event(EventType::FindingOpened), Notice::Event(EventType::RequestCreated)]
+                .into(),
             min_severity: Some(Severity::High),
         };
         let finding = |severity: Value| event(EventType::FindingOpened, json!({ "severity": severity }));

@@ -231,7 +231,9 @@ impl SinkWorker {
         let now = self.broker.now();
         let head = i64::try_from(store.head().await?.size).unwrap_or(i64::MAX);
         store.set_forward_cursor(&self.sink.consumer(), head, self.lease.lease(), now).await?;
-        store.set_forward_cursor(&self.expiring_cursor(), now.as_millisecond(), self.lease.lease(), now).await?;
+        store
+            .set_forward_cursor(&self.expiring_cursor(), now.as_millisecond(), self.lease.lease(), now)
+            .await?;
         tracing::info!(sink = %self.sink.name, from_seq = head + 1, "a new notification sink starts");
         Ok(())
     }
@@ -391,7 +393,10 @@ impl SinkWorker {
             request = request
                 .header(webhook::ID_HEADER, &message.id)
                 .header(webhook::TIMESTAMP_HEADER, timestamp)
-                .header(webhook::SIGNATURE_HEADER, webhook::sign(secret.bytes(), &message.id, timestamp, &message.body));
+                .header(
+                    webhook::SIGNATURE_HEADER,
+                    webhook::sign(secret.bytes(), &message.id, timestamp, &message.body),
+                );
         }
         let mut response = match request.send().await {
             Ok(response) => response,
@@ -412,10 +417,15 @@ impl SinkWorker {
             }
         }
         if status.is_success() {
-            metrics::counter!("ward_notifications_delivered_total", "sink" => self.sink.name.clone()).increment(1);
+            metrics::counter!("ward_notifications_delivered_total", "sink" => self.sink.name.clone())
+                .increment(1);
             Ok(())
         } else {
-            Err(failure(format!("{} answered {status}", self.sink.url.shown()), Some(status.as_u16()), retry_after))
+            Err(failure(
+                format!("{} answered {status}", self.sink.url.shown()),
+                Some(status.as_u16()),
+                retry_after,
+            ))
         }
     }
 
@@ -425,7 +435,11 @@ impl SinkWorker {
         if error.is_timeout() {
             return format!("{to} did not answer within {:?}", self.retry.attempt_timeout);
         }
-        let mut text = if error.is_connect() { format!("cannot connect to {to}") } else { format!("sending to {to} failed") };
+        let mut text = if error.is_connect() {
+            format!("cannot connect to {to}")
+        } else {
+            format!("sending to {to} failed")
+        };
         let mut source = std::error::Error::source(error);
         while let Some(cause) = source {
             text.push_str(&format!(": {cause}"));
@@ -494,7 +508,11 @@ impl SinkWorker {
 
 /// Runs `worker` until `shutdown` turns true: after each step it waits for new events
 /// (`appended`), the next notice's time, a retry's backoff, or a few seconds.
-pub async fn run(mut worker: SinkWorker, mut appended: watch::Receiver<i64>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    mut worker: SinkWorker,
+    mut appended: watch::Receiver<i64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         if *shutdown.borrow() {
             break;
@@ -532,7 +550,11 @@ mod tests {
         for (failures, full) in [(1, 100), (2, 200), (3, 400), (4, 800), (5, 1000), (40, 1000)] {
             let wait = retry.backoff(failures);
             let full = Duration::from_millis(full);
-            assert!(wait >= full / 2 && wait <= full, "{failures} failures: {wait:?} not in [{:?}, {full:?}]", full / 2);
+            assert!(
+                wait >= full / 2 && wait <= full,
+                "{failures} failures: {wait:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
         }
     }
 }

@@ -113,13 +113,23 @@ impl World {
         self.store.head().await.unwrap().size as i64
     }
 
-    fn worker(&self, sink: NotifySink, slack: Option<SlackSettings>, holder: &str, retry: Retry) -> SinkWorker {
+    fn worker(
+        &self,
+        sink: NotifySink,
+        slack: Option<SlackSettings>,
+        holder: &str,
+        retry: Retry,
+    ) -> SinkWorker {
         SinkWorker::new(self.broker.clone(), sink, slack, 300, holder, retry).unwrap()
     }
 
     /// Runs `worker` in the background until the returned sender says stop; waits until it has
     /// started (its cursors exist), so that what the test commits next is owed to it.
-    async fn run(&self, worker: SinkWorker, name: &str) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    async fn run(
+        &self,
+        worker: SinkWorker,
+        name: &str,
+    ) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(ward_notify::sink::run(worker, self.broker.subscribe_appended(), stopped));
         let (store, started) = (self.store.clone(), format!("notify:{name}:expiring"));
@@ -192,7 +202,8 @@ struct Receiver {
 impl Receiver {
     /// Listens on `address` (a free port when none).
     async fn start(address: Option<SocketAddr>) -> (Self, tokio::task::JoinHandle<()>) {
-        let listener = tokio::net::TcpListener::bind(address.unwrap_or(([127, 0, 0, 1], 0).into())).await.unwrap();
+        let listener =
+            tokio::net::TcpListener::bind(address.unwrap_or(([127, 0, 0, 1], 0).into())).await.unwrap();
         let receiver = Self {
             address: listener.local_addr().unwrap(),
             mode: Arc::new(Mutex::new(Mode::Accept)),
@@ -231,7 +242,8 @@ impl Receiver {
             .into_iter()
             .filter(|s| s.status == 200)
             .map(|s| {
-                let id = s.headers.get("webhook-id").map_or(String::new(), |v| v.to_str().unwrap().to_owned());
+                let id =
+                    s.headers.get("webhook-id").map_or(String::new(), |v| v.to_str().unwrap().to_owned());
                 (id, serde_json::from_slice(&s.body).unwrap())
             })
             .collect()
@@ -257,7 +269,8 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
 /// through ward's signing code): HMAC-SHA256 with the secret's base64-decoded bytes over
 /// `{webhook-id}.{webhook-timestamp}.{body}`, base64, after `v1,`.
 fn signed_as_the_specification_says(seen: &Seen) -> bool {
-    let header = |name: &str| seen.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let header =
+        |name: &str| seen.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let key = base64::engine::general_purpose::STANDARD.decode(SECRET.trim_start_matches("whsec_")).unwrap();
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
     mac.update(format!("{}.{}.", header("webhook-id"), header("webhook-timestamp")).as_bytes());
@@ -365,7 +378,11 @@ async fn a_failing_sink_is_retried_recorded_once_and_loses_nothing(store: Arc<dy
     assert_eq!(details["status"], 500);
     assert!(details["error"].as_str().unwrap().contains("500"), "{details}");
     assert!(!details["error"].as_str().unwrap().contains("/hook"), "no URL in the record");
-    assert_eq!(store.forward_cursor("notify:hook").await.unwrap(), owed_since, "not past the undelivered one");
+    assert_eq!(
+        store.forward_cursor("notify:hook").await.unwrap(),
+        owed_since,
+        "not past the undelivered one"
+    );
 
     // A receiver that does not answer: each attempt times out; commits do not wait for it.
     receiver.set(Mode::Hang);
@@ -411,7 +428,11 @@ async fn a_failing_sink_is_retried_recorded_once_and_loses_nothing(store: Arc<dy
     })
     .await;
     assert!(receiver.seen().iter().all(signed_as_the_specification_says));
-    assert_eq!(w.events(EventType::NotificationFailed).await.len(), 2, "the second streak (after the restart)");
+    assert_eq!(
+        w.events(EventType::NotificationFailed).await.len(),
+        2,
+        "the second streak (after the restart)"
+    );
     stop.send(true).unwrap();
     task.await.unwrap();
 }
@@ -428,7 +449,9 @@ async fn slack_messages_mention_who_should_act(store: Arc<dyn Store>) {
     eventually("the request's message", || receiver.seen().len() == 1).await;
     let message: Value = serde_json::from_slice(&receiver.seen()[0].body).unwrap();
     let text = message.to_string();
-    assert!(message["text"].as_str().unwrap().contains("<@U0ALICE> (alice) asks for read on logs:payments-api"));
+    assert!(
+        message["text"].as_str().unwrap().contains("<@U0ALICE> (alice) asks for read on logs:payments-api")
+    );
     assert!(text.contains("<@U0BOB> (bob), <@U0ERIN> (erin)"), "approvers are mentioned: {text}");
     assert!(text.contains("&lt;!channel&gt; look &amp; see"), "a reason cannot ping the channel: {text}");
     assert!(!text.contains("<!channel>"));
@@ -455,12 +478,20 @@ async fn slack_messages_mention_who_should_act(store: Arc<dyn Store>) {
     task.await.unwrap();
     let grant = w.granted(1800).await;
     w.broker.revoke(&w.who("admin"), grant.id.as_str(), "done".into()).await.unwrap();
-    let worker = w.worker(sink("chat", SinkKind::Slack, &receiver.url(), &events), Some(slack_settings()), "process-2", quick());
+    let worker = w.worker(
+        sink("chat", SinkKind::Slack, &receiver.url(), &events),
+        Some(slack_settings()),
+        "process-2",
+        quick(),
+    );
     let (stop, task) = w.run(worker, "chat").await;
     eventually("the end's message", || receiver.seen().len() == 4).await;
     let ended: Value = serde_json::from_slice(&receiver.seen()[3].body).unwrap();
     let text = ended["text"].as_str().unwrap();
-    assert!(text.contains("<@U0ALICE> (alice)'s read access to logs:payments-api was revoked by admin"), "{text}");
+    assert!(
+        text.contains("<@U0ALICE> (alice)'s read access to logs:payments-api was revoked by admin"),
+        "{text}"
+    );
     // A request already decided when the message goes out has no buttons.
     let second: Value = serde_json::from_slice(&receiver.seen()[2].body).unwrap();
     assert!(second["blocks"].as_array().unwrap().iter().all(|b| b["type"] != "actions"), "{second}");
@@ -500,7 +531,10 @@ async fn the_notice_before_expiry_follows_the_clock_once(store: Arc<dyn Store>) 
     assert_eq!(body["data"]["grant_id"], grant.id.as_str());
     assert_eq!(body["data"]["principal"], "alice");
     assert_eq!(body["data"]["notice_seconds"], 300);
-    assert_eq!(seen.headers["webhook-id"], format!("{}.expiring.{}", grant.id, grant.expires_at.as_millisecond()));
+    assert_eq!(
+        seen.headers["webhook-id"],
+        format!("{}.expiring.{}", grant.id, grant.expires_at.as_millisecond())
+    );
     assert_eq!(first.step().await, Step::Idle { next_notice_at: None });
     assert_eq!(receiver.seen().len(), 1, "once");
 
@@ -519,20 +553,28 @@ async fn the_notice_before_expiry_follows_the_clock_once(store: Arc<dyn Store>) 
     w.clock.set(later_notice + SignedDuration::from_mins(2));
     let mut restarted = w.worker(hook(), None, "process-3", quick());
     assert_eq!(restarted.step().await, Step::Progressed);
-    let ids: Vec<String> = receiver.seen().iter().map(|s| s.headers["webhook-id"].to_str().unwrap().to_owned()).collect();
+    let ids: Vec<String> =
+        receiver.seen().iter().map(|s| s.headers["webhook-id"].to_str().unwrap().to_owned()).collect();
     assert_eq!(ids.len(), 2);
     assert!(ids[1].starts_with(later.id.as_str()));
-    assert!(!ids.iter().any(|id| id.starts_with(short.id.as_str())), "a 4-minute grant gets no 5-minute notice");
+    assert!(
+        !ids.iter().any(|id| id.starts_with(short.id.as_str())),
+        "a 4-minute grant gets no 5-minute notice"
+    );
 
     // A receiver that fails: the notice is owed until it goes through.
     let extended_to = later.expires_at + SignedDuration::from_mins(30);
     let extension = w
         .broker
-        .extend(&w.who("alice"), later.id.as_str(), ward_service::ExtendInput {
-            duration_seconds: 1800,
-            reason: "INC-4312 more".into(),
-            ticket: None,
-        })
+        .extend(
+            &w.who("alice"),
+            later.id.as_str(),
+            ward_service::ExtendInput {
+                duration_seconds: 1800,
+                reason: "INC-4312 more".into(),
+                ticket: None,
+            },
+        )
         .await
         .unwrap();
     w.broker.approve(&w.who("bob"), extension.id.as_str(), None).await.unwrap();
@@ -579,7 +621,8 @@ async fn slack_actions_decide_as_the_mapped_user_and_refusals_are_recorded(store
     let w = World::new(store.clone()).await;
     let (slack, _server) = Receiver::start(None).await;
     let prefix = format!("http://{}/", slack.address);
-    let actions = SlackActions::new(w.broker.clone(), slack_settings()).unwrap().with_response_prefix(&prefix);
+    let actions =
+        SlackActions::new(w.broker.clone(), slack_settings()).unwrap().with_response_prefix(&prefix);
     let response_url = format!("{prefix}actions/T0/1/x");
     let now = || w.clock.now().as_second();
     let send = |body: Vec<u8>, at: i64| {
@@ -588,12 +631,17 @@ async fn slack_actions_decide_as_the_mapped_user_and_refusals_are_recorded(store
         async move { actions.handle(Some(&at.to_string()), Some(&signature), &body).await }
     };
     let refusals = || async {
-        w.events(EventType::AccessDenied).await.into_iter().map(|e| (e.actor, e.reason.unwrap_or_default())).collect::<Vec<_>>()
+        w.events(EventType::AccessDenied)
+            .await
+            .into_iter()
+            .map(|e| (e.actor, e.reason.unwrap_or_default()))
+            .collect::<Vec<_>>()
     };
 
     // bob approves alice's request from Slack: as bob, through the broker, on record.
     let request = w.request("alice", "INC-7", 1800).await;
-    let outcome = send(click("U0BOB", "ward_approve", request.id.as_str(), &response_url), now()).await.unwrap();
+    let outcome =
+        send(click("U0BOB", "ward_approve", request.id.as_str(), &response_url), now()).await.unwrap();
     assert_eq!((outcome.user.as_str(), outcome.decision), ("bob", "approve"));
     assert_eq!(outcome.request.state, ward_core::RequestState::Approved);
     let approved = &w.events(EventType::ApprovalGranted).await[0];
@@ -606,13 +654,23 @@ async fn slack_actions_decide_as_the_mapped_user_and_refusals_are_recorded(store
     // A bad signature, an old timestamp: refused before anything is read, and recorded.
     let second = w.request("alice", "INC-8", 1800).await;
     let body = click("U0BOB", "ward_approve", second.id.as_str(), &response_url);
-    let forged = actions.handle(Some(&now().to_string()), Some(&format!("v0={}", "0".repeat(64))), &body).await;
-    assert!(matches!(forged, Err(ActionError::Unauthenticated(ref why)) if why.contains("bad signature")), "{forged:?}");
+    let forged =
+        actions.handle(Some(&now().to_string()), Some(&format!("v0={}", "0".repeat(64))), &body).await;
+    assert!(
+        matches!(forged, Err(ActionError::Unauthenticated(ref why)) if why.contains("bad signature")),
+        "{forged:?}"
+    );
     let old = send(body.clone(), now() - 301).await;
     assert!(matches!(old, Err(ActionError::Unauthenticated(ref why)) if why.contains("window")), "{old:?}");
-    assert_eq!(w.store.request(second.id.as_str()).await.unwrap().unwrap().state, ward_core::RequestState::Pending);
+    assert_eq!(
+        w.store.request(second.id.as_str()).await.unwrap().unwrap().state,
+        ward_core::RequestState::Pending
+    );
     let recorded = refusals().await;
-    assert!(recorded.contains(&("anonymous".into(), "a Slack action with a bad signature".into())), "{recorded:?}");
+    assert!(
+        recorded.contains(&("anonymous".into(), "a Slack action with a bad signature".into())),
+        "{recorded:?}"
+    );
 
     // An unknown Slack user, and a mapped one no longer in the directory: refused, answered.
     let unknown = send(click("U0NOBODY", "ward_approve", second.id.as_str(), &response_url), now()).await;

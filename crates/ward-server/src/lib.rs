@@ -9,6 +9,7 @@ mod openapi;
 mod paging;
 mod problem;
 mod readiness;
+mod slack;
 pub mod tls;
 mod views;
 
@@ -44,10 +45,10 @@ pub use problem::ApiError;
         handlers::revoke, handlers::extend, handlers::review, handlers::check, handlers::events, handlers::export, handlers::audit_key, handlers::latest_checkpoint,
         handlers::sign_checkpoint, handlers::inclusion_proof, handlers::consistency_proof, handlers::resources,
         handlers::whoami, handlers::explain, handlers::reload_policies, handlers::list_tokens, handlers::revoke_token, logs::search, logs::tail, logs::push, logs::push_otlp,
-        healthz, readyz
+        slack::action, healthz, readyz
     ),
     modifiers(&BearerAuth),
-    tags((name = "requests"), (name = "grants"), (name = "access"), (name = "logs"), (name = "audit"), (name = "operations"))
+    tags((name = "requests"), (name = "grants"), (name = "access"), (name = "logs"), (name = "audit"), (name = "operations"), (name = "integrations"))
 )]
 pub struct ApiDoc;
 
@@ -123,11 +124,18 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// The token `/metrics` requires as a bearer token, when set ([`MetricsToken::read`]).
     pub metrics_token: Option<MetricsToken>,
+    /// Approvals from Slack (`POST /v1/integrations/slack/actions`), when configured.
+    pub slack: Option<Arc<ward_notify::SlackActions>>,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { max_body_bytes: 64 * 1024, request_timeout: Duration::from_secs(30), metrics_token: None }
+        Self {
+            max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            metrics_token: None,
+            slack: None,
+        }
     }
 }
 
@@ -221,7 +229,12 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route(
             "/logs/{resource}/otlp",
             post(logs::push_otlp).layer(DefaultBodyLimit::max(logs::PUSH_BODY_LIMIT)),
-        );
+        )
+        .route(
+            "/integrations/slack/actions",
+            post(slack::action).layer(DefaultBodyLimit::max(ward_notify::actions::MAX_ACTION_BODY_BYTES)),
+        )
+        .layer(Extension(settings.slack.clone()));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(healthz))

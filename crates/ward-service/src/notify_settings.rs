@@ -242,16 +242,13 @@ pub(crate) fn load(
         }
         checked.push(sink);
     }
-    let expiring_notice_seconds =
-        match env("WARD_EXPIRING_NOTICE").or(notifications.expiring_notice) {
-            None => DEFAULT_EXPIRING_NOTICE_SECONDS,
-            Some(text) => match parse_duration(&text)
-                .map_err(|e| setting("notifications.expiring_notice", e))?
-            {
-                seconds @ 1..=MAX_EXPIRING_NOTICE_SECONDS => seconds,
-                _ => return Err(setting("notifications.expiring_notice", "must be from 1s to 7d")),
-            },
-        };
+    let expiring_notice_seconds = match env("WARD_EXPIRING_NOTICE").or(notifications.expiring_notice) {
+        None => DEFAULT_EXPIRING_NOTICE_SECONDS,
+        Some(text) => match parse_duration(&text).map_err(|e| setting("notifications.expiring_notice", e))? {
+            seconds @ 1..=MAX_EXPIRING_NOTICE_SECONDS => seconds,
+            _ => return Err(setting("notifications.expiring_notice", "must be from 1s to 7d")),
+        },
+    };
     let secret_override = env("WARD_SLACK_SIGNING_SECRET_FILE").map(PathBuf::from);
     let slack = match (integrations.slack, secret_override) {
         (None, None) => None,
@@ -463,7 +460,9 @@ mod tests {
     #[test]
     fn bad_notification_settings_stop_the_load_naming_the_key() {
         let webhook = |fields: &str| {
-            format!("[[notify]]\nname = \"siem\"\nkind = \"webhook\"\nurl = \"https://siem.example/\"\n{fields}\n")
+            format!(
+                "[[notify]]\nname = \"siem\"\nkind = \"webhook\"\nurl = \"https://siem.example/\"\n{fields}\n"
+            )
         };
         let events = "events = [\"request.created\"]";
         for (extra, says) in [

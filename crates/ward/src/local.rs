@@ -190,12 +190,23 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
         let users: Vec<&str> = config.directory.users().keys().map(String::as_str).collect();
         print_quickstart_banner(&path, scheme, &address.to_string(), &store_name, &users.join(", "));
     }
-    let settings =
-        HttpSettings { max_body_bytes: config.max_body_bytes, metrics_token, ..HttpSettings::default() };
+    let slack = match &config.notify.slack {
+        Some(slack) => Some(Arc::new(
+            ward_notify::SlackActions::new(broker.clone(), slack.clone()).map_err(CliError::Usage)?,
+        )),
+        None => None,
+    };
+    let settings = HttpSettings {
+        max_body_bytes: config.max_body_bytes,
+        metrics_token,
+        slack,
+        ..HttpSettings::default()
+    };
     let shutdown = ward_server::shutdown_signal();
     let holder = ward_service::consumer::this_process();
-    let notifier = ward_notify::Notifier::start(&broker, &config.notify, holder, ward_notify::Retry::default())
-        .map_err(CliError::Usage)?;
+    let notifier =
+        ward_notify::Notifier::start(&broker, &config.notify, holder, ward_notify::Retry::default())
+            .map_err(CliError::Usage)?;
     let background = ward_service::background::Background::start(&broker);
     let served = match tls {
         Some(tls) => {
