@@ -39,7 +39,15 @@ pub async fn action(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<SlackActionResult>, ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (timestamp, signature) = (header("x-slack-request-timestamp"), header("x-slack-signature"));
     let Some(slack) = slack else {
+        // A call without Slack's signature is not Slack's, whatever is configured.
+        if timestamp.is_none() || signature.is_none() {
+            return Err(ApiError::unauthenticated(
+                "a Slack action needs X-Slack-Request-Timestamp and X-Slack-Signature",
+            ));
+        }
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not-found",
@@ -56,8 +64,7 @@ pub async fn action(
             "Slack posts application/x-www-form-urlencoded",
         ));
     }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    match slack.handle(header("x-slack-request-timestamp"), header("x-slack-signature"), &body).await {
+    match slack.handle(timestamp, signature, &body).await {
         Ok(outcome) => Ok(Json(SlackActionResult {
             request_id: outcome.request.id.to_string(),
             decision: outcome.decision.to_owned(),

@@ -997,6 +997,10 @@ async fn slack_actions_are_answered_as_documented() {
         Answer { status, content_type, body: serde_json::from_slice(&bytes).unwrap(), next: None }
     };
     let answer = form_post(unconfigured.app.clone(), "payload=%7B%7D".into(), Vec::new()).await;
+    assert_problem(&answer, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let headers =
+        vec![("x-slack-request-timestamp", "1".to_owned()), ("x-slack-signature", "v0=00".to_owned())];
+    let answer = form_post(unconfigured.app.clone(), "payload=%7B%7D".into(), headers).await;
     assert_problem(&answer, StatusCode::NOT_FOUND, "not-found");
 
     let secret = "8f742231b10e8888abcd99yyyzzz85a5";

@@ -519,6 +519,16 @@ impl Config {
             if !names.insert(sink.name().to_owned()) {
                 return Err(setting_error("audit.forward", format!("two sinks are named `{}`", sink.name())));
             }
+            // Notification sinks keep their cursors as `notify:<name>` beside the forwarders'.
+            if sink.name().starts_with("notify:") {
+                return Err(setting_error(
+                    "audit.forward",
+                    format!(
+                        "`{}`: names starting with `notify:` are kept for notification sinks",
+                        sink.name()
+                    ),
+                ));
+            }
         }
         let hmac_fields = file
             .audit

@@ -502,6 +502,10 @@ mod tests {
             let error = config_with(&extra, &|_| None).unwrap_err();
             assert!(error.contains(says), "{extra}\n→ {error}");
         }
+        let forward =
+            "[[audit.forward]]\nkind = \"http\"\nname = \"notify:siem\"\nurl = \"https://x.example/\"\n";
+        let error = config_with(forward, &|_| None).unwrap_err();
+        assert!(error.contains("kept for notification sinks"), "{error}");
         let twice = config_with(&format!("{WEBHOOK}{WEBHOOK}"), &|_| None).unwrap_err();
         assert!(twice.contains("two sinks are named `siem`"), "{twice}");
     }
