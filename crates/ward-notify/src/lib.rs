@@ -31,8 +31,9 @@ pub struct Notifier {
 
 impl Notifier {
     /// Starts one task per sink, each delivering while this process (`holder`) holds the
-    /// sink's lease.
-    pub fn start(
+    /// sink's lease. A sink configured for the first time starts at the log as it is now: call
+    /// this before serving, so that nothing committed once ward serves is missed.
+    pub async fn start(
         broker: &Arc<Broker>,
         settings: &NotifySettings,
         holder: &str,
@@ -40,15 +41,20 @@ impl Notifier {
     ) -> Result<Self, String> {
         let (stop, stopped) = watch::channel(false);
         let mut workers = Vec::new();
-        for sink in &settings.sinks {
-            workers.push(SinkWorker::new(
-                broker.clone(),
-                sink.clone(),
-                settings.slack.clone(),
-                settings.expiring_notice_seconds,
-                holder,
-                retry,
-            )?);
+        if !settings.sinks.is_empty() {
+            let head = broker.store().head().await.map_err(|e| format!("notifications: {e}"))?;
+            let head = i64::try_from(head.size).unwrap_or(i64::MAX);
+            for sink in &settings.sinks {
+                let worker = SinkWorker::new(
+                    broker.clone(),
+                    sink.clone(),
+                    settings.slack.clone(),
+                    settings.expiring_notice_seconds,
+                    holder,
+                    retry,
+                )?;
+                workers.push(worker.starting_after(head));
+            }
         }
         let tasks = workers
             .into_iter()

@@ -135,6 +135,9 @@ pub struct SinkWorker {
     retry: Retry,
     /// Whether the cursors are known to exist (set on the sink's first start).
     started: bool,
+    /// Where a new sink starts: the log's size when this process started serving (when none,
+    /// at its first step).
+    start_from: Option<i64>,
     /// Messages delivered beyond the first one that failed: not sent again while this process
     /// retries (after a restart they may be: delivery is at least once).
     events_ahead: HashSet<String>,
@@ -169,11 +172,19 @@ impl SinkWorker {
             http,
             retry,
             started: false,
+            start_from: None,
             events_ahead: HashSet::new(),
             notices_ahead: HashSet::new(),
             streak: None,
             store_failures: 0,
         })
+    }
+
+    /// A new sink starts after event `seq` (the log's size when the serving process started,
+    /// so that nothing committed once it serves is missed).
+    pub fn starting_after(mut self, seq: i64) -> Self {
+        self.start_from = Some(seq);
+        self
     }
 
     fn expiring_cursor(&self) -> String {
@@ -229,7 +240,10 @@ impl SinkWorker {
             return Ok(());
         }
         let now = self.broker.now();
-        let head = i64::try_from(store.head().await?.size).unwrap_or(i64::MAX);
+        let head = match self.start_from {
+            Some(seq) => seq,
+            None => i64::try_from(store.head().await?.size).unwrap_or(i64::MAX),
+        };
         store.set_forward_cursor(&self.sink.consumer(), head, self.lease.lease(), now).await?;
         store
             .set_forward_cursor(&self.expiring_cursor(), now.as_millisecond(), self.lease.lease(), now)

@@ -206,6 +206,7 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
     let holder = ward_service::consumer::this_process();
     let notifier =
         ward_notify::Notifier::start(&broker, &config.notify, holder, ward_notify::Retry::default())
+            .await
             .map_err(CliError::Usage)?;
     let background = ward_service::background::Background::start(&broker);
     let served = match tls {
