@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use ward_core::audit::{EventType, NewEvent};
 use ward_core::lifecycle::IdSource;
 use ward_service::Broker;
-use ward_service::consumer::ConsumerLease;
+use ward_service::consumer::{ConsumerLease, LEASE_FOR};
 use ward_service::ids::RandomIds;
 use ward_service::notify_settings::{Notice, NotifySink, SinkKind, SlackSettings};
 use ward_store::{EventFilter, Store, StoreError};
@@ -144,6 +144,13 @@ pub struct SinkWorker {
     notices_ahead: HashSet<String>,
     streak: Option<Streak>,
     store_failures: u32,
+    /// When this process last took or renewed the lease: renewed again only once a third of it
+    /// is used, not at every step (each renewal is a write).
+    renewed_at: Option<Timestamp>,
+    /// When the next notice before expiry falls due, as the last pass found (`Some(None)`: none
+    /// is coming). A pass runs again when that time comes or when events arrive (a new or
+    /// extended grant), and after a failed one.
+    next_notice_at: Option<Option<Timestamp>>,
 }
 
 impl SinkWorker {
@@ -177,6 +184,8 @@ impl SinkWorker {
             notices_ahead: HashSet::new(),
             streak: None,
             store_failures: 0,
+            renewed_at: None,
+            next_notice_at: None,
         })
     }
 
@@ -198,8 +207,16 @@ impl SinkWorker {
     /// Delivers what is owed now, if this process holds the sink's lease.
     pub async fn step(&mut self) -> Step {
         let store = self.broker.store().clone();
-        if !self.lease.renew(&*store, self.broker.now()).await {
-            return Step::NotHolder;
+        let now = self.broker.now();
+        let fresh = self.renewed_at.is_some_and(|at| {
+            now >= at && now.duration_since(at) < SignedDuration::try_from(LEASE_FOR / 3).unwrap_or_default()
+        });
+        if !fresh {
+            if !self.lease.renew(&*store, now).await {
+                self.renewed_at = None;
+                return Step::NotHolder;
+            }
+            self.renewed_at = Some(now);
         }
         match self.deliver(&*store).await {
             Ok(step) => {
@@ -223,11 +240,20 @@ impl SinkWorker {
             self.started = true;
         }
         let events = self.deliver_events(store).await?;
-        let (notices, next_notice_at) = if self.sink.wants(Notice::GrantExpiring) {
-            self.deliver_notices(store).await?
-        } else {
-            (false, None)
-        };
+        let mut notices = false;
+        if self.sink.wants(Notice::GrantExpiring) {
+            let now = self.broker.now();
+            let due = match self.next_notice_at {
+                None => true,
+                Some(next) => events || next.is_some_and(|at| now >= at),
+            };
+            if due {
+                self.next_notice_at = None;
+                let (sent, next) = self.deliver_notices(store).await?;
+                (notices, self.next_notice_at) = (sent, Some(next));
+            }
+        }
+        let next_notice_at = self.next_notice_at.flatten();
         Ok(if events || notices { Step::Progressed } else { Step::Idle { next_notice_at } })
     }
 
@@ -515,7 +541,8 @@ impl SinkWorker {
     }
 
     /// Gives the lease up (a clean shutdown), so that another process takes the sink over at once.
-    pub async fn give_up(&self) {
+    pub async fn give_up(&mut self) {
+        self.renewed_at = None;
         self.lease.give_up(&**self.broker.store()).await;
     }
 }
