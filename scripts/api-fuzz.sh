@@ -55,6 +55,11 @@ export WARD_LISTEN=127.0.0.1:$port WARD_DATA_DIR=$work/data WARD_LOG=warn
 # Thousands of requests are filed and most stay pending: past the usual cap every scenario after
 # the first few would end at 409, never reaching a decision.
 export WARD_MAX_PENDING_REQUESTS=10000
+# Slack's actions endpoint configured (a signing secret nobody else has): whatever is sent to it,
+# a forged call must get a clean refusal.
+python3 -c 'import secrets; print(secrets.token_hex(16))' >"$work/slack.secret"
+chmod 600 "$work/slack.secret"
+export WARD_SLACK_SIGNING_SECRET_FILE=$work/slack.secret
 "$ward" serve --config "$work/world/ward.toml" 2>"$work/ward.log" &
 server=$!
 for _ in $(seq 300); do

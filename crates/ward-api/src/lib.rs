@@ -537,3 +537,24 @@ pub struct RulesRunView {
     /// Conditions already recorded as they were: nothing written.
     pub unchanged: u64,
 }
+
+/// `POST /v1/integrations/slack/actions`: the form Slack posts when someone clicks a button.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SlackActionForm {
+    /// Slack's `block_actions` payload, as JSON: who clicked (`user.id`), which button
+    /// (`actions[0].action_id`: `ward_approve` or `ward_deny`; `value`: the request id) and
+    /// where to answer (`response_url`).
+    pub payload: String,
+}
+
+/// `POST /v1/integrations/slack/actions`: the decision taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SlackActionResult {
+    pub request_id: String,
+    /// `approve` or `deny`.
+    pub decision: String,
+    /// The ward user the clicking Slack user is mapped to.
+    pub decided_by: String,
+    /// The request's state after the decision.
+    pub state: String,
+}

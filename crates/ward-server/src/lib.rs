@@ -10,6 +10,7 @@ mod openapi;
 mod paging;
 mod problem;
 mod readiness;
+mod slack;
 pub mod tls;
 mod views;
 
@@ -47,10 +48,10 @@ pub use problem::ApiError;
         handlers::whoami, handlers::explain, handlers::reload_policies, handlers::list_tokens, handlers::revoke_token, logs::search, logs::tail, logs::push, logs::push_otlp,
         findings::list_findings, findings::get_finding, findings::acknowledge, findings::resolve, findings::dismiss,
         findings::list_rules, findings::run_rules,
-        healthz, readyz
+        slack::action, healthz, readyz
     ),
     modifiers(&BearerAuth),
-    tags((name = "requests"), (name = "grants"), (name = "access"), (name = "logs"), (name = "audit"), (name = "findings"), (name = "operations"))
+    tags((name = "requests"), (name = "grants"), (name = "access"), (name = "logs"), (name = "audit"), (name = "findings"), (name = "operations"), (name = "integrations"))
 )]
 pub struct ApiDoc;
 
@@ -126,11 +127,18 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// The token `/metrics` requires as a bearer token, when set ([`MetricsToken::read`]).
     pub metrics_token: Option<MetricsToken>,
+    /// Approvals from Slack (`POST /v1/integrations/slack/actions`), when configured.
+    pub slack: Option<Arc<ward_notify::SlackActions>>,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        Self { max_body_bytes: 64 * 1024, request_timeout: Duration::from_secs(30), metrics_token: None }
+        Self {
+            max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            metrics_token: None,
+            slack: None,
+        }
     }
 }
 
@@ -232,7 +240,12 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/findings/{id}/dismiss", post(findings::dismiss))
         .route("/rules", get(findings::list_rules))
         .route("/rules/run", post(findings::run_rules))
-        .layer(Extension(ward_monitor::Findings::new(broker.clone())));
+        .route(
+            "/integrations/slack/actions",
+            post(slack::action).layer(DefaultBodyLimit::max(ward_notify::actions::MAX_ACTION_BODY_BYTES)),
+        )
+        .layer(Extension(ward_monitor::Findings::new(broker.clone())))
+        .layer(Extension(settings.slack.clone()));
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(healthz))

@@ -444,7 +444,10 @@ async fn the_openapi_document_is_well_formed() {
                 .collect();
             assert_eq!(in_path, templated, "{method} {path}: path parameters");
             for parameter in &parameters {
-                assert!(["path", "query"].contains(&parameter["in"].as_str().unwrap()), "{parameter}");
+                assert!(
+                    ["path", "query", "header"].contains(&parameter["in"].as_str().unwrap()),
+                    "{parameter}"
+                );
             }
             for (status, response) in operation["responses"].as_object().unwrap() {
                 for link in response["links"].as_object().into_iter().flatten().map(|(_, l)| l) {
@@ -1142,4 +1145,88 @@ async fn findings_over_http() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "invalid",
     );
+}
+
+/// `POST /v1/integrations/slack/actions` answers as the document says: Slack's signature
+/// authenticates (no bearer token), the Slack user decides as their ward user.
+#[tokio::test]
+async fn slack_actions_are_answered_as_documented() {
+    use hmac::Mac;
+    let unconfigured = Api::new().await;
+    let form_post = |app: Router, body: String, headers: Vec<(&'static str, String)>| async move {
+        let mut request = Request::builder()
+            .method("POST")
+            .uri("/v1/integrations/slack/actions")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = app.oneshot(request.body(Body::from(body)).unwrap()).await.unwrap();
+        let status = response.status();
+        let content_type = response.headers()[header::CONTENT_TYPE].to_str().unwrap().to_owned();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        Answer { status, content_type, body: serde_json::from_slice(&bytes).unwrap(), next: None }
+    };
+    let answer = form_post(unconfigured.app.clone(), "payload=%7B%7D".into(), Vec::new()).await;
+    assert_problem(&answer, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let headers =
+        vec![("x-slack-request-timestamp", "1".to_owned()), ("x-slack-signature", "v0=00".to_owned())];
+    let answer = form_post(unconfigured.app.clone(), "payload=%7B%7D".into(), headers).await;
+    assert_problem(&answer, StatusCode::NOT_FOUND, "not-found");
+
+    let secret = "8f742231b10e8888abcd99yyyzzz85a5";
+    let mut api = Api::new().await;
+    let slack = ward_service::notify_settings::SlackSettings {
+        signing_secret: ward_service::notify_settings::Secret::new(secret.as_bytes().to_vec()),
+        users: [("U0BOB".to_owned(), "bob".to_owned()), ("U0ALICE".to_owned(), "alice".to_owned())].into(),
+    };
+    let actions = ward_notify::SlackActions::new(api.broker.clone(), slack).unwrap();
+    let settings = HttpSettings { slack: Some(Arc::new(actions)), ..HttpSettings::default() };
+    api.app = router(api.broker.clone(), &settings);
+    let alice = api.token("alice").await;
+    let request = api.post("/v1/requests", &alice, ask("logs:payments-api", "read", "30m")).await.body;
+    let id = request["id"].as_str().unwrap();
+    let click = |user: &str| {
+        let payload = json!({
+            "type": "block_actions", "user": {"id": user},
+            "actions": [{"action_id": "ward_approve", "value": id}],
+            "response_url": "https://hooks.slack.com/actions/T0/1/x",
+        });
+        form_urlencoded::Serializer::new(String::new()).append_pair("payload", &payload.to_string()).finish()
+    };
+    let signed = |body: &str, at: i64| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(format!("v0:{at}:{body}").as_bytes());
+        vec![
+            ("x-slack-request-timestamp", at.to_string()),
+            ("x-slack-signature", format!("v0={}", hex::encode(mac.finalize().into_bytes()))),
+        ]
+    };
+    let now = SystemClock.now().as_second();
+
+    let body = click("U0BOB");
+    let forged = form_post(api.app.clone(), body.clone(), signed(&format!("{body}x"), now)).await;
+    assert_problem(&forged, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let old = form_post(api.app.clone(), body.clone(), signed(&body, now - 600)).await;
+    assert_problem(&old, StatusCode::UNAUTHORIZED, "unauthenticated");
+    let json_body = api.send("POST", "/v1/integrations/slack/actions", None, Some("{}".into())).await;
+    assert_problem(&json_body, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type");
+    let unknown = click("U0NOBODY");
+    let unknown = form_post(api.app.clone(), unknown.clone(), signed(&unknown, now)).await;
+    assert_problem(&unknown, StatusCode::FORBIDDEN, "unknown-user");
+    let own = click("U0ALICE");
+    let own = form_post(api.app.clone(), own.clone(), signed(&own, now)).await;
+    assert_problem(&own, StatusCode::FORBIDDEN, "self-approval");
+    let garbled = "payload=%7Bnot-json";
+    let garbled = form_post(api.app.clone(), garbled.into(), signed(garbled, now)).await;
+    assert_problem(&garbled, StatusCode::BAD_REQUEST, "malformed");
+
+    let approved = form_post(api.app.clone(), body.clone(), signed(&body, now)).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+    assert_eq!(
+        approved.body,
+        json!({"request_id": id, "decision": "approve", "decided_by": "bob", "state": "approved"})
+    );
+    let again = form_post(api.app.clone(), body.clone(), signed(&body, now)).await;
+    assert_problem(&again, StatusCode::CONFLICT, "not-pending");
 }

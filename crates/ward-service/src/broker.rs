@@ -366,6 +366,13 @@ impl Broker {
         Ok(appended)
     }
 
+    /// Records events no use case of the broker makes — what a consumer of the log observes,
+    /// such as a notification sink that keeps failing — through the one commit path (configured
+    /// sensitive fields, the wake-up of the other consumers).
+    pub async fn record(&self, events: Vec<NewEvent>) -> Result<Vec<AuditEvent>, BrokerError> {
+        Ok(self.commit(Change { events, ..Change::default() }).await?)
+    }
+
     /// Records a refused attempt. A refusal that cannot be recorded is logged, and still refused.
     async fn record_refusal(
         &self,

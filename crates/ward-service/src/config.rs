@@ -67,6 +67,12 @@ struct File {
     /// `[rules.ID]`: each audit rule's switch, severity and thresholds.
     #[serde(default)]
     rules: toml::Table,
+    #[serde(default)]
+    notify: Vec<crate::notify_settings::SinkFile>,
+    #[serde(default)]
+    notifications: crate::notify_settings::NotificationsFile,
+    #[serde(default)]
+    integrations: crate::notify_settings::IntegrationsFile,
 }
 
 /// `[gateway]`: how much log reading runs at once, and how long a search may run.
@@ -399,6 +405,8 @@ pub struct Config {
     pub server: ServerSettings,
     /// The audit rules in force: defaults, tuned or switched off by `[rules.ID]`.
     pub rules: ward_rules::RulesConfig,
+    /// `[[notify]]` sinks, `[notifications]`, `[integrations.slack]`.
+    pub notify: crate::notify_settings::NotifySettings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
@@ -515,6 +523,16 @@ impl Config {
             sink.validate().map_err(|e| setting_error("audit.forward", e))?;
             if !names.insert(sink.name().to_owned()) {
                 return Err(setting_error("audit.forward", format!("two sinks are named `{}`", sink.name())));
+            }
+            // Notification sinks keep their cursors as `notify:<name>` beside the forwarders'.
+            if sink.name().starts_with("notify:") {
+                return Err(setting_error(
+                    "audit.forward",
+                    format!(
+                        "`{}`: names starting with `notify:` are kept for notification sinks",
+                        sink.name()
+                    ),
+                ));
             }
         }
         let hmac_fields = file
@@ -647,6 +665,14 @@ impl Config {
             .map_err(|e| ConfigError::Parse { path: path.clone(), message: e.to_string() })?;
         let oncall =
             OncallSettings::load(file.oncall, &base, &directory).map_err(|e| setting_error("oncall", e))?;
+        let notify = crate::notify_settings::load(
+            file.notify,
+            file.notifications,
+            file.integrations,
+            &directory,
+            &base,
+            env,
+        )?;
         let business_hours = file
             .business_hours
             .map(|hours| {
@@ -701,6 +727,7 @@ impl Config {
             logs,
             server,
             rules: audit_rules,
+            notify,
         })
     }
 

@@ -10,6 +10,7 @@ pub mod forward;
 pub mod gateway;
 pub mod ids;
 pub mod index;
+pub mod notify_settings;
 pub mod oncall;
 pub mod policy_cases;
 pub mod read_limits;

@@ -573,6 +573,29 @@ impl Store for SqlStore {
         next.map(rows::timestamp).transpose()
     }
 
+    async fn grants_expiring(
+        &self,
+        after: Timestamp,
+        until: Timestamp,
+        max: u32,
+    ) -> Result<Vec<Grant>, StoreError> {
+        // Served by the partial index on live grants' expiry (`grants_live_by_expiry`).
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE state IN ('scheduled', 'active') \
+             AND expires_at > $1 AND expires_at <= $2 ORDER BY expires_at, id LIMIT $3"
+        );
+        dispatch!(&self.pool, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(millis(after))
+                .bind(millis(until))
+                .bind(limit(max))
+                .fetch_all(pool)
+                .await
+                .map_err(unavailable)?;
+            rows.iter().map(grant_from_row).collect()
+        })
+    }
+
     async fn events(&self, filter: &EventFilter) -> Result<Vec<AuditEvent>, StoreError> {
         // Only the filters given go into the SQL (column names are constants, values are bound),
         // so the planner can pick the index that fits; `$n IS NULL OR …` would defeat it.

@@ -26,6 +26,7 @@ macro_rules! conformance_tests {
             stale_versions_conflict_and_write_nothing,
             a_failing_change_leaves_no_trace,
             due_work_and_next_due_time,
+            grants_are_found_by_expiry,
             listings_filter_and_order,
             listings_page_by_cursor_and_narrow_by_visibility,
             event_filters,
@@ -238,6 +239,25 @@ pub async fn due_work_and_next_due_time(store: Arc<dyn Store>) {
     store.commit(change([expired]), active.expires_at).await.unwrap();
     assert!(store.due(active.expires_at, 100).await.unwrap().expire.is_empty());
     assert_eq!(store.grant(active.id.as_str()).await.unwrap().unwrap().state, GrantState::Expired);
+}
+
+pub async fn grants_are_found_by_expiry(store: Arc<dyn Store>) {
+    let mut ids = SequentialIds::new("x");
+    let (_, first) = granted(&*store, &mut ids, "alice", t0()).await;
+    let later = t0() + SignedDuration::from_mins(1);
+    let (_, second) = granted(&*store, &mut ids, "erin", later).await;
+    let (_, ended) = granted(&*store, &mut ids, "dave", t0()).await;
+    let released = lifecycle::release(&mut ids, ended, "dave", t0()).unwrap();
+    store.commit(change([released]), t0()).await.unwrap();
+    let names = |grants: Vec<Grant>| grants.into_iter().map(|g| g.principal).collect::<Vec<_>>();
+
+    let all = store.grants_expiring(t0(), second.expires_at, 10).await.unwrap();
+    assert_eq!(names(all), ["alice", "erin"], "live ones only, soonest first");
+    let after_first = store.grants_expiring(first.expires_at, second.expires_at, 10).await.unwrap();
+    assert_eq!(names(after_first), ["erin"], "the lower bound is exclusive");
+    let until_first = store.grants_expiring(t0(), first.expires_at, 10).await.unwrap();
+    assert_eq!(names(until_first), ["alice"], "the upper bound is inclusive");
+    assert_eq!(names(store.grants_expiring(t0(), second.expires_at, 1).await.unwrap()), ["alice"]);
 }
 
 pub async fn listings_filter_and_order(store: Arc<dyn Store>) {

@@ -377,6 +377,30 @@ pub trait Store: Send + Sync + 'static {
     async fn due(&self, now: Timestamp, limit: u32) -> Result<Due, StoreError>;
     /// The earliest time anything will be due, if anything is pending.
     async fn next_due_at(&self) -> Result<Option<Timestamp>, StoreError>;
+    /// Live (scheduled or active) grants whose `expires_at` is in `(after, until]`, soonest
+    /// first (then by id), at most `limit`: what a notice before expiry is owed for. This default
+    /// reads every live grant; a store with an index on expiry answers from it.
+    async fn grants_expiring(
+        &self,
+        after: Timestamp,
+        until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<Grant>, StoreError> {
+        let live = GrantFilter {
+            states: vec![GrantState::Scheduled, GrantState::Active],
+            limit: u32::MAX,
+            ..GrantFilter::default()
+        };
+        let mut grants: Vec<Grant> = self
+            .grants(&live)
+            .await?
+            .into_iter()
+            .filter(|g| g.expires_at > after && g.expires_at <= until)
+            .collect();
+        grants.sort_by(|a, b| (a.expires_at, a.id.as_str()).cmp(&(b.expires_at, b.id.as_str())));
+        grants.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(grants)
+    }
 
     /// Oldest first (ascending `seq`).
     async fn events(&self, filter: &EventFilter) -> Result<Vec<AuditEvent>, StoreError>;

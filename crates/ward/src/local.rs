@@ -212,12 +212,26 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
         let users: Vec<&str> = config.directory.users().keys().map(String::as_str).collect();
         print_quickstart_banner(&path, scheme, &address.to_string(), &store_name, &users.join(", "));
     }
-    let settings =
-        HttpSettings { max_body_bytes: config.max_body_bytes, metrics_token, ..HttpSettings::default() };
+    let slack = match &config.notify.slack {
+        Some(slack) => Some(Arc::new(
+            ward_notify::SlackActions::new(broker.clone(), slack.clone()).map_err(CliError::Usage)?,
+        )),
+        None => None,
+    };
+    let settings = HttpSettings {
+        max_body_bytes: config.max_body_bytes,
+        metrics_token,
+        slack,
+        ..HttpSettings::default()
+    };
     let shutdown = ward_server::shutdown_signal();
+    let holder = ward_service::consumer::this_process();
+    let notifier =
+        ward_notify::Notifier::start(&broker, &config.notify, holder, ward_notify::Retry::default())
+            .await
+            .map_err(CliError::Usage)?;
     let background = ward_service::background::Background::start(&broker);
     // The rules read the log beside the API, supervised here like the rest of the background.
-    let holder = ward_service::consumer::this_process();
     let rules = ward_monitor::RulesTask::start(ward_monitor::RulesConsumer::new(broker.clone(), holder));
     let served = match tls {
         Some(tls) => {
@@ -228,6 +242,7 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
     };
     rules.stop().await;
     background.stop().await;
+    notifier.stop().await;
     served.map_err(|e| CliError::Usage(format!("the server failed: {e}")))
 }
 

@@ -1264,3 +1264,113 @@ fn validate_ocsf(file: &std::path::Path) {
     );
     assert!(report.contains(" 0 problems"), "{report}");
 }
+
+/// A minimal HTTP receiver on a free port: answers every POST 200 and keeps each request's
+/// headers (lowercased names) and body.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(Vec<(String, String)>, Vec<u8>)>>>;
+
+fn http_receiver() -> (String, Received) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got: Received = Default::default();
+    let kept = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let kept = kept.clone();
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut headers = Vec::new();
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let Some((name, value)) = line.trim_end().split_once(':') else { break };
+                        headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
+                    }
+                    let length = headers
+                        .iter()
+                        .find(|(name, _)| name == "content-length")
+                        .map_or(0, |(_, v)| v.parse().unwrap());
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    kept.lock().unwrap().push((headers, body));
+                    writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").unwrap();
+                }
+            });
+        }
+    });
+    (url, got)
+}
+
+/// `ward serve` delivers the `[[notify]]` sinks it is configured with (signed webhooks here), and
+/// refuses to start with a sink whose secret others may read, naming the setting (exit 2).
+#[test]
+fn ward_serve_notifies_its_sinks_and_refuses_a_bad_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("quickstart");
+    copy_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart")), &world);
+    let (url, got) = http_receiver();
+    let secret = world.join("hook.secret");
+    std::fs::write(&secret, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = world.join("ward.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[notify]]\nname = \"siem\"\nkind = \"webhook\"\nurl = \"{url}\"\nsecret_file = \"hook.secret\"\n\
+         events = [\"request.created\"]\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    let out = Command::new(WARD)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("WARD_DATA_DIR", dir.path().join("data"))
+        .env("WARD_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("notify.\"siem\".secret_file") && stderr(&out).contains("chmod 600"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let server = Server::start_in(dir, Vec::new());
+    let alice = server.token("alice");
+    let (code, request) = server.json(
+        &alice,
+        &[
+            "request",
+            "logs:payments-api",
+            "--role",
+            "read",
+            "--for",
+            "30m",
+            "--reason",
+            "INC-4312 checkout 500s",
+        ],
+    );
+    assert_eq!(code, 0, "{request}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while got.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "no webhook arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (headers, body) = got.lock().unwrap()[0].clone();
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    assert!(header("webhook-signature").is_some_and(|s| s.starts_with("v1,")), "{headers:?}");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["type"], "request.created");
+    assert_eq!(body["data"]["request_id"], request["id"]);
+    assert_eq!(header("webhook-id").as_deref(), body["data"]["id"].as_str());
+}
