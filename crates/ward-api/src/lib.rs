@@ -454,6 +454,10 @@ pub struct PushedView {
     pub lines: usize,
 }
 
+/// How long the server gives a call that reads a whole period of the log (`POST /v1/rules/run`)
+/// before answering 503; every other call has 30 s. Clients wait at least this long for them.
+pub const PERIOD_CALL_TIMEOUT_SECS: u64 = 600;
+
 /// What a rule saw in the audit log, and what people made of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FindingView {

@@ -1230,3 +1230,35 @@ async fn slack_actions_are_answered_as_documented() {
     let again = form_post(api.app.clone(), body.clone(), signed(&body, now)).await;
     assert_problem(&again, StatusCode::CONFLICT, "not-pending");
 }
+
+/// A rules run reads a whole period: it has its own timeout, not the 30 s every other call has
+/// (cut off at 30 s, it went on in the background while its caller got a 503 and never heard how
+/// it ended).
+#[tokio::test]
+async fn a_rules_run_is_not_cut_off_by_the_timeout_of_other_calls() {
+    use ward_core::lifecycle::IdSource;
+    let short = std::time::Duration::from_millis(1);
+    let api = Api::with_settings(HttpSettings { request_timeout: short, ..HttpSettings::default() }).await;
+    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    for _ in 0..200 {
+        let batch = (0..100).map(|_| {
+            let payload = ward_core::audit::payload::Payload::ConfigChanged(Default::default());
+            ward_core::audit::NewEvent::new(
+                ward_service::ids::RandomIds.event_id(),
+                api.broker.now(),
+                "test",
+                payload,
+            )
+        });
+        api.broker.record(batch.collect()).await.unwrap();
+    }
+    let carol = api.token("carol").await;
+    let started = std::time::Instant::now();
+    let run = api.post("/v1/rules/run", &carol, json!({"since": since})).await;
+    assert!(
+        started.elapsed() > short * 5,
+        "the run must outlast the other calls' timeout for this test to say anything"
+    );
+    assert_eq!(run.status, StatusCode::OK, "{}", run.body);
+    assert!(run.body["events"].as_u64().unwrap() > 20_000, "{}", run.body);
+}

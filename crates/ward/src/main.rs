@@ -368,7 +368,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 since: parse_time("--since", &since)?,
                 until: until.map(|u| parse_time("--until", &u)).transpose()?,
             };
-            let value = client()?.post("/v1/rules/run", &body).await?;
+            let value = client()?.post_period("/v1/rules/run", &body).await?;
             render(json, &value, |run: &RulesRunView| {
                 say!(
                     "{} events from {} to {}: {} findings opened, {} updated, {} already recorded",
