@@ -18,9 +18,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use jiff::{SignedDuration, Timestamp};
-use serde_json::json;
 use tokio::sync::watch;
-use ward_core::audit::{EventType, NewEvent};
+use ward_core::audit::NewEvent;
+use ward_core::audit::payload::{NotificationFailed, Payload};
 use ward_core::lifecycle::IdSource;
 use ward_service::Broker;
 use ward_service::consumer::{ConsumerLease, LEASE_FOR};
@@ -512,24 +512,17 @@ impl SinkWorker {
 
     /// Records the failing streak as `notification.failed`; whether it is on record.
     async fn record(&self, failure: &Failure, attempts: u32) -> bool {
+        let payload = Payload::NotificationFailed(NotificationFailed {
+            sink: self.sink.name.clone(),
+            event_seq: failure.seq,
+            message_id: failure.id.clone(),
+            attempts,
+            error: failure.error.clone(),
+            status: failure.status,
+        });
         let event = NewEvent {
-            id: RandomIds.event_id(),
-            event_type: EventType::NotificationFailed,
-            occurred_at: self.broker.now(),
-            actor: ward_core::SYSTEM_ACTOR.to_owned(),
-            subject: None,
-            resource: None,
-            request_id: None,
-            grant_id: None,
             reason: Some(failure.error.clone()),
-            details: json!({
-                "sink": self.sink.name,
-                "event_seq": failure.seq,
-                "message_id": failure.id,
-                "attempts": attempts,
-                "error": failure.error,
-                "status": failure.status,
-            }),
+            ..NewEvent::new(RandomIds.event_id(), self.broker.now(), ward_core::SYSTEM_ACTOR, payload)
         };
         match self.broker.record(vec![event]).await {
             Ok(_) => true,
