@@ -838,6 +838,64 @@ fn quickstart_serves_the_demo_world_from_anywhere() {
     child.wait().unwrap();
 }
 
+/// `ward quickstart --history 30d` plays a month through the broker before serving: the audit has
+/// something true to show at once (the planted violations, found by the rules as ward serves).
+#[test]
+fn quickstart_history_gives_the_audit_something_to_show() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(WARD)
+        .args(["quickstart", "--history", "30d"])
+        .current_dir(dir.path())
+        .env("WARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WARD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        if line.unwrap().starts_with("Stop with Ctrl-C") {
+            break;
+        }
+    }
+    let config = dir.path().join("ward-quickstart/ward.toml");
+    let ward = |args: &[&str], token: Option<&str>| {
+        let mut command = Command::new(WARD);
+        command.args(args).env("WARD_CONFIG", &config).env("WARD_URL", format!("http://127.0.0.1:{port}"));
+        if let Some(token) = token {
+            command.env("WARD_TOKEN", token);
+        }
+        command.output().unwrap()
+    };
+    let carol = ward(&["admin", "token", "create", "carol"], None);
+    assert!(carol.status.success(), "{}", stderr(&carol));
+    let carol = String::from_utf8(carol.stdout).unwrap().trim().to_owned();
+    let planted = [
+        "rubber-stamp",
+        "denial-burst",
+        "review-overdue",
+        "breakglass-used",
+        "excessive-duration",
+        "weak-justification",
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = ward(&["findings", "-o", "json"], Some(&carol));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let findings: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let rules: Vec<&str> =
+            findings.as_array().unwrap().iter().filter_map(|f| f["rule"].as_str()).collect();
+        if planted.iter().all(|rule| rules.contains(rule)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the planted violations were not all found: {rules:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// `--config` is taken before the command as well as after it, and refused where no
 /// configuration is read.
 #[test]
