@@ -6,7 +6,9 @@
 //!
 //! The log is real ward traffic: one cycle of a team's work (a request, a lead's approval, the
 //! grant, its first use and a usage summary, a refused check, the expiry) is played through the
-//! broker on the quickstart world, then repeated with fresh ids, rotating people and moved times.
+//! broker on the quickstart world, then repeated with fresh ids, people rotating through 2,000
+//! engineers and 50 leads, a cycle starting every 10 s of business hours (Mon–Fri from 09:30
+//! Berlin): a large organisation's month, where findings are the exception.
 //!
 //! cargo bench -p ward-monitor --bench rules [-- EVENTS]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -29,7 +31,10 @@ use ward_service::{Broker, Config, RequestInput};
 use ward_store::{Change, EventFilter, Store};
 use ward_store_sql::SqlStore;
 
-const CYCLE_MINUTES: i64 = 20;
+/// A cycle starts every this many seconds ...
+const CYCLE_SECONDS: i64 = 10;
+/// ... this many times a working day (7 hours).
+const CYCLES_PER_DAY: i64 = 7 * 3600 / CYCLE_SECONDS;
 const WRITERS: usize = 16;
 const ROUNDS: usize = 3;
 
@@ -39,8 +44,16 @@ fn config(data: &std::path::Path) -> Config {
     Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap()
 }
 
+/// Monday 2027-01-18, 09:30 in Berlin.
 fn t0() -> Timestamp {
-    Timestamp::from_second(1_800_000_000).unwrap()
+    "2027-01-18T08:30:00Z".parse().unwrap()
+}
+
+/// When cycle `k` starts, after `t0`: working days only.
+fn start_of(k: i64) -> SignedDuration {
+    let (day, slot) = (k / CYCLES_PER_DAY, k % CYCLES_PER_DAY);
+    let calendar_days = day / 5 * 7 + day % 5;
+    SignedDuration::from_hours(24 * calendar_days) + SignedDuration::from_secs(slot * CYCLE_SECONDS)
 }
 
 /// One cycle of real events, played through the broker.
@@ -82,11 +95,11 @@ async fn template() -> Vec<AuditEvent> {
 
 /// Cycle `k` of the template: fresh ids, other people, times moved by `k` cycles.
 fn cycle(template: &[AuditEvent], k: i64) -> Vec<NewEvent> {
-    let shift = SignedDuration::from_mins(CYCLE_MINUTES * k);
+    let shift = start_of(k);
     let people = [
-        ("alice", format!("eng{}", k % 40)),
-        ("bob", format!("lead{}", k % 6)),
-        ("dave", format!("eng{}", (k + 7) % 40)),
+        ("alice", format!("eng{}", k % 2000)),
+        ("bob", format!("lead{}", k % 50)),
+        ("dave", format!("eng{}", (k + 1000) % 2000)),
     ];
     let ids: Vec<String> =
         template.iter().flat_map(|e| [e.request_id.clone(), e.grant_id.clone()]).flatten().collect();
@@ -141,7 +154,7 @@ async fn load(store: &Arc<dyn Store>, template: &[AuditEvent], events: u64) -> u
             k += 1;
         }
         written += batch.len() as u64;
-        let at = t0() + SignedDuration::from_mins(CYCLE_MINUTES * k);
+        let at = t0() + start_of(k);
         store.commit(Change { events: batch, ..Change::default() }, at).await.unwrap();
     }
     written
@@ -208,7 +221,7 @@ async fn main() {
     let started = Instant::now();
     let written = load(&store, &template, events).await;
     println!("loaded {written} events in {:.1} s", started.elapsed().as_secs_f64());
-    let end = t0() + SignedDuration::from_mins(CYCLE_MINUTES * (written as i64 / template.len() as i64 + 10));
+    let end = t0() + start_of(written as i64 / template.len() as i64) + SignedDuration::from_hours(1);
     let clock = Arc::new(ManualClock::new(end));
     let broker = ward_service::broker_for(&config(dir.path()), store.clone(), clock.clone()).await.unwrap();
     let findings = Findings::new(broker.clone());

@@ -29,8 +29,10 @@ pub const BATCH: u32 = 1000;
 /// often, and an idle consumer renews its lease.
 pub const TICK: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// How often a replay renews the lease (a third of its life).
-const RENEW_WHILE_REPLAYING: SignedDuration = SignedDuration::from_secs(10);
+/// How long the consumer lets commits gather after being woken, so that a busy log is read in
+/// batches, not a commit at a time (each step is a read and a cursor write); findings come this
+/// much later.
+pub const GATHER: Duration = Duration::from_millis(100);
 /// Plans of one batch tried against fresh reads, when a finding was written meanwhile (a
 /// `rules run`), before the consumer starts over from its cursor.
 const PLAN_ATTEMPTS: usize = 3;
@@ -80,7 +82,8 @@ impl RulesConsumer {
     /// commit what they saw with the cursor's move.
     pub async fn step(&mut self) -> Result<StepReport, StoreError> {
         let now = self.broker.now();
-        if !self.lease.renew(&**self.store(), now).await {
+        let store = self.broker.store().clone();
+        if !self.lease.hold(&*store, now).await {
             self.running = None;
             return Ok(StepReport::default());
         }
@@ -115,7 +118,14 @@ impl RulesConsumer {
             return Ok(report);
         }
         // The state now holds this batch: it is kept only once the batch is committed.
-        report.tally = self.commit(&running, sightings, to).await?;
+        report.tally = match self.commit(&running, sightings, to).await {
+            Ok(tally) => tally,
+            Err(error) => {
+                // Perhaps the lease was lost: ask the store again next time.
+                self.lease.forget();
+                return Err(error);
+            }
+        };
         running.cursor = to;
         self.lease.report_lag(self.store(), running.cursor).await;
         self.running = Some(running);
@@ -148,23 +158,19 @@ impl RulesConsumer {
 
     /// A fresh engine brought up to the stored cursor: the events before it, as far back as the
     /// rules reach, are replayed and what they make the rules see is dropped (it was recorded).
-    async fn rebuild(&self) -> Result<(Running, usize), StoreError> {
-        let store = self.store();
+    async fn rebuild(&mut self) -> Result<(Running, usize), StoreError> {
+        let store = self.broker.store().clone();
         let cursor = store.consumer_cursor(CONSUMER).await?;
         let mut engine = (self.rules)(&self.broker);
         let settings = self.broker.settings();
         let reach = rules::reach_seconds(&settings.rules, settings.pending_ttl_seconds);
-        let mut after = replay_start(&**store, cursor, reach).await?;
+        let mut after = replay_start(&*store, cursor, reach).await?;
         let start = after;
-        let mut renewed = self.broker.now();
         while after < cursor {
             // A long replay keeps the lease: lapsing, it would hand the consumer to another
             // process, which would replay too.
-            if self.broker.now().duration_since(renewed) >= RENEW_WHILE_REPLAYING {
-                renewed = self.broker.now();
-                if !self.lease.renew(&**store, renewed).await {
-                    return Err(StoreError::Conflict);
-                }
+            if !self.lease.hold(&*store, self.broker.now()).await {
+                return Err(StoreError::Conflict);
             }
             let limit = u32::try_from(cursor - after).unwrap_or(BATCH).min(BATCH);
             let filter = EventFilter { after_seq: Some(after), limit, ..EventFilter::default() };
@@ -220,19 +226,23 @@ impl RulesConsumer {
             }
             tokio::select! {
                 changed = appended.changed(), if wake_on_append => {
-                    if changed.is_err() {
+                    let wait = if changed.is_err() {
                         // Nobody appends any more: wait for the tick alone.
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => {}
-                            _ = shutdown.changed() => {}
-                        }
+                        wait
+                    } else {
+                        GATHER
+                    };
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => {}
                     }
                 }
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
             }
         }
-        self.lease.give_up(&**self.store()).await;
+        let store = self.broker.store().clone();
+        self.lease.give_up(&*store).await;
     }
 }
 
