@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use ward_core::audit::{AuditEvent, EventType, NewEvent};
@@ -77,6 +78,7 @@ async fn template() -> Vec<AuditEvent> {
     let request = broker.create_request(&alice, input).await.unwrap();
     clock.advance(SignedDuration::from_mins(3));
     broker.approve(&bob, request.id.as_str(), None).await.unwrap();
+    let approved_at = clock.now();
     clock.advance(SignedDuration::from_mins(1));
     for _ in 0..3 {
         broker.check(&alice, "alice", "read", "logs:payments-api").await.unwrap();
@@ -84,7 +86,8 @@ async fn template() -> Vec<AuditEvent> {
     }
     broker.check(&dave, "dave", "read", "logs:payments-api").await.unwrap();
     broker.flush_usage().await.unwrap();
-    clock.advance(SignedDuration::from_mins(10));
+    // The scheduler ends the grant on time (late, it would be `revocation-overdue` every time).
+    clock.advance((approved_at + SignedDuration::from_secs(601)).duration_since(clock.now()));
     broker.run_due(clock.now()).await.unwrap();
     let all = store
         .events(&EventFilter { after_seq: Some(before), limit: 1000, ..Default::default() })
@@ -144,19 +147,40 @@ fn cycle(template: &[AuditEvent], k: i64) -> Vec<NewEvent> {
         .collect()
 }
 
+/// Writes `events` events of cycles, committed as they would be: each 30 s of cycles in one
+/// commit recorded at the time its last event occurred (a commit holding hours of events would
+/// record every grant's end hours late: `revocation-overdue` every time). 64 commits are in
+/// flight at once, so that the store's group commit shares the disk's syncs between them.
 async fn load(store: &Arc<dyn Store>, template: &[AuditEvent], events: u64) -> u64 {
+    const CYCLES_PER_COMMIT: i64 = 30 / CYCLE_SECONDS;
     let mut written = 0u64;
     let mut k = 0i64;
+    let mut batches = Vec::new();
     while written < events {
         let mut batch = Vec::new();
-        while batch.len() < 10_000 && written + (batch.len() as u64) < events {
+        for _ in 0..CYCLES_PER_COMMIT {
+            if written + batch.len() as u64 >= events {
+                break;
+            }
             batch.extend(cycle(template, k));
             k += 1;
         }
         written += batch.len() as u64;
-        let at = t0() + start_of(k);
-        store.commit(Change { events: batch, ..Change::default() }, at).await.unwrap();
+        batches.push(batch);
     }
+    // In order: `buffered` starts them in turn (a commit that came first with a later time would
+    // move the rules' time past the grants of the ones behind it).
+    futures_util::stream::iter(batches)
+        .map(|batch| {
+            let at = batch.iter().map(|e| e.occurred_at).max().unwrap();
+            store.commit(Change { events: batch, ..Change::default() }, at)
+        })
+        .buffered(64)
+        .for_each(|committed| {
+            committed.unwrap();
+            std::future::ready(())
+        })
+        .await;
     written
 }
 
@@ -175,6 +199,31 @@ async fn export(store: &Arc<dyn Store>, dir: &std::path::Path) -> Duration {
         file.write_all(&chunk).unwrap();
     }
     file.flush().unwrap();
+    started.elapsed()
+}
+
+/// Reading the period's pages as a rules run does (`since`/`until`), without the rules.
+async fn read_period(store: &Arc<dyn Store>, since: Timestamp, until: Timestamp) -> Duration {
+    let started = Instant::now();
+    let reader = store.clone();
+    let mut pages = ward_service::export::read_ahead(5_000, move |after_seq| {
+        let store = reader.clone();
+        async move {
+            let filter = EventFilter {
+                since: Some(since),
+                until: Some(until),
+                after_seq,
+                limit: 5_000,
+                ..EventFilter::default()
+            };
+            store.events(&filter).await
+        }
+    });
+    let mut read = 0;
+    while let Some(page) = pages.recv().await {
+        read += std::hint::black_box(page.unwrap()).len();
+    }
+    assert!(read > 0);
     started.elapsed()
 }
 
@@ -229,6 +278,8 @@ async fn main() {
     let (mut exports, mut runs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let exported = export(&store, dir.path()).await.as_secs_f64();
+        let read = read_period(&store, t0() - SignedDuration::from_hours(1), end).await.as_secs_f64();
+        println!("round {round}: reading the period's pages alone {read:.2} s");
         let started = Instant::now();
         let report = findings.run(&carol, t0() - SignedDuration::from_hours(1), Some(end)).await.unwrap();
         let ran = started.elapsed().as_secs_f64();
@@ -240,6 +291,18 @@ async fn main() {
             report.tally,
             ran / exported
         );
+        if round == 0 {
+            let opened = EventFilter {
+                event_type: Some(EventType::FindingOpened),
+                limit: 10_000,
+                ..EventFilter::default()
+            };
+            let mut by_rule = std::collections::BTreeMap::<String, usize>::new();
+            for event in store.events(&opened).await.unwrap() {
+                *by_rule.entry(event.details["rule"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+            }
+            println!("  findings by rule (first 10,000): {by_rule:?}");
+        }
         exports.push(exported);
         runs.push(ran);
         ratios.push(ran / exported);
@@ -261,6 +324,8 @@ async fn main() {
     let per_writer = 1000;
     let (mut without, mut with) = (Vec::new(), Vec::new());
     let mut base = 0;
+    // A warm-up round first, not counted.
+    commits(&broker, &template, 1_000_000_000, per_writer / 4).await;
     for round in 0..ROUNDS * 2 {
         let following = round % 2 == 1;
         let task = following.then(|| RulesTask::start(RulesConsumer::new(broker.clone(), "bench")));
