@@ -5,6 +5,7 @@
 mod auth;
 mod findings;
 mod handlers;
+mod insights;
 mod logs;
 mod openapi;
 mod paging;
@@ -47,7 +48,7 @@ pub use problem::ApiError;
         handlers::sign_checkpoint, handlers::inclusion_proof, handlers::consistency_proof, handlers::resources,
         handlers::whoami, handlers::explain, handlers::reload_policies, handlers::list_tokens, handlers::revoke_token, logs::search, logs::tail, logs::push, logs::push_otlp,
         findings::list_findings, findings::get_finding, findings::acknowledge, findings::resolve, findings::dismiss,
-        findings::list_rules, findings::run_rules,
+        findings::list_rules, findings::run_rules, insights::insights,
         slack::action, healthz, readyz
     ),
     modifiers(&BearerAuth),
@@ -240,11 +241,13 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/findings/{id}/dismiss", post(findings::dismiss))
         .route("/rules", get(findings::list_rules))
         .route("/rules/run", post(findings::run_rules))
+        .route("/insights", get(insights::insights))
         .route(
             "/integrations/slack/actions",
             post(slack::action).layer(DefaultBodyLimit::max(ward_notify::actions::MAX_ACTION_BODY_BYTES)),
         )
         .layer(Extension(ward_monitor::Findings::new(broker.clone())))
+        .layer(Extension(ward_monitor::Insights::new(broker.clone())))
         .layer(Extension(settings.slack.clone()));
     Router::new()
         .nest("/v1", v1)
