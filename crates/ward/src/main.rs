@@ -9,6 +9,7 @@ macro_rules! say {
 mod cli;
 mod client;
 mod history;
+mod insights;
 mod local;
 mod output;
 
@@ -380,6 +381,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     run.unchanged
                 )
             })
+        }
+        Command::Insights { since } => {
+            let value = client()?.get("/v1/insights", &insights::query(since.as_deref())?).await?;
+            render(json, &value, insights::show)
         }
         Command::Release { id } => {
             let value = client()?.post(&format!("/v1/grants/{id}/release"), &serde_json::json!({})).await?;
