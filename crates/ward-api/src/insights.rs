@@ -45,6 +45,9 @@ pub struct RoleInsightView {
     /// use: the median and 95th percentile (nearest rank). `null` without measured grants.
     pub used_share_median: Option<f64>,
     pub used_share_p95: Option<f64>,
+    /// Measured grants that used less than a quarter of their window, those that left the most
+    /// of it unused first (up to three): a long grant for a short look.
+    pub idle_grants: Vec<IdleGrantView>,
     /// The longest duration asked for, in seconds (`null` without requests).
     pub longest_requested_seconds: Option<u64>,
     /// The longest the policies in force allow anyone, in seconds (`null`: nobody may ask).
@@ -59,6 +62,16 @@ pub struct RoleInsightView {
     pub automatic_approvals: u64,
     /// People's approvals of requests filed in the period, per approver.
     pub approvers: Vec<ApproverInsightView>,
+}
+
+/// A grant used for a small part of its window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IdleGrantView {
+    pub grant_id: String,
+    pub holder: String,
+    /// Its window, and the time between its first and last use, in seconds.
+    pub window_seconds: u64,
+    pub used_seconds: u64,
 }
 
 /// One approver's approvals on a resource and role.

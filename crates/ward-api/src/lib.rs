@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 mod insights;
-pub use insights::{ApproverInsightView, InsightsView, RoleInsightView};
+pub use insights::{ApproverInsightView, IdleGrantView, InsightsView, RoleInsightView};
 
 /// An access request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

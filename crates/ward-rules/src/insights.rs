@@ -21,6 +21,9 @@
 //!   check). The *share* is used time over requested time. A grant whose window had not ended at
 //!   `until` is `open` and not judged; one that ended without any use is *never used*; the
 //!   others are *measured*. A single use is a share of 0: the work took an instant of a window.
+//!   The measured grants that used less than a quarter of their window and left the most of it
+//!   unused are named ([`RoleReport::idle_grants`], at most [`IDLE_GRANTS`]): the four-hour
+//!   grant for a five-minute look.
 //! - **Eligibility**: every (user, resource, role) in the facts whose user filed no request for
 //!   that resource and role in the period *never asked*.
 //! - **Approvals**: per resource, role and approver, the time from a request's filing to each
@@ -69,6 +72,10 @@ pub const PATTERN_MIN_APPROVALS: u64 = 3;
 pub const EXAMPLES: usize = 5;
 /// Times to approve kept exactly per approver, resource and role; past this, a sketch.
 pub const EXACT_APPROVALS: usize = 1024;
+/// Grants named per resource and role for the most window left unused.
+pub const IDLE_GRANTS: usize = 3;
+/// A grant is idle that used less than this share of its window (in 0.1 %: a quarter).
+const IDLE_BELOW: i64 = 250;
 
 /// Milliseconds in a second.
 const SECOND: i64 = 1000;
@@ -151,6 +158,9 @@ pub struct RoleReport {
     pub used_seconds: u64,
     /// The share of the window between first and last use, over the measured grants.
     pub used_share: Option<Shares>,
+    /// Measured grants that used less than a quarter of their window, those that left the most
+    /// of it unused first (at most [`IDLE_GRANTS`]).
+    pub idle_grants: Vec<IdleGrant>,
     /// Approvals given by policy, not by a person.
     pub automatic_approvals: u64,
     /// People's approvals, per approver, by name.
@@ -166,6 +176,16 @@ pub struct RoleReport {
 pub struct Shares {
     pub median: f64,
     pub p95: f64,
+}
+
+/// A grant used for a small part of its window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdleGrant {
+    pub grant_id: String,
+    pub holder: String,
+    /// Its window and the time between its first and last use, in seconds.
+    pub window_seconds: u64,
+    pub used_seconds: u64,
 }
 
 /// One approver's approvals on a resource and role.
@@ -186,6 +206,7 @@ pub struct ApproverReport {
 #[derive(Debug)]
 struct GrantTrack {
     role: usize,
+    holder: String,
     starts_at: i64,
     expires_at: i64,
     ended_at: Option<i64>,
@@ -269,6 +290,8 @@ struct RoleTally {
     measured: u64,
     never_used: u64,
     never_used_examples: Vec<String>,
+    /// The idlest measured grants: unused ms, grant id, holder, window ms, used ms.
+    idle: Vec<(i64, String, String, i64, i64)>,
     requested_ms: i64,
     used_ms: i64,
     /// Measured grants per share in 0.1 % (0 to 1000).
@@ -292,6 +315,7 @@ impl RoleTally {
             measured: 0,
             never_used: 0,
             never_used_examples: Vec::new(),
+            idle: Vec::new(),
             requested_ms: 0,
             used_ms: 0,
             shares: BTreeMap::new(),
@@ -464,6 +488,7 @@ impl Insights {
         self.roles[index].grants += 1;
         let track = GrantTrack {
             role: index,
+            holder: event.subject.clone().unwrap_or_default(),
             starts_at: started.starts_at.as_millisecond(),
             expires_at: started.expires_at.as_millisecond(),
             ended_at: None,
@@ -529,6 +554,13 @@ impl Insights {
                     let rounded = (scaled + i128::from(window) / 2) / i128::from(window);
                     i64::try_from(rounded.min(i128::from(PER_MILLE))).unwrap_or(PER_MILLE)
                 };
+                if share < IDLE_BELOW {
+                    let idle = (window - span, grant_id, track.holder.clone(), window, span);
+                    tally.idle.push(idle);
+                    // Most unused first; equal ones in the order of their ids.
+                    tally.idle.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+                    tally.idle.truncate(IDLE_GRANTS);
+                }
                 let share = u16::try_from(share).unwrap_or(1000);
                 *tally.shares.entry(share).or_default() += 1;
             }
@@ -606,6 +638,16 @@ fn report(tally: RoleTally) -> RoleReport {
         requested_seconds: seconds(tally.requested_ms),
         used_seconds: seconds(tally.used_ms),
         used_share,
+        idle_grants: tally
+            .idle
+            .into_iter()
+            .map(|(_, grant_id, holder, window, used)| IdleGrant {
+                grant_id,
+                holder,
+                window_seconds: seconds(window),
+                used_seconds: seconds(used),
+            })
+            .collect(),
         automatic_approvals: tally.automatic,
         approvers,
         eligible: tally.eligible.len() as u64,

@@ -6,7 +6,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Query};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use ward_api::{ApproverInsightView, InsightsView, RoleInsightView};
+use ward_api::{ApproverInsightView, IdleGrantView, InsightsView, RoleInsightView};
 use ward_monitor::Insights;
 use ward_monitor::insights::DEFAULT_PERIOD_SECONDS;
 use ward_rules::insights::{ApproverReport, Report, RoleReport};
@@ -65,6 +65,16 @@ fn role(role: RoleReport) -> RoleInsightView {
         used_seconds: role.used_seconds,
         used_share_median: role.used_share.map(|s| s.median),
         used_share_p95: role.used_share.map(|s| s.p95),
+        idle_grants: role
+            .idle_grants
+            .into_iter()
+            .map(|g| IdleGrantView {
+                grant_id: g.grant_id,
+                holder: g.holder,
+                window_seconds: g.window_seconds,
+                used_seconds: g.used_seconds,
+            })
+            .collect(),
         longest_requested_seconds: role.longest_requested_seconds,
         max_duration_seconds: role.max_duration_seconds,
         max_duration_unreached: role.max_duration_unreached,

@@ -1270,6 +1270,7 @@ async fn insights_over_http() {
     assert_eq!((read["requests"].as_u64(), read["grants"].as_u64()), (Some(1), Some(1)));
     assert_eq!(read["grants_open"], 1, "30 minutes, asked for just now");
     assert_eq!(read["used_share_median"], Value::Null);
+    assert_eq!(read["idle_grants"], json!([]));
     assert_eq!(read["max_duration_seconds"], 4 * 3600);
     assert_eq!(read["max_duration_unreached"], true);
     assert_eq!(read["approvers"][0]["approver"], "bob");

@@ -96,6 +96,27 @@ pub fn show(view: &InsightsView) {
         .collect();
     section("Grants never used", unused, &["RESOURCE", "ROLE", "NEVER USED", "GRANTS"]);
 
+    let idle = view
+        .roles
+        .iter()
+        .flat_map(|r| r.idle_grants.iter().map(move |g| (r, g)))
+        .map(|(r, g)| {
+            let mut row = names(r);
+            row.extend([
+                g.grant_id.clone(),
+                g.holder.clone(),
+                format_duration(g.window_seconds),
+                format_duration(g.used_seconds),
+            ]);
+            row
+        })
+        .collect();
+    section(
+        "Grants used for under a quarter of their window (most left unused first)",
+        idle,
+        &["RESOURCE", "ROLE", "GRANT", "HOLDER", "WINDOW", "USED"],
+    );
+
     let unasked = view
         .roles
         .iter()
@@ -109,11 +130,21 @@ pub fn show(view: &InsightsView) {
     section("Eligible, never asked in the period", unasked, &["RESOURCE", "ROLE", "NEVER ASKED", "WHO"]);
 
     let fast = format!("WITHIN {}", format_duration(view.fast_approval_seconds));
-    let approvals = view
-        .roles
-        .iter()
-        .flat_map(|r| r.approvers.iter().map(move |a| (r, a)))
-        .map(|(r, a)| {
+    let mut approvals = Vec::new();
+    for r in &view.roles {
+        if r.automatic_approvals > 0 {
+            let mut row = names(r);
+            row.extend([
+                "(policy)".into(),
+                r.automatic_approvals.to_string(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]);
+            row.push("automatic already".into());
+            approvals.push(row);
+        }
+        for a in &r.approvers {
             let mut row = names(r);
             row.extend([
                 a.approver.clone(),
@@ -123,9 +154,9 @@ pub fn show(view: &InsightsView) {
                 format_duration(a.max_seconds),
                 if a.pattern { "always fast: automate, or review".into() } else { String::new() },
             ]);
-            row
-        })
-        .collect();
+            approvals.push(row);
+        }
+    }
     section(
         &format!(
             "Approvals (a pattern: every one, at least 3, within {} of the request)",

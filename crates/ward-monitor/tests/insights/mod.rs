@@ -70,7 +70,7 @@ async fn insights_follow_grants_played_through_the_broker(store: Arc<dyn Store>)
     let unused = w.granted_after("alice", 60, "bob", SignedDuration::from_secs(5)).await;
     w.later(mins(61)).await;
     // A single look at a four-hour grant: a share of nothing.
-    w.granted_after("alice", 240, "bob", SignedDuration::from_secs(3)).await;
+    let look = w.granted_after("alice", 240, "bob", SignedDuration::from_secs(3)).await;
     w.later(mins(1)).await;
     w.uses("alice", "logs:payments-api").await;
     w.later(SignedDuration::from_hours(4)).await;
@@ -107,6 +107,13 @@ async fn insights_follow_grants_played_through_the_broker(store: Arc<dyn Store>)
     // Shares 0 and 41.7 %: the lower middle one, and the top.
     assert_eq!(read.used_share, Some(Shares { median: 0.0, p95: 0.417 }));
     assert_eq!((read.requested_seconds, read.used_seconds), ((60 + 60 + 240) * 60, 25 * 60));
+    // Only the four-hour one used under a quarter of its window.
+    let idle: Vec<(&str, &str, u64, u64)> = read
+        .idle_grants
+        .iter()
+        .map(|g| (g.grant_id.as_str(), g.holder.as_str(), g.window_seconds, g.used_seconds))
+        .collect();
+    assert_eq!(idle, [(look.as_str(), "alice", 4 * 3600, 0)]);
     let bob = read.approvers.iter().find(|a| a.approver == "bob").unwrap();
     assert_eq!((bob.approvals, bob.fast, bob.median_seconds, bob.max_seconds), (4, 3, 4, 1200));
     assert!(!bob.pattern, "one approval took 20 minutes");

@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use ward_core::audit::payload::{self, Payload};
 use ward_core::audit::{AuditEvent, NewEvent};
 use ward_rules::Eligibility;
-use ward_rules::insights::{InsightFacts, Insights, MaxDuration, Report, RoleReport, Shares};
+use ward_rules::insights::{IdleGrant, InsightFacts, Insights, MaxDuration, Report, RoleReport, Shares};
 
 use crate::sim::{Sim, T0, Terms, at, mins};
 
@@ -95,6 +95,7 @@ fn a_grant_never_used_is_counted_and_named() {
     assert_eq!(read.requested_seconds, 1800);
     assert_eq!(read.used_seconds, 0);
     assert_eq!(read.used_share, None, "a grant never used has no span to share");
+    assert!(read.idle_grants.is_empty(), "never used is its own insight");
 }
 
 #[test]
@@ -108,6 +109,8 @@ fn a_single_use_is_a_share_of_nothing() {
     assert_eq!((read.grants_measured, read.grants_never_used), (1, 0));
     assert_eq!(read.used_share, Some(Shares { median: 0.0, p95: 0.0 }));
     assert_eq!((read.requested_seconds, read.used_seconds), (4 * 3600, 0));
+    assert_eq!(read.idle_grants.len(), 1);
+    assert_eq!((read.idle_grants[0].window_seconds, read.idle_grants[0].used_seconds), (4 * 3600, 0));
 }
 
 #[test]
@@ -122,6 +125,33 @@ fn the_share_runs_from_the_first_use_to_the_last_summarised_one() {
     // 25 of 60 minutes: 41.67 %, counted as 41.7 %.
     assert_eq!(read.used_share, Some(Shares { median: 0.417, p95: 0.417 }));
     assert_eq!((read.requested_seconds, read.used_seconds), (3600, 25 * 60));
+}
+
+#[test]
+fn grants_used_for_under_a_quarter_of_their_window_are_named_most_idle_first() {
+    let mut sim = Sim::new();
+    let mut grants = Vec::new();
+    // Used for 0 of 4h, 14 of 60m, 15 of 60m (a quarter: not idle), 5 of 30m, 0 of 2h.
+    for (i, (window, used)) in [(240, 0), (60, 14), (60, 15), (30, 5), (120, 0)].into_iter().enumerate() {
+        let t = i as i64 * 5 * HOUR;
+        let grant = sim.granted(t, if i == 0 { "alice" } else { "dave" }, window * 60);
+        sim.first_use(t, &grant);
+        sim.search(t + used * 60, &grant, 1);
+        sim.expire_on_time(&grant);
+        grants.push(grant);
+    }
+    let read = payments(&run(&sim, 2 * DAY)).clone();
+    let idle = |i: usize, holder: &str, window: u64, used: u64| IdleGrant {
+        grant_id: grants[i].clone(),
+        holder: holder.into(),
+        window_seconds: window * 60,
+        used_seconds: used * 60,
+    };
+    // 240, 120 and 46 minutes unused; the 25-minute one falls off the end.
+    assert_eq!(
+        read.idle_grants,
+        [idle(0, "alice", 240, 0), idle(4, "dave", 120, 0), idle(1, "dave", 60, 14)]
+    );
 }
 
 #[test]
