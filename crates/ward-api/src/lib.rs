@@ -7,6 +7,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod insights;
+pub use insights::{ApproverInsightView, IdleGrantView, InsightsView, RoleInsightView};
+
 /// An access request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RequestView {
@@ -454,8 +457,9 @@ pub struct PushedView {
     pub lines: usize,
 }
 
-/// How long the server gives a call that reads a whole period of the log (`POST /v1/rules/run`)
-/// before answering 503; every other call has 30 s. Clients wait at least this long for them.
+/// How long the server gives a call that reads a whole period of the log (`POST /v1/rules/run`,
+/// `GET /v1/insights`) before answering 503; every other call has 30 s. Clients wait at least
+/// this long for them.
 pub const PERIOD_CALL_TIMEOUT_SECS: u64 = 600;
 
 /// What a rule saw in the audit log, and what people made of it.

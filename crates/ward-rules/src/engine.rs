@@ -38,7 +38,7 @@ use crate::{Finding, RuleId, RulesConfig, Severity};
 mod grants;
 mod integrity;
 mod requests;
-mod uses;
+pub(crate) mod uses;
 
 /// Milliseconds in a second.
 const SECOND: i64 = 1000;

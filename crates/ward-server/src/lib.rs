@@ -5,6 +5,7 @@
 mod auth;
 mod findings;
 mod handlers;
+mod insights;
 mod logs;
 mod openapi;
 mod paging;
@@ -47,7 +48,7 @@ pub use problem::ApiError;
         handlers::sign_checkpoint, handlers::inclusion_proof, handlers::consistency_proof, handlers::resources,
         handlers::whoami, handlers::explain, handlers::reload_policies, handlers::list_tokens, handlers::revoke_token, logs::search, logs::tail, logs::push, logs::push_otlp,
         findings::list_findings, findings::get_finding, findings::acknowledge, findings::resolve, findings::dismiss,
-        findings::list_rules, findings::run_rules,
+        findings::list_rules, findings::run_rules, insights::insights,
         slack::action, healthz, readyz
     ),
     modifiers(&BearerAuth),
@@ -125,7 +126,8 @@ impl utoipa::Modify for BearerAuth {
 pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
-    /// The time a call that reads a whole period of the log has (`POST /v1/rules/run`).
+    /// The time a call that reads a whole period of the log has (`POST /v1/rules/run`,
+    /// `GET /v1/insights`).
     pub period_timeout: Duration,
     /// The token `/metrics` requires as a bearer token, when set ([`MetricsToken::read`]).
     pub metrics_token: Option<MetricsToken>,
@@ -247,10 +249,12 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
             post(slack::action).layer(DefaultBodyLimit::max(ward_notify::actions::MAX_ACTION_BODY_BYTES)),
         )
         .layer(timeout(settings.request_timeout))
-        // Added after the layer above, so only its own timeout applies: a run over a long period
-        // is not cut off at 30 s (it would go on without anyone hearing how it ended).
+        // Added after the layer above, so only their own timeout applies: a read of a long
+        // period is not cut off at 30 s (a run would go on without anyone hearing how it ended).
         .route("/rules/run", post(findings::run_rules).layer(timeout(settings.period_timeout)))
+        .route("/insights", get(insights::insights).layer(timeout(settings.period_timeout)))
         .layer(Extension(ward_monitor::Findings::new(broker.clone())))
+        .layer(Extension(ward_monitor::Insights::new(broker.clone())))
         .layer(Extension(settings.slack.clone()));
     Router::new()
         .route("/healthz", get(healthz))

@@ -75,11 +75,17 @@ impl Client {
         self.call_paged(method, path, query, body, CALL_TIMEOUT).await.map(|(value, _)| value)
     }
 
-    /// A POST that reads a whole period of the log on the server: waits as long as the server
-    /// gives it.
-    pub async fn post_period(&self, path: &str, body: &impl Serialize) -> Result<Value, CliError> {
+    /// A call that reads a whole period of the log on the server (a rules run, insights):
+    /// waits as long as the server gives it.
+    pub async fn call_period(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&impl Serialize>,
+    ) -> Result<Value, CliError> {
         let timeout = Duration::from_secs(ward_api::PERIOD_CALL_TIMEOUT_SECS + 10);
-        self.call_paged(Method::POST, path, &[], Some(body), timeout).await.map(|(value, _)| value)
+        self.call_paged(method, path, query, body, timeout).await.map(|(value, _)| value)
     }
 
     /// A page of a listing, and the target of its `Link: <…>; rel="next"` when more may follow.

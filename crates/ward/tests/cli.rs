@@ -1432,3 +1432,75 @@ fn ward_serve_notifies_its_sinks_and_refuses_a_bad_one() {
     assert_eq!(body["data"]["request_id"], request["id"]);
     assert_eq!(header("webhook-id").as_deref(), body["data"]["id"].as_str());
 }
+
+/// `ward insights`: sections of tables for people, the API's JSON with `-o json`; auditors and
+/// admins only (exit 1 otherwise), a bad `--since` a usage error (exit 2).
+fn insights_from_the_cli(server: &Server) {
+    let (alice, bob, carol) = (server.token("alice"), server.token("bob"), server.token("carol"));
+    let ask = [
+        "request",
+        "logs:payments-api",
+        "--role",
+        "read",
+        "--for",
+        "30m",
+        "--reason",
+        "INC-4312 checkout 500s",
+    ];
+    let (code, request) = server.json(&alice, &ask);
+    assert_eq!(code, 0, "{request}");
+    let approved = server.ward(&bob, &["approve", request["id"].as_str().unwrap()]);
+    assert!(approved.status.success(), "{}", stderr(&approved));
+    let check = ["check", "--principal", "alice", "--action", "read", "--resource", "logs:payments-api"];
+    assert!(server.ward(&alice, &check).status.success());
+
+    let table = server.ward(&carol, &["insights"]);
+    assert!(table.status.success(), "{}", stderr(&table));
+    let table = String::from_utf8(table.stdout).unwrap();
+    for section in [
+        "Insights from",
+        "Requested vs used time",
+        "Grants never used",
+        "Eligible, never asked",
+        "Approvals (a pattern",
+        "Maximum durations nobody comes near",
+    ] {
+        assert!(table.contains(section), "{section}: {table}");
+    }
+    assert!(table.contains("logs:payments-api") && table.contains("bob"), "{table}");
+
+    let (code, report) = server.json(&carol, &["insights", "--since", "7d"]);
+    assert_eq!(code, 0, "{report}");
+    let since: jiff::Timestamp = report["since"].as_str().unwrap().parse().unwrap();
+    let until: jiff::Timestamp = report["until"].as_str().unwrap().parse().unwrap();
+    assert_eq!(until.as_second() - since.as_second(), 7 * 86_400);
+    let read = report["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "logs:payments-api" && r["role"] == "read")
+        .unwrap()
+        .clone();
+    assert_eq!((read["grants"].as_u64(), read["grants_open"].as_u64()), (Some(1), Some(1)));
+
+    let refused = server.ward(&alice, &["insights"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("auditors and admins"), "{}", stderr(&refused));
+    for bad in ["soon", "401d", "2026-01-01T00:00:00Z"] {
+        let out = server.ward(&carol, &["insights", "--since", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--since"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn insights_from_the_cli_on_sqlite() {
+    insights_from_the_cli(&Server::start(None));
+}
+
+#[test]
+fn insights_from_the_cli_on_postgres() {
+    if let Some(cluster) = ward_testkit::postgres() {
+        insights_from_the_cli(&Server::start(Some(cluster.fresh_database())));
+    }
+}
