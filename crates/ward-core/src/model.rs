@@ -235,11 +235,16 @@ pub fn unmet_stages(stages: &[Stage], approvers: &[&[String]]) -> Vec<Stage> {
     stages
         .iter()
         .filter_map(|stage| {
-            let filled =
-                slots.iter().zip(&filled_by).filter(|(name, by)| **name == stage.name && by.is_some()).count();
+            let filled = slots
+                .iter()
+                .zip(&filled_by)
+                .filter(|(name, by)| **name == stage.name && by.is_some())
+                .count();
             let missing = (stage.approvals as usize).saturating_sub(filled);
-            (missing > 0)
-                .then(|| Stage { name: stage.name.clone(), approvals: u32::try_from(missing).unwrap_or(u32::MAX) })
+            (missing > 0).then(|| Stage {
+                name: stage.name.clone(),
+                approvals: u32::try_from(missing).unwrap_or(u32::MAX),
+            })
         })
         .collect()
 }

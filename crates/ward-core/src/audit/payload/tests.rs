@@ -165,7 +165,11 @@ fn sample(event_type: EventType) -> Payload {
             revoked_promptly: Verdict::Pending,
             revision: 1,
             reasons: vec!["used_as_intended: read after release".into()],
-            seqs: CheckpointSeqs { justified: vec![1, 2], used_as_intended: vec![5], revoked_promptly: vec![3, 4] },
+            seqs: CheckpointSeqs {
+                justified: vec![1, 2],
+                used_as_intended: vec![5],
+                revoked_promptly: vec![3, 4],
+            },
             ended_by: Some("released".into()),
             ended_at: Some(window.expires_at),
             revocation_lag_ms: Some(0),
