@@ -48,6 +48,8 @@ macro_rules! on_both_backends {
     };
 }
 
+mod checkpoints;
+
 on_both_backends!(
     a_rule_fires_through_the_consumer,
     findings_survive_a_restart_and_a_rerun,

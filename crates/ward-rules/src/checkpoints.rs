@@ -101,8 +101,6 @@ pub struct PolicyCheck {
     pub allowed: Option<Result<Vec<String>, String>>,
     /// The `[tickets]` patterns its ticket matches.
     pub ticket_kinds: Vec<String>,
-    /// Who may approve it.
-    pub eligible: Vec<String>,
     /// Each person who approved it: the stages they count for, `None` when they may not
     /// approve it.
     pub approvers: BTreeMap<String, Option<Vec<String>>>,
@@ -730,25 +728,11 @@ fn judge_request(
     }
     let required = created.approvals_required.max(1) as usize;
     let names: Vec<&str> = approvers.iter().map(|(name, _)| *name).collect();
-    let may = match checked {
-        Some(check) if !check.eligible.is_empty() => {
-            format!(
-                "; {} may approve it: {}",
-                plural(check.eligible.len(), "person", "people"),
-                check.eligible.join(", ")
-            )
-        }
-        _ => String::new(),
-    };
     if names.len() >= required {
-        out.pass(format!(
-            "{label}{} of {required} required approvals, by {}{may}",
-            names.len(),
-            names.join(", ")
-        ));
+        out.pass(format!("{label}{} of {required} required approvals, by {}", names.len(), names.join(", ")));
     } else {
         out.fail(format!(
-            "{label}{} of {required} required approvals by people who may approve it other than {requester}{}{may}",
+            "{label}{} of {required} required approvals by people who may approve it other than {requester}{}",
             names.len(),
             if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }
         ));
