@@ -7,6 +7,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod grant_audit;
+pub use grant_audit::{GrantAuditView, GrantReadsView, RecordedAuditView, VerdictView};
+
 /// An access request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RequestView {
