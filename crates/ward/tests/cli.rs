@@ -635,6 +635,71 @@ fn findings_from_the_cli_on_postgres() {
     }
 }
 
+/// `ward audit grant`: the grant's three checkpoints as `ward serve`'s consumer records them
+/// when it ends; a table for people, the API's JSON with `-o json`, exit 1 when one failed.
+fn audit_grant_from_the_cli(server: &Server) {
+    let (alice, bob, carol) = (server.token("alice"), server.token("bob"), server.token("carol"));
+    let grant = |reason: &str| {
+        let ask = ["request", "logs:payments-api", "--role", "read", "--for", "30m", "--reason", reason];
+        let (code, request) = server.json(&alice, &ask);
+        assert_eq!(code, 0, "{request}");
+        let (code, approved) = server.json(&bob, &["approve", request["id"].as_str().unwrap()]);
+        assert_eq!(code, 0, "{approved}");
+        approved["grant_id"].as_str().unwrap().to_owned()
+    };
+    let good = grant("INC-4312 checkout 500s");
+    let check = ["check", "--principal", "alice", "--action", "read", "--resource", "logs:payments-api"];
+    assert!(server.ward(&alice, &check).status.success());
+    let (code, live) = server.json(&alice, &["audit", "grant", &good]);
+    assert_eq!((code, live["used_as_intended"]["verdict"].as_str()), (0, Some("pending")), "{live}");
+    assert!(server.ward(&alice, &["release", &good]).status.success());
+    let thin = grant("fix");
+    assert!(server.ward(&alice, &["release", &thin]).status.success());
+
+    // The consumer records both as they end.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let recorded = |id: &str| server.json(&carol, &["audit", "grant", id]).1["recorded"]["revision"] == 1;
+    while !(recorded(&good) && recorded(&thin)) {
+        assert!(Instant::now() < deadline, "the checkpoints were not recorded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let shown = server.ward(&alice, &["audit", "grant", &good]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let text = String::from_utf8(shown.stdout).unwrap();
+    for expected in [
+        "alice held read on logs:payments-api",
+        "ended       released by alice",
+        "recorded    revision 1",
+        "justified          PASS",
+        "used_as_intended   PASS",
+        "revoked_promptly   PASS",
+        "    1 of 1 required approvals, by bob",
+    ] {
+        assert!(text.contains(expected), "`{expected}` in:\n{text}");
+    }
+    let (code, failed) = server.json(&carol, &["audit", "grant", &thin]);
+    assert_eq!((code, failed["justified"]["verdict"].as_str()), (1, Some("fail")), "{failed}");
+    let (_, events) = server.json(&carol, &["audit", "events", "--type", "grant.audited"]);
+    assert_eq!(events.as_array().unwrap().len(), 2, "{events}");
+
+    let hidden = server.ward(&bob, &["audit", "grant", &good]);
+    assert_eq!(hidden.status.code(), Some(1));
+    assert!(stderr(&hidden).contains("no grant"), "{}", stderr(&hidden));
+    assert_eq!(server.ward(&carol, &["audit", "grant"]).status.code(), Some(2), "the grant is required");
+}
+
+#[test]
+fn audit_grant_from_the_cli_on_sqlite() {
+    audit_grant_from_the_cli(&Server::start(None));
+}
+
+#[test]
+fn audit_grant_from_the_cli_on_postgres() {
+    if let Some(cluster) = ward_testkit::postgres() {
+        audit_grant_from_the_cli(&Server::start(Some(cluster.fresh_database())));
+    }
+}
+
 /// `ward policy check` compiles the configured policies as the server would, and points at the
 /// line and column of what is wrong.
 #[test]
