@@ -648,7 +648,11 @@ fn judge_request(
             out.pass(format!("{label}ticket {} (matches no [tickets] pattern)", quote(ticket)));
         }
         (Some(ticket), Some(check)) => {
-            out.pass(format!("{label}ticket {} (a {} ticket)", quote(ticket), check.ticket_kinds.join(", ")));
+            out.pass(format!(
+                "{label}ticket {} (matches [tickets] {})",
+                quote(ticket),
+                check.ticket_kinds.join(", ")
+            ));
         }
         (Some(ticket), None) => out.pass(format!("{label}ticket {}", quote(ticket))),
         (None, _) => {}

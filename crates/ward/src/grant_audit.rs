@@ -26,7 +26,10 @@ pub fn print(audit: &GrantAuditView) {
     say!("window      {} – {}", when(audit.starts_at), when(audit.expires_at));
     match (&audit.ending, audit.ended_at) {
         (Some(ending), Some(at)) => {
-            let by = audit.ended_by.as_deref().map(|by| format!(" by {by}")).unwrap_or_default();
+            let by = match audit.ended_by.as_deref() {
+                Some(by) if ending != "expired" => format!(" by {by}"),
+                _ => String::new(),
+            };
             let lag = audit
                 .revocation_lag_ms
                 .map(|ms| format!(", on record {} later", duration_ms(ms)))

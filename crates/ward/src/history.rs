@@ -6,7 +6,8 @@
 //! through the same checks and commits the same events as in real use. Days follow a fixed
 //! pattern (no randomness), with a few violations planted where the rules should see them: an
 //! approver who rubber-stamps, a burst of refused checks, a break-glass grant nobody reviews, a
-//! grant held for hours for a five-minute look, requests at night and a thin reason.
+//! grant held for hours for a five-minute look, requests at night, a thin reason, and an expiry
+//! recorded late while ward was down for an upgrade.
 
 use std::sync::Arc;
 
@@ -275,6 +276,31 @@ impl Player {
                 self.ask(ask).await?;
                 self.at(self.clock.now() + SignedDuration::from_mins(1)).await?;
                 self.read("dave", "logs:ledger", None).await?;
+            }
+            // ward is down for an upgrade while a grant expires: its end is recorded a quarter
+            // of an hour late, when ward is back.
+            6 => {
+                self.at(t(self, 11, 0)?).await?;
+                let reason = "settlement file rejected by the acquirer";
+                let ask = Ask {
+                    who: "alice",
+                    resource: "logs:payments-api",
+                    role: "read",
+                    minutes: 30,
+                    reason,
+                    ticket: ticket(7),
+                    breakglass: false,
+                };
+                let request = self.ask(ask).await?;
+                self.at(self.clock.now() + SignedDuration::from_mins(5)).await?;
+                self.approve("erin", request.id.as_str()).await?;
+                self.at(self.clock.now() + SignedDuration::from_mins(2)).await?;
+                self.read("alice", "logs:payments-api", Some("settlement")).await?;
+                self.at(self.clock.now() + SignedDuration::from_mins(10)).await?;
+                // Down for 35 minutes: nothing is processed meanwhile.
+                let back = self.clock.now() + SignedDuration::from_mins(35);
+                self.clock.set(back);
+                self.broker.run_due(back).await?;
             }
             // A burst of refused checks: dave tries payments logs without a grant.
             3 => {
