@@ -349,3 +349,64 @@ impl Player {
             .ok_or_else(|| BrokerError::NotFound(format!("no break-glass grant of {who} on {resource}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use ward_core::audit::EventType;
+    use ward_core::audit::payload::{GrantAudited, Payload, Verdict};
+
+    use super::*;
+
+    /// Two weeks of history hold every planted violation; the audit checkpoints recorded over
+    /// them pass for most grants and fail where something was planted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_history_leaves_audits_that_pass_and_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().display().to_string();
+        let path = std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/quickstart/ward.toml"
+        ));
+        let config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(ward_store_sql::SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
+        let played = play(&config, store.clone(), 14).await.unwrap().unwrap();
+        assert!(played.events > 100);
+
+        let broker =
+            ward_service::broker_for(&config, store.clone(), Arc::new(ward_core::SystemClock)).await.unwrap();
+        let mut consumer = ward_monitor::CheckpointsConsumer::new(broker, "test");
+        while consumer.step().await.unwrap().read > 0 {}
+        let filter =
+            EventFilter { event_type: Some(EventType::GrantAudited), limit: 1000, ..Default::default() };
+        let audits: Vec<GrantAudited> = store
+            .events(&filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| match Payload::parse(e.event_type, &e.details).unwrap() {
+                Payload::GrantAudited(audited) => audited,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let count = |f: &dyn Fn(&GrantAudited) -> bool| audits.iter().filter(|a| f(a)).count();
+        let all_pass = count(&|a| {
+            [a.justified, a.used_as_intended, a.revoked_promptly]
+                == [Verdict::Pass, Verdict::Pass, Verdict::Pass]
+        });
+        assert!(all_pass > audits.len() / 2, "{all_pass} of {}", audits.len());
+        let has = |text: &str| audits.iter().any(|a| a.reasons.iter().any(|r| r.contains(text)));
+        // The thin reason and the break-glass nobody reviewed.
+        assert_eq!(count(&|a| a.justified == Verdict::Fail), 2);
+        assert!(has("justified: the reason says nothing specific"));
+        assert!(has("justified: break-glass: not reviewed by its deadline"));
+        assert!(has("justified: break-glass: reviewed by bob"));
+        // The expiry recorded while ward was down.
+        assert!(count(&|a| a.revoked_promptly == Verdict::Fail) >= 1);
+        assert!(has("but its end reached the log 17m later"));
+        // The grant held for hours for a few minutes' look.
+        assert!(has("(longer than 1h: excessive-duration)"));
+    }
+}
