@@ -40,6 +40,8 @@ use crate::{RuleId, RulesConfig};
 
 /// The events one verdict names, at most: those that decide it, then the latest uses.
 pub const MAX_SEQS: usize = 256;
+/// Reasons of one kind a verdict spells out (a use outside the window, …); more are counted.
+pub const MAX_LISTED: usize = 5;
 
 /// What the checkpoints need to know beyond the events, filled by the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,6 +325,8 @@ struct Builder {
     seqs: BTreeSet<i64>,
     /// Events that only illustrate it (uses), kept while there is room.
     more: BTreeSet<i64>,
+    /// Failures of one kind: how many, and the position of their last reason.
+    kinds: BTreeMap<&'static str, (usize, usize)>,
 }
 
 impl Builder {
@@ -335,6 +339,18 @@ impl Builder {
         self.reasons.push(reason.into());
     }
 
+    /// A failure of a kind that may repeat many times: the first [`MAX_LISTED`] are spelt out,
+    /// the rest counted.
+    fn fail_listed(&mut self, kind: &'static str, reason: impl Into<String>) {
+        self.failed = true;
+        let (count, at) = self.kinds.entry(kind).or_insert((0, 0));
+        *count += 1;
+        if *count <= MAX_LISTED {
+            self.reasons.push(reason.into());
+            *at = self.reasons.len();
+        }
+    }
+
     fn pending(&mut self, reason: impl Into<String>) {
         self.pending = true;
         self.reasons.push(reason.into());
@@ -344,7 +360,19 @@ impl Builder {
         self.seqs.insert(seq);
     }
 
-    fn build(self) -> Checkpoint {
+    fn build(mut self) -> Checkpoint {
+        // What was counted, after the last of its kind spelt out (the later first, so that
+        // positions still hold).
+        let mut counted: Vec<(usize, usize, &str)> = self
+            .kinds
+            .iter()
+            .filter(|(_, (count, _))| *count > MAX_LISTED)
+            .map(|(kind, (count, at))| (*at, count - MAX_LISTED, *kind))
+            .collect();
+        counted.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        for (at, more, kind) in counted {
+            self.reasons.insert(at, format!("… and {more} more: {kind}"));
+        }
         let verdict = if self.failed {
             Verdict::Fail
         } else if self.pending {
@@ -352,7 +380,7 @@ impl Builder {
         } else {
             Verdict::Pass
         };
-        let mut seqs: Vec<i64> = self.seqs.into_iter().collect();
+        let mut seqs: Vec<i64> = self.seqs.into_iter().take(MAX_SEQS).collect();
         let room = MAX_SEQS.saturating_sub(seqs.len());
         let skip = self.more.len().saturating_sub(room);
         seqs.extend(self.more.into_iter().skip(skip));
@@ -713,7 +741,7 @@ fn judge_request(
         out.seq(event.seq);
         let who = event.actor.as_str();
         if who == requester {
-            out.fail(format!("{label}{who} approved their own request"));
+            out.fail_listed("approvals by the requester", format!("{label}{who} approved their own request"));
             continue;
         }
         if approvers.iter().any(|(name, _)| *name == who) {
@@ -722,7 +750,10 @@ fn judge_request(
         let stages = match checked.map(|check| check.approvers.get(who)) {
             Some(Some(Some(stages))) => stages.clone(),
             Some(Some(None)) => {
-                out.fail(format!("{label}{who} approved it but may not approve it under the policies"));
+                out.fail_listed(
+                    "approvals by people who may not approve it",
+                    format!("{label}{who} approved it but may not approve it under the policies"),
+                );
                 continue;
             }
             // Not asked of the policies: the stages recorded with the approval.
@@ -817,7 +848,10 @@ fn used_as_intended(
         grant.end.as_ref().filter(|end| end.how != Ending::Expired).map(|end| end.at.as_millisecond());
     for event in unreadable.iter().filter(|e| e.event_type == EventType::AccessUsed) {
         out.seq(event.seq);
-        out.fail(format!("the details of a use (seq {}) do not read", event.seq));
+        out.fail_listed(
+            "uses whose details do not read",
+            format!("the details of a use (seq {}) do not read", event.seq),
+        );
     }
     for (event, used) in &grant.uses {
         out.more.insert(event.seq);
@@ -851,35 +885,46 @@ fn used_as_intended(
         }
         if event.resource.as_deref() != Some(grant.resource.as_str()) {
             out.seq(event.seq);
-            out.fail(format!(
-                "{} through it at {} (seq {}), not its resource {}",
-                event
-                    .resource
-                    .as_deref()
-                    .map_or("a use without a resource".to_owned(), |r| format!("read {r}")),
-                event.occurred_at,
-                event.seq,
-                grant.resource
-            ));
+            out.fail_listed(
+                "uses of another resource",
+                format!(
+                    "{} through it at {} (seq {}), not its resource {}",
+                    event
+                        .resource
+                        .as_deref()
+                        .map_or("a use without a resource".to_owned(), |r| format!("read {r}")),
+                    event.occurred_at,
+                    event.seq,
+                    grant.resource
+                ),
+            );
         }
         match role {
             Some(role) if role != grant.role && role == "read-unmasked" => {
                 out.seq(event.seq);
-                out.fail(format!(
-                    "an unmasked read (read-unmasked) at {} (seq {}) under a grant of {}",
-                    event.occurred_at, event.seq, grant.role
-                ));
+                out.fail_listed(
+                    "unmasked reads",
+                    format!(
+                        "an unmasked read (read-unmasked) at {} (seq {}) under a grant of {}",
+                        event.occurred_at, event.seq, grant.role
+                    ),
+                );
             }
             Some(role) if role != grant.role => {
                 out.seq(event.seq);
-                out.fail(format!(
-                    "used as {role} at {} (seq {}), granted {}",
-                    event.occurred_at, event.seq, grant.role
-                ));
+                out.fail_listed(
+                    "uses as another role",
+                    format!(
+                        "used as {role} at {} (seq {}), granted {}",
+                        event.occurred_at, event.seq, grant.role
+                    ),
+                );
             }
             _ => {}
         }
-        for at in use_times(event, used).into_iter().flatten() {
+        let mut times: Vec<i64> = use_times(event, used).into_iter().flatten().collect();
+        times.dedup();
+        for at in times {
             last_use = Some(last_use.map_or(at, |last| last.max(at)));
             if allows_use_at(starts_at, expires_at, ended, at) {
                 continue;
@@ -898,7 +943,10 @@ fn used_as_intended(
             } else {
                 format!("at or after its expiry at {}", when(expires_at))
             };
-            out.fail(format!("used at {} (seq {}), {why}", when(at), event.seq));
+            out.fail_listed(
+                "uses outside the window",
+                format!("used at {} (seq {}), {why}", when(at), event.seq),
+            );
         }
     }
     if grant.uses.is_empty() {

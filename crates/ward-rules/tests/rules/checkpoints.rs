@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use ward_core::audit::payload::{AccessUsed, Verdict};
-use ward_rules::checkpoints::{AuditFacts, Ending, GrantAudit, PolicyCheck, PolicyFacts, assess};
+use ward_rules::checkpoints::{
+    AuditFacts, Ending, GrantAudit, MAX_LISTED, MAX_SEQS, PolicyCheck, PolicyFacts, assess,
+};
 
 use super::*;
 
@@ -337,6 +339,22 @@ fn used_as_intended_fails_on_another_resource_an_unmasked_read_or_a_use_before_i
     let early = super::checkpoints::audit(&sim, &grant, &AuditFacts::default(), 300);
     assert_eq!(early.used_as_intended.verdict, FAIL);
     assert!(says(&early.used_as_intended.reasons, "before its window opened"));
+}
+
+#[test]
+fn many_uses_outside_the_window_are_counted_not_all_spelt_out() {
+    let mut sim = Sim::new();
+    let grant = sim.granted(0, "alice", 1800);
+    sim.release(600, &grant);
+    let late: Vec<i64> = (1..=400).map(|n| sim.summary(600 + n, &grant, 600 + n, 600 + n, 1)).collect();
+    let audit = audit(&sim, &grant, &AuditFacts::default(), 5000);
+    assert_eq!(audit.used_as_intended.verdict, FAIL);
+    let outside: Vec<&String> =
+        audit.used_as_intended.reasons.iter().filter(|r| r.starts_with("used at")).collect();
+    assert_eq!(outside.len(), MAX_LISTED);
+    assert!(says(&audit.used_as_intended.reasons, "… and 395 more: uses outside the window"));
+    assert_eq!(audit.used_as_intended.seqs.len(), MAX_SEQS);
+    assert_eq!(audit.used_as_intended.seqs[0], late[0], "the first of them kept");
 }
 
 #[test]
