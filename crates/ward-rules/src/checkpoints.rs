@@ -702,7 +702,7 @@ fn judge_request(
                 short(&created.policy_hash)
             )),
             Some(Err(why)) => out.fail(format!(
-                "{label}filed under {policy_ids} (policy set {}), but as filed the policies refuse it: {why}",
+                "{label}filed under {policy_ids} (policy set {}), but as filed the policies and directory in force refuse it: {why}",
                 short(&created.policy_hash)
             )),
             None => out.pass(format!(

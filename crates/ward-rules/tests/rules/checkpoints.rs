@@ -109,7 +109,7 @@ fn justified_fails_on_a_weak_reason_a_refusing_policy_or_an_approver_who_may_not
     assert_eq!(refused.justified.verdict, FAIL);
     assert!(says(
         &refused.justified.reasons,
-        "as filed the policies refuse it: `read` on `logs:payments-api` needs a ticket"
+        "as filed the policies and directory in force refuse it: `read` on `logs:payments-api` needs a ticket"
     ));
 
     let not_eligible = checked(&request, &[("bob", None)]);
