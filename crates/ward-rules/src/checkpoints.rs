@@ -369,7 +369,7 @@ impl Builder {
             .filter(|(_, (count, _))| *count > MAX_LISTED)
             .map(|(kind, (count, at))| (*at, count - MAX_LISTED, *kind))
             .collect();
-        counted.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        counted.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
         for (at, more, kind) in counted {
             self.reasons.insert(at, format!("… and {more} more: {kind}"));
         }
