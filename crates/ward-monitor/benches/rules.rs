@@ -73,23 +73,19 @@ async fn template() -> Vec<AuditEvent> {
     broker.flush_usage().await.unwrap();
     clock.advance(SignedDuration::from_mins(10));
     broker.run_due(clock.now()).await.unwrap();
-    let all = store
-        .events(&EventFilter { after_seq: Some(before), limit: 1000, ..Default::default() })
-        .await
-        .unwrap();
+    let all = store.events(&EventFilter { after_seq: Some(before), limit: 1000, ..Default::default() }).await.unwrap();
     all.into_iter().filter(|e| e.event_type != EventType::AuditCheckpoint).collect()
 }
 
 /// Cycle `k` of the template: fresh ids, other people, times moved by `k` cycles.
 fn cycle(template: &[AuditEvent], k: i64) -> Vec<NewEvent> {
     let shift = SignedDuration::from_mins(CYCLE_MINUTES * k);
-    let people = [
-        ("alice", format!("eng{}", k % 40)),
-        ("bob", format!("lead{}", k % 6)),
-        ("dave", format!("eng{}", (k + 7) % 40)),
-    ];
-    let ids: Vec<String> =
-        template.iter().flat_map(|e| [e.request_id.clone(), e.grant_id.clone()]).flatten().collect();
+    let people = [("alice", format!("eng{}", k % 40)), ("bob", format!("lead{}", k % 6)), ("dave", format!("eng{}", (k + 7) % 40))];
+    let ids: Vec<String> = template
+        .iter()
+        .flat_map(|e| [e.request_id.clone(), e.grant_id.clone()])
+        .flatten()
+        .collect();
     let text = |s: &str| -> String {
         if let Some((_, to)) = people.iter().find(|(from, _)| *from == s) {
             return to.clone();
@@ -177,8 +173,10 @@ async fn commits(broker: &Arc<Broker>, template: &[AuditEvent], base: i64, per_w
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
         let broker = broker.clone();
-        let events: Vec<NewEvent> =
-            (0..).flat_map(|k| cycle(template, base + (w * 100_000) as i64 + k)).take(per_writer).collect();
+        let events: Vec<NewEvent> = (0..)
+            .flat_map(|k| cycle(template, base + (w * 100_000) as i64 + k))
+            .take(per_writer)
+            .collect();
         tasks.push(tokio::spawn(async move {
             // Through the broker, as ward's own commits go: it wakes the consumers.
             for event in events {
@@ -196,11 +194,7 @@ async fn commits(broker: &Arc<Broker>, template: &[AuditEvent], base: i64, per_w
 async fn main() {
     let events: u64 = std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(1_000_000);
     let template = template().await;
-    println!(
-        "one cycle: {} events ({})",
-        template.len(),
-        template.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>().join(", ")
-    );
+    println!("one cycle: {} events ({})", template.len(), template.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>().join(", "));
 
     // --- rules run vs export --------------------------------------------------------------------
     let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
@@ -256,10 +250,7 @@ async fn main() {
         if let Some(task) = task {
             task.stop().await;
         }
-        println!(
-            "round {round}: 16 writers {} the rules' consumer: {rate:.0} commits/s",
-            if following { "with" } else { "without" }
-        );
+        println!("round {round}: 16 writers {} the rules' consumer: {rate:.0} commits/s", if following { "with" } else { "without" });
         if following { with.push(rate) } else { without.push(rate) }
     }
     let (with, without) = (median(with), median(without));
