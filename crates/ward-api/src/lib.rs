@@ -9,6 +9,8 @@ use utoipa::ToSchema;
 
 mod grant_audit;
 pub use grant_audit::{GrantAuditView, GrantReadsView, RecordedAuditView, VerdictView};
+mod insights;
+pub use insights::{ApproverInsightView, IdleGrantView, InsightsView, RoleInsightView};
 
 /// An access request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -456,6 +458,11 @@ pub enum LogItemView {
 pub struct PushedView {
     pub lines: usize,
 }
+
+/// How long the server gives a call that reads a whole period of the log (`POST /v1/rules/run`,
+/// `GET /v1/insights`) before answering 503; every other call has 30 s. Clients wait at least
+/// this long for them.
+pub const PERIOD_CALL_TIMEOUT_SECS: u64 = 600;
 
 /// What a rule saw in the audit log, and what people made of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

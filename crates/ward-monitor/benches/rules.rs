@@ -6,7 +6,9 @@
 //!
 //! The log is real ward traffic: one cycle of a team's work (a request, a lead's approval, the
 //! grant, its first use and a usage summary, a refused check, the expiry) is played through the
-//! broker on the quickstart world, then repeated with fresh ids, rotating people and moved times.
+//! broker on the quickstart world, then repeated with fresh ids, people rotating through 2,000
+//! engineers and 50 leads, a cycle starting every 10 s of business hours (Mon–Fri from 09:30
+//! Berlin): a large organisation's month, where findings are the exception.
 //!
 //! cargo bench -p ward-monitor --bench rules [-- EVENTS]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,6 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use ward_core::audit::{AuditEvent, EventType, NewEvent};
@@ -29,7 +32,10 @@ use ward_service::{Broker, Config, RequestInput};
 use ward_store::{Change, EventFilter, Store};
 use ward_store_sql::SqlStore;
 
-const CYCLE_MINUTES: i64 = 20;
+/// A cycle starts every this many seconds ...
+const CYCLE_SECONDS: i64 = 10;
+/// ... this many times a working day (7 hours).
+const CYCLES_PER_DAY: i64 = 7 * 3600 / CYCLE_SECONDS;
 const WRITERS: usize = 16;
 const ROUNDS: usize = 3;
 
@@ -39,8 +45,16 @@ fn config(data: &std::path::Path) -> Config {
     Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap()
 }
 
+/// Monday 2027-01-18, 09:30 in Berlin.
 fn t0() -> Timestamp {
-    Timestamp::from_second(1_800_000_000).unwrap()
+    "2027-01-18T08:30:00Z".parse().unwrap()
+}
+
+/// When cycle `k` starts, after `t0`: working days only.
+fn start_of(k: i64) -> SignedDuration {
+    let (day, slot) = (k / CYCLES_PER_DAY, k % CYCLES_PER_DAY);
+    let calendar_days = day / 5 * 7 + day % 5;
+    SignedDuration::from_hours(24 * calendar_days) + SignedDuration::from_secs(slot * CYCLE_SECONDS)
 }
 
 /// One cycle of real events, played through the broker.
@@ -64,6 +78,7 @@ async fn template() -> Vec<AuditEvent> {
     let request = broker.create_request(&alice, input).await.unwrap();
     clock.advance(SignedDuration::from_mins(3));
     broker.approve(&bob, request.id.as_str(), None).await.unwrap();
+    let approved_at = clock.now();
     clock.advance(SignedDuration::from_mins(1));
     for _ in 0..3 {
         broker.check(&alice, "alice", "read", "logs:payments-api").await.unwrap();
@@ -71,21 +86,26 @@ async fn template() -> Vec<AuditEvent> {
     }
     broker.check(&dave, "dave", "read", "logs:payments-api").await.unwrap();
     broker.flush_usage().await.unwrap();
-    clock.advance(SignedDuration::from_mins(10));
+    // The scheduler ends the grant on time (late, it would be `revocation-overdue` every time).
+    clock.advance((approved_at + SignedDuration::from_secs(601)).duration_since(clock.now()));
     broker.run_due(clock.now()).await.unwrap();
-    let all = store.events(&EventFilter { after_seq: Some(before), limit: 1000, ..Default::default() }).await.unwrap();
+    let all = store
+        .events(&EventFilter { after_seq: Some(before), limit: 1000, ..Default::default() })
+        .await
+        .unwrap();
     all.into_iter().filter(|e| e.event_type != EventType::AuditCheckpoint).collect()
 }
 
 /// Cycle `k` of the template: fresh ids, other people, times moved by `k` cycles.
 fn cycle(template: &[AuditEvent], k: i64) -> Vec<NewEvent> {
-    let shift = SignedDuration::from_mins(CYCLE_MINUTES * k);
-    let people = [("alice", format!("eng{}", k % 40)), ("bob", format!("lead{}", k % 6)), ("dave", format!("eng{}", (k + 7) % 40))];
-    let ids: Vec<String> = template
-        .iter()
-        .flat_map(|e| [e.request_id.clone(), e.grant_id.clone()])
-        .flatten()
-        .collect();
+    let shift = start_of(k);
+    let people = [
+        ("alice", format!("eng{}", k % 2000)),
+        ("bob", format!("lead{}", k % 50)),
+        ("dave", format!("eng{}", (k + 1000) % 2000)),
+    ];
+    let ids: Vec<String> =
+        template.iter().flat_map(|e| [e.request_id.clone(), e.grant_id.clone()]).flatten().collect();
     let text = |s: &str| -> String {
         if let Some((_, to)) = people.iter().find(|(from, _)| *from == s) {
             return to.clone();
@@ -127,19 +147,40 @@ fn cycle(template: &[AuditEvent], k: i64) -> Vec<NewEvent> {
         .collect()
 }
 
+/// Writes `events` events of cycles, committed as they would be: each 30 s of cycles in one
+/// commit recorded at the time its last event occurred (a commit holding hours of events would
+/// record every grant's end hours late: `revocation-overdue` every time). 64 commits are in
+/// flight at once, so that the store's group commit shares the disk's syncs between them.
 async fn load(store: &Arc<dyn Store>, template: &[AuditEvent], events: u64) -> u64 {
+    const CYCLES_PER_COMMIT: i64 = 30 / CYCLE_SECONDS;
     let mut written = 0u64;
     let mut k = 0i64;
+    let mut batches = Vec::new();
     while written < events {
         let mut batch = Vec::new();
-        while batch.len() < 10_000 && written + (batch.len() as u64) < events {
+        for _ in 0..CYCLES_PER_COMMIT {
+            if written + batch.len() as u64 >= events {
+                break;
+            }
             batch.extend(cycle(template, k));
             k += 1;
         }
         written += batch.len() as u64;
-        let at = t0() + SignedDuration::from_mins(CYCLE_MINUTES * k);
-        store.commit(Change { events: batch, ..Change::default() }, at).await.unwrap();
+        batches.push(batch);
     }
+    // In order: `buffered` starts them in turn (a commit that came first with a later time would
+    // move the rules' time past the grants of the ones behind it).
+    futures_util::stream::iter(batches)
+        .map(|batch| {
+            let at = batch.iter().map(|e| e.occurred_at).max().unwrap();
+            store.commit(Change { events: batch, ..Change::default() }, at)
+        })
+        .buffered(64)
+        .for_each(|committed| {
+            committed.unwrap();
+            std::future::ready(())
+        })
+        .await;
     written
 }
 
@@ -161,6 +202,31 @@ async fn export(store: &Arc<dyn Store>, dir: &std::path::Path) -> Duration {
     started.elapsed()
 }
 
+/// Reading the period's pages as a rules run does (`since`/`until`), without the rules.
+async fn read_period(store: &Arc<dyn Store>, since: Timestamp, until: Timestamp) -> Duration {
+    let started = Instant::now();
+    let reader = store.clone();
+    let mut pages = ward_service::export::read_ahead(5_000, move |after_seq| {
+        let store = reader.clone();
+        async move {
+            let filter = EventFilter {
+                since: Some(since),
+                until: Some(until),
+                after_seq,
+                limit: 5_000,
+                ..EventFilter::default()
+            };
+            store.events(&filter).await
+        }
+    });
+    let mut read = 0;
+    while let Some(page) = pages.recv().await {
+        read += std::hint::black_box(page.unwrap()).len();
+    }
+    assert!(read > 0);
+    started.elapsed()
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -173,10 +239,8 @@ async fn commits(broker: &Arc<Broker>, template: &[AuditEvent], base: i64, per_w
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
         let broker = broker.clone();
-        let events: Vec<NewEvent> = (0..)
-            .flat_map(|k| cycle(template, base + (w * 100_000) as i64 + k))
-            .take(per_writer)
-            .collect();
+        let events: Vec<NewEvent> =
+            (0..).flat_map(|k| cycle(template, base + (w * 100_000) as i64 + k)).take(per_writer).collect();
         tasks.push(tokio::spawn(async move {
             // Through the broker, as ward's own commits go: it wakes the consumers.
             for event in events {
@@ -194,7 +258,11 @@ async fn commits(broker: &Arc<Broker>, template: &[AuditEvent], base: i64, per_w
 async fn main() {
     let events: u64 = std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(1_000_000);
     let template = template().await;
-    println!("one cycle: {} events ({})", template.len(), template.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>().join(", "));
+    println!(
+        "one cycle: {} events ({})",
+        template.len(),
+        template.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>().join(", ")
+    );
 
     // --- rules run vs export --------------------------------------------------------------------
     let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
@@ -202,7 +270,7 @@ async fn main() {
     let started = Instant::now();
     let written = load(&store, &template, events).await;
     println!("loaded {written} events in {:.1} s", started.elapsed().as_secs_f64());
-    let end = t0() + SignedDuration::from_mins(CYCLE_MINUTES * (written as i64 / template.len() as i64 + 10));
+    let end = t0() + start_of(written as i64 / template.len() as i64) + SignedDuration::from_hours(1);
     let clock = Arc::new(ManualClock::new(end));
     let broker = ward_service::broker_for(&config(dir.path()), store.clone(), clock.clone()).await.unwrap();
     let findings = Findings::new(broker.clone());
@@ -210,6 +278,8 @@ async fn main() {
     let (mut exports, mut runs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let exported = export(&store, dir.path()).await.as_secs_f64();
+        let read = read_period(&store, t0() - SignedDuration::from_hours(1), end).await.as_secs_f64();
+        println!("round {round}: reading the period's pages alone {read:.2} s");
         let started = Instant::now();
         let report = findings.run(&carol, t0() - SignedDuration::from_hours(1), Some(end)).await.unwrap();
         let ran = started.elapsed().as_secs_f64();
@@ -221,6 +291,18 @@ async fn main() {
             report.tally,
             ran / exported
         );
+        if round == 0 {
+            let opened = EventFilter {
+                event_type: Some(EventType::FindingOpened),
+                limit: 10_000,
+                ..EventFilter::default()
+            };
+            let mut by_rule = std::collections::BTreeMap::<String, usize>::new();
+            for event in store.events(&opened).await.unwrap() {
+                *by_rule.entry(event.details["rule"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+            }
+            println!("  findings by rule (first 10,000): {by_rule:?}");
+        }
         exports.push(exported);
         runs.push(ran);
         ratios.push(ran / exported);
@@ -242,6 +324,8 @@ async fn main() {
     let per_writer = 1000;
     let (mut without, mut with) = (Vec::new(), Vec::new());
     let mut base = 0;
+    // A warm-up round first, not counted.
+    commits(&broker, &template, 1_000_000_000, per_writer / 4).await;
     for round in 0..ROUNDS * 2 {
         let following = round % 2 == 1;
         let task = following.then(|| RulesTask::start(RulesConsumer::new(broker.clone(), "bench")));
@@ -250,7 +334,10 @@ async fn main() {
         if let Some(task) = task {
             task.stop().await;
         }
-        println!("round {round}: 16 writers {} the rules' consumer: {rate:.0} commits/s", if following { "with" } else { "without" });
+        println!(
+            "round {round}: 16 writers {} the rules' consumer: {rate:.0} commits/s",
+            if following { "with" } else { "without" }
+        );
         if following { with.push(rate) } else { without.push(rate) }
     }
     let (with, without) = (median(with), median(without));

@@ -37,8 +37,10 @@ pub const BATCH: u32 = 1000;
 /// often, and an idle consumer renews its lease.
 pub const TICK: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// How often a replay renews the lease (a third of its life).
-const RENEW_WHILE_REPLAYING: SignedDuration = SignedDuration::from_secs(10);
+/// How long a consumer lets commits gather after being woken, so that a busy log is read in
+/// batches, not a commit at a time (each step is a read and a cursor write); its effects come
+/// this much later.
+pub const GATHER: Duration = Duration::from_millis(100);
 /// Plans of one batch tried against fresh reads, when something the plan read was written
 /// meanwhile (a finding by a `rules run`), before the consumer starts over from its cursor.
 const PLAN_ATTEMPTS: usize = 3;
@@ -144,7 +146,8 @@ impl<R: Reader> Consumer<R> {
     /// it, and commit what it plans with the cursor's move.
     pub async fn step(&mut self) -> Result<StepReport<R::Tally>, StoreError> {
         let now = self.broker.now();
-        if !self.lease.renew(&**self.store(), now).await {
+        let store = self.broker.store().clone();
+        if !self.lease.hold(&*store, now).await {
             self.running = None;
             return Ok(StepReport::default());
         }
@@ -175,7 +178,14 @@ impl<R: Reader> Consumer<R> {
             return Ok(report);
         }
         // The state now holds this batch: it is kept only once the batch is committed.
-        report.tally = self.commit(&mut running, &seen, to).await?;
+        report.tally = match self.commit(&mut running, &seen, to).await {
+            Ok(tally) => tally,
+            Err(error) => {
+                // Perhaps the lease was lost: ask the store again next time.
+                self.lease.forget();
+                return Err(error);
+            }
+        };
         running.cursor = to;
         self.lease.report_lag(self.store(), running.cursor).await;
         self.running = Some(running);
@@ -206,24 +216,20 @@ impl<R: Reader> Consumer<R> {
 
     /// A fresh state brought up to the stored cursor: the events before it, as far back as the
     /// reader's state reaches, are replayed (what they show was recorded).
-    async fn rebuild(&self) -> Result<(Running<R::State>, usize), StoreError> {
-        let store = self.store();
+    async fn rebuild(&mut self) -> Result<(Running<R::State>, usize), StoreError> {
+        let store = self.broker.store().clone();
         let cursor = store.consumer_cursor(self.reader.name()).await?;
         let mut state = self.reader.fresh(&self.broker);
         let Some(reach) = self.reader.reach_seconds(&self.broker) else {
             return Ok((Running { state, cursor }, 0));
         };
-        let mut after = replay_start(&**store, cursor, reach).await?;
+        let mut after = replay_start(&*store, cursor, reach).await?;
         let start = after;
-        let mut renewed = self.broker.now();
         while after < cursor {
             // A long replay keeps the lease: lapsing, it would hand the consumer to another
             // process, which would replay too.
-            if self.broker.now().duration_since(renewed) >= RENEW_WHILE_REPLAYING {
-                renewed = self.broker.now();
-                if !self.lease.renew(&**store, renewed).await {
-                    return Err(StoreError::Conflict);
-                }
+            if !self.lease.hold(&*store, self.broker.now()).await {
+                return Err(StoreError::Conflict);
             }
             let limit = u32::try_from(cursor - after).unwrap_or(BATCH).min(BATCH);
             let filter = EventFilter { after_seq: Some(after), limit, ..EventFilter::default() };
@@ -278,19 +284,23 @@ impl<R: Reader> Consumer<R> {
             }
             tokio::select! {
                 changed = appended.changed(), if wake_on_append => {
-                    if changed.is_err() {
+                    let wait = if changed.is_err() {
                         // Nobody appends any more: wait for the tick alone.
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => {}
-                            _ = shutdown.changed() => {}
-                        }
+                        wait
+                    } else {
+                        GATHER
+                    };
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = shutdown.changed() => {}
                     }
                 }
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
             }
         }
-        self.lease.give_up(&**self.store()).await;
+        let store = self.broker.store().clone();
+        self.lease.give_up(&*store).await;
     }
 }
 

@@ -4,11 +4,13 @@
 //! people move ([`service::Findings`]). Each write commits with its event, and the consumer's
 //! with its cursor. Per grant, it answers the audit checkpoints (`ward_rules::checkpoints`):
 //! recorded by a consumer of their own as grants end ([`checkpoints`]), and asked for one grant
-//! at a time ([`grant_audits::GrantAudits`]).
+//! at a time ([`grant_audits::GrantAudits`]). [`insights::Insights`] reads a period of the same
+//! log for right-sizing (`ward insights`) and writes nothing.
 
 pub mod checkpoints;
 pub mod consumer;
 pub mod grant_audits;
+pub mod insights;
 pub mod ledger;
 pub mod lifecycle;
 pub mod payload;
@@ -18,6 +20,7 @@ pub mod service;
 pub use checkpoints::{AuditTally, CHECKPOINTS, CheckpointsConsumer, CheckpointsReader};
 pub use consumer::{CONSUMER, Consumer, ConsumerTask, Reader, RulesConsumer, RulesTask, StepReport};
 pub use grant_audits::GrantAudits;
+pub use insights::Insights;
 pub use ledger::Tally;
 pub use lifecycle::Step;
 pub use service::{FindingListing, Findings, RunReport};

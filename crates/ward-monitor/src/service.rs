@@ -218,24 +218,27 @@ impl Findings {
         let mut engine = (self.rules)(&self.broker);
         let mut sightings = Sightings::default();
         let mut events = 0u64;
-        let mut after = 0;
-        loop {
-            let filter = EventFilter {
-                since: Some(since),
-                until: Some(until),
-                after_seq: Some(after),
-                limit: RUN_PAGE,
-                ..EventFilter::default()
-            };
-            let page = self.broker.store().events(&filter).await?;
+        // Read ahead, as an export does: the next page is read while the rules take this one.
+        let store = self.broker.store().clone();
+        let mut pages = ward_service::export::read_ahead(RUN_PAGE, move |after_seq| {
+            let store = store.clone();
+            async move {
+                let filter = EventFilter {
+                    since: Some(since),
+                    until: Some(until),
+                    after_seq,
+                    limit: RUN_PAGE,
+                    ..EventFilter::default()
+                };
+                store.events(&filter).await
+            }
+        });
+        while let Some(page) = pages.recv().await {
+            let page = page?;
             for event in &page {
                 sightings.extend(engine.observe(event));
             }
             events += page.len() as u64;
-            match page.last() {
-                Some(last) if page.len() == RUN_PAGE as usize => after = last.seq,
-                _ => break,
-            }
         }
         sightings.extend(engine.advance(until));
         let mut tally = Tally::default();

@@ -48,7 +48,9 @@ macro_rules! on_both_backends {
     };
 }
 
+// After the macro, which they use.
 mod checkpoints;
+mod insights;
 
 on_both_backends!(
     a_rule_fires_through_the_consumer,

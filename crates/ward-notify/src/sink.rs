@@ -18,12 +18,12 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use jiff::{SignedDuration, Timestamp};
-use serde_json::json;
 use tokio::sync::watch;
-use ward_core::audit::{EventType, NewEvent};
+use ward_core::audit::NewEvent;
+use ward_core::audit::payload::{NotificationFailed, Payload};
 use ward_core::lifecycle::IdSource;
 use ward_service::Broker;
-use ward_service::consumer::{ConsumerLease, LEASE_FOR};
+use ward_service::consumer::ConsumerLease;
 use ward_service::ids::RandomIds;
 use ward_service::notify_settings::{Notice, NotifySink, SinkKind, SlackSettings};
 use ward_store::{EventFilter, Store, StoreError};
@@ -144,9 +144,6 @@ pub struct SinkWorker {
     notices_ahead: HashSet<String>,
     streak: Option<Streak>,
     store_failures: u32,
-    /// When this process last took or renewed the lease: renewed again only once a third of it
-    /// is used, not at every step (each renewal is a write).
-    renewed_at: Option<Timestamp>,
     /// When the next notice before expiry falls due, as the last pass found (`Some(None)`: none
     /// is coming). A pass runs again when that time comes or when events arrive (a new or
     /// extended grant), and after a failed one.
@@ -184,7 +181,6 @@ impl SinkWorker {
             notices_ahead: HashSet::new(),
             streak: None,
             store_failures: 0,
-            renewed_at: None,
             next_notice_at: None,
         })
     }
@@ -208,15 +204,8 @@ impl SinkWorker {
     pub async fn step(&mut self) -> Step {
         let store = self.broker.store().clone();
         let now = self.broker.now();
-        let fresh = self.renewed_at.is_some_and(|at| {
-            now >= at && now.duration_since(at) < SignedDuration::try_from(LEASE_FOR / 3).unwrap_or_default()
-        });
-        if !fresh {
-            if !self.lease.renew(&*store, now).await {
-                self.renewed_at = None;
-                return Step::NotHolder;
-            }
-            self.renewed_at = Some(now);
+        if !self.lease.hold(&*store, now).await {
+            return Step::NotHolder;
         }
         match self.deliver(&*store).await {
             Ok(step) => {
@@ -512,24 +501,17 @@ impl SinkWorker {
 
     /// Records the failing streak as `notification.failed`; whether it is on record.
     async fn record(&self, failure: &Failure, attempts: u32) -> bool {
+        let payload = Payload::NotificationFailed(NotificationFailed {
+            sink: self.sink.name.clone(),
+            event_seq: failure.seq,
+            message_id: failure.id.clone(),
+            attempts,
+            error: failure.error.clone(),
+            status: failure.status,
+        });
         let event = NewEvent {
-            id: RandomIds.event_id(),
-            event_type: EventType::NotificationFailed,
-            occurred_at: self.broker.now(),
-            actor: ward_core::SYSTEM_ACTOR.to_owned(),
-            subject: None,
-            resource: None,
-            request_id: None,
-            grant_id: None,
             reason: Some(failure.error.clone()),
-            details: json!({
-                "sink": self.sink.name,
-                "event_seq": failure.seq,
-                "message_id": failure.id,
-                "attempts": attempts,
-                "error": failure.error,
-                "status": failure.status,
-            }),
+            ..NewEvent::new(RandomIds.event_id(), self.broker.now(), ward_core::SYSTEM_ACTOR, payload)
         };
         match self.broker.record(vec![event]).await {
             Ok(_) => true,
@@ -542,7 +524,6 @@ impl SinkWorker {
 
     /// Gives the lease up (a clean shutdown), so that another process takes the sink over at once.
     pub async fn give_up(&mut self) {
-        self.renewed_at = None;
         self.lease.give_up(&**self.broker.store()).await;
     }
 }

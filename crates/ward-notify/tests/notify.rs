@@ -370,14 +370,19 @@ async fn a_failing_sink_is_retried_recorded_once_and_loses_nothing(store: Arc<dy
     eventually("more retries", || receiver.seen().len() >= seen + 5).await;
     let failed = w.events(EventType::NotificationFailed).await;
     assert_eq!(failed.len(), 1, "one record per failing streak, not per retry: {failed:?}");
-    let details = &failed[0].details;
-    let first_seq = w.events(EventType::RequestCreated).await[0].seq;
-    assert_eq!(details["sink"], "hook");
-    assert_eq!(details["event_seq"], first_seq);
-    assert_eq!(details["attempts"], 3);
-    assert_eq!(details["status"], 500);
-    assert!(details["error"].as_str().unwrap().contains("500"), "{details}");
-    assert!(!details["error"].as_str().unwrap().contains("/hook"), "no URL in the record");
+    let first = w.events(EventType::RequestCreated).await.remove(0);
+    let ward_core::audit::payload::Payload::NotificationFailed(details) =
+        ward_core::audit::payload::Payload::parse(EventType::NotificationFailed, &failed[0].details).unwrap()
+    else {
+        panic!("not a notification.failed: {failed:?}")
+    };
+    assert_eq!(details.sink, "hook");
+    assert_eq!(details.event_seq, Some(first.seq));
+    assert_eq!(details.message_id, first.id, "the message's id is its event's");
+    assert_eq!(details.attempts, 3);
+    assert_eq!(details.status, Some(500));
+    assert!(details.error.contains("500"), "{details:?}");
+    assert!(!details.error.contains("/hook"), "no URL in the record");
     assert_eq!(
         store.forward_cursor("notify:hook").await.unwrap(),
         owed_since,
@@ -404,7 +409,11 @@ async fn a_failing_sink_is_retried_recorded_once_and_loses_nothing(store: Arc<dy
     let (stop, task) = w.run(worker, "hook").await;
     let grant = w.granted(1800).await;
     w.broker.release(&w.who("alice"), grant.id.as_str()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Waited for, not slept on: on a busy machine three attempts may take longer than any sleep.
+    eventually_async("the second streak on record", || async {
+        w.events(EventType::NotificationFailed).await.len() == 2
+    })
+    .await;
     assert_eq!(store.forward_cursor("notify:hook").await.unwrap(), owed_since, "still owed");
 
     // It comes back: everything owed arrives, each event at least once, and the cursor catches up.

@@ -53,8 +53,11 @@ fn log(events: usize) -> Vec<AuditEvent> {
 }
 
 fn facts() -> Facts {
-    let eligible = ["alice", "erin", "carol"]
-        .map(|user| Eligibility { user: user.into(), resource: "logs:payments-api".into(), role: "read".into() });
+    let eligible = ["alice", "erin", "carol"].map(|user| Eligibility {
+        user: user.into(),
+        resource: "logs:payments-api".into(),
+        role: "read".into(),
+    });
     Facts {
         eligible: eligible.into(),
         business_hours: Some(BusinessHours::new(TimeZone::UTC, "mon-fri", "09:00-18:00").unwrap()),
@@ -91,8 +94,12 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group(format!("rules over {} events", events.len()));
     group.sample_size(10);
     group.throughput(Throughput::Elements(events.len() as u64));
-    group.bench_function("engine (observe every event, then advance)", |b| b.iter(|| black_box(fold(&events))));
-    group.bench_function("encode as JSON Lines (export's per-event work)", |b| b.iter(|| black_box(encode(&events))));
+    group.bench_function("engine (observe every event, then advance)", |b| {
+        b.iter(|| black_box(fold(&events)))
+    });
+    group.bench_function("encode as JSON Lines (export's per-event work)", |b| {
+        b.iter(|| black_box(encode(&events)))
+    });
     group.finish();
 }
 

@@ -11,6 +11,7 @@ mod config;
 mod engine;
 mod facts;
 mod finding;
+pub mod insights;
 pub mod justification;
 mod rule_id;
 mod window;

@@ -4,6 +4,8 @@
 
 #[path = "rules/checkpoints.rs"]
 mod checkpoints;
+#[path = "rules/insights.rs"]
+mod insights;
 #[path = "rules/replay.rs"]
 mod replay;
 #[path = "support/sim.rs"]

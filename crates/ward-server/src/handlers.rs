@@ -94,7 +94,7 @@ fn duration_seconds(seconds: Option<u64>, text: Option<&str>) -> Result<u64, Api
 /// A duration as the API documents it (`openapi::DURATION_PATTERN`): whole days, hours, minutes
 /// and seconds, in that order, each at most once, not all zero. Past `u64` it saturates: the
 /// policy's maximum refuses it then.
-fn api_duration(text: &str) -> Result<u64, ApiError> {
+pub(crate) fn api_duration(text: &str) -> Result<u64, ApiError> {
     let malformed =
         || invalid(format!("`{text}` is not a duration; write it like 90s, 30m, 4h, 1h30m or 7d"));
     const UNITS: [(u8, u64); 4] = [(b'd', 86_400), (b'h', 3_600), (b'm', 60), (b's', 1)];

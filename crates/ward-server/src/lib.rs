@@ -6,6 +6,7 @@ mod auth;
 mod findings;
 mod grant_audit;
 mod handlers;
+mod insights;
 mod logs;
 mod openapi;
 mod paging;
@@ -48,7 +49,7 @@ pub use problem::ApiError;
         handlers::sign_checkpoint, handlers::inclusion_proof, handlers::consistency_proof, handlers::resources,
         handlers::whoami, handlers::explain, handlers::reload_policies, handlers::list_tokens, handlers::revoke_token, logs::search, logs::tail, logs::push, logs::push_otlp,
         findings::list_findings, findings::get_finding, findings::acknowledge, findings::resolve, findings::dismiss,
-        findings::list_rules, findings::run_rules, grant_audit::audit,
+        findings::list_rules, findings::run_rules, grant_audit::audit, insights::insights,
         slack::action, healthz, readyz
     ),
     modifiers(&BearerAuth),
@@ -126,6 +127,9 @@ impl utoipa::Modify for BearerAuth {
 pub struct HttpSettings {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// The time a call that reads a whole period of the log has (`POST /v1/rules/run`,
+    /// `GET /v1/insights`).
+    pub period_timeout: Duration,
     /// The token `/metrics` requires as a bearer token, when set ([`MetricsToken::read`]).
     pub metrics_token: Option<MetricsToken>,
     /// Approvals from Slack (`POST /v1/integrations/slack/actions`), when configured.
@@ -137,6 +141,7 @@ impl Default for HttpSettings {
         Self {
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(30),
+            period_timeout: Duration::from_secs(ward_api::PERIOD_CALL_TIMEOUT_SECS),
             metrics_token: None,
             slack: None,
         }
@@ -241,16 +246,20 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/findings/{id}/resolve", post(findings::resolve))
         .route("/findings/{id}/dismiss", post(findings::dismiss))
         .route("/rules", get(findings::list_rules))
-        .route("/rules/run", post(findings::run_rules))
         .route(
             "/integrations/slack/actions",
             post(slack::action).layer(DefaultBodyLimit::max(ward_notify::actions::MAX_ACTION_BODY_BYTES)),
         )
+        .layer(timeout(settings.request_timeout))
+        // Added after the layer above, so only their own timeout applies: a read of a long
+        // period is not cut off at 30 s (a run would go on without anyone hearing how it ended).
+        .route("/rules/run", post(findings::run_rules).layer(timeout(settings.period_timeout)))
+        .route("/insights", get(insights::insights).layer(timeout(settings.period_timeout)))
         .layer(Extension(ward_monitor::Findings::new(broker.clone())))
         .layer(Extension(ward_monitor::GrantAudits::new(broker.clone())))
+        .layer(Extension(ward_monitor::Insights::new(broker.clone())))
         .layer(Extension(settings.slack.clone()));
     Router::new()
-        .nest("/v1", v1)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).layer(Extension(readiness)))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
@@ -268,6 +277,9 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
                 metrics_handle.map(PrometheusHandle::render).unwrap_or_default().into_response()
             }),
         )
+        .layer(timeout(settings.request_timeout))
+        // After the layer above: the API's routes have their timeouts already.
+        .nest("/v1", v1)
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint; see /openapi.json")
         })
@@ -280,9 +292,13 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         })
         .layer(middleware::from_fn(record_metrics))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout))
         .layer(TraceLayer::new_for_http())
         .with_state(broker)
+}
+
+/// Answers 503 when the handler has not answered within `limit`.
+fn timeout(limit: Duration) -> TimeoutLayer {
+    TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limit)
 }
 
 /// A request's method as a metric label: the standard ones by name, any other as `other`, so

@@ -160,6 +160,9 @@ pub fn build() -> Result<Value, String> {
         "ending",
         json!({ "enum": ["expired", "released", "revoked", null] }),
     )?;
+    for share in ["used_share_median", "used_share_p95"] {
+        refine.property("RoleInsightView", share, json!({ "minimum": 0, "maximum": 1 }))?;
+    }
 
     // Query parameters.
     let list = bounded(1, u64::from(crate::handlers::MAX_LIST));
@@ -195,6 +198,7 @@ pub fn build() -> Result<Value, String> {
     refine.parameter("/v1/policy/explain", "get", "reason", required_text())?;
     refine.parameter("/v1/policy/explain", "get", "ticket", optional_text())?;
     refine.parameter("/v1/policy/explain", "get", "duration", duration_text())?;
+    refine.parameter("/v1/insights", "get", "since", duration_text())?;
     // Unknown names are an answer here ("denied: unknown user"), not an error.
     let log_limit = bounded(1, ward_logs::MAX_LIMIT as u64);
     refine.parameter("/v1/logs/{resource}/search", "get", "pattern", optional_text())?;

@@ -1231,6 +1231,110 @@ async fn slack_actions_are_answered_as_documented() {
     assert_problem(&again, StatusCode::CONFLICT, "not-pending");
 }
 
+/// A rules run reads a whole period: it has its own timeout, not the 30 s every other call has
+/// (cut off at 30 s, it went on in the background while its caller got a 503 and never heard how
+/// it ended).
+#[tokio::test]
+async fn a_rules_run_is_not_cut_off_by_the_timeout_of_other_calls() {
+    use ward_core::lifecycle::IdSource;
+    let short = std::time::Duration::from_millis(1);
+    let api = Api::with_settings(HttpSettings { request_timeout: short, ..HttpSettings::default() }).await;
+    let since = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(1);
+    for _ in 0..200 {
+        let batch = (0..100).map(|_| {
+            let payload = ward_core::audit::payload::Payload::ConfigChanged(Default::default());
+            ward_core::audit::NewEvent::new(
+                ward_service::ids::RandomIds.event_id(),
+                api.broker.now(),
+                "test",
+                payload,
+            )
+        });
+        api.broker.record(batch.collect()).await.unwrap();
+    }
+    let carol = api.token("carol").await;
+    let started = std::time::Instant::now();
+    let run = api.post("/v1/rules/run", &carol, json!({"since": since})).await;
+    assert!(
+        started.elapsed() > short * 5,
+        "the run must outlast the other calls' timeout for this test to say anything"
+    );
+    assert_eq!(run.status, StatusCode::OK, "{}", run.body);
+    assert!(run.body["events"].as_u64().unwrap() > 20_000, "{}", run.body);
+}
+
+/// `GET /v1/insights`: auditors and admins only; `since` a duration from 1s to 400d (default
+/// 30d), anything else a precise problem.
+#[tokio::test]
+async fn insights_over_http() {
+    let api = Api::new().await;
+    let (alice, bob, carol, admin) = (
+        api.token("alice").await,
+        api.token("bob").await,
+        api.token("carol").await,
+        api.token("admin").await,
+    );
+    let created = api.post("/v1/requests", &alice, ask("logs:payments-api", "read", "30m")).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let approved = api.post(&format!("/v1/requests/{id}/approve"), &bob, json!({})).await;
+    assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
+
+    for token in [&alice, &bob] {
+        assert_problem(&api.get("/v1/insights", token).await, StatusCode::FORBIDDEN, "forbidden");
+    }
+    let none = api.send("GET", "/v1/insights", None, None).await;
+    assert_problem(&none, StatusCode::UNAUTHORIZED, "unauthenticated");
+
+    let report = api.get("/v1/insights", &carol).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    let (since, until) = (
+        report.body["since"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap(),
+        report.body["until"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap(),
+    );
+    assert_eq!(until.as_second() - since.as_second(), 30 * 86_400, "30 days by default");
+    assert!(report.body["events"].as_u64().unwrap() > 0);
+    assert_eq!(report.body["fast_approval_seconds"], 30);
+    let roles = report.body["roles"].as_array().unwrap();
+    let read = roles
+        .iter()
+        .find(|r| r["resource"] == "logs:payments-api" && r["role"] == "read")
+        .unwrap_or_else(|| panic!("{}", report.body));
+    assert_eq!((read["requests"].as_u64(), read["grants"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(read["grants_open"], 1, "30 minutes, asked for just now");
+    assert_eq!(read["used_share_median"], Value::Null);
+    assert_eq!(read["idle_grants"], json!([]));
+    assert_eq!(read["max_duration_seconds"], 4 * 3600);
+    assert_eq!(read["max_duration_unreached"], true);
+    assert_eq!(read["approvers"][0]["approver"], "bob");
+    assert!(read["never_asked"].as_array().unwrap().iter().all(|u| u != "alice"));
+    let names: Vec<(&str, &str)> =
+        roles.iter().map(|r| (r["resource"].as_str().unwrap(), r["role"].as_str().unwrap())).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "by resource, then role");
+
+    for since in ["1h", "400d", "1s", "9599h59m60s"] {
+        let answer = api.get(&format!("/v1/insights?since={since}"), &admin).await;
+        assert_eq!(answer.status, StatusCode::OK, "{since}: {}", answer.body);
+    }
+    for (query, status, slug) in [
+        ("since=soon", StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        ("since=0s", StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        ("since=-1h", StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        ("since=", StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        ("since=2026-01-01T00:00:00Z", StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        ("since=401d", StatusCode::UNPROCESSABLE_ENTITY, "unacceptable"),
+        ("since=9600h1s", StatusCode::UNPROCESSABLE_ENTITY, "unacceptable"),
+        ("since=99999999999999999999999d", StatusCode::UNPROCESSABLE_ENTITY, "unacceptable"),
+        ("until=1h", StatusCode::BAD_REQUEST, "malformed"),
+    ] {
+        let answer = api.get(&format!("/v1/insights?{query}"), &carol).await;
+        assert_problem(&answer, status, slug);
+    }
+    let too_long = api.get("/v1/insights?since=401d", &carol).await;
+    assert!(too_long.body["detail"].as_str().unwrap().contains("400d"), "{}", too_long.body);
+}
+
 /// `GET /v1/grants/{id}/audit`: the grant's three checkpoints, for its holder, auditors and
 /// admins; anyone else, and an unknown grant, get 404.
 #[tokio::test]

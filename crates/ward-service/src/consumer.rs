@@ -10,8 +10,9 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use ward_store::{Lease, Store};
 
-/// How long a lease lasts unrenewed: a dead holder's consumers resume elsewhere after this. A
-/// running consumer renews it at every step, and an idle one at every poll (a few seconds).
+/// How long a lease lasts unrenewed: a dead holder's consumers resume elsewhere after this. Its
+/// holder renews it once a third of it is used ([`ConsumerLease::hold`]), not at every step:
+/// each renewal is a write, and a busy consumer steps many times a second.
 pub const LEASE_FOR: Duration = Duration::from_secs(30);
 
 /// This process as a lease holder: host, process id and a random part, so that a restarted
@@ -26,11 +27,32 @@ pub fn this_process() -> &'static str {
 /// One consumer's lease, as this process holds it (or tries to).
 pub struct ConsumerLease {
     lease: Lease,
+    /// When this process last took or renewed it.
+    renewed_at: Option<Timestamp>,
 }
 
 impl ConsumerLease {
     pub fn new(consumer: &str, holder: &str) -> Self {
-        Self { lease: Lease { consumer: consumer.to_owned(), holder: holder.to_owned() } }
+        Self { lease: Lease { consumer: consumer.to_owned(), holder: holder.to_owned() }, renewed_at: None }
+    }
+
+    /// Whether this process runs the consumer now: the lease is taken or renewed once a third of
+    /// it is used since this process last did, else it still holds (safe either way: the store
+    /// moves a cursor only under a live lease).
+    pub async fn hold(&mut self, store: &dyn Store, now: Timestamp) -> bool {
+        let third = SignedDuration::try_from(LEASE_FOR / 3).unwrap_or(SignedDuration::ZERO);
+        if self.renewed_at.is_some_and(|at| now >= at && now.duration_since(at) < third) {
+            return true;
+        }
+        let held = self.renew(store, now).await;
+        self.renewed_at = held.then_some(now);
+        held
+    }
+
+    /// Forgets the last renewal: the next [`hold`](Self::hold) asks the store (after a refusal
+    /// that says the lease was lost).
+    pub fn forget(&mut self) {
+        self.renewed_at = None;
     }
 
     pub fn lease(&self) -> &Lease {
@@ -51,7 +73,8 @@ impl ConsumerLease {
     }
 
     /// Gives the lease up, so that another process takes the consumer over at once.
-    pub async fn give_up(&self, store: &dyn Store) {
+    pub async fn give_up(&mut self, store: &dyn Store) {
+        self.renewed_at = None;
         if let Err(error) = store.give_up_lease(&self.lease).await {
             tracing::warn!(consumer = %self.lease.consumer, %error, "cannot give up a consumer's lease");
         }

@@ -324,14 +324,14 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name = config.name().to_owned();
-    let lease = ConsumerLease::new(&format!("forward:{name}"), holder);
+    let mut lease = ConsumerLease::new(&format!("forward:{name}"), holder);
     let mut sink = Sink::new(config);
     let mut backoff = Duration::from_millis(250);
     loop {
         if *shutdown.borrow() {
             break;
         }
-        if !lease.renew(&*store, clock.now()).await {
+        if !lease.hold(&*store, clock.now()).await {
             // Another process forwards this sink; take over if it stops renewing.
             tokio::select! {
                 _ = tokio::time::sleep(IDLE_POLL) => {}

@@ -233,6 +233,14 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<RulesCommand>,
     },
+    /// Right-sizing over a period (auditors and admins): per resource and role, requested vs
+    /// used time, grants never used, people eligible who never asked, approval patterns and
+    /// maximum durations nobody comes near.
+    Insights {
+        /// How far back from now: a duration, e.g. 7d or 12h (default 30d, at most 400d).
+        #[arg(long, value_name = "DUR")]
+        since: Option<String>,
+    },
     /// The resources you can ask for.
     Resources,
     /// Who your token belongs to.

@@ -1,6 +1,7 @@
 //! The HTTP client side: ward's API, with errors turned into the contract's exit codes.
 
 use std::path::Path;
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -28,6 +29,9 @@ impl CliError {
     }
 }
 
+/// How long a call waits for the server's answer (the server gives most calls 30 s).
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub struct Client {
     http: reqwest::Client,
     base: String,
@@ -38,7 +42,7 @@ impl Client {
     /// A client of ward at `base`; over HTTPS trusting only the CAs in `ca_file` when given,
     /// else the usual public roots.
     pub fn new(base: &str, token: Option<String>, ca_file: Option<&Path>) -> Result<Self, CliError> {
-        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
+        let mut builder = reqwest::Client::builder().timeout(CALL_TIMEOUT);
         if let Some(path) = ca_file {
             let unreadable = |e: &dyn std::fmt::Display| {
                 CliError::Usage(format!(
@@ -68,7 +72,20 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&impl Serialize>,
     ) -> Result<Value, CliError> {
-        self.call_paged(method, path, query, body).await.map(|(value, _)| value)
+        self.call_paged(method, path, query, body, CALL_TIMEOUT).await.map(|(value, _)| value)
+    }
+
+    /// A call that reads a whole period of the log on the server (a rules run, insights):
+    /// waits as long as the server gives it.
+    pub async fn call_period(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&impl Serialize>,
+    ) -> Result<Value, CliError> {
+        let timeout = Duration::from_secs(ward_api::PERIOD_CALL_TIMEOUT_SECS + 10);
+        self.call_paged(method, path, query, body, timeout).await.map(|(value, _)| value)
     }
 
     /// A page of a listing, and the target of its `Link: <…>; rel="next"` when more may follow.
@@ -77,7 +94,7 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<(Value, Option<String>), CliError> {
-        self.call_paged(Method::GET, path, query, None::<&()>).await
+        self.call_paged(Method::GET, path, query, None::<&()>, CALL_TIMEOUT).await
     }
 
     async fn call_paged(
@@ -86,6 +103,7 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
         body: Option<&impl Serialize>,
+        timeout: Duration,
     ) -> Result<(Value, Option<String>), CliError> {
         let token = self.token.as_deref().filter(|t| !t.is_empty()).ok_or_else(|| {
             CliError::Usage(
@@ -93,7 +111,7 @@ impl Client {
             )
         })?;
         let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url).bearer_auth(token).query(query);
+        let mut request = self.http.request(method, &url).bearer_auth(token).query(query).timeout(timeout);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -143,7 +161,7 @@ impl Client {
             .get(format!("{}{path}", self.base))
             .bearer_auth(token)
             .query(query)
-            .timeout(std::time::Duration::from_secs(3600))
+            .timeout(Duration::from_secs(3600))
             .send()
             .await
             .map_err(|e| self.unreachable(&e))?;

@@ -82,6 +82,10 @@ impl Player {
         if to <= self.clock.now() {
             return Ok(());
         }
+        // The checks counted so far are written now, as the server's summary interval (a
+        // minute) would, not whenever the clock next stops (the next day, at times): a summary
+        // a day late is past what the rules and insights still match to its grant.
+        self.broker.flush_usage().await?;
         // Expiries and lapses happen at their own times, not all at `to`.
         while let Some(due) = self.broker.next_due_at().await?.filter(|due| *due <= to) {
             self.clock.set(due.max(self.clock.now()));

@@ -10,6 +10,7 @@ mod cli;
 mod client;
 mod grant_audit;
 mod history;
+mod insights;
 mod local;
 mod output;
 
@@ -369,7 +370,8 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 since: parse_time("--since", &since)?,
                 until: until.map(|u| parse_time("--until", &u)).transpose()?,
             };
-            let value = client()?.post("/v1/rules/run", &body).await?;
+            let value =
+                client()?.call_period(reqwest::Method::POST, "/v1/rules/run", &[], Some(&body)).await?;
             render(json, &value, |run: &RulesRunView| {
                 say!(
                     "{} events from {} to {}: {} findings opened, {} updated, {} already recorded",
@@ -381,6 +383,17 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                     run.unchanged
                 )
             })
+        }
+        Command::Insights { since } => {
+            let value = client()?
+                .call_period(
+                    reqwest::Method::GET,
+                    "/v1/insights",
+                    &insights::query(since.as_deref())?,
+                    None::<&()>,
+                )
+                .await?;
+            render(json, &value, insights::show)
         }
         Command::Release { id } => {
             let value = client()?.post(&format!("/v1/grants/{id}/release"), &serde_json::json!({})).await?;

@@ -903,6 +903,96 @@ fn quickstart_serves_the_demo_world_from_anywhere() {
     child.wait().unwrap();
 }
 
+/// `ward quickstart --history 30d` plays a month through the broker before serving: the audit has
+/// something true to show at once (the planted violations, found by the rules as ward serves).
+#[test]
+fn quickstart_history_gives_the_audit_something_to_show() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(WARD)
+        .args(["quickstart", "--history", "30d"])
+        .current_dir(dir.path())
+        .env("WARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("WARD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        if line.unwrap().starts_with("Stop with Ctrl-C") {
+            break;
+        }
+    }
+    let config = dir.path().join("ward-quickstart/ward.toml");
+    let ward = |args: &[&str], token: Option<&str>| {
+        let mut command = Command::new(WARD);
+        command.args(args).env("WARD_CONFIG", &config).env("WARD_URL", format!("http://127.0.0.1:{port}"));
+        if let Some(token) = token {
+            command.env("WARD_TOKEN", token);
+        }
+        command.output().unwrap()
+    };
+    let carol = ward(&["admin", "token", "create", "carol"], None);
+    assert!(carol.status.success(), "{}", stderr(&carol));
+    let carol = String::from_utf8(carol.stdout).unwrap().trim().to_owned();
+    let planted = [
+        "rubber-stamp",
+        "denial-burst",
+        "review-overdue",
+        "breakglass-used",
+        "excessive-duration",
+        "weak-justification",
+        "revocation-overdue",
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = ward(&["findings", "-o", "json"], Some(&carol));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let findings: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let rules: Vec<&str> =
+            findings.as_array().unwrap().iter().filter_map(|f| f["rule"].as_str()).collect();
+        if planted.iter().all(|rule| rules.contains(rule)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the planted violations were not all found: {rules:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The grants' audit checkpoints, recorded as ward serves: most pass, the planted ones fail.
+    loop {
+        let args = ["audit", "events", "--type", "grant.audited", "--limit", "1000", "-o", "json"];
+        let out = ward(&args, Some(&carol));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let audits: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let verdicts: Vec<[&str; 3]> = audits
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let d = &e["details"];
+                [&d["justified"], &d["used_as_intended"], &d["revoked_promptly"]].map(|v| v.as_str().unwrap())
+            })
+            .collect();
+        let passed = verdicts.iter().filter(|v| **v == ["pass", "pass", "pass"]).count();
+        let unjustified = verdicts.iter().filter(|v| v[0] == "fail").count();
+        let late = verdicts.iter().filter(|v| v[2] == "fail").count();
+        if passed > verdicts.len() / 2 && unjustified >= 2 && late >= 1 {
+            let grant = audits[0]["grant_id"].as_str().unwrap();
+            let shown = ward(&["audit", "grant", grant], Some(&carol));
+            assert!(
+                String::from_utf8_lossy(&shown.stdout).contains("recorded    revision "),
+                "{}",
+                stderr(&shown)
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the audits: {verdicts:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// `--config` is taken before the command as well as after it, and refused where no
 /// configuration is read.
 #[test]
@@ -1438,4 +1528,76 @@ fn ward_serve_notifies_its_sinks_and_refuses_a_bad_one() {
     assert_eq!(body["type"], "request.created");
     assert_eq!(body["data"]["request_id"], request["id"]);
     assert_eq!(header("webhook-id").as_deref(), body["data"]["id"].as_str());
+}
+
+/// `ward insights`: sections of tables for people, the API's JSON with `-o json`; auditors and
+/// admins only (exit 1 otherwise), a bad `--since` a usage error (exit 2).
+fn insights_from_the_cli(server: &Server) {
+    let (alice, bob, carol) = (server.token("alice"), server.token("bob"), server.token("carol"));
+    let ask = [
+        "request",
+        "logs:payments-api",
+        "--role",
+        "read",
+        "--for",
+        "30m",
+        "--reason",
+        "INC-4312 checkout 500s",
+    ];
+    let (code, request) = server.json(&alice, &ask);
+    assert_eq!(code, 0, "{request}");
+    let approved = server.ward(&bob, &["approve", request["id"].as_str().unwrap()]);
+    assert!(approved.status.success(), "{}", stderr(&approved));
+    let check = ["check", "--principal", "alice", "--action", "read", "--resource", "logs:payments-api"];
+    assert!(server.ward(&alice, &check).status.success());
+
+    let table = server.ward(&carol, &["insights"]);
+    assert!(table.status.success(), "{}", stderr(&table));
+    let table = String::from_utf8(table.stdout).unwrap();
+    for section in [
+        "Insights from",
+        "Requested vs used time",
+        "Grants never used",
+        "Eligible, never asked",
+        "Approvals (a pattern",
+        "Maximum durations nobody comes near",
+    ] {
+        assert!(table.contains(section), "{section}: {table}");
+    }
+    assert!(table.contains("logs:payments-api") && table.contains("bob"), "{table}");
+
+    let (code, report) = server.json(&carol, &["insights", "--since", "7d"]);
+    assert_eq!(code, 0, "{report}");
+    let since: jiff::Timestamp = report["since"].as_str().unwrap().parse().unwrap();
+    let until: jiff::Timestamp = report["until"].as_str().unwrap().parse().unwrap();
+    assert_eq!(until.as_second() - since.as_second(), 7 * 86_400);
+    let read = report["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "logs:payments-api" && r["role"] == "read")
+        .unwrap()
+        .clone();
+    assert_eq!((read["grants"].as_u64(), read["grants_open"].as_u64()), (Some(1), Some(1)));
+
+    let refused = server.ward(&alice, &["insights"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("auditors and admins"), "{}", stderr(&refused));
+    for bad in ["soon", "401d", "2026-01-01T00:00:00Z"] {
+        let out = server.ward(&carol, &["insights", "--since", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--since"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn insights_from_the_cli_on_sqlite() {
+    insights_from_the_cli(&Server::start(None));
+}
+
+#[test]
+fn insights_from_the_cli_on_postgres() {
+    if let Some(cluster) = ward_testkit::postgres() {
+        insights_from_the_cli(&Server::start(Some(cluster.fresh_database())));
+    }
 }

@@ -552,8 +552,11 @@ pub struct GrantAudited {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotificationFailed {
     pub sink: String,
-    /// The event whose notification is still owed.
-    pub event_seq: i64,
+    /// The event whose notification is still owed; none for a notice before a grant's expiry
+    /// (`grant.expiring` is a message, not an event).
+    pub event_seq: Option<i64>,
+    /// The owed message's id (a webhook's `webhook-id`), the same at every attempt.
+    pub message_id: String,
     pub attempts: u32,
     pub error: String,
     /// The HTTP status of the last attempt, if it got one.

@@ -44,7 +44,7 @@ impl World {
         approved.grant_id.unwrap().0
     }
 
-    async fn uses(&self, who: &str, times: usize) {
+    async fn checks(&self, who: &str, times: usize) {
         for _ in 0..times {
             let outcome = self.broker.check(&self.who(who), who, "read", "logs:payments-api").await.unwrap();
             assert!(outcome.allowed);
@@ -88,7 +88,7 @@ async fn a_grant_is_audited_when_it_ends_and_not_while_live(store: Arc<dyn Store
     let mut consumer = w.checkpoints("process-1");
     let grant = w.granted("alice", "INC-4312 checkout 500s", 30).await;
     w.clock.advance(SignedDuration::from_mins(2));
-    w.uses("alice", 1).await;
+    w.checks("alice", 1).await;
     // Live: nothing recorded; the service says where it stands.
     assert_eq!(w.step_until_caught_up(&mut consumer).await, AuditTally::default());
     assert!(w.audits(&grant).await.is_empty());
@@ -207,9 +207,9 @@ async fn a_late_event_revises_the_record_once_even_across_a_restart(store: Arc<d
     let w = World::new(store).await;
     let mut consumer = w.checkpoints("process-1");
     let grant = w.granted("alice", "INC-4312 checkout 500s", 30).await;
-    w.uses("alice", 1).await;
+    w.checks("alice", 1).await;
     w.clock.advance(SignedDuration::from_mins(3));
-    w.uses("alice", 2).await;
+    w.checks("alice", 2).await;
     w.clock.advance(SignedDuration::from_mins(1));
     w.broker.release(&w.who("alice"), &grant).await.unwrap();
     assert_eq!(w.step_until_caught_up(&mut consumer).await, audited(1, 0, 0));

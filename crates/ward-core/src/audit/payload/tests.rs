@@ -177,7 +177,8 @@ fn sample(event_type: EventType) -> Payload {
         }),
         T::NotificationFailed => Payload::NotificationFailed(NotificationFailed {
             sink: "slack".into(),
-            event_seq: 42,
+            event_seq: Some(42),
+            message_id: "msg_42".into(),
             attempts: 5,
             error: "503 Service Unavailable".into(),
             status: Some(503),
@@ -214,16 +215,18 @@ fn the_new_events_have_the_agreed_form() {
     );
     assert_eq!(
         text(EventType::NotificationFailed),
-        r#"{"attempts":5,"error":"503 Service Unavailable","event_seq":42,"sink":"slack","status":503}"#
+        r#"{"attempts":5,"error":"503 Service Unavailable","event_seq":42,"message_id":"msg_42","sink":"slack","status":503}"#
     );
     let no_status = Payload::NotificationFailed(NotificationFailed {
         sink: "hook".into(),
-        event_seq: 1,
+        event_seq: None,
+        message_id: "msg_1".into(),
         attempts: 1,
         error: "connection refused".into(),
         status: None,
     });
     assert_eq!(no_status.to_value()["status"], Value::Null, "no status is written as null");
+    assert_eq!(no_status.to_value()["event_seq"], Value::Null, "a notice before expiry is no event");
 }
 
 /// Fields ward added over time are missing from older logs: those still read, and are left out
