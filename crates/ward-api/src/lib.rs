@@ -7,6 +7,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+mod grant_audit;
+pub use grant_audit::{GrantAuditView, GrantReadsView, RecordedAuditView, VerdictView};
 mod insights;
 pub use insights::{ApproverInsightView, IdleGrantView, InsightsView, RoleInsightView};
 

@@ -200,38 +200,13 @@ impl AccessRequest {
     /// The approvals each stage still needs, after the best assignment of the approvers so far
     /// (each approver fills at most one stage slot, and only of a stage they are eligible for).
     pub fn unmet_stages(&self) -> Vec<Stage> {
-        let slots: Vec<&str> = self
-            .stages
+        let approvals: Vec<&[String]> = self
+            .approvals
             .iter()
-            .flat_map(|s| std::iter::repeat_n(s.name.as_str(), s.approvals as usize))
+            .filter(|a| a.decision == Decision::Approve)
+            .map(|a| a.stages.as_slice())
             .collect();
-        let approvals: Vec<&Approval> =
-            self.approvals.iter().filter(|a| a.decision == Decision::Approve).collect();
-        // For each approver, the slots they may fill.
-        let fits: Vec<Vec<usize>> = approvals
-            .iter()
-            .map(|a| (0..slots.len()).filter(|&i| a.stages.iter().any(|s| s == slots[i])).collect())
-            .collect();
-        let mut filled_by: Vec<Option<usize>> = vec![None; slots.len()];
-        for approver in 0..approvals.len() {
-            let mut seen = vec![false; slots.len()];
-            assign(approver, &fits, &mut filled_by, &mut seen);
-        }
-        self.stages
-            .iter()
-            .filter_map(|stage| {
-                let filled = slots
-                    .iter()
-                    .zip(&filled_by)
-                    .filter(|(name, by)| **name == stage.name && by.is_some())
-                    .count();
-                let missing = (stage.approvals as usize).saturating_sub(filled);
-                (missing > 0).then(|| Stage {
-                    name: stage.name.clone(),
-                    approvals: u32::try_from(missing).unwrap_or(u32::MAX),
-                })
-            })
-            .collect()
+        unmet_stages(&self.stages, &approvals)
     }
 
     /// Enough distinct approvers, and every stage met.
@@ -239,6 +214,39 @@ impl AccessRequest {
         let distinct = self.approvers().collect::<std::collections::BTreeSet<_>>().len();
         distinct >= self.approvals_required as usize && self.unmet_stages().is_empty()
     }
+}
+
+/// The approvals each of `stages` still needs, after the best assignment of approvers whose
+/// eligible stages are `approvers` (one entry per approver): each approver fills at most one
+/// stage slot, and only of a stage they are eligible for.
+pub fn unmet_stages(stages: &[Stage], approvers: &[&[String]]) -> Vec<Stage> {
+    let slots: Vec<&str> =
+        stages.iter().flat_map(|s| std::iter::repeat_n(s.name.as_str(), s.approvals as usize)).collect();
+    // For each approver, the slots they may fill.
+    let fits: Vec<Vec<usize>> = approvers
+        .iter()
+        .map(|eligible| (0..slots.len()).filter(|&i| eligible.iter().any(|s| s == slots[i])).collect())
+        .collect();
+    let mut filled_by: Vec<Option<usize>> = vec![None; slots.len()];
+    for approver in 0..approvers.len() {
+        let mut seen = vec![false; slots.len()];
+        assign(approver, &fits, &mut filled_by, &mut seen);
+    }
+    stages
+        .iter()
+        .filter_map(|stage| {
+            let filled = slots
+                .iter()
+                .zip(&filled_by)
+                .filter(|(name, by)| **name == stage.name && by.is_some())
+                .count();
+            let missing = (stage.approvals as usize).saturating_sub(filled);
+            (missing > 0).then(|| Stage {
+                name: stage.name.clone(),
+                approvals: u32::try_from(missing).unwrap_or(u32::MAX),
+            })
+        })
+        .collect()
 }
 
 /// Kuhn's augmenting path: gives `approver` a slot, moving earlier approvers if that helps.

@@ -1,19 +1,27 @@
-//! The rules' consumer: reads the audit log as it is written, feeds the rules, asks the
-//! time-driven ones every few seconds on the scheduler's clock, and commits what they saw with
-//! its cursor in one transaction (the store refuses the cursor move unless this process holds
-//! the live lease and the cursor is where it read it), so a finding is recorded once, even
-//! across a crash or a takeover by another process.
+//! The consumers ward-monitor runs beside the API: the rules ([`RulesReader`]) and the audit
+//! checkpoints ([`crate::checkpoints::CheckpointsReader`]). Each reads the audit log as it is
+//! written and commits what it makes of it with its cursor in one transaction (the store refuses
+//! the cursor move unless this process holds the live lease and the cursor is where it read it),
+//! so an effect is recorded once, even across a crash or a takeover by another process.
 //!
-//! The rules keep state (what a grant's window is, who approved what, counts in a window). On a
-//! start, or after losing the lease, the consumer rebuilds it by replaying the log before its
-//! cursor as far back as the rules reach; what the replay makes the rules see was recorded when
-//! it was first seen, and is not written again.
+//! The machinery is [`Consumer`]'s: the lease, the cursor, rebuilding the reader's state on a
+//! start or after losing the lease (by replaying the log before the cursor as far back as the
+//! reader's state reaches; what the replay shows was recorded when it was first seen, and is
+//! not written again), the batch's commit (planned again from fresh reads when something it
+//! read changed meanwhile) and the loop woken by commits. What a consumer does with the events
+//! is its [`Reader`]'s.
+//!
+//! The rules keep state (what a grant's window is, who approved what, counts in a window); the
+//! time-driven ones are asked every few seconds on the scheduler's clock.
 
+use std::fmt::Debug;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
+use ward_core::audit::AuditEvent;
 use ward_service::Broker;
 use ward_service::consumer::ConsumerLease;
 use ward_store::{Change, CursorMove, EventFilter, Store, StoreError};
@@ -21,48 +29,97 @@ use ward_store::{Change, CursorMove, EventFilter, Store, StoreError};
 use crate::ledger::{self, Sightings, Tally};
 use crate::rules::{self, Rules, RulesFactory};
 
-/// The consumer's name: its lease and its cursor.
+/// The rules' consumer's name: its lease and its cursor.
 pub const CONSUMER: &str = "rules";
 /// Events read per step.
 pub const BATCH: u32 = 1000;
-/// The longest the consumer waits between steps: the time-driven rules are asked at least this
+/// The longest a consumer waits between steps: the time-driven rules are asked at least this
 /// often, and an idle consumer renews its lease.
 pub const TICK: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// How long the consumer lets commits gather after being woken, so that a busy log is read in
-/// batches, not a commit at a time (each step is a read and a cursor write); findings come this
-/// much later.
+/// How long a consumer lets commits gather after being woken, so that a busy log is read in
+/// batches, not a commit at a time (each step is a read and a cursor write); its effects come
+/// this much later.
 pub const GATHER: Duration = Duration::from_millis(100);
-/// Plans of one batch tried against fresh reads, when a finding was written meanwhile (a
-/// `rules run`), before the consumer starts over from its cursor.
+/// Plans of one batch tried against fresh reads, when something the plan read was written
+/// meanwhile (a finding by a `rules run`), before the consumer starts over from its cursor.
 const PLAN_ATTEMPTS: usize = 3;
 
 /// What one step did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct StepReport {
-    /// Whether this process holds the lease, and so ran the rules.
+pub struct StepReport<T = Tally> {
+    /// Whether this process holds the lease, and so ran the consumer.
     pub held: bool,
     /// Events read past the cursor.
     pub read: usize,
-    /// Events replayed to rebuild the rules' state (on start, or after the lease came back).
+    /// Events replayed to rebuild the reader's state (on start, or after the lease came back).
     pub replayed: usize,
-    pub tally: Tally,
+    pub tally: T,
 }
 
-/// The rules' state while this process holds the lease, and how far it has read.
-struct Running {
-    engine: Box<dyn Rules>,
+/// What to commit for a batch (the consumer adds its cursor's move), and what it came to.
+#[derive(Debug, Default)]
+pub struct Planned<T> {
+    pub change: Change,
+    pub tally: T,
+}
+
+/// What a consumer of the log does with what it reads: the part [`Consumer`]'s machinery does
+/// not. Its state is kept only while a batch it observed is committed; after a failed commit or
+/// a lost lease it is built afresh ([`Reader::fresh`], then [`Reader::replay`] of the log before
+/// the cursor as far as [`Reader::reach_seconds`] says).
+pub trait Reader: Send + Sync + 'static {
+    /// What the reader keeps between batches.
+    type State: Send + Sync;
+    /// What a batch showed it, to plan the writes from.
+    type Seen: Send + Sync;
+    /// What a committed batch came to.
+    type Tally: Copy + Default + Debug + PartialEq + Send;
+
+    /// The consumer's name: its lease, its cursor, its lag on `/metrics`.
+    fn name(&self) -> &'static str;
+    /// A state that has seen nothing.
+    fn fresh(&self, broker: &Broker) -> Self::State;
+    /// How far back (seconds of the log before the cursor) the state reaches; `None`: the state
+    /// needs no replay.
+    fn reach_seconds(&self, broker: &Broker) -> Option<i64>;
+    /// Takes an event read again to rebuild the state (what it shows was recorded already).
+    fn replay(&self, state: &mut Self::State, event: &AuditEvent);
+    /// Takes the next batch (in `seq` order) at the clock's `now`.
+    fn observe(&self, state: &mut Self::State, events: &[AuditEvent], now: Timestamp) -> Self::Seen;
+    /// Whether `seen` asks for no write (with no events read either, the step commits nothing).
+    fn is_empty(&self, seen: &Self::Seen) -> bool;
+    /// What to write for `seen`, the batch read up to `to`, from fresh reads (called again when
+    /// the commit conflicted with a write it read).
+    fn plan(
+        &self,
+        broker: &Broker,
+        state: &mut Self::State,
+        seen: &Self::Seen,
+        to: i64,
+    ) -> impl Future<Output = Result<Planned<Self::Tally>, StoreError>> + Send;
+    /// Says in the log what a step did, when it did something worth saying.
+    fn report(&self, tally: &Self::Tally);
+}
+
+/// The reader's state while this process holds the lease, and how far it has read.
+struct Running<S> {
+    state: S,
     cursor: i64,
 }
 
-pub struct RulesConsumer {
+/// A consumer of the audit log run by its [`Reader`]: lease, cursor, replay, commit, loop.
+pub struct Consumer<R: Reader> {
     broker: Arc<Broker>,
-    rules: RulesFactory,
+    reader: R,
     lease: ConsumerLease,
-    running: Option<Running>,
+    running: Option<Running<R::State>>,
 }
 
-impl RulesConsumer {
+/// The rules' consumer.
+pub type RulesConsumer = Consumer<RulesReader>;
+
+impl Consumer<RulesReader> {
     /// The consumer of the rules in force, as this process (`holder`) runs it.
     pub fn new(broker: Arc<Broker>, holder: &str) -> Self {
         Self::with_rules(broker, holder, rules::in_force())
@@ -70,7 +127,14 @@ impl RulesConsumer {
 
     /// The consumer of the rules `rules` makes.
     pub fn with_rules(broker: Arc<Broker>, holder: &str, rules: RulesFactory) -> Self {
-        Self { lease: ConsumerLease::new(CONSUMER, holder), broker, rules, running: None }
+        Self::with_reader(broker, holder, RulesReader { rules })
+    }
+}
+
+impl<R: Reader> Consumer<R> {
+    /// The consumer `reader` runs, as this process (`holder`) runs it.
+    pub fn with_reader(broker: Arc<Broker>, holder: &str, reader: R) -> Self {
+        Self { lease: ConsumerLease::new(reader.name(), holder), broker, reader, running: None }
     }
 
     fn store(&self) -> &Arc<dyn Store> {
@@ -78,9 +142,9 @@ impl RulesConsumer {
     }
 
     /// One step at the clock's `now`: take or renew the lease (without it, do nothing), rebuild
-    /// the rules' state if needed, read the next batch past the cursor, ask the rules, and
-    /// commit what they saw with the cursor's move.
-    pub async fn step(&mut self) -> Result<StepReport, StoreError> {
+    /// the reader's state if needed, read the next batch past the cursor, let the reader take
+    /// it, and commit what it plans with the cursor's move.
+    pub async fn step(&mut self) -> Result<StepReport<R::Tally>, StoreError> {
         let now = self.broker.now();
         let store = self.broker.store().clone();
         if !self.lease.hold(&*store, now).await {
@@ -105,20 +169,16 @@ impl RulesConsumer {
                 return Err(error);
             }
         };
-        let mut sightings = Sightings::default();
-        for event in &events {
-            sightings.extend(running.engine.observe(event));
-        }
-        sightings.extend(running.engine.advance(now));
+        let seen = self.reader.observe(&mut running.state, &events, now);
         report.read = events.len();
         let to = events.last().map_or(running.cursor, |e| e.seq);
-        if sightings.is_empty() && to == running.cursor {
+        if self.reader.is_empty(&seen) && to == running.cursor {
             self.lease.report_lag(self.store(), running.cursor).await;
             self.running = Some(running);
             return Ok(report);
         }
         // The state now holds this batch: it is kept only once the batch is committed.
-        report.tally = match self.commit(&running, sightings, to).await {
+        report.tally = match self.commit(&mut running, &seen, to).await {
             Ok(tally) => tally,
             Err(error) => {
                 // Perhaps the lease was lost: ask the store again next time.
@@ -132,38 +192,37 @@ impl RulesConsumer {
         Ok(report)
     }
 
-    /// Commits the findings of a batch and the cursor's move to `to` in one change.
-    async fn commit(&self, running: &Running, sightings: Sightings, to: i64) -> Result<Tally, StoreError> {
-        let keys = sightings.keys();
-        let sightings = sightings.into_vec();
+    /// Commits what the reader plans for a batch and the cursor's move to `to` in one change.
+    async fn commit(
+        &self,
+        running: &mut Running<R::State>,
+        seen: &R::Seen,
+        to: i64,
+    ) -> Result<R::Tally, StoreError> {
         for _ in 0..PLAN_ATTEMPTS {
-            let latest = self.store().latest_findings(&keys).await?;
-            let plan = ledger::plan(&latest, sightings.clone(), self.broker.now());
-            let change = Change {
-                findings: plan.findings,
-                events: plan.events,
-                cursor: Some(CursorMove { lease: self.lease.lease().clone(), from: running.cursor, to }),
-                ..Change::default()
-            };
+            let Planned { mut change, tally } =
+                self.reader.plan(&self.broker, &mut running.state, seen, to).await?;
+            change.cursor = Some(CursorMove { lease: self.lease.lease().clone(), from: running.cursor, to });
             match self.broker.commit_change(change).await {
-                Ok(_) => return Ok(plan.tally),
-                // Still ours to move: a finding was written meanwhile; plan again from it.
+                Ok(_) => return Ok(tally),
+                // Still ours to move: something the plan read was written meanwhile; plan again.
                 Err(StoreError::Conflict)
-                    if self.store().consumer_cursor(CONSUMER).await? == running.cursor => {}
+                    if self.store().consumer_cursor(self.reader.name()).await? == running.cursor => {}
                 Err(error) => return Err(error),
             }
         }
         Err(StoreError::Conflict)
     }
 
-    /// A fresh engine brought up to the stored cursor: the events before it, as far back as the
-    /// rules reach, are replayed and what they make the rules see is dropped (it was recorded).
-    async fn rebuild(&mut self) -> Result<(Running, usize), StoreError> {
+    /// A fresh state brought up to the stored cursor: the events before it, as far back as the
+    /// reader's state reaches, are replayed (what they show was recorded).
+    async fn rebuild(&mut self) -> Result<(Running<R::State>, usize), StoreError> {
         let store = self.broker.store().clone();
-        let cursor = store.consumer_cursor(CONSUMER).await?;
-        let mut engine = (self.rules)(&self.broker);
-        let settings = self.broker.settings();
-        let reach = rules::reach_seconds(&settings.rules, settings.pending_ttl_seconds);
+        let cursor = store.consumer_cursor(self.reader.name()).await?;
+        let mut state = self.reader.fresh(&self.broker);
+        let Some(reach) = self.reader.reach_seconds(&self.broker) else {
+            return Ok((Running { state, cursor }, 0));
+        };
         let mut after = replay_start(&*store, cursor, reach).await?;
         let start = after;
         while after < cursor {
@@ -178,14 +237,19 @@ impl RulesConsumer {
             let Some(last) = events.last() else { break };
             after = last.seq;
             for event in &events {
-                let _recorded_already = engine.observe(event);
+                self.reader.replay(&mut state, event);
             }
         }
         let replayed = usize::try_from(after - start).unwrap_or(usize::MAX);
         if replayed > 0 {
-            tracing::info!(cursor, replayed, "rebuilt the rules' state from the audit log");
+            tracing::info!(
+                consumer = self.reader.name(),
+                cursor,
+                replayed,
+                "rebuilt a consumer's state from the audit log"
+            );
         }
-        Ok((Running { engine, cursor }, replayed))
+        Ok((Running { state, cursor }, replayed))
     }
 
     /// Runs until `shutdown` turns true, stepping when events are appended and at least every
@@ -199,15 +263,9 @@ impl RulesConsumer {
             let (wait, wake_on_append) = match self.step().await {
                 Ok(report) => {
                     backoff = Duration::from_millis(250);
-                    if report.tally.opened + report.tally.updated > 0 {
-                        tracing::info!(
-                            opened = report.tally.opened,
-                            updated = report.tally.updated,
-                            "findings"
-                        );
-                    }
+                    self.reader.report(&report.tally);
                     match report {
-                        // Another process runs the rules: look again later.
+                        // Another process runs the consumer: look again later.
                         StepReport { held: false, .. } => (TICK, false),
                         // More to read.
                         StepReport { read, .. } if read == BATCH as usize => (Duration::ZERO, false),
@@ -215,7 +273,7 @@ impl RulesConsumer {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%error, retry_in = ?backoff, "the rules' consumer failed a step; will retry");
+                    tracing::warn!(consumer = self.reader.name(), %error, retry_in = ?backoff, "a consumer of the audit log failed a step; will retry");
                     let wait = backoff;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                     (wait, false)
@@ -259,30 +317,95 @@ async fn replay_start(store: &dyn Store, cursor: i64, reach: i64) -> Result<i64,
         // No event at the cursor: replay all there is.
         return Ok(0);
     };
-    let since =
-        last.occurred_at.checked_sub(SignedDuration::from_secs(reach)).unwrap_or(jiff::Timestamp::MIN);
+    let since = last.occurred_at.checked_sub(SignedDuration::from_secs(reach)).unwrap_or(Timestamp::MIN);
     let first = store.events(&EventFilter { since: Some(since), limit: 1, ..EventFilter::default() }).await?;
     Ok(first.first().map_or(cursor, |e| e.seq - 1).min(cursor))
 }
 
-/// The rules' consumer as the serving process runs it, beside the API: [`RulesTask::stop`] ends
-/// it cleanly (its lease given up).
-pub struct RulesTask {
+/// A consumer as the serving process runs it, beside the API: [`ConsumerTask::stop`] ends it
+/// cleanly (its lease given up).
+pub struct ConsumerTask {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    name: &'static str,
 }
 
-impl RulesTask {
-    pub fn start(consumer: RulesConsumer) -> Self {
+/// The rules' consumer's task.
+pub type RulesTask = ConsumerTask;
+
+impl ConsumerTask {
+    pub fn start<R: Reader>(consumer: Consumer<R>) -> Self {
         let (stop, stopped) = watch::channel(false);
         let appended = consumer.broker.subscribe_appended();
-        Self { stop, task: tokio::spawn(consumer.run(appended, stopped)) }
+        let name = consumer.reader.name();
+        Self { stop, task: tokio::spawn(consumer.run(appended, stopped)), name }
     }
 
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         if let Err(error) = self.task.await {
-            tracing::error!(%error, "the rules' consumer stopped abnormally");
+            tracing::error!(consumer = self.name, %error, "a consumer of the audit log stopped abnormally");
+        }
+    }
+}
+
+/// The rules as a consumer reads them: events into the engine, the time-driven rules asked at
+/// every step, what they saw merged into findings ([`ledger`]).
+pub struct RulesReader {
+    rules: RulesFactory,
+}
+
+impl Reader for RulesReader {
+    type State = Box<dyn Rules>;
+    type Seen = Sightings;
+    type Tally = Tally;
+
+    fn name(&self) -> &'static str {
+        CONSUMER
+    }
+
+    fn fresh(&self, broker: &Broker) -> Self::State {
+        (self.rules)(broker)
+    }
+
+    fn reach_seconds(&self, broker: &Broker) -> Option<i64> {
+        let settings = broker.settings();
+        Some(rules::reach_seconds(&settings.rules, settings.pending_ttl_seconds))
+    }
+
+    fn replay(&self, state: &mut Self::State, event: &AuditEvent) {
+        let _recorded_already = state.observe(event);
+    }
+
+    fn observe(&self, state: &mut Self::State, events: &[AuditEvent], now: Timestamp) -> Sightings {
+        let mut sightings = Sightings::default();
+        for event in events {
+            sightings.extend(state.observe(event));
+        }
+        sightings.extend(state.advance(now));
+        sightings
+    }
+
+    fn is_empty(&self, seen: &Sightings) -> bool {
+        seen.is_empty()
+    }
+
+    async fn plan(
+        &self,
+        broker: &Broker,
+        _state: &mut Self::State,
+        seen: &Sightings,
+        _to: i64,
+    ) -> Result<Planned<Tally>, StoreError> {
+        let latest = broker.store().latest_findings(&seen.keys()).await?;
+        let plan = ledger::plan(&latest, seen.to_vec(), broker.now());
+        let change = Change { findings: plan.findings, events: plan.events, ..Change::default() };
+        Ok(Planned { change, tally: plan.tally })
+    }
+
+    fn report(&self, tally: &Tally) {
+        if tally.opened + tally.updated > 0 {
+            tracing::info!(opened = tally.opened, updated = tally.updated, "findings");
         }
     }
 }

@@ -81,6 +81,10 @@ impl Sightings {
     pub fn into_vec(self) -> Vec<Sighting> {
         self.list
     }
+
+    pub fn to_vec(&self) -> Vec<Sighting> {
+        self.list.clone()
+    }
 }
 
 /// The later sighting's words and severity win; the events are the union.

@@ -2,10 +2,14 @@
 //! this crate runs them: incrementally as a consumer of the log ([`consumer`]), over a period on
 //! demand ([`service::Findings::run`]), and keeps what they saw as findings with a lifecycle
 //! people move ([`service::Findings`]). Each write commits with its event, and the consumer's
-//! with its cursor. [`insights::Insights`] reads a period of the same log for right-sizing
-//! (`ward insights`) and writes nothing.
+//! with its cursor. Per grant, it answers the audit checkpoints (`ward_rules::checkpoints`):
+//! recorded by a consumer of their own as grants end ([`checkpoints`]), and asked for one grant
+//! at a time ([`grant_audits::GrantAudits`]). [`insights::Insights`] reads a period of the same
+//! log for right-sizing (`ward insights`) and writes nothing.
 
+pub mod checkpoints;
 pub mod consumer;
+pub mod grant_audits;
 pub mod insights;
 pub mod ledger;
 pub mod lifecycle;
@@ -13,7 +17,9 @@ pub mod payload;
 pub mod rules;
 pub mod service;
 
-pub use consumer::{CONSUMER, RulesConsumer, RulesTask, StepReport};
+pub use checkpoints::{AuditTally, CHECKPOINTS, CheckpointsConsumer, CheckpointsReader};
+pub use consumer::{CONSUMER, Consumer, ConsumerTask, Reader, RulesConsumer, RulesTask, StepReport};
+pub use grant_audits::GrantAudits;
 pub use insights::Insights;
 pub use ledger::Tally;
 pub use lifecycle::Step;

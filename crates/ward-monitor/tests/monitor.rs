@@ -48,7 +48,8 @@ macro_rules! on_both_backends {
     };
 }
 
-// After the macro, which it uses.
+// After the macro, which they use.
+mod checkpoints;
 mod insights;
 
 on_both_backends!(

@@ -173,8 +173,16 @@ impl GrantTrack {
     /// (a check at `expires_at` is refused); a release or revocation at `ended_at` comes after
     /// every use the broker let through, so a use in that same millisecond was still inside.
     fn allows_use_at(&self, at: i64) -> bool {
-        self.starts_at <= at && at < self.expires_at && self.ended_at.is_none_or(|ended| at <= ended)
+        allows_use_at(self.starts_at, self.expires_at, self.ended_at, at)
     }
+}
+
+/// Whether a grant whose window is `[starts_at, expires_at)` and whose release or revocation
+/// (if any) was at `ended_at` allowed a use at `at` (all Unix milliseconds): a check at
+/// `expires_at` is refused, while a release or revocation comes after every use the broker let
+/// through, so a use in that same millisecond was still inside.
+pub(crate) fn allows_use_at(starts_at: i64, expires_at: i64, ended_at: Option<i64>, at: i64) -> bool {
+    starts_at <= at && at < expires_at && ended_at.is_none_or(|ended| at <= ended)
 }
 
 /// An eligibility and the last time its holder asked.
@@ -408,16 +416,16 @@ fn is_consumers_own(event_type: EventType) -> bool {
     )
 }
 
-fn timestamp(ms: i64) -> Timestamp {
+pub(crate) fn timestamp(ms: i64) -> Timestamp {
     Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 { Timestamp::MIN } else { Timestamp::MAX })
 }
 
 /// `at` as RFC 3339, for summaries.
-fn when(ms: i64) -> String {
+pub(crate) fn when(ms: i64) -> String {
     timestamp(ms).to_string()
 }
 
 /// A duration in milliseconds as people read it (`90s`, `1h30m`).
-fn span(ms: i64) -> String {
+pub(crate) fn span(ms: i64) -> String {
     ward_core::duration::format_duration(u64::try_from(ms.max(0) / SECOND).unwrap_or(0))
 }

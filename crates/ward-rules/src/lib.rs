@@ -2,7 +2,11 @@
 //! come out; time-driven rules are asked with a `now` the caller passes. No I/O, no clock, no
 //! randomness, so the same events give the same findings whether they arrive one by one as they
 //! commit (the rules consumer) or all at once over a period (`ward rules run`).
+//!
+//! [`checkpoints`] answers an auditor's three questions of one grant (justified? used as
+//! intended? revoked promptly?) from its events, as pure as the rules.
 
+pub mod checkpoints;
 mod config;
 mod engine;
 mod facts;

@@ -2,6 +2,8 @@
 //! the same findings incrementally and over a period; its memory stays bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "rules/checkpoints.rs"]
+mod checkpoints;
 #[path = "rules/insights.rs"]
 mod insights;
 #[path = "rules/replay.rs"]

@@ -4,6 +4,7 @@
 
 mod auth;
 mod findings;
+mod grant_audit;
 mod handlers;
 mod insights;
 mod logs;
@@ -48,7 +49,7 @@ pub use problem::ApiError;
         handlers::sign_checkpoint, handlers::inclusion_proof, handlers::consistency_proof, handlers::resources,
         handlers::whoami, handlers::explain, handlers::reload_policies, handlers::list_tokens, handlers::revoke_token, logs::search, logs::tail, logs::push, logs::push_otlp,
         findings::list_findings, findings::get_finding, findings::acknowledge, findings::resolve, findings::dismiss,
-        findings::list_rules, findings::run_rules, insights::insights,
+        findings::list_rules, findings::run_rules, grant_audit::audit, insights::insights,
         slack::action, healthz, readyz
     ),
     modifiers(&BearerAuth),
@@ -217,6 +218,7 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/grants/{id}/revoke", post(handlers::revoke))
         .route("/grants/{id}/extend", post(handlers::extend))
         .route("/grants/{id}/review", post(handlers::review))
+        .route("/grants/{id}/audit", get(grant_audit::audit))
         .route("/check", post(handlers::check))
         .route("/audit/events", get(handlers::events))
         .route("/audit/key", get(handlers::audit_key))
@@ -254,6 +256,7 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/rules/run", post(findings::run_rules).layer(timeout(settings.period_timeout)))
         .route("/insights", get(insights::insights).layer(timeout(settings.period_timeout)))
         .layer(Extension(ward_monitor::Findings::new(broker.clone())))
+        .layer(Extension(ward_monitor::GrantAudits::new(broker.clone())))
         .layer(Extension(ward_monitor::Insights::new(broker.clone())))
         .layer(Extension(settings.slack.clone()));
     Router::new()

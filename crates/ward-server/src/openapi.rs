@@ -153,6 +153,13 @@ pub fn build() -> Result<Value, String> {
     refine.property("RuleView", "id", rules())?;
     refine.property("RuleView", "severity", severities())?;
     refine.property("ThresholdView", "kind", one_of(["count", "duration"]))?;
+    refine.property("VerdictView", "verdict", one_of(["pass", "fail", "pending"]))?;
+    refine.property("GrantAuditView", "state", one_of(GrantState::ALL.map(GrantState::as_str)))?;
+    refine.property(
+        "GrantAuditView",
+        "ending",
+        json!({ "enum": ["expired", "released", "revoked", null] }),
+    )?;
     for share in ["used_share_median", "used_share_p95"] {
         refine.property("RoleInsightView", share, json!({ "minimum": 0, "maximum": 1 }))?;
     }

@@ -1334,3 +1334,67 @@ async fn insights_over_http() {
     let too_long = api.get("/v1/insights?since=401d", &carol).await;
     assert!(too_long.body["detail"].as_str().unwrap().contains("400d"), "{}", too_long.body);
 }
+
+/// `GET /v1/grants/{id}/audit`: the grant's three checkpoints, for its holder, auditors and
+/// admins; anyone else, and an unknown grant, get 404.
+#[tokio::test]
+async fn a_grants_audit_over_http() {
+    let api = Api::new().await;
+    let (alice, bob, carol, admin, dave) = (
+        api.token("alice").await,
+        api.token("bob").await,
+        api.token("carol").await,
+        api.token("admin").await,
+        api.token("dave").await,
+    );
+    let created = api.post("/v1/requests", &alice, ask("logs:payments-api", "read", "30m")).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let approved = api.post(&format!("/v1/requests/{id}/approve"), &bob, json!({})).await;
+    let grant = approved.body["grant_id"].as_str().unwrap().to_owned();
+    let check = json!({"principal": "alice", "action": "read", "resource": "logs:payments-api"});
+    assert_eq!(api.post("/v1/check", &alice, check).await.body["allowed"], true);
+    let path = format!("/v1/grants/{grant}/audit");
+
+    let live = api.get(&path, &alice).await;
+    assert_eq!(live.status, StatusCode::OK, "{}", live.body);
+    assert_eq!(
+        (
+            &live.body["justified"]["verdict"],
+            &live.body["used_as_intended"]["verdict"],
+            &live.body["revoked_promptly"]["verdict"]
+        ),
+        (&json!("pass"), &json!("pending"), &json!("pending"))
+    );
+    assert_eq!(
+        (&live.body["state"], &live.body["recorded"], &live.body["ending"]),
+        (&json!("active"), &Value::Null, &Value::Null)
+    );
+    assert_eq!(live.body["reads"]["checks"], 1);
+
+    // Released, and recorded by the checkpoints' consumer.
+    api.post(&format!("/v1/grants/{grant}/release"), &alice, json!({})).await;
+    let mut consumer = ward_monitor::CheckpointsConsumer::new(api.broker.clone(), "test");
+    while consumer.step().await.unwrap().read > 0 {}
+    for token in [&alice, &carol, &admin] {
+        let ended = api.get(&path, token).await;
+        assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+        for checkpoint in ["justified", "used_as_intended", "revoked_promptly"] {
+            assert_eq!(ended.body[checkpoint]["verdict"], "pass", "{checkpoint}: {}", ended.body);
+            assert!(!ended.body[checkpoint]["seqs"].as_array().unwrap().is_empty());
+        }
+        assert_eq!((&ended.body["ending"], &ended.body["ended_by"]), (&json!("released"), &json!("alice")));
+        assert_eq!(ended.body["recorded"]["revision"], 1);
+        assert_eq!(ended.body["recorded"]["current"], true);
+        assert!(ended.body["revocation_lag_ms"].as_i64().unwrap() < 1000, "{}", ended.body);
+    }
+    let recorded = api.get("/v1/audit/events?type=grant.audited", &carol).await;
+    assert_eq!(recorded.body.as_array().unwrap().len(), 1);
+    assert_eq!(recorded.body[0]["details"]["justified"], "pass");
+
+    for token in [&bob, &dave] {
+        assert_problem(&api.get(&path, token).await, StatusCode::NOT_FOUND, "not-found");
+    }
+    assert_problem(&api.get("/v1/grants/grt_nope/audit", &carol).await, StatusCode::NOT_FOUND, "not-found");
+    let anonymous = api.send("GET", &path, None, None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}

@@ -413,6 +413,13 @@ pub enum AuditCommand {
         #[arg(long, value_name = "VERIFIER_KEY", requires = "check")]
         key: Option<String>,
     },
+    /// A grant's three audit checkpoints — justified, used as intended, revoked promptly —
+    /// each pass, fail or pending, with the reasons and the events (seq) behind them. The
+    /// grant's holder, auditors and admins. Exit 1 when a checkpoint failed.
+    Grant {
+        /// The grant (`grt_…`).
+        id: String,
+    },
     /// Print the latest signed checkpoint; keep it elsewhere to verify against later.
     Checkpoint {
         /// Sign a fresh one first (admins and auditors).

@@ -6,7 +6,8 @@
 //! through the same checks and commits the same events as in real use. Days follow a fixed
 //! pattern (no randomness), with a few violations planted where the rules should see them: an
 //! approver who rubber-stamps, a burst of refused checks, a break-glass grant nobody reviews, a
-//! grant held for hours for a five-minute look, requests at night and a thin reason.
+//! grant held for hours for a five-minute look, requests at night, a thin reason, and an expiry
+//! recorded late while ward was down for an upgrade.
 
 use std::sync::Arc;
 
@@ -280,6 +281,31 @@ impl Player {
                 self.at(self.clock.now() + SignedDuration::from_mins(1)).await?;
                 self.read("dave", "logs:ledger", None).await?;
             }
+            // ward is down for an upgrade while a grant expires: its end is recorded a quarter
+            // of an hour late, when ward is back.
+            6 => {
+                self.at(t(self, 11, 0)?).await?;
+                let reason = "settlement file rejected by the acquirer";
+                let ask = Ask {
+                    who: "alice",
+                    resource: "logs:payments-api",
+                    role: "read",
+                    minutes: 30,
+                    reason,
+                    ticket: ticket(7),
+                    breakglass: false,
+                };
+                let request = self.ask(ask).await?;
+                self.at(self.clock.now() + SignedDuration::from_mins(5)).await?;
+                self.approve("erin", request.id.as_str()).await?;
+                self.at(self.clock.now() + SignedDuration::from_mins(2)).await?;
+                self.read("alice", "logs:payments-api", Some("settlement")).await?;
+                self.at(self.clock.now() + SignedDuration::from_mins(10)).await?;
+                // Down for 35 minutes: nothing is processed meanwhile.
+                let back = self.clock.now() + SignedDuration::from_mins(35);
+                self.clock.set(back);
+                self.broker.run_due(back).await?;
+            }
             // A burst of refused checks: dave tries payments logs without a grant.
             3 => {
                 self.at(t(self, 11, 0)?).await?;
@@ -325,5 +351,66 @@ impl Player {
             .find(|e| e.subject.as_deref() == Some(who))
             .and_then(|e| e.grant_id.clone())
             .ok_or_else(|| BrokerError::NotFound(format!("no break-glass grant of {who} on {resource}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use ward_core::audit::EventType;
+    use ward_core::audit::payload::{GrantAudited, Payload, Verdict};
+
+    use super::*;
+
+    /// Two weeks of history hold every planted violation; the audit checkpoints recorded over
+    /// them pass for most grants and fail where something was planted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_history_leaves_audits_that_pass_and_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().display().to_string();
+        let path = std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/quickstart/ward.toml"
+        ));
+        let config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(ward_store_sql::SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
+        let played = play(&config, store.clone(), 14).await.unwrap().unwrap();
+        assert!(played.events > 100);
+
+        let broker =
+            ward_service::broker_for(&config, store.clone(), Arc::new(ward_core::SystemClock)).await.unwrap();
+        let mut consumer = ward_monitor::CheckpointsConsumer::new(broker, "test");
+        while consumer.step().await.unwrap().read > 0 {}
+        let filter =
+            EventFilter { event_type: Some(EventType::GrantAudited), limit: 1000, ..Default::default() };
+        let audits: Vec<GrantAudited> = store
+            .events(&filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| match Payload::parse(e.event_type, &e.details).unwrap() {
+                Payload::GrantAudited(audited) => audited,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let count = |f: &dyn Fn(&GrantAudited) -> bool| audits.iter().filter(|a| f(a)).count();
+        let all_pass = count(&|a| {
+            [a.justified, a.used_as_intended, a.revoked_promptly]
+                == [Verdict::Pass, Verdict::Pass, Verdict::Pass]
+        });
+        assert!(all_pass > audits.len() / 2, "{all_pass} of {}", audits.len());
+        let has = |text: &str| audits.iter().any(|a| a.reasons.iter().any(|r| r.contains(text)));
+        // The thin reason and the break-glass nobody reviewed.
+        assert_eq!(count(&|a| a.justified == Verdict::Fail), 2);
+        assert!(has("justified: the reason says nothing specific"));
+        assert!(has("justified: break-glass: not reviewed by its deadline"));
+        assert!(has("justified: break-glass: reviewed by bob"));
+        // The expiry recorded while ward was down.
+        assert!(count(&|a| a.revoked_promptly == Verdict::Fail) >= 1);
+        assert!(has("but its end reached the log 17m later"));
+        // The grant held for hours for a few minutes' look.
+        assert!(has("(longer than 1h: excessive-duration)"));
     }
 }

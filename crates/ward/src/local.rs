@@ -231,8 +231,11 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
             .await
             .map_err(CliError::Usage)?;
     let background = ward_service::background::Background::start(&broker);
-    // The rules read the log beside the API, supervised here like the rest of the background.
+    // The rules read the log beside the API, supervised here like the rest of the background;
+    // so do the audit checkpoints, recorded as grants end.
     let rules = ward_monitor::RulesTask::start(ward_monitor::RulesConsumer::new(broker.clone(), holder));
+    let checkpoints =
+        ward_monitor::ConsumerTask::start(ward_monitor::CheckpointsConsumer::new(broker.clone(), holder));
     let served = match tls {
         Some(tls) => {
             let listener = ward_server::tls::TlsListener::new(listener, tls);
@@ -240,6 +243,7 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
         }
         None => ward_server::serve(listener, broker, settings, shutdown).await,
     };
+    checkpoints.stop().await;
     rules.stop().await;
     background.stop().await;
     notifier.stop().await;

@@ -8,6 +8,7 @@ macro_rules! say {
 
 mod cli;
 mod client;
+mod grant_audit;
 mod history;
 mod insights;
 mod local;
@@ -502,6 +503,16 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 }
                 _ => Err(CliError::Usage("give --seq N, --from A --to B, or --check FILE".into())),
             }
+        }
+        Command::Audit { command: AuditCommand::Grant { id } } => {
+            let value = client()?.get(&format!("/v1/grants/{id}/audit"), &[]).await?;
+            let audit: ward_api::GrantAuditView = typed(&value)?;
+            if json {
+                print_json(&value)?;
+            } else {
+                grant_audit::print(&audit);
+            }
+            Ok(if grant_audit::failed(&audit) { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::Audit { command: AuditCommand::Key } => {
             let value = client()?.get("/v1/audit/key", &[]).await?;

@@ -635,6 +635,71 @@ fn findings_from_the_cli_on_postgres() {
     }
 }
 
+/// `ward audit grant`: the grant's three checkpoints as `ward serve`'s consumer records them
+/// when it ends; a table for people, the API's JSON with `-o json`, exit 1 when one failed.
+fn audit_grant_from_the_cli(server: &Server) {
+    let (alice, bob, carol) = (server.token("alice"), server.token("bob"), server.token("carol"));
+    let grant = |reason: &str| {
+        let ask = ["request", "logs:payments-api", "--role", "read", "--for", "30m", "--reason", reason];
+        let (code, request) = server.json(&alice, &ask);
+        assert_eq!(code, 0, "{request}");
+        let (code, approved) = server.json(&bob, &["approve", request["id"].as_str().unwrap()]);
+        assert_eq!(code, 0, "{approved}");
+        approved["grant_id"].as_str().unwrap().to_owned()
+    };
+    let good = grant("INC-4312 checkout 500s");
+    let check = ["check", "--principal", "alice", "--action", "read", "--resource", "logs:payments-api"];
+    assert!(server.ward(&alice, &check).status.success());
+    let (code, live) = server.json(&alice, &["audit", "grant", &good]);
+    assert_eq!((code, live["used_as_intended"]["verdict"].as_str()), (0, Some("pending")), "{live}");
+    assert!(server.ward(&alice, &["release", &good]).status.success());
+    let thin = grant("fix");
+    assert!(server.ward(&alice, &["release", &thin]).status.success());
+
+    // The consumer records both as they end.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let recorded = |id: &str| server.json(&carol, &["audit", "grant", id]).1["recorded"]["revision"] == 1;
+    while !(recorded(&good) && recorded(&thin)) {
+        assert!(Instant::now() < deadline, "the checkpoints were not recorded");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let shown = server.ward(&alice, &["audit", "grant", &good]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let text = String::from_utf8(shown.stdout).unwrap();
+    for expected in [
+        "alice held read on logs:payments-api",
+        "ended       released by alice",
+        "recorded    revision 1",
+        "justified          PASS",
+        "used_as_intended   PASS",
+        "revoked_promptly   PASS",
+        "    1 of 1 required approvals, by bob",
+    ] {
+        assert!(text.contains(expected), "`{expected}` in:\n{text}");
+    }
+    let (code, failed) = server.json(&carol, &["audit", "grant", &thin]);
+    assert_eq!((code, failed["justified"]["verdict"].as_str()), (1, Some("fail")), "{failed}");
+    let (_, events) = server.json(&carol, &["audit", "events", "--type", "grant.audited"]);
+    assert_eq!(events.as_array().unwrap().len(), 2, "{events}");
+
+    let hidden = server.ward(&bob, &["audit", "grant", &good]);
+    assert_eq!(hidden.status.code(), Some(1));
+    assert!(stderr(&hidden).contains("no grant"), "{}", stderr(&hidden));
+    assert_eq!(server.ward(&carol, &["audit", "grant"]).status.code(), Some(2), "the grant is required");
+}
+
+#[test]
+fn audit_grant_from_the_cli_on_sqlite() {
+    audit_grant_from_the_cli(&Server::start(None));
+}
+
+#[test]
+fn audit_grant_from_the_cli_on_postgres() {
+    if let Some(cluster) = ward_testkit::postgres() {
+        audit_grant_from_the_cli(&Server::start(Some(cluster.fresh_database())));
+    }
+}
+
 /// `ward policy check` compiles the configured policies as the server would, and points at the
 /// line and column of what is wrong.
 #[test]
@@ -878,6 +943,7 @@ fn quickstart_history_gives_the_audit_something_to_show() {
         "breakglass-used",
         "excessive-duration",
         "weak-justification",
+        "revocation-overdue",
     ];
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -890,6 +956,37 @@ fn quickstart_history_gives_the_audit_something_to_show() {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "the planted violations were not all found: {rules:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The grants' audit checkpoints, recorded as ward serves: most pass, the planted ones fail.
+    loop {
+        let args = ["audit", "events", "--type", "grant.audited", "--limit", "1000", "-o", "json"];
+        let out = ward(&args, Some(&carol));
+        assert!(out.status.success(), "{}", stderr(&out));
+        let audits: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let verdicts: Vec<[&str; 3]> = audits
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let d = &e["details"];
+                [&d["justified"], &d["used_as_intended"], &d["revoked_promptly"]].map(|v| v.as_str().unwrap())
+            })
+            .collect();
+        let passed = verdicts.iter().filter(|v| **v == ["pass", "pass", "pass"]).count();
+        let unjustified = verdicts.iter().filter(|v| v[0] == "fail").count();
+        let late = verdicts.iter().filter(|v| v[2] == "fail").count();
+        if passed > verdicts.len() / 2 && unjustified >= 2 && late >= 1 {
+            let grant = audits[0]["grant_id"].as_str().unwrap();
+            let shown = ward(&["audit", "grant", grant], Some(&carol));
+            assert!(
+                String::from_utf8_lossy(&shown.stdout).contains("recorded    revision "),
+                "{}",
+                stderr(&shown)
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the audits: {verdicts:?}");
         std::thread::sleep(Duration::from_millis(500));
     }
     child.kill().unwrap();

@@ -511,7 +511,16 @@ impl Verdict {
     }
 }
 
-/// `grant.audited`: a grant's three audit checkpoints.
+/// The events (`seq`s) behind each of a grant's three verdicts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointSeqs {
+    pub justified: Vec<i64>,
+    pub used_as_intended: Vec<i64>,
+    pub revoked_promptly: Vec<i64>,
+}
+
+/// `grant.audited`: a grant's three audit checkpoints, recorded when it ends and again (one
+/// revision more) whenever later events change what they say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantAudited {
     pub justified: Verdict,
@@ -519,7 +528,24 @@ pub struct GrantAudited {
     pub revoked_promptly: Verdict,
     /// 1 for the first verdicts on a grant, one more each time later events change them.
     pub revision: i64,
+    /// Why, in words: each checkpoint's reasons in turn, each starting with the checkpoint's
+    /// name (`justified: …`, `used_as_intended: …`, `revoked_promptly: …`).
     pub reasons: Vec<String>,
+    /// The events behind each verdict.
+    #[serde(default)]
+    pub seqs: CheckpointSeqs,
+    /// How the grant ended: `expired`, `released` or `revoked`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<String>,
+    /// When its access ended (for an expiry: its `expires_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    /// How long after its end the end reached the log (an expiry processed late shows here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_lag_ms: Option<i64>,
+    /// How long it was held after its last use (or, never used, its whole window).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_ms: Option<i64>,
 }
 
 /// `notification.failed`: a sink did not take a delivery after its retries.

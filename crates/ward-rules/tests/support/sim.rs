@@ -179,6 +179,35 @@ impl Sim {
         self.approve(t, "bob", &request).unwrap()
     }
 
+    /// The holder of `grant` asks for `seconds` more with `reason` and bob approves at once;
+    /// returns the extension request's id.
+    pub fn raw_extension(&mut self, t: i64, grant: &str, reason: &str, seconds: u64) -> String {
+        let held = self.grants[grant].clone();
+        let new = NewRequest {
+            requester: held.principal.clone(),
+            resource: held.resource.clone(),
+            role: held.role.clone(),
+            duration_seconds: seconds,
+            reason: reason.into(),
+            ..NewRequest::default()
+        };
+        let terms =
+            RequestTerms { approvals_required: 1, policy_ids: vec!["p".into()], ..Default::default() };
+        let context = GrantContext { extends: Some(held), ..GrantContext::default() };
+        let policy_hash = self.policy_hash.clone();
+        let filed =
+            lifecycle::file_request(&mut self.ids, new, &terms, &policy_hash, 86_400, &context, at(t))
+                .unwrap();
+        let request = filed.request.clone().unwrap();
+        self.apply(filed, t);
+        let context = GrantContext { extends: Some(self.grants[grant].clone()), ..GrantContext::default() };
+        let approver = Approver { name: "bob", stages: Some(vec![]), last_approved_by_requester: None };
+        let done =
+            lifecycle::approve(&mut self.ids, request.clone(), &approver, None, &context, at(t)).unwrap();
+        self.apply(done, t);
+        request.id.to_string()
+    }
+
     pub fn deny(&mut self, t: i64, approver: &str, request: &str) {
         let current = self.requests[request].clone();
         let approver = Approver { name: approver, stages: Some(vec![]), last_approved_by_requester: None };

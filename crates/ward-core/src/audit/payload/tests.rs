@@ -164,7 +164,16 @@ fn sample(event_type: EventType) -> Payload {
             used_as_intended: Verdict::Fail,
             revoked_promptly: Verdict::Pending,
             revision: 1,
-            reasons: vec!["read after release".into()],
+            reasons: vec!["used_as_intended: read after release".into()],
+            seqs: CheckpointSeqs {
+                justified: vec![1, 2],
+                used_as_intended: vec![5],
+                revoked_promptly: vec![3, 4],
+            },
+            ended_by: Some("released".into()),
+            ended_at: Some(window.expires_at),
+            revocation_lag_ms: Some(0),
+            idle_ms: Some(60_000),
         }),
         T::NotificationFailed => Payload::NotificationFailed(NotificationFailed {
             sink: "slack".into(),
@@ -202,7 +211,7 @@ fn the_new_events_have_the_agreed_form() {
     );
     assert_eq!(
         text(EventType::GrantAudited),
-        r#"{"justified":"pass","reasons":["read after release"],"revision":1,"revoked_promptly":"pending","used_as_intended":"fail"}"#
+        r#"{"ended_at":"2027-01-15T08:30:00Z","ended_by":"released","idle_ms":60000,"justified":"pass","reasons":["used_as_intended: read after release"],"revision":1,"revocation_lag_ms":0,"revoked_promptly":"pending","seqs":{"justified":[1,2],"revoked_promptly":[3,4],"used_as_intended":[5]},"used_as_intended":"fail"}"#
     );
     assert_eq!(
         text(EventType::NotificationFailed),

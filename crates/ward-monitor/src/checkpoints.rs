@@ -1,0 +1,363 @@
+//! The audit checkpoints of grants (`ward_rules::checkpoints`, pure) as ward runs them: a
+//! grant's events read from the store ([`grant_log`]), the policies asked again about its
+//! requests ([`audit_facts`]), and the consumer `checkpoints` ([`CheckpointsReader`]) that
+//! records the verdicts as `grant.audited` when a grant ends and again, one revision more,
+//! whenever later events change them.
+//!
+//! The consumer keeps only the grants it knows are live (so that their uses cost it nothing);
+//! any other event about a grant makes it read that grant's events and compare what they say
+//! now with the last `grant.audited` on record. The log is the memory: after a restart nothing
+//! is replayed, nothing is recorded twice (the comparison reads the last record), and a grant
+//! that ended is forgotten at once (a late event about it is read fresh).
+
+use std::collections::{BTreeSet, HashMap};
+
+use jiff::{SignedDuration, Timestamp};
+use ward_core::SYSTEM_ACTOR;
+use ward_core::audit::{AuditEvent, EventType, NewEvent, Payload};
+use ward_core::lifecycle::IdSource;
+use ward_core::policy::{RequestAsk, RequestVerdict};
+use ward_rules::checkpoints::{AuditFacts, GrantAudit, PolicyCheck, PolicyFacts, assess};
+use ward_service::Broker;
+use ward_service::ids::RandomIds;
+use ward_store::{EventFilter, Store, StoreError};
+
+use crate::consumer::{Consumer, Planned, Reader};
+
+/// The consumer's name: its lease and its cursor.
+pub const CHECKPOINTS: &str = "checkpoints";
+/// Events read per page of a grant's log.
+const PAGE: u32 = 1000;
+/// The holder's refusals shown with a grant, at most.
+const MAX_REFUSALS: u32 = 1000;
+/// How long past its expiry a grant the consumer knows as live is kept as such (one whose end
+/// never comes: ward was down): touched again later, it is read fresh.
+const LIVE_TAIL: SignedDuration = SignedDuration::from_hours(24);
+
+/// Every event matching `filter` (paged).
+async fn read_all(store: &dyn Store, mut filter: EventFilter) -> Result<Vec<AuditEvent>, StoreError> {
+    let mut all = Vec::new();
+    filter.limit = PAGE;
+    loop {
+        let page = store.events(&filter).await?;
+        let full = page.len() == PAGE as usize;
+        filter.after_seq = page.last().map(|e| e.seq).or(filter.after_seq);
+        all.extend(page);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
+
+/// What the checkpoints read of grant `grant_id`: its own events, those of the requests behind
+/// it (the one it came from and each extension), and, `with_refusals`, the holder's refused
+/// attempts on its resource from its creation to its end. Empty for a grant the log does not
+/// name.
+pub async fn grant_log(
+    store: &dyn Store,
+    grant_id: &str,
+    with_refusals: bool,
+) -> Result<Vec<AuditEvent>, StoreError> {
+    let mut events =
+        read_all(store, EventFilter { grant_id: Some(grant_id.to_owned()), ..EventFilter::default() })
+            .await?;
+    let Some(first) = events.first().cloned() else { return Ok(events) };
+    let mut requests: BTreeSet<String> = events.iter().filter_map(|e| e.request_id.clone()).collect();
+    requests.extend(
+        events
+            .iter()
+            .filter(|e| e.event_type == EventType::GrantExtended)
+            .filter_map(|e| e.details.get("extension_request_id")?.as_str().map(str::to_owned)),
+    );
+    for request in requests {
+        let filter = EventFilter { request_id: Some(request), ..EventFilter::default() };
+        let theirs = read_all(store, filter).await?;
+        events.extend(theirs.into_iter().filter(|e| e.grant_id.is_none()));
+    }
+    if with_refusals && let (Some(holder), Some(resource)) = (&first.subject, &first.resource) {
+        let ended = events
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.event_type,
+                    EventType::GrantReleased | EventType::GrantRevoked | EventType::GrantExpired
+                )
+            })
+            .map(|e| e.occurred_at)
+            .min();
+        let filter = EventFilter {
+            subject: Some(holder.clone()),
+            resource: Some(resource.clone()),
+            event_type: Some(EventType::AccessDenied),
+            since: Some(first.occurred_at),
+            until: ended.map(|end| end + SignedDuration::from_millis(1)),
+            limit: MAX_REFUSALS,
+            ..EventFilter::default()
+        };
+        events.extend(store.events(&filter).await?);
+    }
+    events.sort_by_key(|e| e.seq);
+    events.dedup_by_key(|e| e.seq);
+    Ok(events)
+}
+
+/// What the checkpoints need beyond `events`: the thresholds in force (`[rules.…]`), and the
+/// policies' answers about each request among them, asked again as it was filed when the
+/// policy set that allowed it is still in force.
+pub fn audit_facts(broker: &Broker, events: &[AuditEvent]) -> AuditFacts {
+    let mut facts = AuditFacts::from_config(&broker.settings().rules);
+    let policy = broker.policy();
+    for event in events.iter().filter(|e| e.event_type == EventType::RequestCreated) {
+        let Some(request_id) = event.request_id.clone() else { continue };
+        let Ok(Payload::RequestCreated(created)) = Payload::parse(event.event_type, &event.details) else {
+            continue;
+        };
+        if created.policy_hash != policy.hash() {
+            let why = format!(
+                "the policy set that allowed it ({}) is no longer in force ({})",
+                short(&created.policy_hash),
+                short(policy.hash())
+            );
+            facts.policies.insert(request_id, PolicyFacts::Unavailable(why));
+            continue;
+        }
+        let requester = event.subject.as_deref().unwrap_or(&event.actor);
+        let reason = event.reason.as_deref().unwrap_or_default();
+        let ask = RequestAsk {
+            requester,
+            resource: event.resource.as_deref().unwrap_or_default(),
+            role: &created.role,
+            duration_seconds: created.duration_seconds,
+            reason,
+            ticket: created.ticket.as_deref(),
+            on_call_schedules: &created.on_call_schedules,
+            business_hours: created.business_hours,
+            extension: created.extends_grant.is_some(),
+            breakglass: created.breakglass,
+        };
+        let hmac = is_hmac(reason) || created.ticket.as_deref().is_some_and(is_hmac);
+        let allowed = (!hmac).then(|| match policy.decide_request(&ask) {
+            RequestVerdict::Allowed(terms) => Ok(terms.policy_ids),
+            RequestVerdict::Refused(refusal) => Err(refusal.to_string()),
+        });
+        let mut check = PolicyCheck {
+            policy_hash: policy.hash().to_owned(),
+            allowed,
+            ticket_kinds: if hmac { Vec::new() } else { policy.ticket_kinds(created.ticket.as_deref()) },
+            ..PolicyCheck::default()
+        };
+        for decided in events.iter().filter(|e| e.request_id.as_deref() == Some(request_id.as_str())) {
+            let who = decided.actor.as_str();
+            match decided.event_type {
+                EventType::ApprovalGranted if who != SYSTEM_ACTOR => {
+                    check.approvers.insert(who.to_owned(), policy.approval_stages(who, &ask));
+                }
+                EventType::BreakglassReviewed => {
+                    let admin = broker.caller(who).is_some_and(|caller| caller.admin);
+                    check.reviewers.insert(who.to_owned(), admin || policy.may_decide(who, &ask));
+                }
+                _ => {}
+            }
+        }
+        facts.policies.insert(request_id, PolicyFacts::Checked(check));
+    }
+    facts
+}
+
+fn is_hmac(text: &str) -> bool {
+    text.trim_start().starts_with("hmac-sha256:")
+}
+
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+/// Reads grant `grant_id`'s events and assesses them at `now`. `None`: the log does not start
+/// the grant.
+pub async fn assess_grant(
+    broker: &Broker,
+    grant_id: &str,
+    with_refusals: bool,
+    now: Timestamp,
+) -> Result<Option<GrantAudit>, StoreError> {
+    let events = grant_log(&**broker.store(), grant_id, with_refusals).await?;
+    let facts = audit_facts(broker, &events);
+    Ok(assess(grant_id, &events, &facts, now))
+}
+
+/// The event that records `audit`'s verdicts as `details`.
+pub fn audited_event(
+    audit: &GrantAudit,
+    details: ward_core::audit::payload::GrantAudited,
+    at: Timestamp,
+) -> NewEvent {
+    NewEvent {
+        subject: Some(audit.principal.clone()),
+        resource: Some(audit.resource.clone()),
+        request_id: audit.request_id.clone(),
+        grant_id: Some(audit.grant_id.clone()),
+        ..NewEvent::new(RandomIds.event_id(), at, SYSTEM_ACTOR, Payload::GrantAudited(details))
+    }
+}
+
+/// What a batch of the checkpoints' consumer came to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AuditTally {
+    /// Grants that ended, their verdicts recorded for the first time.
+    pub recorded: u64,
+    /// Grants whose verdicts later events changed: recorded again, one revision more.
+    pub revised: u64,
+    /// Grants read again whose record still says what their events say.
+    pub unchanged: u64,
+}
+
+/// The grants the consumer knows are live: their expiry (Unix milliseconds).
+#[derive(Debug, Default)]
+pub struct LiveGrants {
+    grants: HashMap<String, i64>,
+}
+
+impl LiveGrants {
+    /// How many grants it holds (for the tests of boundedness).
+    pub fn len(&self) -> usize {
+        self.grants.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.grants.is_empty()
+    }
+}
+
+/// What a batch showed the consumer: the grants to read again, and the time of its last event.
+#[derive(Debug, Default)]
+pub struct Touched {
+    grants: BTreeSet<String>,
+    at: Option<Timestamp>,
+}
+
+/// The audit checkpoints as a consumer reads them.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CheckpointsReader;
+
+/// The checkpoints' consumer.
+pub type CheckpointsConsumer = Consumer<CheckpointsReader>;
+
+impl Consumer<CheckpointsReader> {
+    /// The checkpoints' consumer, as this process (`holder`) runs it.
+    pub fn new(broker: std::sync::Arc<Broker>, holder: &str) -> Self {
+        Self::with_reader(broker, holder, CheckpointsReader)
+    }
+}
+
+/// The expiry an event that starts or extends a grant gives it.
+fn expiry(event: &AuditEvent) -> Option<i64> {
+    let expires_at = match Payload::parse(event.event_type, &event.details).ok()? {
+        Payload::GrantScheduled(started) | Payload::GrantActivated(started) => started.expires_at,
+        Payload::BreakglassUsed(used) => used.expires_at,
+        Payload::GrantExtended(extended) => extended.expires_at,
+        _ => return None,
+    };
+    Some(expires_at.as_millisecond())
+}
+
+impl Reader for CheckpointsReader {
+    type State = LiveGrants;
+    type Seen = Touched;
+    type Tally = AuditTally;
+
+    fn name(&self) -> &'static str {
+        CHECKPOINTS
+    }
+
+    fn fresh(&self, _broker: &Broker) -> LiveGrants {
+        LiveGrants::default()
+    }
+
+    fn reach_seconds(&self, _broker: &Broker) -> Option<i64> {
+        None
+    }
+
+    fn replay(&self, _state: &mut LiveGrants, _event: &AuditEvent) {}
+
+    fn observe(&self, state: &mut LiveGrants, events: &[AuditEvent], now: Timestamp) -> Touched {
+        use EventType as T;
+        let mut touched = Touched { grants: BTreeSet::new(), at: events.last().map(|e| e.recorded_at) };
+        for event in events {
+            let Some(grant) = event.grant_id.as_deref() else { continue };
+            match event.event_type {
+                // What ward's own consumers write about grants is no activity of theirs.
+                T::GrantAudited
+                | T::FindingOpened
+                | T::FindingUpdated
+                | T::FindingAcknowledged
+                | T::FindingResolved
+                | T::FindingDismissed
+                | T::NotificationFailed => {}
+                T::GrantScheduled | T::GrantActivated | T::BreakglassUsed | T::GrantExtended
+                    if state.grants.contains_key(grant) || event.event_type != T::GrantExtended =>
+                {
+                    match expiry(event) {
+                        Some(expires_at) => {
+                            state.grants.insert(grant.to_owned(), expires_at);
+                        }
+                        None => {
+                            touched.grants.insert(grant.to_owned());
+                        }
+                    }
+                }
+                T::GrantReleased | T::GrantRevoked | T::GrantExpired => {
+                    state.grants.remove(grant);
+                    touched.grants.insert(grant.to_owned());
+                }
+                _ if state.grants.contains_key(grant) => {}
+                _ => {
+                    touched.grants.insert(grant.to_owned());
+                }
+            }
+        }
+        let forget = now.as_millisecond().saturating_sub(LIVE_TAIL.as_millis() as i64);
+        state.grants.retain(|_, expires_at| *expires_at > forget);
+        touched
+    }
+
+    fn is_empty(&self, seen: &Touched) -> bool {
+        seen.grants.is_empty()
+    }
+
+    async fn plan(
+        &self,
+        broker: &Broker,
+        state: &mut LiveGrants,
+        seen: &Touched,
+        _to: i64,
+    ) -> Result<Planned<AuditTally>, StoreError> {
+        let mut planned = Planned::<AuditTally>::default();
+        // As of the batch's last event: what the record says follows from the log alone.
+        let at = seen.at.unwrap_or_else(|| broker.now());
+        for grant in &seen.grants {
+            let Some(audit) = assess_grant(broker, grant, false, at).await? else { continue };
+            if audit.end.is_none() {
+                state.grants.insert(grant.clone(), audit.expires_at.as_millisecond());
+                continue;
+            }
+            match audit.to_record() {
+                None => planned.tally.unchanged += 1,
+                Some(details) => {
+                    if details.revision == 1 {
+                        planned.tally.recorded += 1;
+                    } else {
+                        planned.tally.revised += 1;
+                    }
+                    planned.change.events.push(audited_event(&audit, details, broker.now()));
+                }
+            }
+        }
+        Ok(planned)
+    }
+
+    fn report(&self, tally: &AuditTally) {
+        if tally.recorded + tally.revised > 0 {
+            tracing::info!(recorded = tally.recorded, revised = tally.revised, "grants audited");
+        }
+    }
+}
