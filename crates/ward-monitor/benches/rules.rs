@@ -1,8 +1,9 @@
 //! What the rules cost, side by side in one run (the machines are noisy: read the ratios):
 //! - `ward rules run` over a log of N events against `ward audit export --format jsonl` of the
 //!   same events (reading dominates; the rules must not): target ≤ 1.5×;
-//! - 16 concurrent writers committing events, with and without the rules' consumer following
-//!   them in the same process: target < 5% fewer commits per second.
+//! - 16 concurrent writers committing events, with and without the consumers that evaluate them
+//!   incrementally (the rules and the grants' audits) in the same process: target < 5% fewer
+//!   commits per second.
 //!
 //! The log is real ward traffic: one cycle of a team's work (a request, a lead's approval, the
 //! grant, its first use and a usage summary, a refused check, the expiry) is played through the
@@ -26,7 +27,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
 use ward_core::audit::{AuditEvent, EventType, NewEvent};
 use ward_core::{Clock, ManualClock};
-use ward_monitor::{Findings, RulesConsumer, RulesTask};
+use ward_monitor::{CheckpointsConsumer, ConsumerTask, Findings, RulesConsumer, RulesTask};
 use ward_service::export::ExportFormat;
 use ward_service::{Broker, Config, RequestInput};
 use ward_store::{Change, EventFilter, Store};
@@ -330,21 +331,27 @@ async fn main() {
     // so alternating pairs would always put the consumer in the later one.
     for round in 0..ROUNDS * 2 {
         let following = matches!(round % 4, 1 | 2);
-        let task = following.then(|| RulesTask::start(RulesConsumer::new(broker.clone(), "bench")));
+        // The consumers `ward serve` runs beside the writers: the rules and the grants' audits.
+        let tasks = following.then(|| {
+            let rules = RulesTask::start(RulesConsumer::new(broker.clone(), "bench"));
+            let audits = ConsumerTask::start(CheckpointsConsumer::new(broker.clone(), "bench"));
+            (rules, audits)
+        });
         let rate = commits(&broker, &template, base, per_writer).await;
         base += 10_000_000;
-        if let Some(task) = task {
-            task.stop().await;
+        if let Some((rules, audits)) = tasks {
+            rules.stop().await;
+            audits.stop().await;
         }
         println!(
-            "round {round}: 16 writers {} the rules' consumer: {rate:.0} commits/s",
+            "round {round}: 16 writers {} the rules' and the audits' consumers: {rate:.0} commits/s",
             if following { "with" } else { "without" }
         );
         if following { with.push(rate) } else { without.push(rate) }
     }
     let (with, without) = (median(with), median(without));
     println!(
-        "16 writers: {without:.0} commits/s without the consumer, {with:.0} with: {:+.1}% (target > -5%)",
+        "16 writers: {without:.0} commits/s without the consumers, {with:.0} with: {:+.1}% (target > -5%)",
         (with / without - 1.0) * 100.0
     );
 }
