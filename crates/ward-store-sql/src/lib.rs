@@ -199,6 +199,14 @@ impl Conditions {
         self.conditions.push(condition);
     }
 
+    /// A listing's next page, newest first: the rows after `(at, id)` in `(column, id)` order.
+    fn before(&mut self, column: &str, at: Timestamp, id: &str) {
+        self.push(
+            &format!("({column} < ? OR ({column} = ? AND id < ?))"),
+            [millis(at).into(), millis(at).into(), id.into()],
+        );
+    }
+
     /// The user's own rows (`owner` names them) or those on the resources they might decide.
     /// The resources go as one JSON array, not a parameter each: however many a policy gives
     /// someone, the query stays within the backends' limits on bound parameters.
@@ -430,10 +438,7 @@ impl Store for SqlStore {
             query.visible_to("requester", visible, self.dialect)?;
         }
         if let Some((at, id)) = &filter.after {
-            query.push(
-                "(created_at < ? OR (created_at = ? AND id < ?))",
-                [millis(*at).into(), millis(*at).into(), id.as_str().into()],
-            );
+            query.before("created_at", *at, id);
         }
         let sql = format!(
             "SELECT {REQUEST_COLUMNS} FROM requests {} ORDER BY created_at DESC, id DESC LIMIT {}",
@@ -484,10 +489,7 @@ impl Store for SqlStore {
             query.visible_to("principal", visible, self.dialect)?;
         }
         if let Some((at, id)) = &filter.after {
-            query.push(
-                "(starts_at < ? OR (starts_at = ? AND id < ?))",
-                [millis(*at).into(), millis(*at).into(), id.as_str().into()],
-            );
+            query.before("starts_at", *at, id);
         }
         let sql = format!(
             "SELECT {GRANT_COLUMNS} FROM grants {} ORDER BY starts_at DESC, id DESC LIMIT {}",
@@ -765,10 +767,7 @@ impl Store for SqlStore {
             query.push("last_seen_at >= ?", [millis(since).into()]);
         }
         if let Some((at, id)) = &filter.after {
-            query.push(
-                "(first_seen_at < ? OR (first_seen_at = ? AND id < ?))",
-                [millis(*at).into(), millis(*at).into(), id.as_str().into()],
-            );
+            query.before("first_seen_at", *at, id);
         }
         let sql = format!(
             "SELECT {FINDING_COLUMNS} FROM findings {} ORDER BY first_seen_at DESC, id DESC LIMIT {}",
