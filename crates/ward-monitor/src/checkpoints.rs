@@ -1,6 +1,6 @@
-//! The audit checkpoints of grants (`ward_rules::checkpoints`, pure) as ward runs them: a
-//! grant's events read from the store ([`grant_log`]), the policies asked again about its
-//! requests ([`audit_facts`]), and the consumer `checkpoints` ([`CheckpointsReader`]) that
+//! The audit checkpoints of grants (`ward_rules::checkpoints`, pure) as ward runs them: the
+//! grants' events read from the store ([`grant_logs`], all those a batch touched at once), the
+//! policies asked again about their requests ([`audit_facts`]), and the consumer `checkpoints` ([`CheckpointsReader`]) that
 //! records the verdicts as `grant.audited` when a grant ends and again, one revision more,
 //! whenever later events change them.
 //!
@@ -49,31 +49,61 @@ async fn read_all(store: &dyn Store, mut filter: EventFilter) -> Result<Vec<Audi
     }
 }
 
-/// What the checkpoints read of grant `grant_id`: its own events, those of the requests behind
-/// it (the one it came from and each extension), and, `with_refusals`, the holder's refused
-/// attempts on its resource from its creation to its end. Empty for a grant the log does not
-/// name.
+/// What the checkpoints read of each of `grant_ids`, read together (two queries, however many
+/// grants): the grant's own events and those of the requests behind it (the one it came from
+/// and each extension), in log order. A grant the log does not name is left out.
+pub async fn grant_logs(
+    store: &dyn Store,
+    grant_ids: &[String],
+) -> Result<HashMap<String, Vec<AuditEvent>>, StoreError> {
+    let own = EventFilter { grant_ids: Some(grant_ids.to_vec()), ..EventFilter::default() };
+    let mut logs: HashMap<String, Vec<AuditEvent>> = HashMap::new();
+    for event in read_all(store, own).await? {
+        if let Some(grant) = event.grant_id.clone() {
+            logs.entry(grant).or_default().push(event);
+        }
+    }
+    // Each request behind a grant, and the grants it is behind (one, but for a grant's own
+    // extension requests).
+    let mut behind: HashMap<String, Vec<String>> = HashMap::new();
+    for (grant, events) in &logs {
+        let extensions = events
+            .iter()
+            .filter(|e| e.event_type == EventType::GrantExtended)
+            .filter_map(|e| e.details.get("extension_request_id")?.as_str().map(str::to_owned));
+        let requests: BTreeSet<String> =
+            events.iter().filter_map(|e| e.request_id.clone()).chain(extensions).collect();
+        for request in requests {
+            behind.entry(request).or_default().push(grant.clone());
+        }
+    }
+    if !behind.is_empty() {
+        let theirs =
+            EventFilter { request_ids: Some(behind.keys().cloned().collect()), ..EventFilter::default() };
+        // A request's events about a grant are that grant's own, read above.
+        for event in read_all(store, theirs).await?.into_iter().filter(|e| e.grant_id.is_none()) {
+            let grants = event.request_id.as_ref().and_then(|request| behind.get(request));
+            for grant in grants.into_iter().flatten() {
+                logs.entry(grant.clone()).or_default().push(event.clone());
+            }
+        }
+    }
+    for events in logs.values_mut() {
+        events.sort_by_key(|e| e.seq);
+    }
+    Ok(logs)
+}
+
+/// What the checkpoints read of grant `grant_id` ([`grant_logs`]) and, `with_refusals`, the
+/// holder's refused attempts on its resource from its creation to its end. Empty for a grant
+/// the log does not name.
 pub async fn grant_log(
     store: &dyn Store,
     grant_id: &str,
     with_refusals: bool,
 ) -> Result<Vec<AuditEvent>, StoreError> {
-    let mut events =
-        read_all(store, EventFilter { grant_id: Some(grant_id.to_owned()), ..EventFilter::default() })
-            .await?;
+    let mut events = grant_logs(store, &[grant_id.to_owned()]).await?.remove(grant_id).unwrap_or_default();
     let Some(first) = events.first().cloned() else { return Ok(events) };
-    let mut requests: BTreeSet<String> = events.iter().filter_map(|e| e.request_id.clone()).collect();
-    requests.extend(
-        events
-            .iter()
-            .filter(|e| e.event_type == EventType::GrantExtended)
-            .filter_map(|e| e.details.get("extension_request_id")?.as_str().map(str::to_owned)),
-    );
-    for request in requests {
-        let filter = EventFilter { request_id: Some(request), ..EventFilter::default() };
-        let theirs = read_all(store, filter).await?;
-        events.extend(theirs.into_iter().filter(|e| e.grant_id.is_none()));
-    }
     if with_refusals && let (Some(holder), Some(resource)) = (&first.subject, &first.resource) {
         let ended = events
             .iter()
@@ -95,9 +125,9 @@ pub async fn grant_log(
             ..EventFilter::default()
         };
         events.extend(store.events(&filter).await?);
+        events.sort_by_key(|e| e.seq);
+        events.dedup_by_key(|e| e.seq);
     }
-    events.sort_by_key(|e| e.seq);
-    events.dedup_by_key(|e| e.seq);
     Ok(events)
 }
 
@@ -334,8 +364,11 @@ impl Reader for CheckpointsReader {
         let mut planned = Planned::<AuditTally>::default();
         // As of the batch's last event: what the record says follows from the log alone.
         let at = seen.at.unwrap_or_else(|| broker.now());
+        let grants: Vec<String> = seen.grants.iter().cloned().collect();
+        let mut logs = grant_logs(&**broker.store(), &grants).await?;
         for grant in &seen.grants {
-            let Some(audit) = assess_grant(broker, grant, false, at).await? else { continue };
+            let Some(events) = logs.remove(grant) else { continue };
+            let Some(audit) = assess(grant, &events, &audit_facts(broker, &events), at) else { continue };
             if audit.end.is_none() {
                 state.grants.insert(grant.clone(), audit.expires_at.as_millisecond());
                 continue;

@@ -174,6 +174,18 @@ fn limit(n: u32) -> i64 {
     i64::from(if n == 0 { 1000 } else { n })
 }
 
+/// A subquery listing the elements of a JSON array of strings bound as its `?`.
+fn listed(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "SELECT value FROM json_each(?)",
+        Dialect::Postgres => "SELECT jsonb_array_elements_text(CAST(? AS jsonb))",
+    }
+}
+
+fn json_list(values: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(values).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 /// The WHERE clause of a listing: only the filters given go into the SQL (column names are
 /// constants, values are bound), so the planner can pick the index that fits.
 #[derive(Default)]
@@ -220,16 +232,18 @@ impl Conditions {
             self.push(&format!("{owner} = ?"), [visible.user.as_str().into()]);
             return Ok(());
         }
-        let listed = match dialect {
-            Dialect::Sqlite => "SELECT value FROM json_each(?)",
-            Dialect::Postgres => "SELECT jsonb_array_elements_text(CAST(? AS jsonb))",
-        };
-        let resources =
-            serde_json::to_string(&visible.resources).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let resources = json_list(&visible.resources)?;
         self.push(
-            &format!("({owner} = ? OR resource IN ({listed}))"),
+            &format!("({owner} = ? OR resource IN ({}))", listed(dialect)),
             [visible.user.as_str().into(), resources.into()],
         );
+        Ok(())
+    }
+
+    /// Rows whose `column` is one of `values` (none, when `values` is empty), bound as one JSON
+    /// array however many there are.
+    fn one_of(&mut self, column: &str, values: &[String], dialect: Dialect) -> Result<(), StoreError> {
+        self.push(&format!("{column} IN ({})", listed(dialect)), [json_list(values)?.into()]);
         Ok(())
     }
 
@@ -599,14 +613,8 @@ impl Store for SqlStore {
     }
 
     async fn events(&self, filter: &EventFilter) -> Result<Vec<AuditEvent>, StoreError> {
-        // Only the filters given go into the SQL (column names are constants, values are bound),
-        // so the planner can pick the index that fits; `$n IS NULL OR …` would defeat it.
-        let mut conditions = Vec::new();
-        let mut params: Vec<plan::Param> = Vec::new();
-        let mut condition = |template: &str, value: plan::Param| {
-            params.push(value);
-            conditions.push(template.replace('?', &format!("${}", params.len())));
-        };
+        // `$n IS NULL OR …` for the filters not given would defeat the indexes.
+        let mut query = Conditions::default();
         let text = |value: &Option<String>| value.as_deref().map(plan::Param::from);
         for (template, value) in [
             ("actor = ?", text(&filter.actor)),
@@ -620,18 +628,24 @@ impl Store for SqlStore {
             ("seq > ?", filter.after_seq.map(plan::Param::from)),
         ] {
             if let Some(value) = value {
-                condition(template, value);
+                query.push(template, [value]);
             }
         }
         if let Some(name) = &filter.involving {
-            condition("(actor = ? OR subject = ?)", name.as_str().into());
+            query.push("(actor = ? OR subject = ?)", [name.as_str().into(), name.as_str().into()]);
+        }
+        if let Some(grants) = &filter.grant_ids {
+            query.one_of("grant_id", grants, self.dialect)?;
+        }
+        if let Some(requests) = &filter.request_ids {
+            query.one_of("request_id", requests, self.dialect)?;
         }
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM audit_events {} {} ORDER BY seq LIMIT {}",
-            if conditions.is_empty() { "" } else { "WHERE" },
-            conditions.join(" AND "),
+            "SELECT {EVENT_COLUMNS} FROM audit_events {} ORDER BY seq LIMIT {}",
+            query.clause(),
             limit(filter.limit)
         );
+        let params = query.params;
         dispatch!(&self.pool, pool => {
             // Each row is decoded as it arrives, while the driver fetches the next.
             let mut rows = plan::bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params).fetch(pool);

@@ -433,7 +433,24 @@ pub async fn event_filters(store: Arc<dyn Store>) {
         query(EventFilter { grant_id: Some(grant.id.0.clone()), ..Default::default() }).await.len(),
         2
     );
-    assert_eq!(query(EventFilter { since: Some(later), ..Default::default() }).await.len(), 2);
+    let (second_request, second_grant) = granted(&*store, &mut ids, "dave", later).await;
+    let grants = |ids: &[&str]| EventFilter {
+        grant_ids: Some(ids.iter().map(|id| (*id).to_owned()).collect()),
+        ..Default::default()
+    };
+    assert_eq!(query(grants(&[&grant.id.0, &second_grant.id.0, "grt_none"])).await.len(), 3);
+    assert_eq!(query(grants(&[&second_grant.id.0])).await.len(), 1);
+    // An empty list matches nothing (not everything).
+    assert_eq!(query(grants(&[])).await.len(), 0);
+    let requests = EventFilter {
+        request_ids: Some(vec![request.id.0.clone(), second_request.id.0.clone()]),
+        event_type: Some(EventType::ApprovalGranted),
+        ..Default::default()
+    };
+    assert_eq!(query(requests).await.len(), 2);
+    let as_listed = query(EventFilter { request_ids: Some(vec![]), ..Default::default() }).await;
+    assert!(as_listed.is_empty());
+    assert_eq!(query(EventFilter { since: Some(later), ..Default::default() }).await.len(), 5);
     assert_eq!(query(EventFilter { until: Some(later), ..Default::default() }).await.len(), 3);
     let page =
         store.events(&EventFilter { after_seq: Some(2), limit: 2, ..Default::default() }).await.unwrap();

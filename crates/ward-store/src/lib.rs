@@ -197,6 +197,10 @@ pub struct EventFilter {
     pub event_type: Option<EventType>,
     pub request_id: Option<String>,
     pub grant_id: Option<String>,
+    /// Only events about one of these grants (none, when the list is empty).
+    pub grant_ids: Option<Vec<String>>,
+    /// Only events about one of these requests (none, when the list is empty).
+    pub request_ids: Option<Vec<String>>,
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
     /// Only events with a larger `seq` (for paging).
