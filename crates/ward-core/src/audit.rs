@@ -10,7 +10,7 @@ use std::fmt;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub mod payload;
 
@@ -266,24 +266,44 @@ impl AuditEvent {
         chained
     }
 
-    /// The bytes that are hashed: every field but `hash`, canonical JSON.
+    /// The bytes that are hashed: every field but `hash`, canonical JSON (what
+    /// [`canonical_json`] makes of them as one object). Written field by field in the keys'
+    /// sorted order, not through a `Value`: every append and every check of a hash (the
+    /// `integrity-failure` rule reads each event) goes through here.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let value = json!({
-            "seq": self.seq,
-            "id": self.id,
-            "type": self.event_type.as_str(),
-            "occurred_at": self.occurred_at.to_string(),
-            "recorded_at": self.recorded_at.to_string(),
-            "actor": self.actor,
-            "subject": self.subject,
-            "resource": self.resource,
-            "request_id": self.request_id,
-            "grant_id": self.grant_id,
-            "reason": self.reason,
-            "details": self.details,
-            "prev_hash": self.prev_hash,
-        });
-        canonical_json(&value).into_bytes()
+        let mut out = Vec::with_capacity(512);
+        let fields: [(&str, Field<'_>); 13] = [
+            ("actor", Field::Text(Some(&self.actor))),
+            ("details", Field::Value(&self.details)),
+            ("grant_id", Field::Text(self.grant_id.as_deref())),
+            ("id", Field::Text(Some(&self.id))),
+            ("occurred_at", Field::Time(self.occurred_at)),
+            ("prev_hash", Field::Text(Some(&self.prev_hash))),
+            ("reason", Field::Text(self.reason.as_deref())),
+            ("recorded_at", Field::Time(self.recorded_at)),
+            ("request_id", Field::Text(self.request_id.as_deref())),
+            ("resource", Field::Text(self.resource.as_deref())),
+            ("seq", Field::Number(self.seq)),
+            ("subject", Field::Text(self.subject.as_deref())),
+            ("type", Field::Text(Some(self.event_type.as_str()))),
+        ];
+        out.push(b'{');
+        for (i, (key, field)) in fields.into_iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_json_str(key, &mut out);
+            out.push(b':');
+            match field {
+                Field::Text(Some(text)) => write_json_str(text, &mut out),
+                Field::Text(None) => out.extend_from_slice(b"null"),
+                Field::Time(at) => write_json_str(&at.to_string(), &mut out),
+                Field::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
+                Field::Value(value) => write_canonical(value, &mut out),
+            }
+        }
+        out.push(b'}');
+        out
     }
 
     /// RFC 6962 leaf hash of the canonical bytes, lowercase hex.
@@ -292,41 +312,59 @@ impl AuditEvent {
     }
 }
 
+/// A field of an event in its canonical bytes.
+enum Field<'a> {
+    Text(Option<&'a str>),
+    Time(Timestamp),
+    Number(i64),
+    Value(&'a Value),
+}
+
 /// Serialises `value` with object keys sorted at every depth and no white space. (serde_json's
 /// own key order depends on whether some crate in the build enabled `preserve_order`.)
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(value, &mut out);
-    out
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+/// `text` as a JSON string, escaped as serde_json escapes it.
+fn write_json_str(text: &str, out: &mut Vec<u8>) {
+    // Neither writing to a `Vec` nor serialising a `str` can fail.
+    let _infallible = serde_json::to_writer(&mut *out, text);
+}
+
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
+            out.push(b'{');
             for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
+                write_json_str(key, out);
+                out.push(b':');
                 write_canonical(item, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        // A scalar as serde_json writes it (as its `Display` did before).
+        scalar => {
+            let _infallible = serde_json::to_writer(&mut *out, scalar);
+        }
     }
 }
 
@@ -337,6 +375,8 @@ pub fn leaf_hash(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn event(id: &str) -> NewEvent {
@@ -385,6 +425,52 @@ mod tests {
         assert_eq!(at(1_700_000_000_500), "2023-11-14T22:13:20.5Z");
         assert_eq!(at(1_700_000_000_372), "2023-11-14T22:13:20.372Z");
         assert_eq!(at(1_700_000_000_020), "2023-11-14T22:13:20.02Z");
+    }
+
+    /// The event's canonical bytes, as they were first defined: the fields as one JSON object
+    /// through [`canonical_json`] (what every log written so far was hashed over).
+    fn canonical_through_a_value(event: &AuditEvent) -> Vec<u8> {
+        let value = json!({
+            "seq": event.seq,
+            "id": event.id,
+            "type": event.event_type.as_str(),
+            "occurred_at": event.occurred_at.to_string(),
+            "recorded_at": event.recorded_at.to_string(),
+            "actor": event.actor,
+            "subject": event.subject,
+            "resource": event.resource,
+            "request_id": event.request_id,
+            "grant_id": event.grant_id,
+            "reason": event.reason,
+            "details": event.details,
+            "prev_hash": event.prev_hash,
+        });
+        canonical_json(&value).into_bytes()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn canonical_bytes_are_the_canonical_json_of_the_fields(
+            seq in proptest::num::i64::ANY,
+            ms in 0i64..4_000_000_000_000,
+            texts in proptest::collection::vec(proptest::option::of("\\PC*|[\"\\\\\u{0}-\u{1f}\u{7f}é😀/]*"), 5),
+            number in proptest::num::f64::NORMAL,
+            integer in proptest::num::i64::ANY,
+        ) {
+            let at = Timestamp::from_millisecond(ms).unwrap();
+            let text = |i: usize| texts[i].clone();
+            let mut event = AuditEvent::chain(event("e1"), seq, at, GENESIS_HASH.into());
+            event.actor = text(0).unwrap_or_default();
+            event.subject = text(1);
+            event.reason = text(2);
+            event.grant_id = text(3);
+            event.details = json!({
+                "z": [number, integer, null, true, text(4)],
+                text(4).unwrap_or_default(): {"b": text(0), "a": {}},
+                "": [],
+            });
+            proptest::prop_assert_eq!(event.canonical_bytes(), canonical_through_a_value(&event));
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ use serde_json::Value;
 use ward_core::audit::{AuditEvent, EventType, NewEvent};
 use ward_core::{Clock, ManualClock};
 use ward_monitor::{
-    CHECKPOINTS, CONSUMER, CheckpointsConsumer, ConsumerTask, Findings, RulesConsumer, RulesTask,
+    CHECKPOINTS, CONSUMER, CheckpointsConsumer, ConsumerTask, Findings, LogTail, RulesConsumer, RulesTask,
 };
 use ward_service::export::ExportFormat;
 use ward_service::{Broker, Config, RequestInput};
@@ -333,14 +333,18 @@ async fn main() {
         ["no consumer", "the rules' consumer", "the rules' and the audits' consumers"];
     let cycles: usize = std::env::var("WARD_BENCH_CYCLES").ok().and_then(|c| c.parse().ok()).unwrap_or(7);
     let mut rates: [Vec<f64>; 3] = Default::default();
+    let mut cpu_per_commit: [Vec<f64>; 3] = Default::default();
     let mut base = 0;
     // A warm-up round first, not counted.
     commits(&broker, &template, 1_000_000_000, per_writer / 4).await;
     for round in 0..3 * cycles {
         let setting = (round + round / 3) % 3;
-        let rules = (setting >= 1).then(|| RulesTask::start(RulesConsumer::new(broker.clone(), "bench")));
-        let audits =
-            (setting == 2).then(|| ConsumerTask::start(CheckpointsConsumer::new(broker.clone(), "bench")));
+        // As `ward serve` runs them: reading the log's end through one tail.
+        let tail = Arc::new(LogTail::new(ward_monitor::consumer::TAIL));
+        let rules = (setting >= 1)
+            .then(|| RulesTask::start(RulesConsumer::new(broker.clone(), "bench").sharing(tail.clone())));
+        let audits = (setting == 2)
+            .then(|| ConsumerTask::start(CheckpointsConsumer::new(broker.clone(), "bench").sharing(tail)));
         // What the consumers missed while stopped is read before the clock starts: the figure is
         // following the writers, not catching up.
         let head = store.head().await.unwrap().size as i64;
@@ -349,7 +353,9 @@ async fn main() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+        let cpu_before = cpu_seconds();
         let rate = commits(&broker, &template, base, per_writer).await;
+        let cpu = (cpu_seconds() - cpu_before) / (WRITERS * per_writer) as f64 * 1e6;
         base += 10_000_000;
         if let Some(task) = rules {
             task.stop().await;
@@ -357,8 +363,12 @@ async fn main() {
         if let Some(task) = audits {
             task.stop().await;
         }
-        println!("round {round}: 16 writers with {}: {rate:.0} commits/s", SETTINGS[setting]);
+        println!(
+            "round {round}: 16 writers with {}: {rate:.0} commits/s, {cpu:.0} µs of CPU per commit",
+            SETTINGS[setting]
+        );
         rates[setting].push(rate);
+        cpu_per_commit[setting].push(cpu);
     }
     let [none, rules, both] = rates.map(median);
     println!(
@@ -368,4 +378,19 @@ async fn main() {
         (rules / none - 1.0) * 100.0,
         (both / none - 1.0) * 100.0
     );
+    let [none, rules, both] = cpu_per_commit.map(median);
+    println!(
+        "CPU per commit (the process's, user and system), medians: {none:.0} µs with no consumer; \
+         {rules:.0} µs with the rules; {both:.0} µs with the rules and the audits"
+    );
+}
+
+/// The CPU time this process has used so far (user and system), from `/proc/self/stat`.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // The fields after the command's closing parenthesis: utime and stime are the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // Linux reports them in USER_HZ, 100 a second on every architecture it runs on.
+    ticks / 100.0
 }

@@ -28,11 +28,14 @@ use ward_store::{Change, CursorMove, EventFilter, Store, StoreError};
 
 use crate::ledger::{self, Sightings, Tally};
 use crate::rules::{self, Rules, RulesFactory};
+use crate::tail::LogTail;
 
 /// The rules' consumer's name: its lease and its cursor.
 pub const CONSUMER: &str = "rules";
 /// Events read per step.
 pub const BATCH: u32 = 1000;
+/// Events a consumer's own [`LogTail`] keeps (one shared by several keeps as many).
+pub const TAIL: usize = 4 * BATCH as usize;
 /// The longest a consumer waits between steps: the time-driven rules are asked at least this
 /// often, and an idle consumer renews its lease.
 pub const TICK: Duration = Duration::from_secs(5);
@@ -114,6 +117,7 @@ pub struct Consumer<R: Reader> {
     reader: R,
     lease: ConsumerLease,
     running: Option<Running<R::State>>,
+    tail: Arc<LogTail>,
 }
 
 /// The rules' consumer.
@@ -134,7 +138,15 @@ impl Consumer<RulesReader> {
 impl<R: Reader> Consumer<R> {
     /// The consumer `reader` runs, as this process (`holder`) runs it.
     pub fn with_reader(broker: Arc<Broker>, holder: &str, reader: R) -> Self {
-        Self { lease: ConsumerLease::new(reader.name(), holder), broker, reader, running: None }
+        let lease = ConsumerLease::new(reader.name(), holder);
+        Self { lease, broker, reader, running: None, tail: Arc::new(LogTail::new(TAIL)) }
+    }
+
+    /// The consumer reading the log's end through `tail`, shared with the other consumers of
+    /// this process (each event is read from the store once for all of them).
+    pub fn sharing(mut self, tail: Arc<LogTail>) -> Self {
+        self.tail = tail;
+        self
     }
 
     fn store(&self) -> &Arc<dyn Store> {
@@ -160,8 +172,7 @@ impl<R: Reader> Consumer<R> {
                 running
             }
         };
-        let filter = EventFilter { after_seq: Some(running.cursor), limit: BATCH, ..EventFilter::default() };
-        let events = match self.store().events(&filter).await {
+        let events = match self.tail.read_after(&**self.store(), running.cursor, BATCH).await {
             Ok(events) => events,
             Err(error) => {
                 // Nothing was observed: the state is still good.

@@ -5,7 +5,9 @@
 //! with its cursor. Per grant, it answers the audit checkpoints (`ward_rules::checkpoints`):
 //! recorded by a consumer of their own as grants end ([`checkpoints`]), and asked for one grant
 //! at a time ([`grant_audits::GrantAudits`]). [`insights::Insights`] reads a period of the same
-//! log for right-sizing (`ward insights`) and writes nothing.
+//! log for right-sizing (`ward insights`) and writes nothing. The consumers of one process read
+//! the log's end through one [`tail::LogTail`], so each event is read from the store once for
+//! all of them.
 
 pub mod checkpoints;
 pub mod consumer;
@@ -16,6 +18,7 @@ pub mod lifecycle;
 pub mod payload;
 pub mod rules;
 pub mod service;
+pub mod tail;
 
 pub use checkpoints::{AuditTally, CHECKPOINTS, CheckpointsConsumer, CheckpointsReader};
 pub use consumer::{CONSUMER, Consumer, ConsumerTask, Reader, RulesConsumer, RulesTask, StepReport};
@@ -24,3 +27,4 @@ pub use insights::Insights;
 pub use ledger::Tally;
 pub use lifecycle::Step;
 pub use service::{FindingListing, Findings, RunReport};
+pub use tail::LogTail;

@@ -10,7 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use ward_core::audit::{AuditEvent, EventType};
 use ward_core::{Clock, ManualClock, RequestState};
 use ward_monitor::rules::{Rules, RulesFactory};
-use ward_monitor::{CONSUMER, FindingListing, Findings, RulesConsumer, RulesTask, Step, Tally};
+use ward_monitor::{CONSUMER, FindingListing, Findings, LogTail, RulesConsumer, RulesTask, Step, Tally};
 use ward_rules::{Finding, RuleId, Severity};
 use ward_service::{Broker, BrokerError, Caller, Config, RequestInput};
 use ward_store::{EventFilter, FindingFilter, FindingRecord, FindingState, Store, StoreError};
@@ -62,6 +62,7 @@ on_both_backends!(
     findings_are_seen_by_auditors_and_their_subject,
     findings_move_through_their_lifecycle_with_events,
     a_run_is_for_auditors_over_a_past_period,
+    a_shared_tail_reads_each_event_once_and_gives_what_the_store_holds,
 );
 
 /// Rules to test the machinery with, standing in for ward's own: `rubber-stamp` once an approver
@@ -678,4 +679,75 @@ async fn the_rules_in_force_fire_through_the_consumer(store: Arc<dyn Store>) {
     assert_eq!((run.tally.opened, run.tally.updated), (0, 0), "{run:?}");
     assert_eq!(run.tally.unchanged as usize, recorded.len());
     assert_eq!(w.all_findings().await, recorded);
+}
+
+/// What the consumers of one process read through their shared [`LogTail`]: exactly what the
+/// store returns for the same ask, the events it holds read from the store once.
+async fn a_shared_tail_reads_each_event_once_and_gives_what_the_store_holds(store: Arc<dyn Store>) {
+    let interposed = Interposed::over(store.clone());
+    let w = World::new(interposed.clone()).await;
+    let filler = |n: usize, from: usize| ward_store::Change {
+        events: (from..from + n)
+            .map(|i| ward_core::audit::NewEvent {
+                id: format!("evt_filler_{i}"),
+                event_type: EventType::ConfigChanged,
+                occurred_at: t0(),
+                actor: "admin".into(),
+                subject: None,
+                resource: None,
+                request_id: None,
+                grant_id: None,
+                reason: None,
+                details: serde_json::json!({ "n": i }),
+            })
+            .collect(),
+        ..Default::default()
+    };
+    w.broker.commit_change(filler(2500, 0)).await.unwrap();
+    let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = reads.clone();
+    interposed.on_every_read(Arc::new(move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }));
+    let reads = move || reads.load(std::sync::atomic::Ordering::SeqCst);
+    let tail = LogTail::new(1500);
+    let seqs = |events: &[AuditEvent]| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+    let direct = |after: i64, limit: u32| {
+        let store = store.clone();
+        async move {
+            let filter = EventFilter { after_seq: Some(after), limit, ..EventFilter::default() };
+            store.events(&filter).await.unwrap()
+        }
+    };
+    let through_tail = |after: i64, limit: u32| tail.read_after(&*interposed, after, limit);
+
+    // The first consumer reads; the second, a moment later, reads the same from the tail.
+    let first = through_tail(0, 1000).await.unwrap();
+    assert_eq!(first, direct(0, 1000).await);
+    assert_eq!(reads(), 1);
+    assert_eq!(through_tail(0, 1000).await.unwrap(), first);
+    assert_eq!(reads(), 1, "the second consumer's batch came from the tail");
+    // Half held, half read: one read, for what the tail did not hold.
+    let straddling = through_tail(500, 1000).await.unwrap();
+    assert_eq!(seqs(&straddling), seqs(&direct(500, 1000).await));
+    assert_eq!(straddling, direct(500, 1000).await);
+    assert_eq!(reads(), 2);
+    // New commits are read once, after what is held, with no gap.
+    w.broker.commit_change(filler(10, 2500)).await.unwrap();
+    let head = w.head().await;
+    let to_head = through_tail(1500, 5000).await.unwrap();
+    assert_eq!(to_head, direct(1500, 5000).await);
+    assert_eq!(to_head.last().unwrap().seq, head);
+    assert_eq!(reads(), 3);
+    // Short of the ask, what is held is completed from the store (here: nothing more came).
+    assert_eq!(through_tail(1500, 5000).await.unwrap(), to_head);
+    assert_eq!(reads(), 4);
+    // The tail keeps 1,500 events: a consumer far behind reads the store, and leaves the tail
+    // to those that follow the log.
+    assert_eq!(through_tail(10, 20).await.unwrap(), direct(10, 20).await);
+    assert_eq!(reads(), 5);
+    assert_eq!(through_tail(head - 100, 50).await.unwrap(), direct(head - 100, 50).await);
+    assert_eq!(reads(), 5, "still held");
+    // Caught up: nothing held past the cursor, the store says nothing more.
+    assert!(through_tail(head, 1000).await.unwrap().is_empty());
 }

@@ -407,6 +407,8 @@ pub async fn events(
         event_type,
         request_id: query.request,
         grant_id: query.grant,
+        grant_ids: None,
+        request_ids: None,
         since: query.since,
         until: query.until,
         after_seq: query.after_seq,
