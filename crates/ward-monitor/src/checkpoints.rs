@@ -11,6 +11,7 @@
 //! that ended is forgotten at once (a late event about it is read fresh).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
 use ward_core::SYSTEM_ACTOR;
@@ -274,7 +275,7 @@ pub type CheckpointsConsumer = Consumer<CheckpointsReader>;
 
 impl Consumer<CheckpointsReader> {
     /// The checkpoints' consumer, as this process (`holder`) runs it.
-    pub fn new(broker: std::sync::Arc<Broker>, holder: &str) -> Self {
+    pub fn new(broker: Arc<Broker>, holder: &str) -> Self {
         Self::with_reader(broker, holder, CheckpointsReader)
     }
 }
@@ -309,7 +310,7 @@ impl Reader for CheckpointsReader {
 
     fn replay(&self, _state: &mut LiveGrants, _event: &AuditEvent) {}
 
-    fn observe(&self, state: &mut LiveGrants, events: &[AuditEvent], now: Timestamp) -> Touched {
+    fn observe(&self, state: &mut LiveGrants, events: &[Arc<AuditEvent>], now: Timestamp) -> Touched {
         use EventType as T;
         let mut touched = Touched { grants: BTreeSet::new(), at: events.last().map(|e| e.recorded_at) };
         for event in events {

@@ -89,7 +89,7 @@ pub trait Reader: Send + Sync + 'static {
     /// Takes an event read again to rebuild the state (what it shows was recorded already).
     fn replay(&self, state: &mut Self::State, event: &AuditEvent);
     /// Takes the next batch (in `seq` order) at the clock's `now`.
-    fn observe(&self, state: &mut Self::State, events: &[AuditEvent], now: Timestamp) -> Self::Seen;
+    fn observe(&self, state: &mut Self::State, events: &[Arc<AuditEvent>], now: Timestamp) -> Self::Seen;
     /// Whether `seen` asks for no write (with no events read either, the step commits nothing).
     fn is_empty(&self, seen: &Self::Seen) -> bool;
     /// What to write for `seen`, the batch read up to `to`, from fresh reads (called again when
@@ -388,7 +388,7 @@ impl Reader for RulesReader {
         let _recorded_already = state.observe(event);
     }
 
-    fn observe(&self, state: &mut Self::State, events: &[AuditEvent], now: Timestamp) -> Sightings {
+    fn observe(&self, state: &mut Self::State, events: &[Arc<AuditEvent>], now: Timestamp) -> Sightings {
         let mut sightings = Sightings::default();
         for event in events {
             sightings.extend(state.observe(event));

@@ -9,17 +9,19 @@
 //! own tail; a consumer another process runs reads through that process's.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use tokio::sync::Mutex;
 use ward_core::audit::AuditEvent;
 use ward_store::{EventFilter, Store, StoreError};
 
-/// The events after some `seq`, in order, without a gap, as the store returned them.
+/// The events after some `seq`, in order, without a gap, as the store returned them (shared,
+/// not copied, between the consumers that read them).
 #[derive(Debug)]
 pub struct LogTail {
     // Held across the store read, so that consumers woken by the same commit read it once:
     // the second finds what the first read.
-    recent: Mutex<VecDeque<AuditEvent>>,
+    recent: Mutex<VecDeque<Arc<AuditEvent>>>,
     capacity: usize,
 }
 
@@ -37,10 +39,10 @@ impl LogTail {
         store: &dyn Store,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<AuditEvent>, StoreError> {
+    ) -> Result<Vec<Arc<AuditEvent>>, StoreError> {
         let mut recent = self.recent.lock().await;
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
-        let mut events: Vec<AuditEvent> = match recent.front() {
+        let mut events: Vec<Arc<AuditEvent>> = match recent.front() {
             Some(first) if first.seq <= after + 1 => {
                 let skip = usize::try_from(after + 1 - first.seq).unwrap_or(usize::MAX);
                 recent.iter().skip(skip).take(wanted).cloned().collect()
@@ -52,9 +54,8 @@ impl LogTail {
         }
         let from = events.last().map_or(after, |e| e.seq);
         let rest = u32::try_from(wanted - events.len()).unwrap_or(limit);
-        let read = store
-            .events(&EventFilter { after_seq: Some(from), limit: rest, ..EventFilter::default() })
-            .await?;
+        let filter = EventFilter { after_seq: Some(from), limit: rest, ..EventFilter::default() };
+        let read: Vec<Arc<AuditEvent>> = store.events(&filter).await?.into_iter().map(Arc::new).collect();
         Self::keep(&mut recent, &read, self.capacity);
         events.extend(read);
         Ok(events)
@@ -63,7 +64,7 @@ impl LogTail {
     /// Adds `read` to what is held when it continues it, or when it is past it (the tail moves
     /// there); a read behind it (a consumer catching up) leaves it to those that follow the
     /// log. Forgets the oldest beyond `capacity`.
-    fn keep(recent: &mut VecDeque<AuditEvent>, read: &[AuditEvent], capacity: usize) {
+    fn keep(recent: &mut VecDeque<Arc<AuditEvent>>, read: &[Arc<AuditEvent>], capacity: usize) {
         let Some(first) = read.first() else { return };
         match recent.back() {
             Some(last) if last.seq + 1 == first.seq => {}

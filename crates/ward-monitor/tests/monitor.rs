@@ -711,12 +711,11 @@ async fn a_shared_tail_reads_each_event_once_and_gives_what_the_store_holds(stor
     }));
     let reads = move || reads.load(std::sync::atomic::Ordering::SeqCst);
     let tail = LogTail::new(1500);
-    let seqs = |events: &[AuditEvent]| events.iter().map(|e| e.seq).collect::<Vec<_>>();
     let direct = |after: i64, limit: u32| {
         let store = store.clone();
         async move {
             let filter = EventFilter { after_seq: Some(after), limit, ..EventFilter::default() };
-            store.events(&filter).await.unwrap()
+            store.events(&filter).await.unwrap().into_iter().map(Arc::new).collect::<Vec<_>>()
         }
     };
     let through_tail = |after: i64, limit: u32| tail.read_after(&*interposed, after, limit);
@@ -729,7 +728,6 @@ async fn a_shared_tail_reads_each_event_once_and_gives_what_the_store_holds(stor
     assert_eq!(reads(), 1, "the second consumer's batch came from the tail");
     // Half held, half read: one read, for what the tail did not hold.
     let straddling = through_tail(500, 1000).await.unwrap();
-    assert_eq!(seqs(&straddling), seqs(&direct(500, 1000).await));
     assert_eq!(straddling, direct(500, 1000).await);
     assert_eq!(reads(), 2);
     // New commits are read once, after what is held, with no gap.

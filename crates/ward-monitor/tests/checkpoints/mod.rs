@@ -130,7 +130,7 @@ async fn a_grant_is_audited_when_it_ends_and_not_while_live(store: Arc<dyn Store
     // The consumer's memory: the grants it knows are live, none once they ended.
     let reader = CheckpointsReader;
     let mut live = reader.fresh(&w.broker);
-    let events = w.events().await;
+    let events: Vec<Arc<AuditEvent>> = w.events().await.into_iter().map(Arc::new).collect();
     let started = events.iter().position(|e| e.event_type == EventType::GrantActivated).unwrap();
     reader.observe(&mut live, &events[..=started], w.clock.now());
     assert_eq!(live.len(), 1);
