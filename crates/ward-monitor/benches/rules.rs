@@ -340,7 +340,7 @@ async fn main() {
     for round in 0..3 * cycles {
         let setting = (round + round / 3) % 3;
         // As `ward serve` runs them: reading the log's end through one tail.
-        let tail = Arc::new(LogTail::new(ward_monitor::consumer::TAIL));
+        let tail = Arc::new(LogTail::following(&broker, ward_monitor::consumer::TAIL));
         let rules = (setting >= 1)
             .then(|| RulesTask::start(RulesConsumer::new(broker.clone(), "bench").sharing(tail.clone())));
         let audits = (setting == 2)

@@ -1,79 +1,113 @@
-//! The end of the audit log as the consumers of one process read it, read from the store once
-//! for all of them. Consumers that follow a busy log each ask for the same few hundred events a
-//! moment apart; read and decoded once each, that reading cost more than what the rules do with
-//! the events. A [`LogTail`] shared between them keeps the events it last read from the store
-//! (in `seq` order, without a gap) and answers from them, reading only what it does not hold.
+//! The end of the audit log as the consumers of one process read it. Consumers that follow a
+//! busy log each ask for the same few hundred events a moment after they were written; read and
+//! decoded once each, that reading cost more than what the rules do with the events. A
+//! [`LogTail`] shared between them holds the newest events: those this process committed, as
+//! the store returned them from the commit ([`Broker::subscribe_committed`]), and those it read
+//! from the store. It answers from them as far as they run on without a gap, and reads the store
+//! for the rest.
 //!
-//! What it hands out is what the store said: nothing is written here, and the store stays the
-//! truth (the `integrity-failure` rule still checks what the store holds). Each process keeps its
-//! own tail; a consumer another process runs reads through that process's.
+//! It holds only what the store returned, and nothing is written here: a commit of another
+//! process, or one this process heard of too late, is a gap, and a gap is read from the store.
+//! What an incremental `integrity-failure` check sees of this process's own events is so what
+//! the commit wrote; what the store holds later is for `ward audit verify` and a `rules run`.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
+use tokio::sync::broadcast::{self, error::TryRecvError};
 use ward_core::audit::AuditEvent;
+use ward_service::Broker;
+use ward_service::broker::Committed;
 use ward_store::{EventFilter, Store, StoreError};
 
-/// The events after some `seq`, in order, without a gap, as the store returned them (shared,
-/// not copied, between the consumers that read them).
+/// The newest events by `seq`, shared (not copied) between the consumers that read them.
 #[derive(Debug)]
 pub struct LogTail {
     // Held across the store read, so that consumers woken by the same commit read it once:
     // the second finds what the first read.
-    recent: Mutex<VecDeque<Arc<AuditEvent>>>,
+    held: Mutex<Held>,
     capacity: usize,
 }
 
+#[derive(Debug)]
+struct Held {
+    events: BTreeMap<i64, Arc<AuditEvent>>,
+    committed: Option<broadcast::Receiver<Committed>>,
+}
+
 impl LogTail {
-    /// A tail keeping the last `capacity` events read (a few batches: enough for the consumers
-    /// that follow the log, which read within a moment of each other).
+    /// A tail of the events read through it, keeping the newest `capacity` (a few batches:
+    /// enough for the consumers that follow the log, which read within a moment of each other).
     pub fn new(capacity: usize) -> Self {
-        Self { recent: Mutex::new(VecDeque::with_capacity(capacity)), capacity }
+        Self::with(None, capacity)
+    }
+
+    /// A tail that also holds what `broker` commits from now on, so that consumers following
+    /// the log read the store only for other processes' commits.
+    pub fn following(broker: &Broker, capacity: usize) -> Self {
+        Self::with(Some(broker.subscribe_committed()), capacity)
+    }
+
+    fn with(committed: Option<broadcast::Receiver<Committed>>, capacity: usize) -> Self {
+        Self { held: Mutex::new(Held { events: BTreeMap::new(), committed }), capacity }
     }
 
     /// The first `limit` events after `after`, as [`Store::events`] would return them: those
-    /// held, then what the store has past them.
+    /// held, as far as they run on without a gap, then what the store has past them.
     pub async fn read_after(
         &self,
         store: &dyn Store,
         after: i64,
         limit: u32,
     ) -> Result<Vec<Arc<AuditEvent>>, StoreError> {
-        let mut recent = self.recent.lock().await;
+        let mut held = self.held.lock().await;
+        held.take_committed();
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
-        let mut events: Vec<Arc<AuditEvent>> = match recent.front() {
-            Some(first) if first.seq <= after + 1 => {
-                let skip = usize::try_from(after + 1 - first.seq).unwrap_or(usize::MAX);
-                recent.iter().skip(skip).take(wanted).cloned().collect()
+        let mut events = Vec::new();
+        for (seq, event) in held.events.range(after + 1..) {
+            if events.len() == wanted || *seq != after + 1 + events.len() as i64 {
+                break;
             }
-            _ => Vec::new(),
-        };
-        if events.len() == wanted {
-            return Ok(events);
+            events.push(event.clone());
         }
-        let from = events.last().map_or(after, |e| e.seq);
-        let rest = u32::try_from(wanted - events.len()).unwrap_or(limit);
-        let filter = EventFilter { after_seq: Some(from), limit: rest, ..EventFilter::default() };
-        let read: Vec<Arc<AuditEvent>> = store.events(&filter).await?.into_iter().map(Arc::new).collect();
-        Self::keep(&mut recent, &read, self.capacity);
-        events.extend(read);
+        if events.len() < wanted {
+            let from = events.last().map_or(after, |e| e.seq);
+            let rest = u32::try_from(wanted - events.len()).unwrap_or(limit);
+            let filter = EventFilter { after_seq: Some(from), limit: rest, ..EventFilter::default() };
+            for event in store.events(&filter).await? {
+                let event = Arc::new(event);
+                held.events.insert(event.seq, event.clone());
+                events.push(event);
+            }
+        }
+        held.forget_beyond(self.capacity);
         Ok(events)
     }
+}
 
-    /// Adds `read` to what is held when it continues it, or when it is past it (the tail moves
-    /// there); a read behind it (a consumer catching up) leaves it to those that follow the
-    /// log. Forgets the oldest beyond `capacity`.
-    fn keep(recent: &mut VecDeque<Arc<AuditEvent>>, read: &[Arc<AuditEvent>], capacity: usize) {
-        let Some(first) = read.first() else { return };
-        match recent.back() {
-            Some(last) if last.seq + 1 == first.seq => {}
-            Some(last) if last.seq >= first.seq => return,
-            _ => recent.clear(),
+impl Held {
+    /// Takes what this process committed since the last read.
+    fn take_committed(&mut self) {
+        let Some(committed) = &mut self.committed else { return };
+        loop {
+            match committed.try_recv() {
+                Ok(appended) => {
+                    for event in appended.iter() {
+                        self.events.insert(event.seq, event.clone());
+                    }
+                }
+                // Missed commits are gaps, read from the store.
+                Err(TryRecvError::Lagged(_)) => {}
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+            }
         }
-        recent.extend(read.iter().cloned());
-        while recent.len() > capacity {
-            recent.pop_front();
+    }
+
+    /// Forgets the oldest beyond `capacity`.
+    fn forget_beyond(&mut self, capacity: usize) {
+        while self.events.len() > capacity {
+            self.events.pop_first();
         }
     }
 }

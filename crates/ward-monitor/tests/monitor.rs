@@ -748,4 +748,19 @@ async fn a_shared_tail_reads_each_event_once_and_gives_what_the_store_holds(stor
     assert_eq!(reads(), 5, "still held");
     // Caught up: nothing held past the cursor, the store says nothing more.
     assert!(through_tail(head, 1000).await.unwrap().is_empty());
+
+    // Following the broker: what this process commits is held as the commit returned it.
+    let following = LogTail::following(&w.broker, 1500);
+    w.broker.commit_change(filler(20, 3000)).await.unwrap();
+    let before = reads();
+    let committed = following.read_after(&*interposed, head, 20).await.unwrap();
+    assert_eq!(reads(), before, "what this process committed came from its commit");
+    assert_eq!(committed, direct(head, 20).await);
+    // Another process's commit is a gap, read from the store, with what came after it.
+    store.commit(filler(5, 4000), t0()).await.unwrap();
+    w.broker.commit_change(filler(5, 5000)).await.unwrap();
+    let past_the_gap = following.read_after(&*interposed, head + 20, 10).await.unwrap();
+    assert_eq!(past_the_gap, direct(head + 20, 10).await);
+    assert_eq!(past_the_gap.len(), 10);
+    assert_eq!(reads(), before + 1);
 }

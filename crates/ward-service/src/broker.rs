@@ -201,6 +201,13 @@ pub struct DueReport {
 /// Reads the policies afresh from where they are configured, for reloads.
 pub type PolicyLoader = Box<dyn Fn() -> Result<PolicyEngine, String> + Send + Sync>;
 
+/// The events one commit appended.
+pub type Committed = Arc<[Arc<AuditEvent>]>;
+
+/// Commits a receiver of [`Broker::subscribe_committed`] may fall behind by before it misses
+/// some.
+pub const COMMITTED_KEPT: usize = 1024;
+
 pub struct Broker {
     /// The broker itself, for work that must finish even when its caller goes away.
     this: std::sync::Weak<Broker>,
@@ -226,6 +233,8 @@ pub struct Broker {
     wake: Notify,
     /// The last `seq` appended, for the forwarders to wake on.
     appended: tokio::sync::watch::Sender<i64>,
+    /// The events this process committed, for the consumers that follow the log here.
+    committed: tokio::sync::broadcast::Sender<Committed>,
     /// Set when the server stops: open log streams end, saying so.
     stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -278,6 +287,7 @@ impl Broker {
             signer,
             redactor,
             appended: tokio::sync::watch::Sender::new(0),
+            committed: tokio::sync::broadcast::Sender::new(COMMITTED_KEPT),
             stopping: tokio::sync::watch::Sender::new(false),
             wake: Notify::new(),
         });
@@ -313,6 +323,14 @@ impl Broker {
     /// Resolves whenever events were appended (the value is the last `seq`).
     pub fn subscribe_appended(&self) -> tokio::sync::watch::Receiver<i64> {
         self.appended.subscribe()
+    }
+
+    /// The events each commit of this process appended, as the store returned them, in the
+    /// order the commits returned (not always `seq` order). Only the last [`COMMITTED_KEPT`]
+    /// commits wait for a slow receiver; other processes' commits are not here: a consumer
+    /// reads the store for whatever it does not find.
+    pub fn subscribe_committed(&self) -> tokio::sync::broadcast::Receiver<Committed> {
+        self.committed.subscribe()
     }
 
     pub fn clock(&self) -> Arc<dyn Clock> {
@@ -362,6 +380,10 @@ impl Broker {
         metrics::counter!("ward_audit_events_total").increment(appended.len() as u64);
         if let Some(last) = appended.last() {
             self.appended.send_replace(last.seq);
+        }
+        if self.committed.receiver_count() > 0 && !appended.is_empty() {
+            // None listening is no error.
+            let _unheard = self.committed.send(appended.iter().cloned().map(Arc::new).collect());
         }
         Ok(appended)
     }

@@ -233,8 +233,8 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
     let background = ward_service::background::Background::start(&broker);
     // The rules read the log beside the API, supervised here like the rest of the background;
     // so do the audit checkpoints, recorded as grants end. Both read the log's end through one
-    // tail: each event is read from the store once.
-    let tail = Arc::new(ward_monitor::LogTail::new(ward_monitor::consumer::TAIL));
+    // tail, which holds what this process commits: the store is read for the rest, once.
+    let tail = Arc::new(ward_monitor::LogTail::following(&broker, ward_monitor::consumer::TAIL));
     let rules = ward_monitor::RulesConsumer::new(broker.clone(), holder).sharing(tail.clone());
     let rules = ward_monitor::RulesTask::start(rules);
     let checkpoints = ward_monitor::CheckpointsConsumer::new(broker.clone(), holder).sharing(tail);
