@@ -1,8 +1,8 @@
 //! The audit checkpoints of grants (`ward_rules::checkpoints`, pure) as ward runs them: the
 //! grants' events read from the store ([`grant_logs`], all those a batch touched at once), the
-//! policies asked again about their requests ([`audit_facts`]), and the consumer `checkpoints` ([`CheckpointsReader`]) that
-//! records the verdicts as `grant.audited` when a grant ends and again, one revision more,
-//! whenever later events change them.
+//! policies asked again about their requests ([`audit_facts`]), and the consumer `checkpoints`
+//! ([`CheckpointsReader`]) that records the verdicts as `grant.audited` when a grant ends and
+//! again, one revision more, whenever later events change them.
 //!
 //! The consumer keeps only the grants it knows are live (so that their uses cost it nothing);
 //! any other event about a grant makes it read that grant's events and compare what they say
