@@ -579,15 +579,11 @@ async fn the_rules_run_in_one_process_of_several() {
     assert!((1..=2).contains(&updated), "{updated}");
 }
 
-/// A replay longer than the lease lasts renews it as it goes: lapsing, it would hand the rules
-/// to another process (which would replay too) and its own commit would be refused.
-async fn a_long_replay_keeps_the_lease(store: Arc<dyn Store>) {
-    let interposed = Interposed::over(store);
-    let w = World::new(interposed.clone()).await;
-    // Enough of a log for the replay to read it in several pages.
-    let filler = (0..2500)
-        .map(|n| ward_core::audit::NewEvent {
-            id: format!("evt_filler_{n}"),
+/// `n` events no rule reads (numbered from `from`), in one change.
+fn filler(n: usize, from: usize) -> ward_store::Change {
+    let events = (from..from + n)
+        .map(|i| ward_core::audit::NewEvent {
+            id: format!("evt_filler_{i}"),
             event_type: EventType::ConfigChanged,
             occurred_at: t0(),
             actor: "admin".into(),
@@ -596,10 +592,19 @@ async fn a_long_replay_keeps_the_lease(store: Arc<dyn Store>) {
             request_id: None,
             grant_id: None,
             reason: None,
-            details: serde_json::json!({}),
+            details: serde_json::json!({ "n": i }),
         })
         .collect();
-    w.broker.commit_change(ward_store::Change { events: filler, ..Default::default() }).await.unwrap();
+    ward_store::Change { events, ..Default::default() }
+}
+
+/// A replay longer than the lease lasts renews it as it goes: lapsing, it would hand the rules
+/// to another process (which would replay too) and its own commit would be refused.
+async fn a_long_replay_keeps_the_lease(store: Arc<dyn Store>) {
+    let interposed = Interposed::over(store);
+    let w = World::new(interposed.clone()).await;
+    // Enough of a log for the replay to read it in several pages.
+    w.broker.commit_change(filler(2500, 0)).await.unwrap();
     let mut first = w.consumer("process-1");
     while first.step().await.unwrap().read > 0 {}
     assert_eq!(w.store.consumer_cursor(CONSUMER).await.unwrap(), w.head().await);
@@ -686,23 +691,6 @@ async fn the_rules_in_force_fire_through_the_consumer(store: Arc<dyn Store>) {
 async fn a_shared_tail_reads_each_event_once_and_gives_what_the_store_holds(store: Arc<dyn Store>) {
     let interposed = Interposed::over(store.clone());
     let w = World::new(interposed.clone()).await;
-    let filler = |n: usize, from: usize| ward_store::Change {
-        events: (from..from + n)
-            .map(|i| ward_core::audit::NewEvent {
-                id: format!("evt_filler_{i}"),
-                event_type: EventType::ConfigChanged,
-                occurred_at: t0(),
-                actor: "admin".into(),
-                subject: None,
-                resource: None,
-                request_id: None,
-                grant_id: None,
-                reason: None,
-                details: serde_json::json!({ "n": i }),
-            })
-            .collect(),
-        ..Default::default()
-    };
     w.broker.commit_change(filler(2500, 0)).await.unwrap();
     let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = reads.clone();
