@@ -31,6 +31,11 @@ pub const CHECKPOINTS: &str = "checkpoints";
 const PAGE: u32 = 1000;
 /// The holder's refusals shown with a grant, at most.
 const MAX_REFUSALS: u32 = 1000;
+/// The events held for one grant or request, at most; beyond, its end is read from the store.
+const MAX_HELD_PER_LOG: usize = 1000;
+/// The requests held at most (those still pending, or behind live grants); beyond, all are
+/// forgotten, and the ends of the grants behind them read from the store.
+const MAX_HELD_REQUESTS: usize = 100_000;
 /// How long past its expiry a grant the consumer knows as live is kept as such (one whose end
 /// never comes: ward was down): touched again later, it is read fresh.
 const LIVE_TAIL: SignedDuration = SignedDuration::from_hours(24);
@@ -68,13 +73,7 @@ pub async fn grant_logs(
     // extension requests).
     let mut behind: HashMap<String, Vec<String>> = HashMap::new();
     for (grant, events) in &logs {
-        let extensions = events
-            .iter()
-            .filter(|e| e.event_type == EventType::GrantExtended)
-            .filter_map(|e| e.details.get("extension_request_id")?.as_str().map(str::to_owned));
-        let requests: BTreeSet<String> =
-            events.iter().filter_map(|e| e.request_id.clone()).chain(extensions).collect();
-        for request in requests {
+        for request in requests_behind(events.iter()) {
             behind.entry(request).or_default().push(grant.clone());
         }
     }
@@ -93,6 +92,25 @@ pub async fn grant_logs(
         events.sort_by_key(|e| e.seq);
     }
     Ok(logs)
+}
+
+/// In debug builds (the tests): the logs held in memory are what the store holds up to `to`.
+async fn check_held_logs(
+    store: &dyn Store,
+    held: &HashMap<String, Vec<AuditEvent>>,
+    to: i64,
+) -> Result<(), StoreError> {
+    let grants: Vec<String> = held.keys().cloned().collect();
+    if grants.is_empty() {
+        return Ok(());
+    }
+    let mut stored = grant_logs(store, &grants).await?;
+    for (grant, events) in held {
+        let mut read = stored.remove(grant).unwrap_or_default();
+        read.retain(|e| e.seq <= to);
+        debug_assert_eq!(events, &read, "the consumer's memory of grant {grant} differs from the store");
+    }
+    Ok(())
 }
 
 /// What the checkpoints read of grant `grant_id` ([`grant_logs`]) and, `with_refusals`, the
@@ -242,10 +260,114 @@ pub struct AuditTally {
     pub unchanged: u64,
 }
 
-/// The grants the consumer knows are live: their expiry (Unix milliseconds).
+/// The grants the consumer knows are live: their expiry (Unix milliseconds); and the events it
+/// holds of them and of the requests behind them.
 #[derive(Debug, Default)]
 pub struct LiveGrants {
     grants: HashMap<String, i64>,
+    held: HeldLogs,
+}
+
+/// The events the consumer saw of the grants it follows and of the requests behind them, so
+/// that a grant's end is assessed from them instead of reading them again. A log is `None` when
+/// the consumer did not see all of it (it started after the request was filed, or the log grew
+/// past [`MAX_HELD_PER_LOG`]): that grant's end is read from the store.
+#[derive(Debug, Default)]
+struct HeldLogs {
+    /// Each grant's own events, from its first.
+    grants: HashMap<String, Option<Vec<Arc<AuditEvent>>>>,
+    /// Each request's events about no grant, from its `request.created`.
+    requests: HashMap<String, Option<Vec<Arc<AuditEvent>>>>,
+}
+
+impl HeldLogs {
+    /// Keeps `event` in its grant's or request's log. `follows`: whether the event starts or
+    /// concerns a grant the consumer follows (its own records only join a log it holds).
+    fn keep(&mut self, event: &Arc<AuditEvent>, follows: bool) {
+        let push = |log: &mut Option<Vec<Arc<AuditEvent>>>| {
+            if let Some(events) = log {
+                events.push(event.clone());
+                if events.len() > MAX_HELD_PER_LOG {
+                    *log = None;
+                }
+            }
+        };
+        match (&event.grant_id, &event.request_id) {
+            (Some(grant), _) => match self.grants.get_mut(grant) {
+                Some(log) => push(log),
+                None if follows => {
+                    self.grants.insert(grant.clone(), Some(vec![event.clone()]));
+                }
+                None => {}
+            },
+            (None, Some(request)) if event.event_type == EventType::RequestCreated => {
+                if self.requests.len() >= MAX_HELD_REQUESTS {
+                    self.requests.clear();
+                }
+                self.requests.insert(request.clone(), Some(vec![event.clone()]));
+            }
+            (None, Some(request)) => match self.requests.get_mut(request) {
+                Some(log) => push(log),
+                // Filed before the consumer started: not all seen.
+                None => {
+                    self.requests.insert(request.clone(), None);
+                }
+            },
+            (None, None) => {}
+        }
+        if matches!(
+            event.event_type,
+            EventType::ApprovalDenied | EventType::RequestCancelled | EventType::RequestLapsed
+        ) && event.grant_id.is_none()
+            && let Some(request) = &event.request_id
+        {
+            // Closed with no grant: no grant's end will ask for it.
+            self.requests.remove(request);
+        }
+    }
+
+    /// Grant `grant_id`'s log as [`grant_logs`] reads it (up to the last event seen), when all
+    /// of it was seen.
+    fn log(&self, grant_id: &str) -> Option<Vec<AuditEvent>> {
+        let own = self.grants.get(grant_id)?.as_ref()?;
+        let requests = requests_behind(own.iter().map(|e| &**e));
+        if requests.is_empty() {
+            return None;
+        }
+        let mut events: Vec<AuditEvent> = own.iter().map(|e| (**e).clone()).collect();
+        for request in &requests {
+            let theirs = self.requests.get(request)?.as_ref()?;
+            events.extend(theirs.iter().map(|e| (**e).clone()));
+        }
+        events.sort_by_key(|e| e.seq);
+        Some(events)
+    }
+
+    /// Forgets grant `grant_id` and the requests its events name.
+    fn forget_all_of(&mut self, grant_id: &str) {
+        let requests = match self.grants.get(grant_id) {
+            Some(Some(own)) => requests_behind(own.iter().map(|e| &**e)),
+            _ => BTreeSet::new(),
+        };
+        self.forget(grant_id, &requests);
+    }
+
+    /// Forgets grant `grant_id` and `requests`, the requests behind it.
+    fn forget(&mut self, grant_id: &str, requests: &BTreeSet<String>) {
+        self.grants.remove(grant_id);
+        for request in requests {
+            self.requests.remove(request);
+        }
+    }
+}
+
+/// The requests behind a grant, from its own events: the one it came from and each extension.
+fn requests_behind<'a>(events: impl Iterator<Item = &'a AuditEvent> + Clone) -> BTreeSet<String> {
+    let extensions = events
+        .clone()
+        .filter(|e| e.event_type == EventType::GrantExtended)
+        .filter_map(|e| e.details.get("extension_request_id")?.as_str().map(str::to_owned));
+    events.filter_map(|e| e.request_id.clone()).chain(extensions).collect()
 }
 
 impl LiveGrants {
@@ -256,6 +378,11 @@ impl LiveGrants {
 
     pub fn is_empty(&self) -> bool {
         self.grants.is_empty()
+    }
+
+    /// How many grants' and requests' logs it holds (for the tests of boundedness).
+    pub fn logs_held(&self) -> usize {
+        self.held.grants.len() + self.held.requests.len()
     }
 }
 
@@ -314,16 +441,21 @@ impl Reader for CheckpointsReader {
         use EventType as T;
         let mut touched = Touched { grants: BTreeSet::new(), at: events.last().map(|e| e.recorded_at) };
         for event in events {
+            // What ward's own consumers write about grants is no activity of theirs.
+            let consumers_own = matches!(
+                event.event_type,
+                T::GrantAudited
+                    | T::FindingOpened
+                    | T::FindingUpdated
+                    | T::FindingAcknowledged
+                    | T::FindingResolved
+                    | T::FindingDismissed
+                    | T::NotificationFailed
+            );
+            state.held.keep(event, !consumers_own);
             let Some(grant) = event.grant_id.as_deref() else { continue };
             match event.event_type {
-                // What ward's own consumers write about grants is no activity of theirs.
-                T::GrantAudited
-                | T::FindingOpened
-                | T::FindingUpdated
-                | T::FindingAcknowledged
-                | T::FindingResolved
-                | T::FindingDismissed
-                | T::NotificationFailed => {}
+                _ if consumers_own => {}
                 T::GrantScheduled | T::GrantActivated | T::BreakglassUsed | T::GrantExtended
                     if state.grants.contains_key(grant) || event.event_type != T::GrantExtended =>
                 {
@@ -347,7 +479,14 @@ impl Reader for CheckpointsReader {
             }
         }
         let forget = now.as_millisecond().saturating_sub(LIVE_TAIL.as_millis() as i64);
-        state.grants.retain(|_, expires_at| *expires_at > forget);
+        let held = &mut state.held;
+        state.grants.retain(|grant, expires_at| {
+            let keep = *expires_at > forget;
+            if !keep {
+                held.forget_all_of(grant);
+            }
+            keep
+        });
         touched
     }
 
@@ -360,20 +499,42 @@ impl Reader for CheckpointsReader {
         broker: &Broker,
         state: &mut LiveGrants,
         seen: &Touched,
-        _to: i64,
+        to: i64,
     ) -> Result<Planned<AuditTally>, StoreError> {
         let mut planned = Planned::<AuditTally>::default();
         // As of the batch's last event: what the record says follows from the log alone.
         let at = seen.at.unwrap_or_else(|| broker.now());
-        let grants: Vec<String> = seen.grants.iter().cloned().collect();
-        let mut logs = grant_logs(&**broker.store(), &grants).await?;
+        // The logs the consumer saw whole, from memory; the others read (all in two queries).
+        let mut logs = HashMap::new();
+        let mut unseen = Vec::new();
         for grant in &seen.grants {
-            let Some(events) = logs.remove(grant) else { continue };
-            let Some(audit) = assess(grant, &events, &audit_facts(broker, &events), at) else { continue };
+            match state.held.log(grant) {
+                Some(events) => {
+                    logs.insert(grant.clone(), events);
+                }
+                None => unseen.push(grant.clone()),
+            }
+        }
+        if cfg!(debug_assertions) {
+            check_held_logs(&**broker.store(), &logs, to).await?;
+        }
+        if !unseen.is_empty() {
+            logs.extend(grant_logs(&**broker.store(), &unseen).await?);
+        }
+        for grant in &seen.grants {
+            let Some(events) = logs.remove(grant) else {
+                state.held.forget(grant, &BTreeSet::new());
+                continue;
+            };
+            let Some(audit) = assess(grant, &events, &audit_facts(broker, &events), at) else {
+                state.held.forget(grant, &BTreeSet::new());
+                continue;
+            };
             if audit.end.is_none() {
                 state.grants.insert(grant.clone(), audit.expires_at.as_millisecond());
                 continue;
             }
+            state.held.forget(grant, &requests_behind(events.iter()));
             match audit.to_record() {
                 None => planned.tally.unchanged += 1,
                 Some(details) => {

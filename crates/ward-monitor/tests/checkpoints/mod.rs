@@ -134,12 +134,14 @@ async fn a_grant_is_audited_when_it_ends_and_not_while_live(store: Arc<dyn Store
     let started = events.iter().position(|e| e.event_type == EventType::GrantActivated).unwrap();
     reader.observe(&mut live, &events[..=started], w.clock.now());
     assert_eq!(live.len(), 1);
+    assert_eq!(live.logs_held(), 2, "the grant's events and its request's");
     reader.observe(&mut live, &events[started + 1..], w.clock.now());
     assert!(live.is_empty(), "an ended grant is forgotten at once");
     // A grant whose end never came is forgotten a day after its expiry.
     reader.observe(&mut live, &events[..=started], w.clock.now());
     reader.observe(&mut live, &[], w.clock.now() + SignedDuration::from_hours(25));
     assert!(live.is_empty());
+    assert_eq!(live.logs_held(), 0, "its events and its request's go with it");
 }
 
 async fn each_checkpoint_fails_on_what_it_checks(store: Arc<dyn Store>) {
