@@ -4,11 +4,13 @@
 //! ([`CheckpointsReader`]) that records the verdicts as `grant.audited` when a grant ends and
 //! again, one revision more, whenever later events change them.
 //!
-//! The consumer keeps only the grants it knows are live (so that their uses cost it nothing);
-//! any other event about a grant makes it read that grant's events and compare what they say
-//! now with the last `grant.audited` on record. The log is the memory: after a restart nothing
-//! is replayed, nothing is recorded twice (the comparison reads the last record), and a grant
-//! that ended is forgotten at once (a late event about it is read fresh).
+//! The consumer keeps only the grants it knows are live (so that their uses cost it nothing),
+//! with the events it saw of them and of the requests behind them; their end, or any event
+//! about another grant, makes it assess that grant's events (held when it saw them all, else
+//! read) and compare what they say now with the last `grant.audited` on record. The log is the
+//! memory: after a restart nothing is replayed, nothing is recorded twice (the comparison reads
+//! the last record), what began before is read, and a grant that ended is forgotten at once (a
+//! late event about it is read fresh).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
