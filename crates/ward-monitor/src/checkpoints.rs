@@ -37,7 +37,7 @@ const MAX_REFUSALS: u32 = 1000;
 const MAX_HELD_PER_LOG: usize = 1000;
 /// The requests held at most (those still pending, or behind live grants); beyond, all are
 /// forgotten, and the ends of the grants behind them read from the store.
-const MAX_HELD_REQUESTS: usize = 100_000;
+const MAX_HELD_REQUESTS: usize = 20_000;
 /// How long past its expiry a grant the consumer knows as live is kept as such (one whose end
 /// never comes: ward was down): touched again later, it is read fresh.
 const LIVE_TAIL: SignedDuration = SignedDuration::from_hours(24);
