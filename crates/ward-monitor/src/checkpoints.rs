@@ -558,3 +558,58 @@ impl Reader for CheckpointsReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use ward_core::audit::{GENESIS_HASH, NewEvent};
+
+    use super::*;
+
+    fn event(seq: i64, event_type: EventType, request: &str, grant: Option<&str>) -> Arc<AuditEvent> {
+        let new = NewEvent {
+            id: format!("evt_{seq}"),
+            event_type,
+            occurred_at: Timestamp::UNIX_EPOCH,
+            actor: "alice".into(),
+            subject: None,
+            resource: None,
+            request_id: Some(request.into()),
+            grant_id: grant.map(str::to_owned),
+            reason: None,
+            details: json!({}),
+        };
+        Arc::new(AuditEvent::chain(new, seq, Timestamp::UNIX_EPOCH, GENESIS_HASH.into()))
+    }
+
+    #[test]
+    fn held_logs_stay_bounded_and_say_when_they_are_not_whole() {
+        let mut held = HeldLogs::default();
+        // A request filed before the consumer started is not whole, nor its grant's log.
+        held.keep(&event(1, EventType::ApprovalGranted, "req_old", None), true);
+        held.keep(&event(2, EventType::GrantActivated, "req_old", Some("grt_old")), true);
+        assert_eq!(held.log("grt_old"), None);
+        // One seen from its filing is, until it grows past the limit.
+        held.keep(&event(3, EventType::RequestCreated, "req_1", None), true);
+        held.keep(&event(4, EventType::GrantActivated, "req_1", Some("grt_1")), true);
+        let log = held.log("grt_1").unwrap();
+        assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+        for seq in 5..5 + MAX_HELD_PER_LOG as i64 {
+            held.keep(&event(seq, EventType::AccessUsed, "req_1", Some("grt_1")), true);
+        }
+        assert_eq!(held.log("grt_1"), None, "past the limit, read from the store");
+        // The consumer's own records join only a log held.
+        held.keep(&event(9000, EventType::GrantAudited, "req_x", Some("grt_x")), false);
+        assert!(!held.grants.contains_key("grt_x"));
+        // A request closed with no grant is forgotten; so are requests past the limit.
+        held.keep(&event(9001, EventType::RequestCreated, "req_denied", None), true);
+        held.keep(&event(9002, EventType::ApprovalDenied, "req_denied", None), true);
+        assert!(!held.requests.contains_key("req_denied"));
+        for n in 0..MAX_HELD_REQUESTS as i64 + 10 {
+            held.keep(&event(10_000 + n, EventType::RequestCreated, &format!("req_{n}"), None), true);
+        }
+        assert!(held.requests.len() <= MAX_HELD_REQUESTS);
+        held.forget_all_of("grt_1");
+        assert!(!held.grants.contains_key("grt_1"));
+    }
+}
