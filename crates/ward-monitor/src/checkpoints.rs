@@ -303,17 +303,12 @@ impl HeldLogs {
                 None => {}
             },
             (None, Some(request)) if event.event_type == EventType::RequestCreated => {
-                if self.requests.len() >= MAX_HELD_REQUESTS {
-                    self.requests.clear();
-                }
-                self.requests.insert(request.clone(), Some(vec![event.clone()]));
+                self.hold_request(request, Some(vec![event.clone()]));
             }
             (None, Some(request)) => match self.requests.get_mut(request) {
                 Some(log) => push(log),
                 // Filed before the consumer started: not all seen.
-                None => {
-                    self.requests.insert(request.clone(), None);
-                }
+                None => self.hold_request(request, None),
             },
             (None, None) => {}
         }
@@ -326,6 +321,13 @@ impl HeldLogs {
             // Closed with no grant: no grant's end will ask for it.
             self.requests.remove(request);
         }
+    }
+
+    fn hold_request(&mut self, request: &str, log: Option<Vec<Arc<AuditEvent>>>) {
+        if self.requests.len() >= MAX_HELD_REQUESTS {
+            self.requests.clear();
+        }
+        self.requests.insert(request.to_owned(), log);
     }
 
     /// Grant `grant_id`'s log as [`grant_logs`] reads it (up to the last event seen), when all
