@@ -339,12 +339,16 @@ async fn main() {
     commits(&broker, &template, 1_000_000_000, per_writer / 4).await;
     for round in 0..3 * cycles {
         let setting = (round + round / 3) % 3;
-        // As `ward serve` runs them: reading the log's end through one tail.
-        let tail = Arc::new(LogTail::following(&broker, ward_monitor::consumer::TAIL));
-        let rules = (setting >= 1)
-            .then(|| RulesTask::start(RulesConsumer::new(broker.clone(), "bench").sharing(tail.clone())));
-        let audits = (setting == 2)
-            .then(|| ConsumerTask::start(CheckpointsConsumer::new(broker.clone(), "bench").sharing(tail)));
+        // As `ward serve` runs them: reading the log's end through one tail. Only when a consumer
+        // runs: a tail following the broker makes every commit share its events.
+        let tail =
+            (setting >= 1).then(|| Arc::new(LogTail::following(&broker, ward_monitor::consumer::TAIL)));
+        let rules = tail
+            .clone()
+            .map(|tail| RulesTask::start(RulesConsumer::new(broker.clone(), "bench").sharing(tail)));
+        let audits = tail
+            .filter(|_| setting == 2)
+            .map(|tail| ConsumerTask::start(CheckpointsConsumer::new(broker.clone(), "bench").sharing(tail)));
         // What the consumers missed while stopped is read before the clock starts: the figure is
         // following the writers, not catching up.
         let head = store.head().await.unwrap().size as i64;
