@@ -17,7 +17,8 @@ use crate::payload;
 
 /// The events a finding keeps, at most: the latest ones (its first sighting stays in
 /// `first_seen_at`), so a condition that goes on for months cannot grow a row without bound.
-pub const MAX_SEQS: usize = 256;
+/// The rules list no more in a sighting.
+pub const MAX_SEQS: usize = Finding::MAX_SEQS;
 
 /// What a batch of sightings came to.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +109,8 @@ fn merge(into: &mut Sighting, other: Finding) {
 /// Ascending, without duplicates, the latest `MAX_SEQS`.
 fn union(a: &[i64], b: &[i64]) -> Vec<i64> {
     let mut all: Vec<i64> = a.iter().chain(b).copied().collect();
-    all.sort_unstable();
+    // Two ascending runs: the stable sort merges them in linear time.
+    all.sort();
     all.dedup();
     let skip = all.len().saturating_sub(MAX_SEQS);
     all.split_off(skip)

@@ -356,8 +356,11 @@ impl Engine {
             return;
         }
         let mut seqs = found.seqs;
-        seqs.sort_unstable();
+        // Mostly sorted already (windows hold their entries in order): the stable sort finds the
+        // runs and merges them in linear time.
+        seqs.sort();
         seqs.dedup();
+        seqs.drain(..seqs.len().saturating_sub(Finding::MAX_SEQS));
         out.push(Finding {
             rule: found.rule,
             severity: self.limits.severity[found.rule as usize],

@@ -54,11 +54,19 @@ pub struct Finding {
     pub resource: Option<String>,
     pub grant_id: Option<String>,
     pub request_id: Option<String>,
-    /// The events that triggered it (`seq`s, so an inclusion proof can back it), ascending.
+    /// The events that triggered it (`seq`s, so an inclusion proof can back it), ascending, the
+    /// latest [`Finding::MAX_SEQS`] of them.
     pub seqs: Vec<i64>,
     /// One or two sentences a person can read.
     pub summary: String,
     /// When the condition was seen: the last triggering event's time, or the `now` of a
     /// time-driven rule.
     pub at: Timestamp,
+}
+
+impl Finding {
+    /// The events a finding lists, at most: the latest ones. A condition that goes on for a week
+    /// (a rubber-stamping approver, a resource always held by many) neither grows a finding
+    /// without bound nor costs each event that extends it a copy of the whole window.
+    pub const MAX_SEQS: usize = 256;
 }

@@ -5,6 +5,8 @@ use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
+use crate::Finding;
+
 /// One counted event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
@@ -65,6 +67,12 @@ impl<K: Hash + Eq> Windows<K> {
     pub fn keys(&self) -> usize {
         self.entries.len()
     }
+}
+
+/// The `seq`s of the latest entries a finding can list ([`Finding::MAX_SEQS`]), oldest first.
+pub fn latest_seqs(entries: &VecDeque<Entry>) -> Vec<i64> {
+    let skip = entries.len().saturating_sub(Finding::MAX_SEQS);
+    entries.iter().skip(skip).map(|e| e.seq).collect()
 }
 
 /// What a key that cannot be missing holds when it is missing.

@@ -457,6 +457,25 @@ fn too_many_holders_fires_at_five_live_grants() {
 }
 
 #[test]
+fn too_many_holders_names_a_few_of_many_and_lists_the_latest_grants() {
+    let mut sim = Sim::new();
+    for i in 0..300 {
+        sim.granted(i, &format!("engineer-{i:03}"), 3600);
+    }
+    let found = run(&sim, 600);
+    let last = of(&found, RuleId::TooManyHolders).pop().unwrap().clone();
+    assert_eq!(last.seqs.len(), Finding::MAX_SEQS);
+    assert!(
+        last.summary.ends_with(
+            "(engineer-000, engineer-001, engineer-002, engineer-003, engineer-004, \
+         engineer-005, engineer-006, engineer-007, engineer-008, engineer-009 and 290 more)"
+        ),
+        "{}",
+        last.summary
+    );
+}
+
+#[test]
 fn too_many_holders_stays_quiet_at_four_at_once() {
     let mut sim = Sim::new();
     let first = sim.granted(0, "alice", 3600);
@@ -655,6 +674,16 @@ fn denial_burst_stays_quiet_at_nine_or_spread_over_more_than_the_hour() {
     sim.denial_summary(60, "mallory", 5);
     sim.denial_summary(60 + HOUR, "mallory", 5);
     none(&run(&sim, 2 * HOUR), RuleId::DenialBurst);
+}
+
+#[test]
+fn a_finding_lists_the_latest_events_of_a_long_window_and_counts_them_all() {
+    let mut sim = Sim::new();
+    let refused: Vec<i64> = (0..300).map(|i| sim.refused_check(i, "mallory", "logs:payments-api")).collect();
+    let found = run(&sim, HOUR);
+    let last = of(&found, RuleId::DenialBurst).pop().unwrap().clone();
+    assert_eq!(last.seqs, refused[300 - Finding::MAX_SEQS..], "the latest, ascending");
+    assert!(last.summary.starts_with("300 refused attempts"), "{}", last.summary);
 }
 
 // --- the consumers' own events --------------------------------------------------------------

@@ -8,6 +8,9 @@ use ward_core::audit::payload::{BreakglassUsed, GrantExtended, GrantStarted};
 
 use super::*;
 
+/// The holders a `too-many-holders` finding names; the rest are counted.
+const MAX_NAMED: usize = 10;
+
 impl Engine {
     /// The grant of `event`, created in the engine's state the first time it is seen (which, for
     /// a period that starts in its life, may be at a later event than its creation).
@@ -164,6 +167,13 @@ impl Engine {
             let mut who: Vec<&str> = live.iter().map(|g| g.principal.as_str()).collect();
             who.sort_unstable();
             who.dedup();
+            // A finding is read by a person: a few names, then how many more.
+            let named = who.len().min(MAX_NAMED);
+            let more = who.len() - named;
+            let mut who = who[..named].join(", ");
+            if more > 0 {
+                who.push_str(&format!(" and {more} more"));
+            }
             let found = Found {
                 rule: RuleId::TooManyHolders,
                 key: format!("too-many-holders/{resource}/{role}"),
@@ -171,11 +181,7 @@ impl Engine {
                 resource: Some(resource.clone()),
                 grant_id: Some(grant_id.clone()),
                 request_id,
-                summary: format!(
-                    "{} grants of {role} on {resource} were live at once ({})",
-                    live.len(),
-                    who.join(", ")
-                ),
+                summary: format!("{} grants of {role} on {resource} were live at once ({})", live.len(), who),
                 seqs,
                 at,
             };

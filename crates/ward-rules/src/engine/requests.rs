@@ -7,7 +7,7 @@ use ward_core::audit::payload::{AccessDenied, ApprovalDenied, ApprovalGranted, R
 
 use super::*;
 use crate::justification::weakness;
-use crate::window::Entry;
+use crate::window::{Entry, latest_seqs};
 
 impl Engine {
     pub(super) fn request_created(
@@ -47,7 +47,7 @@ impl Engine {
             let entry = Entry { at: self.clock, seq: event.seq, weight: 1 };
             let within = self.frequent.push(key.as_str(), entry);
             if within.len() >= self.limits.frequent_count {
-                let seqs: Vec<i64> = within.iter().map(|e| e.seq).collect();
+                let seqs = latest_seqs(within);
                 let found = Found {
                     rule: RuleId::TooFrequent,
                     key: format!("too-frequent/{requester}/{resource}"),
@@ -57,7 +57,7 @@ impl Engine {
                     request_id: Some(request_id.clone()),
                     summary: format!(
                         "{requester} asked for access to {resource} {} times within {}",
-                        seqs.len(),
+                        within.len(),
                         span(self.limits.frequent_window)
                     ),
                     seqs,
@@ -154,7 +154,7 @@ impl Engine {
         let entry = Entry { at: self.clock, seq: event.seq, weight: 1 };
         let fast = self.fast_approvals.push(event.actor.as_str(), entry);
         if fast.len() >= self.limits.rubber_count {
-            let mut seqs: Vec<i64> = fast.iter().map(|e| e.seq).collect();
+            let mut seqs = latest_seqs(fast);
             seqs.push(created_seq);
             let found = Found {
                 rule: RuleId::RubberStamp,
@@ -267,7 +267,7 @@ impl Engine {
                 resource: event.resource.clone(),
                 grant_id: None,
                 request_id: None,
-                seqs: within.iter().map(|e| e.seq).collect(),
+                seqs: latest_seqs(within),
                 summary: format!(
                     "{count} refused attempts by or for {who} within {}",
                     span(self.limits.denial_window)
