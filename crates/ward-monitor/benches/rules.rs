@@ -337,8 +337,13 @@ async fn main() {
     let mut base = 0;
     // A warm-up round first, not counted.
     commits(&broker, &template, 1_000_000_000, per_writer / 4).await;
+    // To profile one setting: `WARD_BENCH_ONLY=0|1|2` skips the others' rounds.
+    let only: Option<usize> = std::env::var("WARD_BENCH_ONLY").ok().and_then(|s| s.parse().ok());
     for round in 0..3 * cycles {
         let setting = (round + round / 3) % 3;
+        if only.is_some_and(|only| only != setting) {
+            continue;
+        }
         // As `ward serve` runs them: reading the log's end through one tail. Only when a consumer
         // runs: a tail following the broker makes every commit share its events.
         let tail =
@@ -373,6 +378,9 @@ async fn main() {
         );
         rates[setting].push(rate);
         cpu_per_commit[setting].push(cpu);
+    }
+    if only.is_some() {
+        return;
     }
     let [none, rules, both] = rates.map(median);
     println!(

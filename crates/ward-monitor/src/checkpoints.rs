@@ -26,6 +26,7 @@ use ward_service::ids::RandomIds;
 use ward_store::{EventFilter, Store, StoreError};
 
 use crate::consumer::{Consumer, Planned, Reader};
+use crate::tail::Tailed;
 
 /// The consumer's name: its lease and its cursor.
 pub const CHECKPOINTS: &str = "checkpoints";
@@ -441,10 +442,10 @@ impl Reader for CheckpointsReader {
 
     fn replay(&self, _state: &mut LiveGrants, _event: &AuditEvent) {}
 
-    fn observe(&self, state: &mut LiveGrants, events: &[Arc<AuditEvent>], now: Timestamp) -> Touched {
+    fn observe(&self, state: &mut LiveGrants, events: &[Tailed], now: Timestamp) -> Touched {
         use EventType as T;
-        let mut touched = Touched { grants: BTreeSet::new(), at: events.last().map(|e| e.recorded_at) };
-        for event in events {
+        let mut touched = Touched { grants: BTreeSet::new(), at: events.last().map(|e| e.event.recorded_at) };
+        for Tailed { event, .. } in events {
             // What ward's own consumers write about grants is no activity of theirs.
             let consumers_own = matches!(
                 event.event_type,

@@ -28,7 +28,7 @@ use ward_store::{Change, CursorMove, EventFilter, Store, StoreError};
 
 use crate::ledger::{self, Sightings, Tally};
 use crate::rules::{self, Rules, RulesFactory};
-use crate::tail::LogTail;
+use crate::tail::{LogTail, Tailed};
 
 /// The rules' consumer's name: its lease and its cursor.
 pub const CONSUMER: &str = "rules";
@@ -89,7 +89,7 @@ pub trait Reader: Send + Sync + 'static {
     /// Takes an event read again to rebuild the state (what it shows was recorded already).
     fn replay(&self, state: &mut Self::State, event: &AuditEvent);
     /// Takes the next batch (in `seq` order) at the clock's `now`.
-    fn observe(&self, state: &mut Self::State, events: &[Arc<AuditEvent>], now: Timestamp) -> Self::Seen;
+    fn observe(&self, state: &mut Self::State, events: &[Tailed], now: Timestamp) -> Self::Seen;
     /// Whether `seen` asks for no write (with no events read either, the step commits nothing).
     fn is_empty(&self, seen: &Self::Seen) -> bool;
     /// What to write for `seen`, the batch read up to `to`, from fresh reads (called again when
@@ -182,7 +182,7 @@ impl<R: Reader> Consumer<R> {
         };
         let seen = self.reader.observe(&mut running.state, &events, now);
         report.read = events.len();
-        let to = events.last().map_or(running.cursor, |e| e.seq);
+        let to = events.last().map_or(running.cursor, |e| e.event.seq);
         if self.reader.is_empty(&seen) && to == running.cursor {
             self.lease.report_lag(self.store(), running.cursor).await;
             self.running = Some(running);
@@ -388,10 +388,14 @@ impl Reader for RulesReader {
         let _recorded_already = state.observe(event);
     }
 
-    fn observe(&self, state: &mut Self::State, events: &[Arc<AuditEvent>], now: Timestamp) -> Sightings {
+    fn observe(&self, state: &mut Self::State, events: &[Tailed], now: Timestamp) -> Sightings {
         let mut sightings = Sightings::default();
-        for event in events {
-            sightings.extend(state.observe(event));
+        for Tailed { event, committed_here } in events {
+            sightings.extend(if *committed_here {
+                state.observe_committed_here(event)
+            } else {
+                state.observe(event)
+            });
         }
         sightings.extend(state.advance(now));
         sightings

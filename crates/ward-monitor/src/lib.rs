@@ -27,4 +27,4 @@ pub use insights::Insights;
 pub use ledger::Tally;
 pub use lifecycle::Step;
 pub use service::{FindingListing, Findings, RunReport};
-pub use tail::LogTail;
+pub use tail::{LogTail, Tailed};

@@ -13,12 +13,21 @@ use ward_service::Broker;
 /// rules at a `now`. ward runs [`Engine`]; a test may stand rules of its own in.
 pub trait Rules: Send + Sync {
     fn observe(&mut self, event: &AuditEvent) -> Vec<Finding>;
+    /// [`Rules::observe`] for an event as this process's commit returned it
+    /// ([`Engine::observe_committed_here`]).
+    fn observe_committed_here(&mut self, event: &AuditEvent) -> Vec<Finding> {
+        self.observe(event)
+    }
     fn advance(&mut self, now: Timestamp) -> Vec<Finding>;
 }
 
 impl Rules for Engine {
     fn observe(&mut self, event: &AuditEvent) -> Vec<Finding> {
         Engine::observe(self, event)
+    }
+
+    fn observe_committed_here(&mut self, event: &AuditEvent) -> Vec<Finding> {
+        Engine::observe_committed_here(self, event)
     }
 
     fn advance(&mut self, now: Timestamp) -> Vec<Finding> {

@@ -9,7 +9,9 @@
 //! It holds only what the store returned, and nothing is written here: a commit of another
 //! process, or one this process heard of too late, is a gap, and a gap is read from the store.
 //! What an incremental `integrity-failure` check sees of this process's own events is so what
-//! the commit wrote; what the store holds later is for `ward audit verify` and a `rules run`.
+//! the commit wrote, hashed from those very fields (each is marked [`Tailed::committed_here`],
+//! and the rules do not hash it again); what the store holds later is for `ward audit verify`
+//! and a `rules run`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +22,15 @@ use ward_core::audit::AuditEvent;
 use ward_service::Broker;
 use ward_service::broker::Committed;
 use ward_store::{EventFilter, Store, StoreError};
+
+/// An event read through a [`LogTail`].
+#[derive(Debug, Clone)]
+pub struct Tailed {
+    pub event: Arc<AuditEvent>,
+    /// Whether this process's commit returned it (its hash computed here from these very fields),
+    /// rather than the store.
+    pub committed_here: bool,
+}
 
 /// The newest events by `seq`, shared (not copied) between the consumers that read them.
 #[derive(Debug)]
@@ -32,7 +43,7 @@ pub struct LogTail {
 
 #[derive(Debug)]
 struct Held {
-    events: BTreeMap<i64, Arc<AuditEvent>>,
+    events: BTreeMap<i64, Tailed>,
     committed: Option<broadcast::Receiver<Committed>>,
 }
 
@@ -60,25 +71,25 @@ impl LogTail {
         store: &dyn Store,
         after: i64,
         limit: u32,
-    ) -> Result<Vec<Arc<AuditEvent>>, StoreError> {
+    ) -> Result<Vec<Tailed>, StoreError> {
         let mut held = self.held.lock().await;
         held.take_committed();
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut events = Vec::new();
-        for (seq, event) in held.events.range(after + 1..) {
+        for (seq, tailed) in held.events.range(after + 1..) {
             if events.len() == wanted || *seq != after + 1 + events.len() as i64 {
                 break;
             }
-            events.push(event.clone());
+            events.push(tailed.clone());
         }
         if events.len() < wanted {
-            let from = events.last().map_or(after, |e| e.seq);
+            let from = events.last().map_or(after, |e| e.event.seq);
             let rest = u32::try_from(wanted - events.len()).unwrap_or(limit);
             let filter = EventFilter { after_seq: Some(from), limit: rest, ..EventFilter::default() };
             for event in store.events(&filter).await? {
-                let event = Arc::new(event);
-                held.events.insert(event.seq, event.clone());
-                events.push(event);
+                let tailed = Tailed { event: Arc::new(event), committed_here: false };
+                held.events.insert(tailed.event.seq, tailed.clone());
+                events.push(tailed);
             }
         }
         held.forget_beyond(self.capacity);
@@ -94,7 +105,8 @@ impl Held {
             match committed.try_recv() {
                 Ok(appended) => {
                     for event in appended.iter() {
-                        self.events.insert(event.seq, event.clone());
+                        let tailed = Tailed { event: event.clone(), committed_here: true };
+                        self.events.insert(event.seq, tailed);
                     }
                 }
                 // Missed commits are gaps, read from the store.

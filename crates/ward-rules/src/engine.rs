@@ -103,6 +103,14 @@ enum Due {
     Forget(String),
 }
 
+/// Where an observed event's hash was computed: by this process's commit from the fields the
+/// engine reads, or elsewhere (read from the store), where the fields may have been edited since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hashed {
+    Here,
+    Elsewhere,
+}
+
 /// A finding before the configuration gives it its severity.
 struct Found {
     rule: RuleId,
@@ -254,6 +262,18 @@ impl Engine {
     /// Takes the next event (in `seq` order) and returns what it makes the rules see: first
     /// what the deadlines up to its `recorded_at` found, then what the event itself shows.
     pub fn observe(&mut self, event: &AuditEvent) -> Vec<Finding> {
+        self.take_event(event, Hashed::Elsewhere)
+    }
+
+    /// [`Engine::observe`] for an event as the commit that appended it returned it, in the same
+    /// process: its hash was computed from these very fields, so `integrity-failure` does not
+    /// compute it again (it could not differ) but still checks that it follows the event before.
+    /// What the store holds later is for `ward audit verify` and a run over the period.
+    pub fn observe_committed_here(&mut self, event: &AuditEvent) -> Vec<Finding> {
+        self.take_event(event, Hashed::Here)
+    }
+
+    fn take_event(&mut self, event: &AuditEvent, hashed: Hashed) -> Vec<Finding> {
         let mut out = Vec::new();
         self.tick(event.recorded_at.as_millisecond(), &mut out);
         if self.origin.is_none() {
@@ -263,7 +283,7 @@ impl Engine {
                 self.schedule_eligibility(index);
             }
         }
-        self.check_chain(event, &mut out);
+        self.check_chain(event, hashed, &mut out);
         if is_consumers_own(event.event_type) {
             return out;
         }

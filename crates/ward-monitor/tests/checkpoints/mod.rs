@@ -130,8 +130,13 @@ async fn a_grant_is_audited_when_it_ends_and_not_while_live(store: Arc<dyn Store
     // The consumer's memory: the grants it knows are live, none once they ended.
     let reader = CheckpointsReader;
     let mut live = reader.fresh(&w.broker);
-    let events: Vec<Arc<AuditEvent>> = w.events().await.into_iter().map(Arc::new).collect();
-    let started = events.iter().position(|e| e.event_type == EventType::GrantActivated).unwrap();
+    let events: Vec<Tailed> = w
+        .events()
+        .await
+        .into_iter()
+        .map(|event| Tailed { event: Arc::new(event), committed_here: false })
+        .collect();
+    let started = events.iter().position(|e| e.event.event_type == EventType::GrantActivated).unwrap();
     reader.observe(&mut live, &events[..=started], w.clock.now());
     assert_eq!(live.len(), 1);
     assert_eq!(live.logs_held(), 2, "the grant's events and its request's");

@@ -1,13 +1,15 @@
 //! `integrity-failure`: what the fold sees of the chain. Every event, the consumers' own
 //! included, must follow the one before it (`seq` one more, `prev_hash` its hash) and hash to
-//! what it says.
+//! what it says. An event observed as this process's commit returned it
+//! ([`Engine::observe_committed_here`]) is not hashed again: its hash was computed from the very
+//! fields observed.
 
 use ward_core::audit::{AuditEvent, GENESIS_HASH};
 
 use super::*;
 
 impl Engine {
-    pub(super) fn check_chain(&mut self, event: &AuditEvent, out: &mut Vec<Finding>) {
+    pub(super) fn check_chain(&mut self, event: &AuditEvent, hashed: Hashed, out: &mut Vec<Finding>) {
         if !self.on(RuleId::IntegrityFailure) {
             return;
         }
@@ -26,7 +28,7 @@ impl Engine {
             }
             None => {}
         }
-        if event.compute_hash() != event.hash {
+        if hashed == Hashed::Elsewhere && event.compute_hash() != event.hash {
             problems.push("does not hash to its recorded hash (edited after it was written)".to_owned());
         }
         let previous = self.chain.as_ref().map(|(seq, _)| *seq);
