@@ -1,5 +1,6 @@
-//! Logs pushed to ward: JSON lines, or OpenTelemetry's OTLP/HTTP JSON (so that Vector, Fluent
-//! Bit or an OpenTelemetry Collector can ship to it), kept per resource and day in the data
+//! Logs pushed to ward: JSON lines, or OpenTelemetry's OTLP/HTTP logs requests in JSON or
+//! protobuf (so that the OpenTelemetry SDKs, Vector, Fluent Bit or an OpenTelemetry Collector
+//! can ship to it), kept per resource and day in the data
 //! directory, with a retention limit.
 //!
 //! A batch is checked whole before anything is stored: one bad line refuses it, naming the line.
@@ -12,14 +13,22 @@ use jiff::Timestamp;
 use serde::de::DeserializeSeed;
 use serde_json::{Map, Value};
 
+mod protobuf;
+
+pub use protobuf::otlp_protobuf;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PushError {
     #[error("line {line} is not a JSON object: {message}")]
     Line { line: usize, message: String },
-    #[error("the batch is not an OTLP/JSON logs request: {0}")]
+    #[error("the batch is not an OTLP logs request: {0}")]
     Otlp(String),
     #[error("the batch is empty")]
     Empty,
+    #[error("the batch is not valid gzip: {0}")]
+    Gzip(String),
+    #[error("the batch decompresses to more than {max} bytes: send smaller batches")]
+    Inflated { max: usize },
     #[error("the batch holds more than {max} log records: send smaller batches")]
     TooManyRecords { max: usize },
     #[error(
@@ -32,7 +41,62 @@ pub enum PushError {
 impl PushError {
     /// The batch was refused for its size, not its form.
     pub fn is_too_large(&self) -> bool {
-        matches!(self, Self::TooManyRecords { .. } | Self::TooLarge { .. })
+        matches!(self, Self::TooManyRecords { .. } | Self::TooLarge { .. } | Self::Inflated { .. })
+    }
+}
+
+/// The largest batch taken, in bytes, as sent and (when compressed) once decompressed.
+pub const MAX_BATCH_BYTES: usize = 8 << 20;
+
+/// How a pushed batch's body is encoded for the way (HTTP's `Content-Encoding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+}
+
+impl Encoding {
+    /// The body as sent: gzip inflated to at most `max_bytes`, refused as soon as it would
+    /// inflate past them (a small bomb never gets to take more).
+    pub fn decode(self, body: Vec<u8>, max_bytes: usize) -> Result<Vec<u8>, PushError> {
+        use std::io::Read;
+        match self {
+            Self::Identity => Ok(body),
+            Self::Gzip => {
+                let mut out = Vec::new();
+                let limit = u64::try_from(max_bytes).unwrap_or(u64::MAX).saturating_add(1);
+                flate2::read::MultiGzDecoder::new(body.as_slice())
+                    .take(limit)
+                    .read_to_end(&mut out)
+                    .map_err(|e| PushError::Gzip(e.to_string()))?;
+                if out.len() > max_bytes {
+                    return Err(PushError::Inflated { max: max_bytes });
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// What a pushed batch is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON lines, one object each.
+    JsonLines,
+    /// An OTLP/HTTP logs request in JSON (`application/json`).
+    OtlpJson,
+    /// An OTLP/HTTP logs request in protobuf (`application/x-protobuf`).
+    OtlpProtobuf,
+}
+
+impl Format {
+    /// The batch as the lines to store, checked whole (OTLP within `bounds`).
+    pub fn lines(self, body: &[u8], bounds: Bounds) -> Result<Vec<u8>, PushError> {
+        match self {
+            Self::JsonLines => json_lines(body),
+            Self::OtlpJson => otlp(body, bounds),
+            Self::OtlpProtobuf => otlp_protobuf(body, bounds),
+        }
     }
 }
 
@@ -89,7 +153,6 @@ pub fn otlp(body: &[u8], bounds: Bounds) -> Result<Vec<u8>, PushError> {
         Err(_) if budget.exceeded => return Err(PushError::TooManyRecords { max: bounds.max_records }),
         Err(e) => return Err(PushError::Otlp(e.to_string())),
     };
-    let too_large = || PushError::TooLarge { max: bounds.max_bytes };
     let mut out = Vec::new();
     let mut line = Vec::new();
     for resource_log in resource_logs {
@@ -99,16 +162,23 @@ pub fn otlp(body: &[u8], bounds: Bounds) -> Result<Vec<u8>, PushError> {
         for record in &resource_log.records {
             line.clear();
             record_line(record, &mut line).map_err(|e| PushError::Otlp(e.to_string()))?;
-            // The whole line is measured before any of it is kept.
-            if out.len() + line.len() + resource.len() + 2 > bounds.max_bytes {
-                return Err(too_large());
-            }
-            out.extend_from_slice(&line);
-            out.extend_from_slice(&resource);
-            out.extend_from_slice(b"}\n");
+            push_line(&mut out, &line, &resource, bounds)?;
         }
     }
     if out.is_empty() { Err(PushError::Empty) } else { Ok(out) }
+}
+
+/// Appends a record's `line` (up to its `"resource":`), its `resource` and the closing brace to
+/// `out`, unless that takes `out` past `bounds`: the whole line is measured before any of it
+/// is kept.
+fn push_line(out: &mut Vec<u8>, line: &[u8], resource: &[u8], bounds: Bounds) -> Result<(), PushError> {
+    if out.len() + line.len() + resource.len() + 2 > bounds.max_bytes {
+        return Err(PushError::TooLarge { max: bounds.max_bytes });
+    }
+    out.extend_from_slice(line);
+    out.extend_from_slice(resource);
+    out.extend_from_slice(b"}\n");
+    Ok(())
 }
 
 /// A record's line up to its `"resource":` (the caller appends the resource and the closing
@@ -487,6 +557,25 @@ mod tests {
         assert_eq!(otlp(&crafted, Bounds::default()).err(), Some(PushError::TooManyRecords { max: 100_000 }));
         let fewer = batch(5 << 20, 10);
         assert_eq!(otlp(&fewer, Bounds::default()).err(), Some(PushError::TooLarge { max: 32 << 20 }));
+    }
+
+    #[test]
+    fn gzip_is_inflated_within_its_bound() {
+        use std::io::Write;
+        let gzip = |data: &[u8]| {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(data).unwrap();
+            encoder.finish().unwrap()
+        };
+        assert_eq!(Encoding::Gzip.decode(gzip(b"{\"a\":1}\n"), 100).unwrap(), b"{\"a\":1}\n");
+        assert_eq!(Encoding::Gzip.decode(gzip(&[b'x'; 100]), 100).unwrap().len(), 100);
+        // A megabyte of zeros in about a kilobyte: refused at the bound.
+        let bomb = gzip(&vec![0; 1 << 20]);
+        assert!(bomb.len() < 2048);
+        assert_eq!(Encoding::Gzip.decode(bomb, 1000), Err(PushError::Inflated { max: 1000 }));
+        assert!(PushError::Inflated { max: 1 }.is_too_large());
+        assert!(matches!(Encoding::Gzip.decode(b"not gzip".to_vec(), 100), Err(PushError::Gzip(_))));
+        assert_eq!(Encoding::Identity.decode(b"as is".to_vec(), 1).unwrap(), b"as is");
     }
 
     #[test]

@@ -4,11 +4,13 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use jiff::Timestamp;
 use serde::Deserialize;
 use utoipa::IntoParams;
 use ward_api::{LogItemView, LogLineView, LogSummaryView, PushedView};
+use ward_logs::push::{Encoding, Format};
 use ward_service::Broker;
 use ward_service::broker::{LogItem, LogQuery};
 
@@ -142,44 +144,82 @@ pub async fn tail(
     Ok(ndjson(axum::body::Body::from_stream(stream)))
 }
 
-/// The largest batch of pushed logs accepted.
-pub const PUSH_BODY_LIMIT: usize = 8 << 20;
+/// The largest batch of pushed logs accepted (as sent, and once decompressed).
+pub const PUSH_BODY_LIMIT: usize = ward_logs::push::MAX_BATCH_BYTES;
+
+/// The body's `Content-Encoding`: none (or `identity`) or `gzip`; anything else is refused, so
+/// that a batch is never stored still compressed.
+fn encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else { return Ok(Encoding::Identity) };
+    match value.to_str().map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+        Ok("" | "identity") => Ok(Encoding::Identity),
+        Ok("gzip" | "x-gzip") => Ok(Encoding::Gzip),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Content-Encoding must be gzip or none",
+        )),
+    }
+}
+
+/// An OTLP request's format from its `Content-Type`: `application/x-protobuf`, or
+/// `application/json` (also when none is given).
+fn otlp_format(headers: &HeaderMap) -> Result<Format, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(Format::OtlpJson) };
+    let media = value.to_str().ok().and_then(|v| v.split(';').next()).map(|m| m.trim().to_ascii_lowercase());
+    match media.as_deref() {
+        Some("application/x-protobuf") => Ok(Format::OtlpProtobuf),
+        Some("application/json") => Ok(Format::OtlpJson),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "an OTLP/HTTP logs request is application/x-protobuf or application/json",
+        )),
+    }
+}
 
 #[utoipa::path(post, path = "/v1/logs/{resource}", params(("resource" = String, Path, description = "a `logs` resource with `push = true`")), tag = "logs",
-    request_body(content = String, content_type = "application/x-ndjson", description = "JSON lines, one JSON object each"),
+    request_body(content = String, content_type = "application/x-ndjson", description = "JSON lines, one JSON object each; `Content-Encoding: gzip` is taken"),
     security(("bearer" = [])),
     responses((status = 202, body = PushedView, description = "stored, whole"),
         (status = 403, body = ward_api::Problem, description = "only services and admins push logs"),
         (status = 404, body = ward_api::Problem, description = "the resource does not take pushed logs"),
-        (status = 413, body = ward_api::Problem, description = "larger than 8 MiB"),
-        (status = 422, body = ward_api::Problem, description = "a line that is not a JSON object (named); nothing was stored"),
+        (status = 413, body = ward_api::Problem, description = "larger than 8 MiB as sent or once decompressed; nothing was stored"),
+        (status = 415, body = ward_api::Problem, description = "a Content-Encoding other than gzip"),
+        (status = 422, body = ward_api::Problem, description = "a line that is not a JSON object (named), or a body that is not valid gzip; nothing was stored"),
         (status = 429, body = ward_api::Problem, headers(("Retry-After" = u64, description = "seconds")), description = "too many batches being stored at once (4 in all, 2 per pusher)"),
         (status = 507, body = ward_api::Problem, description = "the resource's push_quota is reached; nothing was stored")))]
 pub async fn push(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,
     Path(resource): Path<String>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<(axum::http::StatusCode, axum::Json<PushedView>), ApiError> {
-    let lines = broker.push_logs(&caller, &resource, body.to_vec(), false).await?;
-    Ok((axum::http::StatusCode::ACCEPTED, axum::Json(PushedView { lines })))
+) -> Result<(StatusCode, axum::Json<PushedView>), ApiError> {
+    let batch = (Format::JsonLines, encoding(&headers)?);
+    let lines = broker.push_logs(&caller, &resource, body.to_vec(), batch).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(PushedView { lines })))
 }
 
 #[utoipa::path(post, path = "/v1/logs/{resource}/otlp", params(("resource" = String, Path, description = "a `logs` resource with `push = true`")), tag = "logs",
-    request_body(content = String, content_type = "application/json", description = "an OTLP/HTTP JSON logs request (`resourceLogs`)"),
+    request_body(content((String = "application/x-protobuf"), (String = "application/json")),
+        description = "an OTLP/HTTP logs request: in protobuf (`ExportLogsServiceRequest`, what the OpenTelemetry SDKs send by default) or in JSON (`resourceLogs`); `Content-Encoding: gzip` is taken"),
     security(("bearer" = [])),
     responses((status = 202, body = PushedView, description = "stored, one JSON line per log record"),
         (status = 403, body = ward_api::Problem), (status = 404, body = ward_api::Problem),
-        (status = 413, body = ward_api::Problem, description = "larger than 8 MiB, or holding more than 100,000 log records, or converting to more than 32 MiB of lines (each record's line carries its resource's attributes); nothing was stored; recorded as `access.denied`"),
-        (status = 422, body = ward_api::Problem, description = "not an OTLP/JSON logs request; nothing was stored"),
+        (status = 413, body = ward_api::Problem, description = "larger than 8 MiB as sent or once decompressed, or holding more than 100,000 log records, or converting to more than 32 MiB of lines (each record's line carries its resource's attributes); nothing was stored; recorded as `access.denied`"),
+        (status = 415, body = ward_api::Problem, description = "a Content-Type other than application/x-protobuf or application/json, or a Content-Encoding other than gzip"),
+        (status = 422, body = ward_api::Problem, description = "not an OTLP logs request, or not valid gzip; nothing was stored"),
         (status = 429, body = ward_api::Problem, headers(("Retry-After" = u64, description = "seconds")), description = "too many batches being stored at once (4 in all, 2 per pusher)"),
         (status = 507, body = ward_api::Problem, description = "the resource's push_quota is reached; nothing was stored")))]
 pub async fn push_otlp(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,
     Path(resource): Path<String>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<(axum::http::StatusCode, axum::Json<PushedView>), ApiError> {
-    let lines = broker.push_logs(&caller, &resource, body.to_vec(), true).await?;
-    Ok((axum::http::StatusCode::ACCEPTED, axum::Json(PushedView { lines })))
+) -> Result<(StatusCode, axum::Json<PushedView>), ApiError> {
+    let batch = (otlp_format(&headers)?, encoding(&headers)?);
+    let lines = broker.push_logs(&caller, &resource, body.to_vec(), batch).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(PushedView { lines })))
 }

@@ -212,6 +212,11 @@ pub fn build() -> Result<Value, String> {
         json!({ "type": "object", "description": "One line's: each line of the body is a JSON object" }),
     )?;
     refine.request_body("/v1/logs/{resource}/otlp", "application/json", otlp_logs_request())?;
+    refine.request_body(
+        "/v1/logs/{resource}/otlp",
+        "application/x-protobuf",
+        json!({ "type": "string", "format": "binary", "description": "an ExportLogsServiceRequest" }),
+    )?;
     refine.response_content(
         "/v1/audit/export",
         "get",

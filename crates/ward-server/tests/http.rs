@@ -64,18 +64,30 @@ impl Api {
     }
 
     async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<String>) -> Answer {
+        let (headers, body) = match body {
+            Some(text) => (vec![(header::CONTENT_TYPE, "application/json")], text.into_bytes()),
+            None => (Vec::new(), Vec::new()),
+        };
+        self.send_with(method, path, token, &headers, body).await
+    }
+
+    /// A request with `headers` and a body of bytes.
+    async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(header::HeaderName, &str)],
+        body: Vec<u8>,
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let body = match body {
-            Some(text) => {
-                request = request.header(header::CONTENT_TYPE, "application/json");
-                Body::from(text)
-            }
-            None => Body::empty(),
-        };
-        let response = self.app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        for (name, value) in headers {
+            request = request.header(name, *value);
+        }
+        let response = self.app.clone().oneshot(request.body(Body::from(body)).unwrap()).await.unwrap();
         let status = response.status();
         let content_type = response
             .headers()
@@ -893,6 +905,95 @@ async fn an_otlp_batch_that_would_convert_to_gigabytes_is_refused_on_record() {
     );
     let pushed = api._dir.path().join("logs");
     assert_eq!(ward_logs::push::stored_bytes(&pushed, "logs:checkout-web").unwrap(), 0, "nothing was stored");
+}
+
+/// What the OpenTelemetry SDKs send by default: OTLP in protobuf, often gzipped. Stored as the
+/// same lines as OTLP/JSON; a gzip bomb is refused at the bound, on record; other media types
+/// and encodings are refused, nothing stored.
+#[tokio::test]
+async fn otlp_in_protobuf_and_gzip_is_taken_within_the_same_limits() {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
+    use std::io::Write;
+
+    let api = Api::new().await;
+    let admin = api.token("admin").await;
+    let path = "/v1/logs/logs:checkout-web/otlp";
+    let record = |text: &str| LogRecord {
+        time_unix_nano: 1_763_719_200_000_000_000,
+        severity_text: "ERROR".into(),
+        body: Some(AnyValue { value: Some(any_value::Value::StringValue(text.into())) }),
+        ..LogRecord::default()
+    };
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![record("checkout failed for jane@example.com"), record("retrying")],
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    }
+    .encode_to_vec();
+    let gzip = |data: &[u8]| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    };
+    let protobuf = (header::CONTENT_TYPE, "application/x-protobuf");
+    let gzipped = (header::CONTENT_ENCODING, "gzip");
+
+    let plain = api.send_with("POST", path, Some(&admin), &[protobuf.clone()], request.clone()).await;
+    assert_eq!(
+        (plain.status, plain.body["lines"].as_u64()),
+        (StatusCode::ACCEPTED, Some(2)),
+        "{}",
+        plain.body
+    );
+    let zipped =
+        api.send_with("POST", path, Some(&admin), &[protobuf.clone(), gzipped.clone()], gzip(&request)).await;
+    assert_eq!(
+        (zipped.status, zipped.body["lines"].as_u64()),
+        (StatusCode::ACCEPTED, Some(2)),
+        "{}",
+        zipped.body
+    );
+    let pushed = api._dir.path().join("logs");
+    let stored = std::fs::read_dir(ward_logs::push::resource_dir(&pushed, "logs:checkout-web")).unwrap();
+    let text: String = stored.map(|f| std::fs::read_to_string(f.unwrap().path()).unwrap()).collect();
+    assert_eq!(text.lines().filter(|l| l.contains("\"body\":\"retrying\"")).count(), 2, "{text}");
+    assert!(text.contains("\"time\":\"2025-11-21T10:00:00Z\",\"severity\":\"ERROR\""), "{text}");
+
+    // 9 MiB of newlines in a few kilobytes: refused at 8 MiB, on record.
+    let bomb = gzip(&vec![b'\n'; 9 << 20]);
+    assert!(bomb.len() < 64 << 10);
+    let json_lines = "/v1/logs/logs:checkout-web";
+    let refused = api.send_with("POST", json_lines, Some(&admin), &[gzipped.clone()], bomb).await;
+    assert_problem(&refused, StatusCode::PAYLOAD_TOO_LARGE, "too-large");
+    let denied = api.get("/v1/audit/events?type=access.denied", &api.token("carol").await).await;
+    assert!(denied.body.to_string().contains("decompresses to more than 8388608 bytes"), "{}", denied.body);
+
+    let not_gzip =
+        api.send_with("POST", path, Some(&admin), &[protobuf.clone(), gzipped], request.clone()).await;
+    assert_problem(&not_gzip, StatusCode::UNPROCESSABLE_ENTITY, "invalid");
+    let brotli = (header::CONTENT_ENCODING, "br");
+    assert_problem(
+        &api.send_with("POST", path, Some(&admin), &[protobuf.clone(), brotli], request.clone()).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+    );
+    let xml = (header::CONTENT_TYPE, "application/xml");
+    assert_problem(
+        &api.send_with("POST", path, Some(&admin), &[xml], request.clone()).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+    );
+    // Protobuf said, JSON sent: not an OTLP request.
+    let mislabelled =
+        api.send_with("POST", path, Some(&admin), &[protobuf], b"{\"resourceLogs\":[]}".to_vec()).await;
+    assert_eq!(mislabelled.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", mislabelled.body);
 }
 
 /// Reads past the gateway's limits are refused with 429 and a time to retry after; a tail

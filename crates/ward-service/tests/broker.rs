@@ -11,6 +11,7 @@ use ward_core::audit::{AuditEvent, EventType};
 use ward_core::lifecycle::LifecycleError;
 use ward_core::policy::Refusal;
 use ward_core::{AccessRequest, Clock, Grant, GrantState, ManualClock, RequestState};
+use ward_logs::push::{Encoding, Format};
 use ward_service::broker::{GrantListing, RequestListing};
 use ward_service::sensitive::SensitiveField;
 use ward_service::{Broker, BrokerError, Caller, Config, ExtendInput, RequestInput};
@@ -19,6 +20,9 @@ use ward_store::{
     StoreError, TokenFilter,
 };
 use ward_store_sql::SqlStore;
+
+/// A batch of JSON lines, as sent.
+const JSON_LINES: (Format, Encoding) = (Format::JsonLines, Encoding::Identity);
 
 /// The quickstart world, with its data directory (and audit signing key) in a temporary folder.
 fn config() -> Config {
@@ -372,11 +376,11 @@ async fn pushed_logs_stop_at_their_quota_until_old_days_expire() {
     let shipper = broker.caller("log-shipper").unwrap();
     let batch = "{\"msg\":\"checkout failed\"}\n".repeat(8).into_bytes();
     assert_eq!(batch.len(), 208);
-    assert_eq!(broker.push_logs(&shipper, "logs:checkout-web", batch.clone(), false).await.unwrap(), 8);
+    assert_eq!(broker.push_logs(&shipper, "logs:checkout-web", batch.clone(), JSON_LINES).await.unwrap(), 8);
     let held = || ward_logs::push::stored_bytes(pushed.path(), "logs:checkout-web").unwrap();
     assert_eq!(held(), 208);
 
-    let full = broker.push_logs(&shipper, "logs:checkout-web", batch.clone(), false).await.unwrap_err();
+    let full = broker.push_logs(&shipper, "logs:checkout-web", batch.clone(), JSON_LINES).await.unwrap_err();
     assert!(matches!(&full, BrokerError::Full(why) if why.contains("push_quota is 300")), "{full}");
     assert_eq!(held(), 208, "nothing of the refused batch was stored");
     let refusals = store
@@ -388,7 +392,7 @@ async fn pushed_logs_stop_at_their_quota_until_old_days_expire() {
 
     // Past the retention (7 days), the old day is removed before the quota is checked.
     clock.advance(SignedDuration::from_hours(8 * 24));
-    assert_eq!(broker.push_logs(&shipper, "logs:checkout-web", batch, false).await.unwrap(), 8);
+    assert_eq!(broker.push_logs(&shipper, "logs:checkout-web", batch, JSON_LINES).await.unwrap(), 8);
     assert_eq!(held(), 208);
 }
 

@@ -472,14 +472,15 @@ impl Broker {
     }
 
     /// Stores a batch of logs pushed for `resource` (services and admins): JSON lines, or an
-    /// OTLP/JSON logs request. The batch is checked whole first: a bad line refuses all of it.
+    /// OTLP logs request in JSON or protobuf, as sent or gzipped. The batch is checked whole
+    /// first: a bad line refuses all of it.
     /// Returns the lines stored.
     pub async fn push_logs(
         &self,
         caller: &Caller,
         resource: &str,
         body: Vec<u8>,
-        otlp: bool,
+        (format, encoding): (ward_logs::push::Format, ward_logs::push::Encoding),
     ) -> Result<usize, BrokerError> {
         if !(caller.service || caller.admin) {
             let why = format!("{} may not push logs: only services and admins can", caller.name);
@@ -506,11 +507,9 @@ impl Broker {
         // go first, so that they make room. Two pushes side by side may both pass the quota
         // check: it is exceeded by at most the batches in flight.
         let stored = tokio::task::spawn_blocking(move || {
-            let lines = if otlp {
-                ward_logs::push::otlp(&body, ward_logs::push::Bounds::default())
-            } else {
-                ward_logs::push::json_lines(&body)
-            };
+            let lines = encoding
+                .decode(body, ward_logs::push::MAX_BATCH_BYTES)
+                .and_then(|body| format.lines(&body, ward_logs::push::Bounds::default()));
             let lines = match lines {
                 Ok(lines) => lines,
                 Err(refused) => return Ok(Pushed::Refused(refused)),
