@@ -945,7 +945,8 @@ async fn otlp_in_protobuf_and_gzip_is_taken_within_the_same_limits() {
     let protobuf = (header::CONTENT_TYPE, "application/x-protobuf");
     let gzipped = (header::CONTENT_ENCODING, "gzip");
 
-    let plain = api.send_with("POST", path, Some(&admin), &[protobuf.clone()], request.clone()).await;
+    let plain =
+        api.send_with("POST", path, Some(&admin), std::slice::from_ref(&protobuf), request.clone()).await;
     assert_eq!(
         (plain.status, plain.body["lines"].as_u64()),
         (StatusCode::ACCEPTED, Some(2)),
@@ -970,7 +971,7 @@ async fn otlp_in_protobuf_and_gzip_is_taken_within_the_same_limits() {
     let bomb = gzip(&vec![b'\n'; 9 << 20]);
     assert!(bomb.len() < 64 << 10);
     let json_lines = "/v1/logs/logs:checkout-web";
-    let refused = api.send_with("POST", json_lines, Some(&admin), &[gzipped.clone()], bomb).await;
+    let refused = api.send_with("POST", json_lines, Some(&admin), std::slice::from_ref(&gzipped), bomb).await;
     assert_problem(&refused, StatusCode::PAYLOAD_TOO_LARGE, "too-large");
     let denied = api.get("/v1/audit/events?type=access.denied", &api.token("carol").await).await;
     assert!(denied.body.to_string().contains("decompresses to more than 8388608 bytes"), "{}", denied.body);
