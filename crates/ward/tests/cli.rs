@@ -1394,6 +1394,45 @@ fn extend_and_break_glass_from_the_command_line() {
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
 }
 
+/// A service ships its logs with the OpenTelemetry Python SDK's own OTLP/HTTP exporter, with
+/// its defaults (protobuf) and gzipped; a holder reads them, redacted. Skipped when the SDK is
+/// not installed, unless CI is set.
+#[test]
+fn the_opentelemetry_sdk_ships_logs_to_ward() {
+    let server = Server::start(None);
+    let shipper = server.token("log-shipper");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/otel_send_logs.py");
+    let endpoint = format!("{}/v1/logs/logs:checkout-web/otlp", server.url);
+    for compression in ["none", "gzip"] {
+        let message = format!("otel checkout failed for jane.doe@example.com ({compression})");
+        let out =
+            match Command::new("python3").args([script, &endpoint, &shipper, compression, &message]).output()
+            {
+                Ok(out) => out,
+                Err(error) if std::env::var_os("CI").is_none() => {
+                    eprintln!("note: python3 not available ({error}); the OpenTelemetry SDK test is skipped");
+                    return;
+                }
+                Err(error) => panic!("CI is set but python3 is missing: {error}"),
+            };
+        if out.status.code() == Some(3) && std::env::var_os("CI").is_none() {
+            eprintln!("note: {} skipped", String::from_utf8_lossy(&out.stdout));
+            return;
+        }
+        assert_eq!(out.status.code(), Some(0), "the exporter failed:\n{}", stderr(&out));
+    }
+    // dave, on call with an incident ticket, is let in at once and reads both, redacted.
+    let dave = server.token("dave");
+    let ask = ["request", "logs:checkout-web", "--role", "read", "--for", "10m", "--reason", "pager"];
+    let (code, asked) = server.json(&dave, &[&ask[..], &["--ticket", "INC-7"]].concat());
+    assert_eq!((code, asked["state"].as_str()), (0, Some("approved")), "{asked}");
+    let out = server.ward(&dave, &["logs", "search", "logs:checkout-web", "otel checkout failed"]);
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}{}", stderr(&out));
+    assert!(text.contains("(none)") && text.contains("(gzip)") && !text.contains("jane.doe@"), "{text}");
+    assert!(text.contains("\"severity\":\"ERROR\"") && text.contains("checkout-web"), "{text}");
+}
+
 /// Runs the OCSF 1.8.0 schema validation (Python: ocsf-json-schema + jsonschema, which we did not
 /// write). Skipped when they are not installed, unless CI is set.
 fn validate_ocsf(file: &std::path::Path) {
