@@ -31,7 +31,8 @@ use serde_json::Value;
 use ward_core::audit::{AuditEvent, EventType, NewEvent};
 use ward_core::{Clock, ManualClock};
 use ward_monitor::{
-    CHECKPOINTS, CONSUMER, CheckpointsConsumer, ConsumerTask, Findings, LogTail, RulesConsumer, RulesTask,
+    CHECKPOINTS, CONSUMER, CheckpointsConsumer, Consumer, ConsumerTask, Findings, LogTail, Reader,
+    RulesConsumer, RulesTask,
 };
 use ward_service::export::ExportFormat;
 use ward_service::{Broker, Config, RequestInput};
@@ -443,31 +444,17 @@ async fn main() {
         .sharing(Arc::new(LogTail::following(&broker, ward_monitor::consumer::TAIL)));
     let mut audits = CheckpointsConsumer::new(broker.clone(), "bench")
         .sharing(Arc::new(LogTail::following(&broker, ward_monitor::consumer::TAIL)));
-    while rules.step().await.unwrap().read > 0 {}
-    while audits.step().await.unwrap().read > 0 {}
+    catch_up(&mut rules).await;
+    catch_up(&mut audits).await;
     let (mut writers, mut by_rules, mut by_audits) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 * cycles {
         let started = cpu_nanos();
         (_, next) = commits(&broker, &clock, &template, next, 63).await;
         let committed = cpu_nanos();
-        let mut read = 0;
-        loop {
-            let step = rules.step().await.unwrap();
-            if step.read == 0 {
-                break;
-            }
-            read += step.read;
-        }
+        let read = catch_up(&mut rules).await;
         let ruled = cpu_nanos();
         by_rules.push((ruled - committed) as f64 / read as f64 / 1e3);
-        let mut read = 0;
-        loop {
-            let step = audits.step().await.unwrap();
-            if step.read == 0 {
-                break;
-            }
-            read += step.read;
-        }
+        let read = catch_up(&mut audits).await;
         by_audits.push((cpu_nanos() - ruled) as f64 / read as f64 / 1e3);
         writers.push((committed - started) as f64 / (WRITERS * 63) as f64 / 1e3);
     }
@@ -479,6 +466,17 @@ async fn main() {
         by_rules / writers * 100.0,
         by_audits / writers * 100.0
     );
+}
+
+/// Steps `consumer` until it has read all there is; the events it read.
+async fn catch_up<R: Reader>(consumer: &mut Consumer<R>) -> usize {
+    let mut read = 0;
+    loop {
+        match consumer.step().await.unwrap().read {
+            0 => return read,
+            more => read += more,
+        }
+    }
 }
 
 /// The CPU time this process's threads have used so far, in nanoseconds (from each thread's
