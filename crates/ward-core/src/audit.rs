@@ -178,6 +178,21 @@ impl EventType {
     pub fn parse(text: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.as_str() == text)
     }
+
+    /// Whether ward's own consumers of the log write it (findings, grant audits, failed
+    /// notifications): a record about a grant or a person, never their activity.
+    pub fn is_consumers_own(self) -> bool {
+        matches!(
+            self,
+            Self::FindingOpened
+                | Self::FindingUpdated
+                | Self::FindingAcknowledged
+                | Self::FindingResolved
+                | Self::FindingDismissed
+                | Self::GrantAudited
+                | Self::NotificationFailed
+        )
+    }
 }
 
 impl fmt::Display for EventType {

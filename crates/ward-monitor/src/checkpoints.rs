@@ -12,6 +12,7 @@
 //! the last record), what began before is read, and a grant that ended is forgotten at once (a
 //! late event about it is read fresh).
 
+use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -100,7 +101,7 @@ pub async fn grant_logs(
 /// In debug builds (the tests): the logs held in memory are what the store holds up to `to`.
 async fn check_held_logs(
     store: &dyn Store,
-    held: &HashMap<String, Vec<AuditEvent>>,
+    held: &HashMap<String, Vec<Arc<AuditEvent>>>,
     to: i64,
 ) -> Result<(), StoreError> {
     let grants: Vec<String> = held.keys().cloned().collect();
@@ -111,7 +112,9 @@ async fn check_held_logs(
     for (grant, events) in held {
         let mut read = stored.remove(grant).unwrap_or_default();
         read.retain(|e| e.seq <= to);
-        debug_assert_eq!(events, &read, "the consumer's memory of grant {grant} differs from the store");
+        let events: Vec<&AuditEvent> = events.iter().map(|e| &**e).collect();
+        let read: Vec<&AuditEvent> = read.iter().collect();
+        debug_assert_eq!(events, read, "the consumer's memory of grant {grant} differs from the store");
     }
     Ok(())
 }
@@ -156,10 +159,10 @@ pub async fn grant_log(
 /// What the checkpoints need beyond `events`: the thresholds in force (`[rules.…]`), and the
 /// policies' answers about each request among them, asked again as it was filed when the
 /// policy set that allowed it is still in force.
-pub fn audit_facts(broker: &Broker, events: &[AuditEvent]) -> AuditFacts {
+pub fn audit_facts(broker: &Broker, events: &[impl Borrow<AuditEvent>]) -> AuditFacts {
     let mut facts = AuditFacts::from_config(&broker.settings().rules);
     let policy = broker.policy();
-    for event in events.iter().filter(|e| e.event_type == EventType::RequestCreated) {
+    for event in events.iter().map(Borrow::borrow).filter(|e| e.event_type == EventType::RequestCreated) {
         let Some(request_id) = event.request_id.clone() else { continue };
         let Ok(Payload::RequestCreated(created)) = Payload::parse(event.event_type, &event.details) else {
             continue;
@@ -198,7 +201,11 @@ pub fn audit_facts(broker: &Broker, events: &[AuditEvent]) -> AuditFacts {
             ticket_kinds: if hmac { Vec::new() } else { policy.ticket_kinds(created.ticket.as_deref()) },
             ..PolicyCheck::default()
         };
-        for decided in events.iter().filter(|e| e.request_id.as_deref() == Some(request_id.as_str())) {
+        for decided in events
+            .iter()
+            .map(Borrow::borrow)
+            .filter(|e: &&AuditEvent| e.request_id.as_deref() == Some(request_id.as_str()))
+        {
             let who = decided.actor.as_str();
             match decided.event_type {
                 EventType::ApprovalGranted if who != SYSTEM_ACTOR => {
@@ -333,16 +340,15 @@ impl HeldLogs {
 
     /// Grant `grant_id`'s log as [`grant_logs`] reads it (up to the last event seen), when all
     /// of it was seen.
-    fn log(&self, grant_id: &str) -> Option<Vec<AuditEvent>> {
+    fn log(&self, grant_id: &str) -> Option<Vec<Arc<AuditEvent>>> {
         let own = self.grants.get(grant_id)?.as_ref()?;
         let requests = requests_behind(own.iter().map(|e| &**e));
         if requests.is_empty() {
             return None;
         }
-        let mut events: Vec<AuditEvent> = own.iter().map(|e| (**e).clone()).collect();
+        let mut events = own.clone();
         for request in &requests {
-            let theirs = self.requests.get(request)?.as_ref()?;
-            events.extend(theirs.iter().map(|e| (**e).clone()));
+            events.extend(self.requests.get(request)?.as_ref()?.iter().cloned());
         }
         events.sort_by_key(|e| e.seq);
         Some(events)
@@ -447,16 +453,7 @@ impl Reader for CheckpointsReader {
         let mut touched = Touched { grants: BTreeSet::new(), at: events.last().map(|e| e.event.recorded_at) };
         for Tailed { event, .. } in events {
             // What ward's own consumers write about grants is no activity of theirs.
-            let consumers_own = matches!(
-                event.event_type,
-                T::GrantAudited
-                    | T::FindingOpened
-                    | T::FindingUpdated
-                    | T::FindingAcknowledged
-                    | T::FindingResolved
-                    | T::FindingDismissed
-                    | T::NotificationFailed
-            );
+            let consumers_own = event.event_type.is_consumers_own();
             state.held.keep(event, !consumers_own);
             let Some(grant) = event.grant_id.as_deref() else { continue };
             match event.event_type {
@@ -524,7 +521,10 @@ impl Reader for CheckpointsReader {
             check_held_logs(&**broker.store(), &logs, to).await?;
         }
         if !unseen.is_empty() {
-            logs.extend(grant_logs(&**broker.store(), &unseen).await?);
+            let read = grant_logs(&**broker.store(), &unseen).await?;
+            logs.extend(
+                read.into_iter().map(|(grant, events)| (grant, events.into_iter().map(Arc::new).collect())),
+            );
         }
         for grant in &seen.grants {
             let Some(events) = logs.remove(grant) else {
@@ -539,7 +539,7 @@ impl Reader for CheckpointsReader {
                 state.grants.insert(grant.clone(), audit.expires_at.as_millisecond());
                 continue;
             }
-            state.held.forget(grant, &requests_behind(events.iter()));
+            state.held.forget(grant, &requests_behind(events.iter().map(|e| &**e)));
             match audit.to_record() {
                 None => planned.tally.unchanged += 1,
                 Some(details) => {

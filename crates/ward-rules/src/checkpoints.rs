@@ -23,6 +23,7 @@
 //!   the lag measured, and the time it was held after its last use reported. Pending while
 //!   live and not yet due.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
@@ -425,11 +426,11 @@ struct GrantSeen<'a> {
 /// description for which are read) at `now`. `None` when no event starts the grant.
 pub fn assess(
     grant_id: &str,
-    events: &[AuditEvent],
+    events: &[impl Borrow<AuditEvent>],
     facts: &AuditFacts,
     now: Timestamp,
 ) -> Option<GrantAudit> {
-    let mut events: Vec<&AuditEvent> = events.iter().collect();
+    let mut events: Vec<&AuditEvent> = events.iter().map(Borrow::borrow).collect();
     events.sort_by_key(|e| e.seq);
     events.dedup_by_key(|e| e.seq);
     let grant = read_grant(grant_id, &events)?;

@@ -29,7 +29,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use jiff::Timestamp;
-use ward_core::audit::{AuditEvent, EventType, Payload};
+use ward_core::audit::{AuditEvent, Payload};
 
 use crate::facts::Facts;
 use crate::window::Windows;
@@ -284,7 +284,7 @@ impl Engine {
             }
         }
         self.check_chain(event, hashed, &mut out);
-        if is_consumers_own(event.event_type) {
+        if event.event_type.is_consumers_own() {
             return out;
         }
         // Details that do not read as their type (written by a ward that no longer exists, or
@@ -421,22 +421,6 @@ impl Engine {
             + self.fast_approvals.keys()
             + self.deadlines.len()
     }
-}
-
-/// The rules consumer's own output (and the notifier's): not activity the rules judge, though
-/// still links of the chain.
-fn is_consumers_own(event_type: EventType) -> bool {
-    use EventType::*;
-    matches!(
-        event_type,
-        FindingOpened
-            | FindingUpdated
-            | FindingAcknowledged
-            | FindingResolved
-            | FindingDismissed
-            | GrantAudited
-            | NotificationFailed
-    )
 }
 
 pub(crate) fn timestamp(ms: i64) -> Timestamp {
