@@ -688,13 +688,13 @@ async fn the_rules_in_force_fire_through_the_consumer(store: Arc<dyn Store>) {
     assert_eq!(w.all_findings().await, recorded);
 }
 
-/// What the consumers of one process read through their shared [`LogTail`]: exactly what the
-/// store returns for the same ask, the events it holds read from the store once.
 /// The events of a read through a tail.
 fn plain(read: Vec<Tailed>) -> Vec<Arc<AuditEvent>> {
     read.into_iter().map(|e| e.event).collect()
 }
 
+/// What the consumers of one process read through their shared [`LogTail`]: exactly what the
+/// store returns for the same ask, the events it holds read from the store once.
 async fn a_shared_tail_reads_each_event_once_and_gives_what_the_store_holds(store: Arc<dyn Store>) {
     let interposed = Interposed::over(store.clone());
     let w = World::new(interposed.clone()).await;
