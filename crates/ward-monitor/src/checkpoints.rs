@@ -496,6 +496,11 @@ impl Reader for CheckpointsReader {
         seen.grants.is_empty()
     }
 
+    fn merge(&self, seen: &mut Touched, later: Touched) {
+        seen.grants.extend(later.grants);
+        seen.at = seen.at.max(later.at);
+    }
+
     async fn plan(
         &self,
         broker: &Broker,

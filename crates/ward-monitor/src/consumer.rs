@@ -14,6 +14,7 @@
 //! The rules keep state (what a grant's window is, who approved what, counts in a window); the
 //! time-driven ones are asked every few seconds on the scheduler's clock.
 
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
+use tokio::time::Instant;
 use ward_core::audit::AuditEvent;
 use ward_service::Broker;
 use ward_service::consumer::ConsumerLease;
@@ -44,6 +46,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// batches, not a commit at a time (each step is a read and a cursor write); its effects come
 /// this much later.
 pub const GATHER: Duration = Duration::from_millis(100);
+/// The longest a consumer holds what it read uncommitted, while events keep coming and none of
+/// them asks for a write at once ([`Reader::is_urgent`]): a busy log's pure updates (a live
+/// finding's new events, the cursor's move) are committed a few times a minute, not after every
+/// [`GATHER`]. Nothing is lost meanwhile: what was not committed is read again from the cursor
+/// after a crash or a takeover.
+pub const DEFER: Duration = Duration::from_secs(2);
 /// Plans of one batch tried against fresh reads, when something the plan read was written
 /// meanwhile (a finding by a `rules run`), before the consumer starts over from its cursor.
 const PLAN_ATTEMPTS: usize = 3;
@@ -55,6 +63,8 @@ pub struct StepReport<T = Tally> {
     pub held: bool,
     /// Events read past the cursor.
     pub read: usize,
+    /// Whether what the step read waits, uncommitted, for the next steps' ([`DEFER`]).
+    pub deferred: bool,
     /// Events replayed to rebuild the reader's state (on start, or after the lease came back).
     pub replayed: usize,
     pub tally: T,
@@ -92,6 +102,13 @@ pub trait Reader: Send + Sync + 'static {
     fn observe(&self, state: &mut Self::State, events: &[Tailed], now: Timestamp) -> Self::Seen;
     /// Whether `seen` asks for no write (with no events read either, the step commits nothing).
     fn is_empty(&self, seen: &Self::Seen) -> bool;
+    /// Adds what a later batch showed (`later`) to what earlier ones did, not yet committed.
+    fn merge(&self, seen: &mut Self::Seen, later: Self::Seen);
+    /// Whether `seen` must be committed at once (someone waits for it: a new finding), rather
+    /// than with what the next batches show, within [`DEFER`].
+    fn is_urgent(&self, _state: &Self::State, _seen: &Self::Seen) -> bool {
+        false
+    }
     /// What to write for `seen`, the batch read up to `to`, from fresh reads (called again when
     /// the commit conflicted with a write it read).
     fn plan(
@@ -105,10 +122,15 @@ pub trait Reader: Send + Sync + 'static {
     fn report(&self, tally: &Self::Tally);
 }
 
-/// The reader's state while this process holds the lease, and how far it has read.
-struct Running<S> {
+/// The reader's state while this process holds the lease, how far it has committed and read.
+struct Running<S, Seen> {
     state: S,
+    /// The stored cursor: what the state saw up to here is committed.
     cursor: i64,
+    /// The last event the state saw: past `cursor` while what it showed is deferred.
+    read: i64,
+    /// What the events past `cursor` showed, and since when it waits.
+    deferred: Option<(Seen, Instant)>,
 }
 
 /// A consumer of the audit log run by its [`Reader`]: lease, cursor, replay, commit, loop.
@@ -116,8 +138,9 @@ pub struct Consumer<R: Reader> {
     broker: Arc<Broker>,
     reader: R,
     lease: ConsumerLease,
-    running: Option<Running<R::State>>,
+    running: Option<Running<R::State, R::Seen>>,
     tail: Arc<LogTail>,
+    defer: Duration,
 }
 
 /// The rules' consumer.
@@ -139,13 +162,19 @@ impl<R: Reader> Consumer<R> {
     /// The consumer `reader` runs, as this process (`holder`) runs it.
     pub fn with_reader(broker: Arc<Broker>, holder: &str, reader: R) -> Self {
         let lease = ConsumerLease::new(reader.name(), holder);
-        Self { lease, broker, reader, running: None, tail: Arc::new(LogTail::new(TAIL)) }
+        Self { lease, broker, reader, running: None, tail: Arc::new(LogTail::new(TAIL)), defer: DEFER }
     }
 
     /// The consumer reading the log's end through `tail`, shared with the other consumers of
     /// this process (each event is read from the store once for all of them).
     pub fn sharing(mut self, tail: Arc<LogTail>) -> Self {
         self.tail = tail;
+        self
+    }
+
+    /// The consumer holding what it read uncommitted up to `defer`, not [`DEFER`].
+    pub fn deferring_up_to(mut self, defer: Duration) -> Self {
+        self.defer = defer;
         self
     }
 
@@ -172,7 +201,7 @@ impl<R: Reader> Consumer<R> {
                 running
             }
         };
-        let events = match self.tail.read_after(&**self.store(), running.cursor, BATCH).await {
+        let events = match self.tail.read_after(&**self.store(), running.read, BATCH).await {
             Ok(events) => events,
             Err(error) => {
                 // Nothing was observed: the state is still good.
@@ -180,15 +209,35 @@ impl<R: Reader> Consumer<R> {
                 return Err(error);
             }
         };
-        let seen = self.reader.observe(&mut running.state, &events, now);
+        let mut seen = self.reader.observe(&mut running.state, &events, now);
         report.read = events.len();
-        let to = events.last().map_or(running.cursor, |e| e.event.seq);
-        if self.reader.is_empty(&seen) && to == running.cursor {
+        running.read = events.last().map_or(running.read, |e| e.event.seq);
+        let since = match running.deferred.take() {
+            Some((mut earlier, since)) => {
+                self.reader.merge(&mut earlier, seen);
+                seen = earlier;
+                since
+            }
+            None => Instant::now(),
+        };
+        if self.reader.is_empty(&seen) && running.read == running.cursor {
             self.lease.report_lag(self.store(), running.cursor).await;
             self.running = Some(running);
             return Ok(report);
         }
-        // The state now holds this batch: it is kept only once the batch is committed.
+        // The log went quiet, the batch waited long enough, or someone waits for it.
+        let due = events.is_empty()
+            || since.elapsed() >= self.defer
+            || self.reader.is_urgent(&running.state, &seen);
+        if !due {
+            running.deferred = Some((seen, since));
+            report.deferred = true;
+            self.lease.report_lag(self.store(), running.read).await;
+            self.running = Some(running);
+            return Ok(report);
+        }
+        // The state now holds what was read: it is kept only once that is committed.
+        let to = running.read;
         report.tally = match self.commit(&mut running, &seen, to).await {
             Ok(tally) => tally,
             Err(error) => {
@@ -203,10 +252,22 @@ impl<R: Reader> Consumer<R> {
         Ok(report)
     }
 
+    /// Commits what waits deferred (on shutdown: what was read is not read again by whoever
+    /// runs the consumer next).
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        let Some(mut running) = self.running.take() else { return Ok(()) };
+        let Some((seen, _)) = running.deferred.take() else { return Ok(()) };
+        let to = running.read;
+        self.commit(&mut running, &seen, to).await?;
+        running.cursor = to;
+        self.running = Some(running);
+        Ok(())
+    }
+
     /// Commits what the reader plans for a batch and the cursor's move to `to` in one change.
     async fn commit(
         &self,
-        running: &mut Running<R::State>,
+        running: &mut Running<R::State, R::Seen>,
         seen: &R::Seen,
         to: i64,
     ) -> Result<R::Tally, StoreError> {
@@ -227,12 +288,12 @@ impl<R: Reader> Consumer<R> {
 
     /// A fresh state brought up to the stored cursor: the events before it, as far back as the
     /// reader's state reaches, are replayed (what they show was recorded).
-    async fn rebuild(&mut self) -> Result<(Running<R::State>, usize), StoreError> {
+    async fn rebuild(&mut self) -> Result<(Running<R::State, R::Seen>, usize), StoreError> {
         let store = self.broker.store().clone();
         let cursor = store.consumer_cursor(self.reader.name()).await?;
         let mut state = self.reader.fresh(&self.broker);
         let Some(reach) = self.reader.reach_seconds(&self.broker) else {
-            return Ok((Running { state, cursor }, 0));
+            return Ok((Running { state, cursor, read: cursor, deferred: None }, 0));
         };
         let mut after = replay_start(&*store, cursor, reach).await?;
         let start = after;
@@ -260,7 +321,7 @@ impl<R: Reader> Consumer<R> {
                 "rebuilt a consumer's state from the audit log"
             );
         }
-        Ok((Running { state, cursor }, replayed))
+        Ok((Running { state, cursor, read: cursor, deferred: None }, replayed))
     }
 
     /// Runs until `shutdown` turns true, stepping when events are appended and at least every
@@ -280,6 +341,8 @@ impl<R: Reader> Consumer<R> {
                         StepReport { held: false, .. } => (TICK, false),
                         // More to read.
                         StepReport { read, .. } if read == BATCH as usize => (Duration::ZERO, false),
+                        // Committed when the log goes quiet, at the latest after `DEFER`.
+                        StepReport { deferred: true, .. } => (self.defer, true),
                         _ => (TICK, true),
                     }
                 }
@@ -309,6 +372,9 @@ impl<R: Reader> Consumer<R> {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
             }
+        }
+        if let Err(error) = self.flush().await {
+            tracing::warn!(consumer = self.reader.name(), %error, "a consumer's last batch was not committed; it will be read again");
         }
         let store = self.broker.store().clone();
         self.lease.give_up(&*store).await;
@@ -361,13 +427,27 @@ impl ConsumerTask {
 }
 
 /// The rules as a consumer reads them: events into the engine, the time-driven rules asked at
-/// every step, what they saw merged into findings ([`ledger`]).
+/// every step, what they saw merged into findings ([`ledger`]). A sighting of a finding this
+/// consumer knows live waits ([`DEFER`]); any other is committed at once, as someone may be
+/// waiting to hear of it.
 pub struct RulesReader {
     rules: RulesFactory,
 }
 
+/// The rules' state, and the keys of the findings the consumer knows live (it recorded or read
+/// them so): a sighting of one of these updates a finding, which may wait; any other opens one.
+/// Closed meanwhile by someone, such a finding is opened again when the update is committed.
+pub struct RulesState {
+    rules: Box<dyn Rules>,
+    live: HashSet<String>,
+}
+
+/// The live findings' keys known at most; beyond, all are forgotten (and so their next
+/// sightings committed at once).
+const MAX_KNOWN_LIVE: usize = 100_000;
+
 impl Reader for RulesReader {
-    type State = Box<dyn Rules>;
+    type State = RulesState;
     type Seen = Sightings;
     type Tally = Tally;
 
@@ -375,8 +455,8 @@ impl Reader for RulesReader {
         CONSUMER
     }
 
-    fn fresh(&self, broker: &Broker) -> Self::State {
-        (self.rules)(broker)
+    fn fresh(&self, broker: &Broker) -> RulesState {
+        RulesState { rules: (self.rules)(broker), live: HashSet::new() }
     }
 
     fn reach_seconds(&self, broker: &Broker) -> Option<i64> {
@@ -384,20 +464,20 @@ impl Reader for RulesReader {
         Some(rules::reach_seconds(&settings.rules, settings.pending_ttl_seconds))
     }
 
-    fn replay(&self, state: &mut Self::State, event: &AuditEvent) {
-        let _recorded_already = state.observe(event);
+    fn replay(&self, state: &mut RulesState, event: &AuditEvent) {
+        let _recorded_already = state.rules.observe(event);
     }
 
-    fn observe(&self, state: &mut Self::State, events: &[Tailed], now: Timestamp) -> Sightings {
+    fn observe(&self, state: &mut RulesState, events: &[Tailed], now: Timestamp) -> Sightings {
         let mut sightings = Sightings::default();
         for Tailed { event, committed_here } in events {
             sightings.extend(if *committed_here {
-                state.observe_committed_here(event)
+                state.rules.observe_committed_here(event)
             } else {
-                state.observe(event)
+                state.rules.observe(event)
             });
         }
-        sightings.extend(state.advance(now));
+        sightings.extend(state.rules.advance(now));
         sightings
     }
 
@@ -405,15 +485,36 @@ impl Reader for RulesReader {
         seen.is_empty()
     }
 
+    fn merge(&self, seen: &mut Sightings, later: Sightings) {
+        seen.absorb(later);
+    }
+
+    fn is_urgent(&self, state: &RulesState, seen: &Sightings) -> bool {
+        seen.iter().any(|sighting| !state.live.contains(&sighting.finding.key))
+    }
+
     async fn plan(
         &self,
         broker: &Broker,
-        _state: &mut Self::State,
+        state: &mut RulesState,
         seen: &Sightings,
         _to: i64,
     ) -> Result<Planned<Tally>, StoreError> {
         let latest = broker.store().latest_findings(&seen.keys()).await?;
         let plan = ledger::plan(&latest, seen.to_vec(), broker.now());
+        if state.live.len() > MAX_KNOWN_LIVE {
+            state.live.clear();
+        }
+        // What stays live once this commits: the findings written, and those it left as they were.
+        let written: HashSet<&str> = plan.findings.iter().map(|f| f.key.as_str()).collect();
+        let unchanged = latest.iter().filter(|f| !written.contains(f.key.as_str()));
+        for finding in plan.findings.iter().chain(unchanged) {
+            if finding.state.is_live() {
+                state.live.insert(finding.key.clone());
+            } else {
+                state.live.remove(&finding.key);
+            }
+        }
         let change = Change { findings: plan.findings, events: plan.events, ..Change::default() };
         Ok(Planned { change, tally: plan.tally })
     }

@@ -54,11 +54,15 @@ pub struct Sightings {
 
 impl Sightings {
     pub fn add(&mut self, finding: Finding) {
-        match self.by_key.get(&finding.key) {
-            Some(&at) => merge(&mut self.list[at], finding),
+        self.add_sighting(Sighting { first_at: finding.at, finding });
+    }
+
+    fn add_sighting(&mut self, sighting: Sighting) {
+        match self.by_key.get(&sighting.finding.key) {
+            Some(&at) => merge(&mut self.list[at], sighting),
             None => {
-                self.by_key.insert(finding.key.clone(), self.list.len());
-                self.list.push(Sighting { first_at: finding.at, finding });
+                self.by_key.insert(sighting.finding.key.clone(), self.list.len());
+                self.list.push(sighting);
             }
         }
     }
@@ -67,8 +71,17 @@ impl Sightings {
         findings.into_iter().for_each(|f| self.add(f));
     }
 
+    /// Adds a later batch's sightings.
+    pub fn absorb(&mut self, later: Sightings) {
+        later.list.into_iter().for_each(|s| self.add_sighting(s));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Sighting> {
+        self.list.iter()
     }
 
     pub fn len(&self) -> usize {
@@ -89,8 +102,8 @@ impl Sightings {
 }
 
 /// The later sighting's words and severity win; the events are the union.
-fn merge(into: &mut Sighting, other: Finding) {
-    into.first_at = into.first_at.min(other.at);
+fn merge(into: &mut Sighting, Sighting { finding: other, first_at }: Sighting) {
+    into.first_at = into.first_at.min(first_at);
     let seqs = union(&into.finding.seqs, &other.seqs);
     if other.at >= into.finding.at {
         let Finding { severity, summary, subject, resource, grant_id, request_id, at, .. } = other;

@@ -57,6 +57,7 @@ mod insights;
 on_both_backends!(
     a_rule_fires_through_the_consumer,
     findings_survive_a_restart_and_a_rerun,
+    an_update_waits_for_the_next_batches_and_is_never_lost,
     a_lease_lost_before_the_commit_writes_nothing_and_the_next_holder_writes_once,
     a_failed_commit_is_recorded_once_afterwards,
     a_long_replay_keeps_the_lease,
@@ -252,10 +253,17 @@ async fn a_rule_fires_through_the_consumer(store: Arc<dyn Store>) {
         })
     );
 
-    // Its own event read back makes no finding; the same condition again updates the open one.
+    // Its own event read back makes no finding; the same condition again updates the open one,
+    // once the log goes quiet (an update waits for the next batches, up to `DEFER`).
     assert_eq!(consumer.step().await.unwrap().tally, Tally::default());
     w.approved("dave", "bob").await;
-    assert_eq!(consumer.step().await.unwrap().tally, tally(0, 1, 0));
+    let cursor = w.store.consumer_cursor(CONSUMER).await.unwrap();
+    let deferred = consumer.step().await.unwrap();
+    assert!(deferred.deferred && deferred.read > 0 && deferred.tally == Tally::default(), "{deferred:?}");
+    assert_eq!(w.store.consumer_cursor(CONSUMER).await.unwrap(), cursor, "nothing committed yet");
+    let quiet = consumer.step().await.unwrap();
+    assert_eq!((quiet.read, quiet.deferred, quiet.tally), (0, false, tally(0, 1, 0)));
+    assert_eq!(w.store.consumer_cursor(CONSUMER).await.unwrap(), w.head().await - 1);
     let updated = w.finding("rubber-stamp:bob").await;
     assert_eq!((updated.id.as_str(), updated.occurrences, updated.seqs.len()), (finding.id.as_str(), 2, 3));
     let update = w.of_type(EventType::FindingUpdated).await;
@@ -267,8 +275,10 @@ async fn a_rule_fires_through_the_consumer(store: Arc<dyn Store>) {
     assert_eq!(consumer.step().await.unwrap().tally, Tally::default(), "within the minute's tolerance");
     w.clock.advance(SignedDuration::from_mins(1));
     assert_eq!(consumer.step().await.unwrap().tally, tally(3, 0, 0));
-    // Asked again and again: nothing new, nothing written.
+    // Asked again and again: nothing new, nothing written (the first step reads the findings'
+    // events, and the three sightings of live findings wait).
     let written = w.head().await;
+    assert!(consumer.step().await.unwrap().deferred);
     for _ in 0..3 {
         w.clock.advance(SignedDuration::from_secs(5));
         let step = consumer.step().await.unwrap();
@@ -276,6 +286,41 @@ async fn a_rule_fires_through_the_consumer(store: Arc<dyn Store>) {
     }
     assert_eq!(w.head().await, written, "nothing appended");
     assert_eq!(w.all_findings().await.len(), 4);
+}
+
+async fn an_update_waits_for_the_next_batches_and_is_never_lost(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let mut consumer = w.consumer("process-1");
+    w.approved("alice", "bob").await;
+    w.approved("erin", "bob").await;
+    assert_eq!(consumer.step().await.unwrap().tally, tally(1, 0, 0), "a new finding: at once");
+    // bob's finding grows: that waits...
+    w.approved("dave", "bob").await;
+    assert!(consumer.step().await.unwrap().deferred);
+    // ...until something someone waits for comes (erin's first finding): both are committed.
+    w.approved("alice", "erin").await;
+    assert!(consumer.step().await.unwrap().deferred, "erin's first approval is no pattern");
+    w.approved("dave", "erin").await;
+    let both = consumer.step().await.unwrap();
+    assert_eq!((both.deferred, both.tally), (false, tally(1, 1, 0)));
+    assert_eq!(w.finding("rubber-stamp:bob").await.seqs.len(), 3);
+
+    // An update waits, and the process dies before committing it: the next one reads it again.
+    w.approved("alice", "bob").await;
+    assert!(consumer.step().await.unwrap().deferred);
+    drop(consumer);
+    let w = w.restarted().await;
+    w.clock.advance(SignedDuration::from_secs(31));
+    let mut next = w.consumer("process-2");
+    assert_eq!(next.step().await.unwrap().tally, tally(0, 1, 0), "a fresh state knows no finding live");
+    assert_eq!(w.finding("rubber-stamp:bob").await.seqs.len(), 4);
+
+    // Held past the window, an update is committed with the next batch.
+    let mut eager = next.deferring_up_to(std::time::Duration::ZERO);
+    w.approved("erin", "bob").await;
+    let step = eager.step().await.unwrap();
+    assert_eq!((step.deferred, step.tally), (false, tally(0, 1, 0)));
+    assert_eq!(w.of_type(EventType::FindingUpdated).await.len(), 3);
 }
 
 async fn findings_survive_a_restart_and_a_rerun(store: Arc<dyn Store>) {
@@ -665,6 +710,7 @@ async fn the_rules_in_force_fire_through_the_consumer(store: Arc<dyn Store>) {
     );
     // The expiry, recorded late, is the same condition: the finding grows, none is opened.
     w.broker.run_due(w.clock.now()).await.unwrap();
+    assert!(consumer.step().await.unwrap().deferred, "an update waits");
     let step = consumer.step().await.unwrap();
     assert_eq!((step.tally.opened, step.tally.updated), (0, 1), "{step:?}");
     let grown = w.finding(&key).await;
