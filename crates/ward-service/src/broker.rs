@@ -368,22 +368,23 @@ impl Broker {
     /// Commits `change` through the broker's one commit path (configured fields recorded as
     /// HMACs, the forwarders and other consumers woken): for use cases kept in types of their own
     /// (findings). `Conflict` is the caller's to retry from fresh reads.
-    pub async fn commit_change(&self, change: Change) -> Result<Vec<AuditEvent>, StoreError> {
+    pub async fn commit_change(&self, change: Change) -> Result<Committed, StoreError> {
         self.commit(change).await
     }
 
-    async fn commit(&self, mut change: Change) -> Result<Vec<AuditEvent>, StoreError> {
+    async fn commit(&self, mut change: Change) -> Result<Committed, StoreError> {
         if let Some(redactor) = &self.redactor {
             change.events.iter_mut().for_each(|event| redactor.apply(event));
         }
-        let appended = self.store.commit(change, self.now()).await?;
+        let appended: Committed =
+            self.store.commit(change, self.now()).await?.into_iter().map(Arc::new).collect();
         metrics::counter!("ward_audit_events_total").increment(appended.len() as u64);
         if let Some(last) = appended.last() {
             self.appended.send_replace(last.seq);
         }
         if self.committed.receiver_count() > 0 && !appended.is_empty() {
-            // None listening is no error.
-            let _unheard = self.committed.send(appended.iter().cloned().map(Arc::new).collect());
+            // Shared, not copied. None listening is no error.
+            let _unheard = self.committed.send(appended.clone());
         }
         Ok(appended)
     }
@@ -391,7 +392,7 @@ impl Broker {
     /// Records events no use case of the broker makes — what a consumer of the log observes,
     /// such as a notification sink that keeps failing — through the one commit path (configured
     /// sensitive fields, the wake-up of the other consumers).
-    pub async fn record(&self, events: Vec<NewEvent>) -> Result<Vec<AuditEvent>, BrokerError> {
+    pub async fn record(&self, events: Vec<NewEvent>) -> Result<Committed, BrokerError> {
         Ok(self.commit(Change { events, ..Change::default() }).await?)
     }
 

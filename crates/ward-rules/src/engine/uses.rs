@@ -36,11 +36,17 @@ impl Engine {
                 outside.push(at);
             }
         }
+        let off_hours = !track.breakglass && self.on(RuleId::OffHours);
+        self.arm_idle(grant_id);
+        let off = if off_hours { times.into_iter().flatten().find(|&at| self.off_hours(at)) } else { None };
+        if outside.is_empty() && off.is_none() {
+            // Most uses: nothing to say, nothing copied.
+            return;
+        }
+        let Some(track) = self.grants.get(grant_id) else { return };
         let (principal, resource, role) =
             (track.principal.clone(), track.resource.clone(), track.role.clone());
-        let (request_id, breakglass, starts_at, end) =
-            (track.request_id.clone(), track.breakglass, track.starts_at, track.end());
-        self.arm_idle(grant_id);
+        let (request_id, starts_at, end) = (track.request_id.clone(), track.starts_at, track.end());
 
         if let Some(&at) = outside.first() {
             let found = Found {
@@ -62,10 +68,6 @@ impl Engine {
             self.emit(found, out);
         }
 
-        if breakglass || !self.on(RuleId::OffHours) {
-            return;
-        }
-        let off = times.into_iter().flatten().find(|&at| self.off_hours(at));
         if let Some(at) = off {
             let about = request_id.as_deref().unwrap_or(grant_id);
             let found = Found {
