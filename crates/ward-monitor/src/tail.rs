@@ -1,10 +1,9 @@
 //! The end of the audit log as the consumers of one process read it. Consumers that follow a
 //! busy log each ask for the same few hundred events a moment after they were written; read and
 //! decoded once each, that reading cost more than what the rules do with the events. A
-//! [`LogTail`] shared between them holds the newest events: those this process committed, as
-//! the store returned them from the commit ([`Broker::subscribe_committed`]), and those it read
-//! from the store. It answers from them as far as they run on without a gap, and reads the store
-//! for the rest.
+//! [`LogTail`] shared between them answers from the newest events this process committed, as
+//! the store returned them from the commit ([`Broker::follow_commits`]), and from those it read
+//! from the store, as far as they run on without a gap, and reads the store for the rest.
 //!
 //! It holds only what the store returned, and nothing is written here: a commit of another
 //! process, or one this process heard of too late, is a gap, and a gap is read from the store.
@@ -17,10 +16,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
-use tokio::sync::broadcast::{self, error::TryRecvError};
 use ward_core::audit::AuditEvent;
 use ward_service::Broker;
-use ward_service::broker::Committed;
+use ward_service::recent::Following;
 use ward_store::{EventFilter, Store, StoreError};
 
 /// An event read through a [`LogTail`].
@@ -37,50 +35,54 @@ pub struct Tailed {
 pub struct LogTail {
     // Held across the store read, so that consumers woken by the same commit read it once:
     // the second finds what the first read.
-    held: Mutex<Held>,
+    read: Mutex<BTreeMap<i64, Tailed>>,
+    committed: Option<Following>,
     capacity: usize,
-}
-
-#[derive(Debug)]
-struct Held {
-    events: BTreeMap<i64, Tailed>,
-    committed: Option<broadcast::Receiver<Committed>>,
 }
 
 impl LogTail {
     /// A tail of the events read through it, keeping the newest `capacity` (a few batches:
     /// enough for the consumers that follow the log, which read within a moment of each other).
     pub fn new(capacity: usize) -> Self {
-        Self::with(None, capacity)
+        Self { read: Mutex::new(BTreeMap::new()), committed: None, capacity }
     }
 
-    /// A tail that also holds what `broker` commits from now on, so that consumers following
-    /// the log read the store only for other processes' commits.
+    /// A tail that also reads what `broker` commits from now on as the commits returned it, so
+    /// that consumers following the log read the store only for other processes' commits.
     pub fn following(broker: &Broker, capacity: usize) -> Self {
-        Self::with(Some(broker.subscribe_committed()), capacity)
-    }
-
-    fn with(committed: Option<broadcast::Receiver<Committed>>, capacity: usize) -> Self {
-        Self { held: Mutex::new(Held { events: BTreeMap::new(), committed }), capacity }
+        Self { committed: Some(broker.follow_commits()), ..Self::new(capacity) }
     }
 
     /// The first `limit` events after `after`, as [`Store::events`] would return them: those
-    /// held, as far as they run on without a gap, then what the store has past them.
+    /// this process committed or the tail read, as far as they run on without a gap, then what
+    /// the store has past them.
     pub async fn read_after(
         &self,
         store: &dyn Store,
         after: i64,
         limit: u32,
     ) -> Result<Vec<Tailed>, StoreError> {
-        let mut held = self.held.lock().await;
-        held.take_committed();
+        let mut read = self.read.lock().await;
         let wanted = usize::try_from(limit).unwrap_or(usize::MAX);
-        let mut events = Vec::new();
-        for (seq, tailed) in held.events.range(after + 1..) {
-            if events.len() == wanted || *seq != after + 1 + events.len() as i64 {
+        let mut events: Vec<Tailed> = Vec::new();
+        loop {
+            let last = events.last().map_or(after, |e| e.event.seq);
+            let left = wanted - events.len();
+            let committed = self.committed.as_ref().map(|c| c.run_after(last, left)).unwrap_or_default();
+            if !committed.is_empty() {
+                events.extend(committed.into_iter().map(|event| Tailed { event, committed_here: true }));
+                continue;
+            }
+            let before = events.len();
+            for (seq, tailed) in read.range(last + 1..) {
+                if events.len() == wanted || *seq != last + 1 + (events.len() - before) as i64 {
+                    break;
+                }
+                events.push(tailed.clone());
+            }
+            if events.len() == before || events.len() == wanted {
                 break;
             }
-            events.push(tailed.clone());
         }
         if events.len() < wanted {
             let from = events.last().map_or(after, |e| e.event.seq);
@@ -88,38 +90,13 @@ impl LogTail {
             let filter = EventFilter { after_seq: Some(from), limit: rest, ..EventFilter::default() };
             for event in store.events(&filter).await? {
                 let tailed = Tailed { event: Arc::new(event), committed_here: false };
-                held.events.insert(tailed.event.seq, tailed.clone());
+                read.insert(tailed.event.seq, tailed.clone());
                 events.push(tailed);
             }
-        }
-        held.forget_beyond(self.capacity);
-        Ok(events)
-    }
-}
-
-impl Held {
-    /// Takes what this process committed since the last read.
-    fn take_committed(&mut self) {
-        let Some(committed) = &mut self.committed else { return };
-        loop {
-            match committed.try_recv() {
-                Ok(appended) => {
-                    for event in appended.iter() {
-                        let tailed = Tailed { event: event.clone(), committed_here: true };
-                        self.events.insert(event.seq, tailed);
-                    }
-                }
-                // Missed commits are gaps, read from the store.
-                Err(TryRecvError::Lagged(_)) => {}
-                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+            while read.len() > self.capacity {
+                read.pop_first();
             }
         }
-    }
-
-    /// Forgets the oldest beyond `capacity`.
-    fn forget_beyond(&mut self, capacity: usize) {
-        while self.events.len() > capacity {
-            self.events.pop_first();
-        }
+        Ok(events)
     }
 }

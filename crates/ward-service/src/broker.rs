@@ -17,6 +17,7 @@ use crate::config::Authorization;
 use crate::ids::RandomIds;
 use crate::index::GrantIndex;
 use crate::oncall::{Oncall, OncallSettings};
+use crate::recent::{Following, RecentCommits};
 use crate::sensitive::Redactor;
 use crate::signing::AuditSigner;
 use crate::tokens::TokenCache;
@@ -204,10 +205,6 @@ pub type PolicyLoader = Box<dyn Fn() -> Result<PolicyEngine, String> + Send + Sy
 /// The events one commit appended.
 pub type Committed = Arc<[Arc<AuditEvent>]>;
 
-/// Commits a receiver of [`Broker::subscribe_committed`] may fall behind by before it misses
-/// some.
-pub const COMMITTED_KEPT: usize = 1024;
-
 pub struct Broker {
     /// The broker itself, for work that must finish even when its caller goes away.
     this: std::sync::Weak<Broker>,
@@ -233,8 +230,8 @@ pub struct Broker {
     wake: Notify,
     /// The last `seq` appended, for the forwarders to wake on.
     appended: tokio::sync::watch::Sender<i64>,
-    /// The events this process committed, for the consumers that follow the log here.
-    committed: tokio::sync::broadcast::Sender<Committed>,
+    /// The newest events this process committed, for the consumers that follow the log here.
+    recent: Arc<RecentCommits>,
     /// Set when the server stops: open log streams end, saying so.
     stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -287,7 +284,7 @@ impl Broker {
             signer,
             redactor,
             appended: tokio::sync::watch::Sender::new(0),
-            committed: tokio::sync::broadcast::Sender::new(COMMITTED_KEPT),
+            recent: Arc::default(),
             stopping: tokio::sync::watch::Sender::new(false),
             wake: Notify::new(),
         });
@@ -325,12 +322,11 @@ impl Broker {
         self.appended.subscribe()
     }
 
-    /// The events each commit of this process appended, as the store returned them, in the
-    /// order the commits returned (not always `seq` order). Only the last [`COMMITTED_KEPT`]
-    /// commits wait for a slow receiver; other processes' commits are not here: a consumer
-    /// reads the store for whatever it does not find.
-    pub fn subscribe_committed(&self) -> tokio::sync::broadcast::Receiver<Committed> {
-        self.committed.subscribe()
+    /// From now on, keeps the newest events this process commits, as the store returned them,
+    /// for the follower to read (until it is dropped). Other processes' commits are not there:
+    /// a consumer reads the store for whatever it does not find.
+    pub fn follow_commits(&self) -> Following {
+        self.recent.follow()
     }
 
     pub fn clock(&self) -> Arc<dyn Clock> {
@@ -382,10 +378,7 @@ impl Broker {
         if let Some(last) = appended.last() {
             self.appended.send_replace(last.seq);
         }
-        if self.committed.receiver_count() > 0 && !appended.is_empty() {
-            // Shared, not copied. None listening is no error.
-            let _unheard = self.committed.send(appended.clone());
-        }
+        self.recent.keep(&appended);
         Ok(appended)
     }
 

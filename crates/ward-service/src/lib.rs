@@ -14,6 +14,7 @@ pub mod notify_settings;
 pub mod oncall;
 pub mod policy_cases;
 pub mod read_limits;
+pub mod recent;
 pub mod scheduler;
 pub mod secret_file;
 pub mod sensitive;
