@@ -135,7 +135,7 @@ mod tests {
         assert_eq!(seqs(&following.run_after(1, 10)), [2, 3, 4, 5]);
         assert_eq!(seqs(&following.run_after(2, 2)), [3, 4]);
         recent.keep(&[event(6), event(7)]);
-        assert_eq!(seqs(&following.run_after(1, 10)), [], "2 and 3 were let go: a gap");
+        assert!(following.run_after(1, 10).is_empty(), "2 and 3 were let go: a gap");
         assert_eq!(seqs(&following.run_after(3, 10)), [4, 5, 6, 7]);
         drop(following);
         assert!(recent.events().is_empty(), "nobody follows: nothing kept");
