@@ -393,9 +393,22 @@ async fn main() {
         let audits = tail
             .filter(|_| setting == 2)
             .map(|tail| ConsumerTask::start(CheckpointsConsumer::new(broker.clone(), "bench").sharing(tail)));
-        // What the consumers missed while stopped is read before the clock starts: the figure is
-        // following the writers, not catching up.
-        let head = store.head().await.unwrap().size as i64;
+        // What the consumers missed while stopped, and the rules' replay of their reach (on every
+        // start), are done before the clock starts: the figure is following the writers, not
+        // catching up. A marker committed now is read once both are done.
+        let marker = NewEvent {
+            id: format!("evt_marker_{round}"),
+            event_type: EventType::ConfigChanged,
+            occurred_at: clock.now(),
+            actor: "admin".into(),
+            subject: None,
+            resource: None,
+            request_id: None,
+            grant_id: None,
+            reason: None,
+            details: serde_json::json!({ "bench_round": round }),
+        };
+        let head = broker.commit_change(Change { events: vec![marker], ..Change::default() }).await.unwrap()[0].seq;
         for (running, name) in [(rules.is_some(), CONSUMER), (audits.is_some(), CHECKPOINTS)] {
             while running && store.consumer_cursor(name).await.unwrap() < head {
                 tokio::time::sleep(Duration::from_millis(50)).await;
