@@ -408,7 +408,8 @@ async fn main() {
             reason: None,
             details: serde_json::json!({ "bench_round": round }),
         };
-        let head = broker.commit_change(Change { events: vec![marker], ..Change::default() }).await.unwrap()[0].seq;
+        let head =
+            broker.commit_change(Change { events: vec![marker], ..Change::default() }).await.unwrap()[0].seq;
         for (running, name) in [(rules.is_some(), CONSUMER), (audits.is_some(), CHECKPOINTS)] {
             while running && store.consumer_cursor(name).await.unwrap() < head {
                 tokio::time::sleep(Duration::from_millis(50)).await;
