@@ -1,0 +1,52 @@
+//! What ward asks of the system a debug-level resource names: the level in force now, and to
+//! put a level in force. Setting is idempotent (setting the level in force again changes
+//! nothing), so a step retried after a crash or a failure does no harm; a driver returns from
+//! [`LevelDriver::set`] only once the target confirmed the level is in force.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::settings::DriverTarget;
+
+/// How long one call to a target may take before it counts as failed (and is retried).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a target did not answer or did not do what was asked. The messages never hold the
+/// target's URL or credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DriverError {
+    #[error("the target did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot reach the target: {0}")]
+    Unreachable(String),
+    #[error("the target refused: {0}")]
+    Refused(String),
+    #[error("the target set the level, but {0}")]
+    NotInForce(String),
+}
+
+#[async_trait]
+pub trait LevelDriver: Send + Sync {
+    /// The level in force now.
+    async fn current(&self) -> Result<String, DriverError>;
+    /// Puts `level` in force, and returns once the target says it is.
+    async fn set(&self, level: &str) -> Result<(), DriverError>;
+}
+
+/// The driver for `target`.
+pub fn connect(target: &DriverTarget) -> Box<dyn LevelDriver> {
+    match target {
+        DriverTarget::Postgres { url, setting } => {
+            Box::new(crate::postgres::PostgresLevel::new(url.clone(), *setting))
+        }
+        DriverTarget::Command { program, args } => {
+            Box::new(crate::command::CommandLevel::new(program.clone(), args.clone()))
+        }
+    }
+}
+
+/// `call`, failed as [`DriverError::Timeout`] past [`CALL_TIMEOUT`].
+pub(crate) async fn within<T>(call: impl Future<Output = Result<T, DriverError>>) -> Result<T, DriverError> {
+    tokio::time::timeout(CALL_TIMEOUT, call).await.map_err(|_| DriverError::Timeout(CALL_TIMEOUT))?
+}

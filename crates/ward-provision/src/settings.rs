@@ -1,0 +1,358 @@
+//! A debug-level resource's target, from the keys of its `[resources."NAME"]` table:
+//!
+//! ```toml
+//! [resources."debug:orders-db"]
+//! kind = "debug-level"
+//! roles = ["debug"]
+//! driver = "postgres"
+//! url_file = "secrets/orders-db.url"   # or url_env = "ORDERS_DB_URL"; never the URL itself
+//! setting = "log_min_messages"
+//! level = "debug1"
+//! ```
+//!
+//! Every key is checked when ward starts, and a wrong one stops it, named: an unknown driver, a
+//! level the setting does not take, a URL without its scheme. The target's URL holds a
+//! credential: it is read from a file or the environment, never from `ward.toml`, and never
+//! shown (its `Debug` says only that it is there).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A configuration key that is wrong, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct SettingError {
+    /// The key within the resource's table (`driver`, `level`, …).
+    pub key: &'static str,
+    pub message: String,
+}
+
+fn wrong(key: &'static str, message: impl Into<String>) -> SettingError {
+    SettingError { key, message: message.into() }
+}
+
+/// The keys of a debug-level resource as `ward.toml` gives them (paths already resolved from
+/// `ward.toml`'s directory).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DebugLevelKeys<'a> {
+    pub driver: Option<&'a str>,
+    pub url_file: Option<&'a Path>,
+    pub url_env: Option<&'a str>,
+    pub setting: Option<&'a str>,
+    pub level: Option<&'a str>,
+    pub command: Option<&'a [String]>,
+}
+
+/// What a debug-level grant raises, and to what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebugLevelTarget {
+    pub driver: DriverTarget,
+    /// The level the grant puts in force (the level before is put back at its end).
+    pub level: String,
+}
+
+/// Where the level is, and how ward reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverTarget {
+    /// A PostgreSQL server's setting, server-wide (`ALTER SYSTEM` and `pg_reload_conf()`).
+    Postgres { url: TargetUrl, setting: PgSetting },
+    /// A program: `PROGRAM ARGS… get` prints the level in force, `PROGRAM ARGS… set LEVEL` puts
+    /// one in force (exit status 0). No shell.
+    Command { program: PathBuf, args: Vec<String> },
+}
+
+impl DriverTarget {
+    pub fn driver_name(&self) -> &'static str {
+        match self {
+            Self::Postgres { .. } => "postgres",
+            Self::Command { .. } => "command",
+        }
+    }
+
+    /// What the level is of, for people and events: `log_min_messages`, or the program's name.
+    pub fn setting_name(&self) -> String {
+        match self {
+            Self::Postgres { setting, .. } => setting.name().to_owned(),
+            Self::Command { program, .. } => program.display().to_string(),
+        }
+    }
+}
+
+/// A target's URL: it holds a credential, so it is never shown.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TargetUrl(String);
+
+impl TargetUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TargetUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TargetUrl(<redacted>)")
+    }
+}
+
+/// The PostgreSQL logging settings a grant may raise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgSetting {
+    LogMinMessages,
+    LogStatement,
+    LogMinDurationStatement,
+}
+
+const MIN_MESSAGES: [&str; 13] = [
+    "debug5", "debug4", "debug3", "debug2", "debug1", "info", "notice", "warning", "error", "log", "fatal",
+    "panic", "debug",
+];
+const STATEMENTS: [&str; 4] = ["none", "ddl", "mod", "all"];
+
+impl PgSetting {
+    pub const ALL: [PgSetting; 3] = [Self::LogMinMessages, Self::LogStatement, Self::LogMinDurationStatement];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::LogMinMessages => "log_min_messages",
+            Self::LogStatement => "log_statement",
+            Self::LogMinDurationStatement => "log_min_duration_statement",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// `level` as this setting takes it (lower case; milliseconds as a whole number), or why not.
+    /// Only such values are ever written into a statement (`ALTER SYSTEM` takes no parameters).
+    pub fn level(self, level: &str) -> Result<String, String> {
+        let lower = level.trim().to_ascii_lowercase();
+        let ok = match self {
+            Self::LogMinMessages => MIN_MESSAGES.contains(&lower.as_str()),
+            Self::LogStatement => STATEMENTS.contains(&lower.as_str()),
+            Self::LogMinDurationStatement => lower.parse::<i32>().is_ok_and(|ms| ms >= -1),
+        };
+        if ok {
+            return Ok(lower);
+        }
+        Err(match self {
+            Self::LogMinMessages => format!(
+                "`{level}` is not a level of log_min_messages: use one of {}",
+                MIN_MESSAGES.join(", ")
+            ),
+            Self::LogStatement => {
+                format!("`{level}` is not a value of log_statement: use one of {}", STATEMENTS.join(", "))
+            }
+            Self::LogMinDurationStatement => {
+                format!("`{level}` is not a value of log_min_duration_statement: milliseconds, or -1 (off)")
+            }
+        })
+    }
+}
+
+/// A level as a command driver passes it: a short word (no spaces, no shell characters).
+fn command_level(level: &str) -> Result<String, String> {
+    let fits = !level.is_empty()
+        && level.len() <= 64
+        && level.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    if fits {
+        Ok(level.to_owned())
+    } else {
+        Err(format!("`{level}`: a level is 1 to 64 letters, digits, `_`, `-`, `.` or `:`"))
+    }
+}
+
+impl DebugLevelTarget {
+    /// Checks the keys of a debug-level resource; `env` reads the environment.
+    pub fn from_keys(
+        keys: DebugLevelKeys<'_>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingError> {
+        let Some(driver) = keys.driver else {
+            return Err(wrong("driver", "a debug-level resource names its driver: `postgres` or `command`"));
+        };
+        let level = keys.level.ok_or_else(|| wrong("level", "the level the grant raises to is required"))?;
+        match driver {
+            "postgres" => {
+                if keys.command.is_some() {
+                    return Err(wrong("command", "only the `command` driver runs a program"));
+                }
+                let name = keys.setting.ok_or_else(|| {
+                    wrong("setting", "the postgres driver raises log_min_messages, log_statement or log_min_duration_statement")
+                })?;
+                let setting = PgSetting::parse(name).ok_or_else(|| {
+                    wrong(
+                        "setting",
+                        format!(
+                            "`{name}`: use log_min_messages, log_statement or log_min_duration_statement"
+                        ),
+                    )
+                })?;
+                let level = setting.level(level).map_err(|e| wrong("level", e))?;
+                let url = target_url(keys, env)?;
+                Ok(Self { driver: DriverTarget::Postgres { url, setting }, level })
+            }
+            "command" => {
+                for (key, set) in [
+                    ("url_file", keys.url_file.is_some()),
+                    ("url_env", keys.url_env.is_some()),
+                    ("setting", keys.setting.is_some()),
+                ] {
+                    if set {
+                        return Err(wrong(key, "the command driver takes only `command` and `level`"));
+                    }
+                }
+                let command = keys.command.unwrap_or_default();
+                let Some((program, args)) = command.split_first() else {
+                    return Err(wrong(
+                        "command",
+                        "the program and its first arguments: [\"/usr/local/bin/set-level\", \"orders\"]",
+                    ));
+                };
+                if program.trim().is_empty() {
+                    return Err(wrong("command", "the program is empty"));
+                }
+                let level = command_level(level).map_err(|e| wrong("level", e))?;
+                Ok(Self {
+                    driver: DriverTarget::Command { program: PathBuf::from(program), args: args.to_vec() },
+                    level,
+                })
+            }
+            other => {
+                Err(wrong("driver", format!("`{other}` is no driver ward has: use `postgres` or `command`")))
+            }
+        }
+    }
+}
+
+/// The target's URL, from `url_file` or `url_env` (one of them), with its scheme.
+fn target_url(
+    keys: DebugLevelKeys<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<TargetUrl, SettingError> {
+    let (key, url) = match (keys.url_file, keys.url_env) {
+        (Some(_), Some(_)) => {
+            return Err(wrong("url_env", "give the URL in `url_file` or `url_env`, not both"));
+        }
+        (None, None) => {
+            return Err(wrong(
+                "url_file",
+                "the server's URL, from a file (`url_file`) or the environment (`url_env`); never in ward.toml",
+            ));
+        }
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| wrong("url_file", format!("cannot read {}: {e}", path.display())))?;
+            ("url_file", text.trim().to_owned())
+        }
+        (None, Some(name)) => {
+            let text = env(name)
+                .ok_or_else(|| wrong("url_env", format!("`{name}` is not set in the environment")))?;
+            ("url_env", text.trim().to_owned())
+        }
+    };
+    // Never the URL itself in a message: it holds a password.
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(wrong(key, "the URL has no `postgres://` or `postgresql://` scheme"));
+    }
+    Ok(TargetUrl(url))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn a_postgres_target_reads_its_url_from_a_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("orders.url");
+        std::fs::write(&file, "postgres://ward:secret@db.example/orders\n").unwrap();
+        let keys = DebugLevelKeys {
+            driver: Some("postgres"),
+            url_file: Some(&file),
+            setting: Some("log_min_messages"),
+            level: Some("DEBUG1"),
+            ..DebugLevelKeys::default()
+        };
+        let target = DebugLevelTarget::from_keys(keys, &no_env).unwrap();
+        assert_eq!(target.level, "debug1");
+        let DriverTarget::Postgres { url, setting } = &target.driver else { panic!() };
+        assert_eq!(
+            (url.expose(), *setting),
+            ("postgres://ward:secret@db.example/orders", PgSetting::LogMinMessages)
+        );
+        assert!(!format!("{target:?}").contains("secret"), "the URL is never shown");
+
+        let env = |name: &str| (name == "ORDERS_DB_URL").then(|| "postgresql://db.example/orders".to_owned());
+        let keys = DebugLevelKeys { url_file: None, url_env: Some("ORDERS_DB_URL"), ..keys };
+        assert!(DebugLevelTarget::from_keys(keys, &env).is_ok());
+    }
+
+    #[test]
+    fn a_wrong_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("orders.url");
+        std::fs::write(&file, "db.example:5432/orders").unwrap();
+        let good = DebugLevelKeys {
+            driver: Some("postgres"),
+            url_env: Some("URL"),
+            setting: Some("log_statement"),
+            level: Some("all"),
+            ..DebugLevelKeys::default()
+        };
+        let env = |_: &str| Some("postgres://db.example/orders".to_owned());
+        assert!(DebugLevelTarget::from_keys(good, &env).is_ok());
+        let key = |keys: DebugLevelKeys<'_>| DebugLevelTarget::from_keys(keys, &env).unwrap_err().key;
+        assert_eq!(key(DebugLevelKeys { driver: Some("syslog"), ..good }), "driver");
+        assert_eq!(key(DebugLevelKeys { driver: None, ..good }), "driver");
+        assert_eq!(key(DebugLevelKeys { level: Some("verbose"), ..good }), "level");
+        assert_eq!(key(DebugLevelKeys { level: None, ..good }), "level");
+        assert_eq!(key(DebugLevelKeys { setting: Some("work_mem"), ..good }), "setting");
+        assert_eq!(key(DebugLevelKeys { url_env: None, ..good }), "url_file");
+        assert_eq!(key(DebugLevelKeys { url_file: Some(&file), ..good }), "url_env", "not both");
+        let no_scheme = DebugLevelKeys { url_env: None, url_file: Some(&file), ..good };
+        let error = DebugLevelTarget::from_keys(no_scheme, &env).unwrap_err();
+        assert_eq!(error.key, "url_file");
+        assert!(!error.message.contains("db.example"), "the URL is never shown: {error}");
+        assert_eq!(
+            DebugLevelTarget::from_keys(good, &no_env).unwrap_err().key,
+            "url_env",
+            "a variable that is not set"
+        );
+        let duration = DebugLevelKeys { setting: Some("log_min_duration_statement"), ..good };
+        assert_eq!(
+            DebugLevelTarget::from_keys(DebugLevelKeys { level: Some("250"), ..duration }, &env)
+                .unwrap()
+                .level,
+            "250"
+        );
+        assert_eq!(key(DebugLevelKeys { level: Some("-2"), ..duration }), "level");
+        assert_eq!(key(DebugLevelKeys { level: Some("250'; DROP TABLE x; --"), ..duration }), "level");
+    }
+
+    #[test]
+    fn a_command_target_runs_a_program_with_a_plain_level() {
+        let command = ["/usr/local/bin/set-level".to_owned(), "orders".to_owned()];
+        let keys = DebugLevelKeys {
+            driver: Some("command"),
+            command: Some(&command),
+            level: Some("debug"),
+            ..DebugLevelKeys::default()
+        };
+        let target = DebugLevelTarget::from_keys(keys, &no_env).unwrap();
+        assert_eq!(
+            target.driver,
+            DriverTarget::Command { program: "/usr/local/bin/set-level".into(), args: vec!["orders".into()] }
+        );
+        let key = |keys: DebugLevelKeys<'_>| DebugLevelTarget::from_keys(keys, &no_env).unwrap_err().key;
+        assert_eq!(key(DebugLevelKeys { level: Some("debug; rm -rf /"), ..keys }), "level");
+        assert_eq!(key(DebugLevelKeys { command: Some(&[]), ..keys }), "command");
+        assert_eq!(key(DebugLevelKeys { setting: Some("x"), ..keys }), "setting");
+    }
+}
