@@ -9,6 +9,7 @@ use ward_core::calendar::BusinessHours;
 use ward_core::directory::{Directory, GroupEntry, ResourceEntry, UserEntry};
 use ward_core::duration::parse_duration;
 use ward_core::policy::{PolicyEngine, PolicySource};
+use ward_provision::{DebugLevelKeys, DebugLevelTarget};
 
 use crate::oncall::{OncallFile, OncallSettings};
 
@@ -143,7 +144,22 @@ struct ResourceFile {
     /// push is refused (507) until old days expire, so that logs cannot fill the disk the audit
     /// log is on.
     push_quota: Option<String>,
+    /// `kind = "debug-level"`: what raises the level (`postgres`, `command`).
+    driver: Option<String>,
+    /// The target's URL, from a file (relative to ward.toml) or the environment: never here.
+    url_file: Option<PathBuf>,
+    url_env: Option<String>,
+    /// The postgres driver's setting: `log_min_messages`, `log_statement`,
+    /// `log_min_duration_statement`.
+    setting: Option<String>,
+    /// The level a grant raises to.
+    level: Option<String>,
+    /// The command driver's program and first arguments.
+    command: Option<Vec<String>>,
 }
+
+/// The keys only a debug-level resource takes.
+const DEBUG_LEVEL_KEYS: [&str; 6] = ["driver", "url_file", "url_env", "setting", "level", "command"];
 
 /// `[redaction]`: what the debug-log gateway redacts.
 #[derive(Debug, Default, Deserialize)]
@@ -402,6 +418,8 @@ pub struct Config {
     pub oncall: OncallSettings,
     pub business_hours: Option<BusinessHours>,
     pub logs: LogSettings,
+    /// Debug-level resources: what their grants raise, and to what.
+    pub debug_levels: BTreeMap<String, DebugLevelTarget>,
     pub server: ServerSettings,
     /// The audit rules in force: defaults, tuned or switched off by `[rules.ID]`.
     pub rules: ward_rules::RulesConfig,
@@ -584,6 +602,7 @@ impl Config {
         let mut sources = BTreeMap::new();
         let mut resources = BTreeMap::new();
         let mut push = BTreeMap::new();
+        let mut debug_levels = BTreeMap::new();
         let push_dir = data_dir.join("logs");
         for (name, resource) in file.resources {
             if resource.push_from.is_some() && !resource.push {
@@ -632,6 +651,47 @@ impl Config {
                 let source = ward_logs::Source::new(patterns)
                     .map_err(|e| setting_error(&format!("resources.\"{name}\".sources"), e))?;
                 sources.insert(name.clone(), source);
+            }
+            let debug_keys = [
+                resource.driver.is_some(),
+                resource.url_file.is_some(),
+                resource.url_env.is_some(),
+                resource.setting.is_some(),
+                resource.level.is_some(),
+                resource.command.is_some(),
+            ];
+            match resource.kind.as_str() {
+                "debug-level" => {
+                    let url_file = resource.url_file.clone().map(relative_to_file);
+                    let keys = DebugLevelKeys {
+                        driver: resource.driver.as_deref(),
+                        url_file: url_file.as_deref(),
+                        url_env: resource.url_env.as_deref(),
+                        setting: resource.setting.as_deref(),
+                        level: resource.level.as_deref(),
+                        command: resource.command.as_deref(),
+                    };
+                    let target = DebugLevelTarget::from_keys(keys, env)
+                        .map_err(|e| setting_error(&format!("resources.\"{name}\".{}", e.key), e.message))?;
+                    debug_levels.insert(name.clone(), target);
+                }
+                "postgres-role" => {
+                    return Err(setting_error(
+                        &format!("resources.\"{name}\".kind"),
+                        "`postgres-role` resources (temporary database logins) are not built yet: \
+                         ward would approve grants that give nothing",
+                    ));
+                }
+                _ => {
+                    if let Some(key) =
+                        DEBUG_LEVEL_KEYS.iter().zip(debug_keys).find_map(|(k, set)| set.then_some(k))
+                    {
+                        return Err(setting_error(
+                            &format!("resources.\"{name}\".{key}"),
+                            "only resources of kind `debug-level` take it",
+                        ));
+                    }
+                }
             }
             resources.insert(
                 name,
@@ -725,6 +785,7 @@ impl Config {
             oncall,
             business_hours,
             logs,
+            debug_levels,
             server,
             rules: audit_rules,
             notify,
@@ -931,6 +992,51 @@ mod tests {
         assert_eq!(parse_size("100kB"), Ok(100_000));
         assert_eq!(parse_size("4096"), Ok(4096));
         assert!(parse_size("99999999999TiB").is_err());
+    }
+
+    #[test]
+    fn debug_level_resources_are_checked_at_load_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ward.toml");
+        std::fs::create_dir(dir.path().join("secrets")).unwrap();
+        std::fs::write(dir.path().join("secrets/orders-db.url"), "postgres://ward:pw@db.example/orders\n")
+            .unwrap();
+        let resource = |kind: &str, extra: &str| {
+            format!("[resources.\"debug:orders-db\"]\nkind = \"{kind}\"\nroles = [\"debug\"]\n{extra}\n")
+        };
+        let good = "driver = \"postgres\"\nurl_file = \"secrets/orders-db.url\"\nsetting = \"log_min_messages\"\nlevel = \"debug1\"";
+        std::fs::write(&file, resource("debug-level", good)).unwrap();
+        let config = Config::load(&file, &|_| None).unwrap();
+        let target = &config.debug_levels["debug:orders-db"];
+        assert_eq!((target.driver.driver_name(), target.level.as_str()), ("postgres", "debug1"));
+        for (kind, extra, key, says) in [
+            ("debug-level", good.replace("postgres", "syslog"), "driver", "no driver"),
+            ("debug-level", good.replace("debug1", "loud"), "level", "not a level"),
+            ("debug-level", good.replace("log_min_messages", "work_mem"), "setting", "work_mem"),
+            (
+                "debug-level",
+                good.replace("url_file = \"secrets/orders-db.url\"", "url_env = \"ORDERS_DB_URL\""),
+                "url_env",
+                "not set",
+            ),
+            ("debug-level", good.replace("orders-db.url", "missing.url"), "url_file", "cannot read"),
+            ("logs", "level = \"debug\"".to_owned(), "level", "only resources of kind `debug-level`"),
+            ("postgres-role", "member_of = \"orders_readonly\"".to_owned(), "", "unknown field"),
+            ("postgres-role", String::new(), "kind", "not built yet"),
+        ] {
+            std::fs::write(&file, resource(kind, &extra)).unwrap();
+            let error = Config::load(&file, &|_| None).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!("debug:orders-db\".{key}")) || key.is_empty(),
+                "{extra}: {error}"
+            );
+            assert!(error.contains(says), "{extra}: {error}");
+            assert!(!error.contains(":pw@"), "never the URL: {error}");
+        }
+        std::fs::write(dir.path().join("secrets/orders-db.url"), "db.example:5432/orders").unwrap();
+        std::fs::write(&file, resource("debug-level", good)).unwrap();
+        let error = Config::load(&file, &|_| None).unwrap_err().to_string();
+        assert!(error.contains("debug:orders-db\".url_file") && error.contains("scheme"), "{error}");
     }
 
     #[test]
