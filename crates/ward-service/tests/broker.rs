@@ -1209,6 +1209,9 @@ impl Store for Failing {
     ) -> Result<Vec<ward_store::FindingRecord>, StoreError> {
         self.inner.findings(f).await
     }
+    async fn debug_levels(&self) -> Result<Vec<ward_store::DebugLevelRecord>, StoreError> {
+        self.inner.debug_levels().await
+    }
     async fn latest_findings(&self, keys: &[String]) -> Result<Vec<ward_store::FindingRecord>, StoreError> {
         self.inner.latest_findings(keys).await
     }

@@ -31,8 +31,8 @@ use ward_core::audit::AuditEvent;
 use ward_core::merkle::{Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
-    ApiToken, Change, CheckpointRecord, Due, EventFilter, FindingFilter, FindingRecord, GrantFilter, Lease,
-    LogHead, RequestFilter, Store, StoreError, TokenFilter,
+    ApiToken, Change, CheckpointRecord, DebugLevelRecord, Due, EventFilter, FindingFilter, FindingRecord,
+    GrantFilter, Lease, LogHead, RequestFilter, Store, StoreError, TokenFilter,
 };
 
 use crate::rows::{Columns, event_from_row, grant_from_row, millis, request_from_row};
@@ -794,6 +794,15 @@ impl Store for SqlStore {
                 .await
                 .map_err(unavailable)?;
             rows.iter().map(rows::finding_from_row).collect()
+        })
+    }
+
+    async fn debug_levels(&self) -> Result<Vec<DebugLevelRecord>, StoreError> {
+        let sql = "SELECT resource, holders, original, raised, ended_at, failing_since, updated_at \
+                   FROM debug_levels ORDER BY resource";
+        dispatch!(&self.pool, pool => {
+            let rows = sqlx::query(sql).fetch_all(pool).await.map_err(unavailable)?;
+            rows.iter().map(rows::debug_level_from_row).collect()
         })
     }
 

@@ -8,7 +8,9 @@ use jiff::Timestamp;
 use ward_core::audit::AuditEvent;
 use ward_core::merkle::{Frontier, Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
-use ward_store::{Change, CountLimit, CursorMove, FindingRecord, HolderLimit, StoreError, TokenWrite};
+use ward_store::{
+    Change, CountLimit, CursorMove, DebugLevelWrite, FindingRecord, HolderLimit, StoreError, TokenWrite,
+};
 
 use crate::Dialect;
 use crate::rows::{StoredTerms, hash_bytes, millis, to_json};
@@ -167,6 +169,9 @@ pub(crate) fn plan(
         for finding in &change.findings {
             statements.push(finding_statement(finding)?);
         }
+        for write in &change.debug_levels {
+            statements.push(debug_level_statement(write)?);
+        }
         let mut appended = Vec::with_capacity(change.events.len());
         for event in &change.events {
             head.seq += 1;
@@ -276,6 +281,30 @@ fn finding_statement(f: &FindingRecord) -> Result<Statement, StoreError> {
             (f.version - 1).into(),
         ],
     ))
+}
+
+fn debug_level_statement(write: &DebugLevelWrite) -> Result<Statement, StoreError> {
+    Ok(match write {
+        DebugLevelWrite::Put(r) => Statement::new(
+            "INSERT INTO debug_levels (resource, holders, original, raised, ended_at, failing_since, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (resource) DO UPDATE SET holders = $2, original = $3, \
+             raised = $4, ended_at = $5, failing_since = $6, updated_at = $7",
+            vec![
+                r.resource.as_str().into(),
+                to_json(&r.holders)?.into(),
+                r.original.as_deref().into(),
+                i64::from(r.raised).into(),
+                r.ended_at.into(),
+                r.failing_since.into(),
+                millis(r.updated_at).into(),
+            ],
+        ),
+        DebugLevelWrite::Original { resource, level, at } => Statement::new(
+            "INSERT INTO debug_levels (resource, holders, original, raised, updated_at) VALUES ($1, '[]', $2, 0, $3) \
+             ON CONFLICT (resource) DO UPDATE SET original = COALESCE(debug_levels.original, $2), updated_at = $3",
+            vec![resource.as_str().into(), level.as_str().into(), millis(*at).into()],
+        ),
+    })
 }
 
 fn token_statements(write: &TokenWrite) -> Vec<Statement> {

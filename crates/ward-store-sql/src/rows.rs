@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use ward_core::audit::{AuditEvent, EventType};
 use ward_core::{AccessRequest, Grant, GrantId, GrantState, RequestId, RequestState};
-use ward_store::{ApiToken, CheckpointRecord, FindingRecord, FindingState, StoreError};
+use ward_store::{ApiToken, CheckpointRecord, DebugLevelRecord, FindingRecord, FindingState, StoreError};
 
 pub(crate) fn millis(ts: Timestamp) -> i64 {
     ts.as_millisecond()
@@ -223,6 +223,18 @@ pub(crate) fn checkpoint_from_row(row: &impl Columns) -> Result<CheckpointRecord
         root: row.text("root")?,
         note: row.text("note")?,
         signed_at: time(row, "signed_at")?,
+    })
+}
+
+pub(crate) fn debug_level_from_row(row: &impl Columns) -> Result<DebugLevelRecord, StoreError> {
+    Ok(DebugLevelRecord {
+        resource: row.text("resource")?,
+        holders: json(row, "holders")?,
+        original: row.optional_text("original")?,
+        raised: row.int("raised")? != 0,
+        ended_at: row.optional_int("ended_at")?,
+        failing_since: row.optional_int("failing_since")?,
+        updated_at: time(row, "updated_at")?,
     })
 }
 

@@ -11,8 +11,9 @@ use ward_core::policy::RequestTerms;
 use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 
 use crate::{
-    ApiToken, Change, CursorMove, EventFilter, FindingFilter, FindingRecord, FindingState, GrantFilter,
-    Lease, RequestFilter, Store, StoreError, TokenFilter, TokenWrite, Visibility,
+    ApiToken, Change, CursorMove, DebugLevelHolder, DebugLevelRecord, DebugLevelWrite, EventFilter,
+    FindingFilter, FindingRecord, FindingState, GrantFilter, Lease, RequestFilter, Store, StoreError,
+    TokenFilter, TokenWrite, Visibility,
 };
 use ward_rules::{RuleId, Severity};
 
@@ -38,6 +39,7 @@ macro_rules! conformance_tests {
             the_head_is_the_merkle_root_of_the_log,
             the_trees_nodes_give_the_proofs_of_its_leaves,
             checkpoints_sign_exactly_the_head,
+            debug_levels_keep_the_level_to_put_back,
             sub_millisecond_times_still_verify,
             forward_cursors_are_kept_per_sink,
             a_consumer_has_one_holder_at_a_time,
@@ -1201,4 +1203,48 @@ pub async fn a_stale_lease_moves_no_cursor(store: Arc<dyn Store>) {
     store.commit(cursor_change(&theirs, 0, 3, "fnd_5", "evt_l5"), secs(32)).await.unwrap();
     assert_eq!(store.consumer_cursor("rules").await.unwrap(), 3);
     assert!(store.finding("fnd_5").await.unwrap().is_some());
+}
+
+pub async fn debug_levels_keep_the_level_to_put_back(store: Arc<dyn Store>) {
+    let at = t0();
+    assert!(store.debug_levels().await.unwrap().is_empty());
+    let original = |level: &str| Change {
+        debug_levels: vec![DebugLevelWrite::Original {
+            resource: "debug:orders-db".into(),
+            level: level.into(),
+            at,
+        }],
+        ..Change::default()
+    };
+    // Recorded before the raise; a second raise (retried, or by another process) keeps it.
+    store.commit(original("warning"), at).await.unwrap();
+    store.commit(original("debug1"), at).await.unwrap();
+    let record = &store.debug_levels().await.unwrap()[0];
+    assert_eq!(
+        (record.original.as_deref(), record.raised, record.holders.len()),
+        (Some("warning"), false, 0)
+    );
+
+    let raised = DebugLevelRecord {
+        resource: "debug:orders-db".into(),
+        holders: vec![DebugLevelHolder { grant_id: "grt_1".into(), expires_at: 1_800_000_000_000 }],
+        original: Some("warning".into()),
+        raised: true,
+        ended_at: None,
+        failing_since: Some(1_799_999_999_000),
+        updated_at: at,
+    };
+    let put = |record: &DebugLevelRecord| Change {
+        debug_levels: vec![DebugLevelWrite::Put(record.clone())],
+        ..Change::default()
+    };
+    store.commit(put(&raised), at).await.unwrap();
+    assert_eq!(store.debug_levels().await.unwrap(), [raised.clone()]);
+    // Put back: the original is cleared, and the next raise records the level then in force.
+    let restored =
+        DebugLevelRecord { holders: vec![], original: None, raised: false, failing_since: None, ..raised };
+    store.commit(put(&restored), at).await.unwrap();
+    assert_eq!(store.debug_levels().await.unwrap(), [restored]);
+    store.commit(original("info"), at).await.unwrap();
+    assert_eq!(store.debug_levels().await.unwrap()[0].original.as_deref(), Some("info"));
 }

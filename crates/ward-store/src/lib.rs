@@ -50,6 +50,8 @@ pub struct Change {
     pub tokens: Vec<TokenWrite>,
     /// Findings opened (version 1) or moved on (any other version, replacing the one before).
     pub findings: Vec<FindingRecord>,
+    /// Debug-level resources: what ward raised, for whom, and the level to put back.
+    pub debug_levels: Vec<DebugLevelWrite>,
     /// A consumer of the log moving its cursor in the same transaction as its effects (the
     /// findings and events of this change), so an effect is applied exactly once.
     pub cursor: Option<CursorMove>,
@@ -122,6 +124,7 @@ impl Change {
             && self.count_limits.is_empty()
             && self.tokens.is_empty()
             && self.findings.is_empty()
+            && self.debug_levels.is_empty()
             && self.cursor.is_none()
     }
 
@@ -299,6 +302,44 @@ impl FindingState {
     }
 }
 
+/// A debug-level resource as ward left it: the grants holding its level raised, and the level
+/// to put back when the last of them ends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DebugLevelRecord {
+    pub resource: String,
+    /// The live grants that hold the level raised, and when each one's window ends.
+    pub holders: Vec<DebugLevelHolder>,
+    /// The level in force before ward raised it: recorded before the first raise (so a crash
+    /// between the two still knows it), cleared once it is put back.
+    pub original: Option<String>,
+    /// Whether the raised level is confirmed in force.
+    pub raised: bool,
+    /// When the last holder's window ended (ms since the epoch), while the level is still to be
+    /// put back: the revert's lag runs from here.
+    pub ended_at: Option<i64>,
+    /// Since when (ms) the target keeps failing, if it does: one `provisioner.failed` per streak.
+    pub failing_since: Option<i64>,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DebugLevelHolder {
+    pub grant_id: String,
+    /// When the grant's window ends (ms since the epoch).
+    pub expires_at: i64,
+}
+
+/// A write of a debug-level resource's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DebugLevelWrite {
+    /// The record as the consumer that runs the drivers left it (with its cursor's move).
+    Put(DebugLevelRecord),
+    /// The level in force before a raise, recorded before the raise is attempted: kept if one
+    /// is recorded already (a raise by another process, or one retried, must not record ward's
+    /// own level as the one to put back).
+    Original { resource: String, level: String, at: Timestamp },
+}
+
 /// A finding as stored: what a rule saw, with its lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FindingRecord {
@@ -444,6 +485,9 @@ pub trait Store: Send + Sync + 'static {
     async fn findings(&self, filter: &FindingFilter) -> Result<Vec<FindingRecord>, StoreError>;
     /// For each of `keys` that has any, its latest finding (live or closed), in any order.
     async fn latest_findings(&self, keys: &[String]) -> Result<Vec<FindingRecord>, StoreError>;
+
+    /// Every debug-level resource's record.
+    async fn debug_levels(&self) -> Result<Vec<DebugLevelRecord>, StoreError>;
 
     /// The token with this SHA-256.
     async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError>;
