@@ -100,10 +100,19 @@ pub enum EventType {
     /// A notification sink did not take a delivery after its retries; it is still owed.
     #[serde(rename = "notification.failed")]
     NotificationFailed,
+    /// A debug-level resource's level was raised for its grants, confirmed in force.
+    #[serde(rename = "debug_level.raised")]
+    DebugLevelRaised,
+    /// ...and put back to the level before, confirmed, when the last of them ended.
+    #[serde(rename = "debug_level.restored")]
+    DebugLevelRestored,
+    /// A target did not do what a grant's start or end asked of it; ward retries.
+    #[serde(rename = "provisioner.failed")]
+    ProvisionerFailed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 32] = [
+    pub const ALL: [EventType; 35] = [
         Self::RequestCreated,
         Self::RequestCancelled,
         Self::RequestLapsed,
@@ -136,6 +145,9 @@ impl EventType {
         Self::FindingDismissed,
         Self::GrantAudited,
         Self::NotificationFailed,
+        Self::DebugLevelRaised,
+        Self::DebugLevelRestored,
+        Self::ProvisionerFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -172,6 +184,9 @@ impl EventType {
             Self::FindingDismissed => "finding.dismissed",
             Self::GrantAudited => "grant.audited",
             Self::NotificationFailed => "notification.failed",
+            Self::DebugLevelRaised => "debug_level.raised",
+            Self::DebugLevelRestored => "debug_level.restored",
+            Self::ProvisionerFailed => "provisioner.failed",
         }
     }
 
@@ -180,7 +195,8 @@ impl EventType {
     }
 
     /// Whether ward's own consumers of the log write it (findings, grant audits, failed
-    /// notifications): a record about a grant or a person, never their activity.
+    /// notifications, levels raised and put back): a record about a grant or a person, never
+    /// their activity.
     pub fn is_consumers_own(self) -> bool {
         matches!(
             self,
@@ -191,6 +207,9 @@ impl EventType {
                 | Self::FindingDismissed
                 | Self::GrantAudited
                 | Self::NotificationFailed
+                | Self::DebugLevelRaised
+                | Self::DebugLevelRestored
+                | Self::ProvisionerFailed
         )
     }
 }

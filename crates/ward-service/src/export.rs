@@ -132,6 +132,9 @@ fn classify(event_type: EventType) -> (u32, u32, &'static str) {
         FindingResolved | FindingDismissed => (ENTITY_MANAGEMENT, 3, "Close Finding"),
         GrantAudited => (ENTITY_MANAGEMENT, 3, "Audit"),
         NotificationFailed => (ENTITY_MANAGEMENT, OTHER, "Notification Failed"),
+        ProvisionerFailed => (ENTITY_MANAGEMENT, OTHER, "Provisioning Failed"),
+        DebugLevelRaised => (USER_ACCESS, 1, "Assign Privileges"),
+        DebugLevelRestored => (USER_ACCESS, 2, "Revoke Privileges"),
         GrantScheduled => (USER_ACCESS, OTHER, "Schedule"),
         GrantActivated | BreakglassUsed => (USER_ACCESS, 1, "Assign Privileges"),
         GrantExtended => (USER_ACCESS, 1, "Extend Privileges"),
@@ -150,6 +153,7 @@ pub fn ocsf(event: &AuditEvent) -> Value {
             | EventType::PolicyRejected
             | EventType::OncallUnavailable
             | EventType::BreakglassOverdue
+            | EventType::ProvisionerFailed
     );
     let role = event.details.get("role").or_else(|| event.details.get("action")).and_then(Value::as_str);
     let privilege = match (role, &event.resource) {

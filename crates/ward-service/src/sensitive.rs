@@ -45,7 +45,8 @@ fn reason_is_user_text(event_type: EventType) -> bool {
         RequestCancelled | RequestLapsed | GrantReleased | GrantExpired | BreakglassOverdue | AccessUsed
         | AccessDenied | PolicyChanged | PolicyRejected | ConfigChanged | OncallUnavailable
         | AuditCheckpoint | AuditKeyChanged | TokenCreated | TokenRevoked | DirectoryReloaded
-        | FindingOpened | FindingUpdated | GrantAudited | NotificationFailed => false,
+        | FindingOpened | FindingUpdated | GrantAudited | NotificationFailed | DebugLevelRaised
+        | DebugLevelRestored | ProvisionerFailed => false,
     }
 }
 

@@ -563,6 +563,32 @@ pub struct NotificationFailed {
     pub status: Option<u16>,
 }
 
+/// `debug_level.raised` and `debug_level.restored` (the resource is the event's): the level
+/// before and after, confirmed in force by the target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebugLevelChanged {
+    pub driver: String,
+    /// What the level is of (`log_min_messages`, a program).
+    pub setting: String,
+    pub before: String,
+    pub after: String,
+    /// Raised: the grants holding it raised. Restored: those whose end put it back.
+    pub grant_ids: Vec<String>,
+    /// Restored: how long after the last grant's end the level was confirmed back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_lag_ms: Option<i64>,
+}
+
+/// `provisioner.failed` (the resource is the event's): what a target did not do; retried.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisionerFailed {
+    pub driver: String,
+    /// `raise` or `restore`.
+    pub action: String,
+    pub error: String,
+    pub grant_ids: Vec<String>,
+}
+
 /// An event's `details`, by event type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -600,6 +626,9 @@ pub enum Payload {
     FindingDismissed(FindingMoved),
     GrantAudited(GrantAudited),
     NotificationFailed(NotificationFailed),
+    DebugLevelRaised(DebugLevelChanged),
+    DebugLevelRestored(DebugLevelChanged),
+    ProvisionerFailed(ProvisionerFailed),
 }
 
 /// Reads `T` from `details` without copying it.
@@ -654,6 +683,9 @@ impl Payload {
             T::FindingDismissed => read(details).map(Self::FindingDismissed),
             T::GrantAudited => read(details).map(Self::GrantAudited),
             T::NotificationFailed => read(details).map(Self::NotificationFailed),
+            T::DebugLevelRaised => read(details).map(Self::DebugLevelRaised),
+            T::DebugLevelRestored => read(details).map(Self::DebugLevelRestored),
+            T::ProvisionerFailed => read(details).map(Self::ProvisionerFailed),
         };
         parsed.map_err(|source| PayloadError { event_type, source })
     }
@@ -694,6 +726,9 @@ impl Payload {
             Self::FindingDismissed(_) => T::FindingDismissed,
             Self::GrantAudited(_) => T::GrantAudited,
             Self::NotificationFailed(_) => T::NotificationFailed,
+            Self::DebugLevelRaised(_) => T::DebugLevelRaised,
+            Self::DebugLevelRestored(_) => T::DebugLevelRestored,
+            Self::ProvisionerFailed(_) => T::ProvisionerFailed,
         }
     }
 

@@ -183,6 +183,32 @@ fn sample(event_type: EventType) -> Payload {
             error: "503 Service Unavailable".into(),
             status: Some(503),
         }),
+        T::DebugLevelRaised | T::DebugLevelRestored => {
+            let changed = DebugLevelChanged {
+                driver: "postgres".into(),
+                setting: "log_min_messages".into(),
+                before: "warning".into(),
+                after: "debug1".into(),
+                grant_ids: vec!["grt_1".into()],
+                revocation_lag_ms: None,
+            };
+            if event_type == T::DebugLevelRaised {
+                Payload::DebugLevelRaised(changed)
+            } else {
+                Payload::DebugLevelRestored(DebugLevelChanged {
+                    before: "debug1".into(),
+                    after: "warning".into(),
+                    revocation_lag_ms: Some(420),
+                    ..changed
+                })
+            }
+        }
+        T::ProvisionerFailed => Payload::ProvisionerFailed(ProvisionerFailed {
+            driver: "postgres".into(),
+            action: "restore".into(),
+            error: "cannot reach the target: connection refused".into(),
+            grant_ids: vec!["grt_1".into()],
+        }),
     }
 }
 
