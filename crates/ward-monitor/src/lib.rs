@@ -7,10 +7,12 @@
 //! at a time ([`grant_audits::GrantAudits`]). [`insights::Insights`] reads a period of the same
 //! log for right-sizing (`ward insights`) and writes nothing. The consumers of one process read
 //! the log's end through one [`tail::LogTail`], so each event is read from the store once for
-//! all of them.
+//! all of them. The consumer [`debug_levels`] raises debug-level resources' levels for their
+//! grants' windows and puts them back, through `ward-provision`'s drivers.
 
 pub mod checkpoints;
 pub mod consumer;
+pub mod debug_levels;
 pub mod grant_audits;
 pub mod insights;
 pub mod ledger;
@@ -22,6 +24,7 @@ pub mod tail;
 
 pub use checkpoints::{AuditTally, CHECKPOINTS, CheckpointsConsumer, CheckpointsReader};
 pub use consumer::{CONSUMER, Consumer, ConsumerTask, Reader, RulesConsumer, RulesTask, StepReport};
+pub use debug_levels::{DEBUG_LEVELS, DebugLevelsConsumer, LevelTally};
 pub use grant_audits::GrantAudits;
 pub use insights::Insights;
 pub use ledger::Tally;

@@ -69,6 +69,8 @@ pub struct Settings {
     pub business_hours: Option<BusinessHours>,
     /// The audit rules in force (`[rules.ID]`), for the rules' consumer and `ward rules`.
     pub rules: ward_rules::RulesConfig,
+    /// Debug-level resources: what their grants raise, for the consumer that raises it.
+    pub debug_levels: std::collections::BTreeMap<String, ward_provision::DebugLevelTarget>,
 }
 
 /// Who is calling, with ward's own roles resolved from their groups.

@@ -125,6 +125,7 @@ async fn start(
         oncall: config.oncall.clone(),
         business_hours: config.business_hours.clone(),
         rules: config.rules.clone(),
+        debug_levels: config.debug_levels.clone(),
     };
     let audit = &config.audit;
     if !audit.signing_key_configured

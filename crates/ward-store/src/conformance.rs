@@ -1239,7 +1239,7 @@ pub async fn debug_levels_keep_the_level_to_put_back(store: Arc<dyn Store>) {
         ..Change::default()
     };
     store.commit(put(&raised), at).await.unwrap();
-    assert_eq!(store.debug_levels().await.unwrap(), [raised.clone()]);
+    assert_eq!(store.debug_levels().await.unwrap(), std::slice::from_ref(&raised));
     // Put back: the original is cleared, and the next raise records the level then in force.
     let restored =
         DebugLevelRecord { holders: vec![], original: None, raised: false, failing_since: None, ..raised };

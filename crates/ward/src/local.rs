@@ -237,8 +237,14 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
     let tail = Arc::new(ward_monitor::LogTail::following(&broker, ward_monitor::consumer::TAIL));
     let rules = ward_monitor::RulesConsumer::new(broker.clone(), holder).sharing(tail.clone());
     let rules = ward_monitor::RulesTask::start(rules);
-    let checkpoints = ward_monitor::CheckpointsConsumer::new(broker.clone(), holder).sharing(tail);
+    let checkpoints = ward_monitor::CheckpointsConsumer::new(broker.clone(), holder).sharing(tail.clone());
     let checkpoints = ward_monitor::ConsumerTask::start(checkpoints);
+    // Debug-level resources' levels, raised for their grants and put back (also what was left
+    // raised while ward was down), when any is configured.
+    let debug_levels = (!broker.settings().debug_levels.is_empty()).then(|| {
+        let consumer = ward_monitor::DebugLevelsConsumer::new(broker.clone(), holder).sharing(tail);
+        ward_monitor::ConsumerTask::start(consumer)
+    });
     let served = match tls {
         Some(tls) => {
             let listener = ward_server::tls::TlsListener::new(listener, tls);
@@ -246,6 +252,9 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
         }
         None => ward_server::serve(listener, broker, settings, shutdown).await,
     };
+    if let Some(debug_levels) = debug_levels {
+        debug_levels.stop().await;
+    }
     checkpoints.stop().await;
     rules.stop().await;
     background.stop().await;
