@@ -322,13 +322,16 @@ impl Level<'_> {
         if let Err(error) = self.driver.set(wanted).await {
             return Ok(self.failed("raise", &error.to_string()));
         }
+        // A first raise replaces the level before (a retry after a crash may find its own
+        // level in force already); a raise again, what the service had meanwhile.
+        let before = if self.record.raised { current } else { self.record.original.clone().unwrap_or(current) };
         self.record.raised = true;
         self.record.failing_since = None;
         let grant_ids = self.record.holders.iter().map(|h| h.grant_id.clone()).collect();
         let changed = DebugLevelChanged {
             driver: self.target.driver.driver_name().to_owned(),
             setting: self.target.driver.setting_name(),
-            before: current,
+            before,
             after: wanted.to_owned(),
             grant_ids,
             revocation_lag_ms: None,
