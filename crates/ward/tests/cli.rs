@@ -1640,3 +1640,78 @@ fn insights_from_the_cli_on_postgres() {
         insights_from_the_cli(&Server::start(Some(cluster.fresh_database())));
     }
 }
+
+/// A debug-level resource through `ward serve`: a grant raises the service's level (here a
+/// program that keeps it in a file), its release puts back the level before, both on record; a
+/// wrong level stops the start, named.
+#[test]
+fn a_debug_level_grant_raises_the_level_and_its_end_puts_it_back() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("quickstart");
+    copy_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart")), &world);
+    let program = world.join("orders-loglevel");
+    std::fs::write(
+        &program,
+        "#!/bin/sh\nstate=\"$(dirname \"$0\")/orders.level\"\ncase \"$1\" in\n  get) cat \"$state\" 2>/dev/null || echo info ;;\n  set) printf '%s\\n' \"$2\" > \"$state\" ;;\n  *) exit 64 ;;\nesac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        world.join("policies/orders-debug.cedar"),
+        "@id(\"orders.debug\")\n@approvals(\"1\")\n@max_duration(\"2h\")\npermit (principal in Ward::Group::\"engineering\", \
+         action == Ward::Action::\"request\", resource == Ward::Resource::\"debug:orders\") when { context.role == \"debug\" };\n\
+         @id(\"orders.debug-approvers\")\npermit (principal in Ward::Group::\"payments-leads\", action == Ward::Action::\"approve\", \
+         resource == Ward::Resource::\"debug:orders\");\n",
+    )
+    .unwrap();
+    let config = world.join("ward.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let resource = |level: &str| {
+        format!(
+            "{base}\n[resources.\"debug:orders\"]\nkind = \"debug-level\"\nroles = [\"debug\"]\ndriver = \"command\"\n\
+             command = [\"{}\"]\nlevel = \"{level}\"\n",
+            program.display()
+        )
+    };
+    std::fs::write(&config, resource("debug; rm -rf /")).unwrap();
+    let out = Command::new(WARD)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("WARD_DATA_DIR", dir.path().join("data"))
+        .env("WARD_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("resources.\"debug:orders\".level"), "{}", stderr(&out));
+
+    std::fs::write(&config, resource("debug")).unwrap();
+    let level = || std::fs::read_to_string(world.join("orders.level")).unwrap_or_default().trim().to_owned();
+    let wait_for = |wanted: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while level() != wanted {
+            assert!(Instant::now() < deadline, "the level stayed {:?}, not {wanted}", level());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let server = Server::start_in(dir, Vec::new());
+    let (alice, bob, carol) = (server.token("alice"), server.token("bob"), server.token("carol"));
+    let ask = ["request", "debug:orders", "--role", "debug", "--for", "30m", "--reason", "INC-4312 orders stuck"];
+    let (code, request) = server.json(&alice, &ask);
+    assert_eq!(code, 0, "{request}");
+    let (code, approved) = server.json(&bob, &["approve", request["id"].as_str().unwrap()]);
+    assert_eq!(code, 0, "{approved}");
+    let grant_id = approved["grant_id"].as_str().unwrap().to_owned();
+    wait_for("debug");
+    assert!(server.ward(&alice, &["release", &grant_id]).status.success());
+    wait_for("info");
+    let (code, raised) = server.json(&carol, &["audit", "events", "--type", "debug_level.raised"]);
+    assert_eq!(code, 0);
+    let raised = &raised.as_array().unwrap()[0];
+    assert_eq!(raised["resource"], "debug:orders");
+    assert_eq!((raised["details"]["before"].as_str(), raised["details"]["after"].as_str()), (Some("info"), Some("debug")));
+    let (_, restored) = server.json(&carol, &["audit", "events", "--type", "debug_level.restored"]);
+    let restored = &restored.as_array().unwrap()[0];
+    assert_eq!(restored["details"]["grant_ids"], serde_json::json!([grant_id]));
+    assert_eq!(restored["details"]["after"], "info");
+}
