@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use futures_util::StreamExt;
 use jiff::Timestamp;
 use ward_core::SYSTEM_ACTOR;
 use ward_core::audit::payload::{DebugLevelChanged, ProvisionerFailed};
@@ -32,6 +33,8 @@ use crate::tail::Tailed;
 
 /// The consumer's name: its lease and its cursor.
 pub const DEBUG_LEVELS: &str = "debug-levels";
+/// Targets called at once in one step.
+const TARGETS_AT_ONCE: usize = 64;
 
 /// The debug levels' consumer.
 pub type DebugLevelsConsumer = Consumer<DebugLevelsReader>;
@@ -172,8 +175,7 @@ impl Reader for DebugLevelsReader {
         let mut records: HashMap<String, DebugLevelRecord> =
             broker.store().debug_levels().await?.into_iter().map(|r| (r.resource.clone(), r)).collect();
         let touched: BTreeSet<&str> = moves.holdings.iter().map(Holding::resource).collect();
-        let mut planned = Planned::<LevelTally>::default();
-        let mut busy = false;
+        let mut work = Vec::new();
         for (resource, (target, driver)) in &state.targets {
             let stored = records.remove(resource);
             if stored.is_none() && !touched.contains(resource.as_str()) {
@@ -186,11 +188,19 @@ impl Reader for DebugLevelsReader {
             });
             let before = record.clone();
             let ended = hold(&mut record, moves.holdings.iter().filter(|h| h.resource() == resource), now);
-            let mut level = Level { broker, resource, target, driver: driver.as_ref(), record, now };
-            let event = level.reconcile(&ended).await?;
-            let Level { record, .. } = level;
+            work.push((Level { broker, resource, target, driver: driver.as_ref(), record, now }, before, ended));
+        }
+        // The targets are independent: many windows ending at once are put back side by side.
+        let settling: Vec<_> = work.into_iter().map(|(level, before, ended)| settle(level, before, ended)).collect();
+        let done: Vec<_> = futures_util::stream::iter(settling)
+            .buffer_unordered(TARGETS_AT_ONCE)
+            .collect()
+            .await;
+        let mut planned = Planned::<LevelTally>::default();
+        let mut busy = false;
+        for (record, before, event) in done {
             busy |= !record.holders.is_empty() || record.raised || record.original.is_some();
-            if let Some(event) = event {
+            if let Some(event) = event? {
                 match event.event_type {
                     EventType::DebugLevelRaised => planned.tally.raised += 1,
                     EventType::DebugLevelRestored => planned.tally.restored += 1,
@@ -199,10 +209,7 @@ impl Reader for DebugLevelsReader {
                 planned.change.events.push(event);
             }
             if record != before {
-                planned
-                    .change
-                    .debug_levels
-                    .push(DebugLevelWrite::Put(DebugLevelRecord { updated_at: now, ..record }));
+                planned.change.debug_levels.push(DebugLevelWrite::Put(DebugLevelRecord { updated_at: now, ..record }));
             }
         }
         state.busy = busy;
@@ -269,6 +276,16 @@ fn hold<'a>(
         record.ended_at = None;
     }
     ended
+}
+
+/// `level` reconciled: its record as it was before and as it is now, and the event to record.
+async fn settle(
+    mut level: Level<'_>,
+    before: DebugLevelRecord,
+    ended: Vec<String>,
+) -> (DebugLevelRecord, DebugLevelRecord, Result<Option<NewEvent>, StoreError>) {
+    let event = level.reconcile(&ended).await;
+    (level.record, before, event)
 }
 
 /// One resource's level brought to what its holders ask for.
