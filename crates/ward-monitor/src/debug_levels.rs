@@ -10,15 +10,15 @@
 //! Grants whose window passed leave the holders at their `expires_at`, whether or not their
 //! expiry is on record yet (the store, not the scheduler, says when access ends).
 //!
-//! While a level is held or owed, every step also looks at the target: a level that is not the
-//! one ward put in force (the service restarted) is put in force again. A target that fails is
-//! `provisioner.failed` once per streak and tried again at every step.
+//! While a level is held, ward looks at the target every [`VERIFY_EVERY`]: a level that is not
+//! the one ward put in force (the service restarted) is put in force again. A target that fails
+//! is `provisioner.failed` once per streak and tried again at every step.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use ward_core::SYSTEM_ACTOR;
 use ward_core::audit::payload::{DebugLevelChanged, ProvisionerFailed};
 use ward_core::audit::{AuditEvent, EventType, NewEvent, Payload};
@@ -35,6 +35,8 @@ use crate::tail::Tailed;
 pub const DEBUG_LEVELS: &str = "debug-levels";
 /// Targets called at once in one step.
 const TARGETS_AT_ONCE: usize = 64;
+/// How often a raised level is read back from its target (a service that restarted lost it).
+pub const VERIFY_EVERY: SignedDuration = SignedDuration::from_secs(10);
 
 /// The debug levels' consumer.
 pub type DebugLevelsConsumer = Consumer<DebugLevelsReader>;
@@ -64,17 +66,21 @@ impl Holding {
     }
 }
 
-/// What a batch showed: the grants' moves, and whether to look at the targets.
+/// What a batch showed: the grants' moves, whether to look at the records (something is held
+/// or owed) and whether to read the raised levels back from their targets.
 #[derive(Debug, Default)]
 pub struct Moves {
     holdings: Vec<Holding>,
     look: bool,
+    verify: bool,
 }
 
-/// The targets' drivers, and whether any level is held or owed (then every step looks).
+/// The targets' drivers, whether any level is held or owed (then every step looks at the
+/// records), and when the raised levels are next read back.
 pub struct Targets {
     targets: BTreeMap<String, (DebugLevelTarget, Box<dyn LevelDriver>)>,
     busy: bool,
+    verify_at: Option<Timestamp>,
 }
 
 /// What a committed step came to.
@@ -108,7 +114,7 @@ impl Reader for DebugLevelsReader {
             .collect();
         // Until the store was read, assume something is owed (a level left raised while ward
         // was down): the first step looks.
-        Targets { targets, busy: true }
+        Targets { targets, busy: true, verify_at: None }
     }
 
     fn reach_seconds(&self, _broker: &Broker) -> Option<i64> {
@@ -117,7 +123,7 @@ impl Reader for DebugLevelsReader {
 
     fn replay(&self, _state: &mut Targets, _event: &AuditEvent) {}
 
-    fn observe(&self, state: &mut Targets, events: &[Tailed], _now: Timestamp) -> Moves {
+    fn observe(&self, state: &mut Targets, events: &[Tailed], now: Timestamp) -> Moves {
         let mut moves = Moves::default();
         for Tailed { event, .. } in events {
             let (Some(resource), Some(grant_id)) = (&event.resource, &event.grant_id) else { continue };
@@ -147,6 +153,7 @@ impl Reader for DebugLevelsReader {
             moves.holdings.push(holding);
         }
         moves.look = state.busy || !moves.holdings.is_empty();
+        moves.verify = state.busy && state.verify_at.is_none_or(|at| now >= at);
         moves
     }
 
@@ -157,6 +164,7 @@ impl Reader for DebugLevelsReader {
     fn merge(&self, moves: &mut Moves, later: Moves) {
         moves.holdings.extend(later.holdings);
         moves.look |= later.look;
+        moves.verify |= later.verify;
     }
 
     fn is_urgent(&self, _state: &Targets, _moves: &Moves) -> bool {
@@ -176,6 +184,7 @@ impl Reader for DebugLevelsReader {
             broker.store().debug_levels().await?.into_iter().map(|r| (r.resource.clone(), r)).collect();
         let touched: BTreeSet<&str> = moves.holdings.iter().map(Holding::resource).collect();
         let mut work = Vec::new();
+        let mut still_busy = false;
         for (resource, (target, driver)) in &state.targets {
             let stored = records.remove(resource);
             if stored.is_none() && !touched.contains(resource.as_str()) {
@@ -188,7 +197,15 @@ impl Reader for DebugLevelsReader {
             });
             let before = record.clone();
             let ended = hold(&mut record, moves.holdings.iter().filter(|h| h.resource() == resource), now);
-            work.push((Level { broker, resource, target, driver: driver.as_ref(), record, now }, before, ended));
+            let held = !record.holders.is_empty();
+            let owed = if held { !record.raised } else { record.raised || record.original.is_some() };
+            if record == before && !owed && !(moves.verify && record.raised) {
+                // Held and in force as last seen (or idle): nothing to ask of the target now.
+                still_busy |= held || record.raised;
+                continue;
+            }
+            let verify = moves.verify;
+            work.push((Level { broker, resource, target, driver: driver.as_ref(), record, now, verify }, before, ended));
         }
         // The targets are independent: many windows ending at once are put back side by side.
         let settling: Vec<_> = work.into_iter().map(|(level, before, ended)| settle(level, before, ended)).collect();
@@ -197,7 +214,7 @@ impl Reader for DebugLevelsReader {
             .collect()
             .await;
         let mut planned = Planned::<LevelTally>::default();
-        let mut busy = false;
+        let mut busy = still_busy;
         for (record, before, event) in done {
             busy |= !record.holders.is_empty() || record.raised || record.original.is_some();
             if let Some(event) = event? {
@@ -211,6 +228,9 @@ impl Reader for DebugLevelsReader {
             if record != before {
                 planned.change.debug_levels.push(DebugLevelWrite::Put(DebugLevelRecord { updated_at: now, ..record }));
             }
+        }
+        if moves.verify {
+            state.verify_at = Some(now + VERIFY_EVERY);
         }
         state.busy = busy;
         Ok(planned)
@@ -296,6 +316,8 @@ struct Level<'a> {
     driver: &'a dyn LevelDriver,
     record: DebugLevelRecord,
     now: Timestamp,
+    /// Whether to read a raised level back from the target (else trusted as last confirmed).
+    verify: bool,
 }
 
 impl Level<'_> {
@@ -314,6 +336,9 @@ impl Level<'_> {
 
     async fn raise(&mut self) -> Result<Option<NewEvent>, StoreError> {
         let wanted = self.target.level.as_str();
+        if self.record.raised && !self.verify {
+            return Ok(None);
+        }
         let current = match self.driver.current().await {
             Ok(current) => current,
             Err(error) => return Ok(self.failed("raise", &error.to_string())),

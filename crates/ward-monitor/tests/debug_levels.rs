@@ -168,11 +168,13 @@ async fn a_level_is_raised_for_the_windows_and_put_back_after_the_last() {
 
     // The service restarted at its default level: ward puts its level in force again.
     std::fs::write(dir.path().join("orders.level"), "info\n").unwrap();
+    assert_eq!(step(&mut consumer).await, tally(0, 0, 0), "read back every 10 s, not at every step");
+    w.clock.advance(SignedDuration::from_secs(10));
     assert_eq!(step(&mut consumer).await, tally(1, 0, 0));
     assert_eq!(level().unwrap(), "debug");
 
     // bob's window passes, its expiry not yet on record (no scheduler here): the level goes back.
-    w.clock.advance(SignedDuration::from_mins(35));
+    w.clock.advance(SignedDuration::from_mins(35) - SignedDuration::from_secs(10));
     assert_eq!(step(&mut consumer).await, tally(0, 1, 0));
     assert_eq!(level().unwrap(), "info");
     let restored = &w.changes(EventType::DebugLevelRestored).await[0];
