@@ -1,8 +1,9 @@
 //! Debug levels put back when many windows end at once, as `ward serve` runs it: 1,000
 //! debug-level resources (the command driver, a local program), one grant each, all starting
 //! and ending at the same instant on the system clock; the scheduler activates and expires them,
-//! the `debug-levels` consumer raises and puts back the levels. The program notes when each `set`
-//! reached it; a revert's latency is that time minus the window's end.
+//! the `debug-levels` consumer raises and puts back the levels. A revert's latency is what ward
+//! records in `debug_level.restored` (`revocation_lag_ms`: the window's end to the program's
+//! confirmation); a raise's, from the window's start to its `debug_level.raised`.
 //!
 //! cargo bench -p ward-monitor --bench debug_revert [-- WINDOWS]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,18 +13,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use ward_core::audit::{AuditEvent, EventType, Payload};
 use ward_core::{Clock, SystemClock};
 use ward_monitor::{ConsumerTask, DebugLevelsConsumer};
 use ward_service::{Config, RequestInput};
-use ward_store::Store;
+use ward_store::{EventFilter, Store};
 use ward_store_sql::SqlStore;
 
-const PROGRAM: &str = r#"#!/bin/bash
-# $1 resource, $2 get|set, $3 level. Keeps each level in a file; notes when each set came.
-dir="$(dirname "$0")/levels"
+const PROGRAM: &str = r#"#!/bin/sh
+# $1 resource, $2 get|set, $3 level. Keeps each level in a file. Builtins only: a subprocess
+# here would be most of what the bench measures.
+dir="${0%/*}/levels"
 case "$2" in
-  get) if [[ -f "$dir/$1" ]]; then echo "$(<"$dir/$1")"; else echo info; fi ;;
-  set) echo "$3" > "$dir/$1"; echo "$1 $3 $EPOCHREALTIME" >> "$dir/../sets.log" ;;
+  get) if [ -f "$dir/$1" ]; then read -r level < "$dir/$1"; echo "$level"; else echo info; fi ;;
+  set) echo "$3" > "$dir/$1" ;;
   *) exit 64 ;;
 esac
 "#;
@@ -85,39 +88,51 @@ async fn main() {
     println!("{windows} windows filed, from {starts_at} to {ends_at}");
     let background = ward_service::background::Background::start(&broker);
     let consumer = ConsumerTask::start(DebugLevelsConsumer::new(broker.clone(), "bench"));
-    let sets = dir.path().join("sets.log");
-    let lines = |level: &str| -> Vec<f64> {
-        std::fs::read_to_string(&sets)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let mut fields = l.split_whitespace();
-                let (_, set, at) = (fields.next()?, fields.next()?, fields.next()?);
-                (set == level).then(|| at.parse().ok()).flatten()
-            })
-            .collect()
+    let events = |event_type: EventType| {
+        let store = store.clone();
+        async move {
+            let filter =
+                EventFilter { event_type: Some(event_type), limit: 10_000, ..EventFilter::default() };
+            store.events(&filter).await.unwrap()
+        }
     };
     let deadline = ends_at + SignedDuration::from_secs(120);
-    while lines("info").len() < windows {
-        assert!(Timestamp::now() < deadline, "only {} of {windows} levels put back", lines("info").len());
+    while events(EventType::DebugLevelRestored).await.len() < windows {
+        assert!(Timestamp::now() < deadline, "not all {windows} levels were put back");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     consumer.stop().await;
     background.stop().await;
-    let report = |what: &str, level: &str, from: Timestamp| {
-        let from = from.as_millisecond() as f64 / 1000.0;
-        let mut lags: Vec<f64> = lines(level).into_iter().map(|at| (at - from) * 1000.0).collect();
+    let lags = |events: Vec<AuditEvent>, from: Option<Timestamp>| -> Vec<f64> {
+        events
+            .iter()
+            .map(|e| match Payload::parse(e.event_type, &e.details).unwrap() {
+                Payload::DebugLevelRestored(c) => c.revocation_lag_ms.unwrap() as f64,
+                _ => e.recorded_at.duration_since(from.unwrap()).as_millis_f64(),
+            })
+            .collect()
+    };
+    let report = |what: &str, mut lags: Vec<f64>| {
         lags.sort_by(f64::total_cmp);
         let at = |q: f64| lags[((lags.len() as f64 * q).ceil() as usize).clamp(1, lags.len()) - 1];
         println!(
-            "{what}: {} levels, latency from the windows' {}: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            "{what}: {} levels, p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
             lags.len(),
-            if level == "info" { "end" } else { "start" },
             at(0.5),
             at(0.99),
             at(1.0)
         );
     };
-    report("raised", "debug", starts_at);
-    report("put back", "info", ends_at);
+    report(
+        "raised (window's start to debug_level.raised recorded)",
+        lags(events(EventType::DebugLevelRaised).await, Some(starts_at)),
+    );
+    report(
+        "expired (window's end to grant.expired recorded: the scheduler's part)",
+        lags(events(EventType::GrantExpired).await, Some(ends_at)),
+    );
+    report(
+        "put back (window's end to the program's confirmation: revocation_lag_ms)",
+        lags(events(EventType::DebugLevelRestored).await, None),
+    );
 }

@@ -172,6 +172,11 @@ impl Reader for DebugLevelsReader {
         true
     }
 
+    fn gather(&self) -> std::time::Duration {
+        // A grant's end is owed at once; the few events a step reads cost little.
+        std::time::Duration::from_millis(10)
+    }
+
     async fn plan(
         &self,
         broker: &Broker,
@@ -205,14 +210,17 @@ impl Reader for DebugLevelsReader {
                 continue;
             }
             let verify = moves.verify;
-            work.push((Level { broker, resource, target, driver: driver.as_ref(), record, now, verify }, before, ended));
+            work.push((
+                Level { broker, resource, target, driver: driver.as_ref(), record, now, verify },
+                before,
+                ended,
+            ));
         }
         // The targets are independent: many windows ending at once are put back side by side.
-        let settling: Vec<_> = work.into_iter().map(|(level, before, ended)| settle(level, before, ended)).collect();
-        let done: Vec<_> = futures_util::stream::iter(settling)
-            .buffer_unordered(TARGETS_AT_ONCE)
-            .collect()
-            .await;
+        let settling: Vec<_> =
+            work.into_iter().map(|(level, before, ended)| settle(level, before, ended)).collect();
+        let done: Vec<_> =
+            futures_util::stream::iter(settling).buffer_unordered(TARGETS_AT_ONCE).collect().await;
         let mut planned = Planned::<LevelTally>::default();
         let mut busy = still_busy;
         for (record, before, event) in done {
@@ -226,7 +234,10 @@ impl Reader for DebugLevelsReader {
                 planned.change.events.push(event);
             }
             if record != before {
-                planned.change.debug_levels.push(DebugLevelWrite::Put(DebugLevelRecord { updated_at: now, ..record }));
+                planned
+                    .change
+                    .debug_levels
+                    .push(DebugLevelWrite::Put(DebugLevelRecord { updated_at: now, ..record }));
             }
         }
         if moves.verify {
@@ -366,7 +377,8 @@ impl Level<'_> {
         }
         // A first raise replaces the level before (a retry after a crash may find its own
         // level in force already); a raise again, what the service had meanwhile.
-        let before = if self.record.raised { current } else { self.record.original.clone().unwrap_or(current) };
+        let before =
+            if self.record.raised { current } else { self.record.original.clone().unwrap_or(current) };
         self.record.raised = true;
         self.record.failing_since = None;
         let grant_ids = self.record.holders.iter().map(|h| h.grant_id.clone()).collect();
@@ -396,7 +408,9 @@ impl Level<'_> {
         if let Err(error) = self.driver.set(&original).await {
             return self.failed("restore", &error.to_string());
         }
-        let lag = self.record.ended_at.map(|ended_at| (self.now.as_millisecond() - ended_at).max(0));
+        // From the window's end to the target's confirmation (now, not the step's start).
+        let confirmed = self.broker.now().as_millisecond();
+        let lag = self.record.ended_at.map(|ended_at| (confirmed - ended_at).max(0));
         if let Some(lag) = lag {
             metrics::histogram!("ward_revocation_lag_seconds", "kind" => "debug-level")
                 .record(lag as f64 / 1000.0);

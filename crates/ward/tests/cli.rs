@@ -1696,7 +1696,8 @@ fn a_debug_level_grant_raises_the_level_and_its_end_puts_it_back() {
     };
     let server = Server::start_in(dir, Vec::new());
     let (alice, bob, carol) = (server.token("alice"), server.token("bob"), server.token("carol"));
-    let ask = ["request", "debug:orders", "--role", "debug", "--for", "30m", "--reason", "INC-4312 orders stuck"];
+    let ask =
+        ["request", "debug:orders", "--role", "debug", "--for", "30m", "--reason", "INC-4312 orders stuck"];
     let (code, request) = server.json(&alice, &ask);
     assert_eq!(code, 0, "{request}");
     let (code, approved) = server.json(&bob, &["approve", request["id"].as_str().unwrap()]);
@@ -1709,7 +1710,10 @@ fn a_debug_level_grant_raises_the_level_and_its_end_puts_it_back() {
     assert_eq!(code, 0);
     let raised = &raised.as_array().unwrap()[0];
     assert_eq!(raised["resource"], "debug:orders");
-    assert_eq!((raised["details"]["before"].as_str(), raised["details"]["after"].as_str()), (Some("info"), Some("debug")));
+    assert_eq!(
+        (raised["details"]["before"].as_str(), raised["details"]["after"].as_str()),
+        (Some("info"), Some("debug"))
+    );
     let (_, restored) = server.json(&carol, &["audit", "events", "--type", "debug_level.restored"]);
     let restored = &restored.as_array().unwrap()[0];
     assert_eq!(restored["details"]["grant_ids"], serde_json::json!([grant_id]));
