@@ -155,6 +155,19 @@ impl Server {
     }
 }
 
+/// `ward serve` on `config`, expected to refuse to start (exit 2, said on stderr).
+fn serve_refused(config: &Path, data: &Path) -> Output {
+    let out = Command::new(WARD)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("WARD_DATA_DIR", data)
+        .env("WARD_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    out
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -1524,14 +1537,7 @@ fn ward_serve_notifies_its_sinks_and_refuses_a_bad_one() {
          events = [\"request.created\"]\n"
     ));
     std::fs::write(&config, text).unwrap();
-    let out = Command::new(WARD)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("WARD_DATA_DIR", dir.path().join("data"))
-        .env("WARD_LISTEN", "127.0.0.1:0")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = serve_refused(&config, &dir.path().join("data"));
     assert!(
         stderr(&out).contains("notify.\"siem\".secret_file") && stderr(&out).contains("chmod 600"),
         "{}",
@@ -1675,14 +1681,7 @@ fn a_debug_level_grant_raises_the_level_and_its_end_puts_it_back() {
         )
     };
     std::fs::write(&config, resource("debug; rm -rf /")).unwrap();
-    let out = Command::new(WARD)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("WARD_DATA_DIR", dir.path().join("data"))
-        .env("WARD_LISTEN", "127.0.0.1:0")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = serve_refused(&config, &dir.path().join("data"));
     assert!(stderr(&out).contains("resources.\"debug:orders\".level"), "{}", stderr(&out));
 
     std::fs::write(&config, resource("debug")).unwrap();
