@@ -109,10 +109,6 @@ pub trait Reader: Send + Sync + 'static {
     fn is_urgent(&self, _state: &Self::State, _seen: &Self::Seen) -> bool {
         false
     }
-    /// How long commits gather after a wake-up before a step reads them ([`GATHER`]).
-    fn gather(&self) -> Duration {
-        GATHER
-    }
     /// What to write for `seen`, the batch read up to `to`, from fresh reads (called again when
     /// the commit conflicted with a write it read).
     fn plan(
@@ -366,7 +362,7 @@ impl<R: Reader> Consumer<R> {
                         // Nobody appends any more: wait for the tick alone.
                         wait
                     } else {
-                        self.reader.gather()
+                        GATHER
                     };
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}

@@ -12,7 +12,7 @@
 //!
 //! While a level is held, ward looks at the target every [`VERIFY_EVERY`]: a level that is not
 //! the one ward put in force (the service restarted) is put in force again. A target that fails
-//! is `provisioner.failed` once per streak and tried again at every step.
+//! is `provisioner.failed` once per streak and tried again every [`LOOK_EVERY`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -37,6 +37,9 @@ pub const DEBUG_LEVELS: &str = "debug-levels";
 const TARGETS_AT_ONCE: usize = 64;
 /// How often a raised level is read back from its target (a service that restarted lost it).
 pub const VERIFY_EVERY: SignedDuration = SignedDuration::from_secs(10);
+/// How often the records are looked at while something is held or owed, with no event about
+/// them: a window that passed before its expiry is on record, a target to try again.
+pub const LOOK_EVERY: SignedDuration = SignedDuration::from_secs(1);
 
 /// The debug levels' consumer.
 pub type DebugLevelsConsumer = Consumer<DebugLevelsReader>;
@@ -75,11 +78,12 @@ pub struct Moves {
     verify: bool,
 }
 
-/// The targets' drivers, whether any level is held or owed (then every step looks at the
-/// records), and when the raised levels are next read back.
+/// The targets' drivers, whether any level is held or owed, and when the records are next
+/// looked at and the raised levels read back.
 pub struct Targets {
     targets: BTreeMap<String, (DebugLevelTarget, Box<dyn LevelDriver>)>,
     busy: bool,
+    look_at: Option<Timestamp>,
     verify_at: Option<Timestamp>,
 }
 
@@ -114,7 +118,7 @@ impl Reader for DebugLevelsReader {
             .collect();
         // Until the store was read, assume something is owed (a level left raised while ward
         // was down): the first step looks.
-        Targets { targets, busy: true, verify_at: None }
+        Targets { targets, busy: true, look_at: None, verify_at: None }
     }
 
     fn reach_seconds(&self, _broker: &Broker) -> Option<i64> {
@@ -152,8 +156,9 @@ impl Reader for DebugLevelsReader {
             };
             moves.holdings.push(holding);
         }
-        moves.look = state.busy || !moves.holdings.is_empty();
-        moves.verify = state.busy && state.verify_at.is_none_or(|at| now >= at);
+        let due = |at: Option<Timestamp>| state.busy && at.is_none_or(|at| now >= at);
+        moves.verify = due(state.verify_at);
+        moves.look = !moves.holdings.is_empty() || moves.verify || due(state.look_at);
         moves
     }
 
@@ -167,14 +172,10 @@ impl Reader for DebugLevelsReader {
         moves.verify |= later.verify;
     }
 
-    fn is_urgent(&self, _state: &Targets, _moves: &Moves) -> bool {
-        // Someone waits for the level (or for it to be put back).
-        true
-    }
-
-    fn gather(&self) -> std::time::Duration {
-        // A grant's end is owed at once; the few events a step reads cost little.
-        std::time::Duration::from_millis(10)
+    fn is_urgent(&self, _state: &Targets, moves: &Moves) -> bool {
+        // A grant started or ended: someone waits for the level (or for it to be put back).
+        // Other events only move the cursor, which may wait.
+        moves.look
     }
 
     async fn plan(
@@ -243,6 +244,7 @@ impl Reader for DebugLevelsReader {
         if moves.verify {
             state.verify_at = Some(now + VERIFY_EVERY);
         }
+        state.look_at = Some(now + LOOK_EVERY);
         state.busy = busy;
         Ok(planned)
     }

@@ -190,6 +190,7 @@ async fn a_level_is_raised_for_the_windows_and_put_back_after_the_last() {
     std::fs::write(dir.path().join("orders.broken"), "").unwrap();
     let third = w.granted("alice", "bob", 30).await;
     assert_eq!(step(&mut consumer).await, tally(0, 0, 1));
+    w.clock.advance(SignedDuration::from_secs(1));
     assert_eq!(step(&mut consumer).await, tally(0, 0, 0), "one provisioner.failed per streak");
     let failed = w.events(EventType::ProvisionerFailed).await;
     let Payload::ProvisionerFailed(ProvisionerFailed { action, error, grant_ids, .. }) =
@@ -200,7 +201,8 @@ async fn a_level_is_raised_for_the_windows_and_put_back_after_the_last() {
     assert_eq!((action.as_str(), grant_ids), ("raise", vec![third.clone()]));
     assert!(error.contains("the service is down"), "{error}");
     std::fs::remove_file(dir.path().join("orders.broken")).unwrap();
-    assert_eq!(step(&mut consumer).await, tally(1, 0, 0));
+    w.clock.advance(SignedDuration::from_secs(1));
+    assert_eq!(step(&mut consumer).await, tally(1, 0, 0), "tried again a second later");
     assert_eq!(level().unwrap(), "debug");
 
     // ward stops while the level is up, and the window ends meanwhile: the level is put back
