@@ -931,7 +931,8 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
     let written: std::collections::BTreeSet<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     // Not in this walk: `config.changed` (ward does not write it yet), `audit.key_changed`
     // (written only at a start with a new signing key; it carries no text a person wrote) and
-    // what the audit log's consumers write (findings, grant audits, failed notifications).
+    // what the audit log's consumers write (findings, grant audits, failed notifications, debug
+    // levels raised and put back).
     let never_written = [
         EventType::ConfigChanged,
         EventType::AuditKeyChanged,
@@ -942,6 +943,9 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
         EventType::FindingDismissed,
         EventType::GrantAudited,
         EventType::NotificationFailed,
+        EventType::DebugLevelRaised,
+        EventType::DebugLevelRestored,
+        EventType::ProvisionerFailed,
     ];
     for event_type in EventType::ALL.into_iter().filter(|t| !never_written.contains(t)) {
         assert!(written.contains(event_type.as_str()), "the walk does not produce {event_type}");
