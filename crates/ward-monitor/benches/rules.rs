@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::Value;
-use ward_core::audit::{AuditEvent, EventType, NewEvent};
+use ward_core::audit::{AuditEvent, EventType, NewEvent, Payload};
 use ward_core::{Clock, ManualClock};
 use ward_monitor::{
     CHECKPOINTS, CONSUMER, CheckpointsConsumer, Consumer, ConsumerTask, Findings, LogTail, Reader,
@@ -396,18 +396,13 @@ async fn main() {
         // What the consumers missed while stopped, and the rules' replay of their reach (on every
         // start), are done before the clock starts: the figure is following the writers, not
         // catching up. A marker committed now is read once both are done.
-        let marker = NewEvent {
-            id: format!("evt_marker_{round}"),
-            event_type: EventType::ConfigChanged,
-            occurred_at: clock.now(),
-            actor: "admin".into(),
-            subject: None,
-            resource: None,
-            request_id: None,
-            grant_id: None,
-            reason: None,
-            details: serde_json::json!({ "bench_round": round }),
-        };
+        let details = serde_json::json!({ "bench_round": round }).as_object().unwrap().clone();
+        let marker = NewEvent::new(
+            format!("evt_marker_{round}"),
+            clock.now(),
+            "admin",
+            Payload::ConfigChanged(details),
+        );
         let head =
             broker.commit_change(Change { events: vec![marker], ..Change::default() }).await.unwrap()[0].seq;
         for (running, name) in [(rules.is_some(), CONSUMER), (audits.is_some(), CHECKPOINTS)] {
