@@ -102,9 +102,11 @@ pub enum PgSetting {
     LogMinDurationStatement,
 }
 
-const MIN_MESSAGES: [&str; 13] = [
+// As PostgreSQL reports them in `pg_settings`: its alias `debug` (for `debug2`) is left out, or a
+// raise to it could never be confirmed.
+const MIN_MESSAGES: [&str; 12] = [
     "debug5", "debug4", "debug3", "debug2", "debug1", "info", "notice", "warning", "error", "log", "fatal",
-    "panic", "debug",
+    "panic",
 ];
 const STATEMENTS: [&str; 4] = ["none", "ddl", "mod", "all"];
 
@@ -312,6 +314,12 @@ mod tests {
         assert_eq!(key(DebugLevelKeys { driver: Some("syslog"), ..good }), "driver");
         assert_eq!(key(DebugLevelKeys { driver: None, ..good }), "driver");
         assert_eq!(key(DebugLevelKeys { level: Some("verbose"), ..good }), "level");
+        let messages = DebugLevelKeys { setting: Some("log_min_messages"), ..good };
+        assert_eq!(
+            key(DebugLevelKeys { level: Some("debug"), ..messages }),
+            "level",
+            "an alias never confirmed"
+        );
         assert_eq!(key(DebugLevelKeys { level: None, ..good }), "level");
         assert_eq!(key(DebugLevelKeys { setting: Some("work_mem"), ..good }), "setting");
         assert_eq!(key(DebugLevelKeys { url_env: None, ..good }), "url_file");
