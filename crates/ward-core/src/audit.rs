@@ -109,10 +109,20 @@ pub enum EventType {
     /// A target did not do what a grant's start or end asked of it; ward retries.
     #[serde(rename = "provisioner.failed")]
     ProvisionerFailed,
+    /// Access for a grant's window created in another system (a temporary database login),
+    /// confirmed by it.
+    #[serde(rename = "provisioner.applied")]
+    ProvisionerApplied,
+    /// ...and removed from it, confirmed, when the grant ended.
+    #[serde(rename = "provisioner.removed")]
+    ProvisionerRemoved,
+    /// The holder of a grant was shown the credentials of its temporary login (once).
+    #[serde(rename = "credentials.issued")]
+    CredentialsIssued,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 35] = [
+    pub const ALL: [EventType; 38] = [
         Self::RequestCreated,
         Self::RequestCancelled,
         Self::RequestLapsed,
@@ -148,6 +158,9 @@ impl EventType {
         Self::DebugLevelRaised,
         Self::DebugLevelRestored,
         Self::ProvisionerFailed,
+        Self::ProvisionerApplied,
+        Self::ProvisionerRemoved,
+        Self::CredentialsIssued,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -187,6 +200,9 @@ impl EventType {
             Self::DebugLevelRaised => "debug_level.raised",
             Self::DebugLevelRestored => "debug_level.restored",
             Self::ProvisionerFailed => "provisioner.failed",
+            Self::ProvisionerApplied => "provisioner.applied",
+            Self::ProvisionerRemoved => "provisioner.removed",
+            Self::CredentialsIssued => "credentials.issued",
         }
     }
 
@@ -195,7 +211,8 @@ impl EventType {
     }
 
     /// Whether ward's own consumers of the log write it (findings, grant audits, failed
-    /// notifications, levels raised and put back): a record about a grant or a person, never
+    /// notifications, levels raised and put back, access
+    /// provisioned and removed): a record about a grant or a person, never
     /// their activity.
     pub fn is_consumers_own(self) -> bool {
         matches!(
@@ -210,6 +227,8 @@ impl EventType {
                 | Self::DebugLevelRaised
                 | Self::DebugLevelRestored
                 | Self::ProvisionerFailed
+                | Self::ProvisionerApplied
+                | Self::ProvisionerRemoved
         )
     }
 }

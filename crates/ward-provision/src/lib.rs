@@ -1,19 +1,23 @@
-//! ward's effects on other systems for the window of a grant. First of them: a service's log
-//! level, raised for a debug-level grant and put back to what it was when the grant ends.
+//! ward's effects on other systems for the window of a grant: a service's log level, raised for
+//! a debug-level grant and put back to what it was when the grant ends; a temporary PostgreSQL
+//! login, made for a `postgres-role` grant and removed when it ends.
 //!
 //! - [`settings`]: a debug-level resource's target as `ward.toml` names it (`driver`, `setting`,
 //!   `level`, the target's URL from a file or the environment), checked when ward starts.
 //! - [`driver`]: [`LevelDriver`], what ward asks of a target (the level in force, and to put
 //!   one in force), and the drivers: [`postgres`] (a PostgreSQL server's logging settings) and
 //!   [`command`] (a program of the operator's, run without a shell).
+//! - [`login`]: a `postgres-role` resource's server, its keys, and the login made there.
 //!
 //! No I/O happens here on its own: the caller decides when a level is read or set, and records
 //! it in the audit log.
 
 pub mod command;
 pub mod driver;
+pub mod login;
 pub mod postgres;
 pub mod settings;
 
 pub use driver::{DriverError, LevelDriver, connect};
+pub use login::{Credentials, LoginKeys, LoginTarget, PostgresLogins, account_name};
 pub use settings::{DebugLevelKeys, DebugLevelTarget, DriverTarget, PgSetting, SettingError, TargetUrl};

@@ -27,7 +27,7 @@ pub struct SettingError {
     pub message: String,
 }
 
-fn wrong(key: &'static str, message: impl Into<String>) -> SettingError {
+pub(crate) fn wrong(key: &'static str, message: impl Into<String>) -> SettingError {
     SettingError { key, message: message.into() }
 }
 
@@ -191,7 +191,7 @@ impl DebugLevelTarget {
                     )
                 })?;
                 let level = setting.level(level).map_err(|e| wrong("level", e))?;
-                let url = target_url(keys, env)?;
+                let url = target_url(keys.url_file, keys.url_env, env)?;
                 Ok(Self { driver: DriverTarget::Postgres { url, setting }, level })
             }
             "command" => {
@@ -228,11 +228,12 @@ impl DebugLevelTarget {
 }
 
 /// The target's URL, from `url_file` or `url_env` (one of them), with its scheme.
-fn target_url(
-    keys: DebugLevelKeys<'_>,
+pub(crate) fn target_url(
+    url_file: Option<&Path>,
+    url_env: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<TargetUrl, SettingError> {
-    let (key, url) = match (keys.url_file, keys.url_env) {
+    let (key, url) = match (url_file, url_env) {
         (Some(_), Some(_)) => {
             return Err(wrong("url_env", "give the URL in `url_file` or `url_env`, not both"));
         }

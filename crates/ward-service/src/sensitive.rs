@@ -46,7 +46,8 @@ fn reason_is_user_text(event_type: EventType) -> bool {
         | AccessDenied | PolicyChanged | PolicyRejected | ConfigChanged | OncallUnavailable
         | AuditCheckpoint | AuditKeyChanged | TokenCreated | TokenRevoked | DirectoryReloaded
         | FindingOpened | FindingUpdated | GrantAudited | NotificationFailed | DebugLevelRaised
-        | DebugLevelRestored | ProvisionerFailed => false,
+        | DebugLevelRestored | ProvisionerFailed | ProvisionerApplied | ProvisionerRemoved
+        | CredentialsIssued => false,
     }
 }
 

@@ -946,6 +946,9 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
         EventType::DebugLevelRaised,
         EventType::DebugLevelRestored,
         EventType::ProvisionerFailed,
+        EventType::ProvisionerApplied,
+        EventType::ProvisionerRemoved,
+        EventType::CredentialsIssued,
     ];
     for event_type in EventType::ALL.into_iter().filter(|t| !never_written.contains(t)) {
         assert!(written.contains(event_type.as_str()), "the walk does not produce {event_type}");
@@ -1215,6 +1218,12 @@ impl Store for Failing {
     }
     async fn debug_levels(&self) -> Result<Vec<ward_store::DebugLevelRecord>, StoreError> {
         self.inner.debug_levels().await
+    }
+    async fn logins(&self) -> Result<Vec<ward_store::LoginRecord>, StoreError> {
+        self.inner.logins().await
+    }
+    async fn login(&self, grant_id: &str) -> Result<Option<ward_store::LoginRecord>, StoreError> {
+        self.inner.login(grant_id).await
     }
     async fn latest_findings(&self, keys: &[String]) -> Result<Vec<ward_store::FindingRecord>, StoreError> {
         self.inner.latest_findings(keys).await

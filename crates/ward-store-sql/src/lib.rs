@@ -32,7 +32,7 @@ use ward_core::merkle::{Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
     ApiToken, Change, CheckpointRecord, DebugLevelRecord, Due, EventFilter, FindingFilter, FindingRecord,
-    GrantFilter, Lease, LogHead, RequestFilter, Store, StoreError, TokenFilter,
+    GrantFilter, Lease, LogHead, LoginRecord, RequestFilter, Store, StoreError, TokenFilter,
 };
 
 use crate::rows::{Columns, event_from_row, grant_from_row, millis, request_from_row};
@@ -164,6 +164,8 @@ const GRANT_COLUMNS: &str = "id, request_id, principal, resource, role, starts_a
 /// In the order `rows::event_from_row` reads them.
 const TOKEN_COLUMNS: &str =
     "id, hash, principal, created_at, expires_at, revoked_at, revoked_by, last_used_at";
+const LOGIN_COLUMNS: &str = "grant_id, resource, account, expires_at, applied_until, ended_at, failing_since, \
+                             credentials_issued_at, updated_at";
 const FINDING_COLUMNS: &str = "id, rule, severity, key, state, subject, resource, grant_id, request_id, seqs, \
      summary, occurrences, first_seen_at, last_seen_at, updated_at, moved_by, comment, version";
 /// In the order `rows::event_from_row` reads them.
@@ -803,6 +805,26 @@ impl Store for SqlStore {
         dispatch!(&self.pool, pool => {
             let rows = sqlx::query(sql).fetch_all(pool).await.map_err(unavailable)?;
             rows.iter().map(rows::debug_level_from_row).collect()
+        })
+    }
+
+    async fn logins(&self) -> Result<Vec<LoginRecord>, StoreError> {
+        let sql = format!("SELECT {LOGIN_COLUMNS} FROM logins ORDER BY grant_id");
+        dispatch!(&self.pool, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await.map_err(unavailable)?;
+            rows.iter().map(rows::login_from_row).collect()
+        })
+    }
+
+    async fn login(&self, grant_id: &str) -> Result<Option<LoginRecord>, StoreError> {
+        let sql = format!("SELECT {LOGIN_COLUMNS} FROM logins WHERE grant_id = $1");
+        dispatch!(&self.pool, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(grant_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(unavailable)?;
+            row.as_ref().map(rows::login_from_row).transpose()
         })
     }
 

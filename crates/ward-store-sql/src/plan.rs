@@ -9,7 +9,8 @@ use ward_core::audit::AuditEvent;
 use ward_core::merkle::{Frontier, Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
-    Change, CountLimit, CursorMove, DebugLevelWrite, FindingRecord, HolderLimit, StoreError, TokenWrite,
+    Change, CountLimit, CursorMove, DebugLevelWrite, FindingRecord, HolderLimit, LoginWrite, StoreError,
+    TokenWrite,
 };
 
 use crate::Dialect;
@@ -172,6 +173,7 @@ pub(crate) fn plan(
         for write in &change.debug_levels {
             statements.push(debug_level_statement(write)?);
         }
+        statements.extend(change.logins.iter().map(login_statement));
         let mut appended = Vec::with_capacity(change.events.len());
         for event in &change.events {
             head.seq += 1;
@@ -305,6 +307,39 @@ fn debug_level_statement(write: &DebugLevelWrite) -> Result<Statement, StoreErro
             vec![resource.as_str().into(), level.as_str().into(), millis(*at).into()],
         ),
     })
+}
+
+fn login_statement(write: &LoginWrite) -> Statement {
+    match write {
+        LoginWrite::Put(r) => Statement::new(
+            "INSERT INTO logins (grant_id, resource, account, expires_at, applied_until, ended_at, failing_since, \
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (grant_id) DO UPDATE SET \
+             expires_at = $4, applied_until = $5, ended_at = $6, failing_since = $7, updated_at = $8",
+            vec![
+                r.grant_id.as_str().into(),
+                r.resource.as_str().into(),
+                r.account.as_str().into(),
+                r.expires_at.into(),
+                r.applied_until.into(),
+                r.ended_at.into(),
+                r.failing_since.into(),
+                millis(r.updated_at).into(),
+            ],
+        ),
+        LoginWrite::Remove { grant_id } => {
+            Statement::new("DELETE FROM logins WHERE grant_id = $1", vec![grant_id.as_str().into()])
+        }
+        // Once, and only while the login is usable: two asks at once get one answer.
+        LoginWrite::IssueCredentials { grant_id, at } => Statement::checked(
+            "UPDATE logins SET credentials_issued_at = $1 WHERE grant_id = $2 AND credentials_issued_at IS NULL \
+             AND applied_until IS NOT NULL AND ended_at IS NULL",
+            vec![millis(*at).into(), grant_id.as_str().into()],
+        ),
+        LoginWrite::WithdrawCredentials { grant_id } => Statement::new(
+            "UPDATE logins SET credentials_issued_at = NULL WHERE grant_id = $1",
+            vec![grant_id.as_str().into()],
+        ),
+    }
 }
 
 fn token_statements(write: &TokenWrite) -> Vec<Statement> {

@@ -7,7 +7,9 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use ward_core::audit::{AuditEvent, EventType};
 use ward_core::{AccessRequest, Grant, GrantId, GrantState, RequestId, RequestState};
-use ward_store::{ApiToken, CheckpointRecord, DebugLevelRecord, FindingRecord, FindingState, StoreError};
+use ward_store::{
+    ApiToken, CheckpointRecord, DebugLevelRecord, FindingRecord, FindingState, LoginRecord, StoreError,
+};
 
 pub(crate) fn millis(ts: Timestamp) -> i64 {
     ts.as_millisecond()
@@ -234,6 +236,20 @@ pub(crate) fn debug_level_from_row(row: &impl Columns) -> Result<DebugLevelRecor
         raised: row.int("raised")? != 0,
         ended_at: row.optional_int("ended_at")?,
         failing_since: row.optional_int("failing_since")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn login_from_row(row: &impl Columns) -> Result<LoginRecord, StoreError> {
+    Ok(LoginRecord {
+        grant_id: row.text("grant_id")?,
+        resource: row.text("resource")?,
+        account: row.text("account")?,
+        expires_at: row.int("expires_at")?,
+        applied_until: row.optional_int("applied_until")?,
+        ended_at: row.optional_int("ended_at")?,
+        failing_since: row.optional_int("failing_since")?,
+        credentials_issued_at: row.optional_int("credentials_issued_at")?,
         updated_at: time(row, "updated_at")?,
     })
 }

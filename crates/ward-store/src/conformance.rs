@@ -12,8 +12,8 @@ use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 
 use crate::{
     ApiToken, Change, CursorMove, DebugLevelHolder, DebugLevelRecord, DebugLevelWrite, EventFilter,
-    FindingFilter, FindingRecord, FindingState, GrantFilter, Lease, RequestFilter, Store, StoreError,
-    TokenFilter, TokenWrite, Visibility,
+    FindingFilter, FindingRecord, FindingState, GrantFilter, Lease, LoginRecord, LoginWrite, RequestFilter,
+    Store, StoreError, TokenFilter, TokenWrite, Visibility,
 };
 use ward_rules::{RuleId, Severity};
 
@@ -40,6 +40,7 @@ macro_rules! conformance_tests {
             the_trees_nodes_give_the_proofs_of_its_leaves,
             checkpoints_sign_exactly_the_head,
             debug_levels_keep_the_level_to_put_back,
+            credentials_of_a_login_are_issued_once,
             sub_millisecond_times_still_verify,
             forward_cursors_are_kept_per_sink,
             a_consumer_has_one_holder_at_a_time,
@@ -1247,4 +1248,46 @@ pub async fn debug_levels_keep_the_level_to_put_back(store: Arc<dyn Store>) {
     assert_eq!(store.debug_levels().await.unwrap(), [restored]);
     store.commit(original("info"), at).await.unwrap();
     assert_eq!(store.debug_levels().await.unwrap()[0].original.as_deref(), Some("info"));
+}
+
+pub async fn credentials_of_a_login_are_issued_once(store: Arc<dyn Store>) {
+    let at = t0();
+    let owed = LoginRecord {
+        grant_id: "grt_1".into(),
+        resource: "db:orders".into(),
+        account: "ward_alice_1".into(),
+        expires_at: 1_800_000_000_000,
+        updated_at: at,
+        ..LoginRecord::default()
+    };
+    let write = |write: LoginWrite| Change { logins: vec![write], ..Change::default() };
+    let issue = || write(LoginWrite::IssueCredentials { grant_id: "grt_1".into(), at });
+    store.commit(write(LoginWrite::Put(owed.clone())), at).await.unwrap();
+    assert_eq!(store.logins().await.unwrap(), std::slice::from_ref(&owed));
+    // Not made in the target yet: nothing to show.
+    assert!(matches!(store.commit(issue(), at).await, Err(StoreError::Conflict)));
+
+    let applied = LoginRecord { applied_until: Some(owed.expires_at), ..owed.clone() };
+    store.commit(write(LoginWrite::Put(applied.clone())), at).await.unwrap();
+    store.commit(issue(), at).await.unwrap();
+    assert!(matches!(store.commit(issue(), at).await, Err(StoreError::Conflict)), "shown once");
+    let issued = store.login("grt_1").await.unwrap().unwrap();
+    assert_eq!(issued.credentials_issued_at, Some(at.as_millisecond()));
+    // The provisioner's writes leave the issue as it is.
+    let failing = LoginRecord { failing_since: Some(1), ..applied.clone() };
+    store.commit(write(LoginWrite::Put(failing)), at).await.unwrap();
+    assert_eq!(store.login("grt_1").await.unwrap().unwrap().credentials_issued_at, Some(at.as_millisecond()));
+    // Withdrawn (the target refused them): asked for again.
+    store.commit(write(LoginWrite::WithdrawCredentials { grant_id: "grt_1".into() }), at).await.unwrap();
+    store.commit(issue(), at).await.unwrap();
+
+    // Ended: no credentials any more; removed: forgotten.
+    store.commit(write(LoginWrite::WithdrawCredentials { grant_id: "grt_1".into() }), at).await.unwrap();
+    let ended = LoginRecord { ended_at: Some(1_700_000_000_000), ..applied };
+    store.commit(write(LoginWrite::Put(ended)), at).await.unwrap();
+    assert!(!store.login("grt_1").await.unwrap().unwrap().is_usable());
+    assert!(matches!(store.commit(issue(), at).await, Err(StoreError::Conflict)));
+    store.commit(write(LoginWrite::Remove { grant_id: "grt_1".into() }), at).await.unwrap();
+    assert_eq!(store.login("grt_1").await.unwrap(), None);
+    assert!(store.logins().await.unwrap().is_empty());
 }

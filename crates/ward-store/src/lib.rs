@@ -52,6 +52,8 @@ pub struct Change {
     pub findings: Vec<FindingRecord>,
     /// Debug-level resources: what ward raised, for whom, and the level to put back.
     pub debug_levels: Vec<DebugLevelWrite>,
+    /// Temporary logins in other systems, made for grants' windows.
+    pub logins: Vec<LoginWrite>,
     /// A consumer of the log moving its cursor in the same transaction as its effects (the
     /// findings and events of this change), so an effect is applied exactly once.
     pub cursor: Option<CursorMove>,
@@ -125,6 +127,7 @@ impl Change {
             && self.tokens.is_empty()
             && self.findings.is_empty()
             && self.debug_levels.is_empty()
+            && self.logins.is_empty()
             && self.cursor.is_none()
     }
 
@@ -340,6 +343,51 @@ pub enum DebugLevelWrite {
     Original { resource: String, level: String, at: Timestamp },
 }
 
+/// A temporary login made in another system for a grant's window (a `postgres-role` resource):
+/// owed from the grant's start, applied once the target confirmed it, to be removed from the
+/// grant's end, and forgotten once removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginRecord {
+    pub grant_id: String,
+    pub resource: String,
+    /// The account's name in the target.
+    pub account: String,
+    /// When the grant's window ends (ms since the epoch): the account's `VALID UNTIL`.
+    pub expires_at: i64,
+    /// The `VALID UNTIL` the target confirmed (ms), once the account is made.
+    pub applied_until: Option<i64>,
+    /// When the grant ended (ms), while the account is still to be removed.
+    pub ended_at: Option<i64>,
+    /// Since when (ms) the target keeps failing, if it does: one `provisioner.failed` per streak.
+    pub failing_since: Option<i64>,
+    /// When the holder was shown the credentials (ms): they are shown once.
+    pub credentials_issued_at: Option<i64>,
+    pub updated_at: Timestamp,
+}
+
+impl LoginRecord {
+    /// Made in the target and not yet ended: the holder may use it.
+    pub fn is_usable(&self) -> bool {
+        self.applied_until.is_some() && self.ended_at.is_none()
+    }
+}
+
+/// A write of a temporary login's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginWrite {
+    /// The record as the consumer that runs the provisioner left it; leaves
+    /// `credentials_issued_at` as stored (the service writes it).
+    Put(LoginRecord),
+    /// The account is gone from the target: the record is deleted.
+    Remove { grant_id: String },
+    /// The credentials are shown to the holder now: fails the commit with `Conflict` unless the
+    /// login is usable and they were never shown.
+    IssueCredentials { grant_id: String, at: Timestamp },
+    /// Setting the credentials in the target failed after they were claimed: they may be asked
+    /// for again.
+    WithdrawCredentials { grant_id: String },
+}
+
 /// A finding as stored: what a rule saw, with its lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FindingRecord {
@@ -488,6 +536,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every debug-level resource's record.
     async fn debug_levels(&self) -> Result<Vec<DebugLevelRecord>, StoreError>;
+    /// Every temporary login not yet removed, by grant id.
+    async fn logins(&self) -> Result<Vec<LoginRecord>, StoreError>;
+    /// The temporary login made for `grant_id`, until it is removed.
+    async fn login(&self, grant_id: &str) -> Result<Option<LoginRecord>, StoreError>;
 
     /// The token with this SHA-256.
     async fn token(&self, hash: &str) -> Result<Option<ApiToken>, StoreError>;

@@ -19,7 +19,12 @@ pub struct TempPostgres {
     bin: PathBuf,
     port: u16,
     run_as_postgres: bool,
+    /// The superuser's password, when connections over TCP must give one.
+    password: Option<&'static str>,
 }
+
+/// The superuser's password in [`postgres_with_passwords`]' cluster.
+const SUPERUSER_PASSWORD: &str = "ward-test-superuser";
 
 static CLUSTER: OnceLock<Option<TempPostgres>> = OnceLock::new();
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
@@ -29,7 +34,7 @@ static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 pub fn postgres() -> Option<&'static TempPostgres> {
     CLUSTER
         .get_or_init(|| match find_bin() {
-            Some(bin) => Some(TempPostgres::start(bin, FAST_AND_LOOSE)),
+            Some(bin) => Some(TempPostgres::start(bin, FAST_AND_LOOSE, None)),
             None if std::env::var_os("CI").is_some() => {
                 panic!("CI is set but no PostgreSQL binaries (initdb) were found; install postgresql")
             }
@@ -48,7 +53,20 @@ const FAST_AND_LOOSE: &str = "-c fsync=off -c synchronous_commit=off -c full_pag
 /// full_page_writes on), for benchmarks that compare commit rates; `None` without PostgreSQL.
 /// It stops when the process ends.
 pub fn durable_postgres() -> Option<TempPostgres> {
-    find_bin().map(|bin| TempPostgres::start(bin, ""))
+    find_bin().map(|bin| TempPostgres::start(bin, "", None))
+}
+
+/// A cluster of its own where connections over TCP sign in with a password (SCRAM-SHA-256), as
+/// a real server's do: for tests of credentials ward hands out. Its URLs carry the superuser's
+/// password. `None` without PostgreSQL (a failure with `CI` set, as [`postgres()`]).
+pub fn postgres_with_passwords() -> Option<TempPostgres> {
+    match find_bin() {
+        Some(bin) => Some(TempPostgres::start(bin, FAST_AND_LOOSE, Some(SUPERUSER_PASSWORD))),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but no PostgreSQL binaries (initdb) were found; install postgresql")
+        }
+        None => None,
+    }
 }
 
 fn find_bin() -> Option<PathBuf> {
@@ -75,7 +93,7 @@ fn free_port() -> u16 {
 }
 
 impl TempPostgres {
-    fn start(bin: PathBuf, settings: &str) -> Self {
+    fn start(bin: PathBuf, settings: &str, password: Option<&'static str>) -> Self {
         // initdb refuses to run as root; run the cluster as the `postgres` user then.
         let run_as_postgres = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
         let dir = std::env::temp_dir().join(format!("ward-pg-{}-{}", std::process::id(), free_port()));
@@ -86,7 +104,20 @@ impl TempPostgres {
         }
         let data = dir.join("data");
         let mut initdb = command(run_as_postgres, &bin.join("initdb"));
-        initdb.args(["-A", "trust", "-U", "ward", "-E", "UTF8", "--no-sync", "-D"]).arg(&data);
+        initdb.args(["-U", "ward", "-E", "UTF8", "--no-sync", "-D"]).arg(&data);
+        match password {
+            None => {
+                initdb.args(["-A", "trust"]);
+            }
+            Some(password) => {
+                let file = dir.join("superuser.pw");
+                std::fs::write(&file, password).unwrap();
+                if run_as_postgres {
+                    run(Command::new("chown").arg("postgres:").arg(&file), "chown");
+                }
+                initdb.args(["--auth-local=trust", "--auth-host=scram-sha-256"]).arg("--pwfile").arg(&file);
+            }
+        }
         run(&mut initdb, "initdb");
 
         let port = free_port();
@@ -116,7 +147,7 @@ impl TempPostgres {
         #[allow(clippy::zombie_processes)]
         watchdog.spawn().expect("start the PostgreSQL watchdog");
 
-        let cluster = Self { bin, port, run_as_postgres };
+        let cluster = Self { bin, port, run_as_postgres, password };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let ready = Command::new(cluster.bin.join("pg_isready"))
@@ -147,8 +178,14 @@ impl TempPostgres {
         let name = format!("ward_test_{}", NEXT_DB.fetch_add(1, Ordering::Relaxed));
         let mut createdb = command(self.run_as_postgres, &self.bin.join("createdb"));
         createdb.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "ward", &name]);
+        if let Some(password) = self.password {
+            createdb.env("PGPASSWORD", password);
+        }
         run(&mut createdb, "createdb");
-        format!("postgres://ward@127.0.0.1:{}/{name}", self.port)
+        match self.password {
+            Some(password) => format!("postgres://ward:{password}@127.0.0.1:{}/{name}", self.port),
+            None => format!("postgres://ward@127.0.0.1:{}/{name}", self.port),
+        }
     }
 }
 

@@ -583,10 +583,43 @@ pub struct DebugLevelChanged {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProvisionerFailed {
     pub driver: String,
-    /// `raise` or `restore`.
+    /// `raise` or `restore` (a level); `apply`, `remove` or `credentials` (an account).
     pub action: String,
     pub error: String,
     pub grant_ids: Vec<String>,
+}
+
+/// `provisioner.applied` (the resource and the grant are the event's): the account created in
+/// the target for the grant's window, confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisionerApplied {
+    pub driver: String,
+    /// The account made for the holder (a PostgreSQL login role).
+    pub account: String,
+    /// What the account is given (the role it is a member of).
+    pub member_of: String,
+    /// When the target itself stops accepting the account (`VALID UNTIL`): the window's end.
+    pub valid_until: Timestamp,
+}
+
+/// `provisioner.removed` (the resource and the grant are the event's): the account removed
+/// from the target, confirmed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProvisionerRemoved {
+    pub driver: String,
+    pub account: String,
+    /// The account's open sessions that were cut.
+    pub sessions_ended: u64,
+    /// How long after the grant's end the removal was confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_lag_ms: Option<i64>,
+}
+
+/// `credentials.issued` (the grant is the event's; the holder its actor): the account's
+/// credentials were shown to the holder, once. Never the password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialsIssued {
+    pub account: String,
 }
 
 /// An event's `details`, by event type.
@@ -629,6 +662,9 @@ pub enum Payload {
     DebugLevelRaised(DebugLevelChanged),
     DebugLevelRestored(DebugLevelChanged),
     ProvisionerFailed(ProvisionerFailed),
+    ProvisionerApplied(ProvisionerApplied),
+    ProvisionerRemoved(ProvisionerRemoved),
+    CredentialsIssued(CredentialsIssued),
 }
 
 /// Reads `T` from `details` without copying it.
@@ -686,6 +722,9 @@ impl Payload {
             T::DebugLevelRaised => read(details).map(Self::DebugLevelRaised),
             T::DebugLevelRestored => read(details).map(Self::DebugLevelRestored),
             T::ProvisionerFailed => read(details).map(Self::ProvisionerFailed),
+            T::ProvisionerApplied => read(details).map(Self::ProvisionerApplied),
+            T::ProvisionerRemoved => read(details).map(Self::ProvisionerRemoved),
+            T::CredentialsIssued => read(details).map(Self::CredentialsIssued),
         };
         parsed.map_err(|source| PayloadError { event_type, source })
     }
@@ -729,6 +768,9 @@ impl Payload {
             Self::DebugLevelRaised(_) => T::DebugLevelRaised,
             Self::DebugLevelRestored(_) => T::DebugLevelRestored,
             Self::ProvisionerFailed(_) => T::ProvisionerFailed,
+            Self::ProvisionerApplied(_) => T::ProvisionerApplied,
+            Self::ProvisionerRemoved(_) => T::ProvisionerRemoved,
+            Self::CredentialsIssued(_) => T::CredentialsIssued,
         }
     }
 

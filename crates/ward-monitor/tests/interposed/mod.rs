@@ -120,6 +120,12 @@ impl Store for Interposed {
     async fn debug_levels(&self) -> Result<Vec<ward_store::DebugLevelRecord>, StoreError> {
         self.inner.debug_levels().await
     }
+    async fn logins(&self) -> Result<Vec<ward_store::LoginRecord>, StoreError> {
+        self.inner.logins().await
+    }
+    async fn login(&self, grant_id: &str) -> Result<Option<ward_store::LoginRecord>, StoreError> {
+        self.inner.login(grant_id).await
+    }
     async fn latest_findings(&self, keys: &[String]) -> Result<Vec<FindingRecord>, StoreError> {
         self.inner.latest_findings(keys).await
     }

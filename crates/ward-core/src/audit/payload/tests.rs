@@ -209,6 +209,21 @@ fn sample(event_type: EventType) -> Payload {
             error: "cannot reach the target: connection refused".into(),
             grant_ids: vec!["grt_1".into()],
         }),
+        T::ProvisionerApplied => Payload::ProvisionerApplied(ProvisionerApplied {
+            driver: "postgres-role".into(),
+            account: "ward_alice_0190".into(),
+            member_of: "orders_readonly".into(),
+            valid_until: window.expires_at,
+        }),
+        T::ProvisionerRemoved => Payload::ProvisionerRemoved(ProvisionerRemoved {
+            driver: "postgres-role".into(),
+            account: "ward_alice_0190".into(),
+            sessions_ended: 1,
+            revocation_lag_ms: Some(310),
+        }),
+        T::CredentialsIssued => {
+            Payload::CredentialsIssued(CredentialsIssued { account: "ward_alice_0190".into() })
+        }
     }
 }
 
