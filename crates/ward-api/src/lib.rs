@@ -96,6 +96,32 @@ pub struct GrantView {
     pub review: Option<ReviewView>,
 }
 
+/// The credentials of a grant's temporary database login (`postgres-role`), shown to its holder
+/// once: ward keeps no copy of the password.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CredentialsView {
+    pub username: String,
+    pub password: String,
+    /// The database server and database to connect to.
+    pub host: String,
+    pub port: u16,
+    pub dbname: String,
+    /// When the login stops working (the grant's end; the server refuses it after).
+    pub expires_at: Timestamp,
+}
+
+impl std::fmt::Debug for CredentialsView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialsView")
+            .field("username", &self.username)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("dbname", &self.dbname)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An approved extension of a grant.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ExtensionView {

@@ -8,7 +8,9 @@
 //! log for right-sizing (`ward insights`) and writes nothing. The consumers of one process read
 //! the log's end through one [`tail::LogTail`], so each event is read from the store once for
 //! all of them. The consumer [`debug_levels`] raises debug-level resources' levels for their
-//! grants' windows and puts them back, through `ward-provision`'s drivers.
+//! grants' windows and puts them back, through `ward-provision`'s drivers; the consumer [`logins`]
+//! makes `postgres-role` grants' temporary database logins and removes them, and shows their
+//! holders the credentials once.
 
 pub mod checkpoints;
 pub mod consumer;
@@ -17,6 +19,7 @@ pub mod grant_audits;
 pub mod insights;
 pub mod ledger;
 pub mod lifecycle;
+pub mod logins;
 pub mod payload;
 pub mod rules;
 pub mod service;
@@ -29,5 +32,6 @@ pub use grant_audits::GrantAudits;
 pub use insights::Insights;
 pub use ledger::Tally;
 pub use lifecycle::Step;
+pub use logins::{Credentials, LOGINS, LoginTally, LoginsConsumer};
 pub use service::{FindingListing, Findings, RunReport};
 pub use tail::{LogTail, Tailed};

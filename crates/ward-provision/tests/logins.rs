@@ -3,11 +3,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use jiff::{SignedDuration, Timestamp};
-use sqlx::{ConnectOptions, Connection};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
 use ward_provision::{LoginKeys, LoginTarget, PostgresLogins, account_name};
 
-async fn signed_in(target: &LoginTarget, username: &str, password: &str) -> Result<PgConnection, sqlx::Error> {
+async fn signed_in(
+    target: &LoginTarget,
+    username: &str,
+    password: &str,
+) -> Result<PgConnection, sqlx::Error> {
     PgConnectOptions::new()
         .host(&target.host)
         .port(target.port)

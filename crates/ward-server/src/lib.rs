@@ -3,6 +3,7 @@
 //! HTTP.
 
 mod auth;
+mod credentials;
 mod findings;
 mod grant_audit;
 mod handlers;
@@ -49,7 +50,7 @@ pub use problem::ApiError;
         handlers::sign_checkpoint, handlers::inclusion_proof, handlers::consistency_proof, handlers::resources,
         handlers::whoami, handlers::explain, handlers::reload_policies, handlers::list_tokens, handlers::revoke_token, logs::search, logs::tail, logs::push, logs::push_otlp,
         findings::list_findings, findings::get_finding, findings::acknowledge, findings::resolve, findings::dismiss,
-        findings::list_rules, findings::run_rules, grant_audit::audit, insights::insights,
+        findings::list_rules, findings::run_rules, grant_audit::audit, credentials::issue, insights::insights,
         slack::action, healthz, readyz
     ),
     modifiers(&BearerAuth),
@@ -219,6 +220,7 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/grants/{id}/extend", post(handlers::extend))
         .route("/grants/{id}/review", post(handlers::review))
         .route("/grants/{id}/audit", get(grant_audit::audit))
+        .route("/grants/{id}/credentials", post(credentials::issue))
         .route("/check", post(handlers::check))
         .route("/audit/events", get(handlers::events))
         .route("/audit/key", get(handlers::audit_key))
@@ -257,6 +259,7 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/insights", get(insights::insights).layer(timeout(settings.period_timeout)))
         .layer(Extension(ward_monitor::Findings::new(broker.clone())))
         .layer(Extension(ward_monitor::GrantAudits::new(broker.clone())))
+        .layer(Extension(ward_monitor::Credentials::new(broker.clone())))
         .layer(Extension(ward_monitor::Insights::new(broker.clone())))
         .layer(Extension(settings.slack.clone()));
     Router::new()

@@ -71,6 +71,8 @@ pub struct Settings {
     pub rules: ward_rules::RulesConfig,
     /// Debug-level resources: what their grants raise, for the consumer that raises it.
     pub debug_levels: std::collections::BTreeMap<String, ward_provision::DebugLevelTarget>,
+    /// Postgres-role resources: where their grants' temporary logins are made.
+    pub logins: std::collections::BTreeMap<String, ward_provision::LoginTarget>,
 }
 
 /// Who is calling, with ward's own roles resolved from their groups.

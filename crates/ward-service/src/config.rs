@@ -9,7 +9,7 @@ use ward_core::calendar::BusinessHours;
 use ward_core::directory::{Directory, GroupEntry, ResourceEntry, UserEntry};
 use ward_core::duration::parse_duration;
 use ward_core::policy::{PolicyEngine, PolicySource};
-use ward_provision::{DebugLevelKeys, DebugLevelTarget};
+use ward_provision::{DebugLevelKeys, DebugLevelTarget, LoginKeys, LoginTarget};
 
 use crate::oncall::{OncallFile, OncallSettings};
 
@@ -156,10 +156,12 @@ struct ResourceFile {
     level: Option<String>,
     /// The command driver's program and first arguments.
     command: Option<Vec<String>>,
+    /// `kind = "postgres-role"`: the role a temporary login is made a member of.
+    member_of: Option<String>,
 }
 
-/// The keys only a debug-level resource takes.
-const DEBUG_LEVEL_KEYS: [&str; 6] = ["driver", "url_file", "url_env", "setting", "level", "command"];
+/// The keys only a debug-level or a postgres-role resource takes.
+const TARGET_KEYS: [&str; 7] = ["driver", "url_file", "url_env", "setting", "level", "command", "member_of"];
 
 /// `[redaction]`: what the debug-log gateway redacts.
 #[derive(Debug, Default, Deserialize)]
@@ -420,6 +422,8 @@ pub struct Config {
     pub logs: LogSettings,
     /// Debug-level resources: what their grants raise, and to what.
     pub debug_levels: BTreeMap<String, DebugLevelTarget>,
+    /// Postgres-role resources: where their grants' temporary logins are made.
+    pub logins: BTreeMap<String, LoginTarget>,
     pub server: ServerSettings,
     /// The audit rules in force: defaults, tuned or switched off by `[rules.ID]`.
     pub rules: ward_rules::RulesConfig,
@@ -603,6 +607,7 @@ impl Config {
         let mut resources = BTreeMap::new();
         let mut push = BTreeMap::new();
         let mut debug_levels = BTreeMap::new();
+        let mut logins = BTreeMap::new();
         let push_dir = data_dir.join("logs");
         for (name, resource) in file.resources {
             if resource.push_from.is_some() && !resource.push {
@@ -652,17 +657,30 @@ impl Config {
                     .map_err(|e| setting_error(&format!("resources.\"{name}\".sources"), e))?;
                 sources.insert(name.clone(), source);
             }
-            let debug_keys = [
+            let target_keys = [
                 resource.driver.is_some(),
                 resource.url_file.is_some(),
                 resource.url_env.is_some(),
                 resource.setting.is_some(),
                 resource.level.is_some(),
                 resource.command.is_some(),
+                resource.member_of.is_some(),
             ];
+            let set_key = |taken: &[&str]| {
+                TARGET_KEYS
+                    .iter()
+                    .zip(target_keys)
+                    .find_map(|(k, set)| (set && !taken.contains(k)).then_some(*k))
+            };
+            let url_file = resource.url_file.clone().map(relative_to_file);
             match resource.kind.as_str() {
                 "debug-level" => {
-                    let url_file = resource.url_file.clone().map(relative_to_file);
+                    if resource.member_of.is_some() {
+                        return Err(setting_error(
+                            &format!("resources.\"{name}\".member_of"),
+                            "only resources of kind `postgres-role` take it",
+                        ));
+                    }
                     let keys = DebugLevelKeys {
                         driver: resource.driver.as_deref(),
                         url_file: url_file.as_deref(),
@@ -676,19 +694,26 @@ impl Config {
                     debug_levels.insert(name.clone(), target);
                 }
                 "postgres-role" => {
-                    return Err(setting_error(
-                        &format!("resources.\"{name}\".kind"),
-                        "`postgres-role` resources (temporary database logins) are not built yet: \
-                         ward would approve grants that give nothing",
-                    ));
-                }
-                _ => {
-                    if let Some(key) =
-                        DEBUG_LEVEL_KEYS.iter().zip(debug_keys).find_map(|(k, set)| set.then_some(k))
-                    {
+                    if let Some(key) = set_key(&["url_file", "url_env", "member_of"]) {
                         return Err(setting_error(
                             &format!("resources.\"{name}\".{key}"),
-                            "only resources of kind `debug-level` take it",
+                            "a postgres-role resource takes `url_file` or `url_env`, and `member_of`",
+                        ));
+                    }
+                    let keys = LoginKeys {
+                        url_file: url_file.as_deref(),
+                        url_env: resource.url_env.as_deref(),
+                        member_of: resource.member_of.as_deref(),
+                    };
+                    let target = LoginTarget::from_keys(keys, env)
+                        .map_err(|e| setting_error(&format!("resources.\"{name}\".{}", e.key), e.message))?;
+                    logins.insert(name.clone(), target);
+                }
+                _ => {
+                    if let Some(key) = set_key(&[]) {
+                        return Err(setting_error(
+                            &format!("resources.\"{name}\".{key}"),
+                            "only resources of kind `debug-level` or `postgres-role` take it",
                         ));
                     }
                 }
@@ -786,6 +811,7 @@ impl Config {
             business_hours,
             logs,
             debug_levels,
+            logins,
             server,
             rules: audit_rules,
             notify,
@@ -995,7 +1021,7 @@ mod tests {
     }
 
     #[test]
-    fn debug_level_resources_are_checked_at_load_naming_the_key() {
+    fn debug_level_and_postgres_role_resources_are_checked_at_load_naming_the_key() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("ward.toml");
         std::fs::create_dir(dir.path().join("secrets")).unwrap();
@@ -1021,8 +1047,16 @@ mod tests {
             ),
             ("debug-level", good.replace("orders-db.url", "missing.url"), "url_file", "cannot read"),
             ("logs", "level = \"debug\"".to_owned(), "level", "only resources of kind `debug-level`"),
-            ("postgres-role", "member_of = \"orders_readonly\"".to_owned(), "", "unknown field"),
-            ("postgres-role", String::new(), "kind", "not built yet"),
+            ("logs", "member_of = \"x\"".to_owned(), "member_of", "or `postgres-role`"),
+            ("debug-level", format!("{good}\nmember_of = \"x\""), "member_of", "only resources of kind"),
+            ("postgres-role", String::new(), "member_of", "the role a temporary login"),
+            ("postgres-role", "member_of = \"orders_readonly\"".to_owned(), "url_file", "never in ward.toml"),
+            (
+                "postgres-role",
+                "member_of = \"r\"\nurl_file = \"secrets/orders-db.url\"\nlevel = \"debug1\"".to_owned(),
+                "level",
+                "takes `url_file` or `url_env`, and `member_of`",
+            ),
         ] {
             std::fs::write(&file, resource(kind, &extra)).unwrap();
             let error = Config::load(&file, &|_| None).unwrap_err().to_string();
@@ -1033,6 +1067,11 @@ mod tests {
             assert!(error.contains(says), "{extra}: {error}");
             assert!(!error.contains(":pw@"), "never the URL: {error}");
         }
+        let login = "url_file = \"secrets/orders-db.url\"\nmember_of = \"orders_readonly\"";
+        std::fs::write(&file, resource("postgres-role", login)).unwrap();
+        let config = Config::load(&file, &|_| None).unwrap();
+        let target = &config.logins["debug:orders-db"];
+        assert_eq!((target.host.as_str(), target.dbname.as_str()), ("db.example", "orders"));
         std::fs::write(dir.path().join("secrets/orders-db.url"), "db.example:5432/orders").unwrap();
         std::fs::write(&file, resource("debug-level", good)).unwrap();
         let error = Config::load(&file, &|_| None).unwrap_err().to_string();

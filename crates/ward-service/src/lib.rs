@@ -126,6 +126,7 @@ async fn start(
         business_hours: config.business_hours.clone(),
         rules: config.rules.clone(),
         debug_levels: config.debug_levels.clone(),
+        logins: config.logins.clone(),
     };
     let audit = &config.audit;
     if !audit.signing_key_configured

@@ -171,6 +171,12 @@ pub enum Command {
     },
     /// End your own access early ("task done").
     Release { id: String },
+    /// The credentials of your grant's temporary database login (a `postgres-role` resource):
+    /// shown once, with a password made now that ward keeps no copy of.
+    Credentials {
+        #[arg(value_name = "GRANT_ID")]
+        id: String,
+    },
     /// End someone's access (approvers and admins).
     Revoke {
         id: String,

@@ -242,9 +242,13 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
     // Debug-level resources' levels, raised for their grants and put back (also what was left
     // raised while ward was down), when any is configured.
     let debug_levels = (!broker.settings().debug_levels.is_empty()).then(|| {
-        let consumer = ward_monitor::DebugLevelsConsumer::new(broker.clone(), holder).sharing(tail);
+        let consumer = ward_monitor::DebugLevelsConsumer::new(broker.clone(), holder).sharing(tail.clone());
         ward_monitor::ConsumerTask::start(consumer)
     });
+    // Postgres-role grants' temporary logins, made and removed. Run even with none configured:
+    // a login left from a resource since taken out of ward.toml is then said to be stranded.
+    let logins = ward_monitor::LoginsConsumer::new(broker.clone(), holder).sharing(tail);
+    let logins = ward_monitor::ConsumerTask::start(logins);
     let served = match tls {
         Some(tls) => {
             let listener = ward_server::tls::TlsListener::new(listener, tls);
@@ -255,6 +259,7 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
     if let Some(debug_levels) = debug_levels {
         debug_levels.stop().await;
     }
+    logins.stop().await;
     checkpoints.stop().await;
     rules.stop().await;
     background.stop().await;

@@ -399,6 +399,11 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let value = client()?.post(&format!("/v1/grants/{id}/release"), &serde_json::json!({})).await?;
             render(json, &value, |shown: &GrantView| output::grant(shown, Timestamp::now()))
         }
+        Command::Credentials { id } => {
+            let value =
+                client()?.post(&format!("/v1/grants/{id}/credentials"), &serde_json::json!({})).await?;
+            render(json, &value, output::credentials)
+        }
         Command::Revoke { id, reason } => {
             let value = client()?.post(&format!("/v1/grants/{id}/revoke"), &RevokeBody { reason }).await?;
             render(json, &value, |shown: &GrantView| output::grant(shown, Timestamp::now()))

@@ -1,7 +1,9 @@
 //! Readable tables for people; `-o json` prints the API's JSON unchanged.
 
 use jiff::Timestamp;
-use ward_api::{CheckResult, EventView, FindingView, GrantView, RequestView, RuleView, TokenView};
+use ward_api::{
+    CheckResult, CredentialsView, EventView, FindingView, GrantView, RequestView, RuleView, TokenView,
+};
 use ward_core::duration::format_duration;
 
 /// Prints rows as left-aligned columns under a header.
@@ -183,6 +185,16 @@ pub fn grant(g: &GrantView, now: Timestamp) {
             _ => say!("review    {} (due {}, {})", review.state, review.due_at, relative(review.due_at, now)),
         }
     }
+}
+
+pub fn credentials(c: &CredentialsView) {
+    println!("username  {}", c.username);
+    println!("password  {}", c.password);
+    println!("host      {}", c.host);
+    println!("port      {}", c.port);
+    println!("dbname    {}", c.dbname);
+    println!("expires   {}", c.expires_at);
+    println!("shown once: ward keeps no copy of the password; the login is removed when the grant ends");
 }
 
 pub fn check(c: &CheckResult, now: Timestamp) {

@@ -1,0 +1,491 @@
+//! The consumer `logins` ([`LoginsReader`]): makes a temporary PostgreSQL login for each grant on
+//! a `postgres-role` resource when it starts, and removes it when the grant ends, through
+//! `ward_provision::PostgresLogins`; and [`Credentials`], which shows the holder the login's
+//! credentials once.
+//!
+//! The store keeps a record per grant (`logins`), moved with the consumer's cursor: owed from
+//! the grant's start, applied once the server confirmed it, to be removed from the grant's end,
+//! deleted once removed. A restart resumes from it: a login whose grant ended while ward was down
+//! is removed when it starts again (and the server refused it meanwhile: it is `VALID UNTIL` the
+//! window's end). Grants whose window passed end by the clock, their expiry on record or not.
+//! A target that fails is `provisioner.failed` once per streak and tried again with backoff.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use jiff::{SignedDuration, Timestamp};
+use ward_api::CredentialsView;
+use ward_core::audit::payload::{
+    CredentialsIssued, ProvisionerApplied, ProvisionerFailed, ProvisionerRemoved,
+};
+use ward_core::audit::{AuditEvent, NewEvent, Payload};
+use ward_core::lifecycle::IdSource;
+use ward_core::{GrantState, SYSTEM_ACTOR};
+use ward_provision::{LoginTarget, PostgresLogins, account_name};
+use ward_service::ids::RandomIds;
+use ward_service::{Broker, BrokerError, Caller};
+use ward_store::{Change, LoginRecord, LoginWrite, StoreError};
+
+use crate::consumer::{Consumer, Planned, Reader};
+use crate::tail::Tailed;
+
+/// The consumer's name: its lease and its cursor.
+pub const LOGINS: &str = "logins";
+/// The driver's name in events.
+const DRIVER: &str = "postgres-role";
+/// Logins made or removed at once in one step.
+const LOGINS_AT_ONCE: usize = 16;
+/// How often the records are looked at while a login is owed or held.
+pub const LOOK_EVERY: SignedDuration = SignedDuration::from_secs(1);
+/// The longest wait between two tries of a failing target.
+const MOST_BACKOFF: SignedDuration = SignedDuration::from_secs(60);
+
+/// The logins' consumer.
+pub type LoginsConsumer = Consumer<LoginsReader>;
+
+impl Consumer<LoginsReader> {
+    /// The consumer of the postgres-role resources configured, as this process (`holder`) runs it.
+    pub fn new(broker: Arc<Broker>, holder: &str) -> Self {
+        Self::with_reader(broker, holder, LoginsReader)
+    }
+}
+
+/// What the log says of a grant on a postgres-role resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Move {
+    Started { resource: String, grant_id: String, holder: String, expires_at: i64 },
+    Extended { grant_id: String, expires_at: i64 },
+    Ended { grant_id: String, at: i64 },
+}
+
+/// What a batch showed: the grants' moves, and whether to look at the records.
+#[derive(Debug, Default)]
+pub struct Moves {
+    moves: Vec<Move>,
+    look: bool,
+}
+
+/// The servers, whether any login is owed or held, when the records are next looked at, and
+/// when each failing login is tried again.
+pub struct Servers {
+    servers: BTreeMap<String, Arc<PostgresLogins>>,
+    busy: bool,
+    look_at: Option<Timestamp>,
+    retry_at: HashMap<String, (Timestamp, SignedDuration)>,
+}
+
+/// What a committed step came to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LoginTally {
+    pub applied: u64,
+    pub removed: u64,
+    pub failed: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LoginsReader;
+
+impl Reader for LoginsReader {
+    type State = Servers;
+    type Seen = Moves;
+    type Tally = LoginTally;
+
+    fn name(&self) -> &'static str {
+        LOGINS
+    }
+
+    fn fresh(&self, broker: &Broker) -> Servers {
+        let servers = broker
+            .settings()
+            .logins
+            .iter()
+            .map(|(resource, target)| (resource.clone(), Arc::new(PostgresLogins::new(target.clone()))))
+            .collect();
+        // Until the store was read, assume something is owed (a login left while ward was down).
+        Servers { servers, busy: true, look_at: None, retry_at: HashMap::new() }
+    }
+
+    fn reach_seconds(&self, _broker: &Broker) -> Option<i64> {
+        None
+    }
+
+    fn replay(&self, _state: &mut Servers, _event: &AuditEvent) {}
+
+    fn observe(&self, state: &mut Servers, events: &[Tailed], now: Timestamp) -> Moves {
+        let mut seen = Moves::default();
+        for Tailed { event, .. } in events {
+            let (Some(resource), Some(grant_id)) = (&event.resource, &event.grant_id) else { continue };
+            if !state.servers.contains_key(resource) {
+                continue;
+            }
+            let Ok(payload) = Payload::parse(event.event_type, &event.details) else { continue };
+            let grant_id = grant_id.clone();
+            let holder = || event.subject.clone().unwrap_or_else(|| event.actor.clone());
+            let found = match payload {
+                Payload::GrantActivated(started) => Move::Started {
+                    resource: resource.clone(),
+                    grant_id,
+                    holder: holder(),
+                    expires_at: started.expires_at.as_millisecond(),
+                },
+                Payload::BreakglassUsed(used) => Move::Started {
+                    resource: resource.clone(),
+                    grant_id,
+                    holder: holder(),
+                    expires_at: used.expires_at.as_millisecond(),
+                },
+                Payload::GrantExtended(extended) => {
+                    Move::Extended { grant_id, expires_at: extended.expires_at.as_millisecond() }
+                }
+                Payload::GrantReleased(_) | Payload::GrantRevoked(_) => {
+                    Move::Ended { grant_id, at: event.occurred_at.as_millisecond() }
+                }
+                Payload::GrantExpired(expired) => {
+                    Move::Ended { grant_id, at: expired.expires_at.as_millisecond() }
+                }
+                _ => continue,
+            };
+            seen.moves.push(found);
+        }
+        seen.look = !seen.moves.is_empty() || (state.busy && state.look_at.is_none_or(|at| now >= at));
+        seen
+    }
+
+    fn is_empty(&self, seen: &Moves) -> bool {
+        !seen.look
+    }
+
+    fn merge(&self, seen: &mut Moves, later: Moves) {
+        seen.moves.extend(later.moves);
+        seen.look |= later.look;
+    }
+
+    fn is_urgent(&self, _state: &Servers, seen: &Moves) -> bool {
+        // Someone waits for their login, or for it to be gone.
+        seen.look
+    }
+
+    async fn plan(
+        &self,
+        broker: &Broker,
+        state: &mut Servers,
+        seen: &Moves,
+        _to: i64,
+    ) -> Result<Planned<LoginTally>, StoreError> {
+        let now = broker.now();
+        let mut records: BTreeMap<String, LoginRecord> =
+            broker.store().logins().await?.into_iter().map(|r| (r.grant_id.clone(), r)).collect();
+        let stored = records.clone();
+        for found in &seen.moves {
+            follow(&mut records, found, now);
+        }
+        // A window that passed ends the login, its expiry on record or not.
+        for record in records.values_mut() {
+            if record.ended_at.is_none() && record.expires_at <= now.as_millisecond() {
+                record.ended_at = Some(record.expires_at);
+            }
+        }
+        let mut work = Vec::new();
+        let mut planned = Planned::<LoginTally>::default();
+        for (grant_id, record) in &records {
+            let owed = record.ended_at.is_some() || record.applied_until != Some(record.expires_at);
+            let waiting = state.retry_at.get(grant_id).is_some_and(|(at, _)| now < *at);
+            match state.servers.get(&record.resource) {
+                Some(server) if owed && !waiting => work.push(settle(server.clone(), record.clone(), broker)),
+                // A resource no longer configured: its logins cannot be reached; said once.
+                None if record.failing_since.is_none() => {
+                    let mut record = record.clone();
+                    let event = failed(&mut record, now, "remove", "the resource is no longer configured");
+                    planned.change.events.extend(event);
+                    planned.change.logins.push(LoginWrite::Put(record));
+                }
+                _ => {
+                    if Some(record) != stored.get(grant_id) {
+                        planned.change.logins.push(LoginWrite::Put(record.clone()));
+                    }
+                }
+            }
+        }
+        let done: Vec<Settled> =
+            futures_util::stream::iter(work).buffer_unordered(LOGINS_AT_ONCE).collect().await;
+        for settled in done {
+            let grant_id = settled.record.grant_id.clone();
+            match settled.outcome {
+                Outcome::Applied => {
+                    planned.tally.applied += 1;
+                    state.retry_at.remove(&grant_id);
+                }
+                Outcome::Removed => {
+                    planned.tally.removed += 1;
+                    state.retry_at.remove(&grant_id);
+                }
+                Outcome::Failed => {
+                    planned.tally.failed += 1;
+                    let wait =
+                        state.retry_at.get(&grant_id).map_or(LOOK_EVERY, |(_, w)| (*w * 2).min(MOST_BACKOFF));
+                    state.retry_at.insert(grant_id.clone(), (now + wait, wait));
+                }
+            }
+            planned.change.events.extend(settled.event);
+            planned.change.logins.push(if settled.outcome == Outcome::Removed {
+                LoginWrite::Remove { grant_id }
+            } else {
+                LoginWrite::Put(LoginRecord { updated_at: now, ..settled.record })
+            });
+        }
+        state.retry_at.retain(|grant_id, _| records.contains_key(grant_id));
+        state.busy = !records.is_empty() && planned.tally.removed < records.len() as u64;
+        state.look_at = Some(now + LOOK_EVERY);
+        Ok(planned)
+    }
+
+    fn report(&self, tally: &LoginTally) {
+        if tally.applied + tally.removed + tally.failed > 0 {
+            tracing::info!(applied = tally.applied, removed = tally.removed, failed = tally.failed, "logins");
+        }
+    }
+}
+
+/// Applies a grant's move to the records.
+fn follow(records: &mut BTreeMap<String, LoginRecord>, found: &Move, now: Timestamp) {
+    match found {
+        Move::Started { resource, grant_id, holder, expires_at } => {
+            records.entry(grant_id.clone()).or_insert_with(|| LoginRecord {
+                grant_id: grant_id.clone(),
+                resource: resource.clone(),
+                account: account_name(holder, grant_id),
+                expires_at: *expires_at,
+                updated_at: now,
+                ..LoginRecord::default()
+            });
+        }
+        Move::Extended { grant_id, expires_at } => {
+            if let Some(record) = records.get_mut(grant_id).filter(|r| r.ended_at.is_none()) {
+                record.expires_at = *expires_at;
+            }
+        }
+        Move::Ended { grant_id, at } => {
+            if let Some(record) = records.get_mut(grant_id) {
+                record.ended_at = Some(record.ended_at.map_or(*at, |ended| ended.min(*at)));
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Applied,
+    Removed,
+    Failed,
+}
+
+struct Settled {
+    record: LoginRecord,
+    outcome: Outcome,
+    event: Option<NewEvent>,
+}
+
+/// Brings one login to what its grant asks for: made (valid until the window's end) or removed.
+async fn settle(server: Arc<PostgresLogins>, mut record: LoginRecord, broker: &Broker) -> Settled {
+    let now = broker.now();
+    let Some(ended_at) = record.ended_at else {
+        let valid_until = Timestamp::from_millisecond(record.expires_at).unwrap_or(now);
+        return match server.apply(&record.account, valid_until).await {
+            Ok(()) => {
+                record.applied_until = Some(record.expires_at);
+                record.failing_since = None;
+                let member_of = broker.settings().logins.get(&record.resource).map(|t| t.member_of.clone());
+                let applied = ProvisionerApplied {
+                    driver: DRIVER.into(),
+                    account: record.account.clone(),
+                    member_of: member_of.unwrap_or_default(),
+                    valid_until,
+                };
+                let event = event(&record, now, Payload::ProvisionerApplied(applied));
+                Settled { record, outcome: Outcome::Applied, event: Some(event) }
+            }
+            Err(error) => {
+                let event = failed(&mut record, now, "apply", &error.to_string());
+                Settled { record, outcome: Outcome::Failed, event }
+            }
+        };
+    };
+    match server.remove(&record.account).await {
+        Ok(sessions_ended) => {
+            // From the grant's end to the server's confirmation (now, not the step's start).
+            let lag = (broker.now().as_millisecond() - ended_at).max(0);
+            metrics::histogram!("ward_revocation_lag_seconds", "kind" => DRIVER).record(lag as f64 / 1000.0);
+            let removed = ProvisionerRemoved {
+                driver: DRIVER.into(),
+                account: record.account.clone(),
+                sessions_ended,
+                revocation_lag_ms: Some(lag),
+            };
+            let event = event(&record, now, Payload::ProvisionerRemoved(removed));
+            Settled { record, outcome: Outcome::Removed, event: Some(event) }
+        }
+        Err(error) => {
+            let event = failed(&mut record, now, "remove", &error.to_string());
+            Settled { record, outcome: Outcome::Failed, event }
+        }
+    }
+}
+
+/// `provisioner.failed` for the first failure of a streak (later ones are retried quietly).
+fn failed(record: &mut LoginRecord, now: Timestamp, action: &str, error: &str) -> Option<NewEvent> {
+    if record.failing_since.is_some() {
+        return None;
+    }
+    record.failing_since = Some(now.as_millisecond());
+    tracing::warn!(resource = record.resource, grant_id = record.grant_id, action, %error, "a login's server failed; retrying");
+    let failed = ProvisionerFailed {
+        driver: DRIVER.into(),
+        action: action.into(),
+        error: error.into(),
+        grant_ids: vec![record.grant_id.clone()],
+    };
+    Some(event(record, now, Payload::ProvisionerFailed(failed)))
+}
+
+fn event(record: &LoginRecord, now: Timestamp, payload: Payload) -> NewEvent {
+    NewEvent {
+        resource: Some(record.resource.clone()),
+        grant_id: Some(record.grant_id.clone()),
+        ..NewEvent::new(RandomIds.event_id(), now, SYSTEM_ACTOR, payload)
+    }
+}
+
+/// How long a holder's ask for credentials waits for the login to be made, and how often it
+/// looks.
+const READY_WAIT: Duration = Duration::from_secs(10);
+const READY_POLL: Duration = Duration::from_millis(50);
+
+/// The credentials of grants' temporary logins, shown to their holders once.
+#[derive(Clone)]
+pub struct Credentials {
+    broker: Arc<Broker>,
+}
+
+impl Credentials {
+    pub fn new(broker: Arc<Broker>) -> Self {
+        Self { broker }
+    }
+
+    /// The credentials of the login made for the caller's grant `grant_id`: a fresh password,
+    /// set in the server as they are shown, once. Waits a moment for a login being made.
+    pub async fn issue(&self, caller: &Caller, grant_id: &str) -> Result<CredentialsView, BrokerError> {
+        let store = self.broker.store();
+        let grant = store
+            .grant(grant_id)
+            .await?
+            .filter(|g| g.principal == caller.name || caller.sees_everything())
+            .ok_or_else(|| BrokerError::NotFound(format!("no grant `{grant_id}`")))?;
+        if grant.principal != caller.name {
+            return Err(BrokerError::Forbidden("only the grant's holder is shown its credentials".into()));
+        }
+        let Some(target) = self.broker.settings().logins.get(&grant.resource) else {
+            return Err(BrokerError::Conflict(format!(
+                "`{}` is not a postgres-role resource: its grant has no credentials",
+                grant.resource
+            )));
+        };
+        let live = |now: Timestamp| grant.state == GrantState::Active && now < grant.expires_at;
+        if !live(self.broker.now()) {
+            return Err(BrokerError::Conflict(format!("grant `{grant_id}` is not active")));
+        }
+        let login = self.made(grant_id).await?;
+        if login.credentials_issued_at.is_some() {
+            return Err(BrokerError::Conflict(format!(
+                "the credentials of grant `{grant_id}` were shown once already; they are never shown again"
+            )));
+        }
+        let now = self.broker.now();
+        let issued = CredentialsIssued { account: login.account.clone() };
+        let record = NewEvent {
+            subject: Some(caller.name.clone()),
+            resource: Some(grant.resource.clone()),
+            request_id: Some(grant.request_id.0.clone()),
+            grant_id: Some(grant_id.to_owned()),
+            ..NewEvent::new(RandomIds.event_id(), now, &caller.name, Payload::CredentialsIssued(issued))
+        };
+        let claim = Change {
+            logins: vec![LoginWrite::IssueCredentials { grant_id: grant_id.to_owned(), at: now }],
+            events: vec![record],
+            ..Change::default()
+        };
+        match self.broker.commit_change(claim).await {
+            Ok(_) => {}
+            Err(StoreError::Conflict) => {
+                return Err(BrokerError::Conflict(format!(
+                    "the credentials of grant `{grant_id}` were shown already, or the grant ended"
+                )));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        let server = PostgresLogins::new(target.clone());
+        match server.set_password(&login.account).await {
+            Ok(credentials) => Ok(view(target, credentials, grant.expires_at)),
+            Err(error) => {
+                let failed = ProvisionerFailed {
+                    driver: DRIVER.into(),
+                    action: "credentials".into(),
+                    error: error.to_string(),
+                    grant_ids: vec![grant_id.to_owned()],
+                };
+                let withdraw = Change {
+                    logins: vec![LoginWrite::WithdrawCredentials { grant_id: grant_id.to_owned() }],
+                    events: vec![event(&login, self.broker.now(), Payload::ProvisionerFailed(failed))],
+                    ..Change::default()
+                };
+                self.broker.commit_change(withdraw).await?;
+                Err(BrokerError::Unavailable(format!(
+                    "the database did not take the new password ({error}); ask again"
+                )))
+            }
+        }
+    }
+
+    /// The login made for `grant_id`, waiting up to [`READY_WAIT`] for the consumer to make it.
+    async fn made(&self, grant_id: &str) -> Result<LoginRecord, BrokerError> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let login = self.broker.store().login(grant_id).await?;
+            match login {
+                Some(login) if login.is_usable() => return Ok(login),
+                Some(login) if login.ended_at.is_some() => {
+                    return Err(BrokerError::Conflict(format!(
+                        "grant `{grant_id}` ended; its login is removed"
+                    )));
+                }
+                _ => {}
+            }
+            if started.elapsed() >= READY_WAIT {
+                let why = match login.and_then(|l| l.failing_since) {
+                    Some(_) => {
+                        "the database refuses to make it (see the `provisioner.failed` event); ward keeps trying"
+                    }
+                    None => "it is not made yet",
+                };
+                return Err(BrokerError::Unavailable(format!("no login for grant `{grant_id}`: {why}")));
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+    }
+}
+
+fn view(
+    target: &LoginTarget,
+    credentials: ward_provision::Credentials,
+    expires_at: Timestamp,
+) -> CredentialsView {
+    CredentialsView {
+        username: credentials.username,
+        password: credentials.password,
+        host: target.host.clone(),
+        port: target.port,
+        dbname: target.dbname.clone(),
+        expires_at,
+    }
+}
