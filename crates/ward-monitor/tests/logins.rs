@@ -1,0 +1,229 @@
+//! The logins' consumer and the credentials through the broker, against a real PostgreSQL whose
+//! TCP connections sign in with a password: a login made for a grant's window, its credentials
+//! shown once to its holder only, cut with its sessions when the grant ends (also when ward was
+//! down at that moment), and a server that refuses recorded once and tried again.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
+use ward_api::CredentialsView;
+use ward_core::audit::payload::{ProvisionerApplied, ProvisionerFailed, ProvisionerRemoved};
+use ward_core::audit::{AuditEvent, EventType, Payload};
+use ward_core::ManualClock;
+use ward_monitor::{Credentials, LOGINS, LoginTally, LoginsConsumer};
+use ward_service::{Broker, BrokerError, Caller, Config, RequestInput};
+use ward_store::{EventFilter, Store};
+use ward_store_sql::SqlStore;
+
+const POLICY: &str = r#"
+@id("orders.read")
+@approvals("1")
+@max_duration("2h")
+permit (principal, action == Ward::Action::"request", resource == Ward::Resource::"db:orders")
+when { principal in Ward::Group::"engineering" && context.role == "read" };
+
+@id("orders.approvers")
+permit (principal in Ward::Group::"engineering", action == Ward::Action::"approve", resource == Ward::Resource::"db:orders");
+"#;
+
+fn world(dir: &Path, url: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(dir.join("policies/orders.cedar"), POLICY).unwrap();
+    std::fs::write(dir.join("orders-db.url"), url).unwrap();
+    let toml = "data_dir = \"data\"\npolicies = [\"policies\"]\n[authorization]\nadmin_groups = [\"admins\"]\n\
+         [users]\nalice = { groups = [\"engineering\"] }\nbob = { groups = [\"engineering\"] }\n\
+         [resources.\"db:orders\"]\nkind = \"postgres-role\"\nroles = [\"read\"]\nurl_file = \"orders-db.url\"\n\
+         member_of = \"orders_readonly\"\n";
+    std::fs::write(dir.join("ward.toml"), toml).unwrap();
+    dir.join("ward.toml")
+}
+
+struct World {
+    config: Config,
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    broker: Arc<Broker>,
+}
+
+impl World {
+    async fn new(path: &Path, store: Arc<dyn Store>) -> Self {
+        let config = Config::load(path, &|_| None).unwrap();
+        let clock = Arc::new(ManualClock::new("2027-01-18T10:00:00Z".parse::<Timestamp>().unwrap()));
+        let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+        Self { config, store, clock, broker }
+    }
+
+    async fn restarted(&self) -> Self {
+        let broker =
+            ward_service::broker_for(&self.config, self.store.clone(), self.clock.clone()).await.unwrap();
+        Self { config: self.config.clone(), store: self.store.clone(), clock: self.clock.clone(), broker }
+    }
+
+    fn who(&self, name: &str) -> Caller {
+        self.broker.caller(name).unwrap()
+    }
+
+    async fn granted(&self, requester: &str, approver: &str, minutes: u64) -> String {
+        let ask = RequestInput {
+            resource: "db:orders".into(),
+            role: "read".into(),
+            duration_seconds: minutes * 60,
+            reason: "INC-4312 orders stuck in pending".into(),
+            ticket: None,
+            start_at: None,
+            breakglass: false,
+        };
+        let request = self.broker.create_request(&self.who(requester), ask).await.unwrap();
+        let approved = self.broker.approve(&self.who(approver), request.id.as_str(), None).await.unwrap();
+        approved.grant_id.unwrap().0
+    }
+
+    async fn events(&self, event_type: EventType) -> Vec<AuditEvent> {
+        let filter = EventFilter { event_type: Some(event_type), limit: 1000, ..EventFilter::default() };
+        self.store.events(&filter).await.unwrap()
+    }
+
+    async fn credentials(&self, who: &str, grant: &str) -> Result<CredentialsView, BrokerError> {
+        Credentials::new(self.broker.clone()).issue(&self.who(who), grant).await
+    }
+}
+
+async fn step(consumer: &mut LoginsConsumer) -> LoginTally {
+    let report = consumer.step().await.unwrap();
+    assert!(report.held);
+    report.tally
+}
+
+fn tally(applied: u64, removed: u64, failed: u64) -> LoginTally {
+    LoginTally { applied, removed, failed }
+}
+
+async fn signed_in(c: &CredentialsView, password: &str) -> Result<PgConnection, sqlx::Error> {
+    PgConnectOptions::new()
+        .host(&c.host)
+        .port(c.port)
+        .database(&c.dbname)
+        .username(&c.username)
+        .password(password)
+        .connect()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_gets_a_login_for_its_window_and_loses_it_with_its_sessions() {
+    let Some(cluster) = ward_testkit::postgres_with_passwords() else { return };
+    let url = cluster.fresh_database();
+    let mut admin = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE ROLE orders_readonly NOLOGIN; CREATE TABLE orders (id int); INSERT INTO orders VALUES (7); \
+         GRANT SELECT ON orders TO orders_readonly",
+    )
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = world(dir.path(), &url);
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
+    let w = World::new(&path, store).await;
+    let mut consumer = LoginsConsumer::new(w.broker.clone(), "process-1");
+    assert_eq!(step(&mut consumer).await, tally(0, 0, 0));
+
+    let grant = w.granted("alice", "bob", 30).await;
+    assert_eq!(step(&mut consumer).await, tally(1, 0, 0));
+    let applied = &w.events(EventType::ProvisionerApplied).await[0];
+    let Payload::ProvisionerApplied(ProvisionerApplied { account, member_of, .. }) =
+        Payload::parse(applied.event_type, &applied.details).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(member_of, "orders_readonly");
+    assert!(account.starts_with("ward_alice_"), "{account}");
+    assert_eq!(applied.grant_id.as_deref(), Some(grant.as_str()));
+
+    // Only the holder is shown them, and only once.
+    assert!(matches!(w.credentials("bob", &grant).await, Err(BrokerError::NotFound(_))));
+    let shown = w.credentials("alice", &grant).await.unwrap();
+    assert_eq!((shown.username.as_str(), shown.dbname.as_str()), (account.as_str(), url.rsplit('/').next().unwrap()));
+    assert!(matches!(w.credentials("alice", &grant).await, Err(BrokerError::Conflict(_))));
+    let issued = &w.events(EventType::CredentialsIssued).await[0];
+    assert_eq!(issued.actor, "alice");
+    let everything = serde_json::to_string(&w.events(EventType::CredentialsIssued).await).unwrap();
+    assert!(!everything.contains(&shown.password), "the log never holds the password");
+
+    let mut session = signed_in(&shown, &shown.password).await.unwrap();
+    let id: i32 = sqlx::query_scalar("SELECT id FROM orders").fetch_one(&mut session).await.unwrap();
+    assert_eq!(id, 7);
+
+    // Released: the login is gone and the open session cut.
+    w.broker.release(&w.who("alice"), &grant).await.unwrap();
+    assert_eq!(step(&mut consumer).await, tally(0, 1, 0));
+    assert!(sqlx::query("SELECT 1").execute(&mut session).await.is_err(), "the session was cut");
+    assert!(signed_in(&shown, &shown.password).await.is_err());
+    let removed = &w.events(EventType::ProvisionerRemoved).await[0];
+    let Payload::ProvisionerRemoved(ProvisionerRemoved { sessions_ended, revocation_lag_ms, .. }) =
+        Payload::parse(removed.event_type, &removed.details).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((sessions_ended, revocation_lag_ms), (1, Some(0)));
+    assert!(w.store.logins().await.unwrap().is_empty());
+    assert!(matches!(w.credentials("alice", &grant).await, Err(BrokerError::Conflict(_))), "ended");
+
+    // ward stops while a login is held, and the window ends meanwhile: the login is removed when
+    // ward starts again (another process, once the first one's lease lapsed).
+    let second = w.granted("alice", "bob", 10).await;
+    assert_eq!(step(&mut consumer).await, tally(1, 0, 0));
+    let shown = w.credentials("alice", &second).await.unwrap();
+    drop(consumer);
+    w.clock.advance(SignedDuration::from_mins(11));
+    let w = w.restarted().await;
+    let mut next = LoginsConsumer::new(w.broker.clone(), "process-2");
+    assert_eq!(step(&mut next).await, tally(0, 1, 0));
+    assert!(signed_in(&shown, &shown.password).await.is_err());
+    let removed = w.events(EventType::ProvisionerRemoved).await;
+    let Payload::ProvisionerRemoved(ProvisionerRemoved { revocation_lag_ms, .. }) =
+        Payload::parse(EventType::ProvisionerRemoved, &removed[1].details).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(revocation_lag_ms, Some(60_000), "a minute late: ward was down");
+    assert!(w.store.consumer_cursor(LOGINS).await.unwrap() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_refuses_is_recorded_once_and_tried_again() {
+    let Some(cluster) = ward_testkit::postgres_with_passwords() else { return };
+    let url = cluster.fresh_database();
+    let dir = tempfile::tempdir().unwrap();
+    let path = world(dir.path(), &url);
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
+    let w = World::new(&path, store).await;
+    let mut consumer = LoginsConsumer::new(w.broker.clone(), "process-1");
+    // `orders_readonly` does not exist yet: the server refuses to make the login.
+    let grant = w.granted("alice", "bob", 30).await;
+    assert_eq!(step(&mut consumer).await, tally(0, 0, 1));
+    w.clock.advance(SignedDuration::from_secs(1));
+    assert_eq!(step(&mut consumer).await, tally(0, 0, 1), "tried again a second later");
+    w.clock.advance(SignedDuration::from_secs(1));
+    assert_eq!(step(&mut consumer).await, tally(0, 0, 0), "then after two: backing off");
+    let failed = w.events(EventType::ProvisionerFailed).await;
+    assert_eq!(failed.len(), 1, "one event per streak");
+    let Payload::ProvisionerFailed(ProvisionerFailed { action, error, grant_ids, .. }) =
+        Payload::parse(failed[0].event_type, &failed[0].details).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((action.as_str(), grant_ids), ("apply", vec![grant.clone()]));
+    assert!(error.contains("orders_readonly") && !error.contains("ward-test-superuser"), "{error}");
+    assert!(!w.store.login(&grant).await.unwrap().unwrap().is_usable(), "not reported usable");
+
+    let mut admin = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("CREATE ROLE orders_readonly NOLOGIN").execute(&mut admin).await.unwrap();
+    w.clock.advance(SignedDuration::from_secs(1));
+    assert_eq!(step(&mut consumer).await, tally(1, 0, 0));
+    assert!(w.credentials("alice", &grant).await.is_ok());
+}
