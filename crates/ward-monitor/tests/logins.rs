@@ -11,9 +11,9 @@ use jiff::{SignedDuration, Timestamp};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 use ward_api::CredentialsView;
+use ward_core::ManualClock;
 use ward_core::audit::payload::{ProvisionerApplied, ProvisionerFailed, ProvisionerRemoved};
 use ward_core::audit::{AuditEvent, EventType, Payload};
-use ward_core::ManualClock;
 use ward_monitor::{Credentials, LOGINS, LoginTally, LoginsConsumer};
 use ward_service::{Broker, BrokerError, Caller, Config, RequestInput};
 use ward_store::{EventFilter, Store};
@@ -147,7 +147,10 @@ async fn a_grant_gets_a_login_for_its_window_and_loses_it_with_its_sessions() {
     // Only the holder is shown them, and only once.
     assert!(matches!(w.credentials("bob", &grant).await, Err(BrokerError::NotFound(_))));
     let shown = w.credentials("alice", &grant).await.unwrap();
-    assert_eq!((shown.username.as_str(), shown.dbname.as_str()), (account.as_str(), url.rsplit('/').next().unwrap()));
+    assert_eq!(
+        (shown.username.as_str(), shown.dbname.as_str()),
+        (account.as_str(), url.rsplit('/').next().unwrap())
+    );
     assert!(matches!(w.credentials("alice", &grant).await, Err(BrokerError::Conflict(_))));
     let issued = &w.events(EventType::CredentialsIssued).await[0];
     assert_eq!(issued.actor, "alice");

@@ -1718,3 +1718,102 @@ fn a_debug_level_grant_raises_the_level_and_its_end_puts_it_back() {
     assert_eq!(restored["details"]["grant_ids"], serde_json::json!([grant_id]));
     assert_eq!(restored["details"]["after"], "info");
 }
+
+/// A postgres-role resource through `ward serve`: the holder gets the temporary login's
+/// credentials once, `psql` signs in with them during the window, and the grant's end cuts the
+/// open session and the login, all on record.
+#[test]
+fn a_postgres_role_grant_gives_psql_a_login_for_the_window_only() {
+    let Some(cluster) = ward_testkit::postgres_with_passwords() else { return };
+    let url = cluster.fresh_database();
+    let admin = std::process::Command::new(cluster.bin().join("psql"))
+        .args([&url, "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg("CREATE ROLE orders_readonly NOLOGIN; CREATE TABLE orders (id int); INSERT INTO orders VALUES (42); GRANT SELECT ON orders TO orders_readonly")
+        .output()
+        .unwrap();
+    assert!(admin.status.success(), "{}", stderr(&admin));
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("quickstart");
+    copy_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart")), &world);
+    std::fs::create_dir_all(world.join("secrets")).unwrap();
+    std::fs::write(world.join("secrets/orders-db.url"), &url).unwrap();
+    std::fs::write(
+        world.join("policies/orders-db.cedar"),
+        "@id(\"orders.db\")\n@approvals(\"1\")\n@max_duration(\"2h\")\npermit (principal in Ward::Group::\"engineering\", \
+         action == Ward::Action::\"request\", resource == Ward::Resource::\"db:orders\") when { context.role == \"read\" };\n\
+         @id(\"orders.db-approvers\")\npermit (principal in Ward::Group::\"payments-leads\", action == Ward::Action::\"approve\", \
+         resource == Ward::Resource::\"db:orders\");\n",
+    )
+    .unwrap();
+    let config = world.join("ward.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{base}\n[resources.\"db:orders\"]\nkind = \"postgres-role\"\nroles = [\"read\"]\n\
+             url_file = \"secrets/orders-db.url\"\nmember_of = \"orders_readonly\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start_in(dir, Vec::new());
+    let (alice, bob, carol) = (server.token("alice"), server.token("bob"), server.token("carol"));
+    let ask = ["request", "db:orders", "--role", "read", "--for", "30m", "--reason", "INC-4312 orders stuck"];
+    let (code, request) = server.json(&alice, &ask);
+    assert_eq!(code, 0, "{request}");
+    let (code, approved) = server.json(&bob, &["approve", request["id"].as_str().unwrap()]);
+    assert_eq!(code, 0, "{approved}");
+    let grant_id = approved["grant_id"].as_str().unwrap().to_owned();
+
+    let (code, login) = server.json(&alice, &["credentials", &grant_id]);
+    assert_eq!(code, 0, "{login}");
+    for key in ["username", "password", "host", "port", "dbname", "expires_at"] {
+        assert!(!login[key].is_null(), "{key}: {login}");
+    }
+    let again = server.ward(&alice, &["credentials", &grant_id]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("shown once already"), "{}", stderr(&again));
+    let psql = |sql: &str| {
+        let mut command = std::process::Command::new(cluster.bin().join("psql"));
+        command
+            .args(["-h", login["host"].as_str().unwrap(), "-p", &login["port"].to_string()])
+            .args(["-U", login["username"].as_str().unwrap(), "-d", login["dbname"].as_str().unwrap()])
+            .args(["-w", "-At", "-c", sql])
+            .env("PGPASSWORD", login["password"].as_str().unwrap());
+        command
+    };
+    let read = psql("SELECT id FROM orders").output().unwrap();
+    assert!(read.status.success(), "{}", stderr(&read));
+    assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), "42");
+    let mut open = psql("SELECT pg_sleep(60)").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+
+    assert!(server.ward(&alice, &["release", &grant_id]).status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let cut = loop {
+        if let Some(status) = open.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the open session outlived the grant");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!cut.success());
+    let after = psql("SELECT id FROM orders").output().unwrap();
+    assert!(!after.status.success(), "psql signed in after the grant's end");
+
+    // Recorded once the server confirmed the login is gone, a moment after the session's end.
+    let removed = loop {
+        let (_, removed) = server.json(&carol, &["audit", "events", "--type", "provisioner.removed"]);
+        if let Some(removed) = removed.as_array().unwrap().first() {
+            break removed.clone();
+        }
+        assert!(Instant::now() < deadline, "no provisioner.removed");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        (removed["grant_id"].as_str(), removed["details"]["sessions_ended"].as_u64()),
+        (Some(grant_id.as_str()), Some(1))
+    );
+    let (_, issued) = server.json(&carol, &["audit", "events", "--type", "credentials.issued"]);
+    assert_eq!(issued.as_array().unwrap().len(), 1);
+    assert!(!issued.to_string().contains(login["password"].as_str().unwrap()));
+}
