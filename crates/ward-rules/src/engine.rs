@@ -285,6 +285,10 @@ impl Engine {
         }
         self.check_chain(event, hashed, &mut out);
         if event.event_type.is_consumers_own() {
+            // Of what ward's other consumers write, the rules read one: an undo that failed.
+            if let Ok(Payload::ProvisionerFailed(failed)) = Payload::parse(event.event_type, &event.details) {
+                self.undo_failed(event, &failed, &mut out);
+            }
             return out;
         }
         // Details that do not read as their type (written by a ward that no longer exists, or

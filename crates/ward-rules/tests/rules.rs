@@ -255,6 +255,37 @@ fn revocation_overdue_stays_quiet_within_the_tolerance() {
     none(&run(&sim, 1800 + 59), RuleId::RevocationOverdue);
 }
 
+#[test]
+fn revocation_overdue_fires_when_a_grants_effect_cannot_be_taken_back() {
+    let mut sim = Sim::new();
+    let grant = sim.granted(0, "alice", 1800);
+    sim.release(600, &grant);
+    let failed = |action: &str| {
+        let payload = payload::ProvisionerFailed {
+            driver: "postgres-role".into(),
+            action: action.into(),
+            error: "cannot reach the target: connection refused".into(),
+            grant_ids: vec![grant.clone()],
+        };
+        NewEvent {
+            resource: Some("logs:payments-api".into()),
+            ..NewEvent::new("evt_failed".into(), at(601), "ward", Payload::ProvisionerFailed(payload))
+        }
+    };
+    // A login not made at the start is no access left behind: quiet.
+    sim.raw(601, failed("apply"));
+    none(&run(&sim, 700), RuleId::RevocationOverdue);
+    let seq = sim.raw(602, failed("remove"));
+    let finding = one(&run(&sim, 700), RuleId::RevocationOverdue);
+    assert_eq!(finding.key, format!("revocation-overdue/{grant}/postgres-role"));
+    assert_eq!(
+        (finding.subject.as_deref(), finding.grant_id.as_deref()),
+        (Some("alice"), Some(grant.as_str()))
+    );
+    assert_eq!(finding.seqs.last(), Some(&seq));
+    assert!(finding.summary.contains("connection refused"), "{}", finding.summary);
+}
+
 // --- use-outside-window --------------------------------------------------------------------
 
 #[test]

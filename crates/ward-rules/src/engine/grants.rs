@@ -4,7 +4,7 @@
 
 use jiff::Timestamp;
 use ward_core::audit::AuditEvent;
-use ward_core::audit::payload::{BreakglassUsed, GrantExtended, GrantStarted};
+use ward_core::audit::payload::{BreakglassUsed, GrantExtended, GrantStarted, ProvisionerFailed};
 
 use super::*;
 
@@ -349,6 +349,40 @@ impl Engine {
         let (subject, resource) = (Some(track.principal.clone()), Some(track.resource.clone()));
         let (request_id, seqs) = (track.request_id.clone(), vec![track.created_seq]);
         self.review_overdue(grant_id, subject, resource, request_id, seqs, at, out);
+    }
+
+    /// `revocation-overdue`: what a grant was given in another system (a raised log level, a
+    /// database login) could not be taken back at its end. ward keeps trying; someone should
+    /// look at the target now rather than trust it to.
+    pub(super) fn undo_failed(
+        &mut self,
+        event: &AuditEvent,
+        failed: &ProvisionerFailed,
+        out: &mut Vec<Finding>,
+    ) {
+        if !matches!(failed.action.as_str(), "restore" | "remove") {
+            return;
+        }
+        let resource = event.resource.clone().unwrap_or_default();
+        for grant_id in &failed.grant_ids {
+            let track = self.grants.get(grant_id.as_str());
+            let found = Found {
+                rule: RuleId::RevocationOverdue,
+                key: format!("revocation-overdue/{grant_id}/{}", failed.driver),
+                subject: track.map(|t| t.principal.clone()),
+                resource: Some(resource.clone()),
+                grant_id: Some(grant_id.clone()),
+                request_id: track.and_then(|t| t.request_id.clone()),
+                seqs: track.map(|t| t.created_seq).into_iter().chain([event.seq]).collect(),
+                summary: format!(
+                    "grant {grant_id} ended, but ward could not take back what it gave on {resource} \
+                     ({} {}: {}); ward keeps trying: check the target",
+                    failed.driver, failed.action, failed.error
+                ),
+                at: event.occurred_at.as_millisecond(),
+            };
+            self.emit(found, out);
+        }
     }
 
     pub(super) fn revocation_due(&mut self, at: i64, grant_id: &str, out: &mut Vec<Finding>) {
