@@ -42,6 +42,9 @@ pub const TAIL: usize = 4 * BATCH as usize;
 /// often, and an idle consumer renews its lease.
 pub const TICK: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The soonest a consumer steps again at its reader's ask ([`Reader::wake_at`]): a time already
+/// past never makes it spin.
+const EARLIEST_WAKE: Duration = Duration::from_millis(5);
 /// How long a consumer lets commits gather after being woken, so that a busy log is read in
 /// batches, not a commit at a time (each step is a read and a cursor write); its effects come
 /// this much later.
@@ -120,6 +123,12 @@ pub trait Reader: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Planned<Self::Tally>, StoreError>> + Send;
     /// Says in the log what a step did, when it did something worth saying.
     fn report(&self, tally: &Self::Tally);
+    /// When the reader wants to step again with or without new events (a window it holds
+    /// something for ends then): the consumer wakes at that time rather than wait for the
+    /// log's next event. The store stays the truth: the reader looks at the clock when it steps.
+    fn wake_at(&self, _state: &Self::State) -> Option<Timestamp> {
+        None
+    }
 }
 
 /// The reader's state while this process holds the lease, how far it has committed and read.
@@ -356,6 +365,15 @@ impl<R: Reader> Consumer<R> {
             if wait.is_zero() {
                 continue;
             }
+            // A time the reader asked to be woken at comes before the wait is over.
+            let asked = self.running.as_ref().and_then(|running| self.reader.wake_at(&running.state));
+            let wait = match asked {
+                Some(at) => {
+                    let until = Duration::try_from(at.duration_since(self.broker.now())).unwrap_or_default();
+                    wait.min(until.max(EARLIEST_WAKE))
+                }
+                None => wait,
+            };
             tokio::select! {
                 changed = appended.changed(), if wake_on_append => {
                     let wait = if changed.is_err() {

@@ -85,6 +85,9 @@ pub struct Targets {
     busy: bool,
     look_at: Option<Timestamp>,
     verify_at: Option<Timestamp>,
+    /// When to step with or without events: the next holder's window ends, or a target that
+    /// owes something is tried again.
+    wake_at: Option<Timestamp>,
 }
 
 /// What a committed step came to.
@@ -118,7 +121,7 @@ impl Reader for DebugLevelsReader {
             .collect();
         // Until the store was read, assume something is owed (a level left raised while ward
         // was down): the first step looks.
-        Targets { targets, busy: true, look_at: None, verify_at: None }
+        Targets { targets, busy: true, look_at: None, verify_at: None, wake_at: None }
     }
 
     fn reach_seconds(&self, _broker: &Broker) -> Option<i64> {
@@ -158,8 +161,13 @@ impl Reader for DebugLevelsReader {
         }
         let due = |at: Option<Timestamp>| state.busy && at.is_none_or(|at| now >= at);
         moves.verify = due(state.verify_at);
-        moves.look = !moves.holdings.is_empty() || moves.verify || due(state.look_at);
+        let woken = state.wake_at.is_some_and(|at| now >= at);
+        moves.look = !moves.holdings.is_empty() || moves.verify || woken || due(state.look_at);
         moves
+    }
+
+    fn wake_at(&self, state: &Targets) -> Option<Timestamp> {
+        state.wake_at
     }
 
     fn is_empty(&self, moves: &Moves) -> bool {
@@ -191,6 +199,8 @@ impl Reader for DebugLevelsReader {
         let touched: BTreeSet<&str> = moves.holdings.iter().map(Holding::resource).collect();
         let mut work = Vec::new();
         let mut still_busy = false;
+        // The soonest a holder's window ends (ms), to be woken then.
+        let mut next_end: Option<i64> = None;
         for (resource, (target, driver)) in &state.targets {
             let stored = records.remove(resource);
             if stored.is_none() && !touched.contains(resource.as_str()) {
@@ -203,6 +213,7 @@ impl Reader for DebugLevelsReader {
             });
             let before = record.clone();
             let ended = hold(&mut record, moves.holdings.iter().filter(|h| h.resource() == resource), now);
+            next_end = next_end.into_iter().chain(record.holders.iter().map(|h| h.expires_at)).min();
             let held = !record.holders.is_empty();
             let owed = if held { !record.raised } else { record.raised || record.original.is_some() };
             if record == before && !owed && !(moves.verify && record.raised) {
@@ -224,8 +235,11 @@ impl Reader for DebugLevelsReader {
             futures_util::stream::iter(settling).buffer_unordered(TARGETS_AT_ONCE).collect().await;
         let mut planned = Planned::<LevelTally>::default();
         let mut busy = still_busy;
+        let mut owed = false;
         for (record, before, event) in done {
-            busy |= !record.holders.is_empty() || record.raised || record.original.is_some();
+            let held = !record.holders.is_empty();
+            busy |= held || record.raised || record.original.is_some();
+            owed |= if held { !record.raised } else { record.raised || record.original.is_some() };
             if let Some(event) = event? {
                 match event.event_type {
                     EventType::DebugLevelRaised => planned.tally.raised += 1,
@@ -246,6 +260,9 @@ impl Reader for DebugLevelsReader {
         }
         state.look_at = Some(now + LOOK_EVERY);
         state.busy = busy;
+        let retry = owed.then_some(now + LOOK_EVERY);
+        let end = next_end.and_then(|ms| Timestamp::from_millisecond(ms).ok());
+        state.wake_at = retry.into_iter().chain(end).min();
         Ok(planned)
     }
 

@@ -74,6 +74,9 @@ pub struct Servers {
     busy: bool,
     look_at: Option<Timestamp>,
     retry_at: HashMap<String, (Timestamp, SignedDuration)>,
+    /// When to step with or without events: the next grant's window ends, or a failing login is
+    /// tried again.
+    wake_at: Option<Timestamp>,
 }
 
 /// What a committed step came to.
@@ -104,7 +107,7 @@ impl Reader for LoginsReader {
             .map(|(resource, target)| (resource.clone(), Arc::new(PostgresLogins::new(target.clone()))))
             .collect();
         // Until the store was read, assume something is owed (a login left while ward was down).
-        Servers { servers, busy: true, look_at: None, retry_at: HashMap::new() }
+        Servers { servers, busy: true, look_at: None, retry_at: HashMap::new(), wake_at: None }
     }
 
     fn reach_seconds(&self, _broker: &Broker) -> Option<i64> {
@@ -149,8 +152,14 @@ impl Reader for LoginsReader {
             };
             seen.moves.push(found);
         }
-        seen.look = !seen.moves.is_empty() || (state.busy && state.look_at.is_none_or(|at| now >= at));
+        let woken = state.wake_at.is_some_and(|at| now >= at);
+        seen.look =
+            !seen.moves.is_empty() || woken || (state.busy && state.look_at.is_none_or(|at| now >= at));
         seen
+    }
+
+    fn wake_at(&self, state: &Servers) -> Option<Timestamp> {
+        state.wake_at
     }
 
     fn is_empty(&self, seen: &Moves) -> bool {
@@ -236,6 +245,11 @@ impl Reader for LoginsReader {
             });
         }
         state.retry_at.retain(|grant_id, _| records.contains_key(grant_id));
+        let ends = records
+            .values()
+            .filter(|r| r.ended_at.is_none())
+            .filter_map(|r| Timestamp::from_millisecond(r.expires_at).ok());
+        state.wake_at = ends.chain(state.retry_at.values().map(|(at, _)| *at)).min();
         state.busy = !records.is_empty() && planned.tally.removed < records.len() as u64;
         state.look_at = Some(now + LOOK_EVERY);
         Ok(planned)

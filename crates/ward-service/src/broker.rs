@@ -73,6 +73,8 @@ pub struct Settings {
     pub debug_levels: std::collections::BTreeMap<String, ward_provision::DebugLevelTarget>,
     /// Postgres-role resources: where their grants' temporary logins are made.
     pub logins: std::collections::BTreeMap<String, ward_provision::LoginTarget>,
+    /// Debug-level resources whose output goes to a `logs` resource: debug resource → logs.
+    pub debug_logs: std::collections::BTreeMap<String, String>,
 }
 
 /// Who is calling, with ward's own roles resolved from their groups.

@@ -158,10 +158,14 @@ struct ResourceFile {
     command: Option<Vec<String>>,
     /// `kind = "postgres-role"`: the role a temporary login is made a member of.
     member_of: Option<String>,
+    /// `kind = "debug-level"`: the `logs` resource the service's output goes to; a grant on
+    /// the debug level also reads those logs (masked) for its window.
+    logs: Option<String>,
 }
 
 /// The keys only a debug-level or a postgres-role resource takes.
-const TARGET_KEYS: [&str; 7] = ["driver", "url_file", "url_env", "setting", "level", "command", "member_of"];
+const TARGET_KEYS: [&str; 8] =
+    ["driver", "url_file", "url_env", "setting", "level", "command", "member_of", "logs"];
 
 /// `[redaction]`: what the debug-log gateway redacts.
 #[derive(Debug, Default, Deserialize)]
@@ -424,6 +428,8 @@ pub struct Config {
     pub debug_levels: BTreeMap<String, DebugLevelTarget>,
     /// Postgres-role resources: where their grants' temporary logins are made.
     pub logins: BTreeMap<String, LoginTarget>,
+    /// Debug-level resources whose output goes to a `logs` resource: debug resource → logs.
+    pub debug_logs: BTreeMap<String, String>,
     pub server: ServerSettings,
     /// The audit rules in force: defaults, tuned or switched off by `[rules.ID]`.
     pub rules: ward_rules::RulesConfig,
@@ -608,6 +614,7 @@ impl Config {
         let mut push = BTreeMap::new();
         let mut debug_levels = BTreeMap::new();
         let mut logins = BTreeMap::new();
+        let mut debug_logs = BTreeMap::new();
         let push_dir = data_dir.join("logs");
         for (name, resource) in file.resources {
             if resource.push_from.is_some() && !resource.push {
@@ -665,6 +672,7 @@ impl Config {
                 resource.level.is_some(),
                 resource.command.is_some(),
                 resource.member_of.is_some(),
+                resource.logs.is_some(),
             ];
             let set_key = |taken: &[&str]| {
                 TARGET_KEYS
@@ -692,6 +700,9 @@ impl Config {
                     let target = DebugLevelTarget::from_keys(keys, env)
                         .map_err(|e| setting_error(&format!("resources.\"{name}\".{}", e.key), e.message))?;
                     debug_levels.insert(name.clone(), target);
+                    if let Some(logs) = &resource.logs {
+                        debug_logs.insert(name.clone(), logs.clone());
+                    }
                 }
                 "postgres-role" => {
                     if let Some(key) = set_key(&["url_file", "url_env", "member_of"]) {
@@ -726,6 +737,14 @@ impl Config {
                     roles: resource.roles,
                 },
             );
+        }
+        for (name, logs) in &debug_logs {
+            if !sources.contains_key(logs) {
+                return Err(setting_error(
+                    &format!("resources.\"{name}\".logs"),
+                    format!("`{logs}` is not a resource of kind `logs` with log sources or pushed logs"),
+                ));
+            }
         }
         let rules = file.redaction.rules.unwrap_or_else(|| "standard".to_owned());
         if !matches!(rules.as_str(), "standard" | "builtin") {
@@ -812,6 +831,7 @@ impl Config {
             logs,
             debug_levels,
             logins,
+            debug_logs,
             server,
             rules: audit_rules,
             notify,
@@ -1049,6 +1069,7 @@ mod tests {
             ("logs", "level = \"debug\"".to_owned(), "level", "only resources of kind `debug-level`"),
             ("logs", "member_of = \"x\"".to_owned(), "member_of", "or `postgres-role`"),
             ("debug-level", format!("{good}\nmember_of = \"x\""), "member_of", "only resources of kind"),
+            ("debug-level", format!("{good}\nlogs = \"logs:nope\""), "logs", "not a resource of kind `logs`"),
             ("postgres-role", String::new(), "member_of", "the role a temporary login"),
             ("postgres-role", "member_of = \"orders_readonly\"".to_owned(), "url_file", "never in ward.toml"),
             (

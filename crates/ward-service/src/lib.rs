@@ -127,6 +127,7 @@ async fn start(
         rules: config.rules.clone(),
         debug_levels: config.debug_levels.clone(),
         logins: config.logins.clone(),
+        debug_logs: config.debug_logs.clone(),
     };
     let audit = &config.audit;
     if !audit.signing_key_configured

@@ -1676,7 +1676,7 @@ fn a_debug_level_grant_raises_the_level_and_its_end_puts_it_back() {
     let resource = |level: &str| {
         format!(
             "{base}\n[resources.\"debug:orders\"]\nkind = \"debug-level\"\nroles = [\"debug\"]\ndriver = \"command\"\n\
-             command = [\"{}\"]\nlevel = \"{level}\"\n",
+             command = [\"{}\"]\nlevel = \"{level}\"\nlogs = \"logs:payments-api\"\n",
             program.display()
         )
     };
@@ -1703,8 +1703,19 @@ fn a_debug_level_grant_raises_the_level_and_its_end_puts_it_back() {
     assert_eq!(code, 0, "{approved}");
     let grant_id = approved["grant_id"].as_str().unwrap().to_owned();
     wait_for("debug");
+    // The service's output goes to logs:payments-api: the debug grant reads it, masked, for its
+    // window (alice holds no grant on those logs themselves).
+    let read = server.ward(&alice, &["logs", "search", "logs:payments-api", "--limit", "5", "-o", "json"]);
+    assert!(read.status.success(), "{}", stderr(&read));
+    let summary: Value =
+        serde_json::from_slice(read.stdout.split(|&b| b == b'\n').rfind(|l| !l.is_empty()).unwrap()).unwrap();
+    assert_eq!(summary["summary"]["grant_id"], grant_id.as_str());
+    let unmasked = server.ward(&alice, &["logs", "search", "logs:payments-api", "--unmasked"]);
+    assert_eq!(unmasked.status.code(), Some(1), "a debug grant never reads unmasked");
     assert!(server.ward(&alice, &["release", &grant_id]).status.success());
     wait_for("info");
+    let after = server.ward(&alice, &["logs", "search", "logs:payments-api"]);
+    assert_eq!(after.status.code(), Some(1), "not after the window: {}", stderr(&after));
     let (code, raised) = server.json(&carol, &["audit", "events", "--type", "debug_level.raised"]);
     assert_eq!(code, 0);
     let raised = &raised.as_array().unwrap()[0];

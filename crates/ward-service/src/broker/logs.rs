@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use jiff::SignedDuration;
+
+use crate::index::Slot;
 use ward_logs::{Line, Masking, Query, Summary};
 
 use super::*;
@@ -57,6 +59,10 @@ struct Reading {
     grant_id: GrantId,
     expires_at: Timestamp,
     role: &'static str,
+    /// The grant's resource and role: the resource read, or a debug-level resource whose
+    /// output goes to it.
+    granted: String,
+    granted_role: String,
     source: ward_logs::Source,
     rules: Arc<ward_redact::RuleSet>,
     /// Under the grant's own key.
@@ -80,42 +86,74 @@ impl Broker {
     ) -> Result<Reading, BrokerError> {
         let role = if unmasked { "read-unmasked" } else { "read" };
         let policy = self.policy();
-        policy.check_names(&caller.name, resource, role).map_err(BrokerError::Refused)?;
+        let now = self.now();
+        // A grant that raised the level of a service whose output goes here reads it (masked)
+        // for its window, whether or not the holder may ask to read these logs themselves.
+        let through_debug =
+            if unmasked { None } else { self.debug_grant_reading(&caller.name, resource, now) };
+        if through_debug.is_none() {
+            policy.check_names(&caller.name, resource, role).map_err(BrokerError::Refused)?;
+        }
         let Some((gateway, source)) = self.gateway.get().and_then(|g| g.source(resource).map(|s| (g, s)))
         else {
             return Err(BrokerError::NotFound(format!("`{resource}` has no log sources configured")));
         };
-        let now = self.now();
-        let refusal = match self.index.usable(&caller.name, resource, role, now) {
+        let usable = match self.index.usable(&caller.name, resource, role, now) {
+            Some(slot) => Some((slot, resource.to_owned(), role.to_owned())),
+            None => through_debug,
+        };
+        let refusal = match usable {
             None => format!(
                 "{} holds no active grant for `{role}` on `{resource}`; ask for one with `ward request {resource} --role {role} …`",
                 caller.name
             ),
-            Some(slot) => match policy.permits_access(&caller.name, resource, role, true) {
-                // The grant's first use is on record, as for a check.
-                Ok(()) if !slot.used && !self.first_use(caller, &slot.id, now, "logs").await?.allowed => {
-                    format!("grant {} is no longer active", slot.id)
+            Some((slot, granted, granted_role)) => {
+                match policy.permits_access(&caller.name, &granted, &granted_role, true) {
+                    // The grant's first use is on record, as for a check.
+                    Ok(()) if !slot.used && !self.first_use(caller, &slot.id, now, "logs").await?.allowed => {
+                        format!("grant {} is no longer active", slot.id)
+                    }
+                    Ok(()) => {
+                        return Ok(Reading {
+                            pseudonyms: Arc::new(gateway.pseudonyms(&slot.id)),
+                            grant_id: slot.id,
+                            expires_at: slot.expires_at,
+                            role,
+                            granted,
+                            granted_role,
+                            source: source.clone(),
+                            rules: gateway.rules().map_err(|e| {
+                                BrokerError::Unavailable(format!(
+                                    "the redaction rules do not load, so no log is read: {e}"
+                                ))
+                            })?,
+                            raw: unmasked,
+                        });
+                    }
+                    Err(by) => format!("forbidden by policy {}", by.join(", ")),
                 }
-                Ok(()) => {
-                    return Ok(Reading {
-                        pseudonyms: Arc::new(gateway.pseudonyms(&slot.id)),
-                        grant_id: slot.id,
-                        expires_at: slot.expires_at,
-                        role,
-                        source: source.clone(),
-                        rules: gateway.rules().map_err(|e| {
-                            BrokerError::Unavailable(format!(
-                                "the redaction rules do not load, so no log is read: {e}"
-                            ))
-                        })?,
-                        raw: unmasked,
-                    });
-                }
-                Err(by) => format!("forbidden by policy {}", by.join(", ")),
-            },
+            }
         };
         self.record_refusal(caller, action, Some(resource), None, &refusal).await;
         Err(BrokerError::Forbidden(refusal))
+    }
+
+    /// `principal`'s usable grant on a debug-level resource whose output goes to the `logs`
+    /// resource `logs`: the grant, its resource and its role.
+    fn debug_grant_reading(
+        &self,
+        principal: &str,
+        logs: &str,
+        now: Timestamp,
+    ) -> Option<(Slot, String, String)> {
+        let policy = self.policy();
+        let directory = policy.directory();
+        self.settings().debug_logs.iter().filter(|(_, to)| to.as_str() == logs).find_map(|(debug, _)| {
+            directory.resource(debug)?.roles.iter().find_map(|role| {
+                let slot = self.index.usable(principal, debug, role, now)?;
+                Some((slot, debug.clone(), role.clone()))
+            })
+        })
     }
 
     fn compile_query(&self, query: &LogQuery) -> Result<Query, BrokerError> {
@@ -240,7 +278,7 @@ impl Broker {
         .map_err(|e| BrokerError::Unavailable(format!("the log search failed: {e}")))?;
         drop(abandoned);
         let (lines, summary, stop) = searched.map_err(|e| BrokerError::Unavailable(e.to_string()))?;
-        if stop == Some(Stop::GrantEnded) || !self.still_reading(&caller.name, resource, &reading) {
+        if stop == Some(Stop::GrantEnded) || !self.still_reading(&caller.name, &reading) {
             let why = format!("grant {} ended while the logs were read", reading.grant_id);
             self.record_refusal(caller, "logs.search", Some(resource), None, &why).await;
             return Err(BrokerError::Forbidden(why));
@@ -303,7 +341,7 @@ impl Broker {
         .map_err(|e| BrokerError::Unavailable(e.to_string()))?;
         drop(abandoned);
         let (ward_logs::Tail { lines, summary, follow: start }, stop) = tailed;
-        if stop == Some(Stop::GrantEnded) || !self.still_reading(&caller.name, resource, &reading) {
+        if stop == Some(Stop::GrantEnded) || !self.still_reading(&caller.name, &reading) {
             let why = format!("grant {} ended while the logs were read", reading.grant_id);
             self.record_refusal(caller, "logs.tail", Some(resource), None, &why).await;
             return Err(BrokerError::Forbidden(why));
@@ -345,19 +383,19 @@ impl Broker {
     }
 
     /// Whether `reading`'s own grant still gives access now.
-    fn still_reading(&self, principal: &str, resource: &str, reading: &Reading) -> bool {
-        self.reading_ended(principal, resource, reading).is_none()
+    fn still_reading(&self, principal: &str, reading: &Reading) -> bool {
+        self.reading_ended(principal, reading).is_none()
     }
 
     /// Why `reading`'s grant no longer gives access, if it does not.
-    fn reading_ended(&self, principal: &str, resource: &str, reading: &Reading) -> Option<String> {
+    fn reading_ended(&self, principal: &str, reading: &Reading) -> Option<String> {
         let now = self.now();
         if now >= reading.expires_at {
             return Some(format!("grant {} expired at {}", reading.grant_id, reading.expires_at));
         }
         let live = self
             .index
-            .usable(principal, resource, reading.role, now)
+            .usable(principal, &reading.granted, &reading.granted_role, now)
             .is_some_and(|s| s.id == reading.grant_id);
         (!live).then(|| format!("grant {} ended (released or revoked)", reading.grant_id))
     }
@@ -369,15 +407,16 @@ impl Broker {
     /// expired since; a token that cannot be checked ends the read: fail closed). All but the
     /// token are in memory; the token costs one read of the store's token epoch, shared by the
     /// reads that wait on it, and of the token itself only when the epoch moved.
-    async fn access_ended(&self, caller: &Caller, resource: &str, reading: &Reading) -> Option<String> {
-        if let Some(ended) = self.reading_ended(&caller.name, resource, reading) {
+    async fn access_ended(&self, caller: &Caller, reading: &Reading) -> Option<String> {
+        if let Some(ended) = self.reading_ended(&caller.name, reading) {
             return Some(ended);
         }
         let policy = self.policy();
-        if let Err(refusal) = policy.check_names(&caller.name, resource, reading.role) {
+        let (granted, role) = (&reading.granted, &reading.granted_role);
+        if let Err(refusal) = policy.check_names(&caller.name, granted, role) {
             return Some(format!("no longer allowed: {refusal}"));
         }
-        if let Err(by) = policy.permits_access(&caller.name, resource, reading.role, true) {
+        if let Err(by) = policy.permits_access(&caller.name, granted, role, true) {
             return Some(format!("forbidden by policy {}", by.join(", ")));
         }
         let token = caller.token.as_ref()?;
@@ -426,7 +465,7 @@ impl Broker {
             for (file, error) in &polled.failed {
                 tracing::warn!(%error, resource, file, "cannot read a followed log; no longer following it");
             }
-            if let Some(ended) = self.access_ended(caller, resource, reading).await {
+            if let Some(ended) = self.access_ended(caller, reading).await {
                 break ended;
             }
             for line in polled.lines {
@@ -434,7 +473,7 @@ impl Broker {
                 // Nothing goes out after the grant's end, however slow the reader; a reader that
                 // does not keep up is checked against the grant again, and loses no line.
                 let permit = loop {
-                    if let Some(ended) = self.reading_ended(&caller.name, resource, reading) {
+                    if let Some(ended) = self.reading_ended(&caller.name, reading) {
                         break 'following ended;
                     }
                     match tokio::time::timeout(FOLLOW_POLL * 4, sender.reserve()).await {
@@ -442,7 +481,7 @@ impl Broker {
                         Ok(Err(_)) => break 'following "the reader went away".to_owned(),
                         // A slow reader: everything is checked again before it gets more.
                         Err(_) => {
-                            if let Some(ended) = self.access_ended(caller, resource, reading).await {
+                            if let Some(ended) = self.access_ended(caller, reading).await {
                                 break 'following ended;
                             }
                         }
