@@ -5,6 +5,10 @@
 //! records in `debug_level.restored` (`revocation_lag_ms`: the window's end to the program's
 //! confirmation); a raise's, from the window's start to its `debug_level.raised`.
 //!
+//! After the run, the same number of `set` calls through the command driver alone (no ward
+//! around it), 64 at once as the consumer makes them: the part of a revert's latency that is the
+//! program and its spawning.
+//!
 //! cargo bench -p ward-monitor --bench debug_revert [-- WINDOWS]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,7 +19,9 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use ward_core::audit::{AuditEvent, EventType, Payload};
 use ward_core::{Clock, SystemClock};
+use futures_util::StreamExt;
 use ward_monitor::{ConsumerTask, DebugLevelsConsumer};
+use ward_provision::DriverTarget;
 use ward_service::{Config, RequestInput};
 use ward_store::{EventFilter, Store};
 use ward_store_sql::SqlStore;
@@ -135,4 +141,18 @@ async fn main() {
         "put back (window's end to the program's confirmation: revocation_lag_ms)",
         lags(events(EventType::DebugLevelRestored).await, None),
     );
+
+    let started = std::time::Instant::now();
+    let drivers: Vec<_> = (0..windows)
+        .map(|n| {
+            let target = DriverTarget::Command { program: program.clone(), args: vec![format!("svc-{n}")] };
+            ward_provision::connect(&target)
+        })
+        .collect();
+    let sets = drivers.iter().map(|driver| async move {
+        driver.set("info").await.unwrap();
+        started.elapsed().as_secs_f64() * 1000.0
+    });
+    let done: Vec<f64> = futures_util::stream::iter(sets).buffer_unordered(64).collect().await;
+    report("the command driver alone, 64 at once (from the first call)", done);
 }

@@ -467,8 +467,20 @@ impl Level<'_> {
     }
 
     fn event(&self, payload: Payload) -> NewEvent {
+        // One grant behind it (the usual case): the event is about that grant too, so it shows
+        // with the grant's others (`ward audit events --grant`).
+        let grant_ids = match &payload {
+            Payload::DebugLevelRaised(c) | Payload::DebugLevelRestored(c) => c.grant_ids.as_slice(),
+            Payload::ProvisionerFailed(f) => f.grant_ids.as_slice(),
+            _ => &[],
+        };
+        let grant_id = match grant_ids {
+            [only] => Some(only.clone()),
+            _ => None,
+        };
         NewEvent {
             resource: Some(self.resource.to_owned()),
+            grant_id,
             ..NewEvent::new(RandomIds.event_id(), self.now, SYSTEM_ACTOR, payload)
         }
     }

@@ -689,13 +689,21 @@ impl Config {
                             "only resources of kind `postgres-role` take it",
                         ));
                     }
+                    // A program named by a relative path (`bin/set-level`) is beside ward.toml,
+                    // wherever ward is started from; a bare name is looked up in `PATH`.
+                    let command = resource.command.clone().map(|mut command| {
+                        if let Some(program) = command.first_mut().filter(|p| p.contains('/')) {
+                            *program = relative_to_file(PathBuf::from(&*program)).to_string_lossy().into_owned();
+                        }
+                        command
+                    });
                     let keys = DebugLevelKeys {
                         driver: resource.driver.as_deref(),
                         url_file: url_file.as_deref(),
                         url_env: resource.url_env.as_deref(),
                         setting: resource.setting.as_deref(),
                         level: resource.level.as_deref(),
-                        command: resource.command.as_deref(),
+                        command: command.as_deref(),
                     };
                     let target = DebugLevelTarget::from_keys(keys, env)
                         .map_err(|e| setting_error(&format!("resources.\"{name}\".{}", e.key), e.message))?;
