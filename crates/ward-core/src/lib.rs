@@ -16,6 +16,7 @@ pub mod merkle;
 pub mod model;
 pub mod policy;
 pub mod verify;
+pub mod webhook;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use model::*;

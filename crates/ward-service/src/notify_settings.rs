@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
 use serde::Deserialize;
 use ward_core::audit::EventType;
 use ward_core::directory::Directory;
@@ -346,14 +345,7 @@ fn load_sink(sink: SinkFile, relative: &dyn Fn(PathBuf) -> PathBuf) -> Result<No
 /// A Standard Webhooks secret: `whsec_` and the base64 of 24 to 64 random bytes (the
 /// specification's range), as the reference libraries read it (the prefix may be left out).
 pub fn webhook_secret(text: &str) -> Result<Secret, String> {
-    let encoded = text.strip_prefix("whsec_").unwrap_or(text);
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .map_err(|_| "not a Standard Webhooks secret (`whsec_` and base64)".to_owned())?;
-    if !(24..=64).contains(&bytes.len()) {
-        return Err(format!("the secret is {} bytes; use 24 to 64 random bytes", bytes.len()));
-    }
-    Ok(Secret(bytes))
+    ward_core::webhook::secret_bytes(text).map(Secret)
 }
 
 fn load_slack(
