@@ -16,10 +16,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use ward_core::audit::{AuditEvent, EventType, Payload};
 use ward_core::{Clock, SystemClock};
-use futures_util::StreamExt;
 use ward_monitor::{ConsumerTask, DebugLevelsConsumer};
 use ward_provision::DriverTarget;
 use ward_service::{Config, RequestInput};

@@ -43,6 +43,7 @@ pub fn connect(target: &DriverTarget) -> Box<dyn LevelDriver> {
         DriverTarget::Command { program, args } => {
             Box::new(crate::command::CommandLevel::new(program.clone(), args.clone()))
         }
+        DriverTarget::Http { url, api } => Box::new(crate::http::HttpLevel::new(url.clone(), api.clone())),
     }
 }
 

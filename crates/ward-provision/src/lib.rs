@@ -6,7 +6,8 @@
 //!   `level`, the target's URL from a file or the environment), checked when ward starts.
 //! - [`driver`]: [`LevelDriver`], what ward asks of a target (the level in force, and to put
 //!   one in force), and the drivers: [`postgres`] (a PostgreSQL server's logging settings) and
-//!   [`command`] (a program of the operator's, run without a shell).
+//!   [`command`] (a program of the operator's, run without a shell), [`http`] (a service's admin
+//!   endpoint: Spring Boot's loggers, Envoy's logging, a signed webhook).
 //! - [`login`]: a `postgres-role` resource's server, its keys, and the login made there.
 //!
 //! No I/O happens here on its own: the caller decides when a level is read or set, and records
@@ -14,10 +15,12 @@
 
 pub mod command;
 pub mod driver;
+pub mod http;
 pub mod login;
 pub mod postgres;
 pub mod settings;
 
 pub use driver::{DriverError, LevelDriver, connect};
+pub use http::HttpApi;
 pub use login::{Credentials, LoginKeys, LoginTarget, PostgresLogins, account_name};
 pub use settings::{DebugLevelKeys, DebugLevelTarget, DriverTarget, PgSetting, SettingError, TargetUrl};

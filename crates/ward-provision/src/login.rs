@@ -34,7 +34,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 
 use crate::driver::{DriverError, within};
-use crate::settings::{SettingError, TargetUrl, target_url, wrong};
+use crate::settings::{POSTGRES_SCHEMES, SettingError, TargetUrl, target_url, wrong};
 
 /// How long ward waits for each open session of a removed login to end.
 const SESSION_END_WAIT: Duration = Duration::from_secs(5);
@@ -89,7 +89,7 @@ impl LoginTarget {
         if member_of.trim().is_empty() || member_of.len() > MAX_IDENTIFIER || member_of.contains('\0') {
             return Err(wrong("member_of", "a PostgreSQL role name: 1 to 63 bytes"));
         }
-        let url = target_url(keys.url_file, keys.url_env, env)?;
+        let url = target_url(keys.url_file, keys.url_env, env, POSTGRES_SCHEMES)?;
         let key = if keys.url_file.is_some() { "url_file" } else { "url_env" };
         let options = PgConnectOptions::from_str(url.expose())
             .map_err(|_| wrong(key, "the URL does not parse as a PostgreSQL URL"))?;

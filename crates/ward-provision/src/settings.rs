@@ -18,6 +18,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::http::HttpApi;
+
 /// A configuration key that is wrong, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{key}: {message}")]
@@ -41,6 +43,12 @@ pub struct DebugLevelKeys<'a> {
     pub setting: Option<&'a str>,
     pub level: Option<&'a str>,
     pub command: Option<&'a [String]>,
+    /// The http driver's API: `spring-boot`, `envoy` or `webhook`.
+    pub template: Option<&'a str>,
+    /// The http driver's scope: Spring Boot's or Envoy's logger (the webhook's `scope`).
+    pub logger: Option<&'a str>,
+    /// The webhook's Standard Webhooks secret (`whsec_…`), as read from its file.
+    pub secret: Option<&'a str>,
 }
 
 /// What a debug-level grant raises, and to what.
@@ -59,6 +67,8 @@ pub enum DriverTarget {
     /// A program: `PROGRAM ARGS… get` prints the level in force, `PROGRAM ARGS… set LEVEL` puts
     /// one in force (exit status 0). No shell.
     Command { program: PathBuf, args: Vec<String> },
+    /// A service's admin endpoint over HTTP(S), as its API (`template`) says.
+    Http { url: TargetUrl, api: HttpApi },
 }
 
 impl DriverTarget {
@@ -66,6 +76,7 @@ impl DriverTarget {
         match self {
             Self::Postgres { .. } => "postgres",
             Self::Command { .. } => "command",
+            Self::Http { .. } => "http",
         }
     }
 
@@ -74,9 +85,13 @@ impl DriverTarget {
         match self {
             Self::Postgres { setting, .. } => setting.name().to_owned(),
             Self::Command { program, .. } => program.display().to_string(),
+            Self::Http { api, .. } => api.setting_name(),
         }
     }
 }
+
+pub(crate) const POSTGRES_SCHEMES: &[&str] = &["postgres", "postgresql"];
+const HTTP_SCHEMES: &[&str] = &["http", "https"];
 
 /// A target's URL: it holds a credential, so it is never shown.
 #[derive(Clone, PartialEq, Eq)]
@@ -153,7 +168,7 @@ impl PgSetting {
 }
 
 /// A level as a command driver passes it: a short word (no spaces, no shell characters).
-fn command_level(level: &str) -> Result<String, String> {
+pub(crate) fn command_level(level: &str) -> Result<String, String> {
     let fits = !level.is_empty()
         && level.len() <= 64
         && level.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
@@ -171,7 +186,10 @@ impl DebugLevelTarget {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingError> {
         let Some(driver) = keys.driver else {
-            return Err(wrong("driver", "a debug-level resource names its driver: `postgres` or `command`"));
+            return Err(wrong(
+                "driver",
+                "a debug-level resource names its driver: `postgres`, `http` or `command`",
+            ));
         };
         let level = keys.level.ok_or_else(|| wrong("level", "the level the grant raises to is required"))?;
         match driver {
@@ -191,7 +209,7 @@ impl DebugLevelTarget {
                     )
                 })?;
                 let level = setting.level(level).map_err(|e| wrong("level", e))?;
-                let url = target_url(keys.url_file, keys.url_env, env)?;
+                let url = target_url(keys.url_file, keys.url_env, env, POSTGRES_SCHEMES)?;
                 Ok(Self { driver: DriverTarget::Postgres { url, setting }, level })
             }
             "command" => {
@@ -220,9 +238,24 @@ impl DebugLevelTarget {
                     level,
                 })
             }
-            other => {
-                Err(wrong("driver", format!("`{other}` is no driver ward has: use `postgres` or `command`")))
+            "http" => {
+                for (key, set) in [("setting", keys.setting.is_some()), ("command", keys.command.is_some())] {
+                    if set {
+                        return Err(wrong(
+                            key,
+                            "the http driver takes `template`, the URL, `logger`, `secret_file` and `level`",
+                        ));
+                    }
+                }
+                let api = HttpApi::from_keys(keys.template, keys.logger, keys.secret)?;
+                let level = api.level(level).map_err(|e| wrong("level", e))?;
+                let url = target_url(keys.url_file, keys.url_env, env, HTTP_SCHEMES)?;
+                Ok(Self { driver: DriverTarget::Http { url, api }, level })
             }
+            other => Err(wrong(
+                "driver",
+                format!("`{other}` is no driver ward has: use `postgres`, `http` or `command`"),
+            )),
         }
     }
 }
@@ -232,6 +265,7 @@ pub(crate) fn target_url(
     url_file: Option<&Path>,
     url_env: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,
+    schemes: &[&str],
 ) -> Result<TargetUrl, SettingError> {
     let (key, url) = match (url_file, url_env) {
         (Some(_), Some(_)) => {
@@ -255,8 +289,9 @@ pub(crate) fn target_url(
         }
     };
     // Never the URL itself in a message: it holds a password.
-    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-        return Err(wrong(key, "the URL has no `postgres://` or `postgresql://` scheme"));
+    if !schemes.iter().any(|scheme| url.starts_with(&format!("{scheme}://"))) {
+        let names: Vec<String> = schemes.iter().map(|s| format!("`{s}://`")).collect();
+        return Err(wrong(key, format!("the URL has no {} scheme", names.join(" or "))));
     }
     Ok(TargetUrl(url))
 }

@@ -161,11 +161,27 @@ struct ResourceFile {
     /// `kind = "debug-level"`: the `logs` resource the service's output goes to; a grant on
     /// the debug level also reads those logs (masked) for its window.
     logs: Option<String>,
+    /// The http driver's API (`spring-boot`, `envoy`, `webhook`), its logger, and the file
+    /// holding the webhook's signing secret.
+    template: Option<String>,
+    logger: Option<String>,
+    secret_file: Option<PathBuf>,
 }
 
 /// The keys only a debug-level or a postgres-role resource takes.
-const TARGET_KEYS: [&str; 8] =
-    ["driver", "url_file", "url_env", "setting", "level", "command", "member_of", "logs"];
+const TARGET_KEYS: [&str; 11] = [
+    "driver",
+    "url_file",
+    "url_env",
+    "setting",
+    "level",
+    "command",
+    "member_of",
+    "logs",
+    "template",
+    "logger",
+    "secret_file",
+];
 
 /// `[redaction]`: what the debug-log gateway redacts.
 #[derive(Debug, Default, Deserialize)]
@@ -673,6 +689,9 @@ impl Config {
                 resource.command.is_some(),
                 resource.member_of.is_some(),
                 resource.logs.is_some(),
+                resource.template.is_some(),
+                resource.logger.is_some(),
+                resource.secret_file.is_some(),
             ];
             let set_key = |taken: &[&str]| {
                 TARGET_KEYS
@@ -693,10 +712,18 @@ impl Config {
                     // wherever ward is started from; a bare name is looked up in `PATH`.
                     let command = resource.command.clone().map(|mut command| {
                         if let Some(program) = command.first_mut().filter(|p| p.contains('/')) {
-                            *program = relative_to_file(PathBuf::from(&*program)).to_string_lossy().into_owned();
+                            *program =
+                                relative_to_file(PathBuf::from(&*program)).to_string_lossy().into_owned();
                         }
                         command
                     });
+                    let secret = match resource.secret_file.clone().map(relative_to_file) {
+                        Some(path) => {
+                            let key = format!("resources.\"{name}\".secret_file");
+                            Some(crate::secret_file::read(&path, &key).map_err(|e| setting_error(&key, e))?)
+                        }
+                        None => None,
+                    };
                     let keys = DebugLevelKeys {
                         driver: resource.driver.as_deref(),
                         url_file: url_file.as_deref(),
@@ -704,6 +731,9 @@ impl Config {
                         setting: resource.setting.as_deref(),
                         level: resource.level.as_deref(),
                         command: command.as_deref(),
+                        template: resource.template.as_deref(),
+                        logger: resource.logger.as_deref(),
+                        secret: secret.as_deref(),
                     };
                     let target = DebugLevelTarget::from_keys(keys, env)
                         .map_err(|e| setting_error(&format!("resources.\"{name}\".{}", e.key), e.message))?;
