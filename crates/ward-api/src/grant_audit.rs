@@ -41,6 +41,10 @@ pub struct GrantAuditView {
     pub revoked_promptly: VerdictView,
     /// How long after its end the end reached the log, in milliseconds.
     pub revocation_lag_ms: Option<i64>,
+    /// What it was given in another system (a raised log level, a database login): how long
+    /// after its end that was confirmed taken back, in milliseconds.
+    #[serde(default)]
+    pub effect_lag_ms: Option<i64>,
     /// How long it was held after its last use (never used: its whole window), in
     /// milliseconds, once ended.
     pub idle_ms: Option<i64>,

@@ -457,6 +457,12 @@ impl Reader for CheckpointsReader {
             state.held.keep(event, !consumers_own);
             let Some(grant) = event.grant_id.as_deref() else { continue };
             match event.event_type {
+                // What was given elsewhere being taken back (or not) revises the grant's audit.
+                T::DebugLevelRestored | T::ProvisionerRemoved | T::ProvisionerFailed
+                    if !state.grants.contains_key(grant) =>
+                {
+                    touched.grants.insert(grant.to_owned());
+                }
                 _ if consumers_own => {}
                 T::GrantScheduled | T::GrantActivated | T::BreakglassUsed | T::GrantExtended
                     if state.grants.contains_key(grant) || event.event_type != T::GrantExtended =>

@@ -253,6 +253,9 @@ pub struct GrantAudit {
     pub revoked_promptly: Checkpoint,
     /// How long after its end the end reached the log.
     pub revocation_lag_ms: Option<i64>,
+    /// What it was given in another system (a raised log level, a database login): how long
+    /// after its end that was confirmed taken back.
+    pub effect_lag_ms: Option<i64>,
     /// How long it was held after its last use (never used: its whole window), once ended.
     pub idle_ms: Option<i64>,
     pub last_use_at: Option<Timestamp>,
@@ -418,8 +421,22 @@ struct GrantSeen<'a> {
     end: Option<End>,
     uses: Vec<(&'a AuditEvent, AccessUsed)>,
     recorded: Option<Recorded>,
+    /// What the grant was given in another system, if anything: its first `debug_level.raised`
+    /// or `provisioner.applied`, its removal, and a removal that failed.
+    effect: Option<Effect<'a>>,
     /// Events that name the grant or its requests but whose details do not read.
     unreadable: Vec<&'a AuditEvent>,
+}
+
+/// Something done in another system for the grant's window, and its undoing.
+struct Effect<'a> {
+    /// `debug level` or `database login`.
+    what: &'static str,
+    given: &'a AuditEvent,
+    /// The event that took it back, and how long after the grant's end (as ward measured it).
+    undone: Option<(&'a AuditEvent, Option<i64>)>,
+    /// The last failure to take it back, and why.
+    failed: Option<(&'a AuditEvent, String)>,
 }
 
 /// The audit checkpoints of grant `grant_id` from `events` (any order; see the module's
@@ -473,7 +490,8 @@ pub fn assess(
 
     let justified = justified(&grant, &requests, &unreadable, facts, now);
     let (used_as_intended, reads, last_use) = used_as_intended(&grant, &unreadable, end_ms);
-    let (revoked_promptly, revocation_lag_ms, idle_ms) = revoked_promptly(&grant, last_use, facts, now);
+    let (revoked_promptly, revocation_lag_ms, effect_lag_ms, idle_ms) =
+        revoked_promptly(&grant, last_use, facts, now);
     Some(GrantAudit {
         grant_id: grant_id.to_owned(),
         principal: grant.principal,
@@ -488,6 +506,7 @@ pub fn assess(
         used_as_intended,
         revoked_promptly,
         revocation_lag_ms,
+        effect_lag_ms,
         idle_ms,
         last_use_at: last_use.and_then(|ms| Timestamp::from_millisecond(ms).ok()),
         reads,
@@ -524,6 +543,7 @@ fn read_grant<'a>(grant_id: &str, events: &[&'a AuditEvent]) -> Option<GrantSeen
             end: None,
             uses: Vec::new(),
             recorded: None,
+            effect: None,
             unreadable: Vec::new(),
         };
         match payload {
@@ -572,6 +592,33 @@ fn read_grant<'a>(grant_id: &str, events: &[&'a AuditEvent]) -> Option<GrantSeen
                     Payload::GrantAudited(audited) => {
                         grant.recorded =
                             Some(Recorded { seq: event.seq, recorded_at: event.recorded_at, audited });
+                    }
+                    Payload::DebugLevelRaised(_) | Payload::ProvisionerApplied(_)
+                        if grant.effect.is_none() =>
+                    {
+                        let what = if event.event_type == EventType::DebugLevelRaised {
+                            "debug level"
+                        } else {
+                            "database login"
+                        };
+                        grant.effect = Some(Effect { what, given: event, undone: None, failed: None });
+                    }
+                    Payload::DebugLevelRestored(changed) => {
+                        if let Some(effect) = grant.effect.as_mut() {
+                            effect.undone = Some((event, changed.revocation_lag_ms));
+                        }
+                    }
+                    Payload::ProvisionerRemoved(removed) => {
+                        if let Some(effect) = grant.effect.as_mut() {
+                            effect.undone = Some((event, removed.revocation_lag_ms));
+                        }
+                    }
+                    Payload::ProvisionerFailed(failed)
+                        if matches!(failed.action.as_str(), "restore" | "remove") =>
+                    {
+                        if let Some(effect) = grant.effect.as_mut() {
+                            effect.failed = Some((event, failed.error));
+                        }
                     }
                     _ => {}
                 }
@@ -969,7 +1016,7 @@ fn revoked_promptly(
     last_use: Option<i64>,
     facts: &AuditFacts,
     now: Timestamp,
-) -> (Checkpoint, Option<i64>, Option<i64>) {
+) -> (Checkpoint, Option<i64>, Option<i64>, Option<i64>) {
     let mut out = Builder::default();
     out.seq(grant.created.seq);
     let tolerance = facts.revocation_tolerance_ms;
@@ -991,7 +1038,7 @@ fn revoked_promptly(
                 lag_text(tolerance)
             ));
         }
-        return (out.build(), None, None);
+        return (out.build(), None, None, None);
     };
     out.seq(end.seq);
     let end_ms = end.at.as_millisecond();
@@ -1040,7 +1087,48 @@ fn revoked_promptly(
             }
         }
     };
-    (out.build(), Some(lag), Some(idle))
+    let effect_lag =
+        grant.effect.as_ref().and_then(|effect| effect_undone(effect, end_ms, tolerance, now, &mut out));
+    (out.build(), Some(lag), effect_lag, Some(idle))
+}
+
+/// Whether what the grant was given elsewhere was taken back within the tolerance of its end:
+/// the lag ward measured, when it was.
+fn effect_undone(
+    effect: &Effect<'_>,
+    end_ms: i64,
+    tolerance: i64,
+    now: Timestamp,
+    out: &mut Builder,
+) -> Option<i64> {
+    let what = effect.what;
+    out.seq(effect.given.seq);
+    if let Some((undone, lag)) = effect.undone {
+        out.seq(undone.seq);
+        let lag = lag.unwrap_or_else(|| (undone.occurred_at.as_millisecond() - end_ms).max(0));
+        if lag > tolerance {
+            out.fail(format!(
+                "its {what} was taken back {} after its end (tolerance {})",
+                lag_text(lag),
+                lag_text(tolerance)
+            ));
+        } else {
+            out.pass(format!("its {what} was taken back {} after its end", lag_text(lag)));
+        }
+        return Some(lag);
+    }
+    if let Some((failed, error)) = &effect.failed {
+        out.seq(failed.seq);
+        out.fail(format!("its {what} could not be taken back ({}); ward keeps trying", quote(error)));
+        return None;
+    }
+    let late = now.as_millisecond() - end_ms;
+    if late > tolerance {
+        out.fail(format!("its {what} is still not taken back {} after its end", lag_text(late)));
+    } else {
+        out.pending(format!("its {what} is being taken back"));
+    }
+    None
 }
 
 /// Notes a hold past the `excessive-duration` threshold.

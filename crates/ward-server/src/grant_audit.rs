@@ -51,6 +51,7 @@ fn view(report: GrantAuditReport) -> GrantAuditView {
         used_as_intended: verdict(&audit.used_as_intended),
         revoked_promptly: verdict(&audit.revoked_promptly),
         revocation_lag_ms: audit.revocation_lag_ms,
+        effect_lag_ms: audit.effect_lag_ms,
         idle_ms: audit.idle_ms,
         last_use_at: audit.last_use_at,
         reads: GrantReadsView {

@@ -38,6 +38,9 @@ pub fn print(audit: &GrantAuditView) {
         }
         _ => say!("ended       not yet"),
     }
+    if let Some(lag) = audit.effect_lag_ms {
+        say!("taken back  what it was given elsewhere, {} after its end", duration_ms(lag));
+    }
     if let Some(idle) = audit.idle_ms {
         say!("idle        {} after its last use", duration_ms(idle));
     }

@@ -1826,5 +1826,11 @@ fn a_postgres_role_grant_gives_psql_a_login_for_the_window_only() {
     );
     let (_, issued) = server.json(&carol, &["audit", "events", "--type", "credentials.issued"]);
     assert_eq!(issued.as_array().unwrap().len(), 1);
+    // The grant's audit counts the login's removal in `revoked_promptly`, with its lag.
+    let (_, audit) = server.json(&carol, &["audit", "grant", &grant_id]);
+    assert!(audit["effect_lag_ms"].as_i64().is_some(), "{audit}");
+    assert_eq!(audit["revoked_promptly"]["verdict"], "pass", "{audit}");
+    let reasons = audit["revoked_promptly"]["reasons"].to_string();
+    assert!(reasons.contains("its database login was taken back"), "{reasons}");
     assert!(!issued.to_string().contains(login["password"].as_str().unwrap()));
 }

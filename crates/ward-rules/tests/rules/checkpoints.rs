@@ -357,6 +357,66 @@ fn many_uses_outside_the_window_are_counted_not_all_spelt_out() {
     assert_eq!(audit.used_as_intended.seqs[0], late[0], "the first of them kept");
 }
 
+/// An event of ward's own consumers about `grant` (a level raised, a login removed, …).
+fn effect(sim: &mut Sim, t: i64, grant: &str, payload: Payload) -> i64 {
+    let event = NewEvent {
+        resource: Some("logs:payments-api".into()),
+        grant_id: Some(grant.to_owned()),
+        ..NewEvent::new(format!("evt_effect_{t}"), at(t), "ward", payload)
+    };
+    sim.raw(t, event)
+}
+
+#[test]
+fn revoked_promptly_includes_what_the_grant_was_given_elsewhere() {
+    let login = |t| payload::ProvisionerApplied {
+        driver: "postgres-role".into(),
+        account: "ward_alice_1".into(),
+        member_of: "orders_readonly".into(),
+        valid_until: at(t),
+    };
+    let removed = |lag| payload::ProvisionerRemoved {
+        driver: "postgres-role".into(),
+        account: "ward_alice_1".into(),
+        sessions_ended: 1,
+        revocation_lag_ms: Some(lag),
+    };
+    let mut sim = Sim::new();
+    let grant = sim.granted(0, "alice", 1800);
+    let given = effect(&mut sim, 1, &grant, Payload::ProvisionerApplied(login(1800)));
+    sim.release(600, &grant);
+    // Ended, the login not removed yet: pending within the tolerance, failed past it.
+    let owed = audit(&sim, &grant, &AuditFacts::default(), 630);
+    assert_eq!(owed.revoked_promptly.verdict, PENDING, "{:?}", owed.revoked_promptly);
+    assert!(says(&owed.revoked_promptly.reasons, "its database login is being taken back"));
+    assert_eq!(audit(&sim, &grant, &AuditFacts::default(), 700).revoked_promptly.verdict, FAIL);
+    let failed = payload::ProvisionerFailed {
+        driver: "postgres-role".into(),
+        action: "remove".into(),
+        error: "cannot reach the target: connection refused".into(),
+        grant_ids: vec![grant.clone()],
+    };
+    effect(&mut sim, 601, &grant, Payload::ProvisionerFailed(failed));
+    let stuck = audit(&sim, &grant, &AuditFacts::default(), 630);
+    assert_eq!(stuck.revoked_promptly.verdict, FAIL);
+    assert!(says(&stuck.revoked_promptly.reasons, "could not be taken back (cannot reach the target"));
+    let undone = effect(&mut sim, 640, &grant, Payload::ProvisionerRemoved(removed(40_000)));
+    let done = audit(&sim, &grant, &AuditFacts::default(), 700);
+    assert_eq!((done.revoked_promptly.verdict, done.effect_lag_ms), (PASS, Some(40_000)));
+    assert!(says(&done.revoked_promptly.reasons, "its database login was taken back 40s after its end"));
+    assert!(done.revoked_promptly.seqs.contains(&given) && done.revoked_promptly.seqs.contains(&undone));
+
+    // Taken back late: failed, with the lag.
+    let mut sim = Sim::new();
+    let grant = sim.granted(0, "alice", 1800);
+    effect(&mut sim, 1, &grant, Payload::ProvisionerApplied(login(1800)));
+    sim.expire_on_time(&grant);
+    effect(&mut sim, 1800 + 90, &grant, Payload::ProvisionerRemoved(removed(90_000)));
+    let late = audit(&sim, &grant, &AuditFacts::default(), 4000);
+    assert_eq!(late.revoked_promptly.verdict, FAIL);
+    assert!(says(&late.revoked_promptly.reasons, "taken back 1m30s after its end (tolerance 1m)"));
+}
+
 #[test]
 fn revoked_promptly_measures_the_lag_against_the_tolerance() {
     let mut sim = Sim::new();
