@@ -37,8 +37,8 @@ pub trait LevelDriver: Send + Sync {
 /// The driver for `target`.
 pub fn connect(target: &DriverTarget) -> Box<dyn LevelDriver> {
     match target {
-        DriverTarget::Postgres { url, setting } => {
-            Box::new(crate::postgres::PostgresLevel::new(url.clone(), *setting))
+        DriverTarget::Postgres { url, setting, scope } => {
+            Box::new(crate::postgres::PostgresLevel::new(url.clone(), *setting, scope.clone()))
         }
         DriverTarget::Command { program, args } => {
             Box::new(crate::command::CommandLevel::new(program.clone(), args.clone()))

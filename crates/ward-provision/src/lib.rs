@@ -23,4 +23,6 @@ pub mod settings;
 pub use driver::{DriverError, LevelDriver, connect};
 pub use http::HttpApi;
 pub use login::{Credentials, LoginKeys, LoginTarget, PostgresLogins, account_name};
-pub use settings::{DebugLevelKeys, DebugLevelTarget, DriverTarget, PgSetting, SettingError, TargetUrl};
+pub use settings::{
+    DebugLevelKeys, DebugLevelTarget, DriverTarget, PgScope, PgSetting, SettingError, TargetUrl,
+};

@@ -34,6 +34,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 
 use crate::driver::{DriverError, within};
+use crate::postgres::identifier;
 use crate::settings::{POSTGRES_SCHEMES, SettingError, TargetUrl, target_url, wrong};
 
 /// How long ward waits for each open session of a removed login to end.
@@ -154,11 +155,6 @@ fn scram_verifier(password: &str, salt: &[u8; 16]) -> String {
         STANDARD.encode(stored_key),
         STANDARD.encode(server_key)
     )
-}
-
-/// `name` as a quoted SQL identifier.
-fn identifier(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A login's credentials as the holder is shown them; the password is never in `Debug`.

@@ -49,6 +49,10 @@ pub struct DebugLevelKeys<'a> {
     pub logger: Option<&'a str>,
     /// The webhook's Standard Webhooks secret (`whsec_…`), as read from its file.
     pub secret: Option<&'a str>,
+    /// The postgres driver's scope: one role's sessions (`ALTER ROLE … SET`) or one database's
+    /// (`ALTER DATABASE … SET`) rather than the whole server.
+    pub for_role: Option<&'a str>,
+    pub for_database: Option<&'a str>,
 }
 
 /// What a debug-level grant raises, and to what.
@@ -62,8 +66,9 @@ pub struct DebugLevelTarget {
 /// Where the level is, and how ward reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriverTarget {
-    /// A PostgreSQL server's setting, server-wide (`ALTER SYSTEM` and `pg_reload_conf()`).
-    Postgres { url: TargetUrl, setting: PgSetting },
+    /// A PostgreSQL server's setting: server-wide (`ALTER SYSTEM` and `pg_reload_conf()`), or
+    /// for one role's or one database's new sessions (`ALTER ROLE|DATABASE … SET`).
+    Postgres { url: TargetUrl, setting: PgSetting, scope: PgScope },
     /// A program: `PROGRAM ARGS… get` prints the level in force, `PROGRAM ARGS… set LEVEL` puts
     /// one in force (exit status 0). No shell.
     Command { program: PathBuf, args: Vec<String> },
@@ -83,7 +88,13 @@ impl DriverTarget {
     /// What the level is of, for people and events: `log_min_messages`, or the program's name.
     pub fn setting_name(&self) -> String {
         match self {
-            Self::Postgres { setting, .. } => setting.name().to_owned(),
+            Self::Postgres { setting, scope: PgScope::Server, .. } => setting.name().to_owned(),
+            Self::Postgres { setting, scope: PgScope::Role(role), .. } => {
+                format!("{} for role {role}", setting.name())
+            }
+            Self::Postgres { setting, scope: PgScope::Database(database), .. } => {
+                format!("{} for database {database}", setting.name())
+            }
             Self::Command { program, .. } => program.display().to_string(),
             Self::Http { api, .. } => api.setting_name(),
         }
@@ -108,6 +119,21 @@ impl fmt::Debug for TargetUrl {
         f.write_str("TargetUrl(<redacted>)")
     }
 }
+
+/// Whose sessions a postgres target's setting is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PgScope {
+    /// Every session (`ALTER SYSTEM`).
+    Server,
+    /// New sessions of one role (`ALTER ROLE … SET`).
+    Role(String),
+    /// New sessions in one database (`ALTER DATABASE … SET`).
+    Database(String),
+}
+
+/// A role or database with no value of its own for the setting (it follows the server's): put
+/// back with `RESET`.
+pub const PG_DEFAULT: &str = "default";
 
 /// The PostgreSQL logging settings a grant may raise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,14 +235,27 @@ impl DebugLevelTarget {
                     )
                 })?;
                 let level = setting.level(level).map_err(|e| wrong("level", e))?;
+                let scope = match (keys.for_role, keys.for_database) {
+                    (Some(_), Some(_)) => {
+                        return Err(wrong(
+                            "for_database",
+                            "scope to a role (`for_role`) or a database, not both",
+                        ));
+                    }
+                    (Some(role), None) => PgScope::Role(pg_name("for_role", role)?),
+                    (None, Some(database)) => PgScope::Database(pg_name("for_database", database)?),
+                    (None, None) => PgScope::Server,
+                };
                 let url = target_url(keys.url_file, keys.url_env, env, POSTGRES_SCHEMES)?;
-                Ok(Self { driver: DriverTarget::Postgres { url, setting }, level })
+                Ok(Self { driver: DriverTarget::Postgres { url, setting, scope }, level })
             }
             "command" => {
                 for (key, set) in [
                     ("url_file", keys.url_file.is_some()),
                     ("url_env", keys.url_env.is_some()),
                     ("setting", keys.setting.is_some()),
+                    ("for_role", keys.for_role.is_some()),
+                    ("for_database", keys.for_database.is_some()),
                 ] {
                     if set {
                         return Err(wrong(key, "the command driver takes only `command` and `level`"));
@@ -239,7 +278,12 @@ impl DebugLevelTarget {
                 })
             }
             "http" => {
-                for (key, set) in [("setting", keys.setting.is_some()), ("command", keys.command.is_some())] {
+                for (key, set) in [
+                    ("setting", keys.setting.is_some()),
+                    ("command", keys.command.is_some()),
+                    ("for_role", keys.for_role.is_some()),
+                    ("for_database", keys.for_database.is_some()),
+                ] {
                     if set {
                         return Err(wrong(
                             key,
@@ -258,6 +302,14 @@ impl DebugLevelTarget {
             )),
         }
     }
+}
+
+/// A role's or database's name as PostgreSQL takes it (it is quoted in statements).
+fn pg_name(key: &'static str, name: &str) -> Result<String, SettingError> {
+    if name.trim().is_empty() || name.len() > 63 || name.contains('\0') {
+        return Err(wrong(key, "a PostgreSQL name: 1 to 63 bytes"));
+    }
+    Ok(name.to_owned())
 }
 
 /// The target's URL, from `url_file` or `url_env` (one of them), with its scheme.
@@ -320,7 +372,7 @@ mod tests {
         };
         let target = DebugLevelTarget::from_keys(keys, &no_env).unwrap();
         assert_eq!(target.level, "debug1");
-        let DriverTarget::Postgres { url, setting } = &target.driver else { panic!() };
+        let DriverTarget::Postgres { url, setting, .. } = &target.driver else { panic!() };
         assert_eq!(
             (url.expose(), *setting),
             ("postgres://ward:secret@db.example/orders", PgSetting::LogMinMessages)

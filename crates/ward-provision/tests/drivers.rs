@@ -110,3 +110,68 @@ async fn the_command_driver_runs_the_program_with_the_level_as_an_argument() {
         connect(&DebugLevelTarget::from_keys(keys, &|_| None).unwrap().driver).current().await.unwrap_err();
     assert!(matches!(error, DriverError::Unreachable(_)), "{error:?}");
 }
+
+/// Scoped to one role's (or one database's) sessions: `ALTER ROLE … SET`, seen by that role's
+/// new sessions only, and put back with `RESET` when the role had no value of its own. (A
+/// setting the server-wide test beside it does not touch: they share the cluster.)
+#[tokio::test]
+async fn the_postgres_driver_raises_one_roles_level_and_resets_it() {
+    use sqlx::{ConnectOptions, Connection};
+    let Some(cluster) = ward_testkit::postgres() else { return };
+    let url = cluster.fresh_database();
+    let mut admin = sqlx::postgres::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("CREATE ROLE orders_app LOGIN; CREATE ROLE other_app LOGIN")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let scoped = |role: Option<&str>, database: Option<&str>| {
+        let keys = DebugLevelKeys {
+            driver: Some("postgres"),
+            url_env: Some("TARGET_URL"),
+            setting: Some("log_min_duration_statement"),
+            level: Some("250"),
+            for_role: role,
+            for_database: database,
+            ..DebugLevelKeys::default()
+        };
+        let url = url.clone();
+        DebugLevelTarget::from_keys(keys, &move |_| Some(url.clone())).unwrap()
+    };
+    let shown_to = |role: &'static str| {
+        let url = url.clone();
+        async move {
+            let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+            let mut session = options.username(role).connect().await.unwrap();
+            let value: String = sqlx::query_scalar(
+                "SELECT setting FROM pg_settings WHERE name = 'log_min_duration_statement'",
+            )
+            .fetch_one(&mut session)
+            .await
+            .unwrap();
+            value
+        }
+    };
+    let server_wide = shown_to("other_app").await;
+    let target = scoped(Some("orders_app"), None);
+    assert_eq!(target.driver.setting_name(), "log_min_duration_statement for role orders_app");
+    let driver = connect(&target.driver);
+    assert_eq!(driver.current().await.unwrap(), "default", "no value of its own");
+    driver.set("250").await.unwrap();
+    assert_eq!(shown_to("orders_app").await, "250", "the role's new sessions");
+    assert_eq!(shown_to("other_app").await, server_wide, "nobody else's");
+    driver.set("default").await.unwrap();
+    assert_eq!(driver.current().await.unwrap(), "default");
+    assert_eq!(shown_to("orders_app").await, server_wide, "RESET: the server's value again");
+
+    // A database's sessions, likewise.
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let by_database = connect(&scoped(None, Some(&database)).driver);
+    by_database.set("1000").await.unwrap();
+    assert_eq!(shown_to("other_app").await, "1000");
+    by_database.set("default").await.unwrap();
+
+    // A role that does not exist is refused, not read as `default`.
+    let missing = connect(&scoped(Some("no_such_role"), None).driver);
+    let error = missing.current().await.unwrap_err();
+    assert!(error.to_string().contains("there is no role no_such_role"), "{error}");
+}

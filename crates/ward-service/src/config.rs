@@ -166,10 +166,13 @@ struct ResourceFile {
     template: Option<String>,
     logger: Option<String>,
     secret_file: Option<PathBuf>,
+    /// The postgres driver's scope: one role's or one database's sessions.
+    for_role: Option<String>,
+    for_database: Option<String>,
 }
 
 /// The keys only a debug-level or a postgres-role resource takes.
-const TARGET_KEYS: [&str; 11] = [
+const TARGET_KEYS: [&str; 13] = [
     "driver",
     "url_file",
     "url_env",
@@ -181,6 +184,8 @@ const TARGET_KEYS: [&str; 11] = [
     "template",
     "logger",
     "secret_file",
+    "for_role",
+    "for_database",
 ];
 
 /// `[redaction]`: what the debug-log gateway redacts.
@@ -692,6 +697,8 @@ impl Config {
                 resource.template.is_some(),
                 resource.logger.is_some(),
                 resource.secret_file.is_some(),
+                resource.for_role.is_some(),
+                resource.for_database.is_some(),
             ];
             let set_key = |taken: &[&str]| {
                 TARGET_KEYS
@@ -734,6 +741,8 @@ impl Config {
                         template: resource.template.as_deref(),
                         logger: resource.logger.as_deref(),
                         secret: secret.as_deref(),
+                        for_role: resource.for_role.as_deref(),
+                        for_database: resource.for_database.as_deref(),
                     };
                     let target = DebugLevelTarget::from_keys(keys, env)
                         .map_err(|e| setting_error(&format!("resources.\"{name}\".{}", e.key), e.message))?;
