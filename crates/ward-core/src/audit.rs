@@ -119,10 +119,14 @@ pub enum EventType {
     /// The holder of a grant was shown the credentials of its temporary login (once).
     #[serde(rename = "credentials.issued")]
     CredentialsIssued,
+    /// What a resource gives was found changed outside ward, with no grant holding it (a log
+    /// level raised by hand): drift.
+    #[serde(rename = "grant.externally_modified")]
+    GrantExternallyModified,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 38] = [
+    pub const ALL: [EventType; 39] = [
         Self::RequestCreated,
         Self::RequestCancelled,
         Self::RequestLapsed,
@@ -161,6 +165,7 @@ impl EventType {
         Self::ProvisionerApplied,
         Self::ProvisionerRemoved,
         Self::CredentialsIssued,
+        Self::GrantExternallyModified,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -203,6 +208,7 @@ impl EventType {
             Self::ProvisionerApplied => "provisioner.applied",
             Self::ProvisionerRemoved => "provisioner.removed",
             Self::CredentialsIssued => "credentials.issued",
+            Self::GrantExternallyModified => "grant.externally_modified",
         }
     }
 
@@ -229,6 +235,7 @@ impl EventType {
                 | Self::ProvisionerFailed
                 | Self::ProvisionerApplied
                 | Self::ProvisionerRemoved
+                | Self::GrantExternallyModified
         )
     }
 }

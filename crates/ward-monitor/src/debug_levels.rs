@@ -20,10 +20,10 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use ward_core::SYSTEM_ACTOR;
-use ward_core::audit::payload::{DebugLevelChanged, ProvisionerFailed};
+use ward_core::audit::payload::{DebugLevelChanged, ExternallyModified, ProvisionerFailed};
 use ward_core::audit::{AuditEvent, EventType, NewEvent, Payload};
 use ward_core::lifecycle::IdSource;
-use ward_provision::{DebugLevelTarget, LevelDriver};
+use ward_provision::{DebugLevelTarget, LevelDriver, OnDrift};
 use ward_service::Broker;
 use ward_service::ids::RandomIds;
 use ward_store::{Change, DebugLevelHolder, DebugLevelRecord, DebugLevelWrite, StoreError};
@@ -40,6 +40,8 @@ pub const VERIFY_EVERY: SignedDuration = SignedDuration::from_secs(10);
 /// How often the records are looked at while something is held or owed, with no event about
 /// them: a window that passed before its expiry is on record, a target to try again.
 pub const LOOK_EVERY: SignedDuration = SignedDuration::from_secs(1);
+/// How often the levels no grant holds are read, to see one changed outside ward (drift).
+pub const OBSERVE_EVERY: SignedDuration = SignedDuration::from_mins(5);
 
 /// The debug levels' consumer.
 pub type DebugLevelsConsumer = Consumer<DebugLevelsReader>;
@@ -76,6 +78,8 @@ pub struct Moves {
     holdings: Vec<Holding>,
     look: bool,
     verify: bool,
+    /// Read the levels no grant holds (drift).
+    observe: bool,
 }
 
 /// The targets' drivers, whether any level is held or owed, and when the records are next
@@ -85,6 +89,7 @@ pub struct Targets {
     busy: bool,
     look_at: Option<Timestamp>,
     verify_at: Option<Timestamp>,
+    observe_at: Option<Timestamp>,
     /// When to step with or without events: the next holder's window ends, or a target that
     /// owes something is tried again.
     wake_at: Option<Timestamp>,
@@ -96,6 +101,8 @@ pub struct LevelTally {
     pub raised: u64,
     pub restored: u64,
     pub failed: u64,
+    /// Levels found changed outside ward (`grant.externally_modified`).
+    pub drifted: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -121,7 +128,7 @@ impl Reader for DebugLevelsReader {
             .collect();
         // Until the store was read, assume something is owed (a level left raised while ward
         // was down): the first step looks.
-        Targets { targets, busy: true, look_at: None, verify_at: None, wake_at: None }
+        Targets { targets, busy: true, look_at: None, verify_at: None, observe_at: None, wake_at: None }
     }
 
     fn reach_seconds(&self, _broker: &Broker) -> Option<i64> {
@@ -162,7 +169,9 @@ impl Reader for DebugLevelsReader {
         let due = |at: Option<Timestamp>| state.busy && at.is_none_or(|at| now >= at);
         moves.verify = due(state.verify_at);
         let woken = state.wake_at.is_some_and(|at| now >= at);
-        moves.look = !moves.holdings.is_empty() || moves.verify || woken || due(state.look_at);
+        moves.observe = state.observe_at.is_none_or(|at| now >= at);
+        moves.look =
+            !moves.holdings.is_empty() || moves.verify || moves.observe || woken || due(state.look_at);
         moves
     }
 
@@ -178,6 +187,7 @@ impl Reader for DebugLevelsReader {
         moves.holdings.extend(later.holdings);
         moves.look |= later.look;
         moves.verify |= later.verify;
+        moves.observe |= later.observe;
     }
 
     fn is_urgent(&self, _state: &Targets, moves: &Moves) -> bool {
@@ -203,7 +213,7 @@ impl Reader for DebugLevelsReader {
         let mut next_end: Option<i64> = None;
         for (resource, (target, driver)) in &state.targets {
             let stored = records.remove(resource);
-            if stored.is_none() && !touched.contains(resource.as_str()) {
+            if stored.is_none() && !touched.contains(resource.as_str()) && !moves.observe {
                 continue;
             }
             let mut record = stored.unwrap_or_else(|| DebugLevelRecord {
@@ -216,14 +226,15 @@ impl Reader for DebugLevelsReader {
             next_end = next_end.into_iter().chain(record.holders.iter().map(|h| h.expires_at)).min();
             let held = !record.holders.is_empty();
             let owed = if held { !record.raised } else { record.raised || record.original.is_some() };
-            if record == before && !owed && !(moves.verify && record.raised) {
+            let observe = moves.observe && !held && !owed;
+            if record == before && !owed && !(moves.verify && record.raised) && !observe {
                 // Held and in force as last seen (or idle): nothing to ask of the target now.
                 still_busy |= held || record.raised;
                 continue;
             }
             let verify = moves.verify;
             work.push((
-                Level { broker, resource, target, driver: driver.as_ref(), record, now, verify },
+                Level { broker, resource, target, driver: driver.as_ref(), record, now, verify, observe },
                 before,
                 ended,
             ));
@@ -244,6 +255,7 @@ impl Reader for DebugLevelsReader {
                 match event.event_type {
                     EventType::DebugLevelRaised => planned.tally.raised += 1,
                     EventType::DebugLevelRestored => planned.tally.restored += 1,
+                    EventType::GrantExternallyModified => planned.tally.drifted += 1,
                     _ => planned.tally.failed += 1,
                 }
                 planned.change.events.push(event);
@@ -258,20 +270,24 @@ impl Reader for DebugLevelsReader {
         if moves.verify {
             state.verify_at = Some(now + VERIFY_EVERY);
         }
+        if moves.observe {
+            state.observe_at = Some(now + OBSERVE_EVERY);
+        }
         state.look_at = Some(now + LOOK_EVERY);
         state.busy = busy;
         let retry = owed.then_some(now + LOOK_EVERY);
         let end = next_end.and_then(|ms| Timestamp::from_millisecond(ms).ok());
-        state.wake_at = retry.into_iter().chain(end).min();
+        state.wake_at = retry.into_iter().chain(end).chain(state.observe_at).min();
         Ok(planned)
     }
 
     fn report(&self, tally: &LevelTally) {
-        if tally.raised + tally.restored + tally.failed > 0 {
+        if tally.raised + tally.restored + tally.failed + tally.drifted > 0 {
             tracing::info!(
                 raised = tally.raised,
                 restored = tally.restored,
                 failed = tally.failed,
+                drifted = tally.drifted,
                 "debug levels"
             );
         }
@@ -348,6 +364,8 @@ struct Level<'a> {
     now: Timestamp,
     /// Whether to read a raised level back from the target (else trusted as last confirmed).
     verify: bool,
+    /// Whether to read a level no grant holds, for drift.
+    observe: bool,
 }
 
 impl Level<'_> {
@@ -361,7 +379,45 @@ impl Level<'_> {
         if self.record.raised || self.record.original.is_some() {
             return Ok(self.restore(ended).await);
         }
+        if self.observe {
+            return Ok(self.observe().await);
+        }
         Ok(None)
+    }
+
+    /// With no grant holding it: the level compared with the one ward last saw or put back. A
+    /// change is drift, reported once per level found (and put back, where the resource says so).
+    async fn observe(&mut self) -> Option<NewEvent> {
+        let found = match self.driver.current().await {
+            Ok(found) => found,
+            Err(error) => {
+                // Only looked at, not owed: a target down between grants is no failure of ward's.
+                tracing::debug!(resource = self.resource, %error, "a debug level could not be read for drift");
+                return None;
+            }
+        };
+        let Some(expected) = self.record.baseline.clone() else {
+            self.record.baseline = Some(found);
+            return None;
+        };
+        if found == expected {
+            self.record.drifted = None;
+            return None;
+        }
+        let reported = self.record.drifted.as_deref() == Some(found.as_str());
+        let reverted = self.target.drift == OnDrift::Revert && self.driver.set(&expected).await.is_ok();
+        self.record.drifted = (!reverted).then(|| found.clone());
+        if reported && !reverted {
+            return None;
+        }
+        tracing::warn!(resource = self.resource, %expected, %found, reverted, "a debug level was changed outside ward");
+        Some(self.event(Payload::GrantExternallyModified(ExternallyModified {
+            driver: self.target.driver.driver_name().to_owned(),
+            setting: self.target.driver.setting_name(),
+            expected,
+            found,
+            reverted,
+        })))
     }
 
     async fn raise(&mut self) -> Result<Option<NewEvent>, StoreError> {
@@ -445,6 +501,7 @@ impl Level<'_> {
         self.record = DebugLevelRecord {
             resource: self.resource.to_owned(),
             updated_at: self.now,
+            baseline: Some(changed.after.clone()),
             ..DebugLevelRecord::default()
         };
         Some(self.event(Payload::DebugLevelRestored(changed)))

@@ -127,7 +127,7 @@ async fn step(consumer: &mut DebugLevelsConsumer) -> LevelTally {
 }
 
 fn tally(raised: u64, restored: u64, failed: u64) -> LevelTally {
-    LevelTally { raised, restored, failed }
+    LevelTally { raised, restored, failed, drifted: 0 }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,4 +248,53 @@ async fn a_postgres_servers_level_is_raised_and_put_back() {
     assert_eq!(show().await, before);
     let restored = &w.changes(EventType::DebugLevelRestored).await[0];
     assert_eq!((restored.setting.as_str(), restored.after.as_str()), ("log_statement", before.as_str()));
+}
+
+/// With no grant holding it, a level changed by hand is drift: `grant.externally_modified` once
+/// per level found, a `drift` finding from the rules; with `drift = "revert"`, put back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_level_changed_outside_ward_is_drift_reported_once_and_reverted_where_asked() {
+    for revert in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let program = level_program(dir.path());
+        let drift = if revert { "\ndrift = \"revert\"" } else { "" };
+        let path = world(
+            dir.path(),
+            &format!(
+                "driver = \"command\"\ncommand = [\"{}\", \"orders\"]\nlevel = \"debug\"{drift}",
+                program.display()
+            ),
+        );
+        let level = || std::fs::read_to_string(dir.path().join("orders.level")).map(|l| l.trim().to_owned());
+        let store: Arc<dyn Store> =
+            Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
+        let w = World::new(&path, store).await;
+        let mut consumer = DebugLevelsConsumer::new(w.broker.clone(), "process-1");
+        // The first look records the level in force (`info`) as the one to expect.
+        assert_eq!(step(&mut consumer).await, tally(0, 0, 0));
+        assert_eq!(w.store.debug_levels().await.unwrap()[0].baseline.as_deref(), Some("info"));
+
+        // Someone raises it by hand: seen at the next look, five minutes on.
+        std::fs::write(dir.path().join("orders.level"), "trace\n").unwrap();
+        w.clock.advance(SignedDuration::from_mins(5));
+        let report = consumer.step().await.unwrap();
+        assert_eq!(report.tally.drifted, 1, "{:?}", report.tally);
+        let drifts = w.events(EventType::GrantExternallyModified).await;
+        let Payload::GrantExternallyModified(drift) =
+            Payload::parse(drifts[0].event_type, &drifts[0].details).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (drift.expected.as_str(), drift.found.as_str(), drift.reverted),
+            ("info", "trace", revert)
+        );
+        assert_eq!(drifts[0].resource.as_deref(), Some("debug:orders"));
+        assert_eq!(level().unwrap(), if revert { "info" } else { "trace" });
+
+        // Seen again unchanged: not reported twice.
+        w.clock.advance(SignedDuration::from_mins(5));
+        assert_eq!(consumer.step().await.unwrap().tally.drifted, 0);
+        assert_eq!(w.events(EventType::GrantExternallyModified).await.len(), 1);
+    }
 }

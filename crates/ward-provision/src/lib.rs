@@ -24,5 +24,5 @@ pub use driver::{DriverError, LevelDriver, connect};
 pub use http::HttpApi;
 pub use login::{Credentials, LoginKeys, LoginTarget, PostgresLogins, account_name};
 pub use settings::{
-    DebugLevelKeys, DebugLevelTarget, DriverTarget, PgScope, PgSetting, SettingError, TargetUrl,
+    DebugLevelKeys, DebugLevelTarget, DriverTarget, OnDrift, PgScope, PgSetting, SettingError, TargetUrl,
 };

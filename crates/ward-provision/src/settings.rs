@@ -53,6 +53,8 @@ pub struct DebugLevelKeys<'a> {
     /// (`ALTER DATABASE … SET`) rather than the whole server.
     pub for_role: Option<&'a str>,
     pub for_database: Option<&'a str>,
+    /// `report` (the default) or `revert`: see [`OnDrift`].
+    pub drift: Option<&'a str>,
 }
 
 /// What a debug-level grant raises, and to what.
@@ -61,6 +63,18 @@ pub struct DebugLevelTarget {
     pub driver: DriverTarget,
     /// The level the grant puts in force (the level before is put back at its end).
     pub level: String,
+    /// What ward does when, with no grant holding it, the level is found changed (drift).
+    pub drift: OnDrift,
+}
+
+/// What ward does about drift: a level changed outside ward while no grant holds it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnDrift {
+    /// Record it (`grant.externally_modified`, a `drift` finding); leave the level.
+    #[default]
+    Report,
+    /// Record it and put the level ward last saw back.
+    Revert,
 }
 
 /// Where the level is, and how ward reaches it.
@@ -218,6 +232,11 @@ impl DebugLevelTarget {
             ));
         };
         let level = keys.level.ok_or_else(|| wrong("level", "the level the grant raises to is required"))?;
+        let drift = match keys.drift {
+            None | Some("report") => OnDrift::Report,
+            Some("revert") => OnDrift::Revert,
+            Some(other) => return Err(wrong("drift", format!("`{other}`: use `report` or `revert`"))),
+        };
         match driver {
             "postgres" => {
                 if keys.command.is_some() {
@@ -247,7 +266,7 @@ impl DebugLevelTarget {
                     (None, None) => PgScope::Server,
                 };
                 let url = target_url(keys.url_file, keys.url_env, env, POSTGRES_SCHEMES)?;
-                Ok(Self { driver: DriverTarget::Postgres { url, setting, scope }, level })
+                Ok(Self { driver: DriverTarget::Postgres { url, setting, scope }, level, drift })
             }
             "command" => {
                 for (key, set) in [
@@ -275,6 +294,7 @@ impl DebugLevelTarget {
                 Ok(Self {
                     driver: DriverTarget::Command { program: PathBuf::from(program), args: args.to_vec() },
                     level,
+                    drift,
                 })
             }
             "http" => {
@@ -294,7 +314,7 @@ impl DebugLevelTarget {
                 let api = HttpApi::from_keys(keys.template, keys.logger, keys.secret)?;
                 let level = api.level(level).map_err(|e| wrong("level", e))?;
                 let url = target_url(keys.url_file, keys.url_env, env, HTTP_SCHEMES)?;
-                Ok(Self { driver: DriverTarget::Http { url, api }, level })
+                Ok(Self { driver: DriverTarget::Http { url, api }, level, drift })
             }
             other => Err(wrong(
                 "driver",

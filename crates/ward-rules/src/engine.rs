@@ -285,9 +285,11 @@ impl Engine {
         }
         self.check_chain(event, hashed, &mut out);
         if event.event_type.is_consumers_own() {
-            // Of what ward's other consumers write, the rules read one: an undo that failed.
-            if let Ok(Payload::ProvisionerFailed(failed)) = Payload::parse(event.event_type, &event.details) {
-                self.undo_failed(event, &failed, &mut out);
+            // Of what ward's other consumers write, the rules read an undo that failed and drift.
+            match Payload::parse(event.event_type, &event.details) {
+                Ok(Payload::ProvisionerFailed(failed)) => self.undo_failed(event, &failed, &mut out),
+                Ok(Payload::GrantExternallyModified(modified)) => self.drifted(event, &modified, &mut out),
+                _ => {}
             }
             return out;
         }

@@ -286,6 +286,29 @@ fn revocation_overdue_fires_when_a_grants_effect_cannot_be_taken_back() {
     assert!(finding.summary.contains("connection refused"), "{}", finding.summary);
 }
 
+// --- drift ------------------------------------------------------------------------------
+
+#[test]
+fn drift_fires_on_a_level_changed_outside_ward() {
+    let mut sim = Sim::new();
+    let modified = payload::ExternallyModified {
+        driver: "command".into(),
+        setting: "/usr/local/bin/orders-loglevel".into(),
+        expected: "info".into(),
+        found: "trace".into(),
+        reverted: false,
+    };
+    let event = NewEvent {
+        resource: Some("debug:orders".into()),
+        ..NewEvent::new("evt_drift".into(), at(60), "ward", Payload::GrantExternallyModified(modified))
+    };
+    let seq = sim.raw(60, event);
+    let finding = one(&run(&sim, 120), RuleId::Drift);
+    assert_eq!((finding.key.as_str(), finding.seqs.as_slice()), ("drift/debug:orders", &[seq][..]));
+    assert!(finding.summary.contains("is trace, not info"), "{}", finding.summary);
+    none(&run_with(&sim.events, config("[drift]\nenabled = false\n"), Facts::default(), 120), RuleId::Drift);
+}
+
 // --- use-outside-window --------------------------------------------------------------------
 
 #[test]

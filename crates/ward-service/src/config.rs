@@ -169,10 +169,12 @@ struct ResourceFile {
     /// The postgres driver's scope: one role's or one database's sessions.
     for_role: Option<String>,
     for_database: Option<String>,
+    /// What to do when the level is found changed outside ward: `report` or `revert`.
+    drift: Option<String>,
 }
 
 /// The keys only a debug-level or a postgres-role resource takes.
-const TARGET_KEYS: [&str; 13] = [
+const TARGET_KEYS: [&str; 14] = [
     "driver",
     "url_file",
     "url_env",
@@ -186,6 +188,7 @@ const TARGET_KEYS: [&str; 13] = [
     "secret_file",
     "for_role",
     "for_database",
+    "drift",
 ];
 
 /// `[redaction]`: what the debug-log gateway redacts.
@@ -699,6 +702,7 @@ impl Config {
                 resource.secret_file.is_some(),
                 resource.for_role.is_some(),
                 resource.for_database.is_some(),
+                resource.drift.is_some(),
             ];
             let set_key = |taken: &[&str]| {
                 TARGET_KEYS
@@ -743,6 +747,7 @@ impl Config {
                         secret: secret.as_deref(),
                         for_role: resource.for_role.as_deref(),
                         for_database: resource.for_database.as_deref(),
+                        drift: resource.drift.as_deref(),
                     };
                     let target = DebugLevelTarget::from_keys(keys, env)
                         .map_err(|e| setting_error(&format!("resources.\"{name}\".{}", e.key), e.message))?;

@@ -136,6 +136,7 @@ fn classify(event_type: EventType) -> (u32, u32, &'static str) {
         DebugLevelRaised | ProvisionerApplied => (USER_ACCESS, 1, "Assign Privileges"),
         DebugLevelRestored | ProvisionerRemoved => (USER_ACCESS, 2, "Revoke Privileges"),
         CredentialsIssued => (AUTHORIZE_SESSION, OTHER, "Issue Credentials"),
+        GrantExternallyModified => (ENTITY_MANAGEMENT, OTHER, "Drift"),
         GrantScheduled => (USER_ACCESS, OTHER, "Schedule"),
         GrantActivated | BreakglassUsed => (USER_ACCESS, 1, "Assign Privileges"),
         GrantExtended => (USER_ACCESS, 1, "Extend Privileges"),

@@ -42,12 +42,33 @@ fn reason_is_user_text(event_type: EventType) -> bool {
         RequestCreated | ApprovalGranted | ApprovalDenied | GrantScheduled | GrantActivated
         | GrantExtended | GrantRevoked | BreakglassUsed | BreakglassReviewed | FindingAcknowledged
         | FindingResolved | FindingDismissed => true,
-        RequestCancelled | RequestLapsed | GrantReleased | GrantExpired | BreakglassOverdue | AccessUsed
-        | AccessDenied | PolicyChanged | PolicyRejected | ConfigChanged | OncallUnavailable
-        | AuditCheckpoint | AuditKeyChanged | TokenCreated | TokenRevoked | DirectoryReloaded
-        | FindingOpened | FindingUpdated | GrantAudited | NotificationFailed | DebugLevelRaised
-        | DebugLevelRestored | ProvisionerFailed | ProvisionerApplied | ProvisionerRemoved
-        | CredentialsIssued => false,
+        RequestCancelled
+        | RequestLapsed
+        | GrantReleased
+        | GrantExpired
+        | BreakglassOverdue
+        | AccessUsed
+        | AccessDenied
+        | PolicyChanged
+        | PolicyRejected
+        | ConfigChanged
+        | OncallUnavailable
+        | AuditCheckpoint
+        | AuditKeyChanged
+        | TokenCreated
+        | TokenRevoked
+        | DirectoryReloaded
+        | FindingOpened
+        | FindingUpdated
+        | GrantAudited
+        | NotificationFailed
+        | DebugLevelRaised
+        | DebugLevelRestored
+        | ProvisionerFailed
+        | ProvisionerApplied
+        | ProvisionerRemoved
+        | CredentialsIssued
+        | GrantExternallyModified => false,
     }
 }
 

@@ -949,6 +949,7 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
         EventType::ProvisionerApplied,
         EventType::ProvisionerRemoved,
         EventType::CredentialsIssued,
+        EventType::GrantExternallyModified,
     ];
     for event_type in EventType::ALL.into_iter().filter(|t| !never_written.contains(t)) {
         assert!(written.contains(event_type.as_str()), "the walk does not produce {event_type}");

@@ -800,8 +800,8 @@ impl Store for SqlStore {
     }
 
     async fn debug_levels(&self) -> Result<Vec<DebugLevelRecord>, StoreError> {
-        let sql = "SELECT resource, holders, original, raised, ended_at, failing_since, updated_at \
-                   FROM debug_levels ORDER BY resource";
+        let sql = "SELECT resource, holders, original, raised, ended_at, failing_since, updated_at, baseline, \
+                   drifted FROM debug_levels ORDER BY resource";
         dispatch!(&self.pool, pool => {
             let rows = sqlx::query(sql).fetch_all(pool).await.map_err(unavailable)?;
             rows.iter().map(rows::debug_level_from_row).collect()

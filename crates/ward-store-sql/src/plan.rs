@@ -288,9 +288,10 @@ fn finding_statement(f: &FindingRecord) -> Result<Statement, StoreError> {
 fn debug_level_statement(write: &DebugLevelWrite) -> Result<Statement, StoreError> {
     Ok(match write {
         DebugLevelWrite::Put(r) => Statement::new(
-            "INSERT INTO debug_levels (resource, holders, original, raised, ended_at, failing_since, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (resource) DO UPDATE SET holders = $2, original = $3, \
-             raised = $4, ended_at = $5, failing_since = $6, updated_at = $7",
+            "INSERT INTO debug_levels (resource, holders, original, raised, ended_at, failing_since, updated_at, \
+             baseline, drifted) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (resource) DO UPDATE SET \
+             holders = $2, original = $3, raised = $4, ended_at = $5, failing_since = $6, updated_at = $7, \
+             baseline = $8, drifted = $9",
             vec![
                 r.resource.as_str().into(),
                 to_json(&r.holders)?.into(),
@@ -299,6 +300,8 @@ fn debug_level_statement(write: &DebugLevelWrite) -> Result<Statement, StoreErro
                 r.ended_at.into(),
                 r.failing_since.into(),
                 millis(r.updated_at).into(),
+                r.baseline.as_deref().into(),
+                r.drifted.as_deref().into(),
             ],
         ),
         DebugLevelWrite::Original { resource, level, at } => Statement::new(

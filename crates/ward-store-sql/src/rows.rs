@@ -236,6 +236,8 @@ pub(crate) fn debug_level_from_row(row: &impl Columns) -> Result<DebugLevelRecor
         raised: row.int("raised")? != 0,
         ended_at: row.optional_int("ended_at")?,
         failing_since: row.optional_int("failing_since")?,
+        baseline: row.optional_text("baseline")?,
+        drifted: row.optional_text("drifted")?,
         updated_at: time(row, "updated_at")?,
     })
 }

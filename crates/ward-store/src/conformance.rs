@@ -1233,6 +1233,8 @@ pub async fn debug_levels_keep_the_level_to_put_back(store: Arc<dyn Store>) {
         raised: true,
         ended_at: None,
         failing_since: Some(1_799_999_999_000),
+        baseline: None,
+        drifted: None,
         updated_at: at,
     };
     let put = |record: &DebugLevelRecord| Change {
@@ -1242,8 +1244,15 @@ pub async fn debug_levels_keep_the_level_to_put_back(store: Arc<dyn Store>) {
     store.commit(put(&raised), at).await.unwrap();
     assert_eq!(store.debug_levels().await.unwrap(), std::slice::from_ref(&raised));
     // Put back: the original is cleared, and the next raise records the level then in force.
-    let restored =
-        DebugLevelRecord { holders: vec![], original: None, raised: false, failing_since: None, ..raised };
+    let restored = DebugLevelRecord {
+        holders: vec![],
+        original: None,
+        raised: false,
+        failing_since: None,
+        baseline: Some("warning".into()),
+        drifted: Some("debug1".into()),
+        ..raised
+    };
     store.commit(put(&restored), at).await.unwrap();
     assert_eq!(store.debug_levels().await.unwrap(), [restored]);
     store.commit(original("info"), at).await.unwrap();

@@ -322,6 +322,11 @@ pub struct DebugLevelRecord {
     pub ended_at: Option<i64>,
     /// Since when (ms) the target keeps failing, if it does: one `provisioner.failed` per streak.
     pub failing_since: Option<i64>,
+    /// With no grant holding it: the level ward last saw or put back, against which a change
+    /// made outside ward (drift) is seen.
+    pub baseline: Option<String>,
+    /// The level last reported as drift (`grant.externally_modified`): reported once.
+    pub drifted: Option<String>,
     pub updated_at: Timestamp,
 }
 

@@ -622,6 +622,19 @@ pub struct CredentialsIssued {
     pub account: String,
 }
 
+/// `grant.externally_modified` (the resource is the event's): with no grant holding it, the
+/// target was found at another level than the one ward last saw or put back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternallyModified {
+    pub driver: String,
+    pub setting: String,
+    /// The level ward last saw or put back.
+    pub expected: String,
+    pub found: String,
+    /// Whether ward put `expected` back (`drift = "revert"` on the resource), confirmed.
+    pub reverted: bool,
+}
+
 /// An event's `details`, by event type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -665,6 +678,7 @@ pub enum Payload {
     ProvisionerApplied(ProvisionerApplied),
     ProvisionerRemoved(ProvisionerRemoved),
     CredentialsIssued(CredentialsIssued),
+    GrantExternallyModified(ExternallyModified),
 }
 
 /// Reads `T` from `details` without copying it.
@@ -725,6 +739,7 @@ impl Payload {
             T::ProvisionerApplied => read(details).map(Self::ProvisionerApplied),
             T::ProvisionerRemoved => read(details).map(Self::ProvisionerRemoved),
             T::CredentialsIssued => read(details).map(Self::CredentialsIssued),
+            T::GrantExternallyModified => read(details).map(Self::GrantExternallyModified),
         };
         parsed.map_err(|source| PayloadError { event_type, source })
     }
@@ -771,6 +786,7 @@ impl Payload {
             Self::ProvisionerApplied(_) => T::ProvisionerApplied,
             Self::ProvisionerRemoved(_) => T::ProvisionerRemoved,
             Self::CredentialsIssued(_) => T::CredentialsIssued,
+            Self::GrantExternallyModified(_) => T::GrantExternallyModified,
         }
     }
 

@@ -4,7 +4,9 @@
 
 use jiff::Timestamp;
 use ward_core::audit::AuditEvent;
-use ward_core::audit::payload::{BreakglassUsed, GrantExtended, GrantStarted, ProvisionerFailed};
+use ward_core::audit::payload::{
+    BreakglassUsed, ExternallyModified, GrantExtended, GrantStarted, ProvisionerFailed,
+};
 
 use super::*;
 
@@ -383,6 +385,32 @@ impl Engine {
             };
             self.emit(found, out);
         }
+    }
+
+    /// `drift`: with no grant holding it, what a resource gives was found changed outside ward.
+    pub(super) fn drifted(
+        &mut self,
+        event: &AuditEvent,
+        modified: &ExternallyModified,
+        out: &mut Vec<Finding>,
+    ) {
+        let resource = event.resource.clone().unwrap_or_default();
+        let then = if modified.reverted { "; ward put it back" } else { "; it was left as found" };
+        let found = Found {
+            rule: RuleId::Drift,
+            key: format!("drift/{resource}"),
+            subject: None,
+            resource: Some(resource.clone()),
+            grant_id: None,
+            request_id: None,
+            seqs: vec![event.seq],
+            summary: format!(
+                "{resource}: {} is {}, not {}, with no grant holding it: changed outside ward{then}",
+                modified.setting, modified.found, modified.expected
+            ),
+            at: event.occurred_at.as_millisecond(),
+        };
+        self.emit(found, out);
     }
 
     pub(super) fn revocation_due(&mut self, at: i64, grant_id: &str, out: &mut Vec<Finding>) {

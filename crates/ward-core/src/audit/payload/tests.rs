@@ -224,6 +224,13 @@ fn sample(event_type: EventType) -> Payload {
         T::CredentialsIssued => {
             Payload::CredentialsIssued(CredentialsIssued { account: "ward_alice_0190".into() })
         }
+        T::GrantExternallyModified => Payload::GrantExternallyModified(ExternallyModified {
+            driver: "command".into(),
+            setting: "/usr/local/bin/orders-loglevel".into(),
+            expected: "info".into(),
+            found: "debug".into(),
+            reverted: false,
+        }),
     }
 }
 
