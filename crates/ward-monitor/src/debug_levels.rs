@@ -227,7 +227,8 @@ impl Reader for DebugLevelsReader {
             let held = !record.holders.is_empty();
             let owed = if held { !record.raised } else { record.raised || record.original.is_some() };
             let observe = moves.observe && !held && !owed;
-            if record == before && !owed && !(moves.verify && record.raised) && !observe {
+            let to_ask = owed || observe || (moves.verify && record.raised);
+            if record == before && !to_ask {
                 // Held and in force as last seen (or idle): nothing to ask of the target now.
                 still_busy |= held || record.raised;
                 continue;
