@@ -8,14 +8,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
+use ward_core::Clock;
 use ward_core::audit::payload::{DebugLevelChanged, ProvisionerFailed};
-use ward_core::audit::{AuditEvent, EventType, Payload};
-use ward_core::{Clock, ManualClock};
+use ward_core::audit::{EventType, Payload};
 use ward_monitor::{DEBUG_LEVELS, DebugLevelsConsumer, LevelTally};
-use ward_service::{Broker, Caller, Config, RequestInput};
-use ward_store::{EventFilter, Store};
+use ward_store::Store;
 use ward_store_sql::SqlStore;
+
+mod world;
+use world::World;
 
 const POLICY: &str = r#"
 @id("orders.debug")
@@ -58,54 +60,16 @@ esac
     program
 }
 
-fn t0() -> Timestamp {
-    "2027-01-18T10:00:00Z".parse().unwrap()
-}
-
-struct World {
-    config: Config,
-    store: Arc<dyn Store>,
-    clock: Arc<ManualClock>,
-    broker: Arc<Broker>,
-}
-
-impl World {
-    async fn new(path: &Path, store: Arc<dyn Store>) -> Self {
-        let config = Config::load(path, &|_| None).unwrap();
-        let clock = Arc::new(ManualClock::new(t0()));
-        let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
-        Self { config, store, clock, broker }
-    }
-
-    async fn restarted(&self) -> Self {
-        let broker =
-            ward_service::broker_for(&self.config, self.store.clone(), self.clock.clone()).await.unwrap();
-        Self { config: self.config.clone(), store: self.store.clone(), clock: self.clock.clone(), broker }
-    }
-
-    fn who(&self, name: &str) -> Caller {
-        self.broker.caller(name).unwrap()
-    }
-
+/// The debug levels' world: `debug:orders` held with the role `debug`.
+trait Orders {
     /// `requester` holds debug on orders for `minutes`, approved by `approver`: the grant's id.
-    async fn granted(&self, requester: &str, approver: &str, minutes: u64) -> String {
-        let ask = RequestInput {
-            resource: "debug:orders".into(),
-            role: "debug".into(),
-            duration_seconds: minutes * 60,
-            reason: "INC-4312 orders stuck in pending".into(),
-            ticket: None,
-            start_at: None,
-            breakglass: false,
-        };
-        let request = self.broker.create_request(&self.who(requester), ask).await.unwrap();
-        let approved = self.broker.approve(&self.who(approver), request.id.as_str(), None).await.unwrap();
-        approved.grant_id.unwrap().0
-    }
+    async fn debug_granted(&self, requester: &str, approver: &str, minutes: u64) -> String;
+    async fn changes(&self, event_type: EventType) -> Vec<DebugLevelChanged>;
+}
 
-    async fn events(&self, event_type: EventType) -> Vec<AuditEvent> {
-        let filter = EventFilter { event_type: Some(event_type), limit: 1000, ..EventFilter::default() };
-        self.store.events(&filter).await.unwrap()
+impl Orders for World {
+    async fn debug_granted(&self, requester: &str, approver: &str, minutes: u64) -> String {
+        World::granted(self, "debug:orders", "debug", requester, approver, minutes).await
     }
 
     async fn changes(&self, event_type: EventType) -> Vec<DebugLevelChanged> {
@@ -148,7 +112,7 @@ async fn a_level_is_raised_for_the_windows_and_put_back_after_the_last() {
     assert_eq!(step(&mut consumer).await, tally(0, 0, 0), "nothing held, nothing done");
     assert!(level().is_err(), "the target was not touched");
 
-    let first = w.granted("alice", "bob", 30).await;
+    let first = w.debug_granted("alice", "bob", 30).await;
     assert_eq!(step(&mut consumer).await, tally(1, 0, 0));
     assert_eq!(level().unwrap(), "debug");
     let raised = w.changes(EventType::DebugLevelRaised).await;
@@ -160,7 +124,7 @@ async fn a_level_is_raised_for_the_windows_and_put_back_after_the_last() {
 
     // A second window overlapping the first: the level stays up until the last ends.
     w.clock.advance(SignedDuration::from_mins(10));
-    let second = w.granted("bob", "alice", 30).await;
+    let second = w.debug_granted("bob", "alice", 30).await;
     assert_eq!(step(&mut consumer).await, tally(0, 0, 0), "raised already");
     w.broker.release(&w.who("alice"), &first).await.unwrap();
     assert_eq!(step(&mut consumer).await, tally(0, 0, 0), "bob's window still holds it");
@@ -188,7 +152,7 @@ async fn a_level_is_raised_for_the_windows_and_put_back_after_the_last() {
 
     // A target that fails: recorded once, retried at every step, raised once it answers.
     std::fs::write(dir.path().join("orders.broken"), "").unwrap();
-    let third = w.granted("alice", "bob", 30).await;
+    let third = w.debug_granted("alice", "bob", 30).await;
     assert_eq!(step(&mut consumer).await, tally(0, 0, 1));
     w.clock.advance(SignedDuration::from_secs(1));
     assert_eq!(step(&mut consumer).await, tally(0, 0, 0), "one provisioner.failed per streak");
@@ -240,7 +204,7 @@ async fn a_postgres_servers_level_is_raised_and_put_back() {
     let store: Arc<dyn Store> = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
     let w = World::new(&path, store).await;
     let mut consumer = DebugLevelsConsumer::new(w.broker.clone(), "process-1");
-    let grant = w.granted("alice", "bob", 30).await;
+    let grant = w.debug_granted("alice", "bob", 30).await;
     assert_eq!(step(&mut consumer).await, tally(1, 0, 0));
     assert_eq!(show().await, "all", "a new session logs every statement");
     w.broker.release(&w.who("alice"), &grant).await.unwrap();

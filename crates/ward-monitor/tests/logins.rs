@@ -7,17 +7,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 use ward_api::CredentialsView;
-use ward_core::ManualClock;
 use ward_core::audit::payload::{ProvisionerApplied, ProvisionerFailed, ProvisionerRemoved};
-use ward_core::audit::{AuditEvent, EventType, Payload};
+use ward_core::audit::{EventType, Payload};
 use ward_monitor::{Credentials, LOGINS, LoginTally, LoginsConsumer};
-use ward_service::{Broker, BrokerError, Caller, Config, RequestInput};
-use ward_store::{EventFilter, Store};
+use ward_service::BrokerError;
+use ward_store::Store;
 use ward_store_sql::SqlStore;
+
+mod world;
+use world::World;
 
 const POLICY: &str = r#"
 @id("orders.read")
@@ -42,49 +44,16 @@ fn world(dir: &Path, url: &str) -> PathBuf {
     dir.join("ward.toml")
 }
 
-struct World {
-    config: Config,
-    store: Arc<dyn Store>,
-    clock: Arc<ManualClock>,
-    broker: Arc<Broker>,
+/// The logins' world: `db:orders` held with the role `read`.
+trait Orders {
+    /// `requester` holds read on orders for `minutes`, approved by `approver`: the grant's id.
+    async fn read_granted(&self, requester: &str, approver: &str, minutes: u64) -> String;
+    async fn credentials(&self, who: &str, grant: &str) -> Result<CredentialsView, BrokerError>;
 }
 
-impl World {
-    async fn new(path: &Path, store: Arc<dyn Store>) -> Self {
-        let config = Config::load(path, &|_| None).unwrap();
-        let clock = Arc::new(ManualClock::new("2027-01-18T10:00:00Z".parse::<Timestamp>().unwrap()));
-        let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
-        Self { config, store, clock, broker }
-    }
-
-    async fn restarted(&self) -> Self {
-        let broker =
-            ward_service::broker_for(&self.config, self.store.clone(), self.clock.clone()).await.unwrap();
-        Self { config: self.config.clone(), store: self.store.clone(), clock: self.clock.clone(), broker }
-    }
-
-    fn who(&self, name: &str) -> Caller {
-        self.broker.caller(name).unwrap()
-    }
-
-    async fn granted(&self, requester: &str, approver: &str, minutes: u64) -> String {
-        let ask = RequestInput {
-            resource: "db:orders".into(),
-            role: "read".into(),
-            duration_seconds: minutes * 60,
-            reason: "INC-4312 orders stuck in pending".into(),
-            ticket: None,
-            start_at: None,
-            breakglass: false,
-        };
-        let request = self.broker.create_request(&self.who(requester), ask).await.unwrap();
-        let approved = self.broker.approve(&self.who(approver), request.id.as_str(), None).await.unwrap();
-        approved.grant_id.unwrap().0
-    }
-
-    async fn events(&self, event_type: EventType) -> Vec<AuditEvent> {
-        let filter = EventFilter { event_type: Some(event_type), limit: 1000, ..EventFilter::default() };
-        self.store.events(&filter).await.unwrap()
+impl Orders for World {
+    async fn read_granted(&self, requester: &str, approver: &str, minutes: u64) -> String {
+        World::granted(self, "db:orders", "read", requester, approver, minutes).await
     }
 
     async fn credentials(&self, who: &str, grant: &str) -> Result<CredentialsView, BrokerError> {
@@ -132,7 +101,7 @@ async fn a_grant_gets_a_login_for_its_window_and_loses_it_with_its_sessions() {
     let mut consumer = LoginsConsumer::new(w.broker.clone(), "process-1");
     assert_eq!(step(&mut consumer).await, tally(0, 0, 0));
 
-    let grant = w.granted("alice", "bob", 30).await;
+    let grant = w.read_granted("alice", "bob", 30).await;
     assert_eq!(step(&mut consumer).await, tally(1, 0, 0));
     let applied = &w.events(EventType::ProvisionerApplied).await[0];
     let Payload::ProvisionerApplied(ProvisionerApplied { account, member_of, .. }) =
@@ -178,7 +147,7 @@ async fn a_grant_gets_a_login_for_its_window_and_loses_it_with_its_sessions() {
 
     // ward stops while a login is held, and the window ends meanwhile: the login is removed when
     // ward starts again (another process, once the first one's lease lapsed).
-    let second = w.granted("alice", "bob", 10).await;
+    let second = w.read_granted("alice", "bob", 10).await;
     assert_eq!(step(&mut consumer).await, tally(1, 0, 0));
     let shown = w.credentials("alice", &second).await.unwrap();
     drop(consumer);
@@ -207,7 +176,7 @@ async fn a_server_that_refuses_is_recorded_once_and_tried_again() {
     let w = World::new(&path, store).await;
     let mut consumer = LoginsConsumer::new(w.broker.clone(), "process-1");
     // `orders_readonly` does not exist yet: the server refuses to make the login.
-    let grant = w.granted("alice", "bob", 30).await;
+    let grant = w.read_granted("alice", "bob", 30).await;
     assert_eq!(step(&mut consumer).await, tally(0, 0, 1));
     w.clock.advance(SignedDuration::from_secs(1));
     assert_eq!(step(&mut consumer).await, tally(0, 0, 1), "tried again a second later");
