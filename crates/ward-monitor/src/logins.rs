@@ -1,6 +1,7 @@
-//! The consumer `logins` ([`LoginsReader`]): makes a temporary PostgreSQL login for each grant on
-//! a `postgres-role` resource when it starts, and removes it when the grant ends, through
-//! `ward_provision::PostgresLogins`; and [`Credentials`], which shows the holder the login's
+//! The consumer `logins` ([`LoginsReader`]): makes a grant's access in another system when it
+//! starts and removes it when the grant ends, through `ward_provision`'s [`Provisioner`]s: a
+//! temporary PostgreSQL login for a `postgres-role` resource, or what a resource's `command` or
+//! `webhook` provisioner makes; and [`Credentials`], which shows the holder a login's
 //! credentials once.
 //!
 //! The store keeps a record per grant (`logins`), moved with the consumer's cursor: owed from
@@ -23,7 +24,7 @@ use ward_core::audit::payload::{
 use ward_core::audit::{AuditEvent, NewEvent, Payload};
 use ward_core::lifecycle::IdSource;
 use ward_core::{GrantState, SYSTEM_ACTOR};
-use ward_provision::{LoginTarget, PostgresLogins, account_name};
+use ward_provision::{GrantAccess, LoginTarget, PostgresLogins, Provisioner};
 use ward_service::ids::RandomIds;
 use ward_service::{Broker, BrokerError, Caller};
 use ward_store::{Change, LoginRecord, LoginWrite, StoreError};
@@ -33,7 +34,7 @@ use crate::tail::Tailed;
 
 /// The consumer's name: its lease and its cursor.
 pub const LOGINS: &str = "logins";
-/// The driver's name in events.
+/// The postgres-role provisioner's name in events.
 const DRIVER: &str = "postgres-role";
 /// Logins made or removed at once in one step.
 const LOGINS_AT_ONCE: usize = 16;
@@ -55,7 +56,7 @@ impl Consumer<LoginsReader> {
 /// What the log says of a grant on a postgres-role resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Move {
-    Started { resource: String, grant_id: String, holder: String, expires_at: i64 },
+    Started { resource: String, grant_id: String, holder: String, role: String, expires_at: i64 },
     Extended { grant_id: String, expires_at: i64 },
     Ended { grant_id: String, at: i64 },
 }
@@ -70,7 +71,7 @@ pub struct Moves {
 /// The servers, whether any login is owed or held, when the records are next looked at, and
 /// when each failing login is tried again.
 pub struct Servers {
-    servers: BTreeMap<String, Arc<PostgresLogins>>,
+    servers: BTreeMap<String, Arc<dyn Provisioner>>,
     busy: bool,
     look_at: Option<Timestamp>,
     retry_at: HashMap<String, (Timestamp, SignedDuration)>,
@@ -100,12 +101,15 @@ impl Reader for LoginsReader {
     }
 
     fn fresh(&self, broker: &Broker) -> Servers {
-        let servers = broker
-            .settings()
-            .logins
+        let settings = broker.settings();
+        let logins = settings.logins.iter().map(|(resource, target)| {
+            (resource.clone(), Arc::new(PostgresLogins::new(target.clone())) as Arc<dyn Provisioner>)
+        });
+        let others = settings
+            .provisioners
             .iter()
-            .map(|(resource, target)| (resource.clone(), Arc::new(PostgresLogins::new(target.clone()))))
-            .collect();
+            .map(|(resource, target)| (resource.clone(), ward_provision::provisioner(target)));
+        let servers = logins.chain(others).collect();
         // Until the store was read, assume something is owed (a login left while ward was down).
         Servers { servers, busy: true, look_at: None, retry_at: HashMap::new(), wake_at: None }
     }
@@ -131,12 +135,14 @@ impl Reader for LoginsReader {
                     resource: resource.clone(),
                     grant_id,
                     holder: holder(),
+                    role: started.role,
                     expires_at: started.expires_at.as_millisecond(),
                 },
                 Payload::BreakglassUsed(used) => Move::Started {
                     resource: resource.clone(),
                     grant_id,
                     holder: holder(),
+                    role: used.role,
                     expires_at: used.expires_at.as_millisecond(),
                 },
                 Payload::GrantExtended(extended) => {
@@ -188,7 +194,7 @@ impl Reader for LoginsReader {
             broker.store().logins().await?.into_iter().map(|r| (r.grant_id.clone(), r)).collect();
         let stored = records.clone();
         for found in &seen.moves {
-            follow(&mut records, found, now);
+            follow(&mut records, found, &state.servers, now);
         }
         // A window that passed ends the login, its expiry on record or not.
         for record in records.values_mut() {
@@ -206,7 +212,8 @@ impl Reader for LoginsReader {
                 // A resource no longer configured: its logins cannot be reached; said once.
                 None if record.failing_since.is_none() => {
                     let mut record = record.clone();
-                    let event = failed(&mut record, now, "remove", "the resource is no longer configured");
+                    let why = "the resource is no longer configured";
+                    let event = failed(&mut record, now, "none", "remove", why);
                     planned.change.events.extend(event);
                     planned.change.logins.push(LoginWrite::Put(record));
                 }
@@ -263,13 +270,20 @@ impl Reader for LoginsReader {
 }
 
 /// Applies a grant's move to the records.
-fn follow(records: &mut BTreeMap<String, LoginRecord>, found: &Move, now: Timestamp) {
+fn follow(
+    records: &mut BTreeMap<String, LoginRecord>,
+    found: &Move,
+    servers: &BTreeMap<String, Arc<dyn Provisioner>>,
+    now: Timestamp,
+) {
     match found {
-        Move::Started { resource, grant_id, holder, expires_at } => {
+        Move::Started { resource, grant_id, holder, role, expires_at } => {
+            let Some(server) = servers.get(resource) else { return };
             records.entry(grant_id.clone()).or_insert_with(|| LoginRecord {
                 grant_id: grant_id.clone(),
                 resource: resource.clone(),
-                account: account_name(holder, grant_id),
+                role: role.clone(),
+                account: server.account(holder, grant_id),
                 expires_at: *expires_at,
                 updated_at: now,
                 ..LoginRecord::default()
@@ -301,38 +315,53 @@ struct Settled {
     event: Option<NewEvent>,
 }
 
-/// Brings one login to what its grant asks for: made (valid until the window's end) or removed.
-async fn settle(server: Arc<PostgresLogins>, mut record: LoginRecord, broker: &Broker) -> Settled {
+/// Brings one grant's access to what the grant asks for: made (valid until the window's end) or
+/// removed.
+async fn settle(server: Arc<dyn Provisioner>, mut record: LoginRecord, broker: &Broker) -> Settled {
     let now = broker.now();
+    let driver = server.driver_name();
+    let valid_until = Timestamp::from_millisecond(record.expires_at).unwrap_or(now);
+    let outcome = {
+        let access = GrantAccess {
+            grant_id: &record.grant_id,
+            resource: &record.resource,
+            role: &record.role,
+            account: &record.account,
+            valid_until,
+        };
+        match record.ended_at {
+            None => server.apply(&access).await.map(|()| None),
+            Some(_) => server.remove(&access).await.map(Some),
+        }
+    };
     let Some(ended_at) = record.ended_at else {
-        let valid_until = Timestamp::from_millisecond(record.expires_at).unwrap_or(now);
-        return match server.apply(&record.account, valid_until).await {
-            Ok(()) => {
+        return match outcome {
+            Ok(_) => {
                 record.applied_until = Some(record.expires_at);
                 record.failing_since = None;
-                let member_of = broker.settings().logins.get(&record.resource).map(|t| t.member_of.clone());
                 let applied = ProvisionerApplied {
-                    driver: DRIVER.into(),
+                    driver: driver.into(),
                     account: record.account.clone(),
-                    member_of: member_of.unwrap_or_default(),
+                    member_of: server.gives(&record.role),
                     valid_until,
                 };
                 let event = event(&record, now, Payload::ProvisionerApplied(applied));
                 Settled { record, outcome: Outcome::Applied, event: Some(event) }
             }
             Err(error) => {
-                let event = failed(&mut record, now, "apply", &error.to_string());
+                let event = failed(&mut record, now, driver, "apply", &error.to_string());
                 Settled { record, outcome: Outcome::Failed, event }
             }
         };
     };
-    match server.remove(&record.account).await {
+    match outcome {
         Ok(sessions_ended) => {
-            // From the grant's end to the server's confirmation (now, not the step's start).
+            let sessions_ended = sessions_ended.unwrap_or(0);
+            // From the grant's end to the target's confirmation (now, not the step's start).
             let lag = (broker.now().as_millisecond() - ended_at).max(0);
-            metrics::histogram!("ward_revocation_lag_seconds", "kind" => DRIVER).record(lag as f64 / 1000.0);
+            metrics::histogram!("ward_revocation_lag_seconds", "kind" => driver).record(lag as f64 / 1000.0);
             let removed = ProvisionerRemoved {
-                driver: DRIVER.into(),
+                driver: driver.into(),
                 account: record.account.clone(),
                 sessions_ended,
                 revocation_lag_ms: Some(lag),
@@ -341,21 +370,27 @@ async fn settle(server: Arc<PostgresLogins>, mut record: LoginRecord, broker: &B
             Settled { record, outcome: Outcome::Removed, event: Some(event) }
         }
         Err(error) => {
-            let event = failed(&mut record, now, "remove", &error.to_string());
+            let event = failed(&mut record, now, driver, "remove", &error.to_string());
             Settled { record, outcome: Outcome::Failed, event }
         }
     }
 }
 
 /// `provisioner.failed` for the first failure of a streak (later ones are retried quietly).
-fn failed(record: &mut LoginRecord, now: Timestamp, action: &str, error: &str) -> Option<NewEvent> {
+fn failed(
+    record: &mut LoginRecord,
+    now: Timestamp,
+    driver: &str,
+    action: &str,
+    error: &str,
+) -> Option<NewEvent> {
     if record.failing_since.is_some() {
         return None;
     }
     record.failing_since = Some(now.as_millisecond());
     tracing::warn!(resource = record.resource, grant_id = record.grant_id, action, %error, "a login's server failed; retrying");
     let failed = ProvisionerFailed {
-        driver: DRIVER.into(),
+        driver: driver.into(),
         action: action.into(),
         error: error.into(),
         grant_ids: vec![record.grant_id.clone()],

@@ -199,3 +199,58 @@ async fn a_server_that_refuses_is_recorded_once_and_tried_again() {
     assert_eq!(step(&mut consumer).await, tally(1, 0, 0));
     assert!(w.credentials("alice", &grant).await.is_ok());
 }
+
+/// A resource of another kind whose access a program of the operator's makes and removes
+/// (`provisioner = "command"`): run without a shell at the grant's start and end, with the
+/// grant, the holder, the role and the window's end as arguments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_provisions_a_grants_access_and_takes_it_away() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("grant-access");
+    std::fs::write(
+        &program,
+        "#!/bin/sh\n# ENV apply|remove GRANT HOLDER ROLE [UNTIL]: one file per holder, as a system's user list would be.\n\
+         dir=\"${0%/*}/access\"; mkdir -p \"$dir\"\ncase \"$2\" in\n  apply) echo \"$5 $6 $3\" > \"$dir/$4\" ;;\n\
+         \x20 remove) rm -f \"$dir/$4\"; echo 2 ;;\n  *) exit 64 ;;\nesac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/orders.cedar"), POLICY.replace("db:orders", "k8s:orders"))
+        .unwrap();
+    let toml = format!(
+        "data_dir = \"data\"\npolicies = [\"policies\"]\n[authorization]\nadmin_groups = [\"admins\"]\n\
+         [users]\nalice = {{ groups = [\"engineering\"] }}\nbob = {{ groups = [\"engineering\"] }}\n\
+         [resources.\"k8s:orders\"]\nkind = \"kubernetes\"\nroles = [\"read\"]\nprovisioner = \"command\"\n\
+         command = [\"{}\", \"prod\"]\n",
+        program.display()
+    );
+    std::fs::write(dir.path().join("ward.toml"), toml).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
+    let w = World::new(&dir.path().join("ward.toml"), store).await;
+    let mut consumer = LoginsConsumer::new(w.broker.clone(), "process-1");
+    let grant = w.granted("k8s:orders", "read", "alice", "bob", 30).await;
+    assert_eq!(step(&mut consumer).await, tally(1, 0, 0));
+    let access = std::fs::read_to_string(dir.path().join("access/alice")).unwrap();
+    let expires = w.store.grant(&grant).await.unwrap().unwrap().expires_at;
+    assert_eq!(
+        access.trim(),
+        format!("read {expires} {grant}"),
+        "the program's arguments: prod apply GRANT alice read UNTIL"
+    );
+    let applied = &w.events(EventType::ProvisionerApplied).await[0];
+    assert_eq!(applied.details["driver"], "command");
+    assert_eq!(applied.details["account"], "alice");
+    // Credentials are a postgres-role login's only.
+    assert!(matches!(
+        Credentials::new(w.broker.clone()).issue(&w.who("alice"), &grant).await,
+        Err(BrokerError::Conflict(_))
+    ));
+
+    w.broker.release(&w.who("alice"), &grant).await.unwrap();
+    assert_eq!(step(&mut consumer).await, tally(0, 1, 0));
+    assert!(!dir.path().join("access/alice").exists());
+    let removed = &w.events(EventType::ProvisionerRemoved).await[0];
+    assert_eq!(removed.details["sessions_ended"], 2, "what the program printed");
+}

@@ -3,7 +3,7 @@
 //! force and exits 0 once it is. Anything else (another exit status, no output, a program that
 //! does not end within the call timeout) is a failure, retried.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use async_trait::async_trait;
@@ -25,30 +25,34 @@ impl CommandLevel {
         Self { program, args }
     }
 
-    /// Runs the program with `extra` after the configured arguments: its standard output (at
-    /// most [`MAX_OUTPUT`] bytes) if it exits 0.
     async fn run(&self, extra: &[&str]) -> Result<String, DriverError> {
-        let mut child = Command::new(&self.program)
-            .args(&self.args)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| DriverError::Unreachable(format!("cannot run {}: {e}", self.program.display())))?;
-        // Both read at once: a program that fills one pipe while ward waits on the other would
-        // hang until the timeout.
-        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-        let (out, err) = tokio::join!(read_some(stdout), read_some(stderr));
-        let (out, err) = (out?, err?);
-        let status = child.wait().await.map_err(|e| DriverError::Refused(e.to_string()))?;
-        if !status.success() {
-            let said = String::from_utf8_lossy(&err).trim().to_owned();
-            return Err(DriverError::Refused(format!("{} {}: {said}", self.program.display(), status)));
-        }
-        Ok(String::from_utf8_lossy(&out).trim().to_owned())
+        run(&self.program, &self.args, extra).await
     }
+}
+
+/// Runs `program` with `args` then `extra`, without a shell: its standard output (at most
+/// [`MAX_OUTPUT`] bytes) if it exits 0.
+pub(crate) async fn run(program: &Path, args: &[String], extra: &[&str]) -> Result<String, DriverError> {
+    let mut child = Command::new(program)
+        .args(args)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| DriverError::Unreachable(format!("cannot run {}: {e}", program.display())))?;
+    // Both read at once: a program that fills one pipe while ward waits on the other would
+    // hang until the timeout.
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let (out, err) = tokio::join!(read_some(stdout), read_some(stderr));
+    let (out, err) = (out?, err?);
+    let status = child.wait().await.map_err(|e| DriverError::Refused(e.to_string()))?;
+    if !status.success() {
+        let said = String::from_utf8_lossy(&err).trim().to_owned();
+        return Err(DriverError::Refused(format!("{} {}: {said}", program.display(), status)));
+    }
+    Ok(String::from_utf8_lossy(&out).trim().to_owned())
 }
 
 /// Up to [`MAX_OUTPUT`] bytes of a pipe.

@@ -224,20 +224,30 @@ impl HttpLevel {
     }
 
     async fn signed(&self, secret: &[u8], body: &Value) -> Result<Vec<u8>, DriverError> {
-        let body = serde_json::to_vec(body).map_err(|e| DriverError::Refused(e.to_string()))?;
-        let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
-        let timestamp = jiff::Timestamp::now().as_second();
-        let signature = ward_core::webhook::sign(secret, &id, timestamp, &body);
-        let url = self.url_with(&[])?;
-        let request = client()?
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(ward_core::webhook::ID_HEADER, id)
-            .header(ward_core::webhook::TIMESTAMP_HEADER, timestamp)
-            .header(ward_core::webhook::SIGNATURE_HEADER, signature)
-            .body(body);
-        send(request).await
+        post_signed(&self.url, secret, body).await
     }
+}
+
+/// `POST url` with `body` as JSON, signed as Standard Webhooks says: the answer's body.
+pub(crate) async fn post_signed(
+    url: &TargetUrl,
+    secret: &[u8],
+    body: &Value,
+) -> Result<Vec<u8>, DriverError> {
+    let body = serde_json::to_vec(body).map_err(|e| DriverError::Refused(e.to_string()))?;
+    let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+    let timestamp = jiff::Timestamp::now().as_second();
+    let signature = ward_core::webhook::sign(secret, &id, timestamp, &body);
+    let url = reqwest::Url::parse(url.expose())
+        .map_err(|_| DriverError::Unreachable("the URL does not parse".into()))?;
+    let request = client()?
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(ward_core::webhook::ID_HEADER, id)
+        .header(ward_core::webhook::TIMESTAMP_HEADER, timestamp)
+        .header(ward_core::webhook::SIGNATURE_HEADER, signature)
+        .body(body);
+    send(request).await
 }
 
 /// Sends `request`; its answer's body (at most [`MAX_ANSWER`]) if the status is a success.

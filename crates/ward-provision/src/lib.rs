@@ -9,6 +9,8 @@
 //!   [`command`] (a program of the operator's, run without a shell), [`http`] (a service's admin
 //!   endpoint: Spring Boot's loggers, Envoy's logging, a signed webhook).
 //! - [`login`]: a `postgres-role` resource's server, its keys, and the login made there.
+//! - [`provisioner`]: [`Provisioner`], access made for a grant's window and removed at its end:
+//!   the `postgres-role` logins, a program (`command`) or a signed webhook.
 //!
 //! No I/O happens here on its own: the caller decides when a level is read or set, and records
 //! it in the audit log.
@@ -18,11 +20,13 @@ pub mod driver;
 pub mod http;
 pub mod login;
 pub mod postgres;
+pub mod provisioner;
 pub mod settings;
 
 pub use driver::{DriverError, LevelDriver, connect};
 pub use http::HttpApi;
 pub use login::{Credentials, LoginKeys, LoginTarget, PostgresLogins, account_name};
+pub use provisioner::{GrantAccess, ProvisionKeys, ProvisionTarget, Provisioner, provisioner};
 pub use settings::{
     DebugLevelKeys, DebugLevelTarget, DriverTarget, OnDrift, PgScope, PgSetting, SettingError, TargetUrl,
 };

@@ -181,6 +181,11 @@ impl PostgresLogins {
         Self { target }
     }
 
+    /// The role each login is made a member of.
+    pub fn member_of(&self) -> &str {
+        &self.target.member_of
+    }
+
     async fn session(&self) -> Result<PgConnection, DriverError> {
         let options = PgConnectOptions::from_str(self.target.url.expose())
             .map_err(|_| DriverError::Unreachable("the URL does not parse as a PostgreSQL URL".into()))?

@@ -258,3 +258,63 @@ fn http_keys_are_checked() {
     let error = DebugLevelTarget::from_keys(keys, &no_scheme).unwrap_err();
     assert!(error.message.contains("`http://` or `https://`"), "{error}");
 }
+
+/// The webhook provisioner: signed `apply` and `remove` requests a receiver can verify.
+#[tokio::test]
+async fn a_webhook_provisioner_applies_and_removes_signed() {
+    use ward_provision::{GrantAccess, ProvisionKeys, ProvisionTarget, provisioner};
+    let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+    async fn hook(
+        State(seen): State<Arc<Mutex<Vec<Value>>>>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> impl IntoResponse {
+        let header =
+            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let secret = ward_core::webhook::secret_bytes(SECRET).unwrap();
+        let timestamp: i64 = header("webhook-timestamp").parse().unwrap_or(0);
+        if !ward_core::webhook::verify(
+            &secret,
+            &header("webhook-id"),
+            timestamp,
+            &body,
+            &header("webhook-signature"),
+        ) {
+            return (StatusCode::UNAUTHORIZED, Json(json!({})));
+        }
+        seen.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+        (StatusCode::OK, Json(json!({"sessions_ended": 3})))
+    }
+    let base = serve(Router::new().route("/access", post(hook)).with_state(seen.clone())).await;
+    let url = format!("{base}/access");
+    let keys = ProvisionKeys {
+        provisioner: Some("webhook"),
+        url_env: Some("URL"),
+        secret: Some(SECRET),
+        ..ProvisionKeys::default()
+    };
+    let target = ProvisionTarget::from_keys(keys, &|_| Some(url.clone())).unwrap();
+    let webhook = provisioner(&target);
+    let until: jiff::Timestamp = "2027-01-18T10:30:00Z".parse().unwrap();
+    let access = GrantAccess {
+        grant_id: "grt_1",
+        resource: "k8s:orders",
+        role: "read",
+        account: &webhook.account("alice", "grt_1"),
+        valid_until: until,
+    };
+    webhook.apply(&access).await.unwrap();
+    assert_eq!(webhook.remove(&access).await.unwrap(), 3);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[0],
+        json!({"action": "apply", "grant_id": "grt_1", "resource": "k8s:orders", "holder": "alice", "role": "read",
+               "valid_until": "2027-01-18T10:30:00Z"})
+    );
+    assert_eq!(seen[1]["action"], "remove");
+
+    let unsigned = ProvisionKeys { secret: None, ..keys };
+    assert_eq!(ProvisionTarget::from_keys(unsigned, &|_| Some(url.clone())).unwrap_err().key, "secret_file");
+    let program = ProvisionKeys { provisioner: Some("command"), ..keys };
+    assert_eq!(ProvisionTarget::from_keys(program, &|_| Some(url.clone())).unwrap_err().key, "url_env");
+}

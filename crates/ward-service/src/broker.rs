@@ -75,6 +75,8 @@ pub struct Settings {
     pub logins: std::collections::BTreeMap<String, ward_provision::LoginTarget>,
     /// Debug-level resources whose output goes to a `logs` resource: debug resource → logs.
     pub debug_logs: std::collections::BTreeMap<String, String>,
+    /// Resources whose grants' access a program or a webhook makes and removes.
+    pub provisioners: std::collections::BTreeMap<String, ward_provision::ProvisionTarget>,
 }
 
 /// Who is calling, with ward's own roles resolved from their groups.

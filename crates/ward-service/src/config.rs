@@ -9,7 +9,9 @@ use ward_core::calendar::BusinessHours;
 use ward_core::directory::{Directory, GroupEntry, ResourceEntry, UserEntry};
 use ward_core::duration::parse_duration;
 use ward_core::policy::{PolicyEngine, PolicySource};
-use ward_provision::{DebugLevelKeys, DebugLevelTarget, LoginKeys, LoginTarget};
+use ward_provision::{
+    DebugLevelKeys, DebugLevelTarget, LoginKeys, LoginTarget, ProvisionKeys, ProvisionTarget,
+};
 
 use crate::oncall::{OncallFile, OncallSettings};
 
@@ -171,10 +173,12 @@ struct ResourceFile {
     for_database: Option<String>,
     /// What to do when the level is found changed outside ward: `report` or `revert`.
     drift: Option<String>,
+    /// What makes a grant's access and removes it: `command` or `webhook` (other kinds).
+    provisioner: Option<String>,
 }
 
 /// The keys only a debug-level or a postgres-role resource takes.
-const TARGET_KEYS: [&str; 14] = [
+const TARGET_KEYS: [&str; 15] = [
     "driver",
     "url_file",
     "url_env",
@@ -189,6 +193,7 @@ const TARGET_KEYS: [&str; 14] = [
     "for_role",
     "for_database",
     "drift",
+    "provisioner",
 ];
 
 /// `[redaction]`: what the debug-log gateway redacts.
@@ -454,6 +459,8 @@ pub struct Config {
     pub logins: BTreeMap<String, LoginTarget>,
     /// Debug-level resources whose output goes to a `logs` resource: debug resource → logs.
     pub debug_logs: BTreeMap<String, String>,
+    /// Resources whose grants' access a program or a webhook makes and removes.
+    pub provisioners: BTreeMap<String, ProvisionTarget>,
     pub server: ServerSettings,
     /// The audit rules in force: defaults, tuned or switched off by `[rules.ID]`.
     pub rules: ward_rules::RulesConfig,
@@ -639,6 +646,7 @@ impl Config {
         let mut debug_levels = BTreeMap::new();
         let mut logins = BTreeMap::new();
         let mut debug_logs = BTreeMap::new();
+        let mut provisioners = BTreeMap::new();
         let push_dir = data_dir.join("logs");
         for (name, resource) in file.resources {
             if resource.push_from.is_some() && !resource.push {
@@ -703,6 +711,7 @@ impl Config {
                 resource.for_role.is_some(),
                 resource.for_database.is_some(),
                 resource.drift.is_some(),
+                resource.provisioner.is_some(),
             ];
             let set_key = |taken: &[&str]| {
                 TARGET_KEYS
@@ -711,6 +720,21 @@ impl Config {
                     .find_map(|(k, set)| (set && !taken.contains(k)).then_some(*k))
             };
             let url_file = resource.url_file.clone().map(relative_to_file);
+            // A program named by a relative path (`bin/set-level`) is beside ward.toml,
+            // wherever ward is started from; a bare name is looked up in `PATH`.
+            let command = resource.command.clone().map(|mut command| {
+                if let Some(program) = command.first_mut().filter(|p| p.contains('/')) {
+                    *program = relative_to_file(PathBuf::from(&*program)).to_string_lossy().into_owned();
+                }
+                command
+            });
+            let secret = match resource.secret_file.clone().map(relative_to_file) {
+                Some(path) => {
+                    let key = format!("resources.\"{name}\".secret_file");
+                    Some(crate::secret_file::read(&path, &key).map_err(|e| setting_error(&key, e))?)
+                }
+                None => None,
+            };
             match resource.kind.as_str() {
                 "debug-level" => {
                     if resource.member_of.is_some() {
@@ -719,22 +743,6 @@ impl Config {
                             "only resources of kind `postgres-role` take it",
                         ));
                     }
-                    // A program named by a relative path (`bin/set-level`) is beside ward.toml,
-                    // wherever ward is started from; a bare name is looked up in `PATH`.
-                    let command = resource.command.clone().map(|mut command| {
-                        if let Some(program) = command.first_mut().filter(|p| p.contains('/')) {
-                            *program =
-                                relative_to_file(PathBuf::from(&*program)).to_string_lossy().into_owned();
-                        }
-                        command
-                    });
-                    let secret = match resource.secret_file.clone().map(relative_to_file) {
-                        Some(path) => {
-                            let key = format!("resources.\"{name}\".secret_file");
-                            Some(crate::secret_file::read(&path, &key).map_err(|e| setting_error(&key, e))?)
-                        }
-                        None => None,
-                    };
                     let keys = DebugLevelKeys {
                         driver: resource.driver.as_deref(),
                         url_file: url_file.as_deref(),
@@ -772,11 +780,32 @@ impl Config {
                         .map_err(|e| setting_error(&format!("resources.\"{name}\".{}", e.key), e.message))?;
                     logins.insert(name.clone(), target);
                 }
+                kind if resource.provisioner.is_some() && kind != "logs" => {
+                    if let Some(key) =
+                        set_key(&["provisioner", "command", "url_file", "url_env", "secret_file"])
+                    {
+                        return Err(setting_error(
+                            &format!("resources.\"{name}\".{key}"),
+                            "a provisioned resource takes `provisioner`, `command` or the URL, and `secret_file`",
+                        ));
+                    }
+                    let keys = ProvisionKeys {
+                        provisioner: resource.provisioner.as_deref(),
+                        command: command.as_deref(),
+                        url_file: url_file.as_deref(),
+                        url_env: resource.url_env.as_deref(),
+                        secret: secret.as_deref(),
+                    };
+                    let target = ProvisionTarget::from_keys(keys, env)
+                        .map_err(|e| setting_error(&format!("resources.\"{name}\".{}", e.key), e.message))?;
+                    provisioners.insert(name.clone(), target);
+                }
                 _ => {
                     if let Some(key) = set_key(&[]) {
                         return Err(setting_error(
                             &format!("resources.\"{name}\".{key}"),
-                            "only resources of kind `debug-level` or `postgres-role` take it",
+                            "only resources of kind `debug-level` or `postgres-role` take it, or with \
+                             `provisioner` any kind but `logs`",
                         ));
                     }
                 }
@@ -884,6 +913,7 @@ impl Config {
             debug_levels,
             logins,
             debug_logs,
+            provisioners,
             server,
             rules: audit_rules,
             notify,
@@ -1123,6 +1153,15 @@ mod tests {
             ("debug-level", format!("{good}\nmember_of = \"x\""), "member_of", "only resources of kind"),
             ("debug-level", format!("{good}\nlogs = \"logs:nope\""), "logs", "not a resource of kind `logs`"),
             ("postgres-role", String::new(), "member_of", "the role a temporary login"),
+            ("kubernetes", "provisioner = \"ftp\"".to_owned(), "provisioner", "use `command` or `webhook`"),
+            ("kubernetes", "provisioner = \"command\"".to_owned(), "command", "the program"),
+            (
+                "kubernetes",
+                "provisioner = \"command\"\ncommand = [\"x\"]\nlevel = \"debug\"".to_owned(),
+                "level",
+                "a provisioned resource takes",
+            ),
+            ("logs", "provisioner = \"command\"".to_owned(), "provisioner", "any kind but `logs`"),
             ("postgres-role", "member_of = \"orders_readonly\"".to_owned(), "url_file", "never in ward.toml"),
             (
                 "postgres-role",

@@ -128,6 +128,7 @@ async fn start(
         debug_levels: config.debug_levels.clone(),
         logins: config.logins.clone(),
         debug_logs: config.debug_logs.clone(),
+        provisioners: config.provisioners.clone(),
     };
     let audit = &config.audit;
     if !audit.signing_key_configured

@@ -316,7 +316,7 @@ fn login_statement(write: &LoginWrite) -> Statement {
     match write {
         LoginWrite::Put(r) => Statement::new(
             "INSERT INTO logins (grant_id, resource, account, expires_at, applied_until, ended_at, failing_since, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (grant_id) DO UPDATE SET \
+             updated_at, role) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (grant_id) DO UPDATE SET \
              expires_at = $4, applied_until = $5, ended_at = $6, failing_since = $7, updated_at = $8",
             vec![
                 r.grant_id.as_str().into(),
@@ -327,6 +327,7 @@ fn login_statement(write: &LoginWrite) -> Statement {
                 r.ended_at.into(),
                 r.failing_since.into(),
                 millis(r.updated_at).into(),
+                r.role.as_str().into(),
             ],
         ),
         LoginWrite::Remove { grant_id } => {

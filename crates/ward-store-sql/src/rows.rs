@@ -246,6 +246,7 @@ pub(crate) fn login_from_row(row: &impl Columns) -> Result<LoginRecord, StoreErr
     Ok(LoginRecord {
         grant_id: row.text("grant_id")?,
         resource: row.text("resource")?,
+        role: row.text("role")?,
         account: row.text("account")?,
         expires_at: row.int("expires_at")?,
         applied_until: row.optional_int("applied_until")?,

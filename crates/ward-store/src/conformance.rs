@@ -1264,6 +1264,7 @@ pub async fn credentials_of_a_login_are_issued_once(store: Arc<dyn Store>) {
     let owed = LoginRecord {
         grant_id: "grt_1".into(),
         resource: "db:orders".into(),
+        role: "read".into(),
         account: "ward_alice_1".into(),
         expires_at: 1_800_000_000_000,
         updated_at: at,

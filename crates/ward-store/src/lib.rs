@@ -348,13 +348,16 @@ pub enum DebugLevelWrite {
     Original { resource: String, level: String, at: Timestamp },
 }
 
-/// A temporary login made in another system for a grant's window (a `postgres-role` resource):
+/// Access made in another system for a grant's window (a `postgres-role` resource's login, or
+/// what a `command` or `webhook` provisioner makes):
 /// owed from the grant's start, applied once the target confirmed it, to be removed from the
 /// grant's end, and forgotten once removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoginRecord {
     pub grant_id: String,
     pub resource: String,
+    /// The grant's role.
+    pub role: String,
     /// The account's name in the target.
     pub account: String,
     /// When the grant's window ends (ms since the epoch): the account's `VALID UNTIL`.

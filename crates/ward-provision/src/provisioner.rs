@@ -1,0 +1,232 @@
+//! Provisioners: access in another system made for a grant's window and taken away at its end.
+//! One interface ([`Provisioner`]: apply, remove; each idempotent, each retried by the caller)
+//! for the `postgres-role` logins and for everything else:
+//!
+//! - `provisioner = "command"`: a program of the operator's, run without a shell:
+//!   `PROGRAM ARGS… apply GRANT_ID HOLDER ROLE VALID_UNTIL` and
+//!   `PROGRAM ARGS… remove GRANT_ID HOLDER ROLE`, exit 0 once done (for `remove`, it may print
+//!   how many sessions it ended).
+//! - `provisioner = "webhook"`: `POST URL` with `{"action": "apply" | "remove", "grant_id",
+//!   "holder", "role", "resource", "valid_until"}`, signed as Standard Webhooks says with the
+//!   secret in `secret_file`; any 2xx (for `remove`, `{"sessions_ended": N}` may say more).
+//!
+//! Their account is the holder's name; a `postgres-role` login's is its own
+//! ([`crate::login::account_name`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde_json::json;
+
+use crate::driver::{DriverError, within};
+use crate::login::{LoginTarget, PostgresLogins, account_name};
+use crate::settings::{SettingError, TargetUrl, target_url, wrong};
+
+/// A grant's access, as a provisioner makes and removes it.
+#[derive(Debug, Clone, Copy)]
+pub struct GrantAccess<'a> {
+    pub grant_id: &'a str,
+    pub resource: &'a str,
+    pub role: &'a str,
+    /// The account in the target ([`Provisioner::account`]): for a program or a webhook, the
+    /// holder's name.
+    pub account: &'a str,
+    /// The window's end: the target should refuse the access after it, whatever ward does.
+    pub valid_until: Timestamp,
+}
+
+#[async_trait]
+pub trait Provisioner: Send + Sync {
+    /// The provisioner's name in events.
+    fn driver_name(&self) -> &'static str;
+    /// The account the grant's access is made under.
+    fn account(&self, holder: &str, grant_id: &str) -> String;
+    /// What the access gives, for events: the role it is a member of, or the grant's role.
+    fn gives(&self, role: &str) -> String;
+    /// Makes the access (or brings it up to date: a new `valid_until`).
+    async fn apply(&self, access: &GrantAccess<'_>) -> Result<(), DriverError>;
+    /// Removes it: the number of the account's sessions that were ended.
+    async fn remove(&self, access: &GrantAccess<'_>) -> Result<u64, DriverError>;
+}
+
+/// A resource's provisioner as `ward.toml` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProvisionTarget {
+    PostgresRole(LoginTarget),
+    Command { program: PathBuf, args: Vec<String> },
+    Webhook { url: TargetUrl, secret: Vec<u8> },
+}
+
+/// The keys of a resource with `provisioner = "command" | "webhook"` (paths resolved).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProvisionKeys<'a> {
+    pub provisioner: Option<&'a str>,
+    pub command: Option<&'a [String]>,
+    pub url_file: Option<&'a std::path::Path>,
+    pub url_env: Option<&'a str>,
+    /// The webhook's Standard Webhooks secret (`whsec_…`), as read from its file.
+    pub secret: Option<&'a str>,
+}
+
+impl ProvisionTarget {
+    /// Checks a `command` or `webhook` provisioner's keys; `env` reads the environment.
+    pub fn from_keys(
+        keys: ProvisionKeys<'_>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingError> {
+        match keys.provisioner {
+            Some("command") => {
+                for (key, set) in [
+                    ("url_file", keys.url_file.is_some()),
+                    ("url_env", keys.url_env.is_some()),
+                    ("secret_file", keys.secret.is_some()),
+                ] {
+                    if set {
+                        return Err(wrong(key, "the command provisioner takes only `command`"));
+                    }
+                }
+                let command = keys.command.unwrap_or_default();
+                match command.split_first() {
+                    Some((program, args)) if !program.trim().is_empty() => {
+                        Ok(Self::Command { program: PathBuf::from(program), args: args.to_vec() })
+                    }
+                    _ => Err(wrong(
+                        "command",
+                        "the program and its first arguments: [\"/usr/local/bin/grant-access\"]",
+                    )),
+                }
+            }
+            Some("webhook") => {
+                if keys.command.is_some() {
+                    return Err(wrong("command", "only the command provisioner runs a program"));
+                }
+                let secret = keys.secret.ok_or_else(|| {
+                    wrong(
+                        "secret_file",
+                        "the webhook provisioner signs its requests: a file holding `whsec_<base64>`",
+                    )
+                })?;
+                let secret =
+                    ward_core::webhook::secret_bytes(secret.trim()).map_err(|e| wrong("secret_file", e))?;
+                let url = target_url(keys.url_file, keys.url_env, env, &["http", "https"])?;
+                Ok(Self::Webhook { url, secret })
+            }
+            Some(other) => Err(wrong("provisioner", format!("`{other}`: use `command` or `webhook`"))),
+            None => Err(wrong("provisioner", "`command` or `webhook`")),
+        }
+    }
+}
+
+/// The provisioner for `target`.
+pub fn provisioner(target: &ProvisionTarget) -> Arc<dyn Provisioner> {
+    match target {
+        ProvisionTarget::PostgresRole(login) => Arc::new(PostgresLogins::new(login.clone())),
+        ProvisionTarget::Command { program, args } => {
+            Arc::new(CommandProvisioner { program: program.clone(), args: args.clone() })
+        }
+        ProvisionTarget::Webhook { url, secret } => {
+            Arc::new(WebhookProvisioner { url: url.clone(), secret: secret.clone() })
+        }
+    }
+}
+
+#[async_trait]
+impl Provisioner for PostgresLogins {
+    fn driver_name(&self) -> &'static str {
+        "postgres-role"
+    }
+
+    fn account(&self, holder: &str, grant_id: &str) -> String {
+        account_name(holder, grant_id)
+    }
+
+    fn gives(&self, _role: &str) -> String {
+        self.member_of().to_owned()
+    }
+
+    async fn apply(&self, access: &GrantAccess<'_>) -> Result<(), DriverError> {
+        PostgresLogins::apply(self, access.account, access.valid_until).await
+    }
+
+    async fn remove(&self, access: &GrantAccess<'_>) -> Result<u64, DriverError> {
+        PostgresLogins::remove(self, access.account).await
+    }
+}
+
+struct CommandProvisioner {
+    program: PathBuf,
+    args: Vec<String>,
+}
+
+#[async_trait]
+impl Provisioner for CommandProvisioner {
+    fn driver_name(&self) -> &'static str {
+        "command"
+    }
+
+    fn account(&self, holder: &str, _grant_id: &str) -> String {
+        holder.to_owned()
+    }
+
+    fn gives(&self, role: &str) -> String {
+        role.to_owned()
+    }
+
+    async fn apply(&self, access: &GrantAccess<'_>) -> Result<(), DriverError> {
+        let until = access.valid_until.to_string();
+        let extra = ["apply", access.grant_id, access.account, access.role, &until];
+        within(crate::command::run(&self.program, &self.args, &extra)).await.map(|_| ())
+    }
+
+    async fn remove(&self, access: &GrantAccess<'_>) -> Result<u64, DriverError> {
+        let extra = ["remove", access.grant_id, access.account, access.role];
+        let said = within(crate::command::run(&self.program, &self.args, &extra)).await?;
+        Ok(said.parse().unwrap_or(0))
+    }
+}
+
+struct WebhookProvisioner {
+    url: TargetUrl,
+    secret: Vec<u8>,
+}
+
+impl WebhookProvisioner {
+    async fn post(&self, action: &str, access: &GrantAccess<'_>) -> Result<Vec<u8>, DriverError> {
+        let body = json!({
+            "action": action,
+            "grant_id": access.grant_id,
+            "resource": access.resource,
+            "holder": access.account,
+            "role": access.role,
+            "valid_until": access.valid_until,
+        });
+        within(crate::http::post_signed(&self.url, &self.secret, &body)).await
+    }
+}
+
+#[async_trait]
+impl Provisioner for WebhookProvisioner {
+    fn driver_name(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn account(&self, holder: &str, _grant_id: &str) -> String {
+        holder.to_owned()
+    }
+
+    fn gives(&self, role: &str) -> String {
+        role.to_owned()
+    }
+
+    async fn apply(&self, access: &GrantAccess<'_>) -> Result<(), DriverError> {
+        self.post("apply", access).await.map(|_| ())
+    }
+
+    async fn remove(&self, access: &GrantAccess<'_>) -> Result<u64, DriverError> {
+        let answer = self.post("remove", access).await?;
+        let said: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
+        Ok(said["sessions_ended"].as_u64().unwrap_or(0))
+    }
+}
