@@ -192,7 +192,8 @@ impl HttpLevel {
                     .ok_or_else(|| DriverError::Refused(format!("Envoy lists no logger `{logger}`")))
             }
             HttpApi::Webhook { secret, scope } => {
-                let answer = self.signed(secret, &json!({"action": "get", "scope": scope})).await?;
+                let answer =
+                    post_signed(&self.url, secret, &json!({"action": "get", "scope": scope})).await?;
                 #[derive(Deserialize)]
                 struct Level {
                     level: String,
@@ -217,14 +218,11 @@ impl HttpLevel {
                 send(client()?.post(url)).await?;
             }
             HttpApi::Webhook { secret, scope } => {
-                self.signed(secret, &json!({"action": "set", "level": level, "scope": scope})).await?;
+                post_signed(&self.url, secret, &json!({"action": "set", "level": level, "scope": scope}))
+                    .await?;
             }
         }
         Ok(())
-    }
-
-    async fn signed(&self, secret: &[u8], body: &Value) -> Result<Vec<u8>, DriverError> {
-        post_signed(&self.url, secret, body).await
     }
 }
 

@@ -54,8 +54,9 @@ pub struct LoginKeys<'a> {
     pub member_of: Option<&'a str>,
 }
 
-/// Where a `postgres-role` resource's logins are made, and what they are given.
-#[derive(Clone, PartialEq, Eq)]
+/// Where a `postgres-role` resource's logins are made, and what they are given (its `Debug`
+/// never shows the URL: [`TargetUrl`]'s hides it).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoginTarget {
     url: TargetUrl,
     /// The role each login is made a member of.
@@ -64,18 +65,6 @@ pub struct LoginTarget {
     pub host: String,
     pub port: u16,
     pub dbname: String,
-}
-
-impl fmt::Debug for LoginTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoginTarget")
-            .field("url", &self.url)
-            .field("member_of", &self.member_of)
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("dbname", &self.dbname)
-            .finish()
-    }
 }
 
 impl LoginTarget {

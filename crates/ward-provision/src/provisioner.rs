@@ -41,10 +41,16 @@ pub struct GrantAccess<'a> {
 pub trait Provisioner: Send + Sync {
     /// The provisioner's name in events.
     fn driver_name(&self) -> &'static str;
-    /// The account the grant's access is made under.
-    fn account(&self, holder: &str, grant_id: &str) -> String;
-    /// What the access gives, for events: the role it is a member of, or the grant's role.
-    fn gives(&self, role: &str) -> String;
+    /// The account the grant's access is made under: the holder's name, unless the target
+    /// makes an account of its own.
+    fn account(&self, holder: &str, _grant_id: &str) -> String {
+        holder.to_owned()
+    }
+    /// What the access gives, for events: the grant's role, unless the target says otherwise
+    /// (the role a login is a member of).
+    fn gives(&self, role: &str) -> String {
+        role.to_owned()
+    }
     /// Makes the access (or brings it up to date: a new `valid_until`).
     async fn apply(&self, access: &GrantAccess<'_>) -> Result<(), DriverError>;
     /// Removes it: the number of the account's sessions that were ended.
@@ -166,14 +172,6 @@ impl Provisioner for CommandProvisioner {
         "command"
     }
 
-    fn account(&self, holder: &str, _grant_id: &str) -> String {
-        holder.to_owned()
-    }
-
-    fn gives(&self, role: &str) -> String {
-        role.to_owned()
-    }
-
     async fn apply(&self, access: &GrantAccess<'_>) -> Result<(), DriverError> {
         let until = access.valid_until.to_string();
         let extra = ["apply", access.grant_id, access.account, access.role, &until];
@@ -210,14 +208,6 @@ impl WebhookProvisioner {
 impl Provisioner for WebhookProvisioner {
     fn driver_name(&self) -> &'static str {
         "webhook"
-    }
-
-    fn account(&self, holder: &str, _grant_id: &str) -> String {
-        holder.to_owned()
-    }
-
-    fn gives(&self, role: &str) -> String {
-        role.to_owned()
     }
 
     async fn apply(&self, access: &GrantAccess<'_>) -> Result<(), DriverError> {
