@@ -223,6 +223,8 @@ fn deadline(grant: &Grant, due: Timestamp, now: Timestamp) -> GrantDeadline {
         due_at,
         processed_at,
         lag_ms,
+        idle_timeout_seconds: None,
+        last_used_at: None,
     }
 }
 
@@ -234,6 +236,7 @@ fn started(grant: &Grant, lateness: Option<Lateness>) -> GrantStarted {
         starts_at: grant.starts_at,
         expires_at: grant.expires_at,
         policy_hash: None,
+        idle_timeout_seconds: grant.idle_timeout_seconds,
         due_at: lateness.as_ref().map(|l| l.due_at),
         processed_at: lateness.as_ref().map(|l| l.processed_at),
         lag_ms: lateness.map(|l| l.lag_ms),
@@ -281,6 +284,7 @@ pub fn file_request(
         business_hours: new.business_hours,
         extends_grant: context.extends.as_ref().map(|g| g.id.clone()),
         breakglass: terms.review_within_seconds.is_some(),
+        idle_timeout_seconds: terms.idle_timeout_seconds,
         version: 1,
     };
     let payload = Payload::RequestCreated(RequestCreated {
@@ -296,6 +300,7 @@ pub fn file_request(
         business_hours: request.business_hours,
         extends_grant: request.extends_grant.as_ref().map(ToString::to_string),
         breakglass: request.breakglass,
+        idle_timeout_seconds: request.idle_timeout_seconds,
     });
     let mut created = request_event(ids, payload, now, &request.requester.clone(), &request);
     created.reason = Some(request.reason.clone());
@@ -381,7 +386,7 @@ pub fn check_extendable(grant: &Grant, by: &str, now: Timestamp) -> Result<(), L
         return Err(LifecycleError::NotHolder { id: grant.id.clone(), principal: grant.principal.clone() });
     }
     ensure_live(grant)?;
-    if now >= grant.expires_at {
+    if now >= grant.ends_at() {
         return Err(LifecycleError::GrantEnded { id: grant.id.clone(), state: GrantState::Expired });
     }
     Ok(())
@@ -425,6 +430,8 @@ fn approve_into_grant(
         first_used_at: None,
         extensions: Vec::new(),
         review: None,
+        idle_timeout_seconds: request.idle_timeout_seconds,
+        last_used_at: None,
         version: 1,
     };
     request.state = RequestState::Approved;
@@ -658,16 +665,26 @@ pub fn expire(
         // Its whole window passed while nobody was processing: record both edges.
         events.extend(activate(ids, grant.clone(), now)?.events);
     }
-    let due = grant.expires_at;
+    let due = grant.ends_at();
+    let idle = grant.goes_idle_first();
     grant.state = GrantState::Expired;
     grant.ended_at = Some(due);
     grant.ended_by = Some(SYSTEM_ACTOR.to_owned());
+    grant.end_reason = idle.then(|| IDLE_REASON.to_owned());
     grant.version += 1;
-    let expired =
-        grant_event(ids, Payload::GrantExpired(deadline(&grant, due, now)), due, SYSTEM_ACTOR, &grant);
+    let mut payload = deadline(&grant, due, now);
+    if idle {
+        payload.idle_timeout_seconds = grant.idle_timeout_seconds;
+        payload.last_used_at = grant.last_used_at;
+    }
+    let mut expired = grant_event(ids, Payload::GrantExpired(payload), due, SYSTEM_ACTOR, &grant);
+    expired.reason = grant.end_reason.clone();
     events.push(expired);
     Ok(Transition { request: None, grant: Some(grant), events })
 }
+
+/// The reason on a grant that expired because nobody used it for its idle timeout.
+pub const IDLE_REASON: &str = "idle";
 
 /// The holder is done early.
 pub fn release(
@@ -783,8 +800,9 @@ fn end(
     now: Timestamp,
 ) -> Result<(), LifecycleError> {
     ensure_live(grant)?;
-    // Past its window the grant has in truth already expired; the scheduler will say so.
-    if now >= grant.expires_at {
+    // Past its window (or idle deadline) the grant has in truth already expired; the scheduler
+    // will say so.
+    if now >= grant.ends_at() {
         return Err(LifecycleError::GrantEnded { id: grant.id.clone(), state: GrantState::Expired });
     }
     grant.state = to;

@@ -187,6 +187,9 @@ pub struct AccessRequest {
     pub extends_grant: Option<GrantId>,
     /// A break-glass request: granted at once, reviewed by an approver afterwards.
     pub breakglass: bool,
+    /// How long its grant may go unused before it ends by itself (`@idle_timeout`, else the
+    /// configured default).
+    pub idle_timeout_seconds: Option<u64>,
     /// Optimistic-concurrency version: every stored change increments it.
     pub version: i64,
 }
@@ -287,6 +290,14 @@ pub struct Grant {
     pub extensions: Vec<Extension>,
     /// For a break-glass grant: its post-hoc review.
     pub review: Option<Review>,
+    /// `@idle_timeout` (or the configured default): the grant ends by itself once unused this
+    /// long, counted from its start or its last use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u64>,
+    /// The last use the store knows of: a check, a log read, a followed tail, a session seen in
+    /// the system a provisioner made the access in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<Timestamp>,
     pub version: i64,
 }
 
@@ -339,9 +350,38 @@ pub struct Review {
 
 impl Grant {
     /// Whether the grant gives access at `now`: it is live and `now` lies in
-    /// `[starts_at, expires_at)`. The window, not the state, decides, so a late scheduler can
-    /// never stretch access past `expires_at`.
+    /// `[starts_at, ends_at)`. The window, not the state, decides, so a late scheduler can
+    /// never stretch access past `expires_at` or past its idle deadline.
     pub fn is_usable_at(&self, now: Timestamp) -> bool {
-        self.state.is_live() && self.starts_at <= now && now < self.expires_at
+        self.state.is_live() && self.starts_at <= now && now < self.ends_at()
     }
+
+    /// When an idle timeout ends the grant unless it is used before: its timeout after its last
+    /// use, or after its start when it was never used.
+    pub fn idle_at(&self) -> Option<Timestamp> {
+        idle_deadline(self.starts_at, self.last_used_at, self.idle_timeout_seconds)
+    }
+
+    /// When the grant stops giving access unless used again: its expiry or its idle deadline,
+    /// whichever comes first.
+    pub fn ends_at(&self) -> Timestamp {
+        self.idle_at().map_or(self.expires_at, |idle| idle.min(self.expires_at))
+    }
+
+    /// Whether the end at `ends_at` is the idle timeout's rather than the window's.
+    pub fn goes_idle_first(&self) -> bool {
+        self.idle_at().is_some_and(|idle| idle < self.expires_at)
+    }
+}
+
+/// A grant's idle deadline: `timeout_seconds` after its last use, or after its start when it was
+/// never used (a use before the start counts from the start).
+pub fn idle_deadline(
+    starts_at: Timestamp,
+    last_used_at: Option<Timestamp>,
+    timeout_seconds: Option<u64>,
+) -> Option<Timestamp> {
+    let timeout = i64::try_from(timeout_seconds?).unwrap_or(i64::MAX);
+    let from = last_used_at.map_or(starts_at, |used| used.max(starts_at));
+    Some(from.saturating_add(jiff::SignedDuration::from_secs(timeout)).unwrap_or(Timestamp::MAX))
 }

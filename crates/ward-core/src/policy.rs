@@ -104,6 +104,8 @@ pub struct RequestTerms {
     /// For a break-glass request: how many of the requester's earlier break-glass grants on the
     /// resource may still await review.
     pub max_unreviewed: u32,
+    /// The chosen permit's `@idle_timeout`, if it has one.
+    pub idle_timeout_seconds: Option<u64>,
 }
 
 /// What filing a request allowed on some terms does at once. Deny wins, then break-glass, then
@@ -644,6 +646,7 @@ impl PolicyEngine {
             reciprocal_seconds: chosen.reciprocal_seconds,
             review_within_seconds: chosen.breakglass_cap_seconds.map(|_| chosen.review_within_seconds),
             max_unreviewed: chosen.max_unreviewed,
+            idle_timeout_seconds: chosen.idle_timeout_seconds,
             max_duration_seconds: longest,
             policy_ids: fitting.iter().map(|(id, _)| id.clone()).collect(),
             auto_approved_by,

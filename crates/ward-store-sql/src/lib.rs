@@ -160,7 +160,7 @@ fn write_blocked(error: &sqlx::Error) -> Option<&'static str> {
 const REQUEST_COLUMNS: &str = "id, requester, resource, role, duration_seconds, reason, ticket, start_at, state, \
      created_at, decided_at, lapses_at, approvals, approvals_required, grant_id, policy_ids, terms, version";
 const GRANT_COLUMNS: &str = "id, request_id, principal, resource, role, starts_at, expires_at, state, ended_at, \
-     ended_by, end_reason, first_used_at, extensions, review, version";
+     ended_by, end_reason, first_used_at, extensions, review, version, idle_timeout_seconds, last_used_at";
 /// In the order `rows::event_from_row` reads them.
 const TOKEN_COLUMNS: &str =
     "id, hash, principal, created_at, expires_at, revoked_at, revoked_by, last_used_at";
@@ -556,6 +556,8 @@ impl Store for SqlStore {
         let activate_sql =
             grants_sql("state = 'scheduled' AND starts_at <= $1 AND expires_at > $1", "starts_at");
         let expire_sql = grants_sql("state IN ('scheduled', 'active') AND expires_at <= $1", "expires_at");
+        // Served by the partial index `grants_active_by_idle`.
+        let idle_sql = grants_sql("state = 'active' AND idle_at <= $1", "idle_at");
         let review_sql = grants_sql("review_state = 'pending' AND review_due_at <= $1", "review_due_at");
         let lapse_sql = format!(
             "SELECT {REQUEST_COLUMNS} FROM requests WHERE state = 'pending' AND lapses_at <= $1 \
@@ -567,11 +569,21 @@ impl Store for SqlStore {
             };
             let activate = fetch(activate_sql).await.map_err(unavailable)?;
             let expire = fetch(expire_sql).await.map_err(unavailable)?;
+            let idle = fetch(idle_sql).await.map_err(unavailable)?;
             let lapse = fetch(lapse_sql).await.map_err(unavailable)?;
             let review_overdue = fetch(review_sql).await.map_err(unavailable)?;
             Ok(Due {
                 activate: activate.iter().map(grant_from_row).collect::<Result<_, _>>()?,
-                expire: expire.iter().map(grant_from_row).collect::<Result<_, _>>()?,
+                expire: {
+                    let mut grants = expire.iter().map(grant_from_row).collect::<Result<Vec<_>, _>>()?;
+                    for grant in idle.iter().map(grant_from_row) {
+                        let grant = grant?;
+                        if !grants.iter().any(|g| g.id == grant.id) {
+                            grants.push(grant);
+                        }
+                    }
+                    grants
+                },
                 lapse: lapse.iter().map(request_from_row).collect::<Result<_, _>>()?,
                 review_overdue: review_overdue.iter().map(grant_from_row).collect::<Result<_, _>>()?,
             })
@@ -582,6 +594,7 @@ impl Store for SqlStore {
         let sql = "SELECT MIN(t) AS next FROM ( \
                SELECT MIN(starts_at) AS t FROM grants WHERE state = 'scheduled' \
                UNION ALL SELECT MIN(expires_at) AS t FROM grants WHERE state IN ('scheduled', 'active') \
+               UNION ALL SELECT MIN(idle_at) AS t FROM grants WHERE state = 'active' AND idle_at IS NOT NULL \
                UNION ALL SELECT MIN(lapses_at) AS t FROM requests WHERE state = 'pending' \
                UNION ALL SELECT MIN(review_due_at) AS t FROM grants WHERE review_state = 'pending' \
              ) AS due";

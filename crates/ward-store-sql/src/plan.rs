@@ -9,8 +9,8 @@ use ward_core::audit::AuditEvent;
 use ward_core::merkle::{Frontier, Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
-    Change, CountLimit, CursorMove, DebugLevelWrite, FindingRecord, HolderLimit, LoginWrite, StoreError,
-    TokenWrite,
+    Change, CountLimit, CursorMove, DebugLevelWrite, FindingRecord, GrantUse, HolderLimit, LoginWrite,
+    StoreError, TokenWrite,
 };
 
 use crate::Dialect;
@@ -158,6 +158,7 @@ pub(crate) fn plan(
         for grant in &change.grants {
             statements.push(grant_statement(grant)?);
         }
+        statements.extend(change.grant_uses.iter().map(grant_use_statement));
         for limit in &change.holder_limits {
             statements.extend(holder_limit_statements(limit, dialect));
         }
@@ -420,12 +421,13 @@ fn grant_statement(g: &Grant) -> Result<Statement, StoreError> {
     let review = g.review.as_ref().map(to_json).transpose()?;
     let review_state = g.review.as_ref().map(|r| r.state.as_str());
     let review_due_at = g.review.as_ref().map(|r| millis(r.due_at));
+    let idle_timeout = g.idle_timeout_seconds.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
     if g.version == 1 {
         return Ok(Statement::new(
             "INSERT INTO grants (id, request_id, principal, resource, role, starts_at, expires_at, state, \
              ended_at, ended_by, end_reason, first_used_at, extensions, review, review_state, review_due_at, \
-             version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             version, idle_timeout_seconds, last_used_at, idle_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
             vec![
                 g.id.as_str().into(),
                 g.request_id.as_str().into(),
@@ -444,12 +446,17 @@ fn grant_statement(g: &Grant) -> Result<Statement, StoreError> {
                 review_state.into(),
                 review_due_at.into(),
                 g.version.into(),
+                idle_timeout.into(),
+                g.last_used_at.map(millis).into(),
+                g.idle_at().map(millis).into(),
             ],
         ));
     }
     Ok(Statement::checked(
         "UPDATE grants SET state = $1, ended_at = $2, ended_by = $3, end_reason = $4, first_used_at = $5, \
-         expires_at = $6, extensions = $7, review = $8, review_state = $9, review_due_at = $10, version = $11 \
+         expires_at = $6, extensions = $7, review = $8, review_state = $9, review_due_at = $10, version = $11, \
+         last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $14 THEN $14 ELSE last_used_at END, \
+         idle_at = CASE WHEN idle_at IS NULL OR idle_at < $15 THEN $15 ELSE idle_at END \
          WHERE id = $12 AND version = $13",
         vec![
             g.state.as_str().into(),
@@ -465,8 +472,21 @@ fn grant_statement(g: &Grant) -> Result<Statement, StoreError> {
             g.version.into(),
             g.id.as_str().into(),
             (g.version - 1).into(),
+            // A use recorded meanwhile (a usage summary) is never undone by an older copy.
+            g.last_used_at.map(millis).into(),
+            g.idle_at().map(millis).into(),
         ],
     ))
+}
+
+/// A use of a grant: its last use and idle deadline move forward, never back.
+fn grant_use_statement(used: &GrantUse) -> Statement {
+    Statement::new(
+        "UPDATE grants SET last_used_at = $1, \
+         idle_at = (CASE WHEN $1 > starts_at THEN $1 ELSE starts_at END) + idle_timeout_seconds * 1000 \
+         WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+        vec![millis(used.at).into(), used.grant_id.as_str().into()],
+    )
 }
 
 /// Checks a count inside the transaction that changes it, as [`holder_limit_statements`] does:

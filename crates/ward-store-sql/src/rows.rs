@@ -107,6 +107,7 @@ pub(crate) fn request_from_row(row: &impl Columns) -> Result<AccessRequest, Stor
         business_hours: terms.business_hours,
         extends_grant: terms.extends_grant,
         breakglass: terms.breakglass,
+        idle_timeout_seconds: terms.idle_timeout_seconds,
     })
 }
 
@@ -122,6 +123,7 @@ pub(crate) struct StoredTerms {
     business_hours: bool,
     extends_grant: Option<GrantId>,
     breakglass: bool,
+    idle_timeout_seconds: Option<u64>,
 }
 
 impl StoredTerms {
@@ -134,6 +136,7 @@ impl StoredTerms {
             business_hours: r.business_hours,
             extends_grant: r.extends_grant.clone(),
             breakglass: r.breakglass,
+            idle_timeout_seconds: r.idle_timeout_seconds,
         }
     }
 }
@@ -153,6 +156,11 @@ pub(crate) fn grant_from_row(row: &impl Columns) -> Result<Grant, StoreError> {
         ended_by: row.optional_text("ended_by")?,
         end_reason: row.optional_text("end_reason")?,
         first_used_at: optional_time(row, "first_used_at")?,
+        idle_timeout_seconds: row
+            .optional_int("idle_timeout_seconds")?
+            .map(|s| u64::try_from(s).map_err(corrupt))
+            .transpose()?,
+        last_used_at: optional_time(row, "last_used_at")?,
         extensions: json(row, "extensions")?,
         review: row
             .optional_text("review")?

@@ -12,7 +12,7 @@ use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 
 use crate::{
     ApiToken, Change, CursorMove, DebugLevelHolder, DebugLevelRecord, DebugLevelWrite, EventFilter,
-    FindingFilter, FindingRecord, FindingState, GrantFilter, Lease, LoginRecord, LoginWrite, RequestFilter,
+    FindingFilter, FindingRecord, FindingState, GrantUse, GrantFilter, Lease, LoginRecord, LoginWrite, RequestFilter,
     Store, StoreError, TokenFilter, TokenWrite, Visibility,
 };
 use ward_rules::{RuleId, Severity};
@@ -27,6 +27,7 @@ macro_rules! conformance_tests {
             stale_versions_conflict_and_write_nothing,
             a_failing_change_leaves_no_trace,
             due_work_and_next_due_time,
+            idle_grants_fall_due_and_uses_only_move_forward,
             grants_are_found_by_expiry,
             listings_filter_and_order,
             listings_page_by_cursor_and_narrow_by_visibility,
@@ -83,6 +84,7 @@ fn terms(approvals: u32) -> RequestTerms {
         reciprocal_seconds: None,
         review_within_seconds: None,
         max_unreviewed: 0,
+        idle_timeout_seconds: None,
     }
 }
 
@@ -242,6 +244,61 @@ pub async fn due_work_and_next_due_time(store: Arc<dyn Store>) {
     store.commit(change([expired]), active.expires_at).await.unwrap();
     assert!(store.due(active.expires_at, 100).await.unwrap().expire.is_empty());
     assert_eq!(store.grant(active.id.as_str()).await.unwrap().unwrap().state, GrantState::Expired);
+}
+
+pub async fn idle_grants_fall_due_and_uses_only_move_forward(store: Arc<dyn Store>) {
+    let mut ids = SequentialIds::new("i");
+    let new = NewRequest {
+        requester: "alice".into(),
+        resource: "logs:payments-api".into(),
+        role: "read".into(),
+        duration_seconds: 3600,
+        reason: "INC-4312 checkout 500s".into(),
+        ..NewRequest::default()
+    };
+    let idle_terms = RequestTerms { idle_timeout_seconds: Some(600), ..terms(1) };
+    let filed =
+        lifecycle::file_request(&mut ids, new, &idle_terms, "h", 3600, &GrantContext::default(), t0()).unwrap();
+    store.commit(change([filed.clone()]), t0()).await.unwrap();
+    let request = store.request(filed.request.unwrap().id.as_str()).await.unwrap().unwrap();
+    assert_eq!(request.idle_timeout_seconds, Some(600), "the request keeps its idle timeout");
+    let approved = approve_as(&mut ids, request, "bob", t0());
+    let grant = approved.grant.clone().unwrap();
+    store.commit(change([approved]), t0()).await.unwrap();
+    let ten = t0() + SignedDuration::from_mins(10);
+    let stored = store.grant(grant.id.as_str()).await.unwrap().unwrap();
+    assert_eq!((stored.idle_timeout_seconds, stored.last_used_at, stored.idle_at()), (Some(600), None, Some(ten)));
+    assert_eq!(store.next_due_at().await.unwrap(), Some(ten), "the idle deadline comes before the expiry");
+    assert!(store.due(ten - SignedDuration::from_millis(1), 10).await.unwrap().expire.is_empty());
+
+    // A use four minutes in moves the deadline; an older one reported later does not move it back.
+    let used = |minutes| GrantUse { grant_id: grant.id.clone(), at: t0() + SignedDuration::from_mins(minutes) };
+    store.commit(Change { grant_uses: vec![used(4)], ..Change::default() }, ten).await.unwrap();
+    store.commit(Change { grant_uses: vec![used(2)], ..Change::default() }, ten).await.unwrap();
+    let fourteen = t0() + SignedDuration::from_mins(14);
+    assert_eq!(store.next_due_at().await.unwrap(), Some(fourteen));
+    assert!(store.due(ten, 10).await.unwrap().expire.is_empty());
+    // A copy of the grant read before the use (an extension, say) does not undo it either.
+    let mut extended = grant.clone();
+    extended.expires_at += SignedDuration::from_mins(30);
+    extended.version += 1;
+    store.commit(Change { grants: vec![extended], ..Change::default() }, ten).await.unwrap();
+    let stored = store.grant(grant.id.as_str()).await.unwrap().unwrap();
+    assert_eq!(stored.last_used_at, Some(t0() + SignedDuration::from_mins(4)));
+    assert_eq!(stored.idle_at(), Some(fourteen));
+
+    let due = store.due(fourteen, 10).await.unwrap();
+    assert_eq!(due.expire.iter().map(|g| &g.id).collect::<Vec<_>>(), [&grant.id]);
+    let expired = lifecycle::expire(&mut ids, due.expire[0].clone(), fourteen).unwrap();
+    store.commit(change([expired]), fourteen).await.unwrap();
+    let ended = store.grant(grant.id.as_str()).await.unwrap().unwrap();
+    assert_eq!((ended.state, ended.ended_at, ended.end_reason.as_deref()), (
+        GrantState::Expired,
+        Some(fourteen),
+        Some(lifecycle::IDLE_REASON)
+    ));
+    assert!(store.due(fourteen, 10).await.unwrap().expire.is_empty());
+    assert_eq!(store.next_due_at().await.unwrap(), None);
 }
 
 pub async fn grants_are_found_by_expiry(store: Arc<dyn Store>) {

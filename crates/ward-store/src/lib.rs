@@ -37,6 +37,9 @@ pub enum StoreError {
 pub struct Change {
     pub requests: Vec<AccessRequest>,
     pub grants: Vec<Grant>,
+    /// Uses of grants, summarised by this change's events: each moves its grant's last use (and
+    /// idle deadline) forward, never back, whatever the grant's version.
+    pub grant_uses: Vec<GrantUse>,
     pub events: Vec<NewEvent>,
     /// A checkpoint of the log *before* this change's events; the commit fails with `Conflict`
     /// unless it signs exactly the head at that moment.
@@ -57,6 +60,13 @@ pub struct Change {
     /// A consumer of the log moving its cursor in the same transaction as its effects (the
     /// findings and events of this change), so an effect is applied exactly once.
     pub cursor: Option<CursorMove>,
+}
+
+/// The latest use of a grant that one ward process saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantUse {
+    pub grant_id: ward_core::GrantId,
+    pub at: Timestamp,
 }
 
 /// "`lease.consumer` has consumed the log up to `to`": committed only while `lease.holder` holds
@@ -120,6 +130,7 @@ impl Change {
     pub fn is_empty(&self) -> bool {
         self.requests.is_empty()
             && self.grants.is_empty()
+            && self.grant_uses.is_empty()
             && self.events.is_empty()
             && self.checkpoint.is_none()
             && self.holder_limits.is_empty()
@@ -219,7 +230,7 @@ pub struct EventFilter {
 pub struct Due {
     /// Scheduled grants whose window has opened (and not yet closed).
     pub activate: Vec<Grant>,
-    /// Live grants whose window has closed.
+    /// Live grants whose window has closed, or that went unused for their idle timeout.
     pub expire: Vec<Grant>,
     /// Pending requests past their lapse time.
     pub lapse: Vec<AccessRequest>,

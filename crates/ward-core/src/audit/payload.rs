@@ -76,6 +76,9 @@ pub struct RequestCreated {
     pub extends_grant: Option<String>,
     #[serde(default)]
     pub breakglass: bool,
+    /// How long the grant may go unused before it ends by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u64>,
 }
 
 /// A decision taken by policy, not by a person (`approval.granted`, `approval.denied`).
@@ -141,6 +144,9 @@ pub struct GrantStarted {
     /// On the event that creates the grant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_hash: Option<String>,
+    /// How long the grant may go unused before it ends by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u64>,
     /// On an activation by the scheduler, with `processed_at` and `lag_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub due_at: Option<Timestamp>,
@@ -159,6 +165,12 @@ pub struct GrantDeadline {
     pub due_at: Timestamp,
     pub processed_at: Timestamp,
     pub lag_ms: i64,
+    /// On `grant.expired` by the idle timeout: the timeout, and the last use it counted from
+    /// (none: never used, counted from the start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<Timestamp>,
 }
 
 /// `grant.extended`.

@@ -20,6 +20,7 @@ fn terms(approvals: u32, auto: bool) -> RequestTerms {
         reciprocal_seconds: None,
         review_within_seconds: None,
         max_unreviewed: 0,
+        idle_timeout_seconds: None,
     }
 }
 
@@ -650,4 +651,54 @@ fn every_transition_records_the_details_it_always_has() {
         r#"access.denied {"action":"request"}"#,
     ];
     assert_eq!(recorded, expected);
+}
+
+#[test]
+fn an_unused_grant_ends_at_its_idle_deadline_with_the_reason_idle() {
+    let mut ids = SequentialIds::new("t");
+    let idle = RequestTerms { idle_timeout_seconds: Some(600), ..terms(1, false) };
+    let request = file_with(&mut ids, &idle, &no_context()).request.unwrap();
+    assert_eq!(request.idle_timeout_seconds, Some(600));
+    let mut grant = approve(&mut ids, request, &ok("bob"), None, &no_context(), t0()).unwrap().grant.unwrap();
+    assert_eq!(grant.idle_timeout_seconds, Some(600));
+    let ten_minutes = t0() + SignedDuration::from_mins(10);
+    assert_eq!((grant.idle_at(), grant.ends_at()), (Some(ten_minutes), ten_minutes));
+    assert!(grant.is_usable_at(ten_minutes - SignedDuration::from_millis(1)));
+    assert!(!grant.is_usable_at(ten_minutes), "unused for ten minutes: no access, whatever the scheduler does");
+
+    // A use moves the deadline; one before the start counts from the start.
+    grant.last_used_at = Some(t0() + SignedDuration::from_mins(4));
+    let fourteen_minutes = t0() + SignedDuration::from_mins(14);
+    assert_eq!(grant.ends_at(), fourteen_minutes);
+    assert!(grant.is_usable_at(ten_minutes));
+    assert!(matches!(
+        release(&mut ids, grant.clone(), "alice", fourteen_minutes),
+        Err(LifecycleError::GrantEnded { state: GrantState::Expired, .. })
+    ));
+    assert!(matches!(
+        check_extendable(&grant, "alice", fourteen_minutes),
+        Err(LifecycleError::GrantEnded { state: GrantState::Expired, .. })
+    ));
+
+    let late = fourteen_minutes + SignedDuration::from_secs(2);
+    let expired = expire(&mut ids, grant.clone(), late).unwrap();
+    let ended = expired.grant.unwrap();
+    assert_eq!((ended.state, ended.ended_at, ended.end_reason.as_deref()), (
+        GrantState::Expired,
+        Some(fourteen_minutes),
+        Some(IDLE_REASON)
+    ));
+    let event = &expired.events[0];
+    assert_eq!((event.event_type.as_str(), event.reason.as_deref()), ("grant.expired", Some("idle")));
+    assert_eq!(event.occurred_at, fourteen_minutes);
+    assert_eq!(event.details["idle_timeout_seconds"], 600);
+    assert_eq!(event.details["last_used_at"], serde_json::json!(t0() + SignedDuration::from_mins(4)));
+    assert_eq!(event.details["lag_ms"], 2000);
+
+    // A timeout longer than what is left of the window changes nothing: the window ends it.
+    grant.last_used_at = Some(grant.expires_at - SignedDuration::from_mins(1));
+    let expired = expire(&mut ids, grant.clone(), grant.expires_at).unwrap();
+    assert_eq!(expired.grant.unwrap().end_reason, None);
+    assert_eq!(expired.events[0].reason, None);
+    assert!(expired.events[0].details.get("idle_timeout_seconds").is_none());
 }

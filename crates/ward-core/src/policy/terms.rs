@@ -28,6 +28,7 @@ const REQUEST_ANNOTATIONS: &[&str] = &[
     "breakglass",
     "review_within",
     "max_unreviewed",
+    "idle_timeout",
 ];
 /// Annotations a permit for `Ward::Action::"approve"` reads.
 const APPROVE_ANNOTATIONS: &[&str] = &["stage"];
@@ -104,6 +105,8 @@ pub(super) struct PermitTerms {
     /// still await review when they break the glass again (default 0: each one must be reviewed
     /// before the next).
     pub max_unreviewed: u32,
+    /// `@idle_timeout("15m")`: the grant ends by itself once unused this long.
+    pub idle_timeout_seconds: Option<u64>,
 }
 
 impl Default for PermitTerms {
@@ -121,6 +124,7 @@ impl Default for PermitTerms {
             breakglass_cap_seconds: None,
             review_within_seconds: DEFAULT_REVIEW_WITHIN_SECONDS,
             max_unreviewed: 0,
+            idle_timeout_seconds: None,
         }
     }
 }
@@ -225,6 +229,7 @@ pub(super) fn read_terms(policy: &Policy) -> Result<PermitTerms, PolicyError> {
         breakglass_cap_seconds: duration("breakglass")?,
         review_within_seconds: duration("review_within")?.unwrap_or(defaults.review_within_seconds),
         max_unreviewed,
+        idle_timeout_seconds: duration("idle_timeout")?,
     };
     if terms.total_approvals() > MAX_APPROVALS {
         return Err(annotation_error(format!(

@@ -88,6 +88,7 @@ fn request_for(requester: &str, resource: &str, role: &str) -> AccessRequest {
         business_hours: false,
         extends_grant: None,
         breakglass: false,
+        idle_timeout_seconds: None,
         version: 1,
     }
 }

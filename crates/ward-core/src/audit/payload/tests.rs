@@ -20,6 +20,7 @@ fn sample(event_type: EventType) -> Payload {
         starts_at: window.starts_at,
         expires_at: window.expires_at,
         policy_hash: Some("h".into()),
+        idle_timeout_seconds: Some(900),
         due_at: None,
         processed_at: None,
         lag_ms: None,
@@ -31,6 +32,8 @@ fn sample(event_type: EventType) -> Payload {
         due_at: window.expires_at,
         processed_at: at("2027-01-15T08:30:00.25Z"),
         lag_ms: 250,
+        idle_timeout_seconds: Some(900),
+        last_used_at: Some(at("2027-01-15T08:15:00Z")),
     };
     let finding = FindingRecorded {
         finding_id: "fnd_1".into(),
@@ -58,6 +61,7 @@ fn sample(event_type: EventType) -> Payload {
             approvals_required: 1,
             stages: vec![Stage { name: "lead".into(), approvals: 1 }],
             policy_ids: vec!["p".into()],
+            idle_timeout_seconds: Some(900),
             policy_hash: "h".into(),
             on_call_schedules: vec![],
             business_hours: true,
