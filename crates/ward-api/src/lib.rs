@@ -88,6 +88,15 @@ pub struct GrantView {
     pub ended_by: Option<String>,
     pub end_reason: Option<String>,
     pub first_used_at: Option<Timestamp>,
+    /// How long the grant may go unused before it ends by itself (`@idle_timeout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_seconds: Option<u64>,
+    /// Its last use on record (a check, a log read, a followed tail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<Timestamp>,
+    /// For a live grant with an idle timeout: when it ends unless used before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_at: Option<Timestamp>,
     /// Each approved extension, oldest first.
     #[serde(default)]
     pub extensions: Vec<ExtensionView>,

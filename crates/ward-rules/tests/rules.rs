@@ -115,6 +115,7 @@ fn forged_grant(sim: &mut Sim, t: i64, request: &str, grant: &str) -> i64 {
         starts_at: at(t),
         expires_at: at(t + 1800),
         policy_hash: Some(sim::POLICY.into()),
+        idle_timeout_seconds: None,
         due_at: None,
         processed_at: None,
         lag_ms: None,

@@ -55,7 +55,11 @@ fn stage(s: Stage) -> StageView {
 }
 
 pub fn grant(g: Grant) -> GrantView {
+    let idle_at = g.idle_at().filter(|_| g.state.is_live());
     GrantView {
+        idle_timeout_seconds: g.idle_timeout_seconds,
+        last_used_at: g.last_used_at,
+        idle_at,
         id: g.id.0,
         request_id: g.request_id.0,
         principal: g.principal,

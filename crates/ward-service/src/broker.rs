@@ -59,6 +59,8 @@ pub const MAX_TOKEN_TTL_SECONDS: u64 = 90 * 24 * 3600;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub pending_ttl_seconds: u64,
+    /// A grant's idle timeout where its policy sets none.
+    pub idle_timeout_seconds: Option<u64>,
     pub max_pending_requests: u32,
     pub usage_summary_seconds: u64,
     pub authorization: Authorization,
@@ -580,7 +582,18 @@ impl Broker {
         self.store.request(id).await?.ok_or_else(|| BrokerError::NotFound(format!("no request `{id}`")))
     }
 
+    /// The stored grant, with the uses this process saw and has not written yet: what decides
+    /// whether it is still usable (its idle deadline) must count them.
     async fn load_grant(&self, id: &str) -> Result<Grant, BrokerError> {
-        self.store.grant(id).await?.ok_or_else(|| BrokerError::NotFound(format!("no grant `{id}`")))
+        let mut grant =
+            self.store.grant(id).await?.ok_or_else(|| BrokerError::NotFound(format!("no grant `{id}`")))?;
+        self.with_uses_seen_here(&mut grant);
+        Ok(grant)
+    }
+
+    fn with_uses_seen_here(&self, grant: &mut Grant) {
+        if let Some(seen) = self.index.slot(grant).and_then(|slot| slot.last_used_at()) {
+            grant.last_used_at = Some(grant.last_used_at.map_or(seen, |stored| stored.max(seen)));
+        }
     }
 }

@@ -43,6 +43,7 @@ struct File {
     #[serde(default)]
     policies: Vec<PathBuf>,
     pending_ttl: Option<String>,
+    idle_timeout: Option<String>,
     max_pending_requests: Option<u32>,
     usage_summary_interval: Option<String>,
     max_body_bytes: Option<u64>,
@@ -442,6 +443,9 @@ pub struct Config {
     pub database_url: Option<String>,
     pub policy_paths: Vec<PathBuf>,
     pub pending_ttl_seconds: u64,
+    /// How long a grant may go unused before it ends, where its policy has no `@idle_timeout`
+    /// (none: only its window ends it).
+    pub idle_timeout_seconds: Option<u64>,
     /// The most requests one requester may have pending at once.
     pub max_pending_requests: u32,
     pub usage_summary_seconds: u64,
@@ -532,6 +536,11 @@ impl Config {
                 Some(text) => parse_duration(&text).map_err(|e| setting_error(name, e)),
             };
         let pending_ttl_seconds = duration("pending_ttl", "WARD_PENDING_TTL", file.pending_ttl, 24 * 3600)?;
+        let idle_timeout_seconds = match env("WARD_IDLE_TIMEOUT").or(file.idle_timeout) {
+            None => None,
+            Some(text) if text == "none" => None,
+            Some(text) => Some(parse_duration(&text).map_err(|e| setting_error("idle_timeout", e))?),
+        };
         let usage_summary_seconds = duration(
             "usage_summary_interval",
             "WARD_USAGE_SUMMARY_INTERVAL",
@@ -900,6 +909,7 @@ impl Config {
             database_url,
             policy_paths,
             pending_ttl_seconds,
+            idle_timeout_seconds,
             max_pending_requests,
             usage_summary_seconds,
             max_body_bytes,
@@ -1039,6 +1049,21 @@ mod tests {
         assert!(error.contains("bogus"), "{error}");
         let error = Config::load(&dir.path().join("missing.toml"), &|_| None).unwrap_err().to_string();
         assert!(error.contains("missing.toml"), "{error}");
+    }
+
+    #[test]
+    fn the_default_idle_timeout_is_off_unless_set() {
+        let idle = |value: Option<&str>| {
+            let value = value.map(str::to_owned);
+            Config::load(&quickstart(), &move |name| value.clone().filter(|_| name == "WARD_IDLE_TIMEOUT"))
+                .map(|c| c.idle_timeout_seconds)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(idle(None), Ok(None));
+        assert_eq!(idle(Some("15m")), Ok(Some(900)));
+        assert_eq!(idle(Some("none")), Ok(None));
+        let error = idle(Some("soon")).unwrap_err();
+        assert!(error.contains("idle_timeout"), "{error}");
     }
 
     #[test]

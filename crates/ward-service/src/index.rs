@@ -5,13 +5,18 @@
 //! fails). A grant that was removed is never added again by a change that committed before the
 //! one that ended it (an extension racing a revocation), and an older version of a live grant
 //! never replaces a newer one. A check also compares `now` with the grant's window itself, so a
-//! late scheduler can never stretch access past `expires_at`.
+//! late scheduler can never stretch access past `expires_at`, nor past its idle deadline.
+//!
+//! Each slot also keeps the grant's last use seen by this process, ahead of the store (which
+//! learns it with the next usage summary): the idle deadline a check applies is the later of
+//! the two.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use jiff::Timestamp;
-use ward_core::{Grant, GrantId};
+use ward_core::{Grant, GrantId, idle_deadline};
 
 #[derive(Debug, Clone)]
 pub struct Slot {
@@ -21,6 +26,31 @@ pub struct Slot {
     pub expires_at: Timestamp,
     /// Whether the first use has been recorded in the audit log.
     pub used: bool,
+    pub idle_timeout_seconds: Option<u64>,
+    /// The last use known here, in milliseconds since the epoch (`i64::MIN`: none), shared by
+    /// the slot's copies so that a use through any of them counts.
+    last_used_ms: Arc<AtomicI64>,
+}
+
+impl Slot {
+    /// The last use this process knows of (on record, or seen since).
+    pub fn last_used_at(&self) -> Option<Timestamp> {
+        let ms = self.last_used_ms.load(Ordering::Relaxed);
+        (ms != i64::MIN).then(|| Timestamp::from_millisecond(ms).ok()).flatten()
+    }
+
+    /// Counts a use at `at` towards the idle timeout.
+    pub fn touch(&self, at: Timestamp) {
+        self.last_used_ms.fetch_max(at.as_millisecond(), Ordering::Relaxed);
+    }
+
+    /// When the grant stops giving access unless it is used again.
+    pub fn ends_at(&self) -> Timestamp {
+        match idle_deadline(self.starts_at, self.last_used_at(), self.idle_timeout_seconds) {
+            Some(idle) => idle.min(self.expires_at),
+            None => self.expires_at,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -69,14 +99,35 @@ impl GrantIndex {
         if list.iter().any(|s| s.id == grant.id && s.version > grant.version) {
             return;
         }
+        // Uses seen here since the stored copy was read are kept.
+        let last_used_ms = list
+            .iter()
+            .find(|s| s.id == grant.id)
+            .map_or_else(|| Arc::new(AtomicI64::new(i64::MIN)), |s| s.last_used_ms.clone());
         list.retain(|s| s.id != grant.id);
-        list.push(Slot {
+        let slot = Slot {
             id: grant.id.clone(),
             version: grant.version,
             starts_at: grant.starts_at,
             expires_at: grant.expires_at,
             used: grant.first_used_at.is_some(),
-        });
+            idle_timeout_seconds: grant.idle_timeout_seconds,
+            last_used_ms,
+        };
+        if let Some(at) = grant.last_used_at {
+            slot.touch(at);
+        }
+        list.push(slot);
+    }
+
+    /// The indexed slot of `grant`, if it is live here.
+    pub fn slot(&self, grant: &Grant) -> Option<Slot> {
+        self.read()
+            .live
+            .get(&key(&grant.principal, &grant.resource, &grant.role))?
+            .iter()
+            .find(|s| s.id == grant.id)
+            .cloned()
     }
 
     /// Removes a grant that is ending; it will not come back, unless [`Self::restore`]d.
@@ -112,7 +163,7 @@ impl GrantIndex {
             .live
             .get(&key(principal, resource, role))?
             .iter()
-            .filter(|s| s.starts_at <= now && now < s.expires_at)
+            .filter(|s| s.starts_at <= now && now < s.ends_at())
             .max_by_key(|s| s.expires_at)
             .cloned()
     }
@@ -158,6 +209,8 @@ mod tests {
             first_used_at: None,
             extensions: Vec::new(),
             review: None,
+            idle_timeout_seconds: None,
+            last_used_at: None,
             version,
         }
     }
@@ -186,5 +239,28 @@ mod tests {
         index.insert(&grant(1, 30));
         let slot = index.usable("alice", "logs:x", "read", now).unwrap_or_else(|| panic!("not indexed"));
         assert_eq!((slot.version, slot.expires_at), (2, grant(2, 60).expires_at));
+    }
+
+    #[test]
+    fn an_idle_grant_is_not_usable_and_uses_seen_here_survive_a_refresh() {
+        let index = GrantIndex::default();
+        let idle = Grant { idle_timeout_seconds: Some(600), ..grant(1, 60) };
+        let start = idle.starts_at;
+        index.insert(&idle);
+        let at = |minutes| start + SignedDuration::from_mins(minutes);
+        assert!(index.usable("alice", "logs:x", "read", at(9)).is_some());
+        assert!(index.usable("alice", "logs:x", "read", at(10)).is_none(), "unused for ten minutes");
+
+        let slot = index.usable("alice", "logs:x", "read", at(5)).unwrap_or_else(|| panic!("not indexed"));
+        slot.touch(at(5));
+        assert!(index.usable("alice", "logs:x", "read", at(14)).is_some(), "a use moves the deadline");
+        // A newer version of the grant, read from the store before the use was on record.
+        index.insert(&Grant { version: 2, ..idle.clone() });
+        let refreshed = index.usable("alice", "logs:x", "read", at(14)).unwrap_or_else(|| panic!("lost"));
+        assert_eq!((refreshed.version, refreshed.last_used_at()), (2, Some(at(5))));
+        assert!(index.usable("alice", "logs:x", "read", at(15)).is_none());
+        // The window still ends it, however recently used.
+        refreshed.touch(at(59));
+        assert_eq!(refreshed.ends_at(), idle.expires_at);
     }
 }

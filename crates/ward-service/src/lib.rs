@@ -116,6 +116,7 @@ async fn start(
     let policy = config.policy_engine()?;
     let settings = Settings {
         pending_ttl_seconds: config.pending_ttl_seconds,
+        idle_timeout_seconds: config.idle_timeout_seconds,
         max_pending_requests: config.max_pending_requests,
         usage_summary_seconds: config.usage_summary_seconds,
         authorization: config.authorization.clone(),

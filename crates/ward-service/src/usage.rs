@@ -63,6 +63,8 @@ struct Inner {
     denials: HashMap<UsageKey, Tally>,
     /// Denials already written as an event this period.
     denials_reported: HashSet<UsageKey>,
+    /// Grants used in ways no tally counts (a followed tail going on): their latest use.
+    touches: HashMap<String, Timestamp>,
 }
 
 impl UsageLog {
@@ -86,6 +88,29 @@ impl UsageLog {
         let mut tally = Tally::new(at, caller);
         tally.add(at, caller);
         inner.uses.insert(used.grant_id.to_owned(), (key, tally));
+    }
+
+    /// Notes a use of a grant that no tally counts, for its idle timeout.
+    pub fn touch(&self, grant_id: &str, at: Timestamp) {
+        let mut inner = self.lock();
+        match inner.touches.get_mut(grant_id) {
+            Some(last) => *last = (*last).max(at),
+            None => {
+                inner.touches.insert(grant_id.to_owned(), at);
+            }
+        }
+    }
+
+    /// Takes the uses noted by [`Self::touch`].
+    pub fn drain_touches(&self) -> Vec<(String, Timestamp)> {
+        self.lock().touches.drain().collect()
+    }
+
+    /// Puts back noted uses that could not be written.
+    pub fn restore_touches(&self, touches: Vec<(String, Timestamp)>) {
+        for (grant_id, at) in touches {
+            self.touch(&grant_id, at);
+        }
     }
 
     /// Counts a refusal that is not written as an event of its own.

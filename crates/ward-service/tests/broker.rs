@@ -141,6 +141,7 @@ fn events_read_as_their_types(events: &[AuditEvent]) {
 
 on_both_backends!(
     access_is_exactly_the_window_and_expires_by_itself,
+    an_unused_grant_ends_after_its_idle_timeout,
     approval_rules_and_refusals_are_enforced_and_recorded,
     release_and_revoke_end_access_at_once,
     unanswered_requests_lapse,
@@ -679,6 +680,76 @@ async fn scheduled_grants_open_at_their_start(store: Arc<dyn Store>) {
     };
     let refused = w.broker.create_request(&w.who("alice"), far).await.unwrap_err().to_string();
     assert!(refused.contains("more than 30d") || refused.contains("ahead"), "{refused}");
+}
+
+/// The quickstart world with a default idle timeout of ten minutes (`idle_timeout`).
+fn config_with_idle_timeout() -> Config {
+    static DATA: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let data = DATA.get_or_init(|| tempfile::tempdir().unwrap()).path().display().to_string();
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
+    Config::load(&path, &|name| match name {
+        "WARD_DATA_DIR" => Some(data.clone()),
+        "WARD_IDLE_TIMEOUT" => Some("10m".into()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+async fn an_unused_grant_ends_after_its_idle_timeout(store: Arc<dyn Store>) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let broker = ward_service::broker_for(&config_with_idle_timeout(), store.clone(), clock.clone()).await.unwrap();
+    let w = World { broker, clock, store };
+    let minutes = |m: i64| t0() + SignedDuration::from_mins(m);
+
+    // Never used: it ends ten minutes after its start, checks first, whatever the scheduler does.
+    let unused = w.granted().await;
+    assert_eq!((unused.idle_timeout_seconds, unused.idle_at()), (Some(600), Some(minutes(10))));
+    w.clock.set(minutes(10));
+    assert!(!w.allowed("alice").await, "unused for ten minutes");
+    let report = w.broker.run_due(minutes(10)).await.unwrap();
+    assert_eq!(report.expired, 1);
+    let ended = w.store.grant(unused.id.as_str()).await.unwrap().unwrap();
+    assert_eq!((ended.state, ended.ended_at, ended.end_reason.as_deref()), (
+        GrantState::Expired,
+        Some(minutes(10)),
+        Some("idle")
+    ));
+    let events = w.events().await;
+    let expiry = events.iter().find(|e| e.event_type == EventType::GrantExpired).unwrap();
+    assert_eq!((expiry.reason.as_deref(), &expiry.details["idle_timeout_seconds"]), (Some("idle"), &600.into()));
+
+    // Used: each use moves the deadline, the last one seen here before it is on record too.
+    let used = w.granted().await;
+    w.clock.set(minutes(12));
+    assert!(w.allowed("alice").await, "the first use, on record at once");
+    w.clock.set(minutes(16));
+    assert!(w.allowed("alice").await, "a repeated use, counted for the next summary");
+    w.clock.set(minutes(23));
+    // On record, the grant went idle at 22 minutes; seen here, a use at 16 holds it to 26.
+    let stored = w.store.grant(used.id.as_str()).await.unwrap().unwrap();
+    assert_eq!(stored.idle_at(), Some(minutes(22)));
+    let shown = w.broker.get_grant(&w.who("alice"), used.id.as_str()).await.unwrap();
+    assert_eq!((shown.last_used_at, shown.idle_at()), (Some(minutes(16)), Some(minutes(26))));
+    let report = w.broker.run_due(minutes(23)).await.unwrap();
+    assert_eq!(report.expired, 0, "a use the store had not heard of yet keeps it");
+    let stored = w.store.grant(used.id.as_str()).await.unwrap().unwrap();
+    assert_eq!((stored.state, stored.last_used_at), (GrantState::Active, Some(minutes(16))), "and is written");
+    let summary = w.events().await.into_iter().rev().find(|e| e.details["summary"] == true).unwrap();
+    assert_eq!(summary.details["last_at"], serde_json::json!(minutes(16)));
+    assert_eq!(w.broker.next_due_at().await.unwrap(), Some(minutes(26)));
+
+    w.clock.set(minutes(26));
+    assert!(!w.allowed("alice").await);
+    assert_eq!(w.broker.run_due(minutes(26)).await.unwrap().expired, 1);
+    let ended = w.store.grant(used.id.as_str()).await.unwrap().unwrap();
+    assert_eq!((ended.ended_at, ended.end_reason.as_deref()), (Some(minutes(26)), Some("idle")));
+    let expiry = w.events().await.into_iter().rev().find(|e| e.event_type == EventType::GrantExpired).unwrap();
+    assert_eq!(expiry.details["last_used_at"], serde_json::json!(minutes(16)));
+    // Releasing it now says it has expired, not that it was released.
+    assert!(matches!(
+        w.broker.release(&w.who("alice"), used.id.as_str()).await,
+        Err(BrokerError::Lifecycle(LifecycleError::GrantEnded { .. }))
+    ));
 }
 
 async fn repeated_checks_are_summarised_not_lost(store: Arc<dyn Store>) {

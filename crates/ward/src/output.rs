@@ -111,9 +111,15 @@ pub fn grants(list: &[GrantView], now: Timestamp) {
     let rows = list
         .iter()
         .map(|g| {
-            let mut ends = match g.ended_at {
-                Some(ended) => format!("ended {}", relative(ended, now)),
-                None => format!("expires {}", relative(g.expires_at, now)),
+            let mut ends = match (g.ended_at, g.idle_at) {
+                (Some(ended), _) if g.end_reason.as_deref() == Some("idle") => {
+                    format!("ended idle {}", relative(ended, now))
+                }
+                (Some(ended), _) => format!("ended {}", relative(ended, now)),
+                (None, Some(idle)) if idle < g.expires_at => {
+                    format!("idle {} unless used", relative(idle, now))
+                }
+                (None, _) => format!("expires {}", relative(g.expires_at, now)),
             };
             if let Some(review) = &g.review {
                 ends.push_str(&format!("; break-glass review {}", review.state));
@@ -158,6 +164,17 @@ pub fn grant(g: &GrantView, now: Timestamp) {
     say!("request   {}", g.request_id);
     say!("starts    {}", g.starts_at);
     say!("expires   {} ({})", g.expires_at, relative(g.expires_at, now));
+    if let Some(timeout) = g.idle_timeout_seconds {
+        let last = g.last_used_at.map_or_else(|| "never used".to_owned(), |at| format!("last used {at}"));
+        match g.idle_at {
+            Some(idle) => say!(
+                "idle      after {} unused; {last}; ends {idle} ({}) unless used",
+                format_duration(timeout),
+                relative(idle, now)
+            ),
+            None => say!("idle      after {} unused; {last}", format_duration(timeout)),
+        }
+    }
     if let Some(ended) = g.ended_at {
         say!(
             "ended     {} by {}{}",

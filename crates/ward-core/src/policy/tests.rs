@@ -342,7 +342,7 @@ fn requirement_annotations_are_checked_at_load() {
 }
 
 const WORKFLOW: &str = r#"
-@id("staged") @stages("leads, security") @max_holders("2") @no_reciprocal_within("1h")
+@id("staged") @stages("leads, security") @max_holders("2") @no_reciprocal_within("1h") @idle_timeout("15m")
 permit (principal, action == Ward::Action::"request", resource == Ward::Resource::"logs:payments-api")
 when { context.role == "read" && !context.breakglass };
 
@@ -368,6 +368,7 @@ fn workflow_terms_come_from_the_chosen_permit() {
     assert_eq!(staged.approvals_required, 2, "one per stage");
     assert_eq!(staged.stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["leads", "security"]);
     assert_eq!((staged.max_holders, staged.reciprocal_seconds), (Some(2), Some(3600)));
+    assert_eq!(staged.idle_timeout_seconds, Some(900));
     assert_eq!(staged.filing(), Filing::Pending);
     // Who fills which stage.
     assert_eq!(engine.approval_stages("bob", &day), Some(vec!["leads".to_owned()]));
@@ -395,6 +396,7 @@ fn workflow_terms_come_from_the_chosen_permit() {
     assert_eq!((granted.filing(), granted.review_within_seconds), (Filing::Breakglass, Some(7200)));
     assert_eq!(granted.approvals_required, 0, "a review afterwards, no approvals before");
     assert_eq!(granted.policy_ids, ["glass"]);
+    assert_eq!(granted.idle_timeout_seconds, None, "the chosen permit's terms only");
     let too_long = RequestAsk { duration_seconds: 1800, ..glass.clone() };
     assert!(matches!(
         engine.decide_request(&too_long),
@@ -414,6 +416,8 @@ fn workflow_annotations_are_checked_at_load() {
         ("@stages(\"leads, security\")", "@stages(\"leads:0, security\")"),
         ("@max_holders(\"2\")", "@max_holders(\"0\")"),
         ("@no_reciprocal_within(\"1h\")", "@no_reciprocal_within(\"soon\")"),
+        ("@idle_timeout(\"15m\")", "@idle_timeout(\"0s\")"),
+        ("@idle_timeout(\"15m\")", "@idle_timeout(\"400d\")"),
         ("@breakglass(\"15m\") @review_within(\"2h\")", "@review_within(\"2h\")"),
         ("@breakglass(\"15m\")", "@breakglass(\"15m\") @max_unreviewed(\"many\")"),
         ("@breakglass(\"15m\") @review_within(\"2h\")", "@max_unreviewed(\"1\")"),

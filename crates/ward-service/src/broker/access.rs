@@ -1,6 +1,11 @@
 //! `check`: the hot path, its audit of first uses and refusals, and usage summaries.
 
+use std::collections::HashMap;
+
+use ward_store::GrantUse;
+
 use super::*;
+use crate::index::Slot;
 
 impl Broker {
     /// Does `principal` hold `role` on `resource` right now? Allowed checks fail closed: if the
@@ -32,6 +37,7 @@ impl Broker {
             Some(slot) => match policy.permits_access(principal, resource, role, true) {
                 Ok(()) if !slot.used => return self.first_use(caller, &slot.id, now, "check").await,
                 Ok(()) => {
+                    slot.touch(now);
                     let used = Use { grant_id: slot.id.as_str(), principal, resource, role };
                     self.usage.count_use(used, now, &caller.name);
                     metrics::counter!("ward_checks_total", "allowed" => "true").increment(1);
@@ -104,9 +110,13 @@ impl Broker {
             };
             if grant.first_used_at.is_some() {
                 self.index.mark_used(&grant.principal, &grant.resource, &grant.role, &grant.id);
+                if let Some(slot) = self.index.slot(&grant) {
+                    self.note_use(&slot, now);
+                }
                 return Ok(allowed);
             }
             grant.first_used_at = Some(now);
+            grant.last_used_at = Some(now);
             grant.version += 1;
             let used =
                 payload::FirstUse { role: grant.role.clone(), first_use: payload::True, via: via.to_owned() };
@@ -126,6 +136,9 @@ impl Broker {
             match self.commit(change).await {
                 Ok(_) => {
                     self.index.mark_used(&grant.principal, &grant.resource, &grant.role, &grant.id);
+                    if let Some(slot) = self.index.slot(&grant) {
+                        slot.touch(now);
+                    }
                     metrics::counter!("ward_checks_total", "allowed" => "true").increment(1);
                     return Ok(allowed);
                 }
@@ -136,21 +149,44 @@ impl Broker {
         Err(BrokerError::Conflict(format!("grant {id} kept changing; try again")))
     }
 
-    /// Writes the tallied uses and refusals as summary events. Tallies that cannot be written
-    /// are kept for the next attempt.
+    /// Counts a use through `slot` at `now` that no summary counts (a followed tail going on)
+    /// towards the grant's idle timeout: here at once, in the store with the next summaries.
+    pub(super) fn note_use(&self, slot: &Slot, now: Timestamp) {
+        slot.touch(now);
+        self.usage.touch(slot.id.as_str(), now);
+    }
+
+    /// Writes the tallied uses and refusals as summary events, and moves the used grants' last
+    /// use (their idle deadline) forward in the same commit. Tallies that cannot be written are
+    /// kept for the next attempt.
     pub async fn flush_usage(&self) -> Result<usize, BrokerError> {
         let tallies = self.usage.drain();
-        if tallies.is_empty() {
+        let touches = self.usage.drain_touches();
+        if tallies.is_empty() && touches.is_empty() {
             return Ok(0);
         }
         let now = self.now();
         let events: Vec<NewEvent> =
             tallies.iter().map(|(key, tally)| summary_event(key, tally, now)).collect();
+        let mut last_uses: HashMap<&str, Timestamp> = HashMap::new();
+        let used = tallies.iter().filter_map(|(key, tally)| match key {
+            UsageKey::Used { grant_id, .. } => Some((grant_id.as_str(), tally.last_at)),
+            UsageKey::Denied { .. } => None,
+        });
+        for (grant_id, at) in used.chain(touches.iter().map(|(id, at)| (id.as_str(), *at))) {
+            let last = last_uses.entry(grant_id).or_insert(at);
+            *last = (*last).max(at);
+        }
+        let grant_uses = last_uses
+            .into_iter()
+            .map(|(grant_id, at)| GrantUse { grant_id: GrantId::from(grant_id), at })
+            .collect();
         let count = events.len();
-        match self.commit(Change { events, ..Change::default() }).await {
+        match self.commit(Change { events, grant_uses, ..Change::default() }).await {
             Ok(_) => Ok(count),
             Err(error) => {
                 self.usage.restore(tallies);
+                self.usage.restore_touches(touches);
                 Err(error.into())
             }
         }

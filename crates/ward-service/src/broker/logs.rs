@@ -58,6 +58,8 @@ pub enum LogItem {
 struct Reading {
     grant_id: GrantId,
     expires_at: Timestamp,
+    /// The grant's slot, through which the read counts as a use (its idle timeout).
+    slot: Slot,
     role: &'static str,
     /// The grant's resource and role: the resource read, or a debug-level resource whose
     /// output goes to it.
@@ -114,10 +116,12 @@ impl Broker {
                         format!("grant {} is no longer active", slot.id)
                     }
                     Ok(()) => {
+                        self.note_use(&slot, now);
                         return Ok(Reading {
                             pseudonyms: Arc::new(gateway.pseudonyms(&slot.id)),
-                            grant_id: slot.id,
+                            grant_id: slot.id.clone(),
                             expires_at: slot.expires_at,
+                            slot,
                             role,
                             granted,
                             granted_role,
@@ -468,6 +472,8 @@ impl Broker {
             if let Some(ended) = self.access_ended(caller, reading).await {
                 break ended;
             }
+            // Following is using the grant, new lines or not.
+            self.note_use(&reading.slot, self.now());
             for line in polled.lines {
                 let bytes = line.text.len() as u64 + 1;
                 // Nothing goes out after the grant's end, however slow the reader; a reader that

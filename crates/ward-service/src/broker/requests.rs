@@ -142,7 +142,7 @@ impl Broker {
                 extension: extends.is_some(),
                 breakglass,
             };
-            let terms = match policy.decide_request(&ask) {
+            let mut terms = match policy.decide_request(&ask) {
                 RequestVerdict::Allowed(terms) => terms,
                 RequestVerdict::Refused(refusal) => {
                     let resource = policy.directory().resource(&new.resource).map(|_| new.resource.as_str());
@@ -164,6 +164,7 @@ impl Broker {
                 .await?;
             let pending_ttl =
                 policy.pending_ttl_seconds(&terms.policy_ids, self.settings.pending_ttl_seconds);
+            terms.idle_timeout_seconds = terms.idle_timeout_seconds.or(self.settings.idle_timeout_seconds);
             let filed = lifecycle::file_request(
                 &mut RandomIds,
                 new.clone(),

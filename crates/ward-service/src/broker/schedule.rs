@@ -18,8 +18,19 @@ impl Broker {
             for grant in due.activate {
                 transitions.extend(lifecycle::activate(&mut RandomIds, grant, now).ok());
             }
-            for grant in due.expire {
+            // An idle deadline the store passed may have moved with uses seen here and not
+            // written yet: those grants wait for the summary that writes them, made at once.
+            let mut used_since = false;
+            for mut grant in due.expire {
+                self.with_uses_seen_here(&mut grant);
+                if now < grant.ends_at() {
+                    used_since = true;
+                    continue;
+                }
                 transitions.extend(lifecycle::expire(&mut RandomIds, grant, now).ok());
+            }
+            if used_since {
+                self.flush_usage().await?;
             }
             for request in due.lapse {
                 transitions.extend(lifecycle::lapse(&mut RandomIds, request, now).ok());

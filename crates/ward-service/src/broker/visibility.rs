@@ -236,7 +236,8 @@ impl Broker {
                 let found = self.store.requests_by_id(&others).await?;
                 found.into_iter().map(|r| (r.id.to_string(), r)).collect()
             };
-            for grant in rows {
+            for mut grant in rows {
+                self.with_uses_seen_here(&mut grant);
                 let visible = caller.sees_everything()
                     || grant.principal == caller.name
                     || requests
