@@ -160,7 +160,7 @@ impl Reader for DebugLevelsReader {
                     Holding::Ended { resource, grant_id, at: event.occurred_at.as_millisecond() }
                 }
                 Payload::GrantExpired(expired) => {
-                    Holding::Ended { resource, grant_id, at: expired.expires_at.as_millisecond() }
+                    Holding::Ended { resource, grant_id, at: expired.due_at.as_millisecond() }
                 }
                 _ => continue,
             };

@@ -10,6 +10,10 @@
 //! is removed when it starts again (and the server refused it meanwhile: it is `VALID UNTIL` the
 //! window's end). Grants whose window passed end by the clock, their expiry on record or not.
 //! A target that fails is `provisioner.failed` once per streak and tried again with backoff.
+//!
+//! Every [`OBSERVE_EVERY`] it also asks the targets that can tell (PostgreSQL) whether each
+//! live login has sessions open: an open session is a use of the grant, written as a usage
+//! summary that moves the grant's last use (its idle timeout) forward.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,15 +23,16 @@ use futures_util::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use ward_api::CredentialsView;
 use ward_core::audit::payload::{
-    CredentialsIssued, ProvisionerApplied, ProvisionerFailed, ProvisionerRemoved,
+    AccessUsed, CredentialsIssued, ProvisionerApplied, ProvisionerFailed, ProvisionerRemoved, True,
+    UseSummary,
 };
 use ward_core::audit::{AuditEvent, NewEvent, Payload};
 use ward_core::lifecycle::IdSource;
-use ward_core::{GrantState, SYSTEM_ACTOR};
+use ward_core::{GrantId, GrantState, SYSTEM_ACTOR};
 use ward_provision::{GrantAccess, LoginTarget, PostgresLogins, Provisioner};
 use ward_service::ids::RandomIds;
 use ward_service::{Broker, BrokerError, Caller};
-use ward_store::{Change, LoginRecord, LoginWrite, StoreError};
+use ward_store::{Change, GrantUse, LoginRecord, LoginWrite, StoreError};
 
 use crate::consumer::{Consumer, Planned, Reader};
 use crate::tail::Tailed;
@@ -42,6 +47,10 @@ const LOGINS_AT_ONCE: usize = 16;
 pub const LOOK_EVERY: SignedDuration = SignedDuration::from_secs(1);
 /// The longest wait between two tries of a failing target.
 const MOST_BACKOFF: SignedDuration = SignedDuration::from_secs(60);
+/// How often live logins' open sessions are counted as uses of their grants.
+pub const OBSERVE_EVERY: SignedDuration = SignedDuration::from_secs(60);
+/// What a use summary says of uses seen as open sessions.
+const SEEN_AS_SESSIONS: &str = "postgres-role sessions";
 
 /// The logins' consumer.
 pub type LoginsConsumer = Consumer<LoginsReader>;
@@ -78,6 +87,8 @@ pub struct Servers {
     /// When to step with or without events: the next grant's window ends, or a failing login is
     /// tried again.
     wake_at: Option<Timestamp>,
+    /// When live logins' open sessions are next counted.
+    observe_at: Option<Timestamp>,
 }
 
 /// What a committed step came to.
@@ -111,7 +122,14 @@ impl Reader for LoginsReader {
             .map(|(resource, target)| (resource.clone(), ward_provision::provisioner(target)));
         let servers = logins.chain(others).collect();
         // Until the store was read, assume something is owed (a login left while ward was down).
-        Servers { servers, busy: true, look_at: None, retry_at: HashMap::new(), wake_at: None }
+        Servers {
+            servers,
+            busy: true,
+            look_at: None,
+            retry_at: HashMap::new(),
+            wake_at: None,
+            observe_at: None,
+        }
     }
 
     fn reach_seconds(&self, _broker: &Broker) -> Option<i64> {
@@ -152,7 +170,7 @@ impl Reader for LoginsReader {
                     Move::Ended { grant_id, at: event.occurred_at.as_millisecond() }
                 }
                 Payload::GrantExpired(expired) => {
-                    Move::Ended { grant_id, at: expired.expires_at.as_millisecond() }
+                    Move::Ended { grant_id, at: expired.due_at.as_millisecond() }
                 }
                 _ => continue,
             };
@@ -252,11 +270,18 @@ impl Reader for LoginsReader {
             });
         }
         state.retry_at.retain(|grant_id, _| records.contains_key(grant_id));
+        let live: Vec<&LoginRecord> =
+            records.values().filter(|r| r.ended_at.is_none() && r.applied_until.is_some()).collect();
+        if !live.is_empty() && state.observe_at.is_none_or(|at| now >= at) {
+            observe_sessions(broker, &state.servers, &live, now, &mut planned.change).await;
+            state.observe_at = Some(now + OBSERVE_EVERY);
+        }
         let ends = records
             .values()
             .filter(|r| r.ended_at.is_none())
             .filter_map(|r| Timestamp::from_millisecond(r.expires_at).ok());
-        state.wake_at = ends.chain(state.retry_at.values().map(|(at, _)| *at)).min();
+        let observing = state.observe_at.filter(|_| !live.is_empty());
+        state.wake_at = ends.chain(state.retry_at.values().map(|(at, _)| *at)).chain(observing).min();
         state.busy = !records.is_empty() && planned.tally.removed < records.len() as u64;
         state.look_at = Some(now + LOOK_EVERY);
         Ok(planned)
@@ -267,6 +292,71 @@ impl Reader for LoginsReader {
             tracing::info!(applied = tally.applied, removed = tally.removed, failed = tally.failed, "logins");
         }
     }
+}
+
+/// Counts the open sessions of `live` logins whose target can tell, and writes each login that
+/// has some as a use of its grant: a usage summary, and the grant's last use moved forward. A
+/// target that cannot be asked now is skipped (its failures show when the login is made or
+/// removed); the grant then goes idle as if unused.
+async fn observe_sessions(
+    broker: &Broker,
+    servers: &BTreeMap<String, Arc<dyn Provisioner>>,
+    live: &[&LoginRecord],
+    now: Timestamp,
+    change: &mut Change,
+) {
+    let asks: Vec<_> = live
+        .iter()
+        .filter_map(|record| Some(open_sessions(servers.get(&record.resource)?.clone(), (*record).clone(), now)))
+        .collect();
+    let counted: Vec<_> = futures_util::stream::iter(asks).buffer_unordered(LOGINS_AT_ONCE).collect().await;
+    for (record, open) in &counted {
+        let sessions = match open {
+            Ok(Some(sessions)) if *sessions > 0 => *sessions,
+            Ok(_) => continue,
+            Err(error) => {
+                tracing::debug!(%error, grant_id = record.grant_id, "could not count a login's sessions");
+                continue;
+            }
+        };
+        let summary = UseSummary {
+            summary: True,
+            role: record.role.clone(),
+            count: sessions,
+            first_at: now,
+            last_at: now,
+            written_at: now,
+            via: Some(SEEN_AS_SESSIONS.into()),
+        };
+        let holder = match broker.store().grant(&record.grant_id).await {
+            Ok(grant) => grant.map(|g| g.principal),
+            Err(error) => {
+                tracing::debug!(%error, "could not read a grant whose login is in use");
+                continue;
+            }
+        };
+        change.events.push(NewEvent {
+            subject: holder,
+            ..event(record, now, Payload::AccessUsed(AccessUsed::Summary(summary)))
+        });
+        change.grant_uses.push(GrantUse { grant_id: GrantId::from(record.grant_id.as_str()), at: now });
+    }
+}
+
+async fn open_sessions(
+    server: Arc<dyn Provisioner>,
+    record: LoginRecord,
+    now: Timestamp,
+) -> (LoginRecord, Result<Option<u64>, ward_provision::DriverError>) {
+    let access = GrantAccess {
+        grant_id: &record.grant_id,
+        resource: &record.resource,
+        role: &record.role,
+        account: &record.account,
+        valid_until: Timestamp::from_millisecond(record.expires_at).unwrap_or(now),
+    };
+    let open = server.open_sessions(&access).await;
+    (record, open)
 }
 
 /// Applies a grant's move to the records.
@@ -440,7 +530,7 @@ impl Credentials {
                 grant.resource
             )));
         };
-        let live = |now: Timestamp| grant.state == GrantState::Active && now < grant.expires_at;
+        let live = |now: Timestamp| grant.state == GrantState::Active && grant.is_usable_at(now);
         if !live(self.broker.now()) {
             return Err(BrokerError::Conflict(format!("grant `{grant_id}` is not active")));
         }
@@ -461,6 +551,8 @@ impl Credentials {
         };
         let claim = Change {
             logins: vec![LoginWrite::IssueCredentials { grant_id: grant_id.to_owned(), at: now }],
+            // Being shown the credentials is using the grant.
+            grant_uses: vec![GrantUse { grant_id: grant.id.clone(), at: now }],
             events: vec![record],
             ..Change::default()
         };

@@ -166,6 +166,59 @@ async fn a_grant_gets_a_login_for_its_window_and_loses_it_with_its_sessions() {
     assert!(w.store.consumer_cursor(LOGINS).await.unwrap() > 0);
 }
 
+/// With `@idle_timeout`, an open session is a use: the grant lives on while its login is in use
+/// and ends (its login removed) once nothing used it for the timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_sessions_keep_a_grant_from_going_idle() {
+    let Some(cluster) = ward_testkit::postgres_with_passwords() else { return };
+    let url = cluster.fresh_database();
+    let mut admin = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("CREATE ROLE orders_readonly NOLOGIN").execute(&mut admin).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = world(dir.path(), &url);
+    let idle = POLICY.replace("@max_duration(\"2h\")", "@max_duration(\"2h\") @idle_timeout(\"5m\")");
+    std::fs::write(dir.path().join("policies/orders.cedar"), idle).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
+    let w = World::new(&path, store).await;
+    let minutes = |m: i64| world::t0() + SignedDuration::from_mins(m);
+    let mut consumer = LoginsConsumer::new(w.broker.clone(), "process-1");
+    let grant = w.read_granted("alice", "bob", 30).await;
+    assert_eq!(step(&mut consumer).await, tally(1, 0, 0));
+    let shown = w.credentials("alice", &grant).await.unwrap();
+    let stored = w.store.grant(&grant).await.unwrap().unwrap();
+    assert_eq!(stored.last_used_at, Some(minutes(0)), "being shown the credentials is a use");
+    let session = signed_in(&shown, &shown.password).await.unwrap();
+
+    // Four minutes on, ward counts the open session as a use.
+    w.clock.set(minutes(4));
+    step(&mut consumer).await;
+    let seen = w.events(EventType::AccessUsed).await;
+    let seen = seen.last().unwrap();
+    assert_eq!((seen.details["via"].as_str(), &seen.details["count"]), (Some("postgres-role sessions"), &1.into()));
+    assert_eq!((seen.subject.as_deref(), seen.grant_id.as_deref()), (Some("alice"), Some(grant.as_str())));
+    assert_eq!(w.store.grant(&grant).await.unwrap().unwrap().idle_at(), Some(minutes(9)));
+
+    // Past the five minutes this process saw, a check still finds the grant in use: the store
+    // knows of the session.
+    w.clock.set(minutes(8));
+    assert_eq!(w.broker.run_due(minutes(8)).await.unwrap().expired, 0);
+    let check = w.broker.check(&w.who("alice"), "alice", "read", "db:orders").await.unwrap();
+    assert!(check.allowed, "{}", check.reason);
+
+    // Then nothing uses it for five minutes: it ends, and its login with it.
+    session.close().await.unwrap();
+    w.clock.set(minutes(12));
+    step(&mut consumer).await;
+    assert_eq!(w.events(EventType::AccessUsed).await.len(), 2, "no session open: no use");
+    w.clock.set(minutes(13));
+    assert_eq!(w.broker.run_due(minutes(13)).await.unwrap().expired, 1);
+    let expiry = w.events(EventType::GrantExpired).await;
+    assert_eq!(expiry[0].reason.as_deref(), Some("idle"));
+    assert_eq!(expiry[0].details["last_used_at"], serde_json::json!(minutes(8)));
+    assert_eq!(step(&mut consumer).await, tally(0, 1, 0));
+    assert!(signed_in(&shown, &shown.password).await.is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_refuses_is_recorded_once_and_tried_again() {
     let Some(cluster) = ward_testkit::postgres_with_passwords() else { return };

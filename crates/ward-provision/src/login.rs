@@ -230,6 +230,21 @@ impl PostgresLogins {
 
     /// Removes `account`: no more sign-ins, no membership, its open sessions ended, what it owns
     /// in the database dropped, then the role. The number of sessions ended.
+    /// How many sessions `account` has open now.
+    pub async fn open_sessions(&self, account: &str) -> Result<u64, DriverError> {
+        within(async {
+            let mut session = self.session().await?;
+            let open: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE usename = $1")
+                .bind(account)
+                .fetch_one(&mut session)
+                .await
+                .map_err(|e| DriverError::Refused(described(&e)))?;
+            let _ = session.close().await;
+            Ok(u64::try_from(open).unwrap_or(0))
+        })
+        .await
+    }
+
     pub async fn remove(&self, account: &str) -> Result<u64, DriverError> {
         let wait_ms = i64::try_from(SESSION_END_WAIT.as_millis()).unwrap_or(i64::MAX);
         within(async {

@@ -55,6 +55,11 @@ pub trait Provisioner: Send + Sync {
     async fn apply(&self, access: &GrantAccess<'_>) -> Result<(), DriverError>;
     /// Removes it: the number of the account's sessions that were ended.
     async fn remove(&self, access: &GrantAccess<'_>) -> Result<u64, DriverError>;
+    /// How many sessions the account has open now, where the target can tell: an open session
+    /// is a use of the grant (its idle timeout). `None`: the target cannot tell.
+    async fn open_sessions(&self, _access: &GrantAccess<'_>) -> Result<Option<u64>, DriverError> {
+        Ok(None)
+    }
 }
 
 /// A resource's provisioner as `ward.toml` names it.
@@ -158,6 +163,10 @@ impl Provisioner for PostgresLogins {
 
     async fn remove(&self, access: &GrantAccess<'_>) -> Result<u64, DriverError> {
         PostgresLogins::remove(self, access.account).await
+    }
+
+    async fn open_sessions(&self, access: &GrantAccess<'_>) -> Result<Option<u64>, DriverError> {
+        PostgresLogins::open_sessions(self, access.account).await.map(Some)
     }
 }
 

@@ -572,7 +572,7 @@ fn read_grant<'a>(grant_id: &str, events: &[&'a AuditEvent]) -> Option<GrantSeen
                         if grant.end.is_none() =>
                     {
                         let (how, at) = match &other {
-                            Payload::GrantExpired(expired) => (Ending::Expired, expired.expires_at),
+                            Payload::GrantExpired(expired) => (Ending::Expired, expired.due_at),
                             Payload::GrantReleased(_) => (Ending::Released, event.occurred_at),
                             _ => (Ending::Revoked, event.occurred_at),
                         };
@@ -891,9 +891,9 @@ fn used_as_intended(
     let mut last_use: Option<i64> = None;
     let starts_at = grant.starts_at.as_millisecond();
     let expires_at = grant.expires_at.as_millisecond();
-    // A release or revocation ends access at its moment; an expiry at the window's end.
-    let ended =
-        grant.end.as_ref().filter(|end| end.how != Ending::Expired).map(|end| end.at.as_millisecond());
+    // A release or revocation ends access at its moment; an expiry at the window's end or, for
+    // a grant left unused, at its idle deadline.
+    let ended = grant.end.as_ref().map(|end| end.at.as_millisecond());
     for event in unreadable.iter().filter(|e| e.event_type == EventType::AccessUsed) {
         out.seq(event.seq);
         out.fail_listed(
@@ -1044,6 +1044,9 @@ fn revoked_promptly(
     let end_ms = end.at.as_millisecond();
     let lag = (end.recorded_at.as_millisecond() - end_ms).max(0);
     let ended = match end.how {
+        Ending::Expired if end_ms < expires_at => {
+            format!("expired unused (idle) at {}, {} before its window's end", end.at, span(expires_at - end_ms))
+        }
         Ending::Expired => format!("expired at {}", end.at),
         Ending::Released => {
             format!("released by {} at {}, {} before its expiry", end.by, end.at, span(expires_at - end_ms))

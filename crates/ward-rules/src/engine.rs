@@ -360,7 +360,7 @@ impl Engine {
                 self.grant_ended(event, event.occurred_at.as_millisecond(), out)
             }
             Payload::GrantExpired(expired) => {
-                self.grant_ended(event, expired.expires_at.as_millisecond(), out)
+                self.grant_ended(event, expired.due_at.as_millisecond(), out)
             }
             Payload::BreakglassUsed(used) => self.breakglass_used(event, &used, out),
             Payload::BreakglassReviewed(_) => self.breakglass_reviewed(event, out),

@@ -440,7 +440,7 @@ impl Insights {
             Payload::GrantReleased(_) | Payload::GrantRevoked(_) => {
                 self.ended(event, event.occurred_at.as_millisecond())
             }
-            Payload::GrantExpired(expired) => self.ended(event, expired.expires_at.as_millisecond()),
+            Payload::GrantExpired(expired) => self.ended(event, expired.due_at.as_millisecond()),
             Payload::AccessUsed(used) => {
                 let Some(track) = event.grant_id.as_deref().and_then(|id| self.grants.get_mut(id)) else {
                     return;

@@ -168,6 +168,17 @@ impl GrantIndex {
             .cloned()
     }
 
+    /// Grants that would give `principal` `role` on `resource` at `now` but for their idle
+    /// deadline as this process knows it.
+    pub fn idle(&self, principal: &str, resource: &str, role: &str, now: Timestamp) -> Vec<Slot> {
+        self.read().live.get(&key(principal, resource, role)).map_or_else(Vec::new, |list| {
+            list.iter()
+                .filter(|s| s.starts_at <= now && now < s.expires_at && now >= s.ends_at())
+                .cloned()
+                .collect()
+        })
+    }
+
     pub fn mark_used(&self, principal: &str, resource: &str, role: &str, id: &GrantId) {
         let mut slots = self.write();
         if let Some(slot) = slots

@@ -226,6 +226,10 @@ pub struct UseSummary {
     pub first_at: Timestamp,
     pub last_at: Timestamp,
     pub written_at: Timestamp,
+    /// How the uses were seen when not by checks: `postgres-role sessions` counts the sessions
+    /// the grant's temporary login had open when ward looked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// The values redacted in what a read returned, per kind (`email`, `card`, …).

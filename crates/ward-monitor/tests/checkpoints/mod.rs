@@ -168,6 +168,7 @@ async fn each_checkpoint_fails_on_what_it_checks(store: Arc<dyn Store>) {
         first_at: released + SignedDuration::from_secs(5),
         last_at: released + SignedDuration::from_secs(5),
         written_at: released + SignedDuration::from_secs(10),
+        via: None,
     };
     let event = ward_core::audit::NewEvent {
         subject: Some("erin".into()),

@@ -209,7 +209,8 @@ impl Engine {
         let Some(grant_id) = event.grant_id.clone() else { return };
         let Some(track) = self.grants.get_mut(&grant_id) else { return };
         track.ended_at = Some(end);
-        let lag = event.recorded_at.as_millisecond() - track.expires_at;
+        // How long after its end (its window's, or its idle deadline) the end was recorded.
+        let lag = event.recorded_at.as_millisecond() - end;
         let expired = event.event_type == ward_core::audit::EventType::GrantExpired;
         let (principal, resource, created_seq) =
             (track.principal.clone(), track.resource.clone(), track.created_seq);

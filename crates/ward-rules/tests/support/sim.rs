@@ -290,6 +290,7 @@ impl Sim {
             first_at: at(first),
             last_at: at(last),
             written_at: at(t),
+            via: None,
         };
         let mut event = self.grant_event(last, grant, Payload::AccessUsed(AccessUsed::Summary(summary)));
         event.request_id = None;

@@ -32,7 +32,7 @@ impl Broker {
             Err(other) => return Err(BrokerError::Refused(other)),
         }
         let now = self.now();
-        let refusal = match self.index.usable(principal, resource, role, now) {
+        let refusal = match self.usable_slot(principal, resource, role, now).await {
             None => format!("{principal} holds no active grant for `{role}` on `{resource}`"),
             Some(slot) => match policy.permits_access(principal, resource, role, true) {
                 Ok(()) if !slot.used => return self.first_use(caller, &slot.id, now, "check").await,
@@ -149,6 +149,37 @@ impl Broker {
         Err(BrokerError::Conflict(format!("grant {id} kept changing; try again")))
     }
 
+    /// The grant that gives `principal` `role` on `resource` at `now`: from the index or, when
+    /// the index holds it idle, from the store, which may know of a later use (a session a
+    /// provisioner saw, a use another ward process wrote). A store that cannot answer leaves it
+    /// idle: no access.
+    pub(super) async fn usable_slot(
+        &self,
+        principal: &str,
+        resource: &str,
+        role: &str,
+        now: Timestamp,
+    ) -> Option<Slot> {
+        if let Some(slot) = self.index.usable(principal, resource, role, now) {
+            return Some(slot);
+        }
+        for slot in self.index.idle(principal, resource, role, now) {
+            match self.store.grant(slot.id.as_str()).await {
+                Ok(Some(grant)) if grant.state.is_live() => {
+                    if let Some(used) = grant.last_used_at {
+                        slot.touch(used);
+                    }
+                    if now < slot.ends_at() {
+                        return Some(slot);
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "could not read an idle grant's last use; it stays idle"),
+            }
+        }
+        None
+    }
+
     /// Counts a use through `slot` at `now` that no summary counts (a followed tail going on)
     /// towards the grant's idle timeout: here at once, in the store with the next summaries.
     pub(super) fn note_use(&self, slot: &Slot, now: Timestamp) {
@@ -211,6 +242,7 @@ fn summary_event(key: &UsageKey, tally: &Tally, now: Timestamp) -> NewEvent {
                 first_at: tally.first_at,
                 last_at: tally.last_at,
                 written_at: now,
+                via: None,
             };
             NewEvent {
                 subject: Some(principal.clone()),

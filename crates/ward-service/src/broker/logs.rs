@@ -100,7 +100,7 @@ impl Broker {
         else {
             return Err(BrokerError::NotFound(format!("`{resource}` has no log sources configured")));
         };
-        let usable = match self.index.usable(&caller.name, resource, role, now) {
+        let usable = match self.usable_slot(&caller.name, resource, role, now).await {
             Some(slot) => Some((slot, resource.to_owned(), role.to_owned())),
             None => through_debug,
         };

@@ -120,6 +120,7 @@ fn sample(event_type: EventType) -> Payload {
             first_at: window.starts_at,
             last_at: window.expires_at,
             written_at: window.expires_at,
+            via: None,
         })),
         T::AccessDenied => {
             Payload::AccessDenied(AccessDenied::Check(CheckRefused { action: "read".into(), check: True }))
