@@ -307,7 +307,9 @@ async fn observe_sessions(
 ) {
     let asks: Vec<_> = live
         .iter()
-        .filter_map(|record| Some(open_sessions(servers.get(&record.resource)?.clone(), (*record).clone(), now)))
+        .filter_map(|record| {
+            Some(open_sessions(servers.get(&record.resource)?.clone(), (*record).clone(), now))
+        })
         .collect();
     let counted: Vec<_> = futures_util::stream::iter(asks).buffer_unordered(LOGINS_AT_ONCE).collect().await;
     for (record, open) in &counted {

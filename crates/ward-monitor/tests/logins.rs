@@ -194,7 +194,10 @@ async fn open_sessions_keep_a_grant_from_going_idle() {
     step(&mut consumer).await;
     let seen = w.events(EventType::AccessUsed).await;
     let seen = seen.last().unwrap();
-    assert_eq!((seen.details["via"].as_str(), &seen.details["count"]), (Some("postgres-role sessions"), &1.into()));
+    assert_eq!(
+        (seen.details["via"].as_str(), &seen.details["count"]),
+        (Some("postgres-role sessions"), &1.into())
+    );
     assert_eq!((seen.subject.as_deref(), seen.grant_id.as_deref()), (Some("alice"), Some(grant.as_str())));
     assert_eq!(w.store.grant(&grant).await.unwrap().unwrap().idle_at(), Some(minutes(9)));
 

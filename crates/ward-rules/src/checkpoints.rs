@@ -1045,7 +1045,11 @@ fn revoked_promptly(
     let lag = (end.recorded_at.as_millisecond() - end_ms).max(0);
     let ended = match end.how {
         Ending::Expired if end_ms < expires_at => {
-            format!("expired unused (idle) at {}, {} before its window's end", end.at, span(expires_at - end_ms))
+            format!(
+                "expired unused (idle) at {}, {} before its window's end",
+                end.at,
+                span(expires_at - end_ms)
+            )
         }
         Ending::Expired => format!("expired at {}", end.at),
         Ending::Released => {

@@ -359,9 +359,7 @@ impl Engine {
             Payload::GrantReleased(_) | Payload::GrantRevoked(_) => {
                 self.grant_ended(event, event.occurred_at.as_millisecond(), out)
             }
-            Payload::GrantExpired(expired) => {
-                self.grant_ended(event, expired.due_at.as_millisecond(), out)
-            }
+            Payload::GrantExpired(expired) => self.grant_ended(event, expired.due_at.as_millisecond(), out),
             Payload::BreakglassUsed(used) => self.breakglass_used(event, &used, out),
             Payload::BreakglassReviewed(_) => self.breakglass_reviewed(event, out),
             Payload::BreakglassOverdue(_) => self.breakglass_overdue(event, out),

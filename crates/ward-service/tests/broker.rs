@@ -697,7 +697,8 @@ fn config_with_idle_timeout() -> Config {
 
 async fn an_unused_grant_ends_after_its_idle_timeout(store: Arc<dyn Store>) {
     let clock = Arc::new(ManualClock::new(t0()));
-    let broker = ward_service::broker_for(&config_with_idle_timeout(), store.clone(), clock.clone()).await.unwrap();
+    let broker =
+        ward_service::broker_for(&config_with_idle_timeout(), store.clone(), clock.clone()).await.unwrap();
     let w = World { broker, clock, store };
     let minutes = |m: i64| t0() + SignedDuration::from_mins(m);
 
@@ -709,14 +710,16 @@ async fn an_unused_grant_ends_after_its_idle_timeout(store: Arc<dyn Store>) {
     let report = w.broker.run_due(minutes(10)).await.unwrap();
     assert_eq!(report.expired, 1);
     let ended = w.store.grant(unused.id.as_str()).await.unwrap().unwrap();
-    assert_eq!((ended.state, ended.ended_at, ended.end_reason.as_deref()), (
-        GrantState::Expired,
-        Some(minutes(10)),
-        Some("idle")
-    ));
+    assert_eq!(
+        (ended.state, ended.ended_at, ended.end_reason.as_deref()),
+        (GrantState::Expired, Some(minutes(10)), Some("idle"))
+    );
     let events = w.events().await;
     let expiry = events.iter().find(|e| e.event_type == EventType::GrantExpired).unwrap();
-    assert_eq!((expiry.reason.as_deref(), &expiry.details["idle_timeout_seconds"]), (Some("idle"), &600.into()));
+    assert_eq!(
+        (expiry.reason.as_deref(), &expiry.details["idle_timeout_seconds"]),
+        (Some("idle"), &600.into())
+    );
 
     // Used: each use moves the deadline, the last one seen here before it is on record too.
     let used = w.granted().await;
@@ -733,7 +736,11 @@ async fn an_unused_grant_ends_after_its_idle_timeout(store: Arc<dyn Store>) {
     let report = w.broker.run_due(minutes(23)).await.unwrap();
     assert_eq!(report.expired, 0, "a use the store had not heard of yet keeps it");
     let stored = w.store.grant(used.id.as_str()).await.unwrap().unwrap();
-    assert_eq!((stored.state, stored.last_used_at), (GrantState::Active, Some(minutes(16))), "and is written");
+    assert_eq!(
+        (stored.state, stored.last_used_at),
+        (GrantState::Active, Some(minutes(16))),
+        "and is written"
+    );
     let summary = w.events().await.into_iter().rev().find(|e| e.details["summary"] == true).unwrap();
     assert_eq!(summary.details["last_at"], serde_json::json!(minutes(16)));
     assert_eq!(w.broker.next_due_at().await.unwrap(), Some(minutes(26)));
@@ -743,7 +750,8 @@ async fn an_unused_grant_ends_after_its_idle_timeout(store: Arc<dyn Store>) {
     assert_eq!(w.broker.run_due(minutes(26)).await.unwrap().expired, 1);
     let ended = w.store.grant(used.id.as_str()).await.unwrap().unwrap();
     assert_eq!((ended.ended_at, ended.end_reason.as_deref()), (Some(minutes(26)), Some("idle")));
-    let expiry = w.events().await.into_iter().rev().find(|e| e.event_type == EventType::GrantExpired).unwrap();
+    let expiry =
+        w.events().await.into_iter().rev().find(|e| e.event_type == EventType::GrantExpired).unwrap();
     assert_eq!(expiry.details["last_used_at"], serde_json::json!(minutes(16)));
     // Releasing it now says it has expired, not that it was released.
     assert!(matches!(

@@ -12,8 +12,8 @@ use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 
 use crate::{
     ApiToken, Change, CursorMove, DebugLevelHolder, DebugLevelRecord, DebugLevelWrite, EventFilter,
-    FindingFilter, FindingRecord, FindingState, GrantUse, GrantFilter, Lease, LoginRecord, LoginWrite, RequestFilter,
-    Store, StoreError, TokenFilter, TokenWrite, Visibility,
+    FindingFilter, FindingRecord, FindingState, GrantFilter, GrantUse, Lease, LoginRecord, LoginWrite,
+    RequestFilter, Store, StoreError, TokenFilter, TokenWrite, Visibility,
 };
 use ward_rules::{RuleId, Severity};
 
@@ -258,7 +258,8 @@ pub async fn idle_grants_fall_due_and_uses_only_move_forward(store: Arc<dyn Stor
     };
     let idle_terms = RequestTerms { idle_timeout_seconds: Some(600), ..terms(1) };
     let filed =
-        lifecycle::file_request(&mut ids, new, &idle_terms, "h", 3600, &GrantContext::default(), t0()).unwrap();
+        lifecycle::file_request(&mut ids, new, &idle_terms, "h", 3600, &GrantContext::default(), t0())
+            .unwrap();
     store.commit(change([filed.clone()]), t0()).await.unwrap();
     let request = store.request(filed.request.unwrap().id.as_str()).await.unwrap().unwrap();
     assert_eq!(request.idle_timeout_seconds, Some(600), "the request keeps its idle timeout");
@@ -267,12 +268,16 @@ pub async fn idle_grants_fall_due_and_uses_only_move_forward(store: Arc<dyn Stor
     store.commit(change([approved]), t0()).await.unwrap();
     let ten = t0() + SignedDuration::from_mins(10);
     let stored = store.grant(grant.id.as_str()).await.unwrap().unwrap();
-    assert_eq!((stored.idle_timeout_seconds, stored.last_used_at, stored.idle_at()), (Some(600), None, Some(ten)));
+    assert_eq!(
+        (stored.idle_timeout_seconds, stored.last_used_at, stored.idle_at()),
+        (Some(600), None, Some(ten))
+    );
     assert_eq!(store.next_due_at().await.unwrap(), Some(ten), "the idle deadline comes before the expiry");
     assert!(store.due(ten - SignedDuration::from_millis(1), 10).await.unwrap().expire.is_empty());
 
     // A use four minutes in moves the deadline; an older one reported later does not move it back.
-    let used = |minutes| GrantUse { grant_id: grant.id.clone(), at: t0() + SignedDuration::from_mins(minutes) };
+    let used =
+        |minutes| GrantUse { grant_id: grant.id.clone(), at: t0() + SignedDuration::from_mins(minutes) };
     store.commit(Change { grant_uses: vec![used(4)], ..Change::default() }, ten).await.unwrap();
     store.commit(Change { grant_uses: vec![used(2)], ..Change::default() }, ten).await.unwrap();
     let fourteen = t0() + SignedDuration::from_mins(14);
@@ -292,11 +297,10 @@ pub async fn idle_grants_fall_due_and_uses_only_move_forward(store: Arc<dyn Stor
     let expired = lifecycle::expire(&mut ids, due.expire[0].clone(), fourteen).unwrap();
     store.commit(change([expired]), fourteen).await.unwrap();
     let ended = store.grant(grant.id.as_str()).await.unwrap().unwrap();
-    assert_eq!((ended.state, ended.ended_at, ended.end_reason.as_deref()), (
-        GrantState::Expired,
-        Some(fourteen),
-        Some(lifecycle::IDLE_REASON)
-    ));
+    assert_eq!(
+        (ended.state, ended.ended_at, ended.end_reason.as_deref()),
+        (GrantState::Expired, Some(fourteen), Some(lifecycle::IDLE_REASON))
+    );
     assert!(store.due(fourteen, 10).await.unwrap().expire.is_empty());
     assert_eq!(store.next_due_at().await.unwrap(), None);
 }

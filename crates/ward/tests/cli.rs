@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const WARD: &str = env!("CARGO_BIN_EXE_ward");
 
@@ -1215,6 +1215,47 @@ fn request_wait_returns_the_decision() {
     assert_eq!(denier.0, 0);
     let denied = server.ward(&alice, &["show", second["id"].as_str().unwrap(), "-o", "json"]);
     assert_eq!(serde_json::from_slice::<Value>(&denied.stdout).unwrap()["state"], "denied");
+}
+
+/// With `WARD_IDLE_TIMEOUT`, a grant nobody uses ends by itself, well before its window does:
+/// `ward grants` says when, a check after it is refused, and the expiry is on record as idle.
+#[test]
+fn an_unused_grant_ends_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(dir, vec![("WARD_IDLE_TIMEOUT".into(), "5s".into())]);
+    let (alice, bob) = (server.token("alice"), server.token("bob"));
+    let (_, asked) = server
+        .json(&alice, &["request", "logs:payments-api", "--role", "read", "--for", "1h", "--reason", "r"]);
+    let (_, approved) = server.json(&bob, &["approve", asked["id"].as_str().unwrap()]);
+    let grant = approved["grant_id"].as_str().unwrap().to_owned();
+    let (_, shown) = server.json(&alice, &["grants", "--mine"]);
+    assert_eq!(shown[0]["idle_timeout_seconds"], 5);
+    assert!(shown[0]["idle_at"].as_str().unwrap() < shown[0]["expires_at"].as_str().unwrap());
+    let table = String::from_utf8(server.ward(&alice, &["grants", "--mine"]).stdout).unwrap();
+    assert!(table.contains("unless used"), "{table}");
+    let check = ["check", "--principal", "alice", "--action", "read", "--resource", "logs:payments-api"];
+    for _ in 0..3 {
+        assert_eq!(server.json(&alice, &check).0, 0, "used every second: kept");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(server.json(&alice, &check).0, 1, "unused for five seconds: refused");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ended = loop {
+        let (_, grants) = server.json(&alice, &["grants", "--mine"]);
+        assert_eq!(grants[0]["id"], grant.as_str());
+        if grants[0]["state"] == "expired" {
+            break grants[0].clone();
+        }
+        assert!(Instant::now() < deadline, "never ended: {grants}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(ended["end_reason"], "idle");
+    let (_, expiries) = server.json(&alice, &["audit", "events", "--type", "grant.expired"]);
+    assert_eq!(
+        (&expiries[0]["reason"], &expiries[0]["details"]["idle_timeout_seconds"]),
+        (&json!("idle"), &json!(5))
+    );
 }
 
 /// The debug-log gateway from the command line: only through an active grant, redacted, with

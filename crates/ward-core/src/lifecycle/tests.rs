@@ -664,7 +664,10 @@ fn an_unused_grant_ends_at_its_idle_deadline_with_the_reason_idle() {
     let ten_minutes = t0() + SignedDuration::from_mins(10);
     assert_eq!((grant.idle_at(), grant.ends_at()), (Some(ten_minutes), ten_minutes));
     assert!(grant.is_usable_at(ten_minutes - SignedDuration::from_millis(1)));
-    assert!(!grant.is_usable_at(ten_minutes), "unused for ten minutes: no access, whatever the scheduler does");
+    assert!(
+        !grant.is_usable_at(ten_minutes),
+        "unused for ten minutes: no access, whatever the scheduler does"
+    );
 
     // A use moves the deadline; one before the start counts from the start.
     grant.last_used_at = Some(t0() + SignedDuration::from_mins(4));
@@ -683,11 +686,10 @@ fn an_unused_grant_ends_at_its_idle_deadline_with_the_reason_idle() {
     let late = fourteen_minutes + SignedDuration::from_secs(2);
     let expired = expire(&mut ids, grant.clone(), late).unwrap();
     let ended = expired.grant.unwrap();
-    assert_eq!((ended.state, ended.ended_at, ended.end_reason.as_deref()), (
-        GrantState::Expired,
-        Some(fourteen_minutes),
-        Some(IDLE_REASON)
-    ));
+    assert_eq!(
+        (ended.state, ended.ended_at, ended.end_reason.as_deref()),
+        (GrantState::Expired, Some(fourteen_minutes), Some(IDLE_REASON))
+    );
     let event = &expired.events[0];
     assert_eq!((event.event_type.as_str(), event.reason.as_deref()), ("grant.expired", Some("idle")));
     assert_eq!(event.occurred_at, fourteen_minutes);

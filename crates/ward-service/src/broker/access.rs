@@ -174,7 +174,9 @@ impl Broker {
                     }
                 }
                 Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "could not read an idle grant's last use; it stays idle"),
+                Err(error) => {
+                    tracing::warn!(%error, "could not read an idle grant's last use; it stays idle")
+                }
             }
         }
         None
