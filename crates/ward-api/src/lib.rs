@@ -105,6 +105,23 @@ pub struct GrantView {
     pub review: Option<ReviewView>,
 }
 
+/// `GET /v1/debug-levels/{resource}`: the level a service that embeds `ward-tracing` runs with
+/// now, for a `tracing` debug-level resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DebugWindowView {
+    pub resource: String,
+    /// The filter to run with (a `tracing-subscriber` directive) while a grant's window is open;
+    /// none: the service's own default.
+    pub level: Option<String>,
+    /// When the open windows end, unless a grant is extended or used again: past it, the
+    /// service goes back to its default whatever it hears (or does not hear) from ward.
+    pub until: Option<Timestamp>,
+    /// The grants that hold the level raised.
+    pub grant_ids: Vec<String>,
+    /// Changes whenever the answer does: sent back as `seen`, the request waits for a change.
+    pub revision: String,
+}
+
 /// The credentials of a grant's temporary database login (`postgres-role`), shown to its holder
 /// once: ward keeps no copy of the password.
 #[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -15,6 +15,7 @@
 pub mod checkpoints;
 pub mod consumer;
 pub mod debug_levels;
+pub mod debug_windows;
 pub mod grant_audits;
 pub mod insights;
 pub mod ledger;
@@ -28,6 +29,7 @@ pub mod tail;
 pub use checkpoints::{AuditTally, CHECKPOINTS, CheckpointsConsumer, CheckpointsReader};
 pub use consumer::{CONSUMER, Consumer, ConsumerTask, Reader, RulesConsumer, RulesTask, StepReport};
 pub use debug_levels::{DEBUG_LEVELS, DebugLevelsConsumer, LevelTally};
+pub use debug_windows::DebugWindows;
 pub use grant_audits::GrantAudits;
 pub use insights::Insights;
 pub use ledger::Tally;

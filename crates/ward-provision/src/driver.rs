@@ -44,6 +44,31 @@ pub fn connect(target: &DriverTarget) -> Box<dyn LevelDriver> {
             Box::new(crate::command::CommandLevel::new(program.clone(), args.clone()))
         }
         DriverTarget::Http { url, api } => Box::new(crate::http::HttpLevel::new(url.clone(), api.clone())),
+        DriverTarget::Tracing { .. } => Box::new(PublishedLevel::default()),
+    }
+}
+
+/// What a `tracing` resource's service runs with when no window is open: its own filter.
+pub const SERVICE_DEFAULT: &str = "default";
+
+/// The `tracing` driver: nothing to call. ward publishes the level itself, from the resource's
+/// record once its raise is on record, and the service follows it; the level "in force" is what
+/// this driver was last told to put in force (at first the service's default).
+#[derive(Default)]
+struct PublishedLevel {
+    set: std::sync::Mutex<Option<String>>,
+}
+
+#[async_trait]
+impl LevelDriver for PublishedLevel {
+    async fn current(&self) -> Result<String, DriverError> {
+        let set = self.set.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(set.clone().unwrap_or_else(|| SERVICE_DEFAULT.to_owned()))
+    }
+
+    async fn set(&self, level: &str) -> Result<(), DriverError> {
+        *self.set.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(level.to_owned());
+        Ok(())
     }
 }
 

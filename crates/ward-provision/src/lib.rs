@@ -7,7 +7,8 @@
 //! - [`driver`]: [`LevelDriver`], what ward asks of a target (the level in force, and to put
 //!   one in force), and the drivers: [`postgres`] (a PostgreSQL server's logging settings) and
 //!   [`command`] (a program of the operator's, run without a shell), [`http`] (a service's admin
-//!   endpoint: Spring Boot's loggers, Envoy's logging, a signed webhook).
+//!   endpoint: Spring Boot's loggers, Envoy's logging, a signed webhook); for `tracing`, the
+//!   service follows the level ward publishes, so there is nothing to call.
 //! - [`login`]: a `postgres-role` resource's server, its keys, and the login made there.
 //! - [`provisioner`]: [`Provisioner`], access made for a grant's window and removed at its end:
 //!   the `postgres-role` logins, a program (`command`) or a signed webhook.
@@ -23,7 +24,7 @@ pub mod postgres;
 pub mod provisioner;
 pub mod settings;
 
-pub use driver::{DriverError, LevelDriver, connect};
+pub use driver::{DriverError, LevelDriver, SERVICE_DEFAULT, connect};
 pub use http::HttpApi;
 pub use login::{Credentials, LoginKeys, LoginTarget, PostgresLogins, account_name};
 pub use provisioner::{GrantAccess, ProvisionKeys, ProvisionTarget, Provisioner, provisioner};

@@ -55,6 +55,8 @@ pub struct DebugLevelKeys<'a> {
     pub for_database: Option<&'a str>,
     /// `report` (the default) or `revert`: see [`OnDrift`].
     pub drift: Option<&'a str>,
+    /// The tracing driver: the services that may follow the level (unset: any service).
+    pub follow_from: Option<&'a [String]>,
 }
 
 /// What a debug-level grant raises, and to what.
@@ -88,6 +90,11 @@ pub enum DriverTarget {
     Command { program: PathBuf, args: Vec<String> },
     /// A service's admin endpoint over HTTP(S), as its API (`template`) says.
     Http { url: TargetUrl, api: HttpApi },
+    /// A Rust service that embeds `ward-tracing` follows the level itself: ward publishes it
+    /// for the grants' windows (`GET /v1/debug-levels/{resource}`), and the service's filter
+    /// (a `tracing-subscriber` directive such as `debug` or `payments=debug`) goes back to its
+    /// own default when no window is open or ward cannot be reached.
+    Tracing { follow_from: Option<Vec<String>> },
 }
 
 impl DriverTarget {
@@ -96,6 +103,7 @@ impl DriverTarget {
             Self::Postgres { .. } => "postgres",
             Self::Command { .. } => "command",
             Self::Http { .. } => "http",
+            Self::Tracing { .. } => "tracing",
         }
     }
 
@@ -111,6 +119,7 @@ impl DriverTarget {
             }
             Self::Command { program, .. } => program.display().to_string(),
             Self::Http { api, .. } => api.setting_name(),
+            Self::Tracing { .. } => "tracing filter".to_owned(),
         }
     }
 }
@@ -228,7 +237,7 @@ impl DebugLevelTarget {
         let Some(driver) = keys.driver else {
             return Err(wrong(
                 "driver",
-                "a debug-level resource names its driver: `postgres`, `http` or `command`",
+                "a debug-level resource names its driver: `postgres`, `http`, `command` or `tracing`",
             ));
         };
         let level = keys.level.ok_or_else(|| wrong("level", "the level the grant raises to is required"))?;
@@ -316,12 +325,48 @@ impl DebugLevelTarget {
                 let url = target_url(keys.url_file, keys.url_env, env, HTTP_SCHEMES)?;
                 Ok(Self { driver: DriverTarget::Http { url, api }, level, drift })
             }
+            "tracing" => {
+                for (key, set) in [
+                    ("url_file", keys.url_file.is_some()),
+                    ("url_env", keys.url_env.is_some()),
+                    ("setting", keys.setting.is_some()),
+                    ("command", keys.command.is_some()),
+                    ("template", keys.template.is_some()),
+                    ("logger", keys.logger.is_some()),
+                    ("for_role", keys.for_role.is_some()),
+                    ("for_database", keys.for_database.is_some()),
+                    // The service applies the level itself: ward has no level of its to read.
+                    ("drift", keys.drift.is_some()),
+                ] {
+                    if set {
+                        return Err(wrong(key, "the tracing driver takes only `level` and `follow_from`"));
+                    }
+                }
+                let level = tracing_filter(level).map_err(|e| wrong("level", e))?;
+                let follow_from = keys.follow_from.map(<[String]>::to_vec);
+                Ok(Self { driver: DriverTarget::Tracing { follow_from }, level, drift })
+            }
             other => Err(wrong(
                 "driver",
-                format!("`{other}` is no driver ward has: use `postgres`, `http` or `command`"),
+                format!("`{other}` is no driver ward has: use `postgres`, `http`, `command` or `tracing`"),
             )),
         }
     }
+}
+
+/// A `tracing-subscriber` filter (`debug`, `payments=debug,tower=info`), as its parser takes
+/// it; at most 256 bytes.
+fn tracing_filter(level: &str) -> Result<String, String> {
+    let level = level.trim();
+    if level.is_empty() || level.len() > 256 {
+        return Err("a tracing filter of 1 to 256 bytes: `debug`, or `payments=debug`".into());
+    }
+    for directive in level.split(',') {
+        directive.parse::<tracing_subscriber::filter::Directive>().map_err(|e| {
+            format!("`{directive}` is not a tracing filter directive ({e}): use `debug` or `payments=debug`")
+        })?;
+    }
+    Ok(level.to_owned())
 }
 
 /// A role's or database's name as PostgreSQL takes it (it is quoted in statements).

@@ -4,6 +4,7 @@
 
 mod auth;
 mod credentials;
+mod debug_windows;
 mod findings;
 mod grant_audit;
 mod handlers;
@@ -50,7 +51,7 @@ pub use problem::ApiError;
         handlers::sign_checkpoint, handlers::inclusion_proof, handlers::consistency_proof, handlers::resources,
         handlers::whoami, handlers::explain, handlers::reload_policies, handlers::list_tokens, handlers::revoke_token, logs::search, logs::tail, logs::push, logs::push_otlp,
         findings::list_findings, findings::get_finding, findings::acknowledge, findings::resolve, findings::dismiss,
-        findings::list_rules, findings::run_rules, grant_audit::audit, credentials::issue, insights::insights,
+        findings::list_rules, findings::run_rules, grant_audit::audit, credentials::issue, debug_windows::follow, insights::insights,
         slack::action, healthz, readyz
     ),
     modifiers(&BearerAuth),
@@ -222,6 +223,7 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/grants/{id}/audit", get(grant_audit::audit))
         .route("/grants/{id}/credentials", post(credentials::issue))
         .route("/check", post(handlers::check))
+        .route("/debug-levels/{resource}", get(debug_windows::follow))
         .route("/audit/events", get(handlers::events))
         .route("/audit/key", get(handlers::audit_key))
         .route("/audit/export", get(handlers::export))
@@ -260,6 +262,7 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .layer(Extension(ward_monitor::Findings::new(broker.clone())))
         .layer(Extension(ward_monitor::GrantAudits::new(broker.clone())))
         .layer(Extension(ward_monitor::Credentials::new(broker.clone())))
+        .layer(Extension(ward_monitor::DebugWindows::new(broker.clone())))
         .layer(Extension(ward_monitor::Insights::new(broker.clone())))
         .layer(Extension(settings.slack.clone()));
     Router::new()

@@ -327,6 +327,11 @@ impl Broker {
         self.stopping.send_replace(true);
     }
 
+    /// Turns true when the server stops: long-running answers end then.
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
     /// Resolves whenever events were appended (the value is the last `seq`).
     pub fn subscribe_appended(&self) -> tokio::sync::watch::Receiver<i64> {
         self.appended.subscribe()

@@ -176,10 +176,12 @@ struct ResourceFile {
     drift: Option<String>,
     /// What makes a grant's access and removes it: `command` or `webhook` (other kinds).
     provisioner: Option<String>,
+    /// The tracing driver: the services that may follow the level (unset: any service).
+    follow_from: Option<Vec<String>>,
 }
 
 /// The keys only a debug-level or a postgres-role resource takes.
-const TARGET_KEYS: [&str; 15] = [
+const TARGET_KEYS: [&str; 16] = [
     "driver",
     "url_file",
     "url_env",
@@ -195,6 +197,7 @@ const TARGET_KEYS: [&str; 15] = [
     "for_database",
     "drift",
     "provisioner",
+    "follow_from",
 ];
 
 /// `[redaction]`: what the debug-log gateway redacts.
@@ -721,6 +724,7 @@ impl Config {
                 resource.for_database.is_some(),
                 resource.drift.is_some(),
                 resource.provisioner.is_some(),
+                resource.follow_from.is_some(),
             ];
             let set_key = |taken: &[&str]| {
                 TARGET_KEYS
@@ -765,6 +769,7 @@ impl Config {
                         for_role: resource.for_role.as_deref(),
                         for_database: resource.for_database.as_deref(),
                         drift: resource.drift.as_deref(),
+                        follow_from: resource.follow_from.as_deref(),
                     };
                     let target = DebugLevelTarget::from_keys(keys, env)
                         .map_err(|e| setting_error(&format!("resources.\"{name}\".{}", e.key), e.message))?;
