@@ -88,7 +88,12 @@ impl DebugWindows {
         Ok(target.level.clone())
     }
 
-    async fn window(&self, resource: &str, level: &str, now: Timestamp) -> Result<DebugWindowView, BrokerError> {
+    async fn window(
+        &self,
+        resource: &str,
+        level: &str,
+        now: Timestamp,
+    ) -> Result<DebugWindowView, BrokerError> {
         let store = self.broker.store();
         let record = store.debug_levels().await?.into_iter().find(|r| r.resource == resource);
         let mut grant_ids = Vec::new();

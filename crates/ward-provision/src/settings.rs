@@ -516,4 +516,23 @@ mod tests {
         assert_eq!(key(DebugLevelKeys { command: Some(&[]), ..keys }), "command");
         assert_eq!(key(DebugLevelKeys { setting: Some("x"), ..keys }), "setting");
     }
+
+    #[test]
+    fn a_tracing_target_takes_a_filter_and_the_services_that_follow_it() {
+        let worker = ["payments-worker".to_owned()];
+        let keys = DebugLevelKeys {
+            driver: Some("tracing"),
+            level: Some("payments_worker=debug,tower=info"),
+            follow_from: Some(&worker),
+            ..DebugLevelKeys::default()
+        };
+        let target = DebugLevelTarget::from_keys(keys, &no_env).unwrap();
+        assert_eq!(target.driver, DriverTarget::Tracing { follow_from: Some(worker.to_vec()) });
+        assert_eq!(target.level, "payments_worker=debug,tower=info");
+        let key = |keys: DebugLevelKeys<'_>| DebugLevelTarget::from_keys(keys, &no_env).unwrap_err().key;
+        assert_eq!(key(DebugLevelKeys { level: Some("payments=loud"), ..keys }), "level");
+        assert_eq!(key(DebugLevelKeys { level: Some(""), ..keys }), "level");
+        assert_eq!(key(DebugLevelKeys { url_env: Some("X"), ..keys }), "url_env");
+        assert_eq!(key(DebugLevelKeys { drift: Some("revert"), ..keys }), "drift");
+    }
 }

@@ -46,10 +46,15 @@ pub async fn follow(
     let Query(query) = query?;
     let wait = Duration::from_secs(query.wait.unwrap_or(0));
     if wait > MOST_WAIT {
-        return Err(ApiError::from(BrokerError::Unacceptable(format!("`wait` is at most {} seconds", MOST_WAIT.as_secs()))));
+        return Err(ApiError::from(BrokerError::Unacceptable(format!(
+            "`wait` is at most {} seconds",
+            MOST_WAIT.as_secs()
+        ))));
     }
     if query.seen.as_ref().is_some_and(|seen| seen.len() > MAX_REVISION_LEN) {
-        return Err(ApiError::from(BrokerError::Unacceptable(format!("`seen` is a revision of at most {MAX_REVISION_LEN} characters"))));
+        return Err(ApiError::from(BrokerError::Unacceptable(format!(
+            "`seen` is a revision of at most {MAX_REVISION_LEN} characters"
+        ))));
     }
     Ok(Json(windows.follow(&caller, &resource, query.seen.as_deref(), wait).await?))
 }

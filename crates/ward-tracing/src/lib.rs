@@ -261,7 +261,8 @@ mod tests {
             Follower::new("http://ward", "t", "debug:x", "info,=bad="),
             Err(FollowError::BadFilter { .. })
         ));
-        let follower = Follower::new("http://ward:8470/", "ward_secret", "debug:payments-worker", "info").unwrap();
+        let follower =
+            Follower::new("http://ward:8470/", "ward_secret", "debug:payments-worker", "info").unwrap();
         assert_eq!(follower.url.as_str(), "http://ward:8470/v1/debug-levels/debug:payments-worker");
         assert!(!format!("{follower:?}").contains("ward_secret"));
     }

@@ -21,7 +21,10 @@ async fn main() -> ExitCode {
         }
     };
     let (filter, following) = follower.layer();
-    tracing_subscriber::registry().with(filter).with(tracing_subscriber::fmt::layer().with_ansi(false)).init();
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_ansi(false))
+        .init();
     tokio::spawn(following.run());
     let mut batch = 0u64;
     loop {

@@ -155,7 +155,10 @@ async fn debug_lines_appear_for_the_window_only() {
     let first_debug = output.wait_for(0, DEBUG_LINE).await;
     let events = store.events(&EventFilter { limit: 1000, ..EventFilter::default() }).await.unwrap();
     let raised = events.iter().find(|e| e.event_type == EventType::DebugLevelRaised).unwrap();
-    assert_eq!((raised.details["before"].as_str(), raised.details["after"].as_str()), (Some("default"), Some("debug")));
+    assert_eq!(
+        (raised.details["before"].as_str(), raised.details["after"].as_str()),
+        (Some("default"), Some("debug"))
+    );
     assert_eq!(raised.details["grant_ids"][0].as_str(), Some(grant.as_str()));
     assert!(output.lines()[first_debug].contains("transfers=3"), "{}", output.lines()[first_debug]);
 
