@@ -13,7 +13,10 @@
 //!
 //! Every [`OBSERVE_EVERY`] it also asks the targets that can tell (PostgreSQL) whether each
 //! live login has sessions open: an open session is a use of the grant, written as a usage
-//! summary that moves the grant's last use (its idle timeout) forward.
+//! summary that moves the grant's last use (its idle timeout) forward. Every [`DRIFT_EVERY`] it
+//! lists who holds each resource's access (the members of `member_of`): an account ward did not
+//! make is drift, `grant.externally_modified` once per set of such accounts found (a `drift`
+//! finding), and, with `drift = "revert"`, its access is taken away.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -23,13 +26,13 @@ use futures_util::StreamExt;
 use jiff::{SignedDuration, Timestamp};
 use ward_api::CredentialsView;
 use ward_core::audit::payload::{
-    AccessUsed, CredentialsIssued, ProvisionerApplied, ProvisionerFailed, ProvisionerRemoved, True,
-    UseSummary,
+    AccessUsed, CredentialsIssued, ExternallyModified, ProvisionerApplied, ProvisionerFailed,
+    ProvisionerRemoved, True, UseSummary,
 };
 use ward_core::audit::{AuditEvent, NewEvent, Payload};
 use ward_core::lifecycle::IdSource;
 use ward_core::{GrantId, GrantState, SYSTEM_ACTOR};
-use ward_provision::{GrantAccess, LoginTarget, PostgresLogins, Provisioner};
+use ward_provision::{GrantAccess, LoginTarget, OnDrift, PostgresLogins, Provisioner};
 use ward_service::ids::RandomIds;
 use ward_service::{Broker, BrokerError, Caller};
 use ward_store::{Change, GrantUse, LoginRecord, LoginWrite, StoreError};
@@ -49,6 +52,8 @@ pub const LOOK_EVERY: SignedDuration = SignedDuration::from_secs(1);
 const MOST_BACKOFF: SignedDuration = SignedDuration::from_secs(60);
 /// How often live logins' open sessions are counted as uses of their grants.
 pub const OBSERVE_EVERY: SignedDuration = SignedDuration::from_secs(60);
+/// How often who holds each resource's access is compared with the logins ward made.
+pub const DRIFT_EVERY: SignedDuration = SignedDuration::from_mins(5);
 /// What a use summary says of uses seen as open sessions.
 const SEEN_AS_SESSIONS: &str = "postgres-role sessions";
 
@@ -89,6 +94,10 @@ pub struct Servers {
     wake_at: Option<Timestamp>,
     /// When live logins' open sessions are next counted.
     observe_at: Option<Timestamp>,
+    /// When who holds each resource's access is next looked at, and the accounts ward did not
+    /// make last reported per resource (reported again only when they change).
+    drift_at: Option<Timestamp>,
+    drifted: HashMap<String, Vec<String>>,
 }
 
 /// What a committed step came to.
@@ -129,6 +138,8 @@ impl Reader for LoginsReader {
             retry_at: HashMap::new(),
             wake_at: None,
             observe_at: None,
+            drift_at: None,
+            drifted: HashMap::new(),
         }
     }
 
@@ -280,8 +291,15 @@ impl Reader for LoginsReader {
             .values()
             .filter(|r| r.ended_at.is_none())
             .filter_map(|r| Timestamp::from_millisecond(r.expires_at).ok());
+        if state.drift_at.is_none_or(|at| now >= at) {
+            let events = look_for_drift(state, &records, now).await;
+            planned.change.events.extend(events);
+            state.drift_at = Some(now + DRIFT_EVERY);
+        }
         let observing = state.observe_at.filter(|_| !live.is_empty());
-        state.wake_at = ends.chain(state.retry_at.values().map(|(at, _)| *at)).chain(observing).min();
+        let drift = state.drift_at.filter(|_| !state.servers.is_empty());
+        state.wake_at =
+            ends.chain(state.retry_at.values().map(|(at, _)| *at)).chain(observing).chain(drift).min();
         state.busy = !records.is_empty() && planned.tally.removed < records.len() as u64;
         state.look_at = Some(now + LOOK_EVERY);
         Ok(planned)
@@ -292,6 +310,80 @@ impl Reader for LoginsReader {
             tracing::info!(applied = tally.applied, removed = tally.removed, failed = tally.failed, "logins");
         }
     }
+}
+
+/// Who holds each resource's access, against the logins ward made (`records`, live or being
+/// removed): an account ward did not make is drift. Reported once per set of accounts found;
+/// with `drift = "revert"`, taken away (each as its grantor gave it).
+async fn look_for_drift(
+    state: &mut Servers,
+    records: &BTreeMap<String, LoginRecord>,
+    now: Timestamp,
+) -> Vec<NewEvent> {
+    let mut events = Vec::new();
+    for (resource, server) in &state.servers {
+        let holders = match server.holders().await {
+            Ok(Some(holders)) => holders,
+            Ok(None) => continue,
+            Err(error) => {
+                // Only looked at, not owed: a target down between grants is no failure of ward's.
+                tracing::debug!(resource, %error, "could not list who holds a resource's access");
+                continue;
+            }
+        };
+        let made = |account: &str| records.values().any(|r| &r.resource == resource && r.account == account);
+        let outside: Vec<(String, String)> =
+            holders.into_iter().filter(|(account, _)| !made(account)).collect();
+        let accounts: Vec<String> = outside.iter().map(|(account, _)| account.clone()).collect();
+        if accounts.is_empty() {
+            state.drifted.remove(resource);
+            continue;
+        }
+        let revert = server.on_drift() == OnDrift::Revert;
+        let mut reverted = revert;
+        if revert {
+            for (account, granted_by) in &outside {
+                if let Err(error) = server.take_away(account, granted_by).await {
+                    tracing::warn!(resource, account, %error, "could not take away access ward did not make");
+                    reverted = false;
+                }
+            }
+        }
+        if !revert && state.drifted.get(resource) == Some(&accounts) {
+            continue;
+        }
+        let given = server.gives("");
+        tracing::warn!(
+            resource,
+            accounts = accounts.join(", "),
+            reverted,
+            "access found that ward did not make"
+        );
+        let found =
+            outside.iter().map(|(a, by)| format!("{a} (granted by {by})")).collect::<Vec<_>>().join(", ");
+        let modified = ExternallyModified {
+            driver: server.driver_name().to_owned(),
+            setting: format!("membership of {given}"),
+            expected: "ward's logins only".to_owned(),
+            found,
+            reverted,
+        };
+        events.push(NewEvent {
+            resource: Some(resource.clone()),
+            ..NewEvent::new(
+                RandomIds.event_id(),
+                now,
+                SYSTEM_ACTOR,
+                Payload::GrantExternallyModified(modified),
+            )
+        });
+        if reverted {
+            state.drifted.remove(resource);
+        } else {
+            state.drifted.insert(resource.clone(), accounts);
+        }
+    }
+    events
 }
 
 /// Counts the open sessions of `live` logins whose target can tell, and writes each login that

@@ -222,6 +222,75 @@ async fn open_sessions_keep_a_grant_from_going_idle() {
     assert!(signed_in(&shown, &shown.password).await.is_err());
 }
 
+/// A member of `member_of` that ward did not make is drift: reported once (a `drift` finding
+/// follows from the event), and with `drift = "revert"` its membership is taken away; ward's own
+/// logins are never drift.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_granted_outside_ward_is_drift() {
+    let Some(cluster) = ward_testkit::postgres_with_passwords() else { return };
+    let url = cluster.fresh_database();
+    let mut admin = PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("CREATE ROLE orders_readonly NOLOGIN").execute(&mut admin).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = world(dir.path(), &url);
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
+    let w = World::new(&path, store).await;
+    let mut consumer = LoginsConsumer::new(w.broker.clone(), "process-1");
+    let _grant = w.read_granted("alice", "bob", 30).await;
+    assert_eq!(step(&mut consumer).await, tally(1, 0, 0));
+    assert!(w.events(EventType::GrantExternallyModified).await.is_empty(), "ward's own login is no drift");
+
+    // A DBA hands out the role by hand.
+    sqlx::raw_sql("CREATE ROLE dba_bob LOGIN; GRANT orders_readonly TO dba_bob")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    w.clock.advance(logins_drift_every());
+    step(&mut consumer).await;
+    let drift = w.events(EventType::GrantExternallyModified).await;
+    assert_eq!(drift.len(), 1);
+    let Payload::GrantExternallyModified(modified) =
+        Payload::parse(drift[0].event_type, &drift[0].details).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (modified.driver.as_str(), modified.setting.as_str()),
+        ("postgres-role", "membership of orders_readonly")
+    );
+    assert!(modified.found.starts_with("dba_bob (granted by "), "{}", modified.found);
+    assert!(!modified.reverted, "reported, left as found by default");
+    assert_eq!(drift[0].resource.as_deref(), Some("db:orders"));
+    w.clock.advance(logins_drift_every());
+    step(&mut consumer).await;
+    assert_eq!(w.events(EventType::GrantExternallyModified).await.len(), 1, "the same drift is said once");
+
+    // With `drift = "revert"`, ward takes it away.
+    drop(consumer);
+    let toml = std::fs::read_to_string(&path).unwrap() + "drift = \"revert\"\n";
+    std::fs::write(&path, toml).unwrap();
+    let later = ward_core::Clock::now(&*w.clock) + SignedDuration::from_mins(5);
+    let w = World::new(&path, w.store.clone()).await;
+    w.clock.set(later);
+    let mut consumer = LoginsConsumer::new(w.broker.clone(), "process-2");
+    step(&mut consumer).await;
+    let drift = w.events(EventType::GrantExternallyModified).await;
+    assert_eq!(drift.len(), 2);
+    assert_eq!(drift[1].details["reverted"], true);
+    let members: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_auth_members a JOIN pg_roles m ON m.oid = a.member WHERE m.rolname = 'dba_bob'",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(members, 0, "dba_bob is no longer a member");
+    assert_eq!(w.store.logins().await.unwrap().len(), 1, "ward's own login stays");
+}
+
+fn logins_drift_every() -> SignedDuration {
+    ward_monitor::logins::DRIFT_EVERY
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_refuses_is_recorded_once_and_tried_again() {
     let Some(cluster) = ward_testkit::postgres_with_passwords() else { return };

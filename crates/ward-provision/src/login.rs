@@ -35,7 +35,7 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::driver::{DriverError, within};
 use crate::postgres::identifier;
-use crate::settings::{POSTGRES_SCHEMES, SettingError, TargetUrl, target_url, wrong};
+use crate::settings::{OnDrift, POSTGRES_SCHEMES, SettingError, TargetUrl, target_url, wrong};
 
 /// How long ward waits for each open session of a removed login to end.
 const SESSION_END_WAIT: Duration = Duration::from_secs(5);
@@ -52,6 +52,9 @@ pub struct LoginKeys<'a> {
     pub url_file: Option<&'a Path>,
     pub url_env: Option<&'a str>,
     pub member_of: Option<&'a str>,
+    /// `report` (the default) or `revert`: what to do about members of `member_of` that ward
+    /// did not make (see [`OnDrift`]).
+    pub drift: Option<&'a str>,
 }
 
 /// Where a `postgres-role` resource's logins are made, and what they are given (its `Debug`
@@ -65,6 +68,8 @@ pub struct LoginTarget {
     pub host: String,
     pub port: u16,
     pub dbname: String,
+    /// What ward does about members of `member_of` it did not make.
+    pub drift: OnDrift,
 }
 
 impl LoginTarget {
@@ -79,6 +84,11 @@ impl LoginTarget {
         if member_of.trim().is_empty() || member_of.len() > MAX_IDENTIFIER || member_of.contains('\0') {
             return Err(wrong("member_of", "a PostgreSQL role name: 1 to 63 bytes"));
         }
+        let drift = match keys.drift {
+            None | Some("report") => OnDrift::Report,
+            Some("revert") => OnDrift::Revert,
+            Some(other) => return Err(wrong("drift", format!("`{other}`: use `report` or `revert`"))),
+        };
         let url = target_url(keys.url_file, keys.url_env, env, POSTGRES_SCHEMES)?;
         let key = if keys.url_file.is_some() { "url_file" } else { "url_env" };
         let options = PgConnectOptions::from_str(url.expose())
@@ -89,7 +99,7 @@ impl LoginTarget {
         };
         // libpq's default database is the user's own name.
         let dbname = options.get_database().unwrap_or(options.get_username()).to_owned();
-        Ok(Self { url, member_of: member_of.to_owned(), host, port: options.get_port(), dbname })
+        Ok(Self { url, member_of: member_of.to_owned(), host, port: options.get_port(), dbname, drift })
     }
 }
 
@@ -171,6 +181,11 @@ impl PostgresLogins {
     }
 
     /// The role each login is made a member of.
+    /// What to do about members of the role ward did not make.
+    pub fn drift(&self) -> OnDrift {
+        self.target.drift
+    }
+
     pub fn member_of(&self) -> &str {
         &self.target.member_of
     }
@@ -230,6 +245,43 @@ impl PostgresLogins {
 
     /// Removes `account`: no more sign-ins, no membership, its open sessions ended, what it owns
     /// in the database dropped, then the role. The number of sessions ended.
+    /// The roles that are members of `member_of` now, each with the role that granted it.
+    pub async fn members(&self) -> Result<Vec<(String, String)>, DriverError> {
+        within(async {
+            let mut session = self.session().await?;
+            let members: Vec<(String, String)> = sqlx::query_as(
+                "SELECT m.rolname::text, g.rolname::text FROM pg_auth_members a \
+                 JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member \
+                 JOIN pg_roles g ON g.oid = a.grantor WHERE r.rolname = $1 ORDER BY 1",
+            )
+            .bind(&self.target.member_of)
+            .fetch_all(&mut session)
+            .await
+            .map_err(|e| DriverError::Refused(described(&e)))?;
+            let _ = session.close().await;
+            Ok(members)
+        })
+        .await
+    }
+
+    /// Takes `member_of` from `account`, a membership ward did not make (drift, reverted): as
+    /// granted by whoever granted it.
+    pub async fn revoke_membership(&self, account: &str, granted_by: &str) -> Result<(), DriverError> {
+        within(async {
+            let mut session = self.session().await?;
+            let statement = format!(
+                "REVOKE {} FROM {} GRANTED BY {}",
+                identifier(&self.target.member_of),
+                identifier(account),
+                identifier(granted_by)
+            );
+            run(&mut session, vec![statement]).await?;
+            let _ = session.close().await;
+            Ok(())
+        })
+        .await
+    }
+
     /// How many sessions `account` has open now.
     pub async fn open_sessions(&self, account: &str) -> Result<u64, DriverError> {
         within(async {

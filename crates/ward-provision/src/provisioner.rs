@@ -22,7 +22,7 @@ use serde_json::json;
 
 use crate::driver::{DriverError, within};
 use crate::login::{LoginTarget, PostgresLogins, account_name};
-use crate::settings::{SettingError, TargetUrl, target_url, wrong};
+use crate::settings::{OnDrift, SettingError, TargetUrl, target_url, wrong};
 
 /// A grant's access, as a provisioner makes and removes it.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +59,19 @@ pub trait Provisioner: Send + Sync {
     /// is a use of the grant (its idle timeout). `None`: the target cannot tell.
     async fn open_sessions(&self, _access: &GrantAccess<'_>) -> Result<Option<u64>, DriverError> {
         Ok(None)
+    }
+    /// The accounts that have the access now, each with who gave it, where the target can tell:
+    /// those ward did not make are drift. `None`: the target cannot tell.
+    async fn holders(&self) -> Result<Option<Vec<(String, String)>>, DriverError> {
+        Ok(None)
+    }
+    /// Takes away access ward did not make (`drift = "revert"`), as `granted_by` gave it.
+    async fn take_away(&self, _account: &str, _granted_by: &str) -> Result<(), DriverError> {
+        Err(DriverError::Refused("this provisioner cannot take away access it did not make".into()))
+    }
+    /// What to do about access ward did not make.
+    fn on_drift(&self) -> OnDrift {
+        OnDrift::Report
     }
 }
 
@@ -167,6 +180,18 @@ impl Provisioner for PostgresLogins {
 
     async fn open_sessions(&self, access: &GrantAccess<'_>) -> Result<Option<u64>, DriverError> {
         PostgresLogins::open_sessions(self, access.account).await.map(Some)
+    }
+
+    async fn holders(&self) -> Result<Option<Vec<(String, String)>>, DriverError> {
+        self.members().await.map(Some)
+    }
+
+    async fn take_away(&self, account: &str, granted_by: &str) -> Result<(), DriverError> {
+        self.revoke_membership(account, granted_by).await
+    }
+
+    fn on_drift(&self) -> OnDrift {
+        self.drift()
     }
 }
 

@@ -779,16 +779,17 @@ impl Config {
                     }
                 }
                 "postgres-role" => {
-                    if let Some(key) = set_key(&["url_file", "url_env", "member_of"]) {
+                    if let Some(key) = set_key(&["url_file", "url_env", "member_of", "drift"]) {
                         return Err(setting_error(
                             &format!("resources.\"{name}\".{key}"),
-                            "a postgres-role resource takes `url_file` or `url_env`, and `member_of`",
+                            "a postgres-role resource takes `url_file` or `url_env`, `member_of` and `drift`",
                         ));
                     }
                     let keys = LoginKeys {
                         url_file: url_file.as_deref(),
                         url_env: resource.url_env.as_deref(),
                         member_of: resource.member_of.as_deref(),
+                        drift: resource.drift.as_deref(),
                     };
                     let target = LoginTarget::from_keys(keys, env)
                         .map_err(|e| setting_error(&format!("resources.\"{name}\".{}", e.key), e.message))?;
