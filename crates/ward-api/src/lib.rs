@@ -97,6 +97,11 @@ pub struct GrantView {
     /// For a live grant with an idle timeout: when it ends unless used before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_at: Option<Timestamp>,
+    /// For a grant on a resource whose access ward makes elsewhere (a debug level, a login):
+    /// `pending` (not made yet: not usable), `applied`, `failing`, `removing` (ended, being
+    /// taken away) or `removed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
     /// Each approved extension, oldest first.
     #[serde(default)]
     pub extensions: Vec<ExtensionView>,

@@ -16,6 +16,7 @@ pub mod checkpoints;
 pub mod consumer;
 pub mod debug_levels;
 pub mod debug_windows;
+pub mod effects;
 pub mod grant_audits;
 pub mod insights;
 pub mod ledger;
@@ -30,6 +31,7 @@ pub use checkpoints::{AuditTally, CHECKPOINTS, CheckpointsConsumer, CheckpointsR
 pub use consumer::{CONSUMER, Consumer, ConsumerTask, Reader, RulesConsumer, RulesTask, StepReport};
 pub use debug_levels::{DEBUG_LEVELS, DebugLevelsConsumer, LevelTally};
 pub use debug_windows::DebugWindows;
+pub use effects::{Effect, Effects};
 pub use grant_audits::GrantAudits;
 pub use insights::Insights;
 pub use ledger::Tally;

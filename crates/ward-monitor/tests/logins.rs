@@ -13,7 +13,7 @@ use sqlx::{ConnectOptions, Connection};
 use ward_api::CredentialsView;
 use ward_core::audit::payload::{ProvisionerApplied, ProvisionerFailed, ProvisionerRemoved};
 use ward_core::audit::{EventType, Payload};
-use ward_monitor::{Credentials, LOGINS, LoginTally, LoginsConsumer};
+use ward_monitor::{Credentials, Effect, Effects, LOGINS, LoginTally, LoginsConsumer};
 use ward_service::BrokerError;
 use ward_store::Store;
 use ward_store_sql::SqlStore;
@@ -49,6 +49,8 @@ trait Orders {
     /// `requester` holds read on orders for `minutes`, approved by `approver`: the grant's id.
     async fn read_granted(&self, requester: &str, approver: &str, minutes: u64) -> String;
     async fn credentials(&self, who: &str, grant: &str) -> Result<CredentialsView, BrokerError>;
+    /// Where the grant's login stands.
+    async fn effect(&self, grant: &str) -> Effect;
 }
 
 impl Orders for World {
@@ -58,6 +60,12 @@ impl Orders for World {
 
     async fn credentials(&self, who: &str, grant: &str) -> Result<CredentialsView, BrokerError> {
         Credentials::new(self.broker.clone()).issue(&self.who(who), grant).await
+    }
+
+    async fn effect(&self, grant: &str) -> Effect {
+        let grant = self.store.grant(grant).await.unwrap().unwrap();
+        let effects = Effects::new(self.broker.clone()).of(std::slice::from_ref(&grant)).await.unwrap();
+        effects[grant.id.as_str()]
     }
 }
 
@@ -102,7 +110,9 @@ async fn a_grant_gets_a_login_for_its_window_and_loses_it_with_its_sessions() {
     assert_eq!(step(&mut consumer).await, tally(0, 0, 0));
 
     let grant = w.read_granted("alice", "bob", 30).await;
+    assert_eq!(w.effect(&grant).await, Effect::Pending, "not usable until the login is made");
     assert_eq!(step(&mut consumer).await, tally(1, 0, 0));
+    assert_eq!(w.effect(&grant).await, Effect::Applied);
     let applied = &w.events(EventType::ProvisionerApplied).await[0];
     let Payload::ProvisionerApplied(ProvisionerApplied { account, member_of, .. }) =
         Payload::parse(applied.event_type, &applied.details).unwrap()
@@ -132,7 +142,9 @@ async fn a_grant_gets_a_login_for_its_window_and_loses_it_with_its_sessions() {
 
     // Released: the login is gone and the open session cut.
     w.broker.release(&w.who("alice"), &grant).await.unwrap();
+    assert_eq!(w.effect(&grant).await, Effect::Removing);
     assert_eq!(step(&mut consumer).await, tally(0, 1, 0));
+    assert_eq!(w.effect(&grant).await, Effect::Removed);
     assert!(sqlx::query("SELECT 1").execute(&mut session).await.is_err(), "the session was cut");
     assert!(signed_in(&shown, &shown.password).await.is_err());
     let removed = &w.events(EventType::ProvisionerRemoved).await[0];
@@ -317,6 +329,7 @@ async fn a_server_that_refuses_is_recorded_once_and_tried_again() {
     assert_eq!((action.as_str(), grant_ids), ("apply", vec![grant.clone()]));
     assert!(error.contains("orders_readonly") && !error.contains("ward-test-superuser"), "{error}");
     assert!(!w.store.login(&grant).await.unwrap().unwrap().is_usable(), "not reported usable");
+    assert_eq!(w.effect(&grant).await, Effect::Failing);
 
     let mut admin = PgConnection::connect(&url).await.unwrap();
     sqlx::raw_sql("CREATE ROLE orders_readonly NOLOGIN").execute(&mut admin).await.unwrap();

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
@@ -245,6 +245,7 @@ pub struct GrantsQuery {
         (status = 422, body = ward_api::Problem, description = "a limit out of range, or an unknown `after`")))]
 pub async fn list_grants(
     State(broker): State<Arc<Broker>>,
+    Extension(effects): Extension<ward_monitor::Effects>,
     Authed(caller): Authed,
     uri: Uri,
     query: Result<Query<GrantsQuery>, QueryRejection>,
@@ -258,23 +259,25 @@ pub async fn list_grants(
         limit: list_limit(query.limit, MAX_LIST)?,
     };
     let page = broker.list_grants(&caller, listing).await?;
-    Ok(paging::page(
-        "/v1/grants",
-        &uri,
-        "after",
-        page.next,
-        page.items.into_iter().map(views::grant).collect(),
-    ))
+    let mut found = effects.of(&page.items).await?;
+    let items = page.items.into_iter().map(|g| {
+        let effect = found.remove(g.id.as_str());
+        views::grant_with_effect(g, effect)
+    });
+    Ok(paging::page("/v1/grants", &uri, "after", page.next, items.collect()))
 }
 
 #[utoipa::path(get, path = "/v1/grants/{id}", params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "grants", security(("bearer" = [])),
     responses((status = 200, body = GrantView), (status = 404, body = ward_api::Problem)))]
 pub async fn get_grant(
     State(broker): State<Arc<Broker>>,
+    Extension(effects): Extension<ward_monitor::Effects>,
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> ApiResult<GrantView> {
-    Ok(Json(views::grant(broker.get_grant(&caller, &id).await?)))
+    let grant = broker.get_grant(&caller, &id).await?;
+    let effect = effects.of(std::slice::from_ref(&grant)).await?.remove(grant.id.as_str());
+    Ok(Json(views::grant_with_effect(grant, effect)))
 }
 
 #[utoipa::path(post, path = "/v1/grants/{id}/release", params(("id" = String, Path, description = "the request (`req_…`) or grant (`grt_…`) id")), tag = "grants", security(("bearer" = [])),

@@ -263,6 +263,7 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .layer(Extension(ward_monitor::GrantAudits::new(broker.clone())))
         .layer(Extension(ward_monitor::Credentials::new(broker.clone())))
         .layer(Extension(ward_monitor::DebugWindows::new(broker.clone())))
+        .layer(Extension(ward_monitor::Effects::new(broker.clone())))
         .layer(Extension(ward_monitor::Insights::new(broker.clone())))
         .layer(Extension(settings.slack.clone()));
     Router::new()

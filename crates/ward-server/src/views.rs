@@ -55,8 +55,14 @@ fn stage(s: Stage) -> StageView {
 }
 
 pub fn grant(g: Grant) -> GrantView {
+    grant_with_effect(g, None)
+}
+
+/// A grant, with where its effect on another system stands (for resources with one).
+pub fn grant_with_effect(g: Grant, effect: Option<ward_monitor::Effect>) -> GrantView {
     let idle_at = g.idle_at().filter(|_| g.state.is_live());
     GrantView {
+        effect: effect.map(|e| e.as_str().to_owned()),
         idle_timeout_seconds: g.idle_timeout_seconds,
         last_used_at: g.last_used_at,
         idle_at,

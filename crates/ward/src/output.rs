@@ -124,6 +124,11 @@ pub fn grants(list: &[GrantView], now: Timestamp) {
             if let Some(review) = &g.review {
                 ends.push_str(&format!("; break-glass review {}", review.state));
             }
+            if let Some(effect) =
+                g.effect.as_deref().filter(|e| matches!(*e, "pending" | "failing" | "removing"))
+            {
+                ends.push_str(&format!("; access {effect}"));
+            }
             vec![
                 g.id.clone(),
                 g.state.clone(),
@@ -164,6 +169,9 @@ pub fn grant(g: &GrantView, now: Timestamp) {
     say!("request   {}", g.request_id);
     say!("starts    {}", g.starts_at);
     say!("expires   {} ({})", g.expires_at, relative(g.expires_at, now));
+    if let Some(effect) = &g.effect {
+        say!("access    {effect} (made and taken away by ward in the system the resource names)");
+    }
     if let Some(timeout) = g.idle_timeout_seconds {
         let last = g.last_used_at.map_or_else(|| "never used".to_owned(), |at| format!("last used {at}"));
         match g.idle_at {
