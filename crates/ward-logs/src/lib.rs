@@ -10,6 +10,7 @@
 //! against the *redacted* text, so a pattern is never an oracle for a secret.
 
 mod follow;
+mod prefilter;
 pub mod push;
 mod rotation;
 mod tail;
@@ -24,6 +25,8 @@ use std::sync::LazyLock;
 use jiff::Timestamp;
 use ward_redact::stream::{self, Limits};
 use ward_redact::{Replace, RuleSet};
+
+use crate::prefilter::Prefilter;
 
 pub use follow::{Appended, Follow, Polled};
 pub use tail::{Tail, tail, tail_until};
@@ -148,9 +151,27 @@ pub fn search(
     keep_going: &dyn Fn() -> bool,
     emit: &mut dyn FnMut(Line) -> bool,
 ) -> Result<Summary, LogError> {
+    search_chunks(source, query, masking, keep_going, emit, true)
+}
+
+/// [`search`], redacting every chunk unless `prefiltered` (the tests compare both).
+fn search_chunks(
+    source: &Source,
+    query: &Query,
+    masking: &Masking<'_>,
+    keep_going: &dyn Fn() -> bool,
+    emit: &mut dyn FnMut(Line) -> bool,
+    prefiltered: bool,
+) -> Result<Summary, LogError> {
     let files = source.files();
     let mut summary = Summary { files: files.len(), ..Summary::default() };
     let (rules, replace) = masking.redaction()?;
+    // Chunks that cannot hold a match are not redacted (see `prefilter`).
+    let prefilter = query.pattern.as_ref().filter(|_| prefiltered).and_then(|pattern| {
+        let kinds: Vec<&str> = rules.rules().iter().map(|r| r.kind.as_str()).collect();
+        let kinds = matches!(masking, Masking::Redacted { .. }).then_some(kinds.as_slice());
+        Prefilter::new(pattern.as_str(), kinds)
+    });
     for path in &files {
         if !keep_going() {
             summary.stopped = true;
@@ -165,7 +186,13 @@ pub fn search(
         };
         let (reader, scanned) = Counted::new(reader);
         let mut sink = LineSink::new(name, query, &mut summary, keep_going, emit, masking);
-        let read = stream::redact(rules, replace, reader, &mut sink, Limits::parallel());
+        let read = match &prefilter {
+            Some(prefilter) => {
+                let gate = |chunk: &[u8]| prefilter.may_match(chunk);
+                stream::redact_gated(rules, replace, reader, &mut sink, Limits::parallel(), &gate)
+            }
+            None => stream::redact(rules, replace, reader, &mut sink, Limits::parallel()),
+        };
         if sink.finish(read, scanned.get())? {
             break;
         }
@@ -341,6 +368,34 @@ impl<'a, 'e> LineSink<'a, 'e> {
             Err(source) => return Err(LogError::Read { path: PathBuf::from(&self.name), source }),
         }
         Ok(self.stop)
+    }
+}
+
+impl stream::Sink for LineSink<'_, '_> {
+    fn redacted(&mut self, text: &[u8]) -> io::Result<()> {
+        self.write_all(text)
+    }
+
+    /// A chunk that holds no match: only the time of its last line that has one is kept, for
+    /// the lines after it that have none.
+    fn skipped(&mut self, raw: &[u8]) -> io::Result<()> {
+        if !(self.keep_going)() {
+            self.summary.stopped = true;
+            self.stop = true;
+            return Err(io::Error::other("stopped"));
+        }
+        let mut rest = raw.strip_suffix(b"\n").unwrap_or(raw);
+        loop {
+            let start = memchr::memrchr(b'\n', rest).map_or(0, |i| i + 1);
+            if let Some(time) = line_time(&rest[start..]) {
+                self.last_time = Some(time);
+                return Ok(());
+            }
+            if start == 0 {
+                return Ok(());
+            }
+            rest = &rest[..start - 1];
+        }
     }
 }
 

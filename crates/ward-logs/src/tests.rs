@@ -571,3 +571,100 @@ fn a_tail_stops_when_told_to() {
     assert!(tail.summary.scanned < text.len() as u64 / 4, "{} of {}", tail.summary.scanned, text.len());
     assert!(asked.get() <= 5, "asked {} times after saying no", asked.get());
 }
+
+/// A log of many chunks: secrets, continuation lines without a time, a private key block.
+fn busy_log(lines: usize) -> String {
+    let mut log = String::new();
+    for i in 0..lines {
+        let (minute, second) = (i / 60 % 60, i % 60);
+        match i % 1499 {
+            13 => log.push_str("  continuation took=899ms without a time\n"),
+            41 | 800 => log.push_str(&format!(
+                "2026-11-21T10:{minute:02}:{second:02}Z ERROR declined user=jane{i}@example.com took=899ms \
+                 card=4111 1111 1111 1111 token=Bearer abcdefgh{i:08}\n"
+            )),
+            555 if i % 2 == 0 => log.push_str(
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAtook=899ms\n-----END RSA PRIVATE KEY-----\n",
+            ),
+            _ => log.push_str(&format!(
+                "2026-11-21T10:{minute:02}:{second:02}Z INFO GET /orders/{i} took={}ms user=u{i}@example.com\n",
+                1000 + i % 1000
+            )),
+        }
+    }
+    log
+}
+
+/// A search is the same with its prefilter as without, pattern after pattern: the chunks it
+/// skips hold no line it would have returned.
+#[test]
+fn the_prefilter_changes_nothing_a_search_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("app.log"), &busy_log(12_000));
+    let source = Source::new(vec![dir.path().join("*.log")]).unwrap();
+    let rules = RuleSet::builtin().unwrap();
+    let replace = Pseudonyms::new(&[3; 32]);
+    let masked = Masking::Redacted { rules: &rules, replace: &replace };
+    let both = |query: &Query, masking: &Masking<'_>| {
+        let mut runs = [true, false].map(|prefiltered| {
+            let mut lines = Vec::new();
+            let summary = search_chunks(
+                &source,
+                query,
+                masking,
+                &|| true,
+                &mut |line| {
+                    lines.push(line);
+                    true
+                },
+                prefiltered,
+            )
+            .unwrap();
+            (lines, summary)
+        });
+        let unfiltered = std::mem::take(&mut runs[1]);
+        (std::mem::take(&mut runs[0]), unfiltered)
+    };
+    for pattern in [
+        "took=899ms",
+        "took=8\\d\\dms",
+        "(?i)DECLINED",
+        "jane",
+        "example\\.com",
+        "<email:",
+        "ERROR|WARN",
+        "abcdefgh",
+        "4111",
+        "PRIVATE KEY",
+        "MIIE",
+        "^  continuation",
+        "orders/11999 ",
+    ] {
+        for (since, until) in
+            [(None, None), (Some(at("2026-11-21T10:20:00Z")), Some(at("2026-11-21T10:40:00Z")))]
+        {
+            let query = Query {
+                pattern: Some(regex::bytes::Regex::new(pattern).unwrap()),
+                since,
+                until,
+                limit: 100_000,
+            };
+            for masking in [&masked, &Masking::Raw] {
+                let (with, without) = both(&query, masking);
+                assert_eq!(with.0, without.0, "{pattern} {since:?}");
+                assert_eq!(with.1, without.1, "{pattern} {since:?}");
+            }
+        }
+    }
+    // The selective pattern finds its lines, none of them with a secret left.
+    let query = Query {
+        pattern: Some(regex::bytes::Regex::new("took=899ms").unwrap()),
+        limit: 100_000,
+        ..Query::default()
+    };
+    let (lines, _) = both(&query, &masked).0;
+    assert!(lines.len() > 20, "{}", lines.len());
+    assert!(
+        !lines.iter().any(|l| l.text.contains("jane") || l.text.contains("4111") || l.text.contains("MIIE"))
+    );
+}

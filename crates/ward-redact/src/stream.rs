@@ -7,6 +7,11 @@
 //! - a private key block is never split between chunks: the chunk grows until the block ends;
 //!   a block that does not end within [`Limits::max_line_bytes`] is redacted whole to the end of
 //!   the chunk, and its remaining lines are dropped up to its END line (fail closed).
+//!
+//! [`redact_gated`] redacts only the chunks a gate lets through (a search's prefilter: chunks
+//! that cannot hold a match are not worth redacting); the others reach the sink unredacted, in
+//! order, through [`Sink::skipped`], for bookkeeping only. The chunks are the same either way,
+//! so every line redacted is redacted exactly as [`redact`] would.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
@@ -42,6 +47,52 @@ impl Limits {
     }
 }
 
+/// Where [`redact_gated`] puts a stream's chunks, in the input's order.
+pub trait Sink {
+    /// Redacted text.
+    fn redacted(&mut self, text: &[u8]) -> io::Result<()>;
+    /// A chunk the gate held back, as read: never to be handed out, only looked at (for the
+    /// time of its last line, say).
+    fn skipped(&mut self, raw: &[u8]) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<T: Sink + ?Sized> Sink for &mut T {
+    fn redacted(&mut self, text: &[u8]) -> io::Result<()> {
+        (**self).redacted(text)
+    }
+
+    fn skipped(&mut self, raw: &[u8]) -> io::Result<()> {
+        (**self).skipped(raw)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (**self).flush()
+    }
+}
+
+/// A writer as a sink that redacts everything.
+struct Writer<W>(W);
+
+impl<W: Write> Sink for Writer<W> {
+    fn redacted(&mut self, text: &[u8]) -> io::Result<()> {
+        self.0.write_all(text)
+    }
+
+    fn skipped(&mut self, _raw: &[u8]) -> io::Result<()> {
+        Err(io::Error::other("nothing is skipped without a gate"))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Which chunks (whole lines) are redacted.
+pub type Gate<'g> = &'g (dyn Fn(&[u8]) -> bool + Sync);
+
 /// Redacts every line of `input` into `output`.
 pub fn redact<R: BufRead, W: Write>(
     rules: &RuleSet,
@@ -50,8 +101,21 @@ pub fn redact<R: BufRead, W: Write>(
     output: W,
     limits: Limits,
 ) -> io::Result<Counts> {
+    redact_gated(rules, replace, input, Writer(output), limits, &|_| true)
+}
+
+/// Redacts the chunks of `input` that `gate` lets through into `sink`; hands it the others as
+/// read ([`Sink::skipped`]).
+pub fn redact_gated<R: BufRead, S: Sink>(
+    rules: &RuleSet,
+    replace: &dyn Replace,
+    input: R,
+    output: S,
+    limits: Limits,
+    gate: Gate<'_>,
+) -> io::Result<Counts> {
     if limits.threads <= 1 {
-        let mut sink = Inline { rules, replace, out: Vec::new(), output, counts: Counts::default() };
+        let mut sink = Inline { rules, replace, out: Vec::new(), output, counts: Counts::default(), gate };
         chunks(rules, replace, input, &mut sink, limits)?;
         sink.output.flush()?;
         return Ok(sink.counts);
@@ -84,6 +148,7 @@ pub fn redact<R: BufRead, W: Write>(
             spare: Vec::new(),
             output,
             counts: Counts::default(),
+            gate,
         };
         let outcome = chunks(rules, replace, input, &mut sink, limits).and_then(|()| sink.finish());
         // The workers stop once the queue closes, also when the output failed midway.
@@ -101,25 +166,31 @@ trait Chunks {
 }
 
 /// Redacts on the caller's thread.
-struct Inline<'r, W> {
+struct Inline<'r, S> {
     rules: &'r RuleSet,
     replace: &'r dyn Replace,
     out: Vec<u8>,
-    output: W,
+    output: S,
     counts: Counts,
+    gate: Gate<'r>,
 }
 
-impl<W: Write> Chunks for Inline<'_, W> {
+impl<S: Sink> Chunks for Inline<'_, S> {
     fn redact(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
+        if !(self.gate)(chunk) {
+            let skipped = self.output.skipped(chunk);
+            chunk.clear();
+            return skipped;
+        }
         self.out.clear();
         self.rules.redact(chunk, self.replace, &mut self.out, &mut self.counts);
         chunk.clear();
-        self.output.write_all(&self.out)
+        self.output.redacted(&self.out)
     }
 
     fn write_redacted(&mut self, text: Vec<u8>, counts: Counts) -> io::Result<()> {
         self.counts.merge(&counts);
-        self.output.write_all(&text)
+        self.output.redacted(&text)
     }
 }
 
@@ -138,31 +209,48 @@ struct Done {
     chunk: Vec<u8>,
 }
 
+/// A chunk ready to be handed to the sink in its turn.
+enum Piece {
+    Redacted(Vec<u8>, Counts),
+    /// Held back by the gate, as read.
+    Skipped(Vec<u8>),
+}
+
 /// Hands chunks to worker threads and writes what they return in the input's order, with a
 /// bounded number of chunks in flight (memory stays bounded however far ahead the reading is).
 /// Buffers go round: allocating two per chunk costs more than it seems.
-struct Parallel<W> {
+struct Parallel<'g, S> {
     jobs: Option<mpsc::SyncSender<Job>>,
     results: mpsc::Receiver<Done>,
     in_flight_max: usize,
     sent: u64,
     written: u64,
-    /// Redacted chunks that came back before one ahead of them.
-    waiting: BTreeMap<u64, (Vec<u8>, Counts)>,
+    /// Chunks that came back (or were held back) before one ahead of them.
+    waiting: BTreeMap<u64, Piece>,
     /// Buffers to use again.
     spare: Vec<Vec<u8>>,
-    output: W,
+    output: S,
     counts: Counts,
+    gate: Gate<'g>,
 }
 
-impl<W: Write> Parallel<W> {
+impl<S: Sink> Parallel<'_, S> {
     /// Writes what has come back in order; waits for results while more than `in_flight`
     /// chunks are out.
     fn drain(&mut self, in_flight: usize) -> io::Result<()> {
         loop {
-            while let Some((text, counts)) = self.waiting.remove(&self.written) {
-                self.counts.merge(&counts);
-                self.output.write_all(&text)?;
+            while let Some(piece) = self.waiting.remove(&self.written) {
+                let text = match piece {
+                    Piece::Redacted(text, counts) => {
+                        self.counts.merge(&counts);
+                        self.output.redacted(&text)?;
+                        text
+                    }
+                    Piece::Skipped(raw) => {
+                        self.output.skipped(&raw)?;
+                        raw
+                    }
+                };
                 self.written += 1;
                 self.spare.push(text);
             }
@@ -175,7 +263,7 @@ impl<W: Write> Parallel<W> {
     }
 
     fn came_back(&mut self, Done { seq, out, counts, chunk }: Done) {
-        self.waiting.insert(seq, (out, counts));
+        self.waiting.insert(seq, Piece::Redacted(out, counts));
         self.spare.push(chunk);
     }
 
@@ -192,10 +280,15 @@ impl<W: Write> Parallel<W> {
     }
 }
 
-impl<W: Write> Chunks for Parallel<W> {
+impl<S: Sink> Chunks for Parallel<'_, S> {
     fn redact(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
         self.drain(self.in_flight_max)?;
         let fresh = self.buffer();
+        if !(self.gate)(chunk) {
+            self.waiting.insert(self.sent, Piece::Skipped(std::mem::replace(chunk, fresh)));
+            self.sent += 1;
+            return self.drain(self.in_flight_max);
+        }
         let job = Job { seq: self.sent, chunk: std::mem::replace(chunk, fresh), out: self.buffer() };
         let jobs = self.jobs.as_ref().ok_or_else(|| io::Error::other("the redaction threads stopped"))?;
         jobs.send(job).map_err(|_| io::Error::other("the redaction threads stopped"))?;
@@ -207,7 +300,7 @@ impl<W: Write> Chunks for Parallel<W> {
     }
 
     fn write_redacted(&mut self, text: Vec<u8>, counts: Counts) -> io::Result<()> {
-        self.waiting.insert(self.sent, (text, counts));
+        self.waiting.insert(self.sent, Piece::Redacted(text, counts));
         self.sent += 1;
         self.drain(self.in_flight_max)
     }
