@@ -1198,7 +1198,7 @@ mod tests {
                 "postgres-role",
                 "member_of = \"r\"\nurl_file = \"secrets/orders-db.url\"\nlevel = \"debug1\"".to_owned(),
                 "level",
-                "takes `url_file` or `url_env`, and `member_of`",
+                "takes `url_file` or `url_env`, `member_of` and `drift`",
             ),
         ] {
             std::fs::write(&file, resource(kind, &extra)).unwrap();

@@ -1042,7 +1042,7 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
     events_read_as_their_types(&events);
     // The walk's details, as they have always been recorded.
     let expected = [
-        r#"policy.changed {"hash":"<sha256>","policy_ids":["checkout-web.approvers","checkout-web.oncall-incident","checkout-web.read","ledger.breakglass","ledger.leads","ledger.no-long-nights","ledger.oncall","ledger.read","ledger.security","org.auditors-request-nothing","payments-api.approvers","payments-api.read","payments-api.read-unmasked","payments-debug.approvers","payments-debug.raise","ticketed"],"previous_hash":null}"#,
+        r#"policy.changed {"hash":"<sha256>","policy_ids":["checkout-web.approvers","checkout-web.oncall-incident","checkout-web.read","ledger.breakglass","ledger.leads","ledger.no-long-nights","ledger.oncall","ledger.read","ledger.security","org.auditors-request-nothing","payments-api.approvers","payments-api.read","payments-api.read-unmasked","payments-debug.approvers","payments-debug.raise","payments-worker-debug.approvers","payments-worker-debug.raise","ticketed"],"previous_hash":null}"#,
         r#"request.created {"approvals_required":1,"breakglass":false,"business_hours":true,"duration_seconds":1800,"extends_grant":null,"on_call_schedules":[],"policy_hash":"<sha256>","policy_ids":["payments-api.read"],"role":"read","stages":[],"start_at":null,"ticket":"hmac-sha256:<varies>"}"#,
         r#"approval.granted {"approvals":1,"approvals_required":1,"stages":[],"stages_unmet":[]}"#,
         r#"grant.activated {"expires_at":"2027-01-15T08:30:00Z","policy_hash":"<sha256>","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
