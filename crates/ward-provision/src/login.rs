@@ -84,11 +84,7 @@ impl LoginTarget {
         if member_of.trim().is_empty() || member_of.len() > MAX_IDENTIFIER || member_of.contains('\0') {
             return Err(wrong("member_of", "a PostgreSQL role name: 1 to 63 bytes"));
         }
-        let drift = match keys.drift {
-            None | Some("report") => OnDrift::Report,
-            Some("revert") => OnDrift::Revert,
-            Some(other) => return Err(wrong("drift", format!("`{other}`: use `report` or `revert`"))),
-        };
+        let drift = OnDrift::from_key(keys.drift)?;
         let url = target_url(keys.url_file, keys.url_env, env, POSTGRES_SCHEMES)?;
         let key = if keys.url_file.is_some() { "url_file" } else { "url_env" };
         let options = PgConnectOptions::from_str(url.expose())

@@ -79,6 +79,17 @@ pub enum OnDrift {
     Revert,
 }
 
+impl OnDrift {
+    /// The `drift` key: `report` (the default) or `revert`.
+    pub fn from_key(value: Option<&str>) -> Result<Self, SettingError> {
+        match value {
+            None | Some("report") => Ok(Self::Report),
+            Some("revert") => Ok(Self::Revert),
+            Some(other) => Err(wrong("drift", format!("`{other}`: use `report` or `revert`"))),
+        }
+    }
+}
+
 /// Where the level is, and how ward reaches it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DriverTarget {
@@ -241,11 +252,7 @@ impl DebugLevelTarget {
             ));
         };
         let level = keys.level.ok_or_else(|| wrong("level", "the level the grant raises to is required"))?;
-        let drift = match keys.drift {
-            None | Some("report") => OnDrift::Report,
-            Some("revert") => OnDrift::Revert,
-            Some(other) => return Err(wrong("drift", format!("`{other}`: use `report` or `revert`"))),
-        };
+        let drift = OnDrift::from_key(keys.drift)?;
         match driver {
             "postgres" => {
                 if keys.command.is_some() {
