@@ -9,8 +9,11 @@
 //! the log's end through one [`tail::LogTail`], so each event is read from the store once for
 //! all of them. The consumer [`debug_levels`] raises debug-level resources' levels for their
 //! grants' windows and puts them back, through `ward-provision`'s drivers; the consumer [`logins`]
-//! makes `postgres-role` grants' temporary database logins and removes them, and shows their
-//! holders the credentials once.
+//! makes `postgres-role` grants' temporary database logins and removes them, shows their
+//! holders the credentials once, counts the logins' open sessions as uses, and reports (or
+//! takes away) memberships ward did not make. [`debug_windows::DebugWindows`] tells a `tracing`
+//! resource's service the level to run with; [`effects::Effects`] says where each grant's effect
+//! on another system stands.
 
 pub mod checkpoints;
 pub mod consumer;
