@@ -268,6 +268,8 @@ pub struct CheckResult {
     pub allowed: bool,
     /// The grant that allows it.
     pub grant_id: Option<String>,
+    /// Until when the answer holds: the grant's expiry, or, with an idle timeout, its idle
+    /// deadline counted from this check, whichever comes first.
     pub expires_at: Option<Timestamp>,
     /// Why (not) allowed.
     pub reason: String,

@@ -724,9 +724,15 @@ async fn an_unused_grant_ends_after_its_idle_timeout(store: Arc<dyn Store>) {
     // Used: each use moves the deadline, the last one seen here before it is on record too.
     let used = w.granted().await;
     w.clock.set(minutes(12));
-    assert!(w.allowed("alice").await, "the first use, on record at once");
+    let alice = w.who("alice");
+    let check = || w.broker.check(&alice, "alice", "read", "logs:payments-api");
+    let first = check().await.unwrap();
+    assert!(first.allowed, "the first use, on record at once");
+    assert_eq!(first.expires_at, Some(minutes(22)), "the answer holds until the idle deadline it moved");
     w.clock.set(minutes(16));
-    assert!(w.allowed("alice").await, "a repeated use, counted for the next summary");
+    let again = check().await.unwrap();
+    assert!(again.allowed, "a repeated use, counted for the next summary");
+    assert_eq!(again.expires_at, Some(minutes(26)));
     w.clock.set(minutes(23));
     // On record, the grant went idle at 22 minutes; seen here, a use at 16 holds it to 26.
     let stored = w.store.grant(used.id.as_str()).await.unwrap().unwrap();

@@ -44,8 +44,9 @@ impl Broker {
                     return Ok(CheckOutcome {
                         allowed: true,
                         reason: holds_grant(&slot.id),
+                        // Until when the answer holds: with an idle timeout, this use moved it.
+                        expires_at: Some(slot.ends_at()),
                         grant_id: Some(slot.id),
-                        expires_at: Some(slot.expires_at),
                     });
                 }
                 Err(by) => format!("forbidden by policy {}", by.join(", ")),
@@ -102,10 +103,12 @@ impl Broker {
                 self.index.remove(&grant, now);
                 return Ok(CheckOutcome::denied(format!("grant {id} is {}", grant.state)));
             }
+            // This is a use: the idle deadline the answer holds until counts from now.
+            grant.last_used_at = Some(grant.last_used_at.map_or(now, |used| used.max(now)));
             let allowed = CheckOutcome {
                 allowed: true,
                 grant_id: Some(grant.id.clone()),
-                expires_at: Some(grant.expires_at),
+                expires_at: Some(grant.ends_at()),
                 reason: holds_grant(&grant.id),
             };
             if grant.first_used_at.is_some() {
@@ -116,7 +119,6 @@ impl Broker {
                 return Ok(allowed);
             }
             grant.first_used_at = Some(now);
-            grant.last_used_at = Some(now);
             grant.version += 1;
             let used =
                 payload::FirstUse { role: grant.role.clone(), first_use: payload::True, via: via.to_owned() };
