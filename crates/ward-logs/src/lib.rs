@@ -371,6 +371,18 @@ impl<'a, 'e> LineSink<'a, 'e> {
     }
 }
 
+impl LineSink<'_, '_> {
+    /// Asked before each chunk, redacted or skipped: a no stops the search there.
+    fn check_keep_going(&mut self) -> io::Result<()> {
+        if (self.keep_going)() {
+            return Ok(());
+        }
+        self.summary.stopped = true;
+        self.stop = true;
+        Err(io::Error::other("stopped"))
+    }
+}
+
 impl stream::Sink for LineSink<'_, '_> {
     fn redacted(&mut self, text: &[u8]) -> io::Result<()> {
         self.write_all(text)
@@ -379,11 +391,7 @@ impl stream::Sink for LineSink<'_, '_> {
     /// A chunk that holds no match: only the time of its last line that has one is kept, for
     /// the lines after it that have none.
     fn skipped(&mut self, raw: &[u8]) -> io::Result<()> {
-        if !(self.keep_going)() {
-            self.summary.stopped = true;
-            self.stop = true;
-            return Err(io::Error::other("stopped"));
-        }
+        self.check_keep_going()?;
         let mut rest = raw.strip_suffix(b"\n").unwrap_or(raw);
         loop {
             let start = memchr::memrchr(b'\n', rest).map_or(0, |i| i + 1);
@@ -401,11 +409,7 @@ impl stream::Sink for LineSink<'_, '_> {
 
 impl Write for LineSink<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !(self.keep_going)() {
-            self.summary.stopped = true;
-            self.stop = true;
-            return Err(io::Error::other("stopped"));
-        }
+        self.check_keep_going()?;
         let mut rest = buf;
         while let Some(end) = memchr::memchr(b'\n', rest) {
             let keep_going = if self.partial.is_empty() {
