@@ -3,7 +3,7 @@
 //! required part of the pattern starts with).
 
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
-use regex_syntax::hir::{Hir, HirKind};
+use regex_syntax::hir::{Capture, Class, Hir, HirKind, Repetition};
 
 /// The shortest literal worth prefiltering on; shorter ones occur everywhere.
 const MIN_LEN: usize = 3;
@@ -13,10 +13,53 @@ const MAX_COUNT: usize = 64;
 /// Lowercase literals one of which every match of `hir` contains, if there is a short list of
 /// them, each at least three bytes; `None` when no such list can be read from the pattern.
 pub(crate) fn required_literals(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    // The keyword pass ignores ASCII case: `(?i)authorization` needs one keyword, not its 8,192
+    // spellings (too many to list, so none at all).
+    let hir = &fold_ascii_case(hir);
     let mut keywords = starts(hir).or_else(|| required(hir))?;
     keywords.sort();
     keywords.dedup();
     Some(keywords)
+}
+
+/// `hir` with each class of exactly one ASCII letter in both cases (`(?i)a` is `[Aa]`) made that
+/// letter in lower case. Only for finding keywords, which are looked for ignoring ASCII case; a
+/// class with more in it (`(?i)k` also holds the Kelvin sign) is left as it is, so that a keyword
+/// is never missing a spelling a match can have.
+fn fold_ascii_case(hir: &Hir) -> Hir {
+    match hir.kind() {
+        HirKind::Class(class) => {
+            ascii_letter_pair(class).map_or_else(|| hir.clone(), |lower| Hir::literal([lower]))
+        }
+        HirKind::Capture(capture) => {
+            Hir::capture(Capture { sub: Box::new(fold_ascii_case(&capture.sub)), ..capture.clone() })
+        }
+        HirKind::Repetition(repetition) => Hir::repetition(Repetition {
+            sub: Box::new(fold_ascii_case(&repetition.sub)),
+            ..repetition.clone()
+        }),
+        HirKind::Concat(parts) => Hir::concat(parts.iter().map(fold_ascii_case).collect()),
+        HirKind::Alternation(branches) => Hir::alternation(branches.iter().map(fold_ascii_case).collect()),
+        HirKind::Empty | HirKind::Literal(_) | HirKind::Look(_) => hir.clone(),
+    }
+}
+
+/// The lower-case letter, when `class` holds exactly one ASCII letter in both its cases.
+fn ascii_letter_pair(class: &Class) -> Option<u8> {
+    let members: Vec<u32> = match class {
+        Class::Unicode(class) => class
+            .ranges()
+            .iter()
+            .flat_map(|r| (u32::from(r.start())..=u32::from(r.end())).take(3))
+            .take(3)
+            .collect(),
+        Class::Bytes(class) => {
+            class.ranges().iter().flat_map(|r| (r.start()..=r.end()).take(3)).take(3).map(u32::from).collect()
+        }
+    };
+    let [upper, lower] = members[..] else { return None };
+    let lower = u8::try_from(lower).ok().filter(u8::is_ascii_lowercase)?;
+    (upper == u32::from(lower.to_ascii_uppercase())).then_some(lower)
 }
 
 /// The literals every match of `hir` starts with (finite, long enough, few enough).
@@ -69,9 +112,25 @@ mod tests {
     #[test]
     fn literal_starts_become_keywords_and_open_starts_do_not() {
         assert_eq!(prefixes(r"\b(ghp_[A-Za-z0-9]{36})\b"), Some(vec![b"ghp_".to_vec()]));
-        assert_eq!(prefixes(r"(?i)xox[bp]-\d+"), Some(vec![b"xoxb-".to_vec(), b"xoxp-".to_vec()]));
+        assert!(all_start_with(prefixes(r"(?i)xox[bp]-\d+"), &["xoxb-", "xoxp-"]));
         assert_eq!(prefixes(r"\d{16}"), None);
         assert_eq!(prefixes(r"[a-z]+@[a-z]+"), None, "no literal of three bytes is required");
+    }
+
+    fn all_start_with(keywords: Option<Vec<Vec<u8>>>, starts: &[&str]) -> bool {
+        let keywords = keywords.unwrap_or_default();
+        !keywords.is_empty()
+            && keywords.iter().all(|k| starts.iter().any(|s| k.starts_with(s.as_bytes())))
+            && starts.iter().all(|s| keywords.iter().any(|k| k.starts_with(s.as_bytes())))
+    }
+
+    #[test]
+    fn a_case_insensitive_word_is_one_keyword() {
+        assert!(all_start_with(prefixes(r"(?i)authorization:\s+basic"), &["authorization:"]));
+        assert!(all_start_with(prefixes(r"(?x)(?m)(?i)^\s*(?:jwt:\s+secret:|jwtsecret:)"), &["jwt"]));
+        // With Unicode, `(?i)k` may also be the Kelvin sign, which the keyword pass would not
+        // find as `k`: both spellings are keywords.
+        assert!(all_start_with(prefixes(r"(?i)key=\p{L}+"), &["key=", "\u{212a}ey="]));
     }
 
     #[test]

@@ -604,19 +604,22 @@ impl RuleSet {
         hits.dedup();
         let line_start = |line: usize| if line == 0 { 0 } else { newlines[line - 1] + 1 };
         let line_end = |line: usize| newlines.get(line).copied().unwrap_or(text.len());
+        let blank = |line: usize| reach::is_blank(&text[line_start(line)..line_end(line)]);
         for group in hits.chunk_by(|a, b| a.0 == b.0) {
             let rule = group[0].0;
-            let (before, after) = match self.searches[rule].reach {
-                Reach::Line => (0, 0),
-                Reach::Lines(n) => (n, n),
-                // A match that may hold any number of line breaks starts at most a little before
-                // its keyword and may run on to the end of the chunk (a private key block is
-                // dozens of lines; the stream never splits one between chunks).
-                Reach::Unbounded => (2, last_line),
-            };
+            let reach = self.searches[rule].reach;
             let mut ranges: Vec<(usize, usize)> = Vec::new();
             for &(_, line) in group {
-                let (first, last) = (line.saturating_sub(before), line.saturating_add(after).min(last_line));
+                let (first, last) = match reach {
+                    Reach::Line => (line, line),
+                    Reach::Lines(n) => {
+                        (reach::back(line, n, &blank), reach::forward(line, n, last_line, &blank))
+                    }
+                    // A match that may hold any number of line breaks starts at most a little
+                    // before its keyword and may run on to the end of the chunk (a private key
+                    // block is dozens of lines; the stream never splits one between chunks).
+                    Reach::Unbounded => (line.saturating_sub(2), last_line),
+                };
                 match ranges.last_mut() {
                     // Adjacent or overlapping lines scan as one region.
                     Some(range) if range.1 + 1 >= first => range.1 = range.1.max(last),

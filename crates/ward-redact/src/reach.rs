@@ -1,11 +1,17 @@
-//! How many line breaks a match of a pattern can hold, read from the pattern itself: it says
-//! which lines a rule must look at around a line its keyword is on.
+//! How many lines a match of a pattern can cross, read from the pattern itself: it says which
+//! lines a rule must look at around a line its keyword is on.
 //!
 //! gitleaks' and Nosey Parker's patterns are written for whole files, so most of them can match
 //! a line break somewhere (`\s` between a key and its value), but only a few can match many (a
-//! private key block). A rule whose matches hold at most `n` line breaks is scanned line by line
+//! private key block). A rule whose matches cross at most `n` lines is scanned line by line
 //! (fast) and, for the matches that do cross lines, once over the `n` lines either side of each
-//! keyword; only rules whose matches may hold any number of them read on to the end of the chunk.
+//! keyword; only rules whose matches may cross any number of them read on to the end of the chunk.
+//!
+//! Lines are counted without the blank ones (nothing but whitespace): a part of a pattern that
+//! matches only whitespace (`\s*` between a key and its value) may run over any number of blank
+//! lines, but from one line that is not blank only to the next one that is not. So such a part
+//! counts as one line break however long it may be, and [`Lines`] steps over blank lines for
+//! free.
 
 use regex_syntax::hir::{Class, Hir, HirKind};
 
@@ -14,9 +20,10 @@ use regex_syntax::hir::{Class, Hir, HirKind};
 pub(crate) enum Reach {
     /// The match lies within one line.
     Line,
-    /// The match holds at most this many line breaks.
+    /// The match crosses at most this many breaks between lines that are not blank (blank lines
+    /// between them do not count).
     Lines(usize),
-    /// The match may hold any number of line breaks (a private key block).
+    /// The match may cross any number of lines (a private key block).
     Unbounded,
 }
 
@@ -32,8 +39,12 @@ impl Reach {
     }
 }
 
-/// The most line breaks a match of `hir` can hold; `None`: any number.
+/// The most breaks between lines that are not blank a match of `hir` can cross; `None`: any
+/// number.
 fn max_line_breaks(hir: &Hir) -> Option<usize> {
+    if whitespace_only(hir) {
+        return Some(usize::from(can_match_line_break(hir)));
+    }
     match hir.kind() {
         HirKind::Empty | HirKind::Look(_) => Some(0),
         HirKind::Literal(literal) => Some(literal.0.iter().filter(|&&b| b == b'\n').count()),
@@ -50,6 +61,96 @@ fn max_line_breaks(hir: &Hir) -> Option<usize> {
             branches.iter().try_fold(0usize, |most, branch| Some(most.max(max_line_breaks(branch)?)))
         }
     }
+}
+
+/// Whether every character a match of `hir` can hold is whitespace: such a run, across line
+/// breaks, covers only blank lines between the two it starts and ends on.
+fn whitespace_only(hir: &Hir) -> bool {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => true,
+        HirKind::Literal(literal) => literal.0.iter().all(|&b| is_blank_byte(b)),
+        HirKind::Class(Class::Unicode(class)) => {
+            class.ranges().iter().all(|r| (r.start()..=r.end()).all(char::is_whitespace))
+        }
+        HirKind::Class(Class::Bytes(class)) => {
+            class.ranges().iter().all(|r| (r.start()..=r.end()).all(is_blank_byte))
+        }
+        HirKind::Capture(capture) => whitespace_only(&capture.sub),
+        HirKind::Repetition(repetition) => whitespace_only(&repetition.sub),
+        HirKind::Concat(parts) | HirKind::Alternation(parts) => parts.iter().all(whitespace_only),
+    }
+}
+
+fn can_match_line_break(hir: &Hir) -> bool {
+    max_line_breaks_counted(hir) != Some(0)
+}
+
+/// [`max_line_breaks`] without the allowance for whitespace: whether any line break at all.
+fn max_line_breaks_counted(hir: &Hir) -> Option<usize> {
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => Some(0),
+        HirKind::Literal(literal) => Some(literal.0.iter().filter(|&&b| b == b'\n').count()),
+        HirKind::Class(class) => Some(usize::from(matches_line_break(class))),
+        HirKind::Capture(capture) => max_line_breaks_counted(&capture.sub),
+        HirKind::Repetition(repetition) => match max_line_breaks_counted(&repetition.sub)? {
+            0 => Some(0),
+            each => repetition.max.map(|max| each.saturating_mul(max as usize)),
+        },
+        HirKind::Concat(parts) => parts
+            .iter()
+            .try_fold(0usize, |sum, part| Some(sum.saturating_add(max_line_breaks_counted(part)?))),
+        HirKind::Alternation(branches) => {
+            branches.iter().try_fold(0usize, |most, branch| Some(most.max(max_line_breaks_counted(branch)?)))
+        }
+    }
+}
+
+/// The bytes `regex`'s ASCII `\s` matches, and the line break.
+fn is_blank_byte(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r')
+}
+
+/// Whether a line holds nothing but whitespace (as `\s` reads it: any that a whitespace-only
+/// part of a pattern can run over).
+pub(crate) fn is_blank(line: &[u8]) -> bool {
+    match line.iter().position(|&b| !is_blank_byte(b)) {
+        None => true,
+        Some(at) if line[at].is_ascii() => false,
+        // Unicode whitespace (a no-break space, say), or not whitespace at all.
+        Some(at) => line[at..]
+            .utf8_chunks()
+            .all(|chunk| chunk.invalid().is_empty() && chunk.valid().chars().all(char::is_whitespace)),
+    }
+}
+
+/// The first line a match reaching `n` lines that are not blank back from `line` can touch: `n`
+/// of them, and the blank lines before the last (`blank` says which lines are).
+pub(crate) fn back(line: usize, n: usize, blank: &dyn Fn(usize) -> bool) -> usize {
+    let mut first = line;
+    let mut counted = 0;
+    while counted < n && first > 0 {
+        first -= 1;
+        counted += usize::from(!blank(first));
+    }
+    while n > 0 && first > 0 && blank(first - 1) {
+        first -= 1;
+    }
+    first
+}
+
+/// The last line (at most `last`) a match reaching `n` lines that are not blank on from `line`
+/// can touch.
+pub(crate) fn forward(line: usize, n: usize, last: usize, blank: &dyn Fn(usize) -> bool) -> usize {
+    let mut end = line;
+    let mut counted = 0;
+    while counted < n && end < last {
+        end += 1;
+        counted += usize::from(!blank(end));
+    }
+    while n > 0 && end < last && blank(end + 1) {
+        end += 1;
+    }
+    end
 }
 
 fn matches_line_break(class: &Class) -> bool {
@@ -77,17 +178,50 @@ mod tests {
 
     #[test]
     fn bounded_line_breaks_are_counted() {
-        assert_eq!(reach(r"key\s?=\s{0,3}\w+"), Reach::Lines(4));
+        assert_eq!(reach(r"key[\s:]?=[\s:]{0,3}\w+"), Reach::Lines(4));
         assert_eq!(reach("a\nb"), Reach::Lines(1));
-        assert_eq!(reach(r"x(?:\s|\n\n)y"), Reach::Lines(2), "the widest branch counts");
+        assert_eq!(reach(r"x(?:[\s,]|\n,\n)y"), Reach::Lines(2), "the widest branch counts");
         assert_eq!(reach(r"(?:a\s){3}"), Reach::Lines(3));
+    }
+
+    #[test]
+    fn a_run_of_whitespace_crosses_one_line_that_is_not_blank() {
+        assert_eq!(reach(r"key\s*=\s*\w+"), Reach::Lines(2));
+        assert_eq!(reach(r"key\s?=\s{0,3}\w+"), Reach::Lines(2));
+        assert_eq!(reach(r"x(?:\s|\n\n)+y"), Reach::Lines(1));
+        assert_eq!(reach(r"(?-u:\s)+"), Reach::Lines(1));
+        assert_eq!(reach(r"(?:a\s*)+"), Reach::Unbounded, "the run repeats with text between");
+    }
+
+    #[test]
+    fn blank_lines_are_stepped_over_for_free() {
+        // Lines 0..=9; 2, 3 and 7 are blank.
+        let blank = |line: usize| [2, 3, 7].contains(&line);
+        assert_eq!(super::back(5, 0, &blank), 5);
+        assert_eq!(super::back(5, 1, &blank), 2, "4, and the blank lines before it");
+        assert_eq!(super::back(5, 2, &blank), 1, "4, then 3 and 2 are blank, then 1");
+        assert_eq!(super::back(4, 1, &blank), 1);
+        assert_eq!(super::back(5, 9, &blank), 0);
+        assert_eq!(super::forward(5, 1, 9, &blank), 7);
+        assert_eq!(super::forward(5, 2, 9, &blank), 8);
+        assert_eq!(super::forward(6, 1, 9, &blank), 8, "7 is blank");
+        assert_eq!(super::forward(8, 3, 9, &blank), 9);
+    }
+
+    #[test]
+    fn blank_lines_hold_nothing_but_whitespace() {
+        assert!(super::is_blank(b""));
+        assert!(super::is_blank(b" \t\r"));
+        assert!(super::is_blank("\u{a0} \u{3000}".as_bytes()), "Unicode whitespace, as `\\s` reads it");
+        assert!(!super::is_blank(b"  x"));
+        assert!(!super::is_blank(" \u{e9}".as_bytes()));
+        assert!(!super::is_blank(b" \xff "), "an invalid byte is not whitespace");
     }
 
     #[test]
     fn unbounded_line_breaks_reach_on() {
         assert_eq!(reach(r"-----BEGIN[\s\S]*?-----END"), Reach::Unbounded);
         assert_eq!(reach(r"(?s)a.+b"), Reach::Unbounded);
-        assert_eq!(reach(r"key\s*=\s*\w+"), Reach::Unbounded);
         assert_eq!(reach(r"(unclosed"), Reach::Unbounded, "unreadable: read more, not less");
     }
 

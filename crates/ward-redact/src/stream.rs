@@ -455,11 +455,11 @@ pub fn open_key_block(chunk: &[u8]) -> Option<usize> {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).rposition(|w| w == needle)
+    memchr::memmem::rfind(haystack, needle)
 }
 
 /// Appends one line (with its newline, if any) to `buf`, at most `max` bytes of it; the rest of
@@ -478,7 +478,7 @@ fn read_line<R: BufRead>(input: &mut R, buf: &mut Vec<u8>, max: usize) -> io::Re
             return Ok(any.then_some(cut));
         }
         any = true;
-        let (line_part, done) = match available.iter().position(|&b| b == b'\n') {
+        let (line_part, done) = match memchr::memchr(b'\n', available) {
             Some(i) => (&available[..=i], true),
             None => (available, false),
         };

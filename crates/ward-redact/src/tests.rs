@@ -508,3 +508,38 @@ fn redacting_after_context_finds_matches_that_begin_in_it() {
     assert!(!after.contains("config dump"), "{after}");
     assert_eq!(counts.total(), 2);
 }
+
+/// A set large enough for the keyword pass: `rules` and fillers that never match.
+fn keyworded(rules: Vec<Rule>) -> RuleSet {
+    let fillers = (0..SMALL_RULE_SET)
+        .map(|i| Rule::new(&format!("filler.{i}"), "x", &["zzzq"], "zzzq\\d{40}").unwrap());
+    RuleSet::new(rules.into_iter().chain(fillers).collect()).unwrap()
+}
+
+#[test]
+fn a_case_insensitive_rule_without_keywords_is_woken_by_its_word_in_any_case() {
+    let rule = Rule::new("basic", "basic-auth", &[], r"(?i)authorization:\s+basic\s+([a-z0-9+/=]{8,})")
+        .unwrap()
+        .group(1);
+    let rules = keyworded(vec![rule]);
+    assert!(rules.unprefiltered().is_empty(), "{:?}", rules.unprefiltered());
+    for line in [
+        "Authorization: Basic QWxhZGRpbjpvcGVu",
+        "AUTHORIZATION: BASIC QWxhZGRpbjpvcGVu",
+        "authorization:\tbasic QWxhZGRpbjpvcGVu",
+    ] {
+        assert!(redact_with(&rules, line).ends_with("<basic-auth>"), "{line}");
+    }
+    let standard = RuleSet::standard().unwrap().0;
+    let always = standard.unprefiltered();
+    assert!(!always.contains(&"np.http.1") && !always.contains(&"np.jwt.2"), "{always:?}");
+}
+
+#[test]
+fn a_value_after_blank_lines_is_found_from_its_keyword() {
+    let rule =
+        Rule::new("pair", "secret", &["apikey"], r"apikey\s*=\s*(\w{8,})").unwrap().multiline().group(1);
+    let rules = keyworded(vec![rule]);
+    let text = "a\napikey =\n\n  \n\t\n   s3cr3tvalue\nb\n";
+    assert_eq!(redact_with(&rules, text), "a\napikey =\n\n  \n\t\n   <secret>\nb\n");
+}
