@@ -11,7 +11,8 @@ default, or `builtin`), gives alice a grant, then times, in alternating rounds, 
 pattern (`took=899ms`) and one whose literal is on every line (`request_id=\\w{14}zz `, so
 that every chunk is redacted, the prefilter's worst case):
 - ward: `ward logs search logs:payments-api PATTERN` (HTTP; the pattern matched on the redacted
-  text, the chunks that cannot hold a match not redacted; the read recorded in the audit log);
+  text; only the lines that may match redacted, with the lines around them the rules reach; the
+  read recorded in the audit log);
 - rg:   `rg PATTERN FILE | rg --passthru -r [REDACTED] -f bench/redact-rules.txt` (the pattern on
   the raw text, then redaction of the matching lines only);
 - with OTHER_WARD (another build of ward, e.g. one from before a change): the same search through

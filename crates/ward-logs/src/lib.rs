@@ -188,7 +188,10 @@ fn search_chunks(
         let mut sink = LineSink::new(name, query, &mut summary, keep_going, emit, masking);
         let read = match &prefilter {
             Some(prefilter) => {
-                let gate = |chunk: &[u8]| prefilter.may_match(chunk);
+                let gate = |chunk: &[u8]| match prefilter.lines(chunk) {
+                    lines if lines.is_empty() => stream::Wanted::Nothing,
+                    lines => stream::Wanted::Lines(lines),
+                };
                 stream::redact_gated(rules, replace, reader, &mut sink, Limits::parallel(), &gate)
             }
             None => stream::redact(rules, replace, reader, &mut sink, Limits::parallel()),
@@ -392,15 +395,40 @@ impl stream::Sink for LineSink<'_, '_> {
     /// the lines after it that have none.
     fn skipped(&mut self, raw: &[u8]) -> io::Result<()> {
         self.check_keep_going()?;
+        self.times_from(raw);
+        Ok(())
+    }
+
+    /// The lines of a chunk that may match, redacted alone: each takes its time from the lines
+    /// before it as if the whole chunk had been read.
+    fn lines(&mut self, raw: &[u8], at: &[std::ops::Range<usize>], redacted: &[u8]) -> io::Result<()> {
+        self.check_keep_going()?;
+        let mut from = 0;
+        for (range, line) in at.iter().zip(redacted.split(|&b| b == b'\n')) {
+            self.times_from(&raw[from..range.start]);
+            if !self.line(line) {
+                self.stop = true;
+                return Err(io::Error::other("enough lines"));
+            }
+            from = (range.end + 1).min(raw.len());
+        }
+        self.times_from(&raw[from..]);
+        Ok(())
+    }
+}
+
+impl LineSink<'_, '_> {
+    /// Keeps the time of the last line of `raw` (whole lines, as read) that has one.
+    fn times_from(&mut self, raw: &[u8]) {
         let mut rest = raw.strip_suffix(b"\n").unwrap_or(raw);
-        loop {
+        while !rest.is_empty() {
             let start = memchr::memrchr(b'\n', rest).map_or(0, |i| i + 1);
             if let Some(time) = line_time(&rest[start..]) {
                 self.last_time = Some(time);
-                return Ok(());
+                return;
             }
             if start == 0 {
-                return Ok(());
+                return;
             }
             rest = &rest[..start - 1];
         }

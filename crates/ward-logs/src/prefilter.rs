@@ -15,7 +15,9 @@
 //! not sure, and neither is one with `<` or `>` (`<email:`, which finds the redacted lines):
 //! then every chunk is redacted, as before.
 
-use aho_corasick::AhoCorasick;
+use std::ops::Range;
+
+use aho_corasick::{AhoCorasick, Input};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
 /// The most literals a prefilter looks for: more say little (a class of many characters).
@@ -54,8 +56,28 @@ impl Prefilter {
     }
 
     /// Whether `raw` may hold a line the pattern matches once redacted.
+    #[cfg(test)]
     pub fn may_match(&self, raw: &[u8]) -> bool {
         self.literals.is_match(raw)
+    }
+
+    /// The lines of `chunk` (whole lines) that may match once redacted: where each is, without
+    /// its newline, in order.
+    pub fn lines(&self, chunk: &[u8]) -> Vec<Range<usize>> {
+        let mut lines = Vec::new();
+        let mut from = 0;
+        while let Some(found) = self.literals.find(Input::new(chunk).span(from..chunk.len())) {
+            let start = memchr::memrchr(b'\n', &chunk[..found.start()]).map_or(0, |i| i + 1);
+            let end =
+                memchr::memchr(b'\n', &chunk[found.start()..]).map_or(chunk.len(), |i| found.start() + i);
+            lines.push(start..end);
+            // The next line, if any.
+            from = (end + 1).min(chunk.len());
+            if end == chunk.len() {
+                break;
+            }
+        }
+        lines
     }
 }
 
@@ -112,6 +134,16 @@ mod tests {
         assert!(!literals_sure("a|"));
         // Raw text: any literal will do.
         assert!(Prefilter::new("email", None).is_some());
+    }
+
+    #[test]
+    fn the_lines_holding_a_literal_are_found_once_each() {
+        let prefilter = Prefilter::new("took=(899|900)ms", Some(KINDS)).unwrap();
+        let chunk = b"a took=900ms took=899ms\nb\nc took=899ms\ntook=900ms";
+        let lines: Vec<&[u8]> = prefilter.lines(chunk).into_iter().map(|r| &chunk[r]).collect();
+        assert_eq!(lines, [&b"a took=900ms took=899ms"[..], b"c took=899ms", b"took=900ms"]);
+        assert!(prefilter.lines(b"nothing\nhere\n").is_empty());
+        assert_eq!(prefilter.lines(b"took=899ms\n"), vec![std::ops::Range { start: 0, end: 10 }]);
     }
 
     #[test]

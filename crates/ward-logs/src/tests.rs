@@ -583,6 +583,10 @@ fn busy_log(lines: usize) -> String {
                 "2026-11-21T10:{minute:02}:{second:02}Z ERROR declined user=jane{i}@example.com took=899ms \
                  card=4111 1111 1111 1111 token=Bearer abcdefgh{i:08}\n"
             )),
+            // A key on one line, its value on the next (gitleaks' generic rule, in `standard`).
+            977 => log.push_str(&format!(
+                "2026-11-21T10:{minute:02}:{second:02}Z DEBUG config api_key =\n   \"Zx81kQ0pLm3Nv{i:05}\" took=899ms\n"
+            )),
             555 if i % 2 == 0 => log.push_str(
                 "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAtook=899ms\n-----END RSA PRIVATE KEY-----\n",
             ),
@@ -602,9 +606,11 @@ fn the_prefilter_changes_nothing_a_search_returns() {
     let dir = tempfile::tempdir().unwrap();
     write(&dir.path().join("app.log"), &busy_log(12_000));
     let source = Source::new(vec![dir.path().join("*.log")]).unwrap();
-    let rules = RuleSet::builtin().unwrap();
+    let builtin = RuleSet::builtin().unwrap();
+    let standard = RuleSet::standard().unwrap().0;
     let replace = Pseudonyms::new(&[3; 32]);
-    let masked = Masking::Redacted { rules: &rules, replace: &replace };
+    let masked = Masking::Redacted { rules: &builtin, replace: &replace };
+    let standard = Masking::Redacted { rules: &standard, replace: &replace };
     let both = |query: &Query, masking: &Masking<'_>| {
         let mut runs = [true, false].map(|prefiltered| {
             let mut lines = Vec::new();
@@ -649,7 +655,7 @@ fn the_prefilter_changes_nothing_a_search_returns() {
                 until,
                 limit: 100_000,
             };
-            for masking in [&masked, &Masking::Raw] {
+            for masking in [&masked, &standard, &Masking::Raw] {
                 let (with, without) = both(&query, masking);
                 assert_eq!(with.0, without.0, "{pattern} {since:?}");
                 assert_eq!(with.1, without.1, "{pattern} {since:?}");
@@ -662,9 +668,19 @@ fn the_prefilter_changes_nothing_a_search_returns() {
         limit: 100_000,
         ..Query::default()
     };
-    let (lines, _) = both(&query, &masked).0;
-    assert!(lines.len() > 20, "{}", lines.len());
+    for masking in [&masked, &standard] {
+        let (lines, _) = both(&query, masking).0;
+        assert!(lines.len() > 20, "{}", lines.len());
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.text.contains("jane") || l.text.contains("4111") || l.text.contains("MIIE"))
+        );
+    }
+    let (lines, _) = both(&query, &standard).0;
     assert!(
-        !lines.iter().any(|l| l.text.contains("jane") || l.text.contains("4111") || l.text.contains("MIIE"))
+        lines.iter().any(|l| l.text.contains("took=899ms") && l.text.contains("<generic")),
+        "the value after its key"
     );
+    assert!(!lines.iter().any(|l| l.text.contains("Zx81kQ0pLm3Nv")));
 }

@@ -22,6 +22,42 @@ pub(crate) fn required_literals(hir: &Hir) -> Option<Vec<Vec<u8>>> {
     Some(keywords)
 }
 
+/// Lists of lowercase literals, each of which a match of `hir` holds one of: one list per part
+/// of the pattern that has one (a pattern `user=… pass=…` needs a `user` and a `pass`). Empty
+/// when no part has one.
+pub(crate) fn required_each(hir: &Hir) -> Vec<Vec<Vec<u8>>> {
+    let hir = fold_ascii_case(hir);
+    let mut top = &hir;
+    while let HirKind::Capture(capture) = top.kind() {
+        top = &capture.sub;
+    }
+    let parts: Vec<Vec<Vec<u8>>> = match top.kind() {
+        // A literal may be split over parts (`(?:pass|pwd)` is `p(?:ass|wd)`): each run of parts
+        // that begins one gives the literals of the rest of the pattern from there.
+        HirKind::Concat(parts) => {
+            let mut lists = Vec::new();
+            let mut in_run = false;
+            for at in 0..parts.len() {
+                let found = starts(&Hir::concat(parts[at..].to_vec()));
+                if !in_run && let Some(found) = &found {
+                    lists.push(found.clone());
+                }
+                in_run = found.is_some();
+            }
+            lists
+        }
+        _ => starts(top).or_else(|| required(top)).into_iter().collect(),
+    };
+    parts
+        .into_iter()
+        .map(|mut literals: Vec<Vec<u8>>| {
+            literals.sort();
+            literals.dedup();
+            literals
+        })
+        .collect()
+}
+
 /// `hir` with each class of exactly one ASCII letter in both cases (`(?i)a` is `[Aa]`) made that
 /// letter in lower case. Only for finding keywords, which are looked for ignoring ASCII case; a
 /// class with more in it (`(?i)k` also holds the Kelvin sign) is left as it is, so that a keyword
@@ -131,6 +167,16 @@ mod tests {
         // With Unicode, `(?i)k` may also be the Kelvin sign, which the keyword pass would not
         // find as `k`: both spellings are keywords.
         assert!(all_start_with(prefixes(r"(?i)key=\p{L}+"), &["key=", "\u{212a}ey="]));
+    }
+
+    #[test]
+    fn each_required_part_gives_a_list() {
+        let parts =
+            super::required_each(&crate::parse(r"(?i)(?:user|login)=(\w+)\s+(?:pass|pwd)=(\w+)").unwrap());
+        assert_eq!(parts.len(), 2, "{parts:?}");
+        assert!(parts[0].iter().all(|k| k.starts_with(b"user") || k.starts_with(b"login")), "{parts:?}");
+        assert!(parts[1].iter().all(|k| k.starts_with(b"pass") || k.starts_with(b"pwd")), "{parts:?}");
+        assert!(super::required_each(&crate::parse(r"\w+").unwrap()).is_empty());
     }
 
     #[test]

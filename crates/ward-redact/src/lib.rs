@@ -19,6 +19,7 @@ pub mod gitleaks;
 mod groups;
 mod keywords;
 mod lead;
+mod lines;
 pub mod noseyparker;
 mod pseudonym;
 mod reach;
@@ -388,16 +389,20 @@ pub struct RuleSet {
     always: Vec<usize>,
     /// For each rule, how its matches are searched for.
     searches: Vec<Search>,
+    /// For redacting a few lines of a chunk alone.
+    line_path: lines::LinePath,
 }
 
 /// How a rule's matches are searched for.
 #[derive(Debug)]
-struct Search {
+pub(crate) struct Search {
     /// The rule's regex, or what is left of it once a lead is split off.
     regex: Regex,
     lead: Option<Lead>,
     /// How many lines from its keyword's a match can reach.
     reach: Reach,
+    /// The most ASCII bytes that are not whitespace a match holds ([`reach::max_solid`]).
+    solid: Option<usize>,
     /// Places the secret group of a match without the regex's capture engine, when the
     /// pattern has the shape for it: built for the rules that match something (most never do
     /// in a given log, and the start stays quick).
@@ -418,7 +423,8 @@ impl Search {
             None => (rule.regex.clone(), None, parsed.cloned()),
         };
         let one_group = searched.filter(|_| matches!(rule.group, None | Some(1)) && !rule.all_groups);
-        Self { regex, lead, reach, groups: std::sync::OnceLock::new(), one_group }
+        let solid = if rule.multiline { reach::max_solid(parsed) } else { Some(0) };
+        Self { regex, lead, reach, solid, groups: std::sync::OnceLock::new(), one_group }
     }
 
     fn groups(&self) -> Option<&GroupFinder> {
@@ -529,7 +535,8 @@ impl RuleSet {
         let pairs: Vec<(&Rule, Option<&regex_syntax::hir::Hir>)> =
             rules.iter().zip(parsed.iter().map(Option::as_ref)).collect();
         let searches = map_on_cores(&pairs, |(rule, hir)| Search::new(rule, *hir));
-        Ok(Self { rules, prefilter, woken_by, always, searches })
+        let line_path = lines::LinePath::new(&rules, &searches, &parsed)?;
+        Ok(Self { rules, prefilter, woken_by, always, searches, line_path })
     }
 
     /// ward's built-in rules.
@@ -578,14 +585,14 @@ impl RuleSet {
         let mut regions: Vec<(usize, Vec<(usize, usize)>)> =
             self.always.iter().map(|&rule| (rule, vec![(0, text.len())])).collect();
         let Some(prefilter) = &self.prefilter else { return regions };
-        let newlines: Vec<usize> = memchr::memchr_iter(b'\n', text).collect();
-        let last_line = newlines.len();
+        let lines = lines::Lines::new(text);
         let mut hits: Vec<(usize, usize)> = Vec::new();
         // The last line each rule was woken on: a keyword found again on it adds nothing.
         let mut woken_on = vec![usize::MAX; self.rules.len()];
         // Keywords come roughly in the order of the text: the line is found by stepping from the
         // last one's.
         let mut line = 0;
+        let (newlines, last_line) = (lines.newlines(), lines.last());
         for found in prefilter.find_overlapping_iter(text) {
             while line > 0 && newlines[line - 1] >= found.start() {
                 line -= 1;
@@ -602,40 +609,40 @@ impl RuleSet {
         }
         hits.sort_unstable();
         hits.dedup();
-        let line_start = |line: usize| if line == 0 { 0 } else { newlines[line - 1] + 1 };
-        let line_end = |line: usize| newlines.get(line).copied().unwrap_or(text.len());
-        let blank = |line: usize| reach::is_blank(&text[line_start(line)..line_end(line)]);
         for group in hits.chunk_by(|a, b| a.0 == b.0) {
             let rule = group[0].0;
-            let reach = self.searches[rule].reach;
-            let mut ranges: Vec<(usize, usize)> = Vec::new();
-            for &(_, line) in group {
-                let (first, last) = match reach {
-                    Reach::Line => (line, line),
-                    Reach::Lines(n) => {
-                        (reach::back(line, n, &blank), reach::forward(line, n, last_line, &blank))
-                    }
-                    // A match that may hold any number of line breaks starts at most a little
-                    // before its keyword and may run on to the end of the chunk (a private key
-                    // block is dozens of lines; the stream never splits one between chunks).
-                    Reach::Unbounded => (line.saturating_sub(2), last_line),
-                };
-                match ranges.last_mut() {
-                    // Adjacent or overlapping lines scan as one region.
-                    Some(range) if range.1 + 1 >= first => range.1 = range.1.max(last),
-                    _ => ranges.push((first, last)),
-                }
-            }
-            // Many small regions cost more in calls than one pass over the chunk.
-            let scan = if ranges.len() > MAX_REGIONS {
-                vec![(0, text.len())]
-            } else {
-                ranges.into_iter().map(|(first, last)| (line_start(first), line_end(last))).collect()
-            };
-            regions.push((rule, scan));
+            let woken: Vec<usize> = group.iter().map(|&(_, line)| line).collect();
+            regions.push((rule, self.rule_regions(rule, &woken, &lines)));
         }
         regions.sort_by_key(|(rule, _)| *rule);
         regions
+    }
+
+    /// The byte ranges a rule woken by keywords on the lines `woken` (in order) scans: the lines
+    /// a match can reach from each, adjacent ones joined.
+    fn rule_regions(&self, rule: usize, woken: &[usize], lines: &lines::Lines<'_>) -> Vec<(usize, usize)> {
+        let mut ranges: Vec<(usize, usize)> = Vec::new();
+        for &line in woken {
+            let (first, last) = match self.searches[rule].reach {
+                Reach::Line => (line, line),
+                Reach::Lines(n) => lines.around(line, n),
+                // A match that may hold any number of line breaks starts at most a little before
+                // its keyword and may run on to the end of the chunk (a private key block is
+                // dozens of lines; the stream never splits one between chunks).
+                Reach::Unbounded => (line.saturating_sub(2), lines.last()),
+            };
+            match ranges.last_mut() {
+                // Adjacent or overlapping lines scan as one region.
+                Some(range) if range.1 + 1 >= first => range.1 = range.1.max(last),
+                _ => ranges.push((first, last)),
+            }
+        }
+        // Many small regions cost more in calls than one pass over the chunk.
+        if ranges.len() > MAX_REGIONS {
+            vec![(0, lines.text().len())]
+        } else {
+            ranges.into_iter().map(|(first, last)| (lines.start(first), lines.end(last))).collect()
+        }
     }
 
     /// The spans to replace in `text` (whole lines), sorted, overlaps merged. A match spans
@@ -644,17 +651,23 @@ impl RuleSet {
         let mut found = Vec::new();
         for (rule, regions) in self.regions(text) {
             for (from, to) in regions {
-                let region = &text[from..to];
-                for (groups, whole) in self.matches(rule, region) {
-                    if !self.rules[rule].multiline && region[whole.clone()].contains(&b'\n') {
-                        self.find_in_lines(rule, text, from + whole.start, from + whole.end, &mut found);
-                    } else {
-                        self.keep(rule, &groups, whole, region, from, &mut found);
-                    }
-                }
+                self.find_in_region(rule, text, from..to, &mut found);
             }
         }
         merge(found)
+    }
+
+    /// The values `rule` finds in `text[region]` (whole lines).
+    fn find_in_region(&self, rule: usize, text: &[u8], region: Range<usize>, found: &mut Vec<Finding>) {
+        let from = region.start;
+        let region = &text[region];
+        for (groups, whole) in self.matches(rule, region) {
+            if !self.rules[rule].multiline && region[whole.clone()].contains(&b'\n') {
+                self.find_in_lines(rule, text, from + whole.start, from + whole.end, found);
+            } else {
+                self.keep(rule, &groups, whole, region, from, found);
+            }
+        }
     }
 
     /// Each match of `rule` in `haystack`, with the span of the whole match (which starts before

@@ -39,6 +39,42 @@ impl Reach {
     }
 }
 
+/// The most bytes a match of `hir` can hold that are ASCII and not whitespace (`None`: any
+/// number): a match touching a line can cover whole lines around it only as long as they hold no
+/// more of those (non-ASCII bytes are not counted in a line, since they may be whitespace).
+pub(crate) fn max_solid(hir: Option<&Hir>) -> Option<usize> {
+    fn solid(hir: &Hir) -> Option<usize> {
+        match hir.kind() {
+            HirKind::Empty | HirKind::Look(_) => Some(0),
+            HirKind::Literal(literal) => Some(literal.0.iter().filter(|&&b| is_solid(b)).count()),
+            HirKind::Class(Class::Unicode(class)) => Some(usize::from(class.ranges().iter().any(|r| {
+                (u32::from(r.start())..=u32::from(r.end()).min(0x7f))
+                    .any(|c| u8::try_from(c).is_ok_and(is_solid))
+            }))),
+            HirKind::Class(Class::Bytes(class)) => {
+                Some(usize::from(class.ranges().iter().any(|r| (r.start()..=r.end()).any(is_solid))))
+            }
+            HirKind::Capture(capture) => solid(&capture.sub),
+            HirKind::Repetition(repetition) => match solid(&repetition.sub)? {
+                0 => Some(0),
+                each => repetition.max.map(|max| each.saturating_mul(max as usize)),
+            },
+            HirKind::Concat(parts) => {
+                parts.iter().try_fold(0usize, |sum, part| Some(sum.saturating_add(solid(part)?)))
+            }
+            HirKind::Alternation(branches) => {
+                branches.iter().try_fold(0usize, |most, branch| Some(most.max(solid(branch)?)))
+            }
+        }
+    }
+    solid(hir?)
+}
+
+/// An ASCII byte that is not whitespace.
+pub(crate) fn is_solid(b: u8) -> bool {
+    b.is_ascii() && !is_blank_byte(b)
+}
+
 /// The most breaks between lines that are not blank a match of `hir` can cross; `None`: any
 /// number.
 fn max_line_breaks(hir: &Hir) -> Option<usize> {
@@ -191,6 +227,16 @@ mod tests {
         assert_eq!(reach(r"x(?:\s|\n\n)+y"), Reach::Lines(1));
         assert_eq!(reach(r"(?-u:\s)+"), Reach::Lines(1));
         assert_eq!(reach(r"(?:a\s*)+"), Reach::Unbounded, "the run repeats with text between");
+    }
+
+    #[test]
+    fn solid_bytes_are_counted_apart_from_whitespace() {
+        let solid = |pattern: &str| super::max_solid(crate::parse(pattern).as_ref());
+        assert_eq!(solid(r"key\s*=\s*(\w{8,32})"), Some(36));
+        assert_eq!(solid(r"[^\t ;]{3,100}"), Some(100), "a class holding a line break still counts");
+        assert_eq!(solid(r"a\s+b"), Some(2));
+        assert_eq!(solid(r"(?s)BEGIN.*END"), None);
+        assert_eq!(solid(r"(?:\#[^\n]*\n)*x"), None);
     }
 
     #[test]

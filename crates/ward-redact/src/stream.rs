@@ -8,13 +8,16 @@
 //!   a block that does not end within [`Limits::max_line_bytes`] is redacted whole to the end of
 //!   the chunk, and its remaining lines are dropped up to its END line (fail closed).
 //!
-//! [`redact_gated`] redacts only the chunks a gate lets through (a search's prefilter: chunks
-//! that cannot hold a match are not worth redacting); the others reach the sink unredacted, in
-//! order, through [`Sink::skipped`], for bookkeeping only. The chunks are the same either way,
-//! so every line redacted is redacted exactly as [`redact`] would.
+//! [`redact_gated`] redacts only what a gate asks for (a search's prefilter: chunks that cannot
+//! hold a match are not worth redacting, and in the others only the lines that may match): a
+//! chunk not wanted reaches the sink unredacted, in order, through [`Sink::skipped`], for
+//! bookkeeping only; the lines wanted of a chunk are redacted alone where the rules allow
+//! ([`RuleSet::redact_lines`], [`Sink::lines`]), else the whole chunk. The chunks are the same
+//! either way, and the gate runs on the redacting threads.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, Write};
+use std::ops::Range;
 use std::sync::{Mutex, mpsc};
 
 use crate::{Counts, Replace, RuleSet};
@@ -23,6 +26,10 @@ use crate::{Counts, Replace, RuleSet};
 pub const CUT_MARK: &[u8] = b" [ward: line cut here, too long]";
 
 const PRIVATE_KEY_RULE: &str = "private-key";
+
+/// Lines wanted of a chunk are redacted alone while they are at most one part in this many of
+/// it (by bytes); the whole chunk, past that.
+const LINES_ALONE_SHARE: usize = 16;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -54,6 +61,10 @@ pub trait Sink {
     /// A chunk the gate held back, as read: never to be handed out, only looked at (for the
     /// time of its last line, say).
     fn skipped(&mut self, raw: &[u8]) -> io::Result<()>;
+    /// The lines the gate wanted of a chunk, redacted alone: `raw` is the chunk as read (only
+    /// to be looked at, as in [`Sink::skipped`]), `at` where each line is in it (without its
+    /// newline), `redacted` those lines redacted, in order, each ending in a newline.
+    fn lines(&mut self, raw: &[u8], at: &[Range<usize>], redacted: &[u8]) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -66,6 +77,10 @@ impl<T: Sink + ?Sized> Sink for &mut T {
 
     fn skipped(&mut self, raw: &[u8]) -> io::Result<()> {
         (**self).skipped(raw)
+    }
+
+    fn lines(&mut self, raw: &[u8], at: &[Range<usize>], redacted: &[u8]) -> io::Result<()> {
+        (**self).lines(raw, at, redacted)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -85,13 +100,28 @@ impl<W: Write> Sink for Writer<W> {
         Err(io::Error::other("nothing is skipped without a gate"))
     }
 
+    fn lines(&mut self, _raw: &[u8], _at: &[Range<usize>], _redacted: &[u8]) -> io::Result<()> {
+        Err(io::Error::other("nothing is skipped without a gate"))
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
     }
 }
 
-/// Which chunks (whole lines) are redacted.
-pub type Gate<'g> = &'g (dyn Fn(&[u8]) -> bool + Sync);
+/// What a gate wants of a chunk (whole lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wanted {
+    /// Nothing: it reaches the sink as read ([`Sink::skipped`]).
+    Nothing,
+    /// These lines (where each is in the chunk, without its newline, in order).
+    Lines(Vec<Range<usize>>),
+    /// All of it.
+    All,
+}
+
+/// What is redacted of each chunk.
+pub type Gate<'g> = &'g (dyn Fn(&[u8]) -> Wanted + Sync);
 
 /// Redacts every line of `input` into `output`.
 pub fn redact<R: BufRead, W: Write>(
@@ -101,11 +131,10 @@ pub fn redact<R: BufRead, W: Write>(
     output: W,
     limits: Limits,
 ) -> io::Result<Counts> {
-    redact_gated(rules, replace, input, Writer(output), limits, &|_| true)
+    redact_gated(rules, replace, input, Writer(output), limits, &|_| Wanted::All)
 }
 
-/// Redacts the chunks of `input` that `gate` lets through into `sink`; hands it the others as
-/// read ([`Sink::skipped`]).
+/// Redacts what `gate` wants of each chunk of `input` into `sink` (see the module's doc).
 pub fn redact_gated<R: BufRead, S: Sink>(
     rules: &RuleSet,
     replace: &dyn Replace,
@@ -115,7 +144,7 @@ pub fn redact_gated<R: BufRead, S: Sink>(
     gate: Gate<'_>,
 ) -> io::Result<Counts> {
     if limits.threads <= 1 {
-        let mut sink = Inline { rules, replace, out: Vec::new(), output, counts: Counts::default(), gate };
+        let mut sink = Inline { rules, replace, spare: Vec::new(), output, counts: Counts::default(), gate };
         chunks(rules, replace, input, &mut sink, limits)?;
         sink.output.flush()?;
         return Ok(sink.counts);
@@ -128,10 +157,9 @@ pub fn redact_gated<R: BufRead, S: Sink>(
             let (queue, done) = (&queue, done.clone());
             scope.spawn(move || {
                 let next = || queue.lock().map_or(None, |queue| queue.recv().ok());
-                while let Some(Job { seq, chunk, mut out }) = next() {
-                    let mut counts = Counts::default();
-                    rules.redact(&chunk, replace, &mut out, &mut counts);
-                    if done.send(Done { seq, out, counts, chunk }).is_err() {
+                while let Some(Job { seq, chunk, out }) = next() {
+                    let (piece, spare) = work(rules, replace, gate, chunk, out);
+                    if done.send(Done { seq, piece, spare }).is_err() {
                         break;
                     }
                 }
@@ -148,7 +176,6 @@ pub fn redact_gated<R: BufRead, S: Sink>(
             spare: Vec::new(),
             output,
             counts: Counts::default(),
-            gate,
         };
         let outcome = chunks(rules, replace, input, &mut sink, limits).and_then(|()| sink.finish());
         // The workers stop once the queue closes, also when the output failed midway.
@@ -165,11 +192,59 @@ trait Chunks {
     fn write_redacted(&mut self, text: Vec<u8>, counts: Counts) -> io::Result<()>;
 }
 
+/// What `gate` wants of `chunk`, done: `out` is a buffer for its redaction. Returns the piece
+/// for the sink and a buffer it no longer needs.
+fn work(
+    rules: &RuleSet,
+    replace: &dyn Replace,
+    gate: Gate<'_>,
+    chunk: Vec<u8>,
+    mut out: Vec<u8>,
+) -> (Piece, Vec<u8>) {
+    out.clear();
+    let mut counts = Counts::default();
+    match gate(&chunk) {
+        Wanted::Nothing => return (Piece::Skipped(chunk), out),
+        // Each line redacted alone costs a few of its neighbours' worth: past a share of the
+        // chunk, redacting it whole is cheaper.
+        Wanted::Lines(at)
+            if at.iter().map(|line| line.len() + 1).sum::<usize>() * LINES_ALONE_SHARE <= chunk.len() =>
+        {
+            if rules.redact_lines(&chunk, &at, replace, &mut out, &mut counts) {
+                return (Piece::Lines { raw: chunk, at, out, counts }, Vec::new());
+            }
+        }
+        Wanted::Lines(_) | Wanted::All => {}
+    }
+    rules.redact(&chunk, replace, &mut out, &mut counts);
+    (Piece::Redacted(out, counts), chunk)
+}
+
+/// Hands `piece` to `output`, adding up its counts into `total`; returns its buffers, to use again.
+fn deliver<S: Sink>(output: &mut S, piece: Piece, total: &mut Counts) -> io::Result<[Vec<u8>; 2]> {
+    match piece {
+        Piece::Redacted(text, counts) => {
+            total.merge(&counts);
+            output.redacted(&text)?;
+            Ok([text, Vec::new()])
+        }
+        Piece::Skipped(raw) => {
+            output.skipped(&raw)?;
+            Ok([raw, Vec::new()])
+        }
+        Piece::Lines { raw, at, out, counts } => {
+            total.merge(&counts);
+            output.lines(&raw, &at, &out)?;
+            Ok([raw, out])
+        }
+    }
+}
+
 /// Redacts on the caller's thread.
 struct Inline<'r, S> {
     rules: &'r RuleSet,
     replace: &'r dyn Replace,
-    out: Vec<u8>,
+    spare: Vec<Vec<u8>>,
     output: S,
     counts: Counts,
     gate: Gate<'r>,
@@ -177,15 +252,18 @@ struct Inline<'r, S> {
 
 impl<S: Sink> Chunks for Inline<'_, S> {
     fn redact(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
-        if !(self.gate)(chunk) {
-            let skipped = self.output.skipped(chunk);
-            chunk.clear();
-            return skipped;
+        let out = self.spare.pop().unwrap_or_default();
+        let (piece, spare) = work(self.rules, self.replace, self.gate, std::mem::take(chunk), out);
+        let [first, second] = deliver(&mut self.output, piece, &mut self.counts)?;
+        for mut buffer in [first, second, spare].into_iter().filter(|b| b.capacity() > 0) {
+            buffer.clear();
+            if chunk.capacity() == 0 {
+                *chunk = buffer;
+            } else {
+                self.spare.push(buffer);
+            }
         }
-        self.out.clear();
-        self.rules.redact(chunk, self.replace, &mut self.out, &mut self.counts);
-        chunk.clear();
-        self.output.redacted(&self.out)
+        Ok(())
     }
 
     fn write_redacted(&mut self, text: Vec<u8>, counts: Counts) -> io::Result<()> {
@@ -201,12 +279,11 @@ struct Job {
     out: Vec<u8>,
 }
 
-/// A redacted chunk, with the chunk's buffer to use again.
+/// A chunk done, with a buffer to use again.
 struct Done {
     seq: u64,
-    out: Vec<u8>,
-    counts: Counts,
-    chunk: Vec<u8>,
+    piece: Piece,
+    spare: Vec<u8>,
 }
 
 /// A chunk ready to be handed to the sink in its turn.
@@ -214,12 +291,19 @@ enum Piece {
     Redacted(Vec<u8>, Counts),
     /// Held back by the gate, as read.
     Skipped(Vec<u8>),
+    /// The lines the gate wanted, redacted alone (`out`), and the chunk as read.
+    Lines {
+        raw: Vec<u8>,
+        at: Vec<Range<usize>>,
+        out: Vec<u8>,
+        counts: Counts,
+    },
 }
 
 /// Hands chunks to worker threads and writes what they return in the input's order, with a
 /// bounded number of chunks in flight (memory stays bounded however far ahead the reading is).
 /// Buffers go round: allocating two per chunk costs more than it seems.
-struct Parallel<'g, S> {
+struct Parallel<S> {
     jobs: Option<mpsc::SyncSender<Job>>,
     results: mpsc::Receiver<Done>,
     in_flight_max: usize,
@@ -231,28 +315,17 @@ struct Parallel<'g, S> {
     spare: Vec<Vec<u8>>,
     output: S,
     counts: Counts,
-    gate: Gate<'g>,
 }
 
-impl<S: Sink> Parallel<'_, S> {
+impl<S: Sink> Parallel<S> {
     /// Writes what has come back in order; waits for results while more than `in_flight`
     /// chunks are out.
     fn drain(&mut self, in_flight: usize) -> io::Result<()> {
         loop {
             while let Some(piece) = self.waiting.remove(&self.written) {
-                let text = match piece {
-                    Piece::Redacted(text, counts) => {
-                        self.counts.merge(&counts);
-                        self.output.redacted(&text)?;
-                        text
-                    }
-                    Piece::Skipped(raw) => {
-                        self.output.skipped(&raw)?;
-                        raw
-                    }
-                };
+                let buffers = deliver(&mut self.output, piece, &mut self.counts)?;
                 self.written += 1;
-                self.spare.push(text);
+                self.spare.extend(buffers.into_iter().filter(|b| b.capacity() > 0));
             }
             if self.sent - self.written <= in_flight as u64 {
                 return Ok(());
@@ -262,9 +335,11 @@ impl<S: Sink> Parallel<'_, S> {
         }
     }
 
-    fn came_back(&mut self, Done { seq, out, counts, chunk }: Done) {
-        self.waiting.insert(seq, Piece::Redacted(out, counts));
-        self.spare.push(chunk);
+    fn came_back(&mut self, Done { seq, piece, spare }: Done) {
+        self.waiting.insert(seq, piece);
+        if spare.capacity() > 0 {
+            self.spare.push(spare);
+        }
     }
 
     fn buffer(&mut self) -> Vec<u8> {
@@ -280,15 +355,10 @@ impl<S: Sink> Parallel<'_, S> {
     }
 }
 
-impl<S: Sink> Chunks for Parallel<'_, S> {
+impl<S: Sink> Chunks for Parallel<S> {
     fn redact(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
         self.drain(self.in_flight_max)?;
         let fresh = self.buffer();
-        if !(self.gate)(chunk) {
-            self.waiting.insert(self.sent, Piece::Skipped(std::mem::replace(chunk, fresh)));
-            self.sent += 1;
-            return self.drain(self.in_flight_max);
-        }
         let job = Job { seq: self.sent, chunk: std::mem::replace(chunk, fresh), out: self.buffer() };
         let jobs = self.jobs.as_ref().ok_or_else(|| io::Error::other("the redaction threads stopped"))?;
         jobs.send(job).map_err(|_| io::Error::other("the redaction threads stopped"))?;

@@ -325,10 +325,12 @@ mod streaming {
         inline
     }
 
-    /// What a gated stream handed its sink: redacted text, and the chunks held back, in order.
+    /// What a gated stream handed its sink: redacted text, and the chunks held back, in order;
+    /// lines redacted alone as (redacted, false) after their chunk as (raw, false).
     #[derive(Default)]
     struct Gated {
         pieces: Vec<(bool, Vec<u8>)>,
+        alone: Vec<Vec<u8>>,
     }
 
     impl stream::Sink for Gated {
@@ -339,6 +341,18 @@ mod streaming {
 
         fn skipped(&mut self, raw: &[u8]) -> std::io::Result<()> {
             self.pieces.push((false, raw.to_vec()));
+            Ok(())
+        }
+
+        fn lines(
+            &mut self,
+            raw: &[u8],
+            at: &[std::ops::Range<usize>],
+            redacted: &[u8],
+        ) -> std::io::Result<()> {
+            assert_eq!(redacted.iter().filter(|&&b| b == b'\n').count(), at.len());
+            self.pieces.push((false, raw.to_vec()));
+            self.alone.extend(redacted.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec));
             Ok(())
         }
     }
@@ -360,7 +374,13 @@ mod streaming {
         stream::redact(&rules, &Placeholder { fixed: None }, &input[..], &mut all, limits).unwrap();
         for threads in [1, 3] {
             let mut sink = Gated::default();
-            let gate = |chunk: &[u8]| chunk.windows(4).any(|w| w == b" hit");
+            let gate = |chunk: &[u8]| {
+                if chunk.windows(4).any(|w| w == b" hit") {
+                    stream::Wanted::All
+                } else {
+                    stream::Wanted::Nothing
+                }
+            };
             let limits = Limits { threads, ..limits };
             stream::redact_gated(&rules, &Placeholder { fixed: None }, &input[..], &mut sink, limits, &gate)
                 .unwrap();
@@ -380,6 +400,52 @@ mod streaming {
                 }
             }
             assert_eq!(String::from_utf8_lossy(&again), String::from_utf8_lossy(&all), "{threads} threads");
+        }
+    }
+
+    /// The lines a gate wants of a chunk are redacted alone, as in the whole stream's output;
+    /// the other chunks are held back, on one thread or several.
+    #[test]
+    fn a_gate_wanting_lines_gets_them_redacted_alone() {
+        let rules = builtin();
+        let mut input = Vec::new();
+        for i in 0..4000 {
+            let hit = if i % 300 == 7 { " hit" } else { "" };
+            input.extend_from_slice(format!("line {i} user=jane{i}@example.com{hit}\n").as_bytes());
+        }
+        let limits = Limits { chunk_bytes: 4096, ..Limits::default() };
+        let mut all = Vec::new();
+        stream::redact(&rules, &Placeholder { fixed: None }, &input[..], &mut all, limits).unwrap();
+        let expected: Vec<&[u8]> =
+            all.split_inclusive(|&b| b == b'\n').filter(|l| l.windows(4).any(|w| w == b" hit")).collect();
+        let gate = |chunk: &[u8]| {
+            let mut at = Vec::new();
+            let mut start = 0;
+            for line in chunk.split_inclusive(|&b| b == b'\n') {
+                if line.windows(4).any(|w| w == b" hit") {
+                    at.push(start..start + line.len() - 1);
+                }
+                start += line.len();
+            }
+            if at.is_empty() { stream::Wanted::Nothing } else { stream::Wanted::Lines(at) }
+        };
+        for threads in [1, 3] {
+            let mut sink = Gated::default();
+            let limits = Limits { threads, ..limits };
+            let counts = stream::redact_gated(
+                &rules,
+                &Placeholder { fixed: None },
+                &input[..],
+                &mut sink,
+                limits,
+                &gate,
+            )
+            .unwrap();
+            assert!(sink.pieces.iter().all(|(redacted, _)| !redacted), "no chunk redacted whole");
+            let raw: Vec<u8> = sink.pieces.iter().flat_map(|(_, raw)| raw.clone()).collect();
+            assert_eq!(raw, input, "every chunk reaches the sink as read, in order");
+            assert_eq!(sink.alone, expected, "{threads} threads");
+            assert_eq!(counts.total(), expected.len() as u64);
         }
     }
 

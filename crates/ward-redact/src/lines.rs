@@ -1,0 +1,367 @@
+//! Redacting a few lines of a chunk without the rest of it: a search needs only the lines its
+//! pattern may match, and redacting whole chunks for them is most of what it costs.
+//!
+//! A rule is near when its matches reach few lines (at most [`NARROW`] that are not blank, see
+//! [`crate::reach`]) or hold few bytes other than whitespace (at most [`NARROW_SOLID`]): it is run
+//! around each line, over the lines a match of it touching the line can lie on, when one of its
+//! keywords is on them (or it has none). A rule that reaches farther is run once for the chunk,
+//! over exactly the regions whole-chunk redaction gives it, and what it finds on each line is
+//! kept; one pass of a small automaton over the chunk finds its keywords, and whether each part
+//! of its pattern can match at all (a chunk without `pass` cannot hold `user=… pass=…`). A line
+//! is redacted alone only when every value found on it lies within it; a value that runs over a
+//! line break sends the caller back to redacting the whole chunk.
+//!
+//! Whole-chunk redaction scans merged regions around every keyword of the chunk; a near rule's
+//! window around a line starts elsewhere, so where its matches overlap across the window's
+//! start, the two may choose different ones. Every rule still sees all the lines its matches can
+//! reach, and the tests compare both on realistic logs.
+
+use std::ops::Range;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+use crate::reach::{self, Reach};
+use crate::{Counts, Finding, RedactError, Replace, Rule, RuleSet, Search, keywords, merge};
+
+/// Rules whose matches reach at most this many lines that are not blank, or hold at most
+/// [`NARROW_SOLID`] bytes that are not whitespace, are near: run around each line. The others,
+/// once over the chunk.
+const NARROW: usize = 12;
+const NARROW_SOLID: usize = 2048;
+
+/// What the line path knows of a rule set, built with it.
+#[derive(Debug)]
+pub(crate) struct LinePath {
+    /// The literals the rules that reach far are looked for with, in one pass over the chunk:
+    /// their keywords, and what each part of their pattern holds one of.
+    wide_literals: Option<AhoCorasick>,
+    /// For each of those literals, what finding it says.
+    wide_roles: Vec<Vec<Role>>,
+    /// For each rule, its parts' places among all parts (a chunk that lacks a part's literals
+    /// cannot hold a match).
+    wide_parts: Vec<Range<usize>>,
+    /// Rules that reach far and have no keyword: they run over the whole chunk.
+    wide_unkeyed: Vec<usize>,
+    /// Whether a rule reaches far.
+    wide: Vec<bool>,
+    /// The farthest a near rule reaches in lines, of those bounded by lines.
+    narrow_reach: usize,
+    /// The most solid bytes a near rule holds, of those bounded only by them.
+    narrow_solid: usize,
+}
+
+/// What a literal found over the chunk says.
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    /// A keyword of this rule is on the line.
+    Wakes(usize),
+    /// This part (of all rules' parts) is in the chunk.
+    Part(usize),
+}
+
+impl LinePath {
+    pub(crate) fn new(
+        rules: &[Rule],
+        searches: &[Search],
+        parsed: &[Option<regex_syntax::hir::Hir>],
+    ) -> Result<Self, RedactError> {
+        let reach_of = |search: &Search| match search.reach {
+            Reach::Line => Some(0),
+            Reach::Lines(n) => Some(n),
+            Reach::Unbounded => None,
+        };
+        let few_lines = |search: &Search| reach_of(search).is_some_and(|n| n <= NARROW);
+        let few_bytes = |search: &Search| search.solid.is_some_and(|n| n <= NARROW_SOLID);
+        let wide: Vec<bool> = searches.iter().map(|s| !few_lines(s) && !few_bytes(s)).collect();
+        let narrow_reach = searches.iter().filter(|s| few_lines(s)).filter_map(reach_of).max().unwrap_or(0);
+        let narrow_solid = searches
+            .iter()
+            .filter(|s| !few_lines(s))
+            .filter_map(|s| s.solid.filter(|&n| n <= NARROW_SOLID))
+            .max();
+        let mut keywords_of: Vec<(Vec<u8>, usize)> = Vec::new();
+        let mut parts_of: Vec<(Vec<u8>, usize)> = Vec::new();
+        let mut wide_parts = vec![0..0; rules.len()];
+        let mut parts = 0;
+        let mut wide_unkeyed = Vec::new();
+        for (index, rule) in rules.iter().enumerate().filter(|(i, _)| wide[*i]) {
+            // Small rule sets run every rule everywhere, without keywords; here they are needed.
+            let found: Vec<Vec<u8>> = if rule.keywords.is_empty() {
+                parsed[index].as_ref().and_then(keywords::required_literals).unwrap_or_default()
+            } else {
+                rule.keywords.iter().map(|k| k.as_bytes().to_vec()).collect()
+            };
+            if found.is_empty() {
+                wide_unkeyed.push(index);
+            }
+            keywords_of.extend(found.into_iter().map(|keyword| (keyword, index)));
+            let each = parsed[index].as_ref().map(keywords::required_each).unwrap_or_default();
+            wide_parts[index] = parts..parts + each.len();
+            for literals in each {
+                parts_of.extend(literals.into_iter().map(|literal| (literal, parts)));
+                parts += 1;
+            }
+        }
+        let mut literals: Vec<Vec<u8>> = Vec::new();
+        let mut wide_roles: Vec<Vec<Role>> = Vec::new();
+        // The keywords exactly as whole-chunk redaction looks for them, so that the regions are
+        // the same.
+        let roles = keywords_of
+            .into_iter()
+            .map(|(keyword, rule)| (keyword, Role::Wakes(rule)))
+            .chain(parts_of.into_iter().map(|(literal, part)| (literal, Role::Part(part))));
+        for (literal, role) in roles {
+            match literals.iter().position(|l| *l == literal) {
+                Some(at) => wide_roles[at].push(role),
+                None => {
+                    literals.push(literal);
+                    wide_roles.push(vec![role]);
+                }
+            }
+        }
+        let wide_literals = if literals.is_empty() {
+            None
+        } else {
+            Some(
+                AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    // Overlapping, over each chunk a line is wanted of: the DFA is the fastest at
+                    // that, and a few dozen literals make a small one.
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+                    .build(&literals)
+                    .map_err(|e| RedactError::Load(e.to_string()))?,
+            )
+        };
+        Ok(Self {
+            wide_literals,
+            wide_roles,
+            wide_parts,
+            wide_unkeyed,
+            wide,
+            narrow_reach,
+            narrow_solid: narrow_solid.unwrap_or(0),
+        })
+    }
+}
+
+/// The lines of a chunk: where each begins and ends, which are blank.
+pub(crate) struct Lines<'t> {
+    text: &'t [u8],
+    newlines: Vec<usize>,
+    /// Each line's ASCII bytes that are not whitespace, once counted.
+    solid: Vec<std::cell::Cell<Option<u32>>>,
+}
+
+impl<'t> Lines<'t> {
+    pub(crate) fn new(text: &'t [u8]) -> Self {
+        let newlines: Vec<usize> = memchr::memchr_iter(b'\n', text).collect();
+        let solid = vec![std::cell::Cell::new(None); newlines.len() + 1];
+        Self { text, newlines, solid }
+    }
+
+    pub(crate) fn text(&self) -> &'t [u8] {
+        self.text
+    }
+
+    pub(crate) fn newlines(&self) -> &[usize] {
+        &self.newlines
+    }
+
+    /// The number of the last line.
+    pub(crate) fn last(&self) -> usize {
+        self.newlines.len()
+    }
+
+    /// The line `at` (a byte offset) is on.
+    fn of(&self, at: usize) -> usize {
+        self.newlines.partition_point(|&newline| newline < at)
+    }
+
+    pub(crate) fn start(&self, line: usize) -> usize {
+        if line == 0 { 0 } else { self.newlines[line - 1] + 1 }
+    }
+
+    /// Where the line ends, before its newline.
+    pub(crate) fn end(&self, line: usize) -> usize {
+        self.newlines.get(line).copied().unwrap_or(self.text.len())
+    }
+
+    fn blank(&self, line: usize) -> bool {
+        reach::is_blank(&self.text[self.start(line)..self.end(line)])
+    }
+
+    /// The lines a match holding at most `solid` bytes that are ASCII and not whitespace can
+    /// touch from `line`: it covers whole the lines between its first and its last.
+    fn around_solid(&self, line: usize, solid: usize) -> (usize, usize) {
+        let count = |l: usize| {
+            let counted = self.solid[l].get().unwrap_or_else(|| {
+                let n = self.text[self.start(l)..self.end(l)].iter().filter(|&&b| reach::is_solid(b)).count();
+                let n = u32::try_from(n).unwrap_or(u32::MAX);
+                self.solid[l].set(Some(n));
+                n
+            });
+            counted as usize
+        };
+        let (mut first, mut covered) = (line, 0);
+        while first > 0 && covered <= solid {
+            first -= 1;
+            covered += count(first);
+        }
+        let (mut last, mut covered) = (line, 0);
+        while last < self.last() && covered <= solid {
+            last += 1;
+            covered += count(last);
+        }
+        (first, last)
+    }
+
+    /// The lines a match of a rule can touch from `line`: within its reach in lines that are
+    /// not blank, and within what its solid bytes can cover.
+    fn window(&self, line: usize, search: &Search) -> (usize, usize) {
+        let by_lines = match search.reach {
+            Reach::Line => (line, line),
+            Reach::Lines(n) => self.around(line, n),
+            Reach::Unbounded => (0, self.last()),
+        };
+        match search.solid {
+            Some(solid) => {
+                let by_bytes = self.around_solid(line, solid);
+                (by_lines.0.max(by_bytes.0), by_lines.1.min(by_bytes.1))
+            }
+            None => by_lines,
+        }
+    }
+
+    /// The lines a match reaching `n` lines that are not blank can touch from `line`.
+    pub(crate) fn around(&self, line: usize, n: usize) -> (usize, usize) {
+        let blank = |l: usize| self.blank(l);
+        (reach::back(line, n, &blank), reach::forward(line, n, self.last(), &blank))
+    }
+}
+
+impl RuleSet {
+    /// Redacts the lines `lines` of `chunk` (whole lines), each given as its bytes without the
+    /// newline, in order, into `out`, each followed by a newline; or says `false` when they
+    /// cannot be redacted apart from the rest of the chunk (see [`crate::lines`]), and the caller
+    /// redacts it whole ([`RuleSet::redact`]). Nothing is written or counted then.
+    pub fn redact_lines(
+        &self,
+        chunk: &[u8],
+        lines: &[Range<usize>],
+        replace: &dyn Replace,
+        out: &mut Vec<u8>,
+        counts: &mut Counts,
+    ) -> bool {
+        let index = Lines::new(chunk);
+        let wide_found = self.find_far(&index);
+        let (written, counted) = (out.len(), counts.clone());
+        let mut found = Vec::new();
+        for range in lines {
+            found.clear();
+            let line = index.of(range.start);
+            let (start, end) = (index.start(line), index.end(line));
+            self.find_near(&index, line, &mut found);
+            found.extend(wide_found.iter().filter(|f| f.start <= end && f.end > start));
+            // In the rules' order, as the whole chunk has them: of two values with the same
+            // span, the first rule's kind names it.
+            found.sort_by_key(|f| f.rule);
+            // A value on this line and the next would join them in the whole chunk's output.
+            if found.iter().any(|f| f.start < start || f.end > end) {
+                out.truncate(written);
+                *counts = counted;
+                return false;
+            }
+            let mut at = start;
+            for finding in merge(std::mem::take(&mut found)) {
+                out.extend_from_slice(&chunk[at..finding.start]);
+                replace.replace(&self.rules[finding.rule].kind, &chunk[finding.start..finding.end], out);
+                counts.add(finding.rule);
+                at = finding.end;
+            }
+            out.extend_from_slice(&chunk[at..end]);
+            out.push(b'\n');
+        }
+        true
+    }
+
+    /// What the rules that reach far find in the whole chunk: each over the regions
+    /// [`RuleSet::find`] gives it.
+    fn find_far(&self, index: &Lines<'_>) -> Vec<Finding> {
+        let path = &self.line_path;
+        let mut hits: Vec<(usize, usize)> = Vec::new();
+        let mut seen = vec![false; path.wide_parts.iter().map(|r| r.end).max().unwrap_or(0)];
+        if let Some(literals) = &path.wide_literals {
+            for found in literals.find_overlapping_iter(index.text()) {
+                for role in &path.wide_roles[found.pattern().as_usize()] {
+                    match *role {
+                        Role::Wakes(rule) => hits.push((rule, index.of(found.start()))),
+                        Role::Part(part) => seen[part] = true,
+                    }
+                }
+            }
+        }
+        hits.sort_unstable();
+        hits.dedup();
+        let mut found = Vec::new();
+        let whole = 0..index.text().len();
+        let possible = |rule: usize| seen[path.wide_parts[rule].clone()].iter().all(|&part| part);
+        for group in hits.chunk_by(|a, b| a.0 == b.0) {
+            let rule = group[0].0;
+            if !possible(rule) {
+                continue;
+            }
+            // A small set runs such a rule over the whole chunk; a large one around its keywords.
+            let regions = if self.always.contains(&rule) {
+                vec![(whole.start, whole.end)]
+            } else {
+                let woken: Vec<usize> = group.iter().map(|&(_, line)| line).collect();
+                self.rule_regions(rule, &woken, index)
+            };
+            for (from, to) in regions {
+                self.find_in_region(rule, index.text(), from..to, &mut found);
+            }
+        }
+        for &rule in path.wide_unkeyed.iter().filter(|&&rule| possible(rule)) {
+            self.find_in_region(rule, index.text(), whole.clone(), &mut found);
+        }
+        found
+    }
+
+    /// The values the rules that reach few lines find touching `line` (its newline included),
+    /// each over the lines its matches can reach from it.
+    fn find_near(&self, index: &Lines<'_>, line: usize, found: &mut Vec<Finding>) {
+        let path = &self.line_path;
+        let text = index.text();
+        let mut woken: Vec<usize> = self.always.iter().copied().filter(|&rule| !path.wide[rule]).collect();
+        if let Some(prefilter) = &self.prefilter {
+            // Every near rule's window lies in one of these.
+            let (by_lines, by_bytes) =
+                (index.around(line, path.narrow_reach), index.around_solid(line, path.narrow_solid));
+            let (first, last) = (by_lines.0.min(by_bytes.0), by_lines.1.max(by_bytes.1));
+            let from = index.start(first);
+            for hit in prefilter.find_overlapping_iter(&text[from..index.end(last)]) {
+                let hit_line = index.of(from + hit.start());
+                for &rule in &self.woken_by[hit.pattern().as_usize()] {
+                    if !path.wide[rule] && !woken.contains(&rule) {
+                        let (near_first, near_last) = index.window(line, &self.searches[rule]);
+                        if (near_first..=near_last).contains(&hit_line) {
+                            woken.push(rule);
+                        }
+                    }
+                }
+            }
+        }
+        let (line_start, line_end) = (index.start(line), index.end(line));
+        let mut each = Vec::new();
+        for rule in woken {
+            let (first, last) = index.window(line, &self.searches[rule]);
+            each.clear();
+            self.find_in_region(rule, text, index.start(first)..index.end(last), &mut each);
+            found.extend(each.iter().filter(|f| f.start <= line_end && f.end > line_start));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

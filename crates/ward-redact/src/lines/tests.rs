@@ -1,0 +1,174 @@
+use std::sync::LazyLock;
+
+use proptest::prelude::*;
+
+use crate::{Counts, Pseudonyms, RuleSet};
+
+static STANDARD: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::standard().unwrap().0);
+static BUILTIN: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::builtin().unwrap());
+
+fn key() -> Pseudonyms {
+    Pseudonyms::new(&[9; 32])
+}
+
+fn whole(rules: &RuleSet, chunk: &str) -> String {
+    let mut out = Vec::new();
+    rules.redact(chunk.as_bytes(), &key(), &mut out, &mut Counts::default());
+    String::from_utf8(out).unwrap()
+}
+
+/// The lines numbered `wanted` redacted alone, or `None` if the chunk must be redacted whole.
+fn alone(rules: &RuleSet, chunk: &str, wanted: &[usize]) -> Option<Vec<String>> {
+    let mut ranges = Vec::new();
+    let mut at = 0;
+    for (number, line) in chunk.split_inclusive('\n').enumerate() {
+        let text = line.strip_suffix('\n').unwrap_or(line);
+        if wanted.contains(&number) {
+            ranges.push(at..at + text.len());
+        }
+        at += line.len();
+    }
+    let mut out = Vec::new();
+    let mut counts = Counts::default();
+    if !rules.redact_lines(chunk.as_bytes(), &ranges, &key(), &mut out, &mut counts) {
+        assert!(out.is_empty() && counts.total() == 0, "nothing written when it gives up");
+        return None;
+    }
+    Some(String::from_utf8(out).unwrap().lines().map(str::to_owned).collect())
+}
+
+/// Asserts that the lines `wanted`, redacted alone, come out as in the whole chunk's redaction.
+fn same_as_whole(rules: &RuleSet, chunk: &str, wanted: &[usize]) -> bool {
+    let whole = whole(rules, chunk);
+    let whole: Vec<&str> = whole.lines().collect();
+    let Some(alone) = alone(rules, chunk, wanted) else { return false };
+    assert_eq!(whole.len(), chunk.lines().count(), "no value ran over a line break: {chunk:?}");
+    let expected: Vec<&str> = wanted.iter().map(|&n| whole[n]).collect();
+    assert_eq!(alone, expected, "in {chunk:?}");
+    true
+}
+
+#[test]
+fn a_line_alone_is_redacted_as_in_its_chunk() {
+    let chunk = "2026-11-21T10:00:01Z INFO user=jane.doe@example.com took=899ms\n\
+                 2026-11-21T10:00:02Z INFO aws_key=AKIAIOSFODNN7EXAMPLE token=ghp_0123456789abcdefghijABCDEFGHIJ012345\n\
+                 2026-11-21T10:00:03Z DEBUG db=postgres://app:s3cr3tpassw0rd@db1:5432/pay took=899ms\n";
+    for rules in [&*STANDARD, &*BUILTIN] {
+        assert!(same_as_whole(rules, chunk, &[0, 1, 2]));
+        assert!(same_as_whole(rules, chunk, &[2]));
+    }
+}
+
+#[test]
+fn a_value_on_the_line_after_its_key_is_found_from_the_key() {
+    // gitleaks' generic rule: the key on one line, its value (after blank lines) on a later one.
+    let chunk = "start\napi_key =\n\n \"Zx81kQ0pLm3Nv7Rt\"\nend took=1ms\n";
+    let whole = whole(&STANDARD, chunk);
+    assert!(!whole.contains("Zx81kQ0pLm3Nv7Rt"), "{whole}");
+    assert!(same_as_whole(&STANDARD, chunk, &[3]));
+    assert!(same_as_whole(&STANDARD, chunk, &[3, 4]));
+}
+
+#[test]
+fn a_line_inside_a_private_key_block_sends_the_chunk_back_whole() {
+    let chunk =
+        "a took=1ms\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\nb\n";
+    for rules in [&*STANDARD, &*BUILTIN] {
+        assert_eq!(alone(rules, chunk, &[2]), None);
+        assert_eq!(alone(rules, chunk, &[0, 2]), None);
+        // The lines around the block are redacted alone.
+        assert_eq!(alone(rules, chunk, &[0, 4]), Some(vec!["a took=1ms".to_owned(), "b".to_owned()]));
+    }
+}
+
+#[test]
+fn a_value_over_a_line_break_sends_it_back_whole() {
+    // Nosey Parker's basic-auth rule allows `\s+` between `Basic` and the value.
+    let chunk = "x\nAuthorization: Basic\n   QWxhZGRpbjpvcGVuIHNlc2FtZQ==\ny\n";
+    let whole = whole(&STANDARD, chunk);
+    assert!(!whole.contains("QWxhZGRpbjpvcGVuIHNlc2FtZQ"), "{whole}");
+    if let Some(lines) = alone(&STANDARD, chunk, &[2]) {
+        assert!(!lines[0].contains("QWxhZGRpbjpvcGVuIHNlc2FtZQ"), "{lines:?}");
+    }
+}
+
+/// Lines of log text with secrets of many kinds, some split over lines and blank lines.
+fn log_lines() -> impl Strategy<Value = Vec<String>> {
+    let pieces = prop::sample::select(vec![
+        "user=jane.doe@example.com",
+        "card 4111 1111 1111 1111",
+        "call +49 30 1234567",
+        "Authorization: Bearer abcdef0123456789xyz",
+        "authorization=\"Bearer Zk3mQ9xL2pV7nR4tY8wB1cD6fG0hJ5sA\"",
+        "token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_X",
+        "postgres://app:s3cr3t@db:5432/x",
+        "password=hunter22",
+        "api_key =",
+        "  \"Q1w2E3r4T5y6U7i8\"",
+        "aws_key=AKIAIOSFODNN7EXAMPLE",
+        "ghp_0123456789abcdefghijABCDEFGHIJ012345",
+        "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
+        "secret:",
+        "ip 10.0.0.1",
+        "GET /api/v1/orders 200 took=899ms",
+        "request_id=qhfwcepyyngfb51y method=POST",
+        "",
+        "   ",
+    ]);
+    prop::collection::vec(prop::collection::vec((pieces, "[ ,;=:\"]{0,2}"), 1..4), 1..12).prop_map(|lines| {
+        lines
+            .into_iter()
+            .map(|parts| parts.into_iter().map(|(p, sep)| format!("{p}{sep}")).collect())
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Any lines of a chunk, redacted alone, come out as the whole chunk's redaction has them,
+    /// or the chunk is sent back to be redacted whole.
+    #[test]
+    fn lines_alone_match_the_whole_chunk(lines in log_lines(), pick in prop::collection::vec(any::<bool>(), 12)) {
+        let chunk: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let wanted: Vec<usize> = (0..lines.len()).filter(|&n| pick[n]).collect();
+        for rules in [&*STANDARD, &*BUILTIN] {
+            let whole_text = whole(rules, &chunk);
+            if whole_text.lines().count() == lines.len() {
+                same_as_whole(rules, &chunk, &wanted);
+            } else {
+                // A value ran over a line break in the whole chunk: a line it touches is never
+                // redacted alone.
+                let starts: Vec<usize> = std::iter::once(0)
+                    .chain(chunk.match_indices('\n').map(|(i, _)| i + 1))
+                    .collect();
+                let line_of = |at: usize| starts.partition_point(|&s| s <= at) - 1;
+                let crossed: Vec<usize> = rules
+                    .find(chunk.as_bytes())
+                    .iter()
+                    .filter(|f| chunk[f.start..f.end].contains('\n'))
+                    .flat_map(|f| line_of(f.start)..=line_of(f.end - 1))
+                    .collect();
+                if wanted.iter().any(|n| crossed.contains(n)) {
+                    prop_assert!(alone(rules, &chunk, &wanted).is_none(), "{:?}", chunk);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_keyword_that_begins_a_longer_one_still_wakes_its_rule() {
+    use crate::Rule;
+    // Both reach any number of lines, so their keywords are looked for over the whole chunk,
+    // where both begin at one place.
+    let short =
+        Rule::new("short", "short", &["user"], r"user[\s\S]*?(zz\d{6})").unwrap().multiline().group(1);
+    let long =
+        Rule::new("long", "long", &["username"], r"username[\s\S]*?(yy\d{6})").unwrap().multiline().group(1);
+    let rules = RuleSet::new(vec![short, long]).unwrap();
+    let chunk = "a\nusername=1 zz123456 yy654321 took=1ms\nb\n";
+    let whole = whole(&rules, chunk);
+    assert!(!whole.contains("123456") && !whole.contains("654321"), "{whole}");
+    assert!(same_as_whole(&rules, chunk, &[1]));
+}
