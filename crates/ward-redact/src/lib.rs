@@ -232,6 +232,16 @@ impl Rule {
         }
     }
 
+    /// The rule's keywords, or if it names none, the literals every match of it holds, when its
+    /// regex (`parsed`) has a short list of them (most vendor tokens do: `ghp_`, `xoxb-`, …).
+    fn keywords_or_literals(&self, parsed: Option<&regex_syntax::hir::Hir>) -> Vec<Vec<u8>> {
+        if self.keywords.is_empty() {
+            parsed.and_then(keywords::required_literals).unwrap_or_default()
+        } else {
+            self.keywords.iter().map(|k| k.as_bytes().to_vec()).collect()
+        }
+    }
+
     fn is_secret(&self, bytes: &[u8], whole: &Range<usize>, text: &[u8]) -> bool {
         let passes = match self.check {
             Check::None => true,
@@ -243,6 +253,34 @@ impl Rule {
         }
         !self.allow.iter().any(|allow| allow.allows(bytes, whole, text))
     }
+}
+
+/// An automaton looking for `literals` (ASCII case ignored, overlapping: a full DFA, the fastest
+/// at that), and for each of its patterns what the literal stands for; `None` for no literals.
+pub(crate) fn keyword_automaton<T>(
+    literals: impl IntoIterator<Item = (Vec<u8>, T)>,
+) -> Result<(Option<AhoCorasick>, Vec<Vec<T>>), RedactError> {
+    let mut patterns: Vec<Vec<u8>> = Vec::new();
+    let mut meaning: Vec<Vec<T>> = Vec::new();
+    for (literal, what) in literals {
+        match patterns.iter().position(|p| *p == literal) {
+            Some(at) => meaning[at].push(what),
+            None => {
+                patterns.push(literal);
+                meaning.push(vec![what]);
+            }
+        }
+    }
+    if patterns.is_empty() {
+        return Ok((None, meaning));
+    }
+    let automaton = AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::Standard)
+        .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+        .build(&patterns)
+        .map_err(|e| RedactError::Load(e.to_string()))?;
+    Ok((Some(automaton), meaning))
 }
 
 /// `f` of each item, in order, computed on every core (at most eight, as many as the process
@@ -488,54 +526,27 @@ impl RuleSet {
                 });
             }
         }
-        let mut patterns: Vec<Vec<u8>> = Vec::new();
-        let mut woken_by: Vec<Vec<usize>> = Vec::new();
+        let mut keywords: Vec<(Vec<u8>, usize)> = Vec::new();
         let mut always = Vec::new();
         // A few rules each run faster over the whole chunk, on their own regex's literal
         // prefilter, than behind a shared keyword pass; many rules need the keyword pass.
         let prefiltered = rules.len() > SMALL_RULE_SET;
         let parsed: Vec<Option<regex_syntax::hir::Hir>> = map_on_cores(&rules, |r| parse(r.regex.as_str()));
         for (index, rule) in rules.iter().enumerate() {
-            // A rule without keywords gets the literals every match of it starts with, when its
-            // regex has a short list of them (most vendor tokens do: `ghp_`, `xoxb-`, …).
-            let keywords: Vec<Vec<u8>> = if !prefiltered {
-                Vec::new()
-            } else if rule.keywords.is_empty() {
-                parsed[index].as_ref().and_then(keywords::required_literals).unwrap_or_default()
-            } else {
-                rule.keywords.iter().map(|k| k.as_bytes().to_vec()).collect()
-            };
-            if keywords.is_empty() {
+            let found =
+                if prefiltered { rule.keywords_or_literals(parsed[index].as_ref()) } else { Vec::new() };
+            if found.is_empty() {
                 always.push(index);
             }
-            for keyword in keywords {
-                match patterns.iter().position(|p| *p == keyword) {
-                    Some(at) => woken_by[at].push(index),
-                    None => {
-                        patterns.push(keyword);
-                        woken_by.push(vec![index]);
-                    }
-                }
-            }
+            keywords.extend(found.into_iter().map(|keyword| (keyword, index)));
         }
-        let prefilter = if patterns.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    // A full DFA: the keyword pass runs on every chunk, overlapping, and the DFA
-                    // is the fastest at that (a few hundred keywords make a small one).
-                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                    .build(&patterns)
-                    .map_err(|e| RedactError::Load(e.to_string()))?,
-            )
-        };
+        // The keyword pass runs on every chunk, overlapping (a few hundred keywords make a small
+        // DFA).
+        let (prefilter, woken_by) = keyword_automaton(keywords)?;
         let pairs: Vec<(&Rule, Option<&regex_syntax::hir::Hir>)> =
             rules.iter().zip(parsed.iter().map(Option::as_ref)).collect();
         let searches = map_on_cores(&pairs, |(rule, hir)| Search::new(rule, *hir));
-        let line_path = lines::LinePath::new(&rules, &searches, &parsed)?;
+        let line_path = lines::LinePath::new(&rules, &searches, &parsed, prefiltered)?;
         Ok(Self { rules, prefilter, woken_by, always, searches, line_path })
     }
 

@@ -18,7 +18,7 @@
 
 use std::ops::Range;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::AhoCorasick;
 
 use crate::reach::{self, Reach};
 use crate::{Counts, Finding, RedactError, Replace, Rule, RuleSet, Search, keywords, merge};
@@ -64,6 +64,7 @@ impl LinePath {
         rules: &[Rule],
         searches: &[Search],
         parsed: &[Option<regex_syntax::hir::Hir>],
+        prefiltered: bool,
     ) -> Result<Self, RedactError> {
         let reach_of = |search: &Search| match search.reach {
             Reach::Line => Some(0),
@@ -85,11 +86,12 @@ impl LinePath {
         let mut parts = 0;
         let mut wide_unkeyed = Vec::new();
         for (index, rule) in rules.iter().enumerate().filter(|(i, _)| wide[*i]) {
-            // Small rule sets run every rule everywhere, without keywords; here they are needed.
-            let found: Vec<Vec<u8>> = if rule.keywords.is_empty() {
-                parsed[index].as_ref().and_then(keywords::required_literals).unwrap_or_default()
+            // A small set runs every rule everywhere, its keywords unused: here only what the
+            // regex requires may stand for them.
+            let found = if prefiltered {
+                rule.keywords_or_literals(parsed[index].as_ref())
             } else {
-                rule.keywords.iter().map(|k| k.as_bytes().to_vec()).collect()
+                parsed[index].as_ref().and_then(keywords::required_literals).unwrap_or_default()
             };
             if found.is_empty() {
                 wide_unkeyed.push(index);
@@ -102,37 +104,13 @@ impl LinePath {
                 parts += 1;
             }
         }
-        let mut literals: Vec<Vec<u8>> = Vec::new();
-        let mut wide_roles: Vec<Vec<Role>> = Vec::new();
         // The keywords exactly as whole-chunk redaction looks for them, so that the regions are
-        // the same.
+        // the same; and the parts' literals, in the same pass.
         let roles = keywords_of
             .into_iter()
             .map(|(keyword, rule)| (keyword, Role::Wakes(rule)))
             .chain(parts_of.into_iter().map(|(literal, part)| (literal, Role::Part(part))));
-        for (literal, role) in roles {
-            match literals.iter().position(|l| *l == literal) {
-                Some(at) => wide_roles[at].push(role),
-                None => {
-                    literals.push(literal);
-                    wide_roles.push(vec![role]);
-                }
-            }
-        }
-        let wide_literals = if literals.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    // Overlapping, over each chunk a line is wanted of: the DFA is the fastest at
-                    // that, and a few dozen literals make a small one.
-                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                    .build(&literals)
-                    .map_err(|e| RedactError::Load(e.to_string()))?,
-            )
-        };
+        let (wide_literals, wide_roles) = crate::keyword_automaton(roles)?;
         Ok(Self {
             wide_literals,
             wide_roles,
