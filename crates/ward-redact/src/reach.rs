@@ -43,31 +43,39 @@ impl Reach {
 /// number): a match touching a line can cover whole lines around it only as long as they hold no
 /// more of those (non-ASCII bytes are not counted in a line, since they may be whitespace).
 pub(crate) fn max_solid(hir: Option<&Hir>) -> Option<usize> {
-    fn solid(hir: &Hir) -> Option<usize> {
-        match hir.kind() {
-            HirKind::Empty | HirKind::Look(_) => Some(0),
-            HirKind::Literal(literal) => Some(literal.0.iter().filter(|&&b| is_solid(b)).count()),
-            HirKind::Class(Class::Unicode(class)) => Some(usize::from(class.ranges().iter().any(|r| {
-                (u32::from(r.start())..=u32::from(r.end()).min(0x7f))
-                    .any(|c| u8::try_from(c).is_ok_and(is_solid))
-            }))),
-            HirKind::Class(Class::Bytes(class)) => {
-                Some(usize::from(class.ranges().iter().any(|r| (r.start()..=r.end()).any(is_solid))))
-            }
-            HirKind::Capture(capture) => solid(&capture.sub),
-            HirKind::Repetition(repetition) => match solid(&repetition.sub)? {
-                0 => Some(0),
-                each => repetition.max.map(|max| each.saturating_mul(max as usize)),
-            },
-            HirKind::Concat(parts) => {
-                parts.iter().try_fold(0usize, |sum, part| Some(sum.saturating_add(solid(part)?)))
-            }
-            HirKind::Alternation(branches) => {
-                branches.iter().try_fold(0usize, |most, branch| Some(most.max(solid(branch)?)))
-            }
+    most(hir?, &|hir| match hir.kind() {
+        HirKind::Literal(literal) => Some(Some(literal.0.iter().filter(|&&b| is_solid(b)).count())),
+        HirKind::Class(Class::Unicode(class)) => Some(Some(usize::from(class.ranges().iter().any(|r| {
+            (u32::from(r.start())..=u32::from(r.end()).min(0x7f)).any(|c| u8::try_from(c).is_ok_and(is_solid))
+        })))),
+        HirKind::Class(Class::Bytes(class)) => {
+            Some(Some(usize::from(class.ranges().iter().any(|r| (r.start()..=r.end()).any(is_solid)))))
+        }
+        _ => None,
+    })
+}
+
+/// The most of something a match of `hir` can hold (`None`: any amount), from what `leaf` says
+/// of literals and classes (and of anything else it answers for: `Some(answer)`); a repetition
+/// multiplies, a sequence adds up, an alternation takes its largest branch.
+fn most(hir: &Hir, leaf: &dyn Fn(&Hir) -> Option<Option<usize>>) -> Option<usize> {
+    if let Some(answer) = leaf(hir) {
+        return answer;
+    }
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) | HirKind::Literal(_) | HirKind::Class(_) => Some(0),
+        HirKind::Capture(capture) => most(&capture.sub, leaf),
+        HirKind::Repetition(repetition) => match most(&repetition.sub, leaf)? {
+            0 => Some(0),
+            each => repetition.max.map(|max| each.saturating_mul(max as usize)),
+        },
+        HirKind::Concat(parts) => {
+            parts.iter().try_fold(0usize, |sum, part| Some(sum.saturating_add(most(part, leaf)?)))
+        }
+        HirKind::Alternation(branches) => {
+            branches.iter().try_fold(0usize, |largest, branch| Some(largest.max(most(branch, leaf)?)))
         }
     }
-    solid(hir?)
 }
 
 /// An ASCII byte that is not whitespace.
@@ -76,26 +84,27 @@ pub(crate) fn is_solid(b: u8) -> bool {
 }
 
 /// The most breaks between lines that are not blank a match of `hir` can cross; `None`: any
-/// number.
+/// number. A part that matches only whitespace counts once, however many it may hold.
 fn max_line_breaks(hir: &Hir) -> Option<usize> {
-    if whitespace_only(hir) {
-        return Some(usize::from(can_match_line_break(hir)));
-    }
+    most(hir, &|hir| {
+        if whitespace_only(hir) {
+            Some(Some(usize::from(line_breaks(hir) != Some(0))))
+        } else {
+            line_break_leaf(hir)
+        }
+    })
+}
+
+/// The most line breaks a match of `hir` can hold; `None`: any number.
+fn line_breaks(hir: &Hir) -> Option<usize> {
+    most(hir, &line_break_leaf)
+}
+
+fn line_break_leaf(hir: &Hir) -> Option<Option<usize>> {
     match hir.kind() {
-        HirKind::Empty | HirKind::Look(_) => Some(0),
-        HirKind::Literal(literal) => Some(literal.0.iter().filter(|&&b| b == b'\n').count()),
-        HirKind::Class(class) => Some(usize::from(matches_line_break(class))),
-        HirKind::Capture(capture) => max_line_breaks(&capture.sub),
-        HirKind::Repetition(repetition) => match max_line_breaks(&repetition.sub)? {
-            0 => Some(0),
-            each => repetition.max.map(|max| each.saturating_mul(max as usize)),
-        },
-        HirKind::Concat(parts) => {
-            parts.iter().try_fold(0usize, |sum, part| Some(sum.saturating_add(max_line_breaks(part)?)))
-        }
-        HirKind::Alternation(branches) => {
-            branches.iter().try_fold(0usize, |most, branch| Some(most.max(max_line_breaks(branch)?)))
-        }
+        HirKind::Literal(literal) => Some(Some(literal.0.iter().filter(|&&b| b == b'\n').count())),
+        HirKind::Class(class) => Some(Some(usize::from(matches_line_break(class)))),
+        _ => None,
     }
 }
 
@@ -114,30 +123,6 @@ fn whitespace_only(hir: &Hir) -> bool {
         HirKind::Capture(capture) => whitespace_only(&capture.sub),
         HirKind::Repetition(repetition) => whitespace_only(&repetition.sub),
         HirKind::Concat(parts) | HirKind::Alternation(parts) => parts.iter().all(whitespace_only),
-    }
-}
-
-fn can_match_line_break(hir: &Hir) -> bool {
-    max_line_breaks_counted(hir) != Some(0)
-}
-
-/// [`max_line_breaks`] without the allowance for whitespace: whether any line break at all.
-fn max_line_breaks_counted(hir: &Hir) -> Option<usize> {
-    match hir.kind() {
-        HirKind::Empty | HirKind::Look(_) => Some(0),
-        HirKind::Literal(literal) => Some(literal.0.iter().filter(|&&b| b == b'\n').count()),
-        HirKind::Class(class) => Some(usize::from(matches_line_break(class))),
-        HirKind::Capture(capture) => max_line_breaks_counted(&capture.sub),
-        HirKind::Repetition(repetition) => match max_line_breaks_counted(&repetition.sub)? {
-            0 => Some(0),
-            each => repetition.max.map(|max| each.saturating_mul(max as usize)),
-        },
-        HirKind::Concat(parts) => parts
-            .iter()
-            .try_fold(0usize, |sum, part| Some(sum.saturating_add(max_line_breaks_counted(part)?))),
-        HirKind::Alternation(branches) => {
-            branches.iter().try_fold(0usize, |most, branch| Some(most.max(max_line_breaks_counted(branch)?)))
-        }
     }
 }
 
