@@ -384,6 +384,22 @@ impl LineSink<'_, '_> {
         self.stop = true;
         Err(io::Error::other("stopped"))
     }
+
+    /// Keeps the time of the last line of `raw` (whole lines, as read) that has one.
+    fn times_from(&mut self, raw: &[u8]) {
+        let mut rest = raw.strip_suffix(b"\n").unwrap_or(raw);
+        while !rest.is_empty() {
+            let start = memchr::memrchr(b'\n', rest).map_or(0, |i| i + 1);
+            if let Some(time) = line_time(&rest[start..]) {
+                self.last_time = Some(time);
+                return;
+            }
+            if start == 0 {
+                return;
+            }
+            rest = &rest[..start - 1];
+        }
+    }
 }
 
 impl stream::Sink for LineSink<'_, '_> {
@@ -414,24 +430,6 @@ impl stream::Sink for LineSink<'_, '_> {
         }
         self.times_from(&raw[from..]);
         Ok(())
-    }
-}
-
-impl LineSink<'_, '_> {
-    /// Keeps the time of the last line of `raw` (whole lines, as read) that has one.
-    fn times_from(&mut self, raw: &[u8]) {
-        let mut rest = raw.strip_suffix(b"\n").unwrap_or(raw);
-        while !rest.is_empty() {
-            let start = memchr::memrchr(b'\n', rest).map_or(0, |i| i + 1);
-            if let Some(time) = line_time(&rest[start..]) {
-                self.last_time = Some(time);
-                return;
-            }
-            if start == 0 {
-                return;
-            }
-            rest = &rest[..start - 1];
-        }
     }
 }
 

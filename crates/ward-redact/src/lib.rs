@@ -634,13 +634,12 @@ impl RuleSet {
     fn rule_regions(&self, rule: usize, woken: &[usize], lines: &lines::Lines<'_>) -> Vec<(usize, usize)> {
         let mut ranges: Vec<(usize, usize)> = Vec::new();
         for &line in woken {
-            let (first, last) = match self.searches[rule].reach {
-                Reach::Line => (line, line),
-                Reach::Lines(n) => lines.around(line, n),
+            let (first, last) = match self.searches[rule].reach.bound() {
+                Some(n) => lines.around(line, n),
                 // A match that may hold any number of line breaks starts at most a little before
                 // its keyword and may run on to the end of the chunk (a private key block is
                 // dozens of lines; the stream never splits one between chunks).
-                Reach::Unbounded => (line.saturating_sub(2), lines.last()),
+                None => (line.saturating_sub(2), lines.last()),
             };
             match ranges.last_mut() {
                 // Adjacent or overlapping lines scan as one region.

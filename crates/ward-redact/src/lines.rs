@@ -20,7 +20,7 @@ use std::ops::Range;
 
 use aho_corasick::AhoCorasick;
 
-use crate::reach::{self, Reach};
+use crate::reach;
 use crate::{Counts, Finding, RedactError, Replace, Rule, RuleSet, Search, keywords, merge};
 
 /// Rules whose matches reach at most this many lines that are not blank, or hold at most
@@ -66,11 +66,7 @@ impl LinePath {
         parsed: &[Option<regex_syntax::hir::Hir>],
         prefiltered: bool,
     ) -> Result<Self, RedactError> {
-        let reach_of = |search: &Search| match search.reach {
-            Reach::Line => Some(0),
-            Reach::Lines(n) => Some(n),
-            Reach::Unbounded => None,
-        };
+        let reach_of = |search: &Search| search.reach.bound();
         let few_lines = |search: &Search| reach_of(search).is_some_and(|n| n <= NARROW);
         let few_bytes = |search: &Search| search.solid.is_some_and(|n| n <= NARROW_SOLID);
         let wide: Vec<bool> = searches.iter().map(|s| !few_lines(s) && !few_bytes(s)).collect();
@@ -197,11 +193,7 @@ impl<'t> Lines<'t> {
     /// The lines a match of a rule can touch from `line`: within its reach in lines that are
     /// not blank, and within what its solid bytes can cover.
     fn window(&self, line: usize, search: &Search) -> (usize, usize) {
-        let by_lines = match search.reach {
-            Reach::Line => (line, line),
-            Reach::Lines(n) => self.around(line, n),
-            Reach::Unbounded => (0, self.last()),
-        };
+        let by_lines = search.reach.bound().map_or((0, self.last()), |n| self.around(line, n));
         match search.solid {
             Some(solid) => {
                 let by_bytes = self.around_solid(line, solid);

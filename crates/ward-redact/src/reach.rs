@@ -28,6 +28,15 @@ pub(crate) enum Reach {
 }
 
 impl Reach {
+    /// How many lines that are not blank a match reaches, if that is bounded.
+    pub(crate) fn bound(self) -> Option<usize> {
+        match self {
+            Self::Line => Some(0),
+            Self::Lines(n) => Some(n),
+            Self::Unbounded => None,
+        }
+    }
+
     /// The reach of a pattern's matches (`hir`, parsed by [`crate::parse`]). A pattern that does
     /// not parse reaches without bound: the rule then reads more, never less.
     pub(crate) fn of(hir: Option<&Hir>) -> Self {

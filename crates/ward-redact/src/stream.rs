@@ -101,7 +101,7 @@ impl<W: Write> Sink for Writer<W> {
     }
 
     fn lines(&mut self, _raw: &[u8], _at: &[Range<usize>], _redacted: &[u8]) -> io::Result<()> {
-        Err(io::Error::other("nothing is skipped without a gate"))
+        Err(io::Error::other("no lines are picked without a gate"))
     }
 
     fn flush(&mut self) -> io::Result<()> {
