@@ -28,7 +28,7 @@ pub mod stream;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::bytes::Regex;
 
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 
 use groups::GroupFinder;
 use lead::Lead;
@@ -669,9 +669,24 @@ impl RuleSet {
 
     /// The values `rule` finds in `text[region]` (whole lines).
     fn find_in_region(&self, rule: usize, text: &[u8], region: Range<usize>, found: &mut Vec<Finding>) {
+        self.find_touching(rule, text, region.clone(), region.start..=region.end, found);
+    }
+
+    /// The values `rule` finds in `text[region]` (whole lines) from its matches that touch
+    /// `touching` (in `text`, ends included): the others are only stepped over, not taken apart
+    /// into their groups, and the search stops past it.
+    fn find_touching(
+        &self,
+        rule: usize,
+        text: &[u8],
+        region: Range<usize>,
+        touching: RangeInclusive<usize>,
+        found: &mut Vec<Finding>,
+    ) {
         let from = region.start;
+        let wanted = touching.start().saturating_sub(from)..=touching.end().saturating_sub(from);
         let region = &text[region];
-        for (groups, whole) in self.matches(rule, region) {
+        for (groups, whole) in self.matches(rule, region, wanted) {
             if !self.rules[rule].multiline && region[whole.clone()].contains(&b'\n') {
                 self.find_in_lines(rule, text, from + whole.start, from + whole.end, found);
             } else {
@@ -680,39 +695,44 @@ impl RuleSet {
         }
     }
 
-    /// Each match of `rule` in `haystack`, with the span of the whole match (which starts before
-    /// what the regex searched for when a lead was split off it).
+    /// Each match of `rule` in `haystack` that touches `wanted` (ends included), with the span
+    /// of the whole match (which starts before what the regex searched for when a lead was split
+    /// off it).
     fn matches<'h>(
         &'h self,
         rule: usize,
         haystack: &'h [u8],
-    ) -> Box<dyn Iterator<Item = (Groups<'h>, Range<usize>)> + 'h> {
+        wanted: RangeInclusive<usize>,
+    ) -> impl Iterator<Item = (Groups<'h>, Range<usize>)> + 'h {
         let search = &self.searches[rule];
         let mut floor = 0;
-        let mut whole = move |found: regex::bytes::Match<'_>| {
+        let mut whole = move |found: &regex::bytes::Match<'_>| {
             let start =
                 search.lead.as_ref().map_or(found.start(), |lead| lead.start(haystack, found.start(), floor));
             floor = found.end();
             start..found.end()
         };
-        match search.groups() {
-            // The regex's capture engine only where the DFAs cannot tell (the same match, found
-            // again from its start).
-            Some(finder) => Box::new(search.regex.find_iter(haystack).filter_map(move |found| {
-                let groups = match finder.find(haystack, found.range()) {
+        let (first, last) = wanted.into_inner();
+        search
+            .regex
+            .find_iter(haystack)
+            .map(move |found| {
+                let whole = whole(&found);
+                (found, whole)
+            })
+            // Each match starts where the one before ended, or after.
+            .take_while(move |(_, whole)| whole.start <= last)
+            .filter(move |(_, whole)| whole.end >= first)
+            .filter_map(move |(found, whole)| {
+                // The regex's capture engine only where the DFAs cannot tell (the same match,
+                // found again from its start).
+                let one = search.groups().and_then(|finder| finder.find(haystack, found.range()));
+                let groups = match one {
                     Some(group) => Groups::One(group),
                     None => Groups::Captured(search.regex.captures_at(haystack, found.start())?),
                 };
-                Some((groups, whole(found)))
-            })),
-            None => Box::new(
-                search
-                    .regex
-                    .captures_iter(haystack)
-                    .filter_map(move |caps| Some((whole(caps.get(0)?), caps)))
-                    .map(|(whole, caps)| (Groups::Captured(caps), whole)),
-            ),
-        }
+                Some((groups, whole))
+            })
     }
 
     /// Records the values a match of `rule` in `region` (at `offset` in the chunk) redacts.
@@ -737,7 +757,7 @@ impl RuleSet {
         let lines = line_bounds(text, start, end);
         let mut offset = lines.start;
         for line in text[lines].split(|&b| b == b'\n') {
-            for (groups, whole) in self.matches(rule, line) {
+            for (groups, whole) in self.matches(rule, line, 0..=line.len()) {
                 self.keep(rule, &groups, whole, line, offset, found);
             }
             offset += line.len() + 1;

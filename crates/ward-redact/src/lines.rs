@@ -29,6 +29,12 @@ use crate::{Counts, Finding, RedactError, Replace, Rule, RuleSet, Search, keywor
 const NARROW: usize = 12;
 const NARROW_SOLID: usize = 2048;
 
+/// A literal shorter than this says little about a chunk (it is in most): the gate does not
+/// look for it.
+const GATE_SHORTEST: usize = 4;
+/// A part with more literals than this is looked for by what they all begin with.
+const GATE_LIST: usize = 4;
+
 /// What the line path knows of a rule set, built with it.
 #[derive(Debug)]
 pub(crate) struct LinePath {
@@ -44,10 +50,128 @@ pub(crate) struct LinePath {
     wide_unkeyed: Vec<usize>,
     /// Whether a rule reaches far.
     wide: Vec<bool>,
+    /// What a chunk must hold for a rule that reaches far to find anything in it.
+    gate: FarGate,
     /// The farthest a near rule reaches in lines, of those bounded by lines.
     narrow_reach: usize,
     /// The most solid bytes a near rule holds, of those bounded only by them.
     narrow_solid: usize,
+}
+
+/// A cheap look at a chunk before the pass for the rules that reach far: it needs only a few
+/// short literals (one of the beginnings of each of a part's literals), so one fast pass tells
+/// most chunks apart, those where no such rule can match.
+#[derive(Debug)]
+struct FarGate {
+    /// The literals (`None`: no rule reaches far).
+    literals: Option<EveryLiteral>,
+    /// For each literal, the gate's parts it stands for.
+    parts_of: Vec<Vec<usize>>,
+    /// For each rule that reaches far, its parts among the gate's: all must be in the chunk.
+    rules: Vec<Range<usize>>,
+    /// A rule reaches far with nothing to look for (no keyword, no part): every chunk may hold
+    /// its matches.
+    open: bool,
+}
+
+impl FarGate {
+    /// From each far rule's lists of literals, each of which a match holds one of.
+    fn new(rules: Vec<Vec<Vec<Vec<u8>>>>) -> Result<Self, RedactError> {
+        let (mut literals, mut parts_of): (Vec<Vec<u8>>, Vec<Vec<usize>>) = (Vec::new(), Vec::new());
+        let (mut ranges, mut parts, mut open) = (Vec::new(), 0, false);
+        for lists in rules {
+            let usable: Vec<Vec<Vec<u8>>> = lists.into_iter().filter_map(gate_literals).collect();
+            open |= usable.is_empty();
+            ranges.push(parts..parts + usable.len());
+            for list in usable {
+                for literal in list {
+                    let literal = literal.to_ascii_lowercase();
+                    match literals.iter().position(|l| *l == literal) {
+                        Some(at) => parts_of[at].push(parts),
+                        None => {
+                            literals.push(literal);
+                            parts_of.push(vec![parts]);
+                        }
+                    }
+                }
+                parts += 1;
+            }
+        }
+        let literals = if literals.is_empty() { None } else { Some(EveryLiteral::new(literals)?) };
+        Ok(Self { literals, parts_of, rules: ranges, open })
+    }
+
+    /// Whether some rule that reaches far may match in `text`.
+    fn may_match(&self, text: &[u8]) -> bool {
+        let Some(literals) = &self.literals else { return self.open };
+        if self.open {
+            return true;
+        }
+        let mut seen = vec![false; self.rules.iter().map(|r| r.end).max().unwrap_or(0)];
+        let mut all_seen = |literal: usize| {
+            for &part in &self.parts_of[literal] {
+                seen[part] = true;
+            }
+            self.rules.iter().any(|parts| seen[parts.clone()].iter().all(|&part| part))
+        };
+        literals.any(&text.to_ascii_lowercase(), &mut all_seen)
+    }
+}
+
+/// Lowercase literals, each occurrence of each of them found in lowercase text. Not with an
+/// automaton's overlapping search, which is many times slower than a leftmost one (it cannot use
+/// the SIMD search in front): the longest literal at each place, then the literals it begins
+/// with, are all that begin there.
+#[derive(Debug)]
+struct EveryLiteral {
+    automaton: AhoCorasick,
+    /// For each literal, those it begins with (itself among them).
+    beginnings: Vec<Vec<usize>>,
+}
+
+impl EveryLiteral {
+    fn new(literals: Vec<Vec<u8>>) -> Result<Self, RedactError> {
+        let beginnings = literals
+            .iter()
+            .map(|literal| {
+                (0..literals.len()).filter(|&other| literal.starts_with(&literals[other])).collect()
+            })
+            .collect();
+        let automaton = aho_corasick::AhoCorasickBuilder::new()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(&literals)
+            .map_err(|e| RedactError::Load(e.to_string()))?;
+        Ok(Self { automaton, beginnings })
+    }
+
+    /// Whether `found` says yes to one of the literals (by index) found in `text`; each is told
+    /// once per place it is at, until then.
+    fn any(&self, text: &[u8], found: &mut dyn FnMut(usize) -> bool) -> bool {
+        let mut from = 0;
+        while let Some(hit) = self.automaton.find(aho_corasick::Input::new(text).span(from..text.len())) {
+            if self.beginnings[hit.pattern().as_usize()].iter().any(|&literal| found(literal)) {
+                return true;
+            }
+            from = hit.start() + 1;
+        }
+        false
+    }
+}
+
+/// What the gate looks for in place of a part's `literals` (a text without it cannot hold any
+/// of them): the literals themselves when few, else what they all begin with; `None` when that
+/// is too short to be worth looking for.
+fn gate_literals(literals: Vec<Vec<u8>>) -> Option<Vec<Vec<u8>>> {
+    let shortened = if literals.len() <= GATE_LIST {
+        literals
+    } else {
+        let first = literals.first()?;
+        let common = literals.iter().fold(first.len(), |common, literal| {
+            common.min(first.iter().zip(literal).take_while(|(a, b)| a.eq_ignore_ascii_case(b)).count())
+        });
+        vec![first[..common].to_vec()]
+    };
+    shortened.iter().all(|literal| literal.len() >= GATE_SHORTEST).then_some(shortened)
 }
 
 /// What a literal found over the chunk says.
@@ -81,6 +205,7 @@ impl LinePath {
         let mut wide_parts = vec![0..0; rules.len()];
         let mut parts = 0;
         let mut wide_unkeyed = Vec::new();
+        let mut gated = Vec::new();
         for (index, rule) in rules.iter().enumerate().filter(|(i, _)| wide[*i]) {
             // A small set runs every rule everywhere, its keywords unused: here only what the
             // regex requires may stand for them.
@@ -92,8 +217,10 @@ impl LinePath {
             if found.is_empty() {
                 wide_unkeyed.push(index);
             }
-            keywords_of.extend(found.into_iter().map(|keyword| (keyword, index)));
             let each = parsed[index].as_ref().map(keywords::required_each).unwrap_or_default();
+            // Its matches lie around its keywords, and hold one of each part's literals.
+            gated.push(each.iter().cloned().chain((!found.is_empty()).then(|| found.clone())).collect());
+            keywords_of.extend(found.into_iter().map(|keyword| (keyword, index)));
             wide_parts[index] = parts..parts + each.len();
             for literals in each {
                 parts_of.extend(literals.into_iter().map(|literal| (literal, parts)));
@@ -113,6 +240,7 @@ impl LinePath {
             wide_parts,
             wide_unkeyed,
             wide,
+            gate: FarGate::new(gated)?,
             narrow_reach,
             narrow_solid: narrow_solid.unwrap_or(0),
         })
@@ -259,6 +387,9 @@ impl RuleSet {
     /// [`RuleSet::find`] gives it.
     fn find_far(&self, index: &Lines<'_>) -> Vec<Finding> {
         let path = &self.line_path;
+        if !path.gate.may_match(index.text()) {
+            return Vec::new();
+        }
         let mut hits: Vec<(usize, usize)> = Vec::new();
         let mut seen = vec![false; path.wide_parts.iter().map(|r| r.end).max().unwrap_or(0)];
         if let Some(literals) = &path.wide_literals {
@@ -327,7 +458,8 @@ impl RuleSet {
         for rule in woken {
             let (first, last) = index.window(line, &self.searches[rule]);
             each.clear();
-            self.find_in_region(rule, text, index.start(first)..index.end(last), &mut each);
+            let region = index.start(first)..index.end(last);
+            self.find_touching(rule, text, region, line_start..=line_end, &mut each);
             found.extend(each.iter().filter(|f| f.start <= line_end && f.end > line_start));
         }
     }

@@ -498,6 +498,45 @@ mod streaming {
         }
     }
 
+    /// The chunks a stream is cut into, read through a buffer of `capacity` bytes.
+    fn chunks_read_through(text: &[u8], capacity: usize, limits: Limits) -> Vec<Vec<u8>> {
+        let seen = std::sync::Mutex::new(Vec::new());
+        let gate = |chunk: &[u8]| {
+            seen.lock().unwrap().push(chunk.to_vec());
+            stream::Wanted::Nothing
+        };
+        let reader = std::io::BufReader::with_capacity(capacity, text);
+        let replace = Placeholder { fixed: None };
+        stream::redact_gated(&builtin(), &replace, reader, Gated::default(), limits, &gate).unwrap();
+        seen.into_inner().unwrap()
+    }
+
+    #[test]
+    fn chunks_end_at_the_same_lines_however_the_input_is_buffered() {
+        // Lines of every length around the chunk's and the limit's, some cut, a key block.
+        let mut text = Vec::new();
+        for i in 0..400usize {
+            text.extend(std::iter::repeat_n(b'a' + (i % 26) as u8, (i * 37) % 260));
+            text.push(b'\n');
+            if i == 200 {
+                text.extend_from_slice(b"-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n");
+            }
+        }
+        text.extend_from_slice(b"no newline at the end");
+        for (chunk_bytes, max_line_bytes) in [(1000, 200), (64, 1 << 20), (4096, 100)] {
+            let limits = Limits { chunk_bytes, max_line_bytes, threads: 1 };
+            let line_by_line = chunks_read_through(&text, 1, limits);
+            for capacity in [7, 300, 1 << 16] {
+                assert_eq!(
+                    chunks_read_through(&text, capacity, limits),
+                    line_by_line,
+                    "{limits:?} {capacity}"
+                );
+            }
+            assert!(line_by_line.len() > 3);
+        }
+    }
+
     #[test]
     fn a_key_block_of_many_short_lines_is_withheld_in_one_pass() {
         // 60,000 lines of an unterminated block: looked for once, not once per line.

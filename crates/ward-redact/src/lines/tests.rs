@@ -172,3 +172,32 @@ fn a_keyword_that_begins_a_longer_one_still_wakes_its_rule() {
     assert!(!whole.contains("123456") && !whole.contains("654321"), "{whole}");
     assert!(same_as_whole(&rules, chunk, &[1]));
 }
+
+#[test]
+fn every_literal_at_one_place_is_found() {
+    let literals =
+        super::EveryLiteral::new(vec![b"-----".to_vec(), b"-----begin".to_vec(), b"begin".to_vec()]).unwrap();
+    let mut found = Vec::new();
+    let none = literals.any(b"x-----begin y", &mut |literal| {
+        found.push(literal);
+        false
+    });
+    found.sort_unstable();
+    assert!(!none);
+    assert_eq!(found, [0, 1, 2]);
+}
+
+#[test]
+fn the_far_gate_lets_through_only_chunks_holding_each_part_of_a_far_rule() {
+    let gate = &STANDARD.line_path.gate;
+    let user_and_pass = "user = \"bob\"\n# the service's login\npassword = \"hunter2!x\"\n";
+    assert!(gate.may_match(user_and_pass.as_bytes()));
+    // Case is ignored, as the rules' keywords are.
+    assert!(gate.may_match(user_and_pass.to_uppercase().as_bytes()));
+    assert!(gate.may_match(b"a\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\n"));
+    // A user without a password, a bearer token without a URL: no rule that reaches far can match.
+    let chunk = "INFO user=jane.doe@example.com took=899ms\nINFO authorization=\"Bearer abc\"\n";
+    assert!(!gate.may_match(chunk.as_bytes()));
+    let found = alone(&STANDARD, chunk, &[0]).unwrap();
+    assert_eq!(found[0], whole(&STANDARD, chunk).lines().next().unwrap());
+}
