@@ -4,10 +4,15 @@
 //! A rule is near when its matches reach few lines (at most [`NARROW`] that are not blank, see
 //! [`crate::reach`]) or hold few bytes other than whitespace (at most [`NARROW_SOLID`]): it is run
 //! around each line, over the lines a match of it touching the line can lie on, when one of its
-//! keywords is on them (or it has none). A rule that reaches farther is run once for the chunk,
-//! over exactly the regions whole-chunk redaction gives it, and what it finds on each line is
-//! kept; one pass of a small automaton over the chunk finds its keywords, and whether each part
-//! of its pattern can match at all (a chunk without `pass` cannot hold `user=… pass=…`). A line
+//! keywords is on them (or it has none). Those lines end where a match cannot run through a line
+//! whole ([`crate::interior`]): a `key =` … `"value"` match can run through a line holding `=`
+//! alone, not through a log line, so most windows are a line or two.
+//!
+//! A rule that reaches farther is run once for the chunk, over exactly the regions whole-chunk
+//! redaction gives it, and what it finds on each line is kept. A fast look for a few literals
+//! first tells most chunks apart where no such rule can match (`FarGate`); else one pass of a
+//! small automaton over the chunk finds its keywords, and whether each part of its pattern can
+//! match at all (a chunk without `pass` cannot hold `user=… pass=…`). A line
 //! is redacted alone only when every value found on it lies within it; a value that runs over a
 //! line break sends the caller back to redacting the whole chunk.
 //!
@@ -20,6 +25,7 @@ use std::ops::Range;
 
 use aho_corasick::AhoCorasick;
 
+use crate::interior::ByteSet;
 use crate::reach;
 use crate::{Counts, Finding, RedactError, Replace, Rule, RuleSet, Search, keywords, merge};
 
@@ -253,13 +259,16 @@ pub(crate) struct Lines<'t> {
     newlines: Vec<usize>,
     /// Each line's ASCII bytes that are not whitespace, once counted.
     solid: Vec<std::cell::Cell<Option<u32>>>,
+    /// The bytes each line holds, once looked at.
+    bytes: Vec<std::cell::Cell<Option<ByteSet>>>,
 }
 
 impl<'t> Lines<'t> {
     pub(crate) fn new(text: &'t [u8]) -> Self {
         let newlines: Vec<usize> = memchr::memchr_iter(b'\n', text).collect();
         let solid = vec![std::cell::Cell::new(None); newlines.len() + 1];
-        Self { text, newlines, solid }
+        let bytes = vec![std::cell::Cell::new(None); newlines.len() + 1];
+        Self { text, newlines, solid, bytes }
     }
 
     pub(crate) fn text(&self) -> &'t [u8] {
@@ -287,6 +296,15 @@ impl<'t> Lines<'t> {
     /// Where the line ends, before its newline.
     pub(crate) fn end(&self, line: usize) -> usize {
         self.newlines.get(line).copied().unwrap_or(self.text.len())
+    }
+
+    /// The bytes `line` holds.
+    fn bytes(&self, line: usize) -> ByteSet {
+        self.bytes[line].get().unwrap_or_else(|| {
+            let bytes = ByteSet::of(&self.text[self.start(line)..self.end(line)]);
+            self.bytes[line].set(Some(bytes));
+            bytes
+        })
     }
 
     fn blank(&self, line: usize) -> bool {
@@ -319,16 +337,40 @@ impl<'t> Lines<'t> {
     }
 
     /// The lines a match of a rule can touch from `line`: within its reach in lines that are
-    /// not blank, and within what its solid bytes can cover.
+    /// not blank, through lines made only of the bytes it can run through ([`crate::interior`]),
+    /// and within what its solid bytes can cover.
     fn window(&self, line: usize, search: &Search) -> (usize, usize) {
-        let by_lines = search.reach.bound().map_or((0, self.last()), |n| self.around(line, n));
-        match search.solid {
-            Some(solid) => {
-                let by_bytes = self.around_solid(line, solid);
-                (by_lines.0.max(by_bytes.0), by_lines.1.min(by_bytes.1))
-            }
-            None => by_lines,
+        let reach = search.reach.bound().unwrap_or(usize::MAX);
+        if reach == 0 {
+            return (line, line);
         }
+        // The lines its solid bytes can cover, first: often fewer than its reach.
+        let (top, bottom) = search.solid.map_or((0, self.last()), |solid| self.around_solid(line, solid));
+        let through = |l: usize| search.interior.is_none_or(|interior| self.bytes(l).within(interior));
+        let blank = |l: usize| self.blank(l);
+        let (mut first, mut last) = (line, line);
+        let mut counted = 0;
+        // A match touching `line` starts above `first` only if it runs through it.
+        while first > top && (first == line || through(first)) {
+            if !blank(first - 1) {
+                if counted == reach {
+                    break;
+                }
+                counted += 1;
+            }
+            first -= 1;
+        }
+        counted = 0;
+        while last < bottom && (last == line || through(last)) {
+            if !blank(last + 1) {
+                if counted == reach {
+                    break;
+                }
+                counted += 1;
+            }
+            last += 1;
+        }
+        (first, last)
     }
 
     /// The lines a match reaching `n` lines that are not blank can touch from `line`.
@@ -435,6 +477,10 @@ impl RuleSet {
         let path = &self.line_path;
         let text = index.text();
         let mut woken: Vec<usize> = self.always.iter().copied().filter(|&rule| !path.wide[rule]).collect();
+        // Each rule's window, once worked out.
+        let mut windows: Vec<Option<(usize, usize)>> = vec![None; self.rules.len()];
+        let mut window =
+            |rule: usize| *windows[rule].get_or_insert_with(|| index.window(line, &self.searches[rule]));
         if let Some(prefilter) = &self.prefilter {
             // Every near rule's window lies in one of these.
             let (by_lines, by_bytes) =
@@ -445,7 +491,7 @@ impl RuleSet {
                 let hit_line = index.of(from + hit.start());
                 for &rule in &self.woken_by[hit.pattern().as_usize()] {
                     if !path.wide[rule] && !woken.contains(&rule) {
-                        let (near_first, near_last) = index.window(line, &self.searches[rule]);
+                        let (near_first, near_last) = window(rule);
                         if (near_first..=near_last).contains(&hit_line) {
                             woken.push(rule);
                         }
@@ -456,7 +502,7 @@ impl RuleSet {
         let (line_start, line_end) = (index.start(line), index.end(line));
         let mut each = Vec::new();
         for rule in woken {
-            let (first, last) = index.window(line, &self.searches[rule]);
+            let (first, last) = window(rule);
             each.clear();
             let region = index.start(first)..index.end(last);
             self.find_touching(rule, text, region, line_start..=line_end, &mut each);

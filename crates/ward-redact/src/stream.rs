@@ -157,9 +157,10 @@ pub fn redact_gated<R: BufRead, S: Sink>(
             let (queue, done) = (&queue, done.clone());
             scope.spawn(move || {
                 let next = || queue.lock().map_or(None, |queue| queue.recv().ok());
-                while let Some(Job { seq, chunk, out }) = next() {
-                    let (piece, spare) = work(rules, replace, gate, chunk, out);
-                    if done.send(Done { seq, piece, spare }).is_err() {
+                while let Some(Job { seq, chunks }) = next() {
+                    let (pieces, spare) =
+                        chunks.into_iter().map(|(chunk, out)| work(rules, replace, gate, chunk, out)).unzip();
+                    if done.send(Done { seq, pieces, spare }).is_err() {
                         break;
                     }
                 }
@@ -170,6 +171,7 @@ pub fn redact_gated<R: BufRead, S: Sink>(
             jobs: Some(jobs),
             results,
             in_flight_max: limits.threads * 2,
+            batch: Vec::new(),
             sent: 0,
             written: 0,
             waiting: BTreeMap::new(),
@@ -272,18 +274,17 @@ impl<S: Sink> Chunks for Inline<'_, S> {
     }
 }
 
-/// A chunk for a worker, with a buffer for what it becomes.
+/// Chunks for a worker, each with a buffer for what it becomes.
 struct Job {
     seq: u64,
-    chunk: Vec<u8>,
-    out: Vec<u8>,
+    chunks: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-/// A chunk done, with a buffer to use again.
+/// The chunks of a job done, in order, with buffers to use again.
 struct Done {
     seq: u64,
-    piece: Piece,
-    spare: Vec<u8>,
+    pieces: Vec<Piece>,
+    spare: Vec<Vec<u8>>,
 }
 
 /// A chunk ready to be handed to the sink in its turn.
@@ -300,32 +301,40 @@ enum Piece {
     },
 }
 
-/// Hands chunks to worker threads and writes what they return in the input's order, with a
-/// bounded number of chunks in flight (memory stays bounded however far ahead the reading is).
-/// Buffers go round: allocating two per chunk costs more than it seems.
+/// Hands chunks to worker threads, [`BATCH`] at a time, and writes what they return in the
+/// input's order, with a bounded number of batches in flight (memory stays bounded however far
+/// ahead the reading is). Buffers go round: allocating two per chunk costs more than it seems.
 struct Parallel<S> {
     jobs: Option<mpsc::SyncSender<Job>>,
     results: mpsc::Receiver<Done>,
     in_flight_max: usize,
+    /// Chunks not sent yet, with their buffers.
+    batch: Vec<(Vec<u8>, Vec<u8>)>,
     sent: u64,
     written: u64,
-    /// Chunks that came back (or were held back) before one ahead of them.
-    waiting: BTreeMap<u64, Piece>,
+    /// Batches that came back (or were held back) before one ahead of them.
+    waiting: BTreeMap<u64, Vec<Piece>>,
     /// Buffers to use again.
     spare: Vec<Vec<u8>>,
     output: S,
     counts: Counts,
 }
 
+/// Chunks handed to a worker at a time: one at a time, handing them over costs about as much as
+/// a search that skips them (two thread wake-ups per 64 KB).
+const BATCH: usize = 8;
+
 impl<S: Sink> Parallel<S> {
     /// Writes what has come back in order; waits for results while more than `in_flight`
-    /// chunks are out.
+    /// batches are out.
     fn drain(&mut self, in_flight: usize) -> io::Result<()> {
         loop {
-            while let Some(piece) = self.waiting.remove(&self.written) {
-                let buffers = deliver(&mut self.output, piece, &mut self.counts)?;
+            while let Some(pieces) = self.waiting.remove(&self.written) {
                 self.written += 1;
-                self.spare.extend(buffers.into_iter().filter(|b| b.capacity() > 0));
+                for piece in pieces {
+                    let buffers = deliver(&mut self.output, piece, &mut self.counts)?;
+                    self.spare.extend(buffers.into_iter().filter(|b| b.capacity() > 0));
+                }
             }
             if self.sent - self.written <= in_flight as u64 {
                 return Ok(());
@@ -335,11 +344,9 @@ impl<S: Sink> Parallel<S> {
         }
     }
 
-    fn came_back(&mut self, Done { seq, piece, spare }: Done) {
-        self.waiting.insert(seq, piece);
-        if spare.capacity() > 0 {
-            self.spare.push(spare);
-        }
+    fn came_back(&mut self, Done { seq, pieces, spare }: Done) {
+        self.waiting.insert(seq, pieces);
+        self.spare.extend(spare.into_iter().filter(|b| b.capacity() > 0));
     }
 
     fn buffer(&mut self) -> Vec<u8> {
@@ -349,17 +356,13 @@ impl<S: Sink> Parallel<S> {
         })
     }
 
-    fn finish(&mut self) -> io::Result<()> {
-        self.drain(0)?;
-        self.output.flush()
-    }
-}
-
-impl<S: Sink> Chunks for Parallel<S> {
-    fn redact(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
+    /// Hands the chunks gathered so far to a worker.
+    fn send(&mut self) -> io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
         self.drain(self.in_flight_max)?;
-        let fresh = self.buffer();
-        let job = Job { seq: self.sent, chunk: std::mem::replace(chunk, fresh), out: self.buffer() };
+        let job = Job { seq: self.sent, chunks: std::mem::take(&mut self.batch) };
         let jobs = self.jobs.as_ref().ok_or_else(|| io::Error::other("the redaction threads stopped"))?;
         jobs.send(job).map_err(|_| io::Error::other("the redaction threads stopped"))?;
         self.sent += 1;
@@ -369,8 +372,28 @@ impl<S: Sink> Chunks for Parallel<S> {
         self.drain(self.in_flight_max)
     }
 
+    fn finish(&mut self) -> io::Result<()> {
+        self.send()?;
+        self.drain(0)?;
+        self.output.flush()
+    }
+}
+
+impl<S: Sink> Chunks for Parallel<S> {
+    fn redact(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
+        let fresh = self.buffer();
+        let out = self.buffer();
+        self.batch.push((std::mem::replace(chunk, fresh), out));
+        if self.batch.len() < BATCH {
+            return Ok(());
+        }
+        self.send()
+    }
+
     fn write_redacted(&mut self, text: Vec<u8>, counts: Counts) -> io::Result<()> {
-        self.waiting.insert(self.sent, Piece::Redacted(text, counts));
+        // After the chunks before it.
+        self.send()?;
+        self.waiting.insert(self.sent, vec![Piece::Redacted(text, counts)]);
         self.sent += 1;
         self.drain(self.in_flight_max)
     }

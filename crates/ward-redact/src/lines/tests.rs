@@ -70,6 +70,22 @@ fn a_value_on_the_line_after_its_key_is_found_from_the_key() {
 }
 
 #[test]
+fn a_value_is_found_from_its_key_over_lines_it_can_run_through() {
+    // A line holding only what the rule allows between key and value (`=`, a quote) is run
+    // through; a log line is not, and a match cannot reach past it.
+    let chunk =
+        "2026-11-21T10:00:01Z INFO start\napi_key\n=\n\"Zx81kQ0pLm3Nv7Rt\"\n2026-11-21T10:00:02Z took=1ms\n";
+    let whole = whole(&STANDARD, chunk);
+    assert!(!whole.contains("Zx81kQ0pLm3Nv7Rt"), "{whole}");
+    for line in 0..5 {
+        assert!(same_as_whole(&STANDARD, chunk, &[line]), "line {line}");
+    }
+    let interrupted = "api_key\n2026-11-21T10:00:01Z INFO start\n= \"Zx81kQ0pLm3Nv7Rt\"\n";
+    let whole = self::whole(&STANDARD, interrupted);
+    assert!(same_as_whole(&STANDARD, interrupted, &[2]), "{whole}");
+}
+
+#[test]
 fn a_line_inside_a_private_key_block_sends_the_chunk_back_whole() {
     let chunk =
         "a took=1ms\n-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----\nb\n";
