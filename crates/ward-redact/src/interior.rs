@@ -7,21 +7,39 @@
 //! `2026-11-21T10:00:01Z INFO …`. So the lines a match touching a line can start on end at the
 //! first line before it that holds another byte, and likewise after it ([`crate::lines`]).
 //!
+//! A line run through also holds at most so many bytes that are not whitespace
+//! ([`crate::reach::is_solid`]): `Authorization\s*.{1,5}\s*Basic` can run through a line of five
+//! bytes of any kind, not through a log line.
+//!
 //! Worked out on the pattern's Thompson NFA: the bytes on a transition that a path from the start
 //! reaches after a line break and that leads to a match through another one with a byte after it
-//! (a match that ends with a line break touches nothing of the line after it).
+//! (a match that ends with a line break touches nothing of the line after it); and the longest
+//! such path between two line breaks.
 
 use regex_automata::nfa::thompson::{self, NFA, State, Transition};
 use regex_automata::util::primitives::StateID;
 use regex_syntax::hir::Hir;
 
-/// Which bytes can lie between two line breaks of one match of `hir` that goes on after the
-/// second; `None` when that cannot be worked out (any byte may, then).
-pub(crate) fn interior_bytes(hir: &Hir) -> Option<ByteSet> {
+/// What a line that a match runs through can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Interior {
+    /// Its bytes.
+    pub(crate) bytes: ByteSet,
+    /// The most bytes that are not whitespace it holds (`None`: any number).
+    pub(crate) solid: Option<usize>,
+}
+
+/// Counted up to this many solid bytes on a line run through; more count as any number.
+const MOST_SOLID: usize = 256;
+
+/// What can lie between two line breaks of one match of `hir` that goes on after the second;
+/// `None` when that cannot be worked out (anything may, then).
+pub(crate) fn interior(hir: &Hir) -> Option<Interior> {
     let config = NFA::config().which_captures(thompson::WhichCaptures::None);
     let nfa = thompson::Compiler::new().configure(config).build_from_hir(hir).ok()?;
     let count = nfa.states().len();
-    let edges = |id: StateID| edges_of(nfa.state(id));
+    let all_edges: Vec<Vec<(Option<Range>, StateID)>> = nfa.states().iter().map(edges_of).collect();
+    let edges = |id: StateID| all_edges[id.as_usize()].iter().copied();
 
     // Forward: the states a path from the start reaches, without (0) and after (1) a line break.
     let mut after = vec![[false; 2]; count];
@@ -94,7 +112,43 @@ pub(crate) fn interior_bytes(hir: &Hir) -> Option<ByteSet> {
         }
     }
     bytes.remove(b'\n');
-    Some(bytes)
+
+    // The most solid bytes on a path between two line breaks, over the transitions above: from
+    // the states a line break leads to, relaxed until nothing grows (or past `MOST_SOLID`).
+    let inside = |id: StateID| after[id.as_usize()][1] && before[id.as_usize()][ON];
+    let mut most: Vec<Option<usize>> = vec![None; count];
+    let mut stack = Vec::new();
+    for from in 0..count {
+        for (range, next) in edges(StateID::new(from).ok()?) {
+            if range.is_some_and(Range::has_newline) && inside(next) && most[next.as_usize()].is_none() {
+                most[next.as_usize()] = Some(0);
+                stack.push(next);
+            }
+        }
+    }
+    let mut unbounded = false;
+    while let Some(id) = stack.pop() {
+        let here = most[id.as_usize()].unwrap_or(0);
+        for (range, next) in edges(id) {
+            let step = match range {
+                None => 0,
+                Some(range) if range.other_than_newline() => usize::from(range.has_solid()),
+                Some(_) => continue,
+            };
+            if !inside(next) || most[next.as_usize()].is_some_and(|there| there >= here + step) {
+                continue;
+            }
+            if here + step > MOST_SOLID {
+                unbounded = true;
+                stack.clear();
+                break;
+            }
+            most[next.as_usize()] = Some(here + step);
+            stack.push(next);
+        }
+    }
+    let solid = (!unbounded).then(|| most.iter().flatten().copied().max().unwrap_or(0));
+    Some(Interior { bytes, solid })
 }
 
 /// A set of bytes.
@@ -114,6 +168,23 @@ impl ByteSet {
             set.0[byte >> 6] |= 1 << (byte & 63);
         }
         set
+    }
+
+    pub(crate) fn all() -> Self {
+        Self([u64::MAX; 4])
+    }
+
+    pub(crate) fn union(self, other: Self) -> Self {
+        let mut union = self;
+        for (mine, theirs) in union.0.iter_mut().zip(other.0) {
+            *mine |= theirs;
+        }
+        union
+    }
+
+    /// Whether one of the bytes is such that `f` says yes.
+    pub(crate) fn any(self, f: impl Fn(u8) -> bool) -> bool {
+        (0..=255u8).any(|byte| self.0[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0 && f(byte))
     }
 
     /// Whether every byte of `self` is in `other`.
@@ -150,6 +221,10 @@ impl Range {
     fn other_than_newline(self) -> bool {
         self.start != b'\n' || self.end != b'\n'
     }
+
+    fn has_solid(self) -> bool {
+        (self.start..=self.end).any(crate::reach::is_solid)
+    }
 }
 
 /// A state's transitions: on a range of bytes, or on none (`None`: an assertion, a choice, a
@@ -173,12 +248,30 @@ fn edges_of(state: &State) -> Vec<(Option<Range>, StateID)> {
 
 #[cfg(test)]
 mod tests {
-    use super::interior_bytes;
+    fn parsed(pattern: &str) -> regex_syntax::hir::Hir {
+        regex_syntax::ParserBuilder::new().utf8(false).build().parse(pattern).unwrap()
+    }
 
     fn interior(pattern: &str) -> Option<String> {
-        let hir = regex_syntax::ParserBuilder::new().utf8(false).build().parse(pattern).unwrap();
-        let bytes = interior_bytes(&hir)?;
+        let bytes = super::interior(&parsed(pattern))?.bytes;
         Some((0..=255u8).filter(|&b| bytes.contains(b)).map(char::from).collect())
+    }
+
+    fn most_solid(pattern: &str) -> Option<usize> {
+        super::interior(&parsed(pattern)).unwrap().solid
+    }
+
+    #[test]
+    fn a_line_run_through_holds_few_solid_bytes_where_the_pattern_says_so() {
+        // `xxxxx Basic` between a break after `Authorization` and one before the value.
+        assert_eq!(most_solid(r"Authorization\s*.{1,5}\s*Basic\s+[a-z]+"), Some(10));
+        assert_eq!(most_solid(r"key[ \n]*=[ \n]*[a-z]+"), Some(1));
+        assert_eq!(most_solid(r"key\s*=\s*[a-z]+"), Some(1));
+        // Any number of lines of any length.
+        assert_eq!(most_solid(r"(?s)BEGIN.*END"), None);
+        assert_eq!(most_solid(r"BEGIN[A-Za-z\n]+END"), None);
+        // No line is run through.
+        assert_eq!(most_solid(r"key=\s?[a-z]+"), Some(0));
     }
 
     #[test]

@@ -442,8 +442,8 @@ pub(crate) struct Search {
     reach: Reach,
     /// The most ASCII bytes that are not whitespace a match holds ([`reach::max_solid`]).
     solid: Option<usize>,
-    /// The bytes a match can hold on a line it runs through ([`interior`]); `None`: any.
-    interior: Option<interior::ByteSet>,
+    /// What a match can hold on a line it runs through ([`interior`]); `None`: anything.
+    interior: Option<interior::Interior>,
     /// Places the secret group of a match without the regex's capture engine, when the
     /// pattern has the shape for it: built for the rules that match something (most never do
     /// in a given log, and the start stays quick).
@@ -466,7 +466,7 @@ impl Search {
         let one_group = searched.filter(|_| matches!(rule.group, None | Some(1)) && !rule.all_groups);
         let solid = if rule.multiline { reach::max_solid(parsed) } else { Some(0) };
         let spans_lines = reach.bound() != Some(0);
-        let interior = parsed.filter(|_| spans_lines).and_then(interior::interior_bytes);
+        let interior = parsed.filter(|_| spans_lines).and_then(interior::interior);
         Self { regex, lead, reach, solid, interior, groups: std::sync::OnceLock::new(), one_group }
     }
 

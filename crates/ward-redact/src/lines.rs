@@ -25,7 +25,7 @@ use std::ops::Range;
 
 use aho_corasick::AhoCorasick;
 
-use crate::interior::ByteSet;
+use crate::interior::{ByteSet, Interior};
 use crate::reach;
 use crate::{Counts, Finding, RedactError, Replace, Rule, RuleSet, Search, keywords, merge};
 
@@ -34,6 +34,10 @@ use crate::{Counts, Finding, RedactError, Replace, Rule, RuleSet, Search, keywor
 /// once over the chunk.
 const NARROW: usize = 12;
 const NARROW_SOLID: usize = 2048;
+
+/// A near rule whose matches can run through lines holding at most this many solid bytes is
+/// tight: log lines hold more.
+const TIGHT_SOLID: usize = 64;
 
 /// A literal shorter than this says little about a chunk (it is in most): the gate does not
 /// look for it.
@@ -58,10 +62,20 @@ pub(crate) struct LinePath {
     wide: Vec<bool>,
     /// What a chunk must hold for a rule that reaches far to find anything in it.
     gate: FarGate,
-    /// The farthest a near rule reaches in lines, of those bounded by lines.
-    narrow_reach: usize,
-    /// The most solid bytes a near rule holds, of those bounded only by them.
-    narrow_solid: usize,
+    /// Whether a near rule's matches may run through a log line: they reach lines without a
+    /// bound, or may run through long lines of letters or digits ([`crate::interior`]). Such
+    /// rules' keywords are looked for apart from the others', over more lines.
+    loose: Vec<bool>,
+    /// What the windows of the other near rules that span lines all lie in: the lines each of
+    /// these reaches (how far, through what), whichever is wider.
+    tight: Vec<(usize, Interior)>,
+    /// The loose rules' keywords, and which rules each wakes.
+    loose_keywords: Option<AhoCorasick>,
+    loose_woken_by: Vec<Vec<usize>>,
+    /// The farthest a loose rule reaches in lines, of those bounded by lines.
+    loose_reach: usize,
+    /// The most solid bytes a loose rule holds, of those bounded only by them.
+    loose_solid: usize,
 }
 
 /// A cheap look at a chunk before the pass for the rules that reach far: it needs only a few
@@ -200,12 +214,52 @@ impl LinePath {
         let few_lines = |search: &Search| reach_of(search).is_some_and(|n| n <= NARROW);
         let few_bytes = |search: &Search| search.solid.is_some_and(|n| n <= NARROW_SOLID);
         let wide: Vec<bool> = searches.iter().map(|s| !few_lines(s) && !few_bytes(s)).collect();
-        let narrow_reach = searches.iter().filter(|s| few_lines(s)).filter_map(reach_of).max().unwrap_or(0);
-        let narrow_solid = searches
+        // Rules that run through few solid bytes of a line, and rules that run through no
+        // letter or digit: all of either kind lie in the window of one made of them all.
+        let few_solid = |interior: &Interior| interior.solid.is_some_and(|n| n <= TIGHT_SOLID);
+        let no_text = |interior: &Interior| !interior.bytes.any(|b: u8| b.is_ascii_alphanumeric());
+        let loose: Vec<bool> = searches
             .iter()
+            .zip(&wide)
+            .map(|(s, &wide)| {
+                let tight = s.interior.as_ref().is_some_and(|i| few_solid(i) || no_text(i));
+                !wide && reach_of(s) != Some(0) && (!few_lines(s) || !tight)
+            })
+            .collect();
+        let spanning = |i: usize| !loose[i] && !wide[i] && reach_of(&searches[i]) != Some(0);
+        let interiors =
+            || (0..searches.len()).filter(|&i| spanning(i)).filter_map(|i| Some((i, searches[i].interior?)));
+        let mut tight = Vec::new();
+        let solid_few: Vec<(usize, Interior)> = interiors().filter(|(_, i)| few_solid(i)).collect();
+        let textless: Vec<(usize, Interior)> = interiors().filter(|(_, i)| !few_solid(i)).collect();
+        if !solid_few.is_empty() {
+            let reach = solid_few.iter().filter_map(|&(i, _)| reach_of(&searches[i])).max().unwrap_or(0);
+            let most = solid_few.iter().filter_map(|(_, i)| i.solid).max();
+            tight.push((reach, Interior { bytes: ByteSet::all(), solid: most }));
+        }
+        if !textless.is_empty() {
+            let reach = textless.iter().filter_map(|&(i, _)| reach_of(&searches[i])).max().unwrap_or(0);
+            let bytes = textless.iter().map(|(_, i)| i.bytes).fold(ByteSet::default(), ByteSet::union);
+            tight.push((reach, Interior { bytes, solid: None }));
+        }
+        let loosely = || searches.iter().zip(&loose).filter(|(_, loose)| **loose).map(|(s, _)| s);
+        let loose_reach = loosely().filter(|s| few_lines(s)).filter_map(reach_of).max().unwrap_or(0);
+        let loose_solid = loosely()
             .filter(|s| !few_lines(s))
             .filter_map(|s| s.solid.filter(|&n| n <= NARROW_SOLID))
-            .max();
+            .max()
+            .unwrap_or(0);
+        // The keywords of loose rules as the whole chunk looks for them (a small set looks for
+        // none: it runs every rule).
+        let loose_keywords =
+            rules.iter().enumerate().filter(|&(index, _)| prefiltered && loose[index]).flat_map(
+                |(index, rule)| {
+                    rule.keywords_or_literals(parsed[index].as_ref())
+                        .into_iter()
+                        .map(move |keyword| (keyword, index))
+                },
+            );
+        let (loose_keywords, loose_woken_by) = crate::keyword_automaton(loose_keywords)?;
         let mut keywords_of: Vec<(Vec<u8>, usize)> = Vec::new();
         let mut parts_of: Vec<(Vec<u8>, usize)> = Vec::new();
         let mut wide_parts = vec![0..0; rules.len()];
@@ -247,8 +301,12 @@ impl LinePath {
             wide_unkeyed,
             wide,
             gate: FarGate::new(gated)?,
-            narrow_reach,
-            narrow_solid: narrow_solid.unwrap_or(0),
+            loose,
+            tight,
+            loose_keywords,
+            loose_woken_by,
+            loose_reach,
+            loose_solid,
         })
     }
 }
@@ -298,6 +356,23 @@ impl<'t> Lines<'t> {
         self.newlines.get(line).copied().unwrap_or(self.text.len())
     }
 
+    /// The bytes `line` holds that are ASCII and not whitespace.
+    fn solid(&self, line: usize) -> usize {
+        let counted = self.solid[line].get().unwrap_or_else(|| {
+            let n =
+                self.text[self.start(line)..self.end(line)].iter().filter(|&&b| reach::is_solid(b)).count();
+            let n = u32::try_from(n).unwrap_or(u32::MAX);
+            self.solid[line].set(Some(n));
+            n
+        });
+        counted as usize
+    }
+
+    /// Whether a match can run through `line` whole, holding only what `interior` allows.
+    fn through(&self, line: usize, interior: &Interior) -> bool {
+        interior.solid.is_none_or(|most| self.solid(line) <= most) && self.bytes(line).within(interior.bytes)
+    }
+
     /// The bytes `line` holds.
     fn bytes(&self, line: usize) -> ByteSet {
         self.bytes[line].get().unwrap_or_else(|| {
@@ -314,15 +389,7 @@ impl<'t> Lines<'t> {
     /// The lines a match holding at most `solid` bytes that are ASCII and not whitespace can
     /// touch from `line`: it covers whole the lines between its first and its last.
     fn around_solid(&self, line: usize, solid: usize) -> (usize, usize) {
-        let count = |l: usize| {
-            let counted = self.solid[l].get().unwrap_or_else(|| {
-                let n = self.text[self.start(l)..self.end(l)].iter().filter(|&&b| reach::is_solid(b)).count();
-                let n = u32::try_from(n).unwrap_or(u32::MAX);
-                self.solid[l].set(Some(n));
-                n
-            });
-            counted as usize
-        };
+        let count = |l: usize| self.solid(l);
         let (mut first, mut covered) = (line, 0);
         while first > 0 && covered <= solid {
             first -= 1;
@@ -340,13 +407,26 @@ impl<'t> Lines<'t> {
     /// not blank, through lines made only of the bytes it can run through ([`crate::interior`]),
     /// and within what its solid bytes can cover.
     fn window(&self, line: usize, search: &Search) -> (usize, usize) {
-        let reach = search.reach.bound().unwrap_or(usize::MAX);
+        self.span(line, search.reach.bound(), search.solid, search.interior.as_ref())
+    }
+
+    /// The lines a match can touch from `line` that reaches `reach` lines that are not blank
+    /// (`None`: any number), holds `solid` bytes that are not whitespace at most, and runs
+    /// through lines holding only what `interior` allows (`None`: anything).
+    fn span(
+        &self,
+        line: usize,
+        reach: Option<usize>,
+        solid: Option<usize>,
+        interior: Option<&Interior>,
+    ) -> (usize, usize) {
+        let reach = reach.unwrap_or(usize::MAX);
         if reach == 0 {
             return (line, line);
         }
         // The lines its solid bytes can cover, first: often fewer than its reach.
-        let (top, bottom) = search.solid.map_or((0, self.last()), |solid| self.around_solid(line, solid));
-        let through = |l: usize| search.interior.is_none_or(|interior| self.bytes(l).within(interior));
+        let (top, bottom) = solid.map_or((0, self.last()), |solid| self.around_solid(line, solid));
+        let through = |l: usize| interior.is_none_or(|interior| self.through(l, interior));
         let blank = |l: usize| self.blank(l);
         let (mut first, mut last) = (line, line);
         let mut counted = 0;
@@ -477,32 +557,51 @@ impl RuleSet {
         let path = &self.line_path;
         let text = index.text();
         let mut woken: Vec<usize> = self.always.iter().copied().filter(|&rule| !path.wide[rule]).collect();
+        let mut is_woken = vec![false; self.rules.len()];
+        for &rule in &woken {
+            is_woken[rule] = true;
+        }
         // Each rule's window, once worked out.
         let mut windows: Vec<Option<(usize, usize)>> = vec![None; self.rules.len()];
-        let mut window =
-            |rule: usize| *windows[rule].get_or_insert_with(|| index.window(line, &self.searches[rule]));
+        // Wakes the rules (loose or not) a keyword on `hit_line` wakes, if that is in their window.
+        let mut wake = |hit_line: usize, rules: &[usize], loose: bool| {
+            for &rule in rules {
+                if path.wide[rule] || path.loose[rule] != loose || is_woken[rule] {
+                    continue;
+                }
+                let (first, last) =
+                    *windows[rule].get_or_insert_with(|| index.window(line, &self.searches[rule]));
+                if (first..=last).contains(&hit_line) {
+                    is_woken[rule] = true;
+                    woken.push(rule);
+                }
+            }
+        };
         if let Some(prefilter) = &self.prefilter {
-            // Every near rule's window lies in one of these.
-            let (by_lines, by_bytes) =
-                (index.around(line, path.narrow_reach), index.around_solid(line, path.narrow_solid));
-            let (first, last) = (by_lines.0.min(by_bytes.0), by_lines.1.max(by_bytes.1));
+            // Every window of a rule that is not loose lies in this one.
+            let (first, last) = path.tight.iter().fold((line, line), |(first, last), (reach, interior)| {
+                let (top, bottom) = index.span(line, Some(*reach), None, Some(interior));
+                (first.min(top), last.max(bottom))
+            });
             let from = index.start(first);
             for hit in prefilter.find_overlapping_iter(&text[from..index.end(last)]) {
-                let hit_line = index.of(from + hit.start());
-                for &rule in &self.woken_by[hit.pattern().as_usize()] {
-                    if !path.wide[rule] && !woken.contains(&rule) {
-                        let (near_first, near_last) = window(rule);
-                        if (near_first..=near_last).contains(&hit_line) {
-                            woken.push(rule);
-                        }
-                    }
-                }
+                wake(index.of(from + hit.start()), &self.woken_by[hit.pattern().as_usize()], false);
+            }
+        }
+        if let Some(keywords) = &path.loose_keywords {
+            // And every loose rule's in one of these.
+            let (by_lines, by_bytes) =
+                (index.around(line, path.loose_reach), index.around_solid(line, path.loose_solid));
+            let (first, last) = (by_lines.0.min(by_bytes.0), by_lines.1.max(by_bytes.1));
+            let from = index.start(first);
+            for hit in keywords.find_overlapping_iter(&text[from..index.end(last)]) {
+                wake(index.of(from + hit.start()), &path.loose_woken_by[hit.pattern().as_usize()], true);
             }
         }
         let (line_start, line_end) = (index.start(line), index.end(line));
         let mut each = Vec::new();
         for rule in woken {
-            let (first, last) = window(rule);
+            let (first, last) = index.window(line, &self.searches[rule]);
             each.clear();
             let region = index.start(first)..index.end(last);
             self.find_touching(rule, text, region, line_start..=line_end, &mut each);
