@@ -708,7 +708,7 @@ impl RuleSet {
         rule: usize,
         haystack: &'h [u8],
         wanted: RangeInclusive<usize>,
-    ) -> impl Iterator<Item = (Groups<'h>, Range<usize>)> + 'h {
+    ) -> Box<dyn Iterator<Item = (Groups<'h>, Range<usize>)> + 'h> {
         let search = &self.searches[rule];
         let mut floor = 0;
         let mut whole = move |found: &regex::bytes::Match<'_>| {
@@ -718,26 +718,43 @@ impl RuleSet {
             start..found.end()
         };
         let (first, last) = wanted.into_inner();
-        search
-            .regex
-            .find_iter(haystack)
-            .map(move |found| {
-                let whole = whole(&found);
-                (found, whole)
-            })
-            // Each match starts where the one before ended, or after.
-            .take_while(move |(_, whole)| whole.start <= last)
-            .filter(move |(_, whole)| whole.end >= first)
-            .filter_map(move |(found, whole)| {
-                // The regex's capture engine only where the DFAs cannot tell (the same match,
-                // found again from its start).
-                let one = search.groups().and_then(|finder| finder.find(haystack, found.range()));
-                let groups = match one {
-                    Some(group) => Groups::One(group),
-                    None => Groups::Captured(search.regex.captures_at(haystack, found.start())?),
-                };
-                Some((groups, whole))
-            })
+        // Each match starts where the one before ended, or after.
+        let not_past = move |whole: &Range<usize>| whole.start <= last;
+        let touching = move |whole: &Range<usize>| whole.end >= first;
+        match search.groups() {
+            // The regex's capture engine only where the DFAs cannot tell (the same match, found
+            // again from its start), and only for the matches wanted.
+            Some(finder) => Box::new(
+                search
+                    .regex
+                    .find_iter(haystack)
+                    .map(move |found| {
+                        let whole = whole(&found);
+                        (found, whole)
+                    })
+                    .take_while(move |(_, whole)| not_past(whole))
+                    .filter(move |(_, whole)| touching(whole))
+                    .filter_map(move |(found, whole)| {
+                        let groups = match finder.find(haystack, found.range()) {
+                            Some(group) => Groups::One(group),
+                            None => Groups::Captured(search.regex.captures_at(haystack, found.start())?),
+                        };
+                        Some((groups, whole))
+                    }),
+            ),
+            None => Box::new(
+                search
+                    .regex
+                    .captures_iter(haystack)
+                    .filter_map(move |caps| {
+                        let whole = whole(&caps.get(0)?);
+                        Some((caps, whole))
+                    })
+                    .take_while(move |(_, whole)| not_past(whole))
+                    .filter(move |(_, whole)| touching(whole))
+                    .map(|(caps, whole)| (Groups::Captured(caps), whole)),
+            ),
+        }
     }
 
     /// Records the values a match of `rule` in `region` (at `offset` in the chunk) redacts.

@@ -144,9 +144,17 @@ impl FarGate {
 /// with, are all that begin there.
 #[derive(Debug)]
 struct EveryLiteral {
-    automaton: AhoCorasick,
+    finder: LiteralFinder,
     /// For each literal, those it begins with (itself among them).
     beginnings: Vec<Vec<usize>>,
+}
+
+/// The SIMD search (Teddy) where the machine has it: left to choose, the automaton may look for
+/// the literals' first bytes instead, and `-` or `p` are everywhere in a log.
+#[derive(Debug)]
+enum LiteralFinder {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(AhoCorasick),
 }
 
 impl EveryLiteral {
@@ -157,18 +165,36 @@ impl EveryLiteral {
                 (0..literals.len()).filter(|&other| literal.starts_with(&literals[other])).collect()
             })
             .collect();
-        let automaton = aho_corasick::AhoCorasickBuilder::new()
-            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
-            .build(&literals)
-            .map_err(|e| RedactError::Load(e.to_string()))?;
-        Ok(Self { automaton, beginnings })
+        let packed = aho_corasick::packed::Config::new()
+            .match_kind(aho_corasick::packed::MatchKind::LeftmostLongest)
+            .builder()
+            .extend(&literals)
+            .build();
+        let finder = match packed {
+            Some(searcher) => LiteralFinder::Packed(searcher),
+            None => LiteralFinder::Automaton(
+                aho_corasick::AhoCorasickBuilder::new()
+                    .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+                    .build(&literals)
+                    .map_err(|e| RedactError::Load(e.to_string()))?,
+            ),
+        };
+        Ok(Self { finder, beginnings })
     }
 
     /// Whether `found` says yes to one of the literals (by index) found in `text`; each is told
     /// once per place it is at, until then.
     fn any(&self, text: &[u8], found: &mut dyn FnMut(usize) -> bool) -> bool {
         let mut from = 0;
-        while let Some(hit) = self.automaton.find(aho_corasick::Input::new(text).span(from..text.len())) {
+        let next = |from: usize| match &self.finder {
+            LiteralFinder::Packed(searcher) => {
+                searcher.find_in(text, aho_corasick::Span::from(from..text.len()))
+            }
+            LiteralFinder::Automaton(automaton) => {
+                automaton.find(aho_corasick::Input::new(text).span(from..text.len()))
+            }
+        };
+        while let Some(hit) = next(from) {
             if self.beginnings[hit.pattern().as_usize()].iter().any(|&literal| found(literal)) {
                 return true;
             }

@@ -191,16 +191,27 @@ fn a_keyword_that_begins_a_longer_one_still_wakes_its_rule() {
 
 #[test]
 fn every_literal_at_one_place_is_found() {
-    let literals =
-        super::EveryLiteral::new(vec![b"-----".to_vec(), b"-----begin".to_vec(), b"begin".to_vec()]).unwrap();
-    let mut found = Vec::new();
-    let none = literals.any(b"x-----begin y", &mut |literal| {
-        found.push(literal);
-        false
-    });
-    found.sort_unstable();
-    assert!(!none);
-    assert_eq!(found, [0, 1, 2]);
+    let literals = vec![b"-----".to_vec(), b"-----begin".to_vec(), b"begin".to_vec()];
+    let with_simd = super::EveryLiteral::new(literals.clone()).unwrap();
+    // As on a machine without it.
+    let automaton = aho_corasick::AhoCorasickBuilder::new()
+        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .build(&literals)
+        .unwrap();
+    let without = super::EveryLiteral {
+        finder: super::LiteralFinder::Automaton(automaton),
+        beginnings: with_simd.beginnings.clone(),
+    };
+    for literals in [with_simd, without] {
+        let mut found = Vec::new();
+        let none = literals.any(b"x-----begin y -----", &mut |literal| {
+            found.push(literal);
+            false
+        });
+        found.sort_unstable();
+        assert!(!none);
+        assert_eq!(found, [0, 0, 1, 2]);
+    }
 }
 
 #[test]
