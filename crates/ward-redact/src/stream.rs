@@ -171,8 +171,7 @@ pub fn redact_gated<R: BufRead, S: Sink>(
         let mut sink = Parallel {
             jobs: Some(jobs),
             results,
-            // Batches take unequal time: a few more in flight keep the threads busy.
-            in_flight_max: limits.threads * 4,
+            in_flight_max: limits.threads * 2,
             batch: Vec::new(),
             sent: 0,
             written: 0,
@@ -422,49 +421,37 @@ fn chunks<R: BufRead>(
         let many = !skipping_key
             && open_at.is_none()
             && take_lines(&mut input, &mut chunk, limits.chunk_bytes, limits.max_line_bytes)?;
-        if many {
-            if chunk.len() < limits.chunk_bytes {
+        if !many {
+            let Some(cut) = read_line(&mut input, &mut chunk, limits.max_line_bytes)? else { break };
+            if skipping_key {
+                // The rest of a key block already replaced: drop lines up to its END line.
+                let line = chunk.split_off(start);
+                skipping_key = !closes_key_block(&line);
                 continue;
             }
-            match key_rule.and_then(|_| open_key_block(&chunk)) {
-                None => sink.redact(&mut chunk)?,
-                Some(begin) if chunk.len() - begin > limits.max_line_bytes => {
-                    fail_closed(rules, replace, key_rule.unwrap_or_default(), begin, &mut chunk, sink)?;
-                    skipping_key = true;
+            if cut {
+                let newline = chunk.last() == Some(&b'\n');
+                if newline {
+                    chunk.pop();
                 }
-                Some(begin) => open_at = Some(begin),
+                chunk.extend_from_slice(CUT_MARK);
+                chunk.push(b'\n');
             }
-            continue;
-        }
-        let Some(cut) = read_line(&mut input, &mut chunk, limits.max_line_bytes)? else { break };
-        if skipping_key {
-            // The rest of a key block already replaced: drop lines up to its END line.
-            let line = chunk.split_off(start);
-            skipping_key = !closes_key_block(&line);
-            continue;
-        }
-        if cut {
-            let newline = chunk.last() == Some(&b'\n');
-            if newline {
-                chunk.pop();
-            }
-            chunk.extend_from_slice(CUT_MARK);
-            chunk.push(b'\n');
-        }
-        if open_at.is_some() {
-            let line = &chunk[start..];
-            if closes_key_block(line) {
-                open_at = None;
-            } else {
-                // Still open: only the growth matters.
-                if let Some(begin) = open_at
-                    && chunk.len() - begin > limits.max_line_bytes
-                {
-                    fail_closed(rules, replace, key_rule.unwrap_or_default(), begin, &mut chunk, sink)?;
-                    skipping_key = true;
+            if open_at.is_some() {
+                let line = &chunk[start..];
+                if closes_key_block(line) {
                     open_at = None;
+                } else {
+                    // Still open: only the growth matters.
+                    if let Some(begin) = open_at
+                        && chunk.len() - begin > limits.max_line_bytes
+                    {
+                        fail_closed(rules, replace, key_rule.unwrap_or_default(), begin, &mut chunk, sink)?;
+                        skipping_key = true;
+                        open_at = None;
+                    }
+                    continue;
                 }
-                continue;
             }
         }
         if chunk.len() < limits.chunk_bytes {
