@@ -72,9 +72,10 @@ pub(crate) struct LinePath {
     /// The loose rules' keywords, and which rules each wakes.
     loose_keywords: Option<AhoCorasick>,
     loose_woken_by: Vec<Vec<usize>>,
-    /// The farthest a loose rule reaches in lines, of those bounded by lines.
+    /// The farthest a loose rule reaches in lines, of those not bounded by their solid bytes.
     loose_reach: usize,
-    /// The most solid bytes a loose rule holds, of those bounded only by them.
+    /// The most solid bytes a loose rule holds, of those bounded by them (on log lines, a
+    /// tighter bound than their reach).
     loose_solid: usize,
 }
 
@@ -269,12 +270,8 @@ impl LinePath {
             tight.push((reach, Interior { bytes, solid: None }));
         }
         let loosely = || searches.iter().zip(&loose).filter(|(_, loose)| **loose).map(|(s, _)| s);
-        let loose_reach = loosely().filter(|s| few_lines(s)).filter_map(reach_of).max().unwrap_or(0);
-        let loose_solid = loosely()
-            .filter(|s| !few_lines(s))
-            .filter_map(|s| s.solid.filter(|&n| n <= NARROW_SOLID))
-            .max()
-            .unwrap_or(0);
+        let loose_reach = loosely().filter(|s| !few_bytes(s)).filter_map(reach_of).max().unwrap_or(0);
+        let loose_solid = loosely().filter(|s| few_bytes(s)).filter_map(|s| s.solid).max().unwrap_or(0);
         // The keywords of loose rules as the whole chunk looks for them (a small set looks for
         // none: it runs every rule).
         let loose_keywords =
