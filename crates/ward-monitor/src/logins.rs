@@ -32,7 +32,7 @@ use ward_core::audit::payload::{
 use ward_core::audit::{AuditEvent, NewEvent, Payload};
 use ward_core::lifecycle::IdSource;
 use ward_core::{GrantId, GrantState, SYSTEM_ACTOR};
-use ward_provision::{GrantAccess, LoginTarget, OnDrift, PostgresLogins, Provisioner};
+use ward_provision::{DriverError, GrantAccess, Holder, LoginTarget, OnDrift, PostgresLogins, Provisioner};
 use ward_service::ids::RandomIds;
 use ward_service::{Broker, BrokerError, Caller};
 use ward_store::{Change, GrantUse, LoginRecord, LoginWrite, StoreError};
@@ -312,9 +312,9 @@ impl Reader for LoginsReader {
     }
 }
 
-/// Who holds each resource's access, against the logins ward made (`records`, live or being
-/// removed): an account ward did not make is drift. Reported once per set of accounts found;
-/// with `drift = "revert"`, taken away (each as its grantor gave it).
+/// Who holds each resource's access, against the access ward made (`records`, live or being
+/// removed): an account (in a role, where the target says) ward did not make is drift.
+/// Reported once per set of holders found; with `drift = "revert"`, taken away.
 async fn look_for_drift(
     state: &mut Servers,
     records: &BTreeMap<String, LoginRecord>,
@@ -322,19 +322,29 @@ async fn look_for_drift(
 ) -> Vec<NewEvent> {
     let mut events = Vec::new();
     for (resource, server) in &state.servers {
-        let holders = match server.holders().await {
+        let holders = match server.holders(resource).await {
             Ok(Some(holders)) => holders,
             Ok(None) => continue,
+            // Only looked at, not owed: a target down between grants is no failure of ward's;
+            // one that answers what ward cannot take is the operator's to see.
+            Err(error @ DriverError::Refused(_)) => {
+                tracing::warn!(resource, %error, "could not list who holds a resource's access");
+                continue;
+            }
             Err(error) => {
-                // Only looked at, not owed: a target down between grants is no failure of ward's.
                 tracing::debug!(resource, %error, "could not list who holds a resource's access");
                 continue;
             }
         };
-        let made = |account: &str| records.values().any(|r| &r.resource == resource && r.account == account);
-        let outside: Vec<(String, String)> =
-            holders.into_iter().filter(|(account, _)| !made(account)).collect();
-        let accounts: Vec<String> = outside.iter().map(|(account, _)| account.clone()).collect();
+        let made = |holder: &Holder| {
+            records.values().any(|r| {
+                &r.resource == resource
+                    && r.account == holder.account
+                    && holder.role.as_ref().is_none_or(|role| *role == r.role)
+            })
+        };
+        let outside: Vec<Holder> = holders.into_iter().filter(|holder| !made(holder)).collect();
+        let accounts: Vec<String> = outside.iter().map(ToString::to_string).collect();
         if accounts.is_empty() {
             state.drifted.remove(resource);
             continue;
@@ -342,9 +352,9 @@ async fn look_for_drift(
         let revert = server.on_drift() == OnDrift::Revert;
         let mut reverted = revert;
         if revert {
-            for (account, granted_by) in &outside {
-                if let Err(error) = server.take_away(account, granted_by).await {
-                    tracing::warn!(resource, account, %error, "could not take away access ward did not make");
+            for holder in &outside {
+                if let Err(error) = server.take_away(resource, holder).await {
+                    tracing::warn!(resource, account = holder.account, %error, "could not take away access ward did not make");
                     reverted = false;
                 }
             }
@@ -352,20 +362,17 @@ async fn look_for_drift(
         if !revert && state.drifted.get(resource) == Some(&accounts) {
             continue;
         }
-        let given = server.gives("");
         tracing::warn!(
             resource,
             accounts = accounts.join(", "),
             reverted,
             "access found that ward did not make"
         );
-        let found =
-            outside.iter().map(|(a, by)| format!("{a} (granted by {by})")).collect::<Vec<_>>().join(", ");
         let modified = ExternallyModified {
             driver: server.driver_name().to_owned(),
-            setting: format!("membership of {given}"),
-            expected: "ward's logins only".to_owned(),
-            found,
+            setting: server.held(resource),
+            expected: "only the access ward made".to_owned(),
+            found: accounts.join(", "),
             reverted,
         };
         events.push(NewEvent {

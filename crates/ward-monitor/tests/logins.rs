@@ -392,3 +392,92 @@ async fn a_program_provisions_a_grants_access_and_takes_it_away() {
     let removed = &w.events(EventType::ProvisionerRemoved).await[0];
     assert_eq!(removed.details["sessions_ended"], 2, "what the program printed");
 }
+
+/// With `drift` set, a program that makes access is asked who holds it: access in a role ward did
+/// not give (also to an account that holds another role through ward) is drift, reported once,
+/// and with `drift = "revert"` taken away; ward's own access is never drift. Without `drift`,
+/// the program is not asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_programs_holders_ward_did_not_make_are_drift() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("grant-access");
+    std::fs::write(
+        &program,
+        "#!/bin/sh\n# ENV apply|remove|holders|take-away …: a file per account and role, holding who gave it.\n\
+         here=\"${0%/*}\"; dir=\"$here/access\"; mkdir -p \"$dir\"\ncase \"$2\" in\n\
+         \x20 apply) echo ward > \"$dir/$4.$5\" ;;\n  remove) rm -f \"$dir/$4.$5\" ;;\n\
+         \x20 holders) touch \"$here/asked\"; cd \"$dir\" || exit 1\n\
+         \x20   for f in *.*; do [ -e \"$f\" ] && echo \"${f%%.*} ${f#*.} $(cat \"$f\")\"; done ;;\n\
+         \x20 take-away) rm -f \"$dir/$3.$4\" ;;\n  *) exit 64 ;;\nesac\nexit 0\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/orders.cedar"), POLICY.replace("db:orders", "k8s:orders"))
+        .unwrap();
+    let path = dir.path().join("ward.toml");
+    let toml = |drift: &str| {
+        format!(
+            "data_dir = \"data\"\npolicies = [\"policies\"]\n[authorization]\nadmin_groups = [\"admins\"]\n\
+             [users]\nalice = {{ groups = [\"engineering\"] }}\nbob = {{ groups = [\"engineering\"] }}\n\
+             [resources.\"k8s:orders\"]\nkind = \"kubernetes\"\nroles = [\"read\", \"admin\"]\n\
+             provisioner = \"command\"\ncommand = [\"{}\", \"prod\"]\n{drift}",
+            program.display()
+        )
+    };
+    std::fs::write(&path, toml("")).unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
+    let w = World::new(&path, store).await;
+    let mut consumer = LoginsConsumer::new(w.broker.clone(), "process-1");
+    let _grant = w.granted("k8s:orders", "read", "alice", "bob", 30).await;
+    assert_eq!(step(&mut consumer).await, tally(1, 0, 0));
+    assert!(dir.path().join("access/alice.read").exists());
+    // Someone gives access by hand: to mallory, and to alice in a role she did not ask for.
+    std::fs::write(dir.path().join("access/mallory.read"), "carol by hand\n").unwrap();
+    std::fs::write(dir.path().join("access/alice.admin"), "carol\n").unwrap();
+    w.clock.advance(logins_drift_every());
+    step(&mut consumer).await;
+    assert!(!dir.path().join("asked").exists(), "without `drift`, the program is not asked");
+    assert!(w.events(EventType::GrantExternallyModified).await.is_empty());
+
+    let mut consumer = {
+        drop(consumer);
+        std::fs::write(&path, toml("drift = \"report\"\n")).unwrap();
+        let later = ward_core::Clock::now(&*w.clock) + SignedDuration::from_mins(1);
+        let w2 = World::new(&path, w.store.clone()).await;
+        w2.clock.set(later);
+        (LoginsConsumer::new(w2.broker.clone(), "process-2"), w2)
+    };
+    step(&mut consumer.0).await;
+    let drift = w.events(EventType::GrantExternallyModified).await;
+    assert_eq!(drift.len(), 1);
+    let Payload::GrantExternallyModified(modified) =
+        Payload::parse(drift[0].event_type, &drift[0].details).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!((modified.driver.as_str(), modified.setting.as_str()), ("command", "access to k8s:orders"));
+    assert_eq!(
+        modified.found,
+        "alice as admin (granted by carol), mallory as read (granted by carol by hand)"
+    );
+    assert!(!modified.reverted);
+    consumer.1.clock.advance(logins_drift_every());
+    step(&mut consumer.0).await;
+    assert_eq!(w.events(EventType::GrantExternallyModified).await.len(), 1, "the same drift is said once");
+
+    drop(consumer);
+    std::fs::write(&path, toml("drift = \"revert\"\n")).unwrap();
+    let later = ward_core::Clock::now(&*w.clock) + SignedDuration::from_mins(20);
+    let w3 = World::new(&path, w.store.clone()).await;
+    w3.clock.set(later);
+    let mut consumer = LoginsConsumer::new(w3.broker.clone(), "process-3");
+    step(&mut consumer).await;
+    let drift = w.events(EventType::GrantExternallyModified).await;
+    assert_eq!(drift.len(), 2);
+    assert_eq!(drift[1].details["reverted"], true);
+    assert!(!dir.path().join("access/mallory.read").exists(), "taken away");
+    assert!(!dir.path().join("access/alice.admin").exists(), "taken away");
+    assert!(dir.path().join("access/alice.read").exists(), "ward's own access stays");
+}

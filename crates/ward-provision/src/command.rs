@@ -33,6 +33,33 @@ impl CommandLevel {
 /// Runs `program` with `args` then `extra`, without a shell: its standard output (at most
 /// [`MAX_OUTPUT`] bytes) if it exits 0.
 pub(crate) async fn run(program: &Path, args: &[String], extra: &[&str]) -> Result<String, DriverError> {
+    let (out, _) = run_with(program, args, extra, MAX_OUTPUT).await?;
+    Ok(out)
+}
+
+/// [`run`] for a program whose whole output ward reads, up to `most` bytes: one that prints
+/// more fails, rather than have what it said cut short and read as something else.
+pub(crate) async fn run_reading(
+    program: &Path,
+    args: &[String],
+    extra: &[&str],
+    most: u64,
+) -> Result<String, DriverError> {
+    match run_with(program, args, extra, most).await? {
+        (out, false) => Ok(out),
+        (_, true) => {
+            Err(DriverError::Refused(format!("{} printed more than {most} bytes", program.display())))
+        }
+    }
+}
+
+/// The program's standard output, up to `most` bytes, and whether it printed more.
+async fn run_with(
+    program: &Path,
+    args: &[String],
+    extra: &[&str],
+    most: u64,
+) -> Result<(String, bool), DriverError> {
     let mut child = Command::new(program)
         .args(args)
         .args(extra)
@@ -45,24 +72,23 @@ pub(crate) async fn run(program: &Path, args: &[String], extra: &[&str]) -> Resu
     // Both read at once: a program that fills one pipe while ward waits on the other would
     // hang until the timeout.
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-    let (out, err) = tokio::join!(read_some(stdout), read_some(stderr));
+    let (out, err) = tokio::join!(read_some(stdout, most + 1), read_some(stderr, MAX_OUTPUT));
     let (out, err) = (out?, err?);
     let status = child.wait().await.map_err(|e| DriverError::Refused(e.to_string()))?;
+    let more = out.len() as u64 > most;
     if !status.success() {
         let said = String::from_utf8_lossy(&err).trim().to_owned();
         return Err(DriverError::Refused(format!("{} {}: {said}", program.display(), status)));
     }
-    Ok(String::from_utf8_lossy(&out).trim().to_owned())
+    let out = &out[..out.len().min(usize::try_from(most).unwrap_or(usize::MAX))];
+    Ok((String::from_utf8_lossy(out).trim().to_owned(), more))
 }
 
-/// Up to [`MAX_OUTPUT`] bytes of a pipe.
-async fn read_some(pipe: Option<impl AsyncReadExt + Unpin>) -> Result<Vec<u8>, DriverError> {
+/// Up to `most` bytes of a pipe.
+async fn read_some(pipe: Option<impl AsyncReadExt + Unpin>, most: u64) -> Result<Vec<u8>, DriverError> {
     let mut bytes = Vec::new();
     if let Some(pipe) = pipe {
-        pipe.take(MAX_OUTPUT)
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|e| DriverError::Refused(e.to_string()))?;
+        pipe.take(most).read_to_end(&mut bytes).await.map_err(|e| DriverError::Refused(e.to_string()))?;
     }
     Ok(bytes)
 }

@@ -27,7 +27,7 @@ pub mod settings;
 pub use driver::{DriverError, LevelDriver, SERVICE_DEFAULT, connect};
 pub use http::HttpApi;
 pub use login::{Credentials, LoginKeys, LoginTarget, PostgresLogins, account_name};
-pub use provisioner::{GrantAccess, ProvisionKeys, ProvisionTarget, Provisioner, provisioner};
+pub use provisioner::{GrantAccess, Holder, ProvisionKeys, ProvisionTarget, Provisioner, provisioner};
 pub use settings::{
     DebugLevelKeys, DebugLevelTarget, DriverTarget, OnDrift, PgScope, PgSetting, SettingError, TargetUrl,
 };

@@ -12,6 +12,17 @@
 //!
 //! Their account is the holder's name; a `postgres-role` login's is its own
 //! ([`crate::login::account_name`]).
+//!
+//! With `drift = "report" | "revert"`, a program or a webhook is also asked who holds the access
+//! now, to find access ward did not make (a `postgres-role` login's target is always asked):
+//!
+//! - `PROGRAM ARGS… holders` prints one holder a line, `ACCOUNT ROLE [GRANTED_BY…]`, and
+//!   `PROGRAM ARGS… take-away ACCOUNT ROLE` takes one away (`drift = "revert"`);
+//! - the webhook gets `{"action": "holders", "resource"}` and answers `{"holders": [{"holder",
+//!   "role", "granted_by"?}]}`, and `{"action": "take-away", "resource", "holder", "role"}`.
+//!
+//! What a target says of its holders is checked before ward records any of it: names without
+//! spaces or control characters, a bounded answer.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +48,65 @@ pub struct GrantAccess<'a> {
     pub valid_until: Timestamp,
 }
 
+/// An account found holding a resource's access ([`Provisioner::holders`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub account: String,
+    /// The role it holds, where the target says (a program, a webhook); `None`: the resource's
+    /// access as a whole (a `postgres-role` login's membership).
+    pub role: Option<String>,
+    /// Who gave it, where the target says.
+    pub granted_by: Option<String>,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.account)?;
+        if let Some(role) = &self.role {
+            write!(f, " as {role}")?;
+        }
+        if let Some(by) = &self.granted_by {
+            write!(f, " (granted by {by})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The longest account or role name a target may say, and who gave it.
+const MAX_NAME: usize = 128;
+const MAX_GRANTED_BY: usize = 256;
+/// The most a program may print of its holders.
+const MAX_HOLDERS_OUTPUT: u64 = 64 * 1024;
+
+impl Holder {
+    /// A holder as a program or a webhook said it, checked: it goes into events and logs.
+    fn said(account: &str, role: &str, granted_by: Option<&str>) -> Result<Self, DriverError> {
+        let name = |what: &str, value: &str| {
+            let fine = !value.is_empty()
+                && value.len() <= MAX_NAME
+                && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+            if fine {
+                Ok(value.to_owned())
+            } else {
+                Err(DriverError::Refused(format!(
+                    "a holder's {what} must be 1 to {MAX_NAME} bytes without spaces or control characters"
+                )))
+            }
+        };
+        let granted_by = granted_by.map(str::trim).filter(|by| !by.is_empty());
+        if granted_by.is_some_and(|by| by.len() > MAX_GRANTED_BY || by.chars().any(char::is_control)) {
+            return Err(DriverError::Refused(format!(
+                "who granted a holder's access must be at most {MAX_GRANTED_BY} bytes without control characters"
+            )));
+        }
+        Ok(Self {
+            account: name("account", account)?,
+            role: Some(name("role", role)?),
+            granted_by: granted_by.map(str::to_owned),
+        })
+    }
+}
+
 #[async_trait]
 pub trait Provisioner: Send + Sync {
     /// The provisioner's name in events.
@@ -60,18 +130,22 @@ pub trait Provisioner: Send + Sync {
     async fn open_sessions(&self, _access: &GrantAccess<'_>) -> Result<Option<u64>, DriverError> {
         Ok(None)
     }
-    /// The accounts that have the access now, each with who gave it, where the target can tell:
-    /// those ward did not make are drift. `None`: the target cannot tell.
-    async fn holders(&self) -> Result<Option<Vec<(String, String)>>, DriverError> {
+    /// The accounts that have `resource`'s access now, where the target can tell and is asked
+    /// to: those ward did not make are drift. `None`: not asked.
+    async fn holders(&self, _resource: &str) -> Result<Option<Vec<Holder>>, DriverError> {
         Ok(None)
     }
-    /// Takes away access ward did not make (`drift = "revert"`), as `granted_by` gave it.
-    async fn take_away(&self, _account: &str, _granted_by: &str) -> Result<(), DriverError> {
+    /// Takes away access ward did not make (`drift = "revert"`).
+    async fn take_away(&self, _resource: &str, _holder: &Holder) -> Result<(), DriverError> {
         Err(DriverError::Refused("this provisioner cannot take away access it did not make".into()))
     }
     /// What to do about access ward did not make.
     fn on_drift(&self) -> OnDrift {
         OnDrift::Report
+    }
+    /// What holding `resource`'s access is, for events.
+    fn held(&self, resource: &str) -> String {
+        format!("access to {resource}")
     }
 }
 
@@ -79,8 +153,18 @@ pub trait Provisioner: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProvisionTarget {
     PostgresRole(LoginTarget),
-    Command { program: PathBuf, args: Vec<String> },
-    Webhook { url: TargetUrl, secret: Vec<u8> },
+    /// `drift`: whether the program is asked who holds the access, and what to do about access
+    /// ward did not make (`None`: not asked).
+    Command {
+        program: PathBuf,
+        args: Vec<String>,
+        drift: Option<OnDrift>,
+    },
+    Webhook {
+        url: TargetUrl,
+        secret: Vec<u8>,
+        drift: Option<OnDrift>,
+    },
 }
 
 /// The keys of a resource with `provisioner = "command" | "webhook"` (paths resolved).
@@ -92,6 +176,8 @@ pub struct ProvisionKeys<'a> {
     pub url_env: Option<&'a str>,
     /// The webhook's Standard Webhooks secret (`whsec_…`), as read from its file.
     pub secret: Option<&'a str>,
+    /// `report` or `revert`: ask the target who holds the access (unset: do not).
+    pub drift: Option<&'a str>,
 }
 
 impl ProvisionTarget {
@@ -100,6 +186,7 @@ impl ProvisionTarget {
         keys: ProvisionKeys<'_>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, SettingError> {
+        let drift = keys.drift.map(|drift| OnDrift::from_key(Some(drift))).transpose()?;
         match keys.provisioner {
             Some("command") => {
                 for (key, set) in [
@@ -114,7 +201,7 @@ impl ProvisionTarget {
                 let command = keys.command.unwrap_or_default();
                 match command.split_first() {
                     Some((program, args)) if !program.trim().is_empty() => {
-                        Ok(Self::Command { program: PathBuf::from(program), args: args.to_vec() })
+                        Ok(Self::Command { program: PathBuf::from(program), args: args.to_vec(), drift })
                     }
                     _ => Err(wrong(
                         "command",
@@ -135,7 +222,7 @@ impl ProvisionTarget {
                 let secret =
                     ward_core::webhook::secret_bytes(secret.trim()).map_err(|e| wrong("secret_file", e))?;
                 let url = target_url(keys.url_file, keys.url_env, env, &["http", "https"])?;
-                Ok(Self::Webhook { url, secret })
+                Ok(Self::Webhook { url, secret, drift })
             }
             Some(other) => Err(wrong("provisioner", format!("`{other}`: use `command` or `webhook`"))),
             None => Err(wrong("provisioner", "`command` or `webhook`")),
@@ -147,11 +234,11 @@ impl ProvisionTarget {
 pub fn provisioner(target: &ProvisionTarget) -> Arc<dyn Provisioner> {
     match target {
         ProvisionTarget::PostgresRole(login) => Arc::new(PostgresLogins::new(login.clone())),
-        ProvisionTarget::Command { program, args } => {
-            Arc::new(CommandProvisioner { program: program.clone(), args: args.clone() })
+        ProvisionTarget::Command { program, args, drift } => {
+            Arc::new(CommandProvisioner { program: program.clone(), args: args.clone(), drift: *drift })
         }
-        ProvisionTarget::Webhook { url, secret } => {
-            Arc::new(WebhookProvisioner { url: url.clone(), secret: secret.clone() })
+        ProvisionTarget::Webhook { url, secret, drift } => {
+            Arc::new(WebhookProvisioner { url: url.clone(), secret: secret.clone(), drift: *drift })
         }
     }
 }
@@ -182,22 +269,35 @@ impl Provisioner for PostgresLogins {
         PostgresLogins::open_sessions(self, access.account).await.map(Some)
     }
 
-    async fn holders(&self) -> Result<Option<Vec<(String, String)>>, DriverError> {
-        self.members().await.map(Some)
+    async fn holders(&self, _resource: &str) -> Result<Option<Vec<Holder>>, DriverError> {
+        let members = self.members().await?;
+        let holders = members
+            .into_iter()
+            .map(|(account, grantor)| Holder { account, role: None, granted_by: Some(grantor) })
+            .collect();
+        Ok(Some(holders))
     }
 
-    async fn take_away(&self, account: &str, granted_by: &str) -> Result<(), DriverError> {
-        self.revoke_membership(account, granted_by).await
+    async fn take_away(&self, _resource: &str, holder: &Holder) -> Result<(), DriverError> {
+        let granted_by = holder.granted_by.as_deref().ok_or_else(|| {
+            DriverError::Refused("a membership is taken away as its grantor gave it".into())
+        })?;
+        self.revoke_membership(&holder.account, granted_by).await
     }
 
     fn on_drift(&self) -> OnDrift {
         self.drift()
+    }
+
+    fn held(&self, _resource: &str) -> String {
+        format!("membership of {}", self.member_of())
     }
 }
 
 struct CommandProvisioner {
     program: PathBuf,
     args: Vec<String>,
+    drift: Option<OnDrift>,
 }
 
 #[async_trait]
@@ -217,11 +317,53 @@ impl Provisioner for CommandProvisioner {
         let said = within(crate::command::run(&self.program, &self.args, &extra)).await?;
         Ok(said.parse().unwrap_or(0))
     }
+
+    async fn holders(&self, _resource: &str) -> Result<Option<Vec<Holder>>, DriverError> {
+        if self.drift.is_none() {
+            return Ok(None);
+        }
+        let run = crate::command::run_reading(&self.program, &self.args, &["holders"], MAX_HOLDERS_OUTPUT);
+        let said = within(run).await?;
+        let holders = said
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| {
+                let mut fields = line.trim().splitn(3, char::is_whitespace);
+                let (account, role) = (fields.next().unwrap_or_default(), fields.next().unwrap_or_default());
+                Holder::said(account, role, fields.next())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(holders))
+    }
+
+    async fn take_away(&self, _resource: &str, holder: &Holder) -> Result<(), DriverError> {
+        let role = holder.role.as_deref().unwrap_or_default();
+        let extra = ["take-away", holder.account.as_str(), role];
+        within(crate::command::run(&self.program, &self.args, &extra)).await.map(|_| ())
+    }
+
+    fn on_drift(&self) -> OnDrift {
+        self.drift.unwrap_or_default()
+    }
 }
 
 struct WebhookProvisioner {
     url: TargetUrl,
     secret: Vec<u8>,
+    drift: Option<OnDrift>,
+}
+
+/// A webhook's answer to `holders`.
+#[derive(serde::Deserialize)]
+struct HoldersAnswer {
+    holders: Vec<HolderSaid>,
+}
+
+#[derive(serde::Deserialize)]
+struct HolderSaid {
+    holder: String,
+    role: String,
+    granted_by: Option<String>,
 }
 
 impl WebhookProvisioner {
@@ -252,5 +394,38 @@ impl Provisioner for WebhookProvisioner {
         let answer = self.post("remove", access).await?;
         let said: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
         Ok(said["sessions_ended"].as_u64().unwrap_or(0))
+    }
+
+    async fn holders(&self, resource: &str) -> Result<Option<Vec<Holder>>, DriverError> {
+        if self.drift.is_none() {
+            return Ok(None);
+        }
+        let body = json!({ "action": "holders", "resource": resource });
+        let answer = within(crate::http::post_signed(&self.url, &self.secret, &body)).await?;
+        let said: HoldersAnswer = serde_json::from_slice(&answer).map_err(|e| {
+            DriverError::Refused(format!(
+                "the answer to `holders` is not {{\"holders\": [{{\"holder\", \"role\"}}]}}: {e}"
+            ))
+        })?;
+        let holders = said
+            .holders
+            .iter()
+            .map(|h| Holder::said(&h.holder, &h.role, h.granted_by.as_deref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(holders))
+    }
+
+    async fn take_away(&self, resource: &str, holder: &Holder) -> Result<(), DriverError> {
+        let body = json!({
+            "action": "take-away",
+            "resource": resource,
+            "holder": holder.account,
+            "role": holder.role,
+        });
+        within(crate::http::post_signed(&self.url, &self.secret, &body)).await.map(|_| ())
+    }
+
+    fn on_drift(&self) -> OnDrift {
+        self.drift.unwrap_or_default()
     }
 }

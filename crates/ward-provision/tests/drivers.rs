@@ -4,7 +4,9 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use ward_provision::{DebugLevelKeys, DebugLevelTarget, DriverError, connect};
+use ward_provision::{
+    DebugLevelKeys, DebugLevelTarget, DriverError, ProvisionKeys, ProvisionTarget, connect, provisioner,
+};
 
 fn postgres_target(url: &str, setting: &str, level: &str) -> DebugLevelTarget {
     let keys = DebugLevelKeys {
@@ -174,4 +176,40 @@ async fn the_postgres_driver_raises_one_roles_level_and_resets_it() {
     let missing = connect(&scoped(Some("no_such_role"), None).driver);
     let error = missing.current().await.unwrap_err();
     assert!(error.to_string().contains("there is no role no_such_role"), "{error}");
+}
+
+/// A program asked who holds the access: its lines are read whole (`ACCOUNT ROLE [GRANTED_BY…]`,
+/// blank lines skipped), and a line it cannot take as said, or more than ward reads, fails the
+/// whole answer rather than have part of it read as holders.
+#[tokio::test]
+async fn a_program_says_who_holds_the_access_in_lines_read_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("holders");
+    let script = r#"#!/bin/sh
+case "$(cat "$(dirname "$0")/answer")" in
+  fine) printf 'alice read\n\nmallory admin carol, by hand\n' ;;
+  one-field) printf 'alice read\nmallory\n' ;;
+  control) printf 'alice re\001ad\n' ;;
+  long) i=0; while [ $i -lt 2000 ]; do echo "account$i read granted by someone"; i=$((i+1)); done ;;
+esac
+"#;
+    std::fs::write(&program, script).unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let command = [program.display().to_string()];
+    let keys = ProvisionKeys {
+        provisioner: Some("command"),
+        command: Some(&command),
+        drift: Some("report"),
+        ..ProvisionKeys::default()
+    };
+    let target = provisioner(&ProvisionTarget::from_keys(keys, &|_| None).unwrap());
+    let answer = |said: &str| std::fs::write(dir.path().join("answer"), said).unwrap();
+    answer("fine");
+    let holders = target.holders("k8s:orders").await.unwrap().unwrap();
+    let said: Vec<String> = holders.iter().map(ToString::to_string).collect();
+    assert_eq!(said, ["alice as read", "mallory as admin (granted by carol, by hand)"]);
+    for bad in ["one-field", "control", "long"] {
+        answer(bad);
+        assert!(target.holders("k8s:orders").await.is_err(), "{bad}");
+    }
 }

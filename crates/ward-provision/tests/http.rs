@@ -318,3 +318,81 @@ async fn a_webhook_provisioner_applies_and_removes_signed() {
     let program = ProvisionKeys { provisioner: Some("command"), ..keys };
     assert_eq!(ProvisionTarget::from_keys(program, &|_| Some(url.clone())).unwrap_err().key, "url_env");
 }
+
+/// With `drift`, the webhook provisioner asks who holds the access (signed) and takes away one
+/// ward did not make; an answer it cannot take as it is (a name with a space, not the JSON
+/// asked for) is refused whole, not read in part.
+#[tokio::test]
+async fn a_webhook_provisioner_says_who_holds_the_access_and_takes_one_away() {
+    use ward_provision::{Holder, ProvisionKeys, ProvisionTarget, provisioner};
+    type Said = Arc<Mutex<(Vec<Value>, Value)>>;
+    async fn hook(State(said): State<Said>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+        let header =
+            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let secret = ward_core::webhook::secret_bytes(SECRET).unwrap();
+        let timestamp: i64 = header("webhook-timestamp").parse().unwrap_or(0);
+        if !ward_core::webhook::verify(
+            &secret,
+            &header("webhook-id"),
+            timestamp,
+            &body,
+            &header("webhook-signature"),
+        ) {
+            return (StatusCode::UNAUTHORIZED, Json(json!({})));
+        }
+        let mut said = said.lock().unwrap();
+        said.0.push(serde_json::from_slice(&body).unwrap());
+        (StatusCode::OK, Json(said.1.clone()))
+    }
+    let said: Said = Arc::new(Mutex::new((Vec::new(), Value::Null)));
+    let base = serve(Router::new().route("/access", post(hook)).with_state(said.clone())).await;
+    let url = format!("{base}/access");
+    let keys = ProvisionKeys {
+        provisioner: Some("webhook"),
+        url_env: Some("URL"),
+        secret: Some(SECRET),
+        ..ProvisionKeys::default()
+    };
+    // Without `drift`, the receiver is not asked.
+    let quiet = provisioner(&ProvisionTarget::from_keys(keys, &|_| Some(url.clone())).unwrap());
+    assert_eq!(quiet.holders("k8s:orders").await.unwrap(), None);
+    assert!(said.lock().unwrap().0.is_empty());
+
+    let revert = ProvisionKeys { drift: Some("revert"), ..keys };
+    let webhook = provisioner(&ProvisionTarget::from_keys(revert, &|_| Some(url.clone())).unwrap());
+    said.lock().unwrap().1 = json!({"holders": [
+        {"holder": "alice", "role": "read"},
+        {"holder": "mallory", "role": "admin", "granted_by": "carol, by hand"},
+    ]});
+    let holders = webhook.holders("k8s:orders").await.unwrap().unwrap();
+    let mallory = Holder {
+        account: "mallory".into(),
+        role: Some("admin".into()),
+        granted_by: Some("carol, by hand".into()),
+    };
+    assert_eq!(holders[1], mallory);
+    assert_eq!(holders[0].to_string(), "alice as read");
+    assert_eq!(mallory.to_string(), "mallory as admin (granted by carol, by hand)");
+    webhook.take_away("k8s:orders", &mallory).await.unwrap();
+    let asked = said.lock().unwrap().0.clone();
+    assert_eq!(asked[0], json!({"action": "holders", "resource": "k8s:orders"}));
+    assert_eq!(
+        asked[1],
+        json!({"action": "take-away", "resource": "k8s:orders", "holder": "mallory", "role": "admin"})
+    );
+    assert_eq!(webhook.held("k8s:orders"), "access to k8s:orders");
+
+    for answer in [
+        json!({"holders": [{"holder": "alice", "role": "read"}, {"holder": "mal lory", "role": "read"}]}),
+        json!({"holders": [{"holder": "alice", "role": "read\u{7}"}]}),
+        json!({"holders": [{"holder": "", "role": "read"}]}),
+        json!({"holders": [{"holder": "alice"}]}),
+        json!({"holders": [{"holder": "alice", "role": "read", "granted_by": "x".repeat(300)}]}),
+        json!(["alice"]),
+    ] {
+        said.lock().unwrap().1 = answer.clone();
+        assert!(webhook.holders("k8s:orders").await.is_err(), "{answer}");
+    }
+    let bad = ProvisionKeys { drift: Some("fix"), ..keys };
+    assert_eq!(ProvisionTarget::from_keys(bad, &|_| Some(url.clone())).unwrap_err().key, "drift");
+}

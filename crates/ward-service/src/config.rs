@@ -797,11 +797,12 @@ impl Config {
                 }
                 kind if resource.provisioner.is_some() && kind != "logs" => {
                     if let Some(key) =
-                        set_key(&["provisioner", "command", "url_file", "url_env", "secret_file"])
+                        set_key(&["provisioner", "command", "url_file", "url_env", "secret_file", "drift"])
                     {
                         return Err(setting_error(
                             &format!("resources.\"{name}\".{key}"),
-                            "a provisioned resource takes `provisioner`, `command` or the URL, and `secret_file`",
+                            "a provisioned resource takes `provisioner`, `command` or the URL, `secret_file` \
+                             and `drift`",
                         ));
                     }
                     let keys = ProvisionKeys {
@@ -810,6 +811,7 @@ impl Config {
                         url_file: url_file.as_deref(),
                         url_env: resource.url_env.as_deref(),
                         secret: secret.as_deref(),
+                        drift: resource.drift.as_deref(),
                     };
                     let target = ProvisionTarget::from_keys(keys, env)
                         .map_err(|e| setting_error(&format!("resources.\"{name}\".{}", e.key), e.message))?;
@@ -1191,6 +1193,12 @@ mod tests {
                 "provisioner = \"command\"\ncommand = [\"x\"]\nlevel = \"debug\"".to_owned(),
                 "level",
                 "a provisioned resource takes",
+            ),
+            (
+                "kubernetes",
+                "provisioner = \"command\"\ncommand = [\"x\"]\ndrift = \"fix\"".to_owned(),
+                "drift",
+                "use `report` or `revert`",
             ),
             ("logs", "provisioner = \"command\"".to_owned(), "provisioner", "any kind but `logs`"),
             ("postgres-role", "member_of = \"orders_readonly\"".to_owned(), "url_file", "never in ward.toml"),
