@@ -281,10 +281,7 @@ async fn a_role_granted_outside_ward_is_drift() {
     drop(consumer);
     let toml = std::fs::read_to_string(&path).unwrap() + "drift = \"revert\"\n";
     std::fs::write(&path, toml).unwrap();
-    let later = ward_core::Clock::now(&*w.clock) + SignedDuration::from_mins(5);
-    let w = World::new(&path, w.store.clone()).await;
-    w.clock.set(later);
-    let mut consumer = LoginsConsumer::new(w.broker.clone(), "process-2");
+    let (w, mut consumer) = restarted(&w, &path, 5, "process-2").await;
     step(&mut consumer).await;
     let drift = w.events(EventType::GrantExternallyModified).await;
     assert_eq!(drift.len(), 2);
@@ -297,6 +294,15 @@ async fn a_role_granted_outside_ward_is_drift() {
     .unwrap();
     assert_eq!(members, 0, "dba_bob is no longer a member");
     assert_eq!(w.store.logins().await.unwrap().len(), 1, "ward's own login stays");
+}
+
+/// Another process over `w`'s store, reading `path` as it is now, its clock `minutes` past `w`'s.
+async fn restarted(w: &World, path: &Path, minutes: i64, process: &str) -> (World, LoginsConsumer) {
+    let later = ward_core::Clock::now(&*w.clock) + SignedDuration::from_mins(minutes);
+    let w = World::new(path, w.store.clone()).await;
+    w.clock.set(later);
+    let consumer = LoginsConsumer::new(w.broker.clone(), process);
+    (w, consumer)
 }
 
 fn logins_drift_every() -> SignedDuration {
@@ -441,15 +447,10 @@ async fn a_programs_holders_ward_did_not_make_are_drift() {
     assert!(!dir.path().join("asked").exists(), "without `drift`, the program is not asked");
     assert!(w.events(EventType::GrantExternallyModified).await.is_empty());
 
-    let mut consumer = {
-        drop(consumer);
-        std::fs::write(&path, toml("drift = \"report\"\n")).unwrap();
-        let later = ward_core::Clock::now(&*w.clock) + SignedDuration::from_mins(1);
-        let w2 = World::new(&path, w.store.clone()).await;
-        w2.clock.set(later);
-        (LoginsConsumer::new(w2.broker.clone(), "process-2"), w2)
-    };
-    step(&mut consumer.0).await;
+    drop(consumer);
+    std::fs::write(&path, toml("drift = \"report\"\n")).unwrap();
+    let (w2, mut consumer) = restarted(&w, &path, 1, "process-2").await;
+    step(&mut consumer).await;
     let drift = w.events(EventType::GrantExternallyModified).await;
     assert_eq!(drift.len(), 1);
     let Payload::GrantExternallyModified(modified) =
@@ -463,16 +464,13 @@ async fn a_programs_holders_ward_did_not_make_are_drift() {
         "alice as admin (granted by carol), mallory as read (granted by carol by hand)"
     );
     assert!(!modified.reverted);
-    consumer.1.clock.advance(logins_drift_every());
-    step(&mut consumer.0).await;
+    w2.clock.advance(logins_drift_every());
+    step(&mut consumer).await;
     assert_eq!(w.events(EventType::GrantExternallyModified).await.len(), 1, "the same drift is said once");
 
     drop(consumer);
     std::fs::write(&path, toml("drift = \"revert\"\n")).unwrap();
-    let later = ward_core::Clock::now(&*w.clock) + SignedDuration::from_mins(20);
-    let w3 = World::new(&path, w.store.clone()).await;
-    w3.clock.set(later);
-    let mut consumer = LoginsConsumer::new(w3.broker.clone(), "process-3");
+    let (_w3, mut consumer) = restarted(&w, &path, 20, "process-3").await;
     step(&mut consumer).await;
     let drift = w.events(EventType::GrantExternallyModified).await;
     assert_eq!(drift.len(), 2);
