@@ -157,21 +157,26 @@ struct Receiver {
     scopes: Mutex<Vec<Value>>,
 }
 
-fn receiver(state: Arc<Receiver>) -> Router {
-    async fn hook(State(state): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
-        let header =
-            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        let secret = ward_core::webhook::secret_bytes(SECRET).unwrap();
-        let timestamp: i64 = header("webhook-timestamp").parse().unwrap_or(0);
-        let fresh = (jiff::Timestamp::now().as_second() - timestamp).abs() <= 300;
-        let signed = ward_core::webhook::verify(
+/// Whether a request is signed with [`SECRET`], and recent, as the Standard Webhooks libraries
+/// check it.
+fn signed(headers: &HeaderMap, body: &[u8]) -> bool {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let secret = ward_core::webhook::secret_bytes(SECRET).unwrap();
+    let timestamp: i64 = header("webhook-timestamp").parse().unwrap_or(0);
+    let fresh = (jiff::Timestamp::now().as_second() - timestamp).abs() <= 300;
+    fresh
+        && ward_core::webhook::verify(
             &secret,
             &header("webhook-id"),
             timestamp,
-            &body,
+            body,
             &header("webhook-signature"),
-        );
-        if !(signed && fresh) {
+        )
+}
+
+fn receiver(state: Arc<Receiver>) -> Router {
+    async fn hook(State(state): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+        if !signed(&headers, &body) {
             return (StatusCode::UNAUTHORIZED, Json(json!({"error": "bad signature"})));
         }
         let request: Value = serde_json::from_slice(&body).unwrap();
@@ -269,17 +274,7 @@ async fn a_webhook_provisioner_applies_and_removes_signed() {
         headers: HeaderMap,
         body: Bytes,
     ) -> impl IntoResponse {
-        let header =
-            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        let secret = ward_core::webhook::secret_bytes(SECRET).unwrap();
-        let timestamp: i64 = header("webhook-timestamp").parse().unwrap_or(0);
-        if !ward_core::webhook::verify(
-            &secret,
-            &header("webhook-id"),
-            timestamp,
-            &body,
-            &header("webhook-signature"),
-        ) {
+        if !signed(&headers, &body) {
             return (StatusCode::UNAUTHORIZED, Json(json!({})));
         }
         seen.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
@@ -327,17 +322,7 @@ async fn a_webhook_provisioner_says_who_holds_the_access_and_takes_one_away() {
     use ward_provision::{Holder, ProvisionKeys, ProvisionTarget, provisioner};
     type Said = Arc<Mutex<(Vec<Value>, Value)>>;
     async fn hook(State(said): State<Said>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
-        let header =
-            |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        let secret = ward_core::webhook::secret_bytes(SECRET).unwrap();
-        let timestamp: i64 = header("webhook-timestamp").parse().unwrap_or(0);
-        if !ward_core::webhook::verify(
-            &secret,
-            &header("webhook-id"),
-            timestamp,
-            &body,
-            &header("webhook-signature"),
-        ) {
+        if !signed(&headers, &body) {
             return (StatusCode::UNAUTHORIZED, Json(json!({})));
         }
         let mut said = said.lock().unwrap();
