@@ -344,25 +344,29 @@ async fn a_server_that_refuses_is_recorded_once_and_tried_again() {
     assert!(w.credentials("alice", &grant).await.is_ok());
 }
 
+/// Writes `script` as the program `grant-access` in `dir`, and a policy for `k8s:orders` beside it.
+fn program_for_k8s_orders(dir: &Path, script: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let program = dir.join("grant-access");
+    std::fs::write(&program, script).unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(dir.join("policies")).unwrap();
+    std::fs::write(dir.join("policies/orders.cedar"), POLICY.replace("db:orders", "k8s:orders")).unwrap();
+    program
+}
+
 /// A resource of another kind whose access a program of the operator's makes and removes
 /// (`provisioner = "command"`): run without a shell at the grant's start and end, with the
 /// grant, the holder, the role and the window's end as arguments.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_program_provisions_a_grants_access_and_takes_it_away() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let program = dir.path().join("grant-access");
-    std::fs::write(
-        &program,
+    let program = program_for_k8s_orders(
+        dir.path(),
         "#!/bin/sh\n# ENV apply|remove GRANT HOLDER ROLE [UNTIL]: one file per holder, as a system's user list would be.\n\
          dir=\"${0%/*}/access\"; mkdir -p \"$dir\"\ncase \"$2\" in\n  apply) echo \"$5 $6 $3\" > \"$dir/$4\" ;;\n\
          \x20 remove) rm -f \"$dir/$4\"; echo 2 ;;\n  *) exit 64 ;;\nesac\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
-    std::fs::write(dir.path().join("policies/orders.cedar"), POLICY.replace("db:orders", "k8s:orders"))
-        .unwrap();
+    );
     let toml = format!(
         "data_dir = \"data\"\npolicies = [\"policies\"]\n[authorization]\nadmin_groups = [\"admins\"]\n\
          [users]\nalice = {{ groups = [\"engineering\"] }}\nbob = {{ groups = [\"engineering\"] }}\n\
@@ -405,23 +409,16 @@ async fn a_program_provisions_a_grants_access_and_takes_it_away() {
 /// the program is not asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_programs_holders_ward_did_not_make_are_drift() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let program = dir.path().join("grant-access");
-    std::fs::write(
-        &program,
+    let program = program_for_k8s_orders(
+        dir.path(),
         "#!/bin/sh\n# ENV apply|remove|holders|take-away …: a file per account and role, holding who gave it.\n\
          here=\"${0%/*}\"; dir=\"$here/access\"; mkdir -p \"$dir\"\ncase \"$2\" in\n\
          \x20 apply) echo ward > \"$dir/$4.$5\" ;;\n  remove) rm -f \"$dir/$4.$5\" ;;\n\
          \x20 holders) touch \"$here/asked\"; cd \"$dir\" || exit 1\n\
          \x20   for f in *.*; do [ -e \"$f\" ] && echo \"${f%%.*} ${f#*.} $(cat \"$f\")\"; done ;;\n\
          \x20 take-away) rm -f \"$dir/$3.$4\" ;;\n  *) exit 64 ;;\nesac\nexit 0\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::create_dir_all(dir.path().join("policies")).unwrap();
-    std::fs::write(dir.path().join("policies/orders.cedar"), POLICY.replace("db:orders", "k8s:orders"))
-        .unwrap();
+    );
     let path = dir.path().join("ward.toml");
     let toml = |drift: &str| {
         format!(
