@@ -11,8 +11,10 @@ use jiff::SignedDuration;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 use ward_api::CredentialsView;
-use ward_core::audit::payload::{ProvisionerApplied, ProvisionerFailed, ProvisionerRemoved};
-use ward_core::audit::{EventType, Payload};
+use ward_core::audit::payload::{
+    ExternallyModified, ProvisionerApplied, ProvisionerFailed, ProvisionerRemoved,
+};
+use ward_core::audit::{AuditEvent, EventType, Payload};
 use ward_monitor::{Credentials, Effect, Effects, LOGINS, LoginTally, LoginsConsumer};
 use ward_service::BrokerError;
 use ward_store::Store;
@@ -259,13 +261,7 @@ async fn a_role_granted_outside_ward_is_drift() {
         .unwrap();
     w.clock.advance(logins_drift_every());
     step(&mut consumer).await;
-    let drift = w.events(EventType::GrantExternallyModified).await;
-    assert_eq!(drift.len(), 1);
-    let Payload::GrantExternallyModified(modified) =
-        Payload::parse(drift[0].event_type, &drift[0].details).unwrap()
-    else {
-        panic!()
-    };
+    let (modified, drift) = the_drift(&w).await;
     assert_eq!(
         (modified.driver.as_str(), modified.setting.as_str()),
         ("postgres-role", "membership of orders_readonly")
@@ -303,6 +299,18 @@ async fn restarted(w: &World, path: &Path, minutes: i64, process: &str) -> (Worl
     w.clock.set(later);
     let consumer = LoginsConsumer::new(w.broker.clone(), process);
     (w, consumer)
+}
+
+/// The one `grant.externally_modified` on record, read, and the events.
+async fn the_drift(w: &World) -> (ExternallyModified, Vec<AuditEvent>) {
+    let drift = w.events(EventType::GrantExternallyModified).await;
+    assert_eq!(drift.len(), 1);
+    let Payload::GrantExternallyModified(modified) =
+        Payload::parse(drift[0].event_type, &drift[0].details).unwrap()
+    else {
+        panic!()
+    };
+    (modified, drift)
 }
 
 fn logins_drift_every() -> SignedDuration {
@@ -448,13 +456,7 @@ async fn a_programs_holders_ward_did_not_make_are_drift() {
     std::fs::write(&path, toml("drift = \"report\"\n")).unwrap();
     let (w2, mut consumer) = restarted(&w, &path, 1, "process-2").await;
     step(&mut consumer).await;
-    let drift = w.events(EventType::GrantExternallyModified).await;
-    assert_eq!(drift.len(), 1);
-    let Payload::GrantExternallyModified(modified) =
-        Payload::parse(drift[0].event_type, &drift[0].details).unwrap()
-    else {
-        panic!()
-    };
+    let (modified, _) = the_drift(&w).await;
     assert_eq!((modified.driver.as_str(), modified.setting.as_str()), ("command", "access to k8s:orders"));
     assert_eq!(
         modified.found,
