@@ -19,7 +19,9 @@
 //! Whole-chunk redaction scans merged regions around every keyword of the chunk; a near rule's
 //! window around a line starts elsewhere, so where its matches overlap across the window's
 //! start, the two may choose different ones. Every rule still sees all the lines its matches can
-//! reach, and the tests compare both on realistic logs.
+//! reach; the tests compare both on realistic logs, and check over random ones that a line alone
+//! never shows a byte its chunk's redaction hides (it may hide more, or name a value's kind
+//! otherwise).
 
 use std::ops::Range;
 
