@@ -264,6 +264,16 @@ fn http_keys_are_checked() {
     assert!(error.message.contains("`http://` or `https://`"), "{error}");
 }
 
+/// A webhook provisioner's keys: its URL in `$URL`, signed with [`SECRET`].
+fn webhook_provisioner_keys() -> ward_provision::ProvisionKeys<'static> {
+    ward_provision::ProvisionKeys {
+        provisioner: Some("webhook"),
+        url_env: Some("URL"),
+        secret: Some(SECRET),
+        ..ward_provision::ProvisionKeys::default()
+    }
+}
+
 /// The webhook provisioner: signed `apply` and `remove` requests a receiver can verify.
 #[tokio::test]
 async fn a_webhook_provisioner_applies_and_removes_signed() {
@@ -282,12 +292,7 @@ async fn a_webhook_provisioner_applies_and_removes_signed() {
     }
     let base = serve(Router::new().route("/access", post(hook)).with_state(seen.clone())).await;
     let url = format!("{base}/access");
-    let keys = ProvisionKeys {
-        provisioner: Some("webhook"),
-        url_env: Some("URL"),
-        secret: Some(SECRET),
-        ..ProvisionKeys::default()
-    };
+    let keys = webhook_provisioner_keys();
     let target = ProvisionTarget::from_keys(keys, &|_| Some(url.clone())).unwrap();
     let webhook = provisioner(&target);
     let until: jiff::Timestamp = "2027-01-18T10:30:00Z".parse().unwrap();
@@ -332,12 +337,7 @@ async fn a_webhook_provisioner_says_who_holds_the_access_and_takes_one_away() {
     let said: Said = Arc::new(Mutex::new((Vec::new(), Value::Null)));
     let base = serve(Router::new().route("/access", post(hook)).with_state(said.clone())).await;
     let url = format!("{base}/access");
-    let keys = ProvisionKeys {
-        provisioner: Some("webhook"),
-        url_env: Some("URL"),
-        secret: Some(SECRET),
-        ..ProvisionKeys::default()
-    };
+    let keys = webhook_provisioner_keys();
     // Without `drift`, the receiver is not asked.
     let quiet = provisioner(&ProvisionTarget::from_keys(keys, &|_| Some(url.clone())).unwrap());
     assert_eq!(quiet.holders("k8s:orders").await.unwrap(), None);
