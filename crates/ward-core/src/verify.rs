@@ -127,8 +127,11 @@ pub struct Verifier {
     roots: std::collections::BTreeMap<u64, Hash>,
     /// Whether events were missing or repeated: then roots at later sizes are not comparable.
     gapped: bool,
-    /// Set when the events before it are not at hand (`resume_at`).
+    /// Set when the events before it are not at hand (`resume_at`, `resume_after`).
     first_seq: i64,
+    /// Whether the first event's `prev_hash` is taken as given (`resume_after`: the event
+    /// before it is not at hand, only the tree it ends).
+    chain_from_first: bool,
 }
 
 impl Default for Verifier {
@@ -143,6 +146,7 @@ impl Default for Verifier {
             roots: std::collections::BTreeMap::from([(0, crate::merkle::empty_root())]),
             gapped: false,
             first_seq: 1,
+            chain_from_first: false,
         }
     }
 }
@@ -156,6 +160,20 @@ impl Verifier {
         self.gapped = true;
         self.roots.clear();
         self.first_seq = seq;
+    }
+
+    /// Continues a log whose events up to `frontier.size()` are not at hand but whose tree is
+    /// (its right edge, as an evidence pack carries it): the tree is rebuilt on from there, so
+    /// roots at later sizes can be compared; the first event's link to the one before it cannot
+    /// be followed (its leaf is bound by the tree instead).
+    pub fn resume_after(&mut self, frontier: Frontier) {
+        let size = frontier.size();
+        self.next_seq = i64::try_from(size).unwrap_or(i64::MAX).saturating_add(1);
+        self.first_seq = self.next_seq;
+        self.roots = std::collections::BTreeMap::from([(size, frontier.root())]);
+        self.frontier = frontier;
+        self.gapped = false;
+        self.chain_from_first = true;
     }
 
     /// Compares the tree of the first `size` events with `root` when verification finishes.
@@ -185,6 +203,9 @@ impl Verifier {
             self.problems.push(Problem::HashMismatch { seq: event.seq });
         }
         // After a gap the link is broken by the gap itself, which is already reported.
+        if std::mem::take(&mut self.chain_from_first) {
+            self.prev_hash.clone_from(&event.prev_hash);
+        }
         if !after_gap && event.prev_hash != self.prev_hash {
             self.problems.push(Problem::ChainBreak { seq: event.seq });
         }
@@ -319,6 +340,38 @@ mod tests {
         let leaves: Vec<Hash> =
             events.iter().map(|e| crate::merkle::hash_from_hex(&e.hash).unwrap()).collect();
         assert_eq!(head.1, crate::merkle::root(&leaves));
+    }
+
+    #[test]
+    fn a_log_resumed_after_a_known_tree_is_held_to_later_roots() {
+        let events = log(10);
+        let head = head_of(&events);
+        let frontier = |events: &[AuditEvent]| {
+            let mut frontier = Frontier::default();
+            events.iter().for_each(|e| frontier.push(crate::merkle::hash_from_hex(&e.hash).unwrap()));
+            frontier
+        };
+        let resumed = |start: Frontier, pushed: &[AuditEvent]| {
+            let mut verifier = Verifier::default();
+            verifier.resume_after(start);
+            verifier.expect(Source::External, head.0, head.1);
+            pushed.iter().for_each(|e| verifier.push(e));
+            verifier.finish()
+        };
+        let report = resumed(frontier(&events[..4]), &events[4..]);
+        assert!(report.is_valid(), "{:?}", report.problems);
+        assert_eq!((report.checkpoints_compared, report.first_seq), (1, 5));
+
+        let mut edited = events.clone();
+        edited[6].reason = Some("INC-2".into());
+        let problems = resumed(frontier(&edited[..4]), &edited[4..]).problems;
+        assert_eq!(problems, [Problem::HashMismatch { seq: 7 }]);
+        // Another tree before the events, or one event left out, no longer ends in the head.
+        assert_eq!(resumed(frontier(&events[..3]), &events[4..]).problems.len(), 2);
+        assert_eq!(
+            resumed(frontier(&events[..4]), &events[5..]).problems,
+            [Problem::Missing { from: 5, to: 5 }, Problem::NotCheckable { size: 10, first_seq: 5 }]
+        );
     }
 
     #[test]

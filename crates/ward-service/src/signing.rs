@@ -54,6 +54,11 @@ impl AuditSigner {
     pub fn sign(&self, checkpoint: &Checkpoint) -> Result<String, SigningError> {
         Ok(checkpoint::sign(checkpoint, &self.origin, &self.key)?)
     }
+
+    /// Seals an evidence pack whose manifest's SHA-256 is `digest` (`ward_core::seal`).
+    pub fn seal(&self, digest: &[u8; 32]) -> Result<String, SigningError> {
+        Ok(ward_core::seal::sign(digest, &self.origin, &self.key)?)
+    }
 }
 
 /// Loads a 32-byte secret kept as hex in `path` (readable by its owner only); creates it when it

@@ -77,6 +77,12 @@ impl Broker {
         Err(BrokerError::Conflict("the log kept growing while signing; try again".into()))
     }
 
+    /// Seals an evidence pack this process wrote: its manifest's SHA-256, signed with the
+    /// checkpoint key (`ward_core::seal`; never a checkpoint, whatever the digest).
+    pub fn seal_evidence(&self, manifest_digest: &[u8; 32]) -> Result<String, BrokerError> {
+        self.signer.seal(manifest_digest).map_err(|e| BrokerError::Unavailable(e.to_string()))
+    }
+
     pub async fn latest_checkpoint(&self) -> Result<Option<CheckpointRecord>, BrokerError> {
         Ok(self.store.latest_checkpoint().await?)
     }
