@@ -57,7 +57,7 @@ pub fn facts(broker: &Broker) -> Facts {
 /// but whose terms this probe does not meet (a reason too short, a ticket missing, a duration too
 /// long) still counts: the person may ask. One that only on call may file does not: being on
 /// call comes and goes, and `unused-eligibility` is about standing eligibility.
-pub(crate) fn eligibility(policy: &PolicyEngine) -> Vec<Eligibility> {
+pub fn eligibility(policy: &PolicyEngine) -> Vec<Eligibility> {
     let directory = policy.directory();
     let mut eligible = Vec::new();
     for user in directory.users().keys() {

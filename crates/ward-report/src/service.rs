@@ -1,0 +1,518 @@
+//! `Reports`: writes a pack for a period, beside the broker (a service of its own; the broker
+//! only seals the manifest). It reads the store twice: the period's events into the fold, then
+//! the log from the start checkpoint to the end one into the appendix, verifying them as they
+//! are written. The writing is blocking file work, so all of it runs on the blocking pool, with
+//! the store's calls driven from there.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::runtime::Handle;
+use tokio::sync::Semaphore;
+use ward_api::InclusionProof;
+use ward_core::audit::{AuditEvent, EventType};
+use ward_core::checkpoint;
+use ward_core::merkle::{self, Frontier, Hash};
+use ward_core::verify::{Source, Verifier};
+use ward_rules::RuleId;
+use ward_service::export::ExportFormat;
+use ward_service::{Broker, BrokerError, Caller};
+use ward_store::{CheckpointRecord, EventFilter};
+
+use crate::fold::{Fold, Thresholds, monitoring};
+use crate::model::{
+    CheckpointRef, Cover, Eligibility, EligibilityRow, Framework, Integrity, Report, Sample, SampledGrant,
+};
+use crate::pack::{FinishError, PackWriter};
+use crate::{FrontierFile, controls, layout, oscal, render, sample};
+
+/// The longest period a report covers (a year's audit, with room for a 15-month one).
+pub const MAX_PERIOD_SECONDS: i64 = 460 * 86_400;
+/// Events read per page.
+const PAGE: u32 = 5_000;
+/// Proof nodes read per query.
+const NODES_PER_READ: usize = 4_096;
+/// The longest seed taken, in bytes.
+const MAX_SEED_BYTES: usize = 64;
+
+/// What a pack is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRequest {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub framework: Framework,
+    /// Hex; a fresh random one when `None`.
+    pub seed: Option<String>,
+}
+
+/// What was written, in short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub events: u64,
+    pub requests: u64,
+    pub grants: u64,
+    pub sampled: u64,
+}
+
+#[derive(Clone)]
+pub struct Reports {
+    broker: Arc<Broker>,
+    running: Arc<Semaphore>,
+}
+
+impl Reports {
+    pub fn new(broker: Arc<Broker>) -> Self {
+        Self { broker, running: Arc::new(Semaphore::new(1)) }
+    }
+
+    /// Checks `request` for `caller` before any work: auditors and admins, a period of at most
+    /// [`MAX_PERIOD_SECONDS`] that ends by now, a seed of hex.
+    pub fn validate(&self, caller: &Caller, request: &ReportRequest) -> Result<(), BrokerError> {
+        if !caller.sees_everything() {
+            return Err(BrokerError::Forbidden("only auditors and admins can make evidence reports".into()));
+        }
+        let now = self.broker.now();
+        if request.from >= request.to {
+            return Err(BrokerError::Unacceptable(format!(
+                "the period must end after it starts; got from {} to {}",
+                request.from, request.to
+            )));
+        }
+        if request.to > now {
+            return Err(BrokerError::Unacceptable(format!(
+                "the period ends at {}, after now ({now}): a report covers what has happened",
+                request.to
+            )));
+        }
+        if request.to.duration_since(request.from) > SignedDuration::from_secs(MAX_PERIOD_SECONDS) {
+            return Err(BrokerError::Unacceptable(format!(
+                "a report covers at most {} days; make one per audit period",
+                MAX_PERIOD_SECONDS / 86_400
+            )));
+        }
+        if let Some(seed) = &request.seed {
+            let valid = !seed.is_empty() && seed.len() <= MAX_SEED_BYTES * 2 && hex::decode(seed).is_ok();
+            if !valid {
+                return Err(BrokerError::Invalid(format!(
+                    "the seed must be 1 to {MAX_SEED_BYTES} bytes of hex; got `{seed}`"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the pack for `request` into `dir`, which must exist and be empty. One report at a
+    /// time per process.
+    pub async fn write(&self, caller: &Caller, request: &ReportRequest, dir: &Path) -> Result<Written, BrokerError> {
+        self.validate(caller, request)?;
+        let _permit = self.running.clone().try_acquire_owned().map_err(|_| BrokerError::Busy {
+            message: "a report is being made already; try again shortly".into(),
+            retry_after_seconds: 10,
+        })?;
+        let (broker, request, dir, by) = (self.broker.clone(), request.clone(), dir.to_owned(), caller.name.clone());
+        let handle = Handle::current();
+        tokio::task::spawn_blocking(move || Generation { broker: &broker, rt: &handle }.run(&request, &dir, &by))
+            .await
+            .map_err(|e| BrokerError::Unavailable(format!("the report stopped: {e}")))?
+    }
+}
+
+/// One report being made, on a blocking thread.
+struct Generation<'g> {
+    broker: &'g Broker,
+    rt: &'g Handle,
+}
+
+fn io_error(error: std::io::Error) -> BrokerError {
+    BrokerError::Unavailable(format!("the report could not be written: {error}"))
+}
+
+impl Generation<'_> {
+    fn run(&self, request: &ReportRequest, dir: &Path, by: &str) -> Result<Written, BrokerError> {
+        let broker = self.broker;
+        let settings = broker.settings();
+        let policy = broker.policy();
+        let generated_at = broker.now();
+        // 1. The period's events, folded.
+        let mut fold = Fold::new(request.from, request.to, Thresholds::from_config(&settings.rules));
+        let (mut first, mut last) = (None, None);
+        let mut policy_at_end = None;
+        self.pages(EventFilter { since: Some(request.from), until: Some(request.to), ..EventFilter::default() }, None, |page| {
+            for event in page {
+                first.get_or_insert(event.seq);
+                last = Some(event.seq);
+                fold.observe(event);
+            }
+            Ok(())
+        })?;
+        // The policy set in force at the period's end: the last one recorded before it.
+        self.pages(
+            EventFilter { event_type: Some(EventType::PolicyChanged), until: Some(request.to), ..EventFilter::default() },
+            None,
+            |page| {
+                if let Some(event) = page.last() {
+                    policy_at_end = event.details.get("hash").and_then(|h| h.as_str()).map(str::to_owned);
+                }
+                Ok(())
+            },
+        )?;
+        let folded = fold.finish();
+        // 2. The checkpoints around the period.
+        let key = broker.verifier_key();
+        let end = self.end_checkpoint(last, &key)?;
+        let start = match first {
+            Some(first) => self.checkpoint_before(u64::try_from(first - 1).unwrap_or(0))?,
+            None => Some(end.clone()).filter(|c| c.size > 0),
+        };
+        let start_size = start.as_ref().map_or(0, |c| c.size);
+        let frontier = self.frontier(start_size)?;
+        let consistency = match &start {
+            Some(start) => Some(self.rt.block_on(broker.consistency_proof(start.size, end.size))?),
+            None => None,
+        };
+        // 3. The sample.
+        let seed = match &request.seed {
+            Some(seed) => hex::decode(seed).map_err(|_| BrokerError::Invalid("the seed is not hex".into()))?,
+            None => {
+                let mut seed = vec![0; 16];
+                getrandom::fill(&mut seed).map_err(|e| BrokerError::Unavailable(format!("no randomness for the seed: {e}")))?;
+                seed
+            }
+        };
+        let population = &folded.population;
+        let size = sample::size(population.grants.len() as u64);
+        let chosen = sample::select(&seed, population.grants.iter().map(|g| g.grant_id.as_str()), size);
+        let sampled: Vec<SampledGrant> = chosen
+            .iter()
+            .filter_map(|id| population.grants.iter().find(|g| g.grant_id == *id))
+            .map(|grant| {
+                let request = grant.request_id.as_ref().and_then(|id| population.requests.iter().find(|r| &r.request_id == id));
+                let mut seqs: Vec<i64> = [Some(&grant.grant_id), grant.request_id.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|id| folded.seqs.get(id).into_iter().flatten().copied())
+                    .collect();
+                seqs.sort_unstable();
+                seqs.dedup();
+                SampledGrant { grant: grant.clone(), request: request.cloned(), seqs }
+            })
+            .collect();
+        // 4. The files.
+        let mut pack = PackWriter::new(dir);
+        let wanted: BTreeSet<i64> = sampled.iter().flat_map(|s| s.seqs.iter().copied()).collect();
+        let appendix = self.appendix(&mut pack, start_size, &frontier, &end, &wanted)?;
+        let end_ref = self.reference(&end, &key)?;
+        let integrity = Integrity {
+            key: key.clone(),
+            start: start.as_ref().map(|c| self.reference(c, &key)).transpose()?,
+            end: end_ref,
+            first_seq: i64::try_from(start_size).unwrap_or(i64::MAX) + 1,
+            last_seq: i64::try_from(end.size).unwrap_or(i64::MAX),
+            events: appendix.verified.events,
+            events_verified: if appendix.verified.is_valid() { appendix.verified.events } else { 0 },
+            problems: appendix.verified.problems.iter().map(ToString::to_string).collect(),
+        };
+        let mut rules: Vec<(String, String)> = RuleId::ALL
+            .iter()
+            .filter(|rule| settings.rules.settings(**rule).enabled)
+            .map(|rule| (rule.as_str().to_owned(), settings.rules.settings(*rule).severity.as_str().to_owned()))
+            .collect();
+        rules.sort();
+        let eligible: Vec<EligibilityRow> = ward_monitor::rules::eligibility(&policy)
+            .into_iter()
+            .map(|e| EligibilityRow { user: e.user, resource: e.resource, role: e.role })
+            .collect();
+        let changes_in_period = folded
+            .changes
+            .iter()
+            .filter(|c| c.event_type == EventType::PolicyChanged.as_str() || c.event_type == EventType::DirectoryReloaded.as_str())
+            .count() as u64;
+        let changed_since_period = self.changed_since(request.to)?;
+        let report = Report {
+            cover: Cover {
+                framework: request.framework,
+                organisation: broker.audit_origin().to_owned(),
+                resources: policy.directory().resources().keys().cloned().collect(),
+                from: request.from,
+                to: request.to,
+                generated_at,
+                generated_by: by.to_owned(),
+                ward_version: env!("CARGO_PKG_VERSION").to_owned(),
+            },
+            integrity,
+            controls: controls::matrix(request.framework),
+            sample: Sample {
+                seed: hex::encode(&seed),
+                method: sample::METHOD.to_owned(),
+                confidence: sample::CONFIDENCE,
+                tolerable_deviation_rate: sample::TOLERABLE_DEVIATION_RATE,
+                population: population.grants.len() as u64,
+                size: sampled.len() as u64,
+                grants: sampled,
+            },
+            population: folded.population.clone(),
+            exceptions: folded.exceptions,
+            revocation: folded.revocation,
+            usage: folded.usage,
+            eligibility: Eligibility {
+                as_of: generated_at,
+                policy_hash: policy.hash().to_owned(),
+                policy_hash_at_end: policy_at_end,
+                changed_since_period,
+                rows: eligible,
+                changes_in_period,
+            },
+            monitoring: monitoring(folded.findings, rules),
+            changes: folded.changes,
+        };
+        let write = |pack: &mut PackWriter, path: &str, bytes: &[u8]| pack.write(path, bytes).map_err(io_error);
+        write(&mut pack, layout::KEY, format!("{key}\n").as_bytes())?;
+        write(&mut pack, layout::CHECKPOINT_END, end.note.as_bytes())?;
+        if let Some(start) = &start {
+            write(&mut pack, layout::CHECKPOINT_START, start.note.as_bytes())?;
+        }
+        let frontier_file = FrontierFile { size: frontier.size(), nodes: frontier.nodes().iter().map(hex::encode).collect() };
+        write(&mut pack, layout::FRONTIER, &json(&frontier_file)?)?;
+        if let Some(consistency) = &consistency {
+            write(&mut pack, layout::CONSISTENCY, &json(consistency)?)?;
+        }
+        for proof in self.inclusion_proofs(&wanted, &appendix.hashes, &end)? {
+            write(&mut pack, &layout::proof(proof.seq), &json(&proof)?)?;
+        }
+        write(&mut pack, layout::VERIFY, transcript(&report).as_bytes())?;
+        for (name, csv) in render::tables(&report).map_err(|e| BrokerError::Unavailable(format!("a table could not be written: {e}")))? {
+            write(&mut pack, &layout::table(name), &csv)?;
+        }
+        let html = render::html(&report).map_err(|e| BrokerError::Unavailable(format!("the page could not be rendered: {e}")))?;
+        write(&mut pack, layout::INDEX_HTML, html.as_bytes())?;
+        write(&mut pack, layout::OSCAL, &json(&oscal::assessment_results(&report))?)?;
+        write(&mut pack, layout::REPORT_JSON, &json(&report)?)?;
+        pack.finish(|digest| broker.seal_evidence(digest)).map_err(|e| match e {
+            FinishError::Io(e) => io_error(e),
+            FinishError::Seal(e) => e,
+        })?;
+        Ok(Written {
+            events: report.integrity.events,
+            requests: report.population.requests.len() as u64,
+            grants: report.population.grants.len() as u64,
+            sampled: report.sample.size,
+        })
+    }
+
+    /// Reads the events `filter` selects, a page at a time, up to `through` (a `seq`).
+    fn pages(
+        &self,
+        filter: EventFilter,
+        through: Option<i64>,
+        mut each: impl FnMut(&[AuditEvent]) -> Result<(), BrokerError>,
+    ) -> Result<(), BrokerError> {
+        let mut after = filter.after_seq.unwrap_or(0);
+        loop {
+            let page_filter = EventFilter { after_seq: Some(after), limit: PAGE, ..filter.clone() };
+            let mut page = self.rt.block_on(self.broker.store().events(&page_filter))?;
+            let full = page.len() == PAGE as usize;
+            if let Some(through) = through {
+                page.retain(|e| e.seq <= through);
+            }
+            each(&page)?;
+            match page.last() {
+                Some(last) if full && through.is_none_or(|t| last.seq < t) => after = last.seq,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// The first checkpoint covering event `last` (the log's latest when the period has no
+    /// event), signed by the key in force; one is signed now when there is none.
+    fn end_checkpoint(&self, last: Option<i64>, key: &str) -> Result<CheckpointRecord, BrokerError> {
+        let store = self.broker.store();
+        let found = match last {
+            Some(last) => self.rt.block_on(store.checkpoints(Some(u64::try_from(last - 1).unwrap_or(0)), 1))?.into_iter().next(),
+            None => self.rt.block_on(store.latest_checkpoint())?,
+        };
+        if let Some(found) = found.filter(|c| signed_by(c, key)) {
+            return Ok(found);
+        }
+        self.rt
+            .block_on(self.broker.sign_checkpoint(true))?
+            .ok_or_else(|| BrokerError::Unavailable("no checkpoint could be signed for the report".into()))
+    }
+
+    /// The last checkpoint of at most `size` events, if any (found in O(log n) reads: the
+    /// store lists checkpoints from a size upwards).
+    fn checkpoint_before(&self, size: u64) -> Result<Option<CheckpointRecord>, BrokerError> {
+        let store = self.broker.store();
+        let first_after = |after: u64| self.rt.block_on(store.checkpoints(Some(after), 1)).map(|c| c.into_iter().next());
+        // The smallest `after` whose next checkpoint is past `size`: the one at `after` is it.
+        let (mut low, mut high) = (0u64, size);
+        if first_after(0)?.is_none_or(|c| c.size > size) {
+            return Ok(None);
+        }
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if first_after(middle)?.is_none_or(|c| c.size > size) {
+                high = middle;
+            } else {
+                low = middle + 1;
+            }
+        }
+        // `low` is the largest checkpoint size within `size`: the next one after `low - 1`.
+        Ok(first_after(low.saturating_sub(1))?.filter(|c| c.size <= size))
+    }
+
+    /// The right edge of the tree of the first `size` events.
+    fn frontier(&self, size: u64) -> Result<Frontier, BrokerError> {
+        let ids = merkle::range_nodes(0, size);
+        let nodes = self.rt.block_on(self.broker.store().tree_nodes(&ids))?;
+        Frontier::from_parts(size, nodes).ok_or_else(|| BrokerError::Unavailable("the tree's nodes do not fit together".into()))
+    }
+
+    /// The checkpoint as the pack names it, with the key that signed it.
+    fn reference(&self, record: &CheckpointRecord, key: &str) -> Result<CheckpointRef, BrokerError> {
+        let key = if signed_by(record, key) { key.to_owned() } else { self.key_of(record)? };
+        Ok(CheckpointRef { key, size: record.size, root: record.root.clone(), signed_at: record.signed_at, note: record.note.clone() })
+    }
+
+    /// The key an older checkpoint was signed with, as its `audit.checkpoint` event (the event
+    /// right after the events it covers) records it.
+    fn key_of(&self, record: &CheckpointRecord) -> Result<String, BrokerError> {
+        let seq = i64::try_from(record.size).unwrap_or(i64::MAX);
+        let filter = EventFilter { after_seq: Some(seq), limit: 1, ..EventFilter::default() };
+        let event = self.rt.block_on(self.broker.store().events(&filter))?.into_iter().next();
+        event
+            .filter(|e| e.event_type == EventType::AuditCheckpoint)
+            .and_then(|e| e.details.get("key").and_then(|k| k.as_str()).map(str::to_owned))
+            .ok_or_else(|| BrokerError::Unavailable(format!("the key that signed the checkpoint of size {} is not on record", record.size)))
+    }
+
+    /// Writes the appendix (events after the start checkpoint up to the end one, as JSON Lines
+    /// and OCSF), verifying them on the way; keeps the hashes of the events in `wanted`.
+    fn appendix(
+        &self,
+        pack: &mut PackWriter,
+        start_size: u64,
+        frontier: &Frontier,
+        end: &CheckpointRecord,
+        wanted: &BTreeSet<i64>,
+    ) -> Result<Appendix, BrokerError> {
+        let end_root = merkle::hash_from_hex(&end.root).ok_or_else(|| BrokerError::Unavailable("the end checkpoint's root is not a hash".into()))?;
+        let mut verifier = Verifier::default();
+        verifier.resume_after(frontier.clone());
+        verifier.expect(Source::External, end.size, end_root);
+        let mut hashes = std::collections::BTreeMap::new();
+        let mut events_file = pack.file(layout::EVENTS).map_err(io_error)?;
+        let mut ocsf_file = pack.file(layout::EVENTS_OCSF).map_err(io_error)?;
+        let mut encoded = Vec::new();
+        let through = i64::try_from(end.size).unwrap_or(i64::MAX);
+        let after = i64::try_from(start_size).unwrap_or(i64::MAX);
+        self.pages(EventFilter { after_seq: Some(after), ..EventFilter::default() }, Some(through), |page| {
+            for event in page {
+                verifier.push(event);
+                if wanted.contains(&event.seq) {
+                    hashes.insert(event.seq, event.hash.clone());
+                }
+            }
+            // A page at a time: a year's events do not sit in memory.
+            for (format, file) in [(ExportFormat::Jsonl, &mut events_file), (ExportFormat::Ocsf, &mut ocsf_file)] {
+                encoded.clear();
+                format
+                    .encode(page, &mut encoded)
+                    .map_err(|e| BrokerError::Unavailable(format!("an event could not be encoded: {e}")))?;
+                file.write_all(&encoded).map_err(io_error)?;
+            }
+            Ok(())
+        })?;
+        for file in [events_file, ocsf_file] {
+            let finished = file.finish().map_err(io_error)?;
+            pack.add(finished);
+        }
+        Ok(Appendix { verified: verifier.finish(), hashes })
+    }
+
+    /// An inclusion proof of each event in `wanted` in the end checkpoint's tree.
+    fn inclusion_proofs(
+        &self,
+        wanted: &BTreeSet<i64>,
+        hashes: &std::collections::BTreeMap<i64, String>,
+        end: &CheckpointRecord,
+    ) -> Result<Vec<InclusionProof>, BrokerError> {
+        let mut proofs = Vec::new();
+        let seqs: Vec<i64> = wanted.iter().copied().collect();
+        for batch in seqs.chunks(NODES_PER_READ / 64) {
+            let plans: Vec<(i64, Vec<Vec<merkle::NodeId>>)> = batch
+                .iter()
+                .filter_map(|&seq| Some((seq, merkle::inclusion_plan(u64::try_from(seq - 1).ok()?, end.size)?)))
+                .collect();
+            let ids: Vec<merkle::NodeId> = plans.iter().flat_map(|(_, plan)| plan.iter().flatten().copied()).collect();
+            let nodes = self.rt.block_on(self.broker.store().tree_nodes(&ids))?;
+            let mut nodes = nodes.into_iter();
+            for (seq, plan) in plans {
+                let proof: Vec<Hash> = plan.iter().map(|part| merkle::fold(&nodes.by_ref().take(part.len()).collect::<Vec<_>>())).collect();
+                let leaf_hash = hashes.get(&seq).cloned().ok_or_else(|| BrokerError::Unavailable(format!("event {seq} is not in the appendix")))?;
+                proofs.push(InclusionProof {
+                    seq,
+                    leaf_index: u64::try_from(seq - 1).unwrap_or(0),
+                    tree_size: end.size,
+                    leaf_hash,
+                    root: end.root.clone(),
+                    proof: proof.iter().map(hex::encode).collect(),
+                    checkpoint: end.note.clone(),
+                });
+            }
+        }
+        Ok(proofs)
+    }
+
+    /// Whether a policy set or the directory was changed after `to` (then today's eligibility
+    /// is not the period's).
+    fn changed_since(&self, to: Timestamp) -> Result<bool, BrokerError> {
+        for event_type in [EventType::PolicyChanged, EventType::DirectoryReloaded] {
+            let filter = EventFilter { event_type: Some(event_type), since: Some(to), limit: 1, ..EventFilter::default() };
+            if !self.rt.block_on(self.broker.store().events(&filter))?.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+struct Appendix {
+    verified: ward_core::verify::Report,
+    hashes: std::collections::BTreeMap<i64, String>,
+}
+
+fn signed_by(record: &CheckpointRecord, key: &str) -> bool {
+    checkpoint::parse_verifier_key(key).is_ok_and(|(name, key)| checkpoint::verify(&record.note, &name, &key).is_ok())
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, BrokerError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| BrokerError::Unavailable(format!("could not encode JSON: {e}")))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// `integrity/verify.txt`: what verifying the appendix found, as `ward audit verify` says it.
+fn transcript(report: &Report) -> String {
+    let integrity = &report.integrity;
+    let mut text = format!(
+        "verified events seq {} to {} of the log {}\nagainst the end checkpoint (size {}, root {})\n",
+        integrity.first_seq, integrity.last_seq, report.cover.organisation, integrity.end.size, integrity.end.root
+    );
+    match &integrity.start {
+        Some(start) => text.push_str(&format!("from the tree of the start checkpoint (size {}, root {})\n", start.size, start.root)),
+        None => text.push_str("from the log's first event\n"),
+    }
+    if integrity.problems.is_empty() {
+        text.push_str(&format!("OK: {} of {} events verify\n", integrity.events_verified, integrity.events));
+    } else {
+        for problem in &integrity.problems {
+            text.push_str(problem);
+            text.push('\n');
+        }
+        text.push_str(&format!("FAILED: {} problems\n", integrity.problems.len()));
+    }
+    text
+}
