@@ -582,6 +582,22 @@ pub struct ThresholdView {
     pub value: i64,
 }
 
+/// `POST /v1/reports`: the evidence pack for the events that occurred in `[from, to)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportBody {
+    pub from: Timestamp,
+    /// Default: now; not in the future, at most 460 days after `from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Timestamp>,
+    /// `soc2` (the default) or `iso27001`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framework: Option<String>,
+    /// The sample's seed, 1 to 64 bytes of hex; a random one when absent (the pack records it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+}
+
 /// `POST /v1/rules/run`: the rules over the events that occurred in `[since, until)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

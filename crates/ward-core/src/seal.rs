@@ -19,7 +19,11 @@ const DIGEST_LABEL: &str = "MANIFEST.sha256 ";
 
 /// Seals a manifest whose SHA-256 is `digest`, as the signer `name` (the log's origin).
 pub fn sign(digest: &[u8; 32], name: &str, key: &SigningKey) -> Result<String, CheckpointError> {
-    checkpoint::sign_note(&format!("{FIRST_LINE}\n{name}\n{DIGEST_LABEL}{}\n", hex::encode(digest)), name, key)
+    checkpoint::sign_note(
+        &format!("{FIRST_LINE}\n{name}\n{DIGEST_LABEL}{}\n", hex::encode(digest)),
+        name,
+        key,
+    )
 }
 
 /// The manifest digest `note` seals, if `name`'s key signed it.
@@ -64,7 +68,8 @@ mod tests {
             Err(CheckpointError::BadSignature(_))
         ));
         // A checkpoint signed by the same key is no seal.
-        let checkpoint = Checkpoint { origin: "ward.test/audit".into(), size: 3, root: [0; 32], extensions: vec![] };
+        let checkpoint =
+            Checkpoint { origin: "ward.test/audit".into(), size: 3, root: [0; 32], extensions: vec![] };
         let signed = checkpoint::sign(&checkpoint, "ward.test/audit", &key).unwrap();
         assert!(open(&signed, "ward.test/audit", &key.verifying_key()).is_err());
     }

@@ -73,7 +73,9 @@ pub fn check(dir: &Path, key: Option<&str>) -> Result<Checked, CheckError> {
         return Err(CheckError::NotADirectory(dir.to_owned()));
     }
     let mut checked = Checked::default();
-    let given = key.map(|k| checkpoint::parse_verifier_key(k).map_err(|e| CheckError::Key(e.to_string()))).transpose()?;
+    let given = key
+        .map(|k| checkpoint::parse_verifier_key(k).map_err(|e| CheckError::Key(e.to_string())))
+        .transpose()?;
     let manifest = match read_bounded(&dir.join(MANIFEST), MAX_INDEX_BYTES) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -173,7 +175,9 @@ fn check_files(dir: &Path, listed: &BTreeMap<String, Hash>, checked: &mut Checke
                 Ok(kind) if kind.is_file() => {
                     found.insert(path);
                 }
-                _ => checked.problems.push(format!("{path} is not a regular file (a link?); a pack holds none")),
+                _ => checked
+                    .problems
+                    .push(format!("{path} is not a regular file (a link?); a pack holds none")),
             }
         }
     }
@@ -189,15 +193,20 @@ fn check_files(dir: &Path, listed: &BTreeMap<String, Hash>, checked: &mut Checke
         }
         match hash_file(&dir.join(path)) {
             Ok(actual) if actual == *digest => checked.files += 1,
-            Ok(_) => checked.problems.push(format!("{path} does not match its hash in the manifest: it was changed")),
+            Ok(_) => checked
+                .problems
+                .push(format!("{path} does not match its hash in the manifest: it was changed")),
             Err(e) => checked.problems.push(format!("{path} cannot be read: {e}")),
         }
     }
 }
 
 fn check_log(dir: &Path, pack_key: &str, checked: &mut Checked) -> Result<(), String> {
-    let report: Report = serde_json::from_slice(&read_bounded(&dir.join(layout::REPORT_JSON), MAX_INDEX_BYTES).map_err(|e| format!("{} cannot be read: {e}", layout::REPORT_JSON))?)
-        .map_err(|e| format!("{} does not read as a report: {e}", layout::REPORT_JSON))?;
+    let report: Report = serde_json::from_slice(
+        &read_bounded(&dir.join(layout::REPORT_JSON), MAX_INDEX_BYTES)
+            .map_err(|e| format!("{} cannot be read: {e}", layout::REPORT_JSON))?,
+    )
+    .map_err(|e| format!("{} does not read as a report: {e}", layout::REPORT_JSON))?;
     let integrity = &report.integrity;
     if integrity.end.key != pack_key {
         return Err("the end checkpoint names another key than the pack's".into());
@@ -217,7 +226,10 @@ fn check_log(dir: &Path, pack_key: &str, checked: &mut Checked) -> Result<(), St
         Some(start_ref) => {
             let start = verify_checkpoint(start_ref, "start")?;
             if read_text(dir, layout::CHECKPOINT_START)? != start_ref.note {
-                return Err(format!("{} is not the start checkpoint the report names", layout::CHECKPOINT_START));
+                return Err(format!(
+                    "{} is not the start checkpoint the report names",
+                    layout::CHECKPOINT_START
+                ));
             }
             if start_tree.size() != start.size || start_tree.root() != start.root {
                 return Err("the tree before the period is not the one the start checkpoint signed".into());
@@ -225,7 +237,8 @@ fn check_log(dir: &Path, pack_key: &str, checked: &mut Checked) -> Result<(), St
             let proof: ConsistencyProof = serde_json::from_str(&read_text(dir, layout::CONSISTENCY)?)
                 .map_err(|e| format!("{} does not read: {e}", layout::CONSISTENCY))?;
             let hashes: Option<Vec<Hash>> = proof.proof.iter().map(|h| merkle::hash_from_hex(h)).collect();
-            let hashes = hashes.ok_or_else(|| format!("{} holds a hash that is not one", layout::CONSISTENCY))?;
+            let hashes =
+                hashes.ok_or_else(|| format!("{} holds a hash that is not one", layout::CONSISTENCY))?;
             if (proof.size1, proof.size2) != (start.size, end.size) {
                 return Err(format!("{} is not between the two checkpoints", layout::CONSISTENCY));
             }
@@ -241,7 +254,8 @@ fn check_log(dir: &Path, pack_key: &str, checked: &mut Checked) -> Result<(), St
     let mut verifier = Verifier::default();
     verifier.resume_after(start_tree);
     verifier.expect(Source::External, end.size, end.root);
-    let file = File::open(dir.join(layout::EVENTS)).map_err(|e| format!("{} cannot be read: {e}", layout::EVENTS))?;
+    let file = File::open(dir.join(layout::EVENTS))
+        .map_err(|e| format!("{} cannot be read: {e}", layout::EVENTS))?;
     let mut lines = BufReader::new(file);
     let mut line = Vec::new();
     let mut n = 0u64;
@@ -280,9 +294,12 @@ fn check_log(dir: &Path, pack_key: &str, checked: &mut Checked) -> Result<(), St
     // The sample's proofs.
     for seq in &wanted {
         let path = layout::proof(*seq);
-        let proof: InclusionProof =
-            serde_json::from_str(&read_text(dir, &path)?).map_err(|e| format!("{path} does not read: {e}"))?;
-        let leaf = hashes.get(seq).and_then(|h| merkle::hash_from_hex(h)).ok_or_else(|| format!("event {seq} of the sample is not in the appendix"))?;
+        let proof: InclusionProof = serde_json::from_str(&read_text(dir, &path)?)
+            .map_err(|e| format!("{path} does not read: {e}"))?;
+        let leaf = hashes
+            .get(seq)
+            .and_then(|h| merkle::hash_from_hex(h))
+            .ok_or_else(|| format!("event {seq} of the sample is not in the appendix"))?;
         let steps: Option<Vec<Hash>> = proof.proof.iter().map(|h| merkle::hash_from_hex(h)).collect();
         let steps = steps.ok_or_else(|| format!("{path} holds a hash that is not one"))?;
         if proof.seq != *seq || proof.tree_size != end.size || proof.leaf_hash != hashes[seq] {
@@ -316,7 +333,8 @@ fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
 }
 
 fn read_text(dir: &Path, path: &str) -> Result<String, String> {
-    let bytes = read_bounded(&dir.join(path), MAX_SMALL_BYTES).map_err(|e| format!("{path} cannot be read: {e}"))?;
+    let bytes =
+        read_bounded(&dir.join(path), MAX_SMALL_BYTES).map_err(|e| format!("{path} cannot be read: {e}"))?;
     String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8"))
 }
 

@@ -189,7 +189,10 @@ mod tests {
     fn each_framework_names_its_controls_and_every_cited_file_is_one_the_pack_writes() {
         let ids = |f| matrix(f).into_iter().map(|c| c.id).collect::<Vec<_>>();
         assert_eq!(ids(Framework::Soc2), ["CC6.1", "CC6.2", "CC6.3", "CC7.2", "CC7.3"]);
-        assert_eq!(ids(Framework::Iso27001), ["A.5.15", "A.5.16", "A.5.18", "A.8.2", "A.8.15", "A.8.16", "A.8.17"]);
+        assert_eq!(
+            ids(Framework::Iso27001),
+            ["A.5.15", "A.5.16", "A.5.18", "A.8.2", "A.8.15", "A.8.16", "A.8.17"]
+        );
         for framework in [Framework::Soc2, Framework::Iso27001] {
             for control in matrix(framework) {
                 assert!(!control.sections.is_empty() && !control.evidence.is_empty(), "{}", control.id);
@@ -197,7 +200,8 @@ mod tests {
                     let table = file.strip_prefix("evidence/").and_then(|f| f.strip_suffix(".csv"));
                     assert!(
                         table.is_some_and(|t| crate::render::TABLES.contains(&t))
-                            || [layout::EVENTS, layout::CHECKPOINT_END, layout::CONSISTENCY].contains(&file.as_str()),
+                            || [layout::EVENTS, layout::CHECKPOINT_END, layout::CONSISTENCY]
+                                .contains(&file.as_str()),
                         "{file}"
                     );
                 }

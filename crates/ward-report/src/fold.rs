@@ -31,7 +31,10 @@ pub struct Thresholds {
 impl Thresholds {
     pub fn from_config(config: &ward_rules::RulesConfig) -> Self {
         let facts = ward_rules::checkpoints::AuditFacts::from_config(config);
-        Self { revocation_tolerance_ms: facts.revocation_tolerance_ms, min_reason_length: facts.min_reason_length }
+        Self {
+            revocation_tolerance_ms: facts.revocation_tolerance_ms,
+            min_reason_length: facts.min_reason_length,
+        }
     }
 }
 
@@ -145,7 +148,14 @@ impl Fold {
             }
             Payload::GrantExpired(deadline) => {
                 let lag = (deadline.due_at, deadline.processed_at, deadline.lag_ms);
-                self.grant_ended(event, "expired", &deadline.role, deadline.starts_at, deadline.expires_at, Some(lag));
+                self.grant_ended(
+                    event,
+                    "expired",
+                    &deadline.role,
+                    deadline.starts_at,
+                    deadline.expires_at,
+                    Some(lag),
+                );
             }
             Payload::BreakglassUsed(used) => {
                 let grant = self.grant(event, &used.role, used.starts_at, used.expires_at);
@@ -175,19 +185,24 @@ impl Fold {
                 }
             }
             Payload::FindingOpened(found) => {
-                self.findings.insert(found.finding_id.clone(), FindingRow {
-                    finding_id: found.finding_id,
-                    rule: found.rule,
-                    severity: found.severity,
-                    summary: found.summary,
-                    opened_at: Some(event.occurred_at),
-                    state: "open".into(),
-                    triaged_at: None,
-                    triaged_by: None,
-                    seq: event.seq,
-                });
+                self.findings.insert(
+                    found.finding_id.clone(),
+                    FindingRow {
+                        finding_id: found.finding_id,
+                        rule: found.rule,
+                        severity: found.severity,
+                        summary: found.summary,
+                        opened_at: Some(event.occurred_at),
+                        state: "open".into(),
+                        triaged_at: None,
+                        triaged_by: None,
+                        seq: event.seq,
+                    },
+                );
             }
-            Payload::FindingAcknowledged(moved) | Payload::FindingResolved(moved) | Payload::FindingDismissed(moved) => {
+            Payload::FindingAcknowledged(moved)
+            | Payload::FindingResolved(moved)
+            | Payload::FindingDismissed(moved) => {
                 let row = self.findings.entry(moved.finding_id.clone()).or_insert_with(|| FindingRow {
                     finding_id: moved.finding_id.clone(),
                     rule: moved.rule.clone(),
@@ -206,11 +221,16 @@ impl Fold {
                 row.state = moved.to;
             }
             Payload::PolicyChanged(changed) => {
-                let summary = format!("policy set {} in force ({} policies)", short(&changed.hash), changed.policy_ids.len());
+                let summary = format!(
+                    "policy set {} in force ({} policies)",
+                    short(&changed.hash),
+                    changed.policy_ids.len()
+                );
                 self.change(event, summary);
             }
             Payload::PolicyRejected(rejected) => {
-                let summary = format!("a policy reload was refused; {} stays in force", short(&rejected.hash_in_force));
+                let summary =
+                    format!("a policy reload was refused; {} stays in force", short(&rejected.hash_in_force));
                 self.change(event, summary);
             }
             Payload::ConfigChanged(_) => self.change(event, "configuration changed".into()),
@@ -233,7 +253,10 @@ impl Fold {
             }
             Payload::TokenCreated(token) => {
                 let whom = event.subject.as_deref().unwrap_or("?");
-                self.change(event, format!("API token {} created for {whom}, expires {}", token.token_id, token.expires_at));
+                self.change(
+                    event,
+                    format!("API token {} created for {whom}, expires {}", token.token_id, token.expires_at),
+                );
             }
             Payload::TokenRevoked(token) => {
                 let whom = event.subject.as_deref().unwrap_or("?");
@@ -253,22 +276,25 @@ impl Fold {
         if let Some(weak) = weakness(&reason, created.ticket.is_some(), self.thresholds.min_reason_length) {
             self.exception("weak-justification", event, weak.describe());
         }
-        self.requests.insert(id.clone(), RequestRow {
-            request_id: id,
-            requester: event.actor.clone(),
-            resource: event.resource.clone().unwrap_or_default(),
-            role: created.role,
-            duration_seconds: created.duration_seconds,
-            reason,
-            ticket: created.ticket,
-            breakglass: created.breakglass,
-            state: "pending".into(),
-            created_at: event.occurred_at,
-            decided_at: None,
-            approvals: Vec::new(),
-            policy_hash: created.policy_hash,
-            grant_id: None,
-        });
+        self.requests.insert(
+            id.clone(),
+            RequestRow {
+                request_id: id,
+                requester: event.actor.clone(),
+                resource: event.resource.clone().unwrap_or_default(),
+                role: created.role,
+                duration_seconds: created.duration_seconds,
+                reason,
+                ticket: created.ticket,
+                breakglass: created.breakglass,
+                state: "pending".into(),
+                created_at: event.occurred_at,
+                decided_at: None,
+                approvals: Vec::new(),
+                policy_hash: created.policy_hash,
+                grant_id: None,
+            },
+        );
     }
 
     fn approved(&mut self, event: &AuditEvent, approval: &ApprovalGranted) {
@@ -295,7 +321,13 @@ impl Fold {
     }
 
     /// The grant's row, made from this event if it is the first seen of it.
-    fn grant(&mut self, event: &AuditEvent, role: &str, starts_at: Timestamp, expires_at: Timestamp) -> &mut GrantRow {
+    fn grant(
+        &mut self,
+        event: &AuditEvent,
+        role: &str,
+        starts_at: Timestamp,
+        expires_at: Timestamp,
+    ) -> &mut GrantRow {
         let id = event.grant_id.clone().unwrap_or_default();
         self.grants.entry(id.clone()).or_insert_with(|| GrantRow {
             grant_id: id,
@@ -314,12 +346,21 @@ impl Fold {
         })
     }
 
-    fn grant_started(&mut self, event: &AuditEvent, state: &str, role: String, starts_at: Timestamp, expires_at: Timestamp) {
-        let approvals = event.request_id.as_ref().and_then(|id| self.approvals.get(id)).cloned().unwrap_or_default();
+    fn grant_started(
+        &mut self,
+        event: &AuditEvent,
+        state: &str,
+        role: String,
+        starts_at: Timestamp,
+        expires_at: Timestamp,
+    ) {
+        let approvals =
+            event.request_id.as_ref().and_then(|id| self.approvals.get(id)).cloned().unwrap_or_default();
         let grant = self.grant(event, &role, starts_at, expires_at);
         grant.state = state.to_owned();
         if grant.approved_by.is_empty() {
-            grant.approved_by = approvals.iter().filter(|a| !a.automatic).map(|a| a.approver.clone()).collect();
+            grant.approved_by =
+                approvals.iter().filter(|a| !a.automatic).map(|a| a.approver.clone()).collect();
         }
         let (breakglass, automatic) = (grant.breakglass, approvals.iter().any(|a| a.automatic));
         let without_people = grant.approved_by.is_empty();
@@ -333,7 +374,8 @@ impl Fold {
                 request.grant_id = Some(grant_id);
             }
             if without_people && !breakglass {
-                let how = if automatic { "approved automatically by policy" } else { "no approval on record" };
+                let how =
+                    if automatic { "approved automatically by policy" } else { "no approval on record" };
                 self.exception("without-approval", event, how.into());
             }
         }
@@ -377,7 +419,10 @@ impl Fold {
         let read = matches!(used, AccessUsed::Search(_) | AccessUsed::Tail(_));
         let unmasked = read && used.role() == Some("read-unmasked");
         let role = used.role().unwrap_or_default().to_owned();
-        let window = self.grants.get(&grant_id).map(|g| (g.starts_at, g.ended_at.unwrap_or(g.expires_at).min(g.expires_at)));
+        let window = self
+            .grants
+            .get(&grant_id)
+            .map(|g| (g.starts_at, g.ended_at.unwrap_or(g.expires_at).min(g.expires_at)));
         let row = self.uses.entry(grant_id.clone()).or_insert_with(|| UseRow {
             grant_id: grant_id.clone(),
             principal: event.subject.clone().unwrap_or_else(|| event.actor.clone()),
@@ -451,8 +496,10 @@ impl Fold {
             *counts.entry(row.kind.clone()).or_insert(0) += 1;
         }
         let approved_by_people =
-            grants.iter().filter(|g| self.created.contains(&g.grant_id) && !g.approved_by.is_empty()).count() as u64;
-        let approved_automatically = self.exceptions.iter().filter(|e| e.kind == "without-approval").count() as u64;
+            grants.iter().filter(|g| self.created.contains(&g.grant_id) && !g.approved_by.is_empty()).count()
+                as u64;
+        let approved_automatically =
+            self.exceptions.iter().filter(|e| e.kind == "without-approval").count() as u64;
         let used: Vec<UseRow> = self.uses.into_values().collect();
         let never_used = grants
             .iter()
@@ -462,7 +509,12 @@ impl Fold {
         let findings: Vec<FindingRow> = self.findings.into_values().collect();
         Folded {
             population: Population { requests, grants, requests_by_state, grants_by_state },
-            exceptions: Exceptions { approved_by_people, approved_automatically, rows: self.exceptions, counts },
+            exceptions: Exceptions {
+                approved_by_people,
+                approved_automatically,
+                rows: self.exceptions,
+                counts,
+            },
             revocation: revocation(self.revocations, self.thresholds.revocation_tolerance_ms),
             usage: Usage { rows: used, never_used, outside_window: self.outside_window, unmasked_reads },
             findings,

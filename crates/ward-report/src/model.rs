@@ -16,6 +16,8 @@ pub enum Framework {
 }
 
 impl Framework {
+    pub const ALL: [Self; 2] = [Self::Soc2, Self::Iso27001];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Soc2 => "soc2",
@@ -31,11 +33,7 @@ impl Framework {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "soc2" => Some(Self::Soc2),
-            "iso27001" => Some(Self::Iso27001),
-            _ => None,
-        }
+        Self::ALL.into_iter().find(|f| f.as_str() == text)
     }
 }
 
@@ -55,7 +53,7 @@ pub struct Report {
     pub changes: Vec<Change>,
 }
 
-/// 1. What the report covers, and who made it when.
+/// Section 1: what the report covers, and who made it when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cover {
     pub framework: Framework,
@@ -85,7 +83,7 @@ pub struct CheckpointRef {
     pub note: String,
 }
 
-/// 1. How the pack ties to the audit log.
+/// Section 1: how the pack ties to the audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Integrity {
     /// The verifier key that signed the checkpoints and the seal (`origin+keyid+key`).
@@ -104,7 +102,7 @@ pub struct Integrity {
     pub problems: Vec<String>,
 }
 
-/// 2. One control of the framework and where the pack shows it.
+/// Section 2: one control of the framework and where the pack shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Control {
     pub id: String,
@@ -178,7 +176,7 @@ pub struct Verdicts {
     pub seq: i64,
 }
 
-/// 3. Every request and grant of the period.
+/// Section 3: every request and grant of the period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Population {
     pub requests: Vec<RequestRow>,
@@ -187,7 +185,7 @@ pub struct Population {
     pub grants_by_state: BTreeMap<String, u64>,
 }
 
-/// 4. The grants sampled for testing, and how.
+/// Section 4: the grants sampled for testing, and how.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     /// Hex; the sample is the `size` grants with the lowest SHA-256(seed ‖ grant id).
@@ -223,7 +221,7 @@ pub struct ExceptionRow {
     pub seq: i64,
 }
 
-/// 5. Approval evidence and its exceptions.
+/// Section 5: approval evidence and its exceptions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Exceptions {
     /// Grants approved by the people the policy asked for.
@@ -249,7 +247,7 @@ pub struct RevocationRow {
     pub breach: bool,
 }
 
-/// 6. Revocation timeliness.
+/// Section 6: revocation timeliness.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Revocation {
     pub tolerance_ms: i64,
@@ -278,7 +276,7 @@ pub struct UseRow {
     pub last_use: Option<Timestamp>,
 }
 
-/// 7. Use during grants.
+/// Section 7: use during grants.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Usage {
     pub rows: Vec<UseRow>,
@@ -296,8 +294,8 @@ pub struct EligibilityRow {
     pub role: String,
 }
 
-/// 8. Eligibility: who could ask for what, under the policies and directory in force when the
-/// report was made, and whether those are the ones in force at the period's end.
+/// Section 8, eligibility: who could ask for what, under the policies and directory in force
+/// when the report was made, and whether those are the ones in force at the period's end.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Eligibility {
     pub as_of: Timestamp,
@@ -331,7 +329,7 @@ pub struct FindingRow {
     pub seq: i64,
 }
 
-/// 9. Monitoring.
+/// Section 9: monitoring.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Monitoring {
     /// The rules in force when the report was made: `(id, severity)`.
@@ -342,7 +340,7 @@ pub struct Monitoring {
     pub median_time_to_triage_ms: Option<i64>,
 }
 
-/// 10. A change to configuration, policies, people, tokens or keys.
+/// Section 10: a change to configuration, policies, people, tokens or keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
     pub seq: i64,

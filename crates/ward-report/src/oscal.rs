@@ -33,10 +33,17 @@ fn deviations(report: &Report, control: &str) -> Vec<(&'static str, u64)> {
             .sample
             .grants
             .iter()
-            .filter(|g| g.grant.verdicts.as_ref().is_some_and(|v| pick(v) == ward_core::audit::payload::Verdict::Fail))
+            .filter(|g| {
+                g.grant.verdicts.as_ref().is_some_and(|v| pick(v) == ward_core::audit::payload::Verdict::Fail)
+            })
             .count() as u64
     };
-    let unapproved = report.exceptions.rows.iter().filter(|e| e.kind == "without-approval" && e.detail.starts_with("no approval")).count() as u64;
+    let unapproved = report
+        .exceptions
+        .rows
+        .iter()
+        .filter(|e| e.kind == "without-approval" && e.detail.starts_with("no approval"))
+        .count() as u64;
     let outside = report.usage.outside_window.len() as u64;
     let late = report.revocation.breaches;
     let integrity = report.integrity.problems.len() as u64;

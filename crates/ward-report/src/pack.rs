@@ -41,7 +41,10 @@ impl PackWriter {
     /// Starts the file `path` (relative, `/`-separated).
     pub fn file(&self, path: &str) -> io::Result<PackFile> {
         if !is_pack_path(path) || self.files.iter().any(|(known, _)| known == path) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("`{path}` is not a new pack path")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("`{path}` is not a new pack path"),
+            ));
         }
         let full = self.dir.join(path);
         if let Some(parent) = full.parent() {
@@ -67,7 +70,10 @@ impl PackWriter {
 
     /// Writes the manifest and its seal (`seal` signs the manifest's SHA-256); every file must
     /// be finished.
-    pub fn finish<E>(mut self, seal: impl FnOnce(&[u8; 32]) -> Result<String, E>) -> Result<(), FinishError<E>> {
+    pub fn finish<E>(
+        mut self,
+        seal: impl FnOnce(&[u8; 32]) -> Result<String, E>,
+    ) -> Result<(), FinishError<E>> {
         self.files.sort();
         let manifest: String =
             self.files.iter().map(|(path, digest)| format!("{}  {path}\n", hex::encode(digest))).collect();
@@ -133,7 +139,9 @@ mod tests {
         for good in ["report.json", "evidence/grants.csv", "integrity/proofs/12.json"] {
             assert!(is_pack_path(good), "{good}");
         }
-        for bad in ["", "/etc/passwd", "../x", "a/../b", "a//b", "./a", MANIFEST, SEAL, "a\\b", "é.txt", "a b"] {
+        for bad in
+            ["", "/etc/passwd", "../x", "a/../b", "a//b", "./a", MANIFEST, SEAL, "a\\b", "é.txt", "a b"]
+        {
             assert!(!is_pack_path(bad), "{bad}");
         }
     }

@@ -67,8 +67,20 @@ fn csv_of(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<Ve
 fn requests(rows: &[RequestRow]) -> Result<Vec<u8>, csv::Error> {
     csv_of(
         &[
-            "request_id", "requester", "resource", "role", "duration_seconds", "reason", "ticket", "breakglass", "state",
-            "created_at", "decided_at", "approvers", "policy_hash", "grant_id",
+            "request_id",
+            "requester",
+            "resource",
+            "role",
+            "duration_seconds",
+            "reason",
+            "ticket",
+            "breakglass",
+            "state",
+            "created_at",
+            "decided_at",
+            "approvers",
+            "policy_hash",
+            "grant_id",
         ],
         rows.iter().map(|r| {
             vec![
@@ -92,8 +104,21 @@ fn requests(rows: &[RequestRow]) -> Result<Vec<u8>, csv::Error> {
 }
 
 const GRANT_HEADER: [&str; 15] = [
-    "grant_id", "request_id", "principal", "resource", "role", "state", "starts_at", "expires_at", "ended_at",
-    "ended_by", "breakglass", "approved_by", "justified", "used_as_intended", "revoked_promptly",
+    "grant_id",
+    "request_id",
+    "principal",
+    "resource",
+    "role",
+    "state",
+    "starts_at",
+    "expires_at",
+    "ended_at",
+    "ended_by",
+    "breakglass",
+    "approved_by",
+    "justified",
+    "used_as_intended",
+    "revoked_promptly",
 ];
 
 fn grant_cells(g: &GrantRow) -> Vec<String> {
@@ -160,7 +185,17 @@ fn exceptions<'a>(rows: impl Iterator<Item = &'a ExceptionRow>) -> Result<Vec<u8
 
 fn revocation(report: &Report) -> Result<Vec<u8>, csv::Error> {
     csv_of(
-        &["grant_id", "principal", "resource", "ended_by", "automatic", "scheduled_end", "actual_end", "lag_ms", "breach"],
+        &[
+            "grant_id",
+            "principal",
+            "resource",
+            "ended_by",
+            "automatic",
+            "scheduled_end",
+            "actual_end",
+            "lag_ms",
+            "breach",
+        ],
         report.revocation.rows.iter().map(|r| {
             vec![
                 r.grant_id.clone(),
@@ -179,7 +214,17 @@ fn revocation(report: &Report) -> Result<Vec<u8>, csv::Error> {
 
 fn usage(report: &Report) -> Result<Vec<u8>, csv::Error> {
     csv_of(
-        &["grant_id", "principal", "resource", "role", "uses", "log_reads", "unmasked_reads", "first_use", "last_use"],
+        &[
+            "grant_id",
+            "principal",
+            "resource",
+            "role",
+            "uses",
+            "log_reads",
+            "unmasked_reads",
+            "first_use",
+            "last_use",
+        ],
         report.usage.rows.iter().map(|u| {
             vec![
                 u.grant_id.clone(),
@@ -205,7 +250,17 @@ fn eligibility(report: &Report) -> Result<Vec<u8>, csv::Error> {
 
 fn findings(report: &Report) -> Result<Vec<u8>, csv::Error> {
     csv_of(
-        &["finding_id", "rule", "severity", "summary", "opened_at", "state", "triaged_at", "triaged_by", "seq"],
+        &[
+            "finding_id",
+            "rule",
+            "severity",
+            "summary",
+            "opened_at",
+            "state",
+            "triaged_at",
+            "triaged_by",
+            "seq",
+        ],
         report.monitoring.findings.iter().map(|f| {
             vec![
                 f.finding_id.clone(),
@@ -226,7 +281,13 @@ fn changes(report: &Report) -> Result<Vec<u8>, csv::Error> {
     csv_of(
         &["seq", "at", "actor", "type", "summary"],
         report.changes.iter().map(|c| {
-            vec![c.seq.to_string(), c.at.to_string(), c.actor.clone(), c.event_type.clone(), c.summary.clone()]
+            vec![
+                c.seq.to_string(),
+                c.at.to_string(),
+                c.actor.clone(),
+                c.event_type.clone(),
+                c.summary.clone(),
+            ]
         }),
     )
 }
@@ -235,10 +296,23 @@ fn changes(report: &Report) -> Result<Vec<u8>, csv::Error> {
 /// (account, resource, permission, when granted and removed, who approved, why).
 fn access_by_resource(report: &Report) -> Result<Vec<u8>, csv::Error> {
     let mut grants: Vec<&GrantRow> = report.population.grants.iter().collect();
-    grants.sort_by(|a, b| (&a.resource, &a.principal, a.starts_at).cmp(&(&b.resource, &b.principal, b.starts_at)));
-    let request = |id: &Option<String>| report.population.requests.iter().find(|r| Some(&r.request_id) == id.as_ref());
+    grants.sort_by(|a, b| {
+        (&a.resource, &a.principal, a.starts_at).cmp(&(&b.resource, &b.principal, b.starts_at))
+    });
+    let request =
+        |id: &Option<String>| report.population.requests.iter().find(|r| Some(&r.request_id) == id.as_ref());
     csv_of(
-        &["Resource", "Account", "Permission", "Access Granted", "Access Removed", "Approved By", "Ticket", "Justification", "Grant ID"],
+        &[
+            "Resource",
+            "Account",
+            "Permission",
+            "Access Granted",
+            "Access Removed",
+            "Approved By",
+            "Ticket",
+            "Justification",
+            "Grant ID",
+        ],
         grants.into_iter().map(|g| {
             let request = request(&g.request_id);
             vec![

@@ -68,6 +68,11 @@ impl Reports {
         Self { broker, running: Arc::new(Semaphore::new(1)) }
     }
 
+    /// The broker's clock: a period "up to now" ends here.
+    pub fn now(&self) -> Timestamp {
+        self.broker.now()
+    }
+
     /// Checks `request` for `caller` before any work: auditors and admins, a period of at most
     /// [`MAX_PERIOD_SECONDS`] that ends by now, a seed of hex.
     pub fn validate(&self, caller: &Caller, request: &ReportRequest) -> Result<(), BrokerError> {
@@ -106,17 +111,25 @@ impl Reports {
 
     /// Writes the pack for `request` into `dir`, which must exist and be empty. One report at a
     /// time per process.
-    pub async fn write(&self, caller: &Caller, request: &ReportRequest, dir: &Path) -> Result<Written, BrokerError> {
+    pub async fn write(
+        &self,
+        caller: &Caller,
+        request: &ReportRequest,
+        dir: &Path,
+    ) -> Result<Written, BrokerError> {
         self.validate(caller, request)?;
         let _permit = self.running.clone().try_acquire_owned().map_err(|_| BrokerError::Busy {
             message: "a report is being made already; try again shortly".into(),
             retry_after_seconds: 10,
         })?;
-        let (broker, request, dir, by) = (self.broker.clone(), request.clone(), dir.to_owned(), caller.name.clone());
+        let (broker, request, dir, by) =
+            (self.broker.clone(), request.clone(), dir.to_owned(), caller.name.clone());
         let handle = Handle::current();
-        tokio::task::spawn_blocking(move || Generation { broker: &broker, rt: &handle }.run(&request, &dir, &by))
-            .await
-            .map_err(|e| BrokerError::Unavailable(format!("the report stopped: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            Generation { broker: &broker, rt: &handle }.run(&request, &dir, &by)
+        })
+        .await
+        .map_err(|e| BrokerError::Unavailable(format!("the report stopped: {e}")))?
     }
 }
 
@@ -140,17 +153,25 @@ impl Generation<'_> {
         let mut fold = Fold::new(request.from, request.to, Thresholds::from_config(&settings.rules));
         let (mut first, mut last) = (None, None);
         let mut policy_at_end = None;
-        self.pages(EventFilter { since: Some(request.from), until: Some(request.to), ..EventFilter::default() }, None, |page| {
-            for event in page {
-                first.get_or_insert(event.seq);
-                last = Some(event.seq);
-                fold.observe(event);
-            }
-            Ok(())
-        })?;
+        self.pages(
+            EventFilter { since: Some(request.from), until: Some(request.to), ..EventFilter::default() },
+            None,
+            |page| {
+                for event in page {
+                    first.get_or_insert(event.seq);
+                    last = Some(event.seq);
+                    fold.observe(event);
+                }
+                Ok(())
+            },
+        )?;
         // The policy set in force at the period's end: the last one recorded before it.
         self.pages(
-            EventFilter { event_type: Some(EventType::PolicyChanged), until: Some(request.to), ..EventFilter::default() },
+            EventFilter {
+                event_type: Some(EventType::PolicyChanged),
+                until: Some(request.to),
+                ..EventFilter::default()
+            },
             None,
             |page| {
                 if let Some(event) = page.last() {
@@ -175,10 +196,13 @@ impl Generation<'_> {
         };
         // 3. The sample.
         let seed = match &request.seed {
-            Some(seed) => hex::decode(seed).map_err(|_| BrokerError::Invalid("the seed is not hex".into()))?,
+            Some(seed) => {
+                hex::decode(seed).map_err(|_| BrokerError::Invalid("the seed is not hex".into()))?
+            }
             None => {
                 let mut seed = vec![0; 16];
-                getrandom::fill(&mut seed).map_err(|e| BrokerError::Unavailable(format!("no randomness for the seed: {e}")))?;
+                getrandom::fill(&mut seed)
+                    .map_err(|e| BrokerError::Unavailable(format!("no randomness for the seed: {e}")))?;
                 seed
             }
         };
@@ -189,7 +213,10 @@ impl Generation<'_> {
             .iter()
             .filter_map(|id| population.grants.iter().find(|g| g.grant_id == *id))
             .map(|grant| {
-                let request = grant.request_id.as_ref().and_then(|id| population.requests.iter().find(|r| &r.request_id == id));
+                let request = grant
+                    .request_id
+                    .as_ref()
+                    .and_then(|id| population.requests.iter().find(|r| &r.request_id == id));
                 let mut seqs: Vec<i64> = [Some(&grant.grant_id), grant.request_id.as_ref()]
                     .into_iter()
                     .flatten()
@@ -218,7 +245,9 @@ impl Generation<'_> {
         let mut rules: Vec<(String, String)> = RuleId::ALL
             .iter()
             .filter(|rule| settings.rules.settings(**rule).enabled)
-            .map(|rule| (rule.as_str().to_owned(), settings.rules.settings(*rule).severity.as_str().to_owned()))
+            .map(|rule| {
+                (rule.as_str().to_owned(), settings.rules.settings(*rule).severity.as_str().to_owned())
+            })
             .collect();
         rules.sort();
         let eligible: Vec<EligibilityRow> = ward_monitor::rules::eligibility(&policy)
@@ -228,7 +257,10 @@ impl Generation<'_> {
         let changes_in_period = folded
             .changes
             .iter()
-            .filter(|c| c.event_type == EventType::PolicyChanged.as_str() || c.event_type == EventType::DirectoryReloaded.as_str())
+            .filter(|c| {
+                c.event_type == EventType::PolicyChanged.as_str()
+                    || c.event_type == EventType::DirectoryReloaded.as_str()
+            })
             .count() as u64;
         let changed_since_period = self.changed_since(request.to)?;
         let report = Report {
@@ -268,13 +300,15 @@ impl Generation<'_> {
             monitoring: monitoring(folded.findings, rules),
             changes: folded.changes,
         };
-        let write = |pack: &mut PackWriter, path: &str, bytes: &[u8]| pack.write(path, bytes).map_err(io_error);
+        let write =
+            |pack: &mut PackWriter, path: &str, bytes: &[u8]| pack.write(path, bytes).map_err(io_error);
         write(&mut pack, layout::KEY, format!("{key}\n").as_bytes())?;
         write(&mut pack, layout::CHECKPOINT_END, end.note.as_bytes())?;
         if let Some(start) = &start {
             write(&mut pack, layout::CHECKPOINT_START, start.note.as_bytes())?;
         }
-        let frontier_file = FrontierFile { size: frontier.size(), nodes: frontier.nodes().iter().map(hex::encode).collect() };
+        let frontier_file =
+            FrontierFile { size: frontier.size(), nodes: frontier.nodes().iter().map(hex::encode).collect() };
         write(&mut pack, layout::FRONTIER, &json(&frontier_file)?)?;
         if let Some(consistency) = &consistency {
             write(&mut pack, layout::CONSISTENCY, &json(consistency)?)?;
@@ -283,10 +317,13 @@ impl Generation<'_> {
             write(&mut pack, &layout::proof(proof.seq), &json(&proof)?)?;
         }
         write(&mut pack, layout::VERIFY, transcript(&report).as_bytes())?;
-        for (name, csv) in render::tables(&report).map_err(|e| BrokerError::Unavailable(format!("a table could not be written: {e}")))? {
+        for (name, csv) in render::tables(&report)
+            .map_err(|e| BrokerError::Unavailable(format!("a table could not be written: {e}")))?
+        {
             write(&mut pack, &layout::table(name), &csv)?;
         }
-        let html = render::html(&report).map_err(|e| BrokerError::Unavailable(format!("the page could not be rendered: {e}")))?;
+        let html = render::html(&report)
+            .map_err(|e| BrokerError::Unavailable(format!("the page could not be rendered: {e}")))?;
         write(&mut pack, layout::INDEX_HTML, html.as_bytes())?;
         write(&mut pack, layout::OSCAL, &json(&oscal::assessment_results(&report))?)?;
         write(&mut pack, layout::REPORT_JSON, &json(&report)?)?;
@@ -330,7 +367,11 @@ impl Generation<'_> {
     fn end_checkpoint(&self, last: Option<i64>, key: &str) -> Result<CheckpointRecord, BrokerError> {
         let store = self.broker.store();
         let found = match last {
-            Some(last) => self.rt.block_on(store.checkpoints(Some(u64::try_from(last - 1).unwrap_or(0)), 1))?.into_iter().next(),
+            Some(last) => self
+                .rt
+                .block_on(store.checkpoints(Some(u64::try_from(last - 1).unwrap_or(0)), 1))?
+                .into_iter()
+                .next(),
             None => self.rt.block_on(store.latest_checkpoint())?,
         };
         if let Some(found) = found.filter(|c| signed_by(c, key)) {
@@ -345,7 +386,8 @@ impl Generation<'_> {
     /// store lists checkpoints from a size upwards).
     fn checkpoint_before(&self, size: u64) -> Result<Option<CheckpointRecord>, BrokerError> {
         let store = self.broker.store();
-        let first_after = |after: u64| self.rt.block_on(store.checkpoints(Some(after), 1)).map(|c| c.into_iter().next());
+        let first_after =
+            |after: u64| self.rt.block_on(store.checkpoints(Some(after), 1)).map(|c| c.into_iter().next());
         // The smallest `after` whose next checkpoint is past `size`: the one at `after` is it.
         let (mut low, mut high) = (0u64, size);
         if first_after(0)?.is_none_or(|c| c.size > size) {
@@ -367,13 +409,20 @@ impl Generation<'_> {
     fn frontier(&self, size: u64) -> Result<Frontier, BrokerError> {
         let ids = merkle::range_nodes(0, size);
         let nodes = self.rt.block_on(self.broker.store().tree_nodes(&ids))?;
-        Frontier::from_parts(size, nodes).ok_or_else(|| BrokerError::Unavailable("the tree's nodes do not fit together".into()))
+        Frontier::from_parts(size, nodes)
+            .ok_or_else(|| BrokerError::Unavailable("the tree's nodes do not fit together".into()))
     }
 
     /// The checkpoint as the pack names it, with the key that signed it.
     fn reference(&self, record: &CheckpointRecord, key: &str) -> Result<CheckpointRef, BrokerError> {
         let key = if signed_by(record, key) { key.to_owned() } else { self.key_of(record)? };
-        Ok(CheckpointRef { key, size: record.size, root: record.root.clone(), signed_at: record.signed_at, note: record.note.clone() })
+        Ok(CheckpointRef {
+            key,
+            size: record.size,
+            root: record.root.clone(),
+            signed_at: record.signed_at,
+            note: record.note.clone(),
+        })
     }
 
     /// The key an older checkpoint was signed with, as its `audit.checkpoint` event (the event
@@ -385,7 +434,12 @@ impl Generation<'_> {
         event
             .filter(|e| e.event_type == EventType::AuditCheckpoint)
             .and_then(|e| e.details.get("key").and_then(|k| k.as_str()).map(str::to_owned))
-            .ok_or_else(|| BrokerError::Unavailable(format!("the key that signed the checkpoint of size {} is not on record", record.size)))
+            .ok_or_else(|| {
+                BrokerError::Unavailable(format!(
+                    "the key that signed the checkpoint of size {} is not on record",
+                    record.size
+                ))
+            })
     }
 
     /// Writes the appendix (events after the start checkpoint up to the end one, as JSON Lines
@@ -398,7 +452,8 @@ impl Generation<'_> {
         end: &CheckpointRecord,
         wanted: &BTreeSet<i64>,
     ) -> Result<Appendix, BrokerError> {
-        let end_root = merkle::hash_from_hex(&end.root).ok_or_else(|| BrokerError::Unavailable("the end checkpoint's root is not a hash".into()))?;
+        let end_root = merkle::hash_from_hex(&end.root)
+            .ok_or_else(|| BrokerError::Unavailable("the end checkpoint's root is not a hash".into()))?;
         let mut verifier = Verifier::default();
         verifier.resume_after(frontier.clone());
         verifier.expect(Source::External, end.size, end_root);
@@ -408,23 +463,29 @@ impl Generation<'_> {
         let mut encoded = Vec::new();
         let through = i64::try_from(end.size).unwrap_or(i64::MAX);
         let after = i64::try_from(start_size).unwrap_or(i64::MAX);
-        self.pages(EventFilter { after_seq: Some(after), ..EventFilter::default() }, Some(through), |page| {
-            for event in page {
-                verifier.push(event);
-                if wanted.contains(&event.seq) {
-                    hashes.insert(event.seq, event.hash.clone());
+        self.pages(
+            EventFilter { after_seq: Some(after), ..EventFilter::default() },
+            Some(through),
+            |page| {
+                for event in page {
+                    verifier.push(event);
+                    if wanted.contains(&event.seq) {
+                        hashes.insert(event.seq, event.hash.clone());
+                    }
                 }
-            }
-            // A page at a time: a year's events do not sit in memory.
-            for (format, file) in [(ExportFormat::Jsonl, &mut events_file), (ExportFormat::Ocsf, &mut ocsf_file)] {
-                encoded.clear();
-                format
-                    .encode(page, &mut encoded)
-                    .map_err(|e| BrokerError::Unavailable(format!("an event could not be encoded: {e}")))?;
-                file.write_all(&encoded).map_err(io_error)?;
-            }
-            Ok(())
-        })?;
+                // A page at a time: a year's events do not sit in memory.
+                for (format, file) in
+                    [(ExportFormat::Jsonl, &mut events_file), (ExportFormat::Ocsf, &mut ocsf_file)]
+                {
+                    encoded.clear();
+                    format.encode(page, &mut encoded).map_err(|e| {
+                        BrokerError::Unavailable(format!("an event could not be encoded: {e}"))
+                    })?;
+                    file.write_all(&encoded).map_err(io_error)?;
+                }
+                Ok(())
+            },
+        )?;
         for file in [events_file, ocsf_file] {
             let finished = file.finish().map_err(io_error)?;
             pack.add(finished);
@@ -444,14 +505,23 @@ impl Generation<'_> {
         for batch in seqs.chunks(NODES_PER_READ / 64) {
             let plans: Vec<(i64, Vec<Vec<merkle::NodeId>>)> = batch
                 .iter()
-                .filter_map(|&seq| Some((seq, merkle::inclusion_plan(u64::try_from(seq - 1).ok()?, end.size)?)))
+                .filter_map(|&seq| {
+                    Some((seq, merkle::inclusion_plan(u64::try_from(seq - 1).ok()?, end.size)?))
+                })
                 .collect();
-            let ids: Vec<merkle::NodeId> = plans.iter().flat_map(|(_, plan)| plan.iter().flatten().copied()).collect();
+            let ids: Vec<merkle::NodeId> =
+                plans.iter().flat_map(|(_, plan)| plan.iter().flatten().copied()).collect();
             let nodes = self.rt.block_on(self.broker.store().tree_nodes(&ids))?;
             let mut nodes = nodes.into_iter();
             for (seq, plan) in plans {
-                let proof: Vec<Hash> = plan.iter().map(|part| merkle::fold(&nodes.by_ref().take(part.len()).collect::<Vec<_>>())).collect();
-                let leaf_hash = hashes.get(&seq).cloned().ok_or_else(|| BrokerError::Unavailable(format!("event {seq} is not in the appendix")))?;
+                let proof: Vec<Hash> = plan
+                    .iter()
+                    .map(|part| merkle::fold(&nodes.by_ref().take(part.len()).collect::<Vec<_>>()))
+                    .collect();
+                let leaf_hash = hashes
+                    .get(&seq)
+                    .cloned()
+                    .ok_or_else(|| BrokerError::Unavailable(format!("event {seq} is not in the appendix")))?;
                 proofs.push(InclusionProof {
                     seq,
                     leaf_index: u64::try_from(seq - 1).unwrap_or(0),
@@ -470,7 +540,12 @@ impl Generation<'_> {
     /// is not the period's).
     fn changed_since(&self, to: Timestamp) -> Result<bool, BrokerError> {
         for event_type in [EventType::PolicyChanged, EventType::DirectoryReloaded] {
-            let filter = EventFilter { event_type: Some(event_type), since: Some(to), limit: 1, ..EventFilter::default() };
+            let filter = EventFilter {
+                event_type: Some(event_type),
+                since: Some(to),
+                limit: 1,
+                ..EventFilter::default()
+            };
             if !self.rt.block_on(self.broker.store().events(&filter))?.is_empty() {
                 return Ok(true);
             }
@@ -485,11 +560,13 @@ struct Appendix {
 }
 
 fn signed_by(record: &CheckpointRecord, key: &str) -> bool {
-    checkpoint::parse_verifier_key(key).is_ok_and(|(name, key)| checkpoint::verify(&record.note, &name, &key).is_ok())
+    checkpoint::parse_verifier_key(key)
+        .is_ok_and(|(name, key)| checkpoint::verify(&record.note, &name, &key).is_ok())
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, BrokerError> {
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| BrokerError::Unavailable(format!("could not encode JSON: {e}")))?;
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| BrokerError::Unavailable(format!("could not encode JSON: {e}")))?;
     bytes.push(b'\n');
     Ok(bytes)
 }
@@ -499,10 +576,17 @@ fn transcript(report: &Report) -> String {
     let integrity = &report.integrity;
     let mut text = format!(
         "verified events seq {} to {} of the log {}\nagainst the end checkpoint (size {}, root {})\n",
-        integrity.first_seq, integrity.last_seq, report.cover.organisation, integrity.end.size, integrity.end.root
+        integrity.first_seq,
+        integrity.last_seq,
+        report.cover.organisation,
+        integrity.end.size,
+        integrity.end.root
     );
     match &integrity.start {
-        Some(start) => text.push_str(&format!("from the tree of the start checkpoint (size {}, root {})\n", start.size, start.root)),
+        Some(start) => text.push_str(&format!(
+            "from the tree of the start checkpoint (size {}, root {})\n",
+            start.size, start.root
+        )),
         None => text.push_str("from the log's first event\n"),
     }
     if integrity.problems.is_empty() {

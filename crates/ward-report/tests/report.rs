@@ -126,7 +126,8 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let request = ReportRequest { from, to, framework: Framework::Soc2, seed: Some(seed.into()) };
         Reports::new(self.broker.clone()).write(&self.who("carol"), &request, dir.path()).await.unwrap();
-        let report: Report = serde_json::from_slice(&std::fs::read(dir.path().join(layout::REPORT_JSON)).unwrap()).unwrap();
+        let report: Report =
+            serde_json::from_slice(&std::fs::read(dir.path().join(layout::REPORT_JSON)).unwrap()).unwrap();
         (dir, report)
     }
 }
@@ -141,7 +142,8 @@ async fn a_pack_says_what_the_events_say_and_verifies_offline(store: Arc<dyn Sto
     let (from, to) = period();
     let (dir, report) = w.pack(from, to, "5eed").await;
     let events = w.events().await;
-    let in_period: Vec<&AuditEvent> = events.iter().filter(|e| from <= e.occurred_at && e.occurred_at < to).collect();
+    let in_period: Vec<&AuditEvent> =
+        events.iter().filter(|e| from <= e.occurred_at && e.occurred_at < to).collect();
     let of = |t: EventType| in_period.iter().filter(|e| e.event_type == t).count();
 
     // 3. Every request filed in the period, and every grant with an event in it.
@@ -149,10 +151,15 @@ async fn a_pack_says_what_the_events_say_and_verifies_offline(store: Arc<dyn Sto
     assert_eq!(report.population.requests.len(), 3);
     let states = &report.population.requests_by_state;
     assert_eq!((states.get("approved"), states.get("denied")), (Some(&2), Some(&1)), "{states:?}");
-    let grant_ids: std::collections::BTreeSet<&str> = in_period.iter().filter_map(|e| e.grant_id.as_deref()).collect();
+    let grant_ids: std::collections::BTreeSet<&str> =
+        in_period.iter().filter_map(|e| e.grant_id.as_deref()).collect();
     assert_eq!(report.population.grants.len(), grant_ids.len());
     let grants = &report.population.grants_by_state;
-    assert_eq!((grants.get("released"), grants.get("revoked"), grants.get("expired")), (Some(&1), Some(&1), Some(&1)), "{grants:?}");
+    assert_eq!(
+        (grants.get("released"), grants.get("revoked"), grants.get("expired")),
+        (Some(&1), Some(&1), Some(&1)),
+        "{grants:?}"
+    );
     // The grant from before the period is there by its expiry, without a request row.
     let expired = report.population.grants.iter().find(|g| g.state == "expired").unwrap();
     assert!(report.population.requests.iter().all(|r| Some(&r.request_id) != expired.request_id.as_ref()));
@@ -181,7 +188,10 @@ async fn a_pack_says_what_the_events_say_and_verifies_offline(store: Arc<dyn Sto
     assert_eq!(report.exceptions.approved_automatically, 0);
 
     // 6. Three ends: one automatic, on time; two on demand.
-    assert_eq!((report.revocation.automatic, report.revocation.manual, report.revocation.breaches), (1, 2, 0));
+    assert_eq!(
+        (report.revocation.automatic, report.revocation.manual, report.revocation.breaches),
+        (1, 2, 0)
+    );
 
     // 7. alice's check is the one use, inside its window.
     assert_eq!(report.usage.rows.iter().map(|u| u.uses).sum::<u64>(), 1);
@@ -196,7 +206,10 @@ async fn a_pack_says_what_the_events_say_and_verifies_offline(store: Arc<dyn Sto
     assert_eq!((integrity.events_verified, integrity.problems.len()), (integrity.events, 0));
     let appendix = std::fs::read_to_string(dir.path().join(layout::EVENTS)).unwrap();
     assert_eq!(appendix.lines().count() as u64, integrity.events);
-    assert_eq!(std::fs::read_to_string(dir.path().join(layout::EVENTS_OCSF)).unwrap().lines().count() as u64, integrity.events);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(layout::EVENTS_OCSF)).unwrap().lines().count() as u64,
+        integrity.events
+    );
 
     // 10. No configuration changed in the period; 2. the SOC 2 controls.
     assert!(report.changes.is_empty(), "{:?}", report.changes);
@@ -221,7 +234,19 @@ async fn a_pack_says_what_the_events_say_and_verifies_offline(store: Arc<dyn Sto
 
     // The page has every section; the same seed draws the same sample again.
     let html = std::fs::read_to_string(dir.path().join(layout::INDEX_HTML)).unwrap();
-    for id in ["cover", "controls", "population", "sample", "exceptions", "revocation", "usage", "eligibility", "monitoring", "changes", "appendix"] {
+    for id in [
+        "cover",
+        "controls",
+        "population",
+        "sample",
+        "exceptions",
+        "revocation",
+        "usage",
+        "eligibility",
+        "monitoring",
+        "changes",
+        "appendix",
+    ] {
         assert!(html.contains(&format!("<section id=\"{id}\">")), "{id}");
     }
     assert!(!html.contains("<script"));
@@ -262,7 +287,11 @@ async fn any_change_to_a_pack_is_caught(store: Arc<dyn Store>) {
     let csv = edited.path().join(layout::table("grants"));
     let text = std::fs::read_to_string(&csv).unwrap().replace("revoked", "expired");
     std::fs::write(&csv, text).unwrap();
-    assert!(problems(edited.path()).iter().any(|p| p.contains("evidence/grants.csv does not match")), "{:?}", problems(edited.path()));
+    assert!(
+        problems(edited.path()).iter().any(|p| p.contains("evidence/grants.csv does not match")),
+        "{:?}",
+        problems(edited.path())
+    );
 
     let added = copy(dir.path());
     std::fs::write(added.path().join("evidence/extra.csv"), "a\n").unwrap();
@@ -331,19 +360,43 @@ async fn bad_periods_and_callers_are_refused_before_any_work(store: Arc<dyn Stor
         seed: seed.map(str::to_owned),
     };
     let refused = |result: Result<ward_report::Written, BrokerError>| match result {
-        Err(BrokerError::Unacceptable(message) | BrokerError::Invalid(message) | BrokerError::Forbidden(message)) => message,
+        Err(
+            BrokerError::Unacceptable(message)
+            | BrokerError::Invalid(message)
+            | BrokerError::Forbidden(message),
+        ) => message,
         other => panic!("{other:?}"),
     };
     let carol = w.who("carol");
-    let backwards = refused(reports.write(&carol, &ask(now, now - SignedDuration::from_hours(1), None), dir.path()).await);
+    let backwards = refused(
+        reports.write(&carol, &ask(now, now - SignedDuration::from_hours(1), None), dir.path()).await,
+    );
     assert!(backwards.contains("must end after it starts"), "{backwards}");
-    let future = refused(reports.write(&carol, &ask(now - SignedDuration::from_hours(1), now + SignedDuration::from_hours(1), None), dir.path()).await);
+    let future = refused(
+        reports
+            .write(
+                &carol,
+                &ask(now - SignedDuration::from_hours(1), now + SignedDuration::from_hours(1), None),
+                dir.path(),
+            )
+            .await,
+    );
     assert!(future.contains("after now"), "{future}");
-    let long = refused(reports.write(&carol, &ask(now - SignedDuration::from_hours(24 * 500), now, None), dir.path()).await);
+    let long = refused(
+        reports.write(&carol, &ask(now - SignedDuration::from_hours(24 * 500), now, None), dir.path()).await,
+    );
     assert!(long.contains("at most"), "{long}");
-    let seed = refused(reports.write(&carol, &ask(now - SignedDuration::from_hours(1), now, Some("not hex")), dir.path()).await);
+    let seed = refused(
+        reports
+            .write(&carol, &ask(now - SignedDuration::from_hours(1), now, Some("not hex")), dir.path())
+            .await,
+    );
     assert!(seed.contains("seed"), "{seed}");
-    let alice = refused(reports.write(&w.who("alice"), &ask(now - SignedDuration::from_hours(1), now, None), dir.path()).await);
+    let alice = refused(
+        reports
+            .write(&w.who("alice"), &ask(now - SignedDuration::from_hours(1), now, None), dir.path())
+            .await,
+    );
     assert!(alice.contains("auditors and admins"), "{alice}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing written");
 }

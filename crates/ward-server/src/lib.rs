@@ -14,6 +14,7 @@ mod openapi;
 mod paging;
 mod problem;
 mod readiness;
+mod reports;
 mod slack;
 pub mod tls;
 mod views;
@@ -52,10 +53,10 @@ pub use problem::ApiError;
         handlers::whoami, handlers::explain, handlers::reload_policies, handlers::list_tokens, handlers::revoke_token, logs::search, logs::tail, logs::push, logs::push_otlp,
         findings::list_findings, findings::get_finding, findings::acknowledge, findings::resolve, findings::dismiss,
         findings::list_rules, findings::run_rules, grant_audit::audit, credentials::issue, debug_windows::follow, insights::insights,
-        slack::action, healthz, readyz
+        reports::make, slack::action, healthz, readyz
     ),
     modifiers(&BearerAuth),
-    tags((name = "requests"), (name = "grants"), (name = "access"), (name = "logs"), (name = "audit"), (name = "findings"), (name = "operations"), (name = "integrations"))
+    tags((name = "requests"), (name = "grants"), (name = "access"), (name = "logs"), (name = "audit"), (name = "findings"), (name = "reports"), (name = "operations"), (name = "integrations"))
 )]
 pub struct ApiDoc;
 
@@ -259,12 +260,14 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         // period is not cut off at 30 s (a run would go on without anyone hearing how it ended).
         .route("/rules/run", post(findings::run_rules).layer(timeout(settings.period_timeout)))
         .route("/insights", get(insights::insights).layer(timeout(settings.period_timeout)))
+        .route("/reports", post(reports::make).layer(timeout(settings.period_timeout)))
         .layer(Extension(ward_monitor::Findings::new(broker.clone())))
         .layer(Extension(ward_monitor::GrantAudits::new(broker.clone())))
         .layer(Extension(ward_monitor::Credentials::new(broker.clone())))
         .layer(Extension(ward_monitor::DebugWindows::new(broker.clone())))
         .layer(Extension(ward_monitor::Effects::new(broker.clone())))
         .layer(Extension(ward_monitor::Insights::new(broker.clone())))
+        .layer(Extension(ward_report::Reports::new(broker.clone())))
         .layer(Extension(settings.slack.clone()));
     Router::new()
         .route("/healthz", get(healthz))

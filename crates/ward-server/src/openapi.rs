@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 use ward_core::audit::EventType;
 use ward_core::{GrantState, RequestState, ReviewState};
+use ward_report::model::Framework;
 use ward_rules::{RuleId, Severity};
 use ward_service::broker::MAX_TEXT;
 use ward_store::FindingState;
@@ -130,6 +131,8 @@ pub fn build() -> Result<Value, String> {
     refine.property("ReviewBody", "comment", required_text())?;
     refine.property("RevokeBody", "reason", required_text())?;
     refine.property("FindingMoveBody", "comment", required_text())?;
+    refine.property("ReportBody", "framework", one_of(Framework::ALL.map(Framework::as_str)))?;
+    refine.property("ReportBody", "seed", json!({ "pattern": "^(?:[0-9a-fA-F]{2}){1,64}$" }))?;
 
     // Answers: the value sets the core defines.
     refine.property("RequestView", "state", one_of(RequestState::ALL.map(RequestState::as_str)))?;
@@ -216,6 +219,12 @@ pub fn build() -> Result<Value, String> {
         "/v1/logs/{resource}/otlp",
         "application/x-protobuf",
         json!({ "type": "string", "format": "binary", "description": "an ExportLogsServiceRequest" }),
+    )?;
+    refine.response_content(
+        "/v1/reports",
+        "post",
+        "200",
+        json!({ "application/x-tar": { "schema": { "type": "string", "format": "binary" } } }),
     )?;
     refine.response_content(
         "/v1/audit/export",

@@ -203,6 +203,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Compliance evidence for a period (auditors and admins): `ward report --from T --to T
+    /// --out DIR` writes the pack (index.html, report.json, CSV, the period's events with the
+    /// checkpoints and proofs that tie them to the signed log, OSCAL), sealed with the audit
+    /// log's key; `ward report verify DIR` checks one offline.
+    Report(ReportArgs),
     /// The policies (local: reads the configuration).
     Policy {
         #[command(subcommand)]
@@ -251,6 +256,43 @@ pub enum Command {
     Resources,
     /// Who your token belongs to.
     Whoami,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ReportArgs {
+    #[command(subcommand)]
+    pub command: Option<ReportCommand>,
+    /// The period's start (RFC 3339): events that occurred at or after it.
+    #[arg(long, value_name = "TIME", required = true)]
+    pub from: Option<String>,
+    /// The period's end (RFC 3339, or `now`): events that occurred before it.
+    #[arg(long, value_name = "TIME", required = true)]
+    pub to: Option<String>,
+    /// The framework the evidence is mapped to.
+    #[arg(long, value_parser = ["soc2", "iso27001"], default_value = "soc2")]
+    pub framework: String,
+    /// The directory to write; it must not exist yet (the pack appears there whole, or not at all).
+    #[arg(long, value_name = "DIR", required = true)]
+    pub out: Option<PathBuf>,
+    /// The sample's seed (hex), to draw an earlier pack's sample again; default: a random one.
+    #[arg(long, value_name = "HEX")]
+    pub seed: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Check a pack offline: the seal over the manifest, every file's hash (nothing added or
+    /// removed), both checkpoints, the consistency proof, the period's events against the
+    /// tree, and every inclusion proof. Exit 0 whole, 1 any change found, 2 usage error.
+    Verify {
+        /// The pack's directory.
+        dir: PathBuf,
+        /// The verifier key (`ward audit key`) the pack must be sealed with, from somewhere
+        /// other than the pack; without it, the key the pack names is used (and said to be).
+        #[arg(long, value_name = "VERIFIER_KEY")]
+        key: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

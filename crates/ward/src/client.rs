@@ -151,16 +151,36 @@ impl Client {
         query: &[(&str, String)],
         out: &mut impl std::io::Write,
     ) -> Result<(), CliError> {
+        let request = self.http.get(format!("{}{path}", self.base)).query(query);
+        self.stream_body(request, out, &mut |_| {}).await
+    }
+
+    /// POSTs `body` and streams the answer to `out` as it arrives, telling `progress` the
+    /// bytes received so far (a report: made on the server first, then downloaded).
+    pub async fn download(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+        out: &mut impl std::io::Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), CliError> {
+        let request = self.http.post(format!("{}{path}", self.base)).json(body);
+        self.stream_body(request, out, progress).await
+    }
+
+    async fn stream_body(
+        &self,
+        request: reqwest::RequestBuilder,
+        out: &mut impl std::io::Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), CliError> {
         let token = self
             .token
             .as_deref()
             .filter(|t| !t.is_empty())
             .ok_or_else(|| CliError::Usage("no token: set WARD_TOKEN or pass --token".into()))?;
-        let mut response = self
-            .http
-            .get(format!("{}{path}", self.base))
+        let mut response = request
             .bearer_auth(token)
-            .query(query)
             .timeout(Duration::from_secs(3600))
             .send()
             .await
@@ -175,8 +195,11 @@ impl Client {
             });
         }
         let broken = |e: &dyn std::fmt::Display| CliError::Refused(format!("the transfer broke off: {e}"));
+        let mut received = 0u64;
         while let Some(chunk) = response.chunk().await.map_err(|e| broken(&root_cause(&e)))? {
             out.write_all(&chunk).map_err(|e| CliError::Usage(format!("cannot write the output: {e}")))?;
+            received += chunk.len() as u64;
+            progress(received);
         }
         out.flush().map_err(|e| CliError::Usage(format!("cannot write the output: {e}")))
     }

@@ -13,6 +13,7 @@ mod history;
 mod insights;
 mod local;
 mod output;
+mod report;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,7 +31,7 @@ use ward_core::duration::parse_duration;
 
 use crate::cli::{
     AdminCommand, AuditCommand, Cli, Command, FindingCommand, Format, LogsCommand, Output, PolicyCommand,
-    RulesCommand, TokenCommand,
+    ReportCommand, RulesCommand, TokenCommand,
 };
 use crate::client::{CliError, Client, typed};
 
@@ -384,6 +385,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 )
             })
         }
+        Command::Report(args) => match &args.command {
+            Some(ReportCommand::Verify { dir, key }) => report::verify(dir, key.as_deref(), json),
+            None => report::make(&client()?, &args, json).await,
+        },
         Command::Insights { since } => {
             let value = client()?
                 .call_period(

@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 
 const WARD: &str = env!("CARGO_BIN_EXE_ward");
 
+mod report;
+
 struct Server {
     child: Child,
     url: String,
@@ -916,39 +918,71 @@ fn quickstart_serves_the_demo_world_from_anywhere() {
     child.wait().unwrap();
 }
 
-/// `ward quickstart --history 30d` plays a month through the broker before serving: the audit has
-/// something true to show at once (the planted violations, found by the rules as ward serves).
-#[test]
-fn quickstart_history_gives_the_audit_something_to_show() {
-    use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(WARD)
-        .args(["quickstart", "--history", "30d"])
-        .current_dir(dir.path())
-        .env("WARD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("WARD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
-        if line.unwrap().starts_with("Stop with Ctrl-C") {
-            break;
+/// `ward quickstart --history 30d` in a fresh directory, served on a free port once its history
+/// is played; and how to run the CLI against it (`ward(args, token)`).
+struct PlayedQuickstart {
+    child: Child,
+    port: u16,
+    config: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl PlayedQuickstart {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new(WARD)
+            .args(["quickstart", "--history", "30d"])
+            .current_dir(dir.path())
+            .env("WARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("WARD_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+            if line.unwrap().starts_with("Stop with Ctrl-C") {
+                break;
+            }
         }
+        let config = dir.path().join("ward-quickstart/ward.toml");
+        Self { child, port, config, dir }
     }
-    let config = dir.path().join("ward-quickstart/ward.toml");
-    let ward = |args: &[&str], token: Option<&str>| {
+
+    fn ward(&self, args: &[&str], token: Option<&str>) -> Output {
         let mut command = Command::new(WARD);
-        command.args(args).env("WARD_CONFIG", &config).env("WARD_URL", format!("http://127.0.0.1:{port}"));
+        command
+            .args(args)
+            .env("WARD_CONFIG", &self.config)
+            .env("WARD_URL", format!("http://127.0.0.1:{}", self.port));
         if let Some(token) = token {
             command.env("WARD_TOKEN", token);
         }
         command.output().unwrap()
-    };
-    let carol = ward(&["admin", "token", "create", "carol"], None);
-    assert!(carol.status.success(), "{}", stderr(&carol));
-    let carol = String::from_utf8(carol.stdout).unwrap().trim().to_owned();
+    }
+
+    fn token(&self, user: &str) -> String {
+        let out = self.ward(&["admin", "token", "create", user], None);
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+}
+
+impl Drop for PlayedQuickstart {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ward quickstart --history 30d` plays a month through the broker before serving: the audit has
+/// something true to show at once (the planted violations, found by the rules as ward serves).
+#[test]
+fn quickstart_history_gives_the_audit_something_to_show() {
+    let quickstart = PlayedQuickstart::start();
+    let ward = |args: &[&str], token: Option<&str>| quickstart.ward(args, token);
+    let carol = quickstart.token("carol");
     let planted = [
         "rubber-stamp",
         "denial-burst",
@@ -1002,8 +1036,6 @@ fn quickstart_history_gives_the_audit_something_to_show() {
         assert!(std::time::Instant::now() < deadline, "the audits: {verdicts:?}");
         std::thread::sleep(Duration::from_millis(500));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 /// `--config` is taken before the command as well as after it, and refused where no

@@ -67,7 +67,8 @@ struct Sections {
 }
 
 pub fn html(report: &Report) -> Result<String, askama::Error> {
-    let grants: Vec<(String, u64)> = report.population.grants_by_state.iter().map(|(s, n)| (s.clone(), *n)).collect();
+    let grants: Vec<(String, u64)> =
+        report.population.grants_by_state.iter().map(|(s, n)| (s.clone(), *n)).collect();
     let lag_bars = bars(&report.revocation.histogram);
     let grant_bars = bars(&grants);
     let chart_width = (lag_bars.len().max(grant_bars.len()) as u64) * (BAR_WIDTH + GAP);
