@@ -291,23 +291,43 @@ fn check_log(dir: &Path, pack_key: &str, checked: &mut Checked) -> Result<(), St
         ));
     }
     checked.events = verified.events;
-    // The sample's proofs.
-    for seq in &wanted {
-        let path = layout::proof(*seq);
-        let proof: InclusionProof = serde_json::from_str(&read_text(dir, &path)?)
-            .map_err(|e| format!("{path} does not read: {e}"))?;
+    // The sample's proofs: one per event of the sample, each from the event's hash in the
+    // appendix to the end checkpoint's root.
+    let path = layout::PROOFS;
+    let mut proven = BTreeSet::new();
+    let file = File::open(dir.join(path)).map_err(|e| format!("{path} cannot be read: {e}"))?;
+    let mut lines = BufReader::new(file);
+    let mut n = 0u64;
+    loop {
+        line.clear();
+        let read = (&mut lines)
+            .take(MAX_EVENT_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| format!("{path} cannot be read: {e}"))?;
+        if read == 0 {
+            break;
+        }
+        n += 1;
+        let proof: InclusionProof = serde_json::from_slice(&line)
+            .map_err(|e| format!("{path} line {n} is not an inclusion proof: {e}"))?;
+        let seq = proof.seq;
         let leaf = hashes
-            .get(seq)
+            .get(&seq)
             .and_then(|h| merkle::hash_from_hex(h))
-            .ok_or_else(|| format!("event {seq} of the sample is not in the appendix"))?;
+            .ok_or_else(|| format!("{path} line {n} proves event {seq}, which is not in the sample"))?;
         let steps: Option<Vec<Hash>> = proof.proof.iter().map(|h| merkle::hash_from_hex(h)).collect();
-        let steps = steps.ok_or_else(|| format!("{path} holds a hash that is not one"))?;
-        if proof.seq != *seq || proof.tree_size != end.size || proof.leaf_hash != hashes[seq] {
-            return Err(format!("{path} is not the proof of event {seq} in the end checkpoint's tree"));
+        let steps = steps.ok_or_else(|| format!("{path} line {n} holds a hash that is not one"))?;
+        if proof.tree_size != end.size || proof.leaf_hash != hashes[&seq] || !proven.insert(seq) {
+            return Err(format!(
+                "{path} line {n} is not the one proof of event {seq} in the end checkpoint's tree"
+            ));
         }
         merkle::verify_inclusion(proof.leaf_index, end.size, &leaf, &steps, &end.root)
-            .map_err(|e| format!("{path} does not prove event {seq}: {e}"))?;
+            .map_err(|e| format!("{path} line {n} does not prove event {seq}: {e}"))?;
         checked.proofs += 1;
+    }
+    if let Some(missing) = wanted.difference(&proven).next() {
+        return Err(format!("{path} has no proof of event {missing} of the sample"));
     }
     Ok(())
 }

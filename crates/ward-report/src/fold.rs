@@ -108,9 +108,13 @@ impl Fold {
             return;
         }
         for id in [&event.grant_id, &event.request_id].into_iter().flatten() {
-            let seqs = self.seqs.entry(id.clone()).or_default();
-            if seqs.len() < MAX_SEQS {
-                seqs.push(event.seq);
+            // Looked up before a key is made: most events are of an id seen before.
+            match self.seqs.get_mut(id) {
+                Some(seqs) if seqs.len() < MAX_SEQS => seqs.push(event.seq),
+                Some(_) => {}
+                None => {
+                    self.seqs.insert(id.clone(), vec![event.seq]);
+                }
             }
         }
         let payload = match Payload::parse(event.event_type, &event.details) {
@@ -500,11 +504,9 @@ impl Fold {
                 as u64;
         let approved_automatically =
             self.exceptions.iter().filter(|e| e.kind == "without-approval").count() as u64;
+        let used_at_all = |g: &GrantRow| self.uses.get(&g.grant_id).is_some_and(|u| u.uses > 0);
+        let never_used = grants.iter().filter(|g| g.ended_at.is_some() && !used_at_all(g)).count() as u64;
         let used: Vec<UseRow> = self.uses.into_values().collect();
-        let never_used = grants
-            .iter()
-            .filter(|g| g.ended_at.is_some() && !used.iter().any(|u| u.grant_id == g.grant_id && u.uses > 0))
-            .count() as u64;
         let unmasked_reads = used.iter().map(|u| u.unmasked_reads).sum();
         let findings: Vec<FindingRow> = self.findings.into_values().collect();
         Folded {

@@ -38,10 +38,8 @@ pub mod layout {
     pub const VERIFY: &str = "integrity/verify.txt";
     pub const OSCAL: &str = "oscal/assessment-results.json";
 
-    /// The inclusion proof of event `seq`.
-    pub fn proof(seq: i64) -> String {
-        format!("integrity/proofs/{seq}.json")
-    }
+    /// An inclusion proof per line, one for each event of the sample.
+    pub const PROOFS: &str = "integrity/inclusion-proofs.jsonl";
 
     /// The CSV of table `name`.
     pub fn table(name: &str) -> String {

@@ -203,7 +203,7 @@ pub struct SampledGrant {
     pub grant: GrantRow,
     pub request: Option<RequestRow>,
     /// Every event of the grant and its request in the appendix, each with an inclusion proof
-    /// (`integrity/proofs/<seq>.json`).
+    /// (`integrity/inclusion-proofs.jsonl`).
     pub seqs: Vec<i64>,
 }
 

@@ -299,8 +299,9 @@ fn access_by_resource(report: &Report) -> Result<Vec<u8>, csv::Error> {
     grants.sort_by(|a, b| {
         (&a.resource, &a.principal, a.starts_at).cmp(&(&b.resource, &b.principal, b.starts_at))
     });
-    let request =
-        |id: &Option<String>| report.population.requests.iter().find(|r| Some(&r.request_id) == id.as_ref());
+    let requests: std::collections::HashMap<&str, &RequestRow> =
+        report.population.requests.iter().map(|r| (r.request_id.as_str(), r)).collect();
+    let request = |id: &Option<String>| id.as_deref().and_then(|id| requests.get(id).copied());
     csv_of(
         &[
             "Resource",

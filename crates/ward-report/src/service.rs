@@ -32,9 +32,9 @@ use crate::{FrontierFile, controls, layout, oscal, render, sample};
 /// The longest period a report covers (a year's audit, with room for a 15-month one).
 pub const MAX_PERIOD_SECONDS: i64 = 460 * 86_400;
 /// Events read per page.
-const PAGE: u32 = 5_000;
-/// Proof nodes read per query.
-const NODES_PER_READ: usize = 4_096;
+const PAGE: u32 = 10_000;
+/// Inclusion proofs whose nodes are read in one call.
+const PROOFS_PER_READ: usize = 128;
 /// The longest seed taken, in bytes.
 const MAX_SEED_BYTES: usize = 64;
 
@@ -149,43 +149,13 @@ impl Generation<'_> {
         let settings = broker.settings();
         let policy = broker.policy();
         let generated_at = broker.now();
-        // 1. The period's events, folded.
-        let mut fold = Fold::new(request.from, request.to, Thresholds::from_config(&settings.rules));
-        let (mut first, mut last) = (None, None);
-        let mut policy_at_end = None;
-        self.pages(
-            EventFilter { since: Some(request.from), until: Some(request.to), ..EventFilter::default() },
-            None,
-            |page| {
-                for event in page {
-                    first.get_or_insert(event.seq);
-                    last = Some(event.seq);
-                    fold.observe(event);
-                }
-                Ok(())
-            },
-        )?;
-        // The policy set in force at the period's end: the last one recorded before it.
-        self.pages(
-            EventFilter {
-                event_type: Some(EventType::PolicyChanged),
-                until: Some(request.to),
-                ..EventFilter::default()
-            },
-            None,
-            |page| {
-                if let Some(event) = page.last() {
-                    policy_at_end = event.details.get("hash").and_then(|h| h.as_str()).map(str::to_owned);
-                }
-                Ok(())
-            },
-        )?;
-        let folded = fold.finish();
-        // 2. The checkpoints around the period.
+        let store = broker.store();
+        // 1. Where the period lies in the log, and the checkpoints around it.
+        let span = self.rt.block_on(store.event_span(request.from, request.to))?;
         let key = broker.verifier_key();
-        let end = self.end_checkpoint(last, &key)?;
-        let start = match first {
-            Some(first) => self.checkpoint_before(u64::try_from(first - 1).unwrap_or(0))?,
+        let end = self.end_checkpoint(span.map(|(_, last)| last), &key)?;
+        let start = match span {
+            Some((first, _)) => self.checkpoint_before(u64::try_from(first - 1).unwrap_or(0))?,
             None => Some(end.clone()).filter(|c| c.size > 0),
         };
         let start_size = start.as_ref().map_or(0, |c| c.size);
@@ -194,6 +164,13 @@ impl Generation<'_> {
             Some(start) => Some(self.rt.block_on(broker.consistency_proof(start.size, end.size))?),
             None => None,
         };
+        let policy_at_end = self.policy_at(request.to)?;
+        // 2. One pass over the log from one checkpoint to the other: the appendix, each event
+        // verified, and the period's events folded.
+        let mut pack = PackWriter::new(dir);
+        let mut fold = Fold::new(request.from, request.to, Thresholds::from_config(&settings.rules));
+        let verified = self.appendix(&mut pack, &frontier, &end, &mut fold)?;
+        let folded = fold.finish();
         // 3. The sample.
         let seed = match &request.seed {
             Some(seed) => {
@@ -228,9 +205,7 @@ impl Generation<'_> {
             })
             .collect();
         // 4. The files.
-        let mut pack = PackWriter::new(dir);
         let wanted: BTreeSet<i64> = sampled.iter().flat_map(|s| s.seqs.iter().copied()).collect();
-        let appendix = self.appendix(&mut pack, start_size, &frontier, &end, &wanted)?;
         let end_ref = self.reference(&end, &key)?;
         let integrity = Integrity {
             key: key.clone(),
@@ -238,9 +213,9 @@ impl Generation<'_> {
             end: end_ref,
             first_seq: i64::try_from(start_size).unwrap_or(i64::MAX) + 1,
             last_seq: i64::try_from(end.size).unwrap_or(i64::MAX),
-            events: appendix.verified.events,
-            events_verified: if appendix.verified.is_valid() { appendix.verified.events } else { 0 },
-            problems: appendix.verified.problems.iter().map(ToString::to_string).collect(),
+            events: verified.events,
+            events_verified: if verified.is_valid() { verified.events } else { 0 },
+            problems: verified.problems.iter().map(ToString::to_string).collect(),
         };
         let mut rules: Vec<(String, String)> = RuleId::ALL
             .iter()
@@ -313,9 +288,13 @@ impl Generation<'_> {
         if let Some(consistency) = &consistency {
             write(&mut pack, layout::CONSISTENCY, &json(consistency)?)?;
         }
-        for proof in self.inclusion_proofs(&wanted, &appendix.hashes, &end)? {
-            write(&mut pack, &layout::proof(proof.seq), &json(&proof)?)?;
+        let mut proofs = Vec::new();
+        for proof in self.inclusion_proofs(&wanted, &end)? {
+            serde_json::to_writer(&mut proofs, &proof)
+                .map_err(|e| BrokerError::Unavailable(format!("could not encode a proof: {e}")))?;
+            proofs.push(b'\n');
         }
+        write(&mut pack, layout::PROOFS, &proofs)?;
         write(&mut pack, layout::VERIFY, transcript(&report).as_bytes())?;
         for (name, csv) in render::tables(&report)
             .map_err(|e| BrokerError::Unavailable(format!("a table could not be written: {e}")))?
@@ -339,24 +318,19 @@ impl Generation<'_> {
         })
     }
 
-    /// Reads the events `filter` selects, a page at a time, up to `through` (a `seq`).
+    /// Reads the events `filter` selects, a page at a time.
     fn pages(
         &self,
         filter: EventFilter,
-        through: Option<i64>,
         mut each: impl FnMut(&[AuditEvent]) -> Result<(), BrokerError>,
     ) -> Result<(), BrokerError> {
-        let mut after = filter.after_seq.unwrap_or(0);
+        let mut after = 0;
         loop {
             let page_filter = EventFilter { after_seq: Some(after), limit: PAGE, ..filter.clone() };
-            let mut page = self.rt.block_on(self.broker.store().events(&page_filter))?;
-            let full = page.len() == PAGE as usize;
-            if let Some(through) = through {
-                page.retain(|e| e.seq <= through);
-            }
+            let page = self.rt.block_on(self.broker.store().events(&page_filter))?;
             each(&page)?;
             match page.last() {
-                Some(last) if full && through.is_none_or(|t| last.seq < t) => after = last.seq,
+                Some(last) if page.len() == PAGE as usize => after = last.seq,
                 _ => return Ok(()),
             }
         }
@@ -442,91 +416,119 @@ impl Generation<'_> {
             })
     }
 
-    /// Writes the appendix (events after the start checkpoint up to the end one, as JSON Lines
-    /// and OCSF), verifying them on the way; keeps the hashes of the events in `wanted`.
+    /// Writes the appendix: the events after the tree `frontier` up to the end checkpoint, as
+    /// JSON Lines and OCSF (encoded on a thread of its own), each verified on the way and handed
+    /// to `fold`. The store is read a page ahead of the work.
     fn appendix(
         &self,
         pack: &mut PackWriter,
-        start_size: u64,
         frontier: &Frontier,
         end: &CheckpointRecord,
-        wanted: &BTreeSet<i64>,
-    ) -> Result<Appendix, BrokerError> {
+        fold: &mut Fold,
+    ) -> Result<ward_core::verify::Report, BrokerError> {
         let end_root = merkle::hash_from_hex(&end.root)
             .ok_or_else(|| BrokerError::Unavailable("the end checkpoint's root is not a hash".into()))?;
         let mut verifier = Verifier::default();
         verifier.resume_after(frontier.clone());
         verifier.expect(Source::External, end.size, end_root);
-        let mut hashes = std::collections::BTreeMap::new();
         let mut events_file = pack.file(layout::EVENTS).map_err(io_error)?;
-        let mut ocsf_file = pack.file(layout::EVENTS_OCSF).map_err(io_error)?;
-        let mut encoded = Vec::new();
+        let ocsf_file = pack.file(layout::EVENTS_OCSF).map_err(io_error)?;
         let through = i64::try_from(end.size).unwrap_or(i64::MAX);
-        let after = i64::try_from(start_size).unwrap_or(i64::MAX);
-        self.pages(
-            EventFilter { after_seq: Some(after), ..EventFilter::default() },
-            Some(through),
-            |page| {
-                for event in page {
-                    verifier.push(event);
-                    if wanted.contains(&event.seq) {
-                        hashes.insert(event.seq, event.hash.clone());
+        let first_after = i64::try_from(frontier.size()).unwrap_or(i64::MAX);
+        let store = self.broker.store().clone();
+        let mut pages = {
+            let _runtime = self.rt.enter();
+            ward_service::export::read_ahead(PAGE, move |after| {
+                let store = store.clone();
+                let after = after.unwrap_or(first_after);
+                async move {
+                    if after >= through {
+                        return Ok(Vec::new());
                     }
+                    let filter =
+                        EventFilter { after_seq: Some(after), limit: PAGE, ..EventFilter::default() };
+                    let mut page = store.events(&filter).await?;
+                    page.retain(|e| e.seq <= through);
+                    Ok::<_, ward_store::StoreError>(page)
                 }
-                // A page at a time: a year's events do not sit in memory.
-                for (format, file) in
-                    [(ExportFormat::Jsonl, &mut events_file), (ExportFormat::Ocsf, &mut ocsf_file)]
-                {
+            })
+        };
+        let encoding_failed =
+            |e: String| BrokerError::Unavailable(format!("an event could not be encoded: {e}"));
+        std::thread::scope(|scope| {
+            let (to_ocsf, ocsf_pages) = std::sync::mpsc::sync_channel::<Arc<Vec<AuditEvent>>>(2);
+            let ocsf = scope.spawn(move || -> Result<crate::pack::Finished, BrokerError> {
+                let (mut file, mut encoded) = (ocsf_file, Vec::new());
+                for page in ocsf_pages {
                     encoded.clear();
-                    format.encode(page, &mut encoded).map_err(|e| {
-                        BrokerError::Unavailable(format!("an event could not be encoded: {e}"))
-                    })?;
+                    ExportFormat::Ocsf.encode(&page, &mut encoded).map_err(encoding_failed)?;
                     file.write_all(&encoded).map_err(io_error)?;
                 }
-                Ok(())
-            },
-        )?;
-        for file in [events_file, ocsf_file] {
-            let finished = file.finish().map_err(io_error)?;
-            pack.add(finished);
-        }
-        Ok(Appendix { verified: verifier.finish(), hashes })
+                file.finish().map_err(io_error)
+            });
+            let mut encoded = Vec::new();
+            while let Some(page) = pages.blocking_recv() {
+                let page = Arc::new(page?);
+                // Gone only when the other thread failed: its error is the one to tell.
+                if to_ocsf.send(page.clone()).is_err() {
+                    break;
+                }
+                for event in page.iter() {
+                    verifier.push(event);
+                    fold.observe(event);
+                }
+                encoded.clear();
+                ExportFormat::Jsonl.encode(&page, &mut encoded).map_err(encoding_failed)?;
+                events_file.write_all(&encoded).map_err(io_error)?;
+            }
+            drop(to_ocsf);
+            let ocsf =
+                ocsf.join().map_err(|_| BrokerError::Unavailable("the OCSF encoding stopped".into()))??;
+            pack.add(events_file.finish().map_err(io_error)?);
+            pack.add(ocsf);
+            Ok(verifier.finish())
+        })
     }
 
-    /// An inclusion proof of each event in `wanted` in the end checkpoint's tree.
+    /// An inclusion proof of each event in `wanted` in the end checkpoint's tree (the event's
+    /// hash, the leaf, read with the proof's nodes).
     fn inclusion_proofs(
         &self,
         wanted: &BTreeSet<i64>,
-        hashes: &std::collections::BTreeMap<i64, String>,
         end: &CheckpointRecord,
     ) -> Result<Vec<InclusionProof>, BrokerError> {
         let mut proofs = Vec::new();
         let seqs: Vec<i64> = wanted.iter().copied().collect();
-        for batch in seqs.chunks(NODES_PER_READ / 64) {
-            let plans: Vec<(i64, Vec<Vec<merkle::NodeId>>)> = batch
+        for batch in seqs.chunks(PROOFS_PER_READ) {
+            let plans: Vec<(i64, u64, Vec<Vec<merkle::NodeId>>)> = batch
                 .iter()
                 .filter_map(|&seq| {
-                    Some((seq, merkle::inclusion_plan(u64::try_from(seq - 1).ok()?, end.size)?))
+                    let index = u64::try_from(seq - 1).ok()?;
+                    Some((seq, index, merkle::inclusion_plan(index, end.size)?))
                 })
                 .collect();
-            let ids: Vec<merkle::NodeId> =
-                plans.iter().flat_map(|(_, plan)| plan.iter().flatten().copied()).collect();
+            let ids: Vec<merkle::NodeId> = plans
+                .iter()
+                .flat_map(|(_, index, plan)| {
+                    std::iter::once(merkle::NodeId { level: 0, index: *index })
+                        .chain(plan.iter().flatten().copied())
+                })
+                .collect();
             let nodes = self.rt.block_on(self.broker.store().tree_nodes(&ids))?;
             let mut nodes = nodes.into_iter();
-            for (seq, plan) in plans {
+            for (seq, index, plan) in plans {
+                let leaf = nodes
+                    .next()
+                    .ok_or_else(|| BrokerError::Unavailable(format!("event {seq} has no leaf")))?;
                 let proof: Vec<Hash> = plan
                     .iter()
                     .map(|part| merkle::fold(&nodes.by_ref().take(part.len()).collect::<Vec<_>>()))
                     .collect();
-                let leaf_hash = hashes
-                    .get(&seq)
-                    .cloned()
-                    .ok_or_else(|| BrokerError::Unavailable(format!("event {seq} is not in the appendix")))?;
                 proofs.push(InclusionProof {
                     seq,
-                    leaf_index: u64::try_from(seq - 1).unwrap_or(0),
+                    leaf_index: index,
                     tree_size: end.size,
-                    leaf_hash,
+                    leaf_hash: hex::encode(leaf),
                     root: end.root.clone(),
                     proof: proof.iter().map(hex::encode).collect(),
                     checkpoint: end.note.clone(),
@@ -534,6 +536,23 @@ impl Generation<'_> {
             }
         }
         Ok(proofs)
+    }
+
+    /// The policy set in force at `to`: the last one the log records before it.
+    fn policy_at(&self, to: Timestamp) -> Result<Option<String>, BrokerError> {
+        let mut hash = None;
+        let filter = EventFilter {
+            event_type: Some(EventType::PolicyChanged),
+            until: Some(to),
+            ..EventFilter::default()
+        };
+        self.pages(filter, |page| {
+            if let Some(event) = page.last() {
+                hash = event.details.get("hash").and_then(|h| h.as_str()).map(str::to_owned);
+            }
+            Ok(())
+        })?;
+        Ok(hash)
     }
 
     /// Whether a policy set or the directory was changed after `to` (then today's eligibility
@@ -552,11 +571,6 @@ impl Generation<'_> {
         }
         Ok(false)
     }
-}
-
-struct Appendix {
-    verified: ward_core::verify::Report,
-    hashes: std::collections::BTreeMap<i64, String>,
 }
 
 fn signed_by(record: &CheckpointRecord, key: &str) -> bool {

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use ward_core::audit::{AuditEvent, EventType};
 
@@ -147,7 +147,9 @@ fn classify(event_type: EventType) -> (u32, u32, &'static str) {
 }
 
 /// The event as an OCSF 1.8.0 object; ward's own fields (chain included) stay under `unmapped`.
-pub fn ocsf(event: &AuditEvent) -> Value {
+/// Borrowed from the event and written as it is serialized (an export of a year's events builds
+/// no tree of values per event).
+pub fn ocsf(event: &AuditEvent) -> Ocsf<'_> {
     let (class_uid, activity_id, activity_name) = classify(event.event_type);
     let failed = matches!(
         event.event_type,
@@ -163,48 +165,120 @@ pub fn ocsf(event: &AuditEvent) -> Value {
         (None, Some(resource)) => resource.clone(),
         _ => event.event_type.as_str().to_owned(),
     };
-    let subject = event.subject.clone().unwrap_or_else(|| event.actor.clone());
-    let mut object = json!({
-        "category_uid": IDENTITY_AND_ACCESS,
-        "class_uid": class_uid,
-        "activity_id": activity_id,
-        "activity_name": activity_name,
-        "type_uid": u64::from(class_uid) * 100 + u64::from(activity_id),
-        "severity_id": if failed { 3 } else { 1 },
-        "status_id": if failed { 2 } else { 1 },
-        "time": event.occurred_at.as_millisecond(),
-        "message": event.reason.clone().unwrap_or_else(|| event.event_type.as_str().to_owned()),
-        "actor": { "user": { "name": event.actor } },
-        "metadata": {
-            "version": OCSF_VERSION,
-            "uid": event.id,
-            "sequence": event.seq,
-            "logged_time": event.recorded_at.as_millisecond(),
-            "event_code": event.event_type.as_str(),
-            "product": { "name": "ward", "vendor_name": "ward", "version": env!("CARGO_PKG_VERSION") },
-        },
-        "unmapped": {
-            "type": event.event_type.as_str(),
-            "seq": event.seq,
-            "prev_hash": event.prev_hash,
-            "hash": event.hash,
-            "resource": event.resource,
-            "request_id": event.request_id,
-            "grant_id": event.grant_id,
-            "details": event.details,
-        },
-    });
-    match class_uid {
+    let (entity, user, privileges) = match class_uid {
         ENTITY_MANAGEMENT => {
-            let uid = event.request_id.clone().unwrap_or_else(|| event.id.clone());
-            object["entity"] = json!({ "type": "access_request", "uid": uid, "name": privilege });
+            let uid = event.request_id.as_deref().unwrap_or(&event.id);
+            (Some(OcsfEntity { kind: "access_request", uid, name: privilege }), None, None)
         }
         _ => {
-            object["user"] = json!({ "name": subject });
-            object["privileges"] = json!([privilege]);
+            let user = OcsfName { name: event.subject.as_deref().unwrap_or(&event.actor) };
+            (None, Some(user), Some([privilege]))
         }
+    };
+    Ocsf {
+        category_uid: IDENTITY_AND_ACCESS,
+        class_uid,
+        activity_id,
+        activity_name,
+        type_uid: u64::from(class_uid) * 100 + u64::from(activity_id),
+        severity_id: if failed { 3 } else { 1 },
+        status_id: if failed { 2 } else { 1 },
+        time: event.occurred_at.as_millisecond(),
+        message: event.reason.as_deref().unwrap_or(event.event_type.as_str()),
+        actor: OcsfActor { user: OcsfName { name: &event.actor } },
+        metadata: OcsfMetadata {
+            version: OCSF_VERSION,
+            uid: &event.id,
+            sequence: event.seq,
+            logged_time: event.recorded_at.as_millisecond(),
+            event_code: event.event_type.as_str(),
+            product: OcsfProduct { name: "ward", vendor_name: "ward", version: env!("CARGO_PKG_VERSION") },
+        },
+        unmapped: OcsfUnmapped {
+            kind: event.event_type.as_str(),
+            seq: event.seq,
+            prev_hash: &event.prev_hash,
+            hash: &event.hash,
+            resource: event.resource.as_deref(),
+            request_id: event.request_id.as_deref(),
+            grant_id: event.grant_id.as_deref(),
+            details: &event.details,
+        },
+        entity,
+        user,
+        privileges,
     }
-    object
+}
+
+/// An OCSF event, as [`ocsf`] makes it.
+#[derive(Debug, serde::Serialize)]
+pub struct Ocsf<'e> {
+    category_uid: u32,
+    class_uid: u32,
+    activity_id: u32,
+    activity_name: &'static str,
+    type_uid: u64,
+    severity_id: u8,
+    status_id: u8,
+    time: i64,
+    message: &'e str,
+    actor: OcsfActor<'e>,
+    metadata: OcsfMetadata<'e>,
+    unmapped: OcsfUnmapped<'e>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    entity: Option<OcsfEntity<'e>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<OcsfName<'e>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    privileges: Option<[String; 1]>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct OcsfName<'e> {
+    name: &'e str,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct OcsfActor<'e> {
+    user: OcsfName<'e>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct OcsfProduct {
+    name: &'static str,
+    vendor_name: &'static str,
+    version: &'static str,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct OcsfMetadata<'e> {
+    version: &'static str,
+    uid: &'e str,
+    sequence: i64,
+    logged_time: i64,
+    event_code: &'static str,
+    product: OcsfProduct,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct OcsfUnmapped<'e> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    seq: i64,
+    prev_hash: &'e str,
+    hash: &'e str,
+    resource: Option<&'e str>,
+    request_id: Option<&'e str>,
+    grant_id: Option<&'e str>,
+    details: &'e Value,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct OcsfEntity<'e> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    uid: &'e str,
+    name: String,
 }
 
 const CSV_COLUMNS: [&str; 14] = [
@@ -337,7 +411,7 @@ mod tests {
         for event_type in EventType::ALL {
             let mut e = event();
             e.event_type = event_type;
-            let object = ocsf(&e);
+            let object = serde_json::to_value(ocsf(&e)).unwrap();
             let (class, activity) =
                 (object["class_uid"].as_u64().unwrap(), object["activity_id"].as_u64().unwrap());
             assert!([3003, 3004, 3005].contains(&class), "{event_type}");
@@ -347,7 +421,7 @@ mod tests {
         }
         let mut denied = event();
         denied.event_type = EventType::AccessDenied;
-        assert_eq!(ocsf(&denied)["status_id"], 2);
+        assert_eq!(serde_json::to_value(ocsf(&denied)).unwrap()["status_id"], 2);
     }
 
     #[test]

@@ -1266,6 +1266,9 @@ impl Store for Failing {
     async fn next_due_at(&self) -> Result<Option<Timestamp>, StoreError> {
         self.inner.next_due_at().await
     }
+    async fn event_span(&self, since: Timestamp, until: Timestamp) -> Result<Option<(i64, i64)>, StoreError> {
+        self.inner.event_span(since, until).await
+    }
     async fn events(&self, f: &EventFilter) -> Result<Vec<AuditEvent>, StoreError> {
         self.inner.events(f).await
     }

@@ -672,6 +672,21 @@ impl Store for SqlStore {
         })
     }
 
+    async fn event_span(&self, since: Timestamp, until: Timestamp) -> Result<Option<(i64, i64)>, StoreError> {
+        // On the time index alone (it holds the `seq` too): no event row is read.
+        let sql = "SELECT MIN(seq) AS first, MAX(seq) AS last FROM audit_events \
+                   WHERE occurred_at >= $1 AND occurred_at < $2";
+        dispatch!(&self.pool, pool => {
+            let row = sqlx::query(sql)
+                .bind(millis(since))
+                .bind(millis(until))
+                .fetch_one(pool)
+                .await
+                .map_err(unavailable)?;
+            Ok(row.optional_int("first")?.zip(row.optional_int("last")?))
+        })
+    }
+
     async fn head(&self) -> Result<LogHead, StoreError> {
         let head = dispatch!(&self.pool, pool => {
             let row = sqlx::query("SELECT seq, hash, frontier FROM audit_head WHERE id = 1")
@@ -950,7 +965,8 @@ impl Store for SqlStore {
     async fn tree_nodes(&self, nodes: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
         let mut found: HashMap<NodeId, Hash> = HashMap::with_capacity(nodes.len());
         let kept: Vec<NodeId> = nodes.iter().filter(|n| n.level >= plan::KEPT_FROM_LEVEL).copied().collect();
-        if !kept.is_empty() {
+        // A query per few hundred nodes: one `OR` per node, and SQLite parses no deeper than 1,000.
+        for kept in kept.chunks(NODES_PER_QUERY) {
             let wanted: Vec<String> = (0..kept.len())
                 .map(|i| format!("(level = ${} AND idx = ${})", 2 * i + 1, 2 * i + 2))
                 .collect();
@@ -1062,6 +1078,8 @@ impl Store for SqlStore {
 
 /// Ranges per query: far below SQLite's limit of 500 SELECTs in one compound query.
 const RANGES_PER_QUERY: usize = 64;
+/// Kept nodes looked up per query.
+const NODES_PER_QUERY: usize = 256;
 
 /// The queries that read the events holding the leaves of `nodes`: ranges that overlap or touch
 /// are merged, and each range left is a `SELECT` of its own, joined by `UNION ALL`, so each one is

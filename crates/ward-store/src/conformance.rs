@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             ready_when_writable,
             the_head_is_the_merkle_root_of_the_log,
             the_trees_nodes_give_the_proofs_of_its_leaves,
+            an_event_span_is_the_first_and_last_seq_of_a_period,
             checkpoints_sign_exactly_the_head,
             debug_levels_keep_the_level_to_put_back,
             credentials_of_a_login_are_issued_once,
@@ -707,6 +708,33 @@ pub async fn the_trees_nodes_give_the_proofs_of_its_leaves(store: Arc<dyn Store>
             assert_eq!(proof, merkle::consistency_proof(tree, size1).unwrap(), "{size1} to {size}");
         }
     }
+    // Many proofs' nodes in one call (an evidence pack's sample): thousands of nodes, answered in
+    // their order however the store splits the asking.
+    let plans: Vec<Vec<NodeId>> =
+        (0..leaves.len() as u64).cycle().take(2_000).map(|i| merkle::range_nodes(0, i + 1)).collect();
+    let roots = folded(store.clone(), plans).await;
+    for (i, root) in roots.iter().enumerate() {
+        assert_eq!(*root, merkle::root(&leaves[..i % leaves.len() + 1]), "root {i}");
+    }
+}
+
+/// `event_span`: by when events occurred, not by when they were recorded.
+pub async fn an_event_span_is_the_first_and_last_seq_of_a_period(store: Arc<dyn Store>) {
+    let mut ids = SequentialIds::new("s");
+    let at = |minutes: i64| t0() + SignedDuration::from_mins(minutes);
+    assert_eq!(store.event_span(at(0), at(100)).await.unwrap(), None);
+    // Recorded in this order, occurred at minutes 10, 20, 5 (a late record), 30.
+    for minutes in [10, 20, 5, 30] {
+        store.commit(change([filed(&mut ids, "alice", at(minutes), None)]), at(40)).await.unwrap();
+    }
+    let events = all_events(&*store).await;
+    let seq_at = |minutes: i64| events.iter().find(|e| e.occurred_at == at(minutes)).unwrap().seq;
+    let store = &store;
+    let span = |from: i64, to: i64| async move { store.event_span(at(from), at(to)).await.unwrap() };
+    assert_eq!(span(0, 100).await, Some((seq_at(10), seq_at(30))));
+    assert_eq!(span(0, 15).await, Some((seq_at(10), seq_at(5))), "the late record is last");
+    assert_eq!(span(10, 20).await, Some((seq_at(10), seq_at(10))), "from included, to not");
+    assert_eq!(span(31, 100).await, None);
 }
 
 pub async fn checkpoints_sign_exactly_the_head(store: Arc<dyn Store>) {

@@ -516,6 +516,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Oldest first (ascending `seq`).
     async fn events(&self, filter: &EventFilter) -> Result<Vec<AuditEvent>, StoreError>;
+    /// The first and the last `seq` of the events that occurred in `[since, until)` (`None`:
+    /// none did). An evidence report's period lies between them, in `seq` order, among events
+    /// that occurred outside it (an expiry is recorded after what happened while it was due).
+    async fn event_span(&self, since: Timestamp, until: Timestamp) -> Result<Option<(i64, i64)>, StoreError>;
     /// The log's size, Merkle root and chain tip, as of the last commit.
     async fn head(&self) -> Result<LogHead, StoreError>;
     /// Checkpoints with a size above `after_size`, smallest first.

@@ -144,15 +144,17 @@ impl Client {
         })
     }
 
-    /// Streams a GET's body to `out` as it arrives (exports can be large; tails go on).
+    /// Streams a GET's body to `out` as it arrives (exports can be large; tails go on),
+    /// telling `progress` the bytes received so far.
     pub async fn stream(
         &self,
         path: &str,
         query: &[(&str, String)],
         out: &mut impl std::io::Write,
+        progress: &mut dyn FnMut(u64),
     ) -> Result<(), CliError> {
         let request = self.http.get(format!("{}{path}", self.base)).query(query);
-        self.stream_body(request, out, &mut |_| {}).await
+        self.stream_body(request, out, progress).await
     }
 
     /// POSTs `body` and streams the answer to `out` as it arrives, telling `progress` the

@@ -410,6 +410,7 @@ pub async fn verify(
         None => None,
     };
     let options = VerifyOptions { origin: &origin, key: &key, external: external.as_deref() };
+    let progress = crate::progress::spinner("verifying the audit log");
     let verified = match (file, &config) {
         (Some(path), _) => {
             let open = || std::fs::File::open(path).map(std::io::BufReader::new);
@@ -421,6 +422,7 @@ pub async fn verify(
         }
         (None, None) => return Err(CliError::Usage("nothing to verify".into())),
     };
+    progress.finish_and_clear();
     let report = match verified {
         Ok(report) => report,
         // A row that does not even decode is an integrity failure, not an I/O error.

@@ -13,6 +13,7 @@ mod history;
 mod insights;
 mod local;
 mod output;
+mod progress;
 mod report;
 
 use std::path::PathBuf;
@@ -371,8 +372,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 since: parse_time("--since", &since)?,
                 until: until.map(|u| parse_time("--until", &u)).transpose()?,
             };
-            let value =
-                client()?.call_period(reqwest::Method::POST, "/v1/rules/run", &[], Some(&body)).await?;
+            let progress = progress::spinner("running the rules over the period on the server");
+            let value = client()?.call_period(reqwest::Method::POST, "/v1/rules/run", &[], Some(&body)).await;
+            progress.finish_and_clear();
+            let value = value?;
             render(json, &value, |run: &RulesRunView| {
                 say!(
                     "{} events from {} to {}: {} findings opened, {} updated, {} already recorded",
@@ -470,7 +473,9 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 query.push(("unmasked", "true".to_owned()));
             }
             let mut printer = output::LogPrinter::new(json);
-            client()?.stream(&format!("/v1/logs/{resource}/search"), &query, &mut printer).await?;
+            client()?
+                .stream(&format!("/v1/logs/{resource}/search"), &query, &mut printer, &mut |_| {})
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Logs { command: LogsCommand::Tail { resource, lines, follow, unmasked } } => {
@@ -483,7 +488,7 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 query.push(("unmasked", "true".to_owned()));
             }
             let mut printer = output::LogPrinter::new(json);
-            client()?.stream(&format!("/v1/logs/{resource}/tail"), &query, &mut printer).await?;
+            client()?.stream(&format!("/v1/logs/{resource}/tail"), &query, &mut printer, &mut |_| {}).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit { command: AuditCommand::Export { format, since, until } } => {
@@ -494,7 +499,14 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             if let Some(until) = until {
                 query.push(("until", parse_time("--until", &until)?.to_string()));
             }
-            client()?.stream("/v1/audit/export", &query, &mut std::io::stdout().lock()).await?;
+            let progress = progress::spinner("exporting");
+            let mut shown = |received: u64| {
+                progress.set_message(format!("exporting: {}", progress::megabytes(received)));
+            };
+            let exported =
+                client()?.stream("/v1/audit/export", &query, &mut std::io::stdout().lock(), &mut shown).await;
+            progress.finish_and_clear();
+            exported?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit { command: AuditCommand::Prove { seq, from, to, check, key } } => {

@@ -7,9 +7,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use ward_api::{AuditKey, ReportBody};
 use ward_report::check::{CheckError, Checked, check};
@@ -38,13 +36,12 @@ pub async fn make(client: &Client, args: &ReportArgs, json: bool) -> Result<Exit
     let partial = Partial::new(out)?;
     let key: AuditKey = typed(&client.get("/v1/audit/key", &[]).await?)?;
     let body = ReportBody { from, to, framework: Some(args.framework.clone()), seed: args.seed.clone() };
-    let progress = progress_bar();
-    progress.set_message("making the report on the server");
+    let progress = crate::progress::spinner("making the report on the server");
     let archive_path = partial.path.join("pack.tar");
     let mut archive = BufWriter::new(File::create_new(&archive_path).map_err(|e| unwritable(out, &e))?);
     client
         .download("/v1/reports", &body, &mut archive, &mut |received| {
-            progress.set_message(format!("downloading: {} MB", received / 1_000_000));
+            progress.set_message(format!("downloading the report: {}", crate::progress::megabytes(received)));
         })
         .await?;
     progress.set_message("unpacking and checking");
@@ -109,8 +106,7 @@ fn period_time(flag: &str, text: &str) -> Result<jiff::Timestamp, CliError> {
 
 /// `ward report verify DIR [--key KEY]`.
 pub fn verify(dir: &Path, key: Option<&str>, json: bool) -> Result<ExitCode, CliError> {
-    let progress = progress_bar();
-    progress.set_message("checking the pack");
+    let progress = crate::progress::spinner("checking the pack");
     let checked = check(dir, key).map_err(|e| match e {
         CheckError::NotADirectory(_) | CheckError::Key(_) => CliError::Usage(e.to_string()),
     });
@@ -143,17 +139,6 @@ fn print(dir: &Path, checked: &Checked) {
         }
         say!("FAILED: {} problems in {}", checked.problems.len(), dir.display());
     }
-}
-
-/// A spinner on a terminal's stderr; nothing when stderr is not one (piped, in scripts).
-fn progress_bar() -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
 }
 
 /// The hidden directory a pack is made in beside `--out`; removed unless renamed into place.

@@ -80,6 +80,9 @@ impl Store for Interposed {
     async fn next_due_at(&self) -> Result<Option<Timestamp>, StoreError> {
         self.inner.next_due_at().await
     }
+    async fn event_span(&self, since: Timestamp, until: Timestamp) -> Result<Option<(i64, i64)>, StoreError> {
+        self.inner.event_span(since, until).await
+    }
     async fn events(&self, f: &EventFilter) -> Result<Vec<AuditEvent>, StoreError> {
         let hook = self.on_read.lock().unwrap().clone();
         if let Some(hook) = hook {
