@@ -6,7 +6,7 @@ use jiff::Timestamp;
 
 use crate::model::{ExceptionRow, GrantRow, Report, RequestRow};
 
-pub use html::html;
+pub use html::{SECTION_IDS, html};
 
 /// The tables a pack holds as CSV, by name.
 pub const TABLES: [&str; 10] = [

@@ -10,7 +10,11 @@
 //! Which: the grants whose SHA-256 of `seed ‖ grant id` is lowest. The seed is recorded, so
 //! anyone can draw the same sample again from the population's ids, and nobody picks it.
 
+use std::collections::BTreeMap;
+
 use sha2::{Digest, Sha256};
+
+use crate::model::{Population, SampledGrant};
 
 /// Confidence that the deviation rate is below the tolerable rate when the sample shows none.
 pub const CONFIDENCE: f64 = 0.95;
@@ -61,6 +65,29 @@ pub fn select<'a>(seed: &[u8], ids: impl IntoIterator<Item = &'a str>, size: u64
         .collect();
     ranked.sort_unstable();
     ranked.into_iter().take(usize::try_from(size).unwrap_or(usize::MAX)).map(|(_, id)| id).collect()
+}
+
+/// The sample of `population`'s grants that `seed` draws, each with its request (when filed in
+/// the period) and the period's events of it and its request (`seqs`, by id).
+pub fn draw(population: &Population, seqs: &BTreeMap<String, Vec<i64>>, seed: &[u8]) -> Vec<SampledGrant> {
+    let grants: BTreeMap<&str, _> = population.grants.iter().map(|g| (g.grant_id.as_str(), g)).collect();
+    let requests: BTreeMap<&str, _> =
+        population.requests.iter().map(|r| (r.request_id.as_str(), r)).collect();
+    select(seed, grants.keys().copied(), size(grants.len() as u64))
+        .into_iter()
+        .filter_map(|id| grants.get(id).copied())
+        .map(|grant| {
+            let request = grant.request_id.as_deref().and_then(|id| requests.get(id).copied());
+            let mut events: Vec<i64> = [Some(grant.grant_id.as_str()), grant.request_id.as_deref()]
+                .into_iter()
+                .flatten()
+                .flat_map(|id| seqs.get(id).into_iter().flatten().copied())
+                .collect();
+            events.sort_unstable();
+            events.dedup();
+            SampledGrant { grant: grant.clone(), request: request.cloned(), seqs: events }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -23,9 +23,7 @@ use ward_service::{Broker, BrokerError, Caller};
 use ward_store::{CheckpointRecord, EventFilter};
 
 use crate::fold::{Fold, Thresholds, monitoring};
-use crate::model::{
-    CheckpointRef, Cover, Eligibility, EligibilityRow, Framework, Integrity, Report, Sample, SampledGrant,
-};
+use crate::model::{CheckpointRef, Cover, Eligibility, EligibilityRow, Framework, Integrity, Report, Sample};
 use crate::pack::{FinishError, PackWriter};
 use crate::{FrontierFile, controls, layout, oscal, render, sample};
 
@@ -172,38 +170,8 @@ impl Generation<'_> {
         let verified = self.appendix(&mut pack, &frontier, &end, &mut fold)?;
         let folded = fold.finish();
         // 3. The sample.
-        let seed = match &request.seed {
-            Some(seed) => {
-                hex::decode(seed).map_err(|_| BrokerError::Invalid("the seed is not hex".into()))?
-            }
-            None => {
-                let mut seed = vec![0; 16];
-                getrandom::fill(&mut seed)
-                    .map_err(|e| BrokerError::Unavailable(format!("no randomness for the seed: {e}")))?;
-                seed
-            }
-        };
-        let population = &folded.population;
-        let size = sample::size(population.grants.len() as u64);
-        let chosen = sample::select(&seed, population.grants.iter().map(|g| g.grant_id.as_str()), size);
-        let sampled: Vec<SampledGrant> = chosen
-            .iter()
-            .filter_map(|id| population.grants.iter().find(|g| g.grant_id == *id))
-            .map(|grant| {
-                let request = grant
-                    .request_id
-                    .as_ref()
-                    .and_then(|id| population.requests.iter().find(|r| &r.request_id == id));
-                let mut seqs: Vec<i64> = [Some(&grant.grant_id), grant.request_id.as_ref()]
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|id| folded.seqs.get(id).into_iter().flatten().copied())
-                    .collect();
-                seqs.sort_unstable();
-                seqs.dedup();
-                SampledGrant { grant: grant.clone(), request: request.cloned(), seqs }
-            })
-            .collect();
+        let seed = seed_of(request)?;
+        let sampled = sample::draw(&folded.population, &folded.seqs, &seed);
         // 4. The files.
         let wanted: BTreeSet<i64> = sampled.iter().flat_map(|s| s.seqs.iter().copied()).collect();
         let end_ref = self.reference(&end, &key)?;
@@ -217,14 +185,6 @@ impl Generation<'_> {
             events_verified: if verified.is_valid() { verified.events } else { 0 },
             problems: verified.problems.iter().map(ToString::to_string).collect(),
         };
-        let mut rules: Vec<(String, String)> = RuleId::ALL
-            .iter()
-            .filter(|rule| settings.rules.settings(**rule).enabled)
-            .map(|rule| {
-                (rule.as_str().to_owned(), settings.rules.settings(*rule).severity.as_str().to_owned())
-            })
-            .collect();
-        rules.sort();
         let eligible: Vec<EligibilityRow> = ward_monitor::rules::eligibility(&policy)
             .into_iter()
             .map(|e| EligibilityRow { user: e.user, resource: e.resource, role: e.role })
@@ -256,11 +216,11 @@ impl Generation<'_> {
                 method: sample::METHOD.to_owned(),
                 confidence: sample::CONFIDENCE,
                 tolerable_deviation_rate: sample::TOLERABLE_DEVIATION_RATE,
-                population: population.grants.len() as u64,
+                population: folded.population.grants.len() as u64,
                 size: sampled.len() as u64,
                 grants: sampled,
             },
-            population: folded.population.clone(),
+            population: folded.population,
             exceptions: folded.exceptions,
             revocation: folded.revocation,
             usage: folded.usage,
@@ -272,40 +232,18 @@ impl Generation<'_> {
                 rows: eligible,
                 changes_in_period,
             },
-            monitoring: monitoring(folded.findings, rules),
+            monitoring: monitoring(folded.findings, rules_in_force(&settings.rules)),
             changes: folded.changes,
         };
-        let write =
-            |pack: &mut PackWriter, path: &str, bytes: &[u8]| pack.write(path, bytes).map_err(io_error);
-        write(&mut pack, layout::KEY, format!("{key}\n").as_bytes())?;
-        write(&mut pack, layout::CHECKPOINT_END, end.note.as_bytes())?;
-        if let Some(start) = &start {
-            write(&mut pack, layout::CHECKPOINT_START, start.note.as_bytes())?;
-        }
-        let frontier_file =
-            FrontierFile { size: frontier.size(), nodes: frontier.nodes().iter().map(hex::encode).collect() };
-        write(&mut pack, layout::FRONTIER, &json(&frontier_file)?)?;
-        if let Some(consistency) = &consistency {
-            write(&mut pack, layout::CONSISTENCY, &json(consistency)?)?;
-        }
-        let mut proofs = Vec::new();
-        for proof in self.inclusion_proofs(&wanted, &end)? {
-            serde_json::to_writer(&mut proofs, &proof)
-                .map_err(|e| BrokerError::Unavailable(format!("could not encode a proof: {e}")))?;
-            proofs.push(b'\n');
-        }
-        write(&mut pack, layout::PROOFS, &proofs)?;
-        write(&mut pack, layout::VERIFY, transcript(&report).as_bytes())?;
-        for (name, csv) in render::tables(&report)
-            .map_err(|e| BrokerError::Unavailable(format!("a table could not be written: {e}")))?
-        {
-            write(&mut pack, &layout::table(name), &csv)?;
-        }
-        let html = render::html(&report)
-            .map_err(|e| BrokerError::Unavailable(format!("the page could not be rendered: {e}")))?;
-        write(&mut pack, layout::INDEX_HTML, html.as_bytes())?;
-        write(&mut pack, layout::OSCAL, &json(&oscal::assessment_results(&report))?)?;
-        write(&mut pack, layout::REPORT_JSON, &json(&report)?)?;
+        let proofs = self.inclusion_proofs(&wanted, &end)?;
+        let integrity_files = IntegrityFiles {
+            key: &key,
+            start: start.as_ref(),
+            end: &end,
+            frontier: &frontier,
+            consistency: consistency.as_ref(),
+        };
+        write_files(&mut pack, &report, &integrity_files, &proofs)?;
         pack.finish(|digest| broker.seal_evidence(digest)).map_err(|e| match e {
             FinishError::Io(e) => io_error(e),
             FinishError::Seal(e) => e,
@@ -571,6 +509,81 @@ impl Generation<'_> {
         }
         Ok(false)
     }
+}
+
+/// The files of `integrity/` besides the proofs.
+struct IntegrityFiles<'a> {
+    key: &'a str,
+    start: Option<&'a CheckpointRecord>,
+    end: &'a CheckpointRecord,
+    frontier: &'a Frontier,
+    consistency: Option<&'a ward_api::ConsistencyProof>,
+}
+
+/// Writes every file of the pack but the appendix (written as it was read) and the manifest.
+fn write_files(
+    pack: &mut PackWriter,
+    report: &Report,
+    files: &IntegrityFiles<'_>,
+    proofs: &[InclusionProof],
+) -> Result<(), BrokerError> {
+    let write = |pack: &mut PackWriter, path: &str, bytes: &[u8]| pack.write(path, bytes).map_err(io_error);
+    write(pack, layout::KEY, format!("{}\n", files.key).as_bytes())?;
+    write(pack, layout::CHECKPOINT_END, files.end.note.as_bytes())?;
+    if let Some(start) = files.start {
+        write(pack, layout::CHECKPOINT_START, start.note.as_bytes())?;
+    }
+    let frontier_file = FrontierFile {
+        size: files.frontier.size(),
+        nodes: files.frontier.nodes().iter().map(hex::encode).collect(),
+    };
+    write(pack, layout::FRONTIER, &json(&frontier_file)?)?;
+    if let Some(consistency) = files.consistency {
+        write(pack, layout::CONSISTENCY, &json(consistency)?)?;
+    }
+    let mut lines = Vec::new();
+    for proof in proofs {
+        serde_json::to_writer(&mut lines, proof)
+            .map_err(|e| BrokerError::Unavailable(format!("could not encode a proof: {e}")))?;
+        lines.push(b'\n');
+    }
+    write(pack, layout::PROOFS, &lines)?;
+    write(pack, layout::VERIFY, transcript(report).as_bytes())?;
+    for (name, csv) in render::tables(report)
+        .map_err(|e| BrokerError::Unavailable(format!("a table could not be written: {e}")))?
+    {
+        write(pack, &layout::table(name), &csv)?;
+    }
+    let html = render::html(report)
+        .map_err(|e| BrokerError::Unavailable(format!("the page could not be rendered: {e}")))?;
+    write(pack, layout::INDEX_HTML, html.as_bytes())?;
+    write(pack, layout::OSCAL, &json(&oscal::assessment_results(report))?)?;
+    write(pack, layout::REPORT_JSON, &json(report)?)?;
+    Ok(())
+}
+
+/// The seed asked for, or 16 random bytes.
+fn seed_of(request: &ReportRequest) -> Result<Vec<u8>, BrokerError> {
+    match &request.seed {
+        Some(seed) => hex::decode(seed).map_err(|_| BrokerError::Invalid("the seed is not hex".into())),
+        None => {
+            let mut seed = vec![0; 16];
+            getrandom::fill(&mut seed)
+                .map_err(|e| BrokerError::Unavailable(format!("no randomness for the seed: {e}")))?;
+            Ok(seed)
+        }
+    }
+}
+
+/// The rules switched on, with their severities, by id.
+fn rules_in_force(rules: &ward_rules::RulesConfig) -> Vec<(String, String)> {
+    let mut on: Vec<(String, String)> = RuleId::ALL
+        .iter()
+        .filter(|rule| rules.settings(**rule).enabled)
+        .map(|rule| (rule.as_str().to_owned(), rules.settings(*rule).severity.as_str().to_owned()))
+        .collect();
+    on.sort();
+    on
 }
 
 fn signed_by(record: &CheckpointRecord, key: &str) -> bool {

@@ -239,19 +239,7 @@ async fn a_pack_says_what_the_events_say_and_verifies_offline(store: Arc<dyn Sto
 
     // The page has every section; the same seed draws the same sample again.
     let html = std::fs::read_to_string(dir.path().join(layout::INDEX_HTML)).unwrap();
-    for id in [
-        "cover",
-        "controls",
-        "population",
-        "sample",
-        "exceptions",
-        "revocation",
-        "usage",
-        "eligibility",
-        "monitoring",
-        "changes",
-        "appendix",
-    ] {
+    for id in ward_report::render::SECTION_IDS {
         assert!(html.contains(&format!("<section id=\"{id}\">")), "{id}");
     }
     assert!(!html.contains("<script"));

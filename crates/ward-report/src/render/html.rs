@@ -17,6 +17,21 @@ pub struct Bar {
     pub height: u64,
 }
 
+/// The page's sections, by their element ids, in order.
+pub const SECTION_IDS: [&str; 11] = [
+    "cover",
+    "controls",
+    "population",
+    "sample",
+    "exceptions",
+    "revocation",
+    "usage",
+    "eligibility",
+    "monitoring",
+    "changes",
+    "appendix",
+];
+
 const CHART_HEIGHT: u64 = 160;
 const BAR_WIDTH: u64 = 84;
 const GAP: u64 = 16;

@@ -288,19 +288,7 @@ fn chromium_renders(page: &Path) {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let dom = String::from_utf8_lossy(&out.stdout);
-    for id in [
-        "cover",
-        "controls",
-        "population",
-        "sample",
-        "exceptions",
-        "revocation",
-        "usage",
-        "eligibility",
-        "monitoring",
-        "changes",
-        "appendix",
-    ] {
+    for id in ward_report::render::SECTION_IDS {
         assert!(dom.contains(&format!("<section id=\"{id}\">")), "section {id} not rendered");
     }
     assert!(dom.contains("<svg"), "the charts");
