@@ -208,7 +208,12 @@ fn check_log(dir: &Path, pack_key: &str, checked: &mut Checked) -> Result<(), St
     )
     .map_err(|e| format!("{} does not read as a report: {e}", layout::REPORT_JSON))?;
     let integrity = &report.integrity;
-    if integrity.end.key != pack_key {
+    // The same key, however its text is written (a key id's hex in either case).
+    let same_key = |a: &str, b: &str| {
+        matches!((checkpoint::parse_verifier_key(a), checkpoint::parse_verifier_key(b)),
+            (Ok((name_a, key_a)), Ok((name_b, key_b))) if name_a == name_b && key_a == key_b)
+    };
+    if !same_key(&integrity.end.key, pack_key) {
         return Err("the end checkpoint names another key than the pack's".into());
     }
     let end = verify_checkpoint(&integrity.end, "end")?;

@@ -226,6 +226,10 @@ async fn a_pack_says_what_the_events_say_and_verifies_offline(store: Arc<dyn Sto
     assert!(checked.is_valid(), "{:?}", checked.problems);
     assert_eq!(checked.events, integrity.events);
     assert_eq!(checked.proofs as usize, report.sample.grants.iter().map(|g| g.seqs.len()).sum::<usize>());
+    // The same key written with its id's hex in capitals is the same key.
+    let mut parts: Vec<String> = key.splitn(3, '+').map(str::to_owned).collect();
+    parts[1] = parts[1].to_ascii_uppercase();
+    assert!(check(dir.path(), Some(&parts.join("+"))).unwrap().is_valid());
     // Without a key, the pack's own is used (and said to be).
     let unkeyed = check(dir.path(), None).unwrap();
     assert!(unkeyed.is_valid() && unkeyed.key_from_pack);

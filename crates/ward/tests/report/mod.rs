@@ -91,6 +91,15 @@ fn an_evidence_pack_of_the_played_history() {
     let kind = |k: &str| rows.iter().filter(|r| r["kind"] == k).count();
     assert_eq!(kind("breakglass"), of("breakglass.used"));
     assert!(kind("breakglass") >= 1);
+    // A break-glass grant is one of its own kind, not a grant without approval.
+    let breakglass: BTreeSet<&str> =
+        rows.iter().filter(|r| r["kind"] == "breakglass").filter_map(|r| r["grant_id"].as_str()).collect();
+    assert!(
+        rows.iter()
+            .filter(|r| r["kind"] == "without-approval")
+            .all(|r| !breakglass.contains(r["grant_id"].as_str().unwrap_or(""))),
+        "{rows:?}"
+    );
     let self_approvals = in_period
         .iter()
         .filter(|e| {
