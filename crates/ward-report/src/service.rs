@@ -116,14 +116,17 @@ impl Reports {
         dir: &Path,
     ) -> Result<Written, BrokerError> {
         self.validate(caller, request)?;
-        let _permit = self.running.clone().try_acquire_owned().map_err(|_| BrokerError::Busy {
+        let permit = self.running.clone().try_acquire_owned().map_err(|_| BrokerError::Busy {
             message: "a report is being made already; try again shortly".into(),
             retry_after_seconds: 10,
         })?;
         let (broker, request, dir, by) =
             (self.broker.clone(), request.clone(), dir.to_owned(), caller.name.clone());
         let handle = Handle::current();
+        // The slot goes with the work: a caller that goes away does not end the blocking work,
+        // so it must not free the slot for another report while this one still runs.
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             Generation { broker: &broker, rt: &handle }.run(&request, &dir, &by)
         })
         .await
