@@ -14,15 +14,12 @@
   unknown token instead); the spare tokens api-fuzz.sh mints are fair game.
 - Pushed JSON lines are sent as the document describes them: each line one JSON value.
 - Streamed JSON lines (log search and tail) conform line by line.
-- The stateful phase went the whole way: approving, releasing and revoking each succeeded at
-  least once with ids taken from earlier answers. Required with the fixed seed (CI); a run with
-  another seed reports a shortfall without failing, since Hypothesis may end stateful testing
-  early against a server whose answers change on replay (`FlakyStrategyDefinition`).
+- The stateful phase's reach is recorded: which of approving, releasing and revoking succeeded
+  with ids taken from earlier answers (api-fuzz.sh requires all three).
 """
 
 import json
 import os
-import sys
 
 import jsonschema
 import schemathesis
@@ -120,7 +117,10 @@ def json_lines_conform(ctx, response, case):
 
 @schemathesis.check
 class LifecycleReached:
-    """The stateful phase approved, released and revoked real requests and grants."""
+    """Which of approving, releasing and revoking succeeded in the stateful phase with real ids.
+
+    Written to WARD_FUZZ_LIFECYCLE_FILE, one operation a line; api-fuzz.sh decides whether the
+    runs together went the whole way."""
 
     OPERATIONS = {
         "POST /v1/requests/{id}/approve",
@@ -137,10 +137,7 @@ class LifecycleReached:
             self.succeeded.add(label)
 
     def after_run(self, ctx):
-        missing = sorted(self.OPERATIONS - self.succeeded)
-        if not missing:
-            return
-        message = f"never succeeded with real ids: {', '.join(missing)}"
-        if os.environ.get("WARD_FUZZ_REQUIRE_LIFECYCLE") == "1":
-            raise AssertionError(message)
-        print(f"warning: the stateful phase fell short: {message}", file=sys.stderr)
+        path = os.environ.get("WARD_FUZZ_LIFECYCLE_FILE")
+        if path:
+            with open(path, "a", encoding="utf-8") as out:
+                out.writelines(f"{label}\n" for label in sorted(self.succeeded))

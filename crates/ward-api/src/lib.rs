@@ -347,7 +347,8 @@ pub struct StageView {
 /// `POST /v1/policy/reload`: what the reload did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyReloadView {
-    /// False when the files hold the set already in force.
+    /// False when the files hold exactly what is in force (policies, people, resources and
+    /// ticket patterns alike).
     pub changed: bool,
     /// SHA-256 of the policy set now in force.
     pub hash: String,

@@ -60,6 +60,10 @@ pub struct DirectoryChanges {
     pub users_removed: Vec<String>,
     /// Per group: who now belongs to it (directly or through nested groups) and who no longer.
     pub groups: BTreeMap<String, MembershipChange>,
+    /// On `directory.reloaded`: the SHA-256 of the [`crate::policy::PolicySnapshot`] now in
+    /// force (absent from events written before snapshots were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +242,7 @@ impl Directory {
             users_added: now.difference(&then).cloned().collect(),
             users_removed: then.difference(&now).cloned().collect(),
             groups,
+            snapshot: None,
         }
     }
 }

@@ -31,6 +31,7 @@ use crate::directory::Directory;
 use crate::duration::format_duration;
 use crate::model::{AccessRequest, Stage};
 use slices::Slices;
+pub use snapshot::{MAX_SNAPSHOT_BYTES, PolicySnapshot, SnapshotError, SnapshotRecord};
 pub use terms::DEFAULT_REVIEW_WITHIN_SECONDS;
 pub use terms::TEAM_ANNOTATION_PREFIX;
 use terms::{PermitTerms, approver_stage, misplaced_annotation, read_terms, unmet};
@@ -47,7 +48,8 @@ const GRANT_HOLDER_POLICY: &str =
     r#"permit (principal, action == Ward::Action::"access", resource) when { context.has_grant };"#;
 
 /// One file of Cedar policies.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PolicySource {
     /// Shown in errors and used to name policies without an `@id`.
     pub name: String,
@@ -237,6 +239,9 @@ pub struct PolicyEngine {
     reads_on_call: bool,
     authorizer: Authorizer,
     hash: String,
+    /// What the engine was built from, kept for [`PolicyEngine::snapshot`].
+    sources: Vec<PolicySource>,
+    ticket_patterns: BTreeMap<String, String>,
 }
 
 fn type_name(name: &str) -> Result<EntityTypeName, PolicyError> {
@@ -421,7 +426,21 @@ impl PolicyEngine {
             reads_on_call,
             authorizer: Authorizer::new(),
             hash,
+            sources: sources.to_vec(),
+            ticket_patterns: ticket_patterns.clone(),
         })
+    }
+
+    /// Everything this engine decides from, to be recorded beside the event that puts it in
+    /// force.
+    pub fn snapshot(&self) -> PolicySnapshot {
+        PolicySnapshot {
+            sources: self.sources.clone(),
+            ticket_patterns: self.ticket_patterns.clone(),
+            users: self.directory.users().clone(),
+            groups: self.directory.groups().clone(),
+            resources: self.directory.resources().clone(),
+        }
     }
 
     pub fn directory(&self) -> &Directory {
@@ -888,6 +907,7 @@ fn build_entities(names: &Names, directory: &Directory, schema: &Schema) -> Resu
 
 mod approvers;
 mod slices;
+mod snapshot;
 mod terms;
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,11 @@
 //!    chained to the one before, into the end checkpoint's root.
 //! 4. The sample: each sampled event's inclusion proof leads from the event's hash in the
 //!    appendix to the end checkpoint's root.
+//! 5. Eligibility: each policy set in force at an end of the period is the snapshot its event
+//!    names, that event is in the end checkpoint's tree, and the eligibility listed is what the
+//!    snapshot's policies decide, and no later event of the appendix put another set in force
+//!    before that end. (The appendix starts at the start checkpoint: that no set came into force
+//!    between the start one's event and that checkpoint is for the log to show.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -26,6 +31,8 @@ use ward_core::merkle::{self, Frontier, Hash};
 use ward_core::verify::{Source, Verifier};
 
 use crate::model::{CheckpointRef, Report};
+
+mod eligibility;
 use crate::pack::{MANIFEST, SEAL, is_pack_path};
 use crate::{FrontierFile, layout};
 
@@ -53,6 +60,8 @@ pub struct Checked {
     pub events: u64,
     /// Inclusion proofs that verified.
     pub proofs: u64,
+    /// Policy sets (at the period's start and end) whose eligibility was worked out again.
+    pub policy_sets: u64,
     /// The verifier key the seal was checked with.
     pub key: String,
     /// Whether that key came from the pack itself (no key was given).
@@ -256,6 +265,8 @@ fn check_log(dir: &Path, pack_key: &str, checked: &mut Checked) -> Result<(), St
     // The appendix's events, from the tree before the period to the end checkpoint.
     let wanted: BTreeSet<i64> = report.sample.grants.iter().flat_map(|g| g.seqs.iter().copied()).collect();
     let mut hashes: BTreeMap<i64, String> = BTreeMap::new();
+    // Where the appendix puts a policy set in force: (seq, occurred at).
+    let mut policy_sets = Vec::new();
     let mut verifier = Verifier::default();
     verifier.resume_after(start_tree);
     verifier.expect(Source::External, end.size, end.root);
@@ -281,6 +292,9 @@ fn check_log(dir: &Path, pack_key: &str, checked: &mut Checked) -> Result<(), St
             .map_err(|e| format!("{} line {n} is not an audit event: {e}", layout::EVENTS))?;
         if wanted.contains(&event.seq) {
             hashes.insert(event.seq, event.hash.clone());
+        }
+        if eligibility::named_snapshot(&event).is_some() {
+            policy_sets.push((event.seq, event.occurred_at));
         }
         verifier.push(&event);
     }
@@ -334,6 +348,8 @@ fn check_log(dir: &Path, pack_key: &str, checked: &mut Checked) -> Result<(), St
     if let Some(missing) = wanted.difference(&proven).next() {
         return Err(format!("{path} has no proof of event {missing} of the sample"));
     }
+    // 5. Eligibility, worked out again from the policy sets in force.
+    checked.policy_sets = eligibility::check(dir, &report, &end, &policy_sets)?;
     Ok(())
 }
 

@@ -40,6 +40,9 @@ pub mod layout {
 
     /// An inclusion proof per line, one for each event of the sample.
     pub const PROOFS: &str = "integrity/inclusion-proofs.jsonl";
+    /// The policy sets in force at the period's start and end ([`super::PolicyEvidence`]).
+    pub const POLICY_AT_START: &str = "eligibility/policy-at-start.json";
+    pub const POLICY_AT_END: &str = "eligibility/policy-at-end.json";
 
     /// The CSV of table `name`.
     pub fn table(name: &str) -> String {
@@ -54,4 +57,16 @@ pub struct FrontierFile {
     pub size: u64,
     /// Hex, largest subtree first.
     pub nodes: Vec<String>,
+}
+
+/// A policy set the report works eligibility out from (`eligibility/policy-at-*.json`): the
+/// snapshot as stored, the event that put it in force (which names the snapshot's SHA-256), and
+/// that event's inclusion proof in the end checkpoint's tree. A verifier works the eligibility
+/// out again from it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PolicyEvidence {
+    pub event: ward_core::audit::AuditEvent,
+    pub proof: ward_api::InclusionProof,
+    /// The snapshot's JSON, byte for byte as its digest was taken.
+    pub snapshot: String,
 }

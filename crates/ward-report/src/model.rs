@@ -1,7 +1,7 @@
 //! What a report says, section by section: `report.json` is this, serialized, and the HTML and
 //! the CSV files are views of it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -294,22 +294,54 @@ pub struct EligibilityRow {
     pub role: String,
 }
 
-/// Section 8, eligibility: who could ask for what, under the policies and directory in force
-/// when the report was made, and whether those are the ones in force at the period's end.
+/// Section 8, eligibility: who could ask for what at the period's start and at its end, each
+/// under the policy set (policies and directory, whole) the log records as in force then, and
+/// what changed between.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Eligibility {
-    pub as_of: Timestamp,
-    /// The policy set in force when the report was made.
-    pub policy_hash: String,
-    /// The last policy set the log records as coming into force by the period's end (`None`:
-    /// none recorded).
-    pub policy_hash_at_end: Option<String>,
-    /// Whether the policies and the directory changed between the period's end and the report
-    /// (then the rows below are today's, and section 10 and the log say what changed).
-    pub changed_since_period: bool,
-    pub rows: Vec<EligibilityRow>,
+    pub at_start: EligibleAt,
+    pub at_end: EligibleAt,
+    /// Eligible at the end, not at the start (empty unless both are on record).
+    pub gained: Vec<EligibilityRow>,
+    /// Eligible at the start, no longer at the end (likewise).
+    pub lost: Vec<EligibilityRow>,
     /// In the period: policy sets and directory reloads (also in section 10).
     pub changes_in_period: u64,
+}
+
+impl Eligibility {
+    pub fn between(at_start: EligibleAt, at_end: EligibleAt, changes_in_period: u64) -> Self {
+        let (mut gained, mut lost) = (Vec::new(), Vec::new());
+        if at_start.in_force.is_some() && at_end.in_force.is_some() {
+            let start: BTreeSet<&EligibilityRow> = at_start.rows.iter().collect();
+            let end: BTreeSet<&EligibilityRow> = at_end.rows.iter().collect();
+            gained = end.difference(&start).map(|row| (*row).clone()).collect();
+            lost = start.difference(&end).map(|row| (*row).clone()).collect();
+        }
+        Self { at_start, at_end, gained, lost, changes_in_period }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EligibleAt {
+    pub at: Timestamp,
+    /// `None`: the log records no policy set whole before then (it predates ward keeping them).
+    pub in_force: Option<PolicyInForce>,
+    pub rows: Vec<EligibilityRow>,
+}
+
+/// A policy set as the log records it coming into force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyInForce {
+    /// The `policy.changed` or `directory.reloaded` event that put it in force.
+    pub seq: i64,
+    pub since: Timestamp,
+    /// The Cedar policy set's hash, as `policy.changed` events give it.
+    pub policy_hash: String,
+    /// The SHA-256 of the snapshot (policies, ticket patterns, users, groups, resources).
+    pub snapshot: String,
+    /// The pack file with the snapshot, its event and that event's inclusion proof.
+    pub evidence: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

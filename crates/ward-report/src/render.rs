@@ -2,9 +2,11 @@
 
 mod html;
 
+use std::collections::BTreeSet;
+
 use jiff::Timestamp;
 
-use crate::model::{ExceptionRow, GrantRow, Report, RequestRow};
+use crate::model::{EligibilityRow, EligibleAt, ExceptionRow, GrantRow, Report, RequestRow};
 
 pub use html::{SECTION_IDS, html};
 
@@ -241,10 +243,48 @@ fn usage(report: &Report) -> Result<Vec<u8>, csv::Error> {
     )
 }
 
+/// One (user, resource, role) eligible at the period's start or end, and where it was.
+pub(crate) struct EligibilityLine<'r> {
+    pub row: &'r EligibilityRow,
+    /// `None`: no policy set on record then.
+    pub at_start: Option<bool>,
+    pub at_end: Option<bool>,
+}
+
+pub(crate) fn eligibility_lines(report: &Report) -> Vec<EligibilityLine<'_>> {
+    let eligibility = &report.eligibility;
+    let start: BTreeSet<&EligibilityRow> = eligibility.at_start.rows.iter().collect();
+    let end: BTreeSet<&EligibilityRow> = eligibility.at_end.rows.iter().collect();
+    let on_record = |at: &EligibleAt, set: &BTreeSet<&EligibilityRow>, row| {
+        at.in_force.as_ref().map(|_| set.contains(row))
+    };
+    start
+        .union(&end)
+        .map(|row| EligibilityLine {
+            row,
+            at_start: on_record(&eligibility.at_start, &start, row),
+            at_end: on_record(&eligibility.at_end, &end, row),
+        })
+        .collect()
+}
+
 fn eligibility(report: &Report) -> Result<Vec<u8>, csv::Error> {
+    let said = |eligible: Option<bool>| match eligible {
+        Some(true) => "yes".to_owned(),
+        Some(false) => "no".to_owned(),
+        None => "not on record".to_owned(),
+    };
     csv_of(
-        &["user", "resource", "role"],
-        report.eligibility.rows.iter().map(|e| vec![e.user.clone(), e.resource.clone(), e.role.clone()]),
+        &["user", "resource", "role", "eligible_at_start", "eligible_at_end"],
+        eligibility_lines(report).into_iter().map(|line| {
+            vec![
+                line.row.user.clone(),
+                line.row.resource.clone(),
+                line.row.role.clone(),
+                said(line.at_start),
+                said(line.at_end),
+            ]
+        }),
     )
 }
 

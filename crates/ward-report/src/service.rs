@@ -16,16 +16,20 @@ use ward_api::InclusionProof;
 use ward_core::audit::{AuditEvent, EventType};
 use ward_core::checkpoint;
 use ward_core::merkle::{self, Frontier, Hash};
+use ward_core::policy::PolicyEngine;
 use ward_core::verify::{Source, Verifier};
 use ward_rules::RuleId;
 use ward_service::export::ExportFormat;
-use ward_service::{Broker, BrokerError, Caller};
+use ward_service::{Broker, BrokerError, Caller, policy_history};
 use ward_store::{CheckpointRecord, EventFilter};
 
 use crate::fold::{Fold, Thresholds, monitoring};
-use crate::model::{CheckpointRef, Cover, Eligibility, EligibilityRow, Framework, Integrity, Report, Sample};
+use crate::model::{
+    CheckpointRef, Cover, Eligibility, EligibilityRow, EligibleAt, Framework, Integrity, PolicyInForce,
+    Report, Sample,
+};
 use crate::pack::{FinishError, PackWriter};
-use crate::{FrontierFile, controls, layout, oscal, render, sample};
+use crate::{FrontierFile, PolicyEvidence, controls, layout, oscal, render, sample};
 
 /// The longest period a report covers (a year's audit, with room for a 15-month one).
 pub const MAX_PERIOD_SECONDS: i64 = 460 * 86_400;
@@ -165,7 +169,8 @@ impl Generation<'_> {
             Some(start) => Some(self.rt.block_on(broker.consistency_proof(start.size, end.size))?),
             None => None,
         };
-        let policy_at_end = self.policy_at(request.to)?;
+        let policy_at_start = self.policy_in_force(request.from, &end)?;
+        let policy_at_end = self.policy_in_force(request.to, &end)?;
         // 2. One pass over the log from one checkpoint to the other: the appendix, each event
         // verified, and the period's events folded.
         let mut pack = PackWriter::new(dir);
@@ -188,10 +193,6 @@ impl Generation<'_> {
             events_verified: if verified.is_valid() { verified.events } else { 0 },
             problems: verified.problems.iter().map(ToString::to_string).collect(),
         };
-        let eligible: Vec<EligibilityRow> = ward_monitor::rules::eligibility(&policy)
-            .into_iter()
-            .map(|e| EligibilityRow { user: e.user, resource: e.resource, role: e.role })
-            .collect();
         let changes_in_period = folded
             .changes
             .iter()
@@ -200,12 +201,17 @@ impl Generation<'_> {
                     || c.event_type == EventType::DirectoryReloaded.as_str()
             })
             .count() as u64;
-        let changed_since_period = self.changed_since(request.to)?;
+        let at_start = eligible_at(request.from, policy_at_start.as_ref(), layout::POLICY_AT_START);
+        let at_end = eligible_at(request.to, policy_at_end.as_ref(), layout::POLICY_AT_END);
+        let resources = match &policy_at_end {
+            Some(found) => found.engine.directory().resources().keys().cloned().collect(),
+            None => policy.directory().resources().keys().cloned().collect(),
+        };
         let report = Report {
             cover: Cover {
                 framework: request.framework,
                 organisation: broker.audit_origin().to_owned(),
-                resources: policy.directory().resources().keys().cloned().collect(),
+                resources,
                 from: request.from,
                 to: request.to,
                 generated_at,
@@ -227,14 +233,7 @@ impl Generation<'_> {
             exceptions: folded.exceptions,
             revocation: folded.revocation,
             usage: folded.usage,
-            eligibility: Eligibility {
-                as_of: generated_at,
-                policy_hash: policy.hash().to_owned(),
-                policy_hash_at_end: policy_at_end,
-                changed_since_period,
-                rows: eligible,
-                changes_in_period,
-            },
+            eligibility: Eligibility::between(at_start, at_end, changes_in_period),
             monitoring: monitoring(folded.findings, rules_in_force(&settings.rules)),
             changes: folded.changes,
         };
@@ -247,6 +246,13 @@ impl Generation<'_> {
             consistency: consistency.as_ref(),
         };
         write_files(&mut pack, &report, &integrity_files, &proofs)?;
+        for (found, path) in
+            [(policy_at_start, layout::POLICY_AT_START), (policy_at_end, layout::POLICY_AT_END)]
+        {
+            if let Some(found) = found {
+                pack.write(path, &json(&found.evidence)?).map_err(io_error)?;
+            }
+        }
         pack.finish(|digest| broker.seal_evidence(digest)).map_err(|e| match e {
             FinishError::Io(e) => io_error(e),
             FinishError::Seal(e) => e,
@@ -257,24 +263,6 @@ impl Generation<'_> {
             grants: report.population.grants.len() as u64,
             sampled: report.sample.size,
         })
-    }
-
-    /// Reads the events `filter` selects, a page at a time.
-    fn pages(
-        &self,
-        filter: EventFilter,
-        mut each: impl FnMut(&[AuditEvent]) -> Result<(), BrokerError>,
-    ) -> Result<(), BrokerError> {
-        let mut after = 0;
-        loop {
-            let page_filter = EventFilter { after_seq: Some(after), limit: PAGE, ..filter.clone() };
-            let page = self.rt.block_on(self.broker.store().events(&page_filter))?;
-            each(&page)?;
-            match page.last() {
-                Some(last) if page.len() == PAGE as usize => after = last.seq,
-                _ => return Ok(()),
-            }
-        }
     }
 
     /// The first checkpoint covering event `last` (the log's latest when the period has no
@@ -479,38 +467,62 @@ impl Generation<'_> {
         Ok(proofs)
     }
 
-    /// The policy set in force at `to`: the last one the log records before it.
-    fn policy_at(&self, to: Timestamp) -> Result<Option<String>, BrokerError> {
-        let mut hash = None;
-        let filter = EventFilter {
-            event_type: Some(EventType::PolicyChanged),
-            until: Some(to),
-            ..EventFilter::default()
+    /// The policy set the log records as in force at `at` (put in force by an event before
+    /// it), with the evidence of it: its snapshot, that event and the event's inclusion proof
+    /// in `end`'s tree. `None` when the log records none whole by then, or not within `end`.
+    fn policy_in_force(&self, at: Timestamp, end: &CheckpointRecord) -> Result<Option<Found>, BrokerError> {
+        let store = self.broker.store();
+        let on_record = self.rt.block_on(policy_history::on_record(&**store, Some(at)))?;
+        let Some((event, digest)) = on_record.snapshot else {
+            return Ok(None);
         };
-        self.pages(filter, |page| {
-            if let Some(event) = page.last() {
-                hash = event.details.get("hash").and_then(|h| h.as_str()).map(str::to_owned);
-            }
-            Ok(())
-        })?;
-        Ok(hash)
-    }
-
-    /// Whether a policy set or the directory was changed after `to` (then today's eligibility
-    /// is not the period's).
-    fn changed_since(&self, to: Timestamp) -> Result<bool, BrokerError> {
-        for event_type in [EventType::PolicyChanged, EventType::DirectoryReloaded] {
-            let filter = EventFilter {
-                event_type: Some(event_type),
-                since: Some(to),
-                limit: 1,
-                ..EventFilter::default()
-            };
-            if !self.rt.block_on(self.broker.store().events(&filter))?.is_empty() {
-                return Ok(true);
-            }
+        if u64::try_from(event.seq).is_ok_and(|seq| seq > end.size) {
+            return Ok(None);
         }
-        Ok(false)
+        let unusable = |e: &dyn std::fmt::Display| {
+            BrokerError::Unavailable(format!("the policy set in force at {at} cannot be read: {e}"))
+        };
+        let (body, snapshot) = self
+            .rt
+            .block_on(policy_history::snapshot(&**store, &event, &digest))
+            .map_err(|e| unusable(&e))?;
+        let engine = snapshot.engine().map_err(|e| unusable(&e))?;
+        let proof = self
+            .inclusion_proofs(&BTreeSet::from([event.seq]), end)?
+            .pop()
+            .ok_or_else(|| unusable(&format!("event {} has no inclusion proof", event.seq)))?;
+        let rows = eligibility_rows(&engine);
+        Ok(Some(Found { evidence: PolicyEvidence { event, proof, snapshot: body }, digest, engine, rows }))
+    }
+}
+
+/// A policy set in force at one of the period's ends, found in the log.
+struct Found {
+    evidence: PolicyEvidence,
+    digest: String,
+    engine: PolicyEngine,
+    rows: Vec<EligibilityRow>,
+}
+
+/// Who may ask for what under `engine` (as `ward report verify` works it out again).
+pub fn eligibility_rows(engine: &PolicyEngine) -> Vec<EligibilityRow> {
+    ward_monitor::rules::eligibility(engine)
+        .into_iter()
+        .map(|e| EligibilityRow { user: e.user, resource: e.resource, role: e.role })
+        .collect()
+}
+
+fn eligible_at(at: Timestamp, found: Option<&Found>, evidence: &str) -> EligibleAt {
+    EligibleAt {
+        at,
+        in_force: found.map(|found| PolicyInForce {
+            seq: found.evidence.event.seq,
+            since: found.evidence.event.occurred_at,
+            policy_hash: found.engine.hash().to_owned(),
+            snapshot: found.digest.clone(),
+            evidence: evidence.to_owned(),
+        }),
+        rows: found.map(|found| found.rows.clone()).unwrap_or_default(),
     }
 }
 

@@ -10,7 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use ward_core::audit::{AuditEvent, EventType};
 use ward_core::{Clock, ManualClock};
 use ward_report::check::check;
-use ward_report::model::{Framework, Report};
+use ward_report::model::{EligibilityRow, Framework, Report};
 use ward_report::{ReportRequest, Reports, layout};
 use ward_service::{Broker, BrokerError, Caller, Config, RequestInput};
 use ward_store::{EventFilter, Store};
@@ -48,6 +48,7 @@ on_both_backends!(
     a_pack_says_what_the_events_say_and_verifies_offline,
     any_change_to_a_pack_is_caught,
     a_quiet_period_is_a_small_valid_pack,
+    eligibility_at_each_end_is_worked_out_from_the_policy_set_then_in_force,
     bad_periods_and_callers_are_refused_before_any_work,
 );
 
@@ -61,6 +62,8 @@ impl World {
     async fn new(store: Arc<dyn Store>) -> Self {
         let clock = Arc::new(ManualClock::new(t0() - SignedDuration::from_mins(20)));
         let broker = ward_service::broker_for(&config(), store.clone(), clock.clone()).await.unwrap();
+        // As `ward serve` does: the policy set in force goes on record first.
+        broker.record_policies_in_force().await.unwrap();
         Self { broker, clock, store }
     }
 
@@ -342,6 +345,98 @@ async fn a_quiet_period_is_a_small_valid_pack(store: Arc<dyn Store>) {
     assert_eq!((report.sample.size, report.integrity.events), (0, 0));
     let checked = check(dir.path(), Some(&w.broker.verifier_key())).unwrap();
     assert!(checked.is_valid(), "{:?}", checked.problems);
+}
+
+async fn eligibility_at_each_end_is_worked_out_from_the_policy_set_then_in_force(store: Arc<dyn Store>) {
+    let world = copy(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart")));
+    let path = world.path().join("ward.toml");
+    let data = config().data_dir.display().to_string();
+    let config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
+    let clock = Arc::new(ManualClock::new(t0() - SignedDuration::from_mins(20)));
+    let broker = ward_service::broker_for(&config, store.clone(), clock.clone()).await.unwrap();
+    broker.record_policies_in_force().await.unwrap();
+    let w = World { broker, clock, store };
+    w.at(t0()).await;
+    let asked = w.ask("alice", 30, "INC-4312 checkout 500s since the deploy").await;
+    w.approve("bob", &asked).await;
+    // In the period, frank joins the payments leads; a reload puts that in force.
+    w.at(t0() + SignedDuration::from_mins(30)).await;
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "bob = { groups = [\"engineering\", \"payments-leads\"] }",
+        "bob = { groups = [\"engineering\", \"payments-leads\"] }\nfrank = { groups = [\"engineering\", \"payments-leads\"] }",
+    );
+    std::fs::write(&path, text).unwrap();
+    assert!(w.broker.reload_policies("admin").await.unwrap().changed);
+    w.at(t0() + SignedDuration::from_mins(200)).await;
+
+    let (from, to) = period();
+    let (dir, report) = w.pack(from, to, "e1").await;
+    let eligibility = &report.eligibility;
+    let (start, end) =
+        (eligibility.at_start.in_force.as_ref().unwrap(), eligibility.at_end.in_force.as_ref().unwrap());
+    let events = w.events().await;
+    let put_in_force =
+        |t: EventType| events.iter().filter(|e| e.event_type == t).map(|e| e.seq).collect::<Vec<_>>();
+    assert_eq!(put_in_force(EventType::PolicyChanged), [start.seq], "the set recorded at start");
+    assert_eq!(put_in_force(EventType::DirectoryReloaded), [end.seq], "the reload in the period");
+    assert_eq!(start.policy_hash, end.policy_hash, "people changed, not the policies");
+    // What frank may ask for came with the reload, and is what alice (in the same groups) may.
+    let of = |rows: &[EligibilityRow], user: &str| {
+        rows.iter()
+            .filter(|r| r.user == user)
+            .map(|r| (r.resource.clone(), r.role.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert!(of(&eligibility.at_start.rows, "frank").is_empty());
+    assert!(!of(&eligibility.at_end.rows, "frank").is_empty());
+    assert_eq!(of(&eligibility.at_end.rows, "frank"), of(&eligibility.at_end.rows, "bob"));
+    assert_eq!(of(&eligibility.gained, "frank"), of(&eligibility.at_end.rows, "frank"));
+    assert!(eligibility.gained.iter().all(|r| r.user == "frank") && eligibility.lost.is_empty());
+    let checked = check(dir.path(), Some(&w.broker.verifier_key())).unwrap();
+    assert!(checked.is_valid(), "{:?}", checked.problems);
+    assert_eq!(checked.policy_sets, 2);
+    let csv = std::fs::read_to_string(dir.path().join(layout::table("eligibility"))).unwrap();
+    assert!(csv.lines().any(|l| l.starts_with("frank,logs:payments-api,read,no,yes")), "{csv}");
+
+    // Eligibility listed otherwise than the policies decide, sealed again by someone holding the
+    // key: worked out again, it does not match.
+    let forged = copy(dir.path());
+    let mut edited = report.clone();
+    edited.eligibility.at_end.rows.retain(|r| r.user != "frank");
+    edited.eligibility.gained.clear();
+    std::fs::write(forged.path().join(layout::REPORT_JSON), serde_json::to_vec_pretty(&edited).unwrap())
+        .unwrap();
+    reseal(forged.path(), &w.broker);
+    let problems = check(forged.path(), Some(&w.broker.verifier_key())).unwrap().problems;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("is not what the policies in eligibility/policy-at-end.json decide")),
+        "{problems:?}"
+    );
+    // Or said to be the set from before the reload: the appendix shows the later one.
+    let mut older = report.clone();
+    older.eligibility.at_end = older.eligibility.at_start.clone();
+    older.eligibility.at_end.at = to;
+    older.eligibility.at_end.in_force.as_mut().unwrap().evidence = layout::POLICY_AT_END.into();
+    older.eligibility.gained.clear();
+    let stale = copy(dir.path());
+    std::fs::copy(dir.path().join(layout::POLICY_AT_START), stale.path().join(layout::POLICY_AT_END))
+        .unwrap();
+    std::fs::write(stale.path().join(layout::REPORT_JSON), serde_json::to_vec_pretty(&older).unwrap())
+        .unwrap();
+    reseal(stale.path(), &w.broker);
+    let problems = check(stale.path(), Some(&w.broker.verifier_key())).unwrap().problems;
+    assert!(
+        problems.iter().any(|p| p.contains(&format!("event {} put a later policy set in force", end.seq))),
+        "{problems:?}"
+    );
+
+    // Before anything was on record, eligibility is said to be unknown, not made up.
+    let (_, early) =
+        w.pack(t0() - SignedDuration::from_hours(3), t0() - SignedDuration::from_hours(1), "e2").await;
+    assert!(early.eligibility.at_start.in_force.is_none() && early.eligibility.at_end.in_force.is_none());
+    assert!(early.eligibility.at_start.rows.is_empty() && early.eligibility.gained.is_empty());
 }
 
 async fn bad_periods_and_callers_are_refused_before_any_work(store: Arc<dyn Store>) {

@@ -13,6 +13,7 @@ pub mod index;
 pub mod notify_settings;
 pub mod oncall;
 pub mod policy_cases;
+pub mod policy_history;
 pub mod read_limits;
 pub mod recent;
 pub mod scheduler;

@@ -406,6 +406,29 @@ async fn the_policy_set_in_force_is_on_record(store: Arc<dyn Store>) {
     assert_eq!(events[0].event_type, EventType::PolicyChanged);
     assert_eq!(events[0].details["hash"], w.broker.policy().hash());
     assert!(events[0].details["policy_ids"].as_array().unwrap().iter().any(|id| id == "payments-api.read"));
+    // Whole: the snapshot it names is kept, and decides as the set in force does.
+    let digest = events[0].details["snapshot"].as_str().unwrap();
+    let body = store.policy_snapshot(digest).await.unwrap().unwrap();
+    let kept = ward_core::policy::PolicySnapshot::open(&body, digest).unwrap();
+    assert_eq!(kept, w.broker.policy().snapshot());
+    assert_eq!(kept.engine().unwrap().hash(), w.broker.policy().hash());
+
+    // Restarted with the same policies over people edited meanwhile: who joined is recorded,
+    // with the new snapshot.
+    let mut edited = config();
+    let mut users = edited.directory.users().clone();
+    users.insert("frank".into(), ward_core::directory::UserEntry { groups: vec!["payments-leads".into()] });
+    edited.directory = edited.directory.with_people(users, edited.directory.groups().clone()).unwrap();
+    let restarted = ward_service::broker_for(&edited, store.clone(), w.clock.clone()).await.unwrap();
+    assert!(restarted.record_policies_in_force().await.unwrap());
+    let events = w.events().await;
+    assert_eq!(events.len(), 2, "people changed, the policies did not: {events:?}");
+    assert_eq!(events[1].event_type, EventType::DirectoryReloaded);
+    assert_eq!(events[1].details["users_added"], serde_json::json!(["frank"]));
+    let digest = events[1].details["snapshot"].as_str().unwrap();
+    assert_eq!(digest, restarted.policy().snapshot().record().unwrap().digest);
+    assert!(store.policy_snapshot(digest).await.unwrap().is_some());
+    assert!(!restarted.record_policies_in_force().await.unwrap());
 
     // Restarted with other policies: recorded again, naming the previous set.
     let mut config = config();
@@ -417,8 +440,8 @@ async fn the_policy_set_in_force_is_on_record(store: Arc<dyn Store>) {
     let other = ward_service::broker_for(&config, store, w.clock.clone()).await.unwrap();
     assert!(other.record_policies_in_force().await.unwrap());
     let events = w.events().await;
-    assert_eq!(events[1].details["previous_hash"], events[0].details["hash"]);
-    assert_eq!(events[1].details["policy_ids"], serde_json::json!(["nobody"]));
+    assert_eq!(events[2].details["previous_hash"], events[0].details["hash"]);
+    assert_eq!(events[2].details["policy_ids"], serde_json::json!(["nobody"]));
 }
 
 async fn access_is_exactly_the_window_and_expires_by_itself(store: Arc<dyn Store>) {
@@ -902,7 +925,7 @@ async fn people_reload_with_the_policies(store: Arc<dyn Store>) {
     std::fs::write(&path, text).unwrap();
     let bob = w.who("bob");
     let reload = w.broker.reload_policies("admin").await.unwrap();
-    assert!(!reload.changed, "the same policies");
+    assert!(reload.changed && reload.hash == reload.previous_hash, "the same policies over other people");
     assert_eq!(reload.directory.users_added, ["frank"]);
     assert_eq!(reload.directory.groups["payments-leads"].removed, ["bob"]);
     let refused = w.broker.approve(&w.who("bob"), second.id.as_str(), None).await;
@@ -1048,7 +1071,7 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
     events_read_as_their_types(&events);
     // The walk's details, as they have always been recorded.
     let expected = [
-        r#"policy.changed {"hash":"<sha256>","policy_ids":["checkout-web.approvers","checkout-web.oncall-incident","checkout-web.read","ledger.breakglass","ledger.leads","ledger.no-long-nights","ledger.oncall","ledger.read","ledger.security","org.auditors-request-nothing","payments-api.approvers","payments-api.read","payments-api.read-unmasked","payments-debug.approvers","payments-debug.raise","payments-worker-debug.approvers","payments-worker-debug.raise","ticketed"],"previous_hash":null}"#,
+        r#"policy.changed {"hash":"<sha256>","policy_ids":["checkout-web.approvers","checkout-web.oncall-incident","checkout-web.read","ledger.breakglass","ledger.leads","ledger.no-long-nights","ledger.oncall","ledger.read","ledger.security","org.auditors-request-nothing","payments-api.approvers","payments-api.read","payments-api.read-unmasked","payments-debug.approvers","payments-debug.raise","payments-worker-debug.approvers","payments-worker-debug.raise","ticketed"],"previous_hash":null,"snapshot":"<sha256>"}"#,
         r#"request.created {"approvals_required":1,"breakglass":false,"business_hours":true,"duration_seconds":1800,"extends_grant":null,"on_call_schedules":[],"policy_hash":"<sha256>","policy_ids":["payments-api.read"],"role":"read","stages":[],"start_at":null,"ticket":"hmac-sha256:<varies>"}"#,
         r#"approval.granted {"approvals":1,"approvals_required":1,"stages":[],"stages_unmet":[]}"#,
         r#"grant.activated {"expires_at":"2027-01-15T08:30:00Z","policy_hash":"<sha256>","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
@@ -1082,7 +1105,7 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
         r#"audit.checkpoint {"key":"<varies>","note":"<varies>","origin":"ward.quickstart/audit","root":"<varies>","size":31}"#,
         r#"token.created {"expires_at":"2027-01-16T09:01:00Z","token_id":"<varies>"}"#,
         r#"token.revoked {"expires_at":"2027-01-16T09:01:00Z","token_id":"<varies>"}"#,
-        r#"directory.reloaded {"groups":{},"users_added":["frank"],"users_removed":[]}"#,
+        r#"directory.reloaded {"groups":{},"snapshot":"<sha256>","users_added":["frank"],"users_removed":[]}"#,
         r#"policy.rejected {"error":"the policies in <tmp>/ward.toml do not load: the policies do not parse:\nbroken.cedar:1:9: unexpected end of input","hash_in_force":"<sha256>"}"#,
         r#"oncall.unavailable {"fallback":"nobody is on call by the schedule","source":"schedule"}"#,
         r#"request.created {"approvals_required":2,"breakglass":false,"business_hours":false,"duration_seconds":900,"extends_grant":null,"on_call_schedules":[],"policy_hash":"<sha256>","policy_ids":["ledger.read"],"role":"read","stages":[{"approvals":1,"name":"payments-leads"},{"approvals":1,"name":"security"}],"start_at":null,"ticket":null}"#,
@@ -1307,6 +1330,10 @@ impl Store for Failing {
     }
     async fn debug_levels(&self) -> Result<Vec<ward_store::DebugLevelRecord>, StoreError> {
         self.inner.debug_levels().await
+    }
+
+    async fn policy_snapshot(&self, digest: &str) -> Result<Option<String>, StoreError> {
+        self.inner.policy_snapshot(digest).await
     }
     async fn logins(&self) -> Result<Vec<ward_store::LoginRecord>, StoreError> {
         self.inner.logins().await

@@ -844,6 +844,13 @@ impl Store for SqlStore {
         })
     }
 
+    async fn policy_snapshot(&self, digest: &str) -> Result<Option<String>, StoreError> {
+        let sql = "SELECT body FROM policy_snapshots WHERE digest = $1";
+        dispatch!(&self.pool, pool => {
+            sqlx::query_scalar(sql).bind(digest).fetch_optional(pool).await.map_err(unavailable)
+        })
+    }
+
     async fn login(&self, grant_id: &str) -> Result<Option<LoginRecord>, StoreError> {
         let sql = format!("SELECT {LOGIN_COLUMNS} FROM logins WHERE grant_id = $1");
         dispatch!(&self.pool, pool => {

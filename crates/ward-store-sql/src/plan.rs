@@ -175,6 +175,12 @@ pub(crate) fn plan(
             statements.push(debug_level_statement(write)?);
         }
         statements.extend(change.logins.iter().map(login_statement));
+        statements.extend(change.policy_snapshots.iter().map(|snapshot| {
+            Statement::new(
+                "INSERT INTO policy_snapshots (digest, body) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+                vec![snapshot.digest.as_str().into(), snapshot.body.as_str().into()],
+            )
+        }));
         let mut appended = Vec::with_capacity(change.events.len());
         for event in &change.events {
             head.seq += 1;

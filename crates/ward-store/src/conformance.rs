@@ -43,6 +43,7 @@ macro_rules! conformance_tests {
             checkpoints_sign_exactly_the_head,
             debug_levels_keep_the_level_to_put_back,
             credentials_of_a_login_are_issued_once,
+            policy_snapshots_are_kept_by_digest_with_their_event,
             sub_millisecond_times_still_verify,
             forward_cursors_are_kept_per_sink,
             a_consumer_has_one_holder_at_a_time,
@@ -1346,6 +1347,27 @@ pub async fn debug_levels_keep_the_level_to_put_back(store: Arc<dyn Store>) {
     assert_eq!(store.debug_levels().await.unwrap(), [restored]);
     store.commit(original("info"), at).await.unwrap();
     assert_eq!(store.debug_levels().await.unwrap()[0].original.as_deref(), Some("info"));
+}
+
+pub async fn policy_snapshots_are_kept_by_digest_with_their_event(store: Arc<dyn Store>) {
+    use ward_core::policy::SnapshotRecord;
+    let at = t0();
+    let first = SnapshotRecord { digest: "aa".repeat(32), body: r#"{"one":1}"#.into() };
+    let with_event = |event: &str, snapshot: &SnapshotRecord| Change {
+        events: vec![finding_event(event, at)],
+        policy_snapshots: vec![snapshot.clone()],
+        ..Change::default()
+    };
+    assert_eq!(store.policy_snapshot(&first.digest).await.unwrap(), None);
+    store.commit(with_event("evt_s1", &first), at).await.unwrap();
+    assert_eq!(store.policy_snapshot(&first.digest).await.unwrap().as_deref(), Some(r#"{"one":1}"#));
+    // Put in force again later (a reload back to it): kept once, the change still lands.
+    store.commit(with_event("evt_s2", &first), at).await.unwrap();
+    assert_eq!(all_events(&*store).await.len(), 2);
+    // A change that fails keeps no snapshot either.
+    let second = SnapshotRecord { digest: "bb".repeat(32), body: r#"{"two":2}"#.into() };
+    assert!(store.commit(with_event("evt_s1", &second), at).await.is_err());
+    assert_eq!(store.policy_snapshot(&second.digest).await.unwrap(), None);
 }
 
 pub async fn credentials_of_a_login_are_issued_once(store: Arc<dyn Store>) {

@@ -60,6 +60,9 @@ pub struct Change {
     /// A consumer of the log moving its cursor in the same transaction as its effects (the
     /// findings and events of this change), so an effect is applied exactly once.
     pub cursor: Option<CursorMove>,
+    /// Policy snapshots the change's events name, kept by their digest (one already kept is
+    /// left as it is: same digest, same body).
+    pub policy_snapshots: Vec<ward_core::policy::SnapshotRecord>,
 }
 
 /// The latest use of a grant that one ward process saw.
@@ -520,6 +523,8 @@ pub trait Store: Send + Sync + 'static {
     /// none did). An evidence report's period lies between them, in `seq` order, among events
     /// that occurred outside it (an expiry is recorded after what happened while it was due).
     async fn event_span(&self, since: Timestamp, until: Timestamp) -> Result<Option<(i64, i64)>, StoreError>;
+    /// The policy snapshot kept under `digest` (its JSON), if any.
+    async fn policy_snapshot(&self, digest: &str) -> Result<Option<String>, StoreError>;
     /// The log's size, Merkle root and chain tip, as of the last commit.
     async fn head(&self) -> Result<LogHead, StoreError>;
     /// Checkpoints with a size above `after_size`, smallest first.

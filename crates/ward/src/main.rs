@@ -434,12 +434,19 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             let reload: ward_api::PolicyReloadView = typed(&value)?;
             if json {
                 print_json(&value)?;
-            } else if reload.changed {
+            } else if reload.changed && reload.hash != reload.previous_hash {
                 say!(
                     "policies reloaded: {} policies, policy set sha256 {} (was {})",
                     reload.policy_ids.len(),
                     reload.hash,
                     reload.previous_hash
+                );
+            } else if reload.changed {
+                say!(
+                    "users and groups reloaded ({} joined, {} left); the policies are unchanged (policy set sha256 {})",
+                    reload.directory.users_added.len(),
+                    reload.directory.users_removed.len(),
+                    reload.hash
                 );
             } else {
                 say!("the policies are unchanged (policy set sha256 {})", reload.hash);

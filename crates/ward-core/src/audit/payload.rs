@@ -430,6 +430,10 @@ pub struct PolicyChanged {
     pub hash: String,
     pub previous_hash: Option<String>,
     pub policy_ids: Vec<String>,
+    /// The SHA-256 of the [`crate::policy::PolicySnapshot`] now in force, recorded beside this
+    /// event (absent from events written before snapshots were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 /// `policy.rejected`: a reload that did not load.

@@ -123,6 +123,10 @@ impl Store for Interposed {
     async fn debug_levels(&self) -> Result<Vec<ward_store::DebugLevelRecord>, StoreError> {
         self.inner.debug_levels().await
     }
+
+    async fn policy_snapshot(&self, digest: &str) -> Result<Option<String>, StoreError> {
+        self.inner.policy_snapshot(digest).await
+    }
     async fn logins(&self) -> Result<Vec<ward_store::LoginRecord>, StoreError> {
         self.inner.logins().await
     }

@@ -5,7 +5,7 @@
 use askama::Template;
 
 use crate::controls::section;
-use crate::model::Report;
+use crate::model::{EligibleAt, Report};
 
 /// A bar of a chart, placed.
 pub struct Bar {
@@ -64,6 +64,9 @@ struct Page<'r> {
     lag_bars: Vec<Bar>,
     grant_bars: Vec<Bar>,
     chart_width: u64,
+    eligibility: Vec<super::EligibilityLine<'r>>,
+    /// The period's two ends, named, for section 8.
+    ends: [(&'static str, &'r EligibleAt); 2],
 }
 
 /// The sections' titles, as the control matrix cites them.
@@ -105,6 +108,8 @@ pub fn html(report: &Report) -> Result<String, askama::Error> {
         lag_bars,
         grant_bars,
         chart_width,
+        eligibility: super::eligibility_lines(report),
+        ends: [("At the start", &report.eligibility.at_start), ("At the end", &report.eligibility.at_end)],
     }
     .render()
 }

@@ -425,6 +425,7 @@ impl Sim {
             hash: hash.into(),
             previous_hash: Some(self.policy_hash.clone()),
             policy_ids: vec!["p".into()],
+            snapshot: None,
         };
         self.policy_hash = hash.into();
         let event = NewEvent::new(self.ids.event_id(), at(t), "admin", Payload::PolicyChanged(changed));

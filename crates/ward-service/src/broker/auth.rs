@@ -1,6 +1,9 @@
 //! Counting failed authentication attempts; the policy set on record and its reloads.
 
+use ward_core::policy::SnapshotRecord;
+
 use super::*;
+use crate::policy_history;
 
 impl Broker {
     /// Counts an unauthenticated attempt (the first one per period is an event at once).
@@ -17,34 +20,64 @@ impl Broker {
         self.count_denial(key, ward_core::ANONYMOUS_ACTOR, None, why, refused).await;
     }
 
-    /// Records the policy set in force as `policy.changed` when it differs from the last one
-    /// recorded, so the audit log says which policies decided. Returns whether it recorded.
+    /// Records the policy set in force (its snapshot, with `policy.changed` and/or
+    /// `directory.reloaded`) when it differs from the last one recorded, so the audit log says
+    /// which policies and people decided, also across a restart with edited files. Returns
+    /// whether it recorded.
     pub async fn record_policies_in_force(&self) -> Result<bool, BrokerError> {
         let policy = self.policy();
-        let filter = EventFilter {
-            event_type: Some(EventType::PolicyChanged),
-            limit: u32::MAX,
-            ..EventFilter::default()
+        let on_record = policy_history::on_record(&*self.store, None).await?;
+        let snapshot = snapshot_record(&policy)?;
+        let before = match &on_record.snapshot {
+            Some((_, digest)) if *digest == snapshot.digest => return Ok(false),
+            Some((event, digest)) => match policy_history::snapshot(&*self.store, event, digest).await {
+                Ok((_, before)) => before.directory().ok(),
+                Err(error) => {
+                    tracing::warn!(%error, "the last policy snapshot on record does not read back");
+                    None
+                }
+            },
+            None => None,
         };
-        let previous = self.store.events(&filter).await?;
-        let last_hash = previous.last().and_then(|e| match Payload::parse(e.event_type, &e.details) {
-            Ok(Payload::PolicyChanged(changed)) => Some(changed.hash),
-            _ => None,
+        let people = before.map(|before| policy.directory().changes_since(&before));
+        let events = self.in_force_events(InForce {
+            engine: &policy,
+            previous_hash: on_record.policy_hash,
+            people,
+            snapshot: &snapshot.digest,
+            author: ward_core::SYSTEM_ACTOR,
+            how: "loaded at start",
         });
-        if last_hash.as_deref() == Some(policy.hash()) {
-            return Ok(false);
-        }
-        let payload = Payload::PolicyChanged(payload::PolicyChanged {
-            hash: policy.hash().to_owned(),
-            previous_hash: last_hash,
-            policy_ids: policy.policy_ids(),
-        });
-        let event = NewEvent {
-            reason: Some("policies loaded at start".to_owned()),
-            ..NewEvent::new(RandomIds.event_id(), self.now(), ward_core::SYSTEM_ACTOR, payload)
-        };
-        self.commit(Change { events: vec![event], ..Change::default() }).await?;
+        self.commit(Change { events, policy_snapshots: vec![snapshot], ..Change::default() }).await?;
         Ok(true)
+    }
+
+    /// The events that put `in_force.engine` in force: `directory.reloaded` when people changed,
+    /// `policy.changed` when the policies did or anything else did (resources, ticket patterns,
+    /// or a set never recorded whole before); both name its snapshot.
+    fn in_force_events(&self, in_force: InForce<'_>) -> Vec<NewEvent> {
+        let InForce { engine, previous_hash, people, snapshot, author, how } = in_force;
+        let event = |payload, reason: String| NewEvent {
+            reason: Some(reason),
+            ..NewEvent::new(RandomIds.event_id(), self.now(), author, payload)
+        };
+        let people = people.filter(|changes| !changes.is_empty());
+        let by = if author == ward_core::SYSTEM_ACTOR { String::new() } else { format!(" by {author}") };
+        let mut events = Vec::new();
+        if previous_hash.as_deref() != Some(engine.hash()) || people.is_none() {
+            let changed = payload::PolicyChanged {
+                hash: engine.hash().to_owned(),
+                previous_hash,
+                policy_ids: engine.policy_ids(),
+                snapshot: Some(snapshot.to_owned()),
+            };
+            events.push(event(Payload::PolicyChanged(changed), format!("policies {how}{by}")));
+        }
+        if let Some(mut changes) = people {
+            changes.snapshot = Some(snapshot.to_owned());
+            events.push(event(Payload::DirectoryReloaded(changes), format!("users and groups {how}{by}")));
+        }
+        events
     }
 
     /// Where reloads read the policies from (once; later calls change nothing).
@@ -84,41 +117,54 @@ impl Broker {
                 )));
             }
         };
-        let directory = engine.directory().changes_since(previous.directory());
+        let snapshot = snapshot_record(&engine)?;
         let reload = PolicyReload {
-            changed: engine.hash() != previous.hash(),
+            changed: snapshot.digest != snapshot_record(&previous)?.digest,
             hash: engine.hash().to_owned(),
             previous_hash: previous.hash().to_owned(),
             policy_ids: engine.policy_ids(),
-            directory,
+            directory: engine.directory().changes_since(previous.directory()),
         };
-        let mut events = Vec::new();
         if reload.changed {
-            let changed = payload::PolicyChanged {
-                hash: reload.hash.clone(),
+            let events = self.in_force_events(InForce {
+                engine: &engine,
                 previous_hash: Some(reload.previous_hash.clone()),
-                policy_ids: reload.policy_ids.clone(),
-            };
-            events.push(event(Payload::PolicyChanged(changed), format!("policies reloaded by {author}")));
-        }
-        if !reload.directory.is_empty() {
-            events.push(event(
-                Payload::DirectoryReloaded(reload.directory.clone()),
-                format!("users and groups reloaded by {author}"),
-            ));
-        }
-        if !events.is_empty() {
-            self.commit(Change { events, ..Change::default() }).await?;
+                people: Some(reload.directory.clone()),
+                snapshot: &snapshot.digest,
+                author,
+                how: "reloaded",
+            });
+            self.commit(Change { events, policy_snapshots: vec![snapshot], ..Change::default() }).await?;
             *self.policy.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(engine);
         }
         Ok(reload)
     }
 }
 
+/// A policy set coming into force, for [`Broker::in_force_events`].
+struct InForce<'a> {
+    engine: &'a PolicyEngine,
+    previous_hash: Option<String>,
+    /// Who joined or left (`None`: not known, the set before was never recorded whole).
+    people: Option<ward_core::directory::DirectoryChanges>,
+    snapshot: &'a str,
+    author: &'a str,
+    /// "loaded at start", "reloaded".
+    how: &'a str,
+}
+
+fn snapshot_record(engine: &PolicyEngine) -> Result<SnapshotRecord, BrokerError> {
+    engine
+        .snapshot()
+        .record()
+        .map_err(|e| BrokerError::Unavailable(format!("the policy set in force cannot be recorded: {e}")))
+}
+
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyReload {
-    /// False when the files hold the set already in force.
+    /// False when the files hold exactly what is in force (policies, people, resources and
+    /// ticket patterns alike).
     pub changed: bool,
     /// Who joined or left ward and its groups (recorded as `directory.reloaded` when any).
     pub directory: ward_core::directory::DirectoryChanges,

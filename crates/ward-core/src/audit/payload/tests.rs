@@ -129,6 +129,7 @@ fn sample(event_type: EventType) -> Payload {
             hash: "h2".into(),
             previous_hash: Some("h1".into()),
             policy_ids: vec!["p".into()],
+            snapshot: Some("ab".repeat(32)),
         }),
         T::PolicyRejected => Payload::PolicyRejected(PolicyRejected {
             error: "x.cedar:1:1: oops".into(),
