@@ -8,7 +8,8 @@
 //! rounds:
 //! - the report: `Reports::write` for the whole period into a fresh directory (both passes over
 //!   the store, the appendix in JSON Lines and OCSF with every event verified, the proofs of the
-//!   sample, the tables, the page, the manifest and its seal);
+//!   sample, eligibility at both ends from the policy set on record, the tables, the page, the
+//!   manifest and its seal);
 //! - the SQL: `benches/aggregation.sql` run by the `sqlite3` shell on the same database (the
 //!   same tables and numbers, and the appendix's rows whole), its output to /dev/null.
 //!
@@ -56,13 +57,17 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("ward.db");
     let store: Arc<dyn Store> = Arc::new(SqlStore::open_sqlite(&db).await.unwrap());
+    // The organisation's policy set goes on record before its traffic, as `ward serve` puts it:
+    // each report works eligibility out from it at both ends of the period.
+    let clock = Arc::new(ManualClock::new(t0() - SignedDuration::from_hours(2)));
+    let broker = ward_service::broker_for(&config(dir.path()), store.clone(), clock.clone()).await.unwrap();
+    broker.record_policies_in_force().await.unwrap();
     let started = Instant::now();
     let written = load(&store, &template, events).await;
     let grants = written / template.len() as u64;
     println!("loaded {written} events ({grants} grants) in {:.1} s", started.elapsed().as_secs_f64());
     let end = t0() + start_of(grants as i64) + SignedDuration::from_hours(1);
-    let clock = Arc::new(ManualClock::new(end + SignedDuration::from_mins(5)));
-    let broker = ward_service::broker_for(&config(dir.path()), store.clone(), clock.clone()).await.unwrap();
+    clock.set(end + SignedDuration::from_mins(5));
     broker.sign_checkpoint(true).await.unwrap();
     let carol = broker.caller("carol").unwrap();
     let reports = Reports::new(broker.clone());

@@ -123,11 +123,13 @@ pub fn verify(dir: &Path, key: Option<&str>, json: bool) -> Result<ExitCode, Cli
 fn print(dir: &Path, checked: &Checked) {
     if checked.is_valid() {
         say!(
-            "OK: {} is whole: {} files, {} events tied to the signed log, {} inclusion proofs",
+            "OK: {} is whole: {} files, {} events tied to the signed log, {} inclusion proofs, \
+             eligibility worked out again from {} policy sets",
             dir.display(),
             checked.files,
             checked.events,
-            checked.proofs
+            checked.proofs,
+            checked.policy_sets
         );
         say!("sealed by {}", checked.key);
         if checked.key_from_pack {
