@@ -11,10 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=debug
-cargo_flags=()
 if [ "${1:-}" = --release ]; then
     profile=release
-    cargo_flags=(--release)
     shift
 fi
 [ "${1:-}" = -- ] && shift
@@ -36,7 +34,14 @@ if ! cmp -s scripts/api-fuzz-requirements.txt "$venv/requirements.txt"; then
     cp scripts/api-fuzz-requirements.txt "$venv/requirements.txt"
 fi
 
-cargo build --locked --quiet -p ward "${cargo_flags[@]}"
+if [ "$profile" = release ]; then
+    cargo build --locked --quiet -p ward --release
+else
+    # The binary `cargo test --workspace` builds (CI has just run it), built the same way: with
+    # the workspace's features unified, so nothing is compiled again (`cargo build -p ward`
+    # unifies fewer and would rebuild much of the tree).
+    cargo test --workspace --locked --quiet --no-run
+fi
 ward=target/$profile/ward
 work=$(mktemp -d)
 server=
