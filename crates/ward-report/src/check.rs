@@ -330,19 +330,13 @@ fn check_log(dir: &Path, pack_key: &str, checked: &mut Checked) -> Result<(), St
         let proof: InclusionProof = serde_json::from_slice(&line)
             .map_err(|e| format!("{path} line {n} is not an inclusion proof: {e}"))?;
         let seq = proof.seq;
-        let leaf = hashes
+        let leaf_hash = hashes
             .get(&seq)
-            .and_then(|h| merkle::hash_from_hex(h))
             .ok_or_else(|| format!("{path} line {n} proves event {seq}, which is not in the sample"))?;
-        let steps: Option<Vec<Hash>> = proof.proof.iter().map(|h| merkle::hash_from_hex(h)).collect();
-        let steps = steps.ok_or_else(|| format!("{path} line {n} holds a hash that is not one"))?;
-        if proof.tree_size != end.size || proof.leaf_hash != hashes[&seq] || !proven.insert(seq) {
-            return Err(format!(
-                "{path} line {n} is not the one proof of event {seq} in the end checkpoint's tree"
-            ));
+        verify_inclusion_proof(&proof, seq, leaf_hash, &end).map_err(|e| format!("{path} line {n}: {e}"))?;
+        if !proven.insert(seq) {
+            return Err(format!("{path} line {n} proves event {seq} a second time"));
         }
-        merkle::verify_inclusion(proof.leaf_index, end.size, &leaf, &steps, &end.root)
-            .map_err(|e| format!("{path} line {n} does not prove event {seq}: {e}"))?;
         checked.proofs += 1;
     }
     if let Some(missing) = wanted.difference(&proven).next() {
@@ -351,6 +345,29 @@ fn check_log(dir: &Path, pack_key: &str, checked: &mut Checked) -> Result<(), St
     // 5. Eligibility, worked out again from the policy sets in force.
     checked.policy_sets = eligibility::check(dir, &report, &end, &policy_sets)?;
     Ok(())
+}
+
+/// Checks that `proof` is the inclusion proof of event `seq`, whose hash is `leaf_hash` (hex),
+/// in the tree the end checkpoint `end` signed.
+fn verify_inclusion_proof(
+    proof: &InclusionProof,
+    seq: i64,
+    leaf_hash: &str,
+    end: &Checkpoint,
+) -> Result<(), String> {
+    let leaf = merkle::hash_from_hex(leaf_hash).ok_or("the event's hash is not one")?;
+    let steps: Option<Vec<Hash>> = proof.proof.iter().map(|h| merkle::hash_from_hex(h)).collect();
+    let steps = steps.ok_or("the proof holds a hash that is not one")?;
+    let index = u64::try_from(seq - 1).map_err(|_| format!("event {seq} has no place in the log"))?;
+    if proof.seq != seq
+        || proof.leaf_index != index
+        || proof.tree_size != end.size
+        || proof.leaf_hash != leaf_hash
+    {
+        return Err(format!("it is not the proof of event {seq} in the end checkpoint's tree"));
+    }
+    merkle::verify_inclusion(index, end.size, &leaf, &steps, &end.root)
+        .map_err(|e| format!("it does not prove event {seq}: {e}"))
 }
 
 fn verify_checkpoint(reference: &CheckpointRef, which: &str) -> Result<Checkpoint, String> {

@@ -169,8 +169,8 @@ impl Generation<'_> {
             Some(start) => Some(self.rt.block_on(broker.consistency_proof(start.size, end.size))?),
             None => None,
         };
-        let policy_at_start = self.policy_in_force(request.from, &end)?;
-        let policy_at_end = self.policy_in_force(request.to, &end)?;
+        let policy_at_start = self.policy_in_force(request.from, &end, None)?;
+        let policy_at_end = self.policy_in_force(request.to, &end, policy_at_start.as_ref())?;
         // 2. One pass over the log from one checkpoint to the other: the appendix, each event
         // verified, and the period's events folded.
         let mut pack = PackWriter::new(dir);
@@ -204,7 +204,7 @@ impl Generation<'_> {
         let at_start = eligible_at(request.from, policy_at_start.as_ref(), layout::POLICY_AT_START);
         let at_end = eligible_at(request.to, policy_at_end.as_ref(), layout::POLICY_AT_END);
         let resources = match &policy_at_end {
-            Some(found) => found.engine.directory().resources().keys().cloned().collect(),
+            Some(found) => found.resources.clone(),
             None => policy.directory().resources().keys().cloned().collect(),
         };
         let report = Report {
@@ -470,7 +470,13 @@ impl Generation<'_> {
     /// The policy set the log records as in force at `at` (put in force by an event before
     /// it), with the evidence of it: its snapshot, that event and the event's inclusion proof
     /// in `end`'s tree. `None` when the log records none whole by then, or not within `end`.
-    fn policy_in_force(&self, at: Timestamp, end: &CheckpointRecord) -> Result<Option<Found>, BrokerError> {
+    /// `known`, when it is the same set, is taken as it is.
+    fn policy_in_force(
+        &self,
+        at: Timestamp,
+        end: &CheckpointRecord,
+        known: Option<&Found>,
+    ) -> Result<Option<Found>, BrokerError> {
         let store = self.broker.store();
         let on_record = self.rt.block_on(policy_history::on_record(&**store, Some(at)))?;
         let Some((event, digest)) = on_record.snapshot else {
@@ -478,6 +484,9 @@ impl Generation<'_> {
         };
         if u64::try_from(event.seq).is_ok_and(|seq| seq > end.size) {
             return Ok(None);
+        }
+        if let Some(known) = known.filter(|known| known.evidence.event.seq == event.seq) {
+            return Ok(Some(known.clone()));
         }
         let unusable = |e: &dyn std::fmt::Display| {
             BrokerError::Unavailable(format!("the policy set in force at {at} cannot be read: {e}"))
@@ -491,16 +500,23 @@ impl Generation<'_> {
             .inclusion_proofs(&BTreeSet::from([event.seq]), end)?
             .pop()
             .ok_or_else(|| unusable(&format!("event {} has no inclusion proof", event.seq)))?;
-        let rows = eligibility_rows(&engine);
-        Ok(Some(Found { evidence: PolicyEvidence { event, proof, snapshot: body }, digest, engine, rows }))
+        Ok(Some(Found {
+            evidence: PolicyEvidence { event, proof, snapshot: body },
+            digest,
+            policy_hash: engine.hash().to_owned(),
+            resources: engine.directory().resources().keys().cloned().collect(),
+            rows: eligibility_rows(&engine),
+        }))
     }
 }
 
 /// A policy set in force at one of the period's ends, found in the log.
+#[derive(Clone)]
 struct Found {
     evidence: PolicyEvidence,
     digest: String,
-    engine: PolicyEngine,
+    policy_hash: String,
+    resources: Vec<String>,
     rows: Vec<EligibilityRow>,
 }
 
@@ -518,7 +534,7 @@ fn eligible_at(at: Timestamp, found: Option<&Found>, evidence: &str) -> Eligible
         in_force: found.map(|found| PolicyInForce {
             seq: found.evidence.event.seq,
             since: found.evidence.event.occurred_at,
-            policy_hash: found.engine.hash().to_owned(),
+            policy_hash: found.policy_hash.clone(),
             snapshot: found.digest.clone(),
             evidence: evidence.to_owned(),
         }),

@@ -41,18 +41,17 @@ pub async fn on_record(store: &dyn Store, until: Option<Timestamp>) -> Result<On
     // Each list is in log order; the snapshot is the one put in force last in either.
     let mut snapshot_seq = 0;
     for event in policies.into_iter().chain(directories) {
-        let snapshot = match Payload::parse(event.event_type, &event.details) {
-            Ok(Payload::PolicyChanged(changed)) => {
-                on_record.policy_hash = Some(changed.hash);
-                changed.snapshot
-            }
-            Ok(Payload::DirectoryReloaded(changes)) => changes.snapshot,
-            _ => None,
+        let Ok(payload) = Payload::parse(event.event_type, &event.details) else {
+            continue;
         };
-        if let Some(digest) = snapshot
+        if let Payload::PolicyChanged(changed) = &payload {
+            on_record.policy_hash = Some(changed.hash.clone());
+        }
+        if let Some(digest) = payload.snapshot_put_in_force()
             && event.seq > snapshot_seq
         {
             snapshot_seq = event.seq;
+            let digest = digest.to_owned();
             on_record.snapshot = Some((event, digest));
         }
     }

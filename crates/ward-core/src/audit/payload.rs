@@ -707,6 +707,16 @@ fn read<T: DeserializeOwned>(details: &Value) -> Result<T, serde_json::Error> {
 }
 
 impl Payload {
+    /// The policy snapshot this event puts in force (`policy.changed`, `directory.reloaded`),
+    /// if it names one.
+    pub fn snapshot_put_in_force(&self) -> Option<&str> {
+        match self {
+            Self::PolicyChanged(changed) => changed.snapshot.as_deref(),
+            Self::DirectoryReloaded(changes) => changes.snapshot.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Reads the `details` of an event of type `event_type`.
     pub fn parse(event_type: EventType, details: &Value) -> Result<Self, PayloadError> {
         use EventType as T;

@@ -7,10 +7,9 @@ use std::path::Path;
 use jiff::Timestamp;
 use ward_core::audit::{AuditEvent, EventType, Payload};
 use ward_core::checkpoint::Checkpoint;
-use ward_core::merkle;
 use ward_core::policy::PolicySnapshot;
 
-use super::{MAX_SMALL_BYTES, read_bounded};
+use super::{MAX_SMALL_BYTES, read_bounded, verify_inclusion_proof};
 use crate::model::{Eligibility, EligibleAt, Report};
 use crate::service::eligibility_rows;
 use crate::{PolicyEvidence, layout};
@@ -85,21 +84,7 @@ fn check_end(dir: &Path, at: &EligibleAt, path: &str, end: &Checkpoint) -> Resul
         return Err(format!("{path}: the event does not put snapshot {} in force", in_force.snapshot));
     }
     // In the log the end checkpoint signed.
-    let leaf =
-        merkle::hash_from_hex(&event.hash).ok_or_else(|| format!("{path}: the event's hash is not one"))?;
-    let steps: Option<Vec<merkle::Hash>> = proof.proof.iter().map(|h| merkle::hash_from_hex(h)).collect();
-    let steps = steps.ok_or_else(|| format!("{path}: the proof holds a hash that is not one"))?;
-    let leaf_index =
-        u64::try_from(event.seq - 1).map_err(|_| format!("{path}: the event has no place in the log"))?;
-    if proof.seq != event.seq
-        || proof.leaf_index != leaf_index
-        || proof.tree_size != end.size
-        || proof.leaf_hash != event.hash
-    {
-        return Err(format!("{path}: the proof is not of this event in the end checkpoint's tree"));
-    }
-    merkle::verify_inclusion(leaf_index, end.size, &leaf, &steps, &end.root)
-        .map_err(|e| format!("{path}: the proof does not lead to the end checkpoint's root: {e}"))?;
+    verify_inclusion_proof(proof, event.seq, &event.hash, end).map_err(|e| format!("{path}: {e}"))?;
     // The snapshot it names, and what its policies decide.
     let snapshot = PolicySnapshot::open(snapshot, &in_force.snapshot).map_err(|e| format!("{path}: {e}"))?;
     let engine = snapshot.engine().map_err(|e| format!("{path}: {e}"))?;
@@ -121,9 +106,5 @@ pub(super) fn named_snapshot(event: &AuditEvent) -> Option<String> {
     if !matches!(event.event_type, EventType::PolicyChanged | EventType::DirectoryReloaded) {
         return None;
     }
-    match Payload::parse(event.event_type, &event.details).ok()? {
-        Payload::PolicyChanged(changed) => changed.snapshot,
-        Payload::DirectoryReloaded(changes) => changes.snapshot,
-        _ => None,
-    }
+    Payload::parse(event.event_type, &event.details).ok()?.snapshot_put_in_force().map(str::to_owned)
 }
