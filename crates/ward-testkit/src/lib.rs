@@ -1,11 +1,17 @@
 //! Helpers for ward's tests and benchmarks.
 //!
+//! [`oidc_provider()`] runs a real OpenID provider (panva's `oidc-provider`) for the identity
+//! tests, skipped without Node.js unless `CI` is set.
+//!
 //! [`postgres()`] starts one private PostgreSQL cluster per test process from the system's
 //! binaries (`initdb`, `postgres`), on a free loopback port, and hands out fresh databases.
 //! A watchdog shell stops the cluster and deletes its files when the test process exits.
 //! Without PostgreSQL binaries the tests that need it are skipped, unless `CI` is set: then
 //! a missing PostgreSQL is a failure.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support: failing loudly is the point
+
+mod oidc;
+pub use oidc::{TestProvider, oidc_provider, oidc_provider_on};
 
 use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -88,7 +94,8 @@ fn find_bin() -> Option<PathBuf> {
     versions.pop()
 }
 
-fn free_port() -> u16 {
+/// A loopback port free a moment ago.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
