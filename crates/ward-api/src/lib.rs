@@ -406,6 +406,13 @@ pub struct WhoAmI {
     pub admin: bool,
     pub auditor: bool,
     pub service: bool,
+    /// How the caller signed in: `token` (a ward API token) or `oidc` (a JWT from the identity
+    /// provider, `issuer`).
+    pub via: String,
+    pub token_id: Option<String>,
+    pub issuer: Option<String>,
+    /// When the credential the request came with stops working.
+    pub expires_at: Option<Timestamp>,
 }
 
 /// RFC 9457 problem details.

@@ -568,12 +568,18 @@ pub async fn revoke_token(
     responses((status = 200, body = WhoAmI)))]
 pub async fn whoami(State(broker): State<Arc<Broker>>, Authed(caller): Authed) -> ApiResult<WhoAmI> {
     let groups = broker.policy().directory().groups_of(&caller.name).into_iter().collect();
+    let token = caller.token.as_ref();
+    let oidc = token.is_some_and(|t| t.is_oidc());
     Ok(Json(WhoAmI {
-        name: caller.name,
+        name: caller.name.clone(),
         groups,
         admin: caller.admin,
         auditor: caller.auditor,
         service: caller.service,
+        via: if oidc { "oidc" } else { "token" }.to_owned(),
+        token_id: token.map(|t| t.id.clone()),
+        issuer: oidc.then(|| broker.identity().map(|v| v.settings().issuer.clone())).flatten(),
+        expires_at: token.map(|t| t.expires_at),
     }))
 }
 

@@ -93,11 +93,27 @@ pub struct Caller {
     pub token: Option<TokenRef>,
 }
 
-/// An API token a caller authenticated with, by its hash (never the token); shown by its id.
+/// The token a caller authenticated with (never the token itself); shown by its id.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TokenRef {
     pub id: String,
-    hash: String,
+    pub expires_at: Timestamp,
+    proof: TokenProof,
+}
+
+impl TokenRef {
+    /// Whether it came from the identity provider (`[identity.oidc]`), not ward itself.
+    pub fn is_oidc(&self) -> bool {
+        self.proof == TokenProof::Oidc
+    }
+}
+
+/// What a token's later checks need: a ward token is looked up again by its hash (it may have
+/// been revoked); an identity provider's JWT cannot be revoked here and holds until it expires.
+#[derive(Clone, PartialEq, Eq)]
+enum TokenProof {
+    Ward { hash: String },
+    Oidc,
 }
 
 impl std::fmt::Debug for TokenRef {
@@ -235,6 +251,8 @@ pub struct Broker {
     oncall: Oncall,
     /// The debug-log gateway (set once at start).
     gateway: std::sync::OnceLock<crate::gateway::Gateway>,
+    /// The OpenID provider whose bearer JWTs are accepted, when configured (set once at start).
+    identity: std::sync::OnceLock<Arc<ward_identity::OidcVerifier>>,
     /// When an on-call problem was last recorded, per source.
     oncall_reported: std::sync::Mutex<std::collections::HashMap<&'static str, Timestamp>>,
     wake: Notify,
@@ -282,6 +300,7 @@ impl Broker {
             oncall,
             oncall_reported: Default::default(),
             gateway: std::sync::OnceLock::new(),
+            identity: std::sync::OnceLock::new(),
             store,
             clock,
             policy: RwLock::new(Arc::new(policy)),

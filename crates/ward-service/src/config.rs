@@ -77,6 +77,15 @@ struct File {
     notifications: crate::notify_settings::NotificationsFile,
     #[serde(default)]
     integrations: crate::notify_settings::IntegrationsFile,
+    #[serde(default)]
+    identity: IdentityFile,
+}
+
+/// `[identity]`: where people sign in besides ward's own tokens.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityFile {
+    oidc: Option<ward_identity::OidcFile>,
 }
 
 /// `[gateway]`: how much log reading runs at once, and how long a search may run.
@@ -473,6 +482,8 @@ pub struct Config {
     pub rules: ward_rules::RulesConfig,
     /// `[[notify]]` sinks, `[notifications]`, `[integrations.slack]`.
     pub notify: crate::notify_settings::NotifySettings,
+    /// `[identity.oidc]`: the OpenID provider whose bearer JWTs ward accepts.
+    pub oidc: Option<ward_identity::OidcSettings>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
@@ -910,6 +921,12 @@ impl Config {
             },
             metrics_token_file: server_path("WARD_METRICS_TOKEN_FILE", file.server.metrics_token_file),
         };
+        let oidc = file
+            .identity
+            .oidc
+            .map(ward_identity::OidcFile::resolve)
+            .transpose()
+            .map_err(|e| setting_error(&format!("identity.oidc.{}", e.setting), e.message))?;
         Ok(Self {
             path,
             listen,
@@ -935,6 +952,7 @@ impl Config {
             server,
             rules: audit_rules,
             notify,
+            oidc,
         })
     }
 

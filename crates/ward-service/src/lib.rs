@@ -159,6 +159,13 @@ async fn start(
     let gateway = gateway::Gateway::new(logs, key)
         .map_err(|e| ConfigError::Parse { path: config.path.clone(), message: e })?;
     broker.set_gateway(gateway);
+    if let Some(oidc) = &config.oidc {
+        let verifier = ward_identity::OidcVerifier::new(oidc.clone())
+            .map_err(|e| BrokerError::Unavailable(format!("the identity provider's client: {e}")))?;
+        // Reached in the background: a provider that is down does not keep ward from starting.
+        verifier.spawn_refresher();
+        broker.set_identity(verifier);
+    }
     let config = config.clone();
     broker.set_policy_loader(Box::new(move || config.reload_policy_engine().map_err(|e| e.to_string())));
     Ok(broker)

@@ -628,6 +628,11 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                         format!("; ward roles: {}", roles.join(", "))
                     }
                 );
+                let until = me.expires_at.map(|at| format!(", until {at}")).unwrap_or_default();
+                match (me.via.as_str(), &me.issuer) {
+                    ("oidc", Some(issuer)) => say!("signed in through {issuer}{until}"),
+                    _ => say!("with ward token {}{until}", me.token_id.as_deref().unwrap_or("?")),
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -424,7 +424,7 @@ impl Broker {
             return Some(format!("forbidden by policy {}", by.join(", ")));
         }
         let token = caller.token.as_ref()?;
-        match self.tokens().still_valid(token).await {
+        match self.tokens().still_valid(token, &caller.name).await {
             Ok(()) => None,
             Err(BrokerError::Unauthenticated(why)) => Some(why),
             Err(error) => Some(format!("the token {} could not be checked: {error}", token.id)),

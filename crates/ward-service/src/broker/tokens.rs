@@ -21,6 +21,16 @@ impl Broker {
         Tokens { broker: self }
     }
 
+    /// Accepts bearer JWTs from this identity provider from now on.
+    pub fn set_identity(&self, verifier: Arc<ward_identity::OidcVerifier>) {
+        let _ = self.identity.set(verifier);
+    }
+
+    /// The identity provider, when `[identity.oidc]` is configured.
+    pub fn identity(&self) -> Option<&Arc<ward_identity::OidcVerifier>> {
+        self.identity.get()
+    }
+
     /// A local operator (`ward admin …` on the server's machine, with the configuration and the
     /// store at hand): an admin recorded as `local:<os user>`, never a configured user.
     pub fn local_operator(os_user: &str) -> Caller {
@@ -156,8 +166,12 @@ impl Tokens<'_> {
         broker.store.token_by_id(id).await?.ok_or_else(not_found)
     }
 
-    /// Resolves a bearer token to its caller.
+    /// Resolves a bearer token to its caller: a ward token, or a JWT from the configured
+    /// identity provider.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, BrokerError> {
+        if ward_identity::looks_like_jwt(token) {
+            return self.authenticate_jwt(token).await;
+        }
         if !token.starts_with("ward_") || token.len() != 69 {
             return Err(BrokerError::Unauthenticated("the token is not a ward token".into()));
         }
@@ -173,15 +187,59 @@ impl Tokens<'_> {
                 }
             });
         }
-        Ok(Caller { token: Some(TokenRef { id: record.id, hash }), ..caller })
+        let token =
+            TokenRef { id: record.id, expires_at: record.expires_at, proof: TokenProof::Ward { hash } };
+        Ok(Caller { token: Some(token), ..caller })
+    }
+
+    /// A JWT from `[identity.oidc]`'s provider, checked at ward's `now`; its user must be one
+    /// ward knows.
+    async fn authenticate_jwt(&self, token: &str) -> Result<Caller, BrokerError> {
+        let broker = self.broker;
+        let verifier = broker.identity().ok_or_else(|| {
+            BrokerError::Unauthenticated(
+                "the token is a JWT, but no identity provider is configured (`[identity.oidc]`)".into(),
+            )
+        })?;
+        let identity = verifier
+            .verify(token, broker.now())
+            .await
+            .map_err(|e| BrokerError::Unauthenticated(e.to_string()))?;
+        let caller = broker.caller(&identity.username).ok_or_else(|| {
+            BrokerError::Unauthenticated(format!(
+                "user `{}` (the token's `{}`) is not configured in ward",
+                identity.username,
+                verifier.settings().username_claim
+            ))
+        })?;
+        let token =
+            TokenRef { id: identity.token_id, expires_at: identity.expires_at, proof: TokenProof::Oidc };
+        Ok(Caller { token: Some(token), ..caller })
     }
 
     /// Checks that a token a caller authenticated with is still good now, as a request with it
     /// would be: not revoked (by any process sharing the store: the cache reads the store's
     /// token epoch first), not expired, its user still configured. `Unauthenticated` says why
-    /// not; other errors: it could not be checked.
-    pub async fn still_valid(&self, token: &TokenRef) -> Result<(), BrokerError> {
-        self.valid(&token.hash).await.map(|_| ())
+    /// not; other errors: it could not be checked. A JWT from the identity provider holds
+    /// until it expires (no leeway here: a stream ends at `exp`), its user still known.
+    pub async fn still_valid(&self, token: &TokenRef, user: &str) -> Result<(), BrokerError> {
+        match &token.proof {
+            TokenProof::Ward { hash } => self.valid(hash).await.map(|_| ()),
+            TokenProof::Oidc => {
+                if self.broker.now() >= token.expires_at {
+                    return Err(BrokerError::Unauthenticated(format!(
+                        "the identity provider's token expired at {}; sign in again",
+                        token.expires_at
+                    )));
+                }
+                match self.broker.caller(user) {
+                    Some(_) => Ok(()),
+                    None => {
+                        Err(BrokerError::Unauthenticated(format!("user `{user}` is no longer configured")))
+                    }
+                }
+            }
+        }
     }
 
     /// The token whose hash is `hash`, and its caller, if it is good now.
