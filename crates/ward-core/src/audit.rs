@@ -76,6 +76,13 @@ pub enum EventType {
     /// Users and groups were reloaded from the configuration; `details` say what changed.
     #[serde(rename = "directory.reloaded")]
     DirectoryReloaded,
+    /// Someone ward knows from its identity provider for the first time; `details` say who,
+    /// with which groups, from where, and name the policy snapshot (the directory) now in force.
+    #[serde(rename = "directory.user_created")]
+    DirectoryUserCreated,
+    /// A known person's groups changed at the identity provider.
+    #[serde(rename = "directory.user_updated")]
+    DirectoryUserUpdated,
     /// Checkpoints are signed by another key from here on (the previous one was lost or
     /// replaced); `details` name both, so verification can follow the change.
     #[serde(rename = "audit.key_changed")]
@@ -126,7 +133,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 39] = [
+    pub const ALL: [EventType; 41] = [
         Self::RequestCreated,
         Self::RequestCancelled,
         Self::RequestLapsed,
@@ -151,6 +158,8 @@ impl EventType {
         Self::TokenCreated,
         Self::TokenRevoked,
         Self::DirectoryReloaded,
+        Self::DirectoryUserCreated,
+        Self::DirectoryUserUpdated,
         Self::AuditKeyChanged,
         Self::FindingOpened,
         Self::FindingUpdated,
@@ -194,6 +203,8 @@ impl EventType {
             Self::TokenCreated => "token.created",
             Self::TokenRevoked => "token.revoked",
             Self::DirectoryReloaded => "directory.reloaded",
+            Self::DirectoryUserCreated => "directory.user_created",
+            Self::DirectoryUserUpdated => "directory.user_updated",
             Self::AuditKeyChanged => "audit.key_changed",
             Self::FindingOpened => "finding.opened",
             Self::FindingUpdated => "finding.updated",
@@ -220,6 +231,18 @@ impl EventType {
     /// notifications, levels raised and put back, access
     /// provisioned and removed): a record about a grant or a person, never
     /// their activity.
+    /// Whether events of this type put a policy snapshot in force (the policies, or the people
+    /// they decide over, changed): see [`Payload::snapshot_put_in_force`].
+    pub fn puts_policy_in_force(self) -> bool {
+        matches!(
+            self,
+            Self::PolicyChanged
+                | Self::DirectoryReloaded
+                | Self::DirectoryUserCreated
+                | Self::DirectoryUserUpdated
+        )
+    }
+
     pub fn is_consumers_own(self) -> bool {
         matches!(
             self,

@@ -86,7 +86,9 @@ pub struct Directory {
     resources: BTreeMap<String, ResourceEntry>,
 }
 
-fn valid_name(name: &str) -> bool {
+/// Whether `name` may name a user, a group, a resource or a role: 1 to 128 letters, digits and
+/// `-_.:@`.
+pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:@".contains(c))
@@ -109,7 +111,7 @@ impl Directory {
             groups.entry(name).or_default();
         }
         for name in users.keys() {
-            if !valid_name(name) {
+            if !is_valid_name(name) {
                 return Err(DirectoryError::BadName { what: "user", name: name.clone() });
             }
             if is_reserved_user_name(name) {
@@ -117,19 +119,19 @@ impl Directory {
             }
         }
         for name in groups.keys() {
-            if !valid_name(name) {
+            if !is_valid_name(name) {
                 return Err(DirectoryError::BadName { what: "group", name: name.clone() });
             }
         }
         for (name, resource) in &resources {
-            if !valid_name(name) {
+            if !is_valid_name(name) {
                 return Err(DirectoryError::BadName { what: "resource", name: name.clone() });
             }
             if resource.roles.is_empty() {
                 return Err(DirectoryError::NoRoles(name.clone()));
             }
             for role in &resource.roles {
-                if !valid_name(role) {
+                if !is_valid_name(role) {
                     return Err(DirectoryError::BadName { what: "role", name: role.clone() });
                 }
             }

@@ -1,6 +1,7 @@
 //! `[identity.oidc]` in ward.toml: which provider ward trusts, for which audience, and how a
 //! token's claims name a person.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
@@ -24,6 +25,10 @@ pub struct OidcFile {
     /// The least time between two fetches caused by a token with a key id ward does not know
     /// (default 30s): a flood of made-up key ids costs the provider one request per period.
     pub jwks_min_refresh: Option<String>,
+    /// The provider's group names (Entra's object ids, say) to ward's: `"8f2c…" = "payments-leads"`.
+    /// Groups not listed keep their names.
+    #[serde(default)]
+    pub group_map: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +50,7 @@ pub struct OidcSettings {
     pub leeway: Duration,
     pub jwks_refresh: Duration,
     pub jwks_min_refresh: Duration,
+    pub group_map: BTreeMap<String, String>,
 }
 
 /// The signing algorithms ward accepts: asymmetric only. A symmetric one (HS256) would let
@@ -111,6 +117,16 @@ impl OidcFile {
         if jwks_refresh < Duration::from_secs(1) {
             return Err(invalid("jwks_refresh", "at least 1s"));
         }
+        if let Some((from, to)) =
+            self.group_map.iter().find(|(_, to)| !ward_core::directory::is_valid_name(to))
+        {
+            return Err(invalid(
+                "group_map",
+                format!(
+                    "`{from}` maps to `{to}`, which is not a group name (1 to 128 letters, digits and -_.:@)"
+                ),
+            ));
+        }
         Ok(OidcSettings {
             issuer,
             audiences,
@@ -120,6 +136,7 @@ impl OidcFile {
             leeway,
             jwks_refresh,
             jwks_min_refresh: duration("jwks_min_refresh", self.jwks_min_refresh, 30)?,
+            group_map: self.group_map,
         })
     }
 }

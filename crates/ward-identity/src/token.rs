@@ -7,6 +7,8 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use ward_core::directory::is_valid_name;
+
 use crate::keys::Key;
 use crate::{IdentityError, OidcSettings};
 
@@ -23,6 +25,8 @@ pub struct Identity {
     pub amr: Vec<String>,
     pub acr: Option<String>,
     pub expires_at: Timestamp,
+    /// `iat`, when the token has one: which of two tokens says the newer thing about someone.
+    pub issued_at: Option<Timestamp>,
     /// Names the token in ward's records without being it: `oidc:` and its `jti`, or a digest.
     pub token_id: String,
 }
@@ -31,7 +35,6 @@ pub struct Identity {
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// More groups than this in one token is refused rather than held.
 pub const MAX_GROUPS: usize = 1000;
-const MAX_NAME_CHARS: usize = 256;
 
 /// The `typ` values of a JWT meant as an access token (RFC 9068) or a plain JWT. Any other
 /// (`logout+jwt`, `dpop+jwt`, …) is a token for something else.
@@ -129,7 +132,8 @@ pub(crate) fn verify(
     {
         return Err(IdentityError::NotYetValid(not_before));
     }
-    if let Some(issued_at) = time_claim(&claims, "iat")?
+    let issued_at = time_claim(&claims, "iat")?;
+    if let Some(issued_at) = issued_at
         && now + leeway < issued_at
     {
         return Err(IdentityError::IssuedInFuture(issued_at));
@@ -139,13 +143,27 @@ pub(crate) fn verify(
     let username = string_claim(&claims, &settings.username_claim)?
         .ok_or_else(|| claim_error(&settings.username_claim, "is missing"))?;
     check_name(&settings.username_claim, &username)?;
-    let groups = string_list_claim(&claims, &settings.groups_claim)?;
-    if groups.len() > MAX_GROUPS {
+    let claimed = string_list_claim(&claims, &settings.groups_claim)?;
+    if claimed.len() > MAX_GROUPS {
         return Err(claim_error(&settings.groups_claim, &format!("holds more than {MAX_GROUPS} groups")));
     }
-    for group in &groups {
-        check_name(&settings.groups_claim, group)?;
+    let mut groups = Vec::with_capacity(claimed.len());
+    for group in &claimed {
+        let group = settings.group_map.get(group).unwrap_or(group);
+        if !is_valid_name(group) {
+            // Dropping it could slip past a policy that forbids its members: refuse instead.
+            return Err(claim_error(
+                &settings.groups_claim,
+                &format!(
+                    "holds `{}`, not a ward group name; map it in identity.oidc.group_map",
+                    group.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        groups.push(group.clone());
     }
+    groups.sort();
+    groups.dedup();
     let amr = string_list_claim(&claims, "amr")?;
     let acr = string_claim(&claims, "acr")?;
     let token_id = match string_claim(&claims, "jti")? {
@@ -156,7 +174,7 @@ pub(crate) fn verify(
         }
         _ => format!("oidc:{}", &hex::encode(digest(token))[..24]),
     };
-    Ok(Identity { username, subject, groups, amr, acr, expires_at, token_id })
+    Ok(Identity { username, subject, groups, amr, acr, expires_at, issued_at, token_id })
 }
 
 fn claim_error(claim: &str, why: &str) -> IdentityError {
@@ -198,13 +216,10 @@ fn string_list_claim(claims: &Map<String, Value>, name: &str) -> Result<Vec<Stri
     }
 }
 
-/// A name ward records (a user, a group): short, printable, and not one of ward's own actors.
+/// A user name as ward's directory takes it, and not one of ward's own actors.
 fn check_name(claim: &str, name: &str) -> Result<(), IdentityError> {
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(claim_error(
-            claim,
-            &format!("is not a name (1 to {MAX_NAME_CHARS} printable characters)"),
-        ));
+    if !is_valid_name(name) {
+        return Err(claim_error(claim, "is not a user name (1 to 128 letters, digits and -_.:@)"));
     }
     if ward_core::directory::is_reserved_user_name(name) {
         return Err(claim_error(claim, "names one of ward's own actors"));

@@ -267,7 +267,17 @@ async fn a_missing_or_wrongly_typed_claim_is_named() {
         ("preferred_username", Value::Null, "is missing"),
         ("preferred_username", json!("ward"), "names one of ward's own actors"),
         ("preferred_username", json!("local:root"), "names one of ward's own actors"),
-        ("preferred_username", json!("a\nb"), "is not a name (1 to 256 printable characters)"),
+        ("preferred_username", json!("a\nb"), "is not a user name (1 to 128 letters, digits and -_.:@)"),
+        (
+            "preferred_username",
+            json!("Alice Smith"),
+            "is not a user name (1 to 128 letters, digits and -_.:@)",
+        ),
+        (
+            "groups",
+            json!(["Payments Leads"]),
+            "holds `Payments Leads`, not a ward group name; map it in identity.oidc.group_map",
+        ),
         ("amr", json!("pwd"), "is not a list of strings"),
     ] {
         let mut payload = claims(issuer);

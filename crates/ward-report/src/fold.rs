@@ -255,6 +255,15 @@ impl Fold {
                 }
                 self.change(event, format!("directory reloaded: {}", said.join("; ")));
             }
+            Payload::DirectoryUserCreated(person) | Payload::DirectoryUserUpdated(person) => {
+                let mut said = vec![format!("{} from {}", person.user, person.source)];
+                for (what, groups) in [("joined", &person.groups_added), ("left", &person.groups_removed)] {
+                    if !groups.is_empty() {
+                        said.push(format!("{what} {}", groups.join(", ")));
+                    }
+                }
+                self.change(event, format!("person {}", said.join("; ")));
+            }
             Payload::TokenCreated(token) => {
                 let whom = event.subject.as_deref().unwrap_or("?");
                 self.change(

@@ -196,10 +196,7 @@ impl Generation<'_> {
         let changes_in_period = folded
             .changes
             .iter()
-            .filter(|c| {
-                c.event_type == EventType::PolicyChanged.as_str()
-                    || c.event_type == EventType::DirectoryReloaded.as_str()
-            })
+            .filter(|c| EventType::ALL.iter().any(|t| t.puts_policy_in_force() && c.event_type == t.as_str()))
             .count() as u64;
         let at_start = eligible_at(request.from, policy_at_start.as_ref(), layout::POLICY_AT_START);
         let at_end = eligible_at(request.to, policy_at_end.as_ref(), layout::POLICY_AT_END);

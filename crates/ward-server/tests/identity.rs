@@ -18,20 +18,25 @@ use ward_store_sql::SqlStore;
 struct Api {
     app: Router,
     broker: Arc<Broker>,
-    _dir: tempfile::TempDir,
+    dir: Arc<tempfile::TempDir>,
 }
 
 /// The quickstart, trusting the provider at `issuer` (usernames from `preferred_username`).
 async fn api(issuer: &str) -> Api {
+    api_in(Arc::new(tempfile::tempdir().unwrap()), issuer).await
+}
+
+/// [`api`] on the data in `dir`: another start of the same ward.
+async fn api_in(dir: Arc<tempfile::TempDir>, issuer: &str) -> Api {
     let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
-    let dir = tempfile::tempdir().unwrap();
     let data = dir.path().display().to_string();
     let mut config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
     let oidc = json!({"issuer": issuer, "audience": "ward", "username_claim": "preferred_username"});
     config.oidc = Some(serde_json::from_value::<ward_identity::OidcFile>(oidc).unwrap().resolve().unwrap());
     let store = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
     let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.unwrap();
-    Api { app: router(broker.clone(), &HttpSettings::default()), broker, _dir: dir }
+    broker.record_policies_in_force().await.unwrap();
+    Api { app: router(broker.clone(), &HttpSettings::default()), broker, dir }
 }
 
 impl Api {
@@ -99,12 +104,13 @@ async fn a_refused_jwt_is_a_401_that_says_why_and_is_recorded() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(problem["detail"], "the token is for another audience");
 
-    // Someone the provider knows but ward does not.
-    provider.set_account("zed", &["engineering"], &["pwd"], "pwd").await;
+    // A group name ward could not hold is refused, not dropped.
+    provider.set_account("zed", &["Payments Leads"], &["pwd"], "pwd").await;
     let zed = provider.device_token("zed", None).await;
     let (status, problem) = api.send("GET", "/v1/whoami", &zed, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(problem["detail"], "user `zed` (the token's `preferred_username`) is not configured in ward");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.starts_with("the token's claim `groups` holds `Payments Leads`"), "{detail}");
 
     let admin = api.broker.tokens().mint(&Broker::local_operator("test"), "admin", 600).await.unwrap().0;
     let (_, events) = api.send("GET", "/v1/audit/events?type=access.denied", &admin, None).await;
@@ -126,4 +132,71 @@ async fn a_provider_down_refuses_its_jwts_and_nothing_else() {
     let alice = api.broker.tokens().mint(&Broker::local_operator("test"), "alice", 600).await.unwrap().0;
     let (status, me) = api.send("GET", "/v1/whoami", &alice, None).await;
     assert_eq!((status, &me["via"]), (StatusCode::OK, &json!("token")));
+}
+
+/// The audit events of `event_type`, as an admin reads them.
+async fn events(api: &Api, event_type: &str) -> Vec<Value> {
+    let admin = api.broker.tokens().mint(&Broker::local_operator("test"), "admin", 600).await.unwrap().0;
+    let (_, events) = api.send("GET", &format!("/v1/audit/events?type={event_type}"), &admin, None).await;
+    events.as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn people_come_from_the_provider_and_a_group_removed_there_takes_its_rights_away() {
+    let Some(provider) = ward_testkit::oidc_provider() else { return };
+    let api = api(provider.issuer()).await;
+    api.wait_ready().await;
+    // pat is in no ward.toml: the provider says who they are and that they lead payments.
+    provider.set_account("pat", &["engineering", "payments-leads"], &["pwd"], "pwd").await;
+    let pat = provider.device_token("pat", None).await;
+    let (status, me) = api.send("GET", "/v1/whoami", &pat, None).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["groups"], json!(["engineering", "payments-leads"]));
+    // alice keeps her ward.toml groups, and gains the provider's.
+    let alice = provider.device_token("alice", None).await;
+    let (_, me) = api.send("GET", "/v1/whoami", &alice, None).await;
+    assert_eq!(me["groups"], json!(["engineering", "oncall", "payments"]));
+
+    let created = events(&api, "directory.user_created").await;
+    assert_eq!(created.len(), 2, "{created:?}");
+    assert_eq!(created[0]["subject"], "pat");
+    assert_eq!(created[0]["details"]["groups"], json!(["engineering", "payments-leads"]));
+    assert!(created[0]["details"]["snapshot"].is_string());
+    // The same token again, or a fresh one saying the same: nothing new to record.
+    api.send("GET", "/v1/whoami", &pat, None).await;
+    let again = provider.device_token("pat", None).await;
+    api.send("GET", "/v1/whoami", &again, None).await;
+    assert_eq!(events(&api, "directory.user_created").await.len(), 2);
+
+    // pat approves alice's request.
+    let ask = |reason: &str| json!({"resource": "logs:payments-api", "role": "read", "duration": "1h", "reason": reason});
+    let (_, first) = api.send("POST", "/v1/requests", &alice, Some(ask("INC-1 card declines"))).await;
+    let approve = |id: &Value| format!("/v1/requests/{}/approve", id.as_str().unwrap());
+    let (status, body) = api.send("POST", &approve(&first["id"]), &pat, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The provider takes pat out of payments-leads: their next token no longer approves. (It
+    // must be issued a second later, `iat` counting seconds, for ward to know it is newer.)
+    provider.set_account("pat", &["engineering"], &["pwd"], "pwd").await;
+    let issued = ward_testkit::claims_of(&again)["iat"].as_i64().unwrap();
+    while jiff::Timestamp::now().as_second() <= issued {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let demoted = provider.device_token("pat", None).await;
+    let (_, second) = api.send("POST", "/v1/requests", &alice, Some(ask("INC-2 card declines again"))).await;
+    // (Not theirs to decide, the request is not even theirs to see.)
+    let (status, body) = api.send("POST", &approve(&second["id"]), &demoted, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    // Their older token says more, but is older: what the newer one said stands.
+    let (status, _) = api.send("POST", &approve(&second["id"]), &again, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let updated = events(&api, "directory.user_updated").await;
+    assert_eq!(updated.len(), 1, "{updated:?}");
+    assert_eq!(updated[0]["details"]["groups_removed"], json!(["payments-leads"]));
+
+    // Another start on the same store knows pat as the provider last described them.
+    let restarted = api_in(api.dir.clone(), provider.issuer()).await;
+    let directory = restarted.broker.policy().directory().clone();
+    assert_eq!(directory.groups_of("pat").into_iter().collect::<Vec<_>>(), ["engineering"]);
+    assert!(events(&restarted, "policy.changed").await.len() == 1, "the same set, not recorded again");
 }

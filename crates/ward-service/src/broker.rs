@@ -31,6 +31,7 @@ mod explain;
 mod grants;
 pub(crate) mod key_change;
 mod logs;
+mod people;
 mod proofs;
 mod requests;
 mod schedule;
@@ -41,6 +42,7 @@ pub use auth::PolicyReload;
 pub use checkpoints::note_key_id;
 pub use explain::DEFAULT_WHAT_IF_DURATION_SECONDS;
 pub use logs::{DEFAULT_LOG_LIMIT, LogItem, LogQuery, LogResult};
+pub use people::Claimed;
 pub use requests::DecisionFacts;
 pub use tokens::{MAX_TOKENS_LISTED, Tokens, token_view};
 pub use visibility::{GrantListing, Page, RequestListing};
@@ -237,6 +239,10 @@ pub struct Broker {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policy: RwLock<Arc<PolicyEngine>>,
+    /// The configuration's policies and people: `policy` is this with `people` added.
+    base_policy: RwLock<Arc<PolicyEngine>>,
+    /// People from the identity provider, as this process last read or wrote them.
+    people: RwLock<crate::people::KnownPeople>,
     /// Set once by whoever knows where the policies come from; without it there is no reload.
     policy_loader: std::sync::OnceLock<PolicyLoader>,
     /// One reload at a time, so each records the set it replaced.
@@ -295,6 +301,7 @@ impl Broker {
     ) -> Result<Arc<Self>, BrokerError> {
         let oncall = Oncall::new(settings.oncall.clone(), policy.directory().clone())
             .map_err(BrokerError::Unavailable)?;
+        let policy = Arc::new(policy);
         let broker = Arc::new_cyclic(|this| Self {
             this: this.clone(),
             oncall,
@@ -303,7 +310,9 @@ impl Broker {
             identity: std::sync::OnceLock::new(),
             store,
             clock,
-            policy: RwLock::new(Arc::new(policy)),
+            policy: RwLock::new(policy.clone()),
+            base_policy: RwLock::new(policy),
+            people: RwLock::default(),
             policy_loader: std::sync::OnceLock::new(),
             reloading: tokio::sync::Mutex::new(()),
             settings,

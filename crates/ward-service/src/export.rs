@@ -126,6 +126,8 @@ fn classify(event_type: EventType) -> (u32, u32, &'static str) {
         TokenCreated => (ENTITY_MANAGEMENT, 1, "Create Token"),
         TokenRevoked => (ENTITY_MANAGEMENT, 4, "Revoke Token"),
         DirectoryReloaded => (ENTITY_MANAGEMENT, 3, "Update"),
+        DirectoryUserCreated => (ENTITY_MANAGEMENT, 1, "Create User"),
+        DirectoryUserUpdated => (ENTITY_MANAGEMENT, 3, "Update User"),
         AuditKeyChanged => (ENTITY_MANAGEMENT, 3, "Key Change"),
         FindingOpened => (ENTITY_MANAGEMENT, 1, "Open Finding"),
         FindingUpdated | FindingAcknowledged => (ENTITY_MANAGEMENT, 3, "Update Finding"),

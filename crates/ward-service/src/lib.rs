@@ -12,6 +12,7 @@ pub mod ids;
 pub mod index;
 pub mod notify_settings;
 pub mod oncall;
+pub mod people;
 pub mod policy_cases;
 pub mod policy_history;
 pub mod read_limits;
@@ -148,6 +149,9 @@ async fn start(
         Some(sensitive::Redactor::new(audit.hmac_fields.clone(), key))
     };
     let broker = Broker::new(store, clock, policy, settings, signer, redactor).await?;
+    // People the identity provider vouched for before this start are in force from the first
+    // request, and in the policy set recorded at start.
+    broker.load_people().await?;
     broker::key_change::finish(&broker, audit, remaining, stop_after).await?;
     let logs = &config.logs;
     if !logs.key_configured

@@ -1,6 +1,6 @@
-//! Which policy set was in force when, read from the log: `policy.changed` and
-//! `directory.reloaded` name the [`PolicySnapshot`] they put in force, kept in the store by its
-//! digest. Used at start (to record a set that differs from the last one recorded) and by
+//! Which policy set was in force when, read from the log: `policy.changed`,
+//! `directory.reloaded` and `directory.user_*` name the [`PolicySnapshot`] they put in force,
+//! kept in the store by its digest. Used at start (to record a set that differs from the last one recorded) and by
 //! evidence reports (who could ask for what at a period's start and end).
 
 use jiff::Timestamp;
@@ -35,12 +35,15 @@ pub async fn on_record(store: &dyn Store, until: Option<Timestamp>) -> Result<On
         limit: u32::MAX,
         ..EventFilter::default()
     };
-    let policies = store.events(&filter(EventType::PolicyChanged)).await?;
-    let directories = store.events(&filter(EventType::DirectoryReloaded)).await?;
+    let mut events = Vec::new();
+    for event_type in EventType::ALL.into_iter().filter(|t| t.puts_policy_in_force()) {
+        events.extend(store.events(&filter(event_type)).await?);
+    }
+    // In log order: the policy hash and the snapshot on record are the last ones put in force.
+    events.sort_by_key(|event| event.seq);
     let mut on_record = OnRecord::default();
-    // Each list is in log order; the snapshot is the one put in force last in either.
     let mut snapshot_seq = 0;
-    for event in policies.into_iter().chain(directories) {
+    for event in events {
         let Ok(payload) = Payload::parse(event.event_type, &event.details) else {
             continue;
         };

@@ -58,6 +58,8 @@ fn reason_is_user_text(event_type: EventType) -> bool {
         | TokenCreated
         | TokenRevoked
         | DirectoryReloaded
+        | DirectoryUserCreated
+        | DirectoryUserUpdated
         | FindingOpened
         | FindingUpdated
         | GrantAudited

@@ -32,7 +32,7 @@ use ward_core::merkle::{Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
     ApiToken, Change, CheckpointRecord, DebugLevelRecord, Due, EventFilter, FindingFilter, FindingRecord,
-    GrantFilter, Lease, LogHead, LoginRecord, RequestFilter, Store, StoreError, TokenFilter,
+    GrantFilter, Lease, LogHead, LoginRecord, PersonRecord, RequestFilter, Store, StoreError, TokenFilter,
 };
 
 use crate::rows::{Columns, event_from_row, grant_from_row, millis, request_from_row};
@@ -841,6 +841,24 @@ impl Store for SqlStore {
         dispatch!(&self.pool, pool => {
             let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await.map_err(unavailable)?;
             rows.iter().map(rows::login_from_row).collect()
+        })
+    }
+
+    async fn people(&self) -> Result<Vec<PersonRecord>, StoreError> {
+        let sql = "SELECT name, source, subject, groups, active, claims_at, updated_at, version FROM people ORDER BY name";
+        dispatch!(&self.pool, pool => {
+            let rows = sqlx::query(sql).fetch_all(pool).await.map_err(unavailable)?;
+            rows.iter().map(rows::person_from_row).collect()
+        })
+    }
+
+    async fn people_epoch(&self) -> Result<i64, StoreError> {
+        dispatch!(&self.pool, pool => {
+            let row = sqlx::query("SELECT value FROM store_epochs WHERE name = 'people'")
+                .fetch_one(pool)
+                .await
+                .map_err(unavailable)?;
+            row.int("value")
         })
     }
 

@@ -10,7 +10,7 @@ use ward_core::merkle::{Frontier, Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
     Change, CountLimit, CursorMove, DebugLevelWrite, FindingRecord, GrantUse, HolderLimit, LoginWrite,
-    StoreError, TokenWrite,
+    PersonRecord, StoreError, TokenWrite,
 };
 
 use crate::Dialect;
@@ -181,6 +181,15 @@ pub(crate) fn plan(
                 vec![snapshot.digest.as_str().into(), snapshot.body.as_str().into()],
             )
         }));
+        for person in &change.people {
+            statements.push(person_statement(person)?);
+        }
+        if !change.people.is_empty() {
+            statements.push(Statement::new(
+                "UPDATE store_epochs SET value = value + 1 WHERE name = 'people'",
+                vec![],
+            ));
+        }
         let mut appended = Vec::with_capacity(change.events.len());
         for event in &change.events {
             head.seq += 1;
@@ -316,6 +325,34 @@ fn debug_level_statement(write: &DebugLevelWrite) -> Result<Statement, StoreErro
              ON CONFLICT (resource) DO UPDATE SET original = COALESCE(debug_levels.original, $2), updated_at = $3",
             vec![resource.as_str().into(), level.as_str().into(), millis(*at).into()],
         ),
+    })
+}
+
+/// Version 1 inserts (a name already taken fails the commit); any other replaces the version
+/// before it, or fails the commit when another process got there first.
+fn person_statement(p: &PersonRecord) -> Result<Statement, StoreError> {
+    let params = vec![
+        p.name.as_str().into(),
+        p.source.as_str().into(),
+        p.subject.as_deref().into(),
+        to_json(&p.groups)?.into(),
+        i64::from(p.active).into(),
+        millis(p.claims_at).into(),
+        millis(p.updated_at).into(),
+        p.version.into(),
+    ];
+    Ok(if p.version == 1 {
+        Statement::new(
+            "INSERT INTO people (name, source, subject, groups, active, claims_at, updated_at, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            params,
+        )
+    } else {
+        Statement::checked(
+            "UPDATE people SET source = $2, subject = $3, groups = $4, active = $5, claims_at = $6, \
+             updated_at = $7, version = $8 WHERE name = $1 AND version = $8 - 1",
+            params,
+        )
     })
 }
 

@@ -8,7 +8,8 @@ use sqlx::sqlite::SqliteRow;
 use ward_core::audit::{AuditEvent, EventType};
 use ward_core::{AccessRequest, Grant, GrantId, GrantState, RequestId, RequestState};
 use ward_store::{
-    ApiToken, CheckpointRecord, DebugLevelRecord, FindingRecord, FindingState, LoginRecord, StoreError,
+    ApiToken, CheckpointRecord, DebugLevelRecord, FindingRecord, FindingState, LoginRecord, PersonRecord,
+    StoreError,
 };
 
 pub(crate) fn millis(ts: Timestamp) -> i64 {
@@ -247,6 +248,19 @@ pub(crate) fn debug_level_from_row(row: &impl Columns) -> Result<DebugLevelRecor
         baseline: row.optional_text("baseline")?,
         drifted: row.optional_text("drifted")?,
         updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn person_from_row(row: &impl Columns) -> Result<PersonRecord, StoreError> {
+    Ok(PersonRecord {
+        name: row.text("name")?,
+        source: row.text("source")?,
+        subject: row.optional_text("subject")?,
+        groups: json(row, "groups")?,
+        active: row.int("active")? != 0,
+        claims_at: time(row, "claims_at")?,
+        updated_at: time(row, "updated_at")?,
+        version: row.int("version")?,
     })
 }
 

@@ -13,7 +13,7 @@ use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 use crate::{
     ApiToken, Change, CursorMove, DebugLevelHolder, DebugLevelRecord, DebugLevelWrite, EventFilter,
     FindingFilter, FindingRecord, FindingState, GrantFilter, GrantUse, Lease, LoginRecord, LoginWrite,
-    RequestFilter, Store, StoreError, TokenFilter, TokenWrite, Visibility,
+    PersonRecord, RequestFilter, Store, StoreError, TokenFilter, TokenWrite, Visibility,
 };
 use ward_rules::{RuleId, Severity};
 
@@ -44,6 +44,7 @@ macro_rules! conformance_tests {
             debug_levels_keep_the_level_to_put_back,
             credentials_of_a_login_are_issued_once,
             policy_snapshots_are_kept_by_digest_with_their_event,
+            people_are_written_once_per_version,
             sub_millisecond_times_still_verify,
             forward_cursors_are_kept_per_sink,
             a_consumer_has_one_holder_at_a_time,
@@ -1368,6 +1369,39 @@ pub async fn policy_snapshots_are_kept_by_digest_with_their_event(store: Arc<dyn
     let second = SnapshotRecord { digest: "bb".repeat(32), body: r#"{"two":2}"#.into() };
     assert!(store.commit(with_event("evt_s1", &second), at).await.is_err());
     assert_eq!(store.policy_snapshot(&second.digest).await.unwrap(), None);
+}
+
+pub async fn people_are_written_once_per_version(store: Arc<dyn Store>) {
+    let at = t0();
+    let pat = PersonRecord {
+        name: "pat".into(),
+        source: "oidc".into(),
+        subject: Some("00u1".into()),
+        groups: vec!["engineering".into(), "payments-leads".into()],
+        active: true,
+        claims_at: at,
+        updated_at: at,
+        version: 1,
+    };
+    let write = |event: &str, person: &PersonRecord| Change {
+        events: vec![finding_event(event, at)],
+        people: vec![person.clone()],
+        ..Change::default()
+    };
+    let epoch = store.people_epoch().await.unwrap();
+    assert!(store.people().await.unwrap().is_empty());
+    store.commit(write("evt_p1", &pat), at).await.unwrap();
+    assert_eq!(store.people().await.unwrap(), [pat.clone()]);
+    assert!(store.people_epoch().await.unwrap() > epoch);
+    // Two processes saw the same new person: the second finds the name taken.
+    assert!(matches!(store.commit(write("evt_p2", &pat), at).await, Err(StoreError::Conflict)));
+    let update = PersonRecord { groups: vec!["engineering".into()], version: 2, ..pat.clone() };
+    store.commit(write("evt_p3", &update), at).await.unwrap();
+    // ... and likewise for a change: only one moves version 1 on.
+    let stale = PersonRecord { groups: vec![], version: 2, ..pat.clone() };
+    assert!(matches!(store.commit(write("evt_p4", &stale), at).await, Err(StoreError::Conflict)));
+    assert_eq!(store.people().await.unwrap(), [update]);
+    assert_eq!(all_events(&*store).await.len(), 2, "a refused write records nothing");
 }
 
 pub async fn credentials_of_a_login_are_issued_once(store: Arc<dyn Store>) {

@@ -63,6 +63,26 @@ pub struct Change {
     /// Policy snapshots the change's events name, kept by their digest (one already kept is
     /// left as it is: same digest, same body).
     pub policy_snapshots: Vec<ward_core::policy::SnapshotRecord>,
+    /// People known from the identity provider, written whole: version 1 is new (`Conflict` if
+    /// the name is taken), any other replaces version - 1 (`Conflict` unless that is the one
+    /// stored). Moves [`Store::people_epoch`].
+    pub people: Vec<PersonRecord>,
+}
+
+/// Someone ward knows from its identity provider, with their groups there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonRecord {
+    pub name: String,
+    /// `oidc` (a token's claims).
+    pub source: String,
+    /// The provider's id for them (`sub`).
+    pub subject: Option<String>,
+    pub groups: Vec<String>,
+    pub active: bool,
+    /// When the claims these groups came from were issued: older claims never overwrite newer.
+    pub claims_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub version: i64,
 }
 
 /// The latest use of a grant that one ward process saw.
@@ -566,6 +586,10 @@ pub trait Store: Send + Sync + 'static {
     async fn debug_levels(&self) -> Result<Vec<DebugLevelRecord>, StoreError>;
     /// Every temporary login not yet removed, by grant id.
     async fn logins(&self) -> Result<Vec<LoginRecord>, StoreError>;
+    /// Everyone known from the identity provider, by name.
+    async fn people(&self) -> Result<Vec<PersonRecord>, StoreError>;
+    /// Moves whenever `people` changes: a process compares it to the one its view was read at.
+    async fn people_epoch(&self) -> Result<i64, StoreError>;
     /// The temporary login made for `grant_id`, until it is removed.
     async fn login(&self, grant_id: &str) -> Result<Option<LoginRecord>, StoreError>;
 

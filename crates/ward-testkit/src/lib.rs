@@ -11,7 +11,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support: failing loudly is the point
 
 mod oidc;
-pub use oidc::{TestProvider, oidc_provider, oidc_provider_on};
+pub use oidc::{TestProvider, claims_of, oidc_provider, oidc_provider_on};
 
 use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -162,6 +162,14 @@ impl TestProvider {
     }
 }
 
+/// A JWT's claims, unverified: for tests that look at what the provider issued.
+pub fn claims_of(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
 impl Drop for TestProvider {
     fn drop(&mut self) {
         let _ = self.child.kill();

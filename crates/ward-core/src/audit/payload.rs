@@ -472,6 +472,23 @@ pub struct TokenRecorded {
     pub expires_at: Timestamp,
 }
 
+/// `directory.user_created` and `directory.user_updated`: a person as the identity provider
+/// describes them, and the directory that puts in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryUserChanged {
+    pub user: String,
+    /// Where the person comes from: `oidc` (a token's claims).
+    pub source: String,
+    /// The provider's own id for them (`sub`).
+    pub subject: Option<String>,
+    /// Their groups from the provider, after ward's `group_map`.
+    pub groups: Vec<String>,
+    pub groups_added: Vec<String>,
+    pub groups_removed: Vec<String>,
+    /// The SHA-256 of the [`crate::policy::PolicySnapshot`] now in force.
+    pub snapshot: Option<String>,
+}
+
 /// `audit.key_changed`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditKeyChanged {
@@ -684,6 +701,8 @@ pub enum Payload {
     TokenCreated(TokenRecorded),
     TokenRevoked(TokenRecorded),
     DirectoryReloaded(DirectoryChanges),
+    DirectoryUserCreated(DirectoryUserChanged),
+    DirectoryUserUpdated(DirectoryUserChanged),
     AuditKeyChanged(AuditKeyChanged),
     FindingOpened(FindingRecorded),
     FindingUpdated(FindingRecorded),
@@ -707,12 +726,15 @@ fn read<T: DeserializeOwned>(details: &Value) -> Result<T, serde_json::Error> {
 }
 
 impl Payload {
-    /// The policy snapshot this event puts in force (`policy.changed`, `directory.reloaded`),
-    /// if it names one.
+    /// The policy snapshot this event puts in force (`policy.changed`, `directory.reloaded`,
+    /// `directory.user_*`), if it names one.
     pub fn snapshot_put_in_force(&self) -> Option<&str> {
         match self {
             Self::PolicyChanged(changed) => changed.snapshot.as_deref(),
             Self::DirectoryReloaded(changes) => changes.snapshot.as_deref(),
+            Self::DirectoryUserCreated(changed) | Self::DirectoryUserUpdated(changed) => {
+                changed.snapshot.as_deref()
+            }
             _ => None,
         }
     }
@@ -755,6 +777,8 @@ impl Payload {
             T::TokenCreated => read(details).map(Self::TokenCreated),
             T::TokenRevoked => read(details).map(Self::TokenRevoked),
             T::DirectoryReloaded => read(details).map(Self::DirectoryReloaded),
+            T::DirectoryUserCreated => read(details).map(Self::DirectoryUserCreated),
+            T::DirectoryUserUpdated => read(details).map(Self::DirectoryUserUpdated),
             T::AuditKeyChanged => read(details).map(Self::AuditKeyChanged),
             T::FindingOpened => read(details).map(Self::FindingOpened),
             T::FindingUpdated => read(details).map(Self::FindingUpdated),
@@ -802,6 +826,8 @@ impl Payload {
             Self::TokenCreated(_) => T::TokenCreated,
             Self::TokenRevoked(_) => T::TokenRevoked,
             Self::DirectoryReloaded(_) => T::DirectoryReloaded,
+            Self::DirectoryUserCreated(_) => T::DirectoryUserCreated,
+            Self::DirectoryUserUpdated(_) => T::DirectoryUserUpdated,
             Self::AuditKeyChanged(_) => T::AuditKeyChanged,
             Self::FindingOpened(_) => T::FindingOpened,
             Self::FindingUpdated(_) => T::FindingUpdated,

@@ -130,6 +130,12 @@ impl Store for Interposed {
     async fn logins(&self) -> Result<Vec<ward_store::LoginRecord>, StoreError> {
         self.inner.logins().await
     }
+    async fn people(&self) -> Result<Vec<ward_store::PersonRecord>, StoreError> {
+        self.inner.people().await
+    }
+    async fn people_epoch(&self) -> Result<i64, StoreError> {
+        self.inner.people_epoch().await
+    }
     async fn login(&self, grant_id: &str) -> Result<Option<ward_store::LoginRecord>, StoreError> {
         self.inner.login(grant_id).await
     }

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use jiff::Timestamp;
-use ward_core::audit::{AuditEvent, EventType, Payload};
+use ward_core::audit::{AuditEvent, Payload};
 use ward_core::checkpoint::Checkpoint;
 use ward_core::policy::PolicySnapshot;
 
@@ -103,7 +103,7 @@ fn check_end(dir: &Path, at: &EligibleAt, path: &str, end: &Checkpoint) -> Resul
 
 /// The snapshot `event` puts in force, if it is one that does.
 pub(super) fn named_snapshot(event: &AuditEvent) -> Option<String> {
-    if !matches!(event.event_type, EventType::PolicyChanged | EventType::DirectoryReloaded) {
+    if !event.event_type.puts_policy_in_force() {
         return None;
     }
     Payload::parse(event.event_type, &event.details).ok()?.snapshot_put_in_force().map(str::to_owned)

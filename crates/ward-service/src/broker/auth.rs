@@ -101,8 +101,8 @@ impl Broker {
             reason: Some(reason),
             ..NewEvent::new(RandomIds.event_id(), self.now(), author, payload)
         };
-        let engine = match loader() {
-            Ok(engine) => engine,
+        let base = match loader() {
+            Ok(base) => base,
             Err(error) => {
                 let rejected = event(
                     Payload::PolicyRejected(payload::PolicyRejected {
@@ -117,6 +117,7 @@ impl Broker {
                 )));
             }
         };
+        let engine = self.with_people(&base)?;
         let snapshot = snapshot_record(&engine)?;
         let reload = PolicyReload {
             changed: snapshot.digest != snapshot_record(&previous)?.digest,
@@ -135,7 +136,7 @@ impl Broker {
                 how: "reloaded",
             });
             self.commit(Change { events, policy_snapshots: vec![snapshot], ..Change::default() }).await?;
-            *self.policy.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(engine);
+            self.put_in_force(base, engine);
         }
         Ok(reload)
     }
@@ -153,7 +154,7 @@ struct InForce<'a> {
     how: &'a str,
 }
 
-fn snapshot_record(engine: &PolicyEngine) -> Result<SnapshotRecord, BrokerError> {
+pub(super) fn snapshot_record(engine: &PolicyEngine) -> Result<SnapshotRecord, BrokerError> {
     engine
         .snapshot()
         .record()

@@ -192,8 +192,8 @@ impl Tokens<'_> {
         Ok(Caller { token: Some(token), ..caller })
     }
 
-    /// A JWT from `[identity.oidc]`'s provider, checked at ward's `now`; its user must be one
-    /// ward knows.
+    /// A JWT from `[identity.oidc]`'s provider, checked at ward's `now`. Its bearer and their
+    /// groups (the token's claims) are put in force first, recorded when they are news.
     async fn authenticate_jwt(&self, token: &str) -> Result<Caller, BrokerError> {
         let broker = self.broker;
         let verifier = broker.identity().ok_or_else(|| {
@@ -205,12 +205,16 @@ impl Tokens<'_> {
             .verify(token, broker.now())
             .await
             .map_err(|e| BrokerError::Unauthenticated(e.to_string()))?;
+        let claimed = Claimed {
+            name: identity.username.clone(),
+            subject: identity.subject.clone(),
+            groups: identity.groups.clone(),
+            at: identity.issued_at.unwrap_or_else(|| broker.now()),
+            issuer: verifier.settings().issuer.clone(),
+        };
+        broker.observe_person(&claimed).await?;
         let caller = broker.caller(&identity.username).ok_or_else(|| {
-            BrokerError::Unauthenticated(format!(
-                "user `{}` (the token's `{}`) is not configured in ward",
-                identity.username,
-                verifier.settings().username_claim
-            ))
+            BrokerError::Unavailable(format!("`{}` was recorded but is not in force", identity.username))
         })?;
         let token =
             TokenRef { id: identity.token_id, expires_at: identity.expires_at, proof: TokenProof::Oidc };

@@ -52,6 +52,15 @@ fn sample(event_type: EventType) -> Payload {
         to: "acknowledged".into(),
     };
     let token = TokenRecorded { token_id: "tok_1".into(), expires_at: window.expires_at };
+    let user_changed = DirectoryUserChanged {
+        user: "pat".into(),
+        source: "oidc".into(),
+        subject: Some("00u1".into()),
+        groups: vec!["engineering".into()],
+        groups_added: vec!["engineering".into()],
+        groups_removed: vec![],
+        snapshot: Some("ab".into()),
+    };
     match event_type {
         T::RequestCreated => Payload::RequestCreated(RequestCreated {
             role: "read".into(),
@@ -153,6 +162,8 @@ fn sample(event_type: EventType) -> Payload {
             users_added: vec!["frank".into()],
             ..DirectoryChanges::default()
         }),
+        T::DirectoryUserCreated => Payload::DirectoryUserCreated(user_changed.clone()),
+        T::DirectoryUserUpdated => Payload::DirectoryUserUpdated(user_changed),
         T::AuditKeyChanged => Payload::AuditKeyChanged(AuditKeyChanged {
             previous_key: None,
             previous_key_id: None,

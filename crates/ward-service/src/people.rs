@@ -1,0 +1,95 @@
+//! People from the identity provider, merged into the directory the policies decide over.
+//!
+//! ward.toml stays the base: its users, groups and resources. Everyone the provider vouched for
+//! (a token's claims, recorded in the store as a [`PersonRecord`]) is added, their provider
+//! groups joined to any ward.toml gives them, so ward.toml can still add members but not take
+//! away what the provider says.
+
+use std::collections::BTreeMap;
+
+use ward_core::directory::UserEntry;
+use ward_core::policy::{PolicyEngine, SnapshotError};
+use ward_store::PersonRecord;
+
+/// The people this process last read from the store, and the store's people epoch then.
+#[derive(Debug, Default, Clone)]
+pub struct KnownPeople {
+    pub by_name: BTreeMap<String, PersonRecord>,
+    pub epoch: i64,
+}
+
+impl KnownPeople {
+    pub fn new(records: Vec<PersonRecord>, epoch: i64) -> Self {
+        Self { by_name: records.into_iter().map(|p| (p.name.clone(), p)).collect(), epoch }
+    }
+}
+
+/// `base` (the configuration's policies and people) with `people` added.
+pub fn merge<'a>(
+    base: &PolicyEngine,
+    people: impl IntoIterator<Item = &'a PersonRecord>,
+) -> Result<PolicyEngine, SnapshotError> {
+    let mut snapshot = base.snapshot();
+    for person in people.into_iter().filter(|p| p.active) {
+        let entry = snapshot.users.entry(person.name.clone()).or_insert_with(UserEntry::default);
+        for group in &person.groups {
+            if !entry.groups.contains(group) {
+                entry.groups.push(group.clone());
+            }
+        }
+    }
+    snapshot.engine()
+}
+
+/// The groups in `after` and not `before`, and those in `before` and not `after`.
+pub fn group_changes(before: &[String], after: &[String]) -> (Vec<String>, Vec<String>) {
+    let added = after.iter().filter(|g| !before.contains(g)).cloned().collect();
+    let removed = before.iter().filter(|g| !after.contains(g)).cloned().collect();
+    (added, removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::Timestamp;
+    use ward_core::directory::Directory;
+    use ward_core::policy::PolicySource;
+
+    fn person(name: &str, groups: &[&str], active: bool) -> PersonRecord {
+        PersonRecord {
+            name: name.into(),
+            source: "oidc".into(),
+            subject: None,
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            active,
+            claims_at: Timestamp::UNIX_EPOCH,
+            updated_at: Timestamp::UNIX_EPOCH,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn provider_groups_join_the_configured_ones() {
+        let users = BTreeMap::from([("alice".to_owned(), UserEntry { groups: vec!["payments".into()] })]);
+        let directory = Directory::new(users, BTreeMap::new(), BTreeMap::new()).expect("directory");
+        let base = PolicyEngine::new(directory, &[] as &[PolicySource], &BTreeMap::new()).expect("engine");
+        let people = [
+            person("alice", &["engineering", "payments"], true),
+            person("pat", &["payments-leads"], true),
+            person("gone", &["payments-leads"], false),
+        ];
+        let merged = merge(&base, &people).expect("merged");
+        let directory = merged.directory();
+        assert_eq!(directory.groups_of("alice").into_iter().collect::<Vec<_>>(), ["engineering", "payments"]);
+        assert!(directory.is_member("pat", &["payments-leads".into()]));
+        assert!(directory.user("gone").is_none(), "an inactive person is not added");
+        assert!(base.directory().user("pat").is_none(), "the base is left as it was");
+    }
+
+    #[test]
+    fn changes_of_groups_are_listed_both_ways() {
+        let before = ["a".to_owned(), "b".to_owned()];
+        let after = ["b".to_owned(), "c".to_owned()];
+        assert_eq!(group_changes(&before, &after), (vec!["c".to_owned()], vec!["a".to_owned()]));
+    }
+}
