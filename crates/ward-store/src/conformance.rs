@@ -1391,7 +1391,7 @@ pub async fn people_are_written_once_per_version(store: Arc<dyn Store>) {
     let epoch = store.people_epoch().await.unwrap();
     assert!(store.people().await.unwrap().is_empty());
     store.commit(write("evt_p1", &pat), at).await.unwrap();
-    assert_eq!(store.people().await.unwrap(), [pat.clone()]);
+    assert_eq!(store.people().await.unwrap(), std::slice::from_ref(&pat));
     assert!(store.people_epoch().await.unwrap() > epoch);
     // Two processes saw the same new person: the second finds the name taken.
     assert!(matches!(store.commit(write("evt_p2", &pat), at).await, Err(StoreError::Conflict)));
