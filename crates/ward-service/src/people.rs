@@ -31,7 +31,7 @@ pub fn merge<'a>(
 ) -> Result<PolicyEngine, SnapshotError> {
     let mut snapshot = base.snapshot();
     for person in people.into_iter().filter(|p| p.active) {
-        let entry = snapshot.users.entry(person.name.clone()).or_insert_with(UserEntry::default);
+        let entry = snapshot.users.entry(person.name.clone()).or_default();
         for group in &person.groups {
             if !entry.groups.contains(group) {
                 entry.groups.push(group.clone());
