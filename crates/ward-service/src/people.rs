@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use ward_core::directory::UserEntry;
 use ward_core::policy::{PolicyEngine, SnapshotError};
 use ward_store::PersonRecord;
 
@@ -52,7 +51,7 @@ pub fn group_changes(before: &[String], after: &[String]) -> (Vec<String>, Vec<S
 mod tests {
     use super::*;
     use jiff::Timestamp;
-    use ward_core::directory::Directory;
+    use ward_core::directory::{Directory, UserEntry};
     use ward_core::policy::PolicySource;
 
     fn person(name: &str, groups: &[&str], active: bool) -> PersonRecord {
