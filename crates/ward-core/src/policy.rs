@@ -777,13 +777,27 @@ impl PolicyEngine {
 
     /// `None` when `approver` may not decide a request for `ask` (never the requester);
     /// otherwise the approval stages they count for (`@stage` of the permits that let them).
+    /// Who *could* decide: signed in with MFA, should a policy need it (see
+    /// [`Self::approval_stages_signed_in`] for a decision someone is making now).
     pub fn approval_stages(&self, approver: &str, ask: &RequestAsk<'_>) -> Option<Vec<String>> {
+        self.approval_stages_signed_in(approver, ask, true)
+    }
+
+    /// [`Self::approval_stages`] for an approver deciding now, `mfa` saying whether they
+    /// signed in with more than one factor (`context.mfa`).
+    pub fn approval_stages_signed_in(
+        &self,
+        approver: &str,
+        ask: &RequestAsk<'_>,
+        mfa: bool,
+    ) -> Option<Vec<String>> {
         if approver == ask.requester || self.directory.user(approver).is_none() {
             return None;
         }
         let mut context = self.ask_context(ask);
         context
             .push(("requester".into(), RestrictedExpression::new_entity_uid(self.names.user(ask.requester))));
+        context.push(("mfa".into(), RestrictedExpression::new_bool(mfa)));
         let (decision, reasons) = self.authorize(approver, "approve", ask.resource, context);
         if decision != Decision::Allow {
             return None;

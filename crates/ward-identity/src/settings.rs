@@ -29,6 +29,10 @@ pub struct OidcFile {
     /// Groups not listed keep their names.
     #[serde(default)]
     pub group_map: BTreeMap<String, String>,
+    /// `acr` values that mean a sign-in with more than one factor (besides `amr` holding
+    /// "mfa", which always does).
+    #[serde(default)]
+    pub mfa_acr_values: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -51,6 +55,16 @@ pub struct OidcSettings {
     pub jwks_refresh: Duration,
     pub jwks_min_refresh: Duration,
     pub group_map: BTreeMap<String, String>,
+    pub mfa_acr_values: Vec<String>,
+}
+
+impl OidcSettings {
+    /// Whether `identity` signed in with more than one factor: `amr` holds "mfa" (RFC 8176), or
+    /// `acr` is one of `mfa_acr_values`.
+    pub fn signed_in_with_mfa(&self, identity: &crate::Identity) -> bool {
+        identity.amr.iter().any(|method| method == "mfa")
+            || identity.acr.as_ref().is_some_and(|acr| self.mfa_acr_values.contains(acr))
+    }
 }
 
 /// The signing algorithms ward accepts: asymmetric only. A symmetric one (HS256) would let
@@ -137,6 +151,7 @@ impl OidcFile {
             jwks_refresh,
             jwks_min_refresh: duration("jwks_min_refresh", self.jwks_min_refresh, 30)?,
             group_map: self.group_map,
+            mfa_acr_values: self.mfa_acr_values,
         })
     }
 }

@@ -29,11 +29,17 @@ async fn api(issuer: &str) -> Api {
 /// [`api`] on the data in `dir`: another start of the same ward.
 async fn api_in(dir: Arc<tempfile::TempDir>, issuer: &str) -> Api {
     let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
-    let data = dir.path().display().to_string();
-    let mut config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
+    api_of(&path, dir, issuer).await
+}
+
+/// [`api`] with the configuration at `path`.
+async fn api_of(path: &std::path::Path, dir: Arc<tempfile::TempDir>, issuer: &str) -> Api {
+    let data = dir.path().join("data").display().to_string();
+    let mut config = Config::load(path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
     let oidc = json!({"issuer": issuer, "audience": "ward", "username_claim": "preferred_username"});
     config.oidc = Some(serde_json::from_value::<ward_identity::OidcFile>(oidc).unwrap().resolve().unwrap());
-    let store = Arc::new(SqlStore::open_sqlite(&dir.path().join("ward.db")).await.unwrap());
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Arc::new(SqlStore::open_sqlite(&dir.path().join("data/ward.db")).await.unwrap());
     let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.unwrap();
     broker.record_policies_in_force().await.unwrap();
     Api { app: router(broker.clone(), &HttpSettings::default()), broker, dir }
@@ -199,4 +205,56 @@ async fn people_come_from_the_provider_and_a_group_removed_there_takes_its_right
     let directory = restarted.broker.policy().directory().clone();
     assert_eq!(directory.groups_of("pat").into_iter().collect::<Vec<_>>(), ["engineering"]);
     assert!(events(&restarted, "policy.changed").await.len() == 1, "the same set, not recorded again");
+}
+
+#[tokio::test]
+async fn a_policy_can_require_mfa_to_approve() {
+    let Some(provider) = ward_testkit::oidc_provider() else { return };
+    // The quickstart, plus: unmasked reading is approved only by someone signed in with MFA.
+    let world = tempfile::tempdir().unwrap();
+    let quickstart = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart");
+    for entry in ["ward.toml", "oncall.toml", "policies"] {
+        let copied = std::process::Command::new("cp")
+            .args(["-r", &format!("{quickstart}/{entry}")])
+            .arg(world.path())
+            .status()
+            .unwrap();
+        assert!(copied.success());
+    }
+    let mfa = "forbid (principal, action == Ward::Action::\"approve\", resource == Ward::Resource::\"logs:payments-api\")\n\
+               when { context.role == \"read-unmasked\" } unless { context.mfa };\n";
+    std::fs::write(world.path().join("policies/mfa.cedar"), mfa).unwrap();
+    let api =
+        api_of(&world.path().join("ward.toml"), Arc::new(tempfile::tempdir().unwrap()), provider.issuer())
+            .await;
+    api.wait_ready().await;
+
+    provider.set_account("pat", &["engineering", "payments-leads"], &["pwd"], "pwd").await;
+    let pat = provider.device_token("pat", None).await;
+    let alice = provider.device_token("alice", None).await;
+    let ask = |role: &str| {
+        json!({"resource": "logs:payments-api", "role": role, "duration": "30m",
+               "reason": "INC-7 refunds fail for one merchant", "ticket": "INC-7"})
+    };
+    let approve = |id: &Value| format!("/v1/requests/{}/approve", id.as_str().unwrap());
+    let (status, unmasked) = api.send("POST", "/v1/requests", &alice, Some(ask("read-unmasked"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{unmasked}");
+    let (status, problem) = api.send("POST", &approve(&unmasked["id"]), &pat, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("more than one factor"), "{problem}");
+    // A ward token never counts as MFA, not even an admin's.
+    let bob = api.broker.tokens().mint(&Broker::local_operator("test"), "bob", 600).await.unwrap().0;
+    let (status, _) = api.send("POST", &approve(&unmasked["id"]), &bob, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Masked reading needs no MFA.
+    let (_, masked) = api.send("POST", "/v1/requests", &alice, Some(ask("read"))).await;
+    let (status, body) = api.send("POST", &approve(&masked["id"]), &pat, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // pat signs in again with a second factor.
+    provider.set_account("pat", &["engineering", "payments-leads"], &["pwd", "otp", "mfa"], "mfa").await;
+    let with_mfa = provider.device_token("pat", None).await;
+    let (status, body) = api.send("POST", &approve(&unmasked["id"]), &with_mfa, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["approvals"].as_array().unwrap().len(), 1, "{body}");
 }

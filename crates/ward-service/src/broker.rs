@@ -90,6 +90,9 @@ pub struct Caller {
     pub admin: bool,
     pub auditor: bool,
     pub service: bool,
+    /// Signed in with more than one factor (an identity provider's token that says so); what
+    /// `context.mfa` tells approve policies.
+    pub mfa: bool,
     /// The API token the request came with (none for a local operator): a read that outlives
     /// its request (a followed tail) checks it is still good as it runs.
     pub token: Option<TokenRef>,
@@ -400,6 +403,7 @@ impl Broker {
             admin: directory.is_member(name, &auth.admin_groups),
             auditor: directory.is_member(name, &auth.auditor_groups),
             service: directory.is_member(name, &auth.service_groups),
+            mfa: false,
             token: None,
         })
     }

@@ -205,7 +205,7 @@ impl Broker {
     async fn decision_facts(
         &self,
         request: &AccessRequest,
-        approver: &str,
+        approver: &Caller,
         policy: &PolicyEngine,
         needs: Needs,
     ) -> Result<DecisionFacts, BrokerError> {
@@ -213,7 +213,16 @@ impl Broker {
         if needs == Needs::Nothing {
             return Ok(facts);
         }
-        facts.stages = policy.approval_stages(approver, &RequestAsk::of(request));
+        let ask = RequestAsk::of(request);
+        facts.stages = policy.approval_stages_signed_in(&approver.name, &ask, approver.mfa);
+        if facts.stages.is_none() && !approver.mfa && policy.approval_stages(&approver.name, &ask).is_some() {
+            return Err(BrokerError::Forbidden(
+                "deciding this request needs a sign-in with more than one factor (`context.mfa`): sign in \
+                 through the identity provider with MFA (`ward login`); a ward token never counts as one"
+                    .into(),
+            ));
+        }
+        let approver = approver.name.as_str();
         if needs == Needs::Eligibility {
             return Ok(facts);
         }
@@ -316,7 +325,7 @@ impl Broker {
         for _ in 0..MAX_ATTEMPTS {
             let request = self.load_request(id).await?;
             let policy = self.policy();
-            let facts = self.decision_facts(&request, &caller.name, &policy, needs).await?;
+            let facts = self.decision_facts(&request, caller, &policy, needs).await?;
             match decide(&mut RandomIds, request.clone(), &policy, &facts, self.now()) {
                 Err(error) => {
                     self.record_refusal(

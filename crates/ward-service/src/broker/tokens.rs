@@ -42,6 +42,7 @@ impl Broker {
             admin: true,
             auditor: true,
             service: false,
+            mfa: false,
             token: None,
         }
     }
@@ -216,9 +217,10 @@ impl Tokens<'_> {
         let caller = broker.caller(&identity.username).ok_or_else(|| {
             BrokerError::Unavailable(format!("`{}` was recorded but is not in force", identity.username))
         })?;
+        let mfa = verifier.settings().signed_in_with_mfa(&identity);
         let token =
             TokenRef { id: identity.token_id, expires_at: identity.expires_at, proof: TokenProof::Oidc };
-        Ok(Caller { token: Some(token), ..caller })
+        Ok(Caller { token: Some(token), mfa, ..caller })
     }
 
     /// Checks that a token a caller authenticated with is still good now, as a request with it
