@@ -398,6 +398,17 @@ pub struct ResourceView {
     pub roles: Vec<String>,
 }
 
+/// Where to sign in: the identity provider ward trusts, for `ward login` (no token needed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IdentityProvider {
+    /// The OpenID provider's issuer; its discovery document is at
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// The public client to sign in as (none: this ward takes tokens but offers no sign-in).
+    pub client_id: Option<String>,
+    pub scopes: Vec<String>,
+}
+
 /// Who the token belongs to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WhoAmI {

@@ -15,6 +15,11 @@ pub struct OidcFile {
     pub issuer: String,
     /// One audience or several; a token must name one of them in `aud`.
     pub audience: OneOrMany,
+    /// The public client `ward login` signs in as (registered at the provider as a native app
+    /// with the device flow, or a loopback redirect `http://127.0.0.1/callback`).
+    pub client_id: Option<String>,
+    /// The scopes `ward login` asks for (default: openid, offline_access).
+    pub login_scopes: Option<Vec<String>>,
     pub username_claim: Option<String>,
     pub groups_claim: Option<String>,
     pub algorithms: Option<Vec<String>>,
@@ -48,6 +53,8 @@ pub struct OidcSettings {
     /// Exactly as the provider writes it in `iss` and in its discovery document.
     pub issuer: String,
     pub audiences: Vec<String>,
+    pub client_id: Option<String>,
+    pub login_scopes: Vec<String>,
     pub username_claim: String,
     pub groups_claim: String,
     pub algorithms: Vec<Algorithm>,
@@ -141,9 +148,19 @@ impl OidcFile {
                 ),
             ));
         }
+        let login_scopes =
+            self.login_scopes.unwrap_or_else(|| vec!["openid".into(), "offline_access".into()]);
+        if login_scopes.iter().any(|s| s.is_empty() || s.contains(char::is_whitespace)) {
+            return Err(invalid("login_scopes", "each scope is one word"));
+        }
+        if self.client_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
+            return Err(invalid("client_id", "name the client registered at the provider"));
+        }
         Ok(OidcSettings {
             issuer,
             audiences,
+            client_id: self.client_id,
+            login_scopes,
             username_claim: claim("username_claim", self.username_claim, DEFAULT_USERNAME_CLAIM)?,
             groups_claim: claim("groups_claim", self.groups_claim, DEFAULT_GROUPS_CLAIM)?,
             algorithms,

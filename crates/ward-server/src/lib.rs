@@ -53,7 +53,7 @@ pub use problem::ApiError;
         handlers::whoami, handlers::explain, handlers::reload_policies, handlers::list_tokens, handlers::revoke_token, logs::search, logs::tail, logs::push, logs::push_otlp,
         findings::list_findings, findings::get_finding, findings::acknowledge, findings::resolve, findings::dismiss,
         findings::list_rules, findings::run_rules, grant_audit::audit, credentials::issue, debug_windows::follow, insights::insights,
-        reports::make, slack::action, healthz, readyz
+        reports::make, slack::action, healthz, readyz, identity_provider
     ),
     modifiers(&BearerAuth),
     tags((name = "requests"), (name = "grants"), (name = "access"), (name = "logs"), (name = "audit"), (name = "findings"), (name = "reports"), (name = "operations"), (name = "integrations"))
@@ -269,6 +269,7 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .layer(Extension(ward_monitor::Insights::new(broker.clone())))
         .layer(Extension(ward_report::Reports::new(broker.clone())))
         .layer(Extension(settings.slack.clone()));
+    let v1 = v1.route("/identity", get(identity_provider));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).layer(Extension(readiness)))
@@ -344,6 +345,30 @@ async fn record_metrics(request: Request, next: Next) -> Response {
     metrics::counter!("ward_http_requests_total", "route" => route, "method" => method, "status" => status)
         .increment(1);
     response
+}
+
+/// Where `ward login` signs in; asked before there is any token, so it needs none.
+#[utoipa::path(get, path = "/v1/identity", tag = "operations",
+    responses((status = 200, body = ward_api::IdentityProvider),
+        (status = 404, body = ward_api::Problem, description = "no identity provider is configured")))]
+async fn identity_provider(State(broker): State<Arc<Broker>>) -> Response {
+    match broker.identity() {
+        Some(verifier) => {
+            let settings = verifier.settings();
+            Json(ward_api::IdentityProvider {
+                issuer: settings.issuer.clone(),
+                client_id: settings.client_id.clone(),
+                scopes: settings.login_scopes.clone(),
+            })
+            .into_response()
+        }
+        None => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "this ward has no identity provider ([identity.oidc]); use an API token (WARD_TOKEN)",
+        )
+        .into_response(),
+    }
 }
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]

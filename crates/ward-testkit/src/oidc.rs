@@ -124,6 +124,24 @@ impl TestProvider {
         signed["token"].as_str().unwrap().to_owned()
     }
 
+    /// Confirms a device flow's `user_code` as `login`, as a person would in a browser.
+    pub async fn confirm_device_code(&self, user_code: &str, login: &str) {
+        self.post("device", json!({"user_code": user_code, "login": login})).await;
+    }
+
+    /// Follows an authorization URL as `login` signing in, up to the redirect back to the
+    /// client (its `redirect_uri`), which is returned with its `code` and `state`.
+    pub async fn authorize(&self, url: &str, login: &str) -> String {
+        let (_, query) = url.split_once('?').unwrap();
+        let redirect_uri = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("redirect_uri="))
+            .map(|v| v.replace("%3A", ":").replace("%2F", "/"))
+            .unwrap();
+        let out = self.post("authorize", json!({"url": url, "login": login, "stop_at": redirect_uri})).await;
+        out["redirect"].as_str().unwrap_or_else(|| panic!("no redirect: {out}")).to_owned()
+    }
+
     /// The provider's discovery document.
     pub async fn discovery(&self) -> Value {
         let url = format!("{}/.well-known/openid-configuration", self.issuer);
@@ -147,7 +165,7 @@ impl TestProvider {
         let endpoint = discovery["device_authorization_endpoint"].as_str().unwrap();
         let started: Value = http.post(endpoint).form(&form).send().await.unwrap().json().await.unwrap();
         let user_code = started["user_code"].as_str().unwrap_or_else(|| panic!("no user code: {started}"));
-        self.post("device", json!({"user_code": user_code, "login": login})).await;
+        self.confirm_device_code(user_code, login).await;
         let device_code = started["device_code"].as_str().unwrap();
         let grant = [
             ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),

@@ -254,8 +254,19 @@ pub enum Command {
     },
     /// The resources you can ask for.
     Resources,
-    /// Who your token belongs to.
+    /// Who your token belongs to, and how you signed in.
     Whoami,
+    /// Sign in through the identity provider this ward trusts (`[identity.oidc]`); later
+    /// commands use the session when WARD_TOKEN is unset. Kept in a file only you can read
+    /// ($WARD_SESSION, else $XDG_CONFIG_HOME/ward/session.json).
+    Login {
+        /// device: a code shown here, confirmed in any browser; browser: a browser on this
+        /// machine, back to a loopback listener; auto: device where the provider offers it.
+        #[arg(long, value_enum, default_value_t = crate::login::Flow::Auto)]
+        flow: crate::login::Flow,
+    },
+    /// Forget the session `ward login` kept.
+    Logout,
 }
 
 #[derive(Debug, Args)]

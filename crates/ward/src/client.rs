@@ -107,11 +107,29 @@ impl Client {
     ) -> Result<(Value, Option<String>), CliError> {
         let token = self.token.as_deref().filter(|t| !t.is_empty()).ok_or_else(|| {
             CliError::Usage(
-                "no token: set WARD_TOKEN or pass --token (an admin creates one with `ward admin token create USER`)".into(),
+                "no token: sign in with `ward login`, or set WARD_TOKEN or pass --token (an admin creates \
+                 one with `ward admin token create USER`)"
+                    .into(),
             )
         })?;
-        let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url).bearer_auth(token).query(query).timeout(timeout);
+        let request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
+        self.send(request, query, body, timeout).await
+    }
+
+    /// A GET of what ward tells anyone, before any token (`/v1/identity`).
+    pub async fn get_public(&self, path: &str) -> Result<Value, CliError> {
+        let request = self.http.get(format!("{}{path}", self.base));
+        self.send(request, &[], None::<&()>, CALL_TIMEOUT).await.map(|(value, _)| value)
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        query: &[(&str, String)],
+        body: Option<&impl Serialize>,
+        timeout: Duration,
+    ) -> Result<(Value, Option<String>), CliError> {
+        let mut request = request.query(query).timeout(timeout);
         if let Some(body) = body {
             request = request.json(body);
         }

@@ -12,6 +12,7 @@ mod grant_audit;
 mod history;
 mod insights;
 mod local;
+mod login;
 mod output;
 mod progress;
 mod report;
@@ -159,6 +160,13 @@ fn one_config(before: Option<PathBuf>, after: Option<PathBuf>) -> Result<Option<
     }
 }
 
+/// Whether the command asks the server with a token (what a kept session is renewed for).
+fn talks_to_server(command: &Command) -> bool {
+    !reads_config(command)
+        && !matches!(command, Command::Quickstart { .. } | Command::Login { .. } | Command::Logout)
+        && !matches!(command, Command::Report(args) if args.command.is_some())
+}
+
 /// Whether the command reads a configuration file (the others talk to a server).
 fn reads_config(command: &Command) -> bool {
     matches!(
@@ -173,7 +181,13 @@ fn reads_config(command: &Command) -> bool {
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let global = cli.global;
     let json = global.output == Output::Json;
-    let client = || Client::new(&global.url, global.token.clone(), global.ca_file.as_deref());
+    // Without a token given, the session `ward login` kept for this server, renewed if due.
+    let token = match (&global.token, talks_to_server(&cli.command)) {
+        (Some(token), _) => Some(token.clone()),
+        (None, true) => login::session_token(&global.url).await?,
+        (None, false) => None,
+    };
+    let client = || Client::new(&global.url, token.clone(), global.ca_file.as_deref());
     if global.config.is_some() && !reads_config(&cli.command) {
         return Err(CliError::Usage(if matches!(cli.command, Command::Quickstart { .. }) {
             "quickstart serves its own demo world; serve a configuration with `ward serve --config FILE`"
@@ -606,6 +620,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Login { flow } => {
+            login::login(&global.url, global.ca_file.as_deref(), flow, json).await.map(|()| ExitCode::SUCCESS)
+        }
+        Command::Logout => login::logout(json).await.map(|()| ExitCode::SUCCESS),
         Command::Whoami => {
             let value = client()?.get("/v1/whoami", &[]).await?;
             if json {

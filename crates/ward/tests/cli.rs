@@ -1907,3 +1907,130 @@ fn a_postgres_role_grant_gives_psql_a_login_for_the_window_only() {
     assert!(reasons.contains("its database login was taken back"), "{reasons}");
     assert!(!issued.to_string().contains(login["password"].as_str().unwrap()));
 }
+
+/// `ward login` as a person would run it, with `session` as the session file; stderr piped (it
+/// shows the code or the URL to open).
+fn login(server: &Server, session: &Path, flow: &str) -> Child {
+    Command::new(WARD)
+        .args(["login", "--flow", flow, "-o", "json"])
+        .env("WARD_URL", &server.url)
+        .env("WARD_SESSION", session)
+        .env_remove("WARD_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The first line of `child`'s stderr that starts with `prefix` (without it), and the line
+/// after it.
+fn stderr_lines(child: &mut Child, prefix: &str) -> (String, String) {
+    use std::io::BufRead;
+    let stderr = child.stderr.as_mut().unwrap();
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let mut next = || lines.next().expect("stderr ended first").unwrap();
+    loop {
+        if let Some(rest) = next().strip_prefix(prefix) {
+            return (rest.trim().to_owned(), next());
+        }
+    }
+}
+
+/// A command with the kept session (no token).
+fn with_session(server: &Server, session: &Path, args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(WARD)
+        .args(args)
+        .args(["-o", "json"])
+        .env("WARD_URL", &server.url)
+        .env("WARD_SESSION", session)
+        .env_remove("WARD_TOKEN")
+        .output()
+        .unwrap();
+    let value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap(), value, stderr(&out))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_through_the_identity_provider_and_out_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(provider) = ward_testkit::oidc_provider() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let world = dir.path().join("quickstart");
+    copy_dir(&PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart")), &world);
+    let oidc = format!(
+        "\n[identity.oidc]\nissuer = \"{}\"\naudience = \"ward\"\nclient_id = \"{}\"\n\
+         username_claim = \"preferred_username\"\n",
+        provider.issuer(),
+        provider.client_id()
+    );
+    let mut toml = std::fs::read_to_string(world.join("ward.toml")).unwrap();
+    toml.push_str(&oidc);
+    std::fs::write(world.join("ward.toml"), toml).unwrap();
+    let server = Server::start_in(dir, Vec::new());
+    let home = tempfile::tempdir().unwrap();
+    let session = home.path().join("ward/session.json");
+
+    // The device flow: the code is shown, confirmed in the provider's (test) browser.
+    provider.set_ttl(30).await;
+    let mut signing_in = login(&server, &session, "auto");
+    let (_, confirm) = stderr_lines(&mut signing_in, "To sign in, open");
+    let code = confirm.strip_prefix("and confirm the code: ").unwrap();
+    provider.confirm_device_code(code, "alice").await;
+    let out = signing_in.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let me: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&me["name"], &me["via"]), (&json!("alice"), &json!("oidc")), "{me}");
+    let mode = std::fs::metadata(&session).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the session is its owner's alone");
+
+    // Later commands use it; with 30 s left (under a minute), each renews it first.
+    let kept: Value = serde_json::from_str(&std::fs::read_to_string(&session).unwrap()).unwrap();
+    let (code, me, err) = with_session(&server, &session, &["whoami"]);
+    assert_eq!((code, &me["name"]), (0, &json!("alice")), "{err}");
+    let renewed: Value = serde_json::from_str(&std::fs::read_to_string(&session).unwrap()).unwrap();
+    assert_ne!(renewed["access_token"], kept["access_token"], "renewed with the refresh token");
+    let (code, requested, err) = with_session(
+        &server,
+        &session,
+        &[
+            "request",
+            "logs:payments-api",
+            "--role",
+            "read",
+            "--for",
+            "30m",
+            "--reason",
+            "INC-9 card declines",
+        ],
+    );
+    assert_eq!(code, 0, "{err} {requested}");
+
+    // The session is for that server only: another URL never gets the token.
+    let elsewhere = Command::new(WARD)
+        .args(["whoami"])
+        .env("WARD_URL", "http://127.0.0.1:9")
+        .env("WARD_SESSION", &session)
+        .env_remove("WARD_TOKEN")
+        .output()
+        .unwrap();
+    assert!(stderr(&elsewhere).contains("no token: sign in with `ward login`"), "{}", stderr(&elsewhere));
+
+    // The browser flow, back to a loopback listener (bob, this time).
+    let mut signing_in = login(&server, &session, "browser");
+    let (_, url) = stderr_lines(&mut signing_in, "To sign in, open this in a browser");
+    let redirect = provider.authorize(&url, "bob").await;
+    assert!(redirect.contains("code="), "{redirect}");
+    let page = reqwest::get(&redirect).await.unwrap().text().await.unwrap();
+    assert_eq!(page, "Signed in to ward. You can close this window.");
+    let out = signing_in.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (_, me, _) = with_session(&server, &session, &["whoami"]);
+    assert_eq!(me["name"], "bob");
+
+    let (code, out, _) = with_session(&server, &session, &["logout"]);
+    assert_eq!((code, &out["signed_out"]), (0, &json!(true)));
+    assert!(!session.exists());
+    let (code, _, err) = with_session(&server, &session, &["whoami"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("ward login"), "{err}");
+}
