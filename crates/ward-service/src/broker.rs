@@ -42,7 +42,7 @@ pub use auth::PolicyReload;
 pub use checkpoints::note_key_id;
 pub use explain::DEFAULT_WHAT_IF_DURATION_SECONDS;
 pub use logs::{DEFAULT_LOG_LIMIT, LogItem, LogQuery, LogResult};
-pub use people::Claimed;
+pub use people::{Claimed, PEOPLE_STALENESS};
 pub use requests::DecisionFacts;
 pub use tokens::{MAX_TOKENS_LISTED, Tokens, token_view};
 pub use visibility::{GrantListing, Page, RequestListing};
@@ -246,6 +246,10 @@ pub struct Broker {
     base_policy: RwLock<Arc<PolicyEngine>>,
     /// People from the identity provider, as this process last read or wrote them.
     people: RwLock<crate::people::KnownPeople>,
+    /// When this process last compared its view of people with the store's (ward's clock), and
+    /// one comparison at a time.
+    people_checked: std::sync::Mutex<Option<Timestamp>>,
+    people_checking: tokio::sync::Mutex<()>,
     /// Set once by whoever knows where the policies come from; without it there is no reload.
     policy_loader: std::sync::OnceLock<PolicyLoader>,
     /// One reload at a time, so each records the set it replaced.
@@ -316,6 +320,8 @@ impl Broker {
             policy: RwLock::new(policy.clone()),
             base_policy: RwLock::new(policy),
             people: RwLock::default(),
+            people_checked: std::sync::Mutex::new(None),
+            people_checking: tokio::sync::Mutex::new(()),
             policy_loader: std::sync::OnceLock::new(),
             reloading: tokio::sync::Mutex::new(()),
             settings,

@@ -160,6 +160,7 @@ on_both_backends!(
     explain_says_what_would_happen_and_files_nothing,
     policies_reload_and_a_set_that_does_not_load_changes_nothing,
     every_grant_names_the_policy_set_that_allowed_it,
+    people_from_the_provider_reach_every_process_within_a_second,
 );
 
 #[path = "broker/gateway.rs"]
@@ -169,6 +170,44 @@ mod workflows;
 
 #[path = "broker/rsyslog.rs"]
 mod rsyslog;
+
+/// Two ward processes on one store: what the identity provider's tokens said about someone on
+/// one is in force on the other within `PEOPLE_STALENESS`, and recorded once.
+async fn people_from_the_provider_reach_every_process_within_a_second(store: Arc<dyn Store>) {
+    use ward_service::broker::{Claimed, PEOPLE_STALENESS};
+    let a = World::new(store.clone()).await;
+    let b = World::new(store.clone()).await;
+    let claims = |groups: &[&str], at: Timestamp| Claimed {
+        name: "pat".into(),
+        subject: "00u1".into(),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        at,
+        issuer: "https://id.example.com".into(),
+    };
+    let leads = |w: &World| w.broker.policy().directory().is_member("pat", &["payments-leads".into()]);
+    a.broker.observe_person(&claims(&["engineering", "payments-leads"], t0())).await.unwrap();
+    let operator = Broker::local_operator("test");
+    let (token, _) = a.broker.tokens().mint(&operator, "pat", 3600).await.unwrap();
+    // b had never heard of pat: its first request reads the people again.
+    let pat = b.broker.tokens().authenticate(&token).await.unwrap();
+    assert_eq!(pat.name, "pat");
+    assert!(leads(&b));
+
+    // The provider takes pat out of payments-leads; a's next token from pat says so.
+    a.broker.observe_person(&claims(&["engineering"], t0() + SignedDuration::from_secs(5))).await.unwrap();
+    assert!(!leads(&a));
+    b.broker.tokens().authenticate(&token).await.unwrap();
+    assert!(leads(&b), "within the staleness bound b may not know yet");
+    b.clock.advance(PEOPLE_STALENESS);
+    b.broker.tokens().authenticate(&token).await.unwrap();
+    assert!(!leads(&b), "past it, b knows");
+    // b seeing the same claims again records nothing: a did.
+    b.broker.observe_person(&claims(&["engineering"], t0() + SignedDuration::from_secs(5))).await.unwrap();
+    let events = a.events().await;
+    let recorded = |t: EventType| events.iter().filter(|e| e.event_type == t).count();
+    assert_eq!(recorded(EventType::DirectoryUserCreated), 1);
+    assert_eq!(recorded(EventType::DirectoryUserUpdated), 1);
+}
 
 async fn every_grant_names_the_policy_set_that_allowed_it(store: Arc<dyn Store>) {
     let w = World::new(store).await;

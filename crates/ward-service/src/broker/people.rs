@@ -27,6 +27,10 @@ pub struct Claimed {
 /// How many times a change is tried again when another process recorded one first.
 const ATTEMPTS: usize = 3;
 
+/// The longest a process goes on with its view of people after another process changed them
+/// (someone's groups taken away at the provider and recorded elsewhere).
+pub const PEOPLE_STALENESS: SignedDuration = SignedDuration::from_secs(1);
+
 impl Broker {
     /// Reads the people the store holds and puts them in force here, merged with the
     /// configuration's (at start, and whenever the store's people epoch moved).
@@ -55,6 +59,28 @@ impl Broker {
     pub(super) fn put_in_force(&self, base: PolicyEngine, merged: PolicyEngine) {
         *self.base_policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(base);
         *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(merged);
+    }
+
+    /// Catches up with people another process recorded, when this process last looked more
+    /// than [`PEOPLE_STALENESS`] ago: one read of the store's people epoch, and the people
+    /// again only when it moved. Every authenticated request passes here.
+    pub(super) async fn catch_up_on_people(&self) -> Result<(), BrokerError> {
+        let due = |checked: &Option<Timestamp>| checked.is_none_or(|at| self.now() >= at + PEOPLE_STALENESS);
+        if !due(&self.people_checked.lock().unwrap_or_else(PoisonError::into_inner)) {
+            return Ok(());
+        }
+        let _one_at_a_time = self.people_checking.lock().await;
+        if !due(&self.people_checked.lock().unwrap_or_else(PoisonError::into_inner)) {
+            return Ok(());
+        }
+        let started = self.now();
+        let epoch = self.store.people_epoch().await?;
+        if epoch != self.people.read().unwrap_or_else(PoisonError::into_inner).epoch {
+            let _no_change_meanwhile = self.reloading.lock().await;
+            self.load_people().await?;
+        }
+        *self.people_checked.lock().unwrap_or_else(PoisonError::into_inner) = Some(started);
+        Ok(())
     }
 
     /// Makes what `claimed` says about its bearer what is in force, recording it when it is

@@ -170,6 +170,7 @@ impl Tokens<'_> {
     /// Resolves a bearer token to its caller: a ward token, or a JWT from the configured
     /// identity provider.
     pub async fn authenticate(&self, token: &str) -> Result<Caller, BrokerError> {
+        self.broker.catch_up_on_people().await?;
         if ward_identity::looks_like_jwt(token) {
             return self.authenticate_jwt(token).await;
         }
