@@ -41,6 +41,8 @@ pub struct Discovery {
     pub token_endpoint: Option<String>,
     #[serde(default)]
     pub device_authorization_endpoint: Option<String>,
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
 }
 
 pub(crate) struct ProviderClient {

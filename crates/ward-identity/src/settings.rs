@@ -66,6 +66,11 @@ pub struct OidcSettings {
 }
 
 impl OidcSettings {
+    /// `leeway` as a signed span, to add to and take from times.
+    pub fn leeway_span(&self) -> jiff::SignedDuration {
+        jiff::SignedDuration::try_from(self.leeway).unwrap_or(jiff::SignedDuration::ZERO)
+    }
+
     /// Whether `identity` signed in with more than one factor: `amr` holds "mfa" (RFC 8176), or
     /// `acr` is one of `mfa_acr_values`.
     pub fn signed_in_with_mfa(&self, identity: &crate::Identity) -> bool {

@@ -1,7 +1,7 @@
 //! One bearer JWT checked against the provider's keys and ward's settings: no I/O, `now` from
 //! the caller (ward's clock), so every refusal is a plain function of its inputs.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
@@ -122,7 +122,7 @@ pub(crate) fn verify(
         })?
         .claims;
 
-    let leeway = SignedDuration::try_from(settings.leeway).unwrap_or(SignedDuration::ZERO);
+    let leeway = settings.leeway_span();
     let expires_at = time_claim(&claims, "exp")?.ok_or_else(|| claim_error("exp", "is missing"))?;
     if now >= expires_at + leeway {
         return Err(IdentityError::Expired(expires_at));

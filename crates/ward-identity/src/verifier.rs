@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
 use crate::keys::KeySet;
 use crate::provider::{Discovery, FetchError, ProviderClient};
@@ -160,8 +160,7 @@ impl OidcVerifier {
         let digest = token::digest(token);
         let remembered = self.verified.lock().unwrap_or_else(PoisonError::into_inner).get(&digest).cloned();
         if let Some(identity) = remembered {
-            let leeway = SignedDuration::try_from(self.settings.leeway).unwrap_or(SignedDuration::ZERO);
-            if now >= identity.expires_at + leeway {
+            if now >= identity.expires_at + self.settings.leeway_span() {
                 return Err(IdentityError::Expired(identity.expires_at));
             }
             return Ok(identity);

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use ward_api::IdentityProvider;
+use ward_identity::Discovery;
 
 use crate::client::{CliError, Client};
 
@@ -104,19 +105,6 @@ fn write_session(session: &Session) -> Result<(), CliError> {
     std::fs::rename(&partial, &path).map_err(|e| failed(&e))
 }
 
-/// The provider's endpoints, from its discovery document.
-#[derive(Debug, Deserialize)]
-struct Endpoints {
-    issuer: String,
-    token_endpoint: String,
-    #[serde(default)]
-    authorization_endpoint: Option<String>,
-    #[serde(default)]
-    device_authorization_endpoint: Option<String>,
-    #[serde(default)]
-    revocation_endpoint: Option<String>,
-}
-
 /// A token endpoint's answer (RFC 6749 §5.1, §5.2).
 #[derive(Debug, Deserialize)]
 struct TokenAnswer {
@@ -186,22 +174,24 @@ pub async fn login(
     })?;
     let http = provider_http()?;
     let discovery = format!("{}/.well-known/openid-configuration", provider.issuer.trim_end_matches('/'));
-    let endpoints: Endpoints = get_json(&http, &discovery).await?;
+    let endpoints: Discovery = get_json(&http, &discovery).await?;
     if endpoints.issuer != provider.issuer {
         return Err(CliError::Usage(format!(
             "{discovery} names the issuer {}, not {}",
             endpoints.issuer, provider.issuer
         )));
     }
+    let token_endpoint = endpoints
+        .token_endpoint
+        .clone()
+        .ok_or_else(|| CliError::Usage(format!("{discovery} names no token_endpoint")))?;
     let scope = provider.scopes.join(" ");
     let device = match flow {
         Flow::Device | Flow::Auto => endpoints.device_authorization_endpoint.as_deref(),
         Flow::Browser => None,
     };
     let answer = match (device, flow) {
-        (Some(endpoint), _) => {
-            device_flow(&http, endpoint, &endpoints.token_endpoint, &client_id, &scope).await?
-        }
+        (Some(endpoint), _) => device_flow(&http, endpoint, &token_endpoint, &client_id, &scope).await?,
         (None, Flow::Device) => {
             return Err(CliError::Usage(format!(
                 "{} offers no device flow; try --flow browser",
@@ -215,8 +205,7 @@ pub async fn login(
                     provider.issuer
                 ))
             })?;
-            browser_flow(&http, authorize, &endpoints.token_endpoint, &client_id, &scope, &provider.issuer)
-                .await?
+            browser_flow(&http, authorize, &token_endpoint, &client_id, &scope, &provider.issuer).await?
         }
     };
     let session = session_from(
@@ -226,7 +215,7 @@ pub async fn login(
             server: server.clone(),
             issuer: provider.issuer.clone(),
             client_id,
-            token_endpoint: endpoints.token_endpoint.clone(),
+            token_endpoint: token_endpoint.clone(),
             revocation_endpoint: endpoints.revocation_endpoint.clone(),
             access_token: String::new(),
             refresh_token: None,
