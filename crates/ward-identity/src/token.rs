@@ -52,10 +52,16 @@ pub(crate) struct Header {
     pub algorithm: Algorithm,
 }
 
-pub(crate) fn read_header(token: &str, settings: &OidcSettings) -> Result<Header, IdentityError> {
+/// Refuses a token too long to read (before it is hashed or parsed).
+pub(crate) fn check_length(token: &str) -> Result<(), IdentityError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(IdentityError::Malformed(format!("the token is longer than {MAX_TOKEN_BYTES} bytes")));
     }
+    Ok(())
+}
+
+pub(crate) fn read_header(token: &str, settings: &OidcSettings) -> Result<Header, IdentityError> {
+    check_length(token)?;
     if !looks_like_jwt(token) {
         return Err(IdentityError::Malformed("the token is not a JWT".into()));
     }

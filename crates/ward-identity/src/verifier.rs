@@ -151,12 +151,7 @@ impl OidcVerifier {
 
     /// Who `token` says its bearer is, at `now`.
     pub async fn verify(&self, token: &str, now: Timestamp) -> Result<Identity, IdentityError> {
-        if token.len() > token::MAX_TOKEN_BYTES {
-            return Err(IdentityError::Malformed(format!(
-                "the token is longer than {} bytes",
-                token::MAX_TOKEN_BYTES
-            )));
-        }
+        token::check_length(token)?;
         let digest = token::digest(token);
         let remembered = self.verified.lock().unwrap_or_else(PoisonError::into_inner).get(&digest).cloned();
         if let Some(identity) = remembered {

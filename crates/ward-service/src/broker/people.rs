@@ -43,9 +43,14 @@ impl Broker {
     fn install_people(&self, known: KnownPeople) -> Result<(), BrokerError> {
         let base = self.base_policy.read().unwrap_or_else(PoisonError::into_inner).clone();
         let engine = merge(&base, known.by_name.values()).map_err(unloadable)?;
+        self.put_people_in_force(engine, known);
+        Ok(())
+    }
+
+    /// `engine` (the base merged with `known`) and `known` become what this process decides by.
+    fn put_people_in_force(&self, engine: PolicyEngine, known: KnownPeople) {
         *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(engine);
         *self.people.write().unwrap_or_else(PoisonError::into_inner) = known;
-        Ok(())
     }
 
     /// `base` (policies and people from the configuration) with the people from the provider
@@ -181,8 +186,7 @@ impl Broker {
         // This process's view moves with its own write; another write since shows as an epoch
         // that moved by more, and is read on the next miss.
         known.epoch += 1;
-        *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(engine);
-        *self.people.write().unwrap_or_else(PoisonError::into_inner) = known;
+        self.put_people_in_force(engine, known);
         Ok(())
     }
 }
