@@ -387,6 +387,10 @@ pub struct TokenView {
     pub last_used_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
     pub revoked_by: Option<String>,
+    /// What it may be used for: `check`, `push`, `read`, `admin` (everything its user's roles
+    /// allow).
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// A resource access can be asked for.
@@ -424,6 +428,12 @@ pub struct WhoAmI {
     pub issuer: Option<String>,
     /// When the credential the request came with stops working.
     pub expires_at: Option<Timestamp>,
+    /// ward's own roles the caller holds: `requester`, `approver`, `auditor`, `admin`, `service`.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// What the credential may be used for (`admin`: everything the roles allow).
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 /// RFC 9457 problem details.

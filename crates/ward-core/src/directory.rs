@@ -40,7 +40,7 @@ pub enum DirectoryError {
     #[error("group `{0}` is its own ancestor")]
     GroupCycle(String),
     #[error(
-        "user name `{0}` is reserved: ward records its own actions and anonymous calls under it; choose another"
+        "user name `{0}` is reserved: ward records its own actions, anonymous calls or service principals under it; choose another"
     )]
     ReservedUser(String),
 }
@@ -51,6 +51,7 @@ pub fn is_reserved_user_name(name: &str) -> bool {
     name == crate::SYSTEM_ACTOR
         || name == crate::ANONYMOUS_ACTOR
         || name.starts_with(crate::LOCAL_ACTOR_PREFIX)
+        || name.starts_with(crate::SERVICE_PRINCIPAL_PREFIX)
 }
 
 /// What a new directory changes about people, for the record (`directory.reloaded`).

@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod merkle;
 pub mod model;
 pub mod policy;
+pub mod scope;
 pub mod seal;
 pub mod verify;
 pub mod webhook;

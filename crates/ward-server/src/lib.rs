@@ -3,6 +3,7 @@
 //! HTTP.
 
 mod auth;
+pub mod authz;
 mod credentials;
 mod debug_windows;
 mod findings;
@@ -24,7 +25,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Extension, MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -34,7 +35,7 @@ use sha2::{Digest, Sha256};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use ward_api::Health;
 use ward_service::Broker;
@@ -73,6 +74,11 @@ impl utoipa::Modify for BearerAuth {
         let common = [
             ("400", "malformed request: bad JSON syntax or query"),
             ("401", "no token, or an unknown or expired one"),
+            (
+                "403",
+                "the caller's ward roles (`x-ward-roles`) or the token's scopes do not cover the operation \
+                 (`role-required`, `insufficient-scope`), or the case is not theirs",
+            ),
             ("503", "the store or the audit log cannot be written, so nothing was done"),
         ];
         for (path, item) in openapi.paths.paths.iter_mut() {
@@ -90,7 +96,20 @@ impl utoipa::Modify for BearerAuth {
                 continue;
             }
             let unknown_id = path.contains("{id}").then_some(("404", "no such request or grant"));
-            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+            for (method, operation) in [(Method::GET, &mut item.get), (Method::POST, &mut item.post)] {
+                let Some(operation) = operation else { continue };
+                // Who may call it, from the table that decides it (`authz.rs`): the scope a
+                // token needs as the bearer requirement's role (OpenAPI 3.1), ward's roles as
+                // `x-ward-roles`.
+                if operation.security.is_some()
+                    && let Some(rule) = authz::rule_for(&method, path)
+                {
+                    let scopes = rule.scope.map(|scope| scope.as_str());
+                    operation.security = Some(vec![SecurityRequirement::new("bearer", scopes)]);
+                    let roles: Vec<&str> = rule.roles.iter().map(|role| role.as_str()).collect();
+                    let extensions = operation.extensions.get_or_insert_with(Default::default);
+                    extensions.insert("x-ward-roles".to_owned(), roles.into());
+                }
                 let with_body = [
                     ("413", "the body is larger than max_body_bytes"),
                     ("415", "the body is not application/json"),

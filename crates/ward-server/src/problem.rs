@@ -17,11 +17,14 @@ pub struct ApiError {
     pub detail: String,
     /// Seconds for a `Retry-After` header (429).
     pub retry_after: Option<u64>,
+    /// A `WWW-Authenticate` challenge other than the plain one a 401 gets (a 403 for a token
+    /// without the scope needed, RFC 6750 §3.1).
+    pub challenge: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, slug, detail: detail.into(), retry_after: None }
+        Self { status, slug, detail: detail.into(), retry_after: None, challenge: None }
     }
 
     pub fn unauthenticated(detail: impl Into<String>) -> Self {
@@ -44,10 +47,13 @@ impl IntoResponse for ApiError {
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"ward\""));
+        let challenge = match &self.challenge {
+            Some(challenge) => HeaderValue::from_str(challenge).ok(),
+            None => (self.status == StatusCode::UNAUTHORIZED)
+                .then_some(HeaderValue::from_static("Bearer realm=\"ward\"")),
+        };
+        if let Some(challenge) = challenge {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

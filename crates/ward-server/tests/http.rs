@@ -60,7 +60,7 @@ impl Api {
     }
 
     async fn token(&self, user: &str) -> String {
-        self.broker.tokens().mint(&Broker::local_operator("test"), user, 3600).await.unwrap().0
+        self.broker.tokens().mint(&Broker::local_operator("test"), user, 3600, None).await.unwrap().0
     }
 
     async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<String>) -> Answer {
@@ -841,7 +841,7 @@ async fn pushed_logs_are_checked_whole_and_read_back_redacted() {
     assert!(bad.body["detail"].as_str().unwrap().contains("line 2"), "{}", bad.body);
     let huge = push(&admin, "x".repeat(9 << 20)).await;
     assert_eq!(huge.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_problem(&push(&alice, line(1)).await, StatusCode::FORBIDDEN, "forbidden");
+    assert_problem(&push(&alice, line(1)).await, StatusCode::FORBIDDEN, "role-required");
     // Services push only where `push_from` names them.
     let (shipper, other_service) = (api.token("log-shipper").await, api.token("payments-service").await);
     assert_eq!(push(&shipper, line(1)).await.status, StatusCode::ACCEPTED);
@@ -1161,7 +1161,7 @@ async fn findings_over_http() {
     assert_problem(
         &api.post("/v1/findings/fnd_1/acknowledge", &bob, comment.clone()).await,
         StatusCode::FORBIDDEN,
-        "forbidden",
+        "role-required",
     );
     assert_problem(
         &api.post("/v1/findings/fnd_3/dismiss", &admin, comment.clone()).await,
@@ -1230,7 +1230,7 @@ async fn findings_over_http() {
     assert_problem(
         &api.post("/v1/rules/run", &alice, json!({"since": since})).await,
         StatusCode::FORBIDDEN,
-        "forbidden",
+        "role-required",
     );
     let run = api.post("/v1/rules/run", &carol, json!({"since": since})).await;
     assert_eq!(run.status, StatusCode::OK, "{}", run.body);
@@ -1382,7 +1382,7 @@ async fn insights_over_http() {
     assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
 
     for token in [&alice, &bob] {
-        assert_problem(&api.get("/v1/insights", token).await, StatusCode::FORBIDDEN, "forbidden");
+        assert_problem(&api.get("/v1/insights", token).await, StatusCode::FORBIDDEN, "role-required");
     }
     let none = api.send("GET", "/v1/insights", None, None).await;
     assert_problem(&none, StatusCode::UNAUTHORIZED, "unauthenticated");

@@ -118,7 +118,8 @@ async fn a_refused_jwt_is_a_401_that_says_why_and_is_recorded() {
     let detail = problem["detail"].as_str().unwrap();
     assert!(detail.starts_with("the token's claim `groups` holds `Payments Leads`"), "{detail}");
 
-    let admin = api.broker.tokens().mint(&Broker::local_operator("test"), "admin", 600).await.unwrap().0;
+    let admin =
+        api.broker.tokens().mint(&Broker::local_operator("test"), "admin", 600, None).await.unwrap().0;
     let (_, events) = api.send("GET", "/v1/audit/events?type=access.denied", &admin, None).await;
     let reasons: Vec<&str> = events.as_array().unwrap().iter().filter_map(|e| e["reason"].as_str()).collect();
     assert!(reasons.contains(&"the token is for another audience"), "{events}");
@@ -135,14 +136,16 @@ async fn a_provider_down_refuses_its_jwts_and_nothing_else() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let detail = problem["detail"].as_str().unwrap();
     assert!(detail.starts_with("the identity provider has not been reached yet"), "{detail}");
-    let alice = api.broker.tokens().mint(&Broker::local_operator("test"), "alice", 600).await.unwrap().0;
+    let alice =
+        api.broker.tokens().mint(&Broker::local_operator("test"), "alice", 600, None).await.unwrap().0;
     let (status, me) = api.send("GET", "/v1/whoami", &alice, None).await;
     assert_eq!((status, &me["via"]), (StatusCode::OK, &json!("token")));
 }
 
 /// The audit events of `event_type`, as an admin reads them.
 async fn events(api: &Api, event_type: &str) -> Vec<Value> {
-    let admin = api.broker.tokens().mint(&Broker::local_operator("test"), "admin", 600).await.unwrap().0;
+    let admin =
+        api.broker.tokens().mint(&Broker::local_operator("test"), "admin", 600, None).await.unwrap().0;
     let (_, events) = api.send("GET", &format!("/v1/audit/events?type={event_type}"), &admin, None).await;
     events.as_array().unwrap().clone()
 }
@@ -243,7 +246,7 @@ async fn a_policy_can_require_mfa_to_approve() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("more than one factor"), "{problem}");
     // A ward token never counts as MFA, not even an admin's.
-    let bob = api.broker.tokens().mint(&Broker::local_operator("test"), "bob", 600).await.unwrap().0;
+    let bob = api.broker.tokens().mint(&Broker::local_operator("test"), "bob", 600, None).await.unwrap().0;
     let (status, _) = api.send("POST", &approve(&unmasked["id"]), &bob, Some(json!({}))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Masked reading needs no MFA.

@@ -10,6 +10,7 @@ use ward_core::audit::payload::{self, AccessDenied, AccessUsed};
 use ward_core::audit::{AuditEvent, EventType, NewEvent, Payload};
 use ward_core::lifecycle::{self, IdSource, LifecycleError, NewRequest, Transition};
 use ward_core::policy::{PolicyEngine, Refusal, RequestAsk, RequestVerdict};
+use ward_core::scope::Scopes;
 use ward_core::{AccessRequest, Clock, Grant, GrantId, GrantState, RequestState, ReviewState};
 use ward_store::{ApiToken, Change, CountLimit, EventFilter, GrantFilter, RequestFilter, Store, StoreError};
 
@@ -87,6 +88,9 @@ pub struct Settings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub name: String,
+    /// A person (a configured user, one the identity provider vouches for, a local operator),
+    /// not a service principal (`service:<name>`): people request and approve, services do not.
+    pub person: bool,
     pub admin: bool,
     pub auditor: bool,
     pub service: bool,
@@ -96,6 +100,8 @@ pub struct Caller {
     /// The API token the request came with (none for a local operator): a read that outlives
     /// its request (a followed tail) checks it is still good as it runs.
     pub token: Option<TokenRef>,
+    /// What the token may be used for (all of it without a scoped token).
+    pub scopes: Scopes,
 }
 
 /// The token a caller authenticated with (never the token itself); shown by its id.
@@ -406,11 +412,13 @@ impl Broker {
         let auth = &self.settings.authorization;
         Some(Caller {
             name: name.to_owned(),
+            person: true,
             admin: directory.is_member(name, &auth.admin_groups),
             auditor: directory.is_member(name, &auth.auditor_groups),
             service: directory.is_member(name, &auth.service_groups),
             mfa: false,
             token: None,
+            scopes: Scopes::all(),
         })
     }
 

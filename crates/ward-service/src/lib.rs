@@ -17,6 +17,7 @@ pub mod policy_cases;
 pub mod policy_history;
 pub mod read_limits;
 pub mod recent;
+pub mod roles;
 pub mod scheduler;
 pub mod secret_file;
 pub mod sensitive;

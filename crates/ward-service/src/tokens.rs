@@ -143,6 +143,7 @@ mod tests {
             revoked_at: None,
             revoked_by: None,
             last_used_at: None,
+            scopes: ward_core::scope::Scopes::all(),
         }
     }
 

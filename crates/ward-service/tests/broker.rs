@@ -151,6 +151,7 @@ on_both_backends!(
     repeated_checks_are_summarised_not_lost,
     concurrent_approvers_both_count,
     tokens_authenticate_until_they_expire,
+    scoped_tokens_and_service_principals,
     tokens_are_recorded_listed_and_revoked_at_once,
     people_reload_with_the_policies,
     the_audit_trail_tells_the_whole_story,
@@ -187,7 +188,7 @@ async fn people_from_the_provider_reach_every_process_within_a_second(store: Arc
     let leads = |w: &World| w.broker.policy().directory().is_member("pat", &["payments-leads".into()]);
     a.broker.observe_person(&claims(&["engineering", "payments-leads"], t0())).await.unwrap();
     let operator = Broker::local_operator("test");
-    let (token, _) = a.broker.tokens().mint(&operator, "pat", 3600).await.unwrap();
+    let (token, _) = a.broker.tokens().mint(&operator, "pat", 3600, None).await.unwrap();
     // b had never heard of pat: its first request reads the people again.
     let pat = b.broker.tokens().authenticate(&token).await.unwrap();
     assert_eq!(pat.name, "pat");
@@ -876,12 +877,12 @@ async fn concurrent_approvers_both_count(store: Arc<dyn Store>) {
 async fn tokens_authenticate_until_they_expire(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let operator = Broker::local_operator("root");
-    let (token, record) = w.broker.tokens().mint(&operator, "bob", 3600).await.unwrap();
+    let (token, record) = w.broker.tokens().mint(&operator, "bob", 3600, None).await.unwrap();
     assert!(token.starts_with("ward_") && record.id.starts_with("tok_"));
     assert_ne!(record.hash, token, "only the hash is kept");
     assert_eq!(w.broker.tokens().authenticate(&token).await.unwrap().name, "bob");
     assert!(w.broker.tokens().authenticate("ward_nope").await.is_err());
-    let unknown = w.broker.tokens().mint(&operator, "mallory", 60).await;
+    let unknown = w.broker.tokens().mint(&operator, "mallory", 60, None).await;
     assert!(matches!(unknown, Err(BrokerError::NotFound(_))));
     let admin = w.broker.caller("admin").unwrap();
     assert!(admin.admin && !admin.auditor);
@@ -891,13 +892,55 @@ async fn tokens_authenticate_until_they_expire(store: Arc<dyn Store>) {
     assert!(expired.contains("expired"), "{expired}");
 }
 
+/// A token carries its scopes from minting to every authentication, and into `token.created`;
+/// a service principal is a service and nothing else, and must be given its scopes.
+async fn scoped_tokens_and_service_principals(store: Arc<dyn Store>) {
+    use ward_core::scope::{Scopes, TokenScope};
+    let w = World::new(store).await;
+    let operator = Broker::local_operator("root");
+    let tokens = w.broker.tokens();
+    let scopes = |text: &str| Some(Scopes::parse(text).unwrap());
+
+    let (bobs, _) = tokens.mint(&operator, "bob", 3600, scopes("read")).await.unwrap();
+    let bob = tokens.authenticate(&bobs).await.unwrap();
+    assert!(bob.person && bob.scopes.covers(TokenScope::Read) && !bob.scopes.covers(TokenScope::Admin));
+    let (plain, _) = tokens.mint(&operator, "alice", 3600, None).await.unwrap();
+    assert_eq!(tokens.authenticate(&plain).await.unwrap().scopes, Scopes::all(), "a user's default");
+
+    let (shippers, record) =
+        tokens.mint(&operator, "service:log-shipper", 3600, scopes("push,check")).await.unwrap();
+    let shipper = tokens.authenticate(&shippers).await.unwrap();
+    assert_eq!(shipper.name, "service:log-shipper");
+    assert!(shipper.service && !shipper.person && !shipper.admin && !shipper.auditor);
+    assert_eq!(shipper.scopes.names(), ["check", "push"]);
+    let roles = ward_service::roles::roles_of(&shipper, &w.broker.policy());
+    assert_eq!(roles, [ward_service::roles::WardRole::Service], "no requester, no approver");
+    let created = w.events().await.into_iter().find(|e| e.details["token_id"] == record.id.as_str()).unwrap();
+    assert_eq!(created.subject.as_deref(), Some("service:log-shipper"));
+    assert_eq!(created.details["scopes"], serde_json::json!(["check", "push"]));
+
+    for (principal, given, why) in [
+        ("service:log-shipper", None, "needs its scopes"),
+        ("service:Log Shipper", scopes("push"), "lowercase letters"),
+        ("service:", scopes("push"), "lowercase letters"),
+    ] {
+        let refused = tokens.mint(&operator, principal, 3600, given).await.unwrap_err().to_string();
+        assert!(refused.contains(why), "{principal}: {refused}");
+    }
+    // A person's roles: bob approves on the quickstart's resources; carol audits.
+    let roles = |name: &str| ward_service::roles::roles_of(&w.who(name), &w.broker.policy());
+    use ward_service::roles::WardRole::{Approver, Auditor, Requester};
+    assert_eq!(roles("bob"), [Requester, Approver]);
+    assert!(roles("carol").contains(&Auditor) && !roles("carol").contains(&Approver), "{:?}", roles("carol"));
+}
+
 async fn tokens_are_recorded_listed_and_revoked_at_once(store: Arc<dyn Store>) {
     let w = World::new(store.clone()).await;
     // `ward admin token …` runs in another process: a broker of its own on the same store.
     let local = ward_service::broker_for(&config(), store, w.clock.clone()).await.unwrap();
     let operator = Broker::local_operator("root");
-    let (bobs, bob_record) = local.tokens().mint(&operator, "bob", 3600).await.unwrap();
-    let (alices, _) = local.tokens().mint(&operator, "alice", 3600).await.unwrap();
+    let (bobs, bob_record) = local.tokens().mint(&operator, "bob", 3600, None).await.unwrap();
+    let (alices, _) = local.tokens().mint(&operator, "alice", 3600, None).await.unwrap();
     let created = w.events().await;
     assert_eq!(
         (created[0].event_type, created[0].actor.as_str(), created[0].subject.as_deref()),
@@ -1064,7 +1107,7 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
     b.review(&w.who("sam"), glass.grant_id.unwrap().as_str(), "SECRET-C9".into()).await.unwrap();
     b.sign_checkpoint(true).await.unwrap();
     let operator = Broker::local_operator("root");
-    let (_, token) = b.tokens().mint(&operator, "alice", 60).await.unwrap();
+    let (_, token) = b.tokens().mint(&operator, "alice", 60, None).await.unwrap();
     b.tokens().revoke(&operator, &token.id).await.unwrap();
     let text = std::fs::read_to_string(&path).unwrap().replace("[users]\n", "[users]\nfrank = {}\n");
     std::fs::write(&path, text).unwrap();
@@ -1145,7 +1188,7 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
         r#"request.lapsed {"due_at":"2027-01-16T08:00:00Z","lag_ms":3600000,"processed_at":"2027-01-16T09:00:00Z"}"#,
         r#"breakglass.reviewed {"expires_at":"2027-01-15T08:15:00Z","late":true,"review_due_at":"2027-01-16T08:00:00Z","role":"read","starts_at":"2027-01-15T08:00:00Z"}"#,
         r#"audit.checkpoint {"key":"<varies>","note":"<varies>","origin":"ward.quickstart/audit","root":"<varies>","size":31}"#,
-        r#"token.created {"expires_at":"2027-01-16T09:01:00Z","token_id":"<varies>"}"#,
+        r#"token.created {"expires_at":"2027-01-16T09:01:00Z","scopes":["admin"],"token_id":"<varies>"}"#,
         r#"token.revoked {"expires_at":"2027-01-16T09:01:00Z","token_id":"<varies>"}"#,
         r#"directory.reloaded {"groups":{},"snapshot":"<sha256>","users_added":["frank"],"users_removed":[]}"#,
         r#"policy.rejected {"error":"the policies in <tmp>/ward.toml do not load: the policies do not parse:\nbroken.cedar:1:9: unexpected end of input","hash_in_force":"<sha256>"}"#,

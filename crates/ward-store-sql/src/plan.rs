@@ -393,13 +393,15 @@ fn login_statement(write: &LoginWrite) -> Statement {
 fn token_statements(write: &TokenWrite) -> Vec<Statement> {
     match write {
         TokenWrite::Create(t) => vec![Statement::new(
-            "INSERT INTO api_tokens (id, hash, principal, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO api_tokens (id, hash, principal, created_at, expires_at, scopes) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
             vec![
                 t.id.as_str().into(),
                 t.hash.as_str().into(),
                 t.principal.as_str().into(),
                 millis(t.created_at).into(),
                 millis(t.expires_at).into(),
+                t.scopes.to_string().into(),
             ],
         )],
         TokenWrite::Revoke { id, at, by } => vec![

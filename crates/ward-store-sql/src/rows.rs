@@ -204,6 +204,7 @@ pub(crate) fn token_from_row(row: &impl Columns) -> Result<ApiToken, StoreError>
         revoked_at: optional_time(row, "revoked_at")?,
         revoked_by: row.optional_text("revoked_by")?,
         last_used_at: optional_time(row, "last_used_at")?,
+        scopes: ward_core::scope::Scopes::parse(&row.text("scopes")?).map_err(corrupt)?,
     })
 }
 

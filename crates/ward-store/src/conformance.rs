@@ -536,6 +536,7 @@ pub async fn tokens_are_kept_by_hash(store: Arc<dyn Store>) {
         revoked_at: None,
         revoked_by: None,
         last_used_at: None,
+        scopes: ward_core::scope::Scopes::all(),
     };
     let mut recorded = |write: TokenWrite| Change {
         tokens: vec![write],
@@ -543,11 +544,14 @@ pub async fn tokens_are_kept_by_hash(store: Arc<dyn Store>) {
         ..Change::default()
     };
     let alice = token("tok_a", "ab", "alice", 0);
-    let bob = token("tok_b", "cd", "bob", 1);
+    let bob = ApiToken {
+        scopes: ward_core::scope::Scopes::parse("push check").unwrap(),
+        ..token("tok_b", "cd", "service:shipper", 1)
+    };
     store.commit(recorded(TokenWrite::Create(alice.clone())), t0()).await.unwrap();
     store.commit(recorded(TokenWrite::Create(bob.clone())), t0()).await.unwrap();
     assert_eq!(store.token(&alice.hash).await.unwrap(), Some(alice.clone()));
-    assert_eq!(store.token_by_id("tok_b").await.unwrap(), Some(bob.clone()));
+    assert_eq!(store.token_by_id("tok_b").await.unwrap(), Some(bob.clone()), "scopes kept");
     assert_eq!(store.token(&"ef".repeat(32)).await.unwrap(), None);
     let again = store.commit(recorded(TokenWrite::Create(alice.clone())), t0()).await;
     assert!(matches!(again, Err(StoreError::Conflict)), "a token hash is unique: {again:?}");

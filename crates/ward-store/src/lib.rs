@@ -304,6 +304,8 @@ pub struct ApiToken {
     pub revoked_by: Option<String>,
     /// When it last authenticated a call (kept to the minute or so, not per call).
     pub last_used_at: Option<Timestamp>,
+    /// What it may be used for; tokens from before scopes have them all.
+    pub scopes: ward_core::scope::Scopes,
 }
 
 /// Where a finding stands: `open` → `acknowledged` → `resolved` or `dismissed` (a false

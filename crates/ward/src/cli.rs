@@ -383,12 +383,19 @@ pub enum PolicyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Mint a token for a configured user; prints only the token.
+    /// Mint a token for a configured user or a service principal (`service:NAME`); prints only
+    /// the token.
     Create {
+        /// A configured user, or `service:NAME` for a program that is no person.
         user: String,
         /// Lifetime, e.g. 8h (default 12h, at most 90 days).
         #[arg(long, default_value = "12h")]
         ttl: String,
+        /// What the token may be used for: check, push, read, admin (everything the user's
+        /// roles allow; the default for a user). Repeat or separate by commas. A service
+        /// principal's token must name its scopes.
+        #[arg(long, value_delimiter = ',')]
+        scope: Vec<String>,
         /// Configuration file (default: $WARD_CONFIG, ./ward.toml, ./examples/quickstart/ward.toml).
         #[arg(long)]
         config: Option<PathBuf>,

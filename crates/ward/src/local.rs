@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use ward_api::TokenView;
 use ward_core::SystemClock;
 use ward_core::duration::parse_duration;
+use ward_core::scope::Scopes;
 use ward_server::HttpSettings;
 
 use ward_service::signing::AuditSigner;
@@ -360,11 +361,20 @@ fn refused_or_usage(error: ward_service::BrokerError) -> CliError {
 }
 
 /// Mints a token straight into the store (recorded as `token.created`); prints only the token.
-pub async fn create_token(user: &str, ttl: &str, explicit: Option<&Path>) -> Result<(), CliError> {
+pub async fn create_token(
+    user: &str,
+    ttl: &str,
+    scopes: &[String],
+    explicit: Option<&Path>,
+) -> Result<(), CliError> {
     let ttl_seconds = parse_duration(ttl).map_err(|e| CliError::Usage(format!("--ttl: {e}")))?;
+    let scopes = match scopes {
+        [] => None,
+        words => Some(Scopes::parse(&words.join(" ")).map_err(|e| CliError::Usage(format!("--scope: {e}")))?),
+    };
     let broker = local_broker(explicit).await?;
     let (token, _record) =
-        broker.tokens().mint(&operator(), user, ttl_seconds).await.map_err(refused_or_usage)?;
+        broker.tokens().mint(&operator(), user, ttl_seconds, scopes).await.map_err(refused_or_usage)?;
     say!("{token}");
     Ok(())
 }

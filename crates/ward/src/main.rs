@@ -207,8 +207,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
             local::quickstart(history.as_deref()).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Admin {
-            command: AdminCommand::Token { command: TokenCommand::Create { user, ttl, config: file } },
-        } => local::create_token(&user, &ttl, config(file)?.as_deref()).await.map(|()| ExitCode::SUCCESS),
+            command: AdminCommand::Token { command: TokenCommand::Create { user, ttl, scope, config: file } },
+        } => local::create_token(&user, &ttl, &scope, config(file)?.as_deref())
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Admin {
             command: AdminCommand::Token { command: TokenCommand::List { user, config: file } },
         } => {
@@ -630,21 +632,12 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
                 print_json(&value)?;
             } else {
                 let me: WhoAmI = typed(&value)?;
-                let mut roles = vec![];
-                for (held, role) in [(me.admin, "admin"), (me.auditor, "auditor"), (me.service, "service")] {
-                    if held {
-                        roles.push(role);
-                    }
-                }
                 say!(
-                    "{} (groups: {}{})",
+                    "{} (groups: {}; ward roles: {}; token scopes: {})",
                     me.name,
-                    me.groups.join(", "),
-                    if roles.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; ward roles: {}", roles.join(", "))
-                    }
+                    if me.groups.is_empty() { "none".to_owned() } else { me.groups.join(", ") },
+                    if me.roles.is_empty() { "none".to_owned() } else { me.roles.join(", ") },
+                    me.scopes.join(", ")
                 );
                 let until = me.expires_at.map(|at| format!(", until {at}")).unwrap_or_default();
                 match (me.via.as_str(), &me.issuer) {

@@ -155,10 +155,11 @@ pub fn tokens(list: &[TokenView]) {
                 when(t.created_at),
                 when(t.expires_at),
                 t.last_used_at.map(when).unwrap_or_else(|| "never".into()),
+                t.scopes.join(","),
             ]
         })
         .collect();
-    table(&["ID", "USER", "STATE", "CREATED (UTC)", "EXPIRES (UTC)", "LAST USED (UTC)"], rows);
+    table(&["ID", "USER", "STATE", "CREATED (UTC)", "EXPIRES (UTC)", "LAST USED (UTC)", "SCOPES"], rows);
 }
 
 pub fn grant(g: &GrantView, now: Timestamp) {

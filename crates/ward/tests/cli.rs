@@ -872,6 +872,53 @@ fn tokens_are_listed_and_revoked_at_once() {
     assert!(all[0]["actor"].as_str().unwrap().starts_with("local:"), "{all}");
 }
 
+/// `--scope` narrows a token to what it is for; `service:NAME` mints one for a program, which is
+/// a service and nothing else. What a token may not do is refused with what it would need.
+#[test]
+fn scoped_tokens_and_service_principals_from_the_cli() {
+    let server = Server::start(None);
+    let create = |args: &[&str]| {
+        let mut all = vec!["admin", "token", "create"];
+        all.extend(args);
+        server.local(&all)
+    };
+    let minted = create(&["service:log-shipper", "--scope", "push,check"]);
+    assert!(minted.status.success(), "{}", stderr(&minted));
+    let shipper = String::from_utf8(minted.stdout).unwrap().trim().to_owned();
+    let (code, me) = server.json(&shipper, &["whoami"]);
+    assert_eq!(code, 0, "{me}");
+    assert_eq!(
+        (me["name"].as_str(), &me["roles"], &me["scopes"]),
+        (Some("service:log-shipper"), &json!(["service"]), &json!(["check", "push"]))
+    );
+    let refused = server.ward(&shipper, &["requests"]);
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(stderr(&refused).contains("needs `read`"), "{}", stderr(&refused));
+
+    let reader = create(&["alice", "--scope", "read"]);
+    let reader = String::from_utf8(reader.stdout).unwrap().trim().to_owned();
+    assert_eq!(server.json(&reader, &["requests"]).0, 0, "reading is what it is for");
+    let asked = server.ward(
+        &reader,
+        &["request", "logs:checkout-web", "--role", "read", "--for", "30m", "--reason", "INC-1 debugging"],
+    );
+    assert_ne!(asked.status.code(), Some(0));
+    assert!(stderr(&asked).contains("needs `admin`"), "{}", stderr(&asked));
+
+    for (args, says) in [
+        (&["service:log-shipper"][..], "needs its scopes"),
+        (&["alice", "--scope", "write"][..], "unknown scope `write`"),
+        (&["service:Log Shipper", "--scope", "push"][..], "lowercase letters"),
+    ] {
+        let out = create(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+    let listed = server.local(&["admin", "token", "list", "--user", "service:log-shipper", "-o", "json"]);
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["scopes"], json!(["check", "push"]));
+}
+
 /// `ward quickstart` outside a checkout writes the demo world out of the binary and serves it,
 /// and every command it prints works as printed, from the directory it was started in.
 #[test]

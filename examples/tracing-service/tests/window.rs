@@ -119,11 +119,11 @@ async fn debug_lines_appear_for_the_window_only() {
     ));
     let levels = ConsumerTask::start(DebugLevelsConsumer::new(broker.clone(), "test-process"));
     let operator = Broker::local_operator("test");
-    let (token, _) = broker.tokens().mint(&operator, "payments-worker", 3600).await.unwrap();
+    let (token, _) = broker.tokens().mint(&operator, "payments-worker", 3600, None).await.unwrap();
     let (alice, bob) = (broker.caller("alice").unwrap(), broker.caller("bob").unwrap());
 
     // Another service may not follow this one's level.
-    let (other, _) = broker.tokens().mint(&operator, "log-shipper", 3600).await.unwrap();
+    let (other, _) = broker.tokens().mint(&operator, "log-shipper", 3600, None).await.unwrap();
     let refused = ward_tracing::Follower::new(&url, &other, RESOURCE, "info").unwrap();
     assert!(refused.ask(None, Duration::ZERO).await.unwrap_err().status().is_some_and(|s| s.as_u16() == 403));
 

@@ -354,10 +354,11 @@ pub struct CheckRefused {
     pub check: True,
 }
 
-/// A call without valid credentials.
+/// A call without valid credentials (`authenticate`), or by a caller whose ward roles or token
+/// scopes do not cover the operation (`authorize`; `path` is then `METHOD /route`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthenticationRefused {
-    /// `authenticate`.
+    /// `authenticate` or `authorize`.
     pub action: String,
     pub path: String,
 }
@@ -389,6 +390,7 @@ pub enum AccessDenied {
 
 impl AccessDenied {
     pub const AUTHENTICATE: &str = "authenticate";
+    pub const AUTHORIZE: &str = "authorize";
 
     fn from_details(details: &Value) -> Result<Self, serde_json::Error> {
         if details.get("summary").is_some() {
@@ -470,6 +472,10 @@ pub struct AuditCheckpoint {
 pub struct TokenRecorded {
     pub token_id: String,
     pub expires_at: Timestamp,
+    /// What the token may be used for (`token.created`); none on tokens from before scopes,
+    /// which may be used for everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<crate::scope::Scopes>,
 }
 
 /// `directory.user_created` and `directory.user_updated`: a person as the identity provider

@@ -20,6 +20,22 @@ impl Broker {
         self.count_denial(key, ward_core::ANONYMOUS_ACTOR, None, why, refused).await;
     }
 
+    /// Counts a call refused before it reached a use case because the caller's ward roles or
+    /// their token's scopes do not cover `operation` (`METHOD /route`); the first one per
+    /// caller and period is an event at once, the rest go into the period's summary.
+    pub async fn record_not_allowed(&self, caller: &Caller, operation: &str, why: &str) {
+        let key = UsageKey::Denied {
+            principal: caller.name.clone(),
+            action: AccessDenied::AUTHORIZE.into(),
+            resource: String::new(),
+        };
+        let refused = AccessDenied::Authentication(payload::AuthenticationRefused {
+            action: AccessDenied::AUTHORIZE.into(),
+            path: operation.to_owned(),
+        });
+        self.count_denial(key, &caller.name, None, why, refused).await;
+    }
+
     /// Records the policy set in force (its snapshot, with `policy.changed` and/or
     /// `directory.reloaded`) when it differs from the last one recorded, so the audit log says
     /// which policies and people decided, also across a restart with edited files. Returns

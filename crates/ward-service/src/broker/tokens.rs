@@ -39,11 +39,13 @@ impl Broker {
         let name = if name.is_empty() { "unknown".to_owned() } else { name };
         Caller {
             name: format!("{}{name}", ward_core::LOCAL_ACTOR_PREFIX),
+            person: true,
             admin: true,
             auditor: true,
             service: false,
             mfa: false,
             token: None,
+            scopes: Scopes::all(),
         }
     }
 }
@@ -64,12 +66,35 @@ pub fn token_view(token: ApiToken, now: Timestamp) -> ward_api::TokenView {
         last_used_at: token.last_used_at,
         revoked_at: token.revoked_at,
         revoked_by: token.revoked_by,
+        scopes: token.scopes.names(),
+    }
+}
+
+/// The name of a service principal (`service:<name>` → `<name>`); `None` for anyone else.
+fn service_name(principal: &str) -> Option<&str> {
+    principal.strip_prefix(ward_core::SERVICE_PRINCIPAL_PREFIX)
+}
+
+fn check_service_name(name: &str) -> Result<(), BrokerError> {
+    let fits = (1..=64).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+    if fits {
+        Ok(())
+    } else {
+        Err(BrokerError::Invalid(format!(
+            "service principal `{}{name}`: the name is 1 to 64 lowercase letters, digits and -_.",
+            ward_core::SERVICE_PRINCIPAL_PREFIX
+        )))
     }
 }
 
 /// `token.created` (`revoked` false) or `token.revoked`.
 fn token_event(revoked: bool, actor: &Caller, token: &ApiToken, now: Timestamp) -> NewEvent {
-    let recorded = payload::TokenRecorded { token_id: token.id.clone(), expires_at: token.expires_at };
+    let recorded = payload::TokenRecorded {
+        token_id: token.id.clone(),
+        expires_at: token.expires_at,
+        scopes: (!revoked).then(|| token.scopes.clone()),
+    };
     let payload = if revoked { Payload::TokenRevoked(recorded) } else { Payload::TokenCreated(recorded) };
     NewEvent {
         subject: Some(token.principal.clone()),
@@ -78,22 +103,38 @@ fn token_event(revoked: bool, actor: &Caller, token: &ApiToken, now: Timestamp) 
 }
 
 impl Tokens<'_> {
-    /// Mints an API token for a configured user, recorded as `token.created` by `actor`;
-    /// returns the token (shown once) and its record.
+    /// Mints an API token for a configured user or a service principal (`service:<name>`),
+    /// good for `scopes`, recorded as `token.created` by `actor`; returns the token (shown
+    /// once) and its record. A service principal's token must name its scopes.
     pub async fn mint(
         &self,
         actor: &Caller,
-        user: &str,
+        principal: &str,
         ttl_seconds: u64,
+        scopes: Option<Scopes>,
     ) -> Result<(String, ApiToken), BrokerError> {
         let broker = self.broker;
-        if broker.caller(user).is_none() {
-            let known: Vec<String> = broker.policy().directory().users().keys().cloned().collect();
-            return Err(BrokerError::NotFound(format!(
-                "unknown user `{user}`; configured users: {}",
-                known.join(", ")
-            )));
-        }
+        let scopes = match service_name(principal) {
+            Some(name) => {
+                check_service_name(name)?;
+                scopes.ok_or_else(|| {
+                    BrokerError::Invalid(format!(
+                        "a service principal's token needs its scopes (--scope check, push, read or admin); \
+                         `{principal}` gets no default"
+                    ))
+                })?
+            }
+            None if broker.caller(principal).is_none() => {
+                let known: Vec<String> = broker.policy().directory().users().keys().cloned().collect();
+                return Err(BrokerError::NotFound(format!(
+                    "unknown user `{principal}`; configured users: {} (or a service principal: \
+                     `{}<name>`)",
+                    known.join(", "),
+                    ward_core::SERVICE_PRINCIPAL_PREFIX
+                )));
+            }
+            None => scopes.unwrap_or_else(Scopes::all),
+        };
         if ttl_seconds == 0 || ttl_seconds > MAX_TOKEN_TTL_SECONDS {
             return Err(BrokerError::Invalid(format!(
                 "a token lives between 1s and {}",
@@ -107,12 +148,13 @@ impl Tokens<'_> {
         let record = ApiToken {
             id: format!("tok_{}", uuid::Uuid::now_v7().simple()),
             hash: hash_token(&token),
-            principal: user.to_owned(),
+            principal: principal.to_owned(),
             created_at: now,
             expires_at: now + SignedDuration::from_secs(i64::try_from(ttl_seconds).unwrap_or(i64::MAX)),
             revoked_at: None,
             revoked_by: None,
             last_used_at: None,
+            scopes,
         };
         let event = token_event(false, actor, &record, now);
         let change = Change {
@@ -280,9 +322,22 @@ impl Tokens<'_> {
                 record.expires_at
             )));
         }
-        let caller = broker.caller(&record.principal).ok_or_else(|| {
-            BrokerError::Unauthenticated(format!("user `{}` is no longer configured", record.principal))
-        })?;
-        Ok((record, caller))
+        let caller = match service_name(&record.principal) {
+            Some(_) => Caller {
+                name: record.principal.clone(),
+                person: false,
+                admin: false,
+                auditor: false,
+                service: true,
+                mfa: false,
+                token: None,
+                scopes: Scopes::all(),
+            },
+            None => broker.caller(&record.principal).ok_or_else(|| {
+                BrokerError::Unauthenticated(format!("user `{}` is no longer configured", record.principal))
+            })?,
+        };
+        let scopes = record.scopes.clone();
+        Ok((record, Caller { scopes, ..caller }))
     }
 }

@@ -337,7 +337,7 @@ async fn follow_ended(store: &Arc<dyn Store>) -> String {
 async fn a_followed_tail_ends_when_its_token_is_revoked() {
     let (world, broker, store) = reloadable_world_with_logs().await;
     let operator = Broker::local_operator("test");
-    let (token, record) = broker.tokens().mint(&operator, "alice", 3600).await.unwrap();
+    let (token, record) = broker.tokens().mint(&operator, "alice", 3600, None).await.unwrap();
     let alice = broker.tokens().authenticate(&token).await.unwrap();
     let log = world.path().join("x.log");
     let mut tail = following(&broker, &alice, &log).await;
@@ -358,7 +358,7 @@ async fn a_followed_tail_ends_when_its_token_expires() {
     let (broker, _) = world_with_logs(world.path(), clock.clone(), |_| {}).await;
     grant_alice(&broker).await;
     // The token lives 10 minutes, the grant 30.
-    let (token, _) = broker.tokens().mint(&Broker::local_operator("test"), "alice", 600).await.unwrap();
+    let (token, _) = broker.tokens().mint(&Broker::local_operator("test"), "alice", 600, None).await.unwrap();
     let alice = broker.tokens().authenticate(&token).await.unwrap();
     let log = world.path().join("x.log");
     let mut tail = following(&broker, &alice, &log).await;

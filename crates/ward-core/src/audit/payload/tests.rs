@@ -51,7 +51,7 @@ fn sample(event_type: EventType) -> Payload {
         from: "open".into(),
         to: "acknowledged".into(),
     };
-    let token = TokenRecorded { token_id: "tok_1".into(), expires_at: window.expires_at };
+    let token = TokenRecorded { token_id: "tok_1".into(), expires_at: window.expires_at, scopes: None };
     let user_changed = DirectoryUserChanged {
         user: "pat".into(),
         source: "oidc".into(),
