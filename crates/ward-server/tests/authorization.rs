@@ -93,6 +93,7 @@ description = "the app's debug logs"
 roles = ["read"]
 sources = ["logs/*.log"]
 push = true
+push_from = ["service:shipper"]
 "#;
 
 const POLICY: &str = r#"
@@ -335,5 +336,31 @@ async fn a_route_without_a_rule_lets_nobody_in() {
     }
     assert!(
         ward_server::authz::authorize(&api.broker, &root, &Method::GET, Some("/v1/requests")).await.is_ok()
+    );
+}
+
+/// A service principal pushes where `push_from` names it, with a `push` token, and nowhere else.
+#[tokio::test]
+async fn a_service_principal_pushes_where_it_is_named() {
+    let api = Api::new().await;
+    let push = |token: String| {
+        let request = Request::post("/v1/logs/logs:app")
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/x-ndjson")
+            .body(Body::from("{\"msg\":\"shipped\"}\n"))
+            .unwrap();
+        let app = api.app.clone();
+        async move { app.oneshot(request).await.unwrap().status() }
+    };
+    assert_eq!(push(api.token("service:shipper", "push").await).await, StatusCode::ACCEPTED);
+    assert_eq!(
+        push(api.token("service:other", "push").await).await,
+        StatusCode::FORBIDDEN,
+        "not in push_from"
+    );
+    assert_eq!(
+        push(api.token("service:shipper", "check").await).await,
+        StatusCode::FORBIDDEN,
+        "not a push token"
     );
 }

@@ -402,7 +402,11 @@ fn walkthrough(server: &Server) {
     let csv = server.ward(&carol, &["audit", "export", "--format", "csv"]);
     let csv = String::from_utf8(csv.stdout).unwrap();
     assert!(csv.starts_with("seq,id,type,occurred_at"));
-    assert_eq!(csv.lines().count(), lines.lines().count() + 1);
+    // Every event exported before, in order (events recorded since may follow).
+    let csv_seqs: Vec<&str> = csv.lines().skip(1).map(|row| row.split(',').next().unwrap()).collect();
+    let json_seqs: Vec<String> =
+        lines.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].to_string()).collect();
+    assert!(csv_seqs.len() >= json_seqs.len() && csv_seqs[..json_seqs.len()] == json_seqs[..], "{csv}");
     let middle: Value = serde_json::from_str(lines.lines().nth(lines.lines().count() / 2).unwrap()).unwrap();
     let since = middle["occurred_at"].as_str().unwrap();
     let recent = server.ward(&carol, &["audit", "export", "--format", "jsonl", "--since", since]);
@@ -431,12 +435,12 @@ fn walkthrough(server: &Server) {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("NOT CHECKED"), "{text}");
-    assert_eq!(server.ward(&alice, &["audit", "export", "--format", "jsonl"]).status.code(), Some(1));
     let ocsf = server.ward(&carol, &["audit", "export", "--format", "ocsf"]);
     let ocsf_file = server._dir.path().join("export.ocsf.jsonl");
     std::fs::write(&ocsf_file, &ocsf.stdout).unwrap();
-    assert_eq!(String::from_utf8_lossy(&ocsf.stdout).lines().count(), lines.lines().count());
+    assert!(String::from_utf8_lossy(&ocsf.stdout).lines().count() >= lines.lines().count());
     validate_ocsf(&ocsf_file);
+    assert_eq!(server.ward(&alice, &["audit", "export", "--format", "jsonl"]).status.code(), Some(1));
 
     let forbidden = server.ward(&alice, &["audit", "checkpoint", "--now"]);
     assert_eq!(forbidden.status.code(), Some(1));
@@ -1747,7 +1751,7 @@ fn insights_from_the_cli(server: &Server) {
 
     let refused = server.ward(&alice, &["insights"]);
     assert_eq!(refused.status.code(), Some(1));
-    assert!(stderr(&refused).contains("auditors and admins"), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("auditor or admin role"), "{}", stderr(&refused));
     for bad in ["soon", "401d", "2026-01-01T00:00:00Z"] {
         let out = server.ward(&carol, &["insights", "--since", bad]);
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
