@@ -672,3 +672,49 @@ pub struct SlackActionResult {
     /// The request's state after the decision.
     pub state: String,
 }
+
+/// A SCIM User as ward answers it (RFC 7643 §4.1): `id` is the ward user name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimUserView {
+    pub schemas: Vec<String>,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    pub user_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    pub active: bool,
+    /// The groups the directory gave them (read-only here).
+    pub groups: Vec<ScimGroupRef>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ScimGroupRef {
+    pub value: String,
+    pub display: String,
+}
+
+/// A page of SCIM Users (RFC 7644 §3.4.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimUserList {
+    pub schemas: Vec<String>,
+    pub total_results: u64,
+    pub start_index: u64,
+    pub items_per_page: u64,
+    #[serde(rename = "Resources")]
+    pub resources: Vec<ScimUserView>,
+}
+
+/// A SCIM error (RFC 7644 §3.12): `status` as a string, `scimType` where the RFC names one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ScimErrorView {
+    pub schemas: Vec<String>,
+    pub status: String,
+    #[serde(rename = "scimType", default, skip_serializing_if = "Option::is_none")]
+    pub scim_type: Option<String>,
+    pub detail: String,
+}

@@ -80,9 +80,18 @@ pub enum EventType {
     /// with which groups, from where, and name the policy snapshot (the directory) now in force.
     #[serde(rename = "directory.user_created")]
     DirectoryUserCreated,
-    /// A known person's groups changed at the identity provider.
+    /// A known person's groups changed at the identity provider, or a directory push (SCIM)
+    /// changed them or brought them back.
     #[serde(rename = "directory.user_updated")]
     DirectoryUserUpdated,
+    /// A directory push (SCIM) deactivated someone: their tokens are refused and their live
+    /// grants were revoked in the same transaction (`details.revoked_grants`).
+    #[serde(rename = "directory.user_deactivated")]
+    DirectoryUserDeactivated,
+    /// A directory push (SCIM) deleted someone: deactivated as above, and gone from the
+    /// directory's listings.
+    #[serde(rename = "directory.user_deleted")]
+    DirectoryUserDeleted,
     /// Checkpoints are signed by another key from here on (the previous one was lost or
     /// replaced); `details` name both, so verification can follow the change.
     #[serde(rename = "audit.key_changed")]
@@ -133,7 +142,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 41] = [
+    pub const ALL: [EventType; 43] = [
         Self::RequestCreated,
         Self::RequestCancelled,
         Self::RequestLapsed,
@@ -160,6 +169,8 @@ impl EventType {
         Self::DirectoryReloaded,
         Self::DirectoryUserCreated,
         Self::DirectoryUserUpdated,
+        Self::DirectoryUserDeactivated,
+        Self::DirectoryUserDeleted,
         Self::AuditKeyChanged,
         Self::FindingOpened,
         Self::FindingUpdated,
@@ -205,6 +216,8 @@ impl EventType {
             Self::DirectoryReloaded => "directory.reloaded",
             Self::DirectoryUserCreated => "directory.user_created",
             Self::DirectoryUserUpdated => "directory.user_updated",
+            Self::DirectoryUserDeactivated => "directory.user_deactivated",
+            Self::DirectoryUserDeleted => "directory.user_deleted",
             Self::AuditKeyChanged => "audit.key_changed",
             Self::FindingOpened => "finding.opened",
             Self::FindingUpdated => "finding.updated",
@@ -240,6 +253,8 @@ impl EventType {
                 | Self::DirectoryReloaded
                 | Self::DirectoryUserCreated
                 | Self::DirectoryUserUpdated
+                | Self::DirectoryUserDeactivated
+                | Self::DirectoryUserDeleted
         )
     }
 

@@ -16,18 +16,23 @@ pub enum TokenScope {
     /// Every read: requests, grants, the audit log, findings, reports, the logs one holds a
     /// grant on.
     Read,
-    /// Everything the holder's roles allow, changes included (requesting, approving, revoking).
+    /// Pushing people into the directory (SCIM): a token of its own, which `admin` does not
+    /// stand in for.
+    Scim,
+    /// Everything the holder's roles allow, changes included (requesting, approving, revoking),
+    /// but SCIM.
     Admin,
 }
 
 impl TokenScope {
-    pub const ALL: [Self; 4] = [Self::Check, Self::Push, Self::Read, Self::Admin];
+    pub const ALL: [Self; 5] = [Self::Check, Self::Push, Self::Read, Self::Scim, Self::Admin];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Check => "check",
             Self::Push => "push",
             Self::Read => "read",
+            Self::Scim => "scim",
             Self::Admin => "admin",
         }
     }
@@ -45,9 +50,9 @@ impl fmt::Display for TokenScope {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeError {
-    #[error("unknown scope `{0}`; scopes: check, push, read, admin")]
+    #[error("unknown scope `{0}`; scopes: check, push, read, scim, admin")]
     Unknown(String),
-    #[error("no scope given; scopes: check, push, read, admin")]
+    #[error("no scope given; scopes: check, push, read, scim, admin")]
     Empty,
 }
 
@@ -82,9 +87,10 @@ impl Scopes {
     }
 
     /// Whether a token with these scopes may be used for what `needed` names: `admin` is good
-    /// for everything.
+    /// for everything but SCIM, which takes a token of its own.
     pub fn covers(&self, needed: TokenScope) -> bool {
-        self.0.iter().any(|&scope| scope == needed || scope == TokenScope::Admin)
+        let admin_covers = needed != TokenScope::Scim;
+        self.0.iter().any(|&scope| scope == needed || (scope == TokenScope::Admin && admin_covers))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = TokenScope> + '_ {
@@ -123,7 +129,8 @@ mod tests {
     #[test]
     fn admin_covers_everything_and_the_others_only_themselves() {
         let admin = Scopes::all();
-        assert!(TokenScope::ALL.iter().all(|&scope| admin.covers(scope)));
+        assert!(TokenScope::ALL.iter().all(|&scope| admin.covers(scope) != (scope == TokenScope::Scim)));
+        assert!(Scopes::parse("scim").unwrap().covers(TokenScope::Scim), "SCIM takes a token of its own");
         let push = Scopes::parse("push").unwrap();
         assert!(push.covers(TokenScope::Push));
         assert!(!push.covers(TokenScope::Read));

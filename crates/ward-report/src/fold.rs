@@ -255,8 +255,19 @@ impl Fold {
                 }
                 self.change(event, format!("directory reloaded: {}", said.join("; ")));
             }
-            Payload::DirectoryUserCreated(person) | Payload::DirectoryUserUpdated(person) => {
+            Payload::DirectoryUserCreated(person)
+            | Payload::DirectoryUserUpdated(person)
+            | Payload::DirectoryUserDeactivated(person)
+            | Payload::DirectoryUserDeleted(person) => {
                 let mut said = vec![format!("{} from {}", person.user, person.source)];
+                let ended = match event.event_type {
+                    EventType::DirectoryUserDeactivated => Some("deactivated"),
+                    EventType::DirectoryUserDeleted => Some("deleted"),
+                    _ => None,
+                };
+                if let Some(ended) = ended {
+                    said.push(format!("{ended}, {} live grant(s) revoked", person.revoked_grants.len()));
+                }
                 for (what, groups) in [("joined", &person.groups_added), ("left", &person.groups_removed)] {
                     if !groups.is_empty() {
                         said.push(format!("{what} {}", groups.join(", ")));

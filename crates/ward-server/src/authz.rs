@@ -27,6 +27,8 @@ pub struct Rule {
 const PEOPLE: &[R] = &[R::Requester, R::Approver, R::Auditor, R::Admin];
 const EVERYONE: &[R] = &[R::Requester, R::Approver, R::Auditor, R::Admin, R::Service];
 const OVERSIGHT: &[R] = &[R::Auditor, R::Admin];
+/// Who pushes people into the directory (SCIM): the identity provider's service principal.
+const DIRECTORY: &[R] = &[R::Service, R::Admin];
 
 const fn rule(scope: S, roles: &'static [R]) -> Rule {
     Rule { scope: Some(scope), roles }
@@ -76,6 +78,12 @@ pub const RULES: &[(Method, &str, Rule)] = &[
     (Method::POST, "/v1/rules/run", rule(S::Admin, OVERSIGHT)),
     (Method::GET, "/v1/insights", rule(S::Read, OVERSIGHT)),
     (Method::POST, "/v1/reports", rule(S::Read, OVERSIGHT)),
+    (Method::GET, "/scim/v2/Users", rule(S::Scim, DIRECTORY)),
+    (Method::POST, "/scim/v2/Users", rule(S::Scim, DIRECTORY)),
+    (Method::GET, "/scim/v2/Users/{id}", rule(S::Scim, DIRECTORY)),
+    (Method::PUT, "/scim/v2/Users/{id}", rule(S::Scim, DIRECTORY)),
+    (Method::PATCH, "/scim/v2/Users/{id}", rule(S::Scim, DIRECTORY)),
+    (Method::DELETE, "/scim/v2/Users/{id}", rule(S::Scim, DIRECTORY)),
 ];
 
 /// The rule for `method` on `route` (the router's pattern, `/v1/requests/{id}`).

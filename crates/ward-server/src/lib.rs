@@ -16,6 +16,7 @@ mod paging;
 mod problem;
 mod readiness;
 mod reports;
+mod scim;
 mod slack;
 pub mod tls;
 mod views;
@@ -54,10 +55,12 @@ pub use problem::ApiError;
         handlers::whoami, handlers::explain, handlers::reload_policies, handlers::list_tokens, handlers::revoke_token, logs::search, logs::tail, logs::push, logs::push_otlp,
         findings::list_findings, findings::get_finding, findings::acknowledge, findings::resolve, findings::dismiss,
         findings::list_rules, findings::run_rules, grant_audit::audit, credentials::issue, debug_windows::follow, insights::insights,
-        reports::make, slack::action, healthz, readyz, identity_provider
+        reports::make, slack::action, healthz, readyz, identity_provider,
+        scim::list_users, scim::create_user, scim::get_user, scim::replace_user, scim::patch_user,
+        scim::delete_user, scim::service_provider_config
     ),
     modifiers(&BearerAuth),
-    tags((name = "requests"), (name = "grants"), (name = "access"), (name = "logs"), (name = "audit"), (name = "findings"), (name = "reports"), (name = "operations"), (name = "integrations"))
+    tags((name = "requests"), (name = "grants"), (name = "access"), (name = "logs"), (name = "audit"), (name = "findings"), (name = "reports"), (name = "operations"), (name = "integrations"), (name = "scim"))
 )]
 pub struct ApiDoc;
 
@@ -92,16 +95,19 @@ impl utoipa::Modify for BearerAuth {
                     }
                 }
             }
-            if !path.starts_with("/v1/") {
-                continue;
-            }
-            let unknown_id = path.contains("{id}").then_some(("404", "no such request or grant"));
-            for (method, operation) in [(Method::GET, &mut item.get), (Method::POST, &mut item.post)] {
-                let Some(operation) = operation else { continue };
-                // Who may call it, from the table that decides it (`authz.rs`): the scope a
-                // token needs as the bearer requirement's role (OpenAPI 3.1), ward's roles as
-                // `x-ward-roles`.
-                if operation.security.is_some()
+            let operations = [
+                (Method::GET, &mut item.get),
+                (Method::POST, &mut item.post),
+                (Method::PUT, &mut item.put),
+                (Method::PATCH, &mut item.patch),
+                (Method::DELETE, &mut item.delete),
+            ];
+            // Who may call it, from the table that decides it (`authz.rs`): the scope a token
+            // needs as the bearer requirement's role (OpenAPI 3.1), ward's roles as
+            // `x-ward-roles`.
+            for (method, operation) in operations {
+                if let Some(operation) = operation
+                    && operation.security.is_some()
                     && let Some(rule) = authz::rule_for(&method, path)
                 {
                     let scopes = rule.scope.map(|scope| scope.as_str());
@@ -110,6 +116,13 @@ impl utoipa::Modify for BearerAuth {
                     let extensions = operation.extensions.get_or_insert_with(Default::default);
                     extensions.insert("x-ward-roles".to_owned(), roles.into());
                 }
+            }
+            // SCIM's answers (`/scim/v2`) are SCIM documents, stated where they are served.
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let unknown_id = path.contains("{id}").then_some(("404", "no such request or grant"));
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
                 let with_body = [
                     ("413", "the body is larger than max_body_bytes"),
                     ("415", "the body is not application/json"),
@@ -293,7 +306,15 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .layer(Extension(ward_report::Reports::new(broker.clone())))
         .layer(Extension(settings.slack.clone()));
     let v1 = v1.route("/identity", get(identity_provider));
+    let scim = Router::new()
+        .route("/Users", get(scim::list_users).post(scim::create_user))
+        .route(
+            "/Users/{id}",
+            get(scim::get_user).put(scim::replace_user).patch(scim::patch_user).delete(scim::delete_user),
+        )
+        .route("/ServiceProviderConfig", get(scim::service_provider_config));
     Router::new()
+        .nest("/scim/v2", scim)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).layer(Extension(readiness)))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))

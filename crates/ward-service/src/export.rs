@@ -128,6 +128,8 @@ fn classify(event_type: EventType) -> (u32, u32, &'static str) {
         DirectoryReloaded => (ENTITY_MANAGEMENT, 3, "Update"),
         DirectoryUserCreated => (ENTITY_MANAGEMENT, 1, "Create User"),
         DirectoryUserUpdated => (ENTITY_MANAGEMENT, 3, "Update User"),
+        DirectoryUserDeactivated => (ENTITY_MANAGEMENT, 3, "Deactivate User"),
+        DirectoryUserDeleted => (ENTITY_MANAGEMENT, 4, "Delete User"),
         AuditKeyChanged => (ENTITY_MANAGEMENT, 3, "Key Change"),
         FindingOpened => (ENTITY_MANAGEMENT, 1, "Open Finding"),
         FindingUpdated | FindingAcknowledged => (ENTITY_MANAGEMENT, 3, "Update Finding"),

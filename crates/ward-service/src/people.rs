@@ -29,7 +29,12 @@ pub fn merge<'a>(
     people: impl IntoIterator<Item = &'a PersonRecord>,
 ) -> Result<PolicyEngine, SnapshotError> {
     let mut snapshot = base.snapshot();
-    for person in people.into_iter().filter(|p| p.active) {
+    for person in people {
+        if !person.active {
+            // Deactivated by the directory: gone, even where ward.toml lists them.
+            snapshot.users.remove(&person.name);
+            continue;
+        }
         let entry = snapshot.users.entry(person.name.clone()).or_default();
         for group in &person.groups {
             if !entry.groups.contains(group) {
@@ -59,8 +64,11 @@ mod tests {
             name: name.into(),
             source: "oidc".into(),
             subject: None,
+            display_name: None,
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
             active,
+            deleted_at: None,
+            created_at: Timestamp::UNIX_EPOCH,
             claims_at: Timestamp::UNIX_EPOCH,
             updated_at: Timestamp::UNIX_EPOCH,
             version: 1,
@@ -83,6 +91,10 @@ mod tests {
         assert!(directory.is_member("pat", &["payments-leads".into()]));
         assert!(directory.user("gone").is_none(), "an inactive person is not added");
         assert!(base.directory().user("pat").is_none(), "the base is left as it was");
+
+        let deactivated = [person("alice", &[], false)];
+        let merged = merge(&base, &deactivated).expect("merged");
+        assert!(merged.directory().user("alice").is_none(), "deactivated, though ward.toml lists them");
     }
 
     #[test]

@@ -60,6 +60,8 @@ fn reason_is_user_text(event_type: EventType) -> bool {
         | DirectoryReloaded
         | DirectoryUserCreated
         | DirectoryUserUpdated
+        | DirectoryUserDeactivated
+        | DirectoryUserDeleted
         | FindingOpened
         | FindingUpdated
         | GrantAudited

@@ -845,7 +845,8 @@ impl Store for SqlStore {
     }
 
     async fn people(&self) -> Result<Vec<PersonRecord>, StoreError> {
-        let sql = "SELECT name, source, subject, groups, active, claims_at, updated_at, version FROM people ORDER BY name";
+        let sql = "SELECT name, source, subject, display_name, groups, active, deleted_at, created_at, claims_at, updated_at, \
+                   version FROM people ORDER BY name";
         dispatch!(&self.pool, pool => {
             let rows = sqlx::query(sql).fetch_all(pool).await.map_err(unavailable)?;
             rows.iter().map(rows::person_from_row).collect()

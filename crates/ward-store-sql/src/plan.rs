@@ -340,17 +340,21 @@ fn person_statement(p: &PersonRecord) -> Result<Statement, StoreError> {
         millis(p.claims_at).into(),
         millis(p.updated_at).into(),
         p.version.into(),
+        p.display_name.as_deref().into(),
+        millis(p.created_at).into(),
+        p.deleted_at.map(millis).into(),
     ];
     Ok(if p.version == 1 {
         Statement::new(
-            "INSERT INTO people (name, source, subject, groups, active, claims_at, updated_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO people (name, source, subject, groups, active, claims_at, updated_at, version, \
+             display_name, created_at, deleted_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             params,
         )
     } else {
         Statement::checked(
             "UPDATE people SET source = $2, subject = $3, groups = $4, active = $5, claims_at = $6, \
-             updated_at = $7, version = $8 WHERE name = $1 AND version = $8 - 1",
+             updated_at = $7, version = $8, display_name = $9, created_at = $10, deleted_at = $11 \
+             WHERE name = $1 AND version = $8 - 1",
             params,
         )
     })

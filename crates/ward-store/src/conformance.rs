@@ -1381,8 +1381,11 @@ pub async fn people_are_written_once_per_version(store: Arc<dyn Store>) {
         name: "pat".into(),
         source: "oidc".into(),
         subject: Some("00u1".into()),
+        display_name: None,
         groups: vec!["engineering".into(), "payments-leads".into()],
         active: true,
+        deleted_at: None,
+        created_at: at,
         claims_at: at,
         updated_at: at,
         version: 1,
@@ -1404,8 +1407,21 @@ pub async fn people_are_written_once_per_version(store: Arc<dyn Store>) {
     // ... and likewise for a change: only one moves version 1 on.
     let stale = PersonRecord { groups: vec![], version: 2, ..pat.clone() };
     assert!(matches!(store.commit(write("evt_p4", &stale), at).await, Err(StoreError::Conflict)));
-    assert_eq!(store.people().await.unwrap(), [update]);
+    assert_eq!(store.people().await.unwrap(), [update.clone()]);
     assert_eq!(all_events(&*store).await.len(), 2, "a refused write records nothing");
+    // A directory deletes them: kept, with what the directory called them and when.
+    let later = at + SignedDuration::from_mins(5);
+    let deleted = PersonRecord {
+        source: "scim".into(),
+        display_name: Some("Pat Doe".into()),
+        active: false,
+        deleted_at: Some(later),
+        updated_at: later,
+        version: 3,
+        ..update
+    };
+    store.commit(write("evt_p5", &deleted), later).await.unwrap();
+    assert_eq!(store.people().await.unwrap(), [deleted]);
 }
 
 pub async fn credentials_of_a_login_are_issued_once(store: Arc<dyn Store>) {

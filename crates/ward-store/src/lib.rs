@@ -73,12 +73,17 @@ pub struct Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonRecord {
     pub name: String,
-    /// `oidc` (a token's claims).
+    /// `oidc` (a token's claims) or `scim` (a directory push).
     pub source: String,
-    /// The provider's id for them (`sub`).
+    /// The provider's id for them (`sub`; SCIM's `externalId`).
     pub subject: Option<String>,
+    /// How the directory names them (SCIM's `displayName`).
+    pub display_name: Option<String>,
     pub groups: Vec<String>,
     pub active: bool,
+    /// When the directory deleted them: kept, inactive, so their name stays refused.
+    pub deleted_at: Option<Timestamp>,
+    pub created_at: Timestamp,
     /// When the claims these groups came from were issued: older claims never overwrite newer.
     pub claims_at: Timestamp,
     pub updated_at: Timestamp,

@@ -478,14 +478,14 @@ pub struct TokenRecorded {
     pub scopes: Option<crate::scope::Scopes>,
 }
 
-/// `directory.user_created` and `directory.user_updated`: a person as the identity provider
+/// `directory.user_*`: a person as the identity provider (a token's claims, a SCIM push)
 /// describes them, and the directory that puts in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryUserChanged {
     pub user: String,
-    /// Where the person comes from: `oidc` (a token's claims).
+    /// Where the person comes from: `oidc` (a token's claims) or `scim` (a directory push).
     pub source: String,
-    /// The provider's own id for them (`sub`).
+    /// The provider's own id for them (`sub`; SCIM's `externalId`).
     pub subject: Option<String>,
     /// Their groups from the provider, after ward's `group_map`.
     pub groups: Vec<String>,
@@ -493,6 +493,9 @@ pub struct DirectoryUserChanged {
     pub groups_removed: Vec<String>,
     /// The SHA-256 of the [`crate::policy::PolicySnapshot`] now in force.
     pub snapshot: Option<String>,
+    /// The live grants a deactivation revoked, in the same transaction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked_grants: Vec<String>,
 }
 
 /// `audit.key_changed`.
@@ -709,6 +712,8 @@ pub enum Payload {
     DirectoryReloaded(DirectoryChanges),
     DirectoryUserCreated(DirectoryUserChanged),
     DirectoryUserUpdated(DirectoryUserChanged),
+    DirectoryUserDeactivated(DirectoryUserChanged),
+    DirectoryUserDeleted(DirectoryUserChanged),
     AuditKeyChanged(AuditKeyChanged),
     FindingOpened(FindingRecorded),
     FindingUpdated(FindingRecorded),
@@ -738,9 +743,10 @@ impl Payload {
         match self {
             Self::PolicyChanged(changed) => changed.snapshot.as_deref(),
             Self::DirectoryReloaded(changes) => changes.snapshot.as_deref(),
-            Self::DirectoryUserCreated(changed) | Self::DirectoryUserUpdated(changed) => {
-                changed.snapshot.as_deref()
-            }
+            Self::DirectoryUserCreated(changed)
+            | Self::DirectoryUserUpdated(changed)
+            | Self::DirectoryUserDeactivated(changed)
+            | Self::DirectoryUserDeleted(changed) => changed.snapshot.as_deref(),
             _ => None,
         }
     }
@@ -785,6 +791,8 @@ impl Payload {
             T::DirectoryReloaded => read(details).map(Self::DirectoryReloaded),
             T::DirectoryUserCreated => read(details).map(Self::DirectoryUserCreated),
             T::DirectoryUserUpdated => read(details).map(Self::DirectoryUserUpdated),
+            T::DirectoryUserDeactivated => read(details).map(Self::DirectoryUserDeactivated),
+            T::DirectoryUserDeleted => read(details).map(Self::DirectoryUserDeleted),
             T::AuditKeyChanged => read(details).map(Self::AuditKeyChanged),
             T::FindingOpened => read(details).map(Self::FindingOpened),
             T::FindingUpdated => read(details).map(Self::FindingUpdated),
@@ -834,6 +842,8 @@ impl Payload {
             Self::DirectoryReloaded(_) => T::DirectoryReloaded,
             Self::DirectoryUserCreated(_) => T::DirectoryUserCreated,
             Self::DirectoryUserUpdated(_) => T::DirectoryUserUpdated,
+            Self::DirectoryUserDeactivated(_) => T::DirectoryUserDeactivated,
+            Self::DirectoryUserDeleted(_) => T::DirectoryUserDeleted,
             Self::AuditKeyChanged(_) => T::AuditKeyChanged,
             Self::FindingOpened(_) => T::FindingOpened,
             Self::FindingUpdated(_) => T::FindingUpdated,

@@ -5,7 +5,7 @@
 
 use std::sync::PoisonError;
 
-use ward_store::PersonRecord;
+use ward_store::{GrantFilter, PersonRecord, TokenFilter, TokenWrite};
 
 use super::auth::snapshot_record;
 use super::*;
@@ -140,8 +140,11 @@ impl Broker {
             name: claimed.name.clone(),
             source: "oidc".into(),
             subject: Some(claimed.subject.clone()),
+            display_name: before.as_ref().and_then(|p| p.display_name.clone()),
             groups: claimed.groups.clone(),
             active: true,
+            deleted_at: None,
+            created_at: before.as_ref().map_or(now, |p| p.created_at),
             claims_at: claimed.at,
             updated_at: now,
             version: before.as_ref().map_or(1, |p| p.version + 1),
@@ -160,6 +163,7 @@ impl Broker {
             groups_added,
             groups_removed,
             snapshot: Some(snapshot.digest.clone()),
+            revoked_grants: Vec::new(),
         };
         let (payload, what) = match before {
             None => (Payload::DirectoryUserCreated(changed), "known from"),
@@ -188,6 +192,147 @@ impl Broker {
         known.epoch += 1;
         self.put_people_in_force(engine, known);
         Ok(())
+    }
+}
+
+/// What a directory push (SCIM) did to a person, as the audit log says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersonPush {
+    Created,
+    Updated,
+    Deactivated,
+    Deleted,
+}
+
+/// The most live grants and tokens one person's deactivation revokes in its transaction.
+const MAX_GRANTS_ENDED: u32 = 10_000;
+const MAX_TOKENS_ENDED: u32 = 10_000;
+
+impl Broker {
+    /// Records `record`, a person as a directory push by `actor` describes them, with its event
+    /// and the policy snapshot that puts them in force, in one transaction; a record that is
+    /// not active revokes the person's live grants and their ward tokens in that same
+    /// transaction, and from then on the identity provider's tokens for them are refused too
+    /// (the directory no longer holds them). `record.version` must be
+    /// the next after the one in force (1 for someone new), else `Conflict`: read again.
+    /// Returns the grants revoked.
+    pub async fn push_person(
+        &self,
+        actor: &str,
+        record: PersonRecord,
+        what: PersonPush,
+        reason: String,
+    ) -> Result<Vec<GrantId>, BrokerError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        if self.store.people_epoch().await?
+            != self.people.read().unwrap_or_else(PoisonError::into_inner).epoch
+        {
+            self.load_people().await?;
+        }
+        let mut known = self.people.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let before = known.by_name.get(&record.name).cloned();
+        if record.version != before.as_ref().map_or(1, |p| p.version + 1) {
+            return Err(BrokerError::Conflict(format!(
+                "`{}` changed meanwhile; read them again",
+                record.name
+            )));
+        }
+        known.by_name.insert(record.name.clone(), record.clone());
+        let base = self.base_policy.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let engine = merge(&base, known.by_name.values()).map_err(unloadable)?;
+        let snapshot = snapshot_record(&engine)?;
+        let now = self.now();
+        let mut change = Change::default();
+        let mut ending = Vec::new();
+        if !record.active {
+            let filter = GrantFilter {
+                states: vec![GrantState::Scheduled, GrantState::Active],
+                principal: Some(record.name.clone()),
+                limit: MAX_GRANTS_ENDED,
+                ..GrantFilter::default()
+            };
+            for grant in self.store.grants(&filter).await? {
+                let transition = lifecycle::revoke(&mut RandomIds, grant, actor, reason.clone(), now)
+                    .map_err(BrokerError::Lifecycle)?;
+                ending.extend(transition.grant.clone());
+                change.absorb(transition);
+            }
+        }
+        let mut tokens_ended = Vec::new();
+        if !record.active {
+            // Their ward tokens end with them, for good: a person brought back gets new ones.
+            let filter = TokenFilter { principal: Some(record.name.clone()), limit: MAX_TOKENS_ENDED };
+            for token in self.store.tokens(&filter).await? {
+                if token.revoked_at.is_none() && now < token.expires_at {
+                    change.events.push(super::tokens::token_event(true, actor, &token, now));
+                    change.tokens.push(TokenWrite::Revoke {
+                        id: token.id.clone(),
+                        at: now,
+                        by: actor.to_owned(),
+                    });
+                    tokens_ended.push(token.hash);
+                }
+            }
+        }
+        let revoked_grants: Vec<GrantId> = ending.iter().map(|g| g.id.clone()).collect();
+        let previous = before.as_ref().map(|p| p.groups.as_slice()).unwrap_or_default();
+        let (groups_added, groups_removed) = group_changes(previous, &record.groups);
+        let changed = payload::DirectoryUserChanged {
+            user: record.name.clone(),
+            source: record.source.clone(),
+            subject: record.subject.clone(),
+            groups: record.groups.clone(),
+            groups_added,
+            groups_removed,
+            snapshot: Some(snapshot.digest.clone()),
+            revoked_grants: revoked_grants.iter().map(ToString::to_string).collect(),
+        };
+        let payload = match what {
+            PersonPush::Created => Payload::DirectoryUserCreated(changed),
+            PersonPush::Updated => Payload::DirectoryUserUpdated(changed),
+            PersonPush::Deactivated => Payload::DirectoryUserDeactivated(changed),
+            PersonPush::Deleted => Payload::DirectoryUserDeleted(changed),
+        };
+        // The person's event first: the revocations it causes follow it in the log.
+        let event = NewEvent {
+            subject: Some(record.name.clone()),
+            reason: Some(reason),
+            ..NewEvent::new(RandomIds.event_id(), now, actor, payload)
+        };
+        change.events.insert(0, event);
+        change.people.push(record);
+        change.policy_snapshots.push(snapshot);
+        // Narrow first: from here on no check succeeds on a grant this change ends.
+        for grant in &ending {
+            self.index.remove(grant, now);
+        }
+        match self.commit(change).await {
+            Ok(_) => {}
+            Err(error) => {
+                for grant in &ending {
+                    if let Ok(Some(stored)) = self.store.grant(grant.id.as_str()).await {
+                        self.index.restore(&stored);
+                    }
+                }
+                return Err(match error {
+                    StoreError::Conflict => BrokerError::Conflict("changed meanwhile; read again".into()),
+                    other => other.into(),
+                });
+            }
+        }
+        known.epoch += 1;
+        self.put_people_in_force(engine, known);
+        for hash in &tokens_ended {
+            self.token_cache.forget(hash);
+        }
+        self.wake.notify_one();
+        Ok(revoked_grants)
+    }
+
+    /// The people the store holds, as this process has them in force (after catching up).
+    pub async fn people_on_record(&self) -> Result<Vec<PersonRecord>, BrokerError> {
+        self.catch_up_on_people().await?;
+        Ok(self.people.read().unwrap_or_else(PoisonError::into_inner).by_name.values().cloned().collect())
     }
 }
 

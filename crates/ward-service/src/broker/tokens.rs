@@ -88,8 +88,8 @@ fn check_service_name(name: &str) -> Result<(), BrokerError> {
     }
 }
 
-/// `token.created` (`revoked` false) or `token.revoked`.
-fn token_event(revoked: bool, actor: &Caller, token: &ApiToken, now: Timestamp) -> NewEvent {
+/// `token.created` (`revoked` false) or `token.revoked`, by `actor`.
+pub(super) fn token_event(revoked: bool, actor: &str, token: &ApiToken, now: Timestamp) -> NewEvent {
     let recorded = payload::TokenRecorded {
         token_id: token.id.clone(),
         expires_at: token.expires_at,
@@ -98,7 +98,7 @@ fn token_event(revoked: bool, actor: &Caller, token: &ApiToken, now: Timestamp) 
     let payload = if revoked { Payload::TokenRevoked(recorded) } else { Payload::TokenCreated(recorded) };
     NewEvent {
         subject: Some(token.principal.clone()),
-        ..NewEvent::new(RandomIds.event_id(), now, &actor.name, payload)
+        ..NewEvent::new(RandomIds.event_id(), now, actor, payload)
     }
 }
 
@@ -119,7 +119,7 @@ impl Tokens<'_> {
                 check_service_name(name)?;
                 scopes.ok_or_else(|| {
                     BrokerError::Invalid(format!(
-                        "a service principal's token needs its scopes (--scope check, push, read or admin); \
+                        "a service principal's token needs its scopes (--scope check, push, read, scim or admin); \
                          `{principal}` gets no default"
                     ))
                 })?
@@ -156,7 +156,7 @@ impl Tokens<'_> {
             last_used_at: None,
             scopes,
         };
-        let event = token_event(false, actor, &record, now);
+        let event = token_event(false, &actor.name, &record, now);
         let change = Change {
             tokens: vec![TokenWrite::Create(record.clone())],
             events: vec![event],
@@ -198,7 +198,7 @@ impl Tokens<'_> {
             return Ok(token);
         }
         let now = broker.now();
-        let event = token_event(true, caller, &token, now);
+        let event = token_event(true, &caller.name, &token, now);
         let write = TokenWrite::Revoke { id: token.id.clone(), at: now, by: caller.name.clone() };
         match broker.commit(Change { tokens: vec![write], events: vec![event], ..Change::default() }).await {
             Ok(_) | Err(StoreError::Conflict) => {}

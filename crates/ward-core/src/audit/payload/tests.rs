@@ -60,6 +60,7 @@ fn sample(event_type: EventType) -> Payload {
         groups_added: vec!["engineering".into()],
         groups_removed: vec![],
         snapshot: Some("ab".into()),
+        revoked_grants: vec![],
     };
     match event_type {
         T::RequestCreated => Payload::RequestCreated(RequestCreated {
@@ -163,7 +164,12 @@ fn sample(event_type: EventType) -> Payload {
             ..DirectoryChanges::default()
         }),
         T::DirectoryUserCreated => Payload::DirectoryUserCreated(user_changed.clone()),
-        T::DirectoryUserUpdated => Payload::DirectoryUserUpdated(user_changed),
+        T::DirectoryUserUpdated => Payload::DirectoryUserUpdated(user_changed.clone()),
+        T::DirectoryUserDeactivated => Payload::DirectoryUserDeactivated(DirectoryUserChanged {
+            revoked_grants: vec!["grt_1".into()],
+            ..user_changed.clone()
+        }),
+        T::DirectoryUserDeleted => Payload::DirectoryUserDeleted(user_changed),
         T::AuditKeyChanged => Payload::AuditKeyChanged(AuditKeyChanged {
             previous_key: None,
             previous_key_id: None,
