@@ -1123,10 +1123,13 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
     // (written only at a start with a new signing key; it carries no text a person wrote) and
     // what the audit log's consumers write (findings, grant audits, failed notifications, debug
     // levels raised and put back), nor what only an identity provider's tokens bring (people from
-    // its claims: tests/identity.rs in ward-server; they carry no text a person wrote).
+    // its claims: tests/identity.rs in ward-server) or a directory's SCIM pushes (ward-scim's
+    // tests); they carry no text a person wrote.
     let never_written = [
         EventType::DirectoryUserCreated,
         EventType::DirectoryUserUpdated,
+        EventType::DirectoryUserDeactivated,
+        EventType::DirectoryUserDeleted,
         EventType::ConfigChanged,
         EventType::AuditKeyChanged,
         EventType::FindingOpened,
