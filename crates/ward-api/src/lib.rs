@@ -691,10 +691,13 @@ pub struct ScimUserView {
     pub meta: serde_json::Value,
 }
 
+/// A group a User is in: its id (`grp_…`) and name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ScimGroupRef {
     pub value: String,
     pub display: String,
+    #[serde(rename = "$ref")]
+    pub reference: String,
 }
 
 /// A page of SCIM Users (RFC 7644 §3.4.2).

@@ -92,6 +92,16 @@ pub enum EventType {
     /// directory's listings.
     #[serde(rename = "directory.user_deleted")]
     DirectoryUserDeleted,
+    /// A directory push (SCIM) made a group; `details` say which ward group it stands for and
+    /// who its members are.
+    #[serde(rename = "directory.group_created")]
+    DirectoryGroupCreated,
+    /// A directory push changed a group: its name, or who is in it.
+    #[serde(rename = "directory.group_updated")]
+    DirectoryGroupUpdated,
+    /// A directory push deleted a group: nobody is in it from ward's directory any more.
+    #[serde(rename = "directory.group_deleted")]
+    DirectoryGroupDeleted,
     /// Checkpoints are signed by another key from here on (the previous one was lost or
     /// replaced); `details` name both, so verification can follow the change.
     #[serde(rename = "audit.key_changed")]
@@ -142,7 +152,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 43] = [
+    pub const ALL: [EventType; 46] = [
         Self::RequestCreated,
         Self::RequestCancelled,
         Self::RequestLapsed,
@@ -171,6 +181,9 @@ impl EventType {
         Self::DirectoryUserUpdated,
         Self::DirectoryUserDeactivated,
         Self::DirectoryUserDeleted,
+        Self::DirectoryGroupCreated,
+        Self::DirectoryGroupUpdated,
+        Self::DirectoryGroupDeleted,
         Self::AuditKeyChanged,
         Self::FindingOpened,
         Self::FindingUpdated,
@@ -218,6 +231,9 @@ impl EventType {
             Self::DirectoryUserUpdated => "directory.user_updated",
             Self::DirectoryUserDeactivated => "directory.user_deactivated",
             Self::DirectoryUserDeleted => "directory.user_deleted",
+            Self::DirectoryGroupCreated => "directory.group_created",
+            Self::DirectoryGroupUpdated => "directory.group_updated",
+            Self::DirectoryGroupDeleted => "directory.group_deleted",
             Self::AuditKeyChanged => "audit.key_changed",
             Self::FindingOpened => "finding.opened",
             Self::FindingUpdated => "finding.updated",
@@ -255,6 +271,9 @@ impl EventType {
                 | Self::DirectoryUserUpdated
                 | Self::DirectoryUserDeactivated
                 | Self::DirectoryUserDeleted
+                | Self::DirectoryGroupCreated
+                | Self::DirectoryGroupUpdated
+                | Self::DirectoryGroupDeleted
         )
     }
 

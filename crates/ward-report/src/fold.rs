@@ -275,6 +275,20 @@ impl Fold {
                 }
                 self.change(event, format!("person {}", said.join("; ")));
             }
+            Payload::DirectoryGroupCreated(group)
+            | Payload::DirectoryGroupUpdated(group)
+            | Payload::DirectoryGroupDeleted(group) => {
+                let mut said = vec![format!("group {} ({})", group.group, event.event_type)];
+                if let Some(previous) = &group.previous_name {
+                    said.push(format!("renamed from {previous}"));
+                }
+                for (what, who) in [("joined", &group.members_added), ("left", &group.members_removed)] {
+                    if !who.is_empty() {
+                        said.push(format!("{} {what}", who.join(", ")));
+                    }
+                }
+                self.change(event, said.join("; "));
+            }
             Payload::TokenCreated(token) => {
                 let whom = event.subject.as_deref().unwrap_or("?");
                 self.change(

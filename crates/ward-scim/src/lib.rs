@@ -5,6 +5,8 @@
 
 pub mod error;
 pub mod filter;
+pub mod group;
+mod groups;
 pub mod patch;
 pub mod service;
 pub mod user;

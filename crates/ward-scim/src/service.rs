@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use ward_core::directory::{is_reserved_user_name, is_valid_name};
-use ward_service::broker::PersonPush;
+use ward_service::broker::{DIRECTORY_SOURCE, PersonPush};
 use ward_service::{Broker, BrokerError, Caller};
-use ward_store::PersonRecord;
+use ward_store::{DirectoryGroup, PersonRecord};
 
 use crate::error::{ScimError, ScimType};
 use crate::filter::{self, EqFilter};
@@ -17,13 +17,11 @@ use crate::patch::read_user_patch;
 use crate::user::{UserFields, read_user, user_json};
 
 pub const LIST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
-/// Where people pushed by SCIM come from, on record.
-pub const SOURCE: &str = "scim";
 /// Results per page when the request names no `count`, and the most it may name.
 pub const DEFAULT_COUNT: usize = 100;
 pub const MAX_COUNT: usize = 200;
-/// How many times a change is tried again when another process changed the person first.
-const ATTEMPTS: usize = 3;
+/// How many times a change is tried again when another process changed it first.
+pub(crate) const ATTEMPTS: usize = 3;
 
 /// `startIndex` and `count` of a listing (RFC 7644 §3.4.2.4).
 #[derive(Debug, Clone, Copy, Default)]
@@ -42,6 +40,10 @@ impl Scim {
         Self { broker }
     }
 
+    pub(crate) fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
     /// The people a directory can see: everyone on record but the deleted.
     async fn people(&self) -> Result<Vec<PersonRecord>, ScimError> {
         let people = self.broker.people_on_record().await?;
@@ -58,7 +60,13 @@ impl Scim {
 
     pub async fn get_user(&self, id: &str) -> Result<Value, ScimError> {
         let person = self.person(id).await?;
-        Ok(user_json(&person, &person.groups))
+        Ok(user_json(&person, &self.groups_of(&person).await?))
+    }
+
+    /// The directory's groups `person` is in: (id, name).
+    async fn groups_of(&self, person: &PersonRecord) -> Result<Vec<(String, String)>, ScimError> {
+        let groups = self.broker.directory_groups_on_record().await?;
+        Ok(in_groups(person, &groups))
     }
 
     /// Users, by name, filtered by `userName`, `id`, `externalId` or `displayName` equality.
@@ -75,8 +83,9 @@ impl Scim {
             .count
             .map_or(DEFAULT_COUNT, |count| usize::try_from(count.max(0)).unwrap_or(0))
             .min(MAX_COUNT);
+        let groups = self.broker.directory_groups_on_record().await?;
         let page: Vec<Value> =
-            people.iter().skip(start - 1).take(count).map(|p| user_json(p, &p.groups)).collect();
+            people.iter().skip(start - 1).take(count).map(|p| user_json(p, &in_groups(p, &groups))).collect();
         Ok(json!({
             "schemas": [LIST_SCHEMA],
             "totalResults": total,
@@ -108,7 +117,7 @@ impl Scim {
             let now = self.broker.now();
             let record = PersonRecord {
                 name: name.clone(),
-                source: SOURCE.into(),
+                source: DIRECTORY_SOURCE.into(),
                 subject: fields.external_id.clone().flatten(),
                 display_name: fields.display_name.clone().flatten(),
                 groups: Vec::new(),
@@ -121,7 +130,7 @@ impl Scim {
             };
             let reason = format!("{name} created by a directory push from {}", caller.name);
             match self.broker.push_person(&caller.name, record.clone(), PersonPush::Created, reason).await {
-                Ok(_) => return Ok(user_json(&record, &record.groups)),
+                Ok(_) => return Ok(user_json(&record, &self.groups_of(&record).await?)),
                 Err(BrokerError::Conflict(_)) => continue,
                 Err(error) => return Err(error.into()),
             }
@@ -169,7 +178,7 @@ impl Scim {
                 _ => PersonPush::Updated,
             };
             let record = PersonRecord {
-                source: SOURCE.into(),
+                source: DIRECTORY_SOURCE.into(),
                 subject: fields.external_id.clone().unwrap_or_else(|| person.subject.clone()),
                 display_name: fields.display_name.clone().unwrap_or_else(|| person.display_name.clone()),
                 active,
@@ -181,12 +190,12 @@ impl Scim {
                 PersonRecord { updated_at: record.updated_at, version: record.version, ..person.clone() };
             if record == unchanged {
                 // Nothing changes: nothing to record.
-                return Ok(user_json(&person, &person.groups));
+                return Ok(user_json(&person, &self.groups_of(&person).await?));
             }
             let verb = if what == PersonPush::Deactivated { "deactivated" } else { "updated" };
             let reason = format!("{} {verb} by a directory push from {}", person.name, caller.name);
             match self.broker.push_person(&caller.name, record.clone(), what, reason).await {
-                Ok(_) => return Ok(user_json(&record, &record.groups)),
+                Ok(_) => return Ok(user_json(&record, &self.groups_of(&record).await?)),
                 Err(BrokerError::Conflict(_)) => continue,
                 Err(error) => return Err(error.into()),
             }
@@ -274,6 +283,15 @@ fn check_user_name(name: &str) -> Result<(), ScimError> {
     Ok(())
 }
 
-fn busy(id: &str) -> ScimError {
+/// The directory's groups among `person`'s: (id, name).
+fn in_groups(person: &PersonRecord, groups: &[DirectoryGroup]) -> Vec<(String, String)> {
+    groups
+        .iter()
+        .filter(|g| person.groups.contains(&g.name))
+        .map(|g| (g.id.clone(), g.name.clone()))
+        .collect()
+}
+
+pub(crate) fn busy(id: &str) -> ScimError {
     ScimError::new(409, None, format!("`{id}` kept changing meanwhile; try again"))
 }

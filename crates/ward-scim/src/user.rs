@@ -146,8 +146,9 @@ pub fn boolean(value: &Value) -> Result<bool, ScimError> {
     }
 }
 
-/// A person as a SCIM User; `id` is their ward user name.
-pub fn user_json(person: &PersonRecord, groups: &[String]) -> Value {
+/// A person as a SCIM User; `id` is their ward user name. `groups`: the directory's groups
+/// (`grp_…`, name) they are in.
+pub fn user_json(person: &PersonRecord, groups: &[(String, String)]) -> Value {
     let mut user = Map::new();
     user.insert("schemas".into(), json!([USER_SCHEMA]));
     user.insert("id".into(), person.name.clone().into());
@@ -159,7 +160,10 @@ pub fn user_json(person: &PersonRecord, groups: &[String]) -> Value {
         user.insert("displayName".into(), display_name.clone().into());
     }
     user.insert("active".into(), person.active.into());
-    let groups: Vec<Value> = groups.iter().map(|g| json!({"value": g, "display": g})).collect();
+    let groups: Vec<Value> = groups
+        .iter()
+        .map(|(id, name)| json!({"value": id, "display": name, "$ref": format!("/scim/v2/Groups/{id}")}))
+        .collect();
     user.insert("groups".into(), groups.into());
     user.insert("meta".into(), meta("User", &format!("/scim/v2/Users/{}", person.name), person));
     Value::Object(user)

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 use ward_core::audit::{AuditEvent, EventType};
 use ward_core::{GrantState, ManualClock};
+use ward_scim::group::GROUP_SCHEMA;
 use ward_scim::patch::PATCH_SCHEMA;
 use ward_scim::user::USER_SCHEMA;
 use ward_scim::{Paging, Scim, ScimType};
@@ -102,6 +103,7 @@ on_both_backends!(
     people_are_pushed_found_and_changed,
     deactivating_someone_ends_their_access_at_once,
     a_deleted_user_is_gone_and_can_come_back,
+    groups_decide_who_approves,
 );
 
 async fn people_are_pushed_found_and_changed(store: Arc<dyn Store>) {
@@ -225,4 +227,106 @@ async fn a_deleted_user_is_gone_and_can_come_back(store: Arc<dyn Store>) {
     assert_eq!(again["active"], true);
     assert!(w.broker.caller("alice").is_some());
     assert_eq!(w.events(EventType::DirectoryUserCreated).await.len(), 2);
+}
+
+fn patch_body(operations: Value) -> Value {
+    json!({"schemas": [PATCH_SCHEMA], "Operations": operations})
+}
+
+/// A group pushed with its members is a ward group: who is in it decides what policies let
+/// them do, and taking someone out (or the group away) takes that away at once.
+async fn groups_decide_who_approves(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    for name in ["pat", "quinn"] {
+        w.create(user(name, json!({}))).await.unwrap();
+    }
+    let pat = || w.broker.caller("pat").unwrap();
+    let bob = w.broker.caller("bob").unwrap();
+    // payments-leads approve on payments-api (the quickstart's policies); pat is not one yet.
+    let request = w
+        .broker
+        .create_request(
+            &w.broker.caller("alice").unwrap(),
+            RequestInput {
+                resource: "logs:payments-api".into(),
+                role: "read".into(),
+                duration_seconds: 1800,
+                reason: "INC-4312 checkout 500s".into(),
+                ticket: None,
+                start_at: None,
+                breakglass: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(w.broker.approve(&pat(), request.id.as_str(), None).await.is_err());
+
+    let body = json!({"schemas": [GROUP_SCHEMA], "displayName": "payments-leads", "externalId": "okta-g1",
+        "members": [{"value": "pat"}]});
+    let group = w.scim.create_group(&w.provider, &body).await.unwrap();
+    let id = group["id"].as_str().unwrap().to_owned();
+    assert_eq!(group["members"][0]["value"], "pat");
+    let created = w.events(EventType::DirectoryGroupCreated).await;
+    assert_eq!((created.len(), created[0].actor.as_str()), (1, "service:entra"));
+    assert_eq!(created[0].details["members_added"], json!(["pat"]));
+    assert!(w.broker.policy().directory().is_member("pat", &["payments-leads".into()]));
+    let again = w.scim.create_group(&w.provider, &body).await.unwrap_err();
+    assert_eq!((again.status, again.scim_type), (409, Some(ScimType::Uniqueness)));
+    let stranger = json!({"schemas": [GROUP_SCHEMA], "displayName": "x", "members": [{"value": "nobody"}]});
+    assert_eq!(
+        w.scim.create_group(&w.provider, &stranger).await.unwrap_err().scim_type,
+        Some(ScimType::InvalidValue)
+    );
+    let spaced = json!({"schemas": [GROUP_SCHEMA], "displayName": "Payments Leads"});
+    assert!(w.scim.create_group(&w.provider, &spaced).await.unwrap_err().detail.contains("group_map"));
+
+    // Found by name, members left out when asked.
+    let found = w
+        .scim
+        .list_groups(Some(r#"displayName eq "PAYMENTS-leads""#), Paging::default(), false)
+        .await
+        .unwrap();
+    assert_eq!((found["totalResults"].as_u64(), found["Resources"][0].get("members")), (Some(1), None));
+
+    // quinn joins (Okta's form), pat leaves (Entra's form): in force at once.
+    let add = patch_body(json!([{"op": "add", "path": "members", "value": [{"value": "quinn"}]}]));
+    w.scim.patch_group(&w.provider, &id, &add).await.unwrap();
+    let remove = patch_body(json!([{"op": "Remove", "path": "members", "value": [{"value": "pat"}]}]));
+    let after = w.scim.patch_group(&w.provider, &id, &remove).await.unwrap();
+    assert_eq!(
+        after["members"],
+        json!([{"value": "quinn", "display": "quinn", "$ref": "/scim/v2/Users/quinn", "type": "User"}])
+    );
+    assert!(!w.broker.policy().directory().is_member("pat", &["payments-leads".into()]));
+    assert!(
+        w.broker.approve(&pat(), request.id.as_str(), None).await.is_err(),
+        "out of the group: no approving"
+    );
+    let updated = w.events(EventType::DirectoryGroupUpdated).await;
+    assert_eq!(updated.len(), 2);
+    assert_eq!(updated[1].details["members_removed"], json!(["pat"]));
+    // The same patch again changes nothing and records nothing.
+    w.scim.patch_group(&w.provider, &id, &remove).await.unwrap();
+    assert_eq!(w.events(EventType::DirectoryGroupUpdated).await.len(), 2);
+
+    // Renamed at the provider: the members move with it.
+    let renamed = patch_body(json!([{"op": "replace", "path": "displayName", "value": "leads"}]));
+    w.scim.patch_group(&w.provider, &id, &renamed).await.unwrap();
+    let directory = w.broker.policy().directory().clone();
+    assert!(
+        directory.is_member("quinn", &["leads".into()])
+            && !directory.is_member("quinn", &["payments-leads".into()])
+    );
+    assert_eq!(
+        w.events(EventType::DirectoryGroupUpdated).await[2].details["previous_name"],
+        "payments-leads"
+    );
+
+    w.scim.delete_group(&w.provider, &id).await.unwrap();
+    assert!(!w.broker.policy().directory().is_member("quinn", &["leads".into()]));
+    assert_eq!(w.scim.get_group(&id, true).await.unwrap_err().status, 404);
+    assert_eq!(w.events(EventType::DirectoryGroupDeleted).await.len(), 1);
+    // ward.toml's own payments-leads are untouched throughout.
+    assert!(w.broker.policy().directory().is_member("bob", &["payments-leads".into()]));
+    assert!(w.broker.approve(&bob, request.id.as_str(), None).await.is_ok());
 }

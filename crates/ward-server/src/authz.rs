@@ -84,6 +84,12 @@ pub const RULES: &[(Method, &str, Rule)] = &[
     (Method::PUT, "/scim/v2/Users/{id}", rule(S::Scim, DIRECTORY)),
     (Method::PATCH, "/scim/v2/Users/{id}", rule(S::Scim, DIRECTORY)),
     (Method::DELETE, "/scim/v2/Users/{id}", rule(S::Scim, DIRECTORY)),
+    (Method::GET, "/scim/v2/Groups", rule(S::Scim, DIRECTORY)),
+    (Method::POST, "/scim/v2/Groups", rule(S::Scim, DIRECTORY)),
+    (Method::GET, "/scim/v2/Groups/{id}", rule(S::Scim, DIRECTORY)),
+    (Method::PUT, "/scim/v2/Groups/{id}", rule(S::Scim, DIRECTORY)),
+    (Method::PATCH, "/scim/v2/Groups/{id}", rule(S::Scim, DIRECTORY)),
+    (Method::DELETE, "/scim/v2/Groups/{id}", rule(S::Scim, DIRECTORY)),
 ];
 
 /// The rule for `method` on `route` (the router's pattern, `/v1/requests/{id}`).

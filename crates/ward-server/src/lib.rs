@@ -57,7 +57,8 @@ pub use problem::ApiError;
         findings::list_rules, findings::run_rules, grant_audit::audit, credentials::issue, debug_windows::follow, insights::insights,
         reports::make, slack::action, healthz, readyz, identity_provider,
         scim::list_users, scim::create_user, scim::get_user, scim::replace_user, scim::patch_user,
-        scim::delete_user, scim::service_provider_config
+        scim::delete_user, scim::list_groups, scim::create_group, scim::get_group, scim::replace_group,
+        scim::patch_group, scim::delete_group, scim::service_provider_config
     ),
     modifiers(&BearerAuth),
     tags((name = "requests"), (name = "grants"), (name = "access"), (name = "logs"), (name = "audit"), (name = "findings"), (name = "reports"), (name = "operations"), (name = "integrations"), (name = "scim"))
@@ -311,6 +312,11 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route(
             "/Users/{id}",
             get(scim::get_user).put(scim::replace_user).patch(scim::patch_user).delete(scim::delete_user),
+        )
+        .route("/Groups", get(scim::list_groups).post(scim::create_group))
+        .route(
+            "/Groups/{id}",
+            get(scim::get_group).put(scim::replace_group).patch(scim::patch_group).delete(scim::delete_group),
         )
         .route("/ServiceProviderConfig", get(scim::service_provider_config));
     Router::new()

@@ -91,6 +91,37 @@ pub struct ListQuery {
     start_index: Option<i64>,
     /// At most this many results (at most 200; default 100).
     count: Option<i64>,
+    /// `members` leaves the groups' members out (Users have nothing to leave out).
+    #[serde(rename = "excludedAttributes")]
+    #[param(rename = "excludedAttributes", max_length = 1024)]
+    excluded_attributes: Option<String>,
+}
+
+impl ListQuery {
+    fn paging(&self) -> Paging {
+        Paging { start_index: self.start_index, count: self.count }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ShowQuery {
+    /// `members` leaves the members out.
+    #[serde(rename = "excludedAttributes")]
+    #[param(rename = "excludedAttributes", max_length = 1024)]
+    excluded_attributes: Option<String>,
+}
+
+/// Whether `excludedAttributes` leaves the members in.
+fn with_members(excluded: Option<&str>) -> bool {
+    !excluded.is_some_and(|list| list.split(',').any(|a| a.trim().eq_ignore_ascii_case("members")))
+}
+
+fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Failure> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|rejected| ScimError::bad(ScimType::InvalidValue, rejected.body_text()).into())
 }
 
 #[utoipa::path(get, path = "/scim/v2/Users", params(ListQuery), tag = "scim", security(("bearer" = [])),
@@ -104,10 +135,8 @@ pub async fn list_users(
     ScimCaller(_caller): ScimCaller,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Reply, Failure> {
-    let Query(query) =
-        query.map_err(|rejected| ScimError::bad(ScimType::InvalidValue, rejected.body_text()))?;
-    let paging = Paging { start_index: query.start_index, count: query.count };
-    let list = Scim::new(broker).list_users(query.filter.as_deref(), paging).await?;
+    let query = query_of(query)?;
+    let list = Scim::new(broker).list_users(query.filter.as_deref(), query.paging()).await?;
     Ok(Reply(StatusCode::OK, list))
 }
 
@@ -210,4 +239,121 @@ pub async fn delete_user(
     responses((status = 200, body = Object, content_type = "application/scim+json", description = "what ward supports of SCIM (RFC 7643 §5); no token needed")))]
 pub async fn service_provider_config() -> Reply {
     Reply(StatusCode::OK, ward_scim::service_provider_config())
+}
+
+const GROUP_BODY: &str = "a SCIM Group: `schemas`, `displayName` (the ward group policies name, through `[identity.oidc] group_map`), `externalId`, `members` ([{\"value\": USER_ID}])";
+
+#[utoipa::path(get, path = "/scim/v2/Groups", params(ListQuery), tag = "scim", security(("bearer" = [])),
+    responses((status = 200, body = Object, content_type = "application/scim+json", description = "a ListResponse of Groups, by name"),
+        (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "`invalidFilter`, or a query ward does not read"),
+        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
+        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
+        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store cannot be read")))]
+pub async fn list_groups(
+    State(broker): State<Arc<Broker>>,
+    ScimCaller(_caller): ScimCaller,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Reply, Failure> {
+    let query = query_of(query)?;
+    let members = with_members(query.excluded_attributes.as_deref());
+    let list = Scim::new(broker).list_groups(query.filter.as_deref(), query.paging(), members).await?;
+    Ok(Reply(StatusCode::OK, list))
+}
+
+#[utoipa::path(post, path = "/scim/v2/Groups", tag = "scim", security(("bearer" = [])),
+    request_body(content = Object, content_type = "application/scim+json", description = GROUP_BODY),
+    responses((status = 201, body = Object, content_type = "application/scim+json", description = "recorded as `directory.group_created`, with its members"),
+        (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "`invalidSyntax`, `invalidValue` (a name ward cannot hold, a member who is no User)"),
+        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
+        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
+        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "`uniqueness`: a Group stands for that ward group already"),
+        (status = 413, body = ScimErrorView, content_type = "application/scim+json", description = "the body is larger than max_body_bytes"),
+        (status = 415, body = ScimErrorView, content_type = "application/scim+json", description = "not application/scim+json or application/json"),
+        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store or the audit log cannot be written")))]
+pub async fn create_group(
+    State(broker): State<Arc<Broker>>,
+    ScimCaller(caller): ScimCaller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Reply, Failure> {
+    let body = json_body(&headers, body)?;
+    Ok(Reply(StatusCode::CREATED, Scim::new(broker).create_group(&caller, &body).await?))
+}
+
+#[utoipa::path(get, path = "/scim/v2/Groups/{id}", params(("id" = String, Path, description = "the Group's id (`grp_…`)"), ShowQuery), tag = "scim", security(("bearer" = [])),
+    responses((status = 200, body = Object, content_type = "application/scim+json", description = "the Group"),
+        (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "a query ward does not read"),
+        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
+        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
+        (status = 404, body = ScimErrorView, content_type = "application/scim+json", description = "no such Group"),
+        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store cannot be read")))]
+pub async fn get_group(
+    State(broker): State<Arc<Broker>>,
+    ScimCaller(_caller): ScimCaller,
+    Path(id): Path<String>,
+    query: Result<Query<ShowQuery>, QueryRejection>,
+) -> Result<Reply, Failure> {
+    let query = query_of(query)?;
+    let members = with_members(query.excluded_attributes.as_deref());
+    Ok(Reply(StatusCode::OK, Scim::new(broker).get_group(&id, members).await?))
+}
+
+#[utoipa::path(put, path = "/scim/v2/Groups/{id}", params(("id" = String, Path, description = "the Group's id (`grp_…`)")), tag = "scim", security(("bearer" = [])),
+    request_body(content = Object, content_type = "application/scim+json", description = GROUP_BODY),
+    responses((status = 200, body = Object, content_type = "application/scim+json", description = "recorded as `directory.group_updated` (a new `displayName` renames the ward group)"),
+        (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "`invalidSyntax`, `invalidValue`"),
+        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
+        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
+        (status = 404, body = ScimErrorView, content_type = "application/scim+json", description = "no such Group"),
+        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "`uniqueness` (the new name is another Group's), or changed meanwhile again and again"),
+        (status = 413, body = ScimErrorView, content_type = "application/scim+json", description = "the body is larger than max_body_bytes"),
+        (status = 415, body = ScimErrorView, content_type = "application/scim+json", description = "not application/scim+json or application/json"),
+        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store or the audit log cannot be written")))]
+pub async fn replace_group(
+    State(broker): State<Arc<Broker>>,
+    ScimCaller(caller): ScimCaller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Reply, Failure> {
+    let body = json_body(&headers, body)?;
+    Ok(Reply(StatusCode::OK, Scim::new(broker).replace_group(&caller, &id, &body).await?))
+}
+
+#[utoipa::path(patch, path = "/scim/v2/Groups/{id}", params(("id" = String, Path, description = "the Group's id (`grp_…`)")), tag = "scim", security(("bearer" = [])),
+    request_body(content = Object, content_type = "application/scim+json", description = "a PatchOp: members added (`add` `members`), removed (`remove` `members[value eq \"ID\"]`, or `members` with the ones to remove as `value`), replaced; `displayName`, `externalId`"),
+    responses((status = 200, body = Object, content_type = "application/scim+json", description = "recorded as `directory.group_updated` when anything changed"),
+        (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "`invalidSyntax`, `invalidPath`, `noTarget`, `invalidValue`, `mutability`"),
+        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
+        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
+        (status = 404, body = ScimErrorView, content_type = "application/scim+json", description = "no such Group"),
+        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "`uniqueness` (the new name is another Group's), or changed meanwhile again and again"),
+        (status = 413, body = ScimErrorView, content_type = "application/scim+json", description = "the body is larger than max_body_bytes"),
+        (status = 415, body = ScimErrorView, content_type = "application/scim+json", description = "not application/scim+json or application/json"),
+        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store or the audit log cannot be written")))]
+pub async fn patch_group(
+    State(broker): State<Arc<Broker>>,
+    ScimCaller(caller): ScimCaller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Reply, Failure> {
+    let body = json_body(&headers, body)?;
+    Ok(Reply(StatusCode::OK, Scim::new(broker).patch_group(&caller, &id, &body).await?))
+}
+
+#[utoipa::path(delete, path = "/scim/v2/Groups/{id}", params(("id" = String, Path, description = "the Group's id (`grp_…`)")), tag = "scim", security(("bearer" = [])),
+    responses((status = 204, description = "gone, and nobody is in it by the directory any more; recorded as `directory.group_deleted`"),
+        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
+        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
+        (status = 404, body = ScimErrorView, content_type = "application/scim+json", description = "no such Group"),
+        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "changed meanwhile, again and again"),
+        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store or the audit log cannot be written")))]
+pub async fn delete_group(
+    State(broker): State<Arc<Broker>>,
+    ScimCaller(caller): ScimCaller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Failure> {
+    Scim::new(broker).delete_group(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -72,6 +72,12 @@ GET    /scim/v2/Users/{id}                 scim   ---AS
 PUT    /scim/v2/Users/{id}                 scim   ---AS
 PATCH  /scim/v2/Users/{id}                 scim   ---AS
 DELETE /scim/v2/Users/{id}                 scim   ---AS
+GET    /scim/v2/Groups                     scim   ---AS
+POST   /scim/v2/Groups                     scim   ---AS
+GET    /scim/v2/Groups/{id}                scim   ---AS
+PUT    /scim/v2/Groups/{id}                scim   ---AS
+PATCH  /scim/v2/Groups/{id}                scim   ---AS
+DELETE /scim/v2/Groups/{id}                scim   ---AS
 GET    /scim/v2/ServiceProviderConfig      public
 POST /v1/integrations/slack/actions        slack
 GET  /v1/identity                          public

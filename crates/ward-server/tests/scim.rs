@@ -113,6 +113,26 @@ async fn an_identity_provider_pushes_people_and_takes_them_away() {
     assert_scim_error(&filter, 400, Some("invalidFilter"));
     assert_scim_error(&api.send("GET", "/scim/v2/Users/nobody", scim, None).await, 404, None);
 
+    // A group with pat in it: a ward group, named on pat's User.
+    let leads = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "payments-leads",
+        "members": [{"value": "pat"}]});
+    let group = api.send("POST", "/scim/v2/Groups", scim, Some(&leads.to_string())).await;
+    assert_eq!(group.status, StatusCode::CREATED, "{}", group.body);
+    let group_id = group.body["id"].as_str().unwrap().to_owned();
+    let pat_now = api.send("GET", "/scim/v2/Users/pat", scim, None).await;
+    assert_eq!(pat_now.body["groups"][0]["value"], group_id.as_str());
+    let lean =
+        api.send("GET", &format!("/scim/v2/Groups/{group_id}?excludedAttributes=members"), scim, None).await;
+    assert_eq!((lean.status, lean.body.get("members")), (StatusCode::OK, None));
+    let listed =
+        api.send("GET", "/scim/v2/Groups?filter=displayName%20eq%20%22payments-leads%22", scim, None).await;
+    assert_eq!(listed.body["Resources"][0]["members"][0]["value"], "pat");
+    assert_scim_error(
+        &api.send("GET", "/scim/v2/Groups?sortBy=displayName", scim, None).await,
+        400,
+        Some("invalidValue"),
+    );
+
     // The person signs in and works...
     let pats = api.token("pat", None).await;
     assert_eq!(api.send("GET", "/v1/whoami", Some(&pats), None).await.status, StatusCode::OK);

@@ -43,7 +43,7 @@ pub use auth::PolicyReload;
 pub use checkpoints::note_key_id;
 pub use explain::DEFAULT_WHAT_IF_DURATION_SECONDS;
 pub use logs::{DEFAULT_LOG_LIMIT, LogItem, LogQuery, LogResult};
-pub use people::{Claimed, PEOPLE_STALENESS, PersonPush};
+pub use people::{Claimed, DIRECTORY_SOURCE, DirectoryPush, PEOPLE_STALENESS, PersonPush};
 pub use requests::DecisionFacts;
 pub use tokens::{MAX_TOKENS_LISTED, Tokens, token_view};
 pub use visibility::{GrantListing, Page, RequestListing};

@@ -8,18 +8,24 @@
 use std::collections::BTreeMap;
 
 use ward_core::policy::{PolicyEngine, SnapshotError};
-use ward_store::PersonRecord;
+use ward_store::{DirectoryGroup, PersonRecord};
 
-/// The people this process last read from the store, and the store's people epoch then.
+/// The people (and the groups directories pushed) this process last read from the store, and
+/// the store's people epoch then.
 #[derive(Debug, Default, Clone)]
 pub struct KnownPeople {
     pub by_name: BTreeMap<String, PersonRecord>,
+    pub groups_by_id: BTreeMap<String, DirectoryGroup>,
     pub epoch: i64,
 }
 
 impl KnownPeople {
-    pub fn new(records: Vec<PersonRecord>, epoch: i64) -> Self {
-        Self { by_name: records.into_iter().map(|p| (p.name.clone(), p)).collect(), epoch }
+    pub fn new(records: Vec<PersonRecord>, groups: Vec<DirectoryGroup>, epoch: i64) -> Self {
+        Self {
+            by_name: records.into_iter().map(|p| (p.name.clone(), p)).collect(),
+            groups_by_id: groups.into_iter().map(|g| (g.id.clone(), g)).collect(),
+            epoch,
+        }
     }
 }
 

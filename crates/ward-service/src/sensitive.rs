@@ -62,6 +62,9 @@ fn reason_is_user_text(event_type: EventType) -> bool {
         | DirectoryUserUpdated
         | DirectoryUserDeactivated
         | DirectoryUserDeleted
+        | DirectoryGroupCreated
+        | DirectoryGroupUpdated
+        | DirectoryGroupDeleted
         | FindingOpened
         | FindingUpdated
         | GrantAudited

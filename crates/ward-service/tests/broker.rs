@@ -1130,6 +1130,9 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
         EventType::DirectoryUserUpdated,
         EventType::DirectoryUserDeactivated,
         EventType::DirectoryUserDeleted,
+        EventType::DirectoryGroupCreated,
+        EventType::DirectoryGroupUpdated,
+        EventType::DirectoryGroupDeleted,
         EventType::ConfigChanged,
         EventType::AuditKeyChanged,
         EventType::FindingOpened,
@@ -1431,6 +1434,9 @@ impl Store for Failing {
     }
     async fn people_epoch(&self) -> Result<i64, StoreError> {
         self.inner.people_epoch().await
+    }
+    async fn directory_groups(&self) -> Result<Vec<ward_store::DirectoryGroup>, StoreError> {
+        self.inner.directory_groups().await
     }
     async fn login(&self, grant_id: &str) -> Result<Option<ward_store::LoginRecord>, StoreError> {
         self.inner.login(grant_id).await

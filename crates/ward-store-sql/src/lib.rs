@@ -31,8 +31,9 @@ use ward_core::audit::AuditEvent;
 use ward_core::merkle::{Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
-    ApiToken, Change, CheckpointRecord, DebugLevelRecord, Due, EventFilter, FindingFilter, FindingRecord,
-    GrantFilter, Lease, LogHead, LoginRecord, PersonRecord, RequestFilter, Store, StoreError, TokenFilter,
+    ApiToken, Change, CheckpointRecord, DebugLevelRecord, DirectoryGroup, Due, EventFilter, FindingFilter,
+    FindingRecord, GrantFilter, Lease, LogHead, LoginRecord, PersonRecord, RequestFilter, Store, StoreError,
+    TokenFilter,
 };
 
 use crate::rows::{Columns, event_from_row, grant_from_row, millis, request_from_row};
@@ -850,6 +851,14 @@ impl Store for SqlStore {
         dispatch!(&self.pool, pool => {
             let rows = sqlx::query(sql).fetch_all(pool).await.map_err(unavailable)?;
             rows.iter().map(rows::person_from_row).collect()
+        })
+    }
+
+    async fn directory_groups(&self) -> Result<Vec<DirectoryGroup>, StoreError> {
+        let sql = "SELECT id, name, external_id, created_at, updated_at, version FROM directory_groups ORDER BY name";
+        dispatch!(&self.pool, pool => {
+            let rows = sqlx::query(sql).fetch_all(pool).await.map_err(unavailable)?;
+            rows.iter().map(rows::directory_group_from_row).collect()
         })
     }
 

@@ -9,8 +9,8 @@ use ward_core::audit::AuditEvent;
 use ward_core::merkle::{Frontier, Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
-    Change, CountLimit, CursorMove, DebugLevelWrite, FindingRecord, GrantUse, HolderLimit, LoginWrite,
-    PersonRecord, StoreError, TokenWrite,
+    Change, CountLimit, CursorMove, DebugLevelWrite, FindingRecord, GrantUse, GroupWrite, HolderLimit,
+    LoginWrite, PersonRecord, StoreError, TokenWrite,
 };
 
 use crate::Dialect;
@@ -184,7 +184,8 @@ pub(crate) fn plan(
         for person in &change.people {
             statements.push(person_statement(person)?);
         }
-        if !change.people.is_empty() {
+        statements.extend(change.directory_groups.iter().map(group_statement));
+        if !change.people.is_empty() || !change.directory_groups.is_empty() {
             statements.push(Statement::new(
                 "UPDATE store_epochs SET value = value + 1 WHERE name = 'people'",
                 vec![],
@@ -358,6 +359,38 @@ fn person_statement(p: &PersonRecord) -> Result<Statement, StoreError> {
             params,
         )
     })
+}
+
+fn group_statement(write: &GroupWrite) -> Statement {
+    match write {
+        GroupWrite::Put(g) => {
+            let params = vec![
+                g.id.as_str().into(),
+                g.name.as_str().into(),
+                g.external_id.as_deref().into(),
+                millis(g.created_at).into(),
+                millis(g.updated_at).into(),
+                g.version.into(),
+            ];
+            if g.version == 1 {
+                Statement::new(
+                    "INSERT INTO directory_groups (id, name, external_id, created_at, updated_at, version) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    params,
+                )
+            } else {
+                Statement::checked(
+                    "UPDATE directory_groups SET name = $2, external_id = $3, created_at = $4, updated_at = $5, \
+                     version = $6 WHERE id = $1 AND version = $6 - 1",
+                    params,
+                )
+            }
+        }
+        GroupWrite::Delete { id, version } => Statement::checked(
+            "DELETE FROM directory_groups WHERE id = $1 AND version = $2",
+            vec![id.as_str().into(), (*version).into()],
+        ),
+    }
 }
 
 fn login_statement(write: &LoginWrite) -> Statement {

@@ -8,8 +8,8 @@ use sqlx::sqlite::SqliteRow;
 use ward_core::audit::{AuditEvent, EventType};
 use ward_core::{AccessRequest, Grant, GrantId, GrantState, RequestId, RequestState};
 use ward_store::{
-    ApiToken, CheckpointRecord, DebugLevelRecord, FindingRecord, FindingState, LoginRecord, PersonRecord,
-    StoreError,
+    ApiToken, CheckpointRecord, DebugLevelRecord, DirectoryGroup, FindingRecord, FindingState, LoginRecord,
+    PersonRecord, StoreError,
 };
 
 pub(crate) fn millis(ts: Timestamp) -> i64 {
@@ -263,6 +263,17 @@ pub(crate) fn person_from_row(row: &impl Columns) -> Result<PersonRecord, StoreE
         deleted_at: optional_time(row, "deleted_at")?,
         created_at: time(row, "created_at")?,
         claims_at: time(row, "claims_at")?,
+        updated_at: time(row, "updated_at")?,
+        version: row.int("version")?,
+    })
+}
+
+pub(crate) fn directory_group_from_row(row: &impl Columns) -> Result<DirectoryGroup, StoreError> {
+    Ok(DirectoryGroup {
+        id: row.text("id")?,
+        name: row.text("name")?,
+        external_id: row.optional_text("external_id")?,
+        created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
         version: row.int("version")?,
     })

@@ -11,9 +11,10 @@ use ward_core::policy::RequestTerms;
 use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 
 use crate::{
-    ApiToken, Change, CursorMove, DebugLevelHolder, DebugLevelRecord, DebugLevelWrite, EventFilter,
-    FindingFilter, FindingRecord, FindingState, GrantFilter, GrantUse, Lease, LoginRecord, LoginWrite,
-    PersonRecord, RequestFilter, Store, StoreError, TokenFilter, TokenWrite, Visibility,
+    ApiToken, Change, CursorMove, DebugLevelHolder, DebugLevelRecord, DebugLevelWrite, DirectoryGroup,
+    EventFilter, FindingFilter, FindingRecord, FindingState, GrantFilter, GrantUse, GroupWrite, Lease,
+    LoginRecord, LoginWrite, PersonRecord, RequestFilter, Store, StoreError, TokenFilter, TokenWrite,
+    Visibility,
 };
 use ward_rules::{RuleId, Severity};
 
@@ -45,6 +46,7 @@ macro_rules! conformance_tests {
             credentials_of_a_login_are_issued_once,
             policy_snapshots_are_kept_by_digest_with_their_event,
             people_are_written_once_per_version,
+            directory_groups_are_written_once_per_version,
             sub_millisecond_times_still_verify,
             forward_cursors_are_kept_per_sink,
             a_consumer_has_one_holder_at_a_time,
@@ -1422,6 +1424,40 @@ pub async fn people_are_written_once_per_version(store: Arc<dyn Store>) {
     };
     store.commit(write("evt_p5", &deleted), later).await.unwrap();
     assert_eq!(store.people().await.unwrap(), [deleted]);
+}
+
+pub async fn directory_groups_are_written_once_per_version(store: Arc<dyn Store>) {
+    let at = t0();
+    let leads = DirectoryGroup {
+        id: "grp_1".into(),
+        name: "payments-leads".into(),
+        external_id: Some("okta-1".into()),
+        created_at: at,
+        updated_at: at,
+        version: 1,
+    };
+    let write = |event: &str, write: GroupWrite| Change {
+        events: vec![finding_event(event, at)],
+        directory_groups: vec![write],
+        ..Change::default()
+    };
+    let epoch = store.people_epoch().await.unwrap();
+    store.commit(write("evt_g1", GroupWrite::Put(leads.clone())), at).await.unwrap();
+    assert_eq!(store.directory_groups().await.unwrap(), std::slice::from_ref(&leads));
+    assert!(store.people_epoch().await.unwrap() > epoch, "every process reloads");
+    let same_name = DirectoryGroup { id: "grp_2".into(), ..leads.clone() };
+    let taken = store.commit(write("evt_g2", GroupWrite::Put(same_name)), at).await;
+    assert!(matches!(taken, Err(StoreError::Conflict)), "a name stands for one group: {taken:?}");
+    let renamed = DirectoryGroup { name: "leads".into(), version: 2, ..leads.clone() };
+    store.commit(write("evt_g3", GroupWrite::Put(renamed.clone())), at).await.unwrap();
+    let stale =
+        store.commit(write("evt_g4", GroupWrite::Put(DirectoryGroup { version: 2, ..leads })), at).await;
+    assert!(matches!(stale, Err(StoreError::Conflict)));
+    let old = store.commit(write("evt_g5", GroupWrite::Delete { id: "grp_1".into(), version: 1 }), at).await;
+    assert!(matches!(old, Err(StoreError::Conflict)), "a deletion names the version it deletes");
+    store.commit(write("evt_g6", GroupWrite::Delete { id: "grp_1".into(), version: 2 }), at).await.unwrap();
+    assert!(store.directory_groups().await.unwrap().is_empty());
+    assert_eq!(all_events(&*store).await.len(), 3, "a refused write records nothing");
 }
 
 pub async fn credentials_of_a_login_are_issued_once(store: Arc<dyn Store>) {

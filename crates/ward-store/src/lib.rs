@@ -67,6 +67,32 @@ pub struct Change {
     /// the name is taken), any other replaces version - 1 (`Conflict` unless that is the one
     /// stored). Moves [`Store::people_epoch`].
     pub people: Vec<PersonRecord>,
+    /// Groups a directory pushed (SCIM), written as `people` are; a deletion names the version
+    /// it deletes. Moves [`Store::people_epoch`].
+    pub directory_groups: Vec<GroupWrite>,
+}
+
+/// A group a directory (SCIM) pushed: its id there and the ward group it stands for. Its
+/// members are the people whose `groups` name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryGroup {
+    /// `grp_…`, stable across renames.
+    pub id: String,
+    /// The ward group name policies see.
+    pub name: String,
+    pub external_id: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupWrite {
+    /// Version 1 inserts (an id or name taken fails the commit); any other replaces the
+    /// version before it, or fails the commit.
+    Put(DirectoryGroup),
+    /// Fails the commit unless `version` is the one stored.
+    Delete { id: String, version: i64 },
 }
 
 /// Someone ward knows from its identity provider, with their groups there.
@@ -167,6 +193,8 @@ impl Change {
             && self.findings.is_empty()
             && self.debug_levels.is_empty()
             && self.logins.is_empty()
+            && self.people.is_empty()
+            && self.directory_groups.is_empty()
             && self.cursor.is_none()
     }
 
@@ -597,6 +625,8 @@ pub trait Store: Send + Sync + 'static {
     async fn people(&self) -> Result<Vec<PersonRecord>, StoreError>;
     /// Moves whenever `people` changes: a process compares it to the one its view was read at.
     async fn people_epoch(&self) -> Result<i64, StoreError>;
+    /// The groups directories pushed, by name.
+    async fn directory_groups(&self) -> Result<Vec<DirectoryGroup>, StoreError>;
     /// The temporary login made for `grant_id`, until it is removed.
     async fn login(&self, grant_id: &str) -> Result<Option<LoginRecord>, StoreError>;
 

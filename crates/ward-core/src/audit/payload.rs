@@ -498,6 +498,26 @@ pub struct DirectoryUserChanged {
     pub revoked_grants: Vec<String>,
 }
 
+/// `directory.group_*`: a group as a directory push (SCIM) describes it, and the directory
+/// that puts in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryGroupChanged {
+    /// The ward group it stands for (what policies name).
+    pub group: String,
+    /// Its id in ward's SCIM (`grp_…`), stable across renames.
+    pub id: String,
+    /// The directory's own id for it.
+    pub external_id: Option<String>,
+    /// The name it had before, when this renamed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_name: Option<String>,
+    pub members: Vec<String>,
+    pub members_added: Vec<String>,
+    pub members_removed: Vec<String>,
+    /// The SHA-256 of the [`crate::policy::PolicySnapshot`] now in force.
+    pub snapshot: Option<String>,
+}
+
 /// `audit.key_changed`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditKeyChanged {
@@ -714,6 +734,9 @@ pub enum Payload {
     DirectoryUserUpdated(DirectoryUserChanged),
     DirectoryUserDeactivated(DirectoryUserChanged),
     DirectoryUserDeleted(DirectoryUserChanged),
+    DirectoryGroupCreated(DirectoryGroupChanged),
+    DirectoryGroupUpdated(DirectoryGroupChanged),
+    DirectoryGroupDeleted(DirectoryGroupChanged),
     AuditKeyChanged(AuditKeyChanged),
     FindingOpened(FindingRecorded),
     FindingUpdated(FindingRecorded),
@@ -747,6 +770,9 @@ impl Payload {
             | Self::DirectoryUserUpdated(changed)
             | Self::DirectoryUserDeactivated(changed)
             | Self::DirectoryUserDeleted(changed) => changed.snapshot.as_deref(),
+            Self::DirectoryGroupCreated(changed)
+            | Self::DirectoryGroupUpdated(changed)
+            | Self::DirectoryGroupDeleted(changed) => changed.snapshot.as_deref(),
             _ => None,
         }
     }
@@ -793,6 +819,9 @@ impl Payload {
             T::DirectoryUserUpdated => read(details).map(Self::DirectoryUserUpdated),
             T::DirectoryUserDeactivated => read(details).map(Self::DirectoryUserDeactivated),
             T::DirectoryUserDeleted => read(details).map(Self::DirectoryUserDeleted),
+            T::DirectoryGroupCreated => read(details).map(Self::DirectoryGroupCreated),
+            T::DirectoryGroupUpdated => read(details).map(Self::DirectoryGroupUpdated),
+            T::DirectoryGroupDeleted => read(details).map(Self::DirectoryGroupDeleted),
             T::AuditKeyChanged => read(details).map(Self::AuditKeyChanged),
             T::FindingOpened => read(details).map(Self::FindingOpened),
             T::FindingUpdated => read(details).map(Self::FindingUpdated),
@@ -844,6 +873,9 @@ impl Payload {
             Self::DirectoryUserUpdated(_) => T::DirectoryUserUpdated,
             Self::DirectoryUserDeactivated(_) => T::DirectoryUserDeactivated,
             Self::DirectoryUserDeleted(_) => T::DirectoryUserDeleted,
+            Self::DirectoryGroupCreated(_) => T::DirectoryGroupCreated,
+            Self::DirectoryGroupUpdated(_) => T::DirectoryGroupUpdated,
+            Self::DirectoryGroupDeleted(_) => T::DirectoryGroupDeleted,
             Self::AuditKeyChanged(_) => T::AuditKeyChanged,
             Self::FindingOpened(_) => T::FindingOpened,
             Self::FindingUpdated(_) => T::FindingUpdated,

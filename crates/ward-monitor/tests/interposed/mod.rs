@@ -136,6 +136,9 @@ impl Store for Interposed {
     async fn people_epoch(&self) -> Result<i64, StoreError> {
         self.inner.people_epoch().await
     }
+    async fn directory_groups(&self) -> Result<Vec<ward_store::DirectoryGroup>, StoreError> {
+        self.inner.directory_groups().await
+    }
     async fn login(&self, grant_id: &str) -> Result<Option<ward_store::LoginRecord>, StoreError> {
         self.inner.login(grant_id).await
     }

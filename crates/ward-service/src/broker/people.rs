@@ -5,7 +5,7 @@
 
 use std::sync::PoisonError;
 
-use ward_store::{GrantFilter, PersonRecord, TokenFilter, TokenWrite};
+use ward_store::{DirectoryGroup, GrantFilter, GroupWrite, PersonRecord, TokenFilter, TokenWrite};
 
 use super::auth::snapshot_record;
 use super::*;
@@ -24,6 +24,9 @@ pub struct Claimed {
     pub issuer: String,
 }
 
+/// Where people a directory pushed (SCIM) come from, on record.
+pub const DIRECTORY_SOURCE: &str = "scim";
+
 /// How many times a change is tried again when another process recorded one first.
 const ATTEMPTS: usize = 3;
 
@@ -37,7 +40,8 @@ impl Broker {
     pub async fn load_people(&self) -> Result<(), BrokerError> {
         let epoch = self.store.people_epoch().await?;
         let records = self.store.people().await?;
-        self.install_people(KnownPeople::new(records, epoch))
+        let groups = self.store.directory_groups().await?;
+        self.install_people(KnownPeople::new(records, groups, epoch))
     }
 
     fn install_people(&self, known: KnownPeople) -> Result<(), BrokerError> {
@@ -124,7 +128,9 @@ impl Broker {
     fn settled(&self, claimed: &Claimed) -> bool {
         let known = self.people.read().unwrap_or_else(PoisonError::into_inner);
         known.by_name.get(&claimed.name).is_some_and(|person| {
-            person.active && (person.groups == claimed.groups || person.claims_at >= claimed.at)
+            // A directory that pushes someone (SCIM) says what their groups are, not tokens.
+            let pushed = person.source == DIRECTORY_SOURCE;
+            person.active && (pushed || person.groups == claimed.groups || person.claims_at >= claimed.at)
         })
     }
 
@@ -195,6 +201,16 @@ impl Broker {
     }
 }
 
+/// One directory push (SCIM): new versions of people and groups, whom it is about, and why.
+#[derive(Debug, Clone)]
+pub struct DirectoryPush {
+    pub people: Vec<PersonRecord>,
+    pub groups: Vec<GroupWrite>,
+    /// The event's subject: the person, or the group.
+    pub subject: String,
+    pub reason: String,
+}
+
 /// What a directory push (SCIM) did to a person, as the audit log says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PersonPush {
@@ -209,13 +225,8 @@ const MAX_GRANTS_ENDED: u32 = 10_000;
 const MAX_TOKENS_ENDED: u32 = 10_000;
 
 impl Broker {
-    /// Records `record`, a person as a directory push by `actor` describes them, with its event
-    /// and the policy snapshot that puts them in force, in one transaction; a record that is
-    /// not active revokes the person's live grants and their ward tokens in that same
-    /// transaction, and from then on the identity provider's tokens for them are refused too
-    /// (the directory no longer holds them). `record.version` must be
-    /// the next after the one in force (1 for someone new), else `Conflict`: read again.
-    /// Returns the grants revoked.
+    /// Records `record`, a person as a directory push by `actor` describes them, with its
+    /// `directory.user_*` event: see [`Self::push_directory`]. Returns the grants revoked.
     pub async fn push_person(
         &self,
         actor: &str,
@@ -223,6 +234,51 @@ impl Broker {
         what: PersonPush,
         reason: String,
     ) -> Result<Vec<GrantId>, BrokerError> {
+        let name = record.name.clone();
+        let before = self.people.read().unwrap_or_else(PoisonError::into_inner).by_name.get(&name).cloned();
+        let previous = before.map(|p| p.groups).unwrap_or_default();
+        let (groups_added, groups_removed) = group_changes(&previous, &record.groups);
+        let (source, subject, groups) =
+            (record.source.clone(), record.subject.clone(), record.groups.clone());
+        let push = DirectoryPush { people: vec![record], groups: Vec::new(), subject: name.clone(), reason };
+        self.push_directory(actor, push, move |snapshot, revoked_grants| {
+            let changed = payload::DirectoryUserChanged {
+                user: name,
+                source,
+                subject,
+                groups,
+                groups_added,
+                groups_removed,
+                snapshot: Some(snapshot),
+                revoked_grants,
+            };
+            match what {
+                PersonPush::Created => Payload::DirectoryUserCreated(changed),
+                PersonPush::Updated => Payload::DirectoryUserUpdated(changed),
+                PersonPush::Deactivated => Payload::DirectoryUserDeactivated(changed),
+                PersonPush::Deleted => Payload::DirectoryUserDeleted(changed),
+            }
+        })
+        .await
+    }
+
+    /// Records a directory push by `actor` — new versions of people and groups — with the one
+    /// event `payload` makes (given the policy snapshot now in force and the grants revoked)
+    /// and that snapshot, in one transaction, and puts it in force. A person no longer active
+    /// has their live grants and ward tokens revoked in that same transaction, and from then on
+    /// the identity provider's tokens for them are refused too (the directory no longer holds
+    /// them). Each record's version must be the next after the one in force (1 for someone or
+    /// something new), a deletion name the version in force, else `Conflict`: read again.
+    /// Returns the grants revoked.
+    pub async fn push_directory<F>(
+        &self,
+        actor: &str,
+        push: DirectoryPush,
+        payload: F,
+    ) -> Result<Vec<GrantId>, BrokerError>
+    where
+        F: FnOnce(String, Vec<String>) -> Payload,
+    {
         let _one_at_a_time = self.reloading.lock().await;
         if self.store.people_epoch().await?
             != self.people.read().unwrap_or_else(PoisonError::into_inner).epoch
@@ -230,38 +286,56 @@ impl Broker {
             self.load_people().await?;
         }
         let mut known = self.people.read().unwrap_or_else(PoisonError::into_inner).clone();
-        let before = known.by_name.get(&record.name).cloned();
-        if record.version != before.as_ref().map_or(1, |p| p.version + 1) {
-            return Err(BrokerError::Conflict(format!(
-                "`{}` changed meanwhile; read them again",
-                record.name
-            )));
+        let changed_meanwhile =
+            || BrokerError::Conflict("the directory changed meanwhile; read it again".into());
+        for record in &push.people {
+            let before = known.by_name.get(&record.name);
+            if record.version != before.map_or(1, |p| p.version + 1) {
+                return Err(changed_meanwhile());
+            }
         }
-        known.by_name.insert(record.name.clone(), record.clone());
+        for write in &push.groups {
+            let (id, expected) = match write {
+                GroupWrite::Put(group) => (&group.id, group.version - 1),
+                GroupWrite::Delete { id, version } => (id, *version),
+            };
+            if known.groups_by_id.get(id).map_or(0, |g| g.version) != expected {
+                return Err(changed_meanwhile());
+            }
+        }
+        let ending_people: Vec<String> =
+            push.people.iter().filter(|p| !p.active).map(|p| p.name.clone()).collect();
+        for record in &push.people {
+            known.by_name.insert(record.name.clone(), record.clone());
+        }
+        for write in &push.groups {
+            match write {
+                GroupWrite::Put(group) => known.groups_by_id.insert(group.id.clone(), group.clone()),
+                GroupWrite::Delete { id, .. } => known.groups_by_id.remove(id),
+            };
+        }
         let base = self.base_policy.read().unwrap_or_else(PoisonError::into_inner).clone();
         let engine = merge(&base, known.by_name.values()).map_err(unloadable)?;
         let snapshot = snapshot_record(&engine)?;
         let now = self.now();
         let mut change = Change::default();
         let mut ending = Vec::new();
-        if !record.active {
+        let mut tokens_ended = Vec::new();
+        for name in &ending_people {
             let filter = GrantFilter {
                 states: vec![GrantState::Scheduled, GrantState::Active],
-                principal: Some(record.name.clone()),
+                principal: Some(name.clone()),
                 limit: MAX_GRANTS_ENDED,
                 ..GrantFilter::default()
             };
             for grant in self.store.grants(&filter).await? {
-                let transition = lifecycle::revoke(&mut RandomIds, grant, actor, reason.clone(), now)
+                let transition = lifecycle::revoke(&mut RandomIds, grant, actor, push.reason.clone(), now)
                     .map_err(BrokerError::Lifecycle)?;
                 ending.extend(transition.grant.clone());
                 change.absorb(transition);
             }
-        }
-        let mut tokens_ended = Vec::new();
-        if !record.active {
             // Their ward tokens end with them, for good: a person brought back gets new ones.
-            let filter = TokenFilter { principal: Some(record.name.clone()), limit: MAX_TOKENS_ENDED };
+            let filter = TokenFilter { principal: Some(name.clone()), limit: MAX_TOKENS_ENDED };
             for token in self.store.tokens(&filter).await? {
                 if token.revoked_at.is_none() && now < token.expires_at {
                     change.events.push(super::tokens::token_event(true, actor, &token, now));
@@ -275,50 +349,32 @@ impl Broker {
             }
         }
         let revoked_grants: Vec<GrantId> = ending.iter().map(|g| g.id.clone()).collect();
-        let previous = before.as_ref().map(|p| p.groups.as_slice()).unwrap_or_default();
-        let (groups_added, groups_removed) = group_changes(previous, &record.groups);
-        let changed = payload::DirectoryUserChanged {
-            user: record.name.clone(),
-            source: record.source.clone(),
-            subject: record.subject.clone(),
-            groups: record.groups.clone(),
-            groups_added,
-            groups_removed,
-            snapshot: Some(snapshot.digest.clone()),
-            revoked_grants: revoked_grants.iter().map(ToString::to_string).collect(),
-        };
-        let payload = match what {
-            PersonPush::Created => Payload::DirectoryUserCreated(changed),
-            PersonPush::Updated => Payload::DirectoryUserUpdated(changed),
-            PersonPush::Deactivated => Payload::DirectoryUserDeactivated(changed),
-            PersonPush::Deleted => Payload::DirectoryUserDeleted(changed),
-        };
-        // The person's event first: the revocations it causes follow it in the log.
+        let payload =
+            payload(snapshot.digest.clone(), revoked_grants.iter().map(ToString::to_string).collect());
+        // The directory's event first: the revocations it causes follow it in the log.
         let event = NewEvent {
-            subject: Some(record.name.clone()),
-            reason: Some(reason),
+            subject: Some(push.subject),
+            reason: Some(push.reason),
             ..NewEvent::new(RandomIds.event_id(), now, actor, payload)
         };
         change.events.insert(0, event);
-        change.people.push(record);
+        change.people = push.people;
+        change.directory_groups = push.groups;
         change.policy_snapshots.push(snapshot);
         // Narrow first: from here on no check succeeds on a grant this change ends.
         for grant in &ending {
             self.index.remove(grant, now);
         }
-        match self.commit(change).await {
-            Ok(_) => {}
-            Err(error) => {
-                for grant in &ending {
-                    if let Ok(Some(stored)) = self.store.grant(grant.id.as_str()).await {
-                        self.index.restore(&stored);
-                    }
+        if let Err(error) = self.commit(change).await {
+            for grant in &ending {
+                if let Ok(Some(stored)) = self.store.grant(grant.id.as_str()).await {
+                    self.index.restore(&stored);
                 }
-                return Err(match error {
-                    StoreError::Conflict => BrokerError::Conflict("changed meanwhile; read again".into()),
-                    other => other.into(),
-                });
             }
+            return Err(match error {
+                StoreError::Conflict => changed_meanwhile(),
+                other => other.into(),
+            });
         }
         known.epoch += 1;
         self.put_people_in_force(engine, known);
@@ -327,6 +383,19 @@ impl Broker {
         }
         self.wake.notify_one();
         Ok(revoked_grants)
+    }
+
+    /// The groups directories pushed, as this process has them in force (after catching up).
+    pub async fn directory_groups_on_record(&self) -> Result<Vec<DirectoryGroup>, BrokerError> {
+        self.catch_up_on_people().await?;
+        Ok(self
+            .people
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .groups_by_id
+            .values()
+            .cloned()
+            .collect())
     }
 
     /// The people the store holds, as this process has them in force (after catching up).

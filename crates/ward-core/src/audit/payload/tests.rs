@@ -170,6 +170,23 @@ fn sample(event_type: EventType) -> Payload {
             ..user_changed.clone()
         }),
         T::DirectoryUserDeleted => Payload::DirectoryUserDeleted(user_changed),
+        T::DirectoryGroupCreated | T::DirectoryGroupUpdated | T::DirectoryGroupDeleted => {
+            let group = DirectoryGroupChanged {
+                group: "payments-leads".into(),
+                id: "grp_1".into(),
+                external_id: None,
+                previous_name: Some("leads".into()),
+                members: vec!["pat".into()],
+                members_added: vec!["pat".into()],
+                members_removed: vec![],
+                snapshot: Some("ab".into()),
+            };
+            match event_type {
+                T::DirectoryGroupCreated => Payload::DirectoryGroupCreated(group),
+                T::DirectoryGroupUpdated => Payload::DirectoryGroupUpdated(group),
+                _ => Payload::DirectoryGroupDeleted(group),
+            }
+        }
         T::AuditKeyChanged => Payload::AuditKeyChanged(AuditKeyChanged {
             previous_key: None,
             previous_key_id: None,
