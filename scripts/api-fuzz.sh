@@ -77,7 +77,9 @@ token() { "$ward" admin token create "$1" --config "$work/world/ward.toml"; }
 WARD_FUZZ_ADMIN=$(token admin)
 WARD_FUZZ_REQUESTER=$(token alice)
 WARD_FUZZ_APPROVER=$(token bob)
-export WARD_FUZZ_ADMIN WARD_FUZZ_REQUESTER WARD_FUZZ_APPROVER
+# The identity provider's SCIM token (only it opens /scim/v2).
+WARD_FUZZ_SCIM=$("$ward" admin token create service:fuzz-scim --scope scim --config "$work/world/ward.toml")
+export WARD_FUZZ_ADMIN WARD_FUZZ_REQUESTER WARD_FUZZ_APPROVER WARD_FUZZ_SCIM
 # The tokens above are what the run stands on: revoking one would turn the rest of the run into
 # 401s. api_fuzz_hooks.py sends a revocation of one of them to a spare token instead.
 WARD_FUZZ_OWN_TOKENS=$("$ward" admin token list -o json --config "$work/world/ward.toml" |

@@ -118,10 +118,25 @@ fn with_members(excluded: Option<&str>) -> bool {
     !excluded.is_some_and(|list| list.split(',').any(|a| a.trim().eq_ignore_ascii_case("members")))
 }
 
+/// The longest query parameter read, as the document says.
+const MAX_PARAMETER_CHARS: usize = 1024;
+
 fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Failure> {
     query
         .map(|Query(query)| query)
         .map_err(|rejected| ScimError::bad(ScimType::InvalidValue, rejected.body_text()).into())
+}
+
+/// `excludedAttributes`, held to its documented length.
+fn excluded(text: Option<&str>) -> Result<Option<&str>, Failure> {
+    match text {
+        Some(text) if text.chars().count() > MAX_PARAMETER_CHARS => Err(ScimError::bad(
+            ScimType::InvalidValue,
+            format!("excludedAttributes is at most {MAX_PARAMETER_CHARS} characters"),
+        )
+        .into()),
+        other => Ok(other),
+    }
 }
 
 #[utoipa::path(get, path = "/scim/v2/Users", params(ListQuery), tag = "scim", security(("bearer" = [])),
@@ -136,6 +151,7 @@ pub async fn list_users(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Reply, Failure> {
     let query = query_of(query)?;
+    excluded(query.excluded_attributes.as_deref())?;
     let list = Scim::new(broker).list_users(query.filter.as_deref(), query.paging()).await?;
     Ok(Reply(StatusCode::OK, list))
 }
@@ -255,7 +271,7 @@ pub async fn list_groups(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Reply, Failure> {
     let query = query_of(query)?;
-    let members = with_members(query.excluded_attributes.as_deref());
+    let members = with_members(excluded(query.excluded_attributes.as_deref())?);
     let list = Scim::new(broker).list_groups(query.filter.as_deref(), query.paging(), members).await?;
     Ok(Reply(StatusCode::OK, list))
 }
@@ -294,7 +310,7 @@ pub async fn get_group(
     query: Result<Query<ShowQuery>, QueryRejection>,
 ) -> Result<Reply, Failure> {
     let query = query_of(query)?;
-    let members = with_members(query.excluded_attributes.as_deref());
+    let members = with_members(excluded(query.excluded_attributes.as_deref())?);
     Ok(Reply(StatusCode::OK, Scim::new(broker).get_group(&id, members).await?))
 }
 

@@ -132,6 +132,8 @@ async fn an_identity_provider_pushes_people_and_takes_them_away() {
         400,
         Some("invalidValue"),
     );
+    let long = format!("/scim/v2/Users?excludedAttributes={}", "m".repeat(1025));
+    assert_scim_error(&api.send("GET", &long, scim, None).await, 400, Some("invalidValue"));
 
     // The person signs in and works...
     let pats = api.token("pat", None).await;
