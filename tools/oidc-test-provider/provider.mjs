@@ -15,6 +15,11 @@ process.stdin.resume();
 
 const AUDIENCE = process.env.WARD_AUDIENCE ?? 'ward';
 const CLIENT_ID = 'ward-cli';
+// ward's server signing people in from a browser: a confidential client. Its secret is a test
+// client's, known to the tests; its redirect URI the one the test's ward names.
+const WEB_CLIENT_ID = 'ward-web';
+const WEB_CLIENT_SECRET = 'ward-web-test-secret';
+const WEB_REDIRECT = process.env.WARD_WEB_REDIRECT ?? 'http://127.0.0.1:8470/ui/callback';
 
 // Every key the provider may ever use; which are published and which signs is test state.
 function gen(kid, type, opts, alg) {
@@ -49,6 +54,13 @@ function makeProvider(issuer) {
       grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
       response_types: ['code'],
       redirect_uris: ['http://127.0.0.1/callback'],
+    }, {
+      client_id: WEB_CLIENT_ID,
+      client_secret: WEB_CLIENT_SECRET,
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: [WEB_REDIRECT],
     }],
     adapter,
     jwks: { keys },

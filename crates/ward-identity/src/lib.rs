@@ -13,11 +13,13 @@ mod provider;
 mod settings;
 mod token;
 mod verifier;
+mod web;
 
 pub use provider::{Discovery, FETCH_TIMEOUT, FetchError, MAX_DOCUMENT_BYTES};
 pub use settings::{OidcFile, OidcSettings, OneOrMany, SUPPORTED_ALGORITHMS, SettingError};
 pub use token::{Identity, MAX_GROUPS, MAX_TOKEN_BYTES, looks_like_jwt};
 pub use verifier::{OidcVerifier, ProviderStatus};
+pub use web::{SignInStart, SignedIn, WebClient, random_secret};
 
 use jiff::Timestamp;
 
@@ -54,4 +56,6 @@ pub enum IdentityError {
     NotYetValid(Timestamp),
     #[error("the token says it was issued at {0}, which is in the future")]
     IssuedInFuture(Timestamp),
+    #[error("the sign-in did not complete: {0}")]
+    SignIn(String),
 }

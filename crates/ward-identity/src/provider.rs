@@ -80,10 +80,35 @@ impl ProviderClient {
     }
 
     async fn get_json(&self, url: &str) -> Result<serde_json::Value, FetchError> {
+        let request = self.http.get(url).header("accept", "application/json");
+        self.json_of(url, request).await
+    }
+
+    /// POSTs `form` to `url` as the client `client_id` authenticated with `secret` (HTTP Basic,
+    /// RFC 6749 §2.3.1), and reads the JSON answer within the same bounds as a fetch.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        (client_id, secret): (&str, &str),
+        form: &[(&str, &str)],
+    ) -> Result<serde_json::Value, FetchError> {
+        let request = self
+            .http
+            .post(url)
+            .header("accept", "application/json")
+            .basic_auth(form_encode(client_id), Some(form_encode(secret)))
+            .form(form);
+        self.json_of(url, request).await
+    }
+
+    async fn json_of(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<serde_json::Value, FetchError> {
         let request_error =
             |e: reqwest::Error| FetchError::Request { url: url.to_owned(), message: e.to_string() };
-        let mut response =
-            self.http.get(url).header("accept", "application/json").send().await.map_err(request_error)?;
+        let mut response = request.send().await.map_err(request_error)?;
         if response.status() != reqwest::StatusCode::OK {
             return Err(FetchError::Status { url: url.to_owned(), status: response.status().as_u16() });
         }
@@ -100,4 +125,10 @@ impl ProviderClient {
         serde_json::from_slice(&body)
             .map_err(|e| FetchError::NotJson { url: url.to_owned(), message: e.to_string() })
     }
+}
+
+/// `application/x-www-form-urlencoded` of one value, as client credentials in HTTP Basic must be
+/// (RFC 6749 §2.3.1).
+fn form_encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

@@ -183,6 +183,47 @@ pub(crate) fn verify(
     Ok(Identity { username, subject, groups, amr, acr, expires_at, issued_at, token_id })
 }
 
+/// Checks an ID token (OpenID Connect Core §3.1.3.7) from the sign-in ward started: signed
+/// with `key`, from the issuer, for `client_id`, with the `nonce` ward sent, unexpired at
+/// `now`. Returns its `sub`.
+pub(crate) fn verify_id_token(
+    token: &str,
+    header: &Header,
+    key: &Key,
+    settings: &OidcSettings,
+    (client_id, nonce): (&str, &str),
+    now: Timestamp,
+) -> Result<String, IdentityError> {
+    if key.algorithm != header.algorithm {
+        return Err(IdentityError::KeyMismatch);
+    }
+    let mut validation = Validation::new(key.algorithm);
+    validation.set_issuer(&[&settings.issuer]);
+    validation.set_audience(&[client_id]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &validation)
+        .map_err(|e| match e.into_kind() {
+            ErrorKind::InvalidSignature => IdentityError::BadSignature,
+            ErrorKind::InvalidAlgorithm => IdentityError::KeyMismatch,
+            ErrorKind::InvalidIssuer => IdentityError::WrongIssuer,
+            ErrorKind::InvalidAudience => IdentityError::WrongAudience,
+            ErrorKind::MissingRequiredClaim(claim) => claim_error(&claim, "is missing"),
+            other => IdentityError::Malformed(format!("the ID token does not decode: {other:?}")),
+        })?
+        .claims;
+    let expires_at = time_claim(&claims, "exp")?.ok_or_else(|| claim_error("exp", "is missing"))?;
+    if now >= expires_at + settings.leeway_span() {
+        return Err(IdentityError::Expired(expires_at));
+    }
+    // The nonce binds the token to this sign-in: a token replayed from another is refused.
+    if string_claim(&claims, "nonce")?.as_deref() != Some(nonce) {
+        return Err(claim_error("nonce", "is not the one this sign-in sent"));
+    }
+    string_claim(&claims, "sub")?.ok_or_else(|| claim_error("sub", "is missing"))
+}
+
 fn claim_error(claim: &str, why: &str) -> IdentityError {
     IdentityError::Claim { claim: claim.chars().take(64).collect(), why: why.to_owned() }
 }

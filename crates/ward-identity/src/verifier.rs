@@ -144,6 +144,15 @@ impl OidcVerifier {
         })
     }
 
+    /// The provider's discovery document, once fetched.
+    pub fn discovery(&self) -> Option<Discovery> {
+        self.read_state(|state| state.discovery.clone())
+    }
+
+    pub(crate) fn provider_client(&self) -> &ProviderClient {
+        &self.client
+    }
+
     /// How many times the provider was fetched from (for the rate-limit tests).
     pub fn fetch_count(&self) -> u64 {
         self.fetches.load(Ordering::Relaxed)
@@ -180,7 +189,7 @@ impl OidcVerifier {
     /// The keys, fetched again first when `kid` is not among them and the last fetch is older
     /// than `jwks_min_refresh` (a key rotated in at the provider; or a made-up id, which is why
     /// the rate limit).
-    async fn keys_with(&self, kid: &str) -> Result<Arc<KeySet>, IdentityError> {
+    pub(crate) async fn keys_with(&self, kid: &str) -> Result<Arc<KeySet>, IdentityError> {
         let (ready, keys) = self.read_state(|state| (state.discovery.is_some(), state.keys.clone()));
         if ready && keys.get(kid).is_some() {
             return Ok(keys);

@@ -404,3 +404,62 @@ async fn a_huge_or_slow_or_mismatched_provider_is_refused_in_bounded_time() {
     let error = verifier.refresh().await.unwrap_err();
     assert!(matches!(error, ward_identity::FetchError::IssuerMismatch { .. }), "{error}");
 }
+
+/// The `code` and `state` of the redirect back to the client.
+fn code_and_state(redirect: &str) -> (String, String) {
+    let query = redirect.split_once('?').expect("a query").1;
+    let value = |name: &str| {
+        query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+            .map(|v| v.replace("%2F", "/").replace("%3D", "="))
+            .unwrap_or_else(|| panic!("no {name} in {redirect}"))
+    };
+    (value("code"), value("state"))
+}
+
+/// The browser sign-in against the real provider: the code comes back with the `state` ward
+/// made; ward redeems it with its secret and the PKCE verifier; the ID token must carry this
+/// sign-in's nonce; the access token says who signed in. A code works once.
+#[tokio::test]
+async fn a_browser_sign_in_through_the_code_flow() {
+    use ward_identity::WebClient;
+    let Some(provider) = ward_testkit::oidc_provider() else { return };
+    let verifier = ready(&provider, "30s").await;
+    let redirect = "http://127.0.0.1:8470/ui/callback".to_owned();
+    let client = WebClient::new("ward-web".into(), "ward-web-test-secret".into(), redirect.clone());
+    let now = Timestamp::now();
+
+    let start = verifier.begin_sign_in(&client).unwrap();
+    assert!(
+        start.url.contains("code_challenge_method=S256") && start.url.contains("nonce="),
+        "{}",
+        start.url
+    );
+    let (code, state) = code_and_state(&provider.authorize(&start.url, "alice").await);
+    assert_eq!(state, start.state);
+    let signed =
+        verifier.finish_sign_in(&client, &code, (&start.nonce, &start.code_verifier), now).await.unwrap();
+    assert_eq!(signed.identity.username, "alice");
+    assert!(signed.identity.groups.contains(&"engineering".to_owned()));
+    let again = verifier.finish_sign_in(&client, &code, (&start.nonce, &start.code_verifier), now).await;
+    assert!(matches!(again, Err(IdentityError::SignIn(_))), "a code is redeemed once: {again:?}");
+
+    // Another sign-in's nonce: the ID token is not for it.
+    let second = verifier.begin_sign_in(&client).unwrap();
+    let (code, _) = code_and_state(&provider.authorize(&second.url, "bob").await);
+    let replayed = verifier.finish_sign_in(&client, &code, (&start.nonce, &second.code_verifier), now).await;
+    assert!(matches!(&replayed, Err(IdentityError::Claim { claim, .. }) if claim == "nonce"), "{replayed:?}");
+
+    // A code without its PKCE verifier, or redeemed without the client's secret, gets nothing.
+    let third = verifier.begin_sign_in(&client).unwrap();
+    let (code, _) = code_and_state(&provider.authorize(&third.url, "bob").await);
+    let stolen = verifier.finish_sign_in(&client, &code, (&third.nonce, &second.code_verifier), now).await;
+    assert!(matches!(stolen, Err(IdentityError::SignIn(_))), "{stolen:?}");
+    let fourth = verifier.begin_sign_in(&client).unwrap();
+    let (code, _) = code_and_state(&provider.authorize(&fourth.url, "bob").await);
+    let impostor = WebClient::new("ward-web".into(), "not-the-secret".into(), redirect);
+    let refused =
+        verifier.finish_sign_in(&impostor, &code, (&fourth.nonce, &fourth.code_verifier), now).await;
+    assert!(matches!(refused, Err(IdentityError::SignIn(_))), "{refused:?}");
+}

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use ward_core::audit::Payload;
 use ward_core::audit::payload::DirectoryGroupChanged;
 use ward_core::directory::is_valid_name;
@@ -15,7 +15,7 @@ use ward_store::{DirectoryGroup, GroupWrite, PersonRecord};
 use crate::error::{ScimError, ScimType};
 use crate::filter;
 use crate::group::{GroupFields, MemberChange, group_json, read_group, read_group_patch};
-use crate::service::{ATTEMPTS, DEFAULT_COUNT, LIST_SCHEMA, MAX_COUNT, Paging, Scim, busy};
+use crate::service::{ATTEMPTS, Paging, Scim, busy};
 
 /// What a group is to become.
 struct Target {
@@ -81,27 +81,9 @@ impl Scim {
                 ));
             }
         }
-        let total = groups.len();
-        let start = usize::try_from(paging.start_index.unwrap_or(1).max(1)).unwrap_or(usize::MAX);
-        let count = paging
-            .count
-            .map_or(DEFAULT_COUNT, |count| usize::try_from(count.max(0)).unwrap_or(0))
-            .min(MAX_COUNT);
-        let page: Vec<Value> = groups
-            .iter()
-            .skip(start - 1)
-            .take(count)
-            .map(|g| {
-                let members = members_of(&people, &g.name);
-                group_json(g, with_members.then_some(members.as_slice()))
-            })
-            .collect();
-        Ok(json!({
-            "schemas": [LIST_SCHEMA],
-            "totalResults": total,
-            "startIndex": start,
-            "itemsPerPage": page.len(),
-            "Resources": page,
+        Ok(paging.list(&groups, |g| {
+            let members = members_of(&people, &g.name);
+            group_json(g, with_members.then_some(members.as_slice()))
         }))
     }
 

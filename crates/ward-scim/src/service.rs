@@ -30,6 +30,26 @@ pub struct Paging {
     pub count: Option<i64>,
 }
 
+impl Paging {
+    /// The ListResponse of `items`' page: from `startIndex` (1 when less), at most `count`
+    /// ([`DEFAULT_COUNT`] when not given, never more than [`MAX_COUNT`]).
+    pub(crate) fn list<T>(self, items: &[T], resource: impl Fn(&T) -> Value) -> Value {
+        let start = usize::try_from(self.start_index.unwrap_or(1).max(1)).unwrap_or(usize::MAX);
+        let count = self
+            .count
+            .map_or(DEFAULT_COUNT, |count| usize::try_from(count.max(0)).unwrap_or(0))
+            .min(MAX_COUNT);
+        let page: Vec<Value> = items.iter().skip(start - 1).take(count).map(resource).collect();
+        json!({
+            "schemas": [LIST_SCHEMA],
+            "totalResults": items.len(),
+            "startIndex": start,
+            "itemsPerPage": page.len(),
+            "Resources": page,
+        })
+    }
+}
+
 #[derive(Clone)]
 pub struct Scim {
     broker: Arc<Broker>,
@@ -77,22 +97,8 @@ impl Scim {
             let key = UserKey::of(filter)?;
             people.retain(|p| key.matches(p, &filter.value));
         }
-        let total = people.len();
-        let start = usize::try_from(paging.start_index.unwrap_or(1).max(1)).unwrap_or(usize::MAX);
-        let count = paging
-            .count
-            .map_or(DEFAULT_COUNT, |count| usize::try_from(count.max(0)).unwrap_or(0))
-            .min(MAX_COUNT);
         let groups = self.broker.directory_groups_on_record().await?;
-        let page: Vec<Value> =
-            people.iter().skip(start - 1).take(count).map(|p| user_json(p, &in_groups(p, &groups))).collect();
-        Ok(json!({
-            "schemas": [LIST_SCHEMA],
-            "totalResults": total,
-            "startIndex": start,
-            "itemsPerPage": page.len(),
-            "Resources": page,
-        }))
+        Ok(paging.list(&people, |p| user_json(p, &in_groups(p, &groups))))
     }
 
     /// POST /Users: someone new to ward, or deleted before and created again.

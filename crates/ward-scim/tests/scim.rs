@@ -36,6 +36,7 @@ async fn postgres() -> Option<Arc<dyn Store>> {
 
 struct World {
     broker: Arc<Broker>,
+    clock: Arc<ManualClock>,
     scim: Scim,
     store: Arc<dyn Store>,
     /// The identity provider's service principal, as its `scim` token authenticates it.
@@ -45,12 +46,12 @@ struct World {
 impl World {
     async fn new(store: Arc<dyn Store>) -> Self {
         let clock = Arc::new(ManualClock::new(Timestamp::from_second(1_800_000_000).unwrap()));
-        let broker = ward_service::broker_for(&config(), store.clone(), clock).await.unwrap();
+        let broker = ward_service::broker_for(&config(), store.clone(), clock.clone()).await.unwrap();
         let operator = Broker::local_operator("test");
         let scopes = Some(ward_core::scope::Scopes::parse("scim").unwrap());
         let (token, _) = broker.tokens().mint(&operator, "service:entra", 3600, scopes).await.unwrap();
         let provider = broker.tokens().authenticate(&token).await.unwrap();
-        Self { scim: Scim::new(broker.clone()), broker, store, provider }
+        Self { scim: Scim::new(broker.clone()), broker, clock, store, provider }
     }
 
     async fn create(&self, body: Value) -> Result<Value, ward_scim::ScimError> {
@@ -104,6 +105,7 @@ on_both_backends!(
     deactivating_someone_ends_their_access_at_once,
     a_deleted_user_is_gone_and_can_come_back,
     groups_decide_who_approves,
+    a_deactivation_reaches_every_process,
 );
 
 async fn people_are_pushed_found_and_changed(store: Arc<dyn Store>) {
@@ -329,4 +331,28 @@ async fn groups_decide_who_approves(store: Arc<dyn Store>) {
     // ward.toml's own payments-leads are untouched throughout.
     assert!(w.broker.policy().directory().is_member("bob", &["payments-leads".into()]));
     assert!(w.broker.approve(&bob, request.id.as_str(), None).await.is_ok());
+}
+
+/// Another ward process on the same store refuses the deactivated person's token on its very
+/// next request, and within `PEOPLE_STALENESS` knows them no more: its checks deny them even
+/// before it hears of the revocation.
+async fn a_deactivation_reaches_every_process(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.create(user("alice", json!({}))).await.unwrap();
+    w.alices_grant().await;
+    // Started after the grant: what another process learns of grants made elsewhere is issue 18's.
+    let other = ward_service::broker_for(&config(), store, w.clock.clone()).await.unwrap();
+    let operator = Broker::local_operator("test");
+    let (alices, _) = other.tokens().mint(&operator, "alice", 3600, None).await.unwrap();
+    let (admins, _) = other.tokens().mint(&operator, "admin", 3600, None).await.unwrap();
+    let alice = other.tokens().authenticate(&alices).await.unwrap();
+    assert!(other.check(&alice, "alice", "read", "logs:payments-api").await.unwrap().allowed);
+
+    w.patch("alice", json!([{"op": "replace", "path": "active", "value": false}])).await.unwrap();
+    let refused = other.tokens().authenticate(&alices).await.unwrap_err();
+    assert!(matches!(refused, BrokerError::Unauthenticated(_)), "at once: {refused}");
+    w.clock.advance(ward_service::broker::PEOPLE_STALENESS + jiff::SignedDuration::from_millis(1));
+    let admin = other.tokens().authenticate(&admins).await.unwrap();
+    assert!(other.caller("alice").is_none(), "the other process caught up");
+    assert!(!other.check(&admin, "alice", "read", "logs:payments-api").await.unwrap().allowed);
 }
