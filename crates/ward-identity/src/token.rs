@@ -109,24 +109,7 @@ pub(crate) fn verify(
         // E.g. an RSA key's id with `ES256`, or an HMAC over the public key.
         return Err(IdentityError::KeyMismatch);
     }
-    let mut validation = Validation::new(key.algorithm);
-    validation.set_issuer(&[&settings.issuer]);
-    validation.set_audience(&settings.audiences);
-    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    // Times are checked below against ward's clock, not the system's.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &validation)
-        .map_err(|e| match e.into_kind() {
-            ErrorKind::InvalidSignature => IdentityError::BadSignature,
-            ErrorKind::InvalidAlgorithm => IdentityError::KeyMismatch,
-            ErrorKind::InvalidIssuer => IdentityError::WrongIssuer,
-            ErrorKind::InvalidAudience => IdentityError::WrongAudience,
-            ErrorKind::MissingRequiredClaim(claim) => claim_error(&claim, "is missing"),
-            ErrorKind::InvalidClaimFormat(claim) => claim_error(&claim, "is not of the right type"),
-            other => IdentityError::Malformed(format!("the token does not decode: {other:?}")),
-        })?
-        .claims;
+    let claims = decode(token, key, &settings.issuer, &settings.audiences)?;
 
     let leeway = settings.leeway_span();
     let expires_at = time_claim(&claims, "exp")?.ok_or_else(|| claim_error("exp", "is missing"))?;
@@ -197,22 +180,7 @@ pub(crate) fn verify_id_token(
     if key.algorithm != header.algorithm {
         return Err(IdentityError::KeyMismatch);
     }
-    let mut validation = Validation::new(key.algorithm);
-    validation.set_issuer(&[&settings.issuer]);
-    validation.set_audience(&[client_id]);
-    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &validation)
-        .map_err(|e| match e.into_kind() {
-            ErrorKind::InvalidSignature => IdentityError::BadSignature,
-            ErrorKind::InvalidAlgorithm => IdentityError::KeyMismatch,
-            ErrorKind::InvalidIssuer => IdentityError::WrongIssuer,
-            ErrorKind::InvalidAudience => IdentityError::WrongAudience,
-            ErrorKind::MissingRequiredClaim(claim) => claim_error(&claim, "is missing"),
-            other => IdentityError::Malformed(format!("the ID token does not decode: {other:?}")),
-        })?
-        .claims;
+    let claims = decode(token, key, &settings.issuer, &[client_id])?;
     let expires_at = time_claim(&claims, "exp")?.ok_or_else(|| claim_error("exp", "is missing"))?;
     if now >= expires_at + settings.leeway_span() {
         return Err(IdentityError::Expired(expires_at));
@@ -222,6 +190,32 @@ pub(crate) fn verify_id_token(
         return Err(claim_error("nonce", "is not the one this sign-in sent"));
     }
     string_claim(&claims, "sub")?.ok_or_else(|| claim_error("sub", "is missing"))
+}
+
+/// The claims of `token`, signed with `key`, from `issuer`, for one of `audiences`, with
+/// `exp` and `sub`. Times are checked by the caller against ward's clock, not the system's.
+fn decode<A: ToString>(
+    token: &str,
+    key: &Key,
+    issuer: &str,
+    audiences: &[A],
+) -> Result<Map<String, Value>, IdentityError> {
+    let mut validation = Validation::new(key.algorithm);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(audiences);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    let decoded = jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &validation);
+    decoded.map(|data| data.claims).map_err(|e| match e.into_kind() {
+        ErrorKind::InvalidSignature => IdentityError::BadSignature,
+        ErrorKind::InvalidAlgorithm => IdentityError::KeyMismatch,
+        ErrorKind::InvalidIssuer => IdentityError::WrongIssuer,
+        ErrorKind::InvalidAudience => IdentityError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(claim) => claim_error(&claim, "is missing"),
+        ErrorKind::InvalidClaimFormat(claim) => claim_error(&claim, "is not of the right type"),
+        other => IdentityError::Malformed(format!("the token does not decode: {other:?}")),
+    })
 }
 
 fn claim_error(claim: &str, why: &str) -> IdentityError {

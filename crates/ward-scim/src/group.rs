@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use ward_store::DirectoryGroup;
 
 use crate::error::{ScimError, ScimType};
-use crate::patch::{MAX_OPERATIONS, PATCH_SCHEMA};
+use crate::patch::{Op, Operation, operations, syntax};
 use crate::user::MAX_TEXT_CHARS;
 
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
@@ -37,10 +37,6 @@ pub struct GroupPatch {
     pub display_name: Option<String>,
     pub external_id: Option<Option<String>>,
     pub members: Vec<MemberChange>,
-}
-
-fn syntax(detail: impl Into<String>) -> ScimError {
-    ScimError::bad(ScimType::InvalidSyntax, detail)
 }
 
 fn value_error(detail: impl Into<String>) -> ScimError {
@@ -111,67 +107,37 @@ fn members(value: &Value) -> Result<Vec<String>, ScimError> {
 
 /// A PatchOp on a Group.
 pub fn read_group_patch(body: &Value) -> Result<GroupPatch, ScimError> {
-    let object = body.as_object().ok_or_else(|| syntax("a PATCH body is a JSON object"))?;
-    let schemas = object.get("schemas").and_then(Value::as_array);
-    if !schemas.is_some_and(|schemas| schemas.iter().any(|s| s.as_str() == Some(PATCH_SCHEMA))) {
-        return Err(syntax(format!("`schemas` must list {PATCH_SCHEMA}")));
-    }
-    if let Some(other) = object.keys().find(|k| !["schemas", "Operations"].contains(&k.as_str())) {
-        return Err(syntax(format!("a PatchOp has `schemas` and `Operations`, not `{other}`")));
-    }
-    let operations = object
-        .get("Operations")
-        .and_then(Value::as_array)
-        .filter(|ops| !ops.is_empty() && ops.len() <= MAX_OPERATIONS)
-        .ok_or_else(|| syntax(format!("`Operations` lists 1 to {MAX_OPERATIONS} operations")))?;
     let mut patch = GroupPatch::default();
-    for operation in operations {
-        apply(&mut patch, operation)?;
+    for Operation { op, path, value } in operations(body)? {
+        match path {
+            Some(path) => on_path(&mut patch, op, path, value)?,
+            None if op == Op::Remove => {
+                return Err(ScimError::bad(ScimType::NoTarget, "a remove names its `path`"));
+            }
+            None => {
+                let attributes = value
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| value_error("without a path, `value` is an object"))?;
+                for (name, value) in attributes {
+                    on_path(&mut patch, op, name, Some(value))?;
+                }
+            }
+        }
     }
     Ok(patch)
 }
 
-fn apply(patch: &mut GroupPatch, operation: &Value) -> Result<(), ScimError> {
-    let operation = operation.as_object().ok_or_else(|| syntax("an operation is a JSON object"))?;
-    if let Some(other) = operation.keys().find(|k| !["op", "path", "value"].contains(&k.as_str())) {
-        return Err(syntax(format!("an operation has `op`, `path` and `value`, not `{other}`")));
-    }
-    let op = operation.get("op").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
-    if !["add", "replace", "remove"].contains(&op.as_str()) {
-        return Err(syntax("`op` is add, replace or remove"));
-    }
-    let value = operation.get("value");
-    let path = match operation.get("path") {
-        None => None,
-        Some(Value::String(path)) => Some(path.trim()),
-        Some(_) => return Err(ScimError::bad(ScimType::InvalidPath, "`path` is a string")),
-    };
-    let Some(path) = path else {
-        if op == "remove" {
-            return Err(ScimError::bad(ScimType::NoTarget, "a remove names its `path`"));
-        }
-        let attributes = value
-            .and_then(Value::as_object)
-            .ok_or_else(|| value_error("without a path, `value` is an object"))?;
-        for (name, value) in attributes {
-            on_path(patch, &op, name, Some(value))?;
-        }
-        return Ok(());
-    };
-    on_path(patch, &op, path, value)
-}
-
-fn on_path(patch: &mut GroupPatch, op: &str, path: &str, value: Option<&Value>) -> Result<(), ScimError> {
+fn on_path(patch: &mut GroupPatch, op: Op, path: &str, value: Option<&Value>) -> Result<(), ScimError> {
     let path = path.strip_prefix(GROUP_SCHEMA).map_or(path, |rest| rest.trim_start_matches(':'));
     let needs =
         |value: Option<&Value>| value.cloned().ok_or_else(|| value_error(format!("`{path}` needs a value")));
     if path.eq_ignore_ascii_case("members") {
         let change = match (op, value) {
-            ("add", _) => MemberChange::Add(members(&needs(value)?)?),
-            ("replace", _) => MemberChange::Replace(members(&needs(value)?)?),
+            (Op::Add, _) => MemberChange::Add(members(&needs(value)?)?),
+            (Op::Replace, _) => MemberChange::Replace(members(&needs(value)?)?),
             // Entra ID names the members to remove in `value`; without one, all go.
-            ("remove", Some(value)) => MemberChange::Remove(members(value)?),
-            _ => MemberChange::Replace(Vec::new()),
+            (Op::Remove, Some(value)) => MemberChange::Remove(members(value)?),
+            (Op::Remove, None) => MemberChange::Replace(Vec::new()),
         };
         patch.members.push(change);
         return Ok(());
@@ -179,7 +145,7 @@ fn on_path(patch: &mut GroupPatch, op: &str, path: &str, value: Option<&Value>) 
     if let Some(filter) = member_filter(path) {
         // `members[value eq "pat"]`: only a remove can target one member.
         let id = filter?;
-        if op != "remove" {
+        if op != Op::Remove {
             return Err(ScimError::bad(
                 ScimType::InvalidPath,
                 "a member named by a filter can only be removed",
@@ -189,14 +155,14 @@ fn on_path(patch: &mut GroupPatch, op: &str, path: &str, value: Option<&Value>) 
         return Ok(());
     }
     if path.eq_ignore_ascii_case("displayName") {
-        if op == "remove" {
+        if op == Op::Remove {
             return Err(ScimError::bad(ScimType::Mutability, "a Group keeps its `displayName`"));
         }
         patch.display_name = Some(display_name(&needs(value)?)?);
         return Ok(());
     }
     if path.eq_ignore_ascii_case("externalId") {
-        patch.external_id = Some(if op == "remove" { None } else { external_id(&needs(value)?)? });
+        patch.external_id = Some(if op == Op::Remove { None } else { external_id(&needs(value)?)? });
         return Ok(());
     }
     if ["id", "meta", "schemas"].iter().any(|p| path.eq_ignore_ascii_case(p)) {
@@ -253,6 +219,7 @@ pub fn group_json(group: &DirectoryGroup, members: Option<&[String]>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::patch::PATCH_SCHEMA;
 
     fn patch(operations: Value) -> Result<GroupPatch, ScimError> {
         read_group_patch(&json!({"schemas": [PATCH_SCHEMA], "Operations": operations}))

@@ -14,18 +14,26 @@ pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 pub const MAX_OPERATIONS: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
+pub(crate) enum Op {
     Add,
     Replace,
     Remove,
 }
 
-fn syntax(detail: impl Into<String>) -> ScimError {
+pub(crate) fn syntax(detail: impl Into<String>) -> ScimError {
     ScimError::bad(ScimType::InvalidSyntax, detail)
 }
 
-/// What a PatchOp on a User changes, applied in order.
-pub fn read_user_patch(body: &Value) -> Result<UserFields, ScimError> {
+/// One operation of a PatchOp, read.
+pub(crate) struct Operation<'a> {
+    pub op: Op,
+    pub path: Option<&'a str>,
+    pub value: Option<&'a Value>,
+}
+
+/// The operations of a PatchOp (RFC 7644 §3.5.2): its envelope checked, each operation's `op`
+/// and `path` read.
+pub(crate) fn operations(body: &Value) -> Result<Vec<Operation<'_>>, ScimError> {
     let object = body.as_object().ok_or_else(|| syntax("a PATCH body is a JSON object"))?;
     let schemas = object.get("schemas").and_then(Value::as_array);
     if !schemas.is_some_and(|schemas| schemas.iter().any(|s| s.as_str() == Some(PATCH_SCHEMA))) {
@@ -37,19 +45,12 @@ pub fn read_user_patch(body: &Value) -> Result<UserFields, ScimError> {
     let operations = object
         .get("Operations")
         .and_then(Value::as_array)
-        .filter(|ops| !ops.is_empty())
-        .ok_or_else(|| syntax("`Operations` lists at least one operation"))?;
-    if operations.len() > MAX_OPERATIONS {
-        return Err(syntax(format!("at most {MAX_OPERATIONS} operations in one PATCH")));
-    }
-    let mut fields = UserFields::default();
-    for operation in operations {
-        apply(&mut fields, operation)?;
-    }
-    Ok(fields)
+        .filter(|ops| !ops.is_empty() && ops.len() <= MAX_OPERATIONS)
+        .ok_or_else(|| syntax(format!("`Operations` lists 1 to {MAX_OPERATIONS} operations")))?;
+    operations.iter().map(operation).collect()
 }
 
-fn apply(fields: &mut UserFields, operation: &Value) -> Result<(), ScimError> {
+fn operation(operation: &Value) -> Result<Operation<'_>, ScimError> {
     let operation = operation.as_object().ok_or_else(|| syntax("an operation is a JSON object"))?;
     if let Some(other) = operation.keys().find(|k| !["op", "path", "value"].contains(&k.as_str())) {
         return Err(syntax(format!("an operation has `op`, `path` and `value`, not `{other}`")));
@@ -60,12 +61,29 @@ fn apply(fields: &mut UserFields, operation: &Value) -> Result<(), ScimError> {
         Some(op) if op.eq_ignore_ascii_case("remove") => Op::Remove,
         _ => return Err(syntax("`op` is add, replace or remove")),
     };
-    let value = operation.get("value");
     let path = match operation.get("path") {
         None => None,
-        Some(Value::String(path)) => Some(path.as_str()),
+        Some(Value::String(path)) => Some(path.trim()),
         Some(_) => return Err(ScimError::bad(ScimType::InvalidPath, "`path` is a string")),
     };
+    Ok(Operation { op, path, value: operation.get("value") })
+}
+
+/// What a PatchOp on a User changes, applied in order.
+pub fn read_user_patch(body: &Value) -> Result<UserFields, ScimError> {
+    let mut fields = UserFields::default();
+    for Operation { op, path, value } in operations(body)? {
+        apply(&mut fields, op, path, value)?;
+    }
+    Ok(fields)
+}
+
+fn apply(
+    fields: &mut UserFields,
+    op: Op,
+    path: Option<&str>,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
     match (op, path) {
         (Op::Remove, None) => Err(ScimError::bad(ScimType::NoTarget, "a remove names its `path`")),
         (_, Some(path)) => on_path(fields, op, path, value),

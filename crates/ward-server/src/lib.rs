@@ -118,7 +118,9 @@ impl utoipa::Modify for BearerAuth {
                     extensions.insert("x-ward-roles".to_owned(), roles.into());
                 }
             }
-            // SCIM's answers (`/scim/v2`) are SCIM documents, stated where they are served.
+            if path.starts_with("/scim/v2/") {
+                add_scim_errors(item);
+            }
             if !path.starts_with("/v1/") {
                 continue;
             }
@@ -162,7 +164,32 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// How the HTTP layer is set up.
+/// The SCIM errors (`application/scim+json`) every authenticated SCIM operation can answer,
+/// stated once here: the refusals of the edge, the store's, and a body's.
+fn add_scim_errors(item: &mut utoipa::openapi::PathItem) {
+    let common = [
+        ("401", "no token, or an unknown or expired one"),
+        ("403", "not a token with the `scim` scope of a service or an admin"),
+        ("503", "the store or the audit log cannot be read or written"),
+    ];
+    let with_body = [
+        ("413", "the body is larger than max_body_bytes"),
+        ("415", "not application/scim+json or application/json"),
+    ];
+    let operations = [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
+    for operation in operations.into_iter().flatten().filter(|o| o.security.is_some()) {
+        let extra: &[(&str, &str)] = if operation.request_body.is_some() { &with_body } else { &[] };
+        for &(status, description) in common.iter().chain(extra) {
+            operation.responses.responses.entry(status.to_owned()).or_insert_with(|| {
+                let error =
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ScimErrorView"))).build();
+                ResponseBuilder::new().description(description).content(scim::CONTENT_TYPE, error).into()
+            });
+        }
+    }
+}
+
+/// How the HTTP layer is set up./// How the HTTP layer is set up.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub max_body_bytes: usize,

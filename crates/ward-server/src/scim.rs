@@ -141,10 +141,7 @@ fn excluded(text: Option<&str>) -> Result<Option<&str>, Failure> {
 
 #[utoipa::path(get, path = "/scim/v2/Users", params(ListQuery), tag = "scim", security(("bearer" = [])),
     responses((status = 200, body = ScimUserList, content_type = "application/scim+json", description = "people on record, by name"),
-        (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "`invalidFilter`, or a query ward does not read"),
-        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
-        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
-        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store cannot be read")))]
+        (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "`invalidFilter`, or a query ward does not read")))]
 pub async fn list_users(
     State(broker): State<Arc<Broker>>,
     ScimCaller(_caller): ScimCaller,
@@ -160,12 +157,7 @@ pub async fn list_users(
     request_body(content = Object, content_type = "application/scim+json", description = "a SCIM User: `schemas`, `userName` (the ward user name), `externalId`, `displayName`, `active`; other attributes of the User schema and the enterprise extension are taken and not kept"),
     responses((status = 201, body = ScimUserView, content_type = "application/scim+json", description = "recorded as `directory.user_created`"),
         (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "`invalidSyntax` (not JSON, no User schema, an attribute of no schema), `invalidValue`"),
-        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
-        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
-        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "`uniqueness`: the userName is taken"),
-        (status = 413, body = ScimErrorView, content_type = "application/scim+json", description = "the body is larger than max_body_bytes"),
-        (status = 415, body = ScimErrorView, content_type = "application/scim+json", description = "not application/scim+json or application/json"),
-        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store or the audit log cannot be written")))]
+        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "`uniqueness`: the userName is taken")))]
 pub async fn create_user(
     State(broker): State<Arc<Broker>>,
     ScimCaller(caller): ScimCaller,
@@ -179,10 +171,7 @@ pub async fn create_user(
 
 #[utoipa::path(get, path = "/scim/v2/Users/{id}", params(("id" = String, Path, description = "the ward user name")), tag = "scim", security(("bearer" = [])),
     responses((status = 200, body = ScimUserView, content_type = "application/scim+json"),
-        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
-        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
-        (status = 404, body = ScimErrorView, content_type = "application/scim+json", description = "no such User (or deleted)"),
-        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store cannot be read")))]
+        (status = 404, body = ScimErrorView, content_type = "application/scim+json", description = "no such User (or deleted)")))]
 pub async fn get_user(
     State(broker): State<Arc<Broker>>,
     ScimCaller(_caller): ScimCaller,
@@ -195,13 +184,8 @@ pub async fn get_user(
     request_body(content = Object, content_type = "application/scim+json", description = "the whole User; what it leaves out is cleared, `active` defaults to true; `userName` cannot change"),
     responses((status = 200, body = ScimUserView, content_type = "application/scim+json", description = "recorded as `directory.user_updated`, or `directory.user_deactivated` (live grants revoked) when `active` turns false"),
         (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "`invalidSyntax`, `invalidValue`, `mutability` (a new userName)"),
-        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
-        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
         (status = 404, body = ScimErrorView, content_type = "application/scim+json", description = "no such User"),
-        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "changed meanwhile, again and again"),
-        (status = 413, body = ScimErrorView, content_type = "application/scim+json", description = "the body is larger than max_body_bytes"),
-        (status = 415, body = ScimErrorView, content_type = "application/scim+json", description = "not application/scim+json or application/json"),
-        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store or the audit log cannot be written")))]
+        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "changed meanwhile, again and again")))]
 pub async fn replace_user(
     State(broker): State<Arc<Broker>>,
     ScimCaller(caller): ScimCaller,
@@ -217,13 +201,8 @@ pub async fn replace_user(
     request_body(content = Object, content_type = "application/scim+json", description = "a PatchOp: `add`, `replace` or `remove`, with or without a `path` (`active`, `displayName`, `externalId`; paths into attributes ward does not keep change nothing)"),
     responses((status = 200, body = ScimUserView, content_type = "application/scim+json", description = "recorded as `directory.user_updated`, or `directory.user_deactivated` (live grants revoked) when `active` turns false"),
         (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "`invalidSyntax`, `invalidPath`, `noTarget`, `invalidValue`, `mutability`"),
-        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
-        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
         (status = 404, body = ScimErrorView, content_type = "application/scim+json", description = "no such User"),
-        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "changed meanwhile, again and again"),
-        (status = 413, body = ScimErrorView, content_type = "application/scim+json", description = "the body is larger than max_body_bytes"),
-        (status = 415, body = ScimErrorView, content_type = "application/scim+json", description = "not application/scim+json or application/json"),
-        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store or the audit log cannot be written")))]
+        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "changed meanwhile, again and again")))]
 pub async fn patch_user(
     State(broker): State<Arc<Broker>>,
     ScimCaller(caller): ScimCaller,
@@ -237,11 +216,8 @@ pub async fn patch_user(
 
 #[utoipa::path(delete, path = "/scim/v2/Users/{id}", params(("id" = String, Path, description = "the ward user name")), tag = "scim", security(("bearer" = [])),
     responses((status = 204, description = "deactivated and deleted: live grants revoked, tokens refused; recorded as `directory.user_deleted`"),
-        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
-        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
         (status = 404, body = ScimErrorView, content_type = "application/scim+json", description = "no such User"),
-        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "changed meanwhile, again and again"),
-        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store or the audit log cannot be written")))]
+        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "changed meanwhile, again and again")))]
 pub async fn delete_user(
     State(broker): State<Arc<Broker>>,
     ScimCaller(caller): ScimCaller,
@@ -261,10 +237,7 @@ const GROUP_BODY: &str = "a SCIM Group: `schemas`, `displayName` (the ward group
 
 #[utoipa::path(get, path = "/scim/v2/Groups", params(ListQuery), tag = "scim", security(("bearer" = [])),
     responses((status = 200, body = Object, content_type = "application/scim+json", description = "a ListResponse of Groups, by name"),
-        (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "`invalidFilter`, or a query ward does not read"),
-        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
-        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
-        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store cannot be read")))]
+        (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "`invalidFilter`, or a query ward does not read")))]
 pub async fn list_groups(
     State(broker): State<Arc<Broker>>,
     ScimCaller(_caller): ScimCaller,
@@ -280,12 +253,7 @@ pub async fn list_groups(
     request_body(content = Object, content_type = "application/scim+json", description = GROUP_BODY),
     responses((status = 201, body = Object, content_type = "application/scim+json", description = "recorded as `directory.group_created`, with its members"),
         (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "`invalidSyntax`, `invalidValue` (a name ward cannot hold, a member who is no User)"),
-        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
-        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
-        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "`uniqueness`: a Group stands for that ward group already"),
-        (status = 413, body = ScimErrorView, content_type = "application/scim+json", description = "the body is larger than max_body_bytes"),
-        (status = 415, body = ScimErrorView, content_type = "application/scim+json", description = "not application/scim+json or application/json"),
-        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store or the audit log cannot be written")))]
+        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "`uniqueness`: a Group stands for that ward group already")))]
 pub async fn create_group(
     State(broker): State<Arc<Broker>>,
     ScimCaller(caller): ScimCaller,
@@ -299,10 +267,7 @@ pub async fn create_group(
 #[utoipa::path(get, path = "/scim/v2/Groups/{id}", params(("id" = String, Path, description = "the Group's id (`grp_…`)"), ShowQuery), tag = "scim", security(("bearer" = [])),
     responses((status = 200, body = Object, content_type = "application/scim+json", description = "the Group"),
         (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "a query ward does not read"),
-        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
-        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
-        (status = 404, body = ScimErrorView, content_type = "application/scim+json", description = "no such Group"),
-        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store cannot be read")))]
+        (status = 404, body = ScimErrorView, content_type = "application/scim+json", description = "no such Group")))]
 pub async fn get_group(
     State(broker): State<Arc<Broker>>,
     ScimCaller(_caller): ScimCaller,
@@ -318,13 +283,8 @@ pub async fn get_group(
     request_body(content = Object, content_type = "application/scim+json", description = GROUP_BODY),
     responses((status = 200, body = Object, content_type = "application/scim+json", description = "recorded as `directory.group_updated` (a new `displayName` renames the ward group)"),
         (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "`invalidSyntax`, `invalidValue`"),
-        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
-        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
         (status = 404, body = ScimErrorView, content_type = "application/scim+json", description = "no such Group"),
-        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "`uniqueness` (the new name is another Group's), or changed meanwhile again and again"),
-        (status = 413, body = ScimErrorView, content_type = "application/scim+json", description = "the body is larger than max_body_bytes"),
-        (status = 415, body = ScimErrorView, content_type = "application/scim+json", description = "not application/scim+json or application/json"),
-        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store or the audit log cannot be written")))]
+        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "`uniqueness` (the new name is another Group's), or changed meanwhile again and again")))]
 pub async fn replace_group(
     State(broker): State<Arc<Broker>>,
     ScimCaller(caller): ScimCaller,
@@ -340,13 +300,8 @@ pub async fn replace_group(
     request_body(content = Object, content_type = "application/scim+json", description = "a PatchOp: members added (`add` `members`), removed (`remove` `members[value eq \"ID\"]`, or `members` with the ones to remove as `value`), replaced; `displayName`, `externalId`"),
     responses((status = 200, body = Object, content_type = "application/scim+json", description = "recorded as `directory.group_updated` when anything changed"),
         (status = 400, body = ScimErrorView, content_type = "application/scim+json", description = "`invalidSyntax`, `invalidPath`, `noTarget`, `invalidValue`, `mutability`"),
-        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
-        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
         (status = 404, body = ScimErrorView, content_type = "application/scim+json", description = "no such Group"),
-        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "`uniqueness` (the new name is another Group's), or changed meanwhile again and again"),
-        (status = 413, body = ScimErrorView, content_type = "application/scim+json", description = "the body is larger than max_body_bytes"),
-        (status = 415, body = ScimErrorView, content_type = "application/scim+json", description = "not application/scim+json or application/json"),
-        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store or the audit log cannot be written")))]
+        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "`uniqueness` (the new name is another Group's), or changed meanwhile again and again")))]
 pub async fn patch_group(
     State(broker): State<Arc<Broker>>,
     ScimCaller(caller): ScimCaller,
@@ -360,11 +315,8 @@ pub async fn patch_group(
 
 #[utoipa::path(delete, path = "/scim/v2/Groups/{id}", params(("id" = String, Path, description = "the Group's id (`grp_…`)")), tag = "scim", security(("bearer" = [])),
     responses((status = 204, description = "gone, and nobody is in it by the directory any more; recorded as `directory.group_deleted`"),
-        (status = 401, body = ScimErrorView, content_type = "application/scim+json", description = "no token, or an unknown or expired one"),
-        (status = 403, body = ScimErrorView, content_type = "application/scim+json", description = "not a token with the `scim` scope of a service or an admin"),
         (status = 404, body = ScimErrorView, content_type = "application/scim+json", description = "no such Group"),
-        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "changed meanwhile, again and again"),
-        (status = 503, body = ScimErrorView, content_type = "application/scim+json", description = "the store or the audit log cannot be written")))]
+        (status = 409, body = ScimErrorView, content_type = "application/scim+json", description = "changed meanwhile, again and again")))]
 pub async fn delete_group(
     State(broker): State<Arc<Broker>>,
     ScimCaller(caller): ScimCaller,
