@@ -194,6 +194,7 @@ async fn deactivating_someone_ends_their_access_at_once(store: Arc<dyn Store>) {
 
     let refused = w.broker.tokens().authenticate(&token).await.unwrap_err();
     assert!(matches!(refused, BrokerError::Unauthenticated(_)), "{refused}");
+    assert!(refused.to_string().contains("revoked"), "{refused}");
     assert!(w.broker.caller("alice").is_none(), "gone from the directory, ward.toml or not");
     let admin = w.broker.caller("admin").unwrap();
     assert!(!w.broker.check(&admin, "alice", "read", "logs:payments-api").await.unwrap().allowed);

@@ -283,9 +283,7 @@ impl Tokens<'_> {
                 }
                 match self.broker.caller(user) {
                     Some(_) => Ok(()),
-                    None => {
-                        Err(BrokerError::Unauthenticated(format!("user `{user}` is no longer configured")))
-                    }
+                    None => Err(self.no_longer_known(user)),
                 }
             }
         }
@@ -333,11 +331,20 @@ impl Tokens<'_> {
                 token: None,
                 scopes: Scopes::all(),
             },
-            None => broker.caller(&record.principal).ok_or_else(|| {
-                BrokerError::Unauthenticated(format!("user `{}` is no longer configured", record.principal))
-            })?,
+            None => {
+                broker.caller(&record.principal).ok_or_else(|| self.no_longer_known(&record.principal))?
+            }
         };
         let scopes = record.scopes.clone();
         Ok((record, Caller { scopes, ..caller }))
+    }
+
+    /// Why `user` is nobody's caller any more: deactivated by the directory (SCIM), or gone
+    /// from the configuration.
+    fn no_longer_known(&self, user: &str) -> BrokerError {
+        let people = self.broker.people.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let deactivated = people.by_name.get(user).is_some_and(|person| !person.active);
+        let why = if deactivated { "was deactivated by the directory" } else { "is no longer configured" };
+        BrokerError::Unauthenticated(format!("user `{user}` {why}"))
     }
 }
