@@ -3,6 +3,7 @@
 //! ends their access at once. The protocol — resources, filters, PATCH, errors — is read here;
 //! the HTTP edge is `ward-server`'s `scim.rs`, the writes go through `Broker::push_person`.
 
+mod discovery;
 pub mod error;
 pub mod filter;
 pub mod group;
@@ -14,21 +15,4 @@ pub mod user;
 pub use error::{ScimError, ScimType};
 pub use service::{Paging, Scim};
 
-/// What ward supports, for `GET /scim/v2/ServiceProviderConfig` (RFC 7643 §5).
-pub fn service_provider_config() -> serde_json::Value {
-    serde_json::json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-        "patch": {"supported": true},
-        "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
-        "filter": {"supported": true, "maxResults": service::MAX_COUNT},
-        "changePassword": {"supported": false},
-        "sort": {"supported": false},
-        "etag": {"supported": false},
-        "authenticationSchemes": [{
-            "type": "oauthbearertoken",
-            "name": "Bearer token",
-            "description": "a ward API token with the `scim` scope (ward admin token create service:NAME --scope scim)",
-        }],
-        "meta": {"resourceType": "ServiceProviderConfig", "location": "/scim/v2/ServiceProviderConfig"},
-    })
-}
+pub use discovery::{resource_types, schemas, service_provider_config};

@@ -58,7 +58,8 @@ pub use problem::ApiError;
         reports::make, slack::action, healthz, readyz, identity_provider,
         scim::list_users, scim::create_user, scim::get_user, scim::replace_user, scim::patch_user,
         scim::delete_user, scim::list_groups, scim::create_group, scim::get_group, scim::replace_group,
-        scim::patch_group, scim::delete_group, scim::service_provider_config
+        scim::patch_group, scim::delete_group, scim::service_provider_config, scim::resource_types,
+        scim::schemas
     ),
     modifiers(&BearerAuth),
     tags((name = "requests"), (name = "grants"), (name = "access"), (name = "logs"), (name = "audit"), (name = "findings"), (name = "reports"), (name = "operations"), (name = "integrations"), (name = "scim"))
@@ -345,7 +346,9 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
             "/Groups/{id}",
             get(scim::get_group).put(scim::replace_group).patch(scim::patch_group).delete(scim::delete_group),
         )
-        .route("/ServiceProviderConfig", get(scim::service_provider_config));
+        .route("/ServiceProviderConfig", get(scim::service_provider_config))
+        .route("/ResourceTypes", get(scim::resource_types))
+        .route("/Schemas", get(scim::schemas));
     Router::new()
         .nest("/scim/v2", scim)
         .route("/healthz", get(healthz))

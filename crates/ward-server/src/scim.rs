@@ -325,3 +325,15 @@ pub async fn delete_group(
     Scim::new(broker).delete_group(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[utoipa::path(get, path = "/scim/v2/ResourceTypes", tag = "scim",
+    responses((status = 200, body = Object, content_type = "application/scim+json", description = "Users and Groups (RFC 7644 §4); no token needed")))]
+pub async fn resource_types() -> Reply {
+    Reply(StatusCode::OK, ward_scim::resource_types())
+}
+
+#[utoipa::path(get, path = "/scim/v2/Schemas", tag = "scim",
+    responses((status = 200, body = Object, content_type = "application/scim+json", description = "the attributes ward keeps of Users and Groups (RFC 7643 §7); no token needed")))]
+pub async fn schemas() -> Reply {
+    Reply(StatusCode::OK, ward_scim::schemas())
+}

@@ -79,6 +79,8 @@ PUT    /scim/v2/Groups/{id}                scim   ---AS
 PATCH  /scim/v2/Groups/{id}                scim   ---AS
 DELETE /scim/v2/Groups/{id}                scim   ---AS
 GET    /scim/v2/ServiceProviderConfig      public
+GET    /scim/v2/ResourceTypes              public
+GET    /scim/v2/Schemas                    public
 POST /v1/integrations/slack/actions        slack
 GET  /v1/identity                          public
 GET  /healthz                              public

@@ -176,4 +176,9 @@ async fn only_a_scim_token_opens_it_and_refusals_are_scim_errors() {
 
     let config = api.send("GET", "/scim/v2/ServiceProviderConfig", None, None).await;
     assert_eq!((config.status, &config.body["patch"]["supported"]), (StatusCode::OK, &json!(true)));
+    let types = api.send("GET", "/scim/v2/ResourceTypes", None, None).await;
+    assert_eq!((types.status, types.content_type.as_str()), (StatusCode::OK, "application/scim+json"));
+    assert_eq!(types.body["Resources"][1]["endpoint"], "/Groups");
+    let schemas = api.send("GET", "/scim/v2/Schemas", None, None).await;
+    assert_eq!(schemas.body["Resources"][0]["id"], "urn:ietf:params:scim:schemas:core:2.0:User");
 }
