@@ -116,8 +116,10 @@ pub async fn authorize(
     if let Some(needed) = rule.scope
         && !caller.scopes.covers(needed)
     {
+        // `admin` stands in for every scope but SCIM's.
+        let or_admin = if needed == S::Scim { "" } else { " (or `admin`)" };
         let why = format!(
-            "this token's scopes ({}) do not cover {operation}: it needs `{needed}` (or `admin`)",
+            "this token's scopes ({}) do not cover {operation}: it needs `{needed}`{or_admin}",
             caller.scopes.names().join(", ")
         );
         broker.record_not_allowed(caller, &operation, &why).await;
