@@ -130,13 +130,10 @@ impl Scim {
     pub async fn replace_group(&self, caller: &Caller, id: &str, body: &Value) -> Result<Value, ScimError> {
         let fields = read_group(body)?;
         let GroupFields { display_name, external_id, members } = fields;
-        self.change_group(caller, id, move |group, _current| {
-            let name = display_name.clone().unwrap_or_else(|| group.name.clone());
-            Ok((
-                name,
-                external_id.clone().flatten(),
-                members.clone().unwrap_or_default().into_iter().collect(),
-            ))
+        self.change_group(caller, id, move |group, _current| Target {
+            name: display_name.clone().unwrap_or_else(|| group.name.clone()),
+            external_id: external_id.clone().flatten(),
+            members: members.clone().unwrap_or_default().into_iter().collect(),
         })
         .await
     }
@@ -154,9 +151,11 @@ impl Scim {
                     MemberChange::Replace(ids) => members = ids.iter().cloned().collect(),
                 }
             }
-            let name = patch.display_name.clone().unwrap_or_else(|| group.name.clone());
-            let external_id = patch.external_id.clone().unwrap_or_else(|| group.external_id.clone());
-            Ok((name, external_id, members))
+            Target {
+                name: patch.display_name.clone().unwrap_or_else(|| group.name.clone()),
+                external_id: patch.external_id.clone().unwrap_or_else(|| group.external_id.clone()),
+                members,
+            }
         })
         .await
     }
@@ -174,18 +173,16 @@ impl Scim {
         Err(busy(id))
     }
 
-    /// Reads the group, works out what it becomes with `to`, and pushes that.
+    /// Reads the group, works out what it becomes with `to` (given it and its members; the
+    /// name as the directory writes it), and pushes that.
     async fn change_group<F>(&self, caller: &Caller, id: &str, to: F) -> Result<Value, ScimError>
     where
-        F: Fn(
-            &DirectoryGroup,
-            &BTreeSet<String>,
-        ) -> Result<(String, Option<String>, BTreeSet<String>), ScimError>,
+        F: Fn(&DirectoryGroup, &BTreeSet<String>) -> Target,
     {
         for _ in 0..ATTEMPTS {
             let (group, people) = self.group(id).await?;
             let current: BTreeSet<String> = members_of(&people, &group.name).into_iter().collect();
-            let (display_name, external_id, members) = to(&group, &current)?;
+            let Target { name: display_name, external_id, members } = to(&group, &current);
             let name =
                 if display_name == group.name { display_name } else { self.ward_group_name(&display_name)? };
             if name != group.name {
