@@ -166,8 +166,9 @@ impl Scim {
     async fn change_user(&self, caller: &Caller, id: &str, fields: &UserFields) -> Result<Value, ScimError> {
         for _ in 0..ATTEMPTS {
             let person = self.person(id).await?;
+            // userName is not case-exact (RFC 7643 §4.1.1): another spelling is no rename.
             if let Some(name) = &fields.user_name
-                && *name != person.name
+                && !name.eq_ignore_ascii_case(&person.name)
             {
                 return Err(ScimError::bad(
                     ScimType::Mutability,

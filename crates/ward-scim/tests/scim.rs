@@ -151,6 +151,9 @@ async fn people_are_pushed_found_and_changed(store: Arc<dyn Store>) {
         .await
         .unwrap_err();
     assert_eq!(renamed.scim_type, Some(ScimType::Mutability));
+    let respelled = user("Pat@Example.com", json!({"displayName": "Pat Doe"}));
+    let respelled = w.scim.replace_user(&w.provider, "pat@example.com", &respelled).await.unwrap();
+    assert_eq!(respelled["userName"], "pat@example.com", "another spelling is no rename");
     let unchanged = w.events(EventType::DirectoryUserUpdated).await.len();
     w.patch("pat@example.com", json!([{"op": "replace", "path": "name.givenName", "value": "P"}]))
         .await
