@@ -68,8 +68,8 @@ impl World {
         self.store.events(&filter).await.unwrap()
     }
 
-    /// alice asks for 30m of `read` on payments-api and bob approves: her live grant's id.
-    async fn alices_grant(&self) -> String {
+    /// alice asks for 30m of `read` on payments-api: the pending request.
+    async fn alices_request(&self) -> ward_core::AccessRequest {
         let alice = self.broker.caller("alice").unwrap();
         let ask = RequestInput {
             resource: "logs:payments-api".into(),
@@ -80,7 +80,12 @@ impl World {
             start_at: None,
             breakglass: false,
         };
-        let request = self.broker.create_request(&alice, ask).await.unwrap();
+        self.broker.create_request(&alice, ask).await.unwrap()
+    }
+
+    /// alice's request, approved by bob: her live grant's id.
+    async fn alices_grant(&self) -> String {
+        let request = self.alices_request().await;
         let bob = self.broker.caller("bob").unwrap();
         let approved = self.broker.approve(&bob, request.id.as_str(), None).await.unwrap();
         approved.grant_id.unwrap().to_string()
@@ -249,22 +254,7 @@ async fn groups_decide_who_approves(store: Arc<dyn Store>) {
     let pat = || w.broker.caller("pat").unwrap();
     let bob = w.broker.caller("bob").unwrap();
     // payments-leads approve on payments-api (the quickstart's policies); pat is not one yet.
-    let request = w
-        .broker
-        .create_request(
-            &w.broker.caller("alice").unwrap(),
-            RequestInput {
-                resource: "logs:payments-api".into(),
-                role: "read".into(),
-                duration_seconds: 1800,
-                reason: "INC-4312 checkout 500s".into(),
-                ticket: None,
-                start_at: None,
-                breakglass: false,
-            },
-        )
-        .await
-        .unwrap();
+    let request = w.alices_request().await;
     assert!(w.broker.approve(&pat(), request.id.as_str(), None).await.is_err());
 
     let body = json!({"schemas": [GROUP_SCHEMA], "displayName": "payments-leads", "externalId": "okta-g1",

@@ -105,8 +105,10 @@ pub async fn authorize(
     method: &Method,
     route: Option<&str>,
 ) -> Result<(), ApiError> {
-    let operation = format!("{method} {}", route.unwrap_or("(unmatched)"));
+    // Named only when refused: an allowed call (a check among thousands) builds no text.
+    let operation = || format!("{method} {}", route.unwrap_or("(unmatched)"));
     let Some(rule) = route.and_then(|route| rule_for(method, route)) else {
+        let operation = operation();
         // A route added without a rule: nobody gets in until it has one.
         let why = format!("{operation} has no authorization rule; nobody may call it");
         tracing::error!(%operation, "a route without an authorization rule was called");
@@ -116,6 +118,7 @@ pub async fn authorize(
     if let Some(needed) = rule.scope
         && !caller.scopes.covers(needed)
     {
+        let operation = operation();
         // `admin` stands in for every scope but SCIM's.
         let or_admin = if needed == S::Scim { "" } else { " (or `admin`)" };
         let why = format!(
@@ -132,6 +135,7 @@ pub async fn authorize(
     if rule.roles.iter().any(|role| role.held_by(caller, &policy)) {
         return Ok(());
     }
+    let operation = operation();
     let held: Vec<&str> =
         ward_service::roles::roles_of(caller, &policy).into_iter().map(WardRole::as_str).collect();
     let needed: Vec<&str> = rule.roles.iter().map(|role| role.as_str()).collect();
