@@ -73,6 +73,13 @@ pub enum EventType {
     TokenCreated,
     #[serde(rename = "token.revoked")]
     TokenRevoked,
+    /// Someone signed in to ward's web UI: a browser session began (never its secret: its id,
+    /// how they signed in, whether with more than one factor, when it ends at the latest).
+    #[serde(rename = "session.started")]
+    SessionStarted,
+    /// A browser session ended before its time: signed out, or its person deactivated.
+    #[serde(rename = "session.ended")]
+    SessionEnded,
     /// Users and groups were reloaded from the configuration; `details` say what changed.
     #[serde(rename = "directory.reloaded")]
     DirectoryReloaded,
@@ -152,7 +159,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    pub const ALL: [EventType; 46] = [
+    pub const ALL: [EventType; 48] = [
         Self::RequestCreated,
         Self::RequestCancelled,
         Self::RequestLapsed,
@@ -176,6 +183,8 @@ impl EventType {
         Self::AuditCheckpoint,
         Self::TokenCreated,
         Self::TokenRevoked,
+        Self::SessionStarted,
+        Self::SessionEnded,
         Self::DirectoryReloaded,
         Self::DirectoryUserCreated,
         Self::DirectoryUserUpdated,
@@ -226,6 +235,8 @@ impl EventType {
             Self::AuditCheckpoint => "audit.checkpoint",
             Self::TokenCreated => "token.created",
             Self::TokenRevoked => "token.revoked",
+            Self::SessionStarted => "session.started",
+            Self::SessionEnded => "session.ended",
             Self::DirectoryReloaded => "directory.reloaded",
             Self::DirectoryUserCreated => "directory.user_created",
             Self::DirectoryUserUpdated => "directory.user_updated",

@@ -125,6 +125,8 @@ fn classify(event_type: EventType) -> (u32, u32, &'static str) {
         AuditCheckpoint => (ENTITY_MANAGEMENT, 1, "Checkpoint"),
         TokenCreated => (ENTITY_MANAGEMENT, 1, "Create Token"),
         TokenRevoked => (ENTITY_MANAGEMENT, 4, "Revoke Token"),
+        SessionStarted => (AUTHORIZE_SESSION, OTHER, "Sign In"),
+        SessionEnded => (AUTHORIZE_SESSION, OTHER, "Sign Out"),
         DirectoryReloaded => (ENTITY_MANAGEMENT, 3, "Update"),
         DirectoryUserCreated => (ENTITY_MANAGEMENT, 1, "Create User"),
         DirectoryUserUpdated => (ENTITY_MANAGEMENT, 3, "Update User"),

@@ -57,6 +57,8 @@ fn reason_is_user_text(event_type: EventType) -> bool {
         | AuditKeyChanged
         | TokenCreated
         | TokenRevoked
+        | SessionStarted
+        | SessionEnded
         | DirectoryReloaded
         | DirectoryUserCreated
         | DirectoryUserUpdated

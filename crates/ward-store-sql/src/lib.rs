@@ -33,7 +33,7 @@ use ward_core::{AccessRequest, Grant};
 use ward_store::{
     ApiToken, Change, CheckpointRecord, DebugLevelRecord, DirectoryGroup, Due, EventFilter, FindingFilter,
     FindingRecord, GrantFilter, Lease, LogHead, LoginRecord, PersonRecord, RequestFilter, Store, StoreError,
-    TokenFilter,
+    TokenFilter, WebSession,
 };
 
 use crate::rows::{Columns, event_from_row, grant_from_row, millis, request_from_row};
@@ -165,6 +165,7 @@ const GRANT_COLUMNS: &str = "id, request_id, principal, resource, role, starts_a
 /// In the order `rows::event_from_row` reads them.
 const TOKEN_COLUMNS: &str =
     "id, hash, principal, created_at, expires_at, revoked_at, revoked_by, last_used_at, scopes";
+const SESSION_COLUMNS: &str = "id, hash, principal, source, mfa, created_at, expires_at, ended_at, ended_by";
 const LOGIN_COLUMNS: &str = "grant_id, resource, role, account, expires_at, applied_until, ended_at, \
                              failing_since, credentials_issued_at, updated_at";
 const FINDING_COLUMNS: &str = "id, rule, severity, key, state, subject, resource, grant_id, request_id, seqs, \
@@ -985,6 +986,34 @@ impl Store for SqlStore {
             .map_err(unavailable)?;
         });
         Ok(())
+    }
+
+    async fn session(&self, hash: &str) -> Result<Option<WebSession>, StoreError> {
+        dispatch!(&self.pool, pool => {
+            let sql = format!("SELECT {SESSION_COLUMNS} FROM web_sessions WHERE hash = $1");
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(hash)
+                .fetch_optional(pool)
+                .await
+                .map_err(unavailable)?;
+            row.as_ref().map(rows::session_from_row).transpose()
+        })
+    }
+
+    async fn open_sessions(&self, principal: &str, limit_to: u32) -> Result<Vec<WebSession>, StoreError> {
+        dispatch!(&self.pool, pool => {
+            let sql = format!(
+                "SELECT {SESSION_COLUMNS} FROM web_sessions WHERE principal = $1 AND ended_at IS NULL \
+                 ORDER BY created_at DESC, id DESC LIMIT $2"
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(principal)
+                .bind(limit(limit_to))
+                .fetch_all(pool)
+                .await
+                .map_err(unavailable)?;
+            rows.iter().map(rows::session_from_row).collect()
+        })
     }
 
     async fn token_epoch(&self) -> Result<i64, StoreError> {

@@ -10,7 +10,7 @@ use ward_core::merkle::{Frontier, Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
     Change, CountLimit, CursorMove, DebugLevelWrite, FindingRecord, GrantUse, GroupWrite, HolderLimit,
-    LoginWrite, PersonRecord, StoreError, TokenWrite,
+    LoginWrite, PersonRecord, SessionWrite, StoreError, TokenWrite,
 };
 
 use crate::Dialect;
@@ -175,6 +175,7 @@ pub(crate) fn plan(
             statements.push(debug_level_statement(write)?);
         }
         statements.extend(change.logins.iter().map(login_statement));
+        statements.extend(change.sessions.iter().map(session_statement));
         statements.extend(change.policy_snapshots.iter().map(|snapshot| {
             Statement::new(
                 "INSERT INTO policy_snapshots (digest, body) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
@@ -423,6 +424,28 @@ fn login_statement(write: &LoginWrite) -> Statement {
         LoginWrite::WithdrawCredentials { grant_id } => Statement::new(
             "UPDATE logins SET credentials_issued_at = NULL WHERE grant_id = $1",
             vec![grant_id.as_str().into()],
+        ),
+    }
+}
+
+fn session_statement(write: &SessionWrite) -> Statement {
+    match write {
+        SessionWrite::Start(s) => Statement::new(
+            "INSERT INTO web_sessions (id, hash, principal, source, mfa, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            vec![
+                s.id.as_str().into(),
+                s.hash.as_str().into(),
+                s.principal.as_str().into(),
+                s.source.as_str().into(),
+                i64::from(s.mfa).into(),
+                millis(s.created_at).into(),
+                millis(s.expires_at).into(),
+            ],
+        ),
+        SessionWrite::End { id, at, by } => Statement::checked(
+            "UPDATE web_sessions SET ended_at = $1, ended_by = $2 WHERE id = $3 AND ended_at IS NULL",
+            vec![millis(*at).into(), by.as_str().into(), id.as_str().into()],
         ),
     }
 }

@@ -9,7 +9,7 @@ use ward_core::audit::{AuditEvent, EventType};
 use ward_core::{AccessRequest, Grant, GrantId, GrantState, RequestId, RequestState};
 use ward_store::{
     ApiToken, CheckpointRecord, DebugLevelRecord, DirectoryGroup, FindingRecord, FindingState, LoginRecord,
-    PersonRecord, StoreError,
+    PersonRecord, StoreError, WebSession,
 };
 
 pub(crate) fn millis(ts: Timestamp) -> i64 {
@@ -205,6 +205,20 @@ pub(crate) fn token_from_row(row: &impl Columns) -> Result<ApiToken, StoreError>
         revoked_by: row.optional_text("revoked_by")?,
         last_used_at: optional_time(row, "last_used_at")?,
         scopes: ward_core::scope::Scopes::parse(&row.text("scopes")?).map_err(corrupt)?,
+    })
+}
+
+pub(crate) fn session_from_row(row: &impl Columns) -> Result<WebSession, StoreError> {
+    Ok(WebSession {
+        id: row.text("id")?,
+        hash: row.text("hash")?,
+        principal: row.text("principal")?,
+        source: row.text("source")?,
+        mfa: row.int("mfa")? != 0,
+        created_at: time(row, "created_at")?,
+        expires_at: time(row, "expires_at")?,
+        ended_at: optional_time(row, "ended_at")?,
+        ended_by: row.optional_text("ended_by")?,
     })
 }
 

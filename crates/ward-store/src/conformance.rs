@@ -13,8 +13,8 @@ use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 use crate::{
     ApiToken, Change, CursorMove, DebugLevelHolder, DebugLevelRecord, DebugLevelWrite, DirectoryGroup,
     EventFilter, FindingFilter, FindingRecord, FindingState, GrantFilter, GrantUse, GroupWrite, Lease,
-    LoginRecord, LoginWrite, PersonRecord, RequestFilter, Store, StoreError, TokenFilter, TokenWrite,
-    Visibility,
+    LoginRecord, LoginWrite, PersonRecord, RequestFilter, SessionWrite, Store, StoreError, TokenFilter,
+    TokenWrite, Visibility, WebSession,
 };
 use ward_rules::{RuleId, Severity};
 
@@ -34,6 +34,7 @@ macro_rules! conformance_tests {
             listings_page_by_cursor_and_narrow_by_visibility,
             event_filters,
             tokens_are_kept_by_hash,
+            sessions_are_kept_by_hash_and_end_once,
             requests_are_read_by_id_in_one_go,
             concurrent_appends_form_one_chain,
             concurrent_decisions_on_one_record_let_one_win,
@@ -580,6 +581,51 @@ pub async fn tokens_are_kept_by_hash(store: Arc<dyn Store>) {
     let unknown = TokenWrite::Revoke { id: "tok_x".into(), at: used, by: "admin".into() };
     assert!(matches!(store.commit(recorded(unknown), used).await, Err(StoreError::Conflict)));
     assert_eq!(store.head().await.unwrap().size, 3);
+}
+
+pub async fn sessions_are_kept_by_hash_and_end_once(store: Arc<dyn Store>) {
+    let mut ids = SequentialIds::new("ses");
+    let session = |id: &str, hash: &str, principal: &str, minutes: i64| WebSession {
+        id: id.into(),
+        hash: hash.repeat(32),
+        principal: principal.into(),
+        source: "oidc".into(),
+        mfa: principal == "alice",
+        created_at: t0() + SignedDuration::from_mins(minutes),
+        expires_at: t0() + SignedDuration::from_hours(8),
+        ended_at: None,
+        ended_by: None,
+    };
+    let mut recorded = |write: SessionWrite| Change {
+        sessions: vec![write],
+        events: vec![lifecycle::refusal_event(&mut ids, "alice", "session", None, None, "recorded", t0())],
+        ..Change::default()
+    };
+    let first = session("ses_a", "ab", "alice", 0);
+    let second = session("ses_b", "cd", "alice", 1);
+    let bobs = session("ses_c", "ef", "bob", 2);
+    for s in [&first, &second, &bobs] {
+        store.commit(recorded(SessionWrite::Start(s.clone())), t0()).await.unwrap();
+    }
+    assert_eq!(store.session(&first.hash).await.unwrap(), Some(first.clone()));
+    assert_eq!(store.session(&"01".repeat(32)).await.unwrap(), None);
+    let again = store.commit(recorded(SessionWrite::Start(session("ses_d", "ab", "bob", 3))), t0()).await;
+    assert!(matches!(again, Err(StoreError::Conflict)), "a session's hash is unique: {again:?}");
+    let open = store.open_sessions("alice", 10).await.unwrap();
+    assert_eq!(open.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["ses_b", "ses_a"], "newest first");
+    assert_eq!(store.open_sessions("alice", 1).await.unwrap().len(), 1);
+
+    let at = t0() + SignedDuration::from_mins(5);
+    let end = || SessionWrite::End { id: "ses_a".into(), at, by: "alice".into() };
+    store.commit(recorded(end()), at).await.unwrap();
+    let ended = store.session(&first.hash).await.unwrap().unwrap();
+    assert_eq!((ended.ended_at, ended.ended_by.as_deref()), (Some(at), Some("alice")));
+    assert_eq!(store.open_sessions("alice", 10).await.unwrap(), [second]);
+    let twice = store.commit(recorded(end()), at).await;
+    assert!(matches!(twice, Err(StoreError::Conflict)), "ended once: {twice:?}");
+    let unknown = SessionWrite::End { id: "ses_x".into(), at, by: "alice".into() };
+    assert!(matches!(store.commit(recorded(unknown), at).await, Err(StoreError::Conflict)));
+    assert_eq!(store.head().await.unwrap().size, 4, "a refused session write records nothing");
 }
 
 pub async fn requests_are_read_by_id_in_one_go(store: Arc<dyn Store>) {

@@ -70,6 +70,38 @@ pub struct Change {
     /// Groups a directory pushed (SCIM), written as `people` are; a deletion names the version
     /// it deletes. Moves [`Store::people_epoch`].
     pub directory_groups: Vec<GroupWrite>,
+    /// Browser sessions of the web UI begun or ended.
+    pub sessions: Vec<SessionWrite>,
+}
+
+/// A browser session of the web UI as stored: only the SHA-256 of its secret (the cookie).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    /// `ses_…`: its public name, in events.
+    pub id: String,
+    /// SHA-256 of the cookie's secret, lowercase hex.
+    pub hash: String,
+    pub principal: String,
+    /// `oidc` (the identity provider's code flow) or `token` (a ward token).
+    pub source: String,
+    pub mfa: bool,
+    pub created_at: Timestamp,
+    /// Refused from this moment on, whatever else happens.
+    pub expires_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub ended_by: Option<String>,
+}
+
+/// A change to the browser sessions, committed with the event that records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionWrite {
+    Start(WebSession),
+    /// Fails the commit with `Conflict` unless the session exists and has not ended.
+    End {
+        id: String,
+        at: Timestamp,
+        by: String,
+    },
 }
 
 /// A group a directory (SCIM) pushed: its id there and the ward group it stands for. Its
@@ -195,6 +227,7 @@ impl Change {
             && self.logins.is_empty()
             && self.people.is_empty()
             && self.directory_groups.is_empty()
+            && self.sessions.is_empty()
             && self.cursor.is_none()
     }
 
@@ -640,6 +673,12 @@ pub trait Store: Send + Sync + 'static {
     /// A number that moves whenever any token is revoked, by any process: a cache of tokens
     /// that saw the same number has missed no revocation.
     async fn token_epoch(&self) -> Result<i64, StoreError>;
+
+    /// The browser session whose secret has this SHA-256, ended or not.
+    async fn session(&self, hash: &str) -> Result<Option<WebSession>, StoreError>;
+    /// `principal`'s sessions that have not ended (expired ones included), newest first, at
+    /// most `limit`.
+    async fn open_sessions(&self, principal: &str, limit: u32) -> Result<Vec<WebSession>, StoreError>;
 
     /// Succeeds when the store answers and the audit log can be written.
     async fn ready(&self) -> Result<(), StoreError>;

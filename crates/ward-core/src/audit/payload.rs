@@ -478,6 +478,24 @@ pub struct TokenRecorded {
     pub scopes: Option<crate::scope::Scopes>,
 }
 
+/// `session.started` and `session.ended`: a browser session of ward's web UI (never its
+/// secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecorded {
+    /// `ses_…`.
+    pub session_id: String,
+    /// How its person signed in: `oidc` (the identity provider's code flow) or `token` (a ward
+    /// token).
+    pub source: String,
+    /// Signed in with more than one factor, as the identity provider says.
+    pub mfa: bool,
+    /// When it ends at the latest.
+    pub expires_at: Timestamp,
+    /// Why it ended (`session.ended`): `signed-out`, `deactivated`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_because: Option<String>,
+}
+
 /// `directory.user_*`: a person as the identity provider (a token's claims, a SCIM push)
 /// describes them, and the directory that puts in force.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -729,6 +747,8 @@ pub enum Payload {
     AuditCheckpoint(AuditCheckpoint),
     TokenCreated(TokenRecorded),
     TokenRevoked(TokenRecorded),
+    SessionStarted(SessionRecorded),
+    SessionEnded(SessionRecorded),
     DirectoryReloaded(DirectoryChanges),
     DirectoryUserCreated(DirectoryUserChanged),
     DirectoryUserUpdated(DirectoryUserChanged),
@@ -814,6 +834,8 @@ impl Payload {
             T::AuditCheckpoint => read(details).map(Self::AuditCheckpoint),
             T::TokenCreated => read(details).map(Self::TokenCreated),
             T::TokenRevoked => read(details).map(Self::TokenRevoked),
+            T::SessionStarted => read(details).map(Self::SessionStarted),
+            T::SessionEnded => read(details).map(Self::SessionEnded),
             T::DirectoryReloaded => read(details).map(Self::DirectoryReloaded),
             T::DirectoryUserCreated => read(details).map(Self::DirectoryUserCreated),
             T::DirectoryUserUpdated => read(details).map(Self::DirectoryUserUpdated),
@@ -868,6 +890,8 @@ impl Payload {
             Self::AuditCheckpoint(_) => T::AuditCheckpoint,
             Self::TokenCreated(_) => T::TokenCreated,
             Self::TokenRevoked(_) => T::TokenRevoked,
+            Self::SessionStarted(_) => T::SessionStarted,
+            Self::SessionEnded(_) => T::SessionEnded,
             Self::DirectoryReloaded(_) => T::DirectoryReloaded,
             Self::DirectoryUserCreated(_) => T::DirectoryUserCreated,
             Self::DirectoryUserUpdated(_) => T::DirectoryUserUpdated,

@@ -166,6 +166,16 @@ impl Store for Interposed {
     async fn token_epoch(&self) -> Result<i64, StoreError> {
         self.inner.token_epoch().await
     }
+    async fn session(&self, hash: &str) -> Result<Option<ward_store::WebSession>, StoreError> {
+        self.inner.session(hash).await
+    }
+    async fn open_sessions(
+        &self,
+        principal: &str,
+        limit: u32,
+    ) -> Result<Vec<ward_store::WebSession>, StoreError> {
+        self.inner.open_sessions(principal, limit).await
+    }
     async fn ready(&self) -> Result<(), StoreError> {
         self.inner.ready().await
     }

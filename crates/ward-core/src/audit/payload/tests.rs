@@ -159,6 +159,19 @@ fn sample(event_type: EventType) -> Payload {
         }),
         T::TokenCreated => Payload::TokenCreated(token.clone()),
         T::TokenRevoked => Payload::TokenRevoked(token),
+        T::SessionStarted | T::SessionEnded => {
+            let session = SessionRecorded {
+                session_id: "ses_1".into(),
+                source: "oidc".into(),
+                mfa: true,
+                expires_at: "2026-01-01T08:00:00Z".parse().unwrap(),
+                ended_because: (event_type == T::SessionEnded).then(|| "signed-out".into()),
+            };
+            match event_type {
+                T::SessionStarted => Payload::SessionStarted(session),
+                _ => Payload::SessionEnded(session),
+            }
+        }
         T::DirectoryReloaded => Payload::DirectoryReloaded(DirectoryChanges {
             users_added: vec!["frank".into()],
             ..DirectoryChanges::default()
