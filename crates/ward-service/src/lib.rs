@@ -21,6 +21,7 @@ pub mod roles;
 pub mod scheduler;
 pub mod secret_file;
 pub mod sensitive;
+pub mod sessions;
 pub mod signing;
 pub mod tokens;
 pub mod usage;

@@ -5,7 +5,9 @@
 
 use std::sync::PoisonError;
 
-use ward_store::{DirectoryGroup, GrantFilter, GroupWrite, PersonRecord, TokenFilter, TokenWrite};
+use ward_store::{
+    DirectoryGroup, GrantFilter, GroupWrite, PersonRecord, SessionWrite, TokenFilter, TokenWrite,
+};
 
 use super::auth::snapshot_record;
 use super::*;
@@ -90,6 +92,13 @@ impl Broker {
         }
         *self.people_checked.lock().unwrap_or_else(PoisonError::into_inner) = Some(started);
         Ok(())
+    }
+
+    /// The caller `name` is now, as every process sharing the store has them in force (after
+    /// catching up on people); `None` when ward does not know them (any more).
+    pub async fn current_caller(&self, name: &str) -> Result<Option<Caller>, BrokerError> {
+        self.catch_up_on_people().await?;
+        Ok(self.caller(name))
     }
 
     /// Makes what `claimed` says about its bearer what is in force, recording it when it is
@@ -220,9 +229,11 @@ pub enum PersonPush {
     Deleted,
 }
 
-/// The most live grants and tokens one person's deactivation revokes in its transaction.
+/// The most live grants, tokens and browser sessions one person's deactivation ends in its
+/// transaction.
 const MAX_GRANTS_ENDED: u32 = 10_000;
 const MAX_TOKENS_ENDED: u32 = 10_000;
+const MAX_SESSIONS_ENDED: u32 = 10_000;
 
 impl Broker {
     /// Records `record`, a person as a directory push by `actor` describes them, with its
@@ -265,7 +276,7 @@ impl Broker {
     /// Records a directory push by `actor` — new versions of people and groups — with the one
     /// event `payload` makes (given the policy snapshot now in force and the grants revoked)
     /// and that snapshot, in one transaction, and puts it in force. A person no longer active
-    /// has their live grants and ward tokens revoked in that same transaction, and from then on
+    /// has their live grants, ward tokens and browser sessions ended in that same transaction, and from then on
     /// the identity provider's tokens for them are refused too (the directory no longer holds
     /// them). Each record's version must be the next after the one in force (1 for someone or
     /// something new), a deletion name the version in force, else `Conflict`: read again.
@@ -345,6 +356,14 @@ impl Broker {
                         by: actor.to_owned(),
                     });
                     tokens_ended.push(token.hash);
+                }
+            }
+            // Their browser sessions too (refused already: they are nobody ward knows now).
+            for session in self.store.open_sessions(name, MAX_SESSIONS_ENDED).await? {
+                if now < session.expires_at {
+                    let ended = Some(crate::sessions::ENDED_DEACTIVATED);
+                    change.events.push(crate::sessions::session_event(actor, &session, ended, now));
+                    change.sessions.push(SessionWrite::End { id: session.id, at: now, by: actor.to_owned() });
                 }
             }
         }

@@ -249,6 +249,17 @@ impl Tokens<'_> {
             .verify(token, broker.now())
             .await
             .map_err(|e| BrokerError::Unauthenticated(e.to_string()))?;
+        self.caller_vouched_for(verifier, &identity).await
+    }
+
+    /// The caller the identity provider vouches for in `identity` (a token it checked): their
+    /// claims put in force first, recorded when they are news.
+    pub async fn caller_vouched_for(
+        &self,
+        verifier: &ward_identity::OidcVerifier,
+        identity: &ward_identity::Identity,
+    ) -> Result<Caller, BrokerError> {
+        let broker = self.broker;
         let claimed = Claimed {
             name: identity.username.clone(),
             subject: identity.subject.clone(),
@@ -261,8 +272,11 @@ impl Tokens<'_> {
             BrokerError::Unavailable(format!("`{}` was recorded but is not in force", identity.username))
         })?;
         let mfa = verifier.settings().signed_in_with_mfa(&identity);
-        let token =
-            TokenRef { id: identity.token_id, expires_at: identity.expires_at, proof: TokenProof::Oidc };
+        let token = TokenRef {
+            id: identity.token_id.clone(),
+            expires_at: identity.expires_at,
+            proof: TokenProof::Oidc,
+        };
         Ok(Caller { token: Some(token), mfa, ..caller })
     }
 
