@@ -16,7 +16,9 @@ mod verifier;
 mod web;
 
 pub use provider::{Discovery, FETCH_TIMEOUT, FetchError, MAX_DOCUMENT_BYTES};
-pub use settings::{OidcFile, OidcSettings, OneOrMany, SUPPORTED_ALGORITHMS, SettingError};
+pub use settings::{
+    OidcFile, OidcSettings, OneOrMany, SUPPORTED_ALGORITHMS, SettingError, check_provider_url,
+};
 pub use token::{Identity, MAX_GROUPS, MAX_TOKEN_BYTES, looks_like_jwt};
 pub use verifier::{OidcVerifier, ProviderStatus};
 pub use web::{SignInStart, SignedIn, WebClient, random_secret};

@@ -18,6 +18,12 @@ pub struct OidcFile {
     /// The public client `ward login` signs in as (registered at the provider as a native app
     /// with the device flow, or a loopback redirect `http://127.0.0.1/callback`).
     pub client_id: Option<String>,
+    /// The confidential client ward's server signs browsers in as (the web UI), registered at
+    /// the provider with the redirect URI `<public_url>/ui/callback` (default: `client_id`).
+    pub web_client_id: Option<String>,
+    /// A file (readable by its owner only) holding that client's secret; or set
+    /// `WARD_OIDC_CLIENT_SECRET`. Without either, browsers cannot sign in through the provider.
+    pub client_secret_file: Option<std::path::PathBuf>,
     /// The scopes `ward login` asks for (default: openid, offline_access).
     pub login_scopes: Option<Vec<String>>,
     pub username_claim: Option<String>,
@@ -54,6 +60,10 @@ pub struct OidcSettings {
     pub issuer: String,
     pub audiences: Vec<String>,
     pub client_id: Option<String>,
+    /// The web UI's client (`web_client_id`, else `client_id`).
+    pub web_client_id: Option<String>,
+    /// As written: relative to the configuration file's directory.
+    pub client_secret_file: Option<std::path::PathBuf>,
     pub login_scopes: Vec<String>,
     pub username_claim: String,
     pub groups_claim: String,
@@ -161,9 +171,14 @@ impl OidcFile {
         if self.client_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
             return Err(invalid("client_id", "name the client registered at the provider"));
         }
+        if self.web_client_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
+            return Err(invalid("web_client_id", "name the client registered at the provider"));
+        }
         Ok(OidcSettings {
             issuer,
             audiences,
+            web_client_id: self.web_client_id.or_else(|| self.client_id.clone()),
+            client_secret_file: self.client_secret_file,
             client_id: self.client_id,
             login_scopes,
             username_claim: claim("username_claim", self.username_claim, DEFAULT_USERNAME_CLAIM)?,
@@ -180,7 +195,8 @@ impl OidcFile {
 
 /// The provider's URLs (issuer, `jwks_uri`) must be `https`, except on the loopback interface
 /// (a provider on the same machine, and the tests'): keys fetched in clear could be anyone's.
-pub(crate) fn check_provider_url(url: &str) -> Result<reqwest::Url, String> {
+/// So must the URL browsers reach ward at, where their session cookie travels.
+pub fn check_provider_url(url: &str) -> Result<reqwest::Url, String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
     let Some(host) = parsed.host_str() else {
         return Err(format!("`{url}` has no host"));

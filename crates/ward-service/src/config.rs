@@ -124,6 +124,10 @@ struct ServerFile {
     /// A file holding the token `/metrics` requires as a bearer token (readable by its owner
     /// only); without it `/metrics` is open.
     metrics_token_file: Option<PathBuf>,
+    /// Where browsers reach ward (the web UI), e.g. `https://ward.example.com`.
+    public_url: Option<String>,
+    /// How long a browser session lasts at most (default 8h).
+    session_ttl: Option<String>,
 }
 
 /// How ward serves HTTP, from `[server]`.
@@ -484,6 +488,8 @@ pub struct Config {
     pub notify: crate::notify_settings::NotifySettings,
     /// `[identity.oidc]`: the OpenID provider whose bearer JWTs ward accepts.
     pub oidc: Option<ward_identity::OidcSettings>,
+    /// The web UI: its URL, its sessions, the client browsers sign in as.
+    pub web: crate::web_settings::WebSettings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8470";
@@ -927,6 +933,17 @@ impl Config {
             .map(ward_identity::OidcFile::resolve)
             .transpose()
             .map_err(|e| setting_error(&format!("identity.oidc.{}", e.setting), e.message))?;
+        let web = crate::web_settings::WebFile {
+            public_url: env("WARD_PUBLIC_URL").or(file.server.public_url),
+            session_ttl: file.server.session_ttl,
+            listen,
+            tls: server.tls.is_some(),
+            oidc: oidc.as_ref(),
+            secret_file: oidc.as_ref().and_then(|o| o.client_secret_file.clone()).map(relative_to_file),
+            secret_env: env("WARD_OIDC_CLIENT_SECRET"),
+        }
+        .resolve()
+        .map_err(|(setting, message)| setting_error(setting, message))?;
         Ok(Self {
             path,
             listen,
@@ -953,6 +970,7 @@ impl Config {
             rules: audit_rules,
             notify,
             oidc,
+            web,
         })
     }
 

@@ -25,6 +25,7 @@ pub mod sessions;
 pub mod signing;
 pub mod tokens;
 pub mod usage;
+pub mod web_settings;
 
 use std::sync::Arc;
 
