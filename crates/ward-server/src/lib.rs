@@ -19,6 +19,7 @@ mod reports;
 mod scim;
 mod slack;
 pub mod tls;
+mod ui;
 mod views;
 
 use std::future::Future;
@@ -43,6 +44,7 @@ use ward_service::Broker;
 use ward_service::secret_file;
 
 pub use problem::ApiError;
+pub use ui::UiSettings;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -202,6 +204,8 @@ pub struct HttpSettings {
     pub metrics_token: Option<MetricsToken>,
     /// Approvals from Slack (`POST /v1/integrations/slack/actions`), when configured.
     pub slack: Option<Arc<ward_notify::SlackActions>>,
+    /// The web UI (`/ui/`): its URL, sessions, and browser sign-in.
+    pub ui: UiSettings,
 }
 
 impl Default for HttpSettings {
@@ -212,6 +216,7 @@ impl Default for HttpSettings {
             period_timeout: Duration::from_secs(ward_api::PERIOD_CALL_TIMEOUT_SECS),
             metrics_token: None,
             slack: None,
+            ui: UiSettings::default(),
         }
     }
 }
@@ -351,6 +356,8 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/Schemas", get(scim::schemas));
     Router::new()
         .nest("/scim/v2", scim)
+        .merge(ui::routes(broker.clone(), &settings.ui))
+        .route("/", get(|| async { axum::response::Redirect::to("/ui/") }))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).layer(Extension(readiness)))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))

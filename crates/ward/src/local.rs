@@ -196,6 +196,11 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
         Some(path) => Some(ward_server::MetricsToken::read(path).map_err(CliError::Usage)?),
         None => None,
     };
+    let ui = ward_server::UiSettings {
+        public_url: config.web.public_url.clone(),
+        session_ttl: config.web.session_ttl,
+        client: config.web.client().map_err(CliError::Usage)?,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
         CliError::Usage(format!(
             "cannot listen on {}: {e} (set WARD_LISTEN to another address:port)",
@@ -223,6 +228,7 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
         max_body_bytes: config.max_body_bytes,
         metrics_token,
         slack,
+        ui,
         ..HttpSettings::default()
     };
     let shutdown = ward_server::shutdown_signal();

@@ -271,7 +271,7 @@ impl Tokens<'_> {
         let caller = broker.caller(&identity.username).ok_or_else(|| {
             BrokerError::Unavailable(format!("`{}` was recorded but is not in force", identity.username))
         })?;
-        let mfa = verifier.settings().signed_in_with_mfa(&identity);
+        let mfa = verifier.settings().signed_in_with_mfa(identity);
         let token = TokenRef {
             id: identity.token_id.clone(),
             expires_at: identity.expires_at,

@@ -1,0 +1,164 @@
+//! The web UI, served under `/ui/`: HTML rendered here from askama templates. This module
+//! holds its entry — the browser sign-in through the identity provider ([`sign_in`]), the
+//! session every page needs ([`SignedIn`]), CSRF on every form — and its pages.
+//!
+//! Every answer carries a strict Content-Security-Policy (`default-src 'self'`: no inline
+//! script or style, no framing), `no-store` and `no-referrer` (the callback's URL holds a
+//! code). A form that changes something is refused unless it carries its session's CSRF token
+//! and, when the browser says where it comes from (`Origin`), comes from ward's own origin.
+
+mod cookies;
+mod home;
+mod sign_in;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::header::{self, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use ward_identity::WebClient;
+use ward_service::Broker;
+use ward_session::{Session, SessionError, Sessions};
+
+/// How the web UI is set up.
+#[derive(Debug, Clone)]
+pub struct UiSettings {
+    /// Where browsers reach ward (`[server] public_url`): the origin its forms must come from.
+    pub public_url: Option<String>,
+    pub session_ttl: Duration,
+    /// The identity provider's client browsers sign in as; none: no sign-in through it.
+    pub client: Option<WebClient>,
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        Self { public_url: None, session_ttl: Duration::from_secs(8 * 3600), client: None }
+    }
+}
+
+/// What the UI's handlers share.
+pub struct Ui {
+    sessions: Sessions,
+    client: Option<WebClient>,
+    public_url: Option<String>,
+}
+
+pub const STYLESHEET: &str = include_str!("../../templates/ui/ward.css");
+
+/// The UI's routes, all under `/ui/` (merged, not nested: `/ui/` itself is a page).
+pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> Router<Arc<Broker>> {
+    let ui = Arc::new(Ui {
+        sessions: Sessions::new(broker, settings.session_ttl),
+        client: settings.client.clone(),
+        public_url: settings.public_url.clone(),
+    });
+    Router::new()
+        .route("/ui/", get(home::page))
+        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui/login", get(sign_in::login))
+        .route("/ui/callback", get(sign_in::callback))
+        .route("/ui/logout", post(sign_in::logout))
+        .route("/ui/signed-out", get(sign_in::signed_out))
+        .route(
+            "/ui/ward.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLESHEET) }),
+        )
+        .layer(axum::Extension(ui))
+        .layer(middleware::from_fn(protect))
+}
+
+/// The headers every answer of the UI carries.
+async fn protect(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let fixed = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// A page that says one thing (an error, a notice), with where to go next.
+#[derive(Template)]
+#[template(path = "ui/message.html")]
+struct Message<'a> {
+    title: &'a str,
+    text: &'a str,
+    link: Option<(&'a str, &'a str)>,
+}
+
+/// Renders `template` as an HTML answer with `status`.
+fn render(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "a UI page did not render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered").into_response()
+        }
+    }
+}
+
+fn message(status: StatusCode, title: &str, text: &str, link: Option<(&str, &str)>) -> Response {
+    render(status, &Message { title, text, link })
+}
+
+/// The page for a session that could not be had for a reason other than "sign in".
+fn unavailable(error: &SessionError) -> Response {
+    tracing::warn!(%error, "the web UI could not reach the store");
+    message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ward cannot answer right now",
+        "The store or the audit log cannot be reached, so nothing was done. Try again shortly.",
+        None,
+    )
+}
+
+/// A request from a browser with a good session.
+pub struct SignedIn(pub Session);
+
+impl FromRequestParts<Arc<Broker>> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _broker: &Arc<Broker>) -> Result<Self, Self::Rejection> {
+        let Some(ui) = parts.extensions.get::<Arc<Ui>>().cloned() else {
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, "the web UI is not set up").into_response());
+        };
+        let Some(secret) = cookies::read(&parts.headers, cookies::SESSION) else {
+            return Err(Redirect::to("/ui/login").into_response());
+        };
+        match ui.sessions.resume(&secret).await {
+            Ok(session) => Ok(Self(session)),
+            Err(SessionError::Broker(error)) => Err(unavailable(&SessionError::Broker(error))),
+            // Ended, expired, unknown, its person gone: forget it and sign in again.
+            Err(_) => Err(([cookies::clear(cookies::SESSION)], Redirect::to("/ui/login")).into_response()),
+        }
+    }
+}
+
+/// Whether a state-changing form may be acted on: it carries the session's CSRF token, and
+/// the browser, when it says where the form comes from, says ward's own origin.
+fn form_is_genuine(ui: &Ui, session: &Session, headers: &HeaderMap, csrf: &str) -> bool {
+    let origin_is_ours = match (headers.get(header::ORIGIN), &ui.public_url) {
+        (None, _) => true,
+        (Some(origin), Some(url)) => origin.to_str().is_ok_and(|origin| origin == url),
+        // Without a known public URL, the token alone decides.
+        (Some(_), None) => true,
+    };
+    origin_is_ours && session.admits_csrf(csrf)
+}

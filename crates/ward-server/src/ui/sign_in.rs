@@ -1,0 +1,158 @@
+//! Signing in through the identity provider (the authorization code flow with PKCE and a
+//! nonce), and signing out.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use ward_service::Broker;
+use ward_session::{PendingSignIn, SessionError};
+
+use super::{SignedIn, Ui, cookies, form_is_genuine, message, unavailable};
+
+/// `GET /ui/login`: off to the identity provider, with this sign-in's state, nonce and PKCE
+/// verifier in a short-lived cookie. A browser already signed in goes home.
+pub async fn login(Extension(ui): Extension<Arc<Ui>>, headers: HeaderMap) -> Response {
+    if let Some(secret) = cookies::read(&headers, cookies::SESSION)
+        && ui.sessions.resume(&secret).await.is_ok()
+    {
+        return Redirect::to("/ui/").into_response();
+    }
+    let Some(client) = &ui.client else {
+        return message(
+            StatusCode::NOT_FOUND,
+            "Browser sign-in is not set up",
+            "This ward has no identity provider client for browsers. An administrator sets \
+             [identity.oidc] web_client_id and client_secret_file (or WARD_OIDC_CLIENT_SECRET) \
+             and [server] public_url in ward.toml.",
+            None,
+        );
+    };
+    match ui.sessions.begin_sign_in(client) {
+        Ok(start) => {
+            let pending = PendingSignIn::from(&start).encode();
+            let cookie = cookies::set(cookies::SIGN_IN, pending, cookies::SIGN_IN_SECONDS);
+            ([cookie], Redirect::to(&start.url)).into_response()
+        }
+        Err(error) => message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The identity provider cannot be reached",
+            &format!("{error}. Try again shortly."),
+            Some(("/ui/login", "Try again")),
+        ),
+    }
+}
+
+/// What the identity provider sends the browser back with (RFC 6749 §4.1.2).
+#[derive(Debug, Deserialize)]
+pub struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// The longest `code` or `state` read; a provider's are far shorter.
+const MAX_PARAMETER_CHARS: usize = 2048;
+
+/// `GET /ui/callback`: the sign-in finished (or refused) at the identity provider. A session
+/// begins only for the sign-in this browser started, with a code the provider redeems for
+/// tokens ward accepts; a refusal is recorded like any other refused authentication.
+pub async fn callback(
+    State(broker): State<Arc<Broker>>,
+    Extension(ui): Extension<Arc<Ui>>,
+    headers: HeaderMap,
+    query: Result<Query<Callback>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let forget = cookies::clear(cookies::SIGN_IN);
+    let again = Some(("/ui/login", "Sign in again"));
+    let refused = |status: StatusCode, why: &str| {
+        ([forget.clone()], message(status, "You are not signed in", why, again)).into_response()
+    };
+    let Ok(Query(answer)) = query else {
+        return refused(StatusCode::BAD_REQUEST, "The identity provider's answer is not readable.");
+    };
+    let Some(pending) = cookies::read(&headers, cookies::SIGN_IN).as_deref().and_then(PendingSignIn::decode)
+    else {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "This sign-in was not started in this browser, or took longer than 10 minutes.",
+        );
+    };
+    if let Some(error) = answer.error {
+        let described = answer.error_description.map(|d| format!(": {d}")).unwrap_or_default();
+        let why = format!("the identity provider refused the sign-in ({error}{described})");
+        let why: String = why.chars().take(MAX_PARAMETER_CHARS).collect();
+        broker.record_unauthenticated(&why, "/ui/callback").await;
+        return refused(
+            StatusCode::UNAUTHORIZED,
+            &format!("The identity provider did not sign you in ({error})."),
+        );
+    }
+    let (Some(code), Some(state)) = (answer.code, answer.state) else {
+        return refused(StatusCode::BAD_REQUEST, "The identity provider's answer has no code or no state.");
+    };
+    if code.len() > MAX_PARAMETER_CHARS || state.len() > MAX_PARAMETER_CHARS {
+        return refused(StatusCode::BAD_REQUEST, "The identity provider's answer is too long.");
+    }
+    let Some(client) = &ui.client else {
+        return refused(StatusCode::NOT_FOUND, "Browser sign-in is not set up.");
+    };
+    match ui.sessions.finish_sign_in(client, &pending, (&code, &state)).await {
+        Ok((secret, session)) => {
+            let seconds = (session.record.expires_at - broker.now()).get_seconds();
+            let cookie = cookies::set(cookies::SESSION, secret.as_str().to_owned(), seconds);
+            (AppendHeaders([forget, cookie]), Redirect::to("/ui/")).into_response()
+        }
+        Err(SessionError::Broker(ward_service::BrokerError::Unavailable(why))) => {
+            unavailable(&SessionError::Broker(ward_service::BrokerError::Unavailable(why)))
+        }
+        Err(error) => {
+            let why = error.to_string();
+            broker.record_unauthenticated(&why, "/ui/callback").await;
+            refused(StatusCode::UNAUTHORIZED, &why)
+        }
+    }
+}
+
+/// The sign-out form.
+#[derive(Debug, Deserialize)]
+pub struct SignOut {
+    csrf: String,
+}
+
+/// `POST /ui/logout`: ends the session (recorded as `session.ended`) and forgets its cookie.
+pub async fn logout(
+    Extension(ui): Extension<Arc<Ui>>,
+    SignedIn(session): SignedIn,
+    headers: HeaderMap,
+    form: Result<axum::Form<SignOut>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let csrf = form.map(|axum::Form(form)| form.csrf).unwrap_or_default();
+    if !form_is_genuine(&ui, &session, &headers, &csrf) {
+        return message(
+            StatusCode::FORBIDDEN,
+            "This form was not sent from ward's page",
+            "It is stale, or another site sent it. Nothing was done; go back and try again.",
+            Some(("/ui/", "Back to ward")),
+        );
+    }
+    match ui.sessions.sign_out(&session).await {
+        Ok(()) => ([cookies::clear(cookies::SESSION)], Redirect::to("/ui/signed-out")).into_response(),
+        Err(error) => unavailable(&error),
+    }
+}
+
+/// `GET /ui/signed-out`: not straight back to the sign-in, which the identity provider's own
+/// session would answer at once.
+pub async fn signed_out() -> Response {
+    message(
+        StatusCode::OK,
+        "Signed out",
+        "Your ward session has ended. Your identity provider may keep you signed in there.",
+        Some(("/ui/login", "Sign in again")),
+    )
+}

@@ -1,0 +1,299 @@
+//! The web UI's browser sign-in over HTTP, against the real OpenID provider: the code flow from
+//! `/ui/login` to a session cookie, the session on every page, CSRF on the sign-out form, and
+//! each way a sign-in can go wrong refused and recorded.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use ward_core::SystemClock;
+use ward_identity::WebClient;
+use ward_server::{HttpSettings, UiSettings, router};
+use ward_service::{Broker, Config};
+use ward_store_sql::SqlStore;
+
+const PUBLIC_URL: &str = "http://127.0.0.1:8470";
+const SESSION: &str = "__Host-ward-session";
+const SIGN_IN: &str = "__Host-ward-sign-in";
+
+struct Ui {
+    app: Router,
+    broker: Arc<Broker>,
+    _dir: tempfile::TempDir,
+}
+
+/// The quickstart trusting the provider at `issuer`, browsers signing in as its `ward-web`
+/// client (`secret` its secret) when `secret` is given.
+async fn ui(issuer: &str, secret: Option<&str>) -> Ui {
+    let dir = tempfile::tempdir().unwrap();
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
+    let data = dir.path().join("data").display().to_string();
+    let mut config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
+    let oidc = json!({"issuer": issuer, "audience": "ward", "username_claim": "preferred_username"});
+    config.oidc = Some(serde_json::from_value::<ward_identity::OidcFile>(oidc).unwrap().resolve().unwrap());
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Arc::new(SqlStore::open_sqlite(&dir.path().join("data/ward.db")).await.unwrap());
+    let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.unwrap();
+    let client = secret
+        .map(|secret| WebClient::new("ward-web".into(), secret.into(), format!("{PUBLIC_URL}/ui/callback")));
+    let ui = UiSettings { public_url: Some(PUBLIC_URL.into()), client, ..UiSettings::default() };
+    let settings = HttpSettings { ui, ..HttpSettings::default() };
+    let ui = Ui { app: router(broker.clone(), &settings), broker, _dir: dir };
+    let verifier = ui.broker.identity().unwrap();
+    for _ in 0..200 {
+        if verifier.status().ready {
+            return ui;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the provider was never reached: {:?}", verifier.status());
+}
+
+/// An answer: status, headers, body text.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn location(&self) -> &str {
+        self.headers.get(header::LOCATION).map(|v| v.to_str().unwrap()).unwrap_or_default()
+    }
+
+    /// The `Set-Cookie` line for `name`.
+    fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .find(|line| line.starts_with(&format!("{name}=")))
+    }
+
+    /// The value a `Set-Cookie` gives `name`.
+    fn cookie(&self, name: &str) -> String {
+        let line = self.set_cookie(name).unwrap_or_else(|| panic!("no {name} cookie: {:?}", self.headers));
+        line.split(';').next().unwrap().split_once('=').unwrap().1.to_owned()
+    }
+
+    /// The sign-out form's CSRF token.
+    fn csrf(&self) -> String {
+        let start = self.body.find("name=\"csrf\" value=\"").unwrap() + 19;
+        self.body[start..].split('"').next().unwrap().to_owned()
+    }
+}
+
+impl Ui {
+    async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        cookies: &[(&str, &str)],
+        form: Option<(&str, &str)>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri);
+        if !cookies.is_empty() {
+            let line: Vec<String> = cookies.iter().map(|(name, value)| format!("{name}={value}")).collect();
+            request = request.header(header::COOKIE, line.join("; "));
+        }
+        let body = match form {
+            Some((body, origin)) => {
+                request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                if !origin.is_empty() {
+                    request = request.header(header::ORIGIN, origin);
+                }
+                Body::from(body.to_owned())
+            }
+            None => Body::empty(),
+        };
+        let response = self.app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        Answer { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+    }
+
+    async fn get(&self, uri: &str, cookies: &[(&str, &str)]) -> Answer {
+        self.send("GET", uri, cookies, None).await
+    }
+
+    /// `/ui/login` → the provider, where `login` signs in → back at `/ui/callback`: the
+    /// callback's path and query, and the sign-in cookie it must come with.
+    async fn to_provider_and_back(
+        &self,
+        provider: &ward_testkit::TestProvider,
+        login: &str,
+    ) -> (String, String) {
+        let started = self.get("/ui/login", &[]).await;
+        assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+        let back = provider.authorize(started.location(), login).await;
+        let path =
+            back.strip_prefix(PUBLIC_URL).unwrap_or_else(|| panic!("back elsewhere: {back}")).to_owned();
+        (path, started.cookie(SIGN_IN))
+    }
+
+    async fn events(&self, event_type: &str) -> Vec<Value> {
+        let admin =
+            self.broker.tokens().mint(&Broker::local_operator("test"), "admin", 600, None).await.unwrap().0;
+        let request = Request::get(format!("/v1/audit/events?type={event_type}"))
+            .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        serde_json::from_slice::<Value>(&bytes).unwrap().as_array().unwrap().clone()
+    }
+}
+
+#[tokio::test]
+async fn a_browser_signs_in_through_the_provider_and_out_again() {
+    let Some(provider) = ward_testkit::oidc_provider() else { return };
+    let ui = ui(provider.issuer(), Some("ward-web-test-secret")).await;
+    provider.set_account("alice", &["engineering"], &["pwd", "otp", "mfa"], "urn:mfa").await;
+
+    let home = ui.get("/ui/", &[]).await;
+    assert_eq!((home.status, home.location()), (StatusCode::SEE_OTHER, "/ui/login"), "no session, no page");
+    assert_eq!(ui.get("/", &[]).await.location(), "/ui/");
+
+    let started = ui.get("/ui/login", &[]).await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER);
+    let to = started.location();
+    assert!(to.starts_with(provider.issuer()), "{to}");
+    for part in ["client_id=ward-web", "code_challenge_method=S256", "nonce=", "state=", "response_type=code"]
+    {
+        assert!(to.contains(part), "{to} lacks {part}");
+    }
+    let line = started.set_cookie(SIGN_IN).unwrap();
+    for part in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=600"] {
+        assert!(line.contains(part), "{line} lacks {part}");
+    }
+    let csp = started.headers.get(header::CONTENT_SECURITY_POLICY).unwrap().to_str().unwrap();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+
+    let back = provider.authorize(to, "alice").await;
+    let callback = back.strip_prefix(PUBLIC_URL).unwrap();
+    let pending = started.cookie(SIGN_IN);
+    let elsewhere = ui.get(callback, &[]).await;
+    assert_eq!(elsewhere.status, StatusCode::BAD_REQUEST, "a code without the browser's sign-in cookie");
+    assert!(elsewhere.body.contains("not started in this browser"), "{}", elsewhere.body);
+
+    let signed_in = ui.get(callback, &[(SIGN_IN, &pending)]).await;
+    assert_eq!(
+        (signed_in.status, signed_in.location()),
+        (StatusCode::SEE_OTHER, "/ui/"),
+        "{}",
+        signed_in.body
+    );
+    let line = signed_in.set_cookie(SESSION).unwrap();
+    for part in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/"] {
+        assert!(line.contains(part), "{line} lacks {part}");
+    }
+    assert!(signed_in.set_cookie(SIGN_IN).unwrap().contains("Max-Age=0"), "the sign-in cookie is spent");
+    let session = signed_in.cookie(SESSION);
+
+    let home = ui.get("/ui/", &[(SESSION, &session)]).await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    assert!(home.body.contains("<span id=\"who\">alice</span>"), "{}", home.body);
+    assert!(home.body.contains("with more than one factor"), "{}", home.body);
+    assert!(home.body.contains("engineering"), "{}", home.body);
+    assert_eq!(home.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+    assert_eq!(ui.get("/ui/login", &[(SESSION, &session)]).await.location(), "/ui/", "signed in already");
+
+    let started = ui.events("session.started").await;
+    assert_eq!(started.len(), 1);
+    assert_eq!((&started[0]["actor"], &started[0]["details"]["source"]), (&json!("alice"), &json!("oidc")));
+    assert_eq!(started[0]["details"]["mfa"], true);
+    assert!(!serde_json::to_string(&started).unwrap().contains(&session), "the secret is never recorded");
+
+    // Sign-out: only with the page's CSRF token, only from ward's origin.
+    let csrf = home.csrf();
+    let cookies = [(SESSION, session.as_str())];
+    let forged = ui.send("POST", "/ui/logout", &cookies, Some(("csrf=forged", PUBLIC_URL))).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let none = ui.send("POST", "/ui/logout", &cookies, Some(("", ""))).await;
+    assert_eq!(none.status, StatusCode::FORBIDDEN);
+    let body = format!("csrf={csrf}");
+    let cross_site = ui.send("POST", "/ui/logout", &cookies, Some((&body, "https://evil.example"))).await;
+    assert_eq!(cross_site.status, StatusCode::FORBIDDEN);
+    assert_eq!(ui.get("/ui/", &cookies).await.status, StatusCode::OK, "nothing was done");
+    assert!(ui.events("session.ended").await.is_empty());
+
+    let out = ui.send("POST", "/ui/logout", &cookies, Some((&body, PUBLIC_URL))).await;
+    assert_eq!((out.status, out.location()), (StatusCode::SEE_OTHER, "/ui/signed-out"), "{}", out.body);
+    assert!(out.set_cookie(SESSION).unwrap().contains("Max-Age=0"));
+    let after = ui.get("/ui/", &cookies).await;
+    assert_eq!((after.status, after.location()), (StatusCode::SEE_OTHER, "/ui/login"), "the session ended");
+    let ended = ui.events("session.ended").await;
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0]["details"]["ended_because"], "signed-out");
+    assert_eq!(ui.get("/ui/signed-out", &[]).await.status, StatusCode::OK);
+
+    // The same code again (a replayed callback URL) gets nothing: the provider redeems it once.
+    let replayed = ui.get(callback, &[(SIGN_IN, &pending)]).await;
+    assert_eq!(replayed.status, StatusCode::UNAUTHORIZED, "{}", replayed.body);
+    assert!(replayed.set_cookie(SESSION).is_none());
+}
+
+#[tokio::test]
+async fn a_sign_in_that_is_not_this_browsers_is_refused_and_recorded() {
+    let Some(provider) = ward_testkit::oidc_provider() else { return };
+    let ui = ui(provider.issuer(), Some("ward-web-test-secret")).await;
+
+    // Login CSRF: bob's code and state, brought to alice's browser (her own sign-in begun).
+    let (bobs_callback, _) = ui.to_provider_and_back(&provider, "bob").await;
+    let (_, alices_pending) = ui.to_provider_and_back(&provider, "alice").await;
+    let swapped = ui.get(&bobs_callback, &[(SIGN_IN, &alices_pending)]).await;
+    assert_eq!(swapped.status, StatusCode::UNAUTHORIZED, "{}", swapped.body);
+    assert!(swapped.body.contains("another sign-in"), "{}", swapped.body);
+    assert!(swapped.set_cookie(SESSION).is_none());
+
+    // The provider refusing: no session (and recorded, within the period's summary of refusals:
+    // the first refusal of a period is an event, the rest are counted).
+    let (_, pending) = ui.to_provider_and_back(&provider, "alice").await;
+    let refused = ui
+        .get("/ui/callback?error=access_denied&error_description=no+thanks&state=x", &[(SIGN_IN, &pending)])
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.body.contains("access_denied"), "{}", refused.body);
+
+    // Garbage in every place: a clear 400, never a session.
+    for uri in
+        ["/ui/callback", "/ui/callback?code=x", "/ui/callback?state=x", "/ui/callback?code=%FF%FE&state=%00"]
+    {
+        let answer = ui.get(uri, &[(SIGN_IN, &pending)]).await;
+        assert!(answer.status.is_client_error(), "{uri}: {}", answer.status);
+        assert!(answer.set_cookie(SESSION).is_none());
+    }
+    let long = format!("/ui/callback?code={}&state=x", "a".repeat(5000));
+    assert_eq!(ui.get(&long, &[(SIGN_IN, &pending)]).await.status, StatusCode::BAD_REQUEST);
+    let garbled = ui.get("/ui/", &[(SESSION, "garbage")]).await;
+    assert_eq!(garbled.location(), "/ui/login");
+
+    let denied = ui.events("access.denied").await;
+    let reasons: Vec<&str> = denied.iter().filter_map(|e| e["reason"].as_str()).collect();
+    assert!(reasons.iter().any(|r| r.contains("another sign-in")), "{reasons:?}");
+    assert!(ui.events("session.started").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_signs_nobody_in() {
+    let Some(provider) = ward_testkit::oidc_provider() else { return };
+    let ui = ui(provider.issuer(), Some("not-the-secret")).await;
+    let (callback, pending) = ui.to_provider_and_back(&provider, "alice").await;
+    let refused = ui.get(&callback, &[(SIGN_IN, &pending)]).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert!(refused.set_cookie(SESSION).is_none());
+}
+
+#[tokio::test]
+async fn without_a_web_client_the_sign_in_says_how_to_set_it_up() {
+    let Some(provider) = ward_testkit::oidc_provider() else { return };
+    let ui = ui(provider.issuer(), None).await;
+    let page = ui.get("/ui/login", &[]).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.body.contains("client_secret_file"), "{}", page.body);
+}
