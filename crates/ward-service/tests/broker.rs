@@ -1124,8 +1124,10 @@ async fn configured_fields_are_hmacs_in_every_event_type() {
     // what the audit log's consumers write (findings, grant audits, failed notifications, debug
     // levels raised and put back), nor what only an identity provider's tokens bring (people from
     // its claims: tests/identity.rs in ward-server) or a directory's SCIM pushes (ward-scim's
-    // tests); they carry no text a person wrote.
+    // tests), or browser sessions (ward-session's tests); they carry no text a person wrote.
     let never_written = [
+        EventType::SessionStarted,
+        EventType::SessionEnded,
         EventType::DirectoryUserCreated,
         EventType::DirectoryUserUpdated,
         EventType::DirectoryUserDeactivated,
