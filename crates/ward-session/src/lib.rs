@@ -15,7 +15,7 @@
 mod pending;
 mod sessions;
 
-pub use pending::PendingSignIn;
+pub use pending::{PendingSignIn, same_secret};
 pub use sessions::{Session, SessionSecret, Sessions, SignInSource};
 
 use jiff::Timestamp;
@@ -30,6 +30,8 @@ pub enum SessionError {
     Ended(Timestamp),
     #[error("the session expired at {0}; sign in again")]
     Expired(Timestamp),
+    #[error("the token the session was begun with was revoked at {0}; sign in again")]
+    TokenRevoked(Timestamp),
     #[error("`{0}` is no longer someone ward knows")]
     NoLongerKnown(String),
     #[error("only a person can sign in to the web UI, not `{0}`")]

@@ -55,16 +55,22 @@ impl PendingSignIn {
         Some(Self { state: state.into(), nonce: nonce.into(), code_verifier: code_verifier.into() })
     }
 
-    /// Whether `returned` (the `state` the browser came back with) is this sign-in's, compared
-    /// in constant time (as MACs of both under one key, so neither length nor content leaks).
+    /// Whether `returned` (the `state` the browser came back with) is this sign-in's.
     pub fn is_for(&self, returned: &str) -> bool {
-        let digest = |text: &str| -> Option<CtOutput<Hmac<Sha256>>> {
-            let mut mac = Hmac::<Sha256>::new_from_slice(self.nonce.as_bytes()).ok()?;
-            mac.update(text.as_bytes());
-            Some(mac.finalize())
-        };
-        matches!((digest(&self.state), digest(returned)), (Some(ours), Some(theirs)) if ours == theirs)
+        same_secret(&self.state, returned)
     }
+}
+
+/// Whether two secrets are the same, compared in constant time: as MACs of both under one key
+/// (constant-time equality of the outputs), so neither their length nor where they differ
+/// shows in the time taken.
+pub fn same_secret(ours: &str, theirs: &str) -> bool {
+    let digest = |text: &str| -> Option<CtOutput<Hmac<Sha256>>> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"ward: compare secrets").ok()?;
+        mac.update(text.as_bytes());
+        Some(mac.finalize())
+    };
+    matches!((digest(ours), digest(theirs)), (Some(ours), Some(theirs)) if ours == theirs)
 }
 
 #[cfg(test)]

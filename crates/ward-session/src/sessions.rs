@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use jiff::SignedDuration;
 use sha2::{Digest, Sha256};
+use ward_core::scope::Scopes;
 use ward_identity::{SignInStart, WebClient};
 use ward_service::sessions::{ENDED_SIGNED_OUT, session_event};
 use ward_service::{Broker, BrokerError, Caller};
@@ -138,7 +139,31 @@ impl Sessions {
         self.start(&caller, SignInSource::Oidc).await
     }
 
-    /// Begins a session for `caller` (a person), recorded as `session.started`.
+    /// Signs in with a ward token (where there is no identity provider): a person's token that
+    /// may do everything they may (no narrower scopes). The session ends with the token at the
+    /// latest, and is refused once the token is revoked.
+    pub async fn sign_in_with_token(&self, token: &str) -> Result<(SessionSecret, Session), SessionError> {
+        if !token.starts_with("ward_") {
+            return Err(SessionError::SignIn("that is not a ward token (`ward_…`)".into()));
+        }
+        let caller = self.broker.tokens().authenticate(token).await.map_err(|error| match error {
+            BrokerError::Unauthenticated(why) => SessionError::SignIn(why),
+            other => SessionError::Broker(other),
+        })?;
+        if !caller.person {
+            return Err(SessionError::NotAPerson(caller.name));
+        }
+        if caller.scopes != Scopes::all() {
+            return Err(SessionError::SignIn(format!(
+                "the token may only be used for {}: sign in with a token that is not limited to scopes",
+                caller.scopes
+            )));
+        }
+        self.start(&caller, SignInSource::Token).await
+    }
+
+    /// Begins a session for `caller` (a person), recorded as `session.started`. A session from
+    /// a ward token (`SignInSource::Token`) needs the caller's token and lasts no longer.
     pub async fn start(
         &self,
         caller: &Caller,
@@ -147,6 +172,12 @@ impl Sessions {
         if !caller.person || caller.name.starts_with(ward_core::LOCAL_ACTOR_PREFIX) {
             return Err(SessionError::NotAPerson(caller.name.clone()));
         }
+        let token = match source {
+            SignInSource::Oidc => None,
+            SignInSource::Token => Some(caller.token.as_ref().filter(|t| !t.is_oidc()).ok_or_else(|| {
+                SessionError::SignIn("a sign-in with a token needs the ward token it was made with".into())
+            })?),
+        };
         let secret =
             SessionSecret(ward_identity::random_secret().map_err(|e| SessionError::SignIn(e.to_string()))?);
         let now = self.broker.now();
@@ -157,9 +188,10 @@ impl Sessions {
             source: source.as_str().to_owned(),
             mfa: caller.mfa,
             created_at: now,
-            expires_at: now + self.ttl,
+            expires_at: token.map_or(now + self.ttl, |t| t.expires_at.min(now + self.ttl)),
             ended_at: None,
             ended_by: None,
+            token_id: token.map(|t| t.id.clone()),
         };
         let change = Change {
             sessions: vec![SessionWrite::Start(record.clone())],
@@ -187,6 +219,12 @@ impl Sessions {
         }
         if broker.now() >= record.expires_at {
             return Err(SessionError::Expired(record.expires_at));
+        }
+        if let Some(id) = &record.token_id {
+            let token = broker.store().token_by_id(id).await.map_err(BrokerError::from)?;
+            if let Some(at) = token.as_ref().map_or(Some(record.created_at), |t| t.revoked_at) {
+                return Err(SessionError::TokenRevoked(at));
+            }
         }
         let caller = broker
             .current_caller(&record.principal)

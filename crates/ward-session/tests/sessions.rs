@@ -65,6 +65,14 @@ impl World {
         self.broker.caller(name).unwrap()
     }
 
+    /// A ward token for `name` lasting `seconds` (narrowed to `scopes`): the token, and its id.
+    async fn token(&self, name: &str, seconds: u64, scopes: Option<&str>) -> (String, String) {
+        let scopes = scopes.map(|s| ward_core::scope::Scopes::parse(s).unwrap());
+        let operator = Broker::local_operator("test");
+        let (token, record) = self.broker.tokens().mint(&operator, name, seconds, scopes).await.unwrap();
+        (token, record.id)
+    }
+
     async fn events(&self, event_type: EventType) -> Vec<AuditEvent> {
         let filter = EventFilter { event_type: Some(event_type), limit: 1000, ..EventFilter::default() };
         self.store.events(&filter).await.unwrap()
@@ -79,6 +87,7 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
+    a_token_sign_in_lasts_no_longer_than_its_token,
     a_session_is_resumed_until_its_person_signs_out,
     a_session_ends_at_its_expiry_whatever_else_happens,
     deactivating_a_person_ends_their_sessions_in_the_same_transaction,
@@ -102,7 +111,7 @@ async fn a_session_is_resumed_until_its_person_signs_out(store: Arc<dyn Store>) 
     // The CSRF token is the session's: the same each time, another session's is refused.
     assert_eq!(resumed.csrf_token(), started.csrf_token());
     assert!(resumed.admits_csrf(&started.csrf_token()));
-    let (_, bobs) = w.sessions.start(&w.caller("bob"), SignInSource::Token).await.unwrap();
+    let (_, bobs) = w.sessions.start(&w.caller("bob"), SignInSource::Oidc).await.unwrap();
     assert!(!resumed.admits_csrf(&bobs.csrf_token()));
     assert!(!resumed.admits_csrf(""));
     assert!(!resumed.admits_csrf("not base64!"));
@@ -121,7 +130,6 @@ async fn a_session_is_resumed_until_its_person_signs_out(store: Arc<dyn Store>) 
         (&started_events[0].details["source"], &started_events[0].details["mfa"]),
         (&"oidc".into(), &true.into())
     );
-    assert_eq!(started_events[1].details["source"], "token");
     let ended = w.events(EventType::SessionEnded).await;
     assert_eq!(ended.len(), 1, "ended once");
     assert_eq!((ended[0].actor.as_str(), ended[0].subject.as_deref()), ("alice", Some("alice")));
@@ -146,7 +154,8 @@ async fn a_session_ends_at_its_expiry_whatever_else_happens(store: Arc<dyn Store
 async fn deactivating_a_person_ends_their_sessions_in_the_same_transaction(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let (first, _) = w.sessions.start(&w.caller("alice"), SignInSource::Oidc).await.unwrap();
-    let (second, _) = w.sessions.start(&w.caller("alice"), SignInSource::Token).await.unwrap();
+    let (alices_token, _) = w.token("alice", 3600, None).await;
+    let (second, _) = w.sessions.sign_in_with_token(&alices_token).await.unwrap();
     let (bobs, _) = w.sessions.start(&w.caller("bob"), SignInSource::Oidc).await.unwrap();
     let now = w.broker.now();
     let gone = PersonRecord {
@@ -191,9 +200,48 @@ async fn only_a_person_gets_a_session_and_only_a_real_secret_names_one(store: Ar
         w.sessions.start(&service, SignInSource::Token).await,
         Err(SessionError::NotAPerson(_))
     ));
+    let (shipper, _) = w.token("service:shipper", 600, Some("push")).await;
+    let refused = w.sessions.sign_in_with_token(&shipper).await;
+    assert!(matches!(refused, Err(SessionError::NotAPerson(_))), "{refused:?}");
     for bad in ["", "x", &"a".repeat(43), &"é".repeat(22), &"a".repeat(4096)] {
         let refused = w.sessions.resume(bad).await;
         assert!(matches!(refused, Err(SessionError::NotSignedIn)), "{bad}: {refused:?}");
     }
     assert!(w.events(EventType::SessionStarted).await.is_empty());
+}
+
+async fn a_token_sign_in_lasts_no_longer_than_its_token(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    // A token that ends before the session would: the session ends with it.
+    let (short, short_id) = w.token("alice", 600, None).await;
+    let (secret, session) = w.sessions.sign_in_with_token(&short).await.unwrap();
+    assert_eq!(session.record.token_id.as_deref(), Some(short_id.as_str()));
+    assert_eq!(session.record.expires_at, w.broker.now() + SignedDuration::from_mins(10));
+    assert_eq!(session.record.source, "token");
+    assert!(!session.caller.mfa, "a ward token says nothing about factors");
+
+    // Revoking the token ends the session, in any process.
+    let (long, long_id) = w.token("alice", 86_400, None).await;
+    let (long_secret, long_session) = w.sessions.sign_in_with_token(&long).await.unwrap();
+    assert_eq!(
+        long_session.record.expires_at,
+        w.broker.now() + SignedDuration::from_hours(8),
+        "the session's own limit"
+    );
+    let operator = Broker::local_operator("test");
+    w.broker.tokens().revoke(&operator, &long_id).await.unwrap();
+    let other = w.another_process().await;
+    let refused = other.sessions.resume(long_secret.as_str()).await;
+    assert!(matches!(refused, Err(SessionError::TokenRevoked(_))), "{refused:?}");
+    w.clock.advance(SignedDuration::from_mins(10));
+    let expired = w.sessions.resume(secret.as_str()).await;
+    assert!(matches!(expired, Err(SessionError::Expired(_))), "{expired:?}");
+
+    // Not a ward token, an unknown or revoked one, or one narrowed to scopes: no session.
+    let (narrow, _) = w.token("alice", 600, Some("read")).await;
+    for bad in ["", "eyJhbGciOiJSUzI1NiJ9.e30.c2ln", &format!("ward_{}", "0".repeat(64)), &long, &narrow] {
+        let refused = w.sessions.sign_in_with_token(bad).await;
+        assert!(matches!(refused, Err(SessionError::SignIn(_))), "{bad}: {refused:?}");
+    }
+    assert_eq!(w.events(EventType::SessionStarted).await.len(), 2);
 }

@@ -165,7 +165,8 @@ const GRANT_COLUMNS: &str = "id, request_id, principal, resource, role, starts_a
 /// In the order `rows::event_from_row` reads them.
 const TOKEN_COLUMNS: &str =
     "id, hash, principal, created_at, expires_at, revoked_at, revoked_by, last_used_at, scopes";
-const SESSION_COLUMNS: &str = "id, hash, principal, source, mfa, created_at, expires_at, ended_at, ended_by";
+const SESSION_COLUMNS: &str =
+    "id, hash, principal, source, mfa, created_at, expires_at, ended_at, ended_by, token_id";
 const LOGIN_COLUMNS: &str = "grant_id, resource, role, account, expires_at, applied_until, ended_at, \
                              failing_since, credentials_issued_at, updated_at";
 const FINDING_COLUMNS: &str = "id, rule, severity, key, state, subject, resource, grant_id, request_id, seqs, \

@@ -431,8 +431,8 @@ fn login_statement(write: &LoginWrite) -> Statement {
 fn session_statement(write: &SessionWrite) -> Statement {
     match write {
         SessionWrite::Start(s) => Statement::new(
-            "INSERT INTO web_sessions (id, hash, principal, source, mfa, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO web_sessions (id, hash, principal, source, mfa, created_at, expires_at, token_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             vec![
                 s.id.as_str().into(),
                 s.hash.as_str().into(),
@@ -441,6 +441,7 @@ fn session_statement(write: &SessionWrite) -> Statement {
                 i64::from(s.mfa).into(),
                 millis(s.created_at).into(),
                 millis(s.expires_at).into(),
+                s.token_id.as_deref().into(),
             ],
         ),
         SessionWrite::End { id, at, by } => Statement::checked(

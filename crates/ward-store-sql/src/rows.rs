@@ -219,6 +219,7 @@ pub(crate) fn session_from_row(row: &impl Columns) -> Result<WebSession, StoreEr
         expires_at: time(row, "expires_at")?,
         ended_at: optional_time(row, "ended_at")?,
         ended_by: row.optional_text("ended_by")?,
+        token_id: row.optional_text("token_id")?,
     })
 }
 

@@ -595,6 +595,7 @@ pub async fn sessions_are_kept_by_hash_and_end_once(store: Arc<dyn Store>) {
         expires_at: t0() + SignedDuration::from_hours(8),
         ended_at: None,
         ended_by: None,
+        token_id: (principal == "bob").then(|| "tok_b".into()),
     };
     let mut recorded = |write: SessionWrite| Change {
         sessions: vec![write],
@@ -608,6 +609,7 @@ pub async fn sessions_are_kept_by_hash_and_end_once(store: Arc<dyn Store>) {
         store.commit(recorded(SessionWrite::Start(s.clone())), t0()).await.unwrap();
     }
     assert_eq!(store.session(&first.hash).await.unwrap(), Some(first.clone()));
+    assert_eq!(store.session(&bobs.hash).await.unwrap(), Some(bobs.clone()), "its token kept");
     assert_eq!(store.session(&"01".repeat(32)).await.unwrap(), None);
     let again = store.commit(recorded(SessionWrite::Start(session("ses_d", "ab", "bob", 3))), t0()).await;
     assert!(matches!(again, Err(StoreError::Conflict)), "a session's hash is unique: {again:?}");

@@ -90,6 +90,9 @@ pub struct WebSession {
     pub expires_at: Timestamp,
     pub ended_at: Option<Timestamp>,
     pub ended_by: Option<String>,
+    /// The ward token it was begun with (`tok_…`), for a sign-in with one: refused once that
+    /// token is revoked.
+    pub token_id: Option<String>,
 }
 
 /// A change to the browser sessions, committed with the event that records it.
