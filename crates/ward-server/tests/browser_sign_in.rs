@@ -20,6 +20,7 @@ use ward_store_sql::SqlStore;
 const PUBLIC_URL: &str = "http://127.0.0.1:8470";
 const SESSION: &str = "__Host-ward-session";
 const SIGN_IN: &str = "__Host-ward-sign-in";
+const LOGIN: &str = "__Host-ward-login";
 
 struct Ui {
     app: Router,
@@ -30,20 +31,7 @@ struct Ui {
 /// The quickstart trusting the provider at `issuer`, browsers signing in as its `ward-web`
 /// client (`secret` its secret) when `secret` is given.
 async fn ui(issuer: &str, secret: Option<&str>) -> Ui {
-    let dir = tempfile::tempdir().unwrap();
-    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
-    let data = dir.path().join("data").display().to_string();
-    let mut config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
-    let oidc = json!({"issuer": issuer, "audience": "ward", "username_claim": "preferred_username"});
-    config.oidc = Some(serde_json::from_value::<ward_identity::OidcFile>(oidc).unwrap().resolve().unwrap());
-    std::fs::create_dir_all(&data).unwrap();
-    let store = Arc::new(SqlStore::open_sqlite(&dir.path().join("data/ward.db")).await.unwrap());
-    let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.unwrap();
-    let client = secret
-        .map(|secret| WebClient::new("ward-web".into(), secret.into(), format!("{PUBLIC_URL}/ui/callback")));
-    let ui = UiSettings { public_url: Some(PUBLIC_URL.into()), client, ..UiSettings::default() };
-    let settings = HttpSettings { ui, ..HttpSettings::default() };
-    let ui = Ui { app: router(broker.clone(), &settings), broker, _dir: dir };
+    let ui = ui_of(Some(issuer), secret).await;
     let verifier = ui.broker.identity().unwrap();
     for _ in 0..200 {
         if verifier.status().ready {
@@ -52,6 +40,27 @@ async fn ui(issuer: &str, secret: Option<&str>) -> Ui {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     panic!("the provider was never reached: {:?}", verifier.status());
+}
+
+/// [`ui`], or the quickstart as it is (no identity provider) when `issuer` is none.
+async fn ui_of(issuer: Option<&str>, secret: Option<&str>) -> Ui {
+    let dir = tempfile::tempdir().unwrap();
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
+    let data = dir.path().join("data").display().to_string();
+    let mut config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
+    if let Some(issuer) = issuer {
+        let oidc = json!({"issuer": issuer, "audience": "ward", "username_claim": "preferred_username"});
+        config.oidc =
+            Some(serde_json::from_value::<ward_identity::OidcFile>(oidc).unwrap().resolve().unwrap());
+    }
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Arc::new(SqlStore::open_sqlite(&dir.path().join("data/ward.db")).await.unwrap());
+    let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.unwrap();
+    let client = secret
+        .map(|secret| WebClient::new("ward-web".into(), secret.into(), format!("{PUBLIC_URL}/ui/callback")));
+    let ui = UiSettings { public_url: Some(PUBLIC_URL.into()), client, ..UiSettings::default() };
+    let settings = HttpSettings { ui, ..HttpSettings::default() };
+    Ui { app: router(broker.clone(), &settings), broker, _dir: dir }
 }
 
 /// An answer: status, headers, body text.
@@ -289,11 +298,75 @@ async fn a_wrong_client_secret_signs_nobody_in() {
     assert!(refused.set_cookie(SESSION).is_none());
 }
 
+/// The quickstart has no identity provider: a person signs in with their ward token instead,
+/// into the same kind of session.
 #[tokio::test]
-async fn without_a_web_client_the_sign_in_says_how_to_set_it_up() {
+async fn without_an_identity_provider_a_ward_token_signs_in() {
+    let ui = ui_of(None, None).await;
+    let operator = Broker::local_operator("test");
+    let (alices, record) = ui.broker.tokens().mint(&operator, "alice", 3600, None).await.unwrap();
+
+    let form = ui.get("/ui/login", &[]).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    assert!(form.body.contains("<label for=\"token\">"), "{}", form.body);
+    let csrf = form.csrf();
+    assert_eq!(form.cookie(LOGIN), csrf, "the form's token is also in a cookie");
+    let good = format!("csrf={csrf}&token={alices}");
+    let cookie = [(LOGIN, csrf.as_str())];
+
+    // Only the form ward served to this browser, from ward's own origin.
+    let no_cookie = ui.send("POST", "/ui/login", &[], Some((&good, PUBLIC_URL))).await;
+    assert_eq!(no_cookie.status, StatusCode::FORBIDDEN);
+    let forged = format!("csrf={}&token={alices}", "x".repeat(43));
+    assert_eq!(
+        ui.send("POST", "/ui/login", &cookie, Some((&forged, PUBLIC_URL))).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let cross_site = ui.send("POST", "/ui/login", &cookie, Some((&good, "https://evil.example"))).await;
+    assert_eq!(cross_site.status, StatusCode::FORBIDDEN);
+    assert!(cross_site.set_cookie(SESSION).is_none());
+
+    // A token ward does not know: refused and recorded.
+    let unknown = format!("csrf={csrf}&token=ward_{}", "0".repeat(64));
+    let refused = ui.send("POST", "/ui/login", &cookie, Some((&unknown, PUBLIC_URL))).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert!(refused.body.contains("not known"), "{}", refused.body);
+    let denied = ui.events("access.denied").await;
+    assert!(denied.iter().any(|e| e["details"]["path"] == "/ui/login"), "{denied:?}");
+
+    let signed_in = ui.send("POST", "/ui/login", &cookie, Some((&good, PUBLIC_URL))).await;
+    assert_eq!(
+        (signed_in.status, signed_in.location()),
+        (StatusCode::SEE_OTHER, "/ui/"),
+        "{}",
+        signed_in.body
+    );
+    assert!(signed_in.set_cookie(LOGIN).unwrap().contains("Max-Age=0"));
+    let session = signed_in.cookie(SESSION);
+    let home = ui.get("/ui/", &[(SESSION, &session)]).await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(
+        home.body.contains("<span id=\"who\">alice</span>") && home.body.contains("with a ward token"),
+        "{}",
+        home.body
+    );
+    let started = ui.events("session.started").await;
+    assert_eq!(started[0]["details"]["source"], "token");
+
+    // Revoking the token ends the session it began.
+    ui.broker.tokens().revoke(&operator, &record.id).await.unwrap();
+    assert_eq!(ui.get("/ui/", &[(SESSION, &session)]).await.location(), "/ui/login");
+}
+
+#[tokio::test]
+async fn with_an_identity_provider_tokens_do_not_sign_browsers_in() {
     let Some(provider) = ward_testkit::oidc_provider() else { return };
-    let ui = ui(provider.issuer(), None).await;
-    let page = ui.get("/ui/login", &[]).await;
-    assert_eq!(page.status, StatusCode::NOT_FOUND);
-    assert!(page.body.contains("client_secret_file"), "{}", page.body);
+    let ui = ui(provider.issuer(), Some("ward-web-test-secret")).await;
+    let operator = Broker::local_operator("test");
+    let (alices, _) = ui.broker.tokens().mint(&operator, "alice", 3600, None).await.unwrap();
+    let csrf = "c".repeat(43);
+    let body = format!("csrf={csrf}&token={alices}");
+    let refused = ui.send("POST", "/ui/login", &[(LOGIN, &csrf)], Some((&body, PUBLIC_URL))).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
+    assert!(refused.set_cookie(SESSION).is_none());
 }

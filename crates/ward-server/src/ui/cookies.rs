@@ -13,7 +13,9 @@ use cookie::{Cookie, SameSite};
 pub const SESSION: &str = "__Host-ward-session";
 /// A sign-in begun: its state, nonce and PKCE verifier.
 pub const SIGN_IN: &str = "__Host-ward-sign-in";
-/// How long a browser may take at the identity provider.
+/// The sign-in form's CSRF token (the form carries it too): only a form ward served signs in.
+pub const LOGIN_FORM: &str = "__Host-ward-login";
+/// How long a browser may take at the identity provider, or over the sign-in form.
 pub const SIGN_IN_SECONDS: i64 = 600;
 
 /// The value of the cookie `name` the request carries (the first, if the browser sent several).

@@ -62,7 +62,7 @@ pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> Router<Arc<Broker>>
     Router::new()
         .route("/ui/", get(home::page))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
-        .route("/ui/login", get(sign_in::login))
+        .route("/ui/login", get(sign_in::login).post(sign_in::login_with_token))
         .route("/ui/callback", get(sign_in::callback))
         .route("/ui/logout", post(sign_in::logout))
         .route("/ui/signed-out", get(sign_in::signed_out))
@@ -154,11 +154,14 @@ impl FromRequestParts<Arc<Broker>> for SignedIn {
 /// Whether a state-changing form may be acted on: it carries the session's CSRF token, and
 /// the browser, when it says where the form comes from, says ward's own origin.
 fn form_is_genuine(ui: &Ui, session: &Session, headers: &HeaderMap, csrf: &str) -> bool {
-    let origin_is_ours = match (headers.get(header::ORIGIN), &ui.public_url) {
-        (None, _) => true,
+    origin_is_ours(ui, headers) && session.admits_csrf(csrf)
+}
+
+/// Whether the browser, if it says where a form comes from (`Origin`), says ward's own
+/// `public_url`. Without a known public URL, the CSRF token alone decides.
+fn origin_is_ours(ui: &Ui, headers: &HeaderMap) -> bool {
+    match (headers.get(header::ORIGIN), &ui.public_url) {
         (Some(origin), Some(url)) => origin.to_str().is_ok_and(|origin| origin == url),
-        // Without a known public URL, the token alone decides.
-        (Some(_), None) => true,
-    };
-    origin_is_ours && session.admits_csrf(csrf)
+        _ => true,
+    }
 }

@@ -11,7 +11,10 @@ use serde::Deserialize;
 use ward_service::Broker;
 use ward_session::{PendingSignIn, SessionError};
 
-use super::{SignedIn, Ui, cookies, form_is_genuine, message, unavailable};
+use askama::Template;
+use ward_session::same_secret;
+
+use super::{SignedIn, Ui, cookies, form_is_genuine, message, origin_is_ours, render, unavailable};
 
 /// `GET /ui/login`: off to the identity provider, with this sign-in's state, nonce and PKCE
 /// verifier in a short-lived cookie. A browser already signed in goes home.
@@ -22,14 +25,7 @@ pub async fn login(Extension(ui): Extension<Arc<Ui>>, headers: HeaderMap) -> Res
         return Redirect::to("/ui/").into_response();
     }
     let Some(client) = &ui.client else {
-        return message(
-            StatusCode::NOT_FOUND,
-            "Browser sign-in is not set up",
-            "This ward has no identity provider client for browsers. An administrator sets \
-             [identity.oidc] web_client_id and client_secret_file (or WARD_OIDC_CLIENT_SECRET) \
-             and [server] public_url in ward.toml.",
-            None,
-        );
+        return token_form();
     };
     match ui.sessions.begin_sign_in(client) {
         Ok(start) => {
@@ -43,6 +39,81 @@ pub async fn login(Extension(ui): Extension<Arc<Ui>>, headers: HeaderMap) -> Res
             &format!("{error}. Try again shortly."),
             Some(("/ui/login", "Try again")),
         ),
+    }
+}
+
+/// The sign-in form for a ward token, where browsers have no identity provider to sign in
+/// through, with a fresh CSRF token in the form and in a cookie.
+fn token_form() -> Response {
+    let Ok(csrf) = ward_identity::random_secret() else {
+        return message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ward cannot answer right now",
+            "No randomness.",
+            None,
+        );
+    };
+    let cookie = cookies::set(cookies::LOGIN_FORM, csrf.clone(), cookies::SIGN_IN_SECONDS);
+    ([cookie], render(StatusCode::OK, &LoginForm { csrf })).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "ui/login.html")]
+struct LoginForm {
+    csrf: String,
+}
+
+/// The sign-in form with a ward token.
+#[derive(Deserialize)]
+pub struct TokenSignIn {
+    csrf: String,
+    token: String,
+}
+
+/// `POST /ui/login`: a sign-in with a ward token (only where there is no identity provider
+/// for browsers: where there is, signing in goes through it, with its factors). The form must
+/// be one ward served to this browser (its CSRF token, in the form and the cookie) from ward's
+/// own origin; the token a person's, not narrowed to scopes.
+pub async fn login_with_token(
+    State(broker): State<Arc<Broker>>,
+    Extension(ui): Extension<Arc<Ui>>,
+    headers: HeaderMap,
+    form: Result<axum::Form<TokenSignIn>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    if ui.client.is_some() {
+        return message(
+            StatusCode::NOT_FOUND,
+            "Sign in through your identity provider",
+            "This ward signs browsers in through its identity provider, not with tokens.",
+            Some(("/ui/login", "Sign in")),
+        );
+    }
+    let again = Some(("/ui/login", "Try again"));
+    let Ok(axum::Form(form)) = form else {
+        return message(StatusCode::BAD_REQUEST, "You are not signed in", "The form is not readable.", again);
+    };
+    let expected = cookies::read(&headers, cookies::LOGIN_FORM).unwrap_or_default();
+    if expected.is_empty() || !same_secret(&expected, &form.csrf) || !origin_is_ours(&ui, &headers) {
+        return message(
+            StatusCode::FORBIDDEN,
+            "This form was not sent from ward's page",
+            "It is stale, or another site sent it. Nothing was done.",
+            again,
+        );
+    }
+    match ui.sessions.sign_in_with_token(form.token.trim()).await {
+        Ok((secret, session)) => {
+            let seconds = (session.record.expires_at - broker.now()).get_seconds();
+            let cookie = cookies::set(cookies::SESSION, secret.as_str().to_owned(), seconds);
+            let forget = cookies::clear(cookies::LOGIN_FORM);
+            (AppendHeaders([forget, cookie]), Redirect::to("/ui/")).into_response()
+        }
+        Err(error @ SessionError::Broker(_)) => unavailable(&error),
+        Err(error) => {
+            let why = error.to_string();
+            broker.record_unauthenticated(&why, "/ui/login").await;
+            message(StatusCode::UNAUTHORIZED, "You are not signed in", &why, again)
+        }
     }
 }
 
@@ -107,9 +178,7 @@ pub async fn callback(
             let cookie = cookies::set(cookies::SESSION, secret.as_str().to_owned(), seconds);
             (AppendHeaders([forget, cookie]), Redirect::to("/ui/")).into_response()
         }
-        Err(SessionError::Broker(ward_service::BrokerError::Unavailable(why))) => {
-            unavailable(&SessionError::Broker(ward_service::BrokerError::Unavailable(why)))
-        }
+        Err(error @ SessionError::Broker(ward_service::BrokerError::Unavailable(_))) => unavailable(&error),
         Err(error) => {
             let why = error.to_string();
             broker.record_unauthenticated(&why, "/ui/callback").await;
