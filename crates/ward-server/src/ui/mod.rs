@@ -9,6 +9,7 @@
 
 mod cookies;
 mod home;
+mod requests;
 mod sign_in;
 
 use std::sync::Arc;
@@ -66,6 +67,9 @@ pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> Router<Arc<Broker>>
         .route("/ui/callback", get(sign_in::callback))
         .route("/ui/logout", post(sign_in::logout))
         .route("/ui/signed-out", get(sign_in::signed_out))
+        .route("/ui/inbox", get(requests::inbox))
+        .route("/ui/requests/{id}", get(requests::request))
+        .route("/ui/requests/{id}/decide", post(requests::decide))
         .route(
             "/ui/ward.css",
             get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLESHEET) }),

@@ -1,6 +1,7 @@
-//! The web UI's browser sign-in over HTTP, against the real OpenID provider: the code flow from
-//! `/ui/login` to a session cookie, the session on every page, CSRF on the sign-out form, and
-//! each way a sign-in can go wrong refused and recorded.
+//! The web UI over HTTP. The browser sign-in against the real OpenID provider: the code flow
+//! from `/ui/login` to a session cookie, the session on every page, CSRF on the sign-out form,
+//! and each way a sign-in can go wrong refused and recorded; the sign-in with a ward token
+//! where there is no provider; the approver's inbox and its one-action decisions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -98,6 +99,18 @@ impl Answer {
 }
 
 impl Ui {
+    /// Signs `name` in with a new ward token: the session cookie's value.
+    async fn sign_in(&self, name: &str) -> String {
+        let operator = Broker::local_operator("test");
+        let (token, _) = self.broker.tokens().mint(&operator, name, 3600, None).await.unwrap();
+        let form = self.get("/ui/login", &[]).await;
+        let csrf = form.csrf();
+        let body = format!("csrf={csrf}&token={token}");
+        let signed_in = self.send("POST", "/ui/login", &[(LOGIN, &csrf)], Some((&body, PUBLIC_URL))).await;
+        assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{}", signed_in.body);
+        signed_in.cookie(SESSION)
+    }
+
     async fn send(
         &self,
         method: &str,
@@ -369,4 +382,112 @@ async fn with_an_identity_provider_tokens_do_not_sign_browsers_in() {
     let refused = ui.send("POST", "/ui/login", &[(LOGIN, &csrf)], Some((&body, PUBLIC_URL))).await;
     assert_eq!(refused.status, StatusCode::NOT_FOUND, "{}", refused.body);
     assert!(refused.set_cookie(SESSION).is_none());
+}
+
+/// alice asks for 30m of `read` on payments-api: the pending request's id.
+async fn alices_request(ui: &Ui) -> String {
+    let alice = ui.broker.caller("alice").unwrap();
+    let ask = ward_service::RequestInput {
+        resource: "logs:payments-api".into(),
+        role: "read".into(),
+        duration_seconds: 1800,
+        reason: "INC-4312 checkout 500s".into(),
+        ticket: Some("INC-4312".into()),
+        start_at: None,
+        breakglass: false,
+    };
+    ui.broker.create_request(&alice, ask).await.unwrap().id.to_string()
+}
+
+#[tokio::test]
+async fn an_approver_decides_from_the_inbox_in_one_action() {
+    let ui = ui_of(None, None).await;
+    let id = alices_request(&ui).await;
+    let bob = ui.sign_in("bob").await;
+    let bobs = [(SESSION, bob.as_str())];
+
+    let inbox = ui.get("/ui/inbox", &bobs).await;
+    assert_eq!(inbox.status, StatusCode::OK, "{}", inbox.body);
+    for part in
+        [id.as_str(), "alice asks for read on logs:payments-api", "INC-4312 checkout 500s", "30m", "0 of 1"]
+    {
+        assert!(inbox.body.contains(part), "the inbox lacks {part}: {}", inbox.body);
+    }
+    assert!(inbox.body.contains("value=\"approve\""), "{}", inbox.body);
+
+    // A denial needs a comment; a forged form decides nothing.
+    let csrf = inbox.csrf();
+    let decide = format!("/ui/requests/{id}/decide");
+    let bare_denial = format!("csrf={csrf}&decision=deny&comment=");
+    assert_eq!(
+        ui.send("POST", &decide, &bobs, Some((&bare_denial, PUBLIC_URL))).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let forged = "csrf=forged&decision=approve".to_owned();
+    assert_eq!(
+        ui.send("POST", &decide, &bobs, Some((&forged, PUBLIC_URL))).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        ui.broker.get_request(&ui.broker.caller("bob").unwrap(), &id).await.unwrap().state.as_str(),
+        "pending"
+    );
+
+    let approve = format!("csrf={csrf}&decision=approve&comment=ok+for+the+incident");
+    let approved = ui.send("POST", &decide, &bobs, Some((&approve, PUBLIC_URL))).await;
+    assert_eq!(
+        (approved.status, approved.location()),
+        (StatusCode::SEE_OTHER, decide.trim_end_matches("/decide")),
+        "{}",
+        approved.body
+    );
+    let page = ui.get(approved.location(), &bobs).await;
+    assert!(page.body.contains("<dd id=\"state\">approved</dd>"), "{}", page.body);
+    assert!(page.body.contains("bob approved") && page.body.contains("ok for the incident"), "{}", page.body);
+    assert!(ui.get("/ui/inbox", &bobs).await.body.contains("Nothing waits for you"));
+    let granted = ui.events("approval.granted").await;
+    assert_eq!(granted[0]["actor"], "bob");
+}
+
+#[tokio::test]
+async fn a_requester_sees_no_approve_button_and_a_direct_post_is_refused() {
+    let ui = ui_of(None, None).await;
+    let id = alices_request(&ui).await;
+    let alice = ui.sign_in("alice").await;
+    let alices = [(SESSION, alice.as_str())];
+
+    let inbox = ui.get("/ui/inbox", &alices).await;
+    assert!(!inbox.body.contains(&id), "her own request is not in her inbox: {}", inbox.body);
+    let page = ui.get(&format!("/ui/requests/{id}"), &alices).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("value=\"approve\""), "no approve button: {}", page.body);
+    assert!(page.body.contains("your own request"), "{}", page.body);
+
+    // Posting the form anyway, with her own valid CSRF token: refused, nothing changes.
+    let csrf = ui.get("/ui/", &alices).await.csrf();
+    let body = format!("csrf={csrf}&decision=approve");
+    let refused =
+        ui.send("POST", &format!("/ui/requests/{id}/decide"), &alices, Some((&body, PUBLIC_URL))).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(
+        ui.broker.get_request(&ui.broker.caller("alice").unwrap(), &id).await.unwrap().state.as_str(),
+        "pending"
+    );
+    assert!(ui.events("approval.granted").await.is_empty());
+
+    // carol (an auditor) may see it, and not decide it.
+    let carol = ui.sign_in("carol").await;
+    let carols = [(SESSION, carol.as_str())];
+    let page = ui.get(&format!("/ui/requests/{id}"), &carols).await;
+    assert!(!page.body.contains("value=\"approve\""), "{}", page.body);
+    let body = format!("csrf={}&decision=approve", ui.get("/ui/", &carols).await.csrf());
+    let refused =
+        ui.send("POST", &format!("/ui/requests/{id}/decide"), &carols, Some((&body, PUBLIC_URL))).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    // Someone else's request id, for someone who may not see it: not found.
+    let dave = ui.sign_in("dave").await;
+    assert_eq!(
+        ui.get(&format!("/ui/requests/{id}"), &[(SESSION, &dave)]).await.status,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -1,0 +1,210 @@
+//! The approver's inbox (`/ui/inbox`), one request (`/ui/requests/{id}`), and deciding it in
+//! one action (`POST /ui/requests/{id}/decide`): approve or deny, with a comment, through the
+//! same `Broker::approve` / `deny` as the API, so every rule of theirs holds (never your own
+//! request, N of M, stages, MFA where policy wants it).
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use ward_core::duration::format_duration;
+use ward_core::{AccessRequest, RequestState};
+use ward_service::broker::RequestListing;
+use ward_service::{Broker, BrokerError, Caller};
+
+use super::{SignedIn, Ui, form_is_genuine, message, render};
+use crate::ApiError;
+
+/// Requests on one page of the inbox.
+const PAGE: u32 = 50;
+
+/// A request as a page shows it.
+struct RequestLine {
+    id: String,
+    requester: String,
+    resource: String,
+    role: String,
+    duration: String,
+    reason: String,
+    ticket: Option<String>,
+    state: &'static str,
+    created_at: String,
+    /// "1 of 2", with the stages still to meet.
+    approvals: String,
+    breakglass: bool,
+    /// Whether the one looking may approve or deny it now.
+    decidable: bool,
+    /// Why they may not, when it is pending and theirs to see.
+    not_theirs: Option<&'static str>,
+}
+
+fn line(broker: &Broker, caller: &Caller, request: &AccessRequest) -> RequestLine {
+    let pending = request.state == RequestState::Pending;
+    let own = request.requester == caller.name;
+    let decided_already = request.approvals.iter().any(|a| a.approver == caller.name);
+    let eligible = broker.policy().may_approve(&caller.name, request);
+    let not_theirs = match () {
+        _ if !pending => None,
+        _ if own => Some("This is your own request: someone else decides it."),
+        _ if decided_already => Some("You have decided this request already."),
+        _ if !eligible => Some("No policy lets you decide this request."),
+        _ => None,
+    };
+    let stages: Vec<String> =
+        request.stages.iter().map(|s| format!("{} × {}", s.approvals, s.name)).collect();
+    let mut approvals = format!("{} of {}", request.approvals.len(), request.approvals_required);
+    if !stages.is_empty() {
+        approvals.push_str(&format!(" (stages: {})", stages.join(", ")));
+    }
+    RequestLine {
+        id: request.id.to_string(),
+        requester: request.requester.clone(),
+        resource: request.resource.clone(),
+        role: request.role.clone(),
+        duration: format_duration(request.duration_seconds),
+        reason: request.reason.clone(),
+        ticket: request.ticket.clone(),
+        state: request.state.as_str(),
+        created_at: request.created_at.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+        approvals,
+        breakglass: request.breakglass,
+        decidable: pending && not_theirs.is_none(),
+        not_theirs,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "ui/inbox.html")]
+struct Inbox {
+    requests: Vec<RequestLine>,
+    next: Option<String>,
+    csrf: String,
+}
+
+#[derive(Deserialize)]
+pub struct InboxQuery {
+    after: Option<String>,
+}
+
+/// `GET /ui/inbox`: pending requests the one signed in may decide, newest first, 50 a page.
+pub async fn inbox(
+    State(broker): State<Arc<Broker>>,
+    SignedIn(session): SignedIn,
+    query: Result<Query<InboxQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let after = query.ok().and_then(|Query(q)| q.after).filter(|id| id.len() <= 64);
+    let caller = &session.caller;
+    let listing = RequestListing { state: Some(RequestState::Pending), mine: false, after, limit: PAGE };
+    let page = match broker.list_requests(caller, listing).await {
+        Ok(page) => page,
+        Err(error) => return problem_page(error),
+    };
+    let requests: Vec<RequestLine> = page
+        .items
+        .iter()
+        .map(|request| line(&broker, caller, request))
+        .filter(|line| line.decidable)
+        .collect();
+    render(StatusCode::OK, &Inbox { requests, next: page.next, csrf: session.csrf_token() })
+}
+
+#[derive(Template)]
+#[template(path = "ui/request.html")]
+struct RequestPage {
+    request: RequestLine,
+    decisions: Vec<(String, &'static str, String, String)>,
+    csrf: String,
+}
+
+/// `GET /ui/requests/{id}`: one request, with what was decided and, when it is theirs to
+/// decide, the decision form. Notifications link here.
+pub async fn request(
+    State(broker): State<Arc<Broker>>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<String>,
+) -> Response {
+    let request = match broker.get_request(&session.caller, &id).await {
+        Ok(request) => request,
+        Err(error) => return problem_page(error),
+    };
+    let decisions = request
+        .approvals
+        .iter()
+        .map(|a| {
+            let decision = match a.decision {
+                ward_core::Decision::Approve => "approved",
+                ward_core::Decision::Deny => "denied",
+            };
+            let at = a.at.strftime("%Y-%m-%d %H:%M UTC").to_string();
+            (a.approver.clone(), decision, a.comment.clone().unwrap_or_default(), at)
+        })
+        .collect();
+    let request = line(&broker, &session.caller, &request);
+    render(StatusCode::OK, &RequestPage { request, decisions, csrf: session.csrf_token() })
+}
+
+/// The decision form.
+#[derive(Deserialize)]
+pub struct Decide {
+    csrf: String,
+    decision: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST /ui/requests/{id}/decide`: approve or deny in one action. Refused, like the API, for
+/// a request that is the caller's own or that they may not decide, whatever the page showed.
+pub async fn decide(
+    State(broker): State<Arc<Broker>>,
+    Extension(ui): Extension<Arc<Ui>>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: Result<axum::Form<Decide>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let Ok(axum::Form(form)) = form else {
+        return message(StatusCode::BAD_REQUEST, "Nothing was decided", "The form is not readable.", None);
+    };
+    if !form_is_genuine(&ui, &session, &headers, &form.csrf) {
+        return message(
+            StatusCode::FORBIDDEN,
+            "This form was not sent from ward's page",
+            "It is stale, or another site sent it. Nothing was decided.",
+            Some(("/ui/inbox", "Back to the inbox")),
+        );
+    }
+    let comment = form.comment.trim().to_owned();
+    let decided = match form.decision.as_str() {
+        "approve" => broker.approve(&session.caller, &id, (!comment.is_empty()).then_some(comment)).await,
+        "deny" if comment.is_empty() => {
+            return message(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Nothing was decided",
+                "A denial needs a comment: the requester is told why.",
+                Some((&format!("/ui/requests/{id}"), "Back to the request")),
+            );
+        }
+        "deny" => broker.deny(&session.caller, &id, comment).await,
+        _ => return message(StatusCode::BAD_REQUEST, "Nothing was decided", "Approve or deny.", None),
+    };
+    match decided {
+        Ok(request) => Redirect::to(&format!("/ui/requests/{}", request.id)).into_response(),
+        Err(error) => problem_page(error),
+    }
+}
+
+/// A refusal of the broker's, as a page with the API's status and words.
+fn problem_page(error: BrokerError) -> Response {
+    let problem = ApiError::from(error);
+    let title = match problem.status {
+        StatusCode::FORBIDDEN => "Not yours to do",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::SERVICE_UNAVAILABLE => "ward cannot answer right now",
+        _ => "Nothing was done",
+    };
+    message(problem.status, title, &problem.detail, Some(("/ui/inbox", "Back to the inbox")))
+}
