@@ -1,5 +1,8 @@
 //! Helpers for ward's tests and benchmarks.
 //!
+//! [`browser()`] runs Debian's chromedriver and Chromium for the web UI's tests, skipped
+//! without them unless `CI` is set.
+//!
 //! [`oidc_provider()`] runs a real OpenID provider (panva's `oidc-provider`) for the identity
 //! tests, skipped without Node.js unless `CI` is set.
 //!
@@ -10,7 +13,9 @@
 //! a missing PostgreSQL is a failure.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support: failing loudly is the point
 
+mod browser;
 mod oidc;
+pub use browser::{CHROMIUM, TestBrowser, browser};
 pub use oidc::{TestProvider, claims_of, oidc_provider, oidc_provider_on};
 
 use std::net::TcpListener;

@@ -1,0 +1,140 @@
+//! The web UI in a real browser: Debian's Chromium, headless, driven over WebDriver
+//! (chromedriver, fantoccini) against ward served on a loopback port. What a person does: sign
+//! in, find a request in the inbox, decide it in one action; a requester sees no approve button
+//! on their own request. With `WARD_SCREENSHOTS=DIR`, each page is saved there as a PNG.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use ward_core::SystemClock;
+use ward_server::{HttpSettings, UiSettings, router};
+use ward_service::{Broker, Config, RequestInput};
+use ward_store_sql::SqlStore;
+
+struct Ward {
+    url: String,
+    broker: Arc<Broker>,
+    _dir: tempfile::TempDir,
+}
+
+/// The quickstart served on a free loopback port, as `ward quickstart` serves it.
+async fn ward() -> Ward {
+    let dir = tempfile::tempdir().unwrap();
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
+    let data = dir.path().join("data").display().to_string();
+    let config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Arc::new(SqlStore::open_sqlite(&dir.path().join("data/ward.db")).await.unwrap());
+    let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let ui = UiSettings { public_url: Some(url.clone()), ..UiSettings::default() };
+    let app = router(broker.clone(), &HttpSettings { ui, ..HttpSettings::default() });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Ward { url, broker, _dir: dir }
+}
+
+impl Ward {
+    fn token(&self, name: &str) -> impl std::future::Future<Output = String> + '_ {
+        let name = name.to_owned();
+        async move {
+            let operator = Broker::local_operator("test");
+            self.broker.tokens().mint(&operator, &name, 3600, None).await.unwrap().0
+        }
+    }
+
+    /// A browser of its own (its own cookies), at phone width or desktop width.
+    async fn browser(&self, driver: &ward_testkit::TestBrowser, phone: bool) -> Client {
+        let (width, height) = if phone { (390, 844) } else { (1280, 900) };
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector)
+            .capabilities(ward_testkit::TestBrowser::capabilities(width, height))
+            .connect(driver.url())
+            .await
+            .expect("a Chromium session")
+    }
+
+    /// Opens ward in `browser` and signs `name` in with a ward token, as a person would.
+    async fn sign_in(&self, browser: &Client, name: &str) {
+        browser.goto(&format!("{}/", self.url)).await.unwrap();
+        assert_eq!(browser.current_url().await.unwrap().path(), "/ui/login", "no session: the sign-in");
+        shot(browser, "sign-in").await;
+        let token = self.token(name).await;
+        browser.find(Locator::Css("#token")).await.unwrap().send_keys(&token).await.unwrap();
+        browser.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+        let who = browser.wait().for_element(Locator::Id("who")).await.unwrap().text().await.unwrap();
+        assert_eq!(who, name, "signed in, on the home page");
+    }
+}
+
+/// Saves what `browser` shows as `DIR/NAME.png` when `WARD_SCREENSHOTS=DIR` is set.
+async fn shot(browser: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("WARD_SCREENSHOTS") {
+        let png = browser.screenshot().await.unwrap();
+        std::fs::write(PathBuf::from(dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+/// alice asks for 30m of `read` on payments-api: the pending request's id.
+async fn alices_request(ward: &Ward) -> String {
+    let alice = ward.broker.caller("alice").unwrap();
+    let ask = RequestInput {
+        resource: "logs:payments-api".into(),
+        role: "read".into(),
+        duration_seconds: 1800,
+        reason: "INC-4312 checkout 500s after the 14:02 deploy".into(),
+        ticket: Some("INC-4312".into()),
+        start_at: None,
+        breakglass: false,
+    };
+    ward.broker.create_request(&alice, ask).await.unwrap().id.to_string()
+}
+
+#[tokio::test]
+async fn an_approver_decides_in_one_click_and_a_requester_cannot() {
+    let Some(driver) = ward_testkit::browser() else { return };
+    let ward = ward().await;
+    let id = alices_request(&ward).await;
+
+    // bob, a payments lead, on his phone.
+    let bob = ward.browser(&driver, true).await;
+    ward.sign_in(&bob, "bob").await;
+    shot(&bob, "home").await;
+    bob.goto(&format!("{}/ui/inbox", ward.url)).await.unwrap();
+    let card = bob.find(Locator::Id(&id)).await.expect("alice's request in bob's inbox");
+    let text = card.text().await.unwrap();
+    assert!(text.contains("alice asks for read on logs:payments-api"), "{text}");
+    assert!(text.contains("INC-4312 checkout 500s"), "{text}");
+    shot(&bob, "inbox").await;
+    card.find(Locator::Css("input[name=comment]")).await.unwrap().send_keys("ok for INC-4312").await.unwrap();
+    card.find(Locator::Css("button[value=approve]")).await.unwrap().click().await.unwrap();
+    // A click sends the form; the page it leads to comes after.
+    let state = bob.wait().for_element(Locator::Id("state")).await.unwrap().text().await.unwrap();
+    assert_eq!(state, "approved", "one click, decided");
+    assert_eq!(bob.current_url().await.unwrap().path(), format!("/ui/requests/{id}"));
+    shot(&bob, "request-approved").await;
+
+    // alice, at her desk: her own request has no approve button, and the inbox is empty.
+    let second = alices_request(&ward).await;
+    let alice = ward.browser(&driver, false).await;
+    ward.sign_in(&alice, "alice").await;
+    alice.goto(&format!("{}/ui/requests/{second}", ward.url)).await.unwrap();
+    let why = alice.find(Locator::Id("not-yours")).await.unwrap().text().await.unwrap();
+    assert!(why.contains("your own request"), "{why}");
+    assert!(alice.find(Locator::Css("button[value=approve]")).await.is_err(), "no approve button");
+    shot(&alice, "own-request").await;
+    alice.goto(&format!("{}/ui/inbox", ward.url)).await.unwrap();
+    assert!(alice.find(Locator::Id("empty")).await.is_ok());
+
+    // Signing out ends the session: the next page is the sign-in again.
+    alice.goto(&format!("{}/ui/", ward.url)).await.unwrap();
+    alice.find(Locator::Css("form[action='/ui/logout'] button")).await.unwrap().click().await.unwrap();
+    alice.wait().for_url(&format!("{}/ui/signed-out", ward.url).parse().unwrap()).await.unwrap();
+    alice.goto(&format!("{}/ui/inbox", ward.url)).await.unwrap();
+    assert_eq!(alice.current_url().await.unwrap().path(), "/ui/login");
+
+    bob.close().await.unwrap();
+    alice.close().await.unwrap();
+}
