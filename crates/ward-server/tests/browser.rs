@@ -116,10 +116,16 @@ async fn an_approver_decides_in_one_click_and_a_requester_cannot() {
     assert_eq!(bob.current_url().await.unwrap().path(), format!("/ui/requests/{id}"));
     shot(&bob, "request-approved").await;
 
-    // alice, at her desk: her own request has no approve button, and the inbox is empty.
+    // alice, at her desk: the grant bob approved, with the time it has left.
     let second = alices_request(&ward).await;
     let alice = ward.browser(&driver, false).await;
     ward.sign_in(&alice, "alice").await;
+    alice.find(Locator::LinkText("My grants")).await.unwrap().click().await.unwrap();
+    let live = alice.wait().for_element(Locator::Css("article.grant")).await.unwrap().text().await.unwrap();
+    assert!(live.contains("read on logs:payments-api") && live.contains("30m left"), "{live}");
+    shot(&alice, "grants").await;
+
+    // Her own request has no approve button, and her inbox is empty.
     alice.goto(&format!("{}/ui/requests/{second}", ward.url)).await.unwrap();
     let why = alice.find(Locator::Id("not-yours")).await.unwrap().text().await.unwrap();
     assert!(why.contains("your own request"), "{why}");

@@ -491,3 +491,51 @@ async fn a_requester_sees_no_approve_button_and_a_direct_post_is_refused() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_holder_sees_their_grants_and_releases_one() {
+    let ui = ui_of(None, None).await;
+    let id = alices_request(&ui).await;
+    let bob = ui.broker.caller("bob").unwrap();
+    let approved = ui.broker.approve(&bob, &id, None).await.unwrap();
+    let grant = approved.grant_id.unwrap().to_string();
+    let alice = ui.sign_in("alice").await;
+    let alices = [(SESSION, alice.as_str())];
+
+    let page = ui.get("/ui/grants", &alices).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(&format!("id=\"{grant}\"")), "{}", page.body);
+    assert!(
+        page.body.contains("read on logs:payments-api") && page.body.contains("30m left"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("http-equiv=\"refresh\""), "the time left stays true");
+
+    // bob sees none of alice's grants as his.
+    let bobs = ui.sign_in("bob").await;
+    assert!(!ui.get("/ui/grants", &[(SESSION, &bobs)]).await.body.contains(&grant));
+
+    let release = format!("/ui/grants/{grant}/release");
+    let forged = ui.send("POST", &release, &alices, Some(("csrf=forged", PUBLIC_URL))).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    // bob, with his own session's token, cannot release alice's grant.
+    let bobs_csrf = ui.get("/ui/", &[(SESSION, &bobs)]).await.csrf();
+    let not_his = ui
+        .send("POST", &release, &[(SESSION, &bobs)], Some((&format!("csrf={bobs_csrf}"), PUBLIC_URL)))
+        .await;
+    assert!(not_his.status.is_client_error(), "{}", not_his.status);
+
+    let body = format!("csrf={}", page.csrf());
+    let released = ui.send("POST", &release, &alices, Some((&body, PUBLIC_URL))).await;
+    assert_eq!(
+        (released.status, released.location()),
+        (StatusCode::SEE_OTHER, "/ui/grants"),
+        "{}",
+        released.body
+    );
+    let page = ui.get("/ui/grants", &alices).await;
+    assert!(page.body.contains("You hold no grant now"), "{}", page.body);
+    assert!(page.body.contains("released"), "{}", page.body);
+    assert_eq!(ui.events("grant.released").await.len(), 1);
+}

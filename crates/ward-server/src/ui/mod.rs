@@ -8,6 +8,7 @@
 //! and, when the browser says where it comes from (`Origin`), comes from ward's own origin.
 
 mod cookies;
+mod grants;
 mod home;
 mod requests;
 mod sign_in;
@@ -68,6 +69,8 @@ pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> Router<Arc<Broker>>
         .route("/ui/logout", post(sign_in::logout))
         .route("/ui/signed-out", get(sign_in::signed_out))
         .route("/ui/inbox", get(requests::inbox))
+        .route("/ui/grants", get(grants::grants))
+        .route("/ui/grants/{id}/release", post(grants::release))
         .route("/ui/requests/{id}", get(requests::request))
         .route("/ui/requests/{id}/decide", post(requests::decide))
         .route(

@@ -198,7 +198,7 @@ pub async fn decide(
 }
 
 /// A refusal of the broker's, as a page with the API's status and words.
-fn problem_page(error: BrokerError) -> Response {
+pub(super) fn problem_page(error: BrokerError) -> Response {
     let problem = ApiError::from(error);
     let title = match problem.status {
         StatusCode::FORBIDDEN => "Not yours to do",
