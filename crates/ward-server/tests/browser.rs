@@ -1,7 +1,7 @@
 //! The web UI in a real browser: Debian's Chromium, headless, driven over WebDriver
 //! (chromedriver, fantoccini) against ward served on a loopback port. What a person does: sign
-//! in, find a request in the inbox, decide it in one action; a requester sees no approve button
-//! on their own request. With `WARD_SCREENSHOTS=DIR`, each page is saved there as a PNG.
+//! in and ask from the form, find the request in the inbox and decide it in one action, see the
+//! grant and the time it has left; a requester sees no approve button on their own request. With `WARD_SCREENSHOTS=DIR`, each page is saved there as a PNG.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -96,7 +96,26 @@ async fn alices_request(ward: &Ward) -> String {
 async fn an_approver_decides_in_one_click_and_a_requester_cannot() {
     let Some(driver) = ward_testkit::browser() else { return };
     let ward = ward().await;
-    let id = alices_request(&ward).await;
+
+    // alice asks from the form: what would happen first, then the request.
+    let alice = ward.browser(&driver, false).await;
+    ward.sign_in(&alice, "alice").await;
+    alice.find(Locator::LinkText("Ask")).await.unwrap().click().await.unwrap();
+    let target = alice.wait().for_element(Locator::Id("target")).await.unwrap();
+    target.select_by_value("logs:payments-api|read").await.unwrap();
+    alice.find(Locator::Id("duration")).await.unwrap().send_keys("30m").await.unwrap();
+    let reason = "INC-4312 checkout 500s after the 14:02 deploy";
+    alice.find(Locator::Id("reason")).await.unwrap().send_keys(reason).await.unwrap();
+    alice.find(Locator::Id("ticket")).await.unwrap().send_keys("INC-4312").await.unwrap();
+    alice.find(Locator::Css("button[value=check]")).await.unwrap().click().await.unwrap();
+    let decision = alice.wait().for_element(Locator::Id("decision")).await.unwrap().text().await.unwrap();
+    assert_eq!(decision, "pending");
+    shot(&alice, "ask").await;
+    alice.find(Locator::Css("button[value=ask]")).await.unwrap().click().await.unwrap();
+    let state = alice.wait().for_element(Locator::Id("state")).await.unwrap().text().await.unwrap();
+    assert_eq!(state, "pending");
+    let id = alice.current_url().await.unwrap().path().trim_start_matches("/ui/requests/").to_owned();
+    assert!(id.starts_with("req_"), "{id}");
 
     // bob, a payments lead, on his phone.
     let bob = ward.browser(&driver, true).await;
@@ -116,10 +135,8 @@ async fn an_approver_decides_in_one_click_and_a_requester_cannot() {
     assert_eq!(bob.current_url().await.unwrap().path(), format!("/ui/requests/{id}"));
     shot(&bob, "request-approved").await;
 
-    // alice, at her desk: the grant bob approved, with the time it has left.
+    // alice: the grant bob approved, with the time it has left.
     let second = alices_request(&ward).await;
-    let alice = ward.browser(&driver, false).await;
-    ward.sign_in(&alice, "alice").await;
     alice.find(Locator::LinkText("My grants")).await.unwrap().click().await.unwrap();
     let live = alice.wait().for_element(Locator::Css("article.grant")).await.unwrap().text().await.unwrap();
     assert!(live.contains("read on logs:payments-api") && live.contains("30m left"), "{live}");

@@ -539,3 +539,70 @@ async fn a_holder_sees_their_grants_and_releases_one() {
     assert!(page.body.contains("released"), "{}", page.body);
     assert_eq!(ui.events("grant.released").await.len(), 1);
 }
+
+#[tokio::test]
+async fn the_request_form_says_what_would_happen_then_asks() {
+    let ui = ui_of(None, None).await;
+    let alice = ui.sign_in("alice").await;
+    let alices = [(SESSION, alice.as_str())];
+    let form = ui.get("/ui/ask", &alices).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(
+        form.body.contains("<option value=\"logs:payments-api|read\">read on logs:payments-api</option>"),
+        "{}",
+        form.body
+    );
+    let csrf = form.csrf();
+    let fields =
+        "target=logs%3Apayments-api%7Cread&duration=30m&reason=INC-4312+checkout+500s&ticket=INC-4312";
+
+    let checked = ui
+        .send("POST", "/ui/ask", &alices, Some((&format!("csrf={csrf}&intent=check&{fields}"), PUBLIC_URL)))
+        .await;
+    assert_eq!(checked.status, StatusCode::OK, "{}", checked.body);
+    assert!(checked.body.contains("<span id=\"decision\">pending</span>"), "{}", checked.body);
+    assert!(checked.body.contains("bob"), "who may approve: {}", checked.body);
+    assert!(checked.body.contains("selected>read on logs:payments-api"), "the form keeps what was typed");
+    assert!(ui.events("request.created").await.is_empty(), "a check files nothing");
+
+    let bad = ui
+        .send(
+            "POST",
+            "/ui/ask",
+            &alices,
+            Some((
+                &format!("csrf={csrf}&intent=check&target=logs%3Apayments-api%7Cread&duration=soon&reason=x"),
+                PUBLIC_URL,
+            )),
+        )
+        .await;
+    assert!(bad.body.contains("id=\"problem\""), "{}", bad.body);
+    let forged = ui
+        .send("POST", "/ui/ask", &alices, Some((&format!("csrf=forged&intent=ask&{fields}"), PUBLIC_URL)))
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    let asked = ui
+        .send("POST", "/ui/ask", &alices, Some((&format!("csrf={csrf}&intent=ask&{fields}"), PUBLIC_URL)))
+        .await;
+    assert_eq!(asked.status, StatusCode::SEE_OTHER, "{}", asked.body);
+    assert!(asked.location().starts_with("/ui/requests/req_"), "{}", asked.location());
+    let page = ui.get(asked.location(), &alices).await;
+    assert!(page.body.contains("<dd id=\"state\">pending</dd>"), "{}", page.body);
+    let created = ui.events("request.created").await;
+    assert_eq!((created.len(), &created[0]["actor"]), (1, &json!("alice")));
+
+    // A request policy refuses: the API's refusal, as a page.
+    let refused = ui
+        .send(
+            "POST",
+            "/ui/ask",
+            &alices,
+            Some((
+                &format!("csrf={csrf}&intent=ask&target=logs%3Apayments-api%7Cread&duration=30d&reason=x"),
+                PUBLIC_URL,
+            )),
+        )
+        .await;
+    assert!(refused.status.is_client_error(), "{}: {}", refused.status, refused.body);
+}

@@ -7,6 +7,7 @@
 //! code). A form that changes something is refused unless it carries its session's CSRF token
 //! and, when the browser says where it comes from (`Origin`), comes from ward's own origin.
 
+mod ask;
 mod cookies;
 mod grants;
 mod home;
@@ -69,6 +70,7 @@ pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> Router<Arc<Broker>>
         .route("/ui/logout", post(sign_in::logout))
         .route("/ui/signed-out", get(sign_in::signed_out))
         .route("/ui/inbox", get(requests::inbox))
+        .route("/ui/ask", get(ask::form).post(ask::ask))
         .route("/ui/grants", get(grants::grants))
         .route("/ui/grants/{id}/release", post(grants::release))
         .route("/ui/requests/{id}", get(requests::request))

@@ -1,0 +1,164 @@
+//! `/ui/ask`: asking for access. The form lists every resource and role in the directory; its
+//! *Check* button shows what would happen (the same dry run as `ward explain`: refused, pending
+//! with who may approve, approved or denied at once by a rule, break-glass) without filing
+//! anything, and *Ask* files the request through `Broker::create_request`. Both post the form
+//! (its CSRF token never goes into a URL).
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use ward_core::duration::parse_duration;
+use ward_service::{Broker, BrokerError, RequestInput};
+
+use super::requests::problem_page;
+use super::{SignedIn, Ui, form_is_genuine, message, render};
+
+/// What the form holds, as the browser sends it.
+#[derive(Debug, Default, Deserialize)]
+pub struct AskForm {
+    #[serde(default)]
+    csrf: String,
+    /// Which button: `check` (what would happen) or `ask`.
+    #[serde(default)]
+    intent: String,
+    /// `RESOURCE|ROLE`, one of the form's choices.
+    #[serde(default)]
+    target: String,
+    #[serde(default)]
+    duration: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    ticket: String,
+    /// A checkbox: present (`on`) when ticked.
+    breakglass: Option<String>,
+}
+
+impl AskForm {
+    /// The request it describes, or why it describes none.
+    fn input(&self) -> Result<RequestInput, String> {
+        let (resource, role) = self.target.split_once('|').ok_or("choose a resource and a role")?;
+        let duration = if self.duration.trim().is_empty() { "30m" } else { self.duration.trim() };
+        let duration_seconds = parse_duration(duration).map_err(|e| format!("the duration: {e}"))?;
+        let ticket = self.ticket.trim();
+        Ok(RequestInput {
+            resource: resource.to_owned(),
+            role: role.to_owned(),
+            duration_seconds,
+            reason: self.reason.trim().to_owned(),
+            ticket: (!ticket.is_empty()).then(|| ticket.to_owned()),
+            start_at: None,
+            breakglass: self.breakglass.is_some(),
+        })
+    }
+}
+
+struct Choice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+/// The dry run's answer, as the page says it.
+struct Outcome {
+    decision: String,
+    why: String,
+    approvers: Vec<String>,
+    approvals_required: u32,
+}
+
+#[derive(Template)]
+#[template(path = "ui/ask.html")]
+struct AskPage<'a> {
+    choices: Vec<Choice>,
+    form: &'a AskForm,
+    outcome: Option<Outcome>,
+    problem: Option<String>,
+    csrf: String,
+}
+
+/// `GET /ui/ask`: the form, empty.
+pub async fn form(State(broker): State<Arc<Broker>>, SignedIn(session): SignedIn) -> Response {
+    page(&broker, &session, &AskForm::default(), None, None)
+}
+
+fn page(
+    broker: &Broker,
+    session: &ward_session::Session,
+    form: &AskForm,
+    outcome: Option<Outcome>,
+    problem: Option<String>,
+) -> Response {
+    let policy = broker.policy();
+    let choices = policy
+        .directory()
+        .resources()
+        .iter()
+        .flat_map(|(name, resource)| resource.roles.iter().map(move |role| (name, role)))
+        .map(|(name, role)| {
+            let value = format!("{name}|{role}");
+            Choice { selected: value == form.target, label: format!("{role} on {name}"), value }
+        })
+        .collect();
+    render(StatusCode::OK, &AskPage { choices, form, outcome, problem, csrf: session.csrf_token() })
+}
+
+/// What asking would do, on the form's page: nothing is filed.
+async fn check(broker: &Broker, session: &ward_session::Session, form: &AskForm) -> Response {
+    let input = match form.input() {
+        Ok(input) => input,
+        Err(why) => return page(broker, session, form, None, Some(why)),
+    };
+    match broker.explain(&session.caller, None, &input).await {
+        Ok(explained) => {
+            let outcome = Outcome {
+                decision: explained.decision,
+                why: explained.why,
+                approvers: explained.approvers,
+                approvals_required: explained.approvals_required,
+            };
+            page(broker, session, form, Some(outcome), None)
+        }
+        Err(error @ BrokerError::Unavailable(_)) => problem_page(error),
+        Err(error) => page(broker, session, form, None, Some(error.to_string())),
+    }
+}
+
+/// `POST /ui/ask`: *Check* shows what asking would do; *Ask* files the request, whose page
+/// comes next.
+pub async fn ask(
+    State(broker): State<Arc<Broker>>,
+    Extension(ui): Extension<Arc<Ui>>,
+    SignedIn(session): SignedIn,
+    headers: HeaderMap,
+    form: Result<axum::Form<AskForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let back = Some(("/ui/ask", "Back to the form"));
+    let Ok(axum::Form(form)) = form else {
+        return message(StatusCode::BAD_REQUEST, "Nothing was asked", "The form is not readable.", back);
+    };
+    if !form_is_genuine(&ui, &session, &headers, &form.csrf) {
+        return message(
+            StatusCode::FORBIDDEN,
+            "This form was not sent from ward's page",
+            "It is stale, or another site sent it. Nothing was asked.",
+            back,
+        );
+    }
+    if form.intent == "check" {
+        return check(&broker, &session, &form).await;
+    }
+    let input = match form.input() {
+        Ok(input) => input,
+        Err(why) => return message(StatusCode::UNPROCESSABLE_ENTITY, "Nothing was asked", &why, back),
+    };
+    match broker.create_request(&session.caller, input).await {
+        Ok(request) => Redirect::to(&format!("/ui/requests/{}", request.id)).into_response(),
+        Err(error) => problem_page(error),
+    }
+}
