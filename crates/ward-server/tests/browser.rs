@@ -158,6 +158,34 @@ async fn an_approver_decides_in_one_click_and_a_requester_cannot() {
     alice.goto(&format!("{}/ui/inbox", ward.url)).await.unwrap();
     assert_eq!(alice.current_url().await.unwrap().path(), "/ui/login");
 
+    // carol, an auditor, browses the log and proves an event is in it.
+    ward.broker.sign_checkpoint(true).await.unwrap();
+    let carol = ward.browser(&driver, false).await;
+    ward.sign_in(&carol, "carol").await;
+    carol.find(Locator::LinkText("Audit")).await.unwrap().click().await.unwrap();
+    carol.wait().for_element(Locator::Id("events")).await.unwrap();
+    carol.find(Locator::Id("type")).await.unwrap().select_by_value("approval.granted").await.unwrap();
+    carol.find(Locator::Css(".filters button")).await.unwrap().click().await.unwrap();
+    carol
+        .wait()
+        .for_url(
+            &format!("{}/ui/audit?type=approval.granted&actor=&resource=&request=&grant=", ward.url)
+                .parse()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let rows = carol.find(Locator::Css("#events tbody")).await.unwrap().text().await.unwrap();
+    assert!(rows.contains("approval.granted") && rows.contains("bob"), "{rows}");
+    shot(&carol, "audit").await;
+    carol.find(Locator::Css("#events tbody a")).await.unwrap().click().await.unwrap();
+    carol.wait().for_element(Locator::Id("hash")).await.unwrap();
+    carol.find(Locator::LinkText("Prove it is in the log")).await.unwrap().click().await.unwrap();
+    let proof = carol.wait().for_element(Locator::Id("proof")).await.unwrap().text().await.unwrap();
+    assert!(proof.contains("tree of"), "{proof}");
+    shot(&carol, "event").await;
+
     bob.close().await.unwrap();
     alice.close().await.unwrap();
+    carol.close().await.unwrap();
 }

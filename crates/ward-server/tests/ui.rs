@@ -606,3 +606,49 @@ async fn the_request_form_says_what_would_happen_then_asks() {
         .await;
     assert!(refused.status.is_client_error(), "{}: {}", refused.status, refused.body);
 }
+
+#[tokio::test]
+async fn the_audit_explorer_shows_each_their_part_of_the_log_and_proves_an_event() {
+    let ui = ui_of(None, None).await;
+    let id = alices_request(&ui).await;
+    let carol = ui.sign_in("carol").await;
+    let carols = [(SESSION, carol.as_str())];
+    let dave = ui.sign_in("dave").await;
+    let daves = [(SESSION, dave.as_str())];
+
+    // carol, an auditor, reads the whole log; filtered by type, only that type.
+    let all = ui.get("/ui/audit", &carols).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    assert!(all.body.contains("The whole log") && all.body.contains("request.created"), "{}", all.body);
+    let created = ui.get("/ui/audit?type=request.created", &carols).await;
+    assert!(
+        created.body.contains("<td>request.created</td>")
+            && !created.body.contains("<td>session.started</td>"),
+        "{}",
+        created.body
+    );
+    let unknown = ui.get("/ui/audit?type=nonsense", &carols).await;
+    assert!(unknown.body.contains("unknown event type `nonsense`"), "{}", unknown.body);
+
+    // dave sees his own events only: not alice's request.
+    let his = ui.get("/ui/audit", &daves).await;
+    assert!(his.body.contains("you are the actor or the subject of"), "{}", his.body);
+    assert!(!his.body.contains("<td>request.created</td>"), "{}", his.body);
+
+    // The request's event: its fields, its hashes, and a proof once a checkpoint covers it.
+    let events = ui.events("request.created").await;
+    let seq = events[0]["seq"].as_i64().unwrap();
+    let hash = events[0]["hash"].as_str().unwrap();
+    let page = ui.get(&format!("/ui/audit/{seq}"), &carols).await;
+    assert!(page.body.contains(hash) && page.body.contains(&id), "{}", page.body);
+    assert_eq!(ui.get(&format!("/ui/audit/{seq}"), &daves).await.status, StatusCode::NOT_FOUND, "not his");
+    assert_eq!(ui.get("/ui/audit/0", &carols).await.status, StatusCode::NOT_FOUND);
+    assert!(ui.get("/ui/audit/x", &carols).await.status.is_client_error());
+    ui.broker.sign_checkpoint(true).await.unwrap();
+    let proved = ui.get(&format!("/ui/audit/{seq}?proof=1"), &carols).await;
+    assert!(
+        proved.body.contains("id=\"proof\"") && proved.body.contains("Signed checkpoint"),
+        "{}",
+        proved.body
+    );
+}

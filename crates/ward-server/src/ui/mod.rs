@@ -8,6 +8,7 @@
 //! and, when the browser says where it comes from (`Origin`), comes from ward's own origin.
 
 mod ask;
+mod audit;
 mod cookies;
 mod grants;
 mod home;
@@ -72,6 +73,8 @@ pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> Router<Arc<Broker>>
         .route("/ui/inbox", get(requests::inbox))
         .route("/ui/ask", get(ask::form).post(ask::ask))
         .route("/ui/grants", get(grants::grants))
+        .route("/ui/audit", get(audit::explorer))
+        .route("/ui/audit/{seq}", get(audit::event))
         .route("/ui/grants/{id}/release", post(grants::release))
         .route("/ui/requests/{id}", get(requests::request))
         .route("/ui/requests/{id}/decide", post(requests::decide))
