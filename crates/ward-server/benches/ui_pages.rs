@@ -32,7 +32,7 @@ async fn main() {
     let data = dir.path().join("data").display().to_string();
     let env = |name: &str| match name {
         "WARD_DATA_DIR" => Some(data.clone()),
-        "WARD_MAX_PENDING_REQUESTS" => Some("100000".into()),
+        "WARD_MAX_PENDING_REQUESTS" => Some("10000".into()),
         _ => None,
     };
     let config = Config::load(&path, &env).expect("the quickstart");
