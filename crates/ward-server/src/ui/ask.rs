@@ -16,7 +16,7 @@ use ward_core::duration::parse_duration;
 use ward_service::{Broker, BrokerError, RequestInput};
 
 use super::requests::problem_page;
-use super::{SignedIn, Ui, form_is_genuine, message, render};
+use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, render};
 
 /// What the form holds, as the browser sends it.
 #[derive(Debug, Default, Deserialize)]
@@ -143,12 +143,7 @@ pub async fn ask(
         return message(StatusCode::BAD_REQUEST, "Nothing was asked", "The form is not readable.", back);
     };
     if !form_is_genuine(&ui, &session, &headers, &form.csrf) {
-        return message(
-            StatusCode::FORBIDDEN,
-            "This form was not sent from ward's page",
-            "It is stale, or another site sent it. Nothing was asked.",
-            back,
-        );
+        return not_from_our_page("asked", back);
     }
     if form.intent == "check" {
         return check(&broker, &session, &form).await;

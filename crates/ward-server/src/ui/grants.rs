@@ -17,7 +17,7 @@ use ward_service::Broker;
 use ward_service::broker::GrantListing;
 
 use super::requests::problem_page;
-use super::{SignedIn, Ui, form_is_genuine, message, render};
+use super::{SignedIn, Ui, form_is_genuine, not_from_our_page, render};
 
 /// The grants one page lists.
 const PAGE: u32 = 50;
@@ -96,12 +96,7 @@ pub async fn release(
 ) -> Response {
     let csrf = form.map(|axum::Form(form)| form.csrf).unwrap_or_default();
     if !form_is_genuine(&ui, &session, &headers, &csrf) {
-        return message(
-            StatusCode::FORBIDDEN,
-            "This form was not sent from ward's page",
-            "It is stale, or another site sent it. Nothing was released.",
-            Some(("/ui/grants", "Back to my grants")),
-        );
+        return not_from_our_page("released", Some(("/ui/grants", "Back to my grants")));
     }
     match broker.release(&session.caller, &id).await {
         Ok(_) => Redirect::to("/ui/grants").into_response(),

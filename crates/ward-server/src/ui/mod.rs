@@ -131,6 +131,13 @@ fn message(status: StatusCode, title: &str, text: &str, link: Option<(&str, &str
     render(status, &Message { title, text, link })
 }
 
+/// The refusal of a state-changing form without its CSRF token or from another origin:
+/// nothing `what_not` (was done, decided, …).
+fn not_from_our_page(what_not: &str, back: Option<(&str, &str)>) -> Response {
+    let text = format!("It is stale, or another site sent it. Nothing was {what_not}.");
+    message(StatusCode::FORBIDDEN, "This form was not sent from ward's page", &text, back)
+}
+
 /// The page for a session that could not be had for a reason other than "sign in".
 fn unavailable(error: &SessionError) -> Response {
     tracing::warn!(%error, "the web UI could not reach the store");

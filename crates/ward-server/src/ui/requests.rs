@@ -16,7 +16,7 @@ use ward_core::{AccessRequest, RequestState};
 use ward_service::broker::RequestListing;
 use ward_service::{Broker, BrokerError, Caller};
 
-use super::{SignedIn, Ui, form_is_genuine, message, render};
+use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, render};
 use crate::ApiError;
 
 /// Requests on one page of the inbox.
@@ -170,12 +170,7 @@ pub async fn decide(
         return message(StatusCode::BAD_REQUEST, "Nothing was decided", "The form is not readable.", None);
     };
     if !form_is_genuine(&ui, &session, &headers, &form.csrf) {
-        return message(
-            StatusCode::FORBIDDEN,
-            "This form was not sent from ward's page",
-            "It is stale, or another site sent it. Nothing was decided.",
-            Some(("/ui/inbox", "Back to the inbox")),
-        );
+        return not_from_our_page("decided", Some(("/ui/inbox", "Back to the inbox")));
     }
     let comment = form.comment.trim().to_owned();
     let decided = match form.decision.as_str() {

@@ -14,7 +14,9 @@ use ward_session::{PendingSignIn, SessionError};
 use askama::Template;
 use ward_session::same_secret;
 
-use super::{SignedIn, Ui, cookies, form_is_genuine, message, origin_is_ours, render, unavailable};
+use super::{
+    SignedIn, Ui, cookies, form_is_genuine, message, not_from_our_page, origin_is_ours, render, unavailable,
+};
 
 /// `GET /ui/login`: off to the identity provider, with this sign-in's state, nonce and PKCE
 /// verifier in a short-lived cookie. A browser already signed in goes home.
@@ -94,12 +96,7 @@ pub async fn login_with_token(
     };
     let expected = cookies::read(&headers, cookies::LOGIN_FORM).unwrap_or_default();
     if expected.is_empty() || !same_secret(&expected, &form.csrf) || !origin_is_ours(&ui, &headers) {
-        return message(
-            StatusCode::FORBIDDEN,
-            "This form was not sent from ward's page",
-            "It is stale, or another site sent it. Nothing was done.",
-            again,
-        );
+        return not_from_our_page("done", again);
     }
     match ui.sessions.sign_in_with_token(form.token.trim()).await {
         Ok((secret, session)) => {
@@ -202,12 +199,7 @@ pub async fn logout(
 ) -> Response {
     let csrf = form.map(|axum::Form(form)| form.csrf).unwrap_or_default();
     if !form_is_genuine(&ui, &session, &headers, &csrf) {
-        return message(
-            StatusCode::FORBIDDEN,
-            "This form was not sent from ward's page",
-            "It is stale, or another site sent it. Nothing was done; go back and try again.",
-            Some(("/ui/", "Back to ward")),
-        );
+        return not_from_our_page("done; go back and try again", Some(("/ui/", "Back to ward")));
     }
     match ui.sessions.sign_out(&session).await {
         Ok(()) => ([cookies::clear(cookies::SESSION)], Redirect::to("/ui/signed-out")).into_response(),
