@@ -331,13 +331,9 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/rules/run", post(findings::run_rules).layer(timeout(settings.period_timeout)))
         .route("/insights", get(insights::insights).layer(timeout(settings.period_timeout)))
         .route("/reports", post(reports::make).layer(timeout(settings.period_timeout)))
-        .layer(Extension(ward_monitor::Findings::new(broker.clone())))
-        .layer(Extension(ward_monitor::GrantAudits::new(broker.clone())))
         .layer(Extension(ward_monitor::Credentials::new(broker.clone())))
         .layer(Extension(ward_monitor::DebugWindows::new(broker.clone())))
         .layer(Extension(ward_monitor::Effects::new(broker.clone())))
-        .layer(Extension(ward_monitor::Insights::new(broker.clone())))
-        .layer(Extension(ward_report::Reports::new(broker.clone())))
         .layer(Extension(settings.slack.clone()));
     let v1 = v1.route("/identity", get(identity_provider));
     let scim = Router::new()
@@ -378,6 +374,11 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .layer(timeout(settings.request_timeout))
         // After the layer above: the API's routes have their timeouts already.
         .nest("/v1", v1)
+        // What the API and the web UI share: one instance each (a rules run is one at a time).
+        .layer(Extension(ward_monitor::Findings::new(broker.clone())))
+        .layer(Extension(ward_monitor::GrantAudits::new(broker.clone())))
+        .layer(Extension(ward_monitor::Insights::new(broker.clone())))
+        .layer(Extension(ward_report::Reports::new(broker.clone())))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint; see /openapi.json")
         })

@@ -506,11 +506,13 @@ async fn a_holder_sees_their_grants_and_releases_one() {
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains(&format!("id=\"{grant}\"")), "{}", page.body);
     assert!(
-        page.body.contains("read on logs:payments-api") && page.body.contains("30m left"),
+        page.body.contains("read on logs:payments-api") && page.body.contains("m 00s left)")
+            || page.body.contains("29m 59s left)"),
         "{}",
         page.body
     );
-    assert!(page.body.contains("http-equiv=\"refresh\""), "the time left stays true");
+    assert!(page.body.contains("sse-connect=\"/ui/grants/live\""), "the time left counts down");
+    assert!(page.body.contains("http-equiv=\"refresh\""), "and without script, stays true");
 
     // bob sees none of alice's grants as his.
     let bobs = ui.sign_in("bob").await;
@@ -650,5 +652,180 @@ async fn the_audit_explorer_shows_each_their_part_of_the_log_and_proves_an_event
         proved.body.contains("id=\"proof\"") && proved.body.contains("Signed checkpoint"),
         "{}",
         proved.body
+    );
+}
+
+/// alice's request for `read` on payments-api, approved by bob: the grant's id.
+async fn alices_grant(ui: &Ui) -> String {
+    let id = alices_request(ui).await;
+    let approved = ui.broker.approve(&ui.broker.caller("bob").unwrap(), &id, None).await.unwrap();
+    approved.grant_id.unwrap().to_string()
+}
+
+/// The events a stream sends until one named `last` (or 10 s pass): `(name, data)`.
+async fn stream_events(ui: &Ui, uri: &str, session: &str, site: &str, last: &str) -> Vec<(String, String)> {
+    use futures_util::StreamExt;
+    let request = Request::get(uri)
+        .header(header::COOKIE, format!("{SESSION}={session}"))
+        .header("sec-fetch-site", site)
+        .body(Body::empty())
+        .unwrap();
+    let response = ui.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "a stream always answers 200");
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
+    let mut body = response.into_body().into_data_stream();
+    let (mut text, mut events) = (String::new(), Vec::new());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            let field = |name: &str| {
+                frame.lines().filter_map(|l| l.strip_prefix(name)).collect::<Vec<_>>().join("\n")
+            };
+            let (name, data) = (field("event: "), field("data: "));
+            if name.is_empty() {
+                continue; // a keep-alive
+            }
+            let done = name == last;
+            events.push((name, data));
+            if done {
+                return events;
+            }
+        }
+    }
+    panic!("no `{last}` event in time: {events:?}");
+}
+
+#[tokio::test]
+async fn a_holder_reads_logs_redacted_and_the_live_tail_ends_with_the_grant() {
+    let ui = ui_of(None, None).await;
+    let grant = alices_grant(&ui).await;
+    let alice = ui.sign_in("alice").await;
+    let alices = [(SESSION, alice.as_str())];
+
+    let index = ui.get("/ui/logs", &alices).await;
+    assert!(
+        index.body.contains("href=\"/ui/logs/logs:payments-api\"") && index.body.contains(&grant),
+        "{}",
+        index.body
+    );
+    let viewer = ui.get("/ui/logs/logs:payments-api", &alices).await;
+    assert!(viewer.body.contains("id=\"search\"") && !viewer.body.contains("sse-connect"), "{}", viewer.body);
+
+    // A search: the lines, redacted, with the counts of what was redacted.
+    let search = "/ui/logs/logs:payments-api";
+    let body = format!("csrf={}&pattern=customer&limit=50", viewer.csrf());
+    let found = ui.send("POST", search, &alices, Some((&body, PUBLIC_URL))).await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.body);
+    assert!(
+        found.body.contains("checkout 500") && found.body.contains("values redacted: "),
+        "{}",
+        found.body
+    );
+    for secret in ["omar.haddad@example.org", "DE89 3704", "jane.doe@example.com"] {
+        assert!(!found.body.contains(secret), "{secret} shown: {}", found.body);
+    }
+    let forged = ui.send("POST", search, &alices, Some(("csrf=forged&pattern=x", PUBLIC_URL))).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let bad = format!("csrf={}&limit=100000", viewer.csrf());
+    let bad = ui.send("POST", search, &alices, Some((&bad, PUBLIC_URL))).await;
+    assert!(bad.body.contains("at most: a number of lines from 1 to 2000"), "{}", bad.body);
+    let used = ui.events("access.used").await;
+    let searches = used.iter().filter(|e| e["details"]["action"] == "logs.search").count();
+    assert_eq!(searches, 1, "the search, and not the refused ones, was a read: {used:#?}");
+
+    // The live tail: the last lines, then what they held redacted.
+    let tail = "/ui/logs/logs:payments-api/tail";
+    let started = stream_events(&ui, tail, &alice, "same-origin", "summary").await;
+    let lines: Vec<&String> =
+        started.iter().filter(|(name, _)| name == "line").map(|(_, data)| data).collect();
+    assert!(lines.iter().any(|l| l.contains("checkout 500")), "{started:?}");
+    assert!(!lines.iter().any(|l| l.contains("omar.haddad@example.org")), "{started:?}");
+    assert!(started.last().unwrap().1.contains("values redacted"), "{started:?}");
+
+    // Followed, it ends, visibly, when the grant does.
+    let following = {
+        let alice = alice.clone();
+        let app = ui.app.clone();
+        let broker = ui.broker.clone();
+        tokio::spawn(async move {
+            let ui = Ui { app, broker, _dir: tempfile::tempdir().unwrap() };
+            stream_events(&ui, tail, &alice, "same-origin", "end").await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    ui.broker.release(&ui.broker.caller("alice").unwrap(), &grant).await.unwrap();
+    let ended = following.await.unwrap();
+    assert!(ended.last().unwrap().1.contains("The live tail ended: grant"), "{ended:?}");
+
+    // Started from another site: nothing is read.
+    let reads = ui.events("access.used").await.len();
+    let elsewhere = stream_events(&ui, tail, &alice, "cross-site", "end").await;
+    assert_eq!(
+        elsewhere,
+        vec![("end".to_owned(), "A live tail starts only from ward&#39;s own page.".to_owned())]
+    );
+    assert_eq!(ui.events("access.used").await.len(), reads);
+    // Without a grant, the stream says why, once.
+    let refused = stream_events(&ui, tail, &alice, "same-origin", "end").await;
+    assert!(refused[0].1.starts_with("No live tail: "), "{refused:?}");
+    let page = ui.get("/ui/logs/logs:payments-api", &alices).await;
+    assert!(page.body.contains("You hold no live grant that reads these logs"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn the_countdown_counts_each_live_grant_and_ends_when_none_is() {
+    let ui = ui_of(None, None).await;
+    let grant = alices_grant(&ui).await;
+    let alice = ui.sign_in("alice").await;
+    let counted =
+        stream_events(&ui, "/ui/grants/live", &alice, "same-origin", &format!("grant-{grant}")).await;
+    assert!(counted.last().unwrap().1.contains("left)"), "{counted:?}");
+
+    let dave = ui.sign_in("dave").await;
+    let none = stream_events(&ui, "/ui/grants/live", &dave, "same-origin", "end").await;
+    assert_eq!(none, vec![("end".to_owned(), "You hold no live grant now.".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_grants_page_shows_its_audit_checkpoints_and_asks_to_extend_it() {
+    let ui = ui_of(None, None).await;
+    let grant = alices_grant(&ui).await;
+    let alice = ui.sign_in("alice").await;
+    let alices = [(SESSION, alice.as_str())];
+
+    let page = ui.get(&format!("/ui/grants/{grant}"), &alices).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    for part in ["Justified", "Used as intended", "Revoked promptly", "verdict-pass", "id=\"extend\""] {
+        assert!(page.body.contains(part), "the grant's page lacks {part}: {}", page.body);
+    }
+    let dave = ui.sign_in("dave").await;
+    assert_eq!(
+        ui.get(&format!("/ui/grants/{grant}"), &[(SESSION, &dave)]).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let extend = format!("/ui/grants/{grant}/extend");
+    let forged =
+        ui.send("POST", &extend, &alices, Some(("csrf=forged&duration=15m&reason=more", PUBLIC_URL))).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let body = format!("csrf={}&duration=15m&reason=INC-4312+still+going&ticket=INC-4312", page.csrf());
+    let asked = ui.send("POST", &extend, &alices, Some((&body, PUBLIC_URL))).await;
+    assert_eq!(asked.status, StatusCode::SEE_OTHER, "{}", asked.body);
+    let request = ui.get(asked.location(), &alices).await;
+    assert!(
+        request.body.contains("INC-4312 still going") && request.body.contains("pending"),
+        "{}",
+        request.body
+    );
+    // Someone else's grant: not theirs to extend.
+    let daves_csrf = ui.get("/ui/", &[(SESSION, &dave)]).await.csrf();
+    let body = format!("csrf={daves_csrf}&duration=15m&reason=mine+now");
+    assert!(
+        ui.send("POST", &extend, &[(SESSION, &dave)], Some((&body, PUBLIC_URL)))
+            .await
+            .status
+            .is_client_error()
     );
 }

@@ -235,6 +235,12 @@ impl Sessions {
         Ok(Session { record, caller, secret })
     }
 
+    /// `session` as it stands now: what a page that stays open (a live stream) asks again, so
+    /// that it ends with its session.
+    pub async fn recheck(&self, session: &Session) -> Result<Session, SessionError> {
+        self.resume(session.secret.as_str()).await
+    }
+
     /// Ends `session` because its person signed out, recorded as `session.ended`. Ending one
     /// that ended meanwhile changes nothing.
     pub async fn sign_out(&self, session: &Session) -> Result<(), SessionError> {

@@ -12,6 +12,8 @@ mod audit;
 mod cookies;
 mod grants;
 mod home;
+mod live;
+mod logs;
 mod requests;
 mod sign_in;
 
@@ -55,6 +57,15 @@ pub struct Ui {
 }
 
 pub const STYLESHEET: &str = include_str!("../../templates/ui/ward.css");
+/// htmx and its server-sent events extension, as their npm packages ship them (pinned by
+/// `assets/package-lock.json`; `.ci/run` checks these copies against them).
+const HTMX: &str = include_str!("../../assets/vendor/htmx.min.js");
+const HTMX_SSE: &str = include_str!("../../assets/vendor/sse.min.js");
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
 
 /// The UI's routes, all under `/ui/` (merged, not nested: `/ui/` itself is a page).
 pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> Router<Arc<Broker>> {
@@ -73,15 +84,20 @@ pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> Router<Arc<Broker>>
         .route("/ui/inbox", get(requests::inbox))
         .route("/ui/ask", get(ask::form).post(ask::ask))
         .route("/ui/grants", get(grants::grants))
+        .route("/ui/grants/live", get(grants::live))
+        .route("/ui/grants/{id}", get(grants::grant))
+        .route("/ui/grants/{id}/extend", post(grants::extend))
+        .route("/ui/logs", get(logs::index))
+        .route("/ui/logs/{resource}", get(logs::page).post(logs::search))
+        .route("/ui/logs/{resource}/tail", get(logs::tail))
         .route("/ui/audit", get(audit::explorer))
         .route("/ui/audit/{seq}", get(audit::event))
         .route("/ui/grants/{id}/release", post(grants::release))
         .route("/ui/requests/{id}", get(requests::request))
         .route("/ui/requests/{id}/decide", post(requests::decide))
-        .route(
-            "/ui/ward.css",
-            get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLESHEET) }),
-        )
+        .route("/ui/ward.css", get(|| async { asset("text/css; charset=utf-8", STYLESHEET) }))
+        .route("/ui/assets/htmx.min.js", get(|| async { asset(JAVASCRIPT, HTMX) }))
+        .route("/ui/assets/sse.min.js", get(|| async { asset(JAVASCRIPT, HTMX_SSE) }))
         .layer(axum::Extension(ui))
         .layer(middleware::from_fn(protect))
 }
