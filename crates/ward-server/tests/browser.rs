@@ -1,7 +1,10 @@
 //! The web UI in a real browser: Debian's Chromium, headless, driven over WebDriver
 //! (chromedriver, fantoccini) against ward served on a loopback port. What a person does: sign
 //! in and ask from the form, find the request in the inbox and decide it in one action, see the
-//! grant and the time it has left; a requester sees no approve button on their own request. With `WARD_SCREENSHOTS=DIR`, each page is saved there as a PNG.
+//! grant count down, read its logs redacted and follow them live until the grant ends; a
+//! requester sees no approve button on their own request. Every page is checked with axe-core
+//! (WCAG 2 A and AA) as it is shown. With `WARD_SCREENSHOTS=DIR`, each page is saved there as a
+//! PNG.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -69,12 +72,40 @@ impl Ward {
     }
 }
 
-/// Saves what `browser` shows as `DIR/NAME.png` when `WARD_SCREENSHOTS=DIR` is set.
+/// Checks the page `browser` shows with axe-core, then saves it as `DIR/NAME.png` when
+/// `WARD_SCREENSHOTS=DIR` is set.
 async fn shot(browser: &Client, name: &str) {
+    check_accessible(browser, name).await;
     if let Some(dir) = std::env::var_os("WARD_SCREENSHOTS") {
         let png = browser.screenshot().await.unwrap();
         std::fs::write(PathBuf::from(dir).join(format!("{name}.png")), png).unwrap();
     }
+}
+
+/// axe-core as its npm package ships it (`crates/ward-server/assets`, `npm ci`); under `CI`, a
+/// missing one fails the test.
+fn axe() -> Option<&'static str> {
+    static AXE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    AXE.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/node_modules/axe-core/axe.min.js");
+        let axe = std::fs::read_to_string(path).ok();
+        assert!(axe.is_some() || std::env::var_os("CI").is_none(), "no axe-core at {path}: npm ci it");
+        axe
+    })
+    .as_deref()
+}
+
+/// The page `browser` shows breaks no WCAG 2 A or AA rule axe-core checks. The script is
+/// handed over WebDriver, which the page's Content-Security-Policy does not govern.
+async fn check_accessible(browser: &Client, page: &str) {
+    let Some(axe) = axe() else { return };
+    browser.execute(axe, vec![]).await.unwrap();
+    let run = r#"const done = arguments[arguments.length - 1];
+        axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } })
+          .then(r => done(r.violations.map(v => `${v.id} (${v.impact}): ${v.nodes.map(n => n.target.join(" ")).join(", ")}`)))
+          .catch(e => done([`axe failed: ${e}`]));"#;
+    let violations = browser.execute_async(run, vec![]).await.unwrap();
+    assert_eq!(violations, serde_json::json!([]), "the {page} page is not accessible");
 }
 
 /// alice asks for 30m of `read` on payments-api: the pending request's id.
@@ -139,8 +170,58 @@ async fn an_approver_decides_in_one_click_and_a_requester_cannot() {
     let second = alices_request(&ward).await;
     alice.find(Locator::LinkText("My grants")).await.unwrap().click().await.unwrap();
     let live = alice.wait().for_element(Locator::Css("article.grant")).await.unwrap().text().await.unwrap();
-    assert!(live.contains("read on logs:payments-api") && live.contains("30m left"), "{live}");
+    assert!(live.contains("read on logs:payments-api") && live.contains("left)"), "{live}");
+    // It counts down, to the second, without a reload.
+    let ends = alice.find(Locator::Css("article.grant .ends")).await.unwrap();
+    let first = ends.text().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let later = ends.text().await.unwrap();
+    assert!(later != first && later.contains("left)"), "{first} then {later}");
     shot(&alice, "grants").await;
+    alice.find(Locator::Css("article.grant h2 a")).await.unwrap().click().await.unwrap();
+    let checkpoints =
+        alice.wait().for_element(Locator::Id("checkpoints")).await.unwrap().text().await.unwrap();
+    assert!(checkpoints.contains("Justified") && checkpoints.contains("pass"), "{checkpoints}");
+    shot(&alice, "grant").await;
+
+    // Her logs, redacted, with what was redacted counted.
+    alice.find(Locator::LinkText("Logs")).await.unwrap().click().await.unwrap();
+    alice.wait().for_element(Locator::LinkText("logs:payments-api")).await.unwrap().click().await.unwrap();
+    alice.wait().for_element(Locator::Id("pattern")).await.unwrap().send_keys("customer").await.unwrap();
+    alice.find(Locator::Css("#search button")).await.unwrap().click().await.unwrap();
+    let summary = alice.wait().for_element(Locator::Id("summary")).await.unwrap().text().await.unwrap();
+    assert!(summary.contains("values redacted: "), "{summary}");
+    let found = alice.find(Locator::Css("#results ol")).await.unwrap().text().await.unwrap();
+    assert!(found.contains("checkout 500") && !found.contains("omar.haddad@example.org"), "{found}");
+    shot(&alice, "logs").await;
+    // Followed live, until the grant ends: then the page says so.
+    alice.find(Locator::Id("follow")).await.unwrap().click().await.unwrap();
+    let tail_summary = alice.wait().for_element(Locator::Id("tail-summary")).await.unwrap();
+    for _ in 0..100 {
+        if tail_summary.text().await.unwrap().starts_with("Following") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let tail = alice.find(Locator::Id("tail-lines")).await.unwrap().text().await.unwrap();
+    assert!(tail.contains("checkout 500") && !tail.contains("omar.haddad@example.org"), "{tail}");
+    shot(&alice, "logs-live").await;
+    let listing = ward_service::broker::GrantListing { mine: true, limit: 10, ..Default::default() };
+    let grants = ward.broker.list_grants(&ward.broker.caller("alice").unwrap(), listing).await.unwrap();
+    ward.broker
+        .release(&ward.broker.caller("alice").unwrap(), &grants.items[0].id.to_string())
+        .await
+        .unwrap();
+    let end = alice.find(Locator::Id("tail-end")).await.unwrap();
+    let mut said = String::new();
+    for _ in 0..100 {
+        said = end.text().await.unwrap();
+        if !said.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(said.starts_with("The live tail ended: grant"), "{said:?}");
 
     // Her own request has no approve button, and her inbox is empty.
     alice.goto(&format!("{}/ui/requests/{second}", ward.url)).await.unwrap();
