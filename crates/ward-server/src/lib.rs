@@ -350,9 +350,10 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .route("/ServiceProviderConfig", get(scim::service_provider_config))
         .route("/ResourceTypes", get(scim::resource_types))
         .route("/Schemas", get(scim::schemas));
+    let (ui_pages, ui_period_reads) = ui::routes(broker.clone(), &settings.ui);
     Router::new()
         .nest("/scim/v2", scim)
-        .merge(ui::routes(broker.clone(), &settings.ui))
+        .merge(ui_pages)
         .route("/", get(|| async { axum::response::Redirect::to("/ui/") }))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).layer(Extension(readiness)))
@@ -374,6 +375,7 @@ pub fn router(broker: Arc<Broker>, settings: &HttpSettings) -> Router {
         .layer(timeout(settings.request_timeout))
         // After the layer above: the API's routes have their timeouts already.
         .nest("/v1", v1)
+        .merge(ui_period_reads.layer(timeout(settings.period_timeout)))
         // What the API and the web UI share: one instance each (a rules run is one at a time).
         .layer(Extension(ward_monitor::Findings::new(broker.clone())))
         .layer(Extension(ward_monitor::GrantAudits::new(broker.clone())))

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use ward_api::ReportBody;
 use ward_report::model::Framework;
 use ward_report::{ReportRequest, Reports};
+use ward_service::Caller;
 
 use crate::auth::Authed;
 use crate::handlers::{Body, invalid};
@@ -40,11 +41,22 @@ pub async fn make(
     };
     let to = body.to.unwrap_or_else(|| reports.now());
     let request = ReportRequest { from: body.from, to, framework, seed: body.seed };
-    reports.validate(&caller, &request)?;
+    pack(&reports, &caller, request).await
+}
+
+/// The evidence pack `request` describes, made for `caller`, as a tar download: what
+/// `POST /v1/reports` and the web UI's reports page answer.
+pub(crate) async fn pack(
+    reports: &Reports,
+    caller: &Caller,
+    request: ReportRequest,
+) -> Result<Response, ApiError> {
+    let framework = request.framework;
+    reports.validate(caller, &request)?;
     let dir = tempfile::Builder::new().prefix("ward-report-").tempdir().map_err(|e| {
         ApiError::from(ward_service::BrokerError::Unavailable(format!("no room for the report: {e}")))
     })?;
-    reports.write(&caller, &request, dir.path()).await?;
+    reports.write(caller, &request, dir.path()).await?;
     let (chunks, receiver) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(IN_FLIGHT);
     tokio::task::spawn_blocking(move || {
         let sender = chunks.clone();

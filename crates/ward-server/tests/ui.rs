@@ -829,3 +829,215 @@ async fn a_grants_page_shows_its_audit_checkpoints_and_asks_to_extend_it() {
             .is_client_error()
     );
 }
+
+/// A finding about alice: a request of hers with a reason that says nothing, seen by the
+/// `weak-justification` rule.
+async fn a_finding_about_alice(ui: &Ui) -> String {
+    let ask = ward_service::RequestInput {
+        resource: "logs:payments-api".into(),
+        role: "read".into(),
+        duration_seconds: 1800,
+        reason: "fix".into(),
+        ticket: None,
+        start_at: None,
+        breakglass: false,
+    };
+    ui.broker.create_request(&ui.broker.caller("alice").unwrap(), ask).await.unwrap();
+    let findings = ward_monitor::Findings::new(ui.broker.clone());
+    let admin = ui.broker.caller("admin").unwrap();
+    let since = ui.broker.now() - jiff::SignedDuration::from_hours(1);
+    findings.run(&admin, since, None).await.unwrap();
+    let listing = ward_monitor::FindingListing { limit: 10, ..Default::default() };
+    let found = findings.list(&admin, listing).await.unwrap().items;
+    let about_alice = found.iter().find(|f| f.subject.as_deref() == Some("alice"));
+    about_alice.unwrap_or_else(|| panic!("no finding about alice: {found:#?}")).id.clone()
+}
+
+#[tokio::test]
+async fn an_auditor_browses_findings_and_moves_one_on_and_its_subject_cannot() {
+    let ui = ui_of(None, None).await;
+    let id = a_finding_about_alice(&ui).await;
+    let carol = ui.sign_in("carol").await;
+    let carols = [(SESSION, carol.as_str())];
+
+    let list = ui.get("/ui/findings", &carols).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    assert!(
+        list.body.contains(&id) && list.body.contains("What the rules saw, about anyone"),
+        "{}",
+        list.body
+    );
+    let filtered = ui.get("/ui/findings?state=resolved", &carols).await;
+    assert!(!filtered.body.contains(&id) && filtered.body.contains("No findings"), "{}", filtered.body);
+    let unknown = ui.get("/ui/findings?severity=dire", &carols).await;
+    assert!(unknown.body.contains("unknown severity `dire`"), "{}", unknown.body);
+
+    let page = ui.get(&format!("/ui/findings/{id}"), &carols).await;
+    assert!(
+        page.body.contains("id=\"move\"") && page.body.contains("value=\"acknowledge\""),
+        "{}",
+        page.body
+    );
+    let step = format!("/ui/findings/{id}/move");
+    let forged =
+        ui.send("POST", &step, &carols, Some(("csrf=forged&step=resolve&comment=x", PUBLIC_URL))).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let body = format!("csrf={}&step=acknowledge&comment=looking+into+it", page.csrf());
+    let moved = ui.send("POST", &step, &carols, Some((&body, PUBLIC_URL))).await;
+    assert_eq!(moved.status, StatusCode::SEE_OTHER, "{}", moved.body);
+    let page = ui.get(&format!("/ui/findings/{id}"), &carols).await;
+    assert!(
+        page.body.contains("<dd id=\"state\">acknowledged</dd>") && page.body.contains("looking into it"),
+        "{}",
+        page.body
+    );
+    assert_eq!(ui.events("finding.acknowledged").await.len(), 1);
+
+    // alice sees the finding about her, and cannot move it, from the page or by posting.
+    let alice = ui.sign_in("alice").await;
+    let alices = [(SESSION, alice.as_str())];
+    let hers = ui.get(&format!("/ui/findings/{id}"), &alices).await;
+    assert_eq!(hers.status, StatusCode::OK);
+    assert!(!hers.body.contains("id=\"move\""), "{}", hers.body);
+    let body = format!("csrf={}&step=resolve&comment=fine", ui.get("/ui/", &alices).await.csrf());
+    let refused = ui.send("POST", &step, &alices, Some((&body, PUBLIC_URL))).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    // dave sees none of it.
+    let dave = ui.sign_in("dave").await;
+    assert_eq!(
+        ui.get(&format!("/ui/findings/{id}"), &[(SESSION, &dave)]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(!ui.get("/ui/findings", &[(SESSION, &dave)]).await.body.contains(&id));
+}
+
+#[tokio::test]
+async fn an_auditor_reads_insights_and_downloads_an_evidence_pack() {
+    let ui = ui_of(None, None).await;
+    alices_grant(&ui).await;
+    let carol = ui.sign_in("carol").await;
+    let carols = [(SESSION, carol.as_str())];
+
+    let insights = ui.get("/ui/insights?since=7d", &carols).await;
+    assert_eq!(insights.status, StatusCode::OK, "{}", insights.body);
+    assert!(
+        insights.body.contains("read on logs:payments-api") && insights.body.contains("1 / 1"),
+        "{}",
+        insights.body
+    );
+    assert_eq!(ui.get("/ui/insights?since=2y", &carols).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let form = ui.get("/ui/reports", &carols).await;
+    assert!(form.body.contains("id=\"report\""), "{}", form.body);
+    let today = ui.broker.now().strftime("%Y-%m-%d").to_string();
+    let body = format!("csrf={}&framework=soc2&from={today}&to={today}", form.csrf());
+    let pack = ui.send("POST", "/ui/reports", &carols, Some((&body, PUBLIC_URL))).await;
+    assert_eq!(pack.status, StatusCode::OK, "{}", pack.body);
+    assert_eq!(pack.headers[header::CONTENT_TYPE], "application/x-tar");
+    assert!(
+        pack.headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"ward-report-soc2-")
+    );
+    assert!(pack.body.contains("MANIFEST.sha256"), "a tar with the manifest");
+    let forged =
+        ui.send("POST", "/ui/reports", &carols, Some(("csrf=forged&framework=soc2", PUBLIC_URL))).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    // alice is neither auditor nor admin: refused, with the API's words.
+    let alice = ui.sign_in("alice").await;
+    let alices = [(SESSION, alice.as_str())];
+    assert_eq!(ui.get("/ui/insights", &alices).await.status, StatusCode::FORBIDDEN);
+    assert!(ui.get("/ui/reports", &alices).await.body.contains("id=\"not-auditor\""));
+    let body =
+        format!("csrf={}&framework=soc2&from={today}&to={today}", ui.get("/ui/", &alices).await.csrf());
+    assert_eq!(
+        ui.send("POST", "/ui/reports", &alices, Some((&body, PUBLIC_URL))).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn the_admin_pages_show_policies_with_their_tests_resources_and_tokens() {
+    let mut ui = ui_of(None, None).await;
+    let carol = ui.sign_in("carol").await;
+    let policies = ui.get("/ui/admin/policies", &[(SESSION, &carol)]).await;
+    assert_eq!(policies.status, StatusCode::OK, "{}", policies.body);
+    assert!(policies.body.contains("No test cases are configured"), "{}", policies.body);
+    assert!(
+        policies.body.contains("permit") && policies.body.contains("Policies in force"),
+        "{}",
+        policies.body
+    );
+    let alice = ui.sign_in("alice").await;
+    assert_eq!(ui.get("/ui/admin/policies", &[(SESSION, &alice)]).await.status, StatusCode::FORBIDDEN);
+
+    // With the quickstart's test cases: each is run against the policies in force.
+    let tests =
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/policy-tests.toml"));
+    let settings = UiSettings {
+        public_url: Some(PUBLIC_URL.into()),
+        policy_tests: Some(tests),
+        ..UiSettings::default()
+    };
+    ui.app = router(ui.broker.clone(), &HttpSettings { ui: settings, ..HttpSettings::default() });
+    let policies = ui.get("/ui/admin/policies", &[(SESSION, &carol)]).await;
+    assert!(policies.body.contains("run now against these policies: all pass."), "{}", policies.body);
+    assert!(
+        policies.body.contains("an engineer may read payments logs once a payments lead approves"),
+        "{}",
+        policies.body
+    );
+
+    let resources = ui.get("/ui/admin/resources", &[(SESSION, &alice)]).await;
+    assert!(
+        resources.body.contains("logs:payments-api") && resources.body.contains("read-unmasked"),
+        "{}",
+        resources.body
+    );
+
+    // Tokens: alice sees hers and revokes one; the admin sees everyone's.
+    let alices = [(SESSION, alice.as_str())];
+    let operator = Broker::local_operator("test");
+    let (_, spare) = ui.broker.tokens().mint(&operator, "alice", 600, None).await.unwrap();
+    let page = ui.get("/ui/admin/tokens", &alices).await;
+    assert!(page.body.contains(&spare.id) && page.body.contains("Your tokens"), "{}", page.body);
+    let revoke = format!("/ui/admin/tokens/{}/revoke", spare.id);
+    let body = format!("csrf={}", page.csrf());
+    assert_eq!(
+        ui.send("POST", &revoke, &alices, Some((&body, PUBLIC_URL))).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(ui.events("token.revoked").await.len(), 1);
+    let admin = ui.sign_in("admin").await;
+    let all = ui.get("/ui/admin/tokens", &[(SESSION, &admin)]).await;
+    assert!(all.body.contains("Every token") && all.body.contains(&spare.id), "{}", all.body);
+    let bobs = ui.get("/ui/admin/tokens", &[(SESSION, &ui.sign_in("bob").await)]).await;
+    assert!(!bobs.body.contains(&spare.id), "{}", bobs.body);
+}
+
+#[tokio::test]
+async fn a_decider_sees_the_requesters_history_and_the_ticket_linked() {
+    let mut ui = ui_of(None, None).await;
+    let settings = UiSettings {
+        public_url: Some(PUBLIC_URL.into()),
+        ticket_url: Some("https://tracker.example.com/browse/{ticket}".into()),
+        ..UiSettings::default()
+    };
+    ui.app = router(ui.broker.clone(), &HttpSettings { ui: settings, ..HttpSettings::default() });
+    let earlier = alices_grant(&ui).await;
+    ui.broker.release(&ui.broker.caller("alice").unwrap(), &earlier).await.unwrap();
+    let id = alices_request(&ui).await;
+    let bob = ui.sign_in("bob").await;
+    let inbox = ui.get("/ui/inbox", &[(SESSION, &bob)]).await;
+    assert!(inbox.body.contains("alice's recent grants on logs:payments-api: 1"), "{}", inbox.body);
+    assert!(inbox.body.contains("released (30m)"), "{}", inbox.body);
+    assert!(inbox.body.contains("href=\"https://tracker.example.com/browse/INC-4312\""), "{}", inbox.body);
+    let page = ui.get(&format!("/ui/requests/{id}"), &[(SESSION, &bob)]).await;
+    assert!(
+        page.body.contains("alice's recent grants") && page.body.contains("browse/INC-4312"),
+        "{}",
+        page.body
+    );
+}

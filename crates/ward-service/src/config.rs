@@ -42,6 +42,8 @@ struct File {
     database_url: Option<String>,
     #[serde(default)]
     policies: Vec<PathBuf>,
+    /// A `ward policy test` file the web UI's policies page runs against the policies in force.
+    policy_tests: Option<PathBuf>,
     pending_ttl: Option<String>,
     idle_timeout: Option<String>,
     max_pending_requests: Option<u32>,
@@ -128,6 +130,8 @@ struct ServerFile {
     public_url: Option<String>,
     /// How long a browser session lasts at most (default 8h).
     session_ttl: Option<String>,
+    /// Where the web UI links a ticket: a URL with `{ticket}`.
+    ticket_url: Option<String>,
 }
 
 /// How ward serves HTTP, from `[server]`.
@@ -941,6 +945,8 @@ impl Config {
             oidc: oidc.as_ref(),
             secret_file: oidc.as_ref().and_then(|o| o.client_secret_file.clone()).map(relative_to_file),
             secret_env: env("WARD_OIDC_CLIENT_SECRET"),
+            ticket_url: file.server.ticket_url,
+            policy_tests: file.policy_tests.map(relative_to_file),
         }
         .resolve()
         .map_err(|(setting, message)| setting_error(setting, message))?;

@@ -1,7 +1,8 @@
 //! The web UI's settings: where browsers reach ward (`[server] public_url`), how long a
-//! session lasts (`[server] session_ttl`), and the client it signs people in as through the
+//! session lasts (`[server] session_ttl`), the client it signs people in as through the
 //! identity provider (`[identity.oidc] web_client_id`, `client_secret_file` or
-//! `WARD_OIDC_CLIENT_SECRET`).
+//! `WARD_OIDC_CLIENT_SECRET`), where a ticket is read (`[server] ticket_url`), and the policy
+//! test cases its policies page runs (`policy_tests`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +25,10 @@ pub struct WebSettings {
     pub session_ttl: Duration,
     /// The identity provider's client for browsers, when its secret is configured.
     pub oidc_client: Option<OidcClient>,
+    /// Where a ticket is read: a URL with `{ticket}` where the ticket goes.
+    pub ticket_url: Option<String>,
+    /// A `ward policy test` file, run against the policies in force on the policies page.
+    pub policy_tests: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +63,9 @@ pub struct WebFile<'a> {
     /// `client_secret_file`, made absolute.
     pub secret_file: Option<PathBuf>,
     pub secret_env: Option<String>,
+    pub ticket_url: Option<String>,
+    /// `policy_tests`, made absolute.
+    pub policy_tests: Option<PathBuf>,
 }
 
 impl WebFile<'_> {
@@ -109,7 +117,29 @@ impl WebFile<'_> {
             }
             _ => None,
         };
-        Ok(WebSettings { public_url, session_ttl: Duration::from_secs(session_ttl), oidc_client })
+        let ticket_url = self.ticket_url.map(|url| check_ticket_url(url.trim())).transpose()?;
+        Ok(WebSettings {
+            public_url,
+            session_ttl: Duration::from_secs(session_ttl),
+            oidc_client,
+            ticket_url,
+            policy_tests: self.policy_tests,
+        })
+    }
+}
+
+/// `[server] ticket_url`: an http(s) URL with one `{ticket}`, where the ticket goes.
+fn check_ticket_url(url: &str) -> Result<String, (&'static str, String)> {
+    let fits = (url.starts_with("https://") || url.starts_with("http://"))
+        && url.matches("{ticket}").count() == 1
+        && !url.contains(char::is_whitespace);
+    if fits {
+        Ok(url.to_owned())
+    } else {
+        let why = format!(
+            "`{url}` must be an http(s) URL with one {{ticket}}, e.g. https://tracker.example.com/browse/{{ticket}}"
+        );
+        Err(("server.ticket_url", why))
     }
 }
 
@@ -159,6 +189,24 @@ mod tests {
             oidc,
             secret_file: None,
             secret_env: None,
+            ticket_url: None,
+            policy_tests: None,
+        }
+    }
+
+    #[test]
+    fn a_ticket_url_says_where_the_ticket_goes() {
+        let with =
+            |url: &str| WebFile { ticket_url: Some(url.into()), ..web(None, "127.0.0.1:8470") }.resolve();
+        let url = "https://tracker.example.com/browse/{ticket}";
+        assert_eq!(with(url).unwrap().ticket_url.as_deref(), Some(url));
+        for bad in [
+            "https://tracker.example.com/browse/",
+            "javascript:alert(1)//{ticket}",
+            "ftp://x/{ticket}",
+            "https://x/{ticket}/{ticket}",
+        ] {
+            assert_eq!(with(bad).unwrap_err().0, "server.ticket_url", "{bad}");
         }
     }
 

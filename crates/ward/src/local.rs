@@ -200,6 +200,8 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
         public_url: config.web.public_url.clone(),
         session_ttl: config.web.session_ttl,
         client: config.web.client().map_err(CliError::Usage)?,
+        ticket_url: config.web.ticket_url.clone(),
+        policy_tests: config.web.policy_tests.clone(),
     };
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
         CliError::Usage(format!(

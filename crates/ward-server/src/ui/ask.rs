@@ -15,8 +15,7 @@ use serde::Deserialize;
 use ward_core::duration::parse_duration;
 use ward_service::{Broker, BrokerError, RequestInput};
 
-use super::requests::problem_page;
-use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, render};
+use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, problem_page, render};
 
 /// What the form holds, as the browser sends it.
 #[derive(Debug, Default, Deserialize)]

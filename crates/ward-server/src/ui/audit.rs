@@ -14,8 +14,7 @@ use ward_core::audit::{AuditEvent, EventType};
 use ward_service::Broker;
 use ward_store::EventFilter;
 
-use super::requests::problem_page;
-use super::{SignedIn, message, render};
+use super::{SignedIn, message, problem_page, render};
 
 /// Events on one page.
 const PAGE: u32 = 100;

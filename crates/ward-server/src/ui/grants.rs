@@ -24,8 +24,7 @@ use ward_service::{Broker, BrokerError, Caller, ExtendInput};
 use ward_session::Session;
 
 use super::live::{self, Outlet};
-use super::requests::problem_page;
-use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, render};
+use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, problem_page, render};
 
 /// The grants one page lists.
 const PAGE: u32 = 50;

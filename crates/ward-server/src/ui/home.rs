@@ -21,6 +21,9 @@ struct Home {
     via_provider: bool,
     expires_at: String,
     csrf: String,
+    admin: bool,
+    /// An auditor or an admin: insights, reports and policies are theirs.
+    oversight: bool,
 }
 
 pub async fn page(State(broker): State<Arc<Broker>>, SignedIn(session): SignedIn) -> Response {
@@ -34,6 +37,8 @@ pub async fn page(State(broker): State<Arc<Broker>>, SignedIn(session): SignedIn
         via_provider: session.record.source == "oidc",
         expires_at: session.record.expires_at.strftime("%Y-%m-%d %H:%M UTC").to_string(),
         csrf: session.csrf_token(),
+        admin: caller.admin,
+        oversight: caller.sees_everything(),
     };
     render(StatusCode::OK, &home)
 }

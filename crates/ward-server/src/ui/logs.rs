@@ -21,8 +21,7 @@ use ward_service::{Broker, BrokerError};
 use ward_session::Session;
 
 use super::live::{self, Outlet};
-use super::requests::problem_page;
-use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, render};
+use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, problem_page, render};
 
 /// Lines one search shows at most (the API goes to 100,000; a page would not be readable).
 const MAX_SHOWN: usize = 2_000;

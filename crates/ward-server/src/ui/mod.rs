@@ -7,16 +7,21 @@
 //! code). A form that changes something is refused unless it carries its session's CSRF token
 //! and, when the browser says where it comes from (`Origin`), comes from ward's own origin.
 
+mod admin;
 mod ask;
 mod audit;
 mod cookies;
+mod findings;
 mod grants;
 mod home;
+mod insights;
 mod live;
 mod logs;
+mod reports;
 mod requests;
 mod sign_in;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +38,8 @@ use ward_identity::WebClient;
 use ward_service::Broker;
 use ward_session::{Session, SessionError, Sessions};
 
+use crate::ApiError;
+
 /// How the web UI is set up.
 #[derive(Debug, Clone)]
 pub struct UiSettings {
@@ -41,11 +48,21 @@ pub struct UiSettings {
     pub session_ttl: Duration,
     /// The identity provider's client browsers sign in as; none: no sign-in through it.
     pub client: Option<WebClient>,
+    /// Where a ticket is read: a URL with `{ticket}` (`[server] ticket_url`).
+    pub ticket_url: Option<String>,
+    /// The policy test cases the policies page runs (`policy_tests`).
+    pub policy_tests: Option<PathBuf>,
 }
 
 impl Default for UiSettings {
     fn default() -> Self {
-        Self { public_url: None, session_ttl: Duration::from_secs(8 * 3600), client: None }
+        Self {
+            public_url: None,
+            session_ttl: Duration::from_secs(8 * 3600),
+            client: None,
+            ticket_url: None,
+            policy_tests: None,
+        }
     }
 }
 
@@ -54,6 +71,17 @@ pub struct Ui {
     sessions: Sessions,
     client: Option<WebClient>,
     public_url: Option<String>,
+    ticket_url: Option<String>,
+    policy_tests: Option<PathBuf>,
+}
+
+impl Ui {
+    /// Where `ticket` is read, when a ticket URL is configured: the ticket goes in
+    /// percent-encoded, so it cannot leave its place in the URL.
+    fn ticket_link(&self, ticket: &str) -> Option<String> {
+        let encoded: String = form_urlencoded::byte_serialize(ticket.as_bytes()).collect();
+        self.ticket_url.as_ref().map(|url| url.replace("{ticket}", &encoded))
+    }
 }
 
 pub const STYLESHEET: &str = include_str!("../../templates/ui/ward.css");
@@ -67,14 +95,18 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-/// The UI's routes, all under `/ui/` (merged, not nested: `/ui/` itself is a page).
-pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> Router<Arc<Broker>> {
+/// The UI's routes, all under `/ui/` (merged, not nested: `/ui/` itself is a page): its pages,
+/// and apart those that read a whole period of the log (insights, evidence packs), which get
+/// the API's time for such reads rather than a page's.
+pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> (Router<Arc<Broker>>, Router<Arc<Broker>>) {
     let ui = Arc::new(Ui {
         sessions: Sessions::new(broker, settings.session_ttl),
         client: settings.client.clone(),
         public_url: settings.public_url.clone(),
+        ticket_url: settings.ticket_url.clone(),
+        policy_tests: settings.policy_tests.clone(),
     });
-    Router::new()
+    let pages = Router::new()
         .route("/ui/", get(home::page))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
         .route("/ui/login", get(sign_in::login).post(sign_in::login_with_token))
@@ -87,19 +119,32 @@ pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> Router<Arc<Broker>>
         .route("/ui/grants/live", get(grants::live))
         .route("/ui/grants/{id}", get(grants::grant))
         .route("/ui/grants/{id}/extend", post(grants::extend))
+        .route("/ui/grants/{id}/release", post(grants::release))
         .route("/ui/logs", get(logs::index))
         .route("/ui/logs/{resource}", get(logs::page).post(logs::search))
         .route("/ui/logs/{resource}/tail", get(logs::tail))
         .route("/ui/audit", get(audit::explorer))
         .route("/ui/audit/{seq}", get(audit::event))
-        .route("/ui/grants/{id}/release", post(grants::release))
         .route("/ui/requests/{id}", get(requests::request))
         .route("/ui/requests/{id}/decide", post(requests::decide))
+        .route("/ui/findings", get(findings::list))
+        .route("/ui/findings/{id}", get(findings::detail))
+        .route("/ui/findings/{id}/move", post(findings::take_step))
+        .route("/ui/reports", get(reports::form))
+        .route("/ui/admin/policies", get(admin::policies))
+        .route("/ui/admin/resources", get(admin::resources))
+        .route("/ui/admin/tokens", get(admin::tokens))
+        .route("/ui/admin/tokens/{id}/revoke", post(admin::revoke_token))
         .route("/ui/ward.css", get(|| async { asset("text/css; charset=utf-8", STYLESHEET) }))
         .route("/ui/assets/htmx.min.js", get(|| async { asset(JAVASCRIPT, HTMX) }))
-        .route("/ui/assets/sse.min.js", get(|| async { asset(JAVASCRIPT, HTMX_SSE) }))
-        .layer(axum::Extension(ui))
-        .layer(middleware::from_fn(protect))
+        .route("/ui/assets/sse.min.js", get(|| async { asset(JAVASCRIPT, HTMX_SSE) }));
+    let period_reads = Router::new()
+        .route("/ui/insights", get(insights::insights))
+        .route("/ui/reports", post(reports::make));
+    let finish = |router: Router<Arc<Broker>>| {
+        router.layer(axum::Extension(ui.clone())).layer(middleware::from_fn(protect))
+    };
+    (finish(pages), finish(period_reads))
 }
 
 /// The headers every answer of the UI carries.
@@ -145,6 +190,20 @@ fn render(status: StatusCode, template: &impl Template) -> Response {
 
 fn message(status: StatusCode, title: &str, text: &str, link: Option<(&str, &str)>) -> Response {
     render(status, &Message { title, text, link })
+}
+
+/// A refusal (of the broker's, or of a service of the API's), as a page with the API's status
+/// and words.
+fn problem_page(error: impl Into<ApiError>) -> Response {
+    let problem: ApiError = error.into();
+    let title = match problem.status {
+        StatusCode::FORBIDDEN => "Not yours to do",
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::TOO_MANY_REQUESTS => "Busy: try again shortly",
+        StatusCode::SERVICE_UNAVAILABLE => "ward cannot answer right now",
+        _ => "Nothing was done",
+    };
+    message(problem.status, title, &problem.detail, Some(("/ui/", "Back home")))
 }
 
 /// The refusal of a state-changing form without its CSRF token or from another origin:

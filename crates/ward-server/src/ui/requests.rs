@@ -15,9 +15,9 @@ use ward_core::duration::format_duration;
 use ward_core::{AccessRequest, RequestState};
 use ward_service::broker::RequestListing;
 use ward_service::{Broker, BrokerError, Caller};
+use ward_store::GrantFilter;
 
-use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, render};
-use crate::ApiError;
+use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, problem_page, render};
 
 /// Requests on one page of the inbox.
 const PAGE: u32 = 50;
@@ -31,6 +31,8 @@ struct RequestLine {
     duration: String,
     reason: String,
     ticket: Option<String>,
+    /// Where the ticket is read, when a ticket URL is configured.
+    ticket_link: Option<String>,
     state: &'static str,
     created_at: String,
     /// "1 of 2", with the stages still to meet.
@@ -40,9 +42,11 @@ struct RequestLine {
     decidable: bool,
     /// Why they may not, when it is pending and theirs to see.
     not_theirs: Option<&'static str>,
+    /// The requester's latest grants on the resource, for whoever decides.
+    history: Vec<String>,
 }
 
-fn line(broker: &Broker, caller: &Caller, request: &AccessRequest) -> RequestLine {
+fn line(ui: &Ui, broker: &Broker, caller: &Caller, request: &AccessRequest) -> RequestLine {
     let pending = request.state == RequestState::Pending;
     let own = request.requester == caller.name;
     let decided_already = request.approvals.iter().any(|a| a.approver == caller.name);
@@ -68,13 +72,45 @@ fn line(broker: &Broker, caller: &Caller, request: &AccessRequest) -> RequestLin
         duration: format_duration(request.duration_seconds),
         reason: request.reason.clone(),
         ticket: request.ticket.clone(),
+        ticket_link: request.ticket.as_deref().and_then(|ticket| ui.ticket_link(ticket)),
         state: request.state.as_str(),
         created_at: request.created_at.strftime("%Y-%m-%d %H:%M UTC").to_string(),
         approvals,
         breakglass: request.breakglass,
         decidable: pending && not_theirs.is_none(),
         not_theirs,
+        history: Vec::new(),
     }
+}
+
+/// How many of the requester's past grants on the resource a decider sees.
+const HISTORY: u32 = 5;
+
+/// The requester's latest grants on the request's resource, as one who decides it reads them:
+/// "read from 2026-12-01 09:00 UTC, expired (30m)". Read from the store directly: whoever may
+/// decide a request may see the grants its requester had of the resource.
+async fn history(broker: &Broker, request: &AccessRequest) -> Result<Vec<String>, BrokerError> {
+    let filter = GrantFilter {
+        principal: Some(request.requester.clone()),
+        resource: Some(request.resource.clone()),
+        limit: HISTORY,
+        ..GrantFilter::default()
+    };
+    let grants = broker.store().grants(&filter).await?;
+    Ok(grants
+        .iter()
+        .map(|g| {
+            let window = u64::try_from((g.expires_at - g.starts_at).get_seconds()).unwrap_or(0);
+            let why = g.end_reason.as_deref().map(|why| format!(": {why}")).unwrap_or_default();
+            format!(
+                "{} from {}, {} ({}){why}",
+                g.role,
+                g.starts_at.strftime("%Y-%m-%d %H:%M UTC"),
+                g.state.as_str(),
+                format_duration(window)
+            )
+        })
+        .collect())
 }
 
 #[derive(Template)]
@@ -93,6 +129,7 @@ pub struct InboxQuery {
 /// `GET /ui/inbox`: pending requests the one signed in may decide, newest first, 50 a page.
 pub async fn inbox(
     State(broker): State<Arc<Broker>>,
+    Extension(ui): Extension<Arc<Ui>>,
     SignedIn(session): SignedIn,
     query: Result<Query<InboxQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -103,12 +140,18 @@ pub async fn inbox(
         Ok(page) => page,
         Err(error) => return problem_page(error),
     };
-    let requests: Vec<RequestLine> = page
-        .items
-        .iter()
-        .map(|request| line(&broker, caller, request))
-        .filter(|line| line.decidable)
-        .collect();
+    let mut requests = Vec::new();
+    for request in &page.items {
+        let mut line = line(&ui, &broker, caller, request);
+        if !line.decidable {
+            continue;
+        }
+        match history(&broker, request).await {
+            Ok(history) => line.history = history,
+            Err(error) => return problem_page(error),
+        }
+        requests.push(line);
+    }
     render(StatusCode::OK, &Inbox { requests, next: page.next, csrf: session.csrf_token() })
 }
 
@@ -124,6 +167,7 @@ struct RequestPage {
 /// decide, the decision form. Notifications link here.
 pub async fn request(
     State(broker): State<Arc<Broker>>,
+    Extension(ui): Extension<Arc<Ui>>,
     SignedIn(session): SignedIn,
     Path(id): Path<String>,
 ) -> Response {
@@ -143,7 +187,14 @@ pub async fn request(
             (a.approver.clone(), decision, a.comment.clone().unwrap_or_default(), at)
         })
         .collect();
-    let request = line(&broker, &session.caller, &request);
+    let mut line = line(&ui, &broker, &session.caller, &request);
+    if line.decidable {
+        match history(&broker, &request).await {
+            Ok(history) => line.history = history,
+            Err(error) => return problem_page(error),
+        }
+    }
+    let request = line;
     render(StatusCode::OK, &RequestPage { request, decisions, csrf: session.csrf_token() })
 }
 
@@ -190,16 +241,4 @@ pub async fn decide(
         Ok(request) => Redirect::to(&format!("/ui/requests/{}", request.id)).into_response(),
         Err(error) => problem_page(error),
     }
-}
-
-/// A refusal of the broker's, as a page with the API's status and words.
-pub(super) fn problem_page(error: BrokerError) -> Response {
-    let problem = ApiError::from(error);
-    let title = match problem.status {
-        StatusCode::FORBIDDEN => "Not yours to do",
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::SERVICE_UNAVAILABLE => "ward cannot answer right now",
-        _ => "Nothing was done",
-    };
-    message(problem.status, title, &problem.detail, Some(("/ui/inbox", "Back to the inbox")))
 }
