@@ -22,18 +22,23 @@ struct Ward {
     _dir: tempfile::TempDir,
 }
 
-/// The quickstart served on a free loopback port, as `ward quickstart` serves it.
-async fn ward() -> Ward {
+/// The quickstart served on a free loopback port, as `ward quickstart` serves it: on SQLite, or
+/// on a fresh PostgreSQL database when `postgres` names one.
+async fn ward(postgres: Option<String>) -> Ward {
     let dir = tempfile::tempdir().unwrap();
     let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
     let data = dir.path().join("data").display().to_string();
     let config = Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap();
     std::fs::create_dir_all(&data).unwrap();
-    let store = Arc::new(SqlStore::open_sqlite(&dir.path().join("data/ward.db")).await.unwrap());
+    let store = match postgres {
+        Some(url) => Arc::new(SqlStore::connect(&url).await.unwrap()),
+        None => Arc::new(SqlStore::open_sqlite(&dir.path().join("data/ward.db")).await.unwrap()),
+    };
     let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let ui = UiSettings { public_url: Some(url.clone()), ..UiSettings::default() };
+    let policy_tests = config.web.policy_tests.clone();
+    let ui = UiSettings { public_url: Some(url.clone()), policy_tests, ..UiSettings::default() };
     let app = router(broker.clone(), &HttpSettings { ui, ..HttpSettings::default() });
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Ward { url, broker, _dir: dir }
@@ -108,28 +113,43 @@ async fn check_accessible(browser: &Client, page: &str) {
     assert_eq!(violations, serde_json::json!([]), "the {page} page is not accessible");
 }
 
-/// alice asks for 30m of `read` on payments-api: the pending request's id.
-async fn alices_request(ward: &Ward) -> String {
-    let alice = ward.broker.caller("alice").unwrap();
-    let ask = RequestInput {
+/// 30m of `read` on payments-api, for `reason`, with a ticket.
+fn ask_for_payments(reason: &str) -> RequestInput {
+    RequestInput {
         resource: "logs:payments-api".into(),
         role: "read".into(),
         duration_seconds: 1800,
-        reason: "INC-4312 checkout 500s after the 14:02 deploy".into(),
+        reason: reason.into(),
         ticket: Some("INC-4312".into()),
         start_at: None,
         breakglass: false,
-    };
+    }
+}
+
+/// alice asks for 30m of `read` on payments-api: the pending request's id.
+async fn alices_request(ward: &Ward) -> String {
+    let alice = ward.broker.caller("alice").unwrap();
+    let ask = ask_for_payments("INC-4312 checkout 500s after the 14:02 deploy");
     ward.broker.create_request(&alice, ask).await.unwrap().id.to_string()
 }
 
-#[tokio::test]
-async fn an_approver_decides_in_one_click_and_a_requester_cannot() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_works_in_chromium_on_sqlite() {
     let Some(driver) = ward_testkit::browser() else { return };
-    let ward = ward().await;
+    walk_through(&driver, ward(None).await).await;
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_works_in_chromium_on_postgres() {
+    let Some(driver) = ward_testkit::browser() else { return };
+    let Some(cluster) = ward_testkit::postgres() else { return };
+    walk_through(&driver, ward(Some(cluster.fresh_database())).await).await;
+}
+
+/// What alice, bob and carol do, page by page.
+async fn walk_through(driver: &ward_testkit::TestBrowser, ward: Ward) {
     // alice asks from the form: what would happen first, then the request.
-    let alice = ward.browser(&driver, false).await;
+    let alice = ward.browser(driver, false).await;
     ward.sign_in(&alice, "alice").await;
     alice.find(Locator::LinkText("Ask")).await.unwrap().click().await.unwrap();
     let target = alice.wait().for_element(Locator::Id("target")).await.unwrap();
@@ -138,9 +158,13 @@ async fn an_approver_decides_in_one_click_and_a_requester_cannot() {
     let reason = "INC-4312 checkout 500s after the 14:02 deploy";
     alice.find(Locator::Id("reason")).await.unwrap().send_keys(reason).await.unwrap();
     alice.find(Locator::Id("ticket")).await.unwrap().send_keys("INC-4312").await.unwrap();
-    alice.find(Locator::Css("button[value=check]")).await.unwrap().click().await.unwrap();
+    // The dry run answers as she types: no button pressed, no page loaded.
     let decision = alice.wait().for_element(Locator::Id("decision")).await.unwrap().text().await.unwrap();
     assert_eq!(decision, "pending");
+    assert_eq!(alice.current_url().await.unwrap().path(), "/ui/ask");
+    alice.find(Locator::Css("button[value=check]")).await.unwrap().click().await.unwrap();
+    let decision = alice.wait().for_element(Locator::Id("decision")).await.unwrap().text().await.unwrap();
+    assert_eq!(decision, "pending", "and without script, the button");
     shot(&alice, "ask").await;
     alice.find(Locator::Css("button[value=ask]")).await.unwrap().click().await.unwrap();
     let state = alice.wait().for_element(Locator::Id("state")).await.unwrap().text().await.unwrap();
@@ -149,7 +173,7 @@ async fn an_approver_decides_in_one_click_and_a_requester_cannot() {
     assert!(id.starts_with("req_"), "{id}");
 
     // bob, a payments lead, on his phone.
-    let bob = ward.browser(&driver, true).await;
+    let bob = ward.browser(driver, true).await;
     ward.sign_in(&bob, "bob").await;
     shot(&bob, "home").await;
     bob.goto(&format!("{}/ui/inbox", ward.url)).await.unwrap();
@@ -158,6 +182,18 @@ async fn an_approver_decides_in_one_click_and_a_requester_cannot() {
     assert!(text.contains("alice asks for read on logs:payments-api"), "{text}");
     assert!(text.contains("INC-4312 checkout 500s"), "{text}");
     shot(&bob, "inbox").await;
+    // A request filed while his inbox is open: the page says so, within seconds.
+    let second = alices_request(&ward).await;
+    let news = bob.find(Locator::Id("inbox-news")).await.unwrap();
+    let mut said = String::new();
+    for _ in 0..150 {
+        said = news.text().await.unwrap();
+        if !said.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(said.starts_with("1 new request(s) wait for you."), "{said:?}");
     card.find(Locator::Css("input[name=comment]")).await.unwrap().send_keys("ok for INC-4312").await.unwrap();
     card.find(Locator::Css("button[value=approve]")).await.unwrap().click().await.unwrap();
     // A click sends the form; the page it leads to comes after.
@@ -167,7 +203,6 @@ async fn an_approver_decides_in_one_click_and_a_requester_cannot() {
     shot(&bob, "request-approved").await;
 
     // alice: the grant bob approved, with the time it has left.
-    let second = alices_request(&ward).await;
     alice.find(Locator::LinkText("My grants")).await.unwrap().click().await.unwrap();
     let live = alice.wait().for_element(Locator::Css("article.grant")).await.unwrap().text().await.unwrap();
     assert!(live.contains("read on logs:payments-api") && live.contains("left)"), "{live}");
@@ -241,7 +276,7 @@ async fn an_approver_decides_in_one_click_and_a_requester_cannot() {
 
     // carol, an auditor, browses the log and proves an event is in it.
     ward.broker.sign_checkpoint(true).await.unwrap();
-    let carol = ward.browser(&driver, false).await;
+    let carol = ward.browser(driver, false).await;
     ward.sign_in(&carol, "carol").await;
     carol.find(Locator::LinkText("Audit")).await.unwrap().click().await.unwrap();
     carol.wait().for_element(Locator::Id("events")).await.unwrap();
@@ -265,6 +300,49 @@ async fn an_approver_decides_in_one_click_and_a_requester_cannot() {
     let proof = carol.wait().for_element(Locator::Id("proof")).await.unwrap().text().await.unwrap();
     assert!(proof.contains("tree of"), "{proof}");
     shot(&carol, "event").await;
+
+    // carol moves a finding on: a request of alice's whose reason says nothing.
+    let weak = RequestInput { reason: "fix".into(), ticket: None, ..ask_for_payments("fix") };
+    ward.broker.create_request(&ward.broker.caller("alice").unwrap(), weak).await.unwrap();
+    let findings = ward_monitor::Findings::new(ward.broker.clone());
+    let since = ward.broker.now() - jiff::SignedDuration::from_hours(1);
+    findings.run(&ward.broker.caller("admin").unwrap(), since, None).await.unwrap();
+    carol.find(Locator::LinkText("Findings")).await.unwrap().click().await.unwrap();
+    let rows = carol.wait().for_element(Locator::Css("#findings tbody")).await.unwrap().text().await.unwrap();
+    assert!(rows.contains("weak-justification") && rows.contains("alice"), "{rows}");
+    shot(&carol, "findings").await;
+    carol.find(Locator::Css("#findings tbody a")).await.unwrap().click().await.unwrap();
+    carol
+        .wait()
+        .for_element(Locator::Id("comment"))
+        .await
+        .unwrap()
+        .send_keys("asked alice for the incident")
+        .await
+        .unwrap();
+    carol.find(Locator::Css("button[value=acknowledge]")).await.unwrap().click().await.unwrap();
+    carol.wait().for_element(Locator::Id("moved")).await.unwrap();
+    let state = carol.find(Locator::Id("state")).await.unwrap().text().await.unwrap();
+    assert_eq!(state, "acknowledged");
+    shot(&carol, "finding").await;
+    // Is the log whole? Verified from the page.
+    carol.goto(&format!("{}/ui/audit/integrity", ward.url)).await.unwrap();
+    carol.wait().for_element(Locator::Css("#verify button")).await.unwrap().click().await.unwrap();
+    let verified = carol.wait().for_element(Locator::Id("verified")).await.unwrap().text().await.unwrap();
+    assert!(verified.starts_with("Valid"), "{verified}");
+    shot(&carol, "integrity").await;
+    // The admin pages: the policies in force, with their test results.
+    carol.goto(&format!("{}/ui/admin/policies", ward.url)).await.unwrap();
+    carol.wait().for_element(Locator::Id("tests")).await.unwrap();
+    shot(&carol, "policies").await;
+    carol.goto(&format!("{}/ui/insights", ward.url)).await.unwrap();
+    carol.wait().for_element(Locator::Id("roles")).await.unwrap();
+    shot(&carol, "insights").await;
+    for page in ["/ui/reports", "/ui/admin/resources", "/ui/admin/tokens"] {
+        carol.goto(&format!("{}{page}", ward.url)).await.unwrap();
+        carol.wait().for_element(Locator::Css("h1")).await.unwrap();
+        check_accessible(&carol, page).await;
+    }
 
     bob.close().await.unwrap();
     alice.close().await.unwrap();

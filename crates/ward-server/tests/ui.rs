@@ -1041,3 +1041,47 @@ async fn a_decider_sees_the_requesters_history_and_the_ticket_linked() {
         page.body
     );
 }
+
+#[tokio::test]
+async fn an_auditor_verifies_the_whole_log_and_sees_it_tampered_with() {
+    let ui = ui_of(None, None).await;
+    alices_grant(&ui).await;
+    ui.broker.sign_checkpoint(true).await.unwrap();
+    let carol = ui.sign_in("carol").await;
+    let carols = [(SESSION, carol.as_str())];
+
+    let status = ui.get("/ui/audit/integrity", &carols).await;
+    assert_eq!(status.status, StatusCode::OK, "{}", status.body);
+    assert!(
+        status.body.contains("Events it covers") && status.body.contains(&ui.broker.verifier_key()),
+        "{}",
+        status.body
+    );
+    let body = format!("csrf={}", status.csrf());
+    let verified = ui.send("POST", "/ui/audit/integrity", &carols, Some((&body, PUBLIC_URL))).await;
+    assert!(
+        verified.body.contains("verdict-pass\">Valid")
+            && verified.body.contains("1 signed checkpoint(s) compared"),
+        "{}",
+        verified.body
+    );
+    let forged = ui.send("POST", "/ui/audit/integrity", &carols, Some(("csrf=forged", PUBLIC_URL))).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let alice = ui.sign_in("alice").await;
+    assert_eq!(ui.get("/ui/audit/integrity", &[(SESSION, &alice)]).await.status, StatusCode::FORBIDDEN);
+
+    // Someone with the database file rewrites an event behind ward's back.
+    let url = format!("sqlite://{}", ui._dir.path().join("data/ward.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for sql in
+        ["DROP TRIGGER audit_events_no_update", "UPDATE audit_events SET actor = 'mallory' WHERE seq = 2"]
+    {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
+    let tampered = ui.send("POST", "/ui/audit/integrity", &carols, Some((&body, PUBLIC_URL))).await;
+    assert!(
+        tampered.body.contains("NOT VALID") && tampered.body.contains("id=\"problems\""),
+        "{}",
+        tampered.body
+    );
+}

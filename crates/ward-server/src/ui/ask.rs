@@ -2,7 +2,8 @@
 //! *Check* button shows what would happen (the same dry run as `ward explain`: refused, pending
 //! with who may approve, approved or denied at once by a rule, break-glass) without filing
 //! anything, and *Ask* files the request through `Broker::create_request`. Both post the form
-//! (its CSRF token never goes into a URL).
+//! (its CSRF token never goes into a URL). With script, the check also runs as one types (htmx
+//! posts the form as a check and swaps in its answer).
 
 use std::sync::Arc;
 
@@ -107,8 +108,13 @@ fn page(
     render(StatusCode::OK, &AskPage { choices, form, outcome, problem, csrf: session.csrf_token() })
 }
 
-/// What asking would do, on the form's page: nothing is filed.
-async fn check(broker: &Broker, session: &ward_session::Session, form: &AskForm) -> Response {
+/// What asking would do, on the form's page: nothing is filed. As the person types (the page's
+/// script asks, `HX-Request`), a form with no resource chosen yet says nothing rather than
+/// that one must be chosen.
+async fn check(broker: &Broker, session: &ward_session::Session, form: &AskForm, typing: bool) -> Response {
+    if typing && form.target.is_empty() {
+        return page(broker, session, form, None, None);
+    }
     let input = match form.input() {
         Ok(input) => input,
         Err(why) => return page(broker, session, form, None, Some(why)),
@@ -145,7 +151,8 @@ pub async fn ask(
         return not_from_our_page("asked", back);
     }
     if form.intent == "check" {
-        return check(&broker, &session, &form).await;
+        let typing = headers.contains_key("hx-request");
+        return check(&broker, &session, &form, typing).await;
     }
     let input = match form.input() {
         Ok(input) => input,

@@ -15,6 +15,7 @@ mod findings;
 mod grants;
 mod home;
 mod insights;
+mod integrity;
 mod live;
 mod logs;
 mod reports;
@@ -114,6 +115,7 @@ pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> (Router<Arc<Broker>
         .route("/ui/logout", post(sign_in::logout))
         .route("/ui/signed-out", get(sign_in::signed_out))
         .route("/ui/inbox", get(requests::inbox))
+        .route("/ui/inbox/live", get(requests::inbox_live))
         .route("/ui/ask", get(ask::form).post(ask::ask))
         .route("/ui/grants", get(grants::grants))
         .route("/ui/grants/live", get(grants::live))
@@ -125,6 +127,7 @@ pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> (Router<Arc<Broker>
         .route("/ui/logs/{resource}/tail", get(logs::tail))
         .route("/ui/audit", get(audit::explorer))
         .route("/ui/audit/{seq}", get(audit::event))
+        .route("/ui/audit/integrity", get(integrity::status))
         .route("/ui/requests/{id}", get(requests::request))
         .route("/ui/requests/{id}/decide", post(requests::decide))
         .route("/ui/findings", get(findings::list))
@@ -140,7 +143,8 @@ pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> (Router<Arc<Broker>
         .route("/ui/assets/sse.min.js", get(|| async { asset(JAVASCRIPT, HTMX_SSE) }));
     let period_reads = Router::new()
         .route("/ui/insights", get(insights::insights))
-        .route("/ui/reports", post(reports::make));
+        .route("/ui/reports", post(reports::make))
+        .route("/ui/audit/integrity", post(integrity::verify));
     let finish = |router: Router<Arc<Broker>>| {
         router.layer(axum::Extension(ui.clone())).layer(middleware::from_fn(protect))
     };

@@ -3,6 +3,7 @@
 //! same `Broker::approve` / `deny` as the API, so every rule of theirs holds (never your own
 //! request, N of M, stages, MFA where policy wants it).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use askama::Template;
@@ -17,6 +18,7 @@ use ward_service::broker::RequestListing;
 use ward_service::{Broker, BrokerError, Caller};
 use ward_store::GrantFilter;
 
+use super::live;
 use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, problem_page, render};
 
 /// Requests on one page of the inbox.
@@ -46,18 +48,27 @@ struct RequestLine {
     history: Vec<String>,
 }
 
+/// Why `caller` may not decide `request` now, when it is pending: `None` when they may.
+fn not_theirs(broker: &Broker, caller: &Caller, request: &AccessRequest) -> Option<&'static str> {
+    if request.requester == caller.name {
+        Some("This is your own request: someone else decides it.")
+    } else if request.approvals.iter().any(|a| a.approver == caller.name) {
+        Some("You have decided this request already.")
+    } else if !broker.policy().may_approve(&caller.name, request) {
+        Some("No policy lets you decide this request.")
+    } else {
+        None
+    }
+}
+
+/// Whether `caller` may approve or deny `request` now.
+fn decidable(broker: &Broker, caller: &Caller, request: &AccessRequest) -> bool {
+    request.state == RequestState::Pending && not_theirs(broker, caller, request).is_none()
+}
+
 fn line(ui: &Ui, broker: &Broker, caller: &Caller, request: &AccessRequest) -> RequestLine {
     let pending = request.state == RequestState::Pending;
-    let own = request.requester == caller.name;
-    let decided_already = request.approvals.iter().any(|a| a.approver == caller.name);
-    let eligible = broker.policy().may_approve(&caller.name, request);
-    let not_theirs = match () {
-        _ if !pending => None,
-        _ if own => Some("This is your own request: someone else decides it."),
-        _ if decided_already => Some("You have decided this request already."),
-        _ if !eligible => Some("No policy lets you decide this request."),
-        _ => None,
-    };
+    let not_theirs = if pending { not_theirs(broker, caller, request) } else { None };
     let stages: Vec<String> =
         request.stages.iter().map(|s| format!("{} × {}", s.approvals, s.name)).collect();
     let mut approvals = format!("{} of {}", request.approvals.len(), request.approvals_required);
@@ -77,7 +88,7 @@ fn line(ui: &Ui, broker: &Broker, caller: &Caller, request: &AccessRequest) -> R
         created_at: request.created_at.strftime("%Y-%m-%d %H:%M UTC").to_string(),
         approvals,
         breakglass: request.breakglass,
-        decidable: pending && not_theirs.is_none(),
+        decidable: decidable(broker, caller, request),
         not_theirs,
         history: Vec::new(),
     }
@@ -153,6 +164,68 @@ pub async fn inbox(
         requests.push(line);
     }
     render(StatusCode::OK, &Inbox { requests, next: page.next, csrf: session.csrf_token() })
+}
+
+/// The ids of the pending requests `caller` may decide (the newest page of them).
+async fn decidable_ids(broker: &Broker, caller: &Caller) -> Result<BTreeSet<String>, BrokerError> {
+    let listing =
+        RequestListing { state: Some(RequestState::Pending), mine: false, after: None, limit: PAGE };
+    let page = broker.list_requests(caller, listing).await?;
+    Ok(page.items.iter().filter(|r| decidable(broker, caller, r)).map(|r| r.id.to_string()).collect())
+}
+
+/// `GET /ui/inbox/live`: news for an open inbox, as server-sent events: every few seconds the
+/// pending requests are read again, and when some arrived or were decided by others since the
+/// page was shown, `changed` says so with a link to show them (the list is not swapped under
+/// a comment being written).
+pub async fn inbox_live(
+    State(broker): State<Arc<Broker>>,
+    Extension(ui): Extension<Arc<Ui>>,
+    SignedIn(session): SignedIn,
+    headers: HeaderMap,
+) -> Response {
+    if !live::from_our_page(&headers) {
+        return live::refused("The inbox's news is only shown on ward's own page.".into());
+    }
+    live::stream(move |outlet| async move {
+        let Ok(shown) = decidable_ids(&broker, &session.caller).await else {
+            outlet.say(live::END, "ward cannot be reached: reload the page to see new requests.").await;
+            return;
+        };
+        let mut every = tokio::time::interval(live::SESSION_RECHECK);
+        every.tick().await;
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                () = outlet.closed() => return,
+            }
+            if !live::session_still_good(&ui.sessions, &session).await {
+                outlet.say(live::END, "Your session ended: sign in again.").await;
+                return;
+            }
+            let Ok(now) = decidable_ids(&broker, &session.caller).await else {
+                outlet.say(live::END, "ward cannot be reached: reload the page to see new requests.").await;
+                return;
+            };
+            let (new, gone) = (now.difference(&shown).count(), shown.difference(&now).count());
+            if new + gone > 0 {
+                let html = InboxNews { new, gone }.render().unwrap_or_default();
+                if !outlet.send("changed", &html).await {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+#[derive(Template)]
+#[template(
+    source = r#"{% if new > 0 %}{{ new }} new request(s) wait for you. {% endif %}{% if gone > 0 %}{{ gone }} of these were decided or withdrawn meanwhile. {% endif %}<a href="/ui/inbox">Show the inbox as it is now</a>"#,
+    ext = "html"
+)]
+struct InboxNews {
+    new: usize,
+    gone: usize,
 }
 
 #[derive(Template)]
