@@ -53,7 +53,7 @@ impl Notifier {
                     holder,
                     retry,
                 )?;
-                workers.push(worker.starting_after(head));
+                workers.push(worker.starting_after(head).linking_to(settings.web_url.clone()));
             }
         }
         let tasks = workers

@@ -50,9 +50,16 @@ pub struct Composer<'a> {
     pub sink: &'a NotifySink,
     pub slack: Option<&'a SlackSettings>,
     pub notice_seconds: u64,
+    /// Where browsers reach ward (`[server] public_url`), when known.
+    pub web_url: Option<&'a str>,
 }
 
 impl Composer<'_> {
+    /// The page of request `id` in the web UI, when ward knows where browsers reach it.
+    fn request_link(&self, id: &str) -> Option<String> {
+        self.web_url.map(|url| format!("{url}/ui/requests/{id}"))
+    }
+
     /// The message for `event`, or none when the sink is not told of it.
     pub async fn event(&self, event: &AuditEvent) -> Result<Option<Outgoing>, StoreError> {
         if !wanted(self.sink, event) {
@@ -133,6 +140,9 @@ impl Composer<'_> {
                     approvers: approvers.clone(),
                 }).collect::<Vec<_>>(),
             });
+        }
+        if let Some(link) = event.request_id.as_deref().and_then(|id| self.request_link(id)) {
+            data["link"] = json!(link);
         }
         json!({ "type": event.event_type.as_str(), "timestamp": event.occurred_at, "data": data })
     }
@@ -260,6 +270,9 @@ impl Composer<'_> {
             slack::section(&who),
             slack::context(&format!("Request `{}` · dry run: {}", request.id, escape(&explained.why))),
         ];
+        if let Some(link) = self.request_link(request.id.as_str()) {
+            blocks.push(slack::section(&format!("<{link}|Open the request in ward>")));
+        }
         if pending && self.slack.is_some() {
             blocks.push(slack::decision_buttons(request.id.as_str()));
         }

@@ -138,6 +138,8 @@ pub struct SinkWorker {
     /// Where a new sink starts: the log's size when this process started serving (when none,
     /// at its first step).
     start_from: Option<i64>,
+    /// Where browsers reach ward: messages about a request link to its page there.
+    web_url: Option<String>,
     /// Messages delivered beyond the first one that failed: not sent again while this process
     /// retries (after a restart they may be: delivery is at least once).
     events_ahead: HashSet<String>,
@@ -177,6 +179,7 @@ impl SinkWorker {
             retry,
             started: false,
             start_from: None,
+            web_url: None,
             events_ahead: HashSet::new(),
             notices_ahead: HashSet::new(),
             streak: None,
@@ -189,6 +192,12 @@ impl SinkWorker {
     /// so that nothing committed once it serves is missed).
     pub fn starting_after(mut self, seq: i64) -> Self {
         self.start_from = Some(seq);
+        self
+    }
+
+    /// Messages about a request link to its page under `web_url` (`[server] public_url`).
+    pub fn linking_to(mut self, web_url: Option<String>) -> Self {
+        self.web_url = web_url;
         self
     }
 
@@ -273,6 +282,7 @@ impl SinkWorker {
             sink: &self.sink,
             slack: self.slack.as_ref(),
             notice_seconds: self.notice_seconds,
+            web_url: self.web_url.as_deref(),
         }
     }
 

@@ -300,6 +300,7 @@ async fn webhooks_are_signed_and_sent_as_events_commit(store: Arc<dyn Store>) {
     let (receiver, _server) = Receiver::start(None).await;
     let events = ["request.created", "approval.granted"];
     let worker = w.worker(sink("hook", webhook(), &receiver.url(), &events), None, "process-1", quick());
+    let worker = worker.linking_to(Some("https://ward.example.com".into()));
     let before = w.head().await;
     let (stop, task) = w.run(worker, "hook").await;
 
@@ -319,7 +320,10 @@ async fn webhooks_are_signed_and_sent_as_events_commit(store: Arc<dyn Store>) {
     let body = &accepted[&created.id];
     assert_eq!(body["type"], "request.created");
     assert_eq!(body["timestamp"], created.occurred_at.to_string());
-    assert_eq!(serde_json::from_value::<AuditEvent>(without(&body["data"], "approval")).unwrap(), *created);
+    let event = without(&without(&body["data"], "approval"), "link");
+    assert_eq!(serde_json::from_value::<AuditEvent>(event).unwrap(), *created);
+    let link = format!("https://ward.example.com/ui/requests/{}", grant.request_id.as_str());
+    assert_eq!(body["data"]["link"], link.as_str(), "a message about a request links its page");
     let approval = &body["data"]["approval"];
     assert_eq!(approval["approvers"], serde_json::json!(["bob", "erin"]));
     assert_eq!(approval["decision"], "pending");
@@ -452,6 +456,7 @@ async fn slack_messages_mention_who_should_act(store: Arc<dyn Store>) {
     let events = ["request.created", "approval.denied", "grant.revoked"];
     let slack = sink("chat", SinkKind::Slack, &receiver.url(), &events);
     let worker = w.worker(slack, Some(slack_settings()), "process-1", quick());
+    let worker = worker.linking_to(Some("https://ward.example.com".into()));
     let (stop, task) = w.run(worker, "chat").await;
 
     let request = w.request("alice", "INC-9 <!channel> look & see", 1800).await;
@@ -465,6 +470,8 @@ async fn slack_messages_mention_who_should_act(store: Arc<dyn Store>) {
     assert!(text.contains("&lt;!channel&gt; look &amp; see"), "a reason cannot ping the channel: {text}");
     assert!(!text.contains("<!channel>"));
     assert!(text.contains("dry run: allowed by"), "{text}");
+    let link = format!("<https://ward.example.com/ui/requests/{}|Open the request in ward>", request.id);
+    assert!(text.contains(&link), "the message links the request's page: {text}");
     let buttons = message["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").unwrap();
     let values: Vec<(&str, &str)> = buttons["elements"]
         .as_array()

@@ -1,7 +1,7 @@
 //! The web UI's pages rendered server-side with 10,000 requests in the store, 1,000 of them
-//! pending for one approver: each page's median and 99th percentile over many renders,
-//! through the whole router (session lookup, broker, template), against the limit of
-//! 50 ms at p99.
+//! pending for one approver and 500 granted (then released), and the rules run over it all:
+//! each page's median and 99th percentile over many renders, through the whole router
+//! (session lookup, services, template), against the limit of 50 ms at p99.
 //!
 //! `cargo bench -p ward-server --bench ui_pages` (SQLite in a temporary directory; filling the
 //! store takes a minute).
@@ -23,6 +23,9 @@ use ward_store_sql::SqlStore;
 
 const REQUESTS: usize = 10_000;
 const PENDING: usize = 1_000;
+/// Of the requests decided, how many bob approves (alice's, released at once); the rest are
+/// cancelled.
+const GRANTED: usize = 500;
 const RENDERS: usize = 400;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -41,29 +44,51 @@ async fn main() {
     let broker = ward_service::broker_for(&config, store, Arc::new(SystemClock)).await.expect("a broker");
 
     let filling = Instant::now();
-    let mut pending = Vec::new();
+    let (mut pending, mut granted) = (Vec::new(), Vec::new());
+    let bob = broker.caller("bob").expect("bob");
     for n in 0..REQUESTS {
         let requester = if n % 2 == 0 { "alice" } else { "dave" };
         let caller = broker.caller(requester).expect("a quickstart user");
-        let ask = RequestInput {
-            resource: "logs:payments-api".into(),
-            role: "read".into(),
-            duration_seconds: 1800,
-            reason: format!("INC-{n} checkout 500s after a deploy"),
-            ticket: None,
-            start_at: None,
-            breakglass: false,
-        };
+        let ask = RequestInput { reason: format!("INC-{n} checkout 500s after a deploy"), ..ask_for_logs() };
         let request = broker.create_request(&caller, ask).await.expect("a request");
-        if n < REQUESTS - PENDING {
-            broker.cancel(&caller, request.id.as_str()).await.expect("a cancellation");
-        } else {
+        if n >= REQUESTS - PENDING {
             pending.push(request.id.to_string());
+        } else if requester == "alice" && n < 2 * GRANTED {
+            let approved = broker.approve(&bob, request.id.as_str(), None).await.expect("an approval");
+            let grant = approved.grant_id.expect("a grant").to_string();
+            granted.push(grant.clone());
+            broker.release(&caller, &grant).await.expect("a release");
+        } else {
+            broker.cancel(&caller, request.id.as_str()).await.expect("a cancellation");
         }
     }
-    eprintln!("filled: {REQUESTS} requests, {PENDING} pending, in {:.0?}", filling.elapsed());
+    // One grant alice holds now, to read logs through.
+    let alice = broker.caller("alice").expect("alice");
+    let live = RequestInput { reason: "INC-1 reading the payments logs".into(), ..ask_for_logs() };
+    let live = broker.create_request(&alice, live).await.expect("a request");
+    broker.approve(&bob, live.id.as_str(), None).await.expect("an approval");
+    let findings = ward_monitor::Findings::new(broker.clone());
+    let since = broker.now() - jiff::SignedDuration::from_hours(1);
+    let run = findings.run(&broker.caller("admin").expect("admin"), since, None).await.expect("a rules run");
+    let finding = findings
+        .list(
+            &broker.caller("admin").expect("admin"),
+            ward_monitor::FindingListing { limit: 1, ..Default::default() },
+        )
+        .await
+        .expect("findings")
+        .items
+        .first()
+        .map(|f| f.id.clone())
+        .expect("a finding");
+    eprintln!(
+        "filled: {REQUESTS} requests, {PENDING} pending, {GRANTED} granted, {} findings opened, in {:.0?}",
+        run.tally.opened,
+        filling.elapsed()
+    );
 
-    let app = router(broker.clone(), &HttpSettings::default());
+    let ui = ward_server::UiSettings { policy_tests: config.web.policy_tests.clone(), ..Default::default() };
+    let app = router(broker.clone(), &HttpSettings { ui, ..HttpSettings::default() });
     let sessions = Sessions::new(broker.clone(), Duration::from_secs(3600));
     let session = |name: &'static str| {
         let (sessions, broker) = (sessions.clone(), broker.clone());
@@ -73,14 +98,22 @@ async fn main() {
         }
     };
     let (bob, alice, carol) = (session("bob").await, session("alice").await, session("carol").await);
+    let bob = &bob;
     let pages = [
-        ("inbox, first page (bob)", "/ui/inbox".to_owned(), &bob),
-        ("inbox, a later page (bob)", format!("/ui/inbox?after={}", pending[PENDING / 2]), &bob),
-        ("a request (bob)", format!("/ui/requests/{}", pending[0]), &bob),
+        ("inbox, first page, with each requester's history (bob)", "/ui/inbox".to_owned(), bob),
+        ("inbox, a later page (bob)", format!("/ui/inbox?after={}", pending[PENDING / 2]), bob),
+        ("a request (bob)", format!("/ui/requests/{}", pending[0]), bob),
         ("my grants (alice)", "/ui/grants".to_owned(), &alice),
+        ("a grant and its checkpoints (carol)", format!("/ui/grants/{}", granted[GRANTED / 2]), &carol),
+        ("the logs she may read (alice)", "/ui/logs/logs:payments-api".to_owned(), &alice),
         ("ask (alice)", "/ui/ask".to_owned(), &alice),
         ("audit log, first page (carol)", "/ui/audit".to_owned(), &carol),
         ("audit log, by type (carol)", "/ui/audit?type=request.cancelled&after=15000".to_owned(), &carol),
+        ("findings (carol)", "/ui/findings".to_owned(), &carol),
+        ("a finding (carol)", format!("/ui/findings/{finding}"), &carol),
+        ("policies, their 29 test cases run (carol)", "/ui/admin/policies".to_owned(), &carol),
+        ("tokens (carol)", "/ui/admin/tokens".to_owned(), &carol),
+        ("insights over 30 days: reads the whole log (carol)", "/ui/insights".to_owned(), &carol),
     ];
     println!("| page | p50 | p99 | p99 / 50 ms |");
     println!("| --- | --- | --- | --- |");
@@ -109,5 +142,18 @@ async fn main() {
             p99.as_secs_f64() * 1e3,
             p99.as_secs_f64() * 1e3 / 50.0
         );
+    }
+}
+
+/// 30 minutes of `read` on payments-api.
+fn ask_for_logs() -> RequestInput {
+    RequestInput {
+        resource: "logs:payments-api".into(),
+        role: "read".into(),
+        duration_seconds: 1800,
+        reason: String::new(),
+        ticket: None,
+        start_at: None,
+        breakglass: false,
     }
 }

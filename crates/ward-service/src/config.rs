@@ -974,7 +974,7 @@ impl Config {
             provisioners,
             server,
             rules: audit_rules,
-            notify,
+            notify: crate::notify_settings::NotifySettings { web_url: web.public_url.clone(), ..notify },
             oidc,
             web,
         })
@@ -1068,6 +1068,10 @@ mod tests {
         assert_eq!(config.pending_ttl_seconds, 86400);
         assert!(config.store_url().starts_with("sqlite://"));
         assert!(config.policy_engine().is_ok());
+        let tests = config.web.policy_tests.as_ref().unwrap();
+        assert!(tests.ends_with("examples/quickstart/policy-tests.toml") && tests.is_absolute());
+        // Notifications link requests to the web UI where browsers reach ward.
+        assert_eq!(config.notify.web_url.as_deref(), Some("http://127.0.0.1:8470"));
     }
 
     #[test]

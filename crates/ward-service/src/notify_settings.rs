@@ -170,11 +170,19 @@ pub struct NotifySettings {
     pub sinks: Vec<NotifySink>,
     pub expiring_notice_seconds: u64,
     pub slack: Option<SlackSettings>,
+    /// Where browsers reach ward (`[server] public_url`): a message about a request links to its
+    /// page in the web UI.
+    pub web_url: Option<String>,
 }
 
 impl Default for NotifySettings {
     fn default() -> Self {
-        Self { sinks: Vec::new(), expiring_notice_seconds: DEFAULT_EXPIRING_NOTICE_SECONDS, slack: None }
+        Self {
+            sinks: Vec::new(),
+            expiring_notice_seconds: DEFAULT_EXPIRING_NOTICE_SECONDS,
+            slack: None,
+            web_url: None,
+        }
     }
 }
 
@@ -265,7 +273,7 @@ pub(crate) fn load(
             Some(load_slack(&path, file.users, directory)?)
         }
     };
-    Ok(NotifySettings { sinks: checked, expiring_notice_seconds, slack })
+    Ok(NotifySettings { sinks: checked, expiring_notice_seconds, slack, web_url: None })
 }
 
 fn load_sink(sink: SinkFile, relative: &dyn Fn(PathBuf) -> PathBuf) -> Result<NotifySink, ConfigError> {
