@@ -120,7 +120,7 @@ fn max_durations(policy: &PolicyEngine, eligible: &[Eligibility]) -> Vec<MaxDura
 /// The longest `user` may ask for `role` on `resource`: a request far too long makes the policy
 /// name its maximum; when that request is refused for something else (a policy reading the
 /// duration), the terms of a short one say it.
-fn longest_allowed(policy: &PolicyEngine, user: &str, resource: &str, role: &str) -> Option<u64> {
+pub fn longest_allowed(policy: &PolicyEngine, user: &str, resource: &str, role: &str) -> Option<u64> {
     let ask = |duration_seconds| RequestAsk {
         requester: user,
         resource,

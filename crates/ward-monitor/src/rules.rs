@@ -63,22 +63,7 @@ pub fn eligibility(policy: &PolicyEngine) -> Vec<Eligibility> {
     for user in directory.users().keys() {
         for (resource, entry) in directory.resources() {
             for role in &entry.roles {
-                let ask = RequestAsk {
-                    requester: user,
-                    resource,
-                    role,
-                    duration_seconds: 60,
-                    reason: "probing standing eligibility",
-                    business_hours: true,
-                    ..RequestAsk::default()
-                };
-                let may_ask = match policy.decide_request(&ask) {
-                    RequestVerdict::Allowed(_) => true,
-                    RequestVerdict::Refused(refusal) => {
-                        matches!(refusal, Refusal::Unmet { .. } | Refusal::TooLong { .. })
-                    }
-                };
-                if may_ask {
+                if may_ask(policy, user, resource, role, false) {
                     eligible.push(Eligibility {
                         user: user.clone(),
                         resource: resource.clone(),
@@ -89,6 +74,63 @@ pub fn eligibility(policy: &PolicyEngine) -> Vec<Eligibility> {
         }
     }
     eligible
+}
+
+/// Whether some policy lets `user` ask for `role` on `resource` (break-glass or not), the terms
+/// of this probe aside (see [`eligibility`]).
+pub fn may_ask(policy: &PolicyEngine, user: &str, resource: &str, role: &str, breakglass: bool) -> bool {
+    let ask = RequestAsk {
+        requester: user,
+        resource,
+        role,
+        duration_seconds: 60,
+        reason: "probing standing eligibility",
+        business_hours: true,
+        breakglass,
+        ..RequestAsk::default()
+    };
+    match policy.decide_request(&ask) {
+        RequestVerdict::Allowed(_) => true,
+        RequestVerdict::Refused(refusal) => {
+            matches!(refusal, Refusal::Unmet { .. } | Refusal::TooLong { .. })
+        }
+    }
+}
+
+/// One thing a person may ask for, as the request form offers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Askable {
+    pub resource: String,
+    pub role: String,
+    /// The longest access the policies allow them, when the probe could tell.
+    pub max_seconds: Option<u64>,
+    /// Only as break-glass.
+    pub breakglass_only: bool,
+}
+
+/// What `user` may ask for under the policies in force, in the directory's order.
+pub fn askable(policy: &PolicyEngine, user: &str) -> Vec<Askable> {
+    let directory = policy.directory();
+    let mut askable = Vec::new();
+    for (resource, entry) in directory.resources() {
+        for role in &entry.roles {
+            let breakglass_only = if may_ask(policy, user, resource, role, false) {
+                false
+            } else if may_ask(policy, user, resource, role, true) {
+                true
+            } else {
+                continue;
+            };
+            let max_seconds = crate::insights::longest_allowed(policy, user, resource, role);
+            askable.push(Askable {
+                resource: resource.clone(),
+                role: role.clone(),
+                max_seconds,
+                breakglass_only,
+            });
+        }
+    }
+    askable
 }
 
 /// How far back (seconds) the rules' state reaches: the longest window of a rule in force, plus
@@ -122,6 +164,11 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml");
         let config = ward_service::Config::load(std::path::Path::new(path), &|_| None).unwrap();
         let eligible = eligibility(&config.policy_engine().unwrap());
+        let engine = config.policy_engine().unwrap();
+        let alices = askable(&engine, "alice");
+        let read = alices.iter().find(|a| a.resource == "logs:payments-api" && a.role == "read").unwrap();
+        assert_eq!((read.max_seconds, read.breakglass_only), (Some(4 * 3600), false));
+        assert!(askable(&engine, "carol").is_empty(), "auditors ask for nothing");
         let may = |user: &str, resource: &str, role: &str| {
             eligible
                 .iter()

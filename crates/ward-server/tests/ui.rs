@@ -550,10 +550,17 @@ async fn the_request_form_says_what_would_happen_then_asks() {
     let form = ui.get("/ui/ask", &alices).await;
     assert_eq!(form.status, StatusCode::OK);
     assert!(
-        form.body.contains("<option value=\"logs:payments-api|read\">read on logs:payments-api</option>"),
+        form.body.contains(
+            "<option value=\"logs:payments-api|read\">read on logs:payments-api, up to 4h</option>"
+        ),
         "{}",
         form.body
     );
+    // Only what the policies let her ask for: the ledger's unmasked logs are not hers.
+    assert!(!form.body.contains("read-unmasked on logs:ledger"), "{}", form.body);
+    let carol = ui.sign_in("carol").await;
+    let carols = ui.get("/ui/ask", &[(SESSION, &carol)]).await;
+    assert!(carols.body.contains("No policy lets you ask for anything"), "{}", carols.body);
     let csrf = form.csrf();
     let fields =
         "target=logs%3Apayments-api%7Cread&duration=30m&reason=INC-4312+checkout+500s&ticket=INC-4312";

@@ -1,4 +1,5 @@
-//! `/ui/ask`: asking for access. The form lists every resource and role in the directory; its
+//! `/ui/ask`: asking for access. The form lists what the policies let the person ask for, each
+//! with the longest access allowed (as insights probe it); its
 //! *Check* button shows what would happen (the same dry run as `ward explain`: refused, pending
 //! with who may approve, approved or denied at once by a rule, break-glass) without filing
 //! anything, and *Ask* files the request through `Broker::create_request`. Both post the form
@@ -13,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use ward_core::duration::parse_duration;
+use ward_core::duration::{format_duration, parse_duration};
 use ward_service::{Broker, BrokerError, RequestInput};
 
 use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, problem_page, render};
@@ -95,14 +96,18 @@ fn page(
     problem: Option<String>,
 ) -> Response {
     let policy = broker.policy();
-    let choices = policy
-        .directory()
-        .resources()
-        .iter()
-        .flat_map(|(name, resource)| resource.roles.iter().map(move |role| (name, role)))
-        .map(|(name, role)| {
-            let value = format!("{name}|{role}");
-            Choice { selected: value == form.target, label: format!("{role} on {name}"), value }
+    let choices = ward_monitor::rules::askable(&policy, &session.caller.name)
+        .into_iter()
+        .map(|a| {
+            let value = format!("{}|{}", a.resource, a.role);
+            let mut label = format!("{} on {}", a.role, a.resource);
+            if let Some(max) = a.max_seconds {
+                label.push_str(&format!(", up to {}", format_duration(max)));
+            }
+            if a.breakglass_only {
+                label.push_str(" (break-glass only)");
+            }
+            Choice { selected: value == form.target, label, value }
         })
         .collect();
     render(StatusCode::OK, &AskPage { choices, form, outcome, problem, csrf: session.csrf_token() })
