@@ -1092,3 +1092,32 @@ async fn an_auditor_verifies_the_whole_log_and_sees_it_tampered_with() {
         tampered.body
     );
 }
+
+#[tokio::test]
+async fn a_link_to_a_request_leads_there_once_signed_in_and_nowhere_else() {
+    let ui = ui_of(None, None).await;
+    let id = alices_request(&ui).await;
+    let page = format!("/ui/requests/{id}");
+    let asked = ui.get(&page, &[]).await;
+    assert_eq!((asked.status, asked.location()), (StatusCode::SEE_OTHER, "/ui/login"));
+    let next = asked.cookie("__Host-ward-next");
+    assert_eq!(next, page);
+
+    let operator = Broker::local_operator("test");
+    let (token, _) = ui.broker.tokens().mint(&operator, "bob", 3600, None).await.unwrap();
+    let form = ui.get("/ui/login", &[]).await;
+    let csrf = form.csrf();
+    let body = format!("csrf={csrf}&token={token}");
+    let cookies = [(LOGIN, csrf.as_str()), ("__Host-ward-next", next.as_str())];
+    let signed_in = ui.send("POST", "/ui/login", &cookies, Some((&body, PUBLIC_URL))).await;
+    assert_eq!((signed_in.status, signed_in.location()), (StatusCode::SEE_OTHER, page.as_str()));
+    assert!(signed_in.set_cookie("__Host-ward-next").unwrap().contains("Max-Age=0"), "used once");
+
+    // A cookie planted to send the browser elsewhere sends it home.
+    let form = ui.get("/ui/login", &[]).await;
+    let csrf = form.csrf();
+    let body = format!("csrf={csrf}&token={token}");
+    let planted = [(LOGIN, csrf.as_str()), ("__Host-ward-next", "https://evil.example/ui/")];
+    let signed_in = ui.send("POST", "/ui/login", &planted, Some((&body, PUBLIC_URL))).await;
+    assert_eq!(signed_in.location(), "/ui/");
+}

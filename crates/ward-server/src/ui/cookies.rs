@@ -1,4 +1,4 @@
-//! The web UI's two cookies. Both are `__Host-` cookies (RFC 6265bis): set only by ward itself
+//! The web UI's cookies. All are `__Host-` cookies (RFC 6265bis): set only by ward itself
 //! over a secure connection, for its whole origin and no other (no `Domain`), so a neighbouring
 //! site cannot plant one. Both are `HttpOnly` (no script reads them), `Secure` and
 //! `SameSite=Lax` (sent on a top-level navigation back from the identity provider, never with
@@ -15,6 +15,8 @@ pub const SESSION: &str = "__Host-ward-session";
 pub const SIGN_IN: &str = "__Host-ward-sign-in";
 /// The sign-in form's CSRF token (the form carries it too): only a form ward served signs in.
 pub const LOGIN_FORM: &str = "__Host-ward-login";
+/// The page a browser without a session asked for, to go to once signed in (`next.rs`).
+pub const NEXT: &str = "__Host-ward-next";
 /// How long a browser may take at the identity provider, or over the sign-in form.
 pub const SIGN_IN_SECONDS: i64 = 600;
 

@@ -18,6 +18,7 @@ mod insights;
 mod integrity;
 mod live;
 mod logs;
+mod next;
 mod reports;
 mod requests;
 mod sign_in;
@@ -33,7 +34,7 @@ use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{AppendHeaders, Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use ward_identity::WebClient;
 use ward_service::Broker;
@@ -238,14 +239,19 @@ impl FromRequestParts<Arc<Broker>> for SignedIn {
         let Some(ui) = parts.extensions.get::<Arc<Ui>>().cloned() else {
             return Err((StatusCode::INTERNAL_SERVER_ERROR, "the web UI is not set up").into_response());
         };
+        // Signing in, the browser comes back to the page it asked for.
+        let sign_in = |forget: Option<_>| {
+            let headers = AppendHeaders(forget.into_iter().chain(next::remember(parts)));
+            (headers, Redirect::to("/ui/login")).into_response()
+        };
         let Some(secret) = cookies::read(&parts.headers, cookies::SESSION) else {
-            return Err(Redirect::to("/ui/login").into_response());
+            return Err(sign_in(None));
         };
         match ui.sessions.resume(&secret).await {
             Ok(session) => Ok(Self(session)),
             Err(SessionError::Broker(error)) => Err(unavailable(&SessionError::Broker(error))),
             // Ended, expired, unknown, its person gone: forget it and sign in again.
-            Err(_) => Err(([cookies::clear(cookies::SESSION)], Redirect::to("/ui/login")).into_response()),
+            Err(_) => Err(sign_in(Some(cookies::clear(cookies::SESSION)))),
         }
     }
 }

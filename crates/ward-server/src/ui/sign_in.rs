@@ -15,7 +15,8 @@ use askama::Template;
 use ward_session::same_secret;
 
 use super::{
-    SignedIn, Ui, cookies, form_is_genuine, message, not_from_our_page, origin_is_ours, render, unavailable,
+    SignedIn, Ui, cookies, form_is_genuine, message, next, not_from_our_page, origin_is_ours, render,
+    unavailable,
 };
 
 /// `GET /ui/login`: off to the identity provider, with this sign-in's state, nonce and PKCE
@@ -102,8 +103,9 @@ pub async fn login_with_token(
         Ok((secret, session)) => {
             let seconds = (session.record.expires_at - broker.now()).get_seconds();
             let cookie = cookies::set(cookies::SESSION, secret.as_str().to_owned(), seconds);
-            let forget = cookies::clear(cookies::LOGIN_FORM);
-            (AppendHeaders([forget, cookie]), Redirect::to("/ui/")).into_response()
+            let forget = [cookies::clear(cookies::LOGIN_FORM), cookies::clear(cookies::NEXT)];
+            let next = next::after_sign_in(&headers);
+            (AppendHeaders(forget.into_iter().chain([cookie])), Redirect::to(&next)).into_response()
         }
         Err(error @ SessionError::Broker(_)) => unavailable(&error),
         Err(error) => {
@@ -173,7 +175,9 @@ pub async fn callback(
         Ok((secret, session)) => {
             let seconds = (session.record.expires_at - broker.now()).get_seconds();
             let cookie = cookies::set(cookies::SESSION, secret.as_str().to_owned(), seconds);
-            (AppendHeaders([forget, cookie]), Redirect::to("/ui/")).into_response()
+            let next = next::after_sign_in(&headers);
+            (AppendHeaders([forget, cookies::clear(cookies::NEXT), cookie]), Redirect::to(&next))
+                .into_response()
         }
         Err(error @ SessionError::Broker(ward_service::BrokerError::Unavailable(_))) => unavailable(&error),
         Err(error) => {
