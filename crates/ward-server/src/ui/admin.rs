@@ -10,10 +10,9 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use serde::Deserialize;
 use ward_service::{Broker, policy_cases, token_view};
 
-use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, problem_page, render};
+use super::{CsrfOnly, PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
 
 /// The largest policy test file the page reads.
 const MAX_TESTS_BYTES: u64 = 1 << 20;
@@ -157,12 +156,6 @@ pub async fn tokens(State(broker): State<Arc<Broker>>, SignedIn(session): Signed
     render(StatusCode::OK, &Tokens { tokens, all: session.caller.admin, csrf: session.csrf_token() })
 }
 
-#[derive(Deserialize)]
-pub struct RevokeForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /ui/admin/tokens/{id}/revoke`: refused from the next call on.
 pub async fn revoke_token(
     State(broker): State<Arc<Broker>>,
@@ -170,11 +163,11 @@ pub async fn revoke_token(
     SignedIn(session): SignedIn,
     Path(id): Path<String>,
     headers: HeaderMap,
-    form: Result<axum::Form<RevokeForm>, axum::extract::rejection::FormRejection>,
+    form: PostedForm<CsrfOnly>,
 ) -> Response {
-    let csrf = form.map(|axum::Form(form)| form.csrf).unwrap_or_default();
-    if !form_is_genuine(&ui, &session, &headers, &csrf) {
-        return not_from_our_page("revoked", Some(("/ui/admin/tokens", "Back to the tokens")));
+    let back = Some(("/ui/admin/tokens", "Back to the tokens"));
+    if let Err(refusal) = genuine(&ui, &session, &headers, form, "revoked", back) {
+        return *refusal;
     }
     match broker.tokens().revoke(&session.caller, &id).await {
         Ok(_) => Redirect::to("/ui/admin/tokens").into_response(),

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use ward_core::duration::{format_duration, parse_duration};
 use ward_service::{Broker, BrokerError, RequestInput};
 
-use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, problem_page, render};
+use super::{Posted, PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
 
 /// What the form holds, as the browser sends it.
 #[derive(Debug, Default, Deserialize)]
@@ -38,6 +38,12 @@ pub struct AskForm {
     ticket: String,
     /// A checkbox: present (`on`) when ticked.
     breakglass: Option<String>,
+}
+
+impl Posted for AskForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 impl AskForm {
@@ -146,15 +152,13 @@ pub async fn ask(
     Extension(ui): Extension<Arc<Ui>>,
     SignedIn(session): SignedIn,
     headers: HeaderMap,
-    form: Result<axum::Form<AskForm>, axum::extract::rejection::FormRejection>,
+    form: PostedForm<AskForm>,
 ) -> Response {
     let back = Some(("/ui/ask", "Back to the form"));
-    let Ok(axum::Form(form)) = form else {
-        return message(StatusCode::BAD_REQUEST, "Nothing was asked", "The form is not readable.", back);
+    let form = match genuine(&ui, &session, &headers, form, "asked", back) {
+        Ok(form) => form,
+        Err(refusal) => return *refusal,
     };
-    if !form_is_genuine(&ui, &session, &headers, &form.csrf) {
-        return not_from_our_page("asked", back);
-    }
     if form.intent == "check" {
         let typing = headers.contains_key("hx-request");
         return check(&broker, &session, &form, typing).await;

@@ -14,7 +14,7 @@ use ward_monitor::{FindingListing, Findings, Step};
 use ward_rules::{RuleId, Severity};
 use ward_store::{FindingRecord, FindingState};
 
-use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, problem_page, render};
+use super::{Posted, PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
 
 /// Findings on one page.
 const PAGE: u32 = 50;
@@ -207,6 +207,12 @@ pub struct MoveForm {
     comment: String,
 }
 
+impl Posted for MoveForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// `POST /ui/findings/{id}/move`: acknowledge, resolve or dismiss it, with a comment.
 pub async fn take_step(
     Extension(findings): Extension<Findings>,
@@ -214,16 +220,14 @@ pub async fn take_step(
     SignedIn(session): SignedIn,
     Path(id): Path<String>,
     headers: HeaderMap,
-    form: Result<axum::Form<MoveForm>, axum::extract::rejection::FormRejection>,
+    form: PostedForm<MoveForm>,
 ) -> Response {
     let back_to = format!("/ui/findings/{id}");
     let back = Some((back_to.as_str(), "Back to the finding"));
-    let Ok(axum::Form(form)) = form else {
-        return message(StatusCode::BAD_REQUEST, "Nothing was done", "The form is not readable.", back);
+    let form = match genuine(&ui, &session, &headers, form, "done", back) {
+        Ok(form) => form,
+        Err(refusal) => return *refusal,
     };
-    if !form_is_genuine(&ui, &session, &headers, &form.csrf) {
-        return not_from_our_page("done", back);
-    }
     let Some((step, _, _)) = STEPS.iter().find(|(_, name, _)| *name == form.step) else {
         let why = "A finding is acknowledged, resolved or dismissed.";
         return message(StatusCode::UNPROCESSABLE_ENTITY, "Nothing was done", why, back);

@@ -24,7 +24,7 @@ use ward_service::{Broker, BrokerError, Caller, ExtendInput};
 use ward_session::Session;
 
 use super::live::{self, Outlet};
-use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, problem_page, render};
+use super::{CsrfOnly, Posted, PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
 
 /// The grants one page lists.
 const PAGE: u32 = 50;
@@ -167,11 +167,6 @@ async fn countdown(broker: Arc<Broker>, ui: Arc<Ui>, session: Session, outlet: O
     }
 }
 
-#[derive(Deserialize)]
-pub struct Release {
-    csrf: String,
-}
-
 /// `POST /ui/grants/{id}/release`: ends one's own grant now.
 pub async fn release(
     State(broker): State<Arc<Broker>>,
@@ -179,11 +174,11 @@ pub async fn release(
     SignedIn(session): SignedIn,
     Path(id): Path<String>,
     headers: HeaderMap,
-    form: Result<axum::Form<Release>, axum::extract::rejection::FormRejection>,
+    form: PostedForm<CsrfOnly>,
 ) -> Response {
-    let csrf = form.map(|axum::Form(form)| form.csrf).unwrap_or_default();
-    if !form_is_genuine(&ui, &session, &headers, &csrf) {
-        return not_from_our_page("released", Some(("/ui/grants", "Back to my grants")));
+    let back = Some(("/ui/grants", "Back to my grants"));
+    if let Err(refusal) = genuine(&ui, &session, &headers, form, "released", back) {
+        return *refusal;
     }
     match broker.release(&session.caller, &id).await {
         Ok(_) => Redirect::to("/ui/grants").into_response(),
@@ -273,6 +268,12 @@ pub struct ExtendForm {
     ticket: String,
 }
 
+impl Posted for ExtendForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// `POST /ui/grants/{id}/extend`: asks for more time on one's own live grant. It is a request
 /// like any other (policy decides who approves), whose page comes next.
 pub async fn extend(
@@ -281,16 +282,14 @@ pub async fn extend(
     SignedIn(session): SignedIn,
     Path(id): Path<String>,
     headers: HeaderMap,
-    form: Result<axum::Form<ExtendForm>, axum::extract::rejection::FormRejection>,
+    form: PostedForm<ExtendForm>,
 ) -> Response {
     let back_to = format!("/ui/grants/{id}");
     let back = Some((back_to.as_str(), "Back to the grant"));
-    let Ok(axum::Form(form)) = form else {
-        return message(StatusCode::BAD_REQUEST, "Nothing was asked", "The form is not readable.", back);
+    let form = match genuine(&ui, &session, &headers, form, "asked", back) {
+        Ok(form) => form,
+        Err(refusal) => return *refusal,
     };
-    if !form_is_genuine(&ui, &session, &headers, &form.csrf) {
-        return not_from_our_page("asked", back);
-    }
     let duration_seconds = match parse_duration(form.duration.trim()) {
         Ok(seconds) => seconds,
         Err(error) => {

@@ -10,12 +10,11 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use serde::Deserialize;
 use tokio::sync::Semaphore;
 use ward_service::Broker;
 use ward_store::{VerifyError, VerifyOptions};
 
-use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, problem_page, render};
+use super::{CsrfOnly, PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
 
 fn at(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string()
@@ -64,12 +63,6 @@ pub async fn status(State(broker): State<Arc<Broker>>, SignedIn(session): Signed
     page(&broker, &session, None).await
 }
 
-#[derive(Deserialize)]
-pub struct VerifyForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// One verification at a time in this process: it reads the whole log.
 fn verifying() -> &'static Semaphore {
     static ONE: OnceLock<Semaphore> = OnceLock::new();
@@ -82,12 +75,11 @@ pub async fn verify(
     Extension(ui): Extension<Arc<Ui>>,
     SignedIn(session): SignedIn,
     headers: HeaderMap,
-    form: Result<axum::Form<VerifyForm>, axum::extract::rejection::FormRejection>,
+    form: PostedForm<CsrfOnly>,
 ) -> Response {
     let back = Some(("/ui/audit/integrity", "Back"));
-    let csrf = form.map(|axum::Form(form)| form.csrf).unwrap_or_default();
-    if !form_is_genuine(&ui, &session, &headers, &csrf) {
-        return not_from_our_page("verified", back);
+    if let Err(refusal) = genuine(&ui, &session, &headers, form, "verified", back) {
+        return *refusal;
     }
     if !session.caller.sees_everything() {
         return refuse_others();

@@ -21,7 +21,7 @@ use ward_service::{Broker, BrokerError};
 use ward_session::Session;
 
 use super::live::{self, Outlet};
-use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, problem_page, render};
+use super::{Posted, PostedForm, SignedIn, Ui, genuine, problem_page, render};
 
 /// Lines one search shows at most (the API goes to 100,000; a page would not be readable).
 const MAX_SHOWN: usize = 2_000;
@@ -93,6 +93,12 @@ pub struct SearchForm {
     limit: String,
     /// A checkbox: raw text, through a `read-unmasked` grant.
     unmasked: Option<String>,
+}
+
+impl Posted for SearchForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 /// A time the form names: RFC 3339, or a duration back from `now`.
@@ -222,16 +228,14 @@ pub async fn search(
     SignedIn(session): SignedIn,
     Path(resource): Path<String>,
     headers: HeaderMap,
-    form: Result<axum::Form<SearchForm>, axum::extract::rejection::FormRejection>,
+    form: PostedForm<SearchForm>,
 ) -> Response {
     let back_to = format!("/ui/logs/{resource}");
     let back = Some((back_to.as_str(), "Back to the logs"));
-    let Ok(axum::Form(form)) = form else {
-        return message(StatusCode::BAD_REQUEST, "Nothing was searched", "The form is not readable.", back);
+    let form = match genuine(&ui, &session, &headers, form, "searched", back) {
+        Ok(form) => form,
+        Err(refusal) => return *refusal,
     };
-    if !form_is_genuine(&ui, &session, &headers, &form.csrf) {
-        return not_from_our_page("searched", back);
-    }
     let query = match form.query(broker.now()) {
         Ok(query) => query,
         Err(why) => return viewer(&broker, &session, &resource, &form, None, Some(why), false).await,

@@ -256,6 +256,46 @@ impl FromRequestParts<Arc<Broker>> for SignedIn {
     }
 }
 
+/// A form that carries the session's CSRF token.
+trait Posted {
+    fn csrf(&self) -> &str;
+}
+
+/// A form that carries nothing but the CSRF token (a button).
+#[derive(serde::Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl Posted for CsrfOnly {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+type PostedForm<T> = Result<axum::Form<T>, axum::extract::rejection::FormRejection>;
+
+/// The form posted, when it is readable and genuine ([`form_is_genuine`]); else the page that
+/// says nothing was `what_not` (asked, decided, …), with a way `back`.
+fn genuine<T: Posted>(
+    ui: &Ui,
+    session: &Session,
+    headers: &HeaderMap,
+    posted: PostedForm<T>,
+    what_not: &str,
+    back: Option<(&str, &str)>,
+) -> Result<T, Box<Response>> {
+    let Ok(axum::Form(form)) = posted else {
+        let title = format!("Nothing was {what_not}");
+        return Err(Box::new(message(StatusCode::BAD_REQUEST, &title, "The form is not readable.", back)));
+    };
+    if !form_is_genuine(ui, session, headers, form.csrf()) {
+        return Err(Box::new(not_from_our_page(what_not, back)));
+    }
+    Ok(form)
+}
+
 /// Whether a state-changing form may be acted on: it carries the session's CSRF token, and
 /// the browser, when it says where the form comes from, says ward's own origin.
 fn form_is_genuine(ui: &Ui, session: &Session, headers: &HeaderMap, csrf: &str) -> bool {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use ward_report::model::Framework;
 use ward_report::{ReportRequest, Reports};
 
-use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, problem_page, render};
+use super::{Posted, PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
 
 #[derive(Template)]
 #[template(path = "ui/reports.html")]
@@ -53,6 +53,12 @@ pub struct ReportForm {
     framework: String,
 }
 
+impl Posted for ReportForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// The period the form names: from the start of `from` (UTC) to the end of `to`, or now if
 /// that is sooner.
 fn period(form: &ReportForm, now: Timestamp) -> Result<(Timestamp, Timestamp), String> {
@@ -71,15 +77,13 @@ pub async fn make(
     Extension(ui): Extension<Arc<Ui>>,
     SignedIn(session): SignedIn,
     headers: HeaderMap,
-    form: Result<axum::Form<ReportForm>, axum::extract::rejection::FormRejection>,
+    form: PostedForm<ReportForm>,
 ) -> Response {
     let back = Some(("/ui/reports", "Back to the form"));
-    let Ok(axum::Form(form)) = form else {
-        return message(StatusCode::BAD_REQUEST, "No report was made", "The form is not readable.", back);
+    let form = match genuine(&ui, &session, &headers, form, "made", back) {
+        Ok(form) => form,
+        Err(refusal) => return *refusal,
     };
-    if !form_is_genuine(&ui, &session, &headers, &form.csrf) {
-        return not_from_our_page("made", back);
-    }
     let Some(framework) = Framework::parse(&form.framework) else {
         return message(
             StatusCode::UNPROCESSABLE_ENTITY,

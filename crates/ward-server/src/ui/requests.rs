@@ -19,7 +19,7 @@ use ward_service::{Broker, BrokerError, Caller};
 use ward_store::GrantFilter;
 
 use super::live;
-use super::{SignedIn, Ui, form_is_genuine, message, not_from_our_page, problem_page, render};
+use super::{Posted, PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
 
 /// Requests on one page of the inbox.
 const PAGE: u32 = 50;
@@ -280,6 +280,12 @@ pub struct Decide {
     comment: String,
 }
 
+impl Posted for Decide {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 /// `POST /ui/requests/{id}/decide`: approve or deny in one action. Refused, like the API, for
 /// a request that is the caller's own or that they may not decide, whatever the page showed.
 pub async fn decide(
@@ -288,14 +294,13 @@ pub async fn decide(
     SignedIn(session): SignedIn,
     Path(id): Path<String>,
     headers: HeaderMap,
-    form: Result<axum::Form<Decide>, axum::extract::rejection::FormRejection>,
+    form: PostedForm<Decide>,
 ) -> Response {
-    let Ok(axum::Form(form)) = form else {
-        return message(StatusCode::BAD_REQUEST, "Nothing was decided", "The form is not readable.", None);
-    };
-    if !form_is_genuine(&ui, &session, &headers, &form.csrf) {
-        return not_from_our_page("decided", Some(("/ui/inbox", "Back to the inbox")));
-    }
+    let form =
+        match genuine(&ui, &session, &headers, form, "decided", Some(("/ui/inbox", "Back to the inbox"))) {
+            Ok(form) => form,
+            Err(refusal) => return *refusal,
+        };
     let comment = form.comment.trim().to_owned();
     let decided = match form.decision.as_str() {
         "approve" => broker.approve(&session.caller, &id, (!comment.is_empty()).then_some(comment)).await,

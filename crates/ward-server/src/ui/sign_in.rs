@@ -15,8 +15,8 @@ use askama::Template;
 use ward_session::same_secret;
 
 use super::{
-    SignedIn, Ui, cookies, form_is_genuine, message, next, not_from_our_page, origin_is_ours, render,
-    unavailable,
+    CsrfOnly, PostedForm, SignedIn, Ui, cookies, genuine, message, next, not_from_our_page, origin_is_ours,
+    render, unavailable,
 };
 
 /// `GET /ui/login`: off to the identity provider, with this sign-in's state, nonce and PKCE
@@ -188,22 +188,16 @@ pub async fn callback(
     }
 }
 
-/// The sign-out form.
-#[derive(Debug, Deserialize)]
-pub struct SignOut {
-    csrf: String,
-}
-
 /// `POST /ui/logout`: ends the session (recorded as `session.ended`) and forgets its cookie.
 pub async fn logout(
     Extension(ui): Extension<Arc<Ui>>,
     SignedIn(session): SignedIn,
     headers: HeaderMap,
-    form: Result<axum::Form<SignOut>, axum::extract::rejection::FormRejection>,
+    form: PostedForm<CsrfOnly>,
 ) -> Response {
-    let csrf = form.map(|axum::Form(form)| form.csrf).unwrap_or_default();
-    if !form_is_genuine(&ui, &session, &headers, &csrf) {
-        return not_from_our_page("done; go back and try again", Some(("/ui/", "Back to ward")));
+    let back = Some(("/ui/", "Back to ward"));
+    if let Err(refusal) = genuine(&ui, &session, &headers, form, "done; go back and try again", back) {
+        return *refusal;
     }
     match ui.sessions.sign_out(&session).await {
         Ok(()) => ([cookies::clear(cookies::SESSION)], Redirect::to("/ui/signed-out")).into_response(),
