@@ -933,6 +933,14 @@ async fn an_auditor_reads_insights_and_downloads_an_evidence_pack() {
         insights.body
     );
     assert_eq!(ui.get("/ui/insights?since=2y", &carols).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Within the minute, the report is shown again rather than the log read anew.
+    alices_grant(&ui).await;
+    let again = ui.get("/ui/insights?since=7d", &carols).await;
+    assert!(again.body.contains("1 / 1"), "{}", again.body);
+    assert!(
+        ui.get("/ui/insights?since=30d", &carols).await.body.contains("2 / 2"),
+        "another period, read now"
+    );
 
     let form = ui.get("/ui/reports", &carols).await;
     assert!(form.body.contains("id=\"report\""), "{}", form.body);

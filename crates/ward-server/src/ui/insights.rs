@@ -1,18 +1,56 @@
 //! `/ui/insights`: right-sizing over a period, as `ward insights` reports it (auditors and
 //! admins): per resource and role, how much of what was granted was used, grants never used,
-//! people eligible who never asked, and approvers who approve too fast too often.
+//! people eligible who never asked, and approvers who approve too fast too often. A report
+//! reads the whole period of the log, so the page shows one computed in the last minute again
+//! rather than read it all for each view ([`Recent`]).
+
+use std::collections::HashMap;
 
 use askama::Template;
 use axum::Extension;
-use axum::extract::Query;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
+use std::sync::Arc;
 use ward_core::duration::format_duration;
-use ward_monitor::Insights;
-use ward_rules::insights::RoleReport;
 
-use super::{SignedIn, message, problem_page, render};
+use jiff::{SignedDuration, Timestamp};
+use ward_monitor::Insights;
+use ward_rules::insights::{Report, RoleReport};
+use ward_service::{BrokerError, Caller};
+
+use super::{SignedIn, Ui, message, problem_page, render};
+
+/// How long a report is shown again before the log is read anew.
+const FRESH_FOR: SignedDuration = SignedDuration::from_secs(60);
+
+/// The reports computed lately, per period (seconds). One is computed at a time: views that
+/// come while it is, wait for it and show it.
+#[derive(Default)]
+pub struct Recent(tokio::sync::Mutex<HashMap<u64, Report>>);
+
+impl Recent {
+    async fn report(
+        &self,
+        insights: &Insights,
+        caller: &Caller,
+        seconds: u64,
+        now: Timestamp,
+    ) -> Result<Report, BrokerError> {
+        // The service says the same; a report shown again must not skip it.
+        if !caller.sees_everything() {
+            return Err(BrokerError::Forbidden("only auditors and admins can see the insights".into()));
+        }
+        let mut recent = self.0.lock().await;
+        if let Some(report) = recent.get(&seconds).filter(|r| now.duration_since(r.until) < FRESH_FOR) {
+            return Ok(report.clone());
+        }
+        let report = insights.report(caller, seconds).await?;
+        recent.insert(seconds, report.clone());
+        Ok(report)
+    }
+}
 
 /// The periods the page offers: (value, seconds).
 const PERIODS: [(&str, u64); 4] =
@@ -82,9 +120,11 @@ struct Page {
     roles: Vec<RoleLine>,
 }
 
-/// `GET /ui/insights?since=30d`.
+/// `GET /ui/insights?since=30d`: computed within the last minute.
 pub async fn insights(
+    State(broker): State<Arc<ward_service::Broker>>,
     Extension(insights): Extension<Insights>,
+    Extension(ui): Extension<Arc<Ui>>,
     SignedIn(session): SignedIn,
     Query(query): Query<PeriodQuery>,
 ) -> Response {
@@ -98,7 +138,8 @@ pub async fn insights(
             Some(("/ui/insights", "Back")),
         );
     };
-    let report = match insights.report(&session.caller, *seconds).await {
+    let now = broker.now();
+    let report = match ui.insights.report(&insights, &session.caller, *seconds, now).await {
         Ok(report) => report,
         Err(error) => return problem_page(error),
     };

@@ -75,6 +75,7 @@ pub struct Ui {
     public_url: Option<String>,
     ticket_url: Option<String>,
     policy_tests: Option<PathBuf>,
+    insights: insights::Recent,
 }
 
 impl Ui {
@@ -107,6 +108,7 @@ pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> (Router<Arc<Broker>
         public_url: settings.public_url.clone(),
         ticket_url: settings.ticket_url.clone(),
         policy_tests: settings.policy_tests.clone(),
+        insights: insights::Recent::default(),
     });
     let pages = Router::new()
         .route("/ui/", get(home::page))
