@@ -139,7 +139,7 @@ fn history_days(text: &str) -> Result<i64, CliError> {
     }
 }
 
-const QUICKSTART_FILES: [(&str, &str); 11] = [
+const QUICKSTART_FILES: [(&str, &str); 13] = [
     (
         "logs/payments-api/payments-api.log",
         include_str!("../../../examples/quickstart/logs/payments-api/payments-api.log"),
@@ -160,7 +160,15 @@ const QUICKSTART_FILES: [(&str, &str); 11] = [
     ("policies/payments-api.cedar", include_str!("../../../examples/quickstart/policies/payments-api.cedar")),
     ("policies/checkout-web.cedar", include_str!("../../../examples/quickstart/policies/checkout-web.cedar")),
     ("policies/org.cedar", include_str!("../../../examples/quickstart/policies/org.cedar")),
+    (
+        "policies/payments-debug.cedar",
+        include_str!("../../../examples/quickstart/policies/payments-debug.cedar"),
+    ),
+    ("bin/payments-loglevel", include_str!("../../../examples/quickstart/bin/payments-loglevel")),
 ];
+
+/// The quickstart's programs, written out runnable.
+const QUICKSTART_PROGRAMS: [&str; 1] = ["bin/payments-loglevel"];
 
 fn quickstart_config() -> Result<PathBuf, CliError> {
     let in_checkout = PathBuf::from("examples/quickstart/ward.toml");
@@ -177,6 +185,11 @@ fn quickstart_config() -> Result<PathBuf, CliError> {
             }
             std::fs::write(&file, text)
                 .map_err(|e| CliError::Usage(format!("cannot write {}: {e}", file.display())))?;
+            if QUICKSTART_PROGRAMS.contains(&name) {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| CliError::Usage(format!("cannot make {} runnable: {e}", file.display())))?;
+            }
         }
     }
     Ok(dir.join("ward.toml"))
@@ -299,7 +312,8 @@ fn print_quickstart_banner(config: &Path, scheme: &str, address: &str, store: &s
         "\nward quickstart is running at {url}\n\
          \n  world:  {config} (users {users})\
          \n  store:  {store}\
-         \n  API:    {url}/openapi.json\n\
+         \n  API:    {url}/openapi.json\
+         \n  web UI: {url}/ (sign in with a token from `{ward} admin token create bob`)\n\
          \nIn another terminal, from this directory, get a token and ask for access:\n\
          \n  {setup}\
          \n  export WARD_TOKEN=$({ward} admin token create alice)\
@@ -634,7 +648,33 @@ pub fn check_proof(path: &Path, key: Option<&str>) -> Result<ExitCode, CliError>
 
 #[cfg(test)]
 mod tests {
-    use super::{history_days, user_of};
+    use super::{QUICKSTART_FILES, history_days, user_of};
+
+    /// Every file of `examples/quickstart/` (but its store and the levels the example script
+    /// keeps) is in the binary, so the quickstart written out from it is the same world.
+    #[test]
+    fn the_quickstart_in_the_binary_is_the_whole_example() {
+        let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart"));
+        let mut found = Vec::new();
+        let mut folders = vec![root.to_path_buf()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    if name != "data" {
+                        folders.push(path);
+                    }
+                } else if !name.ends_with(".level") {
+                    found.push(name);
+                }
+            }
+        }
+        found.sort();
+        let mut embedded: Vec<String> = QUICKSTART_FILES.iter().map(|(name, _)| (*name).to_owned()).collect();
+        embedded.sort();
+        assert_eq!(embedded, found);
+    }
 
     #[test]
     fn a_user_id_is_named_by_the_password_database() {
