@@ -117,7 +117,8 @@ pub async fn live(
     if !live::from_our_page(&headers) {
         return live::refused("This countdown is only shown on ward's own page.".into());
     }
-    live::stream(move |outlet| countdown(broker, ui, session, outlet))
+    let (streams, person) = (ui.streams.clone(), session.caller.name.clone());
+    live::stream(&streams, &person, move |outlet| countdown(broker, ui, session, outlet))
 }
 
 async fn countdown(broker: Arc<Broker>, ui: Arc<Ui>, session: Session, outlet: Outlet) {

@@ -274,7 +274,8 @@ pub async fn tail(
     if !live::from_our_page(&headers) {
         return live::refused("A live tail starts only from ward's own page.".into());
     }
-    live::stream(move |outlet| follow(broker, ui, session, resource, outlet))
+    let (streams, person) = (ui.streams.clone(), session.caller.name.clone());
+    live::stream(&streams, &person, move |outlet| follow(broker, ui, session, resource, outlet))
 }
 
 #[derive(Template)]

@@ -76,6 +76,7 @@ pub struct Ui {
     ticket_url: Option<String>,
     policy_tests: Option<PathBuf>,
     insights: insights::Recent,
+    streams: Arc<live::Streams>,
 }
 
 impl Ui {
@@ -109,6 +110,7 @@ pub fn routes(broker: Arc<Broker>, settings: &UiSettings) -> (Router<Arc<Broker>
         ticket_url: settings.ticket_url.clone(),
         policy_tests: settings.policy_tests.clone(),
         insights: insights::Recent::default(),
+        streams: Arc::default(),
     });
     let pages = Router::new()
         .route("/ui/", get(home::page))

@@ -187,7 +187,8 @@ pub async fn inbox_live(
     if !live::from_our_page(&headers) {
         return live::refused("The inbox's news is only shown on ward's own page.".into());
     }
-    live::stream(move |outlet| async move {
+    let (streams, person) = (ui.streams.clone(), session.caller.name.clone());
+    live::stream(&streams, &person, move |outlet| async move {
         let Ok(shown) = decidable_ids(&broker, &session.caller).await else {
             outlet.say(live::END, "ward cannot be reached: reload the page to see new requests.").await;
             return;
