@@ -454,7 +454,13 @@ mod tests {
 
         let env = |name: &str| (name == "WARD_EXPIRING_NOTICE").then(|| "2m".to_owned());
         assert_eq!(config_with("", &env).unwrap().notify.expiring_notice_seconds, 120);
-        assert_eq!(config_with("", &|_| None).unwrap().notify, NotifySettings::default());
+        let plain = config_with("", &|_| None).unwrap().notify;
+        assert_eq!(
+            plain.web_url.as_deref(),
+            Some("http://127.0.0.1:8470"),
+            "links go where browsers reach ward"
+        );
+        assert_eq!(NotifySettings { web_url: None, ..plain }, NotifySettings::default());
     }
 
     #[test]
