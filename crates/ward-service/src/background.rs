@@ -1,5 +1,6 @@
-//! What runs beside the API in the process that serves: the scheduler, the consumers of the
-//! audit log (one forwarder per sink), and the policy reload on SIGHUP. The serving process
+//! What runs beside the API in the process that serves: the scheduler, the follower of what
+//! other processes commit, the consumers of the audit log (one forwarder per sink), and the
+//! policy reload on SIGHUP. The serving process
 //! (`ward serve`) starts and stops them around the HTTP server; the HTTP crate only serves.
 
 use std::sync::Arc;
@@ -19,8 +20,10 @@ pub struct Background {
 impl Background {
     pub fn start(broker: &Arc<Broker>) -> Self {
         let (stop, stopped) = watch::channel(false);
-        let mut tasks =
-            vec![("the scheduler", tokio::spawn(scheduler::run(broker.clone(), stopped.clone())))];
+        let mut tasks = vec![
+            ("the scheduler", tokio::spawn(scheduler::run(broker.clone(), stopped.clone()))),
+            ("the log follower", tokio::spawn(crate::broker::follow_log(broker.clone(), stopped.clone()))),
+        ];
         for sink in &broker.settings().forward {
             let (store, clock, sink) = (broker.store().clone(), broker.clock(), sink.clone());
             let (appended, stopped) = (broker.subscribe_appended(), stopped.clone());

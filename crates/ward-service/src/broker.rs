@@ -34,6 +34,7 @@ pub(crate) mod key_change;
 mod logs;
 mod people;
 mod proofs;
+mod replicas;
 mod requests;
 mod schedule;
 mod tokens;
@@ -44,6 +45,7 @@ pub use checkpoints::note_key_id;
 pub use explain::DEFAULT_WHAT_IF_DURATION_SECONDS;
 pub use logs::{DEFAULT_LOG_LIMIT, LogItem, LogQuery, LogResult};
 pub use people::{Claimed, DIRECTORY_SOURCE, DirectoryPush, PEOPLE_STALENESS, PersonPush};
+pub use replicas::{POLL_EVERY, STALENESS, follow as follow_log};
 pub use requests::DecisionFacts;
 pub use tokens::{MAX_TOKENS_LISTED, Tokens, token_view};
 pub use visibility::{GrantListing, Page, RequestListing};
@@ -281,6 +283,8 @@ pub struct Broker {
     recent: Arc<RecentCommits>,
     /// Set when the server stops: open log streams end, saying so.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Where this process stands in the log: what other processes committed, applied here.
+    follower: replicas::LogFollower,
 }
 
 fn hash_token(token: &str) -> String {
@@ -315,6 +319,9 @@ impl Broker {
         let oncall = Oncall::new(settings.oncall.clone(), policy.directory().clone())
             .map_err(BrokerError::Unavailable)?;
         let policy = Arc::new(policy);
+        // The head first, the grants next: what commits in between is applied again by the
+        // follower (the index keeps the newer copy), never missed.
+        let head = i64::try_from(store.head().await?.size).unwrap_or(i64::MAX);
         let broker = Arc::new_cyclic(|this| Self {
             this: this.clone(),
             oncall,
@@ -339,6 +346,7 @@ impl Broker {
             appended: tokio::sync::watch::Sender::new(0),
             recent: Arc::default(),
             stopping: tokio::sync::watch::Sender::new(false),
+            follower: replicas::LogFollower::at(head),
             wake: Notify::new(),
         });
         let live = broker
@@ -439,6 +447,7 @@ impl Broker {
         if let Some(last) = appended.last() {
             self.appended.send_replace(last.seq);
         }
+        self.follower.note_own(&appended);
         self.recent.keep(&appended);
         Ok(appended)
     }

@@ -172,6 +172,9 @@ mod workflows;
 #[path = "broker/rsyslog.rs"]
 mod rsyslog;
 
+#[path = "broker/replicas.rs"]
+mod replicas;
+
 /// Two ward processes on one store: what the identity provider's tokens said about someone on
 /// one is in force on the other within `PEOPLE_STALENESS`, and recorded once.
 async fn people_from_the_provider_reach_every_process_within_a_second(store: Arc<dyn Store>) {

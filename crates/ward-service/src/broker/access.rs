@@ -23,6 +23,8 @@ impl Broker {
                 caller.name
             )));
         }
+        // What other processes committed (a revocation) counts before the answer.
+        self.ensure_fresh().await?;
         let policy = self.policy();
         match policy.check_names(principal, resource, role) {
             Ok(()) => {}

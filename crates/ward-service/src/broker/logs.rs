@@ -87,6 +87,7 @@ impl Broker {
         action: &str,
     ) -> Result<Reading, BrokerError> {
         let role = if unmasked { "read-unmasked" } else { "read" };
+        self.ensure_fresh().await?;
         let policy = self.policy();
         let now = self.now();
         // A grant that raised the level of a service whose output goes here reads it (masked)
@@ -412,6 +413,10 @@ impl Broker {
     /// token are in memory; the token costs one read of the store's token epoch, shared by the
     /// reads that wait on it, and of the token itself only when the epoch moved.
     async fn access_ended(&self, caller: &Caller, reading: &Reading) -> Option<String> {
+        // Fail closed: a store that cannot say what other processes did ends the read.
+        if let Err(error) = self.ensure_fresh().await {
+            return Some(error.to_string());
+        }
         if let Some(ended) = self.reading_ended(&caller.name, reading) {
             return Some(ended);
         }

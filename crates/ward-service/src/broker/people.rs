@@ -94,6 +94,11 @@ impl Broker {
         Ok(())
     }
 
+    /// Makes the next catch-up on people read them again: another process changed them.
+    pub(super) fn forget_people_check(&self) {
+        *self.people_checked.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     /// The caller `name` is now, as every process sharing the store has them in force (after
     /// catching up on people); `None` when ward does not know them (any more).
     pub async fn current_caller(&self, name: &str) -> Result<Option<Caller>, BrokerError> {

@@ -1,0 +1,166 @@
+//! What other ward processes sharing the store committed, learned from the audit log. Each
+//! process keeps its own index of live grants (a check is a hash lookup); every process must
+//! see a grant another one released, revoked, extended or approved. The log is the source of
+//! truth: a follower reads the events after the last one it applied, and for each grant they
+//! name, reads the grant as stored and puts it in the index or takes it out (the index's own
+//! rules keep an older copy from replacing a newer one, or bringing back one that ended). A
+//! change to the people ward knows makes the process read them again.
+//!
+//! Staleness is bounded, not hoped for: the follower polls the log's head every
+//! [`POLL_EVERY`], and a check whose process has not seen the head for [`STALENESS`] catches up
+//! first (or, the store away, refuses): no grant allows access longer than that after its end
+//! committed anywhere. A check compares `now` with the grant's window itself, so `expires_at`
+//! holds whatever the follower does.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// The longest a process answers from what it knew of the log before catching up.
+pub const STALENESS: Duration = Duration::from_millis(100);
+/// How often the follower looks at the log's head.
+pub const POLL_EVERY: Duration = Duration::from_millis(25);
+/// Events read at a time while catching up.
+const PAGE: u32 = 1_000;
+
+/// Where this process stands in the log.
+pub(crate) struct LogFollower {
+    /// The last `seq` whose effects this process has applied.
+    applied: AtomicI64,
+    /// When the follower last read the head and had applied everything up to it.
+    fresh_at: Mutex<Instant>,
+    /// Events this process committed itself and has applied already, not yet passed.
+    own: Mutex<BTreeSet<i64>>,
+    catching_up: tokio::sync::Mutex<()>,
+}
+
+impl LogFollower {
+    /// A follower that has applied the log up to `seq` (what the index was filled from).
+    pub(crate) fn at(seq: i64) -> Self {
+        Self {
+            applied: AtomicI64::new(seq),
+            fresh_at: Mutex::new(Instant::now()),
+            own: Mutex::default(),
+            catching_up: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Notes events this process committed (their effects are applied here as they commit).
+    pub(crate) fn note_own(&self, appended: &[Arc<AuditEvent>]) {
+        let mut own = self.own.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        own.extend(appended.iter().map(|event| event.seq));
+    }
+
+    fn is_own(&self, seq: i64) -> bool {
+        self.own.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&seq)
+    }
+
+    fn applied_through(&self, seq: i64) {
+        self.applied.store(seq, Ordering::Release);
+        let mut own = self.own.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *own = own.split_off(&(seq + 1));
+    }
+
+    fn fresh_since(&self) -> Instant {
+        *self.fresh_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn is_fresh(&self) -> bool {
+        self.fresh_since().elapsed() < STALENESS
+    }
+}
+
+impl Broker {
+    /// The last `seq` this process has applied.
+    pub fn log_applied(&self) -> i64 {
+        self.follower.applied.load(Ordering::Acquire)
+    }
+
+    /// Makes sure this process has seen the log as it was at most [`STALENESS`] ago, catching
+    /// up first when it has not; fails (closed) when the store cannot say.
+    pub(crate) async fn ensure_fresh(&self) -> Result<(), BrokerError> {
+        if self.follower.is_fresh() {
+            return Ok(());
+        }
+        self.catch_up_on_log().await.map(|_| ()).map_err(|error| {
+            BrokerError::Unavailable(format!("cannot learn what other ward processes did: {error}"))
+        })
+    }
+
+    /// Reads the events after the last one applied, up to the head as read now, and applies
+    /// what other processes committed: the grants they name, read again, and the people. One
+    /// catch-up at a time; one that waited for another finds itself done. How many events of
+    /// other processes it applied.
+    pub async fn catch_up_on_log(&self) -> Result<u64, StoreError> {
+        let _one_at_a_time = self.follower.catching_up.lock().await;
+        let looked_at = Instant::now();
+        if self.follower.fresh_since() >= looked_at {
+            return Ok(0);
+        }
+        let head = i64::try_from(self.store.head().await?.size).unwrap_or(i64::MAX);
+        let mut after = self.log_applied();
+        let mut theirs = 0;
+        while after < head {
+            let page = EventFilter { after_seq: Some(after), limit: PAGE, ..EventFilter::default() };
+            let events = self.store.events(&page).await?;
+            let Some(last) = events.last().map(|e| e.seq) else { break };
+            let others: Vec<&AuditEvent> = events.iter().filter(|e| !self.follower.is_own(e.seq)).collect();
+            theirs += others.len() as u64;
+            let grants: BTreeSet<&str> = others.iter().filter_map(|e| e.grant_id.as_deref()).collect();
+            for id in grants {
+                self.refresh_grant(id).await?;
+            }
+            if others.iter().any(|e| e.event_type.as_str().starts_with("directory.")) {
+                self.forget_people_check();
+                if let Err(error) = self.catch_up_on_people().await {
+                    tracing::warn!(%error, "could not read the people another process changed");
+                }
+            }
+            self.follower.applied_through(last);
+            after = last;
+        }
+        *self.follower.fresh_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = looked_at;
+        if theirs > 0 {
+            metrics::counter!("ward_replica_events_applied_total").increment(theirs);
+        }
+        Ok(theirs)
+    }
+
+    /// Puts grant `id` in the index as stored now, or takes it out.
+    async fn refresh_grant(&self, id: &str) -> Result<(), StoreError> {
+        let Some(mut grant) = self.store.grant(id).await? else { return Ok(()) };
+        self.with_uses_seen_here(&mut grant);
+        if grant.state.is_live() {
+            self.index.insert(&grant);
+        } else {
+            self.index.remove(&grant, self.now());
+        }
+        Ok(())
+    }
+}
+
+/// Follows the log until `shutdown` turns true.
+pub async fn follow(broker: Arc<Broker>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(POLL_EVERY) => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        match broker.catch_up_on_log().await {
+            Ok(_) => failing = false,
+            // Said once per failing streak; checks refuse meanwhile (they cannot catch up).
+            Err(error) if !failing => {
+                failing = true;
+                tracing::error!(%error, "cannot follow the audit log; checks refuse until it can");
+            }
+            Err(_) => {}
+        }
+    }
+}
