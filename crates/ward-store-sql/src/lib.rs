@@ -11,6 +11,7 @@
 //! Commits go through one writer task (`writer`), which commits whatever has queued up while
 //! the previous transaction was syncing as one transaction: group commit.
 
+mod announcements;
 mod plan;
 mod rows;
 mod writer;
@@ -52,6 +53,15 @@ impl Dialect {
         }
     }
 
+    /// The statement that announces a commit of events to every process following the log
+    /// (delivered when the transaction commits, and only then); none for SQLite.
+    fn announce_commit(self) -> Option<&'static str> {
+        match self {
+            Self::Sqlite => None,
+            Self::Postgres => Some("SELECT pg_notify('ward_log', '')"),
+        }
+    }
+
     fn head_for_update(self) -> &'static str {
         match self {
             Self::Sqlite => "SELECT seq, hash, frontier FROM audit_head WHERE id = 1",
@@ -81,6 +91,8 @@ macro_rules! dispatch {
 pub struct SqlStore {
     pool: Pool,
     dialect: Dialect,
+    /// Commits announced by PostgreSQL, counted: started by the first follower that asks.
+    announced: std::sync::OnceLock<tokio::sync::watch::Receiver<u64>>,
     writer: mpsc::Sender<writer::Message>,
     /// What the writer's commits say about whether the store takes writes, for readiness.
     health: SharedWriteHealth,
@@ -322,7 +334,7 @@ impl SqlStore {
         fill_in_nodes(&pool).await?;
         let health = SharedWriteHealth::default();
         let writer = writer::start(pool.clone(), dialect, health.clone());
-        Ok(Self { pool, dialect, writer, health })
+        Ok(Self { pool, dialect, announced: std::sync::OnceLock::new(), writer, health })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -688,6 +700,16 @@ impl Store for SqlStore {
                 .map_err(unavailable)?;
             Ok(row.optional_int("first")?.zip(row.optional_int("last")?))
         })
+    }
+
+    fn commits_announced(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        let Pool::Postgres(pool) = &self.pool else { return None };
+        let announced = self.announced.get_or_init(|| {
+            let (counter, announced) = tokio::sync::watch::channel(0);
+            tokio::spawn(announcements::listen(pool.clone(), counter));
+            announced
+        });
+        Some(announced.clone())
     }
 
     async fn head(&self) -> Result<LogHead, StoreError> {

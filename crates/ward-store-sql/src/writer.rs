@@ -250,6 +250,11 @@ async fn transaction(
                     return Err(StoreError::Conflict);
                 }
             }
+            if let Some(announce) = dialect.announce_commit()
+                && changes.iter().any(|(change, _)| !change.events.is_empty())
+            {
+                sqlx::query(announce).execute(&mut *tx).await.map_err(unavailable)?;
+            }
             tx.commit().await.map_err(unavailable)?;
             Ok((plan.outcomes, plan.head))
         }};

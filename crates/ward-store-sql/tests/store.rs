@@ -325,6 +325,28 @@ async fn postgres_two_stores_share_one_chain() {
     }
 }
 
+/// A commit of events through one store is announced to the others on the database
+/// (PostgreSQL's `NOTIFY`, sent in the committing transaction): their followers wake at once.
+/// A commit that appends nothing is not announced; SQLite announces nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_commits_are_announced_to_every_store() {
+    let Some(cluster) = ward_testkit::postgres() else { return };
+    let url = cluster.fresh_database();
+    let (writer, follower) = (SqlStore::connect(&url).await.unwrap(), SqlStore::connect(&url).await.unwrap());
+    let mut announced = follower.commits_announced().expect("PostgreSQL announces commits");
+    // The listener counts once when it starts listening: what it may have missed.
+    tokio::time::timeout(std::time::Duration::from_secs(5), announced.changed()).await.unwrap().unwrap();
+    let change = ward_store::Change { events: vec![numbered_event(1)], ..Default::default() };
+    writer.commit(change, jiff::Timestamp::UNIX_EPOCH).await.unwrap();
+    let woke = tokio::time::timeout(std::time::Duration::from_secs(5), announced.changed()).await;
+    assert!(matches!(woke, Ok(Ok(()))), "the follower hears of the commit");
+
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite =
+        SqlStore::connect(&format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display())).await.unwrap();
+    assert!(sqlite.commits_announced().is_none(), "one process: nothing to announce");
+}
+
 /// Migration 0004 rebuilds SQLite's event table: a log written before it must come through
 /// whole (every hash, the chain, the head) and go on growing after it.
 #[tokio::test]

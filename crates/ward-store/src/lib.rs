@@ -618,6 +618,13 @@ pub trait Store: Send + Sync + 'static {
     async fn policy_snapshot(&self, digest: &str) -> Result<Option<String>, StoreError>;
     /// The log's size, Merkle root and chain tip, as of the last commit.
     async fn head(&self) -> Result<LogHead, StoreError>;
+    /// A counter that moves soon after any process commits events to the log, where the
+    /// backend announces commits (PostgreSQL: `LISTEN`/`NOTIFY`): what wakes a follower of the
+    /// log at once. A wake-up, never the truth (an announcement can be lost): followers still
+    /// read the log. `None` where nothing is announced, and followers poll.
+    fn commits_announced(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
     /// Checkpoints with a size above `after_size`, smallest first.
     async fn checkpoints(
         &self,

@@ -6,8 +6,9 @@
 //! rules keep an older copy from replacing a newer one, or bringing back one that ended). A
 //! change to the people ward knows makes the process read them again.
 //!
-//! Staleness is bounded, not hoped for: the follower polls the log's head every
-//! [`POLL_EVERY`], and a check whose process has not seen the head for [`STALENESS`] catches up
+//! Staleness is bounded, not hoped for: the follower wakes when PostgreSQL announces a commit
+//! (`NOTIFY`, sent in the committing transaction) and polls the log's head every
+//! [`POLL_EVERY`] anyway (an announcement can be lost), and a check whose process has not seen the head for [`STALENESS`] catches up
 //! first (or, the store away, refuses): no grant allows access longer than that after its end
 //! committed anywhere. A check compares `now` with the grant's window itself, so `expires_at`
 //! holds whatever the follower does.
@@ -142,12 +143,15 @@ impl Broker {
     }
 }
 
-/// Follows the log until `shutdown` turns true.
+/// Follows the log until `shutdown` turns true: at once when the store announces a commit
+/// (PostgreSQL), and every [`POLL_EVERY`] anyway.
 pub async fn follow(broker: Arc<Broker>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut announced = broker.store.commits_announced();
     let mut failing = false;
     loop {
         tokio::select! {
             () = tokio::time::sleep(POLL_EVERY) => {}
+            () = announcement(&mut announced) => {}
             _ = shutdown.changed() => {}
         }
         if *shutdown.borrow() {
@@ -162,5 +166,15 @@ pub async fn follow(broker: Arc<Broker>, mut shutdown: tokio::sync::watch::Recei
             }
             Err(_) => {}
         }
+    }
+}
+
+/// Resolves at the next announcement; never where there are none.
+async fn announcement(announced: &mut Option<tokio::sync::watch::Receiver<u64>>) {
+    let Some(receiver) = announced else { return std::future::pending().await };
+    if receiver.changed().await.is_err() {
+        // The listener is gone (the store closed): polling goes on.
+        *announced = None;
+        std::future::pending::<()>().await;
     }
 }
