@@ -158,6 +158,42 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// Follows a reload another process recorded (`policy.changed` with the digest of the set it
+    /// put in force): this process reads its own files and puts them in force when they make
+    /// the same set, without recording it again. Files that make another set leave the
+    /// policies as they were, said loudly: every replica must be given the same files.
+    pub(super) async fn follow_policy_change(&self, digest: &str) -> Result<(), BrokerError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        if snapshot_record(&self.policy())?.digest == digest {
+            return Ok(());
+        }
+        let Some(loader) = self.policy_loader.get() else {
+            tracing::error!(
+                digest,
+                "another ward process changed the policies; this one has no files to follow"
+            );
+            return Ok(());
+        };
+        let base = loader().map_err(BrokerError::Unacceptable)?;
+        let merged = self.with_people(&base)?;
+        let ours = snapshot_record(&merged)?.digest;
+        if ours == digest {
+            self.put_in_force(base, merged);
+            tracing::info!(digest, "policies reloaded, as another ward process did");
+        } else {
+            metrics::counter!("ward_policy_divergence_total").increment(1);
+            tracing::error!(
+                theirs = digest,
+                ours = %ours,
+                "another ward process put policies in force that this one's files do not make; \
+                 its policies stay as they were: give every replica the same files"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// A policy set coming into force, for [`Broker::in_force_events`].
 struct InForce<'a> {
     engine: &'a PolicyEngine,

@@ -4,7 +4,8 @@
 //! truth: a follower reads the events after the last one it applied, and for each grant they
 //! name, reads the grant as stored and puts it in the index or takes it out (the index's own
 //! rules keep an older copy from replacing a newer one, or bringing back one that ended). A
-//! change to the people ward knows makes the process read them again.
+//! change to the people ward knows makes the process read them again; policies another process
+//! reloaded are reloaded here from this process's files, when they make the same set.
 //!
 //! Staleness is bounded, not hoped for: the follower wakes when PostgreSQL announces a commit
 //! (`NOTIFY`, sent in the committing transaction) and polls the log's head every
@@ -113,6 +114,16 @@ impl Broker {
             let grants: BTreeSet<&str> = others.iter().filter_map(|e| e.grant_id.as_deref()).collect();
             for id in grants {
                 self.refresh_grant(id).await?;
+            }
+            // A reload records the set it put in force (its snapshot's digest).
+            let reloaded = others
+                .iter()
+                .rev()
+                .find(|e| matches!(e.event_type, EventType::PolicyChanged | EventType::DirectoryReloaded));
+            if let Some(digest) = reloaded.and_then(|e| e.details.get("snapshot")).and_then(|d| d.as_str()) {
+                if let Err(error) = self.follow_policy_change(digest).await {
+                    tracing::error!(%error, "could not follow the policies another process reloaded");
+                }
             }
             if others.iter().any(|e| e.event_type.as_str().starts_with("directory.")) {
                 self.forget_people_check();

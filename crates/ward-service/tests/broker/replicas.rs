@@ -82,3 +82,50 @@ async fn a_process_that_cannot_follow_the_log_fails_closed() {
     let refused = b.check(&caller, "alice", "read", "logs:payments-api").await;
     assert!(matches!(refused, Err(BrokerError::Unavailable(_))), "{refused:?}");
 }
+
+/// Policies reloaded on one process are reloaded on the others from their own files (the same
+/// files: a deployment gives every replica the same), without a second record of the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_reload_on_one_process_reaches_the_others() {
+    use std::path::PathBuf;
+    let Some(cluster) = ward_testkit::postgres() else { return };
+    let url = cluster.fresh_database();
+    let world = tempfile::tempdir().unwrap();
+    let quickstart = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart"));
+    super::copy_dir(&quickstart, world.path());
+    let path = world.path().join("ward.toml");
+    let process = |data: tempfile::TempDir| {
+        let path = path.clone();
+        let url = url.clone();
+        async move {
+            let data_dir = data.path().display().to_string();
+            let config = ward_service::Config::load(&path, &|name| {
+                (name == "WARD_DATA_DIR").then(|| data_dir.clone())
+            })
+            .unwrap();
+            let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
+            let clock = Arc::new(ward_core::ManualClock::new(super::t0()));
+            (ward_service::broker_for(&config, store, clock).await.unwrap(), data)
+        }
+    };
+    let (a, _a_data) = process(tempfile::tempdir().unwrap()).await;
+    let (b, _b_data) = process(tempfile::tempdir().unwrap()).await;
+    // bob leaves the payments leads, in the files every replica reads.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace(
+        "bob = { groups = [\"engineering\", \"payments-leads\"] }",
+        "bob = { groups = [\"engineering\"] }",
+    );
+    std::fs::write(&path, text).unwrap();
+    assert!(a.reload_policies("admin").await.unwrap().changed);
+    b.catch_up_on_log().await.unwrap();
+    let (ours, theirs) = (b.policy(), a.policy());
+    assert!(!ours.directory().groups_of("bob").contains("payments-leads"), "B follows A's reload");
+    assert_eq!(ours.snapshot().record().unwrap().digest, theirs.snapshot().record().unwrap().digest);
+    let filter = ward_store::EventFilter {
+        event_type: Some(ward_core::audit::EventType::DirectoryReloaded),
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(a.store().events(&filter).await.unwrap().len(), 1, "recorded once, by A");
+}
