@@ -120,10 +120,10 @@ impl Broker {
                 .iter()
                 .rev()
                 .find(|e| matches!(e.event_type, EventType::PolicyChanged | EventType::DirectoryReloaded));
-            if let Some(digest) = reloaded.and_then(|e| e.details.get("snapshot")).and_then(|d| d.as_str()) {
-                if let Err(error) = self.follow_policy_change(digest).await {
-                    tracing::error!(%error, "could not follow the policies another process reloaded");
-                }
+            if let Some(digest) = reloaded.and_then(|e| e.details.get("snapshot")).and_then(|d| d.as_str())
+                && let Err(error) = self.follow_policy_change(digest).await
+            {
+                tracing::error!(%error, "could not follow the policies another process reloaded");
             }
             if others.iter().any(|e| e.event_type.as_str().starts_with("directory.")) {
                 self.forget_people_check();
