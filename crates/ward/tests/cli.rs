@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 
 const WARD: &str = env!("CARGO_BIN_EXE_ward");
 
+#[path = "cli/replicas.rs"]
+mod replicas;
 mod report;
 
 struct Server {

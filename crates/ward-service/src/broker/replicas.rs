@@ -27,6 +27,9 @@ pub const STALENESS: Duration = Duration::from_millis(100);
 pub const POLL_EVERY: Duration = Duration::from_millis(25);
 /// Events read at a time while catching up.
 const PAGE: u32 = 1_000;
+/// The longest a check waits for a catch-up before it refuses: a store that does not answer
+/// (PostgreSQL away, a network cut) is a quick refusal, not a hung check.
+pub const CATCH_UP_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Where this process stands in the log.
 pub(crate) struct LogFollower {
@@ -87,9 +90,16 @@ impl Broker {
         if self.follower.is_fresh() {
             return Ok(());
         }
-        self.catch_up_on_log().await.map(|_| ()).map_err(|error| {
-            BrokerError::Unavailable(format!("cannot learn what other ward processes did: {error}"))
-        })
+        match tokio::time::timeout(CATCH_UP_DEADLINE, self.catch_up_on_log()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => {
+                Err(BrokerError::Unavailable(format!("cannot learn what other ward processes did: {error}")))
+            }
+            Err(_) => Err(BrokerError::Unavailable(format!(
+                "the store did not answer within {} s: cannot learn what other ward processes did",
+                CATCH_UP_DEADLINE.as_secs()
+            ))),
+        }
     }
 
     /// Reads the events after the last one applied, up to the head as read now, and applies
