@@ -117,9 +117,17 @@ pub(crate) fn lock_health(health: &SharedWriteHealth) -> std::sync::MutexGuard<'
     health.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// PostgreSQL's answers to two transactions that got in each other's way (a deadlock; a
+/// serialization failure): one of them is rolled back, to be tried again. Two ward processes
+/// can meet so, one locking a grant's row before the chain's head, the other the other way.
+const LOST_A_RACE: [&str; 2] = ["40P01", "40001"];
+
 pub(crate) fn unavailable(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::Database(db) if db.code().is_some_and(|code| LOST_A_RACE.contains(&code.as_ref())) => {
+            StoreError::Conflict
+        }
         _ => match write_blocked(&error) {
             Some(why) => StoreError::Unavailable(format!(
                 "{why}; nothing was written, and ward resumes by itself once the store can be written ({error})"
@@ -1227,6 +1235,28 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
     use ward_core::merkle;
+
+    /// Two writers locking the same rows in opposite orders: PostgreSQL breaks the deadlock by
+    /// rolling one back, which ward takes as a lost race to retry, not as the store failing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deadlock_between_two_writers_is_a_race_to_retry() {
+        let Some(cluster) = ward_testkit::postgres() else { return };
+        let pool = PgPoolOptions::new().connect(&cluster.fresh_database()).await.unwrap();
+        sqlx::query("CREATE TABLE rows (id int PRIMARY KEY, n int)").execute(&pool).await.unwrap();
+        sqlx::query("INSERT INTO rows VALUES (1, 0), (2, 0)").execute(&pool).await.unwrap();
+        let touch = "UPDATE rows SET n = n + 1 WHERE id = $1";
+        let (mut first, mut second) = (pool.begin().await.unwrap(), pool.begin().await.unwrap());
+        sqlx::query(touch).bind(1).execute(&mut *first).await.unwrap();
+        sqlx::query(touch).bind(2).execute(&mut *second).await.unwrap();
+        let crossing = tokio::spawn(async move {
+            let result = sqlx::query(touch).bind(2).execute(&mut *first).await.map(|_| ());
+            (result, first)
+        });
+        let other = sqlx::query(touch).bind(1).execute(&mut *second).await.map(|_| ());
+        let (result, _first) = crossing.await.unwrap();
+        let lost = [result, other].into_iter().find_map(Result::err).expect("PostgreSQL broke the deadlock");
+        assert!(matches!(unavailable(lost), StoreError::Conflict));
+    }
 
     use super::*;
 
