@@ -1,5 +1,6 @@
 //! Makes time pass: activates scheduled grants, expires grants, lapses requests, writes usage
-//! summaries and signs audit checkpoints when the log has grown.
+//! summaries and signs audit checkpoints when the log has grown (one process at a time, under
+//! a lease: several replicas sign one chain of checkpoints, not one each).
 //!
 //! The store is the truth about what is due, so the scheduler keeps no state of its own: after
 //! a restart its first pass processes everything that came due while ward was down (each event
@@ -13,6 +14,7 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
+use crate::consumer::ConsumerLease;
 
 /// The longest the scheduler sleeps without looking at the store (it is woken earlier by every
 /// change that may move the schedule).
@@ -27,6 +29,7 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut last_summary = tokio::time::Instant::now();
     let mut last_checkpoint = tokio::time::Instant::now();
     let mut first_pass = true;
+    let mut signer = ConsumerLease::new(CHECKPOINT_SIGNER, crate::consumer::this_process());
     loop {
         let now = broker.now();
         let sleep_for = match pass(&broker, now, first_pass).await {
@@ -44,7 +47,7 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             last_summary = tokio::time::Instant::now();
         }
         if last_checkpoint.elapsed() >= checkpoint_every {
-            checkpoint(&broker).await;
+            checkpoint(&broker, &mut signer).await;
             last_checkpoint = tokio::time::Instant::now();
         }
         let to_summary = summary_every.saturating_sub(last_summary.elapsed());
@@ -56,15 +59,31 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
         }
     }
     flush(&broker).await;
-    // The last word before stopping: a checkpoint of everything, summaries included.
-    checkpoint(&broker).await;
+    // The last word before stopping: a checkpoint of everything, summaries included; then
+    // another replica signs from now on.
+    checkpoint(&broker, &mut signer).await;
+    signer.give_up(&**broker.store()).await;
 }
 
-async fn checkpoint(broker: &Broker) {
+/// The lease of the one process that signs checkpoints.
+pub const CHECKPOINT_SIGNER: &str = "audit-checkpoint-signer";
+
+/// Signs a checkpoint when the log grew, if this process holds the signer's lease (taking it
+/// when free): the checkpoint signed, if any.
+pub async fn checkpoint(broker: &Broker, signer: &mut ConsumerLease) -> Option<ward_store::CheckpointRecord> {
+    if !signer.hold(&**broker.store(), broker.now()).await {
+        return None;
+    }
     match broker.sign_checkpoint(false).await {
-        Ok(Some(record)) => tracing::debug!(size = record.size, "signed an audit checkpoint"),
-        Ok(None) => {}
-        Err(error) => tracing::error!(%error, "could not sign an audit checkpoint"),
+        Ok(Some(record)) => {
+            tracing::debug!(size = record.size, "signed an audit checkpoint");
+            Some(record)
+        }
+        Ok(None) => None,
+        Err(error) => {
+            tracing::error!(%error, "could not sign an audit checkpoint");
+            None
+        }
     }
 }
 

@@ -129,3 +129,39 @@ async fn a_policy_reload_on_one_process_reaches_the_others() {
     };
     assert_eq!(a.store().events(&filter).await.unwrap().len(), 1, "recorded once, by A");
 }
+
+/// Of several processes, one signs checkpoints at a time (a lease): one chain of checkpoints,
+/// not one per replica; when the signer stops, another signs.
+async fn one_process_signs_the_checkpoints(w: World, elsewhere: Arc<dyn Store>) {
+    use ward_service::consumer::ConsumerLease;
+    use ward_service::scheduler::{CHECKPOINT_SIGNER, checkpoint};
+    let b = another_process(&w, elsewhere).await;
+    let (mut on_a, mut on_b) = (
+        ConsumerLease::new(CHECKPOINT_SIGNER, "process-a"),
+        ConsumerLease::new(CHECKPOINT_SIGNER, "process-b"),
+    );
+    w.granted().await;
+    assert!(checkpoint(&w.broker, &mut on_a).await.is_some(), "A takes the lease and signs");
+    w.granted().await;
+    assert!(checkpoint(&b, &mut on_b).await.is_none(), "B does not while A holds it");
+    assert!(checkpoint(&w.broker, &mut on_a).await.is_some(), "A signs what grew");
+    on_a.give_up(&*w.store).await;
+    w.granted().await;
+    assert!(checkpoint(&b, &mut on_b).await.is_some(), "A stopped: B signs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_one_process_signs_the_checkpoints() {
+    let Some(store) = super::sqlite().await else { return };
+    let w = World::new(store.clone()).await;
+    one_process_signs_the_checkpoints(w, store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_one_process_signs_the_checkpoints() {
+    let Some(cluster) = ward_testkit::postgres() else { return };
+    let url = cluster.fresh_database();
+    let w = World::new(Arc::new(SqlStore::connect(&url).await.unwrap())).await;
+    let elsewhere: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
+    one_process_signs_the_checkpoints(w, elsewhere).await;
+}
