@@ -2,10 +2,14 @@
 
 use super::*;
 
+/// How many times a batch is read again after losing a race before it goes one by one.
+const MAX_BATCH_RACES: u32 = 3;
+
 impl Broker {
     /// Processes everything due at `now`: activations, expiries, lapses, overdue reviews.
     pub async fn run_due(&self, now: Timestamp) -> Result<DueReport, BrokerError> {
         let mut report = DueReport::default();
+        let mut races = 0;
         loop {
             let due = self.store.due(now, DUE_BATCH).await?;
             if due.is_empty() {
@@ -65,7 +69,12 @@ impl Broker {
                     }
                 }
                 // Something in the batch changed meanwhile (a release racing an expiry, another
-                // replica): do the rest one by one.
+                // replica expiring the same batch): read what is due now, and try again; after
+                // a few lost races, one by one.
+                Err(StoreError::Conflict) if races < MAX_BATCH_RACES => {
+                    races += 1;
+                    continue;
+                }
                 Err(StoreError::Conflict) => {
                     for t in transitions {
                         let mut single = Change::default();

@@ -165,3 +165,44 @@ async fn on_postgres_one_process_signs_the_checkpoints() {
     let elsewhere: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
     one_process_signs_the_checkpoints(w, elsewhere).await;
 }
+
+/// Two processes expiring the same grants at once: each grant expires once, whichever commits
+/// it first.
+async fn two_processes_expire_the_same_grants_once(w: World, elsewhere: Arc<dyn Store>) {
+    let b = another_process(&w, elsewhere).await;
+    let mut grants = Vec::new();
+    for _ in 0..40 {
+        grants.push(w.granted().await.id);
+    }
+    w.clock.advance(jiff::SignedDuration::from_mins(31));
+    let now = w.broker.now();
+    let (on_a, on_b) = tokio::join!(w.broker.run_due(now), b.run_due(now));
+    let (on_a, on_b) = (on_a.unwrap(), on_b.unwrap());
+    assert_eq!(on_a.expired + on_b.expired, grants.len(), "{on_a:?} {on_b:?}");
+    let filter = ward_store::EventFilter {
+        event_type: Some(ward_core::audit::EventType::GrantExpired),
+        limit: 1000,
+        ..Default::default()
+    };
+    let mut expired: Vec<String> =
+        w.store.events(&filter).await.unwrap().into_iter().filter_map(|e| e.grant_id).collect();
+    expired.sort();
+    expired.dedup();
+    assert_eq!(expired.len(), grants.len(), "each grant once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_two_processes_expire_the_same_grants_once() {
+    let Some(store) = super::sqlite().await else { return };
+    let w = World::new(store.clone()).await;
+    two_processes_expire_the_same_grants_once(w, store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_two_processes_expire_the_same_grants_once() {
+    let Some(cluster) = ward_testkit::postgres() else { return };
+    let url = cluster.fresh_database();
+    let w = World::new(Arc::new(SqlStore::connect(&url).await.unwrap())).await;
+    let elsewhere: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
+    two_processes_expire_the_same_grants_once(w, elsewhere).await;
+}
