@@ -27,6 +27,8 @@ pub const STALENESS: Duration = Duration::from_millis(100);
 pub const POLL_EVERY: Duration = Duration::from_millis(25);
 /// Events read at a time while catching up.
 const PAGE: u32 = 1_000;
+/// The most of its own events' seqs a process keeps until the follower passes them.
+const OWN_KEPT: usize = 100_000;
 /// The longest a check waits for a catch-up before it refuses: a store that does not answer
 /// (PostgreSQL away, a network cut) is a quick refusal, not a hung check.
 pub const CATCH_UP_DEADLINE: Duration = Duration::from_secs(2);
@@ -54,9 +56,13 @@ impl LogFollower {
     }
 
     /// Notes events this process committed (their effects are applied here as they commit).
+    /// Kept up to [`OWN_KEPT`] while nothing follows: one forgotten is read again, no harm.
     pub(crate) fn note_own(&self, appended: &[Arc<AuditEvent>]) {
         let mut own = self.own.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         own.extend(appended.iter().map(|event| event.seq));
+        while own.len() > OWN_KEPT {
+            own.pop_first();
+        }
     }
 
     fn is_own(&self, seq: i64) -> bool {
