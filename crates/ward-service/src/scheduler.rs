@@ -1,6 +1,7 @@
 //! Makes time pass: activates scheduled grants, expires grants, lapses requests, writes usage
-//! summaries and signs audit checkpoints when the log has grown (one process at a time, under
-//! a lease: several replicas sign one chain of checkpoints, not one each).
+//! summaries and signs audit checkpoints when the log has grown. Of several replicas, one
+//! applies what comes due and one signs checkpoints, each under a lease that another takes
+//! over when its holder goes; each writes its own usage summaries.
 //!
 //! The store is the truth about what is due, so the scheduler keeps no state of its own: after
 //! a restart its first pass processes everything that came due while ward was down (each event
@@ -30,16 +31,22 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let mut last_checkpoint = tokio::time::Instant::now();
     let mut first_pass = true;
     let mut signer = ConsumerLease::new(CHECKPOINT_SIGNER, crate::consumer::this_process());
+    let mut runner = ConsumerLease::new(DUE_RUNNER, crate::consumer::this_process());
     loop {
         let now = broker.now();
-        let sleep_for = match pass(&broker, now, first_pass).await {
-            Ok(next) => {
-                first_pass = false;
-                next.map(|at| until(now, at)).unwrap_or(MAX_SLEEP).min(MAX_SLEEP)
-            }
-            Err(error) => {
-                tracing::error!(%error, "scheduler pass failed; retrying");
-                RETRY_AFTER
+        let sleep_for = if !runner.hold(&**broker.store(), now).await {
+            // Another replica processes what comes due; this one takes over if it goes.
+            TAKE_OVER_EVERY
+        } else {
+            match pass(&broker, now, first_pass).await {
+                Ok(next) => {
+                    first_pass = false;
+                    next.map(|at| until(now, at)).unwrap_or(MAX_SLEEP).min(MAX_SLEEP)
+                }
+                Err(error) => {
+                    tracing::error!(%error, "scheduler pass failed; retrying");
+                    RETRY_AFTER
+                }
             }
         };
         if last_summary.elapsed() >= summary_every {
@@ -63,7 +70,15 @@ pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     // another replica signs from now on.
     checkpoint(&broker, &mut signer).await;
     signer.give_up(&**broker.store()).await;
+    runner.give_up(&**broker.store()).await;
 }
+
+/// The lease of the one process that applies what comes due (activations, expiries, lapses):
+/// replicas racing for the same grants would each find most of them taken. Checks never wait
+/// for it: they compare the time with each grant's window.
+pub const DUE_RUNNER: &str = "scheduler";
+/// How often a process that does not run what comes due asks whether it may.
+const TAKE_OVER_EVERY: Duration = Duration::from_secs(5);
 
 /// The lease of the one process that signs checkpoints.
 pub const CHECKPOINT_SIGNER: &str = "audit-checkpoint-signer";
