@@ -65,11 +65,15 @@ async fn run(backend: &Backend, spread_over_ms: i64) {
     };
     let (stop, stopped) = watch::channel(false);
     let mut schedulers = Vec::new();
-    for store in processes {
+    for (n, store) in processes.into_iter().enumerate() {
         let broker = ward_service::broker_for(&support::quickstart_config(), store, Arc::new(SystemClock))
             .await
             .unwrap();
-        schedulers.push(tokio::spawn(ward_service::scheduler::run(broker, stopped.clone())));
+        // Each its own lease holder, as separate processes would be.
+        let stopped = stopped.clone();
+        let run =
+            async move { ward_service::scheduler::run_as(broker, stopped, &format!("replica-{n}")).await };
+        schedulers.push(tokio::spawn(run));
     }
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {

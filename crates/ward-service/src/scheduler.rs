@@ -24,14 +24,19 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown` turns true, then writes the pending usage summaries and returns.
-pub async fn run(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    run_as(broker, shutdown, crate::consumer::this_process()).await;
+}
+
+/// [`run`], holding its leases as `holder` (several replicas in one process, in benchmarks).
+pub async fn run_as(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>, holder: &str) {
     let summary_every = Duration::from_secs(broker.settings().usage_summary_seconds.max(1));
     let checkpoint_every = Duration::from_secs(broker.settings().checkpoint_interval_seconds.max(1));
     let mut last_summary = tokio::time::Instant::now();
     let mut last_checkpoint = tokio::time::Instant::now();
     let mut first_pass = true;
-    let mut signer = ConsumerLease::new(CHECKPOINT_SIGNER, crate::consumer::this_process());
-    let mut runner = ConsumerLease::new(DUE_RUNNER, crate::consumer::this_process());
+    let mut signer = ConsumerLease::new(CHECKPOINT_SIGNER, holder);
+    let mut runner = ConsumerLease::new(DUE_RUNNER, holder);
     loop {
         let now = broker.now();
         let sleep_for = if !runner.hold(&**broker.store(), now).await {
