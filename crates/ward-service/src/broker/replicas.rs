@@ -16,7 +16,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -37,8 +37,10 @@ pub const CATCH_UP_DEADLINE: Duration = Duration::from_secs(2);
 pub(crate) struct LogFollower {
     /// The last `seq` whose effects this process has applied.
     applied: AtomicI64,
-    /// When the follower last read the head and had applied everything up to it.
-    fresh_at: Mutex<Instant>,
+    /// When the follower last read the head and had applied everything up to it: microseconds
+    /// since `started` (an atomic, not a lock: every check reads it).
+    fresh_at_us: AtomicU64,
+    started: Instant,
     /// Events this process committed itself and has applied already, not yet passed.
     own: Mutex<BTreeSet<i64>>,
     catching_up: tokio::sync::Mutex<()>,
@@ -49,7 +51,8 @@ impl LogFollower {
     pub(crate) fn at(seq: i64) -> Self {
         Self {
             applied: AtomicI64::new(seq),
-            fresh_at: Mutex::new(Instant::now()),
+            fresh_at_us: AtomicU64::new(0),
+            started: Instant::now(),
             own: Mutex::default(),
             catching_up: tokio::sync::Mutex::new(()),
         }
@@ -76,7 +79,12 @@ impl LogFollower {
     }
 
     fn fresh_since(&self) -> Instant {
-        *self.fresh_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.started + Duration::from_micros(self.fresh_at_us.load(Ordering::Acquire))
+    }
+
+    fn fresh_as_of(&self, looked_at: Instant) {
+        let us = u64::try_from(looked_at.duration_since(self.started).as_micros()).unwrap_or(u64::MAX);
+        self.fresh_at_us.fetch_max(us, Ordering::AcqRel);
     }
 
     fn is_fresh(&self) -> bool {
@@ -150,7 +158,7 @@ impl Broker {
             self.follower.applied_through(last);
             after = last;
         }
-        *self.follower.fresh_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = looked_at;
+        self.follower.fresh_as_of(looked_at);
         if theirs > 0 {
             metrics::counter!("ward_replica_events_applied_total").increment(theirs);
         }
