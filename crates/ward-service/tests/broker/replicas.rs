@@ -10,6 +10,32 @@ use ward_store_sql::SqlStore;
 
 use super::{World, config};
 
+/// Runs each test as two processes on one store: on SQLite (one file), and on PostgreSQL (two
+/// connection pools on one database).
+macro_rules! as_two_processes {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+            let Some(store) = super::super::sqlite().await else { return };
+            let w = super::World::new(store.clone()).await;
+            super::$name(w, store).await;
+        } )* }
+        mod on_postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+            let Some(cluster) = ward_testkit::postgres() else { return };
+            let url = cluster.fresh_database();
+            let w = super::World::new(std::sync::Arc::new(super::SqlStore::connect(&url).await.unwrap())).await;
+            let elsewhere: std::sync::Arc<dyn super::Store> =
+                std::sync::Arc::new(super::SqlStore::connect(&url).await.unwrap());
+            super::$name(w, elsewhere).await;
+        } )* }
+    };
+}
+
+as_two_processes!(
+    grants_reach_every_process_within_the_bound,
+    one_process_signs_the_checkpoints,
+    two_processes_expire_the_same_grants_once,
+);
+
 /// A second process's broker on `store` (its own connections, for PostgreSQL).
 async fn another_process(w: &World, store: Arc<dyn Store>) -> Arc<Broker> {
     ward_service::broker_for(&config(), store, w.clock.clone()).await.unwrap()
@@ -47,22 +73,6 @@ async fn grants_reach_every_process_within_the_bound(w: World, elsewhere: Arc<dy
     w.broker.release(&alice, approved.grant_id.unwrap().as_str()).await.unwrap();
     tokio::time::sleep(STALENESS).await;
     assert!(!allowed(&b, "alice").await, "B refuses what A released");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_sqlite_grants_reach_every_process_within_the_bound() {
-    let Some(store) = super::sqlite().await else { return };
-    let w = World::new(store.clone()).await;
-    grants_reach_every_process_within_the_bound(w, store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgres_grants_reach_every_process_within_the_bound() {
-    let Some(cluster) = ward_testkit::postgres() else { return };
-    let url = cluster.fresh_database();
-    let w = World::new(Arc::new(SqlStore::connect(&url).await.unwrap())).await;
-    let elsewhere: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
-    grants_reach_every_process_within_the_bound(w, elsewhere).await;
 }
 
 /// A process that cannot read the log any more refuses rather than answer from what it knew.
@@ -150,22 +160,6 @@ async fn one_process_signs_the_checkpoints(w: World, elsewhere: Arc<dyn Store>) 
     assert!(checkpoint(&b, &mut on_b).await.is_some(), "A stopped: B signs");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_sqlite_one_process_signs_the_checkpoints() {
-    let Some(store) = super::sqlite().await else { return };
-    let w = World::new(store.clone()).await;
-    one_process_signs_the_checkpoints(w, store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgres_one_process_signs_the_checkpoints() {
-    let Some(cluster) = ward_testkit::postgres() else { return };
-    let url = cluster.fresh_database();
-    let w = World::new(Arc::new(SqlStore::connect(&url).await.unwrap())).await;
-    let elsewhere: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
-    one_process_signs_the_checkpoints(w, elsewhere).await;
-}
-
 /// Two processes expiring the same grants at once: each grant expires once, whichever commits
 /// it first.
 async fn two_processes_expire_the_same_grants_once(w: World, elsewhere: Arc<dyn Store>) {
@@ -189,20 +183,4 @@ async fn two_processes_expire_the_same_grants_once(w: World, elsewhere: Arc<dyn 
     expired.sort();
     expired.dedup();
     assert_eq!(expired.len(), grants.len(), "each grant once");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_sqlite_two_processes_expire_the_same_grants_once() {
-    let Some(store) = super::sqlite().await else { return };
-    let w = World::new(store.clone()).await;
-    two_processes_expire_the_same_grants_once(w, store).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgres_two_processes_expire_the_same_grants_once() {
-    let Some(cluster) = ward_testkit::postgres() else { return };
-    let url = cluster.fresh_database();
-    let w = World::new(Arc::new(SqlStore::connect(&url).await.unwrap())).await;
-    let elsewhere: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
-    two_processes_expire_the_same_grants_once(w, elsewhere).await;
 }
