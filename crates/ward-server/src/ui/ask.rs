@@ -17,7 +17,7 @@ use serde::Deserialize;
 use ward_core::duration::{format_duration, parse_duration};
 use ward_service::{Broker, BrokerError, RequestInput};
 
-use super::{Posted, PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
+use super::{PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
 
 /// What the form holds, as the browser sends it.
 #[derive(Debug, Default, Deserialize)]
@@ -40,11 +40,7 @@ pub struct AskForm {
     breakglass: Option<String>,
 }
 
-impl Posted for AskForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+posted_with_csrf!(AskForm);
 
 impl AskForm {
     /// The request it describes, or why it describes none.

@@ -14,7 +14,7 @@ use ward_monitor::{FindingListing, Findings, Step};
 use ward_rules::{RuleId, Severity};
 use ward_store::{FindingRecord, FindingState};
 
-use super::{Posted, PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
+use super::{PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
 
 /// Findings on one page.
 const PAGE: u32 = 50;
@@ -207,11 +207,7 @@ pub struct MoveForm {
     comment: String,
 }
 
-impl Posted for MoveForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+posted_with_csrf!(MoveForm);
 
 /// `POST /ui/findings/{id}/move`: acknowledge, resolve or dismiss it, with a comment.
 pub async fn take_step(

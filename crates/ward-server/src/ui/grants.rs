@@ -24,7 +24,7 @@ use ward_service::{Broker, BrokerError, Caller, ExtendInput};
 use ward_session::Session;
 
 use super::live::{self, Outlet};
-use super::{CsrfOnly, Posted, PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
+use super::{CsrfOnly, PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
 
 /// The grants one page lists.
 const PAGE: u32 = 50;
@@ -269,11 +269,7 @@ pub struct ExtendForm {
     ticket: String,
 }
 
-impl Posted for ExtendForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+posted_with_csrf!(ExtendForm);
 
 /// `POST /ui/grants/{id}/extend`: asks for more time on one's own live grant. It is a request
 /// like any other (policy decides who approves), whose page comes next.

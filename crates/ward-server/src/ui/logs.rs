@@ -21,7 +21,7 @@ use ward_service::{Broker, BrokerError};
 use ward_session::Session;
 
 use super::live::{self, Outlet};
-use super::{Posted, PostedForm, SignedIn, Ui, genuine, problem_page, render};
+use super::{PostedForm, SignedIn, Ui, genuine, problem_page, render};
 
 /// Lines one search shows at most (the API goes to 100,000; a page would not be readable).
 const MAX_SHOWN: usize = 2_000;
@@ -95,11 +95,7 @@ pub struct SearchForm {
     unmasked: Option<String>,
 }
 
-impl Posted for SearchForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+posted_with_csrf!(SearchForm);
 
 /// A time the form names: RFC 3339, or a duration back from `now`.
 fn when(text: &str, now: Timestamp, field: &str) -> Result<Option<Timestamp>, String> {

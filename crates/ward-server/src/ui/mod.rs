@@ -7,6 +7,17 @@
 //! code). A form that changes something is refused unless it carries its session's CSRF token
 //! and, when the browser says where it comes from (`Origin`), comes from ward's own origin.
 
+/// Implements [`Posted`] for forms whose `csrf` field carries the session's token.
+macro_rules! posted_with_csrf {
+    ($($form:ty),* $(,)?) => {
+        $(impl super::Posted for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })*
+    };
+}
+
 mod admin;
 mod ask;
 mod audit;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use ward_report::model::Framework;
 use ward_report::{ReportRequest, Reports};
 
-use super::{Posted, PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
+use super::{PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
 
 #[derive(Template)]
 #[template(path = "ui/reports.html")]
@@ -53,11 +53,7 @@ pub struct ReportForm {
     framework: String,
 }
 
-impl Posted for ReportForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+posted_with_csrf!(ReportForm);
 
 /// The period the form names: from the start of `from` (UTC) to the end of `to`, or now if
 /// that is sooner.

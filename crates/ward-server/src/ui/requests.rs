@@ -19,7 +19,7 @@ use ward_service::{Broker, BrokerError, Caller};
 use ward_store::GrantFilter;
 
 use super::live;
-use super::{Posted, PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
+use super::{PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
 
 /// Requests on one page of the inbox.
 const PAGE: u32 = 50;
@@ -281,11 +281,7 @@ pub struct Decide {
     comment: String,
 }
 
-impl Posted for Decide {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
+posted_with_csrf!(Decide);
 
 /// `POST /ui/requests/{id}/decide`: approve or deny in one action. Refused, like the API, for
 /// a request that is the caller's own or that they may not decide, whatever the page showed.
