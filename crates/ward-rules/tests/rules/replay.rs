@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use ward_core::{GrantState, RequestState, ReviewState};
 
 use super::*;
@@ -330,7 +330,10 @@ fn case() -> impl Strategy<Value = (Vec<Op>, Advances, i64)> {
 
 #[test]
 fn incremental_and_period_runs_find_the_same() {
-    let mut runner = TestRunner::new(Config { cases: 300, ..Config::default() });
+    // A fixed seed: the assertion after the run is about what these logs cover, and a random
+    // draw of 300 logs now and then crosses no rubber-stamp threshold at all (seen in CI).
+    let rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
+    let mut runner = TestRunner::new_with_rng(Config { cases: 300, ..Config::default() }, rng);
     let fired = std::cell::RefCell::new(BTreeSet::new());
     runner
         .run(&case(), |(ops, advances, after)| {
