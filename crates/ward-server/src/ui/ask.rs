@@ -21,20 +21,15 @@ use super::{PostedForm, SignedIn, Ui, genuine, message, problem_page, render};
 
 /// What the form holds, as the browser sends it.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct AskForm {
-    #[serde(default)]
     csrf: String,
     /// Which button: `check` (what would happen) or `ask`.
-    #[serde(default)]
     intent: String,
     /// `RESOURCE|ROLE`, one of the form's choices.
-    #[serde(default)]
     target: String,
-    #[serde(default)]
     duration: String,
-    #[serde(default)]
     reason: String,
-    #[serde(default)]
     ticket: String,
     /// A checkbox: present (`on`) when ticked.
     breakglass: Option<String>,

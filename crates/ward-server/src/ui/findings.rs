@@ -25,14 +25,11 @@ fn at(t: jiff::Timestamp) -> String {
 
 /// The filters, as the page's form sends them (empty: any).
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Filters {
-    #[serde(default)]
     state: String,
-    #[serde(default)]
     rule: String,
-    #[serde(default)]
     severity: String,
-    #[serde(default)]
     after: String,
 }
 
@@ -196,14 +193,12 @@ pub async fn detail(
     render(StatusCode::OK, &page)
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub struct MoveForm {
-    #[serde(default)]
     csrf: String,
     /// Which button: `acknowledge`, `resolve` or `dismiss`.
-    #[serde(default)]
     step: String,
-    #[serde(default)]
     comment: String,
 }
 

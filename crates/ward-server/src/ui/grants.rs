@@ -257,15 +257,12 @@ pub async fn grant(
     render(StatusCode::OK, &page)
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub struct ExtendForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     duration: String,
-    #[serde(default)]
     reason: String,
-    #[serde(default)]
     ticket: String,
 }
 

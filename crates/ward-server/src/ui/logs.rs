@@ -79,17 +79,13 @@ pub async fn index(State(broker): State<Arc<Broker>>, SignedIn(session): SignedI
 
 /// What the search form holds, as the browser sends it.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct SearchForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     pattern: String,
     /// RFC 3339, or a duration back from now (`15m`).
-    #[serde(default)]
     since: String,
-    #[serde(default)]
     until: String,
-    #[serde(default)]
     limit: String,
     /// A checkbox: raw text, through a `read-unmasked` grant.
     unmasked: Option<String>,

@@ -41,15 +41,12 @@ pub async fn form(Extension(reports): Extension<Reports>, SignedIn(session): Sig
     render(StatusCode::OK, &page)
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub struct ReportForm {
-    #[serde(default)]
     csrf: String,
-    #[serde(default)]
     from: String,
-    #[serde(default)]
     to: String,
-    #[serde(default)]
     framework: String,
 }
 

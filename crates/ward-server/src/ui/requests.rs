@@ -268,8 +268,7 @@ pub async fn request(
             Err(error) => return problem_page(error),
         }
     }
-    let request = line;
-    render(StatusCode::OK, &RequestPage { request, decisions, csrf: session.csrf_token() })
+    render(StatusCode::OK, &RequestPage { request: line, decisions, csrf: session.csrf_token() })
 }
 
 /// The decision form.
