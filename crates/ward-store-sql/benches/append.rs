@@ -6,7 +6,8 @@
 //!   straight through sqlx: what chaining adds; and those rows with the Merkle subtrees ward
 //!   keeps (`audit_nodes`, written with the event that completes them): what keeping them adds;
 //! - 16 concurrent writers (group commit), on SQLite and on PostgreSQL, next to PostgreSQL's
-//!   own 16-client single-row insert rate (`pgbench`) on a cluster with durable defaults;
+//!   own 16-client single-row insert rate (`pgbench`) on a cluster with durable defaults; on
+//!   PostgreSQL also spread over three replicas' stores, each with its own group commit;
 //! - one writer on PostgreSQL, next to raw `fdatasync` and to `pgbench` with one client.
 //!
 //! cargo bench -p ward-store-sql --bench append [-- EVENTS_PER_FIGURE]
@@ -71,11 +72,13 @@ async fn one_writer(store: &SqlStore, from: u64, count: u64) -> Duration {
     started.elapsed()
 }
 
-async fn concurrent_writers(store: Arc<SqlStore>, from: u64, count: u64) -> f64 {
+/// Events `from..from + count` from [`WRITERS`] writers spread over `stores` (one per replica,
+/// each with its own connections and group commit), one event a commit.
+async fn concurrent_writers(stores: &[Arc<SqlStore>], from: u64, count: u64) -> f64 {
     let started = Instant::now();
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
-            let store = store.clone();
+            let store = stores[w as usize % stores.len()].clone();
             tokio::spawn(async move {
                 for n in (from + w..from + count).step_by(WRITERS as usize) {
                     let change = Change { events: vec![event(n)], ..Change::default() };
@@ -255,7 +258,7 @@ async fn main() {
     );
 
     let store = Arc::new(store);
-    let grouped = concurrent_writers(store.clone(), count, count * 4).await;
+    let grouped = concurrent_writers(&[store.clone()], count, count * 4).await;
     println!("SQLite, {WRITERS} writers (group commit): {grouped:.0} events/s");
 
     let Some(cluster) = ward_testkit::durable_postgres() else {
@@ -269,7 +272,14 @@ async fn main() {
         pg_time += one_writer(&pg, r * round, round).await;
     }
     let (raw, pg_single) = (rate(raw_time), rate(pg_time));
-    let pg_grouped = concurrent_writers(pg.clone(), count, count * 4).await;
+    let pg_grouped = concurrent_writers(&[pg.clone()], count, count * 4).await;
+    // Three replicas' stores on one database: 16 writers spread over them.
+    let url = cluster.fresh_database();
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(Arc::new(SqlStore::connect(&url).await.unwrap()));
+    }
+    let pg_replicas = concurrent_writers(&replicas, 0, count * 4).await;
     let seconds = 10;
     let pgbench_rate = pgbench(&cluster, &cluster.fresh_database(), 16, seconds);
     let pgbench_single = pgbench(&cluster, &cluster.fresh_database(), 1, seconds);
@@ -285,6 +295,10 @@ async fn main() {
         "pgbench, 1 client, single-row INSERT: {pgbench_single:.0}/s; {:.2}x raw write+fdatasync; ward on PostgreSQL, 1 writer: {:.2}x pgbench",
         pgbench_single / raw,
         pg_single / pgbench_single
+    );
+    println!(
+        "PostgreSQL, {WRITERS} writers spread over 3 replicas' stores: {pg_replicas:.0} events/s; ratio to pgbench 16 clients {:.2}",
+        pg_replicas / pgbench_rate
     );
     println!("SQLite, {WRITERS} writers against pgbench: ratio {:.2}", grouped / pgbench_rate);
 }

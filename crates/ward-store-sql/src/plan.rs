@@ -46,6 +46,12 @@ impl From<Option<&str>> for Param {
     }
 }
 
+impl From<Option<String>> for Param {
+    fn from(value: Option<String>) -> Self {
+        Self::Text(value)
+    }
+}
+
 impl From<String> for Param {
     fn from(value: String) -> Self {
         Self::Text(Some(value))
@@ -155,9 +161,7 @@ pub(crate) fn plan(
         for request in &change.requests {
             statements.push(request_statement(request)?);
         }
-        for grant in &change.grants {
-            statements.push(grant_statement(grant)?);
-        }
+        statements.extend(grant_statements(&change.grants)?);
         statements.extend(change.grant_uses.iter().map(grant_use_statement));
         for limit in &change.holder_limits {
             statements.extend(holder_limit_statements(limit, dialect));
@@ -522,67 +526,116 @@ fn request_statement(r: &AccessRequest) -> Result<Statement, StoreError> {
     ))
 }
 
-fn grant_statement(g: &Grant) -> Result<Statement, StoreError> {
+/// A change's grants in order: each new one inserted; the runs of updates between them (an
+/// expiry batch is one run of up to 1,000) as multi-row UPDATEs, a round trip per
+/// [`GRANT_UPDATES_PER_STATEMENT`] grants rather than per grant.
+fn grant_statements(grants: &[Grant]) -> Result<Vec<Statement>, StoreError> {
+    let mut statements = Vec::new();
+    let mut run: Vec<&Grant> = Vec::new();
+    for grant in grants {
+        // The same grant twice in a run would be changed once by one UPDATE: it starts another.
+        let ends_run = grant.version == 1
+            || run.len() == GRANT_UPDATES_PER_STATEMENT
+            || run.iter().any(|g| g.id == grant.id);
+        if ends_run && !run.is_empty() {
+            statements.push(grant_updates(&run)?);
+            run.clear();
+        }
+        if grant.version == 1 {
+            statements.push(grant_insert(grant)?);
+        } else {
+            run.push(grant);
+        }
+    }
+    if !run.is_empty() {
+        statements.push(grant_updates(&run)?);
+    }
+    Ok(statements)
+}
+
+fn grant_insert(g: &Grant) -> Result<Statement, StoreError> {
     let extensions = to_json(&g.extensions)?;
     let review = g.review.as_ref().map(to_json).transpose()?;
     let review_state = g.review.as_ref().map(|r| r.state.as_str());
     let review_due_at = g.review.as_ref().map(|r| millis(r.due_at));
     let idle_timeout = g.idle_timeout_seconds.map(|s| i64::try_from(s).unwrap_or(i64::MAX));
-    if g.version == 1 {
-        return Ok(Statement::new(
-            "INSERT INTO grants (id, request_id, principal, resource, role, starts_at, expires_at, state, \
-             ended_at, ended_by, end_reason, first_used_at, extensions, review, review_state, review_due_at, \
-             version, idle_timeout_seconds, last_used_at, idle_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-            vec![
-                g.id.as_str().into(),
-                g.request_id.as_str().into(),
-                g.principal.as_str().into(),
-                g.resource.as_str().into(),
-                g.role.as_str().into(),
-                millis(g.starts_at).into(),
-                millis(g.expires_at).into(),
-                g.state.as_str().into(),
-                g.ended_at.map(millis).into(),
-                g.ended_by.as_deref().into(),
-                g.end_reason.as_deref().into(),
-                g.first_used_at.map(millis).into(),
-                extensions.into(),
-                review.as_deref().into(),
-                review_state.into(),
-                review_due_at.into(),
-                g.version.into(),
-                idle_timeout.into(),
-                g.last_used_at.map(millis).into(),
-                g.idle_at().map(millis).into(),
-            ],
-        ));
-    }
-    Ok(Statement::checked(
-        "UPDATE grants SET state = $1, ended_at = $2, ended_by = $3, end_reason = $4, first_used_at = $5, \
-         expires_at = $6, extensions = $7, review = $8, review_state = $9, review_due_at = $10, version = $11, \
-         last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < $14 THEN $14 ELSE last_used_at END, \
-         idle_at = CASE WHEN idle_at IS NULL OR idle_at < $15 THEN $15 ELSE idle_at END \
-         WHERE id = $12 AND version = $13",
+    Ok(Statement::new(
+        "INSERT INTO grants (id, request_id, principal, resource, role, starts_at, expires_at, state, \
+         ended_at, ended_by, end_reason, first_used_at, extensions, review, review_state, review_due_at, \
+         version, idle_timeout_seconds, last_used_at, idle_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         vec![
+            g.id.as_str().into(),
+            g.request_id.as_str().into(),
+            g.principal.as_str().into(),
+            g.resource.as_str().into(),
+            g.role.as_str().into(),
+            millis(g.starts_at).into(),
+            millis(g.expires_at).into(),
+            g.state.as_str().into(),
+            g.ended_at.map(millis).into(),
+            g.ended_by.as_deref().into(),
+            g.end_reason.as_deref().into(),
+            g.first_used_at.map(millis).into(),
+            extensions.into(),
+            review.as_deref().into(),
+            review_state.into(),
+            review_due_at.into(),
+            g.version.into(),
+            idle_timeout.into(),
+            g.last_used_at.map(millis).into(),
+            g.idle_at().map(millis).into(),
+        ],
+    ))
+}
+
+/// Grant updates per statement: 15 parameters each, far below both backends' limits.
+const GRANT_UPDATES_PER_STATEMENT: usize = 64;
+const GRANT_UPDATE_COLUMNS: usize = 15;
+
+/// Updates `grants` (distinct ones) in one statement, each only from the version before its
+/// own: every row must change, or someone else got to one of them first and the commit is
+/// refused. Only what a transition can change; the asking itself is immutable.
+fn grant_updates(grants: &[&Grant]) -> Result<Statement, StoreError> {
+    let mut sql = String::from(
+        "WITH changed (id, prev_version, state, ended_at, ended_by, end_reason, first_used_at, expires_at, \
+         extensions, review, review_state, review_due_at, version, used_at, idle_until) AS (VALUES ",
+    );
+    push_value_rows(&mut sql, grants.len(), GRANT_UPDATE_COLUMNS, 0);
+    // A use recorded meanwhile (a usage summary) is never undone by an older copy.
+    sql.push_str(
+        ") UPDATE grants SET state = changed.state, ended_at = changed.ended_at, ended_by = changed.ended_by, \
+         end_reason = changed.end_reason, first_used_at = changed.first_used_at, \
+         expires_at = changed.expires_at, extensions = changed.extensions, review = changed.review, \
+         review_state = changed.review_state, review_due_at = changed.review_due_at, \
+         version = changed.version, \
+         last_used_at = CASE WHEN grants.last_used_at IS NULL OR grants.last_used_at < changed.used_at \
+           THEN changed.used_at ELSE grants.last_used_at END, \
+         idle_at = CASE WHEN grants.idle_at IS NULL OR grants.idle_at < changed.idle_until \
+           THEN changed.idle_until ELSE grants.idle_at END \
+         FROM changed WHERE grants.id = changed.id AND grants.version = changed.prev_version",
+    );
+    let mut params = Vec::with_capacity(grants.len() * GRANT_UPDATE_COLUMNS);
+    for g in grants {
+        params.extend([
+            g.id.as_str().into(),
+            (g.version - 1).into(),
             g.state.as_str().into(),
             g.ended_at.map(millis).into(),
             g.ended_by.as_deref().into(),
             g.end_reason.as_deref().into(),
             g.first_used_at.map(millis).into(),
             millis(g.expires_at).into(),
-            extensions.into(),
-            review.as_deref().into(),
-            review_state.into(),
-            review_due_at.into(),
+            to_json(&g.extensions)?.into(),
+            g.review.as_ref().map(to_json).transpose()?.into(),
+            g.review.as_ref().map(|r| r.state.as_str()).into(),
+            g.review.as_ref().map(|r| millis(r.due_at)).into(),
             g.version.into(),
-            g.id.as_str().into(),
-            (g.version - 1).into(),
-            // A use recorded meanwhile (a usage summary) is never undone by an older copy.
             g.last_used_at.map(millis).into(),
             g.idle_at().map(millis).into(),
-        ],
-    ))
+        ]);
+    }
+    Ok(Statement { sql: sql.into(), params, expected_rows: Some(grants.len() as u64) })
 }
 
 /// A use of a grant: its last use and idle deadline move forward, never back.
@@ -722,12 +775,8 @@ fn append_and_move_head(
 pub(crate) fn nodes_insert(nodes: &[(NodeId, Hash)], after: usize) -> Statement {
     let mut sql = String::from("INSERT INTO audit_nodes (level, idx, hash) VALUES ");
     let mut params = Vec::with_capacity(nodes.len() * 3);
-    for (row, (node, hash)) in nodes.iter().enumerate() {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        let first = after + row * 3;
-        sql.push_str(&format!("(${}, ${}, ${})", first + 1, first + 2, first + 3));
+    push_value_rows(&mut sql, nodes.len(), 3, after);
+    for (node, hash) in nodes {
         params.extend([
             i64::from(node.level).into(),
             i64::try_from(node.index).unwrap_or(i64::MAX).into(),
@@ -745,15 +794,8 @@ fn events_insert(events: &[AuditEvent]) -> Statement {
          request_id, grant_id, reason, details, prev_hash, hash) VALUES ",
     );
     let mut params = Vec::with_capacity(events.len() * EVENT_COLUMNS);
-    for (row, e) in events.iter().enumerate() {
-        let first = row * EVENT_COLUMNS;
-        let placeholders: Vec<String> = (1..=EVENT_COLUMNS).map(|i| format!("${}", first + i)).collect();
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        sql.push_str(&placeholders.join(", "));
-        sql.push(')');
+    push_value_rows(&mut sql, events.len(), EVENT_COLUMNS, 0);
+    for e in events {
         params.extend([
             e.seq.into(),
             e.id.as_str().into(),
@@ -772,6 +814,20 @@ fn events_insert(events: &[AuditEvent]) -> Statement {
         ]);
     }
     Statement::new(sql, params)
+}
+
+/// `($1, $2), ($3, $4)`: `rows` rows of `columns` placeholders, numbered from `after + 1`.
+fn push_value_rows(sql: &mut String, rows: usize, columns: usize, after: usize) {
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", after + row * columns + column + 1));
+        }
+        sql.push(')');
+    }
 }
 
 pub(crate) fn frontier_text(frontier: &Frontier) -> Result<String, StoreError> {

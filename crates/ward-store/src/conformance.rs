@@ -55,6 +55,7 @@ macro_rules! conformance_tests {
             the_holder_limit_holds_inside_the_commit,
             counts_are_limited_inside_the_commit,
             extensions_move_expiry,
+            many_grants_change_in_one_commit_or_none_do,
             breakglass_reviews_fall_due_and_filter,
             findings_are_kept_and_listed,
             one_live_finding_per_key,
@@ -1004,6 +1005,48 @@ pub async fn the_holder_limit_holds_inside_the_commit(store: Arc<dyn Store>) {
     let extended = approve_with(&mut ids, extension.request.unwrap(), "bob", &stale, t0()).unwrap();
     assert!(matches!(store.commit(change([extended]), t0()).await, Err(StoreError::Conflict)));
     assert_eq!(store.grant(erin_grant.id.as_str()).await.unwrap().unwrap().expires_at, erin_grant.expires_at);
+}
+
+/// An expiry batch changes many grants in one commit (the backends write them many to a
+/// statement): one of them changed meanwhile refuses the whole commit, and a grant changed
+/// twice in one change ends as the second change leaves it.
+pub async fn many_grants_change_in_one_commit_or_none_do(store: Arc<dyn Store>) {
+    let mut ids = SequentialIds::new("m");
+    let mut grants = Vec::new();
+    for n in 0..70 {
+        grants.push(granted(&*store, &mut ids, &format!("user{n}"), t0()).await.1);
+    }
+    let later = t0() + SignedDuration::from_mins(31);
+    let revoked = lifecycle::revoke(&mut ids, grants[66].clone(), "bob", "done".into(), t0()).unwrap();
+    store.commit(change([revoked]), t0()).await.unwrap();
+    let before = all_events(&*store).await.len();
+    let stale = grants.iter().map(|g| lifecycle::expire(&mut ids, g.clone(), later).unwrap());
+    assert!(matches!(store.commit(change(stale), later).await, Err(StoreError::Conflict)));
+    for grant in [&grants[0], &grants[65], &grants[69]] {
+        assert_eq!(store.grant(grant.id.as_str()).await.unwrap().unwrap().state, GrantState::Active);
+    }
+    assert_eq!(all_events(&*store).await.len(), before, "a refused batch appended events");
+
+    let mut current = Vec::new();
+    for grant in grants.iter().filter(|g| g.id != grants[66].id) {
+        current.push(store.grant(grant.id.as_str()).await.unwrap().unwrap());
+    }
+    let expired = current.iter().map(|g| lifecycle::expire(&mut ids, g.clone(), later).unwrap());
+    store.commit(change(expired), later).await.unwrap();
+    for grant in &current {
+        let stored = store.grant(grant.id.as_str()).await.unwrap().unwrap();
+        assert_eq!((stored.state, stored.version), (GrantState::Expired, grant.version + 1));
+    }
+
+    let (_, twice) = granted(&*store, &mut ids, "erin", t0()).await;
+    let first = lifecycle::revoke(&mut ids, twice, "bob", "first".into(), t0()).unwrap();
+    let mut second = first.grant.clone().unwrap();
+    second.version += 1;
+    second.end_reason = Some("second".into());
+    let both = Change { grants: vec![first.grant.clone().unwrap(), second.clone()], ..Change::default() };
+    store.commit(both, t0()).await.unwrap();
+    let stored = store.grant(second.id.as_str()).await.unwrap().unwrap();
+    assert_eq!((stored.version, stored.end_reason.as_deref()), (second.version, Some("second")));
 }
 
 pub async fn extensions_move_expiry(store: Arc<dyn Store>) {

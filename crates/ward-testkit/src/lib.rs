@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 pub struct TempPostgres {
     bin: PathBuf,
+    /// The cluster's directory: its data, socket, log and the watchdog's marks.
+    dir: PathBuf,
     port: u16,
     run_as_postgres: bool,
     /// The superuser's password, when connections over TCP must give one.
@@ -65,6 +67,19 @@ const FAST_AND_LOOSE: &str = "-c fsync=off -c synchronous_commit=off -c full_pag
 /// It stops when the process ends.
 pub fn durable_postgres() -> Option<TempPostgres> {
     find_bin().map(|bin| TempPostgres::start(bin, "", None))
+}
+
+/// A cluster of its own, as fast and loose as [`postgres()`]'s, for a test that stops or restarts
+/// it ([`TempPostgres::restart`]) without disturbing the others. `None` without PostgreSQL (a
+/// failure with `CI` set).
+pub fn postgres_of_its_own() -> Option<TempPostgres> {
+    match find_bin() {
+        Some(bin) => Some(TempPostgres::start(bin, FAST_AND_LOOSE, None)),
+        None if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but no PostgreSQL binaries (initdb) were found; install postgresql")
+        }
+        None => None,
+    }
 }
 
 /// A cluster of its own where connections over TCP sign in with a password (SCRAM-SHA-256), as
@@ -134,12 +149,20 @@ impl TempPostgres {
 
         let port = free_port();
         // The watchdog: start postgres, poll for the test process, stop and clean up after it.
+        // Stopped while `restarting` is there (see `restart`), it says so (`down`) and starts
+        // postgres again once that mark is gone.
         let script = r#"
-            "$1/postgres" -D "$2/data" -p "$3" -k "$2" -c listen_addresses=127.0.0.1 \
-                $5 -c max_connections=200 >"$2/log" 2>&1 &
-            pg=$!
-            while [ -d "/proc/$4" ] && kill -0 "$pg" 2>/dev/null; do sleep 0.5; done
-            kill -INT "$pg" 2>/dev/null; wait "$pg"
+            while :; do
+                "$1/postgres" -D "$2/data" -p "$3" -k "$2" -c listen_addresses=127.0.0.1 \
+                    $5 -c max_connections=200 >>"$2/log" 2>&1 &
+                pg=$!
+                while [ -d "/proc/$4" ] && kill -0 "$pg" 2>/dev/null; do sleep 0.2; done
+                kill -INT "$pg" 2>/dev/null; wait "$pg"
+                [ -e "$2/restarting" ] && [ -d "/proc/$4" ] || break
+                touch "$2/down"
+                while [ -e "$2/restarting" ] && [ -d "/proc/$4" ]; do sleep 0.1; done
+                rm -f "$2/down"
+            done
             rm -rf "$2"
         "#;
         let mut watchdog = command(run_as_postgres, Path::new("sh"));
@@ -159,21 +182,49 @@ impl TempPostgres {
         #[allow(clippy::zombie_processes)]
         watchdog.spawn().expect("start the PostgreSQL watchdog");
 
-        let cluster = Self { bin, port, run_as_postgres, password };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let ready = Command::new(cluster.bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if ready {
-                break;
-            }
-            assert!(Instant::now() < deadline, "PostgreSQL did not start; see {}/log", dir.display());
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let cluster = Self { bin, dir, port, run_as_postgres, password };
+        cluster.wait_until_ready();
         cluster
+    }
+
+    /// Whether the server accepts connections.
+    fn ready(&self) -> bool {
+        Command::new(self.bin.join("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.ready() {
+            assert!(Instant::now() < deadline, "PostgreSQL did not start; see {}/log", self.dir.display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (a fast shutdown: open connections are cut, open transactions rolled
+    /// back) and returns once it is down; [`TempPostgres::start_again`] starts it on the same
+    /// port and data. Only for a cluster of a test's own ([`postgres_of_its_own`]): the others
+    /// are shared.
+    pub fn stop_for_restart(&self) {
+        std::fs::write(self.dir.join("restarting"), "").unwrap();
+        let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).unwrap();
+        let pid = pid.lines().next().unwrap().trim().to_owned();
+        run(Command::new("kill").args(["-INT", &pid]), "kill -INT postgres");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !self.dir.join("down").exists() {
+            assert!(Instant::now() < deadline, "PostgreSQL did not stop; see {}/log", self.dir.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the server [`TempPostgres::stop_for_restart`] stopped; returns once it accepts
+    /// connections.
+    pub fn start_again(&self) {
+        std::fs::remove_file(self.dir.join("restarting")).unwrap();
+        self.wait_until_ready();
     }
 
     /// The directory of the PostgreSQL binaries (`pgbench` and friends).

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# HTTP `POST /v1/check` through one ward replica and through three, on one PostgreSQL.
+#   bench/replicas-check.sh [DURATION] [CONNECTIONS] [ROUNDS]
+# Needs wrk and PostgreSQL's server binaries (apt-get install wrk postgresql). Alternates one
+# replica and three, ROUNDS times each; the same CONNECTIONS in total, spread evenly over the
+# replicas (one wrk per replica, as a load balancer would). For each round it prints the
+# requests/s, the CPU seconds ward's processes and wrk used per 1,000 checks, and how many
+# transactions the database committed meanwhile (a check reads the replica's own index: the
+# database sees only the usage summaries).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10s}
+connections=${2:-30}
+rounds=${3:-2}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -x "$pg_bin/initdb" ] || { echo "PostgreSQL is missing: apt-get install postgresql" >&2; exit 2; }
+
+cargo build --release --quiet -p ward
+ward=$PWD/target/release/ward
+work=$(mktemp -d)
+chmod 755 "$work"
+as_postgres=()
+[ "$(id -u)" = 0 ] && as_postgres=(runuser -u postgres --)
+cleanup() {
+    kill $(jobs -p) 2>/dev/null || true
+    wait 2>/dev/null || true
+    "${as_postgres[@]}" "$pg_bin/pg_ctl" -D "$work/pg/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# A throwaway cluster with PostgreSQL's durable defaults.
+mkdir "$work/pg"
+[ "$(id -u)" = 0 ] && chown postgres: "$work/pg"
+pg_port=$(free_port)
+"${as_postgres[@]}" "$pg_bin/initdb" -U ward -A trust -E UTF8 -D "$work/pg/data" >/dev/null
+"${as_postgres[@]}" "$pg_bin/pg_ctl" -D "$work/pg/data" -l "$work/pg/log" -w \
+    -o "-p $pg_port -k $work/pg -c listen_addresses=127.0.0.1" start >/dev/null
+"$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U ward ward
+psql() { "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U ward -d ward -tAq "$@"; }
+
+cp -r examples/quickstart "$work/world"
+rm -rf "$work/world/data"
+export WARD_DATABASE_URL=postgres://ward@127.0.0.1:$pg_port/ward WARD_DATA_DIR=$work/data WARD_LOG=warn
+ports=("$(free_port)" "$(free_port)" "$(free_port)")
+pids=("" "" "")
+start_replica() {
+    WARD_LISTEN=127.0.0.1:${ports[$1]} "$ward" serve --config "$work/world/ward.toml" 2>>"$work/ward-$1.log" &
+    pids[$1]=$!
+    until curl -sf "http://127.0.0.1:${ports[$1]}/readyz" >/dev/null; do sleep 0.1; done
+}
+stop_replica() {
+    kill "${pids[$1]}"
+    wait "${pids[$1]}" 2>/dev/null || true
+}
+start_replica 0
+export WARD_URL=http://127.0.0.1:${ports[0]}
+alice=$("$ward" admin token create alice --config "$work/world/ward.toml")
+bob=$("$ward" admin token create bob --config "$work/world/ward.toml")
+req=$(WARD_TOKEN=$alice "$ward" request logs:payments-api --role read --for 4h --reason "bench" -o json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+WARD_TOKEN=$bob "$ward" approve "$req" -o json >/dev/null
+WARD_TOKEN=$alice "$ward" check --principal alice --action read --resource logs:payments-api >/dev/null
+
+cat > "$work/check.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"principal":"alice","action":"read","resource":"logs:payments-api"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $alice"
+LUA
+
+# CPU seconds (user + system) the given processes and their threads used so far.
+cpu_seconds() {
+    local ticks=0 pid
+    for pid in "$@"; do
+        ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    python3 -c "print($ticks / $(getconf CLK_TCK))"
+}
+commits() { psql -c "SELECT xact_commit FROM pg_stat_database WHERE datname = 'ward'"; }
+
+# Runs wrk against the first $1 replicas at once; prints "req/s ward-cpu-per-1k wrk-cpu-per-1k commits".
+measure() {
+    local n=$1 i per=$((connections / $1)) wrk_pids=() total=0 requests=0
+    local ward_pids=("${pids[@]:0:$n}")
+    local ward_before before
+    ward_before=$(cpu_seconds "${ward_pids[@]}")
+    before=$(commits)
+    for ((i = 0; i < n; i++)); do
+        wrk -t1 -c"$per" -d"$duration" -s "$work/check.lua" "http://127.0.0.1:${ports[$i]}/v1/check" >"$work/wrk-$i.txt" &
+        wrk_pids+=($!)
+    done
+    local wrk_cpu=0
+    for pid in "${wrk_pids[@]}"; do
+        # Read before it exits: its CPU time goes with it.
+        while kill -0 "$pid" 2>/dev/null; do
+            wrk_cpu=$(cpu_seconds "$pid" 2>/dev/null || echo "$wrk_cpu")
+            sleep 0.2
+        done
+        wait "$pid"
+        total=$(python3 -c "print($total + $wrk_cpu)")
+    done
+    for ((i = 0; i < n; i++)); do
+        grep -q "Non-2xx" "$work/wrk-$i.txt" && { echo "replica $i answered non-2xx" >&2; exit 1; }
+        requests=$((requests + $(awk '/requests in/ {print $1}' "$work/wrk-$i.txt")))
+    done
+    local ward_after after seconds
+    ward_after=$(cpu_seconds "${ward_pids[@]}")
+    after=$(commits)
+    seconds=$(python3 -c "import sys; print(float(sys.argv[1].rstrip('s')))" "$duration")
+    python3 - "$requests" "$seconds" "$ward_before" "$ward_after" "$total" "$before" "$after" <<'PY'
+import sys
+requests, seconds, wb, wa, wrk, before, after = sys.argv[1:]
+requests, seconds = int(requests), float(seconds)
+print(f"{requests / seconds:.0f} {1000 * (float(wa) - float(wb)) / requests:.3f} "
+      f"{1000 * float(wrk) / requests:.3f} {int(after) - int(before)}")
+PY
+}
+
+echo "replicas  checks/s  ward-cpu-s/1k  wrk-cpu-s/1k  db-commits"
+for ((r = 1; r <= rounds; r++)); do
+    echo "1  $(measure 1)"
+    start_replica 1
+    start_replica 2
+    echo "3  $(measure 3)"
+    stop_replica 1
+    stop_replica 2
+done
+echo "cores: $(nproc)"
