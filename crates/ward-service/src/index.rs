@@ -58,13 +58,21 @@ pub struct GrantIndex {
     slots: RwLock<Slots>,
 }
 
+/// Each key's grants are found by id, so that adding, finding and removing one stays constant
+/// however many one person holds (an expiry batch removes a thousand at once).
 #[derive(Default)]
 struct Slots {
-    live: HashMap<String, Vec<Slot>>,
+    live: HashMap<String, HashMap<GrantId, Slot>>,
     /// Grants removed because they ended, until their window is over anyway (then nothing
     /// could use them): a late insert of one of them is ignored.
     ended: HashMap<GrantId, Timestamp>,
+    /// How many `ended` may hold before those whose window is over are dropped: twice what
+    /// was left the last time, so that dropping them costs a constant per removal.
+    prune_ended_at: usize,
 }
+
+/// The fewest `ended` entries worth a pass over them.
+const PRUNE_ENDED_FROM: usize = 64;
 
 fn key(principal: &str, resource: &str, role: &str) -> String {
     let mut key = String::with_capacity(principal.len() + resource.len() + role.len() + 2);
@@ -96,15 +104,13 @@ impl GrantIndex {
             return;
         }
         let list = slots.live.entry(key(&grant.principal, &grant.resource, &grant.role)).or_default();
-        if list.iter().any(|s| s.id == grant.id && s.version > grant.version) {
+        let indexed = list.get(&grant.id);
+        if indexed.is_some_and(|s| s.version > grant.version) {
             return;
         }
         // Uses seen here since the stored copy was read are kept.
-        let last_used_ms = list
-            .iter()
-            .find(|s| s.id == grant.id)
-            .map_or_else(|| Arc::new(AtomicI64::new(i64::MIN)), |s| s.last_used_ms.clone());
-        list.retain(|s| s.id != grant.id);
+        let last_used_ms =
+            indexed.map_or_else(|| Arc::new(AtomicI64::new(i64::MIN)), |s| s.last_used_ms.clone());
         let slot = Slot {
             id: grant.id.clone(),
             version: grant.version,
@@ -117,17 +123,12 @@ impl GrantIndex {
         if let Some(at) = grant.last_used_at {
             slot.touch(at);
         }
-        list.push(slot);
+        list.insert(grant.id.clone(), slot);
     }
 
     /// The indexed slot of `grant`, if it is live here.
     pub fn slot(&self, grant: &Grant) -> Option<Slot> {
-        self.read()
-            .live
-            .get(&key(&grant.principal, &grant.resource, &grant.role))?
-            .iter()
-            .find(|s| s.id == grant.id)
-            .cloned()
+        self.read().live.get(&key(&grant.principal, &grant.resource, &grant.role))?.get(&grant.id).cloned()
     }
 
     /// Removes a grant that is ending; it will not come back, unless [`Self::restore`]d.
@@ -136,17 +137,17 @@ impl GrantIndex {
         let k = key(&grant.principal, &grant.resource, &grant.role);
         let mut latest_end = grant.expires_at;
         if let Some(list) = slots.live.get_mut(&k) {
-            latest_end = list
-                .iter()
-                .filter(|s| s.id == grant.id)
-                .map(|s| s.expires_at)
-                .fold(latest_end, Timestamp::max);
-            list.retain(|s| s.id != grant.id);
+            if let Some(indexed) = list.remove(&grant.id) {
+                latest_end = latest_end.max(indexed.expires_at);
+            }
             if list.is_empty() {
                 slots.live.remove(&k);
             }
         }
-        slots.ended.retain(|_, expires_at| *expires_at > now);
+        if slots.ended.len() >= slots.prune_ended_at {
+            slots.ended.retain(|_, expires_at| *expires_at > now);
+            slots.prune_ended_at = (2 * slots.ended.len()).max(PRUNE_ENDED_FROM);
+        }
         slots.ended.insert(grant.id.clone(), latest_end);
     }
 
@@ -157,14 +158,15 @@ impl GrantIndex {
     }
 
     /// The grant that gives `principal` `role` on `resource` at `now`, if any (the one that
-    /// lasts longest when several do).
+    /// lasts longest when several do; of those, the one with the greatest id, whatever the
+    /// map's order).
     pub fn usable(&self, principal: &str, resource: &str, role: &str, now: Timestamp) -> Option<Slot> {
         self.read()
             .live
             .get(&key(principal, resource, role))?
-            .iter()
+            .values()
             .filter(|s| s.starts_at <= now && now < s.ends_at())
-            .max_by_key(|s| s.expires_at)
+            .max_by(|a, b| a.expires_at.cmp(&b.expires_at).then_with(|| a.id.cmp(&b.id)))
             .cloned()
     }
 
@@ -172,7 +174,7 @@ impl GrantIndex {
     /// deadline as this process knows it.
     pub fn idle(&self, principal: &str, resource: &str, role: &str, now: Timestamp) -> Vec<Slot> {
         self.read().live.get(&key(principal, resource, role)).map_or_else(Vec::new, |list| {
-            list.iter()
+            list.values()
                 .filter(|s| s.starts_at <= now && now < s.expires_at && now >= s.ends_at())
                 .cloned()
                 .collect()
@@ -181,10 +183,8 @@ impl GrantIndex {
 
     pub fn mark_used(&self, principal: &str, resource: &str, role: &str, id: &GrantId) {
         let mut slots = self.write();
-        if let Some(slot) = slots
-            .live
-            .get_mut(&key(principal, resource, role))
-            .and_then(|list| list.iter_mut().find(|s| &s.id == id))
+        if let Some(slot) =
+            slots.live.get_mut(&key(principal, resource, role)).and_then(|list| list.get_mut(id))
         {
             slot.used = true;
         }
@@ -192,7 +192,7 @@ impl GrantIndex {
 
     /// How many live grants are indexed.
     pub fn count(&self) -> usize {
-        self.read().live.values().map(Vec::len).sum()
+        self.read().live.values().map(HashMap::len).sum()
     }
 }
 
@@ -240,6 +240,33 @@ mod tests {
         // A revocation that did not commit puts it back.
         index.restore(&grant(2, 60));
         assert_eq!(index.usable("alice", "logs:x", "read", now).map(|s| s.version), Some(2));
+    }
+
+    /// One person's thousand grants are added, found and removed one by one; the ended ones
+    /// are forgotten once their window is over, and a late insert of one still ending is not
+    /// taken back.
+    #[test]
+    fn many_grants_of_one_person_come_and_go() {
+        let index = GrantIndex::default();
+        let numbered = |n: usize| Grant { id: GrantId(format!("grt_{n}")), ..grant(1, 30 + n as i64) };
+        for n in 0..1000 {
+            index.insert(&numbered(n));
+        }
+        assert_eq!(index.count(), 1000);
+        let start = numbered(0).starts_at;
+        let best = index.usable("alice", "logs:x", "read", start).map(|s| s.id);
+        assert_eq!(best, Some(GrantId::from("grt_999")), "the one that lasts longest");
+        let late = start + SignedDuration::from_hours(24);
+        for n in 0..999 {
+            assert!(index.slot(&numbered(n)).is_some());
+            index.remove(&numbered(n), late);
+        }
+        assert_eq!(index.count(), 1);
+        let kept = index.read().ended.len();
+        assert!(kept < 2 * PRUNE_ENDED_FROM, "over windows are forgotten: {kept} kept");
+        index.remove(&numbered(999), start);
+        index.insert(&numbered(999));
+        assert_eq!(index.count(), 0, "an ended grant is not brought back");
     }
 
     #[test]
