@@ -53,15 +53,6 @@ impl Dialect {
         }
     }
 
-    /// The statement that announces a commit of events to every process following the log
-    /// (delivered when the transaction commits, and only then); none for SQLite.
-    fn announce_commit(self) -> Option<&'static str> {
-        match self {
-            Self::Sqlite => None,
-            Self::Postgres => Some("SELECT pg_notify('ward_log', '')"),
-        }
-    }
-
     fn head_for_update(self) -> &'static str {
         match self {
             Self::Sqlite => "SELECT seq, hash, frontier FROM audit_head WHERE id = 1",

@@ -757,17 +757,35 @@ fn append_and_move_head(
             (format!("{}; {kept}; {update}", insert.sql), (inserted + nodes.len()) as u64 + 1)
         }
         // A data-modifying WITH always runs to completion; the rows reported are the UPDATE's.
-        (Dialect::Postgres, None) => (format!("WITH appended AS ({} RETURNING seq) {update}", insert.sql), 1),
+        // The commit is announced to every process following the log in the same round trip
+        // (PostgreSQL delivers it when the transaction commits, and only then).
+        (Dialect::Postgres, None) => (
+            format!(
+                "WITH appended AS ({} RETURNING seq), {} {update} {IF_ANNOUNCED}",
+                insert.sql,
+                announced()
+            ),
+            1,
+        ),
         (Dialect::Postgres, Some(kept)) => (
             format!(
-                "WITH appended AS ({} RETURNING seq), kept AS ({kept} RETURNING idx) {update}",
-                insert.sql
+                "WITH appended AS ({} RETURNING seq), kept AS ({kept} RETURNING idx), {} \
+                 {update} {IF_ANNOUNCED}",
+                insert.sql,
+                announced()
             ),
             1,
         ),
     };
     Ok(Statement { sql: sql.into(), params, expected_rows: Some(expected_rows) })
 }
+
+/// A WITH query that announces a commit of events to the processes that follow the log (see
+/// `announcements`). It runs only when referred to, hence [`IF_ANNOUNCED`] in the head's UPDATE.
+fn announced() -> String {
+    format!("announced AS (SELECT pg_notify('{}', ''))", crate::announcements::CHANNEL)
+}
+const IF_ANNOUNCED: &str = "AND EXISTS (SELECT 1 FROM announced)";
 
 /// Kept subtree hashes, one multi-row INSERT, its parameters numbered from `after + 1`.
 /// `ON CONFLICT DO NOTHING`: filling in the nodes of a log from before they were kept may meet
