@@ -5,8 +5,10 @@
 # replica and three, ROUNDS times each; the same CONNECTIONS in total, spread evenly over the
 # replicas (one wrk per replica, as a load balancer would). For each round it prints the
 # requests/s, the CPU seconds ward's processes and wrk used per 1,000 checks, and how many
-# transactions the database committed meanwhile (a check reads the replica's own index: the
-# database sees only the usage summaries).
+# transactions the database committed meanwhile (read-only ones included: a check reads the
+# replica's own index, and at most the token epoch, shared by the requests that arrive while it
+# is read), and how much of the machine's CPU stayed idle. Then what the database alone serves of
+# that epoch read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10s}
@@ -81,6 +83,8 @@ cpu_seconds() {
     python3 -c "print($ticks / $(getconf CLK_TCK))"
 }
 commits() { psql -c "SELECT xact_commit FROM pg_stat_database WHERE datname = 'ward'"; }
+# The machine's idle and busy CPU time so far, in ticks (every core).
+machine_ticks() { awk '/^cpu / {print $5 + $6, $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 
 # Runs wrk against the first $1 replicas at once; prints "req/s ward-cpu-per-1k wrk-cpu-per-1k commits".
 measure() {
@@ -89,6 +93,8 @@ measure() {
     local ward_before before
     ward_before=$(cpu_seconds "${ward_pids[@]}")
     before=$(commits)
+    local machine_before
+    machine_before=$(machine_ticks)
     for ((i = 0; i < n; i++)); do
         wrk -t1 -c"$per" -d"$duration" -s "$work/check.lua" "http://127.0.0.1:${ports[$i]}/v1/check" >"$work/wrk-$i.txt" &
         wrk_pids+=($!)
@@ -110,17 +116,21 @@ measure() {
     local ward_after after seconds
     ward_after=$(cpu_seconds "${ward_pids[@]}")
     after=$(commits)
+    local machine_after
+    machine_after=$(machine_ticks)
     seconds=$(python3 -c "import sys; print(float(sys.argv[1].rstrip('s')))" "$duration")
-    python3 - "$requests" "$seconds" "$ward_before" "$ward_after" "$total" "$before" "$after" <<'PY'
+    python3 - "$requests" "$seconds" "$ward_before" "$ward_after" "$total" "$before" "$after" \
+        $machine_before $machine_after <<'PY'
 import sys
-requests, seconds, wb, wa, wrk, before, after = sys.argv[1:]
+requests, seconds, wb, wa, wrk, before, after, idle0, busy0, idle1, busy1 = sys.argv[1:]
 requests, seconds = int(requests), float(seconds)
+idle = (int(idle1) - int(idle0)) / ((int(idle1) - int(idle0)) + (int(busy1) - int(busy0)))
 print(f"{requests / seconds:.0f} {1000 * (float(wa) - float(wb)) / requests:.3f} "
-      f"{1000 * float(wrk) / requests:.3f} {int(after) - int(before)}")
+      f"{1000 * float(wrk) / requests:.3f} {int(after) - int(before)} {100 * idle:.0f}%")
 PY
 }
 
-echo "replicas  checks/s  ward-cpu-s/1k  wrk-cpu-s/1k  db-commits"
+echo "replicas  checks/s  ward-cpu-s/1k  wrk-cpu-s/1k  db-commits  machine-idle"
 for ((r = 1; r <= rounds; r++)); do
     echo "1  $(measure 1)"
     start_replica 1
@@ -129,4 +139,11 @@ for ((r = 1; r <= rounds; r++)); do
     stop_replica 1
     stop_replica 2
 done
+# The one query a check may send: the token epoch a request waits for (shared by the requests
+# that arrive meanwhile), so that a revoked token is refused from its next request on. What the
+# database can serve of it, with 16 clients, bounds what any number of replicas could ask.
+echo "SELECT value FROM store_epochs WHERE name = 'tokens';" >"$work/epoch.sql"
+epochs=$("$pg_bin/pgbench" -h 127.0.0.1 -p "$pg_port" -U ward -n -c 16 -j 2 -T 10 -f "$work/epoch.sql" ward |
+    awk '/^tps/ {print int($3)}')
+echo "the database alone: $epochs token-epoch reads/s (pgbench, 16 clients)"
 echo "cores: $(nproc)"
