@@ -30,7 +30,13 @@ pub struct Slot {
     /// The last use known here, in milliseconds since the epoch (`i64::MIN`: none), shared by
     /// the slot's copies so that a use through any of them counts.
     last_used_ms: Arc<AtomicI64>,
+    /// The last use the store has, as far as this process knows (`i64::MIN`: none), shared
+    /// the same way: what another process's scheduler judges the idle deadline by.
+    stored_use_ms: Arc<AtomicI64>,
 }
+
+/// How often one grant's use is written ahead of the summaries, at most.
+const EARLY_WRITE_EVERY_MS: i64 = 1000;
 
 impl Slot {
     /// The last use this process knows of (on record, or seen since).
@@ -42,6 +48,21 @@ impl Slot {
     /// Counts a use at `at` towards the idle timeout.
     pub fn touch(&self, at: Timestamp) {
         self.last_used_ms.fetch_max(at.as_millisecond(), Ordering::Relaxed);
+    }
+
+    /// Whether a use at `now` must be written at once rather than with the next summary, due
+    /// `within`: the idle deadline the store knows (from the last use it has) passes before
+    /// then, and another process's scheduler, which knows only the store's, would end the
+    /// grant as idle meanwhile. At most once a second per grant; a yes claims the write.
+    pub fn claim_early_write(&self, now: Timestamp, within: jiff::SignedDuration) -> bool {
+        let Some(timeout) = self.idle_timeout_seconds else { return false };
+        let stored = self.stored_use_ms.load(Ordering::Relaxed);
+        let stored_at = (stored != i64::MIN).then(|| Timestamp::from_millisecond(stored).ok()).flatten();
+        let due =
+            idle_deadline(self.starts_at, stored_at, Some(timeout)).is_some_and(|idle| idle < now + within);
+        let now_ms = now.as_millisecond();
+        due && now_ms.saturating_sub(stored) >= EARLY_WRITE_EVERY_MS
+            && self.stored_use_ms.fetch_max(now_ms, Ordering::Relaxed) < now_ms
     }
 
     /// When the grant stops giving access unless it is used again.
@@ -109,8 +130,10 @@ impl GrantIndex {
             return;
         }
         // Uses seen here since the stored copy was read are kept.
-        let last_used_ms =
-            indexed.map_or_else(|| Arc::new(AtomicI64::new(i64::MIN)), |s| s.last_used_ms.clone());
+        let shared = |of: fn(&Slot) -> &Arc<AtomicI64>| {
+            indexed.map_or_else(|| Arc::new(AtomicI64::new(i64::MIN)), |s| of(s).clone())
+        };
+        let (last_used_ms, stored_use_ms) = (shared(|s| &s.last_used_ms), shared(|s| &s.stored_use_ms));
         let slot = Slot {
             id: grant.id.clone(),
             version: grant.version,
@@ -119,9 +142,11 @@ impl GrantIndex {
             used: grant.first_used_at.is_some(),
             idle_timeout_seconds: grant.idle_timeout_seconds,
             last_used_ms,
+            stored_use_ms,
         };
         if let Some(at) = grant.last_used_at {
             slot.touch(at);
+            slot.stored_use_ms.fetch_max(at.as_millisecond(), Ordering::Relaxed);
         }
         list.insert(grant.id.clone(), slot);
     }

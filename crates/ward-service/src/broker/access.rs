@@ -42,6 +42,7 @@ impl Broker {
                     slot.touch(now);
                     let used = Use { grant_id: slot.id.as_str(), principal, resource, role };
                     self.usage.count_use(used, now, &caller.name);
+                    self.write_use_before_store_idles(&slot, now).await;
                     metrics::counter!("ward_checks_total", "allowed" => "true").increment(1);
                     return Ok(CheckOutcome {
                         allowed: true,
@@ -116,7 +117,7 @@ impl Broker {
             if grant.first_used_at.is_some() {
                 self.index.mark_used(&grant.principal, &grant.resource, &grant.role, &grant.id);
                 if let Some(slot) = self.index.slot(&grant) {
-                    self.note_use(&slot, now);
+                    self.note_use(&slot, now).await;
                 }
                 return Ok(allowed);
             }
@@ -188,9 +189,26 @@ impl Broker {
 
     /// Counts a use through `slot` at `now` that no summary counts (a followed tail going on)
     /// towards the grant's idle timeout: here at once, in the store with the next summaries.
-    pub(super) fn note_use(&self, slot: &Slot, now: Timestamp) {
+    pub(super) async fn note_use(&self, slot: &Slot, now: Timestamp) {
         slot.touch(now);
         self.usage.touch(slot.id.as_str(), now);
+        self.write_use_before_store_idles(slot, now).await;
+    }
+
+    /// Writes a use at once when the store would otherwise see the grant go idle before the
+    /// next summary writes it ([`Slot::claim_early_write`]): with several processes, the one
+    /// that runs what comes due knows only the store's uses. A failure leaves the use to the
+    /// summary, which writes it anyway.
+    async fn write_use_before_store_idles(&self, slot: &Slot, now: Timestamp) {
+        let summaries = i64::try_from(self.settings.usage_summary_seconds).unwrap_or(i64::MAX);
+        if !slot.claim_early_write(now, SignedDuration::from_secs(summaries)) {
+            return;
+        }
+        let change =
+            Change { grant_uses: vec![GrantUse { grant_id: slot.id.clone(), at: now }], ..Change::default() };
+        if let Err(error) = self.commit(change).await {
+            tracing::warn!(%error, grant = %slot.id, "could not write a use ahead of the summary; the summary will");
+        }
     }
 
     /// Writes the tallied uses and refusals as summary events, and moves the used grants' last

@@ -117,7 +117,7 @@ impl Broker {
                         format!("grant {} is no longer active", slot.id)
                     }
                     Ok(()) => {
-                        self.note_use(&slot, now);
+                        self.note_use(&slot, now).await;
                         return Ok(Reading {
                             pseudonyms: Arc::new(gateway.pseudonyms(&slot.id)),
                             grant_id: slot.id.clone(),
@@ -478,7 +478,7 @@ impl Broker {
                 break ended;
             }
             // Following is using the grant, new lines or not.
-            self.note_use(&reading.slot, self.now());
+            self.note_use(&reading.slot, self.now()).await;
             for line in polled.lines {
                 let bytes = line.text.len() as u64 + 1;
                 // Nothing goes out after the grant's end, however slow the reader; a reader that

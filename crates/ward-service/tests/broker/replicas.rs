@@ -34,6 +34,7 @@ as_two_processes!(
     grants_reach_every_process_within_the_bound,
     one_process_signs_the_checkpoints,
     two_processes_expire_the_same_grants_once,
+    a_use_on_one_process_keeps_another_from_ending_the_grant_as_idle,
 );
 
 /// A second process's broker on `store` (its own connections, for PostgreSQL).
@@ -183,4 +184,38 @@ async fn two_processes_expire_the_same_grants_once(w: World, elsewhere: Arc<dyn 
     expired.sort();
     expired.dedup();
     assert_eq!(expired.len(), grants.len(), "each grant once");
+}
+
+/// Uses are written with the usage summaries (every 60 s), but a use that the store would
+/// otherwise hear of only after the grant's idle deadline is written at once: the process that
+/// runs what comes due knows only the store's uses.
+async fn a_use_on_one_process_keeps_another_from_ending_the_grant_as_idle(
+    w: World,
+    elsewhere: Arc<dyn Store>,
+) {
+    let idle_config = super::config_with_idle_timeout();
+    let a = ward_service::broker_for(&idle_config, w.store.clone(), w.clock.clone()).await.unwrap();
+    let b = ward_service::broker_for(&idle_config, elsewhere, w.clock.clone()).await.unwrap();
+    let at = |seconds: i64| super::t0() + jiff::SignedDuration::from_secs(seconds);
+    let alice = a.caller("alice").unwrap();
+    let request = a.create_request(&alice, super::ask("logs:payments-api", "read", 3600)).await.unwrap();
+    let approved = a.approve(&a.caller("bob").unwrap(), request.id.as_str(), None).await.unwrap();
+    let grant = approved.grant_id.unwrap();
+    let stored_use = || async { w.store.grant(grant.as_str()).await.unwrap().unwrap().last_used_at };
+
+    w.clock.set(at(120));
+    assert!(allowed(&a, "alice").await, "the first use, on record at once");
+    w.clock.set(at(180));
+    assert!(allowed(&a, "alice").await);
+    assert_eq!(stored_use().await, Some(at(120)), "a use far from the idle deadline waits for the summary");
+
+    // The store's deadline (12 minutes) comes before the next summary would: written now.
+    w.clock.set(at(690));
+    assert!(allowed(&a, "alice").await);
+    assert_eq!(stored_use().await, Some(at(690)));
+    w.clock.set(at(750));
+    let report = b.run_due(at(750)).await.unwrap();
+    assert_eq!(report.expired, 0, "B ends no grant that A saw used");
+    tokio::time::sleep(STALENESS).await;
+    assert!(allowed(&b, "alice").await && allowed(&a, "alice").await);
 }
