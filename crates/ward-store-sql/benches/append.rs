@@ -258,7 +258,7 @@ async fn main() {
     );
 
     let store = Arc::new(store);
-    let grouped = concurrent_writers(&[store.clone()], count, count * 4).await;
+    let grouped = concurrent_writers(std::slice::from_ref(&store), count, count * 4).await;
     println!("SQLite, {WRITERS} writers (group commit): {grouped:.0} events/s");
 
     let Some(cluster) = ward_testkit::durable_postgres() else {
@@ -272,7 +272,7 @@ async fn main() {
         pg_time += one_writer(&pg, r * round, round).await;
     }
     let (raw, pg_single) = (rate(raw_time), rate(pg_time));
-    let pg_grouped = concurrent_writers(&[pg.clone()], count, count * 4).await;
+    let pg_grouped = concurrent_writers(std::slice::from_ref(&pg), count, count * 4).await;
     // Three replicas' stores on one database: 16 writers spread over them.
     let url = cluster.fresh_database();
     let mut replicas = Vec::new();
