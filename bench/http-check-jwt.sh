@@ -6,6 +6,7 @@
 # (the test provider, panva's oidc-provider, issues the JWT: RS256, through the device flow).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/check-world.sh
 duration=${1:-10s}
 connections=${2:-32}
 rounds=${3:-3}
@@ -66,15 +67,8 @@ req=$(WARD_TOKEN=$jwt "$ward" request logs:payments-api --role read --for 4h --r
 WARD_TOKEN=$bob "$ward" approve "$req" -o json >/dev/null
 WARD_TOKEN=$jwt "$ward" check --principal alice --action read --resource logs:payments-api >/dev/null
 
-for kind in ward jwt; do
-  token=$alice; [ "$kind" = jwt ] && token=$jwt
-  cat > "$work/$kind.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"principal":"alice","action":"read","resource":"logs:payments-api"}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $token"
-LUA
-done
+check_script "$work/ward.lua" "$alice"
+check_script "$work/jwt.lua" "$jwt"
 
 rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 pct() { awk -v p="$2" '$1 == p {print $2}' "$1"; }

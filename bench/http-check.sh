@@ -7,6 +7,7 @@
 # (the quickstart is then taken from that commit, as that binary knows it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/check-world.sh
 duration=${1:-15s}
 connections=${2:-32}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 2; }
@@ -37,18 +38,8 @@ rm -rf "$work/world/data"
 export WARD_LISTEN=127.0.0.1:$ward_port WARD_URL=http://127.0.0.1:$ward_port WARD_DATA_DIR=$work/data WARD_LOG=warn
 "$ward" serve --config "$work/world/ward.toml" 2>"$work/ward.log" &
 until curl -sf "$WARD_URL/healthz" >/dev/null; do sleep 0.1; done
-alice=$("$ward" admin token create alice --config "$work/world/ward.toml")
-bob=$("$ward" admin token create bob --config "$work/world/ward.toml")
-req=$(WARD_TOKEN=$alice "$ward" request logs:payments-api --role read --for 4h --reason "bench" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-WARD_TOKEN=$bob "$ward" approve "$req" -o json >/dev/null
-WARD_TOKEN=$alice "$ward" check --principal alice --action read --resource logs:payments-api >/dev/null
-
-cat > "$work/check.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"principal":"alice","action":"read","resource":"logs:payments-api"}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $alice"
-LUA
+grant_alice "$ward" "$work/world/ward.toml"
+check_script "$work/check.lua" "$alice"
 
 mkdir -p "$work/nginx/logs"
 cat > "$work/nginx/nginx.conf" <<NGINX

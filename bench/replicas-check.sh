@@ -11,6 +11,7 @@
 # that epoch read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/check-world.sh
 duration=${1:-10s}
 connections=${2:-30}
 rounds=${3:-2}
@@ -60,19 +61,8 @@ stop_replica() {
 }
 start_replica 0
 export WARD_URL=http://127.0.0.1:${ports[0]}
-alice=$("$ward" admin token create alice --config "$work/world/ward.toml")
-bob=$("$ward" admin token create bob --config "$work/world/ward.toml")
-req=$(WARD_TOKEN=$alice "$ward" request logs:payments-api --role read --for 4h --reason "bench" -o json |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-WARD_TOKEN=$bob "$ward" approve "$req" -o json >/dev/null
-WARD_TOKEN=$alice "$ward" check --principal alice --action read --resource logs:payments-api >/dev/null
-
-cat > "$work/check.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"principal":"alice","action":"read","resource":"logs:payments-api"}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $alice"
-LUA
+grant_alice "$ward" "$work/world/ward.toml"
+check_script "$work/check.lua" "$alice"
 
 # CPU seconds (user + system) the given processes and their threads used so far.
 cpu_seconds() {
