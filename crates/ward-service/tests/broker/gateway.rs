@@ -72,13 +72,19 @@ async fn world_with_logs(
     clock: Arc<dyn Clock>,
     tweak: impl FnOnce(&mut Config),
 ) -> (Arc<Broker>, Arc<dyn Store>) {
-    let mut config = config();
-    let source = ward_logs::Source::new(vec![dir.join("x.log*")]).unwrap();
-    config.logs.sources.insert("logs:payments-api".into(), source);
+    let mut config = config_with_logs(dir);
     tweak(&mut config);
     let store = sqlite().await.unwrap();
     let broker = ward_service::broker_for(&config, store.clone(), clock).await.unwrap();
     (broker, store)
+}
+
+/// The quickstart, with `logs:payments-api`'s files in `dir` (`x.log*`).
+fn config_with_logs(dir: &std::path::Path) -> Config {
+    let mut config = config();
+    let source = ward_logs::Source::new(vec![dir.join("x.log*")]).unwrap();
+    config.logs.sources.insert("logs:payments-api".into(), source);
+    config
 }
 
 /// alice's approved `read` grant on payments-api (30 minutes).
@@ -349,6 +355,29 @@ async fn a_followed_tail_ends_when_its_token_is_revoked() {
     assert!(lines.is_empty(), "{lines:?}");
     assert!(why.contains(&record.id) && why.contains("revoked"), "{why}");
     assert_eq!(follow_ended(&store).await, why);
+}
+
+/// A tail followed through one ward process ends when another process sharing the store
+/// revokes its grant: once the follower's bound has passed, nothing written goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_followed_tail_ends_when_another_process_revokes_its_grant() {
+    let world = tempfile::tempdir().unwrap();
+    std::fs::write(world.path().join("x.log"), "2026-11-21T10:00:00Z before\n").unwrap();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let (a, store) = world_with_logs(world.path(), clock.clone(), |_| {}).await;
+    let b = ward_service::broker_for(&config_with_logs(world.path()), store.clone(), clock).await.unwrap();
+    grant_alice(&a).await;
+    tokio::time::sleep(ward_service::broker::STALENESS).await;
+    let log = world.path().join("x.log");
+    let mut tail = following(&b, &b.caller("alice").unwrap(), &log).await;
+
+    let grant = store.grants(&GrantFilter::default()).await.unwrap().remove(0);
+    a.revoke(&a.caller("bob").unwrap(), grant.id.as_str(), "INC-4312 is over".into()).await.unwrap();
+    tokio::time::sleep(ward_service::broker::STALENESS).await;
+    append(&log, "2026-11-21T10:00:02Z written after the revocation\n");
+    let (lines, why) = end_of(&mut tail).await;
+    assert!(lines.is_empty(), "{lines:?}");
+    assert!(why.contains(grant.id.as_str()) && why.contains("revoked"), "{why}");
 }
 
 /// A followed tail ends when its token expires (the store's `expires_at`, on ward's clock).
