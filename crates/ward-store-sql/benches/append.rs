@@ -7,7 +7,8 @@
 //!   keeps (`audit_nodes`, written with the event that completes them): what keeping them adds;
 //! - 16 concurrent writers (group commit), on SQLite and on PostgreSQL, next to PostgreSQL's
 //!   own 16-client single-row insert rate (`pgbench`) on a cluster with durable defaults; on
-//!   PostgreSQL also spread over three replicas' stores, each with its own group commit;
+//!   PostgreSQL also spread over three replicas' stores, each with its own group commit, and
+//!   48 writers over them next to `pgbench` with 48 clients;
 //! - one writer on PostgreSQL, next to raw `fdatasync` and to `pgbench` with one client.
 //!
 //! cargo bench -p ward-store-sql --bench append [-- EVENTS_PER_FIGURE]
@@ -72,15 +73,15 @@ async fn one_writer(store: &SqlStore, from: u64, count: u64) -> Duration {
     started.elapsed()
 }
 
-/// Events `from..from + count` from [`WRITERS`] writers spread over `stores` (one per replica,
+/// Events `from..from + count` from `writers` writers spread over `stores` (one per replica,
 /// each with its own connections and group commit), one event a commit.
-async fn concurrent_writers(stores: &[Arc<SqlStore>], from: u64, count: u64) -> f64 {
+async fn concurrent_writers(stores: &[Arc<SqlStore>], writers: u64, from: u64, count: u64) -> f64 {
     let started = Instant::now();
-    let writers: Vec<_> = (0..WRITERS)
+    let writers: Vec<_> = (0..writers)
         .map(|w| {
             let store = stores[w as usize % stores.len()].clone();
             tokio::spawn(async move {
-                for n in (from + w..from + count).step_by(WRITERS as usize) {
+                for n in (from + w..from + count).step_by(writers as usize) {
                     let change = Change { events: vec![event(n)], ..Change::default() };
                     store.commit(change, Timestamp::now()).await.unwrap();
                 }
@@ -258,7 +259,7 @@ async fn main() {
     );
 
     let store = Arc::new(store);
-    let grouped = concurrent_writers(std::slice::from_ref(&store), count, count * 4).await;
+    let grouped = concurrent_writers(std::slice::from_ref(&store), WRITERS, count, count * 4).await;
     println!("SQLite, {WRITERS} writers (group commit): {grouped:.0} events/s");
 
     let Some(cluster) = ward_testkit::durable_postgres() else {
@@ -272,17 +273,20 @@ async fn main() {
         pg_time += one_writer(&pg, r * round, round).await;
     }
     let (raw, pg_single) = (rate(raw_time), rate(pg_time));
-    let pg_grouped = concurrent_writers(std::slice::from_ref(&pg), count, count * 4).await;
+    let pg_grouped = concurrent_writers(std::slice::from_ref(&pg), WRITERS, count, count * 4).await;
     // Three replicas' stores on one database: 16 writers spread over them.
     let url = cluster.fresh_database();
     let mut replicas = Vec::new();
     for _ in 0..3 {
         replicas.push(Arc::new(SqlStore::connect(&url).await.unwrap()));
     }
-    let pg_replicas = concurrent_writers(&replicas, 0, count * 4).await;
+    let pg_replicas = concurrent_writers(&replicas, WRITERS, 0, count * 4).await;
+    // As many writers on each replica as there were in all: a turn at the head packs more.
+    let pg_replicas_busy = concurrent_writers(&replicas, 3 * WRITERS, count * 4, count * 4).await;
     let seconds = 10;
     let pgbench_rate = pgbench(&cluster, &cluster.fresh_database(), 16, seconds);
     let pgbench_single = pgbench(&cluster, &cluster.fresh_database(), 1, seconds);
+    let pgbench_busy = pgbench(&cluster, &cluster.fresh_database(), 3 * WRITERS as u32, seconds);
     println!(
         "PostgreSQL, 1 writer: {pg_single:.0} events/s; raw write+fdatasync: {raw:.0}/s; ratio {:.2}",
         pg_single / raw
@@ -299,6 +303,12 @@ async fn main() {
     println!(
         "PostgreSQL, {WRITERS} writers spread over 3 replicas' stores: {pg_replicas:.0} events/s; ratio to pgbench 16 clients {:.2}",
         pg_replicas / pgbench_rate
+    );
+    println!(
+        "PostgreSQL, {} writers spread over 3 replicas' stores: {pg_replicas_busy:.0} events/s; pgbench, {} clients: {pgbench_busy:.0}/s; ratio {:.2}",
+        3 * WRITERS,
+        3 * WRITERS,
+        pg_replicas_busy / pgbench_busy
     );
     println!("SQLite, {WRITERS} writers against pgbench: ratio {:.2}", grouped / pgbench_rate);
 }
