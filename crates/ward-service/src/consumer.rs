@@ -49,6 +49,11 @@ impl ConsumerLease {
         held
     }
 
+    /// Whether this process held the lease when it last asked.
+    pub fn holding(&self) -> bool {
+        self.renewed_at.is_some()
+    }
+
     /// Forgets the last renewal: the next [`hold`](Self::hold) asks the store (after a refusal
     /// that says the lease was lost).
     pub fn forget(&mut self) {

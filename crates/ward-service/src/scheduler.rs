@@ -15,11 +15,12 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
-use crate::consumer::ConsumerLease;
+use crate::consumer::{ConsumerLease, LEASE_FOR};
 
 /// The longest the scheduler sleeps without looking at the store (it is woken earlier by every
-/// change that may move the schedule).
-const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// change that may move the schedule): short enough that the leases it holds are renewed
+/// before they lapse, so an idle holder does not hand them to another replica.
+const MAX_SLEEP: Duration = Duration::from_secs(LEASE_FOR.as_secs() / 3);
 /// How long it waits before retrying when the store fails.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -61,6 +62,9 @@ pub async fn run_as(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>, ho
         if last_checkpoint.elapsed() >= checkpoint_every {
             checkpoint(&broker, &mut signer).await;
             last_checkpoint = tokio::time::Instant::now();
+        } else if signer.holding() {
+            // Kept between checkpoints, so that one replica goes on signing.
+            signer.hold(&**broker.store(), now).await;
         }
         let to_summary = summary_every.saturating_sub(last_summary.elapsed());
         let to_checkpoint = checkpoint_every.saturating_sub(last_checkpoint.elapsed());
