@@ -34,7 +34,7 @@ use ward_core::{AccessRequest, Grant};
 use ward_store::{
     ApiToken, Change, CheckpointRecord, DebugLevelRecord, DirectoryGroup, Due, EventFilter, FindingFilter,
     FindingRecord, GrantFilter, Lease, LogHead, LoginRecord, PersonRecord, RequestFilter, Store, StoreError,
-    TokenFilter, WebSession,
+    StoredTally, TokenFilter, WebSession,
 };
 
 use crate::rows::{Columns, event_from_row, grant_from_row, millis, request_from_row};
@@ -1035,6 +1035,15 @@ impl Store for SqlStore {
                 .await
                 .map_err(unavailable)?;
             rows.iter().map(rows::session_from_row).collect()
+        })
+    }
+
+    async fn usage_tallies(&self, limit_to: u32) -> Result<Vec<StoredTally>, StoreError> {
+        let sql = "SELECT id, revision, writer, kind, grant_id, principal, action, resource, count, first_at, \
+                   last_at, last_caller FROM usage_tallies ORDER BY id LIMIT $1";
+        dispatch!(&self.pool, pool => {
+            let rows = sqlx::query(sql).bind(limit(limit_to)).fetch_all(pool).await.map_err(unavailable)?;
+            rows.iter().map(rows::tally_from_row).collect()
         })
     }
 

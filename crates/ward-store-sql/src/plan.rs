@@ -10,7 +10,7 @@ use ward_core::merkle::{Frontier, Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
     Change, CountLimit, CursorMove, DebugLevelWrite, FindingRecord, GrantUse, GroupWrite, HolderLimit,
-    LoginWrite, PersonRecord, SessionWrite, StoreError, TokenWrite,
+    LoginWrite, PersonRecord, SessionWrite, StoreError, TallyTaken, TokenWrite, UsageTally,
 };
 
 use crate::Dialect;
@@ -180,6 +180,8 @@ pub(crate) fn plan(
         }
         statements.extend(change.logins.iter().map(login_statement));
         statements.extend(change.sessions.iter().map(session_statement));
+        statements.extend(tallies_taken_statements(&change.tallies_taken));
+        statements.extend(tally_statements(&change.usage_tallies));
         statements.extend(change.policy_snapshots.iter().map(|snapshot| {
             Statement::new(
                 "INSERT INTO policy_snapshots (digest, body) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
@@ -639,6 +641,71 @@ fn grant_updates(grants: &[&Grant]) -> Result<Statement, StoreError> {
 }
 
 /// A use of a grant: its last use and idle deadline move forward, never back.
+/// Rows per multi-row statement on `usage_tallies`: 11 parameters each at most.
+const TALLIES_PER_STATEMENT: usize = 64;
+const TALLY_COLUMNS: usize = 11;
+
+/// Adds counts to the stored tallies, one multi-row upsert per [`TALLIES_PER_STATEMENT`]: a
+/// new key is a row of its own (revision 1); an existing one adds the count, widens the span,
+/// and moves its revision.
+fn tally_statements(tallies: &[UsageTally]) -> Vec<Statement> {
+    tallies
+        .chunks(TALLIES_PER_STATEMENT)
+        .map(|chunk| {
+            let mut sql = String::from(
+                "INSERT INTO usage_tallies (writer, kind, grant_id, principal, action, resource, count, first_at, \
+                 last_at, last_caller, revision) VALUES ",
+            );
+            push_value_rows(&mut sql, chunk.len(), TALLY_COLUMNS, 0);
+            sql.push_str(
+                " ON CONFLICT (writer, kind, grant_id, principal, action, resource) DO UPDATE SET \
+                 count = usage_tallies.count + excluded.count, \
+                 first_at = CASE WHEN excluded.first_at < usage_tallies.first_at \
+                   THEN excluded.first_at ELSE usage_tallies.first_at END, \
+                 last_at = CASE WHEN excluded.last_at > usage_tallies.last_at \
+                   THEN excluded.last_at ELSE usage_tallies.last_at END, \
+                 last_caller = CASE WHEN excluded.last_at >= usage_tallies.last_at \
+                   THEN excluded.last_caller ELSE usage_tallies.last_caller END, \
+                 revision = usage_tallies.revision + 1",
+            );
+            let mut params = Vec::with_capacity(chunk.len() * TALLY_COLUMNS);
+            for t in chunk {
+                // Saturates: no process counts 2^63 checks in a second.
+                let count = i64::try_from(t.count).unwrap_or(i64::MAX);
+                params.extend([
+                    t.writer.as_str().into(),
+                    t.kind.as_str().into(),
+                    t.grant_id.as_str().into(),
+                    t.principal.as_str().into(),
+                    t.action.as_str().into(),
+                    t.resource.as_str().into(),
+                    count.into(),
+                    millis(t.first_at).into(),
+                    millis(t.last_at).into(),
+                    t.last_caller.as_str().into(),
+                    1.into(),
+                ]);
+            }
+            Statement::new(sql, params)
+        })
+        .collect()
+}
+
+/// Deletes the stored tallies a summary says, each only at the revision it read: every row
+/// named must go, or the change fails (another summary took it, or counts were added since).
+fn tallies_taken_statements(taken: &[TallyTaken]) -> Vec<Statement> {
+    taken
+        .chunks(TALLIES_PER_STATEMENT)
+        .map(|chunk| {
+            let mut sql = String::from("DELETE FROM usage_tallies WHERE (id, revision) IN (VALUES ");
+            push_value_rows(&mut sql, chunk.len(), 2, 0);
+            sql.push(')');
+            let params = chunk.iter().flat_map(|t| [t.id.into(), t.revision.into()]).collect();
+            Statement { sql: sql.into(), params, expected_rows: Some(chunk.len() as u64) }
+        })
+        .collect()
+}
+
 fn grant_use_statement(used: &GrantUse) -> Statement {
     Statement::new(
         "UPDATE grants SET last_used_at = $1, \

@@ -9,7 +9,7 @@ use ward_core::audit::{AuditEvent, EventType};
 use ward_core::{AccessRequest, Grant, GrantId, GrantState, RequestId, RequestState};
 use ward_store::{
     ApiToken, CheckpointRecord, DebugLevelRecord, DirectoryGroup, FindingRecord, FindingState, LoginRecord,
-    PersonRecord, StoreError, WebSession,
+    PersonRecord, StoreError, StoredTally, TallyKind, UsageTally, WebSession,
 };
 
 pub(crate) fn millis(ts: Timestamp) -> i64 {
@@ -306,6 +306,29 @@ pub(crate) fn login_from_row(row: &impl Columns) -> Result<LoginRecord, StoreErr
         failing_since: row.optional_int("failing_since")?,
         credentials_issued_at: row.optional_int("credentials_issued_at")?,
         updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn tally_from_row(row: &impl Columns) -> Result<StoredTally, StoreError> {
+    let kind = row.borrowed_text("kind")?;
+    let kind =
+        TallyKind::parse(kind).ok_or_else(|| StoreError::Corrupt(format!("unknown tally kind `{kind}`")))?;
+    let count = u64::try_from(row.int("count")?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(StoredTally {
+        id: row.int("id")?,
+        revision: row.int("revision")?,
+        tally: UsageTally {
+            writer: row.text("writer")?,
+            kind,
+            grant_id: row.text("grant_id")?,
+            principal: row.text("principal")?,
+            action: row.text("action")?,
+            resource: row.text("resource")?,
+            count,
+            first_at: time(row, "first_at")?,
+            last_at: time(row, "last_at")?,
+            last_caller: row.text("last_caller")?,
+        },
     })
 }
 

@@ -13,8 +13,8 @@ use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 use crate::{
     ApiToken, Change, CursorMove, DebugLevelHolder, DebugLevelRecord, DebugLevelWrite, DirectoryGroup,
     EventFilter, FindingFilter, FindingRecord, FindingState, GrantFilter, GrantUse, GroupWrite, Lease,
-    LoginRecord, LoginWrite, PersonRecord, RequestFilter, SessionWrite, Store, StoreError, TokenFilter,
-    TokenWrite, Visibility, WebSession,
+    LoginRecord, LoginWrite, PersonRecord, RequestFilter, SessionWrite, Store, StoreError, TallyKind,
+    TallyTaken, TokenFilter, TokenWrite, UsageTally, Visibility, WebSession,
 };
 use ward_rules::{RuleId, Severity};
 
@@ -56,6 +56,7 @@ macro_rules! conformance_tests {
             counts_are_limited_inside_the_commit,
             extensions_move_expiry,
             many_grants_change_in_one_commit_or_none_do,
+            usage_tallies_add_up_per_writer_and_are_taken_once,
             breakglass_reviews_fall_due_and_filter,
             findings_are_kept_and_listed,
             one_live_finding_per_key,
@@ -1047,6 +1048,93 @@ pub async fn many_grants_change_in_one_commit_or_none_do(store: Arc<dyn Store>) 
     store.commit(both, t0()).await.unwrap();
     let stored = store.grant(second.id.as_str()).await.unwrap().unwrap();
     assert_eq!((stored.version, stored.end_reason.as_deref()), (second.version, Some("second")));
+}
+
+fn tally(
+    writer: &str,
+    kind: TallyKind,
+    key: &str,
+    count: u64,
+    first: i64,
+    last: i64,
+    caller: &str,
+) -> UsageTally {
+    let at = |ms: i64| t0() + SignedDuration::from_millis(ms);
+    let (grant_id, principal) = match kind {
+        TallyKind::Denied => (String::new(), key.to_owned()),
+        _ => (key.to_owned(), String::new()),
+    };
+    UsageTally {
+        writer: writer.into(),
+        kind,
+        grant_id,
+        principal,
+        action: "read".into(),
+        resource: "logs:payments".into(),
+        count,
+        first_at: at(first),
+        last_at: at(last),
+        last_caller: caller.into(),
+    }
+}
+
+pub async fn usage_tallies_add_up_per_writer_and_are_taken_once(store: Arc<dyn Store>) {
+    let add = |tallies: Vec<UsageTally>| Change { usage_tallies: tallies, ..Change::default() };
+    let used = |writer: &str, count, first, last, caller: &str| {
+        tally(writer, TallyKind::Used, "grt_1", count, first, last, caller)
+    };
+    store.commit(add(vec![used("a", 3, 100, 200, "alice")]), t0()).await.unwrap();
+    // An older span adds its count, widens the first use, and keeps the later caller.
+    store.commit(add(vec![used("a", 2, 50, 150, "svc")]), t0()).await.unwrap();
+    store.commit(add(vec![used("b", 1, 300, 300, "bob")]), t0()).await.unwrap();
+    // More rows than one statement takes, in one change.
+    let many: Vec<UsageTally> =
+        (0..70).map(|n| tally("a", TallyKind::Denied, &format!("user{n}"), n + 1, 0, 10, "x")).collect();
+    store.commit(add(many), t0()).await.unwrap();
+
+    let stored = store.usage_tallies(1000).await.unwrap();
+    assert_eq!(stored.len(), 72);
+    assert_eq!(store.usage_tallies(5).await.unwrap().len(), 5, "the limit holds");
+    let of =
+        |writer: &str| stored.iter().find(|s| s.tally.writer == writer && s.tally.kind == TallyKind::Used);
+    let a = of("a").unwrap();
+    assert_eq!(a.tally, used("a", 5, 50, 200, "alice"));
+    assert_eq!(a.revision, 2);
+    assert_eq!(of("b").unwrap().tally, used("b", 1, 300, 300, "bob"));
+    let denied: u64 =
+        stored.iter().filter(|s| s.tally.kind == TallyKind::Denied).map(|s| s.tally.count).sum();
+    assert_eq!(denied, (1..=70).sum::<u64>());
+
+    // A summary that read `a` before more was added to it takes nothing at all.
+    store.commit(add(vec![used("a", 1, 250, 250, "carol")]), t0()).await.unwrap();
+    let stale: Vec<TallyTaken> =
+        stored.iter().map(|s| TallyTaken { id: s.id, revision: s.revision }).collect();
+    let mut ids = SequentialIds::new("u");
+    let mut take = |taken: Vec<TallyTaken>| Change {
+        tallies_taken: taken,
+        events: vec![lifecycle::refusal_event(&mut ids, "ward", "summary", None, None, "stands in", t0())],
+        ..Change::default()
+    };
+    let before = all_events(&*store).await.len();
+    assert!(matches!(store.commit(take(stale), t0()).await, Err(StoreError::Conflict)));
+    assert_eq!(store.usage_tallies(1000).await.unwrap().len(), 72, "a refused take deleted tallies");
+    assert_eq!(all_events(&*store).await.len(), before, "a refused take appended its summary");
+
+    let fresh = store.usage_tallies(1000).await.unwrap();
+    assert_eq!(fresh.iter().find(|s| s.id == a.id).unwrap().tally, used("a", 6, 50, 250, "carol"));
+    let taken: Vec<TallyTaken> =
+        fresh.iter().map(|s| TallyTaken { id: s.id, revision: s.revision }).collect();
+    store.commit(take(taken.clone()), t0()).await.unwrap();
+    assert!(store.usage_tallies(1000).await.unwrap().is_empty());
+    assert_eq!(all_events(&*store).await.len(), before + 1);
+    // Taken once: a second summary of the same rows is refused.
+    assert!(matches!(store.commit(take(taken), t0()).await, Err(StoreError::Conflict)));
+
+    // A writer's key counted again after a summary is a new row, at revision 1.
+    store.commit(add(vec![used("a", 1, 400, 400, "alice")]), t0()).await.unwrap();
+    let again = store.usage_tallies(10).await.unwrap();
+    assert_eq!((again.len(), again[0].revision), (1, 1));
+    assert!(again[0].id > a.id, "a row id came back: {} after {}", again[0].id, a.id);
 }
 
 pub async fn extensions_move_expiry(store: Arc<dyn Store>) {

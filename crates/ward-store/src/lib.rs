@@ -72,6 +72,10 @@ pub struct Change {
     pub directory_groups: Vec<GroupWrite>,
     /// Browser sessions of the web UI begun or ended.
     pub sessions: Vec<SessionWrite>,
+    /// Counts added to the stored usage tallies (at most one per writer and key in a change).
+    pub usage_tallies: Vec<UsageTally>,
+    /// Stored usage tallies this change's summary events say, deleted with them.
+    pub tallies_taken: Vec<TallyTaken>,
 }
 
 /// A browser session of the web UI as stored: only the SHA-256 of its secret (the cookie).
@@ -156,6 +160,69 @@ pub struct PersonRecord {
 pub struct GrantUse {
     pub grant_id: ward_core::GrantId,
     pub at: Timestamp,
+}
+
+/// What a usage tally counts: repeated uses of one grant, repeated refusals of one (principal,
+/// action, resource), or uses of a grant that no count says (a followed tail going on), kept
+/// only for the grant's idle deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TallyKind {
+    Used,
+    Denied,
+    Touched,
+}
+
+impl TallyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Used => "used",
+            Self::Denied => "denied",
+            Self::Touched => "touched",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Used, Self::Denied, Self::Touched].into_iter().find(|kind| kind.as_str() == text)
+    }
+}
+
+/// Uses or refusals one ward process counted in memory and has not yet written as a summary
+/// event. The process adds its counts to the store every second, so that a crash loses at most
+/// that second; the summary events are written later, by any process, from what is stored.
+/// The fields not part of a kind's key are empty (`grant_id` for a denial; `principal`,
+/// `action` and `resource` for a touch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageTally {
+    /// The process that counted them: each adds only to its own rows.
+    pub writer: String,
+    pub kind: TallyKind,
+    pub grant_id: String,
+    pub principal: String,
+    /// The role used, or the action refused.
+    pub action: String,
+    pub resource: String,
+    pub count: u64,
+    pub first_at: Timestamp,
+    pub last_at: Timestamp,
+    /// Who asked last (the principal, or a service asking for them).
+    pub last_caller: String,
+}
+
+/// A stored tally: one row per writer and key, its counts added up until a summary takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTally {
+    pub id: i64,
+    /// Moves with every addition, so a summary takes exactly the counts it wrote.
+    pub revision: i64,
+    pub tally: UsageTally,
+}
+
+/// A stored tally a summary event now says: deleted, or the change fails with `Conflict` when
+/// the row was added to (or taken) since it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TallyTaken {
+    pub id: i64,
+    pub revision: i64,
 }
 
 /// "`lease.consumer` has consumed the log up to `to`": committed only while `lease.holder` holds
@@ -689,6 +756,9 @@ pub trait Store: Send + Sync + 'static {
     /// `principal`'s sessions that have not ended (expired ones included), newest first, at
     /// most `limit`.
     async fn open_sessions(&self, principal: &str, limit: u32) -> Result<Vec<WebSession>, StoreError>;
+
+    /// The usage tallies not yet summarised, oldest first, at most `limit`.
+    async fn usage_tallies(&self, limit: u32) -> Result<Vec<StoredTally>, StoreError>;
 
     /// Succeeds when the store answers and the audit log can be written.
     async fn ready(&self) -> Result<(), StoreError>;
