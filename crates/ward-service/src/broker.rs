@@ -38,6 +38,7 @@ mod replicas;
 mod requests;
 mod schedule;
 mod tokens;
+mod usage;
 mod visibility;
 
 pub use auth::PolicyReload;

@@ -1,7 +1,8 @@
 //! Makes time pass: activates scheduled grants, expires grants, lapses requests, writes usage
 //! summaries and signs audit checkpoints when the log has grown. Of several replicas, one
-//! applies what comes due and one signs checkpoints, each under a lease that another takes
-//! over when its holder goes; each writes its own usage summaries.
+//! applies what comes due and writes the usage summaries of all, and one signs checkpoints,
+//! each under a lease that another takes over when its holder goes. Every replica adds its
+//! usage counts to the store every second.
 //!
 //! The store is the truth about what is due, so the scheduler keeps no state of its own: after
 //! a restart its first pass processes everything that came due while ward was down (each event
@@ -23,6 +24,8 @@ use crate::consumer::{ConsumerLease, LEASE_FOR};
 const MAX_SLEEP: Duration = Duration::from_secs(LEASE_FOR.as_secs() / 3);
 /// How long it waits before retrying when the store fails.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How often each process adds its usage counts to the store: what a crash can lose.
+pub const STASH_USAGE_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown` turns true, then writes the pending usage summaries and returns.
 pub async fn run(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
@@ -38,6 +41,7 @@ pub async fn run_as(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>, ho
     let mut first_pass = true;
     let mut signer = ConsumerLease::new(CHECKPOINT_SIGNER, holder);
     let mut runner = ConsumerLease::new(DUE_RUNNER, holder);
+    let stasher = tokio::spawn(stash_usage(broker.clone(), shutdown.clone()));
     loop {
         let now = broker.now();
         let sleep_for = if !runner.hold(&**broker.store(), now).await {
@@ -56,7 +60,12 @@ pub async fn run_as(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>, ho
             }
         };
         if last_summary.elapsed() >= summary_every {
-            flush(&broker).await;
+            if runner.holding() {
+                flush(&broker).await;
+            } else {
+                // This replica's counts are in the store, for the holder's summary.
+                broker.start_usage_period();
+            }
             last_summary = tokio::time::Instant::now();
         }
         if last_checkpoint.elapsed() >= checkpoint_every {
@@ -74,6 +83,7 @@ pub async fn run_as(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>, ho
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
     }
+    let _ = stasher.await;
     flush(&broker).await;
     // The last word before stopping: a checkpoint of everything, summaries included; then
     // another replica signs from now on.
@@ -126,6 +136,20 @@ async fn pass(broker: &Broker, now: Timestamp, first: bool) -> Result<Option<Tim
         }
     }
     broker.next_due_at().await
+}
+
+/// Adds this process's usage counts to the store every [`STASH_USAGE_EVERY`], until
+/// `shutdown`.
+async fn stash_usage(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(STASH_USAGE_EVERY) => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        if let Err(error) = broker.stash_usage().await {
+            tracing::warn!(%error, "could not store usage counts; keeping them for the next attempt");
+        }
+    }
 }
 
 async fn flush(broker: &Broker) {

@@ -3,11 +3,17 @@
 //! The first check that uses a grant is its own `access.used` event; later ones are tallied
 //! here and written as periodic summaries. Refused checks work alike per (principal, action,
 //! resource): the first refusal in each summary period is an event at once, the rest a tally.
+//!
+//! Tallies do not stay in memory until the summary: every second they are added to the store's
+//! tallies under this log's own writer name (`Broker::stash_usage`), so a process that dies loses
+//! at most that second. The summary then takes what all processes stored (see `broker::usage`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use jiff::Timestamp;
+use ward_store::{TallyKind, UsageTally};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum UsageKey {
@@ -49,11 +55,106 @@ impl Tally {
         self.count += older.count;
         self.first_at = self.first_at.min(older.first_at);
     }
+
+    /// Adds another count of the same key, from any process: the caller is the later one's.
+    pub fn combine(&mut self, other: Tally) {
+        self.count += other.count;
+        self.first_at = self.first_at.min(other.first_at);
+        if other.last_at >= self.last_at {
+            self.last_at = other.last_at;
+            self.last_caller = other.last_caller;
+        }
+    }
 }
 
-#[derive(Default)]
+/// A tally as the store keeps it, under `writer`.
+pub fn to_stored(writer: &str, key: &UsageKey, tally: &Tally) -> UsageTally {
+    let (kind, grant_id, principal, action, resource) = match key {
+        UsageKey::Used { grant_id, principal, resource, role } => {
+            (TallyKind::Used, grant_id, principal, role, resource)
+        }
+        UsageKey::Denied { principal, action, resource } => {
+            (TallyKind::Denied, &String::new(), principal, action, resource)
+        }
+    };
+    UsageTally {
+        writer: writer.to_owned(),
+        kind,
+        grant_id: grant_id.clone(),
+        principal: principal.clone(),
+        action: action.clone(),
+        resource: resource.clone(),
+        count: tally.count,
+        first_at: tally.first_at,
+        last_at: tally.last_at,
+        last_caller: tally.last_caller.clone(),
+    }
+}
+
+/// A use noted by [`UsageLog::touch`] as the store keeps it: no count, no caller.
+pub fn touch_to_stored(writer: &str, grant_id: &str, at: Timestamp) -> UsageTally {
+    UsageTally {
+        writer: writer.to_owned(),
+        kind: TallyKind::Touched,
+        grant_id: grant_id.to_owned(),
+        principal: String::new(),
+        action: String::new(),
+        resource: String::new(),
+        count: 0,
+        first_at: at,
+        last_at: at,
+        last_caller: String::new(),
+    }
+}
+
+/// What a stored tally counts: a key and its tally, or (a touch) a grant's latest use.
+pub enum Stored {
+    Tally(UsageKey, Tally),
+    Touch(String, Timestamp),
+}
+
+pub fn from_stored(stored: UsageTally) -> Stored {
+    let tally = Tally {
+        count: stored.count,
+        first_at: stored.first_at,
+        last_at: stored.last_at,
+        last_caller: stored.last_caller,
+    };
+    match stored.kind {
+        TallyKind::Used => Stored::Tally(
+            UsageKey::Used {
+                grant_id: stored.grant_id,
+                principal: stored.principal,
+                resource: stored.resource,
+                role: stored.action,
+            },
+            tally,
+        ),
+        TallyKind::Denied => Stored::Tally(
+            UsageKey::Denied {
+                principal: stored.principal,
+                action: stored.action,
+                resource: stored.resource,
+            },
+            tally,
+        ),
+        TallyKind::Touched => Stored::Touch(stored.grant_id, stored.last_at),
+    }
+}
+
 pub struct UsageLog {
     inner: Mutex<Inner>,
+    /// The name this log's tallies are stored under: its own rows, which only it adds to.
+    writer: String,
+}
+
+impl Default for UsageLog {
+    fn default() -> Self {
+        // Several brokers may share a process (replicas in a test or a benchmark).
+        static LOGS: AtomicU64 = AtomicU64::new(0);
+        let n = LOGS.fetch_add(1, Ordering::Relaxed);
+        Self { inner: Mutex::default(), writer: format!("{}:{n}", crate::consumer::this_process()) }
+    }
 }
 
 #[derive(Default)]
@@ -128,10 +229,19 @@ impl UsageLog {
         true
     }
 
-    /// Takes the tallies to write; a new period starts.
+    /// The name this log's tallies are stored under.
+    pub fn writer(&self) -> &str {
+        &self.writer
+    }
+
+    /// A new summary period: the next refusal of each kind is an event of its own again.
+    pub fn start_period(&self) {
+        self.lock().denials_reported.clear();
+    }
+
+    /// Takes the tallies counted so far.
     pub fn drain(&self) -> Vec<(UsageKey, Tally)> {
         let mut inner = self.lock();
-        inner.denials_reported.clear();
         let uses: Vec<(UsageKey, Tally)> = inner.uses.drain().map(|(_, entry)| entry).collect();
         uses.into_iter().chain(inner.denials.drain()).collect()
     }
@@ -190,6 +300,8 @@ mod tests {
         let used = drained.iter().find(|(k, _)| matches!(k, UsageKey::Used { .. })).unwrap();
         assert_eq!((used.1.count, used.1.first_at, used.1.last_at), (2, at(1), at(5)));
         assert_eq!(used.1.last_caller, "svc");
+        assert!(!log.first_denial(&denied), "taking the counts starts no new period");
+        log.start_period();
         assert!(log.first_denial(&denied), "a new period reports the first denial again");
 
         // The summary could not be written; meanwhile one more use came in.
@@ -201,5 +313,33 @@ mod tests {
         let denials = again.iter().find(|(k, _)| matches!(k, UsageKey::Denied { .. })).unwrap();
         assert_eq!(denials.1.count, 1);
         assert!(log.drain().is_empty());
+    }
+
+    #[test]
+    fn stored_tallies_read_back_as_counted_and_combine_across_writers() {
+        let used = UsageKey::Used {
+            grant_id: "g1".into(),
+            principal: "alice".into(),
+            resource: "logs:x".into(),
+            role: "read".into(),
+        };
+        let denied =
+            UsageKey::Denied { principal: "bob".into(), action: "approve".into(), resource: String::new() };
+        for key in [used.clone(), denied] {
+            let tally = Tally { count: 4, first_at: at(1), last_at: at(9), last_caller: "svc".into() };
+            match from_stored(to_stored("w1", &key, &tally)) {
+                Stored::Tally(back, counted) => assert_eq!((back, counted), (key, tally)),
+                Stored::Touch(..) => panic!("a tally read back as a touch"),
+            }
+        }
+        assert!(
+            matches!(from_stored(touch_to_stored("w1", "g1", at(7))), Stored::Touch(g, t) if g == "g1" && t == at(7))
+        );
+
+        let mut sum = Tally { count: 2, first_at: at(5), last_at: at(8), last_caller: "alice".into() };
+        sum.combine(Tally { count: 3, first_at: at(2), last_at: at(6), last_caller: "svc".into() });
+        assert_eq!(sum, Tally { count: 5, first_at: at(2), last_at: at(8), last_caller: "alice".into() });
+        sum.combine(Tally { count: 1, first_at: at(9), last_at: at(9), last_caller: "bob".into() });
+        assert_eq!(sum, Tally { count: 6, first_at: at(2), last_at: at(9), last_caller: "bob".into() });
     }
 }

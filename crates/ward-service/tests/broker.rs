@@ -1475,6 +1475,9 @@ impl Store for Failing {
     async fn token_epoch(&self) -> Result<i64, StoreError> {
         self.inner.token_epoch().await
     }
+    async fn usage_tallies(&self, limit: u32) -> Result<Vec<ward_store::StoredTally>, StoreError> {
+        self.inner.usage_tallies(limit).await
+    }
     async fn session(&self, hash: &str) -> Result<Option<ward_store::WebSession>, StoreError> {
         self.inner.session(hash).await
     }

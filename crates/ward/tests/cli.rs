@@ -1230,6 +1230,34 @@ fn graceful_shutdown_keeps_the_usage_tally() {
     assert_eq!(server.json(&alice, &check).0, 0);
 }
 
+/// `kill -9` loses at most the last second of counted checks: each second they are added to
+/// the store, and the next summary (here, the restarted server's last word) says them.
+#[test]
+fn a_killed_ward_keeps_the_checks_it_counted_a_second_before() {
+    let mut server = Server::start(None);
+    let (alice, bob) = (server.token("alice"), server.token("bob"));
+    let (_, request) = server
+        .json(&alice, &["request", "logs:checkout-web", "--role", "read", "--for", "1h", "--reason", "r"]);
+    let (_, approved) = server.json(&bob, &["approve", request["id"].as_str().unwrap()]);
+    let grant = approved["grant_id"].as_str().unwrap().to_owned();
+    let check = ["check", "--principal", "alice", "--action", "read", "--resource", "logs:checkout-web"];
+    for _ in 0..4 {
+        assert_eq!(server.json(&alice, &check).0, 0);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let database_url = server.env.iter().find(|(k, _)| k == "WARD_DATABASE_URL").map(|(_, v)| v.clone());
+    let dir = std::mem::replace(&mut server._dir, tempfile::TempDir::new().unwrap());
+    let server = Server::start_in(dir, database_env(database_url)).restart();
+    let carol = server.token("carol");
+    let (_, uses) = server.json(&carol, &["audit", "events", "--type", "access.used", "--grant", &grant]);
+    let uses = uses.as_array().unwrap();
+    assert_eq!(uses.len(), 2, "the first use, then a summary: {uses:?}");
+    assert_eq!(uses[1]["details"]["summary"], true);
+    assert_eq!(uses[1]["details"]["count"], 3);
+}
+
 /// A followed tail does not hold a stopping server until its grant ends: it ends at once,
 /// saying why, and what it sent is on record.
 #[test]

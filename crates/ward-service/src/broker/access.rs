@@ -1,8 +1,4 @@
-//! `check`: the hot path, its audit of first uses and refusals, and usage summaries.
-
-use std::collections::HashMap;
-
-use ward_store::GrantUse;
+//! `check`: the hot path, and its audit of first uses and refusals.
 
 use super::*;
 use crate::index::Slot;
@@ -186,66 +182,6 @@ impl Broker {
         }
         None
     }
-
-    /// Counts a use through `slot` at `now` that no summary counts (a followed tail going on)
-    /// towards the grant's idle timeout: here at once, in the store with the next summaries.
-    pub(super) async fn note_use(&self, slot: &Slot, now: Timestamp) {
-        slot.touch(now);
-        self.usage.touch(slot.id.as_str(), now);
-        self.write_use_before_store_idles(slot, now).await;
-    }
-
-    /// Writes a use at once when the store would otherwise see the grant go idle before the
-    /// next summary writes it ([`Slot::claim_early_write`]): with several processes, the one
-    /// that runs what comes due knows only the store's uses. A failure leaves the use to the
-    /// summary, which writes it anyway.
-    async fn write_use_before_store_idles(&self, slot: &Slot, now: Timestamp) {
-        let summaries = i64::try_from(self.settings.usage_summary_seconds).unwrap_or(i64::MAX);
-        if !slot.claim_early_write(now, SignedDuration::from_secs(summaries)) {
-            return;
-        }
-        let change =
-            Change { grant_uses: vec![GrantUse { grant_id: slot.id.clone(), at: now }], ..Change::default() };
-        if let Err(error) = self.commit(change).await {
-            tracing::warn!(%error, grant = %slot.id, "could not write a use ahead of the summary; the summary will");
-        }
-    }
-
-    /// Writes the tallied uses and refusals as summary events, and moves the used grants' last
-    /// use (their idle deadline) forward in the same commit. Tallies that cannot be written are
-    /// kept for the next attempt.
-    pub async fn flush_usage(&self) -> Result<usize, BrokerError> {
-        let tallies = self.usage.drain();
-        let touches = self.usage.drain_touches();
-        if tallies.is_empty() && touches.is_empty() {
-            return Ok(0);
-        }
-        let now = self.now();
-        let events: Vec<NewEvent> =
-            tallies.iter().map(|(key, tally)| summary_event(key, tally, now)).collect();
-        let mut last_uses: HashMap<&str, Timestamp> = HashMap::new();
-        let used = tallies.iter().filter_map(|(key, tally)| match key {
-            UsageKey::Used { grant_id, .. } => Some((grant_id.as_str(), tally.last_at)),
-            UsageKey::Denied { .. } => None,
-        });
-        for (grant_id, at) in used.chain(touches.iter().map(|(id, at)| (id.as_str(), *at))) {
-            let last = last_uses.entry(grant_id).or_insert(at);
-            *last = (*last).max(at);
-        }
-        let grant_uses = last_uses
-            .into_iter()
-            .map(|(grant_id, at)| GrantUse { grant_id: GrantId::from(grant_id), at })
-            .collect();
-        let count = events.len();
-        match self.commit(Change { events, grant_uses, ..Change::default() }).await {
-            Ok(_) => Ok(count),
-            Err(error) => {
-                self.usage.restore(tallies);
-                self.usage.restore_touches(touches);
-                Err(error.into())
-            }
-        }
-    }
 }
 
 fn holds_grant(id: &GrantId) -> String {
@@ -253,42 +189,4 @@ fn holds_grant(id: &GrantId) -> String {
     reason.push_str("holds grant ");
     reason.push_str(id.as_str());
     reason
-}
-
-fn summary_event(key: &UsageKey, tally: &Tally, now: Timestamp) -> NewEvent {
-    let event = |payload| NewEvent::new(RandomIds.event_id(), tally.last_at, &tally.last_caller, payload);
-    match key {
-        UsageKey::Used { grant_id, principal, resource, role } => {
-            let summary = payload::UseSummary {
-                summary: payload::True,
-                role: role.clone(),
-                count: tally.count,
-                first_at: tally.first_at,
-                last_at: tally.last_at,
-                written_at: now,
-                via: None,
-            };
-            NewEvent {
-                subject: Some(principal.clone()),
-                resource: Some(resource.clone()),
-                grant_id: Some(grant_id.clone()),
-                ..event(Payload::AccessUsed(AccessUsed::Summary(summary)))
-            }
-        }
-        UsageKey::Denied { principal, action, resource } => {
-            let summary = payload::DenialSummary {
-                summary: payload::True,
-                action: action.clone(),
-                count: tally.count,
-                first_at: tally.first_at,
-                last_at: tally.last_at,
-                written_at: now,
-            };
-            NewEvent {
-                subject: Some(principal.clone()),
-                resource: (!resource.is_empty()).then(|| resource.clone()),
-                ..event(Payload::AccessDenied(AccessDenied::Summary(summary)))
-            }
-        }
-    }
 }

@@ -35,6 +35,7 @@ as_two_processes!(
     one_process_signs_the_checkpoints,
     two_processes_expire_the_same_grants_once,
     a_use_on_one_process_keeps_another_from_ending_the_grant_as_idle,
+    counts_a_dead_process_stored_are_summarised_by_another_once,
 );
 
 /// A second process's broker on `store` (its own connections, for PostgreSQL).
@@ -218,4 +219,52 @@ async fn a_use_on_one_process_keeps_another_from_ending_the_grant_as_idle(
     assert_eq!(report.expired, 0, "B ends no grant that A saw used");
     tokio::time::sleep(STALENESS).await;
     assert!(allowed(&b, "alice").await && allowed(&a, "alice").await);
+}
+
+/// Each process adds its counts of repeated checks to the store every second: when it dies
+/// before its summary, another summarises them, with its own, in one event per key, once.
+async fn counts_a_dead_process_stored_are_summarised_by_another_once(w: World, elsewhere: Arc<dyn Store>) {
+    let b = another_process(&w, elsewhere).await;
+    let grant = w.granted().await;
+    tokio::time::sleep(STALENESS).await;
+    for _ in 0..4 {
+        assert!(allowed(&b, "alice").await, "the first use, then three counted");
+    }
+    for _ in 0..3 {
+        assert!(!allowed(&b, "bob").await, "a refusal on record, then two counted");
+    }
+    assert_eq!(b.stash_usage().await.unwrap(), 2, "one tally of uses, one of refusals");
+    // B dies: no summary, no shutdown.
+    drop(b);
+    tokio::time::sleep(STALENESS).await;
+    for _ in 0..3 {
+        assert!(allowed(&w.broker, "alice").await);
+    }
+    assert!(!allowed(&w.broker, "bob").await, "A's own first refusal this period");
+    assert!(!allowed(&w.broker, "bob").await);
+
+    assert_eq!(w.broker.flush_usage().await.unwrap(), 2, "one summary per key, whoever counted");
+    let store = &w.store;
+    let summary = |event_type| async move {
+        let filter =
+            ward_store::EventFilter { event_type: Some(event_type), limit: 100, ..Default::default() };
+        let events = store.events(&filter).await.unwrap();
+        events.into_iter().filter(|e| e.details["summary"] == true).collect::<Vec<_>>()
+    };
+    let used = summary(ward_core::audit::EventType::AccessUsed).await;
+    assert_eq!(used.len(), 1, "{used:?}");
+    assert_eq!(
+        (used[0].grant_id.as_deref(), used[0].details["count"].as_u64()),
+        (Some(grant.id.as_str()), Some(6)),
+        "B's three and A's three"
+    );
+    let denied = summary(ward_core::audit::EventType::AccessDenied).await;
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    assert_eq!(denied[0].details["count"].as_u64(), Some(3), "B's two and A's one");
+    let last_use = w.store.grant(grant.id.as_str()).await.unwrap().unwrap().last_used_at;
+    assert_eq!(last_use, Some(w.broker.now()), "the summary moved the grant's last use");
+
+    // Taken once: nothing is left to summarise again.
+    assert!(w.store.usage_tallies(10).await.unwrap().is_empty());
+    assert_eq!(w.broker.flush_usage().await.unwrap(), 0);
 }

@@ -1,8 +1,8 @@
 //! Three `ward serve` processes on one PostgreSQL, as a deployment behind a load balancer runs
 //! them, driven through the command line: asked on one, approved on another, checked on the
 //! third; revoked on one and refused on another within the bound; one killed (`kill -9`) while
-//! requests go on, and nothing acknowledged is lost, every expiry happens once, the chain
-//! verifies, and a new replica joins. PostgreSQL restarted under load: they fail closed while it
+//! requests go on, and nothing acknowledged is lost (its counted checks included), every expiry
+//! happens once, the chain verifies, and a new replica joins. PostgreSQL restarted under load: they fail closed while it
 //! is away and recover without a restart of their own.
 
 use std::sync::Mutex;
@@ -15,6 +15,8 @@ use super::{Server, database_env};
 
 /// The bound a check answers within, after a change committed on another replica.
 const STALENESS: Duration = Duration::from_millis(100);
+/// How often a replica adds its usage counts to the store.
+const STASH_EVERY: Duration = Duration::from_secs(1);
 
 /// A replica of `first`'s deployment: the same world, store and keys (the first one's data
 /// directory holds them).
@@ -52,6 +54,9 @@ fn three_replicas_on_one_postgres_act_as_one_ward() {
     let grant = approved["grant_id"].as_str().unwrap().to_owned();
     std::thread::sleep(STALENESS);
     assert!(check(&c, &alice), "C allows what B granted");
+    for _ in 0..5 {
+        assert!(check(&c, &alice), "C counts repeated checks");
+    }
 
     // Revoked on A: refused on B once the bound has passed.
     let (code, revoked) = a.json(&bob, &["revoke", &grant, "--reason", "over"]);
@@ -60,6 +65,8 @@ fn three_replicas_on_one_postgres_act_as_one_ward() {
     assert!(!check(&b, &alice), "B refuses what A revoked");
 
     // C dies (kill -9) while requests go on through A and B: everything acknowledged is there.
+    // C has added its counts to the store by now (every second).
+    std::thread::sleep(STASH_EVERY + Duration::from_millis(500));
     let mut acknowledged = Vec::new();
     for round in 0..12 {
         if round == 4 {
@@ -108,11 +115,24 @@ fn three_replicas_on_one_postgres_act_as_one_ward() {
     assert_eq!(report["valid"], true, "{report}");
 
     // A new replica joins and answers at once.
-    let d = replica(&a, &url);
+    let mut d = replica(&a, &url);
     let id = ask(&d, &alice, "INC-99 one more look", "30m");
     assert_eq!(d.json(&bob, &["approve", &id]).0, 0);
     std::thread::sleep(STALENESS);
     assert!(check(&a, &alice) && check(&b, &alice) && check(&d, &alice));
+
+    // The checks C counted survived it: D's last word (a summary of every replica's counts)
+    // says them, well before the summary interval (a minute) has passed.
+    assert_eq!(d.terminate(), Some(0));
+    let (_, uses) = a.json(&carol, &["audit", "events", "--type", "access.used", "--grant", &grant]);
+    let counted: u64 = uses
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["details"]["summary"] == true)
+        .map(|e| e["details"]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 5, "C's repeated checks are summarised: {uses}");
 }
 
 /// PostgreSQL restarted (a fast shutdown, down for a while) as two replicas take requests:
