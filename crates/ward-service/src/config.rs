@@ -300,6 +300,10 @@ pub struct LogSettings {
     pub custom: Vec<CustomRule>,
     pub key: PathBuf,
     pub key_configured: bool,
+    /// Make this key the one every replica must use, replacing the one recorded for the store
+    /// (`config.changed`); without it a start with another key is refused. Set only by `ward
+    /// serve --new-redaction-key`, for that one start.
+    pub new_key: bool,
     pub limits: ReadLimitSettings,
 }
 
@@ -435,6 +439,8 @@ pub struct AuditSettings {
     /// `audit.key_changed`); without it ward refuses to start then. Set only by `ward serve
     /// --new-signing-key`, for that one start: the file and the environment may not set it.
     pub new_signing_key: bool,
+    /// The same for the HMAC key: `ward serve --new-hmac-key`.
+    pub new_hmac_key: bool,
 }
 
 pub const DEFAULT_ORIGIN: &str = "ward/audit";
@@ -672,6 +678,7 @@ impl Config {
             hmac_key_configured: configured_hmac_key.is_some(),
             hmac_key: configured_hmac_key.unwrap_or_else(|| data_dir.join("audit-hmac.key")),
             new_signing_key: false,
+            new_hmac_key: false,
         };
         let mut sources = BTreeMap::new();
         let mut resources = BTreeMap::new();
@@ -878,6 +885,7 @@ impl Config {
             custom: file.redaction.custom,
             key_configured: configured_redaction_key.is_some(),
             key: configured_redaction_key.unwrap_or_else(|| data_dir.join("redaction.key")),
+            new_key: false,
             limits: file.gateway.limits()?,
         };
         // A rule setting ward cannot read stops the start, named: a typo must never switch a

@@ -141,6 +141,7 @@ mod tests {
             custom,
             key: std::path::PathBuf::from("/nonexistent/key"),
             key_configured: true,
+            new_key: false,
             limits: Default::default(),
         }
     }

@@ -22,6 +22,7 @@ pub mod scheduler;
 pub mod secret_file;
 pub mod sensitive;
 pub mod sessions;
+pub mod shared_keys;
 pub mod signing;
 pub mod tokens;
 pub mod usage;
@@ -35,6 +36,7 @@ pub use broker::{
     PolicyReload, RequestInput, Settings, TokenRef, Tokens, token_view,
 };
 pub use config::{Config, ConfigError};
+use shared_keys::SharedKey;
 use signing::SigningError;
 use ward_core::Clock;
 use ward_store::{Store, StoreError};
@@ -85,6 +87,18 @@ pub enum StartError {
          as `audit.key_changed`"
     )]
     KeyChanged { path: std::path::PathBuf, record: String },
+    #[error(
+        "the {key} key {path} (fingerprint {fingerprint}) is not the one this database's other ward processes \
+         use (fingerprint {recorded}): give every replica the same key file, or start once with `ward serve \
+         {flag}` to make this key the one for all, recorded as `config.changed`"
+    )]
+    SharedKeyDiffers {
+        key: &'static str,
+        path: std::path::PathBuf,
+        recorded: String,
+        fingerprint: String,
+        flag: &'static str,
+    },
     /// Only from [`broker_stopping_at`]: the start stopped after this step, as a crash would.
     #[error("the start stopped after the signing key change step {0:?}")]
     Stopped(KeyChangeStep),
@@ -145,17 +159,8 @@ async fn start(
     // The key must be the one the log names, unless told otherwise: a lost key silently replaced
     // would make every later checkpoint look like another log's.
     let (signer, remaining) = broker::key_change::plan(audit, &*store, audit.new_signing_key).await?;
-    let redactor = if audit.hmac_fields.is_empty() {
-        None
-    } else {
-        let key = signing::load_or_create_secret(&audit.hmac_key, !audit.hmac_key_configured)?;
-        Some(sensitive::Redactor::new(audit.hmac_fields.clone(), key))
-    };
-    let broker = Broker::new(store, clock, policy, settings, signer, redactor).await?;
-    // People the identity provider vouched for before this start are in force from the first
-    // request, and in the policy set recorded at start.
-    broker.load_people().await?;
-    broker::key_change::finish(&broker, audit, remaining, stop_after).await?;
+    // Every replica must pseudonymise and HMAC alike: the keys are held to the store's before
+    // anything is written with them.
     let logs = &config.logs;
     if !logs.key_configured
         && let Some(dir) = logs.key.parent()
@@ -163,6 +168,26 @@ async fn start(
         create_private_dir(dir).map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
     }
     let key = signing::load_or_create_secret(&logs.key, !logs.key_configured)?;
+    let mut shared =
+        vec![shared_keys::check(&*store, SharedKey::Redaction, &key, &logs.key, logs.new_key).await?];
+    let redactor = if audit.hmac_fields.is_empty() {
+        None
+    } else {
+        let hmac_key = signing::load_or_create_secret(&audit.hmac_key, !audit.hmac_key_configured)?;
+        let replace = audit.new_hmac_key;
+        shared.push(
+            shared_keys::check(&*store, SharedKey::AuditHmac, &hmac_key, &audit.hmac_key, replace).await?,
+        );
+        Some(sensitive::Redactor::new(audit.hmac_fields.clone(), hmac_key))
+    };
+    let broker = Broker::new(store, clock, policy, settings, signer, redactor).await?;
+    for checked in shared {
+        shared_keys::record(&broker, checked).await?;
+    }
+    // People the identity provider vouched for before this start are in force from the first
+    // request, and in the policy set recorded at start.
+    broker.load_people().await?;
+    broker::key_change::finish(&broker, audit, remaining, stop_after).await?;
     let gateway = gateway::Gateway::new(logs, key)
         .map_err(|e| ConfigError::Parse { path: config.path.clone(), message: e })?;
     broker.set_gateway(gateway);

@@ -25,9 +25,14 @@ use ward_store_sql::SqlStore;
 const JSON_LINES: (Format, Encoding) = (Format::JsonLines, Encoding::Identity);
 
 /// The quickstart world, with its data directory (and audit signing key) in a temporary folder.
-fn config() -> Config {
+/// The data directory (and so the keys) every broker of these tests shares, as replicas do.
+fn data_dir() -> String {
     static DATA: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    let data = DATA.get_or_init(|| tempfile::tempdir().unwrap()).path().display().to_string();
+    DATA.get_or_init(|| tempfile::tempdir().unwrap()).path().display().to_string()
+}
+
+fn config() -> Config {
+    let data = data_dir();
     let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
     Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap()
 }
@@ -750,8 +755,7 @@ async fn scheduled_grants_open_at_their_start(store: Arc<dyn Store>) {
 
 /// The quickstart world with a default idle timeout of ten minutes (`idle_timeout`).
 fn config_with_idle_timeout() -> Config {
-    static DATA: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    let data = DATA.get_or_init(|| tempfile::tempdir().unwrap()).path().display().to_string();
+    let data = data_dir();
     let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
     Config::load(&path, &|name| match name {
         "WARD_DATA_DIR" => Some(data.clone()),
@@ -1474,6 +1478,9 @@ impl Store for Failing {
     }
     async fn token_epoch(&self) -> Result<i64, StoreError> {
         self.inner.token_epoch().await
+    }
+    async fn key_fingerprint(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.inner.key_fingerprint(name).await
     }
     async fn usage_tallies(&self, limit: u32) -> Result<Vec<ward_store::StoredTally>, StoreError> {
         self.inner.usage_tallies(limit).await

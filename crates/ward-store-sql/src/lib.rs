@@ -1038,6 +1038,14 @@ impl Store for SqlStore {
         })
     }
 
+    async fn key_fingerprint(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let sql = "SELECT fingerprint FROM key_fingerprints WHERE name = $1";
+        dispatch!(&self.pool, pool => {
+            let row = sqlx::query(sql).bind(name).fetch_optional(pool).await.map_err(unavailable)?;
+            row.map(|row| row.text("fingerprint")).transpose()
+        })
+    }
+
     async fn usage_tallies(&self, limit_to: u32) -> Result<Vec<StoredTally>, StoreError> {
         let sql = "SELECT id, revision, writer, kind, grant_id, principal, action, resource, count, first_at, \
                    last_at, last_caller FROM usage_tallies ORDER BY id LIMIT $1";

@@ -10,7 +10,7 @@ use ward_core::merkle::{Frontier, Hash, NodeId};
 use ward_core::{AccessRequest, Grant};
 use ward_store::{
     Change, CountLimit, CursorMove, DebugLevelWrite, FindingRecord, GrantUse, GroupWrite, HolderLimit,
-    LoginWrite, PersonRecord, SessionWrite, StoreError, TallyTaken, TokenWrite, UsageTally,
+    KeyFingerprint, LoginWrite, PersonRecord, SessionWrite, StoreError, TallyTaken, TokenWrite, UsageTally,
 };
 
 use crate::Dialect;
@@ -181,6 +181,7 @@ pub(crate) fn plan(
         statements.extend(change.logins.iter().map(login_statement));
         statements.extend(change.sessions.iter().map(session_statement));
         statements.extend(tallies_taken_statements(&change.tallies_taken));
+        statements.extend(change.key_fingerprints.iter().map(key_fingerprint_statement));
         statements.extend(tally_statements(&change.usage_tallies));
         statements.extend(change.policy_snapshots.iter().map(|snapshot| {
             Statement::new(
@@ -641,6 +642,23 @@ fn grant_updates(grants: &[&Grant]) -> Result<Statement, StoreError> {
 }
 
 /// A use of a grant: its last use and idle deadline move forward, never back.
+/// Records a shared key's first fingerprint, or replaces exactly the one it names.
+fn key_fingerprint_statement(key: &KeyFingerprint) -> Statement {
+    let (name, fingerprint, at) =
+        (key.name.as_str().into(), key.fingerprint.as_str().into(), millis(key.at).into());
+    match &key.previous {
+        None => Statement::checked(
+            "INSERT INTO key_fingerprints (name, fingerprint, recorded_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO NOTHING",
+            vec![name, fingerprint, at],
+        ),
+        Some(previous) => Statement::checked(
+            "UPDATE key_fingerprints SET fingerprint = $2, recorded_at = $3 WHERE name = $1 AND fingerprint = $4",
+            vec![name, fingerprint, at, previous.as_str().into()],
+        ),
+    }
+}
+
 /// Rows per multi-row statement on `usage_tallies`: 11 parameters each at most.
 const TALLIES_PER_STATEMENT: usize = 64;
 const TALLY_COLUMNS: usize = 11;

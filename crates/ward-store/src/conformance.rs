@@ -12,9 +12,9 @@ use ward_core::{AccessRequest, Grant, GrantState, RequestState};
 
 use crate::{
     ApiToken, Change, CursorMove, DebugLevelHolder, DebugLevelRecord, DebugLevelWrite, DirectoryGroup,
-    EventFilter, FindingFilter, FindingRecord, FindingState, GrantFilter, GrantUse, GroupWrite, Lease,
-    LoginRecord, LoginWrite, PersonRecord, RequestFilter, SessionWrite, Store, StoreError, TallyKind,
-    TallyTaken, TokenFilter, TokenWrite, UsageTally, Visibility, WebSession,
+    EventFilter, FindingFilter, FindingRecord, FindingState, GrantFilter, GrantUse, GroupWrite,
+    KeyFingerprint, Lease, LoginRecord, LoginWrite, PersonRecord, RequestFilter, SessionWrite, Store,
+    StoreError, TallyKind, TallyTaken, TokenFilter, TokenWrite, UsageTally, Visibility, WebSession,
 };
 use ward_rules::{RuleId, Severity};
 
@@ -57,6 +57,7 @@ macro_rules! conformance_tests {
             extensions_move_expiry,
             many_grants_change_in_one_commit_or_none_do,
             usage_tallies_add_up_per_writer_and_are_taken_once,
+            a_shared_key_fingerprint_is_recorded_once_and_replaced_only_as_named,
             breakglass_reviews_fall_due_and_filter,
             findings_are_kept_and_listed,
             one_live_finding_per_key,
@@ -1135,6 +1136,28 @@ pub async fn usage_tallies_add_up_per_writer_and_are_taken_once(store: Arc<dyn S
     let again = store.usage_tallies(10).await.unwrap();
     assert_eq!((again.len(), again[0].revision), (1, 1));
     assert!(again[0].id > a.id, "a row id came back: {} after {}", again[0].id, a.id);
+}
+
+pub async fn a_shared_key_fingerprint_is_recorded_once_and_replaced_only_as_named(store: Arc<dyn Store>) {
+    let key = |fingerprint: &str, previous: Option<&str>| Change {
+        key_fingerprints: vec![KeyFingerprint {
+            name: "redaction".into(),
+            fingerprint: fingerprint.into(),
+            previous: previous.map(str::to_owned),
+            at: t0(),
+        }],
+        ..Change::default()
+    };
+    assert_eq!(store.key_fingerprint("redaction").await.unwrap(), None);
+    store.commit(key("aa", None), t0()).await.unwrap();
+    // Two first starts race: the second is refused, and the first's stays.
+    assert!(matches!(store.commit(key("bb", None), t0()).await, Err(StoreError::Conflict)));
+    assert_eq!(store.key_fingerprint("redaction").await.unwrap().as_deref(), Some("aa"));
+    // A replacement must name the one it replaces.
+    assert!(matches!(store.commit(key("bb", Some("cc")), t0()).await, Err(StoreError::Conflict)));
+    store.commit(key("bb", Some("aa")), t0()).await.unwrap();
+    assert_eq!(store.key_fingerprint("redaction").await.unwrap().as_deref(), Some("bb"));
+    assert_eq!(store.key_fingerprint("audit-hmac").await.unwrap(), None, "each key on its own");
 }
 
 pub async fn extensions_move_expiry(store: Arc<dyn Store>) {

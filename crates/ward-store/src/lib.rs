@@ -76,6 +76,8 @@ pub struct Change {
     pub usage_tallies: Vec<UsageTally>,
     /// Stored usage tallies this change's summary events say, deleted with them.
     pub tallies_taken: Vec<TallyTaken>,
+    /// Fingerprints of the keys every process must share, recorded or replaced.
+    pub key_fingerprints: Vec<KeyFingerprint>,
 }
 
 /// A browser session of the web UI as stored: only the SHA-256 of its secret (the cookie).
@@ -223,6 +225,17 @@ pub struct StoredTally {
 pub struct TallyTaken {
     pub id: i64,
     pub revision: i64,
+}
+
+/// The fingerprint of a key every ward process on the store must share (the redaction key, the
+/// audit HMAC key): never the key itself. `previous: None` records the first (`Conflict` when
+/// one is recorded already); `Some` replaces exactly that one (`Conflict` otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFingerprint {
+    pub name: String,
+    pub fingerprint: String,
+    pub previous: Option<String>,
+    pub at: Timestamp,
 }
 
 /// "`lease.consumer` has consumed the log up to `to`": committed only while `lease.holder` holds
@@ -756,6 +769,9 @@ pub trait Store: Send + Sync + 'static {
     /// `principal`'s sessions that have not ended (expired ones included), newest first, at
     /// most `limit`.
     async fn open_sessions(&self, principal: &str, limit: u32) -> Result<Vec<WebSession>, StoreError>;
+
+    /// The fingerprint recorded for the shared key `name`, if any.
+    async fn key_fingerprint(&self, name: &str) -> Result<Option<String>, StoreError>;
 
     /// The usage tallies not yet summarised, oldest first, at most `limit`.
     async fn usage_tallies(&self, limit: u32) -> Result<Vec<StoredTally>, StoreError>;

@@ -53,6 +53,14 @@ pub enum Command {
         /// to start then. Not a setting: keep it out of service definitions.
         #[arg(long)]
         new_signing_key: bool,
+        /// For this start only: make this replica's redaction key the one every replica of the
+        /// database must use, replacing the one recorded, and record `config.changed`. Without
+        /// it, ward refuses to start with a redaction key other than the one recorded.
+        #[arg(long)]
+        new_redaction_key: bool,
+        /// The same for the audit HMAC key (`[audit] hmac_key`).
+        #[arg(long)]
+        new_hmac_key: bool,
     },
     /// Run the server on the bundled demo world (examples/quickstart/).
     Quickstart {

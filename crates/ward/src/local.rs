@@ -101,10 +101,19 @@ pub fn test_policies(file: &Path, explicit: Option<&Path>, json: bool) -> Result
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-pub async fn serve(explicit: Option<&Path>, new_signing_key: bool) -> Result<(), CliError> {
+/// Keys `ward serve` is told, for one start, to make the ones on record.
+pub struct NewKeys {
+    pub signing: bool,
+    pub redaction: bool,
+    pub hmac: bool,
+}
+
+pub async fn serve(explicit: Option<&Path>, new_keys: NewKeys) -> Result<(), CliError> {
     init_logging();
     let mut config = load(explicit)?;
-    config.audit.new_signing_key = new_signing_key;
+    config.audit.new_signing_key = new_keys.signing;
+    config.audit.new_hmac_key = new_keys.hmac;
+    config.logs.new_key = new_keys.redaction;
     run(config, None).await
 }
 

@@ -200,8 +200,10 @@ async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     }
     let config = |after: Option<PathBuf>| one_config(global.config.clone(), after);
     match cli.command {
-        Command::Serve { config: file, new_signing_key } => {
-            local::serve(config(file)?.as_deref(), new_signing_key).await.map(|()| ExitCode::SUCCESS)
+        Command::Serve { config: file, new_signing_key, new_redaction_key, new_hmac_key } => {
+            let new_keys =
+                local::NewKeys { signing: new_signing_key, redaction: new_redaction_key, hmac: new_hmac_key };
+            local::serve(config(file)?.as_deref(), new_keys).await.map(|()| ExitCode::SUCCESS)
         }
         Command::Quickstart { history } => {
             local::quickstart(history.as_deref()).await.map(|()| ExitCode::SUCCESS)

@@ -166,6 +166,9 @@ impl Store for Interposed {
     async fn token_epoch(&self) -> Result<i64, StoreError> {
         self.inner.token_epoch().await
     }
+    async fn key_fingerprint(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.inner.key_fingerprint(name).await
+    }
     async fn usage_tallies(&self, limit: u32) -> Result<Vec<ward_store::StoredTally>, StoreError> {
         self.inner.usage_tallies(limit).await
     }

@@ -36,6 +36,7 @@ as_two_processes!(
     two_processes_expire_the_same_grants_once,
     a_use_on_one_process_keeps_another_from_ending_the_grant_as_idle,
     counts_a_dead_process_stored_are_summarised_by_another_once,
+    a_replica_with_keys_of_its_own_is_refused_until_told,
 );
 
 /// A second process's broker on `store` (its own connections, for PostgreSQL).
@@ -106,22 +107,23 @@ async fn a_policy_reload_on_one_process_reaches_the_others() {
     let quickstart = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart"));
     super::copy_dir(&quickstart, world.path());
     let path = world.path().join("ward.toml");
-    let process = |data: tempfile::TempDir| {
+    // One data directory: replicas share their keys.
+    let data = tempfile::tempdir().unwrap();
+    let process = || {
         let path = path.clone();
         let url = url.clone();
+        let data_dir = data.path().display().to_string();
         async move {
-            let data_dir = data.path().display().to_string();
             let config = ward_service::Config::load(&path, &|name| {
                 (name == "WARD_DATA_DIR").then(|| data_dir.clone())
             })
             .unwrap();
             let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&url).await.unwrap());
             let clock = Arc::new(ward_core::ManualClock::new(super::t0()));
-            (ward_service::broker_for(&config, store, clock).await.unwrap(), data)
+            ward_service::broker_for(&config, store, clock).await.unwrap()
         }
     };
-    let (a, _a_data) = process(tempfile::tempdir().unwrap()).await;
-    let (b, _b_data) = process(tempfile::tempdir().unwrap()).await;
+    let (a, b) = (process().await, process().await);
     // bob leaves the payments leads, in the files every replica reads.
     let text = std::fs::read_to_string(&path).unwrap();
     let text = text.replace(
@@ -267,4 +269,73 @@ async fn counts_a_dead_process_stored_are_summarised_by_another_once(w: World, e
     // Taken once: nothing is left to summarise again.
     assert!(w.store.usage_tallies(10).await.unwrap().is_empty());
     assert_eq!(w.broker.flush_usage().await.unwrap(), 0);
+}
+
+/// Every replica must pseudonymise and HMAC alike: one that starts with a redaction key or an
+/// audit HMAC key of its own is refused, naming the key, until told for one start that its key
+/// replaces the recorded one; that is on record, and the replica with the old key is refused.
+async fn a_replica_with_keys_of_its_own_is_refused_until_told(w: World, elsewhere: Arc<dyn Store>) {
+    let first = config();
+    // A data directory of its own (its own keys made on start), with the first's signing key.
+    let own_dir = || {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().display().to_string();
+        let mut config = ward_service::config::Config::load(&first.path, &|name| {
+            (name == "WARD_DATA_DIR").then(|| path.clone())
+        })
+        .unwrap();
+        std::fs::create_dir_all(config.audit.signing_key.parent().unwrap()).unwrap();
+        std::fs::copy(&first.audit.signing_key, &config.audit.signing_key).unwrap();
+        config.audit.hmac_fields = vec![ward_service::sensitive::SensitiveField::Reason];
+        (dir, config)
+    };
+    let start = |config: ward_service::config::Config| {
+        let (store, clock) = (elsewhere.clone(), w.clock.clone());
+        async move { ward_service::broker_for(&config, store, clock).await }
+    };
+    let refusal = |result: Result<Arc<Broker>, ward_service::StartError>| result.err().unwrap().to_string();
+
+    let (_b_dir, mut b) = own_dir();
+    let refused = refusal(start(b.clone()).await);
+    assert!(refused.contains("redaction key") && refused.contains("--new-redaction-key"), "{refused}");
+    std::fs::copy(&first.logs.key, &b.logs.key).unwrap();
+    // The first start with HMAC fields records its HMAC key.
+    start(b.clone()).await.unwrap();
+
+    let (_c_dir, mut c) = own_dir();
+    std::fs::copy(&first.logs.key, &c.logs.key).unwrap();
+    let refused = refusal(start(c.clone()).await);
+    assert!(refused.contains("audit-hmac key") && refused.contains("--new-hmac-key"), "{refused}");
+    c.audit.new_hmac_key = true;
+    start(c.clone()).await.unwrap();
+    let filter = ward_store::EventFilter {
+        event_type: Some(ward_core::audit::EventType::ConfigChanged),
+        limit: 10,
+        ..Default::default()
+    };
+    let changes = w.store.events(&filter).await.unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].details["key"], "audit-hmac");
+    let recorded = &changes[0].details;
+    assert_ne!(recorded["fingerprint"], recorded["previous_fingerprint"]);
+    assert!(
+        !recorded.to_string().contains(&hex_of(&c.audit.hmac_key)),
+        "a fingerprint, never the key: {recorded}"
+    );
+
+    // Now B's HMAC key is the old one: B is refused, and C starts again as it is.
+    b.audit.new_hmac_key = false;
+    let refused = refusal(start(b.clone()).await);
+    assert!(refused.contains("--new-hmac-key"), "{refused}");
+    c.audit.new_hmac_key = false;
+    start(c.clone()).await.unwrap();
+    assert_eq!(
+        w.store.events(&filter).await.unwrap().len(),
+        1,
+        "a start with the recorded key changes nothing"
+    );
+}
+
+fn hex_of(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap().trim().to_owned()
 }
