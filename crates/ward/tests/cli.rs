@@ -88,6 +88,11 @@ impl Server {
 
     /// Serves a copy of the quickstart kept in `dir`, with `extra` settings from the environment.
     fn start_in(dir: tempfile::TempDir, extra: Vec<(String, String)>) -> Self {
+        Self::start_with(dir, extra, &[])
+    }
+
+    /// [`Self::start_in`], with `flags` after `ward serve --config FILE`.
+    fn start_with(dir: tempfile::TempDir, extra: Vec<(String, String)>, flags: &[&str]) -> Self {
         let world = dir.path().join("quickstart");
         if !world.exists() {
             copy_dir(
@@ -106,6 +111,7 @@ impl Server {
             .arg("serve")
             .arg("--config")
             .arg(&config)
+            .args(flags)
             .envs(env.iter().cloned())
             .env("WARD_LOG", "warn")
             .stdout(Stdio::null())

@@ -741,7 +741,8 @@ pub enum Payload {
     AccessDenied(AccessDenied),
     PolicyChanged(PolicyChanged),
     PolicyRejected(PolicyRejected),
-    /// ward writes no `config.changed` yet: whatever object it holds.
+    /// Whatever object it holds: ward writes it when a shared key is replaced (`key`,
+    /// `fingerprint`, `previous_fingerprint`), other writers may say other things.
     ConfigChanged(serde_json::Map<String, Value>),
     OncallUnavailable(OncallUnavailable),
     AuditCheckpoint(AuditCheckpoint),

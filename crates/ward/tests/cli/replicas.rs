@@ -135,6 +135,52 @@ fn three_replicas_on_one_postgres_act_as_one_ward() {
     assert_eq!(counted, 5, "C's repeated checks are summarised: {uses}");
 }
 
+/// A replica whose data directory made it a redaction key of its own (none configured) would
+/// give other pseudonyms for the same values: it is refused, naming the key, until told once
+/// that its key replaces the recorded one, which the log then says.
+#[test]
+fn a_replica_with_a_redaction_key_of_its_own_is_refused_until_told() {
+    let Some(cluster) = ward_testkit::postgres() else { return };
+    let url = cluster.fresh_database();
+    let a = Server::start(Some(url.clone()));
+    let first_data = a.env.iter().find(|(k, _)| k == "WARD_DATA_DIR").map(|(_, v)| v.clone()).unwrap();
+    let own = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(own.path().join("data")).unwrap();
+    let signing = std::path::Path::new(&first_data).join("audit-signing.key");
+    std::fs::copy(&signing, own.path().join("data/audit-signing.key")).unwrap();
+
+    let mut refused = std::process::Command::new(super::WARD)
+        .args(["serve", "--config"])
+        .arg(&a.config)
+        .env("WARD_DATABASE_URL", &url)
+        .env("WARD_DATA_DIR", own.path().join("data"))
+        .env("WARD_LISTEN", "127.0.0.1:0")
+        .env("WARD_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while refused.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            refused.kill().unwrap();
+            panic!("a replica with a redaction key of its own started");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = refused.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr.contains("redaction key") && stderr.contains("--new-redaction-key"), "{stderr}");
+
+    let b = Server::start_with(own, super::database_env(Some(url)), &["--new-redaction-key"]);
+    let carol = b.token("carol");
+    let (_, changes) = a.json(&carol, &["audit", "events", "--type", "config.changed"]);
+    let changes = changes.as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["details"]["key"], "redaction");
+}
+
 /// PostgreSQL restarted (a fast shutdown, down for a while) as two replicas take requests:
 /// while it is away they refuse rather than answer from what they knew; once it is back the
 /// same processes answer again, nothing acknowledged is lost, and the chain verifies.
