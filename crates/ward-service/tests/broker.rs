@@ -1479,6 +1479,9 @@ impl Store for Failing {
     async fn token_epoch(&self) -> Result<i64, StoreError> {
         self.inner.token_epoch().await
     }
+    async fn settle(&self) -> Result<(), StoreError> {
+        self.inner.settle().await
+    }
     async fn key_fingerprint(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.inner.key_fingerprint(name).await
     }

@@ -53,13 +53,31 @@ impl Dialect {
         }
     }
 
-    fn head_for_update(self) -> &'static str {
-        match self {
-            Self::Sqlite => "SELECT seq, hash, frontier FROM audit_head WHERE id = 1",
-            Self::Postgres => "SELECT seq, hash, frontier FROM audit_head WHERE id = 1 FOR UPDATE",
-        }
+    /// The chain's head, read in SQLite's write transaction (which holds the one write lock).
+    fn head(self) -> &'static str {
+        "SELECT seq, hash, frontier FROM audit_head WHERE id = 1"
     }
 }
+
+/// On PostgreSQL, a transaction begun by taking the chain's head under its lock, committing
+/// asynchronously (see [`Durable`]).
+pub(crate) const BEGIN_AND_LOCK_HEAD: &str = "BEGIN; SELECT seq, hash, frontier, \
+     set_config('synchronous_commit', 'off', true) FROM audit_head WHERE id = 1 FOR UPDATE";
+
+/// A synchronous commit that writes WAL, so that it flushes the WAL up to it (a transaction
+/// that wrote none commits asynchronously whatever the setting): a transactional logical
+/// decoding message, which writes one small WAL record and touches no table. See
+/// [`SqlStore::barrier`].
+macro_rules! barrier {
+    () => {
+        "SELECT pg_logical_emit_message(true, 'ward-durable', '')"
+    };
+}
+pub(crate) const BARRIER: &str = barrier!();
+
+/// The asynchronous transaction's commit, then at once the barrier that makes it durable, in
+/// one round trip.
+pub(crate) const COMMIT_AND_BARRIER: &str = concat!("COMMIT; ", barrier!());
 
 /// An open pool of either backend.
 #[derive(Clone)]
@@ -87,7 +105,23 @@ pub struct SqlStore {
     writer: mpsc::Sender<writer::Message>,
     /// What the writer's commits say about whether the store takes writes, for readiness.
     health: SharedWriteHealth,
+    /// The log up to here is known durable (see [`Durable`]).
+    durable: Durable,
 }
+
+/// How far the audit log is known to be durable, as this store has seen it.
+///
+/// On PostgreSQL a writer that shares the chain with other processes commits its appends
+/// asynchronously (`synchronous_commit` off for that transaction), so that it holds the chain's
+/// head only while its statements run, not through the WAL flush, and the processes' flushes
+/// share one sync. It then makes them durable with a synchronous commit of its own (a
+/// [`barrier`](SqlStore::barrier): WAL is flushed in order, so flushing a later commit flushes
+/// every earlier one) before any caller hears back. Meanwhile another process may already read
+/// them: a read of the log's head or events that goes past what is known durable is followed by
+/// a barrier before it is returned, so nothing a reader acts on (a replica's follower, a
+/// forwarder, a rule, an export) can be lost to a crash. A SQLite commit is durable as it
+/// commits.
+pub(crate) type Durable = std::sync::Arc<std::sync::atomic::AtomicI64>;
 
 /// What the writer's last commits say about whether the disk takes writes. Readiness is asked
 /// by anyone, unauthenticated: it commits a write of its own only when no commit of the
@@ -273,6 +307,28 @@ impl Conditions {
 }
 
 impl SqlStore {
+    /// Makes durable everything any process committed before it: a synchronous commit of a
+    /// transaction of its own that writes WAL ([`BARRIER`]), which flushes the WAL up to it, and
+    /// so every commit before it. On SQLite every commit is durable already.
+    async fn barrier(&self) -> Result<(), StoreError> {
+        if let Pool::Postgres(pool) = &self.pool {
+            sqlx::query(BARRIER).execute(pool).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// Makes sure the log up to `seq`, which a read just found, is durable before the read is
+    /// returned: a [`barrier`](Self::barrier) unless it is known to be already.
+    async fn durable_through(&self, seq: i64) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.dialect == Dialect::Sqlite || seq <= self.durable.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.barrier().await?;
+        self.durable.fetch_max(seq, Ordering::AcqRel);
+        Ok(())
+    }
+
     /// The token whose `column` (`hash` or `id`, both unique) is `value`.
     async fn one_token(&self, column: &'static str, value: &str) -> Result<Option<ApiToken>, StoreError> {
         dispatch!(&self.pool, pool => {
@@ -332,8 +388,9 @@ impl SqlStore {
         };
         fill_in_nodes(&pool).await?;
         let health = SharedWriteHealth::default();
-        let writer = writer::start(pool.clone(), dialect, health.clone());
-        Ok(Self { pool, dialect, announced: std::sync::OnceLock::new(), writer, health })
+        let durable = Durable::default();
+        let writer = writer::start(pool.clone(), dialect, health.clone(), durable.clone());
+        Ok(Self { pool, dialect, announced: std::sync::OnceLock::new(), writer, health, durable })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -675,15 +732,19 @@ impl Store for SqlStore {
             limit(filter.limit)
         );
         let params = query.params;
-        dispatch!(&self.pool, pool => {
+        let events = dispatch!(&self.pool, pool => {
             // Each row is decoded as it arrives, while the driver fetches the next.
             let mut rows = plan::bind(sqlx::query(sqlx::AssertSqlSafe(sql)), params).fetch(pool);
             let mut events = Vec::new();
             while let Some(row) = rows.try_next().await.map_err(unavailable)? {
                 events.push(event_from_row(&row)?);
             }
-            Ok(events)
-        })
+            events
+        });
+        if let Some(last) = events.last() {
+            self.durable_through(last.seq).await?;
+        }
+        Ok(events)
     }
 
     async fn event_span(&self, since: Timestamp, until: Timestamp) -> Result<Option<(i64, i64)>, StoreError> {
@@ -719,6 +780,7 @@ impl Store for SqlStore {
                 .map_err(unavailable)?;
             rows::head(&row)?
         });
+        self.durable_through(head.seq).await?;
         Ok(LogHead {
             size: head.frontier.size(),
             root: hex::encode(head.frontier.root()),
@@ -1044,6 +1106,10 @@ impl Store for SqlStore {
             let row = sqlx::query(sql).bind(name).fetch_optional(pool).await.map_err(unavailable)?;
             row.map(|row| row.text("fingerprint")).transpose()
         })
+    }
+
+    async fn settle(&self) -> Result<(), StoreError> {
+        self.barrier().await
     }
 
     async fn usage_tallies(&self, limit_to: u32) -> Result<Vec<StoredTally>, StoreError> {

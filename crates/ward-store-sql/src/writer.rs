@@ -3,7 +3,7 @@
 //! Every commit is queued to one task. While a transaction is being made durable, the next
 //! commits queue up; the task then plans them together on top of the chain's head and commits
 //! them in one transaction, so one sync covers many callers and the chain gets its events in
-//! one order. A caller hears back only after its transaction committed (or failed).
+//! one order. A caller hears back only after its transaction committed durably (or failed).
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,10 @@ use ward_core::audit::AuditEvent;
 use ward_store::{Change, StoreError};
 
 use crate::plan::{self, Head};
-use crate::{Dialect, Pool, SharedWriteHealth, is_write_blocked, lock_health, rows, unavailable};
+use crate::{
+    BEGIN_AND_LOCK_HEAD, COMMIT_AND_BARRIER, Dialect, Durable, Pool, SharedWriteHealth, is_write_blocked,
+    lock_health, rows, unavailable,
+};
 
 /// Changes per transaction, at most: bounds the latency one group adds to its first caller.
 const MAX_GROUP: usize = 64;
@@ -53,12 +56,20 @@ struct Writer {
     others_appended_at: Option<Instant>,
     connection: Option<Connection>,
     health: SharedWriteHealth,
+    /// Moved to the head once a commit is durable.
+    durable: Durable,
 }
 
 /// Starts the writer; it ends when the store (the queue's sender) is dropped.
-pub(crate) fn start(pool: Pool, dialect: Dialect, health: SharedWriteHealth) -> mpsc::Sender<Message> {
+pub(crate) fn start(
+    pool: Pool,
+    dialect: Dialect,
+    health: SharedWriteHealth,
+    durable: Durable,
+) -> mpsc::Sender<Message> {
     let (sender, mut queue) = mpsc::channel(QUEUE);
-    let mut writer = Writer { pool, dialect, head: None, others_appended_at: None, connection: None, health };
+    let mut writer =
+        Writer { pool, dialect, head: None, others_appended_at: None, connection: None, health, durable };
     tokio::spawn(async move {
         let mut messages = Vec::with_capacity(MAX_GROUP);
         while queue.recv_many(&mut messages, MAX_GROUP).await > 0 {
@@ -179,6 +190,7 @@ impl Writer {
             }
         };
         self.note_outcome(Outcome::Committed);
+        self.durable.fetch_max(head.seq, std::sync::atomic::Ordering::AcqRel);
         self.connection = Some(connection);
         self.head = Some(head);
         Ok(outcomes)
@@ -244,6 +256,19 @@ impl Connection {
     }
 }
 
+/// Runs one planned statement; a write that must change so many rows and did not is a lost
+/// race (`Conflict`): the caller's failure path rolls the transaction back.
+macro_rules! run_statement {
+    ($executor:expr, $statement:expr) => {{
+        let statement: plan::Statement = $statement;
+        let query = plan::bind(sqlx::query(sqlx::AssertSqlSafe(statement.sql)), statement.params);
+        let changed = query.execute($executor).await.map_err(unavailable)?.rows_affected();
+        if statement.expected_rows.is_some_and(|expected| changed != expected) {
+            return Err(StoreError::Conflict);
+        }
+    }};
+}
+
 /// One transaction: plan `changes` on the head, run the statements, commit.
 async fn transaction(
     connection: &mut Connection,
@@ -251,35 +276,53 @@ async fn transaction(
     changes: &[(&Change, Timestamp)],
     known: Option<Head>,
 ) -> Result<(Outcomes, Head), StoreError> {
-    macro_rules! run {
-        ($connection:expr) => {{
-            let mut tx = $connection.begin_with(dialect.begin()).await.map_err(unavailable)?;
+    match connection {
+        Connection::Sqlite(connection) => {
+            let mut tx = connection.begin_with(dialect.begin()).await.map_err(unavailable)?;
             let head = match known {
                 Some(head) => head,
-                // Read first: every writer takes the same lock in the same order.
                 None => {
-                    let row = sqlx::query(dialect.head_for_update())
-                        .fetch_one(&mut *tx)
-                        .await
-                        .map_err(unavailable)?;
-                    rows::head(&row)?
+                    rows::head(&sqlx::query(dialect.head()).fetch_one(&mut *tx).await.map_err(unavailable)?)?
                 }
             };
             let plan = plan::plan(head, changes, dialect)?;
             for statement in plan.statements {
-                let query = plan::bind(sqlx::query(sqlx::AssertSqlSafe(statement.sql)), statement.params);
-                let changed = query.execute(&mut *tx).await.map_err(unavailable)?.rows_affected();
-                if statement.expected_rows.is_some_and(|expected| changed != expected) {
-                    // Dropping the transaction rolls it back.
-                    return Err(StoreError::Conflict);
-                }
+                run_statement!(&mut *tx, statement);
             }
             tx.commit().await.map_err(unavailable)?;
             Ok((plan.outcomes, plan.head))
-        }};
-    }
-    match connection {
-        Connection::Sqlite(connection) => run!(connection),
-        Connection::Postgres(connection) => run!(connection),
+        }
+        Connection::Postgres(connection) => {
+            // Managed here rather than through sqlx's transactions, so that BEGIN goes with the
+            // head's read and COMMIT with the barrier: two round trips fewer. A failure closes
+            // the connection (see `commit_on`), which rolls back what was begun.
+            let connection: &mut sqlx::PgConnection = connection;
+            let (head, asynchronous) = match known {
+                Some(head) => {
+                    sqlx::raw_sql("BEGIN").execute(&mut *connection).await.map_err(unavailable)?;
+                    (head, false)
+                }
+                // Read first: every writer takes the same lock in the same order. Another
+                // process may be appending: the commit is asynchronous, and made durable after
+                // (see `Durable`), so that the head is held only while the statements run.
+                None => {
+                    let rows = sqlx::raw_sql(BEGIN_AND_LOCK_HEAD).fetch_all(&mut *connection).await;
+                    let rows = rows.map_err(unavailable)?;
+                    let row =
+                        rows.first().ok_or_else(|| StoreError::Corrupt("the log has no head".into()))?;
+                    (rows::head(row)?, true)
+                }
+            };
+            let plan = plan::plan(head, changes, dialect)?;
+            for statement in plan.statements {
+                run_statement!(&mut *connection, statement);
+            }
+            let commit = if asynchronous { COMMIT_AND_BARRIER } else { "COMMIT" };
+            sqlx::raw_sql(sqlx::AssertSqlSafe(commit))
+                .execute(&mut *connection)
+                .await
+                .map_err(unavailable)?;
+            Ok((plan.outcomes, plan.head))
+        }
     }
 }

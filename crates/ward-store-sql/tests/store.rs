@@ -325,6 +325,51 @@ async fn postgres_two_stores_share_one_chain() {
     }
 }
 
+/// Three stores on one database append at once, as three replicas do (their commits are then
+/// asynchronous, made durable before each caller hears back), and PostgreSQL crashes right
+/// after the last answer (an immediate shutdown: what the WAL buffers held unflushed is lost):
+/// every append a caller heard of is there after the restart, in one chain that verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_appends_acknowledged_by_replicas_survive_a_crash() {
+    let Some(cluster) = ward_testkit::durable_postgres() else { return };
+    let url = cluster.fresh_database();
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        stores.push(std::sync::Arc::new(SqlStore::connect(&url).await.unwrap()));
+    }
+    let mut writers = tokio::task::JoinSet::new();
+    for (n, store) in stores.iter().enumerate() {
+        let store = store.clone();
+        writers.spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0..60 {
+                let event = numbered_event(1000 * (n as i64 + 1) + i);
+                let id = event.id.clone();
+                let change = ward_store::Change { events: vec![event], ..Default::default() };
+                store.commit(change, jiff::Timestamp::UNIX_EPOCH).await.unwrap();
+                acknowledged.push(id);
+            }
+            acknowledged
+        });
+    }
+    let mut acknowledged = Vec::new();
+    while let Some(done) = writers.join_next().await {
+        acknowledged.extend(done.unwrap());
+    }
+    cluster.crash_for_restart();
+    drop(stores);
+    cluster.start_again();
+
+    let after = SqlStore::connect(&url).await.unwrap();
+    let filter = ward_store::EventFilter { limit: 1000, ..Default::default() };
+    let kept: std::collections::HashSet<String> =
+        after.events(&filter).await.unwrap().into_iter().map(|e| e.id).collect();
+    let lost: Vec<&String> = acknowledged.iter().filter(|id| !kept.contains(*id)).collect();
+    assert!(lost.is_empty(), "{} acknowledged appends lost: {lost:?}", lost.len());
+    let report = ward_store::verify_log(&after, &options()).await.unwrap();
+    assert!(report.is_valid(), "{:?}", report.problems);
+}
+
 /// A commit of events through one store is announced to the others on the database
 /// (PostgreSQL's `NOTIFY`, sent in the committing transaction): their followers wake at once.
 /// A commit that appends nothing is not announced; SQLite announces nothing.

@@ -773,6 +773,12 @@ pub trait Store: Send + Sync + 'static {
     /// The fingerprint recorded for the shared key `name`, if any.
     async fn key_fingerprint(&self, name: &str) -> Result<Option<String>, StoreError>;
 
+    /// Makes durable everything this process has read so far (it may have read what another
+    /// process committed and has not yet made durable): what a process does before it acts on
+    /// records it read, such as another replica's grants. The log's head and events are
+    /// returned durable already.
+    async fn settle(&self) -> Result<(), StoreError>;
+
     /// The usage tallies not yet summarised, oldest first, at most `limit`.
     async fn usage_tallies(&self, limit: u32) -> Result<Vec<StoredTally>, StoreError>;
 

@@ -209,10 +209,22 @@ impl TempPostgres {
     /// port and data. Only for a cluster of a test's own ([`postgres_of_its_own`]): the others
     /// are shared.
     pub fn stop_for_restart(&self) {
+        self.stop_with("-INT");
+    }
+
+    /// As [`TempPostgres::stop_for_restart`], but an immediate shutdown, as a crash: the
+    /// server's processes quit at once, and what the WAL buffers held and no commit had
+    /// flushed is lost (it is replayed from the WAL on disk at the next start). Meaningful on a
+    /// cluster with durable settings ([`durable_postgres`]).
+    pub fn crash_for_restart(&self) {
+        self.stop_with("-QUIT");
+    }
+
+    fn stop_with(&self, signal: &str) {
         std::fs::write(self.dir.join("restarting"), "").unwrap();
         let pid = std::fs::read_to_string(self.dir.join("data/postmaster.pid")).unwrap();
         let pid = pid.lines().next().unwrap().trim().to_owned();
-        run(Command::new("kill").args(["-INT", &pid]), "kill -INT postgres");
+        run(Command::new("kill").args([signal, &pid]), "kill postgres");
         let deadline = Instant::now() + Duration::from_secs(60);
         while !self.dir.join("down").exists() {
             assert!(Instant::now() < deadline, "PostgreSQL did not stop; see {}/log", self.dir.display());

@@ -43,6 +43,8 @@ impl Broker {
         let epoch = self.store.people_epoch().await?;
         let records = self.store.people().await?;
         let groups = self.store.directory_groups().await?;
+        // Another process's change may not be durable yet when read: it is before it counts.
+        self.store.settle().await?;
         self.install_people(KnownPeople::new(records, groups, epoch))
     }
 

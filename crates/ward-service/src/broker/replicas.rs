@@ -135,9 +135,18 @@ impl Broker {
             let Some(last) = events.last().map(|e| e.seq) else { break };
             let others: Vec<&AuditEvent> = events.iter().filter(|e| !self.follower.is_own(e.seq)).collect();
             theirs += others.len() as u64;
-            let grants: BTreeSet<&str> = others.iter().filter_map(|e| e.grant_id.as_deref()).collect();
-            for id in grants {
-                self.refresh_grant(id).await?;
+            let ids: BTreeSet<&str> = others.iter().filter_map(|e| e.grant_id.as_deref()).collect();
+            let mut grants = Vec::with_capacity(ids.len());
+            for id in ids {
+                grants.extend(self.store.grant(id).await?);
+            }
+            if !grants.is_empty() {
+                // A grant may have changed again since the events read, in a commit not yet
+                // durable: it is before this process answers from it.
+                self.store.settle().await?;
+            }
+            for grant in grants {
+                self.index_as_stored(grant);
             }
             // A reload records the set it put in force (its snapshot's digest).
             let reloaded = others
@@ -165,16 +174,14 @@ impl Broker {
         Ok(theirs)
     }
 
-    /// Puts grant `id` in the index as stored now, or takes it out.
-    async fn refresh_grant(&self, id: &str) -> Result<(), StoreError> {
-        let Some(mut grant) = self.store.grant(id).await? else { return Ok(()) };
+    /// Puts a grant read from the store in the index, or takes it out.
+    fn index_as_stored(&self, mut grant: Grant) {
         self.with_uses_seen_here(&mut grant);
         if grant.state.is_live() {
             self.index.insert(&grant);
         } else {
             self.index.remove(&grant, self.now());
         }
-        Ok(())
     }
 }
 
