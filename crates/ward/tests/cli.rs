@@ -1210,20 +1210,26 @@ fn https_with_a_private_ca() {
     assert_eq!(not_pem.status.code(), Some(2), "{}", stderr(&not_pem));
 }
 
+/// Alice's grant on `logs:checkout-web`, approved by Bob, then checked `times` times (the first
+/// a first use, the rest counted): its id.
+fn checked_times(server: &Server, times: usize) -> String {
+    let (alice, bob) = (server.token("alice"), server.token("bob"));
+    let (_, request) = server
+        .json(&alice, &["request", "logs:checkout-web", "--role", "read", "--for", "1h", "--reason", "r"]);
+    let (_, approved) = server.json(&bob, &["approve", request["id"].as_str().unwrap()]);
+    let check = ["check", "--principal", "alice", "--action", "read", "--resource", "logs:checkout-web"];
+    for _ in 0..times {
+        assert_eq!(server.json(&alice, &check).0, 0);
+    }
+    approved["grant_id"].as_str().unwrap().to_owned()
+}
+
 /// SIGTERM lets in-flight work finish and writes the tallied checks before exiting: nothing is
 /// lost across a restart.
 #[test]
 fn graceful_shutdown_keeps_the_usage_tally() {
     let server = Server::start(None);
-    let (alice, bob) = (server.token("alice"), server.token("bob"));
-    let (_, request) = server
-        .json(&alice, &["request", "logs:checkout-web", "--role", "read", "--for", "1h", "--reason", "r"]);
-    let (_, approved) = server.json(&bob, &["approve", request["id"].as_str().unwrap()]);
-    let grant = approved["grant_id"].as_str().unwrap().to_owned();
-    let check = ["check", "--principal", "alice", "--action", "read", "--resource", "logs:checkout-web"];
-    for _ in 0..3 {
-        assert_eq!(server.json(&alice, &check).0, 0);
-    }
+    let grant = checked_times(&server, 3);
     let server = server.restart();
     let carol = server.token("carol");
     let (_, uses) = server.json(&carol, &["audit", "events", "--type", "access.used", "--grant", &grant]);
@@ -1233,7 +1239,8 @@ fn graceful_shutdown_keeps_the_usage_tally() {
     assert_eq!(uses[1]["details"]["summary"], true);
     assert_eq!(uses[1]["details"]["count"], 2);
     // The grant survived the restart: the index was rebuilt from the store.
-    assert_eq!(server.json(&alice, &check).0, 0);
+    let check = ["check", "--principal", "alice", "--action", "read", "--resource", "logs:checkout-web"];
+    assert_eq!(server.json(&server.token("alice"), &check).0, 0);
 }
 
 /// `kill -9` loses at most the last second of counted checks: each second they are added to
@@ -1241,15 +1248,7 @@ fn graceful_shutdown_keeps_the_usage_tally() {
 #[test]
 fn a_killed_ward_keeps_the_checks_it_counted_a_second_before() {
     let mut server = Server::start(None);
-    let (alice, bob) = (server.token("alice"), server.token("bob"));
-    let (_, request) = server
-        .json(&alice, &["request", "logs:checkout-web", "--role", "read", "--for", "1h", "--reason", "r"]);
-    let (_, approved) = server.json(&bob, &["approve", request["id"].as_str().unwrap()]);
-    let grant = approved["grant_id"].as_str().unwrap().to_owned();
-    let check = ["check", "--principal", "alice", "--action", "read", "--resource", "logs:checkout-web"];
-    for _ in 0..4 {
-        assert_eq!(server.json(&alice, &check).0, 0);
-    }
+    let grant = checked_times(&server, 4);
     std::thread::sleep(Duration::from_millis(1500));
     server.child.kill().unwrap();
     server.child.wait().unwrap();
