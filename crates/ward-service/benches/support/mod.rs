@@ -12,8 +12,11 @@ use ward_store::{Change, Store};
 use ward_store_sql::SqlStore;
 
 /// The quickstart world with a temporary data directory (for the audit signing key).
+/// The quickstart's configuration, with one data directory (and so one set of keys) for every
+/// broker of the run: brokers on one store stand for replicas, which share their keys.
 pub fn quickstart_config() -> Config {
-    let data = tempfile::tempdir().unwrap().keep().display().to_string();
+    static DATA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let data = DATA.get_or_init(|| tempfile::tempdir().unwrap().keep().display().to_string()).clone();
     let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/quickstart/ward.toml"));
     Config::load(&path, &|name| (name == "WARD_DATA_DIR").then(|| data.clone())).unwrap()
 }
