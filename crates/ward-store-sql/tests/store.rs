@@ -370,6 +370,67 @@ async fn postgres_appends_acknowledged_by_replicas_survive_a_crash() {
     assert!(report.is_valid(), "{:?}", report.problems);
 }
 
+/// What another process committed asynchronously and has not made durable yet, a store's read
+/// of the log does not return before it is durable: PostgreSQL crashed right after the read
+/// still has it. (The other process here is a plain connection that commits one row
+/// asynchronously and makes it durable never.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_read_of_the_log_returns_only_what_is_durable() {
+    use sqlx::Connection as _;
+    let Some(cluster) = ward_testkit::durable_postgres() else { return };
+    let url = cluster.fresh_database();
+    let reader = SqlStore::connect(&url).await.unwrap();
+    let change = ward_store::Change { events: vec![numbered_event(1)], ..Default::default() };
+    reader.commit(change, jiff::Timestamp::UNIX_EPOCH).await.unwrap();
+    let filter = ward_store::EventFilter { after_seq: Some(1), limit: 10, ..Default::default() };
+    assert!(reader.events(&filter).await.unwrap().is_empty());
+
+    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "BEGIN; SET LOCAL synchronous_commit = off; \
+         INSERT INTO audit_events (seq, id, type, occurred_at, recorded_at, actor, details, prev_hash, hash) \
+         VALUES (2, 'evt_async', 'config.changed', 0, 0, 'admin', '{}', 'x', 'y'); COMMIT",
+    )
+    .execute(&mut other)
+    .await
+    .unwrap();
+    let read = reader.events(&filter).await.unwrap();
+    assert_eq!(read.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["evt_async"]);
+    cluster.crash_for_restart();
+    drop((reader, other));
+    cluster.start_again();
+
+    let after = SqlStore::connect(&url).await.unwrap();
+    let kept = after.events(&filter).await.unwrap();
+    assert_eq!(kept.len(), 1, "what a read returned was lost in a crash");
+}
+
+/// A record another process committed asynchronously is durable once a store that read it
+/// settles (what a replica's follower does before it answers from grants it read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_record_read_is_durable_once_settled() {
+    use sqlx::Connection as _;
+    let Some(cluster) = ward_testkit::durable_postgres() else { return };
+    let url = cluster.fresh_database();
+    let reader = SqlStore::connect(&url).await.unwrap();
+    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "BEGIN; SET LOCAL synchronous_commit = off; \
+         INSERT INTO key_fingerprints (name, fingerprint, recorded_at) VALUES ('redaction', 'aa', 0); COMMIT",
+    )
+    .execute(&mut other)
+    .await
+    .unwrap();
+    assert_eq!(reader.key_fingerprint("redaction").await.unwrap().as_deref(), Some("aa"));
+    reader.settle().await.unwrap();
+    cluster.crash_for_restart();
+    drop((reader, other));
+    cluster.start_again();
+
+    let after = SqlStore::connect(&url).await.unwrap();
+    assert_eq!(after.key_fingerprint("redaction").await.unwrap().as_deref(), Some("aa"), "lost in a crash");
+}
+
 /// A commit of events through one store is announced to the others on the database
 /// (PostgreSQL's `NOTIFY`, sent in the committing transaction): their followers wake at once.
 /// A commit that appends nothing is not announced; SQLite announces nothing.
