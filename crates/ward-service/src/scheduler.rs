@@ -25,7 +25,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(LEASE_FOR.as_secs() / 3);
 /// How long it waits before retrying when the store fails.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How often each process adds its usage counts to the store: what a crash can lose.
-pub const STASH_USAGE_EVERY: Duration = Duration::from_secs(1);
+const STASH_USAGE_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown` turns true, then writes the pending usage summaries and returns.
 pub async fn run(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
