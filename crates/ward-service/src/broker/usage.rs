@@ -82,52 +82,49 @@ impl Broker {
     /// attempt. The number of summary events written.
     pub async fn flush_usage(&self) -> Result<usize, BrokerError> {
         self.usage.start_period();
-        let mut own = Some((self.usage.drain(), self.usage.drain_touches()));
-        let mut written = 0;
-        let mut conflicts = 0;
+        let (tallies, touches) = (self.usage.drain(), self.usage.drain_touches());
+        // This process's counts go with the first commit, and are taken once it succeeds.
+        let mut own = Some((&tallies[..], &touches[..]));
+        let (mut written, mut conflicts, mut outcome) = (0, 0, Ok(()));
         for _ in 0..SUMMARY_COMMITS_PER_FLUSH + MAX_ATTEMPTS {
-            let outcome = match self.store.usage_tallies(TALLIES_PER_SUMMARY).await {
-                Ok(stored) => {
-                    let more = stored.len() >= TALLIES_PER_SUMMARY as usize;
-                    let (tallies, touches) =
-                        own.as_ref().map_or((&[][..], &[][..]), |(t, u)| (&t[..], &u[..]));
-                    let change = summary_change(stored, tallies, touches, self.now());
-                    let events = change.events.len();
-                    match self.commit(change).await {
-                        Ok(_) => {
-                            written += events;
-                            own = None;
-                            if !more {
-                                return Ok(written);
-                            }
-                            Ok(())
-                        }
-                        Err(StoreError::Conflict) if conflicts < MAX_ATTEMPTS => {
-                            // A process added to a tally just read: read them again.
-                            conflicts += 1;
-                            Ok(())
-                        }
-                        Err(error) => Err(error),
+            match summarise(self, own).await {
+                Ok((events, more)) => {
+                    written += events;
+                    own = None;
+                    if !more {
+                        break;
                     }
                 }
-                Err(error) => Err(error),
-            };
-            if let Err(error) = outcome {
-                if let Some((tallies, touches)) = own {
-                    self.usage.restore(tallies);
-                    self.usage.restore_touches(touches);
+                // A process added to a tally just read: read them again.
+                Err(StoreError::Conflict) if conflicts < MAX_ATTEMPTS => conflicts += 1,
+                Err(error) => {
+                    outcome = Err(error);
+                    break;
                 }
-                return Err(error.into());
             }
         }
-        // Tallies are left for the next summary; this process's own are written by now, or
-        // were never taken from the store's.
-        if let Some((tallies, touches)) = own {
+        if own.is_some() {
             self.usage.restore(tallies);
             self.usage.restore_touches(touches);
         }
-        Ok(written)
+        // What is left in the store waits for the next summary.
+        Ok(outcome.map(|()| written)?)
     }
+}
+
+/// A process's own counts: its tallies, and its uses no tally counts (touches).
+type OwnCounts<'a> = (&'a [(UsageKey, Tally)], &'a [(String, Timestamp)]);
+
+/// One summary commit: a page of the stored tallies, with `own` counts when given. The number
+/// of events written, and whether more tallies may be stored.
+async fn summarise(broker: &Broker, own: Option<OwnCounts<'_>>) -> Result<(usize, bool), StoreError> {
+    let stored = broker.store.usage_tallies(TALLIES_PER_SUMMARY).await?;
+    let more = stored.len() >= TALLIES_PER_SUMMARY as usize;
+    let (tallies, touches) = own.unwrap_or_default();
+    let change = summary_change(stored, tallies, touches, broker.now());
+    let events = change.events.len();
+    broker.commit(change).await?;
+    Ok((events, more))
 }
 
 /// The commit that summarises `stored` tallies and this process's own counts: one event per
