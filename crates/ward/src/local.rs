@@ -225,6 +225,8 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
         ticket_url: config.web.ticket_url.clone(),
         policy_tests: config.web.policy_tests.clone(),
     };
+    // Before the port opens: a SIGTERM from then on stops ward cleanly.
+    let shutdown = ward_server::shutdown_signal();
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
         CliError::Usage(format!(
             "cannot listen on {}: {e} (set WARD_LISTEN to another address:port)",
@@ -255,7 +257,6 @@ async fn run(config: Config, quickstart: Option<PathBuf>) -> Result<(), CliError
         ui,
         ..HttpSettings::default()
     };
-    let shutdown = ward_server::shutdown_signal();
     let holder = ward_service::consumer::this_process();
     let notifier =
         ward_notify::Notifier::start(&broker, &config.notify, holder, ward_notify::Retry::default())

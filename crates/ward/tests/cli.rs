@@ -122,7 +122,7 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "ward serve did not start");
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(2));
         }
         server
     }
@@ -1222,6 +1222,16 @@ fn checked_times(server: &Server, times: usize) -> String {
         assert_eq!(server.json(&alice, &check).0, 0);
     }
     approved["grant_id"].as_str().unwrap().to_owned()
+}
+
+/// A service manager's SIGTERM that comes as soon as the port is open stops ward cleanly (exit
+/// 0), as one that comes later does: the handlers are there before the port opens.
+#[test]
+fn sigterm_as_soon_as_the_port_opens_stops_ward_cleanly() {
+    for _ in 0..3 {
+        let mut server = Server::start(None);
+        assert_eq!(server.terminate(), Some(0), "ward exits cleanly on an early SIGTERM");
+    }
 }
 
 /// SIGTERM lets in-flight work finish and writes the tallied checks before exiting: nothing is
