@@ -63,10 +63,31 @@ fn summary(grant_id: &ward_core::GrantId, summary: ward_logs::Summary, timed_out
     })
 }
 
-fn json_line(item: &LogItemView) -> axum::body::Bytes {
-    let mut bytes = serde_json::to_vec(item).unwrap_or_default();
-    bytes.push(b'\n');
-    axum::body::Bytes::from(bytes)
+/// A frame of the answer is cut after the line that brings it to this many bytes: a frame per
+/// line costs the client a read (and the server a write) per line.
+const FRAME_BYTES: usize = 64 * 1024;
+
+/// How many items already waiting a followed tail puts in one frame at most.
+const FRAME_ITEMS: usize = 256;
+
+fn json_line(item: &LogItemView, frame: &mut Vec<u8>) {
+    if serde_json::to_writer(&mut *frame, item).is_ok() {
+        frame.push(b'\n');
+    }
+}
+
+/// `items` as JSON lines, in frames of about [`FRAME_BYTES`].
+fn framed(mut items: impl Iterator<Item = LogItemView>) -> impl Iterator<Item = axum::body::Bytes> {
+    std::iter::from_fn(move || {
+        let mut frame = Vec::new();
+        for item in items.by_ref() {
+            json_line(&item, &mut frame);
+            if frame.len() >= FRAME_BYTES {
+                break;
+            }
+        }
+        (!frame.is_empty()).then(|| axum::body::Bytes::from(frame))
+    })
 }
 
 fn ndjson(body: axum::body::Body) -> axum::response::Response {
@@ -102,7 +123,7 @@ pub async fn search(
     let result = broker.search_logs(&caller, &resource, asked).await?;
     let summary = summary(&result.grant_id, result.summary, result.timed_out);
     let items = result.lines.into_iter().map(line).chain(std::iter::once(summary));
-    let stream = futures_util::stream::iter(items.map(|item| Ok::<_, std::io::Error>(json_line(&item))));
+    let stream = futures_util::stream::iter(framed(items).map(Ok::<_, std::io::Error>));
     Ok(ndjson(axum::body::Body::from_stream(stream)))
 }
 
@@ -129,8 +150,13 @@ pub async fn tail(
             query.unmasked.unwrap_or(false),
         )
         .await?;
+    // What is waiting goes out together: a tail's first lines all come at once.
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        let item = match receiver.recv().await? {
+        let mut items = Vec::with_capacity(FRAME_ITEMS);
+        if receiver.recv_many(&mut items, FRAME_ITEMS).await == 0 {
+            return None;
+        }
+        let views = items.into_iter().map(|item| match item {
             LogItem::Line(l) => line(l),
             LogItem::Summary { grant_id, summary: read } => {
                 // A tail stops early only at the search deadline (or for a reader gone).
@@ -138,8 +164,12 @@ pub async fn tail(
                 summary(&grant_id, read, timed_out)
             }
             LogItem::End(reason) => LogItemView::End { reason },
-        };
-        Some((Ok::<_, std::io::Error>(json_line(&item)), receiver))
+        });
+        let mut frame = Vec::new();
+        for view in views {
+            json_line(&view, &mut frame);
+        }
+        Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(frame)), receiver))
     });
     Ok(ndjson(axum::body::Body::from_stream(stream)))
 }
@@ -222,4 +252,33 @@ pub async fn push_otlp(
     let batch = (otlp_format(&headers)?, encoding(&headers)?);
     let lines = broker.push_logs(&caller, &resource, body.to_vec(), batch).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(PushedView { lines })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(n: usize) -> LogItemView {
+        LogItemView::Line(LogLineView {
+            time: None,
+            source: "app.log".into(),
+            line: format!("line {n} {}", "x".repeat(500)),
+        })
+    }
+
+    #[test]
+    fn lines_go_out_in_frames_of_about_64_kib_each_line_whole_and_in_order() {
+        let frames: Vec<axum::body::Bytes> = framed((0..1000).map(text)).collect();
+        assert!(frames.len() > 1 && frames.len() < 20, "{} frames", frames.len());
+        for frame in &frames[..frames.len() - 1] {
+            assert!(frame.len() >= FRAME_BYTES && frame.len() < FRAME_BYTES + 1024, "{}", frame.len());
+        }
+        let lines: Vec<LogItemView> = frames
+            .iter()
+            .flat_map(|frame| frame.split(|&b| b == b'\n').filter(|l| !l.is_empty()))
+            .map(|line| serde_json::from_slice(line).unwrap())
+            .collect();
+        assert_eq!(lines, (0..1000).map(text).collect::<Vec<_>>());
+        assert_eq!(framed(std::iter::empty()).count(), 0);
+    }
 }

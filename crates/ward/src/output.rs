@@ -1,6 +1,7 @@
 //! Readable tables for people; `-o json` prints the API's JSON unchanged.
 
 use jiff::Timestamp;
+use std::io::Write;
 use ward_api::{
     CheckResult, CredentialsView, EventView, FindingView, GrantView, RequestView, RuleView, TokenView,
 };
@@ -260,25 +261,38 @@ pub fn events(list: &[EventView]) {
 pub struct LogPrinter {
     json: bool,
     partial: Vec<u8>,
+    /// The lines of a frame go out together, flushed at its end (a followed tail's lines still
+    /// show as they come): a write per line costs more than the search that found them.
+    out: std::io::BufWriter<std::io::Stdout>,
 }
 
 impl LogPrinter {
     pub fn new(json: bool) -> Self {
-        Self { json, partial: Vec::new() }
+        Self {
+            json,
+            partial: Vec::new(),
+            out: std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+        }
     }
 
-    fn item(&self, raw: &[u8]) {
+    fn item(&mut self, raw: &[u8]) -> std::io::Result<()> {
         let Ok(item) = serde_json::from_slice::<ward_api::LogItemView>(raw) else {
             eprintln!("ward: a line of the answer is not a log item");
-            return;
+            return Ok(());
         };
         if self.json {
-            say!("{}", String::from_utf8_lossy(raw));
+            self.out.write_all(raw)?;
+            self.out.write_all(b"\n")?;
         }
         match item {
-            ward_api::LogItemView::Line(line) if !self.json => say!("{}", line.line),
+            ward_api::LogItemView::Line(line) if !self.json => {
+                self.out.write_all(line.line.as_bytes())?;
+                self.out.write_all(b"\n")?;
+            }
             ward_api::LogItemView::Line(_) => {}
             ward_api::LogItemView::Summary(summary) => {
+                // After the lines, which go to another stream.
+                self.out.flush()?;
                 let redacted: u64 = summary.redactions.values().sum();
                 let kinds: Vec<String> = summary.redactions.iter().map(|(k, n)| format!("{k} {n}")).collect();
                 eprintln!(
@@ -298,19 +312,38 @@ impl LogPrinter {
                     if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) },
                 );
             }
-            ward_api::LogItemView::End { reason } => eprintln!("ward: the stream ended: {reason}"),
+            ward_api::LogItemView::End { reason } => {
+                self.out.flush()?;
+                eprintln!("ward: the stream ended: {reason}");
+            }
         }
+        Ok(())
+    }
+
+    /// Prints the whole lines of `pending`, keeping the rest for the next frame.
+    fn items(&mut self, pending: &mut Vec<u8>) -> std::io::Result<()> {
+        let mut start = 0;
+        while let Some(end) = pending[start..].iter().position(|&b| b == b'\n') {
+            self.item(&pending[start..start + end])?;
+            start += end + 1;
+        }
+        pending.drain(..start);
+        self.out.flush()
     }
 }
 
-impl std::io::Write for LogPrinter {
+impl Write for LogPrinter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.partial.extend_from_slice(buf);
-        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=end).collect();
-            self.item(&line[..line.len() - 1]);
+        let mut pending = std::mem::take(&mut self.partial);
+        pending.extend_from_slice(buf);
+        let printed = self.items(&mut pending);
+        self.partial = pending;
+        match printed {
+            // As `say!`: a reader gone (`| head`) is not an error.
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+            Err(error) => Err(error),
+            Ok(()) => Ok(buf.len()),
         }
-        Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
