@@ -192,13 +192,18 @@ impl ByteSet {
         self.0.iter().zip(other.0).all(|(mine, theirs)| mine & !theirs == 0)
     }
 
-    #[cfg(test)]
-    fn contains(self, byte: u8) -> bool {
+    pub(crate) fn contains(self, byte: u8) -> bool {
         self.0[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0
     }
 
     fn insert(&mut self, byte: u8) {
         self.0[usize::from(byte >> 6)] |= 1 << (byte & 63);
+    }
+
+    pub(crate) fn insert_range(&mut self, start: u8, end: u8) {
+        for byte in start..=end {
+            self.insert(byte);
+        }
     }
 
     fn remove(&mut self, byte: u8) {
@@ -208,13 +213,13 @@ impl ByteSet {
 
 /// The bytes a transition reads.
 #[derive(Debug, Clone, Copy)]
-struct Range {
-    start: u8,
-    end: u8,
+pub(crate) struct Range {
+    pub(crate) start: u8,
+    pub(crate) end: u8,
 }
 
 impl Range {
-    fn has_newline(self) -> bool {
+    pub(crate) fn has_newline(self) -> bool {
         self.start <= b'\n' && b'\n' <= self.end
     }
 
@@ -229,7 +234,7 @@ impl Range {
 
 /// A state's transitions: on a range of bytes, or on none (`None`: an assertion, a choice, a
 /// group's bounds are passed through; an assertion taken as always true only adds paths).
-fn edges_of(state: &State) -> Vec<(Option<Range>, StateID)> {
+pub(crate) fn edges_of(state: &State) -> Vec<(Option<Range>, StateID)> {
     let on = |trans: &Transition| (Some(Range { start: trans.start, end: trans.end }), trans.next);
     match state {
         State::ByteRange { trans } => vec![on(trans)],

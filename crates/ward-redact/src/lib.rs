@@ -15,6 +15,7 @@
 
 mod builtin;
 mod checks;
+mod crossing;
 pub mod gitleaks;
 mod groups;
 mod interior;
@@ -444,6 +445,8 @@ pub(crate) struct Search {
     solid: Option<usize>,
     /// What a match can hold on a line it runs through ([`interior`]); `None`: anything.
     interior: Option<interior::Interior>,
+    /// Where a match can run over a line break ([`crossing`]); `None`: anywhere.
+    crossings: Option<Vec<crossing::Crossing>>,
     /// Places the secret group of a match without the regex's capture engine, when the
     /// pattern has the shape for it: built for the rules that match something (most never do
     /// in a given log, and the start stays quick).
@@ -467,7 +470,8 @@ impl Search {
         let solid = if rule.multiline { reach::max_solid(parsed) } else { Some(0) };
         let spans_lines = reach.bound() != Some(0);
         let interior = parsed.filter(|_| spans_lines).and_then(interior::interior);
-        Self { regex, lead, reach, solid, interior, groups: std::sync::OnceLock::new(), one_group }
+        let crossings = parsed.filter(|_| spans_lines).and_then(crossing::crossings);
+        Self { regex, lead, reach, solid, interior, crossings, groups: std::sync::OnceLock::new(), one_group }
     }
 
     fn groups(&self) -> Option<&GroupFinder> {

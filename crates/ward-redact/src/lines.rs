@@ -27,6 +27,7 @@ use std::ops::Range;
 
 use aho_corasick::AhoCorasick;
 
+use crate::crossing;
 use crate::interior::{ByteSet, Interior};
 use crate::reach;
 use crate::{Counts, Finding, RedactError, Replace, Rule, RuleSet, Search, keywords, merge};
@@ -131,14 +132,26 @@ impl FarGate {
             return true;
         }
         let mut seen = vec![false; self.rules.iter().map(|r| r.end).max().unwrap_or(0)];
+        // Most literals are seen again and again (`user`, `bearer`): only a part seen for the
+        // first time can complete a rule.
         let mut all_seen = |literal: usize| {
+            let mut new = false;
             for &part in &self.parts_of[literal] {
-                seen[part] = true;
+                new |= !std::mem::replace(&mut seen[part], true);
             }
-            self.rules.iter().any(|parts| seen[parts.clone()].iter().all(|&part| part))
+            new && self.rules.iter().any(|parts| seen[parts.clone()].iter().all(|&part| part))
         };
-        literals.any(&text.to_ascii_lowercase(), &mut all_seen)
+        LOWERCASE.with_borrow_mut(|lower| {
+            lower.clear();
+            lower.extend(text.iter().map(u8::to_ascii_lowercase));
+            literals.any(lower, &mut all_seen)
+        })
     }
+}
+
+thread_local! {
+    /// A chunk lowercased for [`FarGate::may_match`], its buffer kept for the next.
+    static LOWERCASE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Lowercase literals, each occurrence of each of them found in lowercase text. Not with an
@@ -430,9 +443,44 @@ impl<'t> Lines<'t> {
 
     /// The lines a match of a rule can touch from `line`: within its reach in lines that are
     /// not blank, through lines made only of the bytes it can run through ([`crate::interior`]),
-    /// and within what its solid bytes can cover.
+    /// and within what its solid bytes can cover; on a side where no match can run over the
+    /// line's break ([`crate::crossing`]), the line itself.
     fn window(&self, line: usize, search: &Search) -> (usize, usize) {
-        self.span(line, search.reach.bound(), search.solid, search.interior.as_ref())
+        let span = self.span(line, search.reach.bound(), search.solid, search.interior.as_ref());
+        match &search.crossings {
+            Some(places) => self.cut(
+                line,
+                span,
+                &|before, after| crossing::can_cross(places, before, after),
+                &|before, after| crossing::can_leave(places, before, after),
+            ),
+            None => span,
+        }
+    }
+
+    /// `(first, last)` around `line`, cut back to the line on a side where no match can run over
+    /// its break: `into` says whether a match can hold the bytes on both sides of a break (the
+    /// last of a line, the first of the next), `leave` whether one holding the byte before it
+    /// can go on past it (a window that ends with a line does not hold its break).
+    fn cut(
+        &self,
+        line: usize,
+        (first, last): (usize, usize),
+        into: &dyn Fn(u8, u8) -> bool,
+        leave: &dyn Fn(u8, u8) -> bool,
+    ) -> (usize, usize) {
+        let across = |above: usize, crosses: &dyn Fn(u8, u8) -> bool| {
+            let (before, after) =
+                (self.start(above)..self.end(above), self.start(above + 1)..self.end(above + 1));
+            match (self.text[before].last(), self.text[after].first()) {
+                (Some(&before), Some(&after)) => crosses(before, after),
+                // A blank line's break follows another: left as it is.
+                _ => true,
+            }
+        };
+        let first = if first < line && !across(line - 1, into) { line } else { first };
+        let last = if last > line && !across(line, leave) { line } else { last };
+        (first, last)
     }
 
     /// The lines a match can touch from `line` that reaches `reach` lines that are not blank
@@ -581,24 +629,27 @@ impl RuleSet {
     fn find_near(&self, index: &Lines<'_>, line: usize, found: &mut Vec<Finding>) {
         let path = &self.line_path;
         let text = index.text();
-        let mut woken: Vec<usize> = self.always.iter().copied().filter(|&rule| !path.wide[rule]).collect();
-        let mut is_woken = vec![false; self.rules.len()];
-        for &rule in &woken {
-            is_woken[rule] = true;
-        }
-        // Each rule's window, once worked out.
-        let mut windows: Vec<Option<(usize, usize)>> = vec![None; self.rules.len()];
+        let window = |rule: usize| index.window(line, &self.searches[rule]);
+        // The rules to run, each with its window: a few of the many (small lists, not one entry
+        // per rule: a line costs too little for that).
+        let mut woken: Vec<(usize, (usize, usize))> =
+            self.always.iter().filter(|&&rule| !path.wide[rule]).map(|&rule| (rule, window(rule))).collect();
+        // The windows of rules whose keyword was outside them.
+        let mut not_woken: Vec<(usize, (usize, usize))> = Vec::new();
         // Wakes the rules (loose or not) a keyword on `hit_line` wakes, if that is in their window.
         let mut wake = |hit_line: usize, rules: &[usize], loose: bool| {
             for &rule in rules {
-                if path.wide[rule] || path.loose[rule] != loose || is_woken[rule] {
+                if path.wide[rule] || path.loose[rule] != loose || woken.iter().any(|&(r, _)| r == rule) {
                     continue;
                 }
-                let (first, last) =
-                    *windows[rule].get_or_insert_with(|| index.window(line, &self.searches[rule]));
+                let (first, last) = match not_woken.iter().find(|&&(r, _)| r == rule) {
+                    Some(&(_, known)) => known,
+                    None => window(rule),
+                };
                 if (first..=last).contains(&hit_line) {
-                    is_woken[rule] = true;
-                    woken.push(rule);
+                    woken.push((rule, (first, last)));
+                } else if !not_woken.iter().any(|&(r, _)| r == rule) {
+                    not_woken.push((rule, (first, last)));
                 }
             }
         };
@@ -625,8 +676,7 @@ impl RuleSet {
         }
         let (line_start, line_end) = (index.start(line), index.end(line));
         let mut each = Vec::new();
-        for rule in woken {
-            let (first, last) = index.window(line, &self.searches[rule]);
+        for (rule, (first, last)) in woken {
             each.clear();
             let region = index.start(first)..index.end(last);
             self.find_touching(rule, text, region, line_start..=line_end, &mut each);

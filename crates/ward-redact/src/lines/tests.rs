@@ -299,3 +299,19 @@ fn a_line_alone_hides_at_least_what_its_chunk_hides_where_matches_overlap() {
     assert!(alone[0].starts_with("<generic-api-key:") && alone[0].ends_with('>'), "{alone:?}");
     assert!(replaced(lines[3], &alone[0]).iter().all(|&hidden| hidden));
 }
+
+#[test]
+fn a_rule_that_spans_lines_runs_over_the_line_alone_where_no_match_can_cross_its_breaks() {
+    let rules = &*STANDARD;
+    let generic = rules.rules().iter().position(|r| r.id == "gitleaks.generic-api-key").unwrap();
+    let search = &rules.searches[generic];
+    let window = |chunk: &str, line: usize| super::Lines::new(chunk.as_bytes()).window(line, search);
+    // Log lines: a match cannot come over from `…ms` to `2026-…`, nor go on past `ms`.
+    let log = "2026-11-21T10:00:01Z INFO took=1ms\n2026-11-21T10:00:02Z INFO api_key=Zx81kQ0pLm3Nv7Rt took=2ms\n\
+               2026-11-21T10:00:03Z INFO took=3ms\n";
+    assert_eq!(window(log, 1), (1, 1));
+    // A key at a line's end, its value on the next: both sides stay.
+    let split = "x api_key =\n  \"Zx81kQ0pLm3Nv7Rt\"\ny took=1ms\n";
+    assert_eq!(window(split, 1).0, 0);
+    assert!(same_as_whole(rules, split, &[1]));
+}
