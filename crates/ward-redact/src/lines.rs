@@ -42,6 +42,10 @@ const NARROW_SOLID: usize = 2048;
 /// tight: log lines hold more.
 const TIGHT_SOLID: usize = 64;
 
+/// Bytes of a chunk on each side of the lines wanted that are cut into lines for them (see
+/// [`RuleSet::redact_lines`]): the windows around a log line are a few lines.
+const AROUND_BYTES: usize = 4096;
+
 /// A literal shorter than this says little about a chunk (it is in most): the gate does not
 /// look for it.
 const GATE_SHORTEST: usize = 4;
@@ -352,6 +356,9 @@ impl LinePath {
 /// The lines of a chunk: where each begins and ends, which are blank.
 pub(crate) struct Lines<'t> {
     text: &'t [u8],
+    /// Whether the text goes on before its first line, and after its last, unseen: a window
+    /// that reaches one of them might go on past it.
+    cut: (bool, bool),
     newlines: Vec<usize>,
     /// Each line's ASCII bytes that are not whitespace, once counted.
     solid: Vec<std::cell::Cell<Option<u32>>>,
@@ -361,10 +368,21 @@ pub(crate) struct Lines<'t> {
 
 impl<'t> Lines<'t> {
     pub(crate) fn new(text: &'t [u8]) -> Self {
+        Self::part(text, (false, false))
+    }
+
+    /// The lines of `text`, a part of a longer one that goes on before it and after it as `cut`
+    /// says.
+    fn part(text: &'t [u8], cut: (bool, bool)) -> Self {
         let newlines: Vec<usize> = memchr::memchr_iter(b'\n', text).collect();
         let solid = vec![std::cell::Cell::new(None); newlines.len() + 1];
         let bytes = vec![std::cell::Cell::new(None); newlines.len() + 1];
-        Self { text, newlines, solid, bytes }
+        Self { text, cut, newlines, solid, bytes }
+    }
+
+    /// Whether lines `first..=last` reach a side where the text goes on unseen.
+    fn at_edge(&self, (first, last): (usize, usize)) -> bool {
+        (first == 0 && self.cut.0) || (last == self.last() && self.cut.1)
     }
 
     pub(crate) fn text(&self) -> &'t [u8] {
@@ -546,15 +564,56 @@ impl RuleSet {
         out: &mut Vec<u8>,
         counts: &mut Counts,
     ) -> bool {
+        let (Some(first), Some(last)) = (lines.first(), lines.last()) else { return true };
+        // Where no rule that reaches far can match, the windows around the lines wanted are a
+        // few lines: only some bytes around them are cut into lines, and the whole chunk only
+        // when a window reaches their edge.
+        let far = self.line_path.gate.may_match(chunk);
+        if !far {
+            let start = first.start.saturating_sub(AROUND_BYTES);
+            let start = memchr::memrchr(b'\n', &chunk[..start]).map_or(0, |at| at + 1);
+            let end = chunk.len().min(last.end + AROUND_BYTES);
+            // Up to the end of a line; the chunk's last newline too (its empty last line follows).
+            let end = memchr::memchr(b'\n', &chunk[end..]).map_or(chunk.len(), |at| end + at);
+            let end = if end + 1 == chunk.len() { chunk.len() } else { end };
+            if (start, end) != (0, chunk.len()) {
+                let index = Lines::part(&chunk[start..end], (start > 0, end < chunk.len()));
+                if let Some(done) = self.redact_lines_in(&index, start, lines, &[], replace, out, counts) {
+                    return done;
+                }
+            }
+        }
         let index = Lines::new(chunk);
-        let wide_found = self.find_far(&index);
+        let wide_found = if far { self.find_far(&index) } else { Vec::new() };
+        self.redact_lines_in(&index, 0, lines, &wide_found, replace, out, counts).unwrap_or(false)
+    }
+
+    /// [`RuleSet::redact_lines`] over `index`, the lines of the chunk from `offset` on, with what
+    /// the rules that reach far found (`wide_found`); `None`, writing nothing, when a window
+    /// reaches the edge of the lines `index` holds.
+    #[allow(clippy::too_many_arguments)]
+    fn redact_lines_in(
+        &self,
+        index: &Lines<'_>,
+        offset: usize,
+        lines: &[Range<usize>],
+        wide_found: &[Finding],
+        replace: &dyn Replace,
+        out: &mut Vec<u8>,
+        counts: &mut Counts,
+    ) -> Option<bool> {
+        let text = index.text();
         let (written, counted) = (out.len(), counts.clone());
         let mut found = Vec::new();
         for range in lines {
             found.clear();
-            let line = index.of(range.start);
+            let line = index.of(range.start - offset);
             let (start, end) = (index.start(line), index.end(line));
-            self.find_near(&index, line, &mut found);
+            if !self.find_near(index, line, &mut found) {
+                out.truncate(written);
+                *counts = counted;
+                return None;
+            }
             found.extend(wide_found.iter().filter(|f| f.start <= end && f.end > start));
             // In the rules' order, as the whole chunk has them: of two values with the same
             // span, the first rule's kind names it.
@@ -563,28 +622,25 @@ impl RuleSet {
             if found.iter().any(|f| f.start < start || f.end > end) {
                 out.truncate(written);
                 *counts = counted;
-                return false;
+                return Some(false);
             }
             let mut at = start;
             for finding in merge(std::mem::take(&mut found)) {
-                out.extend_from_slice(&chunk[at..finding.start]);
-                replace.replace(&self.rules[finding.rule].kind, &chunk[finding.start..finding.end], out);
+                out.extend_from_slice(&text[at..finding.start]);
+                replace.replace(&self.rules[finding.rule].kind, &text[finding.start..finding.end], out);
                 counts.add(finding.rule);
                 at = finding.end;
             }
-            out.extend_from_slice(&chunk[at..end]);
+            out.extend_from_slice(&text[at..end]);
             out.push(b'\n');
         }
-        true
+        Some(true)
     }
 
     /// What the rules that reach far find in the whole chunk: each over the regions
     /// [`RuleSet::find`] gives it.
     fn find_far(&self, index: &Lines<'_>) -> Vec<Finding> {
         let path = &self.line_path;
-        if !path.gate.may_match(index.text()) {
-            return Vec::new();
-        }
         let mut hits: Vec<(usize, usize)> = Vec::new();
         let mut seen = vec![false; path.wide_parts.iter().map(|r| r.end).max().unwrap_or(0)];
         if let Some(literals) = &path.wide_literals {
@@ -626,10 +682,16 @@ impl RuleSet {
 
     /// The values the rules that reach few lines find touching `line` (its newline included),
     /// each over the lines its matches can reach from it.
-    fn find_near(&self, index: &Lines<'_>, line: usize, found: &mut Vec<Finding>) {
+    fn find_near(&self, index: &Lines<'_>, line: usize, found: &mut Vec<Finding>) -> bool {
         let path = &self.line_path;
         let text = index.text();
-        let window = |rule: usize| index.window(line, &self.searches[rule]);
+        // Set when a window reaches the edge of what `index` holds: it might go on past it.
+        let edge = std::cell::Cell::new(false);
+        let window = |rule: usize| {
+            let window = index.window(line, &self.searches[rule]);
+            edge.set(edge.get() || index.at_edge(window));
+            window
+        };
         // The rules to run, each with its window: a few of the many (small lists, not one entry
         // per rule: a line costs too little for that).
         let mut woken: Vec<(usize, (usize, usize))> =
@@ -659,6 +721,9 @@ impl RuleSet {
                 let (top, bottom) = index.span(line, Some(*reach), None, Some(interior));
                 (first.min(top), last.max(bottom))
             });
+            if index.at_edge((first, last)) {
+                return false;
+            }
             let from = index.start(first);
             for hit in prefilter.find_overlapping_iter(&text[from..index.end(last)]) {
                 wake(index.of(from + hit.start()), &self.woken_by[hit.pattern().as_usize()], false);
@@ -669,10 +734,16 @@ impl RuleSet {
             let (by_lines, by_bytes) =
                 (index.around(line, path.loose_reach), index.around_solid(line, path.loose_solid));
             let (first, last) = (by_lines.0.min(by_bytes.0), by_lines.1.max(by_bytes.1));
+            if index.at_edge((first, last)) {
+                return false;
+            }
             let from = index.start(first);
             for hit in keywords.find_overlapping_iter(&text[from..index.end(last)]) {
                 wake(index.of(from + hit.start()), &path.loose_woken_by[hit.pattern().as_usize()], true);
             }
+        }
+        if edge.get() {
+            return false;
         }
         let (line_start, line_end) = (index.start(line), index.end(line));
         let mut each = Vec::new();
@@ -682,6 +753,7 @@ impl RuleSet {
             self.find_touching(rule, text, region, line_start..=line_end, &mut each);
             found.extend(each.iter().filter(|f| f.start <= line_end && f.end > line_start));
         }
+        true
     }
 }
 

@@ -2,10 +2,17 @@ use std::sync::LazyLock;
 
 use proptest::prelude::*;
 
+use super::Lines;
 use crate::{Counts, Pseudonyms, RuleSet};
 
 static STANDARD: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::standard().unwrap().0);
 static BUILTIN: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::builtin().unwrap());
+/// A rule whose matches run over any number of blank lines.
+static SPACED: LazyLock<RuleSet> = LazyLock::new(|| {
+    let rule =
+        crate::Rule::new("spaced", "secret", &["key"], r"key\s*=\s*([a-z0-9]{16})").unwrap().multiline();
+    RuleSet::new(vec![rule]).unwrap()
+});
 
 fn key() -> Pseudonyms {
     Pseudonyms::new(&[9; 32])
@@ -314,4 +321,75 @@ fn a_rule_that_spans_lines_runs_over_the_line_alone_where_no_match_can_cross_its
     let split = "x api_key =\n  \"Zx81kQ0pLm3Nv7Rt\"\ny took=1ms\n";
     assert_eq!(window(split, 1).0, 0);
     assert!(same_as_whole(rules, split, &[1]));
+}
+
+/// Long chunks of log lines, with lines of a few bytes and blank ones among them (windows run
+/// far over those).
+fn long_chunk() -> impl Strategy<Value = String> {
+    // Log lines most often; now and then a run of blank lines longer than the bytes cut into
+    // lines around a line wanted.
+    let lines = [0, 0, 0, 1, 1, 2, 3, 3, 4, 5, 6, 7, 8, 9, 9, 10, 11, 12, 12];
+    prop::collection::vec(prop::sample::select(lines.to_vec()), 1..200).prop_map(|picks| {
+        picks
+            .iter()
+            .map(|&p| {
+                if p == 12 { "\n".repeat(super::AROUND_BYTES + 100) } else { format!("{}\n", LONG_LINES[p]) }
+            })
+            .collect()
+    })
+}
+
+const LONG_LINES: [&str; 12] = [
+    "2026-11-21T10:00:01Z INFO payments-api request_id=qhfwcepyyngfb51y method=POST took=899ms",
+    "2026-11-21T10:00:02Z WARN user=jane.doe@example.com password=hunter22 took=12ms",
+    "2026-11-21T10:00:03Z DEBUG db=postgres://app:s3cr3tpassw0rd@db1:5432/pay took=899ms",
+    "api_key =",
+    "=",
+    "  \"Q1w2E3r4T5y6U7i8\"",
+    "Authorization: Basic",
+    "   QWxhZGRpbjpvcGVuIHNlc2FtZQ==",
+    "curl -X POST https://api.example.com \\",
+    "zx81kq0plm3nv7rt",
+    "",
+    "   ",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Lines of a long chunk, redacted from the lines around them only (when no rule that
+    /// reaches far can match), come out exactly as from all the chunk's lines.
+    #[test]
+    fn lines_redacted_from_the_lines_around_them_come_out_as_from_the_whole_chunk(
+        chunk in long_chunk(),
+        picks in prop::collection::vec(any::<prop::sample::Index>(), 1..4),
+    ) {
+        let text = chunk.as_bytes();
+        let full = Lines::new(text);
+        let mut wanted: Vec<usize> = picks.iter().map(|pick| pick.index(full.last())).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let ranges: Vec<std::ops::Range<usize>> = wanted.iter().map(|&l| full.start(l)..full.end(l)).collect();
+        for rules in [&*STANDARD, &*BUILTIN, &*SPACED] {
+            let (mut around, mut counted) = (Vec::new(), Counts::default());
+            let alone = rules.redact_lines(text, &ranges, &key(), &mut around, &mut counted);
+            let far = if rules.line_path.gate.may_match(text) { rules.find_far(&full) } else { Vec::new() };
+            let (mut whole, mut counted_whole) = (Vec::new(), Counts::default());
+            let from_whole = rules.redact_lines_in(&full, 0, &ranges, &far, &key(), &mut whole, &mut counted_whole);
+            prop_assert_eq!(Some(alone), from_whole);
+            prop_assert_eq!(String::from_utf8_lossy(&around), String::from_utf8_lossy(&whole));
+            prop_assert_eq!(counted.total(), counted_whole.total());
+        }
+    }
+}
+
+#[test]
+fn a_key_further_back_than_the_lines_cut_around_its_value_is_found() {
+    // The value's window runs up over the blank lines to its key, past the bytes cut into lines
+    // around it: then the whole chunk is.
+    let rules = &*SPACED;
+    let chunk = format!("key =\n{}  zx81kq0plm3nv7rt\n2026-11-21T10:00:02Z took=1ms\n", "\n".repeat(6000));
+    let whole = whole(rules, &chunk);
+    assert!(!whole.contains("zx81kq0plm3nv7rt"), "{whole}");
+    assert!(same_as_whole(rules, &chunk, &[6001]));
 }
