@@ -11,7 +11,9 @@
 //! Worked out on the pattern's Thompson NFA, like [`crate::interior`]: for each transition that
 //! reads `\n` between a state reached from the start and one from which a match is reached, the
 //! bytes read on the transitions into the first (through empty ones), and out of the second. A
-//! match that may begin with the break, or end with it, may have anything on that side.
+//! match that may begin with the break may have anything before it; one that may end with the
+//! break goes on past the line before it, unless it may as well end there at the end of the text
+//! (`$`): a window that ends with a line does not hold its break.
 
 use regex_automata::nfa::thompson::{self, NFA, State};
 use regex_automata::util::look::Look;

@@ -356,8 +356,10 @@ impl LinePath {
 /// The lines of a chunk: where each begins and ends, which are blank.
 pub(crate) struct Lines<'t> {
     text: &'t [u8],
-    /// Whether the text goes on before its first line, and after its last, unseen: a window
-    /// that reaches one of them might go on past it.
+    /// Where the text begins in the chunk it is part of.
+    offset: usize,
+    /// Whether the chunk goes on before the text's first line, and after its last, unseen: a
+    /// window that reaches one of them might go on past it.
     cut: (bool, bool),
     newlines: Vec<usize>,
     /// Each line's ASCII bytes that are not whitespace, once counted.
@@ -368,16 +370,16 @@ pub(crate) struct Lines<'t> {
 
 impl<'t> Lines<'t> {
     pub(crate) fn new(text: &'t [u8]) -> Self {
-        Self::part(text, (false, false))
+        Self::part(text, 0, (false, false))
     }
 
-    /// The lines of `text`, a part of a longer one that goes on before it and after it as `cut`
-    /// says.
-    fn part(text: &'t [u8], cut: (bool, bool)) -> Self {
+    /// The lines of `text`, a part of a chunk from `offset` on, which goes on before it and after
+    /// it as `cut` says.
+    fn part(text: &'t [u8], offset: usize, cut: (bool, bool)) -> Self {
         let newlines: Vec<usize> = memchr::memchr_iter(b'\n', text).collect();
         let solid = vec![std::cell::Cell::new(None); newlines.len() + 1];
         let bytes = vec![std::cell::Cell::new(None); newlines.len() + 1];
-        Self { text, cut, newlines, solid, bytes }
+        Self { text, offset, cut, newlines, solid, bytes }
     }
 
     /// Whether lines `first..=last` reach a side where the text goes on unseen.
@@ -577,25 +579,23 @@ impl RuleSet {
             let end = memchr::memchr(b'\n', &chunk[end..]).map_or(chunk.len(), |at| end + at);
             let end = if end + 1 == chunk.len() { chunk.len() } else { end };
             if (start, end) != (0, chunk.len()) {
-                let index = Lines::part(&chunk[start..end], (start > 0, end < chunk.len()));
-                if let Some(done) = self.redact_lines_in(&index, start, lines, &[], replace, out, counts) {
+                let index = Lines::part(&chunk[start..end], start, (start > 0, end < chunk.len()));
+                if let Some(done) = self.redact_lines_in(&index, lines, &[], replace, out, counts) {
                     return done;
                 }
             }
         }
         let index = Lines::new(chunk);
         let wide_found = if far { self.find_far(&index) } else { Vec::new() };
-        self.redact_lines_in(&index, 0, lines, &wide_found, replace, out, counts).unwrap_or(false)
+        self.redact_lines_in(&index, lines, &wide_found, replace, out, counts).unwrap_or(false)
     }
 
-    /// [`RuleSet::redact_lines`] over `index`, the lines of the chunk from `offset` on, with what
-    /// the rules that reach far found (`wide_found`); `None`, writing nothing, when a window
-    /// reaches the edge of the lines `index` holds.
-    #[allow(clippy::too_many_arguments)]
+    /// [`RuleSet::redact_lines`] over `index` (some of the chunk's lines, or all), with what the
+    /// rules that reach far found (`wide_found`); `None`, writing nothing, when a window reaches
+    /// the edge of the lines `index` holds.
     fn redact_lines_in(
         &self,
         index: &Lines<'_>,
-        offset: usize,
         lines: &[Range<usize>],
         wide_found: &[Finding],
         replace: &dyn Replace,
@@ -607,7 +607,7 @@ impl RuleSet {
         let mut found = Vec::new();
         for range in lines {
             found.clear();
-            let line = index.of(range.start - offset);
+            let line = index.of(range.start - index.offset);
             let (start, end) = (index.start(line), index.end(line));
             if !self.find_near(index, line, &mut found) {
                 out.truncate(written);
