@@ -641,7 +641,6 @@ fn grant_updates(grants: &[&Grant]) -> Result<Statement, StoreError> {
     Ok(Statement { sql: sql.into(), params, expected_rows: Some(grants.len() as u64) })
 }
 
-/// A use of a grant: its last use and idle deadline move forward, never back.
 /// Records a shared key's first fingerprint, or replaces exactly the one it names.
 fn key_fingerprint_statement(key: &KeyFingerprint) -> Statement {
     let (name, fingerprint, at) =
@@ -724,6 +723,7 @@ fn tallies_taken_statements(taken: &[TallyTaken]) -> Vec<Statement> {
         .collect()
 }
 
+/// A use of a grant: its last use and idle deadline move forward, never back.
 fn grant_use_statement(used: &GrantUse) -> Statement {
     Statement::new(
         "UPDATE grants SET last_used_at = $1, \
