@@ -11,7 +11,6 @@ use ward_service::Config;
 use ward_store::{Change, Store};
 use ward_store_sql::SqlStore;
 
-/// The quickstart world with a temporary data directory (for the audit signing key).
 /// The quickstart's configuration, with one data directory (and so one set of keys) for every
 /// broker of the run: brokers on one store stand for replicas, which share their keys.
 pub fn quickstart_config() -> Config {
