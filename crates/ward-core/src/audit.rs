@@ -374,8 +374,15 @@ impl AuditEvent {
     /// Appends `event` after the event whose hash is `prev_hash`, as number `seq`. Times are
     /// cut to milliseconds first: that is what is stored, so it must be what is hashed.
     pub fn chain(event: NewEvent, seq: i64, recorded_at: Timestamp, prev_hash: String) -> Self {
-        let mut chained = Self {
-            seq,
+        Self::unchained(event, recorded_at).chain_onto(seq, prev_hash)
+    }
+
+    /// `event` as it will be stored, before it has a place in the chain: `seq` 0 and no hashes.
+    /// [`Self::canonical_pieces`] gives what a store that chains in the database hashes;
+    /// [`Self::chain_onto`] gives it its place.
+    pub fn unchained(event: NewEvent, recorded_at: Timestamp) -> Self {
+        Self {
+            seq: 0,
             id: event.id,
             event_type: event.event_type,
             occurred_at: crate::clock::to_millis(event.occurred_at),
@@ -387,11 +394,17 @@ impl AuditEvent {
             grant_id: event.grant_id,
             reason: event.reason,
             details: event.details,
-            prev_hash,
+            prev_hash: String::new(),
             hash: String::new(),
-        };
-        chained.hash = chained.compute_hash();
-        chained
+        }
+    }
+
+    /// This event as number `seq`, after the event whose hash is `prev_hash`, hashed.
+    pub fn chain_onto(mut self, seq: i64, prev_hash: String) -> Self {
+        self.seq = seq;
+        self.prev_hash = prev_hash;
+        self.hash = self.compute_hash();
+        self
     }
 
     /// The bytes that are hashed: every field but `hash`, canonical JSON (what
@@ -400,38 +413,61 @@ impl AuditEvent {
     /// `integrity-failure` rule reads each event) goes through here.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(512);
+        self.write_canonical(&mut out, Some((&self.prev_hash, self.seq)));
+        out
+    }
+
+    /// The canonical bytes without the two values chaining gives an event, `prev_hash`'s
+    /// (between its quotes) and `seq`'s: what a store that chains events in the database
+    /// hashes, putting the values back in (see [`CanonicalPieces::fill`]).
+    pub fn canonical_pieces(&self) -> CanonicalPieces {
+        let mut bytes = Vec::with_capacity(512);
+        let gaps = self.write_canonical(&mut bytes, None);
+        CanonicalPieces { bytes, gaps }
+    }
+
+    /// Writes the canonical bytes, with `chained`'s `prev_hash` and `seq`, or with a gap where
+    /// each goes; returns where the gaps are.
+    fn write_canonical(&self, out: &mut Vec<u8>, chained: Option<(&str, i64)>) -> [usize; 2] {
         let fields: [(&str, Field<'_>); 13] = [
             ("actor", Field::Text(Some(&self.actor))),
             ("details", Field::Value(&self.details)),
             ("grant_id", Field::Text(self.grant_id.as_deref())),
             ("id", Field::Text(Some(&self.id))),
             ("occurred_at", Field::Time(self.occurred_at)),
-            ("prev_hash", Field::Text(Some(&self.prev_hash))),
+            ("prev_hash", chained.map_or(Field::PrevHashGap, |(prev_hash, _)| Field::Text(Some(prev_hash)))),
             ("reason", Field::Text(self.reason.as_deref())),
             ("recorded_at", Field::Time(self.recorded_at)),
             ("request_id", Field::Text(self.request_id.as_deref())),
             ("resource", Field::Text(self.resource.as_deref())),
-            ("seq", Field::Number(self.seq)),
+            ("seq", chained.map_or(Field::SeqGap, |(_, seq)| Field::Number(seq))),
             ("subject", Field::Text(self.subject.as_deref())),
             ("type", Field::Text(Some(self.event_type.as_str()))),
         ];
+        let mut gaps = [0; 2];
         out.push(b'{');
         for (i, (key, field)) in fields.into_iter().enumerate() {
             if i > 0 {
                 out.push(b',');
             }
-            write_json_str(key, &mut out);
+            write_json_str(key, out);
             out.push(b':');
             match field {
-                Field::Text(Some(text)) => write_json_str(text, &mut out),
+                Field::Text(Some(text)) => write_json_str(text, out),
                 Field::Text(None) => out.extend_from_slice(b"null"),
-                Field::Time(at) => write_json_str(&at.to_string(), &mut out),
+                Field::Time(at) => write_json_str(&at.to_string(), out),
                 Field::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
-                Field::Value(value) => write_canonical(value, &mut out),
+                Field::Value(value) => write_canonical(value, out),
+                Field::PrevHashGap => {
+                    out.push(b'"');
+                    gaps[0] = out.len();
+                    out.push(b'"');
+                }
+                Field::SeqGap => gaps[1] = out.len(),
             }
         }
         out.push(b'}');
-        out
+        gaps
     }
 
     /// RFC 6962 leaf hash of the canonical bytes, lowercase hex.
@@ -446,6 +482,44 @@ enum Field<'a> {
     Time(Timestamp),
     Number(i64),
     Value(&'a Value),
+    /// `prev_hash`'s quotes with nothing between them.
+    PrevHashGap,
+    /// Nothing where `seq`'s number goes.
+    SeqGap,
+}
+
+/// An event's canonical bytes in three pieces, around where `prev_hash`'s value and `seq`'s go
+/// (see [`AuditEvent::canonical_pieces`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalPieces {
+    bytes: Vec<u8>,
+    gaps: [usize; 2],
+}
+
+impl CanonicalPieces {
+    /// The three pieces, back to back.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// How long each of the three pieces is.
+    pub fn lengths(&self) -> [usize; 3] {
+        let [first, second] = self.gaps;
+        [first, second - first, self.bytes.len() - second]
+    }
+
+    /// The canonical bytes of the event as number `seq` after `prev_hash` (lowercase hex, as
+    /// every hash in the chain is, so it needs no escaping).
+    pub fn fill(&self, prev_hash: &str, seq: i64) -> Vec<u8> {
+        let [first, second] = self.gaps;
+        let mut out = Vec::with_capacity(self.bytes.len() + prev_hash.len() + 20);
+        out.extend_from_slice(&self.bytes[..first]);
+        out.extend_from_slice(prev_hash.as_bytes());
+        out.extend_from_slice(&self.bytes[first..second]);
+        out.extend_from_slice(seq.to_string().as_bytes());
+        out.extend_from_slice(&self.bytes[second..]);
+        out
+    }
 }
 
 /// Serialises `value` with object keys sorted at every depth and no white space. (serde_json's
@@ -602,6 +676,27 @@ mod tests {
                 "": [],
             });
             proptest::prop_assert_eq!(event.canonical_bytes(), canonical_through_a_value(&event));
+        }
+
+        #[test]
+        fn pieces_filled_with_a_place_in_the_chain_are_the_canonical_bytes_there(
+            seq in proptest::num::i64::ANY,
+            prev in proptest::array::uniform32(proptest::num::u8::ANY),
+            texts in proptest::collection::vec(proptest::option::of(ODD_TEXT), 3),
+        ) {
+            let at = Timestamp::from_millisecond(1_700_000_000_500).unwrap();
+            let mut new = event("e1");
+            new.subject = texts[0].clone();
+            new.reason = texts[1].clone();
+            new.details = json!({"text": texts[2]});
+            let unchained = AuditEvent::unchained(new.clone(), at);
+            let pieces = unchained.canonical_pieces();
+            let [first, second, third] = pieces.lengths();
+            proptest::prop_assert_eq!(first + second + third, pieces.bytes().len());
+            let prev_hash = hex::encode(prev);
+            let chained = AuditEvent::chain(new, seq, at, prev_hash.clone());
+            proptest::prop_assert_eq!(pieces.fill(&prev_hash, seq), chained.canonical_bytes());
+            proptest::prop_assert_eq!(unchained.chain_onto(seq, prev_hash), chained);
         }
     }
 

@@ -12,6 +12,7 @@
 //! the previous transaction was syncing as one transaction: group commit.
 
 mod announcements;
+mod database_chain;
 mod plan;
 mod rows;
 mod writer;
@@ -59,10 +60,21 @@ impl Dialect {
     }
 }
 
+/// Makes the transaction commit asynchronously: it releases the chain's head without waiting
+/// for the WAL flush, and the barrier after it makes it durable (see [`Durable`]).
+macro_rules! asynchronous {
+    () => {
+        "set_config('synchronous_commit', 'off', true)"
+    };
+}
+
 /// On PostgreSQL, a transaction begun by taking the chain's head under its lock, committing
-/// asynchronously (see [`Durable`]).
-pub(crate) const BEGIN_AND_LOCK_HEAD: &str = "BEGIN; SELECT seq, hash, frontier, \
-     set_config('synchronous_commit', 'off', true) FROM audit_head WHERE id = 1 FOR UPDATE";
+/// asynchronously.
+pub(crate) const BEGIN_AND_LOCK_HEAD: &str =
+    concat!("BEGIN; SELECT seq, hash, frontier, ", asynchronous!(), " FROM audit_head WHERE id = 1 FOR UPDATE");
+
+/// On PostgreSQL, a transaction that will commit asynchronously.
+pub(crate) const BEGIN_ASYNCHRONOUS: &str = concat!("BEGIN; SELECT ", asynchronous!());
 
 /// A synchronous commit that writes WAL, so that it flushes the WAL up to it (a transaction
 /// that wrote none commits asynchronously whatever the setting): a transactional logical

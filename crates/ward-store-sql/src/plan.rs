@@ -158,47 +158,7 @@ pub(crate) fn plan(
             }
             statements.push(cursor_statement(cursor, *recorded_at));
         }
-        for request in &change.requests {
-            statements.push(request_statement(request)?);
-        }
-        statements.extend(grant_statements(&change.grants)?);
-        statements.extend(change.grant_uses.iter().map(grant_use_statement));
-        for limit in &change.holder_limits {
-            statements.extend(holder_limit_statements(limit, dialect));
-        }
-        for limit in &change.count_limits {
-            statements.extend(count_limit_statements(limit, dialect));
-        }
-        for write in &change.tokens {
-            statements.extend(token_statements(write));
-        }
-        for finding in &change.findings {
-            statements.push(finding_statement(finding)?);
-        }
-        for write in &change.debug_levels {
-            statements.push(debug_level_statement(write)?);
-        }
-        statements.extend(change.logins.iter().map(login_statement));
-        statements.extend(change.sessions.iter().map(session_statement));
-        statements.extend(tallies_taken_statements(&change.tallies_taken));
-        statements.extend(change.key_fingerprints.iter().map(key_fingerprint_statement));
-        statements.extend(tally_statements(&change.usage_tallies));
-        statements.extend(change.policy_snapshots.iter().map(|snapshot| {
-            Statement::new(
-                "INSERT INTO policy_snapshots (digest, body) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
-                vec![snapshot.digest.as_str().into(), snapshot.body.as_str().into()],
-            )
-        }));
-        for person in &change.people {
-            statements.push(person_statement(person)?);
-        }
-        statements.extend(change.directory_groups.iter().map(group_statement));
-        if !change.people.is_empty() || !change.directory_groups.is_empty() {
-            statements.push(Statement::new(
-                "UPDATE store_epochs SET value = value + 1 WHERE name = 'people'",
-                vec![],
-            ));
-        }
+        statements.extend(record_statements(change, dialect)?);
         let mut appended = Vec::with_capacity(change.events.len());
         for event in &change.events {
             head.seq += 1;
@@ -234,6 +194,53 @@ pub(crate) fn plan(
         )?);
     }
     Ok(Plan { statements, head, outcomes })
+}
+
+/// What `change` writes besides its events and the cursor or checkpoint it moves: its records.
+pub(crate) fn record_statements(change: &Change, dialect: Dialect) -> Result<Vec<Statement>, StoreError> {
+    let mut statements = Vec::new();
+    for request in &change.requests {
+        statements.push(request_statement(request)?);
+    }
+    statements.extend(grant_statements(&change.grants)?);
+    statements.extend(change.grant_uses.iter().map(grant_use_statement));
+    for limit in &change.holder_limits {
+        statements.extend(holder_limit_statements(limit, dialect));
+    }
+    for limit in &change.count_limits {
+        statements.extend(count_limit_statements(limit, dialect));
+    }
+    for write in &change.tokens {
+        statements.extend(token_statements(write));
+    }
+    for finding in &change.findings {
+        statements.push(finding_statement(finding)?);
+    }
+    for write in &change.debug_levels {
+        statements.push(debug_level_statement(write)?);
+    }
+    statements.extend(change.logins.iter().map(login_statement));
+    statements.extend(change.sessions.iter().map(session_statement));
+    statements.extend(tallies_taken_statements(&change.tallies_taken));
+    statements.extend(change.key_fingerprints.iter().map(key_fingerprint_statement));
+    statements.extend(tally_statements(&change.usage_tallies));
+    statements.extend(change.policy_snapshots.iter().map(|snapshot| {
+        Statement::new(
+            "INSERT INTO policy_snapshots (digest, body) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING",
+            vec![snapshot.digest.as_str().into(), snapshot.body.as_str().into()],
+        )
+    }));
+    for person in &change.people {
+        statements.push(person_statement(person)?);
+    }
+    statements.extend(change.directory_groups.iter().map(group_statement));
+    if !change.people.is_empty() || !change.directory_groups.is_empty() {
+        statements.push(Statement::new(
+            "UPDATE store_epochs SET value = value + 1 WHERE name = 'people'",
+            vec![],
+        ));
+    }
+    Ok(statements)
 }
 
 /// Moves a consumer's cursor from `from` to `to`, only under the holder's live lease: one row

@@ -14,10 +14,11 @@ use tokio::sync::{mpsc, oneshot};
 use ward_core::audit::AuditEvent;
 use ward_store::{Change, StoreError};
 
+use crate::database_chain::{ChainedBy, DatabasePlan};
 use crate::plan::{self, Head};
 use crate::{
-    BEGIN_AND_LOCK_HEAD, COMMIT_AND_BARRIER, Dialect, Durable, Pool, SharedWriteHealth, is_write_blocked,
-    lock_health, rows, unavailable,
+    BEGIN_AND_LOCK_HEAD, BEGIN_ASYNCHRONOUS, COMMIT_AND_BARRIER, Dialect, Durable, Pool, SharedWriteHealth,
+    is_write_blocked, lock_health, rows, unavailable,
 };
 
 /// Changes per transaction, at most: bounds the latency one group adds to its first caller.
@@ -44,8 +45,8 @@ pub(crate) struct Pending {
 struct Writer {
     pool: Pool,
     dialect: Dialect,
-    /// The head as this writer's last commit left it, so the next need not read it back; gone
-    /// after any failure. Another process appending in between is caught by the event INSERT
+    /// On SQLite, the head as this writer's last commit left it, so the next need not read it
+    /// back; gone after any failure. Another process appending in between is caught by the event INSERT
     /// (its `seq` is taken) and the guarded head UPDATE, and the change is then retried on a
     /// head read fresh.
     head: Option<Head>,
@@ -137,6 +138,11 @@ impl Writer {
     /// Commits `changes` in one transaction. `Err` means nothing was written; otherwise each
     /// change has its outcome (a stale checkpoint is refused on its own, without the others).
     async fn commit(&mut self, changes: &[(&Change, Timestamp)]) -> Result<Outcomes, StoreError> {
+        if self.dialect == Dialect::Postgres {
+            // Every commit there chains on the head read under its lock (mostly by the database
+            // itself): several processes may append, and a turn at the head is short.
+            return self.commit_on(changes, None).await;
+        }
         let remembered = self.head.take();
         let remembered_seq = remembered.as_ref().map(|head| head.seq);
         // A checkpoint, or a cursor bounded by the log's size, is checked against the head in the
@@ -176,7 +182,7 @@ impl Writer {
             Some(connection) => connection,
             None => Connection::acquire(&self.pool).await?,
         };
-        let (outcomes, head) = match transaction(&mut connection, self.dialect, changes, known).await {
+        let committed = match transaction(&mut connection, self.dialect, changes, known).await {
             Ok(done) => done,
             Err(error) => {
                 // Kept only after a success. After a failure (a broken connection, a COMMIT the
@@ -190,10 +196,12 @@ impl Writer {
             }
         };
         self.note_outcome(Outcome::Committed);
-        self.durable.fetch_max(head.seq, std::sync::atomic::Ordering::AcqRel);
+        if let Some(seq) = committed.last_seq {
+            self.durable.fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
+        }
         self.connection = Some(connection);
-        self.head = Some(head);
-        Ok(outcomes)
+        self.head = committed.head;
+        Ok(committed.outcomes)
     }
 }
 
@@ -269,13 +277,27 @@ macro_rules! run_statement {
     }};
 }
 
+/// A transaction committed: each change's outcome, the head it left when the writer chained
+/// the events itself, and the last event's `seq` (durable now) if there were any.
+struct Committed {
+    outcomes: Outcomes,
+    head: Option<Head>,
+    last_seq: Option<i64>,
+}
+
+impl Committed {
+    fn on(plan: plan::Plan) -> Self {
+        Self { outcomes: plan.outcomes, last_seq: Some(plan.head.seq), head: Some(plan.head) }
+    }
+}
+
 /// One transaction: plan `changes` on the head, run the statements, commit.
 async fn transaction(
     connection: &mut Connection,
     dialect: Dialect,
     changes: &[(&Change, Timestamp)],
     known: Option<Head>,
-) -> Result<(Outcomes, Head), StoreError> {
+) -> Result<Committed, StoreError> {
     match connection {
         Connection::Sqlite(connection) => {
             let mut tx = connection.begin_with(dialect.begin()).await.map_err(unavailable)?;
@@ -285,44 +307,76 @@ async fn transaction(
                     rows::head(&sqlx::query(dialect.head()).fetch_one(&mut *tx).await.map_err(unavailable)?)?
                 }
             };
-            let plan = plan::plan(head, changes, dialect)?;
-            for statement in plan.statements {
+            let mut plan = plan::plan(head, changes, dialect)?;
+            for statement in std::mem::take(&mut plan.statements) {
                 run_statement!(&mut *tx, statement);
             }
             tx.commit().await.map_err(unavailable)?;
-            Ok((plan.outcomes, plan.head))
+            Ok(Committed::on(plan))
         }
+        // Managed here rather than through sqlx's transactions, so that BEGIN goes with the
+        // first statement and COMMIT with the barrier: round trips fewer. A failure closes the
+        // connection (see `commit_on`), which rolls back what was begun.
         Connection::Postgres(connection) => {
-            // Managed here rather than through sqlx's transactions, so that BEGIN goes with the
-            // head's read and COMMIT with the barrier: two round trips fewer. A failure closes
-            // the connection (see `commit_on`), which rolls back what was begun.
-            let connection: &mut sqlx::PgConnection = connection;
-            let (head, asynchronous) = match known {
-                Some(head) => {
-                    sqlx::raw_sql("BEGIN").execute(&mut *connection).await.map_err(unavailable)?;
-                    (head, false)
-                }
-                // Read first: every writer takes the same lock in the same order. Another
-                // process may be appending: the commit is asynchronous, and made durable after
-                // (see `Durable`), so that the head is held only while the statements run.
-                None => {
-                    let rows = sqlx::raw_sql(BEGIN_AND_LOCK_HEAD).fetch_all(&mut *connection).await;
-                    let rows = rows.map_err(unavailable)?;
-                    let row =
-                        rows.first().ok_or_else(|| StoreError::Corrupt("the log has no head".into()))?;
-                    (rows::head(row)?, true)
-                }
-            };
-            let plan = plan::plan(head, changes, dialect)?;
-            for statement in plan.statements {
-                run_statement!(&mut *connection, statement);
+            if changes.iter().any(|(c, _)| c.checkpoint.is_some() || c.cursor.is_some()) {
+                chained_on_locked_head(connection, changes).await
+            } else {
+                chained_by_database(connection, changes).await
             }
-            let commit = if asynchronous { COMMIT_AND_BARRIER } else { "COMMIT" };
-            sqlx::raw_sql(sqlx::AssertSqlSafe(commit))
-                .execute(&mut *connection)
-                .await
-                .map_err(unavailable)?;
-            Ok((plan.outcomes, plan.head))
         }
     }
+}
+
+/// A PostgreSQL transaction whose events the database chains: the records first, then the
+/// append, `COMMIT` and the barrier in one round trip (the first too, without records). The
+/// head is held only while the append statement runs.
+async fn chained_by_database(
+    connection: &mut sqlx::PgConnection,
+    changes: &[(&Change, Timestamp)],
+) -> Result<Committed, StoreError> {
+    let mut plan = DatabasePlan::new(changes)?;
+    let append = plan.append_query()?;
+    let began = !plan.statements.is_empty();
+    if began {
+        let begin = if append.is_some() { BEGIN_ASYNCHRONOUS } else { "BEGIN" };
+        sqlx::raw_sql(begin).execute(&mut *connection).await.map_err(unavailable)?;
+    }
+    for statement in std::mem::take(&mut plan.statements) {
+        run_statement!(&mut *connection, statement);
+    }
+    let Some(append) = append else {
+        // Records alone (usage tallies): a plain synchronous commit, nobody else waits on it.
+        if began {
+            sqlx::raw_sql("COMMIT").execute(&mut *connection).await.map_err(unavailable)?;
+        }
+        let outcomes = changes.iter().map(|_| Ok(Vec::new())).collect();
+        return Ok(Committed { outcomes, head: None, last_seq: None });
+    };
+    let query = if began {
+        format!("{append}; {COMMIT_AND_BARRIER}")
+    } else {
+        format!("{BEGIN_ASYNCHRONOUS}; {append}; {COMMIT_AND_BARRIER}")
+    };
+    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(query)).fetch_all(&mut *connection).await;
+    let by = ChainedBy::from_rows(&rows.map_err(unavailable)?)?;
+    let (outcomes, last_seq) = plan.chained(by)?;
+    Ok(Committed { outcomes, head: None, last_seq: Some(last_seq) })
+}
+
+/// A PostgreSQL transaction that chains its events on the head read under its lock, for changes
+/// checked against the head (a checkpoint signs it, a cursor stays within it). It holds the
+/// head for two round trips: the read, then the statements.
+async fn chained_on_locked_head(
+    connection: &mut sqlx::PgConnection,
+    changes: &[(&Change, Timestamp)],
+) -> Result<Committed, StoreError> {
+    let rows = sqlx::raw_sql(BEGIN_AND_LOCK_HEAD).fetch_all(&mut *connection).await;
+    let rows = rows.map_err(unavailable)?;
+    let row = rows.first().ok_or_else(|| StoreError::Corrupt("the log has no head".into()))?;
+    let mut plan = plan::plan(rows::head(row)?, changes, Dialect::Postgres)?;
+    for statement in std::mem::take(&mut plan.statements) {
+        run_statement!(&mut *connection, statement);
+    }
+    sqlx::raw_sql(COMMIT_AND_BARRIER).execute(&mut *connection).await.map_err(unavailable)?;
+    Ok(Committed::on(plan))
 }

@@ -49,6 +49,7 @@ macro_rules! conformance_tests {
             people_are_written_once_per_version,
             directory_groups_are_written_once_per_version,
             sub_millisecond_times_still_verify,
+            events_of_any_text_are_stored_as_hashed,
             forward_cursors_are_kept_per_sink,
             a_consumer_has_one_holder_at_a_time,
             workflow_terms_round_trip,
@@ -850,6 +851,30 @@ pub async fn sub_millisecond_times_still_verify(store: Arc<dyn Store>) {
     assert_eq!(stored, appended, "what was hashed is what was stored");
     assert_eq!(stored[0].compute_hash(), stored[0].hash);
     assert_eq!(stored[0].recorded_at, Timestamp::from_millisecond(1_800_000_000_123).unwrap());
+}
+
+/// Text that JSON escapes (quotes, backslashes, control characters), SQL's quotes and dollar
+/// quotes, non-ASCII and characters outside the basic plane: stored as it was hashed, whichever
+/// side (ward or the database) does the hashing.
+pub async fn events_of_any_text_are_stored_as_hashed(store: Arc<dyn Store>) {
+    let odd = ["it's \"quoted\" \\ back\\slashed", "$$ $ward$ '; --", "tab\tnew\nline\u{1}\u{1f}\u{7f}", "é 中文 😀 \u{2028}"];
+    let mut ids = SequentialIds::new("odd");
+    let events: Vec<NewEvent> = odd
+        .iter()
+        .map(|text| {
+            let mut event = lifecycle::refusal_event(&mut ids, text, "request", None, None, text, t0());
+            event.subject = Some((*text).to_owned());
+            event.details = serde_json::json!({"text": text, *text: [text, 1.5, -2, null, {"b": true, "a": text}]});
+            event
+        })
+        .collect();
+    let appended = store.commit(Change { events, ..Change::default() }, t0()).await.unwrap();
+    let stored = all_events(&*store).await;
+    assert_eq!(stored, appended, "what was hashed is what was stored");
+    for (before, event) in std::iter::once(None).chain(stored.iter().map(Some)).zip(&stored) {
+        assert_eq!(event.compute_hash(), event.hash);
+        assert_eq!(before.map_or(GENESIS_HASH, |before| before.hash.as_str()), event.prev_hash);
+    }
 }
 
 pub async fn forward_cursors_are_kept_per_sink(store: Arc<dyn Store>) {
