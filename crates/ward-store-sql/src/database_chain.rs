@@ -14,8 +14,8 @@ use ward_core::audit::AuditEvent;
 use ward_store::{Change, StoreError};
 
 use crate::Dialect;
-use crate::plan::{Statement, record_statements};
-use crate::rows::{Columns, millis, to_json};
+use crate::plan::{Head, Statement, record_statements};
+use crate::rows::{self, Columns, millis, to_json};
 
 /// A batch planned for the database to chain.
 pub(crate) struct DatabasePlan {
@@ -25,15 +25,15 @@ pub(crate) struct DatabasePlan {
     events: Vec<Vec<AuditEvent>>,
 }
 
-/// Where the database chained a batch: after which event, and to what last hash.
+/// Where the database chained a batch: after which event, and the head it left.
 pub(crate) struct ChainedBy {
     after_seq: i64,
     after_hash: String,
-    last_hash: String,
+    head: Head,
 }
 
-/// Each change's chained events, and the last one's `seq`.
-pub(crate) type Chained = (Vec<Result<Vec<AuditEvent>, StoreError>>, i64);
+/// Each change's chained events, and the head they left.
+pub(crate) type Chained = (Vec<Result<Vec<AuditEvent>, StoreError>>, Head);
 
 /// An event's columns, and the lengths of its canonical bytes' three pieces in the hashed bytes
 /// (see [`ward_core::audit::CanonicalPieces`]): what `ward_append_events` reads.
@@ -51,7 +51,6 @@ struct UnchainedRow<'a> {
     grant_id: Option<&'a str>,
     reason: Option<&'a str>,
     details: String,
-    pieces: [usize; 3],
 }
 
 impl DatabasePlan {
@@ -62,7 +61,8 @@ impl DatabasePlan {
         let mut events = Vec::with_capacity(changes.len());
         for (change, recorded_at) in changes {
             statements.extend(record_statements(change, Dialect::Postgres)?);
-            events.push(change.events.iter().map(|e| AuditEvent::unchained(e.clone(), *recorded_at)).collect());
+            events
+                .push(change.events.iter().map(|e| AuditEvent::unchained(e.clone(), *recorded_at)).collect());
         }
         Ok(Self { statements, events })
     }
@@ -76,10 +76,12 @@ impl DatabasePlan {
             return Ok(None);
         }
         let mut hashed = Vec::with_capacity(events.len() * 512);
+        let mut lengths = Vec::with_capacity(events.len() * 3);
         let mut rows = Vec::with_capacity(events.len());
         for event in events {
             let pieces = event.canonical_pieces();
             hashed.extend_from_slice(pieces.bytes());
+            lengths.extend(pieces.lengths().map(|length| length.to_string()));
             rows.push(UnchainedRow {
                 id: &event.id,
                 event_type: event.event_type.as_str(),
@@ -92,14 +94,15 @@ impl DatabasePlan {
                 grant_id: event.grant_id.as_deref(),
                 reason: event.reason.as_deref(),
                 details: event.details.to_string(),
-                pieces: pieces.lengths(),
             });
         }
         Ok(Some(format!(
-            "SELECT chained_after_seq, chained_after_hash, last_hash FROM ward_append_events(\
-             convert_from(decode('{}', 'hex'), 'UTF8')::jsonb, decode('{}', 'hex'), '{}')",
+            "SELECT chained_after_seq, chained_after_hash, head_seq, head_hash, head_frontier \
+             FROM ward_append_events(convert_from(decode('{}', 'hex'), 'UTF8')::jsonb, \
+             decode('{}', 'hex'), '{{{}}}'::integer[], '{}')",
             hex::encode(to_json(&rows)?),
             hex::encode(hashed),
+            lengths.join(","),
             crate::announcements::CHANNEL,
         )))
     }
@@ -123,14 +126,14 @@ impl DatabasePlan {
                 .collect();
             outcomes.push(Ok(chained));
         }
-        if seq != by.after_seq && hash != by.last_hash {
-            tracing::error!(seq, "the database chained events to another hash than ward does");
+        if seq != by.head.seq || hash != by.head.hash {
+            tracing::error!(seq, "the database chained events to another head than ward does");
             return Err(StoreError::Corrupt(format!(
-                "event {seq} was chained by the database to hash {}, by ward to {hash}",
-                by.last_hash
+                "the database chained the events to {} ({}), ward to {seq} ({hash})",
+                by.head.seq, by.head.hash
             )));
         }
-        Ok((outcomes, seq))
+        Ok((outcomes, by.head))
     }
 }
 
@@ -144,7 +147,7 @@ impl ChainedBy {
         Ok(Self {
             after_seq: row.int("chained_after_seq")?,
             after_hash: row.text("chained_after_hash")?,
-            last_hash: row.text("last_hash")?,
+            head: rows::head_as(row, ["head_seq", "head_hash", "head_frontier"])?,
         })
     }
 }
@@ -152,6 +155,7 @@ impl ChainedBy {
 #[cfg(test)]
 mod tests {
     use ward_core::audit::{EventType, GENESIS_HASH, NewEvent};
+    use ward_core::merkle::Frontier;
 
     use super::*;
 
@@ -184,7 +188,7 @@ mod tests {
         for word in ["DROP", "$$", "\\", "\""] {
             assert!(!query.contains(word), "{word} in {query}");
         }
-        assert_eq!(query.matches('\'').count(), 12, "only the query's own literals: {query}");
+        assert_eq!(query.matches('\'').count(), 14, "only the query's own literals: {query}");
     }
 
     #[test]
@@ -194,17 +198,19 @@ mod tests {
         let plan = || DatabasePlan::new(&[(&change, at)]).unwrap();
         let first = AuditEvent::chain(change.events[0].clone(), 6, at, GENESIS_HASH.into());
         let second = AuditEvent::chain(change.events[1].clone(), 7, at, first.hash.clone());
-        let by = |last_hash: &str| ChainedBy {
+        let by = |seq: i64, hash: &str| ChainedBy {
             after_seq: 5,
             after_hash: GENESIS_HASH.into(),
-            last_hash: last_hash.into(),
+            head: Head { seq, hash: hash.into(), frontier: Frontier::default() },
         };
 
-        let (outcomes, last_seq) = plan().chained(by(&second.hash)).unwrap();
-        assert_eq!(last_seq, 7);
-        assert_eq!(outcomes.into_iter().next().unwrap().unwrap(), vec![first.clone(), second]);
+        let (outcomes, head) = plan().chained(by(7, &second.hash)).unwrap();
+        assert_eq!(head.seq, 7);
+        assert_eq!(outcomes.into_iter().next().unwrap().unwrap(), vec![first.clone(), second.clone()]);
 
-        let refused = plan().chained(by(&first.hash));
-        assert!(matches!(refused, Err(StoreError::Corrupt(_))));
+        for (seq, hash) in [(7, &first.hash), (8, &second.hash)] {
+            let refused = plan().chained(by(seq, hash));
+            assert!(matches!(refused, Err(StoreError::Corrupt(_))));
+        }
     }
 }

@@ -70,8 +70,11 @@ macro_rules! asynchronous {
 
 /// On PostgreSQL, a transaction begun by taking the chain's head under its lock, committing
 /// asynchronously.
-pub(crate) const BEGIN_AND_LOCK_HEAD: &str =
-    concat!("BEGIN; SELECT seq, hash, frontier, ", asynchronous!(), " FROM audit_head WHERE id = 1 FOR UPDATE");
+pub(crate) const BEGIN_AND_LOCK_HEAD: &str = concat!(
+    "BEGIN; SELECT seq, hash, frontier, ",
+    asynchronous!(),
+    " FROM audit_head WHERE id = 1 FOR UPDATE"
+);
 
 /// On PostgreSQL, a transaction that will commit asynchronously.
 pub(crate) const BEGIN_ASYNCHRONOUS: &str = concat!("BEGIN; SELECT ", asynchronous!());

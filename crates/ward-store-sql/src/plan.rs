@@ -235,10 +235,8 @@ pub(crate) fn record_statements(change: &Change, dialect: Dialect) -> Result<Vec
     }
     statements.extend(change.directory_groups.iter().map(group_statement));
     if !change.people.is_empty() || !change.directory_groups.is_empty() {
-        statements.push(Statement::new(
-            "UPDATE store_epochs SET value = value + 1 WHERE name = 'people'",
-            vec![],
-        ));
+        statements
+            .push(Statement::new("UPDATE store_epochs SET value = value + 1 WHERE name = 'people'", vec![]));
     }
     Ok(statements)
 }

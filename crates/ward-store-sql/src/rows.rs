@@ -231,8 +231,20 @@ pub(crate) fn hash_bytes(hex_text: &str) -> Result<ward_core::merkle::Hash, Stor
 
 /// The chain's head row (`seq, hash, frontier`).
 pub(crate) fn head(row: &impl Columns) -> Result<crate::plan::Head, StoreError> {
-    let seq = row.int("seq")?;
-    Ok(crate::plan::Head { seq, hash: row.text("hash")?, frontier: frontier(seq, &row.text("frontier")?)? })
+    head_as(row, ["seq", "hash", "frontier"])
+}
+
+/// The head from the columns named `[seq, hash, frontier]`.
+pub(crate) fn head_as(
+    row: &impl Columns,
+    [seq, hash, frontier_column]: [&str; 3],
+) -> Result<crate::plan::Head, StoreError> {
+    let seq = row.int(seq)?;
+    Ok(crate::plan::Head {
+        seq,
+        hash: row.text(hash)?,
+        frontier: frontier(seq, &row.text(frontier_column)?)?,
+    })
 }
 
 /// The stored frontier (JSON list of hex hashes) of a log with `size` events.

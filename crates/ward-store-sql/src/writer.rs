@@ -45,8 +45,8 @@ pub(crate) struct Pending {
 struct Writer {
     pool: Pool,
     dialect: Dialect,
-    /// On SQLite, the head as this writer's last commit left it, so the next need not read it
-    /// back; gone after any failure. Another process appending in between is caught by the event INSERT
+    /// The head as this writer's last commit left it, so the next need not read it back; gone
+    /// after any failure. Another process appending in between is caught by the event INSERT
     /// (its `seq` is taken) and the guarded head UPDATE, and the change is then retried on a
     /// head read fresh.
     head: Option<Head>,
@@ -138,11 +138,6 @@ impl Writer {
     /// Commits `changes` in one transaction. `Err` means nothing was written; otherwise each
     /// change has its outcome (a stale checkpoint is refused on its own, without the others).
     async fn commit(&mut self, changes: &[(&Change, Timestamp)]) -> Result<Outcomes, StoreError> {
-        if self.dialect == Dialect::Postgres {
-            // Every commit there chains on the head read under its lock (mostly by the database
-            // itself): several processes may append, and a turn at the head is short.
-            return self.commit_on(changes, None).await;
-        }
         let remembered = self.head.take();
         let remembered_seq = remembered.as_ref().map(|head| head.seq);
         // A checkpoint, or a cursor bounded by the log's size, is checked against the head in the
@@ -196,8 +191,8 @@ impl Writer {
             }
         };
         self.note_outcome(Outcome::Committed);
-        if let Some(seq) = committed.last_seq {
-            self.durable.fetch_max(seq, std::sync::atomic::Ordering::AcqRel);
+        if let Some(head) = &committed.head {
+            self.durable.fetch_max(head.seq, std::sync::atomic::Ordering::AcqRel);
         }
         self.connection = Some(connection);
         self.head = committed.head;
@@ -277,17 +272,16 @@ macro_rules! run_statement {
     }};
 }
 
-/// A transaction committed: each change's outcome, the head it left when the writer chained
-/// the events itself, and the last event's `seq` (durable now) if there were any.
+/// A transaction committed: each change's outcome, and the head it left (durable now), unless
+/// it appended nothing and the head was not read.
 struct Committed {
     outcomes: Outcomes,
     head: Option<Head>,
-    last_seq: Option<i64>,
 }
 
 impl Committed {
     fn on(plan: plan::Plan) -> Self {
-        Self { outcomes: plan.outcomes, last_seq: Some(plan.head.seq), head: Some(plan.head) }
+        Self { outcomes: plan.outcomes, head: Some(plan.head) }
     }
 }
 
@@ -317,14 +311,31 @@ async fn transaction(
         // Managed here rather than through sqlx's transactions, so that BEGIN goes with the
         // first statement and COMMIT with the barrier: round trips fewer. A failure closes the
         // connection (see `commit_on`), which rolls back what was begun.
-        Connection::Postgres(connection) => {
-            if changes.iter().any(|(c, _)| c.checkpoint.is_some() || c.cursor.is_some()) {
+        Connection::Postgres(connection) => match known {
+            Some(head) => chained_on_known_head(connection, changes, head).await,
+            None if changes.iter().any(|(c, _)| c.checkpoint.is_some() || c.cursor.is_some()) => {
                 chained_on_locked_head(connection, changes).await
-            } else {
-                chained_by_database(connection, changes).await
             }
-        }
+            None => chained_by_database(connection, changes).await,
+        },
     }
+}
+
+/// A PostgreSQL transaction chained on the head this writer's last commit left, while no other
+/// process appends: no head to read, and a synchronous commit (no barrier after it). The head's
+/// guarded UPDATE refuses it if another process appended after all.
+async fn chained_on_known_head(
+    connection: &mut sqlx::PgConnection,
+    changes: &[(&Change, Timestamp)],
+    head: Head,
+) -> Result<Committed, StoreError> {
+    sqlx::raw_sql("BEGIN").execute(&mut *connection).await.map_err(unavailable)?;
+    let mut plan = plan::plan(head, changes, Dialect::Postgres)?;
+    for statement in std::mem::take(&mut plan.statements) {
+        run_statement!(&mut *connection, statement);
+    }
+    sqlx::raw_sql("COMMIT").execute(&mut *connection).await.map_err(unavailable)?;
+    Ok(Committed::on(plan))
 }
 
 /// A PostgreSQL transaction whose events the database chains: the records first, then the
@@ -350,7 +361,7 @@ async fn chained_by_database(
             sqlx::raw_sql("COMMIT").execute(&mut *connection).await.map_err(unavailable)?;
         }
         let outcomes = changes.iter().map(|_| Ok(Vec::new())).collect();
-        return Ok(Committed { outcomes, head: None, last_seq: None });
+        return Ok(Committed { outcomes, head: None });
     };
     let query = if began {
         format!("{append}; {COMMIT_AND_BARRIER}")
@@ -359,8 +370,8 @@ async fn chained_by_database(
     };
     let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(query)).fetch_all(&mut *connection).await;
     let by = ChainedBy::from_rows(&rows.map_err(unavailable)?)?;
-    let (outcomes, last_seq) = plan.chained(by)?;
-    Ok(Committed { outcomes, head: None, last_seq: Some(last_seq) })
+    let (outcomes, head) = plan.chained(by)?;
+    Ok(Committed { outcomes, head: Some(head) })
 }
 
 /// A PostgreSQL transaction that chains its events on the head read under its lock, for changes

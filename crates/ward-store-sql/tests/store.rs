@@ -325,6 +325,63 @@ async fn postgres_two_stores_share_one_chain() {
     }
 }
 
+/// Two stores appending in turn, as replicas do, so that most batches are chained by
+/// PostgreSQL (`ward_append_events`) and some by a writer on the head it remembered: the head,
+/// the kept Merkle nodes and every hash are what ward computes from the events, for batches
+/// of every size across subtree boundaries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_what_the_database_chains_is_what_ward_computes() {
+    use ward_core::merkle::{Frontier, NodeId};
+    let Some(cluster) = ward_testkit::postgres() else { return };
+    let url = cluster.fresh_database();
+    let stores = [SqlStore::connect(&url).await.unwrap(), SqlStore::connect(&url).await.unwrap()];
+    let mut next = 1;
+    for (turn, size) in [1, 2, 3, 5, 7, 16, 31, 1, 1, 64, 9, 33, 2, 17, 1, 40].into_iter().enumerate() {
+        let events = (next..next + size).map(numbered_event).collect();
+        let at = jiff::Timestamp::from_second(1_800_000_000 + next).unwrap();
+        let appended =
+            stores[turn % 2].commit(ward_store::Change { events, ..Default::default() }, at).await.unwrap();
+        assert_eq!(appended.first().map(|e| e.seq), Some(next));
+        next += size;
+    }
+    let filter = ward_store::EventFilter { limit: 1000, ..Default::default() };
+    let events = stores[0].events(&filter).await.unwrap();
+    assert_eq!(events.len() as i64, next - 1);
+
+    let mut frontier = Frontier::default();
+    let mut nodes: Vec<(i64, i64, String)> = Vec::new();
+    let mut prev_hash = ward_core::audit::GENESIS_HASH.to_owned();
+    for event in &events {
+        assert_eq!(event.prev_hash, prev_hash, "event {}", event.seq);
+        assert_eq!(event.compute_hash(), event.hash, "event {}", event.seq);
+        let leaf: [u8; 32] = hex::decode(&event.hash).unwrap().try_into().unwrap();
+        frontier.push_with(leaf, |node: NodeId, hash| {
+            if node.level >= 4 {
+                nodes.push((i64::from(node.level), node.index as i64, hex::encode(hash)));
+            }
+        });
+        prev_hash.clone_from(&event.hash);
+    }
+    nodes.sort();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let kept: Vec<(i64, i64, String)> =
+        sqlx::query_as("SELECT level, idx, hash FROM audit_nodes ORDER BY level, idx")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(kept, nodes);
+    let (seq, hash, stored_frontier): (i64, String, String) =
+        sqlx::query_as("SELECT seq, hash, frontier FROM audit_head WHERE id = 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let expected: Vec<String> = frontier.nodes().iter().map(hex::encode).collect();
+    assert_eq!((seq, hash), (next - 1, prev_hash));
+    assert_eq!(serde_json::from_str::<Vec<String>>(&stored_frontier).unwrap(), expected);
+    let report = ward_store::verify_log(&stores[0], &options()).await.unwrap();
+    assert!(report.is_valid(), "{:?}", report.problems);
+}
+
 /// Three stores on one database append at once, as three replicas do (their commits are then
 /// asynchronous, made durable before each caller hears back), and PostgreSQL crashes right
 /// after the last answer (an immediate shutdown: what the WAL buffers held unflushed is lost):

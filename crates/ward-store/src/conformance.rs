@@ -857,14 +857,20 @@ pub async fn sub_millisecond_times_still_verify(store: Arc<dyn Store>) {
 /// quotes, non-ASCII and characters outside the basic plane: stored as it was hashed, whichever
 /// side (ward or the database) does the hashing.
 pub async fn events_of_any_text_are_stored_as_hashed(store: Arc<dyn Store>) {
-    let odd = ["it's \"quoted\" \\ back\\slashed", "$$ $ward$ '; --", "tab\tnew\nline\u{1}\u{1f}\u{7f}", "é 中文 😀 \u{2028}"];
+    let odd = [
+        "it's \"quoted\" \\ back\\slashed",
+        "$$ $ward$ '; --",
+        "tab\tnew\nline\u{1}\u{1f}\u{7f}",
+        "é 中文 😀 \u{2028}",
+    ];
     let mut ids = SequentialIds::new("odd");
     let events: Vec<NewEvent> = odd
         .iter()
         .map(|text| {
             let mut event = lifecycle::refusal_event(&mut ids, text, "request", None, None, text, t0());
             event.subject = Some((*text).to_owned());
-            event.details = serde_json::json!({"text": text, *text: [text, 1.5, -2, null, {"b": true, "a": text}]});
+            event.details =
+                serde_json::json!({"text": text, *text: [text, 1.5, -2, null, {"b": true, "a": text}]});
             event
         })
         .collect();
