@@ -76,6 +76,11 @@ pub(crate) const BEGIN_AND_LOCK_HEAD: &str = concat!(
     " FROM audit_head WHERE id = 1 FOR UPDATE"
 );
 
+/// The same, taking the head without reading it: for a transaction whose events the database
+/// chains after the writer's statements have run (see `writer::chained_by_database`).
+pub(crate) const BEGIN_AND_TAKE_HEAD: &str =
+    concat!("BEGIN; SELECT ", asynchronous!(), " FROM audit_head WHERE id = 1 FOR UPDATE");
+
 /// On PostgreSQL, a transaction that will commit asynchronously.
 pub(crate) const BEGIN_ASYNCHRONOUS: &str = concat!("BEGIN; SELECT ", asynchronous!());
 

@@ -17,8 +17,8 @@ use ward_store::{Change, StoreError};
 use crate::database_chain::{ChainedBy, DatabasePlan};
 use crate::plan::{self, Head};
 use crate::{
-    BEGIN_AND_LOCK_HEAD, BEGIN_ASYNCHRONOUS, COMMIT_AND_BARRIER, Dialect, Durable, Pool, SharedWriteHealth,
-    is_write_blocked, lock_health, rows, unavailable,
+    BEGIN_AND_LOCK_HEAD, BEGIN_AND_TAKE_HEAD, BEGIN_ASYNCHRONOUS, COMMIT_AND_BARRIER, Dialect, Durable, Pool,
+    SharedWriteHealth, is_write_blocked, lock_health, rows, unavailable,
 };
 
 /// Changes per transaction, at most: bounds the latency one group adds to its first caller.
@@ -338,9 +338,11 @@ async fn chained_on_known_head(
     Ok(Committed::on(plan))
 }
 
-/// A PostgreSQL transaction whose events the database chains: the records first, then the
-/// append, `COMMIT` and the barrier in one round trip (the first too, without records). The
-/// head is held only while the append statement runs.
+/// A PostgreSQL transaction whose events the database chains. Without records to write, it is
+/// one round trip (`BEGIN`, the append, `COMMIT` and the barrier), and the head is held only
+/// while the append statement runs. With records, the head is taken first, as every writer
+/// that another process may meet takes it (the same order everywhere, so no deadlock), and the
+/// append, `COMMIT` and the barrier follow the records' statements in one round trip.
 async fn chained_by_database(
     connection: &mut sqlx::PgConnection,
     changes: &[(&Change, Timestamp)],
@@ -349,14 +351,14 @@ async fn chained_by_database(
     let append = plan.append_query()?;
     let began = !plan.statements.is_empty();
     if began {
-        let begin = if append.is_some() { BEGIN_ASYNCHRONOUS } else { "BEGIN" };
+        // Records alone need no head: a plain synchronous commit.
+        let begin = if append.is_some() { BEGIN_AND_TAKE_HEAD } else { "BEGIN" };
         sqlx::raw_sql(begin).execute(&mut *connection).await.map_err(unavailable)?;
     }
     for statement in std::mem::take(&mut plan.statements) {
         run_statement!(&mut *connection, statement);
     }
     let Some(append) = append else {
-        // Records alone (usage tallies): a plain synchronous commit, nobody else waits on it.
         if began {
             sqlx::raw_sql("COMMIT").execute(&mut *connection).await.map_err(unavailable)?;
         }
