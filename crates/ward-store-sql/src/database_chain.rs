@@ -1,12 +1,12 @@
 //! Appends chained by PostgreSQL. A batch's events go to `ward_append_events` (migration 0023)
-//! unchained; it reads the head under its lock, hashes each event on the one before, moves the
-//! Merkle frontier and the head, and inserts the events and the nodes kept, all in one
-//! statement. So a transaction holds the head only while that statement runs, not for the
-//! round trips of reading the head back to the writer and sending what it planned (which is
-//! what limited several replicas appending to one chain).
+//! unchained; it takes the head under its lock, hashes each event on the one before, moves the
+//! Merkle frontier and the head, and inserts the events and the nodes kept, in two statements.
+//! So a transaction holds the head only while the database works, not for the round trips of
+//! reading the head back to the writer and sending what it planned (which is what limited
+//! several replicas appending to one chain).
 //!
-//! The writer chains the same events itself from the head the database reports, and compares
-//! the last hash: the events it hands back are the ones stored.
+//! The writer chains the same events itself from where the database says it chained them,
+//! and compares the head it reaches: the events it hands back are the ones stored.
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -35,8 +35,7 @@ pub(crate) struct ChainedBy {
 /// Each change's chained events, and the head they left.
 pub(crate) type Chained = (Vec<Result<Vec<AuditEvent>, StoreError>>, Head);
 
-/// An event's columns, and the lengths of its canonical bytes' three pieces in the hashed bytes
-/// (see [`ward_core::audit::CanonicalPieces`]): what `ward_append_events` reads.
+/// An event's columns as `ward_append_events` reads them (its hashed bytes go separately).
 #[derive(Serialize)]
 struct UnchainedRow<'a> {
     id: &'a str,
@@ -107,9 +106,9 @@ impl DatabasePlan {
         )))
     }
 
-    /// Each change's events chained where the database chained them. A last hash other than
-    /// the database's means the two disagree on how an event is hashed: the chain as stored
-    /// would then not verify, and the commit is reported as corrupt.
+    /// Each change's events chained where the database chained them. A head other than the
+    /// database's means the two disagree on how an event is hashed: the chain as stored would
+    /// then not verify, and the commit is reported as corrupt.
     pub fn chained(self, by: ChainedBy) -> Result<Chained, StoreError> {
         let mut seq = by.after_seq;
         let mut hash = by.after_hash;
