@@ -376,10 +376,19 @@ async fn postgres_what_the_database_chains_is_what_ward_computes() {
             .await
             .unwrap();
     let expected: Vec<String> = frontier.nodes().iter().map(hex::encode).collect();
-    assert_eq!((seq, hash), (next - 1, prev_hash));
+    assert_eq!((seq, hash), (next - 1, prev_hash.clone()));
     assert_eq!(serde_json::from_str::<Vec<String>>(&stored_frontier).unwrap(), expected);
     let report = ward_store::verify_log(&stores[0], &options()).await.unwrap();
     assert!(report.is_valid(), "{:?}", report.problems);
+
+    // An event the database refuses (its id is taken) fails its change alone, and leaves the
+    // head where it was; the next append goes on from there.
+    let at = jiff::Timestamp::from_second(1_800_000_000).unwrap();
+    let taken = ward_store::Change { events: vec![numbered_event(1)], ..Default::default() };
+    assert!(stores[1].commit(taken, at).await.is_err());
+    let after = ward_store::Change { events: vec![numbered_event(next)], ..Default::default() };
+    let appended = stores[1].commit(after, at).await.unwrap();
+    assert_eq!((appended[0].seq, appended[0].prev_hash.as_str()), (next, prev_hash.as_str()));
 }
 
 /// Three stores on one database append at once, as three replicas do (their commits are then
