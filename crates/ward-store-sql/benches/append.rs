@@ -12,6 +12,7 @@
 //! - one writer on PostgreSQL, next to raw `fdatasync` and to `pgbench` with one client.
 //!
 //! cargo bench -p ward-store-sql --bench append [-- EVENTS_PER_FIGURE]
+//! cargo bench -p ward-store-sql --bench append -- replicas [ROUNDS]   (the replicas' figure alone)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
@@ -203,9 +204,48 @@ fn pgbench(cluster: &ward_testkit::TempPostgres, url: &str, clients: u32, second
         .expect("pgbench printed its tps")
 }
 
+/// The replicas' figure alone, in `rounds` alternating with `pgbench`: 16 writers spread over
+/// three stores on a fresh database each round, then `pgbench` with 16 clients on another. The
+/// ratio of the medians is steadier than one run's ratio on a noisy machine.
+async fn replicas_only(rounds: usize) {
+    const EVENTS: u64 = 60_000;
+    let cluster = ward_testkit::durable_postgres().expect("PostgreSQL is installed");
+    let (mut ward, mut pgbench_rates) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let url = cluster.fresh_database();
+        let mut replicas = Vec::new();
+        for _ in 0..3 {
+            replicas.push(Arc::new(SqlStore::connect(&url).await.unwrap()));
+        }
+        let rate = concurrent_writers(&replicas, WRITERS, 0, EVENTS).await;
+        for replica in &replicas {
+            replica.close().await;
+        }
+        let peer = pgbench(&cluster, &cluster.fresh_database(), 16, 5);
+        println!(
+            "round {round}: 16 writers over 3 replicas {rate:.0} events/s; pgbench, 16 clients: {peer:.0}/s; ratio {:.2}",
+            rate / peer
+        );
+        ward.push(rate);
+        pgbench_rates.push(peer);
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let (ward, peer) = (median(&mut ward), median(&mut pgbench_rates));
+    println!("medians: {ward:.0} events/s against pgbench {peer:.0}/s; ratio {:.2}", ward / peer);
+}
+
 #[tokio::main]
 async fn main() {
-    let count: u64 = std::env::args().filter_map(|a| a.parse().ok()).next().unwrap_or(4_000);
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let first = args.next();
+    if first.as_deref() == Some("replicas") {
+        let rounds = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
+        return replicas_only(rounds).await;
+    }
+    let count: u64 = first.and_then(|a| a.parse().ok()).unwrap_or(4_000);
     let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
 
     // The one-writer figures in alternating rounds, so a disk that speeds up or slows down in
