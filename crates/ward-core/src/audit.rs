@@ -419,7 +419,8 @@ impl AuditEvent {
 
     /// The canonical bytes without the two values chaining gives an event, `prev_hash`'s
     /// (between its quotes) and `seq`'s: what a store that chains events in the database
-    /// hashes, putting the values back in (see [`CanonicalPieces::fill`]).
+    /// hashes, putting the values back in (lowercase hex, as every hash in the chain is, needs
+    /// no escaping).
     pub fn canonical_pieces(&self) -> CanonicalPieces {
         let mut bytes = Vec::with_capacity(512);
         let gaps = self.write_canonical(&mut bytes, None);
@@ -506,19 +507,6 @@ impl CanonicalPieces {
     pub fn lengths(&self) -> [usize; 3] {
         let [first, second] = self.gaps;
         [first, second - first, self.bytes.len() - second]
-    }
-
-    /// The canonical bytes of the event as number `seq` after `prev_hash` (lowercase hex, as
-    /// every hash in the chain is, so it needs no escaping).
-    pub fn fill(&self, prev_hash: &str, seq: i64) -> Vec<u8> {
-        let [first, second] = self.gaps;
-        let mut out = Vec::with_capacity(self.bytes.len() + prev_hash.len() + 20);
-        out.extend_from_slice(&self.bytes[..first]);
-        out.extend_from_slice(prev_hash.as_bytes());
-        out.extend_from_slice(&self.bytes[first..second]);
-        out.extend_from_slice(seq.to_string().as_bytes());
-        out.extend_from_slice(&self.bytes[second..]);
-        out
     }
 }
 
@@ -695,7 +683,11 @@ mod tests {
             proptest::prop_assert_eq!(first + second + third, pieces.bytes().len());
             let prev_hash = hex::encode(prev);
             let chained = AuditEvent::chain(new, seq, at, prev_hash.clone());
-            proptest::prop_assert_eq!(pieces.fill(&prev_hash, seq), chained.canonical_bytes());
+            let [before_prev_hash, before_seq, _] = pieces.lengths();
+            let (first, rest) = pieces.bytes().split_at(before_prev_hash);
+            let (second, third) = rest.split_at(before_seq);
+            let filled = [first, prev_hash.as_bytes(), second, seq.to_string().as_bytes(), third].concat();
+            proptest::prop_assert_eq!(filled, chained.canonical_bytes());
             proptest::prop_assert_eq!(unchained.chain_onto(seq, prev_hash), chained);
         }
     }

@@ -204,6 +204,15 @@ fn pgbench(cluster: &ward_testkit::TempPostgres, url: &str, clients: u32, second
         .expect("pgbench printed its tps")
 }
 
+/// Three replicas' stores on one database, each with its own connections and writer.
+async fn three_replicas(url: &str) -> Vec<Arc<SqlStore>> {
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(Arc::new(SqlStore::connect(url).await.unwrap()));
+    }
+    replicas
+}
+
 /// The replicas' figure alone, in `rounds` alternating with `pgbench`: 16 writers spread over
 /// three stores on a fresh database each round, then `pgbench` with 16 clients on another. The
 /// ratio of the medians is steadier than one run's ratio on a noisy machine.
@@ -212,11 +221,7 @@ async fn replicas_only(rounds: usize) {
     let cluster = ward_testkit::durable_postgres().expect("PostgreSQL is installed");
     let (mut ward, mut pgbench_rates) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let url = cluster.fresh_database();
-        let mut replicas = Vec::new();
-        for _ in 0..3 {
-            replicas.push(Arc::new(SqlStore::connect(&url).await.unwrap()));
-        }
+        let replicas = three_replicas(&cluster.fresh_database()).await;
         let rate = concurrent_writers(&replicas, WRITERS, 0, EVENTS).await;
         for replica in &replicas {
             replica.close().await;
@@ -315,11 +320,7 @@ async fn main() {
     let (raw, pg_single) = (rate(raw_time), rate(pg_time));
     let pg_grouped = concurrent_writers(std::slice::from_ref(&pg), WRITERS, count, count * 4).await;
     // Three replicas' stores on one database: 16 writers spread over them.
-    let url = cluster.fresh_database();
-    let mut replicas = Vec::new();
-    for _ in 0..3 {
-        replicas.push(Arc::new(SqlStore::connect(&url).await.unwrap()));
-    }
+    let replicas = three_replicas(&cluster.fresh_database()).await;
     let pg_replicas = concurrent_writers(&replicas, WRITERS, 0, count * 4).await;
     // As many writers on each replica as there were in all: a turn at the head packs more.
     let pg_replicas_busy = concurrent_writers(&replicas, 3 * WRITERS, count * 4, count * 4).await;

@@ -139,12 +139,12 @@ impl DatabasePlan {
 impl ChainedBy {
     /// Reads the append query's answer from among the rows of the statements sent with it.
     pub fn from_rows(rows: &[impl Columns]) -> Result<Self, StoreError> {
-        let row = rows
+        let (row, after_seq) = rows
             .iter()
-            .find(|row| row.int("chained_after_seq").is_ok())
+            .find_map(|row| Some((row, row.int("chained_after_seq").ok()?)))
             .ok_or_else(|| StoreError::Corrupt("the append returned nothing".into()))?;
         Ok(Self {
-            after_seq: row.int("chained_after_seq")?,
+            after_seq,
             after_hash: row.text("chained_after_hash")?,
             head: rows::head_as(row, ["head_seq", "head_hash", "head_frontier"])?,
         })
