@@ -32,6 +32,48 @@ pub(crate) struct ChainedBy {
     head: Head,
 }
 
+/// Chains, appends and announces a batch, commits it without waiting for the WAL flush, then
+/// makes it durable (a barrier), all in one call (the procedure of migration 0024): for a
+/// transaction with nothing else to write.
+pub(crate) const APPEND_DURABLY: &str =
+    "CALL ward_append_events_durably($1::jsonb, $2, $3, $4, NULL, NULL, NULL, NULL, NULL)";
+
+/// Chains, appends and announces a batch inside a transaction begun by the writer, which then
+/// commits it and makes it durable.
+pub(crate) const APPEND: &str = "SELECT chained_after_seq, chained_after_hash, head_seq, head_hash, head_frontier \
+     FROM ward_append_events($1::jsonb, $2, $3, $4)";
+
+/// A batch's arguments to `ward_append_events`, bound as parameters: nothing an event says is
+/// ever part of the statement's text.
+pub(crate) struct Append {
+    /// The events' columns, a JSON list.
+    batch: String,
+    /// Each event's canonical bytes in three pieces, around where the values of `prev_hash`
+    /// and `seq` go (`ward_core::audit::CanonicalPieces`)...
+    hashed: Vec<u8>,
+    /// ...and the pieces' lengths, three per event.
+    pieces: Vec<i32>,
+}
+
+impl Append {
+    /// The append's answer: where the database chained the batch.
+    pub async fn run(
+        self,
+        statement: &'static str,
+        connection: &mut sqlx::PgConnection,
+    ) -> Result<ChainedBy, StoreError> {
+        let row = sqlx::query(statement)
+            .bind(self.batch)
+            .bind(self.hashed)
+            .bind(self.pieces)
+            .bind(crate::announcements::CHANNEL)
+            .fetch_one(connection)
+            .await
+            .map_err(crate::unavailable)?;
+        ChainedBy::from_row(&row)
+    }
+}
+
 /// Each change's chained events, and the head they left.
 pub(crate) type Chained = (Vec<Result<Vec<AuditEvent>, StoreError>>, Head);
 
@@ -66,21 +108,25 @@ impl DatabasePlan {
         Ok(Self { statements, events })
     }
 
-    /// The query that chains and appends the events and announces them; `None` if there are
-    /// none. It takes no parameters: its values are written in as hexadecimal, which needs no
-    /// quoting, so that it can go in one message with `COMMIT` and the barrier after it.
-    pub fn append_query(&self) -> Result<Option<String>, StoreError> {
+    /// The arguments of the append, to bind to [`APPEND_DURABLY`] or [`APPEND`]; `None` if
+    /// there are no events.
+    pub fn append(&self) -> Result<Option<Append>, StoreError> {
         let events: Vec<&AuditEvent> = self.events.iter().flatten().collect();
         if events.is_empty() {
             return Ok(None);
         }
         let mut hashed = Vec::with_capacity(events.len() * 512);
-        let mut lengths = Vec::with_capacity(events.len() * 3);
+        let mut pieces = Vec::with_capacity(events.len() * 3);
         let mut rows = Vec::with_capacity(events.len());
         for event in events {
-            let pieces = event.canonical_pieces();
-            hashed.extend_from_slice(pieces.bytes());
-            lengths.extend(pieces.lengths().map(|length| length.to_string()));
+            let canonical = event.canonical_pieces();
+            hashed.extend_from_slice(canonical.bytes());
+            for length in canonical.lengths() {
+                let length = i32::try_from(length);
+                pieces.push(
+                    length.map_err(|_| StoreError::Unavailable("an event too large to append".into()))?,
+                );
+            }
             rows.push(UnchainedRow {
                 id: &event.id,
                 event_type: event.event_type.as_str(),
@@ -95,15 +141,7 @@ impl DatabasePlan {
                 details: event.details.to_string(),
             });
         }
-        Ok(Some(format!(
-            "SELECT chained_after_seq, chained_after_hash, head_seq, head_hash, head_frontier \
-             FROM ward_append_events(convert_from(decode('{}', 'hex'), 'UTF8')::jsonb, \
-             decode('{}', 'hex'), '{{{}}}'::integer[], '{}')",
-            hex::encode(to_json(&rows)?),
-            hex::encode(hashed),
-            lengths.join(","),
-            crate::announcements::CHANNEL,
-        )))
+        Ok(Some(Append { batch: to_json(&rows)?, hashed, pieces }))
     }
 
     /// Each change's events chained where the database chained them. A head other than the
@@ -137,14 +175,9 @@ impl DatabasePlan {
 }
 
 impl ChainedBy {
-    /// Reads the append query's answer from among the rows of the statements sent with it.
-    pub fn from_rows(rows: &[impl Columns]) -> Result<Self, StoreError> {
-        let (row, after_seq) = rows
-            .iter()
-            .find_map(|row| Some((row, row.int("chained_after_seq").ok()?)))
-            .ok_or_else(|| StoreError::Corrupt("the append returned nothing".into()))?;
+    fn from_row(row: &impl Columns) -> Result<Self, StoreError> {
         Ok(Self {
-            after_seq,
+            after_seq: row.int("chained_after_seq")?,
             after_hash: row.text("chained_after_hash")?,
             head: rows::head_as(row, ["head_seq", "head_hash", "head_frontier"])?,
         })
@@ -177,17 +210,6 @@ mod tests {
             })
             .collect();
         Change { events, ..Change::default() }
-    }
-
-    #[test]
-    fn what_an_event_says_reaches_the_query_only_as_hexadecimal() {
-        let at = Timestamp::from_millisecond(1_800_000_000_000).unwrap();
-        let change = change(&["x'); DROP TABLE audit_events; --", "$$ \\ \""]);
-        let query = DatabasePlan::new(&[(&change, at)]).unwrap().append_query().unwrap().unwrap();
-        for word in ["DROP", "$$", "\\", "\""] {
-            assert!(!query.contains(word), "{word} in {query}");
-        }
-        assert_eq!(query.matches('\'').count(), 14, "only the query's own literals: {query}");
     }
 
     #[test]

@@ -81,9 +81,6 @@ pub(crate) const BEGIN_AND_LOCK_HEAD: &str = concat!(
 pub(crate) const BEGIN_AND_TAKE_HEAD: &str =
     concat!("BEGIN; SELECT ", asynchronous!(), " FROM audit_head WHERE id = 1 FOR UPDATE");
 
-/// On PostgreSQL, a transaction that will commit asynchronously.
-pub(crate) const BEGIN_ASYNCHRONOUS: &str = concat!("BEGIN; SELECT ", asynchronous!());
-
 /// A synchronous commit that writes WAL, so that it flushes the WAL up to it (a transaction
 /// that wrote none commits asynchronously whatever the setting): a transactional logical
 /// decoding message, which writes one small WAL record and touches no table. See

@@ -14,11 +14,11 @@ use tokio::sync::{mpsc, oneshot};
 use ward_core::audit::AuditEvent;
 use ward_store::{Change, StoreError};
 
-use crate::database_chain::{ChainedBy, DatabasePlan};
+use crate::database_chain::{APPEND, APPEND_DURABLY, DatabasePlan};
 use crate::plan::{self, Head};
 use crate::{
-    BEGIN_AND_LOCK_HEAD, BEGIN_AND_TAKE_HEAD, BEGIN_ASYNCHRONOUS, COMMIT_AND_BARRIER, Dialect, Durable, Pool,
-    SharedWriteHealth, is_write_blocked, lock_health, rows, unavailable,
+    BEGIN_AND_LOCK_HEAD, BEGIN_AND_TAKE_HEAD, COMMIT_AND_BARRIER, Dialect, Durable, Pool, SharedWriteHealth,
+    is_write_blocked, lock_health, rows, unavailable,
 };
 
 /// Changes per transaction, at most: bounds the latency one group adds to its first caller.
@@ -339,39 +339,36 @@ async fn chained_on_known_head(
 }
 
 /// A PostgreSQL transaction whose events the database chains. Without records to write, it is
-/// one round trip (`BEGIN`, the append, `COMMIT` and the barrier), and the head is held only
-/// while the append statement runs. With records, the head is taken first, as every writer
-/// that another process may meet takes it (the same order everywhere, so no deadlock), and the
-/// append, `COMMIT` and the barrier follow the records' statements in one round trip.
+/// one call ([`APPEND_DURABLY`]), which holds the head only while the append runs. With records,
+/// the head is taken first, as every writer that another process may meet takes it (the same
+/// order everywhere, so no deadlock); the records' statements and the append follow, then
+/// `COMMIT` and the barrier in one round trip.
 async fn chained_by_database(
     connection: &mut sqlx::PgConnection,
     changes: &[(&Change, Timestamp)],
 ) -> Result<Committed, StoreError> {
     let mut plan = DatabasePlan::new(changes)?;
-    let append = plan.append_query()?;
-    let began = !plan.statements.is_empty();
-    if began {
-        // Records alone need no head: a plain synchronous commit.
-        let begin = if append.is_some() { BEGIN_AND_TAKE_HEAD } else { "BEGIN" };
-        sqlx::raw_sql(begin).execute(&mut *connection).await.map_err(unavailable)?;
-    }
-    for statement in std::mem::take(&mut plan.statements) {
-        run_statement!(&mut *connection, statement);
-    }
-    let Some(append) = append else {
-        if began {
-            sqlx::raw_sql("COMMIT").execute(&mut *connection).await.map_err(unavailable)?;
+    let nothing_appended =
+        || Committed { outcomes: changes.iter().map(|_| Ok(Vec::new())).collect(), head: None };
+    let by = match (plan.append()?, plan.statements.is_empty()) {
+        (None, true) => return Ok(nothing_appended()),
+        (Some(append), true) => append.run(APPEND_DURABLY, connection).await?,
+        (append, false) => {
+            // Records alone need no head: a plain synchronous commit.
+            let begin = if append.is_some() { BEGIN_AND_TAKE_HEAD } else { "BEGIN" };
+            sqlx::raw_sql(begin).execute(&mut *connection).await.map_err(unavailable)?;
+            for statement in std::mem::take(&mut plan.statements) {
+                run_statement!(&mut *connection, statement);
+            }
+            let Some(append) = append else {
+                sqlx::raw_sql("COMMIT").execute(&mut *connection).await.map_err(unavailable)?;
+                return Ok(nothing_appended());
+            };
+            let by = append.run(APPEND, connection).await?;
+            sqlx::raw_sql(COMMIT_AND_BARRIER).execute(&mut *connection).await.map_err(unavailable)?;
+            by
         }
-        let outcomes = changes.iter().map(|_| Ok(Vec::new())).collect();
-        return Ok(Committed { outcomes, head: None });
     };
-    let query = if began {
-        format!("{append}; {COMMIT_AND_BARRIER}")
-    } else {
-        format!("{BEGIN_ASYNCHRONOUS}; {append}; {COMMIT_AND_BARRIER}")
-    };
-    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(query)).fetch_all(&mut *connection).await;
-    let by = ChainedBy::from_rows(&rows.map_err(unavailable)?)?;
     let (outcomes, head) = plan.chained(by)?;
     Ok(Committed { outcomes, head: Some(head) })
 }
