@@ -56,21 +56,25 @@ pub(crate) struct Append {
 }
 
 impl Append {
-    /// The append's answer: where the database chained the batch.
+    /// The append's answer: where the database chained the batch. All of the answer is read,
+    /// up to the server's ready-for-query: the statement's own transaction (the barrier, with
+    /// [`APPEND_DURABLY`]) commits only after its row is sent, and a failure to commit comes
+    /// after the row.
     pub async fn run(
         self,
         statement: &'static str,
         connection: &mut sqlx::PgConnection,
     ) -> Result<ChainedBy, StoreError> {
-        let row = sqlx::query(statement)
+        let rows = sqlx::query(statement)
             .bind(self.batch)
             .bind(self.hashed)
             .bind(self.pieces)
             .bind(crate::announcements::CHANNEL)
-            .fetch_one(connection)
+            .fetch_all(connection)
             .await
             .map_err(crate::unavailable)?;
-        ChainedBy::from_row(&row)
+        let row = rows.first().ok_or_else(|| StoreError::Corrupt("the append returned nothing".into()))?;
+        ChainedBy::from_row(row)
     }
 }
 
