@@ -84,7 +84,7 @@ pub(crate) const BEGIN_AND_TAKE_HEAD: &str =
 /// A synchronous commit that writes WAL, so that it flushes the WAL up to it (a transaction
 /// that wrote none commits asynchronously whatever the setting): a transactional logical
 /// decoding message, which writes one small WAL record and touches no table. See
-/// [`SqlStore::barrier`].
+/// [`SqlStore::barrier`]. The procedure of migration 0024 runs the same one.
 macro_rules! barrier {
     () => {
         "SELECT pg_logical_emit_message(true, 'ward-durable', '')"

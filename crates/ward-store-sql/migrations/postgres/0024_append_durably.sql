@@ -6,9 +6,10 @@
 -- barrier), which flushes the WAL up to it, and so the batch's commit before it, before the call
 -- returns. A failure before the first COMMIT leaves nothing written.
 --
--- Where one message of `BEGIN`, a `SELECT` of the function, `COMMIT` and the barrier took five
--- statements to parse and plan, this takes one, planned once per connection: with three
--- replicas appending, the head is held and the machine is busy for that much less.
+-- Where one message of `BEGIN`, `set_config`, a `SELECT` of the function, `COMMIT` and the
+-- barrier took five statements to parse and plan each time, this is one, planned once per
+-- connection: with three replicas appending, the machine is busy for that much less. The
+-- barrier is the one ward-store-sql runs itself (`BARRIER`).
 CREATE PROCEDURE ward_append_events_durably(
     batch jsonb,
     hashed bytea,
