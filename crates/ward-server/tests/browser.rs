@@ -77,6 +77,40 @@ impl Ward {
     }
 }
 
+/// The text of what `locator` finds, once it reads `expected` or after ten seconds. The page
+/// changes under the test: htmx swaps in each answer to what is typed, and a click that submits a
+/// form loads a new page. An element found a moment ago can be gone (stale) when its text is
+/// asked for; then it is found again.
+async fn text_settles_on(browser: &Client, locator: Locator<'_>, expected: &str) -> String {
+    let mut seen = String::new();
+    for _ in 0..100 {
+        if let Ok(element) = browser.find(locator).await {
+            match element.text().await {
+                Ok(text) if text == expected => return text,
+                Ok(text) => seen = text,
+                Err(e) if e.is_stale_element_reference() => {}
+                Err(e) => panic!("reading {locator:?}: {e}"),
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    seen
+}
+
+/// Clicks what `locator` finds, a button that submits its form, and waits until the page it
+/// leads to has replaced this one: until then, the old page's elements are still there to find.
+async fn click_and_leave(browser: &Client, locator: Locator<'_>) {
+    let page = browser.find(Locator::Css("html")).await.unwrap();
+    browser.find(locator).await.unwrap().click().await.unwrap();
+    for _ in 0..100 {
+        match page.tag_name().await {
+            Err(e) if e.is_stale_element_reference() => return,
+            _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    panic!("clicking {locator:?} did not leave {:?}", browser.current_url().await);
+}
+
 /// Checks the page `browser` shows with axe-core, then saves it as `DIR/NAME.png` when
 /// `WARD_SCREENSHOTS=DIR` is set.
 async fn shot(browser: &Client, name: &str) {
@@ -159,11 +193,10 @@ async fn walk_through(driver: &ward_testkit::TestBrowser, ward: Ward) {
     alice.find(Locator::Id("reason")).await.unwrap().send_keys(reason).await.unwrap();
     alice.find(Locator::Id("ticket")).await.unwrap().send_keys("INC-4312").await.unwrap();
     // The dry run answers as she types: no button pressed, no page loaded.
-    let decision = alice.wait().for_element(Locator::Id("decision")).await.unwrap().text().await.unwrap();
-    assert_eq!(decision, "pending");
+    assert_eq!(text_settles_on(&alice, Locator::Id("decision"), "pending").await, "pending");
     assert_eq!(alice.current_url().await.unwrap().path(), "/ui/ask");
-    alice.find(Locator::Css("button[value=check]")).await.unwrap().click().await.unwrap();
-    let decision = alice.wait().for_element(Locator::Id("decision")).await.unwrap().text().await.unwrap();
+    click_and_leave(&alice, Locator::Css("button[value=check]")).await;
+    let decision = text_settles_on(&alice, Locator::Id("decision"), "pending").await;
     assert_eq!(decision, "pending", "and without script, the button");
     shot(&alice, "ask").await;
     alice.find(Locator::Css("button[value=ask]")).await.unwrap().click().await.unwrap();
