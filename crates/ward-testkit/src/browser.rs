@@ -4,10 +4,12 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running chromedriver; stopped when dropped.
+/// A running chromedriver; stopped when dropped, and what it and its browsers left in their
+/// temporary directory (profiles, caches) removed with it.
 pub struct TestBrowser {
     child: Child,
     url: String,
+    _temporary: tempfile::TempDir,
 }
 
 /// Where Debian puts the browser.
@@ -33,8 +35,11 @@ pub fn browser() -> Option<TestBrowser> {
         return None;
     }
     let port = crate::free_port();
+    // Chromium inherits chromedriver's environment: its profiles go here, not into /tmp.
+    let temporary = tempfile::tempdir().expect("a temporary directory for the browser");
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .env("TMPDIR", temporary.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -45,7 +50,7 @@ pub fn browser() -> Option<TestBrowser> {
         assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Some(TestBrowser { child, url })
+    Some(TestBrowser { child, url, _temporary: temporary })
 }
 
 impl TestBrowser {
