@@ -1,0 +1,145 @@
+#!/bin/sh
+# What bounds appends from several replicas on PostgreSQL, measured without ward's own code in
+# the way: pgbench calls ward's append procedure (`ward_append_events_durably`, on ward's schema
+# from crates/ward-store-sql/migrations/postgres) as the replicas' writers do, one client a
+# writer, each call one turn of N events.
+#
+# `cargo bench -p ward-store-sql --bench append -- replicas` has 16 writers over 3 replicas:
+# about 3 turns of 5 events in flight. Here, with about as many events in flight:
+#   - 3 clients × 5 events, the bench's shape;
+#   - 2 × 8 (fewer, larger turns), 4 × 4 and 8 × 2 (more, smaller ones);
+#   - 3 × 5 with no chain: the same events inserted with `seq` from a sequence, committed the
+#     same way (asynchronously, then a barrier), with no head to take: what the chain costs;
+#   - 3 × 5 on a copy without audit_events' seven secondary indexes: what keeping them costs
+#     while the head is held;
+#   - the peer of the bench: pgbench's 16 clients inserting one row of an event's size a
+#     transaction (rows/s; CPU a transaction).
+# Each run is on a fresh copy of the database (and after a checkpoint). Printed: events a
+# second, the whole machine's CPU time a turn and how busy its CPUs were (from /proc/stat, so
+# pgbench's own share is in it).
+#
+# Usage: bench/append-turns.sh [ROUNDS] [SECONDS_PER_RUN]
+set -eu
+
+rounds=${1:-3}
+seconds=${2:-6}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -x "$bin/initdb" ] || { echo "needs PostgreSQL's server binaries (apt-get install postgresql)" >&2; exit 1; }
+dir=$(mktemp -d)
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+[ "$(id -u)" = 0 ] && chown postgres "$dir"
+cleanup() {
+    as_postgres "$bin/pg_ctl" -D "$dir/data" stop -m fast >/dev/null 2>&1 || true
+    rm -rf "$dir"
+}
+trap cleanup EXIT INT TERM
+
+# A cluster with PostgreSQL's durable defaults, as the bench's.
+as_postgres "$bin/initdb" -U ward -A trust -E UTF8 --no-sync -D "$dir/data" >/dev/null
+as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null
+sql() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U ward "$@"; }
+
+sql -d postgres -c "CREATE DATABASE template_ward"
+for migration in "$repo"/crates/ward-store-sql/migrations/postgres/*.sql; do
+    sql -d template_ward -f "$migration" >/dev/null
+done
+sql -d template_ward <<'SQL'
+-- A batch of 2 to 8 events shaped like the bench's (crates/ward-store-sql/benches/append.rs),
+-- its ids numbered afresh each turn ('#'); the canonical bytes are filler in the pieces' lengths.
+CREATE SEQUENCE next_batch;
+CREATE TABLE batches (events int PRIMARY KEY, batch text, hashed bytea, pieces int[]);
+INSERT INTO batches
+SELECT n,
+    (SELECT jsonb_agg(jsonb_build_object('id', format('evt_#_%s', k), 'type', 'access.used',
+        'occurred_at', 1800000000000 + k, 'recorded_at', 1800000000000 + k, 'actor', 'user' || k,
+        'subject', 'user' || k, 'resource', 'logs:payments-api', 'request_id', format('req_#_%s', k),
+        'grant_id', format('grt_#_%s', k), 'reason', 'INC-4312 checkout 500s for EU customers',
+        'details', '{"role":"read","action":"search"}'))
+     FROM generate_series(1, n) k)::text,
+    decode(repeat(repeat('ab', 400), n), 'hex'),
+    (SELECT array_agg(p) FROM generate_series(1, n), unnest('{200,100,100}'::int[]) p)
+FROM unnest('{2,4,5,8}'::int[]) n;
+
+-- The same events with no chain: no head taken, `seq` from a sequence, constant hashes.
+CREATE SEQUENCE unchained_seq START 1000000000;
+CREATE PROCEDURE append_unchained(batch jsonb, hashed bytea, pieces int[], channel text,
+    OUT chained_after_seq bigint, OUT chained_after_hash text, OUT head_seq bigint,
+    OUT head_hash text, OUT head_frontier text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    INSERT INTO audit_events (seq, id, type, occurred_at, recorded_at, actor, subject, resource,
+        request_id, grant_id, reason, details, prev_hash, hash)
+    SELECT nextval('unchained_seq'), e.id, e.type, e.occurred_at, e.recorded_at, e.actor, e.subject,
+        e.resource, e.request_id, e.grant_id, e.reason, e.details, repeat('a', 64), repeat('b', 64)
+    FROM jsonb_to_recordset(batch) AS e(id text, type text, occurred_at bigint, recorded_at bigint,
+        actor text, subject text, resource text, request_id text, grant_id text, reason text,
+        details text);
+    COMMIT;
+    PERFORM pg_logical_emit_message(true, 'ward-durable', '');
+END;
+$$;
+SQL
+
+# script PROCEDURE EVENTS: a pgbench script for one turn (the batch is read first, as a writer
+# has it before its call).
+script() {
+    printf '%s\n%s\n' \
+        "SELECT replace(batch, '#', nextval('next_batch')::text) AS batch, hashed, pieces FROM batches WHERE events = $2 \\gset" \
+        "CALL $1(:batch, :hashed, :pieces, 'ward_log', NULL, NULL, NULL, NULL, NULL);" >"$dir/$1-$2.pgb"
+    echo "$dir/$1-$2.pgb"
+}
+
+busy_idle() { awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat; }
+
+# run LABEL PROCEDURE CLIENTS EVENTS [SQL]: SQL runs on the fresh copy first.
+run() {
+    file=$(script "$2" "$4")
+    sql -d postgres -c "DROP DATABASE IF EXISTS ward" -c "CREATE DATABASE ward TEMPLATE template_ward"
+    [ -z "${5:-}" ] || sql -d ward -c "$5"
+    sql -d postgres -c CHECKPOINT
+    before=$(busy_idle)
+    tps=$(pgbench -n -h 127.0.0.1 -p "$port" -U ward -d ward -M prepared -c "$3" -j "$3" -T "$seconds" -f "$file" 2>&1 |
+        awk '/^tps/{print $3}')
+    after=$(busy_idle)
+    echo "$before $after" | awk -v label="$1" -v tps="$tps" -v n="$4" -v s="$seconds" -v hz="$(getconf CLK_TCK)" \
+        '{ busy = $3 - $1; idle = $4 - $2; printf "%s: %.0f events/s; CPU %.3f ms a turn, %.0f%% busy\n", label, tps * n, busy * 1000 / hz / (tps * s), 100 * busy / (busy + idle) }'
+}
+
+# insert: the bench's peer, as it runs it (16 clients, 2 threads, one single-row INSERT).
+insert() {
+    sql -d postgres -c "DROP DATABASE IF EXISTS ward" -c "CREATE DATABASE ward TEMPLATE template_ward"
+    sql -d ward -c "CREATE TABLE pgbench_audit (id BIGSERIAL PRIMARY KEY, event TEXT NOT NULL)"
+    sql -d postgres -c CHECKPOINT
+    printf "INSERT INTO pgbench_audit (event) VALUES ('%s');\n" "$(printf '%0700d' 0)" >"$dir/insert.pgb"
+    before=$(busy_idle)
+    tps=$(pgbench -n -h 127.0.0.1 -p "$port" -U ward -d ward -c 16 -j 2 -T "$seconds" -f "$dir/insert.pgb" 2>&1 |
+        awk '/^tps/{print $3}')
+    after=$(busy_idle)
+    echo "$before $after" | awk -v tps="$tps" -v s="$seconds" -v hz="$(getconf CLK_TCK)" \
+        '{ busy = $3 - $1; idle = $4 - $2; printf "pgbench insert, 16 clients: %.0f rows/s; CPU %.3f ms a row, %.0f%% busy\n", tps, busy * 1000 / hz / (tps * s), 100 * busy / (busy + idle) }'
+}
+
+no_secondary_indexes="DROP INDEX audit_events_by_actor, audit_events_by_subject, audit_events_by_resource,
+    audit_events_by_type, audit_events_by_request, audit_events_by_grant, audit_events_by_occurred"
+results=$dir/results
+for round in $(seq 1 "$rounds"); do
+    {
+        run "3 × 5" ward_append_events_durably 3 5
+        run "2 × 8" ward_append_events_durably 2 8
+        run "4 × 4" ward_append_events_durably 4 4
+        run "8 × 2" ward_append_events_durably 8 2
+        run "3 × 5, no chain" append_unchained 3 5
+        run "3 × 5, no secondary indexes" ward_append_events_durably 3 5 "$no_secondary_indexes"
+        insert
+    } | tee -a "$results"
+done
+echo "medians of $rounds round(s):"
+for label in "3 × 5" "2 × 8" "4 × 4" "8 × 2" "3 × 5, no chain" "3 × 5, no secondary indexes" \
+    "pgbench insert, 16 clients"; do
+    grep "^$label: " "$results" | awk -F': ' '{print $2}' | sort -n |
+        awk -v label="$label" '{ line[NR] = $0 } END { print "  " label ": " line[int((NR + 1) / 2)] }'
+done
