@@ -93,6 +93,7 @@ script() {
     echo "$dir/$1-$2.pgb"
 }
 
+# (pgbench takes the database as its last argument: its `-d` is `--debug`.)
 busy_idle() { awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat; }
 
 # run LABEL PROCEDURE CLIENTS EVENTS [SQL]: SQL runs on the fresh copy first.
@@ -102,7 +103,7 @@ run() {
     [ -z "${5:-}" ] || sql -d ward -c "$5"
     sql -d postgres -c CHECKPOINT
     before=$(busy_idle)
-    tps=$(pgbench -n -h 127.0.0.1 -p "$port" -U ward -d ward -M prepared -c "$3" -j "$3" -T "$seconds" -f "$file" 2>&1 |
+    tps=$(pgbench -n -h 127.0.0.1 -p "$port" -U ward -M prepared -c "$3" -j "$3" -T "$seconds" -f "$file" ward 2>&1 |
         awk '/^tps/{print $3}')
     after=$(busy_idle)
     echo "$before $after" | awk -v label="$1" -v tps="$tps" -v n="$4" -v s="$seconds" -v hz="$(getconf CLK_TCK)" \
@@ -116,7 +117,7 @@ insert() {
     sql -d postgres -c CHECKPOINT
     printf "INSERT INTO pgbench_audit (event) VALUES ('%s');\n" "$(printf '%0700d' 0)" >"$dir/insert.pgb"
     before=$(busy_idle)
-    tps=$(pgbench -n -h 127.0.0.1 -p "$port" -U ward -d ward -c 16 -j 2 -T "$seconds" -f "$dir/insert.pgb" 2>&1 |
+    tps=$(pgbench -n -h 127.0.0.1 -p "$port" -U ward -c 16 -j 2 -T "$seconds" -f "$dir/insert.pgb" ward 2>&1 |
         awk '/^tps/{print $3}')
     after=$(busy_idle)
     echo "$before $after" | awk -v tps="$tps" -v s="$seconds" -v hz="$(getconf CLK_TCK)" \

@@ -172,9 +172,10 @@ fn chaining_cpu(count: u64) -> Duration {
 fn pgbench(cluster: &ward_testkit::TempPostgres, url: &str, clients: u32, seconds: u32) -> f64 {
     let database = url.rsplit('/').next().unwrap();
     let port = cluster.port().to_string();
-    let connection = ["-h", "127.0.0.1", "-p", &port, "-U", "ward", "-d", database];
+    let connection = ["-h", "127.0.0.1", "-p", &port, "-U", "ward"];
     let created = Command::new(cluster.bin().join("psql"))
         .args(connection)
+        .args(["-d", database])
         .args(["-q", "-c", "CREATE TABLE pgbench_audit (id BIGSERIAL PRIMARY KEY, event TEXT NOT NULL)"])
         .status()
         .unwrap();
@@ -189,10 +190,13 @@ fn pgbench(cluster: &ward_testkit::TempPostgres, url: &str, clients: u32, second
     .unwrap();
     let script = std::env::temp_dir().join(format!("ward-pgbench-{}.sql", std::process::id()));
     std::fs::write(&script, format!("INSERT INTO pgbench_audit (event) VALUES ('{event}');\n")).unwrap();
+    // The database is pgbench's last argument: its `-d` is `--debug`, which prints every
+    // statement it sends and slows it down.
     let output = Command::new(cluster.bin().join("pgbench"))
         .args(connection)
         .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
         .arg(&script)
+        .arg(database)
         .output()
         .unwrap();
     std::fs::remove_file(&script).ok();
