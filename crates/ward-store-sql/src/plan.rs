@@ -82,15 +82,19 @@ pub(crate) struct Statement {
     pub params: Vec<Param>,
     /// For optimistic writes: the rows it must change, or someone else got there first.
     pub expected_rows: Option<u64>,
+    /// Whether the statement fails as a whole, writing nothing, when someone else got there
+    /// first (rather than only change fewer rows than expected): it may then run as a
+    /// transaction of its own.
+    pub fails_whole: bool,
 }
 
 impl Statement {
     fn new(sql: impl Into<Cow<'static, str>>, params: Vec<Param>) -> Self {
-        Self { sql: sql.into(), params, expected_rows: None }
+        Self { sql: sql.into(), params, expected_rows: None, fails_whole: false }
     }
 
     fn checked(sql: &'static str, params: Vec<Param>) -> Self {
-        Self { sql: sql.into(), params, expected_rows: Some(1) }
+        Self { sql: sql.into(), params, expected_rows: Some(1), fails_whole: false }
     }
 }
 
@@ -643,7 +647,7 @@ fn grant_updates(grants: &[&Grant]) -> Result<Statement, StoreError> {
             g.idle_at().map(millis).into(),
         ]);
     }
-    Ok(Statement { sql: sql.into(), params, expected_rows: Some(grants.len() as u64) })
+    Ok(Statement { sql: sql.into(), params, expected_rows: Some(grants.len() as u64), fails_whole: false })
 }
 
 /// Records a shared key's first fingerprint, or replaces exactly the one it names.
@@ -723,7 +727,7 @@ fn tallies_taken_statements(taken: &[TallyTaken]) -> Vec<Statement> {
             push_value_rows(&mut sql, chunk.len(), 2, 0);
             sql.push(')');
             let params = chunk.iter().flat_map(|t| [t.id.into(), t.revision.into()]).collect();
-            Statement { sql: sql.into(), params, expected_rows: Some(chunk.len() as u64) }
+            Statement { sql: sql.into(), params, expected_rows: Some(chunk.len() as u64), fails_whole: false }
         })
         .collect()
 }
@@ -810,7 +814,8 @@ fn holder_limit_statements(limit: &HolderLimit, dialect: Dialect) -> Vec<Stateme
 /// The last events' INSERT, the nodes they complete and the head's UPDATE as one statement: one
 /// round trip per commit, nodes or not. The UPDATE is guarded: if the head moved under a head
 /// known from before this transaction (another process appended), it changes nothing and the
-/// commit is refused.
+/// commit is refused. On PostgreSQL the statement then fails whole (a division by the rows the
+/// UPDATE changed), so that alone it can be a transaction of its own.
 fn append_and_move_head(
     insert: Statement,
     inserted: usize,
@@ -839,35 +844,29 @@ fn append_and_move_head(
         frontier_text(&head.frontier)?.into(),
         first_seq.into(),
     ]);
-    let (sql, expected_rows) = match (dialect, kept) {
+    let (sql, expected_rows, fails_whole) = match (dialect, kept) {
         // Statements in one call; SQLite reports the rows all of them changed. A node is new
         // with the event that completes it, so each one is inserted.
-        (Dialect::Sqlite, None) => (format!("{}; {update}", insert.sql), inserted as u64 + 1),
+        (Dialect::Sqlite, None) => (format!("{}; {update}", insert.sql), inserted as u64 + 1, false),
         (Dialect::Sqlite, Some(kept)) => {
-            (format!("{}; {kept}; {update}", insert.sql), (inserted + nodes.len()) as u64 + 1)
+            (format!("{}; {kept}; {update}", insert.sql), (inserted + nodes.len()) as u64 + 1, false)
         }
-        // A data-modifying WITH always runs to completion; the rows reported are the UPDATE's.
-        // The commit is announced to every process following the log in the same round trip
-        // (PostgreSQL delivers it when the transaction commits, and only then).
-        (Dialect::Postgres, None) => (
-            format!(
-                "WITH appended AS ({} RETURNING seq), {} {update} {IF_ANNOUNCED}",
+        // A data-modifying WITH always runs to completion. The commit is announced to every
+        // process following the log in the same round trip (PostgreSQL delivers it when the
+        // transaction commits, and only then).
+        (Dialect::Postgres, kept) => {
+            let kept = kept.map(|kept| format!("kept AS ({kept} RETURNING idx), ")).unwrap_or_default();
+            let sql = format!(
+                "WITH appended AS ({} RETURNING seq), {kept}{}, \
+                 moved AS ({update} {IF_ANNOUNCED} RETURNING 1) \
+                 SELECT 1 / (SELECT count(*) FROM moved) AS moved",
                 insert.sql,
                 announced()
-            ),
-            1,
-        ),
-        (Dialect::Postgres, Some(kept)) => (
-            format!(
-                "WITH appended AS ({} RETURNING seq), kept AS ({kept} RETURNING idx), {} \
-                 {update} {IF_ANNOUNCED}",
-                insert.sql,
-                announced()
-            ),
-            1,
-        ),
+            );
+            (sql, 1, true)
+        }
     };
-    Ok(Statement { sql: sql.into(), params, expected_rows: Some(expected_rows) })
+    Ok(Statement { sql: sql.into(), params, expected_rows: Some(expected_rows), fails_whole })
 }
 
 /// A WITH query that announces a commit of events to the processes that follow the log (see

@@ -323,18 +323,26 @@ async fn transaction(
 
 /// A PostgreSQL transaction chained on the head this writer's last commit left, while no other
 /// process appends: no head to read, and a synchronous commit (no barrier after it). The head's
-/// guarded UPDATE refuses it if another process appended after all.
+/// guarded UPDATE refuses it if another process appended after all. Events alone (the usual
+/// group) are one statement that fails whole if the head moved: it runs as a transaction of its
+/// own, one round trip where `BEGIN` and `COMMIT` would make three.
 async fn chained_on_known_head(
     connection: &mut sqlx::PgConnection,
     changes: &[(&Change, Timestamp)],
     head: Head,
 ) -> Result<Committed, StoreError> {
-    sqlx::raw_sql("BEGIN").execute(&mut *connection).await.map_err(unavailable)?;
     let mut plan = plan::plan(head, changes, Dialect::Postgres)?;
-    for statement in std::mem::take(&mut plan.statements) {
+    let statements = std::mem::take(&mut plan.statements);
+    let alone = matches!(statements.as_slice(), [statement] if statement.fails_whole);
+    if !alone {
+        sqlx::raw_sql("BEGIN").execute(&mut *connection).await.map_err(unavailable)?;
+    }
+    for statement in statements {
         run_statement!(&mut *connection, statement);
     }
-    sqlx::raw_sql("COMMIT").execute(&mut *connection).await.map_err(unavailable)?;
+    if !alone {
+        sqlx::raw_sql("COMMIT").execute(&mut *connection).await.map_err(unavailable)?;
+    }
     Ok(Committed::on(plan))
 }
 

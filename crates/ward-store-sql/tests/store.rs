@@ -325,6 +325,36 @@ async fn postgres_two_stores_share_one_chain() {
     }
 }
 
+/// A writer alone appends on the head its last commit left, a group of events being one
+/// statement that is a transaction of its own. If the head moved without events taking the
+/// numbers the writer meant to use (its row changed by hand, say), the statement fails whole:
+/// nothing is written where the writer thought the head was, and it appends again on the head
+/// as it then reads it.
+#[tokio::test]
+async fn postgres_an_append_on_a_head_that_moved_writes_nothing_where_it_was() {
+    let Some(cluster) = ward_testkit::postgres() else { return };
+    let url = cluster.fresh_database();
+    let store = SqlStore::connect(&url).await.unwrap();
+    let at = jiff::Timestamp::UNIX_EPOCH;
+    let first = ward_store::Change { events: vec![numbered_event(1)], ..Default::default() };
+    store.commit(first, at).await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    // A head of five events (two complete subtrees), without the events.
+    let frontier = format!("[\"{}\",\"{}\"]", "a".repeat(64), "b".repeat(64));
+    sqlx::query("UPDATE audit_head SET seq = 5, frontier = $1 WHERE id = 1")
+        .bind(frontier)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let second = ward_store::Change { events: vec![numbered_event(2)], ..Default::default() };
+    let appended = store.commit(second, at).await.unwrap();
+    assert_eq!(appended[0].seq, 6, "appended on the head as it is");
+    let numbers: Vec<i64> =
+        sqlx::query_scalar("SELECT seq FROM audit_events ORDER BY seq").fetch_all(&pool).await.unwrap();
+    assert_eq!(numbers, vec![1, 6], "nothing at 2, where the writer thought the head was");
+}
+
 /// Two stores appending in turn, as replicas do, so that most batches are chained by
 /// PostgreSQL (`ward_append_events`) and some by a writer on the head it remembered: the head,
 /// the kept Merkle nodes and every hash are what ward computes from the events, for batches
