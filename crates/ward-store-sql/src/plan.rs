@@ -94,7 +94,11 @@ impl Statement {
     }
 
     fn checked(sql: &'static str, params: Vec<Param>) -> Self {
-        Self { sql: sql.into(), params, expected_rows: Some(1), fails_whole: false }
+        Self::expecting(sql, params, 1)
+    }
+
+    fn expecting(sql: impl Into<Cow<'static, str>>, params: Vec<Param>, rows: u64) -> Self {
+        Self { sql: sql.into(), params, expected_rows: Some(rows), fails_whole: false }
     }
 }
 
@@ -647,7 +651,7 @@ fn grant_updates(grants: &[&Grant]) -> Result<Statement, StoreError> {
             g.idle_at().map(millis).into(),
         ]);
     }
-    Ok(Statement { sql: sql.into(), params, expected_rows: Some(grants.len() as u64), fails_whole: false })
+    Ok(Statement::expecting(sql, params, grants.len() as u64))
 }
 
 /// Records a shared key's first fingerprint, or replaces exactly the one it names.
@@ -727,7 +731,7 @@ fn tallies_taken_statements(taken: &[TallyTaken]) -> Vec<Statement> {
             push_value_rows(&mut sql, chunk.len(), 2, 0);
             sql.push(')');
             let params = chunk.iter().flat_map(|t| [t.id.into(), t.revision.into()]).collect();
-            Statement { sql: sql.into(), params, expected_rows: Some(chunk.len() as u64), fails_whole: false }
+            Statement::expecting(sql, params, chunk.len() as u64)
         })
         .collect()
 }
