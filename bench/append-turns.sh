@@ -93,35 +93,42 @@ script() {
     echo "$dir/$1-$2.pgb"
 }
 
-# (pgbench takes the database as its last argument: its `-d` is `--debug`.)
 busy_idle() { awk '/^cpu /{print $2+$3+$4+$7+$8, $5+$6}' /proc/stat; }
 
-# run LABEL PROCEDURE CLIENTS EVENTS [SQL]: SQL runs on the fresh copy first.
-run() {
-    file=$(script "$2" "$4")
+# fresh_copy [SQL]: database `ward` anew from the template, SQL run on it, then a checkpoint.
+fresh_copy() {
     sql -d postgres -c "DROP DATABASE IF EXISTS ward" -c "CREATE DATABASE ward TEMPLATE template_ward"
-    [ -z "${5:-}" ] || sql -d ward -c "$5"
+    [ -z "${1:-}" ] || sql -d ward -c "$1"
     sql -d postgres -c CHECKPOINT
+}
+
+# measure LABEL N WHAT EACH PGBENCH_OPTIONS...: one pgbench run on `ward` (its last argument:
+# pgbench's `-d` is `--debug`), printed as WHAT a second (N of them a transaction), with the
+# machine's CPU time for EACH transaction and how busy its CPUs were.
+measure() {
+    label=$1 n=$2 what=$3 each=$4
+    shift 4
     before=$(busy_idle)
-    tps=$(pgbench -n -h 127.0.0.1 -p "$port" -U ward -M prepared -c "$3" -j "$3" -T "$seconds" -f "$file" ward 2>&1 |
-        awk '/^tps/{print $3}')
+    tps=$(pgbench -n -h 127.0.0.1 -p "$port" -U ward -T "$seconds" "$@" ward 2>&1 | awk '/^tps/{print $3}')
     after=$(busy_idle)
-    echo "$before $after" | awk -v label="$1" -v tps="$tps" -v n="$4" -v s="$seconds" -v hz="$(getconf CLK_TCK)" \
-        '{ busy = $3 - $1; idle = $4 - $2; printf "%s: %.0f events/s; CPU %.3f ms a turn, %.0f%% busy\n", label, tps * n, busy * 1000 / hz / (tps * s), 100 * busy / (busy + idle) }'
+    echo "$before $after" | awk -v label="$label" -v tps="$tps" -v n="$n" -v what="$what" -v each="$each" \
+        -v s="$seconds" -v hz="$(getconf CLK_TCK)" '{ busy = $3 - $1; idle = $4 - $2
+            printf "%s: %.0f %s/s; CPU %.3f ms a %s, %.0f%% busy\n", label, tps * n, what,
+                busy * 1000 / hz / (tps * s), each, 100 * busy / (busy + idle) }'
+}
+
+# run LABEL PROCEDURE CLIENTS EVENTS [SQL]: turns of EVENTS from CLIENTS; SQL runs on the fresh
+# copy first.
+run() {
+    fresh_copy "${5:-}"
+    measure "$1" "$4" events turn -M prepared -c "$3" -j "$3" -f "$(script "$2" "$4")"
 }
 
 # insert: the bench's peer, as it runs it (16 clients, 2 threads, one single-row INSERT).
 insert() {
-    sql -d postgres -c "DROP DATABASE IF EXISTS ward" -c "CREATE DATABASE ward TEMPLATE template_ward"
-    sql -d ward -c "CREATE TABLE pgbench_audit (id BIGSERIAL PRIMARY KEY, event TEXT NOT NULL)"
-    sql -d postgres -c CHECKPOINT
+    fresh_copy "CREATE TABLE pgbench_audit (id BIGSERIAL PRIMARY KEY, event TEXT NOT NULL)"
     printf "INSERT INTO pgbench_audit (event) VALUES ('%s');\n" "$(printf '%0700d' 0)" >"$dir/insert.pgb"
-    before=$(busy_idle)
-    tps=$(pgbench -n -h 127.0.0.1 -p "$port" -U ward -c 16 -j 2 -T "$seconds" -f "$dir/insert.pgb" ward 2>&1 |
-        awk '/^tps/{print $3}')
-    after=$(busy_idle)
-    echo "$before $after" | awk -v tps="$tps" -v s="$seconds" -v hz="$(getconf CLK_TCK)" \
-        '{ busy = $3 - $1; idle = $4 - $2; printf "pgbench insert, 16 clients: %.0f rows/s; CPU %.3f ms a row, %.0f%% busy\n", tps, busy * 1000 / hz / (tps * s), 100 * busy / (busy + idle) }'
+    measure "pgbench insert, 16 clients" 1 rows row -c 16 -j 2 -f "$dir/insert.pgb"
 }
 
 no_secondary_indexes="DROP INDEX audit_events_by_actor, audit_events_by_subject, audit_events_by_resource,
@@ -139,8 +146,7 @@ for round in $(seq 1 "$rounds"); do
     } | tee -a "$results"
 done
 echo "medians of $rounds round(s):"
-for label in "3 × 5" "2 × 8" "4 × 4" "8 × 2" "3 × 5, no chain" "3 × 5, no secondary indexes" \
-    "pgbench insert, 16 clients"; do
-    grep "^$label: " "$results" | awk -F': ' '{print $2}' | sort -n |
+awk -F': ' '!seen[$1]++ { print $1 }' "$results" | while IFS= read -r label; do
+    awk -F': ' -v label="$label" '$1 == label { print $2 }' "$results" | sort -n |
         awk -v label="$label" '{ line[NR] = $0 } END { print "  " label ": " line[int((NR + 1) / 2)] }'
 done
