@@ -100,6 +100,9 @@ function makeProvider(issuer) {
   return provider;
 }
 
+// How long one step of `browse` may take: far longer than it ever needs.
+const STEP_TIMEOUT_MS = 10_000;
+
 // A "browser" with a cookie jar, used by the control endpoints to click through the real flows.
 async function browse(url, login, { stopAt } = {}) {
   const jar = new Map();
@@ -108,6 +111,7 @@ async function browse(url, login, { stopAt } = {}) {
   for (let i = 0; i < 20; i += 1) {
     const res = await fetch(url, {
       method, body, redirect: 'manual',
+      signal: AbortSignal.timeout(STEP_TIMEOUT_MS), // a step that hangs fails the call, not the run
       headers: {
         cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '),
         ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
@@ -120,6 +124,7 @@ async function browse(url, login, { stopAt } = {}) {
     }
     const location = res.headers.get('location');
     if (location) {
+      await res.arrayBuffer(); // read to the end, so the connection is free for the next step
       url = new URL(location, url).href;
       if (stopAt && url.startsWith(stopAt)) return url;
       if (new URL(url).pathname.startsWith('/interaction/')) url += `?login=${encodeURIComponent(login)}`;

@@ -22,6 +22,9 @@ const PUBLIC_URL: &str = "http://127.0.0.1:8470";
 const SESSION: &str = "__Host-ward-session";
 const SIGN_IN: &str = "__Host-ward-sign-in";
 const LOGIN: &str = "__Host-ward-login";
+/// Far longer than any page takes, even one that waits on the provider (ward gives up on it
+/// after `ward_identity::FETCH_TIMEOUT`).
+const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 struct Ui {
     app: Router,
@@ -133,10 +136,17 @@ impl Ui {
             }
             None => Body::empty(),
         };
-        let response = self.app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
-        let (status, headers) = (response.status(), response.headers().clone());
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-        Answer { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+        // Bounded, so a call that never ends fails its test, naming the call, instead of
+        // stalling the whole run until CI gives up on it.
+        let answered = tokio::time::timeout(ANSWER_DEADLINE, async {
+            let response = self.app.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+            let (status, headers) = (response.status(), response.headers().clone());
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            Answer { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+        });
+        answered
+            .await
+            .unwrap_or_else(|_| panic!("{method} {uri} was not answered within {ANSWER_DEADLINE:?}"))
     }
 
     async fn get(&self, uri: &str, cookies: &[(&str, &str)]) -> Answer {

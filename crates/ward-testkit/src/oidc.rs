@@ -8,8 +8,14 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use serde_json::{Value, json};
+
+/// How long the provider may take to start or to answer one call of a test: far longer than it
+/// ever needs, so a provider that hangs fails the test that waits on it, saying where, rather
+/// than stall the whole run.
+const PROVIDER_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A running test provider; stopped when dropped (and when the test process ends: it exits when
 /// its stdin closes).
@@ -57,8 +63,18 @@ fn start(port: Option<u16>) -> Option<TestProvider> {
         .spawn()
         .expect("start the OpenID test provider");
     let stdout = child.stdout.take().expect("the provider's stdout");
-    let mut first = String::new();
-    BufReader::new(stdout).read_line(&mut first).expect("read the provider's first line");
+    let (sender, first_line) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = String::new();
+        let _ = sender.send(BufReader::new(stdout).read_line(&mut first).map(|_| first));
+    });
+    let first = match first_line.recv_timeout(PROVIDER_DEADLINE) {
+        Ok(read) => read.expect("read the provider's first line"),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("the OpenID test provider did not start within {PROVIDER_DEADLINE:?}");
+        }
+    };
     let ready: Ready = parse_ready(&first).unwrap_or_else(|| panic!("the provider did not start: {first:?}"));
     Some(TestProvider { child, issuer: ready.issuer, client_id: ready.client_id })
 }
@@ -96,7 +112,7 @@ impl TestProvider {
     }
 
     async fn post(&self, name: &str, body: Value) -> Value {
-        let response = reqwest::Client::new().post(self.control(name)).json(&body).send().await.unwrap();
+        let response = http().post(self.control(name)).json(&body).send().await.unwrap();
         assert!(response.status().is_success(), "/__test/{name}: {}", response.text().await.unwrap());
         response.json().await.unwrap()
     }
@@ -145,7 +161,7 @@ impl TestProvider {
     /// The provider's discovery document.
     pub async fn discovery(&self) -> Value {
         let url = format!("{}/.well-known/openid-configuration", self.issuer);
-        reqwest::get(url).await.unwrap().json().await.unwrap()
+        http().get(url).send().await.unwrap().json().await.unwrap()
     }
 
     /// An access token (a JWT) for `login`, through the real device flow (RFC 8628) with the
@@ -157,7 +173,7 @@ impl TestProvider {
     /// The whole token response of [`TestProvider::device_token`] (with the refresh token).
     pub async fn device_tokens(&self, login: &str, resource: Option<&str>) -> Value {
         let discovery = self.discovery().await;
-        let http = reqwest::Client::new();
+        let http = http();
         let mut form = vec![("client_id", self.client_id.as_str()), ("scope", "openid offline_access")];
         if let Some(resource) = resource {
             form.push(("resource", resource));
@@ -178,6 +194,11 @@ impl TestProvider {
         assert!(tokens["access_token"].is_string(), "no access token: {tokens}");
         tokens
     }
+}
+
+/// A client for the provider that gives up on a call after [`PROVIDER_DEADLINE`].
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(PROVIDER_DEADLINE).build().expect("an HTTP client")
 }
 
 /// A JWT's claims, unverified: for tests that look at what the provider issued.
