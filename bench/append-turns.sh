@@ -12,6 +12,9 @@
 #     same way (asynchronously, then a barrier), with no head to take: what the chain costs;
 #   - 3 × 5 on a copy without audit_events' seven secondary indexes: what keeping them costs
 #     while the head is held;
+#   - appends acknowledged before they are chained, a contract ward does not have: 3 clients
+#     staging turns of 5 events, 8 of 2 and 16 of one, each turn one durable commit of its own,
+#     while one sequencer chains what was staged (events chained a second);
 #   - the peer of the bench: pgbench's 16 clients inserting one row of an event's size a
 #     transaction (rows/s; CPU a transaction).
 # Each run is on a fresh copy of the database (and after a checkpoint). Printed: events a
@@ -47,7 +50,7 @@ for migration in "$repo"/crates/ward-store-sql/migrations/postgres/*.sql; do
     sql -d template_ward -f "$migration" >/dev/null
 done
 sql -d template_ward <<'SQL'
--- A batch of 2 to 8 events shaped like the bench's (crates/ward-store-sql/benches/append.rs),
+-- A batch of 1 to 8 events shaped like the bench's (crates/ward-store-sql/benches/append.rs),
 -- its ids numbered afresh each turn ('#'); the canonical bytes are filler in the pieces' lengths.
 CREATE SEQUENCE next_batch;
 CREATE TABLE batches (events int PRIMARY KEY, batch text, hashed bytea, pieces int[]);
@@ -61,7 +64,7 @@ SELECT n,
      FROM generate_series(1, n) k)::text,
     decode(repeat(repeat('ab', 400), n), 'hex'),
     (SELECT array_agg(p) FROM generate_series(1, n), unnest('{200,100,100}'::int[]) p)
-FROM unnest('{2,4,5,8}'::int[]) n;
+FROM unnest('{1,2,4,5,8}'::int[]) n;
 
 -- The same events with no chain: no head taken, `seq` from a sequence, constant hashes.
 CREATE SEQUENCE unchained_seq START 1000000000;
@@ -80,6 +83,38 @@ BEGIN
         details text);
     COMMIT;
     PERFORM pg_logical_emit_message(true, 'ward-durable', '');
+END;
+$$;
+
+-- Appends acknowledged before they are chained (a shape ward does not have): a writer commits
+-- its turn's batch, durably, as one row here and answers its callers; one sequencer moves the
+-- rows, oldest first, onto the chain with ward_append_events in transactions of its own.
+CREATE TABLE audit_staged (id bigserial PRIMARY KEY, batch jsonb NOT NULL, hashed bytea NOT NULL,
+    pieces int[] NOT NULL);
+CREATE PROCEDURE sequence_staged()
+LANGUAGE plpgsql AS $$
+DECLARE
+    merged_batch jsonb;
+    merged_hashed bytea;
+    merged_pieces int[];
+BEGIN
+    WITH taken AS (
+        DELETE FROM audit_staged
+        WHERE id IN (SELECT id FROM audit_staged ORDER BY id LIMIT 64)
+        RETURNING id, batch, hashed, pieces
+    )
+    SELECT (SELECT jsonb_agg(x.e ORDER BY t.id, x.n)
+                FROM taken t, jsonb_array_elements(t.batch) WITH ORDINALITY AS x(e, n)),
+           (SELECT string_agg(t.hashed, ''::bytea ORDER BY t.id) FROM taken t),
+           (SELECT array_agg(y.p ORDER BY t.id, y.n)
+                FROM taken t, unnest(t.pieces) WITH ORDINALITY AS y(p, n))
+    INTO merged_batch, merged_hashed, merged_pieces;
+    IF merged_batch IS NULL THEN
+        -- Nothing staged: a real sequencer would wait for a notification.
+        PERFORM pg_sleep(0.0002);
+        RETURN;
+    END IF;
+    PERFORM ward_append_events(merged_batch, merged_hashed, merged_pieces, 'ward_log');
 END;
 $$;
 SQL
@@ -131,6 +166,33 @@ insert() {
     measure "pgbench insert, 16 clients" 1 rows row -c 16 -j 2 -f "$dir/insert.pgb"
 }
 
+# staged CLIENTS EVENTS: CLIENTS stage turns of EVENTS (each turn one durable commit) while one
+# sequencer chains them, both for the run's length. Printed: events chained and staged (acknowledged) a
+# second, what was left staged at the end, the machine's CPU an event and how busy it was.
+staged() {
+    clients=$1 events=$2
+    fresh_copy
+    printf '%s\n%s\n' \
+        "SELECT replace(batch, '#', nextval('next_batch')::text) AS batch, hashed, pieces FROM batches WHERE events = $events \\gset" \
+        "INSERT INTO audit_staged (batch, hashed, pieces) VALUES (:batch, :hashed, :pieces);" >"$dir/stage.pgb"
+    echo "CALL sequence_staged();" >"$dir/sequence.pgb"
+    chained_before=$(sql -d ward -Atc "SELECT count(*) FROM audit_events")
+    before=$(busy_idle)
+    pgbench -n -h 127.0.0.1 -p "$port" -U ward -T "$seconds" -M prepared -c 1 -f "$dir/sequence.pgb" ward \
+        >"$dir/sequence.out" 2>&1 &
+    tps=$(pgbench -n -h 127.0.0.1 -p "$port" -U ward -T "$seconds" -M prepared -c "$clients" -j "$clients" -f "$dir/stage.pgb" ward 2>&1 |
+        awk '/^tps/{print $3}')
+    wait
+    after=$(busy_idle)
+    chained=$(sql -d ward -Atc "SELECT count(*) - $chained_before FROM audit_events")
+    left=$(sql -d ward -Atc "SELECT coalesce(sum(jsonb_array_length(batch)), 0) FROM audit_staged")
+    echo "$before $after" | awk -v tps="$tps" -v chained="$chained" -v left="$left" -v s="$seconds" \
+        -v label="$clients × $events staged, one sequencer" -v n="$events" -v hz="$(getconf CLK_TCK)" '{
+            busy = $3 - $1; idle = $4 - $2
+            printf "%s: %.0f events/s chained, %.0f staged, %d left staged; CPU %.3f ms an event, %.0f%% busy\n",
+                label, chained / s, tps * n, left, busy * 1000 / hz / (chained + left), 100 * busy / (busy + idle) }'
+}
+
 no_secondary_indexes="DROP INDEX audit_events_by_actor, audit_events_by_subject, audit_events_by_resource,
     audit_events_by_type, audit_events_by_request, audit_events_by_grant, audit_events_by_occurred"
 results=$dir/results
@@ -142,6 +204,9 @@ for round in $(seq 1 "$rounds"); do
         run "8 × 2" ward_append_events_durably 8 2
         run "3 × 5, no chain" append_unchained 3 5
         run "3 × 5, no secondary indexes" ward_append_events_durably 3 5 "$no_secondary_indexes"
+        staged 3 5
+        staged 8 2
+        staged 16 1
         insert
     } | tee -a "$results"
 done
