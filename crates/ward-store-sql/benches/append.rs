@@ -13,7 +13,12 @@
 //!
 //! cargo bench -p ward-store-sql --bench append [-- EVENTS_PER_FIGURE]
 //! cargo bench -p ward-store-sql --bench append -- replicas [ROUNDS]   (the replicas' figure alone)
+//! cargo bench -p ward-store-sql --bench append -- handover [ROUNDS]   (a shape ward does not
+//!   have, measured next to it: replicas hand their groups to the one that holds the chain)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "append/handover.rs"]
+mod handover;
 
 use std::io::Write;
 use std::process::Command;
@@ -238,21 +243,101 @@ async fn replicas_only(rounds: usize) {
         ward.push(rate);
         pgbench_rates.push(peer);
     }
-    let median = |values: &mut Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
     let (ward, peer) = (median(&mut ward), median(&mut pgbench_rates));
     println!("medians: {ward:.0} events/s against pgbench {peer:.0}/s; ratio {:.2}", ward / peer);
+}
+
+/// 16 writers spread over three replicas that hand their events to the first, which holds the
+/// chain: its writers commit on its store, the others' through a [`handover::Forwarder`] each.
+async fn handed_over(url: &str, count: u64) -> f64 {
+    let holder = Arc::new(SqlStore::connect(url).await.unwrap());
+    let (endpoint, server) = handover::serve(holder.clone()).await;
+    let forwarders =
+        Arc::new([handover::Forwarder::start(endpoint.clone()), handover::Forwarder::start(endpoint)]);
+    let started = Instant::now();
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (holder, forwarders) = (holder.clone(), forwarders.clone());
+            tokio::spawn(async move {
+                for n in (w..count).step_by(WRITERS as usize) {
+                    match w % 3 {
+                        0 => {
+                            let change = Change { events: vec![event(n)], ..Change::default() };
+                            holder.commit(change, Timestamp::now()).await.unwrap();
+                        }
+                        replica => {
+                            forwarders[replica as usize - 1].append(event(n)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let rate = per_second(count, started);
+    server.abort();
+    holder.close().await;
+    rate
+}
+
+/// Rounds of four figures on fresh databases: 16 writers over three replicas as ward appends,
+/// the same with the groups handed over to one replica, 16 writers on one process (what handing
+/// over could reach at most), and `pgbench` with 16 clients.
+async fn handover_against_replicas(rounds: usize) {
+    const EVENTS: u64 = 60_000;
+    let cluster = ward_testkit::durable_postgres().expect("PostgreSQL is installed");
+    let (mut direct, mut handed, mut alone, mut peers) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let replicas = three_replicas(&cluster.fresh_database()).await;
+        let rate = concurrent_writers(&replicas, WRITERS, 0, EVENTS).await;
+        for replica in &replicas {
+            replica.close().await;
+        }
+        let over = handed_over(&cluster.fresh_database(), EVENTS).await;
+        let one = Arc::new(SqlStore::connect(&cluster.fresh_database()).await.unwrap());
+        let one_rate = concurrent_writers(std::slice::from_ref(&one), WRITERS, 0, EVENTS).await;
+        one.close().await;
+        let peer = pgbench(&cluster, &cluster.fresh_database(), 16, 5);
+        println!(
+            "round {round}: 16 writers over 3 replicas {rate:.0} events/s ({:.2}); handed over to one {over:.0}/s ({:.2}); one process {one_rate:.0}/s ({:.2}); pgbench, 16 clients: {peer:.0}/s",
+            rate / peer,
+            over / peer,
+            one_rate / peer
+        );
+        direct.push(rate);
+        handed.push(over);
+        alone.push(one_rate);
+        peers.push(peer);
+    }
+    let peer = median(&mut peers);
+    let ratio = |values: &mut Vec<f64>| {
+        let rate = median(values);
+        format!("{rate:.0} events/s, ratio {:.2}", rate / peer)
+    };
+    println!(
+        "medians: over 3 replicas {}; handed over {}; one process {}; pgbench {peer:.0}/s",
+        ratio(&mut direct),
+        ratio(&mut handed),
+        ratio(&mut alone)
+    );
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     let first = args.next();
-    if first.as_deref() == Some("replicas") {
-        let rounds = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
-        return replicas_only(rounds).await;
+    let rounds = |argument: Option<String>| argument.and_then(|a| a.parse().ok()).unwrap_or(5);
+    match first.as_deref() {
+        Some("replicas") => return replicas_only(rounds(args.next())).await,
+        Some("handover") => return handover_against_replicas(rounds(args.next())).await,
+        _ => {}
     }
     let count: u64 = first.and_then(|a| a.parse().ok()).unwrap_or(4_000);
     let dir = tempfile::tempdir_in(std::env::current_dir().unwrap()).unwrap();
