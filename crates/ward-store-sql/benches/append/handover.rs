@@ -3,8 +3,9 @@
 //! gather their callers' events as a writer does and send each group over HTTP to the holder,
 //! whose own group commit then packs every replica's callers into its turns.
 //!
-//! What it leaves out, as it costs the holder's process little: authenticating the replicas,
-//! the records a change writes besides its events, and what happens when the holder is gone.
+//! What it leaves out: authenticating the replicas, the records a change writes besides its
+//! events, and what happens when the holder is gone. Each would add to a hop's cost, not take
+//! from it.
 
 use std::sync::Arc;
 
